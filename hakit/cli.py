@@ -1,0 +1,157 @@
+"""The ``hakit`` command line (DESIGN.md "The CLI contract").
+
+Thin: every command loads the inventory, calls one library function and prints its result.
+Exit codes: 0 done, 1 failed (re-run resumes), 2 bad usage or input, 3 refused for safety.
+User mistakes never end in a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from hakit import __version__
+from hakit.errors import ExitCode, HakitError
+from hakit.inventory import load_inventory
+from hakit.model import Inventory
+
+DEFAULT_INVENTORY = "inventory.yml"
+
+
+class Context:
+    """What every command gets: where the inventory is, and how loud to be."""
+
+    def __init__(self, inventory: str | None, verbosity: int):
+        self.inventory_path = inventory
+        self.verbosity = verbosity
+
+    def inventory(self) -> Inventory:
+        path = self.inventory_path or os.environ.get("HAKIT_INVENTORY") or DEFAULT_INVENTORY
+        return load_inventory(path)
+
+    def say(self, message: str, level: int = 0) -> None:
+        if self.verbosity >= level:
+            click.echo(message)
+
+
+inventory_option = click.option(
+    "-i", "--inventory", "inventory", metavar="INVENTORY", envvar="HAKIT_INVENTORY",
+    help=f"The inventory file (default: $HAKIT_INVENTORY, else ./{DEFAULT_INVENTORY}).")
+
+
+def _with_inventory(func):
+    """Accept ``-i`` after the command name too (``hakit render -i INV``), as DESIGN.md writes it."""
+
+    @functools.wraps(func)
+    def wrapper(obj: Context, inventory: str | None, **kwargs):
+        if inventory:
+            obj.inventory_path = inventory
+        return func(obj, **kwargs)
+
+    wrapper.__click_params__ = list(getattr(func, "__click_params__", []))  # type: ignore[attr-defined]
+    return click.pass_obj(inventory_option(wrapper))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@inventory_option
+@click.option("-q", "--quiet", is_flag=True, help="Print only errors and results.")
+@click.option("-v", "--verbose", count=True, help="Print more (repeat for more).")
+@click.version_option(__version__, prog_name="hakit")
+@click.pass_context
+def main_group(ctx: click.Context, inventory: str | None, quiet: bool, verbose: int) -> None:
+    """hakit: active/passive high availability for a monitoring master and its databases.
+
+    Exit codes: 0 done; 1 failed (state consistent, re-run resumes); 2 bad usage or bad input;
+    3 refused for safety (the message says why and what would allow it).
+    """
+    ctx.obj = Context(inventory, -1 if quiet else verbose)
+
+
+@main_group.command()
+@_with_inventory
+@click.option("-o", "--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder to write into: one sub-folder per node, laid out by target path.")
+def render(ctx: Context, out: Path) -> None:
+    """Render every artefact of the inventory into OUT (one folder per node).
+
+    Creates the secrets file (mode 0600) next to the inventory when it does not exist yet.
+    Output is byte-identical for the same inventory and secrets.
+    """
+    from hakit import render as rendering
+    from hakit.artefact import write_tree
+    from hakit.secrets import ensure_secrets, secrets_path
+
+    inv = ctx.inventory()
+    existed = secrets_path(inv).exists()
+    sec = ensure_secrets(inv, create=True)
+    if not existed:
+        ctx.say(f"created secrets file {secrets_path(inv)} (mode 0600)")
+    artefacts = rendering.render_all(inv, sec)
+    written = write_tree(artefacts, out)
+    ctx.say(f"rendered {len(written)} files for {len(inv.nodes)} nodes into {out}")
+    for path in written:
+        ctx.say(f"  {path}", level=1)
+    placeholders = [f"{dev}.{param}" for dev, params in sec.fencing.items() for param, value in params.items()
+                    if value == "CHANGE-ME"]
+    if placeholders:
+        ctx.say(f"note: set the fencing secrets {', '.join(placeholders)} in {secrets_path(inv)}")
+
+
+@main_group.command()
+@_with_inventory
+def validate(ctx: Context) -> None:
+    """Check the inventory and run every rendered artefact through the real tool that reads it.
+
+    Renders into a temporary folder; writes nothing next to the inventory.
+    """
+    from hakit import validate as validation
+    from hakit.secrets import ensure_secrets
+
+    inv = ctx.inventory()
+    ctx.say(f"inventory {inv.path}: OK ({inv.settings.topology}, {inv.settings.stack}, "
+            f"{len(inv.nodes)} nodes)")
+    results = validation.validate_all(inv, ensure_secrets(inv, create=False))
+    failed = [r for r in results if not r.ok]
+    for result in results:
+        ctx.say(str(result)) if result.ok else click.echo(str(result), err=True)
+    if failed:
+        raise click.exceptions.Exit(int(ExitCode.BAD_INPUT))
+    ctx.say(f"all {len(results)} checks passed")
+
+
+def _register_subcommands() -> None:
+    from hakit.lab.cli import lab
+
+    main_group.add_command(lab)
+
+
+_register_subcommands()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script: maps every hakit error to its exit code."""
+    try:
+        main_group.main(args=argv, prog_name="hakit", standalone_mode=False)
+    except HakitError as exc:
+        click.echo(f"hakit: {exc}", err=True)
+        return int(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.ClickException as exc:  # usage errors: exit 2
+        exc.show()
+        return int(ExitCode.BAD_INPUT)
+    except click.exceptions.Abort:
+        click.echo("hakit: aborted", err=True)
+        return int(ExitCode.FAILED)
+    except KeyboardInterrupt:
+        click.echo("hakit: interrupted; re-run the same command to resume", err=True)
+        return 130
+    return int(ExitCode.OK)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,418 @@
+"""The typed, immutable model of an inventory (DESIGN.md "The inventory").
+
+Every string that can end up in a rendered file, a shell command or an SQL statement is
+constrained here to a safe alphabet, so no value can break out of a config line: the
+renderer may trust the model. Each constraint's message is a plain sentence of the rule.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+# --------------------------------------------------------------------------- safe strings
+
+
+def _pattern(regex: str, rule: str):
+    compiled = re.compile(regex)
+
+    def check(value: str) -> str:
+        if not compiled.fullmatch(value):
+            raise ValueError(rule)
+        return value
+
+    return AfterValidator(check)
+
+
+#: node, cluster and device names: usable as hostnames, corosync/heartbeat node names, XML ids
+Name = Annotated[str, _pattern(r"[a-z][a-z0-9-]{0,62}",
+                               "must be a name of lowercase letters, digits and '-', starting with a letter, "
+                               "at most 63 characters")]
+#: MySQL identifiers (database, user names): quoted with backticks, never with user characters
+Ident = Annotated[str, _pattern(r"[A-Za-z_][A-Za-z0-9_]{0,31}",
+                                "must be an identifier of letters, digits and '_', not starting with a digit, "
+                                "at most 32 characters")]
+AbsPath = Annotated[str, _pattern(r"/[A-Za-z0-9._+@/-]{0,254}",
+                                  "must be an absolute path of letters, digits and '._+@-/' (no spaces or quotes)"),
+                    AfterValidator(lambda v: _no_dotdot(v))]
+Interface = Annotated[str, _pattern(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,14}",
+                                    "must be a network interface name (letters, digits, '_.-', at most 15 characters)")]
+#: values handed to fence agents and hooks: no quotes, spaces, braces, ';', '$' or newlines
+SafeValue = Annotated[str, _pattern(r"[A-Za-z0-9._:/@,+=%-]{0,255}",
+                                    "must be at most 255 letters, digits or '._:/@,+=%-' "
+                                    "(no spaces, quotes, braces, ';', '$' or newlines)")]
+FenceAgent = Annotated[str, _pattern(r"(fence_[a-z0-9_]{1,40}|external/[a-z0-9_-]{1,40}|[a-z][a-z0-9_]{1,40})",
+                                     "must be a fence agent name such as 'fence_ipmilan', or a heartbeat "
+                                     "stonith plugin such as 'external/ipmi'")]
+HookArg = Annotated[str, _pattern(r"[^\x00\n\r]{1,1024}", "must be one line of at most 1024 characters")]
+
+
+def _no_dotdot(value: str) -> str:
+    if "/../" in value + "/" or value.endswith("/..") or "//" in value:
+        raise ValueError("must be a normalised absolute path (no '..' or '//')")
+    return value
+
+
+def _ipv4(value: object) -> str:
+    if not isinstance(value, str):
+        raise ValueError("must be an IPv4 address written as a string, e.g. '10.0.0.1'")
+    try:
+        return str(ipaddress.IPv4Address(value))
+    except ValueError:
+        raise ValueError("must be an IPv4 address such as '10.0.0.1'") from None
+
+
+IPv4 = Annotated[str, AfterValidator(_ipv4)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+class Frozen(BaseModel):
+    """Base of every model class: immutable, unknown keys refused."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=False, str_strip_whitespace=False)
+
+
+# --------------------------------------------------------------------------- sections
+
+
+class Vip(Frozen):
+    """A virtual IP that follows the active node."""
+
+    address: IPv4
+    netmask: Annotated[int, Field(ge=8, le=32, description="CIDR prefix length, e.g. 24")] = 24
+    interface: Interface = "eth0"
+
+    @property
+    def network(self) -> ipaddress.IPv4Network:
+        return ipaddress.IPv4Network(f"{self.address}/{self.netmask}", strict=False)
+
+
+class Storage(Frozen):
+    """Where the data lives: databases replicated (or on a block device), monitoring files mirrored."""
+
+    databases: Literal["replication", "drbd", "shared"] = "replication"
+    files: Literal["drbd", "shared", "none"] = "none"
+
+
+class HeartbeatTiming(Frozen):
+    """ha.cf timings in seconds (heartbeat's rules: keepalive < warntime < deadtime <= initdead/2)."""
+
+    keepalive: Annotated[int, Field(ge=1, le=60)] = 1
+    warntime: Annotated[int, Field(ge=1, le=600)] = 3
+    deadtime: Annotated[int, Field(ge=2, le=600)] = 5
+    initdead: Annotated[int, Field(ge=4, le=3600)] = 30
+
+    @model_validator(mode="after")
+    def _order(self) -> "HeartbeatTiming":
+        if not self.keepalive < self.warntime < self.deadtime:
+            raise ValueError("needs keepalive < warntime < deadtime")
+        if self.initdead < 2 * self.deadtime:
+            raise ValueError("initdead must be at least twice deadtime (heartbeat's own rule)")
+        return self
+
+
+class CorosyncTiming(Frozen):
+    """corosync totem timings in milliseconds (consensus must exceed token; default 1.2 x token)."""
+
+    token: Annotated[int, Field(ge=200, le=60000)] = 1000
+    consensus: Annotated[int | None, Field(ge=240, le=72000)] = None
+
+    @model_validator(mode="after")
+    def _order(self) -> "CorosyncTiming":
+        if self.consensus is not None and self.consensus <= self.token:
+            raise ValueError("consensus must be larger than token (corosync's rule; default 1.2 x token)")
+        return self
+
+    @property
+    def effective_consensus(self) -> int:
+        return self.consensus if self.consensus is not None else int(self.token * 1.2)
+
+
+class Timing(Frozen):
+    heartbeat: HeartbeatTiming = HeartbeatTiming()
+    corosync: CorosyncTiming = CorosyncTiming()
+
+
+class FenceDevice(Frozen):
+    """A fencing device: which agent, which nodes it can power off, and its parameters.
+
+    Parameters named in ``secret_params`` are read from the secrets file
+    (``fencing.<name>.<param>``), never from the inventory.
+    """
+
+    name: Name
+    agent: FenceAgent
+    nodes: Annotated[list[Name], Field(min_length=1)]
+    params: dict[Ident, SafeValue] = {}
+    secret_params: list[Ident] = []
+
+
+class SemiSync(Frozen):
+    enabled: bool = False
+    timeout_ms: Annotated[int, Field(ge=100, le=600000)] = 10000
+    wait_point: Literal["AFTER_SYNC", "AFTER_COMMIT"] = "AFTER_SYNC"
+
+
+class Tls(Frozen):
+    """Replication over TLS; certificate files are paths on each node."""
+
+    enabled: bool = False
+    ca: AbsPath | None = None
+    cert: AbsPath | None = None
+    key: AbsPath | None = None
+
+    @model_validator(mode="after")
+    def _files(self) -> "Tls":
+        if self.enabled and not (self.ca and self.cert and self.key):
+            raise ValueError("tls.enabled needs ca, cert and key")
+        return self
+
+
+class MySQL(Frozen):
+    """The database part: users, databases, replication options."""
+
+    port: Port = 3306
+    datadir: AbsPath = "/var/lib/mysql"
+    socket: AbsPath = "/run/mysqld/mysqld.sock"
+    config_path: AbsPath = "/etc/mysql/mariadb.conf.d/60-hakit.cnf"
+    replication_user: Ident = "hakit_repl"
+    admin_user: Ident = "hakit_admin"
+    monitoring_user: Ident = "opsview"
+    hakit_schema: Ident = "hakit"
+    databases: Annotated[list[Ident], Field(min_length=1)] = ["opsview", "runtime"]
+    bulk_databases: list[Ident] = []
+    semi_sync: SemiSync = SemiSync()
+    tls: Tls = Tls()
+    binlog_expire_days: Annotated[int, Field(ge=1, le=99)] = 7
+
+    @model_validator(mode="after")
+    def _bulk_subset(self) -> "MySQL":
+        unknown = [db for db in self.bulk_databases if db not in self.databases]
+        if unknown:
+            raise ValueError(f"bulk_databases must be listed in databases too (not listed: {', '.join(unknown)})")
+        if len(set(self.databases)) != len(self.databases):
+            raise ValueError("databases lists a name twice")
+        reserved = {"mysql", "information_schema", "performance_schema", "sys", self.hakit_schema}
+        clash = sorted(reserved.intersection(self.databases))
+        if clash:
+            raise ValueError(f"databases must not name system or hakit schemas ({', '.join(clash)})")
+        return self
+
+
+class Monitoring(Frozen):
+    """The monitoring master (Nagios 4 / Opsview style) run on the active node only."""
+
+    service: Name = "nagios4"
+    daemon: AbsPath = "/usr/sbin/nagios4"
+    config: AbsPath = "/etc/nagios4/nagios.cfg"
+    fragment: AbsPath = "/etc/nagios4/conf.d/hakit.cfg"
+    user: Ident = "nagios"
+    group: Ident = "nagios"
+    status_file: AbsPath = "/var/lib/nagios4/status.dat"
+    master_host_name: Name = "monitoring-master"
+    #: paths that must be identical on both nodes (on shared storage, or kept in sync)
+    shared_paths: list[AbsPath] = ["/etc/nagios4", "/var/lib/nagios4"]
+
+
+class Drbd(Frozen):
+    """A DRBD resource (protocol C) mirroring the monitoring files between the two nodes."""
+
+    resource: Name = "r0"
+    device: AbsPath = "/dev/drbd0"
+    disk: AbsPath = "/dev/vdb"
+    port: Port = 7789
+    mount: AbsPath = "/srv/hakit"
+    fstype: Literal["ext4", "xfs"] = "ext4"
+    cram_hmac_alg: Literal["sha1", "sha256", "sha512"] = "sha256"
+    rate_mb: Annotated[int, Field(ge=1, le=10000)] = 100
+
+
+class SharedStorage(Frozen):
+    """One shared disk (iSCSI, FC) mounted only on the active."""
+
+    device: AbsPath
+    mount: AbsPath = "/srv/hakit"
+    fstype: Literal["ext4", "xfs", "gfs2", "ocfs2"] = "ext4"
+
+
+class SyncItem(Frozen):
+    """A file or folder pushed from the active to the standby by ``hakit sync``."""
+
+    path: AbsPath
+    exclude: list[Annotated[str, _pattern(r"[A-Za-z0-9._*?+@-]{1,128}",
+                                          "must be a file name pattern of letters, digits and '._*?+@-'")]] = []
+
+
+class Ssh(Frozen):
+    """SSH: how hakit reaches the nodes, and which keys the nodes share."""
+
+    known_hosts: str = "known_hosts"  #: relative to the inventory's folder, or absolute
+    identity_file: str | None = None  #: default: ansible_ssh_private_key_file or ssh-agent/~/.ssh
+    connect_timeout: Annotated[float, Field(gt=0, le=120)] = 5.0
+    monitoring_user: Ident = "nagios"
+    share_user_key: bool = True
+    share_host_keys: bool = True
+
+    @model_validator(mode="after")
+    def _paths(self) -> "Ssh":
+        for value in (self.known_hosts, self.identity_file):
+            if value is not None and not re.fullmatch(r"[A-Za-z0-9._+@/~-]{1,255}", value):
+                raise ValueError("known_hosts and identity_file must be paths of letters, digits and '._+@/~-'")
+        return self
+
+
+Hook = Annotated[list[HookArg], Field(min_length=1)]
+
+
+class Hooks(Frozen):
+    """Commands (argument lists, never run through a shell) around each operation."""
+
+    pre_takeover: list[Hook] = []
+    post_takeover: list[Hook] = []
+    pre_switchover: list[Hook] = []
+    post_switchover: list[Hook] = []
+    pre_resync: list[Hook] = []
+    post_resync: list[Hook] = []
+    timeout_seconds: Annotated[int, Field(ge=1, le=3600)] = 60
+
+
+class Pacemaker(Frozen):
+    stickiness: Annotated[int, Field(ge=1, le=1000000)] = 1000
+    migration_threshold: Annotated[int, Field(ge=1, le=1000)] = 1
+    no_quorum_policy: Literal["stop", "freeze", "ignore"] = "stop"
+
+
+class Failover(Frozen):
+    relay_wait_seconds: Annotated[float, Field(gt=0, le=3600)] = 30.0
+    anti_flap_seconds: Annotated[int, Field(ge=0, le=86400)] = 600
+    lag_warning_seconds: Annotated[int, Field(ge=0)] = 10
+    lag_critical_seconds: Annotated[int, Field(ge=0)] = 60
+
+    @model_validator(mode="after")
+    def _thresholds(self) -> "Failover":
+        if self.lag_critical_seconds < self.lag_warning_seconds:
+            raise ValueError("lag_critical_seconds must be at least lag_warning_seconds")
+        return self
+
+
+class Settings(Frozen):
+    """Everything under ``all.vars.hakit``."""
+
+    cluster_name: Name
+    topology: Literal["two-node", "four-node"]
+    stack: Literal["pacemaker", "heartbeat"]
+    storage: Storage = Storage()
+    vips: dict[Literal["main", "db", "app"], Vip]
+    timing: Timing = Timing()
+    ping_nodes: list[IPv4] = []
+    fencing: list[FenceDevice] = []
+    mysql: MySQL = MySQL()
+    monitoring: Monitoring = Monitoring()
+    drbd: Drbd | None = None
+    shared_storage: SharedStorage | None = None
+    sync: list[SyncItem] = []
+    ssh: Ssh = Ssh()
+    hooks: Hooks = Hooks()
+    pacemaker: Pacemaker = Pacemaker()
+    failover: Failover = Failover()
+    secrets_file: Annotated[str, _pattern(r"[A-Za-z0-9._+@/-]{1,255}",
+                                          "must be a path of letters, digits and '._+@/-'")] = "hakit-secrets.yml"
+
+
+class HostVars(Frozen):
+    """The host variables hakit reads. Other ``ansible_*`` and non-hakit variables pass through."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    ansible_host: IPv4
+    ansible_port: Port = 22
+    ansible_user: Annotated[str, _pattern(r"[a-z_][a-z0-9_-]{0,31}", "must be a user name")] = "root"
+    ansible_ssh_private_key_file: str | None = None
+    hakit_priority: Annotated[int, Field(ge=0, le=1000000)] = 100
+    hakit_server_id: Annotated[int | None, Field(ge=1, le=4294967295)] = None
+    hakit_drbd_disk: AbsPath | None = None
+
+
+# --------------------------------------------------------------------------- the whole
+
+
+Role = Literal["db", "app"]
+
+
+class Node(Frozen):
+    """One server of a pair."""
+
+    name: Name
+    address: IPv4
+    ssh_port: Port = 22
+    ssh_user: str = "root"
+    ssh_key: str | None = None
+    priority: int = 100
+    server_id: int
+    offset: int  #: auto_increment_offset: 1 or 2 (its place in its pair)
+    drbd_disk: str | None = None
+
+
+class Pair(Frozen):
+    """Two nodes that fail over to each other, with their VIP and what they carry."""
+
+    name: Literal["main", "db", "app"]
+    roles: frozenset[Role]
+    nodes: tuple[Node, Node]
+    vip: Vip
+
+    @property
+    def carries_db(self) -> bool:
+        return "db" in self.roles
+
+    @property
+    def carries_app(self) -> bool:
+        return "app" in self.roles
+
+    @property
+    def node_names(self) -> tuple[str, str]:
+        return (self.nodes[0].name, self.nodes[1].name)
+
+    def peer_of(self, name: str) -> Node:
+        first, second = self.nodes
+        if name == first.name:
+            return second
+        if name == second.name:
+            return first
+        raise KeyError(name)
+
+
+class Inventory(Frozen):
+    """A loaded, validated inventory: the settings, the pairs, and where it came from."""
+
+    path: str  #: the inventory file
+    base_dir: str  #: its folder; relative paths in it are resolved from here
+    settings: Settings
+    pairs: tuple[Pair, ...]
+
+    @property
+    def nodes(self) -> tuple[Node, ...]:
+        return tuple(node for pair in self.pairs for node in pair.nodes)
+
+    def node(self, name: str) -> Node:
+        for node in self.nodes:
+            if node.name == name:
+                return node
+        raise KeyError(name)
+
+    def pair_of(self, name: str) -> Pair:
+        for pair in self.pairs:
+            if name in pair.node_names:
+                return pair
+        raise KeyError(name)
+
+    @property
+    def db_pair(self) -> Pair:
+        return next(p for p in self.pairs if p.carries_db)
+
+    @property
+    def app_pair(self) -> Pair:
+        return next(p for p in self.pairs if p.carries_app)

@@ -1,0 +1,105 @@
+"""Load YAML while remembering where every value came from.
+
+PyYAML forgets line numbers once it builds Python objects; operators need them in error
+messages. :func:`load_yaml` returns the data together with a map from field path to line, and
+refuses duplicate keys (PyYAML silently keeps the last one, which hides mistakes).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hakit.errors import InputError, Problem
+
+PathKey = tuple[str | int, ...]
+
+
+@dataclass
+class YamlSource:
+    """Parsed YAML data with the line (1-based) of every mapping key and list item."""
+
+    file: str
+    data: Any
+    lines: dict[PathKey, int] = field(default_factory=dict)
+
+    def line_of(self, path: PathKey) -> int | None:
+        """The line of ``path``, or of its nearest ancestor that has one."""
+        path = tuple(path)
+        while path:
+            if path in self.lines:
+                return self.lines[path]
+            path = path[:-1]
+        return None
+
+    def problem(self, path: PathKey, message: str) -> Problem:
+        return Problem(self.file, dotted(path), message, self.line_of(path))
+
+
+def dotted(path: PathKey) -> str:
+    """``('all', 'hosts', 0, 'x')`` -> ``all.hosts[0].x``."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def read_text(path: Path, what: str) -> str:
+    """Read a UTF-8 text file or raise an :class:`InputError` naming it."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise InputError(Problem(str(path), "", f"{what} not found")) from None
+    except IsADirectoryError:
+        raise InputError(Problem(str(path), "", f"{what} is a folder, not a file")) from None
+    except PermissionError:
+        raise InputError(Problem(str(path), "", f"{what} cannot be read (permission denied)")) from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(Problem(str(path), "", f"{what} is not UTF-8 text (bad byte at offset {exc.start})")) from None
+
+
+def load_yaml(text: str, file: str) -> YamlSource:
+    """Parse ``text``; raise :class:`InputError` with the line of any syntax error."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return YamlSource(file, None)
+        src = YamlSource(file, None)
+        _walk(node, (), src)
+        src.data = loader.construct_document(node)
+        return src
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        line = mark.line + 1 if mark is not None else None
+        raise InputError(Problem(file, "", f"not valid YAML: {exc.problem}", line)) from None
+    except yaml.YAMLError as exc:
+        raise InputError(Problem(file, "", f"not valid YAML: {exc}")) from None
+    except (ValueError, TypeError, RecursionError) as exc:  # e.g. unhashable keys, bad timestamps
+        raise InputError(Problem(file, "", f"not valid YAML: {exc}")) from None
+    finally:
+        loader.dispose()
+
+
+def _walk(node: yaml.Node, path: PathKey, src: YamlSource) -> None:
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key_node, value_node in node.value:
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else repr(key_node.value)
+            if key == "<<":
+                continue
+            if key in seen:
+                raise InputError(Problem(src.file, dotted(path + (key,)), "this key appears twice; keep one",
+                                         key_node.start_mark.line + 1))
+            seen.add(key)
+            src.lines[path + (key,)] = key_node.start_mark.line + 1
+            _walk(value_node, path + (key,), src)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            src.lines[path + (index,)] = item.start_mark.line + 1
+            _walk(item, path + (index,), src)
