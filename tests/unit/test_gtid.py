@@ -1,0 +1,51 @@
+"""GTID arithmetic: the comparisons that decide promotions and count errant transactions."""
+
+import pytest
+
+from hakit.gtid import Gtid, Position, errant_count
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("", ()),
+    (None, ()),
+    ("0-1-42", (Gtid(0, 1, 42),)),
+    ("1-2-7,0-1-42", (Gtid(0, 1, 42), Gtid(1, 2, 7))),
+    (" 0-1-5 ,\n2-3-9", (Gtid(0, 1, 5), Gtid(2, 3, 9))),
+])
+def test_parse(text, expected):
+    assert Position.parse(text).gtids == expected
+
+
+@pytest.mark.parametrize("text", ["0-1", "a-b-c", "0-1-2,0-2-3", "0-1-2;DROP"])
+def test_parse_rejects_garbage(text):
+    with pytest.raises(ValueError):
+        Position.parse(text)
+
+
+@pytest.mark.parametrize("a, b, a_contains_b", [
+    ("0-1-10", "0-1-10", True),
+    ("0-1-10", "0-1-9", True),
+    ("0-1-9", "0-1-10", False),
+    ("0-2-10", "0-1-10", True),  # strict mode: the sequence orders a domain, whoever wrote it
+    ("0-1-10", "0-1-10,1-2-1", False),  # a domain the standby never saw
+    ("0-1-10,1-2-1", "0-1-10", True),
+    ("", "", True),
+    ("0-1-1", "", True),
+    ("", "0-1-1", False),
+])
+def test_contains(a, b, a_contains_b):
+    assert Position.parse(a).contains(Position.parse(b)) is a_contains_b
+
+
+def test_errant_count_is_what_the_old_active_has_beyond_the_promotion_point():
+    promotion = Position.parse("0-1-100")
+    assert errant_count(Position.parse("0-1-100"), promotion) == 0
+    assert errant_count(Position.parse("0-1-97"), promotion) == 0  # behind: nothing errant
+    assert errant_count(Position.parse("0-1-103"), promotion) == 3
+    assert errant_count(Position.parse("0-1-103,5-1-2"), promotion) == 5
+
+
+def test_merge_and_str_round_trip():
+    merged = Position.parse("0-1-5,1-2-3").merged(Position.parse("0-2-7,2-1-1"))
+    assert str(merged) == "0-2-7,1-2-3,2-1-1"
+    assert Position.parse(str(merged)) == merged
