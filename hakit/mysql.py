@@ -1,0 +1,360 @@
+"""The database port: observe a MariaDB node and change its role, through pymysql.
+
+:class:`Database` promises small, named operations; the failover planner never sees SQL.
+:class:`PyMySQLDatabase` talks to a real server (TCP to the node address, or a unix socket on
+the node itself); :class:`FakeDatabase` is shipped for unit tests and ``--dry-run``.
+
+Rules kept here (DESIGN.md safety invariants):
+
+* changes meant for one node only (users, ``CHANGE MASTER``) run with ``sql_log_bin=0``;
+* identifiers are checked against a strict pattern and backtick-quoted; values are always
+  passed as query parameters, never formatted into SQL;
+* passwords travel inside the protocol, never on a command line.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol, Sequence
+
+import pymysql
+import pymysql.cursors
+
+from hakit.errors import HakitError, InputError
+from hakit.gtid import Position
+
+STATE_TABLE = "cluster_state"
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+
+
+def ident(name: str) -> str:
+    """Backtick-quote a MySQL identifier after checking it (no user character can escape)."""
+    if not _IDENT.fullmatch(name):
+        raise InputError(f"not a safe MySQL identifier: {name!r}")
+    return f"`{name}`"
+
+
+class DatabaseUnreachable(HakitError):
+    """The server cannot be reached or refuses the login."""
+
+
+@dataclass(frozen=True)
+class ReplicaStatus:
+    """The replication thread of a node (``SHOW SLAVE STATUS``)."""
+
+    master_host: str
+    io_running: bool
+    sql_running: bool
+    lag_seconds: int | None
+    last_io_error: str = ""
+    last_sql_error: str = ""
+    gtid_io_pos: str = ""
+    using_gtid: str = ""
+
+
+@dataclass(frozen=True)
+class ClusterState:
+    """hakit's own row, replicated with the data: the generation and its promotion point."""
+
+    generation: int
+    promotion_point: str
+    promoted_node: str
+
+
+@dataclass(frozen=True)
+class DbFacts:
+    """What one node's server says about itself, at one moment."""
+
+    server_id: int
+    read_only: bool
+    gtid_binlog_pos: Position
+    gtid_current_pos: Position
+    gtid_slave_pos: Position
+    replica: ReplicaStatus | None
+    state: ClusterState | None
+    semi_sync_master_enabled: bool = False
+    semi_sync_master_status: bool = False
+    semi_sync_slave_status: bool = False
+
+    @property
+    def writable(self) -> bool:
+        return not self.read_only
+
+    @property
+    def generation(self) -> int:
+        return self.state.generation if self.state else 0
+
+
+class Database(Protocol):
+    """One MariaDB server. Every method is safe to repeat (idempotent)."""
+
+    name: str
+
+    def facts(self) -> DbFacts:
+        """A consistent snapshot of roles, positions, replication and hakit state."""
+
+    def set_read_only(self, on: bool) -> None:
+        """Set ``read_only``; with ``on``, also waits until running writers have finished."""
+
+    def stop_replica(self) -> None:
+        """Stop both replication threads (no error when not replicating)."""
+
+    def start_replica(self) -> None:
+        """Start replication as configured by :meth:`point_replica_at`."""
+
+    def point_replica_at(self, host: str, port: int, user: str, password: str, *, ssl: bool = False) -> None:
+        """``CHANGE MASTER TO`` the given master with ``MASTER_USE_GTID=slave_pos`` (not logged)."""
+
+    def wait_for_position(self, position: Position, timeout: float) -> bool:
+        """Wait until this node has applied ``position`` (``MASTER_GTID_WAIT``); False on timeout."""
+
+    def record_promotion(self, schema: str, state: ClusterState) -> None:
+        """Write hakit's state row (logged, so it replicates). Works while ``read_only`` is on."""
+
+    def run_local(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> None:
+        """Run statements that must not replicate (``sql_log_bin=0``) in one session."""
+
+    def close(self) -> None: ...
+
+
+# --------------------------------------------------------------------------- real
+
+
+@dataclass
+class PyMySQLDatabase:
+    """A real server through pymysql. Connects lazily; reconnects after a lost connection."""
+
+    name: str
+    host: str | None = None
+    port: int = 3306
+    user: str = "root"
+    password: str | None = None
+    unix_socket: str | None = None
+    connect_timeout: float = 3.0
+    read_timeout: float = 30.0
+    _conn: Any = field(default=None, repr=False)
+
+    def _connection(self):
+        if self._conn is not None and self._conn.open:
+            return self._conn
+        try:
+            self._conn = pymysql.connect(host=self.host, port=self.port, user=self.user, password=self.password or "",
+                                         unix_socket=self.unix_socket, connect_timeout=self.connect_timeout,
+                                         read_timeout=self.read_timeout, write_timeout=self.read_timeout,
+                                         autocommit=True, cursorclass=pymysql.cursors.DictCursor)
+        except pymysql.MySQLError as exc:
+            where = self.unix_socket or f"{self.host}:{self.port}"
+            raise DatabaseUnreachable(f"{self.name}: cannot connect to MariaDB at {where} as {self.user}: "
+                                      f"{_reason(exc)}") from None
+        return self._conn
+
+    def query(self, sql: str, args: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        try:
+            with self._connection().cursor() as cur:
+                cur.execute(sql, tuple(args) or None)
+                return list(cur.fetchall())
+        except pymysql.err.OperationalError as exc:
+            self.close()
+            raise DatabaseUnreachable(f"{self.name}: {_reason(exc)}") from None
+
+    def facts(self) -> DbFacts:
+        row = self.query("SELECT @@server_id AS server_id, @@read_only AS ro, @@gtid_binlog_pos AS binlog, "
+                         "@@gtid_current_pos AS cur, @@gtid_slave_pos AS slave")[0]
+        status = self.query("SHOW SLAVE STATUS")
+        replica = None
+        if status and status[0].get("Master_Host"):
+            s = status[0]
+            replica = ReplicaStatus(master_host=s["Master_Host"], io_running=s["Slave_IO_Running"] == "Yes",
+                                    sql_running=s["Slave_SQL_Running"] == "Yes",
+                                    lag_seconds=s["Seconds_Behind_Master"],
+                                    last_io_error=s.get("Last_IO_Error") or "",
+                                    last_sql_error=s.get("Last_SQL_Error") or "",
+                                    gtid_io_pos=s.get("Gtid_IO_Pos") or "", using_gtid=s.get("Using_Gtid") or "")
+        semi = {r["Variable_name"].lower(): r["Value"] for r in self.query(
+            "SHOW GLOBAL STATUS WHERE Variable_name IN "
+            "('Rpl_semi_sync_master_status', 'Rpl_semi_sync_slave_status')")}
+        semi_enabled = self.query("SELECT @@rpl_semi_sync_master_enabled AS e")[0]["e"]
+        return DbFacts(server_id=int(row["server_id"]), read_only=bool(int(row["ro"])),
+                       gtid_binlog_pos=Position.parse(row["binlog"]), gtid_current_pos=Position.parse(row["cur"]),
+                       gtid_slave_pos=Position.parse(row["slave"]), replica=replica, state=self._state(),
+                       semi_sync_master_enabled=bool(int(semi_enabled)),
+                       semi_sync_master_status=semi.get("rpl_semi_sync_master_status") == "ON",
+                       semi_sync_slave_status=semi.get("rpl_semi_sync_slave_status") == "ON")
+
+    def _state(self, schema: str = "hakit") -> ClusterState | None:
+        try:
+            rows = self.query(f"SELECT generation, promotion_point, promoted_node FROM {ident(schema)}."
+                              f"{STATE_TABLE} WHERE id = 1")
+        except pymysql.err.ProgrammingError:  # schema not created yet (before init)
+            return None
+        if not rows:
+            return None
+        return ClusterState(int(rows[0]["generation"]), rows[0]["promotion_point"], rows[0]["promoted_node"])
+
+    def set_read_only(self, on: bool) -> None:
+        if on:
+            # FLUSH TABLES WITH READ LOCK waits for running writes to end; read_only=ON then
+            # holds once the lock is released: no write can be half-way when we return.
+            self.query("FLUSH TABLES WITH READ LOCK")
+            try:
+                self.query("SET GLOBAL read_only = ON")
+            finally:
+                self.query("UNLOCK TABLES")
+        else:
+            self.query("SET GLOBAL read_only = OFF")
+
+    def stop_replica(self) -> None:
+        self.query("STOP SLAVE")
+
+    def start_replica(self) -> None:
+        self.query("START SLAVE")
+
+    def point_replica_at(self, host: str, port: int, user: str, password: str, *, ssl: bool = False) -> None:
+        self.run_local([
+            ("STOP SLAVE", ()),
+            ("CHANGE MASTER TO MASTER_HOST = %s, MASTER_PORT = %s, MASTER_USER = %s, MASTER_PASSWORD = %s, "
+             "MASTER_USE_GTID = slave_pos, MASTER_CONNECT_RETRY = 1" + (", MASTER_SSL = 1" if ssl else ""),
+             (host, int(port), user, password)),
+        ])
+
+    def wait_for_position(self, position: Position, timeout: float) -> bool:
+        # gtid_current_pos covers local and replicated transactions; MASTER_GTID_WAIT only sees
+        # replicated ones (gtid_slave_pos), which is what a standby catching up applies.
+        current = self.query("SELECT @@gtid_current_pos AS p")[0]["p"]
+        if Position.parse(current).contains(position):
+            return True
+        row = self.query("SELECT MASTER_GTID_WAIT(%s, %s) AS r", (str(position), float(timeout)))[0]
+        return row["r"] == 0
+
+    def record_promotion(self, schema: str, state: ClusterState) -> None:
+        self.query(f"INSERT INTO {ident(schema)}.{STATE_TABLE} (id, generation, promotion_point, promoted_node, "
+                   "promoted_at) VALUES (1, %s, %s, %s, NOW(6)) ON DUPLICATE KEY UPDATE generation = VALUES(generation), "
+                   "promotion_point = VALUES(promotion_point), promoted_node = VALUES(promoted_node), "
+                   "promoted_at = VALUES(promoted_at)",
+                   (state.generation, state.promotion_point, state.promoted_node))
+
+    def run_local(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> None:
+        self.query("SET SESSION sql_log_bin = 0")
+        try:
+            for sql, args in statements:
+                self.query(sql, args)
+        finally:
+            if self._conn is not None and self._conn.open:
+                self.query("SET SESSION sql_log_bin = 1")
+
+    def close(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except pymysql.MySQLError:
+                pass
+            self._conn = None
+
+
+def _reason(exc: Exception) -> str:
+    args = getattr(exc, "args", ())
+    return str(args[1]) if len(args) >= 2 else str(exc)
+
+
+def state_schema_sql(schema: str) -> list[str]:
+    """DDL of hakit's own schema (created on the active; it replicates)."""
+    return [f"CREATE DATABASE IF NOT EXISTS {ident(schema)}",
+            f"CREATE TABLE IF NOT EXISTS {ident(schema)}.{STATE_TABLE} ("
+            "id TINYINT UNSIGNED NOT NULL PRIMARY KEY, generation BIGINT UNSIGNED NOT NULL, "
+            "promotion_point VARCHAR(4096) NOT NULL, promoted_node VARCHAR(64) NOT NULL, "
+            "promoted_at DATETIME(6) NOT NULL) ENGINE=InnoDB"]
+
+
+# --------------------------------------------------------------------------- fake
+
+
+@dataclass
+class FakeDatabase:
+    """A MariaDB node in memory, for unit tests and ``--dry-run``.
+
+    It keeps the facts the port exposes and applies the port's operations to them, so a plan
+    executed against fakes shows the same effects as against real servers (roles, positions,
+    replication, hakit state). ``writes(n)`` simulates n client transactions on this node.
+    """
+
+    name: str
+    server_id: int = 1
+    read_only: bool = True
+    binlog: Position = field(default_factory=Position)
+    replica: ReplicaStatus | None = None
+    replica_config: tuple[str, int, str] | None = None
+    state: ClusterState | None = None
+    reachable: bool = True
+    log: list[str] = field(default_factory=list)
+    apply_delay: float = 0.0
+
+    def _check(self) -> None:
+        if not self.reachable:
+            raise DatabaseUnreachable(f"{self.name}: unreachable (fake)")
+
+    def writes(self, count: int = 1, domain: int = 0) -> None:
+        """Commit ``count`` client transactions here (refused while read-only, as MariaDB does)."""
+        self._check()
+        if self.read_only:
+            raise HakitError(f"{self.name}: read-only (fake): client write refused")
+        seq = self.binlog.seq(domain)
+        self.binlog = self.binlog.merged(Position.parse(f"{domain}-{self.server_id}-{seq + count}"))
+
+    def receive_from(self, master: "FakeDatabase") -> None:
+        """Apply everything ``master`` has (replication catching up)."""
+        self.binlog = self.binlog.merged(master.binlog)
+        if master.state is not None:
+            self.state = master.state
+
+    def facts(self) -> DbFacts:
+        self._check()
+        return DbFacts(server_id=self.server_id, read_only=self.read_only, gtid_binlog_pos=self.binlog,
+                       gtid_current_pos=self.binlog, gtid_slave_pos=self.binlog, replica=self.replica,
+                       state=self.state)
+
+    def set_read_only(self, on: bool) -> None:
+        self._check()
+        self.read_only = on
+        self.log.append(f"read_only={'ON' if on else 'OFF'}")
+
+    def stop_replica(self) -> None:
+        self._check()
+        if self.replica is not None:
+            self.replica = replace(self.replica, io_running=False, sql_running=False)
+        self.log.append("stop replica")
+
+    def start_replica(self) -> None:
+        self._check()
+        if self.replica_config is None:
+            raise HakitError(f"{self.name}: no master configured (fake)")
+        self.replica = ReplicaStatus(self.replica_config[0], True, True, 0)
+        self.log.append("start replica")
+
+    def point_replica_at(self, host: str, port: int, user: str, password: str, *, ssl: bool = False) -> None:
+        self._check()
+        self.replica_config = (host, port, user)
+        self.replica = ReplicaStatus(host, False, False, None)
+        self.log.append(f"change master to {host}:{port}")
+
+    def wait_for_position(self, position: Position, timeout: float) -> bool:
+        self._check()
+        if self.apply_delay:
+            time.sleep(min(self.apply_delay, timeout))
+        return self.binlog.contains(position)
+
+    def record_promotion(self, schema: str, state: ClusterState) -> None:
+        self._check()
+        self.state = state
+        seq = self.binlog.seq(0)
+        self.binlog = self.binlog.merged(Position.parse(f"0-{self.server_id}-{seq + 1}"))
+        self.log.append(f"generation={state.generation}")
+
+    def run_local(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> None:
+        self._check()
+        self.log.extend(f"local: {sql.split()[0]} {sql.split()[1] if len(sql.split()) > 1 else ''}".rstrip()
+                        for sql, _ in statements)
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,119 @@
+"""The database port against a real, throwaway MariaDB server (no networking, private socket)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from hakit.errors import InputError
+from hakit.gtid import Position
+from hakit.mysql import ClusterState, DatabaseUnreachable, PyMySQLDatabase, ident, state_schema_sql
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    if os.geteuid() != 0:
+        pytest.skip("the throwaway mariadbd runs as root here (CI runs as root)")
+    if not shutil.which("mariadbd") and not os.path.exists("/usr/sbin/mariadbd"):
+        pytest.fail("mariadbd missing: ./scripts/setup installs mariadb-server")
+    d = tmp_path_factory.mktemp("mariadb")
+    datadir, sock = d / "data", d / "mysqld.sock"
+    subprocess.run(["mariadb-install-db", "--no-defaults", f"--datadir={datadir}", "--user=root",
+                    "--auth-root-authentication-method=socket", "--skip-test-db"],
+                   check=True, capture_output=True, timeout=120)
+    proc = subprocess.Popen(["/usr/sbin/mariadbd", "--no-defaults", f"--datadir={datadir}", f"--socket={sock}",
+                             "--skip-networking", "--user=root", "--server-id=7", "--log-bin=mysql-bin",
+                             "--gtid-strict-mode=ON", "--read-only=ON", f"--pid-file={d}/m.pid",
+                             f"--log-error={d}/error.log"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    db = PyMySQLDatabase("sandbox", unix_socket=str(sock), user="root")
+    try:
+        for _ in range(300):
+            try:
+                db.query("SELECT 1")
+                break
+            except DatabaseUnreachable:
+                time.sleep(0.1)
+        else:
+            pytest.fail("throwaway mariadbd did not start: " + (d / "error.log").read_text()[-2000:])
+        yield db
+    finally:
+        db.close()
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def test_a_fresh_server_is_read_only_with_no_hakit_state(server):
+    facts = server.facts()
+    assert facts.read_only and not facts.writable
+    assert facts.state is None and facts.generation == 0
+    assert facts.replica is None
+    assert facts.server_id == 7
+
+
+def test_node_local_statements_are_not_binlogged(server):
+    before = server.facts().gtid_binlog_pos
+    server.run_local([("CREATE USER IF NOT EXISTS 'hk_local'@'localhost' IDENTIFIED BY %s", ("pw-in-protocol",))])
+    assert server.query("SELECT COUNT(*) AS n FROM mysql.user WHERE User = 'hk_local'")[0]["n"] == 1
+    assert server.facts().gtid_binlog_pos == before  # sql_log_bin=0: nothing for the peer to replay
+    assert server.query("SELECT @@session.sql_log_bin AS b")[0]["b"] == 1  # the session is restored
+
+
+def test_promotion_is_recorded_and_logged_while_still_read_only(server):
+    for sql in state_schema_sql("hakit"):
+        server.query(sql)
+    before = server.facts().gtid_binlog_pos
+    server.record_promotion("hakit", ClusterState(3, "0-7-10", "n1"))
+    facts = server.facts()
+    assert facts.read_only  # the generation is raised before the node becomes writable
+    assert facts.state == ClusterState(3, "0-7-10", "n1") and facts.generation == 3
+    assert facts.gtid_binlog_pos.contains(before) and facts.gtid_binlog_pos != before  # it replicates
+
+
+def test_read_only_toggles(server):
+    server.set_read_only(False)
+    assert server.facts().writable
+    server.set_read_only(True)
+    assert server.facts().read_only
+
+
+def test_change_master_is_local_and_does_not_start_replication(server):
+    before = server.facts().gtid_binlog_pos
+    server.point_replica_at("127.0.0.1", 9, "repl", "not-on-any-command-line")
+    facts = server.facts()
+    assert facts.replica is not None and facts.replica.master_host == "127.0.0.1"
+    assert not facts.replica.io_running and not facts.replica.sql_running
+    assert facts.gtid_binlog_pos == before
+
+
+def test_waiting_for_a_position(server):
+    current = server.facts().gtid_binlog_pos
+    assert server.wait_for_position(current, timeout=1)
+    domain = current.gtids[0]
+    future = Position.parse(f"{domain.domain}-{domain.server}-{domain.seq + 100}")
+    started = time.monotonic()
+    assert server.wait_for_position(future, timeout=0.3) is False
+    assert time.monotonic() - started < 5
+
+
+def test_identifiers_are_checked_before_quoting():
+    assert ident("opsview") == "`opsview`"
+    for bad in ["a`b", "x; DROP DATABASE y", "1abc", "", "a b", "a" * 65]:
+        with pytest.raises(InputError):
+            ident(bad)
+
+
+def test_unreachable_server_is_a_clear_error(tmp_path):
+    db = PyMySQLDatabase("ghost", unix_socket=str(tmp_path / "none.sock"), connect_timeout=0.5)
+    with pytest.raises(DatabaseUnreachable, match="ghost: cannot connect to MariaDB at .*none.sock"):
+        db.facts()
