@@ -55,7 +55,7 @@ class ReplicaStatus:
 
 
 @dataclass(frozen=True)
-class ClusterState:
+class PromotionRecord:
     """hakit's own row, replicated with the data: the generation and its promotion point."""
 
     generation: int
@@ -73,7 +73,7 @@ class DbFacts:
     gtid_current_pos: Position
     gtid_slave_pos: Position
     replica: ReplicaStatus | None
-    state: ClusterState | None
+    state: PromotionRecord | None
     semi_sync_master_enabled: bool = False
     semi_sync_master_status: bool = False
     semi_sync_slave_status: bool = False
@@ -110,7 +110,7 @@ class Database(Protocol):
     def wait_for_position(self, position: Position, timeout: float) -> bool:
         """Wait until this node has applied ``position`` (``MASTER_GTID_WAIT``); False on timeout."""
 
-    def record_promotion(self, schema: str, state: ClusterState) -> None:
+    def record_promotion(self, schema: str, state: PromotionRecord) -> None:
         """Write hakit's state row (logged, so it replicates). Works while ``read_only`` is on."""
 
     def run_local(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> None:
@@ -183,7 +183,7 @@ class PyMySQLDatabase:
                        semi_sync_master_status=semi.get("rpl_semi_sync_master_status") == "ON",
                        semi_sync_slave_status=semi.get("rpl_semi_sync_slave_status") == "ON")
 
-    def _state(self, schema: str = "hakit") -> ClusterState | None:
+    def _state(self, schema: str = "hakit") -> PromotionRecord | None:
         try:
             rows = self.query(f"SELECT generation, promotion_point, promoted_node FROM {ident(schema)}."
                               f"{STATE_TABLE} WHERE id = 1")
@@ -191,7 +191,7 @@ class PyMySQLDatabase:
             return None
         if not rows:
             return None
-        return ClusterState(int(rows[0]["generation"]), rows[0]["promotion_point"], rows[0]["promoted_node"])
+        return PromotionRecord(int(rows[0]["generation"]), rows[0]["promotion_point"], rows[0]["promoted_node"])
 
     def set_read_only(self, on: bool) -> None:
         if on:
@@ -228,7 +228,7 @@ class PyMySQLDatabase:
         row = self.query("SELECT MASTER_GTID_WAIT(%s, %s) AS r", (str(position), float(timeout)))[0]
         return row["r"] == 0
 
-    def record_promotion(self, schema: str, state: ClusterState) -> None:
+    def record_promotion(self, schema: str, state: PromotionRecord) -> None:
         self.query(f"INSERT INTO {ident(schema)}.{STATE_TABLE} (id, generation, promotion_point, promoted_node, "
                    "promoted_at) VALUES (1, %s, %s, %s, NOW(6)) ON DUPLICATE KEY UPDATE generation = VALUES(generation), "
                    "promotion_point = VALUES(promotion_point), promoted_node = VALUES(promoted_node), "
@@ -285,7 +285,7 @@ class FakeDatabase:
     binlog: Position = field(default_factory=Position)
     replica: ReplicaStatus | None = None
     replica_config: tuple[str, int, str] | None = None
-    state: ClusterState | None = None
+    state: PromotionRecord | None = None
     reachable: bool = True
     log: list[str] = field(default_factory=list)
     apply_delay: float = 0.0
@@ -344,7 +344,7 @@ class FakeDatabase:
             time.sleep(min(self.apply_delay, timeout))
         return self.binlog.contains(position)
 
-    def record_promotion(self, schema: str, state: ClusterState) -> None:
+    def record_promotion(self, schema: str, state: PromotionRecord) -> None:
         self._check()
         self.state = state
         seq = self.binlog.seq(0)

@@ -12,7 +12,7 @@ import pytest
 
 from hakit.errors import InputError
 from hakit.gtid import Position
-from hakit.mysql import ClusterState, DatabaseUnreachable, PyMySQLDatabase, ident, state_schema_sql
+from hakit.mysql import PromotionRecord, DatabaseUnreachable, PyMySQLDatabase, ident, state_schema_sql
 
 pytestmark = pytest.mark.integration
 
@@ -73,10 +73,10 @@ def test_promotion_is_recorded_and_logged_while_still_read_only(server):
     for sql in state_schema_sql("hakit"):
         server.query(sql)
     before = server.facts().gtid_binlog_pos
-    server.record_promotion("hakit", ClusterState(3, "0-7-10", "n1"))
+    server.record_promotion("hakit", PromotionRecord(3, "0-7-10", "n1"))
     facts = server.facts()
     assert facts.read_only  # the generation is raised before the node becomes writable
-    assert facts.state == ClusterState(3, "0-7-10", "n1") and facts.generation == 3
+    assert facts.state == PromotionRecord(3, "0-7-10", "n1") and facts.generation == 3
     assert facts.gtid_binlog_pos.contains(before) and facts.gtid_binlog_pos != before  # it replicates
 
 

@@ -1,0 +1,171 @@
+"""A frozen picture of the pair, and the cluster state derived from it.
+
+Observation (see :mod:`hakit.observe`) fills a :class:`Snapshot`; everything after is pure.
+:func:`derive_state` never trusts memory: the state comes from what the databases, the VIP
+and the journal say right now, and each verdict carries a reason in plain words, which
+``status``, ``check`` and the failover planner print.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from hakit.mysql import DbFacts
+
+StateName = Literal["bootstrapping", "healthy", "degraded", "resyncing", "switching", "split-brain"]
+
+
+@dataclass(frozen=True)
+class NodeView:
+    """One node as observed. ``db`` is None when the database could not be read."""
+
+    name: str
+    address: str
+    reachable: bool
+    db: DbFacts | None = None
+    vip: bool = False  #: holds the pair's VIP
+    monitoring: bool = False  #: the monitoring master runs here
+    error: str = ""  #: why something could not be observed
+
+    @property
+    def writable(self) -> bool:
+        return self.db is not None and self.db.writable
+
+    @property
+    def generation(self) -> int:
+        return self.db.generation if self.db is not None else 0
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The database pair (and, four-node, the app pair) at one moment, plus open operations."""
+
+    db_nodes: tuple[NodeView, ...]
+    app_nodes: tuple[NodeView, ...] = ()
+    operation: str | None = None  #: an unfinished journaled operation ("switchover", "resync", ...)
+    operation_target: str | None = None
+    maintenance: bool = False
+
+    def node(self, name: str) -> NodeView:
+        for view in self.db_nodes + self.app_nodes:
+            if view.name == name:
+                return view
+        raise KeyError(name)
+
+    def name_of_address(self, address: str) -> str | None:
+        for view in self.db_nodes + self.app_nodes:
+            if view.address == address or view.name == address:
+                return view.name
+        return None
+
+
+@dataclass(frozen=True)
+class ClusterState:
+    """The derived state of the pair, with the reason for it."""
+
+    name: StateName
+    active: str | None
+    reason: str
+    standby: str | None = None
+    failed: tuple[str, ...] = ()
+    stale: tuple[str, ...] = field(default=())  #: nodes whose generation is older than the cluster's
+
+    @property
+    def healthy(self) -> bool:
+        return self.name == "healthy"
+
+
+def cluster_generation(snap: Snapshot) -> int:
+    """The highest generation any reachable database reports (0 before init)."""
+    return max((v.generation for v in snap.db_nodes if v.db is not None), default=0)
+
+
+def derive_state(snap: Snapshot) -> ClusterState:
+    """Decide the cluster state from a snapshot. Pure; the reason says why in plain words."""
+    views = snap.db_nodes
+    generation = cluster_generation(snap)
+    writable = [v for v in views if v.writable]
+    stale = tuple(v.name for v in views if v.db is not None and v.generation < generation)
+    failed = tuple(v.name for v in views if v.db is None)
+
+    if len(writable) > 1:
+        names = " and ".join(v.name for v in writable)
+        return ClusterState("split-brain", None, f"{names} are both writable: two writable nodes; "
+                                                  f"make one read-only now", failed=failed, stale=stale)
+    if generation == 0 and not writable:
+        return ClusterState("bootstrapping", None, "no node carries a hakit generation yet; run hakit init",
+                            failed=failed)
+    if not writable:
+        return ClusterState("degraded", None, f"no node is writable (generation {generation}); "
+                                              f"run hakit takeover", failed=failed, stale=stale)
+
+    active = writable[0]
+    if active.generation < generation:
+        return ClusterState("split-brain", None,
+                            f"{active.name} is writable with generation {active.generation} although the cluster "
+                            f"is at generation {generation}: a stale node must never be writable",
+                            failed=failed, stale=stale)
+    others = [v for v in views if v.name != active.name]
+    if snap.operation in ("switchover",):
+        return ClusterState("switching", active.name, f"a switchover is in progress (target "
+                                                       f"{snap.operation_target or 'unknown'}); re-run it to finish",
+                            failed=failed, stale=stale)
+    if snap.operation in ("resync",):
+        return ClusterState("resyncing", active.name, f"{snap.operation_target or 'the standby'} is being resynced "
+                                                       f"from {active.name}; re-run hakit resync to finish",
+                            failed=failed, stale=stale)
+    if not others:
+        return ClusterState("degraded", active.name, "the pair has only one node", failed=failed, stale=stale)
+    standby = others[0]
+    if standby.db is None:
+        why = standby.error or "its database cannot be read"
+        return ClusterState("degraded", active.name, f"{standby.name} is down ({why})", standby=None,
+                            failed=failed, stale=stale)
+    if standby.name in stale:
+        return ClusterState("degraded", active.name,
+                            f"{standby.name} has generation {standby.generation} < {generation}: it was the active "
+                            f"before a takeover; run hakit resync", failed=(standby.name,), stale=stale)
+    replica = standby.db.replica
+    source = snap.name_of_address(replica.master_host) if replica else None
+    if replica is None or source != active.name:
+        return ClusterState("degraded", active.name, f"{standby.name} does not replicate from {active.name}",
+                            failed=(standby.name,), stale=stale)
+    if not (replica.io_running and replica.sql_running):
+        threads = "IO" if not replica.io_running else "SQL"
+        error = replica.last_io_error if not replica.io_running else replica.last_sql_error
+        return ClusterState("degraded", active.name, f"{standby.name}: replication {threads} thread stopped"
+                                                     + (f" ({error})" if error else ""),
+                            failed=(standby.name,), stale=stale)
+    return ClusterState("healthy", active.name, f"{active.name} is active; {standby.name} replicates from it",
+                        standby=standby.name, stale=stale)
+
+
+def status_document(snap: Snapshot, state: ClusterState) -> dict[str, Any]:
+    """The ``status --json`` document of DESIGN.md ("The CLI contract")."""
+    nodes: dict[str, Any] = {}
+    for view in snap.db_nodes + snap.app_nodes:
+        db = view.db
+        replica = db.replica if db else None
+        nodes[view.name] = {
+            "reachable": view.reachable,
+            "writable": db.writable if db else None,
+            "replicating_from": (snap.name_of_address(replica.master_host) or replica.master_host) if replica else None,
+            "io_running": replica.io_running if replica else False,
+            "sql_running": replica.sql_running if replica else False,
+            "lag_seconds": replica.lag_seconds if replica else None,
+            "gtid": str(db.gtid_current_pos) if db else None,
+            "generation": db.generation if db else None,
+            "vip": view.vip,
+            "monitoring": view.monitoring,
+            "error": view.error or None,
+        }
+    return {
+        "state": state.name,
+        "reason": state.reason,
+        "generation": cluster_generation(snap),
+        "active": state.active,
+        "standby": state.standby,
+        "maintenance": snap.maintenance,
+        "nodes": nodes,
+    }

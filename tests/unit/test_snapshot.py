@@ -1,0 +1,78 @@
+"""Deriving the cluster state from observed facts: table-driven, no patches."""
+
+from __future__ import annotations
+
+import pytest
+
+from hakit.gtid import Position
+from hakit.mysql import DbFacts, PromotionRecord, ReplicaStatus
+from hakit.snapshot import NodeView, Snapshot, derive_state, status_document
+
+A, B = "10.9.0.11", "10.9.0.12"
+
+
+def db(read_only=True, generation=1, replica=None, gtid="0-1-10"):
+    state = PromotionRecord(generation, "0-1-5", "n1") if generation else None
+    pos = Position.parse(gtid)
+    return DbFacts(server_id=1, read_only=read_only, gtid_binlog_pos=pos, gtid_current_pos=pos,
+                   gtid_slave_pos=pos, replica=replica, state=state)
+
+
+def rep(host=A, io=True, sql=True, lag=0, io_error=""):
+    return ReplicaStatus(master_host=host, io_running=io, sql_running=sql, lag_seconds=lag, last_io_error=io_error)
+
+
+def snap(n1, n2, **kw):
+    return Snapshot(db_nodes=(NodeView("n1", A, n1 is not None, n1, vip=bool(n1 and n1.writable)),
+                              NodeView("n2", B, n2 is not None, n2, error="" if n2 else "connection refused")), **kw)
+
+
+CASES = [
+    # (what, n1 facts, n2 facts, extra, expected state, expected active, words in the reason)
+    ("healthy pair", db(False, replica=rep(B)), db(True, replica=rep(A)), {}, "healthy", "n1",
+     "n1 is active; n2 replicates from it"),
+    ("fresh install", db(True, 0), db(True, 0), {}, "bootstrapping", None, "run hakit init"),
+    ("two writable", db(False), db(False), {}, "split-brain", None, "n1 and n2 are both writable"),
+    ("standby down", db(False), None, {}, "degraded", "n1", "n2 is down (connection refused)"),
+    ("nobody writable", db(True, 2), db(True, 2, replica=rep(A)), {}, "degraded", None, "no node is writable"),
+    ("stale standby after takeover", db(False, 2, replica=rep(B)), db(True, 1), {}, "degraded", "n1",
+     "n2 has generation 1 < 2"),
+    ("stale node writable", db(False, 1), db(True, 2, replica=rep(A)), {}, "split-brain", None,
+     "a stale node must never be writable"),
+    ("standby not replicating", db(False), db(True), {}, "degraded", "n1", "n2 does not replicate from n1"),
+    ("standby replicates from elsewhere", db(False), db(True, replica=rep("10.9.0.99")), {}, "degraded", "n1",
+     "does not replicate from n1"),
+    ("IO thread stopped", db(False), db(True, replica=rep(A, io=False, io_error="access denied")), {},
+     "degraded", "n1", "replication IO thread stopped (access denied)"),
+    ("SQL thread stopped", db(False), db(True, replica=rep(A, sql=False)), {}, "degraded", "n1",
+     "replication SQL thread stopped"),
+    ("switchover in the journal", db(False), db(True, replica=rep(A)), {"operation": "switchover",
+     "operation_target": "n2"}, "switching", "n1", "switchover is in progress (target n2)"),
+    ("resync in the journal", db(False), db(True, 1), {"operation": "resync", "operation_target": "n2"},
+     "resyncing", "n1", "n2 is being resynced from n1"),
+]
+
+
+@pytest.mark.parametrize("what, n1, n2, extra, state, active, reason", CASES, ids=[c[0] for c in CASES])
+def test_derive_state(what, n1, n2, extra, state, active, reason):
+    verdict = derive_state(snap(n1, n2, **extra))
+    assert (verdict.name, verdict.active) == (state, active)
+    assert reason in verdict.reason
+
+
+def test_status_document_has_the_contract_fields():
+    s = snap(db(False, 3, gtid="0-1-42"), db(True, 3, replica=rep(A, lag=2), gtid="0-1-41"))
+    doc = status_document(s, derive_state(s))
+    assert doc["state"] == "healthy" and doc["active"] == "n1" and doc["generation"] == 3
+    n2 = doc["nodes"]["n2"]
+    assert n2 == {"reachable": True, "writable": False, "replicating_from": "n1", "io_running": True,
+                  "sql_running": True, "lag_seconds": 2, "gtid": "0-1-41", "generation": 3, "vip": False,
+                  "monitoring": False, "error": None}
+    assert doc["nodes"]["n1"]["vip"] is True and doc["nodes"]["n1"]["writable"] is True
+
+
+def test_status_document_shows_an_unreachable_node_without_guessing():
+    s = snap(db(False), None)
+    n2 = status_document(s, derive_state(s))["nodes"]["n2"]
+    assert n2["reachable"] is False and n2["writable"] is None and n2["gtid"] is None
+    assert n2["error"] == "connection refused"
