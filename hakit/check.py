@@ -1,0 +1,74 @@
+"""``hakit check``: the pair's health as a Nagios plugin verdict.
+
+Follows the Nagios plugin guidelines: one line ``HAKIT <STATUS> - <text> | <perfdata>``, exit
+0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN; perfdata as ``label=value[UOM];warn;crit;min;max``.
+Pure: it turns a snapshot and its derived state into the verdict.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hakit.model import Failover
+from hakit.snapshot import ClusterState, Snapshot, cluster_generation
+
+OK, WARNING, CRITICAL, UNKNOWN = 0, 1, 2, 3
+LABELS = {OK: "OK", WARNING: "WARNING", CRITICAL: "CRITICAL", UNKNOWN: "UNKNOWN"}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    code: int
+    text: str
+    perfdata: tuple[str, ...] = ()
+
+    @property
+    def line(self) -> str:
+        perf = f" | {' '.join(self.perfdata)}" if self.perfdata else ""
+        return f"HAKIT {LABELS[self.code]} - {self.text}{perf}"
+
+
+def unknown(reason: str) -> Verdict:
+    """For input hakit cannot use (bad inventory, unreadable secrets): UNKNOWN, per the guidelines."""
+    return Verdict(UNKNOWN, reason.replace("\n", "; ").replace("|", "/"))
+
+
+def verdict(snap: Snapshot, state: ClusterState, thresholds: Failover, semi_sync_wanted: bool) -> Verdict:
+    """The check's verdict: CRITICAL when the pair cannot fail over safely, WARNING when it soon may not."""
+    standby = snap.node(state.standby) if state.standby else None
+    active = snap.node(state.active) if state.active else None
+    lag = standby.db.replica.lag_seconds if standby and standby.db and standby.db.replica else None
+    warn, crit = thresholds.lag_warning_seconds, thresholds.lag_critical_seconds
+    perf = [f"lag={'' if lag is None else lag}s;{warn};{crit};0;",
+            f"generation={cluster_generation(snap)};;;0;"]
+    semi_ok = None
+    if semi_sync_wanted and active is not None and active.db is not None:
+        semi_ok = active.db.semi_sync_master_status
+        perf.append(f"semi_sync={1 if semi_ok else 0};;1:;0;1")
+    reachable = sum(1 for v in snap.db_nodes + snap.app_nodes if v.reachable)
+    perf.append(f"nodes_reachable={reachable};;;0;{len(snap.db_nodes + snap.app_nodes)}")
+    perfdata = tuple(perf)
+
+    if state.name in ("split-brain", "degraded", "bootstrapping"):
+        return Verdict(CRITICAL, f"{state.name}: {state.reason}", perfdata)
+    problems: list[tuple[int, str]] = []
+    if lag is not None and lag >= crit:
+        problems.append((CRITICAL, f"standby {state.standby} lags {lag}s (critical at {crit}s)"))
+    elif lag is not None and lag >= warn:
+        problems.append((WARNING, f"standby {state.standby} lags {lag}s (warning at {warn}s)"))
+    if semi_ok is False:
+        problems.append((WARNING, "semi-sync has fallen back to asynchronous: acknowledged writes could be lost "
+                                  "in a failover"))
+    if snap.maintenance:
+        problems.append((WARNING, "maintenance mode is on: nothing fails over"))
+    if state.name in ("switching", "resyncing"):
+        problems.append((WARNING, f"{state.name}: {state.reason}"))
+    app = snap.app_nodes or snap.db_nodes
+    running = [v.name for v in app if v.monitoring]
+    if len(running) > 1:
+        problems.append((CRITICAL, f"the monitoring master runs on {' and '.join(running)}"))
+    if problems:
+        worst = max(code for code, _ in problems)
+        return Verdict(worst, "; ".join(text for _, text in problems), perfdata)
+    lag_text = f", lag {lag}s" if lag is not None else ""
+    return Verdict(OK, f"{state.active} active, {state.standby} standby replicating{lag_text}", perfdata)

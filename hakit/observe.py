@@ -1,0 +1,100 @@
+"""Observe the pair: read every node's database, VIP and monitoring master into a Snapshot.
+
+All nodes are read in parallel (a dead node costs one connect timeout, not one per question).
+An unreachable node is a fact in the snapshot, never an exception.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable
+
+from hakit.errors import HakitError
+from hakit.model import Inventory, Node
+from hakit.mysql import Database, DatabaseUnreachable, PyMySQLDatabase
+from hakit.remote import Runner, runner_for
+from hakit.secrets import Secrets
+from hakit.snapshot import NodeView, Snapshot
+
+
+@dataclass
+class World:
+    """How hakit reaches each node: a runner (commands) and a database. Fakes in unit tests."""
+
+    runners: dict[str, Runner] = field(default_factory=dict)
+    databases: dict[str, Database] = field(default_factory=dict)
+
+    def close(self) -> None:
+        for thing in list(self.runners.values()) + list(self.databases.values()):
+            try:
+                thing.close()
+            except Exception:  # closing must never hide the real outcome
+                pass
+
+
+def database_for(inv: Inventory, secrets: Secrets, node: Node) -> PyMySQLDatabase:
+    """hakit's admin login to ``node``'s server over TCP (created by ``hakit init``)."""
+    mysql = inv.settings.mysql
+    return PyMySQLDatabase(node.name, host=node.address, port=mysql.port, user=mysql.admin_user,
+                           password=secrets.admin_password, connect_timeout=inv.settings.ssh.connect_timeout)
+
+
+def real_world(inv: Inventory, secrets: Secrets) -> World:
+    """Runners over SSH (verified host keys) and databases over TCP for every node."""
+    world = World()
+    for node in inv.nodes:
+        world.runners[node.name] = runner_for(inv, node.name)
+        if inv.pair_of(node.name).carries_db:
+            world.databases[node.name] = database_for(inv, secrets, node)
+    return world
+
+
+def holds_address(runner: Runner, address: str) -> bool:
+    """Whether ``address`` is configured on one of the node's interfaces."""
+    out = runner.run(["ip", "-o", "-4", "addr", "show"], timeout=10).stdout
+    return any(part.split("/")[0] == address for line in out.splitlines() for part in line.split()
+               if "/" in part)
+
+
+def process_running(runner: Runner, name: str) -> bool:
+    return runner.run(["pgrep", "-x", name], warn=True, timeout=10).ok
+
+
+def observe_node(inv: Inventory, world: World, node: Node) -> NodeView:
+    """One node's view. Errors become ``reachable=False`` / ``db=None`` with the reason."""
+    pair = inv.pair_of(node.name)
+    errors: list[str] = []
+    reachable = False
+    vip = monitoring = False
+    runner = world.runners.get(node.name)
+    if runner is not None:
+        try:
+            vip = holds_address(runner, pair.vip.address)
+            if pair.carries_app:
+                monitoring = process_running(runner, inv.settings.monitoring.service)
+            reachable = True
+        except HakitError as exc:
+            errors.append(str(exc))
+    facts = None
+    database = world.databases.get(node.name)
+    if database is not None:
+        try:
+            facts = database.facts()
+            reachable = True
+        except (DatabaseUnreachable, HakitError) as exc:
+            errors.append(str(exc))
+    return NodeView(node.name, node.address, reachable, facts, vip=vip, monitoring=monitoring,
+                    error="; ".join(errors))
+
+
+def observe(inv: Inventory, world: World, *, operation: str | None = None, operation_target: str | None = None,
+            maintenance: bool = False, observe_one: Callable[[Inventory, World, Node], NodeView] = observe_node
+            ) -> Snapshot:
+    """Read every node in parallel and return the snapshot."""
+    with ThreadPoolExecutor(max_workers=max(1, len(inv.nodes))) as pool:
+        views = dict(zip([n.name for n in inv.nodes], pool.map(lambda n: observe_one(inv, world, n), inv.nodes)))
+    db_pair, app_pair = inv.db_pair, inv.app_pair
+    app_views = () if app_pair is db_pair else tuple(views[n] for n in app_pair.node_names)
+    return Snapshot(db_nodes=tuple(views[n] for n in db_pair.node_names), app_nodes=app_views,
+                    operation=operation, operation_target=operation_target, maintenance=maintenance)

@@ -1,0 +1,87 @@
+"""The Nagios verdict and the observation of a pair, driven with the shipped fakes."""
+
+from __future__ import annotations
+
+import pytest
+
+from hakit.check import CRITICAL, OK, UNKNOWN, WARNING, unknown, verdict
+from hakit.gtid import Position
+from hakit.inventory import load_inventory
+from hakit.model import Failover
+from hakit.mysql import DbFacts, FakeDatabase, PromotionRecord, ReplicaStatus
+from hakit.observe import World, observe
+from hakit.remote import FakeRunner, Result
+from hakit.snapshot import NodeView, Snapshot, derive_state
+
+A, B = "10.9.0.11", "10.9.0.12"
+T = Failover(lag_warning_seconds=10, lag_critical_seconds=60)
+
+
+def facts(ro, replica=None, semi=False, gen=2):
+    pos = Position.parse("0-1-9")
+    return DbFacts(1, ro, pos, pos, pos, replica, PromotionRecord(gen, "0-1-1", "n1"), semi, semi, False)
+
+
+def pair(lag=0, semi=True, maintenance=False, n2_monitoring=False, io=True):
+    n1 = NodeView("n1", A, True, facts(False, semi=semi), vip=True, monitoring=True)
+    n2 = NodeView("n2", B, True, facts(True, ReplicaStatus(A, io, True, lag)), monitoring=n2_monitoring)
+    return Snapshot((n1, n2), maintenance=maintenance)
+
+
+@pytest.mark.parametrize("snap, code, words", [
+    (pair(), OK, "n1 active, n2 standby replicating, lag 0s"),
+    (pair(lag=15), WARNING, "n2 lags 15s (warning at 10s)"),
+    (pair(lag=61), CRITICAL, "lags 61s (critical at 60s)"),
+    (pair(semi=False), WARNING, "semi-sync has fallen back to asynchronous"),
+    (pair(maintenance=True), WARNING, "maintenance mode is on"),
+    (pair(io=False), CRITICAL, "degraded: n2: replication IO thread stopped"),
+    (pair(n2_monitoring=True), CRITICAL, "the monitoring master runs on n1 and n2"),
+])
+def test_verdicts(snap, code, words):
+    v = verdict(snap, derive_state(snap), T, semi_sync_wanted=True)
+    assert v.code == code
+    assert words in v.line
+    assert v.line.startswith(f"HAKIT {['OK', 'WARNING', 'CRITICAL', 'UNKNOWN'][code]} - ")
+    assert v.line.count("|") == 1 and "lag=" in v.line.split("|")[1]
+    assert "\n" not in v.line
+
+
+def test_perfdata_follows_the_plugin_format():
+    v = verdict(pair(lag=3), derive_state(pair(lag=3)), T, semi_sync_wanted=True)
+    perf = v.line.split(" | ")[1].split()
+    assert perf[0] == "lag=3s;10;60;0;"
+    assert perf[1] == "generation=2;;;0;"
+    assert perf[2] == "semi_sync=1;;1:;0;1"
+    assert perf[3] == "nodes_reachable=2;;;0;2"
+
+
+def test_unknown_keeps_one_line_and_no_pipe():
+    v = unknown("inv.yml:3: x: bad\ninv.yml:4: y | z")
+    assert v.code == UNKNOWN and "\n" not in v.line and v.line.count("|") == 0
+
+
+def test_observe_reads_every_node_and_survives_an_unreachable_one():
+    inv = load_inventory("examples/two-node-pacemaker.yml")
+    n1_runner = FakeRunner("nagios1").on("ip", "-o", "-4", "addr", "show",
+                                         stdout="2: eth0    inet 198.51.100.21/24 brd x\n"
+                                                "2: eth0    inet 198.51.100.20/24 scope global secondary eth0\n")
+    n1_runner.on("pgrep", "-x", "nagios4", stdout="123\n")
+    n2_runner = FakeRunner("nagios2", reachable=False)
+    n1_db = FakeDatabase("nagios1", read_only=False, binlog=Position.parse("0-1-5"),
+                         state=PromotionRecord(1, "0-1-1", "nagios1"))
+    n2_db = FakeDatabase("nagios2", reachable=False)
+    world = World({"nagios1": n1_runner, "nagios2": n2_runner}, {"nagios1": n1_db, "nagios2": n2_db})
+    snap = observe(inv, world)
+    n1, n2 = snap.db_nodes
+    assert n1.reachable and n1.vip and n1.monitoring and n1.writable
+    assert not n2.reachable and n2.db is None and "unreachable" in n2.error
+    state = derive_state(snap)
+    assert state.name == "degraded" and state.active == "nagios1"
+
+
+def test_vip_detection_matches_whole_addresses_only():
+    inv = load_inventory("examples/two-node-pacemaker.yml")
+    runner = FakeRunner().on("ip", "-o", "-4", "addr", "show", stdout="2: eth0 inet 198.51.100.201/24 brd\n")
+    world = World({"nagios1": runner}, {})
+    snap = observe(inv, world)
+    assert snap.db_nodes[0].vip is False  # .201 is not the VIP .20
