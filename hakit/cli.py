@@ -123,6 +123,63 @@ def validate(ctx: Context) -> None:
     ctx.say(f"all {len(results)} checks passed")
 
 
+@main_group.command()
+@_with_inventory
+@click.option("--json", "as_json", is_flag=True, help="Print the status document as JSON.")
+def status(ctx: Context, as_json: bool) -> None:
+    """Show the pair: per node reachable, writable, replication, lag, GTID, generation, VIP, monitoring.
+
+    Exit 0 when healthy, 1 otherwise (degraded, split-brain, ...), 2 on bad input.
+    """
+    import json
+
+    from hakit.observe import observe, real_world
+    from hakit.secrets import ensure_secrets
+    from hakit.snapshot import derive_state, status_document
+    from hakit.status_view import print_status
+
+    inv = ctx.inventory()
+    secrets = ensure_secrets(inv, create=False)
+    world = real_world(inv, secrets)
+    try:
+        snap = observe(inv, world)
+    finally:
+        world.close()
+    state = derive_state(snap)
+    document = status_document(snap, state)
+    if as_json:
+        click.echo(json.dumps(document, indent=2, sort_keys=True))
+    else:
+        print_status(inv, document)
+    if not state.healthy:
+        raise click.exceptions.Exit(int(ExitCode.FAILED))
+
+
+@main_group.command()
+@_with_inventory
+def check(ctx: Context) -> None:
+    """Nagios plugin: one status line with perfdata; exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN."""
+    from hakit.check import unknown, verdict
+    from hakit.observe import observe, real_world
+    from hakit.secrets import ensure_secrets
+    from hakit.snapshot import derive_state
+
+    try:
+        inv = ctx.inventory()
+        secrets = ensure_secrets(inv, create=False)
+    except HakitError as exc:  # plugin guidelines: bad input is UNKNOWN, not a shell error
+        result = unknown(str(exc))
+    else:
+        world = real_world(inv, secrets)
+        try:
+            snap = observe(inv, world)
+        finally:
+            world.close()
+        result = verdict(snap, derive_state(snap), inv.settings.failover, inv.settings.mysql.semi_sync.enabled)
+    click.echo(result.line)
+    raise click.exceptions.Exit(result.code)
+
+
 def _register_subcommands() -> None:
     from hakit.lab.cli import lab
 
@@ -135,7 +192,8 @@ _register_subcommands()
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script: maps every hakit error to its exit code."""
     try:
-        main_group.main(args=argv, prog_name="hakit", standalone_mode=False)
+        # standalone_mode=False: click returns the code of a raised Exit instead of exiting
+        code = main_group.main(args=argv, prog_name="hakit", standalone_mode=False)
     except HakitError as exc:
         click.echo(f"hakit: {exc}", err=True)
         return int(exc.exit_code)
@@ -150,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         click.echo("hakit: interrupted; re-run the same command to resume", err=True)
         return 130
-    return int(ExitCode.OK)
+    return code if isinstance(code, int) else int(ExitCode.OK)
 
 
 if __name__ == "__main__":

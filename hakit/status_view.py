@@ -1,0 +1,46 @@
+"""The human view of ``hakit status``: one table, colors on a terminal (rich)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from hakit.model import Inventory
+
+STATE_STYLE = {"healthy": "green", "degraded": "yellow", "split-brain": "bold red", "bootstrapping": "cyan",
+               "switching": "magenta", "resyncing": "magenta"}
+
+
+def _yes(value: Any, good: bool = True) -> str:
+    if value is None:
+        return "[dim]?[/dim]"
+    if value:
+        return "[green]yes[/green]" if good else "[yellow]yes[/yellow]"
+    return "no"
+
+
+def print_status(inv: Inventory, doc: dict[str, Any], console: Console | None = None) -> None:
+    """Print the status document as a table and a one-line verdict."""
+    console = console or Console(highlight=False)
+    table = Table(title=f"hakit {inv.settings.cluster_name} ({inv.settings.topology}, {inv.settings.stack})")
+    for column in ("node", "role", "reachable", "writable", "replicating from", "IO/SQL", "lag", "GTID",
+                   "generation", "VIP", "monitoring"):
+        table.add_column(column)
+    for name, n in doc["nodes"].items():
+        role = "active" if name == doc["active"] else ("standby" if name == doc.get("standby") else "")
+        threads = f"{'Y' if n['io_running'] else 'N'}/{'Y' if n['sql_running'] else 'N'}" \
+            if n["replicating_from"] else "-"
+        table.add_row(name, role, _yes(n["reachable"]) if n["reachable"] else "[red]NO[/red]",
+                      _yes(n["writable"], good=name == doc["active"]), n["replicating_from"] or "-", threads,
+                      "-" if n["lag_seconds"] is None else f"{n['lag_seconds']}s", n["gtid"] or "-",
+                      "-" if n["generation"] is None else str(n["generation"]), _yes(n["vip"]), _yes(n["monitoring"]))
+    console.print(table)
+    style = STATE_STYLE.get(doc["state"], "white")
+    console.print(f"state: [{style}]{doc['state']}[/{style}]  generation {doc['generation']}  "
+                  f"active {doc['active'] or '-'}" + ("  [yellow]MAINTENANCE[/yellow]" if doc["maintenance"] else ""))
+    console.print(f"why: {doc['reason']}")
+    for name, n in doc["nodes"].items():
+        if n["error"]:
+            console.print(f"[dim]{name}: {n['error']}[/dim]")
