@@ -13,7 +13,9 @@ once, each with the file, the line, the field path and the rule; nothing is ever
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import os
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -105,18 +107,29 @@ def _problem_of(err: dict[str, Any], model: type[BaseModel], base: PathKey, src:
 def _allowed_keys(model: type[BaseModel], loc: PathKey) -> list[str]:
     """The field names of the sub-model at ``loc`` (for 'unknown key' messages)."""
     current: Any = model
+    dict_key_next = False
     for part in loc:
-        if isinstance(part, int) or not (isinstance(current, type) and issubclass(current, BaseModel)):
-            current = _inner_model(current)
-            if isinstance(part, int):
-                continue
+        if isinstance(part, int):
+            continue  # a list index: the same model holds every item
+        if dict_key_next:  # a key of a dict of models (vips.main): its value is the model
+            dict_key_next = False
+            continue
         if not (isinstance(current, type) and issubclass(current, BaseModel)) or part not in current.model_fields:
             return []
-        current = _inner_model(current.model_fields[part].annotation)
+        annotation = current.model_fields[part].annotation
+        dict_key_next = _is_dict(annotation)
+        current = _inner_model(annotation)
     current = _inner_model(current)
     if isinstance(current, type) and issubclass(current, BaseModel):
         return sorted(current.model_fields)
     return []
+
+
+def _is_dict(annotation: Any) -> bool:
+    """Is ``annotation`` ``dict[K, V]`` (or ``dict[K, V] | None``)?"""
+    if typing.get_origin(annotation) is dict:
+        return True
+    return any(typing.get_origin(arg) is dict for arg in typing.get_args(annotation))
 
 
 def _inner_model(annotation: Any) -> Any:
@@ -144,7 +157,12 @@ def _pairs(settings: Settings, all_group: dict[str, Any], src: YamlSource, probl
                                     f"{', '.join(groups)}"))
     pairs: list[Pair] = []
     seen_hosts: dict[str, PathKey] = {}
-    server_ids = iter(range(1, 100))
+    # automatic server ids skip the ones set by hand, so that setting one never clashes with
+    # a node the operator did not touch
+    explicit_ids = {hvars.get("hakit_server_id") for group in groups
+                    for hvars in _hosts_of(children.get(group)).values()
+                    if isinstance(hvars, dict) and isinstance(hvars.get("hakit_server_id"), int)}
+    server_ids = (n for n in itertools.count(1) if n not in explicit_ids)
     for group, pair_name in groups.items():
         gpath: PathKey = ("all", "children", group)
         group_data = children.get(group)
@@ -196,6 +214,11 @@ def _pairs(settings: Settings, all_group: dict[str, Any], src: YamlSource, probl
                                     f"topology {settings.topology} has no pair '{name}' "
                                     f"(expected keys: {', '.join(groups.values())})"))
     return pairs
+
+
+def _hosts_of(group_data: Any) -> dict[Any, Any]:
+    hosts = group_data.get("hosts") if isinstance(group_data, dict) else None
+    return hosts if isinstance(hosts, dict) else {}
 
 
 def _host_path(pair: Pair, node: Node, topology: str) -> PathKey:
