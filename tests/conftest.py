@@ -1,0 +1,47 @@
+"""Fixtures shared by every test folder. Keep this small: folder-specific fixtures live in
+that folder's own conftest.py. Only fixtures here (no helpers to import), so that several
+conftest.py files never clash as modules."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def examples_dir() -> Path:
+    """The repository's ``examples/`` folder."""
+    return REPO / "examples"
+
+
+@pytest.fixture
+def example_data(examples_dir: Path) -> Callable[[str], dict[str, Any]]:
+    """``example_data('two-node-pacemaker')``: the parsed example, a fresh copy free to mutate."""
+
+    def load(name: str) -> dict[str, Any]:
+        return yaml.safe_load((examples_dir / f"{name}.yml").read_text(encoding="utf-8"))
+
+    return load
+
+
+@pytest.fixture
+def write_inventory(tmp_path: Path) -> Callable[..., Path]:
+    """``write_inventory(data_or_text, name='inventory.yml')``: write it in a fresh folder.
+
+    Data is written as block-style YAML in insertion order and never folded, so every key
+    keeps one line of its own (tests find the line a message must name).
+    """
+
+    def write(data: Any, name: str = "inventory.yml") -> Path:
+        path = tmp_path / name
+        text = data if isinstance(data, str) else yaml.safe_dump(
+            data, sort_keys=False, default_flow_style=False, width=1 << 20, allow_unicode=True)
+        path.write_text(text, encoding="utf-8")
+        return path
+
+    return write
