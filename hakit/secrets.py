@@ -109,7 +109,8 @@ def load_secrets(path: Path, inv: Inventory | None = None) -> Secrets:
     except ValidationError as exc:
         problems = []
         for err in exc.errors(include_url=False):
-            loc = tuple(err["loc"])
+            # pydantic names a bad dict key '[key]' in the location; the key itself is enough
+            loc = tuple(part for part in err["loc"] if part != "[key]")
             msg = {"missing": "is required", "extra_forbidden": "unknown key"}.get(
                 err["type"], err["msg"].removeprefix("Value error, ").replace("Input should be", "must be"))
             problems.append(src.problem(loc, msg))
