@@ -39,6 +39,7 @@ class Result:
     exited: int
     stdout: str = ""
     stderr: str = ""
+    raw: bytes = b""  #: stdout as bytes, for binary output (tar streams)
 
     @property
     def ok(self) -> bool:
@@ -115,7 +116,7 @@ class LocalRunner:
             result = Result(tuple(argv), 124, "", f"timed out after {timeout:g} s")
         else:
             result = Result(tuple(argv), proc.returncode, proc.stdout.decode(errors="replace"),
-                            proc.stderr.decode(errors="replace"))
+                            proc.stderr.decode(errors="replace"), proc.stdout)
         if not result.ok and not warn:
             raise CommandFailed(self.host, result)
         return result
@@ -207,7 +208,7 @@ class SshRunner:
             if input is not None:
                 stdin.write(_as_bytes(input))
             stdin.channel.shutdown_write()
-            out = stdout.read().decode(errors="replace")
+            raw = stdout.read()
             err = stderr.read().decode(errors="replace")
             code = stdout.channel.recv_exit_status()
         except (socket.timeout, TimeoutError):
@@ -216,7 +217,7 @@ class SshRunner:
             self.close()
             raise Unreachable(f"{self.host}: SSH session failed during `{command}`: {exc}") from None
         else:
-            result = Result(tuple(argv), code, out, err)
+            result = Result(tuple(argv), code, raw.decode(errors="replace"), err, raw)
         if not result.ok and not warn:
             raise CommandFailed(self.host, result)
         return result
@@ -308,7 +309,8 @@ class FakeRunner:
                 continue
             result = answer(args, data) if callable(answer) else answer
             if result is not None:
-                return Result(args, result.exited, result.stdout, result.stderr)
+                return Result(args, result.exited, result.stdout, result.stderr,
+                              result.raw or result.stdout.encode())
         if self.strict:
             return Result(args, 127, "", f"fake: no scripted answer for {shlex.join(args)}")
         return Result(args, 0)
