@@ -1,0 +1,252 @@
+"""The CLI contract through ``hakit.cli.main``: exit codes, messages on stderr, nothing written on
+bad input, ``--help`` everywhere, ``-i`` before or after the command."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+from pathlib import Path
+
+import click
+import pytest
+
+from hakit import __version__
+from hakit.cli import main, main_group
+
+
+def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    found = [prefix]
+    for name, command in sorted(group.commands.items()):
+        if isinstance(command, click.Group):
+            found += _commands(command, prefix + (name,))
+        else:
+            found.append(prefix + (name,))
+    return found
+
+
+ALL_COMMANDS = _commands(main_group)
+
+
+@pytest.fixture
+def site(tmp_path: Path, examples_dir: Path):
+    """``site(name)``: an example copied alone into a fresh folder; returns its path."""
+
+    def copy(name: str = "two-node-pacemaker") -> Path:
+        folder = tmp_path / "site"
+        folder.mkdir(exist_ok=True)
+        target = folder / f"{name}.yml"
+        shutil.copy(examples_dir / f"{name}.yml", target)
+        return target
+
+    return copy
+
+
+def _break(path: Path) -> str:
+    """Make the inventory invalid in one known way; return the message hakit must print."""
+    text = path.read_text(encoding="utf-8")
+    lines = text.splitlines(keepends=True)
+    number = next(i for i, line in enumerate(lines) if line.strip().startswith("cluster_name:"))
+    lines[number] = "      cluster_name: Bad Name\n"
+    path.write_text("".join(lines), encoding="utf-8")
+    return (f"hakit: {path}:{number + 1}: all.vars.hakit.cluster_name: must be a name of lowercase letters, "
+            f"digits and '-', starting with a letter, at most 63 characters")
+
+
+def _files(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+
+
+# --------------------------------------------------------------------------- usage
+
+
+def test_at_least_the_documented_commands_exist() -> None:
+    names = {c[0] for c in ALL_COMMANDS if c}
+    assert {"render", "validate", "lab"} <= names
+
+
+@pytest.mark.parametrize("command", ALL_COMMANDS, ids=[" ".join(c) or "hakit" for c in ALL_COMMANDS])
+def test_help_everywhere(command: tuple[str, ...], capsys) -> None:
+    for flag in ("--help", "-h"):
+        assert main([*command, flag]) == 0
+        out, err = capsys.readouterr()
+        assert out.startswith(f"Usage: hakit {' '.join(command)}".rstrip() + " "), out
+        assert err == ""
+
+
+def test_version(capsys) -> None:
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out == f"hakit, version {__version__}\n"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["no-such-command"], "Error: No such command 'no-such-command'."),
+    (["--no-such-flag"], "Error: No such option '--no-such-flag'."),
+    (["render"], "Error: Missing option '-o' / '--out'."),
+    (["render", "-o"], "Error: Option '-o' requires an argument."),
+    (["render", "-o", "out", "extra"], "Error: Got unexpected extra argument (extra)"),
+], ids=["command", "flag", "missing-option", "missing-value", "extra-argument"])
+def test_usage_errors_exit_2(argv: list[str], message: str, capsys, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert message in err
+    assert "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_out_must_not_be_a_file(site, tmp_path: Path, capsys) -> None:
+    inventory = site()
+    target = tmp_path / "a-file"
+    target.write_text("x")
+    assert main(["render", "-i", str(inventory), "-o", str(target)]) == 2
+    assert "is a file" in capsys.readouterr().err
+    assert not (inventory.parent / "two-node-pacemaker.secrets.yml").exists()
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize("command", [["render", "-o", "{out}"], ["validate"], ["status"]])
+def test_bad_inventory_exits_2_with_the_message(command: list[str], site, tmp_path: Path, capsys) -> None:
+    inventory = site()
+    expected = _break(inventory)
+    out_dir = tmp_path / "out"
+    argv = [a.format(out=out_dir) for a in command] + ["-i", str(inventory)]
+    before = _files(inventory.parent)
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    assert err == expected + "\n"
+    assert "Traceback" not in out + err
+    assert not out_dir.exists()
+    assert _files(inventory.parent) == before  # no secrets file created
+
+
+def test_check_reports_bad_input_as_unknown(site, capsys) -> None:
+    """A Nagios plugin must say UNKNOWN (3) on bad input, not fail like a shell command."""
+    inventory = site()
+    _break(inventory)
+    assert main(["check", "-i", str(inventory)]) == 3
+    out = capsys.readouterr().out
+    assert out.startswith("HAKIT UNKNOWN - ") and "all.vars.hakit.cluster_name" in out
+
+
+def test_missing_inventory(tmp_path: Path, capsys) -> None:
+    missing = tmp_path / "none.yml"
+    assert main(["-i", str(missing), "render", "-o", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err == f"hakit: {missing}: inventory not found\n"
+    assert not (tmp_path / "out").exists()
+
+
+def test_default_inventory_is_looked_up_in_the_current_folder(tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("HAKIT_INVENTORY", raising=False)
+    assert main(["render", "-o", "out"]) == 2
+    assert capsys.readouterr().err == "hakit: inventory.yml: inventory not found\n"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_every_problem_is_printed(site, tmp_path: Path, capsys) -> None:
+    inventory = site()
+    text = inventory.read_text(encoding="utf-8")
+    inventory.write_text(text.replace("stickiness: 1000", "stickiness: 0").replace("token: 1000", "token: 10"),
+                         encoding="utf-8")
+    assert main(["render", "-i", str(inventory), "-o", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2
+    assert err[0].startswith(f"hakit: {inventory}:") and err[0].endswith(
+        "all.vars.hakit.timing.corosync.token: must be greater than or equal to 200")
+    assert err[1].startswith(f"{inventory}:") and err[1].endswith(
+        "all.vars.hakit.pacemaker.stickiness: must be greater than or equal to 1")
+
+
+def test_render_refuses_a_readable_secrets_file_and_writes_nothing(site, tmp_path: Path, capsys) -> None:
+    inventory = site()
+    secrets = inventory.parent / "two-node-pacemaker.secrets.yml"
+    secrets.write_text("replication_password: x\n")
+    os.chmod(secrets, 0o644)
+    out_dir = tmp_path / "out"
+    assert main(["render", "-i", str(inventory), "-o", str(out_dir)]) == 2
+    assert capsys.readouterr().err == (f"hakit: {secrets}: secrets file has mode 0644; it must be readable by "
+                                       f"its owner only (chmod 600 {secrets})\n")
+    assert not out_dir.exists()
+
+
+def test_render_with_bad_secrets_content_writes_nothing(site, tmp_path: Path, capsys) -> None:
+    inventory = site()
+    secrets = inventory.parent / "two-node-pacemaker.secrets.yml"
+    secrets.write_text("replication_password: short\n")
+    os.chmod(secrets, 0o600)
+    out_dir = tmp_path / "out"
+    assert main(["render", "-i", str(inventory), "-o", str(out_dir)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"hakit: {secrets}:1: replication_password: must be 16 to 128 letters")
+    assert "Traceback" not in err
+    assert not out_dir.exists()
+
+
+# --------------------------------------------------------------------------- render (needs hakit/render.py)
+
+
+def _needs_render() -> None:
+    try:
+        import hakit.render  # noqa: F401
+    except ImportError as exc:
+        pytest.fail(f"hakit.render is not importable yet: {exc}")
+
+
+@pytest.mark.parametrize("placement", ["before", "after", "env"])
+def test_render_inventory_option_before_or_after_the_command(placement: str, site, tmp_path: Path, capsys,
+                                                             monkeypatch) -> None:
+    _needs_render()
+    inventory = site()
+    out_dir = tmp_path / "out"
+    monkeypatch.delenv("HAKIT_INVENTORY", raising=False)
+    if placement == "before":
+        argv = ["-i", str(inventory), "render", "-o", str(out_dir)]
+    elif placement == "after":
+        argv = ["render", "-o", str(out_dir), "-i", str(inventory)]
+    else:
+        monkeypatch.setenv("HAKIT_INVENTORY", str(inventory))
+        argv = ["render", "-o", str(out_dir)]
+    assert main(argv) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert f"rendered {len(_files(out_dir))} files for 2 nodes into {out_dir}" in out
+    assert {p.name for p in out_dir.iterdir()} >= {"nagios1", "nagios2"}
+
+
+def test_render_creates_the_secrets_file_once_and_is_deterministic(site, tmp_path: Path, capsys) -> None:
+    _needs_render()
+    inventory = site("four-node-pacemaker")
+    secrets = inventory.parent / "four-node-pacemaker.secrets.yml"
+    first, second = tmp_path / "first", tmp_path / "second"
+    assert main(["render", "-i", str(inventory), "-o", str(first)]) == 0
+    out = capsys.readouterr().out
+    assert f"created secrets file {secrets} (mode 0600)" in out
+    assert "note: set the fencing secrets pdu.community in" in out
+    assert stat.S_IMODE(secrets.stat().st_mode) == 0o600
+    secrets_content = secrets.read_bytes()
+    assert main(["-q", "render", "-i", str(inventory), "-o", str(second)]) == 0
+    assert capsys.readouterr().out == ""
+    assert secrets.read_bytes() == secrets_content
+    assert _files(first) == _files(second)
+    assert {p.name for p in first.iterdir()} >= {"db1", "db2", "app1", "app2"}
+    for rel in _files(first):
+        assert (first / rel).read_bytes() == (second / rel).read_bytes(), rel
+        assert stat.S_IMODE((first / rel).stat().st_mode) == stat.S_IMODE((second / rel).stat().st_mode), rel
+
+
+def test_render_never_writes_a_secret_readable_by_others(site, tmp_path: Path, capsys) -> None:
+    _needs_render()
+    inventory = site("two-node-heartbeat-drbd")
+    out_dir = tmp_path / "out"
+    assert main(["render", "-i", str(inventory), "-o", str(out_dir)]) == 0
+    from hakit.inventory import load_inventory
+    from hakit.secrets import load_secrets, secrets_path
+
+    sec = load_secrets(secrets_path(load_inventory(inventory)))
+    for rel in _files(out_dir):
+        content = (out_dir / rel).read_text(encoding="utf-8", errors="replace")
+        if any(value in content for value in sec.all_values()):
+            assert stat.S_IMODE((out_dir / rel).stat().st_mode) & 0o077 == 0, f"{rel} holds a secret"
