@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 import pymysql
 import pymysql.cursors
@@ -134,16 +134,21 @@ class PyMySQLDatabase:
     unix_socket: str | None = None
     connect_timeout: float = 3.0
     read_timeout: float = 30.0
+    #: makes the stream to the server (an SSH tunnel); None: TCP to host:port or unix_socket
+    sock_factory: Callable[[], Any] | None = field(default=None, repr=False)
     _conn: Any = field(default=None, repr=False)
 
     def _connection(self):
         if self._conn is not None and self._conn.open:
             return self._conn
         try:
-            self._conn = pymysql.connect(host=self.host, port=self.port, user=self.user, password=self.password or "",
-                                         unix_socket=self.unix_socket, connect_timeout=self.connect_timeout,
-                                         read_timeout=self.read_timeout, write_timeout=self.read_timeout,
-                                         autocommit=True, cursorclass=pymysql.cursors.DictCursor)
+            conn = pymysql.connect(host=self.host or "127.0.0.1", port=self.port, user=self.user,
+                                   password=self.password or "", unix_socket=self.unix_socket,
+                                   connect_timeout=self.connect_timeout, read_timeout=self.read_timeout,
+                                   write_timeout=self.read_timeout, autocommit=True,
+                                   cursorclass=pymysql.cursors.DictCursor, defer_connect=True)
+            conn.connect(sock=self.sock_factory() if self.sock_factory else None)
+            self._conn = conn
         except pymysql.MySQLError as exc:
             where = self.unix_socket or f"{self.host}:{self.port}"
             raise DatabaseUnreachable(f"{self.name}: cannot connect to MariaDB at {where} as {self.user}: "

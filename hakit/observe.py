@@ -13,7 +13,7 @@ from typing import Callable
 from hakit.errors import HakitError
 from hakit.model import Inventory, Node
 from hakit.mysql import Database, DatabaseUnreachable, PyMySQLDatabase
-from hakit.remote import Runner, runner_for
+from hakit.remote import Runner, SshRunner, Unreachable, runner_for
 from hakit.secrets import Secrets
 from hakit.snapshot import NodeView, Snapshot
 
@@ -33,20 +33,27 @@ class World:
                 pass
 
 
-def database_for(inv: Inventory, secrets: Secrets, node: Node) -> PyMySQLDatabase:
-    """hakit's admin login to ``node``'s server over TCP (created by ``hakit init``)."""
+def database_for(inv: Inventory, secrets: Secrets, node: Node, runner: SshRunner) -> PyMySQLDatabase:
+    """hakit's admin login to ``node``'s server, through the node's SSH connection.
+
+    The server listens on the node's address; the tunnel reaches it from the node itself, so
+    the admin user exists only for the node's own addresses (created by ``hakit init``).
+    """
     mysql = inv.settings.mysql
     return PyMySQLDatabase(node.name, host=node.address, port=mysql.port, user=mysql.admin_user,
-                           password=secrets.admin_password, connect_timeout=inv.settings.ssh.connect_timeout)
+                           password=secrets.admin_password, connect_timeout=inv.settings.ssh.connect_timeout,
+                           sock_factory=lambda: runner.open_tunnel(node.address, mysql.port,
+                                                                   inv.settings.ssh.connect_timeout))
 
 
 def real_world(inv: Inventory, secrets: Secrets) -> World:
-    """Runners over SSH (verified host keys) and databases over TCP for every node."""
+    """Runners over SSH (verified host keys) and databases through them, for every node."""
     world = World()
     for node in inv.nodes:
-        world.runners[node.name] = runner_for(inv, node.name)
+        runner = runner_for(inv, node.name)
+        world.runners[node.name] = runner
         if inv.pair_of(node.name).carries_db:
-            world.databases[node.name] = database_for(inv, secrets, node)
+            world.databases[node.name] = database_for(inv, secrets, node, runner)
     return world
 
 

@@ -255,6 +255,19 @@ class SshRunner:
         finally:
             sftp.close()
 
+    def open_tunnel(self, address: str, port: int, timeout: float = 5.0) -> paramiko.Channel:
+        """A TCP stream to ``address:port`` as seen from the node (``direct-tcpip``).
+
+        hakit reaches each node's MariaDB through its verified SSH connection this way, so the
+        database's admin login never has to accept connections from the network.
+        """
+        transport = self._connect().get_transport()
+        try:
+            return transport.open_channel("direct-tcpip", (address, port), ("127.0.0.1", 0),  # type: ignore
+                                          timeout=timeout)
+        except (paramiko.SSHException, OSError) as exc:
+            raise Unreachable(f"{self.host}: cannot open a tunnel to {address}:{port} through SSH: {exc}") from None
+
     def close(self) -> None:
         if self._client is not None:
             self._client.close()

@@ -95,3 +95,15 @@ def test_ssh_refuses_an_unknown_host_key(sshd):
         _runner(d, port, "empty_known_hosts").run(["true"])
     with pytest.raises(HostKeyRefused, match="does not exist"):
         _runner(d, port, "no_such_file").run(["true"])
+
+
+def test_ssh_tunnel_reaches_a_port_as_seen_from_the_node(sshd):
+    d, port = sshd
+    runner = _runner(d, port, "known_hosts")
+    try:
+        channel = runner.open_tunnel("127.0.0.1", port)  # sshd's own port, seen from the "node"
+        banner = channel.makefile("rb").readline()
+        channel.close()
+        assert banner.startswith(b"SSH-2.0-")
+    finally:
+        runner.close()
