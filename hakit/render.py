@@ -1,0 +1,550 @@
+"""Render: an inventory and its secrets -> every file each node needs (DESIGN.md "Rendered artefacts").
+
+Pure: :func:`render_all` reads the Jinja2 templates (``templates/``) and nothing else, and the
+same inventory and secrets always give byte-identical output (no timestamps, no hostnames of
+the machine rendering, every collection iterated in a fixed order).
+
+The model has already restricted every string to a safe alphabet, so no value can break out of
+a config line; the filters here (:func:`sql_string`, :func:`ident`, :func:`crm_quote`) escape
+anyway, and the XML template is autoescaped, because secrets (fencing passwords) are the one
+kind of value the model lets through with any printable character.
+
+Decisions that span files (which pair carries DRBD, the Pacemaker resource names, the heartbeat
+UDP port of a pair) are made once here, in Python, and handed to the templates as plain data:
+the CIB XML and the crm script are two spellings of one :class:`Cib` value, so they cannot
+drift apart.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jinja2
+
+import hakit
+from hakit.artefact import CLUSTER_DIR, Artefact
+from hakit.model import Inventory, Node, Pair
+from hakit.secrets import Secrets
+
+#: the first line of every text file (after the XML declaration), in the file's comment syntax
+HEADER = "managed by hakit: rendered from the inventory by hakit render; edit the inventory, not this file"
+
+#: Pacemaker schema the CIB declares. 3.7 (Pacemaker 2.1.0+) is the first with the
+#: Promoted/Unpromoted role names; Debian 12's Pacemaker 2.1.5 accepts up to 3.9.
+CIB_SCHEMA = "pacemaker-3.7"
+
+#: where hakit is installed on the nodes and where the node-side inventory lives. The Nagios
+#: check and the resource scripts call hakit by these absolute paths because Nagios and the
+#: cluster stacks run commands with a minimal PATH.
+HAKIT_BIN = "/usr/local/bin/hakit"
+NODE_INVENTORY = "/etc/hakit/inventory.yml"
+REPLICATION_SQL = "/etc/hakit/replication.sql"
+SYNC_MANIFEST = "/etc/hakit/sync.json"
+
+#: heartbeat's default port; in the four-node topology each pair is its own heartbeat cluster
+HEARTBEAT_UDP_PORTS = {"main": 694, "db": 694, "app": 695}
+
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+_ESCAPES_REFUSED = re.compile(r"[\x00\n\r]")
+
+
+# --------------------------------------------------------------------------- filters
+
+
+def sql_string(value: object) -> str:
+    """``value`` as a single-quoted SQL string literal.
+
+    Backslash and quote are escaped (MariaDB's default sql_mode, which hakit's sessions use);
+    NUL and line breaks are refused since no hakit value may contain them.
+    """
+    text = str(value)
+    if _ESCAPES_REFUSED.search(text):
+        raise ValueError("SQL string literals must not contain NUL or line breaks")
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def ident(value: object) -> str:
+    """``value`` as a backtick-quoted SQL identifier, after checking the identifier rule."""
+    text = str(value)
+    if not _IDENT.fullmatch(text):
+        raise ValueError(f"not a safe SQL identifier: {text!r}")
+    return f"`{text}`"
+
+
+def crm_quote(value: object) -> str:
+    """``value`` as a double-quoted crm shell word (crmsh splits lines like a POSIX shell)."""
+    text = str(value)
+    if _ESCAPES_REFUSED.search(text):
+        raise ValueError("crm shell values must not contain NUL or line breaks")
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def drbd_quote(value: object) -> str:
+    """``value`` as a double-quoted drbd.conf string (only safe characters accepted)."""
+    text = str(value)
+    if not re.fullmatch(r"[A-Za-z0-9._:/@,+=%-]{1,255}", text):
+        raise ValueError("DRBD strings must be letters, digits or '._:/@,+=%-'")
+    return f'"{text}"'
+
+
+def templates_dir() -> Path:
+    """The template folder: inside the installed package when shipped in a wheel, else the repo's."""
+    shipped = Path(hakit.__file__).parent / "templates"
+    return shipped if shipped.is_dir() else Path(hakit.__file__).parent.parent / "templates"
+
+
+@functools.lru_cache(maxsize=1)
+def environment() -> jinja2.Environment:
+    """The Jinja2 environment: StrictUndefined, trailing newline kept, autoescape for XML only."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(templates_dir())),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=lambda name: bool(name) and name.endswith(".xml.j2"),
+    )
+    env.filters.update(sql_string=sql_string, ident=ident, crm_quote=crm_quote, drbd_quote=drbd_quote)
+    env.globals.update(HEADER=HEADER)
+    return env
+
+
+def _render(template: str, **context: object) -> bytes:
+    return environment().get_template(template).render(**context).encode("utf-8")
+
+
+# --------------------------------------------------------------------------- artefacts
+
+
+class _Maker:
+    """Collects artefacts and sets each one's mode from what it holds."""
+
+    def __init__(self, secrets: Secrets):
+        self.items: list[Artefact] = []
+        raw = [v for v in secrets.all_values()]
+        raw += [v for params in secrets.fencing.values() for v in params.values() if v]
+        self._needles = sorted({v.encode("utf-8") for v in raw if v}, key=len, reverse=True)
+
+    def add(self, node: str, path: str, content: bytes, kind: str, secret: bool = False) -> None:
+        # ``secret`` is what the caller knows it put in; the scan is a safety net so that a
+        # template change that lets a secret in can never leave the file world-readable.
+        holds_secret = secret or any(needle in content for needle in self._needles)
+        self.items.append(Artefact(node=node, path=path, content=content,
+                                   mode=0o600 if holds_secret else 0o644, kind=kind))
+
+
+def render_all(inv: Inventory, secrets: Secrets) -> list[Artefact]:
+    """Every artefact of ``inv``, sorted (by node, then path).
+
+    Raises :class:`ValueError` only on a programming error (a value the model should have
+    refused); never writes anything.
+    """
+    out = _Maker(secrets)
+    s = inv.settings
+    if s.stack == "pacemaker":
+        _corosync(inv, secrets, out)
+        cib = build_cib(inv, secrets)
+        has_secret = any(p.secret for p in cib.fencing)
+        out.add(CLUSTER_DIR, "/cib.xml", _render("pacemaker/cib.xml.j2", cib=cib, schema=CIB_SCHEMA),
+                "cib-xml", has_secret)
+        out.add(CLUSTER_DIR, "/cib.crm", _render("pacemaker/cib.crm.j2", cib=cib), "cib-crm", has_secret)
+    else:
+        _heartbeat(inv, secrets, out)
+    _drbd(inv, secrets, out)
+    _mysql(inv, secrets, out)
+    _monitoring(inv, out)
+    return sorted(out.items)
+
+
+# --------------------------------------------------------------------------- storage helpers
+
+
+def block_storage(inv: Inventory, pair: Pair) -> str | None:
+    """``"drbd"``, ``"shared"`` or None: the block storage that ``pair`` mounts on its active node.
+
+    The app pair carries the monitoring files when ``storage.files`` is drbd/shared; the db pair
+    carries the data directory when ``storage.databases`` is. (In the two-node topology one pair
+    carries both.)
+    """
+    st = inv.settings.storage
+    for kind in ("drbd", "shared"):
+        if (pair.carries_app and st.files == kind) or (pair.carries_db and st.databases == kind):
+            return kind
+    return None
+
+
+def databases_on_block(inv: Inventory, pair: Pair) -> bool:
+    """Whether the pair's data directory lives on its block storage (then mount before MariaDB)."""
+    return pair.carries_db and inv.settings.storage.databases in ("drbd", "shared")
+
+
+def _preferred(pair: Pair) -> Node:
+    """The node that should be active at first start: the higher hakit_priority, the first on a tie."""
+    first, second = pair.nodes
+    return second if second.priority > first.priority else first
+
+
+# --------------------------------------------------------------------------- corosync
+
+
+def _corosync(inv: Inventory, secrets: Secrets, out: _Maker) -> None:
+    s = inv.settings
+    nodes = [(index, node) for index, node in enumerate(inv.nodes, start=1)]
+    text = _render("corosync/corosync.conf.j2", cluster_name=s.cluster_name, nodes=nodes,
+                   token=s.timing.corosync.token, consensus=s.timing.corosync.effective_consensus,
+                   two_node=s.topology == "two-node")
+    key = base64.b64decode(secrets.corosync_authkey, validate=True)
+    for node in inv.nodes:
+        out.add(node.name, "/etc/corosync/corosync.conf", text, "corosync")
+        out.add(node.name, "/etc/corosync/authkey", key, "corosync-authkey", secret=True)
+
+
+# --------------------------------------------------------------------------- pacemaker CIB
+
+
+@dataclass(frozen=True)
+class Op:
+    """One operation of a primitive (``interval`` "0s" for start/stop/promote/demote)."""
+
+    name: str
+    interval: str
+    timeout: str
+    role: str | None = None
+
+    @property
+    def id(self) -> str:
+        """The op's id suffix, as crmsh makes it (``monitor-10s``); unique as intervals differ."""
+        return f"{self.name}-{self.interval}"
+
+
+@dataclass(frozen=True)
+class Primitive:
+    """A Pacemaker primitive; ``secret`` marks a stonith device whose params hold secrets."""
+
+    id: str
+    cls: str
+    provider: str | None
+    type: str
+    params: tuple[tuple[str, str], ...] = ()
+    ops: tuple[Op, ...] = ()
+    secret: bool = False
+
+    @property
+    def agent(self) -> str:
+        """The crm shell spelling: ``class:provider:type`` (or ``stonith:type``)."""
+        return ":".join(p for p in (self.cls, self.provider, self.type) if p)
+
+
+@dataclass(frozen=True)
+class Group:
+    id: str
+    members: tuple[Primitive, ...]
+
+
+@dataclass(frozen=True)
+class Clone:
+    id: str
+    rsc: Primitive
+    meta: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class Location:
+    """``rsc`` gets ``score`` on ``node``; or, with ``ping_rule``, -INFINITY where pingd <= 0."""
+
+    id: str
+    rsc: str
+    score: str
+    node: str | None = None
+    ping_rule: bool = False
+
+
+@dataclass(frozen=True)
+class Colocation:
+    id: str
+    rsc: str
+    with_rsc: str
+    score: str
+    with_role: str | None = None
+
+
+@dataclass(frozen=True)
+class Order:
+    id: str
+    first: str
+    first_action: str
+    then: str
+    then_action: str
+    kind: str
+
+
+@dataclass(frozen=True)
+class PairResources:
+    """The Pacemaker names of one pair's resources (for the cluster adapter and the agents)."""
+
+    group: str
+    db_role: str | None
+    vip: str
+    filesystem: str | None
+    monitoring: str | None
+    drbd: str | None
+    drbd_clone: str | None
+
+
+@dataclass(frozen=True)
+class Cib:
+    """The whole Pacemaker configuration, spelt as XML by one template and as crm by another."""
+
+    cluster_name: str
+    properties: tuple[tuple[str, str], ...]
+    rsc_defaults: tuple[tuple[str, str], ...]
+    op_defaults: tuple[tuple[str, str], ...]
+    fencing: tuple[Primitive, ...]
+    primitives: tuple[Primitive, ...]  #: those not inside a group or clone
+    groups: tuple[Group, ...]
+    clones: tuple[Clone, ...]
+    locations: tuple[Location, ...]
+    colocations: tuple[Colocation, ...]
+    orders: tuple[Order, ...]
+    names: dict[str, PairResources] = field(default_factory=dict)
+
+
+def _xml_score(score: int | str) -> str:
+    return {"inf": "INFINITY", "-inf": "-INFINITY"}.get(str(score), str(score))
+
+
+def pacemaker_names(inv: Inventory, pair: Pair) -> PairResources:
+    """Resource ids of ``pair``: ``db-role``, ``vip``, … in two-node, ``db-role-db`` … in four-node."""
+    sfx = "" if inv.settings.topology == "two-node" else f"-{pair.name}"
+    storage = block_storage(inv, pair)
+    drbd = f"drbd-{inv.settings.drbd.resource}{sfx}" if storage == "drbd" and inv.settings.drbd else None
+    return PairResources(
+        group=f"hakit{sfx}",
+        db_role=f"db-role{sfx}" if pair.carries_db else None,
+        vip=f"vip{sfx}",
+        filesystem=f"fs{sfx}" if storage else None,
+        monitoring=f"monitoring{sfx}" if pair.carries_app else None,
+        drbd=drbd,
+        drbd_clone=f"{drbd}-clone" if drbd else None,
+    )
+
+
+def build_cib(inv: Inventory, secrets: Secrets) -> Cib:
+    """The Pacemaker configuration of ``inv`` (resources, constraints, fencing), as data."""
+    s = inv.settings
+    pm = s.pacemaker
+    fencing: list[Primitive] = []
+    primitives: list[Primitive] = []
+    groups: list[Group] = []
+    clones: list[Clone] = []
+    locations: list[Location] = []
+    colocations: list[Colocation] = []
+    orders: list[Order] = []
+    names: dict[str, PairResources] = {}
+
+    for dev in s.fencing:
+        rid = f"fence-{dev.name}"
+        params = dict(dev.params)
+        for param in dev.secret_params:
+            params[param] = secrets.fencing[dev.name][param]
+        params.setdefault("pcmk_host_list", " ".join(dev.nodes))
+        fencing.append(Primitive(id=rid, cls="stonith", provider=None, type=dev.agent,
+                                 params=tuple(sorted(params.items())),
+                                 ops=(Op("monitor", "60s", "20s"),), secret=bool(dev.secret_params)))
+        if len(dev.nodes) == 1:
+            # a node never fences itself: the device that powers a node off runs on another node
+            locations.append(Location(f"{rid}-not-on-{dev.nodes[0]}", rid, "-INFINITY", node=dev.nodes[0]))
+
+    if s.ping_nodes:
+        ping = Primitive(id="ping", cls="ocf", provider="pacemaker", type="ping",
+                         params=(("dampen", "5s"), ("host_list", " ".join(s.ping_nodes)), ("multiplier", "1000")),
+                         ops=(Op("monitor", "10s", "60s"), Op("start", "0s", "60s"), Op("stop", "0s", "20s")))
+        clones.append(Clone("ping-clone", ping, ()))
+
+    relay_wait = int(s.failover.relay_wait_seconds)
+    for pair in inv.pairs:
+        n = pacemaker_names(inv, pair)
+        names[pair.name] = n
+        storage = block_storage(inv, pair)
+        members: list[Primitive] = []
+        fs: Primitive | None = None
+        if storage:
+            if storage == "drbd" and s.drbd:
+                device, mount, fstype = s.drbd.device, s.drbd.mount, s.drbd.fstype
+            elif s.shared_storage:
+                device, mount, fstype = s.shared_storage.device, s.shared_storage.mount, s.shared_storage.fstype
+            else:  # the inventory's cross-checks require the section; be explicit if they ever do not
+                raise ValueError(f"storage {storage} has no settings section")
+            fs = Primitive(id=n.filesystem or "fs", cls="ocf", provider="heartbeat", type="Filesystem",
+                           params=(("device", device), ("directory", mount), ("fstype", fstype)),
+                           ops=(Op("monitor", "20s", "40s"), Op("start", "0s", "60s"), Op("stop", "0s", "60s")))
+        if fs and databases_on_block(inv, pair):
+            members.append(fs)  # the data directory is on it: mount before MariaDB starts
+        if n.db_role:
+            # start waits for the relay log to be applied (failover.relay_wait_seconds) before
+            # promoting, so its timeout is that wait plus a margin
+            members.append(Primitive(id=n.db_role, cls="ocf", provider="hakit", type="mariadb-role",
+                                     ops=(Op("monitor", "10s", "30s"),
+                                          Op("start", "0s", f"{relay_wait + 90}s"),
+                                          Op("stop", "0s", "120s"))))
+        members.append(Primitive(id=n.vip, cls="ocf", provider="heartbeat", type="IPaddr2",
+                                 params=(("cidr_netmask", str(pair.vip.netmask)), ("ip", pair.vip.address),
+                                         ("nic", pair.vip.interface)),
+                                 ops=(Op("monitor", "10s", "20s"), Op("start", "0s", "20s"), Op("stop", "0s", "20s"))))
+        if fs and not databases_on_block(inv, pair):
+            members.append(fs)
+        if n.monitoring:
+            members.append(Primitive(id=n.monitoring, cls="ocf", provider="hakit", type="monitoring-master",
+                                     ops=(Op("monitor", "30s", "30s"), Op("start", "0s", "120s"),
+                                          Op("stop", "0s", "120s"))))
+        groups.append(Group(n.group, tuple(members)))
+
+        if n.drbd and n.drbd_clone and s.drbd:
+            drbd = Primitive(id=n.drbd, cls="ocf", provider="linbit", type="drbd",
+                             params=(("drbd_resource", s.drbd.resource),),
+                             ops=(Op("monitor", "29s", "20s", role="Promoted"),
+                                  Op("monitor", "31s", "20s", role="Unpromoted"),
+                                  Op("start", "0s", "240s"), Op("stop", "0s", "100s"),
+                                  Op("promote", "0s", "90s"), Op("demote", "0s", "90s")))
+            clones.append(Clone(n.drbd_clone, drbd,
+                                (("clone-max", "2"), ("clone-node-max", "1"), ("notify", "true"),
+                                 ("promotable", "true"), ("promoted-max", "1"), ("promoted-node-max", "1"))))
+            colocations.append(Colocation(f"{n.group}-with-{n.drbd}-promoted", n.group, n.drbd_clone,
+                                          "INFINITY", with_role="Promoted"))
+            orders.append(Order(f"{n.drbd}-promote-before-{n.group}", n.drbd_clone, "promote",
+                                n.group, "start", "Mandatory"))
+
+        # first placement only: below the stickiness, so a returning node never pulls the
+        # group back (no failback, invariant 5)
+        preference = min(100, pm.stickiness - 1)
+        if preference > 0:
+            preferred = _preferred(pair)
+            locations.append(Location(f"{n.group}-prefers-{preferred.name}", n.group, str(preference),
+                                      node=preferred.name))
+        if s.ping_nodes:
+            locations.append(Location(f"{n.group}-connected", n.group, "-INFINITY", ping_rule=True))
+        others = [node for other in inv.pairs if other is not pair for node in other.nodes]
+        for node in others:  # four-node: a pair's resources never run on the other pair's nodes
+            locations.append(Location(f"{n.group}-not-on-{node.name}", n.group, "-INFINITY", node=node.name))
+            if n.drbd_clone:
+                locations.append(Location(f"{n.drbd_clone}-not-on-{node.name}", n.drbd_clone, "-INFINITY",
+                                          node=node.name))
+
+    if len(inv.pairs) == 2:
+        db, app = names[inv.db_pair.name], names[inv.app_pair.name]
+        # the monitoring master reaches its databases through the db VIP: when both groups
+        # move in one transition, bring the databases up first (optional: never blocks a move)
+        orders.append(Order(f"{db.group}-before-{app.group}", db.group, "start", app.group, "start", "Optional"))
+
+    return Cib(
+        cluster_name=s.cluster_name,
+        properties=(("cluster-name", s.cluster_name), ("no-quorum-policy", pm.no_quorum_policy),
+                    ("stonith-enabled", "true")),
+        rsc_defaults=(("migration-threshold", str(pm.migration_threshold)),
+                      ("resource-stickiness", str(pm.stickiness))),
+        op_defaults=(("timeout", "60s"),),
+        fencing=tuple(fencing), primitives=tuple(primitives), groups=tuple(groups), clones=tuple(clones),
+        locations=tuple(locations), colocations=tuple(colocations), orders=tuple(orders), names=names)
+
+
+# --------------------------------------------------------------------------- heartbeat
+
+
+def _heartbeat(inv: Inventory, secrets: Secrets, out: _Maker) -> None:
+    s = inv.settings
+    authkeys = _render("heartbeat/authkeys.j2", key=secrets.heartbeat_authkey)
+    if not re.search(rb"^1 sha1 ", authkeys, re.M) or re.search(rb"^\s*\d+\s+crc\b", authkeys, re.M):
+        raise ValueError("heartbeat authkeys must use sha1, never crc")  # a template regression
+    for pair in inv.pairs:
+        storage = block_storage(inv, pair)
+        devices = [dev for dev in s.fencing if set(dev.nodes) & set(pair.node_names)]
+        haresources = _render("heartbeat/haresources.j2", pair=pair, preferred=_preferred(pair),
+                              storage=storage, drbd=s.drbd, shared=s.shared_storage,
+                              db_first=databases_on_block(inv, pair))
+        for node in pair.nodes:
+            peer = pair.peer_of(node.name)
+            stonith = []
+            for dev in devices:
+                # run each device only from nodes it does not power off (a node never fences itself)
+                runners = [n for n in pair.node_names if n not in dev.nodes]
+                if len(dev.nodes) > 1 or node.name not in dev.nodes:
+                    values = list(dev.params.values()) + [secrets.fencing[dev.name][p] for p in dev.secret_params]
+                    stonith.append((runners[0] if len(runners) == 1 else "*", dev.agent, values))
+            ha_cf = _render("heartbeat/ha.cf.j2", inv=inv, pair=pair, node=node, peer=peer,
+                            timing=s.timing.heartbeat, udpport=HEARTBEAT_UDP_PORTS[pair.name],
+                            four_node=s.topology == "four-node", stonith=stonith)
+            out.add(node.name, "/etc/ha.d/ha.cf", ha_cf, "ha.cf", secret=any(
+                dev.secret_params for dev in devices))
+            out.add(node.name, "/etc/ha.d/haresources", haresources, "haresources")
+            out.add(node.name, "/etc/ha.d/authkeys", authkeys, "authkeys", secret=True)
+
+
+# --------------------------------------------------------------------------- drbd
+
+
+def _drbd(inv: Inventory, secrets: Secrets, out: _Maker) -> None:
+    drbd = inv.settings.drbd
+    if drbd is None:
+        return
+    for pair in inv.pairs:
+        if block_storage(inv, pair) != "drbd":
+            continue
+        text = _render("drbd/resource.res.j2", drbd=drbd, pair=pair, secret=secrets.drbd_secret,
+                       stack=inv.settings.stack)
+        for node in pair.nodes:
+            out.add(node.name, f"/etc/drbd.d/{drbd.resource}.res", text, "drbd", secret=True)
+
+
+# --------------------------------------------------------------------------- mysql
+
+
+def _mysql(inv: Inventory, secrets: Secrets, out: _Maker) -> None:
+    s = inv.settings
+    my = s.mysql
+    pair = inv.db_pair
+    replicated = s.storage.databases == "replication"
+    # four-node: the monitoring master connects from the app nodes through the db VIP;
+    # two-node: it runs beside the database (socket, or TCP to 127.0.0.1)
+    app_hosts = ["localhost", "127.0.0.1"] if pair.carries_app else [node.address for node in inv.app_pair.nodes]
+    for node in pair.nodes:
+        peer = pair.peer_of(node.name)
+        cnf = _render("mysql/hakit.cnf.j2", my=my, node=node, pair=pair, replicated=replicated)
+        out.add(node.name, my.config_path, cnf, "mysql-cnf")
+        sql = _render("mysql/replication.sql.j2", my=my, node=node, peer=peer, secrets=secrets,
+                      app_hosts=app_hosts, replicated=replicated)
+        out.add(node.name, REPLICATION_SQL, sql, "mysql-sql", secret=True)
+
+
+# --------------------------------------------------------------------------- monitoring
+
+
+def _monitoring(inv: Inventory, out: _Maker) -> None:
+    s = inv.settings
+    mon = s.monitoring
+    pair = inv.app_pair
+    storage = block_storage(inv, pair)
+    mount = (s.drbd.mount if storage == "drbd" and s.drbd
+             else s.shared_storage.mount if storage == "shared" and s.shared_storage else None)
+    nagios = _render("monitoring/hakit.cfg.j2", mon=mon, cluster_name=s.cluster_name,
+                     command=f"{HAKIT_BIN} -q -i {NODE_INVENTORY} check")
+    manifest = {
+        "_managed_by": HEADER,
+        "cluster_name": s.cluster_name,
+        "shared_paths": {
+            # on drbd/shared storage each path is a symlink into the mount of the active node;
+            # with no block storage the paths are kept identical by ``hakit sync`` instead
+            "storage": storage or "sync",
+            "mount": mount,
+            "paths": [{"path": p, "target": f"{mount}{p}" if mount else None} for p in mon.shared_paths],
+        },
+        "sync": [{"path": item.path, "exclude": list(item.exclude)} for item in s.sync],
+    }
+    sync_json = (json.dumps(manifest, sort_keys=True, indent=2) + "\n").encode("utf-8")
+    for node in pair.nodes:
+        out.add(node.name, mon.fragment, nagios, "nagios")
+        out.add(node.name, SYNC_MANIFEST, sync_json, "sync-manifest")

@@ -1,0 +1,45 @@
+-- managed by hakit: rendered from the inventory by hakit render; edit the inventory, not this file
+-- Per-node setup of opsview2 (peer opsview1): users and the replication source.
+-- Mode 0600: it holds passwords. Run by hakit init; safe to run again.
+--
+-- Nothing here may replicate: each node gets its own users and its own CHANGE MASTER
+-- (safety invariant 4), so binary logging is off for this whole session. Replication is
+-- NOT started here: hakit starts it after checking generation and errant transactions.
+SET SESSION sql_log_bin = 0;
+
+-- the replication user, for the peer opsview1 pulling this node's binary log
+CREATE USER IF NOT EXISTS 'repl'@'198.51.100.11' IDENTIFIED BY 'FAKEreplicationPassw0rdForTests';
+ALTER USER 'repl'@'198.51.100.11' IDENTIFIED BY 'FAKEreplicationPassw0rdForTests';
+GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO 'repl'@'198.51.100.11';
+
+-- hakit itself, on the node (over SSH and from the resource agents): it promotes, demotes,
+-- repoints replication and rebuilds a node from a dump, so it needs every privilege
+CREATE USER IF NOT EXISTS 'hakit_admin'@'localhost' IDENTIFIED BY 'FAKEadminPassw0rdForGoldenTests';
+ALTER USER 'hakit_admin'@'localhost' IDENTIFIED BY 'FAKEadminPassw0rdForGoldenTests';
+GRANT ALL PRIVILEGES ON *.* TO 'hakit_admin'@'localhost' WITH GRANT OPTION;
+CREATE USER IF NOT EXISTS 'hakit_admin'@'127.0.0.1' IDENTIFIED BY 'FAKEadminPassw0rdForGoldenTests';
+ALTER USER 'hakit_admin'@'127.0.0.1' IDENTIFIED BY 'FAKEadminPassw0rdForGoldenTests';
+GRANT ALL PRIVILEGES ON *.* TO 'hakit_admin'@'127.0.0.1' WITH GRANT OPTION;
+
+-- the monitoring master's own user, on its databases only
+CREATE USER IF NOT EXISTS 'opsview'@'localhost' IDENTIFIED BY 'FAKEmonitoringDbPassw0rdForTests';
+ALTER USER 'opsview'@'localhost' IDENTIFIED BY 'FAKEmonitoringDbPassw0rdForTests';
+GRANT ALL PRIVILEGES ON `opsview`.* TO 'opsview'@'localhost';
+GRANT ALL PRIVILEGES ON `runtime`.* TO 'opsview'@'localhost';
+GRANT ALL PRIVILEGES ON `odw`.* TO 'opsview'@'localhost';
+CREATE USER IF NOT EXISTS 'opsview'@'127.0.0.1' IDENTIFIED BY 'FAKEmonitoringDbPassw0rdForTests';
+ALTER USER 'opsview'@'127.0.0.1' IDENTIFIED BY 'FAKEmonitoringDbPassw0rdForTests';
+GRANT ALL PRIVILEGES ON `opsview`.* TO 'opsview'@'127.0.0.1';
+GRANT ALL PRIVILEGES ON `runtime`.* TO 'opsview'@'127.0.0.1';
+GRANT ALL PRIVILEGES ON `odw`.* TO 'opsview'@'127.0.0.1';
+
+-- replicate from the peer by GTID; stopping first makes a re-run converge (CHANGE MASTER
+-- refuses to run while replication runs), and hakit starts it again after its checks
+STOP SLAVE;
+CHANGE MASTER TO
+  MASTER_HOST = '198.51.100.11',
+  MASTER_PORT = 3306,
+  MASTER_USER = 'repl',
+  MASTER_PASSWORD = 'FAKEreplicationPassw0rdForTests',
+  MASTER_USE_GTID = slave_pos,
+  MASTER_CONNECT_RETRY = 10;
