@@ -1,10 +1,138 @@
-"""``hakit lab``: build, break and remove the namespace lab."""
+"""``hakit lab``: build, break and remove the namespace lab (DESIGN.md "The namespace lab").
+
+Thin: every command calls one function of :mod:`hakit.lab.lab` or :mod:`hakit.lab.faults`.
+User mistakes (not root, unknown node or fault, no lab) end in a one-line message and exit
+code 2 or 3, never a traceback.
+"""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import click
+
+from hakit.lab.spec import DEFAULT_SUBNET
+
+DIR_OPTION = click.option("--dir", "dir", default=".lab", show_default=True, metavar="DIR",
+                          type=click.Path(file_okay=False),
+                          help="The lab's folder: state, inventory, keys, node data.")
 
 
 @click.group()
 def lab() -> None:
-    """The namespace lab: real nodes on this machine (root needed)."""
+    """The namespace lab: real nodes (sshd, MariaDB, the cluster stack, Nagios 4) on this machine.
+
+    Needs root. One lab per machine. Every command takes --dir (default .lab).
+    """
+
+
+@lab.command()
+@DIR_OPTION
+@click.option("--topology", type=click.Choice(["two-node", "four-node"]), default="two-node", show_default=True)
+@click.option("--stack", type=click.Choice(["pacemaker", "heartbeat"]), default="pacemaker", show_default=True)
+@click.option("--subnet", default=DEFAULT_SUBNET, show_default=True,
+              help="Private /24 for the lab; refused when it overlaps a route or address of this machine.")
+def up(dir: str, topology: str, stack: str, subnet: str) -> None:
+    """Build the lab (an earlier lab in DIR is removed first) and write DIR/inventory.yml."""
+    from hakit.lab import lab as impl
+
+    report = impl.up(dir, topology, stack, subnet, say=click.echo)
+    spec = report.spec
+    click.echo(f"lab up: {spec.topology}, {spec.stack}, subnet {spec.subnet} (host {spec.host_address} on "
+               f"the bridge) in {report.seconds:.1f} s")
+    for node in spec.nodes:
+        click.echo(f"  {node.name:<5} {node.address:<15} pair {node.pair}: sshd, MariaDB (read_only=ON), "
+                   f"{'corosync+Pacemaker' if spec.stack == 'pacemaker' else 'heartbeat'}, Nagios 4 (stopped)")
+    for pair, vip in spec.vips.items():
+        click.echo(f"  VIP {pair}: {vip} (not started: no resources yet)")
+    if spec.stack == "pacemaker":
+        click.echo("  fencing: fence_hakitlab via the host helper, stonith-enabled=true")
+    for name, seconds in report.phases:
+        click.echo(f"  {seconds:5.1f} s  {name}")
+    click.echo(f"inventory: {report.inventory}")
+    click.echo(f"try: hakit lab status --dir {dir}; hakit lab exec --dir {dir} {spec.nodes[0].name} -- crm_mon -1"
+               if spec.stack == "pacemaker" else
+               f"try: hakit lab status --dir {dir}; hakit lab exec --dir {dir} {spec.nodes[0].name} -- cl_status hbstatus")
+
+
+@lab.command()
+@DIR_OPTION
+@click.option("--keep-files", is_flag=True, help="Keep DIR (logs, node data) for a post-mortem.")
+def down(dir: str, keep_files: bool) -> None:
+    """Remove the lab: every node process, link, mount, host file and (unless --keep-files) DIR."""
+    from hakit.lab import lab as impl
+
+    removed = impl.down(dir, keep_files=keep_files)
+    if removed:
+        click.echo(f"lab down: removed {len(removed)} things: {', '.join(removed)}")
+    else:
+        click.echo("lab down: nothing to remove")
+
+
+@lab.command()
+@DIR_OPTION
+def status(dir: str) -> None:
+    """Nodes, init PIDs, addresses, links and daemons (observed now)."""
+    from hakit.lab import lab as impl
+
+    state = impl.lab_state(dir)
+    rows = impl.status(dir)
+    spec = state.spec
+    built = f", built in {state.build_seconds:.1f} s" if state.build_seconds else ""
+    click.echo(f"lab {spec.dir}: {spec.topology}, {spec.stack}, subnet {spec.subnet}{built}")
+    for row in rows:
+        power = f"on (init {row.init})" if row.alive else "OFF"
+        parts = [f"{name} {'up ' + ','.join(map(str, pids)) if pids else 'down'}"
+                 for name, pids in row.daemons.items()]
+        click.echo(f"  {row.name:<5} {row.address:<15} {power:<18} link {row.link:<6} " + "; ".join(parts))
+
+
+@lab.command()
+@DIR_OPTION
+@click.argument("kind", type=click.Choice(["kill-node", "kill-mysqld", "stop-stack", "partition", "heal"]))
+@click.argument("node")
+def fault(dir: str, kind: str, node: str) -> None:
+    """Inject a fault: kill-node, kill-mysqld, stop-stack, partition or heal."""
+    from hakit.lab import faults, lab as impl
+
+    impl.require_root()
+    click.echo(faults.inject(impl.lab_state(dir), kind, node))
+
+
+@lab.command("restart-node")
+@DIR_OPTION
+@click.option("--wait/--no-wait", default=True, show_default=True, help="Wait until it rejoined the cluster.")
+@click.argument("node")
+def restart_node(dir: str, wait: bool, node: str) -> None:
+    """Start NODE again (killed first if running), data kept; daemons started."""
+    from hakit.lab import lab as impl
+
+    state = impl.lab_state(dir)
+    state.spec.node(node)
+    init = impl.restart_node(dir, node, wait_cluster=wait)
+    click.echo(f"{node}: restarted (init {init}); sshd, MariaDB and the cluster stack started"
+               + ("; rejoined the cluster" if wait else ""))
+
+
+@lab.command("exec", context_settings={"ignore_unknown_options": True})
+@DIR_OPTION
+@click.argument("node")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+def exec_(dir: str, node: str, command: tuple[str, ...]) -> None:
+    """Run COMMAND inside NODE (e.g. hakit lab exec n1 -- crm_mon -1); exits with its code."""
+    from hakit.errors import InputError
+    from hakit.lab import lab as impl
+    from hakit.lab.node import enter, is_alive
+
+    impl.require_root()
+    state = impl.lab_state(dir)
+    state.spec.node(node)
+    init = state.inits.get(node)
+    if not is_alive(state.spec, node, init) or init is None:
+        raise InputError(f"node {node} is not running (hakit lab restart-node {node} starts it)")
+    env = dict(os.environ, PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", HOME="/root")
+    proc = subprocess.run(enter(init) + ["/usr/bin/env", "-C", "/root", *command], env=env)
+    sys.stdout.flush()
+    raise click.exceptions.Exit(proc.returncode)

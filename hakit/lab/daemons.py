@@ -1,0 +1,154 @@
+"""The daemons of a lab node: how each starts, how to tell it runs, and waiting until it serves.
+
+Daemons are started through ``nsenter`` into the node; each is detached (its own session,
+output to the node's private ``/var/log``), so it becomes a child of the node's init, which
+reaps it. MariaDB runs as ``mariadbd`` itself, not under ``mariadbd-safe``, so that a killed
+``mariadbd`` stays dead (the ``kill-mysqld`` fault) as it does under systemd without restart.
+"""
+
+from __future__ import annotations
+
+import shlex
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from hakit.errors import OperationFailed
+from hakit.lab.node import enter, node_pids
+from hakit.lab.proc import run
+from hakit.lab.spec import LabSpec, NodeSpec
+
+
+@dataclass(frozen=True)
+class Daemon:
+    """A daemon of a node: the process names that show it runs, and its start command (sh)."""
+
+    name: str
+    comms: tuple[str, ...]
+    start: str
+
+
+SSHD = Daemon("sshd", ("sshd",), "/usr/sbin/sshd -f /etc/ssh/sshd_config")
+MARIADB = Daemon("mariadb", ("mariadbd",),
+                 "setsid /usr/sbin/mariadbd --user=mysql </dev/null >>/var/log/mysql/mariadbd.out 2>&1 &")
+COROSYNC = Daemon("corosync", ("corosync",), "/usr/sbin/corosync")
+PACEMAKER = Daemon("pacemaker", ("pacemakerd", "pacemaker-base", "pacemaker-cont", "pacemaker-fenc"),
+                   "setsid /usr/sbin/pacemakerd </dev/null >>/var/log/pacemaker/pacemakerd.out 2>&1 &")
+HEARTBEAT = Daemon("heartbeat", ("heartbeat",), "/usr/libexec/heartbeat/heartbeat")
+NAGIOS = Daemon("nagios4", ("nagios4",), "/usr/sbin/nagios4 -d /etc/nagios4/nagios.cfg")
+
+#: what ``status`` reports per stack (Nagios 4 is installed on every node but not started)
+REPORTED = {"pacemaker": (SSHD, MARIADB, COROSYNC, PACEMAKER, NAGIOS),
+            "heartbeat": (SSHD, MARIADB, HEARTBEAT, NAGIOS)}
+
+
+def sh(init: int, script: str, *, check: bool = True, timeout: float = 60.0, input: str | None = None):
+    """Run a shell ``script`` inside the node (the script is the lab's own text, never user input)."""
+    return run(enter(init) + ["/bin/sh", "-c", script], check=check, timeout=timeout, input=input)
+
+
+def start(init: int, daemon: Daemon) -> None:
+    """Start ``daemon`` in the node (it detaches)."""
+    sh(init, daemon.start)
+
+
+def running(init: int) -> dict[str, list[int]]:
+    """Process name -> host PIDs, for every process of the node."""
+    found: dict[str, list[int]] = {}
+    for pid in node_pids(init):
+        try:
+            comm = Path(f"/proc/{pid}/comm").read_text().strip()
+        except OSError:
+            continue
+        found.setdefault(comm, []).append(pid)
+    return found
+
+
+def is_running(init: int, daemon: Daemon) -> bool:
+    """True when the daemon's main process runs in the node."""
+    procs = running(init)
+    return any(c in procs for c in daemon.comms[:1])
+
+
+def _wait(what: str, check, timeout: float, interval: float = 0.1) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        if check():
+            return
+        if time.monotonic() > deadline:
+            raise OperationFailed(f"{what} within {timeout:.0f} s")
+        time.sleep(interval)
+
+
+def init_mariadb(init: int) -> None:
+    """Create the empty system tables (first life of the node only)."""
+    sh(init, "test -d /var/lib/mysql/mysql || mariadb-install-db --user=mysql --datadir=/var/lib/mysql "
+             "--skip-test-db >/var/log/mysql/install-db.out 2>&1", timeout=120)
+
+
+def wait_sshd(node: NodeSpec, timeout: float = 20.0) -> None:
+    """Until the node's sshd accepts TCP connections on its address (from the host, on the bridge)."""
+    def up() -> bool:
+        try:
+            socket.create_connection((node.address, 22), timeout=0.5).close()
+            return True
+        except OSError:
+            return False
+    _wait(f"node {node.name}: sshd did not accept connections on {node.address}:22", up, timeout)
+
+
+def wait_mariadb(node: NodeSpec, init: int, timeout: float = 60.0) -> None:
+    """Until MariaDB answers on its socket inside the node."""
+    _wait(f"node {node.name}: MariaDB did not answer (see its /var/log/mysql/error.log)",
+          lambda: sh(init, "mariadb-admin --socket=/run/mysqld/mysqld.sock ping >/dev/null 2>&1",
+                     check=False).returncode == 0, timeout, 0.2)
+
+
+def pacemaker_online(init: int) -> tuple[set[str], bool]:
+    """(online node names, a DC elected) as Pacemaker on this node sees them."""
+    import xml.etree.ElementTree as ET
+
+    proc = sh(init, "crm_mon -1 --output-as=xml 2>/dev/null", check=False, timeout=20)
+    if proc.returncode != 0 or not proc.stdout.strip():
+        return set(), False
+    try:
+        root = ET.fromstring(proc.stdout)
+    except ET.ParseError:
+        return set(), False
+    online = {n.get("name", "") for n in root.iter("node") if n.get("online") == "true"}
+    dc = root.find("summary/current_dc")
+    return online, dc is not None and dc.get("present") == "true"
+
+
+def wait_pacemaker(spec: LabSpec, inits: dict[str, int], timeout: float = 90.0) -> None:
+    """Until every node sees every node online and a DC is elected."""
+    want = {n.name for n in spec.nodes}
+
+    def formed() -> bool:
+        for node in spec.nodes:
+            online, dc = pacemaker_online(inits[node.name])
+            if online != want or not dc:
+                return False
+        return True
+    _wait("the Pacemaker cluster did not form (all nodes online, a DC elected)", formed, timeout, 0.5)
+
+
+def heartbeat_view(init: int, peers: list[str]) -> dict[str, str]:
+    """Node name -> heartbeat's status of it (``active``, ``dead``...), as this node sees it."""
+    view = {}
+    for peer in peers:
+        proc = sh(init, f"cl_status nodestatus {shlex.quote(peer)} 2>/dev/null", check=False, timeout=10)
+        view[peer] = proc.stdout.strip() or "unknown"
+    return view
+
+
+def wait_heartbeat(spec: LabSpec, inits: dict[str, int], timeout: float = 90.0) -> None:
+    """Until each node's heartbeat sees itself and its pair peer ``active``."""
+    def formed() -> bool:
+        for node in spec.nodes:
+            pair = [n.name for n in spec.nodes if n.pair == node.pair]
+            if set(heartbeat_view(inits[node.name], pair).values()) != {"active"}:
+                return False
+        return True
+    _wait("heartbeat did not see both nodes of each pair active", formed, timeout, 0.5)

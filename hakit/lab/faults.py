@@ -1,0 +1,106 @@
+"""Faults injected into a running lab (``hakit lab fault KIND NODE``), as data: kind -> action.
+
+* ``kill-node``: every process of the node, hard (its init killed) and its link gone —
+  a power cut. ``hakit lab restart-node`` brings it back with its data.
+* ``kill-mysqld``: SIGKILL to the node's ``mariadbd`` (nothing restarts it).
+* ``stop-stack``: the cluster stack stopped cleanly on the node (Pacemaker then corosync, or
+  heartbeat), as ``systemctl stop`` would: its peer sees it leave, nothing is fenced.
+* ``partition``: the node's link cut (its eth0 loses carrier); ``heal`` restores it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from typing import Callable
+
+from hakit.errors import InputError, OperationFailed
+from hakit.lab import daemons, fence, netns
+from hakit.lab.node import is_alive
+from hakit.lab.spec import LabSpec
+from hakit.lab.state import LabState
+
+
+def _init(state: LabState, name: str) -> int:
+    init = state.inits.get(name)
+    if not init or not is_alive(state.spec, name, init):
+        raise InputError(f"node {name} is not running (hakit lab restart-node {name} starts it)")
+    return init
+
+
+def _signal(init: int, comm: str, sig: int) -> list[int]:
+    pids = daemons.running(init).get(comm, [])
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+    return pids
+
+
+def _wait_gone(init: int, comms: tuple[str, ...], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while any(c in daemons.running(init) for c in comms):
+        if time.monotonic() > deadline:
+            raise OperationFailed(f"{', '.join(comms)} still running after {timeout:.0f} s")
+        time.sleep(0.1)
+
+
+def kill_node(state: LabState, name: str) -> str:
+    state.spec.node(name)
+    was_on = fence.power_off(state.spec.dir, name, "fault kill-node")
+    return f"{name}: every process killed, link removed" if was_on else f"{name}: was already off"
+
+
+def kill_mysqld(state: LabState, name: str) -> str:
+    init = _init(state, name)
+    pids = _signal(init, "mariadbd", signal.SIGKILL)
+    if not pids:
+        return f"{name}: mariadbd was not running"
+    _wait_gone(init, ("mariadbd",), 10)
+    return f"{name}: mariadbd killed (host pids {', '.join(map(str, pids))})"
+
+
+def stop_stack(state: LabState, name: str) -> str:
+    init = _init(state, name)
+    if state.spec.stack == "pacemaker":
+        _signal(init, "pacemakerd", signal.SIGTERM)  # pacemakerd stops its children, leaves the cluster
+        _wait_gone(init, ("pacemakerd", "pacemaker-based", "pacemaker-contr"), 120)
+        _signal(init, "corosync", signal.SIGTERM)
+        _wait_gone(init, ("corosync",), 30)
+        return f"{name}: Pacemaker and corosync stopped"
+    daemons.sh(init, "/usr/libexec/heartbeat/heartbeat -k >/dev/null 2>&1", check=False, timeout=60)
+    _wait_gone(init, ("heartbeat",), 60)
+    return f"{name}: heartbeat stopped"
+
+
+def partition(state: LabState, name: str) -> str:
+    node = state.spec.node(name)
+    _init(state, name)
+    netns.set_link(node, up=False)
+    return f"{name}: link cut (eth0 has no carrier); heal with hakit lab fault heal {name}"
+
+
+def heal(state: LabState, name: str) -> str:
+    node = state.spec.node(name)
+    _init(state, name)
+    netns.set_link(node, up=True)
+    return f"{name}: link restored"
+
+
+FAULTS: dict[str, Callable[[LabState, str], str]] = {
+    "kill-node": kill_node,
+    "kill-mysqld": kill_mysqld,
+    "stop-stack": stop_stack,
+    "partition": partition,
+    "heal": heal,
+}
+
+
+def inject(state: LabState, kind: str, name: str) -> str:
+    """Inject fault ``kind`` into node ``name``; returns what was done, in a sentence."""
+    if kind not in FAULTS:
+        raise InputError(f"unknown fault '{kind}' (one of {', '.join(FAULTS)})")
+    state.spec.node(name)  # unknown node: InputError naming the nodes
+    return FAULTS[kind](state, name)

@@ -1,0 +1,177 @@
+"""Lab fencing: the fence agent's install, and the helper on the host that powers nodes off.
+
+Pacemaker runs fence agents inside a node, whose PID namespace hides every other node. So the
+agent (``fence_hakitlab``) only forwards the request, over a unix socket in a folder every
+node sees (``DIR/shared``, at ``/run/hakit-lab`` in the nodes), to this helper, which runs on
+the host and powers a node off for real: its link goes down, then its init is killed, which
+kills every process of the node. Requests are served one at a time, so when two nodes race
+to fence each other (a partition) the first request wins and the loser's is refused, as a
+real fence device with one outlet per node would end it.
+
+Run as ``python -m hakit.lab.fence serve DIR`` (``hakit lab up`` starts it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import struct
+import sys
+import time
+from importlib import resources
+from pathlib import Path
+
+from hakit.errors import HakitError
+from hakit.lab import netns
+from hakit.lab.labinventory import FENCE_AGENT
+from hakit.lab.node import _ns, is_alive, kill_init
+from hakit.lab.state import load_state, locked
+
+AGENT_PATH = Path("/usr/sbin") / FENCE_AGENT
+#: a line of the agent's source: proves that a file at AGENT_PATH is ours before removing it
+AGENT_MARK = b"hakit lab fence agent"
+SOCKET_NAME = "fence.sock"
+
+
+def agent_source() -> bytes:
+    """The agent's program text (a standalone python3 script)."""
+    return resources.files("hakit.lab").joinpath("fence_hakitlab.py").read_bytes()
+
+
+def install_agent() -> Path:
+    """Install the agent at /usr/sbin/fence_hakitlab (a host file: recorded, removed by down)."""
+    tmp = AGENT_PATH.with_name(f".{FENCE_AGENT}.hakit-lab")
+    tmp.write_bytes(agent_source())
+    os.chmod(tmp, 0o755)
+    os.replace(tmp, AGENT_PATH)
+    return AGENT_PATH
+
+
+def remove_agent() -> bool:
+    """Remove the agent if the file there is the lab's; True when removed."""
+    try:
+        if AGENT_MARK in AGENT_PATH.read_bytes():
+            AGENT_PATH.unlink()
+            return True
+    except FileNotFoundError:
+        pass
+    return False
+
+
+def power_off(dir: str, name: str, reason: str) -> bool:
+    """Power lab node ``name`` off: link down, init killed (every process). False if already off."""
+    with locked(dir):
+        state = load_state(dir)
+        if state is None:
+            raise HakitError(f"no lab in {dir}")
+        node = state.spec.node(name)
+        init = state.inits.get(name)
+        alive = is_alive(state.spec, name, init)
+        if netns.link_is_up(node):
+            netns.set_link(node, up=False)  # first cut the network: nothing more leaves the node
+        if alive and init:
+            kill_init(init)
+        netns.remove_link(node.link)
+        _log(dir, f"power off {name} ({reason}): {'killed init ' + str(init) if alive else 'was already off'}")
+        return alive
+
+
+def _log(dir: str, message: str) -> None:
+    logs = Path(dir) / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    with open(logs / "fence.log", "a") as fh:
+        fh.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {message}\n")
+
+
+def _requester(dir: str, conn: socket.socket) -> str | None:
+    """The lab node the connecting process belongs to (by its PID namespace), or None (the host)."""
+    pid, _, _ = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")))
+    state = load_state(dir)
+    if state is None:
+        return None
+    ns = _ns(pid, "pid")
+    for name, init in state.inits.items():
+        if ns and _ns(init, "pid") == ns:
+            return name
+    return None
+
+
+def handle(dir: str, request: dict, requester: str | None) -> dict:
+    """Answer one agent request (pure apart from the power actions)."""
+    state = load_state(dir)
+    if state is None:
+        return {"ok": False, "error": f"no lab state in {dir}"}
+    names = [n.name for n in state.spec.nodes]
+    action, plug = request.get("action"), request.get("plug")
+    if action in ("monitor", "validate-all"):
+        return {"ok": True}
+    if action == "list":
+        return {"ok": True, "nodes": names}
+    if plug not in names:
+        return {"ok": False, "error": f"unknown lab node {plug!r} (nodes: {', '.join(names)})"}
+    if action == "status":
+        power = "on" if is_alive(state.spec, plug, state.inits.get(plug)) else "off"
+        return {"ok": True, "power": power}
+    if action in ("off", "reboot"):
+        if requester is not None and requester != plug and not is_alive(state.spec, requester,
+                                                                         state.inits.get(requester)):
+            # this node was itself powered off while its request waited: it lost the race
+            return {"ok": False, "error": f"{requester} is powered off; its request to fence {plug} is void"}
+        power_off(dir, plug, f"{action} asked by {requester or 'the host'}")
+        return {"ok": True, "power": "off"}
+    if action == "on":
+        from hakit.lab.lab import restart_node
+
+        restart_node(dir, plug)
+        _log(dir, f"power on {plug} (asked by {requester or 'the host'})")
+        return {"ok": True, "power": "on"}
+    return {"ok": False, "error": f"unknown action {action!r}"}
+
+
+def serve(dir: str) -> None:
+    """Serve agent requests on ``DIR/shared/fence.sock`` until SIGTERM, one request at a time."""
+    path = Path(dir) / "shared" / SOCKET_NAME
+    path.unlink(missing_ok=True)
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old_umask = os.umask(0o077)  # root only: only the nodes' fencing daemons (root) may ask
+    server.bind(str(path))
+    os.umask(old_umask)
+    server.listen(16)
+    signal.signal(signal.SIGTERM, lambda *_: (path.unlink(missing_ok=True), os._exit(0)))
+    _log(dir, f"helper {os.getpid()} serving {path}")
+    while True:
+        conn, _ = server.accept()
+        with conn:
+            try:
+                conn.settimeout(10)
+                data = b""
+                while not data.endswith(b"\n") and len(data) < 65536:
+                    chunk = conn.recv(4096)
+                    if not chunk:
+                        break
+                    data += chunk
+                request = json.loads(data.decode() or "{}")
+                requester = _requester(dir, conn)
+                if request.get("action") not in ("monitor", "list", "status"):
+                    _log(dir, f"request {request} from {requester or 'the host'}")
+                try:
+                    answer = handle(dir, request, requester)
+                except HakitError as exc:
+                    answer = {"ok": False, "error": str(exc)}
+                conn.sendall((json.dumps(answer) + "\n").encode())
+            except (OSError, ValueError) as exc:
+                _log(dir, f"request failed: {exc}")
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 2 or argv[0] != "serve":
+        print("usage: python -m hakit.lab.fence serve DIR", file=sys.stderr)
+        return 2
+    serve(os.path.abspath(argv[1]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

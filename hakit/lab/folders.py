@@ -1,0 +1,101 @@
+"""A node's private folders on the host (``DIR/nodes/<name>/...``): seeded, owned, kept.
+
+A fresh node gets copies of the host's packaged configuration (``/etc/mysql``, ``/etc/ha.d``,
+``/etc/nagios4``...) without anything that identifies the host (its SSH host keys, heartbeat's
+uuid). A restarted node keeps its folders: its data survives, like a rebooted server's disk.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from hakit.errors import SafetyRefusal
+from hakit.lab.proc import run
+from hakit.lab.spec import PRIVATE_DIRS, LabSpec, NodeSpec
+
+#: host folders copied into a fresh node (packaged config and the folder layout daemons expect)
+SEEDED = ("/etc/corosync", "/etc/ha.d", "/etc/mysql", "/etc/ssh", "/etc/nagios4", "/var/lib/nagios4",
+          "/var/lib/heartbeat", "/var/lib/pacemaker")
+#: host files that must NOT follow into a node: host identity, host cluster config
+NOT_COPIED = ("etc/ssh/ssh_host_", "var/lib/heartbeat/hb_uuid", "var/lib/heartbeat/hostcache",
+              "var/lib/heartbeat/delhostcache", "etc/corosync/authkey", "var/lib/pacemaker/cib/cib")
+
+#: (path, owner, mode) made in a fresh node
+OWNED = (
+    ("/var/lib/mysql", "mysql:mysql", "0755"),
+    ("/var/lib/pacemaker/cib", "hacluster:haclient", "0750"),
+    ("/var/lib/pacemaker/pengine", "hacluster:haclient", "0750"),
+    ("/var/lib/pacemaker/blackbox", "hacluster:haclient", "0750"),
+    ("/var/lib/pacemaker/cores", "hacluster:haclient", "0750"),
+    ("/var/log/pacemaker", "hacluster:haclient", "0770"),
+    ("/var/log/cluster", "root:root", "0755"),
+    ("/var/log/crmsh", "hacluster:haclient", "0775"),
+    ("/var/log/corosync", "root:root", "0755"),
+    ("/var/log/mysql", "mysql:adm", "2750"),
+    ("/var/log/nagios4", "nagios:adm", "2751"),
+    ("/var/log/nagios4/archives", "nagios:adm", "2751"),
+    ("/var/log/hakit", "root:root", "0750"),
+    ("/var/log/heartbeat", "root:root", "0755"),
+    ("/root", "root:root", "0700"),
+    ("/root/.ssh", "root:root", "0700"),
+    ("/etc/ssh/authorized_keys", "root:root", "0755"),
+    ("/etc/hakit", "root:root", "0750"),
+    ("/var/lib/hakit", "root:root", "0750"),
+)
+
+
+def host_path(spec: LabSpec, node: NodeSpec, path: str) -> Path:
+    """Where the node's ``path`` lives on the host; refuses a path outside the private folders.
+
+    This is the guard that keeps the lab from writing into the host's own ``/etc``: a file for
+    a node is only ever written under ``DIR/nodes/<name>``, and only under a private folder.
+    """
+    norm = os.path.normpath(path)
+    if not any(norm == d or norm.startswith(d + "/") for d in PRIVATE_DIRS) and norm != "/etc/hosts":
+        raise SafetyRefusal(f"node {node.name}: {path} is not in one of the node's private folders "
+                            f"({', '.join(PRIVATE_DIRS)}); the lab writes nothing on the host's own paths")
+    return spec.node_dir(node.name) / norm.lstrip("/")
+
+
+def prepare(spec: LabSpec, node: NodeSpec, fresh: bool) -> None:
+    """Make the node's private folders; with ``fresh``, from scratch (previous data removed)."""
+    root = spec.node_dir(node.name)
+    if fresh and root.exists():
+        shutil.rmtree(root)
+    is_new = not root.exists()
+    for path in PRIVATE_DIRS:
+        (root / path.lstrip("/")).mkdir(parents=True, exist_ok=True)
+    if is_new:
+        for path in SEEDED:
+            if Path(path).is_dir():
+                run(["cp", "-a", "--", path + "/.", str(root / path.lstrip("/"))])
+        for rel in NOT_COPIED:
+            parent = root / os.path.dirname(rel)
+            for leftover in parent.glob(os.path.basename(rel) + "*"):
+                leftover.unlink() if not leftover.is_dir() else shutil.rmtree(leftover)
+        for path, owner, mode in OWNED:
+            target = root / path.lstrip("/")
+            target.mkdir(parents=True, exist_ok=True)
+            shutil.chown(target, *owner.split(":"))
+            os.chmod(target, int(mode, 8))
+    hosts = "127.0.0.1\tlocalhost\n" + "".join(f"{n.address}\t{n.name}\n" for n in spec.nodes)
+    (root / "etc").mkdir(exist_ok=True)
+    (root / "etc/hosts").write_text(hosts)
+    os.chmod(root, 0o755)
+
+
+def write(spec: LabSpec, node: NodeSpec, path: str, content: bytes, mode: int = 0o644,
+          owner: str = "root:root") -> Path:
+    """Write a file of the node (inside its private folders), with its mode and owner."""
+    target = host_path(spec, node, path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.hakit-lab")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(content)
+    os.chmod(tmp, mode)
+    shutil.chown(tmp, *owner.split(":"))
+    os.replace(tmp, target)
+    return target

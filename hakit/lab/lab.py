@@ -1,0 +1,383 @@
+"""Build, restart, inspect and remove a namespace lab (the steps behind ``hakit lab``).
+
+``up`` is all-or-nothing in effect: it first removes whatever an earlier lab left (from its
+state file and by discovery), records every host change in the state file *before* making
+it, and on failure tears down what it made. ``down`` removes everything, state file or not.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from hakit.errors import OperationFailed, SafetyRefusal
+from hakit.lab import configs, daemons, fence, folders, labinventory, netns, node as nodes
+from hakit.lab.proc import run
+from hakit.lab.spec import BRIDGE, LabSpec, NodeSpec, plan_lab
+from hakit.lab.state import LabState, load_state, locked
+from hakit.lab.subnet import check_subnet
+from hakit.secrets import ensure_secrets
+
+Say = Callable[[str], None]
+
+
+def require_root() -> None:
+    """The lab makes namespaces, links and mounts: refuse (exit 3) without root."""
+    if os.geteuid() != 0:
+        raise SafetyRefusal("the namespace lab needs root (namespaces, links, mounts): run it as root, "
+                            "e.g. sudo .venv/bin/hakit lab up")
+
+
+# --------------------------------------------------------------------------- up
+
+
+@dataclass
+class UpReport:
+    """What ``up`` built and how long it took (total and per phase)."""
+
+    spec: LabSpec
+    inventory: str
+    seconds: float
+    phases: list[tuple[str, float]] = field(default_factory=list)
+    cleaned: list[str] = field(default_factory=list)
+
+
+def up(dir: str, topology: str = "two-node", stack: str = "pacemaker", subnet: str | None = None,
+       say: Say = lambda _: None) -> UpReport:
+    """Build the lab in ``dir``; remove any earlier lab there first. Returns what was built."""
+    require_root()
+    start = time.monotonic()
+    spec = plan_lab(dir, topology, stack, subnet) if subnet else plan_lab(dir, topology, stack)
+    nodes.check_lab_dir(spec.dir)
+    _refuse_foreign_lab(spec.dir)
+    cleaned = down(spec.dir, keep_files=False, quiet=True)
+    if cleaned:
+        say(f"cleaned up an earlier lab first: {', '.join(cleaned)}")
+    check_subnet(spec.subnet)
+    phases: list[tuple[str, float]] = []
+    mark = time.monotonic()
+
+    def phase(name: str) -> None:
+        nonlocal mark
+        now = time.monotonic()
+        phases.append((name, now - mark))
+        mark = now
+
+    Path(spec.dir).mkdir(parents=True, exist_ok=True)
+    os.chmod(spec.dir, 0o755)
+    state = LabState(spec=spec, started_at=time.time())
+    try:
+        with locked(spec.dir):
+            state.save()
+            # record before making: a crash in between still leaves a record to clean from
+            state.host_files += nodes.missing_mountpoints()
+            state.links.append(BRIDGE)
+            if spec.stack == "pacemaker":
+                state.host_files.append(str(fence.AGENT_PATH))
+            state.save()
+            nodes.make_mountpoints()
+            spec.shared_dir.mkdir(parents=True, exist_ok=True)
+            os.chmod(spec.shared_dir, 0o700)
+            netns.make_bridge(spec)
+            if spec.stack == "pacemaker":
+                fence.install_agent()
+                state.helper_pid = _start_helper(spec)
+                state.save()
+            client_pub = labinventory.make_client_key(spec)
+            inv = labinventory.write_inventory(spec)
+            secrets = ensure_secrets(inv, create=True)
+            artefacts = configs.render(inv, secrets, spec)
+            phase("network, fence helper, inventory, render")
+
+            server_ids = {n.name: inv.node(n.name).server_id for n in spec.nodes}
+
+            def build(node: NodeSpec) -> tuple[int, str]:
+                folders.prepare(spec, node, fresh=True)
+                host_pub = _host_key(spec, node)
+                for f in configs.node_files(spec, node, artefacts, client_pub, server_ids[node.name]):
+                    folders.write(spec, node, f.path, f.content, f.mode, f.owner)
+                init = nodes.start_init(spec, node)
+                return init, host_pub
+
+            built = _parallel(spec, build)
+            host_keys = {}
+            for name, (init, pub) in built.items():
+                state.inits[name] = init
+                state.links.append(spec.node(name).link)
+                host_keys[name] = pub
+            state.save()
+            labinventory.write_known_hosts(spec, host_keys)
+            _parallel(spec, lambda n: _boot(spec, n, state.inits[n.name], first=True))
+            phase("nodes: folders, keys, namespaces, sshd, MariaDB")
+            _start_stack(spec, state.inits)
+            phase(f"cluster stack formed ({spec.stack})")
+            state.build_seconds = time.monotonic() - start
+            state.save()
+    except BaseException:
+        say("lab up failed: removing what it made")
+        down(spec.dir, keep_files=True, quiet=True)
+        raise
+    return UpReport(spec=spec, inventory=str(Path(spec.dir) / labinventory.INVENTORY),
+                    seconds=time.monotonic() - start, phases=phases, cleaned=cleaned)
+
+
+def _parallel(spec: LabSpec, work: Callable[[NodeSpec], object]) -> dict:
+    """Run ``work`` for every node at once; the first failure is raised (after all finished)."""
+    with ThreadPoolExecutor(max_workers=len(spec.nodes)) as pool:
+        futures = {n.name: pool.submit(work, n) for n in spec.nodes}
+    return {name: f.result() for name, f in futures.items()}
+
+
+def _host_key(spec: LabSpec, node: NodeSpec) -> str:
+    """The node's own SSH host key (made once; kept across restarts); returns the public line."""
+    key = folders.host_path(spec, node, "/etc/ssh/ssh_host_ed25519_key")
+    if not key.exists():
+        run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"root@{node.name}", "-f", str(key)])
+    return key.with_name(key.name + ".pub").read_text().strip()
+
+
+def _boot(spec: LabSpec, node: NodeSpec, init: int, first: bool) -> None:
+    """Bring a started init to a running node: mounts, network, sshd, MariaDB (not the stack)."""
+    nodes.mount_private(spec, node, init)
+    netns.plug_node(spec, node, init)
+    daemons.start(init, daemons.SSHD)
+    daemons.init_mariadb(init)
+    daemons.start(init, daemons.MARIADB)
+    daemons.wait_sshd(node)
+    daemons.wait_mariadb(node, init)
+
+
+def _start_stack(spec: LabSpec, inits: dict[str, int], only: list[str] | None = None) -> None:
+    """Start the cluster stack on the nodes (all, or ``only``) and wait until the cluster formed."""
+    names = only or [n.name for n in spec.nodes]
+    if spec.stack == "pacemaker":
+        for name in names:
+            daemons.start(inits[name], daemons.COROSYNC)
+        for name in names:
+            daemons.start(inits[name], daemons.PACEMAKER)
+        daemons.wait_pacemaker(spec, inits)
+    else:
+        for name in names:
+            daemons.start(inits[name], daemons.HEARTBEAT)
+        daemons.wait_heartbeat(spec, inits)
+
+
+def _start_helper(spec: LabSpec) -> int:
+    """Start the fence helper on the host (detached); wait until its socket exists."""
+    logs = Path(spec.dir) / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    log = open(logs / "fence-helper.out", "ab")
+    proc = subprocess.Popen([sys.executable, "-m", "hakit.lab.fence", "serve", spec.dir], stdin=subprocess.DEVNULL,
+                            stdout=log, stderr=log, start_new_session=True, cwd="/")
+    log.close()
+    sock = spec.shared_dir / fence.SOCKET_NAME
+    deadline = time.monotonic() + 10
+    while not sock.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise OperationFailed(f"the fence helper did not start (see {logs / 'fence-helper.out'})")
+        time.sleep(0.02)
+    return proc.pid
+
+
+# --------------------------------------------------------------------------- restart a node
+
+
+def restart_node(dir: str, name: str, wait_cluster: bool = False) -> int:
+    """Start node ``name`` again (killed first if it runs): same folders, so its data is kept.
+
+    Returns the new init PID. The stack is started; ``wait_cluster`` waits until it rejoined.
+    """
+    require_root()
+    with locked(dir):
+        state = _state_or_fail(dir)
+        spec = state.spec
+        node = spec.node(name)
+        old = state.inits.get(name)
+        if nodes.is_alive(spec, name, old) and old:
+            nodes.kill_init(old)
+        netns.remove_link(node.link)
+        folders.prepare(spec, node, fresh=False)
+        init = nodes.start_init(spec, node)
+        state.inits[name] = init
+        if node.link not in state.links:
+            state.links.append(node.link)
+        state.save()
+        _boot(spec, node, init, first=False)
+        if spec.stack == "pacemaker":
+            daemons.start(init, daemons.COROSYNC)
+            daemons.start(init, daemons.PACEMAKER)
+        else:
+            daemons.start(init, daemons.HEARTBEAT)
+    if wait_cluster:
+        alive = {n: i for n, i in state.inits.items() if nodes.is_alive(spec, n, i)}
+        if spec.stack == "pacemaker":
+            daemons.wait_pacemaker(spec, alive)
+        else:
+            daemons.wait_heartbeat(spec, alive)
+    return init
+
+
+def _state_or_fail(dir: str) -> LabState:
+    from hakit.errors import InputError
+
+    state = load_state(dir)
+    if state is None:
+        raise InputError(f"no lab in {os.path.abspath(dir)} (no state.json): start one with hakit lab up --dir {dir}")
+    return state
+
+
+def lab_state(dir: str) -> LabState:
+    """The state of the lab in ``dir``; InputError (exit 2) when there is none."""
+    return _state_or_fail(dir)
+
+
+# --------------------------------------------------------------------------- status
+
+
+@dataclass
+class NodeStatus:
+    """One node as observed now."""
+
+    name: str
+    address: str
+    init: int | None
+    alive: bool
+    link: str  #: up, down or absent
+    daemons: dict[str, list[int]]  #: daemon name -> host PIDs (empty: not running)
+
+
+def status(dir: str) -> list[NodeStatus]:
+    """Observe every node of the lab: init, link, daemons (from /proc and ip, not from memory)."""
+    state = _state_or_fail(dir)
+    out = []
+    for node in state.spec.nodes:
+        init = state.inits.get(node.name)
+        alive = nodes.is_alive(state.spec, node.name, init)
+        link = {True: "up", False: "down", None: "absent"}[netns.link_is_up(node)]
+        procs = daemons.running(init) if alive and init else {}
+        found = {d.name: sorted(p for c in d.comms[:1] for p in procs.get(c, []))
+                 for d in daemons.REPORTED[state.spec.stack]}
+        out.append(NodeStatus(node.name, node.address, init if alive else None, alive, link, found))
+    return out
+
+
+# --------------------------------------------------------------------------- down
+
+
+def _refuse_foreign_lab(dir: str) -> None:
+    others = sorted({lab for lab, _ in nodes.discover_inits().values() if lab != dir})
+    if others:
+        raise SafetyRefusal(f"another lab is running on this machine (from {', '.join(others)}); one lab at a time: "
+                            f"remove it first with hakit lab down --dir {others[0]}")
+
+
+def _helper_pids(dir: str, recorded: int | None) -> list[int]:
+    """The fence helper(s) of this lab: the recorded PID if it is one, plus any found by command line."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            args = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"hakit.lab.fence" in args and b"serve" in args and dir.encode() in args:
+            found.append(int(entry.name))
+    return found
+
+
+def down(dir: str, keep_files: bool = False, quiet: bool = False) -> list[str]:
+    """Remove the lab of ``dir``: nodes (every process), helper, links, host files, and its files.
+
+    Works from the state file and by discovery, so a crashed or half-made lab is removed too.
+    Returns what was removed (empty: there was nothing). ``keep_files`` keeps ``DIR`` (logs,
+    node data) for a post-mortem; everything outside ``DIR`` is removed regardless.
+    """
+    require_root()
+    dir = os.path.abspath(dir)
+    removed: list[str] = []
+    state = load_state(dir)
+    # nodes: recorded inits that are still ours, and any init carrying this lab's marker
+    inits = set(nodes.discover_inits(dir))
+    if state:
+        inits |= {pid for name, pid in state.inits.items() if nodes.is_alive(state.spec, name, pid)}
+    for pid in sorted(inits):
+        nodes.kill_init(pid)
+        removed.append(f"node init {pid}")
+    for pid in _helper_pids(dir, state.helper_pid if state else None):
+        try:
+            os.kill(pid, signal.SIGTERM)
+            removed.append(f"fence helper {pid}")
+        except ProcessLookupError:
+            pass
+        _wait_gone(pid)
+    # links: the lab's prefix is enough (one lab per machine)
+    removed += [f"link {name}" for name in netns.remove_links(state.links if state else [])]
+    # host files: the agent (only when it is the lab's), the mount points the lab created
+    if not nodes.discover_inits():  # another lab (refused by up, but be careful) would still need it
+        if fence.remove_agent():
+            removed.append(f"file {fence.AGENT_PATH}")
+    # mount points: the recorded ones, and (lost state) those the lab makes on a Debian host
+    candidates = set(state.host_files if state else []) | set(nodes.LAB_MOUNTPOINTS)
+    for path in sorted(candidates) if not nodes.discover_inits() else []:
+        if path != str(fence.AGENT_PATH) and os.path.isdir(path):
+            try:
+                os.rmdir(path)  # only if empty: never a folder someone else filled
+                removed.append(f"folder {path}")
+            except OSError:
+                pass
+    removed += _unmount_leftovers(dir)
+    if not keep_files and Path(dir).exists():
+        lab_files = [Path(dir) / p for p in ("nodes", "shared", "rendered", "logs", labinventory.INVENTORY,
+                                             labinventory.KEY, labinventory.KEY + ".pub", labinventory.KNOWN_HOSTS,
+                                             labinventory.SECRETS, "state.json", ".lock")]
+        if any(p.exists() for p in lab_files) and removed == []:
+            removed.append(f"files in {dir}")
+        for path in lab_files:
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            elif path.exists():
+                path.unlink()
+        try:
+            Path(dir).rmdir()  # only if the lab's files were all there was
+        except OSError:
+            pass
+    return removed
+
+
+def _wait_gone(pid: int, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        try:
+            if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                return
+        except (OSError, IndexError):
+            return
+        time.sleep(0.02)
+    if Path(f"/proc/{pid}").exists():
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def _unmount_leftovers(dir: str) -> list[str]:
+    """Mounts on the host under ``dir`` (none are made there; this is a safety net)."""
+    removed = []
+    try:
+        lines = Path("/proc/self/mountinfo").read_text().splitlines()
+    except OSError:
+        return removed
+    points = [line.split()[4] for line in lines]
+    for point in sorted((p for p in points if p == dir or p.startswith(dir + "/")), key=len, reverse=True):
+        if run(["umount", "-l", point], check=False).returncode == 0:
+            removed.append(f"mount {point}")
+    return removed

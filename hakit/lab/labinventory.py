@@ -1,0 +1,91 @@
+"""The lab's inventory, SSH key and known_hosts: what every other hakit command uses unchanged.
+
+``DIR/inventory.yml`` is a normal hakit inventory (and Ansible inventory): the lab nodes'
+addresses, the lab VIPs, the lab fence device (pacemaker stack), the lab key and known_hosts.
+Nothing in it is special to the lab except the values.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import yaml
+
+from hakit.inventory import load_inventory
+from hakit.lab.proc import run
+from hakit.lab.spec import NODE_SHARED_DIR, LabSpec
+from hakit.model import Inventory
+
+INVENTORY = "inventory.yml"
+KEY = "id_ed25519"
+KNOWN_HOSTS = "known_hosts"
+SECRETS = "hakit-secrets.yml"
+#: the fence agent the lab installs, and the socket of its helper as the nodes see it
+FENCE_AGENT = "fence_hakitlab"
+FENCE_SOCKET = f"{NODE_SHARED_DIR}/fence.sock"
+
+
+def inventory_data(spec: LabSpec) -> dict:
+    """The inventory of ``spec`` as data (pure)."""
+    d = Path(spec.dir)
+    vips = {pair: {"address": address, "netmask": spec.prefixlen, "interface": "eth0"}
+            for pair, address in spec.vips.items()}
+    hakit: dict = {
+        "cluster_name": spec.cluster_name,
+        "topology": spec.topology,
+        "stack": spec.stack,
+        "storage": {"databases": "replication", "files": "none"},
+        "vips": vips,
+        # the host's own address on the lab bridge: the one "router" every node can reach
+        "ping_nodes": [spec.host_address],
+        "ssh": {"known_hosts": KNOWN_HOSTS, "identity_file": str(d / KEY)},
+        "secrets_file": SECRETS,
+    }
+    if spec.stack == "pacemaker":
+        hakit["fencing"] = [{"name": "lab", "agent": FENCE_AGENT, "nodes": [n.name for n in spec.nodes],
+                             "params": {"socket": FENCE_SOCKET}}]
+    groups = {"two-node": {"main": "hakit_nodes"}, "four-node": {"db": "hakit_db", "app": "hakit_app"}}[spec.topology]
+    children = {group: {"hosts": {n.name: {"ansible_host": n.address, "ansible_user": "root",
+                                             "ansible_ssh_private_key_file": str(d / KEY),
+                                             "hakit_priority": n.priority}
+                                  for n in spec.nodes if n.pair == pair}}
+                for pair, group in groups.items()}
+    return {"all": {
+        "vars": {
+            "hakit": hakit,
+            # Ansible verifies host keys against the lab's own known_hosts, as hakit does
+            "ansible_ssh_common_args": f"-o UserKnownHostsFile={d / KNOWN_HOSTS} -o StrictHostKeyChecking=yes",
+        },
+        "children": children,
+    }}
+
+
+def write_inventory(spec: LabSpec) -> Inventory:
+    """Write ``DIR/inventory.yml`` and load it back through the normal loader (proof it is normal)."""
+    path = Path(spec.dir) / INVENTORY
+    header = (f"# hakit lab inventory: written by 'hakit lab up' ({spec.topology}, {spec.stack}, subnet "
+              f"{spec.subnet}).\n# A normal hakit inventory: use it with every hakit command "
+              f"(hakit -i {path} status). 'hakit lab down' removes it.\n")
+    path.write_text(header + yaml.safe_dump(inventory_data(spec), sort_keys=False, default_flow_style=False))
+    return load_inventory(path)
+
+
+def make_client_key(spec: LabSpec) -> str:
+    """The lab's SSH key pair (ed25519, no passphrase, 0600); returns the public key line."""
+    key = Path(spec.dir) / KEY
+    if not key.exists():
+        run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "hakit-lab", "-f", str(key)])
+    os.chmod(key, 0o600)
+    return key.with_suffix(".pub").read_text().strip()
+
+
+def write_known_hosts(spec: LabSpec, host_keys: dict[str, str]) -> Path:
+    """``DIR/known_hosts``: each node's host key under its address (what SSH sees)."""
+    path = Path(spec.dir) / KNOWN_HOSTS
+    lines = []
+    for node in spec.nodes:
+        kind, blob = host_keys[node.name].split()[:2]
+        lines.append(f"{node.address} {kind} {blob}\n")
+    path.write_text("".join(lines))
+    return path

@@ -1,0 +1,202 @@
+"""A lab node: a set of Linux namespaces (mount, UTS, IPC, network, PID) around a reaping init.
+
+The node is ``unshare -m -u -i -n -p -f --mount-proc tini -- sh -c LOOP MARKER``: ``tini`` is
+PID 1 of the node and reaps orphaned daemons; the marker on its command line lets ``down``
+find the node without the state file. Killing the init (from the host) kills every process
+of the node at once — the kernel does that for a PID namespace whose init dies — and with it
+go its network namespace, its veth pair and all of its mounts.
+
+Inside, the node's private folders (``DIR/nodes/<name>/<path>``) are bound over the paths its
+daemons write (:data:`~hakit.lab.spec.PRIVATE_DIRS`); ``/run``, ``/dev/shm`` and ``/tmp``
+are fresh tmpfs.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from hakit.errors import InputError, OperationFailed
+from hakit.lab.proc import run
+from hakit.lab.spec import MARKER, NODE_SHARED_DIR, PRIVATE_DIRS, LabSpec, NodeSpec
+
+#: PID 1's child: waits for ever, reaping nothing itself (tini does), exits on TERM
+_LOOP = "trap 'exit 0' TERM; while :; do sleep 3600 & wait $!; done"
+
+#: (path, owner, mode) made on the fresh /run of every node
+RUN_DIRS = (
+    ("/run/mysqld", "mysql:mysql", "0755"),
+    ("/run/sshd", "root:root", "0755"),
+    ("/run/crm", "hacluster:haclient", "0750"),
+    ("/run/heartbeat", "root:root", "0755"),
+    ("/run/nagios4", "nagios:nagios", "0755"),
+    ("/run/lock", "root:root", "1777"),
+    ("/run/resource-agents", "root:root", "0755"),
+    (NODE_SHARED_DIR, "root:root", "0700"),
+)
+
+
+def marker(spec: LabSpec, name: str) -> str:
+    """The token on the node's init command line: lab marker, lab folder, node name."""
+    return f"{MARKER}:{spec.dir}:{name}"
+
+
+def check_lab_dir(dir: str) -> None:
+    """Refuse a lab folder that the node mounts would hide from the nodes while they are built."""
+    real = os.path.realpath(dir)
+    for hidden in [d for d in PRIVATE_DIRS if d != "/root"] + ["/run", "/dev/shm", "/proc", "/sys"]:
+        if real == hidden or real.startswith(hidden + "/"):
+            raise InputError(f"--dir {dir}: the lab folder must not be under {hidden} "
+                             f"(each node mounts its own {hidden} over it)")
+
+
+def start_init(spec: LabSpec, node: NodeSpec) -> int:
+    """Start the node's namespaces and init; returns the init's PID as the host sees it."""
+    logdir = Path(spec.dir) / "logs"
+    logdir.mkdir(parents=True, exist_ok=True)
+    log = open(logdir / f"{node.name}-init.log", "ab")
+    argv = ["unshare", "-m", "-u", "-i", "-n", "-p", "-f", "--mount-proc", "--propagation", "private",
+            "tini", "--", "/bin/sh", "-c", _LOOP, marker(spec, node.name)]
+    # a session of its own: the node outlives this command and ignores its terminal's signals
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+    log.close()
+    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            pids = children.read_text().split()
+        except OSError:
+            pids = []
+        if pids and _ns(int(pids[0]), "pid") != _ns(os.getpid(), "pid"):
+            init = int(pids[0])
+            # wait until tini has exec'd (its /proc/PID/exe becomes tini) so nsenter sees the new mounts
+            while time.monotonic() < deadline and not os.readlink(f"/proc/{init}/exe").endswith("tini"):
+                time.sleep(0.01)
+            return init
+        if proc.poll() is not None:
+            raise OperationFailed(f"node {node.name}: unshare exited {proc.returncode} "
+                                  f"(see {logdir / (node.name + '-init.log')})")
+        time.sleep(0.01)
+    raise OperationFailed(f"node {node.name}: its init did not start within 10 s")
+
+
+def _ns(pid: int, kind: str) -> str:
+    try:
+        return os.readlink(f"/proc/{pid}/ns/{kind}")
+    except OSError:
+        return ""
+
+
+#: private folders that no Debian package makes: the lab creates them as mount points
+LAB_MOUNTPOINTS = ("/etc/hakit", "/var/lib/hakit")
+
+
+def missing_mountpoints() -> list[str]:
+    """Private folders that do not exist on the host (a bind mount needs an existing target)."""
+    return [d for d in PRIVATE_DIRS if not os.path.isdir(d)]
+
+
+def make_mountpoints() -> list[str]:
+    """Create the missing mount targets (empty folders, e.g. /etc/hakit); returns what was made.
+
+    They are host changes: the caller records them and ``down`` removes them (when still empty).
+    """
+    made = []
+    for path in missing_mountpoints():
+        os.makedirs(path, mode=0o755)
+        made.append(path)
+    return made
+
+
+def mount_private(spec: LabSpec, node: NodeSpec, init: int) -> None:
+    """Bind the node's private folders over the host paths, fresh tmpfs on /run, /dev/shm, /tmp."""
+    src = spec.node_dir(node.name)
+    q = shlex.quote
+    lines = ["set -e", "mount --make-rprivate /"]
+    for path in PRIVATE_DIRS:
+        if path == "/root":
+            continue
+        lines.append(f"mount --bind {q(str(src) + path)} {q(path)}")
+    lines.append(f"mount --bind {q(str(src / 'etc/hosts'))} /etc/hosts")
+    lines.append("mount -t tmpfs -o mode=0755,size=64m tmpfs /run")
+    for path, owner, mode in RUN_DIRS:
+        lines.append(f"mkdir -p {q(path)} && chown {owner} {q(path)} && chmod {mode} {q(path)}")
+    lines.append(f"mount --bind {q(str(spec.shared_dir))} {q(NODE_SHARED_DIR)}")
+    lines.append(f"mount --bind {q(str(src) + '/root')} /root")  # last: DIR may live under /root
+    lines.append("mount -t tmpfs -o mode=1777,size=64m tmpfs /dev/shm")
+    lines.append("mount -t tmpfs -o mode=1777,size=256m tmpfs /tmp")
+    lines.append(f"hostname {q(node.name)}")
+    run(["nsenter", "-t", str(init), "-m", "-u", "--", "/bin/sh", "-c", "\n".join(lines)])
+
+
+def enter(init: int) -> list[str]:
+    """The argv prefix that runs a command inside the node (all of its namespaces, its root)."""
+    return ["nsenter", "-t", str(init), "-m", "-u", "-i", "-n", "-p", "--"]
+
+
+def is_alive(spec: LabSpec, name: str, init: int | None) -> bool:
+    """True when ``init`` is still this node's init (not a dead or reused PID)."""
+    if not init:
+        return False
+    try:
+        cmdline = Path(f"/proc/{init}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return marker(spec, name).encode() in cmdline and cmdline[0].endswith(b"tini")
+
+
+def kill_init(init: int, timeout: float = 10.0) -> None:
+    """Kill a node's init with SIGKILL (so every process of its PID namespace) and wait until gone."""
+    try:
+        os.kill(init, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not Path(f"/proc/{init}").exists() or _state(init) == "Z":
+            return
+        time.sleep(0.02)
+    raise OperationFailed(f"process {init} survived SIGKILL for {timeout:.0f} s")
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return ""
+
+
+def discover_inits(dir: str | None = None) -> dict[int, tuple[str, str]]:
+    """Every lab node init on this machine: PID -> (lab folder, node name). ``dir`` filters by lab."""
+    found: dict[int, tuple[str, str]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            args = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if not args or not args[0].endswith(b"tini"):
+            continue  # the unshare parent and the init's shell carry the marker too
+        for arg in args:
+            if arg.startswith(MARKER.encode() + b":"):
+                lab_dir, name = arg.decode(errors="replace")[len(MARKER) + 1:].rsplit(":", 1)
+                if dir is None or lab_dir == dir:
+                    found[int(entry.name)] = (lab_dir, name)
+    return found
+
+
+def node_pids(init: int) -> list[int]:
+    """Every process of the node (same PID namespace as its init), host PIDs."""
+    target = _ns(init, "pid")
+    if not target:
+        return []
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and _ns(int(entry.name), "pid") == target:
+            pids.append(int(entry.name))
+    return sorted(pids)

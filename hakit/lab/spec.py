@@ -1,0 +1,140 @@
+"""What a lab is made of, decided before anything is touched (pure).
+
+A :class:`LabSpec` names every node, address, link and folder of one lab. ``up`` builds it,
+``down`` removes it, the state file records it. Addresses inside the lab subnet:
+
+* ``.1``: the host's address on the lab bridge (the host reaches the nodes through it);
+* ``.11``, ``.12`` (and ``.21``, ``.22`` for the app pair of the four-node topology): nodes;
+* ``.100`` (main or db VIP), ``.200`` (app VIP).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal
+
+from hakit.errors import InputError
+
+#: every host-side link (bridge, veth ends) of a lab starts with this; down removes by it
+LINK_PREFIX = "hkl-"
+BRIDGE = LINK_PREFIX + "br0"
+#: the default lab subnet (private, RFC 1918); `--subnet` picks another
+DEFAULT_SUBNET = "10.213.47.0/24"
+#: where the shared folder (fence helper socket) appears inside every node
+NODE_SHARED_DIR = "/run/hakit-lab"
+#: the marker put on every node's init command line, so a lost state file still cleans
+MARKER = "hakit-lab-node"
+
+Topology = Literal["two-node", "four-node"]
+Stack = Literal["pacemaker", "heartbeat"]
+
+#: the folders a node gets private copies of (bind mounts over the host's paths)
+PRIVATE_DIRS = (
+    "/etc/corosync", "/var/lib/corosync", "/var/lib/pacemaker",
+    "/etc/ha.d", "/var/lib/heartbeat",
+    "/etc/mysql", "/var/lib/mysql",
+    "/etc/ssh",
+    "/etc/nagios4", "/var/lib/nagios4",
+    "/etc/hakit", "/var/lib/hakit",
+    "/var/log",
+    "/root",  # last: anything under /root on the host must be bound before it is hidden
+)
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """One lab node: its name (also its hostname), address, pair and host-side link."""
+
+    name: str
+    address: str
+    pair: str  #: main, db or app
+    priority: int
+
+    @property
+    def link(self) -> str:
+        """The host end of the node's veth pair (the node end is eth0)."""
+        return LINK_PREFIX + self.name
+
+
+@dataclass(frozen=True)
+class LabSpec:
+    """A whole lab: topology, stack, subnet, nodes, VIPs and the folder it lives in."""
+
+    dir: str
+    topology: Topology
+    stack: Stack
+    subnet: str
+    nodes: tuple[NodeSpec, ...]
+    vips: dict[str, str]
+
+    @property
+    def prefixlen(self) -> int:
+        return ipaddress.IPv4Network(self.subnet).prefixlen
+
+    @property
+    def host_address(self) -> str:
+        """The host's own address on the lab bridge."""
+        return str(ipaddress.IPv4Network(self.subnet).network_address + 1)
+
+    @property
+    def cluster_name(self) -> str:
+        return "hakit-lab"
+
+    def node(self, name: str) -> NodeSpec:
+        """The node called ``name``; InputError (exit 2) naming the lab's nodes otherwise."""
+        for node in self.nodes:
+            if node.name == name:
+                return node
+        raise InputError(f"no lab node named '{name}' (nodes: {', '.join(n.name for n in self.nodes)})")
+
+    def node_dir(self, name: str) -> Path:
+        """The node's private folders on the host: ``DIR/nodes/<name>``."""
+        return Path(self.dir) / "nodes" / name
+
+    @property
+    def shared_dir(self) -> Path:
+        """A host folder every node sees at :data:`NODE_SHARED_DIR` (the fence helper's socket)."""
+        return Path(self.dir) / "shared"
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data["nodes"] = [asdict(n) for n in self.nodes]
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict) -> "LabSpec":
+        nodes = tuple(NodeSpec(**n) for n in data["nodes"])
+        return cls(dir=data["dir"], topology=data["topology"], stack=data["stack"], subnet=data["subnet"],
+                   nodes=nodes, vips=dict(data["vips"]))
+
+
+def plan_lab(dir: str | Path, topology: str, stack: str, subnet: str = DEFAULT_SUBNET) -> LabSpec:
+    """Decide the lab's nodes and addresses. Pure; InputError for a bad subnet or choice."""
+    if topology not in ("two-node", "four-node"):
+        raise InputError(f"topology must be two-node or four-node, not '{topology}'")
+    if stack not in ("pacemaker", "heartbeat"):
+        raise InputError(f"stack must be pacemaker or heartbeat, not '{stack}'")
+    try:
+        net = ipaddress.IPv4Network(subnet, strict=True)
+    except ValueError as exc:
+        raise InputError(f"--subnet {subnet}: {exc} (write it like 10.213.47.0/24)") from None
+    if net.prefixlen != 24:
+        raise InputError(f"--subnet {subnet}: the lab needs a /24 (its addresses end in .1, .11, .12, .100...)")
+    if not net.is_private or net.is_loopback or net.is_link_local:
+        raise InputError(f"--subnet {subnet}: use a private range (10/8, 172.16/12, 192.168/16)")
+    base = net.network_address
+
+    def at(host: int) -> str:
+        return str(base + host)
+
+    if topology == "two-node":
+        nodes = (NodeSpec("n1", at(11), "main", 100), NodeSpec("n2", at(12), "main", 50))
+        vips = {"main": at(100)}
+    else:
+        nodes = (NodeSpec("db1", at(11), "db", 100), NodeSpec("db2", at(12), "db", 50),
+                 NodeSpec("app1", at(21), "app", 100), NodeSpec("app2", at(22), "app", 50))
+        vips = {"db": at(100), "app": at(200)}
+    return LabSpec(dir=str(Path(dir).resolve()), topology=topology, stack=stack,  # type: ignore[arg-type]
+                   subnet=str(net), nodes=nodes, vips=vips)

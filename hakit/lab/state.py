@@ -1,0 +1,71 @@
+"""The lab's state file (``DIR/state.json``): what ``up`` made, so that ``down`` undoes it.
+
+It is a record, not the truth: ``down`` also cleans by discovery (links with the lab prefix,
+node inits carrying the lab marker), so a lost or stale state file still leaves nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+from hakit.lab.spec import LabSpec
+
+STATE_FILE = "state.json"
+
+
+@dataclass
+class LabState:
+    """What exists now: the spec, each node's init PID (host view), the helper, host files."""
+
+    spec: LabSpec
+    inits: dict[str, int] = field(default_factory=dict)  #: node name -> PID of its init (tini) on the host
+    helper_pid: int | None = None  #: the host-side fence helper
+    host_files: list[str] = field(default_factory=list)  #: files written outside DIR (the fence agent)
+    links: list[str] = field(default_factory=list)  #: host links made (bridge, veth ends)
+    started_at: float = 0.0
+    build_seconds: float | None = None
+
+    def save(self) -> None:
+        """Write atomically (a crash never leaves half a state file)."""
+        path = Path(self.spec.dir) / STATE_FILE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = {"spec": self.spec.to_json(), "inits": self.inits, "helper_pid": self.helper_pid,
+                "host_files": self.host_files, "links": self.links, "started_at": self.started_at,
+                "build_seconds": self.build_seconds}
+        fd, tmp = tempfile.mkstemp(prefix=".state-", dir=path.parent)
+        with os.fdopen(fd, "w") as fh:
+            json.dump(data, fh, indent=2, sort_keys=True)
+        os.replace(tmp, path)
+
+
+def load_state(dir: str | Path) -> LabState | None:
+    """The state of the lab in ``dir``, or None when there is none (or it is unreadable)."""
+    path = Path(dir) / STATE_FILE
+    try:
+        data = json.loads(path.read_text())
+        return LabState(spec=LabSpec.from_json(data["spec"]), inits={k: int(v) for k, v in data["inits"].items()},
+                        helper_pid=data.get("helper_pid"), host_files=list(data.get("host_files", [])),
+                        links=list(data.get("links", [])), started_at=float(data.get("started_at", 0.0)),
+                        build_seconds=data.get("build_seconds"))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+@contextlib.contextmanager
+def locked(dir: str | Path) -> Iterator[None]:
+    """Hold the lab's lock: one change to nodes and state at a time (CLI, fence helper)."""
+    path = Path(dir) / ".lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
