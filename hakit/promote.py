@@ -1,0 +1,118 @@
+"""Promotion: the decision (pure) and the steps that make one database the writable one.
+
+Used by the database-role resource agent (when the cluster stack starts the role on a node)
+and by ``hakit takeover``. The decision follows DESIGN.md's invariants:
+
+* never while the peer is writable (two writable nodes is the worst failure), unless forced;
+* never on a node whose generation is older than the peer's: only a resync can bring it back;
+* only after the node has applied all relay log it received (bounded wait);
+* every promotion raises the generation and records the promotion point *before* the node
+  becomes writable, so the record replicates to whoever follows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from hakit.errors import HakitError, OperationFailed, SafetyRefusal
+from hakit.gtid import Position
+from hakit.mysql import Database, DbFacts, PromotionRecord
+from hakit.plan import Plan, Refusal, Step, step
+
+
+@dataclass(frozen=True)
+class PeerView:
+    """What the node knows of its peer's database: nothing (unreachable) or its facts."""
+
+    name: str
+    reachable: bool
+    facts: DbFacts | None = None
+    fenced: bool = False  #: the cluster stack (or the operator) confirmed it is powered off
+
+
+def plan_promotion(node: str, local: DbFacts | None, peer: PeerView, *, schema: str, relay_wait: float,
+                   force: bool = False) -> Plan | Refusal:
+    """Decide whether and how ``node`` becomes the writable database. Pure."""
+    if local is None:
+        return Refusal(f"{node}: its database is not running; it cannot be promoted")
+    peer_facts = peer.facts if peer.reachable else None
+    peer_generation = peer_facts.generation if peer_facts else 0
+    if local.generation < peer_generation:
+        return Refusal(f"{node} has generation {local.generation}, {peer.name} has {peer_generation}: {node} was "
+                       f"the active before a takeover and holds transactions the cluster may not have; only "
+                       f"hakit resync can make it part of the pair again", "run hakit resync --node " + node)
+    if peer_facts is not None and peer_facts.writable and not peer.fenced:
+        if not force:
+            return Refusal(f"{peer.name} is reachable and writable: promoting {node} would make two writable nodes",
+                           "stop or fence it first, use hakit switchover for a planned swap, or --force")
+    steps: list[Step] = []
+    warnings: list[str] = []
+    if peer_facts is not None and peer_facts.writable:
+        steps.append(step(f"demote {peer.name}", "set_read_only", f"{peer.name} must not stay writable "
+                                                                  f"(forced promotion)", node=peer.name, on=True))
+    already = (local.state is not None and local.state.promoted_node == node
+               and local.generation >= peer_generation)
+    if local.writable and already:
+        return Plan("promote", f"{node} is already the writable database of generation {local.generation}",
+                    tuple(steps))
+    replica = local.replica
+    if replica is not None and (replica.io_running or replica.sql_running or replica.gtid_io_pos):
+        received = Position.parse(replica.gtid_io_pos)
+        if received.gtids and not local.gtid_current_pos.contains(received):
+            missing = local.gtid_current_pos.missing_from(received)
+            steps.append(step("apply relay log", "wait_applied",
+                              f"{node} received {missing} transactions it has not applied yet; wait (at most "
+                              f"{relay_wait:g}s) so that nothing the old active shipped is lost",
+                              node=node, position=str(received), timeout=relay_wait))
+        if replica.sql_running or replica.io_running:
+            steps.append(step("stop replication", "stop_replica",
+                              f"{node} must stop replicating from {peer.name} before it takes writes", node=node))
+    if not already:
+        generation = max(local.generation, peer_generation) + 1
+        steps.append(step("raise generation", "record_promotion",
+                          f"generation {generation}: any node holding an older one must be resynced before it "
+                          f"can be writable again", node=node, schema=schema, generation=generation,
+                          promoted_node=node))
+    if not peer.reachable and not peer.fenced:
+        warnings.append(f"{peer.name} is unreachable and not known to be fenced; transactions it committed after "
+                        f"its last one reached {node} will be errant (resync counts them)")
+    if replica is not None and not replica.io_running and peer_facts is None:
+        warnings.append("replication was not running when the promotion started: the standby may lack recent "
+                        "writes of the old active")
+    steps.append(step("writable", "set_read_only", f"{node} becomes the writable database", node=node, on=False))
+    summary = f"promote {node}" + (" (already the recorded active; writable again)" if already else "")
+    return Plan("promote", summary, tuple(steps), warnings=tuple(warnings))
+
+
+def database_actions(databases: dict[str, Database]) -> dict[str, Any]:
+    """The executor's action table for database steps, over any :class:`Database` (real or fake)."""
+
+    def db(s: Step) -> Database:
+        try:
+            return databases[s.node]
+        except KeyError:
+            raise OperationFailed(f"no database connection to {s.node}") from None
+
+    def wait_applied(s: Step) -> None:
+        if not db(s).wait_for_position(Position.parse(s.arg("position")), float(s.arg("timeout"))):
+            raise OperationFailed(f"{s.node} did not apply its relay log within {s.arg('timeout')}s; promoting now "
+                                  f"would lose transactions (raise failover.relay_wait_seconds or use --force)")
+
+    def record(s: Step) -> None:
+        facts = db(s).facts()
+        point = str(facts.gtid_current_pos)
+        db(s).record_promotion(s.arg("schema"), PromotionRecord(int(s.arg("generation")), point,
+                                                                s.arg("promoted_node")))
+
+    return {
+        "set_read_only": lambda s: db(s).set_read_only(bool(s.arg("on"))),
+        "stop_replica": lambda s: db(s).stop_replica(),
+        "start_replica": lambda s: db(s).start_replica(),
+        "wait_applied": wait_applied,
+        "record_promotion": record,
+    }
+
+
+def refuse(refusal: Refusal) -> HakitError:
+    return SafetyRefusal(str(refusal))

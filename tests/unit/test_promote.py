@@ -1,0 +1,96 @@
+"""Promotion decisions, table-driven from snapshots, and their effect on fake databases."""
+
+from __future__ import annotations
+
+import pytest
+
+from hakit.executor import Executor
+from hakit.gtid import Position
+from hakit.mysql import DbFacts, FakeDatabase, PromotionRecord, ReplicaStatus
+from hakit.plan import Plan, Refusal
+from hakit.promote import PeerView, database_actions, plan_promotion
+
+
+def facts(ro=True, gen=1, promoted="n1", cur="0-1-10", replica=None):
+    pos = Position.parse(cur)
+    return DbFacts(2, ro, pos, pos, pos, replica, PromotionRecord(gen, "0-1-5", promoted) if gen else None)
+
+
+def rep(io=True, sql=True, received="0-1-10"):
+    return ReplicaStatus("10.0.0.1", io, sql, 0, gtid_io_pos=received)
+
+
+def names(plan):
+    return [s.name for s in plan.steps]
+
+
+def test_standby_of_a_dead_active_is_promoted_with_every_step_in_order():
+    plan = plan_promotion("n2", facts(replica=rep(received="0-1-12")), PeerView("n1", False),
+                          schema="hakit", relay_wait=30)
+    assert isinstance(plan, Plan)
+    assert names(plan) == ["apply relay log", "stop replication", "raise generation", "writable"]
+    assert plan.steps[0].arg("position") == "0-1-12" and "received 2 transactions" in plan.steps[0].reason
+    assert plan.steps[2].arg("generation") == 2
+    assert any("unreachable and not known to be fenced" in w for w in plan.warnings)
+
+
+def test_fully_applied_standby_skips_the_wait():
+    plan = plan_promotion("n2", facts(replica=rep()), PeerView("n1", False, fenced=True), schema="hakit",
+                          relay_wait=30)
+    assert names(plan) == ["stop replication", "raise generation", "writable"]
+    assert plan.warnings == ()
+
+
+@pytest.mark.parametrize("local, peer, force, words", [
+    (None, PeerView("n1", False), False, "its database is not running"),
+    (facts(gen=1), PeerView("n1", True, facts(ro=True, gen=2)), False, "only hakit resync"),
+    (facts(gen=1), PeerView("n1", True, facts(ro=True, gen=2)), True, "only hakit resync"),  # never, even forced
+    (facts(), PeerView("n1", True, facts(ro=False)), False, "two writable nodes"),
+])
+def test_refusals(local, peer, force, words):
+    verdict = plan_promotion("n2", local, peer, schema="hakit", relay_wait=30, force=force)
+    assert isinstance(verdict, Refusal) and words in verdict.reason
+
+
+def test_forced_promotion_demotes_a_writable_peer_first():
+    plan = plan_promotion("n2", facts(replica=rep()), PeerView("n1", True, facts(ro=False)), schema="hakit",
+                          relay_wait=30, force=True)
+    assert names(plan)[0] == "demote n1" and plan.steps[0].node == "n1" and plan.steps[0].arg("on") is True
+    assert names(plan)[-1] == "writable"
+
+
+def test_a_fenced_writable_peer_does_not_block():
+    plan = plan_promotion("n2", facts(replica=rep()), PeerView("n1", True, facts(ro=False), fenced=True),
+                          schema="hakit", relay_wait=30)
+    assert isinstance(plan, Plan) and "demote n1" in names(plan)
+
+
+def test_the_recorded_active_restarting_only_becomes_writable_again():
+    plan = plan_promotion("n1", facts(ro=True, gen=3, promoted="n1"), PeerView("n2", True, facts(gen=3)),
+                          schema="hakit", relay_wait=30)
+    assert names(plan) == ["writable"]
+    done = plan_promotion("n1", facts(ro=False, gen=3, promoted="n1"), PeerView("n2", False), schema="hakit",
+                          relay_wait=30)
+    assert names(done) == [] and "already" in done.summary
+
+
+def test_executing_a_promotion_on_fakes_raises_the_generation_before_writes_are_allowed():
+    n2 = FakeDatabase("n2", server_id=2, binlog=Position.parse("0-1-10"),
+                      state=PromotionRecord(1, "0-1-5", "n1"), replica=ReplicaStatus("n1", True, True, 0,
+                                                                                     gtid_io_pos="0-1-10"))
+    n2.replica_config = ("n1", 3306, "repl")
+    plan = plan_promotion("n2", n2.facts(), PeerView("n1", False, fenced=True), schema="hakit", relay_wait=1)
+    Executor(database_actions({"n2": n2}), None, say=lambda _: None).run(plan)
+    assert n2.log == ["stop replica", "generation=2", "read_only=OFF"]
+    assert n2.state.generation == 2 and n2.state.promoted_node == "n2" and n2.state.promotion_point == "0-1-10"
+    n2.writes(1)  # now writable
+
+
+def test_a_standby_that_cannot_apply_its_relay_log_in_time_is_not_promoted():
+    n2 = FakeDatabase("n2", server_id=2, binlog=Position.parse("0-1-8"), state=PromotionRecord(1, "0-1-5", "n1"),
+                      replica=ReplicaStatus("n1", False, True, 0, gtid_io_pos="0-1-10"))
+    plan = plan_promotion("n2", n2.facts(), PeerView("n1", False, fenced=True), schema="hakit", relay_wait=0.01)
+    from hakit.errors import OperationFailed
+    with pytest.raises(OperationFailed, match="did not apply its relay log"):
+        Executor(database_actions({"n2": n2}), None, say=lambda _: None).run(plan)
+    assert n2.read_only and n2.state.generation == 1  # nothing changed
