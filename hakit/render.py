@@ -28,6 +28,7 @@ import jinja2
 
 import hakit
 from hakit.artefact import CLUSTER_DIR, Artefact
+from hakit.errors import InputError, Problem
 from hakit.model import Inventory, Node, Pair
 from hakit.secrets import Secrets
 
@@ -139,10 +140,11 @@ class _Maker:
 
 
 def render_all(inv: Inventory, secrets: Secrets) -> list[Artefact]:
-    """Every artefact of ``inv``, sorted (by node, then path).
+    """Every artefact of ``inv``, sorted (by node, then path); pure, writes nothing.
 
-    Raises :class:`ValueError` only on a programming error (a value the model should have
-    refused); never writes anything.
+    Raises :class:`~hakit.errors.InputError` when ``secrets`` lacks a fencing parameter the
+    inventory names in ``secret_params``, and :class:`ValueError` only on a programming error
+    (a value the model should have refused).
     """
     out = _Maker(secrets)
     s = inv.settings
@@ -159,6 +161,15 @@ def render_all(inv: Inventory, secrets: Secrets) -> list[Artefact]:
     _mysql(inv, secrets, out)
     _monitoring(inv, out)
     return sorted(out.items)
+
+
+def _fence_secret(secrets: Secrets, device: str, param: str) -> str:
+    try:
+        return secrets.fencing[device][param]
+    except KeyError:
+        raise InputError(Problem("secrets file", f"fencing.{device}.{param}",
+                                 f"is required: the inventory lists '{param}' in secret_params of fencing "
+                                 f"device {device}")) from None
 
 
 # --------------------------------------------------------------------------- storage helpers
@@ -351,7 +362,7 @@ def build_cib(inv: Inventory, secrets: Secrets) -> Cib:
         rid = f"fence-{dev.name}"
         params = dict(dev.params)
         for param in dev.secret_params:
-            params[param] = secrets.fencing[dev.name][param]
+            params[param] = _fence_secret(secrets, dev.name, param)
         params.setdefault("pcmk_host_list", " ".join(dev.nodes))
         fencing.append(Primitive(id=rid, cls="stonith", provider=None, type=dev.agent,
                                  params=tuple(sorted(params.items())),
@@ -473,13 +484,14 @@ def _heartbeat(inv: Inventory, secrets: Secrets, out: _Maker) -> None:
                 # run each device only from nodes it does not power off (a node never fences itself)
                 runners = [n for n in pair.node_names if n not in dev.nodes]
                 if len(dev.nodes) > 1 or node.name not in dev.nodes:
-                    values = list(dev.params.values()) + [secrets.fencing[dev.name][p] for p in dev.secret_params]
-                    stonith.append((runners[0] if len(runners) == 1 else "*", dev.agent, values))
+                    values = list(dev.params.values()) + [_fence_secret(secrets, dev.name, p)
+                                                          for p in dev.secret_params]
+                    stonith.append((runners[0] if len(runners) == 1 else "*", dev.agent, values,
+                                    bool(dev.secret_params)))
             ha_cf = _render("heartbeat/ha.cf.j2", inv=inv, pair=pair, node=node, peer=peer,
                             timing=s.timing.heartbeat, udpport=HEARTBEAT_UDP_PORTS[pair.name],
                             four_node=s.topology == "four-node", stonith=stonith)
-            out.add(node.name, "/etc/ha.d/ha.cf", ha_cf, "ha.cf", secret=any(
-                dev.secret_params for dev in devices))
+            out.add(node.name, "/etc/ha.d/ha.cf", ha_cf, "ha.cf", secret=any(entry[3] for entry in stonith))
             out.add(node.name, "/etc/ha.d/haresources", haresources, "haresources")
             out.add(node.name, "/etc/ha.d/authkeys", authkeys, "authkeys", secret=True)
 

@@ -27,6 +27,7 @@ import pytest
 import yaml
 
 from hakit.artefact import CLUSTER_DIR, Artefact, write_tree
+from hakit.errors import InputError
 from hakit.inventory import load_inventory, parse_inventory
 from hakit.model import Inventory
 from hakit.render import HEADER, crm_quote, ident, render_all, sql_string
@@ -237,7 +238,13 @@ def test_heartbeat_stonith_lines_never_fence_from_the_victim(secrets: Secrets) -
     assert "stonith_host opsview2 external/ipmi opsview1 198.51.100.201 admin FAKE-hb-ipmi-secret" in text(
         cfs["opsview2"]).splitlines()
     assert "stonith_host" not in text(cfs["opsview1"])
-    assert cfs["opsview2"].mode == 0o600
+    assert cfs["opsview2"].mode == 0o600 and cfs["opsview1"].mode == 0o644
+
+
+def test_missing_fencing_secret_is_an_input_error(secrets: Secrets) -> None:
+    bare = secrets.model_copy(update={"fencing": {}})
+    with pytest.raises(InputError, match=r"fencing\.ipmi-nagios1\.password: is required"):
+        render_all(example("two-node-pacemaker"), bare)
 
 
 # --------------------------------------------------------------------------- corosync
