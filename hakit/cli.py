@@ -181,9 +181,11 @@ def check(ctx: Context) -> None:
 
 
 def _register_subcommands() -> None:
+    from hakit.agents.cli import agent_group
     from hakit.lab.cli import lab
 
     main_group.add_command(lab)
+    main_group.add_command(agent_group)
 
 
 _register_subcommands()

@@ -46,6 +46,7 @@ class Refusal:
 
     reason: str
     allow: str = ""  #: the flag or step that would allow it
+    hard: bool = False  #: never on this node, whatever happens elsewhere (a stale generation)
 
     def __str__(self) -> str:
         return self.reason + (f" ({self.allow})" if self.allow else "")

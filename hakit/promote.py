@@ -41,7 +41,7 @@ def plan_promotion(node: str, local: DbFacts | None, peer: PeerView, *, schema: 
     if local.generation < peer_generation:
         return Refusal(f"{node} has generation {local.generation}, {peer.name} has {peer_generation}: {node} was "
                        f"the active before a takeover and holds transactions the cluster may not have; only "
-                       f"hakit resync can make it part of the pair again", "run hakit resync --node " + node)
+                       f"hakit resync can make it part of the pair again", "run hakit resync --node " + node, hard=True)
     if peer_facts is not None and peer_facts.writable and not peer.fenced:
         if not force:
             return Refusal(f"{peer.name} is reachable and writable: promoting {node} would make two writable nodes",

@@ -50,6 +50,7 @@ def test_fully_applied_standby_skips_the_wait():
 def test_refusals(local, peer, force, words):
     verdict = plan_promotion("n2", local, peer, schema="hakit", relay_wait=30, force=force)
     assert isinstance(verdict, Refusal) and words in verdict.reason
+    assert verdict.hard is ("resync" in words)
 
 
 def test_forced_promotion_demotes_a_writable_peer_first():

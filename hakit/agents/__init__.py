@@ -1,0 +1,1 @@
+"""Resource agents: the monitoring master's stack managed by Pacemaker (OCF) or heartbeat."""

@@ -1,0 +1,46 @@
+"""``hakit agent``: the entry points the cluster stacks call on a node."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from hakit.agents import ocf
+from hakit.agents.registry import NAMES, agent, heartbeat_status
+
+
+@click.group(name="agent")
+def agent_group() -> None:
+    """Resource agents (called by Pacemaker or heartbeat on the node, not by people)."""
+
+
+@agent_group.command(name="ocf", context_settings={"ignore_unknown_options": True})
+@click.argument("name", type=click.Choice(NAMES))
+@click.argument("action", required=False)
+def ocf_command(name: str, action: str | None) -> None:
+    """Run OCF agent NAME with ACTION (start, stop, monitor, validate-all, meta-data)."""
+    os.environ.setdefault("__OCF_ACTION", action or "")
+    try:
+        code = agent(name).run([action] if action else [])
+    except Exception as exc:  # an agent must answer with an OCF code, whatever happened
+        ocf.exit_reason(f"hakit agent {name} {action}: {type(exc).__name__}: {exc}")
+        code = ocf.OCF_ERR_GENERIC
+    raise click.exceptions.Exit(code)
+
+
+@agent_group.command(name="heartbeat")
+@click.argument("name", type=click.Choice(NAMES))
+@click.argument("action", type=click.Choice(["start", "stop", "status", "monitor"]))
+def heartbeat_command(name: str, action: str) -> None:
+    """Run heartbeat resource script NAME with ACTION (start, stop, status)."""
+    try:
+        if action in ("status", "monitor"):
+            code, word = heartbeat_status(name)
+            click.echo(word)
+        else:
+            code = 0 if agent(name).run([action]) == ocf.OCF_SUCCESS else 1
+    except Exception as exc:
+        click.echo(f"failed: {type(exc).__name__}: {exc}", err=True)
+        code = 1
+    raise click.exceptions.Exit(code)

@@ -1,0 +1,72 @@
+"""What an agent on a node knows: the node's copy of the inventory and secrets, and its name."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from dataclasses import dataclass
+
+import pymysql
+
+from hakit.gtid import Position
+from hakit.inventory import load_inventory
+from hakit.model import Inventory, Node
+from hakit.mysql import DbFacts, PromotionRecord, PyMySQLDatabase, STATE_TABLE, ident
+from hakit.promote import PeerView
+from hakit.secrets import Secrets, load_secrets
+
+NODE_INVENTORY = "/etc/hakit/inventory.yml"
+NODE_SECRETS = "/etc/hakit/secrets.yml"
+
+
+@dataclass
+class NodeContext:
+    inv: Inventory
+    secrets: Secrets
+    node: Node
+
+    @property
+    def peer(self) -> Node:
+        return self.inv.pair_of(self.node.name).peer_of(self.node.name)
+
+    def local_db(self) -> PyMySQLDatabase:
+        """MariaDB's root through the node's unix socket (socket authentication: no password)."""
+        mysql = self.inv.settings.mysql
+        return PyMySQLDatabase(self.node.name, unix_socket=mysql.socket, user="root", connect_timeout=2,
+                               read_timeout=30)
+
+    def peer_view(self, timeout: float = 2.0) -> PeerView:
+        """The peer's role and generation, read with the replication login (SELECT on hakit's schema)."""
+        mysql = self.inv.settings.mysql
+        peer = self.peer
+        try:
+            conn = pymysql.connect(host=peer.address, port=mysql.port, user=mysql.replication_user,
+                                   password=self.secrets.replication_password, connect_timeout=timeout,
+                                   read_timeout=timeout, autocommit=True)
+        except pymysql.MySQLError:
+            return PeerView(peer.name, False)
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT @@server_id, @@read_only, @@gtid_binlog_pos, @@gtid_current_pos")
+                server_id, ro, binlog, current = cur.fetchone()
+                cur.execute(f"SELECT generation, promotion_point, promoted_node FROM {ident(mysql.hakit_schema)}."
+                            f"{STATE_TABLE} WHERE id = 1")
+                row = cur.fetchone()
+        except pymysql.MySQLError:
+            # reachable but its generation cannot be read: treat it as unknown-but-alive, which
+            # blocks a promotion only if it is writable (checked by the planner)
+            return PeerView(peer.name, True, None)
+        finally:
+            conn.close()
+        state = PromotionRecord(int(row[0]), row[1], row[2]) if row else None
+        pos = Position.parse(current)
+        return PeerView(peer.name, True, DbFacts(int(server_id), bool(int(ro)), Position.parse(binlog), pos, pos,
+                                                 None, state))
+
+
+def load_context(inventory: str | None = None, secrets: str | None = None, node: str | None = None) -> NodeContext:
+    inv = load_inventory(inventory or os.environ.get("HAKIT_NODE_INVENTORY", NODE_INVENTORY))
+    sec = load_secrets(Path(secrets or os.environ.get("HAKIT_NODE_SECRETS", NODE_SECRETS)), inv)
+    name = node or os.environ.get("HAKIT_NODE") or socket.gethostname().split(".")[0]
+    return NodeContext(inv, sec, inv.node(name))

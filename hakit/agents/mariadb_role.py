@@ -1,0 +1,111 @@
+"""The database role: which node's MariaDB is the writable one.
+
+* ``start`` promotes this node through :func:`hakit.promote.plan_promotion`: refused (hard
+  error, so the stack bans the node) when its generation is older than its peer's, refused
+  (soft error, retried) while the peer is reachable and writable; otherwise wait for the relay
+  log, stop replication, raise the generation, ``read_only=OFF``.
+* ``stop`` makes it read-only; a server that is down counts as stopped (stop is a force
+  operation: it must not fail while the node is not writable).
+* ``monitor``: 0 when this node is writable, 7 when it is read-only or down.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from hakit import __version__
+from hakit.agents import ocf
+from hakit.agents.context import load_context
+from hakit.errors import HakitError
+from hakit.executor import Executor
+from hakit.mysql import DatabaseUnreachable
+from hakit.plan import Refusal
+from hakit.promote import database_actions, plan_promotion
+
+PARAMS = [
+    ocf.Param("inventory", "hakit inventory on the node", "The node's copy of the inventory (written by hakit init).",
+              "/etc/hakit/inventory.yml"),
+    ocf.Param("secrets", "hakit secrets on the node", "The node's copy of the secrets file (mode 0600).",
+              "/etc/hakit/secrets.yml"),
+    ocf.Param("node", "this node's name", "Defaults to the host name.", ""),
+]
+
+
+def _context():
+    return load_context(PARAMS[0].value(), PARAMS[1].value(), PARAMS[2].value() or None)
+
+
+def monitor() -> int:
+    try:
+        ctx = _context()
+        facts = ctx.local_db().facts()
+    except DatabaseUnreachable:
+        return ocf.OCF_NOT_RUNNING
+    except HakitError as exc:
+        ocf.exit_reason(str(exc))
+        return ocf.OCF_ERR_CONFIGURED if "inventory" in str(exc) else ocf.OCF_ERR_GENERIC
+    return ocf.OCF_SUCCESS if facts.writable else ocf.OCF_NOT_RUNNING
+
+
+def start() -> int:
+    try:
+        ctx = _context()
+        db = ctx.local_db()
+        local = db.facts()
+    except DatabaseUnreachable as exc:
+        ocf.exit_reason(f"MariaDB is not running here: {exc}")
+        return ocf.OCF_ERR_GENERIC
+    except HakitError as exc:
+        ocf.exit_reason(str(exc))
+        return ocf.OCF_ERR_CONFIGURED
+    peer = ctx.peer_view()
+    settings = ctx.inv.settings
+    verdict = plan_promotion(ctx.node.name, local, peer, schema=settings.mysql.hakit_schema,
+                             relay_wait=settings.failover.relay_wait_seconds)
+    if isinstance(verdict, Refusal):
+        ocf.exit_reason(str(verdict))
+        # stale generation: never on this node (hard); a writable peer may go away (soft, retried)
+        return ocf.OCF_ERR_PERM if verdict.hard else ocf.OCF_ERR_GENERIC
+    try:
+        Executor(database_actions({ctx.node.name: db}), None, say=lambda text: print(text, file=sys.stderr)).run(verdict)
+    except HakitError as exc:
+        ocf.exit_reason(str(exc))
+        return ocf.OCF_ERR_GENERIC
+    return ocf.OCF_SUCCESS
+
+
+def stop() -> int:
+    try:
+        ctx = _context()
+        ctx.local_db().set_read_only(True)
+    except DatabaseUnreachable:
+        return ocf.OCF_SUCCESS  # a server that is down is not writable: stopped
+    except HakitError as exc:
+        ocf.exit_reason(f"could not make the database read-only: {exc}")
+        return ocf.OCF_ERR_GENERIC
+    return ocf.OCF_SUCCESS
+
+
+def validate_all() -> int:
+    try:
+        ctx = _context()
+    except HakitError as exc:
+        ocf.exit_reason(str(exc))
+        return ocf.OCF_ERR_CONFIGURED
+    if not ctx.inv.pair_of(ctx.node.name).carries_db:
+        ocf.exit_reason(f"{ctx.node.name} is not in the database pair")
+        return ocf.OCF_ERR_CONFIGURED
+    return ocf.OCF_SUCCESS
+
+
+AGENT = ocf.Agent(
+    name="mariadb-role", version=__version__,
+    shortdesc="hakit: the writable MariaDB of the pair",
+    longdesc="Makes this node's MariaDB the writable one (start), read-only (stop), and reports whether it is "
+             "writable (monitor). Promotion follows hakit's safety rules: never while the peer is writable, never "
+             "on a node with an older generation, only after the relay log is applied.",
+    params=PARAMS,
+    handlers={"start": start, "stop": stop, "monitor": monitor, "validate-all": validate_all},
+    actions=[ocf.ActionSpec("start", 120), ocf.ActionSpec("stop", 120), ocf.ActionSpec("monitor", 30, 10),
+             ocf.ActionSpec("validate-all", 30), ocf.ActionSpec("meta-data", 5)],
+)

@@ -1,0 +1,140 @@
+"""The monitoring master (Nagios 4 / Opsview style), run on the active node only.
+
+* ``start`` verifies the configuration first (``nagios4 -v``; a broken config is reported,
+  never started), then starts the daemon and waits for its process.
+* ``monitor``: 7 when the process is not there; 1 when it runs but its status file is older
+  than the freshness limit (a hung scheduler — the seed's "oldest file older than 70 s" check);
+  0 otherwise. Probes are quiet.
+* ``stop`` is a force operation: the service is stopped, then any process left is killed.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+
+from hakit import __version__
+from hakit.agents import ocf
+from hakit.agents.context import load_context
+from hakit.errors import HakitError
+
+PARAMS = [
+    ocf.Param("inventory", "hakit inventory on the node", "The node's copy of the inventory.",
+              "/etc/hakit/inventory.yml"),
+    ocf.Param("secrets", "hakit secrets on the node", "The node's copy of the secrets file.", "/etc/hakit/secrets.yml"),
+    ocf.Param("node", "this node's name", "Defaults to the host name.", ""),
+    ocf.Param("freshness", "status file freshness limit (s)",
+              "The monitor fails when the status file is older than this many seconds.", "70"),
+]
+
+
+def _settings():
+    return load_context(PARAMS[0].value(), PARAMS[1].value(), PARAMS[2].value() or None).inv.settings.monitoring
+
+
+def _run(argv: list[str], timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+
+
+def _running(daemon: str) -> bool:
+    return _run(["pgrep", "-x", os.path.basename(daemon)]).returncode == 0
+
+
+def _service(name: str, action: str) -> subprocess.CompletedProcess:
+    if os.path.isdir("/run/systemd/system"):
+        return _run(["systemctl", action, name], timeout=120)
+    return _run([f"/etc/init.d/{name}", action], timeout=120)
+
+
+def monitor() -> int:
+    try:
+        mon = _settings()
+    except HakitError as exc:
+        ocf.exit_reason(str(exc))
+        return ocf.OCF_ERR_CONFIGURED
+    if not _running(mon.daemon):
+        return ocf.OCF_NOT_RUNNING
+    limit = float(PARAMS[3].value())
+    try:
+        age = time.time() - os.stat(mon.status_file).st_mtime
+    except FileNotFoundError:
+        age = None
+    started = _started_seconds_ago(mon.daemon)
+    if (age is None or age > limit) and (started is None or started > limit):
+        ocf.exit_reason(f"{mon.service} runs but its status file {mon.status_file} is "
+                        f"{'missing' if age is None else f'{age:.0f}s old'} (limit {limit:g}s): the scheduler hangs")
+        return ocf.OCF_ERR_GENERIC
+    return ocf.OCF_SUCCESS
+
+
+def _started_seconds_ago(daemon: str) -> float | None:
+    out = _run(["ps", "-o", "etimes=", "-C", os.path.basename(daemon)]).stdout.split()
+    return min(float(x) for x in out) if out else None
+
+
+def start() -> int:
+    try:
+        mon = _settings()
+    except HakitError as exc:
+        ocf.exit_reason(str(exc))
+        return ocf.OCF_ERR_CONFIGURED
+    if _running(mon.daemon):
+        return ocf.OCF_SUCCESS
+    check = _run([mon.daemon, "-v", mon.config])
+    if check.returncode != 0:
+        errors = [line for line in check.stdout.splitlines() if "Error" in line][:3]
+        ocf.exit_reason(f"{mon.config} does not verify: {' '.join(errors) or check.stdout[-200:]}")
+        return ocf.OCF_ERR_CONFIGURED
+    result = _service(mon.service, "start")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if _running(mon.daemon):
+            return ocf.OCF_SUCCESS
+        time.sleep(0.2)
+    ocf.exit_reason(f"{mon.service} did not start: {(result.stderr or result.stdout).strip()[-200:]}")
+    return ocf.OCF_ERR_GENERIC
+
+
+def stop() -> int:
+    try:
+        mon = _settings()
+    except HakitError as exc:
+        ocf.exit_reason(str(exc))
+        return ocf.OCF_ERR_CONFIGURED
+    if _running(mon.daemon):
+        _service(mon.service, "stop")
+    deadline = time.monotonic() + 20
+    while _running(mon.daemon) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if _running(mon.daemon):  # stop must not fail: force it
+        _run(["pkill", "-KILL", "-x", os.path.basename(mon.daemon)])
+        time.sleep(0.5)
+    if _running(mon.daemon):
+        ocf.exit_reason(f"{mon.service} survived SIGKILL")
+        return ocf.OCF_ERR_GENERIC
+    return ocf.OCF_SUCCESS
+
+
+def validate_all() -> int:
+    try:
+        mon = _settings()
+    except HakitError as exc:
+        ocf.exit_reason(str(exc))
+        return ocf.OCF_ERR_CONFIGURED
+    if not os.access(mon.daemon, os.X_OK):
+        ocf.exit_reason(f"{mon.daemon} is not installed (Debian package nagios4-core)")
+        return ocf.OCF_ERR_INSTALLED
+    return ocf.OCF_SUCCESS
+
+
+AGENT = ocf.Agent(
+    name="monitoring-master", version=__version__,
+    shortdesc="hakit: the monitoring master on the active node",
+    longdesc="Starts the monitoring master after verifying its configuration, watches its process and the freshness "
+             "of its status file, and stops it by force if needed.",
+    params=PARAMS,
+    handlers={"start": start, "stop": stop, "monitor": monitor, "validate-all": validate_all},
+    actions=[ocf.ActionSpec("start", 120), ocf.ActionSpec("stop", 120), ocf.ActionSpec("monitor", 30, 30),
+             ocf.ActionSpec("validate-all", 30), ocf.ActionSpec("meta-data", 5)],
+)
