@@ -497,6 +497,63 @@ def test_monitoring_fragment_and_sync_manifest(path: Path, secrets: Secrets) -> 
         json.dumps(data, sort_keys=True, indent=2) + "\n").encode()
 
 
+# --------------------------------------------------------------------------- every combination
+
+STORAGE = [("replication", "none"), ("replication", "drbd"), ("replication", "shared"), ("drbd", "none"),
+           ("drbd", "drbd"), ("shared", "none"), ("shared", "shared")]
+MATRIX = [(topology, stack, db, files) for topology in ("two-node", "four-node") for stack in ("pacemaker", "heartbeat")
+          for db, files in STORAGE]
+
+
+def matrix_case(topology: str, stack: str, databases: str, files: str) -> Inventory:
+    """One inventory per topology x stack x storage, built from the examples."""
+    base = "two-node-pacemaker" if topology == "two-node" else "four-node-pacemaker"
+    changes: dict[str, object] = {"all__vars__hakit__stack": stack,
+                                  "all__vars__hakit__storage": {"databases": databases, "files": files},
+                                  "all__vars__hakit__drbd": {"resource": "r0", "mount": "/srv/hakit"},
+                                  "all__vars__hakit__shared_storage": {"device": "/dev/sdz", "mount": "/srv/hakit"}}
+    if databases != "replication":
+        changes["all__vars__hakit__mysql"] = {"datadir": "/srv/hakit/mysql"}
+    if stack == "heartbeat":
+        changes["all__vars__hakit__fencing"] = []
+    return variant(base, **changes)
+
+
+@pytest.mark.parametrize("case", MATRIX, ids=["-".join(c) for c in MATRIX])
+def test_every_topology_stack_and_storage_renders(case: tuple[str, str, str, str], secrets: Secrets) -> None:
+    topology, stack, databases, files = case
+    inv = matrix_case(*case)
+    arts = render_all(inv, secrets)
+    assert arts == render_all(inv, secrets)
+    kinds = {a.kind for a in arts}
+    assert ({"corosync", "cib-xml", "cib-crm"} <= kinds) is (stack == "pacemaker")
+    assert ({"ha.cf", "haresources", "authkeys"} <= kinds) is (stack == "heartbeat")
+    drbd_nodes = {a.node for a in arts if a.kind == "drbd"}
+    wanted = set()
+    if files == "drbd":
+        wanted |= set(inv.app_pair.node_names)
+    if databases == "drbd":
+        wanted |= set(inv.db_pair.node_names)
+    assert drbd_nodes == wanted
+    assert all(_cnf(a)["read_only"] == "ON" for a in arts if a.kind == "mysql-cnf")
+    for art in arts:
+        if art.kind in ("mysql-sql", "authkeys", "drbd", "corosync-authkey"):
+            assert art.mode == 0o600, art
+    if stack == "heartbeat":
+        for art in by_kind(arts, "haresources"):
+            words = text(art).splitlines()[-1].split()
+            pair = inv.pair_of(art.node)
+            if databases in ("drbd", "shared") and pair.carries_db:
+                assert words.index(next(w for w in words if w.startswith("Filesystem::"))) < words.index(
+                    "hakit-mariadb-role"), "the data directory is mounted before MariaDB starts"
+    else:
+        root = ET.fromstring(by_kind(arts, "cib-xml")[0].content)
+        for group in root.findall("configuration/resources/group"):
+            ids = [p.get("type") for p in group]
+            if "mariadb-role" in ids and "Filesystem" in ids and databases != "replication":
+                assert ids.index("Filesystem") < ids.index("mariadb-role")
+
+
 # --------------------------------------------------------------------------- writing
 
 
@@ -542,14 +599,15 @@ def _tool(name: str) -> str:
     return found
 
 
-PACEMAKER_CASES = ["two-node-pacemaker", "four-node-pacemaker", "two-node-pacemaker-drbd"]
+PACEMAKER_CASES = ["two-node-pacemaker", "four-node-pacemaker"] + [
+    "-".join(c) for c in MATRIX if c[1] == "pacemaker" and c[2:] != ("replication", "none")]
 
 
 def _pacemaker_case(name: str) -> Inventory:
-    if name == "two-node-pacemaker-drbd":
-        return variant("two-node-pacemaker", all__vars__hakit__storage={"databases": "replication", "files": "drbd"},
-                       all__vars__hakit__drbd={"resource": "r0"})
-    return example(name)
+    if name in ("two-node-pacemaker", "four-node-pacemaker"):
+        return example(name)
+    case = next(c for c in MATRIX if "-".join(c) == name)
+    return matrix_case(*case)
 
 
 @pytest.mark.integration
