@@ -22,6 +22,7 @@ The exact commands are listed in docs/validate.md. Programs are found through a
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -32,7 +33,7 @@ import subprocess
 import tempfile
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -311,6 +312,7 @@ class Sandbox:
     binds: tuple[tuple[str, str], ...] = ()
     tmpfs: tuple[str, ...] = ()
     mkdirs: tuple[str, ...] = ()
+    logs: tuple[str, ...] = ()  #: files (inside the sandbox) printed to stderr after the command
 
     def script(self, command: Sequence[str]) -> str:
         q = shlex.quote
@@ -328,11 +330,16 @@ class Sandbox:
             lines.append(f"mount --bind {q(src)} {q(dst)}")
         for path in self.mkdirs:
             lines.append(f"mkdir -p {q(path)}")
+        # no log line of a check reaches this machine's syslog
+        lines.append("if [ -S /dev/log ]; then : > \"$0.devlog\"; mount --bind \"$0.devlog\" /dev/log; fi")
         lines.append("set +e")
         # not exec: this shell stays PID 1 of the namespace, and when it exits the kernel kills
         # every process the command left behind (heartbeat daemonizes)
         lines.append(" ".join(q(part) for part in command))
-        lines.append("exit $?")
+        lines.append("rc=$?")
+        for path in self.logs:
+            lines.append(f"if [ -f {q(path)} ]; then cat {q(path)} >&2; fi")
+        lines.append("exit $rc")
         return "\n".join(lines) + "\n"
 
     def argv(self, ctx: CheckContext, command: Sequence[str], name: str) -> list[str]:
@@ -507,9 +514,13 @@ def check_corosync(art: Artefact, ctx: CheckContext) -> list[CheckResult]:
         fd = os.open(etc / "authkey", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o400)
         with os.fdopen(fd, "wb") as fh:
             fh.write(key.content)
+    # corosync logs what it finds wrong after parsing to its logfile, not to stderr
+    logfile = re.search(rb"^\s*logfile:\s*(/\S+)", art.content, re.M)
+    logs = (logfile.group(1).decode(),) if logfile else ()
     box = Sandbox(hostname=art.node, addresses=(("lo", f"{_node_address(ctx, art.node)}/32"),),
                   binds=((str(etc), "/etc/corosync"),),
-                  tmpfs=("/var/log", "/var/lib/corosync", "/run", "/dev/shm"), mkdirs=("/var/log/cluster",))
+                  tmpfs=("/var/log", "/var/lib/corosync", "/run", "/dev/shm"),
+                  mkdirs=tuple(sorted({"/var/log/cluster"} | {os.path.dirname(p) for p in logs})), logs=logs)
     res = ctx.run(box.argv(ctx, [ctx.program("corosync"), "-t"], f"corosync-{art.node}"), timeout=60)
     ok = res.returncode == 0 and not res.timed_out
     note = "parsed by corosync -t" + ("" if key is not None else " (no authkey artefact for this node)")
@@ -880,7 +891,10 @@ def check_mysql_sql(art: Artefact, ctx: CheckContext) -> list[CheckResult]:
     cnf_text, dropped = _throwaway_cnf(cnf_art.content if cnf_art else b"[mysqld]\n")
     cnf = folder / "my.cnf"
     cnf.write_text(cnf_text)
-    socket, log = folder / "mysqld.sock", folder / "mysqld.err"
+    log = folder / "mysqld.err"
+    # a unix socket path is limited to 107 bytes; a deep private folder gets a short sibling
+    sockdir = folder if len(str(folder)) < 80 else Path(tempfile.mkdtemp(prefix="hakit-validate-sock-", dir="/tmp"))
+    socket = sockdir / "mysqld.sock"
     argv = [ctx.program("unshare"), "--net"] + (["--map-root-user"] if os.geteuid() != 0 else []) + [
         "--", ctx.program("mariadbd"), f"--defaults-file={cnf}", f"--datadir={datadir}", f"--socket={socket}",
         f"--pid-file={folder / 'mysqld.pid'}", f"--log-error={log}", f"--tmpdir={folder}", "--skip-networking",
@@ -920,6 +934,8 @@ def check_mysql_sql(art: Artefact, ctx: CheckContext) -> list[CheckResult]:
         return [ctx.result(check, art, not problems, note if not problems else "\n".join(problems))]
     finally:
         _stop_mariadbd(ctx, proc, socket)
+        if sockdir != folder:
+            shutil.rmtree(sockdir, ignore_errors=True)
 
 
 def _stop_mariadbd(ctx: CheckContext, proc: Process, socket: Path) -> None:
@@ -1073,24 +1089,32 @@ CHECKERS: dict[str, Checker] = {
 }
 
 
-def validate_artefacts(inv: Inventory, secrets: Secrets, artefacts: list[Artefact],
-                       tools: ToolRunner | None = None, kinds: set[str] | None = None) -> list[CheckResult]:
-    """Run the checkers of ``artefacts`` (only those of ``kinds`` when given).
+@contextlib.contextmanager
+def checking(inv: Inventory, secrets: Secrets, artefacts: list[Artefact], tools: ToolRunner | None = None,
+             kinds: set[str] | None = None) -> Iterator[CheckContext]:
+    """A :class:`CheckContext` whose private folder exists for the ``with`` block only.
 
-    Every program needed is looked up first (:class:`ToolMissing` before any check runs). The
-    artefacts are written into a private temporary folder (mode 0700) that is removed
-    afterwards, whatever happens.
+    The programs the checkers of ``kinds`` (default: the kinds of ``artefacts``) need are
+    looked up first, so :class:`ToolMissing` comes before anything is written or run. The
+    artefacts are written under a fresh folder (mode 0700) removed afterwards, even on error.
     """
     runner = tools if tools is not None else SubprocessRunner()
-    selected = sorted(a for a in artefacts if kinds is None or a.kind in kinds)
-    programs = find_programs({a.kind for a in selected if a.kind in CHECKERS}, runner)
-    results: list[CheckResult] = []
+    wanted = kinds if kinds is not None else {a.kind for a in artefacts}
+    programs = find_programs({k for k in wanted if k in CHECKERS}, runner)
     with tempfile.TemporaryDirectory(prefix="hakit-validate-") as tmp:
         workdir = Path(tmp)
         os.chmod(workdir, 0o700)
         write_tree(artefacts, workdir / "render")
-        ctx = CheckContext(inv=inv, secrets=secrets, artefacts=list(artefacts), tools=runner, workdir=workdir,
+        yield CheckContext(inv=inv, secrets=secrets, artefacts=list(artefacts), tools=runner, workdir=workdir,
                            programs=programs)
+
+
+def validate_artefacts(inv: Inventory, secrets: Secrets, artefacts: list[Artefact],
+                       tools: ToolRunner | None = None, kinds: set[str] | None = None) -> list[CheckResult]:
+    """Run the checkers of ``artefacts`` (only those of ``kinds`` when given), in a fixed order."""
+    selected = sorted(a for a in artefacts if kinds is None or a.kind in kinds)
+    results: list[CheckResult] = []
+    with checking(inv, secrets, artefacts, tools, {a.kind for a in selected}) as ctx:
         for art in selected:
             checker = CHECKERS.get(art.kind)
             if checker is None:
@@ -1113,6 +1137,6 @@ def validate_all(inv: Inventory, secrets: Secrets, tools: ToolRunner | None = No
 
 __all__ = ["CheckResult", "ToolResult", "ToolRunner", "SubprocessRunner", "Process", "Sandbox", "CheckContext",
            "PROGRAMS", "KIND_PROGRAMS", "CHECKERS", "find_programs", "required_programs", "validate_artefacts",
-           "validate_all", "check_cib_xml", "check_cib_crm", "check_corosync", "check_corosync_authkey",
+           "validate_all", "checking", "check_cib_xml", "check_cib_crm", "check_corosync", "check_corosync_authkey",
            "check_hacf", "check_authkeys", "check_haresources", "check_drbd", "check_mysql_cnf",
            "check_mysql_sql", "check_nagios", "check_sync_manifest"]
