@@ -127,9 +127,9 @@ class _Maker:
 
     def __init__(self, secrets: Secrets):
         self.items: list[Artefact] = []
-        raw = [v for v in secrets.all_values()]
-        raw += [v for params in secrets.fencing.values() for v in params.values() if v]
-        self._needles = sorted({v.encode("utf-8") for v in raw if v}, key=len, reverse=True)
+        # all_values() leaves out fencing values under 4 characters (they would match anywhere);
+        # the files those go into are marked secret by their callers
+        self._needles = sorted({v.encode("utf-8") for v in secrets.all_values() if v}, key=len, reverse=True)
 
     def add(self, node: str, path: str, content: bytes, kind: str, secret: bool = False) -> None:
         # ``secret`` is what the caller knows it put in; the scan is a safety net so that a
@@ -204,6 +204,11 @@ def _preferred(pair: Pair) -> Node:
 
 
 def _corosync(inv: Inventory, secrets: Secrets, out: _Maker) -> None:
+    """corosync.conf (the same on every node) and /etc/corosync/authkey.
+
+    The authkey is binary: the raw bytes of the base64-decoded ``corosync_authkey`` secret, as
+    corosync-keygen writes them, with no header (corosync reads the whole file as the key).
+    """
     s = inv.settings
     nodes = [(index, node) for index, node in enumerate(inv.nodes, start=1)]
     text = _render("corosync/corosync.conf.j2", cluster_name=s.cluster_name, nodes=nodes,
@@ -253,12 +258,16 @@ class Primitive:
 
 @dataclass(frozen=True)
 class Group:
+    """Primitives started in order on one node, stopped in reverse."""
+
     id: str
     members: tuple[Primitive, ...]
 
 
 @dataclass(frozen=True)
 class Clone:
+    """A primitive run on several nodes; ``promotable=true`` in ``meta`` for DRBD."""
+
     id: str
     rsc: Primitive
     meta: tuple[tuple[str, str], ...]
@@ -277,6 +286,8 @@ class Location:
 
 @dataclass(frozen=True)
 class Colocation:
+    """``rsc`` runs where ``with_rsc`` runs (in ``with_role``, e.g. Promoted)."""
+
     id: str
     rsc: str
     with_rsc: str
@@ -286,6 +297,8 @@ class Colocation:
 
 @dataclass(frozen=True)
 class Order:
+    """``then`` does ``then_action`` after ``first`` did ``first_action``."""
+
     id: str
     first: str
     first_action: str
@@ -316,17 +329,12 @@ class Cib:
     rsc_defaults: tuple[tuple[str, str], ...]
     op_defaults: tuple[tuple[str, str], ...]
     fencing: tuple[Primitive, ...]
-    primitives: tuple[Primitive, ...]  #: those not inside a group or clone
     groups: tuple[Group, ...]
     clones: tuple[Clone, ...]
     locations: tuple[Location, ...]
     colocations: tuple[Colocation, ...]
     orders: tuple[Order, ...]
     names: dict[str, PairResources] = field(default_factory=dict)
-
-
-def _xml_score(score: int | str) -> str:
-    return {"inf": "INFINITY", "-inf": "-INFINITY"}.get(str(score), str(score))
 
 
 def pacemaker_names(inv: Inventory, pair: Pair) -> PairResources:
@@ -350,7 +358,6 @@ def build_cib(inv: Inventory, secrets: Secrets) -> Cib:
     s = inv.settings
     pm = s.pacemaker
     fencing: list[Primitive] = []
-    primitives: list[Primitive] = []
     groups: list[Group] = []
     clones: list[Clone] = []
     locations: list[Location] = []
@@ -459,7 +466,7 @@ def build_cib(inv: Inventory, secrets: Secrets) -> Cib:
         rsc_defaults=(("migration-threshold", str(pm.migration_threshold)),
                       ("resource-stickiness", str(pm.stickiness))),
         op_defaults=(("timeout", "60s"),),
-        fencing=tuple(fencing), primitives=tuple(primitives), groups=tuple(groups), clones=tuple(clones),
+        fencing=tuple(fencing), groups=tuple(groups), clones=tuple(clones),
         locations=tuple(locations), colocations=tuple(colocations), orders=tuple(orders), names=names)
 
 
