@@ -180,6 +180,33 @@ def check(ctx: Context) -> None:
     raise click.exceptions.Exit(result.code)
 
 
+@main_group.command()
+@_with_inventory
+@click.option("--dry-run", is_flag=True, help="Print the steps and touch nothing.")
+def init(ctx: Context, dry_run: bool) -> None:
+    """Bring an installed pair to healthy: configs, users, seeding, replication, resources, keys.
+
+    Idempotent: a second run changes nothing and says so. Creates the secrets file (0600) when
+    missing. Exit 1 when a step fails (re-run to resume), 3 when it refuses for safety.
+    """
+    from hakit import render as rendering
+    from hakit.init import InitRun, run_init
+    from hakit.observe import real_world
+    from hakit.secrets import ensure_secrets
+
+    inv = ctx.inventory()
+    secrets = ensure_secrets(inv, create=not dry_run)
+    world = real_world(inv, secrets)
+    run = InitRun(inv, secrets, world.runners, rendering.render_all(inv, secrets),
+                  say=lambda text: ctx.say(text))
+    try:
+        changed = run_init(run, dry_run=dry_run)
+    finally:
+        world.close()
+    if not dry_run:
+        ctx.say(f"init: {len(changed)} changes" if changed else "init: nothing to change, the pair is as configured")
+
+
 def _register_subcommands() -> None:
     from hakit.agents.cli import agent_group
     from hakit.lab.cli import lab

@@ -318,6 +318,8 @@ class Settings(Frozen):
     hooks: Hooks = Hooks()
     pacemaker: Pacemaker = Pacemaker()
     failover: Failover = Failover()
+    #: hakit on the nodes: the resource agents and the Nagios check run it
+    node_hakit: AbsPath = "/usr/local/bin/hakit"
     secrets_file: Annotated[str, _pattern(r"[A-Za-z0-9._+@/-]{1,255}",
                                           "must be a path of letters, digits and '._+@/-'")] = "hakit-secrets.yml"
 
@@ -330,7 +332,9 @@ class HostVars(Frozen):
     ansible_host: IPv4
     ansible_port: Port = 22
     ansible_user: Annotated[str, _pattern(r"[a-z_][a-z0-9_-]{0,31}", "must be a user name")] = "root"
-    ansible_ssh_private_key_file: str | None = None
+    ansible_ssh_private_key_file: Annotated[str, _pattern(r"[A-Za-z0-9._+@/~-]{1,255}",
+                                                          "must be a path of letters, digits and '._+@/~-'")] \
+        | None = None
     hakit_priority: Annotated[int, Field(ge=0, le=1000000)] = 100
     hakit_server_id: Annotated[int | None, Field(ge=1, le=4294967295)] = None
     hakit_drbd_disk: AbsPath | None = None

@@ -263,6 +263,15 @@ def _reason(exc: Exception) -> str:
     return str(args[1]) if len(args) >= 2 else str(exc)
 
 
+def root_sql(runner, sql: str | bytes, *, timeout: float = 300.0, warn: bool = False):
+    """Run SQL on the node as MariaDB's root through its unix socket (Debian: socket auth).
+
+    The SQL, passwords included, goes to the client's stdin, never onto a command line.
+    Output is tab-separated without column names.
+    """
+    return runner.run(["mariadb", "--batch", "--skip-column-names"], input=sql, timeout=timeout, warn=warn)
+
+
 def state_schema_sql(schema: str) -> list[str]:
     """DDL of hakit's own schema (created on the active; it replicates)."""
     return [f"CREATE DATABASE IF NOT EXISTS {ident(schema)}",

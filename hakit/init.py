@@ -1,0 +1,476 @@
+"""``hakit init``: bring an installed pair to ``healthy(active, standby)``. Idempotent.
+
+A convergence procedure, in the manner of an Ansible play: a fixed list of steps (printed by
+``--dry-run``), each of which looks at the node first and changes only what differs, and says
+what it changed. A second run changes nothing and says so. A run interrupted anywhere is
+simply run again.
+
+What it does, in order (DESIGN.md, issue "hakit init"):
+
+1. preflight — every node reachable over SSH with a verified host key, the programs present;
+2. install — every rendered artefact, only the files that differ (reported);
+3. restart — MariaDB where its fragment changed; the cluster stack where its config changed;
+4. users — the node-local SQL (users, ``CHANGE MASTER``) with ``sql_log_bin=0``;
+5. roles — pick the active (the writable one, else the one with the data, else priority);
+6. seed — when the standby lacks the data: the seed runbook's dump (main databases under the
+   global read lock, bulk history databases without it, converged by an idempotent catch-up);
+7. schema — hakit's state table on the active: generation 1 and its promotion point;
+8. replication — both ways by GTID, threads checked;
+9. writable — ``read_only=OFF`` on the active only (the standby stays read-only);
+10. resources — the cluster configuration (Pacemaker CIB or heartbeat haresources);
+11. keys — the monitoring user's SSH key and the SSH host keys identical on both nodes;
+12. sync — the sync lists pushed from the active to the standby.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+from pathlib import Path
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable
+
+import yaml
+
+from hakit import __version__
+from hakit.agents.context import NODE_INVENTORY, NODE_SECRETS
+from hakit.agents.registry import wrappers
+from hakit.artefact import CLUSTER_DIR, Artefact
+from hakit.errors import OperationFailed, SafetyRefusal
+from hakit.executor import Executor
+from hakit.gtid import Position
+from hakit.model import Inventory, Node
+from hakit.mysql import ident, root_sql, state_schema_sql, STATE_TABLE
+from hakit.plan import Plan, Step, step
+from hakit.remote import HostKeyRefused, Runner, Unreachable
+from hakit.secrets import Secrets
+from hakit.services import service, wait_until
+from hakit.sync import sync
+
+#: the Debian package of each program hakit needs on a node
+NODE_PROGRAMS = {"mariadb": "mariadb-client", "mariadb-dump": "mariadb-client", "python3": "python3",
+                 "tar": "tar", "ip": "iproute2", "pgrep": "procps", "ssh-keygen": "openssh-client"}
+STACK_PROGRAMS = {"pacemaker": {"crm": "crmsh", "cibadmin": "pacemaker-cli-utils", "crm_mon": "pacemaker-cli-utils"},
+                  "heartbeat": {"cl_status": "heartbeat"}}
+HASH_PROGRAM = r"""
+import hashlib, json, os, stat, sys
+out = {}
+for p in json.loads(sys.argv[1]):
+    try:
+        with open(p, "rb") as fh:
+            out[p] = [hashlib.sha256(fh.read()).hexdigest(), stat.S_IMODE(os.stat(p).st_mode)]
+    except OSError:
+        out[p] = None
+print(json.dumps(out))
+"""
+
+
+@dataclass
+class InitRun:
+    """The state of one ``init`` run, shared by its steps."""
+
+    inv: Inventory
+    secrets: Secrets
+    runners: dict[str, Runner]
+    artefacts: list[Artefact]
+    say: Callable[[str], None] = print
+    changed: dict[str, list[str]] = field(default_factory=dict)
+    active: str | None = None
+    standby: str | None = None
+    actions_taken: list[str] = field(default_factory=list)
+
+    def did(self, what: str) -> None:
+        self.actions_taken.append(what)
+        self.say(f"    changed: {what}")
+
+    def note(self, what: str) -> None:
+        self.say(f"    ok: {what}")
+
+    def sql(self, node: str, text: str | bytes, warn: bool = False):
+        return root_sql(self.runners[node], text, warn=warn)
+
+    def value(self, node: str, query: str) -> str:
+        out = self.sql(node, query).stdout.strip()
+        return "" if out == "NULL" else out
+
+
+def plan_init(inv: Inventory) -> Plan:
+    """The steps of ``init`` for this inventory, in order."""
+    db = inv.db_pair
+    steps: list[Step] = [step("preflight", "preflight", "every node reachable with a verified host key; "
+                                                        "programs and hakit versions checked")]
+    for node in inv.nodes:
+        steps.append(step(f"install {node.name}", "install", "write the rendered files that differ",
+                          node=node.name))
+    for node in db.nodes:
+        steps.append(step(f"database {node.name}", "database", "restart MariaDB if its fragment changed; "
+                                                               "make sure it runs", node=node.name))
+    for node in inv.nodes:
+        steps.append(step(f"stack {node.name}", "stack", f"restart {inv.settings.stack} if its config changed; "
+                                                         f"make sure it runs", node=node.name))
+    for node in db.nodes:
+        steps.append(step(f"users {node.name}", "users", "replication, admin and monitoring users and the "
+                                                         "replication source, node-local (sql_log_bin=0)",
+                          node=node.name))
+    steps += [
+        step("roles", "roles", "pick the active: the writable node, else the one holding the data, else priority"),
+        step("seed", "seed", "copy the active's databases to the standby when it lacks them (dump)"),
+        step("schema", "schema", "hakit's state on the active: generation 1 and its promotion point"),
+        step("replication", "replication", "replication both ways by GTID; threads running"),
+        step("writable", "writable", "read_only=OFF on the active only"),
+        step("resources", "resources", "load the cluster resources (database role, VIP, monitoring master)"),
+        step("keys", "keys", "monitoring user's SSH key and SSH host keys identical on each pair"),
+        step("sync", "sync", "push the sync lists from the active to the standby"),
+    ]
+    return Plan("init", f"bring {inv.settings.cluster_name} to healthy", tuple(steps))
+
+
+# --------------------------------------------------------------------------- the steps
+
+
+def _preflight(run: InitRun, _: Step) -> None:
+    programs = dict(NODE_PROGRAMS, **STACK_PROGRAMS[run.inv.settings.stack])
+
+    def check(node: Node) -> str | None:
+        runner = run.runners[node.name]
+        try:
+            found = runner.run(["sh", "-c", 'for p in "$@"; do command -v "$p" >/dev/null || echo "$p"; done',
+                                "sh", *sorted(programs)], timeout=20).stdout.split()
+        except HostKeyRefused:
+            raise
+        except Unreachable as exc:
+            return str(exc)
+        if found:
+            return f"{node.name}: missing {', '.join(found)} (Debian packages: " \
+                   f"{' '.join(sorted({programs[p] for p in found}))})"
+        version = runner.run([run.inv.settings.node_hakit, "--version"], warn=True, timeout=20)
+        if version.ok and version.stdout.split()[-1:] != [__version__]:
+            return f"{node.name}: hakit {version.stdout.split()[-1]} is installed but this is {__version__}; " \
+                   f"install the same version on every node (pip install hakit=={__version__})"
+        if not version.ok:
+            return f"{node.name}: hakit is not installed at {run.inv.settings.node_hakit} (hakit.node_hakit); the " \
+                   f"resource agents run it there: install hakit {__version__} on the node (pip install hakit==" \
+                   f"{__version__}, or the ansible/site.yml playbook)"
+        return None
+
+    with ThreadPoolExecutor(max_workers=len(run.inv.nodes)) as pool:
+        problems = [p for p in pool.map(check, run.inv.nodes) if p]
+    if problems:
+        raise OperationFailed("; ".join(problems))
+    run.note(f"{len(run.inv.nodes)} nodes reachable, host keys verified, programs present")
+
+
+def node_copy_of_inventory(inv: Inventory) -> bytes:
+    """The inventory as the node keeps it (/etc/hakit/inventory.yml), secrets beside it."""
+    data = yaml.safe_load(Path(inv.path).read_text())
+    data["all"]["vars"]["hakit"]["secrets_file"] = NODE_SECRETS.rsplit("/", 1)[1]
+    header = "# managed by hakit: the node's copy of the inventory (hakit init writes it; edit the original)\n"
+    return (header + yaml.safe_dump(data, sort_keys=False, default_flow_style=False)).encode()
+
+
+def node_files(run: InitRun, node: str) -> list[Artefact]:
+    """What ``init`` installs on ``node`` besides the stack's haresources (see resources)."""
+    arts = [a for a in run.artefacts if a.node == node and a.kind != "haresources"]
+    if run.inv.settings.stack == "pacemaker":  # the cluster-wide CIB goes to every node, for reference and load
+        arts += [Artefact(node, "/etc/hakit" + a.path, a.content, a.mode, a.kind)
+                 for a in run.artefacts if a.node == CLUSTER_DIR]
+    secrets_text = ("# hakit secrets: the node's copy (mode 0600)\n"
+                    + yaml.safe_dump(run.secrets.model_dump(), sort_keys=True)).encode()
+    arts += [Artefact(node, NODE_INVENTORY, node_copy_of_inventory(run.inv), 0o644, "node-inventory"),
+             Artefact(node, NODE_SECRETS, secrets_text, 0o600, "node-secrets")]
+    for path, content in wrappers(run.inv.settings.node_hakit).items():
+        arts.append(Artefact(node, path, content, 0o755, "agent"))
+    return arts
+
+
+def _install(run: InitRun, s: Step) -> None:
+    node = s.node
+    runner = run.runners[node]
+    arts = node_files(run, node)
+    current = json.loads(runner.run(["python3", "-c", HASH_PROGRAM, json.dumps([a.path for a in arts])]).stdout)
+    changed = []
+    folders = sorted({a.path.rsplit("/", 1)[0] for a in arts})
+    runner.run(["mkdir", "-p", "--", *folders])
+    for art in arts:
+        want = [hashlib.sha256(art.content).hexdigest(), art.mode]
+        if current.get(art.path) != want:
+            runner.put(art.path, art.content, art.mode)
+            changed.append(art.path)
+    run.changed[node] = changed
+    if changed:
+        run.did(f"{node}: wrote {', '.join(changed)}")
+    else:
+        run.note(f"{node}: all {len(arts)} files up to date")
+
+
+def _database(run: InitRun, s: Step) -> None:
+    node = s.node
+    cnf = run.inv.settings.mysql.config_path
+    running = run.sql(node, "SELECT 1", warn=True).ok
+    if cnf in run.changed.get(node, []) or not running:
+        service(run.runners[node], "mariadb", "restart" if running else "start")
+        wait_until(lambda: run.sql(node, "SELECT 1", warn=True).ok, f"MariaDB on {node}", 120)
+        run.did(f"{node}: MariaDB {'restarted (fragment changed)' if running else 'started'}")
+    else:
+        run.note(f"{node}: MariaDB runs with the current fragment")
+
+
+def _stack(run: InitRun, s: Step) -> None:
+    node = s.node
+    runner = run.runners[node]
+    changed = set(run.changed.get(node, []))
+    if run.inv.settings.stack == "pacemaker":
+        config_changed = bool(changed & {"/etc/corosync/corosync.conf", "/etc/corosync/authkey"})
+        running = runner.run(["crm_mon", "-1"], warn=True, timeout=30).ok
+        if config_changed or not running:
+            if running:
+                service(runner, "pacemaker", "stop", warn=True)
+            service(runner, "corosync", "restart")
+            service(runner, "pacemaker", "start")
+            wait_until(lambda: runner.run(["crm_mon", "-1"], warn=True, timeout=30).ok, f"Pacemaker on {node}", 120)
+            run.did(f"{node}: corosync and Pacemaker {'restarted' if running else 'started'}")
+        else:
+            run.note(f"{node}: corosync and Pacemaker run with the current config")
+    else:
+        config_changed = bool(changed & {"/etc/ha.d/ha.cf", "/etc/ha.d/authkeys"})
+        running = runner.run(["cl_status", "hbstatus"], warn=True, timeout=30).ok
+        if config_changed or not running:
+            service(runner, "heartbeat", "restart" if running else "start")
+            wait_until(lambda: runner.run(["cl_status", "hbstatus"], warn=True, timeout=30).ok,
+                       f"heartbeat on {node}", 120)
+            run.did(f"{node}: heartbeat {'restarted' if running else 'started'}")
+        elif "/etc/ha.d/haresources" in changed:
+            service(runner, "heartbeat", "reload")
+            run.did(f"{node}: heartbeat reloaded (haresources changed)")
+        else:
+            run.note(f"{node}: heartbeat runs with the current config")
+
+
+def _users(run: InitRun, s: Step) -> None:
+    node = s.node
+    mysql = run.inv.settings.mysql
+    peer = run.inv.db_pair.peer_of(node)
+    status = run.sql(node, "SHOW SLAVE STATUS\\G").stdout
+    fields = dict(re.findall(r"^\s*(\w+): (.*)$", status, re.M))
+    users = run.value(node, f"SELECT GROUP_CONCAT(CONCAT(User, '@', Host) ORDER BY User, Host) FROM mysql.user "
+                            f"WHERE User IN ('{mysql.replication_user}', '{mysql.admin_user}', "
+                            f"'{mysql.monitoring_user}')")
+    sql_art = next(a for a in run.artefacts if a.node == node and a.kind == "mysql-sql")
+    converged = (fields.get("Master_Host") == peer.address and fields.get("Master_User") == mysql.replication_user
+                 and fields.get("Using_Gtid") == "Slave_Pos" and f"{mysql.replication_user}@{peer.address}" in users
+                 and f"{mysql.admin_user}@" in users
+                 and sql_art.path not in run.changed.get(node, []))
+    if converged:
+        run.note(f"{node}: users and replication source in place")
+        return
+    run.sql(node, sql_art.content)
+    run.did(f"{node}: users and replication source set (node-local, sql_log_bin=0)")
+
+
+def _facts(run: InitRun, node: str) -> dict:
+    mysql = run.inv.settings.mysql
+    dbs = ",".join(f"'{d}'" for d in mysql.databases)
+    row = run.sql(node, "SELECT @@read_only, @@gtid_binlog_pos, @@gtid_current_pos, "
+                        f"(SELECT COUNT(*) FROM information_schema.tables WHERE table_schema IN ({dbs})), "
+                        f"(SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = '{mysql.hakit_schema}' "
+                        f"AND table_name = '{STATE_TABLE}')").stdout.rstrip("\n").split("\t")
+    generation, promoted = 0, ""
+    if row[4] == "1":
+        state = run.sql(node, f"SELECT generation, promoted_node FROM {ident(mysql.hakit_schema)}.{STATE_TABLE} "
+                              f"WHERE id = 1").stdout.split()
+        if state:
+            generation, promoted = int(state[0]), state[1]
+    return {"read_only": row[0] == "1", "binlog": Position.parse(row[1]), "current": Position.parse(row[2]),
+            "tables": int(row[3]), "generation": generation, "promoted": promoted}
+
+
+def _roles(run: InitRun, _: Step) -> None:
+    a, b = run.inv.db_pair.nodes
+    fa, fb = _facts(run, a.name), _facts(run, b.name)
+    facts = {a.name: fa, b.name: fb}
+    writable = [n for n, f in facts.items() if not f["read_only"]]
+    top = max(fa["generation"], fb["generation"])
+    if len(writable) == 2:
+        raise SafetyRefusal(f"{a.name} and {b.name} are both writable; make one read-only (SET GLOBAL read_only=ON) "
+                            f"after checking which holds the right data, then re-run init")
+    if top > 0:
+        current = [n for n in writable if facts[n]["generation"] == top]
+        if current:
+            active = current[0]
+        else:
+            promoted = {f["promoted"] for f in facts.values() if f["generation"] == top} - {""}
+            active = promoted.pop() if len(promoted) == 1 else None
+            if active is None:
+                raise SafetyRefusal("the pair was initialised before but no node is writable and the record of the "
+                                    "last promotion is unclear; use hakit takeover to choose the active")
+        reason = f"generation {top} names it"
+    elif fa["tables"] and not fb["tables"]:
+        active, reason = a.name, "it holds the data"
+    elif fb["tables"] and not fa["tables"]:
+        active, reason = b.name, "it holds the data"
+    else:
+        active = max((a, b), key=lambda n: (n.priority, -n.offset)).name
+        reason = "higher priority" if a.priority != b.priority else "first in the inventory"
+    run.active, run.standby = active, run.inv.db_pair.peer_of(active).name
+    stale = facts[run.standby]["generation"] < top
+    if stale and top > 0 and facts[run.standby]["generation"] > 0:
+        raise SafetyRefusal(f"{run.standby} has generation {facts[run.standby]['generation']} < {top}: it was the "
+                            f"active before a takeover; run hakit resync, not init")
+    run.note(f"active {active} ({reason}), standby {run.standby}")
+
+
+def _seed(run: InitRun, _: Step) -> None:
+    active, standby = run.active, run.standby
+    fa, fs = _facts(run, active), _facts(run, standby)
+    if not fa["tables"] or (fs["tables"] and fa["current"].contains(fs["current"]) and fs["current"].gtids):
+        run.note(f"{standby} needs no seeding" + (" (nothing to copy)" if not fa["tables"] else
+                                                   " (it already replicates the active's data)"))
+        return
+    if fs["tables"]:
+        raise SafetyRefusal(f"{standby} already holds {fs['tables']} tables in the managed databases that did not "
+                            f"come from {active}; hakit will not overwrite them. Save them (mariadb-dump), drop "
+                            f"those databases on {standby}, then re-run init")
+    seed_by_dump(run.inv, run.runners[active], run.runners[standby], run.say)
+    run.did(f"{standby}: seeded from {active} by dump")
+
+
+def seed_by_dump(inv: Inventory, active: Runner, standby: Runner, say: Callable[[str], None]) -> Position:
+    """The seed runbook's dump: main databases under the global read lock, bulk without it.
+
+    Main databases (and hakit's schema) are dumped with ``--lock-all-tables`` so that the GTID
+    position is exact; bulk history databases are dumped afterwards inside one consistent
+    snapshot (``--single-transaction``, no global lock), so writers are not stopped for the
+    long part. The bulk snapshot may already hold rows the standby will replay from the main
+    position: replication then runs in ``IDEMPOTENT`` mode until it has passed the bulk
+    snapshot's position, which makes those replays converge, then goes back to ``STRICT``.
+    Everything is imported with ``sql_log_bin=0`` (the standby must not send it back).
+    Returns the GTID position the standby starts replicating from.
+    """
+    mysql = inv.settings.mysql
+    main = [d for d in mysql.databases if d not in mysql.bulk_databases] + [mysql.hakit_schema]
+    exists = root_sql(active, f"SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name = "
+                              f"'{mysql.hakit_schema}'").stdout.strip() == "1"
+    if not exists:
+        main.remove(mysql.hakit_schema)
+    common = ["mariadb-dump", "--routines", "--events", "--triggers", "--hex-blob", "--master-data=2", "--gtid"]
+    t0 = time.monotonic()
+    main_dump = active.run(common + ["--lock-all-tables", "--databases", *main], timeout=3600).raw
+    main_pos = _dump_position(main_dump)
+    say(f"    dumped {', '.join(main)} under the global read lock ({len(main_dump)} bytes, GTID {main_pos})")
+    bulk_dump, bulk_pos = b"", main_pos
+    if mysql.bulk_databases:
+        bulk_dump = active.run(common + ["--single-transaction", "--skip-lock-tables", "--databases",
+                                         *mysql.bulk_databases], timeout=3600).raw
+        bulk_pos = _dump_position(bulk_dump)
+        say(f"    dumped {', '.join(mysql.bulk_databases)} without the global lock ({len(bulk_dump)} bytes, "
+            f"GTID {bulk_pos})")
+    standby.run(["mariadb", "--batch"], input=b"SET SESSION sql_log_bin=0;\n" + bulk_dump + main_dump, timeout=3600)
+    root_sql(standby, f"SET GLOBAL gtid_slave_pos = '{main_pos}'")
+    if bulk_pos != main_pos and not main_pos.contains(bulk_pos):
+        root_sql(standby, "SET GLOBAL slave_exec_mode = 'IDEMPOTENT'; START SLAVE;")
+        wait_until(lambda: Position.parse(root_sql(standby, "SELECT @@gtid_slave_pos").stdout.strip())
+                   .contains(bulk_pos), "the standby to pass the bulk snapshot", 600)
+        root_sql(standby, "STOP SLAVE; SET GLOBAL slave_exec_mode = 'STRICT';")
+    say(f"    imported in {time.monotonic() - t0:.1f}s")
+    return main_pos
+
+
+def _dump_position(dump: bytes) -> Position:
+    match = re.search(rb"SET GLOBAL gtid_slave_pos\s*=\s*'([0-9,\- ]*)'", dump[:20000])
+    return Position.parse(match.group(1).decode() if match else "")
+
+
+def _schema(run: InitRun, _: Step) -> None:
+    mysql = run.inv.settings.mysql
+    if _facts(run, run.active)["generation"] > 0:
+        run.note(f"generation already recorded on {run.active}")
+        return
+    statements = ";\n".join(state_schema_sql(mysql.hakit_schema)) + ";\n"
+    run.sql(run.active, statements)
+    point = run.value(run.active, "SELECT @@gtid_binlog_pos")
+    run.sql(run.active, f"INSERT IGNORE INTO {ident(mysql.hakit_schema)}.{STATE_TABLE} (id, generation, "
+                        f"promotion_point, promoted_node, promoted_at) VALUES (1, 1, '{Position.parse(point)}', "
+                        f"'{run.active}', NOW(6))")
+    run.did(f"{run.active}: hakit schema created, generation 1 at {point or 'the empty position'}")
+
+
+def _replica_fields(run: InitRun, node: str) -> dict[str, str]:
+    return dict(re.findall(r"^\s*(\w+): (.*)$", run.sql(node, "SHOW SLAVE STATUS\\G").stdout, re.M))
+
+
+def _replication(run: InitRun, _: Step) -> None:
+    for node in (run.standby, run.active):
+        fields = _replica_fields(run, node)
+        if fields.get("Slave_IO_Running") == "Yes" and fields.get("Slave_SQL_Running") == "Yes":
+            run.note(f"{node} replicates from {run.inv.db_pair.peer_of(node).name}")
+            continue
+        if node == run.active and not run.value(node, "SELECT @@gtid_slave_pos"):
+            # the active starts from its own history, not from the beginning of the standby's
+            run.sql(node, "SET GLOBAL gtid_slave_pos = @@gtid_binlog_pos")
+        run.sql(node, "START SLAVE")
+
+        def running(n: str = node) -> bool:
+            f = _replica_fields(run, n)
+            if f.get("Last_IO_Errno", "0") not in ("0", "") or f.get("Last_SQL_Errno", "0") not in ("0", ""):
+                raise OperationFailed(f"{n}: replication failed: {f.get('Last_IO_Error') or f.get('Last_SQL_Error')}")
+            return f.get("Slave_IO_Running") == "Yes" and f.get("Slave_SQL_Running") == "Yes"
+
+        wait_until(running, f"replication threads on {node}", 60)
+        run.did(f"{node}: replicating from {run.inv.db_pair.peer_of(node).name}")
+
+
+def _writable(run: InitRun, _: Step) -> None:
+    facts = {n: _facts(run, n) for n in (run.active, run.standby)}
+    if facts[run.active]["generation"] < max(f["generation"] for f in facts.values()):
+        raise SafetyRefusal(f"{run.active} has an older generation than {run.standby}; it must not be made writable")
+    if not facts[run.standby]["read_only"]:
+        run.sql(run.standby, "SET GLOBAL read_only = ON")
+        run.did(f"{run.standby}: read_only=ON")
+    if facts[run.active]["read_only"]:
+        run.sql(run.active, "SET GLOBAL read_only = OFF")
+        run.did(f"{run.active}: writable (read_only=OFF)")
+    else:
+        run.note(f"{run.active} is writable, {run.standby} read-only")
+
+
+def _resources(run: InitRun, _: Step) -> None:
+    from hakit.resources import load_resources
+
+    load_resources(run)
+
+
+def _keys(run: InitRun, _: Step) -> None:
+    from hakit.keys import share_keys
+
+    share_keys(run)
+
+
+def _sync(run: InitRun, _: Step) -> None:
+    items = list(run.inv.settings.sync)
+    if not items:
+        run.note("no sync list")
+        return
+    app = run.inv.app_pair
+    source = run.active if app.carries_db else app.nodes[0].name  # four-node: see resources for the app active
+    target = app.peer_of(source).name
+    plan = sync(run.runners[source], run.runners[target], items)
+    if plan.empty:
+        run.note(f"sync lists identical on {source} and {target}")
+    else:
+        run.did(f"{target}: synced {len(plan.copy)} entries from {source}, removed {len(plan.remove)}")
+
+
+ACTIONS = {"preflight": _preflight, "install": _install, "database": _database, "stack": _stack, "users": _users,
+           "roles": _roles, "seed": _seed, "schema": _schema, "replication": _replication, "writable": _writable,
+           "resources": _resources, "keys": _keys, "sync": _sync}
+
+
+def run_init(run: InitRun, *, dry_run: bool = False) -> list[str]:
+    """Run ``init``; returns what it changed (empty: nothing to do)."""
+    plan = plan_init(run.inv)
+    executor = Executor({name: (lambda s, f=func: f(run, s)) for name, func in ACTIONS.items()}, None, say=run.say)
+    executor.run(plan, dry_run=dry_run)
+    return run.actions_taken

@@ -1,0 +1,109 @@
+"""Identical SSH keys on both nodes of a pair, so clients of the VIP never see a new key.
+
+The seed runbook's distributed-monitoring advice: the monitoring user's private key must be
+the same on both masters (forward SSH to slaves keeps working after a failover) and the SSH
+host keys too (reverse-SSH slaves connect to the VIP with strict host-key checking). hakit
+copies both from the pair's active to its standby, then records the pair's host keys for the
+nodes' addresses *and* the VIP in its own known_hosts: a change hakit made itself, over
+connections whose keys it had verified.
+"""
+
+from __future__ import annotations
+
+import os
+
+from pathlib import Path
+
+from hakit.services import service
+
+KEY_FILE = "id_ed25519"
+
+
+def share_keys(run) -> None:
+    ssh = run.inv.settings.ssh
+    for pair in run.inv.pairs:
+        active = run.active if pair.carries_db else pair.nodes[0].name
+        standby = pair.peer_of(active).name
+        src, dst = run.runners[active], run.runners[standby]
+        if ssh.share_user_key:
+            _user_key(run, src, dst, ssh.monitoring_user, active, standby)
+        if ssh.share_host_keys:
+            _host_keys(run, src, dst, active, standby, pair)
+
+
+def _home(runner, user: str) -> tuple[str, str, str] | None:
+    entry = runner.run(["getent", "passwd", user], warn=True).stdout.strip()
+    if not entry:
+        return None
+    fields = entry.split(":")
+    return fields[5], fields[2], fields[3]
+
+
+def _user_key(run, src, dst, user: str, active: str, standby: str) -> None:
+    home = _home(src, user)
+    if home is None or _home(dst, user) is None:
+        run.note(f"user {user} is missing on {active} or {standby}: no monitoring key to share")
+        return
+    folder = f"{home[0]}/.ssh"
+    key = f"{folder}/{KEY_FILE}"
+    if not src.run(["test", "-f", key], warn=True).ok:
+        src.run(["install", "-d", "-m", "0700", "-o", user, "-g", home[2], folder])
+        src.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"{user}@{run.inv.settings.cluster_name}",
+                 "-f", key])
+        src.run(["chown", f"{user}:", key, key + ".pub"])
+        run.did(f"{active}: SSH key made for {user}")
+    private, public = src.get(key), src.get(key + ".pub")
+    dst_home = _home(dst, user)
+    dst_key = f"{dst_home[0]}/.ssh/{KEY_FILE}"
+    same = dst.run(["test", "-f", dst_key], warn=True).ok and dst.get(dst_key) == private \
+        and dst.get(dst_key + ".pub") == public
+    if same:
+        run.note(f"{user}'s SSH key identical on {active} and {standby}")
+        return
+    dst.run(["install", "-d", "-m", "0700", "-o", user, "-g", dst_home[2], f"{dst_home[0]}/.ssh"])
+    dst.put(dst_key, private, 0o600)
+    dst.put(dst_key + ".pub", public, 0o644)
+    dst.run(["chown", f"{user}:", dst_key, dst_key + ".pub"])
+    run.did(f"{standby}: {user}'s SSH key copied from {active}")
+
+
+def _host_keys(run, src, dst, active: str, standby: str, pair) -> None:
+    names = sorted(n for n in src.run(["sh", "-c", "cd /etc/ssh && ls ssh_host_*_key ssh_host_*_key.pub"])
+                   .stdout.split())
+    changed = False
+    for name in names:
+        content = src.get(f"/etc/ssh/{name}")
+        if dst.run(["test", "-f", f"/etc/ssh/{name}"], warn=True).ok and dst.get(f"/etc/ssh/{name}") == content:
+            continue
+        dst.put(f"/etc/ssh/{name}", content, 0o644 if name.endswith(".pub") else 0o600)
+        changed = True
+    publics = [src.get(f"/etc/ssh/{n}").decode().split()[:2] for n in names if n.endswith(".pub")]
+    if changed:
+        service(dst, "ssh", "reload")
+        run.did(f"{standby}: SSH host keys copied from {active}")
+    else:
+        run.note(f"SSH host keys identical on {active} and {standby}")
+    hosts = [n.address for n in pair.nodes] + [pair.vip.address]
+    if _record_known_hosts(run, hosts, publics):
+        run.did(f"known_hosts: {', '.join(hosts)} carry the pair's host keys")
+
+
+def known_hosts_path(inv) -> Path:
+    path = Path(os.path.expanduser(inv.settings.ssh.known_hosts))
+    return path if path.is_absolute() else Path(inv.base_dir) / path
+
+
+def _record_known_hosts(run, hosts: list[str], publics: list[list[str]]) -> bool:
+    path = known_hosts_path(run.inv)
+    old = path.read_text() if path.exists() else ""
+    keep = [line for line in old.splitlines()
+            if not line.strip() or line.startswith("#") or not set(line.split()[0].split(",")) & set(hosts)]
+    lines = keep + [f"{host} {kind} {key}" for host in hosts for kind, key in publics]
+    new = "\n".join(lines) + "\n"
+    if new == old:
+        return False
+    tmp = path.with_name(path.name + ".hakit-tmp")
+    tmp.write_text(new)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+    return True
