@@ -857,7 +857,7 @@ def _seed_datadir(ctx: CheckContext) -> _Seed:
     res = ctx.run([ctx.program("mariadb-install-db"), "--no-defaults", f"--datadir={datadir}", "--user=root",
                    "--auth-root-authentication-method=socket", "--skip-test-db", "--skip-name-resolve"],
                   timeout=180)
-    seed = _Seed(datadir) if res.returncode == 0 and not res.timed_out else \
+    seed = _Seed(datadir) if res.returncode == 0 and not res.timed_out and datadir.is_dir() else \
         _Seed(None, _fail_detail(res, "mariadb-install-db", keep=lambda line: "ERROR" in line or "rror" in line))
     ctx._cache["mysql-seed"] = seed
     return seed
