@@ -17,6 +17,10 @@ from hakit.errors import InputError, Problem
 
 PathKey = tuple[str | int, ...]
 
+#: the most values a document may hold once aliases are expanded: a few lines of nested
+#: aliases ("billion laughs") would otherwise keep hakit busy for hours
+MAX_VALUES = 100_000
+
 
 @dataclass
 class YamlSource:
@@ -65,11 +69,19 @@ def read_text(path: Path, what: str) -> str:
 
 def load_yaml(text: str, file: str) -> YamlSource:
     """Parse ``text``; raise :class:`InputError` with the line of any syntax error."""
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)  # checks every character at once
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        raise InputError(Problem(file, "", f"not valid YAML: the character U+{exc.character:04X} is not allowed "
+                                           f"(control characters must not appear in the file)", line)) from None
     try:
         node = loader.get_single_node()
         if node is None:
             return YamlSource(file, None)
+        if _expanded_size(node, {}) > MAX_VALUES:
+            raise InputError(Problem(file, "", f"holds more than {MAX_VALUES} values once its aliases are expanded; "
+                                               f"an inventory needs far fewer"))
         src = YamlSource(file, None)
         _walk(node, (), src)
         src.data = loader.construct_document(node)
@@ -80,10 +92,27 @@ def load_yaml(text: str, file: str) -> YamlSource:
         raise InputError(Problem(file, "", f"not valid YAML: {exc.problem}", line)) from None
     except yaml.YAMLError as exc:
         raise InputError(Problem(file, "", f"not valid YAML: {exc}")) from None
-    except (ValueError, TypeError, RecursionError) as exc:  # e.g. unhashable keys, bad timestamps
+    except RecursionError:
+        raise InputError(Problem(file, "", "not valid YAML: nested too deeply (or an alias refers to itself)")) \
+            from None
+    except (ValueError, TypeError) as exc:  # e.g. unhashable keys, bad timestamps
         raise InputError(Problem(file, "", f"not valid YAML: {exc}")) from None
     finally:
         loader.dispose()
+
+
+def _expanded_size(node: yaml.Node, memo: dict[int, int]) -> int:
+    """How many values ``node`` becomes once every alias is expanded (linear time, however large)."""
+    if id(node) in memo:
+        return memo[id(node)]
+    if isinstance(node, yaml.MappingNode):
+        children = [child for pair in node.value for child in pair]
+    elif isinstance(node, yaml.SequenceNode):
+        children = list(node.value)
+    else:
+        children = []
+    memo[id(node)] = size = 1 + sum(_expanded_size(child, memo) for child in children)
+    return size
 
 
 def _walk(node: yaml.Node, path: PathKey, src: YamlSource) -> None:
