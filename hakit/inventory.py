@@ -184,7 +184,8 @@ def _pairs(settings: Settings, all_group: dict[str, Any], src: YamlSource, probl
                 continue
             seen_hosts[host] = hpath
             hv = _validate(HostVars, hvars if hvars is not None else {}, hpath, src, problems)
-            unknown = sorted(k for k in (hvars or {}) if isinstance(k, str) and k.startswith("hakit_")
+            unknown = sorted(k for k in (hvars if isinstance(hvars, dict) else {})
+                             if isinstance(k, str) and k.startswith("hakit_")
                              and k not in HostVars.model_fields)
             for key in unknown:
                 allowed = ", ".join(k for k in HostVars.model_fields if k.startswith("hakit_"))
