@@ -40,7 +40,7 @@ USER_RULE = "must be a user name"
 IPV4_RULE = "must be an IPv4 address such as '10.0.0.1'"
 FENCE_AGENT_RULE = ("must be a fence agent name such as 'fence_ipmilan', or a heartbeat stonith plugin "
                     "such as 'external/ipmi'")
-SETTINGS_KEYS = ("cluster_name, drbd, failover, fencing, hooks, monitoring, mysql, pacemaker, ping_nodes, "
+SETTINGS_KEYS = ("cluster_name, drbd, failover, fencing, hooks, monitoring, mysql, node_hakit, pacemaker, ping_nodes, "
                  "secrets_file, shared_storage, ssh, stack, storage, sync, timing, topology, vips")
 STONITH = "hakit never runs Pacemaker with stonith disabled"
 
@@ -159,6 +159,10 @@ CASES: list[Bad] = [
     Bad("settings-not-mapping", P, set_(HK, ["cluster_name"]),
         [("all.vars.hakit", "must be a mapping of keys to values", key("hakit"))]),
     Bad("host-vars-not-mapping", P, set_(HOSTS + ("nagios1",), "198.51.100.21"),
+        [("all.children.hakit_nodes.hosts.nagios1", "must be a mapping of keys to values", key("nagios1"))]),
+    Bad("host-vars-a-number", P, set_(HOSTS + ("nagios1",), 1),
+        [("all.children.hakit_nodes.hosts.nagios1", "must be a mapping of keys to values", key("nagios1"))]),
+    Bad("host-vars-a-list", P, set_(HOSTS + ("nagios1",), ["hakit_x"]),
         [("all.children.hakit_nodes.hosts.nagios1", "must be a mapping of keys to values", key("nagios1"))]),
     Bad("host-var-type", P, set_(HOSTS + ("nagios1", "hakit_priority"), "high"),
         [("all.children.hakit_nodes.hosts.nagios1.hakit_priority",
@@ -432,6 +436,9 @@ FAMILIES = [
            SECRETS_FILE_RULE, key("secrets_file")),
     Family("known-hosts", P, lambda v: set_(HK + ("ssh",), {"known_hosts": v}), lambda v: "all.vars.hakit.ssh",
            SSH_RULE, key("ssh")),
+    Family("ssh-private-key-file", P, lambda v: set_(HOSTS + ("nagios1", "ansible_ssh_private_key_file"), v),
+           lambda v: "all.children.hakit_nodes.hosts.nagios1.ansible_ssh_private_key_file",
+           "must be a path of letters, digits and '._+@/~-'", key("ansible_ssh_private_key_file"), "/"),
     Family("ansible-user", P, lambda v: set_(HOSTS + ("nagios1", "ansible_user"), v),
            lambda v: "all.children.hakit_nodes.hosts.nagios1.ansible_user", USER_RULE, key("ansible_user")),
 ]
@@ -502,6 +509,15 @@ def test_invalid_yaml_names_the_line(text: str, line: int, problem: str, write_i
         load_inventory(path)
     assert info.value.problems == [Problem(str(path), "", f"not valid YAML: {problem}", line)]
     assert str(info.value) == f"{path}:{line}: not valid YAML: {problem}"
+
+
+@pytest.mark.parametrize("char", ["\x1f", "\x07", "\ufffe"])
+def test_control_character(char: str, write_inventory) -> None:
+    path = write_inventory(f"all:\n  vars:\n    hakit: {{cluster_name: a{char}b}}\n")
+    with pytest.raises(InputError) as info:
+        load_inventory(path)
+    assert info.value.problems == [Problem(str(path), "", f"not valid YAML: the character U+{ord(char):04X} is not "
+                                           f"allowed (control characters must not appear in the file)", 3)]
 
 
 def test_not_utf8(tmp_path: Path) -> None:
