@@ -116,7 +116,7 @@ def pacemaker_online(init: int) -> tuple[set[str], bool]:
         root = ET.fromstring(proc.stdout)
     except ET.ParseError:
         return set(), False
-    online = {n.get("name", "") for n in root.iter("node") if n.get("online") == "true"}
+    online = {n.get("name", "") for n in root.iterfind("nodes/node") if n.get("online") == "true"}
     dc = root.find("summary/current_dc")
     return online, dc is not None and dc.get("present") == "true"
 
