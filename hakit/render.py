@@ -29,7 +29,7 @@ import jinja2
 import hakit
 from hakit.artefact import CLUSTER_DIR, Artefact
 from hakit.errors import InputError, Problem
-from hakit.model import Inventory, Node, Pair
+from hakit.model import FenceDevice, Inventory, Node, Pair
 from hakit.secrets import Secrets
 
 #: the first line of every text file (after the XML declaration), in the file's comment syntax
@@ -49,6 +49,34 @@ SYNC_MANIFEST = "/etc/hakit/sync.json"
 
 #: heartbeat's default port; in the four-node topology each pair is its own heartbeat cluster
 HEARTBEAT_UDP_PORTS = {"main": 694, "db": 694, "app": 695}
+
+#: heartbeat stonith plugins take their ha.cf parameters by position, in this order
+#: (``stonith -t PLUGIN -n``, cluster-glue 1.0.12 as in Debian 12), and want every one of them
+HEARTBEAT_STONITH_PARAMS: dict[str, tuple[str, ...]] = {
+    "apcmaster": ("ipaddr", "login", "password"),
+    "apcmastersnmp": ("ipaddr", "port", "community"),
+    "apcsmart": ("ttydev", "hostlist"),
+    "baytech": ("ipaddr", "login", "password"),
+    "cyclades": ("ipaddr", "login", "serialport"),
+    "drac3": ("host", "login", "password"),
+    "external/drac5": ("hostname", "ipaddr", "userid"),
+    "external/hetzner": ("hostname", "remote_ip"),
+    "external/hmchttp": ("hostlist", "hmc_ipaddr", "user", "password"),
+    "external/ibmrsa": ("hostname", "ipaddr", "userid", "passwd", "type"),
+    "external/ipmi": ("hostname", "ipaddr", "userid", "passwd", "interface"),
+    "external/ippower9258": ("deviceip", "username", "password", "hostlist"),
+    "external/libvirt": ("hostlist", "hypervisor_uri", "reboot_method"),
+    "external/rackpdu": ("hostlist", "pduip", "community"),
+    "external/riloe": ("hostlist", "ilo_hostname", "ilo_user", "ilo_password", "ilo_can_reset", "ilo_protocol",
+                       "ilo_powerdown_method", "ilo_proxyhost", "ilo_proxyport"),
+    "external/ssh": ("hostlist",),
+    "external/xen0": ("hostlist", "dom0"),
+    "ipmilan": ("hostname", "ipaddr", "port", "auth", "priv", "login", "password", "reset_method"),
+    "meatware": ("hostlist",),
+    "null": ("hostlist",),
+    "ssh": ("hostlist",),
+    "wti_nps": ("ipaddr", "password"),
+}
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 _ESCAPES_REFUSED = re.compile(r"[\x00\n\r]")
@@ -491,16 +519,44 @@ def _heartbeat(inv: Inventory, secrets: Secrets, out: _Maker) -> None:
                 # run each device only from nodes it does not power off (a node never fences itself)
                 runners = [n for n in pair.node_names if n not in dev.nodes]
                 if len(dev.nodes) > 1 or node.name not in dev.nodes:
-                    values = list(dev.params.values()) + [_fence_secret(secrets, dev.name, p)
-                                                          for p in dev.secret_params]
-                    stonith.append((runners[0] if len(runners) == 1 else "*", dev.agent, values,
-                                    bool(dev.secret_params)))
+                    stonith.append((runners[0] if len(runners) == 1 else "*", dev.agent,
+                                    _stonith_values(inv, dev, secrets), bool(dev.secret_params)))
             ha_cf = _render("heartbeat/ha.cf.j2", inv=inv, pair=pair, node=node, peer=peer,
                             timing=s.timing.heartbeat, udpport=HEARTBEAT_UDP_PORTS[pair.name],
                             four_node=s.topology == "four-node", stonith=stonith)
             out.add(node.name, "/etc/ha.d/ha.cf", ha_cf, "ha.cf", secret=any(entry[3] for entry in stonith))
             out.add(node.name, "/etc/ha.d/haresources", haresources, "haresources")
             out.add(node.name, "/etc/ha.d/authkeys", authkeys, "authkeys", secret=True)
+
+
+def _stonith_values(inv: Inventory, dev: FenceDevice, secrets: Secrets) -> list[str]:
+    """The plugin parameters of a ``stonith_host`` line, in the order the plugin takes them.
+
+    Known plugins (:data:`HEARTBEAT_STONITH_PARAMS`) get exactly their parameters in their
+    order; others get ``params`` in inventory order, then ``secret_params``.
+    """
+    values = dict(dev.params)
+    for param in dev.secret_params:
+        values[param] = _fence_secret(secrets, dev.name, param)
+        if not values[param] or re.search(r"\s", values[param]):
+            # heartbeat splits the line on white space: such a value would shift every later one
+            raise InputError(Problem("secrets file", f"fencing.{dev.name}.{param}",
+                                     "must be non-empty and without spaces: heartbeat's stonith_host "
+                                     "takes parameters separated by white space"))
+    order = HEARTBEAT_STONITH_PARAMS.get(dev.agent)
+    if order is None:
+        return list(values.values())
+    missing = [name for name in order if name not in values]
+    unknown = sorted(set(values) - set(order))
+    if missing or unknown:
+        index = inv.settings.fencing.index(dev)
+        detail = "; ".join(part for part in (
+            f"missing: {', '.join(missing)}" if missing else "",
+            f"not taken by it: {', '.join(unknown)}" if unknown else "") if part)
+        raise InputError(Problem(inv.path, f"all.vars.hakit.fencing[{index}].params",
+                                 f"heartbeat's stonith plugin {dev.agent} takes exactly the parameters "
+                                 f"{', '.join(order)} (in params or secret_params); {detail}"))
+    return [values[name] for name in order]
 
 
 # --------------------------------------------------------------------------- drbd

@@ -231,14 +231,36 @@ def test_four_node_heartbeat_is_two_clusters_on_their_own_ports(secrets: Secrets
 def test_heartbeat_stonith_lines_never_fence_from_the_victim(secrets: Secrets) -> None:
     inv = variant("two-node-heartbeat-drbd", all__vars__hakit__fencing=[
         {"name": "ipmi1", "agent": "external/ipmi", "nodes": ["opsview1"],
-         "params": {"hostname": "opsview1", "ipaddr": "198.51.100.201", "userid": "admin"},
+         "params": {"interface": "lanplus", "hostname": "opsview1", "ipaddr": "198.51.100.201", "userid": "admin"},
          "secret_params": ["passwd"]}])
     sec = secrets.model_copy(update={"fencing": {"ipmi1": {"passwd": "FAKE-hb-ipmi-secret"}}})
     cfs = {a.node: a for a in by_kind(render_all(inv, sec), "ha.cf")}
-    assert "stonith_host opsview2 external/ipmi opsview1 198.51.100.201 admin FAKE-hb-ipmi-secret" in text(
+    # positional, in the plugin's order (hostname ipaddr userid passwd interface), whatever the inventory's
+    assert "stonith_host opsview2 external/ipmi opsview1 198.51.100.201 admin FAKE-hb-ipmi-secret lanplus" in text(
         cfs["opsview2"]).splitlines()
     assert "stonith_host" not in text(cfs["opsview1"])
     assert cfs["opsview2"].mode == 0o600 and cfs["opsview1"].mode == 0o644
+
+
+def test_heartbeat_stonith_plugin_parameters_must_be_complete(secrets: Secrets) -> None:
+    inv = variant("two-node-heartbeat-drbd", all__vars__hakit__fencing=[
+        {"name": "ipmi1", "agent": "external/ipmi", "nodes": ["opsview1"],
+         "params": {"hostname": "opsview1", "ipaddr": "198.51.100.201", "userid": "admin", "lan": "1"},
+         "secret_params": ["passwd"]}])
+    sec = secrets.model_copy(update={"fencing": {"ipmi1": {"passwd": "FAKE-hb-ipmi-secret"}}})
+    with pytest.raises(InputError, match=r"fencing\[0\]\.params: heartbeat's stonith plugin external/ipmi takes "
+                                         r"exactly .*; missing: interface; not taken by it: lan"):
+        render_all(inv, sec)
+
+
+def test_heartbeat_stonith_secret_with_a_space_is_refused(secrets: Secrets) -> None:
+    inv = variant("two-node-heartbeat-drbd", all__vars__hakit__fencing=[
+        {"name": "ipmi1", "agent": "external/ipmi", "nodes": ["opsview1"],
+         "params": {"hostname": "opsview1", "ipaddr": "198.51.100.201", "userid": "admin", "interface": "lan"},
+         "secret_params": ["passwd"]}])
+    sec = secrets.model_copy(update={"fencing": {"ipmi1": {"passwd": "FAKE two words"}}})
+    with pytest.raises(InputError, match=r"fencing\.ipmi1\.passwd: must be non-empty and without spaces"):
+        render_all(inv, sec)
 
 
 def test_missing_fencing_secret_is_an_input_error(secrets: Secrets) -> None:
