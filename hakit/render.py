@@ -47,6 +47,10 @@ NODE_INVENTORY = "/etc/hakit/inventory.yml"
 REPLICATION_SQL = "/etc/hakit/replication.sql"
 SYNC_MANIFEST = "/etc/hakit/sync.json"
 
+#: seconds by which fencing of the node running the resources is delayed in a split (Pacemaker
+#: 2.0.4+): the active node wins a fencing race; a crashed active is fenced this much later
+PRIORITY_FENCING_DELAY = 5
+
 #: heartbeat's default port; in the four-node topology each pair is its own heartbeat cluster
 HEARTBEAT_UDP_PORTS = {"main": 694, "db": 694, "app": 695}
 
@@ -290,6 +294,7 @@ class Group:
 
     id: str
     members: tuple[Primitive, ...]
+    meta: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -448,7 +453,9 @@ def build_cib(inv: Inventory, secrets: Secrets) -> Cib:
             members.append(Primitive(id=n.monitoring, cls="ocf", provider="hakit", type="monitoring-master",
                                      ops=(Op("monitor", "30s", "30s"), Op("start", "0s", "120s"),
                                           Op("stop", "0s", "120s"))))
-        groups.append(Group(n.group, tuple(members)))
+        # priority: with priority-fencing-delay, in a split the node running a group wins the
+        # fencing race, so the active survives instead of both nodes shooting each other
+        groups.append(Group(n.group, tuple(members), (("priority", "10"),)))
 
         if n.drbd and n.drbd_clone and s.drbd:
             drbd = Primitive(id=n.drbd, cls="ocf", provider="linbit", type="drbd",
@@ -490,6 +497,7 @@ def build_cib(inv: Inventory, secrets: Secrets) -> Cib:
     return Cib(
         cluster_name=s.cluster_name,
         properties=(("cluster-name", s.cluster_name), ("no-quorum-policy", pm.no_quorum_policy),
+                    ("priority-fencing-delay", f"{PRIORITY_FENCING_DELAY}s"),
                     ("stonith-enabled", "true")),
         rsc_defaults=(("migration-threshold", str(pm.migration_threshold)),
                       ("resource-stickiness", str(pm.stickiness))),

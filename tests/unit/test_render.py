@@ -312,16 +312,18 @@ def test_cib_two_node_resources_and_options(secrets: Secrets) -> None:
     root = _cib(example("two-node-pacemaker"), secrets)
     assert root.get("validate-with") == "pacemaker-3.7"
     props = _nv(root, "configuration/crm_config/cluster_property_set")
-    assert props == {"stonith-enabled": "true", "no-quorum-policy": "stop", "cluster-name": "nagios-ha"}
+    assert props == {"stonith-enabled": "true", "no-quorum-policy": "stop", "cluster-name": "nagios-ha",
+                     "priority-fencing-delay": "5s"}
     assert _nv(root, "configuration/rsc_defaults/meta_attributes") == {"resource-stickiness": "1000",
                                                                        "migration-threshold": "1"}
     group = root.find("configuration/resources/group[@id='hakit']")
-    members = [(p.get("id"), p.get("class"), p.get("provider"), p.get("type")) for p in group]
+    members = [(p.get("id"), p.get("class"), p.get("provider"), p.get("type")) for p in group.findall("primitive")]
     assert members == [("db-role", "ocf", "hakit", "mariadb-role"), ("vip", "ocf", "heartbeat", "IPaddr2"),
                        ("monitoring", "ocf", "hakit", "monitoring-master")]
     assert _nv(group, "primitive[@id='vip']/instance_attributes") == {"ip": "198.51.100.20", "cidr_netmask": "24",
                                                                       "nic": "eth0"}
-    for primitive in group:
+    assert _nv(group, "meta_attributes") == {"priority": "10"}, "the active must win a fencing race"
+    for primitive in group.findall("primitive"):
         assert primitive.find("operations/op[@name='monitor']") is not None, primitive.get("id")
     fence = root.find("configuration/resources/primitive[@id='fence-ipmi-nagios2']")
     assert fence.get("class") == "stonith" and fence.get("type") == "fence_ipmilan"
@@ -343,7 +345,8 @@ def test_cib_two_node_resources_and_options(secrets: Secrets) -> None:
 
 def test_cib_four_node_keeps_each_group_on_its_pair(secrets: Secrets) -> None:
     root = _cib(example("four-node-pacemaker"), secrets)
-    groups = {g.get("id"): [p.get("id") for p in g] for g in root.findall("configuration/resources/group")}
+    groups = {g.get("id"): [p.get("id") for p in g.findall("primitive")]
+              for g in root.findall("configuration/resources/group")}
     assert groups == {"hakit-db": ["db-role-db", "vip-db"], "hakit-app": ["vip-app", "fs-app", "monitoring-app"]}
     banned = {(loc.get("rsc"), loc.get("node")) for loc in root.findall("configuration/constraints/rsc_location")
               if loc.get("score") == "-INFINITY" and loc.get("node")}
@@ -365,8 +368,8 @@ def test_cib_drbd_is_a_promotable_clone_the_group_follows(secrets: Secrets) -> N
     clone = root.find("configuration/resources/clone[@id='drbd-r0-clone']")
     assert _nv(clone, "meta_attributes")["promotable"] == "true"
     assert _nv(clone, "primitive/instance_attributes") == {"drbd_resource": "r0"}
-    assert [p.get("id") for p in root.find("configuration/resources/group")] == ["db-role", "vip", "fs",
-                                                                                  "monitoring"]
+    assert [p.get("id") for p in root.findall("configuration/resources/group/primitive")] == [
+        "db-role", "vip", "fs", "monitoring"]
     colo = root.find("configuration/constraints/rsc_colocation")
     assert (colo.get("rsc"), colo.get("with-rsc"), colo.get("with-rsc-role"), colo.get("score")) == (
         "hakit", "drbd-r0-clone", "Promoted", "INFINITY")
@@ -571,7 +574,7 @@ def test_every_topology_stack_and_storage_renders(case: tuple[str, str, str, str
     else:
         root = ET.fromstring(by_kind(arts, "cib-xml")[0].content)
         for group in root.findall("configuration/resources/group"):
-            ids = [p.get("type") for p in group]
+            ids = [p.get("type") for p in group.findall("primitive")]
             if "mariadb-role" in ids and "Filesystem" in ids and databases != "replication":
                 assert ids.index("Filesystem") < ids.index("mariadb-role")
 
