@@ -195,6 +195,13 @@ def test_crm_script_with_a_syntax_error_fails(rendered):
     assert "primitiv" in detail
 
 
+def test_crm_script_with_an_unknown_parameter_of_an_installed_agent_fails(rendered):
+    # crmsh checks IPaddr2's real metadata (resource-agents is installed): a typo is refused
+    detail = _failed(_check(rendered, "two-node-pacemaker", "cib-crm", _sub(r"cidr_netmask=", "cidr_netmsk="),
+                            v.check_cib_crm), "crm configure load")
+    assert 'parameter "cidr_netmsk" is not known' in detail
+
+
 def test_crm_script_that_differs_from_the_xml_fails(rendered):
     results = _check(rendered, "two-node-pacemaker", "cib-crm", _sub(r"cidr_netmask=(\S+)", "cidr_netmask=16"),
                      v.check_cib_crm)

@@ -420,3 +420,26 @@ def test_sync_manifest_schema(inv, sec, change, message):
     assert res.ok == (message is None)
     if message:
         assert message in res.detail
+
+
+def test_crm_agents_reads_primitives_and_their_parameters():
+    script = ("# comment\nprimitive vip IPaddr2 \\\n    params ip=\"198.51.100.20\" cidr_netmask=\"24\" \\\n"
+              "    op monitor interval=10s timeout=20s\n"
+              "primitive f stonith:fence_ipmilan params ip=1.2.3.4 password=\"a b\" meta target-role=Started\n"
+              "primitive db ocf:hakit:mariadb-role op monitor interval=10s\ngroup g vip db\n")
+    assert v.crm_agents(script) == {"ocf:heartbeat:IPaddr2": {"ip", "cidr_netmask"},
+                                    "stonith:fence_ipmilan": {"ip", "password"},
+                                    "ocf:hakit:mariadb-role": set()}
+
+
+def test_stub_agents_only_for_agents_missing_here(tmp_path):
+    stubbed, overlays = v._stub_agents(tmp_path, {"ocf:hakit:no-such-agent-here": {"x"},
+                                                  "stonith:fence_no_such_agent_here": {"ip"},
+                                                  "ocf:heartbeat:IPaddr2": {"ip"}} if os.path.exists(
+        "/usr/lib/ocf/resource.d/heartbeat/IPaddr2") else {"ocf:hakit:no-such-agent-here": {"x"},
+                                                         "stonith:fence_no_such_agent_here": {"ip"}})
+    assert stubbed == ["ocf:hakit:no-such-agent-here", "stonith:fence_no_such_agent_here"]
+    assert overlays == [(str(tmp_path / "ocf"), "/usr/lib/ocf/resource.d"), (str(tmp_path / "sbin"), "/usr/sbin")]
+    meta = subprocess.run([str(tmp_path / "ocf" / "hakit" / "no-such-agent-here"), "meta-data"], capture_output=True,
+                          text=True, check=True).stdout
+    assert '<parameter name="x"' in meta and "<resource-agent" in meta
