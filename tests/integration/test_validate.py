@@ -176,6 +176,18 @@ def test_valid_files_pass_the_same_checkers(rendered):
             assert all(r.ok for r in checker(ctx.of_kind(kind)[0], ctx)), kind
 
 
+def test_cib_listing_nodes_is_verified_as_a_running_cluster_would_see_it(rendered):
+    # without a status section crm_verify calls listed nodes "unclean"; the checker adds an
+    # all-online status, and a real problem still fails
+    add_nodes = _sub(r"<nodes/>|<nodes>\s*</nodes>", '<nodes><node id="1" uname="nagios1"/><node id="2" uname="nagios2"/></nodes>')
+    results = _check(rendered, "two-node-pacemaker", "cib-xml", add_nodes, v.check_cib_xml)
+    assert [r.ok for r in results] == [True], results
+    assert "all-nodes-online status" in results[0].detail
+    broken = _check(rendered, "two-node-pacemaker", "cib-xml",
+                    lambda c: _sub(r"<primitive ", '<primitive bogus="1" ')(add_nodes(c)), v.check_cib_xml)
+    assert "bogus" in _failed(broken, "crm_verify")
+
+
 def test_crm_verify_fails_on_an_unknown_attribute(rendered):
     detail = _failed(_check(rendered, "two-node-pacemaker", "cib-xml", _sub(r"<primitive ", '<primitive bogus="1" '),
                             v.check_cib_xml), "crm_verify")
