@@ -366,6 +366,23 @@ def test_replication_sql_that_starts_replication_fails(rendered):
     assert "started replication" in _failed(results, "mariadb replication SQL")
 
 
+def test_throwaway_mariadbd_does_not_outlive_a_crash(rendered, monkeypatch):
+    # the client "crashes" on the SQL and on SHUTDOWN: the server must still be gone (the
+    # autouse fixture checks that no process of validate is left)
+    calls = []
+
+    def crash(ctx, socket, sql, timeout=60, names=False):
+        calls.append(sql)
+        raise RuntimeError("client crashed")
+
+    monkeypatch.setattr(v, "_sql", crash)
+    inv, sec, arts = rendered["two-node-pacemaker"]
+    with pytest.raises(RuntimeError):
+        with v.checking(inv, sec, arts) as ctx:
+            v.check_mysql_sql(ctx.of_kind("mysql-sql")[0], ctx)
+    assert len(calls) == 2 and calls[1] == "SHUTDOWN;\n"
+
+
 def test_nagios_fragment_with_an_unknown_command_fails(rendered):
     results = _check(rendered, "two-node-pacemaker", "nagios", _sub(r"(check_command\s+)\S+", r"\1no_such_command"),
                      v.check_nagios)
