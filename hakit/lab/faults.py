@@ -18,7 +18,6 @@ from typing import Callable
 from hakit.errors import InputError, OperationFailed
 from hakit.lab import daemons, fence, netns
 from hakit.lab.node import is_alive
-from hakit.lab.spec import LabSpec
 from hakit.lab.state import LabState
 
 
@@ -70,9 +69,16 @@ def stop_stack(state: LabState, name: str) -> str:
         _signal(init, "corosync", signal.SIGTERM)
         _wait_gone(init, ("corosync",), 30)
         return f"{name}: Pacemaker and corosync stopped"
-    daemons.sh(init, "/usr/libexec/heartbeat/heartbeat -k >/dev/null 2>&1", check=False, timeout=60)
-    _wait_gone(init, ("heartbeat",), 60)
-    return f"{name}: heartbeat stopped"
+    # heartbeat restarts itself when a partition heals; a stop that meets such a restart is
+    # asked again (``heartbeat -k`` signals the master it finds, then waits for it)
+    for _ in range(3):
+        daemons.sh(init, "/usr/libexec/heartbeat/heartbeat -k >/dev/null 2>&1", check=False, timeout=90)
+        try:
+            _wait_gone(init, ("heartbeat",), 20)
+            return f"{name}: heartbeat stopped"
+        except OperationFailed:
+            continue
+    raise OperationFailed(f"{name}: heartbeat did not stop (see the node's /var/log/ha-log)")
 
 
 def partition(state: LabState, name: str) -> str:
