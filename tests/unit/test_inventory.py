@@ -733,3 +733,116 @@ def test_examples_are_ansible_inventories(name: str, examples_dir: Path, example
     hakit_var = _plain(manager.groups["all"].get_vars()["hakit"])
     assert hakit_var == example_data(name)["all"]["vars"]["hakit"]
     assert hakit_var["cluster_name"] == inv.settings.cluster_name
+
+
+# --------------------------------------------------------------------------- docs/inventory.md stays true
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "inventory.md"
+KINDS = {NAME_RULE: "name", IDENT_RULE: "identifier", PATH_RULE: "absolute path", INTERFACE_RULE: "interface",
+         SAFE_RULE: "safe value", EXCLUDE_RULE: "file pattern", HOOK_RULE: "one line", SECRETS_FILE_RULE: "path",
+         USER_RULE: "user name", "must be a path of letters, digits and '._+@/~-'": "key path",
+         FENCE_AGENT_RULE: "fence agent"}
+
+
+def key_table(model: Any, prefix: str = "") -> list[str]:
+    """The rows of the key table of docs/inventory.md, made from the model itself."""
+    import json
+    import types
+    import typing
+
+    from annotated_types import Ge, Gt, Le, MinLen
+    from pydantic import BaseModel
+    from pydantic.fields import FieldInfo
+    from pydantic_core import PydanticUndefined
+
+    def rules(meta: Any) -> list[str]:
+        out: list[str] = []
+        for m in meta:
+            if isinstance(m, Ge):
+                out.append(f"≥ {m.ge}")
+            elif isinstance(m, Le):
+                out.append(f"≤ {m.le}")
+            elif isinstance(m, Gt):
+                out.append(f"> {m.gt}")
+            elif isinstance(m, MinLen):
+                out.append(f"at least {m.min_length}")
+            elif isinstance(m, FieldInfo):
+                out += rules(m.metadata)
+            elif hasattr(m, "func"):
+                texts = [c.cell_contents for c in (m.func.__closure__ or []) if isinstance(c.cell_contents, str)]
+                if texts:
+                    out.append(KINDS.get(texts[0], texts[0]))
+                elif m.func.__name__ == "_ipv4":
+                    out.append("IPv4")
+        return out
+
+    def inner(ann: Any) -> list[str]:
+        origin, args = typing.get_origin(ann), typing.get_args(ann)
+        if origin is typing.Annotated:
+            return rules(args[1:]) + inner(args[0])
+        return [r for a in args for r in inner(a)] if origin in (list, dict, typing.Union, types.UnionType) else []
+
+    def type_name(ann: Any) -> str:
+        origin, args = typing.get_origin(ann), typing.get_args(ann)
+        if origin is typing.Annotated:
+            return type_name(args[0])
+        if origin is typing.Literal:
+            return " \\| ".join(f"`{a}`" for a in args)
+        if origin in (typing.Union, types.UnionType):
+            return " or ".join(type_name(a) for a in args)
+        if origin is list:
+            return f"list of {type_name(args[0])}"
+        if origin is dict:
+            return f"mapping {type_name(args[0])} → {type_name(args[1])}"
+        if ann is type(None):
+            return "null"
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            return "mapping"
+        return {"str": "string", "int": "integer", "float": "number", "bool": "boolean"}.get(ann.__name__, ann.__name__)
+
+    def submodel(ann: Any) -> Any:
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            return ann
+        return next((m for m in map(submodel, typing.get_args(ann)) if m is not None), None)
+
+    rows = []
+    for name, fld in model.model_fields.items():
+        path = prefix + name
+        if fld.is_required():
+            default = "**required**"
+        else:
+            value = fld.default if fld.default is not PydanticUndefined else fld.default_factory()
+            default = "(section)" if isinstance(value, BaseModel) else f"`{json.dumps(value)}`"
+        rule = "; ".join(dict.fromkeys(rules(fld.metadata) + inner(fld.annotation)))
+        rows.append(f"| `{path}` | {type_name(fld.annotation)} | {default} | {rule} |")
+        sub = submodel(fld.annotation)
+        if sub is not None:
+            container = typing.get_origin(fld.annotation) or next(
+                (typing.get_origin(a) for a in typing.get_args(fld.annotation) if typing.get_origin(a)), None)
+            rows += key_table(sub, path + {dict: ".NAME.", list: "[]."}.get(container, "."))
+    return rows
+
+
+def _generated_block(name: str) -> list[str]:
+    text = DOCS.read_text(encoding="utf-8")
+    begin, end = f"<!-- generated:{name}:begin -->", f"<!-- generated:{name}:end -->"
+    assert begin in text and end in text, f"docs/inventory.md lacks the {name} table markers"
+    block = text.split(begin, 1)[1].split(end, 1)[0]
+    return [line for line in block.strip().splitlines() if line.startswith("| `")]
+
+
+def test_docs_list_every_settings_key() -> None:
+    """docs/inventory.md's key tables are the model's (regenerate: python tests/unit/test_inventory.py)."""
+    from hakit.model import HostVars, Settings
+
+    assert _generated_block("settings") == key_table(Settings)
+    assert _generated_block("hostvars") == key_table(HostVars)
+
+
+if __name__ == "__main__":  # print the tables for docs/inventory.md
+    from hakit.model import HostVars, Settings
+
+    for title, model in (("settings", Settings), ("hostvars", HostVars)):
+        print(f"<!-- generated:{title}:begin -->\n| key | type | default | rule |\n| --- | --- | --- | --- |")
+        print("\n".join(key_table(model)))
+        print(f"<!-- generated:{title}:end -->\n")
