@@ -42,7 +42,6 @@ CIB_SCHEMA = "pacemaker-3.7"
 #: where hakit is installed on the nodes and where the node-side inventory lives. The Nagios
 #: check and the resource scripts call hakit by these absolute paths because Nagios and the
 #: cluster stacks run commands with a minimal PATH.
-HAKIT_BIN = "/usr/local/bin/hakit"
 NODE_INVENTORY = "/etc/hakit/inventory.yml"
 REPLICATION_SQL = "/etc/hakit/replication.sql"
 SYNC_MANIFEST = "/etc/hakit/sync.json"
@@ -614,7 +613,7 @@ def _monitoring(inv: Inventory, out: _Maker) -> None:
     mount = (s.drbd.mount if storage == "drbd" and s.drbd
              else s.shared_storage.mount if storage == "shared" and s.shared_storage else None)
     nagios = _render("monitoring/hakit.cfg.j2", mon=mon, cluster_name=s.cluster_name,
-                     command=f"{HAKIT_BIN} -q -i {NODE_INVENTORY} check")
+                     command=f"{inv.settings.node_hakit} -q -i {NODE_INVENTORY} check")
     manifest = {
         "_managed_by": HEADER,
         "cluster_name": s.cluster_name,

@@ -11,6 +11,8 @@ SET SESSION sql_log_bin = 0;
 CREATE USER IF NOT EXISTS 'repl'@'198.51.100.11' IDENTIFIED BY 'FAKEreplicationPassw0rdForTests';
 ALTER USER 'repl'@'198.51.100.11' IDENTIFIED BY 'FAKEreplicationPassw0rdForTests';
 GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO 'repl'@'198.51.100.11';
+-- the peer's resource agent reads this node's generation with the same login before it promotes
+GRANT SELECT ON `hakit`.* TO 'repl'@'198.51.100.11';
 
 -- hakit itself, on the node (over SSH and from the resource agents): it promotes, demotes,
 -- repoints replication and rebuilds a node from a dump, so it needs every privilege
@@ -20,6 +22,9 @@ GRANT ALL PRIVILEGES ON *.* TO 'hakit_admin'@'localhost' WITH GRANT OPTION;
 CREATE USER IF NOT EXISTS 'hakit_admin'@'127.0.0.1' IDENTIFIED BY 'FAKEadminPassw0rdForGoldenTests';
 ALTER USER 'hakit_admin'@'127.0.0.1' IDENTIFIED BY 'FAKEadminPassw0rdForGoldenTests';
 GRANT ALL PRIVILEGES ON *.* TO 'hakit_admin'@'127.0.0.1' WITH GRANT OPTION;
+CREATE USER IF NOT EXISTS 'hakit_admin'@'198.51.100.12' IDENTIFIED BY 'FAKEadminPassw0rdForGoldenTests';
+ALTER USER 'hakit_admin'@'198.51.100.12' IDENTIFIED BY 'FAKEadminPassw0rdForGoldenTests';
+GRANT ALL PRIVILEGES ON *.* TO 'hakit_admin'@'198.51.100.12' WITH GRANT OPTION;
 
 -- the monitoring master's own user, on its databases only
 CREATE USER IF NOT EXISTS 'opsview'@'localhost' IDENTIFIED BY 'FAKEmonitoringDbPassw0rdForTests';
