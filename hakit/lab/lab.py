@@ -57,11 +57,11 @@ def up(dir: str, topology: str = "two-node", stack: str = "pacemaker", subnet: s
     start = time.monotonic()
     spec = plan_lab(dir, topology, stack, subnet) if subnet else plan_lab(dir, topology, stack)
     nodes.check_lab_dir(spec.dir)
+    check_subnet(spec.subnet)  # first: a refusal touches nothing (the lab's own links are ignored)
     _refuse_foreign_lab(spec.dir)
     cleaned = down(spec.dir, keep_files=False, quiet=True)
     if cleaned:
         say(f"cleaned up an earlier lab first: {', '.join(cleaned)}")
-    check_subnet(spec.subnet)
     phases: list[tuple[str, float]] = []
     mark = time.monotonic()
 
