@@ -46,12 +46,16 @@ EXPECTED_CHECKS = {
 }
 
 
-def _leftovers() -> list[str]:
-    """Processes started by validate that are still alive (the throwaway mariadbd above all)."""
+def _leftovers(tmp: Path) -> list[str]:
+    """Processes this test's validate runs started that are still alive (mariadbd above all).
+
+    Each has the test's private temporary folder on its command line (datadir, sandbox
+    script), so other sessions' runs on the same machine are not counted.
+    """
     found = []
     for proc in psutil.process_iter(["pid", "cmdline"]):
         cmdline = " ".join(proc.info["cmdline"] or [])
-        if "hakit-validate-" in cmdline:
+        if str(tmp) in cmdline:
             found.append(f"{proc.info['pid']} {cmdline}")
     return found
 
@@ -65,7 +69,7 @@ def private_tmp(tmp_path, monkeypatch):
     tmp.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(tmp))
     yield tmp
-    assert _leftovers() == [], "validate left processes running"
+    assert _leftovers(tmp) == [], "validate left processes running"
     assert list(tmp.iterdir()) == [], "validate left its temporary folder behind"
 
 
