@@ -55,7 +55,7 @@ def _leftovers(tmp: Path) -> list[str]:
     found = []
     for proc in psutil.process_iter(["pid", "cmdline"]):
         cmdline = " ".join(proc.info["cmdline"] or [])
-        if str(tmp) in cmdline:
+        if str(tmp) in cmdline and proc.info["pid"] != os.getpid():
             found.append(f"{proc.info['pid']} {cmdline}")
     return found
 
