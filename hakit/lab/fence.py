@@ -4,9 +4,10 @@ Pacemaker runs fence agents inside a node, whose PID namespace hides every other
 agent (``fence_hakitlab``) only forwards the request, over a unix socket in a folder every
 node sees (``DIR/shared``, at ``/run/hakit-lab`` in the nodes), to this helper, which runs on
 the host and powers a node off for real: its link goes down, then its init is killed, which
-kills every process of the node. Requests are served one at a time, so when two nodes race
-to fence each other (a partition) the first request wins and the loser's is refused, as a
-real fence device with one outlet per node would end it.
+kills every process of the node. The helper plays a fence device on the lab network (a PDU,
+an IPMI port): a node whose link is cut cannot reach it, so in a partition the isolated node
+loses. Requests are served one at a time, so when two connected nodes race to fence each
+other the first request wins and the loser's (it is powered off by then) is refused.
 
 Run as ``python -m hakit.lab.fence serve DIR`` (``hakit lab up`` starts it).
 """
@@ -114,6 +115,10 @@ def handle(dir: str, request: dict, requester: str | None) -> dict:
     if action == "status":
         power = "on" if is_alive(state.spec, plug, state.inits.get(plug)) else "off"
         return {"ok": True, "power": power}
+    if action in ("off", "reboot", "on") and requester is not None and netns.link_is_up(state.spec.node(requester)) is False:
+        # the lab's fence device sits on the lab network, like a PDU or IPMI port: a node whose
+        # link is cut cannot reach it, so a partitioned node never fences the healthy side
+        return {"ok": False, "error": f"{requester} has no network link: it cannot reach the fence device"}
     if action in ("off", "reboot"):
         if requester is not None and requester != plug and not is_alive(state.spec, requester,
                                                                          state.inits.get(requester)):
@@ -160,6 +165,8 @@ def serve(dir: str) -> None:
                     answer = handle(dir, request, requester)
                 except HakitError as exc:
                     answer = {"ok": False, "error": str(exc)}
+                if not answer.get("ok"):
+                    _log(dir, f"refused {request.get('action')} {request.get('plug')}: {answer.get('error')}")
                 conn.sendall((json.dumps(answer) + "\n").encode())
             except (OSError, ValueError) as exc:
                 _log(dir, f"request failed: {exc}")

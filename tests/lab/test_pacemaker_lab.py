@@ -170,6 +170,48 @@ def test_a_restarted_node_keeps_its_data_and_rejoins(pacemaker_lab, wait_until):
     wait_until("both nodes online again", lambda: crm_nodes(lab.host("n1")) == {"n1": True, "n2": True})
 
 
+def agent(host, *lines: str):
+    """Run the lab fence agent on ``host`` as Pacemaker does: key=value lines on stdin."""
+    stdin = "\\n".join(lines)
+    return host.run(f"printf '{stdin}\\n' | fence_hakitlab")
+
+
+def test_the_fence_agent_speaks_the_rhcs_protocol(pacemaker_lab):
+    n1 = pacemaker_lab.host("n1")
+    assert "fence_hakitlab" in n1.check_output("stonith_admin --list-installed")
+    meta = ET.fromstring(agent(n1, "action=metadata").stdout)
+    assert {a.get("name") for a in meta.iter("action")} >= {"on", "off", "reboot", "status", "list", "monitor",
+                                                             "metadata"}
+    assert agent(n1, "action=monitor").rc == 0
+    assert agent(n1, "action=list").stdout.split() == ["n1,n1", "n2,n2"]
+    on = agent(n1, "action=status", "plug=n2")
+    assert (on.rc, on.stdout.strip()) == (0, "Status: ON")
+    assert agent(n1, "action=status", "plug=nope").rc == 1
+
+
+def test_a_partitioned_node_is_fenced_not_the_healthy_one(pacemaker_lab, wait_until):
+    lab = pacemaker_lab
+    n1 = lab.host("n1")
+    n2_pids = node_pids(load_state(lab.dir).inits["n2"])
+    result = hakit("lab", "fault", "--dir", str(lab.dir), "partition", "n2")
+    assert result.returncode == 0, result.stderr
+    assert n1.run(f"ping -c1 -W1 {lab.address('n2')}").rc != 0  # the peer is unreachable
+    wait_until("n2 fenced (every process gone)",
+               lambda: not any(Path(f"/proc/{p}").exists() for p in n2_pids), timeout=90)
+    wait_until("n1 sees n2 OFFLINE", lambda: crm_nodes(n1) == {"n1": True, "n2": False}, timeout=30)
+    assert n1.check_output("hostname") == "n1"  # the healthy side survived the fence race
+    off = agent(n1, "action=status", "plug=n2")
+    assert (off.rc, off.stdout.strip()) == (2, "Status: OFF")
+
+
+def test_the_fence_agent_powers_a_node_back_on(pacemaker_lab, wait_until):
+    lab = pacemaker_lab
+    assert agent(lab.host("n1"), "action=on", "plug=n2").rc == 0
+    n2 = lab.reconnect("n2")
+    assert n2.check_output("hostname") == "n2"
+    wait_until("both nodes online again", lambda: crm_nodes(lab.host("n1")) == {"n1": True, "n2": True}, timeout=90)
+
+
 def test_kill_mysqld_leaves_mysqld_dead(pacemaker_lab, wait_until):
     lab = pacemaker_lab
     result = hakit("lab", "fault", "--dir", str(lab.dir), "kill-mysqld", "n1")
