@@ -290,6 +290,10 @@ def _cross_checks(s: Settings, pairs: list[Pair], src: YamlSource, problems: lis
             problems.append(src.problem(here + ("mysql", "datadir"),
                                         f"with databases on {s.storage.databases} storage, mysql.datadir must be "
                                         f"under the mount {mount}"))
+    if s.topology == "four-node" and s.storage.databases == "shared" and s.storage.files == "shared":
+        problems.append(src.problem(here + ("storage",),
+                                    "four-node: the database pair and the application pair cannot both mount the one "
+                                    "shared_storage device; use replication or drbd for one of them"))
     if s.storage.databases == "drbd" and s.storage.files == "shared" or \
             s.storage.databases == "shared" and s.storage.files == "drbd":
         problems.append(src.problem(here + ("storage",), "use one of drbd or shared for both databases and files"))
