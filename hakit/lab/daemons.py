@@ -65,6 +65,21 @@ def running(init: int) -> dict[str, list[int]]:
     return found
 
 
+def main_processes(init: int) -> dict[str, list[int]]:
+    """Like :func:`running`, without the children a daemon forks under its own name (heartbeat's)."""
+    procs = running(init)
+    by_pid = {pid: comm for comm, pids in procs.items() for pid in pids}
+    main: dict[str, list[int]] = {}
+    for pid, comm in by_pid.items():
+        try:
+            ppid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        if by_pid.get(ppid) != comm:
+            main.setdefault(comm, []).append(pid)
+    return main
+
+
 def is_running(init: int, daemon: Daemon) -> bool:
     """True when the daemon's main process runs in the node."""
     procs = running(init)

@@ -95,7 +95,7 @@ def up(dir: str, topology: str = "two-node", stack: str = "pacemaker", subnet: s
             inv = labinventory.write_inventory(spec)
             secrets = ensure_secrets(inv, create=True)
             artefacts = configs.render(inv, secrets, spec)
-            phase("network, fence helper, inventory, render")
+            phase("network, inventory, render" + (", fence helper" if spec.stack == "pacemaker" else ""))
 
             server_ids = {n.name: inv.node(n.name).server_id for n in spec.nodes}
 
@@ -262,9 +262,8 @@ def status(dir: str) -> list[NodeStatus]:
         init = state.inits.get(node.name)
         alive = nodes.is_alive(state.spec, node.name, init)
         link = {True: "up", False: "down", None: "absent"}[netns.link_is_up(node)]
-        procs = daemons.running(init) if alive and init else {}
-        found = {d.name: sorted(p for c in d.comms[:1] for p in procs.get(c, []))
-                 for d in daemons.REPORTED[state.spec.stack]}
+        procs = daemons.main_processes(init) if alive and init else {}
+        found = {d.name: sorted(procs.get(d.comms[0], [])) for d in daemons.REPORTED[state.spec.stack]}
         out.append(NodeStatus(node.name, node.address, init if alive else None, alive, link, found))
     return out
 
@@ -319,15 +318,18 @@ def down(dir: str, keep_files: bool = False, quiet: bool = False) -> list[str]:
         except ProcessLookupError:
             pass
         _wait_gone(pid)
-    # links: the lab's prefix is enough (one lab per machine)
-    removed += [f"link {name}" for name in netns.remove_links(state.links if state else [])]
-    # host files: the agent (only when it is the lab's), the mount points the lab created
-    if not nodes.discover_inits():  # another lab (refused by up, but be careful) would still need it
+    # links: everything with the lab prefix, unless another lab (another DIR) still runs: then
+    # only this lab's own node links, and the shared bridge and agent stay for the other lab
+    other_lab = bool(nodes.discover_inits())
+    if not other_lab:
+        removed += [f"link {name}" for name in netns.remove_links(state.links if state else [])]
         if fence.remove_agent():
             removed.append(f"file {fence.AGENT_PATH}")
+    elif state:
+        removed += [f"link {n.link}" for n in state.spec.nodes if netns.remove_link(n.link)]
     # mount points: the recorded ones, and (lost state) those the lab makes on a Debian host
     candidates = set(state.host_files if state else []) | set(nodes.LAB_MOUNTPOINTS)
-    for path in sorted(candidates) if not nodes.discover_inits() else []:
+    for path in sorted(candidates) if not other_lab else []:
         if path != str(fence.AGENT_PATH) and os.path.isdir(path):
             try:
                 os.rmdir(path)  # only if empty: never a folder someone else filled

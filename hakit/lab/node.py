@@ -55,33 +55,30 @@ def check_lab_dir(dir: str) -> None:
 
 
 def start_init(spec: LabSpec, node: NodeSpec) -> int:
-    """Start the node's namespaces and init; returns the init's PID as the host sees it."""
+    """Start the node's namespaces and init; returns the init's PID as the host sees it.
+
+    ``setsid -f`` detaches the node at once: ``unshare`` is nobody's child here, so the
+    long-lived processes that start nodes (the fence helper's power-on) never collect zombies.
+    The init is then found by its marker, as ``down`` finds it.
+    """
     logdir = Path(spec.dir) / "logs"
     logdir.mkdir(parents=True, exist_ok=True)
-    log = open(logdir / f"{node.name}-init.log", "ab")
-    argv = ["unshare", "-m", "-u", "-i", "-n", "-p", "-f", "--mount-proc", "--propagation", "private",
+    before = set(discover_inits(spec.dir))
+    argv = ["setsid", "-f", "unshare", "-m", "-u", "-i", "-n", "-p", "-f", "--mount-proc", "--propagation", "private",
             "tini", "--", "/bin/sh", "-c", _LOOP, marker(spec, node.name)]
-    # a session of its own: the node outlives this command and ignores its terminal's signals
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
-    log.close()
-    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+    with open(logdir / f"{node.name}-init.log", "ab") as log:
+        started = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, timeout=30)
+    if started.returncode != 0:
+        raise OperationFailed(f"node {node.name}: setsid/unshare exited {started.returncode} "
+                              f"(see {logdir / (node.name + '-init.log')})")
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        try:
-            pids = children.read_text().split()
-        except OSError:
-            pids = []
-        if pids and _ns(int(pids[0]), "pid") != _ns(os.getpid(), "pid"):
-            init = int(pids[0])
-            # wait until tini has exec'd (its /proc/PID/exe becomes tini) so nsenter sees the new mounts
-            while time.monotonic() < deadline and not os.readlink(f"/proc/{init}/exe").endswith("tini"):
-                time.sleep(0.01)
-            return init
-        if proc.poll() is not None:
-            raise OperationFailed(f"node {node.name}: unshare exited {proc.returncode} "
-                                  f"(see {logdir / (node.name + '-init.log')})")
+        for pid, (_, name) in discover_inits(spec.dir).items():
+            if name == node.name and pid not in before and _ns(pid, "pid") != _ns(os.getpid(), "pid"):
+                return pid
         time.sleep(0.01)
-    raise OperationFailed(f"node {node.name}: its init did not start within 10 s")
+    raise OperationFailed(f"node {node.name}: its init did not start within 10 s "
+                          f"(see {logdir / (node.name + '-init.log')})")
 
 
 def _ns(pid: int, kind: str) -> str:
