@@ -264,7 +264,7 @@ CASES: list[Bad] = [
                                                set_(HK + ("mysql", "datadir"), "/var/lib/mysql")),
         [("all.vars.hakit.mysql.datadir",
           "with databases on drbd storage, mysql.datadir must be under the mount /srv/hakit", key("datadir"))]),
-    Bad("datadir-outside-shared-mount", F, steps(set_(HK + ("storage", "databases"), "shared"),
+    Bad("datadir-outside-shared-mount", F, steps(set_(HK + ("storage",), {"databases": "shared", "files": "none"}),
                                                  set_(HK + ("mysql", "datadir"), "/srv/hakitx/mysql")),
         [("all.vars.hakit.mysql.datadir",
           "with databases on shared storage, mysql.datadir must be under the mount /srv/hakit", key("datadir"))]),
@@ -272,6 +272,10 @@ CASES: list[Bad] = [
                                           set_(HK + ("shared_storage",), {"device": "/dev/sdb", "mount": "/srv/hakit"}),
                                           set_(HK + ("mysql", "datadir"), "/srv/hakit/mysql")),
         [("all.vars.hakit.storage", "use one of drbd or shared for both databases and files", key("storage"))]),
+    Bad("four-node-one-shared-device-for-both-pairs", F, steps(set_(HK + ("storage", "databases"), "shared"),
+                                                               set_(HK + ("mysql", "datadir"), "/srv/hakit/mysql")),
+        [("all.vars.hakit.storage", "four-node: the database pair and the application pair cannot both mount the "
+          "one shared_storage device; use replication or drbd for one of them", key("storage"))]),
     # timings
     Bad("heartbeat-order", H, set_(HK + ("timing", "heartbeat", "warntime"), 6),
         [("all.vars.hakit.timing.heartbeat", "needs keepalive < warntime < deadtime", key("heartbeat"))]),
