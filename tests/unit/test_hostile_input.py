@@ -72,7 +72,8 @@ plausible = st.sampled_from(["x", "node-3", "/srv/x", "eth1", "fence_x", "198.51
                              False, [], {}, ["a"], "AFTER_COMMIT", "shared", "none", "four-node", "heartbeat"])
 hostile_value = st.recursive(st.one_of(scalar, plausible), lambda inner: st.one_of(
     st.lists(inner, max_size=4),
-    st.dictionaries(st.one_of(hostile_text, st.integers()), inner, max_size=4)), max_leaves=8)
+    st.dictionaries(st.one_of(hostile_text, st.integers()), inner, max_size=4)), max_leaves=8).map(copy.deepcopy)
+# (a fresh copy per draw: a mutation must never change a value shared with later examples)
 
 
 def _model_fields() -> list[str]:
@@ -300,7 +301,7 @@ def hostile_secrets(draw: st.DrawFn) -> str:
     if kind == "text":
         return draw(st.one_of(yamlish, st.text(max_size=200)))
     data = copy.deepcopy(GOOD)
-    data["fencing"] = draw(st.one_of(st.just({}), st.dictionaries(new_key, st.one_of(
+    data["fencing"] = draw(st.one_of(st.builds(dict), st.dictionaries(new_key, st.one_of(
         hostile_value, st.dictionaries(new_key, hostile_value, max_size=3)), max_size=3)))
     for _ in range(draw(st.integers(1, 3))):
         action = draw(st.sampled_from(["replace", "delete", "add"]))
