@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import click
 
@@ -87,6 +88,10 @@ def status(dir: str) -> None:
         parts = [f"{name} {'up ' + ','.join(map(str, pids)) if pids else 'down'}"
                  for name, pids in row.daemons.items()]
         click.echo(f"  {row.name:<5} {row.address:<15} {power:<18} link {row.link:<6} " + "; ".join(parts))
+    if spec.stack == "pacemaker":
+        helpers = impl.helper_pids(spec.dir)
+        click.echo(f"  fence helper: {'up ' + ','.join(map(str, helpers)) if helpers else 'DOWN (fencing fails)'}"
+                   f", agent {'installed' if Path('/usr/sbin/fence_hakitlab').exists() else 'MISSING'}")
 
 
 @lab.command()

@@ -59,7 +59,7 @@ def up(dir: str, topology: str = "two-node", stack: str = "pacemaker", subnet: s
     nodes.check_lab_dir(spec.dir)
     check_subnet(spec.subnet)  # first: a refusal touches nothing (the lab's own links are ignored)
     _refuse_foreign_lab(spec.dir)
-    cleaned = down(spec.dir, keep_files=False, quiet=True)
+    cleaned = down(spec.dir, keep_files=False)
     if cleaned:
         say(f"cleaned up an earlier lab first: {', '.join(cleaned)}")
     phases: list[tuple[str, float]] = []
@@ -123,7 +123,7 @@ def up(dir: str, topology: str = "two-node", stack: str = "pacemaker", subnet: s
             state.save()
     except BaseException:
         say("lab up failed: removing what it made")
-        down(spec.dir, keep_files=True, quiet=True)
+        down(spec.dir, keep_files=True)
         raise
     return UpReport(spec=spec, inventory=str(Path(spec.dir) / labinventory.INVENTORY),
                     seconds=time.monotonic() - start, phases=phases, cleaned=cleaned)
@@ -256,6 +256,7 @@ class NodeStatus:
 
 def status(dir: str) -> list[NodeStatus]:
     """Observe every node of the lab: init, link, daemons (from /proc and ip, not from memory)."""
+    require_root()  # other users cannot see the nodes' processes in /proc
     state = _state_or_fail(dir)
     out = []
     for node in state.spec.nodes:
@@ -278,8 +279,8 @@ def _refuse_foreign_lab(dir: str) -> None:
                             f"remove it first with hakit lab down --dir {others[0]}")
 
 
-def _helper_pids(dir: str, recorded: int | None) -> list[int]:
-    """The fence helper(s) of this lab: the recorded PID if it is one, plus any found by command line."""
+def helper_pids(dir: str) -> list[int]:
+    """The fence helper(s) of this lab, found by their command line (``... fence serve DIR``)."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -293,7 +294,7 @@ def _helper_pids(dir: str, recorded: int | None) -> list[int]:
     return found
 
 
-def down(dir: str, keep_files: bool = False, quiet: bool = False) -> list[str]:
+def down(dir: str, keep_files: bool = False) -> list[str]:
     """Remove the lab of ``dir``: nodes (every process), helper, links, host files, and its files.
 
     Works from the state file and by discovery, so a crashed or half-made lab is removed too.
@@ -311,7 +312,7 @@ def down(dir: str, keep_files: bool = False, quiet: bool = False) -> list[str]:
     for pid in sorted(inits):
         nodes.kill_init(pid)
         removed.append(f"node init {pid}")
-    for pid in _helper_pids(dir, state.helper_pid if state else None):
+    for pid in helper_pids(dir):
         try:
             os.kill(pid, signal.SIGTERM)
             removed.append(f"fence helper {pid}")
