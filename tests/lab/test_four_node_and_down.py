@@ -74,6 +74,13 @@ def test_kill_node_is_a_power_cut_the_cluster_sees(four_node_lab, wait_until):
     assert "OFF" in next(line for line in status.stdout.splitlines() if "app2" in line)
 
 
+def test_a_second_lab_is_refused_while_one_runs(four_node_lab, tmp_path):
+    result = hakit("lab", "up", "--dir", str(tmp_path / "second"))
+    assert result.returncode == 3, result.stderr
+    assert f"another lab is running on this machine (from {four_node_lab.dir})" in result.stderr
+    assert not (tmp_path / "second").exists()
+
+
 def test_down_leaves_nothing_behind(four_node_lab):
     lab = four_node_lab
     assert lab_processes()  # the lab runs: the check below can see it

@@ -131,6 +131,23 @@ def test_the_inventory_is_a_normal_one(pacemaker_lab):
     assert all(n.ssh_key == str(pacemaker_lab.key) for n in inv.nodes)
 
 
+def test_no_secret_is_on_a_command_line(pacemaker_lab):
+    from hakit.secrets import load_secrets
+
+    inv = load_inventory(pacemaker_lab.dir / "inventory.yml")
+    secrets = load_secrets(secrets_path(inv), inv).all_values()
+    cmdlines = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdlines.append((entry / "cmdline").read_bytes().decode(errors="replace"))
+            except OSError:
+                pass
+    assert len(cmdlines) > 20
+    leaks = [value[:4] + "..." for value in secrets if any(value in line for line in cmdlines)]
+    assert leaks == []
+
+
 def test_private_folders_are_private(pacemaker_lab):
     token = uuid.uuid4().hex
     n1, n2 = pacemaker_lab.host("n1"), pacemaker_lab.host("n2")
