@@ -592,7 +592,9 @@ def _mysql(inv: Inventory, secrets: Secrets, out: _Maker) -> None:
     replicated = s.storage.databases == "replication"
     # four-node: the monitoring master connects from the app nodes through the db VIP;
     # two-node: it runs beside the database (socket, or TCP to 127.0.0.1)
-    app_hosts = ["localhost", "127.0.0.1"] if pair.carries_app else [node.address for node in inv.app_pair.nodes]
+    # the monitoring master reaches its database on localhost (two-node) or through the db VIP
+    # from the app nodes (four-node); hakit check on an app node also reads both database nodes
+    app_hosts = (["localhost", "127.0.0.1"] if pair.carries_app else []) + [n.address for n in inv.app_pair.nodes]
     for node in pair.nodes:
         peer = pair.peer_of(node.name)
         cnf = _render("mysql/hakit.cnf.j2", my=my, node=node, pair=pair, replicated=replicated)

@@ -527,7 +527,9 @@ def test_monitoring_fragment_and_sync_manifest(path: Path, secrets: Secrets) -> 
 STORAGE = [("replication", "none"), ("replication", "drbd"), ("replication", "shared"), ("drbd", "none"),
            ("drbd", "drbd"), ("shared", "none"), ("shared", "shared")]
 MATRIX = [(topology, stack, db, files) for topology in ("two-node", "four-node") for stack in ("pacemaker", "heartbeat")
-          for db, files in STORAGE]
+          for db, files in STORAGE
+          # the inventory refuses this one: both pairs cannot mount the one shared device
+          if not (topology == "four-node" and db == files == "shared")]
 
 
 def matrix_case(topology: str, stack: str, databases: str, files: str) -> Inventory:

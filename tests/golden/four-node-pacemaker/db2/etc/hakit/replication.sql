@@ -32,11 +32,19 @@ ALTER USER 'opsview'@'198.51.100.41' IDENTIFIED BY 'FAKEmonitoringDbPassw0rdForT
 GRANT ALL PRIVILEGES ON `opsview`.* TO 'opsview'@'198.51.100.41';
 GRANT ALL PRIVILEGES ON `runtime`.* TO 'opsview'@'198.51.100.41';
 GRANT ALL PRIVILEGES ON `odw`.* TO 'opsview'@'198.51.100.41';
+-- read-only views for hakit check (run by the monitoring master): replication state and
+-- hakit's generation; no SUPER or READ_ONLY ADMIN, so read_only binds this user
+GRANT SLAVE MONITOR, BINLOG MONITOR ON *.* TO 'opsview'@'198.51.100.41';
+GRANT SELECT ON `hakit`.* TO 'opsview'@'198.51.100.41';
 CREATE USER IF NOT EXISTS 'opsview'@'198.51.100.42' IDENTIFIED BY 'FAKEmonitoringDbPassw0rdForTests';
 ALTER USER 'opsview'@'198.51.100.42' IDENTIFIED BY 'FAKEmonitoringDbPassw0rdForTests';
 GRANT ALL PRIVILEGES ON `opsview`.* TO 'opsview'@'198.51.100.42';
 GRANT ALL PRIVILEGES ON `runtime`.* TO 'opsview'@'198.51.100.42';
 GRANT ALL PRIVILEGES ON `odw`.* TO 'opsview'@'198.51.100.42';
+-- read-only views for hakit check (run by the monitoring master): replication state and
+-- hakit's generation; no SUPER or READ_ONLY ADMIN, so read_only binds this user
+GRANT SLAVE MONITOR, BINLOG MONITOR ON *.* TO 'opsview'@'198.51.100.42';
+GRANT SELECT ON `hakit`.* TO 'opsview'@'198.51.100.42';
 
 -- replicate from the peer by GTID; stopping first makes a re-run converge (CHANGE MASTER
 -- refuses to run while replication runs), and hakit starts it again after its checks

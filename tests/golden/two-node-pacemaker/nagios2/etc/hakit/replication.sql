@@ -32,11 +32,37 @@ ALTER USER 'opsview'@'localhost' IDENTIFIED BY 'FAKEmonitoringDbPassw0rdForTests
 GRANT ALL PRIVILEGES ON `opsview`.* TO 'opsview'@'localhost';
 GRANT ALL PRIVILEGES ON `runtime`.* TO 'opsview'@'localhost';
 GRANT ALL PRIVILEGES ON `odw`.* TO 'opsview'@'localhost';
+-- read-only views for hakit check (run by the monitoring master): replication state and
+-- hakit's generation; no SUPER or READ_ONLY ADMIN, so read_only binds this user
+GRANT SLAVE MONITOR, BINLOG MONITOR ON *.* TO 'opsview'@'localhost';
+GRANT SELECT ON `hakit`.* TO 'opsview'@'localhost';
 CREATE USER IF NOT EXISTS 'opsview'@'127.0.0.1' IDENTIFIED BY 'FAKEmonitoringDbPassw0rdForTests';
 ALTER USER 'opsview'@'127.0.0.1' IDENTIFIED BY 'FAKEmonitoringDbPassw0rdForTests';
 GRANT ALL PRIVILEGES ON `opsview`.* TO 'opsview'@'127.0.0.1';
 GRANT ALL PRIVILEGES ON `runtime`.* TO 'opsview'@'127.0.0.1';
 GRANT ALL PRIVILEGES ON `odw`.* TO 'opsview'@'127.0.0.1';
+-- read-only views for hakit check (run by the monitoring master): replication state and
+-- hakit's generation; no SUPER or READ_ONLY ADMIN, so read_only binds this user
+GRANT SLAVE MONITOR, BINLOG MONITOR ON *.* TO 'opsview'@'127.0.0.1';
+GRANT SELECT ON `hakit`.* TO 'opsview'@'127.0.0.1';
+CREATE USER IF NOT EXISTS 'opsview'@'198.51.100.21' IDENTIFIED BY 'FAKEmonitoringDbPassw0rdForTests';
+ALTER USER 'opsview'@'198.51.100.21' IDENTIFIED BY 'FAKEmonitoringDbPassw0rdForTests';
+GRANT ALL PRIVILEGES ON `opsview`.* TO 'opsview'@'198.51.100.21';
+GRANT ALL PRIVILEGES ON `runtime`.* TO 'opsview'@'198.51.100.21';
+GRANT ALL PRIVILEGES ON `odw`.* TO 'opsview'@'198.51.100.21';
+-- read-only views for hakit check (run by the monitoring master): replication state and
+-- hakit's generation; no SUPER or READ_ONLY ADMIN, so read_only binds this user
+GRANT SLAVE MONITOR, BINLOG MONITOR ON *.* TO 'opsview'@'198.51.100.21';
+GRANT SELECT ON `hakit`.* TO 'opsview'@'198.51.100.21';
+CREATE USER IF NOT EXISTS 'opsview'@'198.51.100.22' IDENTIFIED BY 'FAKEmonitoringDbPassw0rdForTests';
+ALTER USER 'opsview'@'198.51.100.22' IDENTIFIED BY 'FAKEmonitoringDbPassw0rdForTests';
+GRANT ALL PRIVILEGES ON `opsview`.* TO 'opsview'@'198.51.100.22';
+GRANT ALL PRIVILEGES ON `runtime`.* TO 'opsview'@'198.51.100.22';
+GRANT ALL PRIVILEGES ON `odw`.* TO 'opsview'@'198.51.100.22';
+-- read-only views for hakit check (run by the monitoring master): replication state and
+-- hakit's generation; no SUPER or READ_ONLY ADMIN, so read_only binds this user
+GRANT SLAVE MONITOR, BINLOG MONITOR ON *.* TO 'opsview'@'198.51.100.22';
+GRANT SELECT ON `hakit`.* TO 'opsview'@'198.51.100.22';
 
 -- replicate from the peer by GTID; stopping first makes a re-run converge (CHANGE MASTER
 -- refuses to run while replication runs), and hakit starts it again after its checks
