@@ -134,12 +134,12 @@ def status(ctx: Context, as_json: bool) -> None:
     import json
 
     from hakit.observe import observe, real_world
-    from hakit.secrets import ensure_secrets
+    from hakit.secrets import load_secrets, secrets_path
     from hakit.snapshot import derive_state, status_document
     from hakit.status_view import print_status
 
     inv = ctx.inventory()
-    secrets = ensure_secrets(inv, create=False)
+    secrets = load_secrets(secrets_path(inv), inv)
     world = real_world(inv, secrets)
     try:
         snap = observe(inv, world)
@@ -160,17 +160,15 @@ def status(ctx: Context, as_json: bool) -> None:
 def check(ctx: Context) -> None:
     """Nagios plugin: one status line with perfdata; exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN."""
     from hakit.check import unknown, verdict
-    from hakit.observe import observe, real_world
-    from hakit.secrets import ensure_secrets
+    from hakit.observe import observe
     from hakit.snapshot import derive_state
 
     try:
         inv = ctx.inventory()
-        secrets = ensure_secrets(inv, create=False)
+        world = _check_world(inv)
     except HakitError as exc:  # plugin guidelines: bad input is UNKNOWN, not a shell error
         result = unknown(str(exc))
     else:
-        world = real_world(inv, secrets)
         try:
             snap = observe(inv, world)
         finally:
@@ -178,6 +176,31 @@ def check(ctx: Context) -> None:
         result = verdict(snap, derive_state(snap), inv.settings.failover, inv.settings.mysql.semi_sync.enabled)
     click.echo(result.line)
     raise click.exceptions.Exit(result.code)
+
+
+def _check_world(inv: Inventory):
+    """Over SSH with the secrets when this user can read them (an admin machine), else from the
+    node as the monitoring user with ``/etc/hakit/check.yml`` (what Nagios runs on the active)."""
+    import socket
+
+    import yaml
+
+    from hakit.errors import InputError
+    from hakit.observe import CHECK_CREDENTIALS, node_world, real_world
+    from hakit.secrets import load_secrets, secrets_path
+
+    path = secrets_path(inv)
+    if os.access(path, os.R_OK):
+        return real_world(inv, load_secrets(path, inv))
+    if os.access(CHECK_CREDENTIALS, os.R_OK):
+        try:
+            password = yaml.safe_load(Path(CHECK_CREDENTIALS).read_text())["monitoring_db_password"]
+        except (yaml.YAMLError, KeyError, TypeError):
+            raise InputError(f"{CHECK_CREDENTIALS}: must hold monitoring_db_password (hakit init writes it)") from None
+        me = socket.gethostname().split(".")[0]
+        return node_world(inv, str(password), me if me in {n.name for n in inv.nodes} else None)
+    raise InputError(f"cannot read the secrets file {path} nor {CHECK_CREDENTIALS}: run as root on an admin "
+                     f"machine, or on a node after hakit init")
 
 
 @main_group.command()

@@ -43,7 +43,8 @@ from hakit.errors import OperationFailed, SafetyRefusal
 from hakit.executor import Executor
 from hakit.gtid import Position
 from hakit.model import Inventory, Node
-from hakit.mysql import ident, root_sql, state_schema_sql, STATE_TABLE
+from hakit.mysql import STATE_TABLE, ident, root_sql, state_schema_sql
+from hakit.observe import CHECK_CREDENTIALS
 from hakit.plan import Plan, Step, step
 from hakit.remote import HostKeyRefused, Runner, Unreachable
 from hakit.secrets import Secrets
@@ -183,6 +184,11 @@ def node_files(run: InitRun, node: str) -> list[Artefact]:
              Artefact(node, NODE_SECRETS, secrets_text, 0o600, "node-secrets")]
     for path, content in wrappers(run.inv.settings.node_hakit).items():
         arts.append(Artefact(node, path, content, 0o755, "agent"))
+    if run.inv.pair_of(node).carries_app:
+        # hakit check runs as the monitoring user: it gets the monitoring login only (0640, its group)
+        check = ("# hakit check: the monitoring login (mode 0640, group of the monitoring master)\n"
+                 + yaml.safe_dump({"monitoring_db_password": run.secrets.monitoring_db_password})).encode()
+        arts.append(Artefact(node, CHECK_CREDENTIALS, check, 0o640, "check-credentials"))
     return arts
 
 
@@ -199,6 +205,8 @@ def _install(run: InitRun, s: Step) -> None:
         if current.get(art.path) != want:
             runner.put(art.path, art.content, art.mode)
             changed.append(art.path)
+        if art.kind == "check-credentials":  # readable by the monitoring master's group only
+            runner.run(["chgrp", run.inv.settings.monitoring.group, art.path], warn=True)
     run.changed[node] = changed
     if changed:
         run.did(f"{node}: wrote {', '.join(changed)}")

@@ -13,7 +13,7 @@ from typing import Callable
 from hakit.errors import HakitError
 from hakit.model import Inventory, Node
 from hakit.mysql import Database, DatabaseUnreachable, PyMySQLDatabase
-from hakit.remote import Runner, SshRunner, Unreachable, runner_for
+from hakit.remote import LocalRunner, Runner, SshRunner, runner_for
 from hakit.secrets import Secrets
 from hakit.snapshot import NodeView, Snapshot
 
@@ -66,6 +66,27 @@ def holds_address(runner: Runner, address: str) -> bool:
 
 def process_running(runner: Runner, name: str) -> bool:
     return runner.run(["pgrep", "-x", name], warn=True, timeout=10).ok
+
+
+CHECK_CREDENTIALS = "/etc/hakit/check.yml"
+
+
+def node_world(inv: Inventory, monitoring_password: str, me: str | None) -> World:
+    """How ``hakit check`` sees the pair from a node, as the monitoring user (no root, no SSH).
+
+    The databases are read with the monitoring master's own login (read-only views: no SUPER
+    or READ_ONLY ADMIN); the VIP and the monitoring master only on this node.
+    """
+    mysql = inv.settings.mysql
+    world = World()
+    if me is not None:
+        world.runners[me] = LocalRunner(me)
+    for node in inv.db_pair.nodes:
+        world.databases[node.name] = PyMySQLDatabase(node.name, host=node.address, port=mysql.port,
+                                                     user=mysql.monitoring_user, password=monitoring_password,
+                                                     connect_timeout=inv.settings.ssh.connect_timeout,
+                                                     read_timeout=10)
+    return world
 
 
 def observe_node(inv: Inventory, world: World, node: Node) -> NodeView:

@@ -85,3 +85,16 @@ def test_vip_detection_matches_whole_addresses_only():
     world = World({"nagios1": runner}, {})
     snap = observe(inv, world)
     assert snap.db_nodes[0].vip is False  # .201 is not the VIP .20
+
+
+def test_the_check_on_a_node_reads_the_databases_with_the_monitoring_login_only():
+    from hakit.observe import node_world
+    from hakit.remote import LocalRunner
+
+    inv = load_inventory("examples/two-node-pacemaker.yml")
+    world = node_world(inv, "monitoring-pw", "nagios1")
+    assert set(world.runners) == {"nagios1"} and isinstance(world.runners["nagios1"], LocalRunner)
+    assert {name: (db.host, db.user, db.password) for name, db in world.databases.items()} == {
+        "nagios1": ("198.51.100.21", "opsview", "monitoring-pw"),
+        "nagios2": ("198.51.100.22", "opsview", "monitoring-pw")}
+    assert node_world(inv, "pw", None).runners == {}
