@@ -72,7 +72,7 @@ Port = Annotated[int, Field(ge=1, le=65535)]
 class Frozen(BaseModel):
     """Base of every model class: immutable, unknown keys refused."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", strict=False, str_strip_whitespace=False)
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True, str_strip_whitespace=False)
 
 
 # --------------------------------------------------------------------------- sections
@@ -327,7 +327,7 @@ class Settings(Frozen):
 class HostVars(Frozen):
     """The host variables hakit reads. Other ``ansible_*`` and non-hakit variables pass through."""
 
-    model_config = ConfigDict(frozen=True, extra="allow")
+    model_config = ConfigDict(frozen=True, extra="allow", strict=True)
 
     ansible_host: IPv4
     ansible_port: Port = 22
