@@ -137,12 +137,12 @@ def pacemaker_online(init: int) -> tuple[set[str], bool]:
 
 
 def wait_pacemaker(spec: LabSpec, inits: dict[str, int], timeout: float = 90.0) -> None:
-    """Until every node sees every node online and a DC is elected."""
-    want = {n.name for n in spec.nodes}
+    """Until every node of ``inits`` sees all of them online, and a DC is elected."""
+    want = set(inits)
 
     def formed() -> bool:
-        for node in spec.nodes:
-            online, dc = pacemaker_online(inits[node.name])
+        for name in want:
+            online, dc = pacemaker_online(inits[name])
             if online != want or not dc:
                 return False
         return True
@@ -159,10 +159,10 @@ def heartbeat_view(init: int, peers: list[str]) -> dict[str, str]:
 
 
 def wait_heartbeat(spec: LabSpec, inits: dict[str, int], timeout: float = 90.0) -> None:
-    """Until each node's heartbeat sees itself and its pair peer ``active``."""
+    """Until the heartbeat of each node of ``inits`` sees itself and its running pair peer ``active``."""
     def formed() -> bool:
-        for node in spec.nodes:
-            pair = [n.name for n in spec.nodes if n.pair == node.pair]
+        for node in [n for n in spec.nodes if n.name in inits]:
+            pair = [n.name for n in spec.nodes if n.pair == node.pair and n.name in inits]
             if set(heartbeat_view(inits[node.name], pair).values()) != {"active"}:
                 return False
         return True

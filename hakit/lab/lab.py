@@ -115,7 +115,7 @@ def up(dir: str, topology: str = "two-node", stack: str = "pacemaker", subnet: s
                 host_keys[name] = pub
             state.save()
             labinventory.write_known_hosts(spec, host_keys)
-            _parallel(spec, lambda n: _boot(spec, n, state.inits[n.name], first=True))
+            _parallel(spec, lambda n: _boot(spec, n, state.inits[n.name]))
             phase("nodes: folders, keys, namespaces, sshd, MariaDB")
             _start_stack(spec, state.inits)
             phase(f"cluster stack formed ({spec.stack})")
@@ -144,7 +144,7 @@ def _host_key(spec: LabSpec, node: NodeSpec) -> str:
     return key.with_name(key.name + ".pub").read_text().strip()
 
 
-def _boot(spec: LabSpec, node: NodeSpec, init: int, first: bool) -> None:
+def _boot(spec: LabSpec, node: NodeSpec, init: int) -> None:
     """Bring a started init to a running node: mounts, network, sshd, MariaDB (not the stack)."""
     nodes.mount_private(spec, node, init)
     netns.plug_node(spec, node, init)
@@ -210,7 +210,7 @@ def restart_node(dir: str, name: str, wait_cluster: bool = False) -> int:
         if node.link not in state.links:
             state.links.append(node.link)
         state.save()
-        _boot(spec, node, init, first=False)
+        _boot(spec, node, init)
         if spec.stack == "pacemaker":
             daemons.start(init, daemons.COROSYNC)
             daemons.start(init, daemons.PACEMAKER)

@@ -37,10 +37,21 @@ def make_bridge(spec: LabSpec) -> None:
     run(["ip", "link", "set", BRIDGE, "up"])
 
 
+def node_mac(node: NodeSpec) -> str:
+    """The node's eth0 MAC: fixed, from its address (locally administered), so it survives restarts.
+
+    A restarted node with a new MAC would be unreachable until every neighbour's ARP entry for
+    its address expired (tens of seconds), as a server whose NIC changed would be.
+    """
+    a, b, c, d = (int(x) for x in node.address.split("."))
+    return f"02:68:{a:02x}:{b:02x}:{c:02x}:{d:02x}"
+
+
 def plug_node(spec: LabSpec, node: NodeSpec, init_pid: int) -> None:
     """Create the node's veth pair: host end on the bridge, ``eth0`` with its address inside the node."""
     remove_link(node.link)  # a leftover of an earlier life of this node
-    run(["ip", "link", "add", node.link, "type", "veth", "peer", "name", "eth0", "netns", str(init_pid)])
+    run(["ip", "link", "add", node.link, "type", "veth", "peer", "name", "eth0", "address", node_mac(node),
+         "netns", str(init_pid)])
     _sysctl(f"net.ipv6.conf.{node.link}.disable_ipv6", "1")
     run(["ip", "link", "set", node.link, "master", BRIDGE, "up"])
     inside = ["nsenter", "-t", str(init_pid), "-n", "--"]
