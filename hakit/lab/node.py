@@ -1,6 +1,6 @@
 """A lab node: a set of Linux namespaces (mount, UTS, IPC, network, PID) around a reaping init.
 
-The node is ``unshare -m -u -i -n -p -f --mount-proc tini -- sh -c LOOP MARKER``: ``tini`` is
+The node is ``setsid -f unshare -m -u -i -n -p -f --mount-proc tini -- sh -c LOOP MARKER``: ``tini`` is
 PID 1 of the node and reaps orphaned daemons; the marker on its command line lets ``down``
 find the node without the state file. Killing the init (from the host) kills every process
 of the node at once — the kernel does that for a PID namespace whose init dies — and with it
