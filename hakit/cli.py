@@ -230,6 +230,43 @@ def init(ctx: Context, dry_run: bool) -> None:
         ctx.say(f"init: {len(changed)} changes" if changed else "init: nothing to change, the pair is as configured")
 
 
+@main_group.command(name="sync")
+@_with_inventory
+def sync_command(ctx: Context) -> None:
+    """Push the inventory's sync files and folders from the active to the standby (only what differs)."""
+    from hakit.errors import SafetyRefusal
+    from hakit.observe import holds_address
+    from hakit.remote import runner_for
+    from hakit.sync import sync
+
+    inv = ctx.inventory()
+    items = list(inv.settings.sync)
+    if not items:
+        ctx.say("sync: the inventory has no sync list")
+        return
+    pair = inv.app_pair
+    runners = {n: runner_for(inv, n) for n in pair.node_names}
+    try:
+        holders = [n for n in pair.node_names if holds_address(runners[n], pair.vip.address)]
+        if len(holders) != 1:
+            raise SafetyRefusal(f"sync needs exactly one active to copy from; the VIP {pair.vip.address} is held by "
+                                f"{', '.join(holders) or 'no node'} (see hakit status)")
+        source = holders[0]
+        target = pair.peer_of(source).name
+        plan = sync(runners[source], runners[target], items)
+    finally:
+        for runner in runners.values():
+            runner.close()
+    if plan.empty:
+        ctx.say(f"sync: {target} already matches {source}")
+    else:
+        ctx.say(f"sync: {len(plan.copy)} entries copied from {source} to {target}, {len(plan.remove)} removed")
+        for path in plan.copy:
+            ctx.say(f"  copied {path}", level=1)
+        for path in plan.remove:
+            ctx.say(f"  removed {path}", level=1)
+
+
 def _register_subcommands() -> None:
     from hakit.agents.cli import agent_group
     from hakit.lab.cli import lab

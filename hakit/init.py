@@ -43,7 +43,7 @@ from hakit.errors import OperationFailed, SafetyRefusal
 from hakit.executor import Executor
 from hakit.gtid import Position
 from hakit.model import Inventory, Node
-from hakit.mysql import STATE_TABLE, ident, root_sql, state_schema_sql
+from hakit.mysql import STATE_TABLE, ident, root_rows, root_sql, state_schema_sql
 from hakit.observe import CHECK_CREDENTIALS
 from hakit.plan import Plan, Step, step
 from hakit.remote import HostKeyRefused, Runner, Unreachable
@@ -261,8 +261,7 @@ def _users(run: InitRun, s: Step) -> None:
     node = s.node
     mysql = run.inv.settings.mysql
     peer = run.inv.db_pair.peer_of(node)
-    status = run.sql(node, "SHOW SLAVE STATUS\\G").stdout
-    fields = dict(re.findall(r"^\s*(\w+): (.*)$", status, re.M))
+    fields = _replica_fields(run, node)
     users = run.value(node, f"SELECT GROUP_CONCAT(CONCAT(User, '@', Host) ORDER BY User, Host) FROM mysql.user "
                             f"WHERE User IN ('{mysql.replication_user}', '{mysql.admin_user}', "
                             f"'{mysql.monitoring_user}')")
@@ -406,7 +405,8 @@ def _schema(run: InitRun, _: Step) -> None:
 
 
 def _replica_fields(run: InitRun, node: str) -> dict[str, str]:
-    return dict(re.findall(r"^\s*(\w+): (.*)$", run.sql(node, "SHOW SLAVE STATUS\\G").stdout, re.M))
+    rows = root_rows(run.runners[node], "SHOW SLAVE STATUS")
+    return {k: v or "" for k, v in rows[0].items()} if rows else {}
 
 
 def _replication(run: InitRun, _: Step) -> None:

@@ -272,6 +272,24 @@ def root_sql(runner, sql: str | bytes, *, timeout: float = 300.0, warn: bool = F
     return runner.run(["mariadb", "--batch", "--skip-column-names"], input=sql, timeout=timeout, warn=warn)
 
 
+def root_rows(runner, sql: str, *, timeout: float = 60.0) -> list[dict[str, str | None]]:
+    """Run one query as root through the socket and return its rows as dicts (NULL -> None)."""
+    out = runner.run(["mariadb", "--batch"], input=sql, timeout=timeout).stdout
+    lines = out.splitlines()
+    if not lines:
+        return []
+    names = lines[0].split("\t")
+    return [dict(zip(names, (_unescape(v) for v in line.split("\t")))) for line in lines[1:]]
+
+
+def _unescape(value: str) -> str | None:
+    """Undo the mariadb client's batch escaping (\\t, \\n, \\\\, \\0); NULL is None."""
+    if value == "NULL":
+        return None
+    return re.sub(r"\\(.)", lambda m: {"t": "\t", "n": "\n", "0": "\0", "\\": "\\"}.get(m.group(1), m.group(1)),
+                  value)
+
+
 def state_schema_sql(schema: str) -> list[str]:
     """DDL of hakit's own schema (created on the active; it replicates)."""
     return [f"CREATE DATABASE IF NOT EXISTS {ident(schema)}",

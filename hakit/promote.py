@@ -57,7 +57,8 @@ def plan_promotion(node: str, local: DbFacts | None, peer: PeerView, *, schema: 
         return Plan("promote", f"{node} is already the writable database of generation {local.generation}",
                     tuple(steps))
     replica = local.replica
-    if replica is not None and (replica.io_running or replica.sql_running or replica.gtid_io_pos):
+    # the recorded active coming back (a restart of its role) keeps its replication as it is
+    if not already and replica is not None and (replica.io_running or replica.sql_running or replica.gtid_io_pos):
         received = Position.parse(replica.gtid_io_pos)
         if received.gtids and not local.gtid_current_pos.contains(received):
             missing = local.gtid_current_pos.missing_from(received)

@@ -44,7 +44,12 @@ def _where(runner, resource: str) -> list[str]:
 
 
 def _wait_group_on(run, runner, group: str, node: str) -> None:
-    """The group must run on ``node`` (the active). Moves it there once if the stack chose otherwise."""
+    """The group must run on ``node`` (the active). Moves it there once if the stack chose otherwise.
+
+    Waits for the cluster to settle first: right after a load, the ping attribute is not yet
+    defined and the stack may stop and restart the group once.
+    """
+    runner.run(["crm_resource", "--wait", "--timeout", "120s"], warn=True, timeout=150)
     deadline = time.monotonic() + 120
     moved = False
     while time.monotonic() < deadline:
@@ -52,6 +57,7 @@ def _wait_group_on(run, runner, group: str, node: str) -> None:
         if where == [node]:
             if moved:
                 runner.run(["crm_resource", "--resource", group, "--clear"], timeout=30)
+                runner.run(["crm_resource", "--wait", "--timeout", "120s"], warn=True, timeout=150)
             run.note(f"resources of {group} run on {node}")
             return
         if where and where != [node] and not moved:

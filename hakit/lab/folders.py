@@ -16,10 +16,10 @@ from hakit.lab.proc import run
 from hakit.lab.spec import PRIVATE_DIRS, LabSpec, NodeSpec
 
 #: host folders copied into a fresh node (packaged config and the folder layout daemons expect)
-SEEDED = ("/etc/corosync", "/etc/ha.d", "/etc/mysql", "/etc/ssh", "/etc/nagios4", "/var/lib/nagios4",
+SEEDED = ("/etc/corosync", "/etc/ha.d", "/etc/mysql", "/etc/ssh", "/etc/nagios4", "/var/lib/nagios4", "/var/lib/nagios",
           "/var/lib/heartbeat", "/var/lib/pacemaker")
 #: host files that must NOT follow into a node: host identity, host cluster config
-NOT_COPIED = ("etc/ssh/ssh_host_", "var/lib/heartbeat/hb_uuid", "var/lib/heartbeat/hostcache",
+NOT_COPIED = ("etc/ssh/ssh_host_", "var/lib/nagios/.ssh", "var/lib/heartbeat/hb_uuid", "var/lib/heartbeat/hostcache",
               "var/lib/heartbeat/delhostcache", "etc/corosync/authkey", "var/lib/pacemaker/cib/cib")
 
 #: (path, owner, mode) made in a fresh node
@@ -38,10 +38,11 @@ OWNED = (
     ("/var/log/nagios4/archives", "nagios:adm", "2751"),
     ("/var/log/hakit", "root:root", "0750"),
     ("/var/log/heartbeat", "root:root", "0755"),
-    ("/root", "root:root", "0700"),
+    ("/root", "root:root", "0711"),  # traversable: the nagios user runs hakit from /root/.pyenv here
     ("/root/.ssh", "root:root", "0700"),
     ("/etc/ssh/authorized_keys", "root:root", "0755"),
-    ("/etc/hakit", "root:root", "0750"),
+    ("/etc/hakit", "root:root", "0755"),  # the monitoring master reads the node inventory here
+    ("/usr/lib/ocf/resource.d/hakit", "root:root", "0755"),
     ("/var/lib/hakit", "root:root", "0750"),
 )
 

@@ -8,6 +8,8 @@ Nothing in it is special to the lab except the values.
 from __future__ import annotations
 
 import os
+import shutil
+import sys
 from pathlib import Path
 
 import yaml
@@ -26,6 +28,12 @@ FENCE_AGENT = "fence_hakitlab"
 FENCE_SOCKET = f"{NODE_SHARED_DIR}/fence.sock"
 
 
+def node_hakit() -> str:
+    """The hakit command the lab nodes run (the one running now, in its virtualenv)."""
+    beside = Path(sys.executable).parent / "hakit"
+    return str(beside) if beside.exists() else (shutil.which("hakit") or "/usr/local/bin/hakit")
+
+
 def inventory_data(spec: LabSpec) -> dict:
     """The inventory of ``spec`` as data (pure)."""
     d = Path(spec.dir)
@@ -41,6 +49,8 @@ def inventory_data(spec: LabSpec) -> dict:
         "ping_nodes": [spec.host_address],
         "ssh": {"known_hosts": KNOWN_HOSTS, "identity_file": str(d / KEY)},
         "secrets_file": SECRETS,
+        # the nodes share this machine's /work and /usr: the agents run this checkout's hakit
+        "node_hakit": node_hakit(),
     }
     if spec.stack == "pacemaker":
         hakit["fencing"] = [{"name": "lab", "agent": FENCE_AGENT, "nodes": [n.name for n in spec.nodes],

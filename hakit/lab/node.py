@@ -14,6 +14,7 @@ are fresh tmpfs.
 from __future__ import annotations
 
 import os
+import sys
 import shlex
 import signal
 import subprocess
@@ -89,7 +90,7 @@ def _ns(pid: int, kind: str) -> str:
 
 
 #: private folders that no Debian package makes: the lab creates them as mount points
-LAB_MOUNTPOINTS = ("/etc/hakit", "/var/lib/hakit")
+LAB_MOUNTPOINTS = ("/etc/hakit", "/var/lib/hakit", "/usr/lib/ocf/resource.d/hakit")
 
 
 def missing_mountpoints() -> list[str]:
@@ -109,11 +110,36 @@ def make_mountpoints() -> list[str]:
     return made
 
 
+#: folders a node sees privately besides PRIVATE_DIRS (fresh tmpfs)
+_FRESH = ("/run", "/dev/shm", "/tmp")
+
+
+def hidden_code_paths() -> list[str]:
+    """The folders of the running hakit (interpreter, virtualenv, checkout) that a node would not see."""
+    import hakit
+
+    candidates = {os.path.realpath(sys.base_prefix), os.path.realpath(sys.prefix),
+                  str(Path(hakit.__file__).resolve().parents[1])}
+    private = tuple(PRIVATE_DIRS) + _FRESH
+    hidden = sorted(p for p in candidates if any(p == d or p.startswith(d + "/") for d in private))
+    # keep only the outermost of nested paths
+    return [p for p in hidden if not any(p != q and p.startswith(q + "/") for q in hidden)]
+
+
 def mount_private(spec: LabSpec, node: NodeSpec, init: int) -> None:
     """Bind the node's private folders over the host paths, fresh tmpfs on /run, /dev/shm, /tmp."""
     src = spec.node_dir(node.name)
     q = shlex.quote
     lines = ["set -e", "mount --make-rprivate /"]
+    # hakit's own code must stay visible in the node (the agents run it) even where it lives
+    # under a folder the node gets privately (/root/.pyenv, a clone under /tmp): stage it
+    # read-only on a node-private tmpfs now, move it back in place after the private mounts
+    code = hidden_code_paths()
+    if code:
+        lines.append("mount -t tmpfs -o mode=0755,size=1m tmpfs /mnt")
+        for index, path in enumerate(code):
+            lines += [f"mkdir -p /mnt/code{index}", f"mount --bind {q(path)} /mnt/code{index}",
+                      f"mount -o remount,bind,ro /mnt/code{index}"]
     for path in PRIVATE_DIRS:
         if path == "/root":
             continue
@@ -126,6 +152,8 @@ def mount_private(spec: LabSpec, node: NodeSpec, init: int) -> None:
     lines.append(f"mount --bind {q(str(src) + '/root')} /root")  # last: DIR may live under /root
     lines.append("mount -t tmpfs -o mode=1777,size=64m tmpfs /dev/shm")
     lines.append("mount -t tmpfs -o mode=1777,size=256m tmpfs /tmp")
+    for index, path in enumerate(code):
+        lines += [f"mkdir -p {q(path)}", f"mount --move /mnt/code{index} {q(path)}"]
     lines.append(f"hostname {q(node.name)}")
     run(["nsenter", "-t", str(init), "-m", "-u", "--", "/bin/sh", "-c", "\n".join(lines)])
 

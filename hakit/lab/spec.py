@@ -37,7 +37,9 @@ PRIVATE_DIRS = (
     "/etc/mysql", "/var/lib/mysql",
     "/etc/ssh",
     "/etc/nagios4", "/var/lib/nagios4",
+    "/var/lib/nagios",  # the nagios user's home: its SSH key is the node's own
     "/etc/hakit", "/var/lib/hakit",
+    "/usr/lib/ocf/resource.d/hakit",  # hakit init installs its agents here: per node, never on the host
     "/var/log",
     "/root",  # last: anything under /root on the host must be bound before it is hidden
 )

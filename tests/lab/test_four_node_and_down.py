@@ -95,6 +95,7 @@ def test_down_leaves_nothing_behind(four_node_lab):
     assert str(lab.dir) not in mounts
     assert not Path("/usr/sbin/fence_hakitlab").exists()
     assert not Path("/etc/hakit").exists() and not Path("/var/lib/hakit").exists()
+    assert not Path("/usr/lib/ocf/resource.d/hakit").exists()  # the agents init installs stay in the nodes
     assert not lab.dir.exists()
     routes = subprocess.run(["ip", "route"], capture_output=True, text=True).stdout
     assert lab.spec.subnet not in routes

@@ -95,3 +95,9 @@ def test_a_standby_that_cannot_apply_its_relay_log_in_time_is_not_promoted():
     with pytest.raises(OperationFailed, match="did not apply its relay log"):
         Executor(database_actions({"n2": n2}), None, say=lambda _: None).run(plan)
     assert n2.read_only and n2.state.generation == 1  # nothing changed
+
+
+def test_the_recorded_active_coming_back_keeps_its_replication():
+    plan = plan_promotion("n1", facts(ro=True, gen=3, promoted="n1", replica=rep()), PeerView("n2", True, facts(gen=3)),
+                          schema="hakit", relay_wait=30)
+    assert names(plan) == ["writable"]
