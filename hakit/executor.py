@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from hakit.errors import HakitError, OperationFailed
+from hakit.errors import HakitError, OperationFailed, SafetyRefusal
 from hakit.journal import Journal
 from hakit.plan import Plan, Step
 
@@ -84,6 +84,8 @@ class Executor:
                 self._end(op_id, "failed-rolled-back" if outcome.rolled_back else "failed", str(exc))
                 outcome.seconds = time.monotonic() - started
                 hint = "rolled back; " if outcome.rolled_back else ""
+                if isinstance(exc, SafetyRefusal):  # a refusal stays a refusal (exit 3), with its reason
+                    raise SafetyRefusal(f"{plan.operation} refused at step '{step.name}': {exc}") from None
                 raise OperationFailed(f"{plan.operation} failed at step '{step.name}': {exc} "
                                       f"({hint}re-run the same command to resume)") from None
             outcome.timings[step.name] = time.monotonic() - t0

@@ -119,7 +119,8 @@ def plan_init(inv: Inventory) -> Plan:
     steps += [
         step("roles", "roles", "pick the active: the writable node, else the one holding the data, else priority"),
         step("seed", "seed", "copy the active's databases to the standby when it lacks them (dump)"),
-        step("schema", "schema", "hakit's state on the active: generation 1 and its promotion point"),
+        step("schema", "schema", "the managed databases and hakit's state on the active: generation 1 and its "
+                                 "promotion point"),
         step("replication", "replication", "replication both ways by GTID; threads running"),
         step("writable", "writable", "read_only=OFF on the active only"),
         step("resources", "resources", "load the cluster resources (database role, VIP, monitoring master)"),
@@ -216,7 +217,12 @@ def _install(run: InitRun, s: Step) -> None:
 
 def _database(run: InitRun, s: Step) -> None:
     node = s.node
+    runner = run.runners[node]
     cnf = run.inv.settings.mysql.config_path
+    sysctl = next((a for a in run.artefacts if a.node == node and a.kind == "sysctl"), None)
+    if sysctl is not None and runner.run(["sysctl", "-n", "net.ipv4.ip_nonlocal_bind"]).stdout.strip() != "1":
+        runner.run(["sysctl", "-q", "-p", sysctl.path])  # before MariaDB binds the VIP
+        run.did(f"{node}: kernel settings applied ({sysctl.path})")
     running = run.sql(node, "SELECT 1", warn=True).ok
     if cnf in run.changed.get(node, []) or not running:
         service(run.runners[node], "mariadb", "restart" if running else "start")
@@ -357,23 +363,24 @@ def seed_by_dump(inv: Inventory, active: Runner, standby: Runner, say: Callable[
     Returns the GTID position the standby starts replicating from.
     """
     mysql = inv.settings.mysql
-    main = [d for d in mysql.databases if d not in mysql.bulk_databases] + [mysql.hakit_schema]
-    exists = root_sql(active, f"SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name = "
-                              f"'{mysql.hakit_schema}'").stdout.strip() == "1"
-    if not exists:
-        main.remove(mysql.hakit_schema)
+    present = set(root_sql(active, "SHOW DATABASES").stdout.split())
+    main = [d for d in mysql.databases + [mysql.hakit_schema] if d not in mysql.bulk_databases and d in present]
+    bulk = [d for d in mysql.bulk_databases if d in present]
     common = ["mariadb-dump", "--routines", "--events", "--triggers", "--hex-blob", "--master-data=2", "--gtid"]
     t0 = time.monotonic()
-    main_dump = active.run(common + ["--lock-all-tables", "--databases", *main], timeout=3600).raw
-    main_pos = _dump_position(main_dump)
-    say(f"    dumped {', '.join(main)} under the global read lock ({len(main_dump)} bytes, GTID {main_pos})")
+    main_dump, main_pos = b"", Position()
+    if main:
+        main_dump = active.run(common + ["--lock-all-tables", "--databases", *main], timeout=3600).raw
+        main_pos = _dump_position(main_dump)
+        say(f"    dumped {', '.join(main)} under the global read lock ({len(main_dump)} bytes, GTID {main_pos})")
     bulk_dump, bulk_pos = b"", main_pos
-    if mysql.bulk_databases:
-        bulk_dump = active.run(common + ["--single-transaction", "--skip-lock-tables", "--databases",
-                                         *mysql.bulk_databases], timeout=3600).raw
+    if bulk:
+        bulk_dump = active.run(common + ["--single-transaction", "--skip-lock-tables", "--databases", *bulk],
+                               timeout=3600).raw
         bulk_pos = _dump_position(bulk_dump)
-        say(f"    dumped {', '.join(mysql.bulk_databases)} without the global lock ({len(bulk_dump)} bytes, "
-            f"GTID {bulk_pos})")
+        say(f"    dumped {', '.join(bulk)} without the global lock ({len(bulk_dump)} bytes, GTID {bulk_pos})")
+        if not main:
+            main_pos = bulk_pos
     standby.run(["mariadb", "--batch"], input=b"SET SESSION sql_log_bin=0;\n" + bulk_dump + main_dump, timeout=3600)
     root_sql(standby, f"SET GLOBAL gtid_slave_pos = '{main_pos}'")
     if bulk_pos != main_pos and not main_pos.contains(bulk_pos):
@@ -392,6 +399,11 @@ def _dump_position(dump: bytes) -> Position:
 
 def _schema(run: InitRun, _: Step) -> None:
     mysql = run.inv.settings.mysql
+    present = set(run.sql(run.active, "SHOW DATABASES").stdout.split())
+    absent = [d for d in mysql.databases if d not in present]
+    if absent:  # empty, on the active: they replicate; the monitoring master fills them
+        run.sql(run.active, "".join(f"CREATE DATABASE IF NOT EXISTS {ident(d)};\n" for d in absent))
+        run.did(f"{run.active}: created the managed databases {', '.join(absent)}")
     if _facts(run, run.active)["generation"] > 0:
         run.note(f"generation already recorded on {run.active}")
         return

@@ -44,6 +44,7 @@ CIB_SCHEMA = "pacemaker-3.7"
 #: cluster stacks run commands with a minimal PATH.
 NODE_INVENTORY = "/etc/hakit/inventory.yml"
 REPLICATION_SQL = "/etc/hakit/replication.sql"
+SYSCTL = "/etc/sysctl.d/60-hakit.conf"
 SYNC_MANIFEST = "/etc/hakit/sync.json"
 
 #: seconds by which fencing of the node running the resources is delayed in a split (Pacemaker
@@ -599,6 +600,8 @@ def _mysql(inv: Inventory, secrets: Secrets, out: _Maker) -> None:
         peer = pair.peer_of(node.name)
         cnf = _render("mysql/hakit.cnf.j2", my=my, node=node, pair=pair, replicated=replicated)
         out.add(node.name, my.config_path, cnf, "mysql-cnf")
+        if replicated:
+            out.add(node.name, SYSCTL, _render("sysctl/hakit.conf.j2", node=node, pair=pair), "sysctl")
         sql = _render("mysql/replication.sql.j2", my=my, node=node, peer=peer, secrets=secrets,
                       app_hosts=app_hosts, replicated=replicated)
         out.add(node.name, REPLICATION_SQL, sql, "mysql-sql", secret=True)

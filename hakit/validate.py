@@ -79,6 +79,7 @@ PROGRAMS: dict[str, tuple[str, str]] = {
     "mariadb": ("mariadb-client-core", "execute the replication SQL"),
     "nagios4": ("nagios4-core", "verify the Nagios object definitions"),
     "unshare": ("util-linux", "run checkers in private namespaces"),
+    "sysctl": ("procps", "apply the kernel settings file in a private network namespace"),
     "ip": ("iproute2", "give a sandbox the node's address"),
     "mount": ("mount", "give a sandbox private folders"),
     "hostname": ("hostname", "give a sandbox the node's name"),
@@ -101,6 +102,7 @@ KIND_PROGRAMS: dict[str, tuple[str, ...]] = {
     "mysql-sql": ("mariadbd", "mariadb-install-db", "mariadb", "unshare"),
     "nagios": ("nagios4",),
     "sync-manifest": (),
+    "sysctl": ("sysctl", "unshare"),
 }
 
 #: PATH for every tool (never the caller's: validation must not depend on it)
@@ -1112,6 +1114,20 @@ def check_nagios(art: Artefact, ctx: CheckContext) -> list[CheckResult]:
     return [ctx.result("nagios4 -v", art, ok, detail)]
 
 
+# --------------------------------------------------------------------------- sysctl
+
+
+def check_sysctl(art: Artefact, ctx: CheckContext) -> list[CheckResult]:
+    """``sysctl -p FILE`` in a fresh network namespace: the real parser applies every net.*
+    setting there (they are per namespace), and nothing of this machine changes."""
+    path = ctx.scratch("sysctl") / "60-hakit.conf"
+    path.write_bytes(art.content)
+    res = ctx.run([ctx.program("unshare"), "--net", "--", ctx.program("sysctl"), "-p", str(path)], timeout=30)
+    ok = res.returncode == 0 and "cannot" not in (res.stderr + res.stdout).lower()
+    detail = "applied in a private network namespace" if ok else _fail_detail(res, "sysctl -p")
+    return [ctx.result("sysctl -p", art, ok, detail)]
+
+
 # --------------------------------------------------------------------------- sync manifest
 
 
@@ -1178,6 +1194,7 @@ CHECKERS: dict[str, Checker] = {
     "mysql-sql": check_mysql_sql,
     "nagios": check_nagios,
     "sync-manifest": check_sync_manifest,
+    "sysctl": check_sysctl,
 }
 
 

@@ -47,9 +47,14 @@ def render(inv: Inventory, secrets: Secrets, spec: LabSpec) -> list[Artefact]:
 
 
 def sshd_config(node: NodeSpec) -> bytes:
-    """sshd of a node: its own address only, its own host key, key authentication only."""
+    """sshd of a node: its own host key, key authentication only, every address of the node.
+
+    Every address of the node's own network namespace: its address and, while it is the
+    active, the VIP, which reverse-SSH clients of the monitoring master connect to (as a
+    production sshd listens by default). Nothing outside the lab can reach the namespace.
+    """
     return (f"# hakit lab: sshd of node {node.name}\n"
-            f"ListenAddress {node.address}\n"
+            "ListenAddress 0.0.0.0\n"
             "Port 22\n"
             "HostKey /etc/ssh/ssh_host_ed25519_key\n"
             "PidFile /run/sshd.pid\n"

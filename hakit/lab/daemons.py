@@ -31,6 +31,8 @@ class Daemon:
 
 SSHD = Daemon("sshd", ("sshd",), "/usr/sbin/sshd -f /etc/ssh/sshd_config")
 MARIADB = Daemon("mariadb", ("mariadbd",),
+                 # the node's network namespace gets hakit's kernel settings (non-local bind of the VIP)
+                 "{ test ! -f /etc/sysctl.d/60-hakit.conf || sysctl -q -p /etc/sysctl.d/60-hakit.conf; }; "
                  "setsid /usr/sbin/mariadbd --user=mysql </dev/null >>/var/log/mysql/mariadbd.out 2>&1 &")
 COROSYNC = Daemon("corosync", ("corosync",), "/usr/sbin/corosync")
 PACEMAKER = Daemon("pacemaker", ("pacemakerd", "pacemaker-base", "pacemaker-cont", "pacemaker-fenc"),

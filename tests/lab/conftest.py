@@ -1,139 +1,18 @@
-"""Fixtures of the lab tests: real labs (root, real daemons), torn down whatever happens.
-
-A lab is module-scoped: each test module builds one and asserts many things on it. Every
-lab is removed by its fixture's ``finally``, and once more at session end and at exit (a
-safety net for an interrupted run). Nodes are reached like production reaches them: over SSH
-with pytest-testinfra's paramiko backend, the lab key, and **verified host keys** (the lab's
-known_hosts, unknown or changed keys refused).
-"""
+"""Fixtures of the lab tests (the helpers live in labkit.py, importable by test modules)."""
 
 from __future__ import annotations
 
-import atexit
-import functools
-import os
-import time
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable, Iterator
 
-import paramiko
-import pytest
 import testinfra.host
-from testinfra.backend.paramiko import ParamikoBackend
 
-from hakit.lab import lab as labmod
-from hakit.lab.labinventory import KEY, KNOWN_HOSTS
-from hakit.lab.spec import LabSpec
+import pytest
 
-_MADE: list[str] = []  #: every lab folder a fixture created (the safety net removes them)
-
-
-def _safety_net() -> None:
-    for dir in _MADE:
-        try:
-            labmod.down(dir)
-        except Exception:  # noqa: BLE001 - last resort at exit: never mask the test result
-            pass
-
-
-atexit.register(_safety_net)
+from labkit import Lab, _safety_net, _wait_until, build_lab, need_root, testinfra_host
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     _safety_net()
-
-
-def need_root() -> None:
-    """Skip (only) when not root: the lab makes namespaces, links and mounts."""
-    if os.geteuid() != 0:
-        pytest.skip("the namespace lab needs root (namespaces, links, mounts); run the lab tests as root")
-
-
-class VerifiedParamikoBackend(ParamikoBackend):
-    """testinfra's paramiko backend, but with host keys verified against one known_hosts file.
-
-    The stock backend accepts unknown host keys with a warning (``WarningPolicy``) and reads
-    no known_hosts file; here only keys in ``known_hosts`` are accepted (``RejectPolicy``), a
-    changed key fails, and only the lab's key authenticates (no agent, no ~/.ssh keys).
-    """
-
-    def __init__(self, hostspec: str, known_hosts: str, **kwargs: Any):
-        self.known_hosts = known_hosts
-        super().__init__(hostspec, **kwargs)
-
-    @functools.cached_property
-    def client(self) -> paramiko.SSHClient:  # type: ignore[override]
-        client = paramiko.SSHClient()
-        client.load_host_keys(self.known_hosts)
-        client.set_missing_host_key_policy(paramiko.RejectPolicy())
-        client.connect(hostname=self.host.name, port=int(self.host.port or 22), username=self.host.user or "root",
-                       key_filename=self.ssh_identity_file, timeout=self.timeout, allow_agent=False,
-                       look_for_keys=False)
-        return client
-
-
-def testinfra_host(address: str, known_hosts: str | Path, identity: str | Path) -> testinfra.host.Host:
-    """A testinfra Host for one lab node, over SSH with verified host keys."""
-    backend = VerifiedParamikoBackend(f"root@{address}", known_hosts=str(known_hosts),
-                                      ssh_identity_file=str(identity), timeout=10)
-    host = testinfra.host.Host(backend)
-    backend.set_host(host)
-    return host
-
-
-@dataclass
-class Lab:
-    """A running lab as the tests see it."""
-
-    dir: Path
-    spec: LabSpec
-    up_seconds: float
-    hosts: dict[str, testinfra.host.Host]
-
-    @property
-    def known_hosts(self) -> Path:
-        return self.dir / KNOWN_HOSTS
-
-    @property
-    def key(self) -> Path:
-        return self.dir / KEY
-
-    def host(self, name: str) -> testinfra.host.Host:
-        return self.hosts[name]
-
-    def address(self, name: str) -> str:
-        return self.spec.node(name).address
-
-    def reconnect(self, name: str) -> testinfra.host.Host:
-        """A fresh SSH connection to ``name`` (after a restart, the old one is dead)."""
-        self.hosts[name] = testinfra_host(self.address(name), self.known_hosts, self.key)
-        return self.hosts[name]
-
-
-def build_lab(tmp_path_factory: pytest.TempPathFactory, topology: str, stack: str) -> Iterator[Lab]:
-    """Build a lab, yield it, and remove it whatever happened (the body of the lab fixtures)."""
-    need_root()
-    dir = tmp_path_factory.mktemp(f"lab-{topology}-{stack}")
-    _MADE.append(str(dir))
-    try:
-        report = labmod.up(str(dir), topology, stack)
-        hosts = {n.name: testinfra_host(n.address, dir / KNOWN_HOSTS, dir / KEY) for n in report.spec.nodes}
-        yield Lab(dir=dir, spec=report.spec, up_seconds=report.seconds, hosts=hosts)
-    finally:
-        labmod.down(str(dir))
-
-
-def _wait_until(what: str, check: Callable[[], Any], timeout: float = 60.0, interval: float = 0.5) -> Any:
-    """Poll ``check`` until it returns something true; fail the test naming ``what`` otherwise."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what}: not within {timeout:.0f} s")
-        time.sleep(interval)
 
 
 # --------------------------------------------------------------------------- fixtures

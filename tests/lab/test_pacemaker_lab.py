@@ -62,12 +62,14 @@ def test_sshd_runs_with_its_own_host_key(pacemaker_lab, name):
 
 
 @pytest.mark.parametrize("name", NODES)
-def test_mariadb_listens_on_the_node_address_only_read_only_not_replicating(pacemaker_lab, name):
+def test_mariadb_listens_on_the_node_address_and_vip_only_read_only_not_replicating(pacemaker_lab, name):
     host = pacemaker_lab.host(name)
     address = pacemaker_lab.address(name)
-    listening = [s for s in host.socket.get_listening_sockets() if s.endswith(":3306")]
-    assert listening == [f"tcp://{address}:3306"]
-    assert host.check_output("mariadb -N -e 'SELECT @@read_only, @@bind_address'").split() == ["1", address]
+    vip = pacemaker_lab.spec.vips["main"]
+    listening = sorted(s for s in host.socket.get_listening_sockets() if s.endswith(":3306"))
+    assert listening == sorted([f"tcp://{address}:3306", f"tcp://{vip}:3306"])
+    # the node's own address and the VIP (bound ahead of time with non-local bind), never 0.0.0.0
+    assert host.check_output("mariadb -N -e 'SELECT @@read_only, @@bind_address'").split() == ["1", f"{address},{vip}"]
     assert host.check_output("mariadb -N -e 'SHOW ALL SLAVES STATUS'") == ""
 
 

@@ -101,3 +101,12 @@ def test_journal_is_private_and_locked(tmp_path):
     with journal.lock():  # released after use
         pass
     assert all(json.loads(line) for line in journal.path.read_text().splitlines())
+
+
+def test_a_safety_refusal_inside_a_step_stays_a_refusal(tmp_path):
+    def refuse(_):
+        raise SafetyRefusal("n2's host key does NOT match")
+
+    executor = Executor({"do": refuse, "undo": lambda s: None}, Journal(tmp_path / "j.jsonl"), say=lambda _: None)
+    with pytest.raises(SafetyRefusal, match="refused at step 'a': n2's host key does NOT match"):
+        executor.run(PLAN)

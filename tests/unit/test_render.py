@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "examples").glob("*.yml"))
 GOLDEN = ROOT / "tests" / "golden"
 KINDS = {"corosync", "corosync-authkey", "cib-xml", "cib-crm", "ha.cf", "haresources", "authkeys", "drbd",
-         "mysql-cnf", "mysql-sql", "nagios", "sync-manifest"}
+         "mysql-cnf", "mysql-sql", "nagios", "sync-manifest", "sysctl"}
 
 
 @pytest.fixture(scope="module")
@@ -438,9 +438,13 @@ def test_mysql_fragments_start_read_only_with_distinct_ids(path: Path, secrets: 
         assert cnf["log_slave_updates"] == "ON" and cnf["gtid_strict_mode"] == "ON"
         assert cnf["innodb_autoinc_lock_mode"] == "0" and cnf["auto_increment_increment"] == "2"
         assert cnf["binlog_format"] == "ROW" and cnf["sync_binlog"] == "1" and cnf["log_bin"]
-        assert cnf["bind_address"] == inv.node(art.node).address
+        # the node's own address and the pair's VIP, never every address
+        assert cnf["bind_address"] == f"{inv.node(art.node).address},{inv.db_pair.vip.address}"
     assert len({c["server_id"] for c in cnfs}) == 2
     assert {c["auto_increment_offset"] for c in cnfs} == {"1", "2"}
+    sysctl = by_kind(render_all(inv, secrets), "sysctl")
+    assert {a.node for a in sysctl} == set(inv.db_pair.node_names)  # binding the VIP needs non-local bind
+    assert all(b"\nnet.ipv4.ip_nonlocal_bind = 1\n" in a.content for a in sysctl)
     semi = inv.settings.mysql.semi_sync.enabled
     assert all(("rpl_semi_sync_master_enabled" in c) is semi for c in cnfs)
 
