@@ -51,7 +51,8 @@ def test_each_node_is_itself_on_its_own_address(pacemaker_lab, name):
 def test_sshd_runs_with_its_own_host_key(pacemaker_lab, name):
     host = pacemaker_lab.host(name)
     assert host.process.filter(comm="sshd")
-    assert host.socket(f"tcp://{pacemaker_lab.address(name)}:22").is_listening
+    # every address of the node's own namespace: its address, and the VIP while it is the active
+    assert host.socket("tcp://0.0.0.0:22").is_listening
     key = host.file("/etc/ssh/ssh_host_ed25519_key.pub").content_string.split()[1]
     others = [pacemaker_lab.host(n).file("/etc/ssh/ssh_host_ed25519_key.pub").content_string.split()[1]
               for n in NODES if n != name]
