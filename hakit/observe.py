@@ -13,7 +13,7 @@ from typing import Callable
 from hakit.errors import HakitError
 from hakit.model import Inventory, Node
 from hakit.mysql import Database, DatabaseUnreachable, PyMySQLDatabase
-from hakit.remote import LocalRunner, Runner, SshRunner, runner_for
+from hakit.remote import LocalRunner, Runner, SshRunner, Unreachable, runner_for
 from hakit.secrets import Secrets
 from hakit.snapshot import NodeView, Snapshot
 
@@ -96,17 +96,23 @@ def observe_node(inv: Inventory, world: World, node: Node) -> NodeView:
     reachable = False
     vip = monitoring = False
     runner = world.runners.get(node.name)
+    ssh_down = False
     if runner is not None:
         try:
             vip = holds_address(runner, pair.vip.address)
             if pair.carries_app:
                 monitoring = process_running(runner, inv.settings.monitoring.service)
             reachable = True
+        except Unreachable as exc:
+            errors.append(str(exc))
+            ssh_down = True
         except HakitError as exc:
             errors.append(str(exc))
     facts = None
     database = world.databases.get(node.name)
-    if database is not None:
+    # the database is reached through the same SSH connection: no second timeout for a dead node
+    tunneled = database is not None and getattr(database, "sock_factory", None) is not None
+    if database is not None and not (ssh_down and tunneled):
         try:
             facts = database.facts()
             reachable = True
