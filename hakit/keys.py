@@ -14,6 +14,7 @@ import os
 
 from pathlib import Path
 
+from hakit.files import atomic_write
 from hakit.services import service
 
 KEY_FILE = "id_ed25519"
@@ -102,8 +103,5 @@ def _record_known_hosts(run, hosts: list[str], publics: list[list[str]]) -> bool
     new = "\n".join(lines) + "\n"
     if new == old:
         return False
-    tmp = path.with_name(path.name + ".hakit-tmp")
-    tmp.write_text(new)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    atomic_write(path, new.encode(), 0o644)
     return True

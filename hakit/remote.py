@@ -21,7 +21,6 @@ import shlex
 import socket
 import stat
 import subprocess
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Protocol, Sequence
@@ -29,6 +28,7 @@ from typing import Callable, Protocol, Sequence
 import paramiko
 
 from hakit.errors import HakitError, OperationFailed, SafetyRefusal
+from hakit.files import atomic_write
 
 
 @dataclass(frozen=True)
@@ -127,19 +127,7 @@ class LocalRunner:
         return self.run(prefix + list(argv), input=input, warn=warn, timeout=timeout)
 
     def put(self, path: str, content: bytes, mode: int = 0o644) -> None:
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-        try:
-            os.fchmod(fd, mode)
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(content)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(path, content, mode)
 
     def get(self, path: str) -> bytes:
         return Path(path).read_bytes()

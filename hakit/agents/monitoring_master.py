@@ -10,9 +10,11 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import time
+from typing import Callable
 
 from hakit import __version__
 from hakit.agents import ocf
@@ -33,6 +35,21 @@ def _settings():
     return load_context(PARAMS[0].value(), PARAMS[1].value(), PARAMS[2].value() or None).inv.settings.monitoring
 
 
+def _with_settings(action: Callable[..., int]) -> Callable[[], int]:
+    """Load the monitoring settings from the node's inventory first; a broken one is OCF_ERR_CONFIGURED."""
+
+    @functools.wraps(action)
+    def run() -> int:
+        try:
+            mon = _settings()
+        except HakitError as exc:
+            ocf.exit_reason(str(exc))
+            return ocf.OCF_ERR_CONFIGURED
+        return action(mon)
+
+    return run
+
+
 def _run(argv: list[str], timeout: float = 60) -> subprocess.CompletedProcess:
     return subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
 
@@ -47,12 +64,8 @@ def _service(name: str, action: str) -> subprocess.CompletedProcess:
     return _run([f"/etc/init.d/{name}", action], timeout=120)
 
 
-def monitor() -> int:
-    try:
-        mon = _settings()
-    except HakitError as exc:
-        ocf.exit_reason(str(exc))
-        return ocf.OCF_ERR_CONFIGURED
+@_with_settings
+def monitor(mon) -> int:
     if not _running(mon.daemon):
         return ocf.OCF_NOT_RUNNING
     limit = float(PARAMS[3].value())
@@ -73,12 +86,8 @@ def _started_seconds_ago(daemon: str) -> float | None:
     return min(float(x) for x in out) if out else None
 
 
-def start() -> int:
-    try:
-        mon = _settings()
-    except HakitError as exc:
-        ocf.exit_reason(str(exc))
-        return ocf.OCF_ERR_CONFIGURED
+@_with_settings
+def start(mon) -> int:
     if _running(mon.daemon):
         return ocf.OCF_SUCCESS
     check = _run([mon.daemon, "-v", mon.config])
@@ -96,12 +105,8 @@ def start() -> int:
     return ocf.OCF_ERR_GENERIC
 
 
-def stop() -> int:
-    try:
-        mon = _settings()
-    except HakitError as exc:
-        ocf.exit_reason(str(exc))
-        return ocf.OCF_ERR_CONFIGURED
+@_with_settings
+def stop(mon) -> int:
     if _running(mon.daemon):
         _service(mon.service, "stop")
     deadline = time.monotonic() + 20
@@ -116,12 +121,8 @@ def stop() -> int:
     return ocf.OCF_SUCCESS
 
 
-def validate_all() -> int:
-    try:
-        mon = _settings()
-    except HakitError as exc:
-        ocf.exit_reason(str(exc))
-        return ocf.OCF_ERR_CONFIGURED
+@_with_settings
+def validate_all(mon) -> int:
     if not os.access(mon.daemon, os.X_OK):
         ocf.exit_reason(f"{mon.daemon} is not installed (Debian package nagios4-core)")
         return ocf.OCF_ERR_INSTALLED

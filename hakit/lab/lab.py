@@ -20,7 +20,7 @@ from typing import Callable
 
 from hakit.errors import OperationFailed, SafetyRefusal
 from hakit.lab import configs, daemons, fence, folders, labinventory, netns, node as nodes
-from hakit.lab.proc import run
+from hakit.lab.proc import cmdlines, run
 from hakit.lab.spec import BRIDGE, LabSpec, NodeSpec, plan_lab
 from hakit.lab.state import LabState, load_state, locked
 from hakit.lab.subnet import check_subnet
@@ -281,17 +281,8 @@ def _refuse_foreign_lab(dir: str) -> None:
 
 def helper_pids(dir: str) -> list[int]:
     """The fence helper(s) of this lab, found by their command line (``... fence serve DIR``)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            args = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"hakit.lab.fence" in args and b"serve" in args and dir.encode() in args:
-            found.append(int(entry.name))
-    return found
+    return [pid for pid, args in cmdlines()
+            if b"hakit.lab.fence" in args and b"serve" in args and dir.encode() in args]
 
 
 def down(dir: str, keep_files: bool = False) -> list[str]:

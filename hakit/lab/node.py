@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from hakit.errors import InputError, OperationFailed
-from hakit.lab.proc import run
+from hakit.lab.proc import cmdlines, run
 from hakit.lab.spec import MARKER, NODE_SHARED_DIR, PRIVATE_DIRS, LabSpec, NodeSpec
 
 #: PID 1's child: waits for ever, reaping nothing itself (tini does), exits on TERM
@@ -198,20 +198,14 @@ def _state(pid: int) -> str:
 def discover_inits(dir: str | None = None) -> dict[int, tuple[str, str]]:
     """Every lab node init on this machine: PID -> (lab folder, node name). ``dir`` filters by lab."""
     found: dict[int, tuple[str, str]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            args = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
+    for pid, args in cmdlines():
         if not args or not args[0].endswith(b"tini"):
             continue  # the unshare parent and the init's shell carry the marker too
         for arg in args:
             if arg.startswith(MARKER.encode() + b":"):
                 lab_dir, name = arg.decode(errors="replace")[len(MARKER) + 1:].rsplit(":", 1)
                 if dir is None or lab_dir == dir:
-                    found[int(entry.name)] = (lab_dir, name)
+                    found[pid] = (lab_dir, name)
     return found
 
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import shlex
 import subprocess
-from typing import Sequence
+from pathlib import Path
+from typing import Iterator, Sequence
 
 from hakit.errors import OperationFailed
 
@@ -28,3 +29,14 @@ def run(argv: Sequence[str], *, check: bool = True, input: str | bytes | None = 
         tail = (proc.stderr or proc.stdout).strip().splitlines()
         raise OperationFailed(f"`{shlex.join(argv)}` exited {proc.returncode}: {tail[-1] if tail else 'no output'}")
     return proc
+
+
+def cmdlines() -> Iterator[tuple[int, list[bytes]]]:
+    """Every process of this machine with its arguments (processes that vanish are skipped)."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            yield int(entry.name), (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
