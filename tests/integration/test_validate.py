@@ -43,6 +43,7 @@ EXPECTED_CHECKS = {
     "mysql-sql": {"mariadb replication SQL"},
     "nagios": {"nagios4 -v"},
     "sync-manifest": {"sync manifest schema"},
+    "sysctl": {"sysctl -p"},
 }
 
 
@@ -402,6 +403,12 @@ def test_sync_manifest_with_an_unknown_key_fails(rendered):
     results = _check(rendered, "four-node-pacemaker", "sync-manifest", _sub(r"^\{", '{\n  "surprise": 1,'),
                      v.check_sync_manifest)
     assert "surprise" in _failed(results, "sync manifest schema")
+
+
+def test_sysctl_file_with_an_unknown_key_fails(rendered):
+    results = _check(rendered, "two-node-pacemaker", "sysctl", lambda c: c + b"net.ipv4.no_such_setting = 1\n",
+                     v.check_sysctl)
+    assert "no_such_setting" in _failed(results, "sysctl -p")
 
 
 def test_no_secret_in_any_failure_detail(rendered):
