@@ -286,18 +286,19 @@ def _users(run: InitRun, s: Step) -> None:
 def _facts(run: InitRun, node: str) -> dict:
     mysql = run.inv.settings.mysql
     dbs = ",".join(f"'{d}'" for d in mysql.databases)
-    row = run.sql(node, "SELECT @@read_only, @@gtid_binlog_pos, @@gtid_current_pos, "
+    row = run.sql(node, "SELECT @@read_only, @@gtid_binlog_pos, @@gtid_current_pos, @@gtid_slave_pos, "
                         f"(SELECT COUNT(*) FROM information_schema.tables WHERE table_schema IN ({dbs})), "
                         f"(SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = '{mysql.hakit_schema}' "
                         f"AND table_name = '{STATE_TABLE}')").stdout.rstrip("\n").split("\t")
     generation, promoted = 0, ""
-    if row[4] == "1":
+    if row[5] == "1":
         state = run.sql(node, f"SELECT generation, promoted_node FROM {ident(mysql.hakit_schema)}.{STATE_TABLE} "
                               f"WHERE id = 1").stdout.split()
         if state:
             generation, promoted = int(state[0]), state[1]
     return {"read_only": row[0] == "1", "binlog": Position.parse(row[1]), "current": Position.parse(row[2]),
-            "tables": int(row[3]), "generation": generation, "promoted": promoted}
+            "slave": Position.parse(row[3] if row[3] != "NULL" else ""), "tables": int(row[4]),
+            "generation": generation, "promoted": promoted}
 
 
 def _roles(run: InitRun, _: Step) -> None:
@@ -338,7 +339,11 @@ def _roles(run: InitRun, _: Step) -> None:
 def _seed(run: InitRun, _: Step) -> None:
     active, standby = run.active, run.standby
     fa, fs = _facts(run, active), _facts(run, standby)
-    if not fa["tables"] or (fs["tables"] and fa["current"].contains(fs["current"]) and fs["current"].gtids):
+    # the standby's data came from the active only if it was replicated or seeded from it (its
+    # gtid_slave_pos is set) and holds nothing the active lacks; two servers that wrote on their
+    # own have divergent histories, which sequence numbers alone cannot tell apart
+    from_active = bool(fs["slave"].gtids) and fa["current"].contains(fs["current"])
+    if not fa["tables"] or (fs["tables"] and from_active):
         run.note(f"{standby} needs no seeding" + (" (nothing to copy)" if not fa["tables"] else
                                                    " (it already replicates the active's data)"))
         return
@@ -359,7 +364,8 @@ def seed_by_dump(inv: Inventory, active: Runner, standby: Runner, say: Callable[
     long part. The bulk snapshot may already hold rows the standby will replay from the main
     position: replication then runs in ``IDEMPOTENT`` mode until it has passed the bulk
     snapshot's position, which makes those replays converge, then goes back to ``STRICT``.
-    Everything is imported with ``sql_log_bin=0`` (the standby must not send it back).
+    Everything is imported with ``sql_log_bin=0`` (the standby must not send it back), into a
+    standby whose binary log was reset (its own past writes would clash with the active's GTIDs).
     Returns the GTID position the standby starts replicating from.
     """
     mysql = inv.settings.mysql
@@ -381,6 +387,9 @@ def seed_by_dump(inv: Inventory, active: Runner, standby: Runner, say: Callable[
         say(f"    dumped {', '.join(bulk)} without the global lock ({len(bulk_dump)} bytes, GTID {bulk_pos})")
         if not main:
             main_pos = bulk_pos
+    # the standby starts a fresh history: a binlog of its own (writes made before hakit) would
+    # clash with the active's sequence numbers under gtid_strict_mode
+    root_sql(standby, "STOP SLAVE; RESET MASTER;")
     standby.run(["mariadb", "--batch"], input=b"SET SESSION sql_log_bin=0;\n" + bulk_dump + main_dump, timeout=3600)
     root_sql(standby, f"SET GLOBAL gtid_slave_pos = '{main_pos}'")
     if bulk_pos != main_pos and not main_pos.contains(bulk_pos):
