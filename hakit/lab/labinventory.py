@@ -44,6 +44,8 @@ def inventory_data(spec: LabSpec) -> dict:
         "topology": spec.topology,
         "stack": spec.stack,
         "storage": {"databases": "replication", "files": "none"},
+        # semi-synchronous AFTER_SYNC: a write acknowledged to a client is on the standby too
+        "mysql": {"semi_sync": {"enabled": True, "timeout_ms": 2000, "wait_point": "AFTER_SYNC"}},
         "vips": vips,
         # the host's own address on the lab bridge: the one "router" every node can reach
         "ping_nodes": [spec.host_address],

@@ -182,6 +182,7 @@ def test_check_is_ok_then_critical_when_replication_is_broken_by_hand(pair, caps
     inv = str(pair.inventory)
     code, out, _ = hakit(capsys, "-i", inv, "check")
     assert code == 0 and out.startswith("HAKIT OK - n1 active, n2 standby replicating")
+    assert " semi_sync=1;" in out  # the lab inventory asks for semi-sync: the active runs it
     sql(pair.lab, "n2", "STOP SLAVE")
     try:
         code, out, _ = hakit(capsys, "-i", inv, "check")
@@ -238,7 +239,7 @@ def test_a_wrong_host_key_is_refused_with_exit_3(pair, capsys):
     assert code == 3 and "does NOT match" in err and "Traceback" not in err
 
 
-def test_a_vip_client_with_strict_host_keys_survives_the_vip_moving(pair):
+def test_a_vip_client_with_strict_host_keys_survives_the_vip_moving(pair, capsys):
     known = pair.lab.dir / "known_hosts"
 
     def hostname_via_vip() -> str:
@@ -259,6 +260,11 @@ def test_a_vip_client_with_strict_host_keys_survives_the_vip_moving(pair):
         _wait_until("the VIP on n2", lambda: pair.lab.host("n2").run(f"ip -o addr | grep -q ' {pair.vip}/'").rc == 0,
                     timeout=90)
     _wait_until("n2 behind the VIP", lambda: _quiet(hostname_via_vip) == "n2", timeout=30)
+    # the whole group followed: n2 promoted (a new generation), n1 read-only and replicating from it
+    _wait_until("the pair healthy with n2 active",
+                lambda: (lambda d: d["state"] == "healthy" and d["active"] == "n2")(pair.status(capsys)), timeout=90)
+    doc = pair.status(capsys)
+    assert doc["generation"] == 2 and doc["nodes"]["n2"]["monitoring"] and not doc["nodes"]["n1"]["writable"]
 
 
 def _quiet(func):
