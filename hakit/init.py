@@ -402,8 +402,13 @@ def seed_by_dump(inv: Inventory, active: Runner, standby: Runner, say: Callable[
 
 
 def _dump_position(dump: bytes) -> Position:
-    match = re.search(rb"SET GLOBAL gtid_slave_pos\s*=\s*'([0-9,\- ]*)'", dump[:20000])
-    return Position.parse(match.group(1).decode() if match else "")
+    """The GTID position a dump was taken at. With --lock-all-tables mariadb-dump writes it at
+    the top; with --single-transaction at the end (after the consistent snapshot). A dump
+    without one is refused: replication would start from a guess."""
+    matches = re.findall(rb"SET GLOBAL gtid_slave_pos\s*=\s*'([0-9,\- ]*)'", dump[:20000] + dump[-20000:])
+    if not matches:
+        raise OperationFailed("the dump carries no GTID position (mariadb-dump --master-data --gtid); not seeding")
+    return Position.parse(matches[-1].decode())
 
 
 def _schema(run: InitRun, _: Step) -> None:
