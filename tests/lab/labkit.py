@@ -12,6 +12,7 @@ from __future__ import annotations
 import atexit
 import functools
 import os
+import shlex
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,3 +131,20 @@ def _wait_until(what: str, check: Callable[[], Any], timeout: float = 60.0, inte
         if time.monotonic() > deadline:
             pytest.fail(f"{what}: not within {timeout:.0f} s")
         time.sleep(interval)
+
+
+def hakit(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """Run the hakit CLI in this process: (exit code, stdout, stderr)."""
+    from hakit.cli import main
+
+    capsys.readouterr()
+    code = main(list(args))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def sql(lab: Lab, node: str, statement: str, *extra: str) -> str:
+    """Run SQL as MariaDB's root on a node (socket authentication: no password anywhere)."""
+    # option files first: the client reads --defaults-extra-file only in first place
+    return lab.host(node).check_output(f"mariadb {' '.join(extra)} --batch --skip-column-names "
+                                       f"-e {shlex.quote(statement)}")

@@ -16,13 +16,11 @@ import yaml
 
 from hakit.cli import main
 
-from labkit import _wait_until, build_lab
+from labkit import _wait_until, build_lab, sql
 
 pytestmark = pytest.mark.lab
 
 
-def sql(lab, node: str, statement: str) -> str:
-    return lab.host(node).check_output(f"mariadb --batch --skip-column-names -e {shlex.quote(statement)}")
 
 
 @pytest.fixture(scope="module")

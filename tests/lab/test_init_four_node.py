@@ -11,16 +11,11 @@ from hakit.inventory import load_inventory
 from hakit.remote import runner_for
 from hakit.secrets import load_secrets, secrets_path
 
-from labkit import build_lab
+from labkit import build_lab, hakit
 
 pytestmark = pytest.mark.lab
 
 
-def hakit(capsys, *args: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    code = main(list(args))
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 @pytest.fixture(scope="module")

@@ -23,25 +23,15 @@ from hakit.inventory import load_inventory
 from hakit.remote import HostKeyRefused, SshRunner, runner_for
 from hakit.secrets import load_secrets, secrets_path
 
-from labkit import Lab, _wait_until, build_lab
+from labkit import Lab, _wait_until, build_lab, hakit, sql
 
 pytestmark = pytest.mark.lab
 
 ROWS = 50000
 
 
-def hakit(capsys, *args: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    code = main(list(args))
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
-def sql(lab: Lab, node: str, statement: str, *extra: str) -> str:
-    """Run SQL as root on a node (socket auth, no password anywhere)."""
-    # option files first: the client reads --defaults-extra-file only in first place
-    return lab.host(node).check_output(f"mariadb {' '.join(extra)} --batch --skip-column-names "
-                                       f"-e {shlex.quote(statement)}")
 
 
 class Sampler(threading.Thread):

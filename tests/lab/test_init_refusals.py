@@ -8,27 +8,18 @@ the same init converges. A database that refuses hakit's login is shown, never a
 from __future__ import annotations
 
 import json
-import shlex
 
 import pytest
 import yaml
 
-from hakit.cli import main
 
-from labkit import build_lab
+from labkit import build_lab, hakit, sql
 
 pytestmark = pytest.mark.lab
 
 
-def hakit(capsys, *args: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    code = main(list(args))
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
-def sql(lab, node: str, statement: str) -> str:
-    return lab.host(node).check_output(f"mariadb --batch --skip-column-names -e {shlex.quote(statement)}")
 
 
 @pytest.fixture(scope="module")
