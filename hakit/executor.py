@@ -79,11 +79,14 @@ class Executor:
                     continue
                 outcome.failed, outcome.error = step.name, str(exc)
                 self.say(f"    FAILED: {exc}")
-                if plan.rollback:
+                changed = step.changes or any(s.changes for s in plan.steps if s.name in outcome.done)
+                if plan.rollback and changed:
                     outcome.rolled_back = self._rollback(plan, op_id)
-                self._end(op_id, "failed-rolled-back" if outcome.rolled_back else "failed", str(exc))
+                # nothing changed (a pre-hook or a check failed): the operation is over, not open
+                ending = "failed-rolled-back" if outcome.rolled_back else "failed" if changed else "aborted"
+                self._end(op_id, ending, str(exc))
                 outcome.seconds = time.monotonic() - started
-                hint = "rolled back; " if outcome.rolled_back else ""
+                hint = "rolled back; " if outcome.rolled_back else "" if changed else "nothing was changed; "
                 if isinstance(exc, SafetyRefusal):  # a refusal stays a refusal (exit 3), with its reason
                     raise SafetyRefusal(f"{plan.operation} refused at step '{step.name}': {exc}") from None
                 raise OperationFailed(f"{plan.operation} failed at step '{step.name}': {exc} "

@@ -23,7 +23,7 @@ import pymysql
 import pymysql.cursors
 
 from hakit.errors import HakitError, InputError
-from hakit.gtid import Position
+from hakit.gtid import Gtid, Position
 
 STATE_TABLE = "cluster_state"
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
@@ -116,7 +116,54 @@ class Database(Protocol):
     def run_local(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> None:
         """Run statements that must not replicate (``sql_log_bin=0``) in one session."""
 
+    def set_slave_pos_to_current(self) -> Position:
+        """Stop replication and set ``gtid_slave_pos`` to everything this node holds
+        (``gtid_current_pos``): it will ask its master only for what comes after. Returns it."""
+
+    def binlog_gtids_after(self, point: Position) -> list[BinlogGtid]:
+        """Every GTID in this node's binary logs beyond ``point`` (per domain), oldest first."""
+
+    def binlog_paths_from(self, first_file: str) -> list[str]:
+        """Absolute paths of the binary log files from ``first_file`` on."""
+
+    def heartbeat(self, schema: str) -> None:
+        """A small logged write in hakit's schema (the replicas must apply it to catch up)."""
+
+    def data_bytes(self, schemas: Sequence[str]) -> int:
+        """Data + index size of the given schemas (information_schema)."""
+
+    def tables(self, schemas: Sequence[str]) -> list[str]:
+        """``schema.table`` of every base table in the given schemas."""
+
+    def checksum(self, table: str) -> int | None:
+        """``CHECKSUM TABLE`` of ``schema.table``."""
+
+    def locked_checksum(self, table: str) -> tuple[Position, int | None]:
+        """The table's checksum and this node's binlog position, with the table's writes paused
+        (``FLUSH TABLES t WITH READ LOCK``) for the length of the checksum only."""
+
+    def start_replica_until(self, position: Position) -> None:
+        """Start replication; the SQL thread stops once it has applied ``position``."""
+
     def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class BinlogGtid:
+    """A transaction in a binary log: its GTID and where it starts."""
+
+    gtid: Gtid
+    file: str
+    pos: int
+
+
+def _table_ref(table: str) -> str:
+    schema, _, name = table.partition(".")
+    return f"{ident(schema)}.{ident(name)}"
+
+
+_GTID_INFO = re.compile(r"GTID (\d+-\d+-\d+)")
+_GTID_LIST = re.compile(r"\[([0-9,\- ]*)\]")
 
 
 # --------------------------------------------------------------------------- real
@@ -249,6 +296,80 @@ class PyMySQLDatabase:
             if self._conn is not None and self._conn.open:
                 self.query("SET SESSION sql_log_bin = 1")
 
+    def set_slave_pos_to_current(self) -> Position:
+        self.query("STOP SLAVE")
+        current = self.query("SELECT @@gtid_current_pos AS p")[0]["p"] or ""
+        self.query("SET GLOBAL gtid_slave_pos = %s", (current,))
+        return Position.parse(current)
+
+    def binlog_gtids_after(self, point: Position) -> list[BinlogGtid]:
+        files = [r["Log_name"] for r in self.query("SHOW BINARY LOGS")]
+        # newest first, back to the file whose starting GTID list the point already contains
+        start = 0
+        for index in range(len(files) - 1, -1, -1):
+            head = self.query(f"SHOW BINLOG EVENTS IN %s LIMIT 4", (files[index],))
+            listed = next((r["Info"] for r in head if r["Event_type"] == "Gtid_list"), None)
+            match = _GTID_LIST.search(listed or "")
+            begins = Position.parse(match.group(1)) if match and match.group(1).strip() else Position()
+            if point.contains(begins):
+                start = index
+                break
+        found: list[BinlogGtid] = []
+        for name in files[start:]:
+            for row in self.query("SHOW BINLOG EVENTS IN %s", (name,)):
+                if row["Event_type"] != "Gtid":
+                    continue
+                match = _GTID_INFO.search(row["Info"] or "")
+                if not match:
+                    continue
+                gtid = Position.parse(match.group(1)).gtids[0]
+                if gtid.seq > point.seq(gtid.domain):
+                    found.append(BinlogGtid(gtid, name, int(row["Pos"])))
+        return found
+
+    def binlog_paths_from(self, first_file: str) -> list[str]:
+        base = self.query("SELECT @@log_bin_basename AS b")[0]["b"]
+        folder = base.rsplit("/", 1)[0]
+        files = [r["Log_name"] for r in self.query("SHOW BINARY LOGS")]
+        return [f"{folder}/{name}" for name in files[files.index(first_file):]] if first_file in files else []
+
+    def heartbeat(self, schema: str) -> None:
+        self.query(f"CREATE TABLE IF NOT EXISTS {ident(schema)}.heartbeat (id TINYINT UNSIGNED NOT NULL PRIMARY "
+                   "KEY, server_id INT UNSIGNED NOT NULL, at DATETIME(6) NOT NULL) ENGINE=InnoDB")
+        self.query(f"REPLACE INTO {ident(schema)}.heartbeat (id, server_id, at) VALUES (1, @@server_id, NOW(6))")
+
+    def data_bytes(self, schemas: Sequence[str]) -> int:
+        if not schemas:
+            return 0
+        marks = ", ".join(["%s"] * len(schemas))
+        row = self.query("SELECT COALESCE(SUM(data_length + index_length), 0) AS n FROM information_schema.tables "
+                         f"WHERE table_schema IN ({marks})", tuple(schemas))[0]
+        return int(row["n"])
+
+    def tables(self, schemas: Sequence[str]) -> list[str]:
+        if not schemas:
+            return []
+        marks = ", ".join(["%s"] * len(schemas))
+        rows = self.query("SELECT table_schema AS s, table_name AS t FROM information_schema.tables WHERE "
+                          f"table_type = 'BASE TABLE' AND table_schema IN ({marks}) ORDER BY 1, 2", tuple(schemas))
+        return [f"{r['s']}.{r['t']}" for r in rows]
+
+    def checksum(self, table: str) -> int | None:
+        rows = self.query(f"CHECKSUM TABLE {_table_ref(table)}")
+        return None if not rows or rows[0]["Checksum"] is None else int(rows[0]["Checksum"])
+
+    def locked_checksum(self, table: str) -> tuple[Position, int | None]:
+        self.query(f"FLUSH TABLES {_table_ref(table)} WITH READ LOCK")
+        try:
+            position = Position.parse(self.query("SELECT @@gtid_binlog_pos AS p")[0]["p"])
+            return position, self.checksum(table)
+        finally:
+            self.query("UNLOCK TABLES")
+
+    def start_replica_until(self, position: Position) -> None:
+        self.query("STOP SLAVE")
+        self.query("START SLAVE UNTIL master_gtid_pos = %s", (str(position),))
+
     def close(self) -> None:
         if self._conn is not None:
             try:
@@ -321,6 +442,14 @@ class FakeDatabase:
     reachable: bool = True
     log: list[str] = field(default_factory=list)
     apply_delay: float = 0.0
+    events: list[Gtid] = field(default_factory=list)  #: the binary log, oldest first
+    size: int = 0  #: data_bytes() answers this
+    table_names: tuple[str, ...] = ("opsview.results",)
+
+    def _commit(self, domain: int = 0) -> None:
+        gtid = Gtid(domain, self.server_id, self.binlog.seq(domain) + 1)
+        self.events.append(gtid)
+        self.binlog = self.binlog.merged(Position((gtid,)))
 
     def _check(self) -> None:
         if not self.reachable:
@@ -331,11 +460,13 @@ class FakeDatabase:
         self._check()
         if self.read_only:
             raise HakitError(f"{self.name}: read-only (fake): client write refused")
-        seq = self.binlog.seq(domain)
-        self.binlog = self.binlog.merged(Position.parse(f"{domain}-{self.server_id}-{seq + count}"))
+        for _ in range(count):
+            self._commit(domain)
 
     def receive_from(self, master: "FakeDatabase") -> None:
         """Apply everything ``master`` has (replication catching up)."""
+        mine = set(self.events)
+        self.events += [g for g in master.events if g not in mine]
         self.binlog = self.binlog.merged(master.binlog)
         if master.state is not None:
             self.state = master.state
@@ -379,14 +510,50 @@ class FakeDatabase:
     def record_promotion(self, schema: str, state: PromotionRecord) -> None:
         self._check()
         self.state = state
-        seq = self.binlog.seq(0)
-        self.binlog = self.binlog.merged(Position.parse(f"0-{self.server_id}-{seq + 1}"))
+        self._commit()
         self.log.append(f"generation={state.generation}")
 
     def run_local(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> None:
         self._check()
         self.log.extend(f"local: {sql.split()[0]} {sql.split()[1] if len(sql.split()) > 1 else ''}".rstrip()
                         for sql, _ in statements)
+
+    def set_slave_pos_to_current(self) -> Position:
+        self.stop_replica()
+        self.log.append(f"gtid_slave_pos={self.binlog}")
+        return self.binlog
+
+    def binlog_gtids_after(self, point: Position) -> list[BinlogGtid]:
+        self._check()
+        return [BinlogGtid(g, "fake-bin.000001", 4 + i) for i, g in enumerate(self.events)
+                if g.seq > point.seq(g.domain)]
+
+    def binlog_paths_from(self, first_file: str) -> list[str]:
+        return [f"/var/lib/mysql/{first_file}"]
+
+    def heartbeat(self, schema: str) -> None:
+        self._check()
+        self._commit()
+        self.log.append("heartbeat")
+
+    def data_bytes(self, schemas: Sequence[str]) -> int:
+        self._check()
+        return self.size
+
+    def tables(self, schemas: Sequence[str]) -> list[str]:
+        self._check()
+        return [t for t in self.table_names if t.split(".")[0] in schemas]
+
+    def checksum(self, table: str) -> int | None:
+        self._check()
+        return hash((table, frozenset(self.events))) & 0xFFFFFFFF
+
+    def locked_checksum(self, table: str) -> tuple[Position, int | None]:
+        return self.binlog, self.checksum(table)
+
+    def start_replica_until(self, position: Position) -> None:
+        self.start_replica()
+        self.log.append(f"until {position}")
 
     def close(self) -> None:
         pass

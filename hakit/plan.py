@@ -25,6 +25,7 @@ class Step:
     args: tuple[tuple[str, Any], ...] = ()  #: the action's arguments (hashable, printable)
     node: str | None = None  #: the node it changes, if one
     critical: bool = True  #: a failure aborts the plan (False: reported, the plan goes on)
+    changes: bool = True  #: False for checks and pre-hooks: a failure there needs no rollback
 
     def arg(self, key: str, default: Any = None) -> Any:
         return dict(self.args).get(key, default)
@@ -35,9 +36,10 @@ class Step:
 
 
 def step(name: str, action: str, reason: str, *, node: str | None = None, critical: bool = True,
-         **args: Any) -> Step:
-    """Build a :class:`Step`; keyword arguments become its (sorted) args."""
-    return Step(name, action, reason, tuple(sorted(args.items())), node, critical)
+         changes: bool = True, **args: Any) -> Step:
+    """Build a :class:`Step`; keyword arguments become its (sorted) args (lists become tuples)."""
+    frozen = {k: tuple(v) if isinstance(v, list) else v for k, v in args.items()}
+    return Step(name, action, reason, tuple(sorted(frozen.items())), node, critical, changes)
 
 
 @dataclass(frozen=True)

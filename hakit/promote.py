@@ -81,7 +81,7 @@ def plan_promotion(node: str, local: DbFacts | None, peer: PeerView, *, schema: 
     if replica is not None and not replica.io_running and peer_facts is None:
         warnings.append("replication was not running when the promotion started: the standby may lack recent "
                         "writes of the old active")
-    steps.append(step("writable", "set_read_only", f"{node} becomes the writable database", node=node, on=False))
+    steps.append(step("writable", "set_writable", f"{node} becomes the writable database", node=node))
     summary = f"promote {node}" + (" (already the recorded active; writable again)" if already else "")
     return Plan("promote", summary, tuple(steps), warnings=tuple(warnings))
 
@@ -100,6 +100,38 @@ def database_actions(databases: dict[str, Database]) -> dict[str, Any]:
             raise OperationFailed(f"{s.node} did not apply its relay log within {s.arg('timeout')}s; promoting now "
                                   f"would lose transactions (raise failover.relay_wait_seconds or use --force)")
 
+    def set_writable(s: Step) -> None:
+        """``read_only=OFF``, fenced by generation at the last moment: only the node its own state row
+        names as promoted, and only when no reachable peer holds a newer generation (invariant 3)."""
+        facts = db(s).facts()
+        if facts.state is None or facts.state.promoted_node != s.node:
+            named = facts.state.promoted_node if facts.state else "no node"
+            raise SafetyRefusal(f"{s.node}: hakit's state row names {named} as the promoted node (generation "
+                                f"{facts.generation}); a node is made writable only after its own promotion "
+                                f"is recorded")
+        for name, other in databases.items():
+            if name == s.node:
+                continue
+            try:
+                theirs = other.facts().generation
+            except HakitError:  # unreachable: the planner decided with what it could see
+                continue
+            if theirs > facts.generation:
+                raise SafetyRefusal(f"{s.node} has generation {facts.generation} but {name} has {theirs}: "
+                                    f"a node with an older generation is never made writable (hakit resync)")
+        if facts.read_only:
+            db(s).set_read_only(False)
+
+    def wait_caught_up(s: Step) -> None:
+        source = databases.get(s.arg("source"))
+        if source is None:
+            raise OperationFailed(f"no database connection to {s.arg('source')}")
+        position = source.facts().gtid_binlog_pos
+        if not db(s).wait_for_position(position, float(s.arg("timeout"))):
+            have = db(s).facts().gtid_current_pos
+            raise OperationFailed(f"{s.node} did not apply all of {s.arg('source')}'s transactions within "
+                                  f"{s.arg('timeout')}s ({have.missing_from(position)} missing of {position})")
+
     def record(s: Step) -> None:
         facts = db(s).facts()
         point = str(facts.gtid_current_pos)
@@ -108,6 +140,8 @@ def database_actions(databases: dict[str, Database]) -> dict[str, Any]:
 
     return {
         "set_read_only": lambda s: db(s).set_read_only(bool(s.arg("on"))),
+        "set_writable": set_writable,
+        "wait_caught_up": wait_caught_up,
         "stop_replica": lambda s: db(s).stop_replica(),
         "start_replica": lambda s: db(s).start_replica(),
         "wait_applied": wait_applied,

@@ -27,6 +27,7 @@ class NodeView:
     vip: bool = False  #: holds the pair's VIP
     monitoring: bool = False  #: the monitoring master runs here
     error: str = ""  #: why something could not be observed
+    resync_pending: bool = False  #: a resync of this node began and has not finished (its marker file)
 
     @property
     def writable(self) -> bool:
@@ -46,6 +47,8 @@ class Snapshot:
     operation: str | None = None  #: an unfinished journaled operation ("switchover", "resync", ...)
     operation_target: str | None = None
     maintenance: bool = False
+    operation_strategy: str | None = None  #: the interrupted resync's strategy
+    generation_floor: int = 0  #: the highest generation hakit has seen (its journal), dead nodes included
 
     def node(self, name: str) -> NodeView:
         for view in self.db_nodes + self.app_nodes:
@@ -111,8 +114,10 @@ def derive_state(snap: Snapshot) -> ClusterState:
         return ClusterState("switching", active.name, f"a switchover is in progress (target "
                                                        f"{snap.operation_target or 'unknown'}); re-run it to finish",
                             failed=failed, stale=stale)
-    if snap.operation in ("resync",):
-        return ClusterState("resyncing", active.name, f"{snap.operation_target or 'the standby'} is being resynced "
+    pending = [v.name for v in views if v.resync_pending]
+    if snap.operation in ("resync",) or pending:
+        target = snap.operation_target or (pending[0] if pending else None)
+        return ClusterState("resyncing", active.name, f"{target or 'the standby'} is being resynced "
                                                        f"from {active.name}; re-run hakit resync to finish",
                             failed=failed, stale=stale)
     if not others:
@@ -159,6 +164,7 @@ def status_document(snap: Snapshot, state: ClusterState) -> dict[str, Any]:
             "vip": view.vip,
             "monitoring": view.monitoring,
             "error": view.error or None,
+            "resync_pending": view.resync_pending,
         }
     return {
         "state": state.name,
@@ -167,5 +173,6 @@ def status_document(snap: Snapshot, state: ClusterState) -> dict[str, Any]:
         "active": state.active,
         "standby": state.standby,
         "maintenance": snap.maintenance,
+        "operation": ({"name": snap.operation, "target": snap.operation_target} if snap.operation else None),
         "nodes": nodes,
     }

@@ -1,0 +1,384 @@
+"""The failover state machine's decisions: takeover, switchover, resync — pure.
+
+``plan_operation(inv, snap, request, errant)`` turns an immutable :class:`~hakit.snapshot.Snapshot`
+(roles, replication, generation, VIP holder, the journal's open operation) and a request into a
+:class:`~hakit.plan.Plan` of named, idempotent steps with a reason each, or a
+:class:`~hakit.plan.Refusal` saying why not and what would allow it. Nothing here touches a
+node: the executor (:mod:`hakit.executor`) runs the plan through the actions of
+:mod:`hakit.operate`, and ``--dry-run`` prints it. In the manner of Patroni's decision tree,
+every branch says its reason in plain words, and the unit tests drive it with snapshots.
+
+Because the plan is recomputed from a fresh observation on every run, and every step is
+idempotent, an operation interrupted anywhere converges when re-run: the steps whose effect is
+already there are either left out by the planner or change nothing when executed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from hakit.gtid import Gtid, Position
+from hakit.model import Inventory
+from hakit.plan import Plan, Refusal, Step, step
+from hakit.promote import PeerView, plan_promotion
+from hakit.snapshot import NodeView, Snapshot, cluster_generation, derive_state
+
+Operation = Literal["takeover", "switchover", "resync"]
+Strategy = Literal["auto", "rejoin", "dump", "backup"]
+STRATEGIES = ("auto", "rejoin", "dump", "backup")
+#: ``auto`` copies physically (mariabackup) at and above this much data, by dump below
+BACKUP_THRESHOLD_BYTES = 256 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Request:
+    """What the operator asked for."""
+
+    operation: Operation
+    node: str | None = None  #: takeover: the node to promote; resync: the node to rebuild
+    force: bool = False
+    strategy: Strategy = "auto"
+    keep_errant: str | None = None  #: resync: save the discarded transactions to this file
+    wait: float | None = None  #: bound on replication waits (default: failover.relay_wait_seconds)
+
+
+@dataclass(frozen=True)
+class ErrantReport:
+    """The target's own transactions the active does not have (found in the target's binlog).
+
+    ``gtids`` are the target's transactions beyond the promotion point, which the active never
+    received; ``first`` locates the first one (binlog file, position) for ``--keep-errant``.
+    """
+
+    node: str
+    promotion_point: Position
+    gtids: tuple[Gtid, ...] = ()
+    first: tuple[str, int] | None = None
+    data_bytes: int = 0  #: size of the active's managed databases (picks dump or backup)
+
+    @property
+    def count(self) -> int:
+        return len(self.gtids)
+
+
+@dataclass(frozen=True)
+class Context:
+    """The parts of the inventory the planner reads."""
+
+    schema: str
+    relay_wait: float
+    semi_sync: bool
+    stack: str
+    hooks: dict[str, tuple[tuple[str, ...], ...]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, inv: Inventory) -> "Context":
+        h = inv.settings.hooks
+        hooks = {name: tuple(tuple(cmd) for cmd in getattr(h, name))
+                 for name in ("pre_takeover", "post_takeover", "pre_switchover", "post_switchover",
+                              "pre_resync", "post_resync")}
+        return cls(inv.settings.mysql.hakit_schema, inv.settings.failover.relay_wait_seconds,
+                   inv.settings.mysql.semi_sync.enabled, inv.settings.stack, hooks)
+
+
+def plan_operation(inv: Inventory, snap: Snapshot, request: Request,
+                   errant: ErrantReport | None = None) -> Plan | Refusal:
+    """The plan of ``request`` on the pair as observed in ``snap``. Pure."""
+    ctx = Context.of(inv)
+    names = [v.name for v in snap.db_nodes]
+    if request.node is not None and request.node not in names:
+        return Refusal(f"{request.node} is not a node of the database pair ({', '.join(names)})",
+                       "name one of them with --node")
+    if snap.operation and snap.operation != request.operation and not request.force:
+        return Refusal(f"a {snap.operation} of {snap.operation_target or 'the pair'} was interrupted and is not "
+                       f"finished; finishing it first keeps the pair consistent",
+                       f"re-run hakit {snap.operation} to finish it, or --force to override")
+    if request.operation == "takeover":
+        return plan_takeover(ctx, snap, request)
+    if request.operation == "switchover":
+        return plan_switchover(ctx, snap, request)
+    return plan_resync(ctx, snap, request, errant)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _hooks(ctx: Context, when: str, operation: str) -> list[Step]:
+    commands = ctx.hooks.get(f"{when}_{operation}", ())
+    if when == "pre":
+        return [step(f"pre-{operation} hook {i}", "hook", "the inventory's pre-hook; if it fails, the operation "
+                                                         "stops before anything changed", argv=cmd, changes=False)
+                for i, cmd in enumerate(commands, 1)]
+    return [step(f"post-{operation} hook {i}", "hook", "the inventory's post-hook; a failure is reported, "
+                                                      "not rolled back", argv=cmd, critical=False, changes=False)
+            for i, cmd in enumerate(commands, 1)]
+
+
+def _peer(snap: Snapshot, name: str) -> NodeView:
+    return next(v for v in snap.db_nodes if v.name != name)
+
+
+def _move(ctx: Context, node: str, why: str) -> Step:
+    how = "a Pacemaker resource move" if ctx.stack == "pacemaker" else "heartbeat's takeover"
+    return step(f"resources to {node}", "move_resources", f"the VIP and the monitoring master follow the database "
+                                                          f"role to {node} ({how}){why}", node=node)
+
+
+def _resources_on(snap: Snapshot, node: str) -> bool:
+    """The VIP and (two-node) the monitoring master run on ``node`` and nowhere else."""
+    view = snap.node(node)
+    others = [v for v in snap.db_nodes if v.name != node]
+    app_here = not snap.app_nodes  # four-node: the app pair is not moved by database operations
+    return view.vip and not any(v.vip for v in others) and (not app_here or view.monitoring)
+
+
+def _wait(ctx: Context, request: Request) -> float:
+    return request.wait if request.wait is not None else ctx.relay_wait
+
+
+def _replicates_from(view: NodeView, source: NodeView) -> bool:
+    replica = view.db.replica if view.db else None
+    return bool(replica and replica.io_running and replica.sql_running
+                and replica.master_host in (source.address, source.name))
+
+
+# --------------------------------------------------------------------------- takeover
+
+
+def _takeover_target(snap: Snapshot, request: Request) -> str | Refusal:
+    if request.node:
+        return request.node
+    writable = [v for v in snap.db_nodes if v.writable]
+    if len(writable) == 1:
+        active, peer = writable[0], _peer(snap, writable[0].name)
+        recorded = active.db.state is not None and active.db.state.promoted_node == active.name  # type: ignore
+        if peer.db is None and recorded and active.generation >= cluster_generation(snap):
+            return active.name  # already promoted (by the stack): make sure the resources follow
+        return peer.name
+    readable = [v for v in snap.db_nodes if v.db is not None]
+    if not readable:
+        return Refusal("no database of the pair can be read; there is nothing to promote",
+                       "start MariaDB on one node (it starts read-only), then re-run")
+    generation = cluster_generation(snap)
+    current = [v for v in readable if v.generation == generation]
+    # the standby of the recorded active, when it can be read; else the recorded active itself
+    not_recorded = [v for v in current if not (v.db.state and v.db.state.promoted_node == v.name)]
+    return (not_recorded or current or readable)[0].name
+
+
+def plan_takeover(ctx: Context, snap: Snapshot, request: Request) -> Plan | Refusal:
+    target_name = _takeover_target(snap, request)
+    if isinstance(target_name, Refusal):
+        return target_name
+    target, old = snap.node(target_name), _peer(snap, target_name)
+    if target.db is None:
+        return Refusal(f"{target.name}: its database cannot be read ({target.error or 'down'}); it cannot be "
+                       f"promoted", "start MariaDB there, or name the other node with --node")
+    floor = max(cluster_generation(snap), snap.generation_floor)
+    if target.generation < floor:
+        return Refusal(f"{target.name} has generation {target.generation} but the cluster reached generation {floor}: "
+                       f"it was the active before a takeover and may hold transactions the cluster lacks; only "
+                       f"hakit resync can make it part of the pair again", f"run hakit resync --node {target.name}",
+                       hard=True)
+    verdict = plan_promotion(target.name, target.db, PeerView(old.name, old.db is not None, old.db),
+                             schema=ctx.schema, relay_wait=_wait(ctx, request), force=request.force)
+    if isinstance(verdict, Refusal):
+        return verdict
+    steps: list[Step] = []
+    warnings = list(verdict.warnings)
+    for s in verdict.steps:
+        if s.action == "wait_applied" and request.force:  # forced: wait, but do not stop on a timeout
+            s = Step(s.name, s.action, s.reason + "; forced: a timeout is reported, not fatal", s.args, s.node,
+                     critical=False)
+        steps.append(s)
+    promoting = any(s.action == "record_promotion" for s in steps)
+    if promoting and old.db is not None and not old.writable and old.generation == target.generation:
+        # the old active is alive and read-only: everything it wrote can reach the target first
+        replica = target.db.replica
+        if replica is not None and replica.io_running \
+                and not target.db.gtid_current_pos.contains(old.db.gtid_binlog_pos):
+            steps.insert(0, step(f"catch up with {old.name}", "wait_caught_up",
+                                 f"{old.name} is read-only and reachable: {target.name} first applies all "
+                                 f"{target.db.gtid_current_pos.missing_from(old.db.gtid_binlog_pos)} transactions "
+                                 f"it lacks, so the takeover loses nothing", node=target.name, source=old.name,
+                                 timeout=_wait(ctx, request), critical=not request.force))
+    if old.db is not None and old.db.replica is not None and (old.db.replica.io_running or
+                                                              old.db.replica.sql_running) and promoting:
+        steps.append(step(f"stop replication on {old.name}", "stop_replica",
+                          f"the old active must not apply {target.name}'s new writes on top of its own until "
+                          f"hakit resync has counted what only it holds", node=old.name))
+    if not _resources_on(snap, target.name) or promoting:
+        steps.append(_move(ctx, target.name, ""))
+    if promoting:
+        if not ctx.semi_sync:
+            warnings.append("replication is asynchronous (semi-sync is off in the inventory): writes the old "
+                            "active acknowledged but had not shipped are lost to the new active (resync counts them)")
+        elif old.db is None and not target.db.semi_sync_slave_status:
+            warnings.append(f"semi-sync had fallen back to asynchronous replication on {target.name}: "
+                            f"acknowledged writes of {old.name} may be lost (resync counts them)")
+        elif old.db is not None and old.writable and not old.db.semi_sync_master_status:
+            warnings.append(f"semi-sync had fallen back to asynchronous replication on {old.name}: "
+                            f"acknowledged writes may be lost")
+    if not steps:
+        return Plan("takeover", f"{target.name} is already the writable database with the VIP and the monitoring "
+                                f"master; nothing to do")
+    steps = _hooks(ctx, "pre", "takeover") + steps + _hooks(ctx, "post", "takeover")
+    why = ("forced" if request.force and old.writable else
+           f"{old.name} is {'unreachable' if not old.reachable else 'not writable' if old.db else 'without a database'}")
+    return Plan("takeover", f"promote {target.name} ({why})", tuple(steps), warnings=tuple(warnings))
+
+
+# --------------------------------------------------------------------------- switchover
+
+
+def plan_switchover(ctx: Context, snap: Snapshot, request: Request) -> Plan | Refusal:
+    state = derive_state(snap)
+    resuming = snap.operation == "switchover" and snap.operation_target is not None
+    if resuming:
+        target = snap.node(snap.operation_target)  # type: ignore[arg-type]
+        source = _peer(snap, target.name)
+        if request.node and request.node != target.name:
+            return Refusal(f"the interrupted switchover was to {target.name}, not {request.node}",
+                           f"re-run hakit switchover (to {target.name}) to finish it first")
+    else:
+        if state.name != "healthy":
+            return Refusal(f"a switchover needs a healthy pair; the pair is {state.name}: {state.reason}",
+                           "use hakit takeover when the active is gone, hakit resync to repair the standby")
+        source = snap.node(state.active)  # type: ignore[arg-type]
+        target = _peer(snap, source.name)
+        if request.node and request.node != target.name:
+            return Refusal(f"{request.node} is already the active; a switchover makes the standby "
+                           f"{target.name} the active", f"run hakit switchover --node {target.name}")
+    if target.db is None or source.db is None:
+        down = target if target.db is None else source
+        return Refusal(f"{down.name}: its database cannot be read ({down.error or 'down'}); a planned switchover "
+                       f"needs both", "use hakit takeover when the active is gone")
+    generation = cluster_generation(snap)
+    promoted = target.db.state is not None and target.db.state.promoted_node == target.name \
+        and target.generation == generation
+    wait = _wait(ctx, request)
+    steps: list[Step] = _hooks(ctx, "pre", "switchover")
+    steps.append(step(f"demote {source.name}", "set_read_only",
+                      f"{source.name} takes no more writes; running ones finish first (FLUSH TABLES WITH READ "
+                      f"LOCK)", node=source.name, on=True))
+    if not promoted:
+        steps += [
+            step(f"catch up with {source.name}", "wait_caught_up",
+                 f"{target.name} applies every transaction of {source.name} (MASTER_GTID_WAIT, at most "
+                 f"{wait:g}s): zero lost writes", node=target.name, source=source.name, timeout=wait),
+            step("stop replication", "stop_replica", f"{target.name} stops replicating before it takes writes",
+                 node=target.name),
+            step("raise generation", "record_promotion",
+                 f"generation {generation + 1}: {source.name} becomes the standby of {target.name}",
+                 node=target.name, schema=ctx.schema, generation=generation + 1, promoted_node=target.name),
+        ]
+    steps += [
+        step("writable", "set_writable", f"{target.name} becomes the writable database", node=target.name),
+        _move(ctx, target.name, ""),
+        step(f"{source.name} replicates", "ensure_replica",
+             f"{source.name} replicates from {target.name}: the pair is healthy with the roles reversed",
+             node=source.name, source=target.name),
+    ]
+    steps += _hooks(ctx, "post", "switchover")
+    rollback = (
+        step(f"{source.name} active again", "restore_active",
+             f"back to {source.name} as the writable database: {target.name} read-only, and if {target.name} "
+             f"was already promoted, {source.name} takes a newer generation after applying all of it",
+             node=source.name, peer=target.name, schema=ctx.schema, timeout=wait),
+        _move(ctx, source.name, " (rollback)"),
+        step(f"{target.name} replicates again", "ensure_replica", f"{target.name} is the standby again",
+             node=target.name, source=source.name),
+    )
+    summary = (f"finish the interrupted switchover from {source.name} to {target.name}" if resuming
+               else f"{source.name} -> {target.name} (planned, zero loss)")
+    return Plan("switchover", summary, tuple(steps), rollback=rollback)
+
+
+# --------------------------------------------------------------------------- resync
+
+
+def plan_resync(ctx: Context, snap: Snapshot, request: Request, errant: ErrantReport | None) -> Plan | Refusal:
+    state = derive_state(snap)
+    active = next((v for v in snap.db_nodes if v.writable), None)
+    if state.name == "split-brain" or active is None:
+        why = state.reason if state.name == "split-brain" else "no node is writable"
+        return Refusal(f"resync rebuilds a node from the active, and there is no single active: {why}",
+                       "run hakit takeover first (or make one node read-only)")
+    if active.generation < max(cluster_generation(snap), snap.generation_floor):
+        return Refusal(f"{active.name} is writable with an old generation; it must not be the source of a resync",
+                       "make it read-only and run hakit takeover")
+    target_name = request.node or _peer(snap, active.name).name
+    if target_name == active.name:
+        return Refusal(f"{active.name} is the active: resync never overwrites the active",
+                       f"resync the other node (hakit resync --node {_peer(snap, active.name).name})")
+    target = snap.node(target_name)
+    if target.db is None:
+        return Refusal(f"{target.name}: its database cannot be read ({target.error or 'down'})",
+                       f"start MariaDB on {target.name} (it starts read-only), then re-run hakit resync")
+    resuming = snap.operation == "resync" or target.resync_pending
+    stale = target.generation < active.generation
+    replicating = _replicates_from(target, active)
+    count = errant.count if errant is not None else 0
+    if not (stale or not replicating or count or resuming or request.strategy != "auto"):
+        return Plan("resync", f"{target.name} already replicates from {active.name} at generation "
+                              f"{active.generation} with nothing of its own; nothing to resync")
+    strategy = request.strategy
+    if strategy == "auto":
+        size = errant.data_bytes if errant is not None else 0
+        strategy = "rejoin" if count == 0 else ("backup" if size >= BACKUP_THRESHOLD_BYTES else "dump")
+        if resuming and snap.operation == "resync" and snap.operation_strategy in ("dump", "backup"):
+            strategy = snap.operation_strategy  # an interrupted copy is finished the same way
+    if strategy == "rejoin" and count:
+        return Refusal(f"{target.name} holds {count} errant transactions beyond the promotion point; rejoining "
+                       f"would keep them and the two nodes would differ",
+                       "use --strategy auto, dump or backup (they are discarded; --keep-errant FILE saves them)")
+    warnings = []
+    if count:
+        shown = ", ".join(str(g) for g in errant.gtids[:5]) + (" ..." if count > 5 else "")  # type: ignore[union-attr]
+        kept = f"; saved to {request.keep_errant} first" if request.keep_errant else \
+            " (use --keep-errant FILE to save them)"
+        warnings.append(f"{target.name} holds {count} errant transactions beyond the promotion point "
+                        f"{errant.promotion_point}: {shown}; resync discards them{kept}")  # type: ignore[union-attr]
+    steps = _hooks(ctx, "pre", "resync")
+    steps += [
+        step(f"fence {target.name}", "set_read_only", f"{target.name} must take no writes while it is rebuilt",
+             node=target.name, on=True),
+        step(f"stop replication on {target.name}", "stop_replica", "the copy starts from a known position",
+             node=target.name),
+        step(f"stop replication on {active.name}", "stop_replica",
+             f"{active.name} must read nothing from {target.name} until it is rebuilt (its data is never touched)",
+             node=active.name),
+        step(f"mark {target.name}", "mark_resync", f"{target.name} is marked as being resynced: until the end it "
+                                                   f"counts as no standby, from any admin machine",
+             node=target.name, on=True, strategy=strategy),
+    ]
+    if count and request.keep_errant:
+        steps.append(step("keep errant", "keep_errant", f"save {target.name}'s {count} errant transactions "
+                                                        f"to {request.keep_errant} (mode 0600) before discarding",
+                          node=target.name, path=request.keep_errant, file=errant.first[0],  # type: ignore
+                          position=errant.first[1]))  # type: ignore[index]
+    copy = {
+        "rejoin": f"{target.name} has no errant transactions: it only fetches what it lacks from {active.name} "
+                  f"(seconds, whatever the data size)",
+        "dump": f"the seed runbook: dump {active.name}'s databases (main ones under the global read lock, bulk "
+                f"history without it) into {target.name}",
+        "backup": f"a physical streaming copy of {active.name} with mariabackup into {target.name} (the fast "
+                  f"path for large data)",
+    }[strategy]
+    steps += [
+        step(strategy, strategy, copy, node=target.name, source=active.name),
+        step(f"{target.name} replicates", "replicate_from", f"{target.name} replicates from {active.name} and "
+                                                            f"catches up", node=target.name, source=active.name,
+             timeout=max(_wait(ctx, request), 60.0)),
+        step(f"{active.name} replicates", "reverse_replication", f"{active.name} replicates from {target.name}: "
+                                                                 f"replication both ways again",
+             node=active.name, source=target.name, schema=ctx.schema),
+        step("consistency check", "compare_checksums", f"every table's checksum equal on {active.name} and "
+                                                       f"{target.name}", node=target.name, source=active.name),
+        step(f"unmark {target.name}", "mark_resync", f"{target.name} is a healthy standby", node=target.name,
+             on=False, strategy=strategy),
+    ]
+    steps += _hooks(ctx, "post", "resync")
+    summary = f"rebuild {target.name} from {active.name} by {strategy}" + (" (resuming)" if resuming else "")
+    return Plan("resync", summary, tuple(steps), warnings=tuple(warnings))

@@ -1,0 +1,477 @@
+"""Run takeover, switchover and resync: observe -> plan (pure, :mod:`hakit.failover`) -> execute.
+
+This module holds the adapters: the executor's action table over the database port, the
+cluster stack (Pacemaker resource moves, heartbeat's takeover), the resync copies and the
+hooks; and the glue: the journal beside the inventory (``.hakit/``), its lock, the generation
+floor, and the operations log on the nodes (``/var/log/hakit/operations.log``).
+
+Every action is idempotent, and every run re-plans from a fresh observation, so an operation
+interrupted anywhere (hakit killed, SSH lost) converges when the same command is run again.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from hakit.errors import HakitError, InputError, OperationFailed, SafetyRefusal
+from hakit.executor import Executor, Outcome
+from hakit.failover import ErrantReport, Request, plan_operation
+from hakit.files import atomic_write
+from hakit.gtid import Position
+from hakit.journal import Journal, redactor
+from hakit.model import Inventory
+from hakit.mysql import Database, DatabaseUnreachable, ReplicaStatus
+from hakit.observe import World, holds_address, observe_node
+from hakit.plan import Plan, Refusal, Step
+from hakit.promote import database_actions
+from hakit.remote import Runner
+from hakit.secrets import Secrets
+from hakit.snapshot import NodeView, Snapshot, cluster_generation
+
+RESYNC_MARKER = "/var/lib/hakit/resync-pending"
+OPERATIONS_LOG = "/var/log/hakit/operations.log"
+
+
+# --------------------------------------------------------------------------- where state is kept
+
+
+def state_dir(inv: Inventory) -> Path:
+    return Path(inv.base_dir) / ".hakit"
+
+
+def journal_for(inv: Inventory, secrets: Secrets | None = None) -> Journal:
+    redact = redactor(secrets.all_values()) if secrets is not None else (lambda text: text)
+    return Journal(state_dir(inv) / f"{inv.settings.cluster_name}.journal", redact)
+
+
+def _floor_path(inv: Inventory) -> Path:
+    return state_dir(inv) / f"{inv.settings.cluster_name}.generation"
+
+
+def read_floor(inv: Inventory) -> int:
+    try:
+        return int(_floor_path(inv).read_text().strip() or 0)
+    except (FileNotFoundError, ValueError):
+        return 0
+
+
+def raise_floor(inv: Inventory, generation: int) -> None:
+    """Remember the highest generation seen: a stale node must not pass for current while the
+    node holding the newer generation is down."""
+    if generation > read_floor(inv):
+        try:
+            state_dir(inv).mkdir(mode=0o700, exist_ok=True)
+            atomic_write(_floor_path(inv), f"{generation}\n".encode(), 0o600)
+        except OSError:  # a read-only inventory folder: the nodes' own records still fence
+            pass
+
+
+# --------------------------------------------------------------------------- observation
+
+
+def observe_operation(inv: Inventory, world: World, journal: Journal | None) -> Snapshot:
+    """The snapshot an operation plans from: nodes (with resync markers), journal, floor."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(node) -> NodeView:
+        view = observe_node(inv, world, node)
+        runner = world.runners.get(node.name)
+        if view.reachable and runner is not None:
+            try:
+                pending = runner.run(["test", "-e", RESYNC_MARKER], warn=True, timeout=10).ok
+            except HakitError:
+                pending = False
+            if pending:
+                view = NodeView(view.name, view.address, view.reachable, view.db, view.vip, view.monitoring,
+                                view.error, resync_pending=True)
+        return view
+
+    with ThreadPoolExecutor(max_workers=max(1, len(inv.nodes))) as pool:
+        views = dict(zip([n.name for n in inv.nodes], pool.map(one, inv.nodes)))
+    open_op = journal.open_operation() if journal is not None else None
+    db_pair, app_pair = inv.db_pair, inv.app_pair
+    app_views = () if app_pair is db_pair else tuple(views[n] for n in app_pair.node_names)
+    snap = Snapshot(db_nodes=tuple(views[n] for n in db_pair.node_names), app_nodes=app_views,
+                    operation=open_op.operation if open_op else None,
+                    operation_target=(open_op.params.get("target") if open_op else None),
+                    operation_strategy=(open_op.params.get("strategy") if open_op else None),
+                    generation_floor=read_floor(inv))
+    raise_floor(inv, cluster_generation(snap))
+    return snap
+
+
+def scan_errant(inv: Inventory, world: World, snap: Snapshot, target: str) -> ErrantReport | None:
+    """The target's own transactions beyond the active's promotion point (from its binlog)."""
+    active = next((v for v in snap.db_nodes if v.writable), None)
+    view = snap.node(target)
+    if active is None or active.db is None or active.db.state is None or view.db is None or active.name == target:
+        return None
+    point = Position.parse(active.db.state.promotion_point)
+    db = world.databases[target]
+    try:
+        events = db.binlog_gtids_after(point)
+        size = world.databases[active.name].data_bytes(list(inv.settings.mysql.databases))
+    except DatabaseUnreachable:
+        return None
+    own = [e for e in events if e.gtid.server == view.db.server_id]
+    return ErrantReport(target, point, tuple(e.gtid for e in own), (own[0].file, own[0].pos) if own else None,
+                        size)
+
+
+# --------------------------------------------------------------------------- the cluster stack
+
+
+def _group(inv: Inventory) -> str:
+    return "hakit" if inv.settings.topology == "two-node" else "hakit-db"
+
+
+def _located(runner: Runner, resource: str) -> list[str]:
+    import re
+
+    out = runner.run(["crm_resource", "--resource", resource, "--locate"], warn=True, timeout=30).stdout
+    return re.findall(r"is running on: (\S+)", out)
+
+
+def move_pacemaker(inv: Inventory, runners: dict[str, Runner], node: str, timeout: float = 150.0) -> None:
+    """Run the database group on ``node``: forget old failures, move, wait, drop the move constraint
+    (stickiness keeps it there). The role's agent finds the node already promoted."""
+    group = _group(inv)
+    runner = runners[node]
+    if _located(runner, group) == [node]:
+        runner.run(["crm_resource", "--resource", group, "--clear"], warn=True, timeout=30)
+        return
+    runner.run(["crm_resource", "--resource", group, "--cleanup"], warn=True, timeout=60)
+    runner.run(["crm_resource", "--resource", group, "--move", "--node", node], warn=True, timeout=30)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            if _located(runner, group) == [node] and holds_address(runner, inv.db_pair.vip.address):
+                return
+            time.sleep(0.5)
+        status = runner.run(["crm_mon", "-1", "-r"], warn=True, timeout=30).stdout
+        raise OperationFailed(f"Pacemaker did not start {group} on {node} within {timeout:g}s:\n{status}")
+    finally:
+        runner.run(["crm_resource", "--resource", group, "--clear"], warn=True, timeout=30)
+
+
+def move_heartbeat(inv: Inventory, runners: dict[str, Runner], node: str, timeout: float = 150.0) -> None:
+    """Ask heartbeat on ``node`` to take the resource group (the peer releases it if alive)."""
+    pair = inv.db_pair
+    runner = runners[node]
+    vip = pair.vip.address
+    if holds_address(runner, vip):
+        return
+    runner.run(["/usr/share/heartbeat/hb_takeover", "all"], warn=True, timeout=60)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if holds_address(runner, vip):
+            return
+        time.sleep(0.5)
+    raise OperationFailed(f"heartbeat did not move the VIP {vip} to {node} within {timeout:g}s "
+                          f"(is heartbeat running on {node}? see /var/log/ha-log)")
+
+
+def _wait_monitoring(inv: Inventory, runner: Runner, node: str, timeout: float = 120.0) -> None:
+    from hakit.observe import process_running
+
+    if not inv.pair_of(node).carries_app:
+        return
+    deadline = time.monotonic() + timeout
+    while not process_running(runner, inv.settings.monitoring.service):
+        if time.monotonic() > deadline:
+            raise OperationFailed(f"the monitoring master did not start on {node} within {timeout:g}s")
+        time.sleep(0.5)
+
+
+# --------------------------------------------------------------------------- the action table
+
+
+@dataclass
+class Operator:
+    """Everything the actions act through. Fakes in unit tests (``mover`` and ``copier``)."""
+
+    inv: Inventory
+    world: World
+    say: Callable[[str], None] = print
+    progress: Any = None
+    mover: Callable[[str], None] | None = None  #: move the resources to a node (default: the stack)
+    copier: Callable[[str, str, str], None] | None = None  #: (strategy, source, target) for dump/backup
+    hook_env: dict[str, str] = field(default_factory=dict)
+
+    def db(self, node: str) -> Database:
+        try:
+            return self.world.databases[node]
+        except KeyError:
+            raise OperationFailed(f"no database connection to {node}") from None
+
+    def address(self, node: str) -> str:
+        return self.inv.node(node).address
+
+    # ---- replication
+
+    def wait_replica_running(self, node: str, timeout: float = 60.0) -> ReplicaStatus:
+        deadline = time.monotonic() + timeout
+        while True:
+            replica = self.db(node).facts().replica
+            if replica is not None and (replica.last_io_error or replica.last_sql_error) \
+                    and not (replica.io_running and replica.sql_running):
+                error = replica.last_io_error or replica.last_sql_error
+                if "1236" in error or "not in the master's binlog" in error or "diverge" in error.lower():
+                    raise OperationFailed(f"{node}: its history and the master's diverge ({error}); rebuild it "
+                                          f"with hakit resync --strategy dump")
+                raise OperationFailed(f"{node}: replication failed: {error}")
+            if replica is not None and replica.io_running and replica.sql_running:
+                return replica
+            if time.monotonic() > deadline:
+                raise OperationFailed(f"{node}: replication threads not running after {timeout:g}s")
+            time.sleep(0.25)
+
+    def ensure_replica(self, s: Step) -> None:
+        replica = self.db(s.node).facts().replica
+        source = self.address(s.arg("source"))
+        if replica is None or replica.master_host not in (source, s.arg("source")):
+            raise OperationFailed(f"{s.node} is not configured to replicate from {s.arg('source')} "
+                                  f"({replica.master_host if replica else 'no master'}); re-run hakit init")
+        if not (replica.io_running and replica.sql_running):
+            self.db(s.node).start_replica()
+        self.wait_replica_running(s.node)
+
+    def replicate_from(self, s: Step) -> None:
+        """The rebuilt target replicates from the active and catches up with it."""
+        self.ensure_replica(s)
+        position = self.db(s.arg("source")).facts().gtid_binlog_pos
+        if not self.db(s.node).wait_for_position(position, float(s.arg("timeout"))):
+            raise OperationFailed(f"{s.node} did not catch up with {s.arg('source')} within {s.arg('timeout')}s")
+
+    def reverse_replication(self, s: Step) -> None:
+        """The active replicates from the rebuilt node, from the active's own current position.
+
+        A logged heartbeat on the active first: once the target has applied it, the target's binary
+        log holds the active's current position, so the active can ask for what follows it.
+        """
+        active, target = self.db(s.node), self.db(s.arg("source"))
+        replica = active.facts().replica
+        if replica is not None and replica.io_running and replica.sql_running:
+            return
+        active.heartbeat(s.arg("schema"))
+        position = active.facts().gtid_binlog_pos
+        if not target.wait_for_position(position, 60):
+            raise OperationFailed(f"{s.arg('source')} did not apply {s.node}'s heartbeat ({position}) within 60s")
+        active.set_slave_pos_to_current()
+        self.ensure_replica(s)
+
+    def restore_active(self, s: Step) -> None:
+        """Rollback of a switchover: the old active writable again, by a newer generation if needed."""
+        node, peer = s.node, s.arg("peer")
+        try:
+            self.db(peer).set_read_only(True)
+        except DatabaseUnreachable as exc:
+            raise OperationFailed(f"rollback cannot make {peer} read-only ({exc}); run hakit takeover "
+                                  f"--node {node} once {peer} is down or fenced") from None
+        mine, theirs = self.db(node).facts(), self.db(peer).facts()
+        if theirs.generation > mine.generation or (mine.state and mine.state.promoted_node != node):
+            if not self.db(node).wait_for_position(theirs.gtid_binlog_pos, float(s.arg("timeout"))):
+                raise OperationFailed(f"{node} did not apply {peer}'s transactions; both stay read-only: "
+                                      f"run hakit takeover --node {peer} (or {node}) once you have checked them")
+            self.db(node).stop_replica()
+            from hakit.mysql import PromotionRecord
+
+            generation = max(mine.generation, theirs.generation) + 1
+            self.db(node).record_promotion(s.arg("schema"), PromotionRecord(
+                generation, str(self.db(node).facts().gtid_current_pos), node))
+        self.actions()["set_writable"](Step("writable", "set_writable", "rollback", node=node))
+
+    # ---- the stack
+
+    def move_resources(self, s: Step) -> None:
+        node = s.node
+        if self.mover is not None:
+            self.mover(node)
+            return
+        runners = self.world.runners
+        if self.inv.settings.stack == "pacemaker":
+            move_pacemaker(self.inv, runners, node)
+        else:
+            move_heartbeat(self.inv, runners, node)
+        _wait_monitoring(self.inv, runners[node], node)
+
+    # ---- resync
+
+    def mark_resync(self, s: Step) -> None:
+        runner = self.world.runners.get(s.node)
+        if runner is None:
+            return
+        if s.arg("on"):
+            runner.run(["mkdir", "-p", "-m", "0700", RESYNC_MARKER.rsplit("/", 1)[0]], timeout=10)
+            runner.put(RESYNC_MARKER, f"strategy={s.arg('strategy')}\n".encode(), 0o600)
+        else:
+            runner.run(["rm", "-f", RESYNC_MARKER], timeout=10)
+
+    def keep_errant(self, s: Step) -> None:
+        runner = self.world.runners[s.node]
+        db = self.db(s.node)
+        server_id = db.facts().server_id
+        paths = db.binlog_paths_from(s.arg("file"))
+        if not paths:
+            raise OperationFailed(f"{s.node}: binary log {s.arg('file')} is gone; cannot save the errant "
+                                  f"transactions (drop --keep-errant to discard them unsaved)")
+        out = runner.run(["mariadb-binlog", f"--start-position={int(s.arg('position'))}",
+                          f"--server-id={server_id}", *paths], timeout=600).raw
+        path = Path(s.arg("path"))
+        atomic_write(path, out, 0o600)
+        self.say(f"    saved {len(out)} bytes of {s.node}'s errant transactions to {path} (mode 0600)")
+
+    def rejoin(self, s: Step) -> None:
+        position = self.db(s.node).set_slave_pos_to_current()
+        self.say(f"    {s.node} asks {s.arg('source')} for everything after {position or 'the beginning'}")
+
+    def copy(self, s: Step) -> None:
+        if self.copier is not None:
+            self.copier(s.action, s.arg("source"), s.node)
+            return
+        from hakit import reseed
+
+        runners = self.world.runners
+        progress = self.progress
+        if s.action == "dump":
+            reseed.copy_by_dump(self.inv, runners[s.arg("source")], runners[s.node], say=self.say, progress=progress)
+        else:
+            reseed.copy_by_backup(self.inv, runners[s.arg("source")], runners[s.node], say=self.say,
+                                  progress=progress)
+            # the restart closed our session to the target's server
+            self.db(s.node).close()
+
+    def compare_checksums(self, s: Step) -> None:
+        """Every table equal on both nodes. A table that differs while writes run is compared again
+        with its writes paused on the active and the target stopped at the same position."""
+        active, target = self.db(s.arg("source")), self.db(s.node)
+        schemas = list(self.inv.settings.mysql.databases) + [self.inv.settings.mysql.hakit_schema]
+        tables = active.tables(schemas)
+        position = active.facts().gtid_binlog_pos
+        target.wait_for_position(position, 60)
+        differ = [t for t in tables if active.checksum(t) != target.checksum(t)]
+        for table in list(differ):
+            point, expected = active.locked_checksum(table)
+            target.start_replica_until(point)
+            try:
+                if not target.wait_for_position(point, 60):
+                    raise OperationFailed(f"{s.node} did not reach {point} to compare {table}")
+                time.sleep(0.05)
+                if target.checksum(table) == expected:
+                    differ.remove(table)
+            finally:
+                target.start_replica()
+        if differ:
+            raise OperationFailed(f"consistency check: {len(differ)} tables differ between {s.arg('source')} and "
+                                  f"{s.node}: {', '.join(differ[:10])}; re-run hakit resync --strategy dump")
+        self.say(f"    {len(tables)} tables have equal checksums on {s.arg('source')} and {s.node}")
+
+    # ---- hooks
+
+    def hook(self, s: Step) -> None:
+        argv = list(s.arg("argv"))
+        timeout = self.inv.settings.hooks.timeout_seconds
+        env = dict(os.environ, **self.hook_env)
+        try:
+            done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout,
+                                  cwd=self.inv.base_dir)
+        except FileNotFoundError:
+            raise OperationFailed(f"hook {shlex.join(argv)}: command not found") from None
+        except subprocess.TimeoutExpired:
+            raise OperationFailed(f"hook {shlex.join(argv)}: still running after {timeout}s") from None
+        if done.returncode != 0:
+            tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
+            raise OperationFailed(f"hook {shlex.join(argv)} exited {done.returncode}"
+                                  + (f": {' / '.join(tail)}" if tail else ""))
+
+    def actions(self) -> dict[str, Callable[[Step], Any]]:
+        table = dict(database_actions(self.world.databases))
+        table.update({
+            "ensure_replica": self.ensure_replica, "replicate_from": self.replicate_from,
+            "reverse_replication": self.reverse_replication, "restore_active": self.restore_active,
+            "move_resources": self.move_resources, "mark_resync": self.mark_resync, "keep_errant": self.keep_errant,
+            "rejoin": self.rejoin, "dump": self.copy, "backup": self.copy,
+            "compare_checksums": self.compare_checksums, "hook": self.hook,
+        })
+        return table
+
+
+# --------------------------------------------------------------------------- one operation
+
+
+def plan_for(inv: Inventory, world: World, request: Request, journal: Journal | None) -> tuple[Snapshot, Plan | Refusal]:
+    snap = observe_operation(inv, world, journal)
+    errant = None
+    if request.operation == "resync":
+        active = next((v for v in snap.db_nodes if v.writable), None)
+        target = request.node or (next((v.name for v in snap.db_nodes if v.name != active.name), None)
+                                  if active else None)
+        if target is not None:
+            errant = scan_errant(inv, world, snap, target)
+    return snap, plan_operation(inv, snap, request, errant)
+
+
+def _node_log(world: World, nodes: set[str], line: str) -> None:
+    """Append one line to the operations log of each node changed (best effort, never a secret)."""
+    for name in sorted(nodes):
+        runner = world.runners.get(name)
+        if runner is None:
+            continue
+        try:
+            runner.run(["sh", "-c", f"mkdir -p -m 0750 /var/log/hakit && cat >> {OPERATIONS_LOG}"],
+                       input=(line + "\n").encode(), warn=True, timeout=10)
+        except HakitError:
+            pass
+
+
+def run_operation(inv: Inventory, secrets: Secrets, world: World, request: Request, *, dry_run: bool = False,
+                  confirm: Callable[[Plan], bool] | None = None, say: Callable[[str], None] = print,
+                  progress: Any = None, operator: Operator | None = None) -> Outcome:
+    """Observe, plan and execute one operation under the journal's lock. Raises
+    :class:`SafetyRefusal` (exit 3) for a refusal, :class:`OperationFailed` (exit 1) for a failure."""
+    journal = journal_for(inv, secrets)
+    if request.keep_errant is not None and Path(request.keep_errant).exists():
+        raise InputError(f"--keep-errant {request.keep_errant}: the file exists; hakit will not overwrite it")
+    with journal.lock():
+        snap, verdict = plan_for(inv, world, request, journal)
+        if isinstance(verdict, Refusal):
+            raise SafetyRefusal(f"{request.operation} refused: {verdict}")
+        plan = verdict
+        if plan.empty:
+            say(f"{plan.operation}: {plan.summary}")
+            return Outcome()
+        if dry_run:
+            Executor(Operator(inv, world, say).actions(), None, say=say).run(plan, dry_run=True)
+            return Outcome()
+        if confirm is not None and not confirm(plan):
+            raise OperationFailed(f"{plan.operation}: not confirmed; nothing was changed")
+        target = next((s.node for s in plan.steps if s.action in ("record_promotion", "set_writable", "dump",
+                                                                   "backup", "rejoin")), request.node)
+        params = {"target": target, "strategy": next((s.action for s in plan.steps
+                                                      if s.action in ("rejoin", "dump", "backup")), None),
+                  "force": request.force}
+        op = operator or Operator(inv, world, say, progress)
+        op.hook_env = {"HAKIT_OPERATION": plan.operation, "HAKIT_CLUSTER": inv.settings.cluster_name,
+                       "HAKIT_TARGET": target or ""}
+        changed_nodes = {s.node for s in plan.steps if s.node and s.changes}
+        redact = journal.redact
+        _node_log(world, changed_nodes, redact(f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')} begin {plan.operation}: "
+                                               f"{plan.summary}"))
+        executor = Executor(op.actions(), journal, say=say)
+        try:
+            outcome = executor.run(plan, params)
+        except HakitError as exc:
+            _node_log(world, changed_nodes, redact(f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')} failed "
+                                                   f"{plan.operation}: {exc}"))
+            raise
+        _node_log(world, changed_nodes, f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')} done {plan.operation} in "
+                                        f"{outcome.seconds:.2f}s")
+        raise_floor(inv, max((int(s.arg("generation")) for s in plan.steps if s.action == "record_promotion"),
+                             default=0))
+        return outcome

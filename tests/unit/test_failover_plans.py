@@ -1,0 +1,409 @@
+"""The failover planner (takeover, switchover, resync) driven with snapshots: table-driven, no patches.
+
+Each case builds the pair as observation would see it and checks the decision: the steps in
+order with their nodes, or the refusal with its reason. Then plans are executed against the
+shipped fakes (FakeDatabase) to check their effects: zero loss, generation fencing, rollback.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from hakit.errors import OperationFailed, SafetyRefusal
+from hakit.executor import Executor
+from hakit.failover import ErrantReport, Request, plan_operation
+from hakit.gtid import Gtid, Position
+from hakit.inventory import load_inventory
+from hakit.mysql import DbFacts, FakeDatabase, PromotionRecord, ReplicaStatus
+from hakit.observe import World
+from hakit.operate import Operator
+from hakit.plan import Plan, Refusal
+from hakit.snapshot import NodeView, Snapshot
+
+A, B = "10.9.0.11", "10.9.0.12"
+
+INVENTORY = """
+all:
+  vars:
+    hakit:
+      cluster_name: opsview
+      topology: two-node
+      stack: {stack}
+      vips:
+        main: {{address: 10.9.0.100, netmask: 24, interface: eth0}}
+      fencing:
+        - {{name: fence1, agent: fence_ipmilan, nodes: [n1, n2], params: {{ip: 10.9.0.250, username: admin}}}}
+      mysql:
+        semi_sync: {{enabled: true}}
+      hooks:
+        pre_switchover: [[/bin/true]]
+        post_switchover: [[/bin/echo, done]]
+  children:
+    hakit_nodes:
+      hosts:
+        n1: {{ansible_host: 10.9.0.11, hakit_priority: 100}}
+        n2: {{ansible_host: 10.9.0.12, hakit_priority: 50}}
+"""
+
+
+@pytest.fixture(params=["pacemaker"])
+def inv(tmp_path, request):
+    path = tmp_path / "inventory.yml"
+    path.write_text(INVENTORY.format(stack=request.param))
+    return load_inventory(path)
+
+
+def facts(ro=True, gen=1, promoted="n1", cur="0-1-10", replica=None, server=1, point="0-1-5", semi=True):
+    pos = Position.parse(cur)
+    state = PromotionRecord(gen, point, promoted) if gen else None
+    return DbFacts(server, ro, pos, pos, pos, replica, state, semi_sync_master_enabled=True,
+                   semi_sync_master_status=semi, semi_sync_slave_status=semi)
+
+
+def rep(host=A, io=True, sql=True, received="0-1-10"):
+    return ReplicaStatus(host, io, sql, 0, gtid_io_pos=received)
+
+
+def snap(n1, n2, *, vip="n1", monitoring=None, reach=(True, True), **kw):
+    monitoring = vip if monitoring is None else monitoring
+    return Snapshot(db_nodes=(
+        NodeView("n1", A, reach[0], n1, vip=vip == "n1", monitoring=monitoring == "n1",
+                 error="" if n1 else "connection refused"),
+        NodeView("n2", B, reach[1], n2, vip=vip == "n2", monitoring=monitoring == "n2",
+                 error="" if n2 else "connection refused")), **kw)
+
+
+def healthy():
+    return snap(facts(False, replica=rep(B, received="0-2-3")), facts(True, replica=rep(A), server=2))
+
+
+def steps(plan):
+    return [(s.name, s.node) for s in plan.steps]
+
+
+def actions(plan):
+    return [s.action for s in plan.steps if s.action != "hook"]
+
+
+# --------------------------------------------------------------------------- takeover
+
+TAKEOVER_PLANS = [
+    # (what, snapshot, request, expected actions, words in the summary)
+    ("active dead, standby applied everything",
+     snap(None, facts(replica=rep(received="0-1-10"), server=2), vip=None, reach=(False, True)),
+     Request("takeover"), ["stop_replica", "record_promotion", "set_writable", "move_resources"], "n1 is unreachable"),
+    ("active dead, relay log not applied",
+     snap(None, facts(cur="0-1-8", replica=rep(received="0-1-10"), server=2), vip=None, reach=(False, True)),
+     Request("takeover"), ["wait_applied", "stop_replica", "record_promotion", "set_writable", "move_resources"],
+     "promote n2"),
+    ("mysqld dead on the active, node alive with the VIP",
+     snap(None, facts(replica=rep(io=False), server=2), vip="n1", reach=(True, True)),
+     Request("takeover"), ["stop_replica", "record_promotion", "set_writable", "move_resources"],
+     "without a database"),
+    ("old active read-only and reachable: catch up first, then stop its replication",
+     snap(facts(True, cur="0-1-12", replica=rep(B)), facts(replica=rep(received="0-1-10"), server=2)),
+     Request("takeover"), ["wait_caught_up", "stop_replica", "record_promotion", "set_writable", "stop_replica",
+                           "move_resources"], "not writable"),
+    ("forced while the old active is writable: it is demoted first",
+     healthy(), Request("takeover", force=True),
+     ["set_read_only", "stop_replica", "record_promotion", "set_writable", "stop_replica", "move_resources"],
+     "forced"),
+    ("the stack already promoted n2 and moved everything",
+     snap(None, facts(False, gen=2, promoted="n2", server=2), vip="n2", reach=(False, True)),
+     Request("takeover"), [], "nothing to do"),
+    ("n2 promoted by hand but the VIP is not there yet",
+     snap(None, facts(False, gen=2, promoted="n2", server=2), vip=None, reach=(False, True)),
+     Request("takeover"), ["move_resources"], "promote n2"),
+]
+
+
+@pytest.mark.parametrize("what, snapshot, request_, expected, words", TAKEOVER_PLANS,
+                         ids=[c[0] for c in TAKEOVER_PLANS])
+def test_takeover_plans(inv, what, snapshot, request_, expected, words):
+    plan = plan_operation(inv, snapshot, request_)
+    assert isinstance(plan, Plan), plan
+    assert actions(plan) == expected
+    assert words in plan.summary
+    for s in plan.steps:
+        assert s.reason  # every step says why
+    promote = [s for s in plan.steps if s.action == "record_promotion"]
+    assert all(s.node == "n2" and s.arg("generation") == 2 for s in promote)
+
+
+TAKEOVER_REFUSALS = [
+    ("old active alive and writable", healthy(), Request("takeover"), "two writable nodes", False),
+    ("target stale", snap(None, facts(gen=1, server=2), vip=None, reach=(False, True), generation_floor=2),
+     Request("takeover"), "only hakit resync", True),
+    ("target stale, even forced", snap(facts(True, gen=2, promoted="n1"), facts(gen=1, server=2), vip=None),
+     Request("takeover", node="n2", force=True), "only hakit resync", True),
+    ("target database down", snap(facts(True), None, vip=None), Request("takeover", node="n2"),
+     "cannot be read", False),
+    ("nothing readable", snap(None, None, vip=None, reach=(False, False)), Request("takeover"),
+     "no database of the pair", False),
+    ("unknown node", healthy(), Request("takeover", node="n9"), "not a node of the database pair", False),
+    ("an interrupted switchover", snap(facts(True), facts(True, server=2), operation="switchover",
+                                       operation_target="n2"), Request("takeover"), "re-run hakit switchover", False),
+]
+
+
+@pytest.mark.parametrize("what, snapshot, request_, words, hard", TAKEOVER_REFUSALS,
+                         ids=[c[0] for c in TAKEOVER_REFUSALS])
+def test_takeover_refusals(inv, what, snapshot, request_, words, hard):
+    verdict = plan_operation(inv, snapshot, request_)
+    assert isinstance(verdict, Refusal), verdict
+    assert words in str(verdict)
+    assert verdict.hard is hard
+
+
+def test_takeover_says_when_acknowledged_writes_may_be_lost(inv):
+    fell_back = snap(None, facts(replica=rep(io=False), server=2, semi=False), vip=None, reach=(False, True))
+    plan = plan_operation(inv, fell_back, Request("takeover"))
+    assert any("fallen back to asynchronous" in w and "acknowledged writes" in w for w in plan.warnings)
+    kept = snap(None, facts(replica=rep(io=False), server=2, semi=True), vip=None, reach=(False, True))
+    assert not any("fallen back" in w for w in plan_operation(inv, kept, Request("takeover")).warnings)
+
+
+def test_forced_takeover_does_not_stop_on_a_relay_timeout(inv):
+    lagging = snap(None, facts(cur="0-1-8", replica=rep(received="0-1-10"), server=2), vip=None, reach=(False, True))
+    normal = plan_operation(inv, lagging, Request("takeover"))
+    forced = plan_operation(inv, lagging, Request("takeover", force=True))
+    assert normal.steps[0].action == "wait_applied" and normal.steps[0].critical
+    assert forced.steps[0].action == "wait_applied" and not forced.steps[0].critical
+
+
+# --------------------------------------------------------------------------- switchover
+
+
+def test_switchover_of_a_healthy_pair_with_hooks_and_rollback(inv):
+    plan = plan_operation(inv, healthy(), Request("switchover"))
+    assert [s.action for s in plan.steps] == ["hook", "set_read_only", "wait_caught_up", "stop_replica",
+                                              "record_promotion", "set_writable", "move_resources",
+                                              "ensure_replica", "hook"]
+    assert plan.steps[0].changes is False and plan.steps[-1].critical is False
+    assert plan.steps[1].node == "n1" and plan.steps[1].arg("on") is True
+    assert plan.steps[4].node == "n2" and plan.steps[4].arg("generation") == 2
+    assert [s.action for s in plan.rollback] == ["restore_active", "move_resources", "ensure_replica"]
+    assert plan.rollback[0].node == "n1" and plan.rollback[1].node == "n1"
+
+
+@pytest.mark.parametrize("snapshot, words", [
+    (snap(facts(False), None), "needs a healthy pair"),
+    (snap(facts(False), facts(True, server=2, replica=rep(io=False))), "replication IO thread stopped"),
+    (snap(facts(False), facts(False, server=2)), "split-brain"),
+])
+def test_switchover_refusals(inv, snapshot, words):
+    verdict = plan_operation(inv, snapshot, Request("switchover"))
+    assert isinstance(verdict, Refusal) and words in str(verdict)
+
+
+def test_an_interrupted_switchover_is_finished_not_restarted(inv):
+    # n1 was demoted and n2 promoted (generation 2) when hakit died: both read-only
+    half = snap(facts(True, gen=2, promoted="n2", replica=rep(B)), facts(True, gen=2, promoted="n2", server=2),
+                operation="switchover", operation_target="n2")
+    plan = plan_operation(inv, half, Request("switchover"))
+    assert "finish the interrupted switchover from n1 to n2" in plan.summary
+    assert "record_promotion" not in actions(plan)  # no second generation for the same switchover
+    assert actions(plan) == ["set_read_only", "set_writable", "move_resources", "ensure_replica"]
+
+
+# --------------------------------------------------------------------------- resync
+
+
+def after_takeover(errant=0, replica=None, **kw):
+    """n2 took over at generation 2 (promotion point 0-1-10); n1 came back read-only and stale."""
+    n1 = facts(True, gen=1, cur=f"0-1-{10 + errant}", replica=replica)
+    n2 = facts(False, gen=2, promoted="n2", cur="0-2-15", server=2, point="0-1-10")
+    return snap(n1, n2, vip="n2", **kw)
+
+
+def report(count, size=0):
+    gtids = tuple(Gtid(0, 1, 11 + i) for i in range(count))
+    return ErrantReport("n1", Position.parse("0-1-10"), gtids, ("mysql-bin.000002", 400) if count else None, size)
+
+
+@pytest.mark.parametrize("count, size, strategy, expected", [
+    (0, 0, "auto", "rejoin"),
+    (3, 0, "auto", "dump"),
+    (3, 10 * 1024 ** 3, "auto", "backup"),
+    (0, 0, "dump", "dump"),
+    (0, 0, "backup", "backup"),
+])
+def test_resync_picks_its_strategy(inv, count, size, strategy, expected):
+    plan = plan_operation(inv, after_takeover(count), Request("resync", strategy=strategy), report(count, size))
+    assert isinstance(plan, Plan)
+    assert actions(plan) == ["set_read_only", "stop_replica", "stop_replica", "mark_resync", expected,
+                             "replicate_from", "reverse_replication", "compare_checksums", "mark_resync"]
+    # everything that changes data happens on the target; the active only starts replicating
+    assert {s.node for s in plan.steps if s.action in ("set_read_only", "mark_resync", expected)} == {"n1"}
+    assert [s.node for s in plan.steps if s.action == "stop_replica"] == ["n1", "n2"]
+    assert f"by {expected}" in plan.summary
+
+
+def test_resync_counts_errant_transactions_and_keeps_them_when_asked(inv):
+    plan = plan_operation(inv, after_takeover(2), Request("resync", keep_errant="/tmp/errant.sql"), report(2))
+    assert any("2 errant transactions" in w and "0-1-11, 0-1-12" in w and "saved to /tmp/errant.sql" in w
+               for w in plan.warnings)
+    keep = next(s for s in plan.steps if s.action == "keep_errant")
+    assert keep.arg("file") == "mysql-bin.000002" and keep.arg("position") == 400
+    assert actions(plan).index("keep_errant") < actions(plan).index("dump")
+    unsaved = plan_operation(inv, after_takeover(2), Request("resync"), report(2))
+    assert any("use --keep-errant FILE" in w for w in unsaved.warnings)
+    assert "keep_errant" not in actions(unsaved)
+
+
+@pytest.mark.parametrize("snapshot, request_, errant, words", [
+    (after_takeover(2), Request("resync", strategy="rejoin"), report(2), "rejoining would keep them"),
+    (after_takeover(), Request("resync", node="n2"), report(0), "resync never overwrites the active"),
+    (snap(facts(True, gen=2), facts(True, gen=2, server=2)), Request("resync"), None, "no single active"),
+    (snap(facts(False), facts(False, server=2)), Request("resync"), None, "both writable"),
+    (snap(None, facts(False, gen=2, promoted="n2", server=2), vip="n2", reach=(False, True)),
+     Request("resync"), None, "start MariaDB on n1"),
+])
+def test_resync_refusals(inv, snapshot, request_, errant, words):
+    verdict = plan_operation(inv, snapshot, request_, errant)
+    assert isinstance(verdict, Refusal) and words in str(verdict), verdict
+
+
+def test_resync_of_a_healthy_standby_does_nothing_unless_a_strategy_is_named(inv):
+    assert plan_operation(inv, healthy(), Request("resync"), report(0)).empty
+    assert actions(plan_operation(inv, healthy(), Request("resync", strategy="dump"), report(0)))[4] == "dump"
+
+
+def test_an_interrupted_copy_is_finished_by_the_same_strategy(inv):
+    pending = after_takeover(0, operation="resync", operation_target="n1", operation_strategy="backup")
+    plan = plan_operation(inv, pending, Request("resync"), report(0))
+    assert "backup" in actions(plan) and "(resuming)" in plan.summary
+
+
+# --------------------------------------------------------------------------- executed against fakes
+
+
+class Stack:
+    """The VIP holder, moved by the plan's move_resources steps (fails on demand)."""
+
+    def __init__(self, holder="n1", fail_on=None):
+        self.holder, self.fail_on, self.moves = holder, fail_on, []
+
+    def __call__(self, node):
+        self.moves.append(node)
+        if node == self.fail_on:
+            raise OperationFailed(f"the stack would not start the resources on {node}")
+        self.holder = node
+
+
+def pair():
+    n1 = FakeDatabase("n1", server_id=1, read_only=False, state=PromotionRecord(1, "", "n1"),
+                      replica=ReplicaStatus(B, True, True, 0), replica_config=(B, 3306, "repl"))
+    n2 = FakeDatabase("n2", server_id=2, read_only=True, replica=ReplicaStatus(A, True, True, 0),
+                      replica_config=(A, 3306, "repl"))
+    n1.writes(10)
+    n2.receive_from(n1)
+    return n1, n2
+
+
+def observed(n1, n2, stack, **kw):
+    return Snapshot(db_nodes=(NodeView("n1", A, True, n1.facts(), vip=stack.holder == "n1",
+                                       monitoring=stack.holder == "n1"),
+                              NodeView("n2", B, True, n2.facts(), vip=stack.holder == "n2",
+                                       monitoring=stack.holder == "n2")), **kw)
+
+
+class CatchingUp(FakeDatabase):
+    """A standby whose replication applies its master's transactions when waited on."""
+
+    master: FakeDatabase | None = None
+
+    def wait_for_position(self, position, timeout):
+        if self.master is not None and self.replica and self.replica.sql_running:
+            self.receive_from(self.master)
+        return super().wait_for_position(position, timeout)
+
+
+def test_switchover_executed_on_fakes_loses_nothing(inv):
+    n1, n2 = pair()
+    n2.__class__ = CatchingUp
+    n2.master = n1
+    n1.writes(5)  # not yet on n2 when the switchover starts
+    stack = Stack()
+    plan = plan_operation(inv, observed(n1, n2, stack), Request("switchover"))
+    Executor(Operator(inv, World(databases={"n1": n1, "n2": n2}), say=lambda t: None, mover=stack).actions(),
+             None, say=lambda t: None).run(plan)
+    assert n2.writable if hasattr(n2, "writable") else not n2.read_only
+    assert n1.read_only and not n2.read_only and stack.holder == "n2"
+    assert n2.binlog.contains(Position.parse("0-1-15"))  # every write of n1 is on n2
+    assert n2.state.generation == 2 and n2.state.promoted_node == "n2"
+    assert n1.replica.io_running  # the old active replicates from the new one
+
+
+def test_a_switchover_failing_half_way_rolls_back_to_the_old_active(inv):
+    n1, n2 = pair()
+    n2.__class__ = CatchingUp
+    n2.master = n1
+    n1.__class__ = CatchingUp
+    n1.master = n2
+    stack = Stack(fail_on="n2")
+    plan = plan_operation(inv, observed(n1, n2, stack), Request("switchover"))
+    executor = Executor(Operator(inv, World(databases={"n1": n1, "n2": n2}), say=lambda t: None,
+                                 mover=stack).actions(), None, say=lambda t: None)
+    with pytest.raises(OperationFailed, match="rolled back"):
+        executor.run(plan)
+    # n2 had been promoted (generation 2): n1 comes back with a newer one, and only n1 is writable
+    assert not n1.read_only and n2.read_only and stack.holder == "n1"
+    assert n1.state.generation == 3 and n1.state.promoted_node == "n1"
+    assert n2.replica.io_running
+
+
+def test_a_failing_pre_hook_changes_nothing_and_leaves_no_open_operation(inv, tmp_path):
+    from dataclasses import replace
+
+    from hakit.journal import Journal
+
+    n1, n2 = pair()
+    stack = Stack()
+    plan = plan_operation(inv, observed(n1, n2, stack), Request("switchover"))
+    hook = plan.steps[0]
+    failing = replace(plan, steps=(replace(hook, args=(("argv", ("/bin/false",)),)),) + plan.steps[1:])
+    journal = Journal(tmp_path / "j")
+    executor = Executor(Operator(inv, World(databases={"n1": n1, "n2": n2}), say=lambda t: None,
+                                 mover=stack).actions(), journal, say=lambda t: None)
+    with pytest.raises(OperationFailed, match="nothing was changed"):
+        executor.run(failing)
+    assert not n1.read_only and n2.read_only and stack.moves == [] and n1.log == [] and n2.log == []
+    assert journal.open_operation() is None
+
+
+def test_generation_fencing_refuses_to_make_a_stale_node_writable(inv):
+    n1, n2 = pair()
+    n2.state = PromotionRecord(2, "0-1-10", "n2")
+    n1.state = PromotionRecord(2, "0-1-10", "n2")  # the row naming n2 has replicated to n1
+    n1.read_only = True
+    table = Operator(inv, World(databases={"n1": n1, "n2": n2}), say=lambda t: None).actions()
+    from hakit.plan import step
+
+    with pytest.raises(SafetyRefusal, match="names n2 as the promoted node"):
+        table["set_writable"](step("writable", "set_writable", "test", node="n1"))
+    n1.state = PromotionRecord(1, "", "n1")
+    with pytest.raises(SafetyRefusal, match="older generation is never made writable"):
+        table["set_writable"](step("writable", "set_writable", "test", node="n1"))
+    assert n1.read_only  # still read-only after both refusals
+
+
+def test_takeover_executed_on_fakes_then_resync_rejoins(inv):
+    n1, n2 = pair()
+    stack = Stack()
+    n1.reachable = False  # the active dies
+    dead = Snapshot(db_nodes=(NodeView("n1", A, False, None), NodeView("n2", B, True, n2.facts())))
+    plan = plan_operation(inv, dead, Request("takeover"))
+    world = World(databases={"n1": n1, "n2": n2})
+    Executor(Operator(inv, world, say=lambda t: None, mover=stack).actions(), None, say=lambda t: None).run(plan)
+    assert not n2.read_only and n2.state.generation == 2 and stack.holder == "n2"
+    n2.writes(3)
+    n1.reachable = True
+    n1.read_only = True  # it restarts read-only
+    snapshot = observed(n1, n2, stack)
+    from hakit.operate import scan_errant
+
+    errant = scan_errant(inv, world, snapshot, "n1")
+    assert errant.count == 0  # n1 shipped everything before it died
+    plan = plan_operation(inv, snapshot, Request("resync"), errant)
+    assert "by rejoin" in plan.summary
