@@ -133,16 +133,18 @@ def status(ctx: Context, as_json: bool) -> None:
     """
     import json
 
-    from hakit.observe import observe, real_world
+    from hakit.observe import real_world
     from hakit.secrets import load_secrets, secrets_path
     from hakit.snapshot import derive_state, status_document
     from hakit.status_view import print_status
 
     inv = ctx.inventory()
     secrets = load_secrets(secrets_path(inv), inv)
+    from hakit.operate import journal_for, observe_operation
+
     world = real_world(inv, secrets)
     try:
-        snap = observe(inv, world)
+        snap = observe_operation(inv, world, journal_for(inv, secrets))
     finally:
         world.close()
     state = derive_state(snap)
@@ -265,6 +267,96 @@ def sync_command(ctx: Context) -> None:
             ctx.say(f"  copied {path}", level=1)
         for path in plan.remove:
             ctx.say(f"  removed {path}", level=1)
+
+
+def _operation(ctx: Context, request, dry_run: bool, yes: bool) -> None:
+    """Observe, plan, confirm, execute one failover operation (takeover, switchover, resync)."""
+    from hakit.observe import real_world
+    from hakit.operate import run_operation
+    from hakit.secrets import load_secrets, secrets_path
+
+    inv = ctx.inventory()
+    secrets = load_secrets(secrets_path(inv), inv)
+
+    def confirm(plan) -> bool:
+        if yes:
+            return True
+        if not sys.stdin.isatty():
+            from hakit.errors import InputError
+
+            raise InputError(f"{plan.operation} changes the cluster: confirm with --yes (or run it from a "
+                             f"terminal); --dry-run shows the plan")
+        click.echo(plan.describe())
+        return click.confirm("Proceed?", default=False)
+
+    world = real_world(inv, secrets)
+    progress = None
+    try:
+        outcome = run_operation(inv, secrets, world, request, dry_run=dry_run, confirm=confirm,
+                                say=lambda text: ctx.say(text), progress=progress)
+    finally:
+        world.close()
+    for name, seconds in outcome.timings.items():
+        ctx.say(f"  {seconds:7.3f}s  {name}", level=1)
+
+
+wait_option = click.option("--wait", "wait", type=click.FloatRange(0.1, 3600), default=None, metavar="SECONDS",
+                           help="Bound on waiting for replication (default: failover.relay_wait_seconds).")
+
+
+@main_group.command()
+@_with_inventory
+@click.option("--node", help="The node to promote (default: the standby of the pair).")
+@click.option("--force", is_flag=True, help="Promote even while the old active is reachable and writable "
+                                            "(it is made read-only first) or its relay log is not applied.")
+@click.option("--dry-run", is_flag=True, help="Print the plan with its reasons and touch nothing.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@wait_option
+def takeover(ctx: Context, node: str | None, force: bool, dry_run: bool, yes: bool, wait: float | None) -> None:
+    """Unplanned promotion: make the standby the writable database; the VIP and monitoring master follow.
+
+    Refused (exit 3) while the old active is reachable and writable, unless --force.
+    """
+    from hakit.failover import Request
+
+    _operation(ctx, Request("takeover", node=node, force=force, wait=wait), dry_run, yes)
+
+
+@main_group.command()
+@_with_inventory
+@click.option("--node", help="The node to make active (default: the standby).")
+@click.option("--dry-run", is_flag=True, help="Print the plan with its reasons and touch nothing.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@wait_option
+def switchover(ctx: Context, node: str | None, dry_run: bool, yes: bool, wait: float | None) -> None:
+    """Planned swap with zero lost writes; rolls back to the old active if a step fails."""
+    from hakit.failover import Request
+
+    _operation(ctx, Request("switchover", node=node, wait=wait), dry_run, yes)
+
+
+@main_group.command()
+@_with_inventory
+@click.option("--node", help="The node to rebuild (default: the node that is not the active).")
+@click.option("--strategy", type=click.Choice(["auto", "rejoin", "dump", "backup"]), default="auto",
+              show_default=True, help="rejoin: fetch only what is missing; dump: the seed runbook's dump; "
+                                      "backup: physical copy with mariabackup; auto: rejoin when there are no "
+                                      "errant transactions, else a copy.")
+@click.option("--keep-errant", "keep_errant", type=click.Path(dir_okay=False), default=None,
+              help="Save the node's errant transactions to this new file (mode 0600) before discarding them.")
+@click.option("--dry-run", is_flag=True, help="Print the plan with its reasons and touch nothing.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@wait_option
+def resync(ctx: Context, node: str | None, strategy: str, keep_errant: str | None, dry_run: bool, yes: bool,
+           wait: float | None) -> None:
+    """Rebuild the repaired node from the active and replicate both ways; never touches the active's data.
+
+    Says how many errant transactions of the node it discards before it acts.
+    """
+    from hakit.failover import Request
+
+    _operation(ctx, Request("resync", node=node, strategy=strategy, keep_errant=keep_errant,  # type: ignore[arg-type]
+                            wait=wait), dry_run, yes)
 
 
 def _register_subcommands() -> None:

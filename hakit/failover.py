@@ -187,10 +187,16 @@ def plan_takeover(ctx: Context, snap: Snapshot, request: Request) -> Plan | Refu
         return verdict
     steps: list[Step] = []
     warnings = list(verdict.warnings)
+    writable: list[Step] = []
     for s in verdict.steps:
         if s.action == "wait_applied" and request.force:  # forced: wait, but do not stop on a timeout
             s = Step(s.name, s.action, s.reason + "; forced: a timeout is reported, not fatal", s.args, s.node,
                      critical=False)
+        if s.action == "set_writable":
+            # after the resources move: the stack's start of the role makes it writable (the agent
+            # finds the promotion recorded); before, a probe would see the role active on two nodes
+            writable.append(s)
+            continue
         steps.append(s)
     promoting = any(s.action == "record_promotion" for s in steps)
     if promoting and old.db is not None and not old.writable and old.generation == target.generation:
@@ -210,6 +216,8 @@ def plan_takeover(ctx: Context, snap: Snapshot, request: Request) -> Plan | Refu
                           f"hakit resync has counted what only it holds", node=old.name))
     if not _resources_on(snap, target.name) or promoting:
         steps.append(_move(ctx, target.name, ""))
+    if writable and not target.writable:
+        steps += writable
     if promoting:
         if not ctx.semi_sync:
             warnings.append("replication is asynchronous (semi-sync is off in the inventory): writes the old "
@@ -274,8 +282,8 @@ def plan_switchover(ctx: Context, snap: Snapshot, request: Request) -> Plan | Re
                  node=target.name, schema=ctx.schema, generation=generation + 1, promoted_node=target.name),
         ]
     steps += [
-        step("writable", "set_writable", f"{target.name} becomes the writable database", node=target.name),
-        _move(ctx, target.name, ""),
+        _move(ctx, target.name, ": the stack starts the role there, which makes it writable"),
+        step("writable", "set_writable", f"{target.name} is the writable database", node=target.name),
         step(f"{source.name} replicates", "ensure_replica",
              f"{source.name} replicates from {target.name}: the pair is healthy with the roles reversed",
              node=source.name, source=target.name),

@@ -91,22 +91,22 @@ TAKEOVER_PLANS = [
     # (what, snapshot, request, expected actions, words in the summary)
     ("active dead, standby applied everything",
      snap(None, facts(replica=rep(received="0-1-10"), server=2), vip=None, reach=(False, True)),
-     Request("takeover"), ["stop_replica", "record_promotion", "set_writable", "move_resources"], "n1 is unreachable"),
+     Request("takeover"), ["stop_replica", "record_promotion", "move_resources", "set_writable"], "n1 is unreachable"),
     ("active dead, relay log not applied",
      snap(None, facts(cur="0-1-8", replica=rep(received="0-1-10"), server=2), vip=None, reach=(False, True)),
-     Request("takeover"), ["wait_applied", "stop_replica", "record_promotion", "set_writable", "move_resources"],
+     Request("takeover"), ["wait_applied", "stop_replica", "record_promotion", "move_resources", "set_writable"],
      "promote n2"),
     ("mysqld dead on the active, node alive with the VIP",
      snap(None, facts(replica=rep(io=False), server=2), vip="n1", reach=(True, True)),
-     Request("takeover"), ["stop_replica", "record_promotion", "set_writable", "move_resources"],
+     Request("takeover"), ["stop_replica", "record_promotion", "move_resources", "set_writable"],
      "without a database"),
     ("old active read-only and reachable: catch up first, then stop its replication",
      snap(facts(True, cur="0-1-12", replica=rep(B)), facts(replica=rep(received="0-1-10"), server=2)),
-     Request("takeover"), ["wait_caught_up", "stop_replica", "record_promotion", "set_writable", "stop_replica",
-                           "move_resources"], "not writable"),
+     Request("takeover"), ["wait_caught_up", "stop_replica", "record_promotion", "stop_replica", "move_resources",
+                           "set_writable"], "not writable"),
     ("forced while the old active is writable: it is demoted first",
      healthy(), Request("takeover", force=True),
-     ["set_read_only", "stop_replica", "record_promotion", "set_writable", "stop_replica", "move_resources"],
+     ["set_read_only", "stop_replica", "record_promotion", "stop_replica", "move_resources", "set_writable"],
      "forced"),
     ("the stack already promoted n2 and moved everything",
      snap(None, facts(False, gen=2, promoted="n2", server=2), vip="n2", reach=(False, True)),
@@ -177,7 +177,7 @@ def test_forced_takeover_does_not_stop_on_a_relay_timeout(inv):
 def test_switchover_of_a_healthy_pair_with_hooks_and_rollback(inv):
     plan = plan_operation(inv, healthy(), Request("switchover"))
     assert [s.action for s in plan.steps] == ["hook", "set_read_only", "wait_caught_up", "stop_replica",
-                                              "record_promotion", "set_writable", "move_resources",
+                                              "record_promotion", "move_resources", "set_writable",
                                               "ensure_replica", "hook"]
     assert plan.steps[0].changes is False and plan.steps[-1].critical is False
     assert plan.steps[1].node == "n1" and plan.steps[1].arg("on") is True
@@ -203,7 +203,7 @@ def test_an_interrupted_switchover_is_finished_not_restarted(inv):
     plan = plan_operation(inv, half, Request("switchover"))
     assert "finish the interrupted switchover from n1 to n2" in plan.summary
     assert "record_promotion" not in actions(plan)  # no second generation for the same switchover
-    assert actions(plan) == ["set_read_only", "set_writable", "move_resources", "ensure_replica"]
+    assert actions(plan) == ["set_read_only", "move_resources", "set_writable", "ensure_replica"]
 
 
 # --------------------------------------------------------------------------- resync
