@@ -287,6 +287,9 @@ def plan_switchover(ctx: Context, snap: Snapshot, request: Request) -> Plan | Re
         step(f"{source.name} replicates", "ensure_replica",
              f"{source.name} replicates from {target.name}: the pair is healthy with the roles reversed",
              node=source.name, source=target.name),
+        step(f"{target.name} replicates", "reverse_replication",
+             f"{target.name} replicates from {source.name} too: replication both ways, as hakit init set it up",
+             node=target.name, source=source.name, schema=ctx.schema, critical=False),
     ]
     steps += _hooks(ctx, "post", "switchover")
     rollback = (

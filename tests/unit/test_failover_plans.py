@@ -178,7 +178,7 @@ def test_switchover_of_a_healthy_pair_with_hooks_and_rollback(inv):
     plan = plan_operation(inv, healthy(), Request("switchover"))
     assert [s.action for s in plan.steps] == ["hook", "set_read_only", "wait_caught_up", "stop_replica",
                                               "record_promotion", "move_resources", "set_writable",
-                                              "ensure_replica", "hook"]
+                                              "ensure_replica", "reverse_replication", "hook"]
     assert plan.steps[0].changes is False and plan.steps[-1].critical is False
     assert plan.steps[1].node == "n1" and plan.steps[1].arg("on") is True
     assert plan.steps[4].node == "n2" and plan.steps[4].arg("generation") == 2
@@ -203,7 +203,8 @@ def test_an_interrupted_switchover_is_finished_not_restarted(inv):
     plan = plan_operation(inv, half, Request("switchover"))
     assert "finish the interrupted switchover from n1 to n2" in plan.summary
     assert "record_promotion" not in actions(plan)  # no second generation for the same switchover
-    assert actions(plan) == ["set_read_only", "move_resources", "set_writable", "ensure_replica"]
+    assert actions(plan) == ["set_read_only", "move_resources", "set_writable", "ensure_replica",
+                             "reverse_replication"]
 
 
 # --------------------------------------------------------------------------- resync
@@ -323,6 +324,8 @@ def test_switchover_executed_on_fakes_loses_nothing(inv):
     n1, n2 = pair()
     n2.__class__ = CatchingUp
     n2.master = n1
+    n1.__class__ = CatchingUp
+    n1.master = n2
     n1.writes(5)  # not yet on n2 when the switchover starts
     stack = Stack()
     plan = plan_operation(inv, observed(n1, n2, stack), Request("switchover"))
@@ -333,6 +336,7 @@ def test_switchover_executed_on_fakes_loses_nothing(inv):
     assert n2.binlog.contains(Position.parse("0-1-15"))  # every write of n1 is on n2
     assert n2.state.generation == 2 and n2.state.promoted_node == "n2"
     assert n1.replica.io_running  # the old active replicates from the new one
+    assert n2.replica.io_running and "heartbeat" in n2.log  # and the new one from the old: both ways
 
 
 def test_a_switchover_failing_half_way_rolls_back_to_the_old_active(inv):
