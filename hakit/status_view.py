@@ -23,7 +23,10 @@ def _yes(value: Any, good: bool = True) -> str:
 
 def print_status(inv: Inventory, doc: dict[str, Any], console: Console | None = None) -> None:
     """Print the status document as a table and a one-line verdict."""
-    console = console or Console(highlight=False)
+    import sys
+
+    # a pipe or a log gets the whole table, not one squeezed to 80 columns
+    console = console or Console(highlight=False, width=None if sys.stdout.isatty() else 140)
     table = Table(title=f"hakit {inv.settings.cluster_name} ({inv.settings.topology}, {inv.settings.stack})")
     for column in ("node", "role", "reachable", "writable", "replicating from", "IO/SQL", "lag", "GTID",
                    "generation", "VIP", "monitoring"):
@@ -41,6 +44,9 @@ def print_status(inv: Inventory, doc: dict[str, Any], console: Console | None = 
     console.print(f"state: [{style}]{doc['state']}[/{style}]  generation {doc['generation']}  "
                   f"active {doc['active'] or '-'}" + ("  [yellow]MAINTENANCE[/yellow]" if doc["maintenance"] else ""))
     console.print(f"why: {doc['reason']}")
+    if doc.get("operation"):
+        console.print(f"[yellow]unfinished: {doc['operation']['name']} (target {doc['operation']['target']}); "
+                      f"re-run hakit {doc['operation']['name']} to finish it[/yellow]")
     for name, n in doc["nodes"].items():
         if n["error"]:
             console.print(f"[dim]{name}: {n['error']}[/dim]")
