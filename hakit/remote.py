@@ -1,7 +1,9 @@
 """Run commands and move files on a node: over SSH, locally, or in a fake world.
 
 One small port, :class:`Runner`, with four verbs (``run``, ``sudo``, ``put``, ``get``) whose
-results are values (:class:`Result`), in the manner of Fabric/invoke. Three implementations:
+results are values (:class:`Result`), in the manner of Fabric/invoke, and ``start`` for a
+command whose input and output are streamed (:class:`Process`, see hakit.transfer). Three
+implementations:
 
 * :class:`SshRunner` — paramiko, connecting lazily, **host keys verified** against the
   inventory's known_hosts file (an unknown or changed key is refused, never added);
@@ -18,12 +20,15 @@ from __future__ import annotations
 
 import os
 import shlex
+import signal
 import socket
 import stat
 import subprocess
+import threading
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Protocol, Sequence
+from typing import Callable, Iterable, Iterator, Protocol, Sequence
 
 import paramiko
 
@@ -90,7 +95,66 @@ class Runner(Protocol):
 
     def get(self, path: str) -> bytes: ...
 
+    def start(self, argv: Sequence[str]) -> "Process": ...
+
     def close(self) -> None: ...
+
+
+class ProcessInput(Protocol):
+    def write(self, data: bytes) -> object: ...
+
+    def close(self) -> None: ...
+
+
+class ProcessOutput(Protocol):
+    def read(self, n: int) -> bytes: ...
+
+
+class Process(Protocol):
+    """A command started with :meth:`Runner.start`, its stdin and stdout streamed.
+
+    ``stdin.write`` raises :class:`OSError` (``BrokenPipeError``) once the command no longer
+    reads; ``stdin.close`` is its end of input. ``stdout.read(n)`` returns at most ``n`` bytes,
+    as soon as some are there, and ``b""`` at the end. stderr is collected on the side (its
+    last 64 KiB), so a chatty command never blocks on it. ``wait(timeout)`` returns the exit
+    status; a command still running after ``timeout`` is killed and 124 is returned.
+    """
+
+    host: str
+    argv: tuple[str, ...]
+    stdin: ProcessInput
+    stdout: ProcessOutput
+
+    def stderr_text(self) -> str: ...
+
+    def wait(self, timeout: float) -> int: ...
+
+    def kill(self) -> None: ...
+
+
+#: how much of a streamed command's stderr is kept (its end)
+STDERR_KEEP = 64 * 1024
+
+
+class _Tail:
+    """The last ``keep`` bytes written to it (thread-safe enough: one writer, one reader)."""
+
+    def __init__(self, keep: int = STDERR_KEEP):
+        self.keep = keep
+        self._parts: deque[bytes] = deque()
+        self._size = 0
+        self._lock = threading.Lock()
+
+    def add(self, data: bytes) -> None:
+        with self._lock:
+            self._parts.append(data)
+            self._size += len(data)
+            while self._size - len(self._parts[0]) >= self.keep:
+                self._size -= len(self._parts.popleft())
+
+    def text(self) -> str:
+        with self._lock:
+            return b"".join(self._parts)[-self.keep:].decode(errors="replace")
 
 
 def _as_bytes(data: str | bytes | None) -> bytes | None:
@@ -132,8 +196,75 @@ class LocalRunner:
     def get(self, path: str) -> bytes:
         return Path(path).read_bytes()
 
+    def start(self, argv: Sequence[str]) -> "LocalProcess":
+        """Start ``argv`` (no shell) with its stdin and stdout as pipes; see :class:`Process`."""
+        try:
+            popen = subprocess.Popen(list(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, start_new_session=True)
+        except OSError as exc:
+            raise CommandFailed(self.host, Result(tuple(argv), 127, "", f"{argv[0]}: {exc.strerror or exc}")) \
+                from None
+        return LocalProcess(self.host, tuple(argv), popen)
+
     def close(self) -> None:
         pass
+
+
+class _PopenOutput:
+    def __init__(self, stream):
+        self._stream = stream
+
+    def read(self, n: int) -> bytes:
+        try:
+            return self._stream.read1(n)
+        except ValueError:  # closed by kill()
+            return b""
+
+
+class LocalProcess:
+    """A :class:`Process` on this machine (``subprocess.Popen``, in a session of its own so that
+    :meth:`kill` reaches the programs it started too)."""
+
+    def __init__(self, host: str, argv: tuple[str, ...], popen: subprocess.Popen):
+        self.host, self.argv, self._popen = host, argv, popen
+        self.stdin = popen.stdin
+        self.stdout = _PopenOutput(popen.stdout)
+        self._stderr = _Tail()
+        self._drain = threading.Thread(target=self._read_stderr, daemon=True)
+        self._drain.start()
+
+    def _read_stderr(self) -> None:
+        for data in iter(lambda: self._popen.stderr.read1(65536), b""):  # type: ignore[union-attr]
+            self._stderr.add(data)
+
+    def stderr_text(self) -> str:
+        return self._stderr.text()
+
+    def wait(self, timeout: float) -> int:
+        try:
+            code = self._popen.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            self._popen.wait()
+            code = 124
+        self._drain.join(timeout=5)
+        self._close_pipes()
+        return code
+
+    def kill(self) -> None:
+        """Kill the command and whatever it started (its own process group)."""
+        if self._popen.poll() is None:
+            try:
+                os.killpg(self._popen.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def _close_pipes(self) -> None:
+        for stream in (self._popen.stdin, self._popen.stdout):
+            try:
+                stream.close()  # type: ignore[union-attr]
+            except OSError:  # stdin: the unflushed end of a command that stopped reading
+                pass
 
 
 # --------------------------------------------------------------------------- ssh
@@ -243,6 +374,19 @@ class SshRunner:
         finally:
             sftp.close()
 
+    def start(self, argv: Sequence[str]) -> "SshProcess":
+        """Start ``argv`` on the node in its own SSH channel, stdin and stdout streamed; see
+        :class:`Process`. The arguments are quoted as in :meth:`run`."""
+        client = self._connect()
+        command = shlex.join(argv)
+        try:
+            channel = client.get_transport().open_session(timeout=self.connect_timeout)  # type: ignore[union-attr]
+            channel.exec_command(command)
+        except (paramiko.SSHException, OSError) as exc:
+            self.close()
+            raise Unreachable(f"{self.host}: SSH session failed during `{command}`: {exc}") from None
+        return SshProcess(self.host, tuple(argv), channel)
+
     def open_tunnel(self, address: str, port: int, timeout: float = 5.0) -> paramiko.Channel:
         """A TCP stream to ``address:port`` as seen from the node (``direct-tcpip``).
 
@@ -262,10 +406,158 @@ class SshRunner:
             self._client = None
 
 
+class _ChannelInput:
+    def __init__(self, channel: paramiko.Channel):
+        self._channel = channel
+
+    def write(self, data: bytes) -> int:
+        if self._channel.closed or self._channel.exit_status_ready():
+            raise BrokenPipeError("the remote command no longer reads its input")
+        try:
+            self._channel.sendall(data)
+        except paramiko.SSHException as exc:
+            raise BrokenPipeError(str(exc)) from None
+        return len(data)
+
+    def close(self) -> None:
+        try:
+            self._channel.shutdown_write()
+        except (paramiko.SSHException, OSError):
+            pass
+
+
+class _ChannelOutput:
+    def __init__(self, channel: paramiko.Channel):
+        self._channel = channel
+
+    def read(self, n: int) -> bytes:
+        try:
+            return self._channel.recv(n)
+        except (paramiko.SSHException, OSError):  # closed by kill()
+            return b""
+
+
+class SshProcess:
+    """A :class:`Process` on a node: one paramiko channel. stderr is read by a thread of its own:
+    unread, it would fill the channel's window and stall stdout with it."""
+
+    def __init__(self, host: str, argv: tuple[str, ...], channel: paramiko.Channel):
+        self.host, self.argv, self._channel = host, argv, channel
+        self._killed = False
+        self.stdin = _ChannelInput(channel)
+        self.stdout = _ChannelOutput(channel)
+        self._stderr = _Tail()
+        self._drain = threading.Thread(target=self._read_stderr, daemon=True)
+        self._drain.start()
+
+    def _read_stderr(self) -> None:
+        while True:
+            try:
+                data = self._channel.recv_stderr(65536)
+            except (paramiko.SSHException, OSError):
+                return
+            if not data:
+                return
+            self._stderr.add(data)
+
+    def stderr_text(self) -> str:
+        return self._stderr.text()
+
+    def wait(self, timeout: float) -> int:
+        if not self._channel.status_event.wait(min(timeout, 1.0) if self._killed else timeout):
+            if self._killed:
+                return -9
+            self.kill()
+            return 124
+        code = self._channel.recv_exit_status()
+        self._drain.join(timeout=5)
+        self._channel.close()
+        return code
+
+    def kill(self) -> None:
+        """Close the channel. sshd closes the command's pipes: a writer dies of SIGPIPE at its
+        next write, a reader sees the end of its input (OpenSSH's sshd does not deliver the
+        SSH "signal" request to a command, so a remote reader cannot be killed outright)."""
+        self._killed = True
+        self._channel.close()
+
+
 # --------------------------------------------------------------------------- fake
 
 
 Responder = Callable[[tuple[str, ...], bytes | None], Result | None]
+
+
+@dataclass(frozen=True)
+class Stream:
+    """The script of a streamed command on a :class:`FakeRunner`: what it writes (bytes, or an
+    iterable of chunks, produced lazily), how it exits, and how much input it reads before it
+    stops reading (``accept``: further writes raise ``BrokenPipeError``; None: all of it)."""
+
+    stdout: bytes | Iterable[bytes] = b""
+    exited: int = 0
+    stderr: str = ""
+    accept: int | None = None
+
+
+class _FakeInput:
+    def __init__(self, process: "FakeProcess"):
+        self._p = process
+
+    def write(self, data: bytes) -> int:
+        p = self._p
+        if p.killed or p.stdin_closed:
+            raise BrokenPipeError(f"{p.host}: {shlex.join(p.argv)} no longer reads its input (fake)")
+        if p.script.accept is not None and len(p.received) + len(data) > p.script.accept:
+            p.received += data[:max(0, p.script.accept - len(p.received))]
+            p.stdin_closed = True
+            raise BrokenPipeError(f"{p.host}: {shlex.join(p.argv)} stopped reading its input (fake)")
+        p.received += data
+        return len(data)
+
+    def close(self) -> None:
+        self._p.stdin_closed = True
+
+
+class _FakeOutput:
+    def __init__(self, process: "FakeProcess"):
+        self._p = process
+        out = process.script.stdout
+        self._chunks: Iterator[bytes] = iter([out] if isinstance(out, (bytes, bytearray)) else out)
+        self._pending = b""
+
+    def read(self, n: int) -> bytes:
+        if self._p.killed:
+            return b""
+        while not self._pending:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                return b""
+            self._pending = bytes(chunk)
+        data, self._pending = self._pending[:n], self._pending[n:]
+        return data
+
+
+class FakeProcess:
+    """A scripted :class:`Process`: ``received`` is everything written to its stdin;
+    ``stdin_closed`` and ``killed`` say how its input ended."""
+
+    def __init__(self, host: str, argv: tuple[str, ...], script: Stream):
+        self.host, self.argv, self.script = host, argv, script
+        self.received = bytearray()
+        self.stdin_closed = False
+        self.killed = False
+        self.stdin = _FakeInput(self)
+        self.stdout = _FakeOutput(self)
+
+    def stderr_text(self) -> str:
+        return self.script.stderr
+
+    def wait(self, timeout: float) -> int:
+        return -9 if self.killed else self.script.exited
+
+    def kill(self) -> None:
+        self.killed = True
 
 
 @dataclass
@@ -276,6 +568,11 @@ class FakeRunner:
     callable ``(argv, input) -> Result``; the longest matching prefix wins; unmatched
     commands succeed with empty output (or fail when ``strict``). Every call is recorded in
     ``calls``; ``files`` is the node's file system (path -> (bytes, mode)).
+
+    ``streams`` scripts :meth:`start` the same way: a command prefix maps to the bytes the
+    command writes, a :class:`Stream`, or a callable ``argv -> Stream``. Started commands are
+    recorded in ``calls`` too (their ``inputs`` entry is the :class:`FakeProcess`'s
+    ``received``, filled as the stream is written) and in ``processes``.
     """
 
     host: str = "fake"
@@ -285,6 +582,9 @@ class FakeRunner:
     inputs: list[bytes | None] = field(default_factory=list)
     strict: bool = False
     reachable: bool = True
+    streams: dict[tuple[str, ...], bytes | Stream | Callable[[tuple[str, ...]], Stream]] = \
+        field(default_factory=dict)
+    processes: list[FakeProcess] = field(default_factory=list)
 
     def on(self, *prefix: str, exited: int = 0, stdout: str = "", stderr: str = "") -> "FakeRunner":
         """Script the answer to commands starting with ``prefix``; returns self for chaining."""
@@ -332,6 +632,28 @@ class FakeRunner:
             return self.files[path][0]
         except KeyError:
             raise OperationFailed(f"{self.host}: cannot read {path}: no such file (fake)") from None
+
+    def start(self, argv: Sequence[str]) -> FakeProcess:
+        if not self.reachable:
+            raise Unreachable(f"{self.host}: unreachable (fake)")
+        args = tuple(argv)
+        script: Stream | None = None
+        for size in range(len(args), -1, -1):
+            answer = self.streams.get(args[:size])
+            if answer is None:
+                continue
+            script = answer(args) if callable(answer) else answer
+            if isinstance(script, (bytes, bytearray)):
+                script = Stream(bytes(script))
+            break
+        if script is None:
+            script = Stream(exited=127, stderr=f"fake: no scripted stream for {shlex.join(args)}") \
+                if self.strict else Stream()
+        process = FakeProcess(self.host, args, script)
+        self.calls.append(args)
+        self.inputs.append(process.received)  # type: ignore[arg-type]  # filled as it is written
+        self.processes.append(process)
+        return process
 
     def close(self) -> None:
         pass
