@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
-import time
 from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -47,9 +45,11 @@ from hakit.mysql import STATE_TABLE, ident, root_rows, root_sql, state_schema_sq
 from hakit.observe import CHECK_CREDENTIALS
 from hakit.plan import Plan, Step, step
 from hakit.remote import HostKeyRefused, Runner, Unreachable
+from hakit.reseed import copy_by_dump, dump_position
 from hakit.secrets import Secrets
 from hakit.services import service, wait_until
 from hakit.sync import sync
+from hakit.transfer import NullProgress
 
 #: the Debian package of each program hakit needs on a node
 NODE_PROGRAMS = {"mariadb": "mariadb-client", "mariadb-dump": "mariadb-client", "python3": "python3",
@@ -356,59 +356,20 @@ def _seed(run: InitRun, _: Step) -> None:
 
 
 def seed_by_dump(inv: Inventory, active: Runner, standby: Runner, say: Callable[[str], None]) -> Position:
-    """The seed runbook's dump: main databases under the global read lock, bulk without it.
+    """The seed runbook's dump (main databases under the global read lock, bulk without it),
+    streamed from the active into the standby: :func:`hakit.reseed.copy_by_dump`, quietly.
 
-    Main databases (and hakit's schema) are dumped with ``--lock-all-tables`` so that the GTID
-    position is exact; bulk history databases are dumped afterwards inside one consistent
-    snapshot (``--single-transaction``, no global lock), so writers are not stopped for the
-    long part. The bulk snapshot may already hold rows the standby will replay from the main
-    position: replication then runs in ``IDEMPOTENT`` mode until it has passed the bulk
-    snapshot's position, which makes those replays converge, then goes back to ``STRICT``.
-    Everything is imported with ``sql_log_bin=0`` (the standby must not send it back), into a
-    standby whose binary log was reset (its own past writes would clash with the active's GTIDs).
-    Returns the GTID position the standby starts replicating from.
+    It drops the standby's managed databases before the import. Here that loses nothing:
+    ``_seed`` only gets this far when those databases hold no table (a standby holding tables
+    that did not come from the active is refused before), and hakit's schema, if the standby
+    has one, is the active's to give. Returns the GTID position the standby replicates from.
     """
-    mysql = inv.settings.mysql
-    present = set(root_sql(active, "SHOW DATABASES").stdout.split())
-    main = [d for d in mysql.databases + [mysql.hakit_schema] if d not in mysql.bulk_databases and d in present]
-    bulk = [d for d in mysql.bulk_databases if d in present]
-    common = ["mariadb-dump", "--routines", "--events", "--triggers", "--hex-blob", "--master-data=2", "--gtid"]
-    t0 = time.monotonic()
-    main_dump, main_pos = b"", Position()
-    if main:
-        main_dump = active.run(common + ["--lock-all-tables", "--databases", *main], timeout=3600).raw
-        main_pos = _dump_position(main_dump)
-        say(f"    dumped {', '.join(main)} under the global read lock ({len(main_dump)} bytes, GTID {main_pos})")
-    bulk_dump, bulk_pos = b"", main_pos
-    if bulk:
-        bulk_dump = active.run(common + ["--single-transaction", "--skip-lock-tables", "--databases", *bulk],
-                               timeout=3600).raw
-        bulk_pos = _dump_position(bulk_dump)
-        say(f"    dumped {', '.join(bulk)} without the global lock ({len(bulk_dump)} bytes, GTID {bulk_pos})")
-        if not main:
-            main_pos = bulk_pos
-    # the standby starts a fresh history: a binlog of its own (writes made before hakit) would
-    # clash with the active's sequence numbers under gtid_strict_mode
-    root_sql(standby, "STOP SLAVE; RESET MASTER;")
-    standby.run(["mariadb", "--batch"], input=b"SET SESSION sql_log_bin=0;\n" + bulk_dump + main_dump, timeout=3600)
-    root_sql(standby, f"SET GLOBAL gtid_slave_pos = '{main_pos}'")
-    if bulk_pos != main_pos and not main_pos.contains(bulk_pos):
-        root_sql(standby, "SET GLOBAL slave_exec_mode = 'IDEMPOTENT'; START SLAVE;")
-        wait_until(lambda: Position.parse(root_sql(standby, "SELECT @@gtid_slave_pos").stdout.strip())
-                   .contains(bulk_pos), "the standby to pass the bulk snapshot", 600)
-        root_sql(standby, "STOP SLAVE; SET GLOBAL slave_exec_mode = 'STRICT';")
-    say(f"    imported in {time.monotonic() - t0:.1f}s")
-    return main_pos
+    return copy_by_dump(inv, active, standby, say=say, progress=NullProgress())
 
 
 def _dump_position(dump: bytes) -> Position:
-    """The GTID position a dump was taken at. With --lock-all-tables mariadb-dump writes it at
-    the top; with --single-transaction at the end (after the consistent snapshot). A dump
-    without one is refused: replication would start from a guess."""
-    matches = re.findall(rb"SET GLOBAL gtid_slave_pos\s*=\s*'([0-9,\- ]*)'", dump[:20000] + dump[-20000:])
-    if not matches:
-        raise OperationFailed("the dump carries no GTID position (mariadb-dump --master-data --gtid); not seeding")
-    return Position.parse(matches[-1].decode())
+    """The GTID position of a whole dump held in memory (see :func:`hakit.reseed.dump_position`)."""
+    return dump_position(dump[:20000], dump[-20000:])
 
 
 def _schema(run: InitRun, _: Step) -> None:

@@ -1,0 +1,279 @@
+"""Copy the active's databases onto a target node: logically (dump) or physically (backup).
+
+Both copies stream from the active to the target through hakit (:func:`hakit.transfer.pipe`),
+in constant memory, with a progress bar; both return the GTID position the target then
+replicates from, and both leave the active's data untouched (the dump takes a read lock,
+mariabackup only reads). The target's data is replaced.
+
+* :func:`copy_by_dump` — the managed databases and hakit's schema, with ``mariadb-dump``;
+  what ``hakit init`` seeds a standby with.
+* :func:`copy_by_backup` — the whole server with ``mariabackup`` (every database, the users
+  too); the target's MariaDB is stopped while its data directory is swapped.
+
+Every step can be re-run after a crash: the dump drops and re-imports; the backup restores a
+data directory left aside, removes a stale staging directory and starts over.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Callable
+
+from hakit.errors import OperationFailed, SafetyRefusal
+from hakit.gtid import Position
+from hakit.mysql import ident, root_sql
+from hakit.remote import Runner
+from hakit.services import service, wait_until
+from hakit.transfer import PipeResult, Progress, pipe
+
+Say = Callable[[str], None]
+
+#: how many bytes of each end of a dump are searched for its GTID position
+DUMP_ENDS = 20000
+#: the node's own users and replication source (rendered by hakit, see hakit.render)
+REPLICATION_SQL = "/etc/hakit/replication.sql"
+_GTID_LINE = re.compile(rb"SET GLOBAL gtid_slave_pos\s*=\s*'([0-9,\- ]*)'")
+
+
+def _transfer_timeout(total: int | None) -> float:
+    """An hour, plus one second per MiB expected (a floor of 1 MiB/s)."""
+    return 3600.0 + (total or 0) / (1 << 20)
+
+
+def _schema_bytes(runner: Runner, schemas: list[str] | None) -> int | None:
+    """Data + index length of ``schemas`` (None: every non-system schema), from information_schema."""
+    if schemas is None:
+        where = "table_schema NOT IN ('information_schema', 'performance_schema', 'sys')"
+    else:
+        for name in schemas:
+            ident(name)  # identifiers only: they are quoted as strings below
+        where = "table_schema IN ({})".format(", ".join(f"'{s}'" for s in schemas))
+    result = root_sql(runner, f"SELECT COALESCE(SUM(data_length + index_length), 0) FROM information_schema.tables "
+                              f"WHERE {where}", warn=True)
+    try:
+        return int(result.stdout.strip()) if result.ok else None
+    except ValueError:
+        return None
+
+
+def _size(n: int) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n} bytes" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return f"{n} bytes"
+
+
+# --------------------------------------------------------------------------- dump
+
+
+def dump_position(head: bytes, tail: bytes = b"") -> Position:
+    """The GTID position a dump was taken at, from its first and last bytes.
+
+    With ``--lock-all-tables`` mariadb-dump writes it at the top; with ``--single-transaction``
+    at the end (after the consistent snapshot): the last one found at the end wins, else the
+    last one at the top. A dump without one is refused: replication would start from a guess.
+    """
+    for part in (tail, head):
+        matches = _GTID_LINE.findall(part)
+        if matches:
+            return Position.parse(matches[-1].decode())
+    raise OperationFailed("the dump carries no GTID position (mariadb-dump --master-data --gtid); not seeding")
+
+
+def copy_by_dump(inv, active: Runner, target: Runner, *, say: Say, progress: Progress) -> Position:
+    """The seed runbook's dump, streamed: main databases under the global read lock, bulk without it.
+
+    Main databases (and hakit's schema) are dumped with ``--lock-all-tables`` so that the GTID
+    position is exact; bulk history databases are dumped afterwards inside one consistent
+    snapshot (``--single-transaction``, no global lock), so writers are not stopped for the
+    long part. The bulk snapshot may already hold rows the target will replay from the main
+    position: replication then runs in ``IDEMPOTENT`` mode until it has passed the bulk
+    snapshot's position, which makes those replays converge, then goes back to ``STRICT``.
+
+    The target's binary log is reset first (its own past writes would clash with the active's
+    GTIDs under gtid_strict_mode) and its managed databases and hakit's schema are dropped
+    (its data is being replaced: a table the active no longer has must not survive). All of
+    it, and the import, runs with ``sql_log_bin=0``: the target must not send it back.
+
+    Each dump streams straight into the target's import: the global read lock of the main
+    databases is held for as long as the slower of the two takes (the main databases are the
+    small ones; the bulk ones, without the lock, are the long part). Returns the GTID
+    position the target starts replicating from (its ``gtid_slave_pos``).
+    """
+    mysql = inv.settings.mysql
+    present = set(root_sql(active, "SHOW DATABASES").stdout.split())
+    main = [d for d in mysql.databases + [mysql.hakit_schema] if d not in mysql.bulk_databases and d in present]
+    bulk = [d for d in mysql.bulk_databases if d in present]
+    managed = list(mysql.databases) + [mysql.hakit_schema]
+    common = ["mariadb-dump", "--routines", "--events", "--triggers", "--hex-blob", "--master-data=2", "--gtid"]
+    t0 = time.monotonic()
+
+    # a fresh history and no stale tables on the target
+    root_sql(target, "STOP SLAVE; RESET MASTER;")
+    root_sql(target, "SET SESSION sql_log_bin = 0;\n"
+                     + "".join(f"DROP DATABASE IF EXISTS {ident(d)};\n" for d in managed))
+    say(f"    {target.host}: replication stopped, binary log reset, {', '.join(managed)} dropped (not logged)")
+
+    def copy(dbs: list[str], options: list[str], how: str) -> tuple[PipeResult, Position]:
+        total = _schema_bytes(active, dbs)
+        result = pipe(active, common + options + ["--databases", *dbs], target, ["mariadb", "--batch"],
+                      total=total, progress=progress, label=f"{active.host} -> {target.host}: {', '.join(dbs)}",
+                      timeout=_transfer_timeout(total), keep_head=DUMP_ENDS, keep_tail=DUMP_ENDS,
+                      prefix=b"SET SESSION sql_log_bin = 0;\n")
+        position = dump_position(result.head, result.tail)
+        say(f"    dumped {', '.join(dbs)} {how}, streamed into {target.host}'s import: {_size(result.nbytes)} in "
+            f"{result.seconds:.1f}s, GTID {position}")
+        return result, position
+
+    main_pos = Position()
+    if main:
+        _, main_pos = copy(main, ["--lock-all-tables"], "under the global read lock")
+    bulk_pos = main_pos
+    if bulk:
+        _, bulk_pos = copy(bulk, ["--single-transaction", "--skip-lock-tables"], "without the global lock")
+        if not main:
+            main_pos = bulk_pos
+    root_sql(target, f"SET GLOBAL gtid_slave_pos = '{main_pos}'")
+    if bulk_pos != main_pos and not main_pos.contains(bulk_pos):
+        t1 = time.monotonic()
+        root_sql(target, "SET GLOBAL slave_exec_mode = 'IDEMPOTENT'; START SLAVE;")
+        try:
+            wait_until(lambda: Position.parse(root_sql(target, "SELECT @@gtid_slave_pos").stdout.strip())
+                       .contains(bulk_pos), "the target to pass the bulk snapshot", 600)
+        finally:  # never left replicating in IDEMPOTENT mode, even when the catch-up failed
+            root_sql(target, "STOP SLAVE; SET GLOBAL slave_exec_mode = 'STRICT';", warn=True)
+        if root_sql(target, "SELECT @@slave_exec_mode").stdout.strip() != "STRICT":
+            raise OperationFailed(f"{target.host}: could not set slave_exec_mode back to STRICT after the catch-up")
+        say(f"    {target.host}: replayed {main_pos} -> {bulk_pos} idempotently in {time.monotonic() - t1:.1f}s")
+    say(f"    {target.host}: imported in {time.monotonic() - t0:.1f}s, replicates from {main_pos or 'the beginning'}")
+    return main_pos
+
+
+# --------------------------------------------------------------------------- backup
+
+
+def _exists(runner: Runner, path: str) -> bool:
+    return runner.run(["test", "-e", path], warn=True, timeout=30).ok
+
+
+def _answers(runner: Runner) -> bool:
+    return root_sql(runner, "SELECT 1", warn=True, timeout=30).ok
+
+
+def backup_position(info: bytes) -> Position:
+    """The GTID of ``mariadb_backup_binlog_info`` / ``xtrabackup_binlog_info``: ``file<TAB>pos<TAB>gtid``."""
+    fields = info.decode(errors="replace").strip().split("\t")
+    if len(fields) < 2:
+        raise OperationFailed(f"the backup's binlog position is unreadable: {info[:200]!r}")
+    return Position.parse(fields[2] if len(fields) > 2 else "")
+
+
+def copy_by_backup(inv, active: Runner, target: Runner, *, say: Say, progress: Progress,
+                   stop_db: Callable[[], object] | None = None,
+                   start_db: Callable[[], object] | None = None) -> Position:
+    """A physical copy of the active's server onto the target, with mariabackup.
+
+    ``mariabackup --backup --stream=xbstream`` on the active (it only reads; root through the
+    socket) is piped into ``mbstream -x`` in a fresh staging directory beside the target's
+    data directory (``<datadir>.hakit-new``, mode 0700), prepared there, then swapped in while
+    the target's MariaDB is stopped: the old directory goes to ``<datadir>.hakit-old`` and is
+    removed once the server answers on the new one. The copy brings the active's node-local
+    users and replication settings, so the node's own ``/etc/hakit/replication.sql`` is run
+    again; its binary log is reset and ``gtid_slave_pos`` set to the backup's position, which
+    is returned. ``stop_db`` / ``start_db`` stop and start the target's MariaDB (default: its
+    service).
+
+    The swap renames directories: the data directory must not be a mount point and InnoDB's
+    files must live inside it (refused otherwise, before anything is stopped).
+
+    Re-runnable after a crash anywhere: a data directory left aside while none is in place is
+    restored (and started) first; a stale staging directory is removed and made again; a
+    leftover ``.hakit-old`` beside a data directory in place is removed at the swap.
+    """
+    stop_db = stop_db or (lambda: service(target, "mariadb", "stop"))
+    start_db = start_db or (lambda: service(target, "mariadb", "start"))
+    t0 = time.monotonic()
+
+    def start_and_wait() -> None:
+        start_db()
+        wait_until(lambda: _answers(target), f"MariaDB on {target.host}", 600)
+
+    answered = root_sql(target, "SELECT @@datadir", warn=True, timeout=30)
+    datadir = (answered.stdout.strip() if answered.ok else inv.settings.mysql.datadir).rstrip("/")
+    parts = datadir.split("/")
+    if datadir[:1] != "/" or len(parts) < 2 or any(p in ("", ".", "..") for p in parts[1:]) or "\n" in datadir:
+        raise SafetyRefusal(f"{target.host}: refusing to replace the data directory {datadir!r} (not a plain "
+                            f"absolute path below /)")
+    staging, old = f"{datadir}.hakit-new", f"{datadir}.hakit-old"
+
+    # an earlier run stopped between moving the data directory aside and moving the copy in
+    if not _exists(target, datadir) and _exists(target, old):
+        target.run(["mv", "-T", "--", old, datadir])
+        say(f"    {target.host}: restored {datadir} from {old} (an earlier copy was interrupted)")
+        if not _answers(target):
+            start_and_wait()
+            say(f"    {target.host}: MariaDB started on the restored data directory")
+
+    # the swap renames directories: both beside each other, on one file system
+    devices = target.run(["stat", "-c", "%d", "--", datadir, datadir.rsplit("/", 1)[0] or "/"]).stdout.split()
+    if len(set(devices)) != 1:
+        raise SafetyRefusal(f"{target.host}: {datadir} is a mount point; the physical copy swaps it with a directory "
+                            f"beside it and cannot (copy by dump instead)")
+    if _answers(target):
+        dirs = root_sql(target, "SELECT @@innodb_data_home_dir, @@innodb_log_group_home_dir, "
+                                "@@innodb_undo_directory").stdout.rstrip("\n").split("\t")
+        outside = [d for d in dirs if d not in ("", "NULL", ".", "./") and d.rstrip("/") != datadir]
+        if outside:
+            raise SafetyRefusal(f"{target.host}: InnoDB keeps files outside {datadir} ({', '.join(outside)}); the "
+                                f"physical copy replaces the data directory only (copy by dump instead)")
+
+    # stream the backup into a fresh staging directory
+    target.run(["rm", "-rf", "--", staging])
+    target.run(["mkdir", "-m", "0700", "--", staging])
+    try:
+        total = _schema_bytes(active, None)
+        result = pipe(active, ["mariabackup", "--backup", "--stream=xbstream", "--target-dir=/tmp"],
+                      target, ["mbstream", "-x", "-C", staging], total=total, progress=progress,
+                      label=f"{active.host} -> {target.host}: backup", timeout=_transfer_timeout(total))
+        say(f"    copied {active.host}'s server by mariabackup into {target.host}:{staging}: "
+            f"{_size(result.nbytes)} in {result.seconds:.1f}s")
+        t1 = time.monotonic()
+        target.run(["mariabackup", "--prepare", f"--target-dir={staging}"], timeout=_transfer_timeout(total))
+        say(f"    {target.host}: backup prepared in {time.monotonic() - t1:.1f}s")
+        for name in ("mariadb_backup_binlog_info", "xtrabackup_binlog_info"):
+            if _exists(target, f"{staging}/{name}"):
+                position = backup_position(target.get(f"{staging}/{name}"))
+                break
+        else:
+            raise OperationFailed(f"{target.host}: the backup in {staging} carries no binlog position (is the binary "
+                                  f"log on on {active.host}?); not replacing the data")
+    except BaseException:
+        target.run(["rm", "-rf", "--", staging], warn=True)  # the next run starts it over
+        raise
+
+    # swap: the server stopped, the old directory aside, the copy in place
+    t1 = time.monotonic()
+    target.run(["rm", "-rf", "--", old])
+    stop_db()
+    wait_until(lambda: not _answers(target), f"MariaDB on {target.host} to stop", 120)
+    target.run(["mv", "-T", "--", datadir, old])
+    try:
+        target.run(["mv", "-T", "--", staging, datadir])
+    except BaseException:  # put the old one back, as a re-run would
+        target.run(["mv", "-T", "--", old, datadir], warn=True)
+        raise
+    target.run(["chown", "-R", "mysql:mysql", "--", datadir])
+    start_and_wait()
+    target.run(["rm", "-rf", "--", old])
+    say(f"    {target.host}: data directory {datadir} replaced, MariaDB restarted in {time.monotonic() - t1:.1f}s")
+
+    # the node's own users and replication source, not the active's; a fresh binlog history
+    if _exists(target, REPLICATION_SQL):
+        root_sql(target, target.get(REPLICATION_SQL))
+        say(f"    {target.host}: its own users and replication source set again ({REPLICATION_SQL})")
+    root_sql(target, f"STOP SLAVE; RESET MASTER; SET GLOBAL gtid_slave_pos = '{position}';")
+    say(f"    {target.host}: binary log reset; copied in {time.monotonic() - t0:.1f}s, replicates from "
+        f"{position or 'the beginning'}")
+    return position

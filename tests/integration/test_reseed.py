@@ -1,0 +1,438 @@
+"""hakit.reseed against two real, throwaway MariaDB servers on this machine.
+
+Each server has its own datadir and socket (``--no-defaults``); a LocalRunner subclass
+points the clients (mariadb, mariadb-dump, mariabackup) at one server's socket, so the code
+under test runs the same commands as on a node. A real sshd on loopback checks the streamed
+SshRunner processes too.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from hakit import reseed
+from hakit.errors import OperationFailed
+from hakit.gtid import Position
+from hakit.model import MySQL
+from hakit.remote import LocalRunner, SshRunner
+from hakit.transfer import NullProgress, RecordingProgress, pipe
+
+pytestmark = pytest.mark.integration
+
+MARIADBD = "/usr/sbin/mariadbd"
+CLIENTS = {"mariadb", "mariadb-dump", "mariabackup"}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class SocketRunner(LocalRunner):
+    """This machine, with MariaDB's clients pointed at one throwaway server's socket
+    (Debian's /etc/mysql config names the system socket, and it outranks MYSQL_UNIX_PORT)."""
+
+    def __init__(self, host: str, sock: Path):
+        super().__init__(host)
+        self.sock = sock
+
+    def _argv(self, argv):
+        argv = list(argv)
+        return [argv[0], f"--socket={self.sock}", *argv[1:]] if argv and argv[0] in CLIENTS else argv
+
+    def run(self, argv, **kw):
+        return super().run(self._argv(argv), **kw)
+
+    def start(self, argv):
+        return super().start(self._argv(argv))
+
+
+class Server:
+    """A throwaway mariadbd: row-based binlog, GTID strict mode, its own server id."""
+
+    def __init__(self, base: Path, name: str, server_id: int, port: int | None = None):
+        self.base, self.name, self.server_id, self.port = base, name, server_id, port
+        self.datadir, self.sock = base / "data", base / "mysqld.sock"
+        self.proc: subprocess.Popen | None = None
+        subprocess.run(["mariadb-install-db", "--no-defaults", f"--datadir={self.datadir}", "--user=root",
+                        "--auth-root-authentication-method=socket", "--skip-test-db"],
+                       check=True, capture_output=True, timeout=120)
+        self.runner = SocketRunner(name, self.sock)
+
+    def start(self) -> None:
+        net = ["--skip-networking"] if self.port is None else [f"--port={self.port}", "--bind-address=127.0.0.1"]
+        self.proc = subprocess.Popen(
+            [MARIADBD, "--no-defaults", f"--datadir={self.datadir}", f"--socket={self.sock}", *net, "--user=root",
+             f"--server-id={self.server_id}", "--log-bin=mysql-bin", "--binlog-format=ROW", "--gtid-strict-mode=ON",
+             f"--pid-file={self.base}/m.pid", f"--log-error={self.base}/error.log"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(600):
+            if self.proc.poll() is not None:
+                break
+            if self.runner.run(["mariadb", "-e", "SELECT 1"], warn=True).ok:
+                return
+            time.sleep(0.1)
+        log = (self.base / "error.log").read_text()[-3000:] if (self.base / "error.log").exists() else ""
+        raise AssertionError(f"throwaway mariadbd {self.name} did not start: {log}")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def sql(self, text: str) -> str:
+        return self.runner.run(["mariadb", "--batch", "--skip-column-names"], input=text).stdout.strip()
+
+    def checksums(self, dbs: list[str]) -> dict[str, str]:
+        names = ",".join(f"'{d}'" for d in dbs)
+        tables = self.sql(f"SELECT CONCAT(table_schema, '.', table_name) FROM information_schema.tables WHERE "
+                          f"table_schema IN ({names}) AND table_type = 'BASE TABLE' ORDER BY 1").split()
+        if not tables:
+            return {}
+        rows = self.sql(f"CHECKSUM TABLE {', '.join(tables)} EXTENDED").splitlines()
+        return dict(line.split("\t") for line in rows)
+
+
+@pytest.fixture
+def pair(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("the throwaway mariadbd servers run as root here (CI runs as root)")
+    if not os.path.exists(MARIADBD):
+        pytest.fail("mariadbd missing: ./scripts/setup installs mariadb-server")
+    active = Server(tmp_path / "active", "n1", 1, port=_free_port())
+    target = Server(tmp_path / "target", "n2", 2)
+    try:
+        active.start()
+        target.start()
+        yield active, target
+    finally:
+        active.stop()
+        target.stop()
+
+
+DATABASES = ["opsview", "runtime", "odw"]
+
+
+def _inventory(target: Server):
+    mysql = MySQL(databases=DATABASES, bulk_databases=["odw"], datadir=str(target.datadir))
+    return SimpleNamespace(settings=SimpleNamespace(mysql=mysql))
+
+
+def _fill(active: Server) -> None:
+    active.sql("""
+        CREATE DATABASE opsview; CREATE DATABASE runtime; CREATE DATABASE odw; CREATE DATABASE hakit;
+        CREATE TABLE opsview.hosts (id INT PRIMARY KEY, name VARCHAR(64), icon BLOB) ENGINE=InnoDB;
+        INSERT INTO opsview.hosts VALUES (1, 'web1', UNHEX('00FF10')), (2, 'db1', NULL), (3, 'naïve', 'x');
+        CREATE TABLE opsview.audit (id INT AUTO_INCREMENT PRIMARY KEY, host INT) ENGINE=InnoDB;
+        CREATE TRIGGER opsview.audit_hosts AFTER INSERT ON opsview.hosts FOR EACH ROW
+            INSERT INTO opsview.audit (host) VALUES (NEW.id);
+        CREATE PROCEDURE opsview.host_count() SELECT COUNT(*) FROM opsview.hosts;
+        CREATE TABLE runtime.state (k VARCHAR(32) PRIMARY KEY, v TEXT) ENGINE=InnoDB;
+        INSERT INTO runtime.state VALUES ('a', REPEAT('z', 5000)), ('b', 'tab\there');
+        CREATE TABLE runtime.legacy (id INT) ENGINE=MyISAM; INSERT INTO runtime.legacy VALUES (7), (8);
+        CREATE TABLE hakit.cluster_state (id INT PRIMARY KEY, generation INT) ENGINE=InnoDB;
+        INSERT INTO hakit.cluster_state VALUES (1, 1);
+        CREATE TABLE odw.history (id INT PRIMARY KEY, at DATETIME, value DOUBLE, note VARCHAR(200)) ENGINE=InnoDB;
+        INSERT INTO odw.history SELECT seq, '2024-01-01' + INTERVAL seq SECOND, seq / 7, REPEAT('h', seq % 200)
+            FROM odw.seq_1_to_30000;
+    """)
+
+
+def _stale(target: Server) -> None:
+    """What the target held before: its own writes (its own binlog), a stale table in a managed
+    database, and a database hakit does not manage."""
+    target.sql("""
+        CREATE DATABASE opsview; CREATE TABLE opsview.stale (id INT) ENGINE=InnoDB; INSERT INTO opsview.stale VALUES (1);
+        CREATE DATABASE keepme; CREATE TABLE keepme.t (id INT) ENGINE=InnoDB; INSERT INTO keepme.t VALUES (42);
+    """)
+    assert target.sql("SELECT @@gtid_binlog_pos")
+
+
+# --------------------------------------------------------------------------- dump
+
+
+def test_copy_by_dump_copies_main_and_bulk_databases_and_replaces_the_targets(pair):
+    active, target = pair
+    _fill(active)
+    _stale(target)
+    position_before = Position.parse(active.sql("SELECT @@gtid_binlog_pos"))
+    said: list[str] = []
+    progress = RecordingProgress()
+    position = reseed.copy_by_dump(_inventory(target), active.runner, target.runner, say=said.append,
+                                   progress=progress)
+
+    assert position == position_before  # no writes on the active meanwhile: the dump's exact point
+    assert Position.parse(target.sql("SELECT @@gtid_slave_pos")) == position
+    assert target.sql("SELECT @@gtid_binlog_pos") == ""  # binlog reset, and nothing imported was logged
+    schemas = DATABASES + ["hakit"]
+    expected = active.checksums(schemas)
+    assert len(expected) == 6 and target.checksums(schemas) == expected
+    assert target.sql("SELECT COUNT(*) FROM information_schema.tables WHERE table_name = 'stale'") == "0"
+    assert target.sql("SELECT id FROM keepme.t") == "42"  # not a managed database: untouched
+    assert target.sql("SELECT COUNT(*) FROM information_schema.triggers WHERE trigger_name = 'audit_hosts'") == "1"
+    assert target.sql("SELECT COUNT(*) FROM information_schema.routines WHERE routine_name = 'host_count'") == "1"
+    assert target.sql("SELECT HEX(icon) FROM opsview.hosts WHERE id = 1") == "00FF10"
+    # one bar per dump, advanced by what was moved; the main one is under the lock
+    labels = [e[1] for e in progress.events if e[0] == "start"]
+    assert labels == ["n1 -> n2: opsview, runtime, hakit", "n1 -> n2: odw"]
+    assert all(progress.totals[label] > 0 for label in labels)
+    assert progress.done[labels[1]] > 30000 * 20  # the history table went through the bar
+    assert progress.finished == labels
+    assert any("dumped opsview, runtime, hakit under the global read lock" in line and "GTID" in line for line in said)
+    assert any("dumped odw without the global lock" in line for line in said)
+    assert not any("idempotently" in line for line in said)  # nothing written between the two dumps
+
+    # a second copy converges on the same data (and drops what the first one imported)
+    target.sql("SET SESSION sql_log_bin = 0; CREATE TABLE odw.stale2 (id INT)")
+    again = reseed.copy_by_dump(_inventory(target), active.runner, target.runner, say=said.append,
+                                progress=NullProgress())
+    assert again == position and target.checksums(schemas) == expected
+    assert target.sql("SELECT COUNT(*) FROM information_schema.tables WHERE table_name = 'stale2'") == "0"
+
+
+def test_copy_by_dump_replays_idempotently_when_the_bulk_snapshot_is_ahead(pair):
+    active, target = pair
+    _fill(active)
+    active.sql("CREATE USER 'repl'@'127.0.0.1' IDENTIFIED BY 'test-only-password'; "
+               "GRANT REPLICATION SLAVE ON *.* TO 'repl'@'127.0.0.1';")
+    target.sql(f"CHANGE MASTER TO MASTER_HOST = '127.0.0.1', MASTER_PORT = {active.port}, MASTER_USER = 'repl', "
+               f"MASTER_PASSWORD = 'test-only-password', MASTER_USE_GTID = slave_pos, MASTER_CONNECT_RETRY = 1")
+    said: list[str] = []
+
+    def say(line: str) -> None:
+        said.append(line)
+        if "under the global read lock" in line:  # between the main dump and the bulk one
+            active.sql("INSERT INTO opsview.hosts VALUES (10, 'late', NULL); "
+                       "INSERT INTO odw.history VALUES (30001, NOW(), 1.5, 'late'); "
+                       "UPDATE odw.history SET note = 'changed' WHERE id = 5; DELETE FROM odw.history WHERE id = 6;")
+
+    main_pos = reseed.copy_by_dump(_inventory(target), active.runner, target.runner, say=say,
+                                   progress=NullProgress())
+    final = Position.parse(active.sql("SELECT @@gtid_binlog_pos"))
+    assert final.contains(main_pos) and final != main_pos  # the late writes came after the main dump
+    assert any("idempotently" in line for line in said), said
+    # the target replayed the late writes from the main position: the bulk ones it already had
+    # from its snapshot converged instead of stopping replication
+    assert Position.parse(target.sql("SELECT @@gtid_slave_pos")).contains(final)
+    schemas = DATABASES + ["hakit"]
+    assert target.checksums(schemas) == active.checksums(schemas)
+    assert target.sql("SELECT name FROM opsview.hosts WHERE id = 10") == "late"
+    assert target.sql("SELECT @@slave_exec_mode") == "STRICT"
+    status = target.sql("SHOW ALL SLAVES STATUS")
+    assert "\tNo\tNo\t" in status or status.count("\tNo\t") >= 2  # stopped again; hakit starts it later
+
+
+def test_a_failing_dump_names_the_host_and_command(pair):
+    active, target = pair
+    _fill(active)
+
+    class BrokenDump(SocketRunner):
+        def start(self, argv):
+            return super().start(list(argv) + ["--no-such-option"] if argv[0] == "mariadb-dump" else argv)
+
+    with pytest.raises(OperationFailed, match=r"^n1: `mariadb-dump --routines .*` failed after 0 bytes \(exit 2\): "
+                                              r".*unknown option '--no-such-option'"):
+        reseed.copy_by_dump(_inventory(target), BrokenDump("n1", active.sock), target.runner,
+                            say=lambda _: None, progress=NullProgress())
+    assert target.sql("SELECT @@gtid_slave_pos") == ""  # no position set from a copy that failed
+
+
+# --------------------------------------------------------------------------- backup
+
+
+def _own_sql(tmp_path: Path, monkeypatch) -> None:
+    """The target's own users (its replication.sql), which must survive the copy of the active's."""
+    path = tmp_path / "replication.sql"
+    path.write_text("SET SESSION sql_log_bin = 0;\nCREATE USER IF NOT EXISTS 'own_user'@'localhost';\n")
+    monkeypatch.setattr(reseed, "REPLICATION_SQL", str(path))
+
+
+def _copy_by_backup(active: Server, target: Server, said: list[str], progress=None):
+    return reseed.copy_by_backup(_inventory(target), active.runner, target.runner, say=said.append,
+                                 progress=progress or NullProgress(), stop_db=target.stop, start_db=target.start)
+
+
+def test_copy_by_backup_replaces_the_targets_server(pair, tmp_path, monkeypatch):
+    active, target = pair
+    _fill(active)
+    _stale(target)
+    _own_sql(tmp_path, monkeypatch)
+    position_before = Position.parse(active.sql("SELECT @@gtid_binlog_pos"))
+    said: list[str] = []
+    progress = RecordingProgress()
+    position = _copy_by_backup(active, target, said, progress)
+
+    assert position == position_before and position.gtids  # the backup's GTID, from its binlog info
+    assert Position.parse(target.sql("SELECT @@gtid_slave_pos")) == position
+    assert target.sql("SELECT @@gtid_binlog_pos") == ""  # a fresh history
+    schemas = DATABASES + ["hakit"]
+    assert target.checksums(schemas) == active.checksums(schemas) and len(active.checksums(schemas)) == 6
+    # a physical copy: the whole server, the target's own databases gone
+    assert target.sql("SHOW DATABASES LIKE 'keepme'") == ""
+    assert target.sql("SELECT COUNT(*) FROM mysql.user WHERE User = 'own_user'") == "1"  # replication.sql again
+    assert target.sql("SELECT @@server_id") == "2"  # still itself
+    assert not Path(f"{target.datadir}.hakit-new").exists() and not Path(f"{target.datadir}.hakit-old").exists()
+    assert pwd.getpwuid(target.datadir.stat().st_uid).pw_name == "mysql"
+    assert progress.finished == ["n1 -> n2: backup"] and progress.done["n1 -> n2: backup"] > 1 << 20
+    assert any("by mariabackup" in line and "MiB" in line for line in said)
+    assert any("prepared" in line for line in said) and any("replaced" in line for line in said)
+    # the active was only read
+    assert Position.parse(active.sql("SELECT @@gtid_binlog_pos")) == position_before
+
+
+def test_copy_by_backup_converges_after_a_crash(pair, tmp_path, monkeypatch):
+    active, target = pair
+    _fill(active)
+    _stale(target)
+    _own_sql(tmp_path, monkeypatch)
+    datadir = target.datadir
+    staging, old = Path(f"{datadir}.hakit-new"), Path(f"{datadir}.hakit-old")
+    # crashed after moving the data directory aside, before moving the copy in; a half-written
+    # staging directory is left too
+    target.stop()
+    datadir.rename(old)
+    staging.mkdir()
+    (staging / "half-a-file").write_bytes(b"x" * 1000)
+    said: list[str] = []
+    position = _copy_by_backup(active, target, said)
+    assert any("restored" in line for line in said), said
+    assert Position.parse(target.sql("SELECT @@gtid_slave_pos")) == position
+    schemas = DATABASES + ["hakit"]
+    assert target.checksums(schemas) == active.checksums(schemas)
+    assert not staging.exists() and not old.exists() and not (datadir / "half-a-file").exists()
+
+    # crashed after the swap, before the old directory was removed: the next run removes it
+    old.mkdir()
+    (old / "ibdata1").write_bytes(b"stale")
+    active.sql("INSERT INTO opsview.hosts VALUES (11, 'after', NULL)")
+    position2 = _copy_by_backup(active, target, said)
+    assert position2.contains(position) and position2 != position
+    assert target.sql("SELECT name FROM opsview.hosts WHERE id = 11") == "after"
+    assert not old.exists()
+
+
+def test_a_failing_backup_leaves_the_target_as_it_was(pair, tmp_path, monkeypatch):
+    active, target = pair
+    _fill(active)
+    _stale(target)
+    _own_sql(tmp_path, monkeypatch)
+    active.stop()  # mariabackup cannot connect
+    with pytest.raises(OperationFailed, match=r"^n1: `mariabackup --backup --stream=xbstream --target-dir=/tmp` "
+                                              r"failed after 0 bytes \(exit 1\): .*Failed to connect"):
+        _copy_by_backup(active, target, [])
+    assert target.sql("SELECT id FROM keepme.t") == "42"  # still running, on its own data
+    assert not Path(f"{target.datadir}.hakit-new").exists()
+
+
+# --------------------------------------------------------------------------- over ssh
+
+
+@pytest.fixture(scope="module")
+def sshd(tmp_path_factory):
+    sshd = shutil.which("sshd") or "/usr/sbin/sshd"
+    if os.geteuid() != 0:
+        pytest.skip("a real sshd needs root (it runs as root in CI)")
+    if not os.path.exists(sshd):
+        pytest.fail("sshd is missing: ./scripts/setup installs openssh-server")
+    d = tmp_path_factory.mktemp("sshd")
+    d.chmod(0o700)
+    for key in ("host_key", "client_key"):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / key)], check=True)
+    shutil.copy(d / "client_key.pub", d / "authorized_keys")
+    os.makedirs("/run/sshd", exist_ok=True)
+    port = _free_port()
+    (d / "sshd_config").write_text(
+        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\nPidFile {d}/sshd.pid\n"
+        f"AuthorizedKeysFile {d}/authorized_keys\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
+        f"PermitRootLogin prohibit-password\nStrictModes no\nUsePAM no\nSubsystem sftp internal-sftp\n")
+    proc = subprocess.Popen([sshd, "-D", "-e", "-f", str(d / "sshd_config")], stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        host_pub = (d / "host_key.pub").read_text().split()
+        (d / "known_hosts").write_text(f"[127.0.0.1]:{port} {host_pub[0]} {host_pub[1]}\n")
+        yield lambda name: SshRunner(name, "127.0.0.1", port=port, known_hosts=d / "known_hosts",
+                                     key_file=str(d / "client_key"))
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_ssh_processes_stream_both_ways_with_a_chatty_stderr(sshd, tmp_path):
+    src, dst = sshd("n1"), sshd("n2")
+    out = tmp_path / "copy"
+    # 3 MB of stderr before the data: unread, it would fill the channel's window
+    program = ("import sys\nsys.stderr.write('e' * 3_000_000); sys.stderr.flush()\n"
+               "for i in range(160): sys.stdout.buffer.write(bytes([i]) * 65536)\n")
+    try:
+        progress = RecordingProgress()
+        result = pipe(src, ["python3", "-c", program], dst, ["sh", "-c", 'cat > "$1"', "sh", str(out)],
+                      total=160 * 65536, progress=progress, label="ssh", timeout=120, keep_head=2, keep_tail=2,
+                      prefix=b"HDR")
+        expected = b"".join(bytes([i]) * 65536 for i in range(160))
+        assert out.read_bytes() == b"HDR" + expected
+        assert result.nbytes == len(expected) == progress.done["ssh"]
+        assert result.head == b"\0\0" and result.tail == bytes([159, 159])
+
+        with pytest.raises(OperationFailed, match=r"^n1: `sh -c 'echo part; echo nope >&2; exit 5'` failed after 5 "
+                                                  r"bytes \(exit 5\): nope"):
+            pipe(src, ["sh", "-c", "echo part; echo nope >&2; exit 5"], dst, ["cat"], total=None,
+                 progress=NullProgress(), label="x", timeout=60)
+        with pytest.raises(OperationFailed, match=r"^n2: `sh -c 'head -c 100 >/dev/null; echo full >&2; exit 7'` "
+                                                  r"(stopped reading|failed) .*\(exit 7\): full"):
+            pipe(src, ["yes"], dst, ["sh", "-c", "head -c 100 >/dev/null; echo full >&2; exit 7"], total=None,
+                 progress=NullProgress(), label="x", timeout=60)
+        started = time.monotonic()
+        with pytest.raises(OperationFailed, match="timed out after 1 s"):
+            pipe(src, ["sleep", "20"], dst, ["cat"], total=None, progress=NullProgress(), label="x", timeout=1)
+        assert time.monotonic() - started < 10
+        # the connection is still usable after killed streams
+        assert src.run(["echo", "alive"]).stdout == "alive\n"
+    finally:
+        src.close()
+        dst.close()
+
+
+# --------------------------------------------------------------------------- refusals (fakes)
+
+
+def test_copy_by_backup_refuses_a_datadir_it_cannot_swap_before_touching_anything():
+    from hakit.errors import SafetyRefusal
+    from hakit.remote import FakeRunner, Result
+
+    def target_for(stat_out: str, innodb: str = "NULL\t./\t./") -> FakeRunner:
+        def sql(args, data):
+            if b"@@datadir" in data:
+                return Result(args, 0, "/var/lib/mysql/\n")
+            return Result(args, 0, innodb + "\n" if b"innodb" in data else "1\n")
+        return FakeRunner("n2", responses={("mariadb",): sql, ("stat",): Result(("stat",), 0, stat_out)})
+
+    inv = SimpleNamespace(settings=SimpleNamespace(mysql=MySQL()))
+    for target, why in [(target_for("2049\n2050\n"), "is a mount point"),
+                        (target_for("2049\n2049\n", "/srv/innodb\t./\t./"), "InnoDB keeps files outside")]:
+        active = FakeRunner("n1")
+        stopped = []
+        with pytest.raises(SafetyRefusal, match=f"n2: .*{why}"):
+            reseed.copy_by_backup(inv, active, target, say=lambda _: None, progress=NullProgress(),
+                                  stop_db=lambda: stopped.append(1), start_db=lambda: None)
+        assert not stopped and not active.processes and not target.processes
+        assert not [c for c in target.calls if c[0] in ("mv", "rm", "mkdir", "chown")]
