@@ -274,6 +274,7 @@ def _operation(ctx: Context, request, dry_run: bool, yes: bool) -> None:
     from hakit.observe import real_world
     from hakit.operate import run_operation
     from hakit.secrets import load_secrets, secrets_path
+    from hakit.transfer import NullProgress, RichProgress
 
     inv = ctx.inventory()
     secrets = load_secrets(secrets_path(inv), inv)
@@ -290,7 +291,7 @@ def _operation(ctx: Context, request, dry_run: bool, yes: bool) -> None:
         return click.confirm("Proceed?", default=False)
 
     world = real_world(inv, secrets)
-    progress = None
+    progress = NullProgress() if ctx.verbosity < 0 else RichProgress()
     try:
         outcome = run_operation(inv, secrets, world, request, dry_run=dry_run, confirm=confirm,
                                 say=lambda text: ctx.say(text), progress=progress)

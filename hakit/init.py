@@ -52,7 +52,8 @@ from hakit.sync import sync
 from hakit.transfer import NullProgress
 
 #: the Debian package of each program hakit needs on a node
-NODE_PROGRAMS = {"mariadb": "mariadb-client", "mariadb-dump": "mariadb-client", "python3": "python3",
+NODE_PROGRAMS = {"mariadb": "mariadb-client", "mariadb-dump": "mariadb-client", "mariadb-binlog": "mariadb-client",
+                 "mariabackup": "mariadb-backup", "mbstream": "mariadb-backup", "python3": "python3",
                  "tar": "tar", "ip": "iproute2", "pgrep": "procps", "ssh-keygen": "openssh-client"}
 STACK_PROGRAMS = {"pacemaker": {"crm": "crmsh", "cibadmin": "pacemaker-cli-utils", "crm_mon": "pacemaker-cli-utils"},
                   "heartbeat": {"cl_status": "heartbeat"}}
