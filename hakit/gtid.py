@@ -51,6 +51,16 @@ class Position:
             raise ValueError(f"a domain appears twice in GTID position {text!r}")
         return cls(tuple(sorted(gtids)))
 
+    @classmethod
+    def parse_state(cls, text: str | None) -> "Position":
+        """Parse a binlog *state* (``gtid_binlog_state``, a binlog's Gtid_list), which lists the last
+        GTID of every server in a domain; keeps the highest sequence of each domain."""
+        position = cls()
+        for part in (text or "").replace("\n", "").split(","):
+            if part.strip():
+                position = position.merged(cls.parse(part))
+        return position
+
     def __str__(self) -> str:
         return ",".join(str(g) for g in self.gtids)
 

@@ -310,7 +310,7 @@ class PyMySQLDatabase:
             head = self.query(f"SHOW BINLOG EVENTS IN %s LIMIT 4", (files[index],))
             listed = next((r["Info"] for r in head if r["Event_type"] == "Gtid_list"), None)
             match = _GTID_LIST.search(listed or "")
-            begins = Position.parse(match.group(1)) if match and match.group(1).strip() else Position()
+            begins = Position.parse_state(match.group(1)) if match else Position()
             if point.contains(begins):
                 start = index
                 break

@@ -49,3 +49,11 @@ def test_merge_and_str_round_trip():
     merged = Position.parse("0-1-5,1-2-3").merged(Position.parse("0-2-7,2-1-1"))
     assert str(merged) == "0-2-7,1-2-3,2-1-1"
     assert Position.parse(str(merged)) == merged
+
+
+def test_a_binlog_state_lists_several_servers_per_domain_and_keeps_the_highest():
+    state = Position.parse_state("0-1-315,0-2-622, 1-3-7")
+    assert str(state) == "0-2-622,1-3-7"
+    assert Position.parse_state("") == Position()
+    with pytest.raises(ValueError):
+        Position.parse_state("0-1-x")
