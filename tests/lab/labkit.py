@@ -148,3 +148,97 @@ def sql(lab: Lab, node: str, statement: str, *extra: str) -> str:
     # option files first: the client reads --defaults-extra-file only in first place
     return lab.host(node).check_output(f"mariadb {' '.join(extra)} --batch --skip-column-names "
                                        f"-e {shlex.quote(statement)}")
+
+
+class Writer:
+    """A client writing through the VIP: one small transaction every few milliseconds, each with an id.
+
+    A write whose outcome is unknown (connection lost around the commit) is retried with the same id;
+    a duplicate-key answer then proves it had committed. ``acked`` holds the ids whose commit was
+    acknowledged, ``gaps`` the longest time without an acknowledgement. After the run, every
+    acknowledged id must be on the surviving active (zero loss); ids are a primary key (no duplicates).
+    """
+
+    TABLE = "opsview.hakit_writer"
+
+    def __init__(self, lab: Lab, inv, vip: str, interval: float = 0.005):
+        import secrets as _secrets
+        import threading
+
+        from hakit.remote import runner_for
+
+        self.vip, self.interval = vip, interval
+        self.password = _secrets.token_urlsafe(18)
+        self.acked: list[int] = []
+        self.ack_times: list[float] = []
+        self.errors: list[str] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        active = next(n.name for n in inv.db_pair.nodes
+                      if sql(lab, n.name, "SELECT @@read_only").strip() == "0")
+        runner = runner_for(inv, active)
+        try:  # the password goes on stdin, never on a command line
+            runner.run(["mariadb"], input=(
+                f"CREATE USER IF NOT EXISTS 'writer'@'{lab.spec.host_address}' IDENTIFIED BY '{self.password}';\n"
+                f"ALTER USER 'writer'@'{lab.spec.host_address}' IDENTIFIED BY '{self.password}';\n"
+                f"GRANT INSERT, SELECT ON opsview.* TO 'writer'@'{lab.spec.host_address}';\n"
+                f"CREATE TABLE IF NOT EXISTS {self.TABLE} (id INT PRIMARY KEY, at DATETIME(6)) ENGINE=InnoDB;\n"
+                f"DELETE FROM {self.TABLE};\n"))
+        finally:
+            runner.close()
+
+    def _connect(self):
+        import pymysql
+
+        return pymysql.connect(host=self.vip, user="writer", password=self.password, connect_timeout=1,
+                               read_timeout=3, write_timeout=3, autocommit=True)
+
+    def _run(self) -> None:
+        import pymysql
+
+        conn, next_id = None, 1
+        while not self.stop.is_set():
+            try:
+                if conn is None:
+                    conn = self._connect()
+                with conn.cursor() as cur:
+                    cur.execute(f"INSERT INTO {self.TABLE} VALUES (%s, NOW(6))", (next_id,))
+                self._ack(next_id)
+                next_id += 1
+            except pymysql.err.IntegrityError:  # the retried write had committed before
+                self._ack(next_id)
+                next_id += 1
+            except pymysql.MySQLError as exc:
+                self.errors.append(str(exc)[:120])
+                try:
+                    if conn is not None:
+                        conn.close()
+                except Exception:  # noqa: BLE001 - a broken connection may fail to close
+                    pass
+                conn = None
+                time.sleep(0.05)
+            time.sleep(self.interval)
+        if conn is not None:
+            conn.close()
+
+    def _ack(self, ident: int) -> None:
+        self.acked.append(ident)
+        self.ack_times.append(time.monotonic())
+
+    def __enter__(self) -> "Writer":
+        self.thread.start()
+        _wait_until("the writer's first acknowledged write", lambda: self.acked, timeout=30)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(timeout=30)
+
+    @property
+    def longest_gap(self) -> float:
+        times = self.ack_times
+        return max((b - a for a, b in zip(times, times[1:])), default=0.0)
+
+    def lost_on(self, lab: Lab, node: str) -> list[int]:
+        present = {int(x) for x in sql(lab, node, f"SELECT id FROM {self.TABLE}").split()}
+        return sorted(set(self.acked) - present)

@@ -1,0 +1,313 @@
+"""takeover, switchover and resync on the namespace lab, real daemons, both stacks (issue 5).
+
+Runbook, in order on one initialised pair per stack:
+
+1. takeover refuses while the active is alive and writable (exit 3, says why); --dry-run touches nothing;
+2. switchover n1 -> n2 under a writer through the VIP: no acknowledged write lost, none twice;
+3. a switchover forced to fail half-way (the standby cannot apply: its tables are locked) rolls back
+   to the old active, writable;
+4. an errant write on the active n2 (replication to n1 cut), then n2 is killed: ``hakit takeover``
+   makes n1 the active with the VIP and the monitoring master; n2 comes back read-only; ``resync``
+   counts the errant write, keeps it aside, rebuilds n2 by dump: healthy, roles reversed, checksums equal;
+5. mysqld killed on the active, takeover, mysqld back: ``resync`` rejoins (nothing errant);
+6. hakit killed in the middle of switchover, resync and takeover: the same command run again converges;
+   in between, a resync by physical backup (mariabackup streamed into the standby).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from hakit.inventory import load_inventory
+from hakit.lab import lab as labmod
+from hakit.lab.daemons import MARIADB
+from hakit.operate import journal_for
+from hakit.secrets import load_secrets, secrets_path
+
+from labkit import Lab, Writer, _wait_until, build_lab, hakit, sql
+
+pytestmark = pytest.mark.lab
+
+HAKIT = str(Path(sys.executable).parent / "hakit")
+
+
+class Pair:
+    def __init__(self, lab: Lab):
+        self.lab = lab
+        self.inventory = str(lab.dir / "inventory.yml")
+        self.inv = load_inventory(self.inventory)
+        self.secrets = load_secrets(secrets_path(self.inv), self.inv)
+        self.stack = lab.spec.stack
+
+    @property
+    def vip(self) -> str:
+        return self.inv.db_pair.vip.address
+
+    def run(self, capsys, *args: str) -> tuple[int, str, str]:
+        return hakit(capsys, "-i", self.inventory, *args)
+
+    def status(self, capsys) -> dict:
+        code, out, err = self.run(capsys, "status", "--json")
+        assert out, err
+        doc = json.loads(out)
+        doc["exit"] = code
+        return doc
+
+    def wait_active(self, capsys, node: str, timeout: float = 120) -> dict:
+        """Until ``node`` is the writable database holding the VIP and running the monitoring master."""
+        def ready():
+            doc = self.status(capsys)
+            n = doc["nodes"][node]
+            return doc if (doc["active"] == node and n["writable"] and n["vip"] and n["monitoring"]) else None
+
+        return _wait_until(f"{node} active with VIP and monitoring master", ready, timeout=timeout)
+
+    def wait_healthy(self, capsys, active: str, timeout: float = 120) -> dict:
+        return _wait_until(f"healthy with {active} active",
+                           lambda: (lambda d: d if d["state"] == "healthy" and d["active"] == active else None)(
+                               self.status(capsys)), timeout=timeout)
+
+    def checksums(self, node: str) -> str:
+        return sql(self.lab, node, "CHECKSUM TABLE opsview.results, opsview.hakit_writer, hakit.cluster_state")
+
+    def start_mariadb(self, node: str) -> None:
+        self.lab.host(node).run(MARIADB.start)
+        _wait_until(f"MariaDB on {node}", lambda: self.lab.host(node).run(
+            "mariadb-admin --socket=/run/mysqld/mysqld.sock ping").rc == 0, timeout=60)
+
+    def journal_has(self, step_name: str, event: str = "step-started") -> bool:
+        journal = journal_for(self.inv)
+        return any(r.get("step") == step_name and r.get("event") == event for r in journal.records())
+
+    def kill_hakit_at(self, args: list[str], step_name: str, timeout: float = 120) -> int:
+        """Run hakit in a process and SIGKILL it as soon as the journal shows ``step_name`` started."""
+        before = len(journal_for(self.inv).records())
+        proc = subprocess.Popen([HAKIT, "-i", self.inventory, *args], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline and proc.poll() is None:
+                records = journal_for(self.inv).records()[before:]
+                if any(r.get("step") == step_name and r.get("event") == "step-started" for r in records):
+                    proc.send_signal(signal.SIGKILL)
+                    break
+                time.sleep(0.005)
+            return proc.wait(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+
+
+@pytest.fixture(scope="module", params=["pacemaker", "heartbeat"])
+def pair(request, tmp_path_factory):
+    gen = build_lab(tmp_path_factory, "two-node", request.param)
+    lab = next(gen)
+    try:
+        sql(lab, "n1", "SET GLOBAL read_only = OFF; CREATE DATABASE opsview; USE opsview; "
+                       "CREATE TABLE opsview.results (id INT PRIMARY KEY, host VARCHAR(64), state INT) ENGINE=InnoDB; "
+                       "INSERT INTO opsview.results SELECT seq, CONCAT('host', seq), seq % 4 FROM seq_1_to_20000; "
+                       "SET GLOBAL read_only = ON")
+        from hakit.cli import main
+
+        assert main(["-i", str(lab.dir / "inventory.yml"), "init"]) == 0
+        yield Pair(lab)
+    finally:
+        gen.close()
+
+
+# --------------------------------------------------------------------------- 1. refusals, dry run
+
+
+def test_takeover_refuses_while_the_active_is_alive_and_writable(pair, capsys):
+    code, out, err = pair.run(capsys, "takeover", "--yes")
+    assert code == 3, out + err
+    assert "n1 is reachable and writable" in err and "two writable nodes" in err and "--force" in err
+    doc = pair.status(capsys)
+    assert doc["state"] == "healthy" and doc["active"] == "n1" and doc["generation"] == 1
+
+
+def test_dry_run_prints_the_plan_with_reasons_and_changes_nothing(pair, capsys):
+    code, out, err = pair.run(capsys, "switchover", "--dry-run")
+    assert code == 0, err
+    assert "switchover: n1 -> n2" in out and "demote n1 [n1]:" in out and "MASTER_GTID_WAIT" in out
+    assert "if a step fails, roll back" in out and "dry run: nothing was changed" in out
+    doc = pair.status(capsys)
+    assert doc["active"] == "n1" and doc["generation"] == 1 and not doc["nodes"]["n2"]["writable"]
+    assert not journal_for(pair.inv).records()  # not even the journal
+
+
+def test_an_operation_without_yes_and_without_a_terminal_is_refused_as_bad_usage(pair, capsys):
+    code, _, err = pair.run(capsys, "switchover")
+    assert code == 2 and "--yes" in err
+
+
+# --------------------------------------------------------------------------- 2-3. switchover
+
+
+def test_switchover_under_a_writer_loses_and_duplicates_nothing(pair, capsys):
+    with Writer(pair.lab, pair.inv, pair.vip) as writer:
+        time.sleep(1)
+        code, out, err = pair.run(capsys, "switchover", "--yes")
+        assert code == 0, out + err
+        pair.wait_active(capsys, "n2")
+        count = len(writer.acked)
+        _wait_until("writes acknowledged after the switchover", lambda: len(writer.acked) > count + 20, timeout=60)
+    doc = pair.wait_healthy(capsys, "n2")
+    assert doc["generation"] == 2 and doc["nodes"]["n1"]["replicating_from"] == "n2"
+    assert not doc["nodes"]["n1"]["vip"] and not doc["nodes"]["n1"]["monitoring"]
+    assert writer.lost_on(pair.lab, "n2") == []
+    rows = sql(pair.lab, "n2", f"SELECT COUNT(*), COUNT(DISTINCT id) FROM {Writer.TABLE}").split()
+    assert rows[0] == rows[1] and int(rows[0]) >= len(writer.acked)
+    _wait_until("n1 has every row", lambda: pair.checksums("n1") == pair.checksums("n2"), timeout=30)
+    print(f"switchover ({pair.stack}): {len(writer.acked)} writes acknowledged, longest gap "
+          f"{writer.longest_gap:.2f}s")
+
+
+def test_a_switchover_failing_half_way_rolls_back_to_the_old_active(pair, capsys):
+    n1 = pair.lab.host("n1")
+    # n1 (the standby) cannot apply anything: a session holds the global read lock there
+    n1.run("nohup mariadb -e 'FLUSH TABLES WITH READ LOCK; SELECT SLEEP(40)' >/dev/null 2>&1 &")
+    _wait_until("the lock on n1", lambda: "SLEEP(40)" in sql(pair.lab, "n1", "SHOW PROCESSLIST"), timeout=10)
+    try:
+        sql(pair.lab, "n2", "INSERT INTO opsview.results VALUES (900001, 'pending', 1)")  # n1 cannot apply it
+        code, out, err = pair.run(capsys, "switchover", "--yes", "--wait", "3")
+        assert code == 1, out + err
+        assert "failed at step 'catch up with n2'" in err and "rolled back" in err
+        assert "rolling back" in out
+    finally:
+        n1.run("pkill -f 'SLEEP\\(40\\)'")
+    doc = pair.wait_healthy(capsys, "n2", timeout=60)
+    assert doc["generation"] == 2 and doc["nodes"]["n2"]["writable"] and not doc["nodes"]["n1"]["writable"]
+    assert doc["nodes"]["n2"]["vip"]
+    assert doc["operation"] is None  # rolled back: nothing left open
+    _wait_until("n1 applied the pending row", lambda: "pending" in sql(
+        pair.lab, "n1", "SELECT host FROM opsview.results WHERE id = 900001"), timeout=30)
+
+
+# --------------------------------------------------------------------------- 4. takeover, errant, resync by dump
+
+
+def test_kill_node_then_takeover_then_resync_counts_the_errant_write(pair, capsys, tmp_path):
+    lab = pair.lab
+    # an errant write: n2 (the active) commits a row that never reaches n1
+    sql(lab, "n1", "STOP SLAVE")
+    sql(lab, "n2", "INSERT INTO opsview.results VALUES (900002, 'errant', 1)")  # semi-sync times out: async
+    code = subprocess.run([HAKIT, "lab", "fault", "--dir", str(lab.dir), "kill-node", "n2"],
+                          capture_output=True, text=True)
+    assert code.returncode == 0, code.stderr
+    sql(lab, "n1", "START SLAVE")  # as it was: the source is dead anyway
+    code, out, err = pair.run(capsys, "takeover", "--yes")
+    assert code == 0, out + err
+    doc = pair.wait_active(capsys, "n1")
+    assert doc["generation"] == 3 and doc["nodes"]["n2"]["reachable"] is False
+
+    labmod.restart_node(str(lab.dir), "n2", wait_cluster=True)
+    lab.reconnect("n2")
+    pair.start_mariadb("n2") if lab.host("n2").run("pgrep -x mariadbd").rc else None
+    doc = _wait_until("n2 back", lambda: (lambda d: d if d["nodes"]["n2"]["writable"] is False else None)(
+        pair.status(capsys)), timeout=60)
+    assert doc["active"] == "n1" and doc["state"] == "degraded" and "resync" in doc["reason"]
+    assert doc["nodes"]["n2"]["generation"] == 2  # stale: never writable again without a resync
+    code, _, err = pair.run(capsys, "takeover", "--node", "n2", "--force", "--yes")
+    assert code == 3 and "only hakit resync" in err
+
+    kept = tmp_path / "errant.sql"
+    code, out, err = pair.run(capsys, "resync", "--yes", "--keep-errant", str(kept))
+    assert code == 0, out + err
+    assert "n2 holds 1 errant transactions" in out and "by dump" in out
+    assert kept.stat().st_mode & 0o777 == 0o600 and b"900002" in kept.read_bytes()
+    doc = pair.wait_healthy(capsys, "n1")
+    assert doc["nodes"]["n1"]["replicating_from"] == "n2" and doc["nodes"]["n2"]["replicating_from"] == "n1"
+    assert "tables have equal checksums" in out
+    assert sql(lab, "n2", "SELECT COUNT(*) FROM opsview.results WHERE id = 900002").strip() == "0"
+    assert pair.checksums("n1") == pair.checksums("n2")
+    logged = lab.host("n2").check_output("cat /var/log/hakit/operations.log")
+    assert "begin resync" in logged and "done resync" in logged
+    for secret in pair.secrets.all_values():
+        assert secret not in logged
+
+
+# --------------------------------------------------------------------------- 5. mysqld crash, takeover, rejoin
+
+
+def test_mysqld_crash_takeover_and_rejoin(pair, capsys):
+    lab = pair.lab
+    result = subprocess.run([HAKIT, "lab", "fault", "--dir", str(lab.dir), "kill-mysqld", "n1"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    code, out, err = pair.run(capsys, "takeover", "--yes")
+    assert code == 0, out + err
+    doc = pair.wait_active(capsys, "n2")
+    assert doc["generation"] == 4
+    pair.start_mariadb("n1")
+    doc = _wait_until("n1 readable", lambda: (lambda d: d if d["nodes"]["n1"]["writable"] is False else None)(
+        pair.status(capsys)), timeout=60)
+    assert doc["active"] == "n2"
+    started = time.monotonic()
+    code, out, err = pair.run(capsys, "resync", "--yes")
+    assert code == 0, out + err
+    assert "by rejoin" in out and "errant transactions beyond the promotion point" not in out
+    print(f"rejoin ({pair.stack}): {time.monotonic() - started:.1f}s")
+    doc = pair.wait_healthy(capsys, "n2")
+    assert pair.checksums("n1") == pair.checksums("n2")
+
+
+# --------------------------------------------------------------------------- 6. hakit killed mid-operation
+
+
+def test_hakit_killed_in_the_middle_of_a_switchover_converges_when_re_run(pair, capsys):
+    assert pair.kill_hakit_at(["switchover", "--yes"], "raise generation") == -signal.SIGKILL
+    doc = pair.status(capsys)
+    assert doc["operation"] == {"name": "switchover", "target": "n1"}
+    assert sum(1 for n in doc["nodes"].values() if n["writable"]) <= 1
+    code, out, err = pair.run(capsys, "resync", "--yes")  # another operation must not run over it
+    assert code == 3 and "re-run hakit switchover" in err
+    code, out, err = pair.run(capsys, "switchover", "--yes")
+    assert code == 0, out + err
+    doc = pair.wait_healthy(capsys, "n1")
+    assert doc["generation"] == 5 and doc["operation"] is None
+
+
+def test_hakit_killed_in_the_middle_of_a_resync_converges_when_re_run(pair, capsys):
+    assert pair.kill_hakit_at(["resync", "--yes", "--strategy", "dump"], "dump") == -signal.SIGKILL
+    doc = pair.status(capsys)
+    assert doc["state"] == "resyncing" and doc["nodes"]["n2"]["resync_pending"]
+    code, out, err = pair.run(capsys, "resync", "--yes")
+    assert code == 0, out + err
+    assert "(resuming)" in out and "by dump" in out
+    doc = pair.wait_healthy(capsys, "n1")
+    assert not doc["nodes"]["n2"]["resync_pending"]
+    assert pair.checksums("n1") == pair.checksums("n2")
+
+
+def test_resync_by_physical_backup(pair, capsys):
+    server_id = sql(pair.lab, "n2", "SELECT @@server_id").strip()
+    code, out, err = pair.run(capsys, "resync", "--yes", "--strategy", "backup")
+    assert code == 0, out + err
+    assert "by backup" in out and "tables have equal checksums" in out
+    doc = pair.wait_healthy(capsys, "n1")
+    assert doc["nodes"]["n1"]["replicating_from"] == "n2" and doc["nodes"]["n2"]["replicating_from"] == "n1"
+    assert pair.checksums("n1") == pair.checksums("n2")
+    # the copy brought n1's data but n2 keeps its own identity and read-only role
+    assert sql(pair.lab, "n2", "SELECT @@server_id, @@read_only").split() == [server_id, "1"]
+
+
+def test_hakit_killed_in_the_middle_of_a_takeover_converges_when_re_run(pair, capsys):
+    result = subprocess.run([HAKIT, "lab", "fault", "--dir", str(pair.lab.dir), "kill-mysqld", "n1"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    pair.kill_hakit_at(["takeover", "--yes"], "raise generation")
+    code, out, err = pair.run(capsys, "takeover", "--yes")
+    assert code == 0, out + err
+    doc = pair.wait_active(capsys, "n2")
+    assert doc["generation"] >= 6 and doc["operation"] is None
+    writable = [n for n, v in doc["nodes"].items() if v["writable"]]
+    assert writable == ["n2"]
