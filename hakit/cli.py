@@ -276,15 +276,24 @@ def _operation(ctx: Context, request, dry_run: bool, yes: bool) -> None:
     from hakit.secrets import load_secrets, secrets_path
     from hakit.transfer import NullProgress, RichProgress
 
+    from hakit.errors import InputError
+
     inv = ctx.inventory()
+    names = inv.db_pair.node_names
+    if request.node is not None and request.node not in names:
+        raise InputError(f"--node {request.node}: not a node of the database pair ({', '.join(names)})")
+    if request.keep_errant is not None:
+        kept = Path(request.keep_errant)
+        if kept.exists():
+            raise InputError(f"--keep-errant {kept}: the file exists; hakit will not overwrite it")
+        if not kept.parent.is_dir() or not os.access(kept.parent, os.W_OK):
+            raise InputError(f"--keep-errant {kept}: the folder {kept.parent} does not exist or is not writable")
     secrets = load_secrets(secrets_path(inv), inv)
 
     def confirm(plan) -> bool:
         if yes:
             return True
         if not sys.stdin.isatty():
-            from hakit.errors import InputError
-
             raise InputError(f"{plan.operation} changes the cluster: confirm with --yes (or run it from a "
                              f"terminal); --dry-run shows the plan")
         click.echo(plan.describe())

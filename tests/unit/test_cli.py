@@ -108,7 +108,8 @@ def test_out_must_not_be_a_file(site, tmp_path: Path, capsys) -> None:
 # --------------------------------------------------------------------------- bad input
 
 
-@pytest.mark.parametrize("command", [["render", "-o", "{out}"], ["validate"], ["status"]])
+@pytest.mark.parametrize("command", [["render", "-o", "{out}"], ["validate"], ["status"], ["takeover", "--yes"],
+                                     ["switchover", "--dry-run"], ["resync", "--strategy", "dump"]])
 def test_bad_inventory_exits_2_with_the_message(command: list[str], site, tmp_path: Path, capsys) -> None:
     inventory = site()
     expected = _break(inventory)
@@ -250,3 +251,24 @@ def test_render_never_writes_a_secret_readable_by_others(site, tmp_path: Path, c
         content = (out_dir / rel).read_text(encoding="utf-8", errors="replace")
         if any(value in content for value in sec.all_values()):
             assert stat.S_IMODE((out_dir / rel).stat().st_mode) & 0o077 == 0, f"{rel} holds a secret"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["takeover", "--node", "nope"], "--node nope: not a node of the database pair (nagios1, nagios2)"),
+    (["resync", "--node", "x;rm -rf /"], "not a node of the database pair"),
+    (["resync", "--keep-errant", "{exists}"], "the file exists; hakit will not overwrite it"),
+    (["resync", "--keep-errant", "{nodir}"], "does not exist or is not writable"),
+    (["resync", "--strategy", "copy"], "Invalid value for '--strategy'"),
+    (["switchover", "--wait", "0"], "Invalid value for '--wait'"),
+], ids=["takeover-node", "resync-node", "keep-errant-exists", "keep-errant-folder", "strategy", "wait"])
+def test_operation_flags_are_checked_before_any_node_is_contacted(argv, message, site, tmp_path: Path, capsys) -> None:
+    inventory = site()
+    exists = tmp_path / "exists.sql"
+    exists.write_text("keep me")
+    argv = [a.format(exists=exists, nodir=tmp_path / "no" / "such.sql") for a in argv]
+    before = _files(inventory.parent)
+    assert main(argv + ["-i", str(inventory)]) == 2
+    out, err = capsys.readouterr()
+    assert message in err and "Traceback" not in out + err
+    assert _files(inventory.parent) == before  # no journal, no secrets file
+    assert exists.read_text() == "keep me"
