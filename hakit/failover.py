@@ -130,6 +130,8 @@ def _resources_on(snap: Snapshot, node: str) -> bool:
     view = snap.node(node)
     others = [v for v in snap.db_nodes if v.name != node]
     app_here = not snap.app_nodes  # four-node: the app pair is not moved by database operations
+    if snap.stack_running_on is not None and tuple(snap.stack_running_on) != (node,):
+        return False  # the stack itself must agree: it runs the group there and only there
     return view.vip and not any(v.vip for v in others) and (not app_here or view.monitoring)
 
 

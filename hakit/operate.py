@@ -94,6 +94,7 @@ def observe_operation(inv: Inventory, world: World, journal: Journal | None) -> 
 
     with ThreadPoolExecutor(max_workers=max(1, len(inv.nodes))) as pool:
         views = dict(zip([n.name for n in inv.nodes], pool.map(one, inv.nodes)))
+        running_on = stack_view(inv, world, [n for n, v in views.items() if v.reachable])
     open_op = journal.open_operation() if journal is not None else None
     db_pair, app_pair = inv.db_pair, inv.app_pair
     app_views = () if app_pair is db_pair else tuple(views[n] for n in app_pair.node_names)
@@ -101,9 +102,35 @@ def observe_operation(inv: Inventory, world: World, journal: Journal | None) -> 
                     operation=open_op.operation if open_op else None,
                     operation_target=(open_op.params.get("target") if open_op else None),
                     operation_strategy=(open_op.params.get("strategy") if open_op else None),
-                    generation_floor=read_floor(inv))
+                    generation_floor=read_floor(inv), stack_running_on=running_on)
     raise_floor(inv, cluster_generation(snap))
     return snap
+
+
+def stack_view(inv: Inventory, world: World, reachable: list[str]) -> tuple[str, ...] | None:
+    """Where the stack says the database pair's resources run: Pacemaker's view of the group (from
+    any reachable node), or the nodes whose heartbeat holds resources (``cl_status rscstatus``)."""
+    import re
+
+    nodes = [n for n in inv.db_pair.node_names if n in reachable and n in world.runners]
+    try:
+        if inv.settings.stack == "pacemaker":
+            for name in nodes:
+                out = world.runners[name].run(["crm_resource", "--resource", _group(inv), "--locate"],
+                                              warn=True, timeout=15)
+                if out.ok or "is running on" in out.stdout or "is NOT running" in out.stdout:
+                    return tuple(re.findall(r"is running on: (\S+)", out.stdout))
+            return None
+        holders = []
+        for name in nodes:
+            out = world.runners[name].run(["cl_status", "rscstatus"], warn=True, timeout=15)
+            if not out.ok:
+                continue
+            if out.stdout.strip() in ("all", "local"):
+                holders.append(name)
+        return tuple(holders)
+    except HakitError:
+        return None
 
 
 def scan_errant(inv: Inventory, world: World, snap: Snapshot, target: str) -> ErrantReport | None:

@@ -49,6 +49,8 @@ class Snapshot:
     maintenance: bool = False
     operation_strategy: str | None = None  #: the interrupted resync's strategy
     generation_floor: int = 0  #: the highest generation hakit has seen (its journal), dead nodes included
+    #: where the cluster stack runs the database pair's resources (None: not observed)
+    stack_running_on: tuple[str, ...] | None = None
 
     def node(self, name: str) -> NodeView:
         for view in self.db_nodes + self.app_nodes:
@@ -174,5 +176,6 @@ def status_document(snap: Snapshot, state: ClusterState) -> dict[str, Any]:
         "standby": state.standby,
         "maintenance": snap.maintenance,
         "operation": ({"name": snap.operation, "target": snap.operation_target} if snap.operation else None),
+        "stack_running_on": list(snap.stack_running_on) if snap.stack_running_on is not None else None,
         "nodes": nodes,
     }

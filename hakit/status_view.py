@@ -44,6 +44,8 @@ def print_status(inv: Inventory, doc: dict[str, Any], console: Console | None = 
     console.print(f"state: [{style}]{doc['state']}[/{style}]  generation {doc['generation']}  "
                   f"active {doc['active'] or '-'}" + ("  [yellow]MAINTENANCE[/yellow]" if doc["maintenance"] else ""))
     console.print(f"why: {doc['reason']}")
+    if doc.get("stack_running_on") is not None:
+        console.print(f"{inv.settings.stack}: resources running on {', '.join(doc['stack_running_on']) or 'no node'}")
     if doc.get("operation"):
         console.print(f"[yellow]unfinished: {doc['operation']['name']} (target {doc['operation']['target']}); "
                       f"re-run hakit {doc['operation']['name']} to finish it[/yellow]")
