@@ -170,27 +170,48 @@ def backup_position(info: bytes) -> Position:
     return Position.parse(fields[2] if len(fields) > 2 else "")
 
 
+#: move the old server's files into .hakit-old (once: the marker says it is done), then the
+#: prepared copy from .hakit-new into place. Constant text; the data directory is its argument.
+SWAP_SCRIPT = r"""set -eu
+d=$1
+if [ ! -e "$d/.hakit-swap" ]; then
+  mkdir -p -m 0700 "$d/.hakit-old"
+  find "$d" -mindepth 1 -maxdepth 1 ! -name .hakit-new ! -name .hakit-old ! -name lost+found \
+    -exec mv -t "$d/.hakit-old" -- {} +
+  : > "$d/.hakit-swap"
+fi
+find "$d/.hakit-new" -mindepth 1 -maxdepth 1 -exec mv -t "$d" -- {} +
+rmdir "$d/.hakit-new"
+rm -f "$d/.hakit-swap"
+"""
+#: undo a swap interrupted before its first half was complete: the old server's files back in place
+RESTORE_SCRIPT = r"""set -eu
+d=$1
+find "$d/.hakit-old" -mindepth 1 -maxdepth 1 -exec mv -t "$d" -- {} +
+rmdir "$d/.hakit-old"
+"""
+
+
 def copy_by_backup(inv, active: Runner, target: Runner, *, say: Say, progress: Progress,
                    stop_db: Callable[[], object] | None = None,
                    start_db: Callable[[], object] | None = None) -> Position:
     """A physical copy of the active's server onto the target, with mariabackup.
 
     ``mariabackup --backup --stream=xbstream`` on the active (it only reads; root through the
-    socket) is piped into ``mbstream -x`` in a fresh staging directory beside the target's
-    data directory (``<datadir>.hakit-new``, mode 0700), prepared there, then swapped in while
-    the target's MariaDB is stopped: the old directory goes to ``<datadir>.hakit-old`` and is
-    removed once the server answers on the new one. The copy brings the active's node-local
+    socket) is piped into ``mbstream -x`` in a fresh staging folder *inside* the target's data
+    directory (``<datadir>/.hakit-new``, mode 0700: same file system, so the swap is renames
+    only, and a data directory that is a mount point works), prepared there, then swapped in
+    while the target's MariaDB is stopped: the old files go to ``<datadir>/.hakit-old`` and are
+    removed once the server answers on the new ones. The copy brings the active's node-local
     users and replication settings, so the node's own ``/etc/hakit/replication.sql`` is run
     again; its binary log is reset and ``gtid_slave_pos`` set to the backup's position, which
     is returned. ``stop_db`` / ``start_db`` stop and start the target's MariaDB (default: its
-    service).
+    service). InnoDB's files must live inside the data directory (refused otherwise, before
+    anything is stopped).
 
-    The swap renames directories: the data directory must not be a mount point and InnoDB's
-    files must live inside it (refused otherwise, before anything is stopped).
-
-    Re-runnable after a crash anywhere: a data directory left aside while none is in place is
-    restored (and started) first; a stale staging directory is removed and made again; a
-    leftover ``.hakit-old`` beside a data directory in place is removed at the swap.
+    Re-runnable after a crash anywhere: a swap whose first half was done (``.hakit-swap``) is
+    finished; one interrupted before is undone (the old files back in place); a stale staging
+    folder is removed and made again; a leftover ``.hakit-old`` is removed.
     """
     stop_db = stop_db or (lambda: service(target, "mariadb", "stop"))
     start_db = start_db or (lambda: service(target, "mariadb", "start"))
@@ -206,31 +227,35 @@ def copy_by_backup(inv, active: Runner, target: Runner, *, say: Say, progress: P
     if datadir[:1] != "/" or len(parts) < 2 or any(p in ("", ".", "..") for p in parts[1:]) or "\n" in datadir:
         raise SafetyRefusal(f"{target.host}: refusing to replace the data directory {datadir!r} (not a plain "
                             f"absolute path below /)")
-    staging, old = f"{datadir}.hakit-new", f"{datadir}.hakit-old"
+    staging, old, mark = f"{datadir}/.hakit-new", f"{datadir}/.hakit-old", f"{datadir}/.hakit-swap"
 
-    # an earlier run stopped between moving the data directory aside and moving the copy in
-    if not _exists(target, datadir) and _exists(target, old):
-        target.run(["mv", "-T", "--", old, datadir])
-        say(f"    {target.host}: restored {datadir} from {old} (an earlier copy was interrupted)")
-        if not _answers(target):
-            start_and_wait()
-            say(f"    {target.host}: MariaDB started on the restored data directory")
+    # an earlier run was interrupted during the swap: finish it, or undo its first half
+    if _exists(target, mark):
+        if _answers(target):
+            stop_db()
+            wait_until(lambda: not _answers(target), f"MariaDB on {target.host} to stop", 120)
+        target.run(["sh", "-c", SWAP_SCRIPT, "hakit-swap", datadir], timeout=600)
+        say(f"    {target.host}: finished the swap of an interrupted copy")
+    elif _exists(target, old) and _exists(target, staging):
+        if _answers(target):
+            stop_db()
+            wait_until(lambda: not _answers(target), f"MariaDB on {target.host} to stop", 120)
+        target.run(["sh", "-c", RESTORE_SCRIPT, "hakit-restore", datadir], timeout=600)
+        say(f"    {target.host}: restored its data directory (an earlier copy was interrupted)")
+    if not _answers(target):
+        start_and_wait()
+        say(f"    {target.host}: MariaDB started")
+    target.run(["rm", "-rf", "--", old], timeout=600)
 
-    # the swap renames directories: both beside each other, on one file system
-    devices = target.run(["stat", "-c", "%d", "--", datadir, datadir.rsplit("/", 1)[0] or "/"]).stdout.split()
-    if len(set(devices)) != 1:
-        raise SafetyRefusal(f"{target.host}: {datadir} is a mount point; the physical copy swaps it with a directory "
-                            f"beside it and cannot (copy by dump instead)")
-    if _answers(target):
-        dirs = root_sql(target, "SELECT @@innodb_data_home_dir, @@innodb_log_group_home_dir, "
-                                "@@innodb_undo_directory").stdout.rstrip("\n").split("\t")
-        outside = [d for d in dirs if d not in ("", "NULL", ".", "./") and d.rstrip("/") != datadir]
-        if outside:
-            raise SafetyRefusal(f"{target.host}: InnoDB keeps files outside {datadir} ({', '.join(outside)}); the "
-                                f"physical copy replaces the data directory only (copy by dump instead)")
+    dirs = root_sql(target, "SELECT @@innodb_data_home_dir, @@innodb_log_group_home_dir, "
+                            "@@innodb_undo_directory").stdout.rstrip("\n").split("\t")
+    outside = [d for d in dirs if d not in ("", "NULL", ".", "./") and d.rstrip("/") != datadir]
+    if outside:
+        raise SafetyRefusal(f"{target.host}: InnoDB keeps files outside {datadir} ({', '.join(outside)}); the "
+                            f"physical copy replaces the data directory only (copy by dump instead)")
 
-    # stream the backup into a fresh staging directory
-    target.run(["rm", "-rf", "--", staging])
+    # stream the backup into a fresh staging folder
+    target.run(["rm", "-rf", "--", staging], timeout=600)
     target.run(["mkdir", "-m", "0700", "--", staging])
     try:
         total = _schema_bytes(active, None)
@@ -249,24 +274,18 @@ def copy_by_backup(inv, active: Runner, target: Runner, *, say: Say, progress: P
         else:
             raise OperationFailed(f"{target.host}: the backup in {staging} carries no binlog position (is the binary "
                                   f"log on on {active.host}?); not replacing the data")
+        target.run(["chown", "-R", "mysql:mysql", "--", staging], timeout=600)
     except BaseException:
-        target.run(["rm", "-rf", "--", staging], warn=True)  # the next run starts it over
+        target.run(["rm", "-rf", "--", staging], warn=True, timeout=600)  # the next run starts it over
         raise
 
-    # swap: the server stopped, the old directory aside, the copy in place
+    # swap: the server stopped, its files aside, the copy in place (renames on one file system)
     t1 = time.monotonic()
-    target.run(["rm", "-rf", "--", old])
     stop_db()
     wait_until(lambda: not _answers(target), f"MariaDB on {target.host} to stop", 120)
-    target.run(["mv", "-T", "--", datadir, old])
-    try:
-        target.run(["mv", "-T", "--", staging, datadir])
-    except BaseException:  # put the old one back, as a re-run would
-        target.run(["mv", "-T", "--", old, datadir], warn=True)
-        raise
-    target.run(["chown", "-R", "mysql:mysql", "--", datadir])
+    target.run(["sh", "-c", SWAP_SCRIPT, "hakit-swap", datadir], timeout=600)
     start_and_wait()
-    target.run(["rm", "-rf", "--", old])
+    target.run(["rm", "-rf", "--", old], timeout=600)
     say(f"    {target.host}: data directory {datadir} replaced, MariaDB restarted in {time.monotonic() - t1:.1f}s")
 
     # the node's own users and replication source, not the active's; a fresh binlog history

@@ -286,13 +286,26 @@ def test_copy_by_backup_replaces_the_targets_server(pair, tmp_path, monkeypatch)
     assert target.sql("SHOW DATABASES LIKE 'keepme'") == ""
     assert target.sql("SELECT COUNT(*) FROM mysql.user WHERE User = 'own_user'") == "1"  # replication.sql again
     assert target.sql("SELECT @@server_id") == "2"  # still itself
-    assert not Path(f"{target.datadir}.hakit-new").exists() and not Path(f"{target.datadir}.hakit-old").exists()
-    assert pwd.getpwuid(target.datadir.stat().st_uid).pw_name == "mysql"
+    assert not [p.name for p in target.datadir.iterdir() if p.name.startswith(".hakit")]
+    assert pwd.getpwuid((target.datadir / "ibdata1").stat().st_uid).pw_name == "mysql"  # the copied files
     assert progress.finished == ["n1 -> n2: backup"] and progress.done["n1 -> n2: backup"] > 1 << 20
     assert any("by mariabackup" in line and "MiB" in line for line in said)
     assert any("prepared" in line for line in said) and any("replaced" in line for line in said)
     # the active was only read
     assert Position.parse(active.sql("SELECT @@gtid_binlog_pos")) == position_before
+
+
+def _staged(active: Server, target: Server) -> Path:
+    """A prepared copy of the active in the target's staging folder, as the copy leaves it."""
+    staging = target.datadir / ".hakit-new"
+    staging.mkdir(mode=0o700)
+    backup = subprocess.run(["mariabackup", "--backup", "--stream=xbstream", "--target-dir=/tmp",
+                             f"--socket={active.sock}"], capture_output=True, check=True, timeout=300).stdout
+    subprocess.run(["mbstream", "-x", "-C", str(staging)], input=backup, check=True, timeout=300)
+    subprocess.run(["mariabackup", "--prepare", f"--target-dir={staging}"], capture_output=True, check=True,
+                   timeout=300)
+    subprocess.run(["chown", "-R", "mysql:mysql", str(staging)], check=True)
+    return staging
 
 
 def test_copy_by_backup_converges_after_a_crash(pair, tmp_path, monkeypatch):
@@ -301,29 +314,47 @@ def test_copy_by_backup_converges_after_a_crash(pair, tmp_path, monkeypatch):
     _stale(target)
     _own_sql(tmp_path, monkeypatch)
     datadir = target.datadir
-    staging, old = Path(f"{datadir}.hakit-new"), Path(f"{datadir}.hakit-old")
-    # crashed after moving the data directory aside, before moving the copy in; a half-written
-    # staging directory is left too
+    staging, old, mark = datadir / ".hakit-new", datadir / ".hakit-old", datadir / ".hakit-swap"
+    schemas = DATABASES + ["hakit"]
+
+    # 1. crashed half-way through moving the old files aside: they are put back, then the copy runs
     target.stop()
-    datadir.rename(old)
+    old.mkdir()
+    moved = [p for p in datadir.iterdir() if not p.name.startswith(".hakit")][:3]
+    for p in moved:
+        p.rename(old / p.name)
     staging.mkdir()
     (staging / "half-a-file").write_bytes(b"x" * 1000)
     said: list[str] = []
     position = _copy_by_backup(active, target, said)
-    assert any("restored" in line for line in said), said
+    assert any("restored its data directory" in line for line in said), said
     assert Position.parse(target.sql("SELECT @@gtid_slave_pos")) == position
-    schemas = DATABASES + ["hakit"]
     assert target.checksums(schemas) == active.checksums(schemas)
-    assert not staging.exists() and not old.exists() and not (datadir / "half-a-file").exists()
+    assert not [p.name for p in datadir.iterdir() if p.name.startswith(".hakit")]
+    assert not (datadir / "half-a-file").exists()
 
-    # crashed after the swap, before the old directory was removed: the next run removes it
-    old.mkdir()
-    (old / "ibdata1").write_bytes(b"stale")
+    # 2. crashed after the old files were aside (the marker written), before the copy was in place
     active.sql("INSERT INTO opsview.hosts VALUES (11, 'after', NULL)")
+    _staged(active, target)
+    target.stop()
+    old.mkdir(mode=0o700)
+    for p in list(datadir.iterdir()):
+        if not p.name.startswith(".hakit"):
+            p.rename(old / p.name)
+    mark.touch()
+    said.clear()
     position2 = _copy_by_backup(active, target, said)
+    assert any("finished the swap" in line for line in said), said
     assert position2.contains(position) and position2 != position
     assert target.sql("SELECT name FROM opsview.hosts WHERE id = 11") == "after"
+    assert not [p.name for p in datadir.iterdir() if p.name.startswith(".hakit")]
+
+    # 3. crashed after the swap, before the old files were removed: the next run removes them
+    old.mkdir()
+    (old / "ibdata1").write_bytes(b"stale")
+    _copy_by_backup(active, target, said)
     assert not old.exists()
+    assert target.checksums(schemas) == active.checksums(schemas)
 
 
 def test_a_failing_backup_leaves_the_target_as_it_was(pair, tmp_path, monkeypatch):
@@ -336,7 +367,7 @@ def test_a_failing_backup_leaves_the_target_as_it_was(pair, tmp_path, monkeypatc
                                               r"failed after 0 bytes \(exit 1\): .*Failed to connect"):
         _copy_by_backup(active, target, [])
     assert target.sql("SELECT id FROM keepme.t") == "42"  # still running, on its own data
-    assert not Path(f"{target.datadir}.hakit-new").exists()
+    assert not (target.datadir / ".hakit-new").exists()
 
 
 # --------------------------------------------------------------------------- over ssh
@@ -415,24 +446,21 @@ def test_ssh_processes_stream_both_ways_with_a_chatty_stderr(sshd, tmp_path):
 # --------------------------------------------------------------------------- refusals (fakes)
 
 
-def test_copy_by_backup_refuses_a_datadir_it_cannot_swap_before_touching_anything():
+def test_copy_by_backup_refuses_innodb_files_outside_the_datadir_before_touching_anything():
     from hakit.errors import SafetyRefusal
     from hakit.remote import FakeRunner, Result
 
-    def target_for(stat_out: str, innodb: str = "NULL\t./\t./") -> FakeRunner:
-        def sql(args, data):
-            if b"@@datadir" in data:
-                return Result(args, 0, "/var/lib/mysql/\n")
-            return Result(args, 0, innodb + "\n" if b"innodb" in data else "1\n")
-        return FakeRunner("n2", responses={("mariadb",): sql, ("stat",): Result(("stat",), 0, stat_out)})
+    def sql(args, data):
+        if b"@@datadir" in data:
+            return Result(args, 0, "/var/lib/mysql/\n")
+        return Result(args, 0, "/srv/innodb\t./\t./\n" if b"innodb" in data else "1\n")
 
+    target = FakeRunner("n2", responses={("mariadb",): sql, ("test",): Result(("test",), 1)})
     inv = SimpleNamespace(settings=SimpleNamespace(mysql=MySQL()))
-    for target, why in [(target_for("2049\n2050\n"), "is a mount point"),
-                        (target_for("2049\n2049\n", "/srv/innodb\t./\t./"), "InnoDB keeps files outside")]:
-        active = FakeRunner("n1")
-        stopped = []
-        with pytest.raises(SafetyRefusal, match=f"n2: .*{why}"):
-            reseed.copy_by_backup(inv, active, target, say=lambda _: None, progress=NullProgress(),
-                                  stop_db=lambda: stopped.append(1), start_db=lambda: None)
-        assert not stopped and not active.processes and not target.processes
-        assert not [c for c in target.calls if c[0] in ("mv", "rm", "mkdir", "chown")]
+    active = FakeRunner("n1")
+    stopped = []
+    with pytest.raises(SafetyRefusal, match="n2: .*InnoDB keeps files outside"):
+        reseed.copy_by_backup(inv, active, target, say=lambda _: None, progress=NullProgress(),
+                              stop_db=lambda: stopped.append(1), start_db=lambda: None)
+    assert not stopped and not active.processes and not target.processes
+    assert not [c for c in target.calls if c[0] in ("mv", "mkdir", "chown", "sh")]
