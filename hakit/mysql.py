@@ -281,10 +281,15 @@ class PyMySQLDatabase:
         return row["r"] == 0
 
     def record_promotion(self, schema: str, state: PromotionRecord) -> None:
+        # monotonic: a generation is never lowered, and a recorded one is never rewritten (a second
+        # promotion to the same generation, by the stack's agent and hakit at once, keeps the first
+        # promotion point); generation is assigned last, the IFs read the old value
         self.query(f"INSERT INTO {ident(schema)}.{STATE_TABLE} (id, generation, promotion_point, promoted_node, "
-                   "promoted_at) VALUES (1, %s, %s, %s, NOW(6)) ON DUPLICATE KEY UPDATE generation = VALUES(generation), "
-                   "promotion_point = VALUES(promotion_point), promoted_node = VALUES(promoted_node), "
-                   "promoted_at = VALUES(promoted_at)",
+                   "promoted_at) VALUES (1, %s, %s, %s, NOW(6)) ON DUPLICATE KEY UPDATE "
+                   "promotion_point = IF(generation < VALUES(generation), VALUES(promotion_point), promotion_point), "
+                   "promoted_node = IF(generation < VALUES(generation), VALUES(promoted_node), promoted_node), "
+                   "promoted_at = IF(generation < VALUES(generation), VALUES(promoted_at), promoted_at), "
+                   "generation = GREATEST(generation, VALUES(generation))",
                    (state.generation, state.promotion_point, state.promoted_node))
 
     def run_local(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> None:
@@ -509,6 +514,8 @@ class FakeDatabase:
 
     def record_promotion(self, schema: str, state: PromotionRecord) -> None:
         self._check()
+        if self.state is not None and self.state.generation >= state.generation:
+            return  # monotonic, as the real table: a recorded generation is never rewritten
         self.state = state
         self._commit()
         self.log.append(f"generation={state.generation}")

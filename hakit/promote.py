@@ -134,9 +134,15 @@ def database_actions(databases: dict[str, Database]) -> dict[str, Any]:
 
     def record(s: Step) -> None:
         facts = db(s).facts()
-        point = str(facts.gtid_current_pos)
-        db(s).record_promotion(s.arg("schema"), PromotionRecord(int(s.arg("generation")), point,
-                                                                s.arg("promoted_node")))
+        generation, node = int(s.arg("generation")), s.arg("promoted_node")
+        if facts.state is None or facts.state.generation < generation:
+            db(s).record_promotion(s.arg("schema"), PromotionRecord(generation, str(facts.gtid_current_pos), node))
+            facts = db(s).facts()
+        # already recorded (a re-run, or the stack's agent got there first): the first point stays
+        if facts.state is None or facts.state.promoted_node != node or facts.state.generation < generation:
+            named = f"{facts.state.promoted_node} at generation {facts.state.generation}" if facts.state else "nothing"
+            raise OperationFailed(f"{s.node}: hakit's state row names {named}, not {node} at generation "
+                                  f"{generation}: another promotion happened meanwhile; re-run to re-plan")
 
     return {
         "set_read_only": lambda s: db(s).set_read_only(bool(s.arg("on"))),

@@ -80,6 +80,17 @@ def test_promotion_is_recorded_and_logged_while_still_read_only(server):
     assert facts.gtid_binlog_pos.contains(before) and facts.gtid_binlog_pos != before  # it replicates
 
 
+def test_a_recorded_generation_is_never_lowered_nor_rewritten(server):
+    for sql in state_schema_sql("hakit"):
+        server.query(sql)
+    server.record_promotion("hakit", PromotionRecord(5, "0-7-20", "n1"))
+    server.record_promotion("hakit", PromotionRecord(5, "0-7-99", "n2"))  # the same generation again: kept
+    server.record_promotion("hakit", PromotionRecord(4, "0-7-1", "n2"))  # an older one: ignored
+    assert server.facts().state == PromotionRecord(5, "0-7-20", "n1")
+    server.record_promotion("hakit", PromotionRecord(6, "0-7-30", "n2"))
+    assert server.facts().state == PromotionRecord(6, "0-7-30", "n2")
+
+
 def test_read_only_toggles(server):
     server.set_read_only(False)
     assert server.facts().writable
