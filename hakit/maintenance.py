@@ -1,0 +1,97 @@
+"""Maintenance mode: nothing fails over while it is on (for repairs).
+
+``hakit maintenance on`` puts a flag on every node (``/etc/hakit/maintenance``, readable by the
+monitoring user, so ``check`` on a node sees it) and stops the stack's automation:
+
+* Pacemaker: the cluster property ``maintenance-mode=true`` — the resources stay where they
+  are, unmanaged: no monitor acts, nothing is started, stopped or moved;
+* heartbeat (haresources mode has no such switch): heartbeat is stopped on every node that does
+  not hold the resources, so nobody can take them over; the active keeps them.
+
+hakit's own automation honours the flag too: the database-role agent refuses to promote, the
+watcher of the heartbeat stack does not give the resources up, and ``takeover``/``switchover``
+refuse (exit 3) until ``hakit maintenance off``, which reverses all of it. Both are idempotent.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Callable
+
+from hakit.errors import OperationFailed, SafetyRefusal
+from hakit.model import Inventory
+from hakit.observe import World, holds_address
+from hakit.remote import Runner
+from hakit.services import service
+
+FLAG = "/etc/hakit/maintenance"
+
+
+def flag_set(path: str = FLAG) -> bool:
+    """On a node: is maintenance mode on? (The agents ask this, locally, without the network.)"""
+    return os.path.exists(path)
+
+
+def _pacemaker(runner: Runner, on: bool) -> None:
+    runner.run(["crm_attribute", "--type", "crm_config", "--name", "maintenance-mode", "--update",
+                "true" if on else "false"], timeout=60)
+
+
+def set_maintenance(inv: Inventory, world: World, on: bool, say: Callable[[str], None] = print) -> list[str]:
+    """Turn maintenance mode on or off on every node of the cluster; returns what changed."""
+    runners = world.runners
+    unreachable = []
+    for node in inv.nodes:
+        try:
+            runners[node.name].run(["true"], timeout=15)
+        except Exception:  # noqa: BLE001 - any failure to reach it is reported below
+            unreachable.append(node.name)
+    if unreachable and on:
+        say(f"warning: {', '.join(unreachable)} unreachable; maintenance is set on the others")
+    changed: list[str] = []
+    reachable = [n for n in inv.nodes if n.name not in unreachable]
+    if not reachable:
+        raise OperationFailed("no node is reachable: maintenance mode cannot be changed")
+    if on and inv.settings.stack == "heartbeat":  # refused before anything is changed
+        for pair in inv.pairs:
+            holders = [n for n in pair.node_names if n in {r.name for r in reachable}
+                       and holds_address(runners[n], pair.vip.address)]
+            if len(holders) != 1:
+                raise SafetyRefusal(f"maintenance needs one node holding the resources of pair {pair.name}; the "
+                                    f"VIP {pair.vip.address} is on {', '.join(holders) or 'no node'} (see hakit "
+                                    f"status)")
+    if on:
+        for node in reachable:
+            runner = runners[node.name]
+            if not runner.run(["test", "-e", FLAG], warn=True, timeout=15).ok:
+                runner.put(FLAG, f"on since {time.strftime('%Y-%m-%dT%H:%M:%S%z')}\n".encode(), 0o644)
+                changed.append(f"{node.name}: flag {FLAG}")
+    if inv.settings.stack == "pacemaker":
+        _pacemaker(runners[reachable[0].name], on)
+        changed.append(f"Pacemaker maintenance-mode={'true' if on else 'false'}")
+    else:
+        changed += _heartbeat(inv, runners, [n.name for n in reachable], on)
+    if not on:
+        for node in reachable:
+            if runners[node.name].run(["test", "-e", FLAG], warn=True, timeout=15).ok:
+                runners[node.name].run(["rm", "-f", FLAG], timeout=15)
+                changed.append(f"{node.name}: flag removed")
+    return changed
+
+
+def _heartbeat(inv: Inventory, runners: dict[str, Runner], reachable: list[str], on: bool) -> list[str]:
+    changed = []
+    for pair in inv.pairs:
+        holders = [n for n in pair.node_names if n in reachable and holds_address(runners[n], pair.vip.address)]
+        for name in pair.node_names:
+            if name not in reachable or name in holders:
+                continue
+            running = runners[name].run(["pgrep", "-x", "heartbeat"], warn=True, timeout=15).ok
+            if on and running:
+                service(runners[name], "heartbeat", "stop")
+                changed.append(f"{name}: heartbeat stopped (it cannot take the resources over)")
+            elif not on and not running:
+                service(runners[name], "heartbeat", "start")
+                changed.append(f"{name}: heartbeat started again (auto_failback off: the resources stay)")
+    return changed

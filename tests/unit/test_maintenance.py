@@ -1,0 +1,91 @@
+"""Maintenance mode on fake nodes: flags, Pacemaker's property, heartbeat stopped where it could take over."""
+
+from __future__ import annotations
+
+import pytest
+
+from hakit.errors import SafetyRefusal
+from hakit.inventory import load_inventory
+from hakit.maintenance import FLAG, set_maintenance
+from hakit.observe import World
+from hakit.remote import FakeRunner, Result
+
+INVENTORY = """
+all:
+  vars:
+    hakit:
+      cluster_name: opsview
+      topology: two-node
+      stack: {stack}
+      vips:
+        main: {{address: 10.9.0.100, netmask: 24, interface: eth0}}
+{fencing}
+  children:
+    hakit_nodes:
+      hosts:
+        n1: {{ansible_host: 10.9.0.11}}
+        n2: {{ansible_host: 10.9.0.12}}
+"""
+FENCING = """      fencing:
+        - {name: f, agent: fence_ipmilan, nodes: [n1, n2], params: {ip: 10.9.0.250, username: admin}}"""
+
+
+def inventory(tmp_path, stack):
+    path = tmp_path / "inventory.yml"
+    path.write_text(INVENTORY.format(stack=stack, fencing=FENCING if stack == "pacemaker" else ""))
+    return load_inventory(path)
+
+
+class Node(FakeRunner):
+    """A fake node whose files answer ``test -e`` and whose heartbeat can run or not."""
+
+    def __init__(self, host, vip=False, heartbeat=True):
+        super().__init__(host)
+        self.vip, self.heartbeat = vip, heartbeat
+        self.responses[("test", "-e")] = lambda args, _: Result(args, 0 if args[2] in self.files else 1)
+        self.responses[("rm", "-f")] = lambda args, _: (self.files.pop(args[2], None), Result(args, 0))[1]
+        self.responses[("ip",)] = lambda args, _: Result(args, 0, "2: eth0 inet 10.9.0.100/24 scope global eth0"
+                                                         if self.vip else "2: eth0 inet 10.9.0.11/24")
+        self.responses[("pgrep", "-x", "heartbeat")] = lambda args, _: Result(args, 0 if self.heartbeat else 1)
+
+        def init_script(args, _):
+            self.heartbeat = args[1] in ("start", "restart")
+            return Result(args, 0)
+
+        self.responses[("/etc/init.d/heartbeat",)] = init_script
+        self.responses[("test", "-d", "/run/systemd/system")] = Result((), 1)
+
+
+def test_pacemaker_maintenance_sets_the_property_and_the_flags_and_undoes_them(tmp_path):
+    inv = inventory(tmp_path, "pacemaker")
+    n1, n2 = Node("n1", vip=True), Node("n2")
+    world = World(runners={"n1": n1, "n2": n2})
+    changed = set_maintenance(inv, world, True, say=lambda t: None)
+    assert FLAG in n1.files and FLAG in n2.files and n1.files[FLAG][1] == 0o644
+    assert ("crm_attribute", "--type", "crm_config", "--name", "maintenance-mode", "--update", "true") in n1.calls
+    assert "Pacemaker maintenance-mode=true" in changed
+    again = set_maintenance(inv, world, True, say=lambda t: None)
+    assert not [c for c in again if "flag" in c]  # idempotent: the flags were there
+    set_maintenance(inv, world, False, say=lambda t: None)
+    assert FLAG not in n1.files and FLAG not in n2.files
+    assert ("crm_attribute", "--type", "crm_config", "--name", "maintenance-mode", "--update", "false") in n1.calls
+
+
+def test_heartbeat_maintenance_stops_heartbeat_where_it_could_take_over_only(tmp_path):
+    inv = inventory(tmp_path, "heartbeat")
+    n1, n2 = Node("n1", vip=True), Node("n2")
+    world = World(runners={"n1": n1, "n2": n2})
+    changed = set_maintenance(inv, world, True, say=lambda t: None)
+    assert n1.heartbeat and not n2.heartbeat  # the active keeps its resources, the standby cannot take them
+    assert any("n2: heartbeat stopped" in c for c in changed)
+    set_maintenance(inv, world, False, say=lambda t: None)
+    assert n1.heartbeat and n2.heartbeat and FLAG not in n2.files
+
+
+def test_heartbeat_maintenance_needs_one_holder_of_the_resources(tmp_path):
+    inv = inventory(tmp_path, "heartbeat")
+    n1, n2 = Node("n1", vip=True), Node("n2", vip=True)
+    with pytest.raises(SafetyRefusal, match="the VIP 10.9.0.100 is on n1, n2"):
+        set_maintenance(inv, World(runners={"n1": n1, "n2": n2}), True, say=lambda t: None)
+    assert n2.heartbeat and n1.heartbeat
+    assert FLAG not in n1.files and FLAG not in n2.files  # refused before anything changed
