@@ -148,7 +148,10 @@ def status(ctx: Context, as_json: bool) -> None:
     finally:
         world.close()
     state = derive_state(snap)
-    document = status_document(snap, state)
+    import time
+
+    document = status_document(snap, state, anti_flap_seconds=inv.settings.failover.anti_flap_seconds,
+                               now=time.time())
     if as_json:
         click.echo(json.dumps(document, indent=2, sort_keys=True))
     else:
@@ -367,6 +370,32 @@ def resync(ctx: Context, node: str | None, strategy: str, keep_errant: str | Non
 
     _operation(ctx, Request("resync", node=node, strategy=strategy, keep_errant=keep_errant,  # type: ignore[arg-type]
                             wait=wait), dry_run, yes)
+
+
+@main_group.command()
+@_with_inventory
+@click.argument("mode", type=click.Choice(["on", "off"]))
+def maintenance(ctx: Context, mode: str) -> None:
+    """Maintenance mode: while on, nothing fails over (for repairs); shown in status and check.
+
+    Pacemaker: the cluster's maintenance-mode (resources unmanaged, left where they are);
+    heartbeat: stopped on the nodes that could take the resources over. hakit's agents do not
+    promote, takeover and switchover refuse. Idempotent.
+    """
+    from hakit.maintenance import set_maintenance
+    from hakit.observe import real_world
+    from hakit.secrets import load_secrets, secrets_path
+
+    inv = ctx.inventory()
+    world = real_world(inv, load_secrets(secrets_path(inv), inv))
+    try:
+        changed = set_maintenance(inv, world, mode == "on", say=lambda text: ctx.say(text))
+    finally:
+        world.close()
+    for line in changed:
+        ctx.say(f"  {line}", level=1)
+    ctx.say(f"maintenance {mode}: " + ("nothing fails over until hakit maintenance off" if mode == "on"
+                                       else "the stack fails over again"))
 
 
 def _register_subcommands() -> None:

@@ -94,6 +94,9 @@ def plan_operation(inv: Inventory, snap: Snapshot, request: Request,
         return Refusal(f"a {snap.operation} of {snap.operation_target or 'the pair'} was interrupted and is not "
                        f"finished; finishing it first keeps the pair consistent",
                        f"re-run hakit {snap.operation} to finish it, or --force to override")
+    if snap.maintenance and request.operation in ("takeover", "switchover"):
+        return Refusal(f"maintenance mode is on: the stack does not move resources, so a {request.operation} "
+                       f"cannot complete", "hakit maintenance off first (resync works in maintenance)")
     if request.operation == "takeover":
         return plan_takeover(ctx, snap, request)
     if request.operation == "switchover":
@@ -184,7 +187,7 @@ def plan_takeover(ctx: Context, snap: Snapshot, request: Request) -> Plan | Refu
                        f"hakit resync can make it part of the pair again", f"run hakit resync --node {target.name}",
                        hard=True)
     verdict = plan_promotion(target.name, target.db, PeerView(old.name, old.db is not None, old.db),
-                             schema=ctx.schema, relay_wait=_wait(ctx, request), force=request.force)
+                             schema=ctx.schema, relay_wait=_wait(ctx, request), force=request.force, kind="takeover")
     if isinstance(verdict, Refusal):
         return verdict
     steps: list[Step] = []
@@ -281,7 +284,8 @@ def plan_switchover(ctx: Context, snap: Snapshot, request: Request) -> Plan | Re
                  node=target.name),
             step("raise generation", "record_promotion",
                  f"generation {generation + 1}: {source.name} becomes the standby of {target.name}",
-                 node=target.name, schema=ctx.schema, generation=generation + 1, promoted_node=target.name),
+                 node=target.name, schema=ctx.schema, generation=generation + 1, promoted_node=target.name,
+                 kind="switchover"),
         ]
     steps += [
         _move(ctx, target.name, ": the stack starts the role there, which makes it writable"),

@@ -40,6 +40,18 @@ class DatabaseUnreachable(HakitError):
     """The server cannot be reached or refuses the login."""
 
 
+class QueryFailed(HakitError):
+    """The server answered with an error to a statement (``errno``: MariaDB's error number)."""
+
+    def __init__(self, errno: int, message: str):
+        super().__init__(message)
+        self.errno = errno
+
+
+#: errors of an OperationalError that mean "no usable connection" (client errors are 2000 and up)
+_CONNECTION_ERRORS = {1040, 1044, 1045, 1053, 1129, 1130, 1152, 1153, 1158, 1159, 1160, 1161, 1927}
+
+
 @dataclass(frozen=True)
 class ReplicaStatus:
     """The replication thread of a node (``SHOW SLAVE STATUS``)."""
@@ -61,6 +73,8 @@ class PromotionRecord:
     generation: int
     promotion_point: str
     promoted_node: str
+    kind: str = "manual"  #: init, takeover, switchover, automatic (the stack's agent), rollback
+    promoted_at: float | None = field(default=None, compare=False)  #: epoch seconds (the server's clock)
 
 
 @dataclass(frozen=True)
@@ -208,8 +222,11 @@ class PyMySQLDatabase:
                 cur.execute(sql, tuple(args) or None)
                 return list(cur.fetchall())
         except pymysql.err.OperationalError as exc:
-            self.close()
-            raise DatabaseUnreachable(f"{self.name}: {_reason(exc)}") from None
+            code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else 2000
+            if code >= 2000 or code in _CONNECTION_ERRORS:
+                self.close()
+                raise DatabaseUnreachable(f"{self.name}: {_reason(exc)}") from None
+            raise QueryFailed(code, f"{self.name}: {_reason(exc)}") from None
 
     def facts(self) -> DbFacts:
         row = self.query("SELECT @@server_id AS server_id, @@read_only AS ro, @@gtid_binlog_pos AS binlog, "
@@ -236,14 +253,23 @@ class PyMySQLDatabase:
                        semi_sync_slave_status=semi.get("rpl_semi_sync_slave_status") == "ON")
 
     def _state(self, schema: str = "hakit") -> PromotionRecord | None:
+        table = f"{ident(schema)}.{STATE_TABLE}"
         try:
-            rows = self.query(f"SELECT generation, promotion_point, promoted_node FROM {ident(schema)}."
-                              f"{STATE_TABLE} WHERE id = 1")
+            try:
+                rows = self.query(f"SELECT generation, promotion_point, promoted_node, kind, "
+                                  f"UNIX_TIMESTAMP(promoted_at) AS at FROM {table} WHERE id = 1")
+            except QueryFailed as exc:
+                if exc.errno != 1054:  # a table made before the kind column: read what it has
+                    raise
+                rows = self.query(f"SELECT generation, promotion_point, promoted_node, 'manual' AS kind, "
+                                  f"UNIX_TIMESTAMP(promoted_at) AS at FROM {table} WHERE id = 1")
         except pymysql.err.ProgrammingError:  # schema not created yet (before init)
             return None
         if not rows:
             return None
-        return PromotionRecord(int(rows[0]["generation"]), rows[0]["promotion_point"], rows[0]["promoted_node"])
+        r = rows[0]
+        return PromotionRecord(int(r["generation"]), r["promotion_point"], r["promoted_node"], r["kind"],
+                               float(r["at"]) if r["at"] is not None else None)
 
     def set_read_only(self, on: bool) -> None:
         if on:
@@ -284,13 +310,21 @@ class PyMySQLDatabase:
         # monotonic: a generation is never lowered, and a recorded one is never rewritten (a second
         # promotion to the same generation, by the stack's agent and hakit at once, keeps the first
         # promotion point); generation is assigned last, the IFs read the old value
-        self.query(f"INSERT INTO {ident(schema)}.{STATE_TABLE} (id, generation, promotion_point, promoted_node, "
-                   "promoted_at) VALUES (1, %s, %s, %s, NOW(6)) ON DUPLICATE KEY UPDATE "
+        insert = (f"INSERT INTO {ident(schema)}.{STATE_TABLE} (id, generation, promotion_point, promoted_node, "
+                   "promoted_at, kind) VALUES (1, %s, %s, %s, NOW(6), %s) ON DUPLICATE KEY UPDATE "
                    "promotion_point = IF(generation < VALUES(generation), VALUES(promotion_point), promotion_point), "
                    "promoted_node = IF(generation < VALUES(generation), VALUES(promoted_node), promoted_node), "
                    "promoted_at = IF(generation < VALUES(generation), VALUES(promoted_at), promoted_at), "
-                   "generation = GREATEST(generation, VALUES(generation))",
-                   (state.generation, state.promotion_point, state.promoted_node))
+                   "kind = IF(generation < VALUES(generation), VALUES(kind), kind), "
+                  "generation = GREATEST(generation, VALUES(generation))")
+        args = (state.generation, state.promotion_point, state.promoted_node, state.kind)
+        try:
+            self.query(insert, args)
+        except QueryFailed as exc:
+            if exc.errno != 1054:
+                raise
+            self.query(state_schema_sql(schema)[2])  # a table made by an older hakit: add the kind column
+            self.query(insert, args)
 
     def run_local(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> None:
         self.query("SET SESSION sql_log_bin = 0")
@@ -422,7 +456,9 @@ def state_schema_sql(schema: str) -> list[str]:
             f"CREATE TABLE IF NOT EXISTS {ident(schema)}.{STATE_TABLE} ("
             "id TINYINT UNSIGNED NOT NULL PRIMARY KEY, generation BIGINT UNSIGNED NOT NULL, "
             "promotion_point VARCHAR(4096) NOT NULL, promoted_node VARCHAR(64) NOT NULL, "
-            "promoted_at DATETIME(6) NOT NULL) ENGINE=InnoDB"]
+            "promoted_at DATETIME(6) NOT NULL, kind VARCHAR(16) NOT NULL DEFAULT 'manual') ENGINE=InnoDB",
+            f"ALTER TABLE {ident(schema)}.{STATE_TABLE} ADD COLUMN IF NOT EXISTS kind VARCHAR(16) NOT NULL "
+            "DEFAULT 'manual'"]
 
 
 # --------------------------------------------------------------------------- fake
@@ -516,7 +552,7 @@ class FakeDatabase:
         self._check()
         if self.state is not None and self.state.generation >= state.generation:
             return  # monotonic, as the real table: a recorded generation is never rewritten
-        self.state = state
+        self.state = replace(state, promoted_at=state.promoted_at or time.time())
         self._commit()
         self.log.append(f"generation={state.generation}")
 

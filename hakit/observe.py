@@ -69,6 +69,9 @@ def process_running(runner: Runner, name: str) -> bool:
 
 
 CHECK_CREDENTIALS = "/etc/hakit/check.yml"
+#: the node's flags: maintenance (readable by the monitoring user) and an unfinished resync
+FLAGS_SCRIPT = ("test -e /etc/hakit/maintenance && echo maintenance; "
+                "test -e /var/lib/hakit/resync-pending && echo resync; true")
 
 
 def node_world(inv: Inventory, monitoring_password: str, me: str | None) -> World:
@@ -97,11 +100,13 @@ def observe_node(inv: Inventory, world: World, node: Node) -> NodeView:
     vip = monitoring = False
     runner = world.runners.get(node.name)
     ssh_down = False
+    flags: list[str] = []
     if runner is not None:
         try:
             vip = holds_address(runner, pair.vip.address)
             if pair.carries_app:
                 monitoring = process_running(runner, inv.settings.monitoring.service)
+            flags = runner.run(["sh", "-c", FLAGS_SCRIPT], warn=True, timeout=10).stdout.split()
             reachable = True
         except Unreachable as exc:
             errors.append(str(exc))
@@ -119,7 +124,7 @@ def observe_node(inv: Inventory, world: World, node: Node) -> NodeView:
         except (DatabaseUnreachable, HakitError) as exc:
             errors.append(str(exc))
     return NodeView(node.name, node.address, reachable, facts, vip=vip, monitoring=monitoring,
-                    error="; ".join(errors))
+                    error="; ".join(errors), resync_pending="resync" in flags, maintenance="maintenance" in flags)
 
 
 def observe(inv: Inventory, world: World, *, operation: str | None = None, operation_target: str | None = None,
@@ -131,4 +136,5 @@ def observe(inv: Inventory, world: World, *, operation: str | None = None, opera
     db_pair, app_pair = inv.db_pair, inv.app_pair
     app_views = () if app_pair is db_pair else tuple(views[n] for n in app_pair.node_names)
     return Snapshot(db_nodes=tuple(views[n] for n in db_pair.node_names), app_nodes=app_views,
-                    operation=operation, operation_target=operation_target, maintenance=maintenance)
+                    operation=operation, operation_target=operation_target,
+                    maintenance=maintenance or any(v.maintenance for v in views.values()))

@@ -79,21 +79,8 @@ def observe_operation(inv: Inventory, world: World, journal: Journal | None) -> 
     """The snapshot an operation plans from: nodes (with resync markers), journal, floor."""
     from concurrent.futures import ThreadPoolExecutor
 
-    def one(node) -> NodeView:
-        view = observe_node(inv, world, node)
-        runner = world.runners.get(node.name)
-        if view.reachable and runner is not None:
-            try:
-                pending = runner.run(["test", "-e", RESYNC_MARKER], warn=True, timeout=10).ok
-            except HakitError:
-                pending = False
-            if pending:
-                view = NodeView(view.name, view.address, view.reachable, view.db, view.vip, view.monitoring,
-                                view.error, resync_pending=True)
-        return view
-
     with ThreadPoolExecutor(max_workers=max(1, len(inv.nodes))) as pool:
-        views = dict(zip([n.name for n in inv.nodes], pool.map(one, inv.nodes)))
+        views = dict(zip([n.name for n in inv.nodes], pool.map(lambda n: observe_node(inv, world, n), inv.nodes)))
         running_on = stack_view(inv, world, [n for n, v in views.items() if v.reachable])
     open_op = journal.open_operation() if journal is not None else None
     db_pair, app_pair = inv.db_pair, inv.app_pair
@@ -102,7 +89,8 @@ def observe_operation(inv: Inventory, world: World, journal: Journal | None) -> 
                     operation=open_op.operation if open_op else None,
                     operation_target=(open_op.params.get("target") if open_op else None),
                     operation_strategy=(open_op.params.get("strategy") if open_op else None),
-                    generation_floor=read_floor(inv), stack_running_on=running_on)
+                    generation_floor=read_floor(inv), stack_running_on=running_on,
+                    maintenance=any(v.maintenance for v in views.values()))
     raise_floor(inv, cluster_generation(snap))
     return snap
 
@@ -311,7 +299,7 @@ class Operator:
 
             generation = max(mine.generation, theirs.generation) + 1
             self.db(node).record_promotion(s.arg("schema"), PromotionRecord(
-                generation, str(self.db(node).facts().gtid_current_pos), node))
+                generation, str(self.db(node).facts().gtid_current_pos), node, "rollback"))
         self.actions()["set_writable"](Step("writable", "set_writable", "rollback", node=node))
 
     # ---- the stack

@@ -32,8 +32,14 @@ class PeerView:
 
 
 def plan_promotion(node: str, local: DbFacts | None, peer: PeerView, *, schema: str, relay_wait: float,
-                   force: bool = False) -> Plan | Refusal:
-    """Decide whether and how ``node`` becomes the writable database. Pure."""
+                   force: bool = False, kind: str = "manual", anti_flap: float = 0.0,
+                   now: float | None = None) -> Plan | Refusal:
+    """Decide whether and how ``node`` becomes the writable database. Pure.
+
+    ``kind`` is recorded with the generation (``automatic`` when the stack's agent promotes);
+    ``anti_flap``: no new automatic promotion within that many seconds of the last automatic
+    one (``now`` is the current time, epoch seconds), unless forced.
+    """
     if local is None:
         return Refusal(f"{node}: its database is not running; it cannot be promoted")
     peer_facts = peer.facts if peer.reachable else None
@@ -46,13 +52,21 @@ def plan_promotion(node: str, local: DbFacts | None, peer: PeerView, *, schema: 
         if not force:
             return Refusal(f"{peer.name} is reachable and writable: promoting {node} would make two writable nodes",
                            "stop or fence it first, use hakit switchover for a planned swap, or --force")
+    already = (local.state is not None and local.state.promoted_node == node
+               and local.generation >= peer_generation)
+    latest = max((f.state for f in (local, peer_facts) if f is not None and f.state is not None),
+                 key=lambda st: st.generation, default=None)
+    if (not already and not force and anti_flap > 0 and latest is not None and latest.kind == "automatic"
+            and latest.promoted_at is not None and now is not None and now - latest.promoted_at < anti_flap):
+        ago = now - latest.promoted_at
+        return Refusal(f"anti-flap: the last automatic takeover (to {latest.promoted_node}, generation "
+                       f"{latest.generation}) was {ago:.0f}s ago; no second automatic takeover within "
+                       f"{anti_flap:g}s", f"an operator decides: hakit takeover, or wait {anti_flap - ago:.0f}s")
     steps: list[Step] = []
     warnings: list[str] = []
     if peer_facts is not None and peer_facts.writable:
         steps.append(step(f"demote {peer.name}", "set_read_only", f"{peer.name} must not stay writable "
                                                                   f"(forced promotion)", node=peer.name, on=True))
-    already = (local.state is not None and local.state.promoted_node == node
-               and local.generation >= peer_generation)
     if local.writable and already:
         return Plan("promote", f"{node} is already the writable database of generation {local.generation}",
                     tuple(steps))
@@ -74,7 +88,7 @@ def plan_promotion(node: str, local: DbFacts | None, peer: PeerView, *, schema: 
         steps.append(step("raise generation", "record_promotion",
                           f"generation {generation}: any node holding an older one must be resynced before it "
                           f"can be writable again", node=node, schema=schema, generation=generation,
-                          promoted_node=node))
+                          promoted_node=node, kind=kind))
     if not peer.reachable and not peer.fenced:
         warnings.append(f"{peer.name} is unreachable and not known to be fenced; transactions it committed after "
                         f"its last one reached {node} will be errant (resync counts them)")
@@ -136,7 +150,8 @@ def database_actions(databases: dict[str, Database]) -> dict[str, Any]:
         facts = db(s).facts()
         generation, node = int(s.arg("generation")), s.arg("promoted_node")
         if facts.state is None or facts.state.generation < generation:
-            db(s).record_promotion(s.arg("schema"), PromotionRecord(generation, str(facts.gtid_current_pos), node))
+            db(s).record_promotion(s.arg("schema"), PromotionRecord(generation, str(facts.gtid_current_pos), node,
+                                                                    s.arg("kind", "manual")))
             facts = db(s).facts()
         # already recorded (a re-run, or the stack's agent got there first): the first point stays
         if facts.state is None or facts.state.promoted_node != node or facts.state.generation < generation:

@@ -28,6 +28,7 @@ class NodeView:
     monitoring: bool = False  #: the monitoring master runs here
     error: str = ""  #: why something could not be observed
     resync_pending: bool = False  #: a resync of this node began and has not finished (its marker file)
+    maintenance: bool = False  #: the node carries the maintenance flag
 
     @property
     def writable(self) -> bool:
@@ -148,7 +149,18 @@ def derive_state(snap: Snapshot) -> ClusterState:
                         standby=standby.name, stale=stale)
 
 
-def status_document(snap: Snapshot, state: ClusterState) -> dict[str, Any]:
+def anti_flap_left(snap: Snapshot, window: float, now: float) -> float:
+    """Seconds until the stack may promote by itself again (0: it may): the anti-flap window runs
+    from the last automatic takeover recorded in the highest generation."""
+    states = [v.db.state for v in snap.db_nodes if v.db is not None and v.db.state is not None]
+    latest = max(states, key=lambda st: st.generation, default=None)
+    if latest is None or latest.kind != "automatic" or latest.promoted_at is None or window <= 0:
+        return 0.0
+    return max(0.0, window - (now - latest.promoted_at))
+
+
+def status_document(snap: Snapshot, state: ClusterState, *, anti_flap_seconds: float = 0,
+                    now: float | None = None) -> dict[str, Any]:
     """The ``status --json`` document of DESIGN.md ("The CLI contract")."""
     nodes: dict[str, Any] = {}
     for view in snap.db_nodes + snap.app_nodes:
@@ -175,6 +187,8 @@ def status_document(snap: Snapshot, state: ClusterState) -> dict[str, Any]:
         "active": state.active,
         "standby": state.standby,
         "maintenance": snap.maintenance,
+        "anti_flap_seconds_left": (round(anti_flap_left(snap, anti_flap_seconds, now))
+                                   if now is not None else 0),
         "operation": ({"name": snap.operation, "target": snap.operation_target} if snap.operation else None),
         "stack_running_on": list(snap.stack_running_on) if snap.stack_running_on is not None else None,
         "nodes": nodes,

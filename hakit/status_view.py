@@ -44,6 +44,9 @@ def print_status(inv: Inventory, doc: dict[str, Any], console: Console | None = 
     console.print(f"state: [{style}]{doc['state']}[/{style}]  generation {doc['generation']}  "
                   f"active {doc['active'] or '-'}" + ("  [yellow]MAINTENANCE[/yellow]" if doc["maintenance"] else ""))
     console.print(f"why: {doc['reason']}")
+    if doc.get("anti_flap_seconds_left"):
+        console.print(f"[yellow]anti-flap: no automatic takeover for {doc['anti_flap_seconds_left']}s more "
+                      f"(hakit takeover still works)[/yellow]")
     if doc.get("stack_running_on") is not None:
         console.print(f"{inv.settings.stack}: resources running on {', '.join(doc['stack_running_on']) or 'no node'}")
     if doc.get("operation"):

@@ -38,9 +38,28 @@ def heartbeat_command(name: str, action: str) -> None:
         if action in ("status", "monitor"):
             code, word = heartbeat_status(name)
             click.echo(word)
+        elif name == "mariadb-role" and action == "stop":
+            from hakit.agents.watch import stop_watcher
+
+            stop_watcher()  # first: it must not act on a role that is stopping
+            code = 0 if agent(name).run([action]) == ocf.OCF_SUCCESS else 1
         else:
             code = 0 if agent(name).run([action]) == ocf.OCF_SUCCESS else 1
+            if code == 0 and name == "mariadb-role":
+                from hakit.agents.context import load_context
+                from hakit.agents.watch import start_watcher
+
+                start_watcher(load_context().inv.settings.node_hakit)
     except Exception as exc:
         click.echo(f"failed: {type(exc).__name__}: {exc}", err=True)
         code = 1
     raise click.exceptions.Exit(code)
+
+
+@agent_group.command(name="watch")
+def watch_command() -> None:
+    """heartbeat stack: watch the local database and the network while this node holds the role."""
+    from hakit.agents.context import load_context
+    from hakit.agents.watch import watch
+
+    raise click.exceptions.Exit(watch(load_context()))

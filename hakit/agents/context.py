@@ -50,8 +50,15 @@ class NodeContext:
             with conn.cursor() as cur:
                 cur.execute("SELECT @@server_id, @@read_only, @@gtid_binlog_pos, @@gtid_current_pos")
                 server_id, ro, binlog, current = cur.fetchone()
-                cur.execute(f"SELECT generation, promotion_point, promoted_node FROM {ident(mysql.hakit_schema)}."
-                            f"{STATE_TABLE} WHERE id = 1")
+                table = f"{ident(mysql.hakit_schema)}.{STATE_TABLE}"
+                try:
+                    cur.execute(f"SELECT generation, promotion_point, promoted_node, kind, "
+                                f"UNIX_TIMESTAMP(promoted_at) FROM {table} WHERE id = 1")
+                except pymysql.err.OperationalError as exc:
+                    if exc.args[0] != 1054:  # a table made before the kind column
+                        raise
+                    cur.execute(f"SELECT generation, promotion_point, promoted_node, 'manual', "
+                                f"UNIX_TIMESTAMP(promoted_at) FROM {table} WHERE id = 1")
                 row = cur.fetchone()
         except pymysql.MySQLError:
             # reachable but its generation cannot be read: treat it as unknown-but-alive, which
@@ -59,10 +66,25 @@ class NodeContext:
             return PeerView(peer.name, True, None)
         finally:
             conn.close()
-        state = PromotionRecord(int(row[0]), row[1], row[2]) if row else None
+        state = PromotionRecord(int(row[0]), row[1], row[2], row[3], float(row[4]) if row[4] is not None else None) \
+            if row else None
         pos = Position.parse(current)
         return PeerView(peer.name, True, DbFacts(int(server_id), bool(int(ro)), Position.parse(binlog), pos, pos,
                                                  None, state))
+
+
+    def ping_nodes_reachable(self, timeout: int = 1) -> bool | None:
+        """Whether this node reaches at least one of the inventory's ping nodes (None: none listed)."""
+        import subprocess
+
+        nodes = list(self.inv.settings.ping_nodes)
+        if not nodes:
+            return None
+        for address in nodes:
+            done = subprocess.run(["ping", "-c", "1", "-W", str(timeout), address], capture_output=True)
+            if done.returncode == 0:
+                return True
+        return False
 
 
 def load_context(inventory: str | None = None, secrets: str | None = None, node: str | None = None) -> NodeContext:

@@ -12,11 +12,13 @@
 from __future__ import annotations
 
 import sys
+import time
 
 from hakit import __version__
 from hakit.agents import ocf
 from hakit.agents.context import load_context
 from hakit.errors import HakitError
+from hakit.maintenance import FLAG, flag_set
 from hakit.executor import Executor
 from hakit.mysql import DatabaseUnreachable
 from hakit.plan import Refusal
@@ -58,10 +60,21 @@ def start() -> int:
     except HakitError as exc:
         ocf.exit_reason(str(exc))
         return ocf.OCF_ERR_CONFIGURED
+    if flag_set():
+        ocf.exit_reason(f"maintenance mode is on ({FLAG}): nothing is promoted by the stack; hakit maintenance off")
+        return ocf.OCF_ERR_GENERIC
     peer = ctx.peer_view()
     settings = ctx.inv.settings
+    if not peer.reachable and settings.stack == "heartbeat":
+        # no fencing with heartbeat: promote only from the side of the partition that still
+        # reaches the network (the isolated active demotes itself: see hakit.agents.watch)
+        if ctx.ping_nodes_reachable() is False:
+            ocf.exit_reason(f"{ctx.peer.name} is unreachable and so is every ping node: this node is isolated, "
+                            f"not the survivor; not promoting")
+            return ocf.OCF_ERR_GENERIC
     verdict = plan_promotion(ctx.node.name, local, peer, schema=settings.mysql.hakit_schema,
-                             relay_wait=settings.failover.relay_wait_seconds)
+                             relay_wait=settings.failover.relay_wait_seconds, kind="automatic",
+                             anti_flap=settings.failover.anti_flap_seconds, now=time.time())
     if isinstance(verdict, Refusal):
         ocf.exit_reason(str(verdict))
         # stale generation: never on this node (hard); a writable peer may go away (soft, retried)

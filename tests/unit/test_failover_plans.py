@@ -415,3 +415,13 @@ def test_takeover_executed_on_fakes_then_resync_rejoins(inv):
     assert errant.count == 0  # n1 shipped everything before it died
     plan = plan_operation(inv, snapshot, Request("resync"), errant)
     assert "by rejoin" in plan.summary
+
+
+@pytest.mark.parametrize("operation", ["takeover", "switchover"])
+def test_maintenance_mode_refuses_moves_but_not_resync(inv, operation):
+    verdict = plan_operation(inv, snap(None, facts(server=2), vip=None, reach=(False, True), maintenance=True),
+                             Request(operation))
+    assert isinstance(verdict, Refusal) and "maintenance mode is on" in verdict.reason
+    assert "hakit maintenance off" in verdict.allow
+    plan = plan_operation(inv, after_takeover(0, maintenance=True), Request("resync"), report(0))
+    assert isinstance(plan, Plan) and "by rejoin" in plan.summary

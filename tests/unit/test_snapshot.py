@@ -76,3 +76,20 @@ def test_status_document_shows_an_unreachable_node_without_guessing():
     n2 = status_document(s, derive_state(s))["nodes"]["n2"]
     assert n2["reachable"] is False and n2["writable"] is None and n2["gtid"] is None
     assert n2["error"] == "connection refused"
+
+
+def test_status_shows_the_anti_flap_time_left():
+    from hakit.snapshot import anti_flap_left
+
+    def with_state(kind, at):
+        facts = db(False, 2)
+        return Snapshot(db_nodes=(NodeView("n1", A, True, DbFacts(
+            1, False, facts.gtid_binlog_pos, facts.gtid_current_pos, facts.gtid_slave_pos, None,
+            PromotionRecord(2, "0-1-5", "n1", kind, at))),))
+
+    assert anti_flap_left(with_state("automatic", 1000.0), 600, 1100.0) == 500
+    assert anti_flap_left(with_state("automatic", 1000.0), 600, 1700.0) == 0
+    assert anti_flap_left(with_state("takeover", 1000.0), 600, 1100.0) == 0
+    snap = with_state("automatic", 1000.0)
+    doc = status_document(snap, derive_state(snap), anti_flap_seconds=600, now=1100.0)
+    assert doc["anti_flap_seconds_left"] == 500

@@ -1,0 +1,127 @@
+"""The heartbeat stack's missing resource monitor (haresources mode has none).
+
+While this node holds the database role under heartbeat, a watcher process (started by the
+role's ``start``, stopped by its ``stop``) checks every second:
+
+* **the local database**: after ``failures`` checks in a row that cannot read it, the node gives
+  its resources up (``hb_standby all``): the peer takes them over, and its role agent promotes
+  it (the dead database cannot be writable). This is what makes ``kill-mysqld`` fail over;
+* **isolation**: when neither the peer nor any ping node answers for ``deadtime - 2`` seconds,
+  this node is on the wrong side of a partition: heartbeat has no fencing, so it fences itself —
+  the database becomes read-only before the peer's heartbeat declares it dead (``deadtime``)
+  and promotes the peer. Two writable nodes never exist, even for a moment.
+
+Maintenance mode (``/etc/hakit/maintenance``) pauses both. The watcher's log is
+``/var/log/hakit/watch.log``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from hakit.agents.context import NodeContext
+from hakit.errors import HakitError
+from hakit.maintenance import flag_set
+
+PIDFILE = "/run/hakit-watch.pid"
+LOG = "/var/log/hakit/watch.log"
+HB_STANDBY = "/usr/share/heartbeat/hb_standby"
+
+
+def _log(text: str) -> None:
+    print(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {text}", flush=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def running_pid(pidfile: str = PIDFILE) -> int | None:
+    try:
+        pid = int(Path(pidfile).read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return pid if _alive(pid) else None
+
+
+def start_watcher(hakit_command: str, pidfile: str = PIDFILE) -> int:
+    """Start the watcher in the background (once); returns its PID."""
+    pid = running_pid(pidfile)
+    if pid is not None:
+        return pid
+    Path(LOG).parent.mkdir(parents=True, exist_ok=True, mode=0o750)
+    with open(LOG, "ab") as log:
+        proc = subprocess.Popen([hakit_command, "agent", "watch"], stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=log, start_new_session=True, close_fds=True)
+    Path(pidfile).write_text(f"{proc.pid}\n")
+    return proc.pid
+
+
+def stop_watcher(pidfile: str = PIDFILE) -> None:
+    """Stop the watcher, and wait until it is gone (so it cannot act after the role stopped)."""
+    pid = running_pid(pidfile)
+    if pid is not None:
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 5
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+    Path(pidfile).unlink(missing_ok=True)
+
+
+def _reaches(address: str) -> bool:
+    return subprocess.run(["ping", "-c", "1", "-W", "1", address], capture_output=True).returncode == 0
+
+
+def watch(ctx: NodeContext, *, interval: float = 1.0, failures: int = 3) -> int:
+    """The watcher's loop (runs until stopped, or until it gave the resources up)."""
+    deadtime = ctx.inv.settings.timing.heartbeat.deadtime
+    isolation = max(1.0, deadtime - 2.0)
+    addresses = [ctx.peer.address] + list(ctx.inv.settings.ping_nodes)
+    bad, cut_since, demoted = 0, None, False
+    _log(f"watching the database of {ctx.node.name} (give up after {failures} failed checks; read-only after "
+         f"{isolation:g}s without {', '.join(addresses)})")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    while True:
+        time.sleep(interval)
+        if flag_set():
+            bad, cut_since = 0, None
+            continue
+        # isolation first: it is the one with a deadline
+        if any(_reaches(a) for a in addresses):
+            if cut_since is not None:
+                _log("the network is back" + ("; the database stays read-only until hakit resync or takeover"
+                                             if demoted else ""))
+            cut_since = None
+        else:
+            cut_since = cut_since or time.monotonic()
+            if not demoted and time.monotonic() - cut_since >= isolation:
+                try:
+                    ctx.local_db().set_read_only(True)
+                    demoted = True
+                    _log(f"isolated for {isolation:g}s (no answer from {', '.join(addresses)}): database made "
+                         f"read-only, so that the peer can take over without two writable nodes")
+                except HakitError as exc:
+                    _log(f"isolated, and the database cannot be made read-only: {exc}")
+        try:
+            ctx.local_db().facts()
+            bad = 0
+        except HakitError as exc:
+            bad += 1
+            _log(f"database check {bad}/{failures} failed: {exc}")
+            if bad >= failures and not demoted:
+                _log(f"the database of {ctx.node.name} is down: giving the resources up ({HB_STANDBY} all)")
+                subprocess.run([HB_STANDBY, "all"], capture_output=True, timeout=60)
+                return 0
