@@ -67,16 +67,16 @@ def set_maintenance(inv: Inventory, world: World, on: bool, say: Callable[[str],
             if not runner.run(["test", "-e", FLAG], warn=True, timeout=15).ok:
                 runner.put(FLAG, f"on since {time.strftime('%Y-%m-%dT%H:%M:%S%z')}\n".encode(), 0o644)
                 changed.append(f"{node.name}: flag {FLAG}")
+    else:  # the flags go first: the agents must promote again as soon as the stack acts
+        for node in reachable:
+            if runners[node.name].run(["test", "-e", FLAG], warn=True, timeout=15).ok:
+                runners[node.name].run(["rm", "-f", FLAG], timeout=15)
+                changed.append(f"{node.name}: flag removed")
     if inv.settings.stack == "pacemaker":
         _pacemaker(runners[reachable[0].name], on)
         changed.append(f"Pacemaker maintenance-mode={'true' if on else 'false'}")
     else:
         changed += _heartbeat(inv, runners, [n.name for n in reachable], on)
-    if not on:
-        for node in reachable:
-            if runners[node.name].run(["test", "-e", FLAG], warn=True, timeout=15).ok:
-                runners[node.name].run(["rm", "-f", FLAG], timeout=15)
-                changed.append(f"{node.name}: flag removed")
     return changed
 
 

@@ -81,7 +81,7 @@ class NodeContext:
         if not nodes:
             return None
         for address in nodes:
-            done = subprocess.run(["ping", "-c", "1", "-W", str(timeout), address], capture_output=True)
+            done = subprocess.run(["ping", "-c", "1", "-W", "0.5", address], capture_output=True)
             if done.returncode == 0:
                 return True
         return False

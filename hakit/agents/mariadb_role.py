@@ -72,6 +72,10 @@ def start() -> int:
             ocf.exit_reason(f"{ctx.peer.name} is unreachable and so is every ping node: this node is isolated, "
                             f"not the survivor; not promoting")
             return ocf.OCF_ERR_GENERIC
+        # a grace for the peer's watcher: an isolated active demotes itself ISOLATION_MARGIN s
+        # before heartbeat declares it dead; one more second covers its check interval
+        time.sleep(1.0)
+        peer = ctx.peer_view()
     verdict = plan_promotion(ctx.node.name, local, peer, schema=settings.mysql.hakit_schema,
                              relay_wait=settings.failover.relay_wait_seconds, kind="automatic",
                              anti_flap=settings.failover.anti_flap_seconds, now=time.time())

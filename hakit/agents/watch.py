@@ -4,9 +4,10 @@ While this node holds the database role under heartbeat, a watcher process (star
 role's ``start``, stopped by its ``stop``) checks every second:
 
 * **the local database**: after ``failures`` checks in a row that cannot read it, the node gives
-  its resources up (``hb_standby all``): the peer takes them over, and its role agent promotes
+  its resources up (``hb_standby all``, asked again every 10 checks until heartbeat stops the
+  role, which stops the watcher): the peer takes them over, and its role agent promotes
   it (the dead database cannot be writable). This is what makes ``kill-mysqld`` fail over;
-* **isolation**: when neither the peer nor any ping node answers for ``deadtime - 2`` seconds,
+* **isolation**: when neither the peer nor any ping node answers for ``deadtime - 3`` seconds,
   this node is on the wrong side of a partition: heartbeat has no fencing, so it fences itself —
   the database becomes read-only before the peer's heartbeat declares it dead (``deadtime``)
   and promotes the peer. Two writable nodes never exist, even for a moment.
@@ -82,13 +83,25 @@ def stop_watcher(pidfile: str = PIDFILE) -> None:
 
 
 def _reaches(address: str) -> bool:
-    return subprocess.run(["ping", "-c", "1", "-W", "1", address], capture_output=True).returncode == 0
+    return subprocess.run(["ping", "-c", "1", "-W", "0.5", address], capture_output=True).returncode == 0
 
 
-def watch(ctx: NodeContext, *, interval: float = 1.0, failures: int = 3) -> int:
-    """The watcher's loop (runs until stopped, or until it gave the resources up)."""
+def reaches_any(addresses: list[str]) -> bool:
+    """Whether one of ``addresses`` answers a ping (all asked at once: half a second at most)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=max(1, len(addresses))) as pool:
+        return any(pool.map(_reaches, addresses))
+
+
+#: the isolated active is read-only this long before the peer's heartbeat declares it dead
+ISOLATION_MARGIN = 3.0
+
+
+def watch(ctx: NodeContext, *, interval: float = 0.5, failures: int = 3) -> int:
+    """The watcher's loop (runs until stopped)."""
     deadtime = ctx.inv.settings.timing.heartbeat.deadtime
-    isolation = max(1.0, deadtime - 2.0)
+    isolation = max(1.0, deadtime - ISOLATION_MARGIN)
     addresses = [ctx.peer.address] + list(ctx.inv.settings.ping_nodes)
     bad, cut_since, demoted = 0, None, False
     _log(f"watching the database of {ctx.node.name} (give up after {failures} failed checks; read-only after "
@@ -100,7 +113,7 @@ def watch(ctx: NodeContext, *, interval: float = 1.0, failures: int = 3) -> int:
             bad, cut_since = 0, None
             continue
         # isolation first: it is the one with a deadline
-        if any(_reaches(a) for a in addresses):
+        if reaches_any(addresses):
             if cut_since is not None:
                 _log("the network is back" + ("; the database stays read-only until hakit resync or takeover"
                                              if demoted else ""))
@@ -121,7 +134,7 @@ def watch(ctx: NodeContext, *, interval: float = 1.0, failures: int = 3) -> int:
         except HakitError as exc:
             bad += 1
             _log(f"database check {bad}/{failures} failed: {exc}")
-            if bad >= failures and not demoted:
+            if bad >= failures and not demoted and (bad - failures) % 10 == 0:
+                # asked again every 10 checks: the peer may not have been ready to take them
                 _log(f"the database of {ctx.node.name} is down: giving the resources up ({HB_STANDBY} all)")
                 subprocess.run([HB_STANDBY, "all"], capture_output=True, timeout=60)
-                return 0

@@ -1,0 +1,226 @@
+"""Automatic failover on the namespace lab, both stacks, under a writer through the VIP (issue 6).
+
+A sampler reads ``@@read_only`` of both nodes every ~100 ms from *inside* each node (nsenter,
+not the network, so a partitioned node is sampled too) for the whole module: at no sample may
+two nodes be writable. Runbook, in order, on one pair per stack (anti-flap window: 300 s):
+
+1. kill-node of the active n1: n2 becomes active by itself with the VIP and the monitoring master,
+   writes resume, no acknowledged write is lost;
+2. n1 comes back read-only and stays standby (no failback) until ``hakit resync``;
+3. anti-flap: mysqld killed on n2 inside the window: no second automatic takeover (status shows
+   the time left); ``hakit takeover`` by the operator still works;
+4. partition of the active: the other node takes over, never two writable;
+5. maintenance on, mysqld killed on the active: nothing fails over; maintenance off: it fails over
+   by itself (a mysqld crash, after a planned switchover closed the anti-flap window).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from hakit.lab import lab as labmod
+from hakit.lab.daemons import MARIADB
+from hakit.lab.node import enter
+from hakit.lab.state import load_state
+
+from labkit import Lab, Writer, _wait_until, build_lab, hakit, sql
+from test_failover_lab import Pair
+
+pytestmark = pytest.mark.lab
+
+HAKIT = str(Path(sys.executable).parent / "hakit")
+WINDOW = 300
+
+
+class WritableSampler(threading.Thread):
+    """``@@read_only`` of every node, sampled from inside the nodes until stopped."""
+
+    def __init__(self, lab: Lab):
+        super().__init__(daemon=True)
+        self.lab = lab
+        self.samples = 0
+        self.both: list[float] = []  # times at which two nodes were writable
+        self.stop = threading.Event()
+
+    def writable(self, init: int) -> bool:
+        try:
+            out = subprocess.run(enter(init) + ["mariadb", "--batch", "--skip-column-names", "-e",
+                                                "SELECT @@read_only"], capture_output=True, text=True, timeout=5)
+        except subprocess.TimeoutExpired:
+            return False
+        return out.returncode == 0 and out.stdout.strip() == "0"
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                inits = dict(load_state(self.lab.dir).inits)
+            except Exception:  # noqa: BLE001 - the state file is being rewritten: sample again
+                time.sleep(0.05)
+                continue
+            found = [name for name, init in inits.items() if init and self.writable(init)]
+            self.samples += 1
+            if len(found) > 1:
+                self.both.append(time.time())
+            time.sleep(0.1)
+
+
+def fault(lab: Lab, kind: str, node: str) -> None:
+    result = subprocess.run([HAKIT, "lab", "fault", "--dir", str(lab.dir), kind, node], capture_output=True,
+                            text=True)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.fixture(scope="module", params=["pacemaker", "heartbeat"])
+def pair(request, tmp_path_factory):
+    gen = build_lab(tmp_path_factory, "two-node", request.param)
+    lab = next(gen)
+    sampler = None
+    try:
+        path = lab.dir / "inventory.yml"
+        data = yaml.safe_load(path.read_text())
+        data["all"]["vars"]["hakit"]["failover"] = {"anti_flap_seconds": WINDOW}
+        path.write_text(yaml.safe_dump(data, sort_keys=False))
+        sql(lab, "n1", "SET GLOBAL read_only = OFF; CREATE DATABASE opsview; USE opsview; "
+                       "CREATE TABLE results (id INT PRIMARY KEY, host VARCHAR(64), state INT) ENGINE=InnoDB; "
+                       "INSERT INTO results SELECT seq, CONCAT('host', seq), seq % 4 FROM seq_1_to_5000; "
+                       "SET GLOBAL read_only = ON")
+        from hakit.cli import main
+
+        assert main(["-i", str(path), "init"]) == 0
+        sampler = WritableSampler(lab)
+        sampler.start()
+        p = Pair(lab)
+        p.sampler = sampler  # type: ignore[attr-defined]
+        yield p
+    finally:
+        if sampler is not None:
+            sampler.stop.set()
+            sampler.join(timeout=10)
+        gen.close()
+
+
+def never_two_writable(pair) -> None:
+    sampler = pair.sampler
+    assert sampler.samples > 10, "the sampler did not run"
+    assert not sampler.both, f"two writable nodes at {len(sampler.both)} samples (first at {sampler.both[0]})"
+
+
+def back(pair, capsys, node: str) -> None:
+    """``node`` restarted (after a kill) and resynced: a healthy pair again."""
+    lab = pair.lab
+    if lab.host(node).run("true").rc != 0 or not _alive(lab, node):
+        labmod.restart_node(str(lab.dir), node, wait_cluster=True)
+        lab.reconnect(node)
+    if lab.host(node).run("pgrep -x mariadbd").rc != 0:
+        pair.start_mariadb(node)
+    _wait_until(f"{node} readable", lambda: pair.status(capsys)["nodes"][node]["writable"] is False, timeout=60)
+    code, out, err = pair.run(capsys, "resync", "--yes")
+    assert code == 0, out + err
+
+
+def _alive(lab: Lab, node: str) -> bool:
+    try:
+        return bool(load_state(lab.dir).inits.get(node)) and lab.host(node).run("true").rc == 0
+    except Exception:  # noqa: BLE001 - a dead node's SSH fails in many ways
+        return False
+
+
+# --------------------------------------------------------------------------- 1-2. node loss
+
+
+def test_kill_node_fails_over_by_itself_under_a_writer(pair, capsys):
+    with Writer(pair.lab, pair.inv, pair.vip) as writer:
+        time.sleep(1)
+        fault(pair.lab, "kill-node", "n1")
+        killed = time.monotonic()
+        doc = pair.wait_active(capsys, "n2", timeout=120)
+        took = time.monotonic() - killed
+        count = len(writer.acked)
+        _wait_until("writes resume through the VIP", lambda: len(writer.acked) > count + 20, timeout=60)
+    assert doc["generation"] == 2 and doc["nodes"]["n1"]["reachable"] is False
+    assert writer.lost_on(pair.lab, "n2") == []  # semi-sync AFTER_SYNC: nothing acknowledged is lost
+    never_two_writable(pair)
+    print(f"automatic failover ({pair.stack}): n2 active {took:.1f}s after the kill (polled)")
+
+
+def test_the_returning_node_stays_standby_until_resync(pair, capsys):
+    lab = pair.lab
+    labmod.restart_node(str(lab.dir), "n1", wait_cluster=True)
+    lab.reconnect("n1")
+    time.sleep(10)  # time enough for any failback to happen: none may
+    doc = pair.status(capsys)
+    assert doc["active"] == "n2" and doc["nodes"]["n1"]["writable"] is False and not doc["nodes"]["n1"]["vip"]
+    assert doc["state"] == "degraded" and "resync" in doc["reason"]
+    code, out, err = pair.run(capsys, "resync", "--yes")
+    assert code == 0, out + err
+    pair.wait_healthy(capsys, "n2")
+    never_two_writable(pair)
+
+
+# --------------------------------------------------------------------------- 3. anti-flap
+
+
+def test_a_second_failure_inside_the_anti_flap_window_does_not_fail_over_by_itself(pair, capsys):
+    doc = pair.status(capsys)
+    assert 0 < doc["anti_flap_seconds_left"] <= WINDOW
+    fault(pair.lab, "kill-mysqld", "n2")
+    time.sleep(25)  # the stack would have failed over by now (monitor 10 s / watcher 3 s)
+    doc = pair.status(capsys)
+    assert not doc["nodes"]["n1"]["writable"] and doc["active"] is None
+    assert doc["anti_flap_seconds_left"] > 0
+    code, out, err = pair.run(capsys, "takeover", "--yes")  # the operator decides
+    assert code == 0, out + err
+    doc = pair.wait_active(capsys, "n1")
+    assert doc["anti_flap_seconds_left"] == 0  # the last promotion was the operator's
+    back(pair, capsys, "n2")
+    pair.wait_healthy(capsys, "n1")
+    never_two_writable(pair)
+
+
+# --------------------------------------------------------------------------- 4. partition
+
+
+def test_a_partition_never_leaves_two_nodes_writable(pair, capsys):
+    fault(pair.lab, "partition", "n1")
+    pair.wait_active(capsys, "n2", timeout=120)
+    never_two_writable(pair)
+    labmod.restart_node(str(pair.lab.dir), "n1", wait_cluster=True)  # healed by a restart, as after a fence
+    pair.lab.reconnect("n1")
+    back(pair, capsys, "n1")
+    pair.wait_healthy(capsys, "n2")
+    never_two_writable(pair)
+
+
+# --------------------------------------------------------------------------- 5. maintenance, mysqld crash
+
+
+def test_maintenance_prevents_a_failover_and_a_mysqld_crash_fails_over_once_it_is_off(pair, capsys):
+    code, out, err = pair.run(capsys, "switchover", "--yes")  # closes the anti-flap window (planned)
+    assert code == 0, out + err
+    pair.wait_healthy(capsys, "n1")
+    code, out, err = pair.run(capsys, "maintenance", "on")
+    assert code == 0, out + err
+    doc = pair.status(capsys)
+    assert doc["maintenance"] is True
+    code, out, _ = pair.run(capsys, "check")
+    assert code == 1 and "maintenance" in out
+    code, _, err = pair.run(capsys, "takeover", "--yes")
+    assert code == 3 and "maintenance mode is on" in err
+
+    fault(pair.lab, "kill-mysqld", "n1")
+    time.sleep(25)
+    doc = pair.status(capsys)
+    assert not doc["nodes"]["n2"]["writable"] and doc["nodes"]["n1"]["vip"]  # nothing moved
+
+    code, out, err = pair.run(capsys, "maintenance", "off")
+    assert code == 0, out + err
+    doc = pair.wait_active(capsys, "n2", timeout=120)  # the crash is seen now, and fails over
+    assert doc["maintenance"] is False and doc["generation"] >= 5
+    never_two_writable(pair)
