@@ -60,9 +60,6 @@ def start() -> int:
     except HakitError as exc:
         ocf.exit_reason(str(exc))
         return ocf.OCF_ERR_CONFIGURED
-    if flag_set():
-        ocf.exit_reason(f"maintenance mode is on ({FLAG}): nothing is promoted by the stack; hakit maintenance off")
-        return ocf.OCF_ERR_GENERIC
     peer = ctx.peer_view()
     settings = ctx.inv.settings
     if not peer.reachable and settings.stack == "heartbeat":
@@ -79,6 +76,10 @@ def start() -> int:
     verdict = plan_promotion(ctx.node.name, local, peer, schema=settings.mysql.hakit_schema,
                              relay_wait=settings.failover.relay_wait_seconds, kind="automatic",
                              anti_flap=settings.failover.anti_flap_seconds, now=time.time())
+    if not isinstance(verdict, Refusal) and flag_set() and any(st.action == "record_promotion" for st in verdict.steps):
+        # the recorded active may come back (start after stop); nothing new is promoted
+        ocf.exit_reason(f"maintenance mode is on ({FLAG}): the stack promotes nothing; hakit maintenance off")
+        return ocf.OCF_ERR_GENERIC
     if isinstance(verdict, Refusal):
         ocf.exit_reason(str(verdict))
         # stale generation: never on this node (hard); a writable peer may go away (soft, retried)

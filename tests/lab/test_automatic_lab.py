@@ -10,8 +10,9 @@ two nodes be writable. Runbook, in order, on one pair per stack (anti-flap windo
 3. anti-flap: mysqld killed on n2 inside the window: no second automatic takeover (status shows
    the time left); ``hakit takeover`` by the operator still works;
 4. partition of the active: the other node takes over, never two writable;
-5. maintenance on, mysqld killed on the active: nothing fails over; maintenance off: it fails over
-   by itself (a mysqld crash, after a planned switchover closed the anti-flap window).
+5. maintenance on: both agents pass ocf-tester on the active; mysqld killed on the active:
+   nothing fails over; maintenance off: it fails over by itself (a mysqld crash, after a planned
+   switchover closed the anti-flap window).
 """
 
 from __future__ import annotations
@@ -213,6 +214,16 @@ def test_maintenance_prevents_a_failover_and_a_mysqld_crash_fails_over_once_it_i
     assert code == 1 and "maintenance" in out
     code, _, err = pair.run(capsys, "takeover", "--yes")
     assert code == 3 and "maintenance mode is on" in err
+
+    # with the stack's hands off, both agents pass ocf-tester on the active, then run again
+    n1 = pair.lab.host("n1")
+    for agent in ("mariadb-role", "monitoring-master"):
+        result = n1.run(f"ocf-tester -n {agent} /usr/lib/ocf/resource.d/hakit/{agent}")
+        assert result.rc == 0 and "passed all tests" in result.stdout, result.stdout + result.stderr
+    for agent in ("mariadb-role", "monitoring-master"):
+        n1.check_output(f"OCF_ROOT=/usr/lib/ocf /usr/lib/ocf/resource.d/hakit/{agent} start")
+    doc = pair.status(capsys)
+    assert doc["nodes"]["n1"]["writable"] and doc["nodes"]["n1"]["monitoring"] and doc["active"] == "n1"
 
     fault(pair.lab, "kill-mysqld", "n1")
     time.sleep(25)
