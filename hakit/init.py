@@ -56,7 +56,7 @@ NODE_PROGRAMS = {"mariadb": "mariadb-client", "mariadb-dump": "mariadb-client", 
                  "mariabackup": "mariadb-backup", "mbstream": "mariadb-backup", "python3": "python3",
                  "tar": "tar", "ip": "iproute2", "pgrep": "procps", "ssh-keygen": "openssh-client"}
 STACK_PROGRAMS = {"pacemaker": {"crm": "crmsh", "cibadmin": "pacemaker-cli-utils", "crm_mon": "pacemaker-cli-utils"},
-                  "heartbeat": {"cl_status": "heartbeat"}}
+                  "heartbeat": {"cl_status": "heartbeat", "ping": "iputils-ping"}}
 HASH_PROGRAM = r"""
 import hashlib, json, os, stat, sys
 out = {}
