@@ -204,6 +204,7 @@ def plan_takeover(ctx: Context, snap: Snapshot, request: Request) -> Plan | Refu
             continue
         steps.append(s)
     promoting = any(s.action == "record_promotion" for s in steps)
+    steps = [s for s in steps if not s.name.startswith("catch up with")]  # replaced by the version below
     if promoting and old.db is not None and not old.writable and old.generation == target.generation:
         # the old active is alive and read-only: everything it wrote can reach the target first
         replica = target.db.replica
@@ -395,6 +396,8 @@ def plan_resync(ctx: Context, snap: Snapshot, request: Request, errant: ErrantRe
                                                        f"{target.name}", node=target.name, source=active.name),
         step(f"unmark {target.name}", "mark_resync", f"{target.name} is a healthy standby", node=target.name,
              on=False, strategy=strategy),
+        step(f"{target.name} eligible", "clear_failures", f"the stack forgets {target.name}'s old failures: the "
+                                                          f"repaired node can take over again", node=target.name),
     ]
     steps += _hooks(ctx, "post", "resync")
     summary = f"rebuild {target.name} from {active.name} by {strategy}" + (" (resuming)" if resuming else "")

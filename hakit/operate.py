@@ -167,6 +167,9 @@ def move_pacemaker(inv: Inventory, runners: dict[str, Runner], node: str, timeou
     try:
         while time.monotonic() < deadline:
             if _located(runner, group) == [node] and holds_address(runner, inv.db_pair.vip.address):
+                # a monitor may have caught the old active read-only before the move: that failure
+                # would ban it, and a pair that cannot fail back over is not healthy
+                runner.run(["crm_resource", "--resource", group, "--cleanup"], warn=True, timeout=60)
                 return
             time.sleep(0.5)
         status = runner.run(["crm_mon", "-1", "-r"], warn=True, timeout=30).stdout
@@ -318,6 +321,14 @@ class Operator:
 
     # ---- resync
 
+    def clear_failures(self, s: Step) -> None:
+        """Pacemaker: forget the node's failures of the database group (they ban it as a target)."""
+        if self.mover is not None or self.inv.settings.stack != "pacemaker":
+            return
+        runner = self.world.runners[s.node]
+        runner.run(["crm_resource", "--resource", _group(self.inv), "--cleanup", "--node", s.node],
+                   warn=True, timeout=60)
+
     def mark_resync(self, s: Step) -> None:
         runner = self.world.runners.get(s.node)
         if runner is None:
@@ -411,6 +422,7 @@ class Operator:
             "ensure_replica": self.ensure_replica, "replicate_from": self.replicate_from,
             "reverse_replication": self.reverse_replication, "restore_active": self.restore_active,
             "move_resources": self.move_resources, "mark_resync": self.mark_resync, "keep_errant": self.keep_errant,
+            "clear_failures": self.clear_failures,
             "rejoin": self.rejoin, "dump": self.copy, "backup": self.copy,
             "compare_checksums": self.compare_checksums, "hook": self.hook,
         })

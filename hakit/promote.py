@@ -83,6 +83,15 @@ def plan_promotion(node: str, local: DbFacts | None, peer: PeerView, *, schema: 
         if replica.sql_running or replica.io_running:
             steps.append(step("stop replication", "stop_replica",
                               f"{node} must stop replicating from {peer.name} before it takes writes", node=node))
+    if (not already and peer_facts is not None and not peer_facts.writable and peer_facts.generation == local.generation
+            and replica is not None and replica.io_running
+            and not local.gtid_current_pos.contains(peer_facts.gtid_binlog_pos)):
+        # the old active is alive and read-only: everything it logged can arrive first (zero loss)
+        steps.insert(0, step(f"catch up with {peer.name}", "wait_applied",
+                             f"{peer.name} is reachable and read-only: {node} first applies the "
+                             f"{local.gtid_current_pos.missing_from(peer_facts.gtid_binlog_pos)} transactions of its "
+                             f"binary log it lacks (at most {relay_wait:g}s)", node=node,
+                             position=str(peer_facts.gtid_binlog_pos), timeout=relay_wait))
     if not already:
         generation = max(local.generation, peer_generation) + 1
         steps.append(step("raise generation", "record_promotion",

@@ -68,7 +68,23 @@ class Pair:
             n = doc["nodes"][node]
             return doc if (doc["active"] == node and n["writable"] and n["vip"] and n["monitoring"]) else None
 
-        return _wait_until(f"{node} active with VIP and monitoring master", ready, timeout=timeout)
+        try:
+            return _wait_until(f"{node} active with VIP and monitoring master", ready, timeout=timeout)
+        except pytest.fail.Exception:
+            pytest.fail(f"{node} not active with VIP and monitoring master within {timeout:g}s\n"
+                        f"{self.diagnostics(capsys)}")
+
+    def diagnostics(self, capsys) -> str:
+        """What the stack and hakit say, for a failure message."""
+        parts = [json.dumps(self.status(capsys), indent=1)]
+        for name in ("n1", "n2"):
+            command = "crm_mon -1 -r -f" if self.stack == "pacemaker" else "tail -n 40 /var/log/ha-log"
+            try:
+                result = self.lab.host(name).run(f"{command}; tail -n 20 /var/log/hakit/watch.log")
+                parts.append(f"--- {name}: {result.stdout[-4000:]}{result.stderr[-1000:]}")
+            except Exception as exc:  # noqa: BLE001 - a dead node: say so and go on
+                parts.append(f"--- {name}: unreachable ({exc})")
+        return "\n".join(parts)
 
     def wait_healthy(self, capsys, active: str, timeout: float = 120) -> dict:
         return _wait_until(f"healthy with {active} active",

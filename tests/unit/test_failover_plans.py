@@ -237,7 +237,8 @@ def test_resync_picks_its_strategy(inv, count, size, strategy, expected):
     plan = plan_operation(inv, after_takeover(count), Request("resync", strategy=strategy), report(count, size))
     assert isinstance(plan, Plan)
     assert actions(plan) == ["set_read_only", "stop_replica", "stop_replica", "mark_resync", expected,
-                             "replicate_from", "reverse_replication", "compare_checksums", "mark_resync"]
+                             "replicate_from", "reverse_replication", "compare_checksums", "mark_resync",
+                             "clear_failures"]
     # everything that changes data happens on the target; the active only starts replicating
     assert {s.node for s in plan.steps if s.action in ("set_read_only", "mark_resync", expected)} == {"n1"}
     assert [s.node for s in plan.steps if s.action == "stop_replica"] == ["n1", "n2"]

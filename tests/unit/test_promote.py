@@ -136,3 +136,12 @@ def test_anti_flap_never_blocks_the_recorded_active_coming_back():
     verdict = plan_promotion("n1", flapped(), PeerView("n2", False), schema="hakit", relay_wait=30,
                              kind="automatic", anti_flap=600, now=1010.0)
     assert isinstance(verdict, Plan)
+
+
+def test_the_agent_waits_for_the_whole_binlog_of_a_reachable_read_only_peer():
+    peer = facts(ro=True, cur="0-1-15")  # read-only, alive: it logged 5 more than n2 has
+    plan = plan_promotion("n2", facts(replica=rep(received="0-1-12")), PeerView("n1", True, peer), schema="hakit",
+                          relay_wait=30)
+    first = plan.steps[0]
+    assert first.name == "catch up with n1" and first.action == "wait_applied"
+    assert first.arg("position") == "0-1-15" and "5 transactions" in first.reason
