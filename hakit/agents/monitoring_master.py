@@ -107,13 +107,21 @@ def start(mon) -> int:
 
 @_with_settings
 def stop(mon) -> int:
+    name = os.path.basename(mon.daemon)
+    # a stop is a force operation, and the whole group waits for it. systemd stops the unit's
+    # processes at once; Debian's init script waits up to 15 s for Nagios 4's worker processes,
+    # so without systemd hakit signals the daemon itself: SIGTERM (Nagios saves its retention
+    # state and exits, its workers with it), 5 s, then SIGKILL
     if _running(mon.daemon):
-        _service(mon.service, "stop")
-    deadline = time.monotonic() + 20
+        if os.path.isdir("/run/systemd/system"):
+            _service(mon.service, "stop")
+        else:
+            _run(["pkill", "-TERM", "-x", name])
+    deadline = time.monotonic() + 5.0
     while _running(mon.daemon) and time.monotonic() < deadline:
-        time.sleep(0.2)
+        time.sleep(0.1)
     if _running(mon.daemon):  # stop must not fail: force it
-        _run(["pkill", "-KILL", "-x", os.path.basename(mon.daemon)])
+        _run(["pkill", "-KILL", "-x", name])
         time.sleep(0.5)
     if _running(mon.daemon):
         ocf.exit_reason(f"{mon.service} survived SIGKILL")
