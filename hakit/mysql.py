@@ -346,7 +346,7 @@ class PyMySQLDatabase:
         # newest first, back to the file whose starting GTID list the point already contains
         start = 0
         for index in range(len(files) - 1, -1, -1):
-            head = self.query(f"SHOW BINLOG EVENTS IN %s LIMIT 4", (files[index],))
+            head = self.query("SHOW BINLOG EVENTS IN %s LIMIT 4", (files[index],))
             listed = next((r["Info"] for r in head if r["Event_type"] == "Gtid_list"), None)
             match = _GTID_LIST.search(listed or "")
             begins = Position.parse_state(match.group(1)) if match else Position()

@@ -32,7 +32,7 @@ from hakit.plan import Plan, Refusal, Step
 from hakit.promote import database_actions
 from hakit.remote import Runner
 from hakit.secrets import Secrets
-from hakit.snapshot import NodeView, Snapshot, cluster_generation
+from hakit.snapshot import Snapshot, cluster_generation
 
 RESYNC_MARKER = "/var/lib/hakit/resync-pending"
 OPERATIONS_LOG = "/var/log/hakit/operations.log"

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import pwd
-import shutil
 import socket
 import subprocess
 import time
@@ -374,42 +373,15 @@ def test_a_failing_backup_leaves_the_target_as_it_was(pair, tmp_path, monkeypatc
 
 
 @pytest.fixture(scope="module")
-def sshd(tmp_path_factory):
-    sshd = shutil.which("sshd") or "/usr/sbin/sshd"
-    if os.geteuid() != 0:
-        pytest.skip("a real sshd needs root (it runs as root in CI)")
-    if not os.path.exists(sshd):
-        pytest.fail("sshd is missing: ./scripts/setup installs openssh-server")
-    d = tmp_path_factory.mktemp("sshd")
-    d.chmod(0o700)
-    for key in ("host_key", "client_key"):
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / key)], check=True)
-    shutil.copy(d / "client_key.pub", d / "authorized_keys")
-    os.makedirs("/run/sshd", exist_ok=True)
-    port = _free_port()
-    (d / "sshd_config").write_text(
-        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\nPidFile {d}/sshd.pid\n"
-        f"AuthorizedKeysFile {d}/authorized_keys\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
-        f"PermitRootLogin prohibit-password\nStrictModes no\nUsePAM no\nSubsystem sftp internal-sftp\n")
-    proc = subprocess.Popen([sshd, "-D", "-e", "-f", str(d / "sshd_config")], stderr=subprocess.DEVNULL)
-    try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.05)
-        host_pub = (d / "host_key.pub").read_text().split()
-        (d / "known_hosts").write_text(f"[127.0.0.1]:{port} {host_pub[0]} {host_pub[1]}\n")
-        yield lambda name: SshRunner(name, "127.0.0.1", port=port, known_hosts=d / "known_hosts",
-                                     key_file=str(d / "client_key"))
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+def ssh_runner(sshd):
+    """SshRunner factory for the loopback sshd (verified host key, the client key)."""
+    d, port = sshd
+    return lambda name: SshRunner(name, "127.0.0.1", port=port, known_hosts=d / "known_hosts",
+                                  key_file=str(d / "client_key"))
 
 
-def test_ssh_processes_stream_both_ways_with_a_chatty_stderr(sshd, tmp_path):
-    src, dst = sshd("n1"), sshd("n2")
+def test_ssh_processes_stream_both_ways_with_a_chatty_stderr(ssh_runner, tmp_path):
+    src, dst = ssh_runner("n1"), ssh_runner("n2")
     out = tmp_path / "copy"
     # 3 MB of stderr before the data: unread, it would fill the channel's window
     program = ("import sys\nsys.stderr.write('e' * 3_000_000); sys.stderr.flush()\n"

@@ -27,11 +27,10 @@ import pytest
 import yaml
 
 from hakit.lab import lab as labmod
-from hakit.lab.daemons import MARIADB
 from hakit.lab.node import enter
 from hakit.lab.state import load_state
 
-from labkit import Lab, Writer, _wait_until, build_lab, hakit, sql
+from labkit import Lab, Writer, _wait_until, build_lab, sql
 from test_failover_lab import Pair
 
 pytestmark = pytest.mark.lab

@@ -17,7 +17,6 @@ Runbook, in order on one initialised pair per stack:
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
