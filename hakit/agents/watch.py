@@ -4,8 +4,8 @@ While this node holds the database role under heartbeat, a watcher process (star
 role's ``start``, stopped by its ``stop``) checks every second:
 
 * **the local database**: after ``failures`` checks in a row that cannot read it, the node gives
-  its resources up (``hb_standby all``, asked again every 10 checks until heartbeat stops the
-  role, which stops the watcher): the peer takes them over, and its role agent promotes
+  its resources up (``hb_standby all``, once the peer's heartbeat has been active for 3 s, asked
+  again after 30 s until heartbeat stops the role, which stops the watcher): the peer takes them over, and its role agent promotes
   it (the dead database cannot be writable). This is what makes ``kill-mysqld`` fail over;
 * **isolation**: when neither the peer nor any ping node answers for ``deadtime - 3`` seconds,
   this node is on the wrong side of a partition: heartbeat has no fencing, so it fences itself —
@@ -82,6 +82,17 @@ def stop_watcher(pidfile: str = PIDFILE) -> None:
     Path(pidfile).unlink(missing_ok=True)
 
 
+#: the peer's heartbeat must have been active this long before it is asked to take over
+PEER_SETTLE = 3.0
+#: a request not acted upon is repeated after this long
+ASK_AGAIN = 30.0
+
+
+def _peer_active(peer: str) -> bool:
+    done = subprocess.run(["cl_status", "nodestatus", peer], capture_output=True, text=True, timeout=10)
+    return done.returncode == 0 and done.stdout.strip() == "active"
+
+
 def _reaches(address: str) -> bool:
     return subprocess.run(["ping", "-c", "1", "-W", "0.5", address], capture_output=True).returncode == 0
 
@@ -104,6 +115,8 @@ def watch(ctx: NodeContext, *, interval: float = 0.5, failures: int = 3) -> int:
     isolation = max(1.0, deadtime - ISOLATION_MARGIN)
     addresses = [ctx.peer.address] + list(ctx.inv.settings.ping_nodes)
     bad, cut_since, demoted = 0, None, False
+    peer_active_since: float | None = None
+    asked_at = -1e9
     _log(f"watching the database of {ctx.node.name} (give up after {failures} failed checks; read-only after "
          f"{isolation:g}s without {', '.join(addresses)})")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
@@ -134,7 +147,16 @@ def watch(ctx: NodeContext, *, interval: float = 0.5, failures: int = 3) -> int:
         except HakitError as exc:
             bad += 1
             _log(f"database check {bad}/{failures} failed: {exc}")
-            if bad >= failures and not demoted and (bad - failures) % 10 == 0:
-                # asked again every 10 checks: the peer may not have been ready to take them
-                _log(f"the database of {ctx.node.name} is down: giving the resources up ({HB_STANDBY} all)")
-                subprocess.run([HB_STANDBY, "all"], capture_output=True, timeout=60)
+            if bad >= failures and not demoted:
+                # only to a peer whose heartbeat has been active for a while: a request that reaches
+                # a heartbeat still starting leaves it "standby in progress" for an hour
+                if _peer_active(ctx.peer.name):
+                    peer_active_since = peer_active_since or time.monotonic()
+                else:
+                    peer_active_since = None
+                now = time.monotonic()
+                if peer_active_since is not None and now - peer_active_since >= PEER_SETTLE \
+                        and now - asked_at >= ASK_AGAIN:
+                    asked_at = now
+                    _log(f"the database of {ctx.node.name} is down: giving the resources up ({HB_STANDBY} all)")
+                    subprocess.run([HB_STANDBY, "all"], capture_output=True, timeout=60)
