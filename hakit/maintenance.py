@@ -21,11 +21,11 @@ from typing import Callable
 
 from hakit.errors import OperationFailed, SafetyRefusal
 from hakit.model import Inventory
-from hakit.observe import World, holds_address
+from hakit.observe import MAINTENANCE_FLAG, World, holds_address
 from hakit.remote import Runner
 from hakit.services import service
 
-FLAG = "/etc/hakit/maintenance"
+FLAG = MAINTENANCE_FLAG
 
 
 def flag_set(path: str = FLAG) -> bool:

@@ -70,8 +70,10 @@ def process_running(runner: Runner, name: str) -> bool:
 
 CHECK_CREDENTIALS = "/etc/hakit/check.yml"
 #: the node's flags: maintenance (readable by the monitoring user) and an unfinished resync
-FLAGS_SCRIPT = ("test -e /etc/hakit/maintenance && echo maintenance; "
-                "test -e /var/lib/hakit/resync-pending && echo resync; true")
+MAINTENANCE_FLAG = "/etc/hakit/maintenance"
+RESYNC_MARKER = "/var/lib/hakit/resync-pending"
+FLAGS_SCRIPT = (f"test -e {MAINTENANCE_FLAG} && echo maintenance; "
+                f"test -e {RESYNC_MARKER} && echo resync; true")
 
 
 def node_world(inv: Inventory, monitoring_password: str, me: str | None) -> World:

@@ -27,14 +27,14 @@ from hakit.gtid import Position
 from hakit.journal import Journal, redactor
 from hakit.model import Inventory
 from hakit.mysql import Database, DatabaseUnreachable, ReplicaStatus
-from hakit.observe import World, holds_address, observe_node
+from hakit.observe import RESYNC_MARKER, World, holds_address, observe_node
+from hakit.resources import _where
 from hakit.plan import Plan, Refusal, Step
 from hakit.promote import database_actions
 from hakit.remote import Runner
 from hakit.secrets import Secrets
 from hakit.snapshot import Snapshot, cluster_generation
 
-RESYNC_MARKER = "/var/lib/hakit/resync-pending"
 OPERATIONS_LOG = "/var/log/hakit/operations.log"
 
 
@@ -146,19 +146,12 @@ def _group(inv: Inventory) -> str:
     return "hakit" if inv.settings.topology == "two-node" else "hakit-db"
 
 
-def _located(runner: Runner, resource: str) -> list[str]:
-    import re
-
-    out = runner.run(["crm_resource", "--resource", resource, "--locate"], warn=True, timeout=30).stdout
-    return re.findall(r"is running on: (\S+)", out)
-
-
 def move_pacemaker(inv: Inventory, runners: dict[str, Runner], node: str, timeout: float = 150.0) -> None:
     """Run the database group on ``node``: forget old failures, move, wait, drop the move constraint
     (stickiness keeps it there). The role's agent finds the node already promoted."""
     group = _group(inv)
     runner = runners[node]
-    if _located(runner, group) == [node]:
+    if _where(runner, group) == [node]:
         runner.run(["crm_resource", "--resource", group, "--clear"], warn=True, timeout=30)
         return
     runner.run(["crm_resource", "--resource", group, "--cleanup"], warn=True, timeout=60)
@@ -166,7 +159,7 @@ def move_pacemaker(inv: Inventory, runners: dict[str, Runner], node: str, timeou
     deadline = time.monotonic() + timeout
     try:
         while time.monotonic() < deadline:
-            if _located(runner, group) == [node] and holds_address(runner, inv.db_pair.vip.address):
+            if _where(runner, group) == [node] and holds_address(runner, inv.db_pair.vip.address):
                 # a monitor may have caught the old active read-only before the move: that failure
                 # would ban it, and a pair that cannot fail back over is not healthy
                 runner.run(["crm_resource", "--resource", group, "--cleanup"], warn=True, timeout=60)
