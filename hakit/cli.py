@@ -8,6 +8,7 @@ User mistakes never end in a traceback.
 from __future__ import annotations
 
 import functools
+import json
 import os
 import sys
 from pathlib import Path
@@ -25,9 +26,22 @@ DEFAULT_INVENTORY = "inventory.yml"
 class Context:
     """What every command gets: where the inventory is, and how loud to be."""
 
-    def __init__(self, inventory: str | None, verbosity: int):
+    #: the context of the command running now (main() reads its result for --result-json)
+    current: "Context | None" = None
+
+    def __init__(self, inventory: str | None, verbosity: int, result_json: bool = False):
         self.inventory_path = inventory
         self.verbosity = verbosity
+        self.result_json = result_json
+        self.command: str | None = None
+        #: what the command changed (set by the commands that change things) and its last word
+        self.changed = False
+        self.message = ""
+
+    def result(self, changed: bool, message: str) -> None:
+        """Record the command's outcome (for --result-json) and print its message."""
+        self.changed, self.message = changed, message
+        self.say(message)
 
     def inventory(self) -> Inventory:
         path = self.inventory_path or os.environ.get("HAKIT_INVENTORY") or DEFAULT_INVENTORY
@@ -60,22 +74,27 @@ def _with_inventory(func):
 @inventory_option
 @click.option("-q", "--quiet", is_flag=True, help="Print only errors and results.")
 @click.option("-v", "--verbose", count=True, help="Print more (repeat for more).")
+@click.option("--result-json", "result_json", is_flag=True,
+              help="End with one JSON line on stdout: command, changed, exit_code, message (for automation).")
 @click.version_option(__version__, prog_name="hakit")
 @click.pass_context
-def main_group(ctx: click.Context, inventory: str | None, quiet: bool, verbose: int) -> None:
+def main_group(ctx: click.Context, inventory: str | None, quiet: bool, verbose: int, result_json: bool) -> None:
     """hakit: active/passive high availability for a monitoring master and its databases.
 
     Exit codes: 0 done; 1 failed (state consistent, re-run resumes); 2 bad usage or bad input;
     3 refused for safety (the message says why and what would allow it).
     """
-    ctx.obj = Context(inventory, -1 if quiet else verbose)
+    ctx.obj = Context.current = Context(inventory, -1 if quiet else verbose, result_json)
+    ctx.obj.command = ctx.invoked_subcommand
 
 
 @main_group.command()
 @_with_inventory
-@click.option("-o", "--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
+@click.option("-o", "--out", "out", type=click.Path(file_okay=False, path_type=Path),
               help="Folder to write into: one sub-folder per node, laid out by target path.")
-def render(ctx: Context, out: Path) -> None:
+@click.option("--check", is_flag=True, help="Only check that the inventory (and the secrets file, when it "
+                                            "exists) renders; write nothing, not even the secrets file.")
+def render(ctx: Context, out: Path | None, check: bool) -> None:
     """Render every artefact of the inventory into OUT (one folder per node).
 
     Creates the secrets file (mode 0600) next to the inventory when it does not exist yet.
@@ -83,9 +102,16 @@ def render(ctx: Context, out: Path) -> None:
     """
     from hakit import render as rendering
     from hakit.artefact import write_tree
+    from hakit.errors import InputError
     from hakit.secrets import ensure_secrets, secrets_path
 
+    if check == (out is not None):
+        raise InputError("render: give either -o OUT (write the files) or --check (write nothing)")
     inv = ctx.inventory()
+    if check:
+        artefacts = rendering.render_all(inv, ensure_secrets(inv, create=False))
+        ctx.result(False, f"render: {inv.path} renders {len(artefacts)} files for {len(inv.nodes)} nodes")
+        return
     existed = secrets_path(inv).exists()
     sec = ensure_secrets(inv, create=True)
     if not existed:
@@ -231,13 +257,17 @@ def init(ctx: Context, dry_run: bool) -> None:
         changed = run_init(run, dry_run=dry_run)
     finally:
         world.close()
-    if not dry_run:
-        ctx.say(f"init: {len(changed)} changes" if changed else "init: nothing to change, the pair is as configured")
+    if dry_run:
+        ctx.result(False, "init: dry run, nothing was changed")
+    else:
+        ctx.result(bool(changed), f"init: {len(changed)} changes" if changed
+                   else "init: nothing to change, the pair is as configured")
 
 
 @main_group.command(name="sync")
 @_with_inventory
-def sync_command(ctx: Context) -> None:
+@click.option("--dry-run", is_flag=True, help="Print what differs and copy nothing.")
+def sync_command(ctx: Context, dry_run: bool) -> None:
     """Push the inventory's sync files and folders from the active to the standby (only what differs)."""
     from hakit.errors import SafetyRefusal
     from hakit.observe import holds_address
@@ -247,7 +277,7 @@ def sync_command(ctx: Context) -> None:
     inv = ctx.inventory()
     items = list(inv.settings.sync)
     if not items:
-        ctx.say("sync: the inventory has no sync list")
+        ctx.result(False, "sync: the inventory has no sync list")
         return
     pair = inv.app_pair
     runners = {n: runner_for(inv, n) for n in pair.node_names}
@@ -258,18 +288,23 @@ def sync_command(ctx: Context) -> None:
                                 f"{', '.join(holders) or 'no node'} (see hakit status)")
         source = holders[0]
         target = pair.peer_of(source).name
-        plan = sync(runners[source], runners[target], items)
+        plan = sync(runners[source], runners[target], items, dry_run=dry_run)
     finally:
         for runner in runners.values():
             runner.close()
     if plan.empty:
-        ctx.say(f"sync: {target} already matches {source}")
+        ctx.result(False, f"sync: {target} already matches {source}")
+        return
+    for path in plan.copy:
+        ctx.say(f"  {'would copy' if dry_run else 'copied'} {path}", level=0 if dry_run else 1)
+    for path in plan.remove:
+        ctx.say(f"  {'would remove' if dry_run else 'removed'} {path}", level=0 if dry_run else 1)
+    if dry_run:
+        ctx.result(False, f"sync: dry run, {len(plan.copy)} entries would be copied from {source} to {target}, "
+                          f"{len(plan.remove)} removed")
     else:
-        ctx.say(f"sync: {len(plan.copy)} entries copied from {source} to {target}, {len(plan.remove)} removed")
-        for path in plan.copy:
-            ctx.say(f"  copied {path}", level=1)
-        for path in plan.remove:
-            ctx.say(f"  removed {path}", level=1)
+        ctx.result(True, f"sync: {len(plan.copy)} entries copied from {source} to {target}, "
+                         f"{len(plan.remove)} removed")
 
 
 def _operation(ctx: Context, request, dry_run: bool, yes: bool) -> None:
@@ -311,6 +346,10 @@ def _operation(ctx: Context, request, dry_run: bool, yes: bool) -> None:
         world.close()
     for name, seconds in outcome.timings.items():
         ctx.say(f"  {seconds:7.3f}s  {name}", level=1)
+    ctx.changed = bool(outcome.done)
+    ctx.message = (f"{request.operation}: dry run, nothing was changed" if dry_run else
+                   f"{request.operation}: {len(outcome.done)} steps done" if outcome.done else
+                   f"{request.operation}: nothing to do")
 
 
 wait_option = click.option("--wait", "wait", type=click.FloatRange(0.1, 3600), default=None, metavar="SECONDS",
@@ -394,8 +433,8 @@ def maintenance(ctx: Context, mode: str) -> None:
         world.close()
     for line in changed:
         ctx.say(f"  {line}", level=1)
-    ctx.say(f"maintenance {mode}: " + ("nothing fails over until hakit maintenance off" if mode == "on"
-                                       else "the stack fails over again"))
+    ctx.result(bool(changed), f"maintenance {mode}: " + ("nothing fails over until hakit maintenance off"
+                                                         if mode == "on" else "the stack fails over again"))
 
 
 def _register_subcommands() -> None:
@@ -411,16 +450,29 @@ _register_subcommands()
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script: maps every hakit error to its exit code."""
+    Context.current = None
+    code = _main(argv)
+    ctx = Context.current
+    if ctx is not None and ctx.result_json:
+        sys.stdout.flush()
+        click.echo(json.dumps({"command": ctx.command, "changed": ctx.changed, "exit_code": code,
+                               "message": ctx.message}, sort_keys=True))
+    return code
+
+
+def _main(argv: list[str] | None) -> int:
     try:
         # standalone_mode=False: click returns the code of a raised Exit instead of exiting
         code = main_group.main(args=argv, prog_name="hakit", standalone_mode=False)
     except HakitError as exc:
         click.echo(f"hakit: {exc}", err=True)
+        _failed(f"hakit: {exc}")
         return int(exc.exit_code)
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
     except click.ClickException as exc:  # usage errors: exit 2
         exc.show()
+        _failed(exc.format_message())
         return int(ExitCode.BAD_INPUT)
     except click.exceptions.Abort:
         click.echo("hakit: aborted", err=True)
@@ -429,6 +481,11 @@ def main(argv: list[str] | None = None) -> int:
         click.echo("hakit: interrupted; re-run the same command to resume", err=True)
         return 130
     return code if isinstance(code, int) else int(ExitCode.OK)
+
+
+def _failed(message: str) -> None:
+    if Context.current is not None:
+        Context.current.message = message
 
 
 if __name__ == "__main__":

@@ -127,11 +127,13 @@ def apply(active_runner: Runner, standby_runner: Runner, plan: SyncPlan, items: 
                            input=packed, timeout=600)
 
 
-def sync(active_runner: Runner, standby_runner: Runner, items: list[SyncItem]) -> SyncPlan:
-    """Mirror ``items`` from the active to the standby; returns what was done."""
+def sync(active_runner: Runner, standby_runner: Runner, items: list[SyncItem], *,
+         dry_run: bool = False) -> SyncPlan:
+    """Mirror ``items`` from the active to the standby; returns what was done (with ``dry_run``:
+    what would be done, touching nothing)."""
     if not items:
         return SyncPlan((), ())
     plan = diff(manifest(active_runner, items), manifest(standby_runner, items), items)
-    if not plan.empty:
+    if not plan.empty and not dry_run:
         apply(active_runner, standby_runner, plan, items)
     return plan

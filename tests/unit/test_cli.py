@@ -82,10 +82,11 @@ def test_version(capsys) -> None:
 @pytest.mark.parametrize("argv, message", [
     (["no-such-command"], "Error: No such command 'no-such-command'."),
     (["--no-such-flag"], "Error: No such option '--no-such-flag'."),
-    (["render"], "Error: Missing option '-o' / '--out'."),
+    (["render"], "hakit: render: give either -o OUT (write the files) or --check (write nothing)"),
+    (["render", "--check", "-o", "out"], "hakit: render: give either -o OUT (write the files) or --check"),
     (["render", "-o"], "Error: Option '-o' requires an argument."),
     (["render", "-o", "out", "extra"], "Error: Got unexpected extra argument (extra)"),
-], ids=["command", "flag", "missing-option", "missing-value", "extra-argument"])
+], ids=["command", "flag", "missing-option", "both-options", "missing-value", "extra-argument"])
 def test_usage_errors_exit_2(argv: list[str], message: str, capsys, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     assert main(argv) == 2
@@ -272,3 +273,46 @@ def test_operation_flags_are_checked_before_any_node_is_contacted(argv, message,
     assert message in err and "Traceback" not in out + err
     assert _files(inventory.parent) == before  # no journal, no secrets file
     assert exists.read_text() == "keep me"
+
+
+# --------------------------------------------------------------------------- automation (--result-json)
+
+
+def _result_line(out: str) -> dict:
+    import json
+
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def test_render_check_writes_nothing_not_even_the_secrets_file(site, capsys) -> None:
+    site = site()
+    before = sorted(p.name for p in site.parent.iterdir())
+    assert main(["--result-json", "-i", str(site), "render", "--check"]) == 0
+    result = _result_line(capsys.readouterr().out)
+    assert result == {"command": "render", "changed": False, "exit_code": 0,
+                      "message": f"render: {site} renders {result['message'].split(' renders ')[1]}"}
+    assert "files for 2 nodes" in result["message"]
+    assert sorted(p.name for p in site.parent.iterdir()) == before
+
+
+def test_render_check_reports_a_bad_inventory_with_its_exit_code(site, capsys) -> None:
+    site = site()
+    _break(site)
+    assert main(["--result-json", "-i", str(site), "render", "--check"]) == 2
+    out, err = capsys.readouterr()
+    result = _result_line(out)
+    assert result["exit_code"] == 2 and result["changed"] is False
+    assert result["message"].startswith(f"hakit: {site}") and result["message"] in err
+
+
+def test_result_json_names_a_usage_error(capsys) -> None:
+    assert main(["--result-json", "status", "--no-such-flag"]) == 2
+    result = _result_line(capsys.readouterr().out)
+    assert result["command"] == "status" and result["exit_code"] == 2
+    assert "No such option" in result["message"]
+
+
+def test_without_result_json_no_json_line(site, capsys) -> None:
+    site = site()
+    assert main(["-i", str(site), "render", "--check"]) == 0
+    assert "{" not in capsys.readouterr().out
