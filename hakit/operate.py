@@ -41,8 +41,12 @@ OPERATIONS_LOG = "/var/log/hakit/operations.log"
 # --------------------------------------------------------------------------- where state is kept
 
 
+#: hakit's state beside the inventory: the journal, the generation floor, the operation lock
+STATE_DIR_NAME = ".hakit"
+
+
 def state_dir(inv: Inventory) -> Path:
-    return Path(inv.base_dir) / ".hakit"
+    return Path(inv.base_dir) / STATE_DIR_NAME
 
 
 def journal_for(inv: Inventory, secrets: Secrets | None = None) -> Journal:

@@ -330,7 +330,12 @@ def down(dir: str, keep_files: bool = False) -> list[str]:
                 pass
     removed += _unmount_leftovers(dir)
     if not keep_files and Path(dir).exists():
-        lab_files = [Path(dir) / p for p in ("nodes", "shared", "rendered", "logs", labinventory.INVENTORY,
+        from hakit.operate import STATE_DIR_NAME
+
+        # hakit's journal and generation floor belong to this lab's cluster: a new lab in the same
+        # DIR must not inherit them (a stale floor would refuse every takeover of the new pair)
+        lab_files = [Path(dir) / p for p in ("nodes", "shared", "rendered", "logs", STATE_DIR_NAME,
+                                             labinventory.INVENTORY,
                                              labinventory.KEY, labinventory.KEY + ".pub", labinventory.KNOWN_HOSTS,
                                              labinventory.SECRETS, "state.json", ".lock")]
         if any(p.exists() for p in lab_files) and removed == []:
