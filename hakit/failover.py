@@ -261,9 +261,9 @@ def plan_switchover(ctx: Context, snap: Snapshot, request: Request) -> Plan | Re
                            "use hakit takeover when the active is gone, hakit resync to repair the standby")
         source = snap.node(state.active)  # type: ignore[arg-type]
         target = _peer(snap, source.name)
-        if request.node and request.node != target.name:
-            return Refusal(f"{request.node} is already the active; a switchover makes the standby "
-                           f"{target.name} the active", f"run hakit switchover --node {target.name}")
+        if request.node and request.node == source.name:
+            # the desired state already holds: a re-run (or a playbook's second run) changes nothing
+            return Plan("switchover", f"{source.name} is already the active of a healthy pair; nothing to do")
     if target.db is None or source.db is None:
         down = target if target.db is None else source
         return Refusal(f"{down.name}: its database cannot be read ({down.error or 'down'}); a planned switchover "

@@ -200,6 +200,14 @@ def test_switchover_refusals(inv, snapshot, words):
     assert isinstance(verdict, Refusal) and words in str(verdict)
 
 
+def test_a_switchover_to_the_active_changes_nothing(inv):
+    # a re-run of 'switchover --node n1' (or of switchover.yml) once n1 is the active
+    plan = plan_operation(inv, healthy(), Request("switchover", node="n1"))
+    assert isinstance(plan, Plan) and plan.steps == ()
+    assert "n1 is already the active" in plan.summary
+    assert "set_read_only" in actions(plan_operation(inv, healthy(), Request("switchover", node="n2")))
+
+
 def test_an_interrupted_switchover_is_finished_not_restarted(inv):
     # n1 was demoted and n2 promoted (generation 2) when hakit died: both read-only
     half = snap(facts(True, gen=2, promoted="n2", replica=rep(B)), facts(True, gen=2, promoted="n2", server=2),
