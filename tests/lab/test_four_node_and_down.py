@@ -86,6 +86,10 @@ def test_a_second_lab_is_refused_while_one_runs(four_node_lab, tmp_path):
 def test_down_leaves_nothing_behind(four_node_lab):
     lab = four_node_lab
     assert lab_processes()  # the lab runs: the check below can see it
+    # hakit's state beside the lab inventory, as a takeover leaves it: it belongs to this lab's
+    # cluster, and a new lab in the same folder must not inherit its generation floor
+    (lab.dir / ".hakit").mkdir(mode=0o700, exist_ok=True)
+    (lab.dir / ".hakit" / f"{lab.spec.cluster_name}.generation").write_text("3\n")
     result = hakit("lab", "down", "--dir", str(lab.dir))
     assert result.returncode == 0, result.stderr
     assert discover_inits() == {}
