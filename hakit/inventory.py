@@ -30,6 +30,15 @@ GROUPS = {"two-node": {"hakit_nodes": "main"}, "four-node": {"hakit_db": "db", "
 ROLES = {"main": frozenset({"db", "app"}), "db": frozenset({"db"}), "app": frozenset({"app"})}
 
 
+#: the public variables of the Ansible role (ansible/roles/hakit/defaults/main.yml): Ansible's,
+#: not hakit's, so a host may set them (tests/unit/test_ansible_role.py keeps the two in step)
+ROLE_VARIABLES = frozenset({
+    "hakit_command", "hakit_inventory", "hakit_packages_install", "hakit_extra_packages", "hakit_install_method",
+    "hakit_venv", "hakit_wheel", "hakit_source", "hakit_wheelhouse", "hakit_node", "hakit_force", "hakit_strategy",
+    "hakit_keep_errant", "hakit_wait", "hakit_require_healthy",
+})
+
+
 def load_inventory(path: str | os.PathLike[str]) -> Inventory:
     """Read, parse and validate the inventory at ``path``.
 
@@ -186,7 +195,7 @@ def _pairs(settings: Settings, all_group: dict[str, Any], src: YamlSource, probl
             hv = _validate(HostVars, hvars if hvars is not None else {}, hpath, src, problems)
             unknown = sorted(k for k in (hvars if isinstance(hvars, dict) else {})
                              if isinstance(k, str) and k.startswith("hakit_")
-                             and k not in HostVars.model_fields)
+                             and k not in HostVars.model_fields and k not in ROLE_VARIABLES)
             for key in unknown:
                 allowed = ", ".join(k for k in HostVars.model_fields if k.startswith("hakit_"))
                 problems.append(src.problem(hpath + (key,), f"unknown hakit host variable (allowed: {allowed})"))
