@@ -123,14 +123,15 @@ def inventory(p: dict) -> dict:
                                                  "hakit_priority": node["priority"]}
                                   for node in p["nodes"] if node["pair"] == pair}}
                 for pair, group in groups[p["topology"]].items()}
-    return {"all": {
-        "vars": {
-            "hakit": hakit,
-            # Ansible verifies the host keys against the lab's own known_hosts, as hakit does
-            "ansible_ssh_common_args": f"-o UserKnownHostsFile={p['known_hosts']} -o StrictHostKeyChecking=yes",
-        },
-        "children": children,
-    }}
+    all_vars: dict = {
+        "hakit": hakit,
+        # Ansible verifies the host keys against the lab's own known_hosts, as hakit does
+        "ansible_ssh_common_args": f"-o UserKnownHostsFile={p['known_hosts']} -o StrictHostKeyChecking=yes",
+    }
+    if p["stack"] == "pacemaker":
+        # ansible/site.yml installs these besides hakit's own packages: fence_virsh and fence_vbox
+        all_vars["hakit_extra_packages"] = ["fence-agents"]
+    return {"all": {"vars": all_vars, "children": children}}
 
 
 def to_yaml(value: object, indent: int = 0) -> list[str]:

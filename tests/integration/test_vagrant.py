@@ -3,6 +3,7 @@ validate`` accepts the Vagrantfile for every topology and stack (offline: nothin
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -10,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from hakit.cli import main
 from hakit.inventory import load_inventory
@@ -144,10 +146,8 @@ def _vagrant(tmp_path: Path, vagrant_dir: Path, **env: str) -> subprocess.Comple
 @pytest.mark.parametrize("topology, stack", COMBINATIONS)
 def test_vagrant_validate(topology: str, stack: str, playbook: bool, tmp_path: Path) -> None:
     before = sorted(os.listdir(VAGRANT_DIR))
-    site = tmp_path / "ansible" / "site.yml"  # stands for ansible/site.yml, which arrives later
-    if playbook:
-        site.parent.mkdir()
-        site.write_text("- hosts: all\n  tasks: []\n")
+    # with: the real ansible/site.yml (the default); without: a playbook that does not exist
+    site = VAGRANT_DIR.parent / "ansible" / "site.yml" if playbook else tmp_path / "no" / "site.yml"
     done = _vagrant(tmp_path, VAGRANT_DIR, HAKIT_TOPOLOGY=topology, HAKIT_STACK=stack, HAKIT_PLAYBOOK=str(site))
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Vagrantfile validated successfully." in done.stdout
@@ -157,6 +157,26 @@ def test_vagrant_validate(topology: str, stack: str, playbook: bool, tmp_path: P
     inv = load_inventory(tmp_path / "gen" / "inventory.yml")
     assert (inv.settings.topology, inv.settings.stack) == (topology, stack)
     assert sorted(os.listdir(VAGRANT_DIR)) == before  # everything went to the temporary folders
+
+
+def test_the_vagrantfile_provisions_with_the_site_playbook_and_checks_host_keys(tmp_path: Path) -> None:
+    done = make_inventory(tmp_path / "gen", "--json")
+    assert done.returncode == 0, done.stderr
+    playbook = Path(json.loads(done.stdout)["playbook"])
+    assert playbook.resolve() == (VAGRANT_DIR.parent / "ansible" / "site.yml").resolve() and playbook.is_file()
+    text = (VAGRANT_DIR / "Vagrantfile").read_text()
+    # Vagrant's Ansible provisioner turns host key checking off unless told: the inventory pins the keys
+    assert "ansible.host_key_checking = true" in text
+    assert "ansible.inventory_path = PLAN.fetch(\"inventory\")" in text
+
+
+def test_the_pacemaker_inventory_asks_for_the_fence_agents(tmp_path: Path) -> None:
+    for stack, extra in (("pacemaker", ["fence-agents"]), ("heartbeat", None)):
+        out = tmp_path / stack
+        assert make_inventory(out, "--stack", stack).returncode == 0
+        data = yaml.safe_load((out / "inventory.yml").read_text())
+        assert data["all"]["vars"].get("hakit_extra_packages") == extra
+        load_inventory(out / "inventory.yml")
 
 
 def test_vagrant_validate_catches_a_broken_vagrantfile(tmp_path: Path) -> None:
