@@ -51,8 +51,10 @@ class UpReport:
 
 
 def up(dir: str, topology: str = "two-node", stack: str = "pacemaker", subnet: str | None = None,
-       say: Say = lambda _: None) -> UpReport:
-    """Build the lab in ``dir``; remove any earlier lab there first. Returns what was built."""
+       say: Say = lambda _: None, timings: str = "hakit") -> UpReport:
+    """Build the lab in ``dir``; remove any earlier lab there first. Returns what was built.
+
+    ``timings``: the membership timings of the cluster stack (``hakit.lab.spec.TIMINGS``)."""
     require_root()
     start = time.monotonic()
     spec = plan_lab(dir, topology, stack, subnet) if subnet else plan_lab(dir, topology, stack)
@@ -92,7 +94,7 @@ def up(dir: str, topology: str = "two-node", stack: str = "pacemaker", subnet: s
                 state.helper_pid = _start_helper(spec)
                 state.save()
             client_pub = labinventory.make_client_key(spec)
-            inv = labinventory.write_inventory(spec)
+            inv = labinventory.write_inventory(spec, timings)
             secrets = ensure_secrets(inv, create=True)
             artefacts = configs.render(inv, secrets, spec)
             phase("network, inventory, render" + (", fence helper" if spec.stack == "pacemaker" else ""))

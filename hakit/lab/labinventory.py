@@ -16,7 +16,7 @@ import yaml
 
 from hakit.inventory import load_inventory
 from hakit.lab.proc import run
-from hakit.lab.spec import NODE_SHARED_DIR, LabSpec
+from hakit.lab.spec import NODE_SHARED_DIR, TIMINGS, LabSpec
 from hakit.model import Inventory
 
 INVENTORY = "inventory.yml"
@@ -34,8 +34,8 @@ def node_hakit() -> str:
     return str(beside) if beside.exists() else (shutil.which("hakit") or "/usr/local/bin/hakit")
 
 
-def inventory_data(spec: LabSpec) -> dict:
-    """The inventory of ``spec`` as data (pure)."""
+def inventory_data(spec: LabSpec, timings: str = "hakit") -> dict:
+    """The inventory of ``spec`` as data (pure), with the membership ``timings`` (lab.spec.TIMINGS)."""
     d = Path(spec.dir)
     vips = {pair: {"address": address, "netmask": spec.prefixlen, "interface": "eth0"}
             for pair, address in spec.vips.items()}
@@ -54,6 +54,8 @@ def inventory_data(spec: LabSpec) -> dict:
         # the nodes share this machine's /work and /usr: the agents run this checkout's hakit
         "node_hakit": node_hakit(),
     }
+    if TIMINGS[timings]:
+        hakit["timing"] = TIMINGS[timings]
     if spec.stack == "pacemaker":
         hakit["fencing"] = [{"name": "lab", "agent": FENCE_AGENT, "nodes": [n.name for n in spec.nodes],
                              "params": {"socket": FENCE_SOCKET}}]
@@ -73,13 +75,13 @@ def inventory_data(spec: LabSpec) -> dict:
     }}
 
 
-def write_inventory(spec: LabSpec) -> Inventory:
+def write_inventory(spec: LabSpec, timings: str = "hakit") -> Inventory:
     """Write ``DIR/inventory.yml`` and load it back through the normal loader (proof it is normal)."""
     path = Path(spec.dir) / INVENTORY
     header = (f"# hakit lab inventory: written by 'hakit lab up' ({spec.topology}, {spec.stack}, subnet "
               f"{spec.subnet}).\n# A normal hakit inventory: use it with every hakit command "
               f"(hakit -i {path} status). 'hakit lab down' removes it.\n")
-    path.write_text(header + yaml.safe_dump(inventory_data(spec), sort_keys=False, default_flow_style=False))
+    path.write_text(header + yaml.safe_dump(inventory_data(spec, timings), sort_keys=False, default_flow_style=False))
     return load_inventory(path)
 
 

@@ -141,3 +141,14 @@ def plan_lab(dir: str | Path, topology: str, stack: str, subnet: str = DEFAULT_S
         vips = {"db": at(100), "app": at(200)}
     return LabSpec(dir=str(Path(dir).resolve()), topology=topology, stack=stack,  # type: ignore[arg-type]
                    subnet=str(net), nodes=nodes, vips=vips)
+
+
+#: membership timings the lab can run with (``hakit lab up --timings``): hakit's defaults (the
+#: inventory's, see hakit/model.py Timing), or the stacks' own defaults (corosync.conf(5): token
+#: 3000 ms; heartbeat's ha.cf: keepalive 2, warntime 10, deadtime 30, initdead 120), for the
+#: benchmarks' side-by-side runs
+TIMINGS: dict[str, dict] = {
+    "hakit": {},
+    "stack-defaults": {"corosync": {"token": 3000},
+                       "heartbeat": {"keepalive": 2, "warntime": 10, "deadtime": 30, "initdead": 120}},
+}

@@ -89,3 +89,19 @@ def test_commands_on_a_missing_lab_are_exit_2(args, tmp_path, capsys):
 def test_an_unknown_fault_is_a_usage_error(capsys):
     assert main(["lab", "fault", "melt", "n1"]) == 2
     assert "'melt' is not one of" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("stack", ["pacemaker", "heartbeat"])
+def test_timings_profiles_give_a_loadable_inventory(stack, tmp_path):
+    """--timings stack-defaults: the stacks' own membership timings, through the normal loader."""
+    import yaml
+
+    from hakit.inventory import load_inventory
+    from hakit.lab.labinventory import inventory_data
+
+    spec = plan_lab(str(tmp_path / "lab"), "two-node", stack)
+    for profile, token, deadtime in (("hakit", 1000, 5), ("stack-defaults", 3000, 30)):
+        path = tmp_path / f"{profile}.yml"
+        path.write_text(yaml.safe_dump(inventory_data(spec, profile)))
+        inv = load_inventory(str(path))
+        assert (inv.settings.timing.corosync.token, inv.settings.timing.heartbeat.deadtime) == (token, deadtime)

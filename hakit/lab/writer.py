@@ -1,0 +1,231 @@
+"""A client writing through the VIP, and a sampler of writable nodes: the lab's witnesses.
+
+Used by the lab tests, the benchmarks (``bench/``) and the fault campaign alike, so that the
+numbers and the safety checks come from one implementation.
+
+:class:`Writer` commits one small transaction every few milliseconds through the VIP, each with
+an id, and logs when each was sent and acknowledged. A write whose outcome is unknown (the
+connection died around the commit) is retried with the same id; a duplicate-key answer then
+proves it had committed, so an id is acknowledged at most once and never lost silently. After a
+run, :meth:`Writer.lost_on` compares the acknowledged ids with what a node holds.
+
+:class:`WritableSampler` reads ``@@read_only`` of every node from inside the nodes (nsenter, not
+over the network, so a partition does not hide a writable node) until stopped.
+"""
+
+from __future__ import annotations
+
+import secrets as _secrets
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from hakit.model import Inventory
+
+TABLE = "opsview.hakit_writer"
+
+
+@dataclass(frozen=True)
+class Ack:
+    """One acknowledged write: its id, when it was sent and when its commit was acknowledged
+    (``time.monotonic()`` seconds)."""
+
+    id: int
+    sent: float
+    acked: float
+
+
+class Writer:
+    """Writes through ``vip`` as the user ``writer``@``client_address`` (the machine running it).
+
+    ``timeout`` bounds connecting and each statement, so that the writer notices a dead active
+    quickly: it measures the cluster, not its own patience. A context manager: entering waits
+    for the first acknowledged write.
+    """
+
+    def __init__(self, inv: Inventory, vip: str, client_address: str, *, interval: float = 0.005,
+                 timeout: float = 1.0, run_sql: Callable[[str, str], str] | None = None):
+        self.inv, self.vip, self.interval, self.timeout = inv, vip, interval, timeout
+        self.client_address = client_address
+        self._run_sql = run_sql or self._sql_over_ssh
+        self.password = _secrets.token_urlsafe(18)
+        self.acks: list[Ack] = []
+        self.errors: list[tuple[float, str]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="hakit-writer", daemon=True)
+        active = self.active_node()
+        # the password goes on stdin (the SQL), never on a command line
+        self._run_sql(active, (
+            f"CREATE USER IF NOT EXISTS 'writer'@'{client_address}' IDENTIFIED BY '{self.password}';\n"
+            f"ALTER USER 'writer'@'{client_address}' IDENTIFIED BY '{self.password}';\n"
+            f"GRANT INSERT, SELECT ON opsview.* TO 'writer'@'{client_address}';\n"
+            f"CREATE DATABASE IF NOT EXISTS opsview;\n"
+            f"CREATE TABLE IF NOT EXISTS {TABLE} (id INT PRIMARY KEY, at DATETIME(6)) ENGINE=InnoDB;\n"
+            f"DELETE FROM {TABLE};\n"))
+
+    # ------------------------------------------------------------------ the nodes
+
+    def _sql_over_ssh(self, node: str, statements: str) -> str:
+        from hakit.remote import runner_for
+
+        runner = runner_for(self.inv, node)
+        try:
+            return runner.run(["mariadb", "--batch", "--skip-column-names"], input=statements, timeout=60).stdout
+        finally:
+            runner.close()
+
+    def active_node(self) -> str:
+        """The writable node of the database pair (the one the writer's table is created on)."""
+        for node in self.inv.db_pair.nodes:
+            try:
+                if self._run_sql(node.name, "SELECT @@read_only;").strip() == "0":
+                    return node.name
+            except Exception:  # noqa: BLE001 - a node that cannot answer is not the active
+                continue
+        raise RuntimeError("no writable node in the database pair: the writer needs an active")
+
+    # ------------------------------------------------------------------ the loop
+
+    def _connect(self):
+        import pymysql
+
+        return pymysql.connect(host=self.vip, user="writer", password=self.password, autocommit=True,
+                               connect_timeout=self.timeout, read_timeout=self.timeout, write_timeout=self.timeout)
+
+    def _loop(self) -> None:
+        import pymysql
+
+        conn, next_id, sent = None, 1, None
+        while not self._stop.is_set():
+            if sent is None:
+                sent = time.monotonic()  # a retry of the same id keeps its first send time
+            try:
+                if conn is None:
+                    conn = self._connect()
+                with conn.cursor() as cur:
+                    cur.execute(f"INSERT INTO {TABLE} VALUES (%s, NOW(6))", (next_id,))
+                self.acks.append(Ack(next_id, sent, time.monotonic()))
+                next_id, sent = next_id + 1, None
+            except pymysql.err.IntegrityError:  # the retried write had committed before
+                self.acks.append(Ack(next_id, sent, time.monotonic()))
+                next_id, sent = next_id + 1, None
+            except pymysql.MySQLError as exc:
+                self.errors.append((time.monotonic(), str(exc)[:160]))
+                try:
+                    if conn is not None:
+                        conn.close()
+                except Exception:  # noqa: BLE001 - a broken connection may fail to close
+                    pass
+                conn = None
+                time.sleep(0.02)
+            time.sleep(self.interval)
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:  # noqa: BLE001
+                pass
+
+    def start(self, wait: float = 30.0) -> "Writer":
+        self._thread.start()
+        deadline = time.monotonic() + wait
+        while not self.acks:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                self.stop()
+                last = self.errors[-1][1] if self.errors else "no answer"
+                raise RuntimeError(f"the writer got no acknowledged write through {self.vip} in {wait:g} s ({last})")
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def __enter__(self) -> "Writer":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ results
+
+    @property
+    def acked(self) -> list[int]:
+        return [a.id for a in self.acks]
+
+    @property
+    def ack_times(self) -> list[float]:
+        return [a.acked for a in self.acks]
+
+    @property
+    def longest_gap(self) -> float:
+        """The longest time without an acknowledgement (seconds)."""
+        times = self.ack_times
+        return max((b - a for a, b in zip(times, times[1:])), default=0.0)
+
+    def first_ack_sent_after(self, moment: float) -> Ack | None:
+        """The first acknowledged write sent at or after ``moment`` (``time.monotonic()``)."""
+        return next((a for a in list(self.acks) if a.sent >= moment), None)
+
+    def wait_for_ack_after(self, moment: float, timeout: float) -> Ack | None:
+        """Wait until a write sent after ``moment`` is acknowledged; None after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ack = self.first_ack_sent_after(moment)
+            if ack is not None:
+                return ack
+            time.sleep(0.01)
+        return None
+
+    def held_by(self, node: str) -> set[int]:
+        return {int(x) for x in self._run_sql(node, f"SELECT id FROM {TABLE};").split()}
+
+    def lost_on(self, node: str) -> list[int]:
+        """Acknowledged ids that ``node`` does not hold (must be empty on the surviving active)."""
+        return sorted(set(self.acked) - self.held_by(node))
+
+
+class WritableSampler(threading.Thread):
+    """``@@read_only`` of every lab node, read from inside the node, until stopped.
+
+    ``inits`` returns the PID of each node's init (its namespaces); ``both`` collects the
+    moments at which more than one node of a pair was writable.
+    """
+
+    def __init__(self, inits: Callable[[], dict[str, int | None]], pairs: list[list[str]], interval: float = 0.1):
+        super().__init__(daemon=True, name="hakit-writable-sampler")
+        self.inits, self.pairs, self.interval = inits, pairs, interval
+        self.samples = 0
+        self.both: list[tuple[float, list[str]]] = []
+        self._stop = threading.Event()
+
+    @staticmethod
+    def writable(init: int) -> bool:
+        from hakit.lab.node import enter
+
+        try:
+            out = subprocess.run(enter(init) + ["mariadb", "--batch", "--skip-column-names", "-e",
+                                                "SELECT @@read_only"], capture_output=True, text=True, timeout=5)
+        except subprocess.TimeoutExpired:
+            return False
+        return out.returncode == 0 and out.stdout.strip() == "0"
+
+    def run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                inits = self.inits()
+            except Exception:  # noqa: BLE001 - the lab's state file is being rewritten: sample again
+                time.sleep(0.05)
+                continue
+            writable = {name for name, init in inits.items() if init and self.writable(init)}
+            self.samples += 1
+            for pair in self.pairs:
+                found = sorted(writable & set(pair))
+                if len(found) > 1:
+                    self.both.append((time.time(), found))
+            time.sleep(self.interval)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.join(timeout=30)
