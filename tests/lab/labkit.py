@@ -26,6 +26,8 @@ from testinfra.backend.paramiko import ParamikoBackend
 from hakit.lab import lab as labmod
 from hakit.lab.labinventory import KEY, KNOWN_HOSTS
 from hakit.lab.spec import LabSpec
+from hakit.lab.writer import TABLE as WRITER_TABLE
+from hakit.lab.writer import Writer as LabWriter
 
 _MADE: list[str] = []  #: every lab folder a fixture created (the safety net removes them)
 
@@ -150,95 +152,23 @@ def sql(lab: Lab, node: str, statement: str, *extra: str) -> str:
                                        f"-e {shlex.quote(statement)}")
 
 
-class Writer:
-    """A client writing through the VIP: one small transaction every few milliseconds, each with an id.
+class Writer(LabWriter):
+    """hakit's lab writer (:class:`hakit.lab.writer.Writer`) through ``vip``, from this machine's
+    address on the lab bridge; ``lost_on(lab, node)`` as the tests call it."""
 
-    A write whose outcome is unknown (connection lost around the commit) is retried with the same id;
-    a duplicate-key answer then proves it had committed. ``acked`` holds the ids whose commit was
-    acknowledged, ``gaps`` the longest time without an acknowledgement. After the run, every
-    acknowledged id must be on the surviving active (zero loss); ids are a primary key (no duplicates).
-    """
-
-    TABLE = "opsview.hakit_writer"
+    TABLE = WRITER_TABLE
 
     def __init__(self, lab: Lab, inv, vip: str, interval: float = 0.005):
-        import secrets as _secrets
-        import threading
-
-        from hakit.remote import runner_for
-
-        self.vip, self.interval = vip, interval
-        self.password = _secrets.token_urlsafe(18)
-        self.acked: list[int] = []
-        self.ack_times: list[float] = []
-        self.errors: list[str] = []
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        active = next(n.name for n in inv.db_pair.nodes
-                      if sql(lab, n.name, "SELECT @@read_only").strip() == "0")
-        runner = runner_for(inv, active)
-        try:  # the password goes on stdin, never on a command line
-            runner.run(["mariadb"], input=(
-                f"CREATE USER IF NOT EXISTS 'writer'@'{lab.spec.host_address}' IDENTIFIED BY '{self.password}';\n"
-                f"ALTER USER 'writer'@'{lab.spec.host_address}' IDENTIFIED BY '{self.password}';\n"
-                f"GRANT INSERT, SELECT ON opsview.* TO 'writer'@'{lab.spec.host_address}';\n"
-                f"CREATE TABLE IF NOT EXISTS {self.TABLE} (id INT PRIMARY KEY, at DATETIME(6)) ENGINE=InnoDB;\n"
-                f"DELETE FROM {self.TABLE};\n"))
-        finally:
-            runner.close()
-
-    def _connect(self):
-        import pymysql
-
-        return pymysql.connect(host=self.vip, user="writer", password=self.password, connect_timeout=1,
-                               read_timeout=3, write_timeout=3, autocommit=True)
-
-    def _run(self) -> None:
-        import pymysql
-
-        conn, next_id = None, 1
-        while not self.stop.is_set():
-            try:
-                if conn is None:
-                    conn = self._connect()
-                with conn.cursor() as cur:
-                    cur.execute(f"INSERT INTO {self.TABLE} VALUES (%s, NOW(6))", (next_id,))
-                self._ack(next_id)
-                next_id += 1
-            except pymysql.err.IntegrityError:  # the retried write had committed before
-                self._ack(next_id)
-                next_id += 1
-            except pymysql.MySQLError as exc:
-                self.errors.append(str(exc)[:120])
-                try:
-                    if conn is not None:
-                        conn.close()
-                except Exception:  # noqa: BLE001 - a broken connection may fail to close
-                    pass
-                conn = None
-                time.sleep(0.05)
-            time.sleep(self.interval)
-        if conn is not None:
-            conn.close()
-
-    def _ack(self, ident: int) -> None:
-        self.acked.append(ident)
-        self.ack_times.append(time.monotonic())
+        # the library's default SQL path: over SSH with the statements on stdin (the writer's
+        # password is in them, so never on a command line)
+        super().__init__(inv, vip, lab.spec.host_address, interval=interval)
 
     def __enter__(self) -> "Writer":
-        self.thread.start()
-        _wait_until("the writer's first acknowledged write", lambda: self.acked, timeout=30)
+        try:
+            self.start()
+        except RuntimeError as exc:
+            pytest.fail(str(exc))
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        self.thread.join(timeout=30)
-
-    @property
-    def longest_gap(self) -> float:
-        times = self.ack_times
-        return max((b - a for a, b in zip(times, times[1:])), default=0.0)
-
-    def lost_on(self, lab: Lab, node: str) -> list[int]:
-        present = {int(x) for x in sql(lab, node, f"SELECT id FROM {self.TABLE}").split()}
-        return sorted(set(self.acked) - present)
+    def lost_on(self, lab: Lab, node: str) -> list[int]:  # type: ignore[override]
+        return super().lost_on(node)

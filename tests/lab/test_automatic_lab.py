@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -27,7 +26,7 @@ import pytest
 import yaml
 
 from hakit.lab import lab as labmod
-from hakit.lab.node import enter
+from hakit.lab.writer import WritableSampler as LabSampler
 from hakit.lab.state import load_state
 
 from labkit import Lab, Writer, _wait_until, build_lab, sql
@@ -39,36 +38,9 @@ HAKIT = str(Path(sys.executable).parent / "hakit")
 WINDOW = 300
 
 
-class WritableSampler(threading.Thread):
-    """``@@read_only`` of every node, sampled from inside the nodes until stopped."""
-
-    def __init__(self, lab: Lab):
-        super().__init__(daemon=True)
-        self.lab = lab
-        self.samples = 0
-        self.both: list[float] = []  # times at which two nodes were writable
-        self.stop = threading.Event()
-
-    def writable(self, init: int) -> bool:
-        try:
-            out = subprocess.run(enter(init) + ["mariadb", "--batch", "--skip-column-names", "-e",
-                                                "SELECT @@read_only"], capture_output=True, text=True, timeout=5)
-        except subprocess.TimeoutExpired:
-            return False
-        return out.returncode == 0 and out.stdout.strip() == "0"
-
-    def run(self) -> None:
-        while not self.stop.is_set():
-            try:
-                inits = dict(load_state(self.lab.dir).inits)
-            except Exception:  # noqa: BLE001 - the state file is being rewritten: sample again
-                time.sleep(0.05)
-                continue
-            found = [name for name, init in inits.items() if init and self.writable(init)]
-            self.samples += 1
-            if len(found) > 1:
-                self.both.append(time.time())
-            time.sleep(0.1)
+def WritableSampler(lab: Lab) -> LabSampler:
+    """hakit's sampler of writable nodes on this lab's two-node pair."""
+    return LabSampler(lambda: dict(load_state(lab.dir).inits), [["n1", "n2"]])
 
 
 def fault(lab: Lab, kind: str, node: str) -> None:
@@ -101,8 +73,7 @@ def pair(request, tmp_path_factory):
         yield p
     finally:
         if sampler is not None:
-            sampler.stop.set()
-            sampler.join(timeout=10)
+            sampler.stop()
         gen.close()
 
 
