@@ -1,0 +1,127 @@
+"""Failover time: the fault, then the first write acknowledged through the VIP.
+
+For each stack (Pacemaker, heartbeat) and each set of membership timings (the stacks' own
+defaults, hakit's defaults), on a fresh lab, under the writer (one small transaction every 5 ms
+through the VIP, each with an id):
+
+* ``kill-node``: every process of the active node killed at once (fencing on, on Pacemaker);
+* ``kill-mysqld``: the active's MariaDB server killed (SIGKILL), the node alive;
+
+each repeated (``--full``: 10 times, ``--quick``: once), measuring from the fault to the first
+acknowledged write *sent after* the fault. After each run the acknowledged ids are compared
+with what the new active holds (semi-sync: none may be missing), and the pair is repaired
+(node restarted, ``hakit resync``) before the next run.
+
+Then ``hakit takeover``, the operator's command: the active's MariaDB is killed and the command
+runs at once (before the stack's own monitor notices), measured from the command's start to the
+first write acknowledged through the VIP.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+
+from bench.common import HAKIT, BenchLab, arguments, lab, save, say, summary
+
+FAULTS = ("kill-node", "kill-mysqld")
+
+
+def one_failover(bench: BenchLab, fault: str) -> dict:
+    """One fault on the active under the writer; returns the measurement and the audit."""
+    from hakit.lab.writer import Writer
+
+    doc = bench.wait_healthy()
+    active = doc["active"]
+    writer = Writer(bench.inv(), bench.vip(), bench.host_address).start()
+    try:
+        time.sleep(1.0)  # a steady stream first
+        moment = time.monotonic()
+        bench.fault(fault, active)
+        ack = writer.wait_for_ack_after(moment, timeout=180)
+        time.sleep(0.5)
+    finally:
+        writer.stop()
+    if ack is None:
+        return {"fault": fault, "node": active, "seconds": None, "error": "no write acknowledged within 180 s"}
+    after = bench.wait("a single active", lambda d: d.get("active") is not None, timeout=120)
+    lost = writer.lost_on(after["active"])
+    return {"fault": fault, "node": active, "new_active": after["active"], "seconds": round(ack.acked - moment, 3),
+            "acknowledged": len(writer.acks), "lost": len(lost), "longest_gap": round(writer.longest_gap, 3)}
+
+
+def repair_after(bench: BenchLab, run: dict) -> None:
+    node = run["node"]
+    if run["fault"] == "kill-mysqld" and run.get("new_active") == node:
+        bench.wait_healthy()  # the stack restarted MariaDB where it was: nothing to rebuild
+        return
+    bench.repair(node)
+
+
+def takeover_command(bench: BenchLab) -> dict:
+    """``hakit takeover`` from its start to the first write acknowledged through the VIP."""
+    from hakit.lab.writer import Writer
+
+    doc = bench.wait_healthy()
+    active = doc["active"]
+    writer = Writer(bench.inv(), bench.vip(), bench.host_address).start()
+    standby = next(n for n in doc["nodes"] if n != active)
+    try:
+        time.sleep(1.0)
+        bench.fault("kill-mysqld", active)
+        moment = time.monotonic()
+        done = subprocess.run([HAKIT, "-q", "-i", str(bench.inventory), "takeover", "--yes", "--node", standby],
+                              capture_output=True, text=True, timeout=300)
+        returned = time.monotonic()
+        ack = writer.wait_for_ack_after(moment, timeout=120)
+    finally:
+        writer.stop()
+    result = {"node": active, "exit": done.returncode, "command_seconds": round(returned - moment, 3),
+              "seconds": round(ack.acked - moment, 3) if ack else None}
+    if done.returncode:
+        result["error"] = done.stderr.strip()[-300:]
+    bench.repair(active)
+    return result
+
+
+def main() -> int:
+    args = arguments(__doc__.splitlines()[0], lambda p: p.add_argument(
+        "--stacks", default="pacemaker,heartbeat", help="comma-separated (default both)"))
+    repetitions = 10 if args.full else 1
+    configurations = []
+    for stack in args.stacks.split(","):
+        for timings in ("stack-defaults", "hakit"):
+            say(f"failover: {stack}, {timings} timings, {repetitions} run(s) per fault")
+            runs: list[dict] = []
+            takeovers: list[dict] = []
+            with lab(stack, timings) as bench:
+                for fault in FAULTS:
+                    for index in range(repetitions):
+                        run = one_failover(bench, fault)
+                        say(f"  {fault} #{index + 1}: {run.get('seconds')} s, lost {run.get('lost')}"
+                            f"{' ' + run['error'] if 'error' in run else ''}")
+                        runs.append(run)
+                        repair_after(bench, run)
+                if timings == "hakit":
+                    for index in range(repetitions):
+                        takeover = takeover_command(bench)
+                        say(f"  takeover #{index + 1}: {takeover['seconds']} s to the first write "
+                            f"(command {takeover['command_seconds']} s, exit {takeover['exit']})")
+                        takeovers.append(takeover)
+            configurations.append({
+                "stack": stack, "timings": timings,
+                "faults": {fault: summary([r["seconds"] for r in runs if r["fault"] == fault and r["seconds"]])
+                           for fault in FAULTS},
+                "lost": sum(r.get("lost", 0) for r in runs),
+                "failed_runs": sum(1 for r in runs if r.get("seconds") is None),
+                "takeover": summary([t["seconds"] for t in takeovers if t["seconds"]]) if takeovers else None,
+                "runs": runs, "takeovers": takeovers,
+            })
+    path = save("failover", {"mode": "full" if args.full else "quick", "repetitions": repetitions,
+                             "configurations": configurations}, args.results)
+    say(f"failover: wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

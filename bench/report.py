@@ -1,0 +1,180 @@
+"""Regenerate ``docs/performance.md`` and ``docs/performance.png`` from ``bench/results/*.json``.
+
+The Markdown holds generated tables between markers; the text around them (the analysis) is
+kept as written. ``python -m bench.report`` (no root needed).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from bench.common import REPO, RESULTS, load_results
+
+DOC = REPO / "docs" / "performance.md"
+PLOT = REPO / "docs" / "performance.png"
+BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
+#: the targets of issue 8, in seconds (failover, switchover) or as factors (resync)
+TARGETS = {"kill-node": (3.0, 6.0), "kill-mysqld": (2.0, None), "takeover": (1.0, None), "switchover": 1.0,
+           "rejoin": 10.0, "reseed_speedup": 3.0, "raw_fraction": 0.5}
+
+
+def _s(value: Any) -> str:
+    return "–" if value is None else f"{value:.2f}"
+
+
+def _mark(value: float | None, target: float | None) -> str:
+    if value is None or target is None:
+        return ""
+    return " ✅" if value <= target else " ❌"
+
+
+def machine_line(doc: dict[str, Any]) -> str:
+    m = doc["machine"]
+    return (f"{m['cores']} cores, {m['memory_gib']} GiB, kernel {m['kernel']}; MariaDB {m['mariadb']}, corosync "
+            f"{m['corosync']}, Pacemaker {m['pacemaker']}, heartbeat {m['heartbeat']}; hakit {m['hakit']}; "
+            f"{doc['mode']} run, {doc['finished']}")
+
+
+def failover_table(doc: dict[str, Any]) -> list[str]:
+    lines = ["### Failover time (fault → first write acknowledged through the VIP)", "",
+             f"_{machine_line(doc)}; {doc['repetitions']} run(s) per fault._", "",
+             "| stack | timings | node loss median | node loss p99 | mysqld crash median | mysqld crash p99 | "
+             "`hakit takeover` median | lost writes | failed runs |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for c in doc["configurations"]:
+        node, crash, take = c["faults"]["kill-node"], c["faults"]["kill-mysqld"], c.get("takeover") or {}
+        hakit_timings = c["timings"] == "hakit"
+        lines.append(
+            f"| {c['stack']} | {c['timings']} | {_s(node['median'])}"
+            f"{_mark(node['median'], TARGETS['kill-node'][0]) if hakit_timings else ''} | {_s(node['p99'])}"
+            f"{_mark(node['p99'], TARGETS['kill-node'][1]) if hakit_timings else ''} | {_s(crash['median'])}"
+            f"{_mark(crash['median'], TARGETS['kill-mysqld'][0]) if hakit_timings else ''} | {_s(crash['p99'])} | "
+            f"{_s(take.get('median'))}{_mark(take.get('median'), TARGETS['takeover'][0])} | {c['lost']} | "
+            f"{c['failed_runs']} |")
+    lines += ["", "Targets (hakit's timings): node loss ≤ 3 s median and ≤ 6 s p99, mysqld crash ≤ 2 s median, "
+                  "`hakit takeover` ≤ 1 s. Seconds."]
+    return lines
+
+
+def switchover_table(doc: dict[str, Any]) -> list[str]:
+    lines = ["### Switchover window (longest gap between acknowledged writes)", "",
+             f"_{machine_line(doc)}; {doc['repetitions']} switchovers per stack._", "",
+             "| stack | longest gap median | longest gap p99 | command median | lost | duplicated | failed |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for c in doc["configurations"]:
+        lines.append(f"| {c['stack']} | {_s(c['gap']['median'])}{_mark(c['gap']['median'], TARGETS['switchover'])} "
+                     f"| {_s(c['gap']['p99'])} | {_s(c['command']['median'])} | {c['lost']} | {c['duplicated']} | "
+                     f"{c['failed_runs']} |")
+    lines += ["", "Target: longest gap ≤ 1 s median; lost and duplicated: 0. Seconds."]
+    return lines
+
+
+def rpo_table(doc: dict[str, Any]) -> list[str]:
+    lines = ["### Data loss on node loss (RPO)", "", f"_{machine_line(doc)}; {doc['repetitions']} run(s) per mode._",
+             "", "| replication | acknowledged writes lost (per run) | errant transactions resync reports (per run) "
+                 "| resync counts every lost write |", "| --- | --- | --- | --- |"]
+    for m in doc["modes"]:
+        lines.append(f"| {m['mode']} | {', '.join(map(str, m['lost']))} | "
+                     f"{', '.join(map(str, m['errant_reported']))} | {'yes' if m['errant_covers_lost'] else 'NO'} |")
+    lines += ["", "Target: 0 lost with semi-sync AFTER_SYNC."]
+    return lines
+
+
+def resync_table(doc: dict[str, Any]) -> list[str]:
+    lines = ["### Resync speed", "", f"_{machine_line(doc)}._", "",
+             "| data | rejoin | dump | backup | seed runbook (baseline) | raw copy | best reseed vs baseline | "
+             "best reseed vs raw copy speed |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for size in doc["sizes"]:
+        s = size["seconds"]
+        best = min(s["dump"], s["backup"])
+        speedup = s["baseline"] / best if best else None
+        fraction = s["raw copy"] / best if best else None
+        lines.append(f"| {size['megabytes']} MB ({size['datadir_bytes'] / 2**20:.0f} MiB on disk) | "
+                     f"{_s(s['rejoin'])}{_mark(s['rejoin'], TARGETS['rejoin'])} | {_s(s['dump'])} | "
+                     f"{_s(s['backup'])} | {_s(s['baseline'])} | {_s(s['raw copy'])} | "
+                     f"{speedup:.1f}×{' ✅' if speedup >= TARGETS['reseed_speedup'] else ' ❌'} | "
+                     f"{fraction:.0%}{' ✅' if fraction >= TARGETS['raw_fraction'] else ' ❌'} |")
+    lines += ["", "Seconds. Targets: rejoin ≤ 10 s at any size; the best full reseed ≥ 3× faster than the baseline "
+                  "(at 1 GB) and ≥ 50% of the raw copy's speed."]
+    return lines
+
+
+def tables(results: dict[str, dict[str, Any]]) -> list[str]:
+    out: list[str] = []
+    for name, render in (("failover", failover_table), ("switchover", switchover_table), ("rpo", rpo_table),
+                         ("resync", resync_table)):
+        if name in results:
+            out += render(results[name]) + [""]
+        else:
+            out += [f"### {name}", "", f"_not measured yet: run `bench/run {name}`._", ""]
+    out += ["![failover, switchover and resync medians](performance.png)", ""]
+    return out
+
+
+def plot(results: dict[str, dict[str, Any]], path: Path) -> None:
+    """Bar charts of the medians (failover per stack and timings; switchover; resync)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
+    ax = axes[0]
+    if "failover" in results:
+        configs = results["failover"]["configurations"]
+        labels = [f"{c['stack']}\n{c['timings']}" for c in configs]
+        xs = range(len(configs))
+        for offset, fault in ((-0.2, "kill-node"), (0.2, "kill-mysqld")):
+            ax.bar([x + offset for x in xs], [c["faults"][fault]["median"] or 0 for c in configs], 0.4, label=fault)
+        ax.set_xticks(list(xs), labels)
+        ax.axhline(TARGETS["kill-node"][0], color="grey", linestyle="--", linewidth=1)
+        ax.legend()
+    ax.set_title("failover time, median (s)")
+    ax = axes[1]
+    if "switchover" in results:
+        configs = results["switchover"]["configurations"]
+        ax.bar([c["stack"] for c in configs], [c["gap"]["median"] or 0 for c in configs], color="tab:green")
+        ax.axhline(TARGETS["switchover"], color="grey", linestyle="--", linewidth=1)
+    ax.set_title("switchover: longest write gap, median (s)")
+    ax = axes[2]
+    if "resync" in results:
+        sizes = results["resync"]["sizes"]
+        methods = ["rejoin", "dump", "backup", "baseline", "raw copy"]
+        width = 0.8 / max(1, len(sizes))
+        for i, size in enumerate(sizes):
+            ax.bar([m + i * width for m in range(len(methods))], [size["seconds"][k] for k in methods], width,
+                   label=f"{size['megabytes']} MB")
+        ax.set_xticks([m + width * (len(sizes) - 1) / 2 for m in range(len(methods))], methods)
+        ax.set_yscale("log")
+        ax.legend()
+    ax.set_title("resync (s, log scale)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def write(results: dict[str, dict[str, Any]], doc: Path = DOC, png: Path = PLOT) -> None:
+    """Replace the generated part of ``doc`` (between the markers) and redraw ``png``."""
+    generated = "\n".join([BEGIN, *tables(results), END])
+    text = doc.read_text() if doc.exists() else f"# Performance\n\n{BEGIN}\n{END}\n"
+    if BEGIN not in text or END not in text:
+        raise SystemExit(f"{doc}: the markers {BEGIN} and {END} are missing")
+    head, rest = text.split(BEGIN, 1)
+    tail = rest.split(END, 1)[1]
+    doc.write_text(head + generated + tail)
+    plot(results, png)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--results", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    write(load_results(args.results))
+    print(f"report: wrote {DOC} and {PLOT}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,166 @@
+"""Resync speed: hakit's rejoin, dump and backup against the seed runbook and a raw copy.
+
+For each dataset size (``--full``: 100 MB and 1 GB; ``--quick``: 20 MB) a fresh Pacemaker lab is
+filled with generated monitoring history (Nagios-style state history with plugin output and
+perfdata, in the managed database ``runtime``), then the standby is rebuilt from the active:
+
+* ``rejoin``: the standby stopped replicating and missed 1000 transactions; ``hakit resync
+  --strategy rejoin`` fetches only those;
+* ``dump``: ``hakit resync --strategy dump`` (logical copy streamed node to node);
+* ``backup``: ``hakit resync --strategy backup`` (mariabackup streamed into the standby);
+* ``baseline``: the seed runbook scripted faithfully: ``STOP SLAVE`` on the standby,
+  ``mysqldump --all-databases --master-data`` to a file on the active, the file copied to the
+  standby, imported, ``CHANGE MASTER`` from the dump's coordinates, ``START SLAVE``, and
+  waiting until the standby has caught up;
+* ``raw copy``: ``cp -a`` of the active's data directory on the same disk (the physical limit).
+
+Each is reported in seconds and as a ratio to the baseline, with the data size.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from bench.common import HAKIT, BenchLab, arguments, hakit, lab, node_exec, save, say
+
+#: one row of state history is about 400 bytes on disk (InnoDB, with its index)
+ROW_BYTES = 400
+CHUNK = 200_000
+
+
+def fill(bench: BenchLab, active: str, megabytes: int) -> int:
+    """Generate ``megabytes`` of monitoring history on ``active``; returns the rows written."""
+    rows = megabytes * 2**20 // ROW_BYTES
+    node_exec(bench.dir, active, ["mariadb", "-e", (
+        "CREATE TABLE IF NOT EXISTS runtime.nagios_statehistory ("
+        " statehistory_id BIGINT PRIMARY KEY, state_time DATETIME NOT NULL, object_id INT NOT NULL,"
+        " state SMALLINT NOT NULL, state_type SMALLINT NOT NULL, attempt SMALLINT NOT NULL,"
+        " output VARCHAR(255) NOT NULL, perfdata VARCHAR(255) NOT NULL, KEY (object_id, state_time)"
+        ") ENGINE=InnoDB")])
+    done = 0
+    while done < rows:
+        n = min(CHUNK, rows - done)
+        node_exec(bench.dir, active, ["mariadb", "-e", (
+            f"INSERT INTO runtime.nagios_statehistory SELECT {done} + seq,"
+            f" '2026-01-01' + INTERVAL ({done} + seq) * 7 SECOND, ({done} + seq) % 5000, seq % 4, seq % 2, 1 + seq % 3,"
+            f" CONCAT('CHECK_NRPE ', ELT(1 + seq % 4, 'OK', 'WARNING', 'CRITICAL', 'UNKNOWN'), ' - load average: ',"
+            f"        seq % 7, '.', seq % 100, ', ', MD5(seq), ' ', SHA1(seq)),"
+            f" CONCAT('load1=', seq % 7, '.', seq % 100, ';5;10;0 load5=', seq % 5, ';4;8;0 rta=', seq % 900,"
+            f"        'ms;200;500;0 pl=', seq % 3, '%;20;60;0 ', MD5(seq + 1), MD5(seq + 2))"
+            f" FROM seq_1_to_{n}")], timeout=1800)
+        done += n
+    return rows
+
+
+def datadir_bytes(bench: BenchLab, node: str) -> int:
+    return int(node_exec(bench.dir, node, ["du", "-sb", "/var/lib/mysql"]).split()[0])
+
+
+def timed_resync(bench: BenchLab, node: str, strategy: str) -> float:
+    start = time.monotonic()
+    done = hakit(bench.inventory, "resync", "--yes", "--node", node, "--strategy", strategy, timeout=7200)
+    seconds = time.monotonic() - start
+    if done.returncode:
+        raise RuntimeError(f"resync --strategy {strategy}: {done.stderr.strip()[-400:]}")
+    bench.wait_healthy()
+    return seconds
+
+
+def rejoin(bench: BenchLab, active: str, standby: str) -> float:
+    node_exec(bench.dir, standby, ["mariadb", "-e", "STOP SLAVE"])
+    node_exec(bench.dir, active, ["mariadb", "-e", (
+        "CREATE TABLE IF NOT EXISTS opsview.missed (id INT PRIMARY KEY, at DATETIME) ENGINE=InnoDB; "
+        "DELETE FROM opsview.missed")])
+    for start in range(0, 1000, 100):  # 1000 transactions of one row each
+        node_exec(bench.dir, active, ["mariadb", "-e", "; ".join(
+            f"INSERT INTO opsview.missed VALUES ({start + i}, NOW())" for i in range(1, 101))])
+    return timed_resync(bench, standby, "rejoin")
+
+
+def baseline(bench: BenchLab, active: str, standby: str) -> float:
+    """The seed runbook, step by step, as an operator scripts it."""
+    inv = bench.inv()
+    active_address = inv.node(active).address
+    start = time.monotonic()
+    node_exec(bench.dir, standby, ["mariadb", "-e", "STOP SLAVE"])
+    node_exec(bench.dir, active, ["sh", "-c", "mariadb-dump --all-databases --master-data=1 > /root/seed.sql"],
+              timeout=7200)
+    with tempfile.TemporaryDirectory(prefix="hakit-bench-seed-") as tmp:
+        copy = Path(tmp) / "seed.sql"
+        with copy.open("wb") as out:  # the file travels to the standby (scp in the runbook)
+            subprocess.run([HAKIT, "lab", "exec", "--dir", str(bench.dir), active, "--", "cat", "/root/seed.sql"],
+                           stdout=out, check=True, timeout=7200)
+        with copy.open("rb") as source:
+            subprocess.run([HAKIT, "lab", "exec", "--dir", str(bench.dir), standby, "--", "sh", "-c",
+                            "cat > /root/seed.sql"], stdin=source, check=True, timeout=7200)
+    node_exec(bench.dir, standby, ["sh", "-c", "mariadb < /root/seed.sql"], timeout=7200)
+    # the dump's CHANGE MASTER set the coordinates; the runbook points the standby at the active
+    node_exec(bench.dir, standby, ["mariadb", "-e", f"CHANGE MASTER TO MASTER_HOST='{active_address}'; START SLAVE"])
+    target = node_exec(bench.dir, active, ["mariadb", "-N", "-e", "SELECT @@gtid_binlog_pos"]).strip()
+    while True:
+        got = node_exec(bench.dir, standby, ["mariadb", "-N", "-e",
+                                             f"SELECT MASTER_GTID_WAIT('{target}', 1)"]).strip()
+        if got == "0":
+            break
+        if time.monotonic() - start > 7200:
+            raise RuntimeError("the baseline's standby did not catch up within 2 hours")
+    seconds = time.monotonic() - start
+    node_exec(bench.dir, active, ["rm", "-f", "/root/seed.sql"])
+    node_exec(bench.dir, standby, ["rm", "-f", "/root/seed.sql"])
+    return seconds
+
+
+def raw_copy(bench: BenchLab, active: str) -> float:
+    source = bench.dir / "nodes" / active / "var" / "lib" / "mysql"
+    target = Path(tempfile.mkdtemp(prefix="hakit-bench-raw-", dir=bench.dir))
+    try:
+        start = time.monotonic()
+        subprocess.run(["cp", "-a", str(source), str(target / "mysql")], check=True, timeout=7200)
+        subprocess.run(["sync"], check=True)
+        return time.monotonic() - start
+    finally:
+        shutil.rmtree(target, ignore_errors=True)
+
+
+def one_size(megabytes: int) -> dict:
+    say(f"resync: {megabytes} MB of monitoring history")
+    with lab("pacemaker") as bench:
+        doc = bench.wait_healthy()
+        active, standby = doc["active"], next(n for n in doc["nodes"] if n != doc["active"])
+        rows = fill(bench, active, megabytes)
+        bench.wait("the standby caught up", lambda d: d.get("state") == "healthy" and
+                   d["nodes"][standby]["gtid"] == d["nodes"][active]["gtid"], timeout=3600)
+        size = datadir_bytes(bench, active)
+        say(f"  {rows} rows, data directory {size / 2**20:.0f} MiB")
+        seconds = {}
+        seconds["rejoin"] = rejoin(bench, active, standby)
+        say(f"  rejoin: {seconds['rejoin']:.1f} s")
+        for strategy in ("dump", "backup"):
+            seconds[strategy] = timed_resync(bench, standby, strategy)
+            say(f"  {strategy}: {seconds[strategy]:.1f} s")
+        seconds["raw copy"] = raw_copy(bench, active)
+        say(f"  raw copy: {seconds['raw copy']:.1f} s")
+        seconds["baseline"] = baseline(bench, active, standby)  # last: it overwrites the standby's users
+        say(f"  baseline (seed runbook): {seconds['baseline']:.1f} s")
+    base = seconds["baseline"]
+    return {"megabytes": megabytes, "rows": rows, "datadir_bytes": size,
+            "seconds": {k: round(v, 2) for k, v in seconds.items()},
+            "speedup_vs_baseline": {k: round(base / v, 2) for k, v in seconds.items() if v > 0},
+            "fraction_of_raw_copy_speed": {k: round(seconds["raw copy"] / v, 3) for k, v in seconds.items() if v > 0}}
+
+
+def main() -> int:
+    args = arguments(__doc__.splitlines()[0])
+    sizes = [100, 1024] if args.full else [20]
+    results = [one_size(size) for size in sizes]
+    path = save("resync", {"mode": "full" if args.full else "quick", "sizes": results}, args.results)
+    say(f"resync: wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,84 @@
+"""The benchmarks' arithmetic and report (the measurements themselves run on the lab: bench/run)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from bench import report  # noqa: E402
+from bench.common import percentile, save, summary  # noqa: E402
+
+
+def test_percentile_is_nearest_rank() -> None:
+    values = [float(v) for v in range(1, 11)]  # 1..10
+    assert percentile(values, 50) == 5.0 and percentile(values, 99) == 10.0 and percentile(values, 10) == 1.0
+    assert percentile([3.0], 99) == 3.0
+
+
+def test_summary_rounds_to_milliseconds_and_handles_no_data() -> None:
+    assert summary([1.23456, 2.0, 3.0]) == {"n": 3, "median": 2.0, "p99": 3.0, "min": 1.235, "max": 3.0}
+    assert summary([]) == {"n": 0, "median": None, "p99": None, "min": None, "max": None}
+
+
+def _results(tmp_path: Path) -> Path:
+    folder = tmp_path / "results"
+    faults = {"kill-node": summary([2.5, 2.8, 3.4]), "kill-mysqld": summary([1.5, 1.7])}
+    save("failover", {"mode": "quick", "repetitions": 1, "configurations": [
+        {"stack": "pacemaker", "timings": "hakit", "faults": faults, "lost": 0, "failed_runs": 0,
+         "takeover": summary([0.8]), "runs": [], "takeovers": []},
+        {"stack": "heartbeat", "timings": "stack-defaults", "faults": faults, "lost": 0, "failed_runs": 1,
+         "takeover": None, "runs": [], "takeovers": []}]}, folder)
+    save("switchover", {"mode": "quick", "repetitions": 2, "configurations": [
+        {"stack": "pacemaker", "timings": "hakit", "gap": summary([0.4, 1.6]), "command": summary([3.0, 3.2]),
+         "lost": 0, "duplicated": 0, "failed_runs": 0, "runs": []}]}, folder)
+    save("resync", {"mode": "quick", "sizes": [{"megabytes": 20, "rows": 1, "datadir_bytes": 50 * 2**20,
+                                                 "seconds": {"rejoin": 4.0, "dump": 10.0, "backup": 5.0,
+                                                             "baseline": 30.0, "raw copy": 2.0}}]}, folder)
+    return folder
+
+
+def test_saved_results_carry_the_machine(tmp_path: Path) -> None:
+    doc = json.loads((_results(tmp_path) / "failover.json").read_text())
+    assert doc["measurement"] == "failover"
+    assert {"cores", "memory_gib", "mariadb", "corosync", "pacemaker", "heartbeat"} <= set(doc["machine"])
+    assert doc["machine"]["cores"] >= 1
+
+
+def test_report_replaces_only_the_generated_part_and_draws_the_plot(tmp_path: Path) -> None:
+    from bench.common import load_results
+
+    doc, png = tmp_path / "performance.md", tmp_path / "performance.png"
+    doc.write_text(f"# Performance\n\nanalysis before\n\n{report.BEGIN}\nold tables\n{report.END}\n\nanalysis after\n")
+    report.write(load_results(_results(tmp_path)), doc, png)
+    text = doc.read_text()
+    assert text.startswith("# Performance\n\nanalysis before\n") and text.endswith("\n\nanalysis after\n")
+    assert "old tables" not in text
+    assert "| pacemaker | hakit | 2.80 ✅ | 3.40 ✅ | 1.60 ✅ | 1.70 | 0.80 ✅ | 0 | 0 |" in text
+    assert "| heartbeat | stack-defaults | 2.80 | 3.40 | 1.60 | 1.70 | – | 0 | 1 |" in text  # no target marks
+    assert "| pacemaker | 1.00 ✅ | 1.60 | 3.10 | 0 | 0 | 0 |" in text
+    assert "| 20 MB (50 MiB on disk) | 4.00 ✅ | 10.00 | 5.00 | 30.00 | 2.00 | 6.0× ✅ | 40% ❌ |" in text
+    assert "_not measured yet: run `bench/run rpo`._" in text
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+
+
+def test_report_refuses_a_document_without_markers(tmp_path: Path) -> None:
+    doc = tmp_path / "performance.md"
+    doc.write_text("# Performance\n")
+    with pytest.raises(SystemExit, match="markers"):
+        report.write({}, doc, tmp_path / "p.png")
+
+
+@pytest.mark.parametrize("name", ["failover", "switchover", "rpo", "resync"])
+def test_every_measurement_has_quick_and_full_modes(name: str) -> None:
+    done = subprocess.run([sys.executable, "-m", f"bench.{name}", "--help"], cwd=REPO, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "--quick" in done.stdout and "--full" in done.stdout
