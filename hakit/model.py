@@ -283,6 +283,11 @@ class Pacemaker(Frozen):
     stickiness: Annotated[int, Field(ge=1, le=1000000)] = 1000
     migration_threshold: Annotated[int, Field(ge=1, le=1000)] = 1
     no_quorum_policy: Literal["stop", "freeze", "ignore"] = "stop"
+    #: seconds by which fencing the node that runs the resources is delayed (Pacemaker's
+    #: priority-fencing-delay): in a split the active fences the standby first and survives. It
+    #: must exceed the time the fence devices take to power a node off; a crashed active is
+    #: fenced (and failed over) this much later. 0 turns it off.
+    priority_fencing_delay: Annotated[int, Field(ge=0, le=120)] = 5
 
 
 class Failover(Frozen):

@@ -47,10 +47,6 @@ REPLICATION_SQL = "/etc/hakit/replication.sql"
 SYSCTL = "/etc/sysctl.d/60-hakit.conf"
 SYNC_MANIFEST = "/etc/hakit/sync.json"
 
-#: seconds by which fencing of the node running the resources is delayed in a split (Pacemaker
-#: 2.0.4+): the active node wins a fencing race; a crashed active is fenced this much later
-PRIORITY_FENCING_DELAY = 5
-
 #: heartbeat's default port; in the four-node topology each pair is its own heartbeat cluster
 HEARTBEAT_UDP_PORTS = {"main": 694, "db": 694, "app": 695}
 
@@ -497,7 +493,7 @@ def build_cib(inv: Inventory, secrets: Secrets) -> Cib:
     return Cib(
         cluster_name=s.cluster_name,
         properties=(("cluster-name", s.cluster_name), ("no-quorum-policy", pm.no_quorum_policy),
-                    ("priority-fencing-delay", f"{PRIORITY_FENCING_DELAY}s"),
+                    ("priority-fencing-delay", f"{pm.priority_fencing_delay}s"),
                     ("stonith-enabled", "true")),
         rsc_defaults=(("migration-threshold", str(pm.migration_threshold)),
                       ("resource-stickiness", str(pm.stickiness))),
