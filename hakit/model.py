@@ -97,13 +97,23 @@ class Storage(Frozen):
     files: Literal["drbd", "shared", "none"] = "none"
 
 
-class HeartbeatTiming(Frozen):
-    """ha.cf timings in seconds (heartbeat's rules: keepalive < warntime < deadtime <= initdead/2)."""
+def _tenths(value: float) -> float:
+    if abs(value * 10 - round(value * 10)) > 1e-6:
+        raise ValueError("must be a whole number of tenths of a second (heartbeat counts in milliseconds)")
+    return value
 
-    keepalive: Annotated[int, Field(ge=1, le=60)] = 1
-    warntime: Annotated[int, Field(ge=1, le=600)] = 3
-    deadtime: Annotated[int, Field(ge=2, le=600)] = 5
-    initdead: Annotated[int, Field(ge=4, le=3600)] = 30
+
+Tenths = Annotated[float, AfterValidator(_tenths)]
+
+
+class HeartbeatTiming(Frozen):
+    """ha.cf timings in seconds, in tenths (0.5 is written 500ms; heartbeat's rules: keepalive <
+    warntime < deadtime <= initdead/2)."""
+
+    keepalive: Annotated[Tenths, Field(ge=0.1, le=60)] = 1
+    warntime: Annotated[Tenths, Field(ge=0.2, le=600)] = 3
+    deadtime: Annotated[Tenths, Field(ge=0.5, le=600)] = 5
+    initdead: Annotated[Tenths, Field(ge=4, le=3600)] = 30
 
     @model_validator(mode="after")
     def _order(self) -> "HeartbeatTiming":
@@ -112,6 +122,11 @@ class HeartbeatTiming(Frozen):
         if self.initdead < 2 * self.deadtime:
             raise ValueError("initdead must be at least twice deadtime (heartbeat's own rule)")
         return self
+
+    @staticmethod
+    def ha_cf(seconds: float) -> str:
+        """How ha.cf writes ``seconds``: whole seconds as a number, else milliseconds (``500ms``)."""
+        return str(int(seconds)) if float(seconds).is_integer() else f"{round(seconds * 1000)}ms"
 
 
 class CorosyncTiming(Frozen):

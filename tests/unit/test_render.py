@@ -198,6 +198,21 @@ def test_ha_cf_has_no_failback_udpport_first_and_ucast_to_the_peer(secrets: Secr
         assert "keepalive 1" in lines and "deadtime 5" in lines and "warntime 3" in lines and "initdead 30" in lines
 
 
+def test_ha_cf_writes_fractions_of_a_second_in_milliseconds(secrets: Secrets, tmp_path) -> None:
+    import yaml
+
+    from hakit.inventory import load_inventory
+
+    data = yaml.safe_load((ROOT / "examples" / "two-node-heartbeat-drbd.yml").read_text())
+    data["all"]["vars"]["hakit"]["timing"] = {"heartbeat": {"keepalive": 0.5, "warntime": 1.5, "deadtime": 2,
+                                                            "initdead": 30}}
+    path = tmp_path / "inventory.yml"
+    path.write_text(yaml.safe_dump(data))
+    art = by_kind(render_all(load_inventory(str(path)), secrets), "ha.cf")[0]
+    lines = text(art).splitlines()
+    assert "keepalive 500ms" in lines and "warntime 1500ms" in lines and "deadtime 2" in lines
+
+
 def test_haresources_order_and_preferred_node(secrets: Secrets) -> None:
     arts = render_all(example("two-node-heartbeat-drbd"), secrets)
     line = [x for x in text(by_kind(arts, "haresources")[0]).splitlines() if x and not x.startswith("#")]
