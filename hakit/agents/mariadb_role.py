@@ -69,7 +69,7 @@ def start() -> int:
             ocf.exit_reason(f"{ctx.peer.name} is unreachable and so is every ping node: this node is isolated, "
                             f"not the survivor; not promoting")
             return ocf.OCF_ERR_GENERIC
-        # a grace for the peer's watcher: an isolated active demotes itself ISOLATION_MARGIN s
+        # a grace for the peer's watcher: an isolated active demotes itself at half of deadtime,
         # before heartbeat declares it dead; one more second covers its check interval
         time.sleep(1.0)
         peer = ctx.peer_view()

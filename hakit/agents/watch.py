@@ -7,8 +7,7 @@ role's ``start``, stopped by its ``stop``) checks every second:
   its resources up (``hb_standby all``, once the peer's heartbeat has been active for 3 s, asked
   again after 30 s until heartbeat stops the role, which stops the watcher): the peer takes them over, and its role agent promotes
   it (the dead database cannot be writable). This is what makes ``kill-mysqld`` fail over;
-* **isolation**: when neither the peer nor any ping node answers for ``deadtime - 3`` seconds
-  (at most half of ``deadtime``),
+* **isolation**: when neither the peer nor any ping node answers for half of ``deadtime``,
   this node is on the wrong side of a partition: heartbeat has no fencing, so it fences itself —
   the database becomes read-only before the peer's heartbeat declares it dead (``deadtime``)
   and promotes the peer. Two writable nodes never exist, even for a moment.
@@ -106,16 +105,12 @@ def reaches_any(addresses: list[str]) -> bool:
         return any(pool.map(_reaches, addresses))
 
 
-#: the isolated active is read-only this long before the peer's heartbeat declares it dead
-ISOLATION_MARGIN = 3.0
-
-
 def isolation_seconds(deadtime: float) -> float:
     """How long without an answer from the peer and every ping node before the active makes itself
-    read-only: ISOLATION_MARGIN before heartbeat's deadtime, and never later than half of it (short
-    deadtimes: the peer's promotion, one second after deadtime at the earliest, must find the
-    isolated side read-only)."""
-    return max(0.5, min(deadtime - ISOLATION_MARGIN, deadtime / 2))
+    read-only: half of heartbeat's deadtime. The peer declares this node dead after deadtime and
+    its role agent waits one more second before promoting, so the isolated side is read-only at
+    least deadtime / 2 + 1 s before the other side can be writable."""
+    return deadtime / 2
 
 
 def watch(ctx: NodeContext, *, interval: float = 0.5, failures: int = 3) -> int:
