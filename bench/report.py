@@ -101,10 +101,22 @@ def resync_table(doc: dict[str, Any]) -> list[str]:
     return lines
 
 
+def idle_table(doc: dict[str, Any]) -> list[str]:
+    lines = ["### False failovers on an idle pair (hakit's timings)", "", f"_{machine_line(doc)}._", "",
+             "| stack | timings | minutes idle | samples | false failovers |", "| --- | --- | ---: | ---: | ---: |"]
+    for c in doc["configurations"]:
+        timings = ", ".join(f"{k} {v}" for k, v in c["timings"].items())
+        lines.append(f"| {c['stack']} | {timings} | {c['minutes']} | {c['samples']} | {c['false_failovers']}"
+                     f"{' ✅' if c['false_failovers'] == 0 else ' ❌'} |")
+    lines += ["", "Target: none. A false failover is any change of the active, the generation, the VIP's holder "
+                  "or the pair's health without a fault."]
+    return lines
+
+
 def tables(results: dict[str, dict[str, Any]]) -> list[str]:
     out: list[str] = []
-    for name, render in (("failover", failover_table), ("switchover", switchover_table), ("rpo", rpo_table),
-                         ("resync", resync_table)):
+    for name, render in (("failover", failover_table), ("idle", idle_table), ("switchover", switchover_table),
+                         ("rpo", rpo_table), ("resync", resync_table)):
         if name in results:
             out += render(results[name]) + [""]
         else:

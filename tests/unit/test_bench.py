@@ -66,6 +66,7 @@ def test_report_replaces_only_the_generated_part_and_draws_the_plot(tmp_path: Pa
     assert "| pacemaker | 1.00 ✅ | 1.60 | 3.10 | 0 | 0 | 0 |" in text
     assert "| 20 MB (50 MiB on disk) | 4.00 ✅ | 10.00 | 5.00 | 30.00 | 2.00 | 6.0× ✅ | 40% ❌ |" in text
     assert "_not measured yet: run `bench/run rpo`._" in text
+    assert "_not measured yet: run `bench/run idle`._" in text
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
 
 
@@ -76,7 +77,7 @@ def test_report_refuses_a_document_without_markers(tmp_path: Path) -> None:
         report.write({}, doc, tmp_path / "p.png")
 
 
-@pytest.mark.parametrize("name", ["failover", "switchover", "rpo", "resync"])
+@pytest.mark.parametrize("name", ["failover", "switchover", "rpo", "resync", "idle"])
 def test_every_measurement_has_quick_and_full_modes(name: str) -> None:
     done = subprocess.run([sys.executable, "-m", f"bench.{name}", "--help"], cwd=REPO, capture_output=True,
                           text=True, timeout=60)
