@@ -49,15 +49,15 @@ class Writer:
                  timeout: float = 1.0, run_sql: Callable[[str, str], str] | None = None):
         self.inv, self.vip, self.interval, self.timeout = inv, vip, interval, timeout
         self.client_address = client_address
-        self._run_sql = run_sql or self._sql_over_ssh
+        self.run_sql = run_sql or self._sql_over_ssh
         self.password = _secrets.token_urlsafe(18)
         self.acks: list[Ack] = []
         self.errors: list[tuple[float, str]] = []
-        self._stop = threading.Event()
+        self._halt = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="hakit-writer", daemon=True)
         active = self.active_node()
         # the password goes on stdin (the SQL), never on a command line
-        self._run_sql(active, (
+        self.run_sql(active, (
             f"CREATE USER IF NOT EXISTS 'writer'@'{client_address}' IDENTIFIED BY '{self.password}';\n"
             f"ALTER USER 'writer'@'{client_address}' IDENTIFIED BY '{self.password}';\n"
             f"GRANT INSERT, SELECT ON opsview.* TO 'writer'@'{client_address}';\n"
@@ -80,7 +80,7 @@ class Writer:
         """The writable node of the database pair (the one the writer's table is created on)."""
         for node in self.inv.db_pair.nodes:
             try:
-                if self._run_sql(node.name, "SELECT @@read_only;").strip() == "0":
+                if self.run_sql(node.name, "SELECT @@read_only;").strip() == "0":
                     return node.name
             except Exception:  # noqa: BLE001 - a node that cannot answer is not the active
                 continue
@@ -98,7 +98,7 @@ class Writer:
         import pymysql
 
         conn, next_id, sent = None, 1, None
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             if sent is None:
                 sent = time.monotonic()  # a retry of the same id keeps its first send time
             try:
@@ -139,7 +139,7 @@ class Writer:
         return self
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         self._thread.join(timeout=30)
 
     def __enter__(self) -> "Writer":
@@ -179,7 +179,7 @@ class Writer:
         return None
 
     def held_by(self, node: str) -> set[int]:
-        return {int(x) for x in self._run_sql(node, f"SELECT id FROM {TABLE};").split()}
+        return {int(x) for x in self.run_sql(node, f"SELECT id FROM {TABLE};").split()}
 
     def lost_on(self, node: str) -> list[int]:
         """Acknowledged ids that ``node`` does not hold (must be empty on the surviving active)."""
@@ -198,7 +198,7 @@ class WritableSampler(threading.Thread):
         self.inits, self.pairs, self.interval = inits, pairs, interval
         self.samples = 0
         self.both: list[tuple[float, list[str]]] = []
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     @staticmethod
     def writable(init: int) -> bool:
@@ -212,7 +212,7 @@ class WritableSampler(threading.Thread):
         return out.returncode == 0 and out.stdout.strip() == "0"
 
     def run(self) -> None:
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             try:
                 inits = self.inits()
             except Exception:  # noqa: BLE001 - the lab's state file is being rewritten: sample again
@@ -227,5 +227,5 @@ class WritableSampler(threading.Thread):
             time.sleep(self.interval)
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         self.join(timeout=30)
