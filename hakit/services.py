@@ -24,6 +24,13 @@ def has_systemd(runner: Runner) -> bool:
 
 def service(runner: Runner, name: str, action: str, *, timeout: float = 180.0, warn: bool = False) -> Result:
     """Run ``action`` (start, stop, restart, reload, status) on daemon ``name``."""
+    if name == "heartbeat" and action == "restart":
+        # heartbeat's init script sleeps deadtime + 10 s between stop and start "to allow
+        # resource takeover to complete": hakit orders the nodes itself, so stop, then start
+        stopped = service(runner, name, "stop", timeout=timeout, warn=warn)
+        if not stopped.ok:
+            return stopped
+        return service(runner, name, "start", timeout=timeout, warn=warn)
     unit, script = UNITS.get(name, (name, name))
     argv = ["systemctl", action, unit] if has_systemd(runner) else [f"/etc/init.d/{script}", action]
     return runner.run(argv, timeout=timeout, warn=warn)

@@ -31,3 +31,17 @@ def test_init_steps_are_in_the_contract_order():
     order = ["roles", "seed", "schema", "replication", "writable", "resources", "keys", "sync"]
     assert [a for a in actions if a in order] == order
     assert actions.count("install") == 4 and actions.count("users") == 2  # users only on the db pair
+
+
+def test_heartbeat_restart_is_stop_then_start_without_the_init_scripts_sleep() -> None:
+    from hakit.remote import FakeRunner
+    from hakit.services import service
+
+    runner = FakeRunner().on("test", "-d", "/run/systemd/system", exited=1)
+    assert service(runner, "heartbeat", "restart").ok
+    assert [c for c in runner.calls if c[0] != "test"] == [("/etc/init.d/heartbeat", "stop"),
+                                                            ("/etc/init.d/heartbeat", "start")]
+    runner = FakeRunner().on("test", "-d", "/run/systemd/system", exited=1).on("/etc/init.d/heartbeat", "stop",
+                                                                             exited=1)
+    assert not service(runner, "heartbeat", "restart", warn=True).ok  # a failed stop: no start
+    assert ("/etc/init.d/heartbeat", "start") not in runner.calls
