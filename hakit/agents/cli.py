@@ -22,7 +22,17 @@ def ocf_command(name: str, action: str | None) -> None:
     """Run OCF agent NAME with ACTION (start, stop, monitor, validate-all, meta-data)."""
     os.environ.setdefault("__OCF_ACTION", action or "")
     try:
+        watched = name == "mariadb-role" and action in ("start", "stop")
+        if watched and action == "stop":
+            from hakit.agents.watch import stop_watcher
+
+            stop_watcher()  # first: it must not act on a role that is stopping
         code = agent(name).run([action] if action else [])
+        if watched and action == "start" and code == ocf.OCF_SUCCESS:
+            from hakit.agents.context import load_context
+            from hakit.agents.watch import start_watcher
+
+            start_watcher(load_context().inv.settings.node_hakit)
     except Exception as exc:  # an agent must answer with an OCF code, whatever happened
         ocf.exit_reason(f"hakit agent {name} {action}: {type(exc).__name__}: {exc}")
         code = ocf.OCF_ERR_GENERIC
@@ -58,7 +68,7 @@ def heartbeat_command(name: str, action: str) -> None:
 
 @agent_group.command(name="watch")
 def watch_command() -> None:
-    """heartbeat stack: watch the local database and the network while this node holds the role."""
+    """Watch the local database (and, on heartbeat, the network) while this node holds the role."""
     from hakit.agents.context import load_context
     from hakit.agents.watch import watch
 

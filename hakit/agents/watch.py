@@ -1,13 +1,17 @@
-"""The heartbeat stack's missing resource monitor (haresources mode has none).
+"""hakit's fast database monitor, on both stacks (heartbeat's haresources mode has none at all).
 
-While this node holds the database role under heartbeat, a watcher process (started by the
-role's ``start``, stopped by its ``stop``) checks every second:
+While this node holds the database role, a watcher process (started by the role's ``start``,
+stopped by its ``stop``) checks four times a second:
 
 * **the local database**: after ``failures`` checks in a row that cannot read it, the node gives
-  its resources up (``hb_standby all``, once the peer's heartbeat has been active for 3 s, asked
-  again after 30 s until heartbeat stops the role, which stops the watcher): the peer takes them over, and its role agent promotes
-  it (the dead database cannot be writable). This is what makes ``kill-mysqld`` fail over;
-* **isolation**: when neither the peer nor any ping node answers for half of ``deadtime``,
+  its resources up. heartbeat: ``hb_standby all``, once the peer's heartbeat has been active for
+  3 s, asked again after 30 s until heartbeat stops the role (which stops the watcher).
+  Pacemaker: ``crm_resource --fail`` on the role, which Pacemaker handles as a failed monitor
+  (with ``migration-threshold`` 1 the group moves to the peer) without waiting for the role's
+  next 10 s monitor, which stays as the backstop. The peer's role agent promotes it (the dead
+  database cannot be writable). This is what makes ``kill-mysqld`` fail over in about a second;
+* **isolation** (heartbeat only: Pacemaker has quorum and fencing): when neither the peer nor
+  any ping node answers for half of ``deadtime``,
   this node is on the wrong side of a partition: heartbeat has no fencing, so it fences itself —
   the database becomes read-only before the peer's heartbeat declares it dead (``deadtime``)
   and promotes the peer. Two writable nodes never exist, even for a moment.
@@ -113,21 +117,44 @@ def isolation_seconds(deadtime: float) -> float:
     return deadtime / 2
 
 
-def watch(ctx: NodeContext, *, interval: float = 0.5, failures: int = 3) -> int:
+def _fail_role(ctx: NodeContext) -> None:
+    """Pacemaker: report the role failed here now (as its monitor would, seconds later)."""
+    from hakit.render import pacemaker_names
+
+    role = pacemaker_names(ctx.inv, ctx.inv.pair_of(ctx.node.name)).db_role
+    _log(f"the database of {ctx.node.name} is down: reporting {role} failed (crm_resource --fail)")
+    subprocess.run(["crm_resource", "--fail", "--resource", str(role), "--node", ctx.node.name],
+                   capture_output=True, timeout=60)
+
+
+def watch(ctx: NodeContext, *, interval: float = 0.25, failures: int = 3) -> int:
     """The watcher's loop (runs until stopped)."""
+    heartbeat = ctx.inv.settings.stack == "heartbeat"
     deadtime = ctx.inv.settings.timing.heartbeat.deadtime
     isolation = isolation_seconds(deadtime)
     addresses = [ctx.peer.address] + list(ctx.inv.settings.ping_nodes)
     bad, cut_since, demoted = 0, None, False
     peer_active_since: float | None = None
     asked_at = -1e9
-    _log(f"watching the database of {ctx.node.name} (give up after {failures} failed checks; read-only after "
-         f"{isolation:g}s without {', '.join(addresses)})")
+    _log(f"watching the database of {ctx.node.name} (give up after {failures} failed checks"
+         + (f"; read-only after {isolation:g}s without {', '.join(addresses)})" if heartbeat else ")"))
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     while True:
         time.sleep(interval)
         if flag_set():
             bad, cut_since = 0, None
+            continue
+        if not heartbeat:
+            try:
+                ctx.local_db().facts()
+                bad = 0
+            except HakitError as exc:
+                bad += 1
+                _log(f"database check {bad}/{failures} failed: {exc}")
+                now = time.monotonic()
+                if bad >= failures and now - asked_at >= ASK_AGAIN:
+                    asked_at = now
+                    _fail_role(ctx)
             continue
         # isolation first: it is the one with a deadline
         if reaches_any(addresses):
