@@ -168,7 +168,7 @@ def move_pacemaker(inv: Inventory, runners: dict[str, Runner], node: str, timeou
                 # would ban it, and a pair that cannot fail back over is not healthy
                 runner.run(["crm_resource", "--resource", group, "--cleanup"], warn=True, timeout=60)
                 return
-            time.sleep(0.5)
+            time.sleep(0.1)  # each look is two commands over the open SSH connection
         status = runner.run(["crm_mon", "-1", "-r"], warn=True, timeout=30).stdout
         raise OperationFailed(f"Pacemaker did not start {group} on {node} within {timeout:g}s:\n{status}")
     finally:
@@ -187,7 +187,7 @@ def move_heartbeat(inv: Inventory, runners: dict[str, Runner], node: str, timeou
     while time.monotonic() < deadline:
         if holds_address(runner, vip):
             return
-        time.sleep(0.5)
+        time.sleep(0.1)
     raise OperationFailed(f"heartbeat did not move the VIP {vip} to {node} within {timeout:g}s "
                           f"(is heartbeat running on {node}? see /var/log/ha-log)")
 

@@ -36,10 +36,29 @@ class NodeContext:
         return PyMySQLDatabase(self.node.name, unix_socket=mysql.socket, user="root", connect_timeout=2,
                                read_timeout=30)
 
-    def peer_view(self, timeout: float = 2.0) -> PeerView:
-        """The peer's role and generation, read with the replication login (SELECT on hakit's schema)."""
+    def peer_out_of_cluster(self) -> bool:
+        """Pacemaker: whether the peer is outside this node's partition. Pacemaker starts resources
+        here in its absence only after fencing it, so it cannot be running a database any more."""
+        import subprocess
+
+        if self.inv.settings.stack != "pacemaker":
+            return False
+        try:
+            done = subprocess.run(["crm_node", "-p"], capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            return False
+        members = done.stdout.split()
+        return done.returncode == 0 and self.node.name in members and self.peer.name not in members
+
+    def peer_view(self, timeout: float = 1.0) -> PeerView:
+        """The peer's role and generation, read with the replication login (SELECT on hakit's schema).
+
+        A Pacemaker peer outside the cluster partition is not asked (it was fenced): a dead
+        address would hold the promotion for the whole connect timeout."""
         mysql = self.inv.settings.mysql
         peer = self.peer
+        if self.peer_out_of_cluster():
+            return PeerView(peer.name, False)
         try:
             conn = pymysql.connect(host=peer.address, port=mysql.port, user=mysql.replication_user,
                                    password=self.secrets.replication_password, connect_timeout=timeout,
@@ -73,18 +92,13 @@ class NodeContext:
                                                  None, state))
 
 
-    def ping_nodes_reachable(self, timeout: int = 1) -> bool | None:
-        """Whether this node reaches at least one of the inventory's ping nodes (None: none listed)."""
-        import subprocess
+    def ping_nodes_reachable(self) -> bool | None:
+        """Whether this node reaches at least one of the inventory's ping nodes (None: none listed);
+        all are asked at once (half a second at most)."""
+        from hakit.agents.watch import reaches_any
 
         nodes = list(self.inv.settings.ping_nodes)
-        if not nodes:
-            return None
-        for address in nodes:
-            done = subprocess.run(["ping", "-c", "1", "-W", "0.5", address], capture_output=True)
-            if done.returncode == 0:
-                return True
-        return False
+        return reaches_any(nodes) if nodes else None
 
 
 def load_context(inventory: str | None = None, secrets: str | None = None, node: str | None = None) -> NodeContext:
