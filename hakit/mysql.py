@@ -112,11 +112,17 @@ class Database(Protocol):
     def set_read_only(self, on: bool) -> None:
         """Set ``read_only``; with ``on``, also waits until running writers have finished."""
 
-    def stop_replica(self) -> None:
-        """Stop both replication threads (no error when not replicating)."""
+    def stop_replica(self, *, wait_receiver: bool = True) -> None:
+        """Stop both replication threads (no error when not replicating). The applier is stopped
+        first; with ``wait_receiver`` false the receiver's stop is not waited for (what it still
+        receives stays in the relay log, which nothing applies)."""
 
     def start_replica(self) -> None:
         """Start replication as configured by :meth:`point_replica_at`."""
+
+    def set_semi_sync_master(self, on: bool) -> None:
+        """Whether commits here wait for a semi-synchronous replica's acknowledgement
+        (``rpl_semi_sync_master_enabled``; the configuration file sets it at start)."""
 
     def point_replica_at(self, host: str, port: int, user: str, password: str, *, ssl: bool = False) -> None:
         """``CHANGE MASTER TO`` the given master with ``MASTER_USE_GTID=slave_pos`` (not logged)."""
@@ -199,17 +205,20 @@ class PyMySQLDatabase:
     sock_factory: Callable[[], Any] | None = field(default=None, repr=False)
     _conn: Any = field(default=None, repr=False)
 
+    def _open(self, read_timeout: float):
+        conn = pymysql.connect(host=self.host or "127.0.0.1", port=self.port, user=self.user,
+                               password=self.password or "", unix_socket=self.unix_socket,
+                               connect_timeout=self.connect_timeout, read_timeout=read_timeout,
+                               write_timeout=max(read_timeout, 2.0), autocommit=True,
+                               cursorclass=pymysql.cursors.DictCursor, defer_connect=True)
+        conn.connect(sock=self.sock_factory() if self.sock_factory else None)
+        return conn
+
     def _connection(self):
         if self._conn is not None and self._conn.open:
             return self._conn
         try:
-            conn = pymysql.connect(host=self.host or "127.0.0.1", port=self.port, user=self.user,
-                                   password=self.password or "", unix_socket=self.unix_socket,
-                                   connect_timeout=self.connect_timeout, read_timeout=self.read_timeout,
-                                   write_timeout=self.read_timeout, autocommit=True,
-                                   cursorclass=pymysql.cursors.DictCursor, defer_connect=True)
-            conn.connect(sock=self.sock_factory() if self.sock_factory else None)
-            self._conn = conn
+            self._conn = self._open(self.read_timeout)
         except pymysql.MySQLError as exc:
             where = self.unix_socket or f"{self.host}:{self.port}"
             raise DatabaseUnreachable(f"{self.name}: cannot connect to MariaDB at {where} as {self.user}: "
@@ -283,11 +292,34 @@ class PyMySQLDatabase:
         else:
             self.query("SET GLOBAL read_only = OFF")
 
-    def stop_replica(self) -> None:
-        self.query("STOP SLAVE")
+    def stop_replica(self, *, wait_receiver: bool = True) -> None:
+        if wait_receiver:
+            self.query("STOP SLAVE")
+            return
+        # the applier first: from here nothing more of the old master is applied
+        self.query("STOP SLAVE SQL_THREAD")
+        # the receiver, blocked in a read from a master that died, is stopped by MariaDB in rounds
+        # of 2 s: the statement is sent on a side session and left to finish on the server
+        try:
+            side = self._open(read_timeout=0.2)
+        except pymysql.MySQLError as exc:
+            raise DatabaseUnreachable(f"{self.name}: {_reason(exc)}") from None
+        try:
+            with side.cursor() as cur:
+                cur.execute("STOP SLAVE IO_THREAD")
+        except pymysql.MySQLError:
+            pass  # still running on the server after the 0.2 s read timeout: not waited for
+        finally:
+            try:
+                side.close()
+            except pymysql.MySQLError:
+                pass
 
     def start_replica(self) -> None:
         self.query("START SLAVE")
+
+    def set_semi_sync_master(self, on: bool) -> None:
+        self.query(f"SET GLOBAL rpl_semi_sync_master_enabled = {'ON' if on else 'OFF'}")
 
     def point_replica_at(self, host: str, port: int, user: str, password: str, *, ssl: bool = False) -> None:
         self.run_local([
@@ -486,6 +518,7 @@ class FakeDatabase:
     events: list[Gtid] = field(default_factory=list)  #: the binary log, oldest first
     size: int = 0  #: data_bytes() answers this
     table_names: tuple[str, ...] = ("opsview.results",)
+    semi_sync_master_enabled: bool = True
 
     def _commit(self, domain: int = 0) -> None:
         gtid = Gtid(domain, self.server_id, self.binlog.seq(domain) + 1)
@@ -516,18 +549,23 @@ class FakeDatabase:
         self._check()
         return DbFacts(server_id=self.server_id, read_only=self.read_only, gtid_binlog_pos=self.binlog,
                        gtid_current_pos=self.binlog, gtid_slave_pos=self.binlog, replica=self.replica,
-                       state=self.state)
+                       state=self.state, semi_sync_master_enabled=self.semi_sync_master_enabled)
 
     def set_read_only(self, on: bool) -> None:
         self._check()
         self.read_only = on
         self.log.append(f"read_only={'ON' if on else 'OFF'}")
 
-    def stop_replica(self) -> None:
+    def stop_replica(self, *, wait_receiver: bool = True) -> None:
         self._check()
         if self.replica is not None:
             self.replica = replace(self.replica, io_running=False, sql_running=False)
         self.log.append("stop replica")
+
+    def set_semi_sync_master(self, on: bool) -> None:
+        self._check()
+        self.semi_sync_master_enabled = on
+        self.log.append(f"semi-sync master {'ON' if on else 'OFF'}")
 
     def start_replica(self) -> None:
         self._check()

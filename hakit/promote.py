@@ -81,8 +81,11 @@ def plan_promotion(node: str, local: DbFacts | None, peer: PeerView, *, schema: 
                               f"{relay_wait:g}s) so that nothing the old active shipped is lost",
                               node=node, position=str(received), timeout=relay_wait))
         if replica.sql_running or replica.io_running:
+            # the receiver's stop is not waited for: blocked on a dead master it takes 2 s, and
+            # with the applier stopped nothing it still receives is applied
             steps.append(step("stop replication", "stop_replica",
-                              f"{node} must stop replicating from {peer.name} before it takes writes", node=node))
+                              f"{node} must stop replicating from {peer.name} before it takes writes", node=node,
+                              wait_receiver=False))
     if (not already and peer_facts is not None and not peer_facts.writable and peer_facts.generation == local.generation
             and replica is not None and replica.io_running
             and not local.gtid_current_pos.contains(peer_facts.gtid_binlog_pos)):
@@ -92,6 +95,13 @@ def plan_promotion(node: str, local: DbFacts | None, peer: PeerView, *, schema: 
                              f"{local.gtid_current_pos.missing_from(peer_facts.gtid_binlog_pos)} transactions of its "
                              f"binary log it lacks (at most {relay_wait:g}s)", node=node,
                              position=str(peer_facts.gtid_binlog_pos), timeout=relay_wait))
+    if not already and not peer.reachable and local.semi_sync_master_enabled:
+        # no standby can acknowledge: every commit here would wait rpl_semi_sync_master_timeout
+        # first, the promotion's own record included (hakit turns it on again when a replica
+        # replicates from this node: resync, init)
+        steps.append(step("semi-sync off", "set_semi_sync", f"{peer.name} is unreachable: no standby can "
+                                                           f"acknowledge commits on {node} until a resync",
+                          node=node, on=False, critical=False))
     if not already:
         generation = max(local.generation, peer_generation) + 1
         steps.append(step("raise generation", "record_promotion",
@@ -172,7 +182,8 @@ def database_actions(databases: dict[str, Database]) -> dict[str, Any]:
         "set_read_only": lambda s: db(s).set_read_only(bool(s.arg("on"))),
         "set_writable": set_writable,
         "wait_caught_up": wait_caught_up,
-        "stop_replica": lambda s: db(s).stop_replica(),
+        "stop_replica": lambda s: db(s).stop_replica(wait_receiver=s.arg("wait_receiver", True)),
+        "set_semi_sync": lambda s: db(s).set_semi_sync_master(bool(s.arg("on"))),
         "start_replica": lambda s: db(s).start_replica(),
         "wait_applied": wait_applied,
         "record_promotion": record,

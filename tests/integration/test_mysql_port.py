@@ -106,6 +106,38 @@ def test_change_master_is_local_and_does_not_start_replication(server):
     assert facts.gtid_binlog_pos == before
 
 
+def test_stopping_replication_without_waiting_for_the_receiver(server):
+    """A promotion stops the applier at once and leaves the receiver's stop to the server: here the
+    master accepts the connection and then says nothing, like one that died mid-stream."""
+    import socket
+    import threading
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(4)
+    held: list[socket.socket] = []
+    threading.Thread(target=lambda: held.append(silent.accept()[0]), daemon=True).start()
+    try:
+        server.point_replica_at("127.0.0.1", silent.getsockname()[1], "repl", "not-on-any-command-line")
+        server.start_replica()
+        deadline = time.monotonic() + 10
+        while not held and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert held, "the replica never connected to the silent master"
+        server.stop_replica(wait_receiver=False)
+        assert not server.facts().replica.sql_running  # the applier is stopped when the call returns
+        deadline = time.monotonic() + 15
+        while server.facts().replica.io_running and time.monotonic() < deadline:
+            time.sleep(0.1)
+        status = server.query("SHOW SLAVE STATUS")[0]
+        assert status["Slave_IO_Running"] == "No" and status["Slave_SQL_Running"] == "No"
+    finally:
+        server.stop_replica()
+        for conn in held:
+            conn.close()
+        silent.close()
+
+
 def test_waiting_for_a_position(server):
     current = server.facts().gtid_binlog_pos
     assert server.wait_for_position(current, timeout=1)

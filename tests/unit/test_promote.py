@@ -82,7 +82,8 @@ def test_executing_a_promotion_on_fakes_raises_the_generation_before_writes_are_
     n2.replica_config = ("n1", 3306, "repl")
     plan = plan_promotion("n2", n2.facts(), PeerView("n1", False, fenced=True), schema="hakit", relay_wait=1)
     Executor(database_actions({"n2": n2}), None, say=lambda _: None).run(plan)
-    assert n2.log == ["stop replica", "generation=2", "read_only=OFF"]
+    # the peer is gone: semi-sync stops waiting for it before the first commit (the record)
+    assert n2.log == ["stop replica", "semi-sync master OFF", "generation=2", "read_only=OFF"]
     assert n2.state.generation == 2 and n2.state.promoted_node == "n2" and n2.state.promotion_point == "0-1-10"
     n2.writes(1)  # now writable
 
@@ -145,3 +146,16 @@ def test_the_agent_waits_for_the_whole_binlog_of_a_reachable_read_only_peer():
     first = plan.steps[0]
     assert first.name == "catch up with n1" and first.action == "wait_applied"
     assert first.arg("position") == "0-1-15" and "5 transactions" in first.reason
+
+
+def test_semi_sync_is_turned_off_only_when_no_standby_can_acknowledge():
+    def plan(peer: PeerView, enabled: bool = True):
+        n2 = FakeDatabase("n2", server_id=2, binlog=Position.parse("0-1-10"), state=PromotionRecord(1, "0-1-5", "n1"),
+                          replica=ReplicaStatus("n1", True, True, 0, gtid_io_pos="0-1-10"),
+                          semi_sync_master_enabled=enabled)
+        return [s.action for s in plan_promotion("n2", n2.facts(), peer, schema="hakit", relay_wait=1).steps]
+
+    assert "set_semi_sync" in plan(PeerView("n1", False))
+    assert "set_semi_sync" not in plan(PeerView("n1", False), enabled=False)  # nothing to turn off
+    n1 = FakeDatabase("n1", server_id=1, binlog=Position.parse("0-1-10"), state=PromotionRecord(1, "0-1-5", "n1"))
+    assert "set_semi_sync" not in plan(PeerView("n1", True, n1.facts()))  # the peer can be its standby
