@@ -398,6 +398,12 @@ def _replica_fields(run: InitRun, node: str) -> dict[str, str]:
 
 
 def _replication(run: InitRun, _: Step) -> None:
+    if run.inv.settings.mysql.semi_sync.enabled:
+        for node in (run.active, run.standby):
+            # a takeover whose peer was gone turned it off at runtime; the pair is whole again
+            if run.value(node, "SELECT @@rpl_semi_sync_master_enabled") == "0":
+                run.sql(node, "SET GLOBAL rpl_semi_sync_master_enabled = ON")
+                run.did(f"{node}: semi-synchronous replication on again")
     for node in (run.standby, run.active):
         fields = _replica_fields(run, node)
         if fields.get("Slave_IO_Running") == "Yes" and fields.get("Slave_SQL_Running") == "Yes":

@@ -256,6 +256,12 @@ class Operator:
         if not (replica.io_running and replica.sql_running):
             self.db(s.node).start_replica()
         self.wait_replica_running(s.node)
+        if self.inv.settings.mysql.semi_sync.enabled:
+            # a promotion with its peer gone turned it off: the source has a standby again
+            source_db = self.db(s.arg("source"))
+            if not source_db.facts().semi_sync_master_enabled:
+                source_db.set_semi_sync_master(True)
+                self.say(f"    {s.arg('source')}: semi-synchronous replication on again ({s.node} acknowledges)")
 
     def replicate_from(self, s: Step) -> None:
         """The rebuilt target replicates from the active and catches up with it."""
