@@ -24,6 +24,8 @@ from hakit.mysql import DatabaseUnreachable
 from hakit.plan import Refusal
 from hakit.promote import database_actions, plan_promotion
 
+STARTED = time.monotonic()
+
 PARAMS = [
     ocf.Param("inventory", "hakit inventory on the node", "The node's copy of the inventory (written by hakit init).",
               "/etc/hakit/inventory.yml"),
@@ -85,10 +87,14 @@ def start() -> int:
         # stale generation: never on this node (hard); a writable peer may go away (soft, retried)
         return ocf.OCF_ERR_PERM if verdict.hard else ocf.OCF_ERR_GENERIC
     try:
-        Executor(database_actions({ctx.node.name: db}), None, say=lambda text: print(text, file=sys.stderr)).run(verdict)
+        outcome = Executor(database_actions({ctx.node.name: db}), None,
+                           say=lambda text: print(text, file=sys.stderr)).run(verdict)
     except HakitError as exc:
         ocf.exit_reason(str(exc))
         return ocf.OCF_ERR_GENERIC
+    # the stack logs an agent's stderr: where a slow promotion spent its time
+    print("step times: " + ", ".join(f"{name} {seconds:.3f}s" for name, seconds in outcome.timings.items())
+          + f"; agent {time.monotonic() - STARTED:.3f}s since its import", file=sys.stderr)
     return ocf.OCF_SUCCESS
 
 
