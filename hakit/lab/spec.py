@@ -143,12 +143,13 @@ def plan_lab(dir: str | Path, topology: str, stack: str, subnet: str = DEFAULT_S
                    subnet=str(net), nodes=nodes, vips=vips)
 
 
-#: membership timings the lab can run with (``hakit lab up --timings``): hakit's defaults (the
-#: inventory's, see hakit/model.py Timing), or the stacks' own defaults (corosync.conf(5): token
-#: 3000 ms; heartbeat's ha.cf: keepalive 2, warntime 10, deadtime 30, initdead 120), for the
-#: benchmarks' side-by-side runs
+#: timings the lab can run with (``hakit lab up --timings``), as inventory settings: hakit's
+#: defaults (hakit/model.py Timing), or the stacks' own defaults (corosync.conf(5): token 3000 ms;
+#: heartbeat's ha.cf: keepalive 2, warntime 10, deadtime 30, initdead 120; Pacemaker's
+#: priority-fencing-delay 0), for the benchmarks' side-by-side runs
 TIMINGS: dict[str, dict] = {
     "hakit": {},
-    "stack-defaults": {"corosync": {"token": 3000},
-                       "heartbeat": {"keepalive": 2, "warntime": 10, "deadtime": 30, "initdead": 120}},
+    "stack-defaults": {"timing": {"corosync": {"token": 3000},
+                                  "heartbeat": {"keepalive": 2, "warntime": 10, "deadtime": 30, "initdead": 120}},
+                       "pacemaker": {"priority_fencing_delay": 0}},
 }

@@ -100,8 +100,10 @@ def test_timings_profiles_give_a_loadable_inventory(stack, tmp_path):
     from hakit.lab.labinventory import inventory_data
 
     spec = plan_lab(str(tmp_path / "lab"), "two-node", stack)
-    for profile, token, deadtime in (("hakit", 1000, 5), ("stack-defaults", 3000, 30)):
+    for profile, token, deadtime, delay in (("hakit", 1000, 5, 1), ("stack-defaults", 3000, 30, 0)):
         path = tmp_path / f"{profile}.yml"
         path.write_text(yaml.safe_dump(inventory_data(spec, profile)))
         inv = load_inventory(str(path))
         assert (inv.settings.timing.corosync.token, inv.settings.timing.heartbeat.deadtime) == (token, deadtime)
+        if stack == "pacemaker":  # the lab's fence device is fast: the fence race needs 1 s, not 5
+            assert inv.settings.pacemaker.priority_fencing_delay == delay
