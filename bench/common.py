@@ -157,11 +157,16 @@ class BenchLab:
     def vip(self) -> str:
         return self.inv().db_pair.vip.address
 
-    def fault(self, kind: str, node: str) -> None:
-        done = subprocess.run([HAKIT, "lab", "fault", "--dir", str(self.dir), kind, node], capture_output=True,
-                              text=True, timeout=120)
-        if done.returncode:
-            raise RuntimeError(f"lab fault {kind} {node}: {done.stderr.strip()}")
+    def fault(self, kind: str, node: str) -> float:
+        """Inject ``kind`` on ``node`` in this process (a ``hakit lab fault`` subprocess would strike
+        only after its interpreter started); returns the moment it had struck (``time.monotonic()``
+        when the injection returned: the node's link is down or its process killed by then, so a
+        write sent later cannot have reached it)."""
+        from hakit.lab import faults
+        from hakit.lab import lab as labmod
+
+        faults.inject(labmod.lab_state(str(self.dir)), kind, node)
+        return time.monotonic()
 
     def restart(self, node: str) -> None:
         from hakit.lab import lab as labmod
@@ -186,13 +191,12 @@ class BenchLab:
     def wait_healthy(self, timeout: float = 180) -> dict[str, Any]:
         return self.wait("healthy", lambda d: d.get("state") == "healthy", timeout)
 
-    def repair(self, node: str) -> None:
-        """After a fault on ``node``: bring it back and resync it, until the pair is healthy again."""
-        from hakit.lab.state import load_state
-
+    def repair(self, node: str, restart: bool = False) -> None:
+        """After a fault on ``node``: bring it back (``restart``: the node itself) and resync it,
+        until the pair is healthy again."""
         from hakit.lab.daemons import MARIADB
 
-        if not load_state(self.dir).inits.get(node):
+        if restart:
             self.restart(node)
         self.wait(f"{node} reachable", lambda d: d["nodes"][node]["reachable"])
         if self.status()["nodes"][node]["writable"] is None:  # its MariaDB was killed and nobody started it
@@ -228,7 +232,7 @@ def lab(stack: str, timings: str = "hakit", seed_rows: int = 2000,
             bench.inventory.write_text(yaml.safe_dump(data, sort_keys=False))
         seed = (f"SET GLOBAL read_only = OFF; CREATE DATABASE IF NOT EXISTS opsview; "
                 f"CREATE TABLE IF NOT EXISTS opsview.results (id INT PRIMARY KEY, host VARCHAR(64), state INT) "
-                f"ENGINE=InnoDB; INSERT IGNORE INTO opsview.results SELECT seq, CONCAT('host', seq), seq % 4 "
+                f"ENGINE=InnoDB; USE opsview; INSERT IGNORE INTO opsview.results SELECT seq, CONCAT('host', seq), seq % 4 "
                 f"FROM seq_1_to_{seed_rows}; SET GLOBAL read_only = ON")
         node_exec(folder, "n1", ["mariadb", "-e", seed])
         done = hakit(bench.inventory, "init")

@@ -36,8 +36,7 @@ def one_failover(bench: BenchLab, fault: str) -> dict:
     writer = Writer(bench.inv(), bench.vip(), bench.host_address).start()
     try:
         time.sleep(1.0)  # a steady stream first
-        moment = time.monotonic()
-        bench.fault(fault, active)
+        moment = bench.fault(fault, active)
         ack = writer.wait_for_ack_after(moment, timeout=180)
         time.sleep(0.5)
     finally:
@@ -55,7 +54,7 @@ def repair_after(bench: BenchLab, run: dict) -> None:
     if run["fault"] == "kill-mysqld" and run.get("new_active") == node:
         bench.wait_healthy()  # the stack restarted MariaDB where it was: nothing to rebuild
         return
-    bench.repair(node)
+    bench.repair(node, restart=run["fault"] == "kill-node")
 
 
 def takeover_command(bench: BenchLab) -> dict:
@@ -69,7 +68,7 @@ def takeover_command(bench: BenchLab) -> dict:
     try:
         time.sleep(1.0)
         bench.fault("kill-mysqld", active)
-        moment = time.monotonic()
+        moment = time.monotonic()  # the command's start
         done = subprocess.run([HAKIT, "-q", "-i", str(bench.inventory), "takeover", "--yes", "--node", standby],
                               capture_output=True, text=True, timeout=300)
         returned = time.monotonic()

@@ -44,7 +44,7 @@ def fill(bench: BenchLab, active: str, megabytes: int) -> int:
     done = 0
     while done < rows:
         n = min(CHUNK, rows - done)
-        node_exec(bench.dir, active, ["mariadb", "-e", (
+        node_exec(bench.dir, active, ["mariadb", "runtime", "-e", (
             f"INSERT INTO runtime.nagios_statehistory SELECT {done} + seq,"
             f" '2026-01-01' + INTERVAL ({done} + seq) * 7 SECOND, ({done} + seq) % 5000, seq % 4, seq % 2, 1 + seq % 3,"
             f" CONCAT('CHECK_NRPE ', ELT(1 + seq % 4, 'OK', 'WARNING', 'CRITICAL', 'UNKNOWN'), ' - load average: ',"

@@ -26,8 +26,7 @@ def one_run(bench) -> dict:
     writer = Writer(bench.inv(), bench.vip(), bench.host_address, interval=0.001).start()
     try:
         time.sleep(2.0)
-        moment = time.monotonic()
-        bench.fault("kill-node", active)
+        moment = bench.fault("kill-node", active)
         ack = writer.wait_for_ack_after(moment, timeout=180)
         time.sleep(0.5)
     finally:
@@ -39,7 +38,7 @@ def one_run(bench) -> dict:
     dry = hakit(bench.inventory, "resync", "--dry-run", "--node", active)
     found = re.search(r"holds (\d+) errant transactions", dry.stdout + dry.stderr)
     errant = int(found.group(1)) if found else 0
-    bench.repair(active)
+    bench.repair(active)  # restarted above
     return {"node": active, "acknowledged": len(writer.acks), "lost": len(lost), "lost_ids": lost[:20],
             "errant_reported": errant, "failover_seconds": round(ack.acked - moment, 3) if ack else None}
 
