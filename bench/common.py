@@ -226,10 +226,12 @@ def lab(stack: str, timings: str = "hakit", seed_rows: int = 2000,
     try:
         labmod.up(str(folder), "two-node", stack, timings=timings)
         bench = BenchLab(folder, stack, timings)
+        data = yaml.safe_load(bench.inventory.read_text())
+        # faults every minute: anti-flap would (rightly) hold the second automatic takeover
+        data["all"]["vars"]["hakit"].setdefault("failover", {})["anti_flap_seconds"] = 0
         if configure is not None:
-            data = yaml.safe_load(bench.inventory.read_text())
             configure(data["all"]["vars"]["hakit"])
-            bench.inventory.write_text(yaml.safe_dump(data, sort_keys=False))
+        bench.inventory.write_text(yaml.safe_dump(data, sort_keys=False))
         seed = (f"SET GLOBAL read_only = OFF; CREATE DATABASE IF NOT EXISTS opsview; "
                 f"CREATE TABLE IF NOT EXISTS opsview.results (id INT PRIMARY KEY, host VARCHAR(64), state INT) "
                 f"ENGINE=InnoDB; USE opsview; INSERT IGNORE INTO opsview.results SELECT seq, CONCAT('host', seq), seq % 4 "
