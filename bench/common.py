@@ -108,19 +108,29 @@ def load_results(results: Path = RESULTS) -> dict[str, dict[str, Any]]:
 # --------------------------------------------------------------------------- running
 
 
-def arguments(description: str, extra: Callable[[argparse.ArgumentParser], None] | None = None) -> argparse.Namespace:
-    """``--quick`` (seconds: the smallest meaningful run, used by the tests) or ``--full``."""
+def arguments(description: str, stacks: bool = False) -> argparse.Namespace:
+    """``--quick`` (seconds: the smallest meaningful run, used by the tests) or ``--full``;
+    with ``stacks``, ``--stacks`` (the comma-separated list is ``args.stacks``)."""
     parser = argparse.ArgumentParser(description=description)
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true", help="a short run (default)")
     mode.add_argument("--full", action="store_true", help="the full run the report quotes")
     parser.add_argument("--results", type=Path, default=RESULTS, help="where the JSON goes (default bench/results)")
-    if extra:
-        extra(parser)
+    if stacks:
+        parser.add_argument("--stacks", default="pacemaker,heartbeat", help="comma-separated (default both)")
     args = parser.parse_args()
+    if stacks:
+        args.stacks = args.stacks.split(",")
     if os.geteuid() != 0:
         parser.exit(3, "bench: the benchmarks build the namespace lab: run as root\n")
     return args
+
+
+def finish(name: str, args: argparse.Namespace, doc: dict[str, Any]) -> int:
+    """Save measurement ``name`` (with the run's mode) and say where it went; the exit code."""
+    path = save(name, {"mode": "full" if args.full else "quick", **doc}, args.results)
+    say(f"{name}: wrote {path}")
+    return 0
 
 
 def say(text: str) -> None:

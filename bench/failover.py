@@ -22,7 +22,7 @@ from __future__ import annotations
 import subprocess
 import time
 
-from bench.common import HAKIT, BenchLab, arguments, lab, save, say, summary
+from bench.common import HAKIT, BenchLab, arguments, finish, lab, say, summary
 
 FAULTS = ("kill-node", "kill-mysqld")
 
@@ -84,11 +84,10 @@ def takeover_command(bench: BenchLab) -> dict:
 
 
 def main() -> int:
-    args = arguments(__doc__.splitlines()[0], lambda p: p.add_argument(
-        "--stacks", default="pacemaker,heartbeat", help="comma-separated (default both)"))
+    args = arguments(__doc__.splitlines()[0], stacks=True)
     repetitions = 10 if args.full else 1
     configurations = []
-    for stack in args.stacks.split(","):
+    for stack in args.stacks:
         for timings in ("stack-defaults", "hakit"):
             say(f"failover: {stack}, {timings} timings, {repetitions} run(s) per fault")
             runs: list[dict] = []
@@ -116,10 +115,7 @@ def main() -> int:
                 "takeover": summary([t["seconds"] for t in takeovers if t["seconds"]]) if takeovers else None,
                 "runs": runs, "takeovers": takeovers,
             })
-    path = save("failover", {"mode": "full" if args.full else "quick", "repetitions": repetitions,
-                             "configurations": configurations}, args.results)
-    say(f"failover: wrote {path}")
-    return 0
+    return finish("failover", args, {"repetitions": repetitions, "configurations": configurations})
 
 
 if __name__ == "__main__":

@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import time
 
-from bench.common import arguments, lab, save, say
+from bench.common import arguments, finish, lab, say
 
 
 def main() -> int:
-    args = arguments(__doc__.splitlines()[0], lambda p: p.add_argument(
-        "--stacks", default="pacemaker,heartbeat", help="comma-separated (default both)"))
+    args = arguments(__doc__.splitlines()[0], stacks=True)
     minutes = 10 if args.full else 1
     configurations = []
-    for stack in args.stacks.split(","):
+    for stack in args.stacks:
         say(f"idle: {stack}, hakit's timings, {minutes} minute(s)")
         with lab(stack) as bench:
             first = bench.wait_healthy()
@@ -46,9 +45,7 @@ def main() -> int:
                              "corosync_consensus_ms": timing.corosync.effective_consensus}
                             if stack == "pacemaker" else timing.heartbeat.model_dump())})
             say(f"  {samples} samples, {len(events)} events")
-    path = save("idle", {"mode": "full" if args.full else "quick", "configurations": configurations}, args.results)
-    say(f"idle: wrote {path}")
-    return 0
+    return finish("idle", args, {"configurations": configurations})
 
 
 if __name__ == "__main__":

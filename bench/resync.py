@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import HAKIT, BenchLab, arguments, hakit, lab, node_exec, save, say
+from bench.common import HAKIT, BenchLab, arguments, finish, hakit, lab, node_exec, say
 
 #: one row of state history is about 400 bytes on disk (InnoDB, with its index)
 ROW_BYTES = 400
@@ -157,9 +157,7 @@ def main() -> int:
     args = arguments(__doc__.splitlines()[0])
     sizes = [100, 1024] if args.full else [20]
     results = [one_size(size) for size in sizes]
-    path = save("resync", {"mode": "full" if args.full else "quick", "sizes": results}, args.results)
-    say(f"resync: wrote {path}")
-    return 0
+    return finish("resync", args, {"sizes": results})
 
 
 if __name__ == "__main__":

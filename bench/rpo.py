@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 import time
 
-from bench.common import arguments, hakit, lab, save, say
+from bench.common import arguments, finish, hakit, lab, say
 
 
 def one_run(bench) -> dict:
@@ -64,10 +64,7 @@ def main() -> int:
         modes.append({"mode": mode, "lost": [r["lost"] for r in runs],
                       "errant_reported": [r["errant_reported"] for r in runs],
                       "errant_covers_lost": all(r["errant_reported"] >= r["lost"] for r in runs), "runs": runs})
-    path = save("rpo", {"mode": "full" if args.full else "quick", "repetitions": repetitions, "modes": modes},
-                args.results)
-    say(f"rpo: wrote {path}")
-    return 0
+    return finish("rpo", args, {"repetitions": repetitions, "modes": modes})
 
 
 if __name__ == "__main__":

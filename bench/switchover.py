@@ -11,17 +11,16 @@ from __future__ import annotations
 import subprocess
 import time
 
-from bench.common import HAKIT, arguments, lab, save, say, summary
+from bench.common import HAKIT, arguments, finish, lab, say, summary
 
 
 def main() -> int:
     from hakit.lab.writer import TABLE, Writer
 
-    args = arguments(__doc__.splitlines()[0], lambda p: p.add_argument(
-        "--stacks", default="pacemaker,heartbeat", help="comma-separated (default both)"))
+    args = arguments(__doc__.splitlines()[0], stacks=True)
     repetitions = 10 if args.full else 2
     configurations = []
-    for stack in args.stacks.split(","):
+    for stack in args.stacks:
         say(f"switchover: {stack}, {repetitions} runs")
         runs = []
         with lab(stack) as bench:
@@ -53,10 +52,7 @@ def main() -> int:
                                "command": summary([r["command_seconds"] for r in runs if r["exit"] == 0]),
                                "lost": sum(r["lost"] for r in runs), "duplicated": sum(r["duplicated"] for r in runs),
                                "failed_runs": sum(1 for r in runs if r["exit"]), "runs": runs})
-    path = save("switchover", {"mode": "full" if args.full else "quick", "repetitions": repetitions,
-                               "configurations": configurations}, args.results)
-    say(f"switchover: wrote {path}")
-    return 0
+    return finish("switchover", args, {"repetitions": repetitions, "configurations": configurations})
 
 
 if __name__ == "__main__":
