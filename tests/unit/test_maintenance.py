@@ -95,3 +95,39 @@ def test_the_isolated_active_demotes_itself_half_way_to_deadtime() -> None:
     from hakit.agents.watch import isolation_seconds
 
     assert [isolation_seconds(d) for d in (0.5, 2, 5, 30)] == [0.25, 1.0, 2.5, 15.0]
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_the_pacemaker_watcher_reports_a_dead_database_once_after_three_failed_checks(tmp_path, monkeypatch):
+    """A killed mysqld is reported to Pacemaker at once (``crm_resource --fail``), not at the next
+    10 s monitor, and not again and again while Pacemaker moves the group."""
+    from hakit.agents import watch as watchmod
+    from hakit.agents.context import NodeContext
+    from hakit.mysql import FakeDatabase
+    from hakit.secrets import generate
+
+    inv = inventory(tmp_path, "pacemaker")
+    db = FakeDatabase("n1", reachable=True)
+    ctx = NodeContext(inv, generate(), inv.node("n1"))
+    monkeypatch.setattr(NodeContext, "local_db", lambda self: db)
+    monkeypatch.setattr(watchmod, "flag_set", lambda: False)
+    monkeypatch.setattr(watchmod, "reaches_any", lambda addresses: pytest.fail("no isolation check on Pacemaker"))
+    commands: list[list[str]] = []
+    monkeypatch.setattr(watchmod.subprocess, "run", lambda argv, **kw: commands.append(list(argv)))
+    ticks = {"n": 0}
+
+    def sleep(_seconds: float) -> None:
+        ticks["n"] += 1
+        if ticks["n"] == 3:
+            db.reachable = False  # mysqld killed after two good checks
+        if ticks["n"] > 12:
+            raise _Stop
+
+    monkeypatch.setattr(watchmod.time, "sleep", sleep)
+    monkeypatch.setattr(watchmod.signal, "signal", lambda *a: None)
+    with pytest.raises(_Stop):
+        watchmod.watch(ctx)
+    assert commands == [["crm_resource", "--fail", "--resource", "db-role", "--node", "n1"]]
