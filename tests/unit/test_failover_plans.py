@@ -17,7 +17,7 @@ from hakit.inventory import load_inventory
 from hakit.mysql import DbFacts, FakeDatabase, PromotionRecord, ReplicaStatus
 from hakit.observe import World
 from hakit.operate import Operator
-from hakit.plan import Plan, Refusal
+from hakit.plan import Plan, Refusal, step
 from hakit.snapshot import NodeView, Snapshot
 
 A, B = "10.9.0.11", "10.9.0.12"
@@ -435,3 +435,16 @@ def test_maintenance_mode_refuses_moves_but_not_resync(inv, operation):
     assert "hakit maintenance off" in verdict.allow
     plan = plan_operation(inv, after_takeover(0, maintenance=True), Request("resync"), report(0))
     assert isinstance(plan, Plan) and "by rejoin" in plan.summary
+
+
+def test_semi_sync_comes_back_on_when_a_replica_replicates_from_the_node_again(inv):
+    """A takeover with its peer gone turned semi-sync off on the new active; once the rebuilt peer
+    replicates from it (resync's ensure_replica), the active waits for its acknowledgements again."""
+    n1, n2 = pair()
+    n1.semi_sync_master_enabled = False
+    operator = Operator(inv, World(databases={"n1": n1, "n2": n2}), say=lambda t: None, mover=Stack())
+    operator.actions()["ensure_replica"](step("n2 replicates", "ensure_replica", "test", node="n2", source="n1"))
+    assert n1.semi_sync_master_enabled and "semi-sync master ON" in n1.log
+    n1.log.clear()
+    operator.actions()["ensure_replica"](step("n2 replicates", "ensure_replica", "test", node="n2", source="n1"))
+    assert "semi-sync master ON" not in n1.log  # already on: nothing done
