@@ -127,6 +127,16 @@ def _fail_role(ctx: NodeContext) -> None:
                    capture_output=True, timeout=60)
 
 
+def _checked(ctx: NodeContext, bad: int, failures: int) -> int:
+    """One check of the local database: how many have failed in a row (0 after a good one)."""
+    try:
+        ctx.local_db().facts()
+        return 0
+    except HakitError as exc:
+        _log(f"database check {bad + 1}/{failures} failed: {exc}")
+        return bad + 1
+
+
 def watch(ctx: NodeContext, *, interval: float = 0.25, failures: int = 3) -> int:
     """The watcher's loop (runs until stopped)."""
     heartbeat = ctx.inv.settings.stack == "heartbeat"
@@ -145,16 +155,11 @@ def watch(ctx: NodeContext, *, interval: float = 0.25, failures: int = 3) -> int
             bad, cut_since = 0, None
             continue
         if not heartbeat:
-            try:
-                ctx.local_db().facts()
-                bad = 0
-            except HakitError as exc:
-                bad += 1
-                _log(f"database check {bad}/{failures} failed: {exc}")
-                now = time.monotonic()
-                if bad >= failures and now - asked_at >= ASK_AGAIN:
-                    asked_at = now
-                    _fail_role(ctx)
+            bad = _checked(ctx, bad, failures)
+            now = time.monotonic()
+            if bad >= failures and now - asked_at >= ASK_AGAIN:
+                asked_at = now
+                _fail_role(ctx)
             continue
         # isolation first: it is the one with a deadline
         if reaches_any(addresses):
@@ -172,22 +177,17 @@ def watch(ctx: NodeContext, *, interval: float = 0.25, failures: int = 3) -> int
                          f"read-only, so that the peer can take over without two writable nodes")
                 except HakitError as exc:
                     _log(f"isolated, and the database cannot be made read-only: {exc}")
-        try:
-            ctx.local_db().facts()
-            bad = 0
-        except HakitError as exc:
-            bad += 1
-            _log(f"database check {bad}/{failures} failed: {exc}")
-            if bad >= failures and not demoted:
-                # only to a peer whose heartbeat has been active for a while: a request that reaches
-                # a heartbeat still starting leaves it "standby in progress" for an hour
-                if _peer_active(ctx.peer.name):
-                    peer_active_since = peer_active_since or time.monotonic()
-                else:
-                    peer_active_since = None
-                now = time.monotonic()
-                if peer_active_since is not None and now - peer_active_since >= PEER_SETTLE \
-                        and now - asked_at >= ASK_AGAIN:
-                    asked_at = now
-                    _log(f"the database of {ctx.node.name} is down: giving the resources up ({HB_STANDBY} all)")
-                    subprocess.run([HB_STANDBY, "all"], capture_output=True, timeout=60)
+        bad = _checked(ctx, bad, failures)
+        if bad >= failures and not demoted:
+            # only to a peer whose heartbeat has been active for a while: a request that reaches
+            # a heartbeat still starting leaves it "standby in progress" for an hour
+            if _peer_active(ctx.peer.name):
+                peer_active_since = peer_active_since or time.monotonic()
+            else:
+                peer_active_since = None
+            now = time.monotonic()
+            if peer_active_since is not None and now - peer_active_since >= PEER_SETTLE \
+                    and now - asked_at >= ASK_AGAIN:
+                asked_at = now
+                _log(f"the database of {ctx.node.name} is down: giving the resources up ({HB_STANDBY} all)")
+                subprocess.run([HB_STANDBY, "all"], capture_output=True, timeout=60)
