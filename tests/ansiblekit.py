@@ -34,7 +34,7 @@ class PlaybookRun:
     def changed(self) -> int:
         return sum(host["changed"] for host in self.recap.values())
 
-    def __str__(self) -> str:  # shown by pytest when an assertion names the run
+    def __str__(self) -> str:  # assert with str(run): pytest cuts a repr to 240 characters
         return f"ansible-playbook exit {self.rc}\n{self.output[-6000:]}"
 
 

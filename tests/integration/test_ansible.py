@@ -97,7 +97,7 @@ BAD_INPUT = [
 def test_bad_input_is_refused_with_the_rule_before_any_node(extra: list[str], playbook: str, message: str,
                                                               inventory: Path, tmp_path: Path) -> None:
     run = run_playbook(inventory, playbook, *extra, tmp=tmp_path)
-    assert run.rc == 2, run
+    assert run.rc == 2, str(run)
     assert message in run.output, run
     assert "Check that " in run.output  # failed in a validation task, by its rule
     assert all(host["unreachable"] == 0 and host["changed"] == 0 for host in run.recap.values()), run
@@ -107,7 +107,7 @@ def test_bad_input_is_refused_with_the_rule_before_any_node(extra: list[str], pl
 def test_a_bad_inventory_is_refused_with_hakit_s_own_message(inventory: Path, tmp_path: Path) -> None:
     inventory.write_text(inventory.read_text().replace("cluster_name: ", "cluster_name: 'bad name!' #", 1))
     run = run_playbook(inventory, "status.yml", tmp=tmp_path)
-    assert run.rc == 2, run
+    assert run.rc == 2, str(run)
     assert f"{inventory}:" in run.output and "cluster_name" in run.output, run
     assert "Check that the inventory passes hakit's rules" in run.output
 

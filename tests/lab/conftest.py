@@ -2,17 +2,56 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import testinfra.host
 
 import pytest
 
-from labkit import Lab, _safety_net, _wait_until, build_lab, need_root, testinfra_host
+from labkit import _MADE, Lab, _safety_net, _wait_until, build_lab, need_root, testinfra_host
+
+#: per node, the logs a failed lab test shows (their last lines): what the daemons and hakit did
+NODE_LOGS = ("var/log/hakit/*.log", "var/log/pacemaker/pacemaker.log", "var/log/ha-log", "var/log/ha-debug",
+             "var/log/mysql/error.log")
+TAIL = 60
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     _safety_net()
+
+
+def _tail(path: Path, lines: int = TAIL) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError as exc:
+        return f"(cannot read: {exc})"
+
+
+def lab_logs(dir: Path) -> str:
+    """The fence helper's log and the last lines of every node's logs (read while the lab is up:
+    ``lab down`` removes them)."""
+    parts = []
+    for path in sorted((dir / "logs").glob("*.log")):
+        parts.append(f"--- {path.relative_to(dir)}\n{_tail(path)}")
+    for node in sorted((dir / "nodes").glob("*")):
+        for pattern in NODE_LOGS:
+            for path in sorted(node.glob(pattern)):
+                parts.append(f"--- {path.relative_to(dir)}\n{_tail(path)}")
+    return "\n".join(parts)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    """A failed lab test shows what the daemons logged: a CI failure must be explainable from its
+    output alone, since the lab (and its logs) are gone by the time anyone looks."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.when != "call" or not report.failed:
+        return
+    live = [Path(d) for d in _MADE if (Path(d) / "nodes").is_dir()]
+    for dir in live[-1:]:  # the lab this test ran on (one lab at a time)
+        report.sections.append((f"lab logs of {dir.name}", lab_logs(dir)))
 
 
 # --------------------------------------------------------------------------- fixtures

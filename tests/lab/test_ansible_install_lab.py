@@ -57,12 +57,12 @@ def test_site_installs_hakit_on_the_nodes_and_the_agents_run_it(installing_site:
     for node in ("n1", "n2"):
         assert site.node_run(node, f"test -e {NODE_VENV} && echo yes || echo no").strip() == "no"
     check = site.play("site.yml", "--check")
-    assert check.rc == 0, check
+    assert check.rc == 0, str(check)
     assert "would install hakit" in check.output
     assert site.node_run("n1", f"test -e {NODE_VENV} && echo yes || echo no").strip() == "no"
 
     first = site.play("site.yml")
-    assert first.rc == 0, first
+    assert first.rc == 0, str(first)
     version = subprocess.run([HAKIT, "--version"], capture_output=True, text=True).stdout.split()[-1]
     for node in ("n1", "n2"):
         assert site.node_run(node, f"{NODE_VENV}/bin/hakit --version").split()[-1] == version

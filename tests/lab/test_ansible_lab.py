@@ -40,7 +40,7 @@ def site(tmp_path_factory):
 
 def test_check_mode_changes_nothing(site: Site) -> None:
     run = site.play("site.yml", "--check")
-    assert run.rc == 0, run
+    assert run.rc == 0, str(run)
     assert "init: dry run, nothing was changed" in run.output, run
     doc = site.status()
     assert doc["state"] != "healthy" and not any(n["writable"] for n in doc["nodes"].values()), doc
@@ -48,12 +48,12 @@ def test_check_mode_changes_nothing(site: Site) -> None:
 
 def test_site_brings_the_fresh_lab_to_healthy_and_a_second_run_changes_nothing(site: Site) -> None:
     first = site.play("site.yml")
-    assert first.rc == 0, first
+    assert first.rc == 0, str(first)
     assert first.changed > 0, first
     doc = site.status()
     assert doc["state"] == "healthy" and doc["active"] in ("n1", "n2"), doc
     second = site.play("site.yml")
-    assert second.rc == 0, second
+    assert second.rc == 0, str(second)
     assert second.changed == 0 and second.recap, second
     assert "init: nothing to change, the pair is as configured" in second.output
 
@@ -62,7 +62,7 @@ def test_takeover_is_refused_while_the_active_is_writable(site: Site) -> None:
     active = site.status()["active"]
     standby = "n2" if active == "n1" else "n1"
     run = site.play("takeover.yml", "-e", f"hakit_node={standby}")
-    assert run.rc == 2, run
+    assert run.rc == 2, str(run)
     assert "hakit takeover exited 3 (refused for safety)" in run.output
     assert f"{active} is reachable and writable" in run.output
     assert site.status()["active"] == active
@@ -75,7 +75,7 @@ def test_takeover_after_the_active_dies(site: Site) -> None:
                             capture_output=True, text=True, timeout=120)
     assert killed.returncode == 0, killed.stderr
     run = site.play("takeover.yml", "-e", "hakit_node=n2")
-    assert run.rc == 0, run
+    assert run.rc == 0, str(run)
     doc = site.status()
     assert doc["active"] == "n2" and doc["nodes"]["n2"]["writable"] and doc["nodes"]["n2"]["vip"], doc
     assert not doc["nodes"]["n1"]["reachable"]
@@ -86,7 +86,7 @@ def test_resync_rebuilds_the_restarted_node(site: Site) -> None:
     site.lab.reconnect("n1")
     _wait_until("n1 back, read-only", lambda: site.status()["nodes"]["n1"]["writable"] is False, timeout=120)
     run = site.play("resync.yml")
-    assert run.rc == 0, run
+    assert run.rc == 0, str(run)
     assert "resync: rebuild n1 from n2" in run.output
     doc = site.status()
     assert doc["state"] == "healthy" and doc["active"] == "n2", doc
