@@ -102,14 +102,18 @@ def resync_table(doc: dict[str, Any]) -> list[str]:
 
 
 def idle_table(doc: dict[str, Any]) -> list[str]:
-    lines = ["### False failovers on an idle pair (hakit's timings)", "", f"_{machine_line(doc)}._", "",
-             "| stack | timings | minutes idle | samples | false failovers |", "| --- | --- | ---: | ---: | ---: |"]
+    lines = ["### False failovers on a pair without faults (hakit's timings, the writer running)", "",
+             f"_{machine_line(doc)}._", "",
+             "| stack | timings | minutes | samples | writes | false failovers | near misses in the stack's log |",
+             "| --- | --- | ---: | ---: | ---: | ---: | --- |"]
     for c in doc["configurations"]:
         timings = ", ".join(f"{k} {v}" for k, v in c["timings"].items())
-        lines.append(f"| {c['stack']} | {timings} | {c['minutes']} | {c['samples']} | {c['false_failovers']}"
-                     f"{' ✅' if c['false_failovers'] == 0 else ' ❌'} |")
+        misses = ", ".join(f"{k!r}: {v}" for k, v in c.get("near_misses", {}).items()) or "–"
+        lines.append(f"| {c['stack']} | {timings} | {c['minutes']} | {c['samples']} | {c.get('writes_acknowledged', '–')} "
+                     f"| {c['false_failovers']}{' ✅' if c['false_failovers'] == 0 else ' ❌'} | {misses} |")
     lines += ["", "Target: none. A false failover is any change of the active, the generation, the VIP's holder "
-                  "or the pair's health without a fault."]
+                  "or the pair's health without a fault. Near misses are the stacks' own warnings that a node "
+                  "came close to being declared dead."]
     return lines
 
 

@@ -110,9 +110,11 @@ class HeartbeatTiming(Frozen):
     """ha.cf timings in seconds, in tenths (0.5 is written 500ms; heartbeat's rules: keepalive <
     warntime < deadtime <= initdead/2)."""
 
-    keepalive: Annotated[Tenths, Field(ge=0.1, le=60)] = 1
-    warntime: Annotated[Tenths, Field(ge=0.2, le=600)] = 3
-    deadtime: Annotated[Tenths, Field(ge=0.5, le=600)] = 5
+    # a dead node declared in 2 s (four missed keepalives); docs/performance.md has the idle run
+    # that shows these cause no false failover
+    keepalive: Annotated[Tenths, Field(ge=0.1, le=60)] = 0.5
+    warntime: Annotated[Tenths, Field(ge=0.2, le=600)] = 1
+    deadtime: Annotated[Tenths, Field(ge=0.5, le=600)] = 2
     initdead: Annotated[Tenths, Field(ge=4, le=3600)] = 30
 
     @model_validator(mode="after")

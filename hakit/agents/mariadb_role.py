@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from hakit import __version__
 from hakit.agents import ocf
+from hakit.agents.watch import promotion_grace
 from hakit.agents.context import load_context
 from hakit.errors import HakitError
 from hakit.maintenance import FLAG, flag_set
@@ -25,6 +27,9 @@ from hakit.plan import Refusal
 from hakit.promote import database_actions, plan_promotion
 
 STARTED = time.monotonic()
+#: how long the agent waits for the peer's MariaDB to answer (a handshake on the local network
+#: takes milliseconds; a dead address costs the whole timeout, on heartbeat twice)
+PEER_TIMEOUT = 0.5
 
 PARAMS = [
     ocf.Param("inventory", "hakit inventory on the node", "The node's copy of the inventory (written by hakit init).",
@@ -62,19 +67,27 @@ def start() -> int:
     except HakitError as exc:
         ocf.exit_reason(str(exc))
         return ocf.OCF_ERR_CONFIGURED
-    peer = ctx.peer_view()
     settings = ctx.inv.settings
-    if not peer.reachable and settings.stack == "heartbeat":
+    if settings.stack == "heartbeat":
         # no fencing with heartbeat: promote only from the side of the partition that still
-        # reaches the network (the isolated active demotes itself: see hakit.agents.watch)
-        if ctx.ping_nodes_reachable() is False:
-            ocf.exit_reason(f"{ctx.peer.name} is unreachable and so is every ping node: this node is isolated, "
-                            f"not the survivor; not promoting")
-            return ocf.OCF_ERR_GENERIC
-        # a grace for the peer's watcher: an isolated active demotes itself at half of deadtime,
-        # before heartbeat declares it dead; one more second covers its check interval
-        time.sleep(1.0)
-        peer = ctx.peer_view()
+        # reaches the network (the isolated active demotes itself: see hakit.agents.watch).
+        # The peer and the ping nodes are asked at once: a dead peer costs one timeout, not two.
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            asked = pool.submit(ctx.peer_view, PEER_TIMEOUT)
+            pinged = pool.submit(ctx.ping_nodes_reachable)
+            peer, network = asked.result(), pinged.result()
+        if not peer.reachable:
+            if network is False:
+                ocf.exit_reason(f"{ctx.peer.name} is unreachable and so is every ping node: this node is isolated, "
+                                f"not the survivor; not promoting")
+                return ocf.OCF_ERR_GENERIC
+            # until an isolated peer is surely read-only (counted from this agent's start, which
+            # is after heartbeat declared the peer dead), then a last look at the peer
+            timing = settings.timing.heartbeat
+            time.sleep(max(0.0, promotion_grace(timing.deadtime, timing.keepalive) - (time.monotonic() - STARTED)))
+            peer = ctx.peer_view(PEER_TIMEOUT)
+    else:
+        peer = ctx.peer_view()  # Pacemaker: a peer outside the partition was fenced, and is not asked
     verdict = plan_promotion(ctx.node.name, local, peer, schema=settings.mysql.hakit_schema,
                              relay_wait=settings.failover.relay_wait_seconds, kind="automatic",
                              anti_flap=settings.failover.anti_flap_seconds, now=time.time())

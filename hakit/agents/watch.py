@@ -97,8 +97,18 @@ def _peer_active(peer: str) -> bool:
     return done.returncode == 0 and done.stdout.strip() == "active"
 
 
+#: seconds between two checks of the watcher
+INTERVAL = 0.25
+#: how long a ping waits for its answer
+PING_TIMEOUT = 0.5
+#: the longest from the isolation deadline until the database is read-only: a check interval, a
+#: ping's timeout, and the statement (a local socket: well under a quarter of a second)
+WATCH_LATENCY = INTERVAL + PING_TIMEOUT + 0.25
+
+
 def _reaches(address: str) -> bool:
-    return subprocess.run(["ping", "-c", "1", "-W", "0.5", address], capture_output=True).returncode == 0
+    return subprocess.run(["ping", "-c", "1", "-W", str(PING_TIMEOUT), address],
+                          capture_output=True).returncode == 0
 
 
 def reaches_any(addresses: list[str]) -> bool:
@@ -111,10 +121,19 @@ def reaches_any(addresses: list[str]) -> bool:
 
 def isolation_seconds(deadtime: float) -> float:
     """How long without an answer from the peer and every ping node before the active makes itself
-    read-only: half of heartbeat's deadtime. The peer declares this node dead after deadtime and
-    its role agent waits one more second before promoting, so the isolated side is read-only at
-    least deadtime / 2 + 1 s before the other side can be writable."""
+    read-only: half of heartbeat's deadtime (see :func:`promotion_grace` for the other side)."""
     return deadtime / 2
+
+
+def promotion_grace(deadtime: float, keepalive: float) -> float:
+    """How long the survivor's role agent waits, from its start, before promoting a peer it cannot
+    reach, so that an isolated peer is read-only by then.
+
+    Cut at t0, the isolated active has had no answer since t0 at the latest, and is read-only by
+    t0 + deadtime/2 + :data:`WATCH_LATENCY`. Its last heartbeat left no earlier than t0 - keepalive,
+    so heartbeat here declares it dead, and starts the agent, no earlier than t0 + deadtime -
+    keepalive. The difference (zero when deadtime is long) is the grace."""
+    return max(0.0, isolation_seconds(deadtime) + WATCH_LATENCY - (deadtime - keepalive))
 
 
 def _fail_role(ctx: NodeContext) -> None:
@@ -137,13 +156,16 @@ def _checked(ctx: NodeContext, bad: int, failures: int) -> int:
         return bad + 1
 
 
-def watch(ctx: NodeContext, *, interval: float = 0.25, failures: int = 3) -> int:
+def watch(ctx: NodeContext, *, interval: float = INTERVAL, failures: int = 3) -> int:
     """The watcher's loop (runs until stopped)."""
     heartbeat = ctx.inv.settings.stack == "heartbeat"
     deadtime = ctx.inv.settings.timing.heartbeat.deadtime
     isolation = isolation_seconds(deadtime)
     addresses = [ctx.peer.address] + list(ctx.inv.settings.ping_nodes)
+    # last_answer: when the last round with an answer ended (a few milliseconds after the answer
+    # itself: WATCH_LATENCY has room for that); cut_since: the same, frozen once answers stop
     bad, cut_since, demoted = 0, None, False
+    last_answer = time.monotonic()
     peer_active_since: float | None = None
     asked_at = -1e9
     _log(f"watching the database of {ctx.node.name} (give up after {failures} failed checks"
@@ -152,7 +174,7 @@ def watch(ctx: NodeContext, *, interval: float = 0.25, failures: int = 3) -> int
     while True:
         time.sleep(interval)
         if flag_set():
-            bad, cut_since = 0, None
+            bad, cut_since, last_answer = 0, None, time.monotonic()
             continue
         if not heartbeat:
             bad = _checked(ctx, bad, failures)
@@ -166,9 +188,9 @@ def watch(ctx: NodeContext, *, interval: float = 0.25, failures: int = 3) -> int
             if cut_since is not None:
                 _log("the network is back" + ("; the database stays read-only until hakit resync or takeover"
                                              if demoted else ""))
-            cut_since = None
+            cut_since, last_answer = None, time.monotonic()
         else:
-            cut_since = cut_since or time.monotonic()
+            cut_since = cut_since or last_answer
             if not demoted and time.monotonic() - cut_since >= isolation:
                 try:
                     ctx.local_db().set_read_only(True)

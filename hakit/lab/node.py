@@ -90,7 +90,7 @@ def _ns(pid: int, kind: str) -> str:
 
 
 #: private folders that no Debian package makes: the lab creates them as mount points
-LAB_MOUNTPOINTS = ("/etc/hakit", "/var/lib/hakit", "/usr/lib/ocf/resource.d/hakit")
+LAB_MOUNTPOINTS = ("/etc/hakit", "/var/lib/hakit", "/usr/lib/ocf/resource.d/hakit", "/var/cache/hakit")
 
 
 def missing_mountpoints() -> list[str]:

@@ -41,6 +41,7 @@ PRIVATE_DIRS = (
     "/var/lib/nagios",  # the nagios user's home: its SSH key is the node's own
     "/etc/hakit", "/var/lib/hakit",
     "/usr/lib/ocf/resource.d/hakit",  # hakit init installs its agents here: per node, never on the host
+    "/var/cache/hakit",  # the Ansible role's wheels: two nodes sharing it raced each other's copies
     "/var/log",
     "/root",  # last: anything under /root on the host must be bound before it is hidden
 )

@@ -63,6 +63,9 @@ def test_site_installs_hakit_on_the_nodes_and_the_agents_run_it(installing_site:
 
     first = site.play("site.yml")
     assert first.rc == 0, str(first)
+    # the wheels went into each node's own /var/cache/hakit, never the host's (a shared folder
+    # made the two nodes' copies race each other)
+    assert not list(Path("/var/cache/hakit").rglob("*.whl"))
     version = subprocess.run([HAKIT, "--version"], capture_output=True, text=True).stdout.split()[-1]
     for node in ("n1", "n2"):
         assert site.node_run(node, f"{NODE_VENV}/bin/hakit --version").split()[-1] == version

@@ -131,3 +131,62 @@ def test_the_pacemaker_watcher_reports_a_dead_database_once_after_three_failed_c
     with pytest.raises(_Stop):
         watchmod.watch(ctx)
     assert commands == [["crm_resource", "--fail", "--resource", "db-role", "--node", "n1"]]
+
+
+def test_the_survivor_waits_only_as_long_as_an_isolated_peer_may_still_be_writable() -> None:
+    from hakit.agents.watch import WATCH_LATENCY, promotion_grace
+
+    # hakit's defaults (keepalive 0.5, deadtime 2): half a second; long deadtimes need none
+    assert promotion_grace(2, 0.5) == pytest.approx(0.5)
+    assert promotion_grace(5, 1) == 0 and promotion_grace(30, 2) == 0
+    for deadtime, keepalive in ((0.5, 0.1), (1, 0.2), (2, 0.5), (2, 1.5), (10, 9), (30, 2)):
+        # the survivor's agent starts no earlier than deadtime - keepalive after the cut, then
+        # waits the grace: by then the isolated side has passed deadtime/2 + WATCH_LATENCY
+        assert deadtime - keepalive + promotion_grace(deadtime, keepalive) >= deadtime / 2 + WATCH_LATENCY - 1e-9
+
+
+@pytest.mark.parametrize("cut_at", [1.0, 1.1, 1.37, 1.6, 1.74])
+def test_the_isolated_heartbeat_active_is_read_only_within_its_deadline(tmp_path, monkeypatch, cut_at):
+    """The watcher on a fake clock: the network goes at ``cut_at``; the database is read-only no
+    later than half of deadtime plus WATCH_LATENCY after the cut (what promotion_grace assumes),
+    and not before the network went."""
+    from hakit.agents import watch as watchmod
+    from hakit.agents.context import NodeContext
+    from hakit.mysql import FakeDatabase
+    from hakit.secrets import generate
+
+    inv = inventory(tmp_path, "heartbeat")
+    deadtime = inv.settings.timing.heartbeat.deadtime
+    db = FakeDatabase("n1", reachable=True, read_only=False)
+    ctx = NodeContext(inv, generate(), inv.node("n1"))
+    clock = {"now": 0.0}
+    demoted: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        clock["now"] += seconds
+        if clock["now"] > 20:
+            raise _Stop
+
+    def reaches_any(addresses):
+        if clock["now"] < cut_at:
+            clock["now"] += 0.004  # an answer: a few milliseconds
+            return True
+        clock["now"] += watchmod.PING_TIMEOUT  # no answer: the whole timeout
+        return False
+
+    def set_read_only(on: bool) -> None:
+        demoted.append(clock["now"])
+        db.read_only = on
+
+    db.set_read_only = set_read_only
+    monkeypatch.setattr(NodeContext, "local_db", lambda self: db)
+    monkeypatch.setattr(watchmod, "flag_set", lambda: False)
+    monkeypatch.setattr(watchmod, "reaches_any", reaches_any)
+    monkeypatch.setattr(watchmod, "_peer_active", lambda peer: False)
+    monkeypatch.setattr(watchmod.time, "sleep", sleep)
+    monkeypatch.setattr(watchmod.time, "monotonic", lambda: clock["now"])
+    monkeypatch.setattr(watchmod.signal, "signal", lambda *a: None)
+    with pytest.raises(_Stop):
+        watchmod.watch(ctx)
+    assert len(demoted) == 1 and db.read_only  # once, and it stays so
+    assert cut_at < demoted[0] <= cut_at + watchmod.isolation_seconds(deadtime) + watchmod.WATCH_LATENCY
