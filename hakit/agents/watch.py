@@ -88,6 +88,8 @@ def stop_watcher(pidfile: str = PIDFILE) -> None:
 
 #: the peer's heartbeat must have been active this long before it is asked to take over
 PEER_SETTLE = 3.0
+#: how often the watcher asks whether the peer's heartbeat is active while all is well
+PEER_CHECK_EVERY = 1.0
 #: a request not acted upon is repeated after this long
 ASK_AGAIN = 30.0
 
@@ -167,6 +169,7 @@ def watch(ctx: NodeContext, *, interval: float = INTERVAL, failures: int = 3) ->
     bad, cut_since, demoted = 0, None, False
     last_answer = time.monotonic()
     peer_active_since: float | None = None
+    peer_checked_at = -1e9
     asked_at = -1e9
     _log(f"watching the database of {ctx.node.name} (give up after {failures} failed checks"
          + (f"; read-only after {isolation:g}s without {', '.join(addresses)})" if heartbeat else ")"))
@@ -200,14 +203,18 @@ def watch(ctx: NodeContext, *, interval: float = INTERVAL, failures: int = 3) ->
                 except HakitError as exc:
                     _log(f"isolated, and the database cannot be made read-only: {exc}")
         bad = _checked(ctx, bad, failures)
+        now = time.monotonic()
+        if (bad >= failures and not demoted) or now - peer_checked_at >= PEER_CHECK_EVERY:
+            # the peer's heartbeat is followed all along (once a second while all is well), so
+            # that a database dying after hours asks at once, not PEER_SETTLE later
+            peer_checked_at = now
+            if _peer_active(ctx.peer.name):
+                peer_active_since = peer_active_since or now
+            else:
+                peer_active_since = None
         if bad >= failures and not demoted:
             # only to a peer whose heartbeat has been active for a while: a request that reaches
             # a heartbeat still starting leaves it "standby in progress" for an hour
-            if _peer_active(ctx.peer.name):
-                peer_active_since = peer_active_since or time.monotonic()
-            else:
-                peer_active_since = None
-            now = time.monotonic()
             if peer_active_since is not None and now - peer_active_since >= PEER_SETTLE \
                     and now - asked_at >= ASK_AGAIN:
                 asked_at = now

@@ -190,3 +190,56 @@ def test_the_isolated_heartbeat_active_is_read_only_within_its_deadline(tmp_path
         watchmod.watch(ctx)
     assert len(demoted) == 1 and db.read_only  # once, and it stays so
     assert cut_at < demoted[0] <= cut_at + watchmod.isolation_seconds(deadtime) + watchmod.WATCH_LATENCY
+
+
+def test_a_heartbeat_active_gives_up_at_once_when_its_peer_has_long_been_active(tmp_path, monkeypatch):
+    """The peer's heartbeat is followed while all is well: when the database dies after a long
+    quiet time, hb_standby goes out after the failed checks, not PEER_SETTLE later; and never
+    to a peer whose heartbeat is not active."""
+    from hakit.agents import watch as watchmod
+    from hakit.agents.context import NodeContext
+    from hakit.mysql import FakeDatabase
+    from hakit.secrets import generate
+
+    inv = inventory(tmp_path, "heartbeat")
+    db = FakeDatabase("n1", reachable=True, read_only=False)
+    ctx = NodeContext(inv, generate(), inv.node("n1"))
+    clock = {"now": 0.0}
+    peer = {"active": True}
+    asked: list[float] = []
+    dies_at = 60.0
+
+    def sleep(seconds: float) -> None:
+        clock["now"] += seconds
+        db.reachable = clock["now"] < dies_at
+        if clock["now"] > dies_at + 10:
+            raise _Stop
+
+    def run(argv, **kw):
+        asked.append(clock["now"])
+
+    monkeypatch.setattr(NodeContext, "local_db", lambda self: db)
+    monkeypatch.setattr(watchmod, "flag_set", lambda: False)
+    monkeypatch.setattr(watchmod, "reaches_any", lambda addresses: True)
+    monkeypatch.setattr(watchmod, "_peer_active", lambda name: peer["active"])
+    monkeypatch.setattr(watchmod.subprocess, "run", run)
+    monkeypatch.setattr(watchmod.time, "sleep", sleep)
+    monkeypatch.setattr(watchmod.time, "monotonic", lambda: clock["now"])
+    monkeypatch.setattr(watchmod.signal, "signal", lambda *a: None)
+    with pytest.raises(_Stop):
+        watchmod.watch(ctx)
+    assert len(asked) == 1 and dies_at < asked[0] <= dies_at + 3 * watchmod.INTERVAL + 1e-9
+
+    peer["active"], clock["now"], asked[:] = False, 0.0, []
+    with pytest.raises(_Stop):
+        watchmod.watch(ctx)
+    assert asked == []  # a peer whose heartbeat is not active is never asked to take over
+
+    # a peer whose heartbeat restarted shortly before: asked once it has settled, not before
+    back = dies_at - 2.5
+    monkeypatch.setattr(watchmod, "_peer_active", lambda name: clock["now"] >= back)
+    clock["now"], asked[:] = 0.0, []
+    with pytest.raises(_Stop):
+        watchmod.watch(ctx)
+    settled = back + watchmod.PEER_SETTLE
+    assert len(asked) == 1 and settled <= asked[0] <= settled + watchmod.PEER_CHECK_EVERY + watchmod.INTERVAL
