@@ -26,6 +26,8 @@ from typing import Any, Callable, Iterator
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
 HAKIT = str(Path(sys.executable).parent / "hakit")
+#: seconds: how long the benchmarks' writer waits to connect, and for each statement
+WRITER_TIMEOUT = 0.25
 
 
 # --------------------------------------------------------------------------- the machine
@@ -108,10 +110,14 @@ def load_results(results: Path = RESULTS) -> dict[str, dict[str, Any]]:
 # --------------------------------------------------------------------------- running
 
 
-def arguments(description: str, stacks: bool = False) -> argparse.Namespace:
+def arguments(description: str, stacks: bool = False,
+              extra: Callable[[argparse.ArgumentParser], None] | None = None) -> argparse.Namespace:
     """``--quick`` (seconds: the smallest meaningful run, used by the tests) or ``--full``;
-    with ``stacks``, ``--stacks`` (the comma-separated list is ``args.stacks``)."""
+    with ``stacks``, ``--stacks`` (the comma-separated list is ``args.stacks``); ``extra`` adds
+    a measurement's own options."""
     parser = argparse.ArgumentParser(description=description)
+    if extra is not None:
+        extra(parser)
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true", help="a short run (default)")
     mode.add_argument("--full", action="store_true", help="the full run the report quotes")
@@ -166,6 +172,15 @@ class BenchLab:
 
     def vip(self) -> str:
         return self.inv().db_pair.vip.address
+
+    def writer(self, **options):
+        """The benchmarks' writer through the VIP (not started). Its connect and statement
+        timeouts are WRITER_TIMEOUT: a SYN sent to the VIP while it is between nodes is lost,
+        and TCP would send it again only after a second, so a longer timeout would measure
+        the client's patience (up to a second more) rather than the cluster."""
+        from hakit.lab.writer import Writer
+
+        return Writer(self.inv(), self.vip(), self.host_address, timeout=WRITER_TIMEOUT, **options)
 
     def fault(self, kind: str, node: str) -> float:
         """Inject ``kind`` on ``node`` in this process (a ``hakit lab fault`` subprocess would strike

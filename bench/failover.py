@@ -29,11 +29,10 @@ FAULTS = ("kill-node", "kill-mysqld")
 
 def one_failover(bench: BenchLab, fault: str) -> dict:
     """One fault on the active under the writer; returns the measurement and the audit."""
-    from hakit.lab.writer import Writer
 
     doc = bench.wait_healthy()
     active = doc["active"]
-    writer = Writer(bench.inv(), bench.vip(), bench.host_address).start()
+    writer = bench.writer().start()
     try:
         time.sleep(1.0)  # a steady stream first
         moment = bench.fault(fault, active)
@@ -59,11 +58,10 @@ def repair_after(bench: BenchLab, run: dict) -> None:
 
 def takeover_command(bench: BenchLab) -> dict:
     """``hakit takeover`` from its start to the first write acknowledged through the VIP."""
-    from hakit.lab.writer import Writer
 
     doc = bench.wait_healthy()
     active = doc["active"]
-    writer = Writer(bench.inv(), bench.vip(), bench.host_address).start()
+    writer = bench.writer().start()
     standby = next(n for n in doc["nodes"] if n != active)
     try:
         time.sleep(1.0)

@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 
 from bench.common import arguments, finish, lab, say
-from hakit.lab.writer import Writer
 
 #: per stack: the node log, and the warnings in it that mean "close to declaring a node dead"
 NEAR_MISSES = {
@@ -43,17 +42,27 @@ def near_misses(folder: Path, stack: str) -> dict[str, int]:
 
 
 def main() -> int:
-    args = arguments(__doc__.splitlines()[0], stacks=True)
-    minutes = 10 if args.full else 1
+    def options(parser) -> None:
+        parser.add_argument("--minutes", type=float, default=None, help="how long (default: 10 full, 1 quick)")
+        parser.add_argument("--corosync-token", type=int, default=None, metavar="MS",
+                            help="try another token than hakit's default (an experiment: the report says so)")
+
+    args = arguments(__doc__.splitlines()[0], stacks=True, extra=options)
+    minutes = args.minutes or (10 if args.full else 1)
     configurations = []
+
+    def configure(settings: dict) -> None:
+        if args.corosync_token:
+            settings.setdefault("timing", {}).setdefault("corosync", {})["token"] = args.corosync_token
+
     for stack in args.stacks:
-        say(f"idle: {stack}, hakit's timings, {minutes} minute(s)")
-        with lab(stack) as bench:
+        say(f"idle: {stack}, hakit's timings, {minutes:g} minute(s)")
+        with lab(stack, configure=configure) as bench:
             first = bench.wait_healthy()
             timing = bench.inv().settings.timing
             events, samples = [], 0
             before = near_misses(bench.dir, stack)
-            writer = Writer(bench.inv(), bench.vip(), bench.host_address).start()
+            writer = bench.writer().start()
             try:
                 deadline = time.monotonic() + minutes * 60
                 while time.monotonic() < deadline:

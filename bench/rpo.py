@@ -19,11 +19,10 @@ from bench.common import arguments, finish, hakit, lab, say
 
 
 def one_run(bench) -> dict:
-    from hakit.lab.writer import Writer
 
     doc = bench.wait_healthy()
     active = doc["active"]
-    writer = Writer(bench.inv(), bench.vip(), bench.host_address, interval=0.001).start()
+    writer = bench.writer(interval=0.001).start()
     try:
         time.sleep(2.0)
         moment = bench.fault("kill-node", active)

@@ -15,7 +15,7 @@ from bench.common import HAKIT, arguments, finish, lab, say, summary
 
 
 def main() -> int:
-    from hakit.lab.writer import TABLE, Writer
+    from hakit.lab.writer import TABLE
 
     args = arguments(__doc__.splitlines()[0], stacks=True)
     repetitions = 10 if args.full else 2
@@ -26,7 +26,7 @@ def main() -> int:
         with lab(stack) as bench:
             for index in range(repetitions):
                 before = bench.wait_healthy()
-                writer = Writer(bench.inv(), bench.vip(), bench.host_address).start()
+                writer = bench.writer().start()
                 try:
                     time.sleep(1.0)
                     start = time.monotonic()

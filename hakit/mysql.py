@@ -15,6 +15,7 @@ Rules kept here (DESIGN.md safety invariants):
 from __future__ import annotations
 
 import re
+import threading
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Protocol, Sequence
@@ -299,21 +300,26 @@ class PyMySQLDatabase:
         # the applier first: from here nothing more of the old master is applied
         self.query("STOP SLAVE SQL_THREAD")
         # the receiver, blocked in a read from a master that died, is stopped by MariaDB in rounds
-        # of 2 s: the statement is sent on a side session and left to finish on the server
+        # of 2 s: the statement goes on a side session (opened with the usual timeouts, so a
+        # slow handshake is not mistaken for a dead server) from a thread nobody waits for
         try:
-            side = self._open(read_timeout=0.2)
+            side = self._open(read_timeout=self.read_timeout)
         except pymysql.MySQLError as exc:
             raise DatabaseUnreachable(f"{self.name}: {_reason(exc)}") from None
-        try:
-            with side.cursor() as cur:
-                cur.execute("STOP SLAVE IO_THREAD")
-        except pymysql.MySQLError:
-            pass  # still running on the server after the 0.2 s read timeout: not waited for
-        finally:
+
+        def stop_receiver() -> None:
             try:
-                side.close()
+                with side.cursor() as cur:
+                    cur.execute("STOP SLAVE IO_THREAD")
             except pymysql.MySQLError:
                 pass
+            finally:
+                try:
+                    side.close()
+                except pymysql.MySQLError:
+                    pass
+
+        threading.Thread(target=stop_receiver, name=f"{self.name}-stop-receiver", daemon=True).start()
 
     def start_replica(self) -> None:
         self.query("START SLAVE")

@@ -83,3 +83,17 @@ def test_every_measurement_has_quick_and_full_modes(name: str) -> None:
                           text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert "--quick" in done.stdout and "--full" in done.stdout
+
+
+def test_idle_counts_the_stacks_near_misses_on_every_node(tmp_path: Path) -> None:
+    from bench.idle import near_misses
+
+    for node, text in (("n1", "x Token has not been received in 750 ms\ny\nz A processor failed, forming new\n"),
+                       ("n2", "Token has not been received in 760 ms\n")):
+        log = tmp_path / "nodes" / node / "var/log/cluster/corosync.log"
+        log.parent.mkdir(parents=True)
+        log.write_text(text)
+    assert near_misses(tmp_path, "pacemaker") == {"Token has not been received": 2, "A processor failed": 1}
+    hb = tmp_path / "nodes" / "n1" / "var/log/ha-log"
+    hb.write_text("WARN: Late heartbeat: Node n2: interval 1200 ms\n")
+    assert near_misses(tmp_path, "heartbeat") == {"Late heartbeat": 1, "node dead": 0, "is dead": 0}

@@ -297,8 +297,12 @@ def test_corosync_crypto_nodes_and_quorum(stem: str, two_node: bool, secrets: Se
     conf = text(confs[0])
     for line in ("transport: knet", "crypto_cipher: aes256", "crypto_hash: sha256",
                  "provider: corosync_votequorum", "logfile: /var/log/cluster/corosync.log",
-                 f"cluster_name: {inv.settings.cluster_name}", "token: 1000", "consensus: 1200"):
+                 f"cluster_name: {inv.settings.cluster_name}",
+                 f"token: {inv.settings.timing.corosync.token}",
+                 f"consensus: {inv.settings.timing.corosync.effective_consensus}"):
         assert re.search(rf"^\s*{re.escape(line)}$", conf, re.M), line
+    # the two-node example sets 1000 ms; the four-node one takes hakit's default
+    assert ("token: 1000" if two_node else "token: 500\n    consensus: 600") in conf
     assert bool(re.search(r"^\s*two_node: 1$", conf, re.M)) is two_node
     blocks = re.findall(r"node \{\n(.*?)\n\s*\}", conf, re.S)
     assert len(blocks) == len(inv.nodes)
