@@ -38,7 +38,7 @@ def _results(tmp_path: Path) -> Path:
          "takeover": None, "runs": [], "takeovers": []}]}, folder)
     save("switchover", {"mode": "quick", "repetitions": 2, "configurations": [
         {"stack": "pacemaker", "timings": "hakit", "gap": summary([0.4, 1.6]), "command": summary([3.0, 3.2]),
-         "lost": 0, "duplicated": 0, "failed_runs": 0, "runs": []}]}, folder)
+         "lost": 0, "duplicated": 0, "diverged": 1, "failed_runs": 0, "runs": []}]}, folder)
     save("resync", {"mode": "quick", "sizes": [{"megabytes": 20, "rows": 1, "datadir_bytes": 50 * 2**20,
                                                  "seconds": {"rejoin": 4.0, "dump": 10.0, "backup": 5.0,
                                                              "baseline": 30.0, "raw copy": 2.0}}]}, folder)
@@ -63,7 +63,7 @@ def test_report_replaces_only_the_generated_part_and_draws_the_plot(tmp_path: Pa
     assert "old tables" not in text
     assert "| pacemaker | hakit | 2.80 ✅ | 3.40 ✅ | 1.60 ✅ | 1.70 | 0.80 ✅ | 0 | 0 |" in text
     assert "| heartbeat | stack-defaults | 2.80 | 3.40 | 1.60 | 1.70 | – | 0 | 1 |" in text  # no target marks
-    assert "| pacemaker | 1.00 ✅ | 1.60 | 3.10 | 0 | 0 | 0 |" in text
+    assert "| pacemaker | 1.00 ✅ | 1.60 | 3.10 | 0 | 0 | 1 | 0 |" in text
     assert "| 20 MB (50 MiB on disk) | 4.00 ✅ | 10.00 | 5.00 | 30.00 | 2.00 | 6.0× ✅ | 40% ❌ |" in text
     assert "_not measured yet: run `bench/run rpo`._" in text
     assert "_not measured yet: run `bench/run idle`._" in text
