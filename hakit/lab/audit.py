@@ -1,0 +1,136 @@
+"""The fault campaign's checker: observations in, broken safety invariants out.
+
+Each method takes one kind of observation made on the lab (the writable-node samples, a
+``hakit status --json`` document, the writer's lost ids, table checksums, ``crm_mon``'s XML,
+an operation's exit codes) and records a :class:`Violation` for every invariant of
+``DESIGN.md`` it shows broken. It holds no lab: the campaign observes, the auditor judges, so
+the judging is tested on its own (tests/unit/test_audit.py) and a campaign cannot pass by
+observing less — every call counts as a check made.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Violation:
+    step: int
+    rule: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"step {self.step}: {self.rule}: {self.detail}"
+
+
+@dataclass
+class Auditor:
+    pairs: list[list[str]]
+    violations: list[Violation] = field(default_factory=list)
+    checks: dict[str, int] = field(default_factory=dict)
+    highest_generation: int = 0
+
+    def _check(self, rule: str) -> None:
+        self.checks[rule] = self.checks.get(rule, 0) + 1
+
+    def _violate(self, step: int, rule: str, detail: str) -> None:
+        self.violations.append(Violation(step, rule, detail))
+
+    # ------------------------------------------------------------------ invariants
+
+    def writable_samples(self, step: int, samples: int, both: list[tuple[float, list[str]]]) -> None:
+        """At most one writable node per pair at every sample (the sampler reads ``@@read_only``
+        inside every node, continuously)."""
+        self.checks["one writable node"] = self.checks.get("one writable node", 0) + samples
+        for moment, nodes in both:
+            self._violate(step, "one writable node", f"{' and '.join(nodes)} writable at once (t={moment:.3f})")
+
+    def status(self, step: int, doc: dict[str, Any], *, settled: bool) -> None:
+        """A status document: the generation never decreases; once ``settled`` (the campaign has
+        recovered the pair), the VIP is on exactly one node and it is the writable one."""
+        self._check("generation never decreases")
+        generations = [n.get("generation") for n in doc.get("nodes", {}).values() if n.get("generation") is not None]
+        if generations:
+            top = max(generations)
+            if top < self.highest_generation:
+                self._violate(step, "generation never decreases",
+                              f"highest generation {top}, after {self.highest_generation} was seen")
+            self.highest_generation = max(self.highest_generation, top)
+        if not settled:
+            return
+        self._check("VIP on exactly one node")
+        holders = sorted(name for name, n in doc.get("nodes", {}).items() if n.get("vip"))
+        if len(holders) != 1:
+            self._violate(step, "VIP on exactly one node", f"the VIP is on {', '.join(holders) or 'no node'}")
+        writable = sorted(name for name, n in doc.get("nodes", {}).items() if n.get("writable"))
+        self._check("the VIP follows the writable node")
+        if len(holders) == 1 and writable != holders:
+            self._violate(step, "the VIP follows the writable node",
+                          f"VIP on {holders[0]}, writable: {', '.join(writable) or 'none'}")
+
+    def acknowledged_writes(self, step: int, active: str, lost: list[int]) -> None:
+        """With semi-sync, every write the writer saw acknowledged is on the active."""
+        self._check("acknowledged writes kept")
+        if lost:
+            shown = ", ".join(str(i) for i in lost[:10]) + (" …" if len(lost) > 10 else "")
+            self._violate(step, "acknowledged writes kept", f"{len(lost)} acknowledged ids missing on {active}: {shown}")
+
+    def checksums(self, step: int, sums: dict[str, dict[str, int | None]]) -> None:
+        """After a resync, every table has the same checksum on both nodes."""
+        self._check("tables equal after resync")
+        nodes = sorted(sums)
+        tables = sorted(set().union(*(set(t) for t in sums.values()))) if sums else []
+        differ = [t for t in tables if len({sums[n].get(t) for n in nodes}) > 1]
+        if differ:
+            self._violate(step, "tables equal after resync",
+                          f"{len(differ)} tables differ between {' and '.join(nodes)}: {', '.join(differ[:5])}")
+
+    def resources(self, step: int, crm_mon_xml: str) -> None:
+        """No resource active on two nodes (clone instances excepted: one per node is their point)."""
+        self._check("no resource active twice")
+        try:
+            root = ET.fromstring(crm_mon_xml)
+        except ET.ParseError as exc:
+            self._violate(step, "no resource active twice", f"crm_mon's XML does not parse: {exc}")
+            return
+        section = root.find("resources")
+        if section is None:
+            return
+
+        def walk(element: ET.Element, in_clone: bool) -> None:
+            for child in element:
+                if child.tag == "clone":
+                    walk(child, True)
+                elif child.tag in ("group", "bundle"):
+                    walk(child, in_clone)
+                elif child.tag == "resource" and not in_clone:
+                    running = int(child.get("nodes_running_on", "0"))
+                    if running > 1:
+                        nodes = [n.get("name", "?") for n in child.findall("node")]
+                        self._violate(step, "no resource active twice",
+                                      f"{child.get('id')} active on {running} nodes ({', '.join(nodes)})")
+
+        walk(section, False)
+
+    def operation(self, step: int, name: str, exit_code: int, rerun_exit: int | None = None,
+                  rerun_changed: bool | None = None) -> None:
+        """An operation converged: it succeeded, or it was interrupted and the same command run
+        again succeeded and, run once more, had nothing left to do."""
+        self._check("operations converge")
+        if exit_code != 0 and rerun_exit is None:
+            self._violate(step, "operations converge", f"{name} exited {exit_code} and was not run again")
+        elif rerun_exit is not None and rerun_exit != 0:
+            self._violate(step, "operations converge", f"{name} run again exited {rerun_exit}")
+        elif rerun_changed:
+            self._violate(step, "operations converge", f"{name} still changed something on its third run")
+
+    # ------------------------------------------------------------------ report
+
+    @property
+    def ok(self) -> bool:
+        return not self.violations
+
+    def summary(self) -> dict[str, Any]:
+        return {"checks": dict(sorted(self.checks.items())), "violations": [str(v) for v in self.violations]}

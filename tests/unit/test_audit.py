@@ -1,0 +1,95 @@
+"""The fault campaign's checker, on observations written by hand: each rule must catch what it
+names, and stay quiet on a healthy pair."""
+
+from __future__ import annotations
+
+from hakit.lab.audit import Auditor
+
+
+def doc(**nodes):
+    return {"nodes": {name: {"generation": g, "vip": vip, "writable": w} for name, (g, vip, w) in nodes.items()}}
+
+
+def rules(auditor: Auditor) -> list[str]:
+    return [v.rule for v in auditor.violations]
+
+
+def test_two_writable_nodes_in_any_sample_are_a_violation():
+    a = Auditor([["n1", "n2"]])
+    a.writable_samples(1, 120, [])
+    assert a.ok and a.checks["one writable node"] == 120
+    a.writable_samples(2, 5, [(12.5, ["n1", "n2"])])
+    assert rules(a) == ["one writable node"] and "n1 and n2" in str(a.violations[0])
+
+
+def test_the_generation_never_decreases_and_the_vip_follows_the_one_writable_node():
+    a = Auditor([["n1", "n2"]])
+    a.status(1, doc(n1=(1, True, True), n2=(1, False, False)), settled=True)
+    a.status(2, doc(n1=(None, False, None), n2=(2, False, True)), settled=False)  # mid-failover: VIP nowhere
+    assert a.ok and a.highest_generation == 2
+    a.status(3, doc(n1=(1, True, True), n2=(None, False, None)), settled=True)  # the old one is back: generation 1
+    assert rules(a) == ["generation never decreases"]
+    a.status(4, doc(n1=(2, True, False), n2=(2, False, True)), settled=True)
+    assert rules(a)[1:] == ["the VIP follows the writable node"]
+    a.status(5, doc(n1=(2, True, True), n2=(2, True, False)), settled=True)
+    assert rules(a)[2:] == ["VIP on exactly one node"]
+
+
+def test_lost_acknowledged_writes_and_unequal_tables_are_violations():
+    a = Auditor([["n1", "n2"]])
+    a.acknowledged_writes(1, "n2", [])
+    a.checksums(1, {"n1": {"opsview.a": 5, "opsview.b": 7}, "n2": {"opsview.a": 5, "opsview.b": 7}})
+    assert a.ok
+    a.acknowledged_writes(2, "n2", list(range(1, 15)))
+    a.checksums(2, {"n1": {"opsview.a": 5, "opsview.b": 7}, "n2": {"opsview.a": 5, "opsview.b": 8}})
+    a.checksums(3, {"n1": {"opsview.a": 5}, "n2": {}})  # a table missing on one side
+    assert rules(a) == ["acknowledged writes kept", "tables equal after resync", "tables equal after resync"]
+    assert "14 acknowledged ids missing on n2: 1, 2" in str(a.violations[0]) and "…" in str(a.violations[0])
+    assert "opsview.b" in str(a.violations[1]) and "opsview.a" in str(a.violations[2])
+
+
+CRM_MON = """<pacemaker-result api-version="2.25" request="crm_mon -1 --output-as=xml">
+  <resources>
+    <resource id="fence-lab" resource_agent="stonith:fence_hakitlab" role="Started" active="true" nodes_running_on="1">
+      <node name="n2" id="2" cached="true"/>
+    </resource>
+    <group id="hakit" number_resources="2">
+      <resource id="db-role" resource_agent="ocf:hakit:mariadb-role" role="Started" active="true" nodes_running_on="{db}">
+        {db_nodes}
+      </resource>
+      <resource id="vip" resource_agent="ocf:heartbeat:IPaddr2" role="Started" active="true" nodes_running_on="1">
+        <node name="n1" id="1" cached="true"/>
+      </resource>
+    </group>
+    <clone id="ping-clone" multi_state="false" unique="false">
+      <resource id="ping" resource_agent="ocf:pacemaker:ping" role="Started" active="true" nodes_running_on="1">
+        <node name="n1" id="1" cached="true"/>
+      </resource>
+      <resource id="ping" resource_agent="ocf:pacemaker:ping" role="Started" active="true" nodes_running_on="1">
+        <node name="n2" id="2" cached="true"/>
+      </resource>
+    </clone>
+  </resources>
+</pacemaker-result>"""
+
+
+def test_a_resource_active_on_two_nodes_is_a_violation_but_clone_instances_are_not():
+    a = Auditor([["n1", "n2"]])
+    a.resources(1, CRM_MON.format(db=1, db_nodes='<node name="n1" id="1"/>'))
+    assert a.ok and a.checks["no resource active twice"] == 1
+    a.resources(2, CRM_MON.format(db=2, db_nodes='<node name="n1" id="1"/><node name="n2" id="2"/>'))
+    assert rules(a) == ["no resource active twice"] and "db-role active on 2 nodes (n1, n2)" in str(a.violations[0])
+    a.resources(3, "<pacemaker-result><resources>")
+    assert rules(a)[1:] == ["no resource active twice"] and "does not parse" in str(a.violations[1])
+
+
+def test_an_operation_converges_or_it_is_a_violation():
+    a = Auditor([["n1", "n2"]])
+    a.operation(1, "takeover", 0)
+    a.operation(2, "resync", 9, rerun_exit=0, rerun_changed=False)  # interrupted, re-run converged
+    assert a.ok and a.checks["operations converge"] == 2
+    a.operation(3, "switchover", 1)
+    a.operation(4, "resync", 9, rerun_exit=1)
+    a.operation(5, "takeover", 9, rerun_exit=0, rerun_changed=True)
+    assert rules(a) == ["operations converge"] * 3
+    assert a.summary()["violations"][0] == "step 3: operations converge: switchover exited 1 and was not run again"
