@@ -34,8 +34,11 @@ def _pacemaker(run) -> None:
     else:
         runner.run(["crm", "configure", "load", "update", "/etc/hakit/cib.crm"], timeout=120)
         run.did(f"Pacemaker configuration loaded ({len(ids)} primitives)")
-    group = "hakit" if run.inv.settings.topology == "two-node" else "hakit-db"
-    _wait_group_on(run, runner, group, run.active)
+    from hakit.render import pacemaker_names
+
+    names = pacemaker_names(run.inv, run.inv.db_pair)
+    members = [m for m in (names.filesystem, names.db_role, names.vip, names.monitoring) if m]
+    _wait_group_on(run, runner, names.group, run.active, members)
 
 
 def _where(runner, resource: str) -> list[str]:
@@ -43,8 +46,10 @@ def _where(runner, resource: str) -> list[str]:
     return re.findall(r"is running on: (\S+)", out)
 
 
-def _wait_group_on(run, runner, group: str, node: str) -> None:
-    """The group must run on ``node`` (the active). Moves it there once if the stack chose otherwise.
+def _wait_group_on(run, runner, group: str, node: str, members: list[str]) -> None:
+    """The group must run on ``node`` (the active), every member of it (a group counts as
+    located as soon as its first member runs, and the monitoring master starts last). Moves it
+    there once if the stack chose otherwise.
 
     Waits for the cluster to settle first: right after a load, the ping attribute is not yet
     defined and the stack may stop and restart the group once.
@@ -54,7 +59,7 @@ def _wait_group_on(run, runner, group: str, node: str) -> None:
     moved = False
     while time.monotonic() < deadline:
         where = _where(runner, group)
-        if where == [node]:
+        if where == [node] and all(_where(runner, member) == [node] for member in members):
             if moved:
                 runner.run(["crm_resource", "--resource", group, "--clear"], timeout=30)
                 runner.run(["crm_resource", "--wait", "--timeout", "120s"], warn=True, timeout=150)

@@ -100,7 +100,7 @@ def test_timings_profiles_give_a_loadable_inventory(stack, tmp_path):
     from hakit.lab.labinventory import inventory_data
 
     spec = plan_lab(str(tmp_path / "lab"), "two-node", stack)
-    for profile, token, deadtime, delay in (("hakit", 1000, 5, 1), ("stack-defaults", 3000, 30, 0)):
+    for profile, token, deadtime, delay in (("hakit", 500, 2, 1), ("stack-defaults", 3000, 30, 0)):
         path = tmp_path / f"{profile}.yml"
         path.write_text(yaml.safe_dump(inventory_data(spec, profile)))
         inv = load_inventory(str(path))
