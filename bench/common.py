@@ -16,18 +16,16 @@ import platform
 import re
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from hakit.lab.driver import HAKIT, WRITER_TIMEOUT, PairDriver, initialised_lab, node_exec, run_hakit  # noqa: F401
+
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
-HAKIT = str(Path(sys.executable).parent / "hakit")
-#: seconds: how long the benchmarks' writer waits to connect, and for each statement
-WRITER_TIMEOUT = 0.25
 
 
 # --------------------------------------------------------------------------- the machine
@@ -144,136 +142,22 @@ def say(text: str) -> None:
 
 
 def hakit(inventory: str | Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([HAKIT, "-q", "-i", str(inventory), *args], capture_output=True, text=True, timeout=timeout)
+    return run_hakit(inventory, *args, timeout=timeout)
 
 
 @dataclass
-class BenchLab:
+class BenchLab(PairDriver):
     """A running lab, initialised by hakit, for one benchmark configuration."""
 
-    dir: Path
-    stack: str
-    timings: str
-
-    @property
-    def inventory(self) -> Path:
-        return self.dir / "inventory.yml"
-
-    def inv(self):
-        from hakit.inventory import load_inventory
-
-        return load_inventory(str(self.inventory))
-
-    @property
-    def host_address(self) -> str:
-        from hakit.lab.state import load_state
-
-        return load_state(self.dir).spec.host_address
-
-    def vip(self) -> str:
-        return self.inv().db_pair.vip.address
-
-    def writer(self, **options):
-        """The benchmarks' writer through the VIP (not started). Its connect and statement
-        timeouts are WRITER_TIMEOUT: a SYN sent to the VIP while it is between nodes is lost,
-        and TCP would send it again only after a second, so a longer timeout would measure
-        the client's patience (up to a second more) rather than the cluster."""
-        from hakit.lab.writer import Writer
-
-        return Writer(self.inv(), self.vip(), self.host_address, timeout=WRITER_TIMEOUT, **options)
-
-    def fault(self, kind: str, node: str) -> float:
-        """Inject ``kind`` on ``node`` in this process (a ``hakit lab fault`` subprocess would strike
-        only after its interpreter started); returns the moment it had struck (``time.monotonic()``
-        when the injection returned: the node's link is down or its process killed by then, so a
-        write sent later cannot have reached it)."""
-        from hakit.lab import faults
-        from hakit.lab import lab as labmod
-
-        faults.inject(labmod.lab_state(str(self.dir)), kind, node)
-        return time.monotonic()
-
-    def restart(self, node: str) -> None:
-        from hakit.lab import lab as labmod
-
-        labmod.restart_node(str(self.dir), node, wait_cluster=True)
-
-    def status(self) -> dict[str, Any]:
-        done = subprocess.run([HAKIT, "-i", str(self.inventory), "status", "--json"], capture_output=True, text=True,
-                              timeout=120)
-        return json.loads(done.stdout) if done.stdout else {"state": "unknown", "error": done.stderr}
-
-    def wait(self, what: str, check: Callable[[dict[str, Any]], bool], timeout: float = 180) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while True:
-            doc = self.status()
-            if check(doc):
-                return doc
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{what}: not within {timeout:g} s (state {doc.get('state')}: {doc.get('reason')})")
-            time.sleep(0.5)
-
-    def wait_healthy(self, timeout: float = 180) -> dict[str, Any]:
-        return self.wait("healthy", lambda d: d.get("state") == "healthy", timeout)
-
-    def repair(self, node: str, restart: bool = False) -> None:
-        """After a fault on ``node``: bring it back (``restart``: the node itself) and resync it,
-        until the pair is healthy again."""
-        from hakit.lab.daemons import MARIADB
-
-        if restart:
-            self.restart(node)
-        self.wait(f"{node} reachable", lambda d: d["nodes"][node]["reachable"])
-        if self.status()["nodes"][node]["writable"] is None:  # its MariaDB was killed and nobody started it
-            node_exec(self.dir, node, ["sh", "-c", MARIADB.start])
-        self.wait(f"{node} back", lambda d: d["nodes"][node]["reachable"] and d["nodes"][node]["writable"] is not None)
-        for _ in range(3):
-            done = hakit(self.inventory, "resync", "--yes", "--node", node)
-            if done.returncode == 0:
-                break
-            time.sleep(2)
-        else:
-            raise RuntimeError(f"resync of {node} failed: {done.stderr.strip()}")
-        self.wait_healthy()
+    stack: str = "pacemaker"
+    timings: str = "hakit"
 
 
 @contextlib.contextmanager
 def lab(stack: str, timings: str = "hakit", seed_rows: int = 2000,
         configure: Callable[[dict], None] | None = None) -> Iterator[BenchLab]:
-    """A fresh two-node lab of ``stack`` with ``timings``, initialised (a small monitoring
-    history table), removed afterwards whatever happens. ``configure`` may change the
-    inventory's ``hakit`` settings (a dict) before ``hakit init``."""
-    import yaml
-
-    from hakit.lab import lab as labmod
-
+    """A fresh two-node lab of ``stack`` with ``timings``, initialised (see
+    :func:`hakit.lab.driver.initialised_lab`), removed afterwards whatever happens."""
     folder = Path(tempfile.mkdtemp(prefix=f"hakit-bench-{stack}-"))
-    try:
-        labmod.up(str(folder), "two-node", stack, timings=timings)
-        bench = BenchLab(folder, stack, timings)
-        data = yaml.safe_load(bench.inventory.read_text())
-        # faults every minute: anti-flap would (rightly) hold the second automatic takeover
-        data["all"]["vars"]["hakit"].setdefault("failover", {})["anti_flap_seconds"] = 0
-        if configure is not None:
-            configure(data["all"]["vars"]["hakit"])
-        bench.inventory.write_text(yaml.safe_dump(data, sort_keys=False))
-        seed = (f"SET GLOBAL read_only = OFF; CREATE DATABASE IF NOT EXISTS opsview; "
-                f"CREATE TABLE IF NOT EXISTS opsview.results (id INT PRIMARY KEY, host VARCHAR(64), state INT) "
-                f"ENGINE=InnoDB; USE opsview; INSERT IGNORE INTO opsview.results SELECT seq, CONCAT('host', seq), seq % 4 "
-                f"FROM seq_1_to_{seed_rows}; SET GLOBAL read_only = ON")
-        node_exec(folder, "n1", ["mariadb", "-e", seed])
-        done = hakit(bench.inventory, "init")
-        if done.returncode:
-            raise RuntimeError(f"hakit init failed: {done.stderr.strip()}")
-        bench.wait_healthy()
-        yield bench
-    finally:
-        labmod.down(str(folder))
-
-
-def node_exec(folder: Path, node: str, argv: list[str], timeout: float = 120) -> str:
-    done = subprocess.run([HAKIT, "lab", "exec", "--dir", str(folder), node, "--", *argv], capture_output=True,
-                          text=True, timeout=timeout)
-    if done.returncode:
-        raise RuntimeError(f"{node}: {' '.join(argv[:2])}...: {done.stderr.strip()}")
-    return done.stdout
+    with initialised_lab(folder, stack, timings, seed_rows, configure) as driver:
+        yield BenchLab(driver.dir, stack, timings)

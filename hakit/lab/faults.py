@@ -5,6 +5,7 @@
 * ``kill-mysqld``: SIGKILL to the node's ``mariadbd`` (nothing restarts it).
 * ``stop-stack``: the cluster stack stopped cleanly on the node (Pacemaker then corosync, or
   heartbeat), as ``systemctl stop`` would: its peer sees it leave, nothing is fenced.
+* ``start-stack``: the inverse of ``stop-stack``: the node rejoins the cluster.
 * ``partition``: the node's link cut (its eth0 loses carrier); ``heal`` restores it.
 """
 
@@ -81,6 +82,20 @@ def stop_stack(state: LabState, name: str) -> str:
     raise OperationFailed(f"{name}: heartbeat did not stop (see the node's /var/log/ha-log)")
 
 
+def start_stack(state: LabState, name: str) -> str:
+    """The inverse of stop-stack (as ``systemctl start`` would): the node rejoins the cluster."""
+    init = _init(state, name)
+    if state.spec.stack == "pacemaker":
+        started = [d for d in (daemons.COROSYNC, daemons.PACEMAKER) if not daemons.is_running(init, d)]
+    else:
+        started = [d for d in (daemons.HEARTBEAT,) if not daemons.is_running(init, d)]
+    for daemon in started:
+        daemons.start(init, daemon)
+    if not started:
+        return f"{name}: the stack was running"
+    return f"{name}: {' and '.join(d.name for d in started)} started"
+
+
 def partition(state: LabState, name: str) -> str:
     node = state.spec.node(name)
     _init(state, name)
@@ -99,6 +114,7 @@ FAULTS: dict[str, Callable[[LabState, str], str]] = {
     "kill-node": kill_node,
     "kill-mysqld": kill_mysqld,
     "stop-stack": stop_stack,
+    "start-stack": start_stack,
     "partition": partition,
     "heal": heal,
 }

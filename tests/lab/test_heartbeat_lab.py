@@ -59,12 +59,15 @@ def test_heartbeat_runs_with_both_nodes_up_and_no_resources(heartbeat_lab):
     assert (inv.settings.stack, inv.settings.fencing) == ("heartbeat", [])
 
 
-def test_stop_stack_stops_heartbeat_and_the_peer_notices(heartbeat_lab, wait_until):
+def test_stop_stack_stops_heartbeat_the_peer_notices_and_start_stack_brings_it_back(heartbeat_lab, wait_until):
     lab = heartbeat_lab
     result = hakit("lab", "fault", "--dir", str(lab.dir), "stop-stack", "n2")
     assert result.returncode == 0, result.stderr
     assert not lab.host("n2").process.filter(comm="heartbeat")
     wait_until("n1 sees n2 dead", lambda: hb_status(lab.host("n1"), "n2") == "dead", timeout=30)
+    result = hakit("lab", "fault", "--dir", str(lab.dir), "start-stack", "n2")
+    assert result.returncode == 0 and "heartbeat started" in result.stdout, result.stderr
+    wait_until("n1 sees n2 active again", lambda: hb_status(lab.host("n1"), "n2") == "active", timeout=60)
 
 
 def test_restart_node_brings_heartbeat_back(heartbeat_lab, wait_until):

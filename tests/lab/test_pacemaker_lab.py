@@ -242,7 +242,7 @@ def test_kill_mysqld_leaves_mysqld_dead(pacemaker_lab, wait_until):
     assert crm_nodes(n1) == {"n1": True, "n2": True}  # the database died, not the node
 
 
-def test_stop_stack_leaves_cleanly_without_fencing(pacemaker_lab, wait_until):
+def test_stop_stack_leaves_cleanly_without_fencing_and_start_stack_rejoins(pacemaker_lab, wait_until):
     lab = pacemaker_lab
     n1 = lab.host("n1")
     fenced_before = n1.check_output("stonith_admin --history n2").count("successful")
@@ -253,6 +253,13 @@ def test_stop_stack_leaves_cleanly_without_fencing(pacemaker_lab, wait_until):
     assert n2.process.filter(comm="sshd")  # the node itself still runs
     wait_until("n1 sees n2 OFFLINE", lambda: crm_nodes(n1) == {"n1": True, "n2": False}, timeout=30)
     assert n1.check_output("stonith_admin --history n2").count("successful") == fenced_before
+
+    result = hakit("lab", "fault", "--dir", str(lab.dir), "start-stack", "n2")
+    assert result.returncode == 0 and "corosync and pacemaker started" in result.stdout, result.stderr
+    wait_until("n2 back online", lambda: crm_nodes(n1) == {"n1": True, "n2": True}, timeout=90)
+    assert n1.check_output("stonith_admin --history n2").count("successful") == fenced_before
+    result = hakit("lab", "fault", "--dir", str(lab.dir), "start-stack", "n2")
+    assert result.returncode == 0 and "the stack was running" in result.stdout, result.stderr
 
 
 def test_user_mistakes_are_exit_2_without_traceback(pacemaker_lab):

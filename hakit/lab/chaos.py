@@ -1,0 +1,269 @@
+"""``hakit lab chaos``: a seeded fault campaign on a lab pair, audited all along.
+
+The campaign is drawn up front from the seed (the same seed, the same faults on the same
+nodes, in the same order, with the same delays), then played on a lab that ``hakit init`` made
+healthy. Each step runs under a writer through the VIP while a sampler reads ``@@read_only``
+inside every node ten times a second; it injects one fault, recovers the pair the way an
+operator would with hakit's own commands, and hands every observation to the
+:class:`~hakit.lab.audit.Auditor`:
+
+* ``kill-node`` / ``kill-mysqld`` on the active: the stack fails over by itself; the node is
+  brought back (restarted, or its MariaDB started) and ``hakit resync`` rebuilds it;
+* ``partition`` of either node, healed after a few seconds: whichever side lost is brought
+  back (Pacemaker fenced it; heartbeat's isolated active made itself read-only) and resynced;
+* ``stop-stack`` on either node: the stack is started again, the stale node is resynced;
+* ``interrupt-switchover`` / ``interrupt-resync``: the command is killed (SIGKILL) at a random
+  moment and run again, which must converge (a switchover run a third time has nothing to do).
+
+After each step: at most one writable node at every sample, the generation never lower than
+before, the VIP on exactly one node and it the writable one, every acknowledged write on the
+active, no resource active twice (``crm_mon``), the two nodes' tables equal (once the standby
+has caught up with the writer stopped), every operation converged.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from hakit.lab.audit import Auditor
+from hakit.lab.driver import HAKIT, PairDriver, node_exec, run_hakit
+
+KINDS = ("kill-node", "kill-mysqld", "partition", "stop-stack", "interrupt-switchover", "interrupt-resync")
+
+
+@dataclass(frozen=True)
+class Fault:
+    kind: str
+    target: str  #: "active" or "standby": resolved against the pair when the step starts
+    delay: float  #: seconds: how long a partition lasts, or when an operation is killed
+
+
+def draw(seed: int, count: int) -> list[Fault]:
+    """The campaign of ``seed``: ``count`` faults, decided before anything runs."""
+    rng = random.Random(seed)
+    faults = []
+    for _ in range(count):
+        kind = rng.choice(KINDS)
+        if kind in ("kill-node", "kill-mysqld", "interrupt-switchover"):
+            target = "active"
+        elif kind == "interrupt-resync":
+            target = "standby"
+        else:
+            target = rng.choice(("active", "standby"))
+        delay = round(rng.uniform(3.0, 8.0) if kind == "partition" else rng.uniform(0.2, 4.0), 2)
+        faults.append(Fault(kind, target, delay))
+    return faults
+
+
+@dataclass
+class StepReport:
+    index: int
+    fault: Fault
+    node: str
+    active_before: str
+    active_after: str | None = None
+    recovery_seconds: float | None = None
+    notes: list[str] = field(default_factory=list)
+    violations: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"step": self.index, "fault": self.fault.kind, "node": self.node, "delay": self.fault.delay,
+                "active_before": self.active_before, "active_after": self.active_after,
+                "recovery_seconds": self.recovery_seconds, "notes": self.notes, "violations": self.violations,
+                "error": self.error}
+
+
+class Campaign:
+    def __init__(self, folder: Path, faults: list[Fault], *, say: Callable[[str], None] = print,
+                 semi_sync: bool = True):
+        self.lab = PairDriver(folder)
+        self.faults, self.say, self.semi_sync = faults, say, semi_sync
+        inv = self.lab.inv()
+        self.stack = inv.settings.stack
+        self.pair = [n.name for n in inv.db_pair.nodes]
+        self.auditor = Auditor([self.pair])
+        self.steps: list[StepReport] = []
+
+    # ------------------------------------------------------------------ observing
+
+    def _inits(self) -> dict[str, int | None]:
+        from hakit.lab.state import load_state
+
+        state = load_state(self.lab.dir)
+        return dict(state.inits) if state else {}
+
+    def _checksums(self, doc: dict[str, Any]) -> dict[str, dict[str, int | None]]:
+        inv = self.lab.inv()
+        schemas = list(inv.settings.mysql.databases) + [inv.settings.mysql.hakit_schema]
+        listed = ", ".join(f"'{s}'" for s in schemas)  # names validated by the inventory's rules
+        tables = node_exec(self.lab.dir, doc["active"], ["mariadb", "-N", "-e",
+                           "SELECT CONCAT(table_schema, '.', table_name) FROM information_schema.tables "
+                           f"WHERE table_schema IN ({listed}) AND table_type = 'BASE TABLE'"]).split()
+        if not tables:
+            return {node: {} for node in self.pair}
+        sums: dict[str, dict[str, int | None]] = {}
+        for node in self.pair:
+            out = node_exec(self.lab.dir, node, ["mariadb", "-N", "-e", "CHECKSUM TABLE " + ", ".join(
+                "`" + t.replace(".", "`.`") + "`" for t in tables)])
+            sums[node] = {line.split("\t")[0]: (int(line.split("\t")[1]) if line.split("\t")[1] != "NULL" else None)
+                          for line in out.splitlines() if "\t" in line}
+        return sums
+
+    def _caught_up(self, timeout: float = 120) -> dict[str, Any]:
+        def same(d: dict[str, Any]) -> bool:
+            nodes = d.get("nodes", {})
+            return d.get("state") == "healthy" and len({nodes[n].get("gtid") for n in self.pair}) == 1
+        return self.lab.wait("the standby caught up", same, timeout)
+
+    # ------------------------------------------------------------------ recovering
+
+    def _bring_back(self, node: str) -> None:
+        """A node that was powered off or lost its MariaDB: running again, then resynced."""
+        state = self._inits()
+        from hakit.lab import lab as labmod
+
+        alive = {s.name: s.alive for s in labmod.status(str(self.lab.dir))}
+        self.lab.repair(node, restart=not alive.get(node, False) or node not in state)
+
+    def _settled(self, steady: float = 4.0, timeout: float = 240) -> dict[str, Any]:
+        """Wait until one node is the active and holds the VIP, and still is ``steady`` seconds
+        later (the stack may still be moving things right after a heal or a restart)."""
+        def one_active(d: dict[str, Any]) -> bool:
+            return d.get("active") in self.pair and bool(d["nodes"][d["active"]].get("vip"))
+
+        deadline = time.monotonic() + timeout
+        while True:
+            first = self.lab.wait("an active holding the VIP", one_active, max(1.0, deadline - time.monotonic()))
+            time.sleep(steady)
+            again = self.lab.status()
+            if one_active(again) and again["active"] == first["active"]:
+                return again
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the pair did not settle within {timeout:g} s: {again.get('reason')}")
+
+    def _resync_the_other(self, report: StepReport) -> None:
+        doc = self._settled()
+        other = next(n for n in self.pair if n != doc["active"])
+        if doc.get("state") != "healthy":
+            self._bring_back(other)
+            report.notes.append(f"{other} resynced")
+
+    # ------------------------------------------------------------------ the faults
+
+    def _kill(self, report: StepReport, kind: str) -> None:
+        node = report.node
+        self.lab.fault(kind, node)
+        after = self.lab.wait("a new active", lambda d: d.get("active") not in (None, node), timeout=180)
+        report.notes.append(f"{after['active']} took over")
+        self._bring_back(node)
+
+    def _partition(self, report: StepReport) -> None:
+        self.lab.fault("partition", report.node)
+        time.sleep(report.fault.delay)
+        self.lab.fault("heal", report.node)
+        report.notes.append(f"healed after {report.fault.delay:g} s")
+        self._resync_the_other(report)
+
+    def _stop_stack(self, report: StepReport) -> None:
+        self.lab.fault("stop-stack", report.node)
+        if report.node == report.active_before:
+            self.lab.wait("a new active", lambda d: d.get("active") not in (None, report.node), timeout=180)
+        self.lab.fault("start-stack", report.node)
+        self._resync_the_other(report)
+
+    def _interrupted(self, report: StepReport, args: list[str], then_nothing_to_do: bool) -> None:
+        argv = [HAKIT, "-q", "-i", str(self.lab.inventory), *args]
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        try:
+            proc.wait(timeout=report.fault.delay)
+            first = proc.returncode
+            report.notes.append(f"{args[0]} finished before the kill (exit {first})")
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGKILL)
+            first = proc.wait()
+            report.notes.append(f"{args[0]} killed after {report.fault.delay:g} s")
+        again = run_hakit(self.lab.inventory, "--result-json", *args, timeout=1800)
+        changed = None
+        if then_nothing_to_do and again.returncode == 0:
+            third = run_hakit(self.lab.inventory, "--result-json", *args, timeout=1800)
+            changed = json.loads(third.stdout.strip().splitlines()[-1]).get("changed") if third.stdout.strip() else None
+        self.auditor.operation(report.index, " ".join(args[:1] + args[2:]), first,
+                               rerun_exit=again.returncode if first != 0 else None, rerun_changed=changed)
+        if again.returncode != 0:
+            report.notes.append(f"run again: exit {again.returncode}: {again.stderr.strip()[-200:]}")
+
+    # ------------------------------------------------------------------ the campaign
+
+    def step(self, index: int, fault: Fault) -> StepReport:
+        from hakit.lab.writer import WritableSampler
+
+        doc = self.lab.wait_healthy(timeout=300)
+        active = doc["active"]
+        standby = next(n for n in self.pair if n != active)
+        node = active if fault.target == "active" else standby
+        report = StepReport(index, fault, node, active)
+        self.say(f"step {index}: {fault.kind} on {node} ({fault.target})")
+        sampler = WritableSampler(self._inits, [self.pair])
+        sampler.start()
+        writer = self.lab.writer().start()
+        started = time.monotonic()
+        try:
+            if fault.kind in ("kill-node", "kill-mysqld"):
+                self._kill(report, fault.kind)
+            elif fault.kind == "partition":
+                self._partition(report)
+            elif fault.kind == "stop-stack":
+                self._stop_stack(report)
+            elif fault.kind == "interrupt-switchover":
+                self._interrupted(report, ["switchover", "--yes", "--node", standby], then_nothing_to_do=True)
+            elif fault.kind == "interrupt-resync":
+                strategy = random.Random(f"{index}-{fault.delay}").choice(("dump", "backup"))
+                self._interrupted(report, ["resync", "--yes", "--node", node, "--strategy", strategy],
+                                  then_nothing_to_do=False)
+            doc = self.lab.wait_healthy(timeout=300)
+            report.recovery_seconds = round(time.monotonic() - started, 1)
+            report.active_after = doc["active"]
+            if self.semi_sync:
+                self.auditor.acknowledged_writes(index, doc["active"], writer.lost_on(doc["active"]))
+        except Exception as exc:  # noqa: BLE001 - a step that cannot recover is reported, and ends the campaign
+            report.error = f"{type(exc).__name__}: {exc}"[:500]
+        finally:
+            writer.stop()
+            sampler.stop()
+        before = len(self.auditor.violations)
+        self.auditor.writable_samples(index, sampler.samples, sampler.both)
+        if report.error is None:
+            doc = self._caught_up()
+            self.auditor.status(index, doc, settled=True)
+            self.auditor.checksums(index, self._checksums(doc))
+            if self.stack == "pacemaker":
+                xml = node_exec(self.lab.dir, doc["active"], ["crm_mon", "-1", "--output-as=xml"])
+                self.auditor.resources(index, xml)
+        report.violations = [str(v) for v in self.auditor.violations[before:]]
+        self.say(f"  -> {report.active_after or '?'} active, recovered in {report.recovery_seconds} s, "
+                 f"{len(report.violations)} violation(s){' ERROR ' + report.error if report.error else ''}")
+        return report
+
+    def run(self) -> dict[str, Any]:
+        doc = self.lab.wait_healthy(timeout=300)
+        self.auditor.status(0, doc, settled=True)
+        for index, fault in enumerate(self.faults, 1):
+            report = self.step(index, fault)
+            self.steps.append(report)
+            if report.error:
+                break
+        return self.report()
+
+    def report(self) -> dict[str, Any]:
+        errors = [s.index for s in self.steps if s.error]
+        return {"stack": self.stack, "faults": len(self.faults), "played": len(self.steps),
+                "ok": self.auditor.ok and not errors, "errors": errors, **self.auditor.summary(),
+                "steps": [s.to_json() for s in self.steps]}

@@ -1,0 +1,156 @@
+"""Driving an initialised lab pair from the host: faults, status, waiting, repair, the writer.
+
+What the benchmarks (``bench/``) and the fault campaign (``hakit lab chaos``) both do to a lab
+that ``hakit init`` made healthy, written once. Every hakit command runs as a subprocess of the
+installed CLI, as an operator would run it (and so an interrupted one can be killed).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+#: the hakit beside the running interpreter (the project's virtualenv)
+HAKIT = str(Path(sys.executable).parent / "hakit")
+#: seconds: how long the drivers' writer waits to connect, and for each statement
+WRITER_TIMEOUT = 0.25
+
+
+def run_hakit(inventory: str | Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([HAKIT, "-q", "-i", str(inventory), *args], capture_output=True, text=True, timeout=timeout)
+
+
+def node_exec(folder: Path, node: str, argv: list[str], timeout: float = 120) -> str:
+    """Run ``argv`` inside a lab node; its stdout (RuntimeError naming the node when it fails)."""
+    done = subprocess.run([HAKIT, "lab", "exec", "--dir", str(folder), node, "--", *argv], capture_output=True,
+                          text=True, timeout=timeout)
+    if done.returncode:
+        raise RuntimeError(f"{node}: {' '.join(argv[:2])}...: {done.stderr.strip()}")
+    return done.stdout
+
+
+@dataclass
+class PairDriver:
+    """A running lab in ``dir`` whose inventory hakit has initialised."""
+
+    dir: Path
+
+    @property
+    def inventory(self) -> Path:
+        return self.dir / "inventory.yml"
+
+    def inv(self):
+        from hakit.inventory import load_inventory
+
+        return load_inventory(str(self.inventory))
+
+    @property
+    def host_address(self) -> str:
+        from hakit.lab.state import load_state
+
+        return load_state(self.dir).spec.host_address
+
+    def vip(self) -> str:
+        return self.inv().db_pair.vip.address
+
+    def writer(self, **options):
+        """A writer through the VIP (not started). Its connect and statement timeouts are
+        WRITER_TIMEOUT: a SYN sent to the VIP while it is between nodes is lost, and TCP would
+        send it again only after a second, so a longer timeout would measure the client's
+        patience (up to a second more) rather than the cluster."""
+        from hakit.lab.writer import Writer
+
+        return Writer(self.inv(), self.vip(), self.host_address, timeout=WRITER_TIMEOUT, **options)
+
+    def fault(self, kind: str, node: str) -> float:
+        """Inject ``kind`` on ``node`` in this process (a ``hakit lab fault`` subprocess would strike
+        only after its interpreter started); returns the moment it had struck (``time.monotonic()``
+        when the injection returned: the node's link is down or its process killed by then, so a
+        write sent later cannot have reached it)."""
+        from hakit.lab import faults
+        from hakit.lab import lab as labmod
+
+        faults.inject(labmod.lab_state(str(self.dir)), kind, node)
+        return time.monotonic()
+
+    def restart(self, node: str) -> None:
+        from hakit.lab import lab as labmod
+
+        labmod.restart_node(str(self.dir), node, wait_cluster=True)
+
+    def status(self) -> dict[str, Any]:
+        done = subprocess.run([HAKIT, "-i", str(self.inventory), "status", "--json"], capture_output=True, text=True,
+                              timeout=120)
+        return json.loads(done.stdout) if done.stdout else {"state": "unknown", "error": done.stderr}
+
+    def wait(self, what: str, check: Callable[[dict[str, Any]], bool], timeout: float = 180) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            doc = self.status()
+            if check(doc):
+                return doc
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{what}: not within {timeout:g} s (state {doc.get('state')}: {doc.get('reason')})")
+            time.sleep(0.5)
+
+    def wait_healthy(self, timeout: float = 180) -> dict[str, Any]:
+        return self.wait("healthy", lambda d: d.get("state") == "healthy", timeout)
+
+    def repair(self, node: str, restart: bool = False) -> None:
+        """After a fault on ``node``: bring it back (``restart``: the node itself) and resync it,
+        until the pair is healthy again."""
+        from hakit.lab.daemons import MARIADB
+
+        if restart:
+            self.restart(node)
+        self.wait(f"{node} reachable", lambda d: d["nodes"][node]["reachable"])
+        if self.status()["nodes"][node]["writable"] is None:  # its MariaDB was killed and nobody started it
+            node_exec(self.dir, node, ["sh", "-c", MARIADB.start])
+        self.wait(f"{node} back", lambda d: d["nodes"][node]["reachable"] and d["nodes"][node]["writable"] is not None)
+        for _ in range(3):
+            done = run_hakit(self.inventory, "resync", "--yes", "--node", node)
+            if done.returncode == 0:
+                break
+            time.sleep(2)
+        else:
+            raise RuntimeError(f"resync of {node} failed: {done.stderr.strip()}")
+        self.wait_healthy()
+
+
+@contextlib.contextmanager
+def initialised_lab(folder: Path, stack: str, timings: str = "hakit", seed_rows: int = 2000,
+                    configure: Callable[[dict], None] | None = None) -> Iterator[PairDriver]:
+    """A fresh two-node lab of ``stack`` in ``folder``, initialised by ``hakit init`` with a small
+    monitoring table, removed afterwards whatever happens. Anti-flap is off (faults come every
+    minute, and anti-flap would rightly hold the second automatic takeover); ``configure`` may
+    change the inventory's ``hakit`` settings (a dict) before ``hakit init``."""
+    import yaml
+
+    from hakit.lab import lab as labmod
+
+    try:
+        labmod.up(str(folder), "two-node", stack, timings=timings)
+        driver = PairDriver(folder)
+        data = yaml.safe_load(driver.inventory.read_text())
+        data["all"]["vars"]["hakit"].setdefault("failover", {})["anti_flap_seconds"] = 0
+        if configure is not None:
+            configure(data["all"]["vars"]["hakit"])
+        driver.inventory.write_text(yaml.safe_dump(data, sort_keys=False))
+        seed = (f"SET GLOBAL read_only = OFF; CREATE DATABASE IF NOT EXISTS opsview; "
+                f"CREATE TABLE IF NOT EXISTS opsview.results (id INT PRIMARY KEY, host VARCHAR(64), state INT) "
+                f"ENGINE=InnoDB; USE opsview; INSERT IGNORE INTO opsview.results SELECT seq, CONCAT('host', seq), seq % 4 "
+                f"FROM seq_1_to_{int(seed_rows)}; SET GLOBAL read_only = ON")
+        node_exec(folder, "n1", ["mariadb", "-e", seed])
+        done = run_hakit(driver.inventory, "init", timeout=900)
+        if done.returncode:
+            raise RuntimeError(f"hakit init failed: {done.stderr.strip()}")
+        driver.wait_healthy()
+        yield driver
+    finally:
+        labmod.down(str(folder))
