@@ -241,12 +241,15 @@ class Campaign:
         before = len(self.auditor.violations)
         self.auditor.writable_samples(index, sampler.samples, sampler.both)
         if report.error is None:
-            doc = self._caught_up()
-            self.auditor.status(index, doc, settled=True)
-            self.auditor.checksums(index, self._checksums(doc))
-            if self.stack == "pacemaker":
-                xml = node_exec(self.lab.dir, doc["active"], ["crm_mon", "-1", "--output-as=xml"])
-                self.auditor.resources(index, xml)
+            try:
+                doc = self._caught_up()
+                self.auditor.status(index, doc, settled=True)
+                self.auditor.checksums(index, self._checksums(doc))
+                if self.stack == "pacemaker":
+                    xml = node_exec(self.lab.dir, doc["active"], ["crm_mon", "-1", "--output-as=xml"])
+                    self.auditor.resources(index, xml)
+            except Exception as exc:  # noqa: BLE001 - as above: reported, and the campaign ends
+                report.error = f"after recovery: {type(exc).__name__}: {exc}"[:500]
         report.violations = [str(v) for v in self.auditor.violations[before:]]
         self.say(f"  -> {report.active_after or '?'} active, recovered in {report.recovery_seconds} s, "
                  f"{len(report.violations)} violation(s){' ERROR ' + report.error if report.error else ''}")
