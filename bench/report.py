@@ -37,9 +37,14 @@ def machine_line(doc: dict[str, Any]) -> str:
             f"{doc['mode']} run, {doc['finished']}")
 
 
+def note_lines(doc: dict[str, Any]) -> list[str]:
+    """A results file may carry a note on how it was taken (say, under timings since changed)."""
+    return [f"**Note:** {doc['note']}", ""] if doc.get("note") else []
+
+
 def failover_table(doc: dict[str, Any]) -> list[str]:
     lines = ["### Failover time (fault → first write acknowledged through the VIP)", "",
-             f"_{machine_line(doc)}; {doc['repetitions']} run(s) per fault._", "",
+             f"_{machine_line(doc)}; {doc['repetitions']} run(s) per fault._", "", *note_lines(doc),
              "| stack | timings | node loss median | node loss p99 | mysqld crash median | mysqld crash p99 | "
              "`hakit takeover` median | lost writes | failed runs |",
              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]

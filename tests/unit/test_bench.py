@@ -97,3 +97,14 @@ def test_idle_counts_the_stacks_near_misses_on_every_node(tmp_path: Path) -> Non
     hb = tmp_path / "nodes" / "n1" / "var/log/ha-log"
     hb.write_text("WARN: Late heartbeat: Node n2: interval 1200 ms\n")
     assert near_misses(tmp_path, "heartbeat") == {"Late heartbeat": 1, "node dead": 0, "is dead": 0}
+
+
+def test_a_results_note_is_shown_above_its_table(tmp_path: Path) -> None:
+    folder = tmp_path / "results"
+    save("failover", {"mode": "quick", "repetitions": 1, "note": "taken with token 1000 ms", "configurations": [
+        {"stack": "pacemaker", "timings": "hakit", "faults": {"kill-node": summary([4.0]),
+                                                             "kill-mysqld": summary([2.5])},
+         "lost": 0, "failed_runs": 0, "takeover": None, "runs": [], "takeovers": []}]}, folder)
+    text = "\n".join(report.failover_table(json.loads((folder / "failover.json").read_text())))
+    assert "**Note:** taken with token 1000 ms" in text
+    assert text.index("**Note:**") < text.index("| stack |")
