@@ -134,9 +134,10 @@ class HeartbeatTiming(Frozen):
 class CorosyncTiming(Frozen):
     """corosync totem timings in milliseconds (consensus must exceed token; default 1.2 x token)."""
 
-    # a lost node noticed in about 1.1 s (token + consensus): for a pair on one LAN; corosync
-    # runs at real-time priority, and docs/performance.md has the run without faults that shows
-    # no near miss. Where the network or the hosts pause (VMs that migrate), raise it.
+    # a lost node noticed in about 1.1 s (token + consensus): for a pair on one LAN (corosync
+    # runs at real-time priority). docs/performance.md has the run without faults: no false
+    # failover, two near misses in 10 minutes; under review. Where the network or the hosts
+    # pause (VMs that migrate), raise it.
     token: Annotated[int, Field(ge=200, le=60000)] = 500
     consensus: Annotated[int | None, Field(ge=240, le=72000)] = None
 
