@@ -127,11 +127,10 @@ class Campaign:
 
     def _bring_back(self, node: str) -> None:
         """A node that was powered off or lost its MariaDB: running again, then resynced."""
-        state = self._inits()
         from hakit.lab import lab as labmod
 
         alive = {s.name: s.alive for s in labmod.status(str(self.lab.dir))}
-        self.lab.repair(node, restart=not alive.get(node, False) or node not in state)
+        self.lab.repair(node, restart=not alive.get(node, False))
 
     def _settled(self, steady: float = 4.0, timeout: float = 240) -> dict[str, Any]:
         """Wait until one node is the active and holds the VIP, and still is ``steady`` seconds
