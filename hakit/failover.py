@@ -187,7 +187,8 @@ def plan_takeover(ctx: Context, snap: Snapshot, request: Request) -> Plan | Refu
                        f"hakit resync can make it part of the pair again", f"run hakit resync --node {target.name}",
                        hard=True)
     verdict = plan_promotion(target.name, target.db, PeerView(old.name, old.db is not None, old.db),
-                             schema=ctx.schema, relay_wait=_wait(ctx, request), force=request.force, kind="takeover")
+                             schema=ctx.schema, relay_wait=_wait(ctx, request), force=request.force, kind="takeover",
+                             semi_sync=ctx.semi_sync)
     if isinstance(verdict, Refusal):
         return verdict
     steps: list[Step] = []
@@ -276,6 +277,14 @@ def plan_switchover(ctx: Context, snap: Snapshot, request: Request) -> Plan | Re
     steps.append(step(f"demote {source.name}", "set_read_only",
                       f"{source.name} takes no more writes; running ones finish first (FLUSH TABLES WITH READ "
                       f"LOCK)", node=source.name, on=True))
+    if ctx.semi_sync:
+        # once the target stops replicating from the source, the source has no semi-synchronous
+        # replica: each commit it then applies (the target's generation row, through its own
+        # replication) would wait rpl_semi_sync_master_timeout for an acknowledgement, and the
+        # stack's stop of the role (FLUSH TABLES WITH READ LOCK) with it, inside the write gap
+        steps.append(step(f"semi-sync off on {source.name}", "set_semi_sync",
+                          f"{source.name} takes no more writes: it waits for no acknowledgement",
+                          node=source.name, on=False, critical=False))
     if not promoted:
         steps += [
             step(f"catch up with {source.name}", "wait_caught_up",
@@ -288,6 +297,10 @@ def plan_switchover(ctx: Context, snap: Snapshot, request: Request) -> Plan | Re
                  node=target.name, schema=ctx.schema, generation=generation + 1, promoted_node=target.name,
                  kind="switchover"),
         ]
+    if ctx.semi_sync:
+        steps.append(step(f"semi-sync on {target.name}", "set_semi_sync",
+                          f"{target.name}'s commits wait for {source.name}'s acknowledgement once it is writable "
+                          f"(zero loss; {source.name} replicates from it already)", node=target.name, on=True))
     steps += [
         _move(ctx, target.name, ": the stack starts the role there, which makes it writable"),
         step("writable", "set_writable", f"{target.name} is the writable database", node=target.name),
@@ -299,7 +312,10 @@ def plan_switchover(ctx: Context, snap: Snapshot, request: Request) -> Plan | Re
              node=target.name, source=source.name, schema=ctx.schema, critical=False),
     ]
     steps += _hooks(ctx, "post", "switchover")
-    rollback = (
+    rollback = ((step(f"semi-sync on {source.name}", "set_semi_sync", f"{source.name} is to be writable again: "
+                                                                      f"its commits wait for {target.name}'s "
+                                                                      f"acknowledgement",
+                      node=source.name, on=True, critical=False),) if ctx.semi_sync else ()) + (
         step(f"{source.name} active again", "restore_active",
              f"back to {source.name} as the writable database: {target.name} read-only, and if {target.name} "
              f"was already promoted, {source.name} takes a newer generation after applying all of it",

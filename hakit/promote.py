@@ -33,12 +33,14 @@ class PeerView:
 
 def plan_promotion(node: str, local: DbFacts | None, peer: PeerView, *, schema: str, relay_wait: float,
                    force: bool = False, kind: str = "manual", anti_flap: float = 0.0,
-                   now: float | None = None) -> Plan | Refusal:
+                   now: float | None = None, semi_sync: bool = False) -> Plan | Refusal:
     """Decide whether and how ``node`` becomes the writable database. Pure.
 
     ``kind`` is recorded with the generation (``automatic`` when the stack's agent promotes);
     ``anti_flap``: no new automatic promotion within that many seconds of the last automatic
-    one (``now`` is the current time, epoch seconds), unless forced.
+    one (``now`` is the current time, epoch seconds), unless forced; ``semi_sync``: the inventory
+    asks for semi-synchronous replication (a reachable peer then acknowledges the new active's
+    commits, even if a switchover had turned this node's semi-sync off while it was the standby).
     """
     if local is None:
         return Refusal(f"{node}: its database is not running; it cannot be promoted")
@@ -102,6 +104,10 @@ def plan_promotion(node: str, local: DbFacts | None, peer: PeerView, *, schema: 
         steps.append(step("semi-sync off", "set_semi_sync", f"{peer.name} is unreachable: no standby can "
                                                            f"acknowledge commits on {node} until a resync",
                           node=node, on=False, critical=False))
+    if not already and semi_sync and peer.reachable and not local.semi_sync_master_enabled:
+        steps.append(step("semi-sync on", "set_semi_sync", f"{peer.name} is reachable: it acknowledges {node}'s "
+                                                          f"commits once {node} is writable", node=node, on=True,
+                          critical=False))
     if not already:
         generation = max(local.generation, peer_generation) + 1
         steps.append(step("raise generation", "record_promotion",

@@ -181,14 +181,29 @@ def test_forced_takeover_does_not_stop_on_a_relay_timeout(inv):
 
 def test_switchover_of_a_healthy_pair_with_hooks_and_rollback(inv):
     plan = plan_operation(inv, healthy(), Request("switchover"))
-    assert [s.action for s in plan.steps] == ["hook", "set_read_only", "wait_caught_up", "stop_replica",
-                                              "record_promotion", "move_resources", "set_writable",
-                                              "ensure_replica", "reverse_replication", "hook"]
+    assert [s.action for s in plan.steps] == ["hook", "set_read_only", "set_semi_sync", "wait_caught_up",
+                                              "stop_replica", "record_promotion", "set_semi_sync", "move_resources",
+                                              "set_writable", "ensure_replica", "reverse_replication", "hook"]
     assert plan.steps[0].changes is False and plan.steps[-1].critical is False
     assert plan.steps[1].node == "n1" and plan.steps[1].arg("on") is True
-    assert plan.steps[4].node == "n2" and plan.steps[4].arg("generation") == 2
-    assert [s.action for s in plan.rollback] == ["restore_active", "move_resources", "ensure_replica"]
-    assert plan.rollback[0].node == "n1" and plan.rollback[1].node == "n1"
+    # the demoted source waits for no acknowledgement before the target stops replicating from it
+    # (else its replicated commits, and the stack's stop of the role, wait out the semi-sync timeout)
+    assert plan.steps[2].node == "n1" and plan.steps[2].arg("on") is False
+    assert plan.steps[5].node == "n2" and plan.steps[5].arg("generation") == 2
+    # the target's commits wait for an acknowledgement again before it becomes writable
+    assert plan.steps[6].node == "n2" and plan.steps[6].arg("on") is True
+    assert [s.action for s in plan.rollback] == ["set_semi_sync", "restore_active", "move_resources",
+                                                 "ensure_replica"]
+    assert plan.rollback[0].node == "n1" and plan.rollback[0].arg("on") is True
+    assert plan.rollback[1].node == "n1" and plan.rollback[2].node == "n1"
+
+
+def test_switchover_without_semi_sync_leaves_it_alone(tmp_path):
+    text = INVENTORY.replace("semi_sync: {{enabled: true}}", "semi_sync: {{enabled: false}}")
+    path = tmp_path / "inventory.yml"
+    path.write_text(text.format(stack="pacemaker"))
+    plan = plan_operation(load_inventory(path), healthy(), Request("switchover"))
+    assert "set_semi_sync" not in actions(plan) and "set_semi_sync" not in [s.action for s in plan.rollback]
 
 
 @pytest.mark.parametrize("snapshot, words", [
@@ -216,8 +231,8 @@ def test_an_interrupted_switchover_is_finished_not_restarted(inv):
     plan = plan_operation(inv, half, Request("switchover"))
     assert "finish the interrupted switchover from n1 to n2" in plan.summary
     assert "record_promotion" not in actions(plan)  # no second generation for the same switchover
-    assert actions(plan) == ["set_read_only", "move_resources", "set_writable", "ensure_replica",
-                             "reverse_replication"]
+    assert actions(plan) == ["set_read_only", "set_semi_sync", "set_semi_sync", "move_resources", "set_writable",
+                             "ensure_replica", "reverse_replication"]
 
 
 # --------------------------------------------------------------------------- resync
@@ -351,6 +366,10 @@ def test_switchover_executed_on_fakes_loses_nothing(inv):
     assert n2.state.generation == 2 and n2.state.promoted_node == "n2"
     assert n1.replica.io_running  # the old active replicates from the new one
     assert n2.replica.io_running and "heartbeat" in n2.log  # and the new one from the old: both ways
+    # n1 waited for no acknowledgement while n2 took over (its replicated commits would have
+    # waited out the timeout); n2 waits for one as the active, n1 again once n2 replicates from it
+    assert n1.log.index("semi-sync master OFF") < n1.log.index("semi-sync master ON")
+    assert n2.semi_sync_master_enabled and n1.semi_sync_master_enabled
 
 
 def test_a_switchover_failing_half_way_rolls_back_to_the_old_active(inv):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from hakit.executor import Executor
@@ -159,3 +161,22 @@ def test_semi_sync_is_turned_off_only_when_no_standby_can_acknowledge():
     assert "set_semi_sync" not in plan(PeerView("n1", False), enabled=False)  # nothing to turn off
     n1 = FakeDatabase("n1", server_id=1, binlog=Position.parse("0-1-10"), state=PromotionRecord(1, "0-1-5", "n1"))
     assert "set_semi_sync" not in plan(PeerView("n1", True, n1.facts()))  # the peer can be its standby
+
+
+def test_a_promotion_with_its_peer_reachable_turns_semi_sync_on_when_asked():
+    """A switchover turned semi-sync off on the node while it was the standby; promoted with its
+    peer there to acknowledge, its commits must wait for the peer again (zero loss)."""
+    local = facts(replica=rep())  # semi_sync_master_enabled False
+    peer = PeerView("n1", True, facts(ro=True))
+    plan = plan_promotion("n2", local, peer, schema="hakit", relay_wait=1, semi_sync=True)
+    on = [s for s in plan.steps if s.action == "set_semi_sync"]
+    assert len(on) == 1 and on[0].arg("on") is True and on[0].node == "n2"
+    assert [s.action for s in plan.steps].index("set_semi_sync") < [s.action for s in plan.steps].index("set_writable")
+    # not asked for, or no peer to acknowledge, or already on: no such step
+    assert "set_semi_sync" not in [s.action for s in plan_promotion("n2", local, peer, schema="hakit",
+                                                                     relay_wait=1).steps]
+    alone = plan_promotion("n2", local, PeerView("n1", False, fenced=True), schema="hakit", relay_wait=1,
+                           semi_sync=True)
+    assert all(s.arg("on") is not True for s in alone.steps if s.action == "set_semi_sync")
+    already_on = plan_promotion("n2", replace(local, semi_sync_master_enabled=True), peer, schema="hakit", relay_wait=1, semi_sync=True)
+    assert "set_semi_sync" not in [s.action for s in already_on.steps]
