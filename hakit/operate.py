@@ -391,10 +391,14 @@ class Operator:
             try:
                 if not target.wait_for_position(point, 60):
                     raise OperationFailed(f"{s.node} did not reach {point} to compare {table}")
-                time.sleep(0.05)
                 if target.checksum(table) == expected:
                     differ.remove(table)
             finally:
+                # the UNTIL stops both threads by itself, the receiver a moment after the applier
+                # reached the point: a START SLAVE in that moment finds the receiver still running
+                # and leaves it to stop for good (replication silently off). STOP SLAVE waits for
+                # both, so the START SLAVE that follows starts them both.
+                target.stop_replica()
                 target.start_replica()
         if differ:
             raise OperationFailed(f"consistency check: {len(differ)} tables differ between {s.arg('source')} and "

@@ -7,6 +7,8 @@ shipped fakes (FakeDatabase) to check their effects: zero loss, generation fenci
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from hakit.errors import OperationFailed, SafetyRefusal
@@ -467,3 +469,44 @@ def test_semi_sync_comes_back_on_when_a_replica_replicates_from_the_node_again(i
     n1.log.clear()
     operator.actions()["ensure_replica"](step("n2 replicates", "ensure_replica", "test", node="n2", source="n1"))
     assert "semi-sync master ON" not in n1.log  # already on: nothing done
+
+
+class DiffersUnderWrites(FakeDatabase):
+    """A rebuilt standby whose first checksum differs (writes were running) and whose ``START SLAVE
+    UNTIL`` stops the receiver a moment after the applier reached the point, as MariaDB's does:
+    a ``START SLAVE`` in that moment leaves the receiver to stop for good."""
+
+    first_look = True
+    receiver_stopping = False
+
+    def checksum(self, table):
+        if self.first_look:
+            self.first_look = False
+            return -1
+        return super().checksum(table)
+
+    def start_replica_until(self, position):
+        super().start_replica_until(position)
+        self.receiver_stopping = True
+
+    def stop_replica(self, *, wait_receiver=True):
+        super().stop_replica(wait_receiver=wait_receiver)
+        self.receiver_stopping = False  # STOP SLAVE returns once both threads have stopped
+
+    def start_replica(self):
+        super().start_replica()
+        if self.receiver_stopping:  # the receiver was still running: only the applier started
+            self.receiver_stopping = False
+            self.replica = replace(self.replica, io_running=False)
+
+
+def test_a_checksum_compared_at_a_stopped_position_leaves_replication_running(inv):
+    # the campaign saw it: a resync under the writer ended healthy, and the rebuilt node's
+    # replication receiver stopped a moment later, without an error
+    n1, n2 = pair()
+    n2.__class__ = DiffersUnderWrites
+    n2.table_names = n1.table_names
+    step_ = step("consistency", "compare_checksums", "", node="n2", source="n1")
+    Operator(inv, World(databases={"n1": n1, "n2": n2}), say=lambda t: None).compare_checksums(step_)
+    assert n2.replica.io_running and n2.replica.sql_running
+    assert "stop replica" in n2.log[n2.log.index(next(e for e in n2.log if e.startswith("until"))):]
