@@ -5,21 +5,36 @@ it by dump and makes the pair healthy (a sampler watches every process's command
 secret meanwhile); then writes through the VIP reach the standby, the standby refuses writes,
 ``check`` goes CRITICAL when replication is broken by hand, a second ``init`` changes nothing,
 ``sync`` copies a changed file, and an SSH client of the VIP keeps working after the VIP moves.
+
+Secrets hygiene (DESIGN.md invariant 8, docs/security.md) on the same pair, no extra lab: the
+admin login exists for the node itself only; a changed or unknown host key is refused (exit 3);
+``switchover`` and ``resync`` (by dump and by mariabackup) run under the same sampler as
+``init``; then every log the lab produced holds no secret, and every file of the nodes and of
+the control side that holds one is private (the exceptions are listed with their reasons).
 """
 
 from __future__ import annotations
 
+import base64
+import grp
 import json
+import os
+import pwd
 import shlex
+import stat
 import threading
 import time
 
 import psutil
+import pymysql
 import pytest
 import yaml
 
 from hakit.cli import main
 from hakit.inventory import load_inventory
+from hakit.lab.node import hidden_code_paths
+from hakit.lab.state import load_state
+from hakit.operate import state_dir
 from hakit.remote import HostKeyRefused, SshRunner, runner_for
 from hakit.secrets import load_secrets, secrets_path
 
@@ -30,25 +45,46 @@ pytestmark = pytest.mark.lab
 ROWS = 50000
 
 
-
-
-
-
 class Sampler(threading.Thread):
-    """Every process's command line, sampled until stopped (the host sees the nodes' processes)."""
+    """Every process's command line and environment, sampled until stopped (the host sees the
+    nodes' processes: their PID namespaces are nested in the host's)."""
 
     def __init__(self) -> None:
         super().__init__(daemon=True)
         self.lines: set[str] = set()
+        self.environments: set[str] = set()
+        self.rounds = 0
+        self.seconds = 0.0
         self.stop = threading.Event()
 
     def run(self) -> None:
+        seen: set[tuple[int, str]] = set()
+        started = time.monotonic()
         while not self.stop.is_set():
             for proc in psutil.process_iter(["cmdline"]):
                 cmdline = proc.info.get("cmdline")
-                if cmdline:
-                    self.lines.add(" ".join(cmdline))
+                if not cmdline:
+                    continue
+                line = " ".join(cmdline)
+                self.lines.add(line)
+                if (proc.pid, line) not in seen:  # a program's environment is set when it starts
+                    seen.add((proc.pid, line))
+                    try:
+                        environ = proc.environ()
+                    except (psutil.Error, OSError):
+                        continue
+                    self.environments.add(" ".join(f"{k}={v}" for k, v in sorted(environ.items())))
+            self.rounds += 1
             time.sleep(0.02)
+        self.seconds = time.monotonic() - started
+
+    def __enter__(self) -> "Sampler":
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        self.join()
 
 
 class Pair:
@@ -83,14 +119,10 @@ def initialised(tmp_path_factory, stack: str) -> Pair:
     lab = next(gen)
     try:
         preload(lab)
-        sampler = Sampler()
-        sampler.start()
-        try:
+        with Sampler() as sampler:
             code = main(["-i", str(lab.dir / "inventory.yml"), "init"])
-        finally:
-            sampler.stop.set()
-            sampler.join()
         pair = Pair(lab, code, "", sampler.lines)
+        pair.environments = sampler.environments  # type: ignore[attr-defined]
         pair._gen = gen  # type: ignore[attr-defined]
         return pair
     except BaseException:
@@ -127,9 +159,14 @@ def test_init_seeds_the_standby_and_makes_the_pair_healthy(pair, capsys):
 def test_no_secret_ever_appeared_on_a_command_line(pair):
     # the sampler did see init at work on the nodes (its client commands, the seeding)
     assert any(line.startswith(("mariadb --batch", "mariadb-dump", "python3 -c")) for line in pair.commands)
-    for secret in pair.secrets.all_values():
-        leaks = [line for line in pair.commands if secret in line]
-        assert not leaks, f"a secret appeared in a command line: {leaks[0][:80]}..."
+    _assert_no_secret_in(pair, pair.commands, "a command line")
+    _assert_no_secret_in(pair, pair.environments, "a process's environment")  # type: ignore[attr-defined]
+
+
+def _assert_no_secret_in(pair: "Pair", texts, where: str) -> None:
+    for name, secret in _secret_values(pair).items():
+        leaks = [text for text in texts if secret in text]
+        assert not leaks, f"{name} appeared in {where}: {leaks[0][:80]}..."
 
 
 def _client_file(pair: Pair, node: str) -> str:
@@ -168,6 +205,31 @@ def test_the_replication_user_exists_once_per_node_and_replication_is_clean(pair
         assert "Last_IO_Errno: 0" in status and "Last_SQL_Errno: 0" in status
 
 
+def test_the_admin_login_exists_only_for_the_node_itself(pair):
+    """hakit's all-privileges login is reached through the node's SSH connection (a tunnel from
+    the node), so it exists for the node's own addresses only: its password alone opens nothing
+    from the network, not from the peer node nor from the admin machine."""
+    admin = pair.inv.settings.mysql.admin_user
+    for node in ("n1", "n2"):
+        hosts = sql(pair.lab, node, f"SELECT Host FROM mysql.user WHERE User = '{admin}'").split()
+        assert sorted(hosts) == sorted(["localhost", "127.0.0.1", pair.lab.address(node)])
+    with pytest.raises(pymysql.err.OperationalError) as refused:  # from the admin machine
+        pymysql.connect(host=pair.lab.address("n1"), port=pair.inv.settings.mysql.port, user=admin,
+                        password=pair.secrets.admin_password, connect_timeout=5)
+    assert refused.value.args[0] in (1045, 1130), refused.value.args  # access denied / host not allowed
+    runner = runner_for(pair.inv, "n2")  # from the peer node
+    try:
+        runner.put("/root/admin.cnf", f"[client]\nuser={admin}\npassword={pair.secrets.admin_password}\n".encode(),
+                   0o600)
+        result = pair.lab.host("n2").run(f"mariadb --defaults-extra-file=/root/admin.cnf "
+                                         f"-h {pair.lab.address('n1')} -e 'SELECT 1'")
+        assert result.rc != 0 and ("Access denied" in result.stderr or "is not allowed" in result.stderr), \
+            result.stdout + result.stderr
+    finally:
+        runner.run(["rm", "-f", "/root/admin.cnf"])
+        runner.close()
+
+
 def test_check_is_ok_then_critical_when_replication_is_broken_by_hand(pair, capsys):
     inv = str(pair.inventory)
     code, out, _ = hakit(capsys, "-i", inv, "check")
@@ -193,8 +255,8 @@ def test_check_runs_on_the_active_as_the_monitoring_user(pair):
 
 
 def test_a_second_init_changes_nothing(pair, capsys):
-    code, out, _ = hakit(capsys, "-i", str(pair.inventory), "init")
-    assert code == 0
+    code, out, err = hakit(capsys, "-i", str(pair.inventory), "init")
+    assert code == 0, out + err
     assert "changed:" not in out
     assert "init: nothing to change, the pair is as configured" in out
 
@@ -227,6 +289,25 @@ def test_a_wrong_host_key_is_refused_with_exit_3(pair, capsys):
     inv.write_text(yaml.safe_dump(data))
     code, _, err = hakit(capsys, "-i", str(inv), "init")
     assert code == 3 and "does NOT match" in err and "Traceback" not in err
+
+
+def test_an_unknown_host_key_is_refused_with_exit_3(pair, capsys):
+    # n2 has no entry at all (a node nobody verified): refused, and its key is not added
+    # (hakit never trusts a key on first use)
+    n2 = pair.lab.address("n2")
+    kept = "".join(line + "\n" for line in (pair.lab.dir / "known_hosts").read_text().splitlines()
+                   if not line.startswith(n2 + " "))
+    partial = pair.lab.dir / "partial_known_hosts"
+    partial.write_text(kept)
+    data = yaml.safe_load(pair.inventory.read_text())
+    data["all"]["vars"]["hakit"]["ssh"]["known_hosts"] = str(partial)
+    inv = pair.lab.dir / "inventory-unknown-key.yml"
+    inv.write_text(yaml.safe_dump(data))
+    code, _, err = hakit(capsys, "-i", str(inv), "init")
+    assert code == 3 and "Traceback" not in err, err
+    assert f"n2: {n2} has no entry in {partial}; refusing an unknown host key" in err
+    assert "add the node's key after verifying it" in err
+    assert partial.read_text() == kept
 
 
 def test_a_vip_client_with_strict_host_keys_survives_the_vip_moving(pair, capsys):
@@ -282,3 +363,186 @@ def test_an_unreachable_node_is_shown_as_such_and_init_fails_cleanly(pair, capsy
     finally:
         main(["lab", "exec", "--dir", lab_dir, standby, "--", "/usr/sbin/sshd"])
     _wait_until("the pair healthy again", lambda: pair.status(capsys)["state"] == "healthy", timeout=30)
+
+
+# --------------------------------------------------------------------------- secrets hygiene
+
+
+def _secret_values(pair: Pair) -> dict[str, str]:
+    """Every value of the secrets file (``Secrets.all_values``), by its name."""
+    values = set(pair.secrets.all_values())
+    named: dict[str, str] = {}
+    for key, value in pair.secrets.model_dump().items():
+        if key == "fencing":
+            named.update({f"fencing.{dev}.{param}": v for dev, params in value.items()
+                          for param, v in params.items() if v in values})
+        elif value in values:
+            named[key] = value
+    assert set(named.values()) == values
+    return named
+
+
+def _needles(pair: Pair) -> dict[bytes, str]:
+    """What a file holding a secret contains: each value as text, and the corosync authkey also
+    as the raw bytes of /etc/corosync/authkey (the secrets file holds it in base64)."""
+    needles = {value.encode(): name for name, value in _secret_values(pair).items()}
+    needles[base64.b64decode(pair.secrets.corosync_authkey)] = "corosync_authkey (raw bytes)"
+    return needles
+
+
+def _secrets_in(path, needles: dict[bytes, str]) -> set[str]:
+    """The names of the secrets in the file at ``path`` (read in chunks: data files are large)."""
+    overlap = max(len(n) for n in needles) - 1
+    found: set[str] = set()
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return found  # gone since the walk saw it (a temporary file, a rotated log)
+    with os.fdopen(fd, "rb") as fh:
+        tail = b""
+        while chunk := fh.read(1 << 22):
+            data = tail + chunk
+            found.update(name for needle, name in needles.items() if needle in data)
+            tail = data[-overlap:]
+    return found
+
+
+def _files(top) -> list:
+    """Regular files under ``top`` (symbolic links not followed, hakit's staged code skipped)."""
+    skip = tuple(hidden_code_paths())
+    out = []
+    for folder, dirs, names in os.walk(top):
+        dirs[:] = [d for d in dirs if not any(os.path.join(folder, d).endswith(c) for c in skip)]
+        for name in names:
+            path = os.path.join(folder, name)
+            try:
+                if stat.S_ISREG(os.lstat(path).st_mode):
+                    out.append(path)
+            except OSError:
+                continue
+    return out
+
+
+def _node_views(pair: Pair) -> dict[str, str]:
+    """Where each node's filesystem is seen from the host: its folder (``DIR/nodes/NAME``: every
+    private folder of the node) and, through its init's root, its fresh tmpfs /tmp, /run, /dev/shm."""
+    state = load_state(pair.lab.dir)
+    assert state is not None
+    views = {}
+    for node in pair.lab.spec.nodes:
+        views[f"{node.name}:"] = str(pair.lab.spec.node_dir(node.name))
+        for tmpfs in ("tmp", "run", "dev/shm"):
+            views[f"{node.name}:/{tmpfs}"] = f"/proc/{state.inits[node.name]}/root/{tmpfs}"
+    return views
+
+
+def test_switchover_and_resync_put_no_secret_on_a_command_line(pair, capsys):
+    inv = str(pair.inventory)
+    doc = pair.status(capsys)
+    assert doc["state"] == "healthy", doc["reason"]
+    old, new = doc["active"], doc["standby"]
+    printed = []
+
+    def healthy_with(active: str) -> None:
+        _wait_until(f"healthy with {active} active", lambda: (lambda d: d["state"] == "healthy" and
+                                                              d["active"] == active)(pair.status(capsys)), timeout=120)
+
+    with Sampler() as sampler:
+        code, out, err = hakit(capsys, "-i", inv, "switchover", "--yes")
+        printed += [out, err]
+        assert code == 0, out + err
+        healthy_with(new)  # the agents' promotion and the stack's moves happen in this window too
+        for strategy in ("dump", "backup"):  # the old active rebuilt from the new one, both copies
+            code, out, err = hakit(capsys, "-i", inv, "resync", "--yes", "--strategy", strategy)
+            printed += [out, err]
+            assert code == 0 and f"rebuild {old} from {new} by {strategy}" in out, out + err
+            healthy_with(new)
+    # the sampler saw the operations at work on the nodes
+    print(f"sampler: {sampler.rounds} rounds in {sampler.seconds:.1f} s, {len(sampler.lines)} command lines, "
+          f"{len(sampler.environments)} environments")
+    assert sampler.rounds > 50
+    # either end of each copy's pipe (the dump itself can be over in a few tenths of a second)
+    dumps = [line for line in sampler.lines if line.startswith(("mariadb-dump", "mariadb --batch"))]
+    backups = [line for line in sampler.lines if line.startswith(("mariabackup", "mbstream"))]
+    assert dumps and backups, f"the sampler did not see the copies ({sampler.rounds} rounds): " + \
+        "\n".join(sorted(line[:200] for line in sampler.lines if "maria" in line or "mysql" in line))
+    _assert_no_secret_in(pair, sampler.lines, "a command line")
+    _assert_no_secret_in(pair, sampler.environments, "a process's environment")
+    _assert_no_secret_in(pair, printed, "hakit's output")
+
+
+def test_no_log_holds_a_secret(pair):
+    """Every log of the lab, after init, status, check, sync, a VIP move, switchover and resyncs:
+    hakit's operations and agent logs, the stacks' logs, MariaDB's, and the control side's
+    journal and lab logs."""
+    needles = _needles(pair)
+    logs = {f"control:{path}": path for top in (pair.lab.dir / "logs", state_dir(pair.inv)) for path in _files(top)}
+    for node in pair.lab.spec.nodes:
+        logs.update({f"{node.name}:{path}": path for path in _files(pair.lab.spec.node_dir(node.name) / "var/log")})
+    names = {name.rsplit("/", 1)[-1] for name in logs}
+    # the scan covers what it must: hakit's journal and node log, the stack's log, MariaDB's
+    assert f"{pair.inv.settings.cluster_name}.journal" in names and "operations.log" in names
+    stack_logs = {"pacemaker.log", "corosync.log"} if pair.inv.settings.stack == "pacemaker" else {"ha-log"}
+    assert "error.log" in names and stack_logs <= names, sorted(names)
+    leaks = {name: found for name, path in logs.items() if (found := _secrets_in(path, needles))}
+    assert not leaks, f"secrets in logs: {leaks}"
+
+
+#: files holding a secret that more than their owner may read, and why; every other file that
+#: holds one must have no permission for group or others, and be owned by root or by the
+#: service user whose daemon writes it
+SHARED_WITH_GROUP = {
+    # path: (owner, group, mode, why)
+    "/etc/hakit/check.yml": ("root", "nagios", 0o640, "the Nagios check runs as the nagios user on the node and "
+                                                      "reads the monitoring login's password (that one only) here"),
+    "/var/lib/mysql/master.info": ("mysql", "mysql", 0o660, "MariaDB keeps CHANGE MASTER's MASTER_PASSWORD here in "
+                                                            "clear, in a file it makes itself with its UMASK (0660); "
+                                                            "the mysql group holds the mysql user only"),
+}
+SERVICE_USERS = {"/var/lib/mysql/": "mysql", "/var/lib/pacemaker/": "hacluster"}
+
+
+def _only_member(group: str, user: str) -> bool:
+    """Whether ``user`` is the only account in ``group`` (as member or by its primary group)."""
+    entry = grp.getgrnam(group)
+    members = set(entry.gr_mem) | {p.pw_name for p in pwd.getpwall() if p.pw_gid == entry.gr_gid}
+    return members <= {user}
+
+
+def test_every_file_holding_a_secret_is_private(pair):
+    needles = _needles(pair)
+    views = {"control:": str(pair.lab.dir), **_node_views(pair)}
+    nodes = str(pair.lab.dir / "nodes") + "/"  # seen as the nodes' own folders
+    holding: dict[str, tuple[set[str], os.stat_result]] = {}
+    for prefix, top in views.items():
+        for path in _files(top):
+            if prefix == "control:" and path.startswith(nodes):
+                continue
+            found = _secrets_in(path, needles)
+            if found:
+                name = prefix + path[len(top):]
+                holding[name] = (found, os.lstat(path))
+    listing = "\n".join(f"  {stat.filemode(st.st_mode)} {pwd.getpwuid(st.st_uid).pw_name}:"
+                         f"{grp.getgrgid(st.st_gid).gr_name} {name}: {', '.join(sorted(found))}"
+                         for name, (found, st) in sorted(holding.items()))
+    print(f"files holding a secret ({pair.inv.settings.stack}):\n{listing}")
+    # the search finds what must be there: the secrets file beside the inventory and on every node
+    stack_key = "/etc/corosync/authkey" if pair.inv.settings.stack == "pacemaker" else "/etc/ha.d/authkeys"
+    for name in ["control:/hakit-secrets.yml"] + [f"{n.name}:{p}" for n in pair.lab.spec.nodes
+                                                  for p in ("/etc/hakit/secrets.yml", stack_key)]:
+        assert name in holding, f"{name} not found holding a secret:\n{listing}"
+    wrong = []
+    for name, (found, st) in sorted(holding.items()):
+        path = name.split(":", 1)[1]
+        owner, group = pwd.getpwuid(st.st_uid).pw_name, grp.getgrgid(st.st_gid).gr_name
+        mode = stat.S_IMODE(st.st_mode)
+        service = next((user for folder, user in SERVICE_USERS.items() if path.startswith(folder)), None)
+        if path in SHARED_WITH_GROUP:
+            want_owner, want_group, want_mode, _ = SHARED_WITH_GROUP[path]
+            ok = (mode == want_mode and owner == want_owner and group == want_group
+                  and (want_owner == "root" or _only_member(group, want_owner)))
+        else:
+            ok = mode & 0o077 == 0 and owner in ("root", service)
+        if not ok:
+            wrong.append(f"{name} ({', '.join(sorted(found))}): {mode:04o} {owner}:{group}")
+    assert not wrong, "files holding a secret readable by others or wrongly owned:\n" + "\n".join(wrong)
