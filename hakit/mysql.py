@@ -65,6 +65,37 @@ class ReplicaStatus:
     last_sql_error: str = ""
     gtid_io_pos: str = ""
     using_gtid: str = ""
+    #: ``Master_SSL_Allowed`` / ``Master_SSL_Verify_Server_Cert``: replication asks for TLS and
+    #: checks the master's certificate against its address (None: not read)
+    ssl: bool | None = None
+    ssl_verify: bool | None = None
+
+
+@dataclass(frozen=True)
+class ReplicaTls:
+    """The certificate files a replica presents and trusts (paths on the replica's node)."""
+
+    ca: str
+    cert: str
+    key: str
+
+
+def change_master_sql(host: str, port: int, user: str, password: str,
+                      tls: ReplicaTls | None = None) -> tuple[str, tuple[Any, ...]]:
+    """The ``CHANGE MASTER TO`` statement and its parameters (every value a parameter).
+
+    With ``tls``: TLS required, the master's certificate verified against ``host``
+    (``MASTER_SSL_VERIFY_SERVER_CERT``) and this node's certificate presented. Without it,
+    ``MASTER_SSL = 0`` explicitly: ``CHANGE MASTER`` keeps any option it does not name, so
+    turning TLS off must say so.
+    """
+    sql = ("CHANGE MASTER TO MASTER_HOST = %s, MASTER_PORT = %s, MASTER_USER = %s, MASTER_PASSWORD = %s, "
+           "MASTER_USE_GTID = slave_pos, MASTER_CONNECT_RETRY = 1, ")
+    args: tuple[Any, ...] = (host, int(port), user, password)
+    if tls is None:
+        return sql + "MASTER_SSL = 0", args
+    return (sql + "MASTER_SSL = 1, MASTER_SSL_CA = %s, MASTER_SSL_CERT = %s, MASTER_SSL_KEY = %s, "
+                  "MASTER_SSL_VERIFY_SERVER_CERT = 1", args + (tls.ca, tls.cert, tls.key))
 
 
 @dataclass(frozen=True)
@@ -92,6 +123,9 @@ class DbFacts:
     semi_sync_master_enabled: bool = False
     semi_sync_master_status: bool = False
     semi_sync_slave_status: bool = False
+    #: ``@@have_ssl``: YES when the server loaded its certificate and key, DISABLED when it could
+    #: not (a file missing or unreadable), NO without TLS support; None: not read
+    have_ssl: str | None = None
 
     @property
     def writable(self) -> bool:
@@ -125,8 +159,10 @@ class Database(Protocol):
         """Whether commits here wait for a semi-synchronous replica's acknowledgement
         (``rpl_semi_sync_master_enabled``; the configuration file sets it at start)."""
 
-    def point_replica_at(self, host: str, port: int, user: str, password: str, *, ssl: bool = False) -> None:
-        """``CHANGE MASTER TO`` the given master with ``MASTER_USE_GTID=slave_pos`` (not logged)."""
+    def point_replica_at(self, host: str, port: int, user: str, password: str, *,
+                         tls: ReplicaTls | None = None) -> None:
+        """``CHANGE MASTER TO`` the given master with ``MASTER_USE_GTID=slave_pos`` (not logged);
+        over TLS with the master's certificate verified when ``tls`` is given (:func:`change_master_sql`)."""
 
     def wait_for_position(self, position: Position, timeout: float) -> bool:
         """Wait until this node has applied ``position`` (``MASTER_GTID_WAIT``); False on timeout."""
@@ -240,7 +276,7 @@ class PyMySQLDatabase:
 
     def facts(self) -> DbFacts:
         row = self.query("SELECT @@server_id AS server_id, @@read_only AS ro, @@gtid_binlog_pos AS binlog, "
-                         "@@gtid_current_pos AS cur, @@gtid_slave_pos AS slave")[0]
+                         "@@gtid_current_pos AS cur, @@gtid_slave_pos AS slave, @@have_ssl AS have_ssl")[0]
         status = self.query("SHOW SLAVE STATUS")
         replica = None
         if status and status[0].get("Master_Host"):
@@ -250,7 +286,9 @@ class PyMySQLDatabase:
                                     lag_seconds=s["Seconds_Behind_Master"],
                                     last_io_error=s.get("Last_IO_Error") or "",
                                     last_sql_error=s.get("Last_SQL_Error") or "",
-                                    gtid_io_pos=s.get("Gtid_IO_Pos") or "", using_gtid=s.get("Using_Gtid") or "")
+                                    gtid_io_pos=s.get("Gtid_IO_Pos") or "", using_gtid=s.get("Using_Gtid") or "",
+                                    ssl=_yes_no(s.get("Master_SSL_Allowed")),
+                                    ssl_verify=_yes_no(s.get("Master_SSL_Verify_Server_Cert")))
         semi = {r["Variable_name"].lower(): r["Value"] for r in self.query(
             "SHOW GLOBAL STATUS WHERE Variable_name IN "
             "('Rpl_semi_sync_master_status', 'Rpl_semi_sync_slave_status')")}
@@ -260,7 +298,8 @@ class PyMySQLDatabase:
                        gtid_slave_pos=Position.parse(row["slave"]), replica=replica, state=self._state(),
                        semi_sync_master_enabled=bool(int(semi_enabled)),
                        semi_sync_master_status=semi.get("rpl_semi_sync_master_status") == "ON",
-                       semi_sync_slave_status=semi.get("rpl_semi_sync_slave_status") == "ON")
+                       semi_sync_slave_status=semi.get("rpl_semi_sync_slave_status") == "ON",
+                       have_ssl=row.get("have_ssl"))
 
     def _state(self, schema: str = "hakit") -> PromotionRecord | None:
         table = f"{ident(schema)}.{STATE_TABLE}"
@@ -327,13 +366,9 @@ class PyMySQLDatabase:
     def set_semi_sync_master(self, on: bool) -> None:
         self.query(f"SET GLOBAL rpl_semi_sync_master_enabled = {'ON' if on else 'OFF'}")
 
-    def point_replica_at(self, host: str, port: int, user: str, password: str, *, ssl: bool = False) -> None:
-        self.run_local([
-            ("STOP SLAVE", ()),
-            ("CHANGE MASTER TO MASTER_HOST = %s, MASTER_PORT = %s, MASTER_USER = %s, MASTER_PASSWORD = %s, "
-             "MASTER_USE_GTID = slave_pos, MASTER_CONNECT_RETRY = 1" + (", MASTER_SSL = 1" if ssl else ""),
-             (host, int(port), user, password)),
-        ])
+    def point_replica_at(self, host: str, port: int, user: str, password: str, *,
+                         tls: ReplicaTls | None = None) -> None:
+        self.run_local([("STOP SLAVE", ()), change_master_sql(host, port, user, password, tls)])
 
     def wait_for_position(self, position: Position, timeout: float) -> bool:
         # gtid_current_pos covers local and replicated transactions; MASTER_GTID_WAIT only sees
@@ -456,6 +491,10 @@ class PyMySQLDatabase:
             self._conn = None
 
 
+def _yes_no(value: Any) -> bool | None:
+    return None if value is None else value == "Yes"
+
+
 def _reason(exc: Exception) -> str:
     args = getattr(exc, "args", ())
     return str(args[1]) if len(args) >= 2 else str(exc)
@@ -517,6 +556,7 @@ class FakeDatabase:
     binlog: Position = field(default_factory=Position)
     replica: ReplicaStatus | None = None
     replica_config: tuple[str, int, str] | None = None
+    replica_tls: ReplicaTls | None = None  #: the TLS files of the last point_replica_at
     state: PromotionRecord | None = None
     reachable: bool = True
     log: list[str] = field(default_factory=list)
@@ -525,6 +565,7 @@ class FakeDatabase:
     size: int = 0  #: data_bytes() answers this
     table_names: tuple[str, ...] = ("opsview.results",)
     semi_sync_master_enabled: bool = True
+    have_ssl: str | None = None
 
     def _commit(self, domain: int = 0) -> None:
         gtid = Gtid(domain, self.server_id, self.binlog.seq(domain) + 1)
@@ -555,7 +596,8 @@ class FakeDatabase:
         self._check()
         return DbFacts(server_id=self.server_id, read_only=self.read_only, gtid_binlog_pos=self.binlog,
                        gtid_current_pos=self.binlog, gtid_slave_pos=self.binlog, replica=self.replica,
-                       state=self.state, semi_sync_master_enabled=self.semi_sync_master_enabled)
+                       state=self.state, semi_sync_master_enabled=self.semi_sync_master_enabled,
+                       have_ssl=self.have_ssl)
 
     def set_read_only(self, on: bool) -> None:
         self._check()
@@ -577,14 +619,17 @@ class FakeDatabase:
         self._check()
         if self.replica_config is None:
             raise HakitError(f"{self.name}: no master configured (fake)")
-        self.replica = ReplicaStatus(self.replica_config[0], True, True, 0)
+        self.replica = ReplicaStatus(self.replica_config[0], True, True, 0, ssl=self.replica_tls is not None,
+                                     ssl_verify=self.replica_tls is not None)
         self.log.append("start replica")
 
-    def point_replica_at(self, host: str, port: int, user: str, password: str, *, ssl: bool = False) -> None:
+    def point_replica_at(self, host: str, port: int, user: str, password: str, *,
+                         tls: ReplicaTls | None = None) -> None:
         self._check()
         self.replica_config = (host, port, user)
-        self.replica = ReplicaStatus(host, False, False, None)
-        self.log.append(f"change master to {host}:{port}")
+        self.replica_tls = tls
+        self.replica = ReplicaStatus(host, False, False, None, ssl=tls is not None, ssl_verify=tls is not None)
+        self.log.append(f"change master to {host}:{port}" + (" over TLS" if tls else ""))
 
     def wait_for_position(self, position: Position, timeout: float) -> bool:
         self._check()

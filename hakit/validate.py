@@ -1014,8 +1014,23 @@ def check_mysql_sql(art: Artefact, ctx: CheckContext) -> list[CheckResult]:
                 problems.append("replication does not use GTID (MASTER_USE_GTID)")
             if status.get("Slave_IO_Running", "No") != "No":
                 problems.append("the SQL started replication; it must only configure it")
+            tls = ctx.inv.settings.mysql.tls.enabled
+            if status.get("Master_SSL_Allowed", "No") != ("Yes" if tls else "No"):
+                problems.append(f"replication {'does not ask for' if tls else 'asks for'} TLS although mysql.tls is "
+                                f"{'on' if tls else 'off'} (Master_SSL_Allowed = {status.get('Master_SSL_Allowed')})")
+            if tls and status.get("Master_SSL_Verify_Server_Cert") != "Yes":
+                problems.append("replication over TLS does not verify the peer's certificate "
+                                "(MASTER_SSL_VERIFY_SERVER_CERT)")
+            user = ctx.inv.settings.mysql.replication_user
+            require = _sql(ctx, socket, f"SELECT ssl_type FROM mysql.user WHERE User = '{user}' "
+                                        f"AND Host = '{peer.address}';\n").stdout.strip()
+            if (require == "ANY") != tls:
+                problems.append(f"the replication user {user}@{peer.address} is "
+                                f"{'not ' if tls else ''}REQUIRE SSL although mysql.tls is {'on' if tls else 'off'}")
         note = (f"executed on a throwaway MariaDB; replicates from {status.get('Master_Host', '-')} "
-                f"with GTID {status.get('Using_Gtid', '-')}; read_only ON")
+                f"with GTID {status.get('Using_Gtid', '-')}"
+                + (", over TLS verifying the peer's certificate" if status.get("Master_SSL_Allowed") == "Yes" else "")
+                + "; read_only ON")
         if dropped:
             note += f"; fragment options not used by the throwaway server: {', '.join(dropped)}"
         return [ctx.result(check, art, not problems, note if not problems else "\n".join(problems))]

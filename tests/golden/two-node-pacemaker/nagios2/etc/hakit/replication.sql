@@ -10,6 +10,8 @@ SET SESSION sql_log_bin = 0;
 -- the replication user, for the peer nagios1 pulling this node's binary log
 CREATE USER IF NOT EXISTS 'hakit_repl'@'198.51.100.21' IDENTIFIED BY 'FAKEreplicationPassw0rdForTests';
 ALTER USER 'hakit_repl'@'198.51.100.21' IDENTIFIED BY 'FAKEreplicationPassw0rdForTests';
+-- no TLS required (mysql.tls.enabled is false; this also undoes an earlier REQUIRE SSL)
+ALTER USER 'hakit_repl'@'198.51.100.21' REQUIRE NONE;
 GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO 'hakit_repl'@'198.51.100.21';
 -- the peer's resource agent reads this node's generation with the same login before it promotes
 GRANT SELECT ON `hakit`.* TO 'hakit_repl'@'198.51.100.21';
@@ -65,7 +67,8 @@ GRANT SLAVE MONITOR, BINLOG MONITOR ON *.* TO 'opsview'@'198.51.100.22';
 GRANT SELECT ON `hakit`.* TO 'opsview'@'198.51.100.22';
 
 -- replicate from the peer by GTID; stopping first makes a re-run converge (CHANGE MASTER
--- refuses to run while replication runs), and hakit starts it again after its checks
+-- refuses to run while replication runs), and hakit starts it again after its checks.
+-- MASTER_SSL is always named: CHANGE MASTER keeps every option it does not name.
 STOP SLAVE;
 CHANGE MASTER TO
   MASTER_HOST = '198.51.100.21',
@@ -73,4 +76,5 @@ CHANGE MASTER TO
   MASTER_USER = 'hakit_repl',
   MASTER_PASSWORD = 'FAKEreplicationPassw0rdForTests',
   MASTER_USE_GTID = slave_pos,
+  MASTER_SSL = 0,
   MASTER_CONNECT_RETRY = 10;
