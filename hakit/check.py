@@ -33,8 +33,13 @@ def unknown(reason: str) -> Verdict:
     return Verdict(UNKNOWN, reason.replace("\n", "; ").replace("|", "/"))
 
 
-def verdict(snap: Snapshot, state: ClusterState, thresholds: Failover, semi_sync_wanted: bool) -> Verdict:
-    """The check's verdict: CRITICAL when the pair cannot fail over safely, WARNING when it soon may not."""
+def verdict(snap: Snapshot, state: ClusterState, thresholds: Failover, semi_sync_wanted: bool,
+            tls_wanted: bool = False) -> Verdict:
+    """The check's verdict: CRITICAL when the pair cannot fail over safely, WARNING when it soon may not.
+
+    ``tls_wanted`` (``mysql.tls.enabled``): a TLS problem on a database node (a certificate file
+    missing, a key others can read, a server without TLS, replication not encrypted) is a WARNING:
+    the pair still fails over, but not as the inventory promises."""
     standby = snap.node(state.standby) if state.standby else None
     active = snap.node(state.active) if state.active else None
     lag = standby.db.replica.lag_seconds if standby and standby.db and standby.db.replica else None
@@ -59,6 +64,13 @@ def verdict(snap: Snapshot, state: ClusterState, thresholds: Failover, semi_sync
     if semi_ok is False:
         problems.append((WARNING, "semi-sync has fallen back to asynchronous: acknowledged writes could be lost "
                                   "in a failover"))
+    if tls_wanted:
+        from hakit.tls import findings
+
+        for view in snap.db_nodes:
+            replica = view.db.replica if view.db else None
+            source = snap.name_of_address(replica.master_host) if replica else None
+            problems += [(WARNING, text) for text in findings(view, source)]
     if snap.maintenance:
         problems.append((WARNING, "maintenance mode is on: nothing fails over"))
     if state.name in ("switching", "resyncing"):

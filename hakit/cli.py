@@ -177,7 +177,7 @@ def status(ctx: Context, as_json: bool) -> None:
     import time
 
     document = status_document(snap, state, anti_flap_seconds=inv.settings.failover.anti_flap_seconds,
-                               now=time.time())
+                               now=time.time(), tls=inv.settings.mysql.tls.enabled)
     if as_json:
         click.echo(json.dumps(document, indent=2, sort_keys=True))
     else:
@@ -204,7 +204,8 @@ def check(ctx: Context) -> None:
             snap = observe(inv, world)
         finally:
             world.close()
-        result = verdict(snap, derive_state(snap), inv.settings.failover, inv.settings.mysql.semi_sync.enabled)
+        result = verdict(snap, derive_state(snap), inv.settings.failover, inv.settings.mysql.semi_sync.enabled,
+                         tls_wanted=inv.settings.mysql.tls.enabled)
     click.echo(result.line)
     raise click.exceptions.Exit(result.code)
 

@@ -49,6 +49,7 @@ from hakit.reseed import copy_by_dump, dump_position
 from hakit.secrets import Secrets
 from hakit.services import service, wait_until
 from hakit.sync import sync
+from hakit.tls import probe_files
 from hakit.transfer import NullProgress
 
 #: the Debian package of each program hakit needs on a node
@@ -157,6 +158,11 @@ def _preflight(run: InitRun, _: Step) -> None:
             return f"{node.name}: hakit is not installed at {run.inv.settings.node_hakit} (hakit.node_hakit); the " \
                    f"resource agents run it there: install hakit {__version__} on the node (pip install hakit==" \
                    f"{__version__}, or the ansible/site.yml playbook)"
+        if run.inv.pair_of(node.name).carries_db:
+            # mysql.tls: the files must be in place before MariaDB (re)starts with them
+            tls = probe_files(runner, node.name, run.inv.settings.mysql.tls)
+            if tls:
+                return "; ".join(tls)
         return None
 
     with ThreadPoolExecutor(max_workers=len(run.inv.nodes)) as pool:
@@ -231,6 +237,15 @@ def _database(run: InitRun, s: Step) -> None:
         run.did(f"{node}: MariaDB {'restarted (fragment changed)' if running else 'started'}")
     else:
         run.note(f"{node}: MariaDB runs with the current fragment")
+    if run.inv.settings.mysql.tls.enabled:
+        have_ssl = run.value(node, "SELECT @@have_ssl")
+        if have_ssl != "YES":
+            # MariaDB starts without TLS when it cannot load its certificate or key (it logs why)
+            raise OperationFailed(f"{node}: MariaDB runs without TLS (have_ssl = {have_ssl or 'unknown'}) although "
+                                  f"mysql.tls is enabled: it could not load ssl_cert/ssl_key at its last start (see "
+                                  f"/var/log/mysql/error.log); fix the files, restart MariaDB on {node}, then re-run "
+                                  f"hakit init")
+        run.note(f"{node}: MariaDB serves TLS")
 
 
 def _stack(run: InitRun, s: Step) -> None:
@@ -273,9 +288,16 @@ def _users(run: InitRun, s: Step) -> None:
                             f"WHERE User IN ('{mysql.replication_user}', '{mysql.admin_user}', "
                             f"'{mysql.monitoring_user}')")
     sql_art = next(a for a in run.artefacts if a.node == node and a.kind == "mysql-sql")
+    # TLS as the inventory says: the replica's MASTER_SSL and the replication user's REQUIRE SSL
+    tls = "Yes" if mysql.tls.enabled else "No"
+    require = run.value(node, f"SELECT ssl_type FROM mysql.user WHERE User = '{mysql.replication_user}' "
+                              f"AND Host = '{peer.address}'")
     converged = (fields.get("Master_Host") == peer.address and fields.get("Master_User") == mysql.replication_user
                  and fields.get("Using_Gtid") == "Slave_Pos" and f"{mysql.replication_user}@{peer.address}" in users
                  and f"{mysql.admin_user}@" in users
+                 and fields.get("Master_SSL_Allowed") == tls
+                 and (fields.get("Master_SSL_Verify_Server_Cert") == "Yes" or not mysql.tls.enabled)
+                 and (require == "ANY") == mysql.tls.enabled
                  and sql_art.path not in run.changed.get(node, []))
     if converged:
         run.note(f"{node}: users and replication source in place")

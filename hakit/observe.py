@@ -16,6 +16,7 @@ from hakit.mysql import Database, DatabaseUnreachable, PyMySQLDatabase
 from hakit.remote import LocalRunner, Runner, SshRunner, Unreachable, runner_for
 from hakit.secrets import Secrets
 from hakit.snapshot import NodeView, Snapshot
+from hakit.tls import probe_files
 
 
 @dataclass
@@ -103,12 +104,15 @@ def observe_node(inv: Inventory, world: World, node: Node) -> NodeView:
     runner = world.runners.get(node.name)
     ssh_down = False
     flags: list[str] = []
+    tls_problems: list[str] = []
     if runner is not None:
         try:
             vip = holds_address(runner, pair.vip.address)
             if pair.carries_app:
                 monitoring = process_running(runner, inv.settings.monitoring.service)
             flags = runner.run(["sh", "-c", FLAGS_SCRIPT], warn=True, timeout=10).stdout.split()
+            if pair.carries_db:
+                tls_problems = probe_files(runner, node.name, inv.settings.mysql.tls)
             reachable = True
         except Unreachable as exc:
             errors.append(str(exc))
@@ -126,7 +130,8 @@ def observe_node(inv: Inventory, world: World, node: Node) -> NodeView:
         except (DatabaseUnreachable, HakitError) as exc:
             errors.append(str(exc))
     return NodeView(node.name, node.address, reachable, facts, vip=vip, monitoring=monitoring,
-                    error="; ".join(errors), resync_pending="resync" in flags, maintenance="maintenance" in flags)
+                    error="; ".join(errors), resync_pending="resync" in flags, maintenance="maintenance" in flags,
+                    tls_problems=tuple(tls_problems))
 
 
 def observe(inv: Inventory, world: World, *, operation: str | None = None, operation_target: str | None = None,

@@ -29,6 +29,8 @@ class NodeView:
     error: str = ""  #: why something could not be observed
     resync_pending: bool = False  #: a resync of this node began and has not finished (its marker file)
     maintenance: bool = False  #: the node carries the maintenance flag
+    #: problems with the node's TLS certificate files (mysql.tls enabled; see hakit.tls)
+    tls_problems: tuple[str, ...] = ()
 
     @property
     def writable(self) -> bool:
@@ -160,12 +162,18 @@ def anti_flap_left(snap: Snapshot, window: float, now: float) -> float:
 
 
 def status_document(snap: Snapshot, state: ClusterState, *, anti_flap_seconds: float = 0,
-                    now: float | None = None) -> dict[str, Any]:
-    """The ``status --json`` document of DESIGN.md ("The CLI contract")."""
+                    now: float | None = None, tls: bool = False) -> dict[str, Any]:
+    """The ``status --json`` document of DESIGN.md ("The CLI contract").
+
+    ``tls``: replication is meant to run over TLS (``mysql.tls.enabled``): each database node
+    then says whether its replication is encrypted and what is wrong with TLS there."""
+    from hakit.tls import findings
+
     nodes: dict[str, Any] = {}
     for view in snap.db_nodes + snap.app_nodes:
         db = view.db
         replica = db.replica if db else None
+        source = (snap.name_of_address(replica.master_host) or replica.master_host) if replica else None
         nodes[view.name] = {
             "reachable": view.reachable,
             "writable": db.writable if db else None,
@@ -180,6 +188,11 @@ def status_document(snap: Snapshot, state: ClusterState, *, anti_flap_seconds: f
             "error": view.error or None,
             "resync_pending": view.resync_pending,
         }
+        if tls and view in snap.db_nodes:
+            nodes[view.name]["tls"] = {"server": db.have_ssl if db else None,
+                                       "replication_encrypted": replica.ssl if replica else None,
+                                       "verifies_master": replica.ssl_verify if replica else None,
+                                       "problems": findings(view, source)}
     return {
         "state": state.name,
         "reason": state.reason,

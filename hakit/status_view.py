@@ -52,6 +52,13 @@ def print_status(inv: Inventory, doc: dict[str, Any], console: Console | None = 
     if doc.get("operation"):
         console.print(f"[yellow]unfinished: {doc['operation']['name']} (target {doc['operation']['target']}); "
                       f"re-run hakit {doc['operation']['name']} to finish it[/yellow]")
+    tls = {name: n["tls"] for name, n in doc["nodes"].items() if "tls" in n}
+    if tls:
+        encrypted = [name for name, t in tls.items() if t["replication_encrypted"] and t["verifies_master"]]
+        console.print(f"TLS: replication encrypted and verified on {', '.join(encrypted) or 'no node'}")
+        for t in tls.values():
+            for problem in t["problems"]:
+                console.print(f"[yellow]TLS: {problem}[/yellow]")
     for name, n in doc["nodes"].items():
         if n["error"]:
             console.print(f"[dim]{name}: {n['error']}[/dim]")

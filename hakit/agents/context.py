@@ -15,6 +15,7 @@ from hakit.model import Inventory, Node
 from hakit.mysql import DbFacts, PromotionRecord, PyMySQLDatabase, STATE_TABLE, ident
 from hakit.promote import PeerView
 from hakit.secrets import Secrets, load_secrets
+from hakit.tls import pymysql_tls
 
 NODE_INVENTORY = "/etc/hakit/inventory.yml"
 NODE_SECRETS = "/etc/hakit/secrets.yml"
@@ -60,9 +61,10 @@ class NodeContext:
         if self.peer_out_of_cluster():
             return PeerView(peer.name, False)
         try:
+            # the replication user is REQUIRE SSL when mysql.tls is on: the same TLS as replication
             conn = pymysql.connect(host=peer.address, port=mysql.port, user=mysql.replication_user,
                                    password=self.secrets.replication_password, connect_timeout=timeout,
-                                   read_timeout=timeout, autocommit=True)
+                                   read_timeout=timeout, autocommit=True, **pymysql_tls(mysql.tls))
         except pymysql.MySQLError:
             return PeerView(peer.name, False)
         try:
