@@ -274,14 +274,26 @@ def plan_switchover(ctx: Context, snap: Snapshot, request: Request) -> Plan | Re
         and target.generation == generation
     wait = _wait(ctx, request)
     steps: list[Step] = _hooks(ctx, "pre", "switchover")
-    steps.append(step(f"demote {source.name}", "set_read_only",
-                      f"{source.name} takes no more writes; running ones finish first (FLUSH TABLES WITH READ "
-                      f"LOCK)", node=source.name, on=True))
+    # The direct path: hakit moves the role and the VIP itself over its open connections (a few
+    # statements and two runs of the VIP's agent: the write gap), then hands them to the stack,
+    # which finds them in place and moves only the monitoring master. Through the stack, the gap
+    # held the group's whole stop and start (each agent a process of its own): about 3 s.
+    if ctx.stack == "pacemaker":
+        steps.append(step("hold the stack", "hold_stack",
+                          "the group is unmanaged until Pacemaker takes it back on the target: its monitors must "
+                          "not recover the VIP hakit moves (nothing is stopped or started)", node=target.name))
+    steps += [
+        step(f"watcher off on {source.name}", "watcher", f"hakit's database watcher must not act on a role that "
+                                                         f"is moving", node=source.name, on=False),
+        step(f"demote {source.name}", "set_read_only",
+             f"{source.name} takes no more writes; running ones finish first (FLUSH TABLES WITH READ LOCK)",
+             node=source.name, on=True),
+    ]
     if ctx.semi_sync:
         # once the target stops replicating from the source, the source has no semi-synchronous
         # replica: each commit it then applies (the target's generation row, through its own
-        # replication) would wait rpl_semi_sync_master_timeout for an acknowledgement, and the
-        # stack's stop of the role (FLUSH TABLES WITH READ LOCK) with it, inside the write gap
+        # replication) would wait rpl_semi_sync_master_timeout for an acknowledgement, and
+        # anything that waits for its commits (FLUSH TABLES WITH READ LOCK) with it
         steps.append(step(f"semi-sync off on {source.name}", "set_semi_sync",
                           f"{source.name} takes no more writes: it waits for no acknowledgement",
                           node=source.name, on=False, critical=False))
@@ -302,8 +314,18 @@ def plan_switchover(ctx: Context, snap: Snapshot, request: Request) -> Plan | Re
                           f"{target.name}'s commits wait for {source.name}'s acknowledgement once it is writable "
                           f"(zero loss; {source.name} replicates from it already)", node=target.name, on=True))
     steps += [
-        _move(ctx, target.name, ": the stack starts the role there, which makes it writable"),
+        step(f"VIP off {source.name}", "vip", "the VIP leaves the old active first: it is never on two nodes",
+             node=source.name, on=False),
         step("writable", "set_writable", f"{target.name} is the writable database", node=target.name),
+        step(f"VIP on {target.name}", "vip", f"clients reach {target.name} (the VIP's agent also announces the "
+                                             f"address by gratuitous ARP)", node=target.name, on=True),
+        step(f"watcher on {target.name}", "watcher", f"hakit's database watcher guards the new active",
+             node=target.name, on=True),
+        step("the stack follows", "stack_follows",
+             ("Pacemaker takes the group back where it now runs (move constraint, refresh, managed again) and "
+              "moves the monitoring master" if ctx.stack == "pacemaker" else
+              "heartbeat takes the resources there: the old active releases the monitoring master, the role and "
+              "the VIP it no longer holds") + f" to {target.name}", node=target.name),
         step(f"{source.name} replicates", "ensure_replica",
              f"{source.name} replicates from {target.name}: the pair is healthy with the roles reversed",
              node=source.name, source=target.name),
@@ -316,11 +338,16 @@ def plan_switchover(ctx: Context, snap: Snapshot, request: Request) -> Plan | Re
                                                                       f"its commits wait for {target.name}'s "
                                                                       f"acknowledgement",
                       node=source.name, on=True, critical=False),) if ctx.semi_sync else ()) + (
+        step(f"watcher off on {target.name}", "watcher", "the role goes back", node=target.name, on=False),
         step(f"{source.name} active again", "restore_active",
              f"back to {source.name} as the writable database: {target.name} read-only, and if {target.name} "
              f"was already promoted, {source.name} takes a newer generation after applying all of it",
              node=source.name, peer=target.name, schema=ctx.schema, timeout=wait),
-        _move(ctx, source.name, " (rollback)"),
+        step(f"VIP off {target.name}", "vip", "(rollback)", node=target.name, on=False),
+        step(f"VIP on {source.name}", "vip", "(rollback)", node=source.name, on=True),
+        step(f"watcher on {source.name}", "watcher", "(rollback)", node=source.name, on=True),
+        step("the stack follows", "stack_follows", f"the stack runs the resources on {source.name} again, managed "
+                                                   f"(rollback)", node=source.name),
         step(f"{target.name} replicates again", "ensure_replica", f"{target.name} is the standby again",
              node=target.name, source=source.name),
     )

@@ -150,11 +150,19 @@ def _group(inv: Inventory) -> str:
     return "hakit" if inv.settings.topology == "two-node" else "hakit-db"
 
 
+def _manage(runner: Runner, group: str) -> None:
+    """Give the group back to Pacemaker (a direct switchover held it): drop ``is-managed``."""
+    runner.run(["crm_resource", "--resource", group, "--meta", "--delete-parameter", "is-managed"], warn=True,
+               timeout=30)
+
+
 def move_pacemaker(inv: Inventory, runners: dict[str, Runner], node: str, timeout: float = 150.0) -> None:
     """Run the database group on ``node``: forget old failures, move, wait, drop the move constraint
-    (stickiness keeps it there). The role's agent finds the node already promoted."""
+    (stickiness keeps it there). The role's agent finds the node already promoted. A group that an
+    interrupted direct switchover left unmanaged is managed again first."""
     group = _group(inv)
     runner = runners[node]
+    _manage(runner, group)
     if _where(runner, group) == [node]:
         runner.run(["crm_resource", "--resource", group, "--clear"], warn=True, timeout=30)
         return
@@ -192,6 +200,63 @@ def move_heartbeat(inv: Inventory, runners: dict[str, Runner], node: str, timeou
                           f"(is heartbeat running on {node}? see /var/log/ha-log)")
 
 
+# ---- the direct path of a switchover: hakit moves the role and the VIP itself, the stack follows
+
+IPADDR2 = "/usr/lib/ocf/resource.d/heartbeat/IPaddr2"
+
+
+def vip_argv(inv: Inventory, action: str) -> list[str]:
+    """The VIP's own resource agent (the one both stacks run), called as the stack calls it."""
+    vip = inv.db_pair.vip
+    return ["env", "OCF_ROOT=/usr/lib/ocf", f"OCF_RESKEY_ip={vip.address}", f"OCF_RESKEY_cidr_netmask={vip.netmask}",
+            f"OCF_RESKEY_nic={vip.interface}", IPADDR2, action]
+
+
+def hold_stack(inv: Inventory, runners: dict[str, Runner], node: str) -> None:
+    """Pacemaker: the group unmanaged (its monitors must not "recover" the VIP hakit moves; nothing
+    is stopped or started). heartbeat runs no monitors: nothing to do."""
+    if inv.settings.stack != "pacemaker":
+        return
+    runners[node].run(["crm_resource", "--resource", _group(inv), "--meta", "--set-parameter", "is-managed",
+                       "--parameter-value", "false"], timeout=30)
+
+
+def follow_pacemaker(inv: Inventory, runners: dict[str, Runner], node: str, timeout: float = 150.0) -> None:
+    """The role and the VIP already run on ``node``: Pacemaker is told (the move constraint, then a
+    refresh: its probes find them there and not on the peer), takes the group back, and moves what
+    is left (the monitoring master)."""
+    group = _group(inv)
+    runner = runners[node]
+    runner.run(["crm_resource", "--resource", group, "--move", "--node", node], warn=True, timeout=30)
+    try:
+        runner.run(["crm_resource", "--refresh", "--resource", group], warn=True, timeout=60)
+        _manage(runner, group)
+        deadline = time.monotonic() + timeout
+        while _where(runner, group) != [node] or not holds_address(runner, inv.db_pair.vip.address):
+            if time.monotonic() > deadline:
+                status = runner.run(["crm_mon", "-1", "-r"], warn=True, timeout=30).stdout
+                raise OperationFailed(f"Pacemaker did not take {group} back on {node} within {timeout:g}s:\n{status}")
+            time.sleep(0.1)
+    finally:
+        runner.run(["crm_resource", "--resource", group, "--clear"], warn=True, timeout=30)
+
+
+def follow_heartbeat(inv: Inventory, runners: dict[str, Runner], node: str, timeout: float = 150.0) -> None:
+    """The role and the VIP already run on ``node``: heartbeat takes the group there (the peer's
+    release stops what still runs there, the monitoring master; starting the role and the VIP
+    here finds them running)."""
+    runner = runners[node]
+    if runner.run(["cl_status", "rscstatus"], warn=True, timeout=15).stdout.strip() == "all":
+        return
+    runner.run(["/usr/share/heartbeat/hb_takeover", "all"], warn=True, timeout=60)
+    deadline = time.monotonic() + timeout
+    while runner.run(["cl_status", "rscstatus"], warn=True, timeout=15).stdout.strip() != "all":
+        if time.monotonic() > deadline:
+            raise OperationFailed(f"heartbeat did not take the resources on {node} within {timeout:g}s "
+                                  f"(see /var/log/ha-log)")
+        time.sleep(0.1)
+
+
 def _wait_monitoring(inv: Inventory, runner: Runner, node: str, timeout: float = 120.0) -> None:
     from hakit.observe import process_running
 
@@ -216,6 +281,9 @@ class Operator:
     say: Callable[[str], None] = print
     progress: Any = None
     mover: Callable[[str], None] | None = None  #: move the resources to a node (default: the stack)
+    #: the direct path's stack actions (default: the real ones); a fake has ``hold(node)``,
+    #: ``follow(node)``, ``vip(node, on)`` and ``watcher(node, on)``
+    direct: Any = None
     copier: Callable[[str, str, str], None] | None = None  #: (strategy, source, target) for dump/backup
     hook_env: dict[str, str] = field(default_factory=dict)
 
@@ -321,6 +389,48 @@ class Operator:
         else:
             move_heartbeat(self.inv, runners, node)
         _wait_monitoring(self.inv, runners[node], node)
+
+    def _runner(self, node: str) -> Runner:
+        try:
+            return self.world.runners[node]
+        except KeyError:
+            raise OperationFailed(f"no SSH connection to {node}") from None
+
+    def hold_stack(self, s: Step) -> None:
+        if self.direct is not None:
+            return self.direct.hold(s.node)
+        hold_stack(self.inv, self.world.runners, s.node)
+
+    def stack_follows(self, s: Step) -> None:
+        if self.direct is not None:
+            return self.direct.follow(s.node)
+        if self.inv.settings.stack == "pacemaker":
+            follow_pacemaker(self.inv, self.world.runners, s.node)
+        else:
+            follow_heartbeat(self.inv, self.world.runners, s.node)
+        _wait_monitoring(self.inv, self._runner(s.node), s.node)
+
+    def vip(self, s: Step) -> None:
+        """The VIP's agent on the node (``on``: start, else stop); both are idempotent."""
+        on = bool(s.arg("on"))
+        if self.direct is not None:
+            return self.direct.vip(s.node, on)
+        done = self._runner(s.node).run(vip_argv(self.inv, "start" if on else "stop"), warn=True, timeout=30)
+        if not done.ok:
+            raise OperationFailed(f"{s.node}: the VIP's agent failed to {'start' if on else 'stop'} "
+                                  f"(exit {done.exited}): {(done.stderr or done.stdout).strip()[-300:]}")
+
+    def watcher(self, s: Step) -> None:
+        """hakit's database watcher on the node (started by the role's start, stopped by its stop,
+        which a direct move does not run)."""
+        on = bool(s.arg("on"))
+        if self.direct is not None:
+            return self.direct.watcher(s.node, on)
+        done = self._runner(s.node).run([self.inv.settings.node_hakit, "agent", "watch", "--start" if on else "--stop"],
+                                        warn=True, timeout=30)
+        if not done.ok:
+            raise OperationFailed(f"{s.node}: hakit agent watch {'--start' if on else '--stop'} failed: "
+                                  f"{(done.stderr or done.stdout).strip()[-300:]}")
 
     # ---- resync
 
@@ -429,6 +539,8 @@ class Operator:
             "ensure_replica": self.ensure_replica, "replicate_from": self.replicate_from,
             "reverse_replication": self.reverse_replication, "restore_active": self.restore_active,
             "move_resources": self.move_resources, "mark_resync": self.mark_resync, "keep_errant": self.keep_errant,
+            "hold_stack": self.hold_stack, "stack_follows": self.stack_follows, "vip": self.vip,
+            "watcher": self.watcher,
             "clear_failures": self.clear_failures,
             "rejoin": self.rejoin, "dump": self.copy, "backup": self.copy,
             "compare_checksums": self.compare_checksums, "hook": self.hook,

@@ -67,9 +67,22 @@ def heartbeat_command(name: str, action: str) -> None:
 
 
 @agent_group.command(name="watch")
-def watch_command() -> None:
-    """Watch the local database (and, on heartbeat, the network) while this node holds the role."""
-    from hakit.agents.context import load_context
-    from hakit.agents.watch import watch
+@click.option("--start", "start", is_flag=True, help="Start the watcher in the background (once) and return.")
+@click.option("--stop", "stop", is_flag=True, help="Stop the background watcher and wait until it is gone.")
+def watch_command(start: bool, stop: bool) -> None:
+    """Watch the local database (and, on heartbeat, the network) while this node holds the role.
 
+    The role's start and stop run the watcher; ``--start``/``--stop`` are for a switchover that
+    moves the role itself (the stack then finds it already in place and runs neither)."""
+    from hakit.agents.context import load_context
+    from hakit.agents.watch import start_watcher, stop_watcher, watch
+
+    if start and stop:
+        raise click.UsageError("--start and --stop exclude each other")
+    if stop:
+        stop_watcher()
+        raise click.exceptions.Exit(0)
+    if start:
+        start_watcher(load_context().inv.settings.node_hakit)
+        raise click.exceptions.Exit(0)
     raise click.exceptions.Exit(watch(load_context()))

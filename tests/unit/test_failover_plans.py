@@ -183,21 +183,28 @@ def test_forced_takeover_does_not_stop_on_a_relay_timeout(inv):
 
 def test_switchover_of_a_healthy_pair_with_hooks_and_rollback(inv):
     plan = plan_operation(inv, healthy(), Request("switchover"))
-    assert [s.action for s in plan.steps] == ["hook", "set_read_only", "set_semi_sync", "wait_caught_up",
-                                              "stop_replica", "record_promotion", "set_semi_sync", "move_resources",
-                                              "set_writable", "ensure_replica", "reverse_replication", "hook"]
+    assert [s.action for s in plan.steps] == [
+        "hook", "hold_stack", "watcher", "set_read_only", "set_semi_sync", "wait_caught_up", "stop_replica",
+        "record_promotion", "set_semi_sync", "vip", "set_writable", "vip", "watcher", "stack_follows",
+        "ensure_replica", "reverse_replication", "hook"]
+    by_name = {s.name: s for s in plan.steps}
     assert plan.steps[0].changes is False and plan.steps[-1].critical is False
-    assert plan.steps[1].node == "n1" and plan.steps[1].arg("on") is True
+    assert by_name["demote n1"].arg("on") is True and by_name["watcher off on n1"].arg("on") is False
     # the demoted source waits for no acknowledgement before the target stops replicating from it
-    # (else its replicated commits, and the stack's stop of the role, wait out the semi-sync timeout)
-    assert plan.steps[2].node == "n1" and plan.steps[2].arg("on") is False
-    assert plan.steps[5].node == "n2" and plan.steps[5].arg("generation") == 2
+    # (else its replicated commits, and whatever waits for them, wait out the semi-sync timeout)
+    assert by_name["semi-sync off on n1"].arg("on") is False
+    assert by_name["raise generation"].node == "n2" and by_name["raise generation"].arg("generation") == 2
     # the target's commits wait for an acknowledgement again before it becomes writable
-    assert plan.steps[6].node == "n2" and plan.steps[6].arg("on") is True
-    assert [s.action for s in plan.rollback] == ["set_semi_sync", "restore_active", "move_resources",
-                                                 "ensure_replica"]
+    assert by_name["semi-sync on n2"].arg("on") is True
+    # the VIP leaves n1 before n2 is writable, and reaches n2 only once it is
+    order = [s.name for s in plan.steps]
+    assert order.index("VIP off n1") < order.index("writable") < order.index("VIP on n2") < order.index(
+        "the stack follows")
+    assert [s.action for s in plan.rollback] == ["set_semi_sync", "watcher", "restore_active", "vip", "vip",
+                                                 "watcher", "stack_follows", "ensure_replica"]
     assert plan.rollback[0].node == "n1" and plan.rollback[0].arg("on") is True
-    assert plan.rollback[1].node == "n1" and plan.rollback[2].node == "n1"
+    assert [(s.node, s.arg("on")) for s in plan.rollback if s.action == "vip"] == [("n2", False), ("n1", True)]
+    assert plan.rollback[6].node == "n1"
 
 
 def test_switchover_without_semi_sync_leaves_it_alone(tmp_path):
@@ -233,8 +240,9 @@ def test_an_interrupted_switchover_is_finished_not_restarted(inv):
     plan = plan_operation(inv, half, Request("switchover"))
     assert "finish the interrupted switchover from n1 to n2" in plan.summary
     assert "record_promotion" not in actions(plan)  # no second generation for the same switchover
-    assert actions(plan) == ["set_read_only", "set_semi_sync", "set_semi_sync", "move_resources", "set_writable",
-                             "ensure_replica", "reverse_replication"]
+    assert actions(plan) == ["hold_stack", "watcher", "set_read_only", "set_semi_sync", "set_semi_sync", "vip",
+                             "set_writable", "vip", "watcher", "stack_follows", "ensure_replica",
+                             "reverse_replication"]
 
 
 # --------------------------------------------------------------------------- resync
@@ -311,16 +319,41 @@ def test_an_interrupted_copy_is_finished_by_the_same_strategy(inv):
 
 
 class Stack:
-    """The VIP holder, moved by the plan's move_resources steps (fails on demand)."""
+    """The cluster stack and the VIP: moved by move_resources (the stack's way) or by the direct
+    path's steps (hold, vip, watcher, follow); fails on demand; refuses a VIP on two nodes, or on
+    a read-only database when it is given the databases."""
 
-    def __init__(self, holder="n1", fail_on=None):
+    def __init__(self, holder="n1", fail_on=None, dbs=None):
         self.holder, self.fail_on, self.moves = holder, fail_on, []
+        self.vips, self.watchers, self.held, self.dbs = {holder}, {holder}, False, dbs or {}
 
-    def __call__(self, node):
+    def __call__(self, node):  # move_resources
         self.moves.append(node)
         if node == self.fail_on:
             raise OperationFailed(f"the stack would not start the resources on {node}")
-        self.holder = node
+        self.holder, self.vips, self.held = node, {node}, False
+
+    def hold(self, node):
+        self.held = True
+
+    def vip(self, node, on):
+        if on:
+            assert not self.vips - {node}, f"the VIP would be on {sorted(self.vips | {node})}"
+            if node in self.dbs:
+                assert not self.dbs[node].read_only, f"the VIP would lead to read-only {node}"
+            self.vips.add(node)
+        else:
+            self.vips.discard(node)
+
+    def watcher(self, node, on):
+        (self.watchers.add if on else self.watchers.discard)(node)
+
+    def follow(self, node):
+        self.moves.append(node)
+        if node == self.fail_on:
+            raise OperationFailed(f"the stack would not take the resources on {node}")
+        assert self.vips == {node}, "the stack follows only once the VIP is there"
+        self.holder, self.held = node, False
 
 
 def pair():
@@ -358,10 +391,11 @@ def test_switchover_executed_on_fakes_loses_nothing(inv):
     n1.__class__ = CatchingUp
     n1.master = n2
     n1.writes(5)  # not yet on n2 when the switchover starts
-    stack = Stack()
+    stack = Stack(dbs={"n1": n1, "n2": n2})
     plan = plan_operation(inv, observed(n1, n2, stack), Request("switchover"))
-    Executor(Operator(inv, World(databases={"n1": n1, "n2": n2}), say=lambda t: None, mover=stack).actions(),
-             None, say=lambda t: None).run(plan)
+    Executor(Operator(inv, World(databases={"n1": n1, "n2": n2}), say=lambda t: None, mover=stack,
+                      direct=stack).actions(), None, say=lambda t: None).run(plan)
+    assert stack.holder == "n2" and stack.vips == {"n2"} and stack.watchers == {"n2"} and not stack.held
     assert n2.writable if hasattr(n2, "writable") else not n2.read_only
     assert n1.read_only and not n2.read_only and stack.holder == "n2"
     assert n2.binlog.contains(Position.parse("0-1-15"))  # every write of n1 is on n2
@@ -380,14 +414,15 @@ def test_a_switchover_failing_half_way_rolls_back_to_the_old_active(inv):
     n2.master = n1
     n1.__class__ = CatchingUp
     n1.master = n2
-    stack = Stack(fail_on="n2")
+    stack = Stack(fail_on="n2", dbs={"n1": n1, "n2": n2})
     plan = plan_operation(inv, observed(n1, n2, stack), Request("switchover"))
     executor = Executor(Operator(inv, World(databases={"n1": n1, "n2": n2}), say=lambda t: None,
-                                 mover=stack).actions(), None, say=lambda t: None)
+                                 mover=stack, direct=stack).actions(), None, say=lambda t: None)
     with pytest.raises(OperationFailed, match="rolled back"):
         executor.run(plan)
     # n2 had been promoted (generation 2): n1 comes back with a newer one, and only n1 is writable
     assert not n1.read_only and n2.read_only and stack.holder == "n1"
+    assert stack.vips == {"n1"} and stack.watchers == {"n1"} and not stack.held
     assert n1.state.generation == 3 and n1.state.promoted_node == "n1"
     assert n2.replica.io_running
 
@@ -510,3 +545,54 @@ def test_a_checksum_compared_at_a_stopped_position_leaves_replication_running(in
     Operator(inv, World(databases={"n1": n1, "n2": n2}), say=lambda t: None).compare_checksums(step_)
     assert n2.replica.io_running and n2.replica.sql_running
     assert "stop replica" in n2.log[n2.log.index(next(e for e in n2.log if e.startswith("until"))):]
+
+
+def test_a_heartbeat_switchover_holds_nothing(tmp_path):
+    path = tmp_path / "inventory.yml"
+    path.write_text(INVENTORY.format(stack="heartbeat").replace("agent: fence_ipmilan", "agent: external/ipmi"))
+    plan = plan_operation(load_inventory(path), healthy(), Request("switchover"))
+    assert "hold_stack" not in actions(plan)
+    assert actions(plan).index("vip") < actions(plan).index("set_writable") < actions(plan).index("stack_follows")
+
+
+def test_the_direct_path_drives_the_real_commands(inv):
+    """The real stack actions, against scripted nodes: the VIP's own agent with its parameters,
+    the watcher through the node's hakit, the group unmanaged and given back."""
+    from hakit.operate import follow_pacemaker, hold_stack, vip_argv
+    from hakit.remote import FakeRunner
+
+    n2 = FakeRunner("n2")
+    n2.on("crm_resource", "--resource", "hakit", "--locate", stdout="resource hakit is running on: n2\n")
+    n2.on("ip", "-o", "-4", "addr", "show", stdout="2: eth0    inet 10.9.0.100/24 scope global eth0\n")
+    hold_stack(inv, {"n2": n2}, "n2")
+    assert n2.calls[-1] == ("crm_resource", "--resource", "hakit", "--meta", "--set-parameter", "is-managed",
+                            "--parameter-value", "false")
+    follow_pacemaker(inv, {"n2": n2}, "n2")
+    verbs = [c[3] if c[:2] == ("crm_resource", "--resource") else c[1] for c in n2.calls[1:]
+             if c[0] == "crm_resource"]
+    # the constraint first, the refresh (probes find role and VIP on n2), then managed again,
+    # and the move constraint dropped at the end (stickiness keeps the group there)
+    assert verbs[:3] == ["--move", "--refresh", "--meta"] and verbs[-1] == "--clear"
+    assert ("crm_resource", "--resource", "hakit", "--meta", "--delete-parameter", "is-managed") in n2.calls
+    assert vip_argv(inv, "start") == ["env", "OCF_ROOT=/usr/lib/ocf", "OCF_RESKEY_ip=10.9.0.100",
+                                      "OCF_RESKEY_cidr_netmask=24", "OCF_RESKEY_nic=eth0",
+                                      "/usr/lib/ocf/resource.d/heartbeat/IPaddr2", "start"]
+    world = World(databases={}, runners={"n2": n2})
+    operator = Operator(inv, world, say=lambda t: None)
+    operator.watcher(step("w", "watcher", "", node="n2", on=True))
+    assert n2.calls[-1] == ("/usr/local/bin/hakit", "agent", "watch", "--start")
+    n2.on("env", exited=1, stderr="IPaddr2: cannot add the address")
+    with pytest.raises(OperationFailed, match="cannot add the address"):
+        operator.vip(step("v", "vip", "", node="n2", on=True))
+
+
+def test_a_move_through_the_stack_manages_a_held_group_again(inv):
+    # a direct switchover interrupted while the group was unmanaged, then a takeover: Pacemaker
+    # must be able to act again, or the move waits for ever
+    from hakit.operate import move_pacemaker
+    from hakit.remote import FakeRunner
+
+    n2 = FakeRunner("n2")
+    n2.on("crm_resource", "--resource", "hakit", "--locate", stdout="resource hakit is running on: n2\n")
+    move_pacemaker(inv, {"n2": n2}, "n2")
+    assert n2.calls[0] == ("crm_resource", "--resource", "hakit", "--meta", "--delete-parameter", "is-managed")
