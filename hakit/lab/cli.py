@@ -38,11 +38,14 @@ def lab() -> None:
 @click.option("--timings", type=click.Choice(["hakit", "stack-defaults"]), default="hakit", show_default=True,
               help="Membership timings: hakit's defaults, or the stacks' own (corosync token 3000 ms; "
                    "heartbeat deadtime 30 s), for side-by-side benchmarks.")
-def up(dir: str, topology: str, stack: str, subnet: str, timings: str) -> None:
+@click.option("--tls", is_flag=True,
+              help="MariaDB replication over TLS: a throwaway CA (openssl) in DIR/tls, each database node's "
+                   "certificate (its address and the VIP) and key in its /etc/mysql/tls, mysql.tls in the inventory.")
+def up(dir: str, topology: str, stack: str, subnet: str, timings: str, tls: bool) -> None:
     """Build the lab (an earlier lab in DIR is removed first) and write DIR/inventory.yml."""
     from hakit.lab import lab as impl
 
-    report = impl.up(dir, topology, stack, subnet, say=click.echo, timings=timings)
+    report = impl.up(dir, topology, stack, subnet, say=click.echo, timings=timings, tls=tls)
     spec = report.spec
     click.echo(f"lab up: {spec.topology}, {spec.stack}, subnet {spec.subnet} (host {spec.host_address} on "
                f"the bridge) in {report.seconds:.1f} s")
@@ -53,6 +56,9 @@ def up(dir: str, topology: str, stack: str, subnet: str, timings: str) -> None:
         click.echo(f"  VIP {pair}: {vip} (not started: no resources yet)")
     if spec.stack == "pacemaker":
         click.echo("  fencing: fence_hakitlab via the host helper, stonith-enabled=true")
+    if spec.tls:
+        click.echo(f"  TLS: MariaDB certificates from the lab CA {Path(spec.dir) / 'tls' / 'ca.pem'} "
+                   f"(hakit init sets replication up over TLS)")
     for name, seconds in report.phases:
         click.echo(f"  {seconds:5.1f} s  {name}")
     click.echo(f"inventory: {report.inventory}")

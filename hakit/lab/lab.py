@@ -20,8 +20,9 @@ from typing import Callable
 
 from hakit.errors import OperationFailed, SafetyRefusal
 from hakit.lab import configs, daemons, fence, folders, labinventory, netns, node as nodes
+from hakit.lab import tls as labtls
 from hakit.lab.proc import cmdlines, run
-from hakit.lab.spec import BRIDGE, LabSpec, NodeSpec, plan_lab
+from hakit.lab.spec import BRIDGE, DEFAULT_SUBNET, LabSpec, NodeSpec, plan_lab
 from hakit.lab.state import LabState, load_state, locked
 from hakit.lab.subnet import check_subnet
 from hakit.secrets import ensure_secrets
@@ -51,13 +52,14 @@ class UpReport:
 
 
 def up(dir: str, topology: str = "two-node", stack: str = "pacemaker", subnet: str | None = None,
-       say: Say = lambda _: None, timings: str = "hakit") -> UpReport:
+       say: Say = lambda _: None, timings: str = "hakit", tls: bool = False) -> UpReport:
     """Build the lab in ``dir``; remove any earlier lab there first. Returns what was built.
 
-    ``timings``: the membership timings of the cluster stack (``hakit.lab.spec.TIMINGS``)."""
+    ``timings``: the membership timings of the cluster stack (``hakit.lab.spec.TIMINGS``);
+    ``tls``: MariaDB replication over TLS, certificates from a throwaway CA (``hakit.lab.tls``)."""
     require_root()
     start = time.monotonic()
-    spec = plan_lab(dir, topology, stack, subnet) if subnet else plan_lab(dir, topology, stack)
+    spec = plan_lab(dir, topology, stack, subnet or DEFAULT_SUBNET, tls=tls)
     nodes.check_lab_dir(spec.dir)
     check_subnet(spec.subnet)  # first: a refusal touches nothing (the lab's own links are ignored)
     _refuse_foreign_lab(spec.dir)
@@ -97,14 +99,18 @@ def up(dir: str, topology: str = "two-node", stack: str = "pacemaker", subnet: s
             inv = labinventory.write_inventory(spec, timings)
             secrets = ensure_secrets(inv, create=True)
             artefacts = configs.render(inv, secrets, spec)
-            phase("network, inventory, render" + (", fence helper" if spec.stack == "pacemaker" else ""))
+            # one after the other: they share the CA and its serial file
+            certificates = {n.name: labtls.node_files(spec, n) for n in labtls.tls_nodes(spec)} if spec.tls else {}
+            phase("network, inventory, render" + (", fence helper" if spec.stack == "pacemaker" else "")
+                  + (", TLS certificates" if spec.tls else ""))
 
             server_ids = {n.name: inv.node(n.name).server_id for n in spec.nodes}
 
             def build(node: NodeSpec) -> tuple[int, str]:
                 folders.prepare(spec, node, fresh=True)
                 host_pub = _host_key(spec, node)
-                for f in configs.node_files(spec, node, artefacts, client_pub, server_ids[node.name]):
+                for f in configs.node_files(spec, node, artefacts, client_pub, server_ids[node.name]) \
+                        + certificates.get(node.name, []):
                     folders.write(spec, node, f.path, f.content, f.mode, f.owner)
                 init = nodes.start_init(spec, node)
                 return init, host_pub
@@ -339,7 +345,7 @@ def down(dir: str, keep_files: bool = False) -> list[str]:
         lab_files = [Path(dir) / p for p in ("nodes", "shared", "rendered", "logs", STATE_DIR_NAME,
                                              labinventory.INVENTORY,
                                              labinventory.KEY, labinventory.KEY + ".pub", labinventory.KNOWN_HOSTS,
-                                             labinventory.SECRETS, "state.json", ".lock")]
+                                             labinventory.SECRETS, labtls.HOST_DIR, "state.json", ".lock")]
         if any(p.exists() for p in lab_files) and removed == []:
             removed.append(f"files in {dir}")
         for path in lab_files:

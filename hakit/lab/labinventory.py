@@ -54,6 +54,10 @@ def inventory_data(spec: LabSpec, timings: str = "hakit") -> dict:
         # the nodes share this machine's /work and /usr: the agents run this checkout's hakit
         "node_hakit": node_hakit(),
     }
+    if spec.tls:
+        from hakit.lab.tls import inventory_tls
+
+        hakit["mysql"]["tls"] = inventory_tls()
     if spec.stack == "pacemaker":
         # the lab's fence device powers a node off in well under a second (measured: 0.4 s), and
         # the delay only has to outlast it: a crashed active is fenced, and failed over, this late

@@ -72,6 +72,8 @@ class LabSpec:
     subnet: str
     nodes: tuple[NodeSpec, ...]
     vips: dict[str, str]
+    #: MariaDB replication over TLS, with certificates from a throwaway CA (``up --tls``)
+    tls: bool = False
 
     @property
     def prefixlen(self) -> int:
@@ -111,10 +113,10 @@ class LabSpec:
     def from_json(cls, data: dict) -> "LabSpec":
         nodes = tuple(NodeSpec(**n) for n in data["nodes"])
         return cls(dir=data["dir"], topology=data["topology"], stack=data["stack"], subnet=data["subnet"],
-                   nodes=nodes, vips=dict(data["vips"]))
+                   nodes=nodes, vips=dict(data["vips"]), tls=bool(data.get("tls", False)))
 
 
-def plan_lab(dir: str | Path, topology: str, stack: str, subnet: str = DEFAULT_SUBNET) -> LabSpec:
+def plan_lab(dir: str | Path, topology: str, stack: str, subnet: str = DEFAULT_SUBNET, tls: bool = False) -> LabSpec:
     """Decide the lab's nodes and addresses. Pure; InputError for a bad subnet or choice."""
     if topology not in ("two-node", "four-node"):
         raise InputError(f"topology must be two-node or four-node, not '{topology}'")
@@ -141,7 +143,7 @@ def plan_lab(dir: str | Path, topology: str, stack: str, subnet: str = DEFAULT_S
                  NodeSpec("app1", at(21), "app", 100), NodeSpec("app2", at(22), "app", 50))
         vips = {"db": at(100), "app": at(200)}
     return LabSpec(dir=str(Path(dir).resolve()), topology=topology, stack=stack,  # type: ignore[arg-type]
-                   subnet=str(net), nodes=nodes, vips=vips)
+                   subnet=str(net), nodes=nodes, vips=vips, tls=tls)
 
 
 #: timings the lab can run with (``hakit lab up --timings``), as inventory settings: hakit's

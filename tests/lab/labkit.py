@@ -110,13 +110,15 @@ class Lab:
         return self.hosts[name]
 
 
-def build_lab(tmp_path_factory: pytest.TempPathFactory, topology: str, stack: str) -> Iterator[Lab]:
-    """Build a lab, yield it, and remove it whatever happened (the body of the lab fixtures)."""
+def build_lab(tmp_path_factory: pytest.TempPathFactory, topology: str, stack: str, **options: Any) -> Iterator[Lab]:
+    """Build a lab, yield it, and remove it whatever happened (the body of the lab fixtures).
+
+    ``options`` go to :func:`hakit.lab.lab.up` (``tls=True``, ``timings=...``)."""
     need_root()
     dir = tmp_path_factory.mktemp(f"lab-{topology}-{stack}")
     _MADE.append(str(dir))
     try:
-        report = labmod.up(str(dir), topology, stack)
+        report = labmod.up(str(dir), topology, stack, **options)
         hosts = {n.name: testinfra_host(n.address, dir / KNOWN_HOSTS, dir / KEY) for n in report.spec.nodes}
         yield Lab(dir=dir, spec=report.spec, up_seconds=report.seconds, hosts=hosts)
     finally:
