@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import secrets as _random
 import stat
 from pathlib import Path
@@ -42,9 +43,16 @@ def _authkey_rule(value: str) -> str:
     return value
 
 
+#: control characters (C0, DEL, C1), lone surrogates and U+FFFE/U+FFFF: a fencing value goes into
+#: the CIB (XML 1.0 cannot hold them), the crm script and ha.cf
+_NOT_TEXT = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+
+
 def _fence_value_rule(value: str) -> str:
     if any(c in value for c in "\x00\n\r") or len(value) > 255:
         raise ValueError("must be one line of at most 255 characters")
+    if _NOT_TEXT.search(value):
+        raise ValueError("must not hold control characters (the CIB, an XML file, cannot hold them)")
     return value
 
 
@@ -96,6 +104,8 @@ def load_secrets(path: Path, inv: Inventory | None = None) -> Secrets:
         info = path.stat()
     except FileNotFoundError:
         raise InputError(Problem(str(path), "", "secrets file not found (hakit render or init creates it)")) from None
+    except OSError as exc:  # a loop of links, a path through a file
+        raise InputError(Problem(str(path), "", f"secrets file cannot be read ({exc.strerror or exc})")) from None
     if stat.S_IMODE(info.st_mode) & 0o077:
         raise InputError(Problem(str(path), "", f"secrets file has mode {stat.S_IMODE(info.st_mode):04o}; it must be "
                                                 f"readable by its owner only (chmod 600 {path})"))
@@ -147,7 +157,7 @@ def ensure_secrets(inv: Inventory, create: bool = True) -> Secrets:
     inventory names secret parameters, the operator must add them to the file.
     """
     path = secrets_path(inv)
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():  # a broken link is read (and refused), not replaced
         fresh = generate()
         if inv.settings.fencing and any(d.secret_params for d in inv.settings.fencing):
             fresh = fresh.model_copy(update={"fencing": {

@@ -7,6 +7,7 @@ refuses duplicate keys (PyYAML silently keeps the last one, which hides mistakes
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,8 @@ PathKey = tuple[str | int, ...]
 #: the most values a document may hold once aliases are expanded: a few lines of nested
 #: aliases ("billion laughs") would otherwise keep hakit busy for hours
 MAX_VALUES = 100_000
+#: the largest file read (inventory, secrets file)
+MAX_BYTES = 8 << 20
 
 
 @dataclass
@@ -52,15 +55,27 @@ def dotted(path: PathKey) -> str:
 
 
 def read_text(path: Path, what: str) -> str:
-    """Read a UTF-8 text file or raise an :class:`InputError` naming it."""
+    """Read a UTF-8 text file or raise an :class:`InputError` naming it.
+
+    At most :data:`MAX_BYTES` are read: ``-i /dev/zero`` or a huge file is refused at once
+    instead of filling the memory.
+    """
     try:
-        raw = path.read_bytes()
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_BYTES + 1)
     except FileNotFoundError:
         raise InputError(Problem(str(path), "", f"{what} not found")) from None
     except IsADirectoryError:
         raise InputError(Problem(str(path), "", f"{what} is a folder, not a file")) from None
     except PermissionError:
         raise InputError(Problem(str(path), "", f"{what} cannot be read (permission denied)")) from None
+    except OSError as exc:  # a name too long, a loop of links, a path through a file, an I/O error
+        raise InputError(Problem(str(path), "", f"{what} cannot be read ({exc.strerror or exc})")) from None
+    except ValueError as exc:  # a NUL in the name
+        raise InputError(Problem(repr(str(path)), "", f"{what} cannot be read ({exc})")) from None
+    if len(raw) > MAX_BYTES:
+        raise InputError(Problem(str(path), "", f"{what} is larger than {MAX_BYTES // (1 << 20)} MiB; "
+                                                f"an inventory or a secrets file is far smaller"))
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -115,10 +130,22 @@ def _expanded_size(node: yaml.Node, memo: dict[int, int]) -> int:
     return size
 
 
+#: YAML escapes such as "\ud800" make lone surrogates: not characters, they cannot be written as UTF-8
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _check_scalar(node: yaml.Node, path: PathKey, src: YamlSource) -> None:
+    if isinstance(node, yaml.ScalarNode) and isinstance(node.value, str) and _SURROGATE.search(node.value):
+        raise InputError(Problem(src.file, dotted(path), "holds an escaped lone surrogate (\\ud800 to \\udfff), "
+                                                         "which is not a character", node.start_mark.line + 1))
+
+
 def _walk(node: yaml.Node, path: PathKey, src: YamlSource) -> None:
+    _check_scalar(node, path, src)
     if isinstance(node, yaml.MappingNode):
         seen: set[str] = set()
         for key_node, value_node in node.value:
+            _check_scalar(key_node, path, src)
             key = key_node.value if isinstance(key_node, yaml.ScalarNode) else repr(key_node.value)
             if key == "<<":
                 continue
