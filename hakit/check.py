@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from hakit.errors import printable
 from hakit.model import Failover
 from hakit.snapshot import ClusterState, Snapshot, cluster_generation
 
@@ -30,7 +31,7 @@ class Verdict:
 
 def unknown(reason: str) -> Verdict:
     """For input hakit cannot use (bad inventory, unreadable secrets): UNKNOWN, per the guidelines."""
-    return Verdict(UNKNOWN, reason.replace("\n", "; ").replace("|", "/"))
+    return Verdict(UNKNOWN, printable(reason.replace("\n", "; ").replace("|", "/")))
 
 
 def verdict(snap: Snapshot, state: ClusterState, thresholds: Failover, semi_sync_wanted: bool,

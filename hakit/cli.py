@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -16,7 +17,7 @@ from pathlib import Path
 import click
 
 from hakit import __version__
-from hakit.errors import ExitCode, HakitError
+from hakit.errors import ExitCode, HakitError, printable
 from hakit.inventory import load_inventory
 from hakit.model import Inventory
 
@@ -49,7 +50,7 @@ class Context:
 
     def say(self, message: str, level: int = 0) -> None:
         if self.verbosity >= level:
-            click.echo(message)
+            click.echo(printable(message))
 
 
 inventory_option = click.option(
@@ -103,7 +104,7 @@ def render(ctx: Context, out: Path | None, check: bool) -> None:
     from hakit import render as rendering
     from hakit.artefact import write_tree
     from hakit.errors import InputError
-    from hakit.secrets import ensure_secrets, secrets_path
+    from hakit.secrets import ensure_secrets, secrets_path, write_secrets
 
     if check == (out is not None):
         raise InputError("render: give either -o OUT (write the files) or --check (write nothing)")
@@ -112,12 +113,22 @@ def render(ctx: Context, out: Path | None, check: bool) -> None:
         artefacts = rendering.render_all(inv, ensure_secrets(inv, create=False))
         ctx.result(False, f"render: {inv.path} renders {len(artefacts)} files for {len(inv.nodes)} nodes")
         return
+    assert out is not None
+    # bad input writes nothing: render in memory first (fresh secrets when there is no file
+    # yet), and save new secrets only once the output folder looks writable
     existed = secrets_path(inv).exists()
-    sec = ensure_secrets(inv, create=True)
-    if not existed:
-        ctx.say(f"created secrets file {secrets_path(inv)} (mode 0600)")
+    sec = ensure_secrets(inv, create=False)
     artefacts = rendering.render_all(inv, sec)
-    written = write_tree(artefacts, out)
+    _check_out(out)
+    if not existed:
+        write_secrets(secrets_path(inv), sec)
+        ctx.say(f"created secrets file {secrets_path(inv)} (mode 0600)")
+    try:
+        written = write_tree(artefacts, out)
+    except OSError as exc:
+        if not existed:
+            secrets_path(inv).unlink(missing_ok=True)
+        raise InputError(f"-o {out}: cannot write the files there ({exc.strerror or exc})") from None
     ctx.say(f"rendered {len(written)} files for {len(inv.nodes)} nodes into {out}")
     for path in written:
         ctx.say(f"  {path}", level=1)
@@ -125,6 +136,25 @@ def render(ctx: Context, out: Path | None, check: bool) -> None:
                     if value == "CHANGE-ME"]
     if placeholders:
         ctx.say(f"note: set the fencing secrets {', '.join(placeholders)} in {secrets_path(inv)}")
+
+
+def _check_out(out: Path) -> None:
+    """Refuse (exit 2) an output folder that cannot be made: a name too long, a file on the way, no
+    write permission. The write itself is all or nothing (:func:`hakit.artefact.write_tree`)."""
+    from hakit.errors import InputError
+
+    for part in out.parts:
+        if len(os.fsencode(part)) > 255:
+            raise InputError(f"-o {out}: the name {part[:40]}... is longer than 255 bytes")
+    folder = out.absolute()
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if out.exists() and not out.is_dir():
+        raise InputError(f"-o {out}: is not a folder")
+    if not folder.is_dir():
+        raise InputError(f"-o {out}: {folder} is not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise InputError(f"-o {out}: the folder {folder} is not writable")
 
 
 @main_group.command()
@@ -323,10 +353,13 @@ def _operation(ctx: Context, request, dry_run: bool, yes: bool) -> None:
         raise InputError(f"--node {request.node}: not a node of the database pair ({', '.join(names)})")
     if request.keep_errant is not None:
         kept = Path(request.keep_errant)
-        if kept.exists():
-            raise InputError(f"--keep-errant {kept}: the file exists; hakit will not overwrite it")
-        if not kept.parent.is_dir() or not os.access(kept.parent, os.W_OK):
-            raise InputError(f"--keep-errant {kept}: the folder {kept.parent} does not exist or is not writable")
+        try:
+            if kept.exists() or kept.is_symlink():
+                raise InputError(f"--keep-errant {kept}: the file exists; hakit will not overwrite it")
+            if not kept.parent.is_dir() or not os.access(kept.parent, os.W_OK):
+                raise InputError(f"--keep-errant {kept}: the folder {kept.parent} does not exist or is not writable")
+        except OSError as exc:  # a name too long, a loop of links
+            raise InputError(f"--keep-errant {kept}: {exc.strerror or exc}") from None
     secrets = load_secrets(secrets_path(inv), inv)
 
     def confirm(plan) -> bool:
@@ -353,7 +386,15 @@ def _operation(ctx: Context, request, dry_run: bool, yes: bool) -> None:
                    f"{request.operation}: nothing to do")
 
 
+def _finite(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    # FloatRange lets NaN through (every comparison with it is false)
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"{value} is not a number of seconds")
+    return value
+
+
 wait_option = click.option("--wait", "wait", type=click.FloatRange(0.1, 3600), default=None, metavar="SECONDS",
+                           callback=_finite,
                            help="Bound on waiting for replication (default: failover.relay_wait_seconds).")
 
 
@@ -452,6 +493,13 @@ _register_subcommands()
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script: maps every hakit error to its exit code."""
     Context.current = None
+    for stream in (sys.stdout, sys.stderr):
+        # a name from a non-UTF-8 argument is printed escaped, never a UnicodeEncodeError
+        if getattr(stream, "errors", None) == "strict" and hasattr(stream, "reconfigure"):
+            try:
+                stream.reconfigure(errors="backslashreplace")
+            except (ValueError, OSError):
+                pass
     code = _main(argv)
     ctx = Context.current
     if ctx is not None and ctx.result_json:
@@ -466,7 +514,7 @@ def _main(argv: list[str] | None) -> int:
         # standalone_mode=False: click returns the code of a raised Exit instead of exiting
         code = main_group.main(args=argv, prog_name="hakit", standalone_mode=False)
     except HakitError as exc:
-        click.echo(f"hakit: {exc}", err=True)
+        click.echo(f"hakit: {printable(str(exc))}", err=True)
         _failed(f"hakit: {exc}")
         return int(exc.exit_code)
     except click.exceptions.Exit as exc:

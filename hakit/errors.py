@@ -10,6 +10,14 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 
+def printable(text: str) -> str:
+    """``text`` with every character that is not printable, but line breaks and tabs, escaped
+    (``\\x1b``): a message that quotes a hostile value never drives the terminal that shows it."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or c in "\n\t" else repr(c)[1:-1] for c in text)
+
+
 class ExitCode(IntEnum):
     """Exit codes every hakit command uses."""
 

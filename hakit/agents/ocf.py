@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import Callable
 from xml.sax.saxutils import escape, quoteattr
 
+from hakit.errors import printable
+
 OCF_SUCCESS = 0
 OCF_ERR_GENERIC = 1
 OCF_ERR_ARGS = 2
@@ -91,7 +93,7 @@ class Agent:
 
 def exit_reason(message: str) -> None:
     """Tell Pacemaker why (shown by crm_mon); one line, prefixed as the OCF spec asks."""
-    sys.stderr.write("ocf-exit-reason:" + " ".join(message.split()) + "\n")
+    sys.stderr.write("ocf-exit-reason:" + printable(" ".join(message.split())) + "\n")
     sys.stderr.flush()
 
 
