@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import pymysql
 
+from hakit.errors import InputError
 from hakit.gtid import Position
 from hakit.inventory import load_inventory
 from hakit.model import Inventory, Node
@@ -107,4 +108,9 @@ def load_context(inventory: str | None = None, secrets: str | None = None, node:
     inv = load_inventory(inventory or os.environ.get("HAKIT_NODE_INVENTORY", NODE_INVENTORY))
     sec = load_secrets(Path(secrets or os.environ.get("HAKIT_NODE_SECRETS", NODE_SECRETS)), inv)
     name = node or os.environ.get("HAKIT_NODE") or socket.gethostname().split(".")[0]
-    return NodeContext(inv, sec, inv.node(name))
+    try:
+        return NodeContext(inv, sec, inv.node(name))
+    except KeyError:
+        raise InputError(f"{inv.path}: this node, {name!r}, is not a node of the inventory "
+                         f"({', '.join(n.name for n in inv.nodes)}); set the agent's node parameter "
+                         f"or HAKIT_NODE") from None
