@@ -14,8 +14,10 @@ import math
 import os
 import platform
 import re
+import signal
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -127,6 +129,9 @@ def arguments(description: str, stacks: bool = False,
         args.stacks = args.stacks.split(",")
     if os.geteuid() != 0:
         parser.exit(3, "bench: the benchmarks build the namespace lab: run as root\n")
+    # a benchmark stopped by SIGTERM (timeout, kill) still removes its lab: the default action
+    # would end the process without running the lab's cleanup
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     return args
 
 

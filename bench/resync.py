@@ -82,11 +82,17 @@ def rejoin(bench: BenchLab, active: str, standby: str) -> float:
 
 
 def baseline(bench: BenchLab, active: str, standby: str) -> float:
-    """The seed runbook, step by step, as an operator scripts it."""
+    """The seed runbook, step by step, as an operator scripts it: the repaired node is rebuilt
+    from a dump taken with the binlog coordinates, and replicates from them (by file and
+    position, as the runbook has it). The active is first stopped from replicating from the node
+    being rebuilt (in the runbook the old master was down and replicated from nothing): else the
+    import would flow back into it. Caught up when the standby has executed up to the active's
+    binlog file and position."""
     inv = bench.inv()
     active_address = inv.node(active).address
     start = time.monotonic()
     node_exec(bench.dir, standby, ["mariadb", "-e", "STOP SLAVE"])
+    node_exec(bench.dir, active, ["mariadb", "-e", "STOP SLAVE"])
     node_exec(bench.dir, active, ["sh", "-c", "mariadb-dump --all-databases --master-data=1 > /root/seed.sql"],
               timeout=7200)
     with tempfile.TemporaryDirectory(prefix="hakit-bench-seed-") as tmp:
@@ -100,14 +106,17 @@ def baseline(bench: BenchLab, active: str, standby: str) -> float:
     node_exec(bench.dir, standby, ["sh", "-c", "mariadb < /root/seed.sql"], timeout=7200)
     # the dump's CHANGE MASTER set the coordinates; the runbook points the standby at the active
     node_exec(bench.dir, standby, ["mariadb", "-e", f"CHANGE MASTER TO MASTER_HOST='{active_address}'; START SLAVE"])
-    target = node_exec(bench.dir, active, ["mariadb", "-N", "-e", "SELECT @@gtid_binlog_pos"]).strip()
+    target = node_exec(bench.dir, active, ["mariadb", "-N", "-e", "SHOW MASTER STATUS"]).split()[:2]
     while True:
-        got = node_exec(bench.dir, standby, ["mariadb", "-N", "-e",
-                                             f"SELECT MASTER_GTID_WAIT('{target}', 1)"]).strip()
-        if got == "0":
+        status = node_exec(bench.dir, standby, ["mariadb", "-e", "SHOW SLAVE STATUS\\G"])
+        fields = dict(line.strip().split(": ", 1) for line in status.splitlines() if ": " in line)
+        if [fields.get("Relay_Master_Log_File"), fields.get("Exec_Master_Log_Pos")] == target:
             break
+        if fields.get("Slave_SQL_Running") == "No" or fields.get("Slave_IO_Running") == "No":
+            raise RuntimeError(f"the baseline's replication stopped: {fields.get('Last_Error') or fields.get('Last_IO_Error')}")
         if time.monotonic() - start > 7200:
             raise RuntimeError("the baseline's standby did not catch up within 2 hours")
+        time.sleep(0.1)
     seconds = time.monotonic() - start
     node_exec(bench.dir, active, ["rm", "-f", "/root/seed.sql"])
     node_exec(bench.dir, standby, ["rm", "-f", "/root/seed.sql"])
