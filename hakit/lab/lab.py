@@ -280,6 +280,11 @@ def status(dir: str) -> list[NodeStatus]:
 # --------------------------------------------------------------------------- down
 
 
+#: folders ``lab down`` refuses outright (it removes files and undoes mounts under its folder)
+SYSTEM_DIRS = frozenset({"/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib64", "/media", "/mnt", "/opt",
+                         "/proc", "/root", "/run", "/sbin", "/srv", "/sys", "/tmp", "/usr", "/var"})
+
+
 def _refuse_foreign_lab(dir: str) -> None:
     others = sorted({lab for lab, _ in nodes.discover_inits().values() if lab != dir})
     if others:
@@ -302,10 +307,16 @@ def down(dir: str, keep_files: bool = False) -> list[str]:
     """
     require_root()
     dir = os.path.abspath(dir)
+    if dir in SYSTEM_DIRS:
+        raise SafetyRefusal(f"lab down --dir {dir}: a system folder is never a lab's folder")
     removed: list[str] = []
     state = load_state(dir)
     # nodes: recorded inits that are still ours, and any init carrying this lab's marker
     inits = set(nodes.discover_inits(dir))
+    # only a folder a lab made (up writes its state file first) or one whose lab still runs has
+    # lab files to remove and mounts to undo: an operator's site folder holds the same file names
+    # (inventory, secrets file, known_hosts, .hakit's journal), which must never go
+    ours = state is not None or bool(inits) or bool(helper_pids(dir))
     if state:
         inits |= {pid for name, pid in state.inits.items() if nodes.is_alive(state.spec, name, pid)}
     for pid in sorted(inits):
@@ -318,15 +329,13 @@ def down(dir: str, keep_files: bool = False) -> list[str]:
         except ProcessLookupError:
             pass
         _wait_gone(pid)
-    # links: everything with the lab prefix, unless another lab (another DIR) still runs: then
-    # only this lab's own node links, and the shared bridge and agent stay for the other lab
+    # links: everything with the lab prefix, unless another lab (another DIR) still runs: the
+    # link names are the same for every lab (one at a time), so they are the other lab's then
     other_lab = bool(nodes.discover_inits())
     if not other_lab:
         removed += [f"link {name}" for name in netns.remove_links(state.links if state else [])]
         if fence.remove_agent():
             removed.append(f"file {fence.AGENT_PATH}")
-    elif state:
-        removed += [f"link {n.link}" for n in state.spec.nodes if netns.remove_link(n.link)]
     # mount points: the recorded ones, and (lost state) those the lab makes on a Debian host
     candidates = set(state.host_files if state else []) | set(nodes.LAB_MOUNTPOINTS)
     for path in sorted(candidates) if not other_lab else []:
@@ -336,8 +345,9 @@ def down(dir: str, keep_files: bool = False) -> list[str]:
                 removed.append(f"folder {path}")
             except OSError:
                 pass
-    removed += _unmount_leftovers(dir)
-    if not keep_files and Path(dir).exists():
+    if ours:
+        removed += _unmount_leftovers(dir)
+    if not keep_files and ours and Path(dir).exists():
         from hakit.operate import STATE_DIR_NAME
 
         # hakit's journal and generation floor belong to this lab's cluster: a new lab in the same
