@@ -221,10 +221,34 @@ def plan_takeover(ctx: Context, snap: Snapshot, request: Request) -> Plan | Refu
         steps.append(step(f"stop replication on {old.name}", "stop_replica",
                           f"the old active must not apply {target.name}'s new writes on top of its own until "
                           f"hakit resync has counted what only it holds", node=old.name))
-    if not _resources_on(snap, target.name) or promoting:
-        steps.append(_move(ctx, target.name, ""))
-    if writable and not target.writable:
+    if promoting and old.reachable:
+        # the old active's node answers (its database is down, or read-only): hakit takes its VIP
+        # away itself, and moves the role and the VIP directly, as a switchover does; the stack
+        # is held meanwhile, so that it promotes nothing on its own, and follows at the end.
+        # (An unreachable old node may still hold the VIP: only the stack, which fences it
+        # first, may move the resources then.)
+        if ctx.stack == "pacemaker":
+            steps.insert(0, step("hold the stack", "hold_stack", "the group is unmanaged until Pacemaker takes it "
+                                                                 "back on the target: hakit moves the role and the "
+                                                                 "VIP itself", node=target.name))
+        steps.append(step(f"VIP off {old.name}", "vip", "the VIP leaves the old active first: it is never on two "
+                                                         "nodes", node=old.name, on=False))
         steps += writable
+        steps += [
+            step(f"VIP on {target.name}", "vip", f"clients reach {target.name}", node=target.name, on=True),
+            step(f"watcher on {target.name}", "watcher", "hakit's database watcher guards the new active",
+                 node=target.name, on=True),
+            step(f"watcher off on {old.name}", "watcher", f"{old.name} no longer holds the role", node=old.name,
+                 on=False, critical=False),
+            step("the stack follows", "stack_follows", f"the stack takes the resources on {target.name}, where "
+                                                       f"the role and the VIP now run, and moves the monitoring "
+                                                       f"master", node=target.name),
+        ]
+    else:
+        if not _resources_on(snap, target.name) or promoting:
+            steps.append(_move(ctx, target.name, ""))
+        if writable and not target.writable:
+            steps += writable
     if promoting:
         if not ctx.semi_sync:
             warnings.append("replication is asynchronous (semi-sync is off in the inventory): writes the old "

@@ -101,15 +101,16 @@ TAKEOVER_PLANS = [
                            "set_writable"], "promote n2"),
     ("mysqld dead on the active, node alive with the VIP",
      snap(None, facts(replica=rep(io=False), server=2), vip="n1", reach=(True, True)),
-     Request("takeover"), ["stop_replica", "set_semi_sync", "record_promotion", "move_resources", "set_writable"],
+     # the node answers: hakit moves its VIP away and the role and VIP directly, the stack held
+     Request("takeover"), ["hold_stack", "stop_replica", "set_semi_sync", "record_promotion", "vip", "set_writable", "vip", "watcher", "watcher", "stack_follows"],
      "without a database"),
     ("old active read-only and reachable: catch up first, then stop its replication",
      snap(facts(True, cur="0-1-12", replica=rep(B)), facts(replica=rep(received="0-1-10"), server=2)),
-     Request("takeover"), ["wait_caught_up", "stop_replica", "record_promotion", "stop_replica", "move_resources",
-                           "set_writable"], "not writable"),
+     Request("takeover"), ["hold_stack", "wait_caught_up", "stop_replica", "record_promotion", "stop_replica",
+                           "vip", "set_writable", "vip", "watcher", "watcher", "stack_follows"], "not writable"),
     ("forced while the old active is writable: it is demoted first",
      healthy(), Request("takeover", force=True),
-     ["set_read_only", "stop_replica", "record_promotion", "stop_replica", "move_resources", "set_writable"],
+     ["hold_stack", "set_read_only", "stop_replica", "record_promotion", "stop_replica", "vip", "set_writable", "vip", "watcher", "watcher", "stack_follows"],
      "forced"),
     ("the stack already promoted n2 and moved everything",
      snap(None, facts(False, gen=2, promoted="n2", server=2), vip="n2", reach=(False, True)),
@@ -596,3 +597,20 @@ def test_a_move_through_the_stack_manages_a_held_group_again(inv):
     n2.on("crm_resource", "--resource", "hakit", "--locate", stdout="resource hakit is running on: n2\n")
     move_pacemaker(inv, {"n2": n2}, "n2")
     assert n2.calls[0] == ("crm_resource", "--resource", "hakit", "--meta", "--delete-parameter", "is-managed")
+
+
+def test_a_direct_takeover_moves_the_vip_off_the_old_node_before_the_new_one_is_writable(inv):
+    # mysqld died on n1, whose node answers: run against the fakes, the VIP is never on two nodes
+    # nor on a read-only database, and the stack ends up holding n2, managed
+    n1, n2 = pair()
+    n1.reachable = False  # its database is down; the node (SSH) answers
+    stack = Stack(dbs={"n2": n2})
+    snapshot = Snapshot(db_nodes=(NodeView("n1", A, True, None, vip=True, monitoring=True),
+                                  NodeView("n2", B, True, n2.facts())))
+    plan = plan_operation(inv, snapshot, Request("takeover"))
+    order = [s.name for s in plan.steps]
+    assert order.index("VIP off n1") < order.index("writable") < order.index("VIP on n2")
+    Executor(Operator(inv, World(databases={"n1": n1, "n2": n2}), say=lambda t: None, mover=stack,
+                      direct=stack).actions(), None, say=lambda t: None).run(plan)
+    assert not n2.read_only and stack.vips == {"n2"} and stack.holder == "n2" and not stack.held
+    assert stack.watchers == {"n2"}
