@@ -243,11 +243,15 @@ class PyMySQLDatabase:
     _conn: Any = field(default=None, repr=False)
 
     def _open(self, read_timeout: float):
+        # pymysql upgrades to TLS whenever the server offers it (mysql.tls): not inside an SSH
+        # tunnel, which already encrypts and which Python's ssl cannot wrap (a paramiko channel
+        # is no socket), nor over the node's own unix socket
         conn = pymysql.connect(host=self.host or "127.0.0.1", port=self.port, user=self.user,
                                password=self.password or "", unix_socket=self.unix_socket,
                                connect_timeout=self.connect_timeout, read_timeout=read_timeout,
                                write_timeout=max(read_timeout, 2.0), autocommit=True,
-                               cursorclass=pymysql.cursors.DictCursor, defer_connect=True)
+                               cursorclass=pymysql.cursors.DictCursor, defer_connect=True,
+                               ssl_disabled=bool(self.sock_factory or self.unix_socket))
         conn.connect(sock=self.sock_factory() if self.sock_factory else None)
         return conn
 

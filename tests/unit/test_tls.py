@@ -397,3 +397,21 @@ def test_lab_certificates_are_signed_by_the_ca_and_name_the_address_and_the_vip(
         assert b"PRIVATE KEY" in files[name][2].content
     # the same CA for both nodes, made once
     assert files["n1"][0].content == files["n2"][0].content
+
+
+def test_hakit_s_own_logins_skip_tls_inside_an_ssh_tunnel_and_on_the_unix_socket(monkeypatch):
+    # pymysql upgrades to TLS whenever a server offers it; Python's ssl cannot wrap a paramiko
+    # channel (hakit's admin login goes through one), and the unix socket needs none
+    import hakit.mysql as m
+
+    seen = []
+
+    class Conn:
+        def connect(self, sock=None):
+            pass
+
+    monkeypatch.setattr(m.pymysql, "connect", lambda **kw: seen.append(kw) or Conn())
+    PyMySQLDatabase("n1", host="10.0.0.11", sock_factory=lambda: object())._open(1.0)
+    PyMySQLDatabase("n1", unix_socket="/run/mysqld/mysqld.sock")._open(1.0)
+    PyMySQLDatabase("n1", host="10.0.0.11")._open(1.0)
+    assert [kw["ssl_disabled"] for kw in seen] == [True, True, False]
