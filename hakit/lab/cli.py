@@ -8,6 +8,7 @@ code 2 or 3, never a traceback.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -182,6 +183,8 @@ def chaos(dir: str, stack: str, count: int, seed: int, report_path: str | None, 
             click.echo(f"{index:4}  {fault.kind:<21} {fault.target:<8} {fault.delay:g} s")
         return
     labimpl.require_root()
+    # stopped by SIGTERM (a timeout, kill), the campaign still removes its lab on the way out
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     path = Path(report_path or f"chaos-{stack}-{seed}.json")
     with initialised_lab(Path(dir), stack) as driver:
         campaign = impl.Campaign(driver.dir, faults, say=click.echo)
