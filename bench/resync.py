@@ -60,12 +60,34 @@ def datadir_bytes(bench: BenchLab, node: str) -> int:
     return int(node_exec(bench.dir, node, ["du", "-sb", "/var/lib/mysql"]).split()[0])
 
 
+#: per strategy, the seconds each step of the last resync took (from hakit's journal): the profile
+STEP_SECONDS: dict[str, dict[str, float]] = {}
+
+
+def step_seconds(bench: BenchLab, since: float) -> dict[str, float]:
+    """How long each step of the operation begun after ``since`` (epoch seconds) took."""
+    from hakit.operate import journal_for
+
+    started: dict[str, float] = {}
+    took: dict[str, float] = {}
+    for record in journal_for(bench.inv()).records():
+        if record["t"] < since or "step" not in record:
+            continue
+        if record["event"] == "step-started":
+            started[record["step"]] = record["t"]
+        elif record["event"] == "step-done" and record["step"] in started:
+            took[record["step"]] = round(record["t"] - started[record["step"]], 3)
+    return took
+
+
 def timed_resync(bench: BenchLab, node: str, strategy: str) -> float:
+    since = time.time()
     start = time.monotonic()
     done = hakit(bench.inventory, "resync", "--yes", "--node", node, "--strategy", strategy, timeout=7200)
     seconds = time.monotonic() - start
     if done.returncode:
         raise RuntimeError(f"resync --strategy {strategy}: {done.stderr.strip()[-400:]}")
+    STEP_SECONDS[strategy] = step_seconds(bench, since)
     bench.wait_healthy()
     return seconds
 
@@ -159,7 +181,8 @@ def one_size(megabytes: int) -> dict:
     return {"megabytes": megabytes, "rows": rows, "datadir_bytes": size,
             "seconds": {k: round(v, 2) for k, v in seconds.items()},
             "speedup_vs_baseline": {k: round(base / v, 2) for k, v in seconds.items() if v > 0},
-            "fraction_of_raw_copy_speed": {k: round(seconds["raw copy"] / v, 3) for k, v in seconds.items() if v > 0}}
+            "fraction_of_raw_copy_speed": {k: round(seconds["raw copy"] / v, 3) for k, v in seconds.items() if v > 0},
+            "step_seconds": dict(STEP_SECONDS)}
 
 
 def main() -> int:

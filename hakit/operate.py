@@ -494,7 +494,13 @@ class Operator:
         tables = active.tables(schemas)
         position = active.facts().gtid_binlog_pos
         target.wait_for_position(position, 60)
-        differ = [t for t in tables if active.checksum(t) != target.checksum(t)]
+        # both nodes at once (each its own session): the check costs one pass over the data, not two
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            theirs = pool.submit(lambda: [target.checksum(t) for t in tables])
+            ours = [active.checksum(t) for t in tables]
+            differ = [t for t, a, b in zip(tables, ours, theirs.result()) if a != b]
         for table in list(differ):
             point, expected = active.locked_checksum(table)
             target.start_replica_until(point)
