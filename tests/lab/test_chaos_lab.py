@@ -48,8 +48,10 @@ def test_a_short_campaign_breaks_no_invariant(stack: str, seed: int, tmp_path: P
     # the audits ran: the sampler read the nodes continuously, and each kind of check was made
     checks = report["checks"]
     assert checks["one writable node"] > 100
-    rules = ("generation never decreases", "VIP on exactly one node", "the VIP follows the writable node",
-             "acknowledged writes kept", "tables equal after resync", "operations converge")
+    rules = ["generation never decreases", "VIP on exactly one node", "the VIP follows the writable node",
+             "acknowledged writes kept", "tables equal after resync"]
+    if any(f.kind.startswith("interrupt-") for f in draw(seed, 3)):
+        rules.append("operations converge")
     assert all(checks.get(rule, 0) > 0 for rule in rules), checks
     if stack == "pacemaker":
         assert checks.get("no resource active twice", 0) > 0
