@@ -255,6 +255,7 @@ class Campaign:
         return report
 
     def run(self) -> dict[str, Any]:
+        started = time.monotonic()
         doc = self.lab.wait_healthy(timeout=300)
         self.auditor.status(0, doc, settled=True)
         for index, fault in enumerate(self.faults, 1):
@@ -262,10 +263,51 @@ class Campaign:
             self.steps.append(report)
             if report.error:
                 break
+        self.seconds = round(time.monotonic() - started, 1)
         return self.report()
+
+    seconds: float | None = None
 
     def report(self) -> dict[str, Any]:
         errors = [s.index for s in self.steps if s.error]
         return {"stack": self.stack, "faults": len(self.faults), "played": len(self.steps),
-                "ok": self.auditor.ok and not errors, "errors": errors, **self.auditor.summary(),
+                "ok": self.auditor.ok and not errors, "errors": errors, "seconds": self.seconds,
+                "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **self.auditor.summary(),
                 "steps": [s.to_json() for s in self.steps]}
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """A campaign's report as the Markdown docs/reliability.md quotes: what was played, how long
+    each kind of fault took to recover from, what was checked, what broke."""
+    import statistics
+
+    steps = report["steps"]
+    lines = [f"### {report['stack']}, seed {report.get('seed', '?')}: {report['played']} of {report['faults']} "
+             f"faults played, {len(report['violations'])} violations, {len(report['errors'])} errors", ""]
+    if report.get("seconds") is not None:
+        lines += [f"_{report['seconds'] / 60:.0f} minutes, finished {report.get('finished', '?')}._", ""]
+    lines += ["| fault | played | recovery median (s) | recovery max (s) | violations |",
+              "| --- | ---: | ---: | ---: | ---: |"]
+    for kind in KINDS:
+        mine = [st for st in steps if st["fault"] == kind]
+        if not mine:
+            continue
+        times = [st["recovery_seconds"] for st in mine if st["recovery_seconds"] is not None]
+        lines.append(f"| {kind} | {len(mine)} | {statistics.median(times):.1f} | {max(times):.1f} | "
+                     f"{sum(len(st['violations']) for st in mine)} |" if times else
+                     f"| {kind} | {len(mine)} | – | – | {sum(len(st['violations']) for st in mine)} |")
+    lines += ["", "| check | times made |", "| --- | ---: |"]
+    lines += [f"| {rule} | {count} |" for rule, count in report["checks"].items()]
+    for line in report["violations"]:
+        lines.append(f"- VIOLATION {line}")
+    for st in steps:
+        if st["error"]:
+            lines.append(f"- ERROR at step {st['step']} ({st['fault']} on {st['node']}): {st['error']}")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":  # python -m hakit.lab.chaos REPORT.json ...: the reports as Markdown
+    import sys
+
+    for name in sys.argv[1:]:
+        print(markdown(json.loads(Path(name).read_text())))

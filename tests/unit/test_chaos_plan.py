@@ -21,3 +21,23 @@ def test_every_kind_is_drawn_with_sensible_targets_and_delays():
             assert f.target == "standby"
         assert (3.0 <= f.delay <= 8.0) if f.kind == "partition" else (0.2 <= f.delay <= 4.0)
     assert {f.target for f in faults if f.kind in ("partition", "stop-stack")} == {"active", "standby"}
+
+
+def test_a_report_reads_as_markdown() -> None:
+    from hakit.lab.chaos import markdown
+
+    report = {"stack": "pacemaker", "seed": 7, "faults": 3, "played": 3, "ok": False, "errors": [3],
+              "seconds": 180.0, "finished": "2026-11-22T06:00:00Z",
+              "checks": {"one writable node": 900, "VIP on exactly one node": 3},
+              "violations": ["step 2: VIP on exactly one node: on n1 and n2"],
+              "steps": [{"step": 1, "fault": "kill-node", "node": "n1", "recovery_seconds": 20.0, "violations": [],
+                         "error": None},
+                        {"step": 2, "fault": "kill-node", "node": "n2", "recovery_seconds": 30.0,
+                         "violations": ["step 2: VIP on exactly one node: on n1 and n2"], "error": None},
+                        {"step": 3, "fault": "partition", "node": "n1", "recovery_seconds": None, "violations": [],
+                         "error": "TimeoutError: never healthy"}]}
+    text = markdown(report)
+    assert "pacemaker, seed 7: 3 of 3 faults played, 1 violations, 1 errors" in text
+    assert "| kill-node | 2 | 25.0 | 30.0 | 1 |" in text and "| partition | 1 | – | – | 0 |" in text
+    assert "| one writable node | 900 |" in text
+    assert "VIOLATION step 2: VIP on exactly one node" in text and "ERROR at step 3 (partition on n1)" in text
