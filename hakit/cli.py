@@ -18,6 +18,19 @@ import click
 
 from hakit import __version__
 from hakit.errors import ExitCode, HakitError, printable
+
+
+def redact_seen(text: str) -> str:
+    """``text`` without any secret this process has loaded (none before hakit.secrets is imported:
+    the import stays lazy, so ``--help`` and the agents start fast)."""
+    secrets = sys.modules.get("hakit.secrets")
+    return secrets.redact_seen(text) if secrets is not None else text
+
+
+def _shown(text: str) -> str:
+    """What hakit prints of a message: no secret this process has seen (an error quoted from
+    another tool might carry one, and Ansible logs hakit's output), no terminal control."""
+    return printable(redact_seen(text))
 from hakit.inventory import load_inventory
 from hakit.model import Inventory
 
@@ -50,7 +63,7 @@ class Context:
 
     def say(self, message: str, level: int = 0) -> None:
         if self.verbosity >= level:
-            click.echo(printable(message))
+            click.echo(_shown(message))
 
 
 inventory_option = click.option(
@@ -505,7 +518,7 @@ def main(argv: list[str] | None = None) -> int:
     if ctx is not None and ctx.result_json:
         sys.stdout.flush()
         click.echo(json.dumps({"command": ctx.command, "changed": ctx.changed, "exit_code": code,
-                               "message": ctx.message}, sort_keys=True))
+                               "message": redact_seen(ctx.message)}, sort_keys=True))
     return code
 
 
@@ -514,8 +527,8 @@ def _main(argv: list[str] | None) -> int:
         # standalone_mode=False: click returns the code of a raised Exit instead of exiting
         code = main_group.main(args=argv, prog_name="hakit", standalone_mode=False)
     except HakitError as exc:
-        click.echo(f"hakit: {printable(str(exc))}", err=True)
-        _failed(f"hakit: {exc}")
+        click.echo(f"hakit: {_shown(str(exc))}", err=True)
+        _failed(f"hakit: {redact_seen(str(exc))}")
         return int(exc.exit_code)
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)

@@ -81,6 +81,23 @@ class Secrets(BaseModel):
         values += [v for params in self.fencing.values() for v in params.values() if len(v) >= 4]
         return values
 
+    def model_post_init(self, __context: object) -> None:
+        # every secret this process has seen is hidden from what it prints (hakit.cli): an error
+        # quoted from another tool might carry one, and Ansible logs hakit's output
+        _SEEN.update(v for v in self.all_values() if v)
+
+
+#: the secret values this process has loaded or made (see :func:`redact_seen`)
+_SEEN: set[str] = set()
+
+
+def redact_seen(text: str) -> str:
+    """``text`` with every secret value this process has loaded or generated replaced by ``***``."""
+    for value in sorted(_SEEN, key=len, reverse=True):
+        if value in text:
+            text = text.replace(value, "***")
+    return text
+
 
 def generate() -> Secrets:
     """Fresh random secrets (corosync authkey: 256 random bytes, as corosync-keygen makes)."""

@@ -316,3 +316,30 @@ def test_without_result_json_no_json_line(site, capsys) -> None:
     site = site()
     assert main(["-i", str(site), "render", "--check"]) == 0
     assert "{" not in capsys.readouterr().out
+
+
+def test_a_secret_quoted_in_an_error_is_not_printed(tmp_path, capsys, monkeypatch) -> None:
+    """An error from another tool may quote a secret (a failed CHANGE MASTER, a mariadb command
+    line): hakit prints it as *** on the terminal and in --result-json (Ansible logs both)."""
+    import json
+
+    from hakit import cli
+    from hakit.errors import OperationFailed
+    from hakit.secrets import generate
+
+    secret = generate().replication_password  # seen by this process, as a loaded file's would be
+
+    @cli.main_group.command(name="leaky-test-command")
+    def leaky() -> None:
+        cli.Context.current.say(f"step output with {secret}")
+        raise OperationFailed(f"mariadb: Access denied for MASTER_PASSWORD='{secret}'")
+
+    try:
+        code = cli.main(["--result-json", "leaky-test-command"])
+    finally:
+        cli.main_group.commands.pop("leaky-test-command")
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert secret not in out and secret not in err
+    assert "MASTER_PASSWORD='***'" in err and "step output with ***" in out
+    assert json.loads(out.strip().splitlines()[-1])["message"].endswith("MASTER_PASSWORD='***'")
