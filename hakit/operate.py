@@ -203,6 +203,8 @@ def move_heartbeat(inv: Inventory, runners: dict[str, Runner], node: str, timeou
 # ---- the direct path of a switchover: hakit moves the role and the VIP itself, the stack follows
 
 IPADDR2 = "/usr/lib/ocf/resource.d/heartbeat/IPaddr2"
+#: seconds heartbeat's acquisition gets to start the monitoring master before hakit starts it
+HB_ACQUIRE_GRACE = 10.0
 
 
 def vip_argv(inv: Inventory, action: str) -> list[str]:
@@ -245,16 +247,31 @@ def follow_heartbeat(inv: Inventory, runners: dict[str, Runner], node: str, time
     """The role and the VIP already run on ``node``: heartbeat takes the group there (the peer's
     release stops what still runs there, the monitoring master; starting the role and the VIP
     here finds them running)."""
+    from hakit.agents.registry import HEARTBEAT_DIR
+    from hakit.observe import process_running
+
     runner = runners[node]
-    if runner.run(["cl_status", "rscstatus"], warn=True, timeout=15).stdout.strip() == "all":
+    holding = ("all", "local")  # as stack_view reads it
+    if runner.run(["cl_status", "rscstatus"], warn=True, timeout=15).stdout.strip() not in holding:
+        runner.run(["/usr/share/heartbeat/hb_takeover", "all"], warn=True, timeout=60)
+        deadline = time.monotonic() + timeout
+        while runner.run(["cl_status", "rscstatus"], warn=True, timeout=15).stdout.strip() not in holding:
+            if time.monotonic() > deadline:
+                raise OperationFailed(f"heartbeat did not take the resources on {node} within {timeout:g}s "
+                                      f"(see /var/log/ha-log)")
+            time.sleep(0.1)
+    if not inv.pair_of(node).carries_app:
         return
-    runner.run(["/usr/share/heartbeat/hb_takeover", "all"], warn=True, timeout=60)
-    deadline = time.monotonic() + timeout
-    while runner.run(["cl_status", "rscstatus"], warn=True, timeout=15).stdout.strip() != "all":
+    # heartbeat may count the group as held after an acquisition that gave it up again (a start
+    # that failed, say the role refused by anti-flap: "Giving up resources", yet "acquisition
+    # completed"): nothing would start the monitoring master then. Its own resource script does,
+    # as heartbeat's acquisition would have (the role and the VIP are in place already).
+    deadline = time.monotonic() + HB_ACQUIRE_GRACE
+    while not process_running(runner, inv.settings.monitoring.service):
         if time.monotonic() > deadline:
-            raise OperationFailed(f"heartbeat did not take the resources on {node} within {timeout:g}s "
-                                  f"(see /var/log/ha-log)")
-        time.sleep(0.1)
+            runner.run([f"{HEARTBEAT_DIR}/hakit-monitoring-master", "start"], timeout=120)
+            return
+        time.sleep(0.2)
 
 
 def _wait_monitoring(inv: Inventory, runner: Runner, node: str, timeout: float = 120.0) -> None:

@@ -614,3 +614,25 @@ def test_a_direct_takeover_moves_the_vip_off_the_old_node_before_the_new_one_is_
                       direct=stack).actions(), None, say=lambda t: None).run(plan)
     assert not n2.read_only and stack.vips == {"n2"} and stack.holder == "n2" and not stack.held
     assert stack.watchers == {"n2"}
+
+
+def test_heartbeat_follows_even_when_it_thinks_it_holds_a_group_it_gave_up(inv, monkeypatch):
+    # seen on the lab: a start refused by anti-flap made heartbeat give the group up, yet it
+    # counted the acquisition as done ("all"): nothing would have started the monitoring master
+    from hakit import operate
+    from hakit.remote import FakeRunner, Result
+
+    monkeypatch.setattr(operate, "HB_ACQUIRE_GRACE", 0.0)
+    n1 = FakeRunner("n1")
+    n1.on("cl_status", "rscstatus", stdout="all\n")
+    n1.on("pgrep", exited=1)
+    operate.follow_heartbeat(inv, {"n1": n1}, "n1")
+    assert ("/usr/share/heartbeat/hb_takeover", "all") not in n1.calls  # it holds them already
+    assert n1.calls[-1] == ("/etc/ha.d/resource.d/hakit-monitoring-master", "start")
+
+    n2 = FakeRunner("n2")
+    answers = iter(["none\n", "transition\n", "local\n"])
+    n2.responses[("cl_status", "rscstatus")] = lambda argv, data: Result(argv, 0, next(answers))
+    operate.follow_heartbeat(inv, {"n2": n2}, "n2")  # the monitoring master runs (pgrep answers 0)
+    assert ("/usr/share/heartbeat/hb_takeover", "all") in n2.calls
+    assert not any(c[0].endswith("hakit-monitoring-master") for c in n2.calls)
