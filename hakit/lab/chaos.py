@@ -254,13 +254,18 @@ class Campaign:
                  f"{len(report.violations)} violation(s){' ERROR ' + report.error if report.error else ''}")
         return report
 
-    def run(self) -> dict[str, Any]:
+    def run(self, after_step: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+        """Play the campaign; ``after_step`` gets the report so far after every step (a long
+        campaign stopped half-way keeps what it found)."""
         started = time.monotonic()
         doc = self.lab.wait_healthy(timeout=300)
         self.auditor.status(0, doc, settled=True)
         for index, fault in enumerate(self.faults, 1):
             report = self.step(index, fault)
             self.steps.append(report)
+            self.seconds = round(time.monotonic() - started, 1)
+            if after_step is not None:
+                after_step(self.report())
             if report.error:
                 break
         self.seconds = round(time.monotonic() - started, 1)

@@ -186,11 +186,14 @@ def chaos(dir: str, stack: str, count: int, seed: int, report_path: str | None, 
     # stopped by SIGTERM (a timeout, kill), the campaign still removes its lab on the way out
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     path = Path(report_path or f"chaos-{stack}-{seed}.json")
+    def save(report: dict) -> None:
+        report["seed"] = seed
+        path.write_text(jsonmod.dumps(report, indent=2) + "\n")
+
     with initialised_lab(Path(dir), stack) as driver:
         campaign = impl.Campaign(driver.dir, faults, say=click.echo)
-        report = campaign.run()
-    report["seed"] = seed
-    path.write_text(jsonmod.dumps(report, indent=2) + "\n")
+        report = campaign.run(after_step=save)  # the report is kept up to date, step by step
+    save(report)
     click.echo(f"chaos: {report['played']}/{report['faults']} faults played on {stack}, seed {seed}; "
                f"{sum(report['checks'].values())} checks, {len(report['violations'])} violations"
                + (f", stopped by an error at step {report['errors'][0]}" if report["errors"] else "")
