@@ -127,10 +127,7 @@ class Campaign:
 
     def _bring_back(self, node: str) -> None:
         """A node that was powered off or lost its MariaDB: running again, then resynced."""
-        from hakit.lab import lab as labmod
-
-        alive = {s.name: s.alive for s in labmod.status(str(self.lab.dir))}
-        self.lab.repair(node, restart=not alive.get(node, False))
+        self.lab.repair(node, restart=not self._alive(node))
 
     def _settled(self, steady: float = 4.0, timeout: float = 240) -> dict[str, Any]:
         """Wait until one node is the active and holds the VIP, and still is ``steady`` seconds
@@ -164,11 +161,25 @@ class Campaign:
         report.notes.append(f"{after['active']} took over")
         self._bring_back(node)
 
+    def _alive(self, node: str) -> bool:
+        from hakit.lab import lab as labmod
+
+        return {s.name: s.alive for s in labmod.status(str(self.lab.dir))}.get(node, False)
+
     def _partition(self, report: StepReport) -> None:
+        from hakit.errors import InputError
+
         self.lab.fault("partition", report.node)
         time.sleep(report.fault.delay)
-        self.lab.fault("heal", report.node)
-        report.notes.append(f"healed after {report.fault.delay:g} s")
+        try:
+            if not self._alive(report.node):
+                raise InputError(f"{report.node} is not running")
+            self.lab.fault("heal", report.node)
+            report.notes.append(f"healed after {report.fault.delay:g} s")
+        except InputError:
+            # Pacemaker fenced the cut-off node (powered off): nothing to heal; it is restarted
+            # and resynced below like any node that went down
+            report.notes.append(f"{report.node} was fenced during the partition")
         self._resync_the_other(report)
 
     def _stop_stack(self, report: StepReport) -> None:
