@@ -118,11 +118,22 @@ def stack_view(inv: Inventory, world: World, reachable: list[str]) -> tuple[str,
             out = world.runners[name].run(["cl_status", "rscstatus"], warn=True, timeout=15)
             if not out.ok:
                 continue
-            if out.stdout.strip() in ("all", "local"):
+            if heartbeat_holds(inv, name, out.stdout.strip()):
                 holders.append(name)
         return tuple(holders)
     except HakitError:
         return None
+
+
+def heartbeat_holds(inv: Inventory, node: str, rscstatus: str) -> bool:
+    """Whether heartbeat on ``node`` holds its pair's resource group, from ``cl_status
+    rscstatus``: the group is the *local* set of the node haresources names first (the preferred
+    one) and the *foreign* set of the other, so a freshly started standby that is not the
+    preferred node says ``local`` while holding nothing."""
+    from hakit.render import _preferred
+
+    own = "local" if _preferred(inv.pair_of(node)).name == node else "foreign"
+    return rscstatus in ("all", own)
 
 
 def scan_errant(inv: Inventory, world: World, snap: Snapshot, target: str) -> ErrantReport | None:
@@ -251,11 +262,14 @@ def follow_heartbeat(inv: Inventory, runners: dict[str, Runner], node: str, time
     from hakit.observe import process_running
 
     runner = runners[node]
-    holding = ("all", "local")  # as stack_view reads it
-    if runner.run(["cl_status", "rscstatus"], warn=True, timeout=15).stdout.strip() not in holding:
+
+    def holds() -> bool:
+        return heartbeat_holds(inv, node, runner.run(["cl_status", "rscstatus"], warn=True, timeout=15).stdout.strip())
+
+    if not holds():
         runner.run(["/usr/share/heartbeat/hb_takeover", "all"], warn=True, timeout=60)
         deadline = time.monotonic() + timeout
-        while runner.run(["cl_status", "rscstatus"], warn=True, timeout=15).stdout.strip() not in holding:
+        while not holds():
             if time.monotonic() > deadline:
                 raise OperationFailed(f"heartbeat did not take the resources on {node} within {timeout:g}s "
                                       f"(see /var/log/ha-log)")

@@ -631,8 +631,20 @@ def test_heartbeat_follows_even_when_it_thinks_it_holds_a_group_it_gave_up(inv, 
     assert n1.calls[-1] == ("/etc/ha.d/resource.d/hakit-monitoring-master", "start")
 
     n2 = FakeRunner("n2")
-    answers = iter(["none\n", "transition\n", "local\n"])
+    answers = iter(["local\n", "transition\n", "foreign\n"])  # n2 is not haresources' first node
     n2.responses[("cl_status", "rscstatus")] = lambda argv, data: Result(argv, 0, next(answers))
     operate.follow_heartbeat(inv, {"n2": n2}, "n2")  # the monitoring master runs (pgrep answers 0)
     assert ("/usr/share/heartbeat/hb_takeover", "all") in n2.calls
     assert not any(c[0].endswith("hakit-monitoring-master") for c in n2.calls)
+
+
+def test_what_heartbeat_holds_depends_on_whose_local_group_it_is(inv):
+    # the clean-clone run caught it: a freshly started standby that is not haresources' first
+    # node says "local" while holding nothing, and a switchover to it then skipped hb_takeover
+    # and left the monitoring master running on both nodes
+    from hakit.operate import heartbeat_holds
+
+    assert heartbeat_holds(inv, "n1", "local") and heartbeat_holds(inv, "n1", "all")
+    assert not heartbeat_holds(inv, "n1", "foreign") and not heartbeat_holds(inv, "n1", "none")
+    assert heartbeat_holds(inv, "n2", "foreign") and heartbeat_holds(inv, "n2", "all")
+    assert not heartbeat_holds(inv, "n2", "local") and not heartbeat_holds(inv, "n2", "transition")
