@@ -25,6 +25,8 @@ from hakit.secrets import Secrets
 #: the lab's MariaDB fragment: read after hakit's 60-hakit.cnf, so it only adds (see node_files)
 LAB_CNF = "/etc/mysql/mariadb.conf.d/70-hakit-lab.cnf"
 CIB_PATH = "/var/lib/pacemaker/cib/cib.xml"
+#: how long a starting lab node waits for an existing DC before it holds an election
+LAB_DC_DEADTIME = "2s"
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,13 @@ def lab_cib(rendered_cib: bytes) -> bytes:
     root = ET.fromstring(rendered_cib)
     conf = root.find("configuration")
     assert conf is not None
+    # both nodes of a lab start at the same moment: waiting the default 20 s for an existing DC
+    # to answer (dc-deadtime) was most of a lab's start. Lab only: the rendered CIB (which hakit
+    # init loads as an update) does not set it, so a real cluster keeps Pacemaker's default.
+    options = conf.find("crm_config/cluster_property_set")
+    if options is not None:
+        ET.SubElement(options, "nvpair", {"id": f"{options.get('id')}-dc-deadtime", "name": "dc-deadtime",
+                                          "value": LAB_DC_DEADTIME})
     resources = conf.find("resources")
     if resources is not None:
         for child in list(resources):
