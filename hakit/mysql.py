@@ -41,6 +41,12 @@ class DatabaseUnreachable(HakitError):
     """The server cannot be reached or refuses the login."""
 
 
+#: MariaDB's refusal of a gtid_slave_pos older than the binary log's last GTID in a domain
+ER_MASTER_GTID_POS_CONFLICTS_WITH_BINLOG = 1947
+#: tries at setting gtid_slave_pos to the current position while commits keep moving it
+SLAVE_POS_ATTEMPTS = 50
+
+
 class QueryFailed(HakitError):
     """The server answered with an error to a statement (``errno``: MariaDB's error number)."""
 
@@ -414,9 +420,17 @@ class PyMySQLDatabase:
 
     def set_slave_pos_to_current(self) -> Position:
         self.query("STOP SLAVE")
-        current = self.query("SELECT @@gtid_current_pos AS p")[0]["p"] or ""
-        self.query("SET GLOBAL gtid_slave_pos = %s", (current,))
-        return Position.parse(current)
+        for attempt in range(SLAVE_POS_ATTEMPTS):
+            current = self.query("SELECT @@gtid_current_pos AS p")[0]["p"] or ""
+            try:
+                self.query("SET GLOBAL gtid_slave_pos = %s", (current,))
+                return Position.parse(current)
+            except QueryFailed as exc:
+                # on an active under writes, a commit between the read and the SET makes the
+                # position older than the binary log's, which MariaDB refuses: read it again
+                if exc.errno != ER_MASTER_GTID_POS_CONFLICTS_WITH_BINLOG or attempt == SLAVE_POS_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
 
     def binlog_gtids_after(self, point: Position) -> list[BinlogGtid]:
         files = [r["Log_name"] for r in self.query("SHOW BINARY LOGS")]

@@ -159,3 +159,40 @@ def test_unreachable_server_is_a_clear_error(tmp_path):
     db = PyMySQLDatabase("ghost", unix_socket=str(tmp_path / "none.sock"), connect_timeout=0.5)
     with pytest.raises(DatabaseUnreachable, match="ghost: cannot connect to MariaDB at .*none.sock"):
         db.facts()
+
+
+def test_the_slave_position_is_set_to_the_current_one_while_commits_keep_coming(server, tmp_path):
+    """reverse_replication on an active under writes (the fault campaign, Pacemaker seed 42):
+    a commit between reading gtid_current_pos and setting gtid_slave_pos made MariaDB refuse
+    the older position (error 1947); hakit reads it again."""
+    import threading
+
+    from hakit.mysql import ER_MASTER_GTID_POS_CONFLICTS_WITH_BINLOG, QueryFailed
+
+    server.query("SET GLOBAL read_only = OFF")
+    server.query("CREATE DATABASE IF NOT EXISTS churn")
+    server.query("CREATE TABLE IF NOT EXISTS churn.t (id INT AUTO_INCREMENT PRIMARY KEY) ENGINE=InnoDB")
+    # the refusal itself, as MariaDB words it: a position older than the binary log's
+    old = str(server.facts().gtid_binlog_pos)
+    server.query("INSERT INTO churn.t VALUES ()")
+    with pytest.raises(QueryFailed) as refused:
+        server.query("SET GLOBAL gtid_slave_pos = %s", (old,))
+    assert refused.value.errno == ER_MASTER_GTID_POS_CONFLICTS_WITH_BINLOG
+    writer = PyMySQLDatabase("writer", unix_socket=server.unix_socket, user="root")
+    stop = threading.Event()
+
+    def churn() -> None:
+        while not stop.is_set():
+            writer.query("INSERT INTO churn.t VALUES ()")
+
+    thread = threading.Thread(target=churn, daemon=True)
+    thread.start()
+    try:
+        for _ in range(30):  # each a race the old code lost now and then
+            position = server.set_slave_pos_to_current()
+            assert Position.parse(server.query("SELECT @@gtid_slave_pos AS p")[0]["p"]) == position
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+        writer.close()
+        server.query("SET GLOBAL read_only = ON")
