@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 import time
 
 import pytest
@@ -13,43 +10,15 @@ from hakit.errors import InputError
 from hakit.gtid import Position
 from hakit.mysql import PromotionRecord, DatabaseUnreachable, PyMySQLDatabase, ident, state_schema_sql
 
+from mariadbkit import throwaway_mariadb
+
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    if os.geteuid() != 0:
-        pytest.skip("the throwaway mariadbd runs as root here (CI runs as root)")
-    if not shutil.which("mariadbd") and not os.path.exists("/usr/sbin/mariadbd"):
-        pytest.fail("mariadbd missing: ./scripts/setup installs mariadb-server")
-    d = tmp_path_factory.mktemp("mariadb")
-    datadir, sock = d / "data", d / "mysqld.sock"
-    subprocess.run(["mariadb-install-db", "--no-defaults", f"--datadir={datadir}", "--user=root",
-                    "--auth-root-authentication-method=socket", "--skip-test-db"],
-                   check=True, capture_output=True, timeout=120)
-    proc = subprocess.Popen(["/usr/sbin/mariadbd", "--no-defaults", f"--datadir={datadir}", f"--socket={sock}",
-                             "--skip-networking", "--user=root", "--server-id=7", "--log-bin=mysql-bin",
-                             "--gtid-strict-mode=ON", "--read-only=ON", f"--pid-file={d}/m.pid",
-                             f"--log-error={d}/error.log"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    db = PyMySQLDatabase("sandbox", unix_socket=str(sock), user="root")
-    try:
-        for _ in range(300):
-            try:
-                db.query("SELECT 1")
-                break
-            except DatabaseUnreachable:
-                time.sleep(0.1)
-        else:
-            pytest.fail("throwaway mariadbd did not start: " + (d / "error.log").read_text()[-2000:])
+    with throwaway_mariadb(tmp_path_factory, "mariadb", "--server-id=7", "--log-bin=mysql-bin", "--gtid-strict-mode=ON", "--read-only=ON") as db:
         yield db
-    finally:
-        db.close()
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def test_a_fresh_server_is_read_only_with_no_hakit_state(server):

@@ -12,8 +12,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -21,9 +19,11 @@ import yaml
 
 from hakit import validate as v
 from hakit.inventory import parse_inventory
-from hakit.mysql import DatabaseUnreachable, PyMySQLDatabase, ReplicaTls
+from hakit.mysql import ReplicaTls
 from hakit.render import render_all
 from hakit.secrets import ensure_secrets
+
+from mariadbkit import throwaway_mariadb
 
 pytestmark = pytest.mark.integration
 
@@ -34,38 +34,8 @@ TLS = {"enabled": True, "ca": "/etc/mysql/tls/ca.pem", "cert": "/etc/mysql/tls/n
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    if os.geteuid() != 0:
-        pytest.skip("the throwaway mariadbd runs as root here (CI runs as root)")
-    if not os.path.exists("/usr/sbin/mariadbd"):
-        pytest.fail("mariadbd missing: ./scripts/setup installs mariadb-server")
-    d = tmp_path_factory.mktemp("mariadb-tls")
-    datadir, sock = d / "data", d / "mysqld.sock"
-    subprocess.run(["mariadb-install-db", "--no-defaults", f"--datadir={datadir}", "--user=root",
-                    "--auth-root-authentication-method=socket", "--skip-test-db"],
-                   check=True, capture_output=True, timeout=120)
-    proc = subprocess.Popen(["/usr/sbin/mariadbd", "--no-defaults", f"--datadir={datadir}", f"--socket={sock}",
-                             "--skip-networking", "--user=root", "--server-id=8", "--log-bin=mysql-bin",
-                             "--read-only=ON", f"--pid-file={d}/m.pid", f"--log-error={d}/error.log"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    db = PyMySQLDatabase("sandbox", unix_socket=str(sock), user="root")
-    try:
-        for _ in range(300):
-            try:
-                db.query("SELECT 1")
-                break
-            except DatabaseUnreachable:
-                time.sleep(0.1)
-        else:
-            pytest.fail("throwaway mariadbd did not start: " + (d / "error.log").read_text()[-2000:])
+    with throwaway_mariadb(tmp_path_factory, "mariadb-tls", "--server-id=8", "--log-bin=mysql-bin", "--read-only=ON") as db:
         yield db
-    finally:
-        db.close()
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def test_point_replica_at_stores_the_tls_options_and_turns_them_off_again(server):
