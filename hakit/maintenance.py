@@ -15,22 +15,17 @@ refuse (exit 3) until ``hakit maintenance off``, which reverses all of it. Both 
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Callable
 
 from hakit.errors import OperationFailed, SafetyRefusal
 from hakit.model import Inventory
-from hakit.observe import MAINTENANCE_FLAG, World, holds_address
+from hakit.flags import MAINTENANCE_FLAG
+from hakit.observe import World, holds_address
 from hakit.remote import Runner
 from hakit.services import service
 
 FLAG = MAINTENANCE_FLAG
-
-
-def flag_set(path: str = FLAG) -> bool:
-    """On a node: is maintenance mode on? (The agents ask this, locally, without the network.)"""
-    return os.path.exists(path)
 
 
 def _pacemaker(runner: Runner, on: bool) -> None:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from hakit.errors import HakitError
+from hakit.flags import MAINTENANCE_FLAG, RESYNC_MARKER
 from hakit.model import Inventory, Node
 from hakit.mysql import Database, DatabaseUnreachable, PyMySQLDatabase
 from hakit.remote import LocalRunner, Runner, SshRunner, Unreachable, runner_for
@@ -70,9 +71,6 @@ def process_running(runner: Runner, name: str) -> bool:
 
 
 CHECK_CREDENTIALS = "/etc/hakit/check.yml"
-#: the node's flags: maintenance (readable by the monitoring user) and an unfinished resync
-MAINTENANCE_FLAG = "/etc/hakit/maintenance"
-RESYNC_MARKER = "/var/lib/hakit/resync-pending"
 FLAGS_SCRIPT = (f"test -e {MAINTENANCE_FLAG} && echo maintenance; "
                 f"test -e {RESYNC_MARKER} && echo resync; true")
 

@@ -27,7 +27,8 @@ from hakit.gtid import Position
 from hakit.journal import Journal, redactor
 from hakit.model import Inventory
 from hakit.mysql import Database, DatabaseUnreachable, ReplicaStatus
-from hakit.observe import RESYNC_MARKER, World, holds_address, observe_node
+from hakit.flags import RESYNC_MARKER
+from hakit.observe import World, holds_address, observe_node
 from hakit.resources import _where
 from hakit.plan import Plan, Refusal, Step
 from hakit.promote import database_actions

@@ -18,12 +18,13 @@ reading its peer's generation).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hakit.model import Tls
 from hakit.mysql import ReplicaTls
-from hakit.remote import Runner
-from hakit.snapshot import NodeView
+if TYPE_CHECKING:  # the resource agents import this module: paramiko costs them 70 ms a start
+    from hakit.remote import Runner
+    from hakit.snapshot import NodeView
 
 #: the user MariaDB runs as (Debian's package): it must read the key
 MYSQL_USER = "mysql"

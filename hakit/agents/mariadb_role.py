@@ -20,7 +20,7 @@ from hakit.agents import ocf
 from hakit.agents.watch import promotion_grace
 from hakit.agents.context import load_context
 from hakit.errors import HakitError
-from hakit.maintenance import FLAG, flag_set
+from hakit.flags import MAINTENANCE_FLAG as FLAG, maintenance_on as flag_set
 from hakit.executor import Executor
 from hakit.mysql import DatabaseUnreachable
 from hakit.plan import Refusal

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from hakit.agents.context import NodeContext
 from hakit.errors import HakitError
-from hakit.maintenance import flag_set
+from hakit.flags import maintenance_on as flag_set
 
 PIDFILE = "/run/hakit-watch.pid"
 LOG = "/var/log/hakit/watch.log"

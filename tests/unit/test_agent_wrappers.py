@@ -43,3 +43,17 @@ def test_every_other_action_runs_the_installed_hakit(installed, name):
         done = subprocess.run([str(paths[path]), "start"], capture_output=True, text=True)
         assert done.returncode == 0, done.stderr
         assert (fake.parent / "called").read_text() == f"agent|{kind}|{name}|start|"
+
+
+def test_agents_do_not_import_ssh_or_urllib():
+    """Every agent start is a new Python inside a failover: SSH (paramiko, invoke) and urllib cost
+    100 ms there for nothing. The agents' imports must stay free of them."""
+    import sys
+
+    code = ("import sys, hakit.agents.mariadb_role, hakit.agents.monitoring_master, hakit.agents.watch, "
+            "hakit.agents.cli\n"
+            "print(' '.join(m for m in ('paramiko', 'invoke', 'fabric', 'urllib.request', 'hakit.remote') "
+            "if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == ""
