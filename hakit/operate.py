@@ -373,18 +373,21 @@ class Operator:
     def reverse_replication(self, s: Step) -> None:
         """The active replicates from the rebuilt node, from the active's own current position.
 
-        A logged heartbeat on the active first: once the target has applied it, the target's binary
-        log holds the active's current position, so the active can ask for what follows it.
+        A logged heartbeat on the active first, so that the position it asks for is one the
+        target logged itself (not only its starting point). The active's slave position is then
+        set to its current one, and its replication starts only once the target has applied that
+        very position: the active keeps taking writes all along, and asking for a GTID the
+        target has not logged yet is a fatal error of the receiver (1236, "not in the master's
+        binlog"), not a wait.
         """
         active, target = self.db(s.node), self.db(s.arg("source"))
         replica = active.facts().replica
         if replica is not None and replica.io_running and replica.sql_running:
             return
         active.heartbeat(s.arg("schema"))
-        position = active.facts().gtid_binlog_pos
+        position = active.set_slave_pos_to_current()
         if not target.wait_for_position(position, 60):
-            raise OperationFailed(f"{s.arg('source')} did not apply {s.node}'s heartbeat ({position}) within 60s")
-        active.set_slave_pos_to_current()
+            raise OperationFailed(f"{s.arg('source')} did not apply {s.node}'s position {position} within 60s")
         self.ensure_replica(s)
 
     def restore_active(self, s: Step) -> None:

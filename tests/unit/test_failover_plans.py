@@ -409,6 +409,42 @@ def test_switchover_executed_on_fakes_loses_nothing(inv):
     assert n2.semi_sync_master_enabled and n1.semi_sync_master_enabled
 
 
+def test_the_active_asks_its_new_master_only_for_a_position_that_master_has(inv):
+    """reverse_replication on an active under writes (the fault campaign, Pacemaker seed 42,
+    step 1): the active's position moved on between the target applying its heartbeat and the
+    slave position being set, so the active asked the target for a GTID the target had not
+    logged yet: MariaDB's receiver stops on that (1236), it does not wait. The target must have
+    applied the very position the active asks for before the active's replication starts."""
+
+    class Busy(FakeDatabase):
+        def set_slave_pos_to_current(self):
+            self.writes(3)  # the writer's commits, between the heartbeat and this
+            return super().set_slave_pos_to_current()
+
+    n1, n2 = pair()
+    n1.__class__ = Busy
+    n1.read_only = False
+    n2.__class__ = CatchingUp
+    n2.master = n1
+    n2.point_replica_at(A, 3306, "repl", "x")
+    n2.start_replica()
+    n1.point_replica_at(B, 3306, "repl", "x")
+    waited: list[Position] = []
+    original = CatchingUp.wait_for_position
+
+    def recording(self, position, timeout):
+        waited.append(position)
+        return original(self, position, timeout)
+
+    n2.wait_for_position = recording.__get__(n2)  # type: ignore[method-assign]
+    operator = Operator(inv, World(databases={"n1": n1, "n2": n2}), say=lambda t: None)
+    operator.actions()["reverse_replication"](step("n1 replicates", "reverse_replication", "", node="n1",
+                                                   source="n2", schema="hakit"))
+    asked = Position.parse(n1.log[n1.log.index("start replica") - 1].split("=", 1)[1])
+    assert waited and waited[-1] == asked  # the target held the asked position before the start
+    assert n2.binlog.contains(asked) and n1.replica.io_running
+
+
 def test_a_switchover_failing_half_way_rolls_back_to_the_old_active(inv):
     n1, n2 = pair()
     n2.__class__ = CatchingUp
