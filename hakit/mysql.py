@@ -38,7 +38,14 @@ def ident(name: str) -> str:
 
 
 class DatabaseUnreachable(HakitError):
-    """The server cannot be reached or refuses the login."""
+    """The server cannot be reached or refuses the login.
+
+    ``gone``: nothing listens at all (the socket file is missing, or the connection was refused),
+    as opposed to a server that is slow, full or refuses the login."""
+
+    def __init__(self, message: str, gone: bool = False) -> None:
+        super().__init__(message)
+        self.gone = gone
 
 
 #: MariaDB's refusal of a gtid_slave_pos older than the binary log's last GTID in a domain
@@ -268,8 +275,9 @@ class PyMySQLDatabase:
             self._conn = self._open(self.read_timeout)
         except pymysql.MySQLError as exc:
             where = self.unix_socket or f"{self.host}:{self.port}"
+            gone = isinstance(getattr(exc, "original_exception", None), (FileNotFoundError, ConnectionRefusedError))
             raise DatabaseUnreachable(f"{self.name}: cannot connect to MariaDB at {where} as {self.user}: "
-                                      f"{_reason(exc)}") from None
+                                      f"{_reason(exc)}", gone=gone) from None
         return self._conn
 
     def query(self, sql: str, args: Sequence[Any] = ()) -> list[dict[str, Any]]:
@@ -577,6 +585,8 @@ class FakeDatabase:
     replica_tls: ReplicaTls | None = None  #: the TLS files of the last point_replica_at
     state: PromotionRecord | None = None
     reachable: bool = True
+    #: when unreachable: nothing listens (a stopped server), not a slow or refusing one
+    gone: bool = False
     log: list[str] = field(default_factory=list)
     apply_delay: float = 0.0
     events: list[Gtid] = field(default_factory=list)  #: the binary log, oldest first
@@ -592,7 +602,7 @@ class FakeDatabase:
 
     def _check(self) -> None:
         if not self.reachable:
-            raise DatabaseUnreachable(f"{self.name}: unreachable (fake)")
+            raise DatabaseUnreachable(f"{self.name}: unreachable (fake)", gone=self.gone)
 
     def writes(self, count: int = 1, domain: int = 0) -> None:
         """Commit ``count`` client transactions here (refused while read-only, as MariaDB does)."""

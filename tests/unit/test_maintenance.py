@@ -133,6 +133,42 @@ def test_the_pacemaker_watcher_reports_a_dead_database_once_after_three_failed_c
     assert commands == [["crm_resource", "--fail", "--resource", "db-role", "--node", "n1"]]
 
 
+@pytest.mark.parametrize("gone", [True, False])
+def test_the_watcher_rechecks_sooner_when_nothing_listens(tmp_path, monkeypatch, gone):
+    """A socket nobody listens on is a dead mysqld, not a slow one: the checks after the first
+    failure come at RECHECK_GONE, so a killed mysqld is reported in about 0.3 s; a server that
+    answers badly (slow, full) keeps the normal interval."""
+    from hakit.agents import watch as watchmod
+    from hakit.agents.context import NodeContext
+    from hakit.mysql import FakeDatabase
+    from hakit.secrets import generate
+
+    inv = inventory(tmp_path, "pacemaker")
+    db = FakeDatabase("n1", reachable=True, gone=gone)
+    ctx = NodeContext(inv, generate(), inv.node("n1"))
+    monkeypatch.setattr(NodeContext, "local_db", lambda self: db)
+    monkeypatch.setattr(watchmod, "flag_set", lambda: False)
+    commands: list[list[str]] = []
+    monkeypatch.setattr(watchmod.subprocess, "run", lambda argv, **kw: commands.append(list(argv)))
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        if len(slept) == 3:
+            db.reachable = False
+        if commands:
+            raise _Stop
+
+    monkeypatch.setattr(watchmod.time, "sleep", sleep)
+    monkeypatch.setattr(watchmod.signal, "signal", lambda *a: None)
+    with pytest.raises(_Stop):
+        watchmod.watch(ctx)
+    fast = watchmod.RECHECK_GONE if gone else watchmod.INTERVAL
+    # two good checks, the first failure, two rechecks, then the report
+    assert slept == [watchmod.INTERVAL] * 3 + [fast, fast] + [watchmod.INTERVAL]
+    assert len(commands) == 1
+
+
 def test_the_survivor_waits_only_as_long_as_an_isolated_peer_may_still_be_writable() -> None:
     from hakit.agents.watch import WATCH_LATENCY, promotion_grace
 
@@ -243,3 +279,28 @@ def test_a_heartbeat_active_gives_up_at_once_when_its_peer_has_long_been_active(
         watchmod.watch(ctx)
     settled = back + watchmod.PEER_SETTLE
     assert len(asked) == 1 and settled <= asked[0] <= settled + watchmod.PEER_CHECK_EVERY + watchmod.INTERVAL
+
+
+def test_a_missing_socket_or_a_closed_port_is_told_apart_from_other_failures(tmp_path):
+    """``gone`` comes from the real client library: the socket file missing, or nobody listening
+    on the port; a listener that never answers the handshake is not 'gone' (it may be slow)."""
+    import socket
+
+    from hakit.mysql import DatabaseUnreachable, PyMySQLDatabase
+
+    with pytest.raises(DatabaseUnreachable) as missing:
+        PyMySQLDatabase("n1", unix_socket=str(tmp_path / "mysqld.sock"), user="root", connect_timeout=1).facts()
+    assert missing.value.gone
+    with socket.socket() as probe:  # a free port: bound, then closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(DatabaseUnreachable) as refused:
+        PyMySQLDatabase("n1", host="127.0.0.1", port=port, user="root", connect_timeout=1).facts()
+    assert refused.value.gone
+    with socket.socket() as silent:  # listens, never speaks: a hung server
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)
+        with pytest.raises(DatabaseUnreachable) as hung:
+            PyMySQLDatabase("n1", host="127.0.0.1", port=silent.getsockname()[1], user="root",
+                            connect_timeout=0.3, read_timeout=0.3).facts()
+    assert not hung.value.gone
