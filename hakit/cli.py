@@ -13,6 +13,7 @@ import math
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -31,8 +32,8 @@ def _shown(text: str) -> str:
     """What hakit prints of a message: no secret this process has seen (an error quoted from
     another tool might carry one, and Ansible logs hakit's output), no terminal control."""
     return printable(redact_seen(text))
-from hakit.inventory import load_inventory
-from hakit.model import Inventory
+if TYPE_CHECKING:
+    from hakit.model import Inventory
 
 DEFAULT_INVENTORY = "inventory.yml"
 
@@ -58,6 +59,8 @@ class Context:
         self.say(message)
 
     def inventory(self) -> Inventory:
+        from hakit.inventory import load_inventory  # not at the top: the agents start without it
+
         path = self.inventory_path or os.environ.get("HAKIT_INVENTORY") or DEFAULT_INVENTORY
         return load_inventory(path)
 

@@ -24,10 +24,13 @@ def ocf_command(name: str, action: str | None) -> None:
     try:
         watched = name == "mariadb-role" and action in ("start", "stop")
         if watched and action == "stop":
-            from hakit.agents.watch import stop_watcher
+            from hakit.agents.lean import database_server_running, stop_watcher
 
             stop_watcher()  # first: it must not act on a role that is stopping
-        code = agent(name).run([action] if action else [])
+            # no server: nothing is writable here (and it starts read-only: hakit.cnf)
+            code = ocf.OCF_SUCCESS if not database_server_running() else agent(name).run([action])
+        else:
+            code = agent(name).run([action] if action else [])
         if watched and action == "start" and code == ocf.OCF_SUCCESS:
             from hakit.agents.context import load_context
             from hakit.agents.watch import start_watcher
@@ -49,10 +52,11 @@ def heartbeat_command(name: str, action: str) -> None:
             code, word = heartbeat_status(name)
             click.echo(word)
         elif name == "mariadb-role" and action == "stop":
-            from hakit.agents.watch import stop_watcher
+            from hakit.agents.lean import database_server_running, stop_watcher
 
             stop_watcher()  # first: it must not act on a role that is stopping
-            code = 0 if agent(name).run([action]) == ocf.OCF_SUCCESS else 1
+            # no server: nothing is writable here (it starts read-only: hakit.cnf)
+            code = 0 if not database_server_running() or agent(name).run([action]) == ocf.OCF_SUCCESS else 1
         else:
             code = 0 if agent(name).run([action]) == ocf.OCF_SUCCESS else 1
             if code == 0 and name == "mariadb-role":

@@ -31,35 +31,17 @@ import time
 from pathlib import Path
 
 from hakit.agents.context import NodeContext
+from hakit.agents.lean import PIDFILE, running_pid, stop_watcher  # noqa: F401 (stop_watcher: the CLI's)
 from hakit.errors import HakitError
 from hakit.mysql import DatabaseUnreachable
 from hakit.flags import maintenance_on as flag_set
 
-PIDFILE = "/run/hakit-watch.pid"
 LOG = "/var/log/hakit/watch.log"
 HB_STANDBY = "/usr/share/heartbeat/hb_standby"
 
 
 def _log(text: str) -> None:
     print(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {text}", flush=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def running_pid(pidfile: str = PIDFILE) -> int | None:
-    try:
-        pid = int(Path(pidfile).read_text().strip())
-    except (OSError, ValueError):
-        return None
-    return pid if _alive(pid) else None
 
 
 def start_watcher(hakit_command: str, pidfile: str = PIDFILE) -> int:
@@ -73,19 +55,6 @@ def start_watcher(hakit_command: str, pidfile: str = PIDFILE) -> int:
                                 stderr=log, start_new_session=True, close_fds=True)
     Path(pidfile).write_text(f"{proc.pid}\n")
     return proc.pid
-
-
-def stop_watcher(pidfile: str = PIDFILE) -> None:
-    """Stop the watcher, and wait until it is gone (so it cannot act after the role stopped)."""
-    pid = running_pid(pidfile)
-    if pid is not None:
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + 5
-        while _alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if _alive(pid):
-            os.kill(pid, signal.SIGKILL)
-    Path(pidfile).unlink(missing_ok=True)
 
 
 #: the peer's heartbeat must have been active this long before it is asked to take over

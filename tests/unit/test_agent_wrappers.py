@@ -57,3 +57,61 @@ def test_agents_do_not_import_ssh_or_urllib():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == ""
+
+
+def test_a_database_server_is_found_by_its_process_name(tmp_path):
+    from hakit.agents.lean import database_server_running
+
+    proc = tmp_path / "proc"
+    for pid, comm in ((1, "tini"), (42, "corosync"), (77, "nagios4")):
+        (proc / str(pid)).mkdir(parents=True)
+        (proc / str(pid) / "comm").write_text(comm + "\n")
+    (proc / "self").mkdir()  # not a process directory
+    assert database_server_running(str(proc)) is False
+    (proc / "90").mkdir()
+    (proc / "90" / "comm").write_text("mariadbd\n")
+    assert database_server_running(str(proc)) is True
+    assert database_server_running(str(tmp_path / "no-proc")) is True  # cannot look: the careful path
+
+
+@pytest.mark.parametrize("server_running", [False, True])
+@pytest.mark.parametrize("front", ["ocf", "heartbeat"])
+def test_a_role_stop_without_a_database_server_only_stops_the_watcher(monkeypatch, server_running, front):
+    """A crashed mysqld: the role's stop has nothing to make read-only, so it answers at once,
+    without loading the agent (the inventory's model, the MySQL driver); with a server it runs
+    the agent as ever. The watcher is stopped first either way."""
+    from click.testing import CliRunner
+
+    from hakit.agents import cli as agent_cli
+    from hakit.agents import lean
+
+    calls: list[str] = []
+    monkeypatch.setattr(lean, "stop_watcher", lambda: calls.append("watcher stopped"))
+    monkeypatch.setattr(lean, "database_server_running", lambda: server_running)
+
+    class Loaded:
+        def run(self, argv):
+            calls.append(f"agent {argv[0]}")
+            return 0
+
+    monkeypatch.setattr(agent_cli, "agent", lambda name: Loaded())
+    from hakit.cli import main_group
+
+    # through the main group, as the wrappers call it (click caches a command's help option
+    # from the first context it sees: a standalone call would change it for later tests)
+    result = CliRunner().invoke(main_group, ["agent", front, "mariadb-role", "stop"])
+    assert result.exit_code == 0, result.output
+    assert calls == (["watcher stopped", "agent stop"] if server_running else ["watcher stopped"])
+
+
+def test_the_command_line_reaches_the_lean_stop_without_the_model():
+    """``hakit agent ocf mariadb-role stop`` on a node whose mysqld crashed runs inside the
+    failover: the CLI's own imports must not load the inventory's model or the MySQL driver."""
+    import sys
+
+    code = ("import sys, hakit.cli, hakit.agents.cli, hakit.agents.lean\n"
+            "print(' '.join(m for m in ('pydantic', 'pymysql', 'yaml', 'hakit.inventory', 'paramiko') "
+            "if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == ""
