@@ -19,6 +19,7 @@ first write acknowledged through the VIP.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 
@@ -81,39 +82,70 @@ def takeover_command(bench: BenchLab) -> dict:
     return result
 
 
+def configuration(stack: str, timings: str, runs: list[dict], takeovers: list[dict], complete: bool) -> dict:
+    return {
+        "stack": stack, "timings": timings, "complete": complete,
+        "faults": {fault: summary([r["seconds"] for r in runs if r["fault"] == fault and r["seconds"]])
+                   for fault in FAULTS},
+        "lost": sum(r.get("lost", 0) for r in runs),
+        "failed_runs": sum(1 for r in runs if r.get("seconds") is None),
+        "takeover": summary([t["seconds"] for t in takeovers if t["seconds"]]) if takeovers else None,
+        "runs": runs, "takeovers": takeovers,
+    }
+
+
+def kept_from_before(args, names: set[tuple[str, str]]) -> list[dict]:
+    """The configurations of the last run of the same mode that this run does not measure again:
+    a run of one stack or one set of timings completes the file instead of replacing it."""
+    path = args.results / "failover.json"
+    try:
+        before = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return []
+    if before.get("mode") != ("full" if args.full else "quick"):
+        return []
+    return [c for c in before.get("configurations", []) if (c["stack"], c["timings"]) not in names]
+
+
 def main() -> int:
-    args = arguments(__doc__.splitlines()[0], stacks=True)
+    def timings_option(parser) -> None:
+        parser.add_argument("--timings", default="stack-defaults,hakit",
+                            help="comma-separated: stack-defaults, hakit (default both)")
+
+    args = arguments(__doc__.splitlines()[0], stacks=True, extra=timings_option)
     repetitions = 10 if args.full else 1
-    configurations = []
-    for stack in args.stacks:
-        for timings in ("stack-defaults", "hakit"):
-            say(f"failover: {stack}, {timings} timings, {repetitions} run(s) per fault")
-            runs: list[dict] = []
-            takeovers: list[dict] = []
-            with lab(stack, timings) as bench:
-                for fault in FAULTS:
-                    for index in range(repetitions):
-                        run = one_failover(bench, fault)
-                        say(f"  {fault} #{index + 1}: {run.get('seconds')} s, lost {run.get('lost')}"
-                            f"{' ' + run['error'] if 'error' in run else ''}")
-                        runs.append(run)
-                        repair_after(bench, run)
-                if timings == "hakit":
-                    for index in range(repetitions):
-                        takeover = takeover_command(bench)
-                        say(f"  takeover #{index + 1}: {takeover['seconds']} s to the first write "
-                            f"(command {takeover['command_seconds']} s, exit {takeover['exit']})")
-                        takeovers.append(takeover)
-            configurations.append({
-                "stack": stack, "timings": timings,
-                "faults": {fault: summary([r["seconds"] for r in runs if r["fault"] == fault and r["seconds"]])
-                           for fault in FAULTS},
-                "lost": sum(r.get("lost", 0) for r in runs),
-                "failed_runs": sum(1 for r in runs if r.get("seconds") is None),
-                "takeover": summary([t["seconds"] for t in takeovers if t["seconds"]]) if takeovers else None,
-                "runs": runs, "takeovers": takeovers,
-            })
-    return finish("failover", args, {"repetitions": repetitions, "configurations": configurations})
+    wanted = [(stack, timings) for stack in args.stacks for timings in args.timings.split(",")]
+    kept = kept_from_before(args, set(wanted))
+    configurations: list[dict] = []
+
+    def saved(current: dict | None = None) -> int:
+        # after every run: a benchmark stopped half-way keeps what it measured (marked incomplete)
+        return finish("failover", args, {"repetitions": repetitions,
+                                         "configurations": kept + configurations + ([current] if current else [])})
+
+    for stack, timings in wanted:
+        say(f"failover: {stack}, {timings} timings, {repetitions} run(s) per fault")
+        runs: list[dict] = []
+        takeovers: list[dict] = []
+        with lab(stack, timings) as bench:
+            for fault in FAULTS:
+                for index in range(repetitions):
+                    run = one_failover(bench, fault)
+                    say(f"  {fault} #{index + 1}: {run.get('seconds')} s, lost {run.get('lost')}"
+                        f"{' ' + run['error'] if 'error' in run else ''}")
+                    runs.append(run)
+                    saved(configuration(stack, timings, runs, takeovers, complete=False))
+                    repair_after(bench, run)
+            if timings == "hakit":
+                for index in range(repetitions):
+                    takeover = takeover_command(bench)
+                    say(f"  takeover #{index + 1}: {takeover['seconds']} s to the first write "
+                        f"(command {takeover['command_seconds']} s, exit {takeover['exit']})")
+                    takeovers.append(takeover)
+                    saved(configuration(stack, timings, runs, takeovers, complete=False))
+        configurations.append(configuration(stack, timings, runs, takeovers, complete=True))
+        saved()
+    return saved()
 
 
 if __name__ == "__main__":

@@ -48,11 +48,15 @@ def failover_table(doc: dict[str, Any]) -> list[str]:
              "| stack | timings | node loss median | node loss p99 | mysqld crash median | mysqld crash p99 | "
              "`hakit takeover` median | lost writes | failed runs |",
              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    for c in doc["configurations"]:
+    order = {"pacemaker": 0, "heartbeat": 1, "stack-defaults": 0, "hakit": 1}
+    for c in sorted(doc["configurations"], key=lambda c: (order.get(c["stack"], 9), order.get(c["timings"], 9))):
         node, crash, take = c["faults"]["kill-node"], c["faults"]["kill-mysqld"], c.get("takeover") or {}
         hakit_timings = c["timings"] == "hakit"
+        # a configuration cut short (the run was stopped) says how many runs it has
+        partial = "" if c.get("complete", True) else \
+            f" (cut short: {node.get('n', 0)} + {crash.get('n', 0)} runs)"
         lines.append(
-            f"| {c['stack']} | {c['timings']} | {_s(node['median'])}"
+            f"| {c['stack']} | {c['timings']}{partial} | {_s(node['median'])}"
             f"{_mark(node['median'], TARGETS['kill-node'][0]) if hakit_timings else ''} | {_s(node['p99'])}"
             f"{_mark(node['p99'], TARGETS['kill-node'][1]) if hakit_timings else ''} | {_s(crash['median'])}"
             f"{_mark(crash['median'], TARGETS['kill-mysqld'][0]) if hakit_timings else ''} | {_s(crash['p99'])} | "

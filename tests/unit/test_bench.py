@@ -108,3 +108,33 @@ def test_a_results_note_is_shown_above_its_table(tmp_path: Path) -> None:
     text = "\n".join(report.failover_table(json.loads((folder / "failover.json").read_text())))
     assert "**Note:** taken with token 1000 ms" in text
     assert text.index("**Note:**") < text.index("| stack |")
+
+
+def test_a_failover_run_of_one_configuration_completes_the_file_instead_of_replacing_it(tmp_path: Path) -> None:
+    """``bench/failover.py --stacks heartbeat --timings hakit`` keeps the other configurations of the
+    last run of the same mode; a run of the other mode does not mix with them."""
+    import argparse
+
+    from bench.failover import kept_from_before
+
+    folder = _results(tmp_path)  # quick: pacemaker/hakit and heartbeat/stack-defaults
+    quick = argparse.Namespace(results=folder, full=False)
+    kept = kept_from_before(quick, {("heartbeat", "stack-defaults")})
+    assert [(c["stack"], c["timings"]) for c in kept] == [("pacemaker", "hakit")]
+    assert kept_from_before(argparse.Namespace(results=folder, full=True), set()) == []
+    assert kept_from_before(argparse.Namespace(results=tmp_path / "none", full=False), set()) == []
+
+
+def test_a_configuration_cut_short_says_so_in_the_table(tmp_path: Path) -> None:
+    folder = tmp_path / "results"
+    save("failover", {"mode": "full", "repetitions": 10, "configurations": [
+        {"stack": "heartbeat", "timings": "hakit", "complete": False,
+         "faults": {"kill-node": summary([4.0, 4.2]), "kill-mysqld": summary([])},
+         "lost": 0, "failed_runs": 0, "takeover": None, "runs": [], "takeovers": []},
+        {"stack": "pacemaker", "timings": "hakit", "complete": True,
+         "faults": {"kill-node": summary([2.0]), "kill-mysqld": summary([1.5])},
+         "lost": 0, "failed_runs": 0, "takeover": None, "runs": [], "takeovers": []}]}, folder)
+    rows = [line for line in report.failover_table(json.loads((folder / "failover.json").read_text()))
+            if line.startswith("| pacemaker") or line.startswith("| heartbeat")]
+    assert rows[0].startswith("| pacemaker | hakit |")  # stable order, whatever order they were run in
+    assert rows[1].startswith("| heartbeat | hakit (cut short: 2 + 0 runs) |")
