@@ -68,7 +68,7 @@ def _wait_group_on(run, runner, group: str, node: str, members: list[str]) -> No
         if where and where != [node] and not moved:
             runner.run(["crm_resource", "--resource", group, "--move", "--node", node], timeout=30)
             moved = True
-        time.sleep(1)
+        time.sleep(0.3)
     status = runner.run(["crm_mon", "-1", "-r"], warn=True).stdout
     raise OperationFailed(f"resources of {group} did not start on {node} within 120 s:\n{status}")
 
