@@ -29,6 +29,8 @@ class PeerView:
     reachable: bool
     facts: DbFacts | None = None
     fenced: bool = False  #: the cluster stack (or the operator) confirmed it is powered off
+    #: unreachable because its address refused the connection: the node answers, no MariaDB listens
+    refused: bool = False
 
 
 def plan_promotion(node: str, local: DbFacts | None, peer: PeerView, *, schema: str, relay_wait: float,

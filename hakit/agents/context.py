@@ -66,8 +66,9 @@ class NodeContext:
             conn = pymysql.connect(host=peer.address, port=mysql.port, user=mysql.replication_user,
                                    password=self.secrets.replication_password, connect_timeout=timeout,
                                    read_timeout=timeout, autocommit=True, **pymysql_tls(mysql.tls))
-        except pymysql.MySQLError:
-            return PeerView(peer.name, False)
+        except pymysql.MySQLError as exc:
+            refused = isinstance(getattr(exc, "original_exception", None), ConnectionRefusedError)
+            return PeerView(peer.name, False, refused=refused)
         try:
             with conn.cursor() as cur:
                 cur.execute("SELECT @@server_id, @@read_only, @@gtid_binlog_pos, @@gtid_current_pos")

@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from hakit import __version__
 from hakit.agents import ocf
-from hakit.agents.watch import promotion_grace
+from hakit.agents.watch import peer_active, promotion_grace
 from hakit.agents.context import load_context
 from hakit.errors import HakitError
 from hakit.flags import MAINTENANCE_FLAG as FLAG, maintenance_on as flag_set
@@ -81,11 +81,18 @@ def start() -> int:
                 ocf.exit_reason(f"{ctx.peer.name} is unreachable and so is every ping node: this node is isolated, "
                                 f"not the survivor; not promoting")
                 return ocf.OCF_ERR_GENERIC
-            # until an isolated peer is surely read-only (counted from this agent's start, which
-            # is after heartbeat declared the peer dead), then a last look at the peer
-            timing = settings.timing.heartbeat
-            time.sleep(max(0.0, promotion_grace(timing.deadtime, timing.keepalive) - (time.monotonic() - STARTED)))
-            peer = ctx.peer_view(PEER_TIMEOUT)
+            if peer.refused and peer_active(ctx.peer.name):
+                # its heartbeat is alive and its address refuses the connection: the peer's
+                # database is down on a node that is not cut off (a crashed mysqld, the peer
+                # gave its resources up): no isolated writable database to wait for
+                print(f"{ctx.peer.name}: heartbeat active, MariaDB refuses connections: no isolation grace",
+                      file=sys.stderr)
+            else:
+                # until an isolated peer is surely read-only (counted from this agent's start,
+                # which is after heartbeat declared the peer dead), then a last look at the peer
+                timing = settings.timing.heartbeat
+                time.sleep(max(0.0, promotion_grace(timing.deadtime, timing.keepalive) - (time.monotonic() - STARTED)))
+                peer = ctx.peer_view(PEER_TIMEOUT)
     else:
         peer = ctx.peer_view()  # Pacemaker: a peer outside the partition was fenced, and is not asked
     verdict = plan_promotion(ctx.node.name, local, peer, schema=settings.mysql.hakit_schema,

@@ -65,8 +65,12 @@ PEER_CHECK_EVERY = 1.0
 ASK_AGAIN = 30.0
 
 
-def _peer_active(peer: str) -> bool:
-    done = subprocess.run(["cl_status", "nodestatus", peer], capture_output=True, text=True, timeout=10)
+def peer_active(peer: str) -> bool:
+    """Whether this node's heartbeat hears ``peer`` (``cl_status nodestatus``: active)."""
+    try:
+        done = subprocess.run(["cl_status", "nodestatus", peer], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
     return done.returncode == 0 and done.stdout.strip() == "active"
 
 
@@ -185,7 +189,7 @@ def watch(ctx: NodeContext, *, interval: float = INTERVAL, failures: int = 3) ->
             # the peer's heartbeat is followed all along (once a second while all is well), so
             # that a database dying after hours asks at once, not PEER_SETTLE later
             peer_checked_at = now
-            if _peer_active(ctx.peer.name):
+            if peer_active(ctx.peer.name):
                 peer_active_since = peer_active_since or now
             else:
                 peer_active_since = None

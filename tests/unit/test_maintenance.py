@@ -218,7 +218,7 @@ def test_the_isolated_heartbeat_active_is_read_only_within_its_deadline(tmp_path
     monkeypatch.setattr(NodeContext, "local_db", lambda self: db)
     monkeypatch.setattr(watchmod, "flag_set", lambda: False)
     monkeypatch.setattr(watchmod, "reaches_any", reaches_any)
-    monkeypatch.setattr(watchmod, "_peer_active", lambda peer: False)
+    monkeypatch.setattr(watchmod, "peer_active", lambda peer: False)
     monkeypatch.setattr(watchmod.time, "sleep", sleep)
     monkeypatch.setattr(watchmod.time, "monotonic", lambda: clock["now"])
     monkeypatch.setattr(watchmod.signal, "signal", lambda *a: None)
@@ -257,7 +257,7 @@ def test_a_heartbeat_active_gives_up_at_once_when_its_peer_has_long_been_active(
     monkeypatch.setattr(NodeContext, "local_db", lambda self: db)
     monkeypatch.setattr(watchmod, "flag_set", lambda: False)
     monkeypatch.setattr(watchmod, "reaches_any", lambda addresses: True)
-    monkeypatch.setattr(watchmod, "_peer_active", lambda name: peer["active"])
+    monkeypatch.setattr(watchmod, "peer_active", lambda name: peer["active"])
     monkeypatch.setattr(watchmod.subprocess, "run", run)
     monkeypatch.setattr(watchmod.time, "sleep", sleep)
     monkeypatch.setattr(watchmod.time, "monotonic", lambda: clock["now"])
@@ -273,7 +273,7 @@ def test_a_heartbeat_active_gives_up_at_once_when_its_peer_has_long_been_active(
 
     # a peer whose heartbeat restarted shortly before: asked once it has settled, not before
     back = dies_at - 2.5
-    monkeypatch.setattr(watchmod, "_peer_active", lambda name: clock["now"] >= back)
+    monkeypatch.setattr(watchmod, "peer_active", lambda name: clock["now"] >= back)
     clock["now"], asked[:] = 0.0, []
     with pytest.raises(_Stop):
         watchmod.watch(ctx)
@@ -304,3 +304,34 @@ def test_a_missing_socket_or_a_closed_port_is_told_apart_from_other_failures(tmp
             PyMySQLDatabase("n1", host="127.0.0.1", port=silent.getsockname()[1], user="root",
                             connect_timeout=0.3, read_timeout=0.3).facts()
     assert not hung.value.gone
+
+
+@pytest.mark.parametrize("refused, heard, waits", [
+    (True, True, False),   # a crashed mysqld on a live peer (it gave its resources up): promote at once
+    (True, False, True),   # refused, but heartbeat no longer hears the peer: it may be cut off
+    (False, True, True),   # no answer at all: the peer may be isolated and still writable
+])
+def test_the_heartbeat_role_skips_the_isolation_grace_only_for_a_live_peer_without_mariadb(
+        tmp_path, monkeypatch, refused, heard, waits):
+    from hakit.agents import mariadb_role
+    from hakit.agents.context import NodeContext
+    from hakit.mysql import FakeDatabase
+    from hakit.promote import PeerView
+    from hakit.secrets import generate
+
+    inv = inventory(tmp_path, "heartbeat")
+    db = FakeDatabase("n2", server_id=2)
+    ctx = NodeContext(inv, generate(), inv.node("n2"))
+    monkeypatch.setattr(NodeContext, "local_db", lambda self: db)
+    monkeypatch.setattr(NodeContext, "peer_view", lambda self, timeout=1.0: PeerView("n1", False, refused=refused))
+    monkeypatch.setattr(NodeContext, "ping_nodes_reachable", lambda self: True)
+    monkeypatch.setattr(mariadb_role, "_context", lambda: ctx)
+    monkeypatch.setattr(mariadb_role, "peer_active", lambda name: heard)
+    monkeypatch.setattr(mariadb_role, "flag_set", lambda: False)
+    monkeypatch.setattr(mariadb_role, "STARTED", mariadb_role.time.monotonic())  # the agent starts now
+    slept: list[float] = []
+    monkeypatch.setattr(mariadb_role.time, "sleep", slept.append)
+    assert mariadb_role.start() == 0
+    assert not db.read_only and db.state is not None and db.state.promoted_node == "n2"
+    grace = [s for s in slept if s > 0.1]
+    assert bool(grace) is waits
