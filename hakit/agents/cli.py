@@ -15,6 +15,21 @@ def agent_group() -> None:
     """Resource agents (called by Pacemaker or heartbeat on the node, not by people)."""
 
 
+def _lean_monitoring_stop() -> int | None:
+    """The monitoring master's stop from what its start recorded, without loading the inventory
+    (it is the first action of every move of the group); None when there is no record."""
+    from hakit.agents.lean import recorded_monitoring, stop_monitoring
+
+    recorded = recorded_monitoring()
+    if recorded is None:
+        return None
+    daemon, service = recorded
+    if stop_monitoring(daemon, service):
+        return ocf.OCF_SUCCESS
+    ocf.exit_reason(f"{service} survived SIGKILL")
+    return ocf.OCF_ERR_GENERIC
+
+
 @agent_group.command(name="ocf", context_settings={"ignore_unknown_options": True})
 @click.argument("name", type=click.Choice(NAMES))
 @click.argument("action", required=False)
@@ -29,6 +44,8 @@ def ocf_command(name: str, action: str | None) -> None:
             stop_watcher()  # first: it must not act on a role that is stopping
             # no server: nothing is writable here (and it starts read-only: hakit.cnf)
             code = ocf.OCF_SUCCESS if not database_server_running() else agent(name).run([action])
+        elif name == "monitoring-master" and action == "stop" and (lean := _lean_monitoring_stop()) is not None:
+            code = lean
         else:
             code = agent(name).run([action] if action else [])
         if watched and action == "start" and code == ocf.OCF_SUCCESS:
@@ -51,6 +68,8 @@ def heartbeat_command(name: str, action: str) -> None:
         if action in ("status", "monitor"):
             code, word = heartbeat_status(name)
             click.echo(word)
+        elif name == "monitoring-master" and action == "stop" and (lean := _lean_monitoring_stop()) is not None:
+            code = 0 if lean == ocf.OCF_SUCCESS else 1
         elif name == "mariadb-role" and action == "stop":
             from hakit.agents.lean import database_server_running, stop_watcher
 

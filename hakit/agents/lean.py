@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 
 PIDFILE = "/run/hakit-watch.pid"
+#: what the monitoring master's start recorded: its daemon and service, one per line, so that
+#: its stop (the first action of every move of the group) runs without loading the inventory
+MONITORING_STATE = "/run/hakit-monitoring-master"
 #: the process names of a database server (MariaDB 10.5+, older MariaDB and MySQL)
 SERVER_NAMES = frozenset({"mariadbd", "mysqld"})
 
@@ -68,3 +72,45 @@ def database_server_running(proc: str = "/proc") -> bool:
         except OSError:
             return True
     return False
+
+
+def _pgrep(name: str) -> bool:
+    return subprocess.run(["pgrep", "-x", name], capture_output=True, timeout=60).returncode == 0
+
+
+def stop_monitoring(daemon: str, service: str, *, systemd: bool | None = None) -> bool:
+    """Stop the monitoring master by force; True once no process of it is left.
+
+    A stop is a force operation, and the whole group waits for it. systemd stops the unit's
+    processes at once; Debian's init script waits up to 15 s for Nagios 4's worker processes,
+    so without systemd hakit signals the daemon itself: SIGTERM (Nagios saves its retention
+    state and exits, its workers with it), up to 5 s, then SIGKILL."""
+    name = os.path.basename(daemon)
+    if _pgrep(name):
+        if os.path.isdir("/run/systemd/system") if systemd is None else systemd:
+            subprocess.run(["systemctl", "stop", service], capture_output=True, timeout=120)
+        else:
+            subprocess.run(["pkill", "-TERM", "-x", name], capture_output=True, timeout=60)
+    deadline = time.monotonic() + 5.0
+    while _pgrep(name) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if _pgrep(name):
+        subprocess.run(["pkill", "-KILL", "-x", name], capture_output=True, timeout=60)
+        time.sleep(0.5)
+    return not _pgrep(name)
+
+
+def record_monitoring(daemon: str, service: str, path: str = MONITORING_STATE) -> None:
+    Path(path).write_text(f"{daemon}\n{service}\n")
+
+
+def recorded_monitoring(path: str = MONITORING_STATE) -> tuple[str, str] | None:
+    """The daemon and service the last start recorded; None when there is no usable record
+    (the caller then loads the inventory)."""
+    try:
+        lines = Path(path).read_text().splitlines()
+    except OSError:
+        return None
+    if len(lines) != 2 or not lines[0].startswith("/") or not lines[1].strip():
+        return None
+    return lines[0], lines[1]

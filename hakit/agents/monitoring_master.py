@@ -18,6 +18,7 @@ from typing import Callable
 
 from hakit import __version__
 from hakit.agents import ocf
+from hakit.agents.lean import record_monitoring, stop_monitoring
 from hakit.agents.context import load_context
 from hakit.errors import HakitError
 
@@ -89,6 +90,7 @@ def _started_seconds_ago(daemon: str) -> float | None:
 @_with_settings
 def start(mon) -> int:
     if _running(mon.daemon):
+        record_monitoring(mon.daemon, mon.service)
         return ocf.OCF_SUCCESS
     check = _run([mon.daemon, "-v", mon.config])
     if check.returncode != 0:
@@ -99,6 +101,7 @@ def start(mon) -> int:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if _running(mon.daemon):
+            record_monitoring(mon.daemon, mon.service)  # what a lean stop needs
             return ocf.OCF_SUCCESS
         time.sleep(0.2)
     ocf.exit_reason(f"{mon.service} did not start: {(result.stderr or result.stdout).strip()[-200:]}")
@@ -107,23 +110,7 @@ def start(mon) -> int:
 
 @_with_settings
 def stop(mon) -> int:
-    name = os.path.basename(mon.daemon)
-    # a stop is a force operation, and the whole group waits for it. systemd stops the unit's
-    # processes at once; Debian's init script waits up to 15 s for Nagios 4's worker processes,
-    # so without systemd hakit signals the daemon itself: SIGTERM (Nagios saves its retention
-    # state and exits, its workers with it), 5 s, then SIGKILL
-    if _running(mon.daemon):
-        if os.path.isdir("/run/systemd/system"):
-            _service(mon.service, "stop")
-        else:
-            _run(["pkill", "-TERM", "-x", name])
-    deadline = time.monotonic() + 5.0
-    while _running(mon.daemon) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    if _running(mon.daemon):  # stop must not fail: force it
-        _run(["pkill", "-KILL", "-x", name])
-        time.sleep(0.5)
-    if _running(mon.daemon):
+    if not stop_monitoring(mon.daemon, mon.service):  # stop must not fail: it was forced
         ocf.exit_reason(f"{mon.service} survived SIGKILL")
         return ocf.OCF_ERR_GENERIC
     return ocf.OCF_SUCCESS

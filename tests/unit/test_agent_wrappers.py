@@ -115,3 +115,71 @@ def test_the_command_line_reaches_the_lean_stop_without_the_model():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == ""
+
+
+def test_the_lean_monitoring_stop_terminates_the_daemon_by_its_process_name(tmp_path):
+    """A real process standing in for nagios4 (a copy of sleep under another name): SIGTERM, and
+    no process of that name is left; a stop with nothing running succeeds at once."""
+    import shutil
+    import time
+
+    from hakit.agents.lean import stop_monitoring
+
+    daemon = tmp_path / "hkfakemon"
+    shutil.copy("/bin/sleep", daemon)
+    proc = subprocess.Popen([str(daemon), "300"])
+    import threading
+
+    reaper = threading.Thread(target=proc.wait)  # as init would: a real daemon is not our child
+    reaper.start()
+    try:
+        deadline = time.monotonic() + 10
+        while subprocess.run(["pgrep", "-x", "hkfakemon"], capture_output=True).returncode != 0:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert stop_monitoring(str(daemon), "hkfakemon", systemd=False) is True
+        reaper.join(timeout=10)
+        assert proc.returncode == -15  # SIGTERM, not SIGKILL
+        started = time.monotonic()
+        assert stop_monitoring(str(daemon), "hkfakemon", systemd=False) is True
+        assert time.monotonic() - started < 1.0
+    finally:
+        proc.kill()
+        reaper.join(timeout=10)
+
+
+def test_what_the_monitoring_start_records_is_read_back_and_a_bad_record_is_ignored(tmp_path):
+    from hakit.agents.lean import record_monitoring, recorded_monitoring
+
+    path = tmp_path / "state"
+    assert recorded_monitoring(str(path)) is None
+    record_monitoring("/usr/sbin/nagios4", "nagios4", str(path))
+    assert recorded_monitoring(str(path)) == ("/usr/sbin/nagios4", "nagios4")
+    for bad in ("", "nagios4\nnagios4\n", "/usr/sbin/nagios4\n", "/usr/sbin/nagios4\n \n", "a\nb\nc\n"):
+        path.write_text(bad)
+        assert recorded_monitoring(str(path)) is None, bad
+
+
+@pytest.mark.parametrize("recorded", [True, False])
+@pytest.mark.parametrize("front", ["ocf", "heartbeat"])
+def test_the_monitoring_stop_runs_from_the_record_without_the_agent(monkeypatch, recorded, front):
+    from click.testing import CliRunner
+
+    from hakit.agents import cli as agent_cli
+    from hakit.agents import lean
+    from hakit.cli import main_group
+
+    calls: list[str] = []
+    monkeypatch.setattr(lean, "recorded_monitoring",
+                        lambda: ("/usr/sbin/nagios4", "nagios4") if recorded else None)
+    monkeypatch.setattr(lean, "stop_monitoring", lambda daemon, service: calls.append(f"lean {daemon} {service}") or True)
+
+    class Loaded:
+        def run(self, argv):
+            calls.append(f"agent {argv[0]}")
+            return 0
+
+    monkeypatch.setattr(agent_cli, "agent", lambda name: Loaded())
+    result = CliRunner().invoke(main_group, ["agent", front, "monitoring-master", "stop"])
+    assert result.exit_code == 0, result.output
+    assert calls == (["lean /usr/sbin/nagios4 nagios4"] if recorded else ["agent stop"])
