@@ -45,15 +45,19 @@ def test_every_other_action_runs_the_installed_hakit(installed, name):
         assert (fake.parent / "called").read_text() == f"agent|{kind}|{name}|start|"
 
 
-def test_agents_do_not_import_ssh_or_urllib():
-    """Every agent start is a new Python inside a failover: SSH (paramiko, invoke) and urllib cost
-    100 ms there for nothing. The agents' imports must stay free of them."""
+@pytest.mark.parametrize("modules, unwanted", [
+    # every agent start is a new Python inside a failover: SSH (paramiko, invoke) and urllib cost
+    # 100 ms there for nothing
+    ("hakit.agents.mariadb_role, hakit.agents.monitoring_master, hakit.agents.watch, hakit.agents.cli",
+     ("paramiko", "invoke", "fabric", "urllib.request", "hakit.remote")),
+    # the lean stops (a crashed node's role, the monitoring master) must not load the inventory's
+    # model or the MySQL driver through the command line's own imports
+    ("hakit.cli, hakit.agents.cli, hakit.agents.lean", ("pydantic", "pymysql", "yaml", "hakit.inventory", "paramiko")),
+])
+def test_what_the_agents_import(modules, unwanted):
     import sys
 
-    code = ("import sys, hakit.agents.mariadb_role, hakit.agents.monitoring_master, hakit.agents.watch, "
-            "hakit.agents.cli\n"
-            "print(' '.join(m for m in ('paramiko', 'invoke', 'fabric', 'urllib.request', 'hakit.remote') "
-            "if m in sys.modules))")
+    code = f"import sys, {modules}\nprint(' '.join(m for m in {unwanted!r} if m in sys.modules))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == ""
@@ -74,20 +78,15 @@ def test_a_database_server_is_found_by_its_process_name(tmp_path):
     assert database_server_running(str(tmp_path / "no-proc")) is True  # cannot look: the careful path
 
 
-@pytest.mark.parametrize("server_running", [False, True])
-@pytest.mark.parametrize("front", ["ocf", "heartbeat"])
-def test_a_role_stop_without_a_database_server_only_stops_the_watcher(monkeypatch, server_running, front):
-    """A crashed mysqld: the role's stop has nothing to make read-only, so it answers at once,
-    without loading the agent (the inventory's model, the MySQL driver); with a server it runs
-    the agent as ever. The watcher is stopped first either way."""
+def _stop_through_the_cli(monkeypatch, calls: list[str], front: str, name: str) -> None:
+    """``hakit agent FRONT NAME stop`` with a loaded agent that only records that it ran.
+
+    Through the main group, as the wrappers call it (click caches a command's help option from
+    the first context it sees: a standalone call would change it for later tests)."""
     from click.testing import CliRunner
 
     from hakit.agents import cli as agent_cli
-    from hakit.agents import lean
-
-    calls: list[str] = []
-    monkeypatch.setattr(lean, "stop_watcher", lambda: calls.append("watcher stopped"))
-    monkeypatch.setattr(lean, "database_server_running", lambda: server_running)
+    from hakit.cli import main_group
 
     class Loaded:
         def run(self, argv):
@@ -95,26 +94,23 @@ def test_a_role_stop_without_a_database_server_only_stops_the_watcher(monkeypatc
             return 0
 
     monkeypatch.setattr(agent_cli, "agent", lambda name: Loaded())
-    from hakit.cli import main_group
-
-    # through the main group, as the wrappers call it (click caches a command's help option
-    # from the first context it sees: a standalone call would change it for later tests)
-    result = CliRunner().invoke(main_group, ["agent", front, "mariadb-role", "stop"])
+    result = CliRunner().invoke(main_group, ["agent", front, name, "stop"])
     assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize("server_running", [False, True])
+@pytest.mark.parametrize("front", ["ocf", "heartbeat"])
+def test_a_role_stop_without_a_database_server_only_stops_the_watcher(monkeypatch, server_running, front):
+    """A crashed mysqld: the role's stop has nothing to make read-only, so it answers at once,
+    without loading the agent (the inventory's model, the MySQL driver); with a server it runs
+    the agent as ever. The watcher is stopped first either way."""
+    from hakit.agents import lean
+
+    calls: list[str] = []
+    monkeypatch.setattr(lean, "stop_watcher", lambda: calls.append("watcher stopped"))
+    monkeypatch.setattr(lean, "database_server_running", lambda: server_running)
+    _stop_through_the_cli(monkeypatch, calls, front, "mariadb-role")
     assert calls == (["watcher stopped", "agent stop"] if server_running else ["watcher stopped"])
-
-
-def test_the_command_line_reaches_the_lean_stop_without_the_model():
-    """``hakit agent ocf mariadb-role stop`` on a node whose mysqld crashed runs inside the
-    failover: the CLI's own imports must not load the inventory's model or the MySQL driver."""
-    import sys
-
-    code = ("import sys, hakit.cli, hakit.agents.cli, hakit.agents.lean\n"
-            "print(' '.join(m for m in ('pydantic', 'pymysql', 'yaml', 'hakit.inventory', 'paramiko') "
-            "if m in sys.modules))")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == ""
 
 
 def test_the_lean_monitoring_stop_terminates_the_daemon_by_its_process_name(tmp_path):
@@ -163,23 +159,11 @@ def test_what_the_monitoring_start_records_is_read_back_and_a_bad_record_is_igno
 @pytest.mark.parametrize("recorded", [True, False])
 @pytest.mark.parametrize("front", ["ocf", "heartbeat"])
 def test_the_monitoring_stop_runs_from_the_record_without_the_agent(monkeypatch, recorded, front):
-    from click.testing import CliRunner
-
-    from hakit.agents import cli as agent_cli
     from hakit.agents import lean
-    from hakit.cli import main_group
 
     calls: list[str] = []
     monkeypatch.setattr(lean, "recorded_monitoring",
                         lambda: ("/usr/sbin/nagios4", "nagios4") if recorded else None)
     monkeypatch.setattr(lean, "stop_monitoring", lambda daemon, service: calls.append(f"lean {daemon} {service}") or True)
-
-    class Loaded:
-        def run(self, argv):
-            calls.append(f"agent {argv[0]}")
-            return 0
-
-    monkeypatch.setattr(agent_cli, "agent", lambda name: Loaded())
-    result = CliRunner().invoke(main_group, ["agent", front, "monitoring-master", "stop"])
-    assert result.exit_code == 0, result.output
+    _stop_through_the_cli(monkeypatch, calls, front, "monitoring-master")
     assert calls == (["lean /usr/sbin/nagios4 nagios4"] if recorded else ["agent stop"])
