@@ -292,6 +292,22 @@ class Campaign:
                 "steps": [s.to_json() for s in self.steps]}
 
 
+def keep_logs(lab_dir: Path, dest: Path) -> Path:
+    """Copy every node's logs and the lab's own into ``dest`` (a campaign that failed keeps
+    what explains it: the lab, logs included, is removed afterwards). Returns ``dest``."""
+    import shutil
+
+    dest.mkdir(parents=True, exist_ok=True)
+    sources = [(lab_dir / "logs", dest / "lab")]
+    sources += [(node / "var" / "log", dest / node.name) for node in sorted((lab_dir / "nodes").glob("*"))]
+    for source, target in sources:
+        if source.is_dir():
+            shutil.copytree(source, target, symlinks=True, ignore_dangling_symlinks=True, dirs_exist_ok=True,
+                            ignore=lambda folder, names: [n for n in names if (Path(folder) / n).is_socket()
+                                                          or (Path(folder) / n).is_fifo()])
+    return dest
+
+
 def markdown(report: dict[str, Any]) -> str:
     """A campaign's report as the Markdown docs/reliability.md quotes: what was played, how long
     each kind of fault took to recover from, what was checked, what broke."""

@@ -193,6 +193,9 @@ def chaos(dir: str, stack: str, count: int, seed: int, report_path: str | None, 
     with initialised_lab(Path(dir), stack) as driver:
         campaign = impl.Campaign(driver.dir, faults, say=click.echo)
         report = campaign.run(after_step=save)  # the report is kept up to date, step by step
+        if not report["ok"]:  # before the lab goes: what explains the failure
+            kept = impl.keep_logs(driver.dir, path.with_name(path.stem + "-logs"))
+            click.echo(f"chaos: the nodes' logs are kept in {kept}")
     save(report)
     click.echo(f"chaos: {report['played']}/{report['faults']} faults played on {stack}, seed {seed}; "
                f"{sum(report['checks'].values())} checks, {len(report['violations'])} violations"

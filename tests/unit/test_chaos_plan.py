@@ -41,3 +41,25 @@ def test_a_report_reads_as_markdown() -> None:
     assert "| kill-node | 2 | 25.0 | 30.0 | 1 |" in text and "| partition | 1 | – | – | 0 |" in text
     assert "| one writable node | 900 |" in text
     assert "VIOLATION step 2: VIP on exactly one node" in text and "ERROR at step 3 (partition on n1)" in text
+
+
+def test_a_failed_campaign_keeps_the_nodes_logs(tmp_path):
+    import socket
+
+    from hakit.lab.chaos import keep_logs
+
+    lab = tmp_path / "lab"
+    (lab / "logs").mkdir(parents=True)
+    (lab / "logs" / "fence.log").write_text("fenced n1\n")
+    for node in ("n1", "n2"):
+        log = lab / "nodes" / node / "var" / "log" / "hakit"
+        log.mkdir(parents=True)
+        (log / "watch.log").write_text(f"{node} watching\n")
+    (lab / "nodes" / "n1" / "var" / "log" / "dangling").symlink_to(tmp_path / "nowhere")
+    with socket.socket(socket.AF_UNIX) as sock:  # a socket in a log folder is skipped, not an error
+        sock.bind(str(lab / "nodes" / "n2" / "var" / "log" / "s.sock"))
+        kept = keep_logs(lab, tmp_path / "report-logs")
+    assert (kept / "lab" / "fence.log").read_text() == "fenced n1\n"
+    assert (kept / "n1" / "hakit" / "watch.log").read_text() == "n1 watching\n"
+    assert (kept / "n2" / "hakit" / "watch.log").read_text() == "n2 watching\n"
+    assert not (kept / "n2" / "s.sock").exists()
