@@ -67,6 +67,15 @@ def heartbeat_command(name: str, action: str) -> None:
     try:
         if action in ("status", "monitor"):
             code, word = heartbeat_status(name)
+            if name == "mariadb-role" and code == 0:
+                # heartbeat acquires a resource that already runs without starting it (its
+                # ResourceManager asks status first): after heartbeat restarted on the active, or
+                # took the group back when a partition healed, no start ran the watcher, and a
+                # mysqld crash would then fail over never. The active always has its watcher.
+                from hakit.agents.context import load_context
+                from hakit.agents.watch import start_watcher
+
+                start_watcher(load_context().inv.settings.node_hakit)
             click.echo(word)
         elif name == "monitoring-master" and action == "stop" and (lean := _lean_monitoring_stop()) is not None:
             code = 0 if lean == ocf.OCF_SUCCESS else 1

@@ -167,3 +167,38 @@ def test_the_monitoring_stop_runs_from_the_record_without_the_agent(monkeypatch,
     monkeypatch.setattr(lean, "stop_monitoring", lambda daemon, service: calls.append(f"lean {daemon} {service}") or True)
     _stop_through_the_cli(monkeypatch, calls, front, "monitoring-master")
     assert calls == (["lean /usr/sbin/nagios4 nagios4"] if recorded else ["agent stop"])
+
+
+@pytest.mark.parametrize("name, status, watcher", [
+    ("mariadb-role", (0, "running"), True),    # heartbeat will skip the start: the watcher runs anyway
+    ("mariadb-role", (3, "stopped"), False),   # the standby: no watcher
+    ("monitoring-master", (0, "running"), False),
+])
+def test_heartbeat_status_of_a_running_role_makes_sure_its_watcher_runs(monkeypatch, name, status, watcher):
+    """heartbeat's ResourceManager runs ``status`` first and ``start`` only when the resource is not
+    running: a role that is already writable when heartbeat acquires it (heartbeat restarted,
+    a partition healed) never gets its watcher from a start (heartbeat campaign, seed 42, step
+    13: a mysqld crash that failed over never)."""
+    from click.testing import CliRunner
+
+    from hakit.agents import cli as agent_cli
+    from hakit.agents import context, watch
+    from hakit.cli import main_group
+
+    started: list[str] = []
+    monkeypatch.setattr(agent_cli, "heartbeat_status", lambda n: status)
+    monkeypatch.setattr(watch, "start_watcher", lambda command: started.append(command) or 1)
+
+    class Settings:
+        node_hakit = "/usr/local/bin/hakit"
+
+    class Inv:
+        settings = Settings()
+
+    class Ctx:
+        inv = Inv()
+
+    monkeypatch.setattr(context, "load_context", lambda *a, **kw: Ctx())
+    result = CliRunner().invoke(main_group, ["agent", "heartbeat", name, "status"])
+    assert result.exit_code == status[0] and result.output.strip() == status[1]
+    assert started == (["/usr/local/bin/hakit"] if watcher else [])
