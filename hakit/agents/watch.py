@@ -10,7 +10,11 @@ stopped by its ``stop``) checks four times a second:
   Pacemaker: ``crm_resource --fail`` on the role, which Pacemaker handles as a failed monitor
   (with ``migration-threshold`` 1 the group moves to the peer) without waiting for the role's
   next 10 s monitor, which stays as the backstop. The peer's role agent promotes it (the dead
-  database cannot be writable). This is what makes ``kill-mysqld`` fail over in about a second;
+  database cannot be writable). This is what makes ``kill-mysqld`` fail over in about a second.
+  On heartbeat a database that answers read-only fails the check too (unless the watcher made
+  it read-only itself, isolated): a mysqld restarted by a supervisor after a crash comes back
+  read-only, and heartbeat, which monitors nothing, would keep that node the active for ever
+  (Pacemaker's monitor sees the role stopped and recovers it);
 * **isolation** (heartbeat only: Pacemaker has quorum and fencing): when neither the peer nor
   any ping node answers for half of ``deadtime``,
   this node is on the wrong side of a partition: heartbeat has no fencing, so it fences itself —
@@ -127,15 +131,20 @@ def _fail_role(ctx: NodeContext) -> None:
                    capture_output=True, timeout=60)
 
 
-def _checked(ctx: NodeContext, bad: int, failures: int) -> tuple[int, bool]:
+def _checked(ctx: NodeContext, bad: int, failures: int, writable: bool = False) -> tuple[int, bool]:
     """One check of the local database: how many have failed in a row (0 after a good one), and
-    whether the last failure found nothing listening (see RECHECK_GONE)."""
+    whether the last failure found nothing listening (see RECHECK_GONE). With ``writable``, a
+    database that answers read-only fails the check too."""
     try:
-        ctx.local_db().facts()
-        return 0, False
+        facts = ctx.local_db().facts()
     except HakitError as exc:
         _log(f"database check {bad + 1}/{failures} failed: {exc}")
         return bad + 1, isinstance(exc, DatabaseUnreachable) and exc.gone
+    if writable and facts.read_only:
+        _log(f"database check {bad + 1}/{failures} failed: {ctx.node.name} holds the role but its database is "
+             f"read-only (restarted after a crash?)")
+        return bad + 1, False
+    return 0, False
 
 
 def watch(ctx: NodeContext, *, interval: float = INTERVAL, failures: int = 3) -> int:
@@ -183,7 +192,11 @@ def watch(ctx: NodeContext, *, interval: float = INTERVAL, failures: int = 3) ->
                          f"read-only, so that the peer can take over without two writable nodes")
                 except HakitError as exc:
                     _log(f"isolated, and the database cannot be made read-only: {exc}")
-        bad, gone = _checked(ctx, bad, failures)
+        # the node holds the role: its database must be writable, unless the watcher made it
+        # read-only itself (isolation). A mysqld that a supervisor (systemd, mysqld_safe)
+        # restarted after a crash comes back read-only (hakit.cnf) before three checks have
+        # failed: without this, heartbeat, which monitors nothing, would keep a read-only active
+        bad, gone = _checked(ctx, bad, failures, writable=not demoted)
         now = time.monotonic()
         if (bad >= failures and not demoted) or now - peer_checked_at >= PEER_CHECK_EVERY:
             # the peer's heartbeat is followed all along (once a second while all is well), so

@@ -335,3 +335,56 @@ def test_the_heartbeat_role_skips_the_isolation_grace_only_for_a_live_peer_witho
     assert not db.read_only and db.state is not None and db.state.promoted_node == "n2"
     grace = [s for s in slept if s > 0.1]
     assert bool(grace) is waits
+
+
+@pytest.mark.parametrize("isolated_first", [False, True])
+def test_a_heartbeat_active_whose_database_came_back_read_only_gives_up(tmp_path, monkeypatch, isolated_first):
+    """The heartbeat campaign (seed 42, step 13): mysqld_safe restarted a killed mysqld within a
+    second, read-only (hakit.cnf), before three checks had failed; the watcher then saw a
+    healthy database, heartbeat monitors nothing, and no node was writable for good. A read-only
+    database fails the check on the node that holds the role — unless the watcher made it
+    read-only itself (isolated), which must not give anything up."""
+    from hakit.agents import watch as watchmod
+    from hakit.agents.context import NodeContext
+    from hakit.mysql import FakeDatabase
+    from hakit.secrets import generate
+
+    inv = inventory(tmp_path, "heartbeat")
+    db = FakeDatabase("n1", reachable=True, read_only=False)
+    ctx = NodeContext(inv, generate(), inv.node("n1"))
+    clock = {"now": 0.0}
+    asked: list[float] = []
+    crash = 20.0
+
+    def sleep(seconds: float) -> None:
+        clock["now"] += seconds
+        if crash <= clock["now"] < crash + 0.3:  # killed, restarted at once, read-only
+            db.reachable = False
+        elif clock["now"] >= crash:
+            db.reachable, db.read_only = True, True
+        if clock["now"] > crash + 10:
+            raise _Stop
+
+    cut = {"on": isolated_first}
+
+    def reaches_any(addresses):
+        if cut["on"] and clock["now"] >= 5:
+            if clock["now"] >= 10:
+                cut["on"] = False  # the network comes back; the node stays demoted
+            return False
+        return True
+
+    monkeypatch.setattr(NodeContext, "local_db", lambda self: db)
+    monkeypatch.setattr(watchmod, "flag_set", lambda: False)
+    monkeypatch.setattr(watchmod, "reaches_any", reaches_any)
+    monkeypatch.setattr(watchmod, "peer_active", lambda name: True)
+    monkeypatch.setattr(watchmod.subprocess, "run", lambda argv, **kw: asked.append(clock["now"]))
+    monkeypatch.setattr(watchmod.time, "sleep", sleep)
+    monkeypatch.setattr(watchmod.time, "monotonic", lambda: clock["now"])
+    monkeypatch.setattr(watchmod.signal, "signal", lambda *a: None)
+    with pytest.raises(_Stop):
+        watchmod.watch(ctx)
+    if isolated_first:
+        assert asked == [] and db.read_only  # demoted by the watcher itself: nothing given up
+    else:
+        assert len(asked) == 1 and crash < asked[0] <= crash + 0.3 + 3 * watchmod.INTERVAL + 1e-9
