@@ -388,3 +388,59 @@ def test_a_heartbeat_active_whose_database_came_back_read_only_gives_up(tmp_path
         assert asked == [] and db.read_only  # demoted by the watcher itself: nothing given up
     else:
         assert len(asked) == 1 and crash < asked[0] <= crash + 0.3 + 3 * watchmod.INTERVAL + 1e-9
+
+
+@pytest.mark.parametrize("stack", ["heartbeat", "pacemaker"])
+def test_a_stale_node_given_the_group_by_heartbeat_hands_it_to_its_newer_peer(tmp_path, monkeypatch, stack):
+    """The heartbeat campaign (seed 42, step 12): a partition healed, heartbeat restarted on both
+    nodes, and the group's preferred node — cut off, so stale — acquired it first. Its start is
+    refused (hard); heartbeat's own fallback does not hand the preferred node's group over, so
+    the node asks ``hb_standby all`` itself, in the background, once the peer is active.
+    Pacemaker needs nothing of the kind: the refusal bans the node, the group starts elsewhere."""
+    import os
+    import subprocess
+
+    from hakit.agents import mariadb_role
+    from hakit.agents.context import NodeContext
+    from hakit.mysql import FakeDatabase, PromotionRecord
+    from hakit.promote import PeerView
+    from hakit.secrets import generate
+
+    inv = inventory(tmp_path, stack)
+    db = FakeDatabase("n1", state=PromotionRecord(9, "0-1-5", "n1", "automatic"))
+    peer = FakeDatabase("n2", server_id=2, read_only=False, state=PromotionRecord(10, "0-1-5", "n2", "automatic"))
+    ctx = NodeContext(inv, generate(), inv.node("n1"))
+    monkeypatch.setattr(NodeContext, "local_db", lambda self: db)
+    monkeypatch.setattr(NodeContext, "peer_view", lambda self, timeout=1.0: PeerView("n2", True, peer.facts()))
+    monkeypatch.setattr(NodeContext, "ping_nodes_reachable", lambda self: True)
+    monkeypatch.setattr(mariadb_role, "_context", lambda: ctx)
+    monkeypatch.setattr(mariadb_role, "flag_set", lambda: False)
+    spawned: list[list[str]] = []
+    real_popen = subprocess.Popen
+    monkeypatch.setattr(subprocess, "Popen", lambda argv, **kw: spawned.append(list(argv)))
+    assert mariadb_role.start() == mariadb_role.ocf.OCF_ERR_PERM
+    monkeypatch.setattr(subprocess, "Popen", real_popen)
+    assert db.read_only  # never promoted
+    if stack == "heartbeat":
+        assert len(spawned) == 1 and spawned[0][:2] == ["sh", "-c"]
+        script = spawned[0][2]
+        assert "cl_status nodestatus n2" in script and script.endswith("hb_standby all")
+        # and the script itself, run by a real shell with stand-ins: it asks only an active peer
+        for status, asks in (("active", True), ("dead", False)):
+            bin_dir = tmp_path / f"bin-{status}"
+            bin_dir.mkdir()
+            (bin_dir / "cl_status").write_text(f"#!/bin/sh\necho {status}\n")
+            (bin_dir / "cl_status").chmod(0o755)
+            standby = bin_dir / "hb_standby"
+            standby.write_text(f"#!/bin/sh\necho \"$@\" > {bin_dir}/asked\n")
+            standby.chmod(0o755)
+            from hakit.agents.watch import HB_STANDBY
+
+            runnable = script.replace(f"sleep {mariadb_role.HAND_OVER_AFTER:g}", "true").replace(HB_STANDBY, str(standby))
+            subprocess.run(["sh", "-c", runnable], env=dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}"),
+                           check=False, timeout=10)
+            assert (bin_dir / "asked").exists() is asks
+            if asks:
+                assert (bin_dir / "asked").read_text().strip() == "all"
+    else:
+        assert spawned == []
