@@ -81,6 +81,10 @@ class StepReport:
                 "error": self.error}
 
 
+#: while the pair settles without an active, how often the stacks are looked at (seconds)
+REVIVE_EVERY = 15.0
+
+
 class Campaign:
     def __init__(self, folder: Path, faults: list[Fault], *, say: Callable[[str], None] = print,
                  semi_sync: bool = True):
@@ -129,15 +133,39 @@ class Campaign:
         """A node that was powered off or lost its MariaDB: running again, then resynced."""
         self.lab.repair(node, restart=not self._alive(node))
 
-    def _settled(self, steady: float = 4.0, timeout: float = 240) -> dict[str, Any]:
+    def _revive_stacks(self, report: StepReport | None) -> None:
+        """heartbeat: start the stack again on a live node where it has shut itself down. When a
+        partition heals, heartbeat restarts on both nodes; one whose shutdown does not finish in
+        time does an "emergency shutdown" and stays down, and the peer, if it is the stale side,
+        must not take the group: nothing would be active until someone starts heartbeat again,
+        as the node's service manager or its operator would. Noted in the report."""
+        if self.stack != "heartbeat":
+            return
+        from hakit.lab import lab as labmod
+
+        for node in labmod.status(str(self.lab.dir)):
+            if node.alive and node.name in self.pair and not node.daemons.get("heartbeat"):
+                self.lab.fault("start-stack", node.name)
+                if report is not None:
+                    report.notes.append(f"{node.name}: heartbeat had shut itself down; started again")
+
+    def _settled(self, steady: float = 4.0, timeout: float = 240, report: StepReport | None = None) -> dict[str, Any]:
         """Wait until one node is the active and holds the VIP, and still is ``steady`` seconds
-        later (the stack may still be moving things right after a heal or a restart)."""
+        later (the stack may still be moving things right after a heal or a restart). While
+        waiting, a heartbeat that shut itself down is started again (:meth:`_revive_stacks`)."""
         def one_active(d: dict[str, Any]) -> bool:
             return d.get("active") in self.pair and bool(d["nodes"][d["active"]].get("vip"))
 
         deadline = time.monotonic() + timeout
         while True:
-            first = self.lab.wait("an active holding the VIP", one_active, max(1.0, deadline - time.monotonic()))
+            try:
+                first = self.lab.wait("an active holding the VIP", one_active,
+                                      max(1.0, min(REVIVE_EVERY, deadline - time.monotonic())))
+            except RuntimeError:
+                if time.monotonic() > deadline:
+                    raise
+                self._revive_stacks(report)
+                continue
             time.sleep(steady)
             again = self.lab.status()
             if one_active(again) and again["active"] == first["active"]:
@@ -146,7 +174,7 @@ class Campaign:
                 raise RuntimeError(f"the pair did not settle within {timeout:g} s: {again.get('reason')}")
 
     def _resync_the_other(self, report: StepReport) -> None:
-        doc = self._settled()
+        doc = self._settled(report=report)
         other = next(n for n in self.pair if n != doc["active"])
         if doc.get("state") != "healthy":
             self._bring_back(other)

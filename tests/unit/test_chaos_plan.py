@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from hakit.lab.chaos import KINDS, draw
 
 
@@ -63,3 +65,50 @@ def test_a_failed_campaign_keeps_the_nodes_logs(tmp_path):
     assert (kept / "n1" / "hakit" / "watch.log").read_text() == "n1 watching\n"
     assert (kept / "n2" / "hakit" / "watch.log").read_text() == "n2 watching\n"
     assert not (kept / "n2" / "s.sock").exists()
+
+
+def test_settling_starts_a_heartbeat_that_shut_itself_down_again(monkeypatch):
+    """heartbeat campaign, seed 42, step 27: on a healed partition one heartbeat did an emergency
+    shutdown and stayed down, and the other side was the stale one: no active until heartbeat is
+    started again. The campaign does that, notes it, and then settles."""
+    from types import SimpleNamespace
+
+    from hakit.lab import chaos
+    from hakit.lab import lab as labmod
+
+    heartbeat_on = {"n1": False, "n2": True}
+    started: list[str] = []
+
+    class Lab:
+        dir = "/nowhere"
+
+        def status(self):
+            active = "n1" if heartbeat_on["n1"] else None
+            return {"active": active, "nodes": {"n1": {"vip": active == "n1"}, "n2": {"vip": False}},
+                    "state": "healthy" if active else "degraded", "reason": ""}
+
+        def wait(self, what, check, timeout):
+            doc = self.status()
+            if check(doc):
+                return doc
+            raise RuntimeError(f"{what}: not within {timeout:g} s")
+
+        def fault(self, kind, node):
+            assert kind == "start-stack"
+            started.append(node)
+            heartbeat_on[node] = True
+
+    monkeypatch.setattr(labmod, "status", lambda folder: [
+        SimpleNamespace(name=n, alive=True, daemons={"heartbeat": [1] if on else []}) for n, on in heartbeat_on.items()])
+    monkeypatch.setattr(chaos.time, "sleep", lambda s: None)
+    campaign = chaos.Campaign.__new__(chaos.Campaign)
+    campaign.lab, campaign.stack, campaign.pair = Lab(), "heartbeat", ["n1", "n2"]
+    report = chaos.StepReport(27, chaos.Fault("partition", "active", 7.0), "n2", "n2")
+    doc = campaign._settled(report=report)
+    assert doc["active"] == "n1" and started == ["n1"]
+    assert report.notes == ["n1: heartbeat had shut itself down; started again"]
+    # Pacemaker: nothing of the kind (its nodes are fenced and restarted by the campaign)
+    campaign.stack, heartbeat_on["n1"], started[:] = "pacemaker", False, []
+    with pytest.raises(RuntimeError):
+        campaign._settled(timeout=0.0, report=report)
+    assert started == []
