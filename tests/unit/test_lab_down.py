@@ -42,4 +42,3 @@ def test_a_folder_a_lab_made_is_emptied(tmp_path: Path) -> None:
     (made / labinventory.INVENTORY).write_text("lab's\n")
     lab.down(str(made))
     assert not made.exists()
-
