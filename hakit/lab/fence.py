@@ -86,13 +86,22 @@ def _log(dir: str, message: str) -> None:
         fh.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {message}\n")
 
 
+class RequesterGone(Exception):
+    """The process that sent a request exited before it was served: it cannot be told apart
+    from the host any more, and a node powered off meanwhile must not fence anyone."""
+
+
 def _requester(dir: str, conn: socket.socket) -> str | None:
-    """The lab node the connecting process belongs to (by its PID namespace), or None (the host)."""
+    """The lab node the connecting process belongs to (by its PID namespace), or None (the host).
+    Raises :class:`RequesterGone` when that process no longer exists: a fence agent on a node
+    that was powered off while its request was in flight (two nodes fencing each other)."""
     pid, _, _ = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")))
+    ns = _ns(pid, "pid")
+    if not ns:
+        raise RequesterGone(f"the requesting process {pid} is gone (its node was powered off meanwhile)")
     state = load_state(dir)
     if state is None:
         return None
-    ns = _ns(pid, "pid")
     for name, init in state.inits.items():
         if ns and _ns(init, "pid") == ns:
             return name
@@ -158,7 +167,12 @@ def serve(dir: str) -> None:
                         break
                     data += chunk
                 request = json.loads(data.decode() or "{}")
-                requester = _requester(dir, conn)
+                try:
+                    requester = _requester(dir, conn)
+                except RequesterGone as exc:
+                    _log(dir, f"refused {request.get('action')} {request.get('plug')}: {exc}")
+                    conn.sendall((json.dumps({"ok": False, "error": str(exc)}) + "\n").encode())
+                    continue
                 if request.get("action") not in ("monitor", "list", "status"):
                     _log(dir, f"request {request} from {requester or 'the host'}")
                 try:

@@ -23,3 +23,33 @@ def test_a_zombie_counts_as_exited_for_the_fault_injector():
     finally:
         child.wait()
     assert _exited(child.pid) is True  # gone
+
+
+def test_a_fence_request_whose_sender_is_gone_is_not_taken_for_the_host(tmp_path):
+    """CI, test_a_partitioned_node_is_fenced_not_the_healthy_one: the partitioned node's fence
+    agent asked to fence the healthy one, and was powered off (fenced) itself before the helper
+    looked at who asked; its PID no longer resolved to a node, so the request passed for the
+    host's and both nodes were powered off. A sender that is gone is now refused."""
+    import socket
+    import subprocess
+    import sys
+
+    import pytest
+
+    from hakit.lab.fence import RequesterGone, _requester
+
+    path = str(tmp_path / "fence.sock")
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(path)
+        server.listen(2)
+        client = subprocess.run([sys.executable, "-c", "import socket, sys; s = socket.socket(socket.AF_UNIX); "
+                                 f"s.connect({path!r}); s.sendall(b'{{}}\\n')"], timeout=30)
+        assert client.returncode == 0  # it has exited: its request is still queued
+        conn, _ = server.accept()
+        with conn, pytest.raises(RequesterGone):
+            _requester(str(tmp_path), conn)
+        with socket.socket(socket.AF_UNIX) as me:  # a process that still runs, on the host
+            me.connect(path)
+            conn, _ = server.accept()
+            with conn:
+                assert _requester(str(tmp_path), conn) is None
