@@ -107,7 +107,8 @@ def watch_command(start: bool, stop: bool) -> None:
     The role's start and stop run the watcher; ``--start``/``--stop`` are for a switchover that
     moves the role itself (the stack then finds it already in place and runs neither)."""
     from hakit.agents.context import load_context
-    from hakit.agents.watch import start_watcher, stop_watcher, watch
+    from hakit.agents.lean import stop_watcher
+    from hakit.agents.watch import start_watcher, watch
 
     if start and stop:
         raise click.UsageError("--start and --stop exclude each other")

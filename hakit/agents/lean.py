@@ -74,7 +74,8 @@ def database_server_running(proc: str = "/proc") -> bool:
     return False
 
 
-def _pgrep(name: str) -> bool:
+def process_running(name: str) -> bool:
+    """Whether a process called ``name`` runs on this node (``pgrep -x``)."""
     return subprocess.run(["pgrep", "-x", name], capture_output=True, timeout=60).returncode == 0
 
 
@@ -86,18 +87,18 @@ def stop_monitoring(daemon: str, service: str, *, systemd: bool | None = None) -
     so without systemd hakit signals the daemon itself: SIGTERM (Nagios saves its retention
     state and exits, its workers with it), up to 5 s, then SIGKILL."""
     name = os.path.basename(daemon)
-    if _pgrep(name):
+    if process_running(name):
         if os.path.isdir("/run/systemd/system") if systemd is None else systemd:
             subprocess.run(["systemctl", "stop", service], capture_output=True, timeout=120)
         else:
             subprocess.run(["pkill", "-TERM", "-x", name], capture_output=True, timeout=60)
     deadline = time.monotonic() + 5.0
-    while _pgrep(name) and time.monotonic() < deadline:
+    while process_running(name) and time.monotonic() < deadline:
         time.sleep(0.05)
-    if _pgrep(name):
+    if process_running(name):
         subprocess.run(["pkill", "-KILL", "-x", name], capture_output=True, timeout=60)
         time.sleep(0.5)
-    return not _pgrep(name)
+    return not process_running(name)
 
 
 def record_monitoring(daemon: str, service: str, path: str = MONITORING_STATE) -> None:

@@ -18,7 +18,7 @@ from typing import Callable
 
 from hakit import __version__
 from hakit.agents import ocf
-from hakit.agents.lean import record_monitoring, stop_monitoring
+from hakit.agents.lean import process_running, record_monitoring, stop_monitoring
 from hakit.agents.context import load_context
 from hakit.errors import HakitError
 
@@ -56,7 +56,7 @@ def _run(argv: list[str], timeout: float = 60) -> subprocess.CompletedProcess:
 
 
 def _running(daemon: str) -> bool:
-    return _run(["pgrep", "-x", os.path.basename(daemon)]).returncode == 0
+    return process_running(os.path.basename(daemon))
 
 
 def _service(name: str, action: str) -> subprocess.CompletedProcess:

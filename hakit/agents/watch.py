@@ -27,7 +27,6 @@ Maintenance mode (``/etc/hakit/maintenance``) pauses both. The watcher's log is
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -35,7 +34,7 @@ import time
 from pathlib import Path
 
 from hakit.agents.context import NodeContext
-from hakit.agents.lean import PIDFILE, running_pid, stop_watcher  # noqa: F401 (stop_watcher: the CLI's)
+from hakit.agents.lean import PIDFILE, running_pid
 from hakit.errors import HakitError
 from hakit.mysql import DatabaseUnreachable
 from hakit.flags import maintenance_on as flag_set
