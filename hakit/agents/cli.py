@@ -87,15 +87,41 @@ def heartbeat_command(name: str, action: str) -> None:
             code = 0 if not database_server_running() or agent(name).run([action]) == ocf.OCF_SUCCESS else 1
         else:
             code = 0 if agent(name).run([action]) == ocf.OCF_SUCCESS else 1
-            if code == 0 and name == "mariadb-role":
+            if name == "mariadb-role" and action == "start":
                 from hakit.agents.context import load_context
-                from hakit.agents.watch import start_watcher
 
-                start_watcher(load_context().inv.settings.node_hakit)
+                if code == 0:
+                    from hakit.agents.watch import start_watcher
+
+                    start_watcher(load_context().inv.settings.node_hakit)
+                else:
+                    _spawn_hand_over(load_context().inv.settings.node_hakit)
     except Exception as exc:
         click.echo(f"failed: {type(exc).__name__}: {exc}", err=True)
         code = 1
     raise click.exceptions.Exit(code)
+
+
+def _spawn_hand_over(hakit_command: str) -> None:
+    """heartbeat: a failed start of the role leaves the group held and nothing running, unless
+    the group is handed to the peer (see :mod:`hakit.agents.handover`)."""
+    from hakit.agents.handover import AFTER, spawn
+    from hakit.agents.watch import LOG
+
+    if spawn(hakit_command, LOG) is not None:
+        # heartbeat logs a resource script's stderr (/var/log/ha-log)
+        click.echo(f"the role did not start here: heartbeat is asked to hand the group to the peer in {AFTER:g}s "
+                   f"unless that changes (hakit agent hand-over, {LOG})", err=True)
+
+
+@agent_group.command(name="hand-over")
+def hand_over_command() -> None:
+    """heartbeat: ask heartbeat to hand the group to the peer, after this node's role failed to start."""
+    from hakit.agents.context import load_context
+    from hakit.agents.handover import hand_over
+
+    hand_over(load_context())
+    raise click.exceptions.Exit(0)
 
 
 @agent_group.command(name="watch")

@@ -104,9 +104,7 @@ def start() -> int:
         ocf.exit_reason(f"maintenance mode is on ({FLAG}): the stack promotes nothing; hakit maintenance off")
         return ocf.OCF_ERR_GENERIC
     if isinstance(verdict, Refusal):
-        ocf.exit_reason(str(verdict))
-        if verdict.hard and settings.stack == "heartbeat":
-            _hand_over(ctx.peer.name)
+        ocf.exit_reason(str(verdict))  # heartbeat: the failed start hands the group over (hakit.agents.handover)
         # stale generation: never on this node (hard); a writable peer may go away (soft, retried)
         return ocf.OCF_ERR_PERM if verdict.hard else ocf.OCF_ERR_GENERIC
     try:
@@ -119,32 +117,6 @@ def start() -> int:
     print("step times: " + ", ".join(f"{name} {seconds:.3f}s" for name, seconds in outcome.timings.items())
           + f"; agent {time.monotonic() - STARTED:.3f}s since its import", file=sys.stderr)
     return ocf.OCF_SUCCESS
-
-
-#: seconds between a stale node's refused start and its request that the peer take the group
-HAND_OVER_AFTER = 10.0
-
-
-def _hand_over(peer: str) -> None:
-    """heartbeat gave the group to a node that must never hold it (its generation is older than
-    its peer's: the peer took over while it was cut off). It happens when a partition heals:
-    heartbeat restarts on both nodes, and the group's preferred node acquires it first. After
-    the refused start heartbeat gives the group up and, 30 s later, asks ``hb_standby
-    foreign``, which does not hand over the preferred node's own group: no node would be
-    active. So this node asks heartbeat to hand everything to the peer (``hb_standby all``),
-    once the group has been given up and if the peer's heartbeat is active. The peer's
-    generation is the higher one, so it is never refused the same way: no ping-pong."""
-    import shlex
-    import subprocess
-
-    from hakit.agents.watch import HB_STANDBY
-
-    script = (f"sleep {HAND_OVER_AFTER:g}; cl_status nodestatus {shlex.quote(peer)} 2>/dev/null | grep -qx active "
-              f"&& exec {shlex.quote(HB_STANDBY)} all")
-    subprocess.Popen(["sh", "-c", script], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                     stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True)
-    print(f"stale here: heartbeat is asked to hand the group to {peer} in {HAND_OVER_AFTER:g}s (hb_standby all)",
-          file=sys.stderr)
 
 
 def stop() -> int:

@@ -24,6 +24,7 @@ import testinfra.host
 from testinfra.backend.paramiko import ParamikoBackend
 
 from hakit.lab import lab as labmod
+from hakit.lab.chaos import keep_logs
 from hakit.lab.labinventory import KEY, KNOWN_HOSTS
 from hakit.lab.spec import LabSpec
 from hakit.lab.writer import TABLE as WRITER_TABLE
@@ -122,6 +123,12 @@ def build_lab(tmp_path_factory: pytest.TempPathFactory, topology: str, stack: st
         hosts = {n.name: testinfra_host(n.address, dir / KNOWN_HOSTS, dir / KEY) for n in report.spec.nodes}
         yield Lab(dir=dir, spec=report.spec, up_seconds=report.seconds, hosts=hosts)
     finally:
+        # every node's logs outlive the lab (pytest keeps the last three runs' folders): what
+        # explains a failure, even one in CI, is still there after the teardown
+        try:
+            keep_logs(dir, Path(f"{dir}-logs"))
+        except OSError:
+            pass
         labmod.down(str(dir))
 
 

@@ -11,7 +11,9 @@ Runbook, in order on one initialised pair per stack:
    counts the errant write, keeps it aside, rebuilds n2 by dump: healthy, roles reversed, checksums equal;
 5. mysqld killed on the active, takeover, mysqld back: ``resync`` rejoins (nothing errant);
 6. hakit killed in the middle of switchover, resync and takeover: the same command run again converges;
-   in between, a resync by physical backup (mariabackup streamed into the standby).
+   in between, a resync by physical backup (mariabackup streamed into the standby);
+7. the stack sent to the standby while its MariaDB is down: the role fails to start there, and
+   the group comes back to the active, with no new promotion.
 """
 
 from __future__ import annotations
@@ -326,3 +328,46 @@ def test_hakit_killed_in_the_middle_of_a_takeover_converges_when_re_run(pair, ca
     assert doc["generation"] >= 6 and doc["operation"] is None
     writable = [n for n, v in doc["nodes"].items() if v["writable"]]
     assert writable == ["n2"]
+
+
+# --------------------------------------------------------------------------- 7. the stack sent to a dead database
+
+
+def test_the_stack_sent_to_a_node_whose_database_is_down_gives_the_group_back(pair, capsys):
+    """CI, heartbeat: after a mysqld crash the group went back to n1, the preferred node, whose
+    database was down. The role's start failed there and heartbeat's own fallback (``hb_standby
+    foreign``) hands the preferred node's group to nobody: no node was active, for ever. A
+    failed start now hands the group to the peer (hakit.agents.handover); Pacemaker bans the
+    node on the start failure. Either way the active takes its role back, with no new promotion."""
+    from hakit.render import pacemaker_names
+
+    lab = pair.lab
+    assert lab.host("n1").run("pgrep -x mariadbd").rc != 0  # killed by the test before
+    generation = pair.status(capsys)["generation"]
+    group = "hakit"
+    if pair.stack == "heartbeat":
+        lab.host("n1").run("rm -f /var/log/hakit/watch.log")
+        lab.host("n1").check_output("/usr/share/heartbeat/hb_takeover all")
+    else:
+        # the watcher's report of the crash banned n1 (migration-threshold 1): forgotten first
+        lab.host("n1").check_output(f"crm_resource --cleanup --resource {group} --node n1")
+        lab.host("n1").check_output(f"crm_resource --resource {group} --move --node n1")
+    try:
+        if pair.stack == "heartbeat":
+            _wait_until("n1 hands the group to n2", lambda: "hand the group to n2" in lab.host("n1").run(
+                "cat /var/log/hakit/watch.log").stdout, timeout=90)
+        else:
+            role = pacemaker_names(pair.inv, pair.inv.db_pair).db_role
+            _wait_until("the role's start failed on n1", lambda: "INFINITY" in lab.host("n1").run(
+                f"crm_failcount --query --resource {role} --node n1").stdout, timeout=90)
+        doc = pair.wait_active(capsys, "n2")
+    finally:
+        if pair.stack == "pacemaker":
+            lab.host("n1").run(f"crm_resource --resource {group} --clear; crm_resource --cleanup --resource {group}")
+    assert doc["generation"] == generation  # n2's own role, taken back: nothing new promoted
+    assert [n for n, v in doc["nodes"].items() if v["writable"]] == ["n2"]
+    pair.start_mariadb("n1")
+    _wait_until("n1 readable", lambda: pair.status(capsys)["nodes"]["n1"]["writable"] is False, timeout=60)
+    code, out, err = pair.run(capsys, "resync", "--yes")
+    assert code == 0, out + err
+    pair.wait_healthy(capsys, "n2")

@@ -268,11 +268,11 @@ def test_sync_copies_a_changed_file(pair, capsys):
     inv.write_text(yaml.safe_dump(data))
     token = str(time.time_ns())
     pair.lab.host("n1").check_output(f"echo '# {token}' >> /etc/nagios4/objects/localhost.cfg")
-    code, out, _ = hakit(capsys, "-i", str(inv), "sync")
-    assert code == 0 and "copied from n1 to n2" in out
+    code, out, err = hakit(capsys, "-i", str(inv), "sync")
+    assert code == 0 and "copied from n1 to n2" in out, out + err
     assert token in pair.lab.host("n2").file("/etc/nagios4/objects/localhost.cfg").content_string
-    code, out, _ = hakit(capsys, "-i", str(inv), "sync")
-    assert code == 0 and "n2 already matches n1" in out
+    code, out, err = hakit(capsys, "-i", str(inv), "sync")
+    assert code == 0 and "n2 already matches n1" in out, out + err
 
 
 def test_a_wrong_host_key_is_refused_with_exit_3(pair, capsys):

@@ -390,14 +390,11 @@ def test_a_heartbeat_active_whose_database_came_back_read_only_gives_up(tmp_path
         assert len(asked) == 1 and crash < asked[0] <= crash + 0.3 + 3 * watchmod.INTERVAL + 1e-9
 
 
-@pytest.mark.parametrize("stack", ["heartbeat", "pacemaker"])
-def test_a_stale_node_given_the_group_by_heartbeat_hands_it_to_its_newer_peer(tmp_path, monkeypatch, stack):
+def test_a_stale_node_given_the_group_refuses_to_start_and_spawns_nothing_itself(tmp_path, monkeypatch):
     """The heartbeat campaign (seed 42, step 12): a partition healed, heartbeat restarted on both
-    nodes, and the group's preferred node — cut off, so stale — acquired it first. Its start is
-    refused (hard); heartbeat's own fallback does not hand the preferred node's group over, so
-    the node asks ``hb_standby all`` itself, in the background, once the peer is active.
-    Pacemaker needs nothing of the kind: the refusal bans the node, the group starts elsewhere."""
-    import os
+    nodes, and the group's preferred node (cut off, so stale) acquired it first. Its start is
+    refused, hard, and it stays read-only. The role's start itself spawns nothing: handing the
+    group over is heartbeat's resource script's business (tests below), Pacemaker bans the node."""
     import subprocess
 
     from hakit.agents import mariadb_role
@@ -406,7 +403,7 @@ def test_a_stale_node_given_the_group_by_heartbeat_hands_it_to_its_newer_peer(tm
     from hakit.promote import PeerView
     from hakit.secrets import generate
 
-    inv = inventory(tmp_path, stack)
+    inv = inventory(tmp_path, "heartbeat")
     db = FakeDatabase("n1", state=PromotionRecord(9, "0-1-5", "n1", "automatic"))
     peer = FakeDatabase("n2", server_id=2, read_only=False, state=PromotionRecord(10, "0-1-5", "n2", "automatic"))
     ctx = NodeContext(inv, generate(), inv.node("n1"))
@@ -416,31 +413,144 @@ def test_a_stale_node_given_the_group_by_heartbeat_hands_it_to_its_newer_peer(tm
     monkeypatch.setattr(mariadb_role, "_context", lambda: ctx)
     monkeypatch.setattr(mariadb_role, "flag_set", lambda: False)
     spawned: list[list[str]] = []
-    real_popen = subprocess.Popen
     monkeypatch.setattr(subprocess, "Popen", lambda argv, **kw: spawned.append(list(argv)))
     assert mariadb_role.start() == mariadb_role.ocf.OCF_ERR_PERM
-    monkeypatch.setattr(subprocess, "Popen", real_popen)
-    assert db.read_only  # never promoted
-    if stack == "heartbeat":
-        assert len(spawned) == 1 and spawned[0][:2] == ["sh", "-c"]
-        script = spawned[0][2]
-        assert "cl_status nodestatus n2" in script and script.endswith("hb_standby all")
-        # and the script itself, run by a real shell with stand-ins: it asks only an active peer
-        for status, asks in (("active", True), ("dead", False)):
-            bin_dir = tmp_path / f"bin-{status}"
-            bin_dir.mkdir()
-            (bin_dir / "cl_status").write_text(f"#!/bin/sh\necho {status}\n")
-            (bin_dir / "cl_status").chmod(0o755)
-            standby = bin_dir / "hb_standby"
-            standby.write_text(f"#!/bin/sh\necho \"$@\" > {bin_dir}/asked\n")
-            standby.chmod(0o755)
-            from hakit.agents.watch import HB_STANDBY
+    assert db.read_only and spawned == []  # never promoted
 
-            runnable = script.replace(f"sleep {mariadb_role.HAND_OVER_AFTER:g}", "true").replace(HB_STANDBY, str(standby))
-            subprocess.run(["sh", "-c", runnable], env=dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}"),
-                           check=False, timeout=10)
-            assert (bin_dir / "asked").exists() is asks
-            if asks:
-                assert (bin_dir / "asked").read_text().strip() == "all"
+
+class _HandOverWorld:
+    """What :func:`hakit.agents.handover.hand_over` looks at, faked: this node's database, the
+    peer's, heartbeat's rscstatus, whether the peer's heartbeat is active, maintenance."""
+
+    def __init__(self, tmp_path, monkeypatch, node="n1"):
+        from hakit.agents import watch
+        from hakit.agents.context import NodeContext
+        from hakit import flags
+        from hakit.mysql import DatabaseUnreachable, FakeDatabase, PromotionRecord
+        from hakit.promote import PeerView
+        from hakit.secrets import generate
+
+        inv = inventory(tmp_path, "heartbeat")
+        self.ctx = NodeContext(inv, generate(), inv.node(node))
+        self.local: FakeDatabase | None = None  # down
+        self.peer: FakeDatabase | None = FakeDatabase("n2", server_id=2, state=PromotionRecord(6, "0-1-5", "n2",
+                                                                                             "automatic"))
+        self.peer_heartbeat, self.maintenance = True, False
+        self.statuses = ["local"]  # n1 is the preferred node: "local" is holding the group
+        self.asked, self.slept, self.logged = 0, 0.0, []
+
+        def local_db(ctx):
+            if self.local is None:
+                raise DatabaseUnreachable("n1: cannot connect", gone=True)
+            return self.local
+
+        monkeypatch.setattr(NodeContext, "local_db", local_db)
+        monkeypatch.setattr(NodeContext, "peer_view", lambda ctx, timeout=1.0: PeerView(
+            "n2", self.peer is not None, self.peer.facts() if self.peer else None))
+        monkeypatch.setattr(watch, "peer_active", lambda name: self.peer_heartbeat)
+        monkeypatch.setattr(flags, "maintenance_on", lambda: self.maintenance)
+
+    def run(self, **kw) -> bool:
+        from hakit.agents.handover import hand_over
+
+        def status():
+            return self.statuses.pop(0) if len(self.statuses) > 1 else self.statuses[0]
+
+        def sleep(seconds):
+            self.slept += seconds
+
+        def standby():
+            self.asked += 1
+
+        return hand_over(self.ctx, sleep=sleep, status=status, standby=standby, log=self.logged.append, **kw)
+
+
+def test_a_failed_start_hands_the_group_to_a_peer_that_can_take_it(tmp_path, monkeypatch):
+    """CI, heartbeat: mysqld killed on n1, the group went to n2 and back; n1 (the preferred node,
+    its database down) held the group, failed the role's start, and heartbeat's own fallback
+    (``hb_standby foreign``) handed nothing over: no node active, for ever. The failed start
+    now hands the group over, after the wait, once."""
+    from hakit.agents.handover import AFTER
+
+    world = _HandOverWorld(tmp_path, monkeypatch)
+    assert world.run() is True
+    assert world.asked == 1 and world.slept == AFTER
+    assert "hand the group to n2" in world.logged[-1]
+
+
+@pytest.mark.parametrize("change, why", [
+    ("writable", "writable now"),           # a later start (or hakit) made this node the active
+    ("released", "no longer holds"),        # heartbeat moved the group already
+    ("peer-heartbeat", "heartbeat is not active"),
+    ("peer-down", "does not answer"),       # passing a dead group back and forth helps nobody
+    ("maintenance", "maintenance mode"),
+])
+def test_the_hand_over_keeps_the_group_when_moving_it_would_be_wrong(tmp_path, monkeypatch, change, why):
+    from hakit.mysql import FakeDatabase, PromotionRecord
+
+    world = _HandOverWorld(tmp_path, monkeypatch)
+    if change == "writable":
+        world.local = FakeDatabase("n1", read_only=False, state=PromotionRecord(7, "0-1-5", "n1", "automatic"))
+    elif change == "released":
+        world.statuses = ["none"]
+    elif change == "peer-heartbeat":
+        world.peer_heartbeat = False
+    elif change == "peer-down":
+        world.peer = None
     else:
-        assert spawned == []
+        world.maintenance = True
+    assert world.run() is False
+    assert world.asked == 0 and why in world.logged[-1]
+
+
+def test_the_hand_over_waits_for_a_transition_to_end(tmp_path, monkeypatch):
+    from hakit.agents.handover import AFTER
+
+    world = _HandOverWorld(tmp_path, monkeypatch)
+    world.statuses = ["local", "transition", "transition", "transition", "local"]
+    assert world.run() is True
+    assert world.asked == 1 and world.slept == AFTER + 3
+
+
+def test_the_non_preferred_node_holds_the_group_as_its_foreign_set(tmp_path, monkeypatch):
+    from hakit.agents.handover import holds_group
+
+    world = _HandOverWorld(tmp_path, monkeypatch, node="n2")
+    assert holds_group(world.ctx, "foreign") is True and holds_group(world.ctx, "local") is False
+    assert holds_group(world.ctx, "all") is True and holds_group(world.ctx, "transition") is None
+
+
+@pytest.mark.parametrize("code, spawns", [(1, True), (0, False)])
+def test_heartbeats_role_script_spawns_the_hand_over_when_the_start_fails(tmp_path, monkeypatch, code, spawns):
+    from click.testing import CliRunner
+
+    from hakit.agents import cli as agent_cli
+    from hakit.agents import context, handover, watch
+    from hakit.cli import main_group
+
+    class Agent:
+        def run(self, argv):
+            return code
+
+    class Settings:
+        node_hakit = "/usr/local/bin/hakit"
+
+    class Ctx:
+        class inv:
+            settings = Settings()
+
+    spawned: list[list[str]] = []
+    monkeypatch.setattr(agent_cli, "agent", lambda name: Agent())
+    monkeypatch.setattr(context, "load_context", lambda *a, **kw: Ctx())
+    monkeypatch.setattr(watch, "start_watcher", lambda command: 1)
+    monkeypatch.setattr(watch, "LOG", str(tmp_path / "watch.log"))
+    monkeypatch.setattr(handover.subprocess, "Popen", lambda argv, **kw: spawned.append(argv) or type(
+        "P", (), {"pid": 4242})())
+    pidfile = tmp_path / "hand-over.pid"
+    real_spawn = handover.spawn
+    monkeypatch.setattr(handover, "spawn", lambda command, log: real_spawn(command, log, str(pidfile)))
+    result = CliRunner().invoke(main_group, ["agent", "heartbeat", "mariadb-role", "start"])
+    assert result.exit_code == code
+    assert spawned == ([["/usr/local/bin/hakit", "agent", "hand-over"]] if spawns else [])
+    if spawns:
+        assert "hand the group to the peer" in result.output and pidfile.read_text().strip() == "4242"

@@ -1,0 +1,128 @@
+"""heartbeat: after the role failed to start here, hand the group to the peer.
+
+heartbeat v1 monitors nothing and retries nothing. When a resource of the group fails to
+start, its ResourceManager gives the group up and, 30 s later, runs ``hb_standby`` for the
+*foreign* resources only. On the preferred node (the first word of haresources) the group is
+its *local* set, so that request hands nothing over: heartbeat keeps holding a group whose
+role is not running, and no node is active, for ever. It happens whenever the role cannot
+start on the node that holds the group:
+
+* this node's MariaDB is down (a crashed mysqld, while heartbeat moved the group back here);
+* this node is stale (a healed partition: the peer took over meanwhile, and the preferred
+  node acquired the group first when both heartbeats restarted);
+* the peer is writable (the role is refused until it is not).
+
+So a failed start spawns this hand-over in the background: after :data:`AFTER` seconds (the
+group has been given up by then), it asks ``hb_standby all`` once, unless one of these says the
+group is better where it is (:func:`reason_to_keep`): maintenance mode; this node's database is
+writable now (a later start, or hakit itself, made it the active: the request would undo that);
+heartbeat here holds nothing any more; the peer's heartbeat is not active; the peer's MariaDB
+does not answer (it could not take the role either: handing over would only make the two nodes
+pass a dead group to each other). The peer's start runs hakit's promotion planner like any
+other: a peer that must not be promoted refuses and hands the group back the same way, at most
+once per :data:`AFTER` seconds, and never makes two writable nodes.
+
+One hand-over at a time (:data:`PIDFILE`); its log is the watcher's (``/var/log/hakit/watch.log``).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+from typing import Callable
+
+from hakit.agents.lean import running_pid
+
+PIDFILE = "/run/hakit-hand-over.pid"
+#: seconds between the failed start and the request (heartbeat gives the group up meanwhile)
+AFTER = 10.0
+#: how long the hand-over waits for a resource transition of heartbeat here to end
+TRANSITION_WAIT = 30.0
+
+
+def spawn(hakit_command: str, log: str, pidfile: str = PIDFILE) -> int | None:
+    """Start ``hakit agent hand-over`` in the background, unless one is pending; its PID."""
+    if running_pid(pidfile) is not None:
+        return None
+    Path(log).parent.mkdir(parents=True, exist_ok=True, mode=0o750)
+    with open(log, "ab") as out:
+        proc = subprocess.Popen([hakit_command, "agent", "hand-over"], stdin=subprocess.DEVNULL, stdout=out,
+                                stderr=out, start_new_session=True, close_fds=True)
+    Path(pidfile).write_text(f"{proc.pid}\n")
+    return proc.pid
+
+
+def rscstatus() -> str | None:
+    """What heartbeat here holds (``cl_status rscstatus``: all, local, foreign, none, transition)."""
+    try:
+        done = subprocess.run(["cl_status", "rscstatus"], capture_output=True, text=True, timeout=15)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def holds_group(ctx, status: str | None) -> bool | None:
+    """Whether heartbeat's ``status`` means this node holds its pair's group (None: unknown). The
+    group is the local set of the preferred node and the foreign set of the other."""
+    from hakit.render import _preferred
+
+    if status is None or status == "transition":
+        return None
+    own = "local" if _preferred(ctx.inv.pair_of(ctx.node.name)).name == ctx.node.name else "foreign"
+    return status in ("all", own)
+
+
+def reason_to_keep(ctx, status: str | None) -> str | None:
+    """Why the group should stay here (None: hand it over)."""
+    from hakit.agents.watch import peer_active
+    from hakit.errors import HakitError
+    from hakit.flags import maintenance_on
+
+    if maintenance_on():
+        return "maintenance mode is on"
+    try:
+        if ctx.local_db().facts().writable:
+            return f"{ctx.node.name}'s database is writable now (the active: it keeps the group)"
+    except HakitError:
+        pass  # down or unreadable: not the active
+    if holds_group(ctx, status) is False:
+        return f"heartbeat on {ctx.node.name} no longer holds the group"
+    if not peer_active(ctx.peer.name):
+        return f"{ctx.peer.name}'s heartbeat is not active"
+    if not ctx.peer_view(1.0).reachable:
+        return f"{ctx.peer.name}'s MariaDB does not answer: it could not take the role either"
+    return None
+
+
+def _standby() -> None:
+    from hakit.agents.watch import HB_STANDBY
+
+    subprocess.run([HB_STANDBY, "all"], capture_output=True, timeout=60)
+
+
+def hand_over(ctx, *, after: float = AFTER, transition_wait: float = TRANSITION_WAIT,
+              sleep: Callable[[float], None] = time.sleep, status: Callable[[], str | None] = rscstatus,
+              standby: Callable[[], None] = _standby, log: Callable[[str], None] | None = None) -> bool:
+    """Wait, then ask heartbeat to hand the group to the peer if nothing says to keep it here.
+    Whether it asked."""
+    from hakit.agents.watch import _log
+
+    log = log or _log
+    log(f"the role failed to start on {ctx.node.name} (heartbeat here holds: {status() or 'unknown'}); "
+        f"hand-over to {ctx.peer.name} in {after:g}s unless that changes")
+    sleep(after)
+    now = status()
+    waited = 0.0
+    while now == "transition" and waited < transition_wait:
+        sleep(1.0)
+        waited += 1.0
+        now = status()
+    why = reason_to_keep(ctx, now)
+    if why is not None:
+        log(f"the role failed to start on {ctx.node.name}; the group stays: {why}")
+        return False
+    log(f"the role failed to start on {ctx.node.name}: heartbeat is asked to hand the group to {ctx.peer.name} "
+        f"(hb_standby all)")
+    standby()
+    return True
