@@ -16,6 +16,10 @@ from hakit.snapshot import ClusterState, Snapshot, cluster_generation
 OK, WARNING, CRITICAL, UNKNOWN = 0, 1, 2, 3
 LABELS = {OK: "OK", WARNING: "WARNING", CRITICAL: "CRITICAL", UNKNOWN: "UNKNOWN"}
 
+#: said by status and check when the active's watcher is not running
+WATCHER_MISSING = ("hakit's watcher is not running on the active {node}: a crash of its MariaDB fails over only "
+                   "at Pacemaker's next monitor, or never on heartbeat (hakit agent watch --start on {node})")
+
 
 @dataclass(frozen=True)
 class Verdict:
@@ -72,6 +76,8 @@ def verdict(snap: Snapshot, state: ClusterState, thresholds: Failover, semi_sync
             replica = view.db.replica if view.db else None
             source = snap.name_of_address(replica.master_host) if replica else None
             problems += [(WARNING, text) for text in findings(view, source)]
+    if active is not None and active.watcher is False:
+        problems.append((WARNING, WATCHER_MISSING.format(node=active.name)))
     if snap.maintenance:
         problems.append((WARNING, "maintenance mode is on: nothing fails over"))
     if state.name in ("switching", "resyncing"):

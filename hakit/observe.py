@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from hakit.errors import HakitError
+from hakit.agents.lean import PIDFILE as WATCH_PIDFILE
 from hakit.flags import MAINTENANCE_FLAG, RESYNC_MARKER
 from hakit.model import Inventory, Node
 from hakit.mysql import Database, DatabaseUnreachable, PyMySQLDatabase
@@ -71,8 +72,16 @@ def process_running(runner: Runner, name: str) -> bool:
 
 
 CHECK_CREDENTIALS = "/etc/hakit/check.yml"
+#: the node's flags, and whether hakit's database watcher runs there: its PID file names a live
+#: ``hakit agent watch`` (read in /proc, as the monitoring user can, not with a signal). Nothing
+#: is said when the PID file or the process cannot be read: unknown, not missing
 FLAGS_SCRIPT = (f"test -e {MAINTENANCE_FLAG} && echo maintenance; "
-                f"test -e {RESYNC_MARKER} && echo resync; true")
+                f"test -e {RESYNC_MARKER} && echo resync; "
+                f"if [ ! -e {WATCH_PIDFILE} ]; then echo no-watcher; "
+                f"elif [ -r {WATCH_PIDFILE} ]; then pid=$(cat {WATCH_PIDFILE}); "
+                f"if [ -n \"$pid\" ] && [ -r /proc/$pid/cmdline ]; then "
+                f"tr '\\0' ' ' < /proc/$pid/cmdline | grep -q 'agent watch' && echo watcher || echo no-watcher; "
+                f"elif [ -z \"$pid\" ] || [ ! -d /proc/$pid ]; then echo no-watcher; fi; fi; true")
 
 
 def node_world(inv: Inventory, monitoring_password: str, me: str | None) -> World:
@@ -127,9 +136,10 @@ def observe_node(inv: Inventory, world: World, node: Node) -> NodeView:
             reachable = True
         except (DatabaseUnreachable, HakitError) as exc:
             errors.append(str(exc))
+    watcher = True if "watcher" in flags else False if "no-watcher" in flags else None
     return NodeView(node.name, node.address, reachable, facts, vip=vip, monitoring=monitoring,
                     error="; ".join(errors), resync_pending="resync" in flags, maintenance="maintenance" in flags,
-                    tls_problems=tuple(tls_problems))
+                    tls_problems=tuple(tls_problems), watcher=watcher if pair.carries_db else None)
 
 
 def observe(inv: Inventory, world: World, *, operation: str | None = None, operation_target: str | None = None,

@@ -31,6 +31,8 @@ class NodeView:
     maintenance: bool = False  #: the node carries the maintenance flag
     #: problems with the node's TLS certificate files (mysql.tls enabled; see hakit.tls)
     tls_problems: tuple[str, ...] = ()
+    #: hakit's database watcher runs here (None: not observed, or not a database node)
+    watcher: bool | None = None
 
     @property
     def writable(self) -> bool:
@@ -187,6 +189,7 @@ def status_document(snap: Snapshot, state: ClusterState, *, anti_flap_seconds: f
             "monitoring": view.monitoring,
             "error": view.error or None,
             "resync_pending": view.resync_pending,
+            "watcher": view.watcher,
         }
         if tls and view in snap.db_nodes:
             nodes[view.name]["tls"] = {"server": db.have_ssl if db else None,

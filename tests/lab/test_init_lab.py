@@ -151,6 +151,7 @@ def test_init_seeds_the_standby_and_makes_the_pair_healthy(pair, capsys):
     assert n1["writable"] is True and n1["vip"] is True and n1["monitoring"] is True
     assert n2["writable"] is False and n2["vip"] is False and n2["monitoring"] is False
     assert n2["replicating_from"] == "n1" and n2["io_running"] and n2["sql_running"]
+    assert n1["watcher"] is True and n2["watcher"] is False  # the role's start ran it on the active only
     assert sql(pair.lab, "n2", "SELECT COUNT(*), SUM(state) FROM opsview.results") == \
         sql(pair.lab, "n1", "SELECT COUNT(*), SUM(state) FROM opsview.results")
     assert sql(pair.lab, "n2", "SELECT COUNT(*) FROM opsview.results").strip() == str(ROWS)

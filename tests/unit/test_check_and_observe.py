@@ -22,8 +22,8 @@ def facts(ro, replica=None, semi=False, gen=2):
     return DbFacts(1, ro, pos, pos, pos, replica, PromotionRecord(gen, "0-1-1", "n1"), semi, semi, False)
 
 
-def pair(lag=0, semi=True, maintenance=False, n2_monitoring=False, io=True):
-    n1 = NodeView("n1", A, True, facts(False, semi=semi), vip=True, monitoring=True)
+def pair(lag=0, semi=True, maintenance=False, n2_monitoring=False, io=True, watcher=None):
+    n1 = NodeView("n1", A, True, facts(False, semi=semi), vip=True, monitoring=True, watcher=watcher)
     n2 = NodeView("n2", B, True, facts(True, ReplicaStatus(A, io, True, lag)), monitoring=n2_monitoring)
     return Snapshot((n1, n2), maintenance=maintenance)
 
@@ -36,6 +36,8 @@ def pair(lag=0, semi=True, maintenance=False, n2_monitoring=False, io=True):
     (pair(maintenance=True), WARNING, "maintenance mode is on"),
     (pair(io=False), CRITICAL, "degraded: n2: replication IO thread stopped"),
     (pair(n2_monitoring=True), CRITICAL, "the monitoring master runs on n1 and n2"),
+    (pair(watcher=False), WARNING, "hakit's watcher is not running on the active n1"),
+    (pair(watcher=True), OK, "n1 active"),
 ])
 def test_verdicts(snap, code, words):
     v = verdict(snap, derive_state(snap), T, semi_sync_wanted=True)
@@ -98,3 +100,51 @@ def test_the_check_on_a_node_reads_the_databases_with_the_monitoring_login_only(
         "nagios1": ("198.51.100.21", "opsview", "monitoring-pw"),
         "nagios2": ("198.51.100.22", "opsview", "monitoring-pw")}
     assert node_world(inv, "pw", None).runners == {}
+
+
+def test_the_node_probe_tells_a_running_watcher_from_a_missing_one(tmp_path):
+    """The probe status and check run on each node, by a real shell: the watcher's PID file must
+    name a live ``hakit agent watch``; an unreadable file is unknown (no line), not missing."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from hakit.agents.lean import PIDFILE
+    from hakit.observe import FLAGS_SCRIPT
+
+    pidfile = tmp_path / "watch.pid"
+
+    def probe() -> list[str]:
+        script = FLAGS_SCRIPT.replace(PIDFILE, str(pidfile))
+        return subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=True).stdout.split()
+
+    assert probe() == ["no-watcher"]  # no PID file
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    watcher = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", "agent", "watch"])
+    try:
+        time.sleep(0.2)
+        pidfile.write_text(f"{other.pid}\n")
+        assert probe() == ["no-watcher"]  # a reused PID: some other process
+        pidfile.write_text(f"{watcher.pid}\n")
+        assert probe() == ["watcher"]
+        if os.geteuid() != 0:  # root reads a 0000 file anyway
+            pidfile.chmod(0)
+            assert probe() == []
+            pidfile.chmod(0o644)
+    finally:
+        other.kill()
+        watcher.kill()
+        other.wait()
+        watcher.wait()
+    assert probe() == ["no-watcher"]  # the PID file of a watcher that died
+
+
+def test_observe_reads_the_watcher_of_database_nodes_only():
+    inv = load_inventory("examples/two-node-pacemaker.yml")
+    runner = FakeRunner("nagios1").on("ip", "-o", "-4", "addr", "show", stdout="2: eth0 inet 198.51.100.21/24\n")
+    runner.on("sh", "-c", stdout="watcher\n")
+    world = World({"nagios1": runner, "nagios2": FakeRunner("nagios2").on("sh", "-c", stdout="no-watcher\n")},
+                  {"nagios1": FakeDatabase("nagios1"), "nagios2": FakeDatabase("nagios2")})
+    n1, n2 = observe(inv, world).db_nodes
+    assert n1.watcher is True and n2.watcher is False
