@@ -19,7 +19,10 @@ stopped by its ``stop``) checks four times a second:
   any ping node answers for half of ``deadtime``,
   this node is on the wrong side of a partition: heartbeat has no fencing, so it fences itself —
   the database becomes read-only before the peer's heartbeat declares it dead (``deadtime``)
-  and promotes the peer. Two writable nodes never exist, even for a moment.
+  and promotes the peer. Two writable nodes never exist, even for a moment. When the network
+  is back and, :func:`rejoin_after` later, heartbeat still gives this node the group (nobody
+  took over: the peer's heartbeat was down, or the cut was too short), the role's start runs
+  again and its planner decides, as for any start.
 
 Maintenance mode (``/etc/hakit/maintenance``) pauses both. The watcher's log is
 ``/var/log/hakit/watch.log``.
@@ -75,6 +78,37 @@ def peer_active(peer: str) -> bool:
     except (OSError, subprocess.TimeoutExpired):
         return False
     return done.returncode == 0 and done.stdout.strip() == "active"
+
+
+def rejoin_after(deadtime: float) -> float:
+    """How long the network must have been back before a node that made itself read-only while
+    isolated runs the role's start again: heartbeat notices a split brain within a few
+    keepalives of the heal and then restarts on both nodes (which stops this role, and this
+    watcher); twice deadtime is well past that."""
+    return 2 * deadtime + 3.0
+
+
+def _holds_group(ctx: NodeContext) -> bool | None:
+    from hakit.agents.handover import holds_group, rscstatus
+
+    return holds_group(ctx, rscstatus())
+
+
+def _start_role_again(ctx: NodeContext) -> bool:
+    """The role's start, as heartbeat runs it (the promotion planner decides; a refusal hands the
+    group over). Whether the database is writable now."""
+    try:
+        done = subprocess.run([ctx.inv.settings.node_hakit, "agent", "heartbeat", "mariadb-role", "start"],
+                              capture_output=True, text=True, timeout=180)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        _log(f"the role's start could not run: {exc}")
+        return False
+    if done.returncode == 0:
+        _log(f"the role's start made {ctx.node.name} writable again")
+        return True
+    last = (done.stderr.strip().splitlines() or ["(no message)"])[-1]
+    _log(f"the role's start refused: {last}")
+    return False
 
 
 #: seconds between two checks of the watcher
@@ -163,6 +197,9 @@ def watch(ctx: NodeContext, *, interval: float = INTERVAL, failures: int = 3) ->
          + (f"; read-only after {isolation:g}s without {', '.join(addresses)})" if heartbeat else ")"))
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     gone = False
+    back_since: float | None = None  # demoted while isolated, and the network is back since
+    restarted_at = -1e9
+    rejoin = rejoin_after(deadtime)
     while True:
         time.sleep(min(interval, RECHECK_GONE) if gone and bad < failures else interval)
         if flag_set():
@@ -178,7 +215,7 @@ def watch(ctx: NodeContext, *, interval: float = INTERVAL, failures: int = 3) ->
         # isolation first: it is the one with a deadline
         if reaches_any(addresses):
             if cut_since is not None:
-                _log("the network is back" + ("; the database stays read-only until hakit resync or takeover"
+                _log("the network is back" + (f"; the database stays read-only, for {rejoin:g}s at least"
                                              if demoted else ""))
             cut_since, last_answer = None, time.monotonic()
         else:
@@ -195,6 +232,23 @@ def watch(ctx: NodeContext, *, interval: float = INTERVAL, failures: int = 3) ->
         # read-only itself (isolation). A mysqld that a supervisor (systemd, mysqld_safe)
         # restarted after a crash comes back read-only (hakit.cnf) before three checks have
         # failed: without this, heartbeat, which monitors nothing, would keep a read-only active
+        if demoted and cut_since is None:
+            # isolated, then the network came back, and heartbeat still gives this node the
+            # group: nobody took over (the peer's heartbeat was down, or the cut was short). A
+            # pair with no writable node would wait for an operator; the role's start runs
+            # again instead. Its planner refuses while the peer is writable or newer, and a
+            # peer that took over meanwhile made heartbeat restart here on the heal, which
+            # stopped this watcher long before ``rejoin`` seconds
+            back_since = back_since or time.monotonic()
+            if time.monotonic() - back_since >= rejoin and time.monotonic() - restarted_at >= ASK_AGAIN:
+                restarted_at = time.monotonic()
+                if _holds_group(ctx):
+                    _log(f"the network has been back for {rejoin:g}s and heartbeat still gives {ctx.node.name} the "
+                         f"group: the role's start runs again")
+                    if _start_role_again(ctx):
+                        demoted, bad, gone = False, 0, False
+        else:
+            back_since = None
         bad, gone = _checked(ctx, bad, failures, writable=not demoted)
         now = time.monotonic()
         if (bad >= failures and not demoted) or now - peer_checked_at >= PEER_CHECK_EVERY:

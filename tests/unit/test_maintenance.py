@@ -228,6 +228,60 @@ def test_the_isolated_heartbeat_active_is_read_only_within_its_deadline(tmp_path
     assert cut_at < demoted[0] <= cut_at + watchmod.isolation_seconds(deadtime) + watchmod.WATCH_LATENCY
 
 
+@pytest.mark.parametrize("holds", [True, False, None])
+def test_an_isolated_active_that_keeps_the_group_after_the_heal_starts_its_role_again(tmp_path, monkeypatch, holds):
+    """The heartbeat campaign (seed 42, step 15): the active was cut off while the standby's
+    heartbeat was down; it made itself read-only, the network came back, nobody had taken over,
+    and heartbeat still gave it the group: no writable node, for ever. Once the network has been
+    back for ``rejoin_after(deadtime)``, the watcher runs the role's start again (its planner
+    decides), only if heartbeat here holds the group, and not again before ASK_AGAIN."""
+    from hakit.agents import watch as watchmod
+    from hakit.agents.context import NodeContext
+    from hakit.mysql import FakeDatabase
+    from hakit.secrets import generate
+
+    inv = inventory(tmp_path, "heartbeat")
+    deadtime = inv.settings.timing.heartbeat.deadtime
+    db = FakeDatabase("n1", reachable=True, read_only=False)
+    ctx = NodeContext(inv, generate(), inv.node("n1"))
+    clock = {"now": 0.0}
+    cut, back = (2.0, 5.0)
+    started: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        clock["now"] += seconds
+        if clock["now"] > back + watchmod.rejoin_after(deadtime) + watchmod.ASK_AGAIN + 5:
+            raise _Stop
+
+    def reaches_any(addresses):
+        clock["now"] += 0.004 if not cut <= clock["now"] < back else watchmod.PING_TIMEOUT
+        return not cut <= clock["now"] < back
+
+    def start_role(ctx) -> bool:
+        started.append(clock["now"])
+        db.read_only = False  # what the planner does for the recorded active
+        return True
+
+    monkeypatch.setattr(NodeContext, "local_db", lambda self: db)
+    monkeypatch.setattr(watchmod, "flag_set", lambda: False)
+    monkeypatch.setattr(watchmod, "reaches_any", reaches_any)
+    monkeypatch.setattr(watchmod, "peer_active", lambda peer: False)
+    monkeypatch.setattr(watchmod, "_holds_group", lambda ctx: holds)
+    monkeypatch.setattr(watchmod, "_start_role_again", start_role)
+    monkeypatch.setattr(watchmod.subprocess, "run", lambda argv, **kw: pytest.fail(f"unexpected {argv}"))
+    monkeypatch.setattr(watchmod.time, "sleep", sleep)
+    monkeypatch.setattr(watchmod.time, "monotonic", lambda: clock["now"])
+    monkeypatch.setattr(watchmod.signal, "signal", lambda *a: None)
+    with pytest.raises(_Stop):
+        watchmod.watch(ctx)
+    if holds:
+        assert len(started) == 1 and back + watchmod.rejoin_after(deadtime) <= started[0] \
+            <= back + watchmod.rejoin_after(deadtime) + 1
+        assert not db.read_only  # and the watcher keeps it so: no "read-only" failures after
+    else:
+        assert started == [] and db.read_only  # heartbeat gave the group away, or cannot say
+
+
 def test_a_heartbeat_active_gives_up_at_once_when_its_peer_has_long_been_active(tmp_path, monkeypatch):
     """The peer's heartbeat is followed while all is well: when the database dies after a long
     quiet time, hb_standby goes out after the failed checks, not PEER_SETTLE later; and never
@@ -378,6 +432,8 @@ def test_a_heartbeat_active_whose_database_came_back_read_only_gives_up(tmp_path
     monkeypatch.setattr(watchmod, "flag_set", lambda: False)
     monkeypatch.setattr(watchmod, "reaches_any", reaches_any)
     monkeypatch.setattr(watchmod, "peer_active", lambda name: True)
+    # heartbeat cannot say who holds the group: the demoted node does not start its role again
+    monkeypatch.setattr(watchmod, "_holds_group", lambda ctx: None)
     monkeypatch.setattr(watchmod.subprocess, "run", lambda argv, **kw: asked.append(clock["now"]))
     monkeypatch.setattr(watchmod.time, "sleep", sleep)
     monkeypatch.setattr(watchmod.time, "monotonic", lambda: clock["now"])
@@ -554,3 +610,25 @@ def test_heartbeats_role_script_spawns_the_hand_over_when_the_start_fails(tmp_pa
     assert spawned == ([["/usr/local/bin/hakit", "agent", "hand-over"]] if spawns else [])
     if spawns:
         assert "hand the group to the peer" in result.output and pidfile.read_text().strip() == "4242"
+
+
+@pytest.mark.parametrize("code", [0, 1])
+def test_the_role_start_run_again_by_the_watcher_is_heartbeats_own(tmp_path, monkeypatch, code):
+    """The watcher starts the role again the way heartbeat does (``hakit agent heartbeat
+    mariadb-role start``: the planner, and a hand-over on refusal), and logs the refusal."""
+    import subprocess
+
+    from hakit.agents import watch as watchmod
+    from hakit.agents.context import NodeContext
+    from hakit.secrets import generate
+
+    inv = inventory(tmp_path, "heartbeat")
+    ctx = NodeContext(inv, generate(), inv.node("n1"))
+    ran: list[list[str]] = []
+    logged: list[str] = []
+    monkeypatch.setattr(watchmod, "_log", logged.append)
+    monkeypatch.setattr(watchmod.subprocess, "run", lambda argv, **kw: ran.append(argv) or subprocess.CompletedProcess(
+        argv, code, "", "" if code == 0 else "ERROR: n2 is writable: not promoting\n"))
+    assert watchmod._start_role_again(ctx) is (code == 0)
+    assert ran == [[inv.settings.node_hakit, "agent", "heartbeat", "mariadb-role", "start"]]
+    assert ("writable again" in logged[-1]) if code == 0 else logged[-1].endswith("n2 is writable: not promoting")
