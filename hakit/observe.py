@@ -82,6 +82,15 @@ FLAGS_SCRIPT = (f"test -e {MAINTENANCE_FLAG} && echo maintenance; "
                 f"if [ -n \"$pid\" ] && [ -r /proc/$pid/cmdline ]; then "
                 f"tr '\\0' ' ' < /proc/$pid/cmdline | grep -q 'agent watch' && echo watcher || echo no-watcher; "
                 f"elif [ -z \"$pid\" ] || [ ! -d /proc/$pid ]; then echo no-watcher; fi; fi; true")
+#: the processes without which the node's cluster stack cannot move anything to or from it
+STACK_DAEMONS = {"pacemaker": ("corosync", "pacemakerd"), "heartbeat": ("heartbeat",)}
+
+
+def stack_script(stack: str) -> str:
+    """Prints ``stack`` when every daemon of the node's cluster stack runs, ``no-stack`` if not."""
+    running = " && ".join(f"pgrep -x {name} >/dev/null" for name in STACK_DAEMONS[stack])
+    return f"if {running}; then echo stack; else echo no-stack; fi"
+
 
 
 def node_world(inv: Inventory, monitoring_password: str, me: str | None) -> World:
@@ -117,7 +126,8 @@ def observe_node(inv: Inventory, world: World, node: Node) -> NodeView:
             vip = holds_address(runner, pair.vip.address)
             if pair.carries_app:
                 monitoring = process_running(runner, inv.settings.monitoring.service)
-            flags = runner.run(["sh", "-c", FLAGS_SCRIPT], warn=True, timeout=10).stdout.split()
+            script = FLAGS_SCRIPT + "; " + stack_script(inv.settings.stack)
+            flags = runner.run(["sh", "-c", script], warn=True, timeout=10).stdout.split()
             if pair.carries_db:
                 tls_problems = probe_files(runner, node.name, inv.settings.mysql.tls)
             reachable = True
@@ -139,7 +149,8 @@ def observe_node(inv: Inventory, world: World, node: Node) -> NodeView:
     watcher = True if "watcher" in flags else False if "no-watcher" in flags else None
     return NodeView(node.name, node.address, reachable, facts, vip=vip, monitoring=monitoring,
                     error="; ".join(errors), resync_pending="resync" in flags, maintenance="maintenance" in flags,
-                    tls_problems=tuple(tls_problems), watcher=watcher if pair.carries_db else None)
+                    tls_problems=tuple(tls_problems), watcher=watcher if pair.carries_db else None,
+                    stack_running=True if "stack" in flags else False if "no-stack" in flags else None)
 
 
 def observe(inv: Inventory, world: World, *, operation: str | None = None, operation_target: str | None = None,

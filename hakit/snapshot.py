@@ -33,6 +33,8 @@ class NodeView:
     tls_problems: tuple[str, ...] = ()
     #: hakit's database watcher runs here (None: not observed, or not a database node)
     watcher: bool | None = None
+    #: the node's cluster stack runs (corosync and Pacemaker, or heartbeat; None: not observed)
+    stack_running: bool | None = None
 
     @property
     def writable(self) -> bool:
@@ -149,6 +151,12 @@ def derive_state(snap: Snapshot) -> ClusterState:
         return ClusterState("degraded", active.name, f"{standby.name}: replication {threads} thread stopped"
                                                      + (f" ({error})" if error else ""),
                             failed=(standby.name,), stale=stale)
+    if standby.stack_running is False:
+        return ClusterState("degraded", active.name, f"{standby.name}: the cluster stack is not running there: "
+                                                     f"it cannot take over", failed=(standby.name,), stale=stale)
+    if active.stack_running is False:
+        return ClusterState("degraded", active.name, f"{active.name}: the cluster stack is not running there: "
+                                                     f"nothing fails over from it", stale=stale)
     return ClusterState("healthy", active.name, f"{active.name} is active; {standby.name} replicates from it",
                         standby=standby.name, stale=stale)
 
@@ -190,6 +198,7 @@ def status_document(snap: Snapshot, state: ClusterState, *, anti_flap_seconds: f
             "error": view.error or None,
             "resync_pending": view.resync_pending,
             "watcher": view.watcher,
+            "stack_running": view.stack_running,
         }
         if tls and view in snap.db_nodes:
             nodes[view.name]["tls"] = {"server": db.have_ssl if db else None,

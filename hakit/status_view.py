@@ -30,7 +30,7 @@ def print_status(inv: Inventory, doc: dict[str, Any], console: Console | None = 
     console = console or Console(highlight=False, width=None if sys.stdout.isatty() else 140)
     table = Table(title=f"hakit {inv.settings.cluster_name} ({inv.settings.topology}, {inv.settings.stack})")
     for column in ("node", "role", "reachable", "writable", "replicating from", "IO/SQL", "lag", "GTID",
-                   "generation", "VIP", "monitoring"):
+                   "generation", "VIP", "monitoring", "stack", "watcher"):
         table.add_column(column)
     for name, n in doc["nodes"].items():
         role = "active" if name == doc["active"] else ("standby" if name == doc.get("standby") else "")
@@ -39,7 +39,8 @@ def print_status(inv: Inventory, doc: dict[str, Any], console: Console | None = 
         table.add_row(name, role, _yes(n["reachable"]) if n["reachable"] else "[red]NO[/red]",
                       _yes(n["writable"], good=name == doc["active"]), n["replicating_from"] or "-", threads,
                       "-" if n["lag_seconds"] is None else f"{n['lag_seconds']}s", n["gtid"] or "-",
-                      "-" if n["generation"] is None else str(n["generation"]), _yes(n["vip"]), _yes(n["monitoring"]))
+                      "-" if n["generation"] is None else str(n["generation"]), _yes(n["vip"]), _yes(n["monitoring"]),
+                      _yes(n.get("stack_running")), _yes(n.get("watcher"), good=name == doc["active"]))
     console.print(table)
     style = STATE_STYLE.get(doc["state"], "white")
     console.print(f"state: [{style}]{doc['state']}[/{style}]  generation {doc['generation']}  "

@@ -95,6 +95,7 @@ class Campaign:
         self.pair = [n.name for n in inv.db_pair.nodes]
         self.auditor = Auditor([self.pair])
         self.steps: list[StepReport] = []
+        self._pending_notes: list[str] = []
 
     # ------------------------------------------------------------------ observing
 
@@ -146,8 +147,23 @@ class Campaign:
         for node in labmod.status(str(self.lab.dir)):
             if node.alive and node.name in self.pair and not node.daemons.get("heartbeat"):
                 self.lab.fault("start-stack", node.name)
+                note = f"{node.name}: heartbeat had shut itself down; started again"
                 if report is not None:
-                    report.notes.append(f"{node.name}: heartbeat had shut itself down; started again")
+                    report.notes.append(note)
+                else:
+                    self._pending_notes.append(note)  # before a step: told in its report
+
+    def _healthy(self, timeout: float = 300, report: StepReport | None = None) -> dict[str, Any]:
+        """Wait until the pair is healthy (which needs the cluster stack running on both nodes),
+        starting again, meanwhile, a heartbeat that shut itself down (:meth:`_revive_stacks`)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return self.lab.wait_healthy(timeout=max(1.0, min(REVIVE_EVERY, deadline - time.monotonic())))
+            except RuntimeError:
+                if time.monotonic() > deadline:
+                    raise
+                self._revive_stacks(report)
 
     def _settled(self, steady: float = 4.0, timeout: float = 240, report: StepReport | None = None) -> dict[str, Any]:
         """Wait until one node is the active and holds the VIP, and still is ``steady`` seconds
@@ -243,11 +259,13 @@ class Campaign:
     def step(self, index: int, fault: Fault) -> StepReport:
         from hakit.lab.writer import WritableSampler
 
-        doc = self.lab.wait_healthy(timeout=300)
+        doc = self._healthy()
         active = doc["active"]
         standby = next(n for n in self.pair if n != active)
         node = active if fault.target == "active" else standby
         report = StepReport(index, fault, node, active)
+        report.notes.extend(self._pending_notes)
+        self._pending_notes.clear()
         self.say(f"step {index}: {fault.kind} on {node} ({fault.target})")
         sampler = WritableSampler(self._inits, [self.pair])
         sampler.start()
@@ -266,7 +284,7 @@ class Campaign:
                 strategy = random.Random(f"{index}-{fault.delay}").choice(("dump", "backup"))
                 self._interrupted(report, ["resync", "--yes", "--node", node, "--strategy", strategy],
                                   then_nothing_to_do=False)
-            doc = self.lab.wait_healthy(timeout=300)
+            doc = self._healthy(report=report)
             report.recovery_seconds = round(time.monotonic() - started, 1)
             report.active_after = doc["active"]
             if self.semi_sync:
@@ -297,7 +315,7 @@ class Campaign:
         """Play the campaign; ``after_step`` gets the report so far after every step (a long
         campaign stopped half-way keeps what it found)."""
         started = time.monotonic()
-        doc = self.lab.wait_healthy(timeout=300)
+        doc = self._healthy()
         self.auditor.status(0, doc, settled=True)
         for index, fault in enumerate(self.faults, 1):
             report = self.step(index, fault)

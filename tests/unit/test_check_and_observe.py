@@ -148,3 +148,60 @@ def test_observe_reads_the_watcher_of_database_nodes_only():
                   {"nagios1": FakeDatabase("nagios1"), "nagios2": FakeDatabase("nagios2")})
     n1, n2 = observe(inv, world).db_nodes
     assert n1.watcher is True and n2.watcher is False
+
+
+@pytest.mark.parametrize("where, words", [
+    ("n2", "n2: the cluster stack is not running there: it cannot take over"),
+    ("n1", "n1: the cluster stack is not running there: nothing fails over from it"),
+])
+def test_a_pair_whose_stack_is_down_on_a_node_is_not_healthy(where, words):
+    """heartbeat campaign (seed 42, step 59): the standby's heartbeat had shut itself down after a
+    false split brain, status still said healthy, and the next loss of the active found nobody
+    to take over. A pair that cannot fail over is degraded, and check says so (CRITICAL)."""
+    from dataclasses import replace
+
+    snap = pair()
+    views = tuple(replace(v, stack_running=v.name != where) for v in snap.db_nodes)
+    snap = replace(snap, db_nodes=views)
+    state = derive_state(snap)
+    assert state.name == "degraded" and state.reason == words and state.active == "n1"
+    assert verdict(snap, state, T, semi_sync_wanted=True).code == CRITICAL
+    both = replace(snap, db_nodes=tuple(replace(v, stack_running=True) for v in snap.db_nodes))
+    assert derive_state(both).name == "healthy"
+
+
+@pytest.mark.parametrize("stack", ["pacemaker", "heartbeat"])
+def test_the_stack_probe_needs_every_daemon_of_the_stack(tmp_path, stack):
+    """The probe in a real shell, with stand-ins for pgrep: every daemon must run."""
+    import os
+    import subprocess
+
+    from hakit.observe import STACK_DAEMONS, stack_script
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    pgrep = bin_dir / "pgrep"
+    running = tmp_path / "running"
+    pgrep.write_text(f"#!/bin/sh\ngrep -qx \"$2\" {running}\n")
+    pgrep.chmod(0o755)
+    env = dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}")
+
+    def probe(names) -> str:
+        running.write_text("".join(f"{n}\n" for n in names))
+        return subprocess.run(["sh", "-c", stack_script(stack)], env=env, capture_output=True, text=True,
+                              check=True).stdout.strip()
+
+    daemons = STACK_DAEMONS[stack]
+    assert probe(daemons) == "stack"
+    assert probe(()) == "no-stack"
+    if len(daemons) > 1:
+        assert probe(daemons[:1]) == "no-stack"  # corosync without Pacemaker moves nothing
+
+
+def test_observe_reads_whether_the_stack_runs():
+    inv = load_inventory("examples/two-node-pacemaker.yml")
+    world = World({"nagios1": FakeRunner("nagios1").on("sh", "-c", stdout="watcher\nstack\n"),
+                   "nagios2": FakeRunner("nagios2").on("sh", "-c", stdout="no-watcher\nno-stack\n")},
+                  {"nagios1": FakeDatabase("nagios1"), "nagios2": FakeDatabase("nagios2")})
+    n1, n2 = observe(inv, world).db_nodes
+    assert n1.stack_running is True and n2.stack_running is False

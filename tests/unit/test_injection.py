@@ -163,6 +163,8 @@ ALLOWED_SCRIPTS = {
         "mount_private's lines: every path in them goes through q() (test_lab_mount_script_quotes_every_path)",
     ("hakit/lab/daemons.py", "daemon.start"): "a daemon of the lab's own table (constant text)",
     ("hakit/lab/daemons.py", "script"): "sh()'s own parameter: its callers are checked as scripts too",
+    ("hakit/observe.py", "script"): "FLAGS_SCRIPT (constant text) and stack_script(), which names only the "
+                                    "constant daemons of STACK_DAEMONS",
 }
 
 

@@ -67,7 +67,8 @@ def test_status_document_has_the_contract_fields():
     n2 = doc["nodes"]["n2"]
     assert n2 == {"reachable": True, "writable": False, "replicating_from": "n1", "io_running": True,
                   "sql_running": True, "lag_seconds": 2, "gtid": "0-1-41", "generation": 3, "vip": False,
-                  "monitoring": False, "error": None, "resync_pending": False, "watcher": None}
+                  "monitoring": False, "error": None, "resync_pending": False, "watcher": None,
+                  "stack_running": None}
     assert doc["nodes"]["n1"]["vip"] is True and doc["nodes"]["n1"]["writable"] is True
 
 
