@@ -151,10 +151,11 @@ def derive_state(snap: Snapshot) -> ClusterState:
         return ClusterState("degraded", active.name, f"{standby.name}: replication {threads} thread stopped"
                                                      + (f" ({error})" if error else ""),
                             failed=(standby.name,), stale=stale)
-    if standby.stack_running is False:
+    # maintenance mode stops heartbeat on purpose (nothing may fail over): not a fault then
+    if standby.stack_running is False and not snap.maintenance:
         return ClusterState("degraded", active.name, f"{standby.name}: the cluster stack is not running there: "
                                                      f"it cannot take over", failed=(standby.name,), stale=stale)
-    if active.stack_running is False:
+    if active.stack_running is False and not snap.maintenance:
         return ClusterState("degraded", active.name, f"{active.name}: the cluster stack is not running there: "
                                                      f"nothing fails over from it", stale=stale)
     return ClusterState("healthy", active.name, f"{active.name} is active; {standby.name} replicates from it",

@@ -168,6 +168,10 @@ def test_a_pair_whose_stack_is_down_on_a_node_is_not_healthy(where, words):
     assert verdict(snap, state, T, semi_sync_wanted=True).code == CRITICAL
     both = replace(snap, db_nodes=tuple(replace(v, stack_running=True) for v in snap.db_nodes))
     assert derive_state(both).name == "healthy"
+    # maintenance mode stops heartbeat on purpose: healthy, and check says maintenance (WARNING)
+    resting = replace(snap, maintenance=True)
+    assert derive_state(resting).name == "healthy"
+    assert verdict(resting, derive_state(resting), T, semi_sync_wanted=True).code == WARNING
 
 
 @pytest.mark.parametrize("stack", ["pacemaker", "heartbeat"])
