@@ -126,13 +126,21 @@ class Campaign:
         def same(d: dict[str, Any]) -> bool:
             nodes = d.get("nodes", {})
             return d.get("state") == "healthy" and len({nodes[n].get("gtid") for n in self.pair}) == 1
-        return self.lab.wait("the standby caught up", same, timeout)
+        deadline = time.monotonic() + timeout
+        while True:  # as _healthy: a heartbeat that shut itself down meanwhile is started again
+            try:
+                return self.lab.wait("the standby caught up", same,
+                                     max(1.0, min(REVIVE_EVERY, deadline - time.monotonic())))
+            except RuntimeError:
+                if time.monotonic() > deadline:
+                    raise
+                self._revive_stacks(None)
 
     # ------------------------------------------------------------------ recovering
 
     def _bring_back(self, node: str) -> None:
         """A node that was powered off or lost its MariaDB: running again, then resynced."""
-        self.lab.repair(node, restart=not self._alive(node))
+        self.lab.repair(node, restart=not self._alive(node), healthy=self._healthy)
 
     def _revive_stacks(self, report: StepReport | None) -> None:
         """heartbeat: start the stack again on a live node where it has shut itself down. When a

@@ -102,9 +102,9 @@ class PairDriver:
     def wait_healthy(self, timeout: float = 180) -> dict[str, Any]:
         return self.wait("healthy", lambda d: d.get("state") == "healthy", timeout)
 
-    def repair(self, node: str, restart: bool = False) -> None:
+    def repair(self, node: str, restart: bool = False, healthy: Callable[[], Any] | None = None) -> None:
         """After a fault on ``node``: bring it back (``restart``: the node itself) and resync it,
-        until the pair is healthy again."""
+        until the pair is healthy again (``healthy``: how to wait for that; the default waits)."""
         from hakit.lab.daemons import MARIADB
 
         if restart:
@@ -120,7 +120,7 @@ class PairDriver:
             time.sleep(2)
         else:
             raise RuntimeError(f"resync of {node} failed: {done.stderr.strip()}")
-        self.wait_healthy()
+        (healthy or self.wait_healthy)()
 
 
 @contextlib.contextmanager
