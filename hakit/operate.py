@@ -77,6 +77,10 @@ def raise_floor(inv: Inventory, generation: int) -> None:
             pass
 
 
+#: how long a standby gets to apply what the active holds, after its replication restarted
+RECEIVER_WAIT = 10.0
+
+
 # --------------------------------------------------------------------------- observation
 
 
@@ -536,6 +540,7 @@ class Operator:
             theirs = pool.submit(lambda: [target.checksum(t) for t in tables])
             ours = [active.checksum(t) for t in tables]
             differ = [t for t, a, b in zip(tables, ours, theirs.result()) if a != b]
+        compared_locked = bool(differ)
         for table in list(differ):
             point, expected = active.locked_checksum(table)
             target.start_replica_until(point)
@@ -551,10 +556,30 @@ class Operator:
                 # both, so the START SLAVE that follows starts them both.
                 target.stop_replica()
                 target.start_replica()
+        if compared_locked:
+            self._replication_flows(active, target, s.node, s.arg("source"))
         if differ:
             raise OperationFailed(f"consistency check: {len(differ)} tables differ between {s.arg('source')} and "
                                   f"{s.node}: {', '.join(differ[:10])}; re-run hakit resync --strategy dump")
         self.say(f"    {len(tables)} tables have equal checksums on {s.arg('source')} and {s.node}")
+
+    def _replication_flows(self, active: Database, target: Database, node: str, source: str) -> None:
+        """The target's replication was restarted several times within a second (above): MariaDB's
+        master may then leave the last connection without a binlog dump (the previous dump
+        thread of the same server id is still being stopped), and the receiver waits
+        ``slave_net_timeout`` for nothing, looking connected (heartbeat campaign, twice). So the
+        target must apply what the active holds now; if it does not within RECEIVER_WAIT, its
+        replication is restarted once, after a pause."""
+        for attempt in range(2):
+            if target.wait_for_position(active.facts().gtid_binlog_pos, RECEIVER_WAIT):
+                return
+            if attempt == 0:
+                self.say(f"    {node} received nothing from {source} for {RECEIVER_WAIT:g}s: replication restarted")
+                target.stop_replica()
+                time.sleep(1.0)
+                target.start_replica()
+        raise OperationFailed(f"{node} receives nothing from {source} after its replication was restarted; "
+                              f"see SHOW SLAVE STATUS there, then re-run hakit resync")
 
     # ---- hooks
 

@@ -684,3 +684,38 @@ def test_what_heartbeat_holds_depends_on_whose_local_group_it_is(inv):
     assert not heartbeat_holds(inv, "n1", "foreign") and not heartbeat_holds(inv, "n1", "none")
     assert heartbeat_holds(inv, "n2", "foreign") and heartbeat_holds(inv, "n2", "all")
     assert not heartbeat_holds(inv, "n2", "local") and not heartbeat_holds(inv, "n2", "transition")
+
+
+@pytest.mark.parametrize("stalls", [1, 2])
+def test_a_receiver_left_without_a_dump_after_the_restarts_is_restarted_once(inv, monkeypatch, stalls):
+    """Heartbeat campaign, twice: after the checksum's quick restarts of replication, the master
+    left the last connection without a binlog dump; the standby received nothing. The resync now
+    checks the standby applies what the active holds, and restarts its replication once."""
+    import hakit.operate as operate
+
+    monkeypatch.setattr(operate.time, "sleep", lambda s: None)
+    n1, n2 = pair()
+    n2.__class__ = DiffersUnderWrites
+    n2.table_names = n1.table_names
+    waits = {"n": 0}
+    real_wait = n2.wait_for_position
+
+    def wait_for_position(position, timeout):
+        if n2.log and n2.log[-1] == "start replica":  # after the checksum's restarts
+            waits["n"] += 1
+            if waits["n"] <= stalls:
+                return False
+        return real_wait(position, timeout)
+
+    n2.wait_for_position = wait_for_position
+    step_ = step("consistency", "compare_checksums", "", node="n2", source="n1")
+    said: list[str] = []
+    operator = Operator(inv, World(databases={"n1": n1, "n2": n2}), say=said.append)
+    if stalls == 1:
+        operator.compare_checksums(step_)
+        assert any("received nothing from n1" in line for line in said)
+        assert n2.log[-2:] == ["stop replica", "start replica"]
+        assert n2.replica.io_running and n2.replica.sql_running
+    else:
+        with pytest.raises(OperationFailed, match="receives nothing from n1"):
+            operator.compare_checksums(step_)
