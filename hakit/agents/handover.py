@@ -29,10 +29,9 @@ from __future__ import annotations
 
 import subprocess
 import time
-from pathlib import Path
 from typing import Callable
 
-from hakit.agents.lean import running_pid
+from hakit.agents.lean import spawn_once
 
 PIDFILE = "/run/hakit-hand-over.pid"
 #: seconds between the failed start and the request (heartbeat gives the group up meanwhile)
@@ -43,14 +42,8 @@ TRANSITION_WAIT = 30.0
 
 def spawn(hakit_command: str, log: str, pidfile: str = PIDFILE) -> int | None:
     """Start ``hakit agent hand-over`` in the background, unless one is pending; its PID."""
-    if running_pid(pidfile) is not None:
-        return None
-    Path(log).parent.mkdir(parents=True, exist_ok=True, mode=0o750)
-    with open(log, "ab") as out:
-        proc = subprocess.Popen([hakit_command, "agent", "hand-over"], stdin=subprocess.DEVNULL, stdout=out,
-                                stderr=out, start_new_session=True, close_fds=True)
-    Path(pidfile).write_text(f"{proc.pid}\n")
-    return proc.pid
+    pid, started = spawn_once([hakit_command, "agent", "hand-over"], log, pidfile)
+    return pid if started else None
 
 
 def rscstatus() -> str | None:

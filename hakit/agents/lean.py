@@ -40,6 +40,20 @@ def running_pid(pidfile: str = PIDFILE) -> int | None:
     return pid if _alive(pid) else None
 
 
+def spawn_once(argv: list[str], log: str, pidfile: str) -> tuple[int, bool]:
+    """Start ``argv`` in the background (its own session, output appended to ``log``), unless
+    the process ``pidfile`` names still runs: (its PID, whether it was started now)."""
+    pid = running_pid(pidfile)
+    if pid is not None:
+        return pid, False
+    Path(log).parent.mkdir(parents=True, exist_ok=True, mode=0o750)
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True,
+                                close_fds=True)
+    Path(pidfile).write_text(f"{proc.pid}\n")
+    return proc.pid, True
+
+
 def stop_watcher(pidfile: str = PIDFILE) -> None:
     """Stop the watcher, and wait until it is gone (so it cannot act after the role stopped)."""
     pid = running_pid(pidfile)

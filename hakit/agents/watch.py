@@ -34,10 +34,9 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 from hakit.agents.context import NodeContext
-from hakit.agents.lean import PIDFILE, running_pid
+from hakit.agents.lean import PIDFILE, spawn_once
 from hakit.errors import HakitError
 from hakit.mysql import DatabaseUnreachable
 from hakit.flags import maintenance_on as flag_set
@@ -52,15 +51,7 @@ def _log(text: str) -> None:
 
 def start_watcher(hakit_command: str, pidfile: str = PIDFILE) -> int:
     """Start the watcher in the background (once); returns its PID."""
-    pid = running_pid(pidfile)
-    if pid is not None:
-        return pid
-    Path(LOG).parent.mkdir(parents=True, exist_ok=True, mode=0o750)
-    with open(LOG, "ab") as log:
-        proc = subprocess.Popen([hakit_command, "agent", "watch"], stdin=subprocess.DEVNULL, stdout=log,
-                                stderr=log, start_new_session=True, close_fds=True)
-    Path(pidfile).write_text(f"{proc.pid}\n")
-    return proc.pid
+    return spawn_once([hakit_command, "agent", "watch"], LOG, pidfile)[0]
 
 
 #: the peer's heartbeat must have been active this long before it is asked to take over
