@@ -719,3 +719,24 @@ def test_a_receiver_left_without_a_dump_after_the_restarts_is_restarted_once(inv
     else:
         with pytest.raises(OperationFailed, match="receives nothing from n1"):
             operator.compare_checksums(step_)
+
+
+@pytest.mark.parametrize("still_held", [False, True])
+def test_a_vip_the_stack_released_meanwhile_counts_as_off(inv, still_held):
+    """Lab, heartbeat: a takeover's "VIP off" raced the stack's own release of the group; IPaddr2
+    found the address gone between its check and its delete, and failed. The VIP is off, as the
+    step wants; only a VIP still held after a failed stop fails the step."""
+    from hakit.operate import vip_argv
+    from hakit.remote import FakeRunner
+
+    runner = FakeRunner("n1")
+    runner.on(*vip_argv(inv, "stop"), exited=1, stderr="ERROR: Address not found")
+    held = f"2: eth0 inet {inv.db_pair.vip.address}/24 scope global secondary eth0\n" if still_held else ""
+    runner.on("ip", "-o", "-4", "addr", "show", stdout="2: eth0 inet 10.9.0.11/24\n" + held)
+    operator = Operator(inv, World(runners={"n1": runner}), say=lambda t: None)
+    step_ = step("VIP off n1", "vip", "", node="n1", on=False)
+    if still_held:
+        with pytest.raises(OperationFailed, match="failed to stop"):
+            operator.vip(step_)
+    else:
+        operator.vip(step_)
