@@ -101,36 +101,63 @@ class _Stop(Exception):
     pass
 
 
+class WatchedNode:
+    """n1's watcher on a fake clock, its database a FakeDatabase. A test sets the network and the
+    peer (monkeypatching ``watch``), its events in ``on_sleep`` (called after the clock moved;
+    raises _Stop to end), then ``run()``. Nothing real runs: commands land in ``commands`` as
+    (time, argv)."""
+
+    def __init__(self, tmp_path, monkeypatch, stack: str, **database) -> None:
+        from hakit.agents import watch
+        from hakit.agents.context import NodeContext
+        from hakit.mysql import FakeDatabase
+        from hakit.secrets import generate
+
+        self.watch = watch
+        self.inv = inventory(tmp_path, stack)
+        self.deadtime = self.inv.settings.timing.heartbeat.deadtime
+        self.db = FakeDatabase("n1", **database)
+        self.ctx = NodeContext(self.inv, generate(), self.inv.node("n1"))
+        self.now = 0.0
+        self.slept: list[float] = []
+        self.commands: list[tuple[float, list[str]]] = []
+        self.on_sleep = lambda: None
+        monkeypatch.setattr(NodeContext, "local_db", lambda _ctx: self.db)
+        monkeypatch.setattr(watch, "flag_set", lambda: False)
+        monkeypatch.setattr(watch.subprocess, "run", lambda argv, **kw: self.commands.append((self.now, list(argv))))
+        monkeypatch.setattr(watch.time, "sleep", self._sleep)
+        monkeypatch.setattr(watch.time, "monotonic", lambda: self.now)
+        monkeypatch.setattr(watch.signal, "signal", lambda *a: None)
+
+    def _sleep(self, seconds: float) -> None:
+        self.now += seconds
+        self.slept.append(seconds)
+        self.on_sleep()
+
+    def run(self) -> None:
+        with pytest.raises(_Stop):
+            self.watch.watch(self.ctx)
+
+    @property
+    def asked(self) -> list[float]:
+        return [at for at, _argv in self.commands]
+
+
 def test_the_pacemaker_watcher_reports_a_dead_database_once_after_three_failed_checks(tmp_path, monkeypatch):
     """A killed mysqld is reported to Pacemaker at once (``crm_resource --fail``), not at the next
     10 s monitor, and not again and again while Pacemaker moves the group."""
-    from hakit.agents import watch as watchmod
-    from hakit.agents.context import NodeContext
-    from hakit.mysql import FakeDatabase
-    from hakit.secrets import generate
+    node = WatchedNode(tmp_path, monkeypatch, "pacemaker", reachable=True)
+    monkeypatch.setattr(node.watch, "reaches_any", lambda addresses: pytest.fail("no isolation check on Pacemaker"))
 
-    inv = inventory(tmp_path, "pacemaker")
-    db = FakeDatabase("n1", reachable=True)
-    ctx = NodeContext(inv, generate(), inv.node("n1"))
-    monkeypatch.setattr(NodeContext, "local_db", lambda self: db)
-    monkeypatch.setattr(watchmod, "flag_set", lambda: False)
-    monkeypatch.setattr(watchmod, "reaches_any", lambda addresses: pytest.fail("no isolation check on Pacemaker"))
-    commands: list[list[str]] = []
-    monkeypatch.setattr(watchmod.subprocess, "run", lambda argv, **kw: commands.append(list(argv)))
-    ticks = {"n": 0}
-
-    def sleep(_seconds: float) -> None:
-        ticks["n"] += 1
-        if ticks["n"] == 3:
-            db.reachable = False  # mysqld killed after two good checks
-        if ticks["n"] > 12:
+    def events() -> None:
+        if len(node.slept) == 3:
+            node.db.reachable = False  # mysqld killed after two good checks
+        if len(node.slept) > 12:
             raise _Stop
 
-    monkeypatch.setattr(watchmod.time, "sleep", sleep)
-    monkeypatch.setattr(watchmod.signal, "signal", lambda *a: None)
-    with pytest.raises(_Stop):
-        watchmod.watch(ctx)
-    assert commands == [["crm_resource", "--fail", "--resource", "db-role", "--node", "n1"]]
+    node.on_sleep = events
+    node.run()
+    assert [argv for _at, argv in node.commands] == [["crm_resource", "--fail", "--resource", "db-role", "--node", "n1"]]
 
 
 @pytest.mark.parametrize("gone", [True, False])
@@ -138,35 +165,21 @@ def test_the_watcher_rechecks_sooner_when_nothing_listens(tmp_path, monkeypatch,
     """A socket nobody listens on is a dead mysqld, not a slow one: the checks after the first
     failure come at RECHECK_GONE, so a killed mysqld is reported in about 0.3 s; a server that
     answers badly (slow, full) keeps the normal interval."""
-    from hakit.agents import watch as watchmod
-    from hakit.agents.context import NodeContext
-    from hakit.mysql import FakeDatabase
-    from hakit.secrets import generate
+    node = WatchedNode(tmp_path, monkeypatch, "pacemaker", reachable=True, gone=gone)
+    watchmod = node.watch
 
-    inv = inventory(tmp_path, "pacemaker")
-    db = FakeDatabase("n1", reachable=True, gone=gone)
-    ctx = NodeContext(inv, generate(), inv.node("n1"))
-    monkeypatch.setattr(NodeContext, "local_db", lambda self: db)
-    monkeypatch.setattr(watchmod, "flag_set", lambda: False)
-    commands: list[list[str]] = []
-    monkeypatch.setattr(watchmod.subprocess, "run", lambda argv, **kw: commands.append(list(argv)))
-    slept: list[float] = []
-
-    def sleep(seconds: float) -> None:
-        slept.append(seconds)
-        if len(slept) == 3:
-            db.reachable = False
-        if commands:
+    def events() -> None:
+        if len(node.slept) == 3:
+            node.db.reachable = False
+        if node.commands:
             raise _Stop
 
-    monkeypatch.setattr(watchmod.time, "sleep", sleep)
-    monkeypatch.setattr(watchmod.signal, "signal", lambda *a: None)
-    with pytest.raises(_Stop):
-        watchmod.watch(ctx)
+    node.on_sleep = events
+    node.run()
     fast = watchmod.RECHECK_GONE if gone else watchmod.INTERVAL
     # two good checks, the first failure, two rechecks, then the report
-    assert slept == [watchmod.INTERVAL] * 3 + [fast, fast] + [watchmod.INTERVAL]
-    assert len(commands) == 1
+    assert node.slept == [watchmod.INTERVAL] * 3 + [fast, fast] + [watchmod.INTERVAL]
+    assert len(node.commands) == 1
 
 
 def test_the_survivor_waits_only_as_long_as_an_isolated_peer_may_still_be_writable() -> None:
@@ -186,46 +199,32 @@ def test_the_isolated_heartbeat_active_is_read_only_within_its_deadline(tmp_path
     """The watcher on a fake clock: the network goes at ``cut_at``; the database is read-only no
     later than half of deadtime plus WATCH_LATENCY after the cut (what promotion_grace assumes),
     and not before the network went."""
-    from hakit.agents import watch as watchmod
-    from hakit.agents.context import NodeContext
-    from hakit.mysql import FakeDatabase
-    from hakit.secrets import generate
-
-    inv = inventory(tmp_path, "heartbeat")
-    deadtime = inv.settings.timing.heartbeat.deadtime
-    db = FakeDatabase("n1", reachable=True, read_only=False)
-    ctx = NodeContext(inv, generate(), inv.node("n1"))
-    clock = {"now": 0.0}
+    node = WatchedNode(tmp_path, monkeypatch, "heartbeat", reachable=True, read_only=False)
+    watchmod = node.watch
     demoted: list[float] = []
 
-    def sleep(seconds: float) -> None:
-        clock["now"] += seconds
-        if clock["now"] > 20:
+    def events() -> None:
+        if node.now > 20:
             raise _Stop
 
     def reaches_any(addresses):
-        if clock["now"] < cut_at:
-            clock["now"] += 0.004  # an answer: a few milliseconds
+        if node.now < cut_at:
+            node.now += 0.004  # an answer: a few milliseconds
             return True
-        clock["now"] += watchmod.PING_TIMEOUT  # no answer: the whole timeout
+        node.now += watchmod.PING_TIMEOUT  # no answer: the whole timeout
         return False
 
     def set_read_only(on: bool) -> None:
-        demoted.append(clock["now"])
-        db.read_only = on
+        demoted.append(node.now)
+        node.db.read_only = on
 
-    db.set_read_only = set_read_only
-    monkeypatch.setattr(NodeContext, "local_db", lambda self: db)
-    monkeypatch.setattr(watchmod, "flag_set", lambda: False)
+    node.db.set_read_only = set_read_only
+    node.on_sleep = events
     monkeypatch.setattr(watchmod, "reaches_any", reaches_any)
     monkeypatch.setattr(watchmod, "peer_active", lambda peer: False)
-    monkeypatch.setattr(watchmod.time, "sleep", sleep)
-    monkeypatch.setattr(watchmod.time, "monotonic", lambda: clock["now"])
-    monkeypatch.setattr(watchmod.signal, "signal", lambda *a: None)
-    with pytest.raises(_Stop):
-        watchmod.watch(ctx)
-    assert len(demoted) == 1 and db.read_only  # once, and it stays so
-    assert cut_at < demoted[0] <= cut_at + watchmod.isolation_seconds(deadtime) + watchmod.WATCH_LATENCY
+    node.run()
+    assert len(demoted) == 1 and node.db.read_only  # once, and it stays so
+    assert cut_at < demoted[0] <= cut_at + watchmod.isolation_seconds(node.deadtime) + watchmod.WATCH_LATENCY
 
 
 @pytest.mark.parametrize("holds", [True, False, None])
@@ -235,104 +234,70 @@ def test_an_isolated_active_that_keeps_the_group_after_the_heal_starts_its_role_
     and heartbeat still gave it the group: no writable node, for ever. Once the network has been
     back for ``rejoin_after(deadtime)``, the watcher runs the role's start again (its planner
     decides), only if heartbeat here holds the group, and not again before ASK_AGAIN."""
-    from hakit.agents import watch as watchmod
-    from hakit.agents.context import NodeContext
-    from hakit.mysql import FakeDatabase
-    from hakit.secrets import generate
-
-    inv = inventory(tmp_path, "heartbeat")
-    deadtime = inv.settings.timing.heartbeat.deadtime
-    db = FakeDatabase("n1", reachable=True, read_only=False)
-    ctx = NodeContext(inv, generate(), inv.node("n1"))
-    clock = {"now": 0.0}
+    node = WatchedNode(tmp_path, monkeypatch, "heartbeat", reachable=True, read_only=False)
+    watchmod = node.watch
     cut, back = (2.0, 5.0)
     started: list[float] = []
 
-    def sleep(seconds: float) -> None:
-        clock["now"] += seconds
-        if clock["now"] > back + watchmod.rejoin_after(deadtime) + watchmod.ASK_AGAIN + 5:
+    def events() -> None:
+        if node.now > back + watchmod.rejoin_after(node.deadtime) + watchmod.ASK_AGAIN + 5:
             raise _Stop
 
     def reaches_any(addresses):
-        clock["now"] += 0.004 if not cut <= clock["now"] < back else watchmod.PING_TIMEOUT
-        return not cut <= clock["now"] < back
+        node.now += 0.004 if not cut <= node.now < back else watchmod.PING_TIMEOUT
+        return not cut <= node.now < back
 
     def start_role(ctx) -> bool:
-        started.append(clock["now"])
-        db.read_only = False  # what the planner does for the recorded active
+        started.append(node.now)
+        node.db.read_only = False  # what the planner does for the recorded active
         return True
 
-    monkeypatch.setattr(NodeContext, "local_db", lambda self: db)
-    monkeypatch.setattr(watchmod, "flag_set", lambda: False)
+    node.on_sleep = events
     monkeypatch.setattr(watchmod, "reaches_any", reaches_any)
     monkeypatch.setattr(watchmod, "peer_active", lambda peer: False)
     monkeypatch.setattr(watchmod, "_holds_group", lambda ctx: holds)
     monkeypatch.setattr(watchmod, "_start_role_again", start_role)
-    monkeypatch.setattr(watchmod.subprocess, "run", lambda argv, **kw: pytest.fail(f"unexpected {argv}"))
-    monkeypatch.setattr(watchmod.time, "sleep", sleep)
-    monkeypatch.setattr(watchmod.time, "monotonic", lambda: clock["now"])
-    monkeypatch.setattr(watchmod.signal, "signal", lambda *a: None)
-    with pytest.raises(_Stop):
-        watchmod.watch(ctx)
+    node.run()
+    assert node.commands == []  # nothing handed over: the role's own start decides
     if holds:
-        assert len(started) == 1 and back + watchmod.rejoin_after(deadtime) <= started[0] \
-            <= back + watchmod.rejoin_after(deadtime) + 1
-        assert not db.read_only  # and the watcher keeps it so: no "read-only" failures after
+        assert len(started) == 1 and back + watchmod.rejoin_after(node.deadtime) <= started[0] \
+            <= back + watchmod.rejoin_after(node.deadtime) + 1
+        assert not node.db.read_only  # and the watcher keeps it so: no "read-only" failures after
     else:
-        assert started == [] and db.read_only  # heartbeat gave the group away, or cannot say
+        assert started == [] and node.db.read_only  # heartbeat gave the group away, or cannot say
 
 
 def test_a_heartbeat_active_gives_up_at_once_when_its_peer_has_long_been_active(tmp_path, monkeypatch):
     """The peer's heartbeat is followed while all is well: when the database dies after a long
     quiet time, hb_standby goes out after the failed checks, not PEER_SETTLE later; and never
     to a peer whose heartbeat is not active."""
-    from hakit.agents import watch as watchmod
-    from hakit.agents.context import NodeContext
-    from hakit.mysql import FakeDatabase
-    from hakit.secrets import generate
-
-    inv = inventory(tmp_path, "heartbeat")
-    db = FakeDatabase("n1", reachable=True, read_only=False)
-    ctx = NodeContext(inv, generate(), inv.node("n1"))
-    clock = {"now": 0.0}
+    node = WatchedNode(tmp_path, monkeypatch, "heartbeat", reachable=True, read_only=False)
+    watchmod = node.watch
     peer = {"active": True}
-    asked: list[float] = []
     dies_at = 60.0
 
-    def sleep(seconds: float) -> None:
-        clock["now"] += seconds
-        db.reachable = clock["now"] < dies_at
-        if clock["now"] > dies_at + 10:
+    def events() -> None:
+        node.db.reachable = node.now < dies_at
+        if node.now > dies_at + 10:
             raise _Stop
 
-    def run(argv, **kw):
-        asked.append(clock["now"])
-
-    monkeypatch.setattr(NodeContext, "local_db", lambda self: db)
-    monkeypatch.setattr(watchmod, "flag_set", lambda: False)
+    node.on_sleep = events
     monkeypatch.setattr(watchmod, "reaches_any", lambda addresses: True)
     monkeypatch.setattr(watchmod, "peer_active", lambda name: peer["active"])
-    monkeypatch.setattr(watchmod.subprocess, "run", run)
-    monkeypatch.setattr(watchmod.time, "sleep", sleep)
-    monkeypatch.setattr(watchmod.time, "monotonic", lambda: clock["now"])
-    monkeypatch.setattr(watchmod.signal, "signal", lambda *a: None)
-    with pytest.raises(_Stop):
-        watchmod.watch(ctx)
-    assert len(asked) == 1 and dies_at < asked[0] <= dies_at + 3 * watchmod.INTERVAL + 1e-9
+    node.run()
+    assert len(node.asked) == 1 and dies_at < node.asked[0] <= dies_at + 3 * watchmod.INTERVAL + 1e-9
 
-    peer["active"], clock["now"], asked[:] = False, 0.0, []
-    with pytest.raises(_Stop):
-        watchmod.watch(ctx)
-    assert asked == []  # a peer whose heartbeat is not active is never asked to take over
+    peer["active"], node.now, node.commands[:] = False, 0.0, []
+    node.run()
+    assert node.commands == []  # a peer whose heartbeat is not active is never asked to take over
 
     # a peer whose heartbeat restarted shortly before: asked once it has settled, not before
     back = dies_at - 2.5
-    monkeypatch.setattr(watchmod, "peer_active", lambda name: clock["now"] >= back)
-    clock["now"], asked[:] = 0.0, []
-    with pytest.raises(_Stop):
-        watchmod.watch(ctx)
+    monkeypatch.setattr(watchmod, "peer_active", lambda name: node.now >= back)
+    node.now, node.commands[:] = 0.0, []
+    node.run()
     settled = back + watchmod.PEER_SETTLE
-    assert len(asked) == 1 and settled <= asked[0] <= settled + watchmod.PEER_CHECK_EVERY + watchmod.INTERVAL
+    assert len(node.asked) == 1 and settled <= node.asked[0] <= settled + watchmod.PEER_CHECK_EVERY + watchmod.INTERVAL
 
 
 def test_a_missing_socket_or_a_closed_port_is_told_apart_from_other_failures(tmp_path):
@@ -398,52 +363,37 @@ def test_a_heartbeat_active_whose_database_came_back_read_only_gives_up(tmp_path
     healthy database, heartbeat monitors nothing, and no node was writable for good. A read-only
     database fails the check on the node that holds the role — unless the watcher made it
     read-only itself (isolated), which must not give anything up."""
-    from hakit.agents import watch as watchmod
-    from hakit.agents.context import NodeContext
-    from hakit.mysql import FakeDatabase
-    from hakit.secrets import generate
-
-    inv = inventory(tmp_path, "heartbeat")
-    db = FakeDatabase("n1", reachable=True, read_only=False)
-    ctx = NodeContext(inv, generate(), inv.node("n1"))
-    clock = {"now": 0.0}
-    asked: list[float] = []
+    node = WatchedNode(tmp_path, monkeypatch, "heartbeat", reachable=True, read_only=False)
+    watchmod = node.watch
     crash = 20.0
 
-    def sleep(seconds: float) -> None:
-        clock["now"] += seconds
-        if crash <= clock["now"] < crash + 0.3:  # killed, restarted at once, read-only
-            db.reachable = False
-        elif clock["now"] >= crash:
-            db.reachable, db.read_only = True, True
-        if clock["now"] > crash + 10:
+    def events() -> None:
+        if crash <= node.now < crash + 0.3:  # killed, restarted at once, read-only
+            node.db.reachable = False
+        elif node.now >= crash:
+            node.db.reachable, node.db.read_only = True, True
+        if node.now > crash + 10:
             raise _Stop
 
     cut = {"on": isolated_first}
 
     def reaches_any(addresses):
-        if cut["on"] and clock["now"] >= 5:
-            if clock["now"] >= 10:
+        if cut["on"] and node.now >= 5:
+            if node.now >= 10:
                 cut["on"] = False  # the network comes back; the node stays demoted
             return False
         return True
 
-    monkeypatch.setattr(NodeContext, "local_db", lambda self: db)
-    monkeypatch.setattr(watchmod, "flag_set", lambda: False)
+    node.on_sleep = events
     monkeypatch.setattr(watchmod, "reaches_any", reaches_any)
     monkeypatch.setattr(watchmod, "peer_active", lambda name: True)
     # heartbeat cannot say who holds the group: the demoted node does not start its role again
     monkeypatch.setattr(watchmod, "_holds_group", lambda ctx: None)
-    monkeypatch.setattr(watchmod.subprocess, "run", lambda argv, **kw: asked.append(clock["now"]))
-    monkeypatch.setattr(watchmod.time, "sleep", sleep)
-    monkeypatch.setattr(watchmod.time, "monotonic", lambda: clock["now"])
-    monkeypatch.setattr(watchmod.signal, "signal", lambda *a: None)
-    with pytest.raises(_Stop):
-        watchmod.watch(ctx)
+    node.run()
     if isolated_first:
-        assert asked == [] and db.read_only  # demoted by the watcher itself: nothing given up
+        assert node.commands == [] and node.db.read_only  # demoted by the watcher itself: nothing given up
     else:
-        assert len(asked) == 1 and crash < asked[0] <= crash + 0.3 + 3 * watchmod.INTERVAL + 1e-9
+        assert len(node.asked) == 1 and crash < node.asked[0] <= crash + 0.3 + 3 * watchmod.INTERVAL + 1e-9
 
 
 def test_a_stale_node_given_the_group_refuses_to_start_and_spawns_nothing_itself(tmp_path, monkeypatch):
