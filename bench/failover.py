@@ -82,9 +82,10 @@ def takeover_command(bench: BenchLab) -> dict:
     return result
 
 
-def configuration(stack: str, timings: str, runs: list[dict], takeovers: list[dict], complete: bool) -> dict:
+def configuration(stack: str, timings: str, runs: list[dict], takeovers: list[dict], complete: bool,
+                  mode: str = "full", repetitions: int = 10) -> dict:
     return {
-        "stack": stack, "timings": timings, "complete": complete,
+        "stack": stack, "timings": timings, "complete": complete, "mode": mode, "repetitions": repetitions,
         "faults": {fault: summary([r["seconds"] for r in runs if r["fault"] == fault and r["seconds"]])
                    for fault in FAULTS},
         "lost": sum(r.get("lost", 0) for r in runs),
@@ -95,16 +96,25 @@ def configuration(stack: str, timings: str, runs: list[dict], takeovers: list[di
 
 
 def kept_from_before(args, names: set[tuple[str, str]]) -> list[dict]:
-    """The configurations of the last run of the same mode that this run does not measure again:
-    a run of one stack or one set of timings completes the file instead of replacing it."""
+    """The configurations of the last run that this run does not measure again: a run of one
+    stack or one set of timings completes the file instead of replacing it. A configuration
+    kept from a run of the other mode (or older) keeps its own mode, repetitions, date and note,
+    and the report labels it, so that the table stays side by side without mixing them up."""
     path = args.results / "failover.json"
     try:
         before = json.loads(path.read_text())
     except (OSError, ValueError):
         return []
-    if before.get("mode") != ("full" if args.full else "quick"):
-        return []
-    return [c for c in before.get("configurations", []) if (c["stack"], c["timings"]) not in names]
+    kept = []
+    for c in before.get("configurations", []):
+        if (c["stack"], c["timings"]) in names:
+            continue
+        c = dict(c)
+        for key in ("mode", "repetitions", "finished", "note"):
+            if key not in c and before.get(key) is not None:
+                c[key] = before[key]
+        kept.append(c)
+    return kept
 
 
 def main() -> int:
@@ -114,6 +124,7 @@ def main() -> int:
 
     args = arguments(__doc__.splitlines()[0], stacks=True, extra=timings_option)
     repetitions = 10 if args.full else 1
+    mode = "full" if args.full else "quick"
     wanted = [(stack, timings) for stack in args.stacks for timings in args.timings.split(",")]
     kept = kept_from_before(args, set(wanted))
     configurations: list[dict] = []
@@ -134,7 +145,7 @@ def main() -> int:
                     say(f"  {fault} #{index + 1}: {run.get('seconds')} s, lost {run.get('lost')}"
                         f"{' ' + run['error'] if 'error' in run else ''}")
                     runs.append(run)
-                    saved(configuration(stack, timings, runs, takeovers, complete=False))
+                    saved(configuration(stack, timings, runs, takeovers, False, mode, repetitions))
                     repair_after(bench, run)
             if timings == "hakit":
                 for index in range(repetitions):
@@ -142,8 +153,8 @@ def main() -> int:
                     say(f"  takeover #{index + 1}: {takeover['seconds']} s to the first write "
                         f"(command {takeover['command_seconds']} s, exit {takeover['exit']})")
                     takeovers.append(takeover)
-                    saved(configuration(stack, timings, runs, takeovers, complete=False))
-        configurations.append(configuration(stack, timings, runs, takeovers, complete=True))
+                    saved(configuration(stack, timings, runs, takeovers, False, mode, repetitions))
+        configurations.append(configuration(stack, timings, runs, takeovers, True, mode, repetitions))
         saved()
     return saved()
 

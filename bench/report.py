@@ -49,12 +49,19 @@ def failover_table(doc: dict[str, Any]) -> list[str]:
              "`hakit takeover` median | lost writes | failed runs |",
              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     order = {"pacemaker": 0, "heartbeat": 1, "stack-defaults": 0, "hakit": 1}
+    notes: list[str] = []
     for c in sorted(doc["configurations"], key=lambda c: (order.get(c["stack"], 9), order.get(c["timings"], 9))):
         node, crash, take = c["faults"]["kill-node"], c["faults"]["kill-mysqld"], c.get("takeover") or {}
         hakit_timings = c["timings"] == "hakit"
         # a configuration cut short (the run was stopped) says how many runs it has
         partial = "" if c.get("complete", True) else \
             f" (cut short: {node.get('n', 0)} + {crash.get('n', 0)} runs)"
+        if c.get("mode", doc["mode"]) != doc["mode"] or c.get("finished", doc["finished"]) != doc["finished"]:
+            # kept from an earlier run (another mode, or not measured again): labelled, its note below
+            partial += f" ({c.get('mode', '?')} run of {str(c.get('finished', '?'))[:10]}, " \
+                       f"{c.get('repetitions', '?')} per fault{', see note' if c.get('note') else ''})"
+            if c.get("note") and c["note"] != doc.get("note"):
+                notes.append(f"**Note on {c['stack']}, {c['timings']}:** {c['note']}")
         lines.append(
             f"| {c['stack']} | {c['timings']}{partial} | {_s(node['median'])}"
             f"{_mark(node['median'], TARGETS['kill-node'][0]) if hakit_timings else ''} | {_s(node['p99'])}"
@@ -64,6 +71,8 @@ def failover_table(doc: dict[str, Any]) -> list[str]:
             f"{c['failed_runs']} |")
     lines += ["", "Targets (hakit's timings): node loss ≤ 3 s median and ≤ 6 s p99, mysqld crash ≤ 2 s median, "
                   "`hakit takeover` ≤ 1 s. Seconds."]
+    for note in dict.fromkeys(notes):
+        lines += ["", note]
     return lines
 
 

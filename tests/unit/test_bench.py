@@ -112,17 +112,34 @@ def test_a_results_note_is_shown_above_its_table(tmp_path: Path) -> None:
 
 def test_a_failover_run_of_one_configuration_completes_the_file_instead_of_replacing_it(tmp_path: Path) -> None:
     """``bench/failover.py --stacks heartbeat --timings hakit`` keeps the other configurations of the
-    last run of the same mode; a run of the other mode does not mix with them."""
+    last run; one kept from a run of the other mode keeps its own mode, repetitions, date and note,
+    and the table labels it instead of passing it off as part of this run."""
     import argparse
 
-    from bench.failover import kept_from_before
+    from bench.failover import configuration, kept_from_before
 
     folder = _results(tmp_path)  # quick: pacemaker/hakit and heartbeat/stack-defaults
     quick = argparse.Namespace(results=folder, full=False)
     kept = kept_from_before(quick, {("heartbeat", "stack-defaults")})
     assert [(c["stack"], c["timings"]) for c in kept] == [("pacemaker", "hakit")]
-    assert kept_from_before(argparse.Namespace(results=folder, full=True), set()) == []
     assert kept_from_before(argparse.Namespace(results=tmp_path / "none", full=False), set()) == []
+
+    before = json.loads((folder / "failover.json").read_text())
+    before["note"] = "taken with token 1000 ms"
+    (folder / "failover.json").write_text(json.dumps(before))
+    full = argparse.Namespace(results=folder, full=True)
+    kept = kept_from_before(full, {("pacemaker", "hakit")})
+    assert [(c["stack"], c["timings"], c["mode"], c["repetitions"], c["note"]) for c in kept] == \
+        [("heartbeat", "stack-defaults", "quick", 1, "taken with token 1000 ms")]
+    run = {"fault": "kill-node", "seconds": 2.0, "lost": 0}
+    save("failover", {"mode": "full", "repetitions": 10, "configurations": [
+        *kept, configuration("pacemaker", "hakit", [run], [], True, "full", 10)]}, folder)
+    text = "\n".join(report.failover_table(json.loads((folder / "failover.json").read_text())))
+    row = next(line for line in text.splitlines() if line.startswith("| heartbeat"))
+    assert f"(quick run of {before['finished'][:10]}, 1 per fault, see note)" in row
+    assert "**Note on heartbeat, stack-defaults:** taken with token 1000 ms" in text
+    this_run = next(line for line in text.splitlines() if line.startswith("| pacemaker"))
+    assert this_run.startswith("| pacemaker | hakit | 2.00")  # measured by this run: no label
 
 
 def test_a_configuration_cut_short_says_so_in_the_table(tmp_path: Path) -> None:
