@@ -103,7 +103,8 @@ def rpo_table(doc: dict[str, Any]) -> list[str]:
 
 
 def resync_table(doc: dict[str, Any]) -> list[str]:
-    lines = ["### Resync speed", "", f"_{machine_line(doc)}._", "",
+    cut = "" if doc.get("complete", True) else "; cut short: the sizes below only"
+    lines = ["### Resync speed", "", f"_{machine_line(doc)}{cut}._", "",
              "| data | rejoin | dump | backup | seed runbook (baseline) | raw copy | best reseed vs baseline | "
              "best reseed vs raw copy speed |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for size in doc["sizes"]:

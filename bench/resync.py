@@ -188,8 +188,11 @@ def one_size(megabytes: int) -> dict:
 def main() -> int:
     args = arguments(__doc__.splitlines()[0])
     sizes = [100, 1024] if args.full else [20]
-    results = [one_size(size) for size in sizes]
-    return finish("resync", args, {"sizes": results})
+    results: list[dict] = []
+    for size in sizes:  # saved after each size: a run stopped half-way keeps what it measured
+        results.append(one_size(size))
+        finish("resync", args, {"sizes": results, "complete": len(results) == len(sizes)})
+    return 0
 
 
 if __name__ == "__main__":
