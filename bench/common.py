@@ -142,6 +142,25 @@ def finish(name: str, args: argparse.Namespace, doc: dict[str, Any]) -> int:
     return 0
 
 
+def step_seconds(bench: BenchLab, since: float) -> dict[str, float]:
+    """How long each step of the operation begun after ``since`` (epoch seconds, the command's
+    start) took, and how long the command took to reach its first step."""
+    from hakit.operate import journal_for
+
+    started: dict[str, float] = {}
+    took: dict[str, float] = {}
+    for record in journal_for(bench.inv()).records():
+        if record["t"] < since or "step" not in record:
+            continue
+        if record["event"] == "step-started":
+            started[record["step"]] = record["t"]
+        elif record["event"] == "step-done" and record["step"] in started:
+            took[record["step"]] = round(record["t"] - started[record["step"]], 3)
+    if started:  # the command's start, its connections and its observation
+        took["(before the first step)"] = round(min(started.values()) - since, 3)
+    return took
+
+
 def say(text: str) -> None:
     print(text, flush=True)
 

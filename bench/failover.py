@@ -23,7 +23,7 @@ import json
 import subprocess
 import time
 
-from bench.common import HAKIT, BenchLab, arguments, finish, lab, say, summary
+from bench.common import HAKIT, BenchLab, arguments, finish, lab, say, step_seconds, summary
 
 FAULTS = ("kill-node", "kill-mysqld")
 
@@ -67,6 +67,7 @@ def takeover_command(bench: BenchLab) -> dict:
     try:
         time.sleep(1.0)
         bench.fault("kill-mysqld", active)
+        since = time.time()  # the journal's clock
         moment = time.monotonic()  # the command's start
         done = subprocess.run([HAKIT, "-q", "-i", str(bench.inventory), "takeover", "--yes", "--node", standby],
                               capture_output=True, text=True, timeout=300)
@@ -78,6 +79,7 @@ def takeover_command(bench: BenchLab) -> dict:
               "seconds": round(ack.acked - moment, 3) if ack else None}
     if done.returncode:
         result["error"] = done.stderr.strip()[-300:]
+    result["steps"] = step_seconds(bench, since)  # where the command's time went (its journal)
     bench.repair(active)
     return result
 

@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import HAKIT, BenchLab, arguments, finish, hakit, lab, node_exec, say
+from bench.common import HAKIT, BenchLab, arguments, finish, hakit, lab, node_exec, say, step_seconds
 
 #: one row of state history is about 400 bytes on disk (InnoDB, with its index)
 ROW_BYTES = 400
@@ -62,22 +62,6 @@ def datadir_bytes(bench: BenchLab, node: str) -> int:
 
 #: per strategy, the seconds each step of the last resync took (from hakit's journal): the profile
 STEP_SECONDS: dict[str, dict[str, float]] = {}
-
-
-def step_seconds(bench: BenchLab, since: float) -> dict[str, float]:
-    """How long each step of the operation begun after ``since`` (epoch seconds) took."""
-    from hakit.operate import journal_for
-
-    started: dict[str, float] = {}
-    took: dict[str, float] = {}
-    for record in journal_for(bench.inv()).records():
-        if record["t"] < since or "step" not in record:
-            continue
-        if record["event"] == "step-started":
-            started[record["step"]] = record["t"]
-        elif record["event"] == "step-done" and record["step"] in started:
-            took[record["step"]] = round(record["t"] - started[record["step"]], 3)
-    return took
 
 
 def timed_resync(bench: BenchLab, node: str, strategy: str) -> float:
