@@ -19,6 +19,7 @@ Each is reported in seconds and as a ratio to the baseline, with the data size.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import tempfile
@@ -87,6 +88,24 @@ def rejoin(bench: BenchLab, active: str, standby: str) -> float:
     return timed_resync(bench, standby, "rejoin")
 
 
+def status_fields(text: str) -> dict[str, str]:
+    """``SHOW SLAVE STATUS\\G`` as a dict; empty values (``Master_SSL_CA_File: ``) included."""
+    fields = {}
+    for line in text.splitlines():
+        name, colon, value = line.strip().partition(":")
+        if colon and name and " " not in name:
+            fields[name] = value.strip()
+    return fields
+
+
+def dump_coordinates(head: str) -> tuple[str, int]:
+    """The binlog file and position that ``mariadb-dump --master-data=1`` wrote at its top."""
+    match = re.search(r"CHANGE MASTER TO MASTER_LOG_FILE='([^']+)', MASTER_LOG_POS=(\d+)", head)
+    if not match:
+        raise RuntimeError("the baseline's dump carries no CHANGE MASTER coordinates")
+    return match.group(1), int(match.group(2))
+
+
 def baseline(bench: BenchLab, active: str, standby: str) -> float:
     """The seed runbook, step by step, as an operator scripts it: the repaired node is rebuilt
     from a dump taken with the binlog coordinates, and replicates from them (by file and
@@ -110,13 +129,18 @@ def baseline(bench: BenchLab, active: str, standby: str) -> float:
             subprocess.run([HAKIT, "lab", "exec", "--dir", str(bench.dir), standby, "--", "sh", "-c",
                             "cat > /root/seed.sql"], stdin=source, check=True, timeout=7200)
     node_exec(bench.dir, standby, ["sh", "-c", "mariadb < /root/seed.sql"], timeout=7200)
-    # the dump's CHANGE MASTER set the coordinates; the runbook points the standby at the active
-    node_exec(bench.dir, standby, ["mariadb", "-e", f"CHANGE MASTER TO MASTER_HOST='{active_address}'; START SLAVE"])
-    target = node_exec(bench.dir, active, ["mariadb", "-N", "-e", "SHOW MASTER STATUS"]).split()[:2]
+    # the runbook points the repaired node at the new master, from the dump's coordinates, in one
+    # statement: naming MASTER_HOST alone would reset them (file '', position 4)
+    log_file, log_pos = dump_coordinates(node_exec(bench.dir, standby, ["head", "-c", "65536", "/root/seed.sql"]))
+    node_exec(bench.dir, standby, ["mariadb", "-e", f"CHANGE MASTER TO MASTER_HOST='{active_address}', "
+                                   f"MASTER_LOG_FILE='{log_file}', MASTER_LOG_POS={log_pos}; START SLAVE"])
+    file, pos = node_exec(bench.dir, active, ["mariadb", "-N", "-e", "SHOW MASTER STATUS"]).split()[:2]
+    target = (file, int(pos))
     while True:
         status = node_exec(bench.dir, standby, ["mariadb", "-e", "SHOW SLAVE STATUS\\G"])
-        fields = dict(line.strip().split(": ", 1) for line in status.splitlines() if ": " in line)
-        if [fields.get("Relay_Master_Log_File"), fields.get("Exec_Master_Log_Pos")] == target:
+        fields = status_fields(status)
+        # the active may log more meanwhile (the monitoring master writes): at or past the target
+        if (fields.get("Relay_Master_Log_File", ""), int(fields.get("Exec_Master_Log_Pos") or 0)) >= target:
             break
         if fields.get("Slave_SQL_Running") == "No" or fields.get("Slave_IO_Running") == "No":
             raise RuntimeError(f"the baseline's replication stopped: {fields.get('Last_Error') or fields.get('Last_IO_Error')}")

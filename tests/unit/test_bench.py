@@ -155,3 +155,34 @@ def test_a_configuration_cut_short_says_so_in_the_table(tmp_path: Path) -> None:
             if line.startswith("| pacemaker") or line.startswith("| heartbeat")]
     assert rows[0].startswith("| pacemaker | hakit |")  # stable order, whatever order they were run in
     assert rows[1].startswith("| heartbeat | hakit (cut short: 2 + 0 runs) |")
+
+
+def test_the_baselines_slave_status_parser_keeps_empty_values_and_colons_in_values() -> None:
+    """The first quick run of bench/resync.py died on ``Master_SSL_CA_File: `` (an empty value)."""
+    from bench.resync import status_fields
+
+    text = """*************************** 1. row ***************************
+                Slave_IO_State: Waiting for master to send event
+                   Master_Host: 10.213.47.11
+            Master_SSL_CA_File: 
+               Slave_IO_Running: Yes
+              Relay_Master_Log_File: mysql-bin.000003
+             Exec_Master_Log_Pos: 1234
+                 Last_IO_Error: error reconnecting to master 'repl@10.213.47.11:3306'
+"""
+    fields = status_fields(text)
+    assert fields["Master_SSL_CA_File"] == ""
+    assert fields["Slave_IO_Running"] == "Yes"
+    assert [fields["Relay_Master_Log_File"], fields["Exec_Master_Log_Pos"]] == ["mysql-bin.000003", "1234"]
+    assert fields["Last_IO_Error"] == "error reconnecting to master 'repl@10.213.47.11:3306'"
+    assert "***************************" not in " ".join(fields)
+
+
+def test_the_baseline_reads_the_dumps_coordinates_and_refuses_a_dump_without_them() -> None:
+    from bench.resync import dump_coordinates
+
+    head = ("-- MariaDB dump 10.19  Distrib 10.11.19-MariaDB\n--\n-- Position to start replication or point-in-time "
+            "recovery from\n--\n\nCHANGE MASTER TO MASTER_LOG_FILE='mysql-bin.000007', MASTER_LOG_POS=4711;\n")
+    assert dump_coordinates(head) == ("mysql-bin.000007", 4711)
+    with pytest.raises(RuntimeError, match="no CHANGE MASTER"):
+        dump_coordinates("-- MariaDB dump\n-- CHANGE MASTER TO MASTER_LOG_FILE='x'\n")
