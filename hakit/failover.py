@@ -451,8 +451,17 @@ def plan_resync(ctx: Context, snap: Snapshot, request: Request, errant: ErrantRe
         "backup": f"a physical streaming copy of {active.name} with mariabackup into {target.name} (the fast "
                   f"path for large data)",
     }[strategy]
+    steps.append(step(strategy, strategy, copy, node=target.name, source=active.name))
+    if ctx.semi_sync:
+        # the target logs what it applies (log_slave_updates) and is a semi-synchronous master
+        # too (both roles on, as either): until the active replicates from it again, each commit
+        # its catch-up applies would wait rpl_semi_sync_master_timeout for an acknowledgement
+        # nobody sends, and the catch-up with it (reverse_replication turns it on again)
+        steps.append(step(f"semi-sync off on {target.name}", "set_semi_sync",
+                          f"{target.name} has no semi-synchronous replica until {active.name} replicates from it "
+                          f"again: what it applies waits for no acknowledgement", node=target.name, on=False,
+                          critical=False))
     steps += [
-        step(strategy, strategy, copy, node=target.name, source=active.name),
         step(f"{target.name} replicates", "replicate_from", f"{target.name} replicates from {active.name} and "
                                                             f"catches up", node=target.name, source=active.name,
              timeout=max(_wait(ctx, request), 60.0)),

@@ -360,12 +360,18 @@ class Operator:
         if not (replica.io_running and replica.sql_running):
             self.db(s.node).start_replica()
         self.wait_replica_running(s.node)
-        if self.inv.settings.mysql.semi_sync.enabled:
-            # a promotion with its peer gone turned it off: the source has a standby again
-            source_db = self.db(s.arg("source"))
-            if not source_db.facts().semi_sync_master_enabled:
-                source_db.set_semi_sync_master(True)
-                self.say(f"    {s.arg('source')}: semi-synchronous replication on again ({s.node} acknowledges)")
+        self._semi_sync_on(s.arg("source"), s.node)
+
+    def _semi_sync_on(self, source: str, replica: str) -> None:
+        """``replica`` replicates from ``source``: the source's commits wait for its acknowledgement
+        again (a promotion with its peer gone, or a resync while the peer did not replicate from
+        it, turned that off)."""
+        if not self.inv.settings.mysql.semi_sync.enabled:
+            return
+        source_db = self.db(source)
+        if not source_db.facts().semi_sync_master_enabled:
+            source_db.set_semi_sync_master(True)
+            self.say(f"    {source}: semi-synchronous replication on again ({replica} acknowledges)")
 
     def replicate_from(self, s: Step) -> None:
         """The rebuilt target replicates from the active and catches up with it."""
@@ -387,6 +393,7 @@ class Operator:
         active, target = self.db(s.node), self.db(s.arg("source"))
         replica = active.facts().replica
         if replica is not None and replica.io_running and replica.sql_running:
+            self._semi_sync_on(s.arg("source"), s.node)  # a re-run after a crash right after the start
             return
         active.heartbeat(s.arg("schema"))
         position = active.set_slave_pos_to_current()

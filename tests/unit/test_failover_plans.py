@@ -272,10 +272,14 @@ def test_resync_picks_its_strategy(inv, count, size, strategy, expected):
     plan = plan_operation(inv, after_takeover(count), Request("resync", strategy=strategy), report(count, size))
     assert isinstance(plan, Plan)
     assert actions(plan) == ["set_read_only", "stop_replica", "stop_replica", "mark_resync", expected,
-                             "replicate_from", "reverse_replication", "compare_checksums", "mark_resync",
-                             "clear_failures"]
+                             "set_semi_sync", "replicate_from", "reverse_replication", "compare_checksums",
+                             "mark_resync", "clear_failures"]
     # everything that changes data happens on the target; the active only starts replicating
     assert {s.node for s in plan.steps if s.action in ("set_read_only", "mark_resync", expected)} == {"n1"}
+    # the target waits for no acknowledgement while the active does not replicate from it (a
+    # missing one stalled each resync's catch-up for rpl_semi_sync_master_timeout); not critical
+    semi = next(s for s in plan.steps if s.action == "set_semi_sync")
+    assert (semi.node, semi.arg("on"), semi.critical) == ("n1", False, False)
     assert [s.node for s in plan.steps if s.action == "stop_replica"] == ["n1", "n2"]
     assert f"by {expected}" in plan.summary
 
@@ -541,6 +545,22 @@ def test_semi_sync_comes_back_on_when_a_replica_replicates_from_the_node_again(i
     n1.log.clear()
     operator.actions()["ensure_replica"](step("n2 replicates", "ensure_replica", "test", node="n2", source="n1"))
     assert "semi-sync master ON" not in n1.log  # already on: nothing done
+
+
+def test_a_resync_rerun_after_the_reverse_start_turns_the_targets_semi_sync_on_again(inv):
+    """resync turns semi-sync off on the target until the active replicates from it; a re-run
+    (hakit killed right after the active's replication started) finds that replication running
+    and must still turn the target's semi-sync on, or the standby would acknowledge nothing."""
+    n1, n2 = pair()
+    n1.read_only = False
+    n2.semi_sync_master_enabled = False
+    n1.point_replica_at(B, 3306, "repl", "x")
+    n1.start_replica()
+    operator = Operator(inv, World(databases={"n1": n1, "n2": n2}), say=lambda t: None)
+    operator.actions()["reverse_replication"](step("n1 replicates", "reverse_replication", "", node="n1",
+                                                   source="n2", schema="hakit"))
+    assert n2.semi_sync_master_enabled and "semi-sync master ON" in n2.log
+    assert "heartbeat" not in n1.log  # already replicating: nothing else done
 
 
 class DiffersUnderWrites(FakeDatabase):
