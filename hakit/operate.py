@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import shlex
 import subprocess
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -223,11 +224,19 @@ IPADDR2 = "/usr/lib/ocf/resource.d/heartbeat/IPaddr2"
 HB_ACQUIRE_GRACE = 10.0
 
 
+#: runs its arguments with their output in a file, then prints it: IPaddr2's start leaves its
+#: gratuitous ARPs running in the background (arp_count x arp_interval, 1 s by default), and a
+#: background child holding the command's own output kept the SSH channel, so the step, open
+#: until that child ended (the address is up, and clients reach it, long before)
+DETACHED_OUTPUT = 'out=$(mktemp) || exit 1; "$@" >"$out" 2>&1; rc=$?; cat "$out"; rm -f "$out"; exit $rc'
+
+
 def vip_argv(inv: Inventory, action: str) -> list[str]:
-    """The VIP's own resource agent (the one both stacks run), called as the stack calls it."""
+    """The VIP's own resource agent (the one both stacks run), called as the stack calls it
+    (its output collected as :data:`DETACHED_OUTPUT` says)."""
     vip = inv.db_pair.vip
-    return ["env", "OCF_ROOT=/usr/lib/ocf", f"OCF_RESKEY_ip={vip.address}", f"OCF_RESKEY_cidr_netmask={vip.netmask}",
-            f"OCF_RESKEY_nic={vip.interface}", IPADDR2, action]
+    return ["sh", "-c", DETACHED_OUTPUT, "ipaddr2", "env", "OCF_ROOT=/usr/lib/ocf", f"OCF_RESKEY_ip={vip.address}",
+            f"OCF_RESKEY_cidr_netmask={vip.netmask}", f"OCF_RESKEY_nic={vip.interface}", IPADDR2, action]
 
 
 def hold_stack(inv: Inventory, runners: dict[str, Runner], node: str) -> None:
@@ -683,15 +692,21 @@ def run_operation(inv: Inventory, secrets: Secrets, world: World, request: Reque
                        "HAKIT_TARGET": target or ""}
         changed_nodes = {s.node for s in plan.steps if s.node and s.changes}
         redact = journal.redact
-        _node_log(world, changed_nodes, redact(f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')} begin {plan.operation}: "
-                                               f"{plan.summary}"))
+        # the nodes' logs are written beside the first steps, not before them: a round trip per
+        # node (and a connection timeout for a node that died) before a takeover's first step
+        began = threading.Thread(target=_node_log, daemon=True, name="hakit-node-log", args=(
+            world, changed_nodes, redact(f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')} begin {plan.operation}: "
+                                         f"{plan.summary}")))
+        began.start()
         executor = Executor(op.actions(), journal, say=say)
         try:
             outcome = executor.run(plan, params)
         except HakitError as exc:
+            began.join()
             _node_log(world, changed_nodes, redact(f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')} failed "
                                                    f"{plan.operation}: {exc}"))
             raise
+        began.join()
         _node_log(world, changed_nodes, f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')} done {plan.operation} in "
                                         f"{outcome.seconds:.2f}s")
         raise_floor(inv, max((int(s.arg("generation")) for s in plan.steps if s.action == "record_promotion"),

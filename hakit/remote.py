@@ -285,8 +285,13 @@ class SshRunner:
         self.key_file = key_file
         self.connect_timeout = connect_timeout
         self._client: paramiko.SSHClient | None = None
+        self._connecting = threading.Lock()  # commands may run at once, on one connection
 
     def _connect(self) -> paramiko.SSHClient:
+        with self._connecting:
+            return self._connect_once()
+
+    def _connect_once(self) -> paramiko.SSHClient:
         if self._client is not None and self._client.get_transport() is not None \
                 and self._client.get_transport().is_active():  # type: ignore[union-attr]
             return self._client

@@ -631,14 +631,14 @@ def test_the_direct_path_drives_the_real_commands(inv):
     # and the move constraint dropped at the end (stickiness keeps the group there)
     assert verbs[:3] == ["--move", "--refresh", "--meta"] and verbs[-1] == "--clear"
     assert ("crm_resource", "--resource", "hakit", "--meta", "--delete-parameter", "is-managed") in n2.calls
-    assert vip_argv(inv, "start") == ["env", "OCF_ROOT=/usr/lib/ocf", "OCF_RESKEY_ip=10.9.0.100",
-                                      "OCF_RESKEY_cidr_netmask=24", "OCF_RESKEY_nic=eth0",
-                                      "/usr/lib/ocf/resource.d/heartbeat/IPaddr2", "start"]
+    assert vip_argv(inv, "start")[4:] == ["env", "OCF_ROOT=/usr/lib/ocf", "OCF_RESKEY_ip=10.9.0.100",
+                                          "OCF_RESKEY_cidr_netmask=24", "OCF_RESKEY_nic=eth0",
+                                          "/usr/lib/ocf/resource.d/heartbeat/IPaddr2", "start"]
     world = World(databases={}, runners={"n2": n2})
     operator = Operator(inv, world, say=lambda t: None)
     operator.watcher(step("w", "watcher", "", node="n2", on=True))
     assert n2.calls[-1] == ("/usr/local/bin/hakit", "agent", "watch", "--start")
-    n2.on("env", exited=1, stderr="IPaddr2: cannot add the address")
+    n2.on("sh", exited=1, stderr="IPaddr2: cannot add the address")
     with pytest.raises(OperationFailed, match="cannot add the address"):
         operator.vip(step("v", "vip", "", node="n2", on=True))
 
@@ -760,3 +760,24 @@ def test_a_vip_the_stack_released_meanwhile_counts_as_off(inv, still_held):
             operator.vip(step_)
     else:
         operator.vip(step_)
+
+
+def test_the_vip_agent_returns_without_waiting_for_what_it_left_running(tmp_path):
+    """IPaddr2 leaves its gratuitous ARPs running in the background; the agent's call must return
+    when the agent does, with the agent's output and exit status, not when that child ends."""
+    import subprocess
+    import time
+
+    from hakit.operate import DETACHED_OUTPUT
+
+    agent = tmp_path / "agent"
+    agent.write_text("#!/bin/sh\necho started; echo warned >&2\n(sleep 3; echo late) &\nexit 7\n")
+    agent.chmod(0o755)
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    began = time.monotonic()
+    done = subprocess.run(["sh", "-c", DETACHED_OUTPUT, "ipaddr2", str(agent)], capture_output=True, text=True,
+                          timeout=10, env={"PATH": "/usr/bin:/bin", "TMPDIR": str(scratch)})
+    assert time.monotonic() - began < 2.0  # with the child holding the pipe: 3 s
+    assert done.returncode == 7 and done.stdout.split() == ["started", "warned"]
+    assert not list(scratch.iterdir())  # its output file is gone

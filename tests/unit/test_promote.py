@@ -159,15 +159,25 @@ def test_semi_sync_is_turned_off_only_when_no_standby_can_acknowledge():
 
     assert "set_semi_sync" in plan(PeerView("n1", False))
     assert "set_semi_sync" not in plan(PeerView("n1", False), enabled=False)  # nothing to turn off
-    n1 = FakeDatabase("n1", server_id=1, binlog=Position.parse("0-1-10"), state=PromotionRecord(1, "0-1-5", "n1"))
-    assert "set_semi_sync" not in plan(PeerView("n1", True, n1.facts()))  # the peer can be its standby
+    n1 = FakeDatabase("n1", server_id=1, binlog=Position.parse("0-1-10"), state=PromotionRecord(1, "0-1-5", "n1"),
+                      replica=ReplicaStatus("n2", True, True, 0))
+    assert "set_semi_sync" not in plan(PeerView("n1", True, n1.facts()))  # the peer receives: it acknowledges
+    # the peer's MariaDB restarted after a crash: it answers, read-only, but receives nothing, so
+    # the promotion record's commit would wait out rpl_semi_sync_master_timeout (2 s in a takeover
+    # on the lab)
+    restarted = FakeDatabase("n1", server_id=1, binlog=Position.parse("0-1-10"),
+                             state=PromotionRecord(1, "0-1-5", "n1"), replica=ReplicaStatus("n2", False, False, 0))
+    assert "set_semi_sync" in plan(PeerView("n1", True, restarted.facts()))
+    stopped = FakeDatabase("n1", server_id=1, binlog=Position.parse("0-1-10"),
+                           state=PromotionRecord(1, "0-1-5", "n1"))  # no replication configured at all
+    assert "set_semi_sync" in plan(PeerView("n1", True, stopped.facts()))
 
 
 def test_a_promotion_with_its_peer_reachable_turns_semi_sync_on_when_asked():
     """A switchover turned semi-sync off on the node while it was the standby; promoted with its
     peer there to acknowledge, its commits must wait for the peer again (zero loss)."""
     local = facts(replica=rep())  # semi_sync_master_enabled False
-    peer = PeerView("n1", True, facts(ro=True))
+    peer = PeerView("n1", True, facts(ro=True, replica=rep()))  # it replicates from n2: it acknowledges
     plan = plan_promotion("n2", local, peer, schema="hakit", relay_wait=1, semi_sync=True)
     on = [s for s in plan.steps if s.action == "set_semi_sync"]
     assert len(on) == 1 and on[0].arg("on") is True and on[0].node == "n2"
@@ -178,5 +188,8 @@ def test_a_promotion_with_its_peer_reachable_turns_semi_sync_on_when_asked():
     alone = plan_promotion("n2", local, PeerView("n1", False, fenced=True), schema="hakit", relay_wait=1,
                            semi_sync=True)
     assert all(s.arg("on") is not True for s in alone.steps if s.action == "set_semi_sync")
+    deaf = plan_promotion("n2", local, PeerView("n1", True, facts(ro=True, replica=rep(io=False))), schema="hakit",
+                          relay_wait=1, semi_sync=True)  # reachable, but receives nothing: it acknowledges nothing
+    assert all(s.arg("on") is not True for s in deaf.steps if s.action == "set_semi_sync")
     already_on = plan_promotion("n2", replace(local, semi_sync_master_enabled=True), peer, schema="hakit", relay_wait=1, semi_sync=True)
     assert "set_semi_sync" not in [s.action for s in already_on.steps]
