@@ -29,6 +29,17 @@ from hakit.transfer import PipeResult, Progress, pipe
 
 Say = Callable[[str], None]
 
+#: the physical copy, as the active streams it
+BACKUP = ["mariabackup", "--backup", "--stream=xbstream", "--target-dir=/tmp"]
+#: compresses the stream when both nodes have it (at its fastest level, on every core): the
+#: stream crosses hakit's SSH connections (about 110 MB/s through paramiko on the lab), and a
+#: data directory of monitoring history compresses about 4 to 5 times
+ZSTD = "zstd"
+#: runs its arguments (the backup) into zstd; pipefail keeps the backup's own failure
+PACK = 'set -o pipefail; "$@" | "$ZSTD" -1 -T0 -q -c'
+#: the other end, on the target: argv[1] is the staging folder
+UNPACK = 'set -o pipefail; "$ZSTD" -d -q -c | mbstream -x -C "$1"'
+
 #: how many bytes of each end of a dump are searched for its GTID position
 DUMP_ENDS = 20000
 #: the node's own users and replication source (rendered by hakit, see hakit.render)
@@ -259,11 +270,18 @@ def copy_by_backup(inv, active: Runner, target: Runner, *, say: Say, progress: P
     target.run(["mkdir", "-m", "0700", "--", staging])
     try:
         total = _schema_bytes(active, None)
-        result = pipe(active, ["mariabackup", "--backup", "--stream=xbstream", "--target-dir=/tmp"],
-                      target, ["mbstream", "-x", "-C", staging], total=total, progress=progress,
-                      label=f"{active.host} -> {target.host}: backup", timeout=_transfer_timeout(total))
+        compressed = all(r.run(["sh", "-c", 'command -v "$1"', "sh", ZSTD], warn=True, timeout=10).ok
+                         for r in (active, target))
+        if compressed:
+            source = ["env", f"ZSTD={ZSTD}", "bash", "-c", PACK, "hakit-pack", *BACKUP]
+            sink = ["env", f"ZSTD={ZSTD}", "bash", "-c", UNPACK, "hakit-unpack", staging]
+        else:
+            source, sink = BACKUP, ["mbstream", "-x", "-C", staging]
+        result = pipe(active, source, target, sink, total=None if compressed else total, progress=progress,
+                      label=f"{active.host} -> {target.host}: backup" + (" (zstd)" if compressed else ""),
+                      timeout=_transfer_timeout(total))
         say(f"    copied {active.host}'s server by mariabackup into {target.host}:{staging}: "
-            f"{_size(result.nbytes)} in {result.seconds:.1f}s")
+            f"{_size(result.nbytes)}{' compressed by zstd' if compressed else ''} in {result.seconds:.1f}s")
         t1 = time.monotonic()
         target.run(["mariabackup", "--prepare", f"--target-dir={staging}"], timeout=_transfer_timeout(total))
         say(f"    {target.host}: backup prepared in {time.monotonic() - t1:.1f}s")
