@@ -97,6 +97,11 @@ def configuration(stack: str, timings: str, runs: list[dict], takeovers: list[di
     }
 
 
+def noted(config: dict, note: str | None) -> dict:
+    """The configuration with its note (how it was taken), when there is one."""
+    return {**config, "note": note} if note else config
+
+
 def kept_from_before(args, names: set[tuple[str, str]]) -> list[dict]:
     """The configurations of the last run that this run does not measure again: a run of one
     stack or one set of timings completes the file instead of replacing it. A configuration
@@ -123,11 +128,17 @@ def main() -> int:
     def timings_option(parser) -> None:
         parser.add_argument("--timings", default="stack-defaults,hakit",
                             help="comma-separated: stack-defaults, hakit (default both)")
+        parser.add_argument("--takeover-only", action="store_true",
+                            help="measure only `hakit takeover` (hakit's timings): each configuration keeps the "
+                                 "fault runs the file holds, noted with their date")
 
     args = arguments(__doc__.splitlines()[0], stacks=True, extra=timings_option)
     repetitions = 10 if args.full else 1
     mode = "full" if args.full else "quick"
     wanted = [(stack, timings) for stack in args.stacks for timings in args.timings.split(",")]
+    if args.takeover_only:
+        wanted = [(stack, "hakit") for stack in args.stacks]
+    earlier = {(c["stack"], c["timings"]): c for c in kept_from_before(args, set())}
     kept = kept_from_before(args, set(wanted))
     configurations: list[dict] = []
 
@@ -140,8 +151,15 @@ def main() -> int:
         say(f"failover: {stack}, {timings} timings, {repetitions} run(s) per fault")
         runs: list[dict] = []
         takeovers: list[dict] = []
+        note = None
+        if args.takeover_only:
+            before = earlier.get((stack, timings), {})
+            runs = list(before.get("runs", []))
+            note = (f"the fault runs are those of {before.get('finished', 'an earlier run')} "
+                    f"({before.get('mode', '?')}, {before.get('repetitions', '?')} per fault); `hakit takeover` "
+                    f"re-measured on its own (bench/failover.py --takeover-only) with the code of its date")
         with lab(stack, timings) as bench:
-            for fault in FAULTS:
+            for fault in FAULTS if not args.takeover_only else ():
                 for index in range(repetitions):
                     run = one_failover(bench, fault)
                     say(f"  {fault} #{index + 1}: {run.get('seconds')} s, lost {run.get('lost')}"
@@ -155,8 +173,8 @@ def main() -> int:
                     say(f"  takeover #{index + 1}: {takeover['seconds']} s to the first write "
                         f"(command {takeover['command_seconds']} s, exit {takeover['exit']})")
                     takeovers.append(takeover)
-                    saved(configuration(stack, timings, runs, takeovers, False, mode, repetitions))
-        configurations.append(configuration(stack, timings, runs, takeovers, True, mode, repetitions))
+                    saved(noted(configuration(stack, timings, runs, takeovers, False, mode, repetitions), note))
+        configurations.append(noted(configuration(stack, timings, runs, takeovers, True, mode, repetitions), note))
         saved()
     return saved()
 
