@@ -151,6 +151,29 @@ def wait_pacemaker(spec: LabSpec, inits: dict[str, int], timeout: float = 90.0) 
     _wait("the Pacemaker cluster did not form (all nodes online, a DC elected)", formed, timeout, 0.5)
 
 
+def pacemaker_settled_without(init: int, name: str) -> bool:
+    """Whether Pacemaker on this node sees ``name`` offline and clean: it noticed the loss and,
+    if ``name`` had been a member, fenced it (an unclean node is fenced first)."""
+    import xml.etree.ElementTree as ET
+
+    proc = sh(init, "crm_mon -1 --output-as=xml 2>/dev/null", check=False, timeout=20)
+    if proc.returncode != 0 or not proc.stdout.strip():
+        return False
+    try:
+        root = ET.fromstring(proc.stdout)
+    except ET.ParseError:
+        return False
+    node = next((n for n in root.iterfind("nodes/node") if n.get("name") == name), None)
+    return node is None or (node.get("online") == "false" and node.get("unclean") != "true")
+
+
+def wait_pacemaker_without(name: str, peers: dict[str, int], timeout: float = 60.0) -> None:
+    """Until every running peer sees ``name`` gone, fenced if need be. A node started again
+    before that would be killed by the fencing of its previous life."""
+    _wait(f"Pacemaker did not settle after {name} was killed (offline, fenced)",
+          lambda: all(pacemaker_settled_without(init, name) for init in peers.values()), timeout, 0.5)
+
+
 def heartbeat_view(init: int, peers: list[str]) -> dict[str, str]:
     """Node name -> heartbeat's status of it (``active``, ``dead``...), as this node sees it."""
     view = {}

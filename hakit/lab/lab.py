@@ -207,10 +207,19 @@ def restart_node(dir: str, name: str, wait_cluster: bool = False) -> int:
     with locked(dir):
         state = _state_or_fail(dir)
         spec = state.spec
-        node = spec.node(name)
         old = state.inits.get(name)
+        peers = {}
         if nodes.is_alive(spec, name, old) and old:
             nodes.kill_init(old)
+            peers = {n: i for n, i in state.inits.items() if n != name and nodes.is_alive(spec, n, i)}
+    if spec.stack == "pacemaker" and peers:
+        # the peers fence the member they lost (the fence helper takes the lab's lock, so this
+        # waits outside it); started before that, the new node would be the one the fencing kills
+        daemons.wait_pacemaker_without(name, peers)
+    with locked(dir):
+        state = _state_or_fail(dir)
+        spec = state.spec
+        node = spec.node(name)
         netns.remove_link(node.link)
         folders.prepare(spec, node, fresh=False)
         init = nodes.start_init(spec, node)
