@@ -304,8 +304,10 @@ def plan_switchover(ctx: Context, snap: Snapshot, request: Request) -> Plan | Re
     # held the group's whole stop and start (each agent a process of its own): about 3 s.
     if ctx.stack == "pacemaker":
         steps.append(step("hold the stack", "hold_stack",
-                          "the group is unmanaged until Pacemaker takes it back on the target: its monitors must "
-                          "not recover the VIP hakit moves (nothing is stopped or started)", node=target.name))
+                          f"once Pacemaker accepts {target.name} (a node that just joined waits for its "
+                          f"connectivity attribute), the group is unmanaged until Pacemaker takes it back there: "
+                          f"its monitors must not recover the VIP hakit moves (nothing is stopped or started)",
+                          node=target.name, ready=True))
     steps += [
         step(f"watcher off on {source.name}", "watcher", f"hakit's database watcher must not act on a role that "
                                                          f"is moving", node=source.name, on=False),

@@ -239,11 +239,52 @@ def vip_argv(inv: Inventory, action: str) -> list[str]:
             f"OCF_RESKEY_cidr_netmask={vip.netmask}", f"OCF_RESKEY_nic={vip.interface}", IPADDR2, action]
 
 
-def hold_stack(inv: Inventory, runners: dict[str, Runner], node: str) -> None:
+#: how long a switchover waits for Pacemaker to accept its target: a node that has just joined
+#: has no connectivity attribute until its ping resource has reported and the attribute's
+#: dampening (5 s) has passed, and until then the group's location rule bans it
+STACK_READY_WAIT = 60.0
+#: the attribute the ping resource sets (its default name), which the location rule reads
+PING_ATTRIBUTE = "pingd"
+
+
+def connectivity(runner: Runner, node: str) -> float | None:
+    """``node``'s connectivity attribute as the scheduler reads it (the CIB's status section,
+    not attrd's pending value); None while it is unset."""
+    got = runner.run(["crm_attribute", "--node", node, "--name", PING_ATTRIBUTE, "--lifetime", "reboot",
+                      "--query", "--quiet"], warn=True, timeout=15)
+    try:
+        return float(got.stdout.strip()) if got.ok else None
+    except ValueError:
+        return None
+
+
+def wait_stack_accepts(inv: Inventory, runner: Runner, node: str, timeout: float = STACK_READY_WAIT) -> None:
+    """Pacemaker with ping nodes: wait until ``node``'s connectivity attribute allows the group
+    there. Moved to a node it bans, Pacemaker would stop the role there and start it on the peer."""
+    if inv.settings.stack != "pacemaker" or not inv.settings.ping_nodes:
+        return
+    deadline = time.monotonic() + timeout
+    while True:
+        value = connectivity(runner, node)
+        if value is not None and value > 0:
+            return
+        if time.monotonic() > deadline:
+            why = ("unset: its ping resource has not reported since the node joined the cluster" if value is None
+                   else "0: no ping node answers from it")
+            raise OperationFailed(f"{node}: Pacemaker would not run {_group(inv)} there: its connectivity attribute "
+                                  f"{PING_ATTRIBUTE} is {why} (waited {timeout:g}s; see crm_mon -A1 on {node})")
+        time.sleep(0.5)
+
+
+def hold_stack(inv: Inventory, runners: dict[str, Runner], node: str, *, ready: bool = False) -> None:
     """Pacemaker: the group unmanaged (its monitors must not "recover" the VIP hakit moves; nothing
-    is stopped or started). heartbeat runs no monitors: nothing to do."""
+    is stopped or started); with ``ready`` (a switchover), first wait until ``node`` is a node
+    where Pacemaker runs the group, else it would move the role away again once it takes the
+    group back. heartbeat runs no monitors: nothing to do."""
     if inv.settings.stack != "pacemaker":
         return
+    if ready:
+        wait_stack_accepts(inv, runners[node], node)
     runners[node].run(["crm_resource", "--resource", _group(inv), "--meta", "--set-parameter", "is-managed",
                        "--parameter-value", "false"], timeout=30)
 
@@ -252,14 +293,30 @@ def follow_pacemaker(inv: Inventory, runners: dict[str, Runner], node: str, time
     """The role and the VIP already run on ``node``: Pacemaker is told (the move constraint, then a
     refresh: its probes find them there and not on the peer), takes the group back, and moves what
     is left (the monitoring master)."""
+    from hakit.render import pacemaker_names
+
     group = _group(inv)
+    names = pacemaker_names(inv, inv.db_pair)
     runner = runners[node]
     runner.run(["crm_resource", "--resource", group, "--move", "--node", node], warn=True, timeout=30)
     try:
         runner.run(["crm_resource", "--refresh", "--resource", group], warn=True, timeout=60)
         _manage(runner, group)
         deadline = time.monotonic() + timeout
-        while _where(runner, group) != [node] or not holds_address(runner, inv.db_pair.vip.address):
+        # done when Pacemaker runs every member here (the monitoring master moves last): what
+        # --locate says right after the refresh is its old view, not yet its decision
+        members = [m for m in (names.db_role, names.vip, names.monitoring) if m]
+        while True:
+            where = {member: _where(runner, member) for member in members}
+            here = holds_address(runner, inv.db_pair.vip.address)
+            if all(nodes == [node] for nodes in where.values()) and here:
+                return
+            role = where.get(names.db_role or "", [])
+            if role and role != [node] and not here:  # not a stale view: the VIP hakit put here is gone
+                status = runner.run(["crm_mon", "-1", "-r"], warn=True, timeout=30).stdout
+                raise OperationFailed(f"Pacemaker moved the database role to {', '.join(role)} instead of keeping it "
+                                      f"on {node}: something bans {group} from {node} (crm_simulate -Ls shows the "
+                                      f"scores: a location rule, a ban, a failed resource):\n{status}")
             if time.monotonic() > deadline:
                 status = runner.run(["crm_mon", "-1", "-r"], warn=True, timeout=30).stdout
                 raise OperationFailed(f"Pacemaker did not take {group} back on {node} within {timeout:g}s:\n{status}")
@@ -454,7 +511,7 @@ class Operator:
     def hold_stack(self, s: Step) -> None:
         if self.direct is not None:
             return self.direct.hold(s.node)
-        hold_stack(self.inv, self.world.runners, s.node)
+        hold_stack(self.inv, self.world.runners, s.node, ready=bool(s.arg("ready")))
 
     def stack_follows(self, s: Step) -> None:
         if self.direct is not None:

@@ -13,7 +13,9 @@ Runbook, in order on one initialised pair per stack:
 6. hakit killed in the middle of switchover, resync and takeover: the same command run again converges;
    in between, a resync by physical backup (mariabackup streamed into the standby);
 7. the stack sent to the standby while its MariaDB is down: the role fails to start there, and
-   the group comes back to the active, with no new promotion.
+   the group comes back to the active, with no new promotion;
+8. the standby restarted (killed while running), resynced, and at once the target of a switchover:
+   everything moves there (Pacemaker: hakit waits until the stack accepts the node).
 """
 
 from __future__ import annotations
@@ -371,3 +373,30 @@ def test_the_stack_sent_to_a_node_whose_database_is_down_gives_the_group_back(pa
     code, out, err = pair.run(capsys, "resync", "--yes")
     assert code == 0, out + err
     pair.wait_healthy(capsys, "n2")
+
+
+# --------------------------------------------------------------------------- 8. switchover to a node that just rejoined
+
+
+def test_a_switchover_right_after_the_standby_rejoined_moves_everything_there(pair, capsys):
+    """CI, Pacemaker: a switchover right after the standby had been restarted and resynced
+    failed ("the monitoring master did not start within 120s"): the standby's ping attribute
+    was not set yet, so the group's location rule banned it, and Pacemaker, given the group
+    back, stopped the role there and started it on the old active. The switchover now waits
+    until Pacemaker accepts the target. The restart kills the running standby: the lab waits
+    for the peer to fence it before starting it again (else the fencing would kill the new one)."""
+    lab = pair.lab
+    active = pair.status(capsys)["active"]
+    standby = "n1" if active == "n2" else "n2"
+    labmod.restart_node(str(lab.dir), standby, wait_cluster=True)
+    lab.reconnect(standby)
+    if pair.stack == "pacemaker":
+        query = f"crm_attribute --node {standby} --name pingd --lifetime reboot --query --quiet"
+        print(f"pingd on {standby} after the restart: {lab.host(standby).run(query).stdout.strip() or 'unset'}")
+    code, out, err = pair.run(capsys, "resync", "--yes")
+    assert code == 0, out + err
+    code, out, err = pair.run(capsys, "switchover", "--yes")
+    assert code == 0, out + err
+    doc = pair.wait_healthy(capsys, standby)
+    assert doc["nodes"][standby]["vip"] and doc["nodes"][standby]["monitoring"], doc
+    assert not doc["nodes"][active]["writable"] and not doc["nodes"][active]["monitoring"], doc

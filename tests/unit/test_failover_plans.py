@@ -7,6 +7,7 @@ shipped fakes (FakeDatabase) to check their effects: zero loss, generation fenci
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 
 import pytest
@@ -20,6 +21,7 @@ from hakit.mysql import DbFacts, FakeDatabase, PromotionRecord, ReplicaStatus
 from hakit.observe import World
 from hakit.operate import Operator
 from hakit.plan import Plan, Refusal, step
+from hakit.remote import Result
 from hakit.snapshot import NodeView, Snapshot
 
 A, B = "10.9.0.11", "10.9.0.12"
@@ -619,7 +621,8 @@ def test_the_direct_path_drives_the_real_commands(inv):
     from hakit.remote import FakeRunner
 
     n2 = FakeRunner("n2")
-    n2.on("crm_resource", "--resource", "hakit", "--locate", stdout="resource hakit is running on: n2\n")
+    for resource in ("hakit", "db-role", "vip", "monitoring"):
+        n2.on("crm_resource", "--resource", resource, "--locate", stdout=f"resource {resource} is running on: n2\n")
     n2.on("ip", "-o", "-4", "addr", "show", stdout="2: eth0    inet 10.9.0.100/24 scope global eth0\n")
     hold_stack(inv, {"n2": n2}, "n2")
     assert n2.calls[-1] == ("crm_resource", "--resource", "hakit", "--meta", "--set-parameter", "is-managed",
@@ -641,6 +644,109 @@ def test_the_direct_path_drives_the_real_commands(inv):
     n2.on("sh", exited=1, stderr="IPaddr2: cannot add the address")
     with pytest.raises(OperationFailed, match="cannot add the address"):
         operator.vip(step("v", "vip", "", node="n2", on=True))
+
+
+def test_the_stack_follows_only_once_every_member_runs_on_the_target(inv):
+    # right after the refresh Pacemaker's view is its old one: the role and the VIP "run" on n2,
+    # the monitoring master still on n1; done only when the monitoring master has moved too
+    from hakit.operate import follow_pacemaker
+    from hakit.remote import FakeRunner
+
+    n2 = FakeRunner("n2")
+    looks = iter(["n1", "n1", "n2"])
+    n2.responses[("crm_resource", "--resource", "monitoring", "--locate")] = \
+        lambda argv, data: Result(argv, 0, f"resource monitoring is running on: {next(looks, 'n2')}\n")
+    for resource in ("db-role", "vip"):
+        n2.on("crm_resource", "--resource", resource, "--locate", stdout=f"resource {resource} is running on: n2\n")
+    n2.on("ip", "-o", "-4", "addr", "show", stdout="2: eth0    inet 10.9.0.100/24 scope global eth0\n")
+    follow_pacemaker(inv, {"n2": n2}, "n2")
+    located = [c for c in n2.calls if c == ("crm_resource", "--resource", "monitoring", "--locate")]
+    assert len(located) == 3 and n2.calls[-1][-1] == "--clear"
+
+
+def test_the_stack_moving_the_role_away_fails_at_once_and_names_the_cause(inv):
+    # Pacemaker bans the target (say its ping attribute is unset): it stops the role and the VIP
+    # there and starts them on the peer; hakit says so at once instead of waiting for the
+    # monitoring master, and still drops its move constraint
+    from hakit.operate import follow_pacemaker
+    from hakit.remote import FakeRunner
+
+    n2 = FakeRunner("n2")
+    for resource in ("db-role", "vip", "monitoring"):
+        n2.on("crm_resource", "--resource", resource, "--locate", stdout=f"resource {resource} is running on: n1\n")
+    n2.on("ip", "-o", "-4", "addr", "show", stdout="2: eth0    inet 10.9.0.12/24 scope global eth0\n")
+    started = time.monotonic()
+    with pytest.raises(OperationFailed, match="moved the database role to n1 instead of keeping it on n2"):
+        follow_pacemaker(inv, {"n2": n2}, "n2")
+    assert time.monotonic() - started < 5 and n2.calls[-1][-1] == "--clear"
+
+
+def test_a_stale_view_with_the_vip_still_here_is_not_a_move_away(inv):
+    # the probes have not answered yet (the role still "on" n1) but the VIP hakit put on n2 is
+    # there: hakit waits, it does not fail
+    from hakit.operate import follow_pacemaker
+    from hakit.remote import FakeRunner
+
+    n2 = FakeRunner("n2")
+    looks = iter(["n1", "n1"])
+    for resource in ("db-role", "vip", "monitoring"):
+        n2.responses[("crm_resource", "--resource", resource, "--locate")] = \
+            lambda argv, data, r=resource: Result(argv, 0, f"resource {r} is running on: {next(looks, 'n2')}\n")
+    n2.on("ip", "-o", "-4", "addr", "show", stdout="2: eth0    inet 10.9.0.100/24 scope global eth0\n")
+    follow_pacemaker(inv, {"n2": n2}, "n2")
+    assert n2.calls[-1][-1] == "--clear"
+
+
+@pytest.fixture
+def pinged(tmp_path):
+    path = tmp_path / "inventory.yml"
+    path.write_text(INVENTORY.format(stack="pacemaker").replace("      mysql:", "      ping_nodes: [10.9.0.1]\n"
+                                                                                "      mysql:"))
+    return load_inventory(path)
+
+
+def test_a_switchover_waits_until_pacemaker_accepts_the_target(pinged):
+    # a node that has just joined has no connectivity attribute yet: the group's location rule
+    # bans it; the switchover's first step waits for the attribute before holding the group
+    from hakit.operate import hold_stack
+    from hakit.remote import FakeRunner
+
+    n2 = FakeRunner("n2")
+    answers = iter([Result((), 105, "", "No such device or address"), Result((), 0, "1000\n")])
+    n2.responses[("crm_attribute",)] = lambda argv, data: next(answers)
+    hold_stack(pinged, {"n2": n2}, "n2", ready=True)
+    queries = [c for c in n2.calls if c[0] == "crm_attribute"]
+    assert len(queries) == 2 and queries[0][:5] == ("crm_attribute", "--node", "n2", "--name", "pingd")
+    assert "--lifetime" in queries[0] and n2.calls[-1][-2:] == ("--parameter-value", "false")
+
+
+def test_a_target_pacemaker_never_accepts_is_refused_before_anything_changes(pinged):
+    from hakit.operate import wait_stack_accepts
+    from hakit.remote import FakeRunner
+
+    n2 = FakeRunner("n2")
+    n2.on("crm_attribute", stdout="0\n")
+    with pytest.raises(OperationFailed, match=r"n2: Pacemaker would not run hakit there: its connectivity "
+                                              r"attribute pingd is 0: no ping node answers from it"):
+        wait_stack_accepts(pinged, n2, "n2", timeout=0.3)
+    assert all(c[0] == "crm_attribute" for c in n2.calls)  # nothing held, nothing moved
+
+
+def test_without_ping_nodes_or_outside_a_switchover_nothing_is_waited_for(inv, pinged):
+    from hakit.operate import hold_stack
+    from hakit.remote import FakeRunner
+
+    for inventory, ready in ((inv, True), (pinged, False)):
+        n2 = FakeRunner("n2")
+        hold_stack(inventory, {"n2": n2}, "n2", ready=ready)
+        assert [c[0] for c in n2.calls] == ["crm_resource"]
+
+
+def test_a_switchover_plan_asks_its_first_stack_step_to_wait_for_the_target(pinged):
+    plan = plan_operation(pinged, healthy(), Request("switchover"))
+    first = next(s for s in plan.steps if s.action != "hook")  # after the operator's pre hooks
+    assert first.action == "hold_stack" and first.arg("ready") is True and first.node == "n2"
+    assert "once Pacemaker accepts n2" in first.reason
 
 
 def test_a_move_through_the_stack_manages_a_held_group_again(inv):
