@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -15,6 +16,10 @@ from labkit import _MADE, Lab, _safety_net, _wait_until, build_lab, need_root, t
 NODE_LOGS = ("var/log/hakit/*.log", "var/log/pacemaker/pacemaker.log", "var/log/ha-log", "var/log/ha-debug",
              "var/log/mysql/error.log")
 TAIL = 60
+#: Pacemaker logs every CIB diff at info level: a failure shows its decisions instead (notices,
+#: warnings, errors), over a longer stretch, so the cause is in view and not only the rollback
+PACEMAKER_LEVELS = re.compile(r"\s(notice|warning|error|crit): ")
+PACEMAKER_TAIL = 200
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -23,9 +28,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 def _tail(path: Path, lines: int = TAIL) -> str:
     try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+        text = path.read_text(errors="replace").splitlines()
     except OSError as exc:
         return f"(cannot read: {exc})"
+    if path.name == "pacemaker.log":
+        return "\n".join([line for line in text if PACEMAKER_LEVELS.search(line)]
+                         [-PACEMAKER_TAIL:])
+    return "\n".join(text[-lines:])
 
 
 def lab_logs(dir: Path) -> str:

@@ -59,7 +59,9 @@ def test_site_brings_the_fresh_lab_to_healthy_and_a_second_run_changes_nothing(s
 
 
 def test_takeover_is_refused_while_the_active_is_writable(site: Site) -> None:
-    active = site.status()["active"]
+    before = site.status()
+    active = before["active"]
+    assert before["state"] == "healthy" and active in ("n1", "n2"), before
     standby = "n2" if active == "n1" else "n1"
     run = site.play("takeover.yml", "-e", f"hakit_node={standby}")
     assert run.rc == 2, str(run)
