@@ -117,6 +117,23 @@ def test_waiting_for_a_position(server):
     assert time.monotonic() - started < 5
 
 
+def test_the_errant_scan_reads_the_binlog_only_when_something_lies_beyond_the_point(server, monkeypatch):
+    server.query("CREATE DATABASE IF NOT EXISTS errant")
+    server.query("CREATE TABLE IF NOT EXISTS errant.t (id INT PRIMARY KEY)")
+    point = server.facts().gtid_binlog_pos
+    asked: list[str] = []
+    query = server.query
+    monkeypatch.setattr(server, "query", lambda sql, *args: asked.append(sql) or query(sql, *args))
+    assert server.binlog_gtids_after(point) == []
+    assert not any("BINLOG EVENTS" in sql for sql in asked)  # strict mode: the last GTID says it all
+    server.query("INSERT INTO errant.t VALUES (1)")
+    seq = point.seq(0)
+    found = server.binlog_gtids_after(point)
+    assert [str(e.gtid) for e in found] == [f"0-7-{seq + 1}"] and found[0].file.startswith("mysql-bin.")
+    older = Position.parse(f"0-7-{seq - 1}")
+    assert [e.gtid.seq for e in server.binlog_gtids_after(older)] == [seq, seq + 1]
+
+
 def test_identifiers_are_checked_before_quoting():
     assert ident("opsview") == "`opsview`"
     for bad in ["a`b", "x; DROP DATABASE y", "1abc", "", "a b", "a" * 65]:
