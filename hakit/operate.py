@@ -289,15 +289,28 @@ def hold_stack(inv: Inventory, runners: dict[str, Runner], node: str, *, ready: 
                        "--parameter-value", "false"], timeout=30)
 
 
-def follow_pacemaker(inv: Inventory, runners: dict[str, Runner], node: str, timeout: float = 150.0) -> None:
+#: how long Pacemaker may show the role on another node, with the VIP gone from the target,
+#: before hakit calls it a move away: a recovery (a failed probe on the peer, the group
+#: restarted) shows the same picture for a moment and then settles on the target
+FOLLOW_AWAY_GRACE = 5.0
+
+
+def follow_pacemaker(inv: Inventory, runners: dict[str, Runner], node: str, timeout: float = 150.0,
+                     away_grace: float = FOLLOW_AWAY_GRACE) -> None:
     """The role and the VIP already run on ``node``: Pacemaker is told (the move constraint, then a
     refresh: its probes find them there and not on the peer), takes the group back, and moves what
-    is left (the monitoring master)."""
+    is left (the monitoring master).
+
+    The group stays unmanaged until Pacemaker accepts ``node`` (its connectivity attribute set):
+    given back earlier, to a node that has just rejoined, the location rule bans it and
+    Pacemaker would stop the role and the VIP there and start them on the peer (after a
+    takeover: the node that failed)."""
     from hakit.render import pacemaker_names
 
     group = _group(inv)
     names = pacemaker_names(inv, inv.db_pair)
     runner = runners[node]
+    wait_stack_accepts(inv, runner, node)
     runner.run(["crm_resource", "--resource", group, "--move", "--node", node], warn=True, timeout=30)
     try:
         runner.run(["crm_resource", "--refresh", "--resource", group], warn=True, timeout=60)
@@ -306,13 +319,17 @@ def follow_pacemaker(inv: Inventory, runners: dict[str, Runner], node: str, time
         # done when Pacemaker runs every member here (the monitoring master moves last): what
         # --locate says right after the refresh is its old view, not yet its decision
         members = [m for m in (names.db_role, names.vip, names.monitoring) if m]
+        away_since = None
         while True:
             where = {member: _where(runner, member) for member in members}
             here = holds_address(runner, inv.db_pair.vip.address)
             if all(nodes == [node] for nodes in where.values()) and here:
                 return
             role = where.get(names.db_role or "", [])
-            if role and role != [node] and not here:  # not a stale view: the VIP hakit put here is gone
+            # not a stale view: the VIP hakit put here is gone; and not a passing recovery
+            away = bool(role) and role != [node] and not here
+            away_since = (away_since or time.monotonic()) if away else None
+            if away_since is not None and time.monotonic() - away_since >= away_grace:
                 status = runner.run(["crm_mon", "-1", "-r"], warn=True, timeout=30).stdout
                 raise OperationFailed(f"Pacemaker moved the database role to {', '.join(role)} instead of keeping it "
                                       f"on {node}: something bans {group} from {node} (crm_simulate -Ls shows the "

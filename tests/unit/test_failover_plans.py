@@ -677,8 +677,52 @@ def test_the_stack_moving_the_role_away_fails_at_once_and_names_the_cause(inv):
     n2.on("ip", "-o", "-4", "addr", "show", stdout="2: eth0    inet 10.9.0.12/24 scope global eth0\n")
     started = time.monotonic()
     with pytest.raises(OperationFailed, match="moved the database role to n1 instead of keeping it on n2"):
-        follow_pacemaker(inv, {"n2": n2}, "n2")
+        follow_pacemaker(inv, {"n2": n2}, "n2", away_grace=0.3)
     assert time.monotonic() - started < 5 and n2.calls[-1][-1] == "--clear"
+
+
+def test_a_passing_recovery_elsewhere_is_not_a_move_away(inv):
+    # Pacemaker's probes find the role failed on the peer: for a moment the role "runs" there and
+    # the group is restarted (the VIP gone from n2), then everything runs on n2: hakit waits
+    from hakit.operate import follow_pacemaker
+    from hakit.remote import FakeRunner
+
+    n2 = FakeRunner("n2")
+    recovering = {"until": time.monotonic() + 0.5}
+
+    def locate(argv, data):
+        where = "n1" if time.monotonic() < recovering["until"] else "n2"
+        return Result(argv, 0, f"resource {argv[2]} is running on: {where}\n")
+
+    def addresses(argv, data):
+        vip = "10.9.0.12" if time.monotonic() < recovering["until"] else "10.9.0.100"
+        return Result(argv, 0, f"2: eth0    inet {vip}/24 scope global eth0\n")
+
+    for resource in ("db-role", "vip", "monitoring"):
+        n2.responses[("crm_resource", "--resource", resource, "--locate")] = locate
+    n2.responses[("ip", "-o", "-4", "addr", "show")] = addresses
+    follow_pacemaker(inv, {"n2": n2}, "n2", away_grace=2.0)
+    assert n2.calls[-1][-1] == "--clear"
+    assert sum(1 for c in n2.calls if c == ("crm_resource", "--resource", "db-role", "--locate")) >= 3
+
+
+def test_after_a_takeover_the_group_is_given_back_only_once_pacemaker_accepts_the_target(pinged):
+    # the target has just rejoined (no connectivity attribute yet): given back now, the location
+    # rule would ban it and Pacemaker would start the role on the failed node; the group stays
+    # unmanaged (the role and the VIP keep running where hakit put them) until the attribute is set
+    from hakit.operate import follow_pacemaker
+    from hakit.remote import FakeRunner
+
+    n2 = FakeRunner("n2")
+    answers = iter([Result((), 105, "", "No such device or address"), Result((), 105, "", ""), Result((), 0, "1\n")])
+    n2.responses[("crm_attribute",)] = lambda argv, data: next(answers)
+    for resource in ("db-role", "vip", "monitoring"):
+        n2.on("crm_resource", "--resource", resource, "--locate", stdout=f"resource {resource} is running on: n2\n")
+    n2.on("ip", "-o", "-4", "addr", "show", stdout="2: eth0    inet 10.9.0.100/24 scope global eth0\n")
+    follow_pacemaker(pinged, {"n2": n2}, "n2")
+    first_change = next(i for i, c in enumerate(n2.calls) if c[0] == "crm_resource")
+    assert [c[0] for c in n2.calls[:first_change]] == ["crm_attribute"] * 3
+    assert n2.calls[first_change][3] == "--move"
 
 
 def test_a_stale_view_with_the_vip_still_here_is_not_a_move_away(inv):
