@@ -13,7 +13,7 @@ import math
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -354,21 +354,23 @@ def sync_command(ctx: Context, dry_run: bool) -> None:
                          f"{len(plan.remove)} removed")
 
 
-def _operation(ctx: Context, request, dry_run: bool, yes: bool) -> None:
-    """Observe, plan, confirm, execute one failover operation (takeover, switchover, resync)."""
-    from hakit.observe import real_world
-    from hakit.operate import run_operation
-    from hakit.secrets import load_secrets, secrets_path
-    from hakit.transfer import NullProgress, RichProgress
+def _operation(ctx: Context, operation: str, dry_run: bool, yes: bool, **fields: Any) -> None:
+    """Observe, plan, confirm, execute one failover operation (takeover, switchover, resync):
+    ``fields`` are the rest of its :class:`hakit.failover.Request`.
 
+    The nodes' connections open as soon as the input is checked, in the background: the
+    planner's imports run meanwhile (for a takeover, time before the VIP moves)."""
     from hakit.errors import InputError
+    from hakit.observe import real_world
+    from hakit.secrets import load_secrets, secrets_path
 
     inv = ctx.inventory()
     names = inv.db_pair.node_names
-    if request.node is not None and request.node not in names:
-        raise InputError(f"--node {request.node}: not a node of the database pair ({', '.join(names)})")
-    if request.keep_errant is not None:
-        kept = Path(request.keep_errant)
+    node, keep_errant = fields.get("node"), fields.get("keep_errant")
+    if node is not None and node not in names:
+        raise InputError(f"--node {node}: not a node of the database pair ({', '.join(names)})")
+    if keep_errant is not None:
+        kept = Path(keep_errant)
         try:
             if kept.exists() or kept.is_symlink():
                 raise InputError(f"--keep-errant {kept}: the file exists; hakit will not overwrite it")
@@ -377,6 +379,22 @@ def _operation(ctx: Context, request, dry_run: bool, yes: bool) -> None:
         except OSError as exc:  # a name too long, a loop of links
             raise InputError(f"--keep-errant {kept}: {exc.strerror or exc}") from None
     secrets = load_secrets(secrets_path(inv), inv)
+    world = real_world(inv, secrets)
+    world.preconnect()
+    try:
+        _run_operation(ctx, inv, secrets, world, operation, dry_run, yes, fields)
+    finally:
+        world.close()
+
+
+def _run_operation(ctx: Context, inv, secrets, world, operation: str, dry_run: bool, yes: bool,
+                   fields: dict[str, Any]) -> None:
+    from hakit.errors import InputError
+    from hakit.failover import Request
+    from hakit.operate import run_operation
+    from hakit.transfer import NullProgress, RichProgress
+
+    request = Request(operation, **fields)  # type: ignore[arg-type]
 
     def confirm(plan) -> bool:
         if yes:
@@ -387,13 +405,9 @@ def _operation(ctx: Context, request, dry_run: bool, yes: bool) -> None:
         click.echo(plan.describe())
         return click.confirm("Proceed?", default=False)
 
-    world = real_world(inv, secrets)
     progress = NullProgress() if ctx.verbosity < 0 else RichProgress()
-    try:
-        outcome = run_operation(inv, secrets, world, request, dry_run=dry_run, confirm=confirm,
-                                say=lambda text: ctx.say(text), progress=progress)
-    finally:
-        world.close()
+    outcome = run_operation(inv, secrets, world, request, dry_run=dry_run, confirm=confirm,
+                            say=lambda text: ctx.say(text), progress=progress)
     for name, seconds in outcome.timings.items():
         ctx.say(f"  {seconds:7.3f}s  {name}", level=1)
     ctx.changed = bool(outcome.done)
@@ -427,9 +441,7 @@ def takeover(ctx: Context, node: str | None, force: bool, dry_run: bool, yes: bo
 
     Refused (exit 3) while the old active is reachable and writable, unless --force.
     """
-    from hakit.failover import Request
-
-    _operation(ctx, Request("takeover", node=node, force=force, wait=wait), dry_run, yes)
+    _operation(ctx, "takeover", dry_run, yes, node=node, force=force, wait=wait)
 
 
 @main_group.command()
@@ -440,9 +452,7 @@ def takeover(ctx: Context, node: str | None, force: bool, dry_run: bool, yes: bo
 @wait_option
 def switchover(ctx: Context, node: str | None, dry_run: bool, yes: bool, wait: float | None) -> None:
     """Planned swap with zero lost writes; rolls back to the old active if a step fails."""
-    from hakit.failover import Request
-
-    _operation(ctx, Request("switchover", node=node, wait=wait), dry_run, yes)
+    _operation(ctx, "switchover", dry_run, yes, node=node, wait=wait)
 
 
 @main_group.command()
@@ -463,10 +473,7 @@ def resync(ctx: Context, node: str | None, strategy: str, keep_errant: str | Non
 
     Says how many errant transactions of the node it discards before it acts.
     """
-    from hakit.failover import Request
-
-    _operation(ctx, Request("resync", node=node, strategy=strategy, keep_errant=keep_errant,  # type: ignore[arg-type]
-                            wait=wait), dry_run, yes)
+    _operation(ctx, "resync", dry_run, yes, node=node, strategy=strategy, keep_errant=keep_errant, wait=wait)
 
 
 @main_group.command()

@@ -28,6 +28,13 @@ class World:
     runners: dict[str, Runner] = field(default_factory=dict)
     databases: dict[str, Database] = field(default_factory=dict)
 
+    def preconnect(self) -> None:
+        """Open every node's connection in the background (see :meth:`SshRunner.preconnect`)."""
+        for runner in self.runners.values():
+            start = getattr(runner, "preconnect", None)
+            if start is not None:
+                start()
+
     def close(self) -> None:
         for thing in list(self.runners.values()) + list(self.databases.values()):
             try:

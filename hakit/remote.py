@@ -30,7 +30,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Protocol, Sequence
 
-import paramiko
+
+def _import_paramiko():
+    """paramiko, without invoke: paramiko.config imports it only to run ``Match exec`` blocks of
+    an OpenSSH client config, which hakit never reads, and the import (invoke, its vendored YAML,
+    unittest.mock) is a sixth of the time ``hakit takeover`` spends before its first step."""
+    import sys
+
+    if "invoke" in sys.modules:
+        import paramiko as module
+        return module
+    sys.modules["invoke"] = None  # type: ignore[assignment]  # makes "import invoke" raise ImportError
+    try:
+        import paramiko as module
+    finally:
+        del sys.modules["invoke"]
+    return module
+
+
+paramiko = _import_paramiko()
 
 from hakit.errors import HakitError, OperationFailed, SafetyRefusal
 from hakit.files import atomic_write
@@ -286,9 +304,29 @@ class SshRunner:
         self.connect_timeout = connect_timeout
         self._client: paramiko.SSHClient | None = None
         self._connecting = threading.Lock()  # commands may run at once, on one connection
+        self._early_failure: BaseException | None = None
+
+    def preconnect(self) -> threading.Thread:
+        """Start connecting in the background, now: the caller's set-up (imports, planning)
+        runs meanwhile and the first command finds the connection open. Should it fail, the
+        first command raises that failure instead of trying again (a dead node would cost two
+        connection timeouts); later ones try again."""
+        def connect() -> None:
+            with self._connecting:
+                try:
+                    self._connect_once()
+                except Exception as exc:  # noqa: BLE001 - kept for the first command, which raises it
+                    self._early_failure = exc
+
+        thread = threading.Thread(target=connect, daemon=True, name=f"hakit-ssh-{self.host}")
+        thread.start()
+        return thread
 
     def _connect(self) -> paramiko.SSHClient:
         with self._connecting:
+            failed, self._early_failure = self._early_failure, None
+            if failed is not None:
+                raise failed
             return self._connect_once()
 
     def _connect_once(self) -> paramiko.SSHClient:

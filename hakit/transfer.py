@@ -92,18 +92,21 @@ class RichProgress:
     """
 
     def __init__(self, console=None):
-        from rich.console import Console
-
-        self.console = console if console is not None else Console(stderr=True)
+        # rich is imported when a transfer starts, not before every operation: a takeover moves
+        # no data, and the import is time before its first step
+        self.console = console
         self._bar = None
         self._task = None
         self._done = 0
 
     def start(self, label: str, total: int | None) -> None:
+        from rich.console import Console
         from rich.progress import (BarColumn, DownloadColumn, Progress as Bar, TextColumn, TimeElapsedColumn,
                                    TimeRemainingColumn, TransferSpeedColumn)
 
         self.finish()
+        if self.console is None:
+            self.console = Console(stderr=True)
         self._bar = Bar(TextColumn("{task.description}"), BarColumn(), DownloadColumn(binary_units=True),
                         TransferSpeedColumn(),
                         TimeElapsedColumn(), TimeRemainingColumn(), console=self.console)

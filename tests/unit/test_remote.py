@@ -72,3 +72,47 @@ def test_fake_runner_files_and_unreachable():
     fake.reachable = False
     with pytest.raises(Unreachable):
         fake.run(["true"])
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_an_early_connection_that_failed_is_raised_once_by_the_first_command_then_tried_again(
+        tmp_path, monkeypatch):
+    # an operation opens its connections while it sets up; a node that cannot be reached must not
+    # cost two connection attempts (two timeouts for a dead node) when its first command runs
+    from hakit.remote import SshRunner
+
+    known = tmp_path / "known_hosts"
+    known.write_text("")
+    runner = SshRunner("n1", "127.0.0.1", port=_closed_port(), known_hosts=known, key_file=str(tmp_path / "key"),
+                       connect_timeout=2)
+    attempts = []
+    real = SshRunner._connect_once
+    monkeypatch.setattr(SshRunner, "_connect_once", lambda self: (attempts.append(1), real(self))[1])
+    runner.preconnect().join(timeout=10)
+    assert attempts == [1]
+    with pytest.raises(Unreachable, match="n1: cannot reach 127.0.0.1"):
+        runner.run(["true"])
+    assert attempts == [1]  # the early failure, not a second attempt
+    with pytest.raises(Unreachable):
+        runner.run(["true"])
+    assert attempts == [1, 1]
+
+
+def test_a_world_opens_the_connections_of_runners_that_can_and_skips_the_others():
+    from hakit.observe import World
+
+    class Early(FakeRunner):
+        opened = 0
+
+        def preconnect(self):
+            Early.opened += 1
+
+    World(runners={"n1": Early("n1"), "n2": FakeRunner("n2")}).preconnect()
+    assert Early.opened == 1
