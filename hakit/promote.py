@@ -75,6 +75,19 @@ def plan_promotion(node: str, local: DbFacts | None, peer: PeerView, *, schema: 
         return Plan("promote", f"{node} is already the writable database of generation {local.generation}",
                     tuple(steps))
     replica = local.replica
+    # the peer acknowledges this node's commits only while its receiver runs (it replicates from
+    # this node): a peer whose MariaDB restarted after a crash answers, read-only, but receives nothing
+    acks = peer_facts is not None and peer_facts.replica is not None and peer_facts.replica.io_running
+    if not already and not acks and local.semi_sync_master_enabled:
+        # no standby can acknowledge: every commit here would wait rpl_semi_sync_master_timeout
+        # first, the promotion's own record included (hakit turns it on again when a replica
+        # replicates from this node: resync, init). Before the relay log is applied: this node
+        # logs what it applies (master-master), so each applied transaction waits too, and the
+        # wait for the relay log took what was left of the timeout after the peer died
+        why = "is unreachable" if peer_facts is None else "receives nothing from it (its replication is stopped)"
+        steps.append(step("semi-sync off", "set_semi_sync", f"{peer.name} {why}: no standby can "
+                                                           f"acknowledge commits on {node} until a resync",
+                          node=node, on=False, critical=False))
     # the recorded active coming back (a restart of its role) keeps its replication as it is
     if not already and replica is not None and (replica.io_running or replica.sql_running or replica.gtid_io_pos):
         received = Position.parse(replica.gtid_io_pos)
@@ -99,17 +112,6 @@ def plan_promotion(node: str, local: DbFacts | None, peer: PeerView, *, schema: 
                              f"{local.gtid_current_pos.missing_from(peer_facts.gtid_binlog_pos)} transactions of its "
                              f"binary log it lacks (at most {relay_wait:g}s)", node=node,
                              position=str(peer_facts.gtid_binlog_pos), timeout=relay_wait))
-    # the peer acknowledges this node's commits only while its receiver runs (it replicates from
-    # this node): a peer whose MariaDB restarted after a crash answers, read-only, but receives nothing
-    acks = peer_facts is not None and peer_facts.replica is not None and peer_facts.replica.io_running
-    if not already and not acks and local.semi_sync_master_enabled:
-        # no standby can acknowledge: every commit here would wait rpl_semi_sync_master_timeout
-        # first, the promotion's own record included (hakit turns it on again when a replica
-        # replicates from this node: resync, init)
-        why = "is unreachable" if peer_facts is None else "receives nothing from it (its replication is stopped)"
-        steps.append(step("semi-sync off", "set_semi_sync", f"{peer.name} {why}: no standby can "
-                                                           f"acknowledge commits on {node} until a resync",
-                          node=node, on=False, critical=False))
     if not already and semi_sync and acks and not local.semi_sync_master_enabled:
         steps.append(step("semi-sync on", "set_semi_sync", f"{peer.name} is reachable: it acknowledges {node}'s "
                                                           f"commits once {node} is writable", node=node, on=True,

@@ -84,8 +84,9 @@ def test_executing_a_promotion_on_fakes_raises_the_generation_before_writes_are_
     n2.replica_config = ("n1", 3306, "repl")
     plan = plan_promotion("n2", n2.facts(), PeerView("n1", False, fenced=True), schema="hakit", relay_wait=1)
     Executor(database_actions({"n2": n2}), None, say=lambda _: None).run(plan)
-    # the peer is gone: semi-sync stops waiting for it before the first commit (the record)
-    assert n2.log == ["stop replica", "semi-sync master OFF", "generation=2", "read_only=OFF"]
+    # the peer is gone: semi-sync stops waiting for it before anything commits (the relay log
+    # applied, the record)
+    assert n2.log == ["semi-sync master OFF", "stop replica", "generation=2", "read_only=OFF"]
     assert n2.state.generation == 2 and n2.state.promoted_node == "n2" and n2.state.promotion_point == "0-1-10"
     n2.writes(1)  # now writable
 
