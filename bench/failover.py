@@ -97,9 +97,10 @@ def configuration(stack: str, timings: str, runs: list[dict], takeovers: list[di
     }
 
 
-def noted(config: dict, note: str | None) -> dict:
-    """The configuration with its note (how it was taken), when there is one."""
-    return {**config, "note": note} if note else config
+def noted(config: dict, note: str | None, runs_from: dict | None = None) -> dict:
+    """The configuration with its note (how it was taken) and, when its fault runs come from an
+    earlier run, that run's date, mode and repetitions."""
+    return {**config, **({"note": note} if note else {}), **({"runs_from": runs_from} if runs_from else {})}
 
 
 def kept_from_before(args, names: set[tuple[str, str]]) -> list[dict]:
@@ -152,12 +153,16 @@ def main() -> int:
         runs: list[dict] = []
         takeovers: list[dict] = []
         note = None
+        runs_from = None
         if args.takeover_only:
             before = earlier.get((stack, timings), {})
             runs = list(before.get("runs", []))
-            note = (f"the fault runs are those of {before.get('finished', 'an earlier run')} "
-                    f"({before.get('mode', '?')}, {before.get('repetitions', '?')} per fault); `hakit takeover` "
-                    f"re-measured on its own (bench/failover.py --takeover-only) with the code of its date")
+            # where the fault runs were measured: a second --takeover-only run keeps the first one's
+            runs_from = before.get("runs_from") or {key: before.get(key) for key in ("finished", "mode", "repetitions")}
+            note = (f"the fault runs are those of {runs_from.get('finished') or 'an earlier run'} "
+                    f"({runs_from.get('mode') or '?'}, {runs_from.get('repetitions') or '?'} per fault); "
+                    f"`hakit takeover` re-measured on its own (bench/failover.py --takeover-only) with the code of "
+                    f"its date")
         with lab(stack, timings) as bench:
             for fault in FAULTS if not args.takeover_only else ():
                 for index in range(repetitions):
@@ -173,8 +178,9 @@ def main() -> int:
                     say(f"  takeover #{index + 1}: {takeover['seconds']} s to the first write "
                         f"(command {takeover['command_seconds']} s, exit {takeover['exit']})")
                     takeovers.append(takeover)
-                    saved(noted(configuration(stack, timings, runs, takeovers, False, mode, repetitions), note))
-        configurations.append(noted(configuration(stack, timings, runs, takeovers, True, mode, repetitions), note))
+                    saved(noted(configuration(stack, timings, runs, takeovers, False, mode, repetitions), note, runs_from))
+        configurations.append(noted(configuration(stack, timings, runs, takeovers, True, mode, repetitions), note,
+                                     runs_from))
         saved()
     return saved()
 

@@ -62,6 +62,13 @@ def failover_table(doc: dict[str, Any]) -> list[str]:
                        f"{c.get('repetitions', '?')} per fault{', see note' if c.get('note') else ''})"
             if c.get("note") and c["note"] != doc.get("note"):
                 notes.append(f"**Note on {c['stack']}, {c['timings']}:** {c['note']}")
+        elif c.get("runs_from"):
+            # measured by this run, `hakit takeover` only: its fault runs come from an earlier one
+            rf = c["runs_from"]
+            partial += f" (faults: {rf.get('mode', '?')} run of {str(rf.get('finished', '?'))[:10]}, " \
+                       f"{rf.get('repetitions', '?')} per fault; see note)"
+            if c.get("note"):
+                notes.append(f"**Note on {c['stack']}, {c['timings']}:** {c['note']}")
         lines.append(
             f"| {c['stack']} | {c['timings']}{partial} | {_s(node['median'])}"
             f"{_mark(node['median'], TARGETS['kill-node'][0]) if hakit_timings else ''} | {_s(node['p99'])}"

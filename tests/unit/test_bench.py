@@ -186,3 +186,45 @@ def test_the_baseline_reads_the_dumps_coordinates_and_refuses_a_dump_without_the
     assert dump_coordinates(head) == ("mysql-bin.000007", 4711)
     with pytest.raises(RuntimeError, match="no CHANGE MASTER"):
         dump_coordinates("-- MariaDB dump\n-- CHANGE MASTER TO MASTER_LOG_FILE='x'\n")
+
+
+def test_takeover_only_runs_keep_naming_where_the_fault_runs_come_from(tmp_path: Path, monkeypatch) -> None:
+    """``--takeover-only`` keeps the fault runs of the file; a second such run must still name the
+    run that measured them, not the first --takeover-only run (whose date the file then holds)."""
+    import contextlib
+    import time
+
+    import bench.failover as failover
+
+    folder = tmp_path / "results"
+    run = {"fault": "kill-node", "seconds": 2.0, "lost": 0}
+    save("failover", {"mode": "full", "repetitions": 10, "configurations": [
+        failover.configuration("pacemaker", "hakit", [run], [], True, "full", 10)]}, folder)
+    measured_on = json.loads((folder / "failover.json").read_text())["finished"]
+    monkeypatch.setattr(failover, "lab", lambda stack, timings: contextlib.nullcontext(object()))
+    monkeypatch.setattr(failover, "takeover_command", lambda bench: {"seconds": 0.9, "command_seconds": 3.0,
+                                                                      "exit": 0, "steps": {}})
+    monkeypatch.setattr("bench.common.os.geteuid", lambda: 0)
+    monkeypatch.setattr("bench.common.signal.signal", lambda *args: None)  # pytest's own handlers stay
+    for _ in range(2):
+        monkeypatch.setattr(sys, "argv", ["failover", "--quick", "--takeover-only", "--stacks", "pacemaker",
+                                          "--results", str(folder)])
+        assert failover.main() == 0
+        time.sleep(1.1)  # the next run's date differs
+    (config,) = json.loads((folder / "failover.json").read_text())["configurations"]
+    assert config["runs"] == [run] and [t["seconds"] for t in config["takeovers"]] == [0.9]
+    assert config["runs_from"] == {"finished": measured_on, "mode": "full", "repetitions": 10}
+    assert config["note"].startswith(f"the fault runs are those of {measured_on} (full, 10 per fault)")
+
+
+def test_a_takeover_only_configuration_names_the_run_of_its_fault_runs_in_the_table(tmp_path: Path) -> None:
+    folder = tmp_path / "results"
+    runs_from = {"finished": "2026-11-22T15:48:08Z", "mode": "full", "repetitions": 10}
+    faults = {"kill-node": summary([2.5]), "kill-mysqld": summary([1.5])}
+    save("failover", {"mode": "full", "repetitions": 10, "configurations": [
+        {"stack": "pacemaker", "timings": "hakit", "complete": True, "faults": faults, "lost": 0,
+         "failed_runs": 0, "takeover": summary([0.9]), "runs": [], "takeovers": [], "runs_from": runs_from,
+         "note": "the fault runs are those of 2026-11-22T15:48:08Z"}]}, folder)
+    text = "\n".join(report.failover_table(json.loads((folder / "failover.json").read_text())))
+    assert "| pacemaker | hakit (faults: full run of 2026-11-22, 10 per fault; see note) | 2.50" in text
+    assert "**Note on pacemaker, hakit:** the fault runs are those of 2026-11-22T15:48:08Z" in text
