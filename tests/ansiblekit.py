@@ -35,7 +35,11 @@ class PlaybookRun:
         return sum(host["changed"] for host in self.recap.values())
 
     def __str__(self) -> str:  # assert with str(run): pytest cuts a repr to 240 characters
-        return f"ansible-playbook exit {self.rc}\n{self.output[-6000:]}"
+        # the failed tasks first: CI shows the start of a failure's message, the end of the log
+        failed = [line for line in self.output.splitlines()
+                  if line.startswith(("fatal:", "failed:")) or "FAILED!" in line or '"msg":' in line]
+        first = "\n".join(failed)[:4000]
+        return f"ansible-playbook exit {self.rc}\n{first}\n--- the end of the output:\n{self.output[-6000:]}"
 
 
 def ansible_env(tmp: Path) -> dict[str, str]:

@@ -75,6 +75,6 @@ def test_site_installs_hakit_on_the_nodes_and_the_agents_run_it(installing_site:
     doc = site.status()
     assert doc["state"] == "healthy", doc
     second = site.play("site.yml")
-    assert second.rc == 0 and second.changed == 0, second
+    assert second.rc == 0 and second.changed == 0, str(second)
     status = site.play("status.yml")
-    assert status.rc == 0 and "pair healthy" in status.output, status
+    assert status.rc == 0 and "pair healthy" in status.output, str(status)

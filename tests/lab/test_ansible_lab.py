@@ -41,7 +41,7 @@ def site(tmp_path_factory):
 def test_check_mode_changes_nothing(site: Site) -> None:
     run = site.play("site.yml", "--check")
     assert run.rc == 0, str(run)
-    assert "init: dry run, nothing was changed" in run.output, run
+    assert "init: dry run, nothing was changed" in run.output, str(run)
     doc = site.status()
     assert doc["state"] != "healthy" and not any(n["writable"] for n in doc["nodes"].values()), doc
 
@@ -49,12 +49,12 @@ def test_check_mode_changes_nothing(site: Site) -> None:
 def test_site_brings_the_fresh_lab_to_healthy_and_a_second_run_changes_nothing(site: Site) -> None:
     first = site.play("site.yml")
     assert first.rc == 0, str(first)
-    assert first.changed > 0, first
+    assert first.changed > 0, str(first)
     doc = site.status()
     assert doc["state"] == "healthy" and doc["active"] in ("n1", "n2"), doc
     second = site.play("site.yml")
     assert second.rc == 0, str(second)
-    assert second.changed == 0 and second.recap, second
+    assert second.changed == 0 and second.recap, str(second)
     assert "init: nothing to change, the pair is as configured" in second.output
 
 
@@ -97,20 +97,20 @@ def test_resync_rebuilds_the_restarted_node(site: Site) -> None:
 
 def test_switchover_back_and_again_changes_nothing(site: Site) -> None:
     run = site.play("switchover.yml", "-e", "hakit_node=n1")
-    assert run.rc == 0 and run.changed > 0, run
+    assert run.rc == 0 and run.changed > 0, str(run)
     doc = site.status()
     assert doc["state"] == "healthy" and doc["active"] == "n1", doc
     assert doc["nodes"]["n1"]["vip"] and doc["nodes"]["n1"]["monitoring"], doc
     again = site.play("switchover.yml", "-e", "hakit_node=n1")
-    assert again.rc == 0 and again.changed == 0, again
+    assert again.rc == 0 and again.changed == 0, str(again)
     assert "n1 is already the active of a healthy pair; nothing to do" in again.output
 
 
 def test_status_and_sync(site: Site) -> None:
     status = site.play("status.yml")
-    assert status.rc == 0 and status.changed == 0, status
+    assert status.rc == 0 and status.changed == 0, str(status)
     assert "pair healthy: n1 is active" in status.output
     sync = site.play("sync.yml")
-    assert sync.rc == 0 and sync.changed == 0, sync
+    assert sync.rc == 0 and sync.changed == 0, str(sync)
     assert "sync: the inventory has no sync list" in sync.output
 
