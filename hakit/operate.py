@@ -324,6 +324,7 @@ def follow_pacemaker(inv: Inventory, runners: dict[str, Runner], node: str, time
             where = {member: _where(runner, member) for member in members}
             here = holds_address(runner, inv.db_pair.vip.address)
             if all(nodes == [node] for nodes in where.values()) and here:
+                _clear_stale_failures(runner, group)
                 return
             role = where.get(names.db_role or "", [])
             # not a stale view: the VIP hakit put here is gone; and not a passing recovery
@@ -340,6 +341,16 @@ def follow_pacemaker(inv: Inventory, runners: dict[str, Runner], node: str, time
             time.sleep(0.1)
     finally:
         runner.run(["crm_resource", "--resource", group, "--clear"], warn=True, timeout=30)
+
+
+def _clear_stale_failures(runner: Runner, group: str) -> None:
+    """The group runs where hakit put it: forget the failures its members' monitors recorded
+    meanwhile on the old node. A recurring monitor still scheduled there while the group was
+    unmanaged finds the VIP (or the role) gone and records a failure, sometimes after the
+    refresh; with migration-threshold=1 that failure bans the member from the old node, and the
+    next failover to it starts the role without the VIP. Only failed operations are cleaned up:
+    nothing that runs is stopped or started."""
+    runner.run(["crm_resource", "--cleanup", "--resource", group], warn=True, timeout=60)
 
 
 def follow_heartbeat(inv: Inventory, runners: dict[str, Runner], node: str, timeout: float = 150.0) -> None:

@@ -635,6 +635,11 @@ def test_the_direct_path_drives_the_real_commands(inv):
     # the constraint first, the refresh (probes find role and VIP on n2), then managed again,
     # and the move constraint dropped at the end (stickiness keeps the group there)
     assert verbs[:3] == ["--move", "--refresh", "--meta"] and verbs[-1] == "--clear"
+    # the failures the old node's monitors recorded while the group was unmanaged (the VIP hakit
+    # moved away "failed" there) are forgotten once everything runs on n2: with
+    # migration-threshold=1 they would ban the VIP from n1 at the next failover
+    assert verbs[-2:] == ["--cleanup", "--clear"]
+    assert ("crm_resource", "--cleanup", "--resource", "hakit") in n2.calls
     assert ("crm_resource", "--resource", "hakit", "--meta", "--delete-parameter", "is-managed") in n2.calls
     assert vip_argv(inv, "start")[4:] == ["env", "OCF_ROOT=/usr/lib/ocf", "OCF_RESKEY_ip=10.9.0.100",
                                           "OCF_RESKEY_cidr_netmask=24", "OCF_RESKEY_nic=eth0",
@@ -681,6 +686,7 @@ def test_the_stack_moving_the_role_away_fails_at_once_and_names_the_cause(inv):
     with pytest.raises(OperationFailed, match="moved the database role to n1 instead of keeping it on n2"):
         follow_pacemaker(inv, {"n2": n2}, "n2", away_grace=0.3)
     assert time.monotonic() - started < 5 and n2.calls[-1][-1] == "--clear"
+    assert not any("--cleanup" in c for c in n2.calls)  # the failures say what went wrong: kept
 
 
 def test_a_passing_recovery_elsewhere_is_not_a_move_away(inv):
