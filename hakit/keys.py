@@ -18,6 +18,15 @@ from hakit.files import atomic_write
 from hakit.services import service
 
 KEY_FILE = "id_ed25519"
+#: the inodes of the sockets listening on port $1 (sshd's), on one line
+SSHD_SOCKETS = 'ss -Hltne "sport = :$1" 2>/dev/null | grep -o "ino:[0-9]*" | sort -u | tr "\\n" " "'
+#: after a reload: until sockets listen on port $1 again, new ones (not $2, the sockets of before,
+#: which may still be open when the signal has not been handled yet); at most 10 s, and at once
+#: without ss (iproute2) or when nothing listened before (socket activation, another port)
+SSHD_LISTENING_AGAIN = ('command -v ss >/dev/null || exit 0; [ -n "$2" ] || exit 0; i=0; '
+                        'while [ $i -lt 100 ]; do '
+                        'now=$(ss -Hltne "sport = :$1" 2>/dev/null | grep -o "ino:[0-9]*" | sort -u | tr "\\n" " "); '
+                        '[ -n "$now" ] && [ "$now" != "$2" ] && exit 0; sleep 0.1; i=$((i+1)); done; exit 1')
 
 
 def share_keys(run) -> None:
@@ -80,7 +89,12 @@ def _host_keys(run, src, dst, active: str, standby: str, pair) -> None:
         changed = True
     publics = [src.get(f"/etc/ssh/{n}").decode().split()[:2] for n in names if n.endswith(".pub")]
     if changed:
+        port = next(n.ssh_port for n in pair.nodes if n.name == standby)
+        before = dst.run(["sh", "-c", SSHD_SOCKETS, "sshd-sockets", str(port)], warn=True).stdout.strip()
         service(dst, "ssh", "reload")
+        # sshd re-executes itself on a reload and refuses connections until it listens again:
+        # the next command (hakit status right after init) would find the node "down"
+        dst.run(["sh", "-c", SSHD_LISTENING_AGAIN, "sshd-wait", str(port), before], warn=True, timeout=30)
         run.did(f"{standby}: SSH host keys copied from {active}")
     else:
         run.note(f"SSH host keys identical on {active} and {standby}")

@@ -45,3 +45,36 @@ def test_heartbeat_restart_is_stop_then_start_without_the_init_scripts_sleep() -
                                                                              exited=1)
     assert not service(runner, "heartbeat", "restart", warn=True).ok  # a failed stop: no start
     assert ("/etc/init.d/heartbeat", "start") not in runner.calls
+
+
+def test_copying_host_keys_waits_until_the_reloaded_sshd_listens_again(tmp_path):
+    # sshd re-executes itself on a reload and refuses connections meanwhile: init must not
+    # return (and hakit status find the standby "down") before it listens again
+    import shutil
+    from types import SimpleNamespace
+
+    from hakit.keys import share_keys
+    from hakit.remote import FakeRunner
+
+    shutil.copy("examples/two-node-pacemaker.yml", tmp_path / "inventory.yml")  # known_hosts lands here
+    inv = load_inventory(tmp_path / "inventory.yml")
+    active, standby = inv.db_pair.node_names
+    src, dst = FakeRunner(active), FakeRunner(standby)
+    src.on("sh", "-c", "cd /etc/ssh && ls ssh_host_*_key ssh_host_*_key.pub",
+           stdout="ssh_host_ed25519_key\nssh_host_ed25519_key.pub\n")
+    src.files["/etc/ssh/ssh_host_ed25519_key"] = (b"private\n", 0o600)
+    src.files["/etc/ssh/ssh_host_ed25519_key.pub"] = (b"ssh-ed25519 AAAAC3Nz root@a\n", 0o644)
+    dst.on("sh", "-c", stdout="ino:4711 \n")  # the sockets sshd listens on before the reload
+    dst.on("test", "-f", exited=1)  # the standby has other host keys: none of these files
+    said = []
+    run = SimpleNamespace(inv=inv, active=active, runners={active: src, standby: dst}, did=said.append,
+                          note=said.append)
+    share_keys(run)
+    calls = dst.calls
+    reload = next(i for i, c in enumerate(calls) if "reload" in c)
+    sockets = next(i for i, c in enumerate(calls) if "sshd-sockets" in c)
+    wait = next(i for i, c in enumerate(calls) if "sshd-wait" in c)
+    port = str(inv.node(standby).ssh_port)
+    assert sockets < reload < wait and calls[sockets][-1] == port
+    assert "ss -Hltne" in calls[wait][2] and calls[wait][-2:] == (port, "ino:4711")
+    assert f"{standby}: SSH host keys copied from {active}" in said
