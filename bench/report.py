@@ -58,8 +58,14 @@ def failover_table(doc: dict[str, Any]) -> list[str]:
             f" (cut short: {node.get('n', 0)} + {crash.get('n', 0)} runs)"
         if c.get("mode", doc["mode"]) != doc["mode"] or c.get("finished", doc["finished"]) != doc["finished"]:
             # kept from an earlier run (another mode, or not measured again): labelled, its note below
-            partial += f" ({c.get('mode', '?')} run of {str(c.get('finished', '?'))[:10]}, " \
-                       f"{c.get('repetitions', '?')} per fault{', see note' if c.get('note') else ''})"
+            rf = c.get("runs_from")
+            if rf:  # that run measured `hakit takeover` only; its fault runs come from another
+                partial += f" (faults: {rf.get('mode', '?')} run of {str(rf.get('finished', '?'))[:10]}; " \
+                           f"takeover: {c.get('mode', '?')} run of {str(c.get('finished', '?'))[:10]}; " \
+                           f"{c.get('repetitions', '?')} per fault, see note)"
+            else:
+                partial += f" ({c.get('mode', '?')} run of {str(c.get('finished', '?'))[:10]}, " \
+                           f"{c.get('repetitions', '?')} per fault{', see note' if c.get('note') else ''})"
             if c.get("note") and c["note"] != doc.get("note"):
                 notes.append(f"**Note on {c['stack']}, {c['timings']}:** {c['note']}")
         elif c.get("runs_from"):

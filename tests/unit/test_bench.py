@@ -228,3 +228,16 @@ def test_a_takeover_only_configuration_names_the_run_of_its_fault_runs_in_the_ta
     text = "\n".join(report.failover_table(json.loads((folder / "failover.json").read_text())))
     assert "| pacemaker | hakit (faults: full run of 2026-11-22, 10 per fault; see note) | 2.50" in text
     assert "**Note on pacemaker, hakit:** the fault runs are those of 2026-11-22T15:48:08Z" in text
+
+
+def test_a_kept_takeover_only_configuration_names_both_runs(tmp_path: Path) -> None:
+    folder = tmp_path / "results"
+    faults = {"kill-node": summary([4.3]), "kill-mysqld": summary([2.9])}
+    kept = {"stack": "heartbeat", "timings": "hakit", "complete": True, "faults": faults, "lost": 0,
+            "failed_runs": 0, "takeover": summary([1.2]), "runs": [], "takeovers": [], "mode": "full",
+            "repetitions": 10, "finished": "2026-11-23T01:32:52Z", "note": "the fault runs are those of ...",
+            "runs_from": {"finished": "2026-11-22T15:48:08Z", "mode": "full", "repetitions": 10}}
+    save("failover", {"mode": "full", "repetitions": 10, "configurations": [kept]}, folder)
+    text = "\n".join(report.failover_table(json.loads((folder / "failover.json").read_text())))
+    assert ("| heartbeat | hakit (faults: full run of 2026-11-22; takeover: full run of 2026-11-23; 10 per fault, "
+            "see note) | 4.30") in text
