@@ -24,8 +24,7 @@ SSHD_SOCKETS = 'ss -Hltne "sport = :$1" 2>/dev/null | grep -o "ino:[0-9]*" | sor
 #: which may still be open when the signal has not been handled yet); at most 10 s, and at once
 #: without ss (iproute2) or when nothing listened before (socket activation, another port)
 SSHD_LISTENING_AGAIN = ('command -v ss >/dev/null || exit 0; [ -n "$2" ] || exit 0; i=0; '
-                        'while [ $i -lt 100 ]; do '
-                        'now=$(ss -Hltne "sport = :$1" 2>/dev/null | grep -o "ino:[0-9]*" | sort -u | tr "\\n" " "); '
+                        f'while [ $i -lt 100 ]; do now=$({SSHD_SOCKETS}); '
                         '[ -n "$now" ] && [ "$now" != "$2" ] && exit 0; sleep 0.1; i=$((i+1)); done; exit 1')
 
 

@@ -444,9 +444,8 @@ class PyMySQLDatabase:
         # gtid_strict_mode (hakit's fragment sets it): a domain's sequence numbers only grow in the
         # binlog, so its last GTID is its highest: when the point holds it, nothing lies beyond,
         # and reading the binlog (seconds for a file that holds a large load) is spared
-        logged = Position.parse(self.query("SELECT @@gtid_binlog_pos AS p")[0]["p"])
-        strict = self.query("SELECT @@gtid_strict_mode AS s")[0]["s"]
-        if strict and point.contains(logged):
+        row = self.query("SELECT @@gtid_binlog_pos AS p, @@gtid_strict_mode AS s")[0]
+        if row["s"] and point.contains(Position.parse(row["p"])):
             return []
         files = [r["Log_name"] for r in self.query("SHOW BINARY LOGS")]
         # newest first, back to the file whose starting GTID list the point already contains
