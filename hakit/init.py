@@ -216,6 +216,8 @@ def _install(run: InitRun, s: Step) -> None:
         if art.kind == "check-credentials":  # readable by the monitoring master's group only
             runner.run(["chgrp", run.inv.settings.monitoring.group, art.path], warn=True)
     run.changed[node] = changed
+    # the agent server (hakit.agents.server): the stack's calls here skip Python's start and imports
+    runner.run([run.inv.settings.node_hakit, "agent", "server", "--start"], warn=True, timeout=30)
     if changed:
         run.did(f"{node}: wrote {', '.join(changed)}")
     else:

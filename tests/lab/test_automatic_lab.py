@@ -118,6 +118,11 @@ def test_kill_node_fails_over_by_itself_under_a_writer(pair, capsys):
     assert doc["generation"] == 2 and doc["nodes"]["n1"]["reachable"] is False
     assert writer.lost_on(pair.lab, "n2") == []  # semi-sync AFTER_SYNC: nothing acknowledged is lost
     never_two_writable(pair)
+    # the survivor's role start ran in a worker of its agent server (init started one there),
+    # not in a Python started for it
+    served = pair.lab.host("n2").run("cat /var/log/hakit/agent-server.log").stdout
+    call = "ocf" if pair.stack == "pacemaker" else "heartbeat"
+    assert f"agent {call} mariadb-role start: exit 0" in served, served
     print(f"automatic failover ({pair.stack}): n2 active {took:.1f}s after the kill (polled)")
 
 

@@ -302,7 +302,8 @@ def _leaves(group: click.Group, prefix: tuple[str, ...] = ()) -> set[tuple[str, 
 
 #: never run by these tests, and why (the lab's other commands read no inventory: they get hostile
 #: flags, see FLAG_CASES)
-NOT_RUN = {("lab", "down"): "removes the processes, links and files of a lab: not on this machine's one lab"}
+NOT_RUN = {("lab", "down"): "removes the processes, links and files of a lab: not on this machine's one lab",
+           ("agent", "server"): "reads no inventory; serves until stopped (tests/unit/test_agent_server.py)"}
 
 
 def test_every_command_gets_hostile_input() -> None:
