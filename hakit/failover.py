@@ -474,8 +474,9 @@ def plan_resync(ctx: Context, snap: Snapshot, request: Request, errant: ErrantRe
                                                        f"{target.name}", node=target.name, source=active.name),
         step(f"unmark {target.name}", "mark_resync", f"{target.name} is a healthy standby", node=target.name,
              on=False, strategy=strategy),
-        step(f"{target.name} eligible", "clear_failures", f"the stack forgets {target.name}'s old failures: the "
-                                                          f"repaired node can take over again", node=target.name),
+        step(f"{target.name} eligible", "clear_failures", f"the stack forgets {target.name}'s old failures and "
+                                                          f"would run the group there: the repaired node can take "
+                                                          f"over again", node=target.name),
     ]
     steps += _hooks(ctx, "post", "resync")
     summary = f"rebuild {target.name} from {active.name} by {strategy}" + (" (resuming)" if resuming else "")

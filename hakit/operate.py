@@ -578,12 +578,20 @@ class Operator:
     # ---- resync
 
     def clear_failures(self, s: Step) -> None:
-        """Pacemaker: forget the node's failures of the database group (they ban it as a target)."""
-        if self.mover is not None or self.inv.settings.stack != "pacemaker":
+        """Pacemaker: forget the node's failures of the database group (they ban it as a target),
+        then wait until Pacemaker would run the group there (its connectivity attribute set: the
+        ping resource reports only ``dampen`` after the node joined). Until then a loss of the
+        active would wait for it; "healthy" after a resync means the node can take over now.
+        Also starts the node's agent server (the stack's calls there skip Python's start and
+        imports: heartbeat calls nothing on a standby before its takeover)."""
+        runner = self.world.runners.get(s.node)
+        if runner is not None:
+            runner.run([self.inv.settings.node_hakit, "agent", "server", "--start"], warn=True, timeout=30)
+        if runner is None or self.mover is not None or self.inv.settings.stack != "pacemaker":
             return
-        runner = self.world.runners[s.node]
         runner.run(["crm_resource", "--resource", _group(self.inv), "--cleanup", "--node", s.node],
                    warn=True, timeout=60)
+        wait_stack_accepts(self.inv, runner, s.node)
 
     def mark_resync(self, s: Step) -> None:
         runner = self.world.runners.get(s.node)

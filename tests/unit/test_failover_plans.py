@@ -939,3 +939,32 @@ def test_the_vip_agent_returns_without_waiting_for_what_it_left_running(tmp_path
     assert time.monotonic() - began < 2.0  # with the child holding the pipe: 3 s
     assert done.returncode == 7 and done.stdout.split() == ["started", "warned"]
     assert not list(scratch.iterdir())  # its output file is gone
+
+
+def test_a_resync_ends_only_once_pacemaker_would_run_the_group_on_the_rebuilt_node(pinged):
+    # the rebuilt node restarted and rejoined moments ago: its ping resource has not reported yet,
+    # so the group's location rule bans it; "healthy" must mean it can take over now, so the last
+    # step forgets its failures, then waits for the attribute
+    from hakit.remote import FakeRunner
+
+    n1 = FakeRunner("n1")
+    answers = iter([Result((), 105, "", "No such device or address"), Result((), 105, "", ""), Result((), 0, "1000\n")])
+    n1.responses[("crm_attribute",)] = lambda argv, data: next(answers)
+    operator = Operator(pinged, World(runners={"n1": n1}), say=lambda t: None)
+    operator.actions()["clear_failures"](step("n1 eligible", "clear_failures", "", node="n1"))
+    assert n1.calls[0][1:] == ("agent", "server", "--start")
+    assert n1.calls[1][:4] == ("crm_resource", "--resource", "hakit", "--cleanup")
+    assert [c[0] for c in n1.calls[2:]] == ["crm_attribute"] * 3
+
+
+def test_a_resync_whose_node_pacemaker_never_accepts_fails_resumably(pinged, monkeypatch):
+    import hakit.operate
+    from hakit.remote import FakeRunner
+
+    monkeypatch.setattr(hakit.operate.wait_stack_accepts, "__defaults__", (0.3,))
+    n1 = FakeRunner("n1")
+    n1.on("crm_attribute", stdout="0\n")
+    operator = Operator(pinged, World(runners={"n1": n1}), say=lambda t: None)
+    with pytest.raises(OperationFailed, match=r"n1: Pacemaker would not run hakit there: its connectivity attribute "
+                                              r"pingd is 0"):
+        operator.actions()["clear_failures"](step("n1 eligible", "clear_failures", "", node="n1"))
