@@ -309,6 +309,12 @@ class Pacemaker(Frozen):
     #: must exceed the time the fence devices take to power a node off; a crashed active is
     #: fenced (and failed over) this much later. 0 turns it off.
     priority_fencing_delay: Annotated[int, Field(ge=0, le=120)] = 5
+    #: milliseconds the controller waits after an event before it runs the scheduler (Pacemaker's
+    #: transition-delay). Pacemaker's controller, when the scheduler's read of the CIB returns
+    #: while an update of its own is still on its way (after a node loss, the DC's join updates;
+    #: after a fencing, the node's new state), sleeps a whole second and reads again; a short
+    #: delay lets those updates land first. 0 turns it off (Pacemaker's default).
+    transition_delay_ms: Annotated[int, Field(ge=0, le=10000)] = 100
 
 
 class Failover(Frozen):

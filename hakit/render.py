@@ -494,7 +494,7 @@ def build_cib(inv: Inventory, secrets: Secrets) -> Cib:
         cluster_name=s.cluster_name,
         properties=(("cluster-name", s.cluster_name), ("no-quorum-policy", pm.no_quorum_policy),
                     ("priority-fencing-delay", f"{pm.priority_fencing_delay}s"),
-                    ("stonith-enabled", "true")),
+                    ("stonith-enabled", "true"), ("transition-delay", f"{pm.transition_delay_ms}ms")),
         rsc_defaults=(("migration-threshold", str(pm.migration_threshold)),
                       ("resource-stickiness", str(pm.stickiness))),
         op_defaults=(("timeout", "60s"),),

@@ -332,7 +332,7 @@ def test_cib_two_node_resources_and_options(secrets: Secrets) -> None:
     assert root.get("validate-with") == "pacemaker-3.7"
     props = _nv(root, "configuration/crm_config/cluster_property_set")
     assert props == {"stonith-enabled": "true", "no-quorum-policy": "stop", "cluster-name": "nagios-ha",
-                     "priority-fencing-delay": "5s"}
+                     "priority-fencing-delay": "5s", "transition-delay": "100ms"}
     assert _nv(root, "configuration/rsc_defaults/meta_attributes") == {"resource-stickiness": "1000",
                                                                        "migration-threshold": "1"}
     group = root.find("configuration/resources/group[@id='hakit']")
