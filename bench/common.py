@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from hakit.lab.driver import HAKIT, WRITER_TIMEOUT, PairDriver, initialised_lab, node_exec, run_hakit  # noqa: F401
+from hakit.lab.driver import (HAKIT, WRITER_CONNECT_TIMEOUT, WRITER_TIMEOUT, PairDriver,  # noqa: F401
+                              initialised_lab, node_exec, run_hakit)
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
@@ -65,6 +66,8 @@ def machine() -> dict[str, Any]:
         "corosync": _package_version("corosync"),
         "pacemaker": _package_version("pacemaker"),
         "heartbeat": _package_version("heartbeat"),
+        # the writer's patience is part of every time it measures (hakit/lab/driver.py)
+        "writer_timeouts": {"statement": WRITER_TIMEOUT, "connect": WRITER_CONNECT_TIMEOUT},
     }
 
 

@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterator
 HAKIT = str(Path(sys.executable).parent / "hakit")
 #: seconds: how long the drivers' writer waits to connect, and for each statement
 WRITER_TIMEOUT = 0.25
+WRITER_CONNECT_TIMEOUT = 0.05
 
 
 def run_hakit(inventory: str | Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
@@ -60,13 +61,15 @@ class PairDriver:
         return self.inv().db_pair.vip.address
 
     def writer(self, **options):
-        """A writer through the VIP (not started). Its connect and statement timeouts are
-        WRITER_TIMEOUT: a SYN sent to the VIP while it is between nodes is lost, and TCP would
-        send it again only after a second, so a longer timeout would measure the client's
-        patience (up to a second more) rather than the cluster."""
+        """A writer through the VIP (not started). Its statement timeout is WRITER_TIMEOUT, its
+        TCP connect timeout WRITER_CONNECT_TIMEOUT: a SYN sent to the VIP while it is between
+        nodes is lost, and TCP would send it again only after a second, so a longer timeout
+        would measure the client's patience rather than the cluster. On the lab's links a
+        connection is accepted within a millisecond; a lost SYN is tried again after 50 ms."""
         from hakit.lab.writer import Writer
 
-        return Writer(self.inv(), self.vip(), self.host_address, timeout=WRITER_TIMEOUT, **options)
+        return Writer(self.inv(), self.vip(), self.host_address, timeout=WRITER_TIMEOUT,
+                      connect_timeout=WRITER_CONNECT_TIMEOUT, **options)
 
     def fault(self, kind: str, node: str) -> float:
         """Inject ``kind`` on ``node`` in this process (a ``hakit lab fault`` subprocess would strike

@@ -40,14 +40,16 @@ class Ack:
 class Writer:
     """Writes through ``vip`` as the user ``writer``@``client_address`` (the machine running it).
 
-    ``timeout`` bounds connecting and each statement, so that the writer notices a dead active
-    quickly: it measures the cluster, not its own patience. A context manager: entering waits
-    for the first acknowledged write.
+    ``timeout`` bounds each statement (and connecting, unless ``connect_timeout`` is given), so
+    that the writer notices a dead active quickly: it measures the cluster, not its own
+    patience. A context manager: entering waits for the first acknowledged write.
     """
 
     def __init__(self, inv: Inventory, vip: str, client_address: str, *, interval: float = 0.005,
-                 timeout: float = 1.0, run_sql: Callable[[str, str], str] | None = None):
+                 timeout: float = 1.0, connect_timeout: float | None = None,
+                 run_sql: Callable[[str, str], str] | None = None):
         self.inv, self.vip, self.interval, self.timeout = inv, vip, interval, timeout
+        self.connect_timeout = timeout if connect_timeout is None else connect_timeout
         self.client_address = client_address
         self.run_sql = run_sql or self._sql_over_ssh
         self.password = _secrets.token_urlsafe(18)
@@ -92,7 +94,7 @@ class Writer:
         import pymysql
 
         return pymysql.connect(host=self.vip, user="writer", password=self.password, autocommit=True,
-                               connect_timeout=self.timeout, read_timeout=self.timeout, write_timeout=self.timeout)
+                               connect_timeout=self.connect_timeout, read_timeout=self.timeout, write_timeout=self.timeout)
 
     def _loop(self) -> None:
         import pymysql

@@ -50,6 +50,7 @@ def test_saved_results_carry_the_machine(tmp_path: Path) -> None:
     assert doc["measurement"] == "failover"
     assert {"cores", "memory_gib", "mariadb", "corosync", "pacemaker", "heartbeat"} <= set(doc["machine"])
     assert doc["machine"]["cores"] >= 1
+    assert doc["machine"]["writer_timeouts"] == {"statement": 0.25, "connect": 0.05}
 
 
 def test_report_replaces_only_the_generated_part_and_draws_the_plot(tmp_path: Path) -> None:
