@@ -207,3 +207,13 @@ def test_only_the_servers_own_user_is_served():
     finally:
         one.close()
         two.close()
+
+
+def test_only_short_calls_made_on_a_node_go_to_the_server():
+    from hakit.entry import served
+
+    assert served(["agent", "ocf", "mariadb-role", "start"])
+    assert served(["agent", "heartbeat", "mariadb-role", "status"])
+    assert served(["agent", "watch", "--start"]) and served(["agent", "watch", "--stop"])
+    assert not served(["agent", "watch"])  # the watcher itself runs until it is stopped
+    assert not served(["status"]) and not served(["takeover", "--yes"]) and not served(["agent", "server"])
