@@ -28,9 +28,12 @@ SOCKET = "/run/hakit/agent.sock"
 NODE_INVENTORY = "/etc/hakit/inventory.yml"
 #: ``HAKIT_AGENT_SERVER=off`` in the environment: every call runs in its own process
 SWITCH = "HAKIT_AGENT_SERVER"
+#: seconds a server has to start a worker (a fork: milliseconds) before the caller runs the call
+ANSWER_WITHIN = 2.0
 
 #: the server's answers
-ACCEPTED = b"A"  # a worker runs the call
+ACCEPTED = b"A"  # a worker is ready to run the call: the caller answers GO, or closes
+GO = b"G"  # the caller waits for the worker: it runs the call
 STALE = b"S"  # hakit's code changed since the server started: the caller runs it itself
 EXITED = b"X"  # followed by one byte: the worker's exit status
 
@@ -66,6 +69,9 @@ def forward(argv: list[str], socket_path: str = SOCKET) -> int | None:
     if os.environ.get(SWITCH, "") == "off":
         return None
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    # a server that does not answer at once is stuck: the call runs here instead, and the
+    # worker it may still start finds the caller gone before GO and runs nothing
+    sock.settimeout(ANSWER_WITHIN)
     try:
         try:
             sock.connect(socket_path)
@@ -77,10 +83,12 @@ def forward(argv: list[str], socket_path: str = SOCKET) -> int | None:
         try:
             socket.send_fds(sock, [request], _std_fds())
             answer = sock.recv(16)
+            if answer != ACCEPTED:
+                return None  # refused (STALE), or closed before a worker started
+            sock.settimeout(None)
+            sock.send(GO)
         except OSError:
-            return None  # the server went away before a worker started: nothing ran
-        if answer != ACCEPTED:
-            return None  # refused (STALE), or closed before a worker started
+            return None  # no worker runs it (none started, or it saw no GO): nothing ran
         try:
             answer = sock.recv(16)
         except OSError:

@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from hakit.agents.quick import ACCEPTED, EXITED, SOCKET, STALE
+from hakit.agents.quick import ACCEPTED, EXITED, GO, SOCKET, STALE
 
 LOCK = "/run/hakit/agent.lock"
 LOG = "/var/log/hakit/agent-server.log"
@@ -43,6 +43,8 @@ PRELOAD = ("hakit.cli", "hakit.agents.cli", "hakit.agents.registry", "hakit.agen
            "hakit.agents.lean", "hakit.agents.handover")
 #: a request is a small JSON document (arguments, environment)
 MAX_REQUEST = 256 * 1024
+#: seconds a caller has to send its request once connected
+REQUEST_WITHIN = 2.0
 #: actions not worth a log line (every few seconds)
 QUIET_ACTIONS = frozenset({"monitor", "status", "meta-data", "validate-all"})
 
@@ -124,8 +126,12 @@ def _worker(conn: socket.socket, request: dict, fds: list[int], run: Callable[[l
             if not done.is_set():
                 os.killpg(0, signal.SIGKILL)
 
-        threading.Thread(target=die_with_caller, daemon=True).start()
         conn.send(ACCEPTED)
+        conn.settimeout(None)
+        if conn.recv(1) != GO:  # the caller gave up waiting (or died) before it committed to us
+            done.set()
+            os._exit(1)
+        threading.Thread(target=die_with_caller, daemon=True).start()
         code = run(argv)
         code = 0 if code is None else int(code)
     except SystemExit as exc:
@@ -188,6 +194,7 @@ def serve(socket_path: str = SOCKET, lock_path: str = LOCK, *, run: Callable[[li
             try:
                 if not peer_allowed(conn):
                     continue
+                conn.settimeout(REQUEST_WITHIN)  # a caller that connects and sends nothing blocks no one
                 try:
                     message, fds, _flags, _addr = socket.recv_fds(conn, MAX_REQUEST, 3)
                     request = json.loads(message)
@@ -201,6 +208,7 @@ def serve(socket_path: str = SOCKET, lock_path: str = LOCK, *, run: Callable[[li
                     return 0
                 if os.fork() == 0:
                     listener.close()
+                    os.close(lock)  # the next server's lock is not a worker's business
                     _worker(conn, request, fds, run, log)
             finally:
                 for fd in fds:

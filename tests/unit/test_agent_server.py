@@ -21,7 +21,10 @@ from hakit.agents.server import code_stamp, peer_allowed
 RUNNER = textwrap.dedent("""
     import os, sys, time
     from pathlib import Path
+    import hakit.agents.server
     from hakit.agents.server import serve
+
+    hakit.agents.server.REQUEST_WITHIN = 0.3
 
     folder = Path(sys.argv[1])
 
@@ -43,6 +46,9 @@ RUNNER = textwrap.dedent("""
             os.kill(os.getpid(), 9)
         if what == "raise":
             raise RuntimeError("boom")
+        if what == "mark":
+            (folder / "marked").write_text("ran")
+            return 0
         return 99
 
     sys.exit(serve(str(folder / "run" / "agent.sock"), str(folder / "run" / "agent.lock"), run=run,
@@ -217,3 +223,44 @@ def test_only_short_calls_made_on_a_node_go_to_the_server():
     assert served(["agent", "watch", "--start"]) and served(["agent", "watch", "--stop"])
     assert not served(["agent", "watch"])  # the watcher itself runs until it is stopped
     assert not served(["status"]) and not served(["takeover", "--yes"]) and not served(["agent", "server"])
+
+
+def test_a_caller_that_connects_and_sends_nothing_blocks_no_one(server, capfd):
+    _proc, path, _folder = server
+    silent = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    silent.connect(str(path))
+    try:
+        assert quick.forward(["echo", "hi", "5"], socket_path=str(path)) == 5
+    finally:
+        silent.close()
+
+
+def test_a_worker_whose_caller_gave_up_before_go_runs_nothing(server):
+    # the caller timed out waiting for the server and ran the call itself: the worker the server
+    # started meanwhile must not run it a second time
+    from hakit.agents.quick import ACCEPTED
+
+    _proc, path, folder = server
+    caller = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    caller.connect(str(path))
+    socket.send_fds(caller, [b'{"argv": ["mark"], "env": {}, "cwd": "/", "umask": 18}'], [0, 1, 2])
+    assert caller.recv(16) == ACCEPTED
+    caller.close()  # no GO
+    time.sleep(1.0)
+    assert not (folder / "marked").exists()
+    assert quick.forward(["mark"], socket_path=str(path)) == 0  # with GO it runs
+    assert (folder / "marked").read_text() == "ran"
+
+
+def test_a_stuck_server_costs_the_caller_seconds_not_its_call(tmp_path, monkeypatch):
+    # a server that accepts and never answers (stopped, wedged): the caller runs the call itself
+    stuck = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    stuck.bind(str(tmp_path / "agent.sock"))
+    stuck.listen(4)
+    monkeypatch.setattr(quick, "ANSWER_WITHIN", 0.3)
+    try:
+        started = time.monotonic()
+        assert quick.forward(["echo", "1"], socket_path=str(tmp_path / "agent.sock")) is None
+        assert time.monotonic() - started < 2
+    finally:
+        stuck.close()
