@@ -116,10 +116,18 @@ def wait_sshd(node: NodeSpec, timeout: float = 20.0) -> None:
 
 
 def wait_mariadb(node: NodeSpec, init: int, timeout: float = 60.0) -> None:
-    """Until MariaDB answers on its socket inside the node."""
-    _wait(f"node {node.name}: MariaDB did not answer (see its /var/log/mysql/error.log)",
-          lambda: sh(init, "mariadb-admin --socket=/run/mysqld/mysqld.sock ping >/dev/null 2>&1",
-                     check=False).returncode == 0, timeout, 0.2)
+    """Until MariaDB answers on its socket inside the node. The failure says whether a server
+    runs at all and ends with what it printed (a server that dies before it opens its error log
+    leaves nothing in /var/log/mysql/error.log)."""
+    try:
+        _wait(f"node {node.name}: MariaDB did not answer (see its /var/log/mysql/error.log)",
+              lambda: sh(init, "mariadb-admin --socket=/run/mysqld/mysqld.sock ping >/dev/null 2>&1",
+                         check=False).returncode == 0, timeout, 0.2)
+    except OperationFailed as exc:
+        seen = sh(init, "pgrep -a -x mariadbd || echo 'no mariadbd process'; ls -l /run/mysqld 2>&1; "
+                        "tail -n 15 /var/log/mysql/mariadbd.out 2>&1; tail -n 15 /var/log/mysql/error.log 2>&1",
+                  check=False, timeout=20)
+        raise OperationFailed(f"{exc}\n{seen.stdout.strip()}") from None
 
 
 def pacemaker_online(init: int) -> tuple[set[str], bool]:
