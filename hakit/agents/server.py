@@ -108,6 +108,7 @@ def _worker(conn: socket.socket, request: dict, fds: list[int], run: Callable[[l
                 os.close(fd)
         os.environ.clear()
         os.environ.update({str(k): str(v) for k, v in request.get("env", {}).items()})
+        time.tzset()  # the caller's TZ, not the one the server started with (log timestamps)
         os.umask(int(request.get("umask", 0o022)))
         try:
             os.chdir(str(request.get("cwd", "/")))
