@@ -18,6 +18,7 @@ interpreted by a shell. Secrets travel on stdin (``input=``) or in files written
 
 from __future__ import annotations
 
+import errno
 import os
 import shlex
 import signal
@@ -25,6 +26,7 @@ import socket
 import stat
 import subprocess
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -288,6 +290,19 @@ class LocalProcess:
 # --------------------------------------------------------------------------- ssh
 
 
+#: a handshake the server ended sooner than this is a dropped connection, tried once more after
+#: :data:`RETRY_DROPPED_AFTER` seconds (sshd drops fresh connections past MaxStartups, or when its
+#: child cannot start); a slower failure (a timeout) is not retried
+DROPPED_WITHIN = 1.0
+RETRY_DROPPED_AFTER = 0.2
+
+
+class _Dropped(Exception):
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
 class SshRunner:
     """Runs on a node over SSH (paramiko). Host keys are verified; unknown keys are refused.
 
@@ -333,12 +348,31 @@ class SshRunner:
         if self._client is not None and self._client.get_transport() is not None \
                 and self._client.get_transport().is_active():  # type: ignore[union-attr]
             return self._client
-        client = paramiko.SSHClient()
         if not self.known_hosts.is_file():
             raise HostKeyRefused(f"{self.host}: known_hosts file {self.known_hosts} does not exist; "
                                  f"hakit verifies every host key and never trusts a key on first use")
+        try:
+            client = self._handshake()
+        except _Dropped as dropped:
+            # sshd closed a fresh connection at once (its start-up limits, a child that could not
+            # fork): a transient refusal, not a verdict on the node. One more try, soon; a node
+            # that times out is never tried twice (a dead node costs one connection timeout)
+            time.sleep(RETRY_DROPPED_AFTER)
+            try:
+                client = self._handshake()
+            except _Dropped as again:
+                raise Unreachable(f"{self.host}: SSH to {self.address}:{self.port} failed twice: the server "
+                                  f"closed the connection at once ({again.reason}; first: {dropped.reason})") from None
+        _no_delay(client)
+        self._client = client
+        return client
+
+    def _handshake(self) -> paramiko.SSHClient:
+        """One connection attempt: verified host key, key authentication."""
+        client = paramiko.SSHClient()
         client.load_host_keys(str(self.known_hosts))
         client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        began = time.monotonic()
         try:
             client.connect(self.address, port=self.port, username=self.user, key_filename=self.key_file,
                            timeout=self.connect_timeout, banner_timeout=self.connect_timeout,
@@ -348,18 +382,27 @@ class SshRunner:
             client.close()
             raise HostKeyRefused(f"{self.host}: the SSH host key of {self.address} does NOT match {self.known_hosts}; "
                                  f"refusing to connect (if the node was rebuilt, verify and replace its key)") from None
-        except paramiko.SSHException as exc:
+        except paramiko.AuthenticationException as exc:
+            client.close()
+            raise Unreachable(f"{self.host}: SSH to {self.address}:{self.port} failed: {exc}") from None
+        except (paramiko.SSHException, EOFError) as exc:
+            # paramiko raises its transport's EOFError as it is when the server hangs up mid-handshake
             client.close()
             if "not found in known_hosts" in str(exc):
                 raise HostKeyRefused(f"{self.host}: {self.address} has no entry in {self.known_hosts}; refusing an "
                                      f"unknown host key (add the node's key after verifying it)") from None
-            raise Unreachable(f"{self.host}: SSH to {self.address}:{self.port} failed: {exc}") from None
+            reason = str(exc) or f"{type(exc).__name__}: the server closed the connection"
+            if time.monotonic() - began < DROPPED_WITHIN:
+                raise _Dropped(reason) from None
+            raise Unreachable(f"{self.host}: SSH to {self.address}:{self.port} failed: {reason}") from None
         except (OSError, socket.timeout) as exc:
             client.close()
-            raise Unreachable(f"{self.host}: cannot reach {self.address}:{self.port} over SSH: "
-                              f"{exc.strerror or exc}") from None
-        _no_delay(client)
-        self._client = client
+            reason = exc.strerror or str(exc)
+            # a reset comes from a server that accepted the connection (refused and unreachable
+            # are not tried twice: no sshd listens there, or the node is down)
+            if exc.errno in (errno.ECONNRESET, errno.EPIPE) and time.monotonic() - began < DROPPED_WITHIN:
+                raise _Dropped(reason) from None
+            raise Unreachable(f"{self.host}: cannot reach {self.address}:{self.port} over SSH: {reason}") from None
         return client
 
     def run(self, argv: Sequence[str], *, input: str | bytes | None = None, warn: bool = False,
@@ -376,9 +419,10 @@ class SshRunner:
             code = stdout.channel.recv_exit_status()
         except (socket.timeout, TimeoutError):
             result = Result(tuple(argv), 124, "", f"timed out after {timeout:g} s")
-        except (paramiko.SSHException, OSError) as exc:
+        except (paramiko.SSHException, OSError, EOFError) as exc:
             self.close()
-            raise Unreachable(f"{self.host}: SSH session failed during `{command}`: {exc}") from None
+            raise Unreachable(f"{self.host}: SSH session failed during `{command}`: "
+                              f"{exc or type(exc).__name__}") from None
         else:
             result = Result(tuple(argv), code, raw.decode(errors="replace"), err, raw)
         if not result.ok and not warn:
@@ -390,8 +434,16 @@ class SshRunner:
         prefix = [] if self.user == "root" else ["sudo", "-n", "--"]
         return self.run(prefix + list(argv), input=input, warn=warn, timeout=timeout)
 
+    def _sftp(self) -> "paramiko.SFTPClient":
+        client = self._connect()
+        try:
+            return client.open_sftp()
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            self.close()
+            raise Unreachable(f"{self.host}: cannot start SFTP over SSH: {exc or type(exc).__name__}") from None
+
     def put(self, path: str, content: bytes, mode: int = 0o644) -> None:
-        sftp = self._connect().open_sftp()
+        sftp = self._sftp()
         folder, name = os.path.split(path)
         tmp = f"{folder}/.{name}.hakit-tmp"
         try:
@@ -399,22 +451,22 @@ class SshRunner:
                 sftp.chmod(tmp, mode)  # narrow the mode before any content is written
                 fh.write(content)
             sftp.posix_rename(tmp, path)
-        except OSError as exc:
+        except (OSError, EOFError, paramiko.SSHException) as exc:
             try:
                 sftp.remove(tmp)
-            except OSError:
+            except (OSError, EOFError, paramiko.SSHException):
                 pass
-            raise OperationFailed(f"{self.host}: cannot write {path}: {exc}") from None
+            raise OperationFailed(f"{self.host}: cannot write {path}: {exc or type(exc).__name__}") from None
         finally:
             sftp.close()
 
     def get(self, path: str) -> bytes:
-        sftp = self._connect().open_sftp()
+        sftp = self._sftp()
         try:
             with sftp.open(path, "rb") as fh:
                 return fh.read()
-        except OSError as exc:
-            raise OperationFailed(f"{self.host}: cannot read {path}: {exc}") from None
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            raise OperationFailed(f"{self.host}: cannot read {path}: {exc or type(exc).__name__}") from None
         finally:
             sftp.close()
 
@@ -426,9 +478,10 @@ class SshRunner:
         try:
             channel = client.get_transport().open_session(timeout=self.connect_timeout)  # type: ignore[union-attr]
             channel.exec_command(command)
-        except (paramiko.SSHException, OSError) as exc:
+        except (paramiko.SSHException, OSError, EOFError) as exc:
             self.close()
-            raise Unreachable(f"{self.host}: SSH session failed during `{command}`: {exc}") from None
+            raise Unreachable(f"{self.host}: SSH session failed during `{command}`: "
+                              f"{exc or type(exc).__name__}") from None
         return SshProcess(self.host, tuple(argv), channel)
 
     def open_tunnel(self, address: str, port: int, timeout: float = 5.0) -> paramiko.Channel:
@@ -441,8 +494,9 @@ class SshRunner:
         try:
             return transport.open_channel("direct-tcpip", (address, port), ("127.0.0.1", 0),  # type: ignore
                                           timeout=timeout)
-        except (paramiko.SSHException, OSError) as exc:
-            raise Unreachable(f"{self.host}: cannot open a tunnel to {address}:{port} through SSH: {exc}") from None
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise Unreachable(f"{self.host}: cannot open a tunnel to {address}:{port} through SSH: "
+                              f"{exc or type(exc).__name__}") from None
 
     def close(self) -> None:
         if self._client is not None:

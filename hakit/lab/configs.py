@@ -68,6 +68,7 @@ def sshd_config(node: NodeSpec) -> bytes:
             "KbdInteractiveAuthentication no\n"
             "UsePAM no\n"
             "UseDNS no\n"
+            "LogLevel VERBOSE\n"
             "X11Forwarding no\n"
             "PrintMotd no\n"
             "AcceptEnv LANG LC_*\n"

@@ -29,7 +29,8 @@ class Daemon:
     start: str
 
 
-SSHD = Daemon("sshd", ("sshd",), "/usr/sbin/sshd -f /etc/ssh/sshd_config")
+# its log in a file of the node (no syslog in the lab): a dropped connection is explained there
+SSHD = Daemon("sshd", ("sshd",), "/usr/sbin/sshd -f /etc/ssh/sshd_config -E /var/log/sshd.log")
 MARIADB = Daemon("mariadb", ("mariadbd",),
                  # the node's network namespace gets hakit's kernel settings (non-local bind of the VIP)
                  "{ test ! -f /etc/sysctl.d/60-hakit.conf || sysctl -q -p /etc/sysctl.d/60-hakit.conf; }; "

@@ -13,8 +13,8 @@ import pytest
 from labkit import _MADE, Lab, _safety_net, _wait_until, build_lab, need_root, testinfra_host
 
 #: per node, the logs a failed lab test shows (their last lines): what the daemons and hakit did
-NODE_LOGS = ("var/log/hakit/*.log", "var/log/pacemaker/pacemaker.log", "var/log/ha-log", "var/log/ha-debug",
-             "var/log/mysql/error.log")
+NODE_LOGS = ("var/log/hakit/*.log", "var/log/sshd.log", "var/log/pacemaker/pacemaker.log", "var/log/ha-log",
+             "var/log/ha-debug", "var/log/mysql/error.log")
 TAIL = 60
 #: Pacemaker logs every CIB diff at info level: a failure shows its decisions instead (notices,
 #: warnings, errors), over a longer stretch, so the cause is in view and not only the rollback

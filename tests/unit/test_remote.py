@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
+import threading
+import time
 
 import pytest
 
@@ -151,3 +154,110 @@ def test_the_ssh_connection_turns_nagle_off(tmp_path, monkeypatch):
         runner._client = None
         for sock in (client_sock, accepted, listener):
             sock.close()
+
+
+class _SshServer:
+    """An SSH server on 127.0.0.1 (paramiko's server side) whose first ``drop`` connections are
+    closed right after the version exchange, as sshd does past MaxStartups. The others accept
+    the client's key and answer every command with ``ran: <command>``."""
+
+    def __init__(self, tmp_path, drop: int):
+        import socket
+
+        import paramiko
+
+        self.host_key = paramiko.Ed25519Key.from_private_key_file(str(_ed25519(tmp_path / "host")))
+        self.client_key_file = str(_ed25519(tmp_path / "client"))
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(8)
+        self.port = self.listener.getsockname()[1]
+        self.known_hosts = tmp_path / "known_hosts"
+        self.known_hosts.write_text(f"[127.0.0.1]:{self.port} {self.host_key.get_name()} {self.host_key.get_base64()}\n")
+        self.drop, self.connections, self.transports = drop, 0, []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        import paramiko
+
+        server = self
+
+        class Answers(paramiko.ServerInterface):
+            def check_auth_publickey(self, username, key):
+                return paramiko.AUTH_SUCCESSFUL
+
+            def get_allowed_auths(self, username):
+                return "publickey"
+
+            def check_channel_request(self, kind, chanid):
+                return paramiko.OPEN_SUCCEEDED
+
+            def check_channel_exec_request(self, channel, command):
+                def answer():
+                    time.sleep(0.1)  # after the transport's reply to the exec request
+                    channel.sendall(b"ran: " + command)
+                    channel.send_exit_status(0)
+                    channel.close()
+                threading.Thread(target=answer, daemon=True).start()
+                return True
+
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            if self.connections <= self.drop:
+                conn.sendall(b"SSH-2.0-OpenSSH_9.2\r\n")
+                conn.recv(64)
+                conn.close()
+                continue
+            transport = paramiko.Transport(conn)
+            transport.add_server_key(self.host_key)
+            transport.start_server(server=Answers())
+            self.transports.append(transport)
+
+    def close(self) -> None:
+        self.listener.close()
+        for transport in self.transports:
+            transport.close()
+
+
+def _ed25519(path):
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
+    return path
+
+
+@pytest.mark.parametrize("drop, works", [(1, True), (2, False)])
+def test_a_connection_the_server_drops_at_once_is_tried_once_more(tmp_path, drop, works):
+    # paramiko raised the transport's bare EOFError out of connect(): the CLI then said only
+    # "hakit: aborted" and `status` lost its whole report to one node's dropped handshake
+    from hakit.remote import SshRunner
+
+    server = _SshServer(tmp_path, drop=drop)
+    runner = SshRunner("n1", "127.0.0.1", port=server.port, known_hosts=server.known_hosts,
+                       key_file=server.client_key_file, connect_timeout=5)
+    try:
+        if works:
+            assert runner.run(["uptime"]).stdout == "ran: uptime"
+        else:
+            with pytest.raises(Unreachable, match="failed twice: the server closed the connection at once"):
+                runner.run(["uptime"])
+        assert server.connections == 2  # once more, and only once
+    finally:
+        runner.close()
+        server.close()
+
+
+def test_an_sftp_session_that_ends_at_once_is_an_unreachable_node_not_an_eoferror(tmp_path):
+    from hakit.remote import SshRunner
+
+    server = _SshServer(tmp_path, drop=0)  # no SFTP subsystem: the channel closes at once
+    runner = SshRunner("n1", "127.0.0.1", port=server.port, known_hosts=server.known_hosts,
+                       key_file=server.client_key_file, connect_timeout=5)
+    try:
+        with pytest.raises(Unreachable, match="cannot start SFTP"):
+            runner.get("/etc/hostname")
+    finally:
+        runner.close()
+        server.close()
