@@ -105,13 +105,20 @@ def switchover_table(doc: dict[str, Any]) -> list[str]:
 
 
 def rpo_table(doc: dict[str, Any]) -> list[str]:
-    lines = ["### Data loss on node loss (RPO)", "", f"_{machine_line(doc)}; {doc['repetitions']} run(s) per mode._",
-             "", "| replication | acknowledged writes lost (per run) | errant transactions resync reports (per run) "
-                 "| resync counts every lost write |", "| --- | --- | --- | --- |"]
+    lines = ["### Data loss on node loss (RPO)", "",
+             f"_{machine_line(doc)}; {doc['repetitions']} run(s) per mode._", "",
+             "| replication | acknowledged writes lost (per run) | errant transactions resync reports (per run) "
+             "| the writer's rows in the saved errant transactions (per run) | every lost write among them |",
+             "| --- | --- | --- | --- | --- |"]
     for m in doc["modes"]:
-        lines.append(f"| {m['mode']} | {', '.join(map(str, m['lost']))} | "
-                     f"{', '.join(map(str, m['errant_reported']))} | {'yes' if m['errant_covers_lost'] else 'NO'} |")
-    lines += ["", "Target: 0 lost with semi-sync AFTER_SYNC."]
+        limit = m.get("replication_limit")
+        mode = f"{m['mode']} (stream to the standby limited to {limit})" if limit else m["mode"]
+        saved = ", ".join(map(str, m["errant_writer_rows"])) if "errant_writer_rows" in m else "–"
+        lines.append(f"| {mode} | {', '.join(map(str, m['lost']))} | {', '.join(map(str, m['errant_reported']))} "
+                     f"| {saved} | {'yes' if m['errant_covers_lost'] else 'NO'} |")
+    lines += ["", "Target: 0 lost with semi-sync AFTER_SYNC. Resync's errant transactions are the old active's "
+                  "own commits the new active never received: the lost acknowledged writes, and the writes it "
+                  "committed but could not acknowledge before it died."]
     return lines
 
 

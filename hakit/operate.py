@@ -611,7 +611,9 @@ class Operator:
         if not paths:
             raise OperationFailed(f"{s.node}: binary log {s.arg('file')} is gone; cannot save the errant "
                                   f"transactions (drop --keep-errant to discard them unsaved)")
-        out = runner.run(["mariadb-binlog", f"--start-position={int(s.arg('position'))}",
+        # --verbose: each changed row also as commented pseudo-SQL (### INSERT INTO ... @1=...),
+        # so that the operator can read what was discarded; the file still replays as it is
+        out = runner.run(["mariadb-binlog", "--verbose", f"--start-position={int(s.arg('position'))}",
                           f"--server-id={server_id}", *paths], timeout=600).raw
         path = Path(s.arg("path"))
         atomic_write(path, out, 0o600)

@@ -105,9 +105,12 @@ class PairDriver:
     def wait_healthy(self, timeout: float = 180) -> dict[str, Any]:
         return self.wait("healthy", lambda d: d.get("state") == "healthy", timeout)
 
-    def repair(self, node: str, restart: bool = False, healthy: Callable[[], Any] | None = None) -> None:
+    def repair(self, node: str, restart: bool = False, healthy: Callable[[], Any] | None = None,
+               keep_errant: Path | None = None) -> None:
         """After a fault on ``node``: bring it back (``restart``: the node itself) and resync it,
-        until the pair is healthy again (``healthy``: how to wait for that; the default waits)."""
+        until the pair is healthy again (``healthy``: how to wait for that; the default waits).
+        ``keep_errant``: the resync saves the node's errant transactions there (asked only until
+        the file exists: a resync tried again must not be refused for it)."""
         from hakit.lab.daemons import MARIADB
 
         if restart:
@@ -117,7 +120,8 @@ class PairDriver:
             node_exec(self.dir, node, ["sh", "-c", MARIADB.start])
         self.wait(f"{node} back", lambda d: d["nodes"][node]["reachable"] and d["nodes"][node]["writable"] is not None)
         for _ in range(3):
-            done = run_hakit(self.inventory, "resync", "--yes", "--node", node)
+            keep = ("--keep-errant", str(keep_errant)) if keep_errant and not keep_errant.exists() else ()
+            done = run_hakit(self.inventory, "resync", "--yes", "--node", node, *keep)
             if done.returncode == 0:
                 break
             time.sleep(2)

@@ -242,3 +242,31 @@ def test_a_kept_takeover_only_configuration_names_both_runs(tmp_path: Path) -> N
     text = "\n".join(report.failover_table(json.loads((folder / "failover.json").read_text())))
     assert ("| heartbeat | hakit (faults: full run of 2026-11-22; takeover: full run of 2026-11-23; 10 per fault, "
             "see note) | 4.30") in text
+
+
+def test_the_rpo_benchmark_finds_the_writer_ids_in_a_keep_errant_file() -> None:
+    from bench.rpo import writer_ids
+
+    # as `mariadb-binlog --verbose` prints row events (trimmed); another table's rows do not count
+    saved = (b"#Q> INSERT INTO opsview.hakit_writer VALUES (41, NOW(6))\nBINLOG '\nAAAA\n'/*!*/;\n"
+             b"### INSERT INTO `opsview`.`hakit_writer`\n### SET\n###   @1=41\n###   @2='2026-11-23 07:00:00.1'\n"
+             b"### INSERT INTO `opsview`.`results`\n### SET\n###   @1=42\n###   @2='x'\n"
+             b"### INSERT INTO `opsview`.`hakit_writer`\n### SET\n###   @1=43\n###   @2='2026-11-23 07:00:00.2'\n")
+    assert writer_ids(saved, "opsview.hakit_writer") == {41, 43}
+    assert writer_ids(b"", "opsview.hakit_writer") == set()
+
+
+def test_the_rpo_table_shows_the_limited_stream_and_the_saved_rows(tmp_path: Path) -> None:
+    machine = {"cores": 2, "memory_gib": 4, "kernel": "6", "mariadb": "10.11", "corosync": "3", "pacemaker": "2",
+               "heartbeat": "3", "hakit": "0"}
+    doc = {"repetitions": 2, "mode": "full", "finished": "2026-11-23T08:00:00Z", "machine": machine, "modes": [
+        {"mode": "async", "replication_limit": None, "lost": [0, 0], "errant_reported": [0, 1],
+         "errant_writer_rows": [0, 1], "errant_covers_lost": True},
+        {"mode": "async, lagging standby", "replication_limit": "1mbit", "lost": [310, 290],
+         "errant_reported": [312, 291], "errant_writer_rows": [312, 291], "errant_covers_lost": True},
+        {"mode": "semi-sync", "lost": [0], "errant_reported": [0], "errant_covers_lost": False}]}  # an older file
+    text = "\n".join(report.rpo_table(doc))
+    assert "| async | 0, 0 | 0, 1 | 0, 1 | yes |" in text
+    assert "| async, lagging standby (stream to the standby limited to 1mbit) | 310, 290 | 312, 291 | 312, 291 | yes |" \
+        in text
+    assert "| semi-sync | 0 | 0 | – | NO |" in text
