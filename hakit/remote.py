@@ -320,6 +320,7 @@ class SshRunner:
         self._client: paramiko.SSHClient | None = None
         self._connecting = threading.Lock()  # commands may run at once, on one connection
         self._early_failure: BaseException | None = None
+        self._retired: list[paramiko.SSHClient] = []  # replaced connections, closed by close()
 
     def preconnect(self) -> threading.Thread:
         """Start connecting in the background, now: the caller's set-up (imports, planning)
@@ -405,18 +406,50 @@ class SshRunner:
             raise Unreachable(f"{self.host}: cannot reach {self.address}:{self.port} over SSH: {reason}") from None
         return client
 
+    def _open(self, kind: str, timeout: float, dest: tuple[str, int] | None = None) -> paramiko.Channel:
+        """A new channel on the node's connection. A connection that does not answer the opening
+        within ``timeout`` is replaced by a new one, once: nothing ran yet (a command is sent
+        only on an open channel), and a connection that stopped answering (CI saw one whose
+        every channel timed out while the node answered new connections) would fail every later
+        command too. Its channels still open are left to finish; :meth:`close` closes it."""
+        client = self._connect()
+        try:
+            return self._open_on(client, kind, timeout, dest)
+        except paramiko.SSHException as exc:
+            if "Timeout opening channel" not in str(exc):
+                raise
+            with self._connecting:
+                if self._client is client:
+                    self._client = None
+                    self._retired.append(client)
+            return self._open_on(self._connect(), kind, timeout, dest)
+
+    @staticmethod
+    def _open_on(client: paramiko.SSHClient, kind: str, timeout: float,
+                 dest: tuple[str, int] | None) -> paramiko.Channel:
+        transport = client.get_transport()
+        if transport is None:
+            raise paramiko.SSHException("SSH session not active")
+        if kind == "session":
+            return transport.open_session(timeout=timeout)
+        return transport.open_channel(kind, dest, ("127.0.0.1", 0), timeout=timeout)
+
     def run(self, argv: Sequence[str], *, input: str | bytes | None = None, warn: bool = False,
             timeout: float = 60.0) -> Result:
-        client = self._connect()
         command = shlex.join(argv)  # the remote side has a shell; quoting makes each arg one word
         try:
-            stdin, stdout, stderr = client.exec_command(command, timeout=timeout)
+            # paramiko's exec_command, on a channel opened by _open
+            channel = self._open("session", timeout)
+            channel.settimeout(timeout)
+            channel.exec_command(command)
+            stdin, stdout = channel.makefile_stdin("wb"), channel.makefile("r")
+            stderr = channel.makefile_stderr("r")
             if input is not None:
                 stdin.write(_as_bytes(input))
-            stdin.channel.shutdown_write()
+            channel.shutdown_write()
             raw = stdout.read()
             err = stderr.read().decode(errors="replace")
-            code = stdout.channel.recv_exit_status()
+            code = channel.recv_exit_status()
         except (socket.timeout, TimeoutError):
             result = Result(tuple(argv), 124, "", f"timed out after {timeout:g} s")
         except (paramiko.SSHException, OSError, EOFError) as exc:
@@ -435,9 +468,11 @@ class SshRunner:
         return self.run(prefix + list(argv), input=input, warn=warn, timeout=timeout)
 
     def _sftp(self) -> "paramiko.SFTPClient":
-        client = self._connect()
         try:
-            return client.open_sftp()
+            # paramiko's open_sftp, with a timeout on the channel's opening (its own waits an hour)
+            channel = self._open("session", self.connect_timeout)
+            channel.invoke_subsystem("sftp")
+            return paramiko.SFTPClient(channel)
         except (paramiko.SSHException, OSError, EOFError) as exc:
             self.close()
             raise Unreachable(f"{self.host}: cannot start SFTP over SSH: {exc or type(exc).__name__}") from None
@@ -473,10 +508,9 @@ class SshRunner:
     def start(self, argv: Sequence[str]) -> "SshProcess":
         """Start ``argv`` on the node in its own SSH channel, stdin and stdout streamed; see
         :class:`Process`. The arguments are quoted as in :meth:`run`."""
-        client = self._connect()
         command = shlex.join(argv)
         try:
-            channel = client.get_transport().open_session(timeout=self.connect_timeout)  # type: ignore[union-attr]
+            channel = self._open("session", self.connect_timeout)
             channel.exec_command(command)
         except (paramiko.SSHException, OSError, EOFError) as exc:
             self.close()
@@ -490,10 +524,8 @@ class SshRunner:
         hakit reaches each node's MariaDB through its verified SSH connection this way, so the
         database's admin login never has to accept connections from the network.
         """
-        transport = self._connect().get_transport()
         try:
-            return transport.open_channel("direct-tcpip", (address, port), ("127.0.0.1", 0),  # type: ignore
-                                          timeout=timeout)
+            return self._open("direct-tcpip", timeout, (address, port))
         except (paramiko.SSHException, OSError, EOFError) as exc:
             raise Unreachable(f"{self.host}: cannot open a tunnel to {address}:{port} through SSH: "
                               f"{exc or type(exc).__name__}") from None
@@ -502,6 +534,8 @@ class SshRunner:
         if self._client is not None:
             self._client.close()
             self._client = None
+        while self._retired:
+            self._retired.pop().close()
 
 
 def _no_delay(client: paramiko.SSHClient) -> None:

@@ -240,17 +240,7 @@ def test_ssh_commands_are_quoted_argv() -> None:
 # the command line an SshRunner sends, run by a real shell
 
 
-class _Channel:
-    def shutdown_write(self) -> None:
-        pass
-
-    def recv_exit_status(self) -> int:
-        return 0
-
-
 class _Stream:
-    channel = _Channel()
-
     def write(self, data: bytes) -> None:
         pass
 
@@ -258,13 +248,42 @@ class _Stream:
         return b""
 
 
+class _Channel:
+    """paramiko's channel, as SshRunner.run uses it: the command it is asked to run recorded."""
+
+    def __init__(self, commands: list[str]) -> None:
+        self.commands = commands
+
+    def settimeout(self, timeout: float | None) -> None:
+        pass
+
+    def exec_command(self, command: str) -> None:
+        self.commands.append(command)
+
+    def makefile_stdin(self, mode: str) -> _Stream:
+        return _Stream()
+
+    def makefile(self, mode: str) -> _Stream:
+        return _Stream()
+
+    makefile_stderr = makefile
+
+    def shutdown_write(self) -> None:
+        pass
+
+    def recv_exit_status(self) -> int:
+        return 0
+
+
 class _Client:
     def __init__(self) -> None:
         self.commands: list[str] = []
 
-    def exec_command(self, command: str, timeout: float | None = None):
-        self.commands.append(command)
-        return _Stream(), _Stream(), _Stream()
+    def get_transport(self) -> "_Client":
+        return self
+
+    def open_session(self, timeout: float | None = None) -> _Channel:
+        return _Channel(self.commands)
 
 
 argument = st.one_of(st.sampled_from(PAYLOADS), hostile_text).filter(

@@ -159,9 +159,10 @@ def test_the_ssh_connection_turns_nagle_off(tmp_path, monkeypatch):
 class _SshServer:
     """An SSH server on 127.0.0.1 (paramiko's server side) whose first ``drop`` connections are
     closed right after the version exchange, as sshd does past MaxStartups. The others accept
-    the client's key and answer every command with ``ran: <command>``."""
+    the client's key and answer every command with ``ran: <command>``; on the first ``mute`` of
+    those, no channel's opening is ever answered (a connection that stopped answering)."""
 
-    def __init__(self, tmp_path, drop: int):
+    def __init__(self, tmp_path, drop: int, mute: int = 0):
         import socket
 
         import paramiko
@@ -175,6 +176,7 @@ class _SshServer:
         self.known_hosts = tmp_path / "known_hosts"
         self.known_hosts.write_text(f"[127.0.0.1]:{self.port} {self.host_key.get_name()} {self.host_key.get_base64()}\n")
         self.drop, self.connections, self.transports = drop, 0, []
+        self.mute, self.opened, self.released = mute, [], threading.Event()
         threading.Thread(target=self._serve, daemon=True).start()
 
     def _serve(self) -> None:
@@ -183,6 +185,9 @@ class _SshServer:
         server = self
 
         class Answers(paramiko.ServerInterface):
+            def __init__(self, muted: bool):
+                self.muted = muted
+
             def check_auth_publickey(self, username, key):
                 return paramiko.AUTH_SUCCESSFUL
 
@@ -190,7 +195,17 @@ class _SshServer:
                 return "publickey"
 
             def check_channel_request(self, kind, chanid):
+                if self.muted:
+                    server.released.wait(30)  # the transport's thread: nothing is answered meanwhile
+                    return paramiko.OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
+                server.opened.append((server.connections, kind))
                 return paramiko.OPEN_SUCCEEDED
+
+            def check_channel_direct_tcpip_request(self, chanid, origin, destination):
+                return self.check_channel_request("direct-tcpip", chanid)
+
+            def check_channel_subsystem_request(self, channel, name):
+                return False
 
             def check_channel_exec_request(self, channel, command):
                 def answer():
@@ -214,10 +229,11 @@ class _SshServer:
                 continue
             transport = paramiko.Transport(conn)
             transport.add_server_key(self.host_key)
-            transport.start_server(server=Answers())
+            transport.start_server(server=Answers(muted=self.connections - self.drop <= self.mute))
             self.transports.append(transport)
 
     def close(self) -> None:
+        self.released.set()
         self.listener.close()
         for transport in self.transports:
             transport.close()
@@ -258,6 +274,44 @@ def test_an_sftp_session_that_ends_at_once_is_an_unreachable_node_not_an_eoferro
     try:
         with pytest.raises(Unreachable, match="cannot start SFTP"):
             runner.get("/etc/hostname")
+    finally:
+        runner.close()
+        server.close()
+
+
+@pytest.mark.parametrize("use", ["run", "tunnel"])
+def test_a_connection_whose_channels_time_out_is_replaced_once(tmp_path, use):
+    # CI: a node's connection stopped answering channel openings while the node answered new
+    # connections; every probe of `hakit status` timed out and the node was reported down
+    from hakit.remote import SshRunner
+
+    server = _SshServer(tmp_path, drop=0, mute=1)
+    runner = SshRunner("n1", "127.0.0.1", port=server.port, known_hosts=server.known_hosts,
+                       key_file=server.client_key_file, connect_timeout=1)
+    try:
+        if use == "run":
+            assert runner.run(["uptime"], timeout=1).stdout == "ran: uptime"
+        else:
+            runner.open_tunnel("127.0.0.1", 3306, timeout=1).close()
+        assert server.connections == 2
+        assert server.opened == [(2, "session" if use == "run" else "direct-tcpip")]  # on the new one only
+        assert runner.run(["id"], timeout=1).stdout == "ran: id"  # and it stays in use
+        assert server.connections == 2
+    finally:
+        runner.close()
+        server.close()
+
+
+def test_a_second_connection_that_does_not_answer_is_an_unreachable_node(tmp_path):
+    from hakit.remote import SshRunner
+
+    server = _SshServer(tmp_path, drop=0, mute=2)
+    runner = SshRunner("n1", "127.0.0.1", port=server.port, known_hosts=server.known_hosts,
+                       key_file=server.client_key_file, connect_timeout=1)
+    try:
+        with pytest.raises(Unreachable, match="Timeout opening channel"):
+            runner.run(["uptime"], timeout=1)
+        assert server.connections == 2  # replaced once, not again and again
     finally:
         runner.close()
         server.close()
