@@ -26,11 +26,13 @@ The modes:
 from __future__ import annotations
 
 import re
+import subprocess
 import tempfile
 import time
 from pathlib import Path
 
-from bench.common import arguments, finish, hakit, lab, node_exec, say
+from bench.common import arguments, finish, lab, node_exec, say
+from hakit.lab.driver import HAKIT
 
 #: how long the writer runs before the fault (the lagging standby's backlog grows meanwhile)
 WRITING = 2.0
@@ -85,8 +87,13 @@ def one_run(bench, lag_rate: str | None) -> dict:
     after = bench.wait("a new active", lambda d: d.get("active") not in (None, active), timeout=180)
     lost = writer.lost_on(after["active"])
     bench.restart(active)
-    bench.wait(f"{active} back", lambda d: d["nodes"][active]["reachable"], timeout=180)
-    dry = hakit(bench.inventory, "resync", "--dry-run", "--node", active)
+    # its database read (SSH answers before MariaDB does: a resync planned then refuses)
+    bench.wait(f"{active}'s database back", lambda d: d["nodes"][active]["gtid"] is not None, timeout=180)
+    # not quiet (bench's hakit runs with -q, which leaves the plan and its warnings unsaid)
+    dry = subprocess.run([HAKIT, "-i", str(bench.inventory), "resync", "--dry-run", "--node", active],
+                         capture_output=True, text=True, timeout=300)
+    if dry.returncode != 0:
+        raise RuntimeError(f"hakit resync --dry-run exited {dry.returncode}: {(dry.stdout + dry.stderr)[-2000:]}")
     found = re.search(r"holds (\d+) errant transactions", dry.stdout + dry.stderr)
     errant = int(found.group(1)) if found else 0
     with tempfile.TemporaryDirectory(prefix="hakit-rpo-") as folder:
