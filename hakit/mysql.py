@@ -202,6 +202,9 @@ class Database(Protocol):
     def data_bytes(self, schemas: Sequence[str]) -> int:
         """Data + index size of the given schemas (information_schema)."""
 
+    def pid_file(self) -> str | None:
+        """The server's PID file (``@@pid_file``), where the server runs: None when it has none."""
+
     def tables(self, schemas: Sequence[str]) -> list[str]:
         """``schema.table`` of every base table in the given schemas."""
 
@@ -482,6 +485,9 @@ class PyMySQLDatabase:
                    "KEY, server_id INT UNSIGNED NOT NULL, at DATETIME(6) NOT NULL) ENGINE=InnoDB")
         self.query(f"REPLACE INTO {ident(schema)}.heartbeat (id, server_id, at) VALUES (1, @@server_id, NOW(6))")
 
+    def pid_file(self) -> str | None:
+        return self.query("SELECT @@pid_file AS p")[0]["p"] or None
+
     def data_bytes(self, schemas: Sequence[str]) -> int:
         if not schemas:
             return 0
@@ -600,6 +606,7 @@ class FakeDatabase:
     table_names: tuple[str, ...] = ("opsview.results",)
     semi_sync_master_enabled: bool = True
     have_ssl: str | None = None
+    pid_path: str | None = None  #: pid_file() answers this
 
     def _commit(self, domain: int = 0) -> None:
         gtid = Gtid(domain, self.server_id, self.binlog.seq(domain) + 1)
@@ -705,6 +712,10 @@ class FakeDatabase:
     def data_bytes(self, schemas: Sequence[str]) -> int:
         self._check()
         return self.size
+
+    def pid_file(self) -> str | None:
+        self._check()
+        return self.pid_path
 
     def tables(self, schemas: Sequence[str]) -> list[str]:
         self._check()

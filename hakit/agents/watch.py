@@ -5,7 +5,8 @@ stopped by its ``stop``) checks four times a second:
 
 * **the local database**: after ``failures`` checks in a row that cannot read it (when nothing
   listens on the socket at all, the checks after the first come ten times a second), the node gives
-  its resources up. heartbeat: ``hb_standby all``, once the peer's heartbeat has been active for
+  its resources up. The server's process is followed too (a pidfd): its exit ends the wait for
+  the next check at once, and a check that then finds nothing listening is conclusive. heartbeat: ``hb_standby all``, once the peer's heartbeat has been active for
   3 s, asked again after 30 s until heartbeat stops the role (which stops the watcher).
   Pacemaker: ``crm_resource --fail`` on the role, which Pacemaker handles as a failed monitor
   (with ``migration-threshold`` 1 the group moves to the peer) without waiting for the role's
@@ -30,6 +31,8 @@ Maintenance mode (``/etc/hakit/maintenance``) pauses both. The watcher's log is
 
 from __future__ import annotations
 
+import os
+import select
 import signal
 import subprocess
 import sys
@@ -155,15 +158,86 @@ def _fail_role(ctx: NodeContext) -> None:
                    capture_output=True, timeout=60)
 
 
-def _checked(ctx: NodeContext, bad: int, failures: int, writable: bool = False) -> tuple[int, bool]:
+#: how often a watcher that could not follow the server's process tries again
+FOLLOW_AGAIN = 30.0
+SERVER_NAMES = ("mariadbd", "mysqld")
+
+
+class ServerExit:
+    """The local server's process, followed with a pidfd: :meth:`wait` sleeps until the next check
+    is due or, at once, until the process exits. A killed mysqld is then noticed in milliseconds
+    instead of a check interval and two rechecks (about 0.35 s). Without a pidfd (an old kernel,
+    no PID file, another process behind the PID), :meth:`wait` is a plain sleep."""
+
+    def __init__(self) -> None:
+        self.fd: int | None = None
+        self.pid: int | None = None
+        self.tried_at = -1e9
+        self.said = False
+
+    def follow(self, ctx: NodeContext) -> None:
+        """After a good check: follow the server's process, when not yet (and not tried lately)."""
+        if self.fd is not None or time.monotonic() - self.tried_at < FOLLOW_AGAIN:
+            return
+        self.tried_at = time.monotonic()
+        try:
+            path = ctx.local_db().pid_file()
+            self.open(int(open(path).read().split()[0]) if path else None)
+        except (HakitError, OSError, ValueError, IndexError) as exc:
+            if not self.said:
+                self.said = True
+                _log(f"cannot follow the database server's process (checks only, tried again every "
+                     f"{FOLLOW_AGAIN:g}s): {exc}")
+
+    def open(self, pid: int | None) -> None:
+        if pid is None or not hasattr(os, "pidfd_open"):
+            return
+        fd = os.pidfd_open(pid)
+        try:
+            # the PID file may name a process that ended: its PID taken by another one since
+            with open(f"/proc/{pid}/comm") as comm:
+                name = comm.read().strip()
+        except OSError:
+            name = ""
+        if name not in SERVER_NAMES:
+            os.close(fd)
+            return
+        self.fd, self.pid = fd, pid
+
+    def wait(self, seconds: float) -> bool:
+        """Sleep ``seconds``, or less if the server's process exits: whether it did."""
+        if self.fd is None:
+            time.sleep(seconds)
+            return False
+        ready, _, _ = select.select([self.fd], [], [], seconds)
+        if not ready:
+            return False
+        os.close(self.fd)
+        self.fd = None
+        self.tried_at = -1e9  # the next good check follows the new server
+        return True
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+def _checked(ctx: NodeContext, bad: int, failures: int, writable: bool = False,
+             exited: bool = False) -> tuple[int, bool]:
     """One check of the local database: how many have failed in a row (0 after a good one), and
     whether the last failure found nothing listening (see RECHECK_GONE). With ``writable``, a
-    database that answers read-only fails the check too."""
+    database that answers read-only fails the check too. With ``exited`` (the server's process
+    was seen to exit), nothing listening is conclusive: ``failures`` at once."""
     try:
         facts = ctx.local_db().facts()
     except HakitError as exc:
+        gone = isinstance(exc, DatabaseUnreachable) and exc.gone
+        if exited and gone:
+            _log(f"the database server's process exited and nothing listens: {exc}")
+            return max(bad + 1, failures), True
         _log(f"database check {bad + 1}/{failures} failed: {exc}")
-        return bad + 1, isinstance(exc, DatabaseUnreachable) and exc.gone
+        return bad + 1, gone
     if writable and facts.read_only:
         _log(f"database check {bad + 1}/{failures} failed: {ctx.node.name} holds the role but its database is "
              f"read-only (restarted after a crash?)")
@@ -191,13 +265,16 @@ def watch(ctx: NodeContext, *, interval: float = INTERVAL, failures: int = 3) ->
     back_since: float | None = None  # demoted while isolated, and the network is back since
     restarted_at = -1e9
     rejoin = rejoin_after(deadtime)
+    server = ServerExit()
     while True:
-        time.sleep(min(interval, RECHECK_GONE) if gone and bad < failures else interval)
+        exited = server.wait(min(interval, RECHECK_GONE) if gone and bad < failures else interval)
         if flag_set():
             bad, gone, cut_since, last_answer = 0, False, None, time.monotonic()
             continue
         if not heartbeat:
-            bad, gone = _checked(ctx, bad, failures)
+            bad, gone = _checked(ctx, bad, failures, exited=exited)
+            if bad == 0:
+                server.follow(ctx)
             now = time.monotonic()
             if bad >= failures and now - asked_at >= ASK_AGAIN:
                 asked_at = now
@@ -240,7 +317,9 @@ def watch(ctx: NodeContext, *, interval: float = INTERVAL, failures: int = 3) ->
                         demoted, bad, gone = False, 0, False
         else:
             back_since = None
-        bad, gone = _checked(ctx, bad, failures, writable=not demoted)
+        bad, gone = _checked(ctx, bad, failures, writable=not demoted, exited=exited)
+        if bad == 0:
+            server.follow(ctx)
         now = time.monotonic()
         if (bad >= failures and not demoted) or now - peer_checked_at >= PEER_CHECK_EVERY:
             # the peer's heartbeat is followed all along (once a second while all is well), so

@@ -182,6 +182,103 @@ def test_the_watcher_rechecks_sooner_when_nothing_listens(tmp_path, monkeypatch,
     assert len(node.commands) == 1
 
 
+@pytest.mark.parametrize("stack", ["pacemaker", "heartbeat"])
+def test_a_server_seen_to_exit_is_reported_after_one_check(tmp_path, monkeypatch, stack):
+    """The server's process followed (a pidfd): its exit ends the watcher's wait at once, and one
+    check that finds nothing listening is enough (no two rechecks: about 0.35 s less)."""
+    node = WatchedNode(tmp_path, monkeypatch, stack, reachable=True, gone=True, read_only=False)
+    watchmod = node.watch
+    monkeypatch.setattr(watchmod, "reaches_any", lambda addresses: True)
+    monkeypatch.setattr(watchmod, "peer_active", lambda name: True)
+
+    class Exits:
+        """Killed during the twentieth wait (5 s in: past PEER_SETTLE), 10 ms into it."""
+        def __init__(self):
+            self.waits = 0
+
+        def follow(self, ctx):
+            pass
+
+        def wait(self, seconds):
+            self.waits += 1
+            if self.waits == 20:
+                node.db.reachable = False
+                node._sleep(0.01)
+                return True
+            node._sleep(seconds)
+            return False
+
+    monkeypatch.setattr(watchmod, "ServerExit", Exits)
+    killed_at = []
+
+    def events() -> None:
+        if not node.db.reachable and not killed_at:
+            killed_at.append(node.now)
+        if node.commands or len(node.slept) > 60:
+            raise _Stop
+
+    node.on_sleep = events
+    node.run()
+    assert len(node.commands) == 1
+    (at, argv), = node.commands
+    assert argv[0] == ("crm_resource" if stack == "pacemaker" else watchmod.HB_STANDBY)
+    assert at == pytest.approx(killed_at[0])  # asked right after the one check, no further wait
+
+
+def test_a_server_that_answers_again_is_not_reported_after_an_exit(tmp_path, monkeypatch):
+    """An exit seen while something still answers on the socket (a restarted server, already up)
+    is not a failure: the exit alone never reports anything."""
+    node = WatchedNode(tmp_path, monkeypatch, "pacemaker", reachable=True)
+    watchmod = node.watch
+
+    class Exits:
+        def follow(self, ctx):
+            pass
+
+        def wait(self, seconds):
+            node._sleep(seconds)
+            return len(node.slept) == 3
+
+    monkeypatch.setattr(watchmod, "ServerExit", Exits)
+
+    def events() -> None:
+        if len(node.slept) > 10:
+            raise _Stop
+
+    node.on_sleep = events
+    node.run()
+    assert node.commands == []
+
+
+def test_server_exit_follows_the_server_process_and_wakes_when_it_exits(tmp_path):
+    import os
+    import subprocess
+    import time
+
+    from hakit.agents.watch import ServerExit
+
+    server = tmp_path / "mariadbd"
+    server.symlink_to("/bin/sleep")  # its process is named mariadbd
+    proc = subprocess.Popen([str(server), "30"])
+    other = subprocess.Popen(["sleep", "30"])
+    try:
+        follower = ServerExit()
+        follower.open(other.pid)  # not a database server: not followed
+        assert follower.fd is None
+        follower.open(proc.pid)
+        assert follower.fd is not None and follower.pid == proc.pid
+        assert follower.wait(0.05) is False  # still running: a plain wait
+        proc.kill()
+        began = time.monotonic()
+        assert follower.wait(10) is True
+        assert time.monotonic() - began < 2  # at once, not after the 10 s
+        assert follower.fd is None
+    finally:
+        for p in (proc, other):
+            p.kill()
+            p.wait()
+
+
 def test_the_survivor_waits_only_as_long_as_an_isolated_peer_may_still_be_writable() -> None:
     from hakit.agents.watch import WATCH_LATENCY, promotion_grace
 
