@@ -19,6 +19,7 @@ interpreted by a shell. Secrets travel on stdin (``input=``) or in files written
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import shlex
 import signal
@@ -51,6 +52,10 @@ def _import_paramiko():
 
 
 paramiko = _import_paramiko()
+# paramiko logs a refused channel ("Secsh channel 1 open FAILED", the tunnel to a stopped
+# database) at ERROR; with no handler Python printed it on stderr, in the middle of `hakit
+# status`. hakit reports the failure itself; a handler configured by the caller still gets them.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 from hakit.errors import HakitError, OperationFailed, SafetyRefusal
 from hakit.files import atomic_write

@@ -315,3 +315,15 @@ def test_a_second_connection_that_does_not_answer_is_an_unreachable_node(tmp_pat
     finally:
         runner.close()
         server.close()
+
+
+def test_paramiko_s_own_error_lines_stay_off_the_terminal():
+    # `hakit status` with a stopped database printed paramiko's "Secsh channel 1 open FAILED"
+    # between its own lines (Python's last-resort handler); hakit reports the failure itself
+    import sys
+
+    line = 'import logging{}; logging.getLogger("paramiko.transport").error("Secsh channel 1 open FAILED")'
+    alone = subprocess.run([sys.executable, "-c", line.format("")], capture_output=True, text=True)
+    assert "open FAILED" in alone.stderr  # what happens without hakit's handler
+    with_hakit = subprocess.run([sys.executable, "-c", line.format(", hakit.remote")], capture_output=True, text=True)
+    assert with_hakit.returncode == 0 and with_hakit.stderr == ""
