@@ -190,8 +190,9 @@ class Database(Protocol):
         """Stop replication and set ``gtid_slave_pos`` to everything this node holds
         (``gtid_current_pos``): it will ask its master only for what comes after. Returns it."""
 
-    def binlog_gtids_after(self, point: Position) -> list[BinlogGtid]:
-        """Every GTID in this node's binary logs beyond ``point`` (per domain), oldest first."""
+    def binlog_gtids_after(self, point: Position, server_id: int | None = None) -> list[BinlogGtid]:
+        """Every GTID in this node's binary logs beyond ``point`` (per domain), oldest first; with
+        ``server_id``, only those that server logged (a node's own transactions)."""
 
     def binlog_paths_from(self, first_file: str) -> list[str]:
         """Absolute paths of the binary log files from ``first_file`` on."""
@@ -236,6 +237,12 @@ def _table_ref(table: str) -> str:
 
 
 _GTID_INFO = re.compile(r"GTID (\d+-\d+-\d+)")
+
+
+def _state_gtids(state: str | None) -> list[Gtid]:
+    """Every GTID of a binlog state (``gtid_binlog_state``: the last of each server in each domain)."""
+    return [g for part in (state or "").replace("\n", "").split(",") if part.strip()
+            for g in Position.parse(part).gtids]
 _GTID_LIST = re.compile(r"\[([0-9,\- ]*)\]")
 
 
@@ -443,12 +450,18 @@ class PyMySQLDatabase:
                     raise
         raise AssertionError("unreachable")
 
-    def binlog_gtids_after(self, point: Position) -> list[BinlogGtid]:
+    def binlog_gtids_after(self, point: Position, server_id: int | None = None) -> list[BinlogGtid]:
         # gtid_strict_mode (hakit's fragment sets it): a domain's sequence numbers only grow in the
         # binlog, so its last GTID is its highest: when the point holds it, nothing lies beyond,
-        # and reading the binlog (seconds for a file that holds a large load) is spared
-        row = self.query("SELECT @@gtid_binlog_pos AS p, @@gtid_strict_mode AS s")[0]
+        # and reading the binlog (seconds for a file that holds a large load) is spared. The
+        # binlog state names the last GTID of every server in every domain: when the point holds
+        # that of ``server_id``, the server logged nothing of its own beyond it (a standby that
+        # only applied the active's load: its binlog is as large as the load)
+        row = self.query("SELECT @@gtid_binlog_pos AS p, @@gtid_binlog_state AS st, @@gtid_strict_mode AS s")[0]
         if row["s"] and point.contains(Position.parse(row["p"])):
+            return []
+        if row["s"] and server_id is not None and not any(
+                g.server == server_id and g.seq > point.seq(g.domain) for g in _state_gtids(row["st"])):
             return []
         files = [r["Log_name"] for r in self.query("SHOW BINARY LOGS")]
         # newest first, back to the file whose starting GTID list the point already contains
@@ -470,7 +483,7 @@ class PyMySQLDatabase:
                 if not match:
                     continue
                 gtid = Position.parse(match.group(1)).gtids[0]
-                if gtid.seq > point.seq(gtid.domain):
+                if gtid.seq > point.seq(gtid.domain) and server_id in (None, gtid.server):
                     found.append(BinlogGtid(gtid, name, int(row["Pos"])))
         return found
 
@@ -696,10 +709,10 @@ class FakeDatabase:
         self.log.append(f"gtid_slave_pos={self.binlog}")
         return self.binlog
 
-    def binlog_gtids_after(self, point: Position) -> list[BinlogGtid]:
+    def binlog_gtids_after(self, point: Position, server_id: int | None = None) -> list[BinlogGtid]:
         self._check()
         return [BinlogGtid(g, "fake-bin.000001", 4 + i) for i, g in enumerate(self.events)
-                if g.seq > point.seq(g.domain)]
+                if g.seq > point.seq(g.domain) and server_id in (None, g.server)]
 
     def binlog_paths_from(self, first_file: str) -> list[str]:
         return [f"/var/lib/mysql/{first_file}"]

@@ -151,11 +151,10 @@ def scan_errant(inv: Inventory, world: World, snap: Snapshot, target: str) -> Er
     point = Position.parse(active.db.state.promotion_point)
     db = world.databases[target]
     try:
-        events = db.binlog_gtids_after(point)
+        own = db.binlog_gtids_after(point, server_id=view.db.server_id)
         size = world.databases[active.name].data_bytes(list(inv.settings.mysql.databases))
     except DatabaseUnreachable:
         return None
-    own = [e for e in events if e.gtid.server == view.db.server_id]
     return ErrantReport(target, point, tuple(e.gtid for e in own), (own[0].file, own[0].pos) if own else None,
                         size)
 

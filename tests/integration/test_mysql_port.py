@@ -134,6 +134,30 @@ def test_the_errant_scan_reads_the_binlog_only_when_something_lies_beyond_the_po
     assert [e.gtid.seq for e in server.binlog_gtids_after(older)] == [seq, seq + 1]
 
 
+def test_the_errant_scan_of_one_server_skips_a_binlog_of_other_servers_transactions(server, monkeypatch):
+    """A standby's binlog holds the active's whole load (it logs what it applies): its own errant
+    transactions are found from the binlog state, without reading that binlog."""
+    server.query("CREATE DATABASE IF NOT EXISTS errant")
+    server.query("CREATE TABLE IF NOT EXISTS errant.o (id INT PRIMARY KEY)")
+    point = server.facts().gtid_binlog_pos
+    own_id = int(server.query("SELECT @@server_id AS i")[0]["i"])
+    server.query("SET SESSION server_id = 99")  # logged as another server's, as an applied event is
+    try:
+        server.query("INSERT INTO errant.o VALUES (1)")
+        server.query("INSERT INTO errant.o VALUES (2)")
+    finally:
+        server.query(f"SET SESSION server_id = {own_id}")
+    asked: list[str] = []
+    query = server.query
+    monkeypatch.setattr(server, "query", lambda sql, *args: asked.append(sql) or query(sql, *args))
+    assert server.binlog_gtids_after(point, server_id=own_id) == []
+    assert not any("BINLOG EVENTS" in sql for sql in asked)  # the state said it: nothing of its own
+    assert [e.gtid.server for e in server.binlog_gtids_after(point)] == [99, 99]  # all of them, read
+    server.query("INSERT INTO errant.o VALUES (3)")  # now one of its own beyond the point
+    own = server.binlog_gtids_after(point, server_id=own_id)
+    assert [(e.gtid.server, e.gtid.seq) for e in own] == [(own_id, point.seq(0) + 3)]
+
+
 def test_identifiers_are_checked_before_quoting():
     assert ident("opsview") == "`opsview`"
     for bad in ["a`b", "x; DROP DATABASE y", "1abc", "", "a b", "a" * 65]:
