@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import re
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 from hakit.errors import OperationFailed, SafetyRefusal
@@ -269,10 +268,6 @@ def copy_by_backup(inv, active: Runner, target: Runner, *, say: Say, progress: P
     # stream the backup into a fresh staging folder
     target.run(["rm", "-rf", "--", staging], timeout=600)
     target.run(["mkdir", "-m", "0700", "--", staging])
-    # the target's server is not needed while the copy streams and is prepared: it stops
-    # meanwhile (about a second through an init script), and the swap follows the prepare
-    stopper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hakit-stop-db")
-    stopping = stopper.submit(stop_db)
     try:
         total = _schema_bytes(active, None)
         compressed = all(r.run(["sh", "-c", 'command -v "$1"', "sh", ZSTD], warn=True, timeout=10).ok
@@ -298,26 +293,13 @@ def copy_by_backup(inv, active: Runner, target: Runner, *, say: Say, progress: P
             raise OperationFailed(f"{target.host}: the backup in {staging} carries no binlog position (is the binary "
                                   f"log on on {active.host}?); not replacing the data")
         target.run(["chown", "-R", "mysql:mysql", "--", staging], timeout=600)
-        t1 = time.monotonic()
-        stopping.result()
-    except BaseException as exc:
+    except BaseException:
         target.run(["rm", "-rf", "--", staging], warn=True, timeout=600)  # the next run starts it over
-        if isinstance(exc, Exception):
-            # the target as it was: its server running on its own data (an interrupted run leaves
-            # it to the next one, which starts it first)
-            try:
-                stopping.result()
-            except Exception:  # noqa: BLE001 - the copy's failure is the one reported
-                pass
-            try:
-                start_and_wait()
-            except Exception:  # noqa: BLE001
-                say(f"    {target.host}: MariaDB could not be started again after the failed copy")
         raise
-    finally:
-        stopper.shutdown(wait=True)
 
     # swap: the server stopped, its files aside, the copy in place (renames on one file system)
+    t1 = time.monotonic()
+    stop_db()
     wait_until(lambda: not _answers(target), f"MariaDB on {target.host} to stop", 120)
     target.run(["sh", "-c", SWAP_SCRIPT, "hakit-swap", datadir], timeout=600)
     start_and_wait()
