@@ -400,9 +400,18 @@ def plan_resync(ctx: Context, snap: Snapshot, request: Request, errant: ErrantRe
         return Refusal(f"{active.name} is the active: resync never overwrites the active",
                        f"resync the other node (hakit resync --node {_peer(snap, active.name).name})")
     target = snap.node(target_name)
-    if target.db is None:
-        return Refusal(f"{target.name}: its database cannot be read ({target.error or 'down'})",
-                       f"start MariaDB on {target.name} (it starts read-only), then re-run hakit resync")
+    # an interrupted copy may have left the target's server stopped (killed between the stop
+    # and the start of a backup's swap): the copy is finished the same way, its server started
+    # first (its configuration starts it read-only), not refused
+    copying = (snap.operation == "resync" and snap.operation_target == target.name
+               and snap.operation_strategy in ("dump", "backup"))
+    restart = target.db is None and target.reachable and (target.resync_pending or copying) and \
+        (copying or request.strategy in ("dump", "backup"))
+    if target.db is None and not restart:
+        hint = (f"start MariaDB on {target.name} (it starts read-only), then re-run hakit resync"
+                + (" (or --strategy backup or dump: the interrupted copy starts it)" if target.resync_pending
+                   else ""))
+        return Refusal(f"{target.name}: its database cannot be read ({target.error or 'down'})", hint)
     resuming = snap.operation == "resync" or target.resync_pending
     stale = target.generation < active.generation
     replicating = _replicates_from(target, active)
@@ -416,6 +425,11 @@ def plan_resync(ctx: Context, snap: Snapshot, request: Request, errant: ErrantRe
         strategy = "rejoin" if count == 0 else ("backup" if size >= BACKUP_THRESHOLD_BYTES else "dump")
         if resuming and snap.operation == "resync" and snap.operation_strategy in ("dump", "backup"):
             strategy = snap.operation_strategy  # an interrupted copy is finished the same way
+    if restart and strategy == "rejoin":
+        return Refusal(f"{target.name}: an interrupted copy left its server stopped, and only a copy finishes it "
+                       f"(a rejoin would keep whatever the copy left half done)",
+                       f"re-run hakit resync without --strategy rejoin (the copy resumes: "
+                       f"{snap.operation_strategy or 'backup or dump'})")
     if strategy == "rejoin" and count:
         return Refusal(f"{target.name} holds {count} errant transactions beyond the promotion point; rejoining "
                        f"would keep them and the two nodes would differ",
@@ -428,6 +442,10 @@ def plan_resync(ctx: Context, snap: Snapshot, request: Request, errant: ErrantRe
         warnings.append(f"{target.name} holds {count} errant transactions beyond the promotion point "
                         f"{errant.promotion_point}: {shown}; resync discards them{kept}")  # type: ignore[union-attr]
     steps = _hooks(ctx, "pre", "resync")
+    if restart:
+        steps.append(step(f"start MariaDB on {target.name}", "settle",
+                          f"the interrupted copy left {target.name}'s server stopped: a half-done swap is finished "
+                          f"or undone, then it starts (read-only)", node=target.name))
     steps += [
         step(f"fence {target.name}", "set_read_only", f"{target.name} must take no writes while it is rebuilt",
              node=target.name, on=True),

@@ -638,6 +638,13 @@ class Operator:
             # the restart closed our session to the target's server
             self.db(s.node).close()
 
+    def settle(self, s: Step) -> None:
+        """An interrupted copy's target made whole and its server started (see :func:`reseed.settle`)."""
+        from hakit import reseed
+
+        reseed.settle(self.inv, self.world.runners[s.node], say=self.say)
+        self.db(s.node).close()  # a session (or tunnel) from before the server stopped is stale
+
     def compare_checksums(self, s: Step) -> None:
         """Every table equal on both nodes. A table that differs while writes run is compared again
         with its writes paused on the active and the target stopped at the same position."""
@@ -721,7 +728,7 @@ class Operator:
             "hold_stack": self.hold_stack, "stack_follows": self.stack_follows, "vip": self.vip,
             "watcher": self.watcher,
             "clear_failures": self.clear_failures,
-            "rejoin": self.rejoin, "dump": self.copy, "backup": self.copy,
+            "rejoin": self.rejoin, "dump": self.copy, "backup": self.copy, "settle": self.settle,
             "compare_checksums": self.compare_checksums, "hook": self.hook,
         })
         return table

@@ -203,6 +203,49 @@ rmdir "$d/.hakit-old"
 """
 
 
+def settle(inv, target: Runner, *, say: Say, stop_db: Callable[[], object] | None = None,
+           start_db: Callable[[], object] | None = None) -> str:
+    """The target as an interrupted copy left it, made whole and running; returns its data directory.
+
+    A swap whose first half was done (``.hakit-swap``) is finished; one interrupted before is
+    undone (the old files back in place); then MariaDB is started if it does not answer (a copy
+    killed between the stop and the start left it stopped; the node's configuration starts it
+    read-only) and a leftover ``.hakit-old`` is removed. A data directory that is not a plain
+    absolute path is refused before anything is touched.
+    """
+    stop_db = stop_db or (lambda: service(target, "mariadb", "stop"))
+    start_db = start_db or (lambda: service(target, "mariadb", "start"))
+    answered = root_sql(target, "SELECT @@datadir", warn=True, timeout=30)
+    datadir = (answered.stdout.strip() if answered.ok else inv.settings.mysql.datadir).rstrip("/")
+    parts = datadir.split("/")
+    if datadir[:1] != "/" or len(parts) < 2 or any(p in ("", ".", "..") for p in parts[1:]) or "\n" in datadir:
+        raise SafetyRefusal(f"{target.host}: refusing to replace the data directory {datadir!r} (not a plain "
+                            f"absolute path below /)")
+    staging, old, mark = f"{datadir}/.hakit-new", f"{datadir}/.hakit-old", f"{datadir}/.hakit-swap"
+
+    def stop_and_wait() -> None:
+        stop_db()
+        wait_until(lambda: not _answers(target), f"MariaDB on {target.host} to stop", 120)
+
+    # an earlier run was interrupted during the swap: finish it, or undo its first half
+    if _exists(target, mark):
+        if _answers(target):
+            stop_and_wait()
+        target.run(["sh", "-c", SWAP_SCRIPT, "hakit-swap", datadir], timeout=600)
+        say(f"    {target.host}: finished the swap of an interrupted copy")
+    elif _exists(target, old) and _exists(target, staging):
+        if _answers(target):
+            stop_and_wait()
+        target.run(["sh", "-c", RESTORE_SCRIPT, "hakit-restore", datadir], timeout=600)
+        say(f"    {target.host}: restored its data directory (an earlier copy was interrupted)")
+    if not _answers(target):
+        start_db()
+        wait_until(lambda: _answers(target), f"MariaDB on {target.host}", 600)
+        say(f"    {target.host}: MariaDB started")
+    target.run(["rm", "-rf", "--", old], timeout=600)
+    return datadir
+
+
 def copy_by_backup(inv, active: Runner, target: Runner, *, say: Say, progress: Progress,
                    stop_db: Callable[[], object] | None = None,
                    start_db: Callable[[], object] | None = None) -> Position:
@@ -220,9 +263,9 @@ def copy_by_backup(inv, active: Runner, target: Runner, *, say: Say, progress: P
     service). InnoDB's files must live inside the data directory (refused otherwise, before
     anything is stopped).
 
-    Re-runnable after a crash anywhere: a swap whose first half was done (``.hakit-swap``) is
-    finished; one interrupted before is undone (the old files back in place); a stale staging
-    folder is removed and made again; a leftover ``.hakit-old`` is removed.
+    Re-runnable after a crash anywhere: :func:`settle` first makes the target whole and running
+    (an interrupted swap finished or undone, a stopped server started); a stale staging folder
+    is removed and made again.
     """
     stop_db = stop_db or (lambda: service(target, "mariadb", "stop"))
     start_db = start_db or (lambda: service(target, "mariadb", "start"))
@@ -232,31 +275,8 @@ def copy_by_backup(inv, active: Runner, target: Runner, *, say: Say, progress: P
         start_db()
         wait_until(lambda: _answers(target), f"MariaDB on {target.host}", 600)
 
-    answered = root_sql(target, "SELECT @@datadir", warn=True, timeout=30)
-    datadir = (answered.stdout.strip() if answered.ok else inv.settings.mysql.datadir).rstrip("/")
-    parts = datadir.split("/")
-    if datadir[:1] != "/" or len(parts) < 2 or any(p in ("", ".", "..") for p in parts[1:]) or "\n" in datadir:
-        raise SafetyRefusal(f"{target.host}: refusing to replace the data directory {datadir!r} (not a plain "
-                            f"absolute path below /)")
-    staging, old, mark = f"{datadir}/.hakit-new", f"{datadir}/.hakit-old", f"{datadir}/.hakit-swap"
-
-    # an earlier run was interrupted during the swap: finish it, or undo its first half
-    if _exists(target, mark):
-        if _answers(target):
-            stop_db()
-            wait_until(lambda: not _answers(target), f"MariaDB on {target.host} to stop", 120)
-        target.run(["sh", "-c", SWAP_SCRIPT, "hakit-swap", datadir], timeout=600)
-        say(f"    {target.host}: finished the swap of an interrupted copy")
-    elif _exists(target, old) and _exists(target, staging):
-        if _answers(target):
-            stop_db()
-            wait_until(lambda: not _answers(target), f"MariaDB on {target.host} to stop", 120)
-        target.run(["sh", "-c", RESTORE_SCRIPT, "hakit-restore", datadir], timeout=600)
-        say(f"    {target.host}: restored its data directory (an earlier copy was interrupted)")
-    if not _answers(target):
-        start_and_wait()
-        say(f"    {target.host}: MariaDB started")
-    target.run(["rm", "-rf", "--", old], timeout=600)
+    datadir = settle(inv, target, say=say, stop_db=stop_db, start_db=start_db)
+    staging, old = f"{datadir}/.hakit-new", f"{datadir}/.hakit-old"
 
     dirs = root_sql(target, "SELECT @@innodb_data_home_dir, @@innodb_log_group_home_dir, "
                             "@@innodb_undo_directory").stdout.rstrip("\n").split("\t")

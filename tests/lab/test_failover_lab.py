@@ -311,6 +311,22 @@ def test_hakit_killed_in_the_middle_of_a_resync_converges_when_re_run(pair, caps
     assert pair.checksums("n1") == pair.checksums("n2")
 
 
+def test_a_resync_killed_while_the_copy_had_the_target_stopped_starts_it_and_converges(pair, capsys):
+    # hakit dies inside the copy by backup, and the target's server is down as between the
+    # swap's stop and start: the re-run starts it (read-only) and finishes the copy
+    assert pair.kill_hakit_at(["resync", "--yes", "--strategy", "backup"], "backup") == -signal.SIGKILL
+    pair.lab.host("n2").run("mariadb-admin --socket=/run/mysqld/mysqld.sock shutdown")
+    doc = pair.status(capsys)
+    assert doc["state"] == "resyncing" and doc["nodes"]["n2"]["resync_pending"]
+    assert doc["nodes"]["n2"]["writable"] is None, doc["nodes"]["n2"]  # its server does not answer
+    code, out, err = pair.run(capsys, "resync", "--yes")
+    assert code == 0, out + err
+    assert "(resuming)" in out and "by backup" in out and "MariaDB started" in out
+    doc = pair.wait_healthy(capsys, "n1")
+    assert not doc["nodes"]["n2"]["resync_pending"] and not doc["nodes"]["n2"]["writable"]
+    assert pair.checksums("n1") == pair.checksums("n2")
+
+
 def test_resync_by_physical_backup(pair, capsys):
     server_id = sql(pair.lab, "n2", "SELECT @@server_id").strip()
     code, out, err = pair.run(capsys, "resync", "--yes", "--strategy", "backup")

@@ -324,6 +324,81 @@ def test_an_interrupted_copy_is_finished_by_the_same_strategy(inv):
     assert "backup" in actions(plan) and "(resuming)" in plan.summary
 
 
+def down_n1(pending=False, **kw):
+    """After a takeover to n2: n1's node answers over SSH but its server does not (stopped)."""
+    base = snap(None, facts(False, gen=2, promoted="n2", cur="0-2-15", server=2, point="0-1-10"), vip="n2",
+                reach=(True, True), **kw)
+    return replace(base, db_nodes=(replace(base.db_nodes[0], resync_pending=pending), base.db_nodes[1]))
+
+
+@pytest.mark.parametrize("strategy", ["backup", "dump"])
+def test_an_interrupted_copy_that_left_the_server_stopped_starts_it_first_then_finishes(inv, strategy):
+    pending = down_n1(True, operation="resync", operation_target="n1", operation_strategy=strategy)
+    plan = plan_operation(inv, pending, Request("resync"), None)
+    assert not isinstance(plan, Refusal), plan
+    done = actions(plan)
+    assert done[0] == "settle" and plan.steps[0].node == "n1"
+    assert done.index("settle") < done.index("set_read_only") < done.index(strategy)
+    assert "rejoin" not in done
+
+
+@pytest.mark.parametrize("snapshot, request_, words", [
+    # nothing says a copy was under way: the operator starts it (the old message)
+    (down_n1(), Request("resync"), "start MariaDB on n1"),
+    # the node's marker says a resync began, but not which copy: a rejoin is never guessed
+    (down_n1(True), Request("resync"), "--strategy backup or dump"),
+    # a journal says a copy was under way: a rejoin would keep its half-done state
+    (down_n1(True, operation="resync", operation_target="n1", operation_strategy="backup"),
+     Request("resync", strategy="rejoin"), "only a copy finishes it"),
+    # a copy of the other node was under way: n1's stopped server is not hakit's doing
+    (down_n1(operation="resync", operation_target="n2", operation_strategy="backup"), Request("resync"),
+     "start MariaDB on n1"),
+])
+def test_a_stopped_target_is_started_only_when_a_copy_of_it_was_interrupted(inv, snapshot, request_, words):
+    verdict = plan_operation(inv, snapshot, request_, None)
+    assert isinstance(verdict, Refusal) and words in str(verdict), verdict
+
+
+def test_a_marked_target_that_is_down_is_copied_again_by_the_strategy_named(inv):
+    plan = plan_operation(inv, down_n1(True), Request("resync", strategy="dump"), None)
+    assert actions(plan)[:2] == ["settle", "set_read_only"] and "dump" in actions(plan)
+
+
+def test_settle_finishes_a_half_done_swap_then_starts_the_server(inv):
+    from hakit.remote import FakeRunner
+
+    db = FakeDatabase("n1", reachable=False, gone=True)
+    files = {"/var/lib/mysql/.hakit-swap"}
+
+    def sql(argv, data):
+        return Result(argv, 0 if db.reachable else 1, "1\n" if db.reachable else "", "" if db.reachable else
+                      "ERROR 2002: Can't connect")
+
+    def test_e(argv, data):
+        return Result(argv, 0 if argv[2] in files else 1)
+
+    def swap(argv, data):
+        assert not db.reachable, "the swap runs with the server stopped"
+        files.discard("/var/lib/mysql/.hakit-swap")
+        return Result(argv, 0)
+
+    def start(argv, data):
+        assert not files, "the server starts on whole files"
+        db.reachable = True
+        return Result(argv, 0)
+
+    runner = FakeRunner("n1", strict=True)
+    runner.responses.update({("mariadb",): sql, ("test", "-e"): test_e, ("test", "-d"): Result(("test",), 1),
+                             ("sh", "-c"): swap, ("/etc/init.d/mariadb", "start"): start,
+                             ("rm", "-rf", "--"): Result(("rm",), 0)})
+    world = World(databases={"n1": db}, runners={"n1": runner})
+    said = []
+    Operator(inv, world, say=said.append).actions()["settle"](step("start", "settle", "test", node="n1"))
+    assert db.reachable and not files
+    assert ["finished the swap" in t for t in said].count(True) == 1 and any("MariaDB started" in t for t in said)
+    assert ("rm", "-rf", "--", "/var/lib/mysql/.hakit-old") in runner.calls
+
+
 # --------------------------------------------------------------------------- executed against fakes
 
 
