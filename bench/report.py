@@ -139,6 +139,20 @@ def resync_table(doc: dict[str, Any]) -> list[str]:
                      f"{fraction:.0%}{' ✅' if fraction >= TARGETS['raw_fraction'] else ' ❌'} |")
     lines += ["", "Seconds. Targets: rejoin ≤ 10 s at any size; the best full reseed ≥ 3× faster than the baseline "
                   "(at 1 GB) and ≥ 50% of the raw copy's speed."]
+    watched = [size for size in doc["sizes"] if size.get("writes")]
+    if watched:
+        lines += ["", "The writer through the VIP during each copy (one transaction every 5 ms on the active):", "",
+                  "| data | copy | writes acknowledged | longest gap between acknowledgements | lost on the active "
+                  "| missing on the rebuilt node once caught up |", "| --- | --- | ---: | ---: | ---: | ---: |"]
+        for size in watched:
+            for name in ("rejoin", "dump", "backup", "baseline", "raw copy"):
+                seen = size["writes"].get(name)
+                if seen is None:
+                    continue
+                missing = seen.get("missing_on_rebuilt")
+                lines.append(f"| {size['megabytes']} MB | {'seed runbook (baseline)' if name == 'baseline' else name} "
+                             f"| {seen['acknowledged']} | {_s(seen['longest_gap'])} s | {seen['lost']} "
+                             f"| {'–' if missing is None else missing} |")
     return lines
 
 

@@ -75,3 +75,11 @@ def test_the_quick_resync_benchmark_times_every_strategy_against_the_runbook(tmp
     for strategy in ("rejoin", "dump", "backup"):
         steps = size["step_seconds"][strategy]
         assert strategy in steps and "consistency check" in steps, steps
+    # the writer ran through every copy: nothing it was told was committed is missing, on the
+    # active or (once caught up) on the node rebuilt
+    writes = size["writes"]
+    assert set(writes) == {"rejoin", "dump", "backup", "raw copy", "baseline"}
+    for name, seen in writes.items():
+        assert seen["acknowledged"] > 0 and seen["lost"] == 0, (name, seen)
+        assert seen.get("missing_on_rebuilt", 0) == 0, (name, seen)
+    assert "missing_on_rebuilt" in writes["backup"] and "missing_on_rebuilt" not in writes["raw copy"]

@@ -71,6 +71,26 @@ def test_report_replaces_only_the_generated_part_and_draws_the_plot(tmp_path: Pa
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
 
 
+def test_the_resync_table_shows_what_the_writer_saw_during_each_copy() -> None:
+    writes = {"dump": {"acknowledged": 900, "longest_gap": 0.31, "lost": 0, "missing_on_rebuilt": 0},
+              "baseline": {"acknowledged": 40, "longest_gap": 97.5, "lost": 0, "missing_on_rebuilt": 2},
+              "raw copy": {"acknowledged": 300, "longest_gap": 0.02, "lost": 0}}
+    machine = {k: "x" for k in ("cores", "memory_gib", "kernel", "mariadb", "corosync", "pacemaker", "heartbeat",
+                                 "hakit")}
+    doc = {"machine": machine, "finished": "2026-11-23T15:00:00Z", "mode": "full", "sizes": [
+        {"megabytes": 1024, "rows": 1, "datadir_bytes": 2**30, "writes": writes,
+         "seconds": {"rejoin": 4.0, "dump": 10.0, "backup": 5.0, "baseline": 30.0, "raw copy": 2.0}}]}
+    lines = report.resync_table(doc)
+    assert "| 1024 MB | dump | 900 | 0.31 s | 0 | 0 |" in lines
+    assert "| 1024 MB | seed runbook (baseline) | 40 | 97.50 s | 0 | 2 |" in lines
+    assert "| 1024 MB | raw copy | 300 | 0.02 s | 0 | – |" in lines  # no node is rebuilt by a raw copy
+    # ordered as the copies are in the table above; a copy the run did not watch has no row
+    rows = [line.split(" | ")[1] for line in lines if line.startswith("| 1024 MB | ")]
+    assert rows == ["dump", "seed runbook (baseline)", "raw copy"]
+    assert not any("writer through the VIP" in line for line in report.resync_table(
+        {**doc, "sizes": [{**doc["sizes"][0], "writes": {}}]}))
+
+
 def test_report_refuses_a_document_without_markers(tmp_path: Path) -> None:
     doc = tmp_path / "performance.md"
     doc.write_text("# Performance\n")
