@@ -188,7 +188,7 @@ def plan_takeover(ctx: Context, snap: Snapshot, request: Request) -> Plan | Refu
                        hard=True)
     verdict = plan_promotion(target.name, target.db, PeerView(old.name, old.db is not None, old.db),
                              schema=ctx.schema, relay_wait=_wait(ctx, request), force=request.force, kind="takeover",
-                             semi_sync=ctx.semi_sync)
+                             semi_sync=ctx.semi_sync, floor_checked=True)
     if isinstance(verdict, Refusal):
         return verdict
     steps: list[Step] = []

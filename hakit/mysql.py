@@ -139,6 +139,9 @@ class DbFacts:
     #: ``@@have_ssl``: YES when the server loaded its certificate and key, DISABLED when it could
     #: not (a file missing or unreadable), NO without TLS support; None: not read
     have_ssl: str | None = None
+    #: when the server started, epoch seconds by its own clock (``UNIX_TIMESTAMP() - Uptime``,
+    #: whole seconds, so at or after the real start); None: not read
+    started_at: float | None = None
 
     @property
     def writable(self) -> bool:
@@ -304,7 +307,9 @@ class PyMySQLDatabase:
 
     def facts(self) -> DbFacts:
         row = self.query("SELECT @@server_id AS server_id, @@read_only AS ro, @@gtid_binlog_pos AS binlog, "
-                         "@@gtid_current_pos AS cur, @@gtid_slave_pos AS slave, @@have_ssl AS have_ssl")[0]
+                         "@@gtid_current_pos AS cur, @@gtid_slave_pos AS slave, @@have_ssl AS have_ssl, "
+                         "UNIX_TIMESTAMP() - (SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS "
+                         "WHERE VARIABLE_NAME = 'UPTIME') AS started")[0]
         status = self.query("SHOW SLAVE STATUS")
         replica = None
         if status and status[0].get("Master_Host"):
@@ -327,7 +332,8 @@ class PyMySQLDatabase:
                        semi_sync_master_enabled=bool(int(semi_enabled)),
                        semi_sync_master_status=semi.get("rpl_semi_sync_master_status") == "ON",
                        semi_sync_slave_status=semi.get("rpl_semi_sync_slave_status") == "ON",
-                       have_ssl=row.get("have_ssl"))
+                       have_ssl=row.get("have_ssl"),
+                       started_at=float(row["started"]) if row.get("started") is not None else None)
 
     def _state(self, schema: str = "hakit") -> PromotionRecord | None:
         table = f"{ident(schema)}.{STATE_TABLE}"
@@ -620,6 +626,8 @@ class FakeDatabase:
     semi_sync_master_enabled: bool = True
     have_ssl: str | None = None
     pid_path: str | None = None  #: pid_file() answers this
+    #: facts() answers this as the server's start (epoch seconds): long ago unless a test restarts it
+    started_at: float | None = 0.0
 
     def _commit(self, domain: int = 0) -> None:
         gtid = Gtid(domain, self.server_id, self.binlog.seq(domain) + 1)
@@ -651,7 +659,7 @@ class FakeDatabase:
         return DbFacts(server_id=self.server_id, read_only=self.read_only, gtid_binlog_pos=self.binlog,
                        gtid_current_pos=self.binlog, gtid_slave_pos=self.binlog, replica=self.replica,
                        state=self.state, semi_sync_master_enabled=self.semi_sync_master_enabled,
-                       have_ssl=self.have_ssl)
+                       have_ssl=self.have_ssl, started_at=self.started_at)
 
     def set_read_only(self, on: bool) -> None:
         self._check()

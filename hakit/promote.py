@@ -35,7 +35,8 @@ class PeerView:
 
 def plan_promotion(node: str, local: DbFacts | None, peer: PeerView, *, schema: str, relay_wait: float,
                    force: bool = False, kind: str = "manual", anti_flap: float = 0.0,
-                   now: float | None = None, semi_sync: bool = False) -> Plan | Refusal:
+                   now: float | None = None, semi_sync: bool = False, floor_checked: bool = False
+                   ) -> Plan | Refusal:
     """Decide whether and how ``node`` becomes the writable database. Pure.
 
     ``kind`` is recorded with the generation (``automatic`` when the stack's agent promotes);
@@ -43,6 +44,14 @@ def plan_promotion(node: str, local: DbFacts | None, peer: PeerView, *, schema: 
     one (``now`` is the current time, epoch seconds), unless forced; ``semi_sync``: the inventory
     asks for semi-synchronous replication (a reachable peer then acknowledges the new active's
     commits, even if a switchover had turned this node's semi-sync off while it was the standby).
+
+    The recorded active (its own row names it) that is read-only is made writable again without
+    a new generation only when that is known to be current: its peer answers with no newer
+    generation, or the record was written after the server started (a promotion whose
+    ``read_only=OFF`` the stack's start of the role finishes). Otherwise the node may be an old
+    active come back while the peer, which took over meanwhile, is down: its own row cannot
+    tell. It is refused then; ``floor_checked`` (the caller compared the node's generation with
+    the highest one it knows of, as ``hakit takeover`` does) promotes it with a new generation.
     """
     if local is None:
         return Refusal(f"{node}: its database is not running; it cannot be promoted")
@@ -58,6 +67,16 @@ def plan_promotion(node: str, local: DbFacts | None, peer: PeerView, *, schema: 
                            "stop or fence it first, use hakit switchover for a planned swap, or --force")
     already = (local.state is not None and local.state.promoted_node == node
                and local.generation >= peer_generation)
+    fresh = (local.state is not None and local.state.promoted_at is not None and local.started_at is not None
+             and local.state.promoted_at > local.started_at)
+    if already and not local.writable and peer_facts is None and not fresh and not force:
+        if not floor_checked:
+            return Refusal(f"{node} is the recorded active of generation {local.generation}, but its server restarted "
+                           f"since that promotion and {peer.name} cannot be asked: {peer.name} may have taken over "
+                           f"meanwhile (a newer generation {node} cannot see); not writable again without a check",
+                           f"an operator decides: hakit takeover (it compares the generations it knows of), or "
+                           f"start MariaDB on {peer.name}")
+        already = False  # a new generation, recorded now
     latest = max((f.state for f in (local, peer_facts) if f is not None and f.state is not None),
                  key=lambda st: st.generation, default=None)
     if (not already and not force and anti_flap > 0 and latest is not None and latest.kind == "automatic"

@@ -6,7 +6,9 @@ two nodes be writable. Runbook, in order, on one pair per stack (anti-flap windo
 
 1. kill-node of the active n1: n2 becomes active by itself with the VIP and the monitoring master,
    writes resume, no acknowledged write is lost;
-2. n1 comes back read-only and stays standby (no failback) until ``hakit resync``;
+2. n1 comes back read-only and stays standby (no failback) until ``hakit resync``; n2's mysqld
+   killed before that resync: n1, the old active, stays read-only (its own row still names it
+   the active); the operator's ``hakit takeover --node n2`` brings n2 back;
 3. anti-flap: mysqld killed on n2 inside the window: no second automatic takeover (status shows
    the time left); ``hakit takeover`` by the operator still works;
 4. partition of the active: the other node takes over, never two writable;
@@ -134,6 +136,16 @@ def test_the_returning_node_stays_standby_until_resync(pair, capsys):
     doc = pair.status(capsys)
     assert doc["active"] == "n2" and doc["nodes"]["n1"]["writable"] is False and not doc["nodes"]["n1"]["vip"]
     assert doc["state"] == "degraded" and "resync" in doc["reason"]
+    # before the resync, the active that took over fails too: n1's own row still names n1 the
+    # active (generation 1), n2's generation 2 cannot be read; n1 must stay read-only (invariant 3)
+    fault(pair.lab, "kill-mysqld", "n2")
+    time.sleep(15)  # the stack moves the group to n1 within a few seconds: its role start refuses
+    doc = pair.status(capsys)
+    assert doc["nodes"]["n1"]["writable"] is False and doc["active"] is None, doc["nodes"]
+    pair.start_mariadb("n2")
+    code, out, err = pair.run(capsys, "takeover", "--yes", "--node", "n2")  # the operator decides
+    assert code == 0, out + err
+    pair.wait_active(capsys, "n2")
     code, out, err = pair.run(capsys, "resync", "--yes")
     assert code == 0, out + err
     pair.wait_healthy(capsys, "n2")

@@ -77,6 +77,43 @@ def test_the_recorded_active_restarting_only_becomes_writable_again():
     assert names(done) == [] and "already" in done.summary
 
 
+def _recorded(promoted_at, started_at):
+    """n1's view of itself: the recorded active of generation 1, read-only."""
+    local = facts(ro=True, gen=1, promoted="n1")
+    return replace(local, state=replace(local.state, promoted_at=promoted_at), started_at=started_at)
+
+
+@pytest.mark.parametrize("peer", [PeerView("n2", False, refused=True), PeerView("n2", False, fenced=True)],
+                         ids=["peer's server down", "peer fenced"])
+def test_an_old_active_back_after_a_takeover_is_not_made_writable_while_its_peer_cannot_be_asked(peer):
+    # n1 was the active (generation 1), died, n2 took over (generation 2, which n1 never saw); n1
+    # came back read-only, then n2 failed: n1's own row still names it the active
+    stale = _recorded(promoted_at=1000.0, started_at=5000.0)
+    verdict = plan_promotion("n1", stale, peer, schema="hakit", relay_wait=30, kind="automatic")
+    assert isinstance(verdict, Refusal) and "restarted since that promotion" in verdict.reason
+    assert "hakit takeover" in verdict.allow and not verdict.hard  # the peer may answer later
+    # an unknown start (facts of an older hakit) is not taken as fresh either
+    assert isinstance(plan_promotion("n1", replace(stale, started_at=None), peer, schema="hakit", relay_wait=30),
+                      Refusal)
+    # hakit takeover compared the generation with the highest it knows of: a new generation
+    plan = plan_promotion("n1", stale, peer, schema="hakit", relay_wait=30, kind="takeover", floor_checked=True)
+    assert names(plan)[-2:] == ["raise generation", "writable"] and plan.steps[-2].arg("generation") == 2
+
+
+def test_the_recorded_active_is_writable_again_when_its_record_is_newer_than_its_server_or_confirmed():
+    # the stack's start of the role after hakit takeover recorded the promotion on the running server
+    fresh = _recorded(promoted_at=5001.0, started_at=5000.0)
+    plan = plan_promotion("n1", fresh, PeerView("n2", False, refused=True), schema="hakit", relay_wait=30)
+    assert names(plan)[-1] == "writable" and "raise generation" not in names(plan)
+    # a restart of the server, and its peer answers with the same generation: it is current
+    stale = _recorded(promoted_at=1000.0, started_at=5000.0)
+    plan = plan_promotion("n1", stale, PeerView("n2", True, facts(ro=True, gen=1)), schema="hakit", relay_wait=30)
+    assert names(plan) == ["writable"]
+    # and an operator's --force
+    assert names(plan_promotion("n1", stale, PeerView("n2", False), schema="hakit", relay_wait=30,
+                                force=True))[-1] == "writable"
+
+
 def test_executing_a_promotion_on_fakes_raises_the_generation_before_writes_are_allowed():
     n2 = FakeDatabase("n2", server_id=2, binlog=Position.parse("0-1-10"),
                       state=PromotionRecord(1, "0-1-5", "n1"), replica=ReplicaStatus("n1", True, True, 0,
