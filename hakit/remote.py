@@ -447,11 +447,15 @@ class SshRunner:
             channel = self._open("session", timeout)
             channel.settimeout(timeout)
             channel.exec_command(command)
-            stdin, stdout = channel.makefile_stdin("wb"), channel.makefile("r")
-            stderr = channel.makefile_stderr("r")
+            stdout, stderr = channel.makefile("r"), channel.makefile_stderr("r")
             if input is not None:
-                stdin.write(_as_bytes(input))
-            channel.shutdown_write()
+                try:
+                    channel.sendall(_as_bytes(input))
+                except OSError:
+                    if not channel.closed:
+                        raise
+                    # the command ended without reading its input: its exit status says why
+            send_eof(channel)
             raw = stdout.read()
             err = stderr.read().decode(errors="replace")
             code = channel.recv_exit_status()
@@ -460,7 +464,7 @@ class SshRunner:
         except (paramiko.SSHException, OSError, EOFError) as exc:
             self.close()
             raise Unreachable(f"{self.host}: SSH session failed during `{command}`: "
-                              f"{exc or type(exc).__name__}") from None
+                              f"{str(exc) or type(exc).__name__}") from None
         else:
             result = Result(tuple(argv), code, raw.decode(errors="replace"), err, raw)
         if not result.ok and not warn:
@@ -480,7 +484,7 @@ class SshRunner:
             return paramiko.SFTPClient(channel)
         except (paramiko.SSHException, OSError, EOFError) as exc:
             self.close()
-            raise Unreachable(f"{self.host}: cannot start SFTP over SSH: {exc or type(exc).__name__}") from None
+            raise Unreachable(f"{self.host}: cannot start SFTP over SSH: {str(exc) or type(exc).__name__}") from None
 
     def put(self, path: str, content: bytes, mode: int = 0o644) -> None:
         sftp = self._sftp()
@@ -496,7 +500,7 @@ class SshRunner:
                 sftp.remove(tmp)
             except (OSError, EOFError, paramiko.SSHException):
                 pass
-            raise OperationFailed(f"{self.host}: cannot write {path}: {exc or type(exc).__name__}") from None
+            raise OperationFailed(f"{self.host}: cannot write {path}: {str(exc) or type(exc).__name__}") from None
         finally:
             sftp.close()
 
@@ -506,7 +510,7 @@ class SshRunner:
             with sftp.open(path, "rb") as fh:
                 return fh.read()
         except (OSError, EOFError, paramiko.SSHException) as exc:
-            raise OperationFailed(f"{self.host}: cannot read {path}: {exc or type(exc).__name__}") from None
+            raise OperationFailed(f"{self.host}: cannot read {path}: {str(exc) or type(exc).__name__}") from None
         finally:
             sftp.close()
 
@@ -520,7 +524,7 @@ class SshRunner:
         except (paramiko.SSHException, OSError, EOFError) as exc:
             self.close()
             raise Unreachable(f"{self.host}: SSH session failed during `{command}`: "
-                              f"{exc or type(exc).__name__}") from None
+                              f"{str(exc) or type(exc).__name__}") from None
         return SshProcess(self.host, tuple(argv), channel)
 
     def open_tunnel(self, address: str, port: int, timeout: float = 5.0) -> paramiko.Channel:
@@ -533,7 +537,7 @@ class SshRunner:
             return self._open("direct-tcpip", timeout, (address, port))
         except (paramiko.SSHException, OSError, EOFError) as exc:
             raise Unreachable(f"{self.host}: cannot open a tunnel to {address}:{port} through SSH: "
-                              f"{exc or type(exc).__name__}") from None
+                              f"{str(exc) or type(exc).__name__}") from None
 
     def close(self) -> None:
         if self._client is not None:
@@ -557,6 +561,36 @@ def _no_delay(client: paramiko.SSHClient) -> None:
         pass  # a proxy or an odd socket: slower, not wrong
 
 
+def send_eof(channel: paramiko.Channel) -> None:
+    """End the command's input (SSH channel EOF), always before the channel's CLOSE.
+
+    paramiko's ``shutdown_write`` builds the EOF under the channel's lock but sends it after
+    releasing it. A command that exits at that moment (one that reads no input) has sshd send
+    CLOSE; paramiko's transport thread answers with its own CLOSE, which can then go out
+    before the EOF. sshd frees the channel on that CLOSE, and on the late EOF it drops the
+    whole connection ("ieof packet referred to nonexistent channel"): every other command
+    and MariaDB tunnel on it fails with it (CI saw a status call read a live node as down).
+    Sent while holding the lock, the EOF goes first: the transport thread needs that lock to
+    handle the CLOSE. It is sent only when no key exchange runs (holding the transport's send
+    lock, as paramiko does); during one, paramiko's own way is kept, since waiting for the
+    exchange under the channel's lock could wait on a transport thread waiting for that lock."""
+    transport = channel.get_transport()
+    if transport is None or not hasattr(transport, "clear_to_send_lock") or not hasattr(channel, "_send_eof"):
+        channel.shutdown_write()  # a paramiko without these internals: its own way
+        return
+    with channel.lock:
+        if channel.closed or channel.eof_sent or not channel.active:
+            return
+        message = channel._send_eof()
+        if message is None:
+            return
+        with transport.clear_to_send_lock:
+            if transport.clear_to_send.is_set():
+                transport._send_message(message)
+                return
+    transport._send_user_message(message)
+
+
 class _ChannelInput:
     def __init__(self, channel: paramiko.Channel):
         self._channel = channel
@@ -572,7 +606,7 @@ class _ChannelInput:
 
     def close(self) -> None:
         try:
-            self._channel.shutdown_write()
+            send_eof(self._channel)
         except (paramiko.SSHException, OSError):
             pass
 

@@ -56,3 +56,43 @@ def test_ssh_tunnel_reaches_a_port_as_seen_from_the_node(sshd):
         assert banner.startswith(b"SSH-2.0-")
     finally:
         runner.close()
+
+
+def test_a_command_that_exits_before_its_input_ends_does_not_cost_the_connection(sshd, monkeypatch):
+    """paramiko's own EOF can leave after its CLOSE when the command exits meanwhile; sshd then
+    drops the whole connection (and every tunnel on it). The EOF is slowed down here the way a
+    loaded machine slows it: the command (``true``) exits during the pause, and the connection
+    must still be the same, working one afterwards."""
+    import threading
+    import time
+
+    import paramiko
+    from paramiko.common import cMSG_CHANNEL_EOF
+
+    d, port = sshd
+    runner = _runner(d, port, "known_hosts")
+    original = paramiko.Transport._send_message
+    original_user = paramiko.Transport._send_user_message
+
+    def slow_eof(send):
+        def wrapped(transport, data):
+            if data.asbytes()[:1] == cMSG_CHANNEL_EOF and threading.current_thread() is not transport:
+                time.sleep(0.5)  # sshd has sent CLOSE by now: `true` is long gone
+            return send(transport, data)
+        return wrapped
+
+    try:
+        runner.run(["true"])
+        transport = runner._client.get_transport()
+        monkeypatch.setattr(paramiko.Transport, "_send_message", slow_eof(original))
+        monkeypatch.setattr(paramiko.Transport, "_send_user_message", slow_eof(original_user))
+        for _ in range(3):
+            assert runner.run(["true"]).exited == 0
+        monkeypatch.undo()
+        time.sleep(0.5)  # a disconnect, had there been one, has arrived
+        assert transport.is_active(), "sshd dropped the connection over a late EOF"
+        assert runner._client.get_transport() is transport
+        assert runner.run(["echo", "still here"]).stdout == "still here\n"
+        assert runner._client.get_transport() is transport  # the same connection, not a new one
+    finally:
+        runner.close()

@@ -268,6 +268,12 @@ class _Channel:
 
     makefile_stderr = makefile
 
+    def sendall(self, data: bytes) -> None:
+        pass
+
+    def get_transport(self) -> None:
+        return None  # hakit.remote.send_eof then ends the input paramiko's own way
+
     def shutdown_write(self) -> None:
         pass
 
