@@ -446,9 +446,18 @@ def plan_resync(ctx: Context, snap: Snapshot, request: Request, errant: ErrantRe
         steps.append(step(f"start MariaDB on {target.name}", "settle",
                           f"the interrupted copy left {target.name}'s server stopped: a half-done swap is finished "
                           f"or undone, then it starts (read-only)", node=target.name))
+    steps.append(step(f"fence {target.name}", "set_read_only", f"{target.name} must take no writes while it is rebuilt",
+                      node=target.name, on=True))
+    if ctx.semi_sync:
+        # once the target stops replicating, the active's next commit would wait out
+        # rpl_semi_sync_master_timeout for an acknowledgement nobody sends (clients saw a 2 s
+        # stall at the start of every resync); the target is no standby until the end anyway
+        # (it is marked), and replicate_from turns it on again once the target replicates
+        steps.append(step(f"semi-sync off on {active.name}", "set_semi_sync",
+                          f"{active.name} has no semi-synchronous replica while {target.name} is rebuilt: its "
+                          f"commits wait for no acknowledgement until {target.name} replicates again",
+                          node=active.name, on=False, critical=False))
     steps += [
-        step(f"fence {target.name}", "set_read_only", f"{target.name} must take no writes while it is rebuilt",
-             node=target.name, on=True),
         step(f"stop replication on {target.name}", "stop_replica", "the copy starts from a known position",
              node=target.name),
         step(f"stop replication on {active.name}", "stop_replica",

@@ -275,14 +275,18 @@ def report(count, size=0):
 def test_resync_picks_its_strategy(inv, count, size, strategy, expected):
     plan = plan_operation(inv, after_takeover(count), Request("resync", strategy=strategy), report(count, size))
     assert isinstance(plan, Plan)
-    assert actions(plan) == ["set_read_only", "stop_replica", "stop_replica", "mark_resync", expected,
-                             "set_semi_sync", "replicate_from", "reverse_replication", "compare_checksums",
+    assert actions(plan) == ["set_read_only", "set_semi_sync", "stop_replica", "stop_replica", "mark_resync",
+                             expected, "set_semi_sync", "replicate_from", "reverse_replication", "compare_checksums",
                              "mark_resync", "clear_failures"]
+    # the active waits for no acknowledgement before the target stops replicating (each resync
+    # stalled the active's writes for rpl_semi_sync_master_timeout); not critical
+    first = plan.steps[1]
+    assert (first.name, first.node, first.arg("on"), first.critical) == ("semi-sync off on n2", "n2", False, False)
     # everything that changes data happens on the target; the active only starts replicating
     assert {s.node for s in plan.steps if s.action in ("set_read_only", "mark_resync", expected)} == {"n1"}
     # the target waits for no acknowledgement while the active does not replicate from it (a
     # missing one stalled each resync's catch-up for rpl_semi_sync_master_timeout); not critical
-    semi = next(s for s in plan.steps if s.action == "set_semi_sync")
+    semi = [s for s in plan.steps if s.action == "set_semi_sync"][1]
     assert (semi.node, semi.arg("on"), semi.critical) == ("n1", False, False)
     assert [s.node for s in plan.steps if s.action == "stop_replica"] == ["n1", "n2"]
     assert f"by {expected}" in plan.summary
@@ -315,7 +319,7 @@ def test_resync_refusals(inv, snapshot, request_, errant, words):
 
 def test_resync_of_a_healthy_standby_does_nothing_unless_a_strategy_is_named(inv):
     assert plan_operation(inv, healthy(), Request("resync"), report(0)).empty
-    assert actions(plan_operation(inv, healthy(), Request("resync", strategy="dump"), report(0)))[4] == "dump"
+    assert actions(plan_operation(inv, healthy(), Request("resync", strategy="dump"), report(0)))[5] == "dump"
 
 
 def test_an_interrupted_copy_is_finished_by_the_same_strategy(inv):
@@ -601,6 +605,15 @@ def test_takeover_executed_on_fakes_then_resync_rejoins(inv):
     assert errant.count == 0  # n1 shipped everything before it died
     plan = plan_operation(inv, snapshot, Request("resync"), errant)
     assert "by rejoin" in plan.summary
+    n2.log.clear()
+    n1.receive_from(n2)  # what n1's replication fetches once it runs (the fakes apply nothing by themselves)
+    upto = [s.action for s in plan.steps].index("replicate_from") + 1
+    Executor(Operator(inv, world, say=lambda t: None, mover=stack).actions(), None,
+             say=lambda t: None).run(replace(plan, steps=plan.steps[:upto]))
+    # the active's semi-sync is off before n1 stops replicating, on again once n1 replicates
+    semi = [line for line in n2.log if "semi-sync master" in line or line == "stop replica"]
+    assert semi[:2] == ["semi-sync master OFF", "stop replica"] and semi[-1] == "semi-sync master ON", n2.log
+    assert n2.semi_sync_master_enabled and not n2.read_only and n1.read_only
 
 
 @pytest.mark.parametrize("operation", ["takeover", "switchover"])
