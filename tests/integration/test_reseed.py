@@ -12,6 +12,7 @@ import os
 import pwd
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -194,12 +195,14 @@ def test_copy_by_dump_copies_main_and_bulk_databases_and_replaces_the_targets(pa
     assert target.sql("SELECT HEX(icon) FROM opsview.hosts WHERE id = 1") == "00FF10"
     # one bar per dump, advanced by what was moved; the main one is under the lock
     labels = [e[1] for e in progress.events if e[0] == "start"]
-    assert labels == ["n1 -> n2: opsview, runtime, hakit", "n1 -> n2: odw"]
+    # runtime has a MyISAM table: under the global lock; the all-InnoDB ones in the snapshot
+    assert labels == ["n1 -> n2: runtime", "n1 -> n2: opsview, hakit, odw"]
     assert all(progress.totals[label] > 0 for label in labels)
     assert progress.done[labels[1]] > 30000 * 20  # the history table went through the bar
     assert progress.finished == labels
-    assert any("dumped opsview, runtime, hakit under the global read lock" in line and "GTID" in line for line in said)
-    assert any("dumped odw without the global lock" in line for line in said)
+    assert any("dumped runtime under the global read lock" in line and "GTID" in line for line in said)
+    assert any("dumped opsview, hakit, odw in one consistent snapshot, without the global lock" in line
+               for line in said)
     assert not any("idempotently" in line for line in said)  # nothing written between the two dumps
 
     # a second copy converges on the same data (and drops what the first one imported)
@@ -240,6 +243,61 @@ def test_copy_by_dump_replays_idempotently_when_the_bulk_snapshot_is_ahead(pair)
     assert target.sql("SELECT @@slave_exec_mode") == "STRICT"
     status = target.sql("SHOW ALL SLAVES STATUS")
     assert "\tNo\tNo\t" in status or status.count("\tNo\t") >= 2  # stopped again; hakit starts it later
+
+
+def test_an_all_innodb_dump_takes_no_global_lock_and_starts_exactly_at_its_snapshot(pair):
+    """Every managed table InnoDB: one consistent snapshot, no global read lock, so writers go
+    on during the copy; the position mariadb-dump gives for the snapshot must be exact: the
+    target then replicates from it in STRICT mode (a write counted twice would stop it with a
+    duplicate key, a write missed would leave the checksums apart)."""
+    active, target = pair
+    _fill(active)
+    active.sql("DROP TABLE runtime.legacy")  # the one MyISAM table
+    active.sql("CREATE USER 'repl'@'127.0.0.1' IDENTIFIED BY 'test-only-password'; "
+               "GRANT REPLICATION SLAVE ON *.* TO 'repl'@'127.0.0.1';")
+    flushes = lambda: int(active.sql("SHOW GLOBAL STATUS LIKE 'Com_flush'").split()[1])  # noqa: E731
+    before = flushes()
+    stop, written = threading.Event(), []
+
+    def writer() -> None:
+        n = 100
+        while not stop.is_set():
+            n += 1
+            active.sql(f"INSERT INTO opsview.hosts VALUES ({n}, 'w{n}', NULL); "
+                       f"UPDATE runtime.state SET v = '{n}' WHERE k = 'b'")
+            written.append(n)
+
+    thread = threading.Thread(target=writer, daemon=True)
+    said: list[str] = []
+    thread.start()
+    try:
+        while len(written) < 20:
+            time.sleep(0.01)
+        start = reseed.copy_by_dump(_inventory(target), active.runner, target.runner, say=said.append,
+                                    progress=NullProgress())
+        during = len(written)
+        time.sleep(0.3)
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+    assert len(written) > during > 20  # the writer was never stopped for long
+    assert flushes() == before  # not one FLUSH TABLES (WITH READ LOCK) on the active
+    assert not any("under the global read lock" in line for line in said), said
+    assert any("in one consistent snapshot" in line for line in said) and not any("idempotently" in line
+                                                                                 for line in said)
+    assert Position.parse(target.sql("SELECT @@gtid_slave_pos")) == start
+    target.sql(f"CHANGE MASTER TO MASTER_HOST = '127.0.0.1', MASTER_PORT = {active.port}, MASTER_USER = 'repl', "
+               f"MASTER_PASSWORD = 'test-only-password', MASTER_USE_GTID = slave_pos, MASTER_CONNECT_RETRY = 1; "
+               f"START SLAVE")
+    final = Position.parse(active.sql("SELECT @@gtid_binlog_pos"))
+    deadline = time.monotonic() + 60
+    while not Position.parse(target.sql("SELECT @@gtid_slave_pos")).contains(final):
+        assert time.monotonic() < deadline, target.sql("SHOW SLAVE STATUS")
+        time.sleep(0.1)
+    target.sql("STOP SLAVE")
+    schemas = DATABASES + ["hakit"]
+    assert target.checksums(schemas) == active.checksums(schemas)
+    assert target.sql("SELECT COUNT(*) FROM opsview.hosts WHERE id > 100") == str(len(written))
 
 
 def test_a_failing_dump_names_the_host_and_command(pair):
