@@ -581,9 +581,7 @@ def send_eof(channel: paramiko.Channel) -> None:
     with channel.lock:
         if channel.closed or channel.eof_sent or not channel.active:
             return
-        message = channel._send_eof()
-        if message is None:
-            return
+        message = channel._send_eof()  # a message: eof_sent was false
         with transport.clear_to_send_lock:
             if transport.clear_to_send.is_set():
                 transport._send_message(message)

@@ -52,14 +52,20 @@ def _transfer_timeout(total: int | None) -> float:
     return 3600.0 + (total or 0) / (1 << 20)
 
 
+def _schema_in(schemas: list[str]) -> str:
+    """``table_schema IN (...)`` for information_schema queries: identifiers only, each checked by
+    ident() (so none holds a quote), quoted as strings."""
+    for name in schemas:
+        ident(name)
+    return "table_schema IN ({})".format(", ".join(f"'{s}'" for s in schemas))
+
+
 def _schema_bytes(runner: Runner, schemas: list[str] | None) -> int | None:
     """Data + index length of ``schemas`` (None: every non-system schema), from information_schema."""
     if schemas is None:
         where = "table_schema NOT IN ('information_schema', 'performance_schema', 'sys')"
     else:
-        for name in schemas:
-            ident(name)  # identifiers only: they are quoted as strings below
-        where = "table_schema IN ({})".format(", ".join(f"'{s}'" for s in schemas))
+        where = _schema_in(schemas)
     result = root_sql(runner, f"SELECT COALESCE(SUM(data_length + index_length), 0) FROM information_schema.tables "
                               f"WHERE {where}", warn=True)
     try:
@@ -98,11 +104,9 @@ def non_transactional(runner: Runner, schemas: list[str]) -> set[str]:
     MEMORY...; an unknown engine counts too): a consistent snapshot does not cover them."""
     if not schemas:
         return set()
-    for name in schemas:
-        ident(name)  # identifiers only: they are quoted as strings below
-    names = ", ".join(f"'{s}'" for s in schemas)
-    result = root_sql(runner, "SELECT DISTINCT table_schema FROM information_schema.tables WHERE table_schema IN "
-                              f"({names}) AND table_type <> 'VIEW' AND COALESCE(engine, '') <> 'InnoDB'")
+    where = _schema_in(schemas)
+    result = root_sql(runner, f"SELECT DISTINCT table_schema FROM information_schema.tables WHERE {where} "
+                              f"AND table_type <> 'VIEW' AND COALESCE(engine, '') <> 'InnoDB'")
     return set(result.stdout.split())
 
 
@@ -127,8 +131,8 @@ def copy_by_dump(inv, active: Runner, target: Runner, *, say: Say, progress: Pro
     (its data is being replaced: a table the active no longer has must not survive). All of
     it, and the import, runs with ``sql_log_bin=0``: the target must not send it back.
 
-    Each dump streams straight into the target's import: a global read lock is held for as
-    long as the slower of the two takes. Returns the GTID position the target starts
+    Each dump streams straight into the target's import: the locked dump's global read lock is
+    held for as long as the slower of the two takes. Returns the GTID position the target starts
     replicating from (its ``gtid_slave_pos``).
     """
     mysql = inv.settings.mysql
