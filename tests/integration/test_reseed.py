@@ -362,6 +362,19 @@ def test_copy_by_backup_replaces_the_targets_server(pair, tmp_path, monkeypatch,
     assert Position.parse(active.sql("SELECT @@gtid_binlog_pos")) == position_before
 
 
+def test_stop_server_shuts_the_server_down_and_returns_once_it_has_exited(pair, monkeypatch):
+    _, target = pair
+    monkeypatch.setattr(reseed, "has_systemd", lambda runner: False)  # the init-script path, on any host
+    exits: list[int | None] = []
+    # the server is this test's child: exited, it stays a zombie until reaped, which counts as gone
+    assert reseed.stop_server(target.runner, service_stop=lambda: exits.append(target.proc.poll()), wait=30)
+    assert exits == [0], "the service's stop came after the server's clean exit (SHUTDOWN), not before it"
+    assert "Shutdown complete" in (target.base / "error.log").read_text()
+    # a server that is down already: nothing to shut down, the service's stop still runs
+    assert not reseed.stop_server(target.runner, service_stop=lambda: exits.append(-1))
+    assert exits == [0, -1]
+
+
 def _staged(active: Server, target: Server) -> Path:
     """A prepared copy of the active in the target's staging folder, as the copy leaves it."""
     staging = target.datadir / ".hakit-new"

@@ -11,7 +11,8 @@ import time
 import pytest
 
 from hakit.errors import OperationFailed
-from hakit.remote import FakeRunner, LocalRunner, Stream, Unreachable
+from hakit import reseed
+from hakit.remote import FakeRunner, LocalRunner, Result, Stream, Unreachable
 from hakit.transfer import CHUNK, NullProgress, RecordingProgress, RichProgress, pipe
 
 
@@ -212,3 +213,39 @@ def test_init_seed_streams_the_dump_into_a_reset_and_emptied_standby():
     assert standby.processes[0].stdin_closed and not standby.processes[0].killed
     assert steps[3][1] == b"SET GLOBAL gtid_slave_pos = '0-1-41'" and len(steps) == 4
     assert any("under the global read lock" in line and "0-1-41" in line for line in said)
+
+
+# --------------------------------------------------------------------------- stopping the target's server
+
+
+def _server_node(systemd: bool) -> FakeRunner:
+    node = FakeRunner("n2", strict=True)
+    node.on("test", "-d", "/run/systemd/system", exited=0 if systemd else 1)
+    node.responses[("mariadb",)] = lambda argv, data: Result(argv, 0, "/run/mysqld/mysqld.pid\n"
+                                                             if b"@@pid_file" in data else "")
+    node.on("cat", "--", "/run/mysqld/mysqld.pid", stdout="4242\n")
+    node.on("sh", "-c", reseed.WAIT_GONE)
+    return node
+
+
+def test_without_systemd_the_server_is_shut_down_and_waited_for_before_the_service_stop():
+    node, stopped = _server_node(systemd=False), []
+    assert reseed.stop_server(node, service_stop=lambda: stopped.append(list(node.calls)), wait=2.0)
+    sql = [data for argv, data in zip(node.calls, node.inputs) if argv[0] == "mariadb"]
+    assert sql == [b"SELECT @@pid_file", b"SHUTDOWN"]
+    waits = [argv for argv in node.calls if argv[:3] == ("sh", "-c", reseed.WAIT_GONE)]
+    assert waits == [("sh", "-c", reseed.WAIT_GONE, "hakit-wait", "4242", "40")]
+    assert len(stopped) == 1 and stopped[0][-1] == waits[0], "the service's stop comes after the wait"
+
+
+def test_with_systemd_only_the_service_stop_runs():
+    node, stopped = _server_node(systemd=True), []
+    assert not reseed.stop_server(node, service_stop=lambda: stopped.append(1))
+    assert stopped == [1] and not [argv for argv in node.calls if argv[0] in ("mariadb", "sh")]
+
+
+def test_a_server_that_does_not_answer_is_left_to_the_service_stop():
+    node, stopped = _server_node(systemd=False), []
+    node.responses[("mariadb",)] = Result(("mariadb",), 1, "", "ERROR 2002 (HY000): Can't connect")
+    assert not reseed.stop_server(node, service_stop=lambda: stopped.append(1))
+    assert stopped == [1] and not any(data == b"SHUTDOWN" for data in node.inputs)
