@@ -89,10 +89,12 @@ def start() -> int:
                       file=sys.stderr)
             else:
                 # until an isolated peer is surely read-only (counted from this agent's start,
-                # which is after heartbeat declared the peer dead), then a last look at the peer
+                # which is after heartbeat declared the peer dead), then a last look at the peer:
+                # a partition that healed during the grace, before the peer demoted itself,
+                # shows a writable peer, and the promotion is refused
                 timing = settings.timing.heartbeat
                 time.sleep(max(0.0, promotion_grace(timing.deadtime, timing.keepalive) - (time.monotonic() - STARTED)))
-                peer = ctx.peer_view(PEER_TIMEOUT)
+                peer = ctx.last_look(PEER_TIMEOUT)
     else:
         peer = ctx.peer_view()  # Pacemaker: a peer outside the partition was fenced, and is not asked
     verdict = plan_promotion(ctx.node.name, local, peer, schema=settings.mysql.hakit_schema,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import socket
+import time
+
 import pytest
 
 from hakit.errors import SafetyRefusal
@@ -400,8 +403,6 @@ def test_a_heartbeat_active_gives_up_at_once_when_its_peer_has_long_been_active(
 def test_a_missing_socket_or_a_closed_port_is_told_apart_from_other_failures(tmp_path):
     """``gone`` comes from the real client library: the socket file missing, or nobody listening
     on the port; a listener that never answers the handshake is not 'gone' (it may be slow)."""
-    import socket
-
     from hakit.mysql import DatabaseUnreachable, PyMySQLDatabase
 
     with pytest.raises(DatabaseUnreachable) as missing:
@@ -440,6 +441,9 @@ def test_the_heartbeat_role_skips_the_isolation_grace_only_for_a_live_peer_witho
     ctx = NodeContext(inv, generate(), inv.node("n2"))
     monkeypatch.setattr(NodeContext, "local_db", lambda self: db)
     monkeypatch.setattr(NodeContext, "peer_view", lambda self, timeout=1.0: PeerView("n1", False, refused=refused))
+    looked: list[float] = []
+    monkeypatch.setattr(NodeContext, "last_look", lambda self, timeout=1.0: looked.append(timeout) or
+                        PeerView("n1", False, refused=refused))
     monkeypatch.setattr(NodeContext, "ping_nodes_reachable", lambda self: True)
     monkeypatch.setattr(mariadb_role, "_context", lambda: ctx)
     monkeypatch.setattr(mariadb_role, "peer_active", lambda name: heard)
@@ -451,6 +455,111 @@ def test_the_heartbeat_role_skips_the_isolation_grace_only_for_a_live_peer_witho
     assert not db.read_only and db.state is not None and db.state.promoted_node == "n2"
     grace = [s for s in slept if s > 0.1]
     assert bool(grace) is waits
+    assert looked == ([mariadb_role.PEER_TIMEOUT] if waits else [])  # the last look follows the grace
+
+
+def test_a_partition_that_healed_during_the_grace_is_seen_by_the_last_look_and_refused(tmp_path, monkeypatch):
+    """The peer was cut off when the role started here and came back, still writable (its own
+    isolation deadline had not passed), before the grace ended: the last look finds it writable,
+    and nothing is promoted (a soft refusal: heartbeat hands the group back)."""
+    from hakit.agents import mariadb_role, ocf
+    from hakit.agents.context import NodeContext
+    from hakit.mysql import FakeDatabase
+    from hakit.promote import PeerView
+    from hakit.secrets import generate
+
+    inv = inventory(tmp_path, "heartbeat")
+    db = FakeDatabase("n2", server_id=2)
+    peer = FakeDatabase("n1", server_id=1)
+    peer.read_only = False
+    ctx = NodeContext(inv, generate(), inv.node("n2"))
+    monkeypatch.setattr(NodeContext, "local_db", lambda self: db)
+    monkeypatch.setattr(NodeContext, "peer_view", lambda self, timeout=1.0: PeerView("n1", False))
+    monkeypatch.setattr(NodeContext, "last_look", lambda self, timeout=1.0: PeerView("n1", True, peer.facts()))
+    monkeypatch.setattr(NodeContext, "ping_nodes_reachable", lambda self: True)
+    monkeypatch.setattr(mariadb_role, "_context", lambda: ctx)
+    monkeypatch.setattr(mariadb_role, "peer_active", lambda name: False)
+    monkeypatch.setattr(mariadb_role, "flag_set", lambda: False)
+    monkeypatch.setattr(mariadb_role, "STARTED", mariadb_role.time.monotonic())
+    monkeypatch.setattr(mariadb_role.time, "sleep", lambda seconds: None)
+    assert mariadb_role.start() == ocf.OCF_ERR_GENERIC
+    assert db.read_only and db.state is None
+
+
+def _full_listener() -> tuple[socket.socket, socket.socket]:
+    """A loopback listener whose accept queue is full (backlog 0, one connection never
+    accepted): the kernel drops the SYNs that follow, as a dead or cut-off host answers them."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(0)
+    waiting = socket.create_connection(server.getsockname(), timeout=5)
+    return server, waiting
+
+
+def test_tcp_answers_tells_an_accepting_a_refusing_and_a_silent_address_apart():
+    from hakit.agents.context import tcp_answers
+
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen(8)
+        assert tcp_answers("127.0.0.1", listening.getsockname()[1]) is True
+    with socket.socket() as probe:  # a free port: bound, then closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    assert tcp_answers("127.0.0.1", port) is False
+    server, waiting = _full_listener()
+    with server, waiting:
+        assert tcp_answers("127.0.0.1", server.getsockname()[1]) is None
+
+
+def test_one_dropped_syn_is_not_taken_for_a_dead_peer():
+    """The first attempt's SYN is dropped (the queue is full); the queue empties 70 ms later; the
+    attempts that follow are answered. One attempt alone (its SYN sent again only after a
+    second) would have called the peer dead."""
+    import threading
+
+    from hakit.agents.context import tcp_answers
+
+    def drain(server: socket.socket, after: float) -> None:
+        time.sleep(after)
+        server.setblocking(False)
+        for _ in range(60):
+            try:
+                server.accept()[0].close()
+            except BlockingIOError:
+                pass
+            time.sleep(0.005)
+
+    for attempts, expected in ((1, None), (3, True)):
+        server, waiting = _full_listener()
+        with server, waiting:
+            emptied = threading.Thread(target=drain, args=(server, 0.07))
+            emptied.start()
+            try:
+                assert tcp_answers("127.0.0.1", server.getsockname()[1], window=0.4, attempts=attempts,
+                                   spacing=0.1) is expected
+            finally:
+                emptied.join()
+
+
+@pytest.mark.parametrize("answers", [None, False, True])
+def test_the_last_look_reads_the_peer_only_when_its_address_answers(tmp_path, monkeypatch, answers):
+    from hakit.agents import context
+    from hakit.agents.context import NodeContext
+    from hakit.promote import PeerView
+    from hakit.secrets import generate
+
+    inv = inventory(tmp_path, "heartbeat")
+    ctx = NodeContext(inv, generate(), inv.node("n2"))
+    asked: list[tuple[str, int]] = []
+    monkeypatch.setattr(context, "tcp_answers", lambda address, port: asked.append((address, port)) or answers)
+    read = PeerView("n1", True, None)
+    monkeypatch.setattr(NodeContext, "peer_view", lambda self, timeout=1.0: read)
+    view = ctx.last_look(0.5)
+    assert asked == [(inv.node("n1").address, inv.settings.mysql.port)]
+    assert (view is read) is (answers is not None)
+    if answers is None:
+        assert not view.reachable and not view.refused
 
 
 @pytest.mark.parametrize("isolated_first", [False, True])
