@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import time
+from pathlib import Path
 
 import pytest
 
@@ -512,34 +513,45 @@ def test_tcp_answers_tells_an_accepting_a_refusing_and_a_silent_address_apart():
         assert tcp_answers("127.0.0.1", server.getsockname()[1]) is None
 
 
+def _listen_overflows() -> int:
+    """The kernel's count of SYNs dropped because a listener's queue was full (TcpExt ListenOverflows)."""
+    names, values = [line.split() for line in Path("/proc/net/netstat").read_text().splitlines()
+                     if line.startswith("TcpExt:")][:2]
+    return int(values[names.index("ListenOverflows")])
+
+
 def test_one_dropped_syn_is_not_taken_for_a_dead_peer():
-    """The first attempt's SYN is dropped (the queue is full); the queue empties 70 ms later; the
-    attempts that follow are answered. One attempt alone (its SYN sent again only after a
-    second) would have called the peer dead."""
+    """The first attempt's SYN is dropped (the queue is full); the queue is emptied once the
+    kernel counted that drop; the attempts that follow are answered. One attempt alone (its
+    SYN sent again only after a second) calls the peer dead."""
     import threading
 
     from hakit.agents.context import tcp_answers
 
-    def drain(server: socket.socket, after: float) -> None:
-        time.sleep(after)
+    server, waiting = _full_listener()
+    with server, waiting:
+        assert tcp_answers("127.0.0.1", server.getsockname()[1], window=0.4, attempts=1) is None
+
+    def drain_after_a_drop(server: socket.socket, before: int) -> None:
+        deadline = time.monotonic() + 5
+        while _listen_overflows() == before and time.monotonic() < deadline:
+            time.sleep(0.002)
         server.setblocking(False)
-        for _ in range(60):
+        for _ in range(100):
             try:
                 server.accept()[0].close()
             except BlockingIOError:
                 pass
             time.sleep(0.005)
 
-    for attempts, expected in ((1, None), (3, True)):
-        server, waiting = _full_listener()
-        with server, waiting:
-            emptied = threading.Thread(target=drain, args=(server, 0.07))
-            emptied.start()
-            try:
-                assert tcp_answers("127.0.0.1", server.getsockname()[1], window=0.4, attempts=attempts,
-                                   spacing=0.1) is expected
-            finally:
-                emptied.join()
+    server, waiting = _full_listener()
+    with server, waiting:
+        emptied = threading.Thread(target=drain_after_a_drop, args=(server, _listen_overflows()))
+        emptied.start()
+        try:
+            assert tcp_answers("127.0.0.1", server.getsockname()[1], window=0.6, attempts=3, spacing=0.1) is True
+        finally:
+            emptied.join()
 
 
 @pytest.mark.parametrize("answers", [None, False, True])
