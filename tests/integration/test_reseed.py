@@ -447,8 +447,8 @@ def test_a_failing_backup_leaves_the_target_as_it_was(pair, tmp_path, monkeypatc
     _own_sql(tmp_path, monkeypatch)
     active.stop()  # mariabackup cannot connect
     # compressed, the failure is still mariabackup's (pipefail), not zstd's success
-    shown = r".*hakit-pack mariabackup --backup --stream=xbstream --target-dir=/tmp` failed after \d+" \
-        if zstd else r"`mariabackup --backup --stream=xbstream --target-dir=/tmp` failed after 0"
+    command = "mariabackup --backup --stream=xbstream --target-dir=/tmp --log-copy-interval=50"
+    shown = rf".*hakit-pack {command}` failed after \d+" if zstd else rf"`{command}` failed after 0"
     with pytest.raises(OperationFailed, match=rf"^n1: {shown} bytes \(exit 1\): .*Failed to connect"):
         _copy_by_backup(active, target, [])
     assert target.sql("SELECT id FROM keepme.t") == "42"  # still running, on its own data
