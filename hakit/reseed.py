@@ -282,8 +282,9 @@ def settle(inv, target: Runner, *, say: Say, stop_db: Callable[[], object] | Non
     A swap whose first half was done (``.hakit-swap``) is finished; one interrupted before is
     undone (the old files back in place); then MariaDB is started if it does not answer (a copy
     killed between the stop and the start left it stopped; the node's configuration starts it
-    read-only) and a leftover ``.hakit-old`` is removed. A data directory that is not a plain
-    absolute path is refused before anything is touched.
+    read-only), the node's own users are set again (``/etc/hakit/replication.sql``: a copy
+    killed after its swap left the active's) and a leftover ``.hakit-old`` is removed. A data
+    directory that is not a plain absolute path is refused before anything is touched.
     """
     stop_db = stop_db or (lambda: stop_server(target))
     start_db = start_db or (lambda: service(target, "mariadb", "start"))
@@ -314,6 +315,12 @@ def settle(inv, target: Runner, *, say: Say, stop_db: Callable[[], object] | Non
         start_db()
         wait_until(lambda: _answers(target), f"MariaDB on {target.host}", 600)
         say(f"    {target.host}: MariaDB started")
+    # a backup interrupted after its swap left the active's users in place, hakit's own login
+    # among them (for the active's address: refused here), so the node's own are set again
+    # before anything logs in (the file is idempotent; replication is started by hakit later)
+    if _exists(target, REPLICATION_SQL):
+        root_sql(target, target.get(REPLICATION_SQL))
+        say(f"    {target.host}: its own users and replication source set again ({REPLICATION_SQL})")
     target.run(["rm", "-rf", "--", old], timeout=600)
     return datadir
 

@@ -403,6 +403,33 @@ def test_settle_finishes_a_half_done_swap_then_starts_the_server(inv):
     assert ("rm", "-rf", "--", "/var/lib/mysql/.hakit-old") in runner.calls
 
 
+def test_settle_sets_the_nodes_own_users_again_on_a_copy_killed_after_its_swap(inv):
+    """The chaos campaign (heartbeat, seed 17, step 3): a backup killed after the swap had put
+    the active's copy in place, before the node's own replication.sql ran again; the re-run's
+    first login as hakit was refused (the copied admin user is the active's, for its address).
+    settle runs the node's own file through root's socket before any step logs in."""
+    from hakit.remote import FakeRunner
+
+    own = b"SET SESSION sql_log_bin = 0;\nCREATE USER IF NOT EXISTS 'hakit_admin'@'10.0.0.12';\n"
+    runner = FakeRunner("n2", strict=True, files={"/etc/hakit/replication.sql": (own, 0o600)})
+
+    def test_e(argv, data):
+        return Result(argv, 0 if argv[2] == "/etc/hakit/replication.sql" else 1)
+
+    def sql(argv, data):  # the server answers root
+        return Result(argv, 0, "/var/lib/mysql\n" if b"@@datadir" in data else "1\n")
+
+    runner.responses.update({("mariadb",): sql, ("test", "-e"): test_e,
+                             ("rm", "-rf", "--"): Result(("rm",), 0)})
+    world = World(databases={"n2": FakeDatabase("n2", reachable=False)}, runners={"n2": runner})
+    said = []
+    Operator(inv, world, say=said.append).actions()["settle"](step("start", "settle", "test", node="n2"))
+    assert own in runner.inputs, "the node's own users, through root's socket"
+    ran = runner.inputs.index(own)
+    assert runner.calls[ran][0] == "mariadb" and runner.calls[-1][:3] == ("rm", "-rf", "--")
+    assert any("own users and replication source set again" in line for line in said)
+
+
 # --------------------------------------------------------------------------- executed against fakes
 
 
