@@ -275,16 +275,26 @@ def stop_server(runner: Runner, *, service_stop: Callable[[], object] | None = N
     return exited
 
 
+def _set_own_users(target: Runner, say: Say) -> None:
+    """The node's own users and replication source (its replication.sql, idempotent, through
+    root's socket): a physical copy brings the active's, hakit's own login among them (for the
+    active's address: refused on this node)."""
+    if _exists(target, REPLICATION_SQL):
+        root_sql(target, target.get(REPLICATION_SQL))
+        say(f"    {target.host}: its own users and replication source set again ({REPLICATION_SQL})")
+
+
 def settle(inv, target: Runner, *, say: Say, stop_db: Callable[[], object] | None = None,
-           start_db: Callable[[], object] | None = None) -> str:
+           start_db: Callable[[], object] | None = None, own_users: bool = True) -> str:
     """The target as an interrupted copy left it, made whole and running; returns its data directory.
 
     A swap whose first half was done (``.hakit-swap``) is finished; one interrupted before is
     undone (the old files back in place); then MariaDB is started if it does not answer (a copy
     killed between the stop and the start left it stopped; the node's configuration starts it
-    read-only), the node's own users are set again (``/etc/hakit/replication.sql``: a copy
-    killed after its swap left the active's) and a leftover ``.hakit-old`` is removed. A data
-    directory that is not a plain absolute path is refused before anything is touched.
+    read-only), with ``own_users`` the node's own users are set again
+    (``/etc/hakit/replication.sql``: a copy killed after its swap left the active's) and a
+    leftover ``.hakit-old`` is removed. A data directory that is not a plain absolute path is
+    refused before anything is touched.
     """
     stop_db = stop_db or (lambda: stop_server(target))
     start_db = start_db or (lambda: service(target, "mariadb", "start"))
@@ -315,12 +325,8 @@ def settle(inv, target: Runner, *, say: Say, stop_db: Callable[[], object] | Non
         start_db()
         wait_until(lambda: _answers(target), f"MariaDB on {target.host}", 600)
         say(f"    {target.host}: MariaDB started")
-    # a backup interrupted after its swap left the active's users in place, hakit's own login
-    # among them (for the active's address: refused here), so the node's own are set again
-    # before anything logs in (the file is idempotent; replication is started by hakit later)
-    if _exists(target, REPLICATION_SQL):
-        root_sql(target, target.get(REPLICATION_SQL))
-        say(f"    {target.host}: its own users and replication source set again ({REPLICATION_SQL})")
+    if own_users:  # before anything logs in as hakit (the re-run's next step does)
+        _set_own_users(target, say)
     target.run(["rm", "-rf", "--", old], timeout=600)
     return datadir
 
@@ -354,7 +360,8 @@ def copy_by_backup(inv, active: Runner, target: Runner, *, say: Say, progress: P
         start_db()
         wait_until(lambda: _answers(target), f"MariaDB on {target.host}", 600)
 
-    datadir = settle(inv, target, say=say, stop_db=stop_db, start_db=start_db)
+    # the copy sets the node's own users after its own swap: not twice
+    datadir = settle(inv, target, say=say, stop_db=stop_db, start_db=start_db, own_users=False)
     staging, old = f"{datadir}/.hakit-new", f"{datadir}/.hakit-old"
 
     dirs = root_sql(target, "SELECT @@innodb_data_home_dir, @@innodb_log_group_home_dir, "
@@ -406,9 +413,7 @@ def copy_by_backup(inv, active: Runner, target: Runner, *, say: Say, progress: P
     say(f"    {target.host}: data directory {datadir} replaced, MariaDB restarted in {time.monotonic() - t1:.1f}s")
 
     # the node's own users and replication source, not the active's; a fresh binlog history
-    if _exists(target, REPLICATION_SQL):
-        root_sql(target, target.get(REPLICATION_SQL))
-        say(f"    {target.host}: its own users and replication source set again ({REPLICATION_SQL})")
+    _set_own_users(target, say)
     root_sql(target, f"STOP SLAVE; RESET MASTER; SET GLOBAL gtid_slave_pos = '{position}';")
     say(f"    {target.host}: binary log reset; copied in {time.monotonic() - t0:.1f}s, replicates from "
         f"{position or 'the beginning'}")
