@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from hakit.lab.spec import DEFAULT_SUBNET
+from hakit.lab.spec import DEFAULT_SUBNET, FAULT_KINDS
 
 DIR_OPTION = click.option("--dir", "dir", default=".lab", show_default=True, metavar="DIR",
                           type=click.Path(file_okay=False),
@@ -106,11 +106,11 @@ def status(dir: str) -> None:
 
 @lab.command()
 @DIR_OPTION
-@click.argument("kind", type=click.Choice(["kill-node", "kill-mysqld", "stop-stack", "start-stack", "partition",
-                                           "heal"]))
+@click.argument("kind", type=click.Choice(list(FAULT_KINDS)))
 @click.argument("node")
 def fault(dir: str, kind: str, node: str) -> None:
-    """Inject a fault: kill-node, kill-mysqld, stop-stack, partition; undo one: start-stack, heal."""
+    """Inject a fault: kill-node, kill-mysqld, stop-stack, partition, hang, peer-partition, one-way,
+    slow-link, long-write; undo one: start-stack, heal (every network fault), resume (hang)."""
     from hakit.lab import faults, lab as impl
 
     impl.require_root()

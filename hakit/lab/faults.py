@@ -7,11 +7,25 @@
   heartbeat), as ``systemctl stop`` would: its peer sees it leave, nothing is fenced.
 * ``start-stack``: the inverse of ``stop-stack``: the node rejoins the cluster.
 * ``partition``: the node's link cut (its eth0 loses carrier); ``heal`` restores it.
+* ``hang``: SIGSTOP to the node's ``mariadbd``: a database that hangs instead of dying (its
+  sockets still accept connections, nothing answers); ``resume`` sends SIGCONT.
+* ``peer-partition``: the node and its peers lose each other (a bogus permanent neighbour
+  entry for each other's addresses, on both sides), while every node still reaches the host,
+  which is the lab's ping node: a failed inter-switch link or an ACL change. heartbeat binds
+  its sockets to the device, so a blackhole route would not cut it; a neighbour entry does.
+* ``one-way``: only the node's packets to its peers are dropped (the entry on its side only):
+  its peers stop hearing it while it still hears them.
+* ``slow-link``: the node's outgoing traffic limited to :data:`SLOW_RATE` (an ``htb`` class).
+* ``long-write``: a write statement that runs for :data:`LONG_WRITE_SECONDS` on the node's
+  database, in the background (it holds what a stop's read lock waits for).
+* ``heal`` undoes every network fault of the node: link, neighbour entries (on its peers
+  too), the rate limit.
 """
 
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import time
 from pathlib import Path
@@ -118,9 +132,103 @@ def partition(state: LabState, name: str) -> str:
 
 def heal(state: LabState, name: str) -> str:
     node = state.spec.node(name)
-    _init(state, name)
+    init = _init(state, name)
     netns.set_link(node, up=True)
-    return f"{name}: link restored"
+    for peer in _peers(state, name):
+        _neighbour(init, peer.address, cut=False)
+        if (peer_init := _live_init(state, peer.name)) is not None:
+            _neighbour(peer_init, node.address, cut=False)
+    daemons.sh(init, "tc qdisc del dev eth0 root 2>/dev/null; true", check=False)
+    return f"{name}: link restored, neighbour entries and rate limit removed"
+
+
+#: a MAC address no lab node has: frames sent to it go nowhere
+BOGUS_MAC = "02:00:00:00:de:ad"
+#: the slow link's rate (an ``htb`` class: ``netem`` is not available on every kernel)
+SLOW_RATE = "96kbit"
+#: how long the ``long-write`` statement runs
+LONG_WRITE_SECONDS = 60
+
+
+def _live_init(state: LabState, name: str) -> int | None:
+    init = state.inits.get(name)
+    return init if init and is_alive(state.spec, name, init) else None
+
+
+def _peers(state: LabState, name: str) -> list:
+    """The nodes ``name`` exchanges cluster traffic with: every other node of the lab."""
+    return [n for n in state.spec.nodes if n.name != name]
+
+
+def _neighbour(init: int, address: str, *, cut: bool) -> None:
+    """Inside the node: frames to ``address`` go to a MAC nobody has (``cut``), or the entry is
+    removed and ARP resolves the address again."""
+    if cut:
+        daemons.sh(init, f"ip neigh replace {shlex.quote(address)} lladdr {BOGUS_MAC} dev eth0 nud permanent")
+    else:
+        daemons.sh(init, f"ip neigh del {shlex.quote(address)} dev eth0 2>/dev/null; true", check=False)
+
+
+def peer_partition(state: LabState, name: str) -> str:
+    init = _init(state, name)
+    node = state.spec.node(name)
+    cut = []
+    for peer in _peers(state, name):
+        _neighbour(init, peer.address, cut=True)
+        if (peer_init := _live_init(state, peer.name)) is not None:
+            _neighbour(peer_init, node.address, cut=True)
+        cut.append(peer.name)
+    return (f"{name}: cut off from {', '.join(cut)} both ways; every node still reaches the ping node "
+            f"{state.spec.host_address}; heal with hakit lab fault heal {name}")
+
+
+def one_way(state: LabState, name: str) -> str:
+    init = _init(state, name)
+    peers = _peers(state, name)
+    for peer in peers:
+        _neighbour(init, peer.address, cut=True)
+    return (f"{name}: its packets to {', '.join(p.name for p in peers)} are dropped (theirs still reach it); "
+            f"heal with hakit lab fault heal {name}")
+
+
+def slow_link(state: LabState, name: str) -> str:
+    init = _init(state, name)
+    daemons.sh(init, "tc qdisc del dev eth0 root 2>/dev/null; "
+                     "tc qdisc add dev eth0 root handle 1: htb default 10 && "
+                     f"tc class add dev eth0 parent 1: classid 1:10 htb rate {SLOW_RATE} ceil {SLOW_RATE}")
+    return f"{name}: outgoing traffic limited to {SLOW_RATE}; heal with hakit lab fault heal {name}"
+
+
+def hang(state: LabState, name: str) -> str:
+    pids = _signal(_init(state, name), "mariadbd", signal.SIGSTOP)
+    if not pids:
+        return f"{name}: mariadbd was not running"
+    return f"{name}: mariadbd stopped (SIGSTOP: it hangs, its sockets still accept); resume with hakit lab fault resume {name}"
+
+
+def resume(state: LabState, name: str) -> str:
+    pids = _signal(_init(state, name), "mariadbd", signal.SIGCONT)
+    return f"{name}: mariadbd continued (SIGCONT)" if pids else f"{name}: no mariadbd to continue"
+
+
+#: the table the long write runs on (created by the fault; not one of the inventory's databases)
+LONG_WRITE_TABLE = "hakit_lab.long_write"
+
+
+def long_write(state: LabState, name: str) -> str:
+    init = _init(state, name)
+    # an application's login (no SUPER: read_only holds it back), node-local like every user of
+    # hakit's (sql_log_bin=0); the OS user nobody through the socket, so no password exists
+    daemons.sh(init, "mariadb -e \"SET SESSION sql_log_bin = 0; CREATE USER IF NOT EXISTS 'nobody'@'localhost' "
+                     "IDENTIFIED VIA unix_socket; GRANT ALL ON hakit_lab.* TO 'nobody'@'localhost'\"")
+    sql = (f"CREATE DATABASE IF NOT EXISTS hakit_lab; "
+           f"CREATE TABLE IF NOT EXISTS {LONG_WRITE_TABLE} (id INT PRIMARY KEY, n INT) ENGINE=InnoDB; "
+           f"INSERT IGNORE INTO {LONG_WRITE_TABLE} VALUES (1, 0); "
+           f"UPDATE {LONG_WRITE_TABLE} SET n = n + 1 + SLEEP({LONG_WRITE_SECONDS}) WHERE id = 1;")
+    # in the background: the statement outlives this call; on a read-only node it is refused
+    daemons.sh(init, f"setsid runuser -u nobody -- mariadb -e '{sql}' </dev/null "
+                     f">>/var/log/hakit-lab-long-write.log 2>&1 &")
+    return f"{name}: a write statement running for {LONG_WRITE_SECONDS} s started (an application's login)"
 
 
 FAULTS: dict[str, Callable[[LabState, str], str]] = {
@@ -130,6 +238,12 @@ FAULTS: dict[str, Callable[[LabState, str], str]] = {
     "start-stack": start_stack,
     "partition": partition,
     "heal": heal,
+    "hang": hang,
+    "resume": resume,
+    "peer-partition": peer_partition,
+    "one-way": one_way,
+    "slow-link": slow_link,
+    "long-write": long_write,
 }
 
 

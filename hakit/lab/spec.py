@@ -156,3 +156,8 @@ TIMINGS: dict[str, dict] = {
                                   "heartbeat": {"keepalive": 2, "warntime": 10, "deadtime": 30, "initdead": 120}},
                        "pacemaker": {"priority_fencing_delay": 0, "transition_delay_ms": 0}},
 }
+
+
+#: ``hakit lab fault`` kinds (:data:`hakit.lab.faults.FAULTS` implements exactly these)
+FAULT_KINDS = ("kill-node", "kill-mysqld", "stop-stack", "start-stack", "partition", "heal", "hang", "resume",
+               "peer-partition", "one-way", "slow-link", "long-write")

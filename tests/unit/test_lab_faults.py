@@ -53,3 +53,10 @@ def test_a_fence_request_whose_sender_is_gone_is_not_taken_for_the_host(tmp_path
             conn, _ = server.accept()
             with conn:
                 assert _requester(str(tmp_path), conn) is None
+
+
+def test_the_cli_offers_exactly_the_faults_the_lab_implements():
+    from hakit.lab.faults import FAULTS
+    from hakit.lab.spec import FAULT_KINDS
+
+    assert tuple(FAULTS) == FAULT_KINDS
