@@ -14,6 +14,7 @@ Rules kept here (DESIGN.md safety invariants):
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 import time
@@ -160,8 +161,10 @@ class Database(Protocol):
     def facts(self) -> DbFacts:
         """A consistent snapshot of roles, positions, replication and hakit state."""
 
-    def set_read_only(self, on: bool) -> None:
-        """Set ``read_only``; with ``on``, also waits until running writers have finished."""
+    def set_read_only(self, on: bool, *, lock_wait: float | None = None) -> None:
+        """Set ``read_only``; with ``on``, also waits until running writers have finished (at
+        most ``lock_wait`` seconds when given, rounded up to whole seconds: then
+        :class:`QueryFailed` with MariaDB's lock wait timeout, and nothing changed)."""
 
     def stop_replica(self, *, wait_receiver: bool = True) -> None:
         """Stop both replication threads (no error when not replicating). The applier is stopped
@@ -354,8 +357,12 @@ class PyMySQLDatabase:
         return PromotionRecord(int(r["generation"]), r["promotion_point"], r["promoted_node"], r["kind"],
                                float(r["at"]) if r["at"] is not None else None)
 
-    def set_read_only(self, on: bool) -> None:
+    def set_read_only(self, on: bool, *, lock_wait: float | None = None) -> None:
         if on:
+            if lock_wait is not None:
+                # the read lock's wait (a metadata lock: lock_wait_timeout, whole seconds) is
+                # bounded; the session's own value, so nothing else changes
+                self.query("SET SESSION lock_wait_timeout = %s", (max(1, math.ceil(lock_wait)),))
             # FLUSH TABLES WITH READ LOCK waits for running writes to end; read_only=ON then
             # holds once the lock is released: no write can be half-way when we return.
             self.query("FLUSH TABLES WITH READ LOCK")
@@ -661,7 +668,7 @@ class FakeDatabase:
                        state=self.state, semi_sync_master_enabled=self.semi_sync_master_enabled,
                        have_ssl=self.have_ssl, started_at=self.started_at)
 
-    def set_read_only(self, on: bool) -> None:
+    def set_read_only(self, on: bool, *, lock_wait: float | None = None) -> None:
         self._check()
         self.read_only = on
         self.log.append(f"read_only={'ON' if on else 'OFF'}")

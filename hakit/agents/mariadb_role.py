@@ -4,9 +4,10 @@
   error, so the stack bans the node) when its generation is older than its peer's, refused
   (soft error, retried) while the peer is reachable and writable; otherwise wait for the relay
   log, stop replication, raise the generation, ``read_only=OFF``.
-* ``stop`` makes it read-only; a server that is down counts as stopped (stop is a force
-  operation: it must not fail while the node is not writable).
-* ``monitor``: 0 when this node is writable, 7 when it is read-only or down.
+* ``stop`` leaves it proven not writable: ``read_only=ON`` read back, or no server process
+  (a bounded read-only attempt, then SIGKILL); without proof it fails, and the stack fences.
+* ``monitor``: 0 when this node is writable, 7 when it is read-only or no server runs, 1 when a
+  server runs that does not answer (hung: it may still take writes).
 """
 
 from __future__ import annotations
@@ -30,6 +31,11 @@ STARTED = time.monotonic()
 #: how long the agent waits for the peer's MariaDB to answer (a handshake on the local network
 #: takes milliseconds; a dead address costs the whole timeout, on heartbeat twice)
 PEER_TIMEOUT = 0.5
+#: a monitor's read of the local server (the monitor's own timeout is 30 s)
+MONITOR_TIMEOUT = 10.0
+#: a stop that has no proof of a node that takes no write after this long fails (the stack then
+#: fences the node); the stop's own timeout is 120 s
+STOP_DEADLINE = 60.0
 
 PARAMS = [
     ocf.Param("inventory", "hakit inventory on the node", "The node's copy of the inventory (written by hakit init).",
@@ -45,14 +51,29 @@ def _context():
 
 
 def monitor() -> int:
+    """0 writable; 7 read-only, or no server process at all (proven not writable); 1 (with an
+    exit reason) when a server runs and cannot be read: it may be hung and writable, and the
+    stack must stop it (the stop kills it) rather than take it for stopped. A probe on a node
+    without the node's inventory has nothing to probe: 7, quietly."""
+    from hakit.agents.fence_self import server_pids
+
     try:
         ctx = _context()
-        facts = ctx.local_db().facts()
-    except DatabaseUnreachable:
-        return ocf.OCF_NOT_RUNNING
     except HakitError as exc:
         ocf.exit_reason(str(exc))
-        return ocf.OCF_ERR_CONFIGURED if "inventory" in str(exc) else ocf.OCF_ERR_GENERIC
+        if ocf.is_probe():
+            return ocf.OCF_NOT_RUNNING  # nothing to probe (an error would make Pacemaker stop it everywhere)
+        return ocf.OCF_ERR_GENERIC  # a local failure: the stop (which needs no inventory) follows
+    try:
+        facts = ctx.local_db(read_timeout=MONITOR_TIMEOUT).facts()
+    except DatabaseUnreachable as exc:
+        if not server_pids():
+            return ocf.OCF_NOT_RUNNING
+        ocf.exit_reason(f"the database server runs but does not answer ({exc}): it may still take writes")
+        return ocf.OCF_ERR_GENERIC
+    except HakitError as exc:
+        ocf.exit_reason(str(exc))
+        return ocf.OCF_ERR_GENERIC
     return ocf.OCF_SUCCESS if facts.writable else ocf.OCF_NOT_RUNNING
 
 
@@ -122,18 +143,29 @@ def start() -> int:
 
 
 def stop() -> int:
+    """Success only on proof that this node takes no write: ``read_only=ON`` read back, or no
+    server process left (:func:`hakit.agents.fence_self.make_not_writable`: a bounded read-only
+    attempt, then SIGKILL). Otherwise a failure, and the stack fences the node. A node whose
+    inventory cannot be read is stopped all the same (the default socket): a stop never fails
+    for a configuration reason."""
+    from hakit.agents.fence_self import STOP_LOCK_WAIT, LocalServer, make_not_writable
+    from hakit.model import MySQL
+
+    socket = MySQL.model_fields["socket"].default
     try:
-        ctx = _context()
-        loaded = time.monotonic()
-        db = ctx.local_db()
-        db.set_read_only(True)
-    except DatabaseUnreachable:
-        return ocf.OCF_SUCCESS  # a server that is down is not writable: stopped
+        socket = _context().inv.settings.mysql.socket
     except HakitError as exc:
-        ocf.exit_reason(f"could not make the database read-only: {exc}")
+        print(f"stop: the node's inventory cannot be read ({exc}); using the default socket {socket}",
+              file=sys.stderr)
+    loaded = time.monotonic()
+    outcome = make_not_writable(LocalServer(socket), deadline=STOP_DEADLINE, lock_wait=STOP_LOCK_WAIT,
+                                say=lambda text: print(f"stop: {text}", file=sys.stderr))
+    if not outcome.proven:
+        ocf.exit_reason(outcome.decision.reason)
         return ocf.OCF_ERR_GENERIC
     # the stack logs an agent's stderr: a stop sits in every switchover's write gap
-    print(f"stop times: context {loaded - STARTED:.3f}s, read-only {time.monotonic() - loaded:.3f}s", file=sys.stderr)
+    print(f"stop times: context {loaded - STARTED:.3f}s, not writable {outcome.seconds:.3f}s"
+          + (f" ({', '.join(outcome.steps)})" if outcome.steps else ""), file=sys.stderr)
     return ocf.OCF_SUCCESS
 
 

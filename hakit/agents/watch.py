@@ -18,9 +18,11 @@ stopped by its ``stop``) checks four times a second:
   (Pacemaker's monitor sees the role stopped and recovers it);
 * **isolation** (heartbeat only: Pacemaker has quorum and fencing): when neither the peer nor
   any ping node answers for half of ``deadtime``,
-  this node is on the wrong side of a partition: heartbeat has no fencing, so it fences itself —
-  the database becomes read-only before the peer's heartbeat declares it dead (``deadtime``)
-  and promotes the peer. Two writable nodes never exist, even for a moment. When the network
+  this node is on the wrong side of a partition: heartbeat has no fencing, so it fences itself
+  (:func:`self_fence`: read-only within a bounded read lock, else the server killed) before the
+  peer's heartbeat declares it dead (``deadtime``) and promotes the peer. (A partition between
+  the two nodes alone, both still reaching a ping node, is not seen here: see the known limits
+  of ``docs/automatic.md``.) When the network
   is back and, :func:`rejoin_after` later, heartbeat still gives this node the group (nobody
   took over: the peer's heartbeat was down, or the cut was too short), the role's start runs
   again and its planner decides, as for any start.
@@ -39,6 +41,7 @@ import sys
 import time
 
 from hakit.agents.context import NodeContext
+from hakit.agents.decide import isolation_decision
 from hakit.agents.lean import PIDFILE, spawn_once
 from hakit.errors import HakitError
 from hakit.mysql import DatabaseUnreachable
@@ -245,6 +248,27 @@ def _checked(ctx: NodeContext, bad: int, failures: int, writable: bool = False,
     return 0, False
 
 
+#: the self-fence gives up (and says so) when the server is neither read-only nor gone by then
+SELF_FENCE_DEADLINE = 10.0
+
+
+def self_fence(ctx: NodeContext) -> bool:
+    """The isolated active stops taking writes within a bound no statement can extend: a read-only
+    attempt whose read lock waits :data:`~hakit.agents.fence_self.SELF_FENCE_LOCK_WAIT` at most
+    (a running statement, or a commit waiting for a semi-synchronous acknowledgement, holds it
+    back), then SIGKILL of the server. Whether it is proven not writable."""
+    from hakit.agents.fence_self import SELF_FENCE_LOCK_WAIT, LocalServer, make_not_writable
+
+    outcome = make_not_writable(LocalServer(ctx.inv.settings.mysql.socket), deadline=SELF_FENCE_DEADLINE,
+                                lock_wait=SELF_FENCE_LOCK_WAIT, say=lambda text: _log(f"self-fence: {text}"))
+    steps = f" ({', '.join(outcome.steps)})" if outcome.steps else ""
+    if outcome.proven:
+        _log(f"self-fence done in {outcome.seconds:.2f}s{steps}: the peer can take over without two writable nodes")
+    else:
+        _log(f"self-fence FAILED after {outcome.seconds:.2f}s{steps}: {outcome.decision.reason}")
+    return outcome.proven
+
+
 def watch(ctx: NodeContext, *, interval: float = INTERVAL, failures: int = 3) -> int:
     """The watcher's loop (runs until stopped)."""
     heartbeat = ctx.inv.settings.stack == "heartbeat"
@@ -288,14 +312,10 @@ def watch(ctx: NodeContext, *, interval: float = INTERVAL, failures: int = 3) ->
             cut_since, last_answer = None, time.monotonic()
         else:
             cut_since = cut_since or last_answer
-            if not demoted and time.monotonic() - cut_since >= isolation:
-                try:
-                    ctx.local_db().set_read_only(True)
-                    demoted = True
-                    _log(f"isolated for {isolation:g}s (no answer from {', '.join(addresses)}): database made "
-                         f"read-only, so that the peer can take over without two writable nodes")
-                except HakitError as exc:
-                    _log(f"isolated, and the database cannot be made read-only: {exc}")
+            verdict = isolation_decision(time.monotonic(), cut_since, isolation=isolation, fenced_self=demoted)
+            if verdict.action == "set_read_only":
+                _log(f"{verdict.reason} (no answer from {', '.join(addresses)})")
+                demoted = self_fence(ctx)
         # the node holds the role: its database must be writable, unless the watcher made it
         # read-only itself (isolation). A mysqld that a supervisor (systemd, mysqld_safe)
         # restarted after a crash comes back read-only (hakit.cnf) before three checks have

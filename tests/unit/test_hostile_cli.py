@@ -155,6 +155,10 @@ def assert_refused(run: Run, kind: str, before: dict, root: Path, names: tuple[s
         assert run.code in (1, 6), (run.code, run.out, run.err)
         assert "ocf-exit-reason:" in run.err
         message = run.err
+    elif kind == "ocf-probe":  # a probe has nothing to probe: NOT_RUNNING, never an error, the reason logged
+        assert run.code == 7, (run.code, run.out, run.err)
+        assert "ocf-exit-reason:" in run.err
+        message = run.err
     elif kind == "lsb":  # heartbeat's status: LSB 1 and the word its ResourceManager greps for
         assert run.code == 1 and run.out == "failed\n", (run.code, run.out, run.err)
         message = run.err
@@ -260,7 +264,7 @@ COMMANDS = [
     Command(("resync", "--dry-run")),
     Command(("maintenance", "on")),
     Command(("maintenance", "off")),
-    Command(("agent", "ocf", "mariadb-role", "monitor"), kind="ocf", agent=True),
+    Command(("agent", "ocf", "mariadb-role", "monitor"), kind="ocf-probe", agent=True),
     Command(("agent", "ocf", "mariadb-role", "validate-all"), kind="ocf", agent=True),
     Command(("agent", "ocf", "monitoring-master", "monitor"), kind="ocf", agent=True),
     Command(("agent", "heartbeat", "mariadb-role", "status"), kind="lsb", agent=True),

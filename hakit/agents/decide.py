@@ -1,0 +1,156 @@
+"""The automatic path's decisions, as pure functions of an observation.
+
+The role agent's stop, the watcher's self-fence and the promotion gate all turn on the same
+questions: is the local server proven not writable, what does a timeout mean, is the peer
+proven dead. Each is answered here from a frozen observation, with the time passed in, and
+returns a :class:`Decision` with the reason an operator reads in the stack's log. The side
+effects (connecting, ``FLUSH TABLES WITH READ LOCK``, SIGKILL, sleeping) live in
+:mod:`hakit.agents.fence_self`, which loops over these decisions.
+
+The rule behind all of them (DESIGN.md, invariant 9): a server whose writability cannot be
+read counts as writable until it is proven otherwise. Proof is one of: ``read_only=ON`` read
+back from it, no server process left on the node, or the node fenced.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+#: what a stop or a self-fence does next
+Action = Literal["done", "set_read_only", "kill", "wait", "fail"]
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: Action
+    reason: str
+
+
+@dataclass(frozen=True)
+class ServerLook:
+    """One look at the node's own database server.
+
+    ``pids``: the server processes that have not exited (a zombie has); ``answered``: a query
+    came back within its timeout; ``read_only``: what it said, when it answered."""
+
+    pids: frozenset[int]
+    answered: bool
+    read_only: bool | None = None
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class StopProgress:
+    """What the stop has done so far: the server processes it tried to make read-only, the
+    ones it killed, and how long it has been at it."""
+
+    elapsed: float = 0.0
+    tried_read_only: frozenset[int] = field(default_factory=frozenset)
+    killed: frozenset[int] = field(default_factory=frozenset)
+
+
+def stop_decision(look: ServerLook, progress: StopProgress, *, deadline: float) -> Decision:
+    """The next move of a stop (or a self-fence) that must leave this node not writable.
+
+    Done only on proof: no server process left, or ``read_only=ON`` read back. A server that
+    answers writable is made read-only once (the read lock's wait is bounded by the caller);
+    a server that does not answer, or that the bounded attempt did not make read-only, is
+    killed: a hung server may resume and take writes, and a statement or a semi-synchronous
+    commit that holds the read lock back must not decide how long the node stays writable.
+    Past ``deadline`` seconds without proof the stop fails, so that the stack fences the node.
+    """
+    if not look.pids:
+        return Decision("done", "no database server process runs here: nothing can take a write")
+    if look.answered and look.read_only:
+        return Decision("done", "read_only=ON confirmed")
+    if progress.elapsed >= deadline:
+        what = "answers writable" if look.answered else f"does not answer ({look.error or 'timeout'})"
+        return Decision("fail", f"the database server (pid {_pids(look.pids)}) {what} and is still running after "
+                                f"{progress.elapsed:.1f}s: not proven read-only; the node must be fenced")
+    if look.answered and not (look.pids & progress.tried_read_only) and not (look.pids & progress.killed):
+        return Decision("set_read_only", "the database answers writable: read_only=ON (the read lock waits a "
+                                         "bounded time for running writes)")
+    unkilled = look.pids - progress.killed
+    if unkilled:
+        why = ("it answers writable after a bounded read_only attempt" if look.answered
+               else f"it does not answer ({look.error or 'timeout'}) and may still take writes")
+        return Decision("kill", f"database server pid {_pids(unkilled)} killed (SIGKILL): {why}")
+    return Decision("wait", f"waiting for the killed server (pid {_pids(look.pids)}) to exit")
+
+
+def _pids(pids: frozenset[int]) -> str:
+    return ", ".join(str(p) for p in sorted(pids))
+
+
+# --------------------------------------------------------------------------- the peer
+
+#: how a look at the peer's database ended
+PeerAnswer = Literal["answered", "refused", "silent", "hung"]
+
+
+def classify_peer(connected: bool, refused: bool, greeted: bool) -> PeerAnswer:
+    """What a look at the peer's MariaDB port means.
+
+    ``refused``: the host answered and nothing listens (the server is down: not writable);
+    ``silent``: no answer at all (a dead host, or one cut off: dead only if proven, below);
+    ``hung``: the connection was accepted but the server did not greet or answer in time: the
+    peer is alive and its server may still take writes."""
+    if refused:
+        return "refused"
+    if not connected:
+        return "silent"
+    return "answered" if greeted else "hung"
+
+
+@dataclass(frozen=True)
+class DeathProof:
+    """What may prove a silent peer dead."""
+
+    fenced: bool = False  #: a fence device confirmed it off (the stack's, or hakit's own call)
+    out_of_cluster: bool = False  #: Pacemaker: outside this node's partition, which it fences first
+    fencing_configured: bool = False
+
+
+def peer_gate(answer: PeerAnswer, proof: DeathProof) -> Decision:
+    """Whether a promotion may go on over the peer, from how the peer answered.
+
+    ``done``: the peer is not writable, or proven dead (the planner then reads its facts, if
+    it answered); ``fail``: it may still take writes, so no promotion (a soft refusal: the
+    stack tries again). A silent peer is dead only when fenced, or outside a Pacemaker
+    partition (Pacemaker fences before it starts anything there): with no fence device a
+    peer-only partition (both still reach the ping node) looks exactly like a dead node."""
+    if answer == "answered":
+        return Decision("done", "the peer answered: the planner reads its role and generation")
+    if answer == "refused":
+        return Decision("done", "the peer's host refuses the connection: no database server listens there")
+    if answer == "hung":
+        if proof.fenced:
+            return Decision("done", "the peer's server hangs, and the peer is fenced")
+        return Decision("fail", "the peer accepts connections but its database does not answer: it may still take "
+                                "writes; not promoting over it until it is stopped or fenced")
+    if proof.fenced or proof.out_of_cluster:
+        return Decision("done", "the peer does not answer and is fenced" if proof.fenced else
+                        "the peer does not answer and is outside the cluster partition (fenced before anything "
+                        "starts here)")
+    if not proof.fencing_configured:
+        return Decision("fail", "the peer does not answer, and without a fence device its death cannot be proven "
+                                "(a link cut between the two nodes looks the same): it is assumed alive and "
+                                "writable; an operator decides (hakit takeover --force once it is known down)")
+    return Decision("fail", "the peer does not answer and has not been fenced: assumed alive until the fence "
+                            "device confirms it is off")
+
+
+# --------------------------------------------------------------------------- isolation
+
+
+def isolation_decision(now: float, last_answer: float, *, isolation: float, fenced_self: bool) -> Decision:
+    """heartbeat's watcher: whether this node, which cannot reach its peer nor any ping node,
+    fences itself now (``now`` and ``last_answer`` on one monotonic clock)."""
+    silent = now - last_answer
+    if fenced_self:
+        return Decision("wait", "already not writable: waiting for the network")
+    if silent >= isolation:
+        return Decision("set_read_only", f"no answer from the peer nor any ping node for {silent:.1f}s "
+                                         f"(>= {isolation:g}s): this node is the isolated one and fences itself")
+    return Decision("wait", f"no answer for {silent:.1f}s; isolated at {isolation:g}s")

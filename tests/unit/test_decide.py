@@ -1,0 +1,166 @@
+"""The automatic path's decisions (hakit.agents.decide) as tables, and the self-fence executor
+(hakit.agents.fence_self) on a scripted server: what a stop does with a server that answers,
+hangs, resists the read lock, or will not die; what a timeout at the peer means."""
+
+from __future__ import annotations
+
+import pytest
+
+from hakit.agents.decide import (DeathProof, ServerLook, StopProgress, classify_peer, isolation_decision,
+                                 peer_gate, stop_decision)
+from hakit.agents.fence_self import make_not_writable, server_pids
+
+P = frozenset({41})
+P2 = frozenset({77})
+NONE: frozenset[int] = frozenset()
+
+
+@pytest.mark.parametrize("look, progress, action, words", [
+    # proof: no process, or read_only read back
+    (ServerLook(NONE, False), StopProgress(), "done", "no database server process"),
+    (ServerLook(P, True, True), StopProgress(), "done", "read_only=ON confirmed"),
+    (ServerLook(P, True, True), StopProgress(elapsed=999), "done", "confirmed"),
+    # a writable server gets one bounded read-only attempt
+    (ServerLook(P, True, False), StopProgress(), "set_read_only", "answers writable"),
+    # ...and is killed when that did not make it read-only
+    (ServerLook(P, True, False), StopProgress(tried_read_only=P), "kill", "after a bounded read_only attempt"),
+    # a server that does not answer (hung, SIGSTOP) is killed at once: a timeout is no proof
+    (ServerLook(P, False, error="timed out"), StopProgress(), "kill", "does not answer (timed out)"),
+    # killed, not yet exited: wait; a restarted server (a new pid) answering writable is tried again
+    (ServerLook(P, False), StopProgress(killed=P), "wait", "waiting for the killed server"),
+    (ServerLook(P2, True, False), StopProgress(tried_read_only=P, killed=P), "set_read_only", "answers writable"),
+    # past the deadline without proof: fail, so that the stack fences
+    (ServerLook(P, False), StopProgress(elapsed=30, killed=P), "fail", "must be fenced"),
+    (ServerLook(P, True, False), StopProgress(elapsed=30), "fail", "answers writable"),
+])
+def test_stop_decision_table(look, progress, action, words):
+    decision = stop_decision(look, progress, deadline=30)
+    assert decision.action == action
+    assert words in decision.reason
+
+
+@pytest.mark.parametrize("connected, refused, greeted, answer", [
+    (False, True, False, "refused"),
+    (False, False, False, "silent"),
+    (True, False, False, "hung"),
+    (True, False, True, "answered"),
+])
+def test_what_a_look_at_the_peer_means(connected, refused, greeted, answer):
+    assert classify_peer(connected, refused, greeted) == answer
+
+
+@pytest.mark.parametrize("answer, proof, action, words", [
+    ("answered", DeathProof(), "done", "planner reads"),
+    ("refused", DeathProof(), "done", "no database server listens"),
+    # a peer that accepts the connection and says nothing is alive (reproduced: a SIGSTOPped mariadbd)
+    ("hung", DeathProof(), "fail", "may still take writes"),
+    ("hung", DeathProof(fencing_configured=True), "fail", "may still take writes"),
+    ("hung", DeathProof(fenced=True), "done", "fenced"),
+    # silence proves nothing without a fence: a peer-only partition looks like a dead node
+    ("silent", DeathProof(), "fail", "without a fence device"),
+    ("silent", DeathProof(fencing_configured=True), "fail", "has not been fenced"),
+    ("silent", DeathProof(fencing_configured=True, fenced=True), "done", "fenced"),
+    ("silent", DeathProof(out_of_cluster=True, fencing_configured=True), "done", "outside the cluster partition"),
+])
+def test_peer_gate_table(answer, proof, action, words):
+    decision = peer_gate(answer, proof)
+    assert decision.action == action
+    assert words in decision.reason
+
+
+@pytest.mark.parametrize("now, last, fenced, action", [
+    (10.0, 9.5, False, "wait"),
+    (10.0, 9.0, False, "set_read_only"),
+    (10.0, 0.0, True, "wait"),
+])
+def test_isolation_decision(now, last, fenced, action):
+    assert isolation_decision(now, last, isolation=1.0, fenced_self=fenced).action == action
+
+
+class ScriptedServer:
+    """A server whose behaviour the test scripts: hangs, resists the read lock, dies when killed
+    (after ``exit_after`` looks), or never dies (a process stuck in the kernel)."""
+
+    def __init__(self, *, answers: bool = True, read_only: bool = False, lock_works: bool = True,
+                 exit_after: int | None = 1):
+        self.alive, self.answers, self.read_only = True, answers, read_only
+        self.lock_works, self.exit_after = lock_works, exit_after
+        self.killed_at: int | None = None
+        self.looks = 0
+        self.calls: list[str] = []
+
+    def look(self) -> ServerLook:
+        self.looks += 1
+        if self.killed_at is not None and self.exit_after is not None and self.looks - self.killed_at >= self.exit_after:
+            self.alive = False
+        if not self.alive:
+            return ServerLook(NONE, False)
+        if not self.answers:
+            return ServerLook(P, False, error="timed out")
+        return ServerLook(P, True, self.read_only)
+
+    def set_read_only(self, lock_wait: float) -> str | None:
+        self.calls.append(f"read_only lock_wait={lock_wait:g}")
+        if self.lock_works:
+            self.read_only = True
+            return None
+        return "Lock wait timeout exceeded"
+
+    def kill(self, pids) -> None:
+        self.calls.append(f"kill {sorted(pids)}")
+        self.killed_at = self.looks
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+    def sleep(self, seconds: float) -> None:
+        self.t += seconds
+
+
+def run(server: ScriptedServer, deadline: float = 10.0):
+    clock = Clock()
+    said: list[str] = []
+    out = make_not_writable(server, deadline=deadline, lock_wait=1.0, say=said.append, clock=clock, sleep=clock.sleep)
+    return out, said
+
+
+def test_a_writable_server_is_made_read_only_and_nothing_is_killed():
+    server = ScriptedServer()
+    out, said = run(server)
+    assert out.proven and server.calls == ["read_only lock_wait=1"]
+    assert said[-1] == "read_only=ON confirmed"
+
+
+def test_a_hung_server_is_killed_and_the_stop_is_done_once_it_exited():
+    server = ScriptedServer(answers=False, exit_after=3)
+    out, said = run(server)
+    assert out.proven and server.calls == ["kill [41]"]
+    assert "does not answer" in said[0] and said[-1].startswith("no database server process")
+
+
+def test_a_read_lock_held_back_by_a_long_statement_ends_in_a_kill_not_a_wait():
+    server = ScriptedServer(lock_works=False)
+    out, said = run(server)
+    assert out.proven and server.calls == ["read_only lock_wait=1", "kill [41]"]
+    assert any("not set within 1s: Lock wait timeout" in line for line in said)
+
+
+def test_a_server_that_cannot_be_killed_fails_the_stop_so_the_stack_fences():
+    server = ScriptedServer(answers=False, exit_after=None)
+    out, said = run(server, deadline=2.0)
+    assert not out.proven and out.decision.action == "fail"
+    assert server.calls == ["kill [41]"]  # killed once, not in a loop
+    assert "must be fenced" in said[-1]
+
+
+def test_server_pids_skips_zombies_and_other_processes(tmp_path):
+    for pid, comm, state in [(10, "mariadbd", "S"), (11, "mariadbd", "Z"), (12, "mysqld", "T"), (13, "sshd", "S")]:
+        (tmp_path / str(pid)).mkdir()
+        (tmp_path / str(pid) / "stat").write_text(f"{pid} ({comm}) {state} 1 1 1 0 -1\n")
+    (tmp_path / "self").mkdir()
+    assert server_pids(str(tmp_path)) == frozenset({10, 12})
