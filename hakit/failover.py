@@ -186,12 +186,21 @@ def plan_takeover(ctx: Context, snap: Snapshot, request: Request) -> Plan | Refu
                        f"it was the active before a takeover and may hold transactions the cluster lacks; only "
                        f"hakit resync can make it part of the pair again", f"run hakit resync --node {target.name}",
                        hard=True)
+    # the old node answers (SSH) but its database does not: it may be hung and still take writes
+    # (invariant 9). Its server is stopped with proof first; the promotion is planned as over a
+    # node without a database, and a stop without proof refuses the whole takeover
+    stop_old = old.reachable and old.db is None
     verdict = plan_promotion(target.name, target.db, PeerView(old.name, old.db is not None, old.db),
                              schema=ctx.schema, relay_wait=_wait(ctx, request), force=request.force, kind="takeover",
                              semi_sync=ctx.semi_sync, floor_checked=True)
     if isinstance(verdict, Refusal):
         return verdict
     steps: list[Step] = []
+    if stop_old and any(s.action == "record_promotion" for s in verdict.steps):
+        steps.append(step(f"stop the database of {old.name}", "stop_server",
+                          f"{old.name} answers but its database does not ({old.error or 'no answer'}): it may be hung "
+                          f"and still take writes; it is made read-only or killed, with proof, before anything is "
+                          f"promoted", node=old.name))
     warnings = list(verdict.warnings)
     writable: list[Step] = []
     for s in verdict.steps:

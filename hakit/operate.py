@@ -574,6 +574,17 @@ class Operator:
             raise OperationFailed(f"{s.node}: hakit agent watch {'--start' if on else '--stop'} failed: "
                                   f"{(done.stderr or done.stdout).strip()[-300:]}")
 
+    def stop_server(self, s: Step) -> None:
+        """The node's database made not writable with proof, by the role's own stop on the node
+        (a bounded read-only attempt, then SIGKILL: :mod:`hakit.agents.fence_self`). A stop that
+        finds no proof refuses the operation: nothing may be promoted over that node."""
+        done = self._runner(s.node).run([self.inv.settings.node_hakit, "agent", "ocf", "mariadb-role", "stop"],
+                                        warn=True, timeout=150)
+        if not done.ok:
+            raise SafetyRefusal(f"{s.node}: its database does not answer and could not be stopped "
+                                f"({(done.stderr or done.stdout).strip()[-300:] or f'exit {done.exited}'}): it may "
+                                f"still take writes; fence or power off {s.node}, then run hakit takeover again")
+
     # ---- resync
 
     def clear_failures(self, s: Step) -> None:
@@ -727,6 +738,7 @@ class Operator:
             "move_resources": self.move_resources, "mark_resync": self.mark_resync, "keep_errant": self.keep_errant,
             "hold_stack": self.hold_stack, "stack_follows": self.stack_follows, "vip": self.vip,
             "watcher": self.watcher,
+            "stop_server": self.stop_server,
             "clear_failures": self.clear_failures,
             "rejoin": self.rejoin, "dump": self.copy, "backup": self.copy, "settle": self.settle,
             "compare_checksums": self.compare_checksums, "hook": self.hook,

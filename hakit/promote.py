@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from hakit.agents.decide import DeathProof, peer_gate
 from hakit.errors import HakitError, OperationFailed, SafetyRefusal
 from hakit.gtid import Position
 from hakit.mysql import Database, DbFacts, PromotionRecord
@@ -61,6 +62,11 @@ def plan_promotion(node: str, local: DbFacts | None, peer: PeerView, *, schema: 
         return Refusal(f"{node} has generation {local.generation}, {peer.name} has {peer_generation}: {node} was "
                        f"the active before a takeover and holds transactions the cluster may not have; only "
                        f"hakit resync can make it part of the pair again", "run hakit resync --node " + node, hard=True)
+    if peer.reachable and peer.facts is None and not peer.fenced and not force:
+        # it accepted the connection and did not answer (hung, overloaded, refusing the login): a
+        # server that cannot be read counts as writable until proven otherwise (invariant 9)
+        return Refusal(f"{peer.name}: " + peer_gate("hung", DeathProof()).reason,
+                       f"stop its server (the role's stop kills a hung one) or fence {peer.name}; or --force")
     if peer_facts is not None and peer_facts.writable and not peer.fenced:
         if not force:
             return Refusal(f"{peer.name} is reachable and writable: promoting {node} would make two writable nodes",

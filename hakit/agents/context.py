@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import pymysql
 
+from hakit.agents.decide import classify_peer
 from hakit.errors import InputError
 from hakit.gtid import Position
 from hakit.inventory import load_inventory
@@ -22,6 +23,9 @@ from hakit.secrets import Secrets, load_secrets
 from hakit.tls import pymysql_tls
 
 NODE_INVENTORY = "/etc/hakit/inventory.yml"
+#: pymysql's error for a connection that could not be made (refused, no route, timed out);
+#: any other error came after the peer accepted the connection
+CR_CONN_HOST_ERROR = 2003
 NODE_SECRETS = "/etc/hakit/secrets.yml"
 
 #: a look at an address that may be dead: this many connection attempts, this far apart, all
@@ -86,11 +90,11 @@ class NodeContext:
     def peer(self) -> Node:
         return self.inv.pair_of(self.node.name).peer_of(self.node.name)
 
-    def local_db(self) -> PyMySQLDatabase:
+    def local_db(self, read_timeout: float = 30) -> PyMySQLDatabase:
         """MariaDB's root through the node's unix socket (socket authentication: no password)."""
         mysql = self.inv.settings.mysql
         return PyMySQLDatabase(self.node.name, unix_socket=mysql.socket, user="root", connect_timeout=2,
-                               read_timeout=30)
+                               read_timeout=read_timeout)
 
     def peer_out_of_cluster(self) -> bool:
         """Pacemaker: whether the peer is outside this node's partition. Pacemaker starts resources
@@ -121,8 +125,14 @@ class NodeContext:
                                    password=self.secrets.replication_password, connect_timeout=timeout,
                                    read_timeout=timeout, autocommit=True, **pymysql_tls(mysql.tls))
         except pymysql.MySQLError as exc:
-            refused = isinstance(getattr(exc, "original_exception", None), ConnectionRefusedError)
-            return PeerView(peer.name, False, refused=refused)
+            original = getattr(exc, "original_exception", None)
+            connected = not (exc.args and exc.args[0] == CR_CONN_HOST_ERROR)
+            answer = classify_peer(connected, isinstance(original, ConnectionRefusedError), greeted=False)
+            if answer == "hung":
+                # the connection was accepted and the server did not greet (or refused the
+                # login): it is alive, and may still take writes (the planner refuses)
+                return PeerView(peer.name, True, None)
+            return PeerView(peer.name, False, refused=answer == "refused")
         try:
             with conn.cursor() as cur:
                 cur.execute("SELECT @@server_id, @@read_only, @@gtid_binlog_pos, @@gtid_current_pos")

@@ -103,10 +103,13 @@ TAKEOVER_PLANS = [
      # for an acknowledgement from the dead n1 (what was left of the semi-sync timeout)
      Request("takeover"), ["set_semi_sync", "wait_applied", "stop_replica", "record_promotion", "move_resources",
                            "set_writable"], "promote n2"),
-    ("mysqld dead on the active, node alive with the VIP",
+    ("mysqld dead or hung on the active, node alive with the VIP",
      snap(None, facts(replica=rep(io=False), server=2), vip="n1", reach=(True, True)),
-     # the node answers: hakit moves its VIP away and the role and VIP directly, the stack held
-     Request("takeover"), ["hold_stack", "set_semi_sync", "stop_replica", "record_promotion", "vip", "set_writable", "vip", "watcher", "watcher", "stack_follows"],
+     # the node answers: its server is stopped with proof first (a hung one may still take
+     # writes: invariant 9), then hakit moves its VIP away and the role and VIP directly, the
+     # stack held
+     Request("takeover"), ["hold_stack", "stop_server", "set_semi_sync", "stop_replica", "record_promotion", "vip",
+                           "set_writable", "vip", "watcher", "watcher", "stack_follows"],
      "without a database"),
     ("old active read-only and reachable: catch up first, then stop its replication",
      snap(facts(True, cur="0-1-12", replica=rep(B)), facts(replica=rep(received="0-1-10"), server=2)),
@@ -938,11 +941,35 @@ def test_a_direct_takeover_moves_the_vip_off_the_old_node_before_the_new_one_is_
                                   NodeView("n2", B, True, n2.facts())))
     plan = plan_operation(inv, snapshot, Request("takeover"))
     order = [s.name for s in plan.steps]
+    assert order.index("stop the database of n1") < order.index("raise generation")
     assert order.index("VIP off n1") < order.index("writable") < order.index("VIP on n2")
-    Executor(Operator(inv, World(databases={"n1": n1, "n2": n2}), say=lambda t: None, mover=stack,
-                      direct=stack).actions(), None, say=lambda t: None).run(plan)
+    from hakit.remote import FakeRunner
+
+    node1 = FakeRunner("n1")
+    node1.on(inv.settings.node_hakit, "agent", "ocf", "mariadb-role", "stop", exited=0)
+    Executor(Operator(inv, World(databases={"n1": n1, "n2": n2}, runners={"n1": node1}), say=lambda t: None,
+                      mover=stack, direct=stack).actions(), None, say=lambda t: None).run(plan)
+    assert node1.calls == [(inv.settings.node_hakit, "agent", "ocf", "mariadb-role", "stop")]
     assert not n2.read_only and stack.vips == {"n2"} and stack.holder == "n2" and not stack.held
     assert stack.watchers == {"n2"}
+
+
+def test_a_takeover_whose_old_database_cannot_be_stopped_with_proof_is_refused(inv):
+    from hakit.remote import FakeRunner
+
+    n1, n2 = pair()
+    n1.reachable = False
+    stack = Stack(dbs={"n2": n2})
+    snapshot = Snapshot(db_nodes=(NodeView("n1", A, True, None, vip=True, monitoring=True),
+                                  NodeView("n2", B, True, n2.facts())))
+    plan = plan_operation(inv, snapshot, Request("takeover"))
+    node1 = FakeRunner("n1")
+    node1.on(inv.settings.node_hakit, "agent", "ocf", "mariadb-role", "stop", exited=1,
+             stderr="ocf-exit-reason:the database server (pid 41) does not answer (timeout) ... must be fenced\n")
+    with pytest.raises(SafetyRefusal, match="may still take writes; fence or power off n1"):
+        Executor(Operator(inv, World(databases={"n1": n1, "n2": n2}, runners={"n1": node1}), say=lambda t: None,
+                          mover=stack, direct=stack).actions(), None, say=lambda t: None).run(plan)
+    assert n2.read_only and n2.facts().generation == 1  # nothing was promoted
 
 
 def test_heartbeat_follows_even_when_it_thinks_it_holds_a_group_it_gave_up(inv, monkeypatch):

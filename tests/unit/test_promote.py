@@ -48,6 +48,8 @@ def test_fully_applied_standby_skips_the_wait():
     (facts(gen=1), PeerView("n1", True, facts(ro=True, gen=2)), False, "only hakit resync"),
     (facts(gen=1), PeerView("n1", True, facts(ro=True, gen=2)), True, "only hakit resync"),  # never, even forced
     (facts(), PeerView("n1", True, facts(ro=False)), False, "two writable nodes"),
+    # it accepted the connection and said nothing (a hung mariadbd): alive, maybe writable
+    (facts(), PeerView("n1", True, None), False, "may still take writes"),
 ])
 def test_refusals(local, peer, force, words):
     verdict = plan_promotion("n2", local, peer, schema="hakit", relay_wait=30, force=force)
@@ -231,3 +233,11 @@ def test_a_promotion_with_its_peer_reachable_turns_semi_sync_on_when_asked():
     assert all(s.arg("on") is not True for s in deaf.steps if s.action == "set_semi_sync")
     already_on = plan_promotion("n2", replace(local, semi_sync_master_enabled=True), peer, schema="hakit", relay_wait=1, semi_sync=True)
     assert "set_semi_sync" not in [s.action for s in already_on.steps]
+
+
+def test_a_hung_peer_blocks_the_promotion_unless_fenced_or_forced():
+    assert isinstance(plan_promotion("n2", facts(replica=rep()), PeerView("n1", True, None), schema="hakit",
+                                     relay_wait=30), Refusal)
+    for peer, force in ((PeerView("n1", True, None, fenced=True), False), (PeerView("n1", True, None), True)):
+        plan = plan_promotion("n2", facts(replica=rep()), peer, schema="hakit", relay_wait=30, force=force)
+        assert not isinstance(plan, Refusal) and "raise generation" in names(plan)
