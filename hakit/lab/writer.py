@@ -188,11 +188,17 @@ class Writer:
         return sorted(set(self.acked) - self.held_by(node))
 
 
+#: a sample of one node that takes longer did not answer (counted as writable)
+SAMPLE_TIMEOUT = 2.0
+
+
 class WritableSampler(threading.Thread):
     """``@@read_only`` of every lab node, read from inside the node, until stopped.
 
     ``inits`` returns the PID of each node's init (its namespaces); ``both`` collects the
-    moments at which more than one node of a pair was writable.
+    moments at which more than one node of a pair was writable, a node that did not answer in
+    time counting as writable (its name then ends in ``?``): a hung server may resume and take
+    writes, so it is writable until proven otherwise (DESIGN.md, invariant 9).
     """
 
     def __init__(self, inits: Callable[[], dict[str, int | None]], pairs: list[list[str]], interval: float = 0.1):
@@ -200,33 +206,49 @@ class WritableSampler(threading.Thread):
         self.inits, self.pairs, self.interval = inits, pairs, interval
         self.samples = 0
         self.both: list[tuple[float, list[str]]] = []
+        #: (moment, node) of every read that did not answer in time: counted as writable
+        self.unanswered: list[tuple[float, str]] = []
         self._halt = threading.Event()
 
     @staticmethod
-    def writable(init: int) -> bool:
+    def writable(init: int) -> bool | None:
+        """True writable, False read-only or no server listening (proven), None: it did not
+        answer in time (hung), which counts as writable until proven otherwise."""
         from hakit.lab.node import enter
 
         try:
-            out = subprocess.run(enter(init) + ["mariadb", "--batch", "--skip-column-names", "-e",
-                                                "SELECT @@read_only"], capture_output=True, text=True, timeout=5)
+            out = subprocess.run(enter(init) + ["mariadb", "--connect-timeout=1", "--batch", "--skip-column-names",
+                                                "-e", "SELECT @@read_only"],
+                                 capture_output=True, text=True, timeout=SAMPLE_TIMEOUT)
         except subprocess.TimeoutExpired:
-            return False
-        return out.returncode == 0 and out.stdout.strip() == "0"
+            return None
+        if out.returncode == 0:
+            return out.stdout.strip() == "0"
+        # ERROR 2002: nothing listens on the socket (no server); anything else came from a
+        # server that exists and did not answer in time (a lost handshake)
+        return False if "ERROR 2002" in out.stderr else None
 
     def run(self) -> None:
-        while not self._halt.is_set():
-            try:
-                inits = self.inits()
-            except Exception:  # noqa: BLE001 - the lab's state file is being rewritten: sample again
-                time.sleep(0.05)
-                continue
-            writable = {name for name, init in inits.items() if init and self.writable(init)}
-            self.samples += 1
-            for pair in self.pairs:
-                found = sorted(writable & set(pair))
-                if len(found) > 1:
-                    self.both.append((time.time(), found))
-            time.sleep(self.interval)
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            while not self._halt.is_set():
+                try:
+                    inits = self.inits()
+                except Exception:  # noqa: BLE001 - the lab's state file is being rewritten: sample again
+                    time.sleep(0.05)
+                    continue
+                live = {name: init for name, init in inits.items() if init}
+                seen = dict(zip(live, pool.map(self.writable, live.values())))
+                now = time.time()
+                self.unanswered += [(now, name) for name, answer in seen.items() if answer is None]
+                writable = {name for name, answer in seen.items() if answer is not False}
+                self.samples += 1
+                for pair in self.pairs:
+                    found = sorted(writable & set(pair))
+                    if len(found) > 1:
+                        self.both.append((now, [n + ("?" if seen[n] is None else "") for n in found]))
+                time.sleep(self.interval)
 
     def stop(self) -> None:
         self._halt.set()

@@ -1,0 +1,125 @@
+"""Never two writable nodes under the faults that really happen (issue 21), on real daemons.
+
+Reproduced on main at c759246 before the fix, each of these left **two writable nodes**:
+
+1. Pacemaker, a hung database: n1's ``mariadbd`` stopped with SIGSTOP; about 65 s later the
+   group ran on n2, writable, and n1 had never been fenced nor stopped (the role's stop took
+   the timeout for "down" and reported success); after SIGCONT both were writable.
+2. heartbeat, a peer-only partition (both nodes still reach the ping node): n2 promoted itself
+   within seconds while n1 stayed writable with the VIP.
+
+A sampler reads ``@@read_only`` inside both nodes all along; a node that does not answer in
+time counts as writable (a hung server may resume).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from hakit.lab.state import load_state
+from hakit.lab.writer import WritableSampler
+
+from labkit import Lab, _wait_until, build_lab, hakit
+
+pytestmark = pytest.mark.lab
+
+HAKIT = str(Path(sys.executable).parent / "hakit")
+
+
+def fault(lab: Lab, kind: str, node: str) -> str:
+    done = subprocess.run([HAKIT, "lab", "fault", "--dir", str(lab.dir), kind, node], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def read_only(lab: Lab, node: str) -> str:
+    """``@@read_only`` read inside the node ("" when its server does not answer)."""
+    init = load_state(lab.dir).inits[node]
+    answer = WritableSampler.writable(init)
+    return {True: "0", False: "1", None: ""}[answer] if answer is not False or _server_runs(lab, node) else "down"
+
+
+def _server_runs(lab: Lab, node: str) -> bool:
+    return lab.host(node).run("pgrep -x mariadbd").rc == 0
+
+
+@pytest.fixture(scope="module")
+def pacemaker_pair(tmp_path_factory):
+    gen = build_lab(tmp_path_factory, "two-node", "pacemaker")
+    lab = next(gen)
+    try:
+        from hakit.cli import main
+
+        assert main(["-i", str(lab.dir / "inventory.yml"), "init"]) == 0
+        yield lab
+    finally:
+        gen.close()
+
+
+def status(lab: Lab, capsys) -> dict:
+    import json
+
+    code, out, err = hakit(capsys, "-i", str(lab.dir / "inventory.yml"), "status", "--json")
+    return json.loads(out)
+
+
+def test_pacemaker_a_hung_database_is_killed_before_its_peer_is_promoted(pacemaker_pair, capsys):
+    lab = pacemaker_pair
+    assert status(lab, capsys)["active"] == "n1"
+    sampler = WritableSampler(lambda: dict(load_state(lab.dir).inits), [["n1", "n2"]])
+    sampler.start()
+    try:
+        fault(lab, "hang", "n1")
+        hung = time.monotonic()
+        _wait_until("n2 writable", lambda: read_only(lab, "n2") == "0", timeout=180, interval=1)
+        took = time.monotonic() - hung
+        # the hung server was killed by the role's stop (nothing restarts it in the lab)
+        assert not _server_runs(lab, "n1"), "n1's hung mariadbd is still there after n2 was promoted"
+        fault(lab, "resume", "n1")  # nothing left to resume
+        time.sleep(5)
+        assert read_only(lab, "n1") in ("down", "1")
+    finally:
+        sampler.stop()
+    assert sampler.samples > 20
+    assert not sampler.both, f"two writable nodes (a '?' did not answer: counted writable): {sampler.both[:5]}"
+    # the stop, not a fence, ended it: the role's stop says what it did in Pacemaker's log
+    log = lab.host("n1").run("grep -h 'stop: database server pid' /var/log/pacemaker/*.log /var/log/*.log "
+                             "2>/dev/null | tail -1").stdout
+    assert "killed (SIGKILL)" in log and "does not answer" in log, log
+    print(f"hung n1 -> n2 writable after {took:.1f} s")
+
+
+def test_pacemaker_takeover_stops_a_reachable_node_whose_database_hangs(pacemaker_pair, capsys):
+    """``hakit takeover`` with the old active's node answering SSH and its database hung: the
+    server is stopped with proof (killed) before anything is promoted."""
+    lab = pacemaker_pair
+    inv = str(lab.dir / "inventory.yml")
+    # n1 back as the standby of n2 (its mariadbd was killed by the previous test)
+    lab.host("n1").run("sh -c 'setsid /usr/sbin/mariadbd --user=mysql </dev/null >>/var/log/mysql/mariadbd.out 2>&1 &'")
+    _wait_until("n1 answers", lambda: read_only(lab, "n1") == "1", timeout=60)
+    code, out, err = hakit(capsys, "-i", inv, "resync", "--yes")
+    assert code == 0, out + err
+    doc = status(lab, capsys)
+    assert doc["state"] == "healthy" and doc["active"] == "n2"
+    sampler = WritableSampler(lambda: dict(load_state(lab.dir).inits), [["n1", "n2"]])
+    sampler.start()
+    try:
+        fault(lab, "hang", "n2")
+        # the operator takes over at once (the stack's watcher acts within seconds too: both
+        # paths must leave one writable node)
+        code, out, err = hakit(capsys, "-i", inv, "takeover", "--node", "n1", "--yes")
+        fault(lab, "resume", "n2")
+        time.sleep(3)
+    finally:
+        sampler.stop()
+    assert not sampler.both, f"two writable nodes: {sampler.both[:5]}"
+    assert code == 0, out + err
+    assert read_only(lab, "n1") == "0" and read_only(lab, "n2") in ("down", "1")
+    # either hakit stopped n2's server itself, or the stack's stop had (the role's stop either way)
+    assert "stop the database of n2" in out + err or "already the writable database" in out + err
