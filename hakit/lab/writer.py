@@ -224,9 +224,10 @@ class WritableSampler(threading.Thread):
             return None
         if out.returncode == 0:
             return out.stdout.strip() == "0"
-        # ERROR 2002: nothing listens on the socket (no server); anything else came from a
-        # server that exists and did not answer in time (a lost handshake)
-        return False if "ERROR 2002" in out.stderr else None
+        # ERROR 2002: nothing listens on the socket (no server); nsenter's own failure: the node
+        # is powered off (its namespaces are gone). Anything else came from a server that exists
+        # and did not answer in time (a lost handshake)
+        return False if "ERROR 2002" in out.stderr or out.stderr.startswith("nsenter:") else None
 
     def run(self) -> None:
         from concurrent.futures import ThreadPoolExecutor

@@ -60,3 +60,28 @@ def test_the_cli_offers_exactly_the_faults_the_lab_implements():
     from hakit.lab.spec import FAULT_KINDS
 
     assert tuple(FAULTS) == FAULT_KINDS
+
+
+def test_the_sampler_counts_a_hung_server_as_writable_and_a_powered_off_node_as_not(monkeypatch):
+    """Invariant 9 in the lab's own checker: a read that does not come back is writable until proven
+    otherwise; a node whose namespaces are gone (powered off) or whose socket has no server is not."""
+    import subprocess
+
+    from hakit.lab import writer
+
+    answers = {
+        1: subprocess.CompletedProcess([], 0, "0\n", ""),
+        2: subprocess.CompletedProcess([], 0, "1\n", ""),
+        3: subprocess.CompletedProcess([], 1, "", "ERROR 2002 (HY000): Can't connect to local server through socket"),
+        4: subprocess.CompletedProcess([], 1, "", "nsenter: stat of /proc/4/ns/user failed: No such file or directory"),
+        5: subprocess.CompletedProcess([], 1, "", "ERROR 2013 (HY000): Lost connection to server at 'handshake'"),
+    }
+
+    def run(argv, **kw):
+        init = int(argv[argv.index("-t") + 1])
+        if init == 6:
+            raise subprocess.TimeoutExpired(argv, kw["timeout"])
+        return answers[init]
+
+    monkeypatch.setattr(writer.subprocess, "run", run)
+    assert [writer.WritableSampler.writable(i) for i in range(1, 7)] == [True, False, False, False, None, None]
