@@ -31,10 +31,21 @@ def _sysctl(key: str, value: str) -> None:
 
 def make_bridge(spec: LabSpec) -> None:
     """Create the lab bridge with the host's lab address; no IPv6 on it (nothing to leak)."""
-    run(["ip", "link", "add", BRIDGE, "type", "bridge", "stp_state", "0", "forward_delay", "0"])
+    # a fixed MAC: a bridge without one takes the lowest of its ports', and changes it when that
+    # port goes (a node powered off): every node's ARP entry for the host, the lab's ping node,
+    # then points nowhere for ~30 s, and heartbeat's watcher on a healthy active took the silent
+    # ping node (with its fenced peer) for its own isolation
+    run(["ip", "link", "add", BRIDGE, "address", bridge_mac(spec), "type", "bridge", "stp_state", "0",
+         "forward_delay", "0"])
     _sysctl(f"net.ipv6.conf.{BRIDGE}.disable_ipv6", "1")
     run(["ip", "addr", "add", f"{spec.host_address}/{spec.prefixlen}", "dev", BRIDGE])
     run(["ip", "link", "set", BRIDGE, "up"])
+
+
+def bridge_mac(spec: LabSpec) -> str:
+    """The bridge's MAC: fixed, from the host's lab address (locally administered)."""
+    a, b, c, d = (int(x) for x in spec.host_address.split("."))
+    return f"02:68:{a:02x}:{b:02x}:{c:02x}:{d:02x}"
 
 
 def node_mac(node: NodeSpec) -> str:
