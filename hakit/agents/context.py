@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import errno
 import os
-import select
 import socket
-import time
 from pathlib import Path
 from dataclasses import dataclass
 
@@ -27,58 +24,6 @@ NODE_INVENTORY = "/etc/hakit/inventory.yml"
 #: any other error came after the peer accepted the connection
 CR_CONN_HOST_ERROR = 2003
 NODE_SECRETS = "/etc/hakit/secrets.yml"
-
-#: a look at an address that may be dead: this many connection attempts, this far apart, all
-#: within the window (a lost SYN is sent again only after a second: one attempt alone would
-#: take a single lost packet for a dead host)
-LOOK_ATTEMPTS = 3
-LOOK_SPACING = 0.05
-LOOK_WINDOW = 0.25
-
-
-def tcp_answers(address: str, port: int, window: float = LOOK_WINDOW, attempts: int = LOOK_ATTEMPTS,
-                spacing: float = LOOK_SPACING) -> bool | None:
-    """Whether ``address:port`` answers a TCP connection within ``window`` seconds: True, it
-    accepted one; False, it refused (the host is up, nothing listens there); None, no answer (a
-    dead host, or one cut off). ``attempts`` connections start ``spacing`` seconds apart; the
-    first that is answered decides. An accepted connection is closed at once, before any
-    handshake of the service's own."""
-    family = socket.AF_INET6 if ":" in address else socket.AF_INET
-    poller = select.poll()
-    socks: dict[int, socket.socket] = {}
-    start = time.monotonic()
-    deadline, started = start + window, 0
-    try:
-        while True:
-            now = time.monotonic()
-            if started < attempts and now >= start + started * spacing:
-                sock = socket.socket(family, socket.SOCK_STREAM)
-                sock.setblocking(False)
-                code = sock.connect_ex((address, port))
-                socks[sock.fileno()] = sock
-                started += 1
-                if code == 0:
-                    return True
-                if code == errno.ECONNREFUSED:
-                    return False
-                if code == errno.EINPROGRESS:
-                    poller.register(sock.fileno(), select.POLLOUT)
-                continue
-            if now >= deadline:
-                return None
-            due = deadline if started >= attempts else min(deadline, start + started * spacing)
-            for fd, _ in poller.poll(max(0.0, due - now) * 1000):
-                poller.unregister(fd)
-                code = socks[fd].getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-                if code == 0:
-                    return True
-                if code == errno.ECONNREFUSED:
-                    return False
-                # unreachable (no route, no ARP answer): this attempt says nothing more
-    finally:
-        for sock in socks.values():
-            sock.close()
-
 
 @dataclass
 class NodeContext:
@@ -159,17 +104,6 @@ class NodeContext:
         return PeerView(peer.name, True, DbFacts(int(server_id), bool(int(ro)), Position.parse(binlog), pos, pos,
                                                  None, state))
 
-
-    def last_look(self, timeout: float = 1.0) -> PeerView:
-        """The peer as it answers now, for a promotion decided while it could not be reached.
-
-        Its MariaDB port gets :data:`LOOK_ATTEMPTS` connection attempts within
-        :data:`LOOK_WINDOW`: a link that came back answers within milliseconds, so no answer is a
-        dead peer, or one still cut off (read-only by now: the caller waited for that). An
-        answer is then read as :meth:`peer_view` reads it (``timeout``)."""
-        if tcp_answers(self.peer.address, self.inv.settings.mysql.port) is None:
-            return PeerView(self.peer.name, False)
-        return self.peer_view(timeout)
 
     def ping_nodes_reachable(self) -> bool | None:
         """Whether this node reaches at least one of the inventory's ping nodes (None: none listed);

@@ -15,10 +15,12 @@ from __future__ import annotations
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 from hakit import __version__
 from hakit.agents import ocf
-from hakit.agents.watch import peer_active, promotion_grace
+from hakit.agents.decide import DeathProof, peer_gate
+from hakit.agents.stonith import fence_peer, fencing_configured
 from hakit.agents.context import load_context
 from hakit.errors import HakitError
 from hakit.flags import MAINTENANCE_FLAG as FLAG, maintenance_on as flag_set
@@ -90,32 +92,28 @@ def start() -> int:
         return ocf.OCF_ERR_CONFIGURED
     settings = ctx.inv.settings
     if settings.stack == "heartbeat":
-        # no fencing with heartbeat: promote only from the side of the partition that still
-        # reaches the network (the isolated active demotes itself: see hakit.agents.watch).
-        # The peer and the ping nodes are asked at once: a dead peer costs one timeout, not two.
+        # heartbeat: the peer and the ping nodes are asked at once (a dead peer costs one timeout)
         with ThreadPoolExecutor(max_workers=2) as pool:
             asked = pool.submit(ctx.peer_view, PEER_TIMEOUT)
             pinged = pool.submit(ctx.ping_nodes_reachable)
             peer, network = asked.result(), pinged.result()
-        if not peer.reachable:
+        if not peer.reachable and not peer.refused:
+            # silent: dead, or cut off from this node only (a peer-only partition looks the same).
+            # Without proof it is assumed alive and writable (invariant 9)
             if network is False:
                 ocf.exit_reason(f"{ctx.peer.name} is unreachable and so is every ping node: this node is isolated, "
                                 f"not the survivor; not promoting")
                 return ocf.OCF_ERR_GENERIC
-            if peer.refused and peer_active(ctx.peer.name):
-                # its heartbeat is alive and its address refuses the connection: the peer's
-                # database is down on a node that is not cut off (a crashed mysqld, the peer
-                # gave its resources up): no isolated writable database to wait for
-                print(f"{ctx.peer.name}: heartbeat active, MariaDB refuses connections: no isolation grace",
-                      file=sys.stderr)
-            else:
-                # until an isolated peer is surely read-only (counted from this agent's start,
-                # which is after heartbeat declared the peer dead), then a last look at the peer:
-                # a partition that healed during the grace, before the peer demoted itself,
-                # shows a writable peer, and the promotion is refused
-                timing = settings.timing.heartbeat
-                time.sleep(max(0.0, promotion_grace(timing.deadtime, timing.keepalive) - (time.monotonic() - STARTED)))
-                peer = ctx.last_look(PEER_TIMEOUT)
+            proof = DeathProof(fencing_configured=fencing_configured(ctx))
+            if proof.fencing_configured:
+                fenced, what = fence_peer(ctx)
+                print(f"fencing: {what}", file=sys.stderr)
+                proof = replace(proof, fenced=fenced)
+            gate = peer_gate("silent", proof)
+            if gate.action != "done":
+                ocf.exit_reason(f"{ctx.peer.name}: {gate.reason}")
+                return ocf.OCF_ERR_GENERIC  # heartbeat: the failed start hands the group over
+            peer = replace(peer, fenced=True)
     else:
         peer = ctx.peer_view()  # Pacemaker: a peer outside the partition was fenced, and is not asked
     verdict = plan_promotion(ctx.node.name, local, peer, schema=settings.mysql.hakit_schema,

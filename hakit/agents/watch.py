@@ -136,19 +136,8 @@ def reaches_any(addresses: list[str]) -> bool:
 
 def isolation_seconds(deadtime: float) -> float:
     """How long without an answer from the peer and every ping node before the active makes itself
-    read-only: half of heartbeat's deadtime (see :func:`promotion_grace` for the other side)."""
+    read-only: half of heartbeat's deadtime."""
     return deadtime / 2
-
-
-def promotion_grace(deadtime: float, keepalive: float) -> float:
-    """How long the survivor's role agent waits, from its start, before promoting a peer it cannot
-    reach, so that an isolated peer is read-only by then.
-
-    Cut at t0, the isolated active has had no answer since t0 at the latest, and is read-only by
-    t0 + deadtime/2 + :data:`WATCH_LATENCY`. Its last heartbeat left no earlier than t0 - keepalive,
-    so heartbeat here declares it dead, and starts the agent, no earlier than t0 + deadtime -
-    keepalive. The difference (zero when deadtime is long) is the grace."""
-    return max(0.0, isolation_seconds(deadtime) + WATCH_LATENCY - (deadtime - keepalive))
 
 
 def _fail_role(ctx: NodeContext) -> None:

@@ -55,8 +55,8 @@ def up(dir: str, topology: str, stack: str, subnet: str, timings: str, tls: bool
                    f"{'corosync+Pacemaker' if spec.stack == 'pacemaker' else 'heartbeat'}, Nagios 4 (stopped)")
     for pair, vip in spec.vips.items():
         click.echo(f"  VIP {pair}: {vip} (not started: no resources yet)")
-    if spec.stack == "pacemaker":
-        click.echo("  fencing: fence_hakitlab via the host helper, stonith-enabled=true")
+    click.echo("  fencing: fence_hakitlab via the host helper, stonith-enabled=true" if spec.stack == "pacemaker"
+               else "  fencing: stonith_host external/hakitlab (heartbeat's STONITH) via the host helper")
     if spec.tls:
         click.echo(f"  TLS: MariaDB certificates from the lab CA {Path(spec.dir) / 'tls' / 'ca.pem'} "
                    f"(hakit init sets replication up over TLS)")
@@ -98,10 +98,13 @@ def status(dir: str) -> None:
         parts = [f"{name} {'up ' + ','.join(map(str, pids)) if pids else 'down'}"
                  for name, pids in row.daemons.items()]
         click.echo(f"  {row.name:<5} {row.address:<15} {power:<18} link {row.link:<6} " + "; ".join(parts))
-    if spec.stack == "pacemaker":
-        helpers = impl.helper_pids(spec.dir)
-        click.echo(f"  fence helper: {'up ' + ','.join(map(str, helpers)) if helpers else 'DOWN (fencing fails)'}"
-                   f", agent {'installed' if Path('/usr/sbin/fence_hakitlab').exists() else 'MISSING'}")
+    helpers = impl.helper_pids(spec.dir)
+    from hakit.lab.fence import AGENT_PATH, PLUGIN_PATH
+
+    click.echo(f"  fence helper: {'up ' + ','.join(map(str, helpers)) if helpers else 'DOWN (fencing fails)'}"
+               f", agent {'installed' if AGENT_PATH.exists() else 'MISSING'}"
+               + (f", heartbeat plugin {'installed' if PLUGIN_PATH.exists() else 'MISSING'}"
+                  if spec.stack == "heartbeat" else ""))
 
 
 @lab.command()

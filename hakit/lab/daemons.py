@@ -201,3 +201,29 @@ def wait_heartbeat(spec: LabSpec, inits: dict[str, int], timeout: float = 90.0) 
                 return False
         return True
     _wait("heartbeat did not see both nodes of each pair active", formed, timeout, 0.5)
+
+
+HA_LOG = "/var/log/ha-log"
+
+
+def ha_log_size(init: int) -> int:
+    """The size of the node's heartbeat log now (where to read what it logs next)."""
+    proc = sh(init, f"stat -c %s {HA_LOG} 2>/dev/null || echo 0", check=False, timeout=10)
+    return int((proc.stdout.strip() or "0").split()[0])
+
+
+def heartbeat_settled_without(init: int, name: str, offset: int) -> bool:
+    """Whether heartbeat on this node declared ``name`` dead and finished with it: fenced it (it
+    held resources) or found it held none, as logged after ``offset``."""
+    if heartbeat_view(init, [name]).get(name) != "dead":
+        return False
+    proc = sh(init, f"tail -c +{offset + 1} {HA_LOG} 2>/dev/null", check=False, timeout=10)
+    return f"node {name} now reset" in proc.stdout or f"Dead node {name} gave up resources" in proc.stdout
+
+
+def wait_heartbeat_without(name: str, peers: dict[str, tuple[int, int]], timeout: float = 60.0) -> None:
+    """Until every running peer (init, log offset before the kill) has declared ``name`` dead and,
+    if it held resources, fenced it: heartbeat's STONITH of a node started again before that
+    would kill its new life."""
+    _wait(f"heartbeat did not settle after {name} was killed (dead, fenced if it held resources)",
+          lambda: all(heartbeat_settled_without(init, name, offset) for init, offset in peers.values()), timeout, 0.5)

@@ -50,6 +50,32 @@ def install_agent() -> Path:
     return AGENT_PATH
 
 
+#: heartbeat's STONITH plugin for the lab (cluster-glue "external" protocol), beside the agent
+PLUGIN_PATH = Path("/usr/lib/stonith/plugins/external/hakitlab")
+PLUGIN_MARK = b"hakit lab stonith plugin"
+
+
+def install_plugin() -> Path:
+    """Install heartbeat's lab plugin (a host file: recorded, removed by down). cluster-glue
+    refuses a plugin that its group or others may write."""
+    PLUGIN_PATH.parent.mkdir(parents=True, exist_ok=True)
+    tmp = PLUGIN_PATH.with_name(".hakitlab.hakit-lab")
+    tmp.write_bytes(resources.files("hakit.lab").joinpath("stonith_hakitlab.sh").read_bytes())
+    os.chmod(tmp, 0o755)
+    os.replace(tmp, PLUGIN_PATH)
+    return PLUGIN_PATH
+
+
+def remove_plugin() -> bool:
+    try:
+        if PLUGIN_MARK in PLUGIN_PATH.read_bytes():
+            PLUGIN_PATH.unlink()
+            return True
+    except FileNotFoundError:
+        pass
+    return False
+
+
 def remove_agent() -> bool:
     """Remove the agent if the file there is the lab's; True when removed."""
     try:

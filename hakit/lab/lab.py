@@ -84,24 +84,28 @@ def up(dir: str, topology: str = "two-node", stack: str = "pacemaker", subnet: s
             # record before making: a crash in between still leaves a record to clean from
             state.host_files += nodes.missing_mountpoints()
             state.links.append(BRIDGE)
-            if spec.stack == "pacemaker":
-                state.host_files.append(str(fence.AGENT_PATH))
+            # both stacks fence through the helper: Pacemaker with the agent, heartbeat with
+            # the STONITH plugin that calls it
+            state.host_files.append(str(fence.AGENT_PATH))
+            if spec.stack == "heartbeat":
+                state.host_files.append(str(fence.PLUGIN_PATH))
             state.save()
             nodes.make_mountpoints()
             spec.shared_dir.mkdir(parents=True, exist_ok=True)
             os.chmod(spec.shared_dir, 0o700)
             netns.make_bridge(spec)
-            if spec.stack == "pacemaker":
-                fence.install_agent()
-                state.helper_pid = _start_helper(spec)
-                state.save()
+            fence.install_agent()
+            if spec.stack == "heartbeat":
+                fence.install_plugin()
+            state.helper_pid = _start_helper(spec)
+            state.save()
             client_pub = labinventory.make_client_key(spec)
             inv = labinventory.write_inventory(spec, timings)
             secrets = ensure_secrets(inv, create=True)
             artefacts = configs.render(inv, secrets, spec)
             # one after the other: they share the CA and its serial file
             certificates = {n.name: labtls.node_files(spec, n) for n in labtls.tls_nodes(spec)} if spec.tls else {}
-            phase("network, inventory, render" + (", fence helper" if spec.stack == "pacemaker" else "")
+            phase("network, inventory, render, fence helper"
                   + (", TLS certificates" if spec.tls else ""))
 
             server_ids = {n.name: inv.node(n.name).server_id for n in spec.nodes}
@@ -210,12 +214,17 @@ def restart_node(dir: str, name: str, wait_cluster: bool = False) -> int:
         old = state.inits.get(name)
         peers = {}
         if nodes.is_alive(spec, name, old) and old:
+            peers = {n: i for n, i in state.inits.items() if n != name and nodes.is_alive(spec, n, i)
+                     and (spec.stack == "pacemaker" or (spec.node(n).pair == spec.node(name).pair
+                                                        and daemons.is_running(i, daemons.HEARTBEAT)))}
+            offsets = {n: daemons.ha_log_size(i) for n, i in peers.items()} if spec.stack == "heartbeat" else {}
             nodes.kill_init(old)
-            peers = {n: i for n, i in state.inits.items() if n != name and nodes.is_alive(spec, n, i)}
+    # the peers fence the member they lost (the fence helper takes the lab's lock, so this waits
+    # outside it); started before that, the new node would be the one the fencing kills
     if spec.stack == "pacemaker" and peers:
-        # the peers fence the member they lost (the fence helper takes the lab's lock, so this
-        # waits outside it); started before that, the new node would be the one the fencing kills
         daemons.wait_pacemaker_without(name, peers)
+    elif peers:
+        daemons.wait_heartbeat_without(name, {n: (i, offsets[n]) for n, i in peers.items()})
     with locked(dir):
         state = _state_or_fail(dir)
         spec = state.spec
@@ -345,10 +354,12 @@ def down(dir: str, keep_files: bool = False) -> list[str]:
         removed += [f"link {name}" for name in netns.remove_links(state.links if state else [])]
         if fence.remove_agent():
             removed.append(f"file {fence.AGENT_PATH}")
+        if fence.remove_plugin():
+            removed.append(f"file {fence.PLUGIN_PATH}")
     # mount points: the recorded ones, and (lost state) those the lab makes on a Debian host
     candidates = set(state.host_files if state else []) | set(nodes.LAB_MOUNTPOINTS)
     for path in sorted(candidates) if not other_lab else []:
-        if path != str(fence.AGENT_PATH) and os.path.isdir(path):
+        if path not in (str(fence.AGENT_PATH), str(fence.PLUGIN_PATH)) and os.path.isdir(path):
             try:
                 os.rmdir(path)  # only if empty: never a folder someone else filled
                 removed.append(f"folder {path}")

@@ -25,6 +25,7 @@ KNOWN_HOSTS = "known_hosts"
 SECRETS = "hakit-secrets.yml"
 #: the fence agent the lab installs, and the socket of its helper as the nodes see it
 FENCE_AGENT = "fence_hakitlab"
+STONITH_PLUGIN = "external/hakitlab"
 FENCE_SOCKET = f"{NODE_SHARED_DIR}/fence.sock"
 
 
@@ -64,9 +65,10 @@ def inventory_data(spec: LabSpec, timings: str = "hakit") -> dict:
         hakit["pacemaker"] = {"priority_fencing_delay": 1}
     for section, values in TIMINGS[timings].items():
         hakit.setdefault(section, {}).update(values)
-    if spec.stack == "pacemaker":
-        hakit["fencing"] = [{"name": "lab", "agent": FENCE_AGENT, "nodes": [n.name for n in spec.nodes],
-                             "params": {"socket": FENCE_SOCKET}}]
+    # both stacks fence: Pacemaker with the lab's fence agent, heartbeat (stonith_host in ha.cf)
+    # with the lab's STONITH plugin, which calls the same agent
+    hakit["fencing"] = [{"name": "lab", "agent": FENCE_AGENT if spec.stack == "pacemaker" else STONITH_PLUGIN,
+                         "nodes": [n.name for n in spec.nodes], "params": {"socket": FENCE_SOCKET}}]
     groups = {"two-node": {"main": "hakit_nodes"}, "four-node": {"db": "hakit_db", "app": "hakit_app"}}[spec.topology]
     children = {group: {"hosts": {n.name: {"ansible_host": n.address, "ansible_user": "root",
                                              "ansible_ssh_private_key_file": str(d / KEY),

@@ -5,6 +5,7 @@ hangs, resists the read lock, or will not die; what a timeout at the peer means.
 from __future__ import annotations
 
 import pytest
+import yaml
 
 from hakit.agents.decide import (DeathProof, ServerLook, StopProgress, classify_peer, isolation_decision,
                                  peer_gate, stop_decision)
@@ -164,3 +165,54 @@ def test_server_pids_skips_zombies_and_other_processes(tmp_path):
         (tmp_path / str(pid) / "stat").write_text(f"{pid} ({comm}) {state} 1 1 1 0 -1\n")
     (tmp_path / "self").mkdir()
     assert server_pids(str(tmp_path)) == frozenset({10, 12})
+
+
+def test_the_role_agent_fences_a_silent_peer_through_the_stonith_plugin_with_secrets_in_a_private_file(
+        tmp_path, monkeypatch):
+    """heartbeat: the agent powers the peer off with cluster-glue's ``stonith`` and the same
+    positional parameters as ha.cf's stonith_host line; a password never on the command line,
+    the file it is in readable by root only and removed afterwards."""
+    import os
+    import subprocess
+
+    from hakit.agents import stonith
+    from hakit.agents.context import NodeContext
+    from hakit.inventory import load_inventory
+    from hakit.secrets import Secrets
+
+    inv = load_inventory("examples/two-node-heartbeat-drbd.yml")
+    secrets = Secrets.model_validate(yaml.safe_load(open("tests/fixtures/secrets.yml")))
+    ctx = NodeContext(inv, secrets, inv.node("opsview2"))
+    monkeypatch.setattr(stonith, "PARAMS_DIR", str(tmp_path / "run"))
+    seen = []
+
+    def run(argv, **kw):
+        path = argv[argv.index("-F") + 1]
+        seen.append((argv, open(path).read(), os.stat(path).st_mode & 0o777))
+        return subprocess.CompletedProcess(argv, 0, "", "")
+
+    assert stonith.fencing_configured(ctx)
+    done, what = stonith.fence_peer(ctx, run=run)
+    assert done and what == "opsview1 powered off by fence device ipmi-opsview1 (external/ipmi)"
+    argv, content, mode = seen[0]
+    assert argv == [stonith.STONITH, "-t", "external/ipmi", "-F", argv[4], "-T", "off", "opsview1"]
+    assert content == "opsview1 198.51.100.201 admin FAKE-ipmi-passwd-opsview1 lanplus\n"
+    assert mode == 0o600 and not any("FAKE" in a for a in argv)
+    assert os.listdir(tmp_path / "run") == []  # removed
+
+
+def test_a_failing_fence_device_is_reported_not_taken_for_a_fence(tmp_path, monkeypatch):
+    import subprocess
+
+    from hakit.agents import stonith
+    from hakit.agents.context import NodeContext
+    from hakit.inventory import load_inventory
+    from hakit.secrets import Secrets
+
+    inv = load_inventory("examples/two-node-heartbeat-drbd.yml")
+    secrets = Secrets.model_validate(yaml.safe_load(open("tests/fixtures/secrets.yml")))
+    ctx = NodeContext(inv, secrets, inv.node("opsview2"))
+    monkeypatch.setattr(stonith, "PARAMS_DIR", str(tmp_path / "run"))
+    done, what = stonith.fence_peer(ctx, run=lambda argv, **kw: subprocess.CompletedProcess(
+        argv, 5, "", "external/ipmi: could not reset opsview1\n"))
+    assert not done and what == "ipmi-opsview1 (external/ipmi): external/ipmi: could not reset opsview1"

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import socket
-import time
-from pathlib import Path
 
 import pytest
 
@@ -128,6 +126,9 @@ class WatchedNode:
         self.on_sleep = lambda: None
         monkeypatch.setattr(NodeContext, "local_db", lambda _ctx: self.db)
         monkeypatch.setattr(watch, "flag_set", lambda: False)
+        # the self-fence's executor (bounded read lock, then SIGKILL) is tested on its own
+        # (test_decide.py, tests/integration/test_self_fence.py); here it makes the fake read-only
+        monkeypatch.setattr(watch, "self_fence", lambda ctx: self.db.set_read_only(True) or True)
         monkeypatch.setattr(watch.subprocess, "run", lambda argv, **kw: self.commands.append((self.now, list(argv))))
         monkeypatch.setattr(watch.time, "sleep", self._sleep)
         monkeypatch.setattr(watch.time, "monotonic", lambda: self.now)
@@ -283,22 +284,10 @@ def test_server_exit_follows_the_server_process_and_wakes_when_it_exits(tmp_path
             p.wait()
 
 
-def test_the_survivor_waits_only_as_long_as_an_isolated_peer_may_still_be_writable() -> None:
-    from hakit.agents.watch import WATCH_LATENCY, promotion_grace
-
-    # hakit's defaults (keepalive 0.5, deadtime 2): half a second; long deadtimes need none
-    assert promotion_grace(2, 0.5) == pytest.approx(0.5)
-    assert promotion_grace(5, 1) == 0 and promotion_grace(30, 2) == 0
-    for deadtime, keepalive in ((0.5, 0.1), (1, 0.2), (2, 0.5), (2, 1.5), (10, 9), (30, 2)):
-        # the survivor's agent starts no earlier than deadtime - keepalive after the cut, then
-        # waits the grace: by then the isolated side has passed deadtime/2 + WATCH_LATENCY
-        assert deadtime - keepalive + promotion_grace(deadtime, keepalive) >= deadtime / 2 + WATCH_LATENCY - 1e-9
-
-
 @pytest.mark.parametrize("cut_at", [1.0, 1.1, 1.37, 1.6, 1.74])
 def test_the_isolated_heartbeat_active_is_read_only_within_its_deadline(tmp_path, monkeypatch, cut_at):
     """The watcher on a fake clock: the network goes at ``cut_at``; the database is read-only no
-    later than half of deadtime plus WATCH_LATENCY after the cut (what promotion_grace assumes),
+    later than half of deadtime plus WATCH_LATENCY after the cut (the bound docs/automatic.md states),
     and not before the network went."""
     node = WatchedNode(tmp_path, monkeypatch, "heartbeat", reachable=True, read_only=False)
     watchmod = node.watch
@@ -424,13 +413,20 @@ def test_a_missing_socket_or_a_closed_port_is_told_apart_from_other_failures(tmp
     assert not hung.value.gone
 
 
-@pytest.mark.parametrize("refused, heard, waits", [
-    (True, True, False),   # a crashed mysqld on a live peer (it gave its resources up): promote at once
-    (True, False, True),   # refused, but heartbeat no longer hears the peer: it may be cut off
-    (False, True, True),   # no answer at all: the peer may be isolated and still writable
+@pytest.mark.parametrize("refused, network, fencing, fenced, code, words", [
+    # a live node whose MariaDB refuses (a crashed mysqld, the group handed over): no fence needed
+    (True, True, False, None, 0, ""),
+    # silent, and nothing can prove it dead: assumed alive and writable (a peer-only partition)
+    (False, True, False, None, 1, "without a fence device its death cannot be proven"),
+    # silent, fenced by this agent through the same plugin heartbeat uses: promoted
+    (False, True, True, True, 0, ""),
+    # silent, and the fence device failed: not promoted
+    (False, True, True, False, 1, "has not been fenced"),
+    # silent, and no ping node answers either: this node is the isolated one
+    (False, False, True, True, 1, "this node is isolated"),
 ])
-def test_the_heartbeat_role_skips_the_isolation_grace_only_for_a_live_peer_without_mariadb(
-        tmp_path, monkeypatch, refused, heard, waits):
+def test_the_heartbeat_role_promotes_over_a_silent_peer_only_once_it_is_fenced(
+        tmp_path, monkeypatch, capsys, refused, network, fencing, fenced, code, words):
     from hakit.agents import mariadb_role
     from hakit.agents.context import NodeContext
     from hakit.mysql import FakeDatabase
@@ -440,138 +436,19 @@ def test_the_heartbeat_role_skips_the_isolation_grace_only_for_a_live_peer_witho
     inv = inventory(tmp_path, "heartbeat")
     db = FakeDatabase("n2", server_id=2)
     ctx = NodeContext(inv, generate(), inv.node("n2"))
-    monkeypatch.setattr(NodeContext, "local_db", lambda self: db)
+    monkeypatch.setattr(NodeContext, "local_db", lambda self, read_timeout=30: db)
     monkeypatch.setattr(NodeContext, "peer_view", lambda self, timeout=1.0: PeerView("n1", False, refused=refused))
-    looked: list[float] = []
-    monkeypatch.setattr(NodeContext, "last_look", lambda self, timeout=1.0: looked.append(timeout) or
-                        PeerView("n1", False, refused=refused))
-    monkeypatch.setattr(NodeContext, "ping_nodes_reachable", lambda self: True)
+    monkeypatch.setattr(NodeContext, "ping_nodes_reachable", lambda self: network)
     monkeypatch.setattr(mariadb_role, "_context", lambda: ctx)
-    monkeypatch.setattr(mariadb_role, "peer_active", lambda name: heard)
     monkeypatch.setattr(mariadb_role, "flag_set", lambda: False)
-    monkeypatch.setattr(mariadb_role, "STARTED", mariadb_role.time.monotonic())  # the agent starts now
-    slept: list[float] = []
-    monkeypatch.setattr(mariadb_role.time, "sleep", slept.append)
-    assert mariadb_role.start() == 0
-    assert not db.read_only and db.state is not None and db.state.promoted_node == "n2"
-    grace = [s for s in slept if s > 0.1]
-    assert bool(grace) is waits
-    assert looked == ([mariadb_role.PEER_TIMEOUT] if waits else [])  # the last look follows the grace
-
-
-def test_a_partition_that_healed_during_the_grace_is_seen_by_the_last_look_and_refused(tmp_path, monkeypatch):
-    """The peer was cut off when the role started here and came back, still writable (its own
-    isolation deadline had not passed), before the grace ended: the last look finds it writable,
-    and nothing is promoted (a soft refusal: heartbeat hands the group back)."""
-    from hakit.agents import mariadb_role, ocf
-    from hakit.agents.context import NodeContext
-    from hakit.mysql import FakeDatabase
-    from hakit.promote import PeerView
-    from hakit.secrets import generate
-
-    inv = inventory(tmp_path, "heartbeat")
-    db = FakeDatabase("n2", server_id=2)
-    peer = FakeDatabase("n1", server_id=1)
-    peer.read_only = False
-    ctx = NodeContext(inv, generate(), inv.node("n2"))
-    monkeypatch.setattr(NodeContext, "local_db", lambda self: db)
-    monkeypatch.setattr(NodeContext, "peer_view", lambda self, timeout=1.0: PeerView("n1", False))
-    monkeypatch.setattr(NodeContext, "last_look", lambda self, timeout=1.0: PeerView("n1", True, peer.facts()))
-    monkeypatch.setattr(NodeContext, "ping_nodes_reachable", lambda self: True)
-    monkeypatch.setattr(mariadb_role, "_context", lambda: ctx)
-    monkeypatch.setattr(mariadb_role, "peer_active", lambda name: False)
-    monkeypatch.setattr(mariadb_role, "flag_set", lambda: False)
-    monkeypatch.setattr(mariadb_role, "STARTED", mariadb_role.time.monotonic())
-    monkeypatch.setattr(mariadb_role.time, "sleep", lambda seconds: None)
-    assert mariadb_role.start() == ocf.OCF_ERR_GENERIC
-    assert db.read_only and db.state is None
-
-
-def _full_listener() -> tuple[socket.socket, socket.socket]:
-    """A loopback listener whose accept queue is full (backlog 0, one connection never
-    accepted): the kernel drops the SYNs that follow, as a dead or cut-off host answers them."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(0)
-    waiting = socket.create_connection(server.getsockname(), timeout=5)
-    return server, waiting
-
-
-def test_tcp_answers_tells_an_accepting_a_refusing_and_a_silent_address_apart():
-    from hakit.agents.context import tcp_answers
-
-    with socket.socket() as listening:
-        listening.bind(("127.0.0.1", 0))
-        listening.listen(8)
-        assert tcp_answers("127.0.0.1", listening.getsockname()[1]) is True
-    with socket.socket() as probe:  # a free port: bound, then closed
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    assert tcp_answers("127.0.0.1", port) is False
-    server, waiting = _full_listener()
-    with server, waiting:
-        assert tcp_answers("127.0.0.1", server.getsockname()[1]) is None
-
-
-def _listen_overflows() -> int:
-    """The kernel's count of SYNs dropped because a listener's queue was full (TcpExt ListenOverflows)."""
-    names, values = [line.split() for line in Path("/proc/net/netstat").read_text().splitlines()
-                     if line.startswith("TcpExt:")][:2]
-    return int(values[names.index("ListenOverflows")])
-
-
-def test_one_dropped_syn_is_not_taken_for_a_dead_peer():
-    """The first attempt's SYN is dropped (the queue is full); the queue is emptied once the
-    kernel counted that drop; the attempts that follow are answered. One attempt alone (its
-    SYN sent again only after a second) calls the peer dead."""
-    import threading
-
-    from hakit.agents.context import tcp_answers
-
-    server, waiting = _full_listener()
-    with server, waiting:
-        assert tcp_answers("127.0.0.1", server.getsockname()[1], window=0.4, attempts=1) is None
-
-    def drain_after_a_drop(server: socket.socket, before: int) -> None:
-        deadline = time.monotonic() + 5
-        while _listen_overflows() == before and time.monotonic() < deadline:
-            time.sleep(0.002)
-        server.setblocking(False)
-        for _ in range(100):
-            try:
-                server.accept()[0].close()
-            except BlockingIOError:
-                pass
-            time.sleep(0.005)
-
-    server, waiting = _full_listener()
-    with server, waiting:
-        emptied = threading.Thread(target=drain_after_a_drop, args=(server, _listen_overflows()))
-        emptied.start()
-        try:
-            assert tcp_answers("127.0.0.1", server.getsockname()[1], window=0.6, attempts=3, spacing=0.1) is True
-        finally:
-            emptied.join()
-
-
-@pytest.mark.parametrize("answers", [None, False, True])
-def test_the_last_look_reads_the_peer_only_when_its_address_answers(tmp_path, monkeypatch, answers):
-    from hakit.agents import context
-    from hakit.agents.context import NodeContext
-    from hakit.promote import PeerView
-    from hakit.secrets import generate
-
-    inv = inventory(tmp_path, "heartbeat")
-    ctx = NodeContext(inv, generate(), inv.node("n2"))
-    asked: list[tuple[str, int]] = []
-    monkeypatch.setattr(context, "tcp_answers", lambda address, port: asked.append((address, port)) or answers)
-    read = PeerView("n1", True, None)
-    monkeypatch.setattr(NodeContext, "peer_view", lambda self, timeout=1.0: read)
-    view = ctx.last_look(0.5)
-    assert asked == [(inv.node("n1").address, inv.settings.mysql.port)]
-    assert (view is read) is (answers is not None)
-    if answers is None:
-        assert not view.reachable and not view.refused
+    monkeypatch.setattr(mariadb_role, "fencing_configured", lambda c: fencing)
+    asked: list[str] = []
+    monkeypatch.setattr(mariadb_role, "fence_peer",
+                        lambda c: asked.append(c.peer.name) or (fenced, "n1 powered off" if fenced else "device down"))
+    assert mariadb_role.start() == code
+    assert words in capsys.readouterr().err
+    assert db.read_only is (code != 0)
+    assert asked == (["n1"] if fencing and network and not refused else [])
 
 
 @pytest.mark.parametrize("isolated_first", [False, True])
