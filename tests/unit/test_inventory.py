@@ -310,6 +310,14 @@ CASES: list[Bad] = [
         set_(HK + ("fencing",), [{"name": "ipmi", "agent": "fence_ipmilan", "nodes": ["opsview1", "opsview2"]}]),
         [("all.vars.hakit.fencing[0].agent", "the heartbeat stack uses stonith plugins (e.g. 'external/ipmi'), "
           "not fence_* agents", key("agent"))]),
+    Bad("heartbeat-drbd-without-fencing", H, delete(HK + ("fencing",)),
+        [("all.vars.hakit.fencing", "heartbeat with drbd storage needs a stonith device for every node (none for: "
+          "opsview1, opsview2): without fencing a node that looks dead may still write to the device when its peer "
+          "takes it over", key("hakit"))]),
+    Bad("heartbeat-drbd-fencing-one-node", H, delete(HK + ("fencing", 1)),
+        [("all.vars.hakit.fencing", "heartbeat with drbd storage needs a stonith device for every node (none for: "
+          "opsview2): without fencing a node that looks dead may still write to the device when its peer takes it "
+          "over", key("fencing"))]),
     Bad("fencing-secret-in-params", P, set_(HK + ("fencing", 0, "params", "password"), "hunter2"),
         [("all.vars.hakit.fencing[0].params",
           "password is listed in secret_params; keep its value in the secrets file, not in the inventory",
