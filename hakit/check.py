@@ -19,6 +19,15 @@ LABELS = {OK: "OK", WARNING: "WARNING", CRITICAL: "CRITICAL", UNKNOWN: "UNKNOWN"
 #: said by status and check when the active's watcher is not running
 WATCHER_MISSING = ("hakit's watcher is not running on the active {node}: a crash of its MariaDB fails over only "
                    "at Pacemaker's next monitor, or never on heartbeat (hakit agent watch --start on {node})")
+UNFENCED = ("no fence device for {nodes}: a node that stops answering is assumed alive and writable (a cut between "
+            "the two nodes looks the same as a dead one), so it is not taken over automatically; add a stonith "
+            "device to the inventory's fencing, or, once it is known down, hakit takeover --force")
+
+
+def unfenced(inv) -> tuple[str, ...]:
+    """The database nodes no fence device covers (heartbeat may run without; Pacemaker may not)."""
+    covered = {name for dev in inv.settings.fencing for name in dev.nodes}
+    return tuple(n.name for n in inv.db_pair.nodes if n.name not in covered)
 
 
 @dataclass(frozen=True)
@@ -39,12 +48,13 @@ def unknown(reason: str) -> Verdict:
 
 
 def verdict(snap: Snapshot, state: ClusterState, thresholds: Failover, semi_sync_wanted: bool,
-            tls_wanted: bool = False) -> Verdict:
+            tls_wanted: bool = False, unfenced: tuple[str, ...] = ()) -> Verdict:
     """The check's verdict: CRITICAL when the pair cannot fail over safely, WARNING when it soon may not.
 
     ``tls_wanted`` (``mysql.tls.enabled``): a TLS problem on a database node (a certificate file
     missing, a key others can read, a server without TLS, replication not encrypted) is a WARNING:
-    the pair still fails over, but not as the inventory promises."""
+    the pair still fails over, but not as the inventory promises. ``unfenced``: database nodes no
+    fence device covers, a WARNING (a silent peer is never taken over by itself)."""
     standby = snap.node(state.standby) if state.standby else None
     active = snap.node(state.active) if state.active else None
     lag = standby.db.replica.lag_seconds if standby and standby.db and standby.db.replica else None
@@ -78,6 +88,8 @@ def verdict(snap: Snapshot, state: ClusterState, thresholds: Failover, semi_sync
             problems += [(WARNING, text) for text in findings(view, source)]
     if active is not None and active.watcher is False:
         problems.append((WARNING, WATCHER_MISSING.format(node=active.name)))
+    if unfenced:
+        problems.append((WARNING, UNFENCED.format(nodes=" and ".join(unfenced))))
     if snap.maintenance:
         problems.append((WARNING, "maintenance mode is on: nothing fails over"))
     if state.name in ("switching", "resyncing"):

@@ -205,6 +205,7 @@ def status(ctx: Context, as_json: bool) -> None:
     """
     import json
 
+    from hakit.check import unfenced
     from hakit.observe import real_world
     from hakit.secrets import load_secrets, secrets_path
     from hakit.snapshot import derive_state, status_document
@@ -224,6 +225,7 @@ def status(ctx: Context, as_json: bool) -> None:
 
     document = status_document(snap, state, anti_flap_seconds=inv.settings.failover.anti_flap_seconds,
                                now=time.time(), tls=inv.settings.mysql.tls.enabled)
+    document["unfenced"] = list(unfenced(inv))
     if as_json:
         click.echo(json.dumps(document, indent=2, sort_keys=True))
     else:
@@ -236,7 +238,7 @@ def status(ctx: Context, as_json: bool) -> None:
 @_with_inventory
 def check(ctx: Context) -> None:
     """Nagios plugin: one status line with perfdata; exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN."""
-    from hakit.check import unknown, verdict
+    from hakit.check import unfenced, unknown, verdict
     from hakit.observe import observe
     from hakit.snapshot import derive_state
 
@@ -251,7 +253,7 @@ def check(ctx: Context) -> None:
         finally:
             world.close()
         result = verdict(snap, derive_state(snap), inv.settings.failover, inv.settings.mysql.semi_sync.enabled,
-                         tls_wanted=inv.settings.mysql.tls.enabled)
+                         tls_wanted=inv.settings.mysql.tls.enabled, unfenced=unfenced(inv))
     click.echo(result.line)
     raise click.exceptions.Exit(result.code)
 

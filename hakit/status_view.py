@@ -7,7 +7,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from hakit.check import WATCHER_MISSING
+from hakit.check import UNFENCED, WATCHER_MISSING
 from hakit.model import Inventory
 
 STATE_STYLE = {"healthy": "green", "degraded": "yellow", "split-brain": "bold red", "bootstrapping": "cyan",
@@ -48,6 +48,8 @@ def print_status(inv: Inventory, doc: dict[str, Any], console: Console | None = 
     console.print(f"why: {doc['reason']}")
     if doc["active"] and doc["nodes"].get(doc["active"], {}).get("watcher") is False:
         console.print(f"[yellow]{WATCHER_MISSING.format(node=doc['active'])}[/yellow]")
+    if doc.get("unfenced"):
+        console.print(f"[yellow]{UNFENCED.format(nodes=' and '.join(doc['unfenced']))}[/yellow]")
     if doc.get("anti_flap_seconds_left"):
         console.print(f"[yellow]anti-flap: no automatic takeover for {doc['anti_flap_seconds_left']}s more "
                       f"(hakit takeover still works)[/yellow]")

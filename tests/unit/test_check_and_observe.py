@@ -209,3 +209,18 @@ def test_observe_reads_whether_the_stack_runs():
                   {"nagios1": FakeDatabase("nagios1"), "nagios2": FakeDatabase("nagios2")})
     n1, n2 = observe(inv, world).db_nodes
     assert n1.stack_running is True and n2.stack_running is False
+
+
+def test_a_pair_without_fencing_is_a_warning_that_says_a_silent_peer_is_not_taken_over():
+    v = verdict(pair(), derive_state(pair()), T, semi_sync_wanted=True, unfenced=("n1", "n2"))
+    assert v.code == WARNING
+    assert "no fence device for n1 and n2: a node that stops answering is assumed alive" in v.line
+
+
+def test_unfenced_lists_the_database_nodes_no_device_covers(tmp_path):
+    from hakit.check import unfenced
+    from test_maintenance import inventory
+
+    assert unfenced(load_inventory("examples/two-node-heartbeat-drbd.yml")) == ()
+    assert unfenced(load_inventory("examples/two-node-pacemaker.yml")) == ()
+    assert unfenced(inventory(tmp_path, "heartbeat")) == ("n1", "n2")  # replication: allowed, and said
