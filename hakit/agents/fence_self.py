@@ -32,14 +32,24 @@ LOOK_TIMEOUT = 1.0
 POLL = 0.05
 
 
+def _pid_namespace(proc: str, pid: str) -> str | None:
+    try:
+        return os.readlink(os.path.join(proc, pid, "ns", "pid"))
+    except OSError:
+        return None
+
+
 def server_pids(proc: str = "/proc") -> frozenset[int]:
-    """The database server processes of this node (its PID namespace) that have not exited
-    (a zombie has: it takes no write)."""
+    """The database server processes of this node that have not exited (a zombie has: it takes
+    no write). Only those of the caller's own PID namespace: a host that runs nodes in
+    namespaces (the lab), or containers, sees their servers in ``/proc`` too, and they are not
+    this node's to kill."""
     found = set()
     try:
         entries = [e for e in os.listdir(proc) if e.isdigit()]
     except OSError:
         return frozenset()
+    mine = _pid_namespace(proc, "self")
     for entry in entries:
         try:
             with open(os.path.join(proc, entry, "stat"), encoding="utf-8", errors="replace") as fh:
@@ -48,7 +58,7 @@ def server_pids(proc: str = "/proc") -> frozenset[int]:
             continue  # exited meanwhile
         name = stat[stat.find("(") + 1:stat.rfind(")")]
         state = stat[stat.rfind(")") + 2:stat.rfind(")") + 3]
-        if name in SERVER_NAMES and state not in ("Z", "X"):
+        if name in SERVER_NAMES and state not in ("Z", "X") and _pid_namespace(proc, entry) == mine:
             found.add(int(entry))
     return frozenset(found)
 
@@ -59,7 +69,8 @@ class LocalServer:
     Replaceable in unit tests by plain functions."""
 
     socket: str
-    pids: Callable[[], frozenset[int]] = server_pids
+    #: this node's server processes (looked up when called: a test replaces ``server_pids``)
+    pids: Callable[[], frozenset[int]] = field(default=lambda: server_pids())
 
     def _db(self, read_timeout: float):
         from hakit.mysql import PyMySQLDatabase

@@ -37,7 +37,10 @@ def _settings():
 
 
 def _with_settings(action: Callable[..., int]) -> Callable[[], int]:
-    """Load the monitoring settings from the node's inventory first; a broken one is OCF_ERR_CONFIGURED."""
+    """Load the monitoring settings from the node's inventory first. A broken one is
+    OCF_ERR_CONFIGURED, except where the OCF conventions forbid it: a probe has nothing to probe
+    (7: an error would make Pacemaker stop the resource on every node), and a stop never fails
+    for a configuration reason (a failed stop is a fence): it stops the default daemon."""
 
     @functools.wraps(action)
     def run() -> int:
@@ -45,7 +48,13 @@ def _with_settings(action: Callable[..., int]) -> Callable[[], int]:
             mon = _settings()
         except HakitError as exc:
             ocf.exit_reason(str(exc))
-            return ocf.OCF_ERR_CONFIGURED
+            if action.__name__ == "monitor" and ocf.is_probe():
+                return ocf.OCF_NOT_RUNNING
+            if action.__name__ != "stop":
+                return ocf.OCF_ERR_CONFIGURED
+            from hakit.model import Monitoring
+
+            mon = Monitoring()
         return action(mon)
 
     return run

@@ -159,11 +159,17 @@ def test_a_server_that_cannot_be_killed_fails_the_stop_so_the_stack_fences():
     assert "must be fenced" in said[-1]
 
 
-def test_server_pids_skips_zombies_and_other_processes(tmp_path):
-    for pid, comm, state in [(10, "mariadbd", "S"), (11, "mariadbd", "Z"), (12, "mysqld", "T"), (13, "sshd", "S")]:
-        (tmp_path / str(pid)).mkdir()
+def test_server_pids_skips_zombies_other_processes_and_other_pid_namespaces(tmp_path):
+    """Only this node's servers: a host that runs lab nodes (or containers) sees their mariadbd in
+    /proc too, in other PID namespaces, and they are not this node's to kill."""
+    for pid, comm, state, ns in [(10, "mariadbd", "S", "4026531836"), (11, "mariadbd", "Z", "4026531836"),
+                                 (12, "mysqld", "T", "4026531836"), (13, "sshd", "S", "4026531836"),
+                                 (14, "mariadbd", "S", "4026532999")]:
+        (tmp_path / str(pid) / "ns").mkdir(parents=True)
         (tmp_path / str(pid) / "stat").write_text(f"{pid} ({comm}) {state} 1 1 1 0 -1\n")
-    (tmp_path / "self").mkdir()
+        (tmp_path / str(pid) / "ns" / "pid").symlink_to(f"pid:[{ns}]")
+    (tmp_path / "self" / "ns").mkdir(parents=True)
+    (tmp_path / "self" / "ns" / "pid").symlink_to("pid:[4026531836]")
     assert server_pids(str(tmp_path)) == frozenset({10, 12})
 
 
@@ -216,3 +222,35 @@ def test_a_failing_fence_device_is_reported_not_taken_for_a_fence(tmp_path, monk
     done, what = stonith.fence_peer(ctx, run=lambda argv, **kw: subprocess.CompletedProcess(
         argv, 5, "", "external/ipmi: could not reset opsview1\n"))
     assert not done and what == "ipmi-opsview1 (external/ipmi): external/ipmi: could not reset opsview1"
+
+
+# --------------------------------------------------------------------------- OCF conventions
+
+
+def test_no_stop_fails_and_no_probe_errs_for_a_configuration_reason(tmp_path, monkeypatch, capsys):
+    """A node whose inventory cannot be read: a probe of either agent says "not running" (an error
+    would make Pacemaker stop the resource on every node); a stop still stops, with the defaults
+    (a failed stop is a fence); the reason is logged either way."""
+    from hakit.agents import mariadb_role, monitoring_master, ocf
+
+    monkeypatch.setenv("OCF_RESKEY_inventory", str(tmp_path / "missing.yml"))
+    monkeypatch.setenv("__OCF_ACTION", "monitor")
+    monkeypatch.delenv("OCF_RESKEY_CRM_meta_interval", raising=False)
+    assert mariadb_role.monitor() == ocf.OCF_NOT_RUNNING
+    assert monitoring_master.monitor() == ocf.OCF_NOT_RUNNING
+    monkeypatch.setenv("OCF_RESKEY_CRM_meta_interval", "10000")  # a recurring monitor: a local failure
+    assert mariadb_role.monitor() == ocf.OCF_ERR_GENERIC
+    assert "missing.yml" in capsys.readouterr().err
+
+    stopped = []
+    monkeypatch.setattr(monitoring_master, "stop_monitoring", lambda daemon, service: stopped.append(
+        (daemon, service)) or True)
+    monkeypatch.setenv("__OCF_ACTION", "stop")
+    assert monitoring_master.stop() == ocf.OCF_SUCCESS and stopped == [("/usr/sbin/nagios4", "nagios4")]
+    from hakit.agents import fence_self
+
+    # no real process is ever looked at or signalled here (this machine may run a lab)
+    monkeypatch.setattr(fence_self, "server_pids", lambda proc="/proc": frozenset())
+    monkeypatch.setattr(fence_self.LocalServer, "kill", staticmethod(lambda pids: pytest.fail(f"killed {pids}")))
+    assert mariadb_role.stop() == ocf.OCF_SUCCESS  # no server process: proven not writable
+    assert "using the default socket /run/mysqld/mysqld.sock" in capsys.readouterr().err

@@ -266,7 +266,7 @@ COMMANDS = [
     Command(("maintenance", "off")),
     Command(("agent", "ocf", "mariadb-role", "monitor"), kind="ocf-probe", agent=True),
     Command(("agent", "ocf", "mariadb-role", "validate-all"), kind="ocf", agent=True),
-    Command(("agent", "ocf", "monitoring-master", "monitor"), kind="ocf", agent=True),
+    Command(("agent", "ocf", "monitoring-master", "monitor"), kind="ocf-probe", agent=True),
     Command(("agent", "heartbeat", "mariadb-role", "status"), kind="lsb", agent=True),
     Command(("agent", "heartbeat", "monitoring-master", "status"), kind="lsb", agent=True),
     Command(("agent", "watch"), agent=True),
@@ -727,7 +727,7 @@ def test_render_of_an_inventory_that_fails_late_writes_no_secrets_file() -> None
     parameter) leaves no secrets file behind."""
     data = yaml.safe_load(_dump(EXAMPLE_DATA["two-node-heartbeat-drbd"]))
     data["all"]["vars"]["hakit"]["fencing"] = [
-        {"name": "ipmi", "agent": "external/ipmi", "nodes": ["opsview1"], "params": {"hostname": "opsview1"}}]
+        {"name": "ipmi", "agent": "external/ipmi", "nodes": ["opsview1", "opsview2"], "params": {"hostname": "opsview1"}}]
     with site("two-node-heartbeat-drbd", text=_dump(data), with_secrets=False) as s:
         load_inventory(s.inventory)  # it loads
         before = snapshot(s.root)
