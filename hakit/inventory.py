@@ -307,6 +307,16 @@ def _cross_checks(s: Settings, pairs: list[Pair], src: YamlSource, problems: lis
             s.storage.databases == "shared" and s.storage.files == "drbd":
         problems.append(src.problem(here + ("storage",), "use one of drbd or shared for both databases and files"))
 
+    media = [m.interface for m in s.heartbeat.media]
+    for index, interface in enumerate(media):
+        mpath = here + ("heartbeat", "media", index, "interface")
+        if s.stack != "heartbeat":
+            problems.append(src.problem(mpath, "heartbeat.media is for the heartbeat stack (corosync's links are "
+                                               "not rendered from it)"))
+        elif interface in {vip.interface for vip in s.vips.values()} or media.index(interface) != index:
+            problems.append(src.problem(mpath, f"{interface} already carries a path: a second path needs an "
+                                               f"interface of its own (not the VIPs' interface, not twice)"))
+
     # fencing
     known = {node.name for _, node in nodes}
     covered: set[str] = set()

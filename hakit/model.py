@@ -131,6 +131,20 @@ class HeartbeatTiming(Frozen):
         return str(int(seconds)) if float(seconds).is_integer() else f"{round(seconds * 1000)}ms"
 
 
+class HeartbeatMedium(Frozen):
+    """A second communication path between the two heartbeat nodes: ``bcast`` on another
+    interface (a dedicated link between the two, as the heartbeat documentation recommends).
+    heartbeat declares a node dead only when every path has been silent for ``deadtime``."""
+
+    interface: Interface
+
+
+class Heartbeat(Frozen):
+    """heartbeat settings beyond its timings: the extra communication paths (``ha.cf``)."""
+
+    media: list[HeartbeatMedium] = []
+
+
 class CorosyncTiming(Frozen):
     """corosync totem timings in milliseconds (consensus must exceed token; default 1.2 x token)."""
 
@@ -341,6 +355,7 @@ class Settings(Frozen):
     timing: Timing = Timing()
     ping_nodes: list[IPv4] = []
     fencing: list[FenceDevice] = []
+    heartbeat: Heartbeat = Heartbeat()
     mysql: MySQL = MySQL()
     monitoring: Monitoring = Monitoring()
     drbd: Drbd | None = None

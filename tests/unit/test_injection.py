@@ -594,6 +594,8 @@ def test_a_fencing_secret_round_trips_through_the_cib_and_the_crm_script(value: 
 def test_a_fencing_secret_stays_one_word_of_the_stonith_line(value: str) -> None:
     """heartbeat splits ``stonith_host`` on white space: the value is one word there, or refused."""
     data = yaml.safe_load(_dump(EXAMPLE_DATA["two-node-heartbeat-drbd"]))
+    # one device for one node: allowed on replication (with DRBD every node needs one)
+    data["all"]["vars"]["hakit"]["storage"] = {"databases": "replication", "files": "none"}
     data["all"]["vars"]["hakit"]["fencing"] = [
         {"name": "ipmi", "agent": "external/ipmi", "nodes": ["opsview1"],
          "params": {"hostname": "opsview1", "ipaddr": "192.0.2.9", "userid": "admin", "interface": "lan"},

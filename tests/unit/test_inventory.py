@@ -40,7 +40,7 @@ USER_RULE = "must be a user name"
 IPV4_RULE = "must be an IPv4 address such as '10.0.0.1'"
 FENCE_AGENT_RULE = ("must be a fence agent name such as 'fence_ipmilan', or a heartbeat stonith plugin "
                     "such as 'external/ipmi'")
-SETTINGS_KEYS = ("cluster_name, drbd, failover, fencing, hooks, monitoring, mysql, node_hakit, pacemaker, ping_nodes, "
+SETTINGS_KEYS = ("cluster_name, drbd, failover, fencing, heartbeat, hooks, monitoring, mysql, node_hakit, pacemaker, ping_nodes, "
                  "secrets_file, shared_storage, ssh, stack, storage, sync, timing, topology, vips")
 STONITH = "hakit never runs Pacemaker with stonith disabled"
 
@@ -281,16 +281,16 @@ CASES: list[Bad] = [
           "one shared_storage device; use replication or drbd for one of them", key("storage"))]),
     # timings
     Bad("heartbeat-order", H, set_(HK + ("timing", "heartbeat", "warntime"), 6),
-        [("all.vars.hakit.timing.heartbeat", "needs keepalive < warntime < deadtime", key("heartbeat"))]),
+        [("all.vars.hakit.timing.heartbeat", "needs keepalive < warntime < deadtime", L(r"^\s*heartbeat:", nth=0))]),
     Bad("heartbeat-keepalive-order", H, set_(HK + ("timing", "heartbeat", "keepalive"), 3),
-        [("all.vars.hakit.timing.heartbeat", "needs keepalive < warntime < deadtime", key("heartbeat"))]),
+        [("all.vars.hakit.timing.heartbeat", "needs keepalive < warntime < deadtime", L(r"^\s*heartbeat:", nth=0))]),
     Bad("heartbeat-hundredths", H, set_(HK + ("timing", "heartbeat", "keepalive"), 0.25),
         [("all.vars.hakit.timing.heartbeat.keepalive",
           "must be a whole number of tenths of a second (heartbeat counts in milliseconds)",
           key("keepalive"))]),
     Bad("heartbeat-initdead", H, set_(HK + ("timing", "heartbeat", "initdead"), 9),
         [("all.vars.hakit.timing.heartbeat", "initdead must be at least twice deadtime (heartbeat's own rule)",
-          key("heartbeat"))]),
+          L(r"^\s*heartbeat:", nth=0))]),
     Bad("corosync-consensus", P, set_(HK + ("timing", "corosync", "consensus"), 1000),
         [("all.vars.hakit.timing.corosync",
           "consensus must be larger than token (corosync's rule; default 1.2 x token)", key("corosync"))]),
@@ -318,6 +318,12 @@ CASES: list[Bad] = [
         [("all.vars.hakit.fencing", "heartbeat with drbd storage needs a stonith device for every node (none for: "
           "opsview2): without fencing a node that looks dead may still write to the device when its peer takes it "
           "over", key("fencing"))]),
+    Bad("heartbeat-media-on-the-vip-interface", H, set_(HK + ("heartbeat", "media"), [{"interface": "eth0"}]),
+        [("all.vars.hakit.heartbeat.media[0].interface", "eth0 already carries a path: a second path needs an "
+          "interface of its own (not the VIPs' interface, not twice)", L(r"^\s*- interface: eth0$"))]),
+    Bad("heartbeat-media-with-pacemaker", P, set_(HK + ("heartbeat",), {"media": [{"interface": "eth1"}]}),
+        [("all.vars.hakit.heartbeat.media[0].interface", "heartbeat.media is for the heartbeat stack (corosync's "
+          "links are not rendered from it)", L(r"^\s*- interface: eth1$"))]),
     Bad("fencing-secret-in-params", P, set_(HK + ("fencing", 0, "params", "password"), "hunter2"),
         [("all.vars.hakit.fencing[0].params",
           "password is listed in secret_params; keep its value in the secrets file, not in the inventory",

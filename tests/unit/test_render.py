@@ -192,7 +192,8 @@ def test_ha_cf_has_no_failback_udpport_first_and_ucast_to_the_peer(secrets: Secr
         media = [i for i, x in enumerate(lines) if x.split()[0] in ("ucast", "bcast", "mcast")]
         assert media and lines.index("udpport 694") < min(media)
         peer = inv.pair_of(art.node).peer_of(art.node)
-        assert [lines[i] for i in media] == [f"ucast eth0 {peer.address}"]
+        # the peer on the VIPs' interface, and the second path of heartbeat.media (a crossover link)
+        assert [lines[i] for i in media] == [f"ucast eth0 {peer.address}", "bcast eth1"]
         assert [x for x in lines if x.startswith("node ")] == ["node opsview1", "node opsview2"]
         assert "ping 198.51.100.1" in lines
         assert "keepalive 1" in lines and "deadtime 5" in lines and "warntime 3" in lines and "initdead 30" in lines
@@ -226,7 +227,8 @@ def test_haresources_order_and_preferred_node(secrets: Secrets) -> None:
 
 
 def test_four_node_heartbeat_is_two_clusters_on_their_own_ports(secrets: Secrets) -> None:
-    inv = variant("four-node-pacemaker", all__vars__hakit__stack="heartbeat", all__vars__hakit__fencing=[])
+    inv = variant("four-node-pacemaker", all__vars__hakit__stack="heartbeat",
+                  all__vars__hakit__fencing=heartbeat_fencing(["db1", "db2", "app1", "app2"]))
     arts = render_all(inv, secrets)
     assert not [a for a in arts if a.kind.startswith("cib") or a.kind.startswith("corosync")]
     ports = {}
@@ -243,8 +245,12 @@ def test_four_node_heartbeat_is_two_clusters_on_their_own_ports(secrets: Secrets
                                  "hakit-monitoring-master")
 
 
+#: one stonith device for one node is allowed only where no block storage can be written twice
+ONE_DEVICE_STORAGE = {"databases": "replication", "files": "none"}
+
+
 def test_heartbeat_stonith_lines_never_fence_from_the_victim(secrets: Secrets) -> None:
-    inv = variant("two-node-heartbeat-drbd", all__vars__hakit__fencing=[
+    inv = variant("two-node-heartbeat-drbd", all__vars__hakit__storage=ONE_DEVICE_STORAGE, all__vars__hakit__fencing=[
         {"name": "ipmi1", "agent": "external/ipmi", "nodes": ["opsview1"],
          "params": {"interface": "lanplus", "hostname": "opsview1", "ipaddr": "198.51.100.201", "userid": "admin"},
          "secret_params": ["passwd"]}])
@@ -258,7 +264,7 @@ def test_heartbeat_stonith_lines_never_fence_from_the_victim(secrets: Secrets) -
 
 
 def test_heartbeat_stonith_plugin_parameters_must_be_complete(secrets: Secrets) -> None:
-    inv = variant("two-node-heartbeat-drbd", all__vars__hakit__fencing=[
+    inv = variant("two-node-heartbeat-drbd", all__vars__hakit__storage=ONE_DEVICE_STORAGE, all__vars__hakit__fencing=[
         {"name": "ipmi1", "agent": "external/ipmi", "nodes": ["opsview1"],
          "params": {"hostname": "opsview1", "ipaddr": "198.51.100.201", "userid": "admin", "lan": "1"},
          "secret_params": ["passwd"]}])
@@ -269,7 +275,7 @@ def test_heartbeat_stonith_plugin_parameters_must_be_complete(secrets: Secrets) 
 
 
 def test_heartbeat_stonith_secret_with_a_space_is_refused(secrets: Secrets) -> None:
-    inv = variant("two-node-heartbeat-drbd", all__vars__hakit__fencing=[
+    inv = variant("two-node-heartbeat-drbd", all__vars__hakit__storage=ONE_DEVICE_STORAGE, all__vars__hakit__fencing=[
         {"name": "ipmi1", "agent": "external/ipmi", "nodes": ["opsview1"],
          "params": {"hostname": "opsview1", "ipaddr": "198.51.100.201", "userid": "admin", "interface": "lan"},
          "secret_params": ["passwd"]}])
@@ -565,8 +571,14 @@ def matrix_case(topology: str, stack: str, databases: str, files: str) -> Invent
     if databases != "replication":
         changes["all__vars__hakit__mysql"] = {"datadir": "/srv/hakit/mysql"}
     if stack == "heartbeat":
-        changes["all__vars__hakit__fencing"] = []
+        nodes = ["nagios1", "nagios2"] if topology == "two-node" else ["db1", "db2", "app1", "app2"]
+        changes["all__vars__hakit__fencing"] = heartbeat_fencing(nodes)
     return variant(base, **changes)
+
+
+def heartbeat_fencing(nodes: list[str]) -> list[dict]:
+    """One stonith device for every node (heartbeat with block storage needs one)."""
+    return [{"name": "ssh", "agent": "external/ssh", "nodes": nodes, "params": {"hostlist": ",".join(nodes)}}]
 
 
 @pytest.mark.parametrize("case", MATRIX, ids=["-".join(c) for c in MATRIX])
