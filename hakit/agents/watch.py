@@ -110,6 +110,9 @@ def _start_role_again(ctx: NodeContext) -> bool:
 
 #: seconds between two checks of the watcher
 INTERVAL = 0.25
+#: a check's read of the local server: a hung server (SIGSTOP, a stuck disk) accepts the
+#: connection and never answers; three checks then take three of these, not three 30 s reads
+CHECK_TIMEOUT = 5.0
 #: after a check found nothing listening on the socket (mysqld is not running: no slowness can
 #: explain that), the next checks come this soon: a killed mysqld is reported after about 0.3 s
 #: instead of 0.6 s; any other failure (slow, full, refused login) is re-checked at INTERVAL
@@ -222,7 +225,7 @@ def _checked(ctx: NodeContext, bad: int, failures: int, writable: bool = False,
     database that answers read-only fails the check too. With ``exited`` (the server's process
     was seen to exit), nothing listening is conclusive: ``failures`` at once."""
     try:
-        facts = ctx.local_db().facts()
+        facts = ctx.local_db(read_timeout=CHECK_TIMEOUT).facts()
     except HakitError as exc:
         gone = isinstance(exc, DatabaseUnreachable) and exc.gone
         if exited and gone:

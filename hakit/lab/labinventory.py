@@ -45,8 +45,12 @@ def inventory_data(spec: LabSpec, timings: str = "hakit") -> dict:
         "topology": spec.topology,
         "stack": spec.stack,
         "storage": {"databases": "replication", "files": "none"},
-        # semi-synchronous AFTER_SYNC: a write acknowledged to a client is on the standby too
-        "mysql": {"semi_sync": {"enabled": True, "timeout_ms": 2000, "wait_point": "AFTER_SYNC"}},
+        # semi-synchronous AFTER_SYNC: a write acknowledged to a client is on the standby too.
+        # The production timeout (MariaDB's and hakit's default, 10 s), not a short one: a commit
+        # whose acknowledgement does not come is confirmed to its client when it runs out, and a
+        # lab timeout shorter than a fence (2 s was) let a cut-off active confirm writes that the
+        # fenced side's successor never had, and hid it (issue 21)
+        "mysql": {"semi_sync": {"enabled": True, "timeout_ms": 10000, "wait_point": "AFTER_SYNC"}},
         "vips": vips,
         # the host's own address on the lab bridge: the one "router" every node can reach
         "ping_nodes": [spec.host_address],

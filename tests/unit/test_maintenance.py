@@ -124,7 +124,7 @@ class WatchedNode:
         self.slept: list[float] = []
         self.commands: list[tuple[float, list[str]]] = []
         self.on_sleep = lambda: None
-        monkeypatch.setattr(NodeContext, "local_db", lambda _ctx: self.db)
+        monkeypatch.setattr(NodeContext, "local_db", lambda _ctx, read_timeout=30: self.db)
         monkeypatch.setattr(watch, "flag_set", lambda: False)
         # the self-fence's executor (bounded read lock, then SIGKILL) is tested on its own
         # (test_decide.py, tests/integration/test_self_fence.py); here it makes the fake read-only
@@ -508,7 +508,7 @@ def test_a_stale_node_given_the_group_refuses_to_start_and_spawns_nothing_itself
     db = FakeDatabase("n1", state=PromotionRecord(9, "0-1-5", "n1", "automatic"))
     peer = FakeDatabase("n2", server_id=2, read_only=False, state=PromotionRecord(10, "0-1-5", "n2", "automatic"))
     ctx = NodeContext(inv, generate(), inv.node("n1"))
-    monkeypatch.setattr(NodeContext, "local_db", lambda self: db)
+    monkeypatch.setattr(NodeContext, "local_db", lambda self, read_timeout=30: db)
     monkeypatch.setattr(NodeContext, "peer_view", lambda self, timeout=1.0: PeerView("n2", True, peer.facts()))
     monkeypatch.setattr(NodeContext, "ping_nodes_reachable", lambda self: True)
     monkeypatch.setattr(mariadb_role, "_context", lambda: ctx)
@@ -540,7 +540,7 @@ class _HandOverWorld:
         self.statuses = ["local"]  # n1 is the preferred node: "local" is holding the group
         self.asked, self.slept, self.logged = 0, 0.0, []
 
-        def local_db(ctx):
+        def local_db(ctx, read_timeout=30):
             if self.local is None:
                 raise DatabaseUnreachable("n1: cannot connect", gone=True)
             return self.local
