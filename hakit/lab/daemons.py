@@ -217,7 +217,7 @@ def heartbeat_settled_without(init: int, name: str, offset: int) -> bool:
     held resources) or found it held none, as logged after ``offset``."""
     if heartbeat_view(init, [name]).get(name) != "dead":
         return False
-    proc = sh(init, f"tail -c +{offset + 1} {HA_LOG} 2>/dev/null", check=False, timeout=10)
+    proc = sh(init, f"tail -c +{int(offset) + 1} {HA_LOG} 2>/dev/null", check=False, timeout=10)
     return f"node {name} now reset" in proc.stdout or f"Dead node {name} gave up resources" in proc.stdout
 
 
