@@ -188,6 +188,15 @@ class Writer:
         return sorted(set(self.acked) - self.held_by(node))
 
 
+def _running(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie has exited: its parent has not collected it yet)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (OSError, IndexError):
+        return False
+
+
 #: a sample of one node that takes longer did not answer (counted as writable)
 SAMPLE_TIMEOUT = 2.0
 
@@ -221,13 +230,16 @@ class WritableSampler(threading.Thread):
                                                 "-e", "SELECT @@read_only"],
                                  capture_output=True, text=True, timeout=SAMPLE_TIMEOUT)
         except subprocess.TimeoutExpired:
-            return None
-        if out.returncode == 0:
+            out = None
+        if out is not None and out.returncode == 0:
             return out.stdout.strip() == "0"
-        # ERROR 2002: nothing listens on the socket (no server); nsenter's own failure: the node
-        # is powered off (its namespaces are gone). Anything else came from a server that exists
-        # and did not answer in time (a lost handshake)
-        return False if "ERROR 2002" in out.stderr or out.stderr.startswith("nsenter:") else None
+        # ERROR 2002: nothing listens on the socket (no server); nsenter's own failure, or the
+        # node's init gone by now: the node was powered off (its namespaces are gone, the
+        # client was killed with them). Anything else came from a server that exists and did
+        # not answer in time (a lost handshake, a timeout)
+        if out is not None and ("ERROR 2002" in out.stderr or out.stderr.startswith("nsenter:")):
+            return False
+        return None if _running(init) else False
 
     def run(self) -> None:
         from concurrent.futures import ThreadPoolExecutor

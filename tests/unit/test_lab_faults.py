@@ -84,4 +84,6 @@ def test_the_sampler_counts_a_hung_server_as_writable_and_a_powered_off_node_as_
         return answers[init]
 
     monkeypatch.setattr(writer.subprocess, "run", run)
-    assert [writer.WritableSampler.writable(i) for i in range(1, 7)] == [True, False, False, False, None, None]
+    monkeypatch.setattr(writer, "_running", lambda pid: pid != 7)
+    answers[7] = subprocess.CompletedProcess([], -9, "", "")  # killed with its node (fenced during the read)
+    assert [writer.WritableSampler.writable(i) for i in range(1, 8)] == [True, False, False, False, None, None, False]
