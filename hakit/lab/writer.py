@@ -220,9 +220,9 @@ class WritableSampler(threading.Thread):
         self._halt = threading.Event()
 
     @staticmethod
-    def writable(init: int) -> bool | None:
-        """True writable, False read-only or no server listening (proven), None: it did not
-        answer in time (hung), which counts as writable until proven otherwise."""
+    def read(init: int) -> bool | None:
+        """One read: True writable, False read-only or no server listening (proven), None: no
+        answer in time (hung), or an answer cut short."""
         from hakit.lab.node import enter
 
         try:
@@ -236,10 +236,22 @@ class WritableSampler(threading.Thread):
         # ERROR 2002: nothing listens on the socket (no server); nsenter's own failure, or the
         # node's init gone by now: the node was powered off (its namespaces are gone, the
         # client was killed with them). Anything else came from a server that exists and did
-        # not answer in time (a lost handshake, a timeout)
+        # not answer (a lost handshake, a timeout)
         if out is not None and ("ERROR 2002" in out.stderr or out.stderr.startswith("nsenter:")):
             return False
         return None if _running(init) else False
+
+    @classmethod
+    def writable(cls, init: int) -> bool | None:
+        """The node's state: what a read proved, or None (counted as writable until proven
+        otherwise). A read without an answer is made once more at once: a server killed in the
+        middle of a read (a crash, a stop that kills) is proven gone by the second; a hung one
+        fails both."""
+        first = cls.read(init)
+        if first is not None:
+            return first
+        time.sleep(0.05)
+        return cls.read(init)
 
     def run(self) -> None:
         from concurrent.futures import ThreadPoolExecutor

@@ -85,5 +85,10 @@ def test_the_sampler_counts_a_hung_server_as_writable_and_a_powered_off_node_as_
 
     monkeypatch.setattr(writer.subprocess, "run", run)
     monkeypatch.setattr(writer, "_running", lambda pid: pid != 7)
+    monkeypatch.setattr(writer.time, "sleep", lambda s: None)
     answers[7] = subprocess.CompletedProcess([], -9, "", "")  # killed with its node (fenced during the read)
     assert [writer.WritableSampler.writable(i) for i in range(1, 8)] == [True, False, False, False, None, None, False]
+    # a server killed in the middle of a read: the read made again at once proves it gone
+    reads = iter([answers[5], answers[3]])
+    monkeypatch.setattr(writer.subprocess, "run", lambda argv, **kw: next(reads))
+    assert writer.WritableSampler.writable(8) is False
