@@ -35,7 +35,17 @@ from typing import Any, Callable
 from hakit.lab.audit import Auditor
 from hakit.lab.driver import HAKIT, PairDriver, node_exec, run_hakit
 
-KINDS = ("kill-node", "kill-mysqld", "partition", "stop-stack", "interrupt-switchover", "interrupt-resync")
+#: the campaign's first fault model, then the faults that real data centres see (issue 21): a
+#: database that hangs, a link between the nodes lost while both still reach the router (both
+#: ways, or one), a long statement during a clean stack stop, the standby's database crashing,
+#: a slow link
+CLASSIC = ("kill-node", "kill-mysqld", "partition", "stop-stack", "interrupt-switchover", "interrupt-resync")
+KINDS = CLASSIC + ("hang", "peer-partition", "one-way", "long-write-stop", "kill-mysqld-standby", "slow-link")
+#: faults whose node is always the active, or always the standby; the others strike either
+ON_ACTIVE = ("kill-node", "kill-mysqld", "interrupt-switchover", "hang", "long-write-stop")
+ON_STANDBY = ("interrupt-resync", "kill-mysqld-standby")
+#: faults that last a drawn 3-8 s before they are undone (the others are killed after 0.2-4 s)
+LASTING = ("partition", "peer-partition", "one-way", "slow-link")
 
 
 @dataclass(frozen=True)
@@ -45,19 +55,24 @@ class Fault:
     delay: float  #: seconds: how long a partition lasts, or when an operation is killed
 
 
-def draw(seed: int, count: int) -> list[Fault]:
-    """The campaign of ``seed``: ``count`` faults, decided before anything runs."""
+def draw(seed: int, count: int, kinds: tuple[str, ...] = KINDS) -> list[Fault]:
+    """The campaign of ``seed``: ``count`` faults among ``kinds``, decided before anything runs."""
+    unknown = sorted(set(kinds) - set(KINDS))
+    if unknown or not kinds:
+        from hakit.errors import InputError
+
+        raise InputError(f"unknown fault kind {', '.join(unknown) or '(none given)'} (one of {', '.join(KINDS)})")
     rng = random.Random(seed)
     faults = []
     for _ in range(count):
-        kind = rng.choice(KINDS)
-        if kind in ("kill-node", "kill-mysqld", "interrupt-switchover"):
+        kind = rng.choice(kinds)
+        if kind in ON_ACTIVE:
             target = "active"
-        elif kind == "interrupt-resync":
+        elif kind in ON_STANDBY:
             target = "standby"
         else:
             target = rng.choice(("active", "standby"))
-        delay = round(rng.uniform(3.0, 8.0) if kind == "partition" else rng.uniform(0.2, 4.0), 2)
+        delay = round(rng.uniform(3.0, 8.0) if kind in LASTING else rng.uniform(0.2, 4.0), 2)
         faults.append(Fault(kind, target, delay))
     return faults
 
@@ -218,21 +233,36 @@ class Campaign:
 
         return {s.name: s.alive for s in labmod.status(str(self.lab.dir))}.get(node, False)
 
-    def _partition(self, report: StepReport) -> None:
-        from hakit.errors import InputError
-
-        self.lab.fault("partition", report.node)
+    def _cut(self, report: StepReport, kind: str) -> None:
+        """A network fault that lasts ``delay`` seconds, then healed: whichever side lost (fenced,
+        or isolated and read-only) is brought back and resynced."""
+        self.lab.fault(kind, report.node)
         time.sleep(report.fault.delay)
-        try:
-            if not self._alive(report.node):
-                raise InputError(f"{report.node} is not running")
-            self.lab.fault("heal", report.node)
-            report.notes.append(f"healed after {report.fault.delay:g} s")
-        except InputError:
-            # Pacemaker fenced the cut-off node (powered off): nothing to heal; it is restarted
-            # and resynced below like any node that went down
-            report.notes.append(f"{report.node} was fenced during the partition")
+        alive = self._alive(report.node)
+        self.lab.fault("heal", report.node)  # the peers' side too, when the node itself was fenced
+        report.notes.append(f"healed after {report.fault.delay:g} s" if alive else
+                            f"{report.node} was fenced during the {kind}; the network healed after "
+                            f"{report.fault.delay:g} s")
         self._resync_the_other(report)
+
+    def _hang(self, report: StepReport) -> None:
+        """The active's database hangs (SIGSTOP): the stack stops it (the role's stop kills a
+        server that does not answer) and fails over; SIGCONT then finds nothing, or a server
+        that must not be writable."""
+        node = report.node
+        self.lab.fault("hang", node)
+        after = self.lab.wait("a new active", lambda d: d.get("active") not in (None, node), timeout=240)
+        report.notes.append(f"{after['active']} took over")
+        self.lab.fault("resume", node)
+        self._bring_back(node)
+
+    def _long_write_stop(self, report: StepReport) -> None:
+        """A write statement runs on the active when its stack is stopped cleanly: the role's stop
+        must not wait for it (bounded read lock, then the server killed) nor leave it writable."""
+        node = report.node
+        self.lab.fault("long-write", node)
+        time.sleep(min(report.fault.delay, 2.0))
+        self._stop_stack(report)
 
     def _stop_stack(self, report: StepReport) -> None:
         self.lab.fault("stop-stack", report.node)
@@ -282,8 +312,15 @@ class Campaign:
         try:
             if fault.kind in ("kill-node", "kill-mysqld"):
                 self._kill(report, fault.kind)
-            elif fault.kind == "partition":
-                self._partition(report)
+            elif fault.kind in LASTING:
+                self._cut(report, fault.kind)
+            elif fault.kind == "hang":
+                self._hang(report)
+            elif fault.kind == "long-write-stop":
+                self._long_write_stop(report)
+            elif fault.kind == "kill-mysqld-standby":
+                self.lab.fault("kill-mysqld", node)
+                self._bring_back(node)
             elif fault.kind == "stop-stack":
                 self._stop_stack(report)
             elif fault.kind == "interrupt-switchover":
@@ -319,13 +356,14 @@ class Campaign:
                  f"{len(report.violations)} violation(s){' ERROR ' + report.error if report.error else ''}")
         return report
 
-    def run(self, after_step: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
-        """Play the campaign; ``after_step`` gets the report so far after every step (a long
-        campaign stopped half-way keeps what it found)."""
+    def run(self, after_step: Callable[[dict[str, Any]], None] | None = None, start: int = 1) -> dict[str, Any]:
+        """Play the campaign from fault ``start`` (1: the beginning; a resumed campaign goes on
+        where an earlier run stopped); ``after_step`` gets the report so far after every step (a
+        long campaign stopped half-way keeps what it found)."""
         started = time.monotonic()
         doc = self._healthy()
         self.auditor.status(0, doc, settled=True)
-        for index, fault in enumerate(self.faults, 1):
+        for index, fault in enumerate(self.faults[start - 1:], start):
             report = self.step(index, fault)
             self.steps.append(report)
             self.seconds = round(time.monotonic() - started, 1)
@@ -344,6 +382,32 @@ class Campaign:
                 "ok": self.auditor.ok and not errors, "errors": errors, "seconds": self.seconds,
                 "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **self.auditor.summary(),
                 "steps": [s.to_json() for s in self.steps]}
+
+
+def resume_point(earlier: dict[str, Any], *, stack: str, seed: int, kinds: list[str], count: int) -> int:
+    """The fault a campaign resumed from ``earlier`` (its report) plays first. The earlier run
+    must be the same campaign: stack, seed and kinds (the same seed then draws the same faults);
+    ``count`` may be larger (a campaign made longer). Raises InputError otherwise."""
+    from hakit.errors import InputError
+
+    theirs = (earlier.get("stack"), earlier.get("seed"), earlier.get("kinds"))
+    if theirs != (stack, seed, kinds):
+        raise InputError(f"the report to resume is another campaign (stack, seed, kinds {theirs}, not "
+                         f"{(stack, seed, kinds)}): resume with the same ones, or name another --report")
+    return len(earlier.get("steps", [])) + 1
+
+
+def merge(earlier: dict[str, Any], later: dict[str, Any]) -> dict[str, Any]:
+    """One report of a campaign played in several runs: steps, checks and violations added up."""
+    checks = dict(earlier.get("checks", {}))
+    for rule, count in later.get("checks", {}).items():
+        checks[rule] = checks.get(rule, 0) + count
+    steps = earlier.get("steps", []) + later.get("steps", [])
+    return {**later, "played": len(steps), "ok": bool(earlier.get("ok", True) and later["ok"]),
+            "errors": earlier.get("errors", []) + later["errors"],
+            "seconds": round((earlier.get("seconds") or 0) + (later.get("seconds") or 0), 1),
+            "runs": earlier.get("runs", 1) + 1, "checks": dict(sorted(checks.items())),
+            "violations": earlier.get("violations", []) + later["violations"], "steps": steps}
 
 
 def keep_logs(lab_dir: Path, dest: Path) -> Path:

@@ -166,40 +166,73 @@ def exec_(dir: str, node: str, command: tuple[str, ...]) -> None:
 @click.option("--report", "report_path", type=click.Path(dir_okay=False), default=None, metavar="FILE",
               help="Where the JSON report goes (default: chaos-STACK-SEED.json here).")
 @click.option("--plan", "plan_only", is_flag=True, help="Print the campaign the seed draws, and run nothing.")
-def chaos(dir: str, stack: str, count: int, seed: int, report_path: str | None, plan_only: bool) -> None:
+@click.option("--kinds", default=None, metavar="KIND,...",
+              help="Draw only these kinds of fault (default: all of them; see --help).")
+@click.option("--resume", is_flag=True,
+              help="Go on with the campaign whose report is --report (same stack, seed and kinds), from the "
+                   "fault after the last one it played, on a fresh lab; the report accumulates.")
+def chaos(dir: str, stack: str, count: int, seed: int, report_path: str | None, plan_only: bool,
+          kinds: str | None, resume: bool) -> None:
     """A seeded fault campaign on a fresh lab in DIR, audited all along; exit 1 on any violation.
 
-    Faults: kill-node, kill-mysqld, partition (healed), stop-stack, and switchover or resync
-    killed in the middle and run again. Checks: one writable node at every sample, the
+    Faults: kill-node, kill-mysqld, partition (healed), stop-stack, switchover or resync killed
+    in the middle and run again; hang (SIGSTOP of the active's database), peer-partition and
+    one-way (the nodes lose each other, both still reach the ping node), long-write-stop (a
+    clean stack stop under a long write statement), kill-mysqld-standby, slow-link. Checks: one
+    writable node at every sample (a node that does not answer counts as writable), the
     generation, the VIP, acknowledged writes, equal tables, no resource active twice, every
     operation converged. The lab is removed afterwards.
     """
     import json as jsonmod
 
+    from hakit.errors import InputError
     from hakit.lab import chaos as impl
     from hakit.lab import lab as labimpl
     from hakit.lab.driver import initialised_lab
 
-    faults = impl.draw(seed, count)
+    kinds_list = list(impl.KINDS) if kinds is None else [k.strip() for k in kinds.split(",") if k.strip()]
+    try:
+        faults = impl.draw(seed, count, tuple(kinds_list))
+    except InputError as exc:
+        raise click.UsageError(str(exc)) from None
     if plan_only:
         for index, fault in enumerate(faults, 1):
             click.echo(f"{index:4}  {fault.kind:<21} {fault.target:<8} {fault.delay:g} s")
         return
     labimpl.require_root()
+    path = Path(report_path or f"chaos-{stack}-{seed}.json")
+    earlier: dict | None = None
+    start = 1
+    if resume:
+        try:
+            earlier = jsonmod.loads(path.read_text())
+            start = impl.resume_point(earlier, stack=stack, seed=seed, kinds=kinds_list, count=count)
+        except (OSError, ValueError) as exc:
+            raise click.UsageError(f"--resume: cannot read the report {path}: {exc}") from None
+        except InputError as exc:
+            raise click.UsageError(f"--resume: {exc}") from None
+        if start > count:
+            click.echo(f"chaos: the campaign in {path} played all {count} faults already")
+            return
+        click.echo(f"chaos: resuming {path} at fault {start} of {count}")
     # stopped by SIGTERM (a timeout, kill), the campaign still removes its lab on the way out
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
-    path = Path(report_path or f"chaos-{stack}-{seed}.json")
+
     def save(report: dict) -> None:
-        report["seed"] = seed
-        path.write_text(jsonmod.dumps(report, indent=2) + "\n")
+        report.update(seed=seed, kinds=kinds_list)
+        whole = impl.merge(earlier, report) if earlier is not None else report
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(jsonmod.dumps(whole, indent=2) + "\n")
+        tmp.replace(path)  # a run killed while it writes leaves the last whole report
 
     with initialised_lab(Path(dir), stack) as driver:
         campaign = impl.Campaign(driver.dir, faults, say=click.echo)
-        report = campaign.run(after_step=save)  # the report is kept up to date, step by step
+        report = campaign.run(after_step=save, start=start)  # the report is kept up to date, step by step
         if not report["ok"]:  # before the lab goes: what explains the failure
             kept = impl.keep_logs(driver.dir, path.with_name(path.stem + "-logs"))
             click.echo(f"chaos: the nodes' logs are kept in {kept}")
     save(report)
+    report = jsonmod.loads(path.read_text())
     click.echo(f"chaos: {report['played']}/{report['faults']} faults played on {stack}, seed {seed}; "
                f"{sum(report['checks'].values())} checks, {len(report['violations'])} violations"
                + (f", stopped by an error at step {report['errors'][0]}" if report["errors"] else "")

@@ -131,13 +131,19 @@ def partition(state: LabState, name: str) -> str:
 
 
 def heal(state: LabState, name: str) -> str:
+    """Undo every network fault of the node. A node powered off meanwhile (fenced during a
+    partition) still has its peers' side healed: the network fault ends, whatever became of the
+    node, and a restarted node must not find its peers unable to reach it."""
     node = state.spec.node(name)
-    init = _init(state, name)
-    netns.set_link(node, up=True)
+    init = _live_init(state, name)
     for peer in _peers(state, name):
-        _neighbour(init, peer.address, cut=False)
+        if init is not None:
+            _neighbour(init, peer.address, cut=False)
         if (peer_init := _live_init(state, peer.name)) is not None:
             _neighbour(peer_init, node.address, cut=False)
+    if init is None:
+        return f"{name}: powered off; its peers' neighbour entries for it removed"
+    netns.set_link(node, up=True)
     daemons.sh(init, "tc qdisc del dev eth0 root 2>/dev/null; true", check=False)
     return f"{name}: link restored, neighbour entries and rate limit removed"
 

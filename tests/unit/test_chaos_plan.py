@@ -14,15 +14,28 @@ def test_the_same_seed_draws_the_same_campaign_and_another_seed_another():
 
 
 def test_every_kind_is_drawn_with_sensible_targets_and_delays():
-    faults = draw(1, 400)
+    faults = draw(1, 800)
     assert {f.kind for f in faults} == set(KINDS)
     for f in faults:
-        if f.kind in ("kill-node", "kill-mysqld", "interrupt-switchover"):
+        if f.kind in ("kill-node", "kill-mysqld", "interrupt-switchover", "hang", "long-write-stop"):
             assert f.target == "active"
-        if f.kind == "interrupt-resync":
+        if f.kind in ("interrupt-resync", "kill-mysqld-standby"):
             assert f.target == "standby"
-        assert (3.0 <= f.delay <= 8.0) if f.kind == "partition" else (0.2 <= f.delay <= 4.0)
-    assert {f.target for f in faults if f.kind in ("partition", "stop-stack")} == {"active", "standby"}
+        lasting = f.kind in ("partition", "peer-partition", "one-way", "slow-link")
+        assert (3.0 <= f.delay <= 8.0) if lasting else (0.2 <= f.delay <= 4.0)
+    for kind in ("partition", "stop-stack", "peer-partition", "one-way", "slow-link"):
+        assert {f.target for f in faults if f.kind == kind} == {"active", "standby"}, kind
+
+
+def test_the_faults_that_really_happen_are_in_the_campaign_and_can_be_drawn_alone():
+    # issue 21: the fault model that left two writable nodes, now in every campaign
+    assert {"hang", "peer-partition", "one-way", "long-write-stop", "kill-mysqld-standby", "slow-link"} <= set(KINDS)
+    only = draw(3, 30, ("hang", "peer-partition"))
+    assert {f.kind for f in only} == {"hang", "peer-partition"}
+    from hakit.errors import InputError
+
+    with pytest.raises(InputError, match="unknown fault kind bogus"):
+        draw(3, 3, ("hang", "bogus"))
 
 
 def test_a_report_reads_as_markdown() -> None:
@@ -112,3 +125,26 @@ def test_settling_starts_a_heartbeat_that_shut_itself_down_again(monkeypatch):
     with pytest.raises(RuntimeError):
         campaign._settled(timeout=0.0, report=report)
     assert started == []
+
+
+def test_a_resumed_campaign_goes_on_after_the_last_fault_played_and_its_report_accumulates():
+    from hakit.errors import InputError
+    from hakit.lab.chaos import merge, resume_point
+
+    kinds = ["hang", "peer-partition"]
+    first = {"stack": "heartbeat", "seed": 5, "kinds": kinds, "faults": 10, "played": 2, "ok": True, "errors": [],
+             "seconds": 100.0, "checks": {"one writable node": 500, "VIP on exactly one node": 2},
+             "violations": [], "steps": [{"step": 1}, {"step": 2}]}
+    assert resume_point(first, stack="heartbeat", seed=5, kinds=kinds, count=10) == 3
+    for other in ({"stack": "pacemaker", "seed": 5, "kinds": kinds}, {"stack": "heartbeat", "seed": 6, "kinds": kinds},
+                  {"stack": "heartbeat", "seed": 5, "kinds": ["hang"]}):
+        with pytest.raises(InputError, match="another campaign"):
+            resume_point(first, count=10, **other)
+    later = {"stack": "heartbeat", "seed": 5, "kinds": kinds, "faults": 10, "played": 1, "ok": False, "errors": [3],
+             "seconds": 40.5, "checks": {"one writable node": 200, "acknowledged writes kept": 1},
+             "violations": ["step 3: one writable node: n1 and n2?"], "steps": [{"step": 3}]}
+    whole = merge(first, later)
+    assert whole["played"] == 3 and [s["step"] for s in whole["steps"]] == [1, 2, 3]
+    assert whole["checks"] == {"VIP on exactly one node": 2, "acknowledged writes kept": 1, "one writable node": 700}
+    assert whole["ok"] is False and whole["errors"] == [3] and whole["seconds"] == 140.5 and whole["runs"] == 2
+    assert whole["violations"] == ["step 3: one writable node: n1 and n2?"]
