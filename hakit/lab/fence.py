@@ -41,50 +41,49 @@ def agent_source() -> bytes:
     return resources.files("hakit.lab").joinpath("fence_hakitlab.py").read_bytes()
 
 
-def install_agent() -> Path:
-    """Install the agent at /usr/sbin/fence_hakitlab (a host file: recorded, removed by down)."""
-    tmp = AGENT_PATH.with_name(f".{FENCE_AGENT}.hakit-lab")
-    tmp.write_bytes(agent_source())
+def _install(source: str, path: Path) -> Path:
+    """Install a program of the lab's package at ``path``, atomically, mode 0755 (cluster-glue
+    refuses a plugin that its group or others may write). A host file: recorded, removed by down."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.hakit-lab")
+    tmp.write_bytes(resources.files("hakit.lab").joinpath(source).read_bytes())
     os.chmod(tmp, 0o755)
-    os.replace(tmp, AGENT_PATH)
-    return AGENT_PATH
+    os.replace(tmp, path)
+    return path
 
 
-#: heartbeat's STONITH plugin for the lab (cluster-glue "external" protocol), beside the agent
+def _remove(path: Path, mark: bytes) -> bool:
+    """Remove ``path`` if the file there is the lab's (it carries ``mark``); True when removed."""
+    try:
+        if mark in path.read_bytes():
+            path.unlink()
+            return True
+    except FileNotFoundError:
+        pass
+    return False
+
+
+#: heartbeat's STONITH plugin for the lab (cluster-glue "external" protocol): it calls the agent
 PLUGIN_PATH = Path("/usr/lib/stonith/plugins/external/hakitlab")
 PLUGIN_MARK = b"hakit lab stonith plugin"
 
 
+def install_agent() -> Path:
+    """The fence agent at /usr/sbin/fence_hakitlab."""
+    return _install("fence_hakitlab.py", AGENT_PATH)
+
+
 def install_plugin() -> Path:
-    """Install heartbeat's lab plugin (a host file: recorded, removed by down). cluster-glue
-    refuses a plugin that its group or others may write."""
-    PLUGIN_PATH.parent.mkdir(parents=True, exist_ok=True)
-    tmp = PLUGIN_PATH.with_name(".hakitlab.hakit-lab")
-    tmp.write_bytes(resources.files("hakit.lab").joinpath("stonith_hakitlab.sh").read_bytes())
-    os.chmod(tmp, 0o755)
-    os.replace(tmp, PLUGIN_PATH)
-    return PLUGIN_PATH
-
-
-def remove_plugin() -> bool:
-    try:
-        if PLUGIN_MARK in PLUGIN_PATH.read_bytes():
-            PLUGIN_PATH.unlink()
-            return True
-    except FileNotFoundError:
-        pass
-    return False
+    """heartbeat's lab plugin at /usr/lib/stonith/plugins/external/hakitlab."""
+    return _install("stonith_hakitlab.sh", PLUGIN_PATH)
 
 
 def remove_agent() -> bool:
-    """Remove the agent if the file there is the lab's; True when removed."""
-    try:
-        if AGENT_MARK in AGENT_PATH.read_bytes():
-            AGENT_PATH.unlink()
-            return True
-    except FileNotFoundError:
-        pass
-    return False
+    return _remove(AGENT_PATH, AGENT_MARK)
+
+
+def remove_plugin() -> bool:
+    return _remove(PLUGIN_PATH, PLUGIN_MARK)
 
 
 def power_off(dir: str, name: str, reason: str) -> bool:

@@ -132,6 +132,19 @@ def build_lab(tmp_path_factory: pytest.TempPathFactory, topology: str, stack: st
         labmod.down(str(dir))
 
 
+def initialised_pair(tmp_path_factory: pytest.TempPathFactory, stack: str) -> Iterator[Lab]:
+    """A two-node lab of ``stack`` that ``hakit init`` made healthy (n1 active); removed after."""
+    gen = build_lab(tmp_path_factory, "two-node", stack)
+    lab = next(gen)
+    try:
+        from hakit.cli import main
+
+        assert main(["-i", str(lab.dir / "inventory.yml"), "init"]) == 0
+        yield lab
+    finally:
+        gen.close()
+
+
 def _wait_until(what: str, check: Callable[[], Any], timeout: float = 60.0, interval: float = 0.5) -> Any:
     """Poll ``check`` until it returns something true; fail the test naming ``what`` otherwise."""
     deadline = time.monotonic() + timeout

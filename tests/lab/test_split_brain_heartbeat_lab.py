@@ -16,21 +16,13 @@ import pytest
 from hakit.lab.state import load_state
 from hakit.lab.writer import WritableSampler
 
-from labkit import _wait_until, build_lab
+from labkit import _wait_until, initialised_pair
 from test_split_brain_lab import fault, read_only, status
 
 pytestmark = pytest.mark.lab
 @pytest.fixture(scope="module")
 def heartbeat_pair(tmp_path_factory):
-    gen = build_lab(tmp_path_factory, "two-node", "heartbeat")
-    lab = next(gen)
-    try:
-        from hakit.cli import main
-
-        assert main(["-i", str(lab.dir / "inventory.yml"), "init"]) == 0
-        yield lab
-    finally:
-        gen.close()
+    yield from initialised_pair(tmp_path_factory, "heartbeat")
 
 
 def test_heartbeat_a_peer_only_partition_fences_before_it_promotes(heartbeat_pair, capsys):

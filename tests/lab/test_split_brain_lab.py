@@ -26,7 +26,7 @@ import pytest
 from hakit.lab.state import load_state
 from hakit.lab.writer import WritableSampler
 
-from labkit import Lab, _wait_until, build_lab, hakit
+from labkit import Lab, _wait_until, hakit, initialised_pair
 
 pytestmark = pytest.mark.lab
 
@@ -53,15 +53,7 @@ def _server_runs(lab: Lab, node: str) -> bool:
 
 @pytest.fixture(scope="module")
 def pacemaker_pair(tmp_path_factory):
-    gen = build_lab(tmp_path_factory, "two-node", "pacemaker")
-    lab = next(gen)
-    try:
-        from hakit.cli import main
-
-        assert main(["-i", str(lab.dir / "inventory.yml"), "init"]) == 0
-        yield lab
-    finally:
-        gen.close()
+    yield from initialised_pair(tmp_path_factory, "pacemaker")
 
 
 def status(lab: Lab, capsys) -> dict:

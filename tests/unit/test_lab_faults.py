@@ -92,3 +92,17 @@ def test_the_sampler_counts_a_hung_server_as_writable_and_a_powered_off_node_as_
     reads = iter([answers[5], answers[3]])
     monkeypatch.setattr(writer.subprocess, "run", lambda argv, **kw: next(reads))
     assert writer.WritableSampler.writable(8) is False
+
+
+def test_the_lab_installs_its_fence_programs_executable_and_removes_only_its_own(tmp_path):
+    from hakit.lab import fence
+
+    agent = fence._install("fence_hakitlab.py", tmp_path / "sbin" / "fence_hakitlab")
+    plugin = fence._install("stonith_hakitlab.sh", tmp_path / "external" / "hakitlab")
+    assert agent.stat().st_mode & 0o777 == 0o755 and plugin.stat().st_mode & 0o777 == 0o755
+    assert fence.PLUGIN_MARK in plugin.read_bytes() and fence.AGENT_MARK in agent.read_bytes()
+    someone_elses = tmp_path / "external" / "other"
+    someone_elses.write_text("#!/bin/sh\n")
+    assert not fence._remove(someone_elses, fence.PLUGIN_MARK) and someone_elses.exists()
+    assert fence._remove(plugin, fence.PLUGIN_MARK) and not plugin.exists()
+    assert not fence._remove(plugin, fence.PLUGIN_MARK)  # already gone
