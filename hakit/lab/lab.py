@@ -34,7 +34,7 @@ def require_root() -> None:
     """The lab makes namespaces, links and mounts: refuse (exit 3) without root."""
     if os.geteuid() != 0:
         raise SafetyRefusal("the namespace lab needs root (namespaces, links, mounts): run it as root, "
-                            "e.g. sudo .venv/bin/hakit lab up")
+                            "e.g. .venv/bin/hakit lab up as root")
 
 
 # --------------------------------------------------------------------------- up
