@@ -434,14 +434,16 @@ def _replication(run: InitRun, _: Step) -> None:
             run.note(f"{node} replicates from {run.inv.db_pair.peer_of(node).name}")
             continue
         if node == run.active:
-            # the standby must hold everything the active has before the active reads the
-            # standby's binlog from there (strict mode refuses a position it has not logged yet)
-            mine = run.value(node, "SELECT @@gtid_binlog_pos")
-            if mine and run.value(run.standby, f"SELECT MASTER_GTID_WAIT('{Position.parse(mine)}', 60)") != "0":
-                raise OperationFailed(f"{run.standby} did not catch up with {node} ({mine}) within 60 s")
             if not run.value(node, "SELECT @@gtid_slave_pos"):
                 # the active starts from its own history, not from the beginning of the standby's
                 run.sql(node, "SET GLOBAL gtid_slave_pos = @@gtid_binlog_pos")
+            # the standby must hold the position the active asks for before the active reads
+            # the standby's binlog from there (strict mode refuses a position it has not logged
+            # yet): the position asked for, read after it was set (a writer on the active moves
+            # its binlog meanwhile: waiting for an earlier one raced, error 1236)
+            mine = run.value(node, "SELECT @@gtid_slave_pos")
+            if mine and run.value(run.standby, f"SELECT MASTER_GTID_WAIT('{Position.parse(mine)}', 60)") != "0":
+                raise OperationFailed(f"{run.standby} did not catch up with {node} ({mine}) within 60 s")
         run.sql(node, "START SLAVE")
 
         def running(n: str = node) -> bool:

@@ -9,9 +9,20 @@ ask() {
 }
 # heartbeat lower-cases host names; lab node names are lower case
 host=$(printf '%s' "$2" | tr 'A-Z' 'a-z')
+# heartbeat retries a failed fence every 5 s, for ever, and so fences a peer it declared dead
+# from behind a cut link the moment the link is back, though the peer is alive and heard again.
+# A node this node's heartbeat hears is never fenced: the request fails (heartbeat retries).
+heard() {
+    cl_status nodestatus "$1" 2>/dev/null | grep -qx active
+}
 case "$1" in
     gethosts) ask list "" | cut -d, -f1 ;;
-    reset|off) ask off "$host" ;;   # the lab powers a node off; restart-node brings it back
+    reset|off)   # the lab powers a node off; restart-node brings it back
+        if heard "$host"; then
+            echo "hakitlab: $host is heard again (heartbeat: active): not fenced" >&2
+            exit 1
+        fi
+        ask off "$host" ;;
     on) ask on "$host" ;;
     status) ask monitor "" ;;
     getconfignames) echo socket ;;
