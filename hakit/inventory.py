@@ -341,23 +341,20 @@ def _cross_checks(s: Settings, pairs: list[Pair], src: YamlSource, problems: lis
             problems.append(src.problem(fpath + ("agent",),
                                         "the heartbeat stack uses stonith plugins (e.g. 'external/ipmi'), "
                                         "not fence_* agents"))
-    if s.stack == "pacemaker":
-        missing = sorted(known - covered)
-        if missing:
-            problems.append(src.problem(here + ("fencing",),
-                                        f"the pacemaker stack needs a fencing device for every node "
-                                        f"(none for: {', '.join(missing)}); hakit never runs Pacemaker with "
-                                        f"stonith disabled"))
+    missing = sorted(known - covered)
+    if s.stack == "pacemaker" and missing:
+        problems.append(src.problem(here + ("fencing",),
+                                    f"the pacemaker stack needs a fencing device for every node "
+                                    f"(none for: {', '.join(missing)}); hakit never runs Pacemaker with "
+                                    f"stonith disabled"))
     block = sorted({kind for kind in (s.storage.databases, s.storage.files) if kind in ("drbd", "shared")})
-    if s.stack == "heartbeat" and block:
-        missing = sorted(known - covered)
-        if missing:
-            # a node that cannot be proven dead may still hold the device: a peer that mounts it too
-            # (or a DRBD primary on both sides) destroys the data; there is no safe automatic takeover
-            problems.append(src.problem(here + ("fencing",),
-                                        f"heartbeat with {' and '.join(block)} storage needs a stonith device for "
-                                        f"every node (none for: {', '.join(missing)}): without fencing a node that "
-                                        f"looks dead may still write to the device when its peer takes it over"))
+    if s.stack == "heartbeat" and block and missing:
+        # a node that cannot be proven dead may still hold the device: a peer that mounts it too
+        # (or a DRBD primary on both sides) destroys the data; there is no safe automatic takeover
+        problems.append(src.problem(here + ("fencing",),
+                                    f"heartbeat with {' and '.join(block)} storage needs a stonith device for "
+                                    f"every node (none for: {', '.join(missing)}): without fencing a node that "
+                                    f"looks dead may still write to the device when its peer takes it over"))
 
     paths = [item.path for item in s.sync]
     for index, item in enumerate(s.sync):
