@@ -397,8 +397,30 @@ def _dump_position(dump: bytes) -> Position:
     return dump_position(dump[:20000], dump[-20000:])
 
 
+def _semi_sync_waits_for_nobody(run: InitRun) -> None:
+    """Semi-sync off on a node whose peer does not replicate from it yet: no one could acknowledge
+    its commits, and each would wait ``rpl_semi_sync_master_timeout`` (10 s by default) for
+    nothing. That is the active's own writes (schema, generation 1) and, with
+    ``log_slave_updates``, the standby applying them: its applier waits as well, and the active's
+    replication set up after that waits for it. Nothing is lost: the active is read-only until
+    the ``writable`` step, which comes after ``replication`` has turned it on again."""
+    if not run.inv.settings.mysql.semi_sync.enabled:
+        return
+    for node in (run.active, run.standby):
+        peer = run.inv.db_pair.peer_of(node).name
+        if run.value(node, "SELECT @@rpl_semi_sync_master_enabled") == "0":
+            continue
+        fields = _replica_fields(run, peer)
+        if fields.get("Slave_IO_Running") == "Yes" and fields.get("Slave_SQL_Running") == "Yes":
+            continue
+        run.sql(node, "SET GLOBAL rpl_semi_sync_master_enabled = OFF")
+        run.did(f"{node}: semi-synchronous replication off until {peer} replicates from it "
+                f"(nobody could acknowledge init's writes)")
+
+
 def _schema(run: InitRun, _: Step) -> None:
     mysql = run.inv.settings.mysql
+    _semi_sync_waits_for_nobody(run)
     present = set(run.sql(run.active, "SHOW DATABASES").stdout.split())
     absent = [d for d in mysql.databases if d not in present]
     if absent:  # empty, on the active: they replicate; the monitoring master fills them
@@ -422,12 +444,6 @@ def _replica_fields(run: InitRun, node: str) -> dict[str, str]:
 
 
 def _replication(run: InitRun, _: Step) -> None:
-    if run.inv.settings.mysql.semi_sync.enabled:
-        for node in (run.active, run.standby):
-            # a takeover whose peer was gone turned it off at runtime; the pair is whole again
-            if run.value(node, "SELECT @@rpl_semi_sync_master_enabled") == "0":
-                run.sql(node, "SET GLOBAL rpl_semi_sync_master_enabled = ON")
-                run.did(f"{node}: semi-synchronous replication on again")
     for node in (run.standby, run.active):
         fields = _replica_fields(run, node)
         if fields.get("Slave_IO_Running") == "Yes" and fields.get("Slave_SQL_Running") == "Yes":
@@ -454,6 +470,13 @@ def _replication(run: InitRun, _: Step) -> None:
 
         wait_until(running, f"replication threads on {node}", 60)
         run.did(f"{node}: replicating from {run.inv.db_pair.peer_of(node).name}")
+    if run.inv.settings.mysql.semi_sync.enabled:
+        for node in (run.active, run.standby):
+            # off at runtime: by init's schema step (no replica yet) or by a takeover whose peer
+            # was gone; each node's peer replicates from it now, so it can acknowledge
+            if run.value(node, "SELECT @@rpl_semi_sync_master_enabled") == "0":
+                run.sql(node, "SET GLOBAL rpl_semi_sync_master_enabled = ON")
+                run.did(f"{node}: semi-synchronous replication on again")
 
 
 def _writable(run: InitRun, _: Step) -> None:

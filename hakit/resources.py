@@ -84,11 +84,19 @@ def _heartbeat(run) -> None:
                 run.runners[node.name].put(art.path, art.content, art.mode)
                 changed = True
         if changed:
-            # heartbeat reads haresources when it starts: restart both, the active first, so
-            # the resources start there and the standby joins without taking them
+            # heartbeat reads haresources when it starts: stop both (at once: each stop takes
+            # a few seconds), start the active first, so the resources start there and the
+            # standby joins without taking them
+            from concurrent.futures import ThreadPoolExecutor
+
             standby = pair.peer_of(active).name
-            service(run.runners[standby], "heartbeat", "stop", warn=True)
-            service(run.runners[active], "heartbeat", "restart")
+            with ThreadPoolExecutor(max_workers=2) as pool:
+                stopping = pool.submit(service, run.runners[standby], "heartbeat", "stop", warn=True)
+                stopped = service(run.runners[active], "heartbeat", "stop", warn=True)
+                stopping.result()
+            if not stopped.ok:
+                raise OperationFailed(f"{active}: heartbeat did not stop: {stopped.stderr.strip()[-300:]}")
+            service(run.runners[active], "heartbeat", "start")
             service(run.runners[standby], "heartbeat", "start")
             run.did(f"haresources of pair {pair.name} installed; heartbeat restarted ({active} first)")
         vip = pair.vip.address

@@ -149,7 +149,10 @@ def initialised_lab(folder: Path, stack: str, timings: str = "hakit", seed_rows:
         if configure is not None:
             configure(data["all"]["vars"]["hakit"])
         driver.inventory.write_text(yaml.safe_dump(data, sort_keys=False))
-        seed = (f"SET GLOBAL read_only = OFF; CREATE DATABASE IF NOT EXISTS opsview; "
+        # a monitoring master from before hakit: no semi-sync (its commits would wait out the
+        # timeout, nobody replicates yet); init turns it on once both directions run
+        seed = (f"SET GLOBAL rpl_semi_sync_master_enabled = OFF; SET GLOBAL read_only = OFF; "
+                f"CREATE DATABASE IF NOT EXISTS opsview; "
                 f"CREATE TABLE IF NOT EXISTS opsview.results (id INT PRIMARY KEY, host VARCHAR(64), state INT) "
                 f"ENGINE=InnoDB; USE opsview; INSERT IGNORE INTO opsview.results SELECT seq, CONCAT('host', seq), seq % 4 "
                 f"FROM seq_1_to_{int(seed_rows)}; SET GLOBAL read_only = ON")

@@ -61,7 +61,8 @@ def pair(request, tmp_path_factory):
         data = yaml.safe_load(path.read_text())
         data["all"]["vars"]["hakit"]["failover"] = {"anti_flap_seconds": WINDOW}
         path.write_text(yaml.safe_dump(data, sort_keys=False))
-        sql(lab, "n1", "SET GLOBAL read_only = OFF; CREATE DATABASE opsview; USE opsview; "
+        sql(lab, "n1", "SET GLOBAL rpl_semi_sync_master_enabled = OFF; SET GLOBAL read_only = OFF; "
+                       "CREATE DATABASE opsview; USE opsview; "
                        "CREATE TABLE results (id INT PRIMARY KEY, host VARCHAR(64), state INT) ENGINE=InnoDB; "
                        "INSERT INTO results SELECT seq, CONCAT('host', seq), seq % 4 FROM seq_1_to_5000; "
                        "SET GLOBAL read_only = ON")

@@ -131,7 +131,8 @@ def pair(request, tmp_path_factory):
     gen = build_lab(tmp_path_factory, "two-node", request.param)
     lab = next(gen)
     try:
-        sql(lab, "n1", "SET GLOBAL read_only = OFF; CREATE DATABASE opsview; USE opsview; "
+        sql(lab, "n1", "SET GLOBAL rpl_semi_sync_master_enabled = OFF; SET GLOBAL read_only = OFF; "
+                       "CREATE DATABASE opsview; USE opsview; "
                        "CREATE TABLE opsview.results (id INT PRIMARY KEY, host VARCHAR(64), state INT) ENGINE=InnoDB; "
                        "INSERT INTO opsview.results SELECT seq, CONCAT('host', seq), seq % 4 FROM seq_1_to_20000; "
                        "SET GLOBAL read_only = ON")

@@ -35,7 +35,8 @@ def test_bulk_database_seeded_without_global_lock_under_writes(lab, capsys):
                                                    "bulk_databases": ["odw"]})
     inv = lab.dir / "inventory-bulk.yml"
     inv.write_text(yaml.safe_dump(data))
-    sql(lab, "n1", "SET GLOBAL read_only = OFF; CREATE DATABASE opsview; CREATE DATABASE odw; "
+    sql(lab, "n1", "SET GLOBAL rpl_semi_sync_master_enabled = OFF; SET GLOBAL read_only = OFF; "
+                   "CREATE DATABASE opsview; CREATE DATABASE odw; "
                    "USE opsview; CREATE TABLE opsview.hosts (id INT PRIMARY KEY) ENGINE=InnoDB; "
                    "INSERT INTO opsview.hosts SELECT seq FROM seq_1_to_100; "
                    "CREATE TABLE opsview.legacy (id INT) ENGINE=MyISAM; INSERT INTO opsview.legacy VALUES (1); USE odw; "

@@ -106,8 +106,10 @@ class Pair:
 
 
 def preload(lab: Lab) -> None:
-    """n1 holds the monitoring data before hakit is involved (an existing Opsview master)."""
-    sql(lab, "n1", "SET GLOBAL read_only = OFF; CREATE DATABASE opsview; USE opsview; "
+    """n1 holds the monitoring data before hakit is involved (an existing Opsview master: no
+    semi-sync yet, its commits wait for nobody)."""
+    sql(lab, "n1", "SET GLOBAL rpl_semi_sync_master_enabled = OFF; SET GLOBAL read_only = OFF; "
+                   "CREATE DATABASE opsview; USE opsview; "
                    "CREATE TABLE opsview.results (id INT PRIMARY KEY, host VARCHAR(64), state INT) ENGINE=InnoDB; "
                    f"INSERT INTO opsview.results SELECT seq, CONCAT('host', seq), seq % 4 FROM seq_1_to_{ROWS}; "
                    "SET GLOBAL read_only = ON")
@@ -155,6 +157,19 @@ def test_init_seeds_the_standby_and_makes_the_pair_healthy(pair, capsys):
     assert sql(pair.lab, "n2", "SELECT COUNT(*), SUM(state) FROM opsview.results") == \
         sql(pair.lab, "n1", "SELECT COUNT(*), SUM(state) FROM opsview.results")
     assert sql(pair.lab, "n2", "SELECT COUNT(*) FROM opsview.results").strip() == str(ROWS)
+
+
+def test_init_never_waits_out_the_semi_sync_timeout(pair):
+    # no commit of init waited for an acknowledgement nobody could give (the peer did not
+    # replicate yet): MariaDB counts those (Rpl_semi_sync_master_no_tx); each cost
+    # rpl_semi_sync_master_timeout, 10 s on the lab, three times per init before. The standby
+    # counts too: with log_slave_updates its applier waits for the active's acknowledgement.
+    for node in ("n1", "n2"):
+        assert sql(pair.lab, node, "SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_master_no_tx'").split() == \
+            ["Rpl_semi_sync_master_no_tx", "0"], node
+        assert sql(pair.lab, node, "SELECT @@rpl_semi_sync_master_enabled").strip() == "1", node
+    assert sql(pair.lab, "n1", "SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_master_status'").split() == \
+        ["Rpl_semi_sync_master_status", "ON"]
 
 
 def test_no_secret_ever_appeared_on_a_command_line(pair):

@@ -30,7 +30,8 @@ def lab(tmp_path_factory):
 def test_a_standby_with_data_of_its_own_is_refused_then_init_converges(lab, capsys):
     inv = str(lab.dir / "inventory.yml")
     for node, rows in (("n1", 30), ("n2", 7)):  # two servers that each wrote on their own
-        sql(lab, node, "SET GLOBAL read_only = OFF; CREATE DATABASE opsview; USE opsview; "
+        sql(lab, node, "SET GLOBAL rpl_semi_sync_master_enabled = OFF; SET GLOBAL read_only = OFF; "
+                       "CREATE DATABASE opsview; USE opsview; "
                        f"CREATE TABLE hosts (id INT PRIMARY KEY) ENGINE=InnoDB; "
                        f"INSERT INTO hosts SELECT seq FROM seq_1_to_{rows}; SET GLOBAL read_only = ON")
     code, _, err = hakit(capsys, "-i", inv, "init")
