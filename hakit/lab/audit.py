@@ -47,6 +47,15 @@ class Auditor:
         for moment, nodes in both:
             self._violate(step, "one writable node", f"{' and '.join(nodes)} writable at once (t={moment:.3f})")
 
+    def vip_samples(self, step: int, samples: int, twice: list[tuple[float, list[str]]]) -> None:
+        """The VIP on at most one node per pair at every sample (the sampler reads each node's
+        local addresses from its network namespace, continuously: a VIP held twice for a moment
+        splits the clients even if it has settled by the time ``status`` looks)."""
+        self.checks["VIP on one node at every sample"] = self.checks.get("VIP on one node at every sample", 0) + samples
+        for moment, nodes in twice:
+            self._violate(step, "VIP on one node at every sample",
+                          f"the VIP on {' and '.join(nodes)} at once (t={moment:.3f})")
+
     def status(self, step: int, doc: dict[str, Any], *, settled: bool) -> None:
         """A status document: the generation never decreases; once ``settled`` (the campaign has
         recovered the pair), the VIP is on exactly one node and it is the writable one."""
@@ -70,12 +79,15 @@ class Auditor:
             self._violate(step, "the VIP follows the writable node",
                           f"VIP on {holders[0]}, writable: {', '.join(writable) or 'none'}")
 
-    def acknowledged_writes(self, step: int, active: str, lost: list[int]) -> None:
-        """With semi-sync, every write the writer saw acknowledged is on the active."""
+    def acknowledged_writes(self, step: int, active: str, lost: list[int], writer: str = "the writer") -> None:
+        """With semi-sync, every write ``writer`` saw acknowledged is on the active (the writer
+        through the VIP from the host, or one inside a node: the side of a cut the host does not
+        see)."""
         self._check("acknowledged writes kept")
         if lost:
             shown = ", ".join(str(i) for i in lost[:10]) + (" …" if len(lost) > 10 else "")
-            self._violate(step, "acknowledged writes kept", f"{len(lost)} acknowledged ids missing on {active}: {shown}")
+            self._violate(step, "acknowledged writes kept",
+                          f"{len(lost)} ids acknowledged to {writer} missing on {active}: {shown}")
 
     def checksums(self, step: int, sums: dict[str, dict[str, int | None]]) -> None:
         """After a resync, every table has the same checksum on both nodes."""

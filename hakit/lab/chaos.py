@@ -12,13 +12,21 @@ operator would with hakit's own commands, and hands every observation to the
 * ``partition`` of either node, healed after a few seconds: whichever side lost is brought
   back (Pacemaker fenced it; heartbeat's isolated active made itself read-only) and resynced;
 * ``stop-stack`` on either node: the stack is started again, the stale node is resynced;
-* ``interrupt-switchover`` / ``interrupt-resync``: the command is killed (SIGKILL) at a random
-  moment and run again, which must converge (a switchover run a third time has nothing to do).
+* ``interrupt-switchover`` / ``interrupt-resync`` / ``interrupt-takeover``: the command is
+  killed (SIGKILL) at a random moment and run again, which must converge (a switchover run a
+  third time has nothing to do); the takeover follows a crash of the active's MariaDB and races
+  the stack's own failover;
+* the faults real data centres see (issue 21): ``hang``, ``peer-partition``, ``one-way``,
+  ``long-write-stop``, ``kill-mysqld-standby``, ``slow-link``.
 
-After each step: at most one writable node at every sample, the generation never lower than
-before, the VIP on exactly one node and it the writable one, every acknowledged write on the
-active, no resource active twice (``crm_mon``), the two nodes' tables equal (once the standby
-has caught up with the writer stopped), every operation converged.
+Besides the writer through the VIP from this machine, a writer inside each node (its own
+network namespace, through the VIP) is a client on each side of every cut.
+
+After each step: at most one writable node and the VIP on at most one node at every sample,
+the generation never lower than before, the VIP on exactly one node and it the writable one,
+every write acknowledged to any of the writers on the active, no resource active twice
+(``crm_mon``), the two nodes' tables equal (once the standby has caught up with the writers
+stopped), every operation converged.
 """
 
 from __future__ import annotations
@@ -40,9 +48,10 @@ from hakit.lab.driver import HAKIT, PairDriver, node_exec, run_hakit
 #: ways, or one), a long statement during a clean stack stop, the standby's database crashing,
 #: a slow link
 CLASSIC = ("kill-node", "kill-mysqld", "partition", "stop-stack", "interrupt-switchover", "interrupt-resync")
-KINDS = CLASSIC + ("hang", "peer-partition", "one-way", "long-write-stop", "kill-mysqld-standby", "slow-link")
+KINDS = CLASSIC + ("hang", "peer-partition", "one-way", "long-write-stop", "kill-mysqld-standby", "slow-link",
+                   "interrupt-takeover")
 #: faults whose node is always the active, or always the standby; the others strike either
-ON_ACTIVE = ("kill-node", "kill-mysqld", "interrupt-switchover", "hang", "long-write-stop")
+ON_ACTIVE = ("kill-node", "kill-mysqld", "interrupt-switchover", "hang", "long-write-stop", "interrupt-takeover")
 ON_STANDBY = ("interrupt-resync", "kill-mysqld-standby")
 #: faults that last a drawn 3-8 s before they are undone (the others are killed after 0.2-4 s)
 LASTING = ("partition", "peer-partition", "one-way", "slow-link")
@@ -95,6 +104,12 @@ class StepReport:
                 "recovery_seconds": self.recovery_seconds, "notes": self.notes, "violations": self.violations,
                 "error": self.error}
 
+
+#: the strategies an interrupted resync is drawn among (rejoin: the standby asks the active for
+#: what it lacks; dump and backup copy the data)
+RESYNC_STRATEGIES = ("dump", "backup", "rejoin")
+#: how often each writer inside a node commits (seconds): the host's writer commits every 5 ms
+INSIDE_INTERVAL = 0.02
 
 #: while the pair settles without an active, how often the stacks are looked at (seconds)
 REVIVE_EVERY = 15.0
@@ -292,6 +307,27 @@ class Campaign:
         if again.returncode != 0:
             report.notes.append(f"run again: exit {again.returncode}: {again.stderr.strip()[-200:]}")
 
+    def _inside_writers(self) -> dict:
+        """A writer inside each node of the pair, through the VIP from that node's network
+        namespace: a client on each side of every cut (the host's writer sees only the side the
+        host reaches). Each has its own login and table; what it saw acknowledged must be on
+        the active after recovery like the host writer's."""
+        from hakit.lab.writer import Writer
+
+        subnet = self.lab.host_address.rsplit(".", 1)[0] + ".%"
+        inits = self._inits()
+        writers: dict = {}
+        try:
+            for name in self.pair:
+                writers[name] = Writer(self.lab.inv(), self.lab.vip(), subnet, interval=INSIDE_INTERVAL,
+                                       timeout=1.0, connect_timeout=0.25, table=f"opsview.hakit_writer_{name}",
+                                       user=f"writer_{name}", netns_init=inits[name]).start()
+        except BaseException:
+            for w in writers.values():
+                w.stop()
+            raise
+        return writers
+
     # ------------------------------------------------------------------ the campaign
 
     def step(self, index: int, fault: Fault) -> StepReport:
@@ -305,9 +341,10 @@ class Campaign:
         report.notes.extend(self._pending_notes)
         self._pending_notes.clear()
         self.say(f"step {index}: {fault.kind} on {node} ({fault.target})")
-        sampler = WritableSampler(self._inits, [self.pair])
+        sampler = WritableSampler(self._inits, [self.pair], vips=[self.lab.vip()])
         sampler.start()
         writer = self.lab.writer().start()
+        inside = self._inside_writers()
         started = time.monotonic()
         try:
             if fault.kind in ("kill-node", "kill-mysqld"):
@@ -325,22 +362,35 @@ class Campaign:
                 self._stop_stack(report)
             elif fault.kind == "interrupt-switchover":
                 self._interrupted(report, ["switchover", "--yes", "--node", standby], then_nothing_to_do=True)
+            elif fault.kind == "interrupt-takeover":
+                # the operator's takeover racing the stack's own failover, killed half-way
+                self.lab.fault("kill-mysqld", node)
+                self._interrupted(report, ["takeover", "--yes", "--node", standby], then_nothing_to_do=False)
+                self._bring_back(node)
             elif fault.kind == "interrupt-resync":
-                strategy = random.Random(f"{index}-{fault.delay}").choice(("dump", "backup"))
+                strategy = random.Random(f"{index}-{fault.delay}").choice(RESYNC_STRATEGIES)
                 self._interrupted(report, ["resync", "--yes", "--node", node, "--strategy", strategy],
                                   then_nothing_to_do=False)
             doc = self._healthy(report=report)
             report.recovery_seconds = round(time.monotonic() - started, 1)
             report.active_after = doc["active"]
+            for w in inside.values():
+                w.stop()  # before they are read: no write in flight
             if self.semi_sync:
                 self.auditor.acknowledged_writes(index, doc["active"], writer.lost_on(doc["active"]))
+                for name, w in inside.items():
+                    self.auditor.acknowledged_writes(index, doc["active"], w.lost_on(doc["active"]),
+                                                     writer=f"the writer inside {name}")
         except Exception as exc:  # noqa: BLE001 - a step that cannot recover is reported, and ends the campaign
             report.error = f"{type(exc).__name__}: {exc}"[:500]
         finally:
             writer.stop()
+            for w in inside.values():
+                w.stop()
             sampler.stop()
         before = len(self.auditor.violations)
         self.auditor.writable_samples(index, sampler.samples, sampler.both)
+        self.auditor.vip_samples(index, sampler.samples, sampler.vip_twice)
         if report.error is None:
             try:
                 doc = self._caught_up()

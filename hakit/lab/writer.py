@@ -15,6 +15,7 @@ over the network, so a partition does not hide a writable node) until stopped.
 
 from __future__ import annotations
 
+import re
 import secrets as _secrets
 import subprocess
 import threading
@@ -47,10 +48,21 @@ class Writer:
 
     def __init__(self, inv: Inventory, vip: str, client_address: str, *, interval: float = 0.005,
                  timeout: float = 1.0, connect_timeout: float | None = None,
-                 run_sql: Callable[[str, str], str] | None = None):
+                 run_sql: Callable[[str, str], str] | None = None, table: str = TABLE, user: str = "writer",
+                 netns_init: int | None = None):
         self.inv, self.vip, self.interval, self.timeout = inv, vip, interval, timeout
         self.connect_timeout = timeout if connect_timeout is None else connect_timeout
         self.client_address = client_address
+        # they go into SQL text: plain names only (and the client an address or a subnet pattern)
+        if not re.fullmatch(r"[a-z_][a-z0-9_]{0,31}", user) or \
+                not re.fullmatch(r"[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*", table) or \
+                not re.fullmatch(r"(\d{1,3}\.){3}(\d{1,3}|%)", client_address):
+            raise ValueError(f"writer: user {user!r}, table {table!r} or client {client_address!r} is not a plain "
+                             f"name / an IPv4 address or a.b.c.%")
+        self.table, self.user = table, user
+        #: a node's init: the writer's connections are made from inside that node's network
+        #: namespace (a client on that side of a cut); None: from this machine
+        self.netns_init = netns_init
         self.run_sql = run_sql or self._sql_over_ssh
         self.password = _secrets.token_urlsafe(18)
         self.acks: list[Ack] = []
@@ -60,12 +72,12 @@ class Writer:
         active = self.active_node()
         # the password goes on stdin (the SQL), never on a command line
         self.run_sql(active, (
-            f"CREATE USER IF NOT EXISTS 'writer'@'{client_address}' IDENTIFIED BY '{self.password}';\n"
-            f"ALTER USER 'writer'@'{client_address}' IDENTIFIED BY '{self.password}';\n"
-            f"GRANT INSERT, SELECT ON opsview.* TO 'writer'@'{client_address}';\n"
+            f"CREATE USER IF NOT EXISTS '{user}'@'{client_address}' IDENTIFIED BY '{self.password}';\n"
+            f"ALTER USER '{user}'@'{client_address}' IDENTIFIED BY '{self.password}';\n"
+            f"GRANT INSERT, SELECT ON opsview.* TO '{user}'@'{client_address}';\n"
             f"CREATE DATABASE IF NOT EXISTS opsview;\n"
-            f"CREATE TABLE IF NOT EXISTS {TABLE} (id INT PRIMARY KEY, at DATETIME(6)) ENGINE=InnoDB;\n"
-            f"DELETE FROM {TABLE};\n"))
+            f"CREATE TABLE IF NOT EXISTS {table} (id INT PRIMARY KEY, at DATETIME(6)) ENGINE=InnoDB;\n"
+            f"DELETE FROM {table};\n"))
 
     # ------------------------------------------------------------------ the nodes
 
@@ -93,12 +105,18 @@ class Writer:
     def _connect(self):
         import pymysql
 
-        return pymysql.connect(host=self.vip, user="writer", password=self.password, autocommit=True,
+        return pymysql.connect(host=self.vip, user=self.user, password=self.password, autocommit=True,
                                connect_timeout=self.connect_timeout, read_timeout=self.timeout, write_timeout=self.timeout)
 
     def _loop(self) -> None:
         import pymysql
 
+        if self.netns_init is not None:
+            try:
+                enter_netns(self.netns_init)  # this thread only: its sockets live in the node
+            except OSError as exc:
+                self.errors.append((time.monotonic(), f"cannot enter the node's network: {exc}"))
+                return
         conn, next_id, sent = None, 1, None
         while not self._halt.is_set():
             if sent is None:
@@ -107,7 +125,7 @@ class Writer:
                 if conn is None:
                     conn = self._connect()
                 with conn.cursor() as cur:
-                    cur.execute(f"INSERT INTO {TABLE} VALUES (%s, NOW(6))", (next_id,))
+                    cur.execute(f"INSERT INTO {self.table} VALUES (%s, NOW(6))", (next_id,))
                 self.acks.append(Ack(next_id, sent, time.monotonic()))
                 next_id, sent = next_id + 1, None
             except pymysql.err.IntegrityError:  # the retried write had committed before
@@ -181,11 +199,55 @@ class Writer:
         return None
 
     def held_by(self, node: str) -> set[int]:
-        return {int(x) for x in self.run_sql(node, f"SELECT id FROM {TABLE};").split()}
+        return {int(x) for x in self.run_sql(node, f"SELECT id FROM {self.table};").split()}
 
     def lost_on(self, node: str) -> list[int]:
         """Acknowledged ids that ``node`` does not hold (must be empty on the surviving active)."""
         return sorted(set(self.acked) - self.held_by(node))
+
+
+#: setns(2)'s flag for a network namespace
+CLONE_NEWNET = 0x40000000
+
+
+def enter_netns(init: int) -> None:
+    """Move the calling thread (only it: a network namespace is per thread) into the network
+    namespace of the process ``init``. Its sockets are made there from then on."""
+    import ctypes
+    import os
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = os.open(f"/proc/{init}/ns/net", os.O_RDONLY)
+    try:
+        if libc.setns(fd, CLONE_NEWNET) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err))
+    finally:
+        os.close(fd)
+
+
+def local_addresses(fib_trie: str) -> set[str]:
+    """The IPv4 addresses a network namespace holds, from its ``/proc/PID/net/fib_trie``: each
+    ``|-- ADDRESS`` leaf followed by a ``/32 host LOCAL`` entry (read without a process: the
+    sampler looks ten times a second)."""
+    found: set[str] = set()
+    leaf = None
+    for line in fib_trie.splitlines():
+        text = line.strip()
+        if text.startswith("|-- "):
+            leaf = text[4:]
+        elif leaf is not None and text.startswith("/32 host LOCAL"):
+            found.add(leaf)
+    return found
+
+
+def holds_address(init: int, address: str) -> bool:
+    """Whether the node of ``init`` holds ``address`` (a node powered off holds nothing)."""
+    try:
+        with open(f"/proc/{init}/net/fib_trie") as fh:
+            return address in local_addresses(fh.read())
+    except OSError:
+        return False
 
 
 def _running(pid: int) -> bool:
@@ -210,11 +272,16 @@ class WritableSampler(threading.Thread):
     writes, so it is writable until proven otherwise (DESIGN.md, invariant 9).
     """
 
-    def __init__(self, inits: Callable[[], dict[str, int | None]], pairs: list[list[str]], interval: float = 0.1):
+    def __init__(self, inits: Callable[[], dict[str, int | None]], pairs: list[list[str]], interval: float = 0.1,
+                 vips: list[str | None] | None = None):
         super().__init__(daemon=True, name="hakit-writable-sampler")
         self.inits, self.pairs, self.interval = inits, pairs, interval
+        #: each pair's VIP (None: not sampled); the nodes holding it are read at every sample
+        self.vips = vips or [None] * len(pairs)
         self.samples = 0
         self.both: list[tuple[float, list[str]]] = []
+        #: the moments at which a pair's VIP was on more than one node
+        self.vip_twice: list[tuple[float, list[str]]] = []
         #: (moment, node) of every read that did not answer in time: counted as writable
         self.unanswered: list[tuple[float, str]] = []
         self._halt = threading.Event()
@@ -269,10 +336,14 @@ class WritableSampler(threading.Thread):
                 self.unanswered += [(now, name) for name, answer in seen.items() if answer is None]
                 writable = {name for name, answer in seen.items() if answer is not False}
                 self.samples += 1
-                for pair in self.pairs:
+                for pair, vip in zip(self.pairs, self.vips):
                     found = sorted(writable & set(pair))
                     if len(found) > 1:
                         self.both.append((now, [n + ("?" if seen[n] is None else "") for n in found]))
+                    if vip is not None:
+                        holders = sorted(n for n in pair if n in live and holds_address(live[n], vip))
+                        if len(holders) > 1:
+                            self.vip_twice.append((now, holders))
                 time.sleep(self.interval)
 
     def stop(self) -> None:

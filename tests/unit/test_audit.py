@@ -44,8 +44,20 @@ def test_lost_acknowledged_writes_and_unequal_tables_are_violations():
     a.checksums(2, {"n1": {"opsview.a": 5, "opsview.b": 7}, "n2": {"opsview.a": 5, "opsview.b": 8}})
     a.checksums(3, {"n1": {"opsview.a": 5}, "n2": {}})  # a table missing on one side
     assert rules(a) == ["acknowledged writes kept", "tables equal after resync", "tables equal after resync"]
-    assert "14 acknowledged ids missing on n2: 1, 2" in str(a.violations[0]) and "…" in str(a.violations[0])
+    assert "14 ids acknowledged to the writer missing on n2: 1, 2" in str(a.violations[0]) and "…" in str(a.violations[0])
     assert "opsview.b" in str(a.violations[1]) and "opsview.a" in str(a.violations[2])
+
+
+def test_the_vip_on_two_nodes_in_any_sample_is_a_violation_and_every_sample_counts():
+    a = Auditor([["n1", "n2"]])
+    a.vip_samples(1, 120, [])
+    assert a.ok and a.checks["VIP on one node at every sample"] == 120
+    a.vip_samples(2, 80, [(12.5, ["n1", "n2"])])
+    a.acknowledged_writes(2, "n2", [7], writer="the writer inside n1")
+    assert rules(a) == ["VIP on one node at every sample", "acknowledged writes kept"]
+    assert a.checks["VIP on one node at every sample"] == 200
+    assert "the VIP on n1 and n2 at once (t=12.500)" in str(a.violations[0])
+    assert "1 ids acknowledged to the writer inside n1 missing on n2: 7" in str(a.violations[1])
 
 
 CRM_MON = """<pacemaker-result api-version="2.25" request="crm_mon -1 --output-as=xml">

@@ -17,7 +17,8 @@ def test_every_kind_is_drawn_with_sensible_targets_and_delays():
     faults = draw(1, 800)
     assert {f.kind for f in faults} == set(KINDS)
     for f in faults:
-        if f.kind in ("kill-node", "kill-mysqld", "interrupt-switchover", "hang", "long-write-stop"):
+        if f.kind in ("kill-node", "kill-mysqld", "interrupt-switchover", "hang", "long-write-stop",
+                      "interrupt-takeover"):
             assert f.target == "active"
         if f.kind in ("interrupt-resync", "kill-mysqld-standby"):
             assert f.target == "standby"

@@ -356,7 +356,10 @@ ALLOWED_SQL = {
     ("hakit/validate.py", "user"): "an Ident of the model (test_model_identifiers_refuse_quotes)",
     ("hakit/validate.py", "peer.address"): "an IPv4 address normalised by the model (test_model_addresses_and_names)",
     ("hakit/lab/chaos.py", "listed"): "Idents of the lab's inventory (test_model_identifiers_refuse_quotes)",
-    ("hakit/lab/writer.py", "client_address"): "the lab host's own address on the lab bridge (an IPv4 address)",
+    ("hakit/lab/writer.py", "client_address"): "an IPv4 address or a.b.c.% (test_the_writer_takes_only_plain_names)",
+    ("hakit/lab/writer.py", "user"): "a plain lower-case name (test_the_writer_takes_only_plain_names)",
+    ("hakit/lab/writer.py", "table"): "schema.table of plain names (test_the_writer_takes_only_plain_names)",
+    ("hakit/lab/writer.py", "self.table"): "schema.table of plain names (test_the_writer_takes_only_plain_names)",
     ("hakit/lab/writer.py", "self.password"): "secrets.token_urlsafe(): letters, digits, '-' and '_'",
 }
 SAFE_SQL_CALLS = {"ident", "mysql_ident", "_table_ref", "sql_string", "int", "float", "len"}
