@@ -17,8 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-#: what a stop or a self-fence does next
-Action = Literal["done", "set_read_only", "kill", "wait", "fail"]
+#: what a stop, a self-fence or the watcher does next
+Action = Literal["done", "set_read_only", "kill", "wait", "fail", "report_failed", "hand_over", "start_role"]
 
 
 @dataclass(frozen=True)
@@ -154,3 +154,99 @@ def isolation_decision(now: float, last_answer: float, *, isolation: float, fenc
         return Decision("set_read_only", f"no answer from the peer nor any ping node for {silent:.1f}s "
                                          f"(>= {isolation:g}s): this node is the isolated one and fences itself")
     return Decision("wait", f"no answer for {silent:.1f}s; isolated at {isolation:g}s")
+
+
+# --------------------------------------------------------------------------- the watcher's checks
+
+#: how one check of the local database ended: it answered writable, it answered read-only,
+#: nothing listens on its socket, or any other failure (a timeout, a refused login, a full disk)
+CheckOutcome = Literal["writable", "read_only", "gone", "failed"]
+
+
+@dataclass(frozen=True)
+class CheckVerdict:
+    bad: int  #: failed checks in a row (0 after a good one)
+    gone: bool  #: the last failure found nothing listening: the next checks come sooner
+    reason: str = ""  #: why the check failed ("" when it did not)
+
+
+def check_verdict(outcome: CheckOutcome, bad: int, failures: int, *, want_writable: bool,
+                  exited: bool) -> CheckVerdict:
+    """What one check of the local database means for the watcher.
+
+    ``want_writable``: the node holds the role and the watcher did not make it read-only itself
+    (heartbeat): a database that answers read-only then fails the check (a supervisor restarted
+    it after a crash: it comes back read-only, and heartbeat, which monitors nothing, would keep
+    a read-only active for ever). ``exited``: the server's process was seen to exit: nothing
+    listening is then conclusive (``failures`` at once). A server that does not answer in time
+    fails the check like any other failure: three in a row give the role up."""
+    if outcome == "writable" or (outcome == "read_only" and not want_writable):
+        return CheckVerdict(0, False)
+    if outcome == "read_only":
+        return CheckVerdict(bad + 1, False, "the node holds the role but its database is read-only "
+                                            "(restarted after a crash?)")
+    if outcome == "gone":
+        if exited:
+            return CheckVerdict(max(bad + 1, failures), True, "the database server's process exited and nothing "
+                                                              "listens")
+        return CheckVerdict(bad + 1, True, "nothing listens on the database's socket")
+    return CheckVerdict(bad + 1, False, "the database did not answer the check")
+
+
+def next_check_in(verdict: CheckVerdict, failures: int, *, interval: float, recheck_gone: float) -> float:
+    """Seconds until the next check: sooner after a check that found nothing listening (no
+    slowness explains that), until the watcher has given up."""
+    return min(interval, recheck_gone) if verdict.gone and verdict.bad < failures else interval
+
+
+def peer_check_due(now: float, *, bad: int, failures: int, demoted: bool, checked_at: float,
+                   every: float) -> bool:
+    """heartbeat: whether the watcher asks its heartbeat about the peer now: once every
+    ``every`` seconds while all is well (so that a database dying after hours asks at once),
+    and at every round once the database has failed."""
+    return (bad >= failures and not demoted) or now - checked_at >= every
+
+
+def give_up_decision(now: float, *, stack: str, bad: int, failures: int, demoted: bool, asked_at: float,
+                     ask_again: float, peer_active_since: float | None = None, settle: float = 0.0) -> Decision:
+    """Whether the watcher gives the role up now, after ``bad`` failed checks in a row.
+
+    Pacemaker: ``report_failed`` (``crm_resource --fail``: a failed monitor now, the group moves
+    to the peer). heartbeat: ``hand_over`` (``hb_standby all``), but only to a peer whose
+    heartbeat has been active for ``settle`` seconds (a request that reaches a heartbeat still
+    starting leaves it "standby in progress" for an hour), and not while the watcher made the
+    database read-only itself (isolated: the peer takes over by itself). Either is asked again
+    only after ``ask_again`` seconds."""
+    if bad < failures:
+        return Decision("wait", f"{bad}/{failures} failed checks")
+    if now - asked_at < ask_again:
+        return Decision("wait", f"asked {now - asked_at:.1f}s ago; asked again after {ask_again:g}s")
+    if stack == "pacemaker":
+        return Decision("report_failed", f"{bad} failed checks in a row: the role is reported failed")
+    if demoted:
+        return Decision("wait", "the database was made read-only by the watcher (isolated): the peer takes over "
+                                "by itself")
+    if peer_active_since is None:
+        return Decision("wait", "the peer's heartbeat is not active: nobody to hand the resources to")
+    if now - peer_active_since < settle:
+        return Decision("wait", f"the peer's heartbeat has been active for {now - peer_active_since:.1f}s only "
+                                f"(< {settle:g}s)")
+    return Decision("hand_over", f"{bad} failed checks in a row: the resources go to the peer")
+
+
+def rejoin_decision(now: float, *, demoted: bool, cut_since: float | None, back_since: float | None,
+                    restarted_at: float, rejoin: float, ask_again: float) -> tuple[float | None, Decision]:
+    """heartbeat: an active that fenced itself while isolated, once the network is back. If
+    heartbeat still gives it the group ``rejoin`` seconds later (nobody took over: the peer's
+    heartbeat was down, or the cut was short), the role's start runs again (its planner
+    refuses while the peer is writable or newer). Returns the moment the network is known
+    back since (None: not in that situation) and the decision."""
+    if not demoted or cut_since is not None:
+        return None, Decision("wait", "not a self-fenced node with its network back")
+    back = back_since if back_since is not None else now
+    if now - back < rejoin:
+        return back, Decision("wait", f"the network has been back for {now - back:.1f}s (< {rejoin:g}s)")
+    if now - restarted_at < ask_again:
+        return back, Decision("wait", f"the role's start ran {now - restarted_at:.1f}s ago")
+    return back, Decision("start_role", f"the network has been back for {rejoin:g}s: the role's start runs again "
+                                        f"if heartbeat still gives this node the group")

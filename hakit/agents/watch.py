@@ -41,7 +41,8 @@ import sys
 import time
 
 from hakit.agents.context import NodeContext
-from hakit.agents.decide import isolation_decision
+from hakit.agents.decide import (CheckOutcome, CheckVerdict, check_verdict, give_up_decision, isolation_decision,
+                                  next_check_in, peer_check_due, rejoin_decision)
 from hakit.agents.lean import PIDFILE, spawn_once
 from hakit.errors import HakitError
 from hakit.mysql import DatabaseUnreachable
@@ -219,25 +220,20 @@ class ServerExit:
 
 
 def _checked(ctx: NodeContext, bad: int, failures: int, writable: bool = False,
-             exited: bool = False) -> tuple[int, bool]:
-    """One check of the local database: how many have failed in a row (0 after a good one), and
-    whether the last failure found nothing listening (see RECHECK_GONE). With ``writable``, a
-    database that answers read-only fails the check too. With ``exited`` (the server's process
-    was seen to exit), nothing listening is conclusive: ``failures`` at once."""
+             exited: bool = False) -> CheckVerdict:
+    """One check of the local database, judged by :func:`~hakit.agents.decide.check_verdict`
+    (how many have failed in a row; whether the last failure found nothing listening)."""
+    error = ""
     try:
         facts = ctx.local_db(read_timeout=CHECK_TIMEOUT).facts()
+        outcome: CheckOutcome = "read_only" if facts.read_only else "writable"
     except HakitError as exc:
-        gone = isinstance(exc, DatabaseUnreachable) and exc.gone
-        if exited and gone:
-            _log(f"the database server's process exited and nothing listens: {exc}")
-            return max(bad + 1, failures), True
-        _log(f"database check {bad + 1}/{failures} failed: {exc}")
-        return bad + 1, gone
-    if writable and facts.read_only:
-        _log(f"database check {bad + 1}/{failures} failed: {ctx.node.name} holds the role but its database is "
-             f"read-only (restarted after a crash?)")
-        return bad + 1, False
-    return 0, False
+        outcome = "gone" if isinstance(exc, DatabaseUnreachable) and exc.gone else "failed"
+        error = f": {exc}"
+    verdict = check_verdict(outcome, bad, failures, want_writable=writable, exited=exited)
+    if verdict.bad:
+        _log(f"database check {verdict.bad}/{failures} failed: {verdict.reason}{error}")
+    return verdict
 
 
 #: the self-fence gives up (and says so) when the server is neither read-only nor gone by then
@@ -269,7 +265,7 @@ def watch(ctx: NodeContext, *, interval: float = INTERVAL, failures: int = 3) ->
     addresses = [ctx.peer.address] + list(ctx.inv.settings.ping_nodes)
     # last_answer: when the last round with an answer ended (a few milliseconds after the answer
     # itself: WATCH_LATENCY has room for that); cut_since: the same, frozen once answers stop
-    bad, cut_since, demoted = 0, None, False
+    cut_since, demoted = None, False
     last_answer = time.monotonic()
     peer_active_since: float | None = None
     peer_checked_at = -1e9
@@ -277,22 +273,23 @@ def watch(ctx: NodeContext, *, interval: float = INTERVAL, failures: int = 3) ->
     _log(f"watching the database of {ctx.node.name} (give up after {failures} failed checks"
          + (f"; read-only after {isolation:g}s without {', '.join(addresses)})" if heartbeat else ")"))
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    gone = False
+    verdict = CheckVerdict(0, False)
     back_since: float | None = None  # demoted while isolated, and the network is back since
     restarted_at = -1e9
     rejoin = rejoin_after(deadtime)
     server = ServerExit()
     while True:
-        exited = server.wait(min(interval, RECHECK_GONE) if gone and bad < failures else interval)
+        exited = server.wait(next_check_in(verdict, failures, interval=interval, recheck_gone=RECHECK_GONE))
         if flag_set():
-            bad, gone, cut_since, last_answer = 0, False, None, time.monotonic()
+            verdict, cut_since, last_answer = CheckVerdict(0, False), None, time.monotonic()
             continue
         if not heartbeat:
-            bad, gone = _checked(ctx, bad, failures, exited=exited)
-            if bad == 0:
+            verdict = _checked(ctx, verdict.bad, failures, exited=exited)
+            if verdict.bad == 0:
                 server.follow(ctx)
             now = time.monotonic()
-            if bad >= failures and now - asked_at >= ASK_AGAIN:
+            if give_up_decision(now, stack="pacemaker", bad=verdict.bad, failures=failures, demoted=False,
+                                asked_at=asked_at, ask_again=ASK_AGAIN).action == "report_failed":
                 asked_at = now
                 _fail_role(ctx)
             continue
@@ -304,36 +301,29 @@ def watch(ctx: NodeContext, *, interval: float = INTERVAL, failures: int = 3) ->
             cut_since, last_answer = None, time.monotonic()
         else:
             cut_since = cut_since or last_answer
-            verdict = isolation_decision(time.monotonic(), cut_since, isolation=isolation, fenced_self=demoted)
-            if verdict.action == "set_read_only":
-                _log(f"{verdict.reason} (no answer from {', '.join(addresses)})")
+            decision = isolation_decision(time.monotonic(), cut_since, isolation=isolation, fenced_self=demoted)
+            if decision.action == "set_read_only":
+                _log(f"{decision.reason} (no answer from {', '.join(addresses)})")
                 demoted = self_fence(ctx)
         # the node holds the role: its database must be writable, unless the watcher made it
-        # read-only itself (isolation). A mysqld that a supervisor (systemd, mysqld_safe)
-        # restarted after a crash comes back read-only (hakit.cnf) before three checks have
-        # failed: without this, heartbeat, which monitors nothing, would keep a read-only active
-        if demoted and cut_since is None:
-            # isolated, then the network came back, and heartbeat still gives this node the
-            # group: nobody took over (the peer's heartbeat was down, or the cut was short). A
-            # pair with no writable node would wait for an operator; the role's start runs
-            # again instead. Its planner refuses while the peer is writable or newer, and a
-            # peer that took over meanwhile made heartbeat restart here on the heal, which
-            # stopped this watcher long before ``rejoin`` seconds
-            back_since = back_since or time.monotonic()
-            if time.monotonic() - back_since >= rejoin and time.monotonic() - restarted_at >= ASK_AGAIN:
-                restarted_at = time.monotonic()
-                if _holds_group(ctx):
-                    _log(f"the network has been back for {rejoin:g}s and heartbeat still gives {ctx.node.name} the "
-                         f"group: the role's start runs again")
-                    if _start_role_again(ctx):
-                        demoted, bad, gone = False, 0, False
-        else:
-            back_since = None
-        bad, gone = _checked(ctx, bad, failures, writable=not demoted, exited=exited)
-        if bad == 0:
+        # read-only itself (isolation); isolated, then back, and still given the group: the
+        # role's start runs again (rejoin_decision)
+        back_since, decision = rejoin_decision(time.monotonic(), demoted=demoted, cut_since=cut_since,
+                                               back_since=back_since, restarted_at=restarted_at, rejoin=rejoin,
+                                               ask_again=ASK_AGAIN)
+        if decision.action == "start_role":
+            restarted_at = time.monotonic()
+            if _holds_group(ctx):
+                _log(f"the network has been back for {rejoin:g}s and heartbeat still gives {ctx.node.name} the "
+                     f"group: the role's start runs again")
+                if _start_role_again(ctx):
+                    demoted, verdict = False, CheckVerdict(0, False)
+        verdict = _checked(ctx, verdict.bad, failures, writable=not demoted, exited=exited)
+        if verdict.bad == 0:
             server.follow(ctx)
         now = time.monotonic()
-        if (bad >= failures and not demoted) or now - peer_checked_at >= PEER_CHECK_EVERY:
+        if peer_check_due(now, bad=verdict.bad, failures=failures, demoted=demoted, checked_at=peer_checked_at,
+                          every=PEER_CHECK_EVERY):
             # the peer's heartbeat is followed all along (once a second while all is well), so
             # that a database dying after hours asks at once, not PEER_SETTLE later
             peer_checked_at = now
@@ -341,11 +331,9 @@ def watch(ctx: NodeContext, *, interval: float = INTERVAL, failures: int = 3) ->
                 peer_active_since = peer_active_since or now
             else:
                 peer_active_since = None
-        if bad >= failures and not demoted:
-            # only to a peer whose heartbeat has been active for a while: a request that reaches
-            # a heartbeat still starting leaves it "standby in progress" for an hour
-            if peer_active_since is not None and now - peer_active_since >= PEER_SETTLE \
-                    and now - asked_at >= ASK_AGAIN:
-                asked_at = now
-                _log(f"the database of {ctx.node.name} is down: giving the resources up ({HB_STANDBY} all)")
-                subprocess.run([HB_STANDBY, "all"], capture_output=True, timeout=60)
+        if give_up_decision(now, stack="heartbeat", bad=verdict.bad, failures=failures, demoted=demoted,
+                            asked_at=asked_at, ask_again=ASK_AGAIN, peer_active_since=peer_active_since,
+                            settle=PEER_SETTLE).action == "hand_over":
+            asked_at = now
+            _log(f"the database of {ctx.node.name} is down: giving the resources up ({HB_STANDBY} all)")
+            subprocess.run([HB_STANDBY, "all"], capture_output=True, timeout=60)

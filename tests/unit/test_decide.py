@@ -7,8 +7,9 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from hakit.agents.decide import (DeathProof, ServerLook, StopProgress, classify_peer, isolation_decision,
-                                 peer_gate, stop_decision)
+from hakit.agents.decide import (CheckVerdict, DeathProof, ServerLook, StopProgress, check_verdict, classify_peer,
+                                 give_up_decision, isolation_decision, next_check_in, peer_check_due, peer_gate,
+                                 rejoin_decision, stop_decision)
 from hakit.agents.fence_self import make_not_writable, server_pids
 
 P = frozenset({41})
@@ -76,6 +77,77 @@ def test_peer_gate_table(answer, proof, action, words):
 ])
 def test_isolation_decision(now, last, fenced, action):
     assert isolation_decision(now, last, isolation=1.0, fenced_self=fenced).action == action
+
+
+@pytest.mark.parametrize("outcome, bad, want_writable, exited, expected", [
+    # a good check resets the count; read-only is good unless the role wants a writable database
+    ("writable", 2, True, False, (0, False)),
+    ("read_only", 2, False, False, (0, False)),
+    ("read_only", 0, True, False, (1, False)),  # restarted after a crash: comes back read-only
+    # nothing listens: counted, and the next checks come sooner; after the process exited, conclusive
+    ("gone", 0, True, False, (1, True)),
+    ("gone", 0, True, True, (3, True)),
+    ("gone", 4, True, True, (5, True)),
+    # a hung server (a timeout), a refused login, a full disk: a failure like any other
+    ("failed", 1, True, False, (2, False)),
+    ("failed", 1, True, True, (2, False)),  # the process exited but something answers badly: not conclusive
+])
+def test_what_a_check_of_the_local_database_means(outcome, bad, want_writable, exited, expected):
+    verdict = check_verdict(outcome, bad, 3, want_writable=want_writable, exited=exited)
+    assert (verdict.bad, verdict.gone) == expected
+    assert bool(verdict.reason) == (verdict.bad > 0)
+
+
+@pytest.mark.parametrize("verdict, expected", [
+    (CheckVerdict(0, False), 0.25),
+    (CheckVerdict(1, True), 0.1),  # nothing listens: rechecked sooner
+    (CheckVerdict(3, True), 0.25),  # given up: back to the pace
+    (CheckVerdict(1, False), 0.25),  # slow or refusing: never hurried
+])
+def test_the_next_check_comes_sooner_only_while_nothing_listens(verdict, expected):
+    assert next_check_in(verdict, 3, interval=0.25, recheck_gone=0.1) == expected
+
+
+@pytest.mark.parametrize("now, bad, demoted, checked_at, due", [
+    (10.0, 0, False, 9.5, False),
+    (10.0, 0, False, 9.0, True),  # once a second while all is well
+    (10.0, 3, False, 9.9, True),  # every round once the database failed
+    (10.0, 3, True, 9.9, False),  # unless the watcher made it read-only itself
+])
+def test_the_peers_heartbeat_is_followed_all_along(now, bad, demoted, checked_at, due):
+    assert peer_check_due(now, bad=bad, failures=3, demoted=demoted, checked_at=checked_at, every=1.0) is due
+
+
+@pytest.mark.parametrize("stack, bad, demoted, asked_at, peer_since, action, words", [
+    ("pacemaker", 2, False, -1e9, None, "wait", "2/3"),
+    ("pacemaker", 3, False, -1e9, None, "report_failed", "reported failed"),
+    ("pacemaker", 5, False, 90.0, None, "wait", "asked again after 30s"),
+    ("pacemaker", 5, False, 70.0, None, "report_failed", ""),
+    ("heartbeat", 3, False, -1e9, 90.0, "hand_over", "go to the peer"),
+    ("heartbeat", 3, False, -1e9, 98.5, "wait", "active for 1.5s only"),  # a heartbeat still starting
+    ("heartbeat", 3, False, -1e9, None, "wait", "not active"),
+    ("heartbeat", 3, True, -1e9, 90.0, "wait", "isolated"),  # the peer takes over by itself
+    ("heartbeat", 9, False, 80.0, 50.0, "wait", "asked"),
+])
+def test_when_the_watcher_gives_the_role_up(stack, bad, demoted, asked_at, peer_since, action, words):
+    decision = give_up_decision(100.0, stack=stack, bad=bad, failures=3, demoted=demoted, asked_at=asked_at,
+                                ask_again=30.0, peer_active_since=peer_since, settle=3.0)
+    assert decision.action == action and words in decision.reason
+
+
+@pytest.mark.parametrize("demoted, cut_since, back_since, restarted_at, back, action", [
+    (False, None, 40.0, -1e9, None, "wait"),  # never self-fenced: nothing to rejoin
+    (True, 95.0, 40.0, -1e9, None, "wait"),  # still cut off: the clock restarts when it is back
+    (True, None, None, -1e9, 100.0, "wait"),  # back just now
+    (True, None, 95.0, -1e9, 95.0, "wait"),  # back for 5 s < 7 s
+    (True, None, 90.0, -1e9, 90.0, "start_role"),  # back for 10 s: the start runs again
+    (True, None, 50.0, 80.0, 50.0, "wait"),  # ...and not again within 30 s
+])
+def test_a_self_fenced_node_runs_the_roles_start_again_once_the_network_is_back_long_enough(
+        demoted, cut_since, back_since, restarted_at, back, action):
+    since, decision = rejoin_decision(100.0, demoted=demoted, cut_since=cut_since, back_since=back_since,
+                                      restarted_at=restarted_at, rejoin=7.0, ask_again=30.0)
+    assert (since, decision.action) == (back, action)
 
 
 class ScriptedServer:
