@@ -218,12 +218,11 @@ class Database(Protocol):
     def checksum(self, table: str) -> int | None:
         """``CHECKSUM TABLE`` of ``schema.table``."""
 
-    def locked_checksum(self, table: str) -> tuple[Position, int | None]:
+    def locked_checksum(self, table: str, during: Callable[[Position], Any] | None = None
+                        ) -> tuple[Position, int | None, Any]:
         """The table's checksum and this node's binlog position, with the table's writes paused
-        (``FLUSH TABLES t WITH READ LOCK``) for the length of the checksum only."""
-
-    def start_replica_until(self, position: Position) -> None:
-        """Start replication; the SQL thread stops once it has applied ``position``."""
+        (``FLUSH TABLES t WITH READ LOCK``) meanwhile; ``during(position)``, when given, runs in
+        another thread while the lock is held, and its result comes third."""
 
     def close(self) -> None: ...
 
@@ -534,17 +533,19 @@ class PyMySQLDatabase:
         rows = self.query(f"CHECKSUM TABLE {_table_ref(table)}")
         return None if not rows or rows[0]["Checksum"] is None else int(rows[0]["Checksum"])
 
-    def locked_checksum(self, table: str) -> tuple[Position, int | None]:
+    def locked_checksum(self, table: str, during: Callable[[Position], Any] | None = None
+                        ) -> tuple[Position, int | None, Any]:
+        from concurrent.futures import ThreadPoolExecutor
+
         self.query(f"FLUSH TABLES {_table_ref(table)} WITH READ LOCK")
         try:
             position = Position.parse(self.query("SELECT @@gtid_binlog_pos AS p")[0]["p"])
-            return position, self.checksum(table)
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                theirs = pool.submit(during, position) if during is not None else None
+                mine = self.checksum(table)
+                return position, mine, theirs.result() if theirs is not None else None
         finally:
             self.query("UNLOCK TABLES")
-
-    def start_replica_until(self, position: Position) -> None:
-        self.query("STOP SLAVE")
-        self.query("START SLAVE UNTIL master_gtid_pos = %s", (str(position),))
 
     def close(self) -> None:
         if self._conn is not None:
@@ -753,12 +754,9 @@ class FakeDatabase:
         self._check()
         return hash((table, frozenset(self.events))) & 0xFFFFFFFF
 
-    def locked_checksum(self, table: str) -> tuple[Position, int | None]:
-        return self.binlog, self.checksum(table)
-
-    def start_replica_until(self, position: Position) -> None:
-        self.start_replica()
-        self.log.append(f"until {position}")
+    def locked_checksum(self, table: str, during: Callable[[Position], Any] | None = None
+                        ) -> tuple[Position, int | None, Any]:
+        return self.binlog, self.checksum(table), during(self.binlog) if during is not None else None
 
     def close(self) -> None:
         pass

@@ -78,8 +78,10 @@ def raise_floor(inv: Inventory, generation: int) -> None:
             pass
 
 
-#: how long a standby gets to apply what the active holds, after its replication restarted
-RECEIVER_WAIT = 10.0
+#: how long the consistency check waits, with a table's writes paused on the active, for the
+#: target to apply the position read under the lock (it replicates all along and was caught up
+#: just before: a target that takes longer lags, and the table's writes must not wait for it)
+LOCKED_CATCH_UP = 10.0
 
 
 # --------------------------------------------------------------------------- observation
@@ -658,7 +660,7 @@ class Operator:
 
     def compare_checksums(self, s: Step) -> None:
         """Every table equal on both nodes. A table that differs while writes run is compared again
-        with its writes paused on the active and the target stopped at the same position."""
+        with its writes paused on the active until the target has applied the same position."""
         active, target = self.db(s.arg("source")), self.db(s.node)
         schemas = list(self.inv.settings.mysql.databases) + [self.inv.settings.mysql.hakit_schema]
         tables = active.tables(schemas)
@@ -671,50 +673,27 @@ class Operator:
             theirs = pool.submit(lambda: [target.checksum(t) for t in tables])
             ours = [active.checksum(t) for t in tables]
             differ = [t for t, a, b in zip(tables, ours, theirs.result()) if a != b]
-        compared_locked = bool(differ)
         for table in list(differ):
-            # the target stops before the point is read: still running, it would apply the
-            # table's writes that follow the active's unlock before its UNTIL takes effect, and
-            # be compared past the point (CI's rejoin under the writer: a pair found unequal)
-            target.stop_replica()
-            point, expected = active.locked_checksum(table)
-            target.start_replica_until(point)
-            try:
-                if not target.wait_for_position(point, 60):
-                    raise OperationFailed(f"{s.node} did not reach {point} to compare {table}")
-                if target.checksum(table) == expected:
-                    differ.remove(table)
-            finally:
-                # the UNTIL stops both threads by itself, the receiver a moment after the applier
-                # reached the point: a START SLAVE in that moment finds the receiver still running
-                # and leaves it to stop for good (replication silently off). STOP SLAVE waits for
-                # both, so the START SLAVE that follows starts them both.
-                target.stop_replica()
-                target.start_replica()
-        if compared_locked:
-            self._replication_flows(active, target, s.node, s.arg("source"))
+            # compared with the table's writes paused on the active: the target, replicating all
+            # along, applies up to the point read under the lock (nothing of the table can come
+            # after it) and is checksummed while the lock is still held. Replication is never
+            # stopped: a stopped target compared past the point whenever the table's writes
+            # resumed first (CI's rejoin under the writer: a pair found unequal), and a stopped
+            # receiver acknowledges nothing, so every commit on the active waited the semi-sync
+            # timeout (10 s of stopped writes; once the check lost its session)
+            def theirs(point: Position, table: str = table) -> int | None:
+                if not target.wait_for_position(point, LOCKED_CATCH_UP):
+                    raise OperationFailed(f"{s.node} did not apply {point} within {LOCKED_CATCH_UP:g}s to compare "
+                                          f"{table} (it lags behind {s.arg('source')}); re-run hakit resync")
+                return target.checksum(table)
+
+            _, expected, got = active.locked_checksum(table, during=theirs)
+            if got == expected:
+                differ.remove(table)
         if differ:
             raise OperationFailed(f"consistency check: {len(differ)} tables differ between {s.arg('source')} and "
                                   f"{s.node}: {', '.join(differ[:10])}; re-run hakit resync --strategy dump")
         self.say(f"    {len(tables)} tables have equal checksums on {s.arg('source')} and {s.node}")
-
-    def _replication_flows(self, active: Database, target: Database, node: str, source: str) -> None:
-        """The target's replication was restarted several times within a second (above): MariaDB's
-        master may then leave the last connection without a binlog dump (the previous dump
-        thread of the same server id is still being stopped), and the receiver waits
-        ``slave_net_timeout`` for nothing, looking connected (heartbeat campaign, twice). So the
-        target must apply what the active holds now; if it does not within RECEIVER_WAIT, its
-        replication is restarted once, after a pause."""
-        for attempt in range(2):
-            if target.wait_for_position(active.facts().gtid_binlog_pos, RECEIVER_WAIT):
-                return
-            if attempt == 0:
-                self.say(f"    {node} received nothing from {source} for {RECEIVER_WAIT:g}s: replication restarted")
-                target.stop_replica()
-                time.sleep(1.0)
-                target.start_replica()
-        raise OperationFailed(f"{node} receives nothing from {source} after its replication was restarted; "
-                              f"see SHOW SLAVE STATUS there, then re-run hakit resync")
 
     # ---- hooks
 

@@ -206,3 +206,35 @@ def test_the_slave_position_is_set_to_the_current_one_while_commits_keep_coming(
         thread.join(timeout=10)
         writer.close()
         server.query("SET GLOBAL read_only = ON")
+
+
+def test_a_locked_checksum_pauses_the_tables_writes_while_what_runs_beside_it_reads(server):
+    """The consistency check's locked comparison: ``during`` runs in another thread while the
+    table's writes are paused (a write to it waits, another table's does not), and sees the
+    position and the content the checksum was taken at."""
+    from hakit.mysql import QueryFailed
+
+    server.query("SET GLOBAL read_only = OFF")
+    server.query("CREATE DATABASE IF NOT EXISTS locked")
+    server.query("CREATE TABLE IF NOT EXISTS locked.t (id INT PRIMARY KEY) ENGINE=InnoDB")
+    server.query("CREATE TABLE IF NOT EXISTS locked.other (id INT PRIMARY KEY) ENGINE=InnoDB")
+    server.query("INSERT IGNORE INTO locked.t VALUES (1), (2)")
+    other = PyMySQLDatabase("other", unix_socket=server.unix_socket, user="root")
+    seen: dict = {}
+
+    def during(point):
+        seen["point"] = point
+        other.query("SET SESSION lock_wait_timeout = 1")
+        try:
+            other.query("INSERT INTO locked.t VALUES (3)")
+            seen["t"] = "written"
+        except QueryFailed as exc:
+            seen["t"] = exc.errno  # 1205: lock wait timeout, the table's writes are paused
+        other.query("INSERT INTO locked.other VALUES (1)")  # another table: not paused
+        return other.checksum("locked.t")
+
+    point, mine, theirs = server.locked_checksum("locked.t", during=during)
+    assert seen["t"] == 1205 and seen["point"] == point and theirs == mine
+    other.query("INSERT INTO locked.t VALUES (3)")  # released afterwards
+    assert server.checksum("locked.t") != mine
+    other.close()
