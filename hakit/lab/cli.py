@@ -178,10 +178,13 @@ def chaos(dir: str, stack: str, count: int, seed: int, report_path: str | None, 
     Faults: kill-node, kill-mysqld, partition (healed), stop-stack, switchover or resync killed
     in the middle and run again; hang (SIGSTOP of the active's database), peer-partition and
     one-way (the nodes lose each other, both still reach the ping node), long-write-stop (a
-    clean stack stop under a long write statement), kill-mysqld-standby, slow-link. Checks: one
-    writable node at every sample (a node that does not answer counts as writable), the
-    generation, the VIP, acknowledged writes, equal tables, no resource active twice, every
-    operation converged. The lab is removed afterwards.
+    clean stack stop under a long write statement), kill-mysqld-standby, slow-link,
+    interrupt-takeover (the active's database killed, hakit takeover racing the stack, killed
+    and run again). Writers through the VIP from this machine and from inside each node.
+    Checks: one writable node and the VIP on one node at every sample (a node that does not
+    answer counts as writable), the generation, the VIP once settled, acknowledged writes,
+    equal tables, no resource active twice, every operation converged. The lab is removed
+    afterwards.
     """
     import json as jsonmod
 
