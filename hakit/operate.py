@@ -772,6 +772,13 @@ def run_operation(inv: Inventory, secrets: Secrets, world: World, request: Reque
         plan = verdict
         if plan.empty:
             say(f"{plan.operation}: {plan.summary}")
+            interrupted = journal.open_operation()
+            if not dry_run and interrupted is not None and interrupted.operation == plan.operation:
+                # a re-run of an interrupted operation that finds the pair where it was going (the
+                # stack finished a failover meanwhile): it is over. Left open, every other
+                # operation would be refused, and re-running this one would change nothing
+                journal.end(interrupted.op_id, "done", f"nothing left to do on a re-run: {plan.summary}")
+                say(f"{plan.operation}: the interrupted {plan.operation} is finished (nothing was left to do)")
             return Outcome()
         if dry_run:
             Executor(Operator(inv, world, say).actions(), None, say=say).run(plan, dry_run=True)

@@ -127,10 +127,15 @@ class Auditor:
         walk(section, False)
 
     def operation(self, step: int, name: str, exit_code: int, rerun_exit: int | None = None,
-                  rerun_changed: bool | None = None) -> None:
+                  rerun_changed: bool | None = None, left_open: str | None = None) -> None:
         """An operation converged: it succeeded, or it was interrupted and the same command run
-        again succeeded and, run once more, had nothing left to do."""
+        again succeeded and, run once more, had nothing left to do; and the journal holds no
+        open operation afterwards (``left_open``: the one it holds)."""
         self._check("operations converge")
+        if left_open is not None:
+            self._violate(step, "operations converge", f"{name}: the journal still holds an open {left_open} "
+                                                       f"(any other operation is refused)")
+            return
         if exit_code != 0 and rerun_exit is None:
             self._violate(step, "operations converge", f"{name} exited {exit_code} and was not run again")
         elif rerun_exit is not None and rerun_exit != 0:

@@ -302,8 +302,12 @@ class Campaign:
         if then_nothing_to_do and again.returncode == 0:
             third = run_hakit(self.lab.inventory, "--result-json", *args, timeout=1800)
             changed = json.loads(third.stdout.strip().splitlines()[-1]).get("changed") if third.stdout.strip() else None
+        from hakit.operate import journal_for
+
+        left = journal_for(self.lab.inv()).open_operation()
         self.auditor.operation(report.index, " ".join(args[:1] + args[2:]), first,
-                               rerun_exit=again.returncode if first != 0 else None, rerun_changed=changed)
+                               rerun_exit=again.returncode if first != 0 else None, rerun_changed=changed,
+                               left_open=left.operation if left is not None else None)
         if again.returncode != 0:
             report.notes.append(f"run again: exit {again.returncode}: {again.stderr.strip()[-200:]}")
 

@@ -48,6 +48,14 @@ def test_lost_acknowledged_writes_and_unequal_tables_are_violations():
     assert "opsview.b" in str(a.violations[1]) and "opsview.a" in str(a.violations[2])
 
 
+def test_an_operation_left_open_in_the_journal_did_not_converge():
+    a = Auditor([["n1", "n2"]])
+    a.operation(4, "takeover --node n2", -9, rerun_exit=0)
+    assert a.ok
+    a.operation(5, "takeover --node n2", -9, rerun_exit=0, left_open="takeover")
+    assert rules(a) == ["operations converge"] and "still holds an open takeover" in str(a.violations[0])
+
+
 def test_the_vip_on_two_nodes_in_any_sample_is_a_violation_and_every_sample_counts():
     a = Auditor([["n1", "n2"]])
     a.vip_samples(1, 120, [])

@@ -1116,3 +1116,29 @@ def test_a_resync_whose_node_pacemaker_never_accepts_fails_resumably(pinged, mon
     with pytest.raises(OperationFailed, match=r"n1: Pacemaker would not run hakit there: its connectivity attribute "
                                               r"pingd is 0"):
         operator.actions()["clear_failures"](step("n1 eligible", "clear_failures", "", node="n1"))
+
+
+@pytest.mark.parametrize("open_kind, closed", [("takeover", True), ("switchover", False)])
+def test_a_rerun_with_nothing_left_to_do_closes_the_interrupted_operation(inv, tmp_path, monkeypatch, open_kind,
+                                                                           closed):
+    """The long campaign, Pacemaker seed 21, step 86: a takeover killed half-way while the stack
+    failed over by itself; its re-run found nothing left to do and exited 0, but the journal kept
+    the takeover open, so the resync that followed was refused ("a takeover of n2 was
+    interrupted and is not finished"), and every re-run of the takeover left it so: a stuck
+    state. A re-run of the same operation that finds the pair where it was going ends it."""
+    import hakit.operate as operate
+    from hakit.journal import Journal
+
+    journal = Journal(tmp_path / "j")
+    op = journal.begin(open_kind, {"target": "n2"})
+    journal.step(op, "raise generation", "started")
+    monkeypatch.setattr(operate, "journal_for", lambda inv, secrets=None: journal)
+    monkeypatch.setattr(operate, "plan_for", lambda inv, world, request, journal: (
+        None, Plan(request.operation, "n2 is already the writable database of generation 3")))
+    said: list[str] = []
+    outcome = operate.run_operation(inv, None, World(databases={}), Request("takeover", node="n2"), say=said.append)
+    assert outcome.done == [] or not outcome.done
+    assert (journal.open_operation() is None) is closed
+    if closed:
+        assert journal.records()[-1]["event"] == "end" and journal.records()[-1]["outcome"] == "done"
+        assert any("interrupted takeover" in line for line in said)
