@@ -727,16 +727,9 @@ class WritesResumeAfterUnlock(FakeDatabase):
         return found
 
 
-class ReplicatesAllAlong(DiffersUnderWrites):
+class ReplicatesAllAlong(CatchingUp, DiffersUnderWrites):
     """A rebuilt standby whose replication applies everything its master holds whenever it is
-    waited on (it never stops)."""
-
-    master: FakeDatabase | None = None
-
-    def wait_for_position(self, position, timeout):
-        if self.replica is not None and self.replica.sql_running:
-            self.receive_from(self.master)
-        return super().wait_for_position(position, timeout)
+    waited on (it never stops), and whose first checksum differs."""
 
 
 def test_the_locked_comparison_compares_the_target_at_the_point_read_under_the_lock(inv):
