@@ -17,7 +17,9 @@ operator would with hakit's own commands, and hands every observation to the
   third time has nothing to do); the takeover follows a crash of the active's MariaDB and races
   the stack's own failover;
 * the faults real data centres see (issue 21): ``hang``, ``peer-partition``, ``one-way``,
-  ``long-write-stop``, ``kill-mysqld-standby``, ``slow-link``.
+  ``long-write-stop``, ``kill-mysqld-standby``, ``slow-link``, and ``full-disk`` (the active's
+  data disk full for 10-40 s, then freed: a campaign that draws it runs on a lab with data
+  disks of the nodes' own).
 
 Besides the writer through the VIP from this machine, a writer inside each node (its own
 network namespace, through the VIP) is a client on each side of every cut.
@@ -49,12 +51,17 @@ from hakit.lab.driver import HAKIT, PairDriver, node_exec, run_hakit
 #: a slow link
 CLASSIC = ("kill-node", "kill-mysqld", "partition", "stop-stack", "interrupt-switchover", "interrupt-resync")
 KINDS = CLASSIC + ("hang", "peer-partition", "one-way", "long-write-stop", "kill-mysqld-standby", "slow-link",
-                   "interrupt-takeover")
+                   "interrupt-takeover", "full-disk")
 #: faults whose node is always the active, or always the standby; the others strike either
-ON_ACTIVE = ("kill-node", "kill-mysqld", "interrupt-switchover", "hang", "long-write-stop", "interrupt-takeover")
+ON_ACTIVE = ("kill-node", "kill-mysqld", "interrupt-switchover", "hang", "long-write-stop", "interrupt-takeover",
+             "full-disk")
 ON_STANDBY = ("interrupt-resync", "kill-mysqld-standby")
 #: faults that last a drawn 3-8 s before they are undone (the others are killed after 0.2-4 s)
 LASTING = ("partition", "peer-partition", "one-way", "slow-link")
+#: faults that last a drawn 10-40 s: a full disk outlasts the role's monitor and the writers' timeouts
+LONG_LASTING = ("full-disk",)
+#: MB: the data disk of each node of a campaign that fills one (``hakit lab up --data-disk``)
+DATA_DISK_MB = 4096
 
 
 @dataclass(frozen=True)
@@ -81,7 +88,8 @@ def draw(seed: int, count: int, kinds: tuple[str, ...] = KINDS) -> list[Fault]:
             target = "standby"
         else:
             target = rng.choice(("active", "standby"))
-        delay = round(rng.uniform(3.0, 8.0) if kind in LASTING else rng.uniform(0.2, 4.0), 2)
+        low, high = (3.0, 8.0) if kind in LASTING else (10.0, 40.0) if kind in LONG_LASTING else (0.2, 4.0)
+        delay = round(rng.uniform(low, high), 2)
         faults.append(Fault(kind, target, delay))
     return faults
 
@@ -279,6 +287,18 @@ class Campaign:
         time.sleep(min(report.fault.delay, 2.0))
         self._stop_stack(report)
 
+    def _full_disk(self, report: StepReport) -> None:
+        """The active's data disk fills for ``delay`` seconds, then is freed: whatever the stack
+        makes of it (MariaDB waits for space to write its binary log; reads still answer), one
+        node at most takes writes, and no write it acknowledged is lost."""
+        node = report.node
+        self.lab.fault("full-disk", node)
+        time.sleep(report.fault.delay)
+        self.lab.fault("free-disk", node)
+        doc = self.lab.status()
+        report.notes.append(f"disk freed after {report.fault.delay:g} s; {doc.get('active') or 'no node'} active")
+        self._resync_the_other(report)
+
     def _stop_stack(self, report: StepReport) -> None:
         self.lab.fault("stop-stack", report.node)
         if report.node == report.active_before:
@@ -359,6 +379,8 @@ class Campaign:
                 self._hang(report)
             elif fault.kind == "long-write-stop":
                 self._long_write_stop(report)
+            elif fault.kind == "full-disk":
+                self._full_disk(report)
             elif fault.kind == "kill-mysqld-standby":
                 self.lab.fault("kill-mysqld", node)
                 self._bring_back(node)

@@ -42,11 +42,15 @@ def lab() -> None:
 @click.option("--tls", is_flag=True,
               help="MariaDB replication over TLS: a throwaway CA (openssl) in DIR/tls, each database node's "
                    "certificate (its address and the VIP) and key in its /etc/mysql/tls, mysql.tls in the inventory.")
-def up(dir: str, topology: str, stack: str, subnet: str, timings: str, tls: bool) -> None:
+@click.option("--data-disk", type=int, default=0, metavar="MB",
+              help="Each node's /var/lib/mysql on a disk of its own of MB megabytes (a sparse ext4 image "
+                   "in DIR/nodes/NODE/data.img, loop-mounted inside the node), so that the full-disk fault "
+                   "fills the node's disk and not the host's. 0: none.")
+def up(dir: str, topology: str, stack: str, subnet: str, timings: str, tls: bool, data_disk: int) -> None:
     """Build the lab (an earlier lab in DIR is removed first) and write DIR/inventory.yml."""
     from hakit.lab import lab as impl
 
-    report = impl.up(dir, topology, stack, subnet, say=click.echo, timings=timings, tls=tls)
+    report = impl.up(dir, topology, stack, subnet, say=click.echo, timings=timings, tls=tls, data_disk=data_disk)
     spec = report.spec
     click.echo(f"lab up: {spec.topology}, {spec.stack}, subnet {spec.subnet} (host {spec.host_address} on "
                f"the bridge) in {report.seconds:.1f} s")
@@ -57,6 +61,9 @@ def up(dir: str, topology: str, stack: str, subnet: str, timings: str, tls: bool
         click.echo(f"  VIP {pair}: {vip} (not started: no resources yet)")
     click.echo("  fencing: fence_hakitlab via the host helper, stonith-enabled=true" if spec.stack == "pacemaker"
                else "  fencing: stonith_host external/hakitlab (heartbeat's STONITH) via the host helper")
+    if spec.data_disk:
+        click.echo(f"  data disks: each node's /var/lib/mysql on {spec.data_disk} MB of its own "
+                   f"(hakit lab fault full-disk NODE fills it)")
     if spec.tls:
         click.echo(f"  TLS: MariaDB certificates from the lab CA {Path(spec.dir) / 'tls' / 'ca.pem'} "
                    f"(hakit init sets replication up over TLS)")
@@ -113,7 +120,8 @@ def status(dir: str) -> None:
 @click.argument("node")
 def fault(dir: str, kind: str, node: str) -> None:
     """Inject a fault: kill-node, kill-mysqld, stop-stack, partition, hang, peer-partition, one-way,
-    slow-link, long-write; undo one: start-stack, heal (every network fault), resume (hang)."""
+    slow-link, long-write, full-disk (a lab built with --data-disk); undo one: start-stack, heal
+    (every network fault, and the disk), resume (hang), free-disk."""
     from hakit.lab import faults, lab as impl
 
     impl.require_root()
@@ -180,7 +188,8 @@ def chaos(dir: str, stack: str, count: int, seed: int, report_path: str | None, 
     one-way (the nodes lose each other, both still reach the ping node), long-write-stop (a
     clean stack stop under a long write statement), kill-mysqld-standby, slow-link,
     interrupt-takeover (the active's database killed, hakit takeover racing the stack, killed
-    and run again). Writers through the VIP from this machine and from inside each node.
+    and run again), full-disk (the active's data disk full for 10-40 s, on a lab whose nodes
+    have disks of their own). Writers through the VIP from this machine and from inside each node.
     Checks: one writable node and the VIP on one node at every sample (a node that does not
     answer counts as writable), the generation, the VIP once settled, acknowledged writes,
     equal tables, no resource active twice, every operation converged. The lab is removed
@@ -228,7 +237,9 @@ def chaos(dir: str, stack: str, count: int, seed: int, report_path: str | None, 
         tmp.write_text(jsonmod.dumps(whole, indent=2) + "\n")
         tmp.replace(path)  # a run killed while it writes leaves the last whole report
 
-    with initialised_lab(Path(dir), stack) as driver:
+    # a campaign that fills a disk gets nodes with disks of their own (never the host's filled)
+    disks = impl.DATA_DISK_MB if any(f.kind == "full-disk" for f in faults) else 0
+    with initialised_lab(Path(dir), stack, data_disk=disks) as driver:
         campaign = impl.Campaign(driver.dir, faults, say=click.echo)
         report = campaign.run(after_step=save, start=start)  # the report is kept up to date, step by step
         if not report["ok"]:  # before the lab goes: what explains the failure

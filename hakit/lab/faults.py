@@ -18,8 +18,11 @@
 * ``slow-link``: the node's outgoing traffic limited to :data:`SLOW_RATE` (an ``htb`` class).
 * ``long-write``: a write statement that runs for :data:`LONG_WRITE_SECONDS` on the node's
   database, in the background (it holds what a stop's read lock waits for).
+* ``full-disk``: the node's data disk filled (a ballast file takes every free block of its
+  ``/var/lib/mysql``); only in a lab built with ``up --data-disk``, where that disk is the
+  node's own. ``free-disk`` removes the ballast.
 * ``heal`` undoes every network fault of the node: link, neighbour entries (on its peers
-  too), the rate limit.
+  too), the rate limit; and frees its disk.
 """
 
 from __future__ import annotations
@@ -144,8 +147,40 @@ def heal(state: LabState, name: str) -> str:
     if init is None:
         return f"{name}: powered off; its peers' neighbour entries for it removed"
     netns.set_link(node, up=True)
-    daemons.sh(init, "tc qdisc del dev eth0 root 2>/dev/null; true", check=False)
-    return f"{name}: link restored, neighbour entries and rate limit removed"
+    daemons.sh(init, f"tc qdisc del dev eth0 root 2>/dev/null; rm -f {BALLAST}; true", check=False)
+    return f"{name}: link restored, neighbour entries, rate limit and disk ballast removed"
+
+
+#: the file that fills a node's data disk (hidden: MariaDB takes folders of its datadir for
+#: databases, never a file, and nothing hakit copies takes it along)
+BALLAST = "/var/lib/mysql/.hakit-lab-ballast"
+
+
+def _data_disk(state: LabState, name: str) -> int:
+    if not state.spec.data_disk:
+        raise InputError(f"full-disk: the lab in {state.spec.dir} has no data disks, and filling the host's "
+                         f"disk is not a fault the lab injects: build it with hakit lab up --data-disk MB")
+    return _init(state, name)
+
+
+def full_disk(state: LabState, name: str) -> str:
+    init = _data_disk(state, name)
+    # every free block: most at once, the rest (what fallocate's own metadata leaves) written
+    # until the file system refuses; the ballast is never synced, so the disk's space is gone at
+    # once (ENOSPC for MariaDB's next allocation) without waiting for the writeback
+    daemons.sh(init, f"free=$(df --output=avail -B1 /var/lib/mysql | tail -n 1); "
+                     f"fallocate -l $(( free > 8388608 ? free - 4194304 : 0 )) {BALLAST} 2>/dev/null; "
+                     f"dd if=/dev/zero bs=64k oflag=append conv=notrunc of={BALLAST} >/dev/null 2>&1; true",
+               timeout=120)
+    left = daemons.sh(init, "df --output=avail -B1 /var/lib/mysql | tail -n 1").stdout.strip()
+    return f"{name}: its data disk is full ({left} bytes left); free it with hakit lab fault free-disk {name}"
+
+
+def free_disk(state: LabState, name: str) -> str:
+    init = _data_disk(state, name)
+    daemons.sh(init, f"rm -f {BALLAST}")
+    left = daemons.sh(init, "df --output=avail -B1 /var/lib/mysql | tail -n 1").stdout.strip()
+    return f"{name}: the ballast removed ({left} bytes free on its data disk)"
 
 
 #: a MAC address no lab node has: frames sent to it go nowhere
@@ -250,6 +285,8 @@ FAULTS: dict[str, Callable[[LabState, str], str]] = {
     "one-way": one_way,
     "slow-link": slow_link,
     "long-write": long_write,
+    "full-disk": full_disk,
+    "free-disk": free_disk,
 }
 
 

@@ -52,14 +52,15 @@ class UpReport:
 
 
 def up(dir: str, topology: str = "two-node", stack: str = "pacemaker", subnet: str | None = None,
-       say: Say = lambda _: None, timings: str = "hakit", tls: bool = False) -> UpReport:
+       say: Say = lambda _: None, timings: str = "hakit", tls: bool = False, data_disk: int = 0) -> UpReport:
     """Build the lab in ``dir``; remove any earlier lab there first. Returns what was built.
 
     ``timings``: the membership timings of the cluster stack (``hakit.lab.spec.TIMINGS``);
-    ``tls``: MariaDB replication over TLS, certificates from a throwaway CA (``hakit.lab.tls``)."""
+    ``tls``: MariaDB replication over TLS, certificates from a throwaway CA (``hakit.lab.tls``);
+    ``data_disk``: MB, each node's /var/lib/mysql on a disk of its own (so it can fill)."""
     require_root()
     start = time.monotonic()
-    spec = plan_lab(dir, topology, stack, subnet or DEFAULT_SUBNET, tls=tls)
+    spec = plan_lab(dir, topology, stack, subnet or DEFAULT_SUBNET, tls=tls, data_disk=data_disk)
     nodes.check_lab_dir(spec.dir)
     check_subnet(spec.subnet)  # first: a refusal touches nothing (the lab's own links are ignored)
     _refuse_foreign_lab(spec.dir)
@@ -112,6 +113,8 @@ def up(dir: str, topology: str = "two-node", stack: str = "pacemaker", subnet: s
 
             def build(node: NodeSpec) -> tuple[int, str]:
                 folders.prepare(spec, node, fresh=True)
+                if spec.data_disk:
+                    nodes.make_data_disk(spec, node)
                 host_pub = _host_key(spec, node)
                 for f in configs.node_files(spec, node, artefacts, client_pub, server_ids[node.name]) \
                         + certificates.get(node.name, []):
@@ -231,6 +234,8 @@ def restart_node(dir: str, name: str, wait_cluster: bool = False) -> int:
         node = spec.node(name)
         netns.remove_link(node.link)
         folders.prepare(spec, node, fresh=False)
+        if spec.data_disk:
+            nodes.make_data_disk(spec, node)
         init = nodes.start_init(spec, node)
         state.inits[name] = init
         if node.link not in state.links:

@@ -89,6 +89,34 @@ def _ns(pid: int, kind: str) -> str:
         return ""
 
 
+#: the node's data disk image (``DIR/nodes/<name>/data.img``), when the lab has one
+DATA_IMAGE = "data.img"
+
+
+def make_data_disk(spec: LabSpec, node: NodeSpec) -> None:
+    """Create the node's data disk (sparse ext4 image, no reserved blocks) unless it exists: a
+    restarted node keeps its disk and its data, like a rebooted server."""
+    image = spec.node_dir(node.name) / DATA_IMAGE
+    if image.exists():
+        return
+    with open(image, "wb") as f:
+        f.truncate(spec.data_disk * 1024 * 1024)
+    os.chmod(image, 0o600)
+    run(["mkfs.ext4", "-q", "-F", "-m", "0", "-L", f"hkl-{node.name}", str(image)])
+
+
+def _wait_disk_released(image: Path, timeout: float = 30.0) -> None:
+    """Until no loop device holds the node's disk image: a killed node's mount namespace (and its
+    loop device, detached by autoclear) goes only when its last process has exited, and two
+    ext4 mounts of one image would corrupt it."""
+    deadline = time.monotonic() + timeout
+    while run(["losetup", "-j", str(image)]).stdout.strip():
+        if time.monotonic() > deadline:
+            raise OperationFailed(f"the data disk {image} is still attached to a loop device after {timeout:.0f} s "
+                                  f"(a process of the node's earlier life still runs?): not mounted twice")
+        time.sleep(0.1)
+
+
 #: private folders that no Debian package makes: the lab creates them as mount points
 LAB_MOUNTPOINTS = ("/etc/hakit", "/var/lib/hakit", "/usr/lib/ocf/resource.d/hakit", "/var/cache/hakit")
 
@@ -144,6 +172,13 @@ def mount_private(spec: LabSpec, node: NodeSpec, init: int) -> None:
         if path == "/root":
             continue
         lines.append(f"mount --bind {q(str(src) + path)} {q(path)}")
+    if spec.data_disk:
+        _wait_disk_released(src / DATA_IMAGE)
+        # the node's database on a disk of its own (a full disk fills this node's, not the host's);
+        # ext4 recreates lost+found when it needs it, and MariaDB would list it as a database
+        lines += [f"mount -o loop {q(str(src / DATA_IMAGE))} /var/lib/mysql",
+                  "rmdir /var/lib/mysql/lost+found 2>/dev/null || true",
+                  "chown mysql:mysql /var/lib/mysql", "chmod 0755 /var/lib/mysql"]
     lines.append(f"mount --bind {q(str(src / 'etc/hosts'))} /etc/hosts")
     lines.append("mount -t tmpfs -o mode=0755,size=64m tmpfs /run")
     for path, owner, mode in RUN_DIRS:

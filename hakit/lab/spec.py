@@ -74,6 +74,9 @@ class LabSpec:
     vips: dict[str, str]
     #: MariaDB replication over TLS, with certificates from a throwaway CA (``up --tls``)
     tls: bool = False
+    #: MB: each node's /var/lib/mysql on a file system of its own of this size (an ext4 image,
+    #: loop-mounted inside the node), so that a disk can fill (``up --data-disk``); 0: the host's
+    data_disk: int = 0
 
     @property
     def prefixlen(self) -> int:
@@ -113,11 +116,21 @@ class LabSpec:
     def from_json(cls, data: dict) -> "LabSpec":
         nodes = tuple(NodeSpec(**n) for n in data["nodes"])
         return cls(dir=data["dir"], topology=data["topology"], stack=data["stack"], subnet=data["subnet"],
-                   nodes=nodes, vips=dict(data["vips"]), tls=bool(data.get("tls", False)))
+                   nodes=nodes, vips=dict(data["vips"]), tls=bool(data.get("tls", False)),
+                   data_disk=int(data.get("data_disk", 0)))
 
 
-def plan_lab(dir: str | Path, topology: str, stack: str, subnet: str = DEFAULT_SUBNET, tls: bool = False) -> LabSpec:
+#: MB: the smallest and largest data disk ``up --data-disk`` makes (MariaDB's system tables,
+#: redo log and a campaign's binary logs need the first; the image is sparse)
+DATA_DISK_RANGE = (512, 65536)
+
+
+def plan_lab(dir: str | Path, topology: str, stack: str, subnet: str = DEFAULT_SUBNET, tls: bool = False,
+             data_disk: int = 0) -> LabSpec:
     """Decide the lab's nodes and addresses. Pure; InputError for a bad subnet or choice."""
+    low, high = DATA_DISK_RANGE
+    if data_disk and not low <= data_disk <= high:
+        raise InputError(f"--data-disk {data_disk}: a node's data disk is {low} to {high} MB (or 0: none)")
     if topology not in ("two-node", "four-node"):
         raise InputError(f"topology must be two-node or four-node, not '{topology}'")
     if stack not in ("pacemaker", "heartbeat"):
@@ -143,7 +156,7 @@ def plan_lab(dir: str | Path, topology: str, stack: str, subnet: str = DEFAULT_S
                  NodeSpec("app1", at(21), "app", 100), NodeSpec("app2", at(22), "app", 50))
         vips = {"db": at(100), "app": at(200)}
     return LabSpec(dir=str(Path(dir).resolve()), topology=topology, stack=stack,  # type: ignore[arg-type]
-                   subnet=str(net), nodes=nodes, vips=vips, tls=tls)
+                   subnet=str(net), nodes=nodes, vips=vips, tls=tls, data_disk=data_disk)
 
 
 #: timings the lab can run with (``hakit lab up --timings``), as inventory settings: hakit's
@@ -160,4 +173,4 @@ TIMINGS: dict[str, dict] = {
 
 #: ``hakit lab fault`` kinds (:data:`hakit.lab.faults.FAULTS` implements exactly these)
 FAULT_KINDS = ("kill-node", "kill-mysqld", "stop-stack", "start-stack", "partition", "heal", "hang", "resume",
-               "peer-partition", "one-way", "slow-link", "long-write")
+               "peer-partition", "one-way", "slow-link", "long-write", "full-disk", "free-disk")

@@ -18,19 +18,23 @@ def test_every_kind_is_drawn_with_sensible_targets_and_delays():
     assert {f.kind for f in faults} == set(KINDS)
     for f in faults:
         if f.kind in ("kill-node", "kill-mysqld", "interrupt-switchover", "hang", "long-write-stop",
-                      "interrupt-takeover"):
+                      "interrupt-takeover", "full-disk"):
             assert f.target == "active"
         if f.kind in ("interrupt-resync", "kill-mysqld-standby"):
             assert f.target == "standby"
         lasting = f.kind in ("partition", "peer-partition", "one-way", "slow-link")
-        assert (3.0 <= f.delay <= 8.0) if lasting else (0.2 <= f.delay <= 4.0)
+        if f.kind == "full-disk":  # outlasts the role's monitor and the writers' timeouts
+            assert 10.0 <= f.delay <= 40.0
+        else:
+            assert (3.0 <= f.delay <= 8.0) if lasting else (0.2 <= f.delay <= 4.0)
     for kind in ("partition", "stop-stack", "peer-partition", "one-way", "slow-link"):
         assert {f.target for f in faults if f.kind == kind} == {"active", "standby"}, kind
 
 
 def test_the_faults_that_really_happen_are_in_the_campaign_and_can_be_drawn_alone():
     # issue 21: the fault model that left two writable nodes, now in every campaign
-    assert {"hang", "peer-partition", "one-way", "long-write-stop", "kill-mysqld-standby", "slow-link"} <= set(KINDS)
+    assert {"hang", "peer-partition", "one-way", "long-write-stop", "kill-mysqld-standby", "slow-link",
+            "full-disk"} <= set(KINDS)
     only = draw(3, 30, ("hang", "peer-partition"))
     assert {f.kind for f in only} == {"hang", "peer-partition"}
     from hakit.errors import InputError
@@ -149,3 +153,11 @@ def test_a_resumed_campaign_goes_on_after_the_last_fault_played_and_its_report_a
     assert whole["checks"] == {"VIP on exactly one node": 2, "acknowledged writes kept": 1, "one writable node": 700}
     assert whole["ok"] is False and whole["errors"] == [3] and whole["seconds"] == 140.5 and whole["runs"] == 2
     assert whole["violations"] == ["step 3: one writable node: n1 and n2?"]
+
+
+def test_an_earlier_campaign_draws_the_same_faults_with_its_own_kinds():
+    """A new kind in the default list must not change a campaign resumed with its report's
+    kinds: the draw depends on the seed and the kinds only."""
+    earlier_kinds = tuple(k for k in KINDS if k != "full-disk")
+    assert draw(21, 300, earlier_kinds) == draw(21, 300, earlier_kinds)
+    assert all(f.kind != "full-disk" for f in draw(21, 300, earlier_kinds))

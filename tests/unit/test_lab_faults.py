@@ -106,3 +106,35 @@ def test_the_lab_installs_its_fence_programs_executable_and_removes_only_its_own
     assert not fence._remove(someone_elses, fence.PLUGIN_MARK) and someone_elses.exists()
     assert fence._remove(plugin, fence.PLUGIN_MARK) and not plugin.exists()
     assert not fence._remove(plugin, fence.PLUGIN_MARK)  # already gone
+
+
+def test_a_data_disk_is_part_of_the_lab_spec_and_bounded(tmp_path):
+    """``up --data-disk MB``: kept in the state file (a restarted node mounts its disk again),
+    refused outside its range with the option and the bounds named."""
+    import pytest
+
+    from hakit.errors import InputError
+    from hakit.lab.spec import DATA_DISK_RANGE, LabSpec, plan_lab
+
+    spec = plan_lab(tmp_path, "two-node", "pacemaker", data_disk=1024)
+    assert LabSpec.from_json(spec.to_json()).data_disk == 1024
+    assert LabSpec.from_json({**plan_lab(tmp_path, "two-node", "pacemaker").to_json()}).data_disk == 0
+    for wrong in (DATA_DISK_RANGE[0] - 1, DATA_DISK_RANGE[1] + 1, -5):
+        with pytest.raises(InputError, match=f"--data-disk {wrong}: .* {DATA_DISK_RANGE[0]} to {DATA_DISK_RANGE[1]} MB"):
+            plan_lab(tmp_path, "two-node", "pacemaker", data_disk=wrong)
+
+
+def test_full_disk_is_refused_on_a_lab_without_data_disks(tmp_path):
+    """Filling the host's own disk is never a fault the lab injects: without a data disk of the
+    node's own the fault refuses before it looks for the node (no process is touched)."""
+    import pytest
+
+    from hakit.errors import InputError
+    from hakit.lab import faults
+    from hakit.lab.spec import plan_lab
+    from hakit.lab.state import LabState
+
+    state = LabState(spec=plan_lab(tmp_path, "two-node", "heartbeat"), inits={"n1": 1, "n2": 1})
+    for kind in ("full-disk", "free-disk"):
+        with pytest.raises(InputError, match="no data disks.*hakit lab up --data-disk MB"):
+            faults.inject(state, kind, "n1")
