@@ -165,6 +165,8 @@ def _takeover_target(snap: Snapshot, request: Request) -> str | Refusal:
     if not readable:
         return Refusal("no database of the pair can be read; there is nothing to promote",
                        "start MariaDB on one node (it starts read-only), then re-run")
+    # a node being resynced may hold a partial copy: never the chosen one (--node and --force name it)
+    readable = [v for v in readable if not v.resync_pending] or readable
     generation = cluster_generation(snap)
     current = [v for v in readable if v.generation == generation]
     # the standby of the recorded active, when it can be read; else the recorded active itself
@@ -192,16 +194,23 @@ def plan_takeover(ctx: Context, snap: Snapshot, request: Request) -> Plan | Refu
     stop_old = old.reachable and old.db is None
     verdict = plan_promotion(target.name, target.db, PeerView(old.name, old.db is not None, old.db),
                              schema=ctx.schema, relay_wait=_wait(ctx, request), force=request.force, kind="takeover",
-                             semi_sync=ctx.semi_sync, floor_checked=True)
+                             semi_sync=ctx.semi_sync, floor_checked=True, resync_pending=target.resync_pending)
     if isinstance(verdict, Refusal):
         return verdict
     steps: list[Step] = []
+    forced_over_resync = target.resync_pending and any(s.action == "record_promotion" for s in verdict.steps)
     if stop_old and any(s.action == "record_promotion" for s in verdict.steps):
         steps.append(step(f"stop the database of {old.name}", "stop_server",
                           f"{old.name} answers but its database does not ({old.error or 'no answer'}): it may be hung "
                           f"and still take writes; it is made read-only or killed, with proof, before anything is "
                           f"promoted", node=old.name))
     warnings = list(verdict.warnings)
+    if forced_over_resync:
+        warnings.append(f"{target.name} was being resynced: its data may be a partial copy of {old.name}'s; forced, "
+                        f"it is promoted as it is (resync {old.name} from it afterwards)")
+        steps.append(step(f"clear the resync marker of {target.name}", "mark_resync",
+                          f"forced: the operator accepts {target.name}'s data as it is; the marker would keep the "
+                          f"stack from ever starting the role there", node=target.name, on=False))
     writable: list[Step] = []
     for s in verdict.steps:
         if s.action == "wait_applied" and request.force:  # forced: wait, but do not stop on a timeout

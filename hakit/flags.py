@@ -17,3 +17,8 @@ RESYNC_MARKER = "/var/lib/hakit/resync-pending"
 def maintenance_on(path: str = MAINTENANCE_FLAG) -> bool:
     """On a node: is maintenance mode on? (The agents ask this, locally, without the network.)"""
     return os.path.exists(path)
+
+
+def resync_pending(path: str = RESYNC_MARKER) -> bool:
+    """On a node: did a resync of it begin without finishing? (Its data may be partial.)"""
+    return os.path.exists(path)

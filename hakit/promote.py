@@ -17,6 +17,7 @@ from typing import Any
 
 from hakit.agents.decide import DeathProof, peer_gate
 from hakit.errors import HakitError, OperationFailed, SafetyRefusal
+from hakit.flags import RESYNC_MARKER
 from hakit.gtid import Position
 from hakit.mysql import Database, DbFacts, PromotionRecord
 from hakit.plan import Plan, Refusal, Step, step
@@ -36,8 +37,8 @@ class PeerView:
 
 def plan_promotion(node: str, local: DbFacts | None, peer: PeerView, *, schema: str, relay_wait: float,
                    force: bool = False, kind: str = "manual", anti_flap: float = 0.0,
-                   now: float | None = None, semi_sync: bool = False, floor_checked: bool = False
-                   ) -> Plan | Refusal:
+                   now: float | None = None, semi_sync: bool = False, floor_checked: bool = False,
+                   resync_pending: bool = False) -> Plan | Refusal:
     """Decide whether and how ``node`` becomes the writable database. Pure.
 
     ``kind`` is recorded with the generation (``automatic`` when the stack's agent promotes);
@@ -53,9 +54,18 @@ def plan_promotion(node: str, local: DbFacts | None, peer: PeerView, *, schema: 
     active come back while the peer, which took over meanwhile, is down: its own row cannot
     tell. It is refused then; ``floor_checked`` (the caller compared the node's generation with
     the highest one it knows of, as ``hakit takeover`` does) promotes it with a new generation.
+
+    ``resync_pending``: the node carries the resync marker (a resync of it began and did not
+    finish): its data may be a partial import or a backup older than the active's, so it is
+    never promoted, unless forced (the operator accepts what it lacks).
     """
     if local is None:
         return Refusal(f"{node}: its database is not running; it cannot be promoted")
+    if resync_pending and not force:
+        return Refusal(f"{node} is being resynced (its marker {RESYNC_MARKER}: a resync began and has not "
+                       f"finished): its data may be a partial copy of the active's; it is never promoted",
+                       f"bring the active back and finish the resync (hakit resync --node {node}); or, accepting "
+                       f"whatever {node} lacks, hakit takeover --force --node {node}", hard=True)
     peer_facts = peer.facts if peer.reachable else None
     peer_generation = peer_facts.generation if peer_facts else 0
     if local.generation < peer_generation:

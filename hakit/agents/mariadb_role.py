@@ -23,7 +23,7 @@ from hakit.agents.decide import DeathProof, peer_gate
 from hakit.agents.stonith import fence_peer, fencing_configured
 from hakit.agents.context import load_context
 from hakit.errors import HakitError
-from hakit.flags import MAINTENANCE_FLAG as FLAG, maintenance_on as flag_set
+from hakit.flags import MAINTENANCE_FLAG as FLAG, maintenance_on as flag_set, resync_pending
 from hakit.executor import Executor
 from hakit.mysql import DatabaseUnreachable
 from hakit.plan import Refusal
@@ -119,7 +119,7 @@ def start() -> int:
     verdict = plan_promotion(ctx.node.name, local, peer, schema=settings.mysql.hakit_schema,
                              relay_wait=settings.failover.relay_wait_seconds, kind="automatic",
                              anti_flap=settings.failover.anti_flap_seconds, now=time.time(),
-                             semi_sync=settings.mysql.semi_sync.enabled)
+                             semi_sync=settings.mysql.semi_sync.enabled, resync_pending=resync_pending())
     if not isinstance(verdict, Refusal) and flag_set() and any(st.action == "record_promotion" for st in verdict.steps):
         # the recorded active may come back (start after stop); nothing new is promoted
         ocf.exit_reason(f"maintenance mode is on ({FLAG}): the stack promotes nothing; hakit maintenance off")

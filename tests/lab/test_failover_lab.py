@@ -312,6 +312,56 @@ def test_hakit_killed_in_the_middle_of_a_resync_converges_when_re_run(pair, caps
     assert pair.checksums("n1") == pair.checksums("n2")
 
 
+def test_the_active_dying_while_its_standby_is_half_resynced_never_promotes_the_copy(pair, capsys):
+    """Issue 22 (5), and issue 21's double fault: the active dies while its standby is being
+    rebuilt (hakit killed in the copy: the marker stays). The stack must not promote the half
+    copy, nor hakit takeover without --force; once the active's database is back it is the
+    active again (no new generation), and the resync finishes."""
+    import threading
+
+    lab = pair.lab
+    assert pair.kill_hakit_at(["resync", "--yes", "--strategy", "dump"], "dump") == -signal.SIGKILL
+    doc = pair.status(capsys)
+    assert doc["nodes"]["n2"]["resync_pending"] and doc["active"] == "n1"
+    generation = doc["generation"]
+    seen: list[str] = []
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            seen.append(lab.host("n2").run("mariadb --batch --skip-column-names -e 'SELECT @@read_only'")
+                        .stdout.strip())
+            time.sleep(0.1)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        result = subprocess.run([HAKIT, "lab", "fault", "--dir", str(lab.dir), "kill-mysqld", "n1"],
+                                capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+        # the stack tried n2 and its role agent refused it
+        where = "crm_mon -1 -r -f" if pair.stack == "pacemaker" else "cat /var/log/ha-log"
+        _wait_until("the stack's promotion of n2 refused", lambda: "being resynced" in lab.host("n2").run(
+            where).stdout, timeout=120)
+        code, out, err = pair.run(capsys, "takeover", "--yes")
+        assert code == 3 and "n2 is being resynced" in err, out + err
+    finally:
+        stop.set()
+        sampler.join(timeout=30)
+    assert seen and set(seen) <= {"1", ""}, seen  # never writable (an empty read: its server was busy)
+    assert "1" in seen
+    pair.start_mariadb("n1")
+    if pair.stack == "pacemaker":
+        lab.host("n1").run("crm_resource --cleanup --resource hakit")
+    doc = pair.wait_active(capsys, "n1", timeout=180)
+    assert doc["generation"] == generation  # n1's own role, taken back: nothing new promoted
+    code, out, err = pair.run(capsys, "resync", "--yes")
+    assert code == 0, out + err
+    doc = pair.wait_healthy(capsys, "n1")
+    assert not doc["nodes"]["n2"]["resync_pending"]
+    assert pair.checksums("n1") == pair.checksums("n2")
+
+
 def test_a_resync_killed_while_the_copy_had_the_target_stopped_starts_it_and_converges(pair, capsys):
     # hakit dies inside the copy by backup, and the target's server is down as between the
     # swap's stop and start: the re-run starts it (read-only) and finishes the copy

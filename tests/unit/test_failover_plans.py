@@ -186,6 +186,56 @@ def test_forced_takeover_does_not_stop_on_a_relay_timeout(inv):
     assert waits[0].critical and not waits[1].critical
 
 
+def _marked(snapshot, name="n2"):
+    """``snapshot`` with the resync marker on node ``name``."""
+    return replace(snapshot, db_nodes=tuple(replace(v, resync_pending=v.name == name) for v in snapshot.db_nodes))
+
+
+def test_a_node_being_resynced_is_never_taken_over_unless_forced(inv):
+    """Issue 22 (5): a node carrying the resync marker may hold a partial copy (an import cut
+    short, a backup older than the active): takeover refuses it, names the marker and the two
+    ways out; forced, it is promoted and its marker cleared, with a warning."""
+    dead_active = snap(None, facts(replica=rep(received="0-1-10"), server=2), vip=None, reach=(False, True))
+    verdict = plan_operation(inv, _marked(dead_active), Request("takeover"))
+    assert isinstance(verdict, Refusal) and verdict.hard
+    assert "n2 is being resynced" in str(verdict) and "/var/lib/hakit/resync-pending" in str(verdict)
+    assert "hakit resync --node n2" in verdict.allow and "--force" in verdict.allow
+    forced = plan_operation(inv, _marked(dead_active), Request("takeover", force=True))
+    assert isinstance(forced, Plan), forced
+    clear = [s for s in forced.steps if s.action == "mark_resync"]
+    assert [(s.node, s.arg("on")) for s in clear] == [("n2", False)]
+    assert any("partial copy" in w for w in forced.warnings)
+    # unmarked, the same takeover neither refuses nor touches a marker
+    assert "mark_resync" not in actions(plan_operation(inv, dead_active, Request("takeover")))
+
+
+def test_takeover_without_a_node_never_picks_one_being_resynced(inv):
+    # both read-only at the same generation, n1 the recorded active: n2 (its standby) would be
+    # picked; marked, the recorded active is picked instead
+    both = snap(facts(True, replica=rep(B, io=False)), facts(True, replica=rep(io=False), server=2), vip=None)
+    assert next(s.node for s in plan_operation(inv, both, Request("takeover")).steps
+                if s.action == "record_promotion") == "n2"
+    plan = plan_operation(inv, _marked(both), Request("takeover"))
+    assert isinstance(plan, Plan), plan
+    assert [s.node for s in plan.steps if s.action == "set_writable"] == ["n1"]  # its own record: no new generation
+    assert not any(s.node == "n2" and s.action in ("record_promotion", "set_writable") for s in plan.steps)
+
+
+def test_the_role_agent_never_promotes_a_node_being_resynced():
+    """The stack's own promotion (the role agent's start) is refused on a marked node: hard, so
+    Pacemaker does not try that node again; not even as the recorded active coming back."""
+    from hakit.promote import PeerView, plan_promotion
+
+    standby = facts(replica=rep(received="0-1-10"), server=2)
+    kw = dict(schema="hakit", relay_wait=5.0, kind="automatic")
+    assert isinstance(plan_promotion("n2", standby, PeerView("n1", False), **kw), Plan)
+    refused = plan_promotion("n2", standby, PeerView("n1", False), resync_pending=True, **kw)
+    assert isinstance(refused, Refusal) and refused.hard and "being resynced" in str(refused)
+    recorded = facts(True, gen=2, promoted="n2", server=2)
+    assert isinstance(plan_promotion("n2", recorded, PeerView("n1", True, facts(True)), resync_pending=True, **kw),
+                      Refusal)
+
+
 # --------------------------------------------------------------------------- switchover
 
 
