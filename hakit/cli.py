@@ -213,11 +213,14 @@ def status(ctx: Context, as_json: bool) -> None:
 
     inv = ctx.inventory()
     secrets = load_secrets(secrets_path(inv), inv)
-    from hakit.operate import journal_for, observe_operation
+    from hakit.operate import journal_for, observe_operation, spread_floor
 
     world = real_world(inv, secrets)
     try:
         snap = observe_operation(inv, world, journal_for(inv, secrets))
+        # what this machine knows, every node knows: another admin machine (or the same one with
+        # another folder) reads the generation floor from the nodes, not from this one's .hakit/
+        spread_floor(world, snap)
     finally:
         world.close()
     state = derive_state(snap)

@@ -194,7 +194,8 @@ def plan_takeover(ctx: Context, snap: Snapshot, request: Request) -> Plan | Refu
     stop_old = old.reachable and old.db is None
     verdict = plan_promotion(target.name, target.db, PeerView(old.name, old.db is not None, old.db),
                              schema=ctx.schema, relay_wait=_wait(ctx, request), force=request.force, kind="takeover",
-                             semi_sync=ctx.semi_sync, floor_checked=True, resync_pending=target.resync_pending)
+                             semi_sync=ctx.semi_sync, floor_checked=True, resync_pending=target.resync_pending,
+                             floor=floor)
     if isinstance(verdict, Refusal):
         return verdict
     steps: list[Step] = []

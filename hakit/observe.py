@@ -12,7 +12,7 @@ from typing import Callable
 
 from hakit.errors import HakitError
 from hakit.agents.lean import PIDFILE as WATCH_PIDFILE
-from hakit.flags import MAINTENANCE_FLAG, RESYNC_MARKER
+from hakit.flags import GENERATION_FLOOR, MAINTENANCE_FLAG, RESYNC_MARKER
 from hakit.model import Inventory, Node
 from hakit.mysql import Database, DatabaseUnreachable, PyMySQLDatabase
 from hakit.remote import LocalRunner, Runner, SshRunner, Unreachable, runner_for
@@ -84,6 +84,7 @@ CHECK_CREDENTIALS = "/etc/hakit/check.yml"
 #: is said when the PID file or the process cannot be read: unknown, not missing
 FLAGS_SCRIPT = (f"test -e {MAINTENANCE_FLAG} && echo maintenance; "
                 f"test -e {RESYNC_MARKER} && echo resync; "
+                f"f=$(cat {GENERATION_FLOOR} 2>/dev/null) && echo \"floor=$f\"; "
                 f"if [ ! -e {WATCH_PIDFILE} ]; then echo no-watcher; "
                 f"elif [ -r {WATCH_PIDFILE} ]; then pid=$(cat {WATCH_PIDFILE}); "
                 f"if [ -n \"$pid\" ] && [ -r /proc/$pid/cmdline ]; then "
@@ -177,7 +178,8 @@ def observe_node(inv: Inventory, world: World, node: Node) -> NodeView:
     finally:
         pool.shutdown(wait=True)
     watcher = True if "watcher" in flags else False if "no-watcher" in flags else None
-    return NodeView(node.name, node.address, reachable, facts, vip=vip, monitoring=monitoring,
+    floor = max((int(f[6:]) for f in flags if f.startswith("floor=") and f[6:].isdigit()), default=0)
+    return NodeView(node.name, node.address, reachable, facts, vip=vip, monitoring=monitoring, generation_floor=floor,
                     error="; ".join(errors), resync_pending="resync" in flags, maintenance="maintenance" in flags,
                     tls_problems=tuple(tls_problems), watcher=watcher if pair.carries_db else None,
                     stack_running=True if "stack" in flags else False if "no-stack" in flags else None)

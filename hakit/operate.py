@@ -101,10 +101,32 @@ def observe_operation(inv: Inventory, world: World, journal: Journal | None) -> 
                     operation=open_op.operation if open_op else None,
                     operation_target=(open_op.params.get("target") if open_op else None),
                     operation_strategy=(open_op.params.get("strategy") if open_op else None),
-                    generation_floor=read_floor(inv), stack_running_on=running_on,
+                    generation_floor=max([read_floor(inv)] + [v.generation_floor for v in views.values()]),
+                    stack_running_on=running_on,
                     maintenance=any(v.maintenance for v in views.values()))
     raise_floor(inv, cluster_generation(snap))
     return snap
+
+
+def spread_floor(world: World, snap: Snapshot, generation: int | None = None) -> list[str]:
+    """Raise the generation floor of every reachable database node that was told of less than
+    ``generation`` (default: the highest the snapshot knows): each node then knows, whoever asks
+    it later from wherever, the highest generation hakit saw. Returns the nodes raised; a node
+    that cannot be written is left (its database's own generation still fences it)."""
+    from hakit.flags import FLOOR_SCRIPT
+
+    known = max(cluster_generation(snap), snap.generation_floor, generation or 0)
+    raised = []
+    for view in snap.db_nodes:
+        runner = world.runners.get(view.name)
+        if runner is None or not view.reachable or view.generation_floor >= known or known == 0:
+            continue
+        try:
+            if runner.run(["sh", "-c", FLOOR_SCRIPT, "sh", str(known)], warn=True, timeout=10).ok:
+                raised.append(view.name)
+        except HakitError:
+            continue
+    return raised
 
 
 def stack_view(inv: Inventory, world: World, reachable: list[str]) -> tuple[str, ...] | None:
@@ -797,9 +819,12 @@ def run_operation(inv: Inventory, secrets: Secrets, world: World, request: Reque
         redact = journal.redact
         # the nodes' logs are written beside the first steps, not before them: a round trip per
         # node (and a connection timeout for a node that died) before a takeover's first step
-        began = threading.Thread(target=_node_log, daemon=True, name="hakit-node-log", args=(
-            world, changed_nodes, redact(f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')} begin {plan.operation}: "
-                                         f"{plan.summary}")))
+        def begin() -> None:
+            _node_log(world, changed_nodes, redact(f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')} begin {plan.operation}: "
+                                                   f"{plan.summary}"))
+            spread_floor(world, snap)
+
+        began = threading.Thread(target=begin, daemon=True, name="hakit-node-log")
         began.start()
         executor = Executor(op.actions(), journal, say=say)
         try:
@@ -812,6 +837,8 @@ def run_operation(inv: Inventory, secrets: Secrets, world: World, request: Reque
         began.join()
         _node_log(world, changed_nodes, f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')} done {plan.operation} in "
                                         f"{outcome.seconds:.2f}s")
-        raise_floor(inv, max((int(s.arg("generation")) for s in plan.steps if s.action == "record_promotion"),
-                             default=0))
+        promoted = max((int(s.arg("generation")) for s in plan.steps if s.action == "record_promotion"), default=0)
+        raise_floor(inv, promoted)
+        if promoted:
+            spread_floor(world, snap, promoted)
         return outcome

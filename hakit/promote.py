@@ -38,7 +38,7 @@ class PeerView:
 def plan_promotion(node: str, local: DbFacts | None, peer: PeerView, *, schema: str, relay_wait: float,
                    force: bool = False, kind: str = "manual", anti_flap: float = 0.0,
                    now: float | None = None, semi_sync: bool = False, floor_checked: bool = False,
-                   resync_pending: bool = False) -> Plan | Refusal:
+                   resync_pending: bool = False, floor: int = 0) -> Plan | Refusal:
     """Decide whether and how ``node`` becomes the writable database. Pure.
 
     ``kind`` is recorded with the generation (``automatic`` when the stack's agent promotes);
@@ -57,7 +57,9 @@ def plan_promotion(node: str, local: DbFacts | None, peer: PeerView, *, schema: 
 
     ``resync_pending``: the node carries the resync marker (a resync of it began and did not
     finish): its data may be a partial import or a backup older than the active's, so it is
-    never promoted, unless forced (the operator accepts what it lacks).
+    never promoted, unless forced (the operator accepts what it lacks). ``floor``: the highest
+    generation known besides the two databases (the node's own floor file, hakit's records): a
+    node below it is stale, and a new generation is always above it (never a number reused).
     """
     if local is None:
         return Refusal(f"{node}: its database is not running; it cannot be promoted")
@@ -68,6 +70,11 @@ def plan_promotion(node: str, local: DbFacts | None, peer: PeerView, *, schema: 
                        f"whatever {node} lacks, hakit takeover --force --node {node}", hard=True)
     peer_facts = peer.facts if peer.reachable else None
     peer_generation = peer_facts.generation if peer_facts else 0
+    if local.generation < floor and local.generation >= peer_generation:
+        return Refusal(f"{node} has generation {local.generation}, but generation {floor} was reached meanwhile "
+                       f"(the floor recorded on the nodes): a node promoted while {node} was away may hold "
+                       f"transactions {node} lacks; only hakit resync can make it part of the pair again",
+                       "run hakit resync --node " + node, hard=True)
     if local.generation < peer_generation:
         return Refusal(f"{node} has generation {local.generation}, {peer.name} has {peer_generation}: {node} was "
                        f"the active before a takeover and holds transactions the cluster may not have; only "
@@ -152,7 +159,7 @@ def plan_promotion(node: str, local: DbFacts | None, peer: PeerView, *, schema: 
                                                           f"commits once {node} is writable", node=node, on=True,
                           critical=False))
     if not already:
-        generation = max(local.generation, peer_generation) + 1
+        generation = max(local.generation, peer_generation, floor) + 1
         steps.append(step("raise generation", "record_promotion",
                           f"generation {generation}: any node holding an older one must be resynced before it "
                           f"can be writable again", node=node, schema=schema, generation=generation,

@@ -35,6 +35,8 @@ class NodeView:
     watcher: bool | None = None
     #: the node's cluster stack runs (corosync and Pacemaker, or heartbeat; None: not observed)
     stack_running: bool | None = None
+    #: the generation floor the node was told of (its file: hakit.flags.GENERATION_FLOOR)
+    generation_floor: int = 0
 
     @property
     def writable(self) -> bool:
@@ -55,7 +57,8 @@ class Snapshot:
     operation_target: str | None = None
     maintenance: bool = False
     operation_strategy: str | None = None  #: the interrupted resync's strategy
-    generation_floor: int = 0  #: the highest generation hakit has seen (its journal), dead nodes included
+    #: the highest generation known (this admin machine's record and the nodes' floors), dead nodes included
+    generation_floor: int = 0
     #: where the cluster stack runs the database pair's resources (None: not observed)
     stack_running_on: tuple[str, ...] | None = None
 
@@ -194,6 +197,7 @@ def status_document(snap: Snapshot, state: ClusterState, *, anti_flap_seconds: f
             "lag_seconds": replica.lag_seconds if replica else None,
             "gtid": str(db.gtid_current_pos) if db else None,
             "generation": db.generation if db else None,
+            "generation_floor": view.generation_floor,
             "vip": view.vip,
             "monitoring": view.monitoring,
             "error": view.error or None,

@@ -23,7 +23,7 @@ from hakit.agents.decide import DeathProof, peer_gate
 from hakit.agents.stonith import fence_peer, fencing_configured
 from hakit.agents.context import load_context
 from hakit.errors import HakitError
-from hakit.flags import MAINTENANCE_FLAG as FLAG, maintenance_on as flag_set, resync_pending
+from hakit.flags import MAINTENANCE_FLAG as FLAG, maintenance_on as flag_set, raise_floor, read_floor, resync_pending
 from hakit.executor import Executor
 from hakit.mysql import DatabaseUnreachable
 from hakit.plan import Refusal
@@ -119,7 +119,11 @@ def start() -> int:
     verdict = plan_promotion(ctx.node.name, local, peer, schema=settings.mysql.hakit_schema,
                              relay_wait=settings.failover.relay_wait_seconds, kind="automatic",
                              anti_flap=settings.failover.anti_flap_seconds, now=time.time(),
-                             semi_sync=settings.mysql.semi_sync.enabled, resync_pending=resync_pending())
+                             semi_sync=settings.mysql.semi_sync.enabled, resync_pending=resync_pending(),
+                             floor=read_floor())
+    # what this node has seen, it keeps: asked later (by takeover from any machine, or by this
+    # agent when its peer is gone), it knows that generation was reached
+    raise_floor(max(local.generation, peer.facts.generation if peer.reachable and peer.facts else 0))
     if not isinstance(verdict, Refusal) and flag_set() and any(st.action == "record_promotion" for st in verdict.steps):
         # the recorded active may come back (start after stop); nothing new is promoted
         ocf.exit_reason(f"maintenance mode is on ({FLAG}): the stack promotes nothing; hakit maintenance off")
@@ -134,6 +138,7 @@ def start() -> int:
     except HakitError as exc:
         ocf.exit_reason(str(exc))
         return ocf.OCF_ERR_GENERIC
+    raise_floor(max((int(st.arg("generation")) for st in verdict.steps if st.action == "record_promotion"), default=0))
     # the stack logs an agent's stderr: where a slow promotion spent its time
     print("step times: " + ", ".join(f"{name} {seconds:.3f}s" for name, seconds in outcome.timings.items())
           + f"; agent {time.monotonic() - STARTED:.3f}s since its import", file=sys.stderr)

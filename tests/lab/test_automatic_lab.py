@@ -19,6 +19,7 @@ two nodes be writable. Runbook, in order, on one pair per stack (anti-flap windo
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import time
@@ -31,7 +32,7 @@ from hakit.lab import lab as labmod
 from hakit.lab.writer import WritableSampler as LabSampler
 from hakit.lab.state import load_state
 
-from labkit import Lab, Writer, _wait_until, build_lab, sql
+from labkit import Lab, Writer, _wait_until, build_lab, hakit, sql
 from test_failover_lab import Pair
 
 pytestmark = pytest.mark.lab
@@ -129,7 +130,7 @@ def test_kill_node_fails_over_by_itself_under_a_writer(pair, capsys):
     print(f"automatic failover ({pair.stack}): n2 active {took:.1f}s after the kill (polled)")
 
 
-def test_the_returning_node_stays_standby_until_resync(pair, capsys):
+def test_the_returning_node_stays_standby_until_resync(pair, capsys, tmp_path):
     lab = pair.lab
     labmod.restart_node(str(lab.dir), "n1", wait_cluster=True)
     lab.reconnect("n1")
@@ -143,6 +144,18 @@ def test_the_returning_node_stays_standby_until_resync(pair, capsys):
     time.sleep(15)  # the stack moves the group to n1 within a few seconds: its role start refuses
     doc = pair.status(capsys)
     assert doc["nodes"]["n1"]["writable"] is False and doc["active"] is None, doc["nodes"]
+    # issue 22 (4): another admin machine (a folder without this one's .hakit/ records) asks for
+    # a takeover. n1's own row cannot tell that n2 reached a newer generation; before, n1 was
+    # promoted with generation 2 again (a number reused, n2's writes lost). The floor the
+    # status above left on n1's node refuses it
+    other = tmp_path / "other-admin"
+    other.mkdir()
+    for name in ("inventory.yml", "known_hosts", "hakit-secrets.yml"):
+        shutil.copy2(lab.dir / name, other / name)
+    assert not (other / ".hakit").exists()
+    code, out, err = hakit(capsys, "-i", str(other / "inventory.yml"), "takeover", "--yes")
+    assert code == 3 and "generation 2" in err and "resync" in err, out + err
+    assert lab.host("n1").check_output("cat /var/lib/hakit/generation-floor").strip() == "2"
     pair.start_mariadb("n2")
     code, out, err = pair.run(capsys, "takeover", "--yes", "--node", "n2")  # the operator decides
     assert code == 0, out + err

@@ -68,7 +68,7 @@ def test_status_document_has_the_contract_fields():
     assert n2 == {"reachable": True, "writable": False, "replicating_from": "n1", "io_running": True,
                   "sql_running": True, "lag_seconds": 2, "gtid": "0-1-41", "generation": 3, "vip": False,
                   "monitoring": False, "error": None, "resync_pending": False, "watcher": None,
-                  "stack_running": None}
+                  "stack_running": None, "generation_floor": 0}
     assert doc["nodes"]["n1"]["vip"] is True and doc["nodes"]["n1"]["writable"] is True
 
 
