@@ -13,9 +13,9 @@ once, each with the file, the line, the field path and the rule; nothing is ever
 from __future__ import annotations
 
 import ipaddress
-import itertools
 import os
 import typing
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -166,12 +166,6 @@ def _pairs(settings: Settings, all_group: dict[str, Any], src: YamlSource, probl
                                     f"{', '.join(groups)}"))
     pairs: list[Pair] = []
     seen_hosts: dict[str, PathKey] = {}
-    # automatic server ids skip the ones set by hand, so that setting one never clashes with
-    # a node the operator did not touch
-    explicit_ids = {hvars.get("hakit_server_id") for group in groups
-                    for hvars in _hosts_of(children.get(group)).values()
-                    if isinstance(hvars, dict) and isinstance(hvars.get("hakit_server_id"), int)}
-    server_ids = (n for n in itertools.count(1) if n not in explicit_ids)
     for group, pair_name in groups.items():
         gpath: PathKey = ("all", "children", group)
         group_data = children.get(group)
@@ -205,7 +199,7 @@ def _pairs(settings: Settings, all_group: dict[str, Any], src: YamlSource, probl
                 nodes.append(Node(name=host, address=hv.ansible_host, ssh_port=hv.ansible_port,
                                   ssh_user=hv.ansible_user, ssh_key=hv.ansible_ssh_private_key_file,
                                   priority=hv.hakit_priority,
-                                  server_id=hv.hakit_server_id or next(server_ids),
+                                  server_id=hv.hakit_server_id or name_server_id(host),
                                   offset=offset, drbd_disk=hv.hakit_drbd_disk))
             except ValidationError:
                 problems.append(src.problem(hpath, "must be a name of lowercase letters, digits and '-', "
@@ -224,6 +218,14 @@ def _pairs(settings: Settings, all_group: dict[str, Any], src: YamlSource, probl
                                     f"topology {settings.topology} has no pair '{name}' "
                                     f"(expected keys: {', '.join(groups.values())})"))
     return pairs
+
+
+def name_server_id(name: str) -> int:
+    """A node's automatic MariaDB server id, from its name alone: the same whatever the order of
+    the hosts in the inventory (ids that followed that order swapped when hosts were reordered,
+    and a node's own old transactions passed for its peer's). Above 1000, where ids set by hand
+    with ``hakit_server_id`` usually are not; a clash is refused by the inventory check."""
+    return zlib.crc32(f"hakit:{name}".encode()) % 4_000_000_000 + 1000
 
 
 def _hosts_of(group_data: Any) -> dict[Any, Any]:

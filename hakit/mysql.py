@@ -196,9 +196,15 @@ class Database(Protocol):
         """Stop replication and set ``gtid_slave_pos`` to everything this node holds
         (``gtid_current_pos``): it will ask its master only for what comes after. Returns it."""
 
-    def binlog_gtids_after(self, point: Position, server_id: int | None = None) -> list[BinlogGtid]:
+    def binlog_gtids_after(self, point: Position, server_id: int | None = None,
+                           known: Sequence[Gtid] | None = None) -> list[BinlogGtid]:
         """Every GTID in this node's binary logs beyond ``point`` (per domain), oldest first; with
-        ``server_id``, only those that server logged (a node's own transactions)."""
+        ``server_id``, only those that server logged; with ``known`` (another server's binlog
+        state: the last GTID of each server in each domain), only those that server does not
+        hold (:func:`held_by`), whatever server ids logged them."""
+
+    def binlog_state(self) -> list[Gtid]:
+        """``@@gtid_binlog_state``: the last GTID of each server in each domain of its binlog."""
 
     def binlog_paths_from(self, first_file: str) -> list[str]:
         """Absolute paths of the binary log files from ``first_file`` on."""
@@ -242,6 +248,13 @@ def _table_ref(table: str) -> str:
 
 
 _GTID_INFO = re.compile(r"GTID (\d+-\d+-\d+)")
+
+
+def held_by(gtid: Gtid, known: Sequence[Gtid]) -> bool:
+    """Whether a server whose binlog state is ``known`` holds ``gtid``: it logged a GTID of the
+    same server in the same domain at least as far (gtid_strict_mode: a domain's sequence only
+    grows, and a replica applies a server's transactions in their order)."""
+    return any(k.domain == gtid.domain and k.server == gtid.server and k.seq >= gtid.seq for k in known)
 
 
 def _state_gtids(state: str | None) -> list[Gtid]:
@@ -462,7 +475,11 @@ class PyMySQLDatabase:
                     raise
         raise AssertionError("unreachable")
 
-    def binlog_gtids_after(self, point: Position, server_id: int | None = None) -> list[BinlogGtid]:
+    def binlog_state(self) -> list[Gtid]:
+        return _state_gtids(self.query("SELECT @@gtid_binlog_state AS st")[0]["st"])
+
+    def binlog_gtids_after(self, point: Position, server_id: int | None = None,
+                           known: Sequence[Gtid] | None = None) -> list[BinlogGtid]:
         # gtid_strict_mode (hakit's fragment sets it): a domain's sequence numbers only grow in the
         # binlog, so its last GTID is its highest: when the point holds it, nothing lies beyond,
         # and reading the binlog (seconds for a file that holds a large load) is spared. The
@@ -475,6 +492,9 @@ class PyMySQLDatabase:
         if row["s"] and server_id is not None and not any(
                 g.server == server_id and g.seq > point.seq(g.domain) for g in _state_gtids(row["st"])):
             return []
+        if row["s"] and known is not None and all(
+                g.seq <= point.seq(g.domain) or held_by(g, known) for g in _state_gtids(row["st"])):
+            return []  # every server's last GTID beyond the point is one the other server holds
         files = [r["Log_name"] for r in self.query("SHOW BINARY LOGS")]
         # newest first, back to the file whose starting GTID list the point already contains
         start = 0
@@ -495,7 +515,8 @@ class PyMySQLDatabase:
                 if not match:
                     continue
                 gtid = Position.parse(match.group(1)).gtids[0]
-                if gtid.seq > point.seq(gtid.domain) and server_id in (None, gtid.server):
+                if gtid.seq > point.seq(gtid.domain) and server_id in (None, gtid.server) \
+                        and not (known is not None and held_by(gtid, known)):
                     found.append(BinlogGtid(gtid, name, int(row["Pos"])))
         return found
 
@@ -725,10 +746,19 @@ class FakeDatabase:
         self.log.append(f"gtid_slave_pos={self.binlog}")
         return self.binlog
 
-    def binlog_gtids_after(self, point: Position, server_id: int | None = None) -> list[BinlogGtid]:
+    def binlog_gtids_after(self, point: Position, server_id: int | None = None,
+                           known: Sequence[Gtid] | None = None) -> list[BinlogGtid]:
         self._check()
         return [BinlogGtid(g, "fake-bin.000001", 4 + i) for i, g in enumerate(self.events)
-                if g.seq > point.seq(g.domain) and server_id in (None, g.server)]
+                if g.seq > point.seq(g.domain) and server_id in (None, g.server)
+                and not (known is not None and held_by(g, known))]
+
+    def binlog_state(self) -> list[Gtid]:
+        self._check()
+        last: dict[tuple[int, int], Gtid] = {}
+        for g in self.events:
+            last[(g.domain, g.server)] = g
+        return list(last.values())
 
     def binlog_paths_from(self, first_file: str) -> list[str]:
         return [f"/var/lib/mysql/{first_file}"]

@@ -175,7 +175,11 @@ def scan_errant(inv: Inventory, world: World, snap: Snapshot, target: str) -> Er
     point = Position.parse(active.db.state.promotion_point)
     db = world.databases[target]
     try:
-        own = db.binlog_gtids_after(point, server_id=view.db.server_id)
+        # what the target logged beyond the point that the active does not hold, whichever
+        # server ids logged it: a node's id may have changed since (hosts reordered in the
+        # inventory, a server id set by hand), and its old transactions are still its own
+        known = world.databases[active.name].binlog_state()
+        own = db.binlog_gtids_after(point, known=known)
         size = world.databases[active.name].data_bytes(list(inv.settings.mysql.databases))
     except DatabaseUnreachable:
         return None

@@ -158,6 +158,37 @@ def test_the_errant_scan_of_one_server_skips_a_binlog_of_other_servers_transacti
     assert [(e.gtid.server, e.gtid.seq) for e in own] == [(own_id, point.seq(0) + 3)]
 
 
+def test_the_errant_scan_against_another_server_s_state_ignores_server_ids(server, monkeypatch):
+    """Issue 22 (3): beyond the point, what the other server's binlog state holds is not errant,
+    whatever id logged it; what it does not hold is, even under an id the server no longer has."""
+    from hakit.gtid import Gtid
+
+    server.query("CREATE DATABASE IF NOT EXISTS errant")
+    server.query("CREATE TABLE IF NOT EXISTS errant.k (id INT PRIMARY KEY)")
+    server.query("DELETE FROM errant.k")
+    point = server.facts().gtid_binlog_pos
+    own_id = int(server.query("SELECT @@server_id AS i")[0]["i"])
+    try:
+        server.query("SET SESSION server_id = 98")  # the active's, applied here (it holds them)
+        server.query("INSERT INTO errant.k VALUES (1)")
+        server.query("SET SESSION server_id = 97")  # this node's own under its id of yesterday
+        server.query("INSERT INTO errant.k VALUES (2)")
+    finally:
+        server.query(f"SET SESSION server_id = {own_id}")
+    state = server.binlog_state()
+    assert {g.server for g in state} >= {97, 98}
+    theirs = [g for g in state if g.server == 98]  # the active's binlog state: its own last GTID
+    found = server.binlog_gtids_after(point, known=theirs)
+    assert [(e.gtid.server, e.gtid.seq) for e in found] == [(97, point.seq(0) + 2)]
+    # the state alone settles it when the other server holds everything beyond the point
+    asked: list[str] = []
+    query = server.query
+    monkeypatch.setattr(server, "query", lambda sql, *args: asked.append(sql) or query(sql, *args))
+    everything = state + [Gtid(0, 97, point.seq(0) + 2)]
+    assert server.binlog_gtids_after(point, known=everything) == []
+    assert not any("BINLOG EVENTS" in sql for sql in asked)
+
+
 def test_identifiers_are_checked_before_quoting():
     assert ident("opsview") == "`opsview`"
     for bad in ["a`b", "x; DROP DATABASE y", "1abc", "", "a b", "a" * 65]:

@@ -348,9 +348,12 @@ def test_mariadb_fragment_without_read_only_fails(rendered):
 
 
 def test_mariadb_fragments_with_the_same_server_id_fail(rendered):
-    results = _check(rendered, "two-node-pacemaker", "mysql-cnf", _sub(r"^server_id\s*=\s*\d+", "server_id = 2"),
+    from hakit.inventory import name_server_id
+
+    theirs = name_server_id("nagios2")  # nagios1's fragment given nagios2's id
+    results = _check(rendered, "two-node-pacemaker", "mysql-cnf", _sub(r"^server_id\s*=\s*\d+", f"server_id = {theirs}"),
                      v.check_mysql_cnf, node="nagios1")
-    assert "server_id 2 is also" in _failed(results, "mariadbd --help --verbose")
+    assert f"server_id {theirs} is also" in _failed(results, "mariadbd --help --verbose")
 
 
 def test_replication_sql_with_a_syntax_error_fails(rendered):

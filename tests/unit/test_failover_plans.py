@@ -696,6 +696,33 @@ def test_takeover_executed_on_fakes_then_resync_rejoins(inv):
     assert n2.semi_sync_master_enabled and not n2.read_only and n1.read_only
 
 
+@pytest.mark.parametrize("new_id", [1, 2, 77])
+def test_the_errant_scan_does_not_depend_on_the_server_ids_of_today(inv, new_id):
+    """Issue 22 (3): the scan filtered the old active's binlog on its *current* server id; hosts
+    reordered in the inventory (ids follow that order) or an id set by hand hid the node's own
+    earlier transactions, and auto chose rejoin, keeping them. Now what the active does not hold
+    is errant, whichever ids logged it; what the target replicated from the active is not."""
+    n1, n2 = pair()
+    stack = Stack()
+    n1.stop_replica()
+    n1.writes(2)  # errant: committed on n1 and never shipped (n2 stopped receiving)
+    n1.reachable = False
+    dead = Snapshot(db_nodes=(NodeView("n1", A, False, None), NodeView("n2", B, True, n2.facts())))
+    world = World(databases={"n1": n1, "n2": n2})
+    Executor(Operator(inv, world, say=lambda t: None, mover=stack).actions(), None,
+             say=lambda t: None).run(plan_operation(inv, dead, Request("takeover")))
+    n2.writes(3)
+    n1.reachable, n1.read_only = True, True
+    n1.server_id = new_id  # its id changed since it logged them (2: the id n2 uses now)
+    from hakit.operate import scan_errant
+
+    errant = scan_errant(inv, world, observed(n1, n2, stack), "n1")
+    assert [(g.server, g.seq) for g in errant.gtids] == [(1, 11), (1, 12)]
+    # what n1 replicated from the new active is not its own (a rejoin that got some of it)
+    n1.receive_from(n2)
+    assert scan_errant(inv, world, observed(n1, n2, stack), "n1").count == 2
+
+
 @pytest.mark.parametrize("operation", ["takeover", "switchover"])
 def test_maintenance_mode_refuses_moves_but_not_resync(inv, operation):
     verdict = plan_operation(inv, snap(None, facts(server=2), vip=None, reach=(False, True), maintenance=True),

@@ -606,14 +606,23 @@ def test_every_problem_is_reported_at_once(example_data, write_inventory) -> Non
 # --------------------------------------------------------------------------- good inventories
 
 
+def _id(name: str) -> int:
+    from hakit.inventory import name_server_id
+
+    return name_server_id(name)
+
+
 EXPECTED_PAIRS = {
-    H: [("main", {"db", "app"}, [("opsview1", "198.51.100.11", 1, 1, 100), ("opsview2", "198.51.100.12", 2, 2, 50)],
+    H: [("main", {"db", "app"}, [("opsview1", "198.51.100.11", _id("opsview1"), 1, 100),
+                                 ("opsview2", "198.51.100.12", _id("opsview2"), 2, 50)],
          ("198.51.100.10", 24, "eth0"))],
-    P: [("main", {"db", "app"}, [("nagios1", "198.51.100.21", 1, 1, 100), ("nagios2", "198.51.100.22", 2, 2, 50)],
+    P: [("main", {"db", "app"}, [("nagios1", "198.51.100.21", _id("nagios1"), 1, 100),
+                                 ("nagios2", "198.51.100.22", _id("nagios2"), 2, 50)],
          ("198.51.100.20", 24, "eth0"))],
-    F: [("db", {"db"}, [("db1", "198.51.100.31", 1, 1, 100), ("db2", "198.51.100.32", 2, 2, 50)],
+    F: [("db", {"db"}, [("db1", "198.51.100.31", _id("db1"), 1, 100), ("db2", "198.51.100.32", _id("db2"), 2, 50)],
          ("198.51.100.30", 24, "eth0")),
-        ("app", {"app"}, [("app1", "198.51.100.41", 3, 1, 100), ("app2", "198.51.100.42", 4, 2, 50)],
+        ("app", {"app"}, [("app1", "198.51.100.41", _id("app1"), 1, 100),
+                          ("app2", "198.51.100.42", _id("app2"), 2, 50)],
          ("198.51.100.40", 24, "eth0"))],
 }
 
@@ -684,11 +693,20 @@ def test_ansible_and_foreign_host_vars_pass_through(example_data, write_inventor
     assert [n.name for n in inv.nodes] == ["nagios1", "nagios2"]
 
 
-def test_automatic_server_ids_skip_the_ones_set_by_hand(example_data, write_inventory) -> None:
+def test_automatic_server_ids_follow_the_names_not_the_order_of_the_hosts(example_data, write_inventory) -> None:
+    """Issue 22 (3): ids that followed the order of the hosts swapped when the hosts were
+    reordered; an id from the name stays, and one set by hand is kept as it is."""
     data = example_data(F)
     data["all"]["children"]["hakit_db"]["hosts"]["db2"]["hakit_server_id"] = 3
     inv = load_inventory(write_inventory(data))
-    assert [(n.name, n.server_id) for n in inv.nodes] == [("db1", 1), ("db2", 3), ("app1", 2), ("app2", 4)]
+    ids = {n.name: n.server_id for n in inv.nodes}
+    assert ids["db2"] == 3 and ids["db1"] == _id("db1") and ids["app1"] == _id("app1")
+    assert len(set(ids.values())) == 4 and all(i > 1000 for n, i in ids.items() if n != "db2")
+    hosts = data["all"]["children"]["hakit_db"]["hosts"]
+    data["all"]["children"]["hakit_db"]["hosts"] = dict(reversed(list(hosts.items())))
+    reordered = load_inventory(write_inventory(data))
+    assert [n.name for n in reordered.db_pair.nodes] == ["db2", "db1"]
+    assert {n.name: n.server_id for n in reordered.nodes} == ids
 
 
 def test_vip_on_a_31_prefix_may_be_either_address(example_data, write_inventory) -> None:
