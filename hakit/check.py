@@ -72,13 +72,18 @@ def verdict(snap: Snapshot, state: ClusterState, thresholds: Failover, semi_sync
     if state.name in ("split-brain", "degraded", "bootstrapping"):
         return Verdict(CRITICAL, f"{state.name}: {state.reason}", perfdata)
     problems: list[tuple[int, str]] = []
-    if lag is not None and lag >= crit:
+    limit = thresholds.max_lag_seconds
+    if lag is not None and limit and lag > limit:
+        problems.append((CRITICAL, f"standby {state.standby} lags {lag}s: over failover.max_lag_seconds ({limit}s) "
+                                   f"it is not promoted, by the stack or by takeover without --force"))
+    elif lag is not None and lag >= crit:
         problems.append((CRITICAL, f"standby {state.standby} lags {lag}s (critical at {crit}s)"))
     elif lag is not None and lag >= warn:
         problems.append((WARNING, f"standby {state.standby} lags {lag}s (warning at {warn}s)"))
     if semi_ok is False:
         problems.append((WARNING, "semi-sync has fallen back to asynchronous: acknowledged writes could be lost "
-                                  "in a failover"))
+                                  "in a failover (the standby cannot tell once the active is gone: a takeover "
+                                  "then would not know what it lacks)"))
     if tls_wanted:
         from hakit.tls import findings
 

@@ -71,6 +71,7 @@ class Context:
     semi_sync: bool
     stack: str
     hooks: dict[str, tuple[tuple[str, ...], ...]] = field(default_factory=dict)
+    max_lag: float = 0.0  #: failover.max_lag_seconds (the lag policy of hakit.promote.lacks_writes)
 
     @classmethod
     def of(cls, inv: Inventory) -> "Context":
@@ -79,7 +80,8 @@ class Context:
                  for name in ("pre_takeover", "post_takeover", "pre_switchover", "post_switchover",
                               "pre_resync", "post_resync")}
         return cls(inv.settings.mysql.hakit_schema, inv.settings.failover.relay_wait_seconds,
-                   inv.settings.mysql.semi_sync.enabled, inv.settings.stack, hooks)
+                   inv.settings.mysql.semi_sync.enabled, inv.settings.stack, hooks,
+                   inv.settings.failover.max_lag_seconds)
 
 
 def plan_operation(inv: Inventory, snap: Snapshot, request: Request,
@@ -192,10 +194,13 @@ def plan_takeover(ctx: Context, snap: Snapshot, request: Request) -> Plan | Refu
     # (invariant 9). Its server is stopped with proof first; the promotion is planned as over a
     # node without a database, and a stop without proof refuses the whole takeover
     stop_old = old.reachable and old.db is None
+    # a re-run of an interrupted takeover to this node: its replication was stopped by that
+    # takeover itself, which the lag policy must not take for a fault
+    resuming = snap.operation == "takeover" and snap.operation_target == target.name
     verdict = plan_promotion(target.name, target.db, PeerView(old.name, old.db is not None, old.db),
                              schema=ctx.schema, relay_wait=_wait(ctx, request), force=request.force, kind="takeover",
                              semi_sync=ctx.semi_sync, floor_checked=True, resync_pending=target.resync_pending,
-                             floor=floor)
+                             floor=floor, max_lag=None if resuming else ctx.max_lag)
     if isinstance(verdict, Refusal):
         return verdict
     steps: list[Step] = []

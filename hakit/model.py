@@ -336,6 +336,9 @@ class Failover(Frozen):
     anti_flap_seconds: Annotated[int, Field(ge=0, le=86400)] = 600
     lag_warning_seconds: Annotated[int, Field(ge=0)] = 10
     lag_critical_seconds: Annotated[int, Field(ge=0)] = 60
+    #: a standby that lags more than this (seconds) is not promoted by the stack, nor by a takeover
+    #: without --force: it lacks writes the active acknowledged. 0: no bound on the lag
+    max_lag_seconds: Annotated[int, Field(ge=0, le=86400)] = 60
 
     @model_validator(mode="after")
     def _thresholds(self) -> "Failover":

@@ -83,6 +83,9 @@ class ReplicaStatus:
     #: checks the master's certificate against its address (None: not read)
     ssl: bool | None = None
     ssl_verify: bool | None = None
+    #: ``Slave_IO_Running`` as MariaDB says it: "Yes", "Connecting" (its master went away: it
+    #: retries), "No" (stopped: by hand, or a restart with ``skip_slave_start``); "" not read
+    io_state: str = ""
 
 
 @dataclass(frozen=True)
@@ -336,7 +339,8 @@ class PyMySQLDatabase:
                                     last_sql_error=s.get("Last_SQL_Error") or "",
                                     gtid_io_pos=s.get("Gtid_IO_Pos") or "", using_gtid=s.get("Using_Gtid") or "",
                                     ssl=_yes_no(s.get("Master_SSL_Allowed")),
-                                    ssl_verify=_yes_no(s.get("Master_SSL_Verify_Server_Cert")))
+                                    ssl_verify=_yes_no(s.get("Master_SSL_Verify_Server_Cert")),
+                                    io_state=s.get("Slave_IO_Running") or "")
         semi = {r["Variable_name"].lower(): r["Value"] for r in self.query(
             "SHOW GLOBAL STATUS WHERE Variable_name IN "
             "('Rpl_semi_sync_master_status', 'Rpl_semi_sync_slave_status')")}
@@ -698,7 +702,7 @@ class FakeDatabase:
     def stop_replica(self, *, wait_receiver: bool = True) -> None:
         self._check()
         if self.replica is not None:
-            self.replica = replace(self.replica, io_running=False, sql_running=False)
+            self.replica = replace(self.replica, io_running=False, sql_running=False, io_state="No")
         self.log.append("stop replica")
 
     def set_semi_sync_master(self, on: bool) -> None:

@@ -19,7 +19,7 @@ from hakit.agents.decide import DeathProof, peer_gate
 from hakit.errors import HakitError, OperationFailed, SafetyRefusal
 from hakit.flags import RESYNC_MARKER
 from hakit.gtid import Position
-from hakit.mysql import Database, DbFacts, PromotionRecord
+from hakit.mysql import Database, DbFacts, PromotionRecord, ReplicaStatus
 from hakit.plan import Plan, Refusal, Step, step
 
 
@@ -38,7 +38,8 @@ class PeerView:
 def plan_promotion(node: str, local: DbFacts | None, peer: PeerView, *, schema: str, relay_wait: float,
                    force: bool = False, kind: str = "manual", anti_flap: float = 0.0,
                    now: float | None = None, semi_sync: bool = False, floor_checked: bool = False,
-                   resync_pending: bool = False, floor: int = 0) -> Plan | Refusal:
+                   resync_pending: bool = False, floor: int = 0, max_lag: float | None = None
+                   ) -> Plan | Refusal:
     """Decide whether and how ``node`` becomes the writable database. Pure.
 
     ``kind`` is recorded with the generation (``automatic`` when the stack's agent promotes);
@@ -60,6 +61,10 @@ def plan_promotion(node: str, local: DbFacts | None, peer: PeerView, *, schema: 
     never promoted, unless forced (the operator accepts what it lacks). ``floor``: the highest
     generation known besides the two databases (the node's own floor file, hakit's records): a
     node below it is stale, and a new generation is always above it (never a number reused).
+
+    ``max_lag``: the lag policy (:func:`lacks_writes`), unless forced: a node known to lack
+    writes its peer acknowledged is not promoted (None: the caller applies no policy, as a re-run
+    of hakit's own takeover, which stopped that replication itself).
     """
     if local is None:
         return Refusal(f"{node}: its database is not running; it cannot be promoted")
@@ -90,6 +95,12 @@ def plan_promotion(node: str, local: DbFacts | None, peer: PeerView, *, schema: 
                            "stop or fence it first, use hakit switchover for a planned swap, or --force")
     already = (local.state is not None and local.state.promoted_node == node
                and local.generation >= peer_generation)
+    if max_lag is not None and not force and not already and not (peer_facts is not None and peer_facts.writable):
+        lacking = lacks_writes(local.replica, max_lag)
+        if lacking:
+            return Refusal(f"{node} {lacking}: it lacks writes {peer.name} may have acknowledged, and promoting it "
+                           f"would lose them", f"repair {node}'s replication (hakit resync --node {node} once "
+                           f"{peer.name} is back), or accept the loss: hakit takeover --force --node {node}")
     fresh = (local.state is not None and local.state.promoted_at is not None and local.started_at is not None
              and local.state.promoted_at > local.started_at)
     if already and not local.writable and peer_facts is None and not fresh and not force:
@@ -173,6 +184,25 @@ def plan_promotion(node: str, local: DbFacts | None, peer: PeerView, *, schema: 
     steps.append(step("writable", "set_writable", f"{node} becomes the writable database", node=node))
     summary = f"promote {node}" + (" (already the recorded active; writable again)" if already else "")
     return Plan("promote", summary, tuple(steps), warnings=tuple(warnings))
+
+
+def lacks_writes(replica: ReplicaStatus | None, max_lag: float) -> str:
+    """Why a standby is known to lack writes of its active ("" when it is not), from its replica
+    status alone (the active may be gone). Pure. A receiver that is reconnecting (its master went
+    away) is what a failover looks like, not a fault; a receiver stopped without an error was
+    stopped (by hand, or a restart: ``skip_slave_start``), and an applier stopped holds back all
+    it received; a lag over ``max_lag`` seconds (0: no bound) is writes not yet received."""
+    if replica is None:
+        return "does not replicate from its peer"
+    if not replica.sql_running:
+        return ("has its replication applier (SQL thread) stopped"
+                + (f" on an error: {replica.last_sql_error}" if replica.last_sql_error else ""))
+    if replica.io_state == "No" and not replica.last_io_error:
+        return "has its replication receiver (IO thread) stopped, not on an error (stopped by hand, or not started " \
+               "since a restart)"
+    if max_lag and replica.lag_seconds is not None and replica.lag_seconds > max_lag:
+        return f"lags {replica.lag_seconds}s behind (failover.max_lag_seconds {max_lag:g})"
+    return ""
 
 
 def database_actions(databases: dict[str, Database]) -> dict[str, Any]:

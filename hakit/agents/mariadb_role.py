@@ -120,7 +120,7 @@ def start() -> int:
                              relay_wait=settings.failover.relay_wait_seconds, kind="automatic",
                              anti_flap=settings.failover.anti_flap_seconds, now=time.time(),
                              semi_sync=settings.mysql.semi_sync.enabled, resync_pending=resync_pending(),
-                             floor=read_floor())
+                             floor=read_floor(), max_lag=settings.failover.max_lag_seconds)
     # what this node has seen, it keeps: asked later (by takeover from any machine, or by this
     # agent when its peer is gone), it knows that generation was reached
     raise_floor(max(local.generation, peer.facts.generation if peer.reachable and peer.facts else 0))

@@ -31,7 +31,7 @@ def pair(lag=0, semi=True, maintenance=False, n2_monitoring=False, io=True, watc
 @pytest.mark.parametrize("snap, code, words", [
     (pair(), OK, "n1 active, n2 standby replicating, lag 0s"),
     (pair(lag=15), WARNING, "n2 lags 15s (warning at 10s)"),
-    (pair(lag=61), CRITICAL, "lags 61s (critical at 60s)"),
+    (pair(lag=61), CRITICAL, "lags 61s: over failover.max_lag_seconds (60s) it is not promoted"),
     (pair(semi=False), WARNING, "semi-sync has fallen back to asynchronous"),
     (pair(maintenance=True), WARNING, "maintenance mode is on"),
     (pair(io=False), CRITICAL, "degraded: n2: replication IO thread stopped"),

@@ -186,6 +186,19 @@ def test_forced_takeover_does_not_stop_on_a_relay_timeout(inv):
     assert waits[0].critical and not waits[1].critical
 
 
+def test_takeover_of_a_standby_known_to_lack_writes_is_refused_unless_forced_or_its_own_re_run(inv):
+    """Issue 22 (7): a standby whose replication was stopped (not by the active's death) lacks
+    writes the active acknowledged; takeover says so and --force accepts the loss. A re-run of
+    hakit's own interrupted takeover, which stopped that replication itself, goes on."""
+    stopped = ReplicaStatus(A, False, False, None, io_state="No")
+    dead = snap(None, facts(replica=stopped, server=2), vip=None, reach=(False, True))
+    verdict = plan_operation(inv, dead, Request("takeover"))
+    assert isinstance(verdict, Refusal) and "applier (SQL thread) stopped" in str(verdict)
+    assert isinstance(plan_operation(inv, dead, Request("takeover", force=True)), Plan)
+    rerun = replace(dead, operation="takeover", operation_target="n2")
+    assert isinstance(plan_operation(inv, rerun, Request("takeover")), Plan)
+
+
 def _marked(snapshot, name="n2"):
     """``snapshot`` with the resync marker on node ``name``."""
     return replace(snapshot, db_nodes=tuple(replace(v, resync_pending=v.name == name) for v in snapshot.db_nodes))

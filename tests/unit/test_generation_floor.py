@@ -90,3 +90,44 @@ def test_a_node_below_the_floor_is_never_promoted_and_a_new_generation_is_above_
     plan = plan_promotion("n2", _facts(6, "n1"), PeerView("n1", False), floor=6, **kw)
     assert isinstance(plan, Plan)
     assert [s.arg("generation") for s in plan.steps if s.action == "record_promotion"] == [7]
+
+
+# --------------------------------------------------------------------------- the lag policy (issue 22, 7)
+
+import pytest  # noqa: E402
+
+from hakit.promote import lacks_writes  # noqa: E402
+
+RECONNECTING = ReplicaStatus("a", False, True, None, io_state="Connecting", last_io_error="error reconnecting")
+LAG_POLICY = [
+    # (replica, max lag, known to lack writes?)
+    (None, 60, "does not replicate"),
+    (ReplicaStatus("a", True, False, 0, last_sql_error="Duplicate entry '1'"), 60, "applier (SQL thread) stopped on an error: Duplicate"),
+    (ReplicaStatus("a", False, False, None, io_state="No"), 60, "applier (SQL thread) stopped"),
+    (ReplicaStatus("a", False, True, 0, io_state="No"), 60, "receiver (IO thread) stopped, not on an error"),
+    (RECONNECTING, 60, ""),  # its master went away: what a failover looks like
+    (ReplicaStatus("a", True, True, 61, io_state="Yes"), 60, "lags 61s behind"),
+    (ReplicaStatus("a", True, True, 61, io_state="Yes"), 0, ""),  # 0: no bound
+    (ReplicaStatus("a", True, True, 60, io_state="Yes"), 60, ""),
+]
+
+
+@pytest.mark.parametrize("replica, max_lag, words", LAG_POLICY)
+def test_the_lag_policy_names_what_a_standby_lacks(replica, max_lag, words) -> None:
+    said = lacks_writes(replica, max_lag)
+    assert (words in said and said) if words else said == ""
+
+
+def test_the_lag_policy_refuses_a_promotion_unless_forced_or_the_node_is_the_recorded_active() -> None:
+    kw = dict(schema="hakit", relay_wait=5.0, kind="automatic", max_lag=60)
+    broken = _facts(3, "n1", replica=ReplicaStatus("a", True, False, 0, last_sql_error="Duplicate entry"))
+    refused = plan_promotion("n2", broken, PeerView("n1", False), **kw)
+    assert isinstance(refused, Refusal) and not refused.hard
+    assert "n2 has its replication applier (SQL thread) stopped" in str(refused) and "lose them" in str(refused)
+    assert "hakit takeover --force --node n2" in refused.allow
+    assert isinstance(plan_promotion("n2", broken, PeerView("n1", False), force=True, **kw), Plan)
+    assert isinstance(plan_promotion("n2", broken, PeerView("n1", False), **{**kw, "max_lag": None}), Plan)
+    assert isinstance(plan_promotion("n2", _facts(3, "n1", replica=RECONNECTING), PeerView("n1", False), **kw), Plan)
+    # the recorded active coming back (its role restarted) keeps its own replication as it is
+    back = _facts(3, "n2", replica=None)
+    assert isinstance(plan_promotion("n2", back, PeerView("n1", True, _facts(3, "n2")), **kw), Plan)

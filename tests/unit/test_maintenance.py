@@ -434,7 +434,12 @@ def test_the_heartbeat_role_promotes_over_a_silent_peer_only_once_it_is_fenced(
     from hakit.secrets import generate
 
     inv = inventory(tmp_path, "heartbeat")
-    db = FakeDatabase("n2", server_id=2)
+    from hakit.mysql import ReplicaStatus
+
+    # a standby whose receiver reconnects to its silent master (what a failover looks like)
+    db = FakeDatabase("n2", server_id=2, replica=ReplicaStatus(inv.node("n1").address, False, True, None,
+                                                               io_state="Connecting",
+                                                               last_io_error="error reconnecting to master"))
     ctx = NodeContext(inv, generate(), inv.node("n2"))
     monkeypatch.setattr(NodeContext, "local_db", lambda self, read_timeout=30: db)
     monkeypatch.setattr(NodeContext, "peer_view", lambda self, timeout=1.0: PeerView("n1", False, refused=refused))
