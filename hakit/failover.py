@@ -156,6 +156,9 @@ def _replicates_from(view: NodeView, source: NodeView) -> bool:
 def _takeover_target(snap: Snapshot, request: Request) -> str | Refusal:
     if request.node:
         return request.node
+    if snap.operation == "takeover" and snap.operation_target in {v.name for v in snap.db_nodes}:
+        # the re-run of an interrupted takeover finishes it on its own target, never the other node
+        return snap.operation_target
     writable = [v for v in snap.db_nodes if v.writable]
     if len(writable) == 1:
         active, peer = writable[0], _peer(snap, writable[0].name)

@@ -49,6 +49,8 @@ class DatabaseUnreachable(HakitError):
         self.gone = gone
 
 
+#: MariaDB: "This operation cannot be performed as you have a running slave"
+ER_SLAVE_MUST_STOP = 1198
 #: MariaDB's refusal of a gtid_slave_pos older than the binary log's last GTID in a domain
 ER_MASTER_GTID_POS_CONFLICTS_WITH_BINLOG = 1947
 #: tries at setting gtid_slave_pos to the current position while commits keep moving it
@@ -146,6 +148,9 @@ class DbFacts:
     #: when the server started, epoch seconds by its own clock (``UNIX_TIMESTAMP() - Uptime``,
     #: whole seconds, so at or after the real start); None: not read
     started_at: float | None = None
+    #: ``@@slave_exec_mode``: STRICT, or IDEMPOTENT (left by an interrupted catch-up, it hides a
+    #: divergence: rows missing or duplicated are skipped); None: not read
+    slave_exec_mode: str | None = None
 
     @property
     def writable(self) -> bool:
@@ -175,7 +180,8 @@ class Database(Protocol):
         receives stays in the relay log, which nothing applies)."""
 
     def start_replica(self) -> None:
-        """Start replication as configured by :meth:`point_replica_at`."""
+        """Start replication as configured by :meth:`point_replica_at`, in ``STRICT`` mode (an
+        interrupted catch-up may have left ``IDEMPOTENT``, which hides a divergence)."""
 
     def set_semi_sync_master(self, on: bool) -> None:
         """Whether commits here wait for a semi-synchronous replica's acknowledgement
@@ -326,6 +332,7 @@ class PyMySQLDatabase:
     def facts(self) -> DbFacts:
         row = self.query("SELECT @@server_id AS server_id, @@read_only AS ro, @@gtid_binlog_pos AS binlog, "
                          "@@gtid_current_pos AS cur, @@gtid_slave_pos AS slave, @@have_ssl AS have_ssl, "
+                         "@@slave_exec_mode AS exec_mode, "
                          "UNIX_TIMESTAMP() - (SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS "
                          "WHERE VARIABLE_NAME = 'UPTIME') AS started")[0]
         status = self.query("SHOW SLAVE STATUS")
@@ -352,7 +359,8 @@ class PyMySQLDatabase:
                        semi_sync_master_status=semi.get("rpl_semi_sync_master_status") == "ON",
                        semi_sync_slave_status=semi.get("rpl_semi_sync_slave_status") == "ON",
                        have_ssl=row.get("have_ssl"),
-                       started_at=float(row["started"]) if row.get("started") is not None else None)
+                       started_at=float(row["started"]) if row.get("started") is not None else None,
+                       slave_exec_mode=row.get("exec_mode"))
 
     def _state(self, schema: str = "hakit") -> PromotionRecord | None:
         table = f"{ident(schema)}.{STATE_TABLE}"
@@ -418,6 +426,14 @@ class PyMySQLDatabase:
         threading.Thread(target=stop_receiver, name=f"{self.name}-stop-receiver", daemon=True).start()
 
     def start_replica(self) -> None:
+        if self.query("SELECT @@slave_exec_mode AS m")[0]["m"] != "STRICT":
+            try:
+                self.query("SET GLOBAL slave_exec_mode = 'STRICT'")
+            except QueryFailed as exc:
+                if exc.errno != ER_SLAVE_MUST_STOP:
+                    raise
+                self.query("STOP SLAVE")  # running in IDEMPOTENT mode: stopped to change it
+                self.query("SET GLOBAL slave_exec_mode = 'STRICT'")
         self.query("START SLAVE")
 
     def set_semi_sync_master(self, on: bool) -> None:

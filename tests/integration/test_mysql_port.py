@@ -189,6 +189,31 @@ def test_the_errant_scan_against_another_server_s_state_ignores_server_ids(serve
     assert not any("BINLOG EVENTS" in sql for sql in asked)
 
 
+def test_starting_replication_sets_strict_mode_again(server):
+    """Issue 22 (8): a catch-up killed in ``IDEMPOTENT`` mode must not leave replication
+    skipping what does not apply: every start of replication through the port is STRICT."""
+    from hakit.mysql import QueryFailed
+
+    modes = []
+    for running in (False, True):  # left stopped, and left replicating in IDEMPOTENT mode
+        server.query("SET GLOBAL slave_exec_mode = 'IDEMPOTENT'")
+        if running:
+            try:
+                server.query("START SLAVE")
+            except QueryFailed:
+                pass  # no master configured here: the mode alone is what is checked
+        assert server.facts().slave_exec_mode == "IDEMPOTENT"
+        try:
+            server.start_replica()
+        except QueryFailed:
+            pass  # a server without a master: START SLAVE refuses, after the mode was set
+        finally:
+            modes.append(server.facts().slave_exec_mode)
+            server.query("STOP SLAVE")
+            server.query("SET GLOBAL slave_exec_mode = 'STRICT'")
+    assert modes == ["STRICT", "STRICT"]
+
+
 def test_identifiers_are_checked_before_quoting():
     assert ident("opsview") == "`opsview`"
     for bad in ["a`b", "x; DROP DATABASE y", "1abc", "", "a b", "a" * 65]:

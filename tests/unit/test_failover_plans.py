@@ -1225,3 +1225,31 @@ def test_a_rerun_with_nothing_left_to_do_closes_the_interrupted_operation(inv, t
     if closed:
         assert journal.records()[-1]["event"] == "end" and journal.records()[-1]["outcome"] == "done"
         assert any("interrupted takeover" in line for line in said)
+
+
+def test_a_re_run_of_an_interrupted_takeover_without_a_node_follows_the_journal_s_target(inv):
+    """Issue 22 (8): killed after recording n2's promotion but before anything moved, a re-run
+    without --node picked by the pair's state (n1, the other node) and not the journal's target."""
+    both = snap(facts(True, replica=rep(B, io=False)), facts(True, replica=rep(io=False), server=2), vip=None)
+    fresh = plan_operation(inv, both, Request("takeover"))
+    assert next(s.node for s in fresh.steps if s.action == "record_promotion") == "n2"
+    for target in ("n1", "n2"):
+        rerun = replace(both, operation="takeover", operation_target=target)
+        plan = plan_operation(inv, rerun, Request("takeover"))
+        assert isinstance(plan, Plan), plan
+        assert {s.node for s in plan.steps if s.action in ("record_promotion", "set_writable")} == {target}
+
+
+def test_a_node_left_in_idempotent_replication_is_degraded_with_the_repair():
+    """Issue 22 (8): hakit killed in a catch-up left ``slave_exec_mode=IDEMPOTENT``: replication
+    then skips what does not apply and a divergence goes unseen. Status names it and the
+    repair; the next replication start sets STRICT again (the port's start_replica)."""
+    from hakit.snapshot import derive_state
+
+    healthy_pair = healthy()
+    assert derive_state(healthy_pair).name == "healthy"
+    n1, n2 = healthy_pair.db_nodes
+    left = replace(healthy_pair, db_nodes=(n1, replace(n2, db=replace(n2.db, slave_exec_mode="IDEMPOTENT"))))
+    state = derive_state(left)
+    assert state.name == "degraded" and "n2: slave_exec_mode is IDEMPOTENT" in state.reason
+    assert "hakit resync --node n2" in state.reason
