@@ -498,7 +498,8 @@ def plan_resync(ctx: Context, snap: Snapshot, request: Request, errant: ErrantRe
         steps.append(step("keep errant", "keep_errant", f"save {target.name}'s {count} errant transactions "
                                                         f"to {request.keep_errant} (mode 0600) before discarding",
                           node=target.name, path=request.keep_errant, file=errant.first[0],  # type: ignore
-                          position=errant.first[1]))  # type: ignore[index]
+                          position=errant.first[1],  # type: ignore[index]
+                          servers=tuple(sorted({g.server for g in errant.gtids}))))  # type: ignore[union-attr]
     copy = {
         "rejoin": f"{target.name} has no errant transactions: it only fetches what it lacks from {active.name} "
                   f"(seconds, whatever the data size)",

@@ -19,7 +19,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Callable, Iterable, Protocol, Sequence
 
 import pymysql
 import pymysql.cursors
@@ -230,6 +230,10 @@ class Database(Protocol):
     def tables(self, schemas: Sequence[str]) -> list[str]:
         """``schema.table`` of every base table in the given schemas."""
 
+    def databases(self) -> list[str]:
+        """Every database but the server's own (:data:`SYSTEM_SCHEMAS`): what the pair replicates
+        (no replication filter) and what a resync rebuilds and compares, listed or not."""
+
     def checksum(self, table: str) -> int | None:
         """``CHECKSUM TABLE`` of ``schema.table``."""
 
@@ -257,6 +261,16 @@ def _table_ref(table: str) -> str:
 
 
 _GTID_INFO = re.compile(r"GTID (\d+-\d+-\d+)")
+
+
+#: the server's own schemas: never replicated by hakit's rule, never rebuilt by a resync
+SYSTEM_SCHEMAS = ("mysql", "information_schema", "performance_schema", "sys")
+
+
+def user_databases(names: Iterable[str]) -> list[str]:
+    """The databases of ``names`` that are not the server's own (sorted, each once); a folder of
+    the data directory MariaDB shows as ``#mysql50#...`` (``lost+found``) is no database."""
+    return sorted({n for n in names if n not in SYSTEM_SCHEMAS and not n.startswith("#mysql50#")})
 
 
 def held_by(gtid: Gtid, known: Sequence[Gtid]) -> bool:
@@ -562,6 +576,9 @@ class PyMySQLDatabase:
                          f"WHERE table_schema IN ({marks})", tuple(schemas))[0]
         return int(row["n"])
 
+    def databases(self) -> list[str]:
+        return user_databases(r["Database"] for r in self.query("SHOW DATABASES"))
+
     def tables(self, schemas: Sequence[str]) -> list[str]:
         if not schemas:
             return []
@@ -799,6 +816,10 @@ class FakeDatabase:
     def tables(self, schemas: Sequence[str]) -> list[str]:
         self._check()
         return [t for t in self.table_names if t.split(".")[0] in schemas]
+
+    def databases(self) -> list[str]:
+        self._check()
+        return user_databases(t.split(".")[0] for t in self.table_names)
 
     def checksum(self, table: str) -> int | None:
         self._check()

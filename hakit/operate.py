@@ -180,7 +180,8 @@ def scan_errant(inv: Inventory, world: World, snap: Snapshot, target: str) -> Er
         # inventory, a server id set by hand), and its old transactions are still its own
         known = world.databases[active.name].binlog_state()
         own = db.binlog_gtids_after(point, known=known)
-        size = world.databases[active.name].data_bytes(list(inv.settings.mysql.databases))
+        source = world.databases[active.name]
+        size = source.data_bytes(source.databases())
     except DatabaseUnreachable:
         return None
     return ErrantReport(target, point, tuple(e.gtid for e in own), (own[0].file, own[0].pos) if own else None,
@@ -644,15 +645,19 @@ class Operator:
     def keep_errant(self, s: Step) -> None:
         runner = self.world.runners[s.node]
         db = self.db(s.node)
-        server_id = db.facts().server_id
+        servers = tuple(s.arg("servers", ()) or ())
         paths = db.binlog_paths_from(s.arg("file"))
         if not paths:
             raise OperationFailed(f"{s.node}: binary log {s.arg('file')} is gone; cannot save the errant "
                                   f"transactions (drop --keep-errant to discard them unsaved)")
         # --verbose: each changed row also as commented pseudo-SQL (### INSERT INTO ... @1=...),
         # so that the operator can read what was discarded; the file still replays as it is
+        # the errant transactions' own server id (one, as usual): what the node applied from the
+        # active under other ids is left out; errant ones logged under several ids (the node's id
+        # changed) are all kept, the applied ones with them
+        only = [f"--server-id={servers[0]}"] if len(servers) == 1 else []
         out = runner.run(["mariadb-binlog", "--verbose", f"--start-position={int(s.arg('position'))}",
-                          f"--server-id={server_id}", *paths], timeout=600).raw
+                          *only, *paths], timeout=600).raw
         path = Path(s.arg("path"))
         atomic_write(path, out, 0o600)
         self.say(f"    saved {len(out)} bytes of {s.node}'s errant transactions to {path} (mode 0600)")
@@ -688,8 +693,10 @@ class Operator:
         """Every table equal on both nodes. A table that differs while writes run is compared again
         with its writes paused on the active until the target has applied the same position."""
         active, target = self.db(s.arg("source")), self.db(s.node)
-        schemas = list(self.inv.settings.mysql.databases) + [self.inv.settings.mysql.hakit_schema]
-        tables = active.tables(schemas)
+        # every database either node holds (the pair replicates them all, listed or not), and
+        # every table of either: one the target alone holds differs (the active has no checksum)
+        schemas = sorted(set(active.databases()) | set(target.databases()))
+        tables = sorted(set(active.tables(schemas)) | set(target.tables(schemas)))
         position = active.facts().gtid_binlog_pos
         target.wait_for_position(position, 60)
         # both nodes at once (each its own session): the check costs one pass over the data, not two

@@ -22,7 +22,7 @@ from typing import Callable
 
 from hakit.errors import OperationFailed, SafetyRefusal
 from hakit.gtid import Position
-from hakit.mysql import ident, root_sql
+from hakit.mysql import ident, root_sql, user_databases
 from hakit.remote import Runner
 from hakit.services import has_systemd, service, wait_until
 from hakit.transfer import PipeResult, Progress, pipe
@@ -139,12 +139,15 @@ def copy_by_dump(inv, active: Runner, target: Runner, *, say: Say, progress: Pro
     replicating from (its ``gtid_slave_pos``).
     """
     mysql = inv.settings.mysql
-    present = set(root_sql(active, "SHOW DATABASES").stdout.split())
-    listed = [d for d in mysql.databases + [mysql.hakit_schema] if d not in mysql.bulk_databases and d in present]
+    # every database but the server's own, listed in the inventory or not: the pair replicates
+    # them all (no replication filter), so the copy rebuilds them all, and the target keeps
+    # none of its own (one the active does not have, or rows it alone holds, would survive)
+    present = user_databases(root_sql(active, "SHOW DATABASES").stdout.split())
+    listed = [d for d in present if d not in mysql.bulk_databases]
     locking = non_transactional(active, listed)
     locked = [d for d in listed if d in locking]
     snapshot = [d for d in listed if d not in locking] + [d for d in mysql.bulk_databases if d in present]
-    managed = list(mysql.databases) + [mysql.hakit_schema]
+    managed = sorted(set(present) | set(user_databases(root_sql(target, "SHOW DATABASES").stdout.split())))
     common = ["mariadb-dump", "--routines", "--events", "--triggers", "--hex-blob", "--master-data=2", "--gtid"]
     t0 = time.monotonic()
 

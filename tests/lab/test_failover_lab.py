@@ -218,9 +218,15 @@ def test_a_switchover_failing_half_way_rolls_back_to_the_old_active(pair, capsys
 
 def test_kill_node_then_takeover_then_resync_counts_the_errant_write(pair, capsys, tmp_path):
     lab = pair.lab
-    # an errant write: n2 (the active) commits a row that never reaches n1
+    # issue 22 (1): a database the inventory does not list replicates all the same (no filter)
+    sql(lab, "n2", "CREATE DATABASE IF NOT EXISTS unlisted; "
+                   "CREATE TABLE IF NOT EXISTS unlisted.t (id INT PRIMARY KEY) ENGINE=InnoDB")
+    _wait_until("the unlisted table on n1", lambda: sql(lab, "n1", "SELECT COUNT(*) FROM information_schema.tables "
+                                                                  "WHERE table_schema = 'unlisted'").strip() == "1")
+    # errant writes: n2 (the active) commits rows that never reach n1
     sql(lab, "n1", "STOP SLAVE")
     sql(lab, "n2", "INSERT INTO opsview.results VALUES (900002, 'errant', 1)")  # semi-sync times out: async
+    sql(lab, "n2", "INSERT INTO unlisted.t VALUES (1), (2), (3)")
     code = subprocess.run([HAKIT, "lab", "fault", "--dir", str(lab.dir), "kill-node", "n2"],
                           capture_output=True, text=True)
     assert code.returncode == 0, code.stderr
@@ -240,10 +246,17 @@ def test_kill_node_then_takeover_then_resync_counts_the_errant_write(pair, capsy
     code, _, err = pair.run(capsys, "takeover", "--node", "n2", "--force", "--yes")
     assert code == 3 and "only hakit resync" in err
 
+    # issue 22 (3): n2's server id changed since it logged them (hosts reordered in the
+    # inventory, say): its own transactions are still found
+    own_id = sql(lab, "n2", "SELECT @@server_id").strip()
+    sql(lab, "n2", "SET GLOBAL server_id = 77")
     kept = tmp_path / "errant.sql"
-    code, out, err = pair.run(capsys, "resync", "--yes", "--keep-errant", str(kept))
+    try:
+        code, out, err = pair.run(capsys, "resync", "--yes", "--keep-errant", str(kept))
+    finally:
+        sql(lab, "n2", f"SET GLOBAL server_id = {own_id}")
     assert code == 0, out + err
-    assert "n2 holds 1 errant transactions" in out and "by dump" in out
+    assert "n2 holds 2 errant transactions" in out and "by dump" in out
     saved = kept.read_bytes()
     assert kept.stat().st_mode & 0o777 == 0o600 and b"900002" in saved
     # each discarded row readable as pseudo-SQL, not only as base64 row events
@@ -252,6 +265,8 @@ def test_kill_node_then_takeover_then_resync_counts_the_errant_write(pair, capsy
     assert doc["nodes"]["n1"]["replicating_from"] == "n2" and doc["nodes"]["n2"]["replicating_from"] == "n1"
     assert "tables have equal checksums" in out
     assert sql(lab, "n2", "SELECT COUNT(*) FROM opsview.results WHERE id = 900002").strip() == "0"
+    assert sql(lab, "n2", "SELECT COUNT(*) FROM unlisted.t").strip() == "0"  # discarded, as resync said
+    assert b"unlisted" in saved
     assert pair.checksums("n1") == pair.checksums("n2")
     logged = lab.host("n2").check_output("cat /var/log/hakit/operations.log")
     assert "begin resync" in logged and "done resync" in logged

@@ -1253,3 +1253,25 @@ def test_a_node_left_in_idempotent_replication_is_degraded_with_the_repair():
     state = derive_state(left)
     assert state.name == "degraded" and "n2: slave_exec_mode is IDEMPOTENT" in state.reason
     assert "hakit resync --node n2" in state.reason
+
+
+def test_the_consistency_check_covers_every_database_either_node_holds_listed_or_not(inv):
+    """Issue 22 (1): the check compared the inventory's databases only; a database the inventory
+    does not list (replicated all the same: there is no filter) kept rows the target alone held,
+    and the check said the pair was equal. Every database and table of either node counts."""
+    n1, n2 = pair()
+    n2.receive_from(n1)
+    n1.table_names = n2.table_names = ("opsview.results", "unlisted.t")
+    said: list[str] = []
+    step_ = step("consistency", "compare_checksums", "", node="n2", source="n1")
+    Operator(inv, World(databases={"n1": n1, "n2": n2}), say=said.append).compare_checksums(step_)
+    assert "2 tables have equal checksums" in said[-1]  # the unlisted database's table too
+    n2.table_names = ("opsview.results", "unlisted.t", "mine.extra")  # a database only the target holds
+
+    class NoSuchTable(type(n1)):
+        def checksum(self, table):
+            return None if table.startswith("mine.") else super().checksum(table)
+
+    n1.__class__ = NoSuchTable
+    with pytest.raises(OperationFailed, match="1 tables differ .*mine.extra"):
+        Operator(inv, World(databases={"n1": n1, "n2": n2}), say=said.append).compare_checksums(step_)

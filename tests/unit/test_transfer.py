@@ -197,21 +197,24 @@ def test_init_seed_streams_the_dump_into_a_reset_and_emptied_standby():
         return Result(args, 0, "123456\n")
 
     active = FakeRunner("n1", responses={("mariadb",): answer}, streams={("mariadb-dump",): dump})
-    standby = FakeRunner("n2")
+    # the standby holds a database of its own the inventory does not list: it does not survive
+    standby = FakeRunner("n2", responses={("mariadb",): lambda args, data: Result(
+        args, 0, "opsview\nmine\nmysql\n#mysql50#lost+found\n" if b"SHOW DATABASES" in data else "")})
     said: list[str] = []
     assert seed_by_dump(inv, active, standby, said.append) == Position.parse("0-1-41")
 
     (dump_argv,) = [p.argv for p in active.processes]
     assert dump_argv[:1] == ("mariadb-dump",) and "--lock-all-tables" in dump_argv
-    assert dump_argv[-3:] == ("--databases", "opsview", "runtime")  # hakit's schema is not there yet
+    assert dump_argv[-3:] == ("--databases", "opsview", "runtime")  # every database but the server's own
     steps = list(zip(standby.calls, standby.inputs))
-    assert steps[0][1] == b"STOP SLAVE; RESET MASTER;"
-    assert steps[1][1].startswith(b"SET SESSION sql_log_bin = 0;\n")
-    assert b"DROP DATABASE IF EXISTS `opsview`;\nDROP DATABASE IF EXISTS `runtime`;\n" \
-           b"DROP DATABASE IF EXISTS `hakit`;\n" in steps[1][1]
-    assert steps[2][0] == ("mariadb", "--batch") and steps[2][1] == b"SET SESSION sql_log_bin = 0;\n" + dump
+    assert steps[0][1] == b"SHOW DATABASES"
+    assert steps[1][1] == b"STOP SLAVE; RESET MASTER;"
+    assert steps[2][1].startswith(b"SET SESSION sql_log_bin = 0;\n")
+    assert steps[2][1].endswith(b"DROP DATABASE IF EXISTS `mine`;\nDROP DATABASE IF EXISTS `opsview`;\n"
+                                b"DROP DATABASE IF EXISTS `runtime`;\n")  # never mysql, nor a stray folder
+    assert steps[3][0] == ("mariadb", "--batch") and steps[3][1] == b"SET SESSION sql_log_bin = 0;\n" + dump
     assert standby.processes[0].stdin_closed and not standby.processes[0].killed
-    assert steps[3][1] == b"SET GLOBAL gtid_slave_pos = '0-1-41'" and len(steps) == 4
+    assert steps[4][1] == b"SET GLOBAL gtid_slave_pos = '0-1-41'" and len(steps) == 5
     assert any("under the global read lock" in line and "0-1-41" in line for line in said)
 
 
