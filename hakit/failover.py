@@ -55,11 +55,17 @@ class ErrantReport:
     promotion_point: Position
     gtids: tuple[Gtid, ...] = ()
     first: tuple[str, int] | None = None
-    data_bytes: int = 0  #: size of the active's managed databases (picks dump or backup)
+    data_bytes: int = 0  #: size of the active's databases (picks dump or backup)
+    #: database -> how many of the errant transactions changed it (one may change several)
+    per_database: tuple[tuple[str, int], ...] = ()
 
     @property
     def count(self) -> int:
         return len(self.gtids)
+
+    def by_database(self) -> str:
+        """"opsview: 1, unlisted: 1" (empty when the binlog named none)."""
+        return ", ".join(f"{db}: {n}" for db, n in self.per_database)
 
 
 @dataclass(frozen=True)
@@ -466,8 +472,9 @@ def plan_resync(ctx: Context, snap: Snapshot, request: Request, errant: ErrantRe
         shown = ", ".join(str(g) for g in errant.gtids[:5]) + (" ..." if count > 5 else "")  # type: ignore[union-attr]
         kept = f"; saved to {request.keep_errant} first" if request.keep_errant else \
             " (use --keep-errant FILE to save them)"
+        where = f" (by database: {errant.by_database()})" if errant.per_database else ""  # type: ignore[union-attr]
         warnings.append(f"{target.name} holds {count} errant transactions beyond the promotion point "
-                        f"{errant.promotion_point}: {shown}; resync discards them{kept}")  # type: ignore[union-attr]
+                        f"{errant.promotion_point}: {shown}{where}; resync discards them{kept}")  # type: ignore[union-attr]
     steps = _hooks(ctx, "pre", "resync")
     if restart:
         steps.append(step(f"start MariaDB on {target.name}", "settle",
@@ -522,11 +529,15 @@ def plan_resync(ctx: Context, snap: Snapshot, request: Request, errant: ErrantRe
         step(f"{target.name} replicates", "replicate_from", f"{target.name} replicates from {active.name} and "
                                                             f"catches up", node=target.name, source=active.name,
              timeout=max(_wait(ctx, request), 60.0)),
+        # before the active replicates from it: a target that differs (writes that bypassed the
+        # binary log, a rejoin over a history that is not the active's) never feeds the active,
+        # and it keeps its marker (never promoted) until a re-run by dump makes it equal
+        step("consistency check", "compare_checksums", f"every table of every database equal on {active.name} "
+                                                       f"and {target.name}, before {active.name} replicates from it",
+             node=target.name, source=active.name),
         step(f"{active.name} replicates", "reverse_replication", f"{active.name} replicates from {target.name}: "
                                                                  f"replication both ways again",
              node=active.name, source=target.name, schema=ctx.schema),
-        step("consistency check", "compare_checksums", f"every table's checksum equal on {active.name} and "
-                                                       f"{target.name}", node=target.name, source=active.name),
         step(f"unmark {target.name}", "mark_resync", f"{target.name} is a healthy standby", node=target.name,
              on=False, strategy=strategy),
         step(f"{target.name} eligible", "clear_failures", f"the stack forgets {target.name}'s old failures and "

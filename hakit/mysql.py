@@ -253,6 +253,14 @@ class BinlogGtid:
     gtid: Gtid
     file: str
     pos: int
+    #: the databases it changed (row events' table maps, a statement's default database)
+    databases: tuple[str, ...] = ()
+
+
+#: a row event's table map: ``table_id: 32 (opsview.results)``
+_TABLE_MAP = re.compile(r"\(`?([^`.()]+)`?\.")
+#: a statement event's default database: ``use `opsview`; ...``
+_USE = re.compile(r"^use `([^`]+)`")
 
 
 def _table_ref(table: str) -> str:
@@ -541,17 +549,32 @@ class PyMySQLDatabase:
                 start = index
                 break
         found: list[BinlogGtid] = []
+        current: BinlogGtid | None = None  # the errant transaction whose events follow
+        touched: set[str] = set()
+
+        def close() -> None:
+            if current is not None:
+                found.append(replace(current, databases=tuple(sorted(touched - set(SYSTEM_SCHEMAS)))))
+
         for name in files[start:]:
             for row in self.query("SHOW BINLOG EVENTS IN %s", (name,)):
-                if row["Event_type"] != "Gtid":
+                kind, info = row["Event_type"], row["Info"] or ""
+                if kind != "Gtid":
+                    if current is not None and kind == "Table_map" and (m := _TABLE_MAP.search(info)):
+                        touched.add(m.group(1))
+                    elif current is not None and kind == "Query" and (m := _USE.search(info)):
+                        touched.add(m.group(1))
                     continue
-                match = _GTID_INFO.search(row["Info"] or "")
+                close()
+                current, touched = None, set()
+                match = _GTID_INFO.search(info)
                 if not match:
                     continue
                 gtid = Position.parse(match.group(1)).gtids[0]
                 if gtid.seq > point.seq(gtid.domain) and server_id in (None, gtid.server) \
                         and not (known is not None and held_by(gtid, known)):
-                    found.append(BinlogGtid(gtid, name, int(row["Pos"])))
+                    current = BinlogGtid(gtid, name, int(row["Pos"]))
+        close()
         return found
 
     def binlog_paths_from(self, first_file: str) -> list[str]:

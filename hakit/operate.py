@@ -184,8 +184,12 @@ def scan_errant(inv: Inventory, world: World, snap: Snapshot, target: str) -> Er
         size = source.data_bytes(source.databases())
     except DatabaseUnreachable:
         return None
+    counts: dict[str, int] = {}
+    for e in own:
+        for name in e.databases:
+            counts[name] = counts.get(name, 0) + 1
     return ErrantReport(target, point, tuple(e.gtid for e in own), (own[0].file, own[0].pos) if own else None,
-                        size)
+                        size, tuple(sorted(counts.items())))
 
 
 # --------------------------------------------------------------------------- the cluster stack

@@ -17,7 +17,8 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    with throwaway_mariadb(tmp_path_factory, "mariadb", "--server-id=7", "--log-bin=mysql-bin", "--gtid-strict-mode=ON", "--read-only=ON") as db:
+    with throwaway_mariadb(tmp_path_factory, "mariadb", "--server-id=7", "--log-bin=mysql-bin", "--gtid-strict-mode=ON", "--read-only=ON",
+                          "--binlog-format=ROW") as db:
         yield db
 
 
@@ -180,6 +181,7 @@ def test_the_errant_scan_against_another_server_s_state_ignores_server_ids(serve
     theirs = [g for g in state if g.server == 98]  # the active's binlog state: its own last GTID
     found = server.binlog_gtids_after(point, known=theirs)
     assert [(e.gtid.server, e.gtid.seq) for e in found] == [(97, point.seq(0) + 2)]
+    assert found[0].databases == ("errant",)  # named per database (issue 22, 1)
     # the state alone settles it when the other server holds everything beyond the point
     asked: list[str] = []
     query = server.query

@@ -257,6 +257,7 @@ def test_kill_node_then_takeover_then_resync_counts_the_errant_write(pair, capsy
         sql(lab, "n2", f"SET GLOBAL server_id = {own_id}")
     assert code == 0, out + err
     assert "n2 holds 2 errant transactions" in out and "by dump" in out
+    assert "(by database: opsview: 1, unlisted: 1)" in out
     saved = kept.read_bytes()
     assert kept.stat().st_mode & 0o777 == 0o600 and b"900002" in saved
     # each discarded row readable as pseudo-SQL, not only as base64 row events

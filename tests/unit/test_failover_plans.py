@@ -342,7 +342,7 @@ def test_resync_picks_its_strategy(inv, count, size, strategy, expected):
     plan = plan_operation(inv, after_takeover(count), Request("resync", strategy=strategy), report(count, size))
     assert isinstance(plan, Plan)
     assert actions(plan) == ["set_read_only", "set_semi_sync", "stop_replica", "stop_replica", "mark_resync",
-                             expected, "set_semi_sync", "replicate_from", "reverse_replication", "compare_checksums",
+                             expected, "set_semi_sync", "replicate_from", "compare_checksums", "reverse_replication",
                              "mark_resync", "clear_failures"]
     # the active waits for no acknowledgement before the target stops replicating (each resync
     # stalled the active's writes for rpl_semi_sync_master_timeout); not critical
