@@ -434,7 +434,7 @@ def _schema(run: InitRun, _: Step) -> None:
     point = run.value(run.active, "SELECT @@gtid_binlog_pos")
     run.sql(run.active, f"INSERT IGNORE INTO {ident(mysql.hakit_schema)}.{STATE_TABLE} (id, generation, "
                         f"promotion_point, promoted_node, promoted_at, kind) VALUES (1, 1, "
-                        f"'{Position.parse(point)}', '{run.active}', NOW(6), 'init')")
+                        f"'{Position.parse(point)}', '{run.active}', UTC_TIMESTAMP(6), 'init')")
     run.did(f"{run.active}: hakit schema created, generation 1 at {point or 'the empty position'}")
 
 

@@ -125,7 +125,10 @@ class PromotionRecord:
     promotion_point: str
     promoted_node: str
     kind: str = "manual"  #: init, takeover, switchover, automatic (the stack's agent), rollback
-    promoted_at: float | None = field(default=None, compare=False)  #: epoch seconds (the server's clock)
+    #: epoch seconds by the promoting server's clock, stored in UTC (no time zone can shift it)
+    promoted_at: float | None = field(default=None, compare=False)
+    #: the run of the server that recorded it (:mod:`hakit.instance`; "" when unknown)
+    instance: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True)
@@ -386,22 +389,25 @@ class PyMySQLDatabase:
 
     def _state(self, schema: str = "hakit") -> PromotionRecord | None:
         table = f"{ident(schema)}.{STATE_TABLE}"
+        rows: list[dict[str, Any]] = []
         try:
-            try:
-                rows = self.query(f"SELECT generation, promotion_point, promoted_node, kind, "
-                                  f"UNIX_TIMESTAMP(promoted_at) AS at FROM {table} WHERE id = 1")
-            except QueryFailed as exc:
-                if exc.errno != 1054:  # a table made before the kind column: read what it has
-                    raise
-                rows = self.query(f"SELECT generation, promotion_point, promoted_node, 'manual' AS kind, "
-                                  f"UNIX_TIMESTAMP(promoted_at) AS at FROM {table} WHERE id = 1")
+            # a table made by an older hakit lacks the newer columns (read what it has)
+            for columns in ("kind, server_instance", "kind, '' AS server_instance",
+                            "'manual' AS kind, '' AS server_instance"):
+                try:
+                    rows = self.query(f"SELECT generation, promotion_point, promoted_node, {columns}, "
+                                      f"{PROMOTED_AT_EPOCH} AS at FROM {table} WHERE id = 1")
+                    break
+                except QueryFailed as exc:
+                    if exc.errno != 1054:
+                        raise
         except pymysql.err.ProgrammingError:  # schema not created yet (before init)
             return None
         if not rows:
             return None
         r = rows[0]
         return PromotionRecord(int(r["generation"]), r["promotion_point"], r["promoted_node"], r["kind"],
-                               float(r["at"]) if r["at"] is not None else None)
+                               float(r["at"]) if r["at"] is not None else None, r["server_instance"] or "")
 
     def set_read_only(self, on: bool, *, lock_wait: float | None = None) -> None:
         if on:
@@ -479,19 +485,22 @@ class PyMySQLDatabase:
         # promotion to the same generation, by the stack's agent and hakit at once, keeps the first
         # promotion point); generation is assigned last, the IFs read the old value
         insert = (f"INSERT INTO {ident(schema)}.{STATE_TABLE} (id, generation, promotion_point, promoted_node, "
-                   "promoted_at, kind) VALUES (1, %s, %s, %s, NOW(6), %s) ON DUPLICATE KEY UPDATE "
+                   "promoted_at, kind, server_instance) VALUES (1, %s, %s, %s, UTC_TIMESTAMP(6), %s, %s) "
+                   "ON DUPLICATE KEY UPDATE "
                    "promotion_point = IF(generation < VALUES(generation), VALUES(promotion_point), promotion_point), "
                    "promoted_node = IF(generation < VALUES(generation), VALUES(promoted_node), promoted_node), "
                    "promoted_at = IF(generation < VALUES(generation), VALUES(promoted_at), promoted_at), "
                    "kind = IF(generation < VALUES(generation), VALUES(kind), kind), "
-                  "generation = GREATEST(generation, VALUES(generation))")
-        args = (state.generation, state.promotion_point, state.promoted_node, state.kind)
+                   "server_instance = IF(generation < VALUES(generation), VALUES(server_instance), server_instance), "
+                   "generation = GREATEST(generation, VALUES(generation))")
+        args = (state.generation, state.promotion_point, state.promoted_node, state.kind, state.instance)
         try:
             self.query(insert, args)
         except QueryFailed as exc:
             if exc.errno != 1054:
                 raise
-            self.query(state_schema_sql(schema)[2])  # a table made by an older hakit: add the kind column
+            for alter in state_schema_sql(schema)[2:]:  # a table made by an older hakit: the new columns
+                self.query(alter)
             self.query(insert, args)
 
     def run_local(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> None:
@@ -681,7 +690,14 @@ def state_schema_sql(schema: str) -> list[str]:
             "promotion_point VARCHAR(4096) NOT NULL, promoted_node VARCHAR(64) NOT NULL, "
             "promoted_at DATETIME(6) NOT NULL, kind VARCHAR(16) NOT NULL DEFAULT 'manual') ENGINE=InnoDB",
             f"ALTER TABLE {ident(schema)}.{STATE_TABLE} ADD COLUMN IF NOT EXISTS kind VARCHAR(16) NOT NULL "
-            "DEFAULT 'manual'"]
+            "DEFAULT 'manual'",
+            f"ALTER TABLE {ident(schema)}.{STATE_TABLE} ADD COLUMN IF NOT EXISTS server_instance VARCHAR(160) "
+            "NOT NULL DEFAULT ''"]
+
+
+#: ``promoted_at`` as epoch seconds, by DATETIME arithmetic alone: the column holds UTC
+#: (``UTC_TIMESTAMP``), and ``UNIX_TIMESTAMP()`` would read it in the session's time zone
+PROMOTED_AT_EPOCH = "TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', promoted_at) / 1000000"
 
 
 # --------------------------------------------------------------------------- fake

@@ -636,6 +636,23 @@ class Operator:
                    warn=True, timeout=60)
         wait_stack_accepts(self.inv, runner, s.node)
 
+    def server_instance(self, node: str) -> str | None:
+        """The run of ``node``'s server (:mod:`hakit.instance`), over SSH; None when unknown (the
+        promotion is then recorded without it, and only its peer can confirm it later)."""
+        from hakit.instance import INSTANCE_SCRIPT
+
+        runner = self.world.runners.get(node)
+        if runner is None:
+            return None
+        try:
+            pid_file = self.db(node).pid_file()
+            if not pid_file:
+                return None
+            out = runner.run(["sh", "-c", INSTANCE_SCRIPT, "sh", pid_file], warn=True, timeout=10)
+        except HakitError:
+            return None
+        return (out.stdout.strip() or None) if out.ok else None
+
     def mark_resync(self, s: Step) -> None:
         runner = self.world.runners.get(s.node)
         if runner is None:
@@ -751,7 +768,7 @@ class Operator:
                                   + (f": {' / '.join(tail)}" if tail else ""))
 
     def actions(self) -> dict[str, Callable[[Step], Any]]:
-        table = dict(database_actions(self.world.databases))
+        table = dict(database_actions(self.world.databases, instance_of=self.server_instance))
         table.update({
             "ensure_replica": self.ensure_replica, "replicate_from": self.replicate_from,
             "reverse_replication": self.reverse_replication, "restore_active": self.restore_active,

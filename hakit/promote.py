@@ -13,7 +13,7 @@ and by ``hakit takeover``. The decision follows DESIGN.md's invariants:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from hakit.agents.decide import DeathProof, peer_gate
 from hakit.errors import HakitError, OperationFailed, SafetyRefusal
@@ -38,8 +38,8 @@ class PeerView:
 def plan_promotion(node: str, local: DbFacts | None, peer: PeerView, *, schema: str, relay_wait: float,
                    force: bool = False, kind: str = "manual", anti_flap: float = 0.0,
                    now: float | None = None, semi_sync: bool = False, floor_checked: bool = False,
-                   resync_pending: bool = False, floor: int = 0, max_lag: float | None = None
-                   ) -> Plan | Refusal:
+                   resync_pending: bool = False, floor: int = 0, max_lag: float | None = None,
+                   instance: str | None = None) -> Plan | Refusal:
     """Decide whether and how ``node`` becomes the writable database. Pure.
 
     ``kind`` is recorded with the generation (``automatic`` when the stack's agent promotes);
@@ -50,8 +50,11 @@ def plan_promotion(node: str, local: DbFacts | None, peer: PeerView, *, schema: 
 
     The recorded active (its own row names it) that is read-only is made writable again without
     a new generation only when that is known to be current: its peer answers with no newer
-    generation, or the record was written after the server started (a promotion whose
-    ``read_only=OFF`` the stack's start of the role finishes). Otherwise the node may be an old
+    generation, or the record was written by this very run of the server (``instance``, the
+    server's run now, :mod:`hakit.instance`, equals the record's: a promotion whose
+    ``read_only=OFF`` the stack's start of the role finishes). No clock is compared: a clock
+    stepped at boot, or another time zone, cannot make a restarted server's record fresh.
+    Otherwise the node may be an old
     active come back while the peer, which took over meanwhile, is down: its own row cannot
     tell. It is refused then; ``floor_checked`` (the caller compared the node's generation with
     the highest one it knows of, as ``hakit takeover`` does) promotes it with a new generation.
@@ -101,8 +104,8 @@ def plan_promotion(node: str, local: DbFacts | None, peer: PeerView, *, schema: 
             return Refusal(f"{node} {lacking}: it lacks writes {peer.name} may have acknowledged, and promoting it "
                            f"would lose them", f"repair {node}'s replication (hakit resync --node {node} once "
                            f"{peer.name} is back), or accept the loss: hakit takeover --force --node {node}")
-    fresh = (local.state is not None and local.state.promoted_at is not None and local.started_at is not None
-             and local.state.promoted_at > local.started_at)
+    fresh = bool(local.state is not None and local.state.instance and instance
+                 and local.state.instance == instance)
     if already and not local.writable and peer_facts is None and not fresh and not force:
         if not floor_checked:
             return Refusal(f"{node} is the recorded active of generation {local.generation}, but its server restarted "
@@ -205,8 +208,11 @@ def lacks_writes(replica: ReplicaStatus | None, max_lag: float) -> str:
     return ""
 
 
-def database_actions(databases: dict[str, Database]) -> dict[str, Any]:
-    """The executor's action table for database steps, over any :class:`Database` (real or fake)."""
+def database_actions(databases: dict[str, Database],
+                     instance_of: Callable[[str], str | None] | None = None) -> dict[str, Any]:
+    """The executor's action table for database steps, over any :class:`Database` (real or fake).
+    ``instance_of(node)``: the run of that node's server (:mod:`hakit.instance`), recorded with a
+    promotion so that the stack's start of the role knows it for its own."""
 
     def db(s: Step) -> Database:
         try:
@@ -255,8 +261,9 @@ def database_actions(databases: dict[str, Database]) -> dict[str, Any]:
         facts = db(s).facts()
         generation, node = int(s.arg("generation")), s.arg("promoted_node")
         if facts.state is None or facts.state.generation < generation:
+            instance = (instance_of(s.node) if instance_of is not None else None) or ""
             db(s).record_promotion(s.arg("schema"), PromotionRecord(generation, str(facts.gtid_current_pos), node,
-                                                                    s.arg("kind", "manual")))
+                                                                    s.arg("kind", "manual"), instance=instance))
             facts = db(s).facts()
         # already recorded (a re-run, or the stack's agent got there first): the first point stays
         if facts.state is None or facts.state.promoted_node != node or facts.state.generation < generation:

@@ -14,7 +14,7 @@ from hakit.errors import InputError
 from hakit.gtid import Position
 from hakit.inventory import load_inventory
 from hakit.model import Inventory, Node
-from hakit.mysql import DbFacts, PromotionRecord, PyMySQLDatabase, STATE_TABLE, ident
+from hakit.mysql import PROMOTED_AT_EPOCH, STATE_TABLE, DbFacts, PromotionRecord, PyMySQLDatabase, ident
 from hakit.promote import PeerView
 from hakit.secrets import Secrets, load_secrets
 from hakit.tls import pymysql_tls
@@ -85,12 +85,12 @@ class NodeContext:
                 table = f"{ident(mysql.hakit_schema)}.{STATE_TABLE}"
                 try:
                     cur.execute(f"SELECT generation, promotion_point, promoted_node, kind, "
-                                f"UNIX_TIMESTAMP(promoted_at) FROM {table} WHERE id = 1")
+                                f"{PROMOTED_AT_EPOCH} FROM {table} WHERE id = 1")
                 except pymysql.err.OperationalError as exc:
                     if exc.args[0] != 1054:  # a table made before the kind column
                         raise
                     cur.execute(f"SELECT generation, promotion_point, promoted_node, 'manual', "
-                                f"UNIX_TIMESTAMP(promoted_at) FROM {table} WHERE id = 1")
+                                f"{PROMOTED_AT_EPOCH} FROM {table} WHERE id = 1")
                 row = cur.fetchone()
         except pymysql.MySQLError:
             # reachable but its generation cannot be read: treat it as unknown-but-alive, which

@@ -25,6 +25,7 @@ from hakit.agents.context import load_context
 from hakit.errors import HakitError
 from hakit.flags import MAINTENANCE_FLAG as FLAG, maintenance_on as flag_set, raise_floor, read_floor, resync_pending
 from hakit.executor import Executor
+from hakit.instance import local_instance
 from hakit.mysql import DatabaseUnreachable
 from hakit.plan import Refusal
 from hakit.promote import database_actions, plan_promotion
@@ -91,6 +92,10 @@ def start() -> int:
         ocf.exit_reason(str(exc))
         return ocf.OCF_ERR_CONFIGURED
     settings = ctx.inv.settings
+    try:
+        instance = local_instance(db.pid_file())  # this run of the server (no clock involved)
+    except HakitError:
+        instance = None
     if settings.stack == "heartbeat":
         # heartbeat: the peer and the ping nodes are asked at once (a dead peer costs one timeout)
         with ThreadPoolExecutor(max_workers=2) as pool:
@@ -120,7 +125,7 @@ def start() -> int:
                              relay_wait=settings.failover.relay_wait_seconds, kind="automatic",
                              anti_flap=settings.failover.anti_flap_seconds, now=time.time(),
                              semi_sync=settings.mysql.semi_sync.enabled, resync_pending=resync_pending(),
-                             floor=read_floor(), max_lag=settings.failover.max_lag_seconds)
+                             floor=read_floor(), max_lag=settings.failover.max_lag_seconds, instance=instance)
     # what this node has seen, it keeps: asked later (by takeover from any machine, or by this
     # agent when its peer is gone), it knows that generation was reached
     raise_floor(max(local.generation, peer.facts.generation if peer.reachable and peer.facts else 0))
@@ -133,7 +138,7 @@ def start() -> int:
         # stale generation: never on this node (hard); a writable peer may go away (soft, retried)
         return ocf.OCF_ERR_PERM if verdict.hard else ocf.OCF_ERR_GENERIC
     try:
-        outcome = Executor(database_actions({ctx.node.name: db}), None,
+        outcome = Executor(database_actions({ctx.node.name: db}, instance_of=lambda _: instance), None,
                            say=lambda text: print(text, file=sys.stderr)).run(verdict)
     except HakitError as exc:
         ocf.exit_reason(str(exc))

@@ -60,6 +60,33 @@ def test_a_recorded_generation_is_never_lowered_nor_rewritten(server):
     assert server.facts().state == PromotionRecord(6, "0-7-30", "n2")
 
 
+def test_the_promotion_time_and_run_read_back_the_same_in_any_time_zone(server):
+    """Issue 22 (6): the promotion time was written with NOW() and read with UNIX_TIMESTAMP(),
+    both in the session's time zone: a server whose time zone changed read another instant.
+    Stored in UTC and read by DATETIME arithmetic, it is the same instant in every zone; the
+    server's run (hakit.instance) is kept with it."""
+    import time
+
+    for sql in state_schema_sql("hakit"):
+        server.query(sql)
+    before = time.time()
+    server.record_promotion("hakit", PromotionRecord(50, "0-7-40", "n1", "takeover", instance="boot/1/2"))
+    read = []
+    try:
+        for zone in ("+00:00", "+09:30", "-07:00"):
+            server.query(f"SET time_zone = '{zone}'")
+            read.append(server.facts().state)
+    finally:
+        server.query("SET time_zone = DEFAULT")
+    assert len({r.promoted_at for r in read}) == 1 and abs(read[0].promoted_at - before) < 60
+    assert {r.instance for r in read} == {"boot/1/2"}
+    # a state table made by an older hakit (no server_instance column): read, then completed
+    server.query("ALTER TABLE hakit.cluster_state DROP COLUMN server_instance")
+    assert server.facts().state.instance == "" and server.facts().generation == 50
+    server.record_promotion("hakit", PromotionRecord(51, "0-7-41", "n1", instance="boot/1/3"))
+    assert server.facts().state.instance == "boot/1/3"
+
+
 def test_read_only_toggles(server):
     server.set_read_only(False)
     assert server.facts().writable

@@ -79,10 +79,15 @@ def test_the_recorded_active_restarting_only_becomes_writable_again():
     assert names(done) == [] and "already" in done.summary
 
 
-def _recorded(promoted_at, started_at):
-    """n1's view of itself: the recorded active of generation 1, read-only."""
+def _recorded(instance: str, promoted_at: float = 1000.0, started_at: float = 5000.0):
+    """n1's view of itself: the recorded active of generation 1, read-only; its record made by
+    the server run ``instance`` (hakit.instance), at ``promoted_at`` by that server's clock."""
     local = facts(ro=True, gen=1, promoted="n1")
-    return replace(local, state=replace(local.state, promoted_at=promoted_at), started_at=started_at)
+    return replace(local, state=replace(local.state, promoted_at=promoted_at, instance=instance),
+                   started_at=started_at)
+
+
+RUN = "b00t/4242/171717"  #: the server's run now (boot id / PID / start ticks)
 
 
 @pytest.mark.parametrize("peer", [PeerView("n2", False, refused=True), PeerView("n2", False, fenced=True)],
@@ -90,30 +95,78 @@ def _recorded(promoted_at, started_at):
 def test_an_old_active_back_after_a_takeover_is_not_made_writable_while_its_peer_cannot_be_asked(peer):
     # n1 was the active (generation 1), died, n2 took over (generation 2, which n1 never saw); n1
     # came back read-only, then n2 failed: n1's own row still names it the active
-    stale = _recorded(promoted_at=1000.0, started_at=5000.0)
-    verdict = plan_promotion("n1", stale, peer, schema="hakit", relay_wait=30, kind="automatic")
+    stale = _recorded("b00t/1111/99")
+    verdict = plan_promotion("n1", stale, peer, schema="hakit", relay_wait=30, kind="automatic", instance=RUN)
     assert isinstance(verdict, Refusal) and "restarted since that promotion" in verdict.reason
     assert "hakit takeover" in verdict.allow and not verdict.hard  # the peer may answer later
-    # an unknown start (facts of an older hakit) is not taken as fresh either
-    assert isinstance(plan_promotion("n1", replace(stale, started_at=None), peer, schema="hakit", relay_wait=30),
-                      Refusal)
+    # an unknown run (a record of an older hakit, or a server whose run cannot be read) is not
+    # taken for this one either
+    for recorded, now in (("", RUN), (RUN, None), ("", None)):
+        assert isinstance(plan_promotion("n1", _recorded(recorded), peer, schema="hakit", relay_wait=30,
+                                         instance=now), Refusal)
     # hakit takeover compared the generation with the highest it knows of: a new generation
-    plan = plan_promotion("n1", stale, peer, schema="hakit", relay_wait=30, kind="takeover", floor_checked=True)
+    plan = plan_promotion("n1", stale, peer, schema="hakit", relay_wait=30, kind="takeover", floor_checked=True,
+                          instance=RUN)
     assert names(plan)[-2:] == ["raise generation", "writable"] and plan.steps[-2].arg("generation") == 2
 
 
-def test_the_recorded_active_is_writable_again_when_its_record_is_newer_than_its_server_or_confirmed():
+def test_a_clock_stepped_at_boot_never_makes_a_restarted_server_s_record_fresh():
+    """Issue 22 (6): freshness compared the record's time with the server's start, two readings of
+    the node's clock: a clock stepped back at boot (NTP, an RTC behind) put the restart before the
+    old record, and the restarted old active was made writable without asking its peer. The
+    run of the server decides now, not a clock."""
+    restarted = _recorded("b00t/1111/99", promoted_at=5001.0, started_at=5000.0)  # the clocks say "fresh"
+    verdict = plan_promotion("n1", restarted, PeerView("n2", False, refused=True), schema="hakit", relay_wait=30,
+                             kind="automatic", instance=RUN)
+    assert isinstance(verdict, Refusal) and "restarted since that promotion" in verdict.reason
+    # the same run, whatever the clocks say (stepped forward since: the record looks old)
+    same = _recorded(RUN, promoted_at=1000.0, started_at=5000.0)
+    plan = plan_promotion("n1", same, PeerView("n2", False, refused=True), schema="hakit", relay_wait=30,
+                          kind="automatic", instance=RUN)
+    assert isinstance(plan, Plan) and names(plan)[-1] == "writable" and "raise generation" not in names(plan)
+
+
+def test_the_recorded_active_is_writable_again_when_its_record_is_of_this_run_or_confirmed():
     # the stack's start of the role after hakit takeover recorded the promotion on the running server
-    fresh = _recorded(promoted_at=5001.0, started_at=5000.0)
-    plan = plan_promotion("n1", fresh, PeerView("n2", False, refused=True), schema="hakit", relay_wait=30)
+    fresh = _recorded(RUN)
+    plan = plan_promotion("n1", fresh, PeerView("n2", False, refused=True), schema="hakit", relay_wait=30,
+                          instance=RUN)
     assert names(plan)[-1] == "writable" and "raise generation" not in names(plan)
     # a restart of the server, and its peer answers with the same generation: it is current
-    stale = _recorded(promoted_at=1000.0, started_at=5000.0)
-    plan = plan_promotion("n1", stale, PeerView("n2", True, facts(ro=True, gen=1)), schema="hakit", relay_wait=30)
+    stale = _recorded("b00t/1111/99")
+    plan = plan_promotion("n1", stale, PeerView("n2", True, facts(ro=True, gen=1)), schema="hakit", relay_wait=30,
+                          instance=RUN)
     assert names(plan) == ["writable"]
     # and an operator's --force
     assert names(plan_promotion("n1", stale, PeerView("n2", False), schema="hakit", relay_wait=30,
-                                force=True))[-1] == "writable"
+                                force=True, instance=RUN))[-1] == "writable"
+
+
+def test_the_run_of_a_server_is_read_from_proc_and_changes_with_the_process(tmp_path):
+    import os
+    import subprocess
+
+    from hakit.instance import INSTANCE_SCRIPT, instance_of, local_instance
+
+    me = instance_of(os.getpid())
+    boot = open("/proc/sys/kernel/random/boot_id").read().strip()
+    assert me is not None and me.startswith(f"{boot}/{os.getpid()}/")
+    pid_file = tmp_path / "mysqld.pid"
+    pid_file.write_text(f"{os.getpid()}\n")
+    assert local_instance(str(pid_file)) == me
+    over_ssh = subprocess.run(["sh", "-c", INSTANCE_SCRIPT, "sh", str(pid_file)], capture_output=True, text=True,
+                              timeout=10)
+    assert over_ssh.stdout.strip() == me  # what hakit reads over SSH is what the agent reads
+    child = subprocess.Popen(["sleep", "5"])
+    try:
+        other = instance_of(child.pid)
+        assert other is not None and other != me  # another process: another run
+    finally:
+        child.kill()
+        child.wait()
+    assert local_instance(str(tmp_path / "none.pid")) is None and local_instance(None) is None
+    pid_file.write_text("garbage\n")
+    assert local_instance(str(pid_file)) is None
 
 
 def test_executing_a_promotion_on_fakes_raises_the_generation_before_writes_are_allowed():
