@@ -78,6 +78,8 @@ def raise_floor(inv: Inventory, generation: int) -> None:
             pass
 
 
+#: how many times the consistency check starts over after a lost connection
+CHECK_TRIES = 3
 #: how long the consistency check waits, with a table's writes paused on the active, for the
 #: target to apply the position read under the lock (it replicates all along and was caught up
 #: just before: a target that takes longer lags, and the table's writes must not wait for it)
@@ -712,7 +714,25 @@ class Operator:
 
     def compare_checksums(self, s: Step) -> None:
         """Every table equal on both nodes. A table that differs while writes run is compared again
-        with its writes paused on the active until the target has applied the same position."""
+        with its writes paused on the active until the target has applied the same position.
+
+        A connection lost in the middle (a session of the target from before its restart by a
+        backup, a tunnel that dropped) is opened again and the comparison starts over, up to
+        :data:`CHECK_TRIES` times; it never stops replication, so starting over is harmless."""
+        for attempt in range(1, CHECK_TRIES + 1):
+            try:
+                self._compare_checksums(s)
+                return
+            except DatabaseUnreachable as exc:
+                if attempt == CHECK_TRIES:
+                    raise OperationFailed(f"consistency check: {exc} ({CHECK_TRIES} tries); re-run hakit resync "
+                                          f"(it resumes)") from None
+                self.say(f"    consistency check: {exc}; connecting again (try {attempt + 1} of {CHECK_TRIES})")
+                for name in (s.arg("source"), s.node):
+                    self.db(name).close()
+                time.sleep(1.0)
+
+    def _compare_checksums(self, s: Step) -> None:
         active, target = self.db(s.arg("source")), self.db(s.node)
         # every database either node holds (the pair replicates them all, listed or not), and
         # every table of either: one the target alone holds differs (the active has no checksum)
