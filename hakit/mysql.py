@@ -190,6 +190,9 @@ class Database(Protocol):
         """Whether commits here wait for a semi-synchronous replica's acknowledgement
         (``rpl_semi_sync_master_enabled``; the configuration file sets it at start)."""
 
+    def replicas_connected(self) -> int:
+        """How many replicas receive from this server now (its binlog dump threads)."""
+
     def point_replica_at(self, host: str, port: int, user: str, password: str, *,
                          tls: ReplicaTls | None = None) -> None:
         """``CHANGE MASTER TO`` the given master with ``MASTER_USE_GTID=slave_pos`` (not logged);
@@ -467,6 +470,10 @@ class PyMySQLDatabase:
     def set_semi_sync_master(self, on: bool) -> None:
         self.query(f"SET GLOBAL rpl_semi_sync_master_enabled = {'ON' if on else 'OFF'}")
 
+    def replicas_connected(self) -> int:
+        return int(self.query("SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST "
+                              "WHERE COMMAND LIKE 'Binlog Dump%'")[0]["n"])
+
     def point_replica_at(self, host: str, port: int, user: str, password: str, *,
                          tls: ReplicaTls | None = None) -> None:
         self.run_local([("STOP SLAVE", ()), change_master_sql(host, port, user, password, tls)])
@@ -726,6 +733,7 @@ class FakeDatabase:
     log: list[str] = field(default_factory=list)
     apply_delay: float = 0.0
     events: list[Gtid] = field(default_factory=list)  #: the binary log, oldest first
+    replicas: int = 0  #: replicas_connected() answers this
     size: int = 0  #: data_bytes() answers this
     table_names: tuple[str, ...] = ("opsview.results",)
     semi_sync_master_enabled: bool = True
@@ -781,6 +789,10 @@ class FakeDatabase:
         self._check()
         self.semi_sync_master_enabled = on
         self.log.append(f"semi-sync master {'ON' if on else 'OFF'}")
+
+    def replicas_connected(self) -> int:
+        self._check()
+        return self.replicas
 
     def start_replica(self) -> None:
         self._check()

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 #: what a stop, a self-fence or the watcher does next
-Action = Literal["done", "set_read_only", "kill", "wait", "fail", "report_failed", "hand_over", "start_role"]
+Action = Literal["done", "set_read_only", "kill", "wait", "fail", "report_failed", "hand_over", "start_role",
+                 "semi_sync_on"]
 
 
 @dataclass(frozen=True)
@@ -250,3 +251,21 @@ def rejoin_decision(now: float, *, demoted: bool, cut_since: float | None, back_
         return back, Decision("wait", f"the role's start ran {now - restarted_at:.1f}s ago")
     return back, Decision("start_role", f"the network has been back for {rejoin:g}s: the role's start runs again "
                                         f"if heartbeat still gives this node the group")
+
+
+def semi_sync_decision(*, wanted: bool, writable: bool, enabled: bool, replicas: int) -> Decision:
+    """The active's semi-synchronous replication, back on once a replica receives from it again.
+
+    A promotion over a peer that received nothing turns it off (no commit must wait for an
+    acknowledgement nobody sends); when the pair then became whole again without a resync (the
+    old active's stack restarted, its replication never stopped), nothing turned it on, status
+    said healthy, and the next partition let the isolated active acknowledge writes until it was
+    fenced: every one of them lost (the long campaign's step 257). ``replicas``: the replicas
+    connected to this server (binlog dump threads)."""
+    if not wanted or not writable or enabled:
+        return Decision("done", "nothing to change")
+    if replicas < 1:
+        return Decision("wait", "no replica receives from this server: commits would wait for an acknowledgement "
+                                "nobody sends")
+    return Decision("semi_sync_on", f"{replicas} replica(s) receive from this server again: its commits wait for "
+                                    f"their acknowledgement (semi-sync on)")

@@ -42,7 +42,7 @@ import time
 
 from hakit.agents.context import NodeContext
 from hakit.agents.decide import (CheckOutcome, CheckVerdict, check_verdict, give_up_decision, isolation_decision,
-                                  next_check_in, peer_check_due, rejoin_decision)
+                                  next_check_in, peer_check_due, rejoin_decision, semi_sync_decision)
 from hakit.agents.lean import PIDFILE, spawn_once
 from hakit.errors import HakitError
 from hakit.mysql import DatabaseUnreachable
@@ -236,6 +236,30 @@ def _checked(ctx: NodeContext, bad: int, failures: int, writable: bool = False,
     return verdict
 
 
+#: how often the active looks whether its semi-sync can be on again (seconds)
+SEMI_SYNC_EVERY = 2.0
+
+
+def _semi_sync_back(ctx: NodeContext) -> None:
+    """Semi-sync on again on the active once a replica receives from it
+    (:func:`~hakit.agents.decide.semi_sync_decision`)."""
+    wanted = ctx.inv.settings.mysql.semi_sync.enabled
+    if not wanted:
+        return
+    try:
+        db = ctx.local_db(read_timeout=CHECK_TIMEOUT)
+        facts = db.facts()
+        decision = semi_sync_decision(wanted=wanted, writable=facts.writable,
+                                      enabled=facts.semi_sync_master_enabled,
+                                      replicas=db.replicas_connected() if facts.writable and
+                                      not facts.semi_sync_master_enabled else 0)
+        if decision.action == "semi_sync_on":
+            db.set_semi_sync_master(True)
+            _log(decision.reason)
+    except HakitError as exc:
+        _log(f"semi-sync: could not look ({exc})")
+
+
 #: the self-fence gives up (and says so) when the server is neither read-only nor gone by then
 SELF_FENCE_DEADLINE = 10.0
 
@@ -278,6 +302,7 @@ def watch(ctx: NodeContext, *, interval: float = INTERVAL, failures: int = 3) ->
     restarted_at = -1e9
     rejoin = rejoin_after(deadtime)
     server = ServerExit()
+    semi_checked_at = -1e9
     while True:
         exited = server.wait(next_check_in(verdict, failures, interval=interval, recheck_gone=RECHECK_GONE))
         if flag_set():
@@ -288,6 +313,9 @@ def watch(ctx: NodeContext, *, interval: float = INTERVAL, failures: int = 3) ->
             if verdict.bad == 0:
                 server.follow(ctx)
             now = time.monotonic()
+            if verdict.bad == 0 and now - semi_checked_at >= SEMI_SYNC_EVERY:
+                semi_checked_at = now
+                _semi_sync_back(ctx)
             if give_up_decision(now, stack="pacemaker", bad=verdict.bad, failures=failures, demoted=False,
                                 asked_at=asked_at, ask_again=ASK_AGAIN).action == "report_failed":
                 asked_at = now
@@ -322,6 +350,9 @@ def watch(ctx: NodeContext, *, interval: float = INTERVAL, failures: int = 3) ->
         if verdict.bad == 0:
             server.follow(ctx)
         now = time.monotonic()
+        if verdict.bad == 0 and not demoted and cut_since is None and now - semi_checked_at >= SEMI_SYNC_EVERY:
+            semi_checked_at = now
+            _semi_sync_back(ctx)
         if peer_check_due(now, bad=verdict.bad, failures=failures, demoted=demoted, checked_at=peer_checked_at,
                           every=PEER_CHECK_EVERY):
             # the peer's heartbeat is followed all along (once a second while all is well), so

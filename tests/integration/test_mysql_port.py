@@ -243,6 +243,10 @@ def test_starting_replication_sets_strict_mode_again(server):
     assert modes == ["STRICT", "STRICT"]
 
 
+def test_a_server_without_replicas_counts_none(server):
+    assert server.replicas_connected() == 0  # information_schema.PROCESSLIST: no Binlog Dump thread
+
+
 def test_identifiers_are_checked_before_quoting():
     assert ident("opsview") == "`opsview`"
     for bad in ["a`b", "x; DROP DATABASE y", "1abc", "", "a b", "a" * 65]:

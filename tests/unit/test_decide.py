@@ -326,3 +326,41 @@ def test_no_stop_fails_and_no_probe_errs_for_a_configuration_reason(tmp_path, mo
     monkeypatch.setattr(fence_self.LocalServer, "kill", staticmethod(lambda pids: pytest.fail(f"killed {pids}")))
     assert mariadb_role.stop() == ocf.OCF_SUCCESS  # no server process: proven not writable
     assert "using the default socket /run/mysqld/mysqld.sock" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("wanted, writable, enabled, replicas, action", [
+    (True, True, False, 1, "semi_sync_on"),  # a replica receives again: on
+    (True, True, False, 0, "wait"),  # nobody could acknowledge: stays off
+    (True, True, True, 1, "done"),
+    (False, True, False, 1, "done"),  # the inventory does not want it
+    (True, False, False, 1, "done"),  # not the active
+])
+def test_the_active_s_semi_sync_comes_back_once_a_replica_receives(wanted, writable, enabled, replicas, action):
+    from hakit.agents.decide import semi_sync_decision
+
+    decision = semi_sync_decision(wanted=wanted, writable=writable, enabled=enabled, replicas=replicas)
+    assert decision.action == action and decision.reason
+
+
+def test_the_watcher_turns_semi_sync_on_again_on_the_active(monkeypatch, capsys):
+    """The long campaign (Pacemaker seed 21, step 257): an automatic promotion over a peer that
+    received nothing left the new active's semi-sync off; the pair became whole without a resync
+    and status said healthy; the next partition let the isolated active acknowledge 111 writes
+    that were lost. The watcher, which looks at the active's database four times a second, turns
+    it on again as soon as a replica receives from it."""
+    from types import SimpleNamespace
+
+    from hakit.agents import watch
+    from hakit.mysql import FakeDatabase
+
+    db = FakeDatabase("n2", read_only=False, semi_sync_master_enabled=False, replicas=0)
+    ctx = SimpleNamespace(inv=SimpleNamespace(settings=SimpleNamespace(mysql=SimpleNamespace(
+        semi_sync=SimpleNamespace(enabled=True)))), local_db=lambda read_timeout=None: db)
+    watch._semi_sync_back(ctx)
+    assert not db.semi_sync_master_enabled  # nobody receives yet
+    db.replicas = 1
+    watch._semi_sync_back(ctx)
+    assert db.semi_sync_master_enabled and "semi-sync on" in capsys.readouterr().out
+    db.read_only, db.semi_sync_master_enabled = True, False  # a standby: left alone
+    watch._semi_sync_back(ctx)
+    assert not db.semi_sync_master_enabled
