@@ -194,3 +194,15 @@ class Writer(LabWriter):
 
     def lost_on(self, lab: Lab, node: str) -> list[int]:  # type: ignore[override]
         return super().lost_on(node)
+
+
+def other_admin(lab: "Lab", folder: Path) -> Path:
+    """Another admin machine: the lab's inventory, secrets and known_hosts in ``folder``, without
+    this one's ``.hakit/`` records (journal, generation floor). Returns its inventory."""
+    import shutil
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("inventory.yml", "known_hosts", "hakit-secrets.yml"):
+        shutil.copy2(lab.dir / name, folder / name)
+    assert not (folder / ".hakit").exists()
+    return folder / "inventory.yml"

@@ -19,7 +19,6 @@ two nodes be writable. Runbook, in order, on one pair per stack (anti-flap windo
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 import time
@@ -32,7 +31,7 @@ from hakit.lab import lab as labmod
 from hakit.lab.writer import WritableSampler as LabSampler
 from hakit.lab.state import load_state
 
-from labkit import Lab, Writer, _wait_until, build_lab, hakit, sql
+from labkit import Lab, Writer, _wait_until, build_lab, hakit, other_admin, sql
 from test_failover_lab import Pair
 
 pytestmark = pytest.mark.lab
@@ -148,12 +147,7 @@ def test_the_returning_node_stays_standby_until_resync(pair, capsys, tmp_path):
     # a takeover. n1's own row cannot tell that n2 reached a newer generation; before, n1 was
     # promoted with generation 2 again (a number reused, n2's writes lost). The floor the
     # status above left on n1's node refuses it
-    other = tmp_path / "other-admin"
-    other.mkdir()
-    for name in ("inventory.yml", "known_hosts", "hakit-secrets.yml"):
-        shutil.copy2(lab.dir / name, other / name)
-    assert not (other / ".hakit").exists()
-    code, out, err = hakit(capsys, "-i", str(other / "inventory.yml"), "takeover", "--yes")
+    code, out, err = hakit(capsys, "-i", str(other_admin(lab, tmp_path / "other-admin")), "takeover", "--yes")
     assert code == 3 and "generation 2" in err and "resync" in err, out + err
     assert lab.host("n1").check_output("cat /var/lib/hakit/generation-floor").strip() == "2"
     pair.start_mariadb("n2")

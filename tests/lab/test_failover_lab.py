@@ -36,7 +36,7 @@ from hakit.lab.daemons import MARIADB
 from hakit.operate import journal_for
 from hakit.secrets import load_secrets, secrets_path
 
-from labkit import Lab, Writer, _wait_until, build_lab, hakit, sql
+from labkit import Lab, Writer, _wait_until, build_lab, hakit, other_admin, sql
 
 pytestmark = pytest.mark.lab
 
@@ -339,7 +339,7 @@ def test_hakit_killed_in_the_middle_of_a_resync_converges_when_re_run(pair, caps
     assert pair.checksums("n1") == pair.checksums("n2")
 
 
-def test_the_active_dying_while_its_standby_is_half_resynced_never_promotes_the_copy(pair, capsys):
+def test_the_active_dying_while_its_standby_is_half_resynced_never_promotes_the_copy(pair, capsys, tmp_path):
     """Issue 22 (5), and issue 21's double fault: the active dies while its standby is being
     rebuilt (hakit killed in the copy: the marker stays). The stack must not promote the half
     copy, nor hakit takeover without --force; once the active's database is back it is the
@@ -370,7 +370,11 @@ def test_the_active_dying_while_its_standby_is_half_resynced_never_promotes_the_
         where = "crm_mon -1 -r -f" if pair.stack == "pacemaker" else "cat /var/log/ha-log"
         _wait_until("the stack's promotion of n2 refused", lambda: "being resynced" in lab.host("n2").run(
             where).stdout, timeout=120)
-        code, out, err = pair.run(capsys, "takeover", "--yes")
+        code, out, err = pair.run(capsys, "takeover", "--yes")  # this machine: its journal holds the resync
+        assert code == 3 and "a resync of n2 was interrupted" in err, out + err
+        # another admin machine (no journal): the marker on n2 itself refuses it
+        code, out, err = hakit(capsys, "-i", str(other_admin(lab, tmp_path / "other")), "takeover", "--yes",
+                               "--node", "n2")
         assert code == 3 and "n2 is being resynced" in err, out + err
     finally:
         stop.set()
