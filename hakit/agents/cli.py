@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 import click
 
@@ -108,6 +109,14 @@ def _spawn_hand_over(hakit_command: str) -> None:
     from hakit.agents.handover import AFTER, spawn
     from hakit.agents.watch import LOG
 
+    if ocf.LAST_REASON:
+        # heartbeat does not log a resource script's stderr: why the start failed goes where the
+        # hand-over that follows writes (the watcher's log), for the operator who wonders
+        try:
+            with open(LOG, "a") as log:
+                log.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} the role's start failed here: {ocf.LAST_REASON}\n")
+        except OSError:
+            pass
     if spawn(hakit_command, LOG) is not None:
         # heartbeat logs a resource script's stderr (/var/log/ha-log)
         click.echo(f"the role did not start here: heartbeat is asked to hand the group to the peer in {AFTER:g}s "

@@ -100,9 +100,16 @@ class Agent:
         return handler()
 
 
+#: the last exit reason this process gave (heartbeat does not log a resource script's stderr:
+#: hakit's heartbeat wrapper writes it to the watcher's log)
+LAST_REASON = ""
+
+
 def exit_reason(message: str) -> None:
     """Tell Pacemaker why (shown by crm_mon); one line, prefixed as the OCF spec asks."""
-    sys.stderr.write("ocf-exit-reason:" + printable(" ".join(message.split())) + "\n")
+    global LAST_REASON
+    LAST_REASON = printable(" ".join(message.split()))
+    sys.stderr.write("ocf-exit-reason:" + LAST_REASON + "\n")
     sys.stderr.flush()
 
 

@@ -1,5 +1,5 @@
 """Unit tests never touch this machine's own files: the node-side paths hakit's agents write
-(the generation floor, the resync marker) point into each test's temporary folder."""
+(the generation floor, the resync marker, the watcher's log) point into each test's temporary folder."""
 
 from __future__ import annotations
 
@@ -13,3 +13,6 @@ def _node_files_in_tmp(tmp_path_factory: pytest.TempPathFactory, monkeypatch: py
     here = tmp_path_factory.mktemp("node-files")
     monkeypatch.setattr(flags, "GENERATION_FLOOR", str(here / "generation-floor"))
     monkeypatch.setattr(flags, "RESYNC_MARKER", str(here / "resync-pending"))
+    from hakit.agents import watch
+
+    monkeypatch.setattr(watch, "LOG", str(here / "watch.log"))
