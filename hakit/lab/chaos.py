@@ -365,6 +365,9 @@ class Campaign:
         report.notes.extend(self._pending_notes)
         self._pending_notes.clear()
         self.say(f"step {index}: {fault.kind} on {node} ({fault.target})")
+        # every violation the step's audits record counts for it, the acknowledged writes' too
+        # (taken after the recovery: counted from here, not after it, or the step said "0")
+        before = len(self.auditor.violations)
         sampler = WritableSampler(self._inits, [self.pair], vips=[self.lab.vip()])
         sampler.start()
         writer = self.lab.writer().start()
@@ -414,7 +417,6 @@ class Campaign:
             for w in inside.values():
                 w.stop()
             sampler.stop()
-        before = len(self.auditor.violations)
         self.auditor.writable_samples(index, sampler.samples, sampler.both)
         self.auditor.vip_samples(index, sampler.samples, sampler.vip_twice)
         if report.error is None:
