@@ -93,9 +93,12 @@ def observe_operation(inv: Inventory, world: World, journal: Journal | None) -> 
     """The snapshot an operation plans from: nodes (with resync markers), journal, floor."""
     from concurrent.futures import ThreadPoolExecutor
 
-    with ThreadPoolExecutor(max_workers=max(1, len(inv.nodes))) as pool:
+    with ThreadPoolExecutor(max_workers=max(2, len(inv.nodes))) as pool:
         views = dict(zip([n.name for n in inv.nodes], pool.map(lambda n: observe_node(inv, world, n), inv.nodes)))
-        running_on = stack_view(inv, world, [n for n, v in views.items() if v.reachable])
+        reachable = [n for n, v in views.items() if v.reachable]
+        held = pool.submit(stack_unmanaged, inv, world, reachable)
+        running_on = stack_view(inv, world, reachable)
+        unmanaged = held.result()
     open_op = journal.open_operation() if journal is not None else None
     db_pair, app_pair = inv.db_pair, inv.app_pair
     app_views = () if app_pair is db_pair else tuple(views[n] for n in app_pair.node_names)
@@ -104,7 +107,7 @@ def observe_operation(inv: Inventory, world: World, journal: Journal | None) -> 
                     operation_target=(open_op.params.get("target") if open_op else None),
                     operation_strategy=(open_op.params.get("strategy") if open_op else None),
                     generation_floor=max([read_floor(inv)] + [v.generation_floor for v in views.values()]),
-                    stack_running_on=running_on,
+                    stack_running_on=running_on, stack_unmanaged=unmanaged,
                     maintenance=any(v.maintenance for v in views.values()))
     raise_floor(inv, cluster_generation(snap))
     return snap
@@ -155,6 +158,24 @@ def stack_view(inv: Inventory, world: World, reachable: list[str]) -> tuple[str,
         return tuple(holders)
     except HakitError:
         return None
+
+
+def stack_unmanaged(inv: Inventory, world: World, reachable: list[str]) -> bool | None:
+    """Pacemaker: whether the database group is unmanaged (``is-managed=false``, what hakit sets
+    while it moves the role and the VIP itself); None when not known (heartbeat, no node)."""
+    if inv.settings.stack != "pacemaker":
+        return None
+    for name in [n for n in inv.db_pair.node_names if n in reachable and n in world.runners]:
+        try:
+            out = world.runners[name].run(["crm_resource", "--resource", _group(inv), "--meta", "--get-parameter",
+                                           "is-managed"], warn=True, timeout=15)
+        except HakitError:
+            continue
+        if out.ok:
+            return out.stdout.strip().lower() in ("false", "no", "0", "off")
+        if "No such device" in out.stderr or "not found" in out.stderr.lower() or out.returncode in (6, 105):
+            return False  # the attribute is not set: managed
+    return None
 
 
 def heartbeat_holds(inv: Inventory, node: str, rscstatus: str) -> bool:

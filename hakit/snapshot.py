@@ -61,6 +61,8 @@ class Snapshot:
     generation_floor: int = 0
     #: where the cluster stack runs the database pair's resources (None: not observed)
     stack_running_on: tuple[str, ...] | None = None
+    #: Pacemaker holds the database group unmanaged (hakit moving it itself; None: not observed)
+    stack_unmanaged: bool | None = None
 
     def node(self, name: str) -> NodeView:
         for view in self.db_nodes + self.app_nodes:
@@ -169,6 +171,13 @@ def derive_state(snap: Snapshot) -> ClusterState:
     if standby.stack_running is False and not snap.maintenance:
         return ClusterState("degraded", active.name, f"{standby.name}: the cluster stack is not running there: "
                                                      f"it cannot take over", failed=(standby.name,), stale=stale)
+    if snap.stack_unmanaged and snap.operation not in ("switchover", "takeover") and not snap.maintenance:
+        return ClusterState("degraded", active.name, "the cluster stack does not manage the database group "
+                                                     "(is-managed=false, set while hakit moves the role itself): an "
+                                                     "interrupted switchover or takeover left it so, and nothing fails "
+                                                     "over by itself; re-run it from the machine that started it, or "
+                                                     "give the group back: crm_resource --resource hakit (hakit-db on "
+                                                     "four nodes) --meta --delete-parameter is-managed", stale=stale)
     if active.stack_running is False and not snap.maintenance:
         return ClusterState("degraded", active.name, f"{active.name}: the cluster stack is not running there: "
                                                      f"nothing fails over from it", stale=stale)
@@ -232,5 +241,6 @@ def status_document(snap: Snapshot, state: ClusterState, *, anti_flap_seconds: f
                                    if now is not None else 0),
         "operation": ({"name": snap.operation, "target": snap.operation_target} if snap.operation else None),
         "stack_running_on": list(snap.stack_running_on) if snap.stack_running_on is not None else None,
+        "stack_unmanaged": snap.stack_unmanaged,
         "nodes": nodes,
     }

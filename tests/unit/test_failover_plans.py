@@ -1310,3 +1310,30 @@ def test_the_consistency_check_survives_a_dropped_connection(inv, monkeypatch):
     n2.drops = 5
     with pytest.raises(OperationFailed, match=r"consistency check: .*Lost connection.*\(3 tries\); re-run hakit resync"):
         Operator(inv, World(databases={"n1": n1, "n2": n2}), say=said.append).compare_checksums(step_)
+
+
+def test_a_group_left_unmanaged_is_degraded_with_the_way_back_from_any_admin_machine(tmp_path):
+    """Issue 22 (8): an interrupted switchover left the Pacemaker group unmanaged, and only the
+    admin machine whose journal knew it said so; from any other, status said healthy while
+    nothing could fail over. The group's is-managed is read from the stack itself now."""
+    import shutil
+
+    from hakit.operate import stack_unmanaged
+    from hakit.remote import FakeRunner
+    from hakit.snapshot import derive_state
+
+    shutil.copy("examples/two-node-pacemaker.yml", tmp_path / "inventory.yml")
+    pinv = load_inventory(tmp_path / "inventory.yml")
+    held = FakeRunner("nagios1").on("crm_resource", "--resource", "hakit", "--meta", "--get-parameter", "is-managed",
+                                    stdout="false\n")
+    assert stack_unmanaged(pinv, World({"nagios1": held}, {}), ["nagios1"]) is True
+    managed = FakeRunner("nagios1").on("crm_resource", exited=6,
+                                       stderr="Error performing operation: No such device or address")
+    assert stack_unmanaged(pinv, World({"nagios1": managed}, {}), ["nagios1"]) is False
+    assert stack_unmanaged(pinv, World({"nagios1": held}, {}), []) is None  # nobody to ask
+    state = derive_state(replace(healthy(), stack_unmanaged=True))
+    assert state.name == "degraded" and "is-managed=false" in state.reason and "--delete-parameter" in state.reason
+    assert derive_state(replace(healthy(), stack_unmanaged=False)).name == "healthy"
+    # this machine's own switchover in progress: switching, as before
+    assert derive_state(replace(healthy(), stack_unmanaged=True, operation="switchover",
+                                operation_target="n2")).name == "switching"
