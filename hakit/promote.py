@@ -99,7 +99,11 @@ def plan_promotion(node: str, local: DbFacts | None, peer: PeerView, *, schema: 
     already = (local.state is not None and local.state.promoted_node == node
                and local.generation >= peer_generation)
     if max_lag is not None and not force and not already and not (peer_facts is not None and peer_facts.writable):
-        lacking = lacks_writes(local.replica, max_lag)
+        # the stack's agent cannot tell a replication stopped without an error by an operator or
+        # a restart from one stopped by hakit's own takeover, interrupted (refused, heartbeat's
+        # failed start would hand the group away from the node that takeover then promotes):
+        # it refuses what is a fault for sure, a broken applier or a lag over the bound
+        lacking = lacks_writes(local.replica, max_lag, stopped_counts=kind != "automatic")
         if lacking:
             return Refusal(f"{node} {lacking}: it lacks writes {peer.name} may have acknowledged, and promoting it "
                            f"would lose them", f"repair {node}'s replication (hakit resync --node {node} once "
@@ -189,18 +193,20 @@ def plan_promotion(node: str, local: DbFacts | None, peer: PeerView, *, schema: 
     return Plan("promote", summary, tuple(steps), warnings=tuple(warnings))
 
 
-def lacks_writes(replica: ReplicaStatus | None, max_lag: float) -> str:
+def lacks_writes(replica: ReplicaStatus | None, max_lag: float, *, stopped_counts: bool = True) -> str:
     """Why a standby is known to lack writes of its active ("" when it is not), from its replica
     status alone (the active may be gone). Pure. A receiver that is reconnecting (its master went
     away) is what a failover looks like, not a fault; a receiver stopped without an error was
     stopped (by hand, or a restart: ``skip_slave_start``), and an applier stopped holds back all
-    it received; a lag over ``max_lag`` seconds (0: no bound) is writes not yet received."""
+    it received; a lag over ``max_lag`` seconds (0: no bound) is writes not yet received.
+    ``stopped_counts``: a replication stopped without an error counts (takeover); the stack's
+    agent counts only an applier stopped on an error, and the lag."""
     if replica is None:
         return "does not replicate from its peer"
-    if not replica.sql_running:
+    if not replica.sql_running and (replica.last_sql_error or stopped_counts):
         return ("has its replication applier (SQL thread) stopped"
                 + (f" on an error: {replica.last_sql_error}" if replica.last_sql_error else ""))
-    if replica.io_state == "No" and not replica.last_io_error:
+    if replica.io_state == "No" and not replica.last_io_error and stopped_counts:
         return "has its replication receiver (IO thread) stopped, not on an error (stopped by hand, or not started " \
                "since a restart)"
     if max_lag and replica.lag_seconds is not None and replica.lag_seconds > max_lag:

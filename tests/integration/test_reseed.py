@@ -160,8 +160,8 @@ def _fill(active: Server) -> None:
 
 
 def _stale(target: Server) -> None:
-    """What the target held before: its own writes (its own binlog), a stale table in a managed
-    database, and a database hakit does not manage."""
+    """What the target held before: its own writes (its own binlog), a stale table in a listed
+    database, and a database the inventory does not list."""
     target.sql("""
         CREATE DATABASE opsview; CREATE TABLE opsview.stale (id INT) ENGINE=InnoDB; INSERT INTO opsview.stale VALUES (1);
         CREATE DATABASE keepme; CREATE TABLE keepme.t (id INT) ENGINE=InnoDB; INSERT INTO keepme.t VALUES (42);
@@ -189,19 +189,21 @@ def test_copy_by_dump_copies_main_and_bulk_databases_and_replaces_the_targets(pa
     expected = active.checksums(schemas)
     assert len(expected) == 6 and target.checksums(schemas) == expected
     assert target.sql("SELECT COUNT(*) FROM information_schema.tables WHERE table_name = 'stale'") == "0"
-    assert target.sql("SELECT id FROM keepme.t") == "42"  # not a managed database: untouched
+    # issue 22 (1): a database the inventory does not list is no exception: the pair replicates
+    # it, and the target keeps none of its own (the active has no keepme)
+    assert target.sql("SHOW DATABASES LIKE 'keepme'") == ""
     assert target.sql("SELECT COUNT(*) FROM information_schema.triggers WHERE trigger_name = 'audit_hosts'") == "1"
     assert target.sql("SELECT COUNT(*) FROM information_schema.routines WHERE routine_name = 'host_count'") == "1"
     assert target.sql("SELECT HEX(icon) FROM opsview.hosts WHERE id = 1") == "00FF10"
     # one bar per dump, advanced by what was moved; the main one is under the lock
     labels = [e[1] for e in progress.events if e[0] == "start"]
     # runtime has a MyISAM table: under the global lock; the all-InnoDB ones in the snapshot
-    assert labels == ["n1 -> n2: runtime", "n1 -> n2: opsview, hakit, odw"]
+    assert labels == ["n1 -> n2: runtime", "n1 -> n2: hakit, opsview, odw"]
     assert all(progress.totals[label] > 0 for label in labels)
     assert progress.done[labels[1]] > 30000 * 20  # the history table went through the bar
     assert progress.finished == labels
     assert any("dumped runtime under the global read lock" in line and "GTID" in line for line in said)
-    assert any("dumped opsview, hakit, odw in one consistent snapshot, without the global lock" in line
+    assert any("dumped hakit, opsview, odw in one consistent snapshot, without the global lock" in line
                for line in said)
     assert not any("idempotently" in line for line in said)  # nothing written between the two dumps
 

@@ -1,11 +1,10 @@
 """A short seeded fault campaign per stack (``hakit lab chaos``), as CI runs it.
 
 Faults that real data centres see and that once left two writable nodes (issue 21), and the
-operator's takeover racing the stack: Pacemaker seed 26, three faults (a peer-only partition
-around the active; the active's data disk full for 11.7 s, on a lab whose nodes have disks of
-their own; the active's database killed and ``hakit takeover`` racing the stack's failover,
-killed half-way and run again); heartbeat seed 7, three (a one-way partition from the active,
-its database hung, the same interrupted takeover). Each is recovered the way an
+operator's takeover racing the stack: Pacemaker seed 10, two faults (the active's data disk
+full for 11 s, on a lab whose nodes have disks of their own; the active's database killed and
+``hakit takeover`` racing the stack's failover, killed half-way and run again); heartbeat seed
+7, two (a one-way partition from the active, then its database hung). Each is recovered the way an
 operator would and audited after every step: one writable node and the VIP on one node at
 every sample (a node that does not answer counting as writable); generations, the VIP once
 settled, every write acknowledged to the host's writer or to the writer inside either node,
@@ -35,8 +34,8 @@ from hakit.lab.driver import HAKIT
 
 pytestmark = pytest.mark.lab
 
-CAMPAIGNS = [("pacemaker", 26, 3, ("hang", "peer-partition", "long-write-stop", "interrupt-takeover", "full-disk")),
-             ("heartbeat", 7, 3, ("hang", "peer-partition", "one-way", "kill-mysqld-standby", "interrupt-takeover"))]
+CAMPAIGNS = [("pacemaker", 10, 2, ("hang", "peer-partition", "long-write-stop", "interrupt-takeover", "full-disk")),
+             ("heartbeat", 7, 2, ("hang", "peer-partition", "one-way", "kill-mysqld-standby", "interrupt-takeover"))]
 
 
 @pytest.mark.parametrize("stack, seed, faults, kinds", CAMPAIGNS, ids=[c[0] for c in CAMPAIGNS])

@@ -118,6 +118,22 @@ def test_the_lag_policy_names_what_a_standby_lacks(replica, max_lag, words) -> N
     assert (words in said and said) if words else said == ""
 
 
+def test_the_stack_s_agent_refuses_only_what_is_a_fault_for_sure() -> None:
+    """CI (heartbeat): hakit's takeover, killed after it stopped the target's replication, then
+    the stack's agent refused the same target (replication stopped), and heartbeat's answer to
+    the failed start moved the group away from the node the re-run takeover promoted. A
+    replication stopped without an error is refused by takeover, not by the agent."""
+    stopped = ReplicaStatus("a", False, False, None, io_state="No")
+    assert lacks_writes(stopped, 60) and not lacks_writes(stopped, 60, stopped_counts=False)
+    broken = ReplicaStatus("a", True, False, 0, last_sql_error="Duplicate entry")
+    assert "on an error" in lacks_writes(broken, 60, stopped_counts=False)
+    kw = dict(schema="hakit", relay_wait=5.0, max_lag=60)
+    assert isinstance(plan_promotion("n2", _facts(3, "n1", replica=stopped), PeerView("n1", False),
+                                     kind="automatic", **kw), Plan)
+    assert isinstance(plan_promotion("n2", _facts(3, "n1", replica=stopped), PeerView("n1", False),
+                                     kind="takeover", **kw), Refusal)
+
+
 def test_the_lag_policy_refuses_a_promotion_unless_forced_or_the_node_is_the_recorded_active() -> None:
     kw = dict(schema="hakit", relay_wait=5.0, kind="automatic", max_lag=60)
     broken = _facts(3, "n1", replica=ReplicaStatus("a", True, False, 0, last_sql_error="Duplicate entry"))
