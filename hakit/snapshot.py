@@ -164,8 +164,8 @@ def derive_state(snap: Snapshot) -> ClusterState:
         error = replica.last_io_error if not replica.io_running else replica.last_sql_error
         return ClusterState("degraded", active.name, f"{standby.name}: replication {threads} thread stopped"
                                                      + (f" ({error})" if error else "")
-                                                     + f"; it lacks {active.name}'s writes and is not promoted "
-                                                       f"until repaired: hakit resync --node {standby.name}",
+                                                     + f"; it lacks {active.name}'s writes until repaired: "
+                                                       f"hakit resync --node {standby.name}",
                             failed=(standby.name,), stale=stale)
     # maintenance mode stops heartbeat on purpose (nothing may fail over): not a fault then
     if standby.stack_running is False and not snap.maintenance:
