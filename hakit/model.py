@@ -8,6 +8,7 @@ renderer may trust the model. Each constraint's message is a plain sentence of t
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 from typing import Annotated, Literal
 
@@ -98,6 +99,8 @@ class Storage(Frozen):
 
 
 def _tenths(value: float) -> float:
+    if not math.isfinite(value * 10):  # 1.8e307 s: ten times that overflows (round() would raise)
+        raise ValueError("must be a number of seconds heartbeat can count")
     if abs(value * 10 - round(value * 10)) > 1e-6:
         raise ValueError("must be a whole number of tenths of a second (heartbeat counts in milliseconds)")
     return value

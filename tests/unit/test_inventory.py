@@ -288,6 +288,10 @@ CASES: list[Bad] = [
         [("all.vars.hakit.timing.heartbeat.keepalive",
           "must be a whole number of tenths of a second (heartbeat counts in milliseconds)",
           key("keepalive"))]),
+    # hypothesis found it: ten times 1.8e307 overflows, and the check of tenths crashed (OverflowError)
+    Bad("heartbeat-overflow", H, set_(HK + ("timing", "heartbeat", "keepalive"), 1.797693134862316e+307),
+        [("all.vars.hakit.timing.heartbeat.keepalive", "must be a number of seconds heartbeat can count",
+          key("keepalive"))]),
     Bad("heartbeat-initdead", H, set_(HK + ("timing", "heartbeat", "initdead"), 9),
         [("all.vars.hakit.timing.heartbeat", "initdead must be at least twice deadtime (heartbeat's own rule)",
           L(r"^\s*heartbeat:", nth=0))]),
