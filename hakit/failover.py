@@ -436,8 +436,12 @@ def plan_resync(ctx: Context, snap: Snapshot, request: Request, errant: ErrantRe
     # an interrupted copy may have left the target's server stopped (killed between the stop
     # and the start of a backup's swap): the copy is finished the same way, its server started
     # first (its configuration starts it read-only), not refused
-    copying = (snap.operation == "resync" and snap.operation_target == target.name
-               and snap.operation_strategy in ("dump", "backup"))
+    # the copy a resync is doing: the journal's (this admin machine's), or the node's marker's
+    # (a rejoin whose consistency check found the node unequal goes on as a copy: issue 22 (2))
+    marked = target.resync_by if target.resync_pending and target.resync_by in ("dump", "backup") else None
+    journal_copy = snap.operation_strategy if (snap.operation == "resync" and snap.operation_target == target.name
+                                               and snap.operation_strategy in ("dump", "backup")) else None
+    copying = bool(marked or journal_copy)
     restart = target.db is None and target.reachable and (target.resync_pending or copying) and \
         (copying or request.strategy in ("dump", "backup"))
     if target.db is None and not restart:
@@ -453,16 +457,17 @@ def plan_resync(ctx: Context, snap: Snapshot, request: Request, errant: ErrantRe
         return Plan("resync", f"{target.name} already replicates from {active.name} at generation "
                               f"{active.generation} with nothing of its own; nothing to resync")
     strategy = request.strategy
+    size = errant.data_bytes if errant is not None else 0
+    copy_kind = "backup" if size >= BACKUP_THRESHOLD_BYTES else "dump"
     if strategy == "auto":
-        size = errant.data_bytes if errant is not None else 0
-        strategy = "rejoin" if count == 0 else ("backup" if size >= BACKUP_THRESHOLD_BYTES else "dump")
-        if resuming and snap.operation == "resync" and snap.operation_strategy in ("dump", "backup"):
-            strategy = snap.operation_strategy  # an interrupted copy is finished the same way
+        strategy = "rejoin" if count == 0 else copy_kind
+        if resuming and (marked or journal_copy):
+            strategy = marked or journal_copy  # an interrupted copy is finished the same way
     if restart and strategy == "rejoin":
         return Refusal(f"{target.name}: an interrupted copy left its server stopped, and only a copy finishes it "
                        f"(a rejoin would keep whatever the copy left half done)",
                        f"re-run hakit resync without --strategy rejoin (the copy resumes: "
-                       f"{snap.operation_strategy or 'backup or dump'})")
+                       f"{marked or journal_copy or 'backup or dump'})")
     if strategy == "rejoin" and count:
         return Refusal(f"{target.name} holds {count} errant transactions beyond the promotion point; rejoining "
                        f"would keep them and the two nodes would differ",
@@ -532,9 +537,15 @@ def plan_resync(ctx: Context, snap: Snapshot, request: Request, errant: ErrantRe
         # before the active replicates from it: a target that differs (writes that bypassed the
         # binary log, a rejoin over a history that is not the active's) never feeds the active,
         # and it keeps its marker (never promoted) until a re-run by dump makes it equal
+        # a rejoin that auto chose proves itself here: a node found unequal (writes that bypassed
+        # the binary log) is never rejoined, its rebuild goes on as a copy (``unequal``)
         step("consistency check", "compare_checksums", f"every table of every database equal on {active.name} "
-                                                       f"and {target.name}, before {active.name} replicates from it",
-             node=target.name, source=active.name),
+                                                       f"and {target.name}, before {active.name} replicates from it"
+                                                       + (f"; unequal, it is rebuilt by {copy_kind}"
+                                                          if strategy == "rejoin" and request.strategy == "auto"
+                                                          else ""),
+             node=target.name, source=active.name,
+             **({"unequal": copy_kind} if strategy == "rejoin" and request.strategy == "auto" else {})),
         step(f"{active.name} replicates", "reverse_replication", f"{active.name} replicates from {target.name}: "
                                                                  f"replication both ways again",
              node=active.name, source=target.name, schema=ctx.schema),

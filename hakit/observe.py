@@ -84,6 +84,7 @@ CHECK_CREDENTIALS = "/etc/hakit/check.yml"
 #: is said when the PID file or the process cannot be read: unknown, not missing
 FLAGS_SCRIPT = (f"test -e {MAINTENANCE_FLAG} && echo maintenance; "
                 f"test -e {RESYNC_MARKER} && echo resync; "
+                f"s=$(sed -n 's/^strategy=//p' {RESYNC_MARKER} 2>/dev/null) && [ -n \"$s\" ] && echo \"resync-by=$s\"; "
                 f"f=$(cat {GENERATION_FLOOR} 2>/dev/null) && echo \"floor=$f\"; "
                 f"if [ ! -e {WATCH_PIDFILE} ]; then echo no-watcher; "
                 f"elif [ -r {WATCH_PIDFILE} ]; then pid=$(cat {WATCH_PIDFILE}); "
@@ -179,8 +180,12 @@ def observe_node(inv: Inventory, world: World, node: Node) -> NodeView:
         pool.shutdown(wait=True)
     watcher = True if "watcher" in flags else False if "no-watcher" in flags else None
     floor = max((int(f[6:]) for f in flags if f.startswith("floor=") and f[6:].isdigit()), default=0)
+    # what the marker says the rebuild is (a rejoin found unequal goes on as a copy: resync_by)
+    resync_by = next((f[10:] for f in flags if f.startswith("resync-by=") and f[10:] in ("rejoin", "dump", "backup")),
+                     None)
     return NodeView(node.name, node.address, reachable, facts, vip=vip, monitoring=monitoring, generation_floor=floor,
-                    error="; ".join(errors), resync_pending="resync" in flags, maintenance="maintenance" in flags,
+                    error="; ".join(errors), resync_pending="resync" in flags, resync_by=resync_by,
+                    maintenance="maintenance" in flags,
                     tls_problems=tuple(tls_problems), watcher=watcher if pair.carries_db else None,
                     stack_running=True if "stack" in flags else False if "no-stack" in flags else None)
 

@@ -471,6 +471,8 @@ class Operator:
     direct: Any = None
     copier: Callable[[str, str, str], None] | None = None  #: (strategy, source, target) for dump/backup
     hook_env: dict[str, str] = field(default_factory=dict)
+    #: the copy a rejoin found unequal is rebuilt by (set by the consistency check)
+    unequal: str | None = None
 
     def db(self, node: str) -> Database:
         try:
@@ -785,6 +787,18 @@ class Operator:
             _, expected, got = active.locked_checksum(table, during=theirs)
             if got == expected:
                 differ.remove(table)
+        if differ and s.arg("unequal"):
+            # a rejoin auto chose, over a node that holds what no binary log shows: it is not
+            # rejoined. Its marker names the copy now, so this run (run_operation goes on) and any
+            # re-run from any admin machine rebuild it by that copy, never by a rejoin again
+            kind = s.arg("unequal")
+            runner = self.world.runners.get(s.node)
+            if runner is not None:
+                runner.put(RESYNC_MARKER, f"strategy={kind}\n".encode(), 0o600)
+            self.unequal = kind
+            raise OperationFailed(f"consistency check: {len(differ)} tables differ between {s.arg('source')} and "
+                                  f"{s.node} after the rejoin: {', '.join(differ[:10])}; {s.node} holds writes no "
+                                  f"binary log shows, so it is not rejoined: it is rebuilt by {kind}")
         if differ:
             raise OperationFailed(f"consistency check: {len(differ)} tables differ between {s.arg('source')} and "
                                   f"{s.node}: {', '.join(differ[:10])}; re-run hakit resync --strategy dump")
@@ -856,7 +870,24 @@ def run_operation(inv: Inventory, secrets: Secrets, world: World, request: Reque
                   confirm: Callable[[Plan], bool] | None = None, say: Callable[[str], None] = print,
                   progress: Any = None, operator: Operator | None = None) -> Outcome:
     """Observe, plan and execute one operation under the journal's lock. Raises
-    :class:`SafetyRefusal` (exit 3) for a refusal, :class:`OperationFailed` (exit 1) for a failure."""
+    :class:`SafetyRefusal` (exit 3) for a refusal, :class:`OperationFailed` (exit 1) for a failure.
+
+    A resync whose rejoin (chosen by ``auto``) found the node unequal at its consistency check
+    goes on at once, planned again: the node's marker now names a copy (issue 22 (2))."""
+    op = operator or Operator(inv, world, say, progress)
+    try:
+        return _run_once(inv, secrets, world, request, dry_run=dry_run, confirm=confirm, say=say, op=op)
+    except OperationFailed:
+        if op.unequal is None or request.operation != "resync" or request.strategy != "auto":
+            raise
+    say(f"resync: the rejoined node is not equal to the active; it is rebuilt by {op.unequal} instead "
+        f"(planned again)")
+    op.unequal = None
+    return _run_once(inv, secrets, world, request, dry_run=False, confirm=None, say=say, op=op)
+
+
+def _run_once(inv: Inventory, secrets: Secrets, world: World, request: Request, *, dry_run: bool,
+              confirm: Callable[[Plan], bool] | None, say: Callable[[str], None], op: Operator) -> Outcome:
     journal = journal_for(inv, secrets)
     if request.keep_errant is not None and Path(request.keep_errant).exists():
         raise InputError(f"--keep-errant {request.keep_errant}: the file exists; hakit will not overwrite it")
@@ -885,7 +916,6 @@ def run_operation(inv: Inventory, secrets: Secrets, world: World, request: Reque
         params = {"target": target, "strategy": next((s.action for s in plan.steps
                                                       if s.action in ("rejoin", "dump", "backup")), None),
                   "force": request.force}
-        op = operator or Operator(inv, world, say, progress)
         op.hook_env = {"HAKIT_OPERATION": plan.operation, "HAKIT_CLUSTER": inv.settings.cluster_name,
                        "HAKIT_TARGET": target or ""}
         changed_nodes = {s.node for s in plan.steps if s.node and s.changes}

@@ -28,6 +28,8 @@ class NodeView:
     monitoring: bool = False  #: the monitoring master runs here
     error: str = ""  #: why something could not be observed
     resync_pending: bool = False  #: a resync of this node began and has not finished (its marker file)
+    #: the strategy its marker names (``rejoin``, ``dump``, ``backup``; None: no marker or unreadable)
+    resync_by: str | None = None
     maintenance: bool = False  #: the node carries the maintenance flag
     #: problems with the node's TLS certificate files (mysql.tls enabled; see hakit.tls)
     tls_problems: tuple[str, ...] = ()

@@ -292,11 +292,11 @@ def test_mysqld_crash_takeover_and_rejoin(pair, capsys):
         pair.status(capsys)), timeout=60)
     assert doc["active"] == "n2"
     # issue 22 (2): a write that bypassed the binary log on the old active: no errant scan can
-    # see it, so auto rejoins; the consistency check then finds the difference before n2 ever
-    # replicates from n1, and n1 stays marked (never promoted) until a dump makes it equal
+    # see it. A rejoin asked for by name finds the difference at the consistency check, before
+    # n2 ever replicates from n1, and n1 stays marked (never promoted)
     sql(lab, "n1", "SET SESSION sql_log_bin = 0; INSERT INTO opsview.results VALUES (900003, 'bypass', 1)")
     started = time.monotonic()
-    code, out, err = pair.run(capsys, "resync", "--yes")
+    code, out, err = pair.run(capsys, "resync", "--yes", "--strategy", "rejoin")
     assert code == 1 and "by rejoin" in out and "errant transactions beyond the promotion point" not in out, out + err
     assert "tables differ" in err and "opsview.results" in err and "--strategy dump" in err, err
     print(f"rejoin ({pair.stack}): {time.monotonic() - started:.1f}s")
@@ -304,8 +304,11 @@ def test_mysqld_crash_takeover_and_rejoin(pair, capsys):
     n2 = doc["nodes"]["n2"]
     assert not n2["io_running"] and not n2["sql_running"], n2  # the active was never fed from n1
     assert doc["nodes"]["n1"]["resync_pending"] and doc["active"] == "n2"
-    code, out, err = pair.run(capsys, "resync", "--yes", "--strategy", "dump")
+    # auto rejoins (0 errant) but never keeps an unequal node: the same command rebuilds it by dump
+    code, out, err = pair.run(capsys, "resync", "--yes")
     assert code == 0, out + err
+    assert "by rejoin" in out and "after the rejoin" in out and "rebuilt by dump instead" in out, out
+    assert "rebuild n1 from n2 by dump (resuming)" in out, out
     doc = pair.wait_healthy(capsys, "n2")
     assert sql(lab, "n1", "SELECT COUNT(*) FROM opsview.results WHERE id = 900003").strip() == "0"
     assert pair.checksums("n1") == pair.checksums("n2")

@@ -140,6 +140,33 @@ def test_the_node_probe_tells_a_running_watcher_from_a_missing_one(tmp_path):
     assert probe() == ["no-watcher"]  # the PID file of a watcher that died
 
 
+def test_the_node_probe_reads_the_copy_a_resync_marker_names(tmp_path):
+    """Issue 22 (2): a rejoin found unequal rewrites the node's marker to the copy it becomes;
+    every admin machine reads it from the node (a real shell runs the probe)."""
+    import subprocess
+
+    from hakit.agents.lean import PIDFILE
+    from hakit.observe import FLAGS_SCRIPT, RESYNC_MARKER as NODE_MARKER
+
+    marker = tmp_path / "resync-pending"
+
+    def probe() -> list[str]:
+        script = FLAGS_SCRIPT.replace(PIDFILE, str(tmp_path / "watch.pid")).replace(NODE_MARKER, str(marker))
+        return subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=True).stdout.split()
+
+    assert probe() == ["no-watcher"]
+    marker.write_text("strategy=dump\n")
+    assert probe() == ["resync", "resync-by=dump", "no-watcher"]
+    marker.write_text("")  # a marker without a strategy (an older hakit's): pending, no copy named
+    assert probe() == ["resync", "no-watcher"]
+    inv = load_inventory("examples/two-node-pacemaker.yml")
+    for said, expected in (("resync\nresync-by=backup\n", "backup"), ("resync\nresync-by=rm -rf\n", None)):
+        world = World({"nagios1": FakeRunner("nagios1").on("sh", "-c", stdout=said), "nagios2": FakeRunner("nagios2")},
+                      {"nagios1": FakeDatabase("nagios1"), "nagios2": FakeDatabase("nagios2")})
+        n1 = observe(inv, world).db_nodes[0]
+        assert n1.resync_pending and n1.resync_by == expected
+
+
 def test_observe_reads_the_watcher_of_database_nodes_only():
     inv = load_inventory("examples/two-node-pacemaker.yml")
     runner = FakeRunner("nagios1").on("ip", "-o", "-4", "addr", "show", stdout="2: eth0 inet 198.51.100.21/24\n")

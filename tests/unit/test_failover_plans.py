@@ -1337,3 +1337,100 @@ def test_a_group_left_unmanaged_is_degraded_with_the_way_back_from_any_admin_mac
     # this machine's own switchover in progress: switching, as before
     assert derive_state(replace(healthy(), stack_unmanaged=True, operation="switchover",
                                 operation_target="n2")).name == "switching"
+
+
+# --------------------------------------------------------------------------- issue 22 (2): no rejoin without proof
+
+
+def _compare(plan):
+    return next(s for s in plan.steps if s.action == "compare_checksums")
+
+
+@pytest.mark.parametrize("request_, size, unequal", [
+    (Request("resync"), 0, "dump"),                     # auto chose the rejoin: it must prove itself
+    (Request("resync"), 10 * 1024 ** 3, "backup"),      # ... and a large node is copied physically
+    (Request("resync", strategy="rejoin"), 0, None),    # asked for: unequal fails, as asked
+])
+def test_a_rejoin_auto_chose_names_the_copy_it_becomes_when_the_node_is_unequal(inv, request_, size, unequal):
+    plan = plan_operation(inv, after_takeover(0), request_, report(0, size))
+    assert "rejoin" in actions(plan)
+    check = _compare(plan)
+    assert check.arg("unequal") == unequal
+    assert actions(plan).index("compare_checksums") < actions(plan).index("reverse_replication")
+
+
+def test_a_node_whose_marker_names_a_copy_is_rebuilt_by_that_copy_from_any_admin_machine(inv):
+    """The consistency check found the rejoined node unequal and rewrote its marker: a re-run
+    (here: no journal at all, another admin machine) copies, it never rejoins again."""
+    stale = after_takeover(0)
+    marked = replace(stale, db_nodes=tuple(replace(v, resync_pending=v.name == "n1", resync_by="dump" if
+                                                   v.name == "n1" else None) for v in stale.db_nodes))
+    plan = plan_operation(inv, marked, Request("resync"), report(0))
+    assert "dump" in actions(plan) and "rejoin" not in actions(plan) and "(resuming)" in plan.summary
+    assert _compare(plan).arg("unequal") is None
+    # a marker that names a rejoin (an interrupted rejoin) is rejoined again: nothing to copy
+    rejoining = replace(stale, db_nodes=tuple(replace(v, resync_pending=v.name == "n1", resync_by="rejoin" if
+                                                      v.name == "n1" else None) for v in stale.db_nodes))
+    assert "rejoin" in actions(plan_operation(inv, rejoining, Request("resync"), report(0)))
+
+
+def test_an_unequal_rejoin_rewrites_the_marker_to_the_copy(inv):
+    from hakit.operate import RESYNC_MARKER  # the node's path (the unit tests' own flags are elsewhere)
+    from hakit.remote import FakeRunner
+
+    n1, n2 = pair()
+    n2.table_names = n1.table_names
+
+    class Bypassed(FakeDatabase):
+        def checksum(self, table):
+            return -7  # a row written with sql_log_bin=0: no binary log shows it
+
+        def locked_checksum(self, table, during=None):
+            point = self.binlog
+            return point, super().checksum(table), during(point) if during else None
+
+    n2.__class__ = Bypassed
+    runner = FakeRunner("n2")
+    runner.files[RESYNC_MARKER] = (b"strategy=rejoin\n", 0o600)
+    op = Operator(inv, World(runners={"n2": runner}, databases={"n1": n1, "n2": n2}), say=lambda t: None)
+    check = step("consistency", "compare_checksums", "", node="n2", source="n1", unequal="dump")
+    with pytest.raises(OperationFailed, match=r"after the rejoin: .*it is not rejoined: it is rebuilt by dump"):
+        op.compare_checksums(check)
+    assert runner.files[RESYNC_MARKER][0] == b"strategy=dump\n" and op.unequal == "dump"
+    # asked for by name, a rejoin found unequal fails and tells the way out; the marker is kept
+    runner.files[RESYNC_MARKER] = (b"strategy=rejoin\n", 0o600)
+    op = Operator(inv, World(runners={"n2": runner}, databases={"n1": n1, "n2": n2}), say=lambda t: None)
+    with pytest.raises(OperationFailed, match=r"tables differ .*re-run hakit resync --strategy dump"):
+        op.compare_checksums(step("consistency", "compare_checksums", "", node="n2", source="n1"))
+    assert runner.files[RESYNC_MARKER][0] == b"strategy=rejoin\n" and op.unequal is None
+
+
+def test_an_unequal_rejoin_goes_on_as_a_copy_in_the_same_command(inv, monkeypatch):
+    """run_operation plans again once when (and only when) the check turned an auto rejoin
+    into a copy; any other failure is reported as it is."""
+    import hakit.operate as operate
+    from hakit.executor import Outcome
+
+    runs: list[str] = []
+
+    def once(inv_, secrets, world, request, *, dry_run, confirm, say, op):
+        runs.append(request.strategy)
+        if len(runs) == 1:
+            op.unequal = "dump"
+            raise OperationFailed("resync failed at step 'consistency check': unequal")
+        return Outcome()
+
+    monkeypatch.setattr(operate, "_run_once", once)
+    said: list[str] = []
+    assert isinstance(operate.run_operation(inv, None, World(), Request("resync"), say=said.append), Outcome)
+    assert runs == ["auto", "auto"] and any("rebuilt by dump instead" in line for line in said)
+
+    def fails(inv_, secrets, world, request, *, dry_run, confirm, say, op):
+        runs.append("x")
+        raise OperationFailed("some other failure")
+
+    monkeypatch.setattr(operate, "_run_once", fails)
+    runs.clear()
+    with pytest.raises(OperationFailed, match="some other failure"):
+        operate.run_operation(inv, None, World(), Request("resync"), say=said.append)
+    assert runs == ["x"]
