@@ -65,14 +65,41 @@ def _exited(pid: int) -> bool:
         return True
 
 
-def _wait_gone(init: int, comms: tuple[str, ...], timeout: float) -> float:
-    """Wait until no process of ``comms`` is left on the node; returns how long that took."""
+def describe_process(pid: int, signalled: list[int] | None = None) -> str:
+    """What a process that should be gone is doing: its state (``D``: in uninterruptible I/O,
+    which even SIGKILL waits for), where in the kernel it waits, and, when it is not one of
+    the processes signalled, who started it (a restart, not a slow exit)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        state, ppid = fields[0], int(fields[1])
+    except (OSError, IndexError, ValueError):
+        return f"pid {pid} (gone meanwhile)"
+    try:
+        wchan = Path(f"/proc/{pid}/wchan").read_text().strip() or "-"
+    except OSError:
+        wchan = "?"
+    text = f"pid {pid} state {state} wchan {wchan}"
+    if signalled is not None and pid not in signalled:
+        try:
+            parent = Path(f"/proc/{ppid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:
+            parent = "?"
+        text += f", not the one signalled: started by pid {ppid} ({parent[:120]})"
+    return text
+
+
+def _wait_gone(init: int, comms: tuple[str, ...], timeout: float, signalled: list[int] | None = None) -> float:
+    """Wait until no process of ``comms`` is left on the node; returns how long that took. When
+    one is left after ``timeout``, the error says what it is doing (:func:`describe_process`)."""
     started = time.monotonic()
-    while any(not _exited(pid) for c in comms for pid in daemons.running(init).get(c, [])):
+    while True:
+        left = [pid for c in comms for pid in daemons.running(init).get(c, []) if not _exited(pid)]
+        if not left:
+            return time.monotonic() - started
         if time.monotonic() - started > timeout:
-            raise OperationFailed(f"{', '.join(comms)} still running after {timeout:.0f} s")
+            raise OperationFailed(f"{', '.join(comms)} still running after {timeout:.0f} s: "
+                                  + "; ".join(describe_process(pid, signalled) for pid in left[:4]))
         time.sleep(0.1)
-    return time.monotonic() - started
 
 
 def kill_node(state: LabState, name: str) -> str:
@@ -88,7 +115,7 @@ def kill_mysqld(state: LabState, name: str) -> str:
         return f"{name}: mariadbd was not running"
     # a SIGKILLed server exits only once its in-flight I/O is done: seconds on a loaded machine
     # (the campaign once saw more than 10 s), which is the kernel's time, not a fault of the lab
-    took = _wait_gone(init, ("mariadbd",), 60)
+    took = _wait_gone(init, ("mariadbd",), 60, signalled=pids)
     return f"{name}: mariadbd killed (host pids {', '.join(map(str, pids))}; gone after {took:.1f} s)"
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 
 def test_a_zombie_counts_as_exited_for_the_fault_injector():
     """kill-mysqld waits until the server has exited; a zombie (exited, not yet collected by its
@@ -138,3 +140,25 @@ def test_full_disk_is_refused_on_a_lab_without_data_disks(tmp_path):
     for kind in ("full-disk", "free-disk"):
         with pytest.raises(InputError, match="no data disks.*hakit lab up --data-disk MB"):
             faults.inject(state, kind, "n1")
+
+
+def test_a_process_left_after_a_kill_is_described_not_only_counted():
+    """Seed 21's step 259: "mariadbd still running after 60 s", and nothing more to go on. The
+    error now says what the process does: its state and kernel wait, and whether it is the one
+    signalled or a new one (a restart), with its parent."""
+    import os
+    import subprocess
+    import sys
+
+    from hakit.lab.faults import describe_process
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        said = describe_process(child.pid, signalled=[child.pid])
+        assert re.match(rf"pid {child.pid} state [RSD] wchan \S+$", said), said
+        restarted = describe_process(child.pid, signalled=[1])
+        assert f"not the one signalled: started by pid {os.getpid()}" in restarted and "python" in restarted
+    finally:
+        child.kill()
+        child.wait()
+    assert describe_process(child.pid) == f"pid {child.pid} (gone meanwhile)"
