@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from hakit.errors import printable
 from hakit.model import Failover
-from hakit.snapshot import ClusterState, Snapshot, cluster_generation
+from hakit.snapshot import DISK_FULL_BYTES, DISK_LOW_SHARE, ClusterState, Snapshot, cluster_generation, disk_text
 
 OK, WARNING, CRITICAL, UNKNOWN = 0, 1, 2, 3
 LABELS = {OK: "OK", WARNING: "WARNING", CRITICAL: "CRITICAL", UNKNOWN: "UNKNOWN"}
@@ -91,6 +91,10 @@ def verdict(snap: Snapshot, state: ClusterState, thresholds: Failover, semi_sync
             replica = view.db.replica if view.db else None
             source = snap.name_of_address(replica.master_host) if replica else None
             problems += [(WARNING, text) for text in findings(view, source)]
+    for view in snap.db_nodes:
+        if view.disk is not None and not view.disk_full and view.disk[0] < view.disk[1] * DISK_LOW_SHARE:
+            problems.append((WARNING, f"{view.name}'s data disk is nearly full ({disk_text(view)}): at under "
+                                      f"{DISK_FULL_BYTES // 2**20} MiB its commits wait for space"))
     if active is not None and active.watcher is False:
         problems.append((WARNING, WATCHER_MISSING.format(node=active.name)))
     if unfenced:

@@ -95,6 +95,22 @@ FLAGS_SCRIPT = (f"test -e {MAINTENANCE_FLAG} && echo maintenance; "
 STACK_DAEMONS = {"pacemaker": ("corosync", "pacemakerd"), "heartbeat": ("heartbeat",)}
 
 
+#: the free and total space of the file system holding the data directory (its path is the
+#: script's first argument), in KiB as POSIX ``df -P`` counts them: what an unprivileged
+#: writer such as MariaDB may still use (root's reserved blocks excluded)
+DISK_SCRIPT = 'df -Pk -- "$1" 2>/dev/null | awk \'NR == 2 && $4 ~ /^[0-9]+$/ {print "disk=" $4 "/" $2}\''
+
+
+def disk_of(flags: list[str]) -> tuple[int, int] | None:
+    """(free, size) in bytes from the probe's ``disk=FREE/SIZE`` line (KiB), None when not read."""
+    for flag in flags:
+        if flag.startswith("disk="):
+            free, _, size = flag[5:].partition("/")
+            if free.isdigit() and size.isdigit() and int(size) > 0:
+                return int(free) * 1024, int(size) * 1024
+    return None
+
+
 def stack_script(stack: str) -> str:
     """Prints ``stack`` when every daemon of the node's cluster stack runs, ``no-stack`` if not."""
     running = " && ".join(f"pgrep -x {name} >/dev/null" for name in STACK_DAEMONS[stack])
@@ -153,8 +169,10 @@ def observe_node(inv: Inventory, world: World, node: Node) -> NodeView:
                     reading = pool.submit(read_database)
                 monitored = (pool.submit(process_running, runner, inv.settings.monitoring.service)
                              if pair.carries_app else None)
-                script = FLAGS_SCRIPT + "; " + stack_script(inv.settings.stack)
-                flagged = pool.submit(lambda: runner.run(["sh", "-c", script], warn=True, timeout=10).stdout.split())
+                script = FLAGS_SCRIPT + "; " + stack_script(inv.settings.stack) + \
+                    ("; " + DISK_SCRIPT if pair.carries_db else "")
+                argv = ["sh", "-c", script] + (["sh", inv.settings.mysql.datadir] if pair.carries_db else [])
+                flagged = pool.submit(lambda: runner.run(argv, warn=True, timeout=10).stdout.split())
                 certified = (pool.submit(probe_files, runner, node.name, inv.settings.mysql.tls)
                              if pair.carries_db else None)
                 monitoring = monitored.result() if monitored is not None else False
@@ -185,7 +203,7 @@ def observe_node(inv: Inventory, world: World, node: Node) -> NodeView:
                      None)
     return NodeView(node.name, node.address, reachable, facts, vip=vip, monitoring=monitoring, generation_floor=floor,
                     error="; ".join(errors), resync_pending="resync" in flags, resync_by=resync_by,
-                    maintenance="maintenance" in flags,
+                    maintenance="maintenance" in flags, disk=disk_of(flags),
                     tls_problems=tuple(tls_problems), watcher=watcher if pair.carries_db else None,
                     stack_running=True if "stack" in flags else False if "no-stack" in flags else None)
 

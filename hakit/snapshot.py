@@ -13,6 +13,11 @@ from typing import Any, Literal
 
 from hakit.mysql import DbFacts
 
+#: under this much room a node's data disk counts as full
+DISK_FULL_BYTES = 64 * 2**20
+#: under this share of its disk free, ``hakit check`` warns
+DISK_LOW_SHARE = 0.10
+
 StateName = Literal["bootstrapping", "healthy", "degraded", "resyncing", "switching", "split-brain"]
 
 
@@ -39,6 +44,15 @@ class NodeView:
     stack_running: bool | None = None
     #: the generation floor the node was told of (its file: hakit.flags.GENERATION_FLOOR)
     generation_floor: int = 0
+    #: (free, size) in bytes of the file system holding the data directory (None: not read)
+    disk: tuple[int, int] | None = None
+
+    @property
+    def disk_full(self) -> bool:
+        """Its data directory's file system has (almost) no room left for a server that is not
+        root: MariaDB then waits for space before each write of its binary log (commits stall,
+        reads answer). Almost: under :data:`DISK_FULL_BYTES`."""
+        return self.disk is not None and self.disk[0] < DISK_FULL_BYTES
 
     @property
     def writable(self) -> bool:
@@ -77,6 +91,11 @@ class Snapshot:
             if view.address == address or view.name == address:
                 return view.name
         return None
+
+
+def disk_text(view: NodeView) -> str:
+    free, size = view.disk or (0, 0)
+    return f"{free // 2**20} MiB free of {size // 2**20} MiB"
 
 
 @dataclass(frozen=True)
@@ -126,6 +145,10 @@ def derive_state(snap: Snapshot) -> ClusterState:
                             f"is at generation {generation}: a stale node must never be writable",
                             failed=failed, stale=stale)
     others = [v for v in views if v.name != active.name]
+    if active.disk_full:
+        return ClusterState("degraded", active.name, f"{active.name}'s data disk is full ({disk_text(active)}): its "
+                                                     f"commits wait for space (reads still answer); free space on "
+                                                     f"{active.name}", failed=failed, stale=stale)
     if snap.operation in ("switchover",):
         return ClusterState("switching", active.name, f"a switchover is in progress (target "
                                                        f"{snap.operation_target or 'unknown'}); re-run it to finish",
@@ -169,6 +192,10 @@ def derive_state(snap: Snapshot) -> ClusterState:
                                                      + f"; it lacks {active.name}'s writes until repaired: "
                                                        f"hakit resync --node {standby.name}",
                             failed=(standby.name,), stale=stale)
+    if standby.disk_full:
+        return ClusterState("degraded", active.name, f"{standby.name}'s data disk is full ({disk_text(standby)}): it "
+                                                     f"stops applying {active.name}'s writes; free space on "
+                                                     f"{standby.name}", failed=(standby.name,), stale=stale)
     # maintenance mode stops heartbeat on purpose (nothing may fail over): not a fault then
     if standby.stack_running is False and not snap.maintenance:
         return ClusterState("degraded", active.name, f"{standby.name}: the cluster stack is not running there: "
@@ -224,6 +251,8 @@ def status_document(snap: Snapshot, state: ClusterState, *, anti_flap_seconds: f
             "monitoring": view.monitoring,
             "error": view.error or None,
             "resync_pending": view.resync_pending,
+            "disk": ({"free_bytes": view.disk[0], "size_bytes": view.disk[1], "full": view.disk_full}
+                     if view.disk else None),
             "watcher": view.watcher,
             "stack_running": view.stack_running,
         }

@@ -79,6 +79,20 @@ class Auditor:
             self._violate(step, "the VIP follows the writable node",
                           f"VIP on {holders[0]}, writable: {', '.join(writable) or 'none'}")
 
+    def full_disk_named(self, step: int, node: str, doc: dict[str, Any]) -> None:
+        """While ``node``'s data disk is full, status says so: the node's disk reads full and the
+        pair is not called healthy (the first campaigns saw commits stall under "healthy"). A node
+        status cannot reach (fenced meanwhile) is not judged."""
+        view = doc.get("nodes", {}).get(node) or {}
+        if not view.get("reachable"):
+            return
+        self._check("status names a full disk")
+        disk = view.get("disk") or {}
+        if not disk.get("full") or doc.get("state") == "healthy":
+            self._violate(step, "status names a full disk",
+                          f"{node}'s disk read as {disk or 'unknown'}, state {doc.get('state')}: "
+                          f"{doc.get('reason', '')[:200]}")
+
     def acknowledged_writes(self, step: int, active: str, lost: list[int], writer: str = "the writer") -> None:
         """With semi-sync, every write ``writer`` saw acknowledged is on the active (the writer
         through the VIP from the host, or one inside a node: the side of a cut the host does not

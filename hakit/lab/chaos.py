@@ -293,7 +293,9 @@ class Campaign:
         node at most takes writes, and no write it acknowledged is lost."""
         node = report.node
         self.lab.fault("full-disk", node)
-        time.sleep(report.fault.delay)
+        time.sleep(min(2.0, report.fault.delay))
+        self.auditor.full_disk_named(report.index, node, self.lab.status())
+        time.sleep(max(0.0, report.fault.delay - 2.0))
         self.lab.fault("free-disk", node)
         doc = self.lab.status()
         report.notes.append(f"disk freed after {report.fault.delay:g} s; {doc.get('active') or 'no node'} active")

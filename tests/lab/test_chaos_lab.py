@@ -67,6 +67,8 @@ def test_a_short_campaign_breaks_no_invariant(stack: str, seed: int, faults: int
              "acknowledged writes kept", "tables equal after resync"]
     if any(f.kind.startswith("interrupt-") for f in draw(seed, faults, kinds)):
         rules.append("operations converge")
+    if any(f.kind == "full-disk" for f in draw(seed, faults, kinds)):
+        rules.append("status names a full disk")
     assert all(checks.get(rule, 0) > 0 for rule in rules), checks
     if stack == "pacemaker":
         assert checks.get("no resource active twice", 0) > 0

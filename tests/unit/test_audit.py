@@ -113,3 +113,19 @@ def test_an_operation_converges_or_it_is_a_violation():
     a.operation(5, "takeover", 9, rerun_exit=0, rerun_changed=True)
     assert rules(a) == ["operations converge"] * 3
     assert a.summary()["violations"][0] == "step 3: operations converge: switchover exited 1 and was not run again"
+
+
+def test_a_full_disk_must_be_named_by_status_while_it_lasts():
+    auditor = Auditor([["n1", "n2"]])
+    full = {"free_bytes": 0, "size_bytes": 4 << 30, "full": True}
+    auditor.full_disk_named(1, "n1", {"state": "degraded", "reason": "n1's data disk is full",
+                                      "nodes": {"n1": {"reachable": True, "disk": full}}})
+    assert auditor.violations == [] and auditor.checks["status names a full disk"] == 1
+    # what the first campaigns saw: commits stalled, status said healthy
+    auditor.full_disk_named(2, "n1", {"state": "healthy", "reason": "n1 is active",
+                                      "nodes": {"n1": {"reachable": True, "disk": full}}})
+    auditor.full_disk_named(3, "n1", {"state": "healthy", "nodes": {"n1": {"reachable": True, "disk": None}}})
+    assert [v.step for v in auditor.violations] == [2, 3]
+    # a node fenced meanwhile cannot be read: not judged, not counted
+    auditor.full_disk_named(4, "n1", {"state": "degraded", "nodes": {"n1": {"reachable": False}}})
+    assert auditor.checks["status names a full disk"] == 3 and len(auditor.violations) == 2

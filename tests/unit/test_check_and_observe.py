@@ -251,3 +251,33 @@ def test_unfenced_lists_the_database_nodes_no_device_covers(tmp_path):
     assert unfenced(load_inventory("examples/two-node-heartbeat-drbd.yml")) == ()
     assert unfenced(load_inventory("examples/two-node-pacemaker.yml")) == ()
     assert unfenced(inventory(tmp_path, "heartbeat")) == ("n1", "n2")  # replication: allowed, and said
+
+
+def test_the_node_probe_reads_the_data_directory_s_disk(tmp_path):
+    """The probe's df line, run by a real shell on a real folder, read back in bytes; a missing
+    folder or a df that says nothing readable gives no disk (unknown, never "full")."""
+    import os
+    import subprocess
+
+    from hakit.observe import DISK_SCRIPT, disk_of
+
+    def probe(path) -> list[str]:
+        return subprocess.run(["sh", "-c", DISK_SCRIPT, "sh", str(path)], capture_output=True, text=True).stdout.split()
+
+    free, size = disk_of(probe(tmp_path))
+    fs = os.statvfs(tmp_path)
+    assert 0 < size and abs(size - fs.f_blocks * fs.f_frsize) <= 1024 * 1024
+    assert abs(free - fs.f_bavail * fs.f_frsize) <= 64 * 1024 * 1024  # df's free is the unprivileged one
+    assert probe(tmp_path / "missing") == [] and disk_of([]) is None
+    assert disk_of(["disk=x/1"]) is None and disk_of(["disk=5/0"]) is None and disk_of(["disk=2/4"]) == (2048, 4096)
+
+
+def test_observe_reads_the_disk_of_database_nodes_through_their_data_directory():
+    inv = load_inventory("examples/two-node-pacemaker.yml")
+    runner = FakeRunner("nagios1").on("sh", "-c", stdout="disk=10/4194304\n")
+    world = World({"nagios1": runner, "nagios2": FakeRunner("nagios2")},
+                  {"nagios1": FakeDatabase("nagios1"), "nagios2": FakeDatabase("nagios2")})
+    n1 = observe(inv, world).db_nodes[0]
+    assert n1.disk == (10 * 1024, 4 * 2**30) and n1.disk_full
+    probe = next(c for c in runner.calls if c[:2] == ("sh", "-c"))
+    assert probe[-2:] == ("sh", inv.settings.mysql.datadir)

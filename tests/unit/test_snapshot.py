@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from hakit.gtid import Position
@@ -68,8 +70,44 @@ def test_status_document_has_the_contract_fields():
     assert n2 == {"reachable": True, "writable": False, "replicating_from": "n1", "io_running": True,
                   "sql_running": True, "lag_seconds": 2, "gtid": "0-1-41", "generation": 3, "vip": False,
                   "monitoring": False, "error": None, "resync_pending": False, "watcher": None,
-                  "stack_running": None, "generation_floor": 0}
+                  "stack_running": None, "generation_floor": 0, "disk": None}
     assert doc["nodes"]["n1"]["vip"] is True and doc["nodes"]["n1"]["writable"] is True
+
+
+def _disk(view, free_mib, size_mib=4096):
+    return replace(view, disk=(free_mib * 2**20, size_mib * 2**20))
+
+
+@pytest.mark.parametrize("free_n1, free_n2, state, words", [
+    (2000, 2000, "healthy", "n1 is active"),
+    (0, 2000, "degraded", "n1's data disk is full (0 MiB free of 4096 MiB): its commits wait for space"),
+    (63, 2000, "degraded", "n1's data disk is full (63 MiB free"),
+    (64, 2000, "healthy", "n1 is active"),
+    (2000, 0, "degraded", "n2's data disk is full (0 MiB free of 4096 MiB): it stops applying n1's writes"),
+])
+def test_a_full_data_disk_is_named_by_status(free_n1, free_n2, state, words):
+    """Issue 21's full-disk fault: commits stalled on the lab while status said healthy. The
+    nodes' probe reads the data directory's file system (df); a full one degrades the pair."""
+    base = snap(db(False, 3), db(True, 3, replica=rep(A)))
+    s = replace(base, db_nodes=(_disk(base.db_nodes[0], free_n1), _disk(base.db_nodes[1], free_n2)))
+    verdict = derive_state(s)
+    assert verdict.name == state and words in verdict.reason, verdict
+    doc = status_document(s, verdict)
+    assert doc["nodes"]["n1"]["disk"] == {"free_bytes": free_n1 * 2**20, "size_bytes": 4096 * 2**20,
+                                          "full": free_n1 < 64}
+
+
+def test_check_warns_of_a_nearly_full_disk_and_is_critical_for_a_full_one():
+    from hakit.check import CRITICAL, OK, WARNING, verdict as check_verdict
+    from hakit.model import Failover
+
+    base = snap(db(False, 3), db(True, 3, replica=rep(A)))
+    for free, code in ((2000, OK), (400, WARNING), (10, CRITICAL)):
+        s = replace(base, db_nodes=(base.db_nodes[0], _disk(base.db_nodes[1], free)))
+        found = check_verdict(s, derive_state(s), Failover(), semi_sync_wanted=False)
+        assert found.code == code, found.line
+        if code == WARNING:
+            assert "n2's data disk is nearly full (400 MiB free of 4096 MiB)" in found.text
 
 
 def test_status_document_shows_an_unreachable_node_without_guessing():
