@@ -8,6 +8,7 @@ refuses duplicate keys (PyYAML silently keeps the last one, which hides mistakes
 from __future__ import annotations
 
 import re
+import types
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,7 +86,7 @@ def read_text(path: Path, what: str) -> str:
 def load_yaml(text: str, file: str) -> YamlSource:
     """Parse ``text``; raise :class:`InputError` with the line of any syntax error."""
     try:
-        loader = yaml.SafeLoader(text)  # checks every character at once
+        loader = _Loader(text)  # checks every character at once
     except yaml.reader.ReaderError as exc:
         line = text.count("\n", 0, exc.position) + 1
         raise InputError(Problem(file, "", f"not valid YAML: the character U+{exc.character:04X} is not allowed "
@@ -98,8 +99,15 @@ def load_yaml(text: str, file: str) -> YamlSource:
             raise InputError(Problem(file, "", f"holds more than {MAX_VALUES} values once its aliases are expanded; "
                                                f"an inventory needs far fewer"))
         src = YamlSource(file, None)
-        _walk(node, (), src)
-        src.data = loader.construct_document(node)
+        _walk(node, (), src, loader.paths)
+        try:
+            src.data = loader.construct_document(node)
+        except _PythonTag as exc:
+            raise exc.error from None  # refused as a whole file, below
+        except _Unbuilt as exc:
+            path = loader.paths.get(id(exc.node), ())
+            raise InputError(Problem(file, dotted(path), f"not valid YAML: {exc.reason(text)}",
+                                     exc.node.start_mark.line + 1)) from None
         return src
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
@@ -140,12 +148,14 @@ def _check_scalar(node: yaml.Node, path: PathKey, src: YamlSource) -> None:
                                                          "which is not a character", node.start_mark.line + 1))
 
 
-def _walk(node: yaml.Node, path: PathKey, src: YamlSource) -> None:
+def _walk(node: yaml.Node, path: PathKey, src: YamlSource, paths: dict[int, PathKey]) -> None:
     _check_scalar(node, path, src)
+    paths.setdefault(id(node), path)
     if isinstance(node, yaml.MappingNode):
         seen: set[str] = set()
         for key_node, value_node in node.value:
             _check_scalar(key_node, path, src)
+            paths.setdefault(id(key_node), path)  # a key that cannot be built is a fault of its mapping
             key = key_node.value if isinstance(key_node, yaml.ScalarNode) else repr(key_node.value)
             if key == "<<":
                 continue
@@ -154,8 +164,108 @@ def _walk(node: yaml.Node, path: PathKey, src: YamlSource) -> None:
                                          key_node.start_mark.line + 1))
             seen.add(key)
             src.lines[path + (key,)] = key_node.start_mark.line + 1
-            _walk(value_node, path + (key,), src)
+            _walk(value_node, path + (key,), src, paths)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
             src.lines[path + (index,)] = item.start_mark.line + 1
-            _walk(item, path + (index,), src)
+            _walk(item, path + (index,), src, paths)
+
+
+# --------------------------------------------------------------------------- values YAML cannot build
+
+#: what each standard tag's value must be, for the message of one that is not
+_KINDS = {"int": "an integer", "float": "a number", "bool": "a boolean", "timestamp": "a date", "binary": "base64",
+          "null": "null"}
+_STANDARD = "tag:yaml.org,2002:"
+#: Python tags refuse the file as a whole, before any field (docs/inventory.md): they are never a
+#: mistake in a value, but an attempt to run code
+_PYTHON = _STANDARD + "python/"
+#: the errors PyYAML's constructors raise for a value they cannot build (int('abc'), a month 13,
+#: an unknown tag, "maybe" tagged !!bool: a KeyError)
+_BUILD_ERRORS = (yaml.constructor.ConstructorError, ValueError, TypeError, KeyError, OverflowError)
+
+
+class _PythonTag(Exception):
+    """A Python tag's refusal, carried past the constructors of the nodes around it."""
+
+    def __init__(self, error: yaml.MarkedYAMLError):
+        super().__init__(str(error))
+        self.error = error
+
+
+class _Unbuilt(Exception):
+    """A node PyYAML could not turn into a value: the node, and why."""
+
+    def __init__(self, node: yaml.Node, error: Exception):
+        super().__init__(str(error))
+        self.node, self.error = node, error
+
+    def reason(self, text: str) -> str:
+        node, error = self.node, self.error
+        tag = node.tag or ""
+        short = "!!" + tag[len(_STANDARD):] if tag.startswith(_STANDARD) else tag
+        kind = tag[len(_STANDARD):] if tag.startswith(_STANDARD) else None
+        shown = repr(node.value) if isinstance(node, yaml.ScalarNode) else \
+            ("a list" if isinstance(node, yaml.SequenceNode) else "a mapping")
+        problem = getattr(error, "problem", None) or ""
+        if isinstance(error, yaml.constructor.ConstructorError) and problem.startswith("could not determine"):
+            return (f"the tag {short} is unknown (hakit reads plain YAML: text, numbers, booleans, lists and "
+                    f"mappings)")
+        if problem.startswith("expected a "):  # a list tagged !!set, a mapping tagged !!str
+            wanted = {"mapping": "a mapping", "sequence": "a list", "scalar": "a single value"}
+            expected = problem.removeprefix("expected a ").split(" ", 1)[0]
+            return f"{shown} tagged {short} is not {wanted.get(expected, expected)}"
+        if kind in _KINDS and isinstance(node, yaml.ScalarNode):
+            if not _explicit(node, text):  # the value only looks like one: 2020-13-45, 0x_
+                return f"{node.value} looks like {_KINDS[kind]} but is not one; quote it to keep it text"
+            return f"{shown} tagged {short} is not {_KINDS[kind]}"
+        return f"{shown} tagged {short}: {problem or error}"
+
+
+def _explicit(node: yaml.Node, text: str) -> bool:
+    """Whether the node's tag is written in the file (``!!int x``), not resolved from its value.
+    A node's mark is at its first property: its tag, or an anchor and then the tag."""
+    return re.match(r"(&\S+\s+)?!", text[node.start_mark.index:]) is not None
+
+
+def _guarded(construct):  # type: ignore[no-untyped-def]
+    """``construct`` (one of PyYAML's constructors), raising :class:`_Unbuilt` with the node it
+    could not build, also from the generators PyYAML runs after the node's own call."""
+
+    def run(loader: "_Loader", node: yaml.Node):  # type: ignore[no-untyped-def]
+        if (node.tag or "").startswith(_PYTHON):
+            try:
+                return construct(loader, node)
+            except yaml.MarkedYAMLError as exc:  # the whole file is refused, with its line (load_yaml)
+                raise _PythonTag(exc) from None
+        try:
+            data = construct(loader, node)
+        except (_Unbuilt, _PythonTag):
+            raise
+        except _BUILD_ERRORS as exc:
+            raise _Unbuilt(node, exc) from None
+        if isinstance(data, types.GeneratorType):
+            return _guarded_steps(data, node)
+        return data
+
+    return run
+
+
+def _guarded_steps(steps, node: yaml.Node):  # type: ignore[no-untyped-def]
+    try:
+        yield from steps
+    except (_Unbuilt, _PythonTag):
+        raise
+    except _BUILD_ERRORS as exc:
+        raise _Unbuilt(node, exc) from None
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, whose constructors say which node they could not build."""
+
+    yaml_constructors = {tag: _guarded(construct) for tag, construct in yaml.SafeLoader.yaml_constructors.items()}
+
+    def __init__(self, text: str):
+        super().__init__(text)
+        #: the field path of every node (``id(node)``), filled by :func:`_walk`
+        self.paths: dict[int, PathKey] = {}
