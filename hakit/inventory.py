@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import typing
 import zlib
 from pathlib import Path
@@ -22,7 +23,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from hakit.errors import InputError, Problem
-from hakit.model import HostVars, Inventory, Node, Pair, Settings
+from hakit.model import HAKIT_DIR, FenceDevice, HostVars, Inventory, Node, Pair, Settings
 from hakit.yamlsrc import PathKey, YamlSource, load_yaml, read_text
 
 SETTINGS_PATH: PathKey = ("all", "vars", "hakit")
@@ -267,6 +268,10 @@ def _cross_checks(s: Settings, pairs: list[Pair], src: YamlSource, problems: lis
                 problems.append(src.problem(vpath + ("address",),
                                             f"VIP {vip.address}/{vip.netmask} is outside the subnet of node "
                                             f"{node.name} ({node.address}); the VIP must be in the nodes' subnet"))
+            elif kind := _edge_of(node.address, vip.network):
+                problems.append(src.problem(_host_path(pair, node, s.topology) + ("ansible_host",),
+                                            f"{node.address} is the {kind} address of {vip.network}, the subnet of "
+                                            f"VIP '{pair.name}'; a node needs a host address in it"))
         if vip.address in by_address:
             problems.append(src.problem(vpath + ("address",),
                                         f"VIP {vip.address} is the address of node {by_address[vip.address]}; "
@@ -286,6 +291,17 @@ def _cross_checks(s: Settings, pairs: list[Pair], src: YamlSource, problems: lis
             problems.append(src.problem(here + ("ping_nodes", index),
                                         "a ping node must be a third machine (a router, a switch), "
                                         "not a node or a VIP of the cluster"))
+            continue
+        for pair in pairs:
+            if kind := _edge_of(ping, pair.vip.network):
+                problems.append(src.problem(here + ("ping_nodes", index),
+                                            f"{ping} is the {kind} address of {pair.vip.network}, the subnet of "
+                                            f"VIP '{pair.name}'; a ping node must be a host"))
+                break
+
+    _mysql_checks(s, src, problems)
+    _drbd_and_port_checks(s, pairs, src, problems)
+    _path_checks(s, src, problems)
 
     # storage needs its section
     modes = {s.storage.databases, s.storage.files}
@@ -323,16 +339,24 @@ def _cross_checks(s: Settings, pairs: list[Pair], src: YamlSource, problems: lis
     known = {node.name for _, node in nodes}
     covered: set[str] = set()
     names: set[str] = set()
+    cib_ids = _fence_cib_ids(s.fencing)
     for index, dev in enumerate(s.fencing):
         fpath = here + ("fencing", index)
         if dev.name in names:
             problems.append(src.problem(fpath + ("name",), f"fencing device {dev.name} is declared twice"))
+        elif f"fence-{dev.name}" in cib_ids:
+            problems.append(src.problem(fpath + ("name",), f"this device's CIB id fence-{dev.name} is also the id of "
+                                                           f"{cib_ids[f'fence-{dev.name}']}; choose another name"))
         names.add(dev.name)
         for n_index, name in enumerate(dev.nodes):
             if name not in known:
                 problems.append(src.problem(fpath + ("nodes", n_index),
                                             f"{name} is not a node of this inventory "
                                             f"(nodes: {', '.join(sorted(known))})"))
+            elif name in dev.nodes[:n_index]:
+                problems.append(src.problem(fpath + ("nodes", n_index), f"{name} is listed twice in this device's "
+                                                                        f"nodes"))
+        _fence_targets(s, dev, fpath, src, problems)
         covered.update(dev.nodes)
         both = sorted(set(dev.params) & set(dev.secret_params))
         if both:
@@ -362,3 +386,175 @@ def _cross_checks(s: Settings, pairs: list[Pair], src: YamlSource, problems: lis
     for index, item in enumerate(s.sync):
         if paths.index(item.path) != index:
             problems.append(src.problem(here + ("sync", index, "path"), f"{item.path} is listed twice"))
+
+
+def _edge_of(address: str, network: ipaddress.IPv4Network) -> str | None:
+    """``"network"`` or ``"broadcast"`` when ``address`` is that address of ``network`` (a subnet
+    of hosts: below /31), else None."""
+    if network.prefixlen >= 31:
+        return None
+    if ipaddress.IPv4Address(address) == network.network_address:
+        return "network"
+    if ipaddress.IPv4Address(address) == network.broadcast_address:
+        return "broadcast"
+    return None
+
+
+# --------------------------------------------------------------------------- MariaDB users
+
+MYSQL_USERS = ("replication_user", "admin_user", "monitoring_user")
+
+
+def _mysql_checks(s: Settings, src: YamlSource, problems: list[Problem]) -> None:
+    """Each MariaDB user hakit creates has a name of its own. Compared ignoring case: MariaDB
+    compares user names exactly, but two that differ only by case are a mistake, never a need."""
+    seen: dict[str, tuple[str, str]] = {}
+    for fld in MYSQL_USERS:
+        name = getattr(s.mysql, fld)
+        if name.lower() in seen:
+            other, other_name = seen[name.lower()]
+            how = (f"is the name of mysql.{other} too" if name == other_name
+                   else f"differs from mysql.{other} ({other_name}) only by case")
+            problems.append(src.problem(SETTINGS_PATH + ("mysql", fld),
+                                        f"{name} {how}: each MariaDB user hakit creates needs a name of its own "
+                                        f"(one account would get two passwords, and the last would win)"))
+        seen.setdefault(name.lower(), (fld, name))
+
+
+# --------------------------------------------------------------------------- fencing
+
+#: how Pacemaker reads pcmk_host_list (stonith__parse_targets): names of letters, digits, '_.-',
+#: separated by white space, ',' or ';'; a name ends at any other character; "on"/"off" are skipped
+_TARGET = re.compile(r"[A-Za-z0-9_.-]*")
+
+
+def _listed_targets(value: str) -> list[str]:
+    names = [_TARGET.match(word).group(0) for word in re.split(r"[\s,;]+", value)]  # type: ignore[union-attr]
+    return [n for n in names if n and n.lower() not in ("on", "off")]
+
+
+def _fence_cib_ids(devices: list[FenceDevice]) -> dict[str, str]:
+    """The CIB ids render makes for each fence device besides its own ``fence-NAME`` (its monitor
+    operation; its constraint off the node it fences), with what each one is. A device's own id
+    must be none of these, or crm_verify refuses the CIB (tests/unit/test_hostile_model_props.py
+    checks this list against the CIB render builds)."""
+    ids: dict[str, str] = {}
+    for dev in devices:
+        ids.setdefault(f"fence-{dev.name}-monitor-60s", f"the monitor operation of fencing device {dev.name}")
+        if len(dev.nodes) == 1:
+            ids.setdefault(f"fence-{dev.name}-not-on-{dev.nodes[0]}",
+                           f"the constraint that keeps fencing device {dev.name} off {dev.nodes[0]}")
+    return ids
+
+
+def _fence_targets(s: Settings, dev: FenceDevice, fpath: PathKey, src: YamlSource, problems: list[Problem]) -> None:
+    """Parameters that name the nodes a device fences agree with its ``nodes``: hakit keeps a
+    device off the nodes it fences by ``nodes``, so a device that fences another node than those
+    could run on the very node it fences."""
+    nodes = list(dict.fromkeys(dev.nodes))
+    if s.stack == "pacemaker":
+        listed = dev.params.get("pcmk_host_list")
+        if listed is not None and set(_listed_targets(listed)) != set(nodes):
+            problems.append(src.problem(fpath + ("params", "pcmk_host_list"),
+                                        f"names {', '.join(sorted(set(_listed_targets(listed)))) or 'no node'} but "
+                                        f"the device's nodes are {', '.join(nodes)}: hakit keeps a device off the "
+                                        f"node it fences by nodes, so both must name the same nodes (or leave "
+                                        f"pcmk_host_list out: hakit sets it from nodes)"))
+        check = dev.params.get("pcmk_host_check")
+        if check is not None and check != "static-list":
+            problems.append(src.problem(fpath + ("params", "pcmk_host_check"),
+                                        f"must be static-list (or left out): hakit lists the device's nodes in "
+                                        f"pcmk_host_list; with {check} Pacemaker may ask the device to fence a node "
+                                        f"it is not kept off"))
+    else:
+        # cluster-glue's plugins name the hosts they reset: hostname (one), hostlist (several,
+        # separated by white space or ',', each perhaps with ':' and a plug or domain after it).
+        # heartbeat picks the node that runs a device by nodes (never one of them when it is a
+        # device of one node), and a node never fences itself: a plugin that resets a node
+        # outside nodes runs on the wrong node, perhaps the one it resets.
+        for param in ("hostname", "hostlist"):
+            value = dev.params.get(param)
+            if value is None:
+                continue
+            named = sorted({word.split(":", 1)[0] for word in re.split(r"[\s,]+", value) if word})
+            outside = [name for name in named if name not in nodes]
+            if outside or not named:
+                problems.append(src.problem(fpath + ("params", param),
+                                            f"names {', '.join(outside) or 'no node'}, not one of the device's nodes "
+                                            f"({', '.join(nodes)}): heartbeat picks the node that runs a device by "
+                                            f"nodes, so a device that resets another node runs on the wrong one"))
+
+
+# --------------------------------------------------------------------------- DRBD and ports
+
+
+def _carries(s: Settings, pair: Pair, kind: str) -> bool:
+    """Whether ``pair`` mounts block storage ``kind`` (render.block_storage's rule)."""
+    return (pair.carries_app and s.storage.files == kind) or (pair.carries_db and s.storage.databases == kind)
+
+
+def _drbd_and_port_checks(s: Settings, pairs: list[Pair], src: YamlSource, problems: list[Problem]) -> None:
+    here = SETTINGS_PATH
+    db_nodes = [(pair, node) for pair in pairs if pair.carries_db for node in pair.nodes]
+    for pair, node in db_nodes:
+        if node.ssh_port == s.mysql.port:
+            problems.append(src.problem(here + ("mysql", "port"), f"port {s.mysql.port} is also the SSH port of node "
+                                                                  f"{node.name} (ansible_port)"))
+    drbd = s.drbd
+    if drbd is None:
+        return
+    if drbd.port == s.mysql.port:
+        problems.append(src.problem(here + ("drbd", "port"), f"port {drbd.port} is also mysql.port: DRBD and MariaDB "
+                                                             f"each need a port of their own"))
+    same_disk = "DRBD's backing disk must be another device than the one DRBD makes"
+    if drbd.disk == drbd.device:
+        problems.append(src.problem(here + ("drbd", "disk"), f"is also drbd.device: {same_disk}"))
+    for pair in pairs:
+        if not _carries(s, pair, "drbd"):
+            continue
+        for node in pair.nodes:
+            if node.ssh_port == drbd.port:
+                problems.append(src.problem(here + ("drbd", "port"), f"port {drbd.port} is also the SSH port of node "
+                                                                     f"{node.name} (ansible_port)"))
+            if node.drbd_disk == drbd.device:
+                problems.append(src.problem(_host_path(pair, node, s.topology) + ("hakit_drbd_disk",),
+                                            f"is also drbd.device: {same_disk}"))
+
+
+# --------------------------------------------------------------------------- paths kept alike on both nodes
+
+
+def _overlap(a: str, b: str) -> bool:
+    """Whether one of the paths is the other or lies under it."""
+    a, b = a.rstrip("/") or "/", b.rstrip("/") or "/"
+    return a == b or a.startswith(b.rstrip("/") + "/") or b.startswith(a.rstrip("/") + "/")
+
+
+def _path_checks(s: Settings, src: YamlSource, problems: list[Problem]) -> None:
+    """Sync lists and shared paths keep away from what differs between the nodes (hakit's rendered
+    files, the database server's data and configuration) and from the block storage's mount: the
+    system folders are refused by the model already (``hakit.model.system_path_problem``)."""
+    apart = [(HAKIT_DIR, f"hakit's rendered files ({HAKIT_DIR}), which differ between the nodes"),
+             (s.mysql.datadir, f"mysql.datadir ({s.mysql.datadir}), which differs between the nodes"),
+             (s.mysql.config_path, f"mysql.config_path ({s.mysql.config_path}), which differs between the nodes")]
+    if s.stack == "heartbeat":
+        apart.append(("/etc/ha.d", "the node's own ha.cf (/etc/ha.d), which differs between the nodes"))
+    for kind, section in (("drbd", s.drbd), ("shared", s.shared_storage)):
+        if section is not None and kind in (s.storage.databases, s.storage.files):
+            apart.append((section.mount, f"the storage's mount ({section.mount})"))
+
+    def first_overlap(path: str) -> str | None:
+        return next((what for other, what in apart if _overlap(path, other)), None)
+
+    for index, item in enumerate(s.sync):
+        what = first_overlap(item.path)
+        if what:
+            problems.append(src.problem(SETTINGS_PATH + ("sync", index, "path"),
+                                        f"{item.path} overlaps {what}: hakit sync makes the standby's copy the "
+                                        f"active's, deleting what only the standby has"))
+    for index, path in enumerate(s.monitoring.shared_paths):
+        what = first_overlap(path)
+        if what:
+            problems.append(src.problem(SETTINGS_PATH + ("monitoring", "shared_paths", index),
+                                        f"{path} overlaps {what}: a shared path is moved onto the storage the active "
+                                        f"mounts, and replaced by a link"))

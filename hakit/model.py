@@ -57,16 +57,175 @@ def _no_dotdot(value: str) -> str:
     return value
 
 
+#: addresses no host of the cluster can be reached at, with what they are (RFC 6890): nodes, VIPs
+#: and ping nodes are all hosts, so none of them may be one of these. (Link-local 169.254/16 is an
+#: address a host can have, and stays allowed.)
+UNREACHABLE: tuple[tuple[ipaddress.IPv4Network, str], ...] = (
+    (ipaddress.IPv4Network("0.0.0.0/8"), "in 0.0.0.0/8 (this network: 0.0.0.0 means any address)"),
+    (ipaddress.IPv4Network("127.0.0.0/8"), "a loopback address (127.0.0.0/8: every host reaches itself there)"),
+    (ipaddress.IPv4Network("224.0.0.0/4"), "a multicast address (224.0.0.0/4)"),
+    (ipaddress.IPv4Network("255.255.255.255/32"), "the limited broadcast address"),
+    (ipaddress.IPv4Network("240.0.0.0/4"), "reserved (240.0.0.0/4)"),
+)
+
+
 def _ipv4(value: object) -> str:
     if not isinstance(value, str):
         raise ValueError("must be an IPv4 address written as a string, e.g. '10.0.0.1'")
     try:
-        return str(ipaddress.IPv4Address(value))
+        address = ipaddress.IPv4Address(value)
     except ValueError:
         raise ValueError("must be an IPv4 address such as '10.0.0.1'") from None
+    for network, kind in UNREACHABLE:
+        if address in network:
+            raise ValueError(f"must be an address a host can be reached at: {address} is {kind}")
+    return str(address)
 
 
 IPv4 = Annotated[str, AfterValidator(_ipv4)]
+
+# --------------------------------------------------------------------------- the tools' limits
+
+
+def _drbd_path(value: str) -> str:
+    # drbdadm's scanner reads an unquoted path as a word of at most 128 of these characters
+    # (drbd-utils 9.22: '+' or '@' ends the word, a longer one is "Token too long")
+    if not re.fullmatch(r"[A-Za-z0-9/._-]{1,128}", value):
+        raise ValueError("must be at most 128 characters of letters, digits and '/._-': drbdadm reads no other "
+                         "characters in a path ('+' and '@' end it), nor a longer word")
+    return value
+
+
+#: the largest minor number of a block device (the kernel's 20-bit minors)
+MAX_MINOR = (1 << 20) - 1
+
+
+def _drbd_device(value: str) -> str:
+    # hakit writes "device /dev/drbdN;" without a separate "minor N": drbdadm takes the minor from the name
+    match = re.fullmatch(r"/dev/drbd(0|[1-9][0-9]{0,6})", value)
+    if match is None or int(match.group(1)) > MAX_MINOR:
+        raise ValueError(f"must be /dev/drbdN with a minor number N from 0 to {MAX_MINOR}: drbdadm takes the minor "
+                         f"from the device's name")
+    return value
+
+
+#: words drbdadm (drbd-utils 9.22) will not read as a resource's name: 'all' means every resource
+#: to drbdadm, the others are keywords of drbd.conf (found by feeding each to ``drbdadm dump``)
+DRBD_WORDS = frozenset({
+    "all", "address", "ask", "cmd-timeout-long", "cmd-timeout-medium", "cmd-timeout-short", "common", "connection",
+    "connection-mesh", "device", "dialog-refresh", "disable-ip-verification", "disk", "flexible-meta-disk",
+    "floating", "global", "handlers", "host", "hosts", "include", "inside", "ipv4", "ipv6", "meta-disk",
+    "minor-count", "net", "no", "node-id", "on", "options", "outside", "path", "proxy",
+    "require-drbd-module-version-eq", "require-drbd-module-version-ge", "resource", "sci", "sdp", "skip", "ssocks",
+    "stacked-on-top-of", "startup", "syncer", "template-file", "udev-always-use-vnr", "usage-count", "volume", "yes",
+})
+
+
+def _drbd_resource(value: str) -> str:
+    if value in DRBD_WORDS:
+        raise ValueError("must not be 'all' (drbdadm's word for every resource) or a word of drbd.conf such as "
+                         "common, global, resource, on, net, disk, device, volume, yes, no")
+    return value
+
+
+#: a unix socket's path: sun_path holds 108 bytes, the last one the terminating NUL
+MAX_SOCKET_PATH = 107
+
+
+def _socket_path(value: str) -> str:
+    if len(value.encode()) > MAX_SOCKET_PATH:
+        raise ValueError(f"must be at most {MAX_SOCKET_PATH} characters: the path of a unix socket has room for "
+                         f"{MAX_SOCKET_PATH} bytes (sun_path)")
+    return value
+
+
+#: the folders MariaDB's packaged configuration reads fragments from (!includedir: *.cnf only, no
+#: sub-folders): Debian's two, and Red Hat's and SUSE's
+MARIADB_FRAGMENT_DIRS = ("/etc/mysql/mariadb.conf.d", "/etc/mysql/conf.d", "/etc/my.cnf.d")
+
+
+def _cnf_path(value: str) -> str:
+    folder, _, name = value.rpartition("/")
+    if folder not in MARIADB_FRAGMENT_DIRS or not re.fullmatch(r"[A-Za-z0-9_.@+-]+\.cnf", name):
+        raise ValueError(f"must be a .cnf file directly in a folder MariaDB reads its fragments from "
+                         f"({', '.join(MARIADB_FRAGMENT_DIRS[:2])} or {MARIADB_FRAGMENT_DIRS[2]}): MariaDB never "
+                         f"reads a fragment elsewhere, and with it read_only=ON")
+    return value
+
+
+#: hakit's own folder on the nodes: rendered files only hakit writes there
+HAKIT_DIR = "/etc/hakit"
+
+
+def _cfg_path(value: str) -> str:
+    # /etc/X/.../name.cfg, /opt/X/..., /usr/local/X/...: in a folder of the monitoring master's own
+    top = next((t for t in ("/etc/", "/opt/", "/usr/local/") if value.startswith(t)), None)
+    below = value[len(top):].split("/") if top else []
+    if len(below) < 2 or not re.fullmatch(r"[A-Za-z0-9_.@+-]+\.cfg", below[-1]) \
+            or value.startswith(HAKIT_DIR + "/"):
+        raise ValueError(f"must be a .cfg file in a folder of its own below /etc, /opt or /usr/local (such as "
+                         f"/etc/nagios4/conf.d/hakit.cfg), outside hakit's own {HAKIT_DIR}: Nagios reads only .cfg "
+                         f"files")
+    return value
+
+
+# --------------------------------------------------------------------------- folders no sync may touch
+
+#: folders that belong to the system, not to the monitoring master: a sync list or a shared path
+#: naming one would copy the active's over the standby's (deleting what only the standby has), or
+#: move it onto the shared storage and leave a link behind. The top of the file system hierarchy
+#: and the folders directly below /usr and /var, and /etc's folders for the system's own services.
+SYSTEM_FOLDERS = frozenset(
+    ["/"]
+    + [f"/{d}" for d in ("bin", "boot", "dev", "etc", "home", "lib", "lib32", "lib64", "libx32", "media", "mnt",
+                         "opt", "proc", "root", "run", "sbin", "srv", "sys", "tmp", "usr", "var")]
+    + [f"/usr/{d}" for d in ("bin", "games", "include", "lib", "lib32", "lib64", "libexec", "libx32", "local",
+                             "sbin", "share", "src")]
+    + [f"/usr/local/{d}" for d in ("bin", "etc", "include", "lib", "sbin", "share", "src")]
+    + [f"/var/{d}" for d in ("backups", "cache", "lib", "local", "lock", "log", "mail", "opt", "run", "spool",
+                             "tmp")]
+    + [f"/etc/{d}" for d in ("apt", "cron.d", "default", "init.d", "network", "pam.d", "security", "ssh", "ssl",
+                             "sudoers.d", "systemd")]
+)
+#: file systems of the running system's state (and their old names): nothing under them is a file to copy
+STATE_ROOTS = ("/proc", "/sys", "/dev", "/run", "/var/run", "/var/lock")
+
+
+def system_path_problem(path: str) -> str | None:
+    """Why ``path`` may be neither synced nor shared (a system folder, or under a state file
+    system), or None."""
+    path = path.rstrip("/") or "/"
+    if path in SYSTEM_FOLDERS:
+        return "is a system folder"
+    for root in STATE_ROOTS:
+        if path.startswith(root + "/"):
+            return f"is under {root}, which holds the running system's state, not files"
+    return None
+
+
+def _sync_path(value: str) -> str:
+    why = system_path_problem(value)
+    if why:
+        raise ValueError(f"{value} {why}: hakit sync makes the standby's copy the active's, deleting what only the "
+                         f"standby has")
+    return value
+
+
+def _shared_path(value: str) -> str:
+    why = system_path_problem(value)
+    if why:
+        raise ValueError(f"{value} {why}: a shared path is moved onto the storage the active mounts, and replaced "
+                         f"by a link")
+    return value
+
+
+DrbdPath = Annotated[AbsPath, AfterValidator(_drbd_path)]
+DrbdDevice = Annotated[AbsPath, AfterValidator(_drbd_device)]
+SocketPath = Annotated[AbsPath, AfterValidator(_socket_path)]
+CnfPath = Annotated[AbsPath, AfterValidator(_cnf_path)]
+CfgPath = Annotated[AbsPath, AfterValidator(_cfg_path)]
+SyncPath = Annotated[AbsPath, AfterValidator(_sync_path)]
+SharedPath = Annotated[AbsPath, AfterValidator(_shared_path)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 
 
@@ -103,10 +262,13 @@ def _tenths(value: float) -> float:
         raise ValueError("must be a number of seconds heartbeat can count")
     if abs(value * 10 - round(value * 10)) > 1e-6:
         raise ValueError("must be a whole number of tenths of a second (heartbeat counts in milliseconds)")
-    return value
+    # held as the tenths ha.cf gets (HeartbeatTiming.ha_cf), so that the rules compare what heartbeat
+    # reads: 3 and 3.00000001 are both written "3", and are not in order
+    return round(value * 10) / 10
 
 
-Tenths = Annotated[float, AfterValidator(_tenths)]
+#: seconds in whole tenths; infinities and NaN refused before anything counts with them
+Tenths = Annotated[float, Field(allow_inf_nan=False), AfterValidator(_tenths)]
 
 
 class HeartbeatTiming(Frozen):
@@ -209,17 +371,46 @@ class Tls(Frozen):
         return self
 
 
+#: accounts MariaDB itself has or reserves (Debian's root and mysql log in through the unix socket;
+#: hakit's agents use root's), compared ignoring case although MariaDB compares user names exactly:
+#: an account that differs from one of these only by case is a mistake, never a need
+SYSTEM_ACCOUNTS = ("root", "mysql", "mariadb.sys", "public", "none")
+#: MariaDB's system schemas (information_schema and performance_schema are case-insensitive;
+#: mysql and sys are where lower_case_table_names is set)
+SYSTEM_SCHEMAS = ("mysql", "information_schema", "performance_schema", "sys")
+
+
+def _not_system_account(value: str) -> str:
+    if value.lower() in SYSTEM_ACCOUNTS:
+        raise ValueError("must not be root, mysql or another account MariaDB reserves (mariadb.sys, public, none; "
+                         "in any case): hakit sets the password of its users, and root's socket login is the one "
+                         "hakit's agents use")
+    return value
+
+
+def _not_system_schema(value: str) -> str:
+    if value.lower() in SYSTEM_SCHEMAS:
+        raise ValueError("must not be a system schema (mysql, information_schema, performance_schema or sys, in any "
+                         "case): the monitoring and replication logins may read all of hakit_schema")
+    return value
+
+
+MysqlUser = Annotated[Ident, AfterValidator(_not_system_account)]
+Schema = Annotated[Ident, AfterValidator(_not_system_schema)]
+
+
 class MySQL(Frozen):
     """The database part: users, databases, replication options."""
 
     port: Port = 3306
     datadir: AbsPath = "/var/lib/mysql"
-    socket: AbsPath = "/run/mysqld/mysqld.sock"
-    config_path: AbsPath = "/etc/mysql/mariadb.conf.d/60-hakit.cnf"
-    replication_user: Ident = "hakit_repl"
-    admin_user: Ident = "hakit_admin"
-    monitoring_user: Ident = "opsview"
-    hakit_schema: Ident = "hakit"
+    socket: SocketPath = "/run/mysqld/mysqld.sock"
+    config_path: CnfPath = "/etc/mysql/mariadb.conf.d/60-hakit.cnf"
+    #: the MariaDB users hakit creates: distinct (ignoring case), none of MariaDB's own
+    replication_user: MysqlUser = "hakit_repl"
+    admin_user: MysqlUser = "hakit_admin"
+    monitoring_user: MysqlUser = "opsview"
+    hakit_schema: Schema = "hakit"
     databases: Annotated[list[Ident], Field(min_length=1)] = ["opsview", "runtime"]
     bulk_databases: list[Ident] = []
     semi_sync: SemiSync = SemiSync()
@@ -233,8 +424,14 @@ class MySQL(Frozen):
             raise ValueError(f"bulk_databases must be listed in databases too (not listed: {', '.join(unknown)})")
         if len(set(self.databases)) != len(self.databases):
             raise ValueError("databases lists a name twice")
-        reserved = {"mysql", "information_schema", "performance_schema", "sys", self.hakit_schema}
-        clash = sorted(reserved.intersection(self.databases))
+        folded: dict[str, str] = {}
+        for db in self.databases:
+            if db.lower() in folded:
+                raise ValueError(f"databases lists {folded[db.lower()]} and {db}, one name in two cases (MariaDB "
+                                 f"takes them for one database where lower_case_table_names is set)")
+            folded[db.lower()] = db
+        reserved = {*SYSTEM_SCHEMAS, self.hakit_schema.lower()}
+        clash = sorted(db for db in self.databases if db.lower() in reserved)
         if clash:
             raise ValueError(f"databases must not name system or hakit schemas ({', '.join(clash)})")
         return self
@@ -246,26 +443,27 @@ class Monitoring(Frozen):
     service: Name = "nagios4"
     daemon: AbsPath = "/usr/sbin/nagios4"
     config: AbsPath = "/etc/nagios4/nagios.cfg"
-    fragment: AbsPath = "/etc/nagios4/conf.d/hakit.cfg"
+    fragment: CfgPath = "/etc/nagios4/conf.d/hakit.cfg"
     user: Ident = "nagios"
     group: Ident = "nagios"
     status_file: AbsPath = "/var/lib/nagios4/status.dat"
     master_host_name: Name = "monitoring-master"
     #: paths that must be identical on both nodes (on shared storage, or kept in sync)
-    shared_paths: list[AbsPath] = ["/etc/nagios4", "/var/lib/nagios4"]
+    shared_paths: list[SharedPath] = ["/etc/nagios4", "/var/lib/nagios4"]
 
 
 class Drbd(Frozen):
     """A DRBD resource (protocol C) mirroring the monitoring files between the two nodes."""
 
-    resource: Name = "r0"
-    device: AbsPath = "/dev/drbd0"
-    disk: AbsPath = "/dev/vdb"
+    resource: Annotated[Name, AfterValidator(_drbd_resource)] = "r0"
+    device: DrbdDevice = "/dev/drbd0"
+    disk: DrbdPath = "/dev/vdb"
     port: Port = 7789
     mount: AbsPath = "/srv/hakit"
     fstype: Literal["ext4", "xfs"] = "ext4"
     cram_hmac_alg: Literal["sha1", "sha256", "sha512"] = "sha256"
-    rate_mb: Annotated[int, Field(ge=1, le=10000)] = 100
+    #: resync-rate in MiB/s (written "100M"); drbd-utils refuses more than 8192M
+    rate_mb: Annotated[int, Field(ge=1, le=8192)] = 100
 
 
 class SharedStorage(Frozen):
@@ -279,7 +477,7 @@ class SharedStorage(Frozen):
 class SyncItem(Frozen):
     """A file or folder pushed from the active to the standby by ``hakit sync``."""
 
-    path: AbsPath
+    path: SyncPath
     exclude: list[Annotated[str, _pattern(r"[A-Za-z0-9._*?+@-]{1,128}",
                                           "must be a file name pattern of letters, digits and '._*?+@-'")]] = []
 
@@ -289,7 +487,7 @@ class Ssh(Frozen):
 
     known_hosts: str = "known_hosts"  #: relative to the inventory's folder, or absolute
     identity_file: str | None = None  #: default: ansible_ssh_private_key_file or ssh-agent/~/.ssh
-    connect_timeout: Annotated[float, Field(gt=0, le=120)] = 5.0
+    connect_timeout: Annotated[float, Field(gt=0, le=120, allow_inf_nan=False)] = 5.0
     monitoring_user: Ident = "nagios"
     share_user_key: bool = True
     share_host_keys: bool = True
@@ -335,10 +533,10 @@ class Pacemaker(Frozen):
 
 
 class Failover(Frozen):
-    relay_wait_seconds: Annotated[float, Field(gt=0, le=3600)] = 30.0
+    relay_wait_seconds: Annotated[float, Field(gt=0, le=3600, allow_inf_nan=False)] = 30.0
     anti_flap_seconds: Annotated[int, Field(ge=0, le=86400)] = 600
-    lag_warning_seconds: Annotated[int, Field(ge=0)] = 10
-    lag_critical_seconds: Annotated[int, Field(ge=0)] = 60
+    lag_warning_seconds: Annotated[int, Field(ge=0, le=86400)] = 10
+    lag_critical_seconds: Annotated[int, Field(ge=0, le=86400)] = 60
     #: a standby that lags more than this (seconds) is not promoted by the stack, nor by a takeover
     #: without --force: it lacks writes the active acknowledged. 0: no bound on the lag
     max_lag_seconds: Annotated[int, Field(ge=0, le=86400)] = 60
@@ -390,7 +588,7 @@ class HostVars(Frozen):
         | None = None
     hakit_priority: Annotated[int, Field(ge=0, le=1000000)] = 100
     hakit_server_id: Annotated[int | None, Field(ge=1, le=4294967295)] = None
-    hakit_drbd_disk: AbsPath | None = None
+    hakit_drbd_disk: DrbdPath | None = None
 
 
 # --------------------------------------------------------------------------- the whole
