@@ -297,9 +297,25 @@ class Campaign:
         self.auditor.full_disk_named(report.index, node, self.lab.status())
         time.sleep(max(0.0, report.fault.delay - 2.0))
         self.lab.fault("free-disk", node)
-        doc = self.lab.status()
+        doc = self._writes_resume(node)
         report.notes.append(f"disk freed after {report.fault.delay:g} s; {doc.get('active') or 'no node'} active")
         self._resync_the_other(report)
+
+    def _writes_resume(self, node: str, timeout: float = 150) -> dict[str, Any]:
+        """After a full disk is freed, MariaDB writes again only at its next retry (up to 60 s
+        later); meanwhile the stalled clients' connections pile up, and the watcher may still
+        give the node up ("Too many connections"): the pair is not recovered before the node's
+        writes resume (its binary log moves on: the writers never stop) or another node is the
+        active. (Seed 23's step 14: recovered as if over, then failed over 13 s later.)"""
+        first = self.lab.status()
+        stalled = (first.get("nodes", {}).get(node) or {}).get("gtid")
+
+        def resumed(d: dict[str, Any]) -> bool:
+            if d.get("active") not in (None, node):
+                return True
+            return d.get("active") == node and (d["nodes"][node].get("gtid") or stalled) != stalled
+
+        return self.lab.wait(f"{node}'s writes resume, or another node takes over", resumed, timeout)
 
     def _stop_stack(self, report: StepReport) -> None:
         self.lab.fault("stop-stack", report.node)
