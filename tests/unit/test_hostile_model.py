@@ -456,11 +456,14 @@ def test_python_tags_still_refuse_the_whole_file() -> None:
 @pytest.mark.parametrize("topology", ["two-node", "four-node"])
 @pytest.mark.parametrize("stack", ["pacemaker", "heartbeat"])
 @pytest.mark.parametrize("timings", ["hakit", "stack-defaults"])
-def test_lab_inventories_load(topology: str, stack: str, timings: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("tls", [False, True], ids=["plain", "tls"])
+def test_lab_inventories_load(topology: str, stack: str, timings: str, tls: bool, tmp_path: Path) -> None:
+    """The lab writes its inventory with its own addresses (10.213.47.0/24 by default), fence
+    device and timings: each kind still loads (plan_lab and inventory_data are pure)."""
     from hakit.lab.labinventory import inventory_data
     from hakit.lab.spec import plan_lab
 
-    spec = plan_lab(tmp_path / "lab", topology, stack)
+    spec = plan_lab(tmp_path / "lab", topology, stack, tls=tls)
     text = yaml.safe_dump(inventory_data(spec, timings), sort_keys=False)
     inv = parse_inventory(text, "lab.yml", base_dir=str(tmp_path))
     assert len(inv.nodes) == (2 if topology == "two-node" else 4)
@@ -470,3 +473,20 @@ def test_lab_inventories_load(topology: str, stack: str, timings: str, tmp_path:
 def test_examples_load(name: str, examples_dir: Path) -> None:
     assert load_inventory(examples_dir / f"{name}.yml").settings.cluster_name
 
+
+
+@pytest.mark.parametrize("topology", ["two-node", "four-node"])
+@pytest.mark.parametrize("stack", ["pacemaker", "heartbeat"])
+def test_vagrant_inventories_load(topology: str, stack: str, tmp_path: Path) -> None:
+    """The Vagrant lab's inventory (192.168.56.0/24, fence_virsh per node) still loads."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[2] / "vagrant" / "make_inventory.py"
+    spec = importlib.util.spec_from_file_location("hakit_vagrant_make_inventory", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    plan = module.plan(topology, stack, "192.168.56.0/24", "libvirt", tmp_path / "vagrant")
+    text = yaml.safe_dump(module.inventory(plan), sort_keys=False)
+    inv = parse_inventory(text, "vagrant.yml", base_dir=str(tmp_path))
+    assert len(inv.nodes) == (2 if topology == "two-node" else 4)
