@@ -23,7 +23,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from hakit.errors import InputError, Problem
-from hakit.model import HAKIT_DIR, FenceDevice, HostVars, Inventory, Node, Pair, Settings
+from hakit.model import HAKIT_DIR, HOST_MAP, FenceDevice, HostVars, Inventory, Node, Pair, Settings
 from hakit.yamlsrc import PathKey, YamlSource, load_yaml, read_text
 
 SETTINGS_PATH: PathKey = ("all", "vars", "hakit")
@@ -433,6 +433,26 @@ def _listed_targets(value: str) -> list[str]:
     return [n for n in names if n and n.lower() not in ("on", "off")]
 
 
+def host_map_aliases(value: str) -> dict[str, str]:
+    """How Pacemaker reads pcmk_host_map (fenced's build_port_aliases): ':' or '=' ends a node's
+    name (the text since the last delimiter or assignment), ';', space or tab ends its port(s);
+    ',' is part of a port ("n2:2,3": two ports of n2), so "n1:1,n2:2" is one alias, "1,n2" -> "2"."""
+    aliases: dict[str, str] = {}
+    name: str | None = None
+    last = 0
+    for index, char in enumerate(value + "\0"):
+        if char in ":=":
+            if index > last:
+                name = value[last:index]
+            last = index + 1
+        elif char in "; \t\0":
+            if name is not None:
+                aliases[name] = value[last:index]
+                name = None
+            last = index + 1
+    return aliases
+
+
 def _fence_cib_ids(devices: list[FenceDevice]) -> dict[str, str]:
     """The CIB ids render makes for each fence device besides its own ``fence-NAME`` (its monitor
     operation; its constraint off the node it fences), with what each one is. A device's own id
@@ -452,6 +472,10 @@ def _fence_targets(s: Settings, dev: FenceDevice, fpath: PathKey, src: YamlSourc
     device off the nodes it fences by ``nodes``, so a device that fences another node than those
     could run on the very node it fences."""
     nodes = list(dict.fromkeys(dev.nodes))
+    for param, value in dev.params.items():
+        if ";" in value and param != HOST_MAP:
+            problems.append(src.problem(fpath + ("params", param),
+                                        f"must not contain ';': only {HOST_MAP} may (it separates its mappings)"))
     if s.stack == "pacemaker":
         listed = dev.params.get("pcmk_host_list")
         if listed is not None and set(_listed_targets(listed)) != set(nodes):
@@ -460,6 +484,23 @@ def _fence_targets(s: Settings, dev: FenceDevice, fpath: PathKey, src: YamlSourc
                                         f"the device's nodes are {', '.join(nodes)}: hakit keeps a device off the "
                                         f"node it fences by nodes, so both must name the same nodes (or leave "
                                         f"pcmk_host_list out: hakit sets it from nodes)"))
+        mapped = dev.params.get("pcmk_host_map")
+        if mapped is not None:
+            aliases = host_map_aliases(mapped)
+            strays = sorted(name for name in aliases if name not in nodes)
+            unmapped = [name for name in nodes if name not in aliases]
+            if strays or unmapped or any(not port for port in aliases.values()):
+                comma = any("," in name for name in aliases)
+                problems.append(src.problem(fpath + ("params", "pcmk_host_map"),
+                                            "Pacemaker reads it as "
+                                            + (", ".join(f"{k} -> {v or '(no port)'}" for k, v in aliases.items())
+                                               or "no mapping")
+                                            + f"; it must map each of the device's nodes ({', '.join(nodes)}) "
+                                              f"and nothing else to its port(s), as NODE:PORT separated by ';'"
+                                            + (" (',' separates the ports of one node: 'n1:1,n2:2' maps a node "
+                                               "named '1,n2')" if comma else "")
+                                            + ": a node without its own mapping is fenced through a port named "
+                                              "after it, which may be another machine's"))
         check = dev.params.get("pcmk_host_check")
         if check is not None and check != "static-list":
             problems.append(src.problem(fpath + ("params", "pcmk_host_check"),

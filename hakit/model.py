@@ -42,9 +42,12 @@ AbsPath = Annotated[str, _pattern(r"/[A-Za-z0-9._+@/-]{0,254}",
 Interface = Annotated[str, _pattern(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,14}",
                                     "must be a network interface name (letters, digits, '_.-', at most 15 characters)")]
 #: values handed to fence agents and hooks: no quotes, spaces, braces, ';', '$' or newlines
-SafeValue = Annotated[str, _pattern(r"[A-Za-z0-9._:/@,+=%-]{0,255}",
-                                    "must be at most 255 letters, digits or '._:/@,+=%-' "
-                                    "(no spaces, quotes, braces, ';', '$' or newlines)")]
+#: a fence device's parameter (';' only in pcmk_host_map, between its mappings: FenceDevice)
+SafeValue = Annotated[str, _pattern(r"[A-Za-z0-9._:;/@,+=%-]{0,255}",
+                                    "must be at most 255 letters, digits or '._:;/@,+=%-' "
+                                    "(no spaces, quotes, braces, '$' or newlines)")]
+#: the only parameter ';' may be in: Pacemaker separates its node-to-port mappings with ';'
+HOST_MAP = "pcmk_host_map"
 FenceAgent = Annotated[str, _pattern(r"(fence_[a-z0-9_]{1,40}|external/[a-z0-9_-]{1,40}|[a-z][a-z0-9_]{1,40})",
                                      "must be a fence agent name such as 'fence_ipmilan', or a heartbeat "
                                      "stonith plugin such as 'external/ipmi'")]
@@ -348,6 +351,7 @@ class FenceDevice(Frozen):
     nodes: Annotated[list[Name], Field(min_length=1)]
     params: dict[Ident, SafeValue] = {}
     secret_params: list[Ident] = []
+
 
 
 class SemiSync(Frozen):

@@ -162,6 +162,9 @@ def assert_model_is_safe(inv: Inventory) -> None:
     for fld, value in _strings(dump):
         if fld in (".path", ".base_dir"):
             continue  # where the file is: not from the file
+        if fld.endswith(".params.pcmk_host_map"):
+            # ';' separates its mappings (Pacemaker's reading); every file writes it quoted
+            value = value.replace(";", "")
         assert not FORBIDDEN.search(value), f"{fld} = {value!r} reached the model"
     for fld, value in _strings(hooks):
         assert not re.search(r"[\n\r\x00]", value), f"hook {fld} = {value!r} holds a line break"

@@ -490,3 +490,35 @@ def test_vagrant_inventories_load(topology: str, stack: str, tmp_path: Path) -> 
     text = yaml.safe_dump(module.inventory(plan), sort_keys=False)
     inv = parse_inventory(text, "vagrant.yml", base_dir=str(tmp_path))
     assert len(inv.nodes) == (2 if topology == "two-node" else 4)
+
+
+def test_a_host_map_is_read_the_way_pacemaker_reads_it():
+    """pcmk_host_map: ';' (or white space) separates the mappings, ',' the ports of one node.
+    The shipped four-node example had "db1:1,db2:2,app1:3,app2:4", which Pacemaker reads as
+    one alias ("3,app2" -> "4"): fencing db1 would have gone to a port named "db1"."""
+    from hakit.inventory import host_map_aliases
+
+    assert host_map_aliases("db1:1,db2:2,app1:3,app2:4") == {"3,app2": "4"}
+    assert host_map_aliases("db1:1;db2:2,3 app1=4") == {"db1": "1", "db2": "2,3", "app1": "4"}
+    assert host_map_aliases("") == {} and host_map_aliases("db1") == {}
+    example = Path(__file__).resolve().parents[2] / "examples" / "four-node-pacemaker.yml"
+    text = example.read_text()
+    assert 'pcmk_host_map: "db1:1;db2:2;app1:3;app2:4"' in text
+    parse_inventory(text, "four.yml")  # the example as shipped maps every node
+    for bad, words in (("db1:1,db2:2,app1:3,app2:4", "(',' separates the ports of one node"),
+                       ("db1:1;db2:2;app1:3", "it must map each of the device's nodes (db1, db2, app1, app2)"),
+                       ("db1:1;db2:2;app1:3;app2:4;db3:5", "db3 -> 5"),
+                       ("db1:;db2:2;app1:3;app2:4", "db1 -> (no port)")):
+        with pytest.raises(InputError) as refused:
+            parse_inventory(text.replace("db1:1;db2:2;app1:3;app2:4", bad), "four.yml")
+        message = str(refused.value)
+        assert "all.vars.hakit.fencing[0].params.pcmk_host_map: Pacemaker reads it as" in message, message
+        assert words in message, message
+
+
+def test_a_semicolon_is_refused_in_every_fence_parameter_but_the_host_map():
+    example = Path(__file__).resolve().parents[2] / "examples" / "two-node-pacemaker.yml"
+    text = example.read_text().replace("username: admin,", "username: 'ad;min',", 1)
+    with pytest.raises(InputError) as refused:
+        parse_inventory(text, "two.yml")
+    assert "fencing[0].params.username: must not contain ';': only pcmk_host_map may" in str(refused.value)
