@@ -3,7 +3,8 @@
 It holds every secret the pair needs (replication and database passwords, the corosync
 authkey, the heartbeat authkey, the DRBD shared secret) plus the fencing passwords an operator
 adds by hand (``fencing: {DEVICE: {PARAM: VALUE}}``). hakit refuses to read a secrets file that
-users other than its owner can read, and writes it atomically with mode 0600.
+users other than its owner can read, or that is not a regular file (a FIFO would hang the
+read), and writes it atomically with mode 0600.
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from hakit.errors import InputError, Problem
-from hakit.files import atomic_write
+from hakit.files import atomic_write, missing_folders
 from hakit.model import Ident, Inventory, Name
-from hakit.yamlsrc import load_yaml, read_text
+from hakit.yamlsrc import MAX_BYTES, load_yaml
 
 _PASSWORD_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789"
 
@@ -33,13 +34,30 @@ def _password_rule(value: str) -> str:
     return value
 
 
+#: DRBD's shared-secret holds at most 63 characters (SHARED_SECRET_MAX, 64 with its NUL)
+DRBD_SECRET_MAX = 63
+
+
+def _drbd_secret_rule(value: str) -> str:
+    if not (16 <= len(value) <= DRBD_SECRET_MAX) or any(c not in _PASSWORD_ALPHABET + "0O1lI_-" for c in value):
+        raise ValueError(f"must be 16 to {DRBD_SECRET_MAX} letters, digits, '_' or '-': DRBD takes a shared secret of "
+                         f"at most {DRBD_SECRET_MAX} characters (hakit generates such values)")
+    return value
+
+
+#: corosync 3 takes an authkey of 1024 to 4096 bits (TOTEM_PRIVATE_KEY_LEN_MIN/MAX)
+COROSYNC_KEY_BYTES = (128, 512)
+
+
 def _authkey_rule(value: str) -> str:
     try:
         raw = base64.b64decode(value, validate=True)
     except ValueError:
         raise ValueError("must be base64 (hakit generates it)") from None
-    if not 16 <= len(raw) <= 4096:
-        raise ValueError("must decode to 16 to 4096 bytes")
+    low, high = COROSYNC_KEY_BYTES
+    if not low <= len(raw) <= high:
+        raise ValueError(f"must decode to {low} to {high} bytes: corosync takes a key of {low * 8} to {high * 8} bits "
+                         f"(hakit generates 256 bytes)")
     return value
 
 
@@ -57,6 +75,7 @@ def _fence_value_rule(value: str) -> str:
 
 
 Password = Annotated[str, AfterValidator(_password_rule)]
+DrbdSecret = Annotated[str, AfterValidator(_drbd_secret_rule)]
 AuthKey = Annotated[str, AfterValidator(_authkey_rule)]
 FenceValue = Annotated[str, AfterValidator(_fence_value_rule)]
 
@@ -70,7 +89,7 @@ class Secrets(BaseModel):
     admin_password: Password
     monitoring_db_password: Password
     heartbeat_authkey: Password
-    drbd_secret: Password
+    drbd_secret: DrbdSecret
     corosync_authkey: AuthKey
     fencing: dict[Name, dict[Ident, FenceValue]] = Field(default_factory=dict)
 
@@ -115,20 +134,41 @@ def secrets_path(inv: Inventory) -> Path:
     return path if path.is_absolute() else Path(inv.base_dir) / path
 
 
+#: the inventory field that names the secrets file
+SECRETS_FIELD = "all.vars.hakit.secrets_file"
+
+_NOT_REGULAR = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
+                (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+
+
+def _kind(mode: int) -> str:
+    return next((name for test, name in _NOT_REGULAR if test(mode)), "not a file")
+
+
 def load_secrets(path: Path, inv: Inventory | None = None) -> Secrets:
-    """Read and check the secrets file. Refuses one that others than its owner can read."""
+    """Read and check the secrets file. Refuses one that others than its owner can read, and one
+    that is not a regular file: a FIFO, a socket or a device is never opened (a FIFO would hang
+    the read), and the file is opened without blocking and checked again once open."""
     try:
         info = path.stat()
     except FileNotFoundError:
         raise InputError(Problem(str(path), "", "secrets file not found (hakit render or init creates it)")) from None
-    except OSError as exc:  # a loop of links, a path through a file
+    except OSError as exc:  # a loop of links, a path through a file, a name too long
         raise InputError(Problem(str(path), "", f"secrets file cannot be read ({exc.strerror or exc})")) from None
-    if stat.S_IMODE(info.st_mode) & 0o077:
-        raise InputError(Problem(str(path), "", f"secrets file has mode {stat.S_IMODE(info.st_mode):04o}; it must be "
-                                                f"readable by its owner only (chmod 600 {path})"))
-    if info.st_uid not in (0, os.geteuid()):
-        raise InputError(Problem(str(path), "", "secrets file must be owned by root or by the user running hakit"))
-    src = load_yaml(read_text(path, "secrets file"), str(path))
+    except ValueError as exc:  # a NUL in the name
+        raise InputError(Problem(repr(str(path)), "", f"secrets file cannot be read ({exc})")) from None
+    _check_file(path, info)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise InputError(Problem(str(path), "", f"secrets file cannot be read ({exc.strerror or exc})")) from None
+    with os.fdopen(fd, "rb") as fh:
+        _check_file(path, os.fstat(fd))  # what was opened, should the path have changed since
+        try:
+            raw = fh.read(MAX_BYTES + 1)
+        except OSError as exc:
+            raise InputError(Problem(str(path), "", f"secrets file cannot be read ({exc.strerror or exc})")) from None
+    src = load_yaml(_decoded(path, raw), str(path))
     if not isinstance(src.data, dict):
         raise InputError(src.problem((), "must be a mapping of secret names to values"))
     try:
@@ -147,6 +187,39 @@ def load_secrets(path: Path, inv: Inventory | None = None) -> Secrets:
     return result
 
 
+def _check_file(path: Path, info: os.stat_result) -> None:
+    if not stat.S_ISREG(info.st_mode):
+        raise InputError(Problem(str(path), "", f"secrets file is {_kind(info.st_mode)}, not a regular file"))
+    if stat.S_IMODE(info.st_mode) & 0o077:
+        raise InputError(Problem(str(path), "", f"secrets file has mode {stat.S_IMODE(info.st_mode):04o}; it must be "
+                                                f"readable by its owner only (chmod 600 {path})"))
+    if info.st_uid not in (0, os.geteuid()):
+        raise InputError(Problem(str(path), "", "secrets file must be owned by root or by the user running hakit"))
+
+
+def _decoded(path: Path, raw: bytes) -> str:
+    if len(raw) > MAX_BYTES:
+        raise InputError(Problem(str(path), "", f"secrets file is larger than {MAX_BYTES // (1 << 20)} MiB; "
+                                                f"an inventory or a secrets file is far smaller"))
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(Problem(str(path), "", f"secrets file is not UTF-8 text (bad byte at offset {exc.start})")) \
+            from None
+
+
+def heartbeat_stonith_problem(value: str, agent: str) -> str | None:
+    """Why heartbeat would misread ``value`` as a parameter of its ``stonith_host`` line, or None.
+
+    heartbeat splits the line on white space and passes the parameters to the plugin by position
+    (an empty one, or one with a space, shifts every later one: the password lands in the user's
+    slot), and reads a '#' anywhere as the start of a comment (the rest of the line is gone)."""
+    if not value or "#" in value or re.search(r"\s", value):
+        return (f"must be non-empty and without spaces or '#': heartbeat's stonith_host line passes the parameters "
+                f"of plugin {agent} by position, separated by white space, and reads '#' as the start of a comment")
+    return None
+
+
 def _check_fencing(sec: Secrets, inv: Inventory, src) -> None:
     problems = []
     for dev in inv.settings.fencing:
@@ -155,8 +228,76 @@ def _check_fencing(sec: Secrets, inv: Inventory, src) -> None:
                 problems.append(Problem(src.file, f"fencing.{dev.name}.{param}",
                                         f"is required: the inventory lists '{param}' in secret_params of "
                                         f"fencing device {dev.name}", None))
+            elif inv.settings.stack == "heartbeat":
+                rule = heartbeat_stonith_problem(sec.fencing[dev.name][param], dev.agent)
+                if rule:
+                    problems.append(src.problem(("fencing", dev.name, param), rule))
     if problems:
         raise InputError(problems)
+
+
+def creation_problem(inv: Inventory) -> Problem | None:
+    """Why the inventory's secrets file could not be created where ``secrets_file`` puts it (a
+    file on the way, a folder that is not writable, a name too long), or None: it exists (it is
+    read, and checked, instead) or can be created. Creates nothing."""
+    path = secrets_path(inv)
+
+    def problem(reason: str) -> Problem:
+        return Problem(inv.path, SECRETS_FIELD, f"the secrets file {path} cannot be created: {reason}")
+
+    encoded = os.fsencode(path)
+    if len(encoded) >= 4096:
+        return problem(f"its path is {len(encoded)} bytes long; a path has at most 4095 (PATH_MAX)")
+    for part in path.parts:
+        if len(os.fsencode(part)) > 255:
+            return problem(f"the name {part[:40]}... is longer than 255 bytes (NAME_MAX)")
+    if os.path.lexists(path):
+        return None
+    if path.name in ("", ".", ".."):
+        return problem("it names a folder, not a file")
+    # the folder the file lands in once the folders on its way are made, walked the way the kernel
+    # walks it: every existing component a folder, '..' of a folder still to be made is its parent
+    folder = Path(path.anchor or os.getcwd())
+    made: set[Path] = set()  # the folders the write makes on its way
+    for part in path.parts[1 if path.anchor else 0:-1]:
+        if os.path.lexists(folder) and not os.path.isdir(folder):
+            return problem(f"{folder} is not a folder")
+        if not os.path.lexists(folder):
+            made.add(folder)
+        if part == "..":
+            folder = Path(os.path.realpath(folder)).parent if os.path.lexists(folder) else folder.parent
+        elif part != ".":
+            folder = folder / part
+    landing = folder / path.name
+    if landing in made:
+        return problem(f"it names {landing}, a folder it needs on its way (through '..'); name the file without '..'")
+    if os.path.lexists(landing):
+        return problem(f"it leads to {landing}, which exists already (through '..' after a folder that does not "
+                       f"exist yet); name the file without '..'")
+    missing = missing_folders(landing)
+    nearest = missing[0].parent if missing else folder
+    if not os.path.isdir(nearest):
+        return problem(f"{nearest} is not a folder")
+    if not os.access(nearest, os.W_OK | os.X_OK):
+        return problem(f"{nearest} is not writable")
+    return None
+
+
+def create_secrets(inv: Inventory, sec: Secrets) -> list[Path]:
+    """Write ``sec`` as the inventory's new secrets file (mode 0600); returns the folders created
+    for it (outermost first), so that a caller whose next step fails can take them back. Raises
+    :class:`InputError` naming ``secrets_file`` when it cannot be created."""
+    problem = creation_problem(inv)
+    if problem:
+        raise InputError(problem)
+    path = secrets_path(inv)
+    created = missing_folders(path)
+    try:
+        write_secrets(path, sec)
+    except OSError as exc:
+        raise InputError(Problem(inv.path, SECRETS_FIELD, f"the secrets file {path} cannot be created: "
+                                                          f"{exc.strerror or exc}")) from None
+    return created
 
 
 def write_secrets(path: Path, sec: Secrets) -> None:
@@ -174,12 +315,12 @@ def ensure_secrets(inv: Inventory, create: bool = True) -> Secrets:
     inventory names secret parameters, the operator must add them to the file.
     """
     path = secrets_path(inv)
-    if not path.exists() and not path.is_symlink():  # a broken link is read (and refused), not replaced
+    if not os.path.lexists(path):  # a broken link is read (and refused), not replaced
         fresh = generate()
         if inv.settings.fencing and any(d.secret_params for d in inv.settings.fencing):
             fresh = fresh.model_copy(update={"fencing": {
                 d.name: {p: "CHANGE-ME" for p in d.secret_params} for d in inv.settings.fencing if d.secret_params}})
         if create:
-            write_secrets(path, fresh)
+            create_secrets(inv, fresh)
         return fresh
     return load_secrets(path, inv)

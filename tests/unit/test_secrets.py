@@ -19,6 +19,9 @@ from hakit.secrets import Secrets, ensure_secrets, generate, load_secrets, secre
 PASSWORD_FIELDS = ["replication_password", "admin_password", "monitoring_db_password", "heartbeat_authkey",
                    "drbd_secret"]
 PASSWORD_RULE = "must be 16 to 128 letters, digits, '_' or '-' (hakit generates such values)"
+DRBD_SECRET_RULE = ("must be 16 to 63 letters, digits, '_' or '-': DRBD takes a shared secret of at most 63 characters "
+                    "(hakit generates such values)")
+AUTHKEY_RULE = "must decode to 128 to 512 bytes: corosync takes a key of 1024 to 4096 bits (hakit generates 256 bytes)"
 ALPHABET = set("ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789")
 
 
@@ -184,14 +187,19 @@ def _line(text: str, key: str) -> int:
 @pytest.mark.parametrize("changes, fld, message, line_key", [
     ({"replication_password": "short"}, "replication_password", PASSWORD_RULE, "replication_password"),
     ({"admin_password": "has space in it 123456"}, "admin_password", PASSWORD_RULE, "admin_password"),
-    ({"drbd_secret": "quote'quote'quote'quote"}, "drbd_secret", PASSWORD_RULE, "drbd_secret"),
+    ({"drbd_secret": "quote'quote'quote'quote"}, "drbd_secret", DRBD_SECRET_RULE, "drbd_secret"),
+    ({"drbd_secret": "x" * 64}, "drbd_secret", DRBD_SECRET_RULE, "drbd_secret"),
     ({"heartbeat_authkey": "x" * 129}, "heartbeat_authkey", PASSWORD_RULE, "heartbeat_authkey"),
     ({"monitoring_db_password": 1234567890123456789}, "monitoring_db_password", "must be a valid string",
      "monitoring_db_password"),
     ({"corosync_authkey": "not base64!"}, "corosync_authkey", "must be base64 (hakit generates it)",
      "corosync_authkey"),
-    ({"corosync_authkey": base64.b64encode(b"short").decode()}, "corosync_authkey",
-     "must decode to 16 to 4096 bytes", "corosync_authkey"),
+    ({"corosync_authkey": base64.b64encode(b"short").decode()}, "corosync_authkey", AUTHKEY_RULE,
+     "corosync_authkey"),
+    ({"corosync_authkey": base64.b64encode(b"k" * 127).decode()}, "corosync_authkey", AUTHKEY_RULE,
+     "corosync_authkey"),
+    ({"corosync_authkey": base64.b64encode(b"k" * 513).decode()}, "corosync_authkey", AUTHKEY_RULE,
+     "corosync_authkey"),
     ({"replication_password": None}, "replication_password", "is required", None),
     ({"extra": "value"}, "extra", "unknown key", "extra"),
     ({"fencing": {"ipmi": "secret"}}, "fencing.ipmi", "must be a valid dictionary", "fencing"),
@@ -200,7 +208,8 @@ def _line(text: str, key: str) -> int:
     ({"fencing": {"Bad Device": {"password": "x"}}}, "fencing.Bad Device",
      "must be a name of lowercase letters, digits and '-', starting with a letter, at most 63 characters",
      "fencing"),
-], ids=["short", "space", "quote", "long", "int", "not-base64", "authkey-short", "missing", "unknown",
+], ids=["short", "space", "quote", "drbd-64", "long", "int", "not-base64", "authkey-short", "authkey-127",
+        "authkey-513", "missing", "unknown",
         "fencing-not-mapping", "fencing-newline", "fencing-bad-name"])
 def test_bad_content(tmp_path: Path, changes: dict, fld: str, message: str, line_key: str | None) -> None:
     text = _content(**changes)
