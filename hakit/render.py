@@ -22,7 +22,7 @@ import functools
 import json
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import jinja2
 
@@ -30,7 +30,7 @@ import hakit
 from hakit.artefact import CLUSTER_DIR, Artefact
 from hakit.errors import InputError, Problem
 from hakit.model import FenceDevice, Inventory, Node, Pair
-from hakit.secrets import Secrets
+from hakit.secrets import Secrets, heartbeat_stonith_problem, secrets_path
 
 #: the first line of every text file (after the XML declaration), in the file's comment syntax
 HEADER = "managed by hakit: rendered from the inventory by hakit render; edit the inventory, not this file"
@@ -188,16 +188,88 @@ def render_all(inv: Inventory, secrets: Secrets) -> list[Artefact]:
     _drbd(inv, secrets, out)
     _mysql(inv, secrets, out)
     _monitoring(inv, out)
-    return sorted(out.items)
+    artefacts = sorted(out.items)
+    _check_targets(inv, artefacts)
+    return artefacts
 
 
-def _fence_secret(secrets: Secrets, device: str, param: str) -> str:
+def _fence_secret(inv: Inventory, secrets: Secrets, device: str, param: str) -> str:
     try:
         return secrets.fencing[device][param]
     except KeyError:
-        raise InputError(Problem("secrets file", f"fencing.{device}.{param}",
+        raise InputError(Problem(str(secrets_path(inv)), f"fencing.{device}.{param}",
                                  f"is required: the inventory lists '{param}' in secret_params of fencing "
                                  f"device {device}")) from None
+
+
+# --------------------------------------------------------------------------- one path, one file
+
+#: what each kind of artefact is, in messages
+KIND_NAMES = {
+    "corosync": "the corosync configuration", "corosync-authkey": "the corosync authkey",
+    "cib-xml": "the CIB", "cib-crm": "the CIB's crm script", "ha.cf": "heartbeat's ha.cf",
+    "haresources": "heartbeat's haresources", "authkeys": "heartbeat's authkeys", "drbd": "the DRBD resource file",
+    "mysql-cnf": "the MariaDB fragment", "sysctl": "the kernel settings", "mysql-sql": "the replication SQL",
+    "nagios": "the Nagios fragment", "sync-manifest": "the sync manifest",
+}
+#: the inventory field that sets the target path of an artefact of this kind, in the order they are
+#: blamed when two collide (every other path is fixed by hakit)
+PATH_FIELDS = {"mysql-cnf": "all.vars.hakit.mysql.config_path", "nagios": "all.vars.hakit.monitoring.fragment",
+               "drbd": "all.vars.hakit.drbd.resource"}
+
+
+def _check_targets(inv: Inventory, artefacts: list[Artefact]) -> None:
+    """Refuse two artefacts on one path of a node, and an artefact whose path another needs as
+    its folder (or the root folder): one would overwrite the other, or neither could be written.
+    Said before anything is written, naming both artefacts and the inventory field."""
+    problems: list[Problem] = []
+    seen: set[tuple[str, str]] = set()
+
+    def blame(first: Artefact, second: Artefact, text: str) -> None:
+        # one problem for each artefact blamed (its field), said for the first node it is on
+        if (first.kind, first.path) not in seen:
+            seen.add((first.kind, first.path))
+            problems.append(Problem(inv.path, PATH_FIELDS[first.kind], text.format(node=first.node)))
+
+    def where(art: Artefact) -> str:
+        return PATH_FIELDS.get(art.kind, "a path hakit fixes")
+
+    def order(a: Artefact, b: Artefact) -> tuple[Artefact, Artefact]:
+        rank = list(PATH_FIELDS)
+        ranked = sorted((a, b), key=lambda art: rank.index(art.kind) if art.kind in rank else len(rank))
+        if ranked[0].kind not in PATH_FIELDS:
+            raise ValueError(f"{a.path} and {b.path}: two fixed paths collide")  # a hakit bug, not bad input
+        return ranked[0], ranked[1]
+
+    for node in sorted({art.node for art in artefacts}):
+        files: dict[PurePosixPath, Artefact] = {}
+        for art in (a for a in artefacts if a.node == node):
+            path = PurePosixPath("/" + art.path.lstrip("/"))
+            if path == PurePosixPath("/"):
+                if art.kind in PATH_FIELDS:
+                    blame(art, art, f"{KIND_NAMES[art.kind]} would be written to / on {{node}}, the root folder; "
+                                    f"give it a file path")
+                continue
+            if path in files:
+                first, second = order(files[path], art)
+                blame(first, second, f"{KIND_NAMES[first.kind]} and {KIND_NAMES[second.kind]} ({where(second)}) "
+                                     f"would both be written to {path} on {{node}}; give each a path of its own")
+                continue
+            files[path] = art
+        for path, art in sorted(files.items()):
+            folder = next((p for p in reversed(path.parents) if p in files), None)
+            if folder is None:
+                continue
+            outer = files[folder]  # a file, where ``art`` needs a folder
+            first, second = order(outer, art)
+            if first is outer:
+                blame(outer, art, f"{KIND_NAMES[outer.kind]} would be written to {folder} on {{node}}, the folder of "
+                                  f"{KIND_NAMES[art.kind]} ({path}, {where(art)}); give each a path of its own")
+            else:
+                blame(art, outer, f"{KIND_NAMES[art.kind]} would be written to {path} on {{node}}, below "
+                                  f"{KIND_NAMES[outer.kind]} ({folder}, {where(outer)}); give each a path of its own")
+    if problems:
+        raise InputError(problems)
 
 
 # --------------------------------------------------------------------------- storage helpers
@@ -398,7 +470,7 @@ def build_cib(inv: Inventory, secrets: Secrets) -> Cib:
         rid = f"fence-{dev.name}"
         params = dict(dev.params)
         for param in dev.secret_params:
-            params[param] = _fence_secret(secrets, dev.name, param)
+            params[param] = _fence_secret(inv, secrets, dev.name, param)
         params.setdefault("pcmk_host_list", " ".join(dev.nodes))
         fencing.append(Primitive(id=rid, cls="stonith", provider=None, type=dev.agent,
                                  params=tuple(sorted(params.items())),
@@ -539,21 +611,25 @@ def _stonith_values(inv: Inventory, dev: FenceDevice, secrets: Secrets) -> list[
     Known plugins (:data:`HEARTBEAT_STONITH_PARAMS`) get exactly their parameters in their
     order; others get ``params`` in inventory order, then ``secret_params``.
     """
+    index = inv.settings.fencing.index(dev)
     values = dict(dev.params)
+    # heartbeat splits the line on white space and reads '#' as a comment: an empty value or one
+    # with a space would shift every later one, a '#' would cut the line
+    for name, value in dev.params.items():
+        rule = heartbeat_stonith_problem(value, dev.agent)
+        if rule:
+            raise InputError(Problem(inv.path, f"all.vars.hakit.fencing[{index}].params.{name}", rule))
     for param in dev.secret_params:
-        values[param] = _fence_secret(secrets, dev.name, param)
-        if not values[param] or re.search(r"\s", values[param]):
-            # heartbeat splits the line on white space: such a value would shift every later one
-            raise InputError(Problem("secrets file", f"fencing.{dev.name}.{param}",
-                                     "must be non-empty and without spaces: heartbeat's stonith_host "
-                                     "takes parameters separated by white space"))
+        values[param] = _fence_secret(inv, secrets, dev.name, param)
+        rule = heartbeat_stonith_problem(values[param], dev.agent)
+        if rule:
+            raise InputError(Problem(str(secrets_path(inv)), f"fencing.{dev.name}.{param}", rule))
     order = HEARTBEAT_STONITH_PARAMS.get(dev.agent)
     if order is None:
         return list(values.values())
     missing = [name for name in order if name not in values]
     unknown = sorted(set(values) - set(order))
     if missing or unknown:
-        index = inv.settings.fencing.index(dev)
         detail = "; ".join(part for part in (
             f"missing: {', '.join(missing)}" if missing else "",
             f"not taken by it: {', '.join(unknown)}" if unknown else "") if part)
