@@ -69,8 +69,17 @@ class Context:
             click.echo(_shown(message))
 
 
+def _inventory_name(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    # an empty -i is a mistake (an unset variable in a script), not a wish for ./inventory.yml;
+    # an empty $HAKIT_INVENTORY counts as unset, as shells treat it
+    if value == "" and ctx.get_parameter_source(param.name or "") is not click.core.ParameterSource.ENVIRONMENT:
+        raise click.BadParameter(f"is empty: name the inventory file (without -i hakit reads $HAKIT_INVENTORY, "
+                                 f"else ./{DEFAULT_INVENTORY})")
+    return value or None
+
+
 inventory_option = click.option(
-    "-i", "--inventory", "inventory", metavar="INVENTORY", envvar="HAKIT_INVENTORY",
+    "-i", "--inventory", "inventory", metavar="INVENTORY", envvar="HAKIT_INVENTORY", callback=_inventory_name,
     help=f"The inventory file (default: $HAKIT_INVENTORY, else ./{DEFAULT_INVENTORY}).")
 
 
@@ -79,7 +88,7 @@ def _with_inventory(func):
 
     @functools.wraps(func)
     def wrapper(obj: Context, inventory: str | None, **kwargs):
-        if inventory:
+        if inventory is not None:
             obj.inventory_path = inventory
         return func(obj, **kwargs)
 
@@ -105,72 +114,144 @@ def main_group(ctx: click.Context, inventory: str | None, quiet: bool, verbose: 
     ctx.obj.command = ctx.invoked_subcommand
 
 
+def _out_folder(ctx: click.Context, param: click.Parameter, value: str | None) -> Path | None:
+    if value == "":
+        raise click.BadParameter("is empty: name the folder to write into (an empty name is not the current folder; "
+                                 "write -o . for that)")
+    return None if value is None else Path(value)
+
+
 @main_group.command()
 @_with_inventory
-@click.option("-o", "--out", "out", type=click.Path(file_okay=False, path_type=Path),
-              help="Folder to write into: one sub-folder per node, laid out by target path.")
+@click.option("-o", "--out", "out", type=click.Path(file_okay=False), callback=_out_folder,
+              help="Folder to write into: one sub-folder per node, laid out by target path. Only what hakit "
+                   "wrote there before is replaced (listed in OUT/.hakit-rendered).")
 @click.option("--check", is_flag=True, help="Only check that the inventory (and the secrets file, when it "
                                             "exists) renders; write nothing, not even the secrets file.")
 def render(ctx: Context, out: Path | None, check: bool) -> None:
     """Render every artefact of the inventory into OUT (one folder per node).
 
     Creates the secrets file (mode 0600) next to the inventory when it does not exist yet.
-    Output is byte-identical for the same inventory and secrets.
+    Output is byte-identical for the same inventory and secrets. Replaces only the node folders
+    an earlier render wrote (OUT/.hakit-rendered lists them), and those only once every new file
+    is written: a render that fails leaves the previous one whole.
     """
     from hakit import render as rendering
-    from hakit.artefact import write_tree
+    from hakit.artefact import check_tree, write_tree
     from hakit.errors import InputError
-    from hakit.secrets import ensure_secrets, secrets_path, write_secrets
+    from hakit.files import remove_empty_folders
+    from hakit.secrets import create_secrets, creation_problem, ensure_secrets, secrets_path
 
     if check == (out is not None):
         raise InputError("render: give either -o OUT (write the files) or --check (write nothing)")
     inv = ctx.inventory()
+    path = secrets_path(inv)
+    existed = os.path.lexists(path)
+    # bad input writes nothing: render in memory first (fresh secrets when there is no file yet),
+    # check that the secrets file and the output folder can be written, then write
+    sec = ensure_secrets(inv, create=False)
+    artefacts = rendering.render_all(inv, sec)
+    problem = None if existed else creation_problem(inv)
+    if problem:
+        raise InputError(problem)
     if check:
-        artefacts = rendering.render_all(inv, ensure_secrets(inv, create=False))
         ctx.result(False, f"render: {inv.path} renders {len(artefacts)} files for {len(inv.nodes)} nodes")
         return
     assert out is not None
-    # bad input writes nothing: render in memory first (fresh secrets when there is no file
-    # yet), and save new secrets only once the output folder looks writable
-    existed = secrets_path(inv).exists()
-    sec = ensure_secrets(inv, create=False)
-    artefacts = rendering.render_all(inv, sec)
     _check_out(out)
+    _check_secrets_outside(inv, out, sorted({art.node for art in artefacts}))
+    check_tree(artefacts, out)
+    made: list[Path] = []
     if not existed:
-        write_secrets(secrets_path(inv), sec)
-        ctx.say(f"created secrets file {secrets_path(inv)} (mode 0600)")
+        made = create_secrets(inv, sec)
+        ctx.say(f"created secrets file {path} (mode 0600)")
     try:
-        written = write_tree(artefacts, out)
-    except OSError as exc:
-        if not existed:
-            secrets_path(inv).unlink(missing_ok=True)
-        raise InputError(f"-o {out}: cannot write the files there ({exc.strerror or exc})") from None
+        written = write_tree(artefacts, out, managed=True)
+    except BaseException as exc:
+        if not existed:  # the secrets of a render that failed were never used: take them back
+            path.unlink(missing_ok=True)
+            remove_empty_folders(made)
+        if isinstance(exc, OSError):
+            raise InputError(f"-o {out}: cannot write the files there ({exc.strerror or exc})") from None
+        raise
     ctx.say(f"rendered {len(written)} files for {len(inv.nodes)} nodes into {out}")
-    for path in written:
-        ctx.say(f"  {path}", level=1)
+    for written_path in written:
+        ctx.say(f"  {written_path}", level=1)
     placeholders = [f"{dev}.{param}" for dev, params in sec.fencing.items() for param, value in params.items()
                     if value == "CHANGE-ME"]
     if placeholders:
-        ctx.say(f"note: set the fencing secrets {', '.join(placeholders)} in {secrets_path(inv)}")
+        ctx.say(f"note: set the fencing secrets {', '.join(placeholders)} in {path}")
+
+
+#: PATH_MAX and NAME_MAX of Linux, in bytes (PATH_MAX counts the terminating NUL)
+PATH_MAX, NAME_MAX = 4096, 255
+#: folders render never writes into (nor into a link to one): the system's own
+SYSTEM_FOLDERS = ("/", "/bin", "/boot", "/dev", "/etc", "/lib", "/proc", "/run", "/sbin", "/sys", "/usr", "/var")
+
+
+def _system_folders() -> set[str]:
+    from hakit import model
+
+    names = set(SYSTEM_FOLDERS) | set(getattr(model, "SYSTEM_FOLDERS", ()))  # the sync lists' list too
+    try:
+        names |= {f"/{name}" for name in os.listdir("/") if name.startswith("lib")}  # lib32, lib64, libx32
+    except OSError:
+        pass
+    return names | {os.path.realpath(name) for name in names}
 
 
 def _check_out(out: Path) -> None:
-    """Refuse (exit 2) an output folder that cannot be made: a name too long, a file on the way, no
-    write permission. The write itself is all or nothing (:func:`hakit.artefact.write_tree`)."""
+    """Refuse (exit 2) an output folder that cannot or must not be written: a name too long, a
+    system folder, a file on the way, no write permission. The write itself is all or nothing
+    (:func:`hakit.artefact.write_tree`)."""
     from hakit.errors import InputError
 
+    shown = str(out) if len(str(out)) <= 80 else f"{str(out)[:60]}..."
     for part in out.parts:
-        if len(os.fsencode(part)) > 255:
-            raise InputError(f"-o {out}: the name {part[:40]}... is longer than 255 bytes")
-    folder = out.absolute()
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
-    if out.exists() and not out.is_dir():
-        raise InputError(f"-o {out}: is not a folder")
-    if not folder.is_dir():
-        raise InputError(f"-o {out}: {folder} is not a folder")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise InputError(f"-o {out}: the folder {folder} is not writable")
+        if len(os.fsencode(part)) > NAME_MAX:
+            raise InputError(f"-o {shown}: the name {part[:40]}... is longer than {NAME_MAX} bytes")
+    try:
+        absolute = os.path.abspath(out)
+    except OSError as exc:  # the current folder is gone
+        raise InputError(f"-o {shown}: {exc.strerror or exc}") from None
+    size = len(os.fsencode(absolute))
+    if size >= PATH_MAX:
+        raise InputError(f"-o {shown}: the path is {size} bytes long with the current folder in front of it; a path "
+                         f"is shorter than {PATH_MAX} bytes (PATH_MAX)")
+    system = _system_folders()
+    for candidate in ("/" + absolute.lstrip("/"), os.path.realpath(absolute)):
+        if candidate in system or candidate.startswith(("/proc/", "/sys/")):
+            raise InputError(f"-o {shown}: {candidate} is a system folder; render into a folder of its own")
+    try:
+        if out.exists() and not out.is_dir():
+            raise InputError(f"-o {shown}: is not a folder")
+        folder = Path(absolute)
+        while not os.path.lexists(folder) and folder != folder.parent:
+            folder = folder.parent
+        if not folder.is_dir():
+            raise InputError(f"-o {shown}: {folder} is not a folder")
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise InputError(f"-o {shown}: the folder {folder} is not writable")
+    except OSError as exc:  # a loop of links
+        raise InputError(f"-o {shown}: {exc.strerror or exc}") from None
+
+
+def _check_secrets_outside(inv: Inventory, out: Path, tops: list[str]) -> None:
+    """Refuse a secrets file inside a folder that render -o replaces whole: the next render (or
+    this one) would delete it, and the passwords with it."""
+    from hakit.errors import InputError, Problem
+    from hakit.secrets import SECRETS_FIELD, secrets_path
+
+    path = secrets_path(inv)
+    for top in tops:
+        folder = out / top
+        for inner, outer in ((os.path.abspath(path), os.path.abspath(folder)),
+                             (os.path.realpath(path), os.path.realpath(folder))):
+            if inner == outer or inner.startswith(outer.rstrip("/") + "/"):
+                raise InputError(Problem(inv.path, SECRETS_FIELD,
+                                         f"the secrets file {path} is inside {folder}, a folder that render -o {out} "
+                                         f"replaces whole: it would be deleted with the passwords it holds; keep it "
+                                         f"outside the node folders"))
 
 
 @main_group.command()

@@ -54,7 +54,8 @@ def _break(path: Path) -> str:
 
 
 def _files(folder: Path) -> list[str]:
-    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+    """The rendered files under ``folder`` (not the marker that lists them, .hakit-rendered)."""
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file() and p.name != ".hakit-rendered")
 
 
 # --------------------------------------------------------------------------- usage
