@@ -121,7 +121,8 @@ def _check_owned(out: Path, rel: str, listed: set[str]) -> None:
     if stat.S_ISREG(info.st_mode) and rel in listed:
         return
     raise InputError(f"{path}: hakit did not write it (it is not listed in {out / MARKER}), and render -o replaces "
-                     f"only what it wrote; move it away or render into another folder")
+                     f"only what it wrote; move it away or render into another folder (a folder rendered by a hakit "
+                     f"older than this one has no such list: remove its node folders first)")
 
 
 def write_tree(artefacts: list[Artefact], out: Path, *, managed: bool = False) -> list[Path]:
