@@ -38,6 +38,11 @@ DOMAIN_PREFIX = "hakit-"
 #: where the nodes keep the key they fence with (the Vagrantfile installs it there)
 NODE_FENCE_KEY = "/root/.ssh/hakit_fence_key"
 FENCE_AGENTS = {"libvirt": "fence_virsh", "virtualbox": "fence_vbox"}
+#: heartbeat's stonith plugins (cluster-glue) per provider: libvirt's powers the VM off with virsh
+#: over SSH on the host; cluster-glue has none for VirtualBox
+HEARTBEAT_PLUGINS = {"libvirt": "external/libvirt"}
+#: what the nodes need for heartbeat's plugin: virsh
+HEARTBEAT_PACKAGES = {"libvirt": ["libvirt-clients"]}
 #: what may appear in a path written into the inventory (hakit's own rule for key files)
 SAFE_PATH = re.compile(r"[A-Za-z0-9._+@/~-]{1,255}")
 SAFE_USER = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
@@ -45,6 +50,12 @@ SAFE_USER = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
 
 class PlanError(Exception):
     """A bad choice (topology, subnet, ...): printed as one line, exit 2."""
+
+
+def fenced(stack: str, provider: str) -> bool:
+    """Whether the lab's nodes get fence devices: always on Pacemaker; on heartbeat where
+    cluster-glue has a plugin for the provider (libvirt)."""
+    return stack == "pacemaker" or provider in HEARTBEAT_PLUGINS
 
 
 def plan(topology: str, stack: str, subnet: str, provider: str, out: Path, interface: str = "eth1",
@@ -85,7 +96,7 @@ def plan(topology: str, stack: str, subnet: str, provider: str, out: Path, inter
         "netmask": str(net.netmask), "host_address": at(1), "interface": interface, "fence_user": fence_user,
         "out": str(out), "inventory": str(out / "inventory.yml"), "playbook": str(HERE.parent / "ansible" / "site.yml"),
         "key": str(out / "id_ed25519"), "known_hosts": str(out / "known_hosts"),
-        "fence_key": str(out / "fence_key") if stack == "pacemaker" else None, "node_fence_key": NODE_FENCE_KEY,
+        "fence_key": str(out / "fence_key") if fenced(stack, provider) else None, "node_fence_key": NODE_FENCE_KEY,
         "nodes": [{"name": name, "address": address, "pair": pair, "priority": priority,
                    "domain": DOMAIN_PREFIX + name, "memory": memory, "cpus": cpus,
                    "host_key": str(out / "hostkeys" / name / "ssh_host_ed25519_key")}
@@ -117,6 +128,19 @@ def inventory(p: dict) -> dict:
             "params": {"ip": p["host_address"], "username": p["fence_user"], "identity_file": NODE_FENCE_KEY,
                        "plug": node["domain"]},
         } for node in p["nodes"]]
+    elif p["provider"] in HEARTBEAT_PLUGINS:
+        # heartbeat: the same through cluster-glue's plugin, virsh over SSH on the host (the node's
+        # root reaches the host with the fence key and knows its host key: the Vagrantfile sets
+        # both up); reboot_method is the plugin's third configuration name (it resets by power
+        # cycle whatever it says)
+        hakit["fencing"] = [{
+            "name": f"vm-{node['name']}",
+            "agent": HEARTBEAT_PLUGINS[p["provider"]],
+            "nodes": [node["name"]],
+            "params": {"hostlist": f"{node['name']}:{node['domain']}",
+                       "hypervisor_uri": f"qemu+ssh://{p['fence_user']}@{p['host_address']}/system",
+                       "reboot_method": "power_cycle"},
+        } for node in p["nodes"]]
     groups = {"two-node": {"main": "hakit_nodes"}, "four-node": {"db": "hakit_db", "app": "hakit_app"}}
     children = {group: {"hosts": {node["name"]: {"ansible_host": node["address"], "ansible_user": "root",
                                                  "ansible_ssh_private_key_file": p["key"],
@@ -131,6 +155,8 @@ def inventory(p: dict) -> dict:
     if p["stack"] == "pacemaker":
         # ansible/site.yml installs these besides hakit's own packages: fence_virsh and fence_vbox
         all_vars["hakit_extra_packages"] = ["fence-agents"]
+    elif p["provider"] in HEARTBEAT_PACKAGES:
+        all_vars["hakit_extra_packages"] = HEARTBEAT_PACKAGES[p["provider"]]
     return {"all": {"vars": all_vars, "children": children}}
 
 

@@ -53,8 +53,14 @@ def test_generated_inventory_loads(topology: str, stack: str, provider: str, age
         assert [(d.agent, d.nodes, d.params["plug"], d.params["ip"], d.params["username"])
                 for d in inv.settings.fencing] == [(agent, [n.name], f"hakit-{n.name}", "10.77.5.1", "labuser")
                                                    for n in inv.nodes]
+    elif provider == "libvirt":
+        # heartbeat: cluster-glue's libvirt plugin, virsh over SSH on the host
+        assert [(d.agent, d.nodes, d.params) for d in inv.settings.fencing] == [
+            ("external/libvirt", [n.name], {"hostlist": f"{n.name}:hakit-{n.name}",
+                                            "hypervisor_uri": "qemu+ssh://labuser@10.77.5.1/system",
+                                            "reboot_method": "power_cycle"}) for n in inv.nodes]
     else:
-        assert inv.settings.fencing == []
+        assert inv.settings.fencing == []  # cluster-glue has no VirtualBox plugin
 
 
 def test_keys_and_known_hosts(tmp_path: Path) -> None:
@@ -171,12 +177,31 @@ def test_the_vagrantfile_provisions_with_the_site_playbook_and_checks_host_keys(
 
 
 def test_the_pacemaker_inventory_asks_for_the_fence_agents(tmp_path: Path) -> None:
-    for stack, extra in (("pacemaker", ["fence-agents"]), ("heartbeat", None)):
-        out = tmp_path / stack
-        assert make_inventory(out, "--stack", stack).returncode == 0
+    for stack, provider, extra in (("pacemaker", "libvirt", ["fence-agents"]),
+                                   ("heartbeat", "libvirt", ["libvirt-clients"]),
+                                   ("heartbeat", "virtualbox", None)):
+        out = tmp_path / f"{stack}-{provider}"
+        assert make_inventory(out, "--stack", stack, "--provider", provider).returncode == 0
         data = yaml.safe_load((out / "inventory.yml").read_text())
         assert data["all"]["vars"].get("hakit_extra_packages") == extra
         load_inventory(out / "inventory.yml")
+
+
+def test_the_heartbeat_inventory_renders_its_stonith_lines(tmp_path: Path, capsys) -> None:
+    """heartbeat on libvirt fences too: each node's ha.cf has a stonith_host line for the peer's
+    VM, run from the peer's node (a device of one node never runs on it), with the fence key
+    made for the node to reach the host."""
+    out = tmp_path / "gen"
+    assert make_inventory(out, "--stack", "heartbeat", "--provider", "libvirt", "--fence-user", "labuser",
+                          "--keys").returncode == 0
+    assert (out / "fence_key").exists()
+    assert main(["render", "-i", str(out / "inventory.yml"), "-o", str(tmp_path / "rendered")]) == 0, \
+        capsys.readouterr().err
+    for node, peer in (("n1", "n2"), ("n2", "n1")):
+        ha_cf = (tmp_path / "rendered" / node / "etc" / "ha.d" / "ha.cf").read_text()
+        lines = [line for line in ha_cf.splitlines() if line.startswith("stonith_host")]
+        assert lines == [f"stonith_host {node} external/libvirt {peer}:hakit-{peer} "
+                         f"qemu+ssh://labuser@192.168.56.1/system power_cycle"], lines
 
 
 def test_vagrant_validate_catches_a_broken_vagrantfile(tmp_path: Path) -> None:
