@@ -16,3 +16,34 @@ def _node_files_in_tmp(tmp_path_factory: pytest.TempPathFactory, monkeypatch: py
     from hakit.agents import watch
 
     monkeypatch.setattr(watch, "LOG", str(here / "watch.log"))
+
+
+#: host files a hostile-input test could reach through a link it made (chmod and open follow
+#: links): their type, mode and owner must be what they were when the unit tests began
+GUARDED = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/etc", "/etc/passwd", "/tmp", "/")
+
+
+def _state(path: str) -> tuple[int, int, int] | None:
+    import os
+
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_mode, info.st_uid, info.st_gid
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _host_files_untouched():
+    """A unit test once made this machine's /dev/null mode 0000 (a chmod through a link to it),
+    which broke every later program that writes to /dev/null as another user. Checked after the
+    whole run; a change fails it, naming the file (and is put back, so the machine keeps working)."""
+    import os
+
+    before = {path: _state(path) for path in GUARDED}
+    yield
+    changed = {path: (before[path], _state(path)) for path in GUARDED if _state(path) != before[path]}
+    for path, (was, _) in changed.items():
+        if was is not None:
+            os.chmod(path, was[0] & 0o7777)
+    assert not changed, f"unit tests changed host files: {changed}"

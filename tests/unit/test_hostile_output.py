@@ -922,8 +922,9 @@ def test_a_secrets_file_that_is_not_a_regular_file(kind: str, mode: int, command
         path = s.secrets
         path.unlink()
         NOT_REGULAR_KINDS[kind](path)
-        with contextlib.suppress(OSError):
-            os.chmod(path, mode)
+        if not path.is_symlink():  # chmod follows a link: one to /dev/null made the host's /dev/null 0000
+            with contextlib.suppress(OSError):
+                os.chmod(path, mode)
         before = snapshot(s.root)
         argv = [a.replace("{out}", str(s.work / "out")) for a in command]
         fifo = path if kind == "fifo" else path.with_name("real-" + path.name)
