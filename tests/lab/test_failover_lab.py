@@ -475,7 +475,10 @@ def test_the_stack_sent_to_a_node_whose_database_is_down_gives_the_group_back(pa
     assert doc["generation"] == generation  # n2's own role, taken back: nothing new promoted
     assert [n for n, v in doc["nodes"].items() if v["writable"]] == ["n2"]
     pair.start_mariadb("n1")
-    _wait_until("n1 readable", lambda: pair.status(capsys)["nodes"]["n1"]["writable"] is False, timeout=60)
+    # the clean-up above makes Pacemaker probe the group again: n2 is the active once it has
+    # (a resync started in the middle found no writable node, once)
+    _wait_until("n1 readable and n2 the active", lambda: (lambda d: d["nodes"]["n1"]["writable"] is False
+                                                          and d["active"] == "n2")(pair.status(capsys)), timeout=60)
     code, out, err = pair.run(capsys, "resync", "--yes")
     assert code == 0, out + err
     pair.wait_healthy(capsys, "n2")
