@@ -23,7 +23,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from hakit.errors import InputError, Problem
-from hakit.model import HAKIT_DIR, HOST_MAP, FenceDevice, HostVars, Inventory, Node, Pair, Settings
+from hakit.model import HAKIT_DIR, HOST_MAP, MARIADB_FRAGMENT_DIRS, FenceDevice, HostVars, Inventory, Node, Pair, Settings
 from hakit.yamlsrc import PathKey, YamlSource, load_yaml, read_text
 
 SETTINGS_PATH: PathKey = ("all", "vars", "hakit")
@@ -571,6 +571,10 @@ def _overlap(a: str, b: str) -> bool:
     return a == b or a.startswith(b.rstrip("/") + "/") or b.startswith(a.rstrip("/") + "/")
 
 
+#: the folders (and file) MariaDB reads its configuration from, on Debian and elsewhere
+MARIADB_CONFIG_DIRS = ("/etc/mysql", "/etc/my.cnf", *[d for d in MARIADB_FRAGMENT_DIRS if not d.startswith("/etc/mysql/")])
+
+
 def _path_checks(s: Settings, src: YamlSource, problems: list[Problem]) -> None:
     """Sync lists and shared paths keep away from what differs between the nodes (hakit's rendered
     files, the database server's data and configuration) and from the block storage's mount: the
@@ -578,6 +582,10 @@ def _path_checks(s: Settings, src: YamlSource, problems: list[Problem]) -> None:
     apart = [(HAKIT_DIR, f"hakit's rendered files ({HAKIT_DIR}), which differ between the nodes"),
              (s.mysql.datadir, f"mysql.datadir ({s.mysql.datadir}), which differs between the nodes"),
              (s.mysql.config_path, f"mysql.config_path ({s.mysql.config_path}), which differs between the nodes")]
+    # MariaDB's configuration folders, wherever hakit's fragment is: what MariaDB reads from them
+    # (the other fragments, Debian's maintenance login) is each node's own
+    apart += [(folder, f"MariaDB's configuration ({folder}), which differs between the nodes")
+              for folder in MARIADB_CONFIG_DIRS]
     if s.stack == "heartbeat":
         apart.append(("/etc/ha.d", "the node's own ha.cf (/etc/ha.d), which differs between the nodes"))
     for kind, section in (("drbd", s.drbd), ("shared", s.shared_storage)):

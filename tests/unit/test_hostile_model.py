@@ -522,3 +522,15 @@ def test_a_semicolon_is_refused_in_every_fence_parameter_but_the_host_map():
     with pytest.raises(InputError) as refused:
         parse_inventory(text, "two.yml")
     assert "fencing[0].params.username: must not contain ';': only pcmk_host_map may" in str(refused.value)
+
+
+@pytest.mark.parametrize("path", ["/etc/mysql", "/etc/mysql/conf.d", "/etc/my.cnf.d", "/etc/my.cnf"])
+def test_mariadb_s_configuration_is_never_synced_wherever_hakit_s_fragment_is(path):
+    """Hypothesis found it: with mysql.config_path under /etc/my.cnf.d, syncing /etc/mysql (Debian's
+    MariaDB configuration, each node's own) was accepted."""
+    example = Path(__file__).resolve().parents[2] / "examples" / "two-node-pacemaker.yml"
+    text = example.read_text().replace("        - path: /etc/nagios4/objects", f"        - path: {path}")
+    text = text.replace("      mysql:\n", "      mysql:\n        config_path: /etc/my.cnf.d/hakit.cnf\n", 1)
+    with pytest.raises(InputError) as refused:
+        parse_inventory(text, "two.yml")
+    assert f"{path} overlaps " in str(refused.value) and "which differs between the nodes" in str(refused.value)
