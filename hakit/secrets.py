@@ -23,7 +23,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from hakit.errors import InputError, Problem
 from hakit.files import atomic_write, missing_folders
 from hakit.model import Ident, Inventory, Name
-from hakit.yamlsrc import MAX_BYTES, load_yaml
+from hakit.yamlsrc import MAX_BYTES, decoded, load_yaml
 
 _PASSWORD_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789"
 
@@ -168,7 +168,7 @@ def load_secrets(path: Path, inv: Inventory | None = None) -> Secrets:
             raw = fh.read(MAX_BYTES + 1)
         except OSError as exc:
             raise InputError(Problem(str(path), "", f"secrets file cannot be read ({exc.strerror or exc})")) from None
-    src = load_yaml(_decoded(path, raw), str(path))
+    src = load_yaml(decoded(path, raw, "secrets file"), str(path))
     if not isinstance(src.data, dict):
         raise InputError(src.problem((), "must be a mapping of secret names to values"))
     try:
@@ -195,17 +195,6 @@ def _check_file(path: Path, info: os.stat_result) -> None:
                                                 f"readable by its owner only (chmod 600 {path})"))
     if info.st_uid not in (0, os.geteuid()):
         raise InputError(Problem(str(path), "", "secrets file must be owned by root or by the user running hakit"))
-
-
-def _decoded(path: Path, raw: bytes) -> str:
-    if len(raw) > MAX_BYTES:
-        raise InputError(Problem(str(path), "", f"secrets file is larger than {MAX_BYTES // (1 << 20)} MiB; "
-                                                f"an inventory or a secrets file is far smaller"))
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InputError(Problem(str(path), "", f"secrets file is not UTF-8 text (bad byte at offset {exc.start})")) \
-            from None
 
 
 def heartbeat_stonith_problem(value: str, agent: str) -> str | None:

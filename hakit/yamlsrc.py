@@ -74,6 +74,12 @@ def read_text(path: Path, what: str) -> str:
         raise InputError(Problem(str(path), "", f"{what} cannot be read ({exc.strerror or exc})")) from None
     except ValueError as exc:  # a NUL in the name
         raise InputError(Problem(repr(str(path)), "", f"{what} cannot be read ({exc})")) from None
+    return decoded(path, raw, what)
+
+
+def decoded(path: Path, raw: bytes, what: str) -> str:
+    """``raw`` (read from ``path``, at most :data:`MAX_BYTES` + 1 bytes) as text, or an
+    :class:`InputError` naming the file: too large, or not UTF-8."""
     if len(raw) > MAX_BYTES:
         raise InputError(Problem(str(path), "", f"{what} is larger than {MAX_BYTES // (1 << 20)} MiB; "
                                                 f"an inventory or a secrets file is far smaller"))
