@@ -24,7 +24,7 @@ from hakit.errors import ExitCode, HakitError, printable
 def redact_seen(text: str) -> str:
     """``text`` without any secret this process has loaded (none before hakit.secrets is imported:
     the import stays lazy, so ``--help`` and the agents start fast)."""
-    secrets = sys.modules.get("hakit.secrets")
+    secrets = sys.modules.get("hakit.inventory.secrets")
     return secrets.redact_seen(text) if secrets is not None else text
 
 
@@ -33,7 +33,7 @@ def _shown(text: str) -> str:
     another tool might carry one, and Ansible logs hakit's output), no terminal control."""
     return printable(redact_seen(text))
 if TYPE_CHECKING:
-    from hakit.model import Inventory
+    from hakit.inventory.model import Inventory
 
 DEFAULT_INVENTORY = "inventory.yml"
 
@@ -59,7 +59,7 @@ class Context:
         self.say(message)
 
     def inventory(self) -> Inventory:
-        from hakit.inventory import load_inventory  # not at the top: the agents start without it
+        from hakit.inventory.loader import load_inventory  # not at the top: the agents start without it
 
         path = self.inventory_path or os.environ.get("HAKIT_INVENTORY") or DEFAULT_INVENTORY
         return load_inventory(path)
@@ -136,11 +136,11 @@ def render(ctx: Context, out: Path | None, check: bool) -> None:
     an earlier render wrote (OUT/.hakit-rendered lists them), and those only once every new file
     is written: a render that fails leaves the previous one whole.
     """
-    from hakit import render as rendering
-    from hakit.artefact import check_tree, write_tree
+    from hakit.render import render as rendering
+    from hakit.render.artefact import check_tree, write_tree
     from hakit.errors import InputError
     from hakit.files import remove_empty_folders
-    from hakit.secrets import create_secrets, creation_problem, ensure_secrets, secrets_path
+    from hakit.inventory.secrets import create_secrets, creation_problem, ensure_secrets, secrets_path
 
     if check == (out is not None):
         raise InputError("render: give either -o OUT (write the files) or --check (write nothing)")
@@ -190,7 +190,7 @@ SYSTEM_FOLDERS = ("/", "/bin", "/boot", "/dev", "/etc", "/lib", "/proc", "/run",
 
 
 def _system_folders() -> set[str]:
-    from hakit import model
+    from hakit.inventory import model
 
     names = set(SYSTEM_FOLDERS) | set(getattr(model, "SYSTEM_FOLDERS", ()))  # the sync lists' list too
     try:
@@ -240,7 +240,7 @@ def _check_secrets_outside(inv: Inventory, out: Path, tops: list[str]) -> None:
     """Refuse a secrets file inside a folder that render -o replaces whole: the next render (or
     this one) would delete it, and the passwords with it."""
     from hakit.errors import InputError, Problem
-    from hakit.secrets import SECRETS_FIELD, secrets_path
+    from hakit.inventory.secrets import SECRETS_FIELD, secrets_path
 
     path = secrets_path(inv)
     for top in tops:
@@ -262,7 +262,7 @@ def validate(ctx: Context) -> None:
     Renders into a temporary folder; writes nothing next to the inventory.
     """
     from hakit import validate as validation
-    from hakit.secrets import ensure_secrets
+    from hakit.inventory.secrets import ensure_secrets
 
     inv = ctx.inventory()
     ctx.say(f"inventory {inv.path}: OK ({inv.settings.topology}, {inv.settings.stack}, "
@@ -286,15 +286,15 @@ def status(ctx: Context, as_json: bool) -> None:
     """
     import json
 
-    from hakit.check import unfenced
-    from hakit.observe import real_world
-    from hakit.secrets import load_secrets, secrets_path
-    from hakit.snapshot import derive_state, status_document
-    from hakit.status_view import print_status
+    from hakit.status.check import unfenced
+    from hakit.failover.observe import real_world
+    from hakit.inventory.secrets import load_secrets, secrets_path
+    from hakit.failover.snapshot import derive_state, status_document
+    from hakit.status.view import print_status
 
     inv = ctx.inventory()
     secrets = load_secrets(secrets_path(inv), inv)
-    from hakit.operate import journal_for, observe_operation, spread_floor
+    from hakit.failover.operate import journal_for, observe_operation, spread_floor
 
     world = real_world(inv, secrets)
     try:
@@ -322,9 +322,9 @@ def status(ctx: Context, as_json: bool) -> None:
 @_with_inventory
 def check(ctx: Context) -> None:
     """Nagios plugin: one status line with perfdata; exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN."""
-    from hakit.check import unfenced, unknown, verdict
-    from hakit.observe import observe
-    from hakit.snapshot import derive_state
+    from hakit.status.check import unfenced, unknown, verdict
+    from hakit.failover.observe import observe
+    from hakit.failover.snapshot import derive_state
 
     try:
         inv = ctx.inventory()
@@ -350,8 +350,8 @@ def _check_world(inv: Inventory):
     import yaml
 
     from hakit.errors import InputError
-    from hakit.observe import CHECK_CREDENTIALS, node_world, real_world
-    from hakit.secrets import load_secrets, secrets_path
+    from hakit.failover.observe import CHECK_CREDENTIALS, node_world, real_world
+    from hakit.inventory.secrets import load_secrets, secrets_path
 
     path = secrets_path(inv)
     if os.access(path, os.R_OK):
@@ -376,10 +376,10 @@ def init(ctx: Context, dry_run: bool) -> None:
     Idempotent: a second run changes nothing and says so. Creates the secrets file (0600) when
     missing. Exit 1 when a step fails (re-run to resume), 3 when it refuses for safety.
     """
-    from hakit import render as rendering
-    from hakit.init import InitRun, run_init
-    from hakit.observe import real_world
-    from hakit.secrets import ensure_secrets
+    from hakit.render import render as rendering
+    from hakit.pair.init import InitRun, run_init
+    from hakit.failover.observe import real_world
+    from hakit.inventory.secrets import ensure_secrets
 
     inv = ctx.inventory()
     secrets = ensure_secrets(inv, create=not dry_run)
@@ -403,9 +403,9 @@ def init(ctx: Context, dry_run: bool) -> None:
 def sync_command(ctx: Context, dry_run: bool) -> None:
     """Push the inventory's sync files and folders from the active to the standby (only what differs)."""
     from hakit.errors import SafetyRefusal
-    from hakit.observe import holds_address
-    from hakit.remote import runner_for
-    from hakit.sync import sync
+    from hakit.failover.observe import holds_address
+    from hakit.remote.remote import runner_for
+    from hakit.pair.sync import sync
 
     inv = ctx.inventory()
     items = list(inv.settings.sync)
@@ -447,8 +447,8 @@ def _operation(ctx: Context, operation: str, dry_run: bool, yes: bool, **fields:
     The nodes' connections open as soon as the input is checked, in the background: the
     planner's imports run meanwhile (for a takeover, time before the VIP moves)."""
     from hakit.errors import InputError
-    from hakit.observe import real_world
-    from hakit.secrets import load_secrets, secrets_path
+    from hakit.failover.observe import real_world
+    from hakit.inventory.secrets import load_secrets, secrets_path
 
     inv = ctx.inventory()
     names = inv.db_pair.node_names
@@ -476,9 +476,9 @@ def _operation(ctx: Context, operation: str, dry_run: bool, yes: bool, **fields:
 def _run_operation(ctx: Context, inv, secrets, world, operation: str, dry_run: bool, yes: bool,
                    fields: dict[str, Any]) -> None:
     from hakit.errors import InputError
-    from hakit.failover import Request
-    from hakit.operate import run_operation
-    from hakit.transfer import NullProgress, RichProgress
+    from hakit.failover.planners import Request
+    from hakit.failover.operate import run_operation
+    from hakit.remote.transfer import NullProgress, RichProgress
 
     request = Request(operation, **fields)  # type: ignore[arg-type]
 
@@ -572,9 +572,9 @@ def maintenance(ctx: Context, mode: str) -> None:
     heartbeat: stopped on the nodes that could take the resources over. hakit's agents do not
     promote, takeover and switchover refuse. Idempotent.
     """
-    from hakit.maintenance import set_maintenance
-    from hakit.observe import real_world
-    from hakit.secrets import load_secrets, secrets_path
+    from hakit.pair.maintenance import set_maintenance
+    from hakit.failover.observe import real_world
+    from hakit.inventory.secrets import load_secrets, secrets_path
 
     inv = ctx.inventory()
     world = real_world(inv, load_secrets(secrets_path(inv), inv))

@@ -18,7 +18,7 @@ def served(argv: list[str]) -> bool:
 def main() -> int:
     argv = sys.argv[1:]
     if served(argv):
-        from hakit.agents.quick import forward
+        from hakit.agents.server_client import forward
 
         code = forward(argv)
         if code is not None:

@@ -56,6 +56,6 @@ def _forget_seen_secrets():
     yield
     import sys
 
-    secrets = sys.modules.get("hakit.secrets")
+    secrets = sys.modules.get("hakit.inventory.secrets")
     if secrets is not None:
         secrets._SEEN.clear()

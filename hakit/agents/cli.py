@@ -19,7 +19,7 @@ def agent_group() -> None:
 def _lean_monitoring_stop() -> int | None:
     """The monitoring master's stop from what its start recorded, without loading the inventory
     (it is the first action of every move of the group); None when there is no record."""
-    from hakit.agents.lean import recorded_monitoring, stop_monitoring
+    from hakit.agents.processes import recorded_monitoring, stop_monitoring
 
     recorded = recorded_monitoring()
     if recorded is None:
@@ -40,7 +40,7 @@ def ocf_command(name: str, action: str | None) -> None:
     try:
         watched = name == "mariadb-role" and action in ("start", "stop")
         if watched and action == "stop":
-            from hakit.agents.lean import database_server_running, stop_watcher
+            from hakit.agents.processes import database_server_running, stop_watcher
 
             stop_watcher()  # first: it must not act on a role that is stopping
             # no server: nothing is writable here (and it starts read-only: hakit.cnf)
@@ -81,7 +81,7 @@ def heartbeat_command(name: str, action: str) -> None:
         elif name == "monitoring-master" and action == "stop" and (lean := _lean_monitoring_stop()) is not None:
             code = 0 if lean == ocf.OCF_SUCCESS else 1
         elif name == "mariadb-role" and action == "stop":
-            from hakit.agents.lean import database_server_running, stop_watcher
+            from hakit.agents.processes import database_server_running, stop_watcher
 
             stop_watcher()  # first: it must not act on a role that is stopping
             # no server: nothing is writable here (it starts read-only: hakit.cnf)
@@ -139,7 +139,7 @@ def server_command(start: bool) -> None:
     """The agent server: the agents' code loaded once, a forked worker per call of the stack
     (about 0.3 s less inside every failover). The first call that finds none starts one;
     ``hakit init`` and ``resync`` start it on the nodes. Without --start: serve in the foreground."""
-    from hakit.agents import quick
+    from hakit.agents import server_client as quick
 
     if start:
         if not quick.server_listening():
@@ -159,7 +159,7 @@ def watch_command(start: bool, stop: bool) -> None:
     The role's start and stop run the watcher; ``--start``/``--stop`` are for a switchover that
     moves the role itself (the stack then finds it already in place and runs neither)."""
     from hakit.agents.context import load_context
-    from hakit.agents.lean import stop_watcher
+    from hakit.agents.processes import stop_watcher
     from hakit.agents.watch import start_watcher, watch
 
     if start and stop:

@@ -9,15 +9,15 @@ from dataclasses import dataclass
 
 import pymysql
 
-from hakit.agents.decide import classify_peer
+from hakit.failover.automatic import classify_peer
 from hakit.errors import InputError
-from hakit.gtid import Position
-from hakit.inventory import load_inventory
-from hakit.model import Inventory, Node
-from hakit.mysql import PROMOTED_AT_EPOCH, STATE_TABLE, DbFacts, PromotionRecord, PyMySQLDatabase, ident
-from hakit.promote import PeerView
-from hakit.secrets import Secrets, load_secrets
-from hakit.tls import pymysql_tls
+from hakit.mysql.gtid import Position
+from hakit.inventory.loader import load_inventory
+from hakit.inventory.model import Inventory, Node
+from hakit.mysql.mysql import PROMOTED_AT_EPOCH, STATE_TABLE, DbFacts, PromotionRecord, PyMySQLDatabase, ident
+from hakit.failover.promote import PeerView
+from hakit.inventory.secrets import Secrets, load_secrets
+from hakit.mysql.tls import pymysql_tls
 
 NODE_INVENTORY = "/etc/hakit/inventory.yml"
 #: pymysql's error for a connection that could not be made (refused, no route, timed out);

@@ -18,8 +18,8 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
-from hakit.agents.decide import Decision, ServerLook, StopProgress, stop_decision
-from hakit.agents.lean import SERVER_NAMES
+from hakit.failover.automatic import Decision, ServerLook, StopProgress, stop_decision
+from hakit.agents.processes import SERVER_NAMES
 
 #: the read lock of a stop's read-only attempt waits at most this long for running writes
 STOP_LOCK_WAIT = 2.0
@@ -73,7 +73,7 @@ class LocalServer:
     pids: Callable[[], frozenset[int]] = field(default=lambda: server_pids())
 
     def _db(self, read_timeout: float):
-        from hakit.mysql import PyMySQLDatabase
+        from hakit.mysql.mysql import PyMySQLDatabase
 
         return PyMySQLDatabase("local", unix_socket=self.socket, user="root", connect_timeout=LOOK_TIMEOUT,
                                read_timeout=read_timeout)

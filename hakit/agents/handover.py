@@ -31,7 +31,7 @@ import subprocess
 import time
 from typing import Callable
 
-from hakit.agents.lean import spawn_once
+from hakit.agents.processes import spawn_once
 
 PIDFILE = "/run/hakit-hand-over.pid"
 #: seconds between the failed start and the request (heartbeat gives the group up meanwhile)
@@ -58,7 +58,7 @@ def rscstatus() -> str | None:
 def holds_group(ctx, status: str | None) -> bool | None:
     """Whether heartbeat's ``status`` means this node holds its pair's group (None: unknown). The
     group is the local set of the preferred node and the foreign set of the other."""
-    from hakit.render import _preferred
+    from hakit.render.render import _preferred
 
     if status is None or status == "transition":
         return None
@@ -70,7 +70,7 @@ def reason_to_keep(ctx, status: str | None) -> str | None:
     """Why the group should stay here (None: hand it over)."""
     from hakit.agents.watch import peer_active
     from hakit.errors import HakitError
-    from hakit.flags import maintenance_on
+    from hakit.failover.flags import maintenance_on
 
     if maintenance_on():
         return "maintenance mode is on"

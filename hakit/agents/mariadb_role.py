@@ -19,16 +19,17 @@ from dataclasses import replace
 
 from hakit import __version__
 from hakit.agents import ocf
-from hakit.agents.decide import DeathProof, peer_gate
+from hakit.failover.automatic import DeathProof, peer_gate
 from hakit.agents.stonith import fence_peer, fencing_configured
 from hakit.agents.context import load_context
 from hakit.errors import HakitError
-from hakit.flags import MAINTENANCE_FLAG as FLAG, maintenance_on as flag_set, raise_floor, read_floor, resync_pending
-from hakit.executor import Executor
-from hakit.instance import local_instance
-from hakit.mysql import DatabaseUnreachable
-from hakit.plan import Refusal
-from hakit.promote import database_actions, plan_promotion
+from hakit.failover.flags import (MAINTENANCE_FLAG as FLAG, maintenance_on as flag_set, raise_floor, read_floor,
+                                  resync_pending)
+from hakit.failover.executor import Executor
+from hakit.mysql.instance import local_instance
+from hakit.mysql.mysql import DatabaseUnreachable
+from hakit.failover.plan import Refusal
+from hakit.failover.promote import database_actions, plan_promotion
 
 STARTED = time.monotonic()
 #: how long the agent waits for the peer's MariaDB to answer (a handshake on the local network
@@ -157,7 +158,7 @@ def stop() -> int:
     inventory cannot be read is stopped all the same (the default socket): a stop never fails
     for a configuration reason."""
     from hakit.agents.fence_self import STOP_LOCK_WAIT, LocalServer, make_not_writable
-    from hakit.model import MySQL
+    from hakit.inventory.model import MySQL
 
     socket = MySQL.model_fields["socket"].default
     try:

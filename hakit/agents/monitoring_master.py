@@ -18,7 +18,7 @@ from typing import Callable
 
 from hakit import __version__
 from hakit.agents import ocf
-from hakit.agents.lean import process_running, record_monitoring, stop_monitoring
+from hakit.agents.processes import process_running, record_monitoring, stop_monitoring
 from hakit.agents.context import load_context
 from hakit.errors import HakitError
 
@@ -52,7 +52,7 @@ def _with_settings(action: Callable[..., int]) -> Callable[[], int]:
                 return ocf.OCF_NOT_RUNNING
             if action.__name__ != "stop":
                 return ocf.OCF_ERR_CONFIGURED
-            from hakit.model import Monitoring
+            from hakit.inventory.model import Monitoring
 
             mon = Monitoring()
         return action(mon)

@@ -33,14 +33,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from hakit.agents.quick import ACCEPTED, EXITED, GO, SOCKET, STALE
+from hakit.agents.server_client import ACCEPTED, EXITED, GO, SOCKET, STALE
 
 LOCK = "/run/hakit/agent.lock"
 LOG = "/var/log/hakit/agent-server.log"
 #: what every worker would otherwise import itself
 PRELOAD = ("hakit.cli", "hakit.agents.cli", "hakit.agents.registry", "hakit.agents.mariadb_role",
            "hakit.agents.monitoring_master", "hakit.agents.watch", "hakit.agents.context",
-           "hakit.agents.lean", "hakit.agents.handover")
+           "hakit.agents.processes", "hakit.agents.handover")
 #: a request is a small JSON document (arguments, environment)
 MAX_REQUEST = 256 * 1024
 #: seconds a caller has to send its request once connected

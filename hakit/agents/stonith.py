@@ -33,7 +33,7 @@ def fencing_configured(ctx: NodeContext) -> bool:
 def fence_peer(ctx: NodeContext, *, run=subprocess.run) -> tuple[bool, str]:
     """Power the peer off through each device that covers it, until one succeeds: (done, what
     happened, in a sentence)."""
-    from hakit.render import _stonith_values
+    from hakit.render.render import _stonith_values
 
     peer = ctx.peer.name
     said = []

@@ -41,12 +41,12 @@ import sys
 import time
 
 from hakit.agents.context import NodeContext
-from hakit.agents.decide import (CheckOutcome, CheckVerdict, check_verdict, give_up_decision, isolation_decision,
-                                  next_check_in, peer_check_due, rejoin_decision, semi_sync_decision)
-from hakit.agents.lean import PIDFILE, spawn_once
+from hakit.failover.automatic import (CheckOutcome, CheckVerdict, check_verdict, give_up_decision, isolation_decision,
+                                      next_check_in, peer_check_due, rejoin_decision, semi_sync_decision)
+from hakit.agents.processes import PIDFILE, spawn_once
 from hakit.errors import HakitError
-from hakit.mysql import DatabaseUnreachable
-from hakit.flags import maintenance_on as flag_set
+from hakit.mysql.mysql import DatabaseUnreachable
+from hakit.failover.flags import maintenance_on as flag_set
 
 LOG = "/var/log/hakit/watch.log"
 HB_STANDBY = "/usr/share/heartbeat/hb_standby"
@@ -146,7 +146,7 @@ def isolation_seconds(deadtime: float) -> float:
 
 def _fail_role(ctx: NodeContext) -> None:
     """Pacemaker: report the role failed here now (as its monitor would, seconds later)."""
-    from hakit.render import pacemaker_names
+    from hakit.render.render import pacemaker_names
 
     role = pacemaker_names(ctx.inv, ctx.inv.pair_of(ctx.node.name)).db_role
     _log(f"the database of {ctx.node.name} is down: reporting {role} failed (crm_resource --fail)")

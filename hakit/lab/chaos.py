@@ -188,7 +188,7 @@ class Campaign:
         as the node's service manager or its operator would. Noted in the report."""
         if self.stack != "heartbeat":
             return
-        from hakit.lab import lab as labmod
+        from hakit.lab import lifecycle as labmod
 
         for node in labmod.status(str(self.lab.dir)):
             if node.alive and node.name in self.pair and not node.daemons.get("heartbeat"):
@@ -252,7 +252,7 @@ class Campaign:
         self._bring_back(node)
 
     def _alive(self, node: str) -> bool:
-        from hakit.lab import lab as labmod
+        from hakit.lab import lifecycle as labmod
 
         return {s.name: s.alive for s in labmod.status(str(self.lab.dir))}.get(node, False)
 
@@ -340,7 +340,7 @@ class Campaign:
         if then_nothing_to_do and again.returncode == 0:
             third = run_hakit(self.lab.inventory, "--result-json", *args, timeout=1800)
             changed = json.loads(third.stdout.strip().splitlines()[-1]).get("changed") if third.stdout.strip() else None
-        from hakit.operate import journal_for
+        from hakit.failover.operate import journal_for
 
         left = journal_for(self.lab.inv()).open_operation()
         self.auditor.operation(report.index, " ".join(args[:1] + args[2:]), first,

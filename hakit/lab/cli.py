@@ -48,7 +48,7 @@ def lab() -> None:
                    "fills the node's disk and not the host's. 0: none.")
 def up(dir: str, topology: str, stack: str, subnet: str, timings: str, tls: bool, data_disk: int) -> None:
     """Build the lab (an earlier lab in DIR is removed first) and write DIR/inventory.yml."""
-    from hakit.lab import lab as impl
+    from hakit.lab import lifecycle as impl
 
     report = impl.up(dir, topology, stack, subnet, say=click.echo, timings=timings, tls=tls, data_disk=data_disk)
     spec = report.spec
@@ -80,7 +80,7 @@ def up(dir: str, topology: str, stack: str, subnet: str, timings: str, tls: bool
 @click.option("--keep-files", is_flag=True, help="Keep DIR (logs, node data) for a post-mortem.")
 def down(dir: str, keep_files: bool) -> None:
     """Remove the lab: every node process, link, mount, host file and (unless --keep-files) DIR."""
-    from hakit.lab import lab as impl
+    from hakit.lab import lifecycle as impl
 
     removed = impl.down(dir, keep_files=keep_files)
     if removed:
@@ -93,7 +93,7 @@ def down(dir: str, keep_files: bool) -> None:
 @DIR_OPTION
 def status(dir: str) -> None:
     """Nodes, init PIDs, addresses, links and daemons (observed now)."""
-    from hakit.lab import lab as impl
+    from hakit.lab import lifecycle as impl
 
     state = impl.lab_state(dir)
     rows = impl.status(dir)
@@ -122,7 +122,7 @@ def fault(dir: str, kind: str, node: str) -> None:
     """Inject a fault: kill-node, kill-mysqld, stop-stack, partition, hang, peer-partition, one-way,
     slow-link, long-write, full-disk (a lab built with --data-disk); undo one: start-stack, heal
     (every network fault, and the disk), resume (hang), free-disk."""
-    from hakit.lab import faults, lab as impl
+    from hakit.lab import faults, lifecycle as impl
 
     impl.require_root()
     click.echo(faults.inject(impl.lab_state(dir), kind, node))
@@ -134,7 +134,7 @@ def fault(dir: str, kind: str, node: str) -> None:
 @click.argument("node")
 def restart_node(dir: str, wait: bool, node: str) -> None:
     """Start NODE again (killed first if running), data kept; daemons started."""
-    from hakit.lab import lab as impl
+    from hakit.lab import lifecycle as impl
 
     state = impl.lab_state(dir)
     state.spec.node(node)
@@ -150,7 +150,7 @@ def restart_node(dir: str, wait: bool, node: str) -> None:
 def exec_(dir: str, node: str, command: tuple[str, ...]) -> None:
     """Run COMMAND inside NODE (e.g. hakit lab exec n1 -- crm_mon -1); exits with its code."""
     from hakit.errors import InputError
-    from hakit.lab import lab as impl
+    from hakit.lab import lifecycle as impl
     from hakit.lab.node import enter, is_alive
 
     impl.require_root()
@@ -199,7 +199,7 @@ def chaos(dir: str, stack: str, count: int, seed: int, report_path: str | None, 
 
     from hakit.errors import InputError
     from hakit.lab import chaos as impl
-    from hakit.lab import lab as labimpl
+    from hakit.lab import lifecycle as labimpl
     from hakit.lab.driver import initialised_lab
 
     kinds_list = list(impl.KINDS) if kinds is None else [k.strip() for k in kinds.split(",") if k.strip()]

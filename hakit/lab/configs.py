@@ -17,10 +17,10 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
-from hakit.artefact import CLUSTER_DIR, Artefact, write_tree
+from hakit.render.artefact import CLUSTER_DIR, Artefact, write_tree
 from hakit.lab.spec import LabSpec, NodeSpec
-from hakit.model import Inventory
-from hakit.secrets import Secrets
+from hakit.inventory.model import Inventory
+from hakit.inventory.secrets import Secrets
 
 #: the lab's MariaDB fragment: read after hakit's 60-hakit.cnf, so it only adds (see node_files)
 LAB_CNF = "/etc/mysql/mariadb.conf.d/70-hakit-lab.cnf"
@@ -41,7 +41,7 @@ class NodeFile:
 
 def render(inv: Inventory, secrets: Secrets, spec: LabSpec) -> list[Artefact]:
     """hakit's artefacts for the lab inventory; also written to ``DIR/rendered`` for inspection."""
-    from hakit.render import render_all
+    from hakit.render.render import render_all
 
     artefacts = render_all(inv, secrets)
     write_tree(artefacts, Path(spec.dir) / "rendered")

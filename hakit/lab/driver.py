@@ -47,7 +47,7 @@ class PairDriver:
         return self.dir / "inventory.yml"
 
     def inv(self):
-        from hakit.inventory import load_inventory
+        from hakit.inventory.loader import load_inventory
 
         return load_inventory(str(self.inventory))
 
@@ -77,13 +77,13 @@ class PairDriver:
         when the injection returned: the node's link is down or its process killed by then, so a
         write sent later cannot have reached it)."""
         from hakit.lab import faults
-        from hakit.lab import lab as labmod
+        from hakit.lab import lifecycle as labmod
 
         faults.inject(labmod.lab_state(str(self.dir)), kind, node)
         return time.monotonic()
 
     def restart(self, node: str) -> None:
-        from hakit.lab import lab as labmod
+        from hakit.lab import lifecycle as labmod
 
         labmod.restart_node(str(self.dir), node, wait_cluster=True)
 
@@ -140,7 +140,7 @@ def initialised_lab(folder: Path, stack: str, timings: str = "hakit", seed_rows:
     of a data disk of each node's own (``hakit lab up --data-disk``)."""
     import yaml
 
-    from hakit.lab import lab as labmod
+    from hakit.lab import lifecycle as labmod
 
     try:
         labmod.up(str(folder), "two-node", stack, timings=timings, data_disk=data_disk)

@@ -161,7 +161,7 @@ def handle(dir: str, request: dict, requester: str | None) -> dict:
         power_off(dir, plug, f"{action} asked by {requester or 'the host'}")
         return {"ok": True, "power": "off"}
     if action == "on":
-        from hakit.lab.lab import restart_node
+        from hakit.lab.lifecycle import restart_node
 
         restart_node(dir, plug)
         _log(dir, f"power on {plug} (asked by {requester or 'the host'})")

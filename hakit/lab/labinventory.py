@@ -14,10 +14,10 @@ from pathlib import Path
 
 import yaml
 
-from hakit.inventory import load_inventory
+from hakit.inventory.loader import load_inventory
 from hakit.lab.proc import run
 from hakit.lab.spec import NODE_SHARED_DIR, TIMINGS, LabSpec
-from hakit.model import Inventory
+from hakit.inventory.model import Inventory
 
 INVENTORY = "inventory.yml"
 KEY = "id_ed25519"

@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from hakit.model import Inventory
+from hakit.inventory.model import Inventory
 
 TABLE = "opsview.hakit_writer"
 
@@ -82,7 +82,7 @@ class Writer:
     # ------------------------------------------------------------------ the nodes
 
     def _sql_over_ssh(self, node: str, statements: str) -> str:
-        from hakit.remote import runner_for
+        from hakit.remote.remote import runner_for
 
         runner = runner_for(self.inv, node)
         try:

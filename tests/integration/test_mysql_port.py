@@ -7,8 +7,8 @@ import time
 import pytest
 
 from hakit.errors import InputError
-from hakit.gtid import Position
-from hakit.mysql import PromotionRecord, DatabaseUnreachable, PyMySQLDatabase, ident, state_schema_sql
+from hakit.mysql.gtid import Position
+from hakit.mysql.mysql import PromotionRecord, DatabaseUnreachable, PyMySQLDatabase, ident, state_schema_sql
 
 from mariadbkit import throwaway_mariadb
 
@@ -189,7 +189,7 @@ def test_the_errant_scan_of_one_server_skips_a_binlog_of_other_servers_transacti
 def test_the_errant_scan_against_another_server_s_state_ignores_server_ids(server, monkeypatch):
     """Issue 22 (3): beyond the point, what the other server's binlog state holds is not errant,
     whatever id logged it; what it does not hold is, even under an id the server no longer has."""
-    from hakit.gtid import Gtid
+    from hakit.mysql.gtid import Gtid
 
     server.query("CREATE DATABASE IF NOT EXISTS errant")
     server.query("CREATE TABLE IF NOT EXISTS errant.k (id INT PRIMARY KEY)")
@@ -221,7 +221,7 @@ def test_the_errant_scan_against_another_server_s_state_ignores_server_ids(serve
 def test_starting_replication_sets_strict_mode_again(server):
     """Issue 22 (8): a catch-up killed in ``IDEMPOTENT`` mode must not leave replication
     skipping what does not apply: every start of replication through the port is STRICT."""
-    from hakit.mysql import QueryFailed
+    from hakit.mysql.mysql import QueryFailed
 
     modes = []
     for running in (False, True):  # left stopped, and left replicating in IDEMPOTENT mode
@@ -266,7 +266,7 @@ def test_the_slave_position_is_set_to_the_current_one_while_commits_keep_coming(
     the older position (error 1947); hakit reads it again."""
     import threading
 
-    from hakit.mysql import ER_MASTER_GTID_POS_CONFLICTS_WITH_BINLOG, QueryFailed
+    from hakit.mysql.mysql import ER_MASTER_GTID_POS_CONFLICTS_WITH_BINLOG, QueryFailed
 
     server.query("SET GLOBAL read_only = OFF")
     server.query("CREATE DATABASE IF NOT EXISTS churn")
@@ -301,7 +301,7 @@ def test_a_locked_checksum_pauses_the_tables_writes_while_what_runs_beside_it_re
     """The consistency check's locked comparison: ``during`` runs in another thread while the
     table's writes are paused (a write to it waits, another table's does not), and sees the
     position and the content the checksum was taken at."""
-    from hakit.mysql import QueryFailed
+    from hakit.mysql.mysql import QueryFailed
 
     server.query("SET GLOBAL read_only = OFF")
     server.query("CREATE DATABASE IF NOT EXISTS locked")

@@ -13,9 +13,9 @@ pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 
 PROGRAM = """
-import sys, hakit, hakit.render as r
-from hakit.inventory import load_inventory
-from hakit.secrets import Secrets
+import sys, hakit, hakit.render.render as r
+from hakit.inventory.loader import load_inventory
+from hakit.inventory.secrets import Secrets
 import yaml
 assert not hakit.__file__.startswith(sys.argv[1]), hakit.__file__  # not the repository's copy
 inv = load_inventory(sys.argv[2])

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from hakit.remote import CommandFailed, HostKeyRefused, SshRunner
+from hakit.remote.remote import CommandFailed, HostKeyRefused, SshRunner
 
 pytestmark = pytest.mark.integration
 

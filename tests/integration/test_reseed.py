@@ -19,12 +19,12 @@ from types import SimpleNamespace
 
 import pytest
 
-from hakit import reseed
+from hakit.failover import reseed
 from hakit.errors import OperationFailed
-from hakit.gtid import Position
-from hakit.model import MySQL
-from hakit.remote import LocalRunner, SshRunner
-from hakit.transfer import NullProgress, RecordingProgress, pipe
+from hakit.mysql.gtid import Position
+from hakit.inventory.model import MySQL
+from hakit.remote.remote import LocalRunner, SshRunner
+from hakit.remote.transfer import NullProgress, RecordingProgress, pipe
 
 pytestmark = pytest.mark.integration
 
@@ -516,7 +516,7 @@ def test_ssh_processes_stream_both_ways_with_a_chatty_stderr(ssh_runner, tmp_pat
 
 def test_copy_by_backup_refuses_innodb_files_outside_the_datadir_before_touching_anything():
     from hakit.errors import SafetyRefusal
-    from hakit.remote import FakeRunner, Result
+    from hakit.remote.remote import FakeRunner, Result
 
     def sql(args, data):
         if b"@@datadir" in data:

@@ -18,10 +18,10 @@ import pytest
 import yaml
 
 from hakit import validate as v
-from hakit.inventory import parse_inventory
-from hakit.mysql import ReplicaTls
-from hakit.render import render_all
-from hakit.secrets import ensure_secrets
+from hakit.inventory.loader import parse_inventory
+from hakit.mysql.mysql import ReplicaTls
+from hakit.render.render import render_all
+from hakit.inventory.secrets import ensure_secrets
 
 from mariadbkit import throwaway_mariadb
 

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from hakit.cli import main
-from hakit.inventory import load_inventory
+from hakit.inventory.loader import load_inventory
 
 pytestmark = pytest.mark.integration
 

@@ -19,10 +19,10 @@ import pytest
 
 from hakit import cli
 from hakit import validate as v
-from hakit.artefact import Artefact
-from hakit.inventory import load_inventory
-from hakit.render import render_all
-from hakit.secrets import ensure_secrets
+from hakit.render.artefact import Artefact
+from hakit.inventory.loader import load_inventory
+from hakit.render.render import render_all
+from hakit.inventory.secrets import ensure_secrets
 
 pytestmark = pytest.mark.integration
 
@@ -348,7 +348,7 @@ def test_mariadb_fragment_without_read_only_fails(rendered):
 
 
 def test_mariadb_fragments_with_the_same_server_id_fail(rendered):
-    from hakit.inventory import name_server_id
+    from hakit.inventory.loader import name_server_id
 
     theirs = name_server_id("nagios2")  # nagios1's fragment given nagios2's id
     results = _check(rendered, "two-node-pacemaker", "mysql-cnf", _sub(r"^server_id\s*=\s*\d+", f"server_id = {theirs}"),

@@ -23,7 +23,7 @@ import pytest
 import testinfra.host
 from testinfra.backend.paramiko import ParamikoBackend
 
-from hakit.lab import lab as labmod
+from hakit.lab import lifecycle as labmod
 from hakit.lab.chaos import keep_logs
 from hakit.lab.labinventory import KEY, KNOWN_HOSTS
 from hakit.lab.spec import LabSpec

@@ -19,7 +19,7 @@ import subprocess
 
 import pytest
 
-from hakit.lab import lab as labmod
+from hakit.lab import lifecycle as labmod
 
 from ansiblekit import HAKIT, Site
 from labkit import _wait_until, build_lab

@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hakit.lab import lab as labmod
+from hakit.lab import lifecycle as labmod
 from hakit.lab.writer import WritableSampler as LabSampler
 from hakit.lab.state import load_state
 

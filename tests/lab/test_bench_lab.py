@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from labkit import need_root
-from hakit.lab import lab as labmod
+from hakit.lab import lifecycle as labmod
 
 pytestmark = pytest.mark.lab
 

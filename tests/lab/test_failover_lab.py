@@ -30,11 +30,11 @@ from pathlib import Path
 
 import pytest
 
-from hakit.inventory import load_inventory
-from hakit.lab import lab as labmod
+from hakit.inventory.loader import load_inventory
+from hakit.lab import lifecycle as labmod
 from hakit.lab.daemons import MARIADB
-from hakit.operate import journal_for
-from hakit.secrets import load_secrets, secrets_path
+from hakit.failover.operate import journal_for
+from hakit.inventory.secrets import load_secrets, secrets_path
 
 from labkit import Lab, Writer, _wait_until, build_lab, hakit, other_admin, sql
 
@@ -447,7 +447,7 @@ def test_the_stack_sent_to_a_node_whose_database_is_down_gives_the_group_back(pa
     foreign``) hands the preferred node's group to nobody: no node was active, for ever. A
     failed start now hands the group to the peer (hakit.agents.handover); Pacemaker bans the
     node on the start failure. Either way the active takes its role back, with no new promotion."""
-    from hakit.render import pacemaker_names
+    from hakit.render.render import pacemaker_names
 
     lab = pair.lab
     assert lab.host("n1").run("pgrep -x mariadbd").rc != 0  # killed by the test before

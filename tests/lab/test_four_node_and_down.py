@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from hakit.inventory import load_inventory
+from hakit.inventory.loader import load_inventory
 from hakit.lab.node import discover_inits
 from hakit.lab.spec import LINK_PREFIX, MARKER
 

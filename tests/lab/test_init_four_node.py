@@ -7,9 +7,9 @@ import json
 import pytest
 
 from hakit.cli import main
-from hakit.inventory import load_inventory
-from hakit.remote import runner_for
-from hakit.secrets import load_secrets, secrets_path
+from hakit.inventory.loader import load_inventory
+from hakit.remote.remote import runner_for
+from hakit.inventory.secrets import load_secrets, secrets_path
 
 from labkit import build_lab, hakit
 

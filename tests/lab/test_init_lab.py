@@ -31,12 +31,12 @@ import pytest
 import yaml
 
 from hakit.cli import main
-from hakit.inventory import load_inventory
+from hakit.inventory.loader import load_inventory
 from hakit.lab.node import hidden_code_paths
 from hakit.lab.state import load_state
-from hakit.operate import state_dir
-from hakit.remote import HostKeyRefused, SshRunner, runner_for
-from hakit.secrets import load_secrets, secrets_path
+from hakit.failover.operate import state_dir
+from hakit.remote.remote import HostKeyRefused, SshRunner, runner_for
+from hakit.inventory.secrets import load_secrets, secrets_path
 
 from labkit import Lab, _wait_until, build_lab, hakit, sql
 

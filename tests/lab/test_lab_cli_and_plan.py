@@ -96,7 +96,7 @@ def test_timings_profiles_give_a_loadable_inventory(stack, tmp_path):
     """--timings stack-defaults: the stacks' own membership timings, through the normal loader."""
     import yaml
 
-    from hakit.inventory import load_inventory
+    from hakit.inventory.loader import load_inventory
     from hakit.lab.labinventory import inventory_data
 
     spec = plan_lab(str(tmp_path / "lab"), "two-node", stack)

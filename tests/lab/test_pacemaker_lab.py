@@ -18,11 +18,11 @@ from pathlib import Path
 import paramiko
 import pytest
 
-from hakit.inventory import load_inventory
+from hakit.inventory.loader import load_inventory
 from hakit.lab.node import node_pids
 from hakit.lab.state import load_state
-from hakit.remote import HostKeyRefused, SshRunner
-from hakit.secrets import secrets_path
+from hakit.remote.remote import HostKeyRefused, SshRunner
+from hakit.inventory.secrets import secrets_path
 
 pytestmark = pytest.mark.lab
 
@@ -135,7 +135,7 @@ def test_the_inventory_is_a_normal_one(pacemaker_lab):
 
 
 def test_no_secret_is_on_a_command_line(pacemaker_lab):
-    from hakit.secrets import load_secrets
+    from hakit.inventory.secrets import load_secrets
 
     inv = load_inventory(pacemaker_lab.dir / "inventory.yml")
     secrets = load_secrets(secrets_path(inv), inv).all_values()

@@ -28,7 +28,7 @@ import time
 import pytest
 import yaml
 
-from hakit.lab import daemons, lab as labmod
+from hakit.lab import daemons, lifecycle as labmod
 from hakit.lab import tls as labtls
 
 from labkit import _wait_until, build_lab, hakit, sql

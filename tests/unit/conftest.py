@@ -8,7 +8,7 @@ import pytest
 
 @pytest.fixture(autouse=True)
 def _node_files_in_tmp(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    from hakit import flags
+    from hakit.failover import flags
 
     here = tmp_path_factory.mktemp("node-files")
     monkeypatch.setattr(flags, "GENERATION_FLOOR", str(here / "generation-floor"))

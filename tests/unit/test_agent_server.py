@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from hakit.agents import quick
+from hakit.agents import server_client as quick
 from hakit.agents.server import code_stamp, peer_allowed
 
 #: the server's stand-in for hakit's CLI: what a worker sees of its call
@@ -122,7 +122,7 @@ def test_a_worker_killed_midway_is_a_failure_never_a_second_run(server, capfd):
 def test_when_the_caller_dies_its_worker_dies_too(server):
     # a stack that gives up on an action (timeout) kills its process: nothing may act after that
     _proc, path, folder = server
-    caller = subprocess.Popen([sys.executable, "-c", "import sys; from hakit.agents.quick import forward; "
+    caller = subprocess.Popen([sys.executable, "-c", "import sys; from hakit.agents.server_client import forward; "
                                f"sys.exit(forward(['sleep'], socket_path={str(path)!r}))"])
     pid_file = folder / "worker.pid"
     deadline = time.monotonic() + 20
@@ -238,7 +238,7 @@ def test_a_caller_that_connects_and_sends_nothing_blocks_no_one(server, capfd):
 def test_a_worker_whose_caller_gave_up_before_go_runs_nothing(server):
     # the caller timed out waiting for the server and ran the call itself: the worker the server
     # started meanwhile must not run it a second time
-    from hakit.agents.quick import ACCEPTED
+    from hakit.agents.server_client import ACCEPTED
 
     _proc, path, folder = server
     caller = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)

@@ -52,7 +52,8 @@ def test_every_other_action_runs_the_installed_hakit(installed, name):
      ("paramiko", "invoke", "fabric", "urllib.request", "hakit.remote")),
     # the lean stops (a crashed node's role, the monitoring master) must not load the inventory's
     # model or the MySQL driver through the command line's own imports
-    ("hakit.cli, hakit.agents.cli, hakit.agents.lean", ("pydantic", "pymysql", "yaml", "hakit.inventory", "paramiko")),
+    ("hakit.cli, hakit.agents.cli, hakit.agents.processes",
+     ("pydantic", "pymysql", "yaml", "hakit.inventory", "paramiko")),
 ])
 def test_what_the_agents_import(modules, unwanted):
     import sys
@@ -64,7 +65,7 @@ def test_what_the_agents_import(modules, unwanted):
 
 
 def test_a_database_server_is_found_by_its_process_name(tmp_path):
-    from hakit.agents.lean import database_server_running
+    from hakit.agents.processes import database_server_running
 
     proc = tmp_path / "proc"
     for pid, comm in ((1, "tini"), (42, "corosync"), (77, "nagios4")):
@@ -104,7 +105,7 @@ def test_a_role_stop_without_a_database_server_only_stops_the_watcher(monkeypatc
     """A crashed mysqld: the role's stop has nothing to make read-only, so it answers at once,
     without loading the agent (the inventory's model, the MySQL driver); with a server it runs
     the agent as ever. The watcher is stopped first either way."""
-    from hakit.agents import lean
+    from hakit.agents import processes as lean
 
     calls: list[str] = []
     monkeypatch.setattr(lean, "stop_watcher", lambda: calls.append("watcher stopped"))
@@ -119,7 +120,7 @@ def test_the_lean_monitoring_stop_terminates_the_daemon_by_its_process_name(tmp_
     import shutil
     import time
 
-    from hakit.agents.lean import stop_monitoring
+    from hakit.agents.processes import stop_monitoring
 
     daemon = tmp_path / "hkfakemon"
     shutil.copy("/bin/sleep", daemon)
@@ -145,7 +146,7 @@ def test_the_lean_monitoring_stop_terminates_the_daemon_by_its_process_name(tmp_
 
 
 def test_what_the_monitoring_start_records_is_read_back_and_a_bad_record_is_ignored(tmp_path):
-    from hakit.agents.lean import record_monitoring, recorded_monitoring
+    from hakit.agents.processes import record_monitoring, recorded_monitoring
 
     path = tmp_path / "state"
     assert recorded_monitoring(str(path)) is None
@@ -159,7 +160,7 @@ def test_what_the_monitoring_start_records_is_read_back_and_a_bad_record_is_igno
 @pytest.mark.parametrize("recorded", [True, False])
 @pytest.mark.parametrize("front", ["ocf", "heartbeat"])
 def test_the_monitoring_stop_runs_from_the_record_without_the_agent(monkeypatch, recorded, front):
-    from hakit.agents import lean
+    from hakit.agents import processes as lean
 
     calls: list[str] = []
     monkeypatch.setattr(lean, "recorded_monitoring",

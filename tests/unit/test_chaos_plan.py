@@ -92,7 +92,7 @@ def test_settling_starts_a_heartbeat_that_shut_itself_down_again(monkeypatch):
     from types import SimpleNamespace
 
     from hakit.lab import chaos
-    from hakit.lab import lab as labmod
+    from hakit.lab import lifecycle as labmod
 
     heartbeat_on = {"n1": False, "n2": True}
     started: list[str] = []

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from hakit.check import CRITICAL, OK, UNKNOWN, WARNING, unknown, verdict
-from hakit.gtid import Position
-from hakit.inventory import load_inventory
-from hakit.model import Failover
-from hakit.mysql import DbFacts, FakeDatabase, PromotionRecord, ReplicaStatus
-from hakit.observe import World, observe
-from hakit.remote import FakeRunner, Result
-from hakit.snapshot import NodeView, Snapshot, derive_state
+from hakit.status.check import CRITICAL, OK, UNKNOWN, WARNING, unknown, verdict
+from hakit.mysql.gtid import Position
+from hakit.inventory.loader import load_inventory
+from hakit.inventory.model import Failover
+from hakit.mysql.mysql import DbFacts, FakeDatabase, PromotionRecord, ReplicaStatus
+from hakit.failover.observe import World, observe
+from hakit.remote.remote import FakeRunner, Result
+from hakit.failover.snapshot import NodeView, Snapshot, derive_state
 
 A, B = "10.9.0.11", "10.9.0.12"
 T = Failover(lag_warning_seconds=10, lag_critical_seconds=60)
@@ -90,8 +90,8 @@ def test_vip_detection_matches_whole_addresses_only():
 
 
 def test_the_check_on_a_node_reads_the_databases_with_the_monitoring_login_only():
-    from hakit.observe import node_world
-    from hakit.remote import LocalRunner
+    from hakit.failover.observe import node_world
+    from hakit.remote.remote import LocalRunner
 
     inv = load_inventory("examples/two-node-pacemaker.yml")
     world = node_world(inv, "monitoring-pw", "nagios1")
@@ -110,8 +110,8 @@ def test_the_node_probe_tells_a_running_watcher_from_a_missing_one(tmp_path):
     import sys
     import time
 
-    from hakit.agents.lean import PIDFILE
-    from hakit.observe import FLAGS_SCRIPT
+    from hakit.agents.processes import PIDFILE
+    from hakit.failover.observe import FLAGS_SCRIPT
 
     pidfile = tmp_path / "watch.pid"
 
@@ -145,8 +145,8 @@ def test_the_node_probe_reads_the_copy_a_resync_marker_names(tmp_path):
     every admin machine reads it from the node (a real shell runs the probe)."""
     import subprocess
 
-    from hakit.agents.lean import PIDFILE
-    from hakit.observe import FLAGS_SCRIPT, RESYNC_MARKER as NODE_MARKER
+    from hakit.agents.processes import PIDFILE
+    from hakit.failover.observe import FLAGS_SCRIPT, RESYNC_MARKER as NODE_MARKER
 
     marker = tmp_path / "resync-pending"
 
@@ -207,7 +207,7 @@ def test_the_stack_probe_needs_every_daemon_of_the_stack(tmp_path, stack):
     import os
     import subprocess
 
-    from hakit.observe import STACK_DAEMONS, stack_script
+    from hakit.failover.observe import STACK_DAEMONS, stack_script
 
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
@@ -245,7 +245,7 @@ def test_a_pair_without_fencing_is_a_warning_that_says_a_silent_peer_is_not_take
 
 
 def test_unfenced_lists_the_database_nodes_no_device_covers(tmp_path):
-    from hakit.check import unfenced
+    from hakit.status.check import unfenced
     from test_maintenance import inventory
 
     assert unfenced(load_inventory("examples/two-node-heartbeat-drbd.yml")) == ()
@@ -259,7 +259,7 @@ def test_the_node_probe_reads_the_data_directory_s_disk(tmp_path):
     import os
     import subprocess
 
-    from hakit.observe import DISK_SCRIPT, disk_of
+    from hakit.failover.observe import DISK_SCRIPT, disk_of
 
     def probe(path) -> list[str]:
         return subprocess.run(["sh", "-c", DISK_SCRIPT, "sh", str(path)], capture_output=True, text=True).stdout.split()

@@ -194,7 +194,7 @@ def test_render_with_bad_secrets_content_writes_nothing(site, tmp_path: Path, ca
 
 def _needs_render() -> None:
     try:
-        import hakit.render  # noqa: F401
+        import hakit.render.render  # noqa: F401
     except ImportError as exc:
         pytest.fail(f"hakit.render is not importable yet: {exc}")
 
@@ -245,8 +245,8 @@ def test_render_never_writes_a_secret_readable_by_others(site, tmp_path: Path, c
     inventory = site("two-node-heartbeat-drbd")
     out_dir = tmp_path / "out"
     assert main(["render", "-i", str(inventory), "-o", str(out_dir)]) == 0
-    from hakit.inventory import load_inventory
-    from hakit.secrets import load_secrets, secrets_path
+    from hakit.inventory.loader import load_inventory
+    from hakit.inventory.secrets import load_secrets, secrets_path
 
     sec = load_secrets(secrets_path(load_inventory(inventory)))
     for rel in _files(out_dir):
@@ -326,7 +326,7 @@ def test_a_secret_quoted_in_an_error_is_not_printed(tmp_path, capsys, monkeypatc
 
     from hakit import cli
     from hakit.errors import OperationFailed
-    from hakit.secrets import generate
+    from hakit.inventory.secrets import generate
 
     secret = generate().replication_password  # seen by this process, as a loaded file's would be
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from hakit.agents.decide import (CheckVerdict, DeathProof, ServerLook, StopProgress, check_verdict, classify_peer,
-                                 give_up_decision, isolation_decision, next_check_in, peer_check_due, peer_gate,
-                                 rejoin_decision, stop_decision)
+from hakit.failover.automatic import (CheckVerdict, DeathProof, ServerLook, StopProgress, check_verdict, classify_peer,
+                                      give_up_decision, isolation_decision, next_check_in, peer_check_due, peer_gate,
+                                      rejoin_decision, stop_decision)
 from hakit.agents.fence_self import make_not_writable, server_pids
 
 P = frozenset({41})
@@ -255,8 +255,8 @@ def test_the_role_agent_fences_a_silent_peer_through_the_stonith_plugin_with_sec
 
     from hakit.agents import stonith
     from hakit.agents.context import NodeContext
-    from hakit.inventory import load_inventory
-    from hakit.secrets import Secrets
+    from hakit.inventory.loader import load_inventory
+    from hakit.inventory.secrets import Secrets
 
     inv = load_inventory("examples/two-node-heartbeat-drbd.yml")
     secrets = Secrets.model_validate(yaml.safe_load(open("tests/fixtures/secrets.yml")))
@@ -284,8 +284,8 @@ def test_a_failing_fence_device_is_reported_not_taken_for_a_fence(tmp_path, monk
 
     from hakit.agents import stonith
     from hakit.agents.context import NodeContext
-    from hakit.inventory import load_inventory
-    from hakit.secrets import Secrets
+    from hakit.inventory.loader import load_inventory
+    from hakit.inventory.secrets import Secrets
 
     inv = load_inventory("examples/two-node-heartbeat-drbd.yml")
     secrets = Secrets.model_validate(yaml.safe_load(open("tests/fixtures/secrets.yml")))
@@ -336,7 +336,7 @@ def test_no_stop_fails_and_no_probe_errs_for_a_configuration_reason(tmp_path, mo
     (True, False, False, 1, "done"),  # not the active
 ])
 def test_the_active_s_semi_sync_comes_back_once_a_replica_receives(wanted, writable, enabled, replicas, action):
-    from hakit.agents.decide import semi_sync_decision
+    from hakit.failover.automatic import semi_sync_decision
 
     decision = semi_sync_decision(wanted=wanted, writable=writable, enabled=enabled, replicas=replicas)
     assert decision.action == action and decision.reason
@@ -351,7 +351,7 @@ def test_the_watcher_turns_semi_sync_on_again_on_the_active(monkeypatch, capsys)
     from types import SimpleNamespace
 
     from hakit.agents import watch
-    from hakit.mysql import FakeDatabase
+    from hakit.mysql.mysql import FakeDatabase
 
     db = FakeDatabase("n2", read_only=False, semi_sync_master_enabled=False, replicas=0)
     ctx = SimpleNamespace(inv=SimpleNamespace(settings=SimpleNamespace(mysql=SimpleNamespace(

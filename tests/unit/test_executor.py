@@ -9,9 +9,9 @@ import stat
 import pytest
 
 from hakit.errors import HakitError, OperationFailed, SafetyRefusal
-from hakit.executor import Executor
-from hakit.journal import Journal, redactor
-from hakit.plan import Plan, step
+from hakit.failover.executor import Executor
+from hakit.failover.journal import Journal, redactor
+from hakit.failover.plan import Plan, step
 
 
 def make(journal, fail_at=None):

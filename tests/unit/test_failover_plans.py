@@ -13,16 +13,16 @@ from dataclasses import replace
 import pytest
 
 from hakit.errors import OperationFailed, SafetyRefusal
-from hakit.executor import Executor
-from hakit.failover import ErrantReport, Request, plan_operation
-from hakit.gtid import Gtid, Position
-from hakit.inventory import load_inventory
-from hakit.mysql import DbFacts, FakeDatabase, PromotionRecord, ReplicaStatus
-from hakit.observe import World
-from hakit.operate import Operator
-from hakit.plan import Plan, Refusal, step
-from hakit.remote import Result
-from hakit.snapshot import NodeView, Snapshot
+from hakit.failover.executor import Executor
+from hakit.failover.planners import ErrantReport, Request, plan_operation
+from hakit.mysql.gtid import Gtid, Position
+from hakit.inventory.loader import load_inventory
+from hakit.mysql.mysql import DbFacts, FakeDatabase, PromotionRecord, ReplicaStatus
+from hakit.failover.observe import World
+from hakit.failover.operate import Operator
+from hakit.failover.plan import Plan, Refusal, step
+from hakit.remote.remote import Result
+from hakit.failover.snapshot import NodeView, Snapshot
 
 A, B = "10.9.0.11", "10.9.0.12"
 
@@ -237,7 +237,7 @@ def test_takeover_without_a_node_never_picks_one_being_resynced(inv):
 def test_the_role_agent_never_promotes_a_node_being_resynced():
     """The stack's own promotion (the role agent's start) is refused on a marked node: hard, so
     Pacemaker does not try that node again; not even as the recorded active coming back."""
-    from hakit.promote import PeerView, plan_promotion
+    from hakit.failover.promote import PeerView, plan_promotion
 
     standby = facts(replica=rep(received="0-1-10"), server=2)
     kw = dict(schema="hakit", relay_wait=5.0, kind="automatic")
@@ -435,7 +435,7 @@ def test_a_marked_target_that_is_down_is_copied_again_by_the_strategy_named(inv)
 
 
 def test_settle_finishes_a_half_done_swap_then_starts_the_server(inv):
-    from hakit.remote import FakeRunner
+    from hakit.remote.remote import FakeRunner
 
     db = FakeDatabase("n1", reachable=False, gone=True)
     files = {"/var/lib/mysql/.hakit-swap"}
@@ -474,7 +474,7 @@ def test_settle_sets_the_nodes_own_users_again_on_a_copy_killed_after_its_swap(i
     the active's copy in place, before the node's own replication.sql ran again; the re-run's
     first login as hakit was refused (the copied admin user is the active's, for its address).
     settle runs the node's own file through root's socket before any step logs in."""
-    from hakit.remote import FakeRunner
+    from hakit.remote.remote import FakeRunner
 
     own = b"SET SESSION sql_log_bin = 0;\nCREATE USER IF NOT EXISTS 'hakit_admin'@'10.0.0.12';\n"
     runner = FakeRunner("n2", strict=True, files={"/etc/hakit/replication.sql": (own, 0o600)})
@@ -647,7 +647,7 @@ def test_a_switchover_failing_half_way_rolls_back_to_the_old_active(inv):
 def test_a_failing_pre_hook_changes_nothing_and_leaves_no_open_operation(inv, tmp_path):
     from dataclasses import replace
 
-    from hakit.journal import Journal
+    from hakit.failover.journal import Journal
 
     n1, n2 = pair()
     stack = Stack()
@@ -669,7 +669,7 @@ def test_generation_fencing_refuses_to_make_a_stale_node_writable(inv):
     n1.state = PromotionRecord(2, "0-1-10", "n2")  # the row naming n2 has replicated to n1
     n1.read_only = True
     table = Operator(inv, World(databases={"n1": n1, "n2": n2}), say=lambda t: None).actions()
-    from hakit.plan import step
+    from hakit.failover.plan import step
 
     with pytest.raises(SafetyRefusal, match="names n2 as the promoted node"):
         table["set_writable"](step("writable", "set_writable", "test", node="n1"))
@@ -692,7 +692,7 @@ def test_takeover_executed_on_fakes_then_resync_rejoins(inv):
     n1.reachable = True
     n1.read_only = True  # it restarts read-only
     snapshot = observed(n1, n2, stack)
-    from hakit.operate import scan_errant
+    from hakit.failover.operate import scan_errant
 
     errant = scan_errant(inv, world, snapshot, "n1")
     assert errant.count == 0  # n1 shipped everything before it died
@@ -727,7 +727,7 @@ def test_the_errant_scan_does_not_depend_on_the_server_ids_of_today(inv, new_id)
     n2.writes(3)
     n1.reachable, n1.read_only = True, True
     n1.server_id = new_id  # its id changed since it logged them (2: the id n2 uses now)
-    from hakit.operate import scan_errant
+    from hakit.failover.operate import scan_errant
 
     errant = scan_errant(inv, world, observed(n1, n2, stack), "n1")
     assert [(g.server, g.seq) for g in errant.gtids] == [(1, 11), (1, 12)]
@@ -838,7 +838,7 @@ def test_the_locked_comparison_compares_the_target_at_the_point_read_under_the_l
 
 
 def test_a_target_that_does_not_reach_the_point_in_time_fails_the_check_resumably(inv, monkeypatch):
-    import hakit.operate as operate
+    import hakit.failover.operate as operate
 
     n1, n2 = pair()
     n2.__class__ = DiffersUnderWrites
@@ -861,8 +861,8 @@ def test_a_heartbeat_switchover_holds_nothing(tmp_path):
 def test_the_direct_path_drives_the_real_commands(inv):
     """The real stack actions, against scripted nodes: the VIP's own agent with its parameters,
     the watcher through the node's hakit, the group unmanaged and given back."""
-    from hakit.operate import follow_pacemaker, hold_stack, vip_argv
-    from hakit.remote import FakeRunner
+    from hakit.failover.operate import follow_pacemaker, hold_stack, vip_argv
+    from hakit.remote.remote import FakeRunner
 
     n2 = FakeRunner("n2")
     for resource in ("hakit", "db-role", "vip", "monitoring"):
@@ -898,8 +898,8 @@ def test_the_direct_path_drives_the_real_commands(inv):
 def test_the_stack_follows_only_once_every_member_runs_on_the_target(inv):
     # right after the refresh Pacemaker's view is its old one: the role and the VIP "run" on n2,
     # the monitoring master still on n1; done only when the monitoring master has moved too
-    from hakit.operate import follow_pacemaker
-    from hakit.remote import FakeRunner
+    from hakit.failover.operate import follow_pacemaker
+    from hakit.remote.remote import FakeRunner
 
     n2 = FakeRunner("n2")
     looks = iter(["n1", "n1", "n2"])
@@ -917,8 +917,8 @@ def test_the_stack_moving_the_role_away_fails_at_once_and_names_the_cause(inv):
     # Pacemaker bans the target (say its ping attribute is unset): it stops the role and the VIP
     # there and starts them on the peer; hakit says so at once instead of waiting for the
     # monitoring master, and still drops its move constraint
-    from hakit.operate import follow_pacemaker
-    from hakit.remote import FakeRunner
+    from hakit.failover.operate import follow_pacemaker
+    from hakit.remote.remote import FakeRunner
 
     n2 = FakeRunner("n2")
     for resource in ("db-role", "vip", "monitoring"):
@@ -934,8 +934,8 @@ def test_the_stack_moving_the_role_away_fails_at_once_and_names_the_cause(inv):
 def test_a_passing_recovery_elsewhere_is_not_a_move_away(inv):
     # Pacemaker's probes find the role failed on the peer: for a moment the role "runs" there and
     # the group is restarted (the VIP gone from n2), then everything runs on n2: hakit waits
-    from hakit.operate import follow_pacemaker
-    from hakit.remote import FakeRunner
+    from hakit.failover.operate import follow_pacemaker
+    from hakit.remote.remote import FakeRunner
 
     n2 = FakeRunner("n2")
     recovering = {"until": time.monotonic() + 0.5}
@@ -960,8 +960,8 @@ def test_after_a_takeover_the_group_is_given_back_only_once_pacemaker_accepts_th
     # the target has just rejoined (no connectivity attribute yet): given back now, the location
     # rule would ban it and Pacemaker would start the role on the failed node; the group stays
     # unmanaged (the role and the VIP keep running where hakit put them) until the attribute is set
-    from hakit.operate import follow_pacemaker
-    from hakit.remote import FakeRunner
+    from hakit.failover.operate import follow_pacemaker
+    from hakit.remote.remote import FakeRunner
 
     n2 = FakeRunner("n2")
     answers = iter([Result((), 105, "", "No such device or address"), Result((), 105, "", ""), Result((), 0, "1\n")])
@@ -978,8 +978,8 @@ def test_after_a_takeover_the_group_is_given_back_only_once_pacemaker_accepts_th
 def test_a_stale_view_with_the_vip_still_here_is_not_a_move_away(inv):
     # the probes have not answered yet (the role still "on" n1) but the VIP hakit put on n2 is
     # there: hakit waits, it does not fail
-    from hakit.operate import follow_pacemaker
-    from hakit.remote import FakeRunner
+    from hakit.failover.operate import follow_pacemaker
+    from hakit.remote.remote import FakeRunner
 
     n2 = FakeRunner("n2")
     looks = iter(["n1", "n1"])
@@ -1002,8 +1002,8 @@ def pinged(tmp_path):
 def test_a_switchover_waits_until_pacemaker_accepts_the_target(pinged):
     # a node that has just joined has no connectivity attribute yet: the group's location rule
     # bans it; the switchover's first step waits for the attribute before holding the group
-    from hakit.operate import hold_stack
-    from hakit.remote import FakeRunner
+    from hakit.failover.operate import hold_stack
+    from hakit.remote.remote import FakeRunner
 
     n2 = FakeRunner("n2")
     answers = iter([Result((), 105, "", "No such device or address"), Result((), 0, "1000\n")])
@@ -1015,8 +1015,8 @@ def test_a_switchover_waits_until_pacemaker_accepts_the_target(pinged):
 
 
 def test_a_target_pacemaker_never_accepts_is_refused_before_anything_changes(pinged):
-    from hakit.operate import wait_stack_accepts
-    from hakit.remote import FakeRunner
+    from hakit.failover.operate import wait_stack_accepts
+    from hakit.remote.remote import FakeRunner
 
     n2 = FakeRunner("n2")
     n2.on("crm_attribute", stdout="0\n")
@@ -1027,8 +1027,8 @@ def test_a_target_pacemaker_never_accepts_is_refused_before_anything_changes(pin
 
 
 def test_without_ping_nodes_or_outside_a_switchover_nothing_is_waited_for(inv, pinged):
-    from hakit.operate import hold_stack
-    from hakit.remote import FakeRunner
+    from hakit.failover.operate import hold_stack
+    from hakit.remote.remote import FakeRunner
 
     for inventory, ready in ((inv, True), (pinged, False)):
         n2 = FakeRunner("n2")
@@ -1046,8 +1046,8 @@ def test_a_switchover_plan_asks_its_first_stack_step_to_wait_for_the_target(ping
 def test_a_move_through_the_stack_manages_a_held_group_again(inv):
     # a direct switchover interrupted while the group was unmanaged, then a takeover: Pacemaker
     # must be able to act again, or the move waits for ever
-    from hakit.operate import move_pacemaker
-    from hakit.remote import FakeRunner
+    from hakit.failover.operate import move_pacemaker
+    from hakit.remote.remote import FakeRunner
 
     n2 = FakeRunner("n2")
     n2.on("crm_resource", "--resource", "hakit", "--locate", stdout="resource hakit is running on: n2\n")
@@ -1067,7 +1067,7 @@ def test_a_direct_takeover_moves_the_vip_off_the_old_node_before_the_new_one_is_
     order = [s.name for s in plan.steps]
     assert order.index("stop the database of n1") < order.index("raise generation")
     assert order.index("VIP off n1") < order.index("writable") < order.index("VIP on n2")
-    from hakit.remote import FakeRunner
+    from hakit.remote.remote import FakeRunner
 
     node1 = FakeRunner("n1")
     node1.on(inv.settings.node_hakit, "agent", "ocf", "mariadb-role", "stop", exited=0)
@@ -1079,7 +1079,7 @@ def test_a_direct_takeover_moves_the_vip_off_the_old_node_before_the_new_one_is_
 
 
 def test_a_takeover_whose_old_database_cannot_be_stopped_with_proof_is_refused(inv):
-    from hakit.remote import FakeRunner
+    from hakit.remote.remote import FakeRunner
 
     n1, n2 = pair()
     n1.reachable = False
@@ -1099,8 +1099,8 @@ def test_a_takeover_whose_old_database_cannot_be_stopped_with_proof_is_refused(i
 def test_heartbeat_follows_even_when_it_thinks_it_holds_a_group_it_gave_up(inv, monkeypatch):
     # seen on the lab: a start refused by anti-flap made heartbeat give the group up, yet it
     # counted the acquisition as done ("all"): nothing would have started the monitoring master
-    from hakit import operate
-    from hakit.remote import FakeRunner, Result
+    from hakit.failover import operate
+    from hakit.remote.remote import FakeRunner, Result
 
     monkeypatch.setattr(operate, "HB_ACQUIRE_GRACE", 0.0)
     n1 = FakeRunner("n1")
@@ -1122,7 +1122,7 @@ def test_what_heartbeat_holds_depends_on_whose_local_group_it_is(inv):
     # the clean-clone run caught it: a freshly started standby that is not haresources' first
     # node says "local" while holding nothing, and a switchover to it then skipped hb_takeover
     # and left the monitoring master running on both nodes
-    from hakit.operate import heartbeat_holds
+    from hakit.failover.operate import heartbeat_holds
 
     assert heartbeat_holds(inv, "n1", "local") and heartbeat_holds(inv, "n1", "all")
     assert not heartbeat_holds(inv, "n1", "foreign") and not heartbeat_holds(inv, "n1", "none")
@@ -1135,8 +1135,8 @@ def test_a_vip_the_stack_released_meanwhile_counts_as_off(inv, still_held):
     """Lab, heartbeat: a takeover's "VIP off" raced the stack's own release of the group; IPaddr2
     found the address gone between its check and its delete, and failed. The VIP is off, as the
     step wants; only a VIP still held after a failed stop fails the step."""
-    from hakit.operate import vip_argv
-    from hakit.remote import FakeRunner
+    from hakit.failover.operate import vip_argv
+    from hakit.remote.remote import FakeRunner
 
     runner = FakeRunner("n1")
     runner.on(*vip_argv(inv, "stop"), exited=1, stderr="ERROR: Address not found")
@@ -1157,7 +1157,7 @@ def test_the_vip_agent_returns_without_waiting_for_what_it_left_running(tmp_path
     import subprocess
     import time
 
-    from hakit.operate import DETACHED_OUTPUT
+    from hakit.failover.operate import DETACHED_OUTPUT
 
     agent = tmp_path / "agent"
     agent.write_text("#!/bin/sh\necho started; echo warned >&2\n(sleep 3; echo late) &\nexit 7\n")
@@ -1176,7 +1176,7 @@ def test_a_resync_ends_only_once_pacemaker_would_run_the_group_on_the_rebuilt_no
     # the rebuilt node restarted and rejoined moments ago: its ping resource has not reported yet,
     # so the group's location rule bans it; "healthy" must mean it can take over now, so the last
     # step forgets its failures, then waits for the attribute
-    from hakit.remote import FakeRunner
+    from hakit.remote.remote import FakeRunner
 
     n1 = FakeRunner("n1")
     answers = iter([Result((), 105, "", "No such device or address"), Result((), 105, "", ""), Result((), 0, "1000\n")])
@@ -1189,10 +1189,10 @@ def test_a_resync_ends_only_once_pacemaker_would_run_the_group_on_the_rebuilt_no
 
 
 def test_a_resync_whose_node_pacemaker_never_accepts_fails_resumably(pinged, monkeypatch):
-    import hakit.operate
-    from hakit.remote import FakeRunner
+    import hakit.failover.operate
+    from hakit.remote.remote import FakeRunner
 
-    monkeypatch.setattr(hakit.operate.wait_stack_accepts, "__defaults__", (0.3,))
+    monkeypatch.setattr(hakit.failover.operate.wait_stack_accepts, "__defaults__", (0.3,))
     n1 = FakeRunner("n1")
     n1.on("crm_attribute", stdout="0\n")
     operator = Operator(pinged, World(runners={"n1": n1}), say=lambda t: None)
@@ -1209,8 +1209,8 @@ def test_a_rerun_with_nothing_left_to_do_closes_the_interrupted_operation(inv, t
     the takeover open, so the resync that followed was refused ("a takeover of n2 was
     interrupted and is not finished"), and every re-run of the takeover left it so: a stuck
     state. A re-run of the same operation that finds the pair where it was going ends it."""
-    import hakit.operate as operate
-    from hakit.journal import Journal
+    import hakit.failover.operate as operate
+    from hakit.failover.journal import Journal
 
     journal = Journal(tmp_path / "j")
     op = journal.begin(open_kind, {"target": "n2"})
@@ -1244,7 +1244,7 @@ def test_a_node_left_in_idempotent_replication_is_degraded_with_the_repair():
     """Issue 22 (8): hakit killed in a catch-up left ``slave_exec_mode=IDEMPOTENT``: replication
     then skips what does not apply and a divergence goes unseen. Status names it and the
     repair; the next replication start sets STRICT again (the port's start_replica)."""
-    from hakit.snapshot import derive_state
+    from hakit.failover.snapshot import derive_state
 
     healthy_pair = healthy()
     assert derive_state(healthy_pair).name == "healthy"
@@ -1281,8 +1281,8 @@ def test_the_consistency_check_survives_a_dropped_connection(inv, monkeypatch):
     """Issue 22 (9): the quick benchmark's resync by backup failed once at its consistency check,
     "n2: Lost connection to MySQL server during query". A lost connection now reconnects and
     the comparison starts over; one that keeps failing says to re-run (the resync resumes)."""
-    import hakit.operate as operate
-    from hakit.mysql import DatabaseUnreachable
+    import hakit.failover.operate as operate
+    from hakit.mysql.mysql import DatabaseUnreachable
 
     monkeypatch.setattr(operate.time, "sleep", lambda s: None)
 
@@ -1318,9 +1318,9 @@ def test_a_group_left_unmanaged_is_degraded_with_the_way_back_from_any_admin_mac
     nothing could fail over. The group's is-managed is read from the stack itself now."""
     import shutil
 
-    from hakit.operate import stack_unmanaged
-    from hakit.remote import FakeRunner
-    from hakit.snapshot import derive_state
+    from hakit.failover.operate import stack_unmanaged
+    from hakit.remote.remote import FakeRunner
+    from hakit.failover.snapshot import derive_state
 
     shutil.copy("examples/two-node-pacemaker.yml", tmp_path / "inventory.yml")
     pinv = load_inventory(tmp_path / "inventory.yml")
@@ -1375,8 +1375,8 @@ def test_a_node_whose_marker_names_a_copy_is_rebuilt_by_that_copy_from_any_admin
 
 
 def test_an_unequal_rejoin_rewrites_the_marker_to_the_copy(inv):
-    from hakit.operate import RESYNC_MARKER  # the node's path (the unit tests' own flags are elsewhere)
-    from hakit.remote import FakeRunner
+    from hakit.failover.operate import RESYNC_MARKER  # the node's path (the unit tests' own flags are elsewhere)
+    from hakit.remote.remote import FakeRunner
 
     n1, n2 = pair()
     n2.table_names = n1.table_names
@@ -1408,8 +1408,8 @@ def test_an_unequal_rejoin_rewrites_the_marker_to_the_copy(inv):
 def test_an_unequal_rejoin_goes_on_as_a_copy_in_the_same_command(inv, monkeypatch):
     """run_operation plans again once when (and only when) the check turned an auto rejoin
     into a copy; any other failure is reported as it is."""
-    import hakit.operate as operate
-    from hakit.executor import Outcome
+    import hakit.failover.operate as operate
+    from hakit.failover.executor import Outcome
 
     runs: list[str] = []
 

@@ -8,15 +8,15 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from hakit import flags
-from hakit.gtid import Position
-from hakit.inventory import load_inventory
-from hakit.mysql import DbFacts, FakeDatabase, PromotionRecord, ReplicaStatus
-from hakit.observe import World, observe
-from hakit.operate import observe_operation, raise_floor as raise_admin_floor, spread_floor
-from hakit.plan import Plan, Refusal
-from hakit.promote import PeerView, plan_promotion
-from hakit.remote import FakeRunner
+from hakit.failover import flags
+from hakit.mysql.gtid import Position
+from hakit.inventory.loader import load_inventory
+from hakit.mysql.mysql import DbFacts, FakeDatabase, PromotionRecord, ReplicaStatus
+from hakit.failover.observe import World, observe
+from hakit.failover.operate import observe_operation, raise_floor as raise_admin_floor, spread_floor
+from hakit.failover.plan import Plan, Refusal
+from hakit.failover.promote import PeerView, plan_promotion
+from hakit.remote.remote import FakeRunner
 
 
 def _facts(gen: int, promoted: str = "n1", ro: bool = True, replica: ReplicaStatus | None = None) -> DbFacts:
@@ -96,7 +96,7 @@ def test_a_node_below_the_floor_is_never_promoted_and_a_new_generation_is_above_
 
 import pytest  # noqa: E402
 
-from hakit.promote import lacks_writes  # noqa: E402
+from hakit.failover.promote import lacks_writes  # noqa: E402
 
 RECONNECTING = ReplicaStatus("a", False, True, None, io_state="Connecting", last_io_error="error reconnecting")
 LAG_POLICY = [

@@ -2,7 +2,7 @@
 
 import pytest
 
-from hakit.gtid import Gtid, Position, errant_count
+from hakit.mysql.gtid import Gtid, Position, errant_count
 
 
 @pytest.mark.parametrize("text, expected", [

@@ -45,9 +45,9 @@ from hypothesis import strategies as st
 
 from hakit.cli import main, main_group
 from hakit.errors import InputError
-from hakit.inventory import load_inventory, parse_inventory
-from hakit.model import Inventory
-from hakit.secrets import generate, load_secrets, secrets_path, write_secrets
+from hakit.inventory.loader import load_inventory, parse_inventory
+from hakit.inventory.model import Inventory
+from hakit.inventory.secrets import generate, load_secrets, secrets_path, write_secrets
 from test_hostile_input import EXAMPLE_DATA, PAYLOADS, _dump, hostile_secrets, hostile_text, mutated_inventory, sized
 
 # --------------------------------------------------------------------------- the tripwire
@@ -82,8 +82,8 @@ def tripwire():
         "pymysql.connect": "a MySQL connection",
         "pymysql.connections.Connection.connect": "a MySQL connection",
         # the lab's own changes, should a command ever get that far
-        "hakit.lab.lab.down": "lab down",
-        "hakit.lab.lab.restart_node": "lab restart-node",
+        "hakit.lab.lifecycle.down": "lab down",
+        "hakit.lab.lifecycle.restart_node": "lab restart-node",
         "hakit.lab.fence.install_agent": "the lab's fence agent",
         "hakit.lab.fence.remove_agent": "the lab's fence agent",
     }

@@ -34,9 +34,9 @@ from hypothesis import strategies as st
 
 from hakit.cli import main
 from hakit.errors import InputError
-from hakit.inventory import load_inventory, parse_inventory
-from hakit.model import BaseModel, Inventory
-from hakit.secrets import Secrets, generate, load_secrets, secrets_path
+from hakit.inventory.loader import load_inventory, parse_inventory
+from hakit.inventory.model import BaseModel, Inventory
+from hakit.inventory.secrets import Secrets, generate, load_secrets, secrets_path
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 EXAMPLE_DATA = {p.stem: yaml.safe_load(p.read_text(encoding="utf-8")) for p in sorted(EXAMPLES.glob("*.yml"))}
@@ -77,7 +77,7 @@ hostile_value = st.recursive(st.one_of(scalar, plausible), lambda inner: st.one_
 
 
 def _model_fields() -> list[str]:
-    from hakit import model
+    from hakit.inventory import model
 
     names: set[str] = set()
     for obj in vars(model).values():
@@ -246,7 +246,7 @@ def test_deep_nesting_and_alias_bombs(text: str, message: str) -> None:
 
     Run in a child process with a time limit, so that a regression fails instead of hanging.
     """
-    program = ("import sys\nfrom hakit.errors import InputError\nfrom hakit.inventory import parse_inventory\n"
+    program = ("import sys\nfrom hakit.errors import InputError\nfrom hakit.inventory.loader import parse_inventory\n"
                "try:\n    parse_inventory(sys.stdin.read(), 'deep.yml')\nexcept InputError as exc:\n"
                "    print(exc)\nelse:\n    print('loaded')\n")
     try:

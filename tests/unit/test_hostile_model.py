@@ -19,7 +19,7 @@ import yaml
 
 from hakit.cli import main
 from hakit.errors import InputError
-from hakit.inventory import load_inventory, parse_inventory
+from hakit.inventory.loader import load_inventory, parse_inventory
 from test_inventory import DB_HOSTS, HK, HOSTS, Bad, F, H, L, P, key, set_, steps
 
 # --------------------------------------------------------------------------- the rules' messages
@@ -496,7 +496,7 @@ def test_a_host_map_is_read_the_way_pacemaker_reads_it():
     """pcmk_host_map: ';' (or white space) separates the mappings, ',' the ports of one node.
     The shipped four-node example had "db1:1,db2:2,app1:3,app2:4", which Pacemaker reads as
     one alias ("3,app2" -> "4"): fencing db1 would have gone to a port named "db1"."""
-    from hakit.inventory import host_map_aliases
+    from hakit.inventory.loader import host_map_aliases
 
     assert host_map_aliases("db1:1,db2:2,app1:3,app2:4") == {"3,app2": "4"}
     assert host_map_aliases("db1:1;db2:2,3 app1=4") == {"db1": "1", "db2": "2,3", "app1": "4"}

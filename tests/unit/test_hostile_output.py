@@ -41,9 +41,9 @@ from hypothesis import event, given
 from hypothesis import strategies as st
 
 from hakit.errors import InputError
-from hakit.inventory import load_inventory, parse_inventory
-from hakit.render import render_all
-from hakit.secrets import generate, load_secrets, secrets_path, write_secrets
+from hakit.inventory.loader import load_inventory, parse_inventory
+from hakit.render.render import render_all
+from hakit.inventory.secrets import generate, load_secrets, secrets_path, write_secrets
 from test_hostile_cli import HAKIT, Run, assert_clean_output, invoke, secrets_for, snapshot
 from test_hostile_input import EXAMPLE_DATA, _dump, sized
 
@@ -242,7 +242,7 @@ class Wrote(BaseException):
 @pytest.fixture
 def no_tree_writing(monkeypatch: pytest.MonkeyPatch) -> None:
     """Should the refusal be missing, the test fails here instead of writing into /etc."""
-    from hakit import artefact
+    from hakit.render import artefact
 
     def trip(*args: Any, **kwargs: Any) -> None:
         raise Wrote(str(args[1] if len(args) > 1 else kwargs))
@@ -856,7 +856,7 @@ def _renderable(before: dict[str, tuple[int, bytes | None]], listed: set[str], m
 def test_render_into_a_hostile_output_folder(previous: bool, changes: list[tuple[str, str]]) -> None:
     """Whatever is in OUT: render writes its tree and touches nothing else (exit 0), or refuses
     (exit 2) with OUT exactly as it was; never a hang (FIFOs), never a traceback."""
-    from hakit.artefact import listing, write_tree
+    from hakit.render.artefact import listing, write_tree
 
     _, _, artefacts = _rendered("two-node-pacemaker")
     with fixed_site() as s:
@@ -1006,7 +1006,7 @@ fence_value = st.one_of(st.sampled_from(["", " ", "#", "a#b", "pass word", "x\ty
 def test_heartbeat_reads_every_accepted_fence_secret_in_its_slot(value: str, example: str) -> None:
     """A fence secret is refused (naming the secrets file and the field), or heartbeat's reading of
     the rendered stonith_host line gives every parameter in its slot, the secret whole."""
-    from hakit.render import HEARTBEAT_STONITH_PARAMS
+    from hakit.render.render import HEARTBEAT_STONITH_PARAMS
 
     text, secrets_text, _ = _rendered(example)
     inv = parse_inventory(text, "inventory.yml")

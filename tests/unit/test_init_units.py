@@ -3,9 +3,9 @@
 import pytest
 
 from hakit.errors import OperationFailed
-from hakit.gtid import Position
-from hakit.init import _dump_position, plan_init
-from hakit.inventory import load_inventory
+from hakit.mysql.gtid import Position
+from hakit.pair.init import _dump_position, plan_init
+from hakit.inventory.loader import load_inventory
 
 
 def test_dump_position_at_the_top_with_the_global_lock():
@@ -34,8 +34,8 @@ def test_init_steps_are_in_the_contract_order():
 
 
 def test_heartbeat_restart_is_stop_then_start_without_the_init_scripts_sleep() -> None:
-    from hakit.remote import FakeRunner
-    from hakit.services import service
+    from hakit.remote.remote import FakeRunner
+    from hakit.remote.services import service
 
     runner = FakeRunner().on("test", "-d", "/run/systemd/system", exited=1)
     assert service(runner, "heartbeat", "restart").ok
@@ -53,8 +53,8 @@ def test_copying_host_keys_waits_until_the_reloaded_sshd_listens_again(tmp_path)
     import shutil
     from types import SimpleNamespace
 
-    from hakit.keys import share_keys
-    from hakit.remote import FakeRunner
+    from hakit.pair.keys import share_keys
+    from hakit.remote.remote import FakeRunner
 
     shutil.copy("examples/two-node-pacemaker.yml", tmp_path / "inventory.yml")  # known_hosts lands here
     inv = load_inventory(tmp_path / "inventory.yml")

@@ -33,16 +33,16 @@ from hypothesis import event, given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from hakit import render
+from hakit.render import render
 from hakit.errors import InputError
-from hakit.gtid import Position
-from hakit.inventory import parse_inventory
-from hakit.model import MySQL, Node, Settings
-from hakit.mysql import ident as mysql_ident
-from hakit.secrets import Secrets, generate
+from hakit.mysql.gtid import Position
+from hakit.inventory.loader import parse_inventory
+from hakit.inventory.model import MySQL, Node, Settings
+from hakit.mysql.mysql import ident as mysql_ident
+from hakit.inventory.secrets import Secrets, generate
 from test_hostile_input import EXAMPLE_DATA, PAYLOADS, _dump, hostile_text, mutated_inventory, sized
 
-HAKIT = Path(render.__file__).resolve().parent
+HAKIT = Path(render.__file__).resolve().parents[1]
 SOURCES = sorted(HAKIT.rglob("*.py"))
 
 
@@ -163,7 +163,7 @@ ALLOWED_SCRIPTS = {
         "mount_private's lines: every path in them goes through q() (test_lab_mount_script_quotes_every_path)",
     ("hakit/lab/daemons.py", "daemon.start"): "a daemon of the lab's own table (constant text)",
     ("hakit/lab/daemons.py", "script"): "sh()'s own parameter: its callers are checked as scripts too",
-    ("hakit/observe.py", "script"): "FLAGS_SCRIPT (constant text) and stack_script(), which names only the "
+    ("hakit/failover/observe.py", "script"): "FLAGS_SCRIPT (constant text) and stack_script(), which names only the "
                                     "constant daemons of STACK_DAEMONS",
 }
 
@@ -225,7 +225,7 @@ def test_lab_mount_script_quotes_every_path() -> None:
 
 def test_ssh_commands_are_quoted_argv() -> None:
     """``SshRunner`` hands the remote shell ``shlex.join(argv)``, nothing else."""
-    tree = ast.parse((HAKIT / "remote.py").read_text(encoding="utf-8"))
+    tree = ast.parse((HAKIT / "remote" / "remote.py").read_text(encoding="utf-8"))
     scope = _functions(tree)
     calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
              and n.func.attr == "exec_command"]
@@ -299,7 +299,7 @@ argument = st.one_of(st.sampled_from(PAYLOADS), hostile_text).filter(
 @sized(150)
 @given(args=st.lists(argument, max_size=5), user=st.sampled_from(["root", "hakit"]))
 def test_ssh_runner_command_runs_the_exact_argv_in_a_real_shell(args: list[str], user: str) -> None:
-    from hakit.remote import SshRunner
+    from hakit.remote.remote import SshRunner
 
     runner = SshRunner("n1", "192.0.2.1", user=user, known_hosts="/nonexistent")
     client = _Client()
@@ -321,9 +321,9 @@ def test_hooks_get_their_arguments_verbatim(args: list[str]) -> None:
     """A hook is an argv (never a shell): hostile arguments arrive exactly as written."""
     import tempfile
 
-    from hakit.observe import World
-    from hakit.operate import Operator
-    from hakit.plan import step
+    from hakit.failover.observe import World
+    from hakit.failover.operate import Operator
+    from hakit.failover.plan import step
 
     with tempfile.TemporaryDirectory() as folder:
         data = EXAMPLE_DATA["two-node-pacemaker"]
@@ -342,20 +342,21 @@ SQL_START = re.compile(r"\s*(SELECT|INSERT|UPDATE|DELETE|REPLACE|CREATE|ALTER|DR
 #: SQL interpolations that are not ident()/constants/numbers, and why they are safe; each reason
 #: is proven by the test named in it
 ALLOWED_SQL = {
-    **{("hakit/init.py", f"mysql.{f}"): "an Ident of the model (test_model_identifiers_refuse_quotes)"
+    **{("hakit/pair/init.py", f"mysql.{f}"): "an Ident of the model (test_model_identifiers_refuse_quotes)"
        for f in ("replication_user", "admin_user", "monitoring_user", "hakit_schema")},
-    ("hakit/init.py", "dbs"): "Idents of the model, quoted (test_model_identifiers_refuse_quotes)",
-    ("hakit/init.py", "peer.address"): "an IPv4 address normalised by the model (test_model_addresses_and_names)",
-    ("hakit/init.py", "run.active"): "a node Name of the model (test_model_addresses_and_names)",
-    ("hakit/init.py", "Position.parse(point)"): "a GTID position (test_gtid_position_text_is_digits)",
-    ("hakit/init.py", "Position.parse(mine)"): "a GTID position (test_gtid_position_text_is_digits)",
-    ("hakit/reseed.py", "start_pos"): "a GTID position (test_gtid_position_text_is_digits)",
-    ("hakit/reseed.py", "position"): "a GTID position (test_gtid_position_text_is_digits)",
-    ("hakit/reseed.py", "where"): "a constant, or _schema_in(): names each checked by ident()",
-    ("hakit/mysql.py", "marks"): "only '%s' placeholders: the values are parameters",
-    ("hakit/mysql.py", "columns"): "one of three constant column lists (a state table of an older hakit)",
-    ("hakit/validate.py", "user"): "an Ident of the model (test_model_identifiers_refuse_quotes)",
-    ("hakit/validate.py", "peer.address"): "an IPv4 address normalised by the model (test_model_addresses_and_names)",
+    ("hakit/pair/init.py", "dbs"): "Idents of the model, quoted (test_model_identifiers_refuse_quotes)",
+    ("hakit/pair/init.py", "peer.address"): "an IPv4 address normalised by the model (test_model_addresses_and_names)",
+    ("hakit/pair/init.py", "run.active"): "a node Name of the model (test_model_addresses_and_names)",
+    ("hakit/pair/init.py", "Position.parse(point)"): "a GTID position (test_gtid_position_text_is_digits)",
+    ("hakit/pair/init.py", "Position.parse(mine)"): "a GTID position (test_gtid_position_text_is_digits)",
+    ("hakit/failover/reseed.py", "start_pos"): "a GTID position (test_gtid_position_text_is_digits)",
+    ("hakit/failover/reseed.py", "position"): "a GTID position (test_gtid_position_text_is_digits)",
+    ("hakit/failover/reseed.py", "where"): "a constant, or _schema_in(): names each checked by ident()",
+    ("hakit/mysql/mysql.py", "marks"): "only '%s' placeholders: the values are parameters",
+    ("hakit/mysql/mysql.py", "columns"): "one of three constant column lists (a state table of an older hakit)",
+    ("hakit/validate/__init__.py", "user"): "an Ident of the model (test_model_identifiers_refuse_quotes)",
+    ("hakit/validate/__init__.py", "peer.address"):
+        "an IPv4 address normalised by the model (test_model_addresses_and_names)",
     ("hakit/lab/chaos.py", "listed"): "Idents of the lab's inventory (test_model_identifiers_refuse_quotes)",
     ("hakit/lab/writer.py", "client_address"): "an IPv4 address or a.b.c.% (test_the_writer_takes_only_plain_names)",
     ("hakit/lab/writer.py", "user"): "a plain lower-case name (test_the_writer_takes_only_plain_names)",

@@ -17,7 +17,7 @@ import pytest
 from pydantic import ValidationError
 
 from hakit.errors import InputError, Problem
-from hakit.inventory import load_inventory, parse_inventory
+from hakit.inventory.loader import load_inventory, parse_inventory
 
 P, H, F = "two-node-pacemaker", "two-node-heartbeat-drbd", "four-node-pacemaker"
 HK = ("all", "vars", "hakit")
@@ -614,7 +614,7 @@ def test_every_problem_is_reported_at_once(example_data, write_inventory) -> Non
 
 
 def _id(name: str) -> int:
-    from hakit.inventory import name_server_id
+    from hakit.inventory.loader import name_server_id
 
     return name_server_id(name)
 
@@ -883,14 +883,14 @@ def _generated_block(name: str) -> list[str]:
 
 def test_docs_list_every_settings_key() -> None:
     """docs/inventory.md's key tables are the model's (regenerate: python tests/unit/test_inventory.py)."""
-    from hakit.model import HostVars, Settings
+    from hakit.inventory.model import HostVars, Settings
 
     assert _generated_block("settings") == key_table(Settings)
     assert _generated_block("hostvars") == key_table(HostVars)
 
 
 if __name__ == "__main__":  # print the tables for docs/inventory.md
-    from hakit.model import HostVars, Settings
+    from hakit.inventory.model import HostVars, Settings
 
     for title, model in (("settings", Settings), ("hostvars", HostVars)):
         print(f"<!-- generated:{title}:begin -->\n| key | type | default | rule |\n| --- | --- | --- | --- |")

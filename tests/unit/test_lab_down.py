@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from hakit.errors import SafetyRefusal
-from hakit.lab import lab, labinventory
+from hakit.lab import lifecycle as lab, labinventory
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="lab down needs root (as in CI)")
 

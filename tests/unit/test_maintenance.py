@@ -7,10 +7,10 @@ import socket
 import pytest
 
 from hakit.errors import SafetyRefusal
-from hakit.inventory import load_inventory
-from hakit.maintenance import FLAG, set_maintenance
-from hakit.observe import World
-from hakit.remote import FakeRunner, Result
+from hakit.inventory.loader import load_inventory
+from hakit.pair.maintenance import FLAG, set_maintenance
+from hakit.failover.observe import World
+from hakit.remote.remote import FakeRunner, Result
 
 INVENTORY = """
 all:
@@ -112,8 +112,8 @@ class WatchedNode:
     def __init__(self, tmp_path, monkeypatch, stack: str, **database) -> None:
         from hakit.agents import watch
         from hakit.agents.context import NodeContext
-        from hakit.mysql import FakeDatabase
-        from hakit.secrets import generate
+        from hakit.mysql.mysql import FakeDatabase
+        from hakit.inventory.secrets import generate
 
         self.watch = watch
         self.inv = inventory(tmp_path, stack)
@@ -393,7 +393,7 @@ def test_a_heartbeat_active_gives_up_at_once_when_its_peer_has_long_been_active(
 def test_a_missing_socket_or_a_closed_port_is_told_apart_from_other_failures(tmp_path):
     """``gone`` comes from the real client library: the socket file missing, or nobody listening
     on the port; a listener that never answers the handshake is not 'gone' (it may be slow)."""
-    from hakit.mysql import DatabaseUnreachable, PyMySQLDatabase
+    from hakit.mysql.mysql import DatabaseUnreachable, PyMySQLDatabase
 
     with pytest.raises(DatabaseUnreachable) as missing:
         PyMySQLDatabase("n1", unix_socket=str(tmp_path / "mysqld.sock"), user="root", connect_timeout=1).facts()
@@ -429,12 +429,12 @@ def test_the_heartbeat_role_promotes_over_a_silent_peer_only_once_it_is_fenced(
         tmp_path, monkeypatch, capsys, refused, network, fencing, fenced, code, words):
     from hakit.agents import mariadb_role
     from hakit.agents.context import NodeContext
-    from hakit.mysql import FakeDatabase
-    from hakit.promote import PeerView
-    from hakit.secrets import generate
+    from hakit.mysql.mysql import FakeDatabase
+    from hakit.failover.promote import PeerView
+    from hakit.inventory.secrets import generate
 
     inv = inventory(tmp_path, "heartbeat")
-    from hakit.mysql import ReplicaStatus
+    from hakit.mysql.mysql import ReplicaStatus
 
     # a standby whose receiver reconnects to its silent master (what a failover looks like)
     db = FakeDatabase("n2", server_id=2, replica=ReplicaStatus(inv.node("n1").address, False, True, None,
@@ -505,9 +505,9 @@ def test_a_stale_node_given_the_group_refuses_to_start_and_spawns_nothing_itself
 
     from hakit.agents import mariadb_role
     from hakit.agents.context import NodeContext
-    from hakit.mysql import FakeDatabase, PromotionRecord
-    from hakit.promote import PeerView
-    from hakit.secrets import generate
+    from hakit.mysql.mysql import FakeDatabase, PromotionRecord
+    from hakit.failover.promote import PeerView
+    from hakit.inventory.secrets import generate
 
     inv = inventory(tmp_path, "heartbeat")
     db = FakeDatabase("n1", state=PromotionRecord(9, "0-1-5", "n1", "automatic"))
@@ -531,10 +531,10 @@ class _HandOverWorld:
     def __init__(self, tmp_path, monkeypatch, node="n1"):
         from hakit.agents import watch
         from hakit.agents.context import NodeContext
-        from hakit import flags
-        from hakit.mysql import DatabaseUnreachable, FakeDatabase, PromotionRecord
-        from hakit.promote import PeerView
-        from hakit.secrets import generate
+        from hakit.failover import flags
+        from hakit.mysql.mysql import DatabaseUnreachable, FakeDatabase, PromotionRecord
+        from hakit.failover.promote import PeerView
+        from hakit.inventory.secrets import generate
 
         inv = inventory(tmp_path, "heartbeat")
         self.ctx = NodeContext(inv, generate(), inv.node(node))
@@ -592,7 +592,7 @@ def test_a_failed_start_hands_the_group_to_a_peer_that_can_take_it(tmp_path, mon
     ("maintenance", "maintenance mode"),
 ])
 def test_the_hand_over_keeps_the_group_when_moving_it_would_be_wrong(tmp_path, monkeypatch, change, why):
-    from hakit.mysql import FakeDatabase, PromotionRecord
+    from hakit.mysql.mysql import FakeDatabase, PromotionRecord
 
     world = _HandOverWorld(tmp_path, monkeypatch)
     if change == "writable":
@@ -670,7 +670,7 @@ def test_the_role_start_run_again_by_the_watcher_is_heartbeats_own(tmp_path, mon
 
     from hakit.agents import watch as watchmod
     from hakit.agents.context import NodeContext
-    from hakit.secrets import generate
+    from hakit.inventory.secrets import generate
 
     inv = inventory(tmp_path, "heartbeat")
     ctx = NodeContext(inv, generate(), inv.node("n1"))

@@ -6,11 +6,11 @@ from dataclasses import replace
 
 import pytest
 
-from hakit.executor import Executor
-from hakit.gtid import Position
-from hakit.mysql import DbFacts, FakeDatabase, PromotionRecord, ReplicaStatus
-from hakit.plan import Plan, Refusal
-from hakit.promote import PeerView, database_actions, plan_promotion
+from hakit.failover.executor import Executor
+from hakit.mysql.gtid import Position
+from hakit.mysql.mysql import DbFacts, FakeDatabase, PromotionRecord, ReplicaStatus
+from hakit.failover.plan import Plan, Refusal
+from hakit.failover.promote import PeerView, database_actions, plan_promotion
 
 
 def facts(ro=True, gen=1, promoted="n1", cur="0-1-10", replica=None):
@@ -146,7 +146,7 @@ def test_the_run_of_a_server_is_read_from_proc_and_changes_with_the_process(tmp_
     import os
     import subprocess
 
-    from hakit.instance import INSTANCE_SCRIPT, instance_of, local_instance
+    from hakit.mysql.instance import INSTANCE_SCRIPT, instance_of, local_instance
 
     me = instance_of(os.getpid())
     boot = open("/proc/sys/kernel/random/boot_id").read().strip()

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from hakit.remote import CommandFailed, FakeRunner, LocalRunner, Result, Unreachable
+from hakit.remote.remote import CommandFailed, FakeRunner, LocalRunner, Result, Unreachable
 
 
 def test_local_run_returns_a_value_and_passes_args_without_a_shell(tmp_path):
@@ -89,7 +89,7 @@ def test_an_early_connection_that_failed_is_raised_once_by_the_first_command_the
         tmp_path, monkeypatch):
     # an operation opens its connections while it sets up; a node that cannot be reached must not
     # cost two connection attempts (two timeouts for a dead node) when its first command runs
-    from hakit.remote import SshRunner
+    from hakit.remote.remote import SshRunner
 
     known = tmp_path / "known_hosts"
     known.write_text("")
@@ -109,7 +109,7 @@ def test_an_early_connection_that_failed_is_raised_once_by_the_first_command_the
 
 
 def test_a_world_opens_the_connections_of_runners_that_can_and_skips_the_others():
-    from hakit.observe import World
+    from hakit.failover.observe import World
 
     class Early(FakeRunner):
         opened = 0
@@ -128,7 +128,7 @@ def test_the_ssh_connection_turns_nagle_off(tmp_path, monkeypatch):
 
     import paramiko
 
-    from hakit.remote import SshRunner
+    from hakit.remote.remote import SshRunner
 
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
@@ -248,7 +248,7 @@ def _ed25519(path):
 def test_a_connection_the_server_drops_at_once_is_tried_once_more(tmp_path, drop, works):
     # paramiko raised the transport's bare EOFError out of connect(): the CLI then said only
     # "hakit: aborted" and `status` lost its whole report to one node's dropped handshake
-    from hakit.remote import SshRunner
+    from hakit.remote.remote import SshRunner
 
     server = _SshServer(tmp_path, drop=drop)
     runner = SshRunner("n1", "127.0.0.1", port=server.port, known_hosts=server.known_hosts,
@@ -266,7 +266,7 @@ def test_a_connection_the_server_drops_at_once_is_tried_once_more(tmp_path, drop
 
 
 def test_an_sftp_session_that_ends_at_once_is_an_unreachable_node_not_an_eoferror(tmp_path):
-    from hakit.remote import SshRunner
+    from hakit.remote.remote import SshRunner
 
     server = _SshServer(tmp_path, drop=0)  # no SFTP subsystem: the channel closes at once
     runner = SshRunner("n1", "127.0.0.1", port=server.port, known_hosts=server.known_hosts,
@@ -283,7 +283,7 @@ def test_an_sftp_session_that_ends_at_once_is_an_unreachable_node_not_an_eoferro
 def test_a_connection_whose_channels_time_out_is_replaced_once(tmp_path, use):
     # CI: a node's connection stopped answering channel openings while the node answered new
     # connections; every probe of `hakit status` timed out and the node was reported down
-    from hakit.remote import SshRunner
+    from hakit.remote.remote import SshRunner
 
     server = _SshServer(tmp_path, drop=0, mute=1)
     runner = SshRunner("n1", "127.0.0.1", port=server.port, known_hosts=server.known_hosts,
@@ -303,7 +303,7 @@ def test_a_connection_whose_channels_time_out_is_replaced_once(tmp_path, use):
 
 
 def test_a_second_connection_that_does_not_answer_is_an_unreachable_node(tmp_path):
-    from hakit.remote import SshRunner
+    from hakit.remote.remote import SshRunner
 
     server = _SshServer(tmp_path, drop=0, mute=2)
     runner = SshRunner("n1", "127.0.0.1", port=server.port, known_hosts=server.known_hosts,
@@ -325,5 +325,5 @@ def test_paramiko_s_own_error_lines_stay_off_the_terminal():
     line = 'import logging{}; logging.getLogger("paramiko.transport").error("Secsh channel 1 open FAILED")'
     alone = subprocess.run([sys.executable, "-c", line.format("")], capture_output=True, text=True)
     assert "open FAILED" in alone.stderr  # what happens without hakit's handler
-    with_hakit = subprocess.run([sys.executable, "-c", line.format(", hakit.remote")], capture_output=True, text=True)
+    with_hakit = subprocess.run([sys.executable, "-c", line.format(", hakit.remote.remote")], capture_output=True, text=True)
     assert with_hakit.returncode == 0 and with_hakit.stderr == ""

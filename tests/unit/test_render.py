@@ -26,12 +26,12 @@ import markupsafe
 import pytest
 import yaml
 
-from hakit.artefact import CLUSTER_DIR, Artefact, write_tree
+from hakit.render.artefact import CLUSTER_DIR, Artefact, write_tree
 from hakit.errors import InputError
-from hakit.inventory import load_inventory, parse_inventory
-from hakit.model import Inventory
-from hakit.render import HEADER, crm_quote, ident, render_all, sql_string
-from hakit.secrets import Secrets
+from hakit.inventory.loader import load_inventory, parse_inventory
+from hakit.inventory.model import Inventory
+from hakit.render.render import HEADER, crm_quote, ident, render_all, sql_string
+from hakit.inventory.secrets import Secrets
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "examples").glob("*.yml"))
@@ -202,7 +202,7 @@ def test_ha_cf_has_no_failback_udpport_first_and_ucast_to_the_peer(secrets: Secr
 def test_ha_cf_writes_fractions_of_a_second_in_milliseconds(secrets: Secrets, tmp_path) -> None:
     import yaml
 
-    from hakit.inventory import load_inventory
+    from hakit.inventory.loader import load_inventory
 
     data = yaml.safe_load((ROOT / "examples" / "two-node-heartbeat-drbd.yml").read_text())
     data["all"]["vars"]["hakit"]["timing"] = {"heartbeat": {"keepalive": 0.5, "warntime": 1.5, "deadtime": 2,

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hakit import secrets as secrets_mod
+from hakit.inventory import secrets as secrets_mod
 from hakit.errors import InputError, Problem
-from hakit.inventory import load_inventory
-from hakit.secrets import Secrets, ensure_secrets, generate, load_secrets, secrets_path, write_secrets
+from hakit.inventory.loader import load_inventory
+from hakit.inventory.secrets import Secrets, ensure_secrets, generate, load_secrets, secrets_path, write_secrets
 
 PASSWORD_FIELDS = ["replication_password", "admin_password", "monitoring_db_password", "heartbeat_authkey",
                    "drbd_secret"]

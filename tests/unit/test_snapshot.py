@@ -6,9 +6,9 @@ from dataclasses import replace
 
 import pytest
 
-from hakit.gtid import Position
-from hakit.mysql import DbFacts, PromotionRecord, ReplicaStatus
-from hakit.snapshot import NodeView, Snapshot, derive_state, status_document
+from hakit.mysql.gtid import Position
+from hakit.mysql.mysql import DbFacts, PromotionRecord, ReplicaStatus
+from hakit.failover.snapshot import NodeView, Snapshot, derive_state, status_document
 
 A, B = "10.9.0.11", "10.9.0.12"
 
@@ -98,8 +98,8 @@ def test_a_full_data_disk_is_named_by_status(free_n1, free_n2, state, words):
 
 
 def test_check_warns_of_a_nearly_full_disk_and_is_critical_for_a_full_one():
-    from hakit.check import CRITICAL, OK, WARNING, verdict as check_verdict
-    from hakit.model import Failover
+    from hakit.status.check import CRITICAL, OK, WARNING, verdict as check_verdict
+    from hakit.inventory.model import Failover
 
     base = snap(db(False, 3), db(True, 3, replica=rep(A)))
     for free, code in ((2000, OK), (400, WARNING), (10, CRITICAL)):
@@ -118,7 +118,7 @@ def test_status_document_shows_an_unreachable_node_without_guessing():
 
 
 def test_status_shows_the_anti_flap_time_left():
-    from hakit.snapshot import anti_flap_left
+    from hakit.failover.snapshot import anti_flap_left
 
     def with_state(kind, at):
         facts = db(False, 2)

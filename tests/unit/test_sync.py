@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 
-from hakit.model import SyncItem
-from hakit.remote import LocalRunner
-from hakit.sync import SyncPlan, diff, manifest
+from hakit.inventory.model import SyncItem
+from hakit.remote.remote import LocalRunner
+from hakit.pair.sync import SyncPlan, diff, manifest
 
 
 def test_manifest_describes_type_mode_owner_and_content(tmp_path):

@@ -15,21 +15,21 @@ import pytest
 import yaml
 
 from hakit import __version__
-from hakit.check import OK, WARNING, verdict
+from hakit.status.check import OK, WARNING, verdict
 from hakit.errors import InputError, OperationFailed
-from hakit.gtid import Position
-from hakit.init import InitRun, _database, _preflight
-from hakit.inventory import load_inventory, parse_inventory
-from hakit.model import Failover, Tls
-from hakit.mysql import DbFacts, FakeDatabase, PromotionRecord, PyMySQLDatabase, ReplicaStatus, ReplicaTls, \
-    change_master_sql
-from hakit.observe import World, observe
-from hakit.plan import step
-from hakit.remote import FakeRunner, Result
-from hakit.render import render_all
-from hakit.secrets import Secrets
-from hakit.snapshot import NodeView, Snapshot, derive_state, status_document
-from hakit.tls import FILES_SCRIPT, findings, judge_files, probe_files, pymysql_tls, replica_tls
+from hakit.mysql.gtid import Position
+from hakit.pair.init import InitRun, _database, _preflight
+from hakit.inventory.loader import load_inventory, parse_inventory
+from hakit.inventory.model import Failover, Tls
+from hakit.mysql.mysql import (DbFacts, FakeDatabase, PromotionRecord, PyMySQLDatabase, ReplicaStatus, ReplicaTls,
+                               change_master_sql)
+from hakit.failover.observe import World, observe
+from hakit.failover.plan import step
+from hakit.remote.remote import FakeRunner, Result
+from hakit.render.render import render_all
+from hakit.inventory.secrets import Secrets
+from hakit.failover.snapshot import NodeView, Snapshot, derive_state, status_document
+from hakit.mysql.tls import FILES_SCRIPT, findings, judge_files, probe_files, pymysql_tls, replica_tls
 
 ROOT = Path(__file__).resolve().parents[2]
 TLS = {"enabled": True, "ca": "/etc/mysql/tls/ca.pem", "cert": "/etc/mysql/tls/node.pem",
@@ -402,7 +402,7 @@ def test_lab_certificates_are_signed_by_the_ca_and_name_the_address_and_the_vip(
 def test_hakit_s_own_logins_skip_tls_inside_an_ssh_tunnel_and_on_the_unix_socket(monkeypatch):
     # pymysql upgrades to TLS whenever a server offers it; Python's ssl cannot wrap a paramiko
     # channel (hakit's admin login goes through one), and the unix socket needs none
-    import hakit.mysql as m
+    import hakit.mysql.mysql as m
 
     seen = []
 

@@ -11,9 +11,9 @@ import time
 import pytest
 
 from hakit.errors import OperationFailed
-from hakit import reseed
-from hakit.remote import FakeRunner, LocalRunner, Result, Stream, Unreachable
-from hakit.transfer import CHUNK, NullProgress, RecordingProgress, RichProgress, pipe
+from hakit.failover import reseed
+from hakit.remote.remote import FakeRunner, LocalRunner, Result, Stream, Unreachable
+from hakit.remote.transfer import CHUNK, NullProgress, RecordingProgress, RichProgress, pipe
 
 
 def _pipe(src, dst, **kw):
@@ -181,10 +181,10 @@ def test_init_seed_streams_the_dump_into_a_reset_and_emptied_standby():
     on the standby and what its import reads."""
     from types import SimpleNamespace
 
-    from hakit.gtid import Position
-    from hakit.init import seed_by_dump
-    from hakit.model import MySQL
-    from hakit.remote import Result
+    from hakit.mysql.gtid import Position
+    from hakit.pair.init import seed_by_dump
+    from hakit.inventory.model import MySQL
+    from hakit.remote.remote import Result
 
     inv = SimpleNamespace(settings=SimpleNamespace(mysql=MySQL(databases=["opsview", "runtime"])))
     dump = b"-- MariaDB dump\n-- SET GLOBAL gtid_slave_pos='0-1-41';\nCREATE TABLE t (id INT);\n" + b"-- x\n" * 9000

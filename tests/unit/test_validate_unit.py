@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from hakit import validate as v
-from hakit.artefact import Artefact
+from hakit.render.artefact import Artefact
 from hakit.errors import ExitCode, ToolMissing
-from hakit.inventory import load_inventory
-from hakit.secrets import generate
+from hakit.inventory.loader import load_inventory
+from hakit.inventory.secrets import generate
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -268,7 +268,7 @@ def test_throwaway_mariadbd_is_stopped_by_shutdown_when_the_sql_passes(inv, sec)
 
 
 def test_no_secret_on_any_command_line_or_environment(inv, sec):
-    from hakit.render import render_all
+    from hakit.render.render import render_all
 
     sec = sec.model_copy(update={"fencing": {d.name: {p: f"fence-secret-{d.name}-{p}-x9" for p in d.secret_params}
                                              for d in inv.settings.fencing}})

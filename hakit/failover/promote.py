@@ -15,12 +15,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from hakit.agents.decide import DeathProof, peer_gate
+from hakit.failover.automatic import DeathProof, peer_gate
 from hakit.errors import HakitError, OperationFailed, SafetyRefusal
-from hakit.flags import RESYNC_MARKER
-from hakit.gtid import Position
-from hakit.mysql import Database, DbFacts, PromotionRecord, ReplicaStatus
-from hakit.plan import Plan, Refusal, Step, step
+from hakit.failover.flags import RESYNC_MARKER
+from hakit.mysql.gtid import Position
+from hakit.mysql.mysql import Database, DbFacts, PromotionRecord, ReplicaStatus
+from hakit.failover.plan import Plan, Refusal, Step, step
 
 
 @dataclass(frozen=True)

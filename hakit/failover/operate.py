@@ -21,21 +21,21 @@ from pathlib import Path
 from typing import Any, Callable
 
 from hakit.errors import HakitError, InputError, OperationFailed, SafetyRefusal
-from hakit.executor import Executor, Outcome
-from hakit.failover import ErrantReport, Request, plan_operation
+from hakit.failover.executor import Executor, Outcome
+from hakit.failover.planners import ErrantReport, Request, plan_operation
 from hakit.files import atomic_write
-from hakit.gtid import Position
-from hakit.journal import Journal, redactor
-from hakit.model import Inventory
-from hakit.mysql import Database, DatabaseUnreachable, ReplicaStatus
-from hakit.flags import RESYNC_MARKER
-from hakit.observe import World, holds_address, observe_node
-from hakit.resources import _where
-from hakit.plan import Plan, Refusal, Step
-from hakit.promote import database_actions
-from hakit.remote import Runner
-from hakit.secrets import Secrets
-from hakit.snapshot import Snapshot, cluster_generation
+from hakit.mysql.gtid import Position
+from hakit.failover.journal import Journal, redactor
+from hakit.inventory.model import Inventory
+from hakit.mysql.mysql import Database, DatabaseUnreachable, ReplicaStatus
+from hakit.failover.flags import RESYNC_MARKER
+from hakit.failover.observe import World, holds_address, observe_node
+from hakit.cluster.resources import _where
+from hakit.failover.plan import Plan, Refusal, Step
+from hakit.failover.promote import database_actions
+from hakit.remote.remote import Runner
+from hakit.inventory.secrets import Secrets
+from hakit.failover.snapshot import Snapshot, cluster_generation
 
 OPERATIONS_LOG = "/var/log/hakit/operations.log"
 
@@ -118,7 +118,7 @@ def spread_floor(world: World, snap: Snapshot, generation: int | None = None) ->
     ``generation`` (default: the highest the snapshot knows): each node then knows, whoever asks
     it later from wherever, the highest generation hakit saw. Returns the nodes raised; a node
     that cannot be written is left (its database's own generation still fences it)."""
-    from hakit.flags import FLOOR_SCRIPT
+    from hakit.failover.flags import FLOOR_SCRIPT
 
     known = max(cluster_generation(snap), snap.generation_floor, generation or 0)
     raised = []
@@ -183,7 +183,7 @@ def heartbeat_holds(inv: Inventory, node: str, rscstatus: str) -> bool:
     rscstatus``: the group is the *local* set of the node haresources names first (the preferred
     one) and the *foreign* set of the other, so a freshly started standby that is not the
     preferred node says ``local`` while holding nothing."""
-    from hakit.render import _preferred
+    from hakit.render.render import _preferred
 
     own = "local" if _preferred(inv.pair_of(node)).name == node else "foreign"
     return rscstatus in ("all", own)
@@ -360,7 +360,7 @@ def follow_pacemaker(inv: Inventory, runners: dict[str, Runner], node: str, time
     given back earlier, to a node that has just rejoined, the location rule bans it and
     Pacemaker would stop the role and the VIP there and start them on the peer (after a
     takeover: the node that failed)."""
-    from hakit.render import pacemaker_names
+    from hakit.render.render import pacemaker_names
 
     group = _group(inv)
     names = pacemaker_names(inv, inv.db_pair)
@@ -413,7 +413,7 @@ def follow_heartbeat(inv: Inventory, runners: dict[str, Runner], node: str, time
     release stops what still runs there, the monitoring master; starting the role and the VIP
     here finds them running)."""
     from hakit.agents.registry import HEARTBEAT_DIR
-    from hakit.observe import process_running
+    from hakit.failover.observe import process_running
 
     runner = runners[node]
 
@@ -443,7 +443,7 @@ def follow_heartbeat(inv: Inventory, runners: dict[str, Runner], node: str, time
 
 
 def _wait_monitoring(inv: Inventory, runner: Runner, node: str, timeout: float = 120.0) -> None:
-    from hakit.observe import process_running
+    from hakit.failover.observe import process_running
 
     if not inv.pair_of(node).carries_app:
         return
@@ -566,7 +566,7 @@ class Operator:
                 raise OperationFailed(f"{node} did not apply {peer}'s transactions; both stay read-only: "
                                       f"run hakit takeover --node {peer} (or {node}) once you have checked them")
             self.db(node).stop_replica()
-            from hakit.mysql import PromotionRecord
+            from hakit.mysql.mysql import PromotionRecord
 
             generation = max(mine.generation, theirs.generation) + 1
             self.db(node).record_promotion(s.arg("schema"), PromotionRecord(
@@ -664,7 +664,7 @@ class Operator:
     def server_instance(self, node: str) -> str | None:
         """The run of ``node``'s server (:mod:`hakit.instance`), over SSH; None when unknown (the
         promotion is then recorded without it, and only its peer can confirm it later)."""
-        from hakit.instance import INSTANCE_SCRIPT
+        from hakit.mysql.instance import INSTANCE_SCRIPT
 
         runner = self.world.runners.get(node)
         if runner is None:
@@ -716,7 +716,7 @@ class Operator:
         if self.copier is not None:
             self.copier(s.action, s.arg("source"), s.node)
             return
-        from hakit import reseed
+        from hakit.failover import reseed
 
         runners = self.world.runners
         progress = self.progress
@@ -730,7 +730,7 @@ class Operator:
 
     def settle(self, s: Step) -> None:
         """An interrupted copy's target made whole and its server started (see :func:`reseed.settle`)."""
-        from hakit import reseed
+        from hakit.failover import reseed
 
         reseed.settle(self.inv, self.world.runners[s.node], say=self.say)
         self.db(s.node).close()  # a session (or tunnel) from before the server stopped is stale

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from hakit.mysql import DbFacts
+from hakit.mysql.mysql import DbFacts
 
 #: under this much room a node's data disk counts as full
 DISK_FULL_BYTES = 64 * 2**20
@@ -230,7 +230,7 @@ def status_document(snap: Snapshot, state: ClusterState, *, anti_flap_seconds: f
 
     ``tls``: replication is meant to run over TLS (``mysql.tls.enabled``): each database node
     then says whether its replication is encrypted and what is wrong with TLS there."""
-    from hakit.tls import findings
+    from hakit.mysql.tls import findings
 
     nodes: dict[str, Any] = {}
     for view in snap.db_nodes + snap.app_nodes:

@@ -23,8 +23,8 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from hakit.errors import InputError, Problem
-from hakit.model import HAKIT_DIR, HOST_MAP, MARIADB_FRAGMENT_DIRS, FenceDevice, HostVars, Inventory, Node, Pair, Settings
-from hakit.yamlsrc import PathKey, YamlSource, load_yaml, read_text
+from hakit.inventory.model import HAKIT_DIR, HOST_MAP, MARIADB_FRAGMENT_DIRS, FenceDevice, HostVars, Inventory, Node, Pair, Settings
+from hakit.inventory.yamlsrc import PathKey, YamlSource, load_yaml, read_text
 
 SETTINGS_PATH: PathKey = ("all", "vars", "hakit")
 GROUPS = {"two-node": {"hakit_nodes": "main"}, "four-node": {"hakit_db": "db", "hakit_app": "app"}}

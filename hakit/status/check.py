@@ -10,8 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hakit.errors import printable
-from hakit.model import Failover
-from hakit.snapshot import DISK_FULL_BYTES, DISK_LOW_SHARE, ClusterState, Snapshot, cluster_generation, disk_text
+from hakit.inventory.model import Failover
+from hakit.failover.snapshot import (DISK_FULL_BYTES, DISK_LOW_SHARE, ClusterState, Snapshot, cluster_generation,
+                                     disk_text)
 
 OK, WARNING, CRITICAL, UNKNOWN = 0, 1, 2, 3
 LABELS = {OK: "OK", WARNING: "WARNING", CRITICAL: "CRITICAL", UNKNOWN: "UNKNOWN"}
@@ -85,7 +86,7 @@ def verdict(snap: Snapshot, state: ClusterState, thresholds: Failover, semi_sync
                                   "in a failover (the standby cannot tell once the active is gone: a takeover "
                                   "then would not know what it lacks)"))
     if tls_wanted:
-        from hakit.tls import findings
+        from hakit.mysql.tls import findings
 
         for view in snap.db_nodes:
             replica = view.db.replica if view.db else None

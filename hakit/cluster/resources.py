@@ -11,7 +11,7 @@ import re
 import time
 
 from hakit.errors import OperationFailed
-from hakit.services import service, wait_until
+from hakit.remote.services import service, wait_until
 
 
 def load_resources(run) -> None:
@@ -34,7 +34,7 @@ def _pacemaker(run) -> None:
     else:
         runner.run(["crm", "configure", "load", "update", "/etc/hakit/cib.crm"], timeout=120)
         run.did(f"Pacemaker configuration loaded ({len(ids)} primitives)")
-    from hakit.render import pacemaker_names
+    from hakit.render.render import pacemaker_names
 
     names = pacemaker_names(run.inv, run.inv.db_pair)
     members = [m for m in (names.filesystem, names.db_role, names.vip, names.monitoring) if m]

@@ -27,10 +27,10 @@ from pathlib import Path, PurePosixPath
 import jinja2
 
 import hakit
-from hakit.artefact import CLUSTER_DIR, Artefact
+from hakit.render.artefact import CLUSTER_DIR, Artefact
 from hakit.errors import InputError, Problem
-from hakit.model import FenceDevice, Inventory, Node, Pair
-from hakit.secrets import Secrets, heartbeat_stonith_problem, secrets_path
+from hakit.inventory.model import FenceDevice, Inventory, Node, Pair
+from hakit.inventory.secrets import Secrets, heartbeat_stonith_problem, secrets_path
 
 #: the first line of every text file (after the XML declaration), in the file's comment syntax
 HEADER = "managed by hakit: rendered from the inventory by hakit render; edit the inventory, not this file"

@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 
 from hakit.files import atomic_write
-from hakit.services import service
+from hakit.remote.services import service
 
 KEY_FILE = "id_ed25519"
 #: the inodes of the sockets listening on port $1 (sshd's), on one line

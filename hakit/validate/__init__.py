@@ -38,10 +38,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from hakit.artefact import CLUSTER_DIR, Artefact, write_tree
+from hakit.render.artefact import CLUSTER_DIR, Artefact, write_tree
 from hakit.errors import ToolMissing
-from hakit.model import Inventory
-from hakit.secrets import Secrets
+from hakit.inventory.model import Inventory
+from hakit.inventory.secrets import Secrets
 
 # --------------------------------------------------------------------------- results
 
@@ -1254,7 +1254,7 @@ def validate_all(inv: Inventory, secrets: Secrets, tools: ToolRunner | None = No
 
     Raises :class:`ToolMissing` when a program is not installed (before any check runs).
     """
-    from hakit.render import render_all
+    from hakit.render.render import render_all
 
     return validate_artefacts(inv, secrets, render_all(inv, secrets), tools)
 

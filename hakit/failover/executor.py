@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from hakit.errors import HakitError, OperationFailed, SafetyRefusal
-from hakit.journal import Journal
-from hakit.plan import Plan, Step
+from hakit.failover.journal import Journal
+from hakit.failover.plan import Plan, Step
 
 Action = Callable[[Step], Any]
 

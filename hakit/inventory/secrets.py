@@ -22,8 +22,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from hakit.errors import InputError, Problem
 from hakit.files import atomic_write, missing_folders
-from hakit.model import Ident, Inventory, Name
-from hakit.yamlsrc import MAX_BYTES, decoded, load_yaml
+from hakit.inventory.model import Ident, Inventory, Name
+from hakit.inventory.yamlsrc import MAX_BYTES, decoded, load_yaml
 
 _PASSWORD_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789"
 

@@ -25,7 +25,7 @@ import pymysql
 import pymysql.cursors
 
 from hakit.errors import HakitError, InputError
-from hakit.gtid import Gtid, Position
+from hakit.mysql.gtid import Gtid, Position
 
 STATE_TABLE = "cluster_state"
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")

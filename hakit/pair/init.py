@@ -36,21 +36,21 @@ import yaml
 from hakit import __version__
 from hakit.agents.context import NODE_INVENTORY, NODE_SECRETS
 from hakit.agents.registry import wrappers
-from hakit.artefact import CLUSTER_DIR, Artefact
+from hakit.render.artefact import CLUSTER_DIR, Artefact
 from hakit.errors import OperationFailed, SafetyRefusal
-from hakit.executor import Executor
-from hakit.gtid import Position
-from hakit.model import Inventory, Node
-from hakit.mysql import STATE_TABLE, ident, root_rows, root_sql, state_schema_sql
-from hakit.observe import CHECK_CREDENTIALS
-from hakit.plan import Plan, Step, step
-from hakit.remote import HostKeyRefused, Runner, Unreachable
-from hakit.reseed import copy_by_dump, dump_position
-from hakit.secrets import Secrets
-from hakit.services import service, wait_until
-from hakit.sync import sync
-from hakit.tls import probe_files
-from hakit.transfer import NullProgress
+from hakit.failover.executor import Executor
+from hakit.mysql.gtid import Position
+from hakit.inventory.model import Inventory, Node
+from hakit.mysql.mysql import STATE_TABLE, ident, root_rows, root_sql, state_schema_sql
+from hakit.failover.observe import CHECK_CREDENTIALS
+from hakit.failover.plan import Plan, Step, step
+from hakit.remote.remote import HostKeyRefused, Runner, Unreachable
+from hakit.failover.reseed import copy_by_dump, dump_position
+from hakit.inventory.secrets import Secrets
+from hakit.remote.services import service, wait_until
+from hakit.pair.sync import sync
+from hakit.mysql.tls import probe_files
+from hakit.remote.transfer import NullProgress
 
 #: the Debian package of each program hakit needs on a node
 NODE_PROGRAMS = {"mariadb": "mariadb-client", "mariadb-dump": "mariadb-client", "mariadb-binlog": "mariadb-client",
@@ -494,13 +494,13 @@ def _writable(run: InitRun, _: Step) -> None:
 
 
 def _resources(run: InitRun, _: Step) -> None:
-    from hakit.resources import load_resources
+    from hakit.cluster.resources import load_resources
 
     load_resources(run)
 
 
 def _keys(run: InitRun, _: Step) -> None:
-    from hakit.keys import share_keys
+    from hakit.pair.keys import share_keys
 
     share_keys(run)
 

@@ -21,11 +21,11 @@ import time
 from typing import Callable
 
 from hakit.errors import OperationFailed, SafetyRefusal
-from hakit.gtid import Position
-from hakit.mysql import ident, root_sql, user_databases
-from hakit.remote import Runner
-from hakit.services import has_systemd, service, wait_until
-from hakit.transfer import PipeResult, Progress, pipe
+from hakit.mysql.gtid import Position
+from hakit.mysql.mysql import ident, root_sql, user_databases
+from hakit.remote.remote import Runner
+from hakit.remote.services import has_systemd, service, wait_until
+from hakit.remote.transfer import PipeResult, Progress, pipe
 
 Say = Callable[[str], None]
 

@@ -18,11 +18,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from hakit.gtid import Gtid, Position
-from hakit.model import Inventory
-from hakit.plan import Plan, Refusal, Step, step
-from hakit.promote import PeerView, plan_promotion
-from hakit.snapshot import NodeView, Snapshot, cluster_generation, derive_state
+from hakit.mysql.gtid import Gtid, Position
+from hakit.inventory.model import Inventory
+from hakit.failover.plan import Plan, Refusal, Step, step
+from hakit.failover.promote import PeerView, plan_promotion
+from hakit.failover.snapshot import NodeView, Snapshot, cluster_generation, derive_state
 
 Operation = Literal["takeover", "switchover", "resync"]
 Strategy = Literal["auto", "rejoin", "dump", "backup"]

@@ -25,7 +25,7 @@ from hakit.lab.proc import cmdlines, run
 from hakit.lab.spec import BRIDGE, DEFAULT_SUBNET, LabSpec, NodeSpec, plan_lab
 from hakit.lab.state import LabState, load_state, locked
 from hakit.lab.subnet import check_subnet
-from hakit.secrets import ensure_secrets
+from hakit.inventory.secrets import ensure_secrets
 
 Say = Callable[[str], None]
 
@@ -373,7 +373,7 @@ def down(dir: str, keep_files: bool = False) -> list[str]:
     if ours:
         removed += _unmount_leftovers(dir)
     if not keep_files and ours and Path(dir).exists():
-        from hakit.operate import STATE_DIR_NAME
+        from hakit.failover.operate import STATE_DIR_NAME
 
         # hakit's journal and generation floor belong to this lab's cluster: a new lab in the same
         # DIR must not inherit them (a stale floor would refuse every takeover of the new pair)

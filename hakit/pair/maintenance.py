@@ -19,11 +19,11 @@ import time
 from typing import Callable
 
 from hakit.errors import OperationFailed, SafetyRefusal
-from hakit.model import Inventory
-from hakit.flags import MAINTENANCE_FLAG
-from hakit.observe import World, holds_address
-from hakit.remote import Runner
-from hakit.services import service
+from hakit.inventory.model import Inventory
+from hakit.failover.flags import MAINTENANCE_FLAG
+from hakit.failover.observe import World, holds_address
+from hakit.remote.remote import Runner
+from hakit.remote.services import service
 
 FLAG = MAINTENANCE_FLAG
 

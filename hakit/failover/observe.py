@@ -11,14 +11,14 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from hakit.errors import HakitError
-from hakit.agents.lean import PIDFILE as WATCH_PIDFILE
-from hakit.flags import GENERATION_FLOOR, MAINTENANCE_FLAG, RESYNC_MARKER
-from hakit.model import Inventory, Node
-from hakit.mysql import Database, DatabaseUnreachable, PyMySQLDatabase
-from hakit.remote import LocalRunner, Runner, SshRunner, Unreachable, runner_for
-from hakit.secrets import Secrets
-from hakit.snapshot import NodeView, Snapshot
-from hakit.tls import probe_files
+from hakit.agents.processes import PIDFILE as WATCH_PIDFILE
+from hakit.failover.flags import GENERATION_FLOOR, MAINTENANCE_FLAG, RESYNC_MARKER
+from hakit.inventory.model import Inventory, Node
+from hakit.mysql.mysql import Database, DatabaseUnreachable, PyMySQLDatabase
+from hakit.remote.remote import LocalRunner, Runner, SshRunner, Unreachable, runner_for
+from hakit.inventory.secrets import Secrets
+from hakit.failover.snapshot import NodeView, Snapshot
+from hakit.mysql.tls import probe_files
 
 
 @dataclass

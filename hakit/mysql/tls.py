@@ -20,11 +20,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from hakit.model import Tls
-from hakit.mysql import ReplicaTls
+from hakit.inventory.model import Tls
+from hakit.mysql.mysql import ReplicaTls
 if TYPE_CHECKING:  # the resource agents import this module: paramiko costs them 70 ms a start
-    from hakit.remote import Runner
-    from hakit.snapshot import NodeView
+    from hakit.remote.remote import Runner
+    from hakit.failover.snapshot import NodeView
 
 #: the user MariaDB runs as (Debian's package): it must read the key
 MYSQL_USER = "mysql"

@@ -18,8 +18,8 @@ import json
 from dataclasses import dataclass
 
 from hakit.errors import OperationFailed
-from hakit.model import SyncItem
-from hakit.remote import Runner
+from hakit.inventory.model import SyncItem
+from hakit.remote.remote import Runner
 
 # Runs on a node: argv[1] = JSON list of [path, [excludes]]; prints one JSON object.
 MANIFEST_PROGRAM = r"""

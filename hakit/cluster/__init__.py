@@ -1,0 +1,3 @@
+"""The cluster stack (Pacemaker or heartbeat): moving the database group, what the stack says of
+it, loading resources.
+"""

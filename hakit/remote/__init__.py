@@ -1,0 +1,3 @@
+"""Running commands on the nodes: the runner port, its local, SSH and fake runners, copies between
+nodes, services.
+"""
