@@ -14,7 +14,9 @@ from hakit.errors import InputError
 from hakit.mysql.gtid import Position
 from hakit.inventory.loader import load_inventory
 from hakit.inventory.model import Inventory, Node
-from hakit.mysql.mysql import PROMOTED_AT_EPOCH, STATE_TABLE, DbFacts, PromotionRecord, PyMySQLDatabase, ident
+from hakit.mysql.sql import PROMOTED_AT_EPOCH, STATE_TABLE, ident
+from hakit.mysql.facts import DbFacts, PromotionRecord
+from hakit.mysql.pymysql_adapter import PyMySQLDatabase
 from hakit.failover.promote import PeerView
 from hakit.inventory.secrets import Secrets, load_secrets
 from hakit.mysql.tls import pymysql_tls

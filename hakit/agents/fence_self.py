@@ -73,7 +73,7 @@ class LocalServer:
     pids: Callable[[], frozenset[int]] = field(default=lambda: server_pids())
 
     def _db(self, read_timeout: float):
-        from hakit.mysql.mysql import PyMySQLDatabase
+        from hakit.mysql.pymysql_adapter import PyMySQLDatabase
 
         return PyMySQLDatabase("local", unix_socket=self.socket, user="root", connect_timeout=LOOK_TIMEOUT,
                                read_timeout=read_timeout)

@@ -27,7 +27,7 @@ from hakit.failover.flags import (MAINTENANCE_FLAG as FLAG, maintenance_on as fl
                                   resync_pending)
 from hakit.failover.executor import Executor
 from hakit.mysql.instance import local_instance
-from hakit.mysql.mysql import DatabaseUnreachable
+from hakit.mysql.facts import DatabaseUnreachable
 from hakit.failover.plan import Refusal
 from hakit.failover.promote import database_actions, plan_promotion
 

@@ -45,7 +45,7 @@ from hakit.failover.automatic import (CheckOutcome, CheckVerdict, check_verdict,
                                       next_check_in, peer_check_due, rejoin_decision, semi_sync_decision)
 from hakit.agents.processes import PIDFILE, spawn_once
 from hakit.errors import HakitError
-from hakit.mysql.mysql import DatabaseUnreachable
+from hakit.mysql.facts import DatabaseUnreachable
 from hakit.failover.flags import maintenance_on as flag_set
 
 LOG = "/var/log/hakit/watch.log"

@@ -14,7 +14,9 @@ from hakit.errors import HakitError
 from hakit.agents.processes import PIDFILE as WATCH_PIDFILE
 from hakit.failover.flags import GENERATION_FLOOR, MAINTENANCE_FLAG, RESYNC_MARKER
 from hakit.inventory.model import Inventory, Node
-from hakit.mysql.mysql import Database, DatabaseUnreachable, PyMySQLDatabase
+from hakit.mysql.port import Database
+from hakit.mysql.facts import DatabaseUnreachable
+from hakit.mysql.pymysql_adapter import PyMySQLDatabase
 from hakit.remote.remote import LocalRunner, Runner, SshRunner, Unreachable, runner_for
 from hakit.inventory.secrets import Secrets
 from hakit.failover.snapshot import NodeView, Snapshot

@@ -27,7 +27,8 @@ from hakit.files import atomic_write
 from hakit.mysql.gtid import Position
 from hakit.failover.journal import Journal, redactor
 from hakit.inventory.model import Inventory
-from hakit.mysql.mysql import Database, DatabaseUnreachable, ReplicaStatus
+from hakit.mysql.port import Database
+from hakit.mysql.facts import DatabaseUnreachable, ReplicaStatus
 from hakit.failover.flags import RESYNC_MARKER
 from hakit.failover.observe import World, holds_address, observe_node
 from hakit.cluster.resources import _where
@@ -566,7 +567,7 @@ class Operator:
                 raise OperationFailed(f"{node} did not apply {peer}'s transactions; both stay read-only: "
                                       f"run hakit takeover --node {peer} (or {node}) once you have checked them")
             self.db(node).stop_replica()
-            from hakit.mysql.mysql import PromotionRecord
+            from hakit.mysql.facts import PromotionRecord
 
             generation = max(mine.generation, theirs.generation) + 1
             self.db(node).record_promotion(s.arg("schema"), PromotionRecord(

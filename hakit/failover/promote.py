@@ -19,7 +19,8 @@ from hakit.failover.automatic import DeathProof, peer_gate
 from hakit.errors import HakitError, OperationFailed, SafetyRefusal
 from hakit.failover.flags import RESYNC_MARKER
 from hakit.mysql.gtid import Position
-from hakit.mysql.mysql import Database, DbFacts, PromotionRecord, ReplicaStatus
+from hakit.mysql.port import Database
+from hakit.mysql.facts import DbFacts, PromotionRecord, ReplicaStatus
 from hakit.failover.plan import Plan, Refusal, Step, step
 
 

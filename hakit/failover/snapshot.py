@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from hakit.mysql.mysql import DbFacts
+from hakit.mysql.facts import DbFacts
 
 #: under this much room a node's data disk counts as full
 DISK_FULL_BYTES = 64 * 2**20

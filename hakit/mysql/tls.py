@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from hakit.inventory.model import Tls
-from hakit.mysql.mysql import ReplicaTls
+from hakit.mysql.facts import ReplicaTls
 if TYPE_CHECKING:  # the resource agents import this module: paramiko costs them 70 ms a start
     from hakit.remote.remote import Runner
     from hakit.failover.snapshot import NodeView

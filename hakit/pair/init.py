@@ -41,7 +41,8 @@ from hakit.errors import OperationFailed, SafetyRefusal
 from hakit.failover.executor import Executor
 from hakit.mysql.gtid import Position
 from hakit.inventory.model import Inventory, Node
-from hakit.mysql.mysql import STATE_TABLE, ident, root_rows, root_sql, state_schema_sql
+from hakit.mysql.sql import STATE_TABLE, ident, state_schema_sql
+from hakit.mysql.root import root_rows, root_sql
 from hakit.failover.observe import CHECK_CREDENTIALS
 from hakit.failover.plan import Plan, Step, step
 from hakit.remote.remote import HostKeyRefused, Runner, Unreachable

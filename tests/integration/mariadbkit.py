@@ -16,7 +16,8 @@ import pytest
 def throwaway_mariadb(tmp_path_factory, name: str, *options: str) -> Iterator:
     """A throwaway mariadbd on a unix socket only (no networking), with ``options``; yields a
     :class:`~hakit.mysql.PyMySQLDatabase` of its root (socket authentication); stopped after."""
-    from hakit.mysql.mysql import DatabaseUnreachable, PyMySQLDatabase
+    from hakit.mysql.facts import DatabaseUnreachable
+    from hakit.mysql.pymysql_adapter import PyMySQLDatabase
 
     if os.geteuid() != 0:
         pytest.skip("the throwaway mariadbd runs as root here (CI runs as root)")

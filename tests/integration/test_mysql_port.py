@@ -8,7 +8,9 @@ import pytest
 
 from hakit.errors import InputError
 from hakit.mysql.gtid import Position
-from hakit.mysql.mysql import PromotionRecord, DatabaseUnreachable, PyMySQLDatabase, ident, state_schema_sql
+from hakit.mysql.facts import PromotionRecord, DatabaseUnreachable
+from hakit.mysql.pymysql_adapter import PyMySQLDatabase
+from hakit.mysql.sql import ident, state_schema_sql
 
 from mariadbkit import throwaway_mariadb
 
@@ -221,7 +223,7 @@ def test_the_errant_scan_against_another_server_s_state_ignores_server_ids(serve
 def test_starting_replication_sets_strict_mode_again(server):
     """Issue 22 (8): a catch-up killed in ``IDEMPOTENT`` mode must not leave replication
     skipping what does not apply: every start of replication through the port is STRICT."""
-    from hakit.mysql.mysql import QueryFailed
+    from hakit.mysql.facts import QueryFailed
 
     modes = []
     for running in (False, True):  # left stopped, and left replicating in IDEMPOTENT mode
@@ -266,7 +268,8 @@ def test_the_slave_position_is_set_to_the_current_one_while_commits_keep_coming(
     the older position (error 1947); hakit reads it again."""
     import threading
 
-    from hakit.mysql.mysql import ER_MASTER_GTID_POS_CONFLICTS_WITH_BINLOG, QueryFailed
+    from hakit.mysql.pymysql_adapter import ER_MASTER_GTID_POS_CONFLICTS_WITH_BINLOG
+    from hakit.mysql.facts import QueryFailed
 
     server.query("SET GLOBAL read_only = OFF")
     server.query("CREATE DATABASE IF NOT EXISTS churn")
@@ -301,7 +304,7 @@ def test_a_locked_checksum_pauses_the_tables_writes_while_what_runs_beside_it_re
     """The consistency check's locked comparison: ``during`` runs in another thread while the
     table's writes are paused (a write to it waits, another table's does not), and sees the
     position and the content the checksum was taken at."""
-    from hakit.mysql.mysql import QueryFailed
+    from hakit.mysql.facts import QueryFailed
 
     server.query("SET GLOBAL read_only = OFF")
     server.query("CREATE DATABASE IF NOT EXISTS locked")

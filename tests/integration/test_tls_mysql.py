@@ -19,7 +19,7 @@ import yaml
 
 from hakit import validate as v
 from hakit.inventory.loader import parse_inventory
-from hakit.mysql.mysql import ReplicaTls
+from hakit.mysql.facts import ReplicaTls
 from hakit.render.render import render_all
 from hakit.inventory.secrets import ensure_secrets
 

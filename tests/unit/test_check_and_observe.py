@@ -8,7 +8,8 @@ from hakit.status.check import CRITICAL, OK, UNKNOWN, WARNING, unknown, verdict
 from hakit.mysql.gtid import Position
 from hakit.inventory.loader import load_inventory
 from hakit.inventory.model import Failover
-from hakit.mysql.mysql import DbFacts, FakeDatabase, PromotionRecord, ReplicaStatus
+from hakit.mysql.facts import DbFacts, PromotionRecord, ReplicaStatus
+from hakit.mysql.fake import FakeDatabase
 from hakit.failover.observe import World, observe
 from hakit.remote.remote import FakeRunner, Result
 from hakit.failover.snapshot import NodeView, Snapshot, derive_state

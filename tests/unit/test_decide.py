@@ -351,7 +351,7 @@ def test_the_watcher_turns_semi_sync_on_again_on_the_active(monkeypatch, capsys)
     from types import SimpleNamespace
 
     from hakit.agents import watch
-    from hakit.mysql.mysql import FakeDatabase
+    from hakit.mysql.fake import FakeDatabase
 
     db = FakeDatabase("n2", read_only=False, semi_sync_master_enabled=False, replicas=0)
     ctx = SimpleNamespace(inv=SimpleNamespace(settings=SimpleNamespace(mysql=SimpleNamespace(

@@ -17,7 +17,8 @@ from hakit.failover.executor import Executor
 from hakit.failover.planners import ErrantReport, Request, plan_operation
 from hakit.mysql.gtid import Gtid, Position
 from hakit.inventory.loader import load_inventory
-from hakit.mysql.mysql import DbFacts, FakeDatabase, PromotionRecord, ReplicaStatus
+from hakit.mysql.facts import DbFacts, PromotionRecord, ReplicaStatus
+from hakit.mysql.fake import FakeDatabase
 from hakit.failover.observe import World
 from hakit.failover.operate import Operator
 from hakit.failover.plan import Plan, Refusal, step
@@ -1282,7 +1283,7 @@ def test_the_consistency_check_survives_a_dropped_connection(inv, monkeypatch):
     "n2: Lost connection to MySQL server during query". A lost connection now reconnects and
     the comparison starts over; one that keeps failing says to re-run (the resync resumes)."""
     import hakit.failover.operate as operate
-    from hakit.mysql.mysql import DatabaseUnreachable
+    from hakit.mysql.facts import DatabaseUnreachable
 
     monkeypatch.setattr(operate.time, "sleep", lambda s: None)
 

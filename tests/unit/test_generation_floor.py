@@ -11,7 +11,8 @@ from pathlib import Path
 from hakit.failover import flags
 from hakit.mysql.gtid import Position
 from hakit.inventory.loader import load_inventory
-from hakit.mysql.mysql import DbFacts, FakeDatabase, PromotionRecord, ReplicaStatus
+from hakit.mysql.facts import DbFacts, PromotionRecord, ReplicaStatus
+from hakit.mysql.fake import FakeDatabase
 from hakit.failover.observe import World, observe
 from hakit.failover.operate import observe_operation, raise_floor as raise_admin_floor, spread_floor
 from hakit.failover.plan import Plan, Refusal

@@ -38,7 +38,7 @@ from hakit.errors import InputError
 from hakit.mysql.gtid import Position
 from hakit.inventory.loader import parse_inventory
 from hakit.inventory.model import MySQL, Node, Settings
-from hakit.mysql.mysql import ident as mysql_ident
+from hakit.mysql.sql import ident as mysql_ident
 from hakit.inventory.secrets import Secrets, generate
 from test_hostile_input import EXAMPLE_DATA, PAYLOADS, _dump, hostile_text, mutated_inventory, sized
 
@@ -352,8 +352,9 @@ ALLOWED_SQL = {
     ("hakit/failover/reseed.py", "start_pos"): "a GTID position (test_gtid_position_text_is_digits)",
     ("hakit/failover/reseed.py", "position"): "a GTID position (test_gtid_position_text_is_digits)",
     ("hakit/failover/reseed.py", "where"): "a constant, or _schema_in(): names each checked by ident()",
-    ("hakit/mysql/mysql.py", "marks"): "only '%s' placeholders: the values are parameters",
-    ("hakit/mysql/mysql.py", "columns"): "one of three constant column lists (a state table of an older hakit)",
+    ("hakit/mysql/pymysql_adapter.py", "marks"): "only '%s' placeholders: the values are parameters",
+    ("hakit/mysql/pymysql_adapter.py", "columns"):
+        "one of three constant column lists (a state table of an older hakit)",
     ("hakit/validate/__init__.py", "user"): "an Ident of the model (test_model_identifiers_refuse_quotes)",
     ("hakit/validate/__init__.py", "peer.address"):
         "an IPv4 address normalised by the model (test_model_addresses_and_names)",

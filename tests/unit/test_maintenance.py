@@ -112,7 +112,7 @@ class WatchedNode:
     def __init__(self, tmp_path, monkeypatch, stack: str, **database) -> None:
         from hakit.agents import watch
         from hakit.agents.context import NodeContext
-        from hakit.mysql.mysql import FakeDatabase
+        from hakit.mysql.fake import FakeDatabase
         from hakit.inventory.secrets import generate
 
         self.watch = watch
@@ -393,7 +393,8 @@ def test_a_heartbeat_active_gives_up_at_once_when_its_peer_has_long_been_active(
 def test_a_missing_socket_or_a_closed_port_is_told_apart_from_other_failures(tmp_path):
     """``gone`` comes from the real client library: the socket file missing, or nobody listening
     on the port; a listener that never answers the handshake is not 'gone' (it may be slow)."""
-    from hakit.mysql.mysql import DatabaseUnreachable, PyMySQLDatabase
+    from hakit.mysql.facts import DatabaseUnreachable
+    from hakit.mysql.pymysql_adapter import PyMySQLDatabase
 
     with pytest.raises(DatabaseUnreachable) as missing:
         PyMySQLDatabase("n1", unix_socket=str(tmp_path / "mysqld.sock"), user="root", connect_timeout=1).facts()
@@ -429,12 +430,12 @@ def test_the_heartbeat_role_promotes_over_a_silent_peer_only_once_it_is_fenced(
         tmp_path, monkeypatch, capsys, refused, network, fencing, fenced, code, words):
     from hakit.agents import mariadb_role
     from hakit.agents.context import NodeContext
-    from hakit.mysql.mysql import FakeDatabase
+    from hakit.mysql.fake import FakeDatabase
     from hakit.failover.promote import PeerView
     from hakit.inventory.secrets import generate
 
     inv = inventory(tmp_path, "heartbeat")
-    from hakit.mysql.mysql import ReplicaStatus
+    from hakit.mysql.facts import ReplicaStatus
 
     # a standby whose receiver reconnects to its silent master (what a failover looks like)
     db = FakeDatabase("n2", server_id=2, replica=ReplicaStatus(inv.node("n1").address, False, True, None,
@@ -505,7 +506,8 @@ def test_a_stale_node_given_the_group_refuses_to_start_and_spawns_nothing_itself
 
     from hakit.agents import mariadb_role
     from hakit.agents.context import NodeContext
-    from hakit.mysql.mysql import FakeDatabase, PromotionRecord
+    from hakit.mysql.fake import FakeDatabase
+    from hakit.mysql.facts import PromotionRecord
     from hakit.failover.promote import PeerView
     from hakit.inventory.secrets import generate
 
@@ -532,7 +534,8 @@ class _HandOverWorld:
         from hakit.agents import watch
         from hakit.agents.context import NodeContext
         from hakit.failover import flags
-        from hakit.mysql.mysql import DatabaseUnreachable, FakeDatabase, PromotionRecord
+        from hakit.mysql.facts import DatabaseUnreachable, PromotionRecord
+        from hakit.mysql.fake import FakeDatabase
         from hakit.failover.promote import PeerView
         from hakit.inventory.secrets import generate
 
@@ -592,7 +595,8 @@ def test_a_failed_start_hands_the_group_to_a_peer_that_can_take_it(tmp_path, mon
     ("maintenance", "maintenance mode"),
 ])
 def test_the_hand_over_keeps_the_group_when_moving_it_would_be_wrong(tmp_path, monkeypatch, change, why):
-    from hakit.mysql.mysql import FakeDatabase, PromotionRecord
+    from hakit.mysql.fake import FakeDatabase
+    from hakit.mysql.facts import PromotionRecord
 
     world = _HandOverWorld(tmp_path, monkeypatch)
     if change == "writable":

@@ -8,7 +8,8 @@ import pytest
 
 from hakit.failover.executor import Executor
 from hakit.mysql.gtid import Position
-from hakit.mysql.mysql import DbFacts, FakeDatabase, PromotionRecord, ReplicaStatus
+from hakit.mysql.facts import DbFacts, PromotionRecord, ReplicaStatus
+from hakit.mysql.fake import FakeDatabase
 from hakit.failover.plan import Plan, Refusal
 from hakit.failover.promote import PeerView, database_actions, plan_promotion
 

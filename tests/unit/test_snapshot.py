@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 
 from hakit.mysql.gtid import Position
-from hakit.mysql.mysql import DbFacts, PromotionRecord, ReplicaStatus
+from hakit.mysql.facts import DbFacts, PromotionRecord, ReplicaStatus
 from hakit.failover.snapshot import NodeView, Snapshot, derive_state, status_document
 
 A, B = "10.9.0.11", "10.9.0.12"

@@ -21,8 +21,10 @@ from hakit.mysql.gtid import Position
 from hakit.pair.init import InitRun, _database, _preflight
 from hakit.inventory.loader import load_inventory, parse_inventory
 from hakit.inventory.model import Failover, Tls
-from hakit.mysql.mysql import (DbFacts, FakeDatabase, PromotionRecord, PyMySQLDatabase, ReplicaStatus, ReplicaTls,
-                               change_master_sql)
+from hakit.mysql.facts import DbFacts, PromotionRecord, ReplicaStatus, ReplicaTls
+from hakit.mysql.fake import FakeDatabase
+from hakit.mysql.pymysql_adapter import PyMySQLDatabase
+from hakit.mysql.sql import change_master_sql
 from hakit.failover.observe import World, observe
 from hakit.failover.plan import step
 from hakit.remote.remote import FakeRunner, Result
@@ -402,7 +404,7 @@ def test_lab_certificates_are_signed_by_the_ca_and_name_the_address_and_the_vip(
 def test_hakit_s_own_logins_skip_tls_inside_an_ssh_tunnel_and_on_the_unix_socket(monkeypatch):
     # pymysql upgrades to TLS whenever a server offers it; Python's ssl cannot wrap a paramiko
     # channel (hakit's admin login goes through one), and the unix socket needs none
-    import hakit.mysql.mysql as m
+    import hakit.mysql.pymysql_adapter as m
 
     seen = []
 

@@ -1,0 +1,63 @@
+"""SQL text hakit builds: identifiers checked and quoted, ``CHANGE MASTER TO``, hakit's own
+state table. Pure.
+
+* identifiers are checked against a strict pattern and backtick-quoted; values are always
+  passed as query parameters, never formatted into SQL;
+* passwords travel inside the protocol (as parameters), never on a command line.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from hakit.errors import InputError
+from hakit.mysql.facts import ReplicaTls
+
+
+STATE_TABLE = "cluster_state"
+
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+
+
+def ident(name: str) -> str:
+    """Backtick-quote a MySQL identifier after checking it (no user character can escape)."""
+    if not _IDENT.fullmatch(name):
+        raise InputError(f"not a safe MySQL identifier: {name!r}")
+    return f"`{name}`"
+
+
+def change_master_sql(host: str, port: int, user: str, password: str,
+                      tls: ReplicaTls | None = None) -> tuple[str, tuple[Any, ...]]:
+    """The ``CHANGE MASTER TO`` statement and its parameters (every value a parameter).
+
+    With ``tls``: TLS required, the master's certificate verified against ``host``
+    (``MASTER_SSL_VERIFY_SERVER_CERT``) and this node's certificate presented. Without it,
+    ``MASTER_SSL = 0`` explicitly: ``CHANGE MASTER`` keeps any option it does not name, so
+    turning TLS off must say so.
+    """
+    sql = ("CHANGE MASTER TO MASTER_HOST = %s, MASTER_PORT = %s, MASTER_USER = %s, MASTER_PASSWORD = %s, "
+           "MASTER_USE_GTID = slave_pos, MASTER_CONNECT_RETRY = 1, ")
+    args: tuple[Any, ...] = (host, int(port), user, password)
+    if tls is None:
+        return sql + "MASTER_SSL = 0", args
+    return (sql + "MASTER_SSL = 1, MASTER_SSL_CA = %s, MASTER_SSL_CERT = %s, MASTER_SSL_KEY = %s, "
+                  "MASTER_SSL_VERIFY_SERVER_CERT = 1", args + (tls.ca, tls.cert, tls.key))
+
+
+def state_schema_sql(schema: str) -> list[str]:
+    """DDL of hakit's own schema (created on the active; it replicates)."""
+    return [f"CREATE DATABASE IF NOT EXISTS {ident(schema)}",
+            f"CREATE TABLE IF NOT EXISTS {ident(schema)}.{STATE_TABLE} ("
+            "id TINYINT UNSIGNED NOT NULL PRIMARY KEY, generation BIGINT UNSIGNED NOT NULL, "
+            "promotion_point VARCHAR(4096) NOT NULL, promoted_node VARCHAR(64) NOT NULL, "
+            "promoted_at DATETIME(6) NOT NULL, kind VARCHAR(16) NOT NULL DEFAULT 'manual') ENGINE=InnoDB",
+            f"ALTER TABLE {ident(schema)}.{STATE_TABLE} ADD COLUMN IF NOT EXISTS kind VARCHAR(16) NOT NULL "
+            "DEFAULT 'manual'",
+            f"ALTER TABLE {ident(schema)}.{STATE_TABLE} ADD COLUMN IF NOT EXISTS server_instance VARCHAR(160) "
+            "NOT NULL DEFAULT ''"]
+
+
+#: ``promoted_at`` as epoch seconds, by DATETIME arithmetic alone: the column holds UTC
+#: (``UTC_TIMESTAMP``), and ``UNIX_TIMESTAMP()`` would read it in the session's time zone
+PROMOTED_AT_EPOCH = "TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', promoted_at) / 1000000"
