@@ -148,7 +148,7 @@ def finish(name: str, args: argparse.Namespace, doc: dict[str, Any]) -> int:
 def step_seconds(bench: BenchLab, since: float) -> dict[str, float]:
     """How long each step of the operation begun after ``since`` (epoch seconds, the command's
     start) took, and how long the command took to reach its first step."""
-    from hakit.failover.operate import journal_for
+    from hakit.failover.state import journal_for
 
     started: dict[str, float] = {}
     took: dict[str, float] = {}

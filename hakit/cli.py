@@ -294,7 +294,8 @@ def status(ctx: Context, as_json: bool) -> None:
 
     inv = ctx.inventory()
     secrets = load_secrets(secrets_path(inv), inv)
-    from hakit.failover.operate import journal_for, observe_operation, spread_floor
+    from hakit.failover.state import journal_for
+    from hakit.failover.observe import observe_operation, spread_floor
 
     world = real_world(inv, secrets)
     try:
@@ -403,7 +404,7 @@ def init(ctx: Context, dry_run: bool) -> None:
 def sync_command(ctx: Context, dry_run: bool) -> None:
     """Push the inventory's sync files and folders from the active to the standby (only what differs)."""
     from hakit.errors import SafetyRefusal
-    from hakit.failover.observe import holds_address
+    from hakit.remote.probes import holds_address
     from hakit.remote.remote import runner_for
     from hakit.pair.sync import sync
 
@@ -477,7 +478,7 @@ def _run_operation(ctx: Context, inv, secrets, world, operation: str, dry_run: b
                    fields: dict[str, Any]) -> None:
     from hakit.errors import InputError
     from hakit.failover.planners import Request
-    from hakit.failover.operate import run_operation
+    from hakit.failover.run import run_operation
     from hakit.remote.transfer import NullProgress, RichProgress
 
     request = Request(operation, **fields)  # type: ignore[arg-type]

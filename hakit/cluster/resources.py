@@ -41,7 +41,7 @@ def _pacemaker(run) -> None:
     _wait_group_on(run, runner, names.group, run.active, members)
 
 
-def _where(runner, resource: str) -> list[str]:
+def running_on(runner, resource: str) -> list[str]:
     out = runner.run(["crm_resource", "--resource", resource, "--locate"], warn=True, timeout=30).stdout
     return re.findall(r"is running on: (\S+)", out)
 
@@ -58,8 +58,8 @@ def _wait_group_on(run, runner, group: str, node: str, members: list[str]) -> No
     deadline = time.monotonic() + 120
     moved = False
     while time.monotonic() < deadline:
-        where = _where(runner, group)
-        if where == [node] and all(_where(runner, member) == [node] for member in members):
+        where = running_on(runner, group)
+        if where == [node] and all(running_on(runner, member) == [node] for member in members):
             if moved:
                 runner.run(["crm_resource", "--resource", group, "--clear"], timeout=30)
                 runner.run(["crm_resource", "--wait", "--timeout", "120s"], warn=True, timeout=150)

@@ -10,17 +10,23 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable
 
-from hakit.errors import HakitError
 from hakit.agents.processes import PIDFILE as WATCH_PIDFILE
+from hakit.cluster.stack import db_group, heartbeat_holds
+from hakit.errors import HakitError
 from hakit.failover.flags import GENERATION_FLOOR, MAINTENANCE_FLAG, RESYNC_MARKER
+from hakit.failover.journal import Journal
+from hakit.failover.planners import ErrantReport
+from hakit.failover.snapshot import NodeView, Snapshot, cluster_generation
+from hakit.failover.state import raise_floor, read_floor
 from hakit.inventory.model import Inventory, Node
-from hakit.mysql.port import Database
-from hakit.mysql.facts import DatabaseUnreachable
-from hakit.mysql.pymysql_adapter import PyMySQLDatabase
-from hakit.remote.remote import LocalRunner, Runner, SshRunner, Unreachable, runner_for
 from hakit.inventory.secrets import Secrets
-from hakit.failover.snapshot import NodeView, Snapshot
+from hakit.mysql.facts import DatabaseUnreachable
+from hakit.mysql.gtid import Position
+from hakit.mysql.port import Database
+from hakit.mysql.pymysql_adapter import PyMySQLDatabase
 from hakit.mysql.tls import probe_files
+from hakit.remote.probes import holds_address, process_running
+from hakit.remote.remote import LocalRunner, Runner, SshRunner, Unreachable, runner_for
 
 
 @dataclass
@@ -67,17 +73,6 @@ def real_world(inv: Inventory, secrets: Secrets) -> World:
         if inv.pair_of(node.name).carries_db:
             world.databases[node.name] = database_for(inv, secrets, node, runner)
     return world
-
-
-def holds_address(runner: Runner, address: str) -> bool:
-    """Whether ``address`` is configured on one of the node's interfaces."""
-    out = runner.run(["ip", "-o", "-4", "addr", "show"], timeout=10).stdout
-    return any(part.split("/")[0] == address for line in out.splitlines() for part in line.split()
-               if "/" in part)
-
-
-def process_running(runner: Runner, name: str) -> bool:
-    return runner.run(["pgrep", "-x", name], warn=True, timeout=10).ok
 
 
 CHECK_CREDENTIALS = "/etc/hakit/check.yml"
@@ -221,3 +216,121 @@ def observe(inv: Inventory, world: World, *, operation: str | None = None, opera
     return Snapshot(db_nodes=tuple(views[n] for n in db_pair.node_names), app_nodes=app_views,
                     operation=operation, operation_target=operation_target,
                     maintenance=maintenance or any(v.maintenance for v in views.values()))
+
+
+# --------------------------------------------------------------------------- an operation's snapshot
+
+
+def observe_operation(inv: Inventory, world: World, journal: Journal | None) -> Snapshot:
+    """The snapshot an operation plans from: nodes (with resync markers), journal, floor."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=max(2, len(inv.nodes))) as pool:
+        views = dict(zip([n.name for n in inv.nodes], pool.map(lambda n: observe_node(inv, world, n), inv.nodes)))
+        reachable = [n for n, v in views.items() if v.reachable]
+        held = pool.submit(stack_unmanaged, inv, world, reachable)
+        running_on = stack_view(inv, world, reachable)
+        unmanaged = held.result()
+    open_op = journal.open_operation() if journal is not None else None
+    db_pair, app_pair = inv.db_pair, inv.app_pair
+    app_views = () if app_pair is db_pair else tuple(views[n] for n in app_pair.node_names)
+    snap = Snapshot(db_nodes=tuple(views[n] for n in db_pair.node_names), app_nodes=app_views,
+                    operation=open_op.operation if open_op else None,
+                    operation_target=(open_op.params.get("target") if open_op else None),
+                    operation_strategy=(open_op.params.get("strategy") if open_op else None),
+                    generation_floor=max([read_floor(inv)] + [v.generation_floor for v in views.values()]),
+                    stack_running_on=running_on, stack_unmanaged=unmanaged,
+                    maintenance=any(v.maintenance for v in views.values()))
+    raise_floor(inv, cluster_generation(snap))
+    return snap
+
+
+def spread_floor(world: World, snap: Snapshot, generation: int | None = None) -> list[str]:
+    """Raise the generation floor of every reachable database node that was told of less than
+    ``generation`` (default: the highest the snapshot knows): each node then knows, whoever asks
+    it later from wherever, the highest generation hakit saw. Returns the nodes raised; a node
+    that cannot be written is left (its database's own generation still fences it)."""
+    from hakit.failover.flags import FLOOR_SCRIPT
+
+    known = max(cluster_generation(snap), snap.generation_floor, generation or 0)
+    raised = []
+    for view in snap.db_nodes:
+        runner = world.runners.get(view.name)
+        if runner is None or not view.reachable or view.generation_floor >= known or known == 0:
+            continue
+        try:
+            if runner.run(["sh", "-c", FLOOR_SCRIPT, "sh", str(known)], warn=True, timeout=10).ok:
+                raised.append(view.name)
+        except HakitError:
+            continue
+    return raised
+
+
+def stack_view(inv: Inventory, world: World, reachable: list[str]) -> tuple[str, ...] | None:
+    """Where the stack says the database pair's resources run: Pacemaker's view of the group (from
+    any reachable node), or the nodes whose heartbeat holds resources (``cl_status rscstatus``)."""
+    import re
+
+    nodes = [n for n in inv.db_pair.node_names if n in reachable and n in world.runners]
+    try:
+        if inv.settings.stack == "pacemaker":
+            for name in nodes:
+                out = world.runners[name].run(["crm_resource", "--resource", db_group(inv), "--locate"],
+                                              warn=True, timeout=15)
+                if out.ok or "is running on" in out.stdout or "is NOT running" in out.stdout:
+                    return tuple(re.findall(r"is running on: (\S+)", out.stdout))
+            return None
+        holders = []
+        for name in nodes:
+            out = world.runners[name].run(["cl_status", "rscstatus"], warn=True, timeout=15)
+            if not out.ok:
+                continue
+            if heartbeat_holds(inv, name, out.stdout.strip()):
+                holders.append(name)
+        return tuple(holders)
+    except HakitError:
+        return None
+
+
+def stack_unmanaged(inv: Inventory, world: World, reachable: list[str]) -> bool | None:
+    """Pacemaker: whether the database group is unmanaged (``is-managed=false``, what hakit sets
+    while it moves the role and the VIP itself); None when not known (heartbeat, no node)."""
+    if inv.settings.stack != "pacemaker":
+        return None
+    for name in [n for n in inv.db_pair.node_names if n in reachable and n in world.runners]:
+        try:
+            out = world.runners[name].run(["crm_resource", "--resource", db_group(inv), "--meta", "--get-parameter",
+                                           "is-managed"], warn=True, timeout=15)
+        except HakitError:
+            continue
+        if out.ok:
+            return out.stdout.strip().lower() in ("false", "no", "0", "off")
+        if "No such device" in out.stderr or "not found" in out.stderr.lower() or out.returncode in (6, 105):
+            return False  # the attribute is not set: managed
+    return None
+
+
+def scan_errant(inv: Inventory, world: World, snap: Snapshot, target: str) -> ErrantReport | None:
+    """The target's own transactions beyond the active's promotion point (from its binlog)."""
+    active = next((v for v in snap.db_nodes if v.writable), None)
+    view = snap.node(target)
+    if active is None or active.db is None or active.db.state is None or view.db is None or active.name == target:
+        return None
+    point = Position.parse(active.db.state.promotion_point)
+    db = world.databases[target]
+    try:
+        # what the target logged beyond the point that the active does not hold, whichever
+        # server ids logged it: a node's id may have changed since (hosts reordered in the
+        # inventory, a server id set by hand), and its old transactions are still its own
+        known = world.databases[active.name].binlog_state()
+        own = db.binlog_gtids_after(point, known=known)
+        source = world.databases[active.name]
+        size = source.data_bytes(source.databases())
+    except DatabaseUnreachable:
+        return None
+    counts: dict[str, int] = {}
+    for e in own:
+        for name in e.databases:
+            counts[name] = counts.get(name, 0) + 1
+    return ErrantReport(target, point, tuple(e.gtid for e in own), (own[0].file, own[0].pos) if own else None,
+                        size, tuple(sorted(counts.items())))

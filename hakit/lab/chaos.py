@@ -340,7 +340,7 @@ class Campaign:
         if then_nothing_to_do and again.returncode == 0:
             third = run_hakit(self.lab.inventory, "--result-json", *args, timeout=1800)
             changed = json.loads(third.stdout.strip().splitlines()[-1]).get("changed") if third.stdout.strip() else None
-        from hakit.failover.operate import journal_for
+        from hakit.failover.state import journal_for
 
         left = journal_for(self.lab.inv()).open_operation()
         self.auditor.operation(report.index, " ".join(args[:1] + args[2:]), first,

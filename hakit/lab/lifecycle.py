@@ -373,7 +373,7 @@ def down(dir: str, keep_files: bool = False) -> list[str]:
     if ours:
         removed += _unmount_leftovers(dir)
     if not keep_files and ours and Path(dir).exists():
-        from hakit.failover.operate import STATE_DIR_NAME
+        from hakit.failover.state import STATE_DIR_NAME
 
         # hakit's journal and generation floor belong to this lab's cluster: a new lab in the same
         # DIR must not inherit them (a stale floor would refuse every takeover of the new pair)

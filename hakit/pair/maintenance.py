@@ -21,7 +21,8 @@ from typing import Callable
 from hakit.errors import OperationFailed, SafetyRefusal
 from hakit.inventory.model import Inventory
 from hakit.failover.flags import MAINTENANCE_FLAG
-from hakit.failover.observe import World, holds_address
+from hakit.failover.observe import World
+from hakit.remote.probes import holds_address
 from hakit.remote.remote import Runner
 from hakit.remote.services import service
 

@@ -33,7 +33,7 @@ import pytest
 from hakit.inventory.loader import load_inventory
 from hakit.lab import lifecycle as labmod
 from hakit.lab.daemons import MARIADB
-from hakit.failover.operate import journal_for
+from hakit.failover.state import journal_for
 from hakit.inventory.secrets import load_secrets, secrets_path
 
 from labkit import Lab, Writer, _wait_until, build_lab, hakit, other_admin, sql

@@ -34,7 +34,7 @@ from hakit.cli import main
 from hakit.inventory.loader import load_inventory
 from hakit.lab.node import hidden_code_paths
 from hakit.lab.state import load_state
-from hakit.failover.operate import state_dir
+from hakit.failover.state import state_dir
 from hakit.remote.remote import HostKeyRefused, SshRunner, runner_for
 from hakit.inventory.secrets import load_secrets, secrets_path
 

@@ -20,7 +20,7 @@ from hakit.inventory.loader import load_inventory
 from hakit.mysql.facts import DbFacts, PromotionRecord, ReplicaStatus
 from hakit.mysql.fake import FakeDatabase
 from hakit.failover.observe import World
-from hakit.failover.operate import Operator
+from hakit.failover.actions import Operator
 from hakit.failover.plan import Plan, Refusal, step
 from hakit.remote.remote import Result
 from hakit.failover.snapshot import NodeView, Snapshot
@@ -693,7 +693,7 @@ def test_takeover_executed_on_fakes_then_resync_rejoins(inv):
     n1.reachable = True
     n1.read_only = True  # it restarts read-only
     snapshot = observed(n1, n2, stack)
-    from hakit.failover.operate import scan_errant
+    from hakit.failover.observe import scan_errant
 
     errant = scan_errant(inv, world, snapshot, "n1")
     assert errant.count == 0  # n1 shipped everything before it died
@@ -728,7 +728,7 @@ def test_the_errant_scan_does_not_depend_on_the_server_ids_of_today(inv, new_id)
     n2.writes(3)
     n1.reachable, n1.read_only = True, True
     n1.server_id = new_id  # its id changed since it logged them (2: the id n2 uses now)
-    from hakit.failover.operate import scan_errant
+    from hakit.failover.observe import scan_errant
 
     errant = scan_errant(inv, world, observed(n1, n2, stack), "n1")
     assert [(g.server, g.seq) for g in errant.gtids] == [(1, 11), (1, 12)]
@@ -839,7 +839,7 @@ def test_the_locked_comparison_compares_the_target_at_the_point_read_under_the_l
 
 
 def test_a_target_that_does_not_reach_the_point_in_time_fails_the_check_resumably(inv, monkeypatch):
-    import hakit.failover.operate as operate
+    import hakit.failover.actions as operate
 
     n1, n2 = pair()
     n2.__class__ = DiffersUnderWrites
@@ -862,7 +862,7 @@ def test_a_heartbeat_switchover_holds_nothing(tmp_path):
 def test_the_direct_path_drives_the_real_commands(inv):
     """The real stack actions, against scripted nodes: the VIP's own agent with its parameters,
     the watcher through the node's hakit, the group unmanaged and given back."""
-    from hakit.failover.operate import follow_pacemaker, hold_stack, vip_argv
+    from hakit.cluster.stack import follow_pacemaker, hold_stack, vip_argv
     from hakit.remote.remote import FakeRunner
 
     n2 = FakeRunner("n2")
@@ -899,7 +899,7 @@ def test_the_direct_path_drives_the_real_commands(inv):
 def test_the_stack_follows_only_once_every_member_runs_on_the_target(inv):
     # right after the refresh Pacemaker's view is its old one: the role and the VIP "run" on n2,
     # the monitoring master still on n1; done only when the monitoring master has moved too
-    from hakit.failover.operate import follow_pacemaker
+    from hakit.cluster.stack import follow_pacemaker
     from hakit.remote.remote import FakeRunner
 
     n2 = FakeRunner("n2")
@@ -918,7 +918,7 @@ def test_the_stack_moving_the_role_away_fails_at_once_and_names_the_cause(inv):
     # Pacemaker bans the target (say its ping attribute is unset): it stops the role and the VIP
     # there and starts them on the peer; hakit says so at once instead of waiting for the
     # monitoring master, and still drops its move constraint
-    from hakit.failover.operate import follow_pacemaker
+    from hakit.cluster.stack import follow_pacemaker
     from hakit.remote.remote import FakeRunner
 
     n2 = FakeRunner("n2")
@@ -935,7 +935,7 @@ def test_the_stack_moving_the_role_away_fails_at_once_and_names_the_cause(inv):
 def test_a_passing_recovery_elsewhere_is_not_a_move_away(inv):
     # Pacemaker's probes find the role failed on the peer: for a moment the role "runs" there and
     # the group is restarted (the VIP gone from n2), then everything runs on n2: hakit waits
-    from hakit.failover.operate import follow_pacemaker
+    from hakit.cluster.stack import follow_pacemaker
     from hakit.remote.remote import FakeRunner
 
     n2 = FakeRunner("n2")
@@ -961,7 +961,7 @@ def test_after_a_takeover_the_group_is_given_back_only_once_pacemaker_accepts_th
     # the target has just rejoined (no connectivity attribute yet): given back now, the location
     # rule would ban it and Pacemaker would start the role on the failed node; the group stays
     # unmanaged (the role and the VIP keep running where hakit put them) until the attribute is set
-    from hakit.failover.operate import follow_pacemaker
+    from hakit.cluster.stack import follow_pacemaker
     from hakit.remote.remote import FakeRunner
 
     n2 = FakeRunner("n2")
@@ -979,7 +979,7 @@ def test_after_a_takeover_the_group_is_given_back_only_once_pacemaker_accepts_th
 def test_a_stale_view_with_the_vip_still_here_is_not_a_move_away(inv):
     # the probes have not answered yet (the role still "on" n1) but the VIP hakit put on n2 is
     # there: hakit waits, it does not fail
-    from hakit.failover.operate import follow_pacemaker
+    from hakit.cluster.stack import follow_pacemaker
     from hakit.remote.remote import FakeRunner
 
     n2 = FakeRunner("n2")
@@ -1003,7 +1003,7 @@ def pinged(tmp_path):
 def test_a_switchover_waits_until_pacemaker_accepts_the_target(pinged):
     # a node that has just joined has no connectivity attribute yet: the group's location rule
     # bans it; the switchover's first step waits for the attribute before holding the group
-    from hakit.failover.operate import hold_stack
+    from hakit.cluster.stack import hold_stack
     from hakit.remote.remote import FakeRunner
 
     n2 = FakeRunner("n2")
@@ -1016,7 +1016,7 @@ def test_a_switchover_waits_until_pacemaker_accepts_the_target(pinged):
 
 
 def test_a_target_pacemaker_never_accepts_is_refused_before_anything_changes(pinged):
-    from hakit.failover.operate import wait_stack_accepts
+    from hakit.cluster.stack import wait_stack_accepts
     from hakit.remote.remote import FakeRunner
 
     n2 = FakeRunner("n2")
@@ -1028,7 +1028,7 @@ def test_a_target_pacemaker_never_accepts_is_refused_before_anything_changes(pin
 
 
 def test_without_ping_nodes_or_outside_a_switchover_nothing_is_waited_for(inv, pinged):
-    from hakit.failover.operate import hold_stack
+    from hakit.cluster.stack import hold_stack
     from hakit.remote.remote import FakeRunner
 
     for inventory, ready in ((inv, True), (pinged, False)):
@@ -1047,7 +1047,7 @@ def test_a_switchover_plan_asks_its_first_stack_step_to_wait_for_the_target(ping
 def test_a_move_through_the_stack_manages_a_held_group_again(inv):
     # a direct switchover interrupted while the group was unmanaged, then a takeover: Pacemaker
     # must be able to act again, or the move waits for ever
-    from hakit.failover.operate import move_pacemaker
+    from hakit.cluster.stack import move_pacemaker
     from hakit.remote.remote import FakeRunner
 
     n2 = FakeRunner("n2")
@@ -1100,7 +1100,7 @@ def test_a_takeover_whose_old_database_cannot_be_stopped_with_proof_is_refused(i
 def test_heartbeat_follows_even_when_it_thinks_it_holds_a_group_it_gave_up(inv, monkeypatch):
     # seen on the lab: a start refused by anti-flap made heartbeat give the group up, yet it
     # counted the acquisition as done ("all"): nothing would have started the monitoring master
-    from hakit.failover import operate
+    from hakit.cluster import stack as operate
     from hakit.remote.remote import FakeRunner, Result
 
     monkeypatch.setattr(operate, "HB_ACQUIRE_GRACE", 0.0)
@@ -1123,7 +1123,7 @@ def test_what_heartbeat_holds_depends_on_whose_local_group_it_is(inv):
     # the clean-clone run caught it: a freshly started standby that is not haresources' first
     # node says "local" while holding nothing, and a switchover to it then skipped hb_takeover
     # and left the monitoring master running on both nodes
-    from hakit.failover.operate import heartbeat_holds
+    from hakit.cluster.stack import heartbeat_holds
 
     assert heartbeat_holds(inv, "n1", "local") and heartbeat_holds(inv, "n1", "all")
     assert not heartbeat_holds(inv, "n1", "foreign") and not heartbeat_holds(inv, "n1", "none")
@@ -1136,7 +1136,7 @@ def test_a_vip_the_stack_released_meanwhile_counts_as_off(inv, still_held):
     """Lab, heartbeat: a takeover's "VIP off" raced the stack's own release of the group; IPaddr2
     found the address gone between its check and its delete, and failed. The VIP is off, as the
     step wants; only a VIP still held after a failed stop fails the step."""
-    from hakit.failover.operate import vip_argv
+    from hakit.cluster.stack import vip_argv
     from hakit.remote.remote import FakeRunner
 
     runner = FakeRunner("n1")
@@ -1158,7 +1158,7 @@ def test_the_vip_agent_returns_without_waiting_for_what_it_left_running(tmp_path
     import subprocess
     import time
 
-    from hakit.failover.operate import DETACHED_OUTPUT
+    from hakit.cluster.stack import DETACHED_OUTPUT
 
     agent = tmp_path / "agent"
     agent.write_text("#!/bin/sh\necho started; echo warned >&2\n(sleep 3; echo late) &\nexit 7\n")
@@ -1190,10 +1190,10 @@ def test_a_resync_ends_only_once_pacemaker_would_run_the_group_on_the_rebuilt_no
 
 
 def test_a_resync_whose_node_pacemaker_never_accepts_fails_resumably(pinged, monkeypatch):
-    import hakit.failover.operate
+    import hakit.cluster.stack
     from hakit.remote.remote import FakeRunner
 
-    monkeypatch.setattr(hakit.failover.operate.wait_stack_accepts, "__defaults__", (0.3,))
+    monkeypatch.setattr(hakit.cluster.stack.wait_stack_accepts, "__defaults__", (0.3,))
     n1 = FakeRunner("n1")
     n1.on("crm_attribute", stdout="0\n")
     operator = Operator(pinged, World(runners={"n1": n1}), say=lambda t: None)
@@ -1210,7 +1210,7 @@ def test_a_rerun_with_nothing_left_to_do_closes_the_interrupted_operation(inv, t
     the takeover open, so the resync that followed was refused ("a takeover of n2 was
     interrupted and is not finished"), and every re-run of the takeover left it so: a stuck
     state. A re-run of the same operation that finds the pair where it was going ends it."""
-    import hakit.failover.operate as operate
+    import hakit.failover.run as operate
     from hakit.failover.journal import Journal
 
     journal = Journal(tmp_path / "j")
@@ -1282,7 +1282,7 @@ def test_the_consistency_check_survives_a_dropped_connection(inv, monkeypatch):
     """Issue 22 (9): the quick benchmark's resync by backup failed once at its consistency check,
     "n2: Lost connection to MySQL server during query". A lost connection now reconnects and
     the comparison starts over; one that keeps failing says to re-run (the resync resumes)."""
-    import hakit.failover.operate as operate
+    import hakit.failover.actions as operate
     from hakit.mysql.facts import DatabaseUnreachable
 
     monkeypatch.setattr(operate.time, "sleep", lambda s: None)
@@ -1319,7 +1319,7 @@ def test_a_group_left_unmanaged_is_degraded_with_the_way_back_from_any_admin_mac
     nothing could fail over. The group's is-managed is read from the stack itself now."""
     import shutil
 
-    from hakit.failover.operate import stack_unmanaged
+    from hakit.failover.observe import stack_unmanaged
     from hakit.remote.remote import FakeRunner
     from hakit.failover.snapshot import derive_state
 
@@ -1376,7 +1376,7 @@ def test_a_node_whose_marker_names_a_copy_is_rebuilt_by_that_copy_from_any_admin
 
 
 def test_an_unequal_rejoin_rewrites_the_marker_to_the_copy(inv):
-    from hakit.failover.operate import RESYNC_MARKER  # the node's path (the unit tests' own flags are elsewhere)
+    from hakit.failover.actions import RESYNC_MARKER  # the node's path (the unit tests' own flags are elsewhere)
     from hakit.remote.remote import FakeRunner
 
     n1, n2 = pair()
@@ -1409,7 +1409,7 @@ def test_an_unequal_rejoin_rewrites_the_marker_to_the_copy(inv):
 def test_an_unequal_rejoin_goes_on_as_a_copy_in_the_same_command(inv, monkeypatch):
     """run_operation plans again once when (and only when) the check turned an auto rejoin
     into a copy; any other failure is reported as it is."""
-    import hakit.failover.operate as operate
+    import hakit.failover.run as operate
     from hakit.failover.executor import Outcome
 
     runs: list[str] = []

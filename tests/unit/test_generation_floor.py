@@ -14,7 +14,8 @@ from hakit.inventory.loader import load_inventory
 from hakit.mysql.facts import DbFacts, PromotionRecord, ReplicaStatus
 from hakit.mysql.fake import FakeDatabase
 from hakit.failover.observe import World, observe
-from hakit.failover.operate import observe_operation, raise_floor as raise_admin_floor, spread_floor
+from hakit.failover.observe import observe_operation, spread_floor
+from hakit.failover.state import raise_floor as raise_admin_floor
 from hakit.failover.plan import Plan, Refusal
 from hakit.failover.promote import PeerView, plan_promotion
 from hakit.remote.remote import FakeRunner

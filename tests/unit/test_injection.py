@@ -322,7 +322,7 @@ def test_hooks_get_their_arguments_verbatim(args: list[str]) -> None:
     import tempfile
 
     from hakit.failover.observe import World
-    from hakit.failover.operate import Operator
+    from hakit.failover.actions import Operator
     from hakit.failover.plan import step
 
     with tempfile.TemporaryDirectory() as folder:
