@@ -405,7 +405,7 @@ def sync_command(ctx: Context, dry_run: bool) -> None:
     """Push the inventory's sync files and folders from the active to the standby (only what differs)."""
     from hakit.errors import SafetyRefusal
     from hakit.remote.probes import holds_address
-    from hakit.remote.remote import runner_for
+    from hakit.remote.ssh import runner_for
     from hakit.pair.sync import sync
 
     inv = ctx.inventory()

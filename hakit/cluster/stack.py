@@ -14,7 +14,7 @@ from hakit.cluster.resources import running_on
 from hakit.errors import OperationFailed
 from hakit.inventory.model import Inventory
 from hakit.remote.probes import holds_address, process_running
-from hakit.remote.remote import Runner
+from hakit.remote.port import Runner
 
 
 def heartbeat_holds(inv: Inventory, node: str, rscstatus: str) -> bool:

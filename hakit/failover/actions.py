@@ -29,7 +29,7 @@ from hakit.mysql.facts import DatabaseUnreachable, ReplicaStatus
 from hakit.mysql.gtid import Position
 from hakit.mysql.port import Database
 from hakit.remote.probes import holds_address
-from hakit.remote.remote import Runner
+from hakit.remote.port import Runner
 
 
 #: how many times the consistency check starts over after a lost connection

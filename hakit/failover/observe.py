@@ -26,7 +26,9 @@ from hakit.mysql.port import Database
 from hakit.mysql.pymysql_adapter import PyMySQLDatabase
 from hakit.mysql.tls import probe_files
 from hakit.remote.probes import holds_address, process_running
-from hakit.remote.remote import LocalRunner, Runner, SshRunner, Unreachable, runner_for
+from hakit.remote.local import LocalRunner
+from hakit.remote.port import Runner, Unreachable
+from hakit.remote.ssh import SshRunner, runner_for
 
 
 @dataclass

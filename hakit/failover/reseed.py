@@ -25,7 +25,7 @@ from hakit.mysql.gtid import Position
 from hakit.mysql.sql import ident
 from hakit.mysql.root import root_sql
 from hakit.mysql.facts import user_databases
-from hakit.remote.remote import Runner
+from hakit.remote.port import Runner
 from hakit.remote.services import has_systemd, service, wait_until
 from hakit.remote.transfer import PipeResult, Progress, pipe
 

@@ -82,7 +82,7 @@ class Writer:
     # ------------------------------------------------------------------ the nodes
 
     def _sql_over_ssh(self, node: str, statements: str) -> str:
-        from hakit.remote.remote import runner_for
+        from hakit.remote.ssh import runner_for
 
         runner = runner_for(self.inv, node)
         try:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from hakit.inventory.model import Tls
 from hakit.mysql.facts import ReplicaTls
 if TYPE_CHECKING:  # the resource agents import this module: paramiko costs them 70 ms a start
-    from hakit.remote.remote import Runner
+    from hakit.remote.port import Runner
     from hakit.failover.snapshot import NodeView
 
 #: the user MariaDB runs as (Debian's package): it must read the key

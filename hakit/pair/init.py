@@ -45,7 +45,7 @@ from hakit.mysql.sql import STATE_TABLE, ident, state_schema_sql
 from hakit.mysql.root import root_rows, root_sql
 from hakit.failover.observe import CHECK_CREDENTIALS
 from hakit.failover.plan import Plan, Step, step
-from hakit.remote.remote import HostKeyRefused, Runner, Unreachable
+from hakit.remote.port import HostKeyRefused, Runner, Unreachable
 from hakit.failover.reseed import copy_by_dump, dump_position
 from hakit.inventory.secrets import Secrets
 from hakit.remote.services import service, wait_until

@@ -23,7 +23,7 @@ from hakit.inventory.model import Inventory
 from hakit.failover.flags import MAINTENANCE_FLAG
 from hakit.failover.observe import World
 from hakit.remote.probes import holds_address
-from hakit.remote.remote import Runner
+from hakit.remote.port import Runner
 from hakit.remote.services import service
 
 FLAG = MAINTENANCE_FLAG

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from hakit.errors import OperationFailed
 from hakit.inventory.model import SyncItem
-from hakit.remote.remote import Runner
+from hakit.remote.port import Runner
 
 # Runs on a node: argv[1] = JSON list of [path, [excludes]]; prints one JSON object.
 MANIFEST_PROGRAM = r"""

@@ -4,7 +4,7 @@ of that name run there. Each is one command; an unreachable node raises the runn
 
 from __future__ import annotations
 
-from hakit.remote.remote import Runner
+from hakit.remote.port import Runner
 
 
 def holds_address(runner: Runner, address: str) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 
 from hakit.errors import OperationFailed
-from hakit.remote.remote import Result, Runner
+from hakit.remote.port import Result, Runner
 
 #: hakit's names for daemons -> (systemd unit, init script)
 UNITS = {"mariadb": ("mariadb", "mariadb"), "corosync": ("corosync", "corosync"),

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, Sequence
 
 from hakit.errors import OperationFailed
-from hakit.remote.remote import Process, Runner
+from hakit.remote.port import Process, Runner
 
 #: bytes moved per read and write
 CHUNK = 256 * 1024

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from hakit.remote.remote import CommandFailed, HostKeyRefused, SshRunner
+from hakit.remote.port import CommandFailed, HostKeyRefused
+from hakit.remote.ssh import SshRunner
 
 pytestmark = pytest.mark.integration
 

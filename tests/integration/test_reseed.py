@@ -23,7 +23,8 @@ from hakit.failover import reseed
 from hakit.errors import OperationFailed
 from hakit.mysql.gtid import Position
 from hakit.inventory.model import MySQL
-from hakit.remote.remote import LocalRunner, SshRunner
+from hakit.remote.local import LocalRunner
+from hakit.remote.ssh import SshRunner
 from hakit.remote.transfer import NullProgress, RecordingProgress, pipe
 
 pytestmark = pytest.mark.integration
@@ -516,7 +517,8 @@ def test_ssh_processes_stream_both_ways_with_a_chatty_stderr(ssh_runner, tmp_pat
 
 def test_copy_by_backup_refuses_innodb_files_outside_the_datadir_before_touching_anything():
     from hakit.errors import SafetyRefusal
-    from hakit.remote.remote import FakeRunner, Result
+    from hakit.remote.fake import FakeRunner
+    from hakit.remote.port import Result
 
     def sql(args, data):
         if b"@@datadir" in data:

@@ -35,7 +35,8 @@ from hakit.inventory.loader import load_inventory
 from hakit.lab.node import hidden_code_paths
 from hakit.lab.state import load_state
 from hakit.failover.state import state_dir
-from hakit.remote.remote import HostKeyRefused, SshRunner, runner_for
+from hakit.remote.port import HostKeyRefused
+from hakit.remote.ssh import SshRunner, runner_for
 from hakit.inventory.secrets import load_secrets, secrets_path
 
 from labkit import Lab, _wait_until, build_lab, hakit, sql

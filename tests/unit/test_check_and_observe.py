@@ -11,7 +11,8 @@ from hakit.inventory.model import Failover
 from hakit.mysql.facts import DbFacts, PromotionRecord, ReplicaStatus
 from hakit.mysql.fake import FakeDatabase
 from hakit.failover.observe import World, observe
-from hakit.remote.remote import FakeRunner, Result
+from hakit.remote.fake import FakeRunner
+from hakit.remote.port import Result
 from hakit.failover.snapshot import NodeView, Snapshot, derive_state
 
 A, B = "10.9.0.11", "10.9.0.12"
@@ -92,7 +93,7 @@ def test_vip_detection_matches_whole_addresses_only():
 
 def test_the_check_on_a_node_reads_the_databases_with_the_monitoring_login_only():
     from hakit.failover.observe import node_world
-    from hakit.remote.remote import LocalRunner
+    from hakit.remote.local import LocalRunner
 
     inv = load_inventory("examples/two-node-pacemaker.yml")
     world = node_world(inv, "monitoring-pw", "nagios1")

@@ -22,7 +22,7 @@ from hakit.mysql.fake import FakeDatabase
 from hakit.failover.observe import World
 from hakit.failover.actions import Operator
 from hakit.failover.plan import Plan, Refusal, step
-from hakit.remote.remote import Result
+from hakit.remote.port import Result
 from hakit.failover.snapshot import NodeView, Snapshot
 
 A, B = "10.9.0.11", "10.9.0.12"
@@ -436,7 +436,7 @@ def test_a_marked_target_that_is_down_is_copied_again_by_the_strategy_named(inv)
 
 
 def test_settle_finishes_a_half_done_swap_then_starts_the_server(inv):
-    from hakit.remote.remote import FakeRunner
+    from hakit.remote.fake import FakeRunner
 
     db = FakeDatabase("n1", reachable=False, gone=True)
     files = {"/var/lib/mysql/.hakit-swap"}
@@ -475,7 +475,7 @@ def test_settle_sets_the_nodes_own_users_again_on_a_copy_killed_after_its_swap(i
     the active's copy in place, before the node's own replication.sql ran again; the re-run's
     first login as hakit was refused (the copied admin user is the active's, for its address).
     settle runs the node's own file through root's socket before any step logs in."""
-    from hakit.remote.remote import FakeRunner
+    from hakit.remote.fake import FakeRunner
 
     own = b"SET SESSION sql_log_bin = 0;\nCREATE USER IF NOT EXISTS 'hakit_admin'@'10.0.0.12';\n"
     runner = FakeRunner("n2", strict=True, files={"/etc/hakit/replication.sql": (own, 0o600)})
@@ -863,7 +863,7 @@ def test_the_direct_path_drives_the_real_commands(inv):
     """The real stack actions, against scripted nodes: the VIP's own agent with its parameters,
     the watcher through the node's hakit, the group unmanaged and given back."""
     from hakit.cluster.stack import follow_pacemaker, hold_stack, vip_argv
-    from hakit.remote.remote import FakeRunner
+    from hakit.remote.fake import FakeRunner
 
     n2 = FakeRunner("n2")
     for resource in ("hakit", "db-role", "vip", "monitoring"):
@@ -900,7 +900,7 @@ def test_the_stack_follows_only_once_every_member_runs_on_the_target(inv):
     # right after the refresh Pacemaker's view is its old one: the role and the VIP "run" on n2,
     # the monitoring master still on n1; done only when the monitoring master has moved too
     from hakit.cluster.stack import follow_pacemaker
-    from hakit.remote.remote import FakeRunner
+    from hakit.remote.fake import FakeRunner
 
     n2 = FakeRunner("n2")
     looks = iter(["n1", "n1", "n2"])
@@ -919,7 +919,7 @@ def test_the_stack_moving_the_role_away_fails_at_once_and_names_the_cause(inv):
     # there and starts them on the peer; hakit says so at once instead of waiting for the
     # monitoring master, and still drops its move constraint
     from hakit.cluster.stack import follow_pacemaker
-    from hakit.remote.remote import FakeRunner
+    from hakit.remote.fake import FakeRunner
 
     n2 = FakeRunner("n2")
     for resource in ("db-role", "vip", "monitoring"):
@@ -936,7 +936,7 @@ def test_a_passing_recovery_elsewhere_is_not_a_move_away(inv):
     # Pacemaker's probes find the role failed on the peer: for a moment the role "runs" there and
     # the group is restarted (the VIP gone from n2), then everything runs on n2: hakit waits
     from hakit.cluster.stack import follow_pacemaker
-    from hakit.remote.remote import FakeRunner
+    from hakit.remote.fake import FakeRunner
 
     n2 = FakeRunner("n2")
     recovering = {"until": time.monotonic() + 0.5}
@@ -962,7 +962,7 @@ def test_after_a_takeover_the_group_is_given_back_only_once_pacemaker_accepts_th
     # rule would ban it and Pacemaker would start the role on the failed node; the group stays
     # unmanaged (the role and the VIP keep running where hakit put them) until the attribute is set
     from hakit.cluster.stack import follow_pacemaker
-    from hakit.remote.remote import FakeRunner
+    from hakit.remote.fake import FakeRunner
 
     n2 = FakeRunner("n2")
     answers = iter([Result((), 105, "", "No such device or address"), Result((), 105, "", ""), Result((), 0, "1\n")])
@@ -980,7 +980,7 @@ def test_a_stale_view_with_the_vip_still_here_is_not_a_move_away(inv):
     # the probes have not answered yet (the role still "on" n1) but the VIP hakit put on n2 is
     # there: hakit waits, it does not fail
     from hakit.cluster.stack import follow_pacemaker
-    from hakit.remote.remote import FakeRunner
+    from hakit.remote.fake import FakeRunner
 
     n2 = FakeRunner("n2")
     looks = iter(["n1", "n1"])
@@ -1004,7 +1004,7 @@ def test_a_switchover_waits_until_pacemaker_accepts_the_target(pinged):
     # a node that has just joined has no connectivity attribute yet: the group's location rule
     # bans it; the switchover's first step waits for the attribute before holding the group
     from hakit.cluster.stack import hold_stack
-    from hakit.remote.remote import FakeRunner
+    from hakit.remote.fake import FakeRunner
 
     n2 = FakeRunner("n2")
     answers = iter([Result((), 105, "", "No such device or address"), Result((), 0, "1000\n")])
@@ -1017,7 +1017,7 @@ def test_a_switchover_waits_until_pacemaker_accepts_the_target(pinged):
 
 def test_a_target_pacemaker_never_accepts_is_refused_before_anything_changes(pinged):
     from hakit.cluster.stack import wait_stack_accepts
-    from hakit.remote.remote import FakeRunner
+    from hakit.remote.fake import FakeRunner
 
     n2 = FakeRunner("n2")
     n2.on("crm_attribute", stdout="0\n")
@@ -1029,7 +1029,7 @@ def test_a_target_pacemaker_never_accepts_is_refused_before_anything_changes(pin
 
 def test_without_ping_nodes_or_outside_a_switchover_nothing_is_waited_for(inv, pinged):
     from hakit.cluster.stack import hold_stack
-    from hakit.remote.remote import FakeRunner
+    from hakit.remote.fake import FakeRunner
 
     for inventory, ready in ((inv, True), (pinged, False)):
         n2 = FakeRunner("n2")
@@ -1048,7 +1048,7 @@ def test_a_move_through_the_stack_manages_a_held_group_again(inv):
     # a direct switchover interrupted while the group was unmanaged, then a takeover: Pacemaker
     # must be able to act again, or the move waits for ever
     from hakit.cluster.stack import move_pacemaker
-    from hakit.remote.remote import FakeRunner
+    from hakit.remote.fake import FakeRunner
 
     n2 = FakeRunner("n2")
     n2.on("crm_resource", "--resource", "hakit", "--locate", stdout="resource hakit is running on: n2\n")
@@ -1068,7 +1068,7 @@ def test_a_direct_takeover_moves_the_vip_off_the_old_node_before_the_new_one_is_
     order = [s.name for s in plan.steps]
     assert order.index("stop the database of n1") < order.index("raise generation")
     assert order.index("VIP off n1") < order.index("writable") < order.index("VIP on n2")
-    from hakit.remote.remote import FakeRunner
+    from hakit.remote.fake import FakeRunner
 
     node1 = FakeRunner("n1")
     node1.on(inv.settings.node_hakit, "agent", "ocf", "mariadb-role", "stop", exited=0)
@@ -1080,7 +1080,7 @@ def test_a_direct_takeover_moves_the_vip_off_the_old_node_before_the_new_one_is_
 
 
 def test_a_takeover_whose_old_database_cannot_be_stopped_with_proof_is_refused(inv):
-    from hakit.remote.remote import FakeRunner
+    from hakit.remote.fake import FakeRunner
 
     n1, n2 = pair()
     n1.reachable = False
@@ -1101,7 +1101,8 @@ def test_heartbeat_follows_even_when_it_thinks_it_holds_a_group_it_gave_up(inv, 
     # seen on the lab: a start refused by anti-flap made heartbeat give the group up, yet it
     # counted the acquisition as done ("all"): nothing would have started the monitoring master
     from hakit.cluster import stack as operate
-    from hakit.remote.remote import FakeRunner, Result
+    from hakit.remote.fake import FakeRunner
+    from hakit.remote.port import Result
 
     monkeypatch.setattr(operate, "HB_ACQUIRE_GRACE", 0.0)
     n1 = FakeRunner("n1")
@@ -1137,7 +1138,7 @@ def test_a_vip_the_stack_released_meanwhile_counts_as_off(inv, still_held):
     found the address gone between its check and its delete, and failed. The VIP is off, as the
     step wants; only a VIP still held after a failed stop fails the step."""
     from hakit.cluster.stack import vip_argv
-    from hakit.remote.remote import FakeRunner
+    from hakit.remote.fake import FakeRunner
 
     runner = FakeRunner("n1")
     runner.on(*vip_argv(inv, "stop"), exited=1, stderr="ERROR: Address not found")
@@ -1177,7 +1178,7 @@ def test_a_resync_ends_only_once_pacemaker_would_run_the_group_on_the_rebuilt_no
     # the rebuilt node restarted and rejoined moments ago: its ping resource has not reported yet,
     # so the group's location rule bans it; "healthy" must mean it can take over now, so the last
     # step forgets its failures, then waits for the attribute
-    from hakit.remote.remote import FakeRunner
+    from hakit.remote.fake import FakeRunner
 
     n1 = FakeRunner("n1")
     answers = iter([Result((), 105, "", "No such device or address"), Result((), 105, "", ""), Result((), 0, "1000\n")])
@@ -1191,7 +1192,7 @@ def test_a_resync_ends_only_once_pacemaker_would_run_the_group_on_the_rebuilt_no
 
 def test_a_resync_whose_node_pacemaker_never_accepts_fails_resumably(pinged, monkeypatch):
     import hakit.cluster.stack
-    from hakit.remote.remote import FakeRunner
+    from hakit.remote.fake import FakeRunner
 
     monkeypatch.setattr(hakit.cluster.stack.wait_stack_accepts, "__defaults__", (0.3,))
     n1 = FakeRunner("n1")
@@ -1320,7 +1321,7 @@ def test_a_group_left_unmanaged_is_degraded_with_the_way_back_from_any_admin_mac
     import shutil
 
     from hakit.failover.observe import stack_unmanaged
-    from hakit.remote.remote import FakeRunner
+    from hakit.remote.fake import FakeRunner
     from hakit.failover.snapshot import derive_state
 
     shutil.copy("examples/two-node-pacemaker.yml", tmp_path / "inventory.yml")
@@ -1377,7 +1378,7 @@ def test_a_node_whose_marker_names_a_copy_is_rebuilt_by_that_copy_from_any_admin
 
 def test_an_unequal_rejoin_rewrites_the_marker_to_the_copy(inv):
     from hakit.failover.actions import RESYNC_MARKER  # the node's path (the unit tests' own flags are elsewhere)
-    from hakit.remote.remote import FakeRunner
+    from hakit.remote.fake import FakeRunner
 
     n1, n2 = pair()
     n2.table_names = n1.table_names

@@ -18,7 +18,7 @@ from hakit.failover.observe import observe_operation, spread_floor
 from hakit.failover.state import raise_floor as raise_admin_floor
 from hakit.failover.plan import Plan, Refusal
 from hakit.failover.promote import PeerView, plan_promotion
-from hakit.remote.remote import FakeRunner
+from hakit.remote.fake import FakeRunner
 
 
 def _facts(gen: int, promoted: str = "n1", ro: bool = True, replica: ReplicaStatus | None = None) -> DbFacts:

@@ -34,7 +34,7 @@ def test_init_steps_are_in_the_contract_order():
 
 
 def test_heartbeat_restart_is_stop_then_start_without_the_init_scripts_sleep() -> None:
-    from hakit.remote.remote import FakeRunner
+    from hakit.remote.fake import FakeRunner
     from hakit.remote.services import service
 
     runner = FakeRunner().on("test", "-d", "/run/systemd/system", exited=1)
@@ -54,7 +54,7 @@ def test_copying_host_keys_waits_until_the_reloaded_sshd_listens_again(tmp_path)
     from types import SimpleNamespace
 
     from hakit.pair.keys import share_keys
-    from hakit.remote.remote import FakeRunner
+    from hakit.remote.fake import FakeRunner
 
     shutil.copy("examples/two-node-pacemaker.yml", tmp_path / "inventory.yml")  # known_hosts lands here
     inv = load_inventory(tmp_path / "inventory.yml")

@@ -225,7 +225,7 @@ def test_lab_mount_script_quotes_every_path() -> None:
 
 def test_ssh_commands_are_quoted_argv() -> None:
     """``SshRunner`` hands the remote shell ``shlex.join(argv)``, nothing else."""
-    tree = ast.parse((HAKIT / "remote" / "remote.py").read_text(encoding="utf-8"))
+    tree = ast.parse((HAKIT / "remote" / "ssh.py").read_text(encoding="utf-8"))
     scope = _functions(tree)
     calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
              and n.func.attr == "exec_command"]
@@ -299,7 +299,7 @@ argument = st.one_of(st.sampled_from(PAYLOADS), hostile_text).filter(
 @sized(150)
 @given(args=st.lists(argument, max_size=5), user=st.sampled_from(["root", "hakit"]))
 def test_ssh_runner_command_runs_the_exact_argv_in_a_real_shell(args: list[str], user: str) -> None:
-    from hakit.remote.remote import SshRunner
+    from hakit.remote.ssh import SshRunner
 
     runner = SshRunner("n1", "192.0.2.1", user=user, known_hosts="/nonexistent")
     client = _Client()

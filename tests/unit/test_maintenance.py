@@ -10,7 +10,8 @@ from hakit.errors import SafetyRefusal
 from hakit.inventory.loader import load_inventory
 from hakit.pair.maintenance import FLAG, set_maintenance
 from hakit.failover.observe import World
-from hakit.remote.remote import FakeRunner, Result
+from hakit.remote.fake import FakeRunner
+from hakit.remote.port import Result
 
 INVENTORY = """
 all:

@@ -10,7 +10,9 @@ import time
 
 import pytest
 
-from hakit.remote.remote import CommandFailed, FakeRunner, LocalRunner, Result, Unreachable
+from hakit.remote.port import CommandFailed, Result, Unreachable
+from hakit.remote.fake import FakeRunner
+from hakit.remote.local import LocalRunner
 
 
 def test_local_run_returns_a_value_and_passes_args_without_a_shell(tmp_path):
@@ -89,7 +91,7 @@ def test_an_early_connection_that_failed_is_raised_once_by_the_first_command_the
         tmp_path, monkeypatch):
     # an operation opens its connections while it sets up; a node that cannot be reached must not
     # cost two connection attempts (two timeouts for a dead node) when its first command runs
-    from hakit.remote.remote import SshRunner
+    from hakit.remote.ssh import SshRunner
 
     known = tmp_path / "known_hosts"
     known.write_text("")
@@ -128,7 +130,7 @@ def test_the_ssh_connection_turns_nagle_off(tmp_path, monkeypatch):
 
     import paramiko
 
-    from hakit.remote.remote import SshRunner
+    from hakit.remote.ssh import SshRunner
 
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
@@ -248,7 +250,7 @@ def _ed25519(path):
 def test_a_connection_the_server_drops_at_once_is_tried_once_more(tmp_path, drop, works):
     # paramiko raised the transport's bare EOFError out of connect(): the CLI then said only
     # "hakit: aborted" and `status` lost its whole report to one node's dropped handshake
-    from hakit.remote.remote import SshRunner
+    from hakit.remote.ssh import SshRunner
 
     server = _SshServer(tmp_path, drop=drop)
     runner = SshRunner("n1", "127.0.0.1", port=server.port, known_hosts=server.known_hosts,
@@ -266,7 +268,7 @@ def test_a_connection_the_server_drops_at_once_is_tried_once_more(tmp_path, drop
 
 
 def test_an_sftp_session_that_ends_at_once_is_an_unreachable_node_not_an_eoferror(tmp_path):
-    from hakit.remote.remote import SshRunner
+    from hakit.remote.ssh import SshRunner
 
     server = _SshServer(tmp_path, drop=0)  # no SFTP subsystem: the channel closes at once
     runner = SshRunner("n1", "127.0.0.1", port=server.port, known_hosts=server.known_hosts,
@@ -283,7 +285,7 @@ def test_an_sftp_session_that_ends_at_once_is_an_unreachable_node_not_an_eoferro
 def test_a_connection_whose_channels_time_out_is_replaced_once(tmp_path, use):
     # CI: a node's connection stopped answering channel openings while the node answered new
     # connections; every probe of `hakit status` timed out and the node was reported down
-    from hakit.remote.remote import SshRunner
+    from hakit.remote.ssh import SshRunner
 
     server = _SshServer(tmp_path, drop=0, mute=1)
     runner = SshRunner("n1", "127.0.0.1", port=server.port, known_hosts=server.known_hosts,
@@ -303,7 +305,7 @@ def test_a_connection_whose_channels_time_out_is_replaced_once(tmp_path, use):
 
 
 def test_a_second_connection_that_does_not_answer_is_an_unreachable_node(tmp_path):
-    from hakit.remote.remote import SshRunner
+    from hakit.remote.ssh import SshRunner
 
     server = _SshServer(tmp_path, drop=0, mute=2)
     runner = SshRunner("n1", "127.0.0.1", port=server.port, known_hosts=server.known_hosts,
@@ -325,5 +327,6 @@ def test_paramiko_s_own_error_lines_stay_off_the_terminal():
     line = 'import logging{}; logging.getLogger("paramiko.transport").error("Secsh channel 1 open FAILED")'
     alone = subprocess.run([sys.executable, "-c", line.format("")], capture_output=True, text=True)
     assert "open FAILED" in alone.stderr  # what happens without hakit's handler
-    with_hakit = subprocess.run([sys.executable, "-c", line.format(", hakit.remote.remote")], capture_output=True, text=True)
+    with_hakit = subprocess.run([sys.executable, "-c", line.format(", hakit.remote.ssh")], capture_output=True,
+                                text=True)
     assert with_hakit.returncode == 0 and with_hakit.stderr == ""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from hakit.inventory.model import SyncItem
-from hakit.remote.remote import LocalRunner
+from hakit.remote.local import LocalRunner
 from hakit.pair.sync import SyncPlan, diff, manifest
 
 

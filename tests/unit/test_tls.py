@@ -27,7 +27,8 @@ from hakit.mysql.pymysql_adapter import PyMySQLDatabase
 from hakit.mysql.sql import change_master_sql
 from hakit.failover.observe import World, observe
 from hakit.failover.plan import step
-from hakit.remote.remote import FakeRunner, Result
+from hakit.remote.fake import FakeRunner
+from hakit.remote.port import Result
 from hakit.render.render import render_all
 from hakit.inventory.secrets import Secrets
 from hakit.failover.snapshot import NodeView, Snapshot, derive_state, status_document

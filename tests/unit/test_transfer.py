@@ -12,7 +12,9 @@ import pytest
 
 from hakit.errors import OperationFailed
 from hakit.failover import reseed
-from hakit.remote.remote import FakeRunner, LocalRunner, Result, Stream, Unreachable
+from hakit.remote.fake import FakeRunner, Stream
+from hakit.remote.local import LocalRunner
+from hakit.remote.port import Result, Unreachable
 from hakit.remote.transfer import CHUNK, NullProgress, RecordingProgress, RichProgress, pipe
 
 
@@ -184,7 +186,7 @@ def test_init_seed_streams_the_dump_into_a_reset_and_emptied_standby():
     from hakit.mysql.gtid import Position
     from hakit.pair.init import seed_by_dump
     from hakit.inventory.model import MySQL
-    from hakit.remote.remote import Result
+    from hakit.remote.port import Result
 
     inv = SimpleNamespace(settings=SimpleNamespace(mysql=MySQL(databases=["opsview", "runtime"])))
     dump = b"-- MariaDB dump\n-- SET GLOBAL gtid_slave_pos='0-1-41';\nCREATE TABLE t (id INT);\n" + b"-- x\n" * 9000

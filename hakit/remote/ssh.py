@@ -1,19 +1,9 @@
-"""Run commands and move files on a node: over SSH, locally, or in a fake world.
+"""The runner port (:class:`~hakit.remote.port.Runner`) over SSH, with paramiko.
 
-One small port, :class:`Runner`, with four verbs (``run``, ``sudo``, ``put``, ``get``) whose
-results are values (:class:`Result`), in the manner of Fabric/invoke, and ``start`` for a
-command whose input and output are streamed (:class:`Process`, see hakit.transfer). Three
-implementations:
-
-* :class:`SshRunner` — paramiko, connecting lazily, **host keys verified** against the
-  inventory's known_hosts file (an unknown or changed key is refused, never added);
-* :class:`LocalRunner` — the same API on this machine (the resource agents run on the node);
-* :class:`FakeRunner` — shipped for unit tests and ``--dry-run``: scripted answers, recorded
-  calls and an in-memory file system.
-
-Commands are argument lists, never shell strings, so no value from an inventory can be
-interpreted by a shell. Secrets travel on stdin (``input=``) or in files written with ``put``
-(mode 0600), never on a command line.
+:class:`SshRunner` connects lazily and verifies the node's **host key** against the
+inventory's known_hosts file: an unknown or changed key is refused, never added. A command goes
+to the remote shell as ``shlex.join(argv)``, nothing else. This is the one module of hakit that
+imports paramiko.
 """
 
 from __future__ import annotations
@@ -22,16 +12,14 @@ import errno
 import logging
 import os
 import shlex
-import signal
 import socket
-import stat
-import subprocess
 import threading
 import time
-from collections import deque
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Protocol, Sequence
+from typing import Sequence
+
+from hakit.errors import OperationFailed
+from hakit.remote.port import CommandFailed, HostKeyRefused, Result, StderrTail, Unreachable, as_bytes
 
 
 def _import_paramiko():
@@ -52,253 +40,17 @@ def _import_paramiko():
 
 
 paramiko = _import_paramiko()
+
 # paramiko logs a refused channel ("Secsh channel 1 open FAILED", the tunnel to a stopped
 # database) at ERROR; with no handler Python printed it on stderr, in the middle of `hakit
 # status`. hakit reports the failure itself; a handler configured by the caller still gets them.
 logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
-from hakit.errors import HakitError, OperationFailed, SafetyRefusal
-from hakit.files import atomic_write
-
-
-@dataclass(frozen=True)
-class Result:
-    """What a command did. ``ok`` is true when it exited 0."""
-
-    argv: tuple[str, ...]
-    exited: int
-    stdout: str = ""
-    stderr: str = ""
-    raw: bytes = b""  #: stdout as bytes, for binary output (tar streams)
-
-    @property
-    def ok(self) -> bool:
-        return self.exited == 0
-
-    @property
-    def command(self) -> str:
-        return shlex.join(self.argv)
-
-
-class CommandFailed(OperationFailed):
-    """A command exited non-zero (raised unless ``warn=True``)."""
-
-    def __init__(self, host: str, result: Result):
-        self.result = result
-        detail = (result.stderr or result.stdout).strip().splitlines()
-        tail = detail[-1] if detail else "no output"
-        super().__init__(f"{host}: `{result.command}` exited {result.exited}: {tail}")
-
-
-class Unreachable(HakitError):
-    """The node cannot be reached (network, sshd down, authentication)."""
-
-
-class HostKeyRefused(SafetyRefusal):
-    """The node's SSH host key is unknown or differs from the known_hosts file."""
-
-
-class Runner(Protocol):
-    """Where commands run. Implementations promise:
-
-    * ``run`` executes ``argv`` without a shell and returns a :class:`Result`; it raises
-      :class:`CommandFailed` on a non-zero exit unless ``warn``; :class:`Unreachable` when the
-      node cannot be reached; ``input`` is written to the command's stdin (for secrets).
-    * ``put`` writes ``content`` to ``path`` atomically (temporary file + rename in the same
-      folder) with ``mode`` set before the content is visible; ``get`` returns a file's bytes.
-    """
-
-    host: str
-
-    def run(self, argv: Sequence[str], *, input: str | bytes | None = None, warn: bool = False,
-            timeout: float = 60.0) -> Result: ...
-
-    def sudo(self, argv: Sequence[str], *, input: str | bytes | None = None, warn: bool = False,
-             timeout: float = 60.0) -> Result: ...
-
-    def put(self, path: str, content: bytes, mode: int = 0o644) -> None: ...
-
-    def get(self, path: str) -> bytes: ...
-
-    def start(self, argv: Sequence[str]) -> "Process": ...
-
-    def close(self) -> None: ...
-
-
-class ProcessInput(Protocol):
-    def write(self, data: bytes) -> object: ...
-
-    def close(self) -> None: ...
-
-
-class ProcessOutput(Protocol):
-    def read(self, n: int) -> bytes: ...
-
-
-class Process(Protocol):
-    """A command started with :meth:`Runner.start`, its stdin and stdout streamed.
-
-    ``stdin.write`` raises :class:`OSError` (``BrokenPipeError``) once the command no longer
-    reads; ``stdin.close`` is its end of input. ``stdout.read(n)`` returns at most ``n`` bytes,
-    as soon as some are there, and ``b""`` at the end. stderr is collected on the side (its
-    last 64 KiB), so a chatty command never blocks on it. ``wait(timeout)`` returns the exit
-    status; a command still running after ``timeout`` is killed and 124 is returned.
-    """
-
-    host: str
-    argv: tuple[str, ...]
-    stdin: ProcessInput
-    stdout: ProcessOutput
-
-    def stderr_text(self) -> str: ...
-
-    def wait(self, timeout: float) -> int: ...
-
-    def kill(self) -> None: ...
-
-
-#: how much of a streamed command's stderr is kept (its end)
-STDERR_KEEP = 64 * 1024
-
-
-class _Tail:
-    """The last ``keep`` bytes written to it (thread-safe enough: one writer, one reader)."""
-
-    def __init__(self, keep: int = STDERR_KEEP):
-        self.keep = keep
-        self._parts: deque[bytes] = deque()
-        self._size = 0
-        self._lock = threading.Lock()
-
-    def add(self, data: bytes) -> None:
-        with self._lock:
-            self._parts.append(data)
-            self._size += len(data)
-            while self._size - len(self._parts[0]) >= self.keep:
-                self._size -= len(self._parts.popleft())
-
-    def text(self) -> str:
-        with self._lock:
-            return b"".join(self._parts)[-self.keep:].decode(errors="replace")
-
-
-def _as_bytes(data: str | bytes | None) -> bytes | None:
-    return data.encode() if isinstance(data, str) else data
-
-
-# --------------------------------------------------------------------------- local
-
-
-class LocalRunner:
-    """Runs on this machine (the resource agents, or hakit run on the node itself)."""
-
-    def __init__(self, host: str = "localhost"):
-        self.host = host
-
-    def run(self, argv: Sequence[str], *, input: str | bytes | None = None, warn: bool = False,
-            timeout: float = 60.0) -> Result:
-        try:
-            proc = subprocess.run(list(argv), input=_as_bytes(input), capture_output=True, timeout=timeout)
-        except FileNotFoundError:
-            result = Result(tuple(argv), 127, "", f"{argv[0]}: command not found")
-        except subprocess.TimeoutExpired:
-            result = Result(tuple(argv), 124, "", f"timed out after {timeout:g} s")
-        else:
-            result = Result(tuple(argv), proc.returncode, proc.stdout.decode(errors="replace"),
-                            proc.stderr.decode(errors="replace"), proc.stdout)
-        if not result.ok and not warn:
-            raise CommandFailed(self.host, result)
-        return result
-
-    def sudo(self, argv: Sequence[str], *, input: str | bytes | None = None, warn: bool = False,
-             timeout: float = 60.0) -> Result:
-        prefix = [] if os.geteuid() == 0 else ["sudo", "-n", "--"]
-        return self.run(prefix + list(argv), input=input, warn=warn, timeout=timeout)
-
-    def put(self, path: str, content: bytes, mode: int = 0o644) -> None:
-        atomic_write(path, content, mode)
-
-    def get(self, path: str) -> bytes:
-        return Path(path).read_bytes()
-
-    def start(self, argv: Sequence[str]) -> "LocalProcess":
-        """Start ``argv`` (no shell) with its stdin and stdout as pipes; see :class:`Process`."""
-        try:
-            popen = subprocess.Popen(list(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, start_new_session=True)
-        except OSError as exc:
-            raise CommandFailed(self.host, Result(tuple(argv), 127, "", f"{argv[0]}: {exc.strerror or exc}")) \
-                from None
-        return LocalProcess(self.host, tuple(argv), popen)
-
-    def close(self) -> None:
-        pass
-
-
-class _PopenOutput:
-    def __init__(self, stream):
-        self._stream = stream
-
-    def read(self, n: int) -> bytes:
-        try:
-            return self._stream.read1(n)
-        except ValueError:  # closed by kill()
-            return b""
-
-
-class LocalProcess:
-    """A :class:`Process` on this machine (``subprocess.Popen``, in a session of its own so that
-    :meth:`kill` reaches the programs it started too)."""
-
-    def __init__(self, host: str, argv: tuple[str, ...], popen: subprocess.Popen):
-        self.host, self.argv, self._popen = host, argv, popen
-        self.stdin = popen.stdin
-        self.stdout = _PopenOutput(popen.stdout)
-        self._stderr = _Tail()
-        self._drain = threading.Thread(target=self._read_stderr, daemon=True)
-        self._drain.start()
-
-    def _read_stderr(self) -> None:
-        for data in iter(lambda: self._popen.stderr.read1(65536), b""):  # type: ignore[union-attr]
-            self._stderr.add(data)
-
-    def stderr_text(self) -> str:
-        return self._stderr.text()
-
-    def wait(self, timeout: float) -> int:
-        try:
-            code = self._popen.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            self._popen.wait()
-            code = 124
-        self._drain.join(timeout=5)
-        self._close_pipes()
-        return code
-
-    def kill(self) -> None:
-        """Kill the command and whatever it started (its own process group)."""
-        if self._popen.poll() is None:
-            try:
-                os.killpg(self._popen.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-
-    def _close_pipes(self) -> None:
-        for stream in (self._popen.stdin, self._popen.stdout):
-            try:
-                stream.close()  # type: ignore[union-attr]
-            except OSError:  # stdin: the unflushed end of a command that stopped reading
-                pass
-
-
-# --------------------------------------------------------------------------- ssh
-
-
 #: a handshake the server ended sooner than this is a dropped connection, tried once more after
 #: :data:`RETRY_DROPPED_AFTER` seconds (sshd drops fresh connections past MaxStartups, or when its
 #: child cannot start); a slower failure (a timeout) is not retried
 DROPPED_WITHIN = 1.0
+
 RETRY_DROPPED_AFTER = 0.2
 
 
@@ -450,7 +202,7 @@ class SshRunner:
             stdout, stderr = channel.makefile("r"), channel.makefile_stderr("r")
             if input is not None:
                 try:
-                    channel.sendall(_as_bytes(input))
+                    channel.sendall(as_bytes(input))
                 except OSError:
                     if not channel.closed:
                         raise
@@ -629,7 +381,7 @@ class SshProcess:
         self._killed = False
         self.stdin = _ChannelInput(channel)
         self.stdout = _ChannelOutput(channel)
-        self._stderr = _Tail()
+        self._stderr = StderrTail()
         self._drain = threading.Thread(target=self._read_stderr, daemon=True)
         self._drain.start()
 
@@ -663,183 +415,6 @@ class SshProcess:
         SSH "signal" request to a command, so a remote reader cannot be killed outright)."""
         self._killed = True
         self._channel.close()
-
-
-# --------------------------------------------------------------------------- fake
-
-
-Responder = Callable[[tuple[str, ...], bytes | None], Result | None]
-
-
-@dataclass(frozen=True)
-class Stream:
-    """The script of a streamed command on a :class:`FakeRunner`: what it writes (bytes, or an
-    iterable of chunks, produced lazily), how it exits, and how much input it reads before it
-    stops reading (``accept``: further writes raise ``BrokenPipeError``; None: all of it)."""
-
-    stdout: bytes | Iterable[bytes] = b""
-    exited: int = 0
-    stderr: str = ""
-    accept: int | None = None
-
-
-class _FakeInput:
-    def __init__(self, process: "FakeProcess"):
-        self._p = process
-
-    def write(self, data: bytes) -> int:
-        p = self._p
-        if p.killed or p.stdin_closed:
-            raise BrokenPipeError(f"{p.host}: {shlex.join(p.argv)} no longer reads its input (fake)")
-        if p.script.accept is not None and len(p.received) + len(data) > p.script.accept:
-            p.received += data[:max(0, p.script.accept - len(p.received))]
-            p.stdin_closed = True
-            raise BrokenPipeError(f"{p.host}: {shlex.join(p.argv)} stopped reading its input (fake)")
-        p.received += data
-        return len(data)
-
-    def close(self) -> None:
-        self._p.stdin_closed = True
-
-
-class _FakeOutput:
-    def __init__(self, process: "FakeProcess"):
-        self._p = process
-        out = process.script.stdout
-        self._chunks: Iterator[bytes] = iter([out] if isinstance(out, (bytes, bytearray)) else out)
-        self._pending = b""
-
-    def read(self, n: int) -> bytes:
-        if self._p.killed:
-            return b""
-        while not self._pending:
-            chunk = next(self._chunks, None)
-            if chunk is None:
-                return b""
-            self._pending = bytes(chunk)
-        data, self._pending = self._pending[:n], self._pending[n:]
-        return data
-
-
-class FakeProcess:
-    """A scripted :class:`Process`: ``received`` is everything written to its stdin;
-    ``stdin_closed`` and ``killed`` say how its input ended."""
-
-    def __init__(self, host: str, argv: tuple[str, ...], script: Stream):
-        self.host, self.argv, self.script = host, argv, script
-        self.received = bytearray()
-        self.stdin_closed = False
-        self.killed = False
-        self.stdin = _FakeInput(self)
-        self.stdout = _FakeOutput(self)
-
-    def stderr_text(self) -> str:
-        return self.script.stderr
-
-    def wait(self, timeout: float) -> int:
-        return -9 if self.killed else self.script.exited
-
-    def kill(self) -> None:
-        self.killed = True
-
-
-@dataclass
-class FakeRunner:
-    """A scripted node for unit tests and ``--dry-run``.
-
-    ``responses`` maps a command prefix (tuple of leading args) to a :class:`Result` or to a
-    callable ``(argv, input) -> Result``; the longest matching prefix wins; unmatched
-    commands succeed with empty output (or fail when ``strict``). Every call is recorded in
-    ``calls``; ``files`` is the node's file system (path -> (bytes, mode)).
-
-    ``streams`` scripts :meth:`start` the same way: a command prefix maps to the bytes the
-    command writes, a :class:`Stream`, or a callable ``argv -> Stream``. Started commands are
-    recorded in ``calls`` too (their ``inputs`` entry is the :class:`FakeProcess`'s
-    ``received``, filled as the stream is written) and in ``processes``.
-    """
-
-    host: str = "fake"
-    responses: dict[tuple[str, ...], Result | Responder] = field(default_factory=dict)
-    files: dict[str, tuple[bytes, int]] = field(default_factory=dict)
-    calls: list[tuple[str, ...]] = field(default_factory=list)
-    inputs: list[bytes | None] = field(default_factory=list)
-    strict: bool = False
-    reachable: bool = True
-    streams: dict[tuple[str, ...], bytes | Stream | Callable[[tuple[str, ...]], Stream]] = \
-        field(default_factory=dict)
-    processes: list[FakeProcess] = field(default_factory=list)
-
-    def on(self, *prefix: str, exited: int = 0, stdout: str = "", stderr: str = "") -> "FakeRunner":
-        """Script the answer to commands starting with ``prefix``; returns self for chaining."""
-        self.responses[tuple(prefix)] = Result(tuple(prefix), exited, stdout, stderr)
-        return self
-
-    def run(self, argv: Sequence[str], *, input: str | bytes | None = None, warn: bool = False,
-            timeout: float = 60.0) -> Result:
-        if not self.reachable:
-            raise Unreachable(f"{self.host}: unreachable (fake)")
-        args = tuple(argv)
-        self.calls.append(args)
-        self.inputs.append(_as_bytes(input))
-        result = self._answer(args, _as_bytes(input))
-        if not result.ok and not warn:
-            raise CommandFailed(self.host, result)
-        return result
-
-    def _answer(self, args: tuple[str, ...], data: bytes | None) -> Result:
-        for size in range(len(args), -1, -1):
-            answer = self.responses.get(args[:size])
-            if answer is None:
-                continue
-            result = answer(args, data) if callable(answer) else answer
-            if result is not None:
-                return Result(args, result.exited, result.stdout, result.stderr,
-                              result.raw or result.stdout.encode())
-        if self.strict:
-            return Result(args, 127, "", f"fake: no scripted answer for {shlex.join(args)}")
-        return Result(args, 0)
-
-    def sudo(self, argv: Sequence[str], *, input: str | bytes | None = None, warn: bool = False,
-             timeout: float = 60.0) -> Result:
-        return self.run(argv, input=input, warn=warn, timeout=timeout)
-
-    def put(self, path: str, content: bytes, mode: int = 0o644) -> None:
-        if not self.reachable:
-            raise Unreachable(f"{self.host}: unreachable (fake)")
-        self.files[path] = (bytes(content), stat.S_IMODE(mode))
-
-    def get(self, path: str) -> bytes:
-        if not self.reachable:
-            raise Unreachable(f"{self.host}: unreachable (fake)")
-        try:
-            return self.files[path][0]
-        except KeyError:
-            raise OperationFailed(f"{self.host}: cannot read {path}: no such file (fake)") from None
-
-    def start(self, argv: Sequence[str]) -> FakeProcess:
-        if not self.reachable:
-            raise Unreachable(f"{self.host}: unreachable (fake)")
-        args = tuple(argv)
-        script: Stream | None = None
-        for size in range(len(args), -1, -1):
-            answer = self.streams.get(args[:size])
-            if answer is None:
-                continue
-            script = answer(args) if callable(answer) else answer
-            if isinstance(script, (bytes, bytearray)):
-                script = Stream(bytes(script))
-            break
-        if script is None:
-            script = Stream(exited=127, stderr=f"fake: no scripted stream for {shlex.join(args)}") \
-                if self.strict else Stream()
-        process = FakeProcess(self.host, args, script)
-        self.calls.append(args)
-        self.inputs.append(process.received)  # type: ignore[arg-type]  # filled as it is written
-        self.processes.append(process)
-        return process
-
-    def close(self) -> None:
-        pass
 
 
 def runner_for(inv, node_name: str) -> SshRunner:
