@@ -58,11 +58,11 @@ def rscstatus() -> str | None:
 def holds_group(ctx, status: str | None) -> bool | None:
     """Whether heartbeat's ``status`` means this node holds its pair's group (None: unknown). The
     group is the local set of the preferred node and the foreign set of the other."""
-    from hakit.render.render import _preferred
+    from hakit.render.pairs import preferred_node
 
     if status is None or status == "transition":
         return None
-    own = "local" if _preferred(ctx.inv.pair_of(ctx.node.name)).name == ctx.node.name else "foreign"
+    own = "local" if preferred_node(ctx.inv.pair_of(ctx.node.name)).name == ctx.node.name else "foreign"
     return status in ("all", own)
 
 

@@ -33,13 +33,13 @@ def fencing_configured(ctx: NodeContext) -> bool:
 def fence_peer(ctx: NodeContext, *, run=subprocess.run) -> tuple[bool, str]:
     """Power the peer off through each device that covers it, until one succeeds: (done, what
     happened, in a sentence)."""
-    from hakit.render.render import _stonith_values
+    from hakit.render.render import stonith_values
 
     peer = ctx.peer.name
     said = []
     for dev in [d for d in ctx.inv.settings.fencing if peer in d.nodes]:
         try:
-            values = _stonith_values(ctx.inv, dev, ctx.secrets)
+            values = stonith_values(ctx.inv, dev, ctx.secrets)
         except HakitError as exc:
             said.append(f"{dev.name}: {exc}")
             continue

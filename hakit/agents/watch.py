@@ -146,7 +146,7 @@ def isolation_seconds(deadtime: float) -> float:
 
 def _fail_role(ctx: NodeContext) -> None:
     """Pacemaker: report the role failed here now (as its monitor would, seconds later)."""
-    from hakit.render.render import pacemaker_names
+    from hakit.render.cib import pacemaker_names
 
     role = pacemaker_names(ctx.inv, ctx.inv.pair_of(ctx.node.name)).db_role
     _log(f"the database of {ctx.node.name} is down: reporting {role} failed (crm_resource --fail)")

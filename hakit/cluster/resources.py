@@ -34,7 +34,7 @@ def _pacemaker(run) -> None:
     else:
         runner.run(["crm", "configure", "load", "update", "/etc/hakit/cib.crm"], timeout=120)
         run.did(f"Pacemaker configuration loaded ({len(ids)} primitives)")
-    from hakit.render.render import pacemaker_names
+    from hakit.render.cib import pacemaker_names
 
     names = pacemaker_names(run.inv, run.inv.db_pair)
     members = [m for m in (names.filesystem, names.db_role, names.vip, names.monitoring) if m]

@@ -22,9 +22,9 @@ def heartbeat_holds(inv: Inventory, node: str, rscstatus: str) -> bool:
     rscstatus``: the group is the *local* set of the node haresources names first (the preferred
     one) and the *foreign* set of the other, so a freshly started standby that is not the
     preferred node says ``local`` while holding nothing."""
-    from hakit.render.render import _preferred
+    from hakit.render.pairs import preferred_node
 
-    own = "local" if _preferred(inv.pair_of(node)).name == node else "foreign"
+    own = "local" if preferred_node(inv.pair_of(node)).name == node else "foreign"
     return rscstatus in ("all", own)
 
 
@@ -170,7 +170,7 @@ def follow_pacemaker(inv: Inventory, runners: dict[str, Runner], node: str, time
     given back earlier, to a node that has just rejoined, the location rule bans it and
     Pacemaker would stop the role and the VIP there and start them on the peer (after a
     takeover: the node that failed)."""
-    from hakit.render.render import pacemaker_names
+    from hakit.render.cib import pacemaker_names
 
     group = db_group(inv)
     names = pacemaker_names(inv, inv.db_pair)

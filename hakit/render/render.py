@@ -5,14 +5,14 @@ same inventory and secrets always give byte-identical output (no timestamps, no 
 the machine rendering, every collection iterated in a fixed order).
 
 The model has already restricted every string to a safe alphabet, so no value can break out of
-a config line; the filters here (:func:`sql_string`, :func:`ident`, :func:`crm_quote`) escape
-anyway, and the XML template is autoescaped, because secrets (fencing passwords) are the one
-kind of value the model lets through with any printable character.
+a config line; the templates' filters (:mod:`hakit.render.filters`) escape anyway, and the XML
+template is autoescaped, because secrets (fencing passwords) are the one kind of value the
+model lets through with any printable character.
 
-Decisions that span files (which pair carries DRBD, the Pacemaker resource names, the heartbeat
-UDP port of a pair) are made once here, in Python, and handed to the templates as plain data:
-the CIB XML and the crm script are two spellings of one :class:`Cib` value, so they cannot
-drift apart.
+Decisions that span files (which pair carries DRBD, :mod:`hakit.render.pairs`; the Pacemaker
+resource names; the heartbeat UDP port of a pair) are made once, in Python, and handed to the
+templates as plain data: the CIB XML and the crm script are two spellings of one
+:class:`~hakit.render.cib.Cib` value, so they cannot drift apart.
 """
 
 from __future__ import annotations
@@ -21,23 +21,22 @@ import base64
 import functools
 import json
 import re
-from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 import jinja2
 
 import hakit
-from hakit.render.artefact import CLUSTER_DIR, Artefact
 from hakit.errors import InputError, Problem
-from hakit.inventory.model import FenceDevice, Inventory, Node, Pair
+from hakit.inventory.model import FenceDevice, Inventory
 from hakit.inventory.secrets import Secrets, heartbeat_stonith_problem, secrets_path
+from hakit.render.artefact import CLUSTER_DIR, Artefact
+from hakit.render.cib import CIB_SCHEMA, build_cib
+from hakit.render.filters import crm_quote, drbd_quote, ident, sql_string
+from hakit.render.pairs import block_storage, databases_on_block, fence_secret, preferred_node
 
 #: the first line of every text file (after the XML declaration), in the file's comment syntax
 HEADER = "managed by hakit: rendered from the inventory by hakit render; edit the inventory, not this file"
 
-#: Pacemaker schema the CIB declares. 3.7 (Pacemaker 2.1.0+) is the first with the
-#: Promoted/Unpromoted role names; Debian 12's Pacemaker 2.1.5 accepts up to 3.9.
-CIB_SCHEMA = "pacemaker-3.7"
 
 #: where hakit is installed on the nodes and where the node-side inventory lives. The Nagios
 #: check and the resource scripts call hakit by these absolute paths because Nagios and the
@@ -78,47 +77,8 @@ HEARTBEAT_STONITH_PARAMS: dict[str, tuple[str, ...]] = {
     "wti_nps": ("ipaddr", "password"),
 }
 
-_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
-_ESCAPES_REFUSED = re.compile(r"[\x00\n\r]")
 
-
-# --------------------------------------------------------------------------- filters
-
-
-def sql_string(value: object) -> str:
-    """``value`` as a single-quoted SQL string literal.
-
-    Backslash and quote are escaped (MariaDB's default sql_mode, which hakit's sessions use);
-    NUL and line breaks are refused since no hakit value may contain them.
-    """
-    text = str(value)
-    if _ESCAPES_REFUSED.search(text):
-        raise ValueError("SQL string literals must not contain NUL or line breaks")
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-def ident(value: object) -> str:
-    """``value`` as a backtick-quoted SQL identifier, after checking the identifier rule."""
-    text = str(value)
-    if not _IDENT.fullmatch(text):
-        raise ValueError(f"not a safe SQL identifier: {text!r}")
-    return f"`{text}`"
-
-
-def crm_quote(value: object) -> str:
-    """``value`` as a double-quoted crm shell word (crmsh splits lines like a POSIX shell)."""
-    text = str(value)
-    if _ESCAPES_REFUSED.search(text):
-        raise ValueError("crm shell values must not contain NUL or line breaks")
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def drbd_quote(value: object) -> str:
-    """``value`` as a double-quoted drbd.conf string (only safe characters accepted)."""
-    text = str(value)
-    if not re.fullmatch(r"[A-Za-z0-9._:/@,+=%-]{1,255}", text):
-        raise ValueError("DRBD strings must be letters, digits or '._:/@,+=%-'")
-    return f'"{text}"'
+# --------------------------------------------------------------------------- templates
 
 
 def templates_dir() -> Path:
@@ -193,15 +153,6 @@ def render_all(inv: Inventory, secrets: Secrets) -> list[Artefact]:
     return artefacts
 
 
-def _fence_secret(inv: Inventory, secrets: Secrets, device: str, param: str) -> str:
-    try:
-        return secrets.fencing[device][param]
-    except KeyError:
-        raise InputError(Problem(str(secrets_path(inv)), f"fencing.{device}.{param}",
-                                 f"is required: the inventory lists '{param}' in secret_params of fencing "
-                                 f"device {device}")) from None
-
-
 # --------------------------------------------------------------------------- one path, one file
 
 #: what each kind of artefact is, in messages
@@ -272,34 +223,6 @@ def _check_targets(inv: Inventory, artefacts: list[Artefact]) -> None:
         raise InputError(problems)
 
 
-# --------------------------------------------------------------------------- storage helpers
-
-
-def block_storage(inv: Inventory, pair: Pair) -> str | None:
-    """``"drbd"``, ``"shared"`` or None: the block storage that ``pair`` mounts on its active node.
-
-    The app pair carries the monitoring files when ``storage.files`` is drbd/shared; the db pair
-    carries the data directory when ``storage.databases`` is. (In the two-node topology one pair
-    carries both.)
-    """
-    st = inv.settings.storage
-    for kind in ("drbd", "shared"):
-        if (pair.carries_app and st.files == kind) or (pair.carries_db and st.databases == kind):
-            return kind
-    return None
-
-
-def databases_on_block(inv: Inventory, pair: Pair) -> bool:
-    """Whether the pair's data directory lives on its block storage (then mount before MariaDB)."""
-    return pair.carries_db and inv.settings.storage.databases in ("drbd", "shared")
-
-
-def _preferred(pair: Pair) -> Node:
-    """The node that should be active at first start: the higher hakit_priority, the first on a tie."""
-    first, second = pair.nodes
-    return second if second.priority > first.priority else first
-
-
 # --------------------------------------------------------------------------- corosync
 
 
@@ -320,260 +243,6 @@ def _corosync(inv: Inventory, secrets: Secrets, out: _Maker) -> None:
         out.add(node.name, "/etc/corosync/authkey", key, "corosync-authkey", secret=True)
 
 
-# --------------------------------------------------------------------------- pacemaker CIB
-
-
-@dataclass(frozen=True)
-class Op:
-    """One operation of a primitive (``interval`` "0s" for start/stop/promote/demote)."""
-
-    name: str
-    interval: str
-    timeout: str
-    role: str | None = None
-
-    @property
-    def id(self) -> str:
-        """The op's id suffix, as crmsh makes it (``monitor-10s``); unique as intervals differ."""
-        return f"{self.name}-{self.interval}"
-
-
-@dataclass(frozen=True)
-class Primitive:
-    """A Pacemaker primitive; ``secret`` marks a stonith device whose params hold secrets."""
-
-    id: str
-    cls: str
-    provider: str | None
-    type: str
-    params: tuple[tuple[str, str], ...] = ()
-    ops: tuple[Op, ...] = ()
-    secret: bool = False
-
-    @property
-    def agent(self) -> str:
-        """The crm shell spelling: ``class:provider:type`` (or ``stonith:type``)."""
-        return ":".join(p for p in (self.cls, self.provider, self.type) if p)
-
-
-@dataclass(frozen=True)
-class Group:
-    """Primitives started in order on one node, stopped in reverse."""
-
-    id: str
-    members: tuple[Primitive, ...]
-    meta: tuple[tuple[str, str], ...] = ()
-
-
-@dataclass(frozen=True)
-class Clone:
-    """A primitive run on several nodes; ``promotable=true`` in ``meta`` for DRBD."""
-
-    id: str
-    rsc: Primitive
-    meta: tuple[tuple[str, str], ...]
-
-
-@dataclass(frozen=True)
-class Location:
-    """``rsc`` gets ``score`` on ``node``; or, with ``ping_rule``, -INFINITY where pingd <= 0."""
-
-    id: str
-    rsc: str
-    score: str
-    node: str | None = None
-    ping_rule: bool = False
-
-
-@dataclass(frozen=True)
-class Colocation:
-    """``rsc`` runs where ``with_rsc`` runs (in ``with_role``, e.g. Promoted)."""
-
-    id: str
-    rsc: str
-    with_rsc: str
-    score: str
-    with_role: str | None = None
-
-
-@dataclass(frozen=True)
-class Order:
-    """``then`` does ``then_action`` after ``first`` did ``first_action``."""
-
-    id: str
-    first: str
-    first_action: str
-    then: str
-    then_action: str
-    kind: str
-
-
-@dataclass(frozen=True)
-class PairResources:
-    """The Pacemaker names of one pair's resources (for the cluster adapter and the agents)."""
-
-    group: str
-    db_role: str | None
-    vip: str
-    filesystem: str | None
-    monitoring: str | None
-    drbd: str | None
-    drbd_clone: str | None
-
-
-@dataclass(frozen=True)
-class Cib:
-    """The whole Pacemaker configuration, spelt as XML by one template and as crm by another."""
-
-    cluster_name: str
-    properties: tuple[tuple[str, str], ...]
-    rsc_defaults: tuple[tuple[str, str], ...]
-    op_defaults: tuple[tuple[str, str], ...]
-    fencing: tuple[Primitive, ...]
-    groups: tuple[Group, ...]
-    clones: tuple[Clone, ...]
-    locations: tuple[Location, ...]
-    colocations: tuple[Colocation, ...]
-    orders: tuple[Order, ...]
-    names: dict[str, PairResources] = field(default_factory=dict)
-
-
-def pacemaker_names(inv: Inventory, pair: Pair) -> PairResources:
-    """Resource ids of ``pair``: ``db-role``, ``vip``, … in two-node, ``db-role-db`` … in four-node."""
-    sfx = "" if inv.settings.topology == "two-node" else f"-{pair.name}"
-    storage = block_storage(inv, pair)
-    drbd = f"drbd-{inv.settings.drbd.resource}{sfx}" if storage == "drbd" and inv.settings.drbd else None
-    return PairResources(
-        group=f"hakit{sfx}",
-        db_role=f"db-role{sfx}" if pair.carries_db else None,
-        vip=f"vip{sfx}",
-        filesystem=f"fs{sfx}" if storage else None,
-        monitoring=f"monitoring{sfx}" if pair.carries_app else None,
-        drbd=drbd,
-        drbd_clone=f"{drbd}-clone" if drbd else None,
-    )
-
-
-def build_cib(inv: Inventory, secrets: Secrets) -> Cib:
-    """The Pacemaker configuration of ``inv`` (resources, constraints, fencing), as data."""
-    s = inv.settings
-    pm = s.pacemaker
-    fencing: list[Primitive] = []
-    groups: list[Group] = []
-    clones: list[Clone] = []
-    locations: list[Location] = []
-    colocations: list[Colocation] = []
-    orders: list[Order] = []
-    names: dict[str, PairResources] = {}
-
-    for dev in s.fencing:
-        rid = f"fence-{dev.name}"
-        params = dict(dev.params)
-        for param in dev.secret_params:
-            params[param] = _fence_secret(inv, secrets, dev.name, param)
-        params.setdefault("pcmk_host_list", " ".join(dev.nodes))
-        fencing.append(Primitive(id=rid, cls="stonith", provider=None, type=dev.agent,
-                                 params=tuple(sorted(params.items())),
-                                 ops=(Op("monitor", "60s", "20s"),), secret=bool(dev.secret_params)))
-        if len(dev.nodes) == 1:
-            # a node never fences itself: the device that powers a node off runs on another node
-            locations.append(Location(f"{rid}-not-on-{dev.nodes[0]}", rid, "-INFINITY", node=dev.nodes[0]))
-
-    if s.ping_nodes:
-        ping = Primitive(id="ping", cls="ocf", provider="pacemaker", type="ping",
-                         params=(("dampen", "5s"), ("host_list", " ".join(s.ping_nodes)), ("multiplier", "1000")),
-                         ops=(Op("monitor", "10s", "60s"), Op("start", "0s", "60s"), Op("stop", "0s", "20s")))
-        clones.append(Clone("ping-clone", ping, ()))
-
-    relay_wait = int(s.failover.relay_wait_seconds)
-    for pair in inv.pairs:
-        n = pacemaker_names(inv, pair)
-        names[pair.name] = n
-        storage = block_storage(inv, pair)
-        members: list[Primitive] = []
-        fs: Primitive | None = None
-        if storage:
-            if storage == "drbd" and s.drbd:
-                device, mount, fstype = s.drbd.device, s.drbd.mount, s.drbd.fstype
-            elif s.shared_storage:
-                device, mount, fstype = s.shared_storage.device, s.shared_storage.mount, s.shared_storage.fstype
-            else:  # the inventory's cross-checks require the section; be explicit if they ever do not
-                raise ValueError(f"storage {storage} has no settings section")
-            fs = Primitive(id=n.filesystem or "fs", cls="ocf", provider="heartbeat", type="Filesystem",
-                           params=(("device", device), ("directory", mount), ("fstype", fstype)),
-                           ops=(Op("monitor", "20s", "40s"), Op("start", "0s", "60s"), Op("stop", "0s", "60s")))
-        if fs and databases_on_block(inv, pair):
-            members.append(fs)  # the data directory is on it: mount before MariaDB starts
-        if n.db_role:
-            # start waits for the relay log to be applied (failover.relay_wait_seconds) before
-            # promoting, so its timeout is that wait plus a margin
-            members.append(Primitive(id=n.db_role, cls="ocf", provider="hakit", type="mariadb-role",
-                                     ops=(Op("monitor", "10s", "30s"),
-                                          Op("start", "0s", f"{relay_wait + 90}s"),
-                                          Op("stop", "0s", "120s"))))
-        members.append(Primitive(id=n.vip, cls="ocf", provider="heartbeat", type="IPaddr2",
-                                 params=(("cidr_netmask", str(pair.vip.netmask)), ("ip", pair.vip.address),
-                                         ("nic", pair.vip.interface)),
-                                 ops=(Op("monitor", "10s", "20s"), Op("start", "0s", "20s"), Op("stop", "0s", "20s"))))
-        if fs and not databases_on_block(inv, pair):
-            members.append(fs)
-        if n.monitoring:
-            members.append(Primitive(id=n.monitoring, cls="ocf", provider="hakit", type="monitoring-master",
-                                     ops=(Op("monitor", "30s", "30s"), Op("start", "0s", "120s"),
-                                          Op("stop", "0s", "120s"))))
-        # priority: with priority-fencing-delay, in a split the node running a group wins the
-        # fencing race, so the active survives instead of both nodes shooting each other
-        groups.append(Group(n.group, tuple(members), (("priority", "10"),)))
-
-        if n.drbd and n.drbd_clone and s.drbd:
-            drbd = Primitive(id=n.drbd, cls="ocf", provider="linbit", type="drbd",
-                             params=(("drbd_resource", s.drbd.resource),),
-                             ops=(Op("monitor", "29s", "20s", role="Promoted"),
-                                  Op("monitor", "31s", "20s", role="Unpromoted"),
-                                  Op("start", "0s", "240s"), Op("stop", "0s", "100s"),
-                                  Op("promote", "0s", "90s"), Op("demote", "0s", "90s")))
-            clones.append(Clone(n.drbd_clone, drbd,
-                                (("clone-max", "2"), ("clone-node-max", "1"), ("notify", "true"),
-                                 ("promotable", "true"), ("promoted-max", "1"), ("promoted-node-max", "1"))))
-            colocations.append(Colocation(f"{n.group}-with-{n.drbd}-promoted", n.group, n.drbd_clone,
-                                          "INFINITY", with_role="Promoted"))
-            orders.append(Order(f"{n.drbd}-promote-before-{n.group}", n.drbd_clone, "promote",
-                                n.group, "start", "Mandatory"))
-
-        # first placement only: below the stickiness, so a returning node never pulls the
-        # group back (no failback, invariant 5)
-        preference = min(100, pm.stickiness - 1)
-        if preference > 0:
-            preferred = _preferred(pair)
-            locations.append(Location(f"{n.group}-prefers-{preferred.name}", n.group, str(preference),
-                                      node=preferred.name))
-        if s.ping_nodes:
-            locations.append(Location(f"{n.group}-connected", n.group, "-INFINITY", ping_rule=True))
-        others = [node for other in inv.pairs if other is not pair for node in other.nodes]
-        for node in others:  # four-node: a pair's resources never run on the other pair's nodes
-            locations.append(Location(f"{n.group}-not-on-{node.name}", n.group, "-INFINITY", node=node.name))
-            if n.drbd_clone:
-                locations.append(Location(f"{n.drbd_clone}-not-on-{node.name}", n.drbd_clone, "-INFINITY",
-                                          node=node.name))
-
-    if len(inv.pairs) == 2:
-        db, app = names[inv.db_pair.name], names[inv.app_pair.name]
-        # the monitoring master reaches its databases through the db VIP: when both groups
-        # move in one transition, bring the databases up first (optional: never blocks a move)
-        orders.append(Order(f"{db.group}-before-{app.group}", db.group, "start", app.group, "start", "Optional"))
-
-    return Cib(
-        cluster_name=s.cluster_name,
-        properties=(("cluster-name", s.cluster_name), ("no-quorum-policy", pm.no_quorum_policy),
-                    ("priority-fencing-delay", f"{pm.priority_fencing_delay}s"),
-                    ("stonith-enabled", "true"), ("transition-delay", f"{pm.transition_delay_ms}ms")),
-        rsc_defaults=(("migration-threshold", str(pm.migration_threshold)),
-                      ("resource-stickiness", str(pm.stickiness))),
-        op_defaults=(("timeout", "60s"),),
-        fencing=tuple(fencing), groups=tuple(groups), clones=tuple(clones),
-        locations=tuple(locations), colocations=tuple(colocations), orders=tuple(orders), names=names)
-
-
 # --------------------------------------------------------------------------- heartbeat
 
 
@@ -585,7 +254,7 @@ def _heartbeat(inv: Inventory, secrets: Secrets, out: _Maker) -> None:
     for pair in inv.pairs:
         storage = block_storage(inv, pair)
         devices = [dev for dev in s.fencing if set(dev.nodes) & set(pair.node_names)]
-        haresources = _render("heartbeat/haresources.j2", pair=pair, preferred=_preferred(pair),
+        haresources = _render("heartbeat/haresources.j2", pair=pair, preferred=preferred_node(pair),
                               storage=storage, drbd=s.drbd, shared=s.shared_storage,
                               db_first=databases_on_block(inv, pair))
         for node in pair.nodes:
@@ -596,7 +265,7 @@ def _heartbeat(inv: Inventory, secrets: Secrets, out: _Maker) -> None:
                 runners = [n for n in pair.node_names if n not in dev.nodes]
                 if len(dev.nodes) > 1 or node.name not in dev.nodes:
                     stonith.append((runners[0] if len(runners) == 1 else "*", dev.agent,
-                                    _stonith_values(inv, dev, secrets), bool(dev.secret_params)))
+                                    stonith_values(inv, dev, secrets), bool(dev.secret_params)))
             ha_cf = _render("heartbeat/ha.cf.j2", inv=inv, pair=pair, node=node, peer=peer,
                             timing=s.timing.heartbeat, udpport=HEARTBEAT_UDP_PORTS[pair.name],
                             four_node=s.topology == "four-node", stonith=stonith)
@@ -605,7 +274,7 @@ def _heartbeat(inv: Inventory, secrets: Secrets, out: _Maker) -> None:
             out.add(node.name, "/etc/ha.d/authkeys", authkeys, "authkeys", secret=True)
 
 
-def _stonith_values(inv: Inventory, dev: FenceDevice, secrets: Secrets) -> list[str]:
+def stonith_values(inv: Inventory, dev: FenceDevice, secrets: Secrets) -> list[str]:
     """The plugin parameters of a ``stonith_host`` line, in the order the plugin takes them.
 
     Known plugins (:data:`HEARTBEAT_STONITH_PARAMS`) get exactly their parameters in their
@@ -620,7 +289,7 @@ def _stonith_values(inv: Inventory, dev: FenceDevice, secrets: Secrets) -> list[
         if rule:
             raise InputError(Problem(inv.path, f"all.vars.hakit.fencing[{index}].params.{name}", rule))
     for param in dev.secret_params:
-        values[param] = _fence_secret(inv, secrets, dev.name, param)
+        values[param] = fence_secret(inv, secrets, dev.name, param)
         rule = heartbeat_stonith_problem(values[param], dev.agent)
         if rule:
             raise InputError(Problem(str(secrets_path(inv)), f"fencing.{dev.name}.{param}", rule))

@@ -447,7 +447,7 @@ def test_the_stack_sent_to_a_node_whose_database_is_down_gives_the_group_back(pa
     foreign``) hands the preferred node's group to nobody: no node was active, for ever. A
     failed start now hands the group to the peer (hakit.agents.handover); Pacemaker bans the
     node on the start failure. Either way the active takes its role back, with no new promotion."""
-    from hakit.render.render import pacemaker_names
+    from hakit.render.cib import pacemaker_names
 
     lab = pair.lab
     assert lab.host("n1").run("pgrep -x mariadbd").rc != 0  # killed by the test before

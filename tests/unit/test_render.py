@@ -30,7 +30,8 @@ from hakit.render.artefact import CLUSTER_DIR, Artefact, write_tree
 from hakit.errors import InputError
 from hakit.inventory.loader import load_inventory, parse_inventory
 from hakit.inventory.model import Inventory
-from hakit.render.render import HEADER, crm_quote, ident, render_all, sql_string
+from hakit.render.render import HEADER, render_all
+from hakit.render.filters import crm_quote, ident, sql_string
 from hakit.inventory.secrets import Secrets
 
 ROOT = Path(__file__).resolve().parents[2]
