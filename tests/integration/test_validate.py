@@ -19,6 +19,7 @@ import pytest
 
 from hakit import cli
 from hakit import validate as v
+from hakit.validate import mariadb as validate_mariadb
 from hakit.render.artefact import Artefact
 from hakit.inventory.loader import load_inventory
 from hakit.render.render import render_all
@@ -383,7 +384,7 @@ def test_throwaway_mariadbd_does_not_outlive_a_crash(rendered, monkeypatch):
         calls.append(sql)
         raise RuntimeError("client crashed")
 
-    monkeypatch.setattr(v, "_sql", crash)
+    monkeypatch.setattr(validate_mariadb, "_sql", crash)
     inv, sec, arts = rendered["two-node-pacemaker"]
     with pytest.raises(RuntimeError):
         with v.checking(inv, sec, arts) as ctx:

@@ -355,8 +355,8 @@ ALLOWED_SQL = {
     ("hakit/mysql/pymysql_adapter.py", "marks"): "only '%s' placeholders: the values are parameters",
     ("hakit/mysql/pymysql_adapter.py", "columns"):
         "one of three constant column lists (a state table of an older hakit)",
-    ("hakit/validate/__init__.py", "user"): "an Ident of the model (test_model_identifiers_refuse_quotes)",
-    ("hakit/validate/__init__.py", "peer.address"):
+    ("hakit/validate/mariadb.py", "user"): "an Ident of the model (test_model_identifiers_refuse_quotes)",
+    ("hakit/validate/mariadb.py", "peer.address"):
         "an IPv4 address normalised by the model (test_model_addresses_and_names)",
     ("hakit/lab/chaos.py", "listed"): "Idents of the lab's inventory (test_model_identifiers_refuse_quotes)",
     ("hakit/lab/writer.py", "client_address"): "an IPv4 address or a.b.c.% (test_the_writer_takes_only_plain_names)",

@@ -142,10 +142,11 @@ def test_only_the_programs_of_the_kinds_present_are_required(inv, sec):
 
 def test_validate_all_raises_tool_missing_through_the_cli(tmp_path, monkeypatch, capsys):
     from hakit import cli
+    from hakit.validate import driver
 
     inventory = tmp_path / "inv.yml"
     inventory.write_text((EXAMPLES / "two-node-pacemaker.yml").read_text())
-    monkeypatch.setattr(v, "SubprocessRunner", lambda: FakeRunner(missing={"corosync"}))
+    monkeypatch.setattr(driver, "SubprocessRunner", lambda: FakeRunner(missing={"corosync"}))
     code = cli.main(["-i", str(inventory), "validate"])
     err = capsys.readouterr().err
     assert code == 2
