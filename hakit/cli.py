@@ -287,9 +287,10 @@ def status(ctx: Context, as_json: bool) -> None:
     import json
 
     from hakit.status.check import unfenced
-    from hakit.failover.observe import real_world
+    from hakit.connect import real_world
     from hakit.inventory.secrets import load_secrets, secrets_path
-    from hakit.failover.snapshot import derive_state, status_document
+    from hakit.failover.snapshot import derive_state
+    from hakit.status.document import status_document
     from hakit.status.view import print_status
 
     inv = ctx.inventory()
@@ -351,7 +352,8 @@ def _check_world(inv: Inventory):
     import yaml
 
     from hakit.errors import InputError
-    from hakit.failover.observe import CHECK_CREDENTIALS, node_world, real_world
+    from hakit.inventory.node_paths import CHECK_CREDENTIALS
+    from hakit.connect import node_world, real_world
     from hakit.inventory.secrets import load_secrets, secrets_path
 
     path = secrets_path(inv)
@@ -377,16 +379,17 @@ def init(ctx: Context, dry_run: bool) -> None:
     Idempotent: a second run changes nothing and says so. Creates the secrets file (0600) when
     missing. Exit 1 when a step fails (re-run to resume), 3 when it refuses for safety.
     """
+    from hakit.agents.registry import wrappers
     from hakit.render import render as rendering
     from hakit.pair.init import InitRun, run_init
-    from hakit.failover.observe import real_world
+    from hakit.connect import real_world
     from hakit.inventory.secrets import ensure_secrets
 
     inv = ctx.inventory()
     secrets = ensure_secrets(inv, create=not dry_run)
     world = real_world(inv, secrets)
     run = InitRun(inv, secrets, world.runners, rendering.render_all(inv, secrets),
-                  say=lambda text: ctx.say(text))
+                  say=lambda text: ctx.say(text), agent_files=wrappers(inv.settings.node_hakit))
     try:
         changed = run_init(run, dry_run=dry_run)
     finally:
@@ -448,7 +451,7 @@ def _operation(ctx: Context, operation: str, dry_run: bool, yes: bool, **fields:
     The nodes' connections open as soon as the input is checked, in the background: the
     planner's imports run meanwhile (for a takeover, time before the VIP moves)."""
     from hakit.errors import InputError
-    from hakit.failover.observe import real_world
+    from hakit.connect import real_world
     from hakit.inventory.secrets import load_secrets, secrets_path
 
     inv = ctx.inventory()
@@ -574,7 +577,7 @@ def maintenance(ctx: Context, mode: str) -> None:
     promote, takeover and switchover refuse. Idempotent.
     """
     from hakit.pair.maintenance import set_maintenance
-    from hakit.failover.observe import real_world
+    from hakit.connect import real_world
     from hakit.inventory.secrets import load_secrets, secrets_path
 
     inv = ctx.inventory()

@@ -14,6 +14,7 @@ from hakit.errors import InputError
 from hakit.mysql.gtid import Position
 from hakit.inventory.loader import load_inventory
 from hakit.inventory.model import Inventory, Node
+from hakit.inventory.node_paths import NODE_INVENTORY, NODE_SECRETS
 from hakit.mysql.sql import PROMOTED_AT_EPOCH, STATE_TABLE, ident
 from hakit.mysql.facts import DbFacts, PromotionRecord
 from hakit.mysql.pymysql_adapter import PyMySQLDatabase
@@ -21,11 +22,9 @@ from hakit.failover.promote import PeerView
 from hakit.inventory.secrets import Secrets, load_secrets
 from hakit.mysql.tls import pymysql_tls
 
-NODE_INVENTORY = "/etc/hakit/inventory.yml"
 #: pymysql's error for a connection that could not be made (refused, no route, timed out);
 #: any other error came after the peer accepted the connection
 CR_CONN_HOST_ERROR = 2003
-NODE_SECRETS = "/etc/hakit/secrets.yml"
 
 @dataclass
 class NodeContext:
@@ -110,7 +109,7 @@ class NodeContext:
     def ping_nodes_reachable(self) -> bool | None:
         """Whether this node reaches at least one of the inventory's ping nodes (None: none listed);
         all are asked at once (half a second at most)."""
-        from hakit.agents.watch import reaches_any
+        from hakit.agents.network import reaches_any
 
         nodes = list(self.inv.settings.ping_nodes)
         return reaches_any(nodes) if nodes else None

@@ -31,7 +31,9 @@ import subprocess
 import time
 from typing import Callable
 
+from hakit.agents.processes import log as _log
 from hakit.agents.processes import spawn_once
+from hakit.cluster.paths import HB_STANDBY
 
 PIDFILE = "/run/hakit-hand-over.pid"
 #: seconds between the failed start and the request (heartbeat gives the group up meanwhile)
@@ -44,6 +46,15 @@ def spawn(hakit_command: str, log: str, pidfile: str = PIDFILE) -> int | None:
     """Start ``hakit agent hand-over`` in the background, unless one is pending; its PID."""
     pid, started = spawn_once([hakit_command, "agent", "hand-over"], log, pidfile)
     return pid if started else None
+
+
+def peer_active(peer: str) -> bool:
+    """Whether this node's heartbeat hears ``peer`` (``cl_status nodestatus``: active)."""
+    try:
+        done = subprocess.run(["cl_status", "nodestatus", peer], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0 and done.stdout.strip() == "active"
 
 
 def rscstatus() -> str | None:
@@ -68,7 +79,6 @@ def holds_group(ctx, status: str | None) -> bool | None:
 
 def reason_to_keep(ctx, status: str | None) -> str | None:
     """Why the group should stay here (None: hand it over)."""
-    from hakit.agents.watch import peer_active
     from hakit.errors import HakitError
     from hakit.failover.flags import maintenance_on
 
@@ -89,8 +99,6 @@ def reason_to_keep(ctx, status: str | None) -> str | None:
 
 
 def _standby() -> None:
-    from hakit.agents.watch import HB_STANDBY
-
     subprocess.run([HB_STANDBY, "all"], capture_output=True, timeout=60)
 
 
@@ -99,8 +107,6 @@ def hand_over(ctx, *, after: float = AFTER, transition_wait: float = TRANSITION_
               standby: Callable[[], None] = _standby, log: Callable[[str], None] | None = None) -> bool:
     """Wait, then ask heartbeat to hand the group to the peer if nothing says to keep it here.
     Whether it asked."""
-    from hakit.agents.watch import _log
-
     log = log or _log
     log(f"the role failed to start on {ctx.node.name} (heartbeat here holds: {status() or 'unknown'}); "
         f"hand-over to {ctx.peer.name} in {after:g}s unless that changes")

@@ -14,7 +14,8 @@ import subprocess
 import time
 from pathlib import Path
 
-PIDFILE = "/run/hakit-watch.pid"
+from hakit.failover.flags import WATCHER_PIDFILE as PIDFILE
+
 #: what the monitoring master's start recorded: its daemon and service, one per line, so that
 #: its stop (the first action of every move of the group) runs without loading the inventory
 MONITORING_STATE = "/run/hakit-monitoring-master"
@@ -129,3 +130,9 @@ def recorded_monitoring(path: str = MONITORING_STATE) -> tuple[str, str] | None:
     if len(lines) != 2 or not lines[0].startswith("/") or not lines[1].strip():
         return None
     return lines[0], lines[1]
+
+
+def log(text: str) -> None:
+    """One line of a background agent's log (the watcher's, the hand-over's): its standard
+    output, which :func:`spawn_once` appends to the log file, with the time in front."""
+    print(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {text}", flush=True)

@@ -5,9 +5,8 @@ from __future__ import annotations
 import shlex
 
 from hakit.agents import ocf
+from hakit.cluster.paths import HEARTBEAT_DIR, OCF_PROVIDER_DIR
 
-OCF_PROVIDER_DIR = "/usr/lib/ocf/resource.d/hakit"
-HEARTBEAT_DIR = "/etc/ha.d/resource.d"
 #: the end line of the meta-data here-document in an OCF agent's wrapper
 META_END = "HAKIT_META_DATA_END"
 

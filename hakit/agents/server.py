@@ -37,8 +37,12 @@ from hakit.agents.server_client import ACCEPTED, EXITED, GO, SOCKET, STALE
 
 LOCK = "/run/hakit/agent.lock"
 LOG = "/var/log/hakit/agent-server.log"
+#: the module whose ``main(argv)`` a worker runs: the CLI, named (as a console script names its
+#: entry point) rather than imported, since the CLI holds this server's own command (``hakit
+#: agent server``): an import would close a circle between the two front ends
+CLI = "hakit.cli"
 #: what every worker would otherwise import itself
-PRELOAD = ("hakit.cli", "hakit.agents.cli", "hakit.agents.registry", "hakit.agents.mariadb_role",
+PRELOAD = (CLI, "hakit.agents.cli", "hakit.agents.registry", "hakit.agents.mariadb_role",
            "hakit.agents.monitoring_master", "hakit.agents.watch", "hakit.agents.context",
            "hakit.agents.processes", "hakit.agents.handover")
 #: a request is a small JSON document (arguments, environment)
@@ -64,9 +68,8 @@ def code_stamp(package: Path | None = None) -> str:
 
 
 def run_cli(argv: list[str]) -> int:
-    from hakit.cli import main
-
-    return main(argv)
+    """Run ``hakit argv`` as a separate ``hakit`` process would (:data:`CLI`'s ``main``)."""
+    return importlib.import_module(CLI).main(argv)
 
 
 def peer_allowed(conn: socket.socket) -> bool:

@@ -41,19 +41,18 @@ import sys
 import time
 
 from hakit.agents.context import NodeContext
+from hakit.agents.handover import peer_active
+from hakit.agents.network import PING_TIMEOUT, reaches_any
 from hakit.failover.automatic import (CheckOutcome, CheckVerdict, check_verdict, give_up_decision, isolation_decision,
                                       next_check_in, peer_check_due, rejoin_decision, semi_sync_decision)
 from hakit.agents.processes import PIDFILE, spawn_once
+from hakit.agents.processes import log as _log
 from hakit.errors import HakitError
 from hakit.mysql.facts import DatabaseUnreachable
+from hakit.cluster.paths import HB_STANDBY
 from hakit.failover.flags import maintenance_on as flag_set
 
 LOG = "/var/log/hakit/watch.log"
-HB_STANDBY = "/usr/share/heartbeat/hb_standby"
-
-
-def _log(text: str) -> None:
-    print(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {text}", flush=True)
 
 
 def start_watcher(hakit_command: str, pidfile: str = PIDFILE) -> int:
@@ -67,15 +66,6 @@ PEER_SETTLE = 3.0
 PEER_CHECK_EVERY = 1.0
 #: a request not acted upon is repeated after this long
 ASK_AGAIN = 30.0
-
-
-def peer_active(peer: str) -> bool:
-    """Whether this node's heartbeat hears ``peer`` (``cl_status nodestatus``: active)."""
-    try:
-        done = subprocess.run(["cl_status", "nodestatus", peer], capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return done.returncode == 0 and done.stdout.strip() == "active"
 
 
 def rejoin_after(deadtime: float) -> float:
@@ -118,24 +108,9 @@ CHECK_TIMEOUT = 5.0
 #: explain that), the next checks come this soon: a killed mysqld is reported after about 0.3 s
 #: instead of 0.6 s; any other failure (slow, full, refused login) is re-checked at INTERVAL
 RECHECK_GONE = 0.1
-#: how long a ping waits for its answer
-PING_TIMEOUT = 0.5
 #: the longest from the isolation deadline until the database is read-only: a check interval, a
 #: ping's timeout, and the statement (a local socket: well under a quarter of a second)
 WATCH_LATENCY = INTERVAL + PING_TIMEOUT + 0.25
-
-
-def _reaches(address: str) -> bool:
-    return subprocess.run(["ping", "-c", "1", "-W", str(PING_TIMEOUT), address],
-                          capture_output=True).returncode == 0
-
-
-def reaches_any(addresses: list[str]) -> bool:
-    """Whether one of ``addresses`` answers a ping (all asked at once: half a second at most)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(max_workers=max(1, len(addresses))) as pool:
-        return any(pool.map(_reaches, addresses))
 
 
 def isolation_seconds(deadtime: float) -> float:

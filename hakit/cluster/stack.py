@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 
+from hakit.cluster.paths import HEARTBEAT_DIR
 from hakit.cluster.resources import running_on
 from hakit.errors import OperationFailed
 from hakit.inventory.model import Inventory
@@ -222,8 +223,6 @@ def follow_heartbeat(inv: Inventory, runners: dict[str, Runner], node: str, time
     """The role and the VIP already run on ``node``: heartbeat takes the group there (the peer's
     release stops what still runs there, the monitoring master; starting the role and the VIP
     here finds them running)."""
-    from hakit.agents.registry import HEARTBEAT_DIR
-
     runner = runners[node]
 
     def holds() -> bool:

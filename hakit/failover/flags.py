@@ -1,7 +1,9 @@
-"""A node's flag files, readable without the network.
+"""A node's flag files, readable without the network: maintenance mode, an unfinished resync, the
+generation floor, and the PID file of hakit's database watcher.
 
-The resource agents ask :func:`maintenance_on` on every monitor; this module imports nothing
-else of hakit so that an agent start does not pay for SSH or the inventory model.
+The failover machine reads them (the promotion planner, the observation of a node); the
+resource agents ask :func:`maintenance_on` on every monitor, so this module imports nothing
+else of hakit and an agent start does not pay for SSH or the inventory model.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ RESYNC_MARKER = "/var/lib/hakit/resync-pending"
 #: and status): a node whose database holds an older one is stale, and a new generation is
 #: always above it. On the node itself, so that every admin machine and every agent reads it
 GENERATION_FLOOR = "/var/lib/hakit/generation-floor"
+#: the PID file of hakit's database watcher (``hakit agent watch``), while this node holds the role
+WATCHER_PIDFILE = "/run/hakit-watch.pid"
 
 
 def maintenance_on(path: str = MAINTENANCE_FLAG) -> bool:

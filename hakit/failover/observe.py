@@ -1,7 +1,12 @@
 """Observe the pair: read every node's database, VIP and monitoring master into a Snapshot.
 
 All nodes are read in parallel (a dead node costs one connect timeout, not one per question).
-An unreachable node is a fact in the snapshot, never an exception.
+An unreachable node is a fact in the snapshot, never an exception. An operation's snapshot
+(:func:`observe_operation`) adds what the cluster stack says of the group, the journal's open
+operation and the generation floor; :func:`scan_errant` reads what a resync would discard.
+
+Everything is read through the ports a :class:`World` holds (runners and databases):
+:mod:`hakit.connect` makes the real one, the unit tests give fakes.
 """
 
 from __future__ import annotations
@@ -10,25 +15,20 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable
 
-from hakit.agents.processes import PIDFILE as WATCH_PIDFILE
 from hakit.cluster.stack import db_group, heartbeat_holds
 from hakit.errors import HakitError
-from hakit.failover.flags import GENERATION_FLOOR, MAINTENANCE_FLAG, RESYNC_MARKER
+from hakit.failover.flags import GENERATION_FLOOR, MAINTENANCE_FLAG, RESYNC_MARKER, WATCHER_PIDFILE
 from hakit.failover.journal import Journal
 from hakit.failover.planners import ErrantReport
 from hakit.failover.snapshot import NodeView, Snapshot, cluster_generation
 from hakit.failover.state import raise_floor, read_floor
 from hakit.inventory.model import Inventory, Node
-from hakit.inventory.secrets import Secrets
 from hakit.mysql.facts import DatabaseUnreachable
 from hakit.mysql.gtid import Position
 from hakit.mysql.port import Database
-from hakit.mysql.pymysql_adapter import PyMySQLDatabase
 from hakit.mysql.tls import probe_files
 from hakit.remote.probes import holds_address, process_running
-from hakit.remote.local import LocalRunner
 from hakit.remote.port import Runner, Unreachable
-from hakit.remote.ssh import SshRunner, runner_for
 
 
 @dataclass
@@ -39,7 +39,8 @@ class World:
     databases: dict[str, Database] = field(default_factory=dict)
 
     def preconnect(self) -> None:
-        """Open every node's connection in the background (see :meth:`SshRunner.preconnect`)."""
+        """Open every node's connection in the background (see
+        :meth:`hakit.remote.ssh.SshRunner.preconnect`)."""
         for runner in self.runners.values():
             start = getattr(runner, "preconnect", None)
             if start is not None:
@@ -53,31 +54,6 @@ class World:
                 pass
 
 
-def database_for(inv: Inventory, secrets: Secrets, node: Node, runner: SshRunner) -> PyMySQLDatabase:
-    """hakit's admin login to ``node``'s server, through the node's SSH connection.
-
-    The server listens on the node's address; the tunnel reaches it from the node itself, so
-    the admin user exists only for the node's own addresses (created by ``hakit init``).
-    """
-    mysql = inv.settings.mysql
-    return PyMySQLDatabase(node.name, host=node.address, port=mysql.port, user=mysql.admin_user,
-                           password=secrets.admin_password, connect_timeout=inv.settings.ssh.connect_timeout,
-                           sock_factory=lambda: runner.open_tunnel(node.address, mysql.port,
-                                                                   inv.settings.ssh.connect_timeout))
-
-
-def real_world(inv: Inventory, secrets: Secrets) -> World:
-    """Runners over SSH (verified host keys) and databases through them, for every node."""
-    world = World()
-    for node in inv.nodes:
-        runner = runner_for(inv, node.name)
-        world.runners[node.name] = runner
-        if inv.pair_of(node.name).carries_db:
-            world.databases[node.name] = database_for(inv, secrets, node, runner)
-    return world
-
-
-CHECK_CREDENTIALS = "/etc/hakit/check.yml"
 #: the node's flags, and whether hakit's database watcher runs there: its PID file names a live
 #: ``hakit agent watch`` (read in /proc, as the monitoring user can, not with a signal). Nothing
 #: is said when the PID file or the process cannot be read: unknown, not missing
@@ -85,8 +61,8 @@ FLAGS_SCRIPT = (f"test -e {MAINTENANCE_FLAG} && echo maintenance; "
                 f"test -e {RESYNC_MARKER} && echo resync; "
                 f"s=$(sed -n 's/^strategy=//p' {RESYNC_MARKER} 2>/dev/null) && [ -n \"$s\" ] && echo \"resync-by=$s\"; "
                 f"f=$(cat {GENERATION_FLOOR} 2>/dev/null) && echo \"floor=$f\"; "
-                f"if [ ! -e {WATCH_PIDFILE} ]; then echo no-watcher; "
-                f"elif [ -r {WATCH_PIDFILE} ]; then pid=$(cat {WATCH_PIDFILE}); "
+                f"if [ ! -e {WATCHER_PIDFILE} ]; then echo no-watcher; "
+                f"elif [ -r {WATCHER_PIDFILE} ]; then pid=$(cat {WATCHER_PIDFILE}); "
                 f"if [ -n \"$pid\" ] && [ -r /proc/$pid/cmdline ]; then "
                 f"tr '\\0' ' ' < /proc/$pid/cmdline | grep -q 'agent watch' && echo watcher || echo no-watcher; "
                 f"elif [ -z \"$pid\" ] || [ ! -d /proc/$pid ]; then echo no-watcher; fi; fi; true")
@@ -114,25 +90,6 @@ def stack_script(stack: str) -> str:
     """Prints ``stack`` when every daemon of the node's cluster stack runs, ``no-stack`` if not."""
     running = " && ".join(f"pgrep -x {name} >/dev/null" for name in STACK_DAEMONS[stack])
     return f"if {running}; then echo stack; else echo no-stack; fi"
-
-
-
-def node_world(inv: Inventory, monitoring_password: str, me: str | None) -> World:
-    """How ``hakit check`` sees the pair from a node, as the monitoring user (no root, no SSH).
-
-    The databases are read with the monitoring master's own login (read-only views: no SUPER
-    or READ_ONLY ADMIN); the VIP and the monitoring master only on this node.
-    """
-    mysql = inv.settings.mysql
-    world = World()
-    if me is not None:
-        world.runners[me] = LocalRunner(me)
-    for node in inv.db_pair.nodes:
-        world.databases[node.name] = PyMySQLDatabase(node.name, host=node.address, port=mysql.port,
-                                                     user=mysql.monitoring_user, password=monitoring_password,
-                                                     connect_timeout=inv.settings.ssh.connect_timeout,
-                                                     read_timeout=10)
-    return world
 
 
 def observe_node(inv: Inventory, world: World, node: Node) -> NodeView:

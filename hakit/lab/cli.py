@@ -106,7 +106,7 @@ def status(dir: str) -> None:
                  for name, pids in row.daemons.items()]
         click.echo(f"  {row.name:<5} {row.address:<15} {power:<18} link {row.link:<6} " + "; ".join(parts))
     helpers = impl.helper_pids(spec.dir)
-    from hakit.lab.fence import AGENT_PATH, PLUGIN_PATH
+    from hakit.lab.fence_install import AGENT_PATH, PLUGIN_PATH
 
     click.echo(f"  fence helper: {'up ' + ','.join(map(str, helpers)) if helpers else 'DOWN (fencing fails)'}"
                f", agent {'installed' if AGENT_PATH.exists() else 'MISSING'}"

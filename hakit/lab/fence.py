@@ -1,4 +1,4 @@
-"""Lab fencing: the fence agent's install, and the helper on the host that powers nodes off.
+"""Lab fencing: the helper on the host that powers nodes off (and on again: a restart).
 
 Pacemaker runs fence agents inside a node, whose PID namespace hides every other node. So the
 agent (``fence_hakitlab``) only forwards the request, over a unix socket in a folder every
@@ -9,7 +9,8 @@ an IPMI port): a node whose link is cut cannot reach it, so in a partition the i
 loses. Requests are served one at a time, so when two connected nodes race to fence each
 other the first request wins and the loser's (it is powered off by then) is refused.
 
-Run as ``python -m hakit.lab.fence serve DIR`` (``hakit lab up`` starts it).
+Run as ``python -m hakit.lab.fence serve DIR`` (``hakit lab up`` starts it). The agent and
+heartbeat's plugin are installed on the host by :mod:`hakit.lab.fence_install`.
 """
 
 from __future__ import annotations
@@ -21,70 +22,13 @@ import socket
 import struct
 import sys
 import time
-from importlib import resources
 from pathlib import Path
 
 from hakit.errors import HakitError
 from hakit.lab import netns
-from hakit.lab.labinventory import FENCE_AGENT
+from hakit.lab.fence_install import SOCKET_NAME
 from hakit.lab.node import _ns, is_alive, kill_init
 from hakit.lab.state import load_state, locked
-
-AGENT_PATH = Path("/usr/sbin") / FENCE_AGENT
-#: a line of the agent's source: proves that a file at AGENT_PATH is ours before removing it
-AGENT_MARK = b"hakit lab fence agent"
-SOCKET_NAME = "fence.sock"
-
-
-def agent_source() -> bytes:
-    """The agent's program text (a standalone python3 script)."""
-    return resources.files("hakit.lab").joinpath("fence_hakitlab.py").read_bytes()
-
-
-def _install(source: str, path: Path) -> Path:
-    """Install a program of the lab's package at ``path``, atomically, mode 0755 (cluster-glue
-    refuses a plugin that its group or others may write). A host file: recorded, removed by down."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.hakit-lab")
-    tmp.write_bytes(resources.files("hakit.lab").joinpath(source).read_bytes())
-    os.chmod(tmp, 0o755)
-    os.replace(tmp, path)
-    return path
-
-
-def _remove(path: Path, mark: bytes) -> bool:
-    """Remove ``path`` if the file there is the lab's (it carries ``mark``); True when removed."""
-    try:
-        if mark in path.read_bytes():
-            path.unlink()
-            return True
-    except FileNotFoundError:
-        pass
-    return False
-
-
-#: heartbeat's STONITH plugin for the lab (cluster-glue "external" protocol): it calls the agent
-PLUGIN_PATH = Path("/usr/lib/stonith/plugins/external/hakitlab")
-PLUGIN_MARK = b"hakit lab stonith plugin"
-
-
-def install_agent() -> Path:
-    """The fence agent at /usr/sbin/fence_hakitlab."""
-    return _install("fence_hakitlab.py", AGENT_PATH)
-
-
-def install_plugin() -> Path:
-    """heartbeat's lab plugin at /usr/lib/stonith/plugins/external/hakitlab."""
-    return _install("stonith_hakitlab.sh", PLUGIN_PATH)
-
-
-def remove_agent() -> bool:
-    return _remove(AGENT_PATH, AGENT_MARK)
-
-
-def remove_plugin() -> bool:
-    return _remove(PLUGIN_PATH, PLUGIN_MARK)
-
 
 def power_off(dir: str, name: str, reason: str) -> bool:
     """Power lab node ``name`` off: link down, init killed (every process). False if already off."""

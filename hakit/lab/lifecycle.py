@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Callable
 
 from hakit.errors import OperationFailed, SafetyRefusal
-from hakit.lab import configs, daemons, fence, folders, labinventory, netns, node as nodes
+from hakit.lab import configs, daemons, fence_install, folders, labinventory, netns, node as nodes
 from hakit.lab import tls as labtls
 from hakit.lab.proc import cmdlines, run
 from hakit.lab.spec import BRIDGE, DEFAULT_SUBNET, LabSpec, NodeSpec, plan_lab
@@ -87,17 +87,17 @@ def up(dir: str, topology: str = "two-node", stack: str = "pacemaker", subnet: s
             state.links.append(BRIDGE)
             # both stacks fence through the helper: Pacemaker with the agent, heartbeat with
             # the STONITH plugin that calls it
-            state.host_files.append(str(fence.AGENT_PATH))
+            state.host_files.append(str(fence_install.AGENT_PATH))
             if spec.stack == "heartbeat":
-                state.host_files.append(str(fence.PLUGIN_PATH))
+                state.host_files.append(str(fence_install.PLUGIN_PATH))
             state.save()
             nodes.make_mountpoints()
             spec.shared_dir.mkdir(parents=True, exist_ok=True)
             os.chmod(spec.shared_dir, 0o700)
             netns.make_bridge(spec)
-            fence.install_agent()
+            fence_install.install_agent()
             if spec.stack == "heartbeat":
-                fence.install_plugin()
+                fence_install.install_plugin()
             state.helper_pid = _start_helper(spec)
             state.save()
             client_pub = labinventory.make_client_key(spec)
@@ -193,7 +193,7 @@ def _start_helper(spec: LabSpec) -> int:
     proc = subprocess.Popen([sys.executable, "-m", "hakit.lab.fence", "serve", spec.dir], stdin=subprocess.DEVNULL,
                             stdout=log, stderr=log, start_new_session=True, cwd="/")
     log.close()
-    sock = spec.shared_dir / fence.SOCKET_NAME
+    sock = spec.shared_dir / fence_install.SOCKET_NAME
     deadline = time.monotonic() + 10
     while not sock.exists():
         if proc.poll() is not None or time.monotonic() > deadline:
@@ -357,14 +357,14 @@ def down(dir: str, keep_files: bool = False) -> list[str]:
     other_lab = bool(nodes.discover_inits())
     if not other_lab:
         removed += [f"link {name}" for name in netns.remove_links(state.links if state else [])]
-        if fence.remove_agent():
-            removed.append(f"file {fence.AGENT_PATH}")
-        if fence.remove_plugin():
-            removed.append(f"file {fence.PLUGIN_PATH}")
+        if fence_install.remove_agent():
+            removed.append(f"file {fence_install.AGENT_PATH}")
+        if fence_install.remove_plugin():
+            removed.append(f"file {fence_install.PLUGIN_PATH}")
     # mount points: the recorded ones, and (lost state) those the lab makes on a Debian host
     candidates = set(state.host_files if state else []) | set(nodes.LAB_MOUNTPOINTS)
     for path in sorted(candidates) if not other_lab else []:
-        if path not in (str(fence.AGENT_PATH), str(fence.PLUGIN_PATH)) and os.path.isdir(path):
+        if path not in (str(fence_install.AGENT_PATH), str(fence_install.PLUGIN_PATH)) and os.path.isdir(path):
             try:
                 os.rmdir(path)  # only if empty: never a folder someone else filled
                 removed.append(f"folder {path}")

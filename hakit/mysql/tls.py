@@ -10,10 +10,10 @@ With ``mysql.tls.enabled`` the rendered files make replication TLS-only:
   for clients of the active).
 
 This module holds what the rest of hakit needs for it: the checks of the certificate files on
-a node (present; the key owned by ``mysql`` and not readable by others), the findings that
-``status`` and ``check`` report (a server that runs without TLS, replication not encrypted),
-and the TLS arguments of hakit's own logins with the replication user (the resource agent
-reading its peer's generation).
+a node (present; the key owned by ``mysql`` and not readable by others) and the TLS arguments
+of hakit's own logins with the replication user (the resource agent reading its peer's
+generation). What ``status`` and ``check`` report of it (a server that runs without TLS,
+replication not encrypted) is :mod:`hakit.status.tls_findings`.
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING, Any
 
 from hakit.inventory.model import Tls
 from hakit.mysql.facts import ReplicaTls
-if TYPE_CHECKING:  # the resource agents import this module: paramiko costs them 70 ms a start
+
+if TYPE_CHECKING:  # the resource agents import this module: they load nothing of hakit.remote
     from hakit.remote.port import Runner
-    from hakit.failover.snapshot import NodeView
 
 #: the user MariaDB runs as (Debian's package): it must read the key
 MYSQL_USER = "mysql"
@@ -102,26 +102,3 @@ def probe_files(runner: Runner, node: str, tls: Tls) -> list[str]:
     result = runner.run(["sh", "-c", FILES_SCRIPT, "sh", tls.ca or "", tls.cert or "", tls.key or ""],
                         warn=True, timeout=20)
     return judge_files(node, tls, result.stdout)
-
-
-def findings(view: NodeView, source: str | None = None) -> list[str]:
-    """What is wrong with TLS on one node, as ``status`` and ``check`` say it (pure): its files
-    (:attr:`NodeView.tls_problems`), a server running without TLS, replication that is not
-    encrypted or does not verify its master. Only asked when ``mysql.tls`` is enabled."""
-    problems = list(view.tls_problems)
-    db = view.db
-    if db is None:
-        return problems
-    if db.have_ssl is not None and db.have_ssl != "YES":
-        problems.append(f"{view.name}: MariaDB runs without TLS (have_ssl = {db.have_ssl}): it could not load "
-                        f"the certificate or key of mysql.tls at its last start (see its error log)")
-    replica = db.replica
-    if replica is not None:
-        origin = f" from {source}" if source else ""
-        if replica.ssl is False:
-            problems.append(f"{view.name}: replication{origin} is not encrypted (Master_SSL_Allowed: No); "
-                            f"hakit init sets it up over TLS")
-        elif replica.ssl and replica.ssl_verify is False:
-            problems.append(f"{view.name}: replication{origin} does not verify the master's certificate "
-                            f"(Master_SSL_Verify_Server_Cert: No); hakit init sets it")
-    return problems

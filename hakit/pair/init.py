@@ -34,16 +34,14 @@ from typing import Callable
 import yaml
 
 from hakit import __version__
-from hakit.agents.context import NODE_INVENTORY, NODE_SECRETS
-from hakit.agents.registry import wrappers
 from hakit.render.artefact import CLUSTER_DIR, Artefact
 from hakit.errors import OperationFailed, SafetyRefusal
 from hakit.failover.executor import Executor
 from hakit.mysql.gtid import Position
 from hakit.inventory.model import Inventory, Node
+from hakit.inventory.node_paths import CHECK_CREDENTIALS, NODE_INVENTORY, NODE_SECRETS
 from hakit.mysql.sql import STATE_TABLE, ident, state_schema_sql
 from hakit.mysql.root import root_rows, root_sql
-from hakit.failover.observe import CHECK_CREDENTIALS
 from hakit.failover.plan import Plan, Step, step
 from hakit.remote.port import HostKeyRefused, Runner, Unreachable
 from hakit.failover.reseed import copy_by_dump, dump_position
@@ -85,6 +83,9 @@ class InitRun:
     active: str | None = None
     standby: str | None = None
     actions_taken: list[str] = field(default_factory=list)
+    #: the resource agents' wrappers to install on every node, path -> content (the front end
+    #: passes :func:`hakit.agents.registry.wrappers`: the agents are a front end, init is not)
+    agent_files: dict[str, bytes] = field(default_factory=dict)
 
     def did(self, what: str) -> None:
         self.actions_taken.append(what)
@@ -191,7 +192,7 @@ def node_files(run: InitRun, node: str) -> list[Artefact]:
                     + yaml.safe_dump(run.secrets.model_dump(), sort_keys=True)).encode()
     arts += [Artefact(node, NODE_INVENTORY, node_copy_of_inventory(run.inv), 0o644, "node-inventory"),
              Artefact(node, NODE_SECRETS, secrets_text, 0o600, "node-secrets")]
-    for path, content in wrappers(run.inv.settings.node_hakit).items():
+    for path, content in run.agent_files.items():
         arts.append(Artefact(node, path, content, 0o755, "agent"))
     if run.inv.pair_of(node).carries_app:
         # hakit check runs as the monitoring user: it gets the monitoring login only (0640, its group)

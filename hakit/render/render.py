@@ -28,6 +28,7 @@ import jinja2
 import hakit
 from hakit.errors import InputError, Problem
 from hakit.inventory.model import FenceDevice, Inventory
+from hakit.inventory.node_paths import NODE_INVENTORY
 from hakit.inventory.secrets import Secrets, heartbeat_stonith_problem, secrets_path
 from hakit.render.artefact import CLUSTER_DIR, Artefact
 from hakit.render.cib import CIB_SCHEMA, build_cib
@@ -38,10 +39,9 @@ from hakit.render.pairs import block_storage, databases_on_block, fence_secret, 
 HEADER = "managed by hakit: rendered from the inventory by hakit render; edit the inventory, not this file"
 
 
-#: where hakit is installed on the nodes and where the node-side inventory lives. The Nagios
-#: check and the resource scripts call hakit by these absolute paths because Nagios and the
-#: cluster stacks run commands with a minimal PATH.
-NODE_INVENTORY = "/etc/hakit/inventory.yml"
+#: where hakit's files go on the nodes (the node-side inventory: NODE_INVENTORY). The Nagios
+#: check and the resource scripts call hakit by absolute paths because Nagios and the cluster
+#: stacks run commands with a minimal PATH.
 REPLICATION_SQL = "/etc/hakit/replication.sql"
 SYSCTL = "/etc/sysctl.d/60-hakit.conf"
 SYNC_MANIFEST = "/etc/hakit/sync.json"

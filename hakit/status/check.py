@@ -86,7 +86,7 @@ def verdict(snap: Snapshot, state: ClusterState, thresholds: Failover, semi_sync
                                   "in a failover (the standby cannot tell once the active is gone: a takeover "
                                   "then would not know what it lacks)"))
     if tls_wanted:
-        from hakit.mysql.tls import findings
+        from hakit.status.tls_findings import findings
 
         for view in snap.db_nodes:
             replica = view.db.replica if view.db else None

@@ -92,7 +92,7 @@ def test_vip_detection_matches_whole_addresses_only():
 
 
 def test_the_check_on_a_node_reads_the_databases_with_the_monitoring_login_only():
-    from hakit.failover.observe import node_world
+    from hakit.connect import node_world
     from hakit.remote.local import LocalRunner
 
     inv = load_inventory("examples/two-node-pacemaker.yml")

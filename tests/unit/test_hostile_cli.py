@@ -84,8 +84,8 @@ def tripwire():
         # the lab's own changes, should a command ever get that far
         "hakit.lab.lifecycle.down": "lab down",
         "hakit.lab.lifecycle.restart_node": "lab restart-node",
-        "hakit.lab.fence.install_agent": "the lab's fence agent",
-        "hakit.lab.fence.remove_agent": "the lab's fence agent",
+        "hakit.lab.fence_install.install_agent": "the lab's fence agent",
+        "hakit.lab.fence_install.remove_agent": "the lab's fence agent",
     }
     with contextlib.ExitStack() as stack:
         for target, what in targets.items():

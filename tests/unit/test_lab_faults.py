@@ -97,7 +97,7 @@ def test_the_sampler_counts_a_hung_server_as_writable_and_a_powered_off_node_as_
 
 
 def test_the_lab_installs_its_fence_programs_executable_and_removes_only_its_own(tmp_path):
-    from hakit.lab import fence
+    from hakit.lab import fence_install as fence
 
     agent = fence._install("fence_hakitlab.py", tmp_path / "sbin" / "fence_hakitlab")
     plugin = fence._install("stonith_hakitlab.sh", tmp_path / "external" / "hakitlab")

@@ -532,7 +532,7 @@ class _HandOverWorld:
     peer's, heartbeat's rscstatus, whether the peer's heartbeat is active, maintenance."""
 
     def __init__(self, tmp_path, monkeypatch, node="n1"):
-        from hakit.agents import watch
+        from hakit.agents import handover
         from hakit.agents.context import NodeContext
         from hakit.failover import flags
         from hakit.mysql.facts import DatabaseUnreachable, PromotionRecord
@@ -557,7 +557,7 @@ class _HandOverWorld:
         monkeypatch.setattr(NodeContext, "local_db", local_db)
         monkeypatch.setattr(NodeContext, "peer_view", lambda ctx, timeout=1.0: PeerView(
             "n2", self.peer is not None, self.peer.facts() if self.peer else None))
-        monkeypatch.setattr(watch, "peer_active", lambda name: self.peer_heartbeat)
+        monkeypatch.setattr(handover, "peer_active", lambda name: self.peer_heartbeat)
         monkeypatch.setattr(flags, "maintenance_on", lambda: self.maintenance)
 
     def run(self, **kw) -> bool:

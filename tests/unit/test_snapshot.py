@@ -8,7 +8,8 @@ import pytest
 
 from hakit.mysql.gtid import Position
 from hakit.mysql.facts import DbFacts, PromotionRecord, ReplicaStatus
-from hakit.failover.snapshot import NodeView, Snapshot, derive_state, status_document
+from hakit.failover.snapshot import NodeView, Snapshot, derive_state
+from hakit.status.document import status_document
 
 A, B = "10.9.0.11", "10.9.0.12"
 
@@ -118,7 +119,7 @@ def test_status_document_shows_an_unreachable_node_without_guessing():
 
 
 def test_status_shows_the_anti_flap_time_left():
-    from hakit.failover.snapshot import anti_flap_left
+    from hakit.status.document import anti_flap_left
 
     def with_state(kind, at):
         facts = db(False, 2)

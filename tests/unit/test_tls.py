@@ -31,8 +31,10 @@ from hakit.remote.fake import FakeRunner
 from hakit.remote.port import Result
 from hakit.render.render import render_all
 from hakit.inventory.secrets import Secrets
-from hakit.failover.snapshot import NodeView, Snapshot, derive_state, status_document
-from hakit.mysql.tls import FILES_SCRIPT, findings, judge_files, probe_files, pymysql_tls, replica_tls
+from hakit.failover.snapshot import NodeView, Snapshot, derive_state
+from hakit.status.document import status_document
+from hakit.mysql.tls import FILES_SCRIPT, judge_files, probe_files, pymysql_tls, replica_tls
+from hakit.status.tls_findings import findings
 
 ROOT = Path(__file__).resolve().parents[2]
 TLS = {"enabled": True, "ca": "/etc/mysql/tls/ca.pem", "cert": "/etc/mysql/tls/node.pem",

@@ -1,0 +1,16 @@
+"""Where a node keeps hakit's own files: its copy of the inventory and of the secrets file (``init``
+writes them; the resource agents and ``hakit check`` on the node read them), and the monitoring
+login that ``hakit check`` runs with.
+
+Absolute paths: the Nagios check and the stacks' resource scripts run with a minimal ``PATH``
+and no working folder of their own.
+"""
+
+from __future__ import annotations
+
+#: the node's copy of the inventory
+NODE_INVENTORY = "/etc/hakit/inventory.yml"
+#: the node's copy of the secrets file (mode 0600)
+NODE_SECRETS = "/etc/hakit/secrets.yml"
+#: the monitoring login of ``hakit check`` (mode 0640, the monitoring master's group)
+CHECK_CREDENTIALS = "/etc/hakit/check.yml"

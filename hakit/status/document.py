@@ -1,0 +1,71 @@
+"""The status document of ``hakit status --json`` (DESIGN.md "The CLI contract"), built from a
+snapshot and its derived state. Pure.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hakit.failover.snapshot import ClusterState, Snapshot, cluster_generation
+from hakit.status.tls_findings import findings
+
+
+def anti_flap_left(snap: Snapshot, window: float, now: float) -> float:
+    """Seconds until the stack may promote by itself again (0: it may): the anti-flap window runs
+    from the last automatic takeover recorded in the highest generation."""
+    states = [v.db.state for v in snap.db_nodes if v.db is not None and v.db.state is not None]
+    latest = max(states, key=lambda st: st.generation, default=None)
+    if latest is None or latest.kind != "automatic" or latest.promoted_at is None or window <= 0:
+        return 0.0
+    return max(0.0, window - (now - latest.promoted_at))
+
+
+def status_document(snap: Snapshot, state: ClusterState, *, anti_flap_seconds: float = 0,
+                    now: float | None = None, tls: bool = False) -> dict[str, Any]:
+    """The ``status --json`` document of DESIGN.md ("The CLI contract").
+
+    ``tls``: replication is meant to run over TLS (``mysql.tls.enabled``): each database node
+    then says whether its replication is encrypted and what is wrong with TLS there."""
+    nodes: dict[str, Any] = {}
+    for view in snap.db_nodes + snap.app_nodes:
+        db = view.db
+        replica = db.replica if db else None
+        source = (snap.name_of_address(replica.master_host) or replica.master_host) if replica else None
+        nodes[view.name] = {
+            "reachable": view.reachable,
+            "writable": db.writable if db else None,
+            "replicating_from": (snap.name_of_address(replica.master_host) or replica.master_host) if replica else None,
+            "io_running": replica.io_running if replica else False,
+            "sql_running": replica.sql_running if replica else False,
+            "lag_seconds": replica.lag_seconds if replica else None,
+            "gtid": str(db.gtid_current_pos) if db else None,
+            "generation": db.generation if db else None,
+            "generation_floor": view.generation_floor,
+            "vip": view.vip,
+            "monitoring": view.monitoring,
+            "error": view.error or None,
+            "resync_pending": view.resync_pending,
+            "disk": ({"free_bytes": view.disk[0], "size_bytes": view.disk[1], "full": view.disk_full}
+                     if view.disk else None),
+            "watcher": view.watcher,
+            "stack_running": view.stack_running,
+        }
+        if tls and view in snap.db_nodes:
+            nodes[view.name]["tls"] = {"server": db.have_ssl if db else None,
+                                       "replication_encrypted": replica.ssl if replica else None,
+                                       "verifies_master": replica.ssl_verify if replica else None,
+                                       "problems": findings(view, source)}
+    return {
+        "state": state.name,
+        "reason": state.reason,
+        "generation": cluster_generation(snap),
+        "active": state.active,
+        "standby": state.standby,
+        "maintenance": snap.maintenance,
+        "anti_flap_seconds_left": (round(anti_flap_left(snap, anti_flap_seconds, now))
+                                   if now is not None else 0),
+        "operation": ({"name": snap.operation, "target": snap.operation_target} if snap.operation else None),
+        "stack_running_on": list(snap.stack_running_on) if snap.stack_running_on is not None else None,
+        "stack_unmanaged": snap.stack_unmanaged,
+        "nodes": nodes,
+    }
