@@ -22,7 +22,7 @@ from hakit.errors import ExitCode, HakitError, printable
 
 
 def redact_seen(text: str) -> str:
-    """``text`` without any secret this process has loaded (none before hakit.secrets is imported:
+    """``text`` without any secret this process has loaded (none before hakit.inventory.secrets is imported:
     the import stays lazy, so ``--help`` and the agents start fast)."""
     secrets = sys.modules.get("hakit.inventory.secrets")
     return secrets.redact_seen(text) if secrets is not None else text
@@ -203,7 +203,7 @@ def _system_folders() -> set[str]:
 def _check_out(out: Path) -> None:
     """Refuse (exit 2) an output folder that cannot or must not be written: a name too long, a
     system folder, a file on the way, no write permission. The write itself is all or nothing
-    (:func:`hakit.artefact.write_tree`)."""
+    (:func:`hakit.render.artefact.write_tree`)."""
     from hakit.errors import InputError
 
     shown = str(out) if len(str(out)) <= 80 else f"{str(out)[:60]}..."
@@ -446,7 +446,7 @@ def sync_command(ctx: Context, dry_run: bool) -> None:
 
 def _operation(ctx: Context, operation: str, dry_run: bool, yes: bool, **fields: Any) -> None:
     """Observe, plan, confirm, execute one failover operation (takeover, switchover, resync):
-    ``fields`` are the rest of its :class:`hakit.failover.Request`.
+    ``fields`` are the rest of its :class:`hakit.failover.planners.Request`.
 
     The nodes' connections open as soon as the input is checked, in the background: the
     planner's imports run meanwhile (for a takeover, time before the VIP moves)."""

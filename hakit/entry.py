@@ -1,6 +1,6 @@
 """The ``hakit`` command: a short call of the stack or of hakit on a node (a resource agent's
 action, the watcher's start or stop) goes to the node's agent server when one runs
-(:mod:`hakit.agents.quick`: the imports already loaded), everything else to the CLI."""
+(:mod:`hakit.agents.server_client`: the imports already loaded), everything else to the CLI."""
 
 from __future__ import annotations
 

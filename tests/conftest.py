@@ -49,7 +49,7 @@ def write_inventory(tmp_path: Path) -> Callable[..., Path]:
 
 @pytest.fixture(autouse=True)
 def _forget_seen_secrets():
-    """hakit redacts every secret its process has loaded from what it prints (``hakit.secrets``
+    """hakit redacts every secret its process has loaded from what it prints (``hakit.inventory.secrets``
     keeps them for the process's life). In one pytest process that would carry one test's
     secrets into the next test's output — a hostile-input test's random fencing secret once
     redacted the word "corosync" from a later test's message — so each test starts afresh."""

@@ -9,17 +9,17 @@ from dataclasses import dataclass
 
 import pymysql
 
-from hakit.failover.automatic import classify_peer
 from hakit.errors import InputError
-from hakit.mysql.gtid import Position
+from hakit.failover.automatic import classify_peer
+from hakit.failover.promote import PeerView
 from hakit.inventory.loader import load_inventory
 from hakit.inventory.model import Inventory, Node
 from hakit.inventory.node_paths import NODE_INVENTORY, NODE_SECRETS
-from hakit.mysql.sql import PROMOTED_AT_EPOCH, STATE_TABLE, ident
-from hakit.mysql.facts import DbFacts, PromotionRecord
-from hakit.mysql.pymysql_adapter import PyMySQLDatabase
-from hakit.failover.promote import PeerView
 from hakit.inventory.secrets import Secrets, load_secrets
+from hakit.mysql.facts import DbFacts, PromotionRecord
+from hakit.mysql.gtid import Position
+from hakit.mysql.pymysql_adapter import PyMySQLDatabase
+from hakit.mysql.sql import PROMOTED_AT_EPOCH, STATE_TABLE, ident
 from hakit.mysql.tls import pymysql_tls
 
 #: pymysql's error for a connection that could not be made (refused, no route, timed out);

@@ -1,7 +1,7 @@
 """Making this node's database not writable, with proof, within a bound: the role's stop and the
 heartbeat watcher's self-fence.
 
-The decisions are :func:`hakit.agents.decide.stop_decision`'s; this is the small executor that
+The decisions are :func:`hakit.failover.automatic.stop_decision`'s; this is the small executor that
 looks, acts and loops. What "a bound" means: a read-only attempt whose read lock waits at most
 ``lock_wait`` seconds (a running statement, or a commit waiting for a semi-synchronous
 acknowledgement, holds ``FLUSH TABLES WITH READ LOCK`` back), then SIGKILL of the server, then
@@ -18,8 +18,8 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
-from hakit.failover.automatic import Decision, ServerLook, StopProgress, stop_decision
 from hakit.agents.processes import SERVER_NAMES
+from hakit.failover.automatic import Decision, ServerLook, StopProgress, stop_decision
 
 #: the read lock of a stop's read-only attempt waits at most this long for running writes
 STOP_LOCK_WAIT = 2.0

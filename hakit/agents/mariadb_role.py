@@ -1,6 +1,6 @@
 """The database role: which node's MariaDB is the writable one.
 
-* ``start`` promotes this node through :func:`hakit.promote.plan_promotion`: refused (hard
+* ``start`` promotes this node through :func:`hakit.failover.promote.plan_promotion`: refused (hard
   error, so the stack bans the node) when its generation is older than its peer's, refused
   (soft error, retried) while the peer is reachable and writable; otherwise wait for the relay
   log, stop replication, raise the generation, ``read_only=OFF``.
@@ -19,17 +19,17 @@ from dataclasses import replace
 
 from hakit import __version__
 from hakit.agents import ocf
-from hakit.failover.automatic import DeathProof, peer_gate
-from hakit.agents.stonith import fence_peer, fencing_configured
 from hakit.agents.context import load_context
+from hakit.agents.stonith import fence_peer, fencing_configured
 from hakit.errors import HakitError
+from hakit.failover.automatic import DeathProof, peer_gate
+from hakit.failover.executor import Executor
 from hakit.failover.flags import (MAINTENANCE_FLAG as FLAG, maintenance_on as flag_set, raise_floor, read_floor,
                                   resync_pending)
-from hakit.failover.executor import Executor
-from hakit.mysql.instance import local_instance
-from hakit.mysql.facts import DatabaseUnreachable
 from hakit.failover.plan import Refusal
 from hakit.failover.promote import database_actions, plan_promotion
+from hakit.mysql.facts import DatabaseUnreachable
+from hakit.mysql.instance import local_instance
 
 STARTED = time.monotonic()
 #: how long the agent waits for the peer's MariaDB to answer (a handshake on the local network

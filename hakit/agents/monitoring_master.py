@@ -18,8 +18,8 @@ from typing import Callable
 
 from hakit import __version__
 from hakit.agents import ocf
-from hakit.agents.processes import process_running, record_monitoring, stop_monitoring
 from hakit.agents.context import load_context
+from hakit.agents.processes import process_running, record_monitoring, stop_monitoring
 from hakit.errors import HakitError
 
 PARAMS = [

@@ -1,7 +1,7 @@
 """The agent server: hakit's agent code loaded once per node, a forked worker per stack call.
 
 Started in the background by the first ``hakit agent ocf|heartbeat ...`` call that finds none
-(:mod:`hakit.agents.quick`), as root, on a node. It listens on ``/run/hakit/agent.sock`` (a
+(:mod:`hakit.agents.server_client`), as root, on a node. It listens on ``/run/hakit/agent.sock`` (a
 directory only root can enter; a caller must be the server's own user, checked with the
 socket's credentials), imports the agents' modules, and for each call forks a worker that takes
 over the caller's standard input, output and error, environment, working directory and umask,

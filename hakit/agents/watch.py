@@ -43,14 +43,14 @@ import time
 from hakit.agents.context import NodeContext
 from hakit.agents.handover import peer_active
 from hakit.agents.network import PING_TIMEOUT, reaches_any
-from hakit.failover.automatic import (CheckOutcome, CheckVerdict, check_verdict, give_up_decision, isolation_decision,
-                                      next_check_in, peer_check_due, rejoin_decision, semi_sync_decision)
 from hakit.agents.processes import PIDFILE, spawn_once
 from hakit.agents.processes import log as _log
-from hakit.errors import HakitError
-from hakit.mysql.facts import DatabaseUnreachable
 from hakit.cluster.paths import HB_STANDBY
+from hakit.errors import HakitError
+from hakit.failover.automatic import (CheckOutcome, CheckVerdict, check_verdict, give_up_decision, isolation_decision,
+                                      next_check_in, peer_check_due, rejoin_decision, semi_sync_decision)
 from hakit.failover.flags import maintenance_on as flag_set
+from hakit.mysql.facts import DatabaseUnreachable
 
 LOG = "/var/log/hakit/watch.log"
 
@@ -196,7 +196,7 @@ class ServerExit:
 
 def _checked(ctx: NodeContext, bad: int, failures: int, writable: bool = False,
              exited: bool = False) -> CheckVerdict:
-    """One check of the local database, judged by :func:`~hakit.agents.decide.check_verdict`
+    """One check of the local database, judged by :func:`~hakit.failover.automatic.check_verdict`
     (how many have failed in a row; whether the last failure found nothing listening)."""
     error = ""
     try:
@@ -217,7 +217,7 @@ SEMI_SYNC_EVERY = 2.0
 
 def _semi_sync_back(ctx: NodeContext) -> None:
     """Semi-sync on again on the active once a replica receives from it
-    (:func:`~hakit.agents.decide.semi_sync_decision`)."""
+    (:func:`~hakit.failover.automatic.semi_sync_decision`)."""
     wanted = ctx.inv.settings.mysql.semi_sync.enabled
     if not wanted:
         return

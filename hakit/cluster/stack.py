@@ -14,8 +14,8 @@ from hakit.cluster.paths import HEARTBEAT_DIR
 from hakit.cluster.resources import running_on
 from hakit.errors import OperationFailed
 from hakit.inventory.model import Inventory
-from hakit.remote.probes import holds_address, process_running
 from hakit.remote.port import Runner
+from hakit.remote.probes import holds_address, process_running
 
 
 def heartbeat_holds(inv: Inventory, node: str, rscstatus: str) -> bool:

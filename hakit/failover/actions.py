@@ -28,8 +28,8 @@ from hakit.inventory.model import Inventory
 from hakit.mysql.facts import DatabaseUnreachable, ReplicaStatus
 from hakit.mysql.gtid import Position
 from hakit.mysql.port import Database
-from hakit.remote.probes import holds_address
 from hakit.remote.port import Runner
+from hakit.remote.probes import holds_address
 
 
 #: how many times the consistency check starts over after a lost connection
@@ -246,7 +246,7 @@ class Operator:
         wait_stack_accepts(self.inv, runner, s.node)
 
     def server_instance(self, node: str) -> str | None:
-        """The run of ``node``'s server (:mod:`hakit.instance`), over SSH; None when unknown (the
+        """The run of ``node``'s server (:mod:`hakit.mysql.instance`), over SSH; None when unknown (the
         promotion is then recorded without it, and only its peer can confirm it later)."""
         from hakit.mysql.instance import INSTANCE_SCRIPT
 

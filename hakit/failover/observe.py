@@ -27,8 +27,8 @@ from hakit.mysql.facts import DatabaseUnreachable
 from hakit.mysql.gtid import Position
 from hakit.mysql.port import Database
 from hakit.mysql.tls import probe_files
-from hakit.remote.probes import holds_address, process_running
 from hakit.remote.port import Runner, Unreachable
+from hakit.remote.probes import holds_address, process_running
 
 
 @dataclass

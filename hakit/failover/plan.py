@@ -2,7 +2,7 @@
 
 A planner (pure) turns a snapshot and a request into a :class:`Plan`: named steps, each with
 the reason for it in plain words and the action it performs as data (``action`` + ``args``).
-The executor (:mod:`hakit.executor`) maps actions to adapter calls. Because a plan is data,
+The executor (:mod:`hakit.failover.executor`) maps actions to adapter calls. Because a plan is data,
 ``--dry-run`` prints exactly what would run, and tests compare plans, not mocks.
 
 Every action must be idempotent: running a step whose effect is already there changes nothing.

@@ -1,11 +1,11 @@
 """The failover state machine's decisions: takeover, switchover, resync — pure.
 
-``plan_operation(inv, snap, request, errant)`` turns an immutable :class:`~hakit.snapshot.Snapshot`
+``plan_operation(inv, snap, request, errant)`` turns an immutable :class:`~hakit.failover.snapshot.Snapshot`
 (roles, replication, generation, VIP holder, the journal's open operation) and a request into a
-:class:`~hakit.plan.Plan` of named, idempotent steps with a reason each, or a
-:class:`~hakit.plan.Refusal` saying why not and what would allow it. Nothing here touches a
-node: the executor (:mod:`hakit.executor`) runs the plan through the actions of
-:mod:`hakit.operate`, and ``--dry-run`` prints it. In the manner of Patroni's decision tree,
+:class:`~hakit.failover.plan.Plan` of named, idempotent steps with a reason each, or a
+:class:`~hakit.failover.plan.Refusal` saying why not and what would allow it. Nothing here touches a
+node: the executor (:mod:`hakit.failover.executor`) runs the plan through the actions of
+:mod:`hakit.failover.actions`, and ``--dry-run`` prints it. In the manner of Patroni's decision tree,
 every branch says its reason in plain words, and the unit tests drive it with snapshots.
 
 Because the plan is recomputed from a fresh observation on every run, and every step is
@@ -18,11 +18,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from hakit.mysql.gtid import Gtid, Position
-from hakit.inventory.model import Inventory
 from hakit.failover.plan import Plan, Refusal, Step, step
 from hakit.failover.promote import PeerView, plan_promotion
 from hakit.failover.snapshot import NodeView, Snapshot, cluster_generation, derive_state
+from hakit.inventory.model import Inventory
+from hakit.mysql.gtid import Gtid, Position
 
 Operation = Literal["takeover", "switchover", "resync"]
 Strategy = Literal["auto", "rejoin", "dump", "backup"]
@@ -77,7 +77,7 @@ class Context:
     semi_sync: bool
     stack: str
     hooks: dict[str, tuple[tuple[str, ...], ...]] = field(default_factory=dict)
-    max_lag: float = 0.0  #: failover.max_lag_seconds (the lag policy of hakit.promote.lacks_writes)
+    max_lag: float = 0.0  #: failover.max_lag_seconds (the lag policy of hakit.failover.promote.lacks_writes)
 
     @classmethod
     def of(cls, inv: Inventory) -> "Context":

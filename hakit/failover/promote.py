@@ -15,13 +15,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from hakit.failover.automatic import DeathProof, peer_gate
 from hakit.errors import HakitError, OperationFailed, SafetyRefusal
+from hakit.failover.automatic import DeathProof, peer_gate
 from hakit.failover.flags import RESYNC_MARKER
+from hakit.failover.plan import Plan, Refusal, Step, step
+from hakit.mysql.facts import DbFacts, PromotionRecord, ReplicaStatus
 from hakit.mysql.gtid import Position
 from hakit.mysql.port import Database
-from hakit.mysql.facts import DbFacts, PromotionRecord, ReplicaStatus
-from hakit.failover.plan import Plan, Refusal, Step, step
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ def plan_promotion(node: str, local: DbFacts | None, peer: PeerView, *, schema: 
     The recorded active (its own row names it) that is read-only is made writable again without
     a new generation only when that is known to be current: its peer answers with no newer
     generation, or the record was written by this very run of the server (``instance``, the
-    server's run now, :mod:`hakit.instance`, equals the record's: a promotion whose
+    server's run now, :mod:`hakit.mysql.instance`, equals the record's: a promotion whose
     ``read_only=OFF`` the stack's start of the role finishes). No clock is compared: a clock
     stepped at boot, or another time zone, cannot make a restarted server's record fresh.
     Otherwise the node may be an old
@@ -218,7 +218,7 @@ def lacks_writes(replica: ReplicaStatus | None, max_lag: float, *, stopped_count
 def database_actions(databases: dict[str, Database],
                      instance_of: Callable[[str], str | None] | None = None) -> dict[str, Any]:
     """The executor's action table for database steps, over any :class:`Database` (real or fake).
-    ``instance_of(node)``: the run of that node's server (:mod:`hakit.instance`), recorded with a
+    ``instance_of(node)``: the run of that node's server (:mod:`hakit.mysql.instance`), recorded with a
     promotion so that the stack's start of the role knows it for its own."""
 
     def db(s: Step) -> Database:

@@ -1,6 +1,6 @@
 """Copy the active's databases onto a target node: logically (dump) or physically (backup).
 
-Both copies stream from the active to the target through hakit (:func:`hakit.transfer.pipe`),
+Both copies stream from the active to the target through hakit (:func:`hakit.remote.transfer.pipe`),
 in constant memory, with a progress bar; both return the GTID position the target then
 replicates from, and both leave the active's data untouched (the dump takes a read lock,
 mariabackup only reads). The target's data is replaced.
@@ -21,10 +21,10 @@ import time
 from typing import Callable
 
 from hakit.errors import OperationFailed, SafetyRefusal
-from hakit.mysql.gtid import Position
-from hakit.mysql.sql import ident
-from hakit.mysql.root import root_sql
 from hakit.mysql.facts import user_databases
+from hakit.mysql.gtid import Position
+from hakit.mysql.root import root_sql
+from hakit.mysql.sql import ident
 from hakit.remote.port import Runner
 from hakit.remote.services import has_systemd, service, wait_until
 from hakit.remote.transfer import PipeResult, Progress, pipe
@@ -47,7 +47,7 @@ UNPACK = 'set -o pipefail; "$ZSTD" -d -q -c | mbstream -x -C "$1"'
 
 #: how many bytes of each end of a dump are searched for its GTID position
 DUMP_ENDS = 20000
-#: the node's own users and replication source (rendered by hakit, see hakit.render)
+#: the node's own users and replication source (rendered by hakit, see hakit.render.render)
 REPLICATION_SQL = "/etc/hakit/replication.sql"
 _GTID_LINE = re.compile(rb"SET GLOBAL gtid_slave_pos\s*=\s*'([0-9,\- ]*)'")
 

@@ -1,6 +1,6 @@
 """A frozen picture of the pair, and the cluster state derived from it.
 
-Observation (see :mod:`hakit.observe`) fills a :class:`Snapshot`; everything after is pure.
+Observation (see :mod:`hakit.failover.observe`) fills a :class:`Snapshot`; everything after is pure.
 :func:`derive_state` never trusts memory: the state comes from what the databases, the VIP
 and the journal say right now, and each verdict carries a reason in plain words, which
 ``status``, ``check`` and the failover planner print.
@@ -36,13 +36,13 @@ class NodeView:
     #: the strategy its marker names (``rejoin``, ``dump``, ``backup``; None: no marker or unreadable)
     resync_by: str | None = None
     maintenance: bool = False  #: the node carries the maintenance flag
-    #: problems with the node's TLS certificate files (mysql.tls enabled; see hakit.tls)
+    #: problems with the node's TLS certificate files (mysql.tls enabled; see hakit.mysql.tls)
     tls_problems: tuple[str, ...] = ()
     #: hakit's database watcher runs here (None: not observed, or not a database node)
     watcher: bool | None = None
     #: the node's cluster stack runs (corosync and Pacemaker, or heartbeat; None: not observed)
     stack_running: bool | None = None
-    #: the generation floor the node was told of (its file: hakit.flags.GENERATION_FLOOR)
+    #: the generation floor the node was told of (its file: hakit.failover.flags.GENERATION_FLOOR)
     generation_floor: int = 0
     #: (free, size) in bytes of the file system holding the data directory (None: not read)
     disk: tuple[int, int] | None = None

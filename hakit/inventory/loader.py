@@ -4,7 +4,7 @@ The file is an Ansible inventory. hakit reads:
 
 * ``all.vars.hakit`` — the :class:`~hakit.model.Settings`;
 * the hosts of group ``hakit_nodes`` (two-node), or of ``hakit_db`` and ``hakit_app``
-  (four-node), with their host variables (:class:`~hakit.model.HostVars`).
+  (four-node), with their host variables (:class:`~hakit.inventory.model.HostVars`).
 
 Other groups and non-hakit variables are left to Ansible. Every problem found is reported at
 once, each with the file, the line, the field path and the rule; nothing is ever written.
@@ -578,7 +578,7 @@ MARIADB_CONFIG_DIRS = ("/etc/mysql", "/etc/my.cnf", *[d for d in MARIADB_FRAGMEN
 def _path_checks(s: Settings, src: YamlSource, problems: list[Problem]) -> None:
     """Sync lists and shared paths keep away from what differs between the nodes (hakit's rendered
     files, the database server's data and configuration) and from the block storage's mount: the
-    system folders are refused by the model already (``hakit.model.system_path_problem``)."""
+    system folders are refused by the model already (``hakit.inventory.model.system_path_problem``)."""
     apart = [(HAKIT_DIR, f"hakit's rendered files ({HAKIT_DIR}), which differ between the nodes"),
              (s.mysql.datadir, f"mysql.datadir ({s.mysql.datadir}), which differs between the nodes"),
              (s.mysql.config_path, f"mysql.config_path ({s.mysql.config_path}), which differs between the nodes")]

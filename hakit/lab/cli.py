@@ -1,6 +1,6 @@
 """``hakit lab``: build, break and remove the namespace lab (DESIGN.md "The namespace lab").
 
-Thin: every command calls one function of :mod:`hakit.lab.lab` or :mod:`hakit.lab.faults`.
+Thin: every command calls one function of :mod:`hakit.lab.lifecycle` or :mod:`hakit.lab.faults`.
 User mistakes (not root, unknown node or fault, no lab) end in a one-line message and exit
 code 2 or 3, never a traceback.
 """

@@ -1,6 +1,6 @@
 """The files each lab node gets: hakit's own rendered artefacts, plus what only the lab needs.
 
-The daemons' configurations come from :func:`hakit.render.render_all` (the same files an
+The daemons' configurations come from :func:`hakit.render.render.render_all` (the same files an
 operator would install), so that the lab proves them in real daemons. The lab adds only what
 an installer would add around them: sshd's config and keys, the authorized key, a MariaDB
 fragment for nodes hakit renders none for (the app pair of four-node), and Pacemaker's first
@@ -17,10 +17,10 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
-from hakit.render.artefact import CLUSTER_DIR, Artefact, write_tree
-from hakit.lab.spec import LabSpec, NodeSpec
 from hakit.inventory.model import Inventory
 from hakit.inventory.secrets import Secrets
+from hakit.lab.spec import LabSpec, NodeSpec
+from hakit.render.artefact import CLUSTER_DIR, Artefact, write_tree
 
 #: the lab's MariaDB fragment: read after hakit's 60-hakit.cnf, so it only adds (see node_files)
 LAB_CNF = "/etc/mysql/mariadb.conf.d/70-hakit-lab.cnf"

@@ -15,9 +15,9 @@ from pathlib import Path
 import yaml
 
 from hakit.inventory.loader import load_inventory
+from hakit.inventory.model import Inventory
 from hakit.lab.proc import run
 from hakit.lab.spec import NODE_SHARED_DIR, TIMINGS, LabSpec
-from hakit.inventory.model import Inventory
 
 INVENTORY = "inventory.yml"
 KEY = "id_ed25519"

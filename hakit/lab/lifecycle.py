@@ -19,13 +19,13 @@ from pathlib import Path
 from typing import Callable
 
 from hakit.errors import OperationFailed, SafetyRefusal
+from hakit.inventory.secrets import ensure_secrets
 from hakit.lab import configs, daemons, fence_install, folders, labinventory, netns, node as nodes
 from hakit.lab import tls as labtls
 from hakit.lab.proc import cmdlines, run
 from hakit.lab.spec import BRIDGE, DEFAULT_SUBNET, LabSpec, NodeSpec, plan_lab
 from hakit.lab.state import LabState, load_state, locked
 from hakit.lab.subnet import check_subnet
-from hakit.inventory.secrets import ensure_secrets
 
 Say = Callable[[str], None]
 

@@ -160,7 +160,7 @@ def plan_lab(dir: str | Path, topology: str, stack: str, subnet: str = DEFAULT_S
 
 
 #: timings the lab can run with (``hakit lab up --timings``), as inventory settings: hakit's
-#: defaults (hakit/model.py Timing), or the stacks' own defaults (corosync.conf(5): token 3000 ms;
+#: defaults (hakit/inventory/model.py Timing), or the stacks' own defaults (corosync.conf(5): token 3000 ms;
 #: heartbeat's ha.cf: keepalive 2, warntime 10, deadtime 30, initdead 120; Pacemaker's
 #: priority-fencing-delay and transition-delay 0), for the benchmarks' side-by-side runs
 TIMINGS: dict[str, dict] = {

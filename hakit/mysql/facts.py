@@ -70,7 +70,7 @@ class PromotionRecord:
     kind: str = "manual"  #: init, takeover, switchover, automatic (the stack's agent), rollback
     #: epoch seconds by the promoting server's clock, stored in UTC (no time zone can shift it)
     promoted_at: float | None = field(default=None, compare=False)
-    #: the run of the server that recorded it (:mod:`hakit.instance`; "" when unknown)
+    #: the run of the server that recorded it (:mod:`hakit.mysql.instance`; "" when unknown)
     instance: str = field(default="", compare=False)
 
 

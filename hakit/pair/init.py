@@ -34,22 +34,22 @@ from typing import Callable
 import yaml
 
 from hakit import __version__
-from hakit.render.artefact import CLUSTER_DIR, Artefact
 from hakit.errors import OperationFailed, SafetyRefusal
 from hakit.failover.executor import Executor
-from hakit.mysql.gtid import Position
+from hakit.failover.plan import Plan, Step, step
+from hakit.failover.reseed import copy_by_dump, dump_position
 from hakit.inventory.model import Inventory, Node
 from hakit.inventory.node_paths import CHECK_CREDENTIALS, NODE_INVENTORY, NODE_SECRETS
-from hakit.mysql.sql import STATE_TABLE, ident, state_schema_sql
-from hakit.mysql.root import root_rows, root_sql
-from hakit.failover.plan import Plan, Step, step
-from hakit.remote.port import HostKeyRefused, Runner, Unreachable
-from hakit.failover.reseed import copy_by_dump, dump_position
 from hakit.inventory.secrets import Secrets
-from hakit.remote.services import service, wait_until
-from hakit.pair.sync import sync
+from hakit.mysql.gtid import Position
+from hakit.mysql.root import root_rows, root_sql
+from hakit.mysql.sql import STATE_TABLE, ident, state_schema_sql
 from hakit.mysql.tls import probe_files
+from hakit.pair.sync import sync
+from hakit.remote.port import HostKeyRefused, Runner, Unreachable
+from hakit.remote.services import service, wait_until
 from hakit.remote.transfer import NullProgress
+from hakit.render.artefact import CLUSTER_DIR, Artefact
 
 #: the Debian package of each program hakit needs on a node
 NODE_PROGRAMS = {"mariadb": "mariadb-client", "mariadb-dump": "mariadb-client", "mariadb-binlog": "mariadb-client",
@@ -384,7 +384,7 @@ def _seed(run: InitRun, _: Step) -> None:
 
 def seed_by_dump(inv: Inventory, active: Runner, standby: Runner, say: Callable[[str], None]) -> Position:
     """The seed runbook's dump (main databases under the global read lock, bulk without it),
-    streamed from the active into the standby: :func:`hakit.reseed.copy_by_dump`, quietly.
+    streamed from the active into the standby: :func:`hakit.failover.reseed.copy_by_dump`, quietly.
 
     It drops the standby's managed databases before the import. Here that loses nothing:
     ``_seed`` only gets this far when those databases hold no table (a standby holding tables
@@ -395,7 +395,7 @@ def seed_by_dump(inv: Inventory, active: Runner, standby: Runner, say: Callable[
 
 
 def _dump_position(dump: bytes) -> Position:
-    """The GTID position of a whole dump held in memory (see :func:`hakit.reseed.dump_position`)."""
+    """The GTID position of a whole dump held in memory (see :func:`hakit.failover.reseed.dump_position`)."""
     return dump_position(dump[:20000], dump[-20000:])
 
 

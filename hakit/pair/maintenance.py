@@ -19,11 +19,11 @@ import time
 from typing import Callable
 
 from hakit.errors import OperationFailed, SafetyRefusal
-from hakit.inventory.model import Inventory
 from hakit.failover.flags import MAINTENANCE_FLAG
 from hakit.failover.observe import World
-from hakit.remote.probes import holds_address
+from hakit.inventory.model import Inventory
 from hakit.remote.port import Runner
+from hakit.remote.probes import holds_address
 from hakit.remote.services import service
 
 FLAG = MAINTENANCE_FLAG

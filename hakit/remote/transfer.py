@@ -7,10 +7,10 @@ kilobytes on request (a dump's GTID position is written at one of its ends).
 
 When the source fails, the destination is killed without being told that its input ended
 (a local one is killed outright; over SSH its channel is closed, and a remote reader sees the
-end of its input: see :meth:`hakit.remote.SshProcess.kill`); when the destination stops
+end of its input: see :meth:`hakit.remote.ssh.SshProcess.kill`); when the destination stops
 reading, the source is killed. Either way :class:`~hakit.errors.OperationFailed` names the
 host, the command and the end of its stderr, and the caller treats what the destination
-received as garbage (hakit.reseed drops or removes it on the next run).
+received as garbage (hakit.failover.reseed drops or removes it on the next run).
 Nothing secret belongs on these command lines: the commands authenticate as root through the
 node's unix socket.
 """

@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hakit.errors import printable
-from hakit.inventory.model import Failover
 from hakit.failover.snapshot import (DISK_FULL_BYTES, DISK_LOW_SHARE, ClusterState, Snapshot, cluster_generation,
                                      disk_text)
+from hakit.inventory.model import Failover
 
 OK, WARNING, CRITICAL, UNKNOWN = 0, 1, 2, 3
 LABELS = {OK: "OK", WARNING: "WARNING", CRITICAL: "CRITICAL", UNKNOWN: "UNKNOWN"}

@@ -7,8 +7,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from hakit.status.check import UNFENCED, WATCHER_MISSING
 from hakit.inventory.model import Inventory
+from hakit.status.check import UNFENCED, WATCHER_MISSING
 
 STATE_STYLE = {"healthy": "green", "degraded": "yellow", "split-brain": "bold red", "bootstrapping": "cyan",
                "switching": "magenta", "resyncing": "magenta"}

@@ -13,13 +13,13 @@ from pathlib import Path
 from hakit.inventory.model import Inventory
 from hakit.inventory.secrets import Secrets
 from hakit.render.artefact import Artefact, write_tree
-from hakit.validate.sandbox import CheckContext, CheckResult, SubprocessRunner, ToolRunner, find_programs
 from hakit.validate.corosync import check_corosync, check_corosync_authkey
 from hakit.validate.drbd import check_drbd
 from hakit.validate.heartbeat import check_authkeys, check_hacf, check_haresources
 from hakit.validate.mariadb import check_mysql_cnf, check_mysql_sql
 from hakit.validate.nagios import check_nagios
 from hakit.validate.pacemaker import check_cib_crm, check_cib_xml
+from hakit.validate.sandbox import CheckContext, CheckResult, SubprocessRunner, ToolRunner, find_programs
 from hakit.validate.sync_manifest import check_sync_manifest
 from hakit.validate.sysctl import check_sysctl
 

@@ -15,7 +15,7 @@ import pytest
 @contextlib.contextmanager
 def throwaway_mariadb(tmp_path_factory, name: str, *options: str) -> Iterator:
     """A throwaway mariadbd on a unix socket only (no networking), with ``options``; yields a
-    :class:`~hakit.mysql.PyMySQLDatabase` of its root (socket authentication); stopped after."""
+    :class:`~hakit.mysql.pymysql_adapter.PyMySQLDatabase` of its root (socket authentication); stopped after."""
     from hakit.mysql.facts import DatabaseUnreachable
     from hakit.mysql.pymysql_adapter import PyMySQLDatabase
 

@@ -7,8 +7,8 @@ import time
 import pytest
 
 from hakit.errors import InputError
-from hakit.mysql.gtid import Position
 from hakit.mysql.facts import PromotionRecord, DatabaseUnreachable
+from hakit.mysql.gtid import Position
 from hakit.mysql.pymysql_adapter import PyMySQLDatabase
 from hakit.mysql.sql import ident, state_schema_sql
 
@@ -66,7 +66,7 @@ def test_the_promotion_time_and_run_read_back_the_same_in_any_time_zone(server):
     """Issue 22 (6): the promotion time was written with NOW() and read with UNIX_TIMESTAMP(),
     both in the session's time zone: a server whose time zone changed read another instant.
     Stored in UTC and read by DATETIME arithmetic, it is the same instant in every zone; the
-    server's run (hakit.instance) is kept with it."""
+    server's run (hakit.mysql.instance) is kept with it."""
     import time
 
     for sql in state_schema_sql("hakit"):

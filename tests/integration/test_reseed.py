@@ -1,4 +1,4 @@
-"""hakit.reseed against two real, throwaway MariaDB servers on this machine.
+"""hakit.failover.reseed against two real, throwaway MariaDB servers on this machine.
 
 Each server has its own datadir and socket (``--no-defaults``); a LocalRunner subclass
 points the clients (mariadb, mariadb-dump, mariabackup) at one server's socket, so the code
@@ -19,10 +19,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from hakit.failover import reseed
 from hakit.errors import OperationFailed
-from hakit.mysql.gtid import Position
+from hakit.failover import reseed
 from hakit.inventory.model import MySQL
+from hakit.mysql.gtid import Position
 from hakit.remote.local import LocalRunner
 from hakit.remote.ssh import SshRunner
 from hakit.remote.transfer import NullProgress, RecordingProgress, pipe

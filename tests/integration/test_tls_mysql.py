@@ -19,9 +19,9 @@ import yaml
 
 from hakit import validate as v
 from hakit.inventory.loader import parse_inventory
+from hakit.inventory.secrets import ensure_secrets
 from hakit.mysql.facts import ReplicaTls
 from hakit.render.render import render_all
-from hakit.inventory.secrets import ensure_secrets
 
 from mariadbkit import throwaway_mariadb
 

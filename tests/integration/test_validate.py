@@ -19,11 +19,11 @@ import pytest
 
 from hakit import cli
 from hakit import validate as v
-from hakit.validate import mariadb as validate_mariadb
-from hakit.render.artefact import Artefact
 from hakit.inventory.loader import load_inventory
-from hakit.render.render import render_all
 from hakit.inventory.secrets import ensure_secrets
+from hakit.render.artefact import Artefact
+from hakit.render.render import render_all
+from hakit.validate import mariadb as validate_mariadb
 
 pytestmark = pytest.mark.integration
 

@@ -114,7 +114,7 @@ class Lab:
 def build_lab(tmp_path_factory: pytest.TempPathFactory, topology: str, stack: str, **options: Any) -> Iterator[Lab]:
     """Build a lab, yield it, and remove it whatever happened (the body of the lab fixtures).
 
-    ``options`` go to :func:`hakit.lab.lab.up` (``tls=True``, ``timings=...``)."""
+    ``options`` go to :func:`hakit.lab.lifecycle.up` (``tls=True``, ``timings=...``)."""
     need_root()
     dir = tmp_path_factory.mktemp(f"lab-{topology}-{stack}")
     _MADE.append(str(dir))

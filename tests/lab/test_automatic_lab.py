@@ -28,8 +28,8 @@ import pytest
 import yaml
 
 from hakit.lab import lifecycle as labmod
-from hakit.lab.writer import WritableSampler as LabSampler
 from hakit.lab.state import load_state
+from hakit.lab.writer import WritableSampler as LabSampler
 
 from labkit import Lab, Writer, _wait_until, build_lab, hakit, other_admin, sql
 from test_failover_lab import Pair

@@ -30,11 +30,11 @@ from pathlib import Path
 
 import pytest
 
+from hakit.failover.state import journal_for
 from hakit.inventory.loader import load_inventory
+from hakit.inventory.secrets import load_secrets, secrets_path
 from hakit.lab import lifecycle as labmod
 from hakit.lab.daemons import MARIADB
-from hakit.failover.state import journal_for
-from hakit.inventory.secrets import load_secrets, secrets_path
 
 from labkit import Lab, Writer, _wait_until, build_lab, hakit, other_admin, sql
 

@@ -8,8 +8,8 @@ import pytest
 
 from hakit.cli import main
 from hakit.inventory.loader import load_inventory
-from hakit.remote.ssh import runner_for
 from hakit.inventory.secrets import load_secrets, secrets_path
+from hakit.remote.ssh import runner_for
 
 from labkit import build_lab, hakit
 

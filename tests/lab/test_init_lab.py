@@ -31,13 +31,13 @@ import pytest
 import yaml
 
 from hakit.cli import main
+from hakit.failover.state import state_dir
 from hakit.inventory.loader import load_inventory
+from hakit.inventory.secrets import load_secrets, secrets_path
 from hakit.lab.node import hidden_code_paths
 from hakit.lab.state import load_state
-from hakit.failover.state import state_dir
 from hakit.remote.port import HostKeyRefused
 from hakit.remote.ssh import SshRunner, runner_for
-from hakit.inventory.secrets import load_secrets, secrets_path
 
 from labkit import Lab, _wait_until, build_lab, hakit, sql
 

@@ -19,11 +19,11 @@ import paramiko
 import pytest
 
 from hakit.inventory.loader import load_inventory
+from hakit.inventory.secrets import secrets_path
 from hakit.lab.node import node_pids
 from hakit.lab.state import load_state
 from hakit.remote.port import HostKeyRefused
 from hakit.remote.ssh import SshRunner
-from hakit.inventory.secrets import secrets_path
 
 pytestmark = pytest.mark.lab
 

@@ -1,4 +1,4 @@
-"""The agent server and its callers' fast path (hakit.agents.server, hakit.agents.quick), with a
+"""The agent server and its callers' fast path (hakit.agents.server, hakit.agents.server_client), with a
 real server process on a socket in a temporary folder."""
 
 from __future__ import annotations

@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from hakit.errors import InputError
-from hakit.pair.init import NODE_PROGRAMS, STACK_PROGRAMS
 from hakit.inventory.loader import ROLE_VARIABLES, load_inventory
+from hakit.pair.init import NODE_PROGRAMS, STACK_PROGRAMS
 
 ROLE = Path(__file__).resolve().parents[2] / "ansible" / "roles" / "hakit"
 

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from hakit.status.check import CRITICAL, OK, UNKNOWN, WARNING, unknown, verdict
-from hakit.mysql.gtid import Position
+from hakit.failover.observe import World, observe
+from hakit.failover.snapshot import NodeView, Snapshot, derive_state
 from hakit.inventory.loader import load_inventory
 from hakit.inventory.model import Failover
 from hakit.mysql.facts import DbFacts, PromotionRecord, ReplicaStatus
 from hakit.mysql.fake import FakeDatabase
-from hakit.failover.observe import World, observe
+from hakit.mysql.gtid import Position
 from hakit.remote.fake import FakeRunner
 from hakit.remote.port import Result
-from hakit.failover.snapshot import NodeView, Snapshot, derive_state
+from hakit.status.check import CRITICAL, OK, UNKNOWN, WARNING, unknown, verdict
 
 A, B = "10.9.0.11", "10.9.0.12"
 T = Failover(lag_warning_seconds=10, lag_critical_seconds=60)

@@ -189,7 +189,7 @@ def test_render_with_bad_secrets_content_writes_nothing(site, tmp_path: Path, ca
     assert not out_dir.exists()
 
 
-# --------------------------------------------------------------------------- render (needs hakit/render.py)
+# --------------------------------------------------------------------------- render (needs hakit/render/)
 
 
 def _needs_render() -> None:

@@ -1,4 +1,4 @@
-"""The automatic path's decisions (hakit.agents.decide) as tables, and the self-fence executor
+"""The automatic path's decisions (hakit.failover.automatic) as tables, and the self-fence executor
 (hakit.agents.fence_self) on a scripted server: what a stop does with a server that answers,
 hangs, resists the read lock, or will not die; what a timeout at the peer means."""
 
@@ -7,10 +7,10 @@ from __future__ import annotations
 import pytest
 import yaml
 
+from hakit.agents.fence_self import make_not_writable, server_pids
 from hakit.failover.automatic import (CheckVerdict, DeathProof, ServerLook, StopProgress, check_verdict, classify_peer,
                                       give_up_decision, isolation_decision, next_check_in, peer_check_due, peer_gate,
                                       rejoin_decision, stop_decision)
-from hakit.agents.fence_self import make_not_writable, server_pids
 
 P = frozenset({41})
 P2 = frozenset({77})

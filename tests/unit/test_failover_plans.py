@@ -13,17 +13,17 @@ from dataclasses import replace
 import pytest
 
 from hakit.errors import OperationFailed, SafetyRefusal
+from hakit.failover.actions import Operator
 from hakit.failover.executor import Executor
+from hakit.failover.observe import World
+from hakit.failover.plan import Plan, Refusal, step
 from hakit.failover.planners import ErrantReport, Request, plan_operation
-from hakit.mysql.gtid import Gtid, Position
+from hakit.failover.snapshot import NodeView, Snapshot
 from hakit.inventory.loader import load_inventory
 from hakit.mysql.facts import DbFacts, PromotionRecord, ReplicaStatus
 from hakit.mysql.fake import FakeDatabase
-from hakit.failover.observe import World
-from hakit.failover.actions import Operator
-from hakit.failover.plan import Plan, Refusal, step
+from hakit.mysql.gtid import Gtid, Position
 from hakit.remote.port import Result
-from hakit.failover.snapshot import NodeView, Snapshot
 
 A, B = "10.9.0.11", "10.9.0.12"
 

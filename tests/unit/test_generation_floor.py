@@ -9,15 +9,15 @@ import subprocess
 from pathlib import Path
 
 from hakit.failover import flags
-from hakit.mysql.gtid import Position
+from hakit.failover.observe import World, observe
+from hakit.failover.observe import observe_operation, spread_floor
+from hakit.failover.plan import Plan, Refusal
+from hakit.failover.promote import PeerView, plan_promotion
+from hakit.failover.state import raise_floor as raise_admin_floor
 from hakit.inventory.loader import load_inventory
 from hakit.mysql.facts import DbFacts, PromotionRecord, ReplicaStatus
 from hakit.mysql.fake import FakeDatabase
-from hakit.failover.observe import World, observe
-from hakit.failover.observe import observe_operation, spread_floor
-from hakit.failover.state import raise_floor as raise_admin_floor
-from hakit.failover.plan import Plan, Refusal
-from hakit.failover.promote import PeerView, plan_promotion
+from hakit.mysql.gtid import Position
 from hakit.remote.fake import FakeRunner
 
 

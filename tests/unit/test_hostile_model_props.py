@@ -38,8 +38,8 @@ from pydantic import BaseModel
 from hakit.errors import InputError
 from hakit.inventory.loader import parse_inventory
 from hakit.inventory.model import HostVars, Inventory, Settings
-from hakit.render.render import render_all
 from hakit.inventory.secrets import Secrets, generate
+from hakit.render.render import render_all
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 DATA = {p.stem: yaml.safe_load(p.read_text(encoding="utf-8")) for p in sorted(EXAMPLES.glob("*.yml"))}

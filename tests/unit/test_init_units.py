@@ -3,9 +3,9 @@
 import pytest
 
 from hakit.errors import OperationFailed
+from hakit.inventory.loader import load_inventory
 from hakit.mysql.gtid import Position
 from hakit.pair.init import _dump_position, plan_init
-from hakit.inventory.loader import load_inventory
 
 
 def test_dump_position_at_the_top_with_the_global_lock():

@@ -33,13 +33,13 @@ from hypothesis import event, given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from hakit.render import render
 from hakit.errors import InputError
-from hakit.mysql.gtid import Position
 from hakit.inventory.loader import parse_inventory
 from hakit.inventory.model import MySQL, Node, Settings
-from hakit.mysql.sql import ident as mysql_ident
 from hakit.inventory.secrets import Secrets, generate
+from hakit.mysql.gtid import Position
+from hakit.mysql.sql import ident as mysql_ident
+from hakit.render import render
 from test_hostile_input import EXAMPLE_DATA, PAYLOADS, _dump, hostile_text, mutated_inventory, sized
 
 HAKIT = Path(render.__file__).resolve().parents[1]
@@ -272,7 +272,7 @@ class _Channel:
         pass
 
     def get_transport(self) -> None:
-        return None  # hakit.remote.send_eof then ends the input paramiko's own way
+        return None  # hakit.remote.ssh.send_eof then ends the input paramiko's own way
 
     def shutdown_write(self) -> None:
         pass

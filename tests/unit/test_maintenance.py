@@ -7,9 +7,9 @@ import socket
 import pytest
 
 from hakit.errors import SafetyRefusal
+from hakit.failover.observe import World
 from hakit.inventory.loader import load_inventory
 from hakit.pair.maintenance import FLAG, set_maintenance
-from hakit.failover.observe import World
 from hakit.remote.fake import FakeRunner
 from hakit.remote.port import Result
 

@@ -7,11 +7,11 @@ from dataclasses import replace
 import pytest
 
 from hakit.failover.executor import Executor
-from hakit.mysql.gtid import Position
-from hakit.mysql.facts import DbFacts, PromotionRecord, ReplicaStatus
-from hakit.mysql.fake import FakeDatabase
 from hakit.failover.plan import Plan, Refusal
 from hakit.failover.promote import PeerView, database_actions, plan_promotion
+from hakit.mysql.facts import DbFacts, PromotionRecord, ReplicaStatus
+from hakit.mysql.fake import FakeDatabase
+from hakit.mysql.gtid import Position
 
 
 def facts(ro=True, gen=1, promoted="n1", cur="0-1-10", replica=None):
@@ -82,7 +82,7 @@ def test_the_recorded_active_restarting_only_becomes_writable_again():
 
 def _recorded(instance: str, promoted_at: float = 1000.0, started_at: float = 5000.0):
     """n1's view of itself: the recorded active of generation 1, read-only; its record made by
-    the server run ``instance`` (hakit.instance), at ``promoted_at`` by that server's clock."""
+    the server run ``instance`` (hakit.mysql.instance), at ``promoted_at`` by that server's clock."""
     local = facts(ro=True, gen=1, promoted="n1")
     return replace(local, state=replace(local.state, promoted_at=promoted_at, instance=instance),
                    started_at=started_at)

@@ -10,9 +10,9 @@ import time
 
 import pytest
 
-from hakit.remote.port import CommandFailed, Result, Unreachable
 from hakit.remote.fake import FakeRunner
 from hakit.remote.local import LocalRunner
+from hakit.remote.port import CommandFailed, Result, Unreachable
 
 
 def test_local_run_returns_a_value_and_passes_args_without_a_shell(tmp_path):

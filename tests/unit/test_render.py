@@ -26,13 +26,13 @@ import markupsafe
 import pytest
 import yaml
 
-from hakit.render.artefact import CLUSTER_DIR, Artefact, write_tree
 from hakit.errors import InputError
 from hakit.inventory.loader import load_inventory, parse_inventory
 from hakit.inventory.model import Inventory
-from hakit.render.render import HEADER, render_all
-from hakit.render.filters import crm_quote, ident, sql_string
 from hakit.inventory.secrets import Secrets
+from hakit.render.artefact import CLUSTER_DIR, Artefact, write_tree
+from hakit.render.filters import crm_quote, ident, sql_string
+from hakit.render.render import HEADER, render_all
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "examples").glob("*.yml"))

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hakit.inventory import secrets as secrets_mod
 from hakit.errors import InputError, Problem
+from hakit.inventory import secrets as secrets_mod
 from hakit.inventory.loader import load_inventory
 from hakit.inventory.secrets import Secrets, ensure_secrets, generate, load_secrets, secrets_path, write_secrets
 

@@ -6,9 +6,9 @@ from dataclasses import replace
 
 import pytest
 
-from hakit.mysql.gtid import Position
-from hakit.mysql.facts import DbFacts, PromotionRecord, ReplicaStatus
 from hakit.failover.snapshot import NodeView, Snapshot, derive_state
+from hakit.mysql.facts import DbFacts, PromotionRecord, ReplicaStatus
+from hakit.mysql.gtid import Position
 from hakit.status.document import status_document
 
 A, B = "10.9.0.11", "10.9.0.12"

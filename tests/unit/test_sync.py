@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 
 from hakit.inventory.model import SyncItem
-from hakit.remote.local import LocalRunner
 from hakit.pair.sync import SyncPlan, diff, manifest
+from hakit.remote.local import LocalRunner
 
 
 def test_manifest_describes_type_mode_owner_and_content(tmp_path):

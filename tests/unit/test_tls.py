@@ -15,25 +15,25 @@ import pytest
 import yaml
 
 from hakit import __version__
-from hakit.status.check import OK, WARNING, verdict
 from hakit.errors import InputError, OperationFailed
-from hakit.mysql.gtid import Position
-from hakit.pair.init import InitRun, _database, _preflight
-from hakit.inventory.loader import load_inventory, parse_inventory
-from hakit.inventory.model import Failover, Tls
-from hakit.mysql.facts import DbFacts, PromotionRecord, ReplicaStatus, ReplicaTls
-from hakit.mysql.fake import FakeDatabase
-from hakit.mysql.pymysql_adapter import PyMySQLDatabase
-from hakit.mysql.sql import change_master_sql
 from hakit.failover.observe import World, observe
 from hakit.failover.plan import step
+from hakit.failover.snapshot import NodeView, Snapshot, derive_state
+from hakit.inventory.loader import load_inventory, parse_inventory
+from hakit.inventory.model import Failover, Tls
+from hakit.inventory.secrets import Secrets
+from hakit.mysql.facts import DbFacts, PromotionRecord, ReplicaStatus, ReplicaTls
+from hakit.mysql.fake import FakeDatabase
+from hakit.mysql.gtid import Position
+from hakit.mysql.pymysql_adapter import PyMySQLDatabase
+from hakit.mysql.sql import change_master_sql
+from hakit.mysql.tls import FILES_SCRIPT, judge_files, probe_files, pymysql_tls, replica_tls
+from hakit.pair.init import InitRun, _database, _preflight
 from hakit.remote.fake import FakeRunner
 from hakit.remote.port import Result
 from hakit.render.render import render_all
-from hakit.inventory.secrets import Secrets
-from hakit.failover.snapshot import NodeView, Snapshot, derive_state
+from hakit.status.check import OK, WARNING, verdict
 from hakit.status.document import status_document
-from hakit.mysql.tls import FILES_SCRIPT, judge_files, probe_files, pymysql_tls, replica_tls
 from hakit.status.tls_findings import findings
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,4 +1,4 @@
-"""hakit.transfer.pipe: a stream between two runners' commands, counted, never held whole."""
+"""hakit.remote.transfer.pipe: a stream between two runners' commands, counted, never held whole."""
 
 from __future__ import annotations
 

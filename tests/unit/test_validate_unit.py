@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from hakit import validate as v
-from hakit.render.artefact import Artefact
 from hakit.errors import ExitCode, ToolMissing
 from hakit.inventory.loader import load_inventory
 from hakit.inventory.secrets import generate
+from hakit.render.artefact import Artefact
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
