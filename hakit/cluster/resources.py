@@ -42,6 +42,7 @@ def _pacemaker(run) -> None:
 
 
 def running_on(runner, resource: str) -> list[str]:
+    """The nodes where Pacemaker runs ``resource`` (``crm_resource --locate``); empty when none."""
     out = runner.run(["crm_resource", "--resource", resource, "--locate"], warn=True, timeout=30).stdout
     return re.findall(r"is running on: (\S+)", out)
 

@@ -251,6 +251,7 @@ def follow_heartbeat(inv: Inventory, runners: dict[str, Runner], node: str, time
 
 
 def wait_monitoring(inv: Inventory, runner: Runner, node: str, timeout: float = 120.0) -> None:
+    """Wait until the monitoring master runs on ``node`` (a node of the pair that carries it)."""
     if not inv.pair_of(node).carries_app:
         return
     deadline = time.monotonic() + timeout
