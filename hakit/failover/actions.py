@@ -3,7 +3,7 @@ mapped to the adapters (the database port, the cluster stack, the resync copies,
 
 Every action is idempotent: a re-run after an interruption (hakit killed, SSH lost) finds what
 is already done and changes nothing there. :class:`Operator` holds what the actions act
-through; the unit tests give it fakes (``mover``, ``direct``, ``copier``).
+through; the unit tests give it fakes (the world's stack, ``direct``, ``copier``).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from hakit.cluster.stack import (db_group, follow_heartbeat, follow_pacemaker, hold_stack, move_heartbeat,
-                                 move_pacemaker, vip_argv, wait_monitoring, wait_stack_accepts)
+from hakit.cluster.port import Stack
+from hakit.cluster.stack import vip_argv
 from hakit.errors import HakitError, OperationFailed, SafetyRefusal
 from hakit.failover.flags import RESYNC_MARKER
 from hakit.failover.observe import World
@@ -43,15 +43,15 @@ LOCKED_CATCH_UP = 10.0
 
 @dataclass
 class Operator:
-    """Everything the actions act through. Fakes in unit tests (``mover`` and ``copier``)."""
+    """Everything the actions act through. Fakes in unit tests (the world's ``stack``, ``direct``
+    and ``copier``)."""
 
     inv: Inventory
     world: World
     say: Callable[[str], None] = print
     progress: Any = None
-    mover: Callable[[str], None] | None = None  #: move the resources to a node (default: the stack)
-    #: the direct path's stack actions (default: the real ones); a fake has ``hold(node)``,
-    #: ``follow(node)``, ``vip(node, on)`` and ``watcher(node, on)``
+    #: the direct path's VIP and watcher (default: the real ones, through the node's runner); a
+    #: fake has ``vip(node, on)`` and ``watcher(node, on)``
     direct: Any = None
     copier: Callable[[str, str, str], None] | None = None  #: (strategy, source, target) for dump/backup
     hook_env: dict[str, str] = field(default_factory=dict)
@@ -159,17 +159,13 @@ class Operator:
 
     # ---- the stack
 
+    @property
+    def stack(self) -> Stack:
+        """The cluster stack (the world's: a fake in unit tests, else the inventory's)."""
+        return self.world.stack_of(self.inv)
+
     def move_resources(self, s: Step) -> None:
-        node = s.node
-        if self.mover is not None:
-            self.mover(node)
-            return
-        runners = self.world.runners
-        if self.inv.settings.stack == "pacemaker":
-            move_pacemaker(self.inv, runners, node)
-        else:
-            move_heartbeat(self.inv, runners, node)
-        wait_monitoring(self.inv, runners[node], node)
+        self.stack.move(s.node)
 
     def _runner(self, node: str) -> Runner:
         try:
@@ -178,18 +174,10 @@ class Operator:
             raise OperationFailed(f"no SSH connection to {node}") from None
 
     def hold_stack(self, s: Step) -> None:
-        if self.direct is not None:
-            return self.direct.hold(s.node)
-        hold_stack(self.inv, self.world.runners, s.node, ready=bool(s.arg("ready")))
+        self.stack.hold(s.node, ready=bool(s.arg("ready")))
 
     def stack_follows(self, s: Step) -> None:
-        if self.direct is not None:
-            return self.direct.follow(s.node)
-        if self.inv.settings.stack == "pacemaker":
-            follow_pacemaker(self.inv, self.world.runners, s.node)
-        else:
-            follow_heartbeat(self.inv, self.world.runners, s.node)
-        wait_monitoring(self.inv, self._runner(s.node), s.node)
+        self.stack.follow(s.node)
 
     def vip(self, s: Step) -> None:
         """The VIP's agent on the node (``on``: start, else stop); both are idempotent."""
@@ -230,20 +218,15 @@ class Operator:
     # ---- resync
 
     def clear_failures(self, s: Step) -> None:
-        """Pacemaker: forget the node's failures of the database group (they ban it as a target),
-        then wait until Pacemaker would run the group there (its connectivity attribute set: the
-        ping resource reports only ``dampen`` after the node joined). Until then a loss of the
-        active would wait for it; "healthy" after a resync means the node can take over now.
-        Also starts the node's agent server (the stack's calls there skip Python's start and
-        imports: heartbeat calls nothing on a standby before its takeover)."""
+        """The stack forgets the node's failures of the database group (they ban it as a target)
+        and waits until it would run the group there (:meth:`hakit.cluster.port.Stack.clear_failures`).
+        Until then a loss of the active would wait for it; "healthy" after a resync means the node
+        can take over now. Also starts the node's agent server (the stack's calls there skip
+        Python's start and imports: heartbeat calls nothing on a standby before its takeover)."""
         runner = self.world.runners.get(s.node)
         if runner is not None:
             runner.run([self.inv.settings.node_hakit, "agent", "server", "--start"], warn=True, timeout=30)
-        if runner is None or self.mover is not None or self.inv.settings.stack != "pacemaker":
-            return
-        runner.run(["crm_resource", "--resource", db_group(self.inv), "--cleanup", "--node", s.node],
-                   warn=True, timeout=60)
-        wait_stack_accepts(self.inv, runner, s.node)
+        self.stack.clear_failures(s.node)
 
     def server_instance(self, node: str) -> str | None:
         """The run of ``node``'s server (:mod:`hakit.mysql.instance`), over SSH; None when unknown (the

@@ -15,7 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable
 
-from hakit.cluster.stack import db_group, heartbeat_holds
+from hakit.cluster import stack_for, traits_for
+from hakit.cluster.port import TRAITS, Stack
 from hakit.errors import HakitError
 from hakit.failover.flags import GENERATION_FLOOR, MAINTENANCE_FLAG, RESYNC_MARKER, WATCHER_PIDFILE
 from hakit.failover.journal import Journal
@@ -33,10 +34,16 @@ from hakit.remote.probes import holds_address, process_running
 
 @dataclass
 class World:
-    """How hakit reaches each node: a runner (commands) and a database. Fakes in unit tests."""
+    """How hakit reaches each node: a runner (commands) and a database; and the cluster stack
+    (by default the inventory's, through the runners). Fakes in unit tests."""
 
     runners: dict[str, Runner] = field(default_factory=dict)
     databases: dict[str, Database] = field(default_factory=dict)
+    stack: Stack | None = None
+
+    def stack_of(self, inv: Inventory) -> Stack:
+        """The cluster stack: the one given (a fake) or the inventory's, through the runners."""
+        return self.stack if self.stack is not None else stack_for(inv, self.runners)
 
     def preconnect(self) -> None:
         """Open every node's connection in the background (see
@@ -67,7 +74,7 @@ FLAGS_SCRIPT = (f"test -e {MAINTENANCE_FLAG} && echo maintenance; "
                 f"tr '\\0' ' ' < /proc/$pid/cmdline | grep -q 'agent watch' && echo watcher || echo no-watcher; "
                 f"elif [ -z \"$pid\" ] || [ ! -d /proc/$pid ]; then echo no-watcher; fi; fi; true")
 #: the processes without which the node's cluster stack cannot move anything to or from it
-STACK_DAEMONS = {"pacemaker": ("corosync", "pacemakerd"), "heartbeat": ("heartbeat",)}
+STACK_DAEMONS = {name: traits.daemons for name, traits in TRAITS.items()}
 
 
 #: the free and total space of the file system holding the data directory (its path is the
@@ -125,7 +132,7 @@ def observe_node(inv: Inventory, world: World, node: Node) -> NodeView:
                     reading = pool.submit(read_database)
                 monitored = (pool.submit(process_running, runner, inv.settings.monitoring.service)
                              if pair.carries_app else None)
-                script = FLAGS_SCRIPT + "; " + stack_script(inv.settings.stack) + \
+                script = FLAGS_SCRIPT + "; " + stack_script(traits_for(inv).name) + \
                     ("; " + DISK_SCRIPT if pair.carries_db else "")
                 argv = ["sh", "-c", script] + (["sh", inv.settings.mysql.datadir] if pair.carries_db else [])
                 flagged = pool.submit(lambda: runner.run(argv, warn=True, timeout=10).stdout.split())
@@ -226,47 +233,15 @@ def spread_floor(world: World, snap: Snapshot, generation: int | None = None) ->
 
 
 def stack_view(inv: Inventory, world: World, reachable: list[str]) -> tuple[str, ...] | None:
-    """Where the stack says the database pair's resources run: Pacemaker's view of the group (from
-    any reachable node), or the nodes whose heartbeat holds resources (``cl_status rscstatus``)."""
-    import re
-
-    nodes = [n for n in inv.db_pair.node_names if n in reachable and n in world.runners]
-    try:
-        if inv.settings.stack == "pacemaker":
-            for name in nodes:
-                out = world.runners[name].run(["crm_resource", "--resource", db_group(inv), "--locate"],
-                                              warn=True, timeout=15)
-                if out.ok or "is running on" in out.stdout or "is NOT running" in out.stdout:
-                    return tuple(re.findall(r"is running on: (\S+)", out.stdout))
-            return None
-        holders = []
-        for name in nodes:
-            out = world.runners[name].run(["cl_status", "rscstatus"], warn=True, timeout=15)
-            if not out.ok:
-                continue
-            if heartbeat_holds(inv, name, out.stdout.strip()):
-                holders.append(name)
-        return tuple(holders)
-    except HakitError:
-        return None
+    """Where the stack says the database pair's resources run (asked of the reachable nodes):
+    :meth:`hakit.cluster.port.Stack.group_runs_on`."""
+    return world.stack_of(inv).group_runs_on(reachable)
 
 
 def stack_unmanaged(inv: Inventory, world: World, reachable: list[str]) -> bool | None:
-    """Pacemaker: whether the database group is unmanaged (``is-managed=false``, what hakit sets
-    while it moves the role and the VIP itself); None when not known (heartbeat, no node)."""
-    if inv.settings.stack != "pacemaker":
-        return None
-    for name in [n for n in inv.db_pair.node_names if n in reachable and n in world.runners]:
-        try:
-            out = world.runners[name].run(["crm_resource", "--resource", db_group(inv), "--meta", "--get-parameter",
-                                           "is-managed"], warn=True, timeout=15)
-        except HakitError:
-            continue
-        if out.ok:
-            return out.stdout.strip().lower() in ("false", "no", "0", "off")
-        if "No such device" in out.stderr or "not found" in out.stderr.lower() or out.returncode in (6, 105):
-            return False  # the attribute is not set: managed
-    return None
+    """Whether the database group is unmanaged (held: what hakit sets while it moves the role and
+    the VIP itself); None when not known (heartbeat, no node)."""
+    return world.stack_of(inv).unmanaged(reachable)
 
 
 def scan_errant(inv: Inventory, world: World, snap: Snapshot, target: str) -> ErrantReport | None:

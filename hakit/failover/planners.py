@@ -18,6 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from hakit.cluster import traits_for
+from hakit.cluster.port import StackTraits
 from hakit.failover.plan import Plan, Refusal, Step, step
 from hakit.failover.promote import PeerView, plan_promotion
 from hakit.failover.snapshot import NodeView, Snapshot, cluster_generation, derive_state
@@ -75,7 +77,7 @@ class Context:
     schema: str
     relay_wait: float
     semi_sync: bool
-    stack: str
+    stack: StackTraits  #: what the plan knows of the cluster stack (whether it holds, how it moves)
     hooks: dict[str, tuple[tuple[str, ...], ...]] = field(default_factory=dict)
     max_lag: float = 0.0  #: failover.max_lag_seconds (the lag policy of hakit.failover.promote.lacks_writes)
 
@@ -86,7 +88,7 @@ class Context:
                  for name in ("pre_takeover", "post_takeover", "pre_switchover", "post_switchover",
                               "pre_resync", "post_resync")}
         return cls(inv.settings.mysql.hakit_schema, inv.settings.failover.relay_wait_seconds,
-                   inv.settings.mysql.semi_sync.enabled, inv.settings.stack, hooks,
+                   inv.settings.mysql.semi_sync.enabled, traits_for(inv), hooks,
                    inv.settings.failover.max_lag_seconds)
 
 
@@ -131,7 +133,7 @@ def _peer(snap: Snapshot, name: str) -> NodeView:
 
 
 def _move(ctx: Context, node: str, why: str) -> Step:
-    how = "a Pacemaker resource move" if ctx.stack == "pacemaker" else "heartbeat's takeover"
+    how = ctx.stack.move_how
     return step(f"resources to {node}", "move_resources", f"the VIP and the monitoring master follow the database "
                                                           f"role to {node} ({how}){why}", node=node)
 
@@ -260,7 +262,7 @@ def plan_takeover(ctx: Context, snap: Snapshot, request: Request) -> Plan | Refu
         # is held meanwhile, so that it promotes nothing on its own, and follows at the end.
         # (An unreachable old node may still hold the VIP: only the stack, which fences it
         # first, may move the resources then.)
-        if ctx.stack == "pacemaker":
+        if ctx.stack.holds:
             steps.insert(0, step("hold the stack", "hold_stack", "the group is unmanaged until Pacemaker takes it "
                                                                  "back on the target: hakit moves the role and the "
                                                                  "VIP itself", node=target.name))
@@ -335,7 +337,7 @@ def plan_switchover(ctx: Context, snap: Snapshot, request: Request) -> Plan | Re
     # statements and two runs of the VIP's agent: the write gap), then hands them to the stack,
     # which finds them in place and moves only the monitoring master. Through the stack, the gap
     # held the group's whole stop and start (each agent a process of its own): about 3 s.
-    if ctx.stack == "pacemaker":
+    if ctx.stack.holds:
         steps.append(step("hold the stack", "hold_stack",
                           f"once Pacemaker accepts {target.name} (a node that just joined waits for its "
                           f"connectivity attribute), the group is unmanaged until Pacemaker takes it back there: "
@@ -381,10 +383,7 @@ def plan_switchover(ctx: Context, snap: Snapshot, request: Request) -> Plan | Re
         step(f"watcher on {target.name}", "watcher", f"hakit's database watcher guards the new active",
              node=target.name, on=True),
         step("the stack follows", "stack_follows",
-             ("Pacemaker takes the group back where it now runs (move constraint, refresh, managed again) and "
-              "moves the monitoring master" if ctx.stack == "pacemaker" else
-              "heartbeat takes the resources there: the old active releases the monitoring master, the role and "
-              "the VIP it no longer holds") + f" to {target.name}", node=target.name),
+             ctx.stack.follow_how + f" to {target.name}", node=target.name),
         step(f"{source.name} replicates", "ensure_replica",
              f"{source.name} replicates from {target.name}: the pair is healthy with the roles reversed",
              node=source.name, source=target.name),

@@ -34,6 +34,8 @@ from typing import Callable
 import yaml
 
 from hakit import __version__
+from hakit.cluster import stack_for, traits_for
+from hakit.cluster.port import TRAITS
 from hakit.errors import OperationFailed, SafetyRefusal
 from hakit.failover.executor import Executor
 from hakit.failover.plan import Plan, Step, step
@@ -55,8 +57,8 @@ from hakit.render.artefact import CLUSTER_DIR, Artefact
 NODE_PROGRAMS = {"mariadb": "mariadb-client", "mariadb-dump": "mariadb-client", "mariadb-binlog": "mariadb-client",
                  "mariabackup": "mariadb-backup", "mbstream": "mariadb-backup", "python3": "python3",
                  "tar": "tar", "ip": "iproute2", "pgrep": "procps", "ssh-keygen": "openssh-client"}
-STACK_PROGRAMS = {"pacemaker": {"crm": "crmsh", "cibadmin": "pacemaker-cli-utils", "crm_mon": "pacemaker-cli-utils"},
-                  "heartbeat": {"cl_status": "heartbeat", "ping": "iputils-ping"}}
+#: the programs each stack needs (the port's traits say them)
+STACK_PROGRAMS = {name: traits.programs for name, traits in TRAITS.items()}
 HASH_PROGRAM = r"""
 import hashlib, json, os, stat, sys
 out = {}
@@ -138,7 +140,7 @@ def plan_init(inv: Inventory) -> Plan:
 
 
 def _preflight(run: InitRun, _: Step) -> None:
-    programs = dict(NODE_PROGRAMS, **STACK_PROGRAMS[run.inv.settings.stack])
+    programs = dict(NODE_PROGRAMS, **traits_for(run.inv).programs)
 
     def check(node: Node) -> str | None:
         runner = run.runners[node.name]
@@ -254,33 +256,8 @@ def _database(run: InitRun, s: Step) -> None:
 
 def _stack(run: InitRun, s: Step) -> None:
     node = s.node
-    runner = run.runners[node]
-    changed = set(run.changed.get(node, []))
-    if run.inv.settings.stack == "pacemaker":
-        config_changed = bool(changed & {"/etc/corosync/corosync.conf", "/etc/corosync/authkey"})
-        running = runner.run(["crm_mon", "-1"], warn=True, timeout=30).ok
-        if config_changed or not running:
-            if running:
-                service(runner, "pacemaker", "stop", warn=True)
-            service(runner, "corosync", "restart")
-            service(runner, "pacemaker", "start")
-            wait_until(lambda: runner.run(["crm_mon", "-1"], warn=True, timeout=30).ok, f"Pacemaker on {node}", 120)
-            run.did(f"{node}: corosync and Pacemaker {'restarted' if running else 'started'}")
-        else:
-            run.note(f"{node}: corosync and Pacemaker run with the current config")
-    else:
-        config_changed = bool(changed & {"/etc/ha.d/ha.cf", "/etc/ha.d/authkeys"})
-        running = runner.run(["cl_status", "hbstatus"], warn=True, timeout=30).ok
-        if config_changed or not running:
-            service(runner, "heartbeat", "restart" if running else "start")
-            wait_until(lambda: runner.run(["cl_status", "hbstatus"], warn=True, timeout=30).ok,
-                       f"heartbeat on {node}", 120)
-            run.did(f"{node}: heartbeat {'restarted' if running else 'started'}")
-        elif "/etc/ha.d/haresources" in changed:
-            service(runner, "heartbeat", "reload")
-            run.did(f"{node}: heartbeat reloaded (haresources changed)")
-        else:
-            run.note(f"{node}: heartbeat runs with the current config")
+    changed, what = stack_for(run.inv, run.runners).ensure_running(node, set(run.changed.get(node, [])))
+    (run.did if changed else run.note)(what)
 
 
 def _users(run: InitRun, s: Step) -> None:
@@ -496,9 +473,7 @@ def _writable(run: InitRun, _: Step) -> None:
 
 
 def _resources(run: InitRun, _: Step) -> None:
-    from hakit.cluster.resources import load_resources
-
-    load_resources(run)
+    stack_for(run.inv, run.runners).load_resources(run)
 
 
 def _keys(run: InitRun, _: Step) -> None:

@@ -8,6 +8,8 @@ monitoring user, so ``check`` on a node sees it) and stops the stack's automatio
 * heartbeat (haresources mode has no such switch): heartbeat is stopped on every node that does
   not hold the resources, so nobody can take them over; the active keeps them.
 
+(Both are the cluster port's :meth:`~hakit.cluster.port.Stack.set_maintenance`.)
+
 hakit's own automation honours the flag too: the database-role agent refuses to promote, the
 watcher of the heartbeat stack does not give the resources up, and ``takeover``/``switchover``
 refuse (exit 3) until ``hakit maintenance off``, which reverses all of it. Both are idempotent.
@@ -18,20 +20,12 @@ from __future__ import annotations
 import time
 from typing import Callable
 
-from hakit.errors import OperationFailed, SafetyRefusal
+from hakit.errors import OperationFailed
 from hakit.failover.flags import MAINTENANCE_FLAG
 from hakit.failover.observe import World
 from hakit.inventory.model import Inventory
-from hakit.remote.port import Runner
-from hakit.remote.probes import holds_address
-from hakit.remote.services import service
 
 FLAG = MAINTENANCE_FLAG
-
-
-def _pacemaker(runner: Runner, on: bool) -> None:
-    runner.run(["crm_attribute", "--type", "crm_config", "--name", "maintenance-mode", "--update",
-                "true" if on else "false"], timeout=60)
 
 
 def set_maintenance(inv: Inventory, world: World, on: bool, say: Callable[[str], None] = print) -> list[str]:
@@ -49,14 +43,9 @@ def set_maintenance(inv: Inventory, world: World, on: bool, say: Callable[[str],
     reachable = [n for n in inv.nodes if n.name not in unreachable]
     if not reachable:
         raise OperationFailed("no node is reachable: maintenance mode cannot be changed")
-    if on and inv.settings.stack == "heartbeat":  # refused before anything is changed
-        for pair in inv.pairs:
-            holders = [n for n in pair.node_names if n in {r.name for r in reachable}
-                       and holds_address(runners[n], pair.vip.address)]
-            if len(holders) != 1:
-                raise SafetyRefusal(f"maintenance needs one node holding the resources of pair {pair.name}; the "
-                                    f"VIP {pair.vip.address} is on {', '.join(holders) or 'no node'} (see hakit "
-                                    f"status)")
+    stack = world.stack_of(inv)
+    if on:  # refused before anything is changed (heartbeat: one node must hold each pair's resources)
+        stack.check_maintenance([n.name for n in reachable])
     if on:
         for node in reachable:
             runner = runners[node.name]
@@ -68,26 +57,5 @@ def set_maintenance(inv: Inventory, world: World, on: bool, say: Callable[[str],
             if runners[node.name].run(["test", "-e", FLAG], warn=True, timeout=15).ok:
                 runners[node.name].run(["rm", "-f", FLAG], timeout=15)
                 changed.append(f"{node.name}: flag removed")
-    if inv.settings.stack == "pacemaker":
-        _pacemaker(runners[reachable[0].name], on)
-        changed.append(f"Pacemaker maintenance-mode={'true' if on else 'false'}")
-    else:
-        changed += _heartbeat(inv, runners, [n.name for n in reachable], on)
-    return changed
-
-
-def _heartbeat(inv: Inventory, runners: dict[str, Runner], reachable: list[str], on: bool) -> list[str]:
-    changed = []
-    for pair in inv.pairs:
-        holders = [n for n in pair.node_names if n in reachable and holds_address(runners[n], pair.vip.address)]
-        for name in pair.node_names:
-            if name not in reachable or name in holders:
-                continue
-            running = runners[name].run(["pgrep", "-x", "heartbeat"], warn=True, timeout=15).ok
-            if on and running:
-                service(runners[name], "heartbeat", "stop")
-                changed.append(f"{name}: heartbeat stopped (it cannot take the resources over)")
-            elif not on and not running:
-                service(runners[name], "heartbeat", "start")
-                changed.append(f"{name}: heartbeat started again (auto_failback off: the resources stay)")
+    changed += stack.set_maintenance([n.name for n in reachable], on)
     return changed

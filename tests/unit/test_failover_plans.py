@@ -12,6 +12,7 @@ from dataclasses import replace
 
 import pytest
 
+from hakit.cluster.fake import FakeStack
 from hakit.errors import OperationFailed, SafetyRefusal
 from hakit.failover.actions import Operator
 from hakit.failover.executor import Executor
@@ -500,23 +501,19 @@ def test_settle_sets_the_nodes_own_users_again_on_a_copy_killed_after_its_swap(i
 # --------------------------------------------------------------------------- executed against fakes
 
 
-class Stack:
+class Stack(FakeStack):
     """The cluster stack and the VIP: moved by move_resources (the stack's way) or by the direct
     path's steps (hold, vip, watcher, follow); fails on demand; refuses a VIP on two nodes, or on
-    a read-only database when it is given the databases."""
+    a read-only database when it is given the databases. The shipped FakeStack, with the VIP and
+    the watcher of the direct path (the Operator's ``direct``)."""
 
     def __init__(self, holder="n1", fail_on=None, dbs=None):
-        self.holder, self.fail_on, self.moves = holder, fail_on, []
-        self.vips, self.watchers, self.held, self.dbs = {holder}, {holder}, False, dbs or {}
+        super().__init__(holder=holder, fail_on={fail_on} if fail_on else set())
+        self.vips, self.watchers, self.dbs = {holder}, {holder}, dbs or {}
 
-    def __call__(self, node):  # move_resources
-        self.moves.append(node)
-        if node == self.fail_on:
-            raise OperationFailed(f"the stack would not start the resources on {node}")
-        self.holder, self.vips, self.held = node, {node}, False
-
-    def hold(self, node):
-        self.held = True
+    def move(self, node):  # move_resources
+        super().move(node)
+        self.vips = {node}
 
     def vip(self, node, on):
         if on:
@@ -531,11 +528,9 @@ class Stack:
         (self.watchers.add if on else self.watchers.discard)(node)
 
     def follow(self, node):
-        self.moves.append(node)
-        if node == self.fail_on:
-            raise OperationFailed(f"the stack would not take the resources on {node}")
-        assert self.vips == {node}, "the stack follows only once the VIP is there"
-        self.holder, self.held = node, False
+        if node not in self.fail_on:
+            assert self.vips == {node}, "the stack follows only once the VIP is there"
+        super().follow(node)
 
 
 def pair():
@@ -575,7 +570,7 @@ def test_switchover_executed_on_fakes_loses_nothing(inv):
     n1.writes(5)  # not yet on n2 when the switchover starts
     stack = Stack(dbs={"n1": n1, "n2": n2})
     plan = plan_operation(inv, observed(n1, n2, stack), Request("switchover"))
-    Executor(Operator(inv, World(databases={"n1": n1, "n2": n2}), say=lambda t: None, mover=stack,
+    Executor(Operator(inv, World(databases={"n1": n1, "n2": n2}, stack=stack), say=lambda t: None,
                       direct=stack).actions(), None, say=lambda t: None).run(plan)
     assert stack.holder == "n2" and stack.vips == {"n2"} and stack.watchers == {"n2"} and not stack.held
     assert n2.writable if hasattr(n2, "writable") else not n2.read_only
@@ -634,8 +629,8 @@ def test_a_switchover_failing_half_way_rolls_back_to_the_old_active(inv):
     n1.master = n2
     stack = Stack(fail_on="n2", dbs={"n1": n1, "n2": n2})
     plan = plan_operation(inv, observed(n1, n2, stack), Request("switchover"))
-    executor = Executor(Operator(inv, World(databases={"n1": n1, "n2": n2}), say=lambda t: None,
-                                 mover=stack, direct=stack).actions(), None, say=lambda t: None)
+    executor = Executor(Operator(inv, World(databases={"n1": n1, "n2": n2}, stack=stack), say=lambda t: None,
+                                 direct=stack).actions(), None, say=lambda t: None)
     with pytest.raises(OperationFailed, match="rolled back"):
         executor.run(plan)
     # n2 had been promoted (generation 2): n1 comes back with a newer one, and only n1 is writable
@@ -656,8 +651,8 @@ def test_a_failing_pre_hook_changes_nothing_and_leaves_no_open_operation(inv, tm
     hook = plan.steps[0]
     failing = replace(plan, steps=(replace(hook, args=(("argv", ("/bin/false",)),)),) + plan.steps[1:])
     journal = Journal(tmp_path / "j")
-    executor = Executor(Operator(inv, World(databases={"n1": n1, "n2": n2}), say=lambda t: None,
-                                 mover=stack).actions(), journal, say=lambda t: None)
+    executor = Executor(Operator(inv, World(databases={"n1": n1, "n2": n2}, stack=stack),
+                                 say=lambda t: None).actions(), journal, say=lambda t: None)
     with pytest.raises(OperationFailed, match="nothing was changed"):
         executor.run(failing)
     assert not n1.read_only and n2.read_only and stack.moves == [] and n1.log == [] and n2.log == []
@@ -687,7 +682,8 @@ def test_takeover_executed_on_fakes_then_resync_rejoins(inv):
     dead = Snapshot(db_nodes=(NodeView("n1", A, False, None), NodeView("n2", B, True, n2.facts())))
     plan = plan_operation(inv, dead, Request("takeover"))
     world = World(databases={"n1": n1, "n2": n2})
-    Executor(Operator(inv, world, say=lambda t: None, mover=stack).actions(), None, say=lambda t: None).run(plan)
+    Executor(Operator(inv, replace(world, stack=stack), say=lambda t: None).actions(), None,
+             say=lambda t: None).run(plan)
     assert not n2.read_only and n2.state.generation == 2 and stack.holder == "n2"
     n2.writes(3)
     n1.reachable = True
@@ -702,7 +698,7 @@ def test_takeover_executed_on_fakes_then_resync_rejoins(inv):
     n2.log.clear()
     n1.receive_from(n2)  # what n1's replication fetches once it runs (the fakes apply nothing by themselves)
     upto = [s.action for s in plan.steps].index("replicate_from") + 1
-    Executor(Operator(inv, world, say=lambda t: None, mover=stack).actions(), None,
+    Executor(Operator(inv, replace(world, stack=stack), say=lambda t: None).actions(), None,
              say=lambda t: None).run(replace(plan, steps=plan.steps[:upto]))
     # the active's semi-sync is off before n1 stops replicating, on again once n1 replicates
     semi = [line for line in n2.log if "semi-sync master" in line or line == "stop replica"]
@@ -723,7 +719,7 @@ def test_the_errant_scan_does_not_depend_on_the_server_ids_of_today(inv, new_id)
     n1.reachable = False
     dead = Snapshot(db_nodes=(NodeView("n1", A, False, None), NodeView("n2", B, True, n2.facts())))
     world = World(databases={"n1": n1, "n2": n2})
-    Executor(Operator(inv, world, say=lambda t: None, mover=stack).actions(), None,
+    Executor(Operator(inv, replace(world, stack=stack), say=lambda t: None).actions(), None,
              say=lambda t: None).run(plan_operation(inv, dead, Request("takeover")))
     n2.writes(3)
     n1.reachable, n1.read_only = True, True
@@ -752,7 +748,7 @@ def test_semi_sync_comes_back_on_when_a_replica_replicates_from_the_node_again(i
     replicates from it (resync's ensure_replica), the active waits for its acknowledgements again."""
     n1, n2 = pair()
     n1.semi_sync_master_enabled = False
-    operator = Operator(inv, World(databases={"n1": n1, "n2": n2}), say=lambda t: None, mover=Stack())
+    operator = Operator(inv, World(databases={"n1": n1, "n2": n2}, stack=Stack()), say=lambda t: None)
     operator.actions()["ensure_replica"](step("n2 replicates", "ensure_replica", "test", node="n2", source="n1"))
     assert n1.semi_sync_master_enabled and "semi-sync master ON" in n1.log
     n1.log.clear()
@@ -862,7 +858,8 @@ def test_a_heartbeat_switchover_holds_nothing(tmp_path):
 def test_the_direct_path_drives_the_real_commands(inv):
     """The real stack actions, against scripted nodes: the VIP's own agent with its parameters,
     the watcher through the node's hakit, the group unmanaged and given back."""
-    from hakit.cluster.stack import follow_pacemaker, hold_stack, vip_argv
+    from hakit.cluster.pacemaker import follow_pacemaker, hold_stack
+    from hakit.cluster.stack import vip_argv
     from hakit.remote.fake import FakeRunner
 
     n2 = FakeRunner("n2")
@@ -899,7 +896,7 @@ def test_the_direct_path_drives_the_real_commands(inv):
 def test_the_stack_follows_only_once_every_member_runs_on_the_target(inv):
     # right after the refresh Pacemaker's view is its old one: the role and the VIP "run" on n2,
     # the monitoring master still on n1; done only when the monitoring master has moved too
-    from hakit.cluster.stack import follow_pacemaker
+    from hakit.cluster.pacemaker import follow_pacemaker
     from hakit.remote.fake import FakeRunner
 
     n2 = FakeRunner("n2")
@@ -918,7 +915,7 @@ def test_the_stack_moving_the_role_away_fails_at_once_and_names_the_cause(inv):
     # Pacemaker bans the target (say its ping attribute is unset): it stops the role and the VIP
     # there and starts them on the peer; hakit says so at once instead of waiting for the
     # monitoring master, and still drops its move constraint
-    from hakit.cluster.stack import follow_pacemaker
+    from hakit.cluster.pacemaker import follow_pacemaker
     from hakit.remote.fake import FakeRunner
 
     n2 = FakeRunner("n2")
@@ -935,7 +932,7 @@ def test_the_stack_moving_the_role_away_fails_at_once_and_names_the_cause(inv):
 def test_a_passing_recovery_elsewhere_is_not_a_move_away(inv):
     # Pacemaker's probes find the role failed on the peer: for a moment the role "runs" there and
     # the group is restarted (the VIP gone from n2), then everything runs on n2: hakit waits
-    from hakit.cluster.stack import follow_pacemaker
+    from hakit.cluster.pacemaker import follow_pacemaker
     from hakit.remote.fake import FakeRunner
 
     n2 = FakeRunner("n2")
@@ -961,7 +958,7 @@ def test_after_a_takeover_the_group_is_given_back_only_once_pacemaker_accepts_th
     # the target has just rejoined (no connectivity attribute yet): given back now, the location
     # rule would ban it and Pacemaker would start the role on the failed node; the group stays
     # unmanaged (the role and the VIP keep running where hakit put them) until the attribute is set
-    from hakit.cluster.stack import follow_pacemaker
+    from hakit.cluster.pacemaker import follow_pacemaker
     from hakit.remote.fake import FakeRunner
 
     n2 = FakeRunner("n2")
@@ -979,7 +976,7 @@ def test_after_a_takeover_the_group_is_given_back_only_once_pacemaker_accepts_th
 def test_a_stale_view_with_the_vip_still_here_is_not_a_move_away(inv):
     # the probes have not answered yet (the role still "on" n1) but the VIP hakit put on n2 is
     # there: hakit waits, it does not fail
-    from hakit.cluster.stack import follow_pacemaker
+    from hakit.cluster.pacemaker import follow_pacemaker
     from hakit.remote.fake import FakeRunner
 
     n2 = FakeRunner("n2")
@@ -1003,7 +1000,7 @@ def pinged(tmp_path):
 def test_a_switchover_waits_until_pacemaker_accepts_the_target(pinged):
     # a node that has just joined has no connectivity attribute yet: the group's location rule
     # bans it; the switchover's first step waits for the attribute before holding the group
-    from hakit.cluster.stack import hold_stack
+    from hakit.cluster.pacemaker import hold_stack
     from hakit.remote.fake import FakeRunner
 
     n2 = FakeRunner("n2")
@@ -1016,7 +1013,7 @@ def test_a_switchover_waits_until_pacemaker_accepts_the_target(pinged):
 
 
 def test_a_target_pacemaker_never_accepts_is_refused_before_anything_changes(pinged):
-    from hakit.cluster.stack import wait_stack_accepts
+    from hakit.cluster.pacemaker import wait_stack_accepts
     from hakit.remote.fake import FakeRunner
 
     n2 = FakeRunner("n2")
@@ -1028,7 +1025,7 @@ def test_a_target_pacemaker_never_accepts_is_refused_before_anything_changes(pin
 
 
 def test_without_ping_nodes_or_outside_a_switchover_nothing_is_waited_for(inv, pinged):
-    from hakit.cluster.stack import hold_stack
+    from hakit.cluster.pacemaker import hold_stack
     from hakit.remote.fake import FakeRunner
 
     for inventory, ready in ((inv, True), (pinged, False)):
@@ -1047,7 +1044,7 @@ def test_a_switchover_plan_asks_its_first_stack_step_to_wait_for_the_target(ping
 def test_a_move_through_the_stack_manages_a_held_group_again(inv):
     # a direct switchover interrupted while the group was unmanaged, then a takeover: Pacemaker
     # must be able to act again, or the move waits for ever
-    from hakit.cluster.stack import move_pacemaker
+    from hakit.cluster.pacemaker import move_pacemaker
     from hakit.remote.fake import FakeRunner
 
     n2 = FakeRunner("n2")
@@ -1072,8 +1069,8 @@ def test_a_direct_takeover_moves_the_vip_off_the_old_node_before_the_new_one_is_
 
     node1 = FakeRunner("n1")
     node1.on(inv.settings.node_hakit, "agent", "ocf", "mariadb-role", "stop", exited=0)
-    Executor(Operator(inv, World(databases={"n1": n1, "n2": n2}, runners={"n1": node1}), say=lambda t: None,
-                      mover=stack, direct=stack).actions(), None, say=lambda t: None).run(plan)
+    Executor(Operator(inv, World(databases={"n1": n1, "n2": n2}, runners={"n1": node1}, stack=stack),
+                      say=lambda t: None, direct=stack).actions(), None, say=lambda t: None).run(plan)
     assert node1.calls == [(inv.settings.node_hakit, "agent", "ocf", "mariadb-role", "stop")]
     assert not n2.read_only and stack.vips == {"n2"} and stack.holder == "n2" and not stack.held
     assert stack.watchers == {"n2"}
@@ -1092,15 +1089,15 @@ def test_a_takeover_whose_old_database_cannot_be_stopped_with_proof_is_refused(i
     node1.on(inv.settings.node_hakit, "agent", "ocf", "mariadb-role", "stop", exited=1,
              stderr="ocf-exit-reason:the database server (pid 41) does not answer (timeout) ... must be fenced\n")
     with pytest.raises(SafetyRefusal, match="may still take writes; fence or power off n1"):
-        Executor(Operator(inv, World(databases={"n1": n1, "n2": n2}, runners={"n1": node1}), say=lambda t: None,
-                          mover=stack, direct=stack).actions(), None, say=lambda t: None).run(plan)
+        Executor(Operator(inv, World(databases={"n1": n1, "n2": n2}, runners={"n1": node1}, stack=stack),
+                          say=lambda t: None, direct=stack).actions(), None, say=lambda t: None).run(plan)
     assert n2.read_only and n2.facts().generation == 1  # nothing was promoted
 
 
 def test_heartbeat_follows_even_when_it_thinks_it_holds_a_group_it_gave_up(inv, monkeypatch):
     # seen on the lab: a start refused by anti-flap made heartbeat give the group up, yet it
     # counted the acquisition as done ("all"): nothing would have started the monitoring master
-    from hakit.cluster import stack as operate
+    from hakit.cluster import heartbeat as operate
     from hakit.remote.fake import FakeRunner
     from hakit.remote.port import Result
 
@@ -1124,7 +1121,7 @@ def test_what_heartbeat_holds_depends_on_whose_local_group_it_is(inv):
     # the clean-clone run caught it: a freshly started standby that is not haresources' first
     # node says "local" while holding nothing, and a switchover to it then skipped hb_takeover
     # and left the monitoring master running on both nodes
-    from hakit.cluster.stack import heartbeat_holds
+    from hakit.cluster.heartbeat import heartbeat_holds
 
     assert heartbeat_holds(inv, "n1", "local") and heartbeat_holds(inv, "n1", "all")
     assert not heartbeat_holds(inv, "n1", "foreign") and not heartbeat_holds(inv, "n1", "none")
@@ -1191,10 +1188,10 @@ def test_a_resync_ends_only_once_pacemaker_would_run_the_group_on_the_rebuilt_no
 
 
 def test_a_resync_whose_node_pacemaker_never_accepts_fails_resumably(pinged, monkeypatch):
-    import hakit.cluster.stack
+    import hakit.cluster.pacemaker
     from hakit.remote.fake import FakeRunner
 
-    monkeypatch.setattr(hakit.cluster.stack.wait_stack_accepts, "__defaults__", (0.3,))
+    monkeypatch.setattr(hakit.cluster.pacemaker.wait_stack_accepts, "__defaults__", (0.3,))
     n1 = FakeRunner("n1")
     n1.on("crm_attribute", stdout="0\n")
     operator = Operator(pinged, World(runners={"n1": n1}), say=lambda t: None)

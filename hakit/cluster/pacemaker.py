@@ -1,0 +1,310 @@
+"""The cluster stack port on Pacemaker (corosync 3): ``crm_resource``, ``crm_attribute``,
+``crm_mon``, ``cibadmin`` and ``crm`` through the nodes' runners.
+
+The database group moves by resource moves (``--move``, then ``--clear``: stickiness keeps it
+there); a direct move holds it (``is-managed=false``) and gives it back with a refresh; the
+connectivity attribute of the ping resource says where the group may run.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+from hakit.cluster.port import PACEMAKER, StackTraits
+from hakit.cluster.stack import db_group, wait_monitoring
+from hakit.errors import HakitError, OperationFailed
+from hakit.inventory.model import Inventory
+from hakit.remote.port import Runner
+from hakit.remote.probes import holds_address
+from hakit.remote.services import service, wait_until
+
+
+def running_on(runner, resource: str) -> list[str]:
+    """The nodes where Pacemaker runs ``resource`` (``crm_resource --locate``); empty when none."""
+    out = runner.run(["crm_resource", "--resource", resource, "--locate"], warn=True, timeout=30).stdout
+    return re.findall(r"is running on: (\S+)", out)
+
+
+def _manage(runner: Runner, group: str) -> None:
+    """Give the group back to Pacemaker (a direct switchover held it): drop ``is-managed``."""
+    runner.run(["crm_resource", "--resource", group, "--meta", "--delete-parameter", "is-managed"], warn=True,
+               timeout=30)
+
+
+def move_pacemaker(inv: Inventory, runners: dict[str, Runner], node: str, timeout: float = 150.0) -> None:
+    """Run the database group on ``node``: forget old failures, move, wait, drop the move constraint
+    (stickiness keeps it there). The role's agent finds the node already promoted. A group that an
+    interrupted direct switchover left unmanaged is managed again first."""
+    group = db_group(inv)
+    runner = runners[node]
+    _manage(runner, group)
+    if running_on(runner, group) == [node]:
+        runner.run(["crm_resource", "--resource", group, "--clear"], warn=True, timeout=30)
+        return
+    runner.run(["crm_resource", "--resource", group, "--cleanup"], warn=True, timeout=60)
+    runner.run(["crm_resource", "--resource", group, "--move", "--node", node], warn=True, timeout=30)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            if running_on(runner, group) == [node] and holds_address(runner, inv.db_pair.vip.address):
+                # a monitor may have caught the old active read-only before the move: that failure
+                # would ban it, and a pair that cannot fail back over is not healthy
+                runner.run(["crm_resource", "--resource", group, "--cleanup"], warn=True, timeout=60)
+                return
+            time.sleep(0.1)  # each look is two commands over the open SSH connection
+        status = runner.run(["crm_mon", "-1", "-r"], warn=True, timeout=30).stdout
+        raise OperationFailed(f"Pacemaker did not start {group} on {node} within {timeout:g}s:\n{status}")
+    finally:
+        runner.run(["crm_resource", "--resource", group, "--clear"], warn=True, timeout=30)
+
+
+#: how long a switchover waits for Pacemaker to accept its target: a node that has just joined
+#: has no connectivity attribute until its ping resource has reported and the attribute's
+#: dampening (5 s) has passed, and until then the group's location rule bans it
+STACK_READY_WAIT = 60.0
+
+#: the attribute the ping resource sets (its default name), which the location rule reads
+PING_ATTRIBUTE = "pingd"
+
+
+def connectivity(runner: Runner, node: str) -> float | None:
+    """``node``'s connectivity attribute as the scheduler reads it (the CIB's status section,
+    not attrd's pending value); None while it is unset."""
+    got = runner.run(["crm_attribute", "--node", node, "--name", PING_ATTRIBUTE, "--lifetime", "reboot",
+                      "--query", "--quiet"], warn=True, timeout=15)
+    try:
+        return float(got.stdout.strip()) if got.ok else None
+    except ValueError:
+        return None
+
+
+def wait_stack_accepts(inv: Inventory, runner: Runner, node: str, timeout: float = STACK_READY_WAIT) -> None:
+    """With ping nodes: wait until ``node``'s connectivity attribute allows the group there.
+    Moved to a node it bans, Pacemaker would stop the role there and start it on the peer."""
+    if not inv.settings.ping_nodes:
+        return
+    deadline = time.monotonic() + timeout
+    while True:
+        value = connectivity(runner, node)
+        if value is not None and value > 0:
+            return
+        if time.monotonic() > deadline:
+            why = ("unset: its ping resource has not reported since the node joined the cluster" if value is None
+                   else "0: no ping node answers from it")
+            raise OperationFailed(f"{node}: Pacemaker would not run {db_group(inv)} there: its connectivity attribute "
+                                  f"{PING_ATTRIBUTE} is {why} (waited {timeout:g}s; see crm_mon -A1 on {node})")
+        time.sleep(0.5)
+
+
+def hold_stack(inv: Inventory, runners: dict[str, Runner], node: str, *, ready: bool = False) -> None:
+    """The group unmanaged (its monitors must not "recover" the VIP hakit moves; nothing is
+    stopped or started); with ``ready`` (a switchover), first wait until ``node`` is a node
+    where Pacemaker runs the group, else it would move the role away again once it takes the
+    group back."""
+    if ready:
+        wait_stack_accepts(inv, runners[node], node)
+    runners[node].run(["crm_resource", "--resource", db_group(inv), "--meta", "--set-parameter", "is-managed",
+                       "--parameter-value", "false"], timeout=30)
+
+
+#: how long Pacemaker may show the role on another node, with the VIP gone from the target,
+#: before hakit calls it a move away: a recovery (a failed probe on the peer, the group
+#: restarted) shows the same picture for a moment and then settles on the target
+FOLLOW_AWAY_GRACE = 5.0
+
+
+def follow_pacemaker(inv: Inventory, runners: dict[str, Runner], node: str, timeout: float = 150.0,
+                     away_grace: float = FOLLOW_AWAY_GRACE) -> None:
+    """The role and the VIP already run on ``node``: Pacemaker is told (the move constraint, then a
+    refresh: its probes find them there and not on the peer), takes the group back, and moves what
+    is left (the monitoring master).
+
+    The group stays unmanaged until Pacemaker accepts ``node`` (its connectivity attribute set):
+    given back earlier, to a node that has just rejoined, the location rule bans it and
+    Pacemaker would stop the role and the VIP there and start them on the peer (after a
+    takeover: the node that failed)."""
+    from hakit.render.cib import pacemaker_names
+
+    group = db_group(inv)
+    names = pacemaker_names(inv, inv.db_pair)
+    runner = runners[node]
+    wait_stack_accepts(inv, runner, node)
+    runner.run(["crm_resource", "--resource", group, "--move", "--node", node], warn=True, timeout=30)
+    try:
+        runner.run(["crm_resource", "--refresh", "--resource", group], warn=True, timeout=60)
+        _manage(runner, group)
+        deadline = time.monotonic() + timeout
+        # done when Pacemaker runs every member here (the monitoring master moves last): what
+        # --locate says right after the refresh is its old view, not yet its decision
+        members = [m for m in (names.db_role, names.vip, names.monitoring) if m]
+        away_since = None
+        while True:
+            where = {member: running_on(runner, member) for member in members}
+            here = holds_address(runner, inv.db_pair.vip.address)
+            if all(nodes == [node] for nodes in where.values()) and here:
+                _clear_stale_failures(runner, group)
+                return
+            role = where.get(names.db_role or "", [])
+            # not a stale view: the VIP hakit put here is gone; and not a passing recovery
+            away = bool(role) and role != [node] and not here
+            away_since = (away_since or time.monotonic()) if away else None
+            if away_since is not None and time.monotonic() - away_since >= away_grace:
+                status = runner.run(["crm_mon", "-1", "-r"], warn=True, timeout=30).stdout
+                raise OperationFailed(f"Pacemaker moved the database role to {', '.join(role)} instead of keeping it "
+                                      f"on {node}: something bans {group} from {node} (crm_simulate -Ls shows the "
+                                      f"scores: a location rule, a ban, a failed resource):\n{status}")
+            if time.monotonic() > deadline:
+                status = runner.run(["crm_mon", "-1", "-r"], warn=True, timeout=30).stdout
+                raise OperationFailed(f"Pacemaker did not take {group} back on {node} within {timeout:g}s:\n{status}")
+            time.sleep(0.1)
+    finally:
+        runner.run(["crm_resource", "--resource", group, "--clear"], warn=True, timeout=30)
+
+
+def _clear_stale_failures(runner: Runner, group: str) -> None:
+    """The group runs where hakit put it: forget the failures its members' monitors recorded
+    meanwhile on the old node. A recurring monitor still scheduled there while the group was
+    unmanaged finds the VIP (or the role) gone and records a failure, sometimes after the
+    refresh; with migration-threshold=1 that failure bans the member from the old node, and the
+    next failover to it starts the role without the VIP. Only failed operations are cleaned up:
+    nothing that runs is stopped or started."""
+    runner.run(["crm_resource", "--cleanup", "--resource", group], warn=True, timeout=60)
+
+
+def _load(run) -> None:
+    """``init``: load the CIB's resources (only when some are missing or the file changed), then
+    wait until the group runs on the active."""
+    first = run.inv.nodes[0].name
+    runner = run.runners[first]
+    crm = next(a for a in run.artefacts if a.kind == "cib-crm")
+    ids = re.findall(rb"^primitive (\S+) ", crm.content, re.M)
+    current = runner.run(["cibadmin", "--query", "--scope", "resources"], timeout=60).stdout
+    missing = [i.decode() for i in ids if f'id="{i.decode()}"' not in current]
+    changed = any("/etc/hakit/cib.crm" in run.changed.get(n.name, []) for n in run.inv.nodes)
+    if not missing and not changed:
+        run.note("cluster resources loaded and unchanged")
+    else:
+        runner.run(["crm", "configure", "load", "update", "/etc/hakit/cib.crm"], timeout=120)
+        run.did(f"Pacemaker configuration loaded ({len(ids)} primitives)")
+    from hakit.render.cib import pacemaker_names
+
+    names = pacemaker_names(run.inv, run.inv.db_pair)
+    members = [m for m in (names.filesystem, names.db_role, names.vip, names.monitoring) if m]
+    _wait_group_on(run, runner, names.group, run.active, members)
+
+
+def _wait_group_on(run, runner, group: str, node: str, members: list[str]) -> None:
+    """The group must run on ``node`` (the active), every member of it (a group counts as
+    located as soon as its first member runs, and the monitoring master starts last). Moves it
+    there once if the stack chose otherwise.
+
+    Waits for the cluster to settle first: right after a load, the ping attribute is not yet
+    defined and the stack may stop and restart the group once.
+    """
+    runner.run(["crm_resource", "--wait", "--timeout", "120s"], warn=True, timeout=150)
+    deadline = time.monotonic() + 120
+    moved = False
+    while time.monotonic() < deadline:
+        where = running_on(runner, group)
+        if where == [node] and all(running_on(runner, member) == [node] for member in members):
+            if moved:
+                runner.run(["crm_resource", "--resource", group, "--clear"], timeout=30)
+                runner.run(["crm_resource", "--wait", "--timeout", "120s"], warn=True, timeout=150)
+            run.note(f"resources of {group} run on {node}")
+            return
+        if where and where != [node] and not moved:
+            runner.run(["crm_resource", "--resource", group, "--move", "--node", node], timeout=30)
+            moved = True
+        time.sleep(0.3)
+    status = runner.run(["crm_mon", "-1", "-r"], warn=True).stdout
+    raise OperationFailed(f"resources of {group} did not start on {node} within 120 s:\n{status}")
+
+
+class PacemakerStack:
+    """:class:`hakit.cluster.port.Stack` on Pacemaker, through the nodes' runners."""
+
+    traits: StackTraits = PACEMAKER
+
+    def __init__(self, inv: Inventory, runners: dict[str, Runner]) -> None:
+        self.inv, self.runners = inv, runners
+
+    def _asked(self, reachable: list[str]) -> list[str]:
+        return [n for n in self.inv.db_pair.node_names if n in reachable and n in self.runners]
+
+    def group_runs_on(self, reachable: list[str]) -> tuple[str, ...] | None:
+        """Pacemaker's view of the group (``--locate``), from the first reachable node that answers."""
+        try:
+            for name in self._asked(reachable):
+                out = self.runners[name].run(["crm_resource", "--resource", db_group(self.inv), "--locate"],
+                                             warn=True, timeout=15)
+                if out.ok or "is running on" in out.stdout or "is NOT running" in out.stdout:
+                    return tuple(re.findall(r"is running on: (\S+)", out.stdout))
+            return None
+        except HakitError:
+            return None
+
+    def unmanaged(self, reachable: list[str]) -> bool | None:
+        """Whether the group's ``is-managed`` is false (what hakit sets while it moves the role and
+        the VIP itself)."""
+        for name in self._asked(reachable):
+            try:
+                out = self.runners[name].run(["crm_resource", "--resource", db_group(self.inv), "--meta",
+                                              "--get-parameter", "is-managed"], warn=True, timeout=15)
+            except HakitError:
+                continue
+            if out.ok:
+                return out.stdout.strip().lower() in ("false", "no", "0", "off")
+            if "No such device" in out.stderr or "not found" in out.stderr.lower() or out.returncode in (6, 105):
+                return False  # the attribute is not set: managed
+        return None
+
+    def move(self, node: str) -> None:
+        move_pacemaker(self.inv, self.runners, node)
+        wait_monitoring(self.inv, self.runners[node], node)
+
+    def hold(self, node: str, *, ready: bool = False) -> None:
+        hold_stack(self.inv, self.runners, node, ready=ready)
+
+    def follow(self, node: str) -> None:
+        follow_pacemaker(self.inv, self.runners, node)
+        wait_monitoring(self.inv, self.runners[node], node)
+
+    def clear_failures(self, node: str) -> None:
+        """The node's failures of the group forgotten (they ban it as a target), then wait until
+        Pacemaker would run the group there (its connectivity attribute set: the ping resource
+        reports only ``dampen`` after the node joined)."""
+        runner = self.runners.get(node)
+        if runner is None:
+            return
+        runner.run(["crm_resource", "--resource", db_group(self.inv), "--cleanup", "--node", node],
+                   warn=True, timeout=60)
+        wait_stack_accepts(self.inv, runner, node)
+
+    def check_maintenance(self, reachable: list[str]) -> None:
+        """Pacemaker has a switch for it: always possible."""
+
+    def set_maintenance(self, reachable: list[str], on: bool) -> list[str]:
+        """The cluster property ``maintenance-mode`` (set from the first reachable node): the
+        resources stay where they are, unmanaged."""
+        self.runners[reachable[0]].run(["crm_attribute", "--type", "crm_config", "--name", "maintenance-mode",
+                                        "--update", "true" if on else "false"], timeout=60)
+        return [f"Pacemaker maintenance-mode={'true' if on else 'false'}"]
+
+    def ensure_running(self, node: str, changed: set[str]) -> tuple[bool, str]:
+        """corosync and Pacemaker (re)started when their config changed or they do not run."""
+        runner = self.runners[node]
+        config_changed = bool(changed & {"/etc/corosync/corosync.conf", "/etc/corosync/authkey"})
+        running = runner.run(["crm_mon", "-1"], warn=True, timeout=30).ok
+        if config_changed or not running:
+            if running:
+                service(runner, "pacemaker", "stop", warn=True)
+            service(runner, "corosync", "restart")
+            service(runner, "pacemaker", "start")
+            wait_until(lambda: runner.run(["crm_mon", "-1"], warn=True, timeout=30).ok, f"Pacemaker on {node}", 120)
+            return True, f"{node}: corosync and Pacemaker {'restarted' if running else 'started'}"
+        return False, f"{node}: corosync and Pacemaker run with the current config"
+
+    def load_resources(self, run: Any) -> None:
+        _load(run)
