@@ -93,9 +93,10 @@ def disk_of(flags: list[str]) -> tuple[int, int] | None:
     return None
 
 
-def stack_script(stack: str) -> str:
-    """Prints ``stack`` when every daemon of the node's cluster stack runs, ``no-stack`` if not."""
-    running = " && ".join(f"pgrep -x {name} >/dev/null" for name in STACK_DAEMONS[stack])
+def stack_script(daemons: tuple[str, ...]) -> str:
+    """Prints ``stack`` when every daemon of the node's cluster stack runs (``daemons``: its
+    traits' :attr:`~hakit.cluster.port.StackTraits.daemons`), ``no-stack`` if not."""
+    running = " && ".join(f"pgrep -x {name} >/dev/null" for name in daemons)
     return f"if {running}; then echo stack; else echo no-stack; fi"
 
 
@@ -132,7 +133,7 @@ def observe_node(inv: Inventory, world: World, node: Node) -> NodeView:
                     reading = pool.submit(read_database)
                 monitored = (pool.submit(process_running, runner, inv.settings.monitoring.service)
                              if pair.carries_app else None)
-                script = FLAGS_SCRIPT + "; " + stack_script(traits_for(inv).name) + \
+                script = FLAGS_SCRIPT + "; " + stack_script(traits_for(inv).daemons) + \
                     ("; " + DISK_SCRIPT if pair.carries_db else "")
                 argv = ["sh", "-c", script] + (["sh", inv.settings.mysql.datadir] if pair.carries_db else [])
                 flagged = pool.submit(lambda: runner.run(argv, warn=True, timeout=10).stdout.split())

@@ -221,7 +221,7 @@ def test_the_stack_probe_needs_every_daemon_of_the_stack(tmp_path, stack):
 
     def probe(names) -> str:
         running.write_text("".join(f"{n}\n" for n in names))
-        return subprocess.run(["sh", "-c", stack_script(stack)], env=env, capture_output=True, text=True,
+        return subprocess.run(["sh", "-c", stack_script(STACK_DAEMONS[stack])], env=env, capture_output=True, text=True,
                               check=True).stdout.strip()
 
     daemons = STACK_DAEMONS[stack]
