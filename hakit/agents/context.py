@@ -45,16 +45,12 @@ class NodeContext:
     def peer_out_of_cluster(self) -> bool:
         """Pacemaker: whether the peer is outside this node's partition. Pacemaker starts resources
         here in its absence only after fencing it, so it cannot be running a database any more."""
-        import subprocess
+        from hakit.cluster import local, traits_for
 
-        if self.inv.settings.stack != "pacemaker":
+        if not traits_for(self.inv).recovers:
             return False
-        try:
-            done = subprocess.run(["crm_node", "-p"], capture_output=True, text=True, timeout=10)
-        except (OSError, subprocess.TimeoutExpired):
-            return False
-        members = done.stdout.split()
-        return done.returncode == 0 and self.node.name in members and self.peer.name not in members
+        members = local.partition()
+        return members is not None and self.node.name in members and self.peer.name not in members
 
     def peer_view(self, timeout: float = 1.0) -> PeerView:
         """The peer's role and generation, read with the replication login (SELECT on hakit's schema).

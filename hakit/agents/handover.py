@@ -27,13 +27,12 @@ One hand-over at a time (:data:`PIDFILE`); its log is the watcher's (``/var/log/
 
 from __future__ import annotations
 
-import subprocess
 import time
 from typing import Callable
 
 from hakit.agents.processes import log as _log
 from hakit.agents.processes import spawn_once
-from hakit.cluster.paths import HB_STANDBY
+from hakit.cluster import local
 
 PIDFILE = "/run/hakit-hand-over.pid"
 #: seconds between the failed start and the request (heartbeat gives the group up meanwhile)
@@ -50,20 +49,12 @@ def spawn(hakit_command: str, log: str, pidfile: str = PIDFILE) -> int | None:
 
 def peer_active(peer: str) -> bool:
     """Whether this node's heartbeat hears ``peer`` (``cl_status nodestatus``: active)."""
-    try:
-        done = subprocess.run(["cl_status", "nodestatus", peer], capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return done.returncode == 0 and done.stdout.strip() == "active"
+    return local.node_active(peer)
 
 
 def rscstatus() -> str | None:
     """What heartbeat here holds (``cl_status rscstatus``: all, local, foreign, none, transition)."""
-    try:
-        done = subprocess.run(["cl_status", "rscstatus"], capture_output=True, text=True, timeout=15)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return done.stdout.strip() if done.returncode == 0 else None
+    return local.rscstatus()
 
 
 def holds_group(ctx, status: str | None) -> bool | None:
@@ -99,7 +90,7 @@ def reason_to_keep(ctx, status: str | None) -> str | None:
 
 
 def _standby() -> None:
-    subprocess.run([HB_STANDBY, "all"], capture_output=True, timeout=60)
+    local.standby()
 
 
 def hand_over(ctx, *, after: float = AFTER, transition_wait: float = TRANSITION_WAIT,

@@ -21,6 +21,7 @@ from hakit import __version__
 from hakit.agents import ocf
 from hakit.agents.context import load_context
 from hakit.agents.stonith import fence_peer, fencing_configured
+from hakit.cluster import traits_for
 from hakit.errors import HakitError
 from hakit.failover.automatic import DeathProof, peer_gate
 from hakit.failover.executor import Executor
@@ -97,7 +98,7 @@ def start() -> int:
         instance = local_instance(db.pid_file())  # this run of the server (no clock involved)
     except HakitError:
         instance = None
-    if settings.stack == "heartbeat":
+    if not traits_for(ctx.inv).recovers:
         # heartbeat: the peer and the ping nodes are asked at once (a dead peer costs one timeout)
         with ThreadPoolExecutor(max_workers=2) as pool:
             asked = pool.submit(ctx.peer_view, PEER_TIMEOUT)

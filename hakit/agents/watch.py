@@ -45,6 +45,7 @@ from hakit.agents.handover import peer_active
 from hakit.agents.network import PING_TIMEOUT, reaches_any
 from hakit.agents.processes import PIDFILE, spawn_once
 from hakit.agents.processes import log as _log
+from hakit.cluster import local, traits_for
 from hakit.cluster.paths import HB_STANDBY
 from hakit.errors import HakitError
 from hakit.failover.automatic import (CheckOutcome, CheckVerdict, check_verdict, give_up_decision, isolation_decision,
@@ -125,8 +126,7 @@ def _fail_role(ctx: NodeContext) -> None:
 
     role = pacemaker_names(ctx.inv, ctx.inv.pair_of(ctx.node.name)).db_role
     _log(f"the database of {ctx.node.name} is down: reporting {role} failed (crm_resource --fail)")
-    subprocess.run(["crm_resource", "--fail", "--resource", str(role), "--node", ctx.node.name],
-                   capture_output=True, timeout=60)
+    local.report_failed(str(role), ctx.node.name)
 
 
 #: how often a watcher that could not follow the server's process tries again
@@ -258,7 +258,7 @@ def self_fence(ctx: NodeContext) -> bool:
 
 def watch(ctx: NodeContext, *, interval: float = INTERVAL, failures: int = 3) -> int:
     """The watcher's loop (runs until stopped)."""
-    heartbeat = ctx.inv.settings.stack == "heartbeat"
+    heartbeat = not traits_for(ctx.inv).recovers  # heartbeat v1: isolation and hand-over are the watcher's
     deadtime = ctx.inv.settings.timing.heartbeat.deadtime
     isolation = isolation_seconds(deadtime)
     addresses = [ctx.peer.address] + list(ctx.inv.settings.ping_nodes)
@@ -342,4 +342,4 @@ def watch(ctx: NodeContext, *, interval: float = INTERVAL, failures: int = 3) ->
                             settle=PEER_SETTLE).action == "hand_over":
             asked_at = now
             _log(f"the database of {ctx.node.name} is down: giving the resources up ({HB_STANDBY} all)")
-            subprocess.run([HB_STANDBY, "all"], capture_output=True, timeout=60)
+            local.standby()

@@ -25,6 +25,10 @@ class StackTraits:
     #: the stack runs monitors that would "recover" what hakit moves itself: a direct move holds
     #: the group first (``hold_stack``) and gives it back at the end
     holds: bool
+    #: the stack monitors the group, fences a lost peer before it starts anything (quorum) and
+    #: recovers by itself: the agents only tell it (:mod:`hakit.cluster.local`). Without (heartbeat
+    #: v1), the agents ask the peer and the ping nodes themselves, isolate the node, hand over
+    recovers: bool
     #: a move through the stack, as a plan's reason tells it
     move_how: str
     #: what the stack does when it follows a direct move, as a plan's reason tells it
@@ -36,13 +40,13 @@ class StackTraits:
 
 
 PACEMAKER = StackTraits(
-    "pacemaker", holds=True, move_how="a Pacemaker resource move",
+    "pacemaker", holds=True, recovers=True, move_how="a Pacemaker resource move",
     follow_how="Pacemaker takes the group back where it now runs (move constraint, refresh, managed again) and "
                "moves the monitoring master",
     daemons=("corosync", "pacemakerd"),
     programs={"crm": "crmsh", "cibadmin": "pacemaker-cli-utils", "crm_mon": "pacemaker-cli-utils"})
 HEARTBEAT = StackTraits(
-    "heartbeat", holds=False, move_how="heartbeat's takeover",
+    "heartbeat", holds=False, recovers=False, move_how="heartbeat's takeover",
     follow_how="heartbeat takes the resources there: the old active releases the monitoring master, the role and "
                "the VIP it no longer holds",
     daemons=("heartbeat",),

@@ -254,31 +254,17 @@ def test_heartbeat_reloads_when_only_haresources_changed(heartbeat):
 HAKIT = Path(hakit.__file__).resolve().parent
 #: the runtime layers: they reach the stack through the port only
 RUNTIME = ("failover", "pair", "status", "agents", "connect.py")
+#: the resource agents and the watcher ask their own node's stack through hakit.cluster.local
+#: (subprocess: an agent's start must not load hakit.remote), chosen by the stack's traits
 #: the stacks' programs (and heartbeat's paths end in them)
 STACK_COMMANDS = ("crm_resource", "crm_attribute", "crm_mon", "crm_node", "crmadmin", "cibadmin", "crm",
                   "stonith_admin", "cl_status", "hb_standby", "hb_takeover")
-#: names that stand for a stack's program
+#: names that stand for a stack's program (found as an argv's element: a log line may name them)
 STACK_COMMAND_NAMES = ("HB_STANDBY", "HB_TAKEOVER")
 
 #: what must remain outside hakit/cluster/, and why. Each entry is found exactly (a stale entry
 #: fails the test too).
 ALLOWED = {
-    # The resource agents and the database watcher act on the node they run on, through
-    # subprocess: an agent start must not load hakit.remote (tests/unit/test_agent_wrappers.py),
-    # and the port reaches the stack through a node's runner. These are the node's own view of
-    # its stack, in the two places the stacks behave differently (Pacemaker fences and recovers
-    # by itself; heartbeat v1 neither fences nor retries, so hakit's agents hand over and
-    # isolate themselves).
-    ("agents/context.py", "branch: stack != 'pacemaker'"): "peer_out_of_cluster: only Pacemaker's partition "
-                                                           "(crm_node -p) proves the peer fenced",
-    ("agents/context.py", "command: crm_node"): "the members as this node's Pacemaker sees them",
-    ("agents/mariadb_role.py", "branch: stack == 'heartbeat'"): "heartbeat has no fencing: the role's start asks "
-                                                                "the peer and the ping nodes itself",
-    ("agents/watch.py", "command: crm_resource"): "the watcher reports the role failed to its own Pacemaker",
-    ("agents/watch.py", "command: HB_STANDBY"): "the watcher hands heartbeat's resources over (hb_standby)",
-    ("agents/watch.py", "branch: stack == 'heartbeat'"): "the watcher's loop: isolation and hand-over on heartbeat",
-    ("agents/handover.py", "command: cl_status"): "what this node's heartbeat holds and hears",
-    ("agents/handover.py", "command: HB_STANDBY"): "the hand-over after a failed start (hb_standby all)",
     # Which files a stack has, not a runtime operation (as render/ and the inventory's rules):
     # init installs the cluster-wide CIB, Pacemaker's, on every node.
     ("pair/init.py", "branch: stack == 'pacemaker'"): "node_files: the CIB goes to every node",
@@ -321,10 +307,8 @@ def _findings(path: Path) -> set[str]:
             word = node.value.rsplit("/", 1)[-1]
             if word in STACK_COMMANDS and (node.value == word or node.value.startswith("/")):
                 found.add(f"command: {word}")
-        elif isinstance(node, ast.Name) and node.id in STACK_COMMAND_NAMES:
-            found.add(f"command: {node.id}")
-        elif isinstance(node, ast.ImportFrom) and node.module == "hakit.cluster.paths":
-            found |= {f"command: {a.name}" for a in node.names if a.name in STACK_COMMAND_NAMES}
+        elif isinstance(node, (ast.List, ast.Tuple)):  # an argv naming a program by its constant
+            found |= {f"command: {e.id}" for e in node.elts if isinstance(e, ast.Name) and e.id in STACK_COMMAND_NAMES}
     return found
 
 
@@ -349,6 +333,39 @@ def test_the_guard_finds_what_it_looks_for(tmp_path):
                       '    if inv.settings.stack == "pacemaker":\n'
                       '        runner.run(["crm_resource", "--cleanup"])\n'
                       '    runner.run(["/usr/share/heartbeat/hb_takeover", "all"])\n'
+                      '    runner.run([HB_STANDBY, "all"]), print(f"{HB_STANDBY} all")\n'
                       '    return TABLE[inv.settings.stack], "see crm_mon -1"\n')
     assert _findings(sample) == {"branch: stack == 'pacemaker'", "command: crm_resource", "command: hb_takeover",
-                                 "branch: a table indexed by the stack"}
+                                 "command: HB_STANDBY", "branch: a table indexed by the stack"}
+
+
+# --------------------------------------------------------------------------- the node's own stack (the agents)
+
+
+def test_the_agents_ask_their_own_stack_through_the_local_module(monkeypatch, pacemaker, heartbeat):
+    import subprocess
+
+    from hakit.agents.context import NodeContext
+    from hakit.cluster import local
+
+    asked = []
+    answers = {"crm_node": (0, "n1\n"), "cl_status": (0, "active\n")}
+
+    def run(argv, **kw):
+        asked.append(list(argv))
+        code, out = answers.get(argv[0], (0, ""))
+        return subprocess.CompletedProcess(argv, code, out, "")
+
+    monkeypatch.setattr(local.subprocess, "run", run)
+    assert local.partition() == ["n1"] and local.node_active("n2") and local.rscstatus() == "active"
+    local.report_failed("db-role", "n1")
+    local.standby()
+    assert asked == [["crm_node", "-p"], ["cl_status", "nodestatus", "n2"], ["cl_status", "rscstatus"],
+                     ["crm_resource", "--fail", "--resource", "db-role", "--node", "n1"],
+                     [local.HB_STANDBY, "all"]]
+    # Pacemaker's partition proves the peer fenced; heartbeat's stack is not asked at all
+    assert NodeContext(pacemaker, None, pacemaker.node("n1")).peer_out_of_cluster() is True
+    asked.clear()
+    assert NodeContext(heartbeat, None, heartbeat.node("n1")).peer_out_of_cluster() is False and asked == []
+    answers["crm_node"] = (1, "")
+    assert NodeContext(pacemaker, None, pacemaker.node("n1")).peer_out_of_cluster() is False

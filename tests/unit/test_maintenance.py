@@ -655,7 +655,7 @@ def test_heartbeats_role_script_spawns_the_hand_over_when_the_start_fails(tmp_pa
     monkeypatch.setattr(context, "load_context", lambda *a, **kw: Ctx())
     monkeypatch.setattr(watch, "start_watcher", lambda command: 1)
     monkeypatch.setattr(watch, "LOG", str(tmp_path / "watch.log"))
-    monkeypatch.setattr(handover.subprocess, "Popen", lambda argv, **kw: spawned.append(argv) or type(
+    monkeypatch.setattr(watch.subprocess, "Popen", lambda argv, **kw: spawned.append(argv) or type(
         "P", (), {"pid": 4242})())
     pidfile = tmp_path / "hand-over.pid"
     real_spawn = handover.spawn
