@@ -1,6 +1,7 @@
 """The cluster stack (Pacemaker or heartbeat) as a port: :mod:`hakit.cluster.port` says what
 hakit needs of it, :mod:`hakit.cluster.pacemaker` and :mod:`hakit.cluster.heartbeat` do it, and
-:mod:`hakit.cluster.fake` stands in for it in the unit tests.
+:mod:`hakit.cluster.fake` stands in for it in the unit tests; :mod:`hakit.cluster.local` is what
+the agents ask of their own node's stack.
 
 :func:`stack_for` and :func:`traits_for` are the one place that reads the inventory's ``stack``
 on the runtime path. They import the implementations when called: the resource agents import
