@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable
 
+from hakit.clock import SYSTEM_CLOCK, Clock
 from hakit.cluster.stack import db_group, heartbeat_holds
 from hakit.errors import HakitError
 from hakit.failover.flags import GENERATION_FLOOR, MAINTENANCE_FLAG, RESYNC_MARKER, WATCHER_PIDFILE
@@ -33,10 +34,12 @@ from hakit.remote.probes import holds_address, process_running
 
 @dataclass
 class World:
-    """How hakit reaches each node: a runner (commands) and a database. Fakes in unit tests."""
+    """How hakit reaches each node: a runner (commands) and a database; and the clock its waits
+    run on. Fakes in unit tests."""
 
     runners: dict[str, Runner] = field(default_factory=dict)
     databases: dict[str, Database] = field(default_factory=dict)
+    clock: Clock = SYSTEM_CLOCK
 
     def preconnect(self) -> None:
         """Open every node's connection in the background (see

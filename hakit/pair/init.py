@@ -34,6 +34,7 @@ from typing import Callable
 import yaml
 
 from hakit import __version__
+from hakit.clock import SYSTEM_CLOCK, Clock
 from hakit.errors import OperationFailed, SafetyRefusal
 from hakit.failover.executor import Executor
 from hakit.failover.plan import Plan, Step, step
@@ -86,6 +87,8 @@ class InitRun:
     #: the resource agents' wrappers to install on every node, path -> content (the front end
     #: passes :func:`hakit.agents.registry.wrappers`: the agents are a front end, init is not)
     agent_files: dict[str, bytes] = field(default_factory=dict)
+    #: the clock init's waits run on (a FakeClock in unit tests)
+    clock: Clock = SYSTEM_CLOCK
 
     def did(self, what: str) -> None:
         self.actions_taken.append(what)
@@ -237,7 +240,7 @@ def _database(run: InitRun, s: Step) -> None:
     running = run.sql(node, "SELECT 1", warn=True).ok
     if cnf in run.changed.get(node, []) or not running:
         service(run.runners[node], "mariadb", "restart" if running else "start")
-        wait_until(lambda: run.sql(node, "SELECT 1", warn=True).ok, f"MariaDB on {node}", 120)
+        wait_until(lambda: run.sql(node, "SELECT 1", warn=True).ok, f"MariaDB on {node}", 120, clock=run.clock)
         run.did(f"{node}: MariaDB {'restarted (fragment changed)' if running else 'started'}")
     else:
         run.note(f"{node}: MariaDB runs with the current fragment")
@@ -378,11 +381,12 @@ def _seed(run: InitRun, _: Step) -> None:
         raise SafetyRefusal(f"{standby} already holds {fs['tables']} tables in the managed databases that did not "
                             f"come from {active}; hakit will not overwrite them. Save them (mariadb-dump), drop "
                             f"those databases on {standby}, then re-run init")
-    seed_by_dump(run.inv, run.runners[active], run.runners[standby], run.say)
+    seed_by_dump(run.inv, run.runners[active], run.runners[standby], run.say, clock=run.clock)
     run.did(f"{standby}: seeded from {active} by dump")
 
 
-def seed_by_dump(inv: Inventory, active: Runner, standby: Runner, say: Callable[[str], None]) -> Position:
+def seed_by_dump(inv: Inventory, active: Runner, standby: Runner, say: Callable[[str], None],
+                 clock: Clock = SYSTEM_CLOCK) -> Position:
     """The seed runbook's dump (main databases under the global read lock, bulk without it),
     streamed from the active into the standby: :func:`hakit.failover.reseed.copy_by_dump`, quietly.
 
@@ -391,7 +395,7 @@ def seed_by_dump(inv: Inventory, active: Runner, standby: Runner, say: Callable[
     that did not come from the active is refused before), and hakit's schema, if the standby
     has one, is the active's to give. Returns the GTID position the standby replicates from.
     """
-    return copy_by_dump(inv, active, standby, say=say, progress=NullProgress())
+    return copy_by_dump(inv, active, standby, say=say, progress=NullProgress(), clock=clock)
 
 
 def _dump_position(dump: bytes) -> Position:
@@ -470,7 +474,7 @@ def _replication(run: InitRun, _: Step) -> None:
                 raise OperationFailed(f"{n}: replication failed: {f.get('Last_IO_Error') or f.get('Last_SQL_Error')}")
             return f.get("Slave_IO_Running") == "Yes" and f.get("Slave_SQL_Running") == "Yes"
 
-        wait_until(running, f"replication threads on {node}", 60)
+        wait_until(running, f"replication threads on {node}", 60, clock=run.clock)
         run.did(f"{node}: replicating from {run.inv.db_pair.peer_of(node).name}")
     if run.inv.settings.mysql.semi_sync.enabled:
         for node in (run.active, run.standby):
