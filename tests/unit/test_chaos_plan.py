@@ -91,6 +91,7 @@ def test_settling_starts_a_heartbeat_that_shut_itself_down_again(monkeypatch):
     started again. The campaign does that, notes it, and then settles."""
     from types import SimpleNamespace
 
+    from hakit.clock import FakeClock
     from hakit.lab import chaos
     from hakit.lab import lifecycle as labmod
 
@@ -118,9 +119,8 @@ def test_settling_starts_a_heartbeat_that_shut_itself_down_again(monkeypatch):
 
     monkeypatch.setattr(labmod, "status", lambda folder: [
         SimpleNamespace(name=n, alive=True, daemons={"heartbeat": [1] if on else []}) for n, on in heartbeat_on.items()])
-    monkeypatch.setattr(chaos.time, "sleep", lambda s: None)
     campaign = chaos.Campaign.__new__(chaos.Campaign)
-    campaign.lab, campaign.stack, campaign.pair = Lab(), "heartbeat", ["n1", "n2"]
+    campaign.lab, campaign.stack, campaign.pair, campaign.clock = Lab(), "heartbeat", ["n1", "n2"], FakeClock()
     report = chaos.StepReport(27, chaos.Fault("partition", "active", 7.0), "n2", "n2")
     doc = campaign._settled(report=report)
     assert doc["active"] == "n1" and started == ["n1"]

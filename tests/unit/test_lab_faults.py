@@ -69,6 +69,7 @@ def test_the_sampler_counts_a_hung_server_as_writable_and_a_powered_off_node_as_
     otherwise; a node whose namespaces are gone (powered off) or whose socket has no server is not."""
     import subprocess
 
+    from hakit.clock import FakeClock
     from hakit.lab import writer
 
     answers = {
@@ -87,13 +88,14 @@ def test_the_sampler_counts_a_hung_server_as_writable_and_a_powered_off_node_as_
 
     monkeypatch.setattr(writer.subprocess, "run", run)
     monkeypatch.setattr(writer, "_running", lambda pid: pid != 7)
-    monkeypatch.setattr(writer.time, "sleep", lambda s: None)
+    clock = FakeClock()
     answers[7] = subprocess.CompletedProcess([], -9, "", "")  # killed with its node (fenced during the read)
-    assert [writer.WritableSampler.writable(i) for i in range(1, 8)] == [True, False, False, False, None, None, False]
+    assert [writer.WritableSampler.writable(i, clock) for i in range(1, 8)] == [True, False, False, False, None, None,
+                                                                              False]
     # a server killed in the middle of a read: the read made again at once proves it gone
     reads = iter([answers[5], answers[3]])
     monkeypatch.setattr(writer.subprocess, "run", lambda argv, **kw: next(reads))
-    assert writer.WritableSampler.writable(8) is False
+    assert writer.WritableSampler.writable(8, clock) is False
 
 
 def test_the_lab_installs_its_fence_programs_executable_and_removes_only_its_own(tmp_path):
