@@ -46,6 +46,7 @@ from hakit.mysql.gtid import Position
 from hakit.mysql.root import root_rows, root_sql
 from hakit.mysql.sql import STATE_TABLE, ident, state_schema_sql
 from hakit.mysql.tls import probe_files
+from hakit.pair.decide import RoleFacts, choose_active
 from hakit.pair.sync import sync
 from hakit.remote.port import HostKeyRefused, Runner, Unreachable
 from hakit.remote.services import service, wait_until
@@ -332,38 +333,15 @@ def _facts(run: InitRun, node: str) -> dict:
 
 
 def _roles(run: InitRun, _: Step) -> None:
+    """Read both nodes, then :func:`hakit.pair.decide.choose_active` picks (or refuses)."""
     a, b = run.inv.db_pair.nodes
-    fa, fb = _facts(run, a.name), _facts(run, b.name)
-    facts = {a.name: fa, b.name: fb}
-    writable = [n for n, f in facts.items() if not f["read_only"]]
-    top = max(fa["generation"], fb["generation"])
-    if len(writable) == 2:
-        raise SafetyRefusal(f"{a.name} and {b.name} are both writable; make one read-only (SET GLOBAL read_only=ON) "
-                            f"after checking which holds the right data, then re-run init")
-    if top > 0:
-        current = [n for n in writable if facts[n]["generation"] == top]
-        if current:
-            active = current[0]
-        else:
-            promoted = {f["promoted"] for f in facts.values() if f["generation"] == top} - {""}
-            active = promoted.pop() if len(promoted) == 1 else None
-            if active is None:
-                raise SafetyRefusal("the pair was initialised before but no node is writable and the record of the "
-                                    "last promotion is unclear; use hakit takeover to choose the active")
-        reason = f"generation {top} names it"
-    elif fa["tables"] and not fb["tables"]:
-        active, reason = a.name, "it holds the data"
-    elif fb["tables"] and not fa["tables"]:
-        active, reason = b.name, "it holds the data"
-    else:
-        active = max((a, b), key=lambda n: (n.priority, -n.offset)).name
-        reason = "higher priority" if a.priority != b.priority else "first in the inventory"
-    run.active, run.standby = active, run.inv.db_pair.peer_of(active).name
-    stale = facts[run.standby]["generation"] < top
-    if stale and top > 0 and facts[run.standby]["generation"] > 0:
-        raise SafetyRefusal(f"{run.standby} has generation {facts[run.standby]['generation']} < {top}: it was the "
-                            f"active before a takeover; run hakit resync, not init")
-    run.note(f"active {active} ({reason}), standby {run.standby}")
+    facts = {}
+    for node in (a.name, b.name):
+        f = _facts(run, node)
+        facts[node] = RoleFacts(f["read_only"], f["generation"], f["promoted"], f["tables"])
+    choice = choose_active(a, b, facts)
+    run.active, run.standby = choice.active, choice.standby
+    run.note(f"active {choice.active} ({choice.reason}), standby {run.standby}")
 
 
 def _seed(run: InitRun, _: Step) -> None:
