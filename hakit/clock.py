@@ -5,35 +5,40 @@ the object that owns it); unit tests give it a :class:`FakeClock`, whose ``sleep
 at once, so no test sleeps for real or patches ``time`` to pass time.
 
 :func:`wait_until` is the loop itself: look, stop when the look is good, else stop at the
-deadline, else sleep an interval and look again. It imports nothing of hakit (a shared module)."""
+deadline, else sleep an interval and look again. It imports nothing of hakit (a shared module),
+and not even :mod:`typing` at run time: the resource agents' lean path imports it."""
 
 from __future__ import annotations
 
 import itertools
 import time
 from collections.abc import Callable, Iterable
-from typing import Protocol, TypeVar
 
-T = TypeVar("T")
+TYPE_CHECKING = False  # typing's own constant, without importing typing (the agents' lean path)
+if TYPE_CHECKING:
+    from typing import TypeVar
+
+    T = TypeVar("T")
 
 
-class Clock(Protocol):
-    """What a waiting function needs of time."""
+class Clock:
+    """What a waiting function needs of time; :class:`SystemClock` and :class:`FakeClock` are
+    the two."""
 
     def monotonic(self) -> float:
         """Seconds on a clock that never goes back (deadlines, durations)."""
-        ...
+        raise NotImplementedError
 
     def sleep(self, seconds: float) -> None:
         """Let ``seconds`` pass."""
-        ...
+        raise NotImplementedError
 
     def time(self) -> float:
         """Wall time (seconds since the epoch), for what is written down or compared with files."""
-        ...
+        raise NotImplementedError
 
 
-class SystemClock:
+class SystemClock(Clock):
     """The machine's clocks: :func:`time.monotonic`, :func:`time.sleep`, :func:`time.time`."""
 
     def monotonic(self) -> float:
@@ -49,7 +54,7 @@ class SystemClock:
 SYSTEM_CLOCK: Clock = SystemClock()
 
 
-class FakeClock:
+class FakeClock(Clock):
     """A clock for unit tests: :meth:`sleep` advances time at once and records what was slept.
 
     ``at(when, action)`` runs ``action()`` once the clock reaches ``when`` (monotonic seconds),
