@@ -169,15 +169,9 @@ class Campaign:
         def same(d: dict[str, Any]) -> bool:
             nodes = d.get("nodes", {})
             return d.get("state") == "healthy" and len({nodes[n].get("gtid") for n in self.pair}) == 1
-        deadline = self.clock.monotonic() + timeout
-        while True:  # as _healthy: a heartbeat that shut itself down meanwhile is started again
-            try:
-                return self.lab.wait("the standby caught up", same,
-                                     max(1.0, min(REVIVE_EVERY, deadline - self.clock.monotonic())))
-            except RuntimeError:
-                if self.clock.monotonic() >= deadline:
-                    raise
-                self._revive_stacks(None)
+        # as _healthy: a heartbeat that shut itself down meanwhile is started again
+        return self._reviving(lambda within: self.lab.wait("the standby caught up", same, within),
+                              self.clock.monotonic() + timeout, None)
 
     # ------------------------------------------------------------------ recovering
 
@@ -204,17 +198,25 @@ class Campaign:
                 else:
                     self._pending_notes.append(note)  # before a step: told in its report
 
-    def _healthy(self, timeout: float = 300, report: StepReport | None = None) -> dict[str, Any]:
-        """Wait until the pair is healthy (which needs the cluster stack running on both nodes),
-        starting again, meanwhile, a heartbeat that shut itself down (:meth:`_revive_stacks`)."""
-        deadline = self.clock.monotonic() + timeout
+    def _reviving(self, attempt: Callable[[float], dict[str, Any]], deadline: float,
+                  report: StepReport | None) -> dict[str, Any]:
+        """``attempt(within)`` (one of the lab's waits, at most :data:`REVIVE_EVERY` seconds each)
+        until one returns, or raise its error once ``deadline`` (on the campaign's clock) has
+        passed; between attempts, a heartbeat that shut itself down is started again
+        (:meth:`_revive_stacks`)."""
         while True:
             try:
-                return self.lab.wait_healthy(timeout=max(1.0, min(REVIVE_EVERY, deadline - self.clock.monotonic())))
+                return attempt(max(1.0, min(REVIVE_EVERY, deadline - self.clock.monotonic())))
             except RuntimeError:
                 if self.clock.monotonic() >= deadline:
                     raise
                 self._revive_stacks(report)
+
+    def _healthy(self, timeout: float = 300, report: StepReport | None = None) -> dict[str, Any]:
+        """Wait until the pair is healthy (which needs the cluster stack running on both nodes),
+        starting again, meanwhile, a heartbeat that shut itself down (:meth:`_revive_stacks`)."""
+        return self._reviving(lambda within: self.lab.wait_healthy(timeout=within), self.clock.monotonic() + timeout,
+                              report)
 
     def _settled(self, steady: float = 4.0, timeout: float = 240, report: StepReport | None = None) -> dict[str, Any]:
         """Wait until one node is the active and holds the VIP, and still is ``steady`` seconds
@@ -225,14 +227,8 @@ class Campaign:
 
         deadline = self.clock.monotonic() + timeout
         while True:
-            try:
-                first = self.lab.wait("an active holding the VIP", one_active,
-                                      max(1.0, min(REVIVE_EVERY, deadline - self.clock.monotonic())))
-            except RuntimeError:
-                if self.clock.monotonic() >= deadline:
-                    raise
-                self._revive_stacks(report)
-                continue
+            first = self._reviving(lambda within: self.lab.wait("an active holding the VIP", one_active, within),
+                                   deadline, report)
             self.clock.sleep(steady)
             again = self.lab.status()
             if one_active(again) and again["active"] == first["active"]:
