@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from hakit.clock import SYSTEM_CLOCK, Clock
 from hakit.lab.driver import (HAKIT, WRITER_CONNECT_TIMEOUT, WRITER_TIMEOUT, PairDriver,  # noqa: F401
                               initialised_lab, node_exec, run_hakit)
 
@@ -94,10 +95,11 @@ def summary(values: list[float]) -> dict[str, Any]:
 # --------------------------------------------------------------------------- results
 
 
-def save(name: str, doc: dict[str, Any], results: Path = RESULTS) -> Path:
-    """Write ``results/<name>.json`` (the latest run of that measurement), with the machine."""
+def save(name: str, doc: dict[str, Any], results: Path = RESULTS, *, clock: Clock = SYSTEM_CLOCK) -> Path:
+    """Write ``results/<name>.json`` (the latest run of that measurement), with the machine and
+    the time it finished (``clock``'s wall time)."""
     results.mkdir(parents=True, exist_ok=True)
-    doc = {"measurement": name, "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    doc = {"measurement": name, "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(clock.time())),
            "machine": machine(), **doc}
     path = results / f"{name}.json"
     tmp = path.with_suffix(".json.tmp")
@@ -138,9 +140,9 @@ def arguments(description: str, stacks: bool = False,
     return args
 
 
-def finish(name: str, args: argparse.Namespace, doc: dict[str, Any]) -> int:
+def finish(name: str, args: argparse.Namespace, doc: dict[str, Any], *, clock: Clock = SYSTEM_CLOCK) -> int:
     """Save measurement ``name`` (with the run's mode) and say where it went; the exit code."""
-    path = save(name, {"mode": "full" if args.full else "quick", **doc}, args.results)
+    path = save(name, {"mode": "full" if args.full else "quick", **doc}, args.results, clock=clock)
     say(f"{name}: wrote {path}")
     return 0
 

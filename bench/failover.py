@@ -24,6 +24,7 @@ import subprocess
 import time
 
 from bench.common import HAKIT, BenchLab, arguments, finish, lab, say, step_seconds, summary
+from hakit.clock import SYSTEM_CLOCK, Clock
 
 FAULTS = ("kill-node", "kill-mysqld")
 
@@ -125,7 +126,7 @@ def kept_from_before(args, names: set[tuple[str, str]]) -> list[dict]:
     return kept
 
 
-def main() -> int:
+def main(clock: Clock = SYSTEM_CLOCK) -> int:
     def timings_option(parser) -> None:
         parser.add_argument("--timings", default="stack-defaults,hakit",
                             help="comma-separated: stack-defaults, hakit (default both)")
@@ -146,7 +147,8 @@ def main() -> int:
     def saved(current: dict | None = None) -> int:
         # after every run: a benchmark stopped half-way keeps what it measured (marked incomplete)
         return finish("failover", args, {"repetitions": repetitions,
-                                         "configurations": kept + configurations + ([current] if current else [])})
+                                         "configurations": kept + configurations + ([current] if current else [])},
+                      clock=clock)
 
     for stack, timings in wanted:
         say(f"failover: {stack}, {timings} timings, {repetitions} run(s) per fault")

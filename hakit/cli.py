@@ -406,9 +406,9 @@ def init(ctx: Context, dry_run: bool) -> None:
 @click.option("--dry-run", is_flag=True, help="Print what differs and copy nothing.")
 def sync_command(ctx: Context, dry_run: bool) -> None:
     """Push the inventory's sync files and folders from the active to the standby (only what differs)."""
-    from hakit.errors import SafetyRefusal
     from hakit.remote.probes import holds_address
     from hakit.remote.ssh import runner_for
+    from hakit.pair.decide import sync_direction, sync_report
     from hakit.pair.sync import sync
 
     inv = ctx.inventory()
@@ -420,28 +420,15 @@ def sync_command(ctx: Context, dry_run: bool) -> None:
     runners = {n: runner_for(inv, n) for n in pair.node_names}
     try:
         holders = [n for n in pair.node_names if holds_address(runners[n], pair.vip.address)]
-        if len(holders) != 1:
-            raise SafetyRefusal(f"sync needs exactly one active to copy from; the VIP {pair.vip.address} is held by "
-                                f"{', '.join(holders) or 'no node'} (see hakit status)")
-        source = holders[0]
-        target = pair.peer_of(source).name
-        plan = sync(runners[source], runners[target], items, dry_run=dry_run)
+        way = sync_direction(pair.node_names, holders, pair.vip.address)
+        plan = sync(runners[way.source], runners[way.target], items, dry_run=dry_run)
     finally:
         for runner in runners.values():
             runner.close()
-    if plan.empty:
-        ctx.result(False, f"sync: {target} already matches {source}")
-        return
-    for path in plan.copy:
-        ctx.say(f"  {'would copy' if dry_run else 'copied'} {path}", level=0 if dry_run else 1)
-    for path in plan.remove:
-        ctx.say(f"  {'would remove' if dry_run else 'removed'} {path}", level=0 if dry_run else 1)
-    if dry_run:
-        ctx.result(False, f"sync: dry run, {len(plan.copy)} entries would be copied from {source} to {target}, "
-                          f"{len(plan.remove)} removed")
-    else:
-        ctx.result(True, f"sync: {len(plan.copy)} entries copied from {source} to {target}, "
-                         f"{len(plan.remove)} removed")
+    report = sync_report(plan.copy, plan.remove, way, dry_run=dry_run)
+    for line in report.lines:
+        ctx.say(line, level=0 if dry_run else 1)
+    ctx.result(report.changed, report.message)
 
 
 def _operation(ctx: Context, operation: str, dry_run: bool, yes: bool, **fields: Any) -> None:

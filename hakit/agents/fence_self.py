@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from hakit.agents.processes import SERVER_NAMES
+from hakit.clock import SYSTEM_CLOCK, Clock
 from hakit.failover.automatic import Decision, ServerLook, StopProgress, stop_decision
 
 #: the read lock of a stop's read-only attempt waits at most this long for running writes
@@ -128,20 +128,20 @@ class Outcome:
 
 def make_not_writable(server: LocalServer, *, deadline: float, lock_wait: float,
                       say: Callable[[str], None] = lambda _: None,
-                      clock: Callable[[], float] = time.monotonic,
-                      sleep: Callable[[float], None] = time.sleep) -> Outcome:
+                      clock: Clock = SYSTEM_CLOCK) -> Outcome:
     """Loop over :func:`stop_decision` until the node's server is proven not writable (or gone),
-    or ``deadline`` seconds passed without proof. Every action is told through ``say``."""
-    started = clock()
+    or ``deadline`` seconds passed without proof. Every action is told through ``say``; the
+    time is ``clock``'s (a FakeClock in unit tests)."""
+    started = clock.monotonic()
     progress = StopProgress()
     steps: list[str] = []
     while True:
         look = server.look()
-        progress = replace(progress, elapsed=clock() - started)
+        progress = replace(progress, elapsed=clock.monotonic() - started)
         decision = stop_decision(look, progress, deadline=deadline)
         if decision.action in ("done", "fail"):
             say(decision.reason)
-            return Outcome(decision, clock() - started, steps)
+            return Outcome(decision, clock.monotonic() - started, steps)
         if decision.action != "wait":
             say(decision.reason)
             steps.append(decision.action)
@@ -155,4 +155,4 @@ def make_not_writable(server: LocalServer, *, deadline: float, lock_wait: float,
             server.kill(unkilled)
             progress = replace(progress, killed=progress.killed | unkilled)
         else:
-            sleep(POLL)
+            clock.sleep(POLL)

@@ -27,12 +27,12 @@ One hand-over at a time (:data:`PIDFILE`); its log is the watcher's (``/var/log/
 
 from __future__ import annotations
 
-import time
 from typing import Callable
 
 from hakit.agents.processes import log as _log
 from hakit.agents.processes import spawn_once
 from hakit.cluster import local
+from hakit.clock import SYSTEM_CLOCK, Clock, wait_until
 
 PIDFILE = "/run/hakit-hand-over.pid"
 #: seconds between the failed start and the request (heartbeat gives the group up meanwhile)
@@ -94,20 +94,15 @@ def _standby() -> None:
 
 
 def hand_over(ctx, *, after: float = AFTER, transition_wait: float = TRANSITION_WAIT,
-              sleep: Callable[[float], None] = time.sleep, status: Callable[[], str | None] = rscstatus,
+              clock: Clock = SYSTEM_CLOCK, status: Callable[[], str | None] = rscstatus,
               standby: Callable[[], None] = _standby, log: Callable[[str], None] | None = None) -> bool:
     """Wait, then ask heartbeat to hand the group to the peer if nothing says to keep it here.
     Whether it asked."""
     log = log or _log
     log(f"the role failed to start on {ctx.node.name} (heartbeat here holds: {status() or 'unknown'}); "
         f"hand-over to {ctx.peer.name} in {after:g}s unless that changes")
-    sleep(after)
-    now = status()
-    waited = 0.0
-    while now == "transition" and waited < transition_wait:
-        sleep(1.0)
-        waited += 1.0
-        now = status()
+    clock.sleep(after)
+    now = wait_until(status, transition_wait, 1.0, clock=clock, done=lambda look: look != "transition")
     why = reason_to_keep(ctx, now)
     if why is not None:
         log(f"the role failed to start on {ctx.node.name}; the group stays: {why}")

@@ -20,6 +20,7 @@ from hakit import __version__
 from hakit.agents import ocf
 from hakit.agents.context import load_context
 from hakit.agents.processes import process_running, record_monitoring, stop_monitoring
+from hakit.clock import SYSTEM_CLOCK, Clock, wait_until
 from hakit.errors import HakitError
 
 PARAMS = [
@@ -97,7 +98,7 @@ def _started_seconds_ago(daemon: str) -> float | None:
 
 
 @_with_settings
-def start(mon) -> int:
+def start(mon, clock: Clock = SYSTEM_CLOCK) -> int:
     if _running(mon.daemon):
         record_monitoring(mon.daemon, mon.service)
         return ocf.OCF_SUCCESS
@@ -107,12 +108,9 @@ def start(mon) -> int:
         ocf.exit_reason(f"{mon.config} does not verify: {' '.join(errors) or check.stdout[-200:]}")
         return ocf.OCF_ERR_CONFIGURED
     result = _service(mon.service, "start")
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if _running(mon.daemon):
-            record_monitoring(mon.daemon, mon.service)  # what a lean stop needs
-            return ocf.OCF_SUCCESS
-        time.sleep(0.2)
+    if wait_until(lambda: _running(mon.daemon), 60, 0.2, clock=clock):
+        record_monitoring(mon.daemon, mon.service)  # what a lean stop needs
+        return ocf.OCF_SUCCESS
     ocf.exit_reason(f"{mon.service} did not start: {(result.stderr or result.stdout).strip()[-200:]}")
     return ocf.OCF_ERR_GENERIC
 

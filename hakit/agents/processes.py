@@ -14,6 +14,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from hakit.clock import SYSTEM_CLOCK, Clock, wait_until
 from hakit.failover.flags import WATCHER_PIDFILE as PIDFILE
 
 #: what the monitoring master's start recorded: its daemon and service, one per line, so that
@@ -55,14 +56,12 @@ def spawn_once(argv: list[str], log: str, pidfile: str) -> tuple[int, bool]:
     return proc.pid, True
 
 
-def stop_watcher(pidfile: str = PIDFILE) -> None:
+def stop_watcher(pidfile: str = PIDFILE, *, clock: Clock = SYSTEM_CLOCK) -> None:
     """Stop the watcher, and wait until it is gone (so it cannot act after the role stopped)."""
     pid = running_pid(pidfile)
     if pid is not None:
         os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + 5
-        while _alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: not _alive(pid), 5, 0.05, clock=clock)
         if _alive(pid):
             os.kill(pid, signal.SIGKILL)
     Path(pidfile).unlink(missing_ok=True)
@@ -94,7 +93,7 @@ def process_running(name: str) -> bool:
     return subprocess.run(["pgrep", "-x", name], capture_output=True, timeout=60).returncode == 0
 
 
-def stop_monitoring(daemon: str, service: str, *, systemd: bool | None = None) -> bool:
+def stop_monitoring(daemon: str, service: str, *, systemd: bool | None = None, clock: Clock = SYSTEM_CLOCK) -> bool:
     """Stop the monitoring master by force; True once no process of it is left.
 
     A stop is a force operation, and the whole group waits for it. systemd stops the unit's
@@ -107,12 +106,10 @@ def stop_monitoring(daemon: str, service: str, *, systemd: bool | None = None) -
             subprocess.run(["systemctl", "stop", service], capture_output=True, timeout=120)
         else:
             subprocess.run(["pkill", "-TERM", "-x", name], capture_output=True, timeout=60)
-    deadline = time.monotonic() + 5.0
-    while process_running(name) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: not process_running(name), 5.0, 0.05, clock=clock)
     if process_running(name):
         subprocess.run(["pkill", "-KILL", "-x", name], capture_output=True, timeout=60)
-        time.sleep(0.5)
+        clock.sleep(0.5)
     return not process_running(name)
 
 

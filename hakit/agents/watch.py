@@ -38,13 +38,13 @@ import select
 import signal
 import subprocess
 import sys
-import time
 
 from hakit.agents.context import NodeContext
 from hakit.agents.handover import peer_active
 from hakit.agents.network import PING_TIMEOUT, reaches_any
 from hakit.agents.processes import PIDFILE, spawn_once
 from hakit.agents.processes import log as _log
+from hakit.clock import SYSTEM_CLOCK, Clock
 from hakit.cluster import local, traits_for
 from hakit.cluster.paths import HB_STANDBY
 from hakit.errors import HakitError
@@ -138,9 +138,10 @@ class ServerExit:
     """The local server's process, followed with a pidfd: :meth:`wait` sleeps until the next check
     is due or, at once, until the process exits. A killed mysqld is then noticed in milliseconds
     instead of a check interval and two rechecks (about 0.35 s). Without a pidfd (an old kernel,
-    no PID file, another process behind the PID), :meth:`wait` is a plain sleep."""
+    no PID file, another process behind the PID), :meth:`wait` is a plain sleep on ``clock``."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock = SYSTEM_CLOCK) -> None:
+        self.clock = clock
         self.fd: int | None = None
         self.pid: int | None = None
         self.tried_at = -1e9
@@ -148,9 +149,9 @@ class ServerExit:
 
     def follow(self, ctx: NodeContext) -> None:
         """After a good check: follow the server's process, when not yet (and not tried lately)."""
-        if self.fd is not None or time.monotonic() - self.tried_at < FOLLOW_AGAIN:
+        if self.fd is not None or self.clock.monotonic() - self.tried_at < FOLLOW_AGAIN:
             return
-        self.tried_at = time.monotonic()
+        self.tried_at = self.clock.monotonic()
         try:
             path = ctx.local_db().pid_file()
             self.open(int(open(path).read().split()[0]) if path else None)
@@ -178,7 +179,7 @@ class ServerExit:
     def wait(self, seconds: float) -> bool:
         """Sleep ``seconds``, or less if the server's process exits: whether it did."""
         if self.fd is None:
-            time.sleep(seconds)
+            self.clock.sleep(seconds)
             return False
         ready, _, _ = select.select([self.fd], [], [], seconds)
         if not ready:
@@ -256,8 +257,8 @@ def self_fence(ctx: NodeContext) -> bool:
     return outcome.proven
 
 
-def watch(ctx: NodeContext, *, interval: float = INTERVAL, failures: int = 3) -> int:
-    """The watcher's loop (runs until stopped)."""
+def watch(ctx: NodeContext, *, interval: float = INTERVAL, failures: int = 3, clock: Clock = SYSTEM_CLOCK) -> int:
+    """The watcher's loop (runs until stopped), on ``clock`` (a FakeClock in unit tests)."""
     heartbeat = not traits_for(ctx.inv).recovers  # heartbeat v1: isolation and hand-over are the watcher's
     deadtime = ctx.inv.settings.timing.heartbeat.deadtime
     isolation = isolation_seconds(deadtime)
@@ -265,7 +266,7 @@ def watch(ctx: NodeContext, *, interval: float = INTERVAL, failures: int = 3) ->
     # last_answer: when the last round with an answer ended (a few milliseconds after the answer
     # itself: WATCH_LATENCY has room for that); cut_since: the same, frozen once answers stop
     cut_since, demoted = None, False
-    last_answer = time.monotonic()
+    last_answer = clock.monotonic()
     peer_active_since: float | None = None
     peer_checked_at = -1e9
     asked_at = -1e9
@@ -276,18 +277,18 @@ def watch(ctx: NodeContext, *, interval: float = INTERVAL, failures: int = 3) ->
     back_since: float | None = None  # demoted while isolated, and the network is back since
     restarted_at = -1e9
     rejoin = rejoin_after(deadtime)
-    server = ServerExit()
+    server = ServerExit(clock)
     semi_checked_at = -1e9
     while True:
         exited = server.wait(next_check_in(verdict, failures, interval=interval, recheck_gone=RECHECK_GONE))
         if flag_set():
-            verdict, cut_since, last_answer = CheckVerdict(0, False), None, time.monotonic()
+            verdict, cut_since, last_answer = CheckVerdict(0, False), None, clock.monotonic()
             continue
         if not heartbeat:
             verdict = _checked(ctx, verdict.bad, failures, exited=exited)
             if verdict.bad == 0:
                 server.follow(ctx)
-            now = time.monotonic()
+            now = clock.monotonic()
             if verdict.bad == 0 and now - semi_checked_at >= SEMI_SYNC_EVERY:
                 semi_checked_at = now
                 _semi_sync_back(ctx)
@@ -301,21 +302,21 @@ def watch(ctx: NodeContext, *, interval: float = INTERVAL, failures: int = 3) ->
             if cut_since is not None:
                 _log("the network is back" + (f"; the database stays read-only, for {rejoin:g}s at least"
                                              if demoted else ""))
-            cut_since, last_answer = None, time.monotonic()
+            cut_since, last_answer = None, clock.monotonic()
         else:
             cut_since = cut_since or last_answer
-            decision = isolation_decision(time.monotonic(), cut_since, isolation=isolation, fenced_self=demoted)
+            decision = isolation_decision(clock.monotonic(), cut_since, isolation=isolation, fenced_self=demoted)
             if decision.action == "set_read_only":
                 _log(f"{decision.reason} (no answer from {', '.join(addresses)})")
                 demoted = self_fence(ctx)
         # the node holds the role: its database must be writable, unless the watcher made it
         # read-only itself (isolation); isolated, then back, and still given the group: the
         # role's start runs again (rejoin_decision)
-        back_since, decision = rejoin_decision(time.monotonic(), demoted=demoted, cut_since=cut_since,
+        back_since, decision = rejoin_decision(clock.monotonic(), demoted=demoted, cut_since=cut_since,
                                                back_since=back_since, restarted_at=restarted_at, rejoin=rejoin,
                                                ask_again=ASK_AGAIN)
         if decision.action == "start_role":
-            restarted_at = time.monotonic()
+            restarted_at = clock.monotonic()
             if _holds_group(ctx):
                 _log(f"the network has been back for {rejoin:g}s and heartbeat still gives {ctx.node.name} the "
                      f"group: the role's start runs again")
@@ -324,7 +325,7 @@ def watch(ctx: NodeContext, *, interval: float = INTERVAL, failures: int = 3) ->
         verdict = _checked(ctx, verdict.bad, failures, writable=not demoted, exited=exited)
         if verdict.bad == 0:
             server.follow(ctx)
-        now = time.monotonic()
+        now = clock.monotonic()
         if verdict.bad == 0 and not demoted and cut_since is None and now - semi_checked_at >= SEMI_SYNC_EVERY:
             semi_checked_at = now
             _semi_sync_back(ctx)

@@ -11,13 +11,13 @@ from __future__ import annotations
 import os
 import shlex
 import subprocess
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from hakit.cluster.port import Stack
 from hakit.cluster.stack import vip_argv
+from hakit.clock import wait_until
 from hakit.errors import HakitError, OperationFailed, SafetyRefusal
 from hakit.failover.flags import RESYNC_MARKER
 from hakit.failover.observe import World
@@ -70,8 +70,7 @@ class Operator:
     # ---- replication
 
     def wait_replica_running(self, node: str, timeout: float = 60.0) -> ReplicaStatus:
-        deadline = time.monotonic() + timeout
-        while True:
+        def running() -> ReplicaStatus | None:
             replica = self.db(node).facts().replica
             if replica is not None and (replica.last_io_error or replica.last_sql_error) \
                     and not (replica.io_running and replica.sql_running):
@@ -82,9 +81,9 @@ class Operator:
                 raise OperationFailed(f"{node}: replication failed: {error}")
             if replica is not None and replica.io_running and replica.sql_running:
                 return replica
-            if time.monotonic() > deadline:
-                raise OperationFailed(f"{node}: replication threads not running after {timeout:g}s")
-            time.sleep(0.25)
+            return None
+        return wait_until(running, timeout, 0.25, clock=self.world.clock, fail=lambda _: OperationFailed(
+            f"{node}: replication threads not running after {timeout:g}s"))
 
     def ensure_replica(self, s: Step) -> None:
         replica = self.db(s.node).facts().replica
@@ -288,10 +287,11 @@ class Operator:
         runners = self.world.runners
         progress = self.progress
         if s.action == "dump":
-            reseed.copy_by_dump(self.inv, runners[s.arg("source")], runners[s.node], say=self.say, progress=progress)
+            reseed.copy_by_dump(self.inv, runners[s.arg("source")], runners[s.node], say=self.say, progress=progress,
+                                clock=self.world.clock)
         else:
             reseed.copy_by_backup(self.inv, runners[s.arg("source")], runners[s.node], say=self.say,
-                                  progress=progress)
+                                  progress=progress, clock=self.world.clock)
             # the restart closed our session to the target's server
             self.db(s.node).close()
 
@@ -299,7 +299,7 @@ class Operator:
         """An interrupted copy's target made whole and its server started (see :func:`reseed.settle`)."""
         from hakit.failover import reseed
 
-        reseed.settle(self.inv, self.world.runners[s.node], say=self.say)
+        reseed.settle(self.inv, self.world.runners[s.node], say=self.say, clock=self.world.clock)
         self.db(s.node).close()  # a session (or tunnel) from before the server stopped is stale
 
     def compare_checksums(self, s: Step) -> None:
@@ -320,7 +320,7 @@ class Operator:
                 self.say(f"    consistency check: {exc}; connecting again (try {attempt + 1} of {CHECK_TRIES})")
                 for name in (s.arg("source"), s.node):
                     self.db(name).close()
-                time.sleep(1.0)
+                self.world.clock.sleep(1.0)
 
     def _compare_checksums(self, s: Step) -> None:
         active, target = self.db(s.arg("source")), self.db(s.node)

@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable
 
+from hakit.clock import SYSTEM_CLOCK, Clock
 from hakit.cluster import stack_for, traits_for
 from hakit.cluster.port import TRAITS, Stack
 from hakit.errors import HakitError
@@ -34,11 +35,12 @@ from hakit.remote.probes import holds_address, process_running
 
 @dataclass
 class World:
-    """How hakit reaches each node: a runner (commands) and a database; and the cluster stack
-    (by default the inventory's, through the runners). Fakes in unit tests."""
+    """How hakit reaches each node: a runner (commands) and a database; the clock its waits run
+    on; and the cluster stack (by default the inventory's, through the runners). Fakes in unit tests."""
 
     runners: dict[str, Runner] = field(default_factory=dict)
     databases: dict[str, Database] = field(default_factory=dict)
+    clock: Clock = SYSTEM_CLOCK
     stack: Stack | None = None
 
     def stack_of(self, inv: Inventory) -> Stack:

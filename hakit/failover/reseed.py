@@ -17,9 +17,9 @@ data directory left aside, removes a stale staging directory and starts over.
 from __future__ import annotations
 
 import re
-import time
 from typing import Callable
 
+from hakit.clock import SYSTEM_CLOCK, Clock
 from hakit.errors import OperationFailed, SafetyRefusal
 from hakit.mysql.facts import user_databases
 from hakit.mysql.gtid import Position
@@ -115,7 +115,8 @@ def non_transactional(runner: Runner, schemas: list[str]) -> set[str]:
     return set(result.stdout.split())
 
 
-def copy_by_dump(inv, active: Runner, target: Runner, *, say: Say, progress: Progress) -> Position:
+def copy_by_dump(inv, active: Runner, target: Runner, *, say: Say, progress: Progress,
+                 clock: Clock = SYSTEM_CLOCK) -> Position:
     """The seed runbook's dump, streamed; the global read lock only for what a snapshot cannot cover.
 
     Databases whose tables are all InnoDB, and the bulk history databases, are dumped inside one
@@ -151,7 +152,7 @@ def copy_by_dump(inv, active: Runner, target: Runner, *, say: Say, progress: Pro
     snapshot = [d for d in listed if d not in locking] + [d for d in mysql.bulk_databases if d in present]
     managed = sorted(set(present) | set(user_databases(root_sql(target, "SHOW DATABASES").stdout.split())))
     common = ["mariadb-dump", "--routines", "--events", "--triggers", "--hex-blob", "--master-data=2", "--gtid"]
-    t0 = time.monotonic()
+    t0 = clock.monotonic()
 
     # a fresh history and no stale tables on the target
     root_sql(target, "STOP SLAVE; RESET MASTER;")
@@ -181,17 +182,17 @@ def copy_by_dump(inv, active: Runner, target: Runner, *, say: Say, progress: Pro
             start_pos = snapshot_pos
     root_sql(target, f"SET GLOBAL gtid_slave_pos = '{start_pos}'")
     if snapshot_pos != start_pos and not start_pos.contains(snapshot_pos):
-        t1 = time.monotonic()
+        t1 = clock.monotonic()
         root_sql(target, "SET GLOBAL slave_exec_mode = 'IDEMPOTENT'; START SLAVE;")
         try:
             wait_until(lambda: Position.parse(root_sql(target, "SELECT @@gtid_slave_pos").stdout.strip())
-                       .contains(snapshot_pos), "the target to pass the snapshot", 600)
+                       .contains(snapshot_pos), "the target to pass the snapshot", 600, clock=clock)
         finally:  # never left replicating in IDEMPOTENT mode, even when the catch-up failed
             root_sql(target, "STOP SLAVE; SET GLOBAL slave_exec_mode = 'STRICT';", warn=True)
         if root_sql(target, "SELECT @@slave_exec_mode").stdout.strip() != "STRICT":
             raise OperationFailed(f"{target.host}: could not set slave_exec_mode back to STRICT after the catch-up")
-        say(f"    {target.host}: replayed {start_pos} -> {snapshot_pos} idempotently in {time.monotonic() - t1:.1f}s")
-    say(f"    {target.host}: imported in {time.monotonic() - t0:.1f}s, replicates from {start_pos or 'the beginning'}")
+        say(f"    {target.host}: replayed {start_pos} -> {snapshot_pos} idempotently in {clock.monotonic() - t1:.1f}s")
+    say(f"    {target.host}: imported in {clock.monotonic() - t0:.1f}s, replicates from {start_pos or 'the beginning'}")
     return start_pos
 
 
@@ -290,7 +291,8 @@ def _set_own_users(target: Runner, say: Say) -> None:
 
 
 def settle(inv, target: Runner, *, say: Say, stop_db: Callable[[], object] | None = None,
-           start_db: Callable[[], object] | None = None, own_users: bool = True) -> str:
+           start_db: Callable[[], object] | None = None, own_users: bool = True,
+           clock: Clock = SYSTEM_CLOCK) -> str:
     """The target as an interrupted copy left it, made whole and running; returns its data directory.
 
     A swap whose first half was done (``.hakit-swap``) is finished; one interrupted before is
@@ -313,7 +315,7 @@ def settle(inv, target: Runner, *, say: Say, stop_db: Callable[[], object] | Non
 
     def stop_and_wait() -> None:
         stop_db()
-        wait_until(lambda: not _answers(target), f"MariaDB on {target.host} to stop", 120)
+        wait_until(lambda: not _answers(target), f"MariaDB on {target.host} to stop", 120, clock=clock)
 
     # an earlier run was interrupted during the swap: finish it, or undo its first half
     if _exists(target, mark):
@@ -328,7 +330,7 @@ def settle(inv, target: Runner, *, say: Say, stop_db: Callable[[], object] | Non
         say(f"    {target.host}: restored its data directory (an earlier copy was interrupted)")
     if not _answers(target):
         start_db()
-        wait_until(lambda: _answers(target), f"MariaDB on {target.host}", 600)
+        wait_until(lambda: _answers(target), f"MariaDB on {target.host}", 600, clock=clock)
         say(f"    {target.host}: MariaDB started")
     if own_users:  # before anything logs in as hakit (the re-run's next step does)
         _set_own_users(target, say)
@@ -338,7 +340,7 @@ def settle(inv, target: Runner, *, say: Say, stop_db: Callable[[], object] | Non
 
 def copy_by_backup(inv, active: Runner, target: Runner, *, say: Say, progress: Progress,
                    stop_db: Callable[[], object] | None = None,
-                   start_db: Callable[[], object] | None = None) -> Position:
+                   start_db: Callable[[], object] | None = None, clock: Clock = SYSTEM_CLOCK) -> Position:
     """A physical copy of the active's server onto the target, with mariabackup.
 
     ``mariabackup --backup --stream=xbstream`` on the active (it only reads; root through the
@@ -359,14 +361,14 @@ def copy_by_backup(inv, active: Runner, target: Runner, *, say: Say, progress: P
     """
     stop_db = stop_db or (lambda: stop_server(target))
     start_db = start_db or (lambda: service(target, "mariadb", "start"))
-    t0 = time.monotonic()
+    t0 = clock.monotonic()
 
     def start_and_wait() -> None:
         start_db()
-        wait_until(lambda: _answers(target), f"MariaDB on {target.host}", 600)
+        wait_until(lambda: _answers(target), f"MariaDB on {target.host}", 600, clock=clock)
 
     # the copy sets the node's own users after its own swap: not twice
-    datadir = settle(inv, target, say=say, stop_db=stop_db, start_db=start_db, own_users=False)
+    datadir = settle(inv, target, say=say, stop_db=stop_db, start_db=start_db, own_users=False, clock=clock)
     staging, old = f"{datadir}/.hakit-new", f"{datadir}/.hakit-old"
 
     dirs = root_sql(target, "SELECT @@innodb_data_home_dir, @@innodb_log_group_home_dir, "
@@ -393,9 +395,9 @@ def copy_by_backup(inv, active: Runner, target: Runner, *, say: Say, progress: P
                       timeout=_transfer_timeout(total))
         say(f"    copied {active.host}'s server by mariabackup into {target.host}:{staging}: "
             f"{_size(result.nbytes)}{' compressed by zstd' if compressed else ''} in {result.seconds:.1f}s")
-        t1 = time.monotonic()
+        t1 = clock.monotonic()
         target.run(["mariabackup", "--prepare", f"--target-dir={staging}"], timeout=_transfer_timeout(total))
-        say(f"    {target.host}: backup prepared in {time.monotonic() - t1:.1f}s")
+        say(f"    {target.host}: backup prepared in {clock.monotonic() - t1:.1f}s")
         for name in ("mariadb_backup_binlog_info", "xtrabackup_binlog_info"):
             if _exists(target, f"{staging}/{name}"):
                 position = backup_position(target.get(f"{staging}/{name}"))
@@ -409,17 +411,17 @@ def copy_by_backup(inv, active: Runner, target: Runner, *, say: Say, progress: P
         raise
 
     # swap: the server stopped, its files aside, the copy in place (renames on one file system)
-    t1 = time.monotonic()
+    t1 = clock.monotonic()
     stop_db()
-    wait_until(lambda: not _answers(target), f"MariaDB on {target.host} to stop", 120)
+    wait_until(lambda: not _answers(target), f"MariaDB on {target.host} to stop", 120, clock=clock)
     target.run(["sh", "-c", SWAP_SCRIPT, "hakit-swap", datadir], timeout=600)
     start_and_wait()
     target.run(["rm", "-rf", "--", old], timeout=600)
-    say(f"    {target.host}: data directory {datadir} replaced, MariaDB restarted in {time.monotonic() - t1:.1f}s")
+    say(f"    {target.host}: data directory {datadir} replaced, MariaDB restarted in {clock.monotonic() - t1:.1f}s")
 
     # the node's own users and replication source, not the active's; a fresh binlog history
     _set_own_users(target, say)
     root_sql(target, f"STOP SLAVE; RESET MASTER; SET GLOBAL gtid_slave_pos = '{position}';")
-    say(f"    {target.host}: binary log reset; copied in {time.monotonic() - t0:.1f}s, replicates from "
+    say(f"    {target.host}: binary log reset; copied in {clock.monotonic() - t0:.1f}s, replicates from "
         f"{position or 'the beginning'}")
     return position

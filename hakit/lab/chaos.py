@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from hakit.clock import SYSTEM_CLOCK, Clock
 from hakit.lab.audit import Auditor
 from hakit.lab.driver import HAKIT, PairDriver, node_exec, run_hakit
 
@@ -124,9 +125,13 @@ REVIVE_EVERY = 15.0
 
 
 class Campaign:
+    #: what the campaign's waits and durations run on (a FakeClock in unit tests)
+    clock: Clock = SYSTEM_CLOCK
+
     def __init__(self, folder: Path, faults: list[Fault], *, say: Callable[[str], None] = print,
-                 semi_sync: bool = True):
-        self.lab = PairDriver(folder)
+                 semi_sync: bool = True, clock: Clock = SYSTEM_CLOCK):
+        self.clock = clock
+        self.lab = PairDriver(folder, clock)
         self.faults, self.say, self.semi_sync = faults, say, semi_sync
         inv = self.lab.inv()
         self.stack = inv.settings.stack
@@ -164,15 +169,9 @@ class Campaign:
         def same(d: dict[str, Any]) -> bool:
             nodes = d.get("nodes", {})
             return d.get("state") == "healthy" and len({nodes[n].get("gtid") for n in self.pair}) == 1
-        deadline = time.monotonic() + timeout
-        while True:  # as _healthy: a heartbeat that shut itself down meanwhile is started again
-            try:
-                return self.lab.wait("the standby caught up", same,
-                                     max(1.0, min(REVIVE_EVERY, deadline - time.monotonic())))
-            except RuntimeError:
-                if time.monotonic() > deadline:
-                    raise
-                self._revive_stacks(None)
+        # as _healthy: a heartbeat that shut itself down meanwhile is started again
+        return self._reviving(lambda within: self.lab.wait("the standby caught up", same, within),
+                              self.clock.monotonic() + timeout, None)
 
     # ------------------------------------------------------------------ recovering
 
@@ -199,17 +198,25 @@ class Campaign:
                 else:
                     self._pending_notes.append(note)  # before a step: told in its report
 
+    def _reviving(self, attempt: Callable[[float], dict[str, Any]], deadline: float,
+                  report: StepReport | None) -> dict[str, Any]:
+        """``attempt(within)`` (one of the lab's waits, at most :data:`REVIVE_EVERY` seconds each)
+        until one returns, or raise its error once ``deadline`` (on the campaign's clock) has
+        passed; between attempts, a heartbeat that shut itself down is started again
+        (:meth:`_revive_stacks`)."""
+        while True:
+            try:
+                return attempt(max(1.0, min(REVIVE_EVERY, deadline - self.clock.monotonic())))
+            except RuntimeError:
+                if self.clock.monotonic() >= deadline:
+                    raise
+                self._revive_stacks(report)
+
     def _healthy(self, timeout: float = 300, report: StepReport | None = None) -> dict[str, Any]:
         """Wait until the pair is healthy (which needs the cluster stack running on both nodes),
         starting again, meanwhile, a heartbeat that shut itself down (:meth:`_revive_stacks`)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                return self.lab.wait_healthy(timeout=max(1.0, min(REVIVE_EVERY, deadline - time.monotonic())))
-            except RuntimeError:
-                if time.monotonic() > deadline:
-                    raise
-                self._revive_stacks(report)
+        return self._reviving(lambda within: self.lab.wait_healthy(timeout=within), self.clock.monotonic() + timeout,
+                              report)
 
     def _settled(self, steady: float = 4.0, timeout: float = 240, report: StepReport | None = None) -> dict[str, Any]:
         """Wait until one node is the active and holds the VIP, and still is ``steady`` seconds
@@ -218,21 +225,15 @@ class Campaign:
         def one_active(d: dict[str, Any]) -> bool:
             return d.get("active") in self.pair and bool(d["nodes"][d["active"]].get("vip"))
 
-        deadline = time.monotonic() + timeout
+        deadline = self.clock.monotonic() + timeout
         while True:
-            try:
-                first = self.lab.wait("an active holding the VIP", one_active,
-                                      max(1.0, min(REVIVE_EVERY, deadline - time.monotonic())))
-            except RuntimeError:
-                if time.monotonic() > deadline:
-                    raise
-                self._revive_stacks(report)
-                continue
-            time.sleep(steady)
+            first = self._reviving(lambda within: self.lab.wait("an active holding the VIP", one_active, within),
+                                   deadline, report)
+            self.clock.sleep(steady)
             again = self.lab.status()
             if one_active(again) and again["active"] == first["active"]:
                 return again
-            if time.monotonic() > deadline:
+            if self.clock.monotonic() >= deadline:
                 raise RuntimeError(f"the pair did not settle within {timeout:g} s: {again.get('reason')}")
 
     def _resync_the_other(self, report: StepReport) -> None:
@@ -260,7 +261,7 @@ class Campaign:
         """A network fault that lasts ``delay`` seconds, then healed: whichever side lost (fenced,
         or isolated and read-only) is brought back and resynced."""
         self.lab.fault(kind, report.node)
-        time.sleep(report.fault.delay)
+        self.clock.sleep(report.fault.delay)
         alive = self._alive(report.node)
         self.lab.fault("heal", report.node)  # the peers' side too, when the node itself was fenced
         report.notes.append(f"healed after {report.fault.delay:g} s" if alive else
@@ -284,7 +285,7 @@ class Campaign:
         must not wait for it (bounded read lock, then the server killed) nor leave it writable."""
         node = report.node
         self.lab.fault("long-write", node)
-        time.sleep(min(report.fault.delay, 2.0))
+        self.clock.sleep(min(report.fault.delay, 2.0))
         self._stop_stack(report)
 
     def _full_disk(self, report: StepReport) -> None:
@@ -293,9 +294,9 @@ class Campaign:
         node at most takes writes, and no write it acknowledged is lost."""
         node = report.node
         self.lab.fault("full-disk", node)
-        time.sleep(min(2.0, report.fault.delay))
+        self.clock.sleep(min(2.0, report.fault.delay))
         self.auditor.full_disk_named(report.index, node, self.lab.status())
-        time.sleep(max(0.0, report.fault.delay - 2.0))
+        self.clock.sleep(max(0.0, report.fault.delay - 2.0))
         self.lab.fault("free-disk", node)
         doc = self._writes_resume(node)
         report.notes.append(f"disk freed after {report.fault.delay:g} s; {doc.get('active') or 'no node'} active")
@@ -390,7 +391,7 @@ class Campaign:
         sampler.start()
         writer = self.lab.writer().start()
         inside = self._inside_writers()
-        started = time.monotonic()
+        started = self.clock.monotonic()
         try:
             if fault.kind in ("kill-node", "kill-mysqld"):
                 self._kill(report, fault.kind)
@@ -419,7 +420,7 @@ class Campaign:
                 self._interrupted(report, ["resync", "--yes", "--node", node, "--strategy", strategy],
                                   then_nothing_to_do=False)
             doc = self._healthy(report=report)
-            report.recovery_seconds = round(time.monotonic() - started, 1)
+            report.recovery_seconds = round(self.clock.monotonic() - started, 1)
             report.active_after = doc["active"]
             for w in inside.values():
                 w.stop()  # before they are read: no write in flight
@@ -456,18 +457,18 @@ class Campaign:
         """Play the campaign from fault ``start`` (1: the beginning; a resumed campaign goes on
         where an earlier run stopped); ``after_step`` gets the report so far after every step (a
         long campaign stopped half-way keeps what it found)."""
-        started = time.monotonic()
+        started = self.clock.monotonic()
         doc = self._healthy()
         self.auditor.status(0, doc, settled=True)
         for index, fault in enumerate(self.faults[start - 1:], start):
             report = self.step(index, fault)
             self.steps.append(report)
-            self.seconds = round(time.monotonic() - started, 1)
+            self.seconds = round(self.clock.monotonic() - started, 1)
             if after_step is not None:
                 after_step(self.report())
             if report.error:
                 break
-        self.seconds = round(time.monotonic() - started, 1)
+        self.seconds = round(self.clock.monotonic() - started, 1)
         return self.report()
 
     seconds: float | None = None

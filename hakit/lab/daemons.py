@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import shlex
 import socket
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from hakit.clock import SYSTEM_CLOCK, Clock, wait_until
 from hakit.errors import OperationFailed
 from hakit.lab.node import enter, node_pids
 from hakit.lab.proc import run
@@ -89,14 +89,8 @@ def is_running(init: int, daemon: Daemon) -> bool:
     return any(c in procs for c in daemon.comms[:1])
 
 
-def _wait(what: str, check, timeout: float, interval: float = 0.1) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        if check():
-            return
-        if time.monotonic() > deadline:
-            raise OperationFailed(f"{what} within {timeout:.0f} s")
-        time.sleep(interval)
+def _wait(what: str, check, timeout: float, interval: float = 0.1, *, clock: Clock = SYSTEM_CLOCK) -> None:
+    wait_until(check, timeout, interval, clock=clock, fail=lambda _: OperationFailed(f"{what} within {timeout:.0f} s"))
 
 
 def init_mariadb(init: int) -> None:

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from hakit.clock import SYSTEM_CLOCK, Clock, wait_until
+
 #: the hakit beside the running interpreter (the project's virtualenv)
 HAKIT = str(Path(sys.executable).parent / "hakit")
 #: seconds: how long the drivers' writer waits to connect, and for each statement
@@ -41,6 +43,7 @@ class PairDriver:
     """A running lab in ``dir`` whose inventory hakit has initialised."""
 
     dir: Path
+    clock: Clock = SYSTEM_CLOCK  #: what its waits run on
 
     @property
     def inventory(self) -> Path:
@@ -93,14 +96,8 @@ class PairDriver:
         return json.loads(done.stdout) if done.stdout else {"state": "unknown", "error": done.stderr}
 
     def wait(self, what: str, check: Callable[[dict[str, Any]], bool], timeout: float = 180) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while True:
-            doc = self.status()
-            if check(doc):
-                return doc
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{what}: not within {timeout:g} s (state {doc.get('state')}: {doc.get('reason')})")
-            time.sleep(0.5)
+        return wait_until(self.status, timeout, 0.5, clock=self.clock, done=check, fail=lambda doc: RuntimeError(
+            f"{what}: not within {timeout:g} s (state {doc.get('state')}: {doc.get('reason')})"))
 
     def wait_healthy(self, timeout: float = 180) -> dict[str, Any]:
         return self.wait("healthy", lambda d: d.get("state") == "healthy", timeout)
@@ -124,7 +121,7 @@ class PairDriver:
             done = run_hakit(self.inventory, "resync", "--yes", "--node", node, *keep)
             if done.returncode == 0:
                 break
-            time.sleep(2)
+            self.clock.sleep(2)
         else:
             raise RuntimeError(f"resync of {node} failed: {done.stderr.strip()}")
         (healthy or self.wait_healthy)()

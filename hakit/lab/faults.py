@@ -30,10 +30,10 @@ from __future__ import annotations
 import os
 import shlex
 import signal
-import time
 from pathlib import Path
 from typing import Callable
 
+from hakit.clock import SYSTEM_CLOCK, Clock, wait_until
 from hakit.errors import InputError, OperationFailed
 from hakit.lab import daemons, fence, netns
 from hakit.lab.node import is_alive
@@ -88,18 +88,16 @@ def describe_process(pid: int, signalled: list[int] | None = None) -> str:
     return text
 
 
-def _wait_gone(init: int, comms: tuple[str, ...], timeout: float, signalled: list[int] | None = None) -> float:
+def _wait_gone(init: int, comms: tuple[str, ...], timeout: float, signalled: list[int] | None = None, *,
+               clock: Clock = SYSTEM_CLOCK) -> float:
     """Wait until no process of ``comms`` is left on the node; returns how long that took. When
     one is left after ``timeout``, the error says what it is doing (:func:`describe_process`)."""
-    started = time.monotonic()
-    while True:
-        left = [pid for c in comms for pid in daemons.running(init).get(c, []) if not _exited(pid)]
-        if not left:
-            return time.monotonic() - started
-        if time.monotonic() - started > timeout:
-            raise OperationFailed(f"{', '.join(comms)} still running after {timeout:.0f} s: "
-                                  + "; ".join(describe_process(pid, signalled) for pid in left[:4]))
-        time.sleep(0.1)
+    started = clock.monotonic()
+    wait_until(lambda: [pid for c in comms for pid in daemons.running(init).get(c, []) if not _exited(pid)], timeout,
+               0.1, clock=clock, done=lambda left: not left,
+               fail=lambda left: OperationFailed(f"{', '.join(comms)} still running after {timeout:.0f} s: "
+                                                 + "; ".join(describe_process(pid, signalled) for pid in left[:4])))
+    return clock.monotonic() - started
 
 
 def kill_node(state: LabState, name: str) -> str:

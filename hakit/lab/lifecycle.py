@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from hakit.clock import SYSTEM_CLOCK, Clock, wait_until
 from hakit.errors import OperationFailed, SafetyRefusal
 from hakit.inventory.secrets import ensure_secrets
 from hakit.lab import configs, daemons, fence_install, folders, labinventory, netns, node as nodes
@@ -194,11 +195,9 @@ def _start_helper(spec: LabSpec) -> int:
                             stdout=log, stderr=log, start_new_session=True, cwd="/")
     log.close()
     sock = spec.shared_dir / fence_install.SOCKET_NAME
-    deadline = time.monotonic() + 10
-    while not sock.exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise OperationFailed(f"the fence helper did not start (see {logs / 'fence-helper.out'})")
-        time.sleep(0.02)
+    wait_until(lambda: sock.exists() or proc.poll() is not None, 10, 0.02)
+    if not sock.exists():
+        raise OperationFailed(f"the fence helper did not start (see {logs / 'fence-helper.out'})")
     return proc.pid
 
 
@@ -395,16 +394,15 @@ def down(dir: str, keep_files: bool = False) -> list[str]:
     return removed
 
 
-def _wait_gone(pid: int, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+def _wait_gone(pid: int, timeout: float = 5.0, *, clock: Clock = SYSTEM_CLOCK) -> None:
+    def gone() -> bool:
+        if not Path(f"/proc/{pid}").exists():
+            return True
         try:
-            if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
-                return
+            return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
         except (OSError, IndexError):
-            return
-        time.sleep(0.02)
-    if Path(f"/proc/{pid}").exists():
+            return True
+    if not wait_until(gone, timeout, 0.02, clock=clock):  # a zombie (or an unreadable state) is gone
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:

@@ -18,9 +18,9 @@ import sys
 import shlex
 import signal
 import subprocess
-import time
 from pathlib import Path
 
+from hakit.clock import SYSTEM_CLOCK, Clock, wait_until
 from hakit.errors import InputError, OperationFailed
 from hakit.lab.proc import cmdlines, run
 from hakit.lab.spec import MARKER, NODE_SHARED_DIR, PRIVATE_DIRS, LabSpec, NodeSpec
@@ -72,12 +72,11 @@ def start_init(spec: LabSpec, node: NodeSpec) -> int:
     if started.returncode != 0:
         raise OperationFailed(f"node {node.name}: setsid/unshare exited {started.returncode} "
                               f"(see {logdir / (node.name + '-init.log')})")
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        for pid, (_, name) in discover_inits(spec.dir).items():
-            if name == node.name and pid not in before and _ns(pid, "pid") != _ns(os.getpid(), "pid"):
-                return pid
-        time.sleep(0.01)
+    pid = wait_until(lambda: next((pid for pid, (_, name) in discover_inits(spec.dir).items()
+                                   if name == node.name and pid not in before
+                                   and _ns(pid, "pid") != _ns(os.getpid(), "pid")), None), 10, 0.01)
+    if pid is not None:
+        return pid
     raise OperationFailed(f"node {node.name}: its init did not start within 10 s "
                           f"(see {logdir / (node.name + '-init.log')})")
 
@@ -105,16 +104,14 @@ def make_data_disk(spec: LabSpec, node: NodeSpec) -> None:
     run(["mkfs.ext4", "-q", "-F", "-m", "0", "-L", f"hkl-{node.name}", str(image)])
 
 
-def _wait_disk_released(image: Path, timeout: float = 30.0) -> None:
+def _wait_disk_released(image: Path, timeout: float = 30.0, *, clock: Clock = SYSTEM_CLOCK) -> None:
     """Until no loop device holds the node's disk image: a killed node's mount namespace (and its
     loop device, detached by autoclear) goes only when its last process has exited, and two
     ext4 mounts of one image would corrupt it."""
-    deadline = time.monotonic() + timeout
-    while run(["losetup", "-j", str(image)]).stdout.strip():
-        if time.monotonic() > deadline:
-            raise OperationFailed(f"the data disk {image} is still attached to a loop device after {timeout:.0f} s "
-                                  f"(a process of the node's earlier life still runs?): not mounted twice")
-        time.sleep(0.1)
+    wait_until(lambda: not run(["losetup", "-j", str(image)]).stdout.strip(), timeout, 0.1, clock=clock,
+               fail=lambda _: OperationFailed(f"the data disk {image} is still attached to a loop device after "
+                                              f"{timeout:.0f} s (a process of the node's earlier life still runs?): "
+                                              f"not mounted twice"))
 
 
 #: private folders that no Debian package makes: the lab creates them as mount points
@@ -209,17 +206,14 @@ def is_alive(spec: LabSpec, name: str, init: int | None) -> bool:
     return marker(spec, name).encode() in cmdline and cmdline[0].endswith(b"tini")
 
 
-def kill_init(init: int, timeout: float = 10.0) -> None:
+def kill_init(init: int, timeout: float = 10.0, *, clock: Clock = SYSTEM_CLOCK) -> None:
     """Kill a node's init with SIGKILL (so every process of its PID namespace) and wait until gone."""
     try:
         os.kill(init, signal.SIGKILL)
     except ProcessLookupError:
         return
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not Path(f"/proc/{init}").exists() or _state(init) == "Z":
-            return
-        time.sleep(0.02)
+    if wait_until(lambda: not Path(f"/proc/{init}").exists() or _state(init) == "Z", timeout, 0.02, clock=clock):
+        return
     raise OperationFailed(f"process {init} survived SIGKILL for {timeout:.0f} s")
 
 

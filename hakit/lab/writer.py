@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
+from hakit.clock import SYSTEM_CLOCK, Clock, wait_until
 from hakit.inventory.model import Inventory
 
 TABLE = "opsview.hakit_writer"
@@ -147,15 +148,13 @@ class Writer:
             except Exception:  # noqa: BLE001
                 pass
 
-    def start(self, wait: float = 30.0) -> "Writer":
+    def start(self, wait: float = 30.0, *, clock: Clock = SYSTEM_CLOCK) -> "Writer":
         self._thread.start()
-        deadline = time.monotonic() + wait
-        while not self.acks:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                self.stop()
-                last = self.errors[-1][1] if self.errors else "no answer"
-                raise RuntimeError(f"the writer got no acknowledged write through {self.vip} in {wait:g} s ({last})")
-            time.sleep(0.02)
+        wait_until(lambda: self.acks or not self._thread.is_alive(), wait, 0.02, clock=clock)
+        if not self.acks:
+            self.stop()
+            last = self.errors[-1][1] if self.errors else "no answer"
+            raise RuntimeError(f"the writer got no acknowledged write through {self.vip} in {wait:g} s ({last})")
         return self
 
     def stop(self) -> None:
@@ -188,15 +187,9 @@ class Writer:
         """The first acknowledged write sent at or after ``moment`` (``time.monotonic()``)."""
         return next((a for a in list(self.acks) if a.sent >= moment), None)
 
-    def wait_for_ack_after(self, moment: float, timeout: float) -> Ack | None:
+    def wait_for_ack_after(self, moment: float, timeout: float, *, clock: Clock = SYSTEM_CLOCK) -> Ack | None:
         """Wait until a write sent after ``moment`` is acknowledged; None after ``timeout`` seconds."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            ack = self.first_ack_sent_after(moment)
-            if ack is not None:
-                return ack
-            time.sleep(0.01)
-        return None
+        return wait_until(lambda: self.first_ack_sent_after(moment), timeout, 0.01, clock=clock)
 
     def held_by(self, node: str) -> set[int]:
         return {int(x) for x in self.run_sql(node, f"SELECT id FROM {self.table};").split()}
@@ -309,7 +302,7 @@ class WritableSampler(threading.Thread):
         return None if _running(init) else False
 
     @classmethod
-    def writable(cls, init: int) -> bool | None:
+    def writable(cls, init: int, clock: Clock = SYSTEM_CLOCK) -> bool | None:
         """The node's state: what a read proved, or None (counted as writable until proven
         otherwise). A read without an answer is made once more at once: a server killed in the
         middle of a read (a crash, a stop that kills) is proven gone by the second; a hung one
@@ -317,7 +310,7 @@ class WritableSampler(threading.Thread):
         first = cls.read(init)
         if first is not None:
             return first
-        time.sleep(0.05)
+        clock.sleep(0.05)
         return cls.read(init)
 
     def run(self) -> None:

@@ -4,10 +4,10 @@ unit tests, beside the real one as invoke's ``MockContext`` is beside its ``Cont
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Sequence
 
+from hakit.clock import SYSTEM_CLOCK, Clock
 from hakit.errors import HakitError
 from hakit.mysql.facts import (BinlogGtid, DatabaseUnreachable, DbFacts, PromotionRecord, ReplicaStatus, ReplicaTls,
                                held_by, user_databases)
@@ -45,6 +45,8 @@ class FakeDatabase:
     pid_path: str | None = None  #: pid_file() answers this
     #: facts() answers this as the server's start (epoch seconds): long ago unless a test restarts it
     started_at: float | None = 0.0
+    #: what ``apply_delay`` is slept on and ``promoted_at`` read from (a FakeClock in tests)
+    clock: Clock = SYSTEM_CLOCK
 
     def _commit(self, domain: int = 0) -> None:
         gtid = Gtid(domain, self.server_id, self.binlog.seq(domain) + 1)
@@ -117,14 +119,14 @@ class FakeDatabase:
     def wait_for_position(self, position: Position, timeout: float) -> bool:
         self._check()
         if self.apply_delay:
-            time.sleep(min(self.apply_delay, timeout))
+            self.clock.sleep(min(self.apply_delay, timeout))
         return self.binlog.contains(position)
 
     def record_promotion(self, schema: str, state: PromotionRecord) -> None:
         self._check()
         if self.state is not None and self.state.generation >= state.generation:
             return  # monotonic, as the real table: a recorded generation is never rewritten
-        self.state = replace(state, promoted_at=state.promoted_at or time.time())
+        self.state = replace(state, promoted_at=state.promoted_at or self.clock.time())
         self._commit()
         self.log.append(f"generation={state.generation}")
 

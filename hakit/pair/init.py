@@ -36,6 +36,7 @@ import yaml
 from hakit import __version__
 from hakit.cluster import stack_for, traits_for
 from hakit.cluster.port import TRAITS
+from hakit.clock import SYSTEM_CLOCK, Clock
 from hakit.errors import OperationFailed, SafetyRefusal
 from hakit.failover.executor import Executor
 from hakit.failover.plan import Plan, Step, step
@@ -47,6 +48,7 @@ from hakit.mysql.gtid import Position
 from hakit.mysql.root import root_rows, root_sql
 from hakit.mysql.sql import STATE_TABLE, ident, state_schema_sql
 from hakit.mysql.tls import probe_files
+from hakit.pair.decide import RoleFacts, choose_active
 from hakit.pair.sync import sync
 from hakit.remote.port import HostKeyRefused, Runner, Unreachable
 from hakit.remote.services import service, wait_until
@@ -88,6 +90,8 @@ class InitRun:
     #: the resource agents' wrappers to install on every node, path -> content (the front end
     #: passes :func:`hakit.agents.registry.wrappers`: the agents are a front end, init is not)
     agent_files: dict[str, bytes] = field(default_factory=dict)
+    #: the clock init's waits run on (a FakeClock in unit tests)
+    clock: Clock = SYSTEM_CLOCK
 
     def did(self, what: str) -> None:
         self.actions_taken.append(what)
@@ -239,7 +243,7 @@ def _database(run: InitRun, s: Step) -> None:
     running = run.sql(node, "SELECT 1", warn=True).ok
     if cnf in run.changed.get(node, []) or not running:
         service(run.runners[node], "mariadb", "restart" if running else "start")
-        wait_until(lambda: run.sql(node, "SELECT 1", warn=True).ok, f"MariaDB on {node}", 120)
+        wait_until(lambda: run.sql(node, "SELECT 1", warn=True).ok, f"MariaDB on {node}", 120, clock=run.clock)
         run.did(f"{node}: MariaDB {'restarted (fragment changed)' if running else 'started'}")
     else:
         run.note(f"{node}: MariaDB runs with the current fragment")
@@ -306,38 +310,15 @@ def _facts(run: InitRun, node: str) -> dict:
 
 
 def _roles(run: InitRun, _: Step) -> None:
+    """Read both nodes, then :func:`hakit.pair.decide.choose_active` picks (or refuses)."""
     a, b = run.inv.db_pair.nodes
-    fa, fb = _facts(run, a.name), _facts(run, b.name)
-    facts = {a.name: fa, b.name: fb}
-    writable = [n for n, f in facts.items() if not f["read_only"]]
-    top = max(fa["generation"], fb["generation"])
-    if len(writable) == 2:
-        raise SafetyRefusal(f"{a.name} and {b.name} are both writable; make one read-only (SET GLOBAL read_only=ON) "
-                            f"after checking which holds the right data, then re-run init")
-    if top > 0:
-        current = [n for n in writable if facts[n]["generation"] == top]
-        if current:
-            active = current[0]
-        else:
-            promoted = {f["promoted"] for f in facts.values() if f["generation"] == top} - {""}
-            active = promoted.pop() if len(promoted) == 1 else None
-            if active is None:
-                raise SafetyRefusal("the pair was initialised before but no node is writable and the record of the "
-                                    "last promotion is unclear; use hakit takeover to choose the active")
-        reason = f"generation {top} names it"
-    elif fa["tables"] and not fb["tables"]:
-        active, reason = a.name, "it holds the data"
-    elif fb["tables"] and not fa["tables"]:
-        active, reason = b.name, "it holds the data"
-    else:
-        active = max((a, b), key=lambda n: (n.priority, -n.offset)).name
-        reason = "higher priority" if a.priority != b.priority else "first in the inventory"
-    run.active, run.standby = active, run.inv.db_pair.peer_of(active).name
-    stale = facts[run.standby]["generation"] < top
-    if stale and top > 0 and facts[run.standby]["generation"] > 0:
-        raise SafetyRefusal(f"{run.standby} has generation {facts[run.standby]['generation']} < {top}: it was the "
-                            f"active before a takeover; run hakit resync, not init")
-    run.note(f"active {active} ({reason}), standby {run.standby}")
+    facts = {}
+    for node in (a.name, b.name):
+        f = _facts(run, node)
+        facts[node] = RoleFacts(f["read_only"], f["generation"], f["promoted"], f["tables"])
+    choice = choose_active(a, b, facts)
+    run.active, run.standby = choice.active, choice.standby
+    run.note(f"active {choice.active} ({choice.reason}), standby {run.standby}")
 
 
 def _seed(run: InitRun, _: Step) -> None:
@@ -355,11 +336,12 @@ def _seed(run: InitRun, _: Step) -> None:
         raise SafetyRefusal(f"{standby} already holds {fs['tables']} tables in the managed databases that did not "
                             f"come from {active}; hakit will not overwrite them. Save them (mariadb-dump), drop "
                             f"those databases on {standby}, then re-run init")
-    seed_by_dump(run.inv, run.runners[active], run.runners[standby], run.say)
+    seed_by_dump(run.inv, run.runners[active], run.runners[standby], run.say, clock=run.clock)
     run.did(f"{standby}: seeded from {active} by dump")
 
 
-def seed_by_dump(inv: Inventory, active: Runner, standby: Runner, say: Callable[[str], None]) -> Position:
+def seed_by_dump(inv: Inventory, active: Runner, standby: Runner, say: Callable[[str], None],
+                 clock: Clock = SYSTEM_CLOCK) -> Position:
     """The seed runbook's dump (main databases under the global read lock, bulk without it),
     streamed from the active into the standby: :func:`hakit.failover.reseed.copy_by_dump`, quietly.
 
@@ -368,7 +350,7 @@ def seed_by_dump(inv: Inventory, active: Runner, standby: Runner, say: Callable[
     that did not come from the active is refused before), and hakit's schema, if the standby
     has one, is the active's to give. Returns the GTID position the standby replicates from.
     """
-    return copy_by_dump(inv, active, standby, say=say, progress=NullProgress())
+    return copy_by_dump(inv, active, standby, say=say, progress=NullProgress(), clock=clock)
 
 
 def _dump_position(dump: bytes) -> Position:
@@ -447,7 +429,7 @@ def _replication(run: InitRun, _: Step) -> None:
                 raise OperationFailed(f"{n}: replication failed: {f.get('Last_IO_Error') or f.get('Last_SQL_Error')}")
             return f.get("Slave_IO_Running") == "Yes" and f.get("Slave_SQL_Running") == "Yes"
 
-        wait_until(running, f"replication threads on {node}", 60)
+        wait_until(running, f"replication threads on {node}", 60, clock=run.clock)
         run.did(f"{node}: replicating from {run.inv.db_pair.peer_of(node).name}")
     if run.inv.settings.mysql.semi_sync.enabled:
         for node in (run.active, run.standby):

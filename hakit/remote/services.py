@@ -7,8 +7,8 @@ systemd host and on a lab node that has no systemd.
 
 from __future__ import annotations
 
-import time
-
+from hakit.clock import SYSTEM_CLOCK, Clock
+from hakit.clock import wait_until as clock_wait
 from hakit.errors import OperationFailed
 from hakit.remote.port import Result, Runner
 
@@ -36,12 +36,8 @@ def service(runner: Runner, name: str, action: str, *, timeout: float = 180.0, w
     return runner.run(argv, timeout=timeout, warn=warn)
 
 
-def wait_until(check, what: str, timeout: float, interval: float = 0.25) -> None:
-    """Poll ``check()`` until true; raise :class:`OperationFailed` naming ``what`` on timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if check():
-            return
-        if time.monotonic() >= deadline:
-            raise OperationFailed(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(interval)
+def wait_until(check, what: str, timeout: float, interval: float = 0.25, *, clock: Clock = SYSTEM_CLOCK) -> None:
+    """Poll ``check()`` until true; raise :class:`OperationFailed` naming ``what`` on timeout
+    (:func:`hakit.clock.wait_until`)."""
+    clock_wait(check, timeout, interval, clock=clock,
+               fail=lambda _: OperationFailed(f"timed out after {timeout:g} s waiting for {what}"))

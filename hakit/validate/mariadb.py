@@ -9,10 +9,10 @@ import os
 import re
 import shutil
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from hakit.clock import wait_until
 from hakit.render.artefact import Artefact
 from hakit.validate.sandbox import CheckContext, CheckResult, Process, ToolResult, fail_detail
 
@@ -165,13 +165,11 @@ def check_mysql_sql(art: Artefact, ctx: CheckContext) -> list[CheckResult]:
         "--user=root", "--skip-slave-start", "--innodb-buffer-pool-size=16M"]
     proc = ctx.tools.start(argv, log=folder / "mysqld.out")
     try:
-        deadline = time.monotonic() + 60
-        while not socket.exists():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                tail = log.read_text(errors="replace") if log.exists() else ""
-                return [ctx.result(check, art, False, "throwaway mariadbd did not start:\n" + "\n".join(
-                    line for line in tail.splitlines() if "ERROR" in line))]
-            time.sleep(0.05)
+        wait_until(lambda: socket.exists() or proc.poll() is not None, 60, 0.05)
+        if not socket.exists():
+            tail = log.read_text(errors="replace") if log.exists() else ""
+            return [ctx.result(check, art, False, "throwaway mariadbd did not start:\n" + "\n".join(
+                line for line in tail.splitlines() if "ERROR" in line))]
         res = _sql(ctx, socket, art.content.decode("utf-8"))
         if res.returncode != 0 or res.timed_out:
             return [ctx.result(check, art, False, fail_detail(res, "mariadb"))]

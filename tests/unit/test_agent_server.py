@@ -16,6 +16,7 @@ import pytest
 
 from hakit.agents import server_client as quick
 from hakit.agents.server import code_stamp, peer_allowed
+from hakit.clock import wait_until
 
 #: the server's stand-in for hakit's CLI: what a worker sees of its call
 RUNNER = textwrap.dedent("""
@@ -75,11 +76,10 @@ def server(tmp_path):
     proc = subprocess.Popen([sys.executable, str(script), str(tmp_path)], stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     path = tmp_path / "run" / "agent.sock"
-    deadline = time.monotonic() + 20
-    while not _connectable(path):
+    def listening() -> bool:
         assert proc.poll() is None, proc.stderr.read().decode()
-        assert time.monotonic() < deadline, "the server did not listen"
-        time.sleep(0.05)
+        return _connectable(path)
+    assert wait_until(listening, 20, 0.05), "the server did not listen"
     yield proc, path, tmp_path
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGKILL)
@@ -125,17 +125,15 @@ def test_when_the_caller_dies_its_worker_dies_too(server):
     caller = subprocess.Popen([sys.executable, "-c", "import sys; from hakit.agents.server_client import forward; "
                                f"sys.exit(forward(['sleep'], socket_path={str(path)!r}))"])
     pid_file = folder / "worker.pid"
-    deadline = time.monotonic() + 20
-    while not pid_file.exists():
-        assert time.monotonic() < deadline and caller.poll() is None
-        time.sleep(0.05)
+    def started() -> bool:
+        assert caller.poll() is None
+        return pid_file.exists()
+    assert wait_until(started, 20, 0.05)
     worker = int(pid_file.read_text())
     os.kill(worker, 0)  # running
     caller.kill()
     caller.wait(timeout=10)
-    deadline = time.monotonic() + 10
-    while Path(f"/proc/{worker}").exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: not Path(f"/proc/{worker}").exists(), 10, 0.05)
     assert not Path(f"/proc/{worker}").exists()
 
 
@@ -185,10 +183,10 @@ def test_the_real_cli_runs_in_a_worker(tmp_path, capfd):
     """)
     proc = subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
     try:
-        deadline = time.monotonic() + 30
-        while not _connectable(tmp_path / "agent.sock"):
-            assert proc.poll() is None and time.monotonic() < deadline
-            time.sleep(0.05)
+        def listening() -> bool:
+            assert proc.poll() is None
+            return _connectable(tmp_path / "agent.sock")
+        assert wait_until(listening, 30, 0.05)
         assert quick.forward(["agent", "ocf", "monitoring-master", "meta-data"],
                              socket_path=str(tmp_path / "agent.sock")) == 0
         assert '<resource-agent name="monitoring-master"' in capfd.readouterr().out

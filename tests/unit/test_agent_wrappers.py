@@ -121,6 +121,7 @@ def test_the_lean_monitoring_stop_terminates_the_daemon_by_its_process_name(tmp_
     import time
 
     from hakit.agents.processes import stop_monitoring
+    from hakit.clock import wait_until
 
     daemon = tmp_path / "hkfakemon"
     shutil.copy("/bin/sleep", daemon)
@@ -130,10 +131,8 @@ def test_the_lean_monitoring_stop_terminates_the_daemon_by_its_process_name(tmp_
     reaper = threading.Thread(target=proc.wait)  # as init would: a real daemon is not our child
     reaper.start()
     try:
-        deadline = time.monotonic() + 10
-        while subprocess.run(["pgrep", "-x", "hkfakemon"], capture_output=True).returncode != 0:
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        assert wait_until(lambda: subprocess.run(["pgrep", "-x", "hkfakemon"], capture_output=True).returncode == 0,
+                          10, 0.05)
         assert stop_monitoring(str(daemon), "hkfakemon", systemd=False) is True
         reaper.join(timeout=10)
         assert proc.returncode == -15  # SIGTERM, not SIGKILL

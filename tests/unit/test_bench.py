@@ -216,6 +216,7 @@ def test_takeover_only_runs_keep_naming_where_the_fault_runs_come_from(tmp_path:
     import time
 
     import bench.failover as failover
+    from hakit.clock import FakeClock
 
     folder = tmp_path / "results"
     run = {"fault": "kill-node", "seconds": 2.0, "lost": 0}
@@ -227,11 +228,12 @@ def test_takeover_only_runs_keep_naming_where_the_fault_runs_come_from(tmp_path:
                                                                       "exit": 0, "steps": {}})
     monkeypatch.setattr("bench.common.os.geteuid", lambda: 0)
     monkeypatch.setattr("bench.common.signal.signal", lambda *args: None)  # pytest's own handlers stay
+    clock = FakeClock(wall=time.time())
     for _ in range(2):
         monkeypatch.setattr(sys, "argv", ["failover", "--quick", "--takeover-only", "--stacks", "pacemaker",
                                           "--results", str(folder)])
-        assert failover.main() == 0
-        time.sleep(1.1)  # the next run's date differs
+        assert failover.main(clock) == 0
+        clock.sleep(1.1)  # the next run's date differs
     (config,) = json.loads((folder / "failover.json").read_text())["configurations"]
     assert config["runs"] == [run] and [t["seconds"] for t in config["takeovers"]] == [0.9]
     assert config["runs_from"] == {"finished": measured_on, "mode": "full", "repetitions": 10}

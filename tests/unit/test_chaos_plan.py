@@ -91,6 +91,7 @@ def test_settling_starts_a_heartbeat_that_shut_itself_down_again(monkeypatch):
     started again. The campaign does that, notes it, and then settles."""
     from types import SimpleNamespace
 
+    from hakit.clock import FakeClock
     from hakit.lab import chaos
     from hakit.lab import lifecycle as labmod
 
@@ -118,9 +119,8 @@ def test_settling_starts_a_heartbeat_that_shut_itself_down_again(monkeypatch):
 
     monkeypatch.setattr(labmod, "status", lambda folder: [
         SimpleNamespace(name=n, alive=True, daemons={"heartbeat": [1] if on else []}) for n, on in heartbeat_on.items()])
-    monkeypatch.setattr(chaos.time, "sleep", lambda s: None)
     campaign = chaos.Campaign.__new__(chaos.Campaign)
-    campaign.lab, campaign.stack, campaign.pair = Lab(), "heartbeat", ["n1", "n2"]
+    campaign.lab, campaign.stack, campaign.pair, campaign.clock = Lab(), "heartbeat", ["n1", "n2"], FakeClock()
     report = chaos.StepReport(27, chaos.Fault("partition", "active", 7.0), "n2", "n2")
     doc = campaign._settled(report=report)
     assert doc["active"] == "n1" and started == ["n1"]
@@ -161,3 +161,33 @@ def test_an_earlier_campaign_draws_the_same_faults_with_its_own_kinds():
     earlier_kinds = tuple(k for k in KINDS if k != "full-disk")
     assert draw(21, 300, earlier_kinds) == draw(21, 300, earlier_kinds)
     assert all(f.kind != "full-disk" for f in draw(21, 300, earlier_kinds))
+
+
+def test_the_campaigns_waits_try_again_every_revive_interval_until_their_deadline():
+    """_healthy and _caught_up wait at most REVIVE_EVERY seconds at a time (a heartbeat that shut
+    itself down is started again between waits), on the campaign's clock, and give up at their
+    deadline with the lab's own error."""
+    from hakit.clock import FakeClock
+    from hakit.lab import chaos
+
+    clock = FakeClock()
+    asked: list[float] = []
+
+    class Lab:
+        def wait_healthy(self, timeout):
+            asked.append(timeout)
+            clock.sleep(timeout)  # the lab's wait took all of it
+            raise RuntimeError(f"healthy: not within {timeout:g} s")
+
+        def wait(self, what, check, timeout):
+            return self.wait_healthy(timeout)
+
+    campaign = chaos.Campaign.__new__(chaos.Campaign)
+    campaign.lab, campaign.stack, campaign.pair, campaign.clock = Lab(), "pacemaker", ["n1", "n2"], clock
+    with pytest.raises(RuntimeError, match="healthy: not within 10 s"):
+        campaign._healthy(timeout=40)
+    assert asked == [chaos.REVIVE_EVERY, chaos.REVIVE_EVERY, 10.0] and clock.monotonic() == 40
+    asked.clear()
+    with pytest.raises(RuntimeError):
+        campaign._caught_up(timeout=0.5)
+    assert asked == [1.0]  # at least a second per wait

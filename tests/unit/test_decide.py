@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from hakit.agents.fence_self import make_not_writable, server_pids
+from hakit.clock import FakeClock
 from hakit.failover.automatic import (CheckVerdict, DeathProof, ServerLook, StopProgress, check_verdict, classify_peer,
                                       give_up_decision, isolation_decision, next_check_in, peer_check_due, peer_gate,
                                       rejoin_decision, stop_decision)
@@ -184,21 +185,10 @@ class ScriptedServer:
         self.killed_at = self.looks
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.t = 0.0
-
-    def __call__(self) -> float:
-        return self.t
-
-    def sleep(self, seconds: float) -> None:
-        self.t += seconds
-
-
 def run(server: ScriptedServer, deadline: float = 10.0):
-    clock = Clock()
+    clock = FakeClock()
     said: list[str] = []
-    out = make_not_writable(server, deadline=deadline, lock_wait=1.0, say=said.append, clock=clock, sleep=clock.sleep)
+    out = make_not_writable(server, deadline=deadline, lock_wait=1.0, say=said.append, clock=clock)
     return out, said
 
 

@@ -1276,14 +1276,12 @@ def test_the_consistency_check_covers_every_database_either_node_holds_listed_or
         Operator(inv, World(databases={"n1": n1, "n2": n2}), say=said.append).compare_checksums(step_)
 
 
-def test_the_consistency_check_survives_a_dropped_connection(inv, monkeypatch):
+def test_the_consistency_check_survives_a_dropped_connection(inv):
     """Issue 22 (9): the quick benchmark's resync by backup failed once at its consistency check,
     "n2: Lost connection to MySQL server during query". A lost connection now reconnects and
     the comparison starts over; one that keeps failing says to re-run (the resync resumes)."""
-    import hakit.failover.actions as operate
+    from hakit.clock import FakeClock
     from hakit.mysql.facts import DatabaseUnreachable
-
-    monkeypatch.setattr(operate.time, "sleep", lambda s: None)
 
     class DropsOnce(FakeDatabase):
         drops = 1
@@ -1303,12 +1301,13 @@ def test_the_consistency_check_survives_a_dropped_connection(inv, monkeypatch):
     n2.table_names = n1.table_names
     said: list[str] = []
     step_ = step("consistency", "compare_checksums", "", node="n2", source="n1")
-    Operator(inv, World(databases={"n1": n1, "n2": n2}), say=said.append).compare_checksums(step_)
+    clock = FakeClock()
+    Operator(inv, World(databases={"n1": n1, "n2": n2}, clock=clock), say=said.append).compare_checksums(step_)
     assert any("Lost connection" in line and "connecting again" in line for line in said)
     assert "tables have equal checksums" in said[-1] and n2.closed == 1
     n2.drops = 5
     with pytest.raises(OperationFailed, match=r"consistency check: .*Lost connection.*\(3 tries\); re-run hakit resync"):
-        Operator(inv, World(databases={"n1": n1, "n2": n2}), say=said.append).compare_checksums(step_)
+        Operator(inv, World(databases={"n1": n1, "n2": n2}, clock=clock), say=said.append).compare_checksums(step_)
 
 
 def test_a_group_left_unmanaged_is_degraded_with_the_way_back_from_any_admin_machine(tmp_path):

@@ -9,18 +9,16 @@ def test_a_zombie_counts_as_exited_for_the_fault_injector():
     """kill-mysqld waits until the server has exited; a zombie (exited, not yet collected by its
     parent) has, and a process that still runs has not."""
     import subprocess
-    import time
 
+    from hakit.clock import wait_until
     from hakit.lab.faults import _exited
 
     child = subprocess.Popen(["sleep", "30"])
     try:
         assert _exited(child.pid) is False
         child.kill()
-        deadline = time.monotonic() + 10
-        while not open(f"/proc/{child.pid}/stat").read().rsplit(")", 1)[1].split()[0] == "Z":
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
+        assert wait_until(lambda: open(f"/proc/{child.pid}/stat").read().rsplit(")", 1)[1].split()[0] == "Z", 10,
+                          0.02)
         assert _exited(child.pid) is True  # a zombie: not reaped yet
     finally:
         child.wait()
@@ -69,6 +67,7 @@ def test_the_sampler_counts_a_hung_server_as_writable_and_a_powered_off_node_as_
     otherwise; a node whose namespaces are gone (powered off) or whose socket has no server is not."""
     import subprocess
 
+    from hakit.clock import FakeClock
     from hakit.lab import writer
 
     answers = {
@@ -87,13 +86,14 @@ def test_the_sampler_counts_a_hung_server_as_writable_and_a_powered_off_node_as_
 
     monkeypatch.setattr(writer.subprocess, "run", run)
     monkeypatch.setattr(writer, "_running", lambda pid: pid != 7)
-    monkeypatch.setattr(writer.time, "sleep", lambda s: None)
+    clock = FakeClock()
     answers[7] = subprocess.CompletedProcess([], -9, "", "")  # killed with its node (fenced during the read)
-    assert [writer.WritableSampler.writable(i) for i in range(1, 8)] == [True, False, False, False, None, None, False]
+    assert [writer.WritableSampler.writable(i, clock) for i in range(1, 8)] == [True, False, False, False, None, None,
+                                                                              False]
     # a server killed in the middle of a read: the read made again at once proves it gone
     reads = iter([answers[5], answers[3]])
     monkeypatch.setattr(writer.subprocess, "run", lambda argv, **kw: next(reads))
-    assert writer.WritableSampler.writable(8) is False
+    assert writer.WritableSampler.writable(8, clock) is False
 
 
 def test_the_lab_installs_its_fence_programs_executable_and_removes_only_its_own(tmp_path):

@@ -24,7 +24,7 @@ HAKIT = Path(hakit.__file__).resolve().parent
 #: may import modules of its own package and of the layers before its own, nothing after it;
 #: the packages of one layer are peers and do not import each other.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("shared", ("hakit", "hakit.errors", "hakit.files")),
+    ("shared", ("hakit", "hakit.errors", "hakit.files", "hakit.clock")),
     ("inventory", ("hakit.inventory",)),
     ("render", ("hakit.render",)),
     ("validate", ("hakit.validate",)),

@@ -6,6 +6,7 @@ import socket
 
 import pytest
 
+from hakit.clock import FakeClock
 from hakit.errors import SafetyRefusal
 from hakit.failover.observe import World
 from hakit.inventory.loader import load_inventory
@@ -121,8 +122,8 @@ class WatchedNode:
         self.deadtime = self.inv.settings.timing.heartbeat.deadtime
         self.db = FakeDatabase("n1", **database)
         self.ctx = NodeContext(self.inv, generate(), self.inv.node("n1"))
-        self.now = 0.0
-        self.slept: list[float] = []
+        self.clock = FakeClock()
+        self.clock.on_sleep = lambda: self.on_sleep()
         self.commands: list[tuple[float, list[str]]] = []
         self.on_sleep = lambda: None
         monkeypatch.setattr(NodeContext, "local_db", lambda _ctx, read_timeout=30: self.db)
@@ -131,18 +132,26 @@ class WatchedNode:
         # (test_decide.py, tests/integration/test_self_fence.py); here it makes the fake read-only
         monkeypatch.setattr(watch, "self_fence", lambda ctx: self.db.set_read_only(True) or True)
         monkeypatch.setattr(watch.subprocess, "run", lambda argv, **kw: self.commands.append((self.now, list(argv))))
-        monkeypatch.setattr(watch.time, "sleep", self._sleep)
-        monkeypatch.setattr(watch.time, "monotonic", lambda: self.now)
         monkeypatch.setattr(watch.signal, "signal", lambda *a: None)
 
+    @property
+    def now(self) -> float:
+        return self.clock.now
+
+    @now.setter
+    def now(self, value: float) -> None:
+        self.clock.now = value
+
+    @property
+    def slept(self) -> list[float]:
+        return self.clock.slept
+
     def _sleep(self, seconds: float) -> None:
-        self.now += seconds
-        self.slept.append(seconds)
-        self.on_sleep()
+        self.clock.sleep(seconds)
 
     def run(self) -> None:
         with pytest.raises(_Stop):
-            self.watch.watch(self.ctx)
+            self.watch.watch(self.ctx, clock=self.clock)
 
     @property
     def asked(self) -> list[float]:
@@ -199,7 +208,7 @@ def test_a_server_seen_to_exit_is_reported_after_one_check(tmp_path, monkeypatch
 
     class Exits:
         """Killed during the twentieth wait (5 s in: past PEER_SETTLE), 10 ms into it."""
-        def __init__(self):
+        def __init__(self, clock):
             self.waits = 0
 
         def follow(self, ctx):
@@ -238,6 +247,9 @@ def test_a_server_that_answers_again_is_not_reported_after_an_exit(tmp_path, mon
     watchmod = node.watch
 
     class Exits:
+        def __init__(self, clock):
+            pass
+
         def follow(self, ctx):
             pass
 
@@ -566,13 +578,12 @@ class _HandOverWorld:
         def status():
             return self.statuses.pop(0) if len(self.statuses) > 1 else self.statuses[0]
 
-        def sleep(seconds):
-            self.slept += seconds
-
         def standby():
             self.asked += 1
 
-        return hand_over(self.ctx, sleep=sleep, status=status, standby=standby, log=self.logged.append, **kw)
+        clock = FakeClock()
+        clock.on_sleep = lambda: setattr(self, "slept", clock.monotonic())
+        return hand_over(self.ctx, clock=clock, status=status, standby=standby, log=self.logged.append, **kw)
 
 
 def test_a_failed_start_hands_the_group_to_a_peer_that_can_take_it(tmp_path, monkeypatch):
