@@ -307,10 +307,8 @@ def status(ctx: Context, as_json: bool) -> None:
     finally:
         world.close()
     state = derive_state(snap)
-    import time
-
     document = status_document(snap, state, anti_flap_seconds=inv.settings.failover.anti_flap_seconds,
-                               now=time.time(), tls=inv.settings.mysql.tls.enabled)
+                               tls=inv.settings.mysql.tls.enabled)
     document["unfenced"] = list(unfenced(inv))
     if as_json:
         click.echo(json.dumps(document, indent=2, sort_keys=True))

@@ -25,8 +25,9 @@ from hakit.cluster import traits_for
 from hakit.errors import HakitError
 from hakit.failover.automatic import DeathProof, peer_gate
 from hakit.failover.executor import Executor
-from hakit.failover.flags import (MAINTENANCE_FLAG as FLAG, maintenance_on as flag_set, raise_floor, read_floor,
-                                  resync_pending)
+from hakit.failover.flags import (MAINTENANCE_FLAG as FLAG, Seen, boot_clock, maintenance_on as flag_set, raise_floor,
+                                  read_floor, read_seen, record_seen, resync_pending)
+from hakit.failover.flap import latest_record, promotion_age
 from hakit.failover.plan import Refusal
 from hakit.failover.promote import database_actions, plan_promotion
 from hakit.mysql.facts import DatabaseUnreachable
@@ -123,9 +124,15 @@ def start() -> int:
             peer = replace(peer, fenced=True)
     else:
         peer = ctx.peer_view()  # Pacemaker: a peer outside the partition was fenced, and is not asked
+    # the anti-flap window's age on one clock: the promoted node's own, kept on this node's boot clock
+    readings = {ctx.node.name: local, peer.name: peer.facts if peer.reachable else None}
+    clock = boot_clock()
+    flap_age, seen = promotion_age(latest_record(list(readings.values())), readings, read_seen(), clock)
+    if seen is not None:
+        record_seen(seen)
     verdict = plan_promotion(ctx.node.name, local, peer, schema=settings.mysql.hakit_schema,
                              relay_wait=settings.failover.relay_wait_seconds, kind="automatic",
-                             anti_flap=settings.failover.anti_flap_seconds, now=time.time(),
+                             anti_flap=settings.failover.anti_flap_seconds, flap_age=flap_age,
                              semi_sync=settings.mysql.semi_sync.enabled, resync_pending=resync_pending(),
                              floor=read_floor(), max_lag=settings.failover.max_lag_seconds, instance=instance)
     # what this node has seen, it keeps: asked later (by takeover from any machine, or by this
@@ -145,7 +152,11 @@ def start() -> int:
     except HakitError as exc:
         ocf.exit_reason(str(exc))
         return ocf.OCF_ERR_GENERIC
-    raise_floor(max((int(st.arg("generation")) for st in verdict.steps if st.action == "record_promotion"), default=0))
+    promoted = max((int(st.arg("generation")) for st in verdict.steps if st.action == "record_promotion"), default=0)
+    raise_floor(promoted)
+    done = boot_clock() or clock
+    if promoted and done is not None:  # this automatic promotion happened now, by this node's boot clock
+        record_seen(Seen(promoted, done.boot_id, done.seconds))
     # the stack logs an agent's stderr: where a slow promotion spent its time
     print("step times: " + ", ".join(f"{name} {seconds:.3f}s" for name, seconds in outcome.timings.items())
           + f"; agent {time.monotonic() - STARTED:.3f}s since its import", file=sys.stderr)

@@ -19,7 +19,7 @@ from hakit.clock import SYSTEM_CLOCK, Clock
 from hakit.cluster import stack_for, traits_for
 from hakit.cluster.port import TRAITS, Stack
 from hakit.errors import HakitError
-from hakit.failover.flags import GENERATION_FLOOR, MAINTENANCE_FLAG, RESYNC_MARKER, WATCHER_PIDFILE
+from hakit.failover.flags import GENERATION_FLOOR, MAINTENANCE_FLAG, RESYNC_MARKER, SEEN_AGE_SCRIPT, WATCHER_PIDFILE
 from hakit.failover.journal import Journal
 from hakit.failover.planners import ErrantReport
 from hakit.failover.snapshot import NodeView, Snapshot, cluster_generation
@@ -70,6 +70,7 @@ FLAGS_SCRIPT = (f"test -e {MAINTENANCE_FLAG} && echo maintenance; "
                 f"test -e {RESYNC_MARKER} && echo resync; "
                 f"s=$(sed -n 's/^strategy=//p' {RESYNC_MARKER} 2>/dev/null) && [ -n \"$s\" ] && echo \"resync-by=$s\"; "
                 f"f=$(cat {GENERATION_FLOOR} 2>/dev/null) && echo \"floor=$f\"; "
+                f"{SEEN_AGE_SCRIPT}; "
                 f"if [ ! -e {WATCHER_PIDFILE} ]; then echo no-watcher; "
                 f"elif [ -r {WATCHER_PIDFILE} ]; then pid=$(cat {WATCHER_PIDFILE}); "
                 f"if [ -n \"$pid\" ] && [ -r /proc/$pid/cmdline ]; then "
@@ -92,6 +93,19 @@ def disk_of(flags: list[str]) -> tuple[int, int] | None:
             free, _, size = flag[5:].partition("/")
             if free.isdigit() and size.isdigit() and int(size) > 0:
                 return int(free) * 1024, int(size) * 1024
+    return None
+
+
+def seen_of(flags: list[str]) -> tuple[int, float | None] | None:
+    """(generation, age or None) from the probe's ``seen=GENERATION/AGE`` line, None when not read."""
+    for flag in flags:
+        if flag.startswith("seen="):
+            generation, _, age = flag[5:].partition("/")
+            if generation.isdigit():
+                try:
+                    return int(generation), (float(age) if age != "-" else None)
+                except ValueError:
+                    return int(generation), None
     return None
 
 
@@ -168,6 +182,7 @@ def observe_node(inv: Inventory, world: World, node: Node) -> NodeView:
     resync_by = next((f[10:] for f in flags if f.startswith("resync-by=") and f[10:] in ("rejoin", "dump", "backup")),
                      None)
     return NodeView(node.name, node.address, reachable, facts, vip=vip, monitoring=monitoring, generation_floor=floor,
+                    automatic_seen=seen_of(flags),
                     error="; ".join(errors), resync_pending="resync" in flags, resync_by=resync_by,
                     maintenance="maintenance" in flags, disk=disk_of(flags),
                     tls_problems=tuple(tls_problems), watcher=watcher if pair.carries_db else None,
@@ -232,7 +247,38 @@ def spread_floor(world: World, snap: Snapshot, generation: int | None = None) ->
                 raised.append(view.name)
         except HakitError:
             continue
+    spread_flap_age(world, snap)
     return raised
+
+
+def spread_flap_age(world: World, snap: Snapshot) -> list[str]:
+    """Record on every reachable database node that lacks it the age of the last automatic
+    promotion, read on the promoted node's own server (:mod:`hakit.failover.flap`): a node that
+    must decide later, with that server gone, then measures the anti-flap window on its own boot
+    clock. Returns the nodes written; nothing when the age cannot be read on that server."""
+    from hakit.failover.flags import SEEN_SCRIPT
+    from hakit.failover.flap import latest_record, own_clock_age
+
+    latest = latest_record([view.db for view in snap.db_nodes])
+    if latest is None or latest.kind != "automatic":
+        return []
+    age = own_clock_age(latest, {view.name: view.db for view in snap.db_nodes})
+    if age is None:
+        return []
+    written = []
+    for view in snap.db_nodes:
+        runner = world.runners.get(view.name)
+        has = view.automatic_seen
+        if runner is None or not view.reachable or (has is not None and has[0] >= latest.generation
+                                                     and has[1] is not None):
+            continue
+        try:
+            if runner.run(["sh", "-c", SEEN_SCRIPT, "sh", str(latest.generation), f"{age:.3f}"], warn=True,
+                          timeout=10).ok:
+                written.append(view.name)
+        except HakitError:
+            continue
+    return written
 
 
 def stack_view(inv: Inventory, world: World, reachable: list[str]) -> tuple[str, ...] | None:

@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 from hakit.errors import HakitError, OperationFailed, SafetyRefusal
 from hakit.failover.automatic import DeathProof, peer_gate
-from hakit.failover.flags import RESYNC_MARKER
+from hakit.failover.flags import AUTOMATIC_SEEN, RESYNC_MARKER
 from hakit.failover.plan import Plan, Refusal, Step, step
 from hakit.mysql.facts import DbFacts, PromotionRecord, ReplicaStatus
 from hakit.mysql.gtid import Position
@@ -38,15 +38,16 @@ class PeerView:
 
 def plan_promotion(node: str, local: DbFacts | None, peer: PeerView, *, schema: str, relay_wait: float,
                    force: bool = False, kind: str = "manual", anti_flap: float = 0.0,
-                   now: float | None = None, semi_sync: bool = False, floor_checked: bool = False,
+                   flap_age: float | None = None, semi_sync: bool = False, floor_checked: bool = False,
                    resync_pending: bool = False, floor: int = 0, max_lag: float | None = None,
                    instance: str | None = None) -> Plan | Refusal:
     """Decide whether and how ``node`` becomes the writable database. Pure.
 
     ``kind`` is recorded with the generation (``automatic`` when the stack's agent promotes);
     ``anti_flap``: no new automatic promotion within that many seconds of the last automatic
-    one (``now`` is the current time, epoch seconds), unless forced; ``semi_sync``: the inventory
-    asks for semi-synchronous replication (a reachable peer then acknowledges the new active's
+    one, unless forced; ``flap_age`` is that promotion's age on one clock
+    (:func:`hakit.failover.flap.promotion_age`; None: unknown, which holds the window);
+    ``semi_sync``: the inventory asks for semi-synchronous replication (a reachable peer then acknowledges the new active's
     commits, even if a switchover had turned this node's semi-sync off while it was the standby).
 
     The recorded active (its own row names it) that is read-only is made writable again without
@@ -121,12 +122,19 @@ def plan_promotion(node: str, local: DbFacts | None, peer: PeerView, *, schema: 
         already = False  # a new generation, recorded now
     latest = max((f.state for f in (local, peer_facts) if f is not None and f.state is not None),
                  key=lambda st: st.generation, default=None)
-    if (not already and not force and anti_flap > 0 and latest is not None and latest.kind == "automatic"
-            and latest.promoted_at is not None and now is not None and now - latest.promoted_at < anti_flap):
-        ago = now - latest.promoted_at
-        return Refusal(f"anti-flap: the last automatic takeover (to {latest.promoted_node}, generation "
-                       f"{latest.generation}) was {ago:.0f}s ago; no second automatic takeover within "
-                       f"{anti_flap:g}s", f"an operator decides: hakit takeover, or wait {anti_flap - ago:.0f}s")
+    if not already and not force and anti_flap > 0 and latest is not None and latest.kind == "automatic":
+        if flap_age is None:
+            return Refusal(f"anti-flap: the last automatic takeover (to {latest.promoted_node}, generation "
+                           f"{latest.generation}) is of unknown age here: hakit reads it on "
+                           f"{latest.promoted_node}'s own clock only (its server, or this node's record of it, "
+                           f"{AUTOMATIC_SEEN}, kept on its boot clock), and neither is at hand; no automatic "
+                           f"takeover while the {anti_flap:g}s window may still run",
+                           "an operator decides: hakit takeover (hakit status records the age on every node "
+                           "it reaches while that node's server answers)")
+        if flap_age < anti_flap:
+            return Refusal(f"anti-flap: the last automatic takeover (to {latest.promoted_node}, generation "
+                           f"{latest.generation}) was {flap_age:.0f}s ago; no second automatic takeover within "
+                           f"{anti_flap:g}s", f"an operator decides: hakit takeover, or wait {anti_flap - flap_age:.0f}s")
     steps: list[Step] = []
     warnings: list[str] = []
     if peer_facts is not None and peer_facts.writable:

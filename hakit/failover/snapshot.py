@@ -46,6 +46,9 @@ class NodeView:
     generation_floor: int = 0
     #: (free, size) in bytes of the file system holding the data directory (None: not read)
     disk: tuple[int, int] | None = None
+    #: the node's record of the last automatic promotion it knows of: (generation, seconds since,
+    #: by the node's boot clock; None when recorded in an earlier boot); None: no record read
+    automatic_seen: tuple[int, float | None] | None = None
 
     @property
     def disk_full(self) -> bool:

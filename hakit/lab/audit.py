@@ -47,6 +47,17 @@ class Auditor:
         for moment, nodes in both:
             self._violate(step, "one writable node", f"{' and '.join(nodes)} writable at once (t={moment:.3f})")
 
+    def resync_never_promoted(self, step: int, node: str, reads: list[bool | None]) -> None:
+        """A node whose resync has not finished (its marker stands) is never writable, and a
+        server there that does not answer counts as writable (invariant 9): its data may be a
+        partial copy of the active's (issue 22, item 5)."""
+        rule = "a node being resynced is never promoted"
+        self.checks[rule] = self.checks.get(rule, 0) + len(reads)
+        bad = [r for r in reads if r is not False]
+        if bad:
+            self._violate(step, rule, f"{node} was {'writable' if True in bad else 'not answering'} while its "
+                                      f"resync had not finished ({len(bad)} of {len(reads)} reads)")
+
     def vip_samples(self, step: int, samples: int, twice: list[tuple[float, list[str]]]) -> None:
         """The VIP on at most one node per pair at every sample (the sampler reads each node's
         local addresses from its network namespace, continuously: a VIP held twice for a moment

@@ -52,11 +52,11 @@ from hakit.lab.driver import HAKIT, PairDriver, node_exec, run_hakit
 #: a slow link
 CLASSIC = ("kill-node", "kill-mysqld", "partition", "stop-stack", "interrupt-switchover", "interrupt-resync")
 KINDS = CLASSIC + ("hang", "peer-partition", "one-way", "long-write-stop", "kill-mysqld-standby", "slow-link",
-                   "interrupt-takeover", "full-disk")
+                   "interrupt-takeover", "full-disk", "resync-active-dies")
 #: faults whose node is always the active, or always the standby; the others strike either
 ON_ACTIVE = ("kill-node", "kill-mysqld", "interrupt-switchover", "hang", "long-write-stop", "interrupt-takeover",
              "full-disk")
-ON_STANDBY = ("interrupt-resync", "kill-mysqld-standby")
+ON_STANDBY = ("interrupt-resync", "kill-mysqld-standby", "resync-active-dies")
 #: faults that last a drawn 3-8 s before they are undone (the others are killed after 0.2-4 s)
 LASTING = ("partition", "peer-partition", "one-way", "slow-link")
 #: faults that last a drawn 10-40 s: a full disk outlasts the role's monitor and the writers' timeouts
@@ -122,6 +122,9 @@ INSIDE_INTERVAL = 0.02
 
 #: while the pair settles without an active, how often the stacks are looked at (seconds)
 REVIVE_EVERY = 15.0
+#: seconds: how long, after the active died during a resync, the node being resynced is watched
+#: (the stacks fail over within ~10 s of a node loss: any promotion of it would show)
+RESYNC_WATCH = 30.0
 
 
 class Campaign:
@@ -350,6 +353,48 @@ class Campaign:
         if again.returncode != 0:
             report.notes.append(f"run again: exit {again.returncode}: {again.stderr.strip()[-200:]}")
 
+    def _active_dies_during_resync(self, report: StepReport) -> None:
+        """The double fault (issue 22, item 10): the standby is being resynced when the active is
+        powered off. Until its resync finishes, the node holds a partial copy (a dump half
+        imported, a backup older than the active): the stack must not promote it, so the pair
+        has no writable node until the old active is back; then the resync is run again and
+        finishes. Audited: the node is never writable (nor silent) while its marker stands."""
+        from hakit.failover.flags import RESYNC_MARKER
+        from hakit.lab.node import enter
+        from hakit.lab.writer import WritableSampler
+
+        node, active = report.node, report.active_before
+        strategy = random.Random(f"{report.index}-{report.fault.delay}").choice(RESYNC_STRATEGIES)
+        argv = [HAKIT, "-q", "-i", str(self.lab.inventory), "resync", "--yes", "--node", node, "--strategy", strategy]
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        try:
+            proc.wait(timeout=report.fault.delay)
+            report.notes.append(f"the resync by {strategy} finished before the kill (exit {proc.returncode})")
+        except subprocess.TimeoutExpired:
+            pass
+        self.lab.fault("kill-node", active)
+        report.notes.append(f"{active} killed {report.fault.delay:g} s into a resync of {node} by {strategy}")
+        init = self._inits().get(node)
+        reads: list[bool | None] = []
+        deadline = time.monotonic() + RESYNC_WATCH
+        while init is not None and time.monotonic() < deadline:
+            marked = subprocess.run(enter(init) + ["test", "-e", RESYNC_MARKER], capture_output=True, timeout=10)
+            if marked.returncode != 0:
+                break  # no marker (any more): a finished resync, the node may be promoted
+            reads.append(WritableSampler.writable(init))
+            time.sleep(0.5)
+        if proc.poll() is None:  # still waiting for the dead active: it is run again below
+            proc.kill()
+        proc.wait()
+        self.auditor.resync_never_promoted(report.index, node, reads)
+        if reads:
+            report.notes.append(f"{node} read-only while marked ({len(reads)} reads)"
+                                if all(r is False for r in reads) else f"{node} writable while marked")
+        # the old active back: the recorded active again (or stale, if the resync had finished
+        # and the stack promoted the standby); whichever node is not the active is resynced
+        self.lab.restart(active)
+        self._resync_the_other(report)
+
     def _inside_writers(self) -> dict:
         """A writer inside each node of the pair, through the VIP from that node's network
         namespace: a client on each side of every cut (the host's writer sees only the side the
@@ -415,6 +460,8 @@ class Campaign:
                 self.lab.fault("kill-mysqld", node)
                 self._interrupted(report, ["takeover", "--yes", "--node", standby], then_nothing_to_do=False)
                 self._bring_back(node)
+            elif fault.kind == "resync-active-dies":
+                self._active_dies_during_resync(report)
             elif fault.kind == "interrupt-resync":
                 strategy = random.Random(f"{index}-{fault.delay}").choice(RESYNC_STRATEGIES)
                 self._interrupted(report, ["resync", "--yes", "--node", node, "--strategy", strategy],

@@ -177,8 +177,9 @@ def exec_(dir: str, node: str, command: tuple[str, ...]) -> None:
 @click.option("--kinds", default=None, metavar="KIND,...",
               help="Draw only these kinds of fault (default: all of them; see --help).")
 @click.option("--resume", is_flag=True,
-              help="Go on with the campaign whose report is --report (same stack, seed and kinds), from the "
-                   "fault after the last one it played, on a fresh lab; the report accumulates.")
+              help="Go on with the campaign whose report is --report (same stack, seed and kinds; without "
+                   "--kinds, the report's), from the fault after the last one it played, on a fresh lab; the "
+                   "report accumulates.")
 def chaos(dir: str, stack: str, count: int, seed: int, report_path: str | None, plan_only: bool,
           kinds: str | None, resume: bool) -> None:
     """A seeded fault campaign on a fresh lab in DIR, audited all along; exit 1 on any violation.
@@ -189,9 +190,11 @@ def chaos(dir: str, stack: str, count: int, seed: int, report_path: str | None, 
     clean stack stop under a long write statement), kill-mysqld-standby, slow-link,
     interrupt-takeover (the active's database killed, hakit takeover racing the stack, killed
     and run again), full-disk (the active's data disk full for 10-40 s, on a lab whose nodes
-    have disks of their own). Writers through the VIP from this machine and from inside each node.
+    have disks of their own), resync-active-dies (the double fault: the active powered off
+    during a resync of the standby, which must then stay read-only). Writers through the VIP from this machine and from inside each node.
     Checks: one writable node and the VIP on one node at every sample (a node that does not
-    answer counts as writable), the generation, the VIP once settled, acknowledged writes,
+    answer counts as writable), a node being resynced never writable, the generation, the VIP
+    once settled, acknowledged writes,
     equal tables, no resource active twice, every operation converged. The lab is removed
     afterwards.
     """
@@ -202,7 +205,19 @@ def chaos(dir: str, stack: str, count: int, seed: int, report_path: str | None, 
     from hakit.lab import lifecycle as labimpl
     from hakit.lab.driver import initialised_lab
 
-    kinds_list = list(impl.KINDS) if kinds is None else [k.strip() for k in kinds.split(",") if k.strip()]
+    path = Path(report_path or f"chaos-{stack}-{seed}.json")
+    earlier: dict | None = None
+    if resume:
+        try:
+            earlier = jsonmod.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise click.UsageError(f"--resume: cannot read the report {path}: {exc}") from None
+    if kinds is not None:
+        kinds_list = [k.strip() for k in kinds.split(",") if k.strip()]
+    elif earlier is not None and isinstance(earlier.get("kinds"), list):
+        kinds_list = [str(k) for k in earlier["kinds"]]  # the campaign resumed draws as it drew (kinds added since: not)
+    else:
+        kinds_list = list(impl.KINDS)
     try:
         faults = impl.draw(seed, count, tuple(kinds_list))
     except InputError as exc:
@@ -212,15 +227,10 @@ def chaos(dir: str, stack: str, count: int, seed: int, report_path: str | None, 
             click.echo(f"{index:4}  {fault.kind:<21} {fault.target:<8} {fault.delay:g} s")
         return
     labimpl.require_root()
-    path = Path(report_path or f"chaos-{stack}-{seed}.json")
-    earlier: dict | None = None
     start = 1
-    if resume:
+    if earlier is not None:
         try:
-            earlier = jsonmod.loads(path.read_text())
             start = impl.resume_point(earlier, stack=stack, seed=seed, kinds=kinds_list, count=count)
-        except (OSError, ValueError) as exc:
-            raise click.UsageError(f"--resume: cannot read the report {path}: {exc}") from None
         except InputError as exc:
             raise click.UsageError(f"--resume: {exc}") from None
         if start > count:

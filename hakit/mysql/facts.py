@@ -72,6 +72,10 @@ class PromotionRecord:
     promoted_at: float | None = field(default=None, compare=False)
     #: the run of the server that recorded it (:mod:`hakit.mysql.instance`; "" when unknown)
     instance: str = field(default="", compare=False)
+    #: seconds since ``promoted_at`` by the clock of the server that was read (both in one
+    #: statement there; None: not read). One clock only when that server is ``promoted_node``'s,
+    #: which wrote ``promoted_at``: hakit compares no two nodes' clocks (:mod:`hakit.failover.flap`)
+    age: float | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

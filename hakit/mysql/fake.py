@@ -126,7 +126,8 @@ class FakeDatabase:
         self._check()
         if self.state is not None and self.state.generation >= state.generation:
             return  # monotonic, as the real table: a recorded generation is never rewritten
-        self.state = replace(state, promoted_at=state.promoted_at or self.clock.time())
+        # recorded now, by this server's clock: its age, read here, is 0
+        self.state = replace(state, promoted_at=state.promoted_at or self.clock.time(), age=0.0)
         self._commit()
         self.log.append(f"generation={state.generation}")
 

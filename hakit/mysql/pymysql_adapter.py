@@ -21,7 +21,7 @@ import pymysql.cursors
 from hakit.mysql.facts import (SYSTEM_SCHEMAS, BinlogGtid, DatabaseUnreachable, DbFacts, PromotionRecord, QueryFailed,
                                ReplicaStatus, ReplicaTls, held_by, user_databases)
 from hakit.mysql.gtid import Gtid, Position
-from hakit.mysql.sql import PROMOTED_AT_EPOCH, STATE_TABLE, change_master_sql, ident, state_schema_sql
+from hakit.mysql.sql import PROMOTED_AGE, PROMOTED_AT_EPOCH, STATE_TABLE, change_master_sql, ident, state_schema_sql
 
 
 #: MariaDB: "This operation cannot be performed as you have a running slave"
@@ -155,7 +155,7 @@ class PyMySQLDatabase:
                             "'manual' AS kind, '' AS server_instance"):
                 try:
                     rows = self.query(f"SELECT generation, promotion_point, promoted_node, {columns}, "
-                                      f"{PROMOTED_AT_EPOCH} AS at FROM {table} WHERE id = 1")
+                                      f"{PROMOTED_AT_EPOCH} AS at, {PROMOTED_AGE} AS age FROM {table} WHERE id = 1")
                     break
                 except QueryFailed as exc:
                     if exc.errno != 1054:
@@ -166,7 +166,8 @@ class PyMySQLDatabase:
             return None
         r = rows[0]
         return PromotionRecord(int(r["generation"]), r["promotion_point"], r["promoted_node"], r["kind"],
-                               float(r["at"]) if r["at"] is not None else None, r["server_instance"] or "")
+                               float(r["at"]) if r["at"] is not None else None, r["server_instance"] or "",
+                               float(r["age"]) if r.get("age") is not None else None)
 
     def set_read_only(self, on: bool, *, lock_wait: float | None = None) -> None:
         if on:

@@ -61,3 +61,5 @@ def state_schema_sql(schema: str) -> list[str]:
 #: ``promoted_at`` as epoch seconds, by DATETIME arithmetic alone: the column holds UTC
 #: (``UTC_TIMESTAMP``), and ``UNIX_TIMESTAMP()`` would read it in the session's time zone
 PROMOTED_AT_EPOCH = "TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', promoted_at) / 1000000"
+#: seconds since ``promoted_at`` by this server's clock (both UTC, read in one statement)
+PROMOTED_AGE = "TIMESTAMPDIFF(MICROSECOND, promoted_at, UTC_TIMESTAMP(6)) / 1000000"

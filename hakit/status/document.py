@@ -6,27 +6,31 @@ from __future__ import annotations
 
 from typing import Any
 
+from hakit.failover.flap import latest_record, snapshot_age
 from hakit.failover.snapshot import ClusterState, Snapshot, cluster_generation
 from hakit.status.tls_findings import findings
 
 
-def anti_flap_left(snap: Snapshot, window: float, now: float) -> float:
-    """Seconds until the stack may promote by itself again (0: it may): the anti-flap window runs
-    from the last automatic takeover recorded in the highest generation."""
-    states = [v.db.state for v in snap.db_nodes if v.db is not None and v.db.state is not None]
-    latest = max(states, key=lambda st: st.generation, default=None)
-    if latest is None or latest.kind != "automatic" or latest.promoted_at is None or window <= 0:
+def anti_flap_left(snap: Snapshot, window: float) -> float | None:
+    """Seconds until the stack may promote by itself again (0: it may; None: unknown): the
+    anti-flap window runs from the last automatic takeover recorded in the highest generation,
+    its age read on one clock only (:func:`hakit.failover.flap.snapshot_age`); an unknown age
+    holds the window (the stack's agent refuses an automatic takeover then)."""
+    latest = latest_record([v.db for v in snap.db_nodes])
+    if latest is None or latest.kind != "automatic" or window <= 0:
         return 0.0
-    return max(0.0, window - (now - latest.promoted_at))
+    age = snapshot_age(snap)
+    return None if age is None else max(0.0, window - age)
 
 
 def status_document(snap: Snapshot, state: ClusterState, *, anti_flap_seconds: float = 0,
-                    now: float | None = None, tls: bool = False) -> dict[str, Any]:
+                    tls: bool = False) -> dict[str, Any]:
     """The ``status --json`` document of DESIGN.md ("The CLI contract").
 
     ``tls``: replication is meant to run over TLS (``mysql.tls.enabled``): each database node
     then says whether its replication is encrypted and what is wrong with TLS there."""
     nodes: dict[str, Any] = {}
+    left = anti_flap_left(snap, anti_flap_seconds)
     for view in snap.db_nodes + snap.app_nodes:
         db = view.db
         replica = db.replica if db else None
@@ -62,8 +66,7 @@ def status_document(snap: Snapshot, state: ClusterState, *, anti_flap_seconds: f
         "active": state.active,
         "standby": state.standby,
         "maintenance": snap.maintenance,
-        "anti_flap_seconds_left": (round(anti_flap_left(snap, anti_flap_seconds, now))
-                                   if now is not None else 0),
+        "anti_flap_seconds_left": None if left is None else round(left),
         "operation": ({"name": snap.operation, "target": snap.operation_target} if snap.operation else None),
         "stack_running_on": list(snap.stack_running_on) if snap.stack_running_on is not None else None,
         "stack_unmanaged": snap.stack_unmanaged,

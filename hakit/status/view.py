@@ -50,7 +50,11 @@ def print_status(inv: Inventory, doc: dict[str, Any], console: Console | None = 
         console.print(f"[yellow]{WATCHER_MISSING.format(node=doc['active'])}[/yellow]")
     if doc.get("unfenced"):
         console.print(f"[yellow]{UNFENCED.format(nodes=' and '.join(doc['unfenced']))}[/yellow]")
-    if doc.get("anti_flap_seconds_left"):
+    if "anti_flap_seconds_left" in doc and doc["anti_flap_seconds_left"] is None:
+        console.print("[yellow]anti-flap: the last automatic takeover's age is unknown (its node's server does not "
+                      "answer and no node has recorded it on its own clock): no automatic takeover until it is "
+                      "known (hakit takeover still works)[/yellow]")
+    elif doc.get("anti_flap_seconds_left"):
         console.print(f"[yellow]anti-flap: no automatic takeover for {doc['anti_flap_seconds_left']}s more "
                       f"(hakit takeover still works)[/yellow]")
     if doc.get("stack_running_on") is not None:

@@ -82,6 +82,12 @@ def test_the_promotion_time_and_run_read_back_the_same_in_any_time_zone(server):
         server.query("SET time_zone = DEFAULT")
     assert len({r.promoted_at for r in read}) == 1 and abs(read[0].promoted_at - before) < 60
     assert {r.instance for r in read} == {"boot/1/2"}
+    # its age on the server's own clock (the anti-flap window's, issue 22 (6)): the same in every
+    # zone, and grows with that clock only
+    assert all(r.age is not None and 0 <= r.age < 60 for r in read)
+    assert max(r.age for r in read) - min(r.age for r in read) < 5
+    time.sleep(1.1)
+    assert server.facts().state.age >= read[-1].age + 1.0
     # a state table made by an older hakit (no server_instance column): read, then completed
     server.query("ALTER TABLE hakit.cluster_state DROP COLUMN server_instance")
     assert server.facts().state.instance == "" and server.facts().generation == 50

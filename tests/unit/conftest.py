@@ -1,5 +1,5 @@
 """Unit tests never touch this machine's own files: the node-side paths hakit's agents write
-(the generation floor, the resync marker, the watcher's log) point into each test's temporary folder."""
+(the generation floor, the resync marker, the anti-flap record, the watcher's log) point into each test's temporary folder."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ def _node_files_in_tmp(tmp_path_factory: pytest.TempPathFactory, monkeypatch: py
     here = tmp_path_factory.mktemp("node-files")
     monkeypatch.setattr(flags, "GENERATION_FLOOR", str(here / "generation-floor"))
     monkeypatch.setattr(flags, "RESYNC_MARKER", str(here / "resync-pending"))
+    monkeypatch.setattr(flags, "AUTOMATIC_SEEN", str(here / "automatic-promotion"))
     from hakit.agents import watch
 
     monkeypatch.setattr(watch, "LOG", str(here / "watch.log"))
@@ -21,6 +22,17 @@ def _node_files_in_tmp(tmp_path_factory: pytest.TempPathFactory, monkeypatch: py
 #: host files a hostile-input test could reach through a link it made (chmod and open follow
 #: links): their type, mode and owner must be what they were when the unit tests began
 GUARDED = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/etc", "/etc/passwd", "/tmp", "/")
+#: the folders where hakit's agents keep a node's files: a unit test writes none of them here
+NODE_FOLDERS = ("/var/lib/hakit", "/etc/hakit")
+
+
+def _listing(folder: str) -> frozenset[str]:
+    import os
+
+    try:
+        return frozenset(os.listdir(folder))
+    except OSError:
+        return frozenset()
 
 
 def _state(path: str) -> tuple[int, int, int] | None:
@@ -41,7 +53,10 @@ def _host_files_untouched():
     import os
 
     before = {path: _state(path) for path in GUARDED}
+    listed = {folder: _listing(folder) for folder in NODE_FOLDERS}
     yield
+    added = {folder: sorted(_listing(folder) - listed[folder]) for folder in NODE_FOLDERS}
+    assert not any(added.values()), f"unit tests wrote node files on this machine: {added}"
     changed = {path: (before[path], _state(path)) for path in GUARDED if _state(path) != before[path]}
     for path, (was, _) in changed.items():
         if was is not None:

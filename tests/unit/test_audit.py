@@ -129,3 +129,16 @@ def test_a_full_disk_must_be_named_by_status_while_it_lasts():
     # a node fenced meanwhile cannot be read: not judged, not counted
     auditor.full_disk_named(4, "n1", {"state": "degraded", "nodes": {"n1": {"reachable": False}}})
     assert auditor.checks["status names a full disk"] == 3 and len(auditor.violations) == 2
+
+
+def test_a_node_being_resynced_must_never_be_writable_nor_silent():
+    auditor = Auditor([["n1", "n2"]])
+    auditor.resync_never_promoted(1, "n2", [False] * 20)
+    assert auditor.violations == [] and auditor.checks["a node being resynced is never promoted"] == 20
+    auditor.resync_never_promoted(2, "n2", [False, True, False])
+    auditor.resync_never_promoted(3, "n2", [False, None])  # a server that does not answer may take writes
+    auditor.resync_never_promoted(4, "n2", [])  # the resync finished before the kill: nothing to judge
+    assert [(v.step, v.rule) for v in auditor.violations] == [(2, "a node being resynced is never promoted"),
+                                                             (3, "a node being resynced is never promoted")]
+    assert "writable" in auditor.violations[0].detail and "not answering" in auditor.violations[1].detail
+    assert auditor.checks["a node being resynced is never promoted"] == 25

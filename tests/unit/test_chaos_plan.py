@@ -20,7 +20,7 @@ def test_every_kind_is_drawn_with_sensible_targets_and_delays():
         if f.kind in ("kill-node", "kill-mysqld", "interrupt-switchover", "hang", "long-write-stop",
                       "interrupt-takeover", "full-disk"):
             assert f.target == "active"
-        if f.kind in ("interrupt-resync", "kill-mysqld-standby"):
+        if f.kind in ("interrupt-resync", "kill-mysqld-standby", "resync-active-dies"):
             assert f.target == "standby"
         lasting = f.kind in ("partition", "peer-partition", "one-way", "slow-link")
         if f.kind == "full-disk":  # outlasts the role's monitor and the writers' timeouts
@@ -34,7 +34,7 @@ def test_every_kind_is_drawn_with_sensible_targets_and_delays():
 def test_the_faults_that_really_happen_are_in_the_campaign_and_can_be_drawn_alone():
     # issue 21: the fault model that left two writable nodes, now in every campaign
     assert {"hang", "peer-partition", "one-way", "long-write-stop", "kill-mysqld-standby", "slow-link",
-            "full-disk"} <= set(KINDS)
+            "full-disk", "resync-active-dies"} <= set(KINDS)
     only = draw(3, 30, ("hang", "peer-partition"))
     assert {f.kind for f in only} == {"hang", "peer-partition"}
     from hakit.errors import InputError
@@ -191,3 +191,20 @@ def test_the_campaigns_waits_try_again_every_revive_interval_until_their_deadlin
     with pytest.raises(RuntimeError):
         campaign._caught_up(timeout=0.5)
     assert asked == [1.0]  # at least a second per wait
+
+
+def test_a_resumed_campaign_draws_with_its_report_s_kinds(tmp_path, capsys):
+    """A kind added since a campaign began (resync-active-dies, issue 22) must not change the
+    faults a resumed campaign plays: without --kinds, --resume draws among the report's."""
+    import json
+
+    from hakit.cli import main
+
+    earlier = tuple(k for k in KINDS if k not in ("full-disk", "resync-active-dies"))
+    report = tmp_path / "chaos.json"
+    report.write_text(json.dumps({"stack": "heartbeat", "seed": 23, "kinds": list(earlier), "steps": []}))
+    assert main(["lab", "chaos", "--stack", "heartbeat", "--faults", "40", "--seed", "23",
+                 "--report", str(report), "--resume", "--plan"]) == 0
+    planned = [line.split()[1] for line in capsys.readouterr().out.splitlines() if line.strip()]
+    assert planned == [f.kind for f in draw(23, 40, earlier)]
+    assert planned != [f.kind for f in draw(23, 40)]  # what the new default would have drawn

@@ -118,18 +118,31 @@ def test_status_document_shows_an_unreachable_node_without_guessing():
     assert n2["error"] == "connection refused"
 
 
-def test_status_shows_the_anti_flap_time_left():
+def test_status_shows_the_anti_flap_time_left_on_one_clock():
+    """The window's age is read on the promoted node's own server (``PromotionRecord.age``), or
+    taken from a node's record on its boot clock; never the admin machine's clock against the
+    node's ``promoted_at``. Unknown: None, which holds the window."""
     from hakit.status.document import anti_flap_left
 
-    def with_state(kind, at):
+    def with_state(kind, age, reader="n1", seen=None):
         facts = db(False, 2)
-        return Snapshot(db_nodes=(NodeView("n1", A, True, DbFacts(
+        return Snapshot(db_nodes=(NodeView(reader, A, True, DbFacts(
             1, False, facts.gtid_binlog_pos, facts.gtid_current_pos, facts.gtid_slave_pos, None,
-            PromotionRecord(2, "0-1-5", "n1", kind, at))),))
+            PromotionRecord(2, "0-1-5", "n1", kind, 1000.0, age=age)), automatic_seen=seen),))
 
-    assert anti_flap_left(with_state("automatic", 1000.0), 600, 1100.0) == 500
-    assert anti_flap_left(with_state("automatic", 1000.0), 600, 1700.0) == 0
-    assert anti_flap_left(with_state("takeover", 1000.0), 600, 1100.0) == 0
-    snap = with_state("automatic", 1000.0)
-    doc = status_document(snap, derive_state(snap), anti_flap_seconds=600, now=1100.0)
-    assert doc["anti_flap_seconds_left"] == 500
+    assert anti_flap_left(with_state("automatic", 100.0), 600) == 500
+    assert anti_flap_left(with_state("automatic", 700.0), 600) == 0
+    assert anti_flap_left(with_state("takeover", 100.0), 600) == 0
+    assert anti_flap_left(with_state("automatic", 100.0), 0) == 0  # no window
+    # read on n2's server, where the row replicated: n2's clock against n1's; not trusted
+    assert anti_flap_left(with_state("automatic", 100.0, reader="n2"), 600) is None
+    # n2 recorded it on its boot clock (the probe says 250 s ago), or in an earlier boot
+    assert anti_flap_left(with_state("automatic", 100.0, reader="n2", seen=(2, 250.0)), 600) == 350
+    assert anti_flap_left(with_state("automatic", 100.0, reader="n2", seen=(2, None)), 600) is None
+    assert anti_flap_left(with_state("automatic", 100.0, reader="n2", seen=(1, 5.0)), 600) is None
+    snap = with_state("automatic", 100.0)
+    assert status_document(snap, derive_state(snap), anti_flap_seconds=600)["anti_flap_seconds_left"] == 500
+    snap = with_state("automatic", 100.0, reader="n2")
+    assert status_document(snap, derive_state(snap), anti_flap_seconds=600)["anti_flap_seconds_left"] is None
+
+
