@@ -40,7 +40,8 @@ from hakit.inventory.secrets import Secrets, generate
 from hakit.mysql.gtid import Position
 from hakit.mysql.sql import ident as mysql_ident
 from hakit.render import render
-from test_hostile_input import EXAMPLE_DATA, PAYLOADS, _dump, hostile_text, mutated_inventory, sized
+from test_hostile_input import EXAMPLE_DATA, PAYLOADS, _dump, hostile_text, mutated_inventory
+from unitkit import sized
 
 HAKIT = Path(render.__file__).resolve().parents[1]
 SOURCES = sorted(HAKIT.rglob("*.py"))
