@@ -255,10 +255,10 @@ def test_the_role_agent_fences_a_silent_peer_through_the_stonith_plugin_with_sec
 
     from hakit.agents import stonith
     from hakit.agents.context import NodeContext
-    from hakit.inventory.loader import load_inventory
+    from unitkit import example_inventory
     from hakit.inventory.secrets import Secrets
 
-    inv = load_inventory("examples/two-node-heartbeat-drbd.yml")
+    inv = example_inventory("two-node-heartbeat-drbd")
     secrets = Secrets.model_validate(yaml.safe_load(open("tests/fixtures/secrets.yml")))
     ctx = NodeContext(inv, secrets, inv.node("opsview2"))
     monkeypatch.setattr(stonith, "PARAMS_DIR", str(tmp_path / "run"))
@@ -284,10 +284,10 @@ def test_a_failing_fence_device_is_reported_not_taken_for_a_fence(tmp_path, monk
 
     from hakit.agents import stonith
     from hakit.agents.context import NodeContext
-    from hakit.inventory.loader import load_inventory
+    from unitkit import example_inventory
     from hakit.inventory.secrets import Secrets
 
-    inv = load_inventory("examples/two-node-heartbeat-drbd.yml")
+    inv = example_inventory("two-node-heartbeat-drbd")
     secrets = Secrets.model_validate(yaml.safe_load(open("tests/fixtures/secrets.yml")))
     ctx = NodeContext(inv, secrets, inv.node("opsview2"))
     monkeypatch.setattr(stonith, "PARAMS_DIR", str(tmp_path / "run"))

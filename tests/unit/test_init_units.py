@@ -6,6 +6,7 @@ from hakit.errors import OperationFailed
 from hakit.inventory.loader import load_inventory
 from hakit.mysql.gtid import Position
 from hakit.pair.init import _dump_position, plan_init
+from unitkit import example_inventory
 
 
 def test_dump_position_at_the_top_with_the_global_lock():
@@ -25,7 +26,7 @@ def test_a_dump_without_a_position_is_refused():
 
 
 def test_init_steps_are_in_the_contract_order():
-    plan = plan_init(load_inventory("examples/four-node-pacemaker.yml"))
+    plan = plan_init(example_inventory("four-node-pacemaker"))
     actions = [s.action for s in plan.steps]
     assert actions[0] == "preflight"
     order = ["roles", "seed", "schema", "replication", "writable", "resources", "keys", "sync"]
