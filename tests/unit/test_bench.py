@@ -213,6 +213,7 @@ def test_takeover_only_runs_keep_naming_where_the_fault_runs_come_from(tmp_path:
     """``--takeover-only`` keeps the fault runs of the file; a second such run must still name the
     run that measured them, not the first --takeover-only run (whose date the file then holds)."""
     import contextlib
+    import itertools
     import time
 
     import bench.failover as failover
@@ -227,11 +228,14 @@ def test_takeover_only_runs_keep_naming_where_the_fault_runs_come_from(tmp_path:
                                                                       "exit": 0, "steps": {}})
     monkeypatch.setattr("bench.common.os.geteuid", lambda: 0)
     monkeypatch.setattr("bench.common.signal.signal", lambda *args: None)  # pytest's own handlers stay
+    # each run's date differs (a clock that moves 10 s a reading, instead of sleeping a second)
+    real_gmtime, start, readings = time.gmtime, time.time(), itertools.count(1)
+    monkeypatch.setattr(time, "gmtime", lambda *secs: real_gmtime(*secs) if secs
+                        else real_gmtime(start + 10 * next(readings)))
     for _ in range(2):
         monkeypatch.setattr(sys, "argv", ["failover", "--quick", "--takeover-only", "--stacks", "pacemaker",
                                           "--results", str(folder)])
         assert failover.main() == 0
-        time.sleep(1.1)  # the next run's date differs
     (config,) = json.loads((folder / "failover.json").read_text())["configurations"]
     assert config["runs"] == [run] and [t["seconds"] for t in config["takeovers"]] == [0.9]
     assert config["runs_from"] == {"finished": measured_on, "mode": "full", "repetitions": 10}
