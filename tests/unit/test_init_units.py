@@ -6,7 +6,7 @@ from hakit.errors import OperationFailed
 from hakit.inventory.loader import load_inventory
 from hakit.mysql.gtid import Position
 from hakit.pair.init import _dump_position, plan_init
-from unitkit import example_inventory
+from unitkit import EXAMPLES, example_inventory
 
 
 def test_dump_position_at_the_top_with_the_global_lock():
@@ -57,7 +57,7 @@ def test_copying_host_keys_waits_until_the_reloaded_sshd_listens_again(tmp_path)
     from hakit.pair.keys import share_keys
     from hakit.remote.fake import FakeRunner
 
-    shutil.copy("examples/two-node-pacemaker.yml", tmp_path / "inventory.yml")  # known_hosts lands here
+    shutil.copy(EXAMPLES / "two-node-pacemaker.yml", tmp_path / "inventory.yml")  # known_hosts lands here
     inv = load_inventory(tmp_path / "inventory.yml")
     active, standby = inv.db_pair.node_names
     src, dst = FakeRunner(active), FakeRunner(standby)
