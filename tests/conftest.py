@@ -19,14 +19,23 @@ def examples_dir() -> Path:
     return REPO / "examples"
 
 
-@pytest.fixture
-def example_data(examples_dir: Path) -> Callable[[str], dict[str, Any]]:
-    """``example_data('two-node-pacemaker')``: the parsed example, a fresh copy free to mutate."""
+@pytest.fixture(scope="session")
+def example_data() -> Callable[[str], dict[str, Any]]:
+    """``example_data('two-node-pacemaker')``: the parsed example (parsed once), a fresh deep
+    copy free to mutate (``tests/unitkit.py``, which module-level strategies use directly)."""
+    from unitkit import example_data
 
-    def load(name: str) -> dict[str, Any]:
-        return yaml.safe_load((examples_dir / f"{name}.yml").read_text(encoding="utf-8"))
+    return example_data
 
-    return load
+
+@pytest.fixture(scope="session")
+def example_inventory() -> Callable[[str], Any]:
+    """``example_inventory('two-node-pacemaker')``: the example loaded from ``examples/``, once
+    per process and shared: the model is frozen (to change one, mutate ``example_data(name)``
+    and load that)."""
+    from unitkit import example_inventory
+
+    return example_inventory
 
 
 @pytest.fixture

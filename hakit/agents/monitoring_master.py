@@ -93,8 +93,14 @@ def monitor(mon) -> int:
 
 
 def _started_seconds_ago(daemon: str) -> float | None:
-    out = _run(["ps", "-o", "etimes=", "-C", os.path.basename(daemon)]).stdout.split()
-    return min(float(x) for x in out) if out else None
+    """How long ago the youngest process named like ``daemon`` started (``ps -o etimes= -C``);
+    None when none runs."""
+    import psutil
+
+    name, now = os.path.basename(daemon), time.time()
+    started = [proc.info["create_time"] for proc in psutil.process_iter(["name", "create_time"])
+               if proc.info["name"] == name and proc.info["create_time"] is not None]
+    return max(0.0, now - max(started)) if started else None
 
 
 @_with_settings

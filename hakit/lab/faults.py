@@ -35,7 +35,7 @@ from typing import Callable
 
 from hakit.clock import SYSTEM_CLOCK, Clock, wait_until
 from hakit.errors import InputError, OperationFailed
-from hakit.lab import daemons, fence, netns
+from hakit.lab import daemons, fence, netns, proc
 from hakit.lab.node import is_alive
 from hakit.lab.state import LabState
 
@@ -59,10 +59,7 @@ def _signal(init: int, comm: str, sig: int) -> list[int]:
 
 def _exited(pid: int) -> bool:
     """Gone, or a zombie (it has exited; its parent has not collected it yet)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except (OSError, IndexError):
-        return True
+    return proc.exited(pid)
 
 
 def describe_process(pid: int, signalled: list[int] | None = None) -> str:

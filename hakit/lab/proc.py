@@ -11,6 +11,8 @@ import subprocess
 from pathlib import Path
 from typing import Iterator, Sequence
 
+import psutil
+
 from hakit.errors import OperationFailed
 
 
@@ -40,3 +42,11 @@ def cmdlines() -> Iterator[tuple[int, list[bytes]]]:
             yield int(entry.name), (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
+
+
+def exited(pid: int) -> bool:
+    """Gone, or a zombie (it has exited; its parent has not collected it yet)."""
+    try:
+        return psutil.Process(pid).status() in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
+    except psutil.NoSuchProcess:
+        return True

@@ -25,6 +25,7 @@ from typing import Callable
 
 from hakit.clock import SYSTEM_CLOCK, Clock, wait_until
 from hakit.inventory.model import Inventory
+from hakit.lab.proc import exited
 
 TABLE = "opsview.hakit_writer"
 
@@ -245,11 +246,7 @@ def holds_address(init: int, address: str) -> bool:
 
 def _running(pid: int) -> bool:
     """Whether ``pid`` runs (a zombie has exited: its parent has not collected it yet)."""
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except (OSError, IndexError):
-        return False
+    return not exited(pid)
 
 
 #: a sample of one node that takes longer did not answer (counted as writable)

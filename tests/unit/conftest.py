@@ -1,9 +1,23 @@
 """Unit tests never touch this machine's own files: the node-side paths hakit's agents write
-(the generation floor, the resync marker, the anti-flap record, the watcher's log) point into each test's temporary folder."""
+(the generation floor, the resync marker, the anti-flap record, the watcher's log) point into each test's temporary folder.
+
+hypothesis runs in one of two profiles, both deterministic (derandomized, no example database):
+``full`` (each property's whole size, ``sized(N)`` in ``tests/unitkit.py``: what ``./scripts/test``
+and so CI run, selected by ``HAKIT_HYPOTHESIS_PROFILE=full``) and ``dev`` (a tenth of it, the
+default for a plain ``pytest tests/unit``)."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
+from hypothesis import HealthCheck, settings
+
+PROFILE_VARIABLE = "HAKIT_HYPOTHESIS_PROFILE"
+for _name, _examples in (("full", 100), ("dev", 10)):
+    settings.register_profile(_name, max_examples=_examples, derandomize=True, database=None, deadline=None,
+                              suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get(PROFILE_VARIABLE, "dev"))
 
 
 @pytest.fixture(autouse=True)

@@ -79,6 +79,23 @@ def test_a_database_server_is_found_by_its_process_name(tmp_path):
     assert database_server_running(str(tmp_path / "no-proc")) is True  # cannot look: the careful path
 
 
+def test_a_process_is_found_by_its_name_and_its_age_read():
+    """What pgrep -x and ps -o etimes= -C answered (psutil now), on this test's own process."""
+    import time
+
+    import psutil
+
+    from hakit.agents.monitoring_master import _started_seconds_ago
+    from hakit.agents.processes import process_running
+
+    me = psutil.Process()
+    assert process_running(me.name()) is True
+    assert process_running("hk-no-such-process") is False
+    age = _started_seconds_ago(f"/usr/sbin/{me.name()}")  # the youngest of that name: this one at most
+    assert age is not None and 0 <= age <= time.time() - me.create_time() + 1
+    assert _started_seconds_ago("/usr/sbin/hk-no-such-process") is None
+
+
 def _stop_through_the_cli(monkeypatch, calls: list[str], front: str, name: str) -> None:
     """``hakit agent FRONT NAME stop`` with a loaded agent that only records that it ran.
 

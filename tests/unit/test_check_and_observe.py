@@ -6,7 +6,6 @@ import pytest
 
 from hakit.failover.observe import World, observe
 from hakit.failover.snapshot import NodeView, Snapshot, derive_state
-from hakit.inventory.loader import load_inventory
 from hakit.inventory.model import Failover
 from hakit.mysql.facts import DbFacts, PromotionRecord, ReplicaStatus
 from hakit.mysql.fake import FakeDatabase
@@ -14,6 +13,7 @@ from hakit.mysql.gtid import Position
 from hakit.remote.fake import FakeRunner
 from hakit.remote.port import Result
 from hakit.status.check import CRITICAL, OK, UNKNOWN, WARNING, unknown, verdict
+from unitkit import example_inventory
 
 A, B = "10.9.0.11", "10.9.0.12"
 T = Failover(lag_warning_seconds=10, lag_critical_seconds=60)
@@ -65,7 +65,7 @@ def test_unknown_keeps_one_line_and_no_pipe():
 
 
 def test_observe_reads_every_node_and_survives_an_unreachable_one():
-    inv = load_inventory("examples/two-node-pacemaker.yml")
+    inv = example_inventory("two-node-pacemaker")
     n1_runner = FakeRunner("nagios1").on("ip", "-o", "-4", "addr", "show",
                                          stdout="2: eth0    inet 198.51.100.21/24 brd x\n"
                                                 "2: eth0    inet 198.51.100.20/24 scope global secondary eth0\n")
@@ -84,7 +84,7 @@ def test_observe_reads_every_node_and_survives_an_unreachable_one():
 
 
 def test_vip_detection_matches_whole_addresses_only():
-    inv = load_inventory("examples/two-node-pacemaker.yml")
+    inv = example_inventory("two-node-pacemaker")
     runner = FakeRunner().on("ip", "-o", "-4", "addr", "show", stdout="2: eth0 inet 198.51.100.201/24 brd\n")
     world = World({"nagios1": runner}, {})
     snap = observe(inv, world)
@@ -95,7 +95,7 @@ def test_the_check_on_a_node_reads_the_databases_with_the_monitoring_login_only(
     from hakit.connect import node_world
     from hakit.remote.local import LocalRunner
 
-    inv = load_inventory("examples/two-node-pacemaker.yml")
+    inv = example_inventory("two-node-pacemaker")
     world = node_world(inv, "monitoring-pw", "nagios1")
     assert set(world.runners) == {"nagios1"} and isinstance(world.runners["nagios1"], LocalRunner)
     assert {name: (db.host, db.user, db.password) for name, db in world.databases.items()} == {
@@ -161,7 +161,7 @@ def test_the_node_probe_reads_the_copy_a_resync_marker_names(tmp_path):
     assert probe() == ["resync", "resync-by=dump", "no-watcher"]
     marker.write_text("")  # a marker without a strategy (an older hakit's): pending, no copy named
     assert probe() == ["resync", "no-watcher"]
-    inv = load_inventory("examples/two-node-pacemaker.yml")
+    inv = example_inventory("two-node-pacemaker")
     for said, expected in (("resync\nresync-by=backup\n", "backup"), ("resync\nresync-by=rm -rf\n", None)):
         world = World({"nagios1": FakeRunner("nagios1").on("sh", "-c", stdout=said), "nagios2": FakeRunner("nagios2")},
                       {"nagios1": FakeDatabase("nagios1"), "nagios2": FakeDatabase("nagios2")})
@@ -170,7 +170,7 @@ def test_the_node_probe_reads_the_copy_a_resync_marker_names(tmp_path):
 
 
 def test_observe_reads_the_watcher_of_database_nodes_only():
-    inv = load_inventory("examples/two-node-pacemaker.yml")
+    inv = example_inventory("two-node-pacemaker")
     runner = FakeRunner("nagios1").on("ip", "-o", "-4", "addr", "show", stdout="2: eth0 inet 198.51.100.21/24\n")
     runner.on("sh", "-c", stdout="watcher\n")
     world = World({"nagios1": runner, "nagios2": FakeRunner("nagios2").on("sh", "-c", stdout="no-watcher\n")},
@@ -232,7 +232,7 @@ def test_the_stack_probe_needs_every_daemon_of_the_stack(tmp_path, stack):
 
 
 def test_observe_reads_whether_the_stack_runs():
-    inv = load_inventory("examples/two-node-pacemaker.yml")
+    inv = example_inventory("two-node-pacemaker")
     world = World({"nagios1": FakeRunner("nagios1").on("sh", "-c", stdout="watcher\nstack\n"),
                    "nagios2": FakeRunner("nagios2").on("sh", "-c", stdout="no-watcher\nno-stack\n")},
                   {"nagios1": FakeDatabase("nagios1"), "nagios2": FakeDatabase("nagios2")})
@@ -250,8 +250,8 @@ def test_unfenced_lists_the_database_nodes_no_device_covers(tmp_path):
     from hakit.status.check import unfenced
     from test_maintenance import inventory
 
-    assert unfenced(load_inventory("examples/two-node-heartbeat-drbd.yml")) == ()
-    assert unfenced(load_inventory("examples/two-node-pacemaker.yml")) == ()
+    assert unfenced(example_inventory("two-node-heartbeat-drbd")) == ()
+    assert unfenced(example_inventory("two-node-pacemaker")) == ()
     assert unfenced(inventory(tmp_path, "heartbeat")) == ("n1", "n2")  # replication: allowed, and said
 
 
@@ -275,7 +275,7 @@ def test_the_node_probe_reads_the_data_directory_s_disk(tmp_path):
 
 
 def test_observe_reads_the_disk_of_database_nodes_through_their_data_directory():
-    inv = load_inventory("examples/two-node-pacemaker.yml")
+    inv = example_inventory("two-node-pacemaker")
     runner = FakeRunner("nagios1").on("sh", "-c", stdout="disk=10/4194304\n")
     world = World({"nagios1": runner, "nagios2": FakeRunner("nagios2")},
                   {"nagios1": FakeDatabase("nagios1"), "nagios2": FakeDatabase("nagios2")})

@@ -5,7 +5,6 @@ hangs, resists the read lock, or will not die; what a timeout at the peer means.
 from __future__ import annotations
 
 import pytest
-import yaml
 
 from hakit.agents.fence_self import make_not_writable, server_pids
 from hakit.clock import FakeClock
@@ -245,11 +244,11 @@ def test_the_role_agent_fences_a_silent_peer_through_the_stonith_plugin_with_sec
 
     from hakit.agents import stonith
     from hakit.agents.context import NodeContext
-    from hakit.inventory.loader import load_inventory
-    from hakit.inventory.secrets import Secrets
+    from renderkit import fixture_secrets
+    from unitkit import example_inventory
 
-    inv = load_inventory("examples/two-node-heartbeat-drbd.yml")
-    secrets = Secrets.model_validate(yaml.safe_load(open("tests/fixtures/secrets.yml")))
+    inv = example_inventory("two-node-heartbeat-drbd")
+    secrets = fixture_secrets()
     ctx = NodeContext(inv, secrets, inv.node("opsview2"))
     monkeypatch.setattr(stonith, "PARAMS_DIR", str(tmp_path / "run"))
     seen = []
@@ -274,11 +273,11 @@ def test_a_failing_fence_device_is_reported_not_taken_for_a_fence(tmp_path, monk
 
     from hakit.agents import stonith
     from hakit.agents.context import NodeContext
-    from hakit.inventory.loader import load_inventory
-    from hakit.inventory.secrets import Secrets
+    from renderkit import fixture_secrets
+    from unitkit import example_inventory
 
-    inv = load_inventory("examples/two-node-heartbeat-drbd.yml")
-    secrets = Secrets.model_validate(yaml.safe_load(open("tests/fixtures/secrets.yml")))
+    inv = example_inventory("two-node-heartbeat-drbd")
+    secrets = fixture_secrets()
     ctx = NodeContext(inv, secrets, inv.node("opsview2"))
     monkeypatch.setattr(stonith, "PARAMS_DIR", str(tmp_path / "run"))
     done, what = stonith.fence_peer(ctx, run=lambda argv, **kw: subprocess.CompletedProcess(

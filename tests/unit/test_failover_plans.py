@@ -25,6 +25,7 @@ from hakit.mysql.facts import DbFacts, PromotionRecord, ReplicaStatus
 from hakit.mysql.fake import FakeDatabase
 from hakit.mysql.gtid import Gtid, Position
 from hakit.remote.port import Result
+from unitkit import EXAMPLES
 
 A, B = "10.9.0.11", "10.9.0.12"
 
@@ -1320,7 +1321,7 @@ def test_a_group_left_unmanaged_is_degraded_with_the_way_back_from_any_admin_mac
     from hakit.remote.fake import FakeRunner
     from hakit.failover.snapshot import derive_state
 
-    shutil.copy("examples/two-node-pacemaker.yml", tmp_path / "inventory.yml")
+    shutil.copy(EXAMPLES / "two-node-pacemaker.yml", tmp_path / "inventory.yml")
     pinv = load_inventory(tmp_path / "inventory.yml")
     held = FakeRunner("nagios1").on("crm_resource", "--resource", "hakit", "--meta", "--get-parameter", "is-managed",
                                     stdout="false\n")

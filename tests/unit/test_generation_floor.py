@@ -19,6 +19,7 @@ from hakit.mysql.facts import DbFacts, PromotionRecord, ReplicaStatus
 from hakit.mysql.fake import FakeDatabase
 from hakit.mysql.gtid import Position
 from hakit.remote.fake import FakeRunner
+from unitkit import EXAMPLES
 
 
 def _facts(gen: int, promoted: str = "n1", ro: bool = True, replica: ReplicaStatus | None = None) -> DbFacts:
@@ -54,7 +55,7 @@ def _world(floors: dict[str, str]) -> World:
 
 
 def test_every_node_s_floor_is_read_and_an_admin_machine_without_records_knows_it(tmp_path: Path) -> None:
-    shutil.copy("examples/two-node-pacemaker.yml", tmp_path / "inventory.yml")
+    shutil.copy(EXAMPLES / "two-node-pacemaker.yml", tmp_path / "inventory.yml")
     inv = load_inventory(tmp_path / "inventory.yml")
     world = _world({"nagios1": "floor=5\nwatcher\nstack\n", "nagios2": "floor=4\nno-watcher\nstack\n"})
     n1, n2 = observe(inv, world).db_nodes
@@ -67,7 +68,7 @@ def test_every_node_s_floor_is_read_and_an_admin_machine_without_records_knows_i
 
 
 def test_what_one_machine_knows_is_written_to_every_node_that_knows_less(tmp_path: Path) -> None:
-    shutil.copy("examples/two-node-pacemaker.yml", tmp_path / "inventory.yml")
+    shutil.copy(EXAMPLES / "two-node-pacemaker.yml", tmp_path / "inventory.yml")
     inv = load_inventory(tmp_path / "inventory.yml")
     world = _world({"nagios1": "floor=5\n", "nagios2": "floor=3\n"})
     snap = observe_operation(inv, world, None)

@@ -48,7 +48,8 @@ from hakit.errors import InputError
 from hakit.inventory.loader import load_inventory, parse_inventory
 from hakit.inventory.model import Inventory
 from hakit.inventory.secrets import generate, load_secrets, secrets_path, write_secrets
-from test_hostile_input import EXAMPLE_DATA, PAYLOADS, _dump, hostile_secrets, hostile_text, mutated_inventory, sized
+from test_hostile_input import EXAMPLE_DATA, PAYLOADS, _dump, hostile_secrets, hostile_text, mutated_inventory
+from unitkit import sized
 
 # --------------------------------------------------------------------------- the tripwire
 

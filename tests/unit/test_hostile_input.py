@@ -29,7 +29,7 @@ from typing import Any
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import event, given
 from hypothesis import strategies as st
 
 from hakit.cli import main
@@ -37,14 +37,9 @@ from hakit.errors import InputError
 from hakit.inventory.loader import load_inventory, parse_inventory
 from hakit.inventory.model import BaseModel, Inventory
 from hakit.inventory.secrets import Secrets, generate, load_secrets, secrets_path
+from unitkit import all_example_data, sized
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-EXAMPLE_DATA = {p.stem: yaml.safe_load(p.read_text(encoding="utf-8")) for p in sorted(EXAMPLES.glob("*.yml"))}
-
-def sized(examples: int) -> settings:
-    """No deadline (CI machines vary), no example database written into the repository."""
-    return settings(max_examples=examples, deadline=None, database=None,
-                    suppress_health_check=[HealthCheck.too_slow])
+EXAMPLE_DATA = all_example_data()  # (the strategies copy before they mutate)
 
 # --------------------------------------------------------------------------- strategies
 

@@ -21,6 +21,7 @@ from hakit.cli import main
 from hakit.errors import InputError
 from hakit.inventory.loader import load_inventory, parse_inventory
 from test_inventory import DB_HOSTS, HK, HOSTS, Bad, F, H, L, P, key, set_, steps
+from unitkit import EXAMPLES
 
 # --------------------------------------------------------------------------- the rules' messages
 
@@ -501,7 +502,7 @@ def test_a_host_map_is_read_the_way_pacemaker_reads_it():
     assert host_map_aliases("db1:1,db2:2,app1:3,app2:4") == {"3,app2": "4"}
     assert host_map_aliases("db1:1;db2:2,3 app1=4") == {"db1": "1", "db2": "2,3", "app1": "4"}
     assert host_map_aliases("") == {} and host_map_aliases("db1") == {}
-    example = Path(__file__).resolve().parents[2] / "examples" / "four-node-pacemaker.yml"
+    example = EXAMPLES / "four-node-pacemaker.yml"
     text = example.read_text()
     assert 'pcmk_host_map: "db1:1;db2:2;app1:3;app2:4"' in text
     parse_inventory(text, "four.yml")  # the example as shipped maps every node
@@ -517,7 +518,7 @@ def test_a_host_map_is_read_the_way_pacemaker_reads_it():
 
 
 def test_a_semicolon_is_refused_in_every_fence_parameter_but_the_host_map():
-    example = Path(__file__).resolve().parents[2] / "examples" / "two-node-pacemaker.yml"
+    example = EXAMPLES / "two-node-pacemaker.yml"
     text = example.read_text().replace("username: admin,", "username: 'ad;min',", 1)
     with pytest.raises(InputError) as refused:
         parse_inventory(text, "two.yml")
@@ -528,7 +529,7 @@ def test_a_semicolon_is_refused_in_every_fence_parameter_but_the_host_map():
 def test_mariadb_s_configuration_is_never_synced_wherever_hakit_s_fragment_is(path):
     """Hypothesis found it: with mysql.config_path under /etc/my.cnf.d, syncing /etc/mysql (Debian's
     MariaDB configuration, each node's own) was accepted."""
-    example = Path(__file__).resolve().parents[2] / "examples" / "two-node-pacemaker.yml"
+    example = EXAMPLES / "two-node-pacemaker.yml"
     text = example.read_text().replace("        - path: /etc/nagios4/objects", f"        - path: {path}")
     text = text.replace("      mysql:\n", "      mysql:\n        config_path: /etc/my.cnf.d/hakit.cnf\n", 1)
     with pytest.raises(InputError) as refused:

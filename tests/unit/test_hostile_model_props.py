@@ -27,11 +27,10 @@ import re
 import types
 import typing
 import xml.etree.ElementTree as ET
-from pathlib import Path
 from typing import Any
 
 import yaml
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import event, given
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
@@ -40,9 +39,9 @@ from hakit.inventory.loader import parse_inventory
 from hakit.inventory.model import HostVars, Inventory, Settings
 from hakit.inventory.secrets import Secrets, generate
 from hakit.render.render import render_all
+from unitkit import all_example_data, sized
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-DATA = {p.stem: yaml.safe_load(p.read_text(encoding="utf-8")) for p in sorted(EXAMPLES.glob("*.yml"))}
+DATA = all_example_data()  # (every property copies before it mutates)
 H, P, F = "two-node-heartbeat-drbd", "two-node-pacemaker", "four-node-pacemaker"
 FILE = "hostile.yml"
 SECRETS = generate()
@@ -52,12 +51,6 @@ def mostly(good: Any, hostile: list[Any]) -> st.SearchStrategy[Any]:
     """``good`` three times in four, else one of ``hostile``: enough inventories load for the
     accepted side of each property to be exercised too."""
     return st.one_of(st.just(good), st.just(good), st.just(good), st.sampled_from(hostile)).map(copy.deepcopy)
-
-
-def sized(examples: int) -> settings:
-    """No deadline (CI machines vary), no example database written into the repository."""
-    return settings(max_examples=examples, deadline=None, database=None,
-                    suppress_health_check=[HealthCheck.too_slow])
 
 
 def _settings(data: dict) -> dict:

@@ -45,7 +45,8 @@ from hakit.inventory.loader import load_inventory, parse_inventory
 from hakit.render.render import render_all
 from hakit.inventory.secrets import generate, load_secrets, secrets_path, write_secrets
 from test_hostile_cli import HAKIT, Run, assert_clean_output, invoke, secrets_for, snapshot
-from test_hostile_input import EXAMPLE_DATA, _dump, sized
+from test_hostile_input import EXAMPLE_DATA, _dump
+from unitkit import sized
 
 MARKER = ".hakit-rendered"
 

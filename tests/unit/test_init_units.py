@@ -6,6 +6,7 @@ from hakit.errors import OperationFailed
 from hakit.inventory.loader import load_inventory
 from hakit.mysql.gtid import Position
 from hakit.pair.init import _dump_position, plan_init
+from unitkit import EXAMPLES, example_inventory
 
 
 def test_dump_position_at_the_top_with_the_global_lock():
@@ -25,7 +26,7 @@ def test_a_dump_without_a_position_is_refused():
 
 
 def test_init_steps_are_in_the_contract_order():
-    plan = plan_init(load_inventory("examples/four-node-pacemaker.yml"))
+    plan = plan_init(example_inventory("four-node-pacemaker"))
     actions = [s.action for s in plan.steps]
     assert actions[0] == "preflight"
     order = ["roles", "seed", "schema", "replication", "writable", "resources", "keys", "sync"]
@@ -56,7 +57,7 @@ def test_copying_host_keys_waits_until_the_reloaded_sshd_listens_again(tmp_path)
     from hakit.pair.keys import share_keys
     from hakit.remote.fake import FakeRunner
 
-    shutil.copy("examples/two-node-pacemaker.yml", tmp_path / "inventory.yml")  # known_hosts lands here
+    shutil.copy(EXAMPLES / "two-node-pacemaker.yml", tmp_path / "inventory.yml")  # known_hosts lands here
     inv = load_inventory(tmp_path / "inventory.yml")
     active, standby = inv.db_pair.node_names
     src, dst = FakeRunner(active), FakeRunner(standby)

@@ -18,6 +18,7 @@ Two kinds of proof:
 from __future__ import annotations
 
 import ast
+import functools
 import json
 import re
 import shlex
@@ -40,7 +41,8 @@ from hakit.inventory.secrets import Secrets, generate
 from hakit.mysql.gtid import Position
 from hakit.mysql.sql import ident as mysql_ident
 from hakit.render import render
-from test_hostile_input import EXAMPLE_DATA, PAYLOADS, _dump, hostile_text, mutated_inventory, sized
+from test_hostile_input import EXAMPLE_DATA, PAYLOADS, _dump, hostile_text, mutated_inventory
+from unitkit import sized
 
 HAKIT = Path(render.__file__).resolve().parents[1]
 SOURCES = sorted(HAKIT.rglob("*.py"))
@@ -50,8 +52,14 @@ def _rel(path: Path) -> str:
     return str(path.relative_to(HAKIT.parent))
 
 
+@functools.cache
+def _parsed() -> tuple[tuple[str, ast.Module], ...]:
+    return tuple((_rel(p), ast.parse(p.read_text(encoding="utf-8"), str(p))) for p in SOURCES)
+
+
 def _trees() -> list[tuple[str, ast.Module]]:
-    return [(_rel(p), ast.parse(p.read_text(encoding="utf-8"), str(p))) for p in SOURCES]
+    """hakit's sources, parsed once per process (the scanners only read the trees)."""
+    return list(_parsed())
 
 
 def _functions(tree: ast.Module) -> dict[ast.AST, ast.AST]:

@@ -647,8 +647,8 @@ def test_examples_load(name: str, examples_dir: Path) -> None:
     assert inv.settings.secrets_file == f"{name}.secrets.yml"
 
 
-def test_example_settings_are_read_not_defaulted(examples_dir: Path) -> None:
-    heartbeat = load_inventory(examples_dir / f"{H}.yml").settings
+def test_example_settings_are_read_not_defaulted(example_inventory) -> None:
+    heartbeat = example_inventory(H).settings
     assert (heartbeat.stack, heartbeat.storage.databases, heartbeat.storage.files) == ("heartbeat", "replication",
                                                                                       "drbd")
     assert heartbeat.mysql.replication_user == "repl"
@@ -656,7 +656,7 @@ def test_example_settings_are_read_not_defaulted(examples_dir: Path) -> None:
     assert heartbeat.drbd is not None and heartbeat.drbd.mount == "/srv/hakit"
     assert [(s.path, s.exclude) for s in heartbeat.sync] == [("/etc/nagios4/objects", []),
                                                              ("/usr/lib/nagios/plugins", ["*.orig"])]
-    pacemaker = load_inventory(examples_dir / f"{P}.yml").settings
+    pacemaker = example_inventory(P).settings
     assert [(d.name, d.agent, d.nodes, d.secret_params) for d in pacemaker.fencing] == [
         ("ipmi-nagios1", "fence_ipmilan", ["nagios1"], ["password"]),
         ("ipmi-nagios2", "fence_ipmilan", ["nagios2"], ["password"])]
@@ -665,8 +665,8 @@ def test_example_settings_are_read_not_defaulted(examples_dir: Path) -> None:
     assert pacemaker.hooks.pre_takeover == [["/usr/local/bin/notify-oncall", "takeover"]]
 
 
-def test_four_node_pairs(examples_dir: Path) -> None:
-    inv = load_inventory(examples_dir / f"{F}.yml")
+def test_four_node_pairs(example_inventory) -> None:
+    inv = example_inventory(F)
     assert inv.db_pair.name == "db" and inv.db_pair.carries_db and not inv.db_pair.carries_app
     assert inv.app_pair.name == "app" and inv.app_pair.carries_app and not inv.app_pair.carries_db
     assert inv.db_pair.peer_of("db1").name == "db2"
@@ -679,8 +679,8 @@ def test_four_node_pairs(examples_dir: Path) -> None:
         inv.node("ghost")
 
 
-def test_two_node_pair_carries_both_roles(examples_dir: Path) -> None:
-    inv = load_inventory(examples_dir / f"{P}.yml")
+def test_two_node_pair_carries_both_roles(example_inventory) -> None:
+    inv = example_inventory(P)
     assert inv.db_pair is inv.app_pair
 
 

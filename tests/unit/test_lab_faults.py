@@ -12,17 +12,18 @@ def test_a_zombie_counts_as_exited_for_the_fault_injector():
 
     from hakit.clock import wait_until
     from hakit.lab.faults import _exited
+    from hakit.lab.writer import _running
 
     child = subprocess.Popen(["sleep", "30"])
     try:
-        assert _exited(child.pid) is False
+        assert _exited(child.pid) is False and _running(child.pid) is True
         child.kill()
         assert wait_until(lambda: open(f"/proc/{child.pid}/stat").read().rsplit(")", 1)[1].split()[0] == "Z", 10,
                           0.02)
-        assert _exited(child.pid) is True  # a zombie: not reaped yet
+        assert _exited(child.pid) is True and _running(child.pid) is False  # a zombie: not reaped yet
     finally:
         child.wait()
-    assert _exited(child.pid) is True  # gone
+    assert _exited(child.pid) is True and _running(child.pid) is False  # gone
 
 
 def test_a_fence_request_whose_sender_is_gone_is_not_taken_for_the_host(tmp_path):

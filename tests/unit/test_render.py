@@ -4,8 +4,8 @@ Golden files live in tests/golden/<example>/<node>/<path>. After a deliberate te
 regenerate them with ``HAKIT_UPDATE_GOLDEN=1 pytest tests/unit/test_render.py`` and review the
 diff by eye before committing.
 
-The tests marked ``integration`` feed the rendered files to the real programs that read them
-(crm_verify, crmsh, drbdadm, mariadbd, nagios4, corosync); each skips when its tool is missing.
+The rendered files go to the real programs that read them (crm_verify, crmsh, drbdadm, mariadbd,
+nagios4, corosync) in ``tests/integration/test_render_tools.py``.
 """
 
 from __future__ import annotations
@@ -17,22 +17,21 @@ import os
 import re
 import shutil
 import stat
-import subprocess
-import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import markupsafe
 import pytest
-import yaml
 
 from hakit.errors import InputError
-from hakit.inventory.loader import load_inventory, parse_inventory
+from hakit.inventory.loader import load_inventory
 from hakit.inventory.model import Inventory
 from hakit.inventory.secrets import Secrets
 from hakit.render.artefact import CLUSTER_DIR, Artefact, write_tree
 from hakit.render.filters import crm_quote, ident, sql_string
 from hakit.render.render import HEADER, render_all
+from renderkit import MATRIX, by_kind, fixture_secrets, heartbeat_fencing, matrix_case, variant
+from unitkit import example_inventory
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "examples").glob("*.yml"))
@@ -43,33 +42,11 @@ KINDS = {"corosync", "corosync-authkey", "cib-xml", "cib-crm", "ha.cf", "haresou
 
 @pytest.fixture(scope="module")
 def secrets() -> Secrets:
-    # loaded through the model directly: the fixture file's mode in a checkout is not ours to trust
-    return Secrets.model_validate(yaml.safe_load((ROOT / "tests" / "fixtures" / "secrets.yml").read_text()))
+    return fixture_secrets()
 
 
 def example(stem: str) -> Inventory:
-    return load_inventory(ROOT / "examples" / f"{stem}.yml")
-
-
-def variant(stem: str, **changes: object) -> Inventory:
-    """An example with some hakit settings replaced (dotted keys), parsed like a real inventory."""
-    data = yaml.safe_load((ROOT / "examples" / f"{stem}.yml").read_text())
-    for dotted, value in changes.items():
-        target = data
-        *parents, last = dotted.split("__")
-        for key in parents:
-            target = target.setdefault(key, {})
-        if value is None:
-            target.pop(last, None)
-        else:
-            target[last] = value
-    return parse_inventory(yaml.safe_dump(data, sort_keys=False), f"{stem}-variant.yml", base_dir=str(ROOT))
-
-
-def by_kind(arts: list[Artefact], kind: str) -> list[Artefact]:
-    found = [a for a in arts if a.kind == kind]
-    assert found, f"no artefact of kind {kind}"
-    return found
+    return example_inventory(stem)
 
 
 def text(art: Artefact) -> str:
@@ -81,7 +58,7 @@ def text(art: Artefact) -> str:
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
 def test_golden_files(path: Path, secrets: Secrets) -> None:
-    arts = render_all(load_inventory(path), secrets)
+    arts = render_all(example(path.stem), secrets)
     folder = GOLDEN / path.stem
     if os.environ.get("HAKIT_UPDATE_GOLDEN") == "1":
         write_tree(arts, folder)
@@ -118,7 +95,7 @@ def test_render_is_deterministic_and_sorted(path: Path, secrets: Secrets) -> Non
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
 def test_artefacts_have_known_kinds_nodes_and_absolute_paths(path: Path, secrets: Secrets) -> None:
-    inv = load_inventory(path)
+    inv = example(path.stem)
     names = {n.name for n in inv.nodes} | {CLUSTER_DIR}
     for art in render_all(inv, secrets):
         assert art.kind in KINDS, art
@@ -128,7 +105,7 @@ def test_artefacts_have_known_kinds_nodes_and_absolute_paths(path: Path, secrets
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
 def test_every_text_file_starts_with_the_managed_by_header(path: Path, secrets: Secrets) -> None:
-    for art in render_all(load_inventory(path), secrets):
+    for art in render_all(example(path.stem), secrets):
         if art.kind == "corosync-authkey":
             continue  # raw key bytes: no comment syntax
         body = text(art)
@@ -158,7 +135,7 @@ def _secret_forms(secrets: Secrets) -> list[bytes]:
 def test_files_with_secrets_are_0600_and_others_0644(path: Path, secrets: Secrets) -> None:
     forms = _secret_forms(secrets)
     seen_secret = seen_public = False
-    for art in render_all(load_inventory(path), secrets):
+    for art in render_all(example(path.stem), secrets):
         holds = any(form in art.content for form in forms)
         assert art.mode == (0o600 if holds else 0o644), f"{art.node}:{art.path} mode {art.mode:o}, secret={holds}"
         seen_secret |= holds
@@ -453,7 +430,7 @@ def _cnf(art: Artefact) -> dict[str, str]:
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
 def test_mysql_fragments_start_read_only_with_distinct_ids(path: Path, secrets: Secrets) -> None:
-    inv = load_inventory(path)
+    inv = example(path.stem)
     arts = by_kind(render_all(inv, secrets), "mysql-cnf")
     assert {a.node for a in arts} == set(inv.db_pair.node_names)
     assert {a.path for a in arts} == {inv.settings.mysql.config_path}
@@ -494,7 +471,7 @@ def _statements(sql: str) -> list[str]:
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
 def test_replication_sql_is_per_node_and_never_starts_replication(path: Path, secrets: Secrets) -> None:
-    inv = load_inventory(path)
+    inv = example(path.stem)
     arts = by_kind(render_all(inv, secrets), "mysql-sql")
     assert {a.node for a in arts} == set(inv.db_pair.node_names)
     for art in arts:
@@ -535,7 +512,7 @@ def test_sql_and_crm_escaping_filters() -> None:
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
 def test_monitoring_fragment_and_sync_manifest(path: Path, secrets: Secrets) -> None:
-    inv = load_inventory(path)
+    inv = example(path.stem)
     arts = render_all(inv, secrets)
     mon = inv.settings.monitoring
     fragments = by_kind(arts, "nagios")
@@ -553,34 +530,6 @@ def test_monitoring_fragment_and_sync_manifest(path: Path, secrets: Secrets) -> 
 
 
 # --------------------------------------------------------------------------- every combination
-
-STORAGE = [("replication", "none"), ("replication", "drbd"), ("replication", "shared"), ("drbd", "none"),
-           ("drbd", "drbd"), ("shared", "none"), ("shared", "shared")]
-MATRIX = [(topology, stack, db, files) for topology in ("two-node", "four-node") for stack in ("pacemaker", "heartbeat")
-          for db, files in STORAGE
-          # the inventory refuses this one: both pairs cannot mount the one shared device
-          if not (topology == "four-node" and db == files == "shared")]
-
-
-def matrix_case(topology: str, stack: str, databases: str, files: str) -> Inventory:
-    """One inventory per topology x stack x storage, built from the examples."""
-    base = "two-node-pacemaker" if topology == "two-node" else "four-node-pacemaker"
-    changes: dict[str, object] = {"all__vars__hakit__stack": stack,
-                                  "all__vars__hakit__storage": {"databases": databases, "files": files},
-                                  "all__vars__hakit__drbd": {"resource": "r0", "mount": "/srv/hakit"},
-                                  "all__vars__hakit__shared_storage": {"device": "/dev/sdz", "mount": "/srv/hakit"}}
-    if databases != "replication":
-        changes["all__vars__hakit__mysql"] = {"datadir": "/srv/hakit/mysql"}
-    if stack == "heartbeat":
-        nodes = ["nagios1", "nagios2"] if topology == "two-node" else ["db1", "db2", "app1", "app2"]
-        changes["all__vars__hakit__fencing"] = heartbeat_fencing(nodes)
-    return variant(base, **changes)
-
-
-def heartbeat_fencing(nodes: list[str]) -> list[dict]:
-    """One stonith device for every node (heartbeat with block storage needs one)."""
-    return [{"name": "ssh", "agent": "external/ssh", "nodes": nodes, "params": {"hostlist": ",".join(nodes)}}]
-
 
 @pytest.mark.parametrize("case", MATRIX, ids=["-".join(c) for c in MATRIX])
 def test_every_topology_stack_and_storage_renders(case: tuple[str, str, str, str], secrets: Secrets) -> None:
@@ -650,135 +599,3 @@ def test_write_tree_is_all_or_nothing(tmp_path: Path, secrets: Secrets) -> None:
     with pytest.raises(OSError):
         write_tree(broken, fresh)
     assert not fresh.exists() or not any(fresh.iterdir())
-
-
-# --------------------------------------------------------------------------- the real tools
-
-
-def _tool(name: str) -> str:
-    found = shutil.which(name) or next((p for p in (f"/usr/sbin/{name}", f"/sbin/{name}") if os.path.exists(p)), None)
-    if not found:
-        pytest.skip(f"{name} is not installed")
-    return found
-
-
-PACEMAKER_CASES = ["two-node-pacemaker", "four-node-pacemaker"] + [
-    "-".join(c) for c in MATRIX if c[1] == "pacemaker" and c[2:] != ("replication", "none")]
-
-
-def _pacemaker_case(name: str) -> Inventory:
-    if name in ("two-node-pacemaker", "four-node-pacemaker"):
-        return example(name)
-    case = next(c for c in MATRIX if "-".join(c) == name)
-    return matrix_case(*case)
-
-
-@pytest.mark.integration
-@pytest.mark.parametrize("case", PACEMAKER_CASES)
-def test_crm_verify_accepts_the_cib(case: str, tmp_path: Path, secrets: Secrets) -> None:
-    tool = _tool("crm_verify")
-    xml = by_kind(render_all(_pacemaker_case(case), secrets), "cib-xml")[0]
-    (tmp_path / "cib.xml").write_bytes(xml.content)
-    result = subprocess.run([tool, "--xml-file", str(tmp_path / "cib.xml")], capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout + result.stderr
-
-
-@pytest.mark.integration
-@pytest.mark.parametrize("case", PACEMAKER_CASES)
-def test_crm_script_loads_to_the_same_configuration_as_the_xml(case: str, tmp_path: Path,
-                                                               secrets: Secrets) -> None:
-    crm, cibadmin = _tool("crm"), _tool("cibadmin")
-    arts = render_all(_pacemaker_case(case), secrets)
-    (tmp_path / "cib.crm").write_bytes(by_kind(arts, "cib-crm")[0].content)
-    (tmp_path / "cib.xml").write_bytes(by_kind(arts, "cib-xml")[0].content)
-    empty = subprocess.run([cibadmin, "--empty"], capture_output=True, text=True, check=True).stdout
-    (tmp_path / "loaded.xml").write_text(empty)
-    # crmsh refuses agents it cannot find (the hakit agents arrive later; fence agents may be
-    # absent here): check_frequency=never in a private HOME turns that lookup off
-    home = tmp_path / "home"
-    (home / ".config" / "crm").mkdir(parents=True)
-    (home / ".config" / "crm" / "crm.conf").write_text("[core]\ncheck_frequency = never\n")
-    env = dict(os.environ, HOME=str(home), CIB_file=str(tmp_path / "loaded.xml"))
-    load = subprocess.run([crm, "configure", "load", "update", str(tmp_path / "cib.crm")], env=env,
-                          capture_output=True, text=True, timeout=120)
-    assert load.returncode == 0, load.stdout + load.stderr
-
-    def configuration(path: Path) -> ET.Element:
-        conf = ET.parse(path).getroot().find("configuration")
-        for parent in conf.iter():
-            for child in [c for c in parent if not isinstance(c.tag, str)]:
-                parent.remove(child)  # comments: crmsh attaches the script's to elements
-        return conf
-
-    def canon(element: ET.Element) -> list[tuple]:
-        return sorted((e.tag, tuple(sorted(e.attrib.items()))) for e in element.iter() if isinstance(e.tag, str))
-
-    # same elements with the same attributes (ids included); by hand, 'crm_diff --no-version
-    # -o cib.xml -n loaded.xml' shows the difference readably when this fails
-    assert canon(configuration(tmp_path / "loaded.xml")) == canon(configuration(tmp_path / "cib.xml"))
-
-
-@pytest.mark.integration
-def test_drbdadm_parses_the_resource(tmp_path: Path, secrets: Secrets) -> None:
-    tool = _tool("drbdadm")
-    art = by_kind(render_all(example("two-node-heartbeat-drbd"), secrets), "drbd")[0]
-    (tmp_path / "r0.res").write_bytes(art.content)
-    result = subprocess.run([tool, "-c", str(tmp_path / "r0.res"), "dump"], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    assert "after-sb-0pri" in result.stdout and "cram-hmac-alg" in result.stdout
-
-
-@pytest.mark.integration
-@pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
-def test_mariadbd_reads_the_fragment(path: Path, tmp_path: Path, secrets: Secrets) -> None:
-    tool = _tool("mariadbd")
-    art = by_kind(render_all(load_inventory(path), secrets), "mysql-cnf")[0]
-    (tmp_path / "my.cnf").write_bytes(art.content)
-    result = subprocess.run([tool, f"--defaults-file={tmp_path / 'my.cnf'}", "--help", "--verbose"],
-                            capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    assert re.search(r"^read-only\s+TRUE$", result.stdout, re.M)
-    assert re.search(r"^innodb-autoinc-lock-mode\s+0$", result.stdout, re.M)
-
-
-@pytest.mark.integration
-@pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
-def test_nagios_verifies_the_fragment_beside_debian_objects(path: Path, secrets: Secrets) -> None:
-    tool = _tool("nagios4")
-    main = Path("/etc/nagios4/nagios.cfg")
-    if not main.exists():
-        pytest.skip("Debian's /etc/nagios4/nagios.cfg is not installed")
-    # nagios4 reads the object files as the nagios user: pytest's tmp_path (0700) is too private
-    tmp_path = Path(tempfile.mkdtemp(prefix="hakit-nagios-"))
-    tmp_path.chmod(0o755)
-    art = by_kind(render_all(load_inventory(path), secrets), "nagios")[0]
-    (tmp_path / "hakit.cfg").write_bytes(art.content)
-    config = re.sub(r"^cfg_dir=/etc/nagios4/conf\.d$", f"cfg_file={tmp_path / 'hakit.cfg'}",
-                    main.read_text(), flags=re.M)
-    (tmp_path / "nagios.cfg").write_text(config)
-    try:
-        result = subprocess.run([tool, "-v", str(tmp_path / "nagios.cfg")], capture_output=True, text=True)
-    finally:
-        shutil.rmtree(tmp_path, ignore_errors=True)
-    assert result.returncode == 0, result.stdout[-3000:]
-    assert "Total Errors:   0" in result.stdout
-
-
-@pytest.mark.integration
-@pytest.mark.parametrize("stem", ["two-node-pacemaker", "four-node-pacemaker"])
-def test_corosync_accepts_the_config(stem: str, tmp_path: Path, secrets: Secrets) -> None:
-    corosync, unshare = _tool("corosync"), _tool("unshare")
-    if os.geteuid() != 0:
-        pytest.skip("needs root for a private mount and network namespace")
-    inv = example(stem)
-    arts = [a for a in render_all(inv, secrets) if a.node == inv.nodes[0].name and a.kind.startswith("corosync")]
-    for art in arts:
-        (tmp_path / Path(art.path).name).write_bytes(art.content)
-    # corosync -t wants its key at /etc/corosync/authkey, its log folder, and a local address
-    # that is one of the nodes: give it all three in private namespaces (no traffic leaves)
-    script = (f"ip link set lo up && ip addr add {inv.nodes[0].address}/32 dev lo && "
-              f"mount -t tmpfs tmpfs /etc/corosync && cp {tmp_path}/corosync.conf {tmp_path}/authkey /etc/corosync/ && "
-              f"mount -t tmpfs tmpfs /var/log && mkdir -p /var/log/cluster && {corosync} -t; "
-              f"rc=$?; cat /var/log/cluster/corosync.log; exit $rc")
-    result = subprocess.run([unshare, "-m", "-n", "sh", "-c", script], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stdout + result.stderr

@@ -19,7 +19,7 @@ from hakit.errors import InputError, OperationFailed
 from hakit.failover.observe import World, observe
 from hakit.failover.plan import step
 from hakit.failover.snapshot import NodeView, Snapshot, derive_state
-from hakit.inventory.loader import load_inventory, parse_inventory
+from hakit.inventory.loader import parse_inventory
 from hakit.inventory.model import Failover, Tls
 from hakit.inventory.secrets import Secrets
 from hakit.mysql.facts import DbFacts, PromotionRecord, ReplicaStatus, ReplicaTls
@@ -35,6 +35,7 @@ from hakit.render.render import render_all
 from hakit.status.check import OK, WARNING, verdict
 from hakit.status.document import status_document
 from hakit.status.tls_findings import findings
+from unitkit import example_data
 
 ROOT = Path(__file__).resolve().parents[2]
 TLS = {"enabled": True, "ca": "/etc/mysql/tls/ca.pem", "cert": "/etc/mysql/tls/node.pem",
@@ -48,7 +49,7 @@ def secrets() -> Secrets:
 
 
 def inventory(stem: str = "two-node-pacemaker", tls: dict | None = TLS):
-    data = yaml.safe_load((ROOT / "examples" / f"{stem}.yml").read_text())
+    data = example_data(stem)
     if tls is not None:
         data["all"]["vars"]["hakit"].setdefault("mysql", {})["tls"] = tls
     return parse_inventory(yaml.safe_dump(data, sort_keys=False), f"{stem}-tls.yml", base_dir=str(ROOT))

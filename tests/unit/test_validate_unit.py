@@ -13,7 +13,6 @@ import pytest
 
 from hakit import validate as v
 from hakit.errors import ExitCode, ToolMissing
-from hakit.inventory.loader import load_inventory
 from hakit.inventory.secrets import generate
 from hakit.render.artefact import Artefact
 
@@ -64,13 +63,13 @@ class FakeRunner:
 
 
 @pytest.fixture
-def inv():
-    return load_inventory(EXAMPLES / "two-node-pacemaker.yml")
+def inv(example_inventory):
+    return example_inventory("two-node-pacemaker")
 
 
 @pytest.fixture
-def hb_inv():
-    return load_inventory(EXAMPLES / "two-node-heartbeat-drbd.yml")
+def hb_inv(example_inventory):
+    return example_inventory("two-node-heartbeat-drbd")
 
 
 @pytest.fixture
