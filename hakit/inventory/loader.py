@@ -23,7 +23,17 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from hakit.errors import InputError, Problem
-from hakit.inventory.model import HAKIT_DIR, HOST_MAP, MARIADB_FRAGMENT_DIRS, FenceDevice, HostVars, Inventory, Node, Pair, Settings
+from hakit.inventory.model import (
+    HAKIT_DIR,
+    HOST_MAP,
+    MARIADB_FRAGMENT_DIRS,
+    FenceDevice,
+    HostVars,
+    Inventory,
+    Node,
+    Pair,
+    Settings,
+)
 from hakit.inventory.yamlsrc import PathKey, YamlSource, load_yaml, read_text
 
 SETTINGS_PATH: PathKey = ("all", "vars", "hakit")
@@ -106,7 +116,7 @@ def _problem_of(err: dict[str, Any], model: type[BaseModel], base: PathKey, src:
         msg = msg.removeprefix("Value error, ")
     elif kind == "literal_error":
         msg = "must be one of " + msg.removeprefix("Input should be ")
-    elif kind.endswith("_type") or kind.endswith("_parsing"):
+    elif kind.endswith(("_type", "_parsing")):
         msg = msg.replace("Input should be", "must be")
     else:
         msg = msg.replace("Input should be", "must be").replace("Value should have", "must have") \
@@ -537,7 +547,7 @@ def _carries(s: Settings, pair: Pair, kind: str) -> bool:
 def _drbd_and_port_checks(s: Settings, pairs: list[Pair], src: YamlSource, problems: list[Problem]) -> None:
     here = SETTINGS_PATH
     db_nodes = [(pair, node) for pair in pairs if pair.carries_db for node in pair.nodes]
-    for pair, node in db_nodes:
+    for _pair, node in db_nodes:
         if node.ssh_port == s.mysql.port:
             problems.append(src.problem(here + ("mysql", "port"), f"port {s.mysql.port} is also the SSH port of node "
                                                                   f"{node.name} (ansible_port)"))
@@ -572,7 +582,8 @@ def _overlap(a: str, b: str) -> bool:
 
 
 #: the folders (and file) MariaDB reads its configuration from, on Debian and elsewhere
-MARIADB_CONFIG_DIRS = ("/etc/mysql", "/etc/my.cnf", *[d for d in MARIADB_FRAGMENT_DIRS if not d.startswith("/etc/mysql/")])
+MARIADB_CONFIG_DIRS = ("/etc/mysql", "/etc/my.cnf",
+                       *[d for d in MARIADB_FRAGMENT_DIRS if not d.startswith("/etc/mysql/")])
 
 
 def _path_checks(s: Settings, src: YamlSource, problems: list[Problem]) -> None:

@@ -286,7 +286,7 @@ class HeartbeatTiming(Frozen):
     initdead: Annotated[Tenths, Field(ge=4, le=3600)] = 30
 
     @model_validator(mode="after")
-    def _order(self) -> "HeartbeatTiming":
+    def _order(self) -> HeartbeatTiming:
         if not self.keepalive < self.warntime < self.deadtime:
             raise ValueError("needs keepalive < warntime < deadtime")
         if self.initdead < 2 * self.deadtime:
@@ -324,7 +324,7 @@ class CorosyncTiming(Frozen):
     consensus: Annotated[int | None, Field(ge=240, le=72000)] = None
 
     @model_validator(mode="after")
-    def _order(self) -> "CorosyncTiming":
+    def _order(self) -> CorosyncTiming:
         if self.consensus is not None and self.consensus <= self.token:
             raise ValueError("consensus must be larger than token (corosync's rule; default 1.2 x token)")
         return self
@@ -369,7 +369,7 @@ class Tls(Frozen):
     key: AbsPath | None = None
 
     @model_validator(mode="after")
-    def _files(self) -> "Tls":
+    def _files(self) -> Tls:
         if self.enabled and not (self.ca and self.cert and self.key):
             raise ValueError("tls.enabled needs ca, cert and key")
         return self
@@ -422,7 +422,7 @@ class MySQL(Frozen):
     binlog_expire_days: Annotated[int, Field(ge=1, le=99)] = 7
 
     @model_validator(mode="after")
-    def _bulk_subset(self) -> "MySQL":
+    def _bulk_subset(self) -> MySQL:
         unknown = [db for db in self.bulk_databases if db not in self.databases]
         if unknown:
             raise ValueError(f"bulk_databases must be listed in databases too (not listed: {', '.join(unknown)})")
@@ -497,7 +497,7 @@ class Ssh(Frozen):
     share_host_keys: bool = True
 
     @model_validator(mode="after")
-    def _paths(self) -> "Ssh":
+    def _paths(self) -> Ssh:
         for value in (self.known_hosts, self.identity_file):
             if value is not None and not re.fullmatch(r"[A-Za-z0-9._+@/~-]{1,255}", value):
                 raise ValueError("known_hosts and identity_file must be paths of letters, digits and '._+@/~-'")
@@ -546,7 +546,7 @@ class Failover(Frozen):
     max_lag_seconds: Annotated[int, Field(ge=0, le=86400)] = 60
 
     @model_validator(mode="after")
-    def _thresholds(self) -> "Failover":
+    def _thresholds(self) -> Failover:
         if self.lag_critical_seconds < self.lag_warning_seconds:
             raise ValueError("lag_critical_seconds must be at least lag_warning_seconds")
         return self

@@ -308,7 +308,7 @@ def ensure_secrets(inv: Inventory, create: bool = True) -> Secrets:
         fresh = generate()
         if inv.settings.fencing and any(d.secret_params for d in inv.settings.fencing):
             fresh = fresh.model_copy(update={"fencing": {
-                d.name: {p: "CHANGE-ME" for p in d.secret_params} for d in inv.settings.fencing if d.secret_params}})
+                d.name: dict.fromkeys(d.secret_params, "CHANGE-ME") for d in inv.settings.fencing if d.secret_params}})
         if create:
             create_secrets(inv, fresh)
         return fresh

@@ -238,7 +238,7 @@ def _guarded(construct):  # type: ignore[no-untyped-def]
     """``construct`` (one of PyYAML's constructors), raising :class:`_Unbuilt` with the node it
     could not build, also from the generators PyYAML runs after the node's own call."""
 
-    def run(loader: "_Loader", node: yaml.Node):  # type: ignore[no-untyped-def]
+    def run(loader: _Loader, node: yaml.Node):  # type: ignore[no-untyped-def]
         if (node.tag or "").startswith(_PYTHON):
             try:
                 return construct(loader, node)

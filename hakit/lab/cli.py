@@ -72,7 +72,8 @@ def up(dir: str, topology: str, stack: str, subnet: str, timings: str, tls: bool
     click.echo(f"inventory: {report.inventory}")
     click.echo(f"try: hakit lab status --dir {dir}; hakit lab exec --dir {dir} {spec.nodes[0].name} -- crm_mon -1"
                if spec.stack == "pacemaker" else
-               f"try: hakit lab status --dir {dir}; hakit lab exec --dir {dir} {spec.nodes[0].name} -- cl_status hbstatus")
+               f"try: hakit lab status --dir {dir}; "
+               f"hakit lab exec --dir {dir} {spec.nodes[0].name} -- cl_status hbstatus")
 
 
 @lab.command()
@@ -122,7 +123,8 @@ def fault(dir: str, kind: str, node: str) -> None:
     """Inject a fault: kill-node, kill-mysqld, stop-stack, partition, hang, peer-partition, one-way,
     slow-link, long-write, full-disk (a lab built with --data-disk); undo one: start-stack, heal
     (every network fault, and the disk), resume (hang), free-disk."""
-    from hakit.lab import faults, lifecycle as impl
+    from hakit.lab import faults
+    from hakit.lab import lifecycle as impl
 
     impl.require_root()
     click.echo(faults.inject(impl.lab_state(dir), kind, node))

@@ -13,14 +13,15 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from hakit.errors import OperationFailed, SafetyRefusal
 from hakit.inventory.secrets import ensure_secrets
-from hakit.lab import configs, daemons, fence_install, folders, labinventory, netns, node as nodes
+from hakit.lab import configs, daemons, fence_install, folders, labinventory, netns
+from hakit.lab import node as nodes
 from hakit.lab import tls as labtls
 from hakit.lab.proc import cmdlines, run
 from hakit.lab.spec import BRIDGE, DEFAULT_SUBNET, LabSpec, NodeSpec, plan_lab

@@ -113,7 +113,7 @@ class LabSpec:
         return data
 
     @classmethod
-    def from_json(cls, data: dict) -> "LabSpec":
+    def from_json(cls, data: dict) -> LabSpec:
         nodes = tuple(NodeSpec(**n) for n in data["nodes"])
         return cls(dir=data["dir"], topology=data["topology"], stack=data["stack"], subnet=data["subnet"],
                    nodes=nodes, vips=dict(data["vips"]), tls=bool(data.get("tls", False)),

@@ -12,17 +12,27 @@ from __future__ import annotations
 import math
 import re
 import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import pymysql
 import pymysql.cursors
 
-from hakit.mysql.facts import (SYSTEM_SCHEMAS, BinlogGtid, DatabaseUnreachable, DbFacts, PromotionRecord, QueryFailed,
-                               ReplicaStatus, ReplicaTls, held_by, user_databases)
+from hakit.mysql.facts import (
+    SYSTEM_SCHEMAS,
+    BinlogGtid,
+    DatabaseUnreachable,
+    DbFacts,
+    PromotionRecord,
+    QueryFailed,
+    ReplicaStatus,
+    ReplicaTls,
+    held_by,
+    user_databases,
+)
 from hakit.mysql.gtid import Gtid, Position
 from hakit.mysql.sql import PROMOTED_AT_EPOCH, STATE_TABLE, change_master_sql, ident, state_schema_sql
-
 
 #: MariaDB: "This operation cannot be performed as you have a running slave"
 ER_SLAVE_MUST_STOP = 1198

@@ -24,7 +24,7 @@ def root_rows(runner, sql: str, *, timeout: float = 60.0) -> list[dict[str, str 
     if not lines:
         return []
     names = lines[0].split("\t")
-    return [dict(zip(names, (_unescape(v) for v in line.split("\t")))) for line in lines[1:]]
+    return [dict(zip(names, (_unescape(v) for v in line.split("\t")), strict=False)) for line in lines[1:]]
 
 
 def _unescape(value: str) -> str | None:

@@ -6,8 +6,8 @@ import os
 import signal
 import subprocess
 import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from hakit.files import atomic_write
 from hakit.remote.port import CommandFailed, Result, StderrTail, as_bytes
@@ -45,7 +45,7 @@ class LocalRunner:
     def get(self, path: str) -> bytes:
         return Path(path).read_bytes()
 
-    def start(self, argv: Sequence[str]) -> "LocalProcess":
+    def start(self, argv: Sequence[str]) -> LocalProcess:
         """Start ``argv`` (no shell) with its stdin and stdout as pipes; see :class:`Process`."""
         try:
             popen = subprocess.Popen(list(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE,

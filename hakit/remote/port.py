@@ -22,8 +22,9 @@ from __future__ import annotations
 import shlex
 import threading
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Protocol
 
 from hakit.errors import HakitError, OperationFailed, SafetyRefusal
 
@@ -87,7 +88,7 @@ class Runner(Protocol):
 
     def get(self, path: str) -> bytes: ...
 
-    def start(self, argv: Sequence[str]) -> "Process": ...
+    def start(self, argv: Sequence[str]) -> Process: ...
 
     def close(self) -> None: ...
 

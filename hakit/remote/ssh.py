@@ -15,8 +15,8 @@ import shlex
 import socket
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from hakit.errors import OperationFailed
 from hakit.remote.port import CommandFailed, HostKeyRefused, Result, StderrTail, Unreachable, as_bytes
@@ -153,7 +153,7 @@ class SshRunner:
             if time.monotonic() - began < DROPPED_WITHIN:
                 raise _Dropped(reason) from None
             raise Unreachable(f"{self.host}: SSH to {self.address}:{self.port} failed: {reason}") from None
-        except (OSError, socket.timeout) as exc:
+        except (TimeoutError, OSError) as exc:
             client.close()
             reason = exc.strerror or str(exc)
             # a reset comes from a server that accepted the connection (refused and unreachable
@@ -211,7 +211,7 @@ class SshRunner:
             raw = stdout.read()
             err = stderr.read().decode(errors="replace")
             code = channel.recv_exit_status()
-        except (socket.timeout, TimeoutError):
+        except TimeoutError:
             result = Result(tuple(argv), 124, "", f"timed out after {timeout:g} s")
         except (paramiko.SSHException, OSError, EOFError) as exc:
             self.close()
@@ -228,7 +228,7 @@ class SshRunner:
         prefix = [] if self.user == "root" else ["sudo", "-n", "--"]
         return self.run(prefix + list(argv), input=input, warn=warn, timeout=timeout)
 
-    def _sftp(self) -> "paramiko.SFTPClient":
+    def _sftp(self) -> paramiko.SFTPClient:
         try:
             # paramiko's open_sftp, with a timeout on the channel's opening (its own waits an hour)
             channel = self._open("session", self.connect_timeout)
@@ -266,7 +266,7 @@ class SshRunner:
         finally:
             sftp.close()
 
-    def start(self, argv: Sequence[str]) -> "SshProcess":
+    def start(self, argv: Sequence[str]) -> SshProcess:
         """Start ``argv`` on the node in its own SSH channel, stdin and stdout streamed; see
         :class:`Process`. The arguments are quoted as in :meth:`run`."""
         command = shlex.join(argv)

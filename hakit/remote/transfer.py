@@ -20,8 +20,9 @@ from __future__ import annotations
 import shlex
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, Sequence
+from typing import Protocol
 
 from hakit.errors import OperationFailed
 from hakit.remote.port import Process, Runner
@@ -101,8 +102,15 @@ class RichProgress:
 
     def start(self, label: str, total: int | None) -> None:
         from rich.console import Console
-        from rich.progress import (BarColumn, DownloadColumn, Progress as Bar, TextColumn, TimeElapsedColumn,
-                                   TimeRemainingColumn, TransferSpeedColumn)
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+        from rich.progress import Progress as Bar
 
         self.finish()
         if self.console is None:

@@ -10,8 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hakit.errors import printable
-from hakit.failover.snapshot import (DISK_FULL_BYTES, DISK_LOW_SHARE, ClusterState, Snapshot, cluster_generation,
-                                     disk_text)
+from hakit.failover.snapshot import (
+    DISK_FULL_BYTES,
+    DISK_LOW_SHARE,
+    ClusterState,
+    Snapshot,
+    cluster_generation,
+    disk_text,
+)
 from hakit.inventory.model import Failover
 
 OK, WARNING, CRITICAL, UNKNOWN = 0, 1, 2, 3
