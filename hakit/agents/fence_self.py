@@ -15,8 +15,8 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Callable
 
 from hakit.agents.processes import SERVER_NAMES
 from hakit.failover.automatic import Decision, ServerLook, StopProgress, stop_decision

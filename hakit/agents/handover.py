@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import subprocess
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from hakit.agents.processes import log as _log
 from hakit.agents.processes import spawn_once

@@ -24,8 +24,9 @@ from hakit.agents.stonith import fence_peer, fencing_configured
 from hakit.errors import HakitError
 from hakit.failover.automatic import DeathProof, peer_gate
 from hakit.failover.executor import Executor
-from hakit.failover.flags import (MAINTENANCE_FLAG as FLAG, maintenance_on as flag_set, raise_floor, read_floor,
-                                  resync_pending)
+from hakit.failover.flags import MAINTENANCE_FLAG as FLAG
+from hakit.failover.flags import maintenance_on as flag_set
+from hakit.failover.flags import raise_floor, read_floor, resync_pending
 from hakit.failover.plan import Refusal
 from hakit.failover.promote import database_actions, plan_promotion
 from hakit.mysql.facts import DatabaseUnreachable

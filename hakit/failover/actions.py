@@ -12,12 +12,22 @@ import os
 import shlex
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from hakit.cluster.stack import (db_group, follow_heartbeat, follow_pacemaker, hold_stack, move_heartbeat,
-                                 move_pacemaker, vip_argv, wait_monitoring, wait_stack_accepts)
+from hakit.cluster.stack import (
+    db_group,
+    follow_heartbeat,
+    follow_pacemaker,
+    hold_stack,
+    move_heartbeat,
+    move_pacemaker,
+    vip_argv,
+    wait_monitoring,
+    wait_stack_accepts,
+)
 from hakit.errors import HakitError, OperationFailed, SafetyRefusal
 from hakit.failover.flags import RESYNC_MARKER
 from hakit.failover.observe import World
@@ -30,7 +40,6 @@ from hakit.mysql.gtid import Position
 from hakit.mysql.port import Database
 from hakit.remote.port import Runner
 from hakit.remote.probes import holds_address
-
 
 #: how many times the consistency check starts over after a lost connection
 CHECK_TRIES = 3
@@ -353,7 +362,7 @@ class Operator:
         with ThreadPoolExecutor(max_workers=2) as pool:
             theirs = pool.submit(lambda: [target.checksum(t) for t in tables])
             ours = [active.checksum(t) for t in tables]
-            differ = [t for t, a, b in zip(tables, ours, theirs.result()) if a != b]
+            differ = [t for t, a, b in zip(tables, ours, theirs.result(), strict=True) if a != b]
         for table in list(differ):
             # compared with the table's writes paused on the active: the target, replicating all
             # along, applies up to the point read under the lock (nothing of the table can come

@@ -80,7 +80,7 @@ class Context:
     max_lag: float = 0.0  #: failover.max_lag_seconds (the lag policy of hakit.failover.promote.lacks_writes)
 
     @classmethod
-    def of(cls, inv: Inventory) -> "Context":
+    def of(cls, inv: Inventory) -> Context:
         h = inv.settings.hooks
         hooks = {name: tuple(tuple(cmd) for cmd in getattr(h, name))
                  for name in ("pre_takeover", "post_takeover", "pre_switchover", "post_switchover",
@@ -297,7 +297,8 @@ def plan_takeover(ctx: Context, snap: Snapshot, request: Request) -> Plan | Refu
                                 f"master; nothing to do")
     steps = _hooks(ctx, "pre", "takeover") + steps + _hooks(ctx, "post", "takeover")
     why = ("forced" if request.force and old.writable else
-           f"{old.name} is {'unreachable' if not old.reachable else 'not writable' if old.db else 'without a database'}")
+           f"{old.name} is "
+           f"{'unreachable' if not old.reachable else 'not writable' if old.db else 'without a database'}")
     return Plan("takeover", f"promote {target.name} ({why})", tuple(steps), warnings=tuple(warnings))
 
 
@@ -342,8 +343,8 @@ def plan_switchover(ctx: Context, snap: Snapshot, request: Request) -> Plan | Re
                           f"its monitors must not recover the VIP hakit moves (nothing is stopped or started)",
                           node=target.name, ready=True))
     steps += [
-        step(f"watcher off on {source.name}", "watcher", f"hakit's database watcher must not act on a role that "
-                                                         f"is moving", node=source.name, on=False),
+        step(f"watcher off on {source.name}", "watcher", "hakit's database watcher must not act on a role that "
+                                                         "is moving", node=source.name, on=False),
         step(f"demote {source.name}", "set_read_only",
              f"{source.name} takes no more writes; running ones finish first (FLUSH TABLES WITH READ LOCK)",
              node=source.name, on=True),
@@ -378,7 +379,7 @@ def plan_switchover(ctx: Context, snap: Snapshot, request: Request) -> Plan | Re
         step("writable", "set_writable", f"{target.name} is the writable database", node=target.name),
         step(f"VIP on {target.name}", "vip", f"clients reach {target.name} (the VIP's agent also announces the "
                                              f"address by gratuitous ARP)", node=target.name, on=True),
-        step(f"watcher on {target.name}", "watcher", f"hakit's database watcher guards the new active",
+        step(f"watcher on {target.name}", "watcher", "hakit's database watcher guards the new active",
              node=target.name, on=True),
         step("the stack follows", "stack_follows",
              ("Pacemaker takes the group back where it now runs (move constraint, refresh, managed again) and "

@@ -12,8 +12,9 @@ and by ``hakit takeover``. The decision follows DESIGN.md's invariants:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from hakit.errors import HakitError, OperationFailed, SafetyRefusal
 from hakit.failover.automatic import DeathProof, peer_gate

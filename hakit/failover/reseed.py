@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from hakit.errors import OperationFailed, SafetyRefusal
 from hakit.mysql.facts import user_databases

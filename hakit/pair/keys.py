@@ -11,7 +11,6 @@ connections whose keys it had verified.
 from __future__ import annotations
 
 import os
-
 from pathlib import Path
 
 from hakit.files import atomic_write
