@@ -8,9 +8,21 @@ import pytest
 import yaml
 
 from hakit.agents.fence_self import make_not_writable, server_pids
-from hakit.failover.automatic import (CheckVerdict, DeathProof, ServerLook, StopProgress, check_verdict, classify_peer,
-                                      give_up_decision, isolation_decision, next_check_in, peer_check_due, peer_gate,
-                                      rejoin_decision, stop_decision)
+from hakit.failover.automatic import (
+    CheckVerdict,
+    DeathProof,
+    ServerLook,
+    StopProgress,
+    check_verdict,
+    classify_peer,
+    give_up_decision,
+    isolation_decision,
+    next_check_in,
+    peer_check_due,
+    peer_gate,
+    rejoin_decision,
+    stop_decision,
+)
 
 P = frozenset({41})
 P2 = frozenset({77})
@@ -164,7 +176,8 @@ class ScriptedServer:
 
     def look(self) -> ServerLook:
         self.looks += 1
-        if self.killed_at is not None and self.exit_after is not None and self.looks - self.killed_at >= self.exit_after:
+        if (self.killed_at is not None and self.exit_after is not None
+                and self.looks - self.killed_at >= self.exit_after):
             self.alive = False
         if not self.alive:
             return ServerLook(NONE, False)

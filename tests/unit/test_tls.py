@@ -19,7 +19,7 @@ from hakit.errors import InputError, OperationFailed
 from hakit.failover.observe import World, observe
 from hakit.failover.plan import step
 from hakit.failover.snapshot import NodeView, Snapshot, derive_state
-from hakit.inventory.loader import load_inventory, parse_inventory
+from hakit.inventory.loader import parse_inventory
 from hakit.inventory.model import Failover, Tls
 from hakit.inventory.secrets import Secrets
 from hakit.mysql.facts import DbFacts, PromotionRecord, ReplicaStatus, ReplicaTls
@@ -276,9 +276,10 @@ def test_observe_checks_the_files_of_database_nodes_only_when_tls_is_on():
     dbs = {"nagios1": FakeDatabase("nagios1", read_only=False, have_ssl="YES"),
            "nagios2": FakeDatabase("nagios2", have_ssl="YES")}
     snap = observe(inv, World(runners, dbs))
-    assert all(v.tls_problems == ("%s: TLS key /etc/mysql/tls/node.key is owned by root; it must be owned by mysql "
+    assert all(v.tls_problems == (f"{v.name}: TLS key /etc/mysql/tls/node.key is owned by root; "
+                                  "it must be owned by mysql "
                                   "with mode 0600 or 0640 (chown mysql /etc/mysql/tls/node.key; chmod 0600 "
-                                  "/etc/mysql/tls/node.key)" % v.name,) for v in snap.db_nodes)
+                                  "/etc/mysql/tls/node.key)",) for v in snap.db_nodes)
     plain = {n: FakeRunner(n) for n in ("nagios1", "nagios2")}
     observe(inventory(tls=None), World(plain, dbs))
     assert not any(call[:2] == ("sh", "-c") and call[2] == FILES_SCRIPT for r in plain.values() for call in r.calls)
