@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from hakit.errors import InputError, Problem
 from hakit.inventory.model import (
@@ -32,13 +33,17 @@ from hakit.inventory.model import (
     Inventory,
     Node,
     Pair,
+    PairName,
+    Role,
     Settings,
 )
 from hakit.inventory.yamlsrc import PathKey, YamlSource, load_yaml, read_text
 
 SETTINGS_PATH: PathKey = ("all", "vars", "hakit")
-GROUPS = {"two-node": {"hakit_nodes": "main"}, "four-node": {"hakit_db": "db", "hakit_app": "app"}}
-ROLES = {"main": frozenset({"db", "app"}), "db": frozenset({"db"}), "app": frozenset({"app"})}
+GROUPS: dict[str, dict[str, PairName]] = {"two-node": {"hakit_nodes": "main"},
+                                           "four-node": {"hakit_db": "db", "hakit_app": "app"}}
+ROLES: dict[PairName, frozenset[Role]] = {"main": frozenset({"db", "app"}), "db": frozenset({"db"}),
+                                          "app": frozenset({"app"})}
 
 
 #: the public variables of the Ansible role (ansible/roles/hakit/defaults/main.yml): Ansible's,
@@ -101,7 +106,7 @@ def _validate(model: type[BaseModel], value: Any, path: PathKey, src: YamlSource
         return None
 
 
-def _problem_of(err: dict[str, Any], model: type[BaseModel], base: PathKey, src: YamlSource) -> Problem:
+def _problem_of(err: ErrorDetails, model: type[BaseModel], base: PathKey, src: YamlSource) -> Problem:
     loc: PathKey = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
     # pydantic adds the Literal/union member tried to the loc; keep only real keys
     loc = tuple(p for p in loc if not (isinstance(p, str) and ("[" in p or p in {"int", "str", "none"})))
@@ -215,7 +220,7 @@ def _pairs(settings: Settings, all_group: dict[str, Any], src: YamlSource, probl
             except ValidationError:
                 problems.append(src.problem(hpath, "must be a name of lowercase letters, digits and '-', "
                                                    "starting with a letter, at most 63 characters"))
-        vip = settings.vips.get(pair_name)  # type: ignore[call-overload]
+        vip = settings.vips.get(pair_name)
         if vip is None:
             problems.append(src.problem(SETTINGS_PATH + ("vips",),
                                         f"needs the VIP '{pair_name}' for topology {settings.topology} "
@@ -524,10 +529,10 @@ def _fence_targets(s: Settings, dev: FenceDevice, fpath: PathKey, src: YamlSourc
         # device of one node), and a node never fences itself: a plugin that resets a node
         # outside nodes runs on the wrong node, perhaps the one it resets.
         for param in ("hostname", "hostlist"):
-            value = dev.params.get(param)
-            if value is None:
+            hosts = dev.params.get(param)
+            if hosts is None:
                 continue
-            named = sorted({word.split(":", 1)[0] for word in re.split(r"[\s,]+", value) if word})
+            named = sorted({word.split(":", 1)[0] for word in re.split(r"[\s,]+", hosts) if word})
             outside = [name for name in named if name not in nodes]
             if outside or not named:
                 problems.append(src.problem(fpath + ("params", param),

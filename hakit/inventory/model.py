@@ -17,7 +17,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 # --------------------------------------------------------------------------- safe strings
 
 
-def _pattern(regex: str, rule: str):
+def _pattern(regex: str, rule: str) -> AfterValidator:
     compiled = re.compile(regex)
 
     def check(value: str) -> str:
@@ -27,6 +27,9 @@ def _pattern(regex: str, rule: str):
 
     return AfterValidator(check)
 
+
+#: a pair's name: one pair of two-node, two of four-node
+PairName = Literal["main", "db", "app"]
 
 #: node, cluster and device names: usable as hostnames, corosync/heartbeat node names, XML ids
 Name = Annotated[str, _pattern(r"[a-z][a-z0-9-]{0,62}",
@@ -559,7 +562,7 @@ class Settings(Frozen):
     topology: Literal["two-node", "four-node"]
     stack: Literal["pacemaker", "heartbeat"]
     storage: Storage = Storage()
-    vips: dict[Literal["main", "db", "app"], Vip]
+    vips: dict[PairName, Vip]
     timing: Timing = Timing()
     ping_nodes: list[IPv4] = []
     fencing: list[FenceDevice] = []
@@ -618,7 +621,7 @@ class Node(Frozen):
 class Pair(Frozen):
     """Two nodes that fail over to each other, with their VIP and what they carry."""
 
-    name: Literal["main", "db", "app"]
+    name: PairName
     roles: frozenset[Role]
     nodes: tuple[Node, Node]
     vip: Vip

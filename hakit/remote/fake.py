@@ -170,9 +170,8 @@ class FakeRunner:
             answer = self.streams.get(args[:size])
             if answer is None:
                 continue
-            script = answer(args) if callable(answer) else answer
-            if isinstance(script, (bytes, bytearray)):
-                script = Stream(bytes(script))
+            given = answer(args) if callable(answer) else answer
+            script = Stream(bytes(given)) if isinstance(given, (bytes, bytearray)) else given
             break
         if script is None:
             script = Stream(exited=127, stderr=f"fake: no scripted stream for {shlex.join(args)}") \

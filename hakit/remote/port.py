@@ -24,7 +24,7 @@ import threading
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, overload
 
 from hakit.errors import HakitError, OperationFailed, SafetyRefusal
 
@@ -150,5 +150,9 @@ class StderrTail:
             return b"".join(self._parts)[-self.keep:].decode(errors="replace")
 
 
+@overload
+def as_bytes(data: str | bytes) -> bytes: ...
+@overload
+def as_bytes(data: None) -> None: ...
 def as_bytes(data: str | bytes | None) -> bytes | None:
     return data.encode() if isinstance(data, str) else data

@@ -8,6 +8,7 @@ systemd host and on a lab node that has no systemd.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from hakit.errors import OperationFailed
 from hakit.remote.port import Result, Runner
@@ -36,7 +37,7 @@ def service(runner: Runner, name: str, action: str, *, timeout: float = 180.0, w
     return runner.run(argv, timeout=timeout, warn=warn)
 
 
-def wait_until(check, what: str, timeout: float, interval: float = 0.25) -> None:
+def wait_until(check: Callable[[], object], what: str, timeout: float, interval: float = 0.25) -> None:
     """Poll ``check()`` until true; raise :class:`OperationFailed` naming ``what`` on timeout."""
     deadline = time.monotonic() + timeout
     while True:

@@ -187,6 +187,7 @@ def build_cib(inv: Inventory, secrets: Secrets) -> Cib:
         members: list[Primitive] = []
         fs: Primitive | None = None
         if storage:
+            fstype: str
             if storage == "drbd" and s.drbd:
                 device, mount, fstype = s.drbd.device, s.drbd.mount, s.drbd.fstype
             elif s.shared_storage:

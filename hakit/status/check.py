@@ -18,7 +18,7 @@ from hakit.failover.snapshot import (
     cluster_generation,
     disk_text,
 )
-from hakit.inventory.model import Failover
+from hakit.inventory.model import Failover, Inventory
 
 OK, WARNING, CRITICAL, UNKNOWN = 0, 1, 2, 3
 LABELS = {OK: "OK", WARNING: "WARNING", CRITICAL: "CRITICAL", UNKNOWN: "UNKNOWN"}
@@ -31,7 +31,7 @@ UNFENCED = ("no fence device for {nodes}: a node that stops answering is assumed
             "device to the inventory's fencing, or, once it is known down, hakit takeover --force")
 
 
-def unfenced(inv) -> tuple[str, ...]:
+def unfenced(inv: Inventory) -> tuple[str, ...]:
     """The database nodes no fence device covers (heartbeat may run without; Pacemaker may not)."""
     covered = {name for dev in inv.settings.fencing for name in dev.nodes}
     return tuple(n.name for n in inv.db_pair.nodes if n.name not in covered)
