@@ -266,7 +266,7 @@ def stack_unmanaged(inv: Inventory, world: World, reachable: list[str]) -> bool 
             continue
         if out.ok:
             return out.stdout.strip().lower() in ("false", "no", "0", "off")
-        if "No such device" in out.stderr or "not found" in out.stderr.lower() or out.returncode in (6, 105):
+        if "No such device" in out.stderr or "not found" in out.stderr.lower() or out.exited in (6, 105):
             return False  # the attribute is not set: managed
     return None
 
