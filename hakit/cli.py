@@ -92,7 +92,7 @@ def _with_inventory(func):
             obj.inventory_path = inventory
         return func(obj, **kwargs)
 
-    wrapper.__click_params__ = list(getattr(func, "__click_params__", []))  # type: ignore[attr-defined]
+    wrapper.__click_params__ = list(getattr(func, "__click_params__", []))
     return click.pass_obj(inventory_option(wrapper))
 
 

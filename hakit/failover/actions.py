@@ -360,9 +360,9 @@ class Operator:
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(max_workers=2) as pool:
-            theirs = pool.submit(lambda: [target.checksum(t) for t in tables])
+            their_sums = pool.submit(lambda: [target.checksum(t) for t in tables])
             ours = [active.checksum(t) for t in tables]
-            differ = [t for t, a, b in zip(tables, ours, theirs.result(), strict=True) if a != b]
+            differ = [t for t, a, b in zip(tables, ours, their_sums.result(), strict=True) if a != b]
         for table in list(differ):
             # compared with the table's writes paused on the active: the target, replicating all
             # along, applies up to the point read under the lock (nothing of the table can come

@@ -91,6 +91,8 @@ class Journal:
         order: list[str] = []
         for rec in self.records():
             op_id = rec.get("op_id")
+            if not isinstance(op_id, str):  # hakit writes one on every record
+                continue
             if rec.get("event") == "begin":
                 ops[op_id] = {"rec": rec, "done": [], "failed": None, "ended": False}
                 order.append(op_id)

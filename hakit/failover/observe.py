@@ -107,7 +107,7 @@ def observe_node(inv: Inventory, world: World, node: Node) -> NodeView:
 
     def read_database():
         try:
-            return database.facts(), None  # type: ignore[union-attr]
+            return database.facts(), None
         except (DatabaseUnreachable, HakitError) as exc:
             return None, str(exc)
 

@@ -16,7 +16,7 @@ already there are either left out by the planner or change nothing when executed
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from hakit.failover.plan import Plan, Refusal, Step, step
 from hakit.failover.promote import PeerView, plan_promotion
@@ -168,7 +168,8 @@ def _takeover_target(snap: Snapshot, request: Request) -> str | Refusal:
     writable = [v for v in snap.db_nodes if v.writable]
     if len(writable) == 1:
         active, peer = writable[0], _peer(snap, writable[0].name)
-        recorded = active.db.state is not None and active.db.state.promoted_node == active.name  # type: ignore
+        recorded = (active.db is not None and active.db.state is not None  # writable: it has a db
+                    and active.db.state.promoted_node == active.name)
         if peer.db is None and recorded and active.generation >= cluster_generation(snap):
             return active.name  # already promoted (by the stack): make sure the resources follow
         return peer.name
@@ -181,7 +182,7 @@ def _takeover_target(snap: Snapshot, request: Request) -> str | Refusal:
     generation = cluster_generation(snap)
     current = [v for v in readable if v.generation == generation]
     # the standby of the recorded active, when it can be read; else the recorded active itself
-    not_recorded = [v for v in current if not (v.db.state and v.db.state.promoted_node == v.name)]
+    not_recorded = [v for v in current if not (v.db is not None and v.db.state and v.db.state.promoted_node == v.name)]
     return (not_recorded or current or readable)[0].name
 
 
@@ -457,13 +458,13 @@ def plan_resync(ctx: Context, snap: Snapshot, request: Request, errant: ErrantRe
     if not (stale or not replicating or count or resuming or request.strategy != "auto"):
         return Plan("resync", f"{target.name} already replicates from {active.name} at generation "
                               f"{active.generation} with nothing of its own; nothing to resync")
-    strategy = request.strategy
+    strategy: str = request.strategy
     size = errant.data_bytes if errant is not None else 0
     copy_kind = "backup" if size >= BACKUP_THRESHOLD_BYTES else "dump"
     if strategy == "auto":
         strategy = "rejoin" if count == 0 else copy_kind
         if resuming and (marked or journal_copy):
-            strategy = marked or journal_copy  # an interrupted copy is finished the same way
+            strategy = marked or journal_copy or strategy  # an interrupted copy is finished the same way
     if restart and strategy == "rejoin":
         return Refusal(f"{target.name}: an interrupted copy left its server stopped, and only a copy finishes it "
                        f"(a rejoin would keep whatever the copy left half done)",
@@ -507,12 +508,12 @@ def plan_resync(ctx: Context, snap: Snapshot, request: Request, errant: ErrantRe
                                                    f"counts as no standby, from any admin machine",
              node=target.name, on=True, strategy=strategy),
     ]
-    if count and request.keep_errant:
+    if count and request.keep_errant and errant is not None and errant.first is not None:  # count: errant found
         steps.append(step("keep errant", "keep_errant", f"save {target.name}'s {count} errant transactions "
                                                         f"to {request.keep_errant} (mode 0600) before discarding",
-                          node=target.name, path=request.keep_errant, file=errant.first[0],  # type: ignore
-                          position=errant.first[1],  # type: ignore[index]
-                          servers=tuple(sorted({g.server for g in errant.gtids}))))  # type: ignore[union-attr]
+                          node=target.name, path=request.keep_errant, file=errant.first[0],
+                          position=errant.first[1],
+                          servers=tuple(sorted({g.server for g in errant.gtids}))))
     copy = {
         "rejoin": f"{target.name} has no errant transactions: it only fetches what it lacks from {active.name} "
                   f"(seconds, whatever the data size)",
@@ -531,6 +532,7 @@ def plan_resync(ctx: Context, snap: Snapshot, request: Request, errant: ErrantRe
                           f"{target.name} has no semi-synchronous replica until {active.name} replicates from it "
                           f"again: what it applies waits for no acknowledgement", node=target.name, on=False,
                           critical=False))
+    unequal: dict[str, Any] = {"unequal": copy_kind} if strategy == "rejoin" and request.strategy == "auto" else {}
     steps += [
         step(f"{target.name} replicates", "replicate_from", f"{target.name} replicates from {active.name} and "
                                                             f"catches up", node=target.name, source=active.name,
@@ -546,7 +548,7 @@ def plan_resync(ctx: Context, snap: Snapshot, request: Request, errant: ErrantRe
                                                           if strategy == "rejoin" and request.strategy == "auto"
                                                           else ""),
              node=target.name, source=active.name,
-             **({"unequal": copy_kind} if strategy == "rejoin" and request.strategy == "auto" else {})),
+             **unequal),
         step(f"{active.name} replicates", "reverse_replication", f"{active.name} replicates from {target.name}: "
                                                                  f"replication both ways again",
              node=active.name, source=target.name, schema=ctx.schema),

@@ -54,9 +54,13 @@ class PairDriver:
 
     @property
     def host_address(self) -> str:
+        from hakit.errors import OperationFailed
         from hakit.lab.state import load_state
 
-        return load_state(self.dir).spec.host_address
+        state = load_state(self.dir)
+        if state is None:
+            raise OperationFailed(f"no lab in {self.dir} (no readable state file)")
+        return state.spec.host_address
 
     def vip(self) -> str:
         return self.inv().db_pair.vip.address

@@ -124,7 +124,11 @@ def serve(dir: str) -> None:
     server.bind(str(path))
     os.umask(old_umask)
     server.listen(16)
-    signal.signal(signal.SIGTERM, lambda *_: (path.unlink(missing_ok=True), os._exit(0)))
+    def stop(*_: object) -> None:
+        path.unlink(missing_ok=True)
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
     _log(dir, f"helper {os.getpid()} serving {path}")
     while True:
         conn, _ = server.accept()

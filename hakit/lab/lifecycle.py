@@ -384,11 +384,11 @@ def down(dir: str, keep_files: bool = False) -> list[str]:
                                              labinventory.SECRETS, labtls.HOST_DIR, "state.json", ".lock")]
         if any(p.exists() for p in lab_files) and removed == []:
             removed.append(f"files in {dir}")
-        for path in lab_files:
-            if path.is_dir():
-                shutil.rmtree(path, ignore_errors=True)
-            elif path.exists():
-                path.unlink()
+        for lab_file in lab_files:
+            if lab_file.is_dir():
+                shutil.rmtree(lab_file, ignore_errors=True)
+            elif lab_file.exists():
+                lab_file.unlink()
         try:
             Path(dir).rmdir()  # only if the lab's files were all there was
         except OSError:
@@ -414,7 +414,7 @@ def _wait_gone(pid: int, timeout: float = 5.0) -> None:
 
 def _unmount_leftovers(dir: str) -> list[str]:
     """Mounts on the host under ``dir`` (none are made there; this is a safety net)."""
-    removed = []
+    removed: list[str] = []
     try:
         lines = Path("/proc/self/mountinfo").read_text().splitlines()
     except OSError:

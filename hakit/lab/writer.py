@@ -122,15 +122,16 @@ class Writer:
         while not self._halt.is_set():
             if sent is None:
                 sent = time.monotonic()  # a retry of the same id keeps its first send time
+            sent_at = sent
             try:
                 if conn is None:
                     conn = self._connect()
                 with conn.cursor() as cur:
                     cur.execute(f"INSERT INTO {self.table} VALUES (%s, NOW(6))", (next_id,))
-                self.acks.append(Ack(next_id, sent, time.monotonic()))
+                self.acks.append(Ack(next_id, sent_at, time.monotonic()))
                 next_id, sent = next_id + 1, None
             except pymysql.err.IntegrityError:  # the retried write had committed before
-                self.acks.append(Ack(next_id, sent, time.monotonic()))
+                self.acks.append(Ack(next_id, sent_at, time.monotonic()))
                 next_id, sent = next_id + 1, None
             except pymysql.MySQLError as exc:
                 self.errors.append((time.monotonic(), str(exc)[:160]))

@@ -29,6 +29,7 @@ import json
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import yaml
@@ -339,6 +340,7 @@ def _roles(run: InitRun, _: Step) -> None:
                             f"after checking which holds the right data, then re-run init")
     if top > 0:
         current = [n for n in writable if facts[n]["generation"] == top]
+        active: str | None
         if current:
             active = current[0]
         else:
@@ -464,7 +466,7 @@ def _replication(run: InitRun, _: Step) -> None:
                 raise OperationFailed(f"{run.standby} did not catch up with {node} ({mine}) within 60 s")
         run.sql(node, "START SLAVE")
 
-        def running(n: str = node) -> bool:
+        def running(n: str | None = node) -> bool:
             f = _replica_fields(run, n)
             if f.get("Last_IO_Errno", "0") not in ("0", "") or f.get("Last_SQL_Errno", "0") not in ("0", ""):
                 raise OperationFailed(f"{n}: replication failed: {f.get('Last_IO_Error') or f.get('Last_SQL_Error')}")
@@ -530,6 +532,6 @@ ACTIONS = {"preflight": _preflight, "install": _install, "database": _database, 
 def run_init(run: InitRun, *, dry_run: bool = False) -> list[str]:
     """Run ``init``; returns what it changed (empty: nothing to do)."""
     plan = plan_init(run.inv)
-    executor = Executor({name: (lambda s, f=func: f(run, s)) for name, func in ACTIONS.items()}, None, say=run.say)
+    executor = Executor({name: partial(func, run) for name, func in ACTIONS.items()}, None, say=run.say)
     executor.run(plan, dry_run=dry_run)
     return run.actions_taken

@@ -9,7 +9,7 @@ import subprocess
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import cast
+from typing import IO, cast
 
 from hakit.files import atomic_write
 from hakit.remote.port import CommandFailed, Result, StderrTail, as_bytes
@@ -78,7 +78,7 @@ class LocalProcess:
 
     def __init__(self, host: str, argv: tuple[str, ...], popen: subprocess.Popen[bytes]):
         self.host, self.argv, self._popen = host, argv, popen
-        self.stdin = popen.stdin
+        self.stdin = cast(IO[bytes], popen.stdin)  # a pipe: start()
         self.stdout = _PopenOutput(cast(io.BufferedReader, popen.stdout))  # a pipe, buffered: start()
         self._stderr = StderrTail()
         self._drain = threading.Thread(target=self._read_stderr, daemon=True)

@@ -113,10 +113,18 @@ class Process(Protocol):
     status; a command still running after ``timeout`` is killed and 124 is returned.
     """
 
-    host: str
-    argv: tuple[str, ...]
-    stdin: ProcessInput
-    stdout: ProcessOutput
+    # read-only members: a process's own (narrower) stream types then satisfy the port
+    @property
+    def host(self) -> str: ...
+
+    @property
+    def argv(self) -> tuple[str, ...]: ...
+
+    @property
+    def stdin(self) -> ProcessInput: ...
+
+    @property
+    def stdout(self) -> ProcessOutput: ...
 
     def stderr_text(self) -> str: ...
 
