@@ -20,13 +20,21 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from hakit.clock import SYSTEM_CLOCK, Clock
-from hakit.lab.driver import (HAKIT, WRITER_CONNECT_TIMEOUT, WRITER_TIMEOUT, PairDriver,  # noqa: F401
-                              initialised_lab, node_exec, run_hakit)
+from hakit.lab.driver import (  # noqa: F401
+    HAKIT,
+    WRITER_CONNECT_TIMEOUT,
+    WRITER_TIMEOUT,
+    PairDriver,
+    initialised_lab,
+    node_exec,
+    run_hakit,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"

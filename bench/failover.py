@@ -180,7 +180,8 @@ def main(clock: Clock = SYSTEM_CLOCK) -> int:
                     say(f"  takeover #{index + 1}: {takeover['seconds']} s to the first write "
                         f"(command {takeover['command_seconds']} s, exit {takeover['exit']})")
                     takeovers.append(takeover)
-                    saved(noted(configuration(stack, timings, runs, takeovers, False, mode, repetitions), note, runs_from))
+                    saved(noted(configuration(stack, timings, runs, takeovers, False, mode, repetitions), note,
+                                runs_from))
         configurations.append(noted(configuration(stack, timings, runs, takeovers, True, mode, repetitions), note,
                                      runs_from))
         saved()

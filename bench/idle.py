@@ -15,7 +15,6 @@ received" warnings (75 % of the token timeout) and heartbeat's "Late heartbeat" 
 from __future__ import annotations
 
 import time
-
 from pathlib import Path
 
 from bench.common import arguments, finish, lab, say
@@ -30,7 +29,7 @@ NEAR_MISSES = {
 def near_misses(folder: Path, stack: str) -> dict[str, int]:
     """How many warnings of each kind every node's stack logged."""
     log, patterns = NEAR_MISSES[stack]
-    counts = {pattern: 0 for pattern in patterns}
+    counts = dict.fromkeys(patterns, 0)
     for node in sorted((folder / "nodes").glob("*")):
         try:
             text = (node / log).read_text(errors="replace")

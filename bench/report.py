@@ -92,7 +92,8 @@ def failover_table(doc: dict[str, Any]) -> list[str]:
 def switchover_table(doc: dict[str, Any]) -> list[str]:
     lines = ["### Switchover window (longest gap between acknowledged writes)", "",
              f"_{machine_line(doc)}; {doc['repetitions']} switchovers per stack._", "",
-             "| stack | longest gap median | longest gap p99 | command median | lost | duplicated | diverged | failed |",
+             "| stack | longest gap median | longest gap p99 | command median | lost | duplicated | diverged "
+             "| failed |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for c in doc["configurations"]:
         lines.append(f"| {c['stack']} | {_s(c['gap']['median'])}{_mark(c['gap']['median'], TARGETS['switchover'])} "
@@ -164,7 +165,8 @@ def idle_table(doc: dict[str, Any]) -> list[str]:
     for c in doc["configurations"]:
         timings = ", ".join(f"{k} {v}" for k, v in c["timings"].items())
         misses = ", ".join(f"{k!r}: {v}" for k, v in c.get("near_misses", {}).items()) or "–"
-        lines.append(f"| {c['stack']} | {timings} | {c['minutes']} | {c['samples']} | {c.get('writes_acknowledged', '–')} "
+        lines.append(f"| {c['stack']} | {timings} | {c['minutes']} | {c['samples']} "
+                     f"| {c.get('writes_acknowledged', '–')} "
                      f"| {c['false_failovers']}{' ✅' if c['false_failovers'] == 0 else ' ❌'} | {misses} |")
     lines += ["", "Target: none. A false failover is any change of the active, the generation, the VIP's holder "
                   "or the pair's health without a fault. Near misses are the stacks' own warnings that a node "

@@ -28,8 +28,8 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from bench.common import HAKIT, BenchLab, arguments, finish, hakit, lab, node_exec, say, step_seconds
 
@@ -182,7 +182,8 @@ def baseline(bench: BenchLab, active: str, standby: str) -> float:
         if (fields.get("Relay_Master_Log_File", ""), int(fields.get("Exec_Master_Log_Pos") or 0)) >= target:
             break
         if fields.get("Slave_SQL_Running") == "No" or fields.get("Slave_IO_Running") == "No":
-            raise RuntimeError(f"the baseline's replication stopped: {fields.get('Last_Error') or fields.get('Last_IO_Error')}")
+            raise RuntimeError("the baseline's replication stopped: "
+                               f"{fields.get('Last_Error') or fields.get('Last_IO_Error')}")
         if time.monotonic() - start > 7200:
             raise RuntimeError("the baseline's standby did not catch up within 2 hours")
         time.sleep(0.1)

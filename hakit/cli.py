@@ -42,7 +42,7 @@ class Context:
     """What every command gets: where the inventory is, and how loud to be."""
 
     #: the context of the command running now (main() reads its result for --result-json)
-    current: "Context | None" = None
+    current: Context | None = None
 
     def __init__(self, inventory: str | None, verbosity: int, result_json: bool = False):
         self.inventory_path = inventory
@@ -92,7 +92,7 @@ def _with_inventory(func):
             obj.inventory_path = inventory
         return func(obj, **kwargs)
 
-    wrapper.__click_params__ = list(getattr(func, "__click_params__", []))  # type: ignore[attr-defined]
+    wrapper.__click_params__ = list(getattr(func, "__click_params__", []))
     return click.pass_obj(inventory_option(wrapper))
 
 
@@ -136,11 +136,11 @@ def render(ctx: Context, out: Path | None, check: bool) -> None:
     an earlier render wrote (OUT/.hakit-rendered lists them), and those only once every new file
     is written: a render that fails leaves the previous one whole.
     """
-    from hakit.render import render as rendering
-    from hakit.render.artefact import check_tree, write_tree
     from hakit.errors import InputError
     from hakit.files import remove_empty_folders
     from hakit.inventory.secrets import create_secrets, creation_problem, ensure_secrets, secrets_path
+    from hakit.render import render as rendering
+    from hakit.render.artefact import check_tree, write_tree
 
     if check == (out is not None):
         raise InputError("render: give either -o OUT (write the files) or --check (write nothing)")
@@ -286,17 +286,17 @@ def status(ctx: Context, as_json: bool) -> None:
     """
     import json
 
-    from hakit.status.check import unfenced
     from hakit.connect import real_world
-    from hakit.inventory.secrets import load_secrets, secrets_path
     from hakit.failover.snapshot import derive_state
+    from hakit.inventory.secrets import load_secrets, secrets_path
+    from hakit.status.check import unfenced
     from hakit.status.document import status_document
     from hakit.status.view import print_status
 
     inv = ctx.inventory()
     secrets = load_secrets(secrets_path(inv), inv)
-    from hakit.failover.state import journal_for
     from hakit.failover.observe import observe_operation, spread_floor
+    from hakit.failover.state import journal_for
 
     world = real_world(inv, secrets)
     try:
@@ -322,9 +322,9 @@ def status(ctx: Context, as_json: bool) -> None:
 @_with_inventory
 def check(ctx: Context) -> None:
     """Nagios plugin: one status line with perfdata; exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN."""
-    from hakit.status.check import unfenced, unknown, verdict
     from hakit.failover.observe import observe
     from hakit.failover.snapshot import derive_state
+    from hakit.status.check import unfenced, unknown, verdict
 
     try:
         inv = ctx.inventory()
@@ -349,9 +349,9 @@ def _check_world(inv: Inventory):
 
     import yaml
 
+    from hakit.connect import node_world, real_world
     from hakit.errors import InputError
     from hakit.inventory.node_paths import CHECK_CREDENTIALS
-    from hakit.connect import node_world, real_world
     from hakit.inventory.secrets import load_secrets, secrets_path
 
     path = secrets_path(inv)
@@ -378,10 +378,10 @@ def init(ctx: Context, dry_run: bool) -> None:
     missing. Exit 1 when a step fails (re-run to resume), 3 when it refuses for safety.
     """
     from hakit.agents.registry import wrappers
-    from hakit.render import render as rendering
-    from hakit.pair.init import InitRun, run_init
     from hakit.connect import real_world
     from hakit.inventory.secrets import ensure_secrets
+    from hakit.pair.init import InitRun, run_init
+    from hakit.render import render as rendering
 
     inv = ctx.inventory()
     secrets = ensure_secrets(inv, create=not dry_run)
@@ -404,10 +404,10 @@ def init(ctx: Context, dry_run: bool) -> None:
 @click.option("--dry-run", is_flag=True, help="Print what differs and copy nothing.")
 def sync_command(ctx: Context, dry_run: bool) -> None:
     """Push the inventory's sync files and folders from the active to the standby (only what differs)."""
-    from hakit.remote.probes import holds_address
-    from hakit.remote.ssh import runner_for
     from hakit.pair.decide import sync_direction, sync_report
     from hakit.pair.sync import sync
+    from hakit.remote.probes import holds_address
+    from hakit.remote.ssh import runner_for
 
     inv = ctx.inventory()
     items = list(inv.settings.sync)
@@ -435,8 +435,8 @@ def _operation(ctx: Context, operation: str, dry_run: bool, yes: bool, **fields:
 
     The nodes' connections open as soon as the input is checked, in the background: the
     planner's imports run meanwhile (for a takeover, time before the VIP moves)."""
-    from hakit.errors import InputError
     from hakit.connect import real_world
+    from hakit.errors import InputError
     from hakit.inventory.secrets import load_secrets, secrets_path
 
     inv = ctx.inventory()
@@ -561,9 +561,9 @@ def maintenance(ctx: Context, mode: str) -> None:
     heartbeat: stopped on the nodes that could take the resources over. hakit's agents do not
     promote, takeover and switchover refuse. Idempotent.
     """
-    from hakit.pair.maintenance import set_maintenance
     from hakit.connect import real_world
     from hakit.inventory.secrets import load_secrets, secrets_path
+    from hakit.pair.maintenance import set_maintenance
 
     inv = ctx.inventory()
     world = real_world(inv, load_secrets(secrets_path(inv), inv))

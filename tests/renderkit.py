@@ -6,12 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
+from unitkit import example_data
 
 from hakit.inventory.loader import parse_inventory
 from hakit.inventory.model import Inventory
 from hakit.inventory.secrets import Secrets
 from hakit.render.artefact import Artefact
-from unitkit import example_data
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -54,7 +54,7 @@ def ocf_command(name: str, action: str | None) -> None:
             from hakit.agents.watch import start_watcher
 
             start_watcher(load_context().inv.settings.node_hakit)
-    except Exception as exc:  # an agent must answer with an OCF code, whatever happened
+    except Exception as exc:  # noqa: BLE001 - an agent must answer with an OCF code, whatever happened
         ocf.exit_reason(f"hakit agent {name} {action}: {type(exc).__name__}: {exc}")
         code = ocf.OCF_ERR_GENERIC
     raise click.exceptions.Exit(code)
@@ -97,7 +97,7 @@ def heartbeat_command(name: str, action: str) -> None:
                     start_watcher(load_context().inv.settings.node_hakit)
                 else:
                     _spawn_hand_over(load_context().inv.settings.node_hakit)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - heartbeat reads the word and the exit code, whatever happened
         click.echo(f"failed: {type(exc).__name__}: {exc}", err=True)
         code = 1
     raise click.exceptions.Exit(code)

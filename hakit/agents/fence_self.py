@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import os
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Callable
 
 from hakit.agents.processes import SERVER_NAMES
 from hakit.clock import SYSTEM_CLOCK, Clock

@@ -27,12 +27,12 @@ One hand-over at a time (:data:`PIDFILE`); its log is the watcher's (``/var/log/
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from hakit.agents.processes import log as _log
 from hakit.agents.processes import spawn_once
-from hakit.cluster import local
 from hakit.clock import SYSTEM_CLOCK, Clock, wait_until
+from hakit.cluster import local
 
 PIDFILE = "/run/hakit-hand-over.pid"
 #: seconds between the failed start and the request (heartbeat gives the group up meanwhile)

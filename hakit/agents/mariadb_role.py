@@ -25,8 +25,9 @@ from hakit.cluster import traits_for
 from hakit.errors import HakitError
 from hakit.failover.automatic import DeathProof, peer_gate
 from hakit.failover.executor import Executor
-from hakit.failover.flags import (MAINTENANCE_FLAG as FLAG, Seen, boot_clock, maintenance_on as flag_set, raise_floor,
-                                  read_floor, read_seen, record_seen, resync_pending)
+from hakit.failover.flags import MAINTENANCE_FLAG as FLAG
+from hakit.failover.flags import Seen, boot_clock, raise_floor, read_floor, read_seen, record_seen, resync_pending
+from hakit.failover.flags import maintenance_on as flag_set
 from hakit.failover.flap import latest_record, promotion_age
 from hakit.failover.plan import Refusal
 from hakit.failover.promote import database_actions, plan_promotion

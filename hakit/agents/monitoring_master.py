@@ -14,7 +14,7 @@ import functools
 import os
 import subprocess
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from hakit import __version__
 from hakit.agents import ocf

@@ -104,7 +104,7 @@ def _worker(conn: socket.socket, request: dict, fds: list[int], run: Callable[[l
     try:
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the code waits for its own subprocesses
         os.setpgid(0, 0)  # its own group: killed whole when the caller dies
-        for target, fd in zip((0, 1, 2), fds):
+        for target, fd in zip((0, 1, 2), fds, strict=True):
             os.dup2(fd, target)
         for fd in fds:
             if fd > 2:

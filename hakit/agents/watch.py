@@ -6,7 +6,8 @@ stopped by its ``stop``) checks four times a second:
 * **the local database**: after ``failures`` checks in a row that cannot read it (when nothing
   listens on the socket at all, the checks after the first come ten times a second), the node gives
   its resources up. The server's process is followed too (a pidfd): its exit ends the wait for
-  the next check at once, and a check that then finds nothing listening is conclusive. heartbeat: ``hb_standby all``, once the peer's heartbeat has been active for
+  the next check at once, and a check that then finds nothing listening is conclusive.
+  heartbeat: ``hb_standby all``, once the peer's heartbeat has been active for
   3 s, asked again after 30 s until heartbeat stops the role (which stops the watcher).
   Pacemaker: ``crm_resource --fail`` on the role, which Pacemaker handles as a failed monitor
   (with ``migration-threshold`` 1 the group moves to the peer) without waiting for the role's
@@ -48,8 +49,17 @@ from hakit.clock import SYSTEM_CLOCK, Clock
 from hakit.cluster import local, traits_for
 from hakit.cluster.paths import HB_STANDBY
 from hakit.errors import HakitError
-from hakit.failover.automatic import (CheckOutcome, CheckVerdict, check_verdict, give_up_decision, isolation_decision,
-                                      next_check_in, peer_check_due, rejoin_decision, semi_sync_decision)
+from hakit.failover.automatic import (
+    CheckOutcome,
+    CheckVerdict,
+    check_verdict,
+    give_up_decision,
+    isolation_decision,
+    next_check_in,
+    peer_check_due,
+    rejoin_decision,
+    semi_sync_decision,
+)
 from hakit.failover.flags import maintenance_on as flag_set
 from hakit.mysql.facts import DatabaseUnreachable
 

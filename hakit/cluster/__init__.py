@@ -18,17 +18,18 @@ if TYPE_CHECKING:
     from hakit.remote.port import Runner
 
 
-def traits_for(inv: "Inventory") -> "StackTraits":
+def traits_for(inv: Inventory) -> StackTraits:
     """What a plan and the observation know of the inventory's stack, as data (pure)."""
     from hakit.cluster.port import TRAITS
 
     return TRAITS[inv.settings.stack]
 
 
-def stack_for(inv: "Inventory", runners: "dict[str, Runner]") -> "Stack":
+def stack_for(inv: Inventory, runners: dict[str, Runner]) -> Stack:
     """The inventory's cluster stack, reached through ``runners`` (node name -> runner)."""
     from hakit.cluster.heartbeat import HeartbeatStack
     from hakit.cluster.pacemaker import PacemakerStack
 
-    kinds = {PacemakerStack.traits.name: PacemakerStack, HeartbeatStack.traits.name: HeartbeatStack}
+    kinds: dict[str, type[PacemakerStack] | type[HeartbeatStack]] = {
+        PacemakerStack.traits.name: PacemakerStack, HeartbeatStack.traits.name: HeartbeatStack}
     return kinds[traits_for(inv).name](inv, runners)

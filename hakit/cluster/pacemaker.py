@@ -256,7 +256,7 @@ class PacemakerStack:
                 continue
             if out.ok:
                 return out.stdout.strip().lower() in ("false", "no", "0", "off")
-            if "No such device" in out.stderr or "not found" in out.stderr.lower() or out.returncode in (6, 105):
+            if "No such device" in out.stderr or "not found" in out.stderr.lower() or out.exited in (6, 105):
                 return False  # the attribute is not set: managed
         return None
 

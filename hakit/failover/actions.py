@@ -11,13 +11,14 @@ from __future__ import annotations
 import os
 import shlex
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
+from hakit.clock import wait_until
 from hakit.cluster.port import Stack
 from hakit.cluster.stack import vip_argv
-from hakit.clock import wait_until
 from hakit.errors import HakitError, OperationFailed, SafetyRefusal
 from hakit.failover.flags import RESYNC_MARKER
 from hakit.failover.observe import World
@@ -30,7 +31,6 @@ from hakit.mysql.gtid import Position
 from hakit.mysql.port import Database
 from hakit.remote.port import Runner
 from hakit.remote.probes import holds_address
-
 
 #: how many times the consistency check starts over after a lost connection
 CHECK_TRIES = 3
@@ -82,8 +82,10 @@ class Operator:
             if replica is not None and replica.io_running and replica.sql_running:
                 return replica
             return None
-        return wait_until(running, timeout, 0.25, clock=self.world.clock, fail=lambda _: OperationFailed(
+        found = wait_until(running, timeout, 0.25, clock=self.world.clock, fail=lambda _: OperationFailed(
             f"{node}: replication threads not running after {timeout:g}s"))
+        assert found is not None  # a timeout raised
+        return found
 
     def ensure_replica(self, s: Step) -> None:
         replica = self.db(s.node).facts().replica
@@ -334,9 +336,9 @@ class Operator:
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(max_workers=2) as pool:
-            theirs = pool.submit(lambda: [target.checksum(t) for t in tables])
+            their_sums = pool.submit(lambda: [target.checksum(t) for t in tables])
             ours = [active.checksum(t) for t in tables]
-            differ = [t for t, a, b in zip(tables, ours, theirs.result()) if a != b]
+            differ = [t for t, a, b in zip(tables, ours, their_sums.result(), strict=True) if a != b]
         for table in list(differ):
             # compared with the table's writes paused on the active: the target, replicating all
             # along, applies up to the point read under the lock (nothing of the table can come

@@ -10,8 +10,9 @@ plan and touches nothing, not even the journal.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from hakit.errors import HakitError, OperationFailed, SafetyRefusal
 from hakit.failover.journal import Journal

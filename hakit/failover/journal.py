@@ -16,9 +16,10 @@ import json
 import os
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from hakit.errors import SafetyRefusal
 
@@ -90,6 +91,8 @@ class Journal:
         order: list[str] = []
         for rec in self.records():
             op_id = rec.get("op_id")
+            if not isinstance(op_id, str):  # hakit writes one on every record
+                continue
             if rec.get("event") == "begin":
                 ops[op_id] = {"rec": rec, "done": [], "failed": None, "ended": False}
                 order.append(op_id)
@@ -120,7 +123,7 @@ class Journal:
                 last = rec["t"]
         return last
 
-    def lock(self) -> "JournalLock":
+    def lock(self) -> JournalLock:
         return JournalLock(self.path.with_suffix(".lock"))
 
 
@@ -131,7 +134,7 @@ class JournalLock:
         self.path = path
         self._fd: int | None = None
 
-    def __enter__(self) -> "JournalLock":
+    def __enter__(self) -> JournalLock:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:

@@ -11,9 +11,9 @@ Everything is read through the ports a :class:`World` holds (runners and databas
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable
 
 from hakit.clock import SYSTEM_CLOCK, Clock
 from hakit.cluster import stack_for, traits_for
@@ -59,7 +59,7 @@ class World:
         for thing in list(self.runners.values()) + list(self.databases.values()):
             try:
                 thing.close()
-            except Exception:  # closing must never hide the real outcome
+            except Exception:  # noqa: BLE001 - closing must never hide the real outcome
                 pass
 
 
@@ -131,7 +131,7 @@ def observe_node(inv: Inventory, world: World, node: Node) -> NodeView:
 
     def read_database():
         try:
-            return database.facts(), None  # type: ignore[union-attr]
+            return database.facts(), None
         except (DatabaseUnreachable, HakitError) as exc:
             return None, str(exc)
 
@@ -194,7 +194,8 @@ def observe(inv: Inventory, world: World, *, operation: str | None = None, opera
             ) -> Snapshot:
     """Read every node in parallel and return the snapshot."""
     with ThreadPoolExecutor(max_workers=max(1, len(inv.nodes))) as pool:
-        views = dict(zip([n.name for n in inv.nodes], pool.map(lambda n: observe_one(inv, world, n), inv.nodes)))
+        views = dict(zip([n.name for n in inv.nodes], pool.map(lambda n: observe_one(inv, world, n), inv.nodes),
+                         strict=True))
     db_pair, app_pair = inv.db_pair, inv.app_pair
     app_views = () if app_pair is db_pair else tuple(views[n] for n in app_pair.node_names)
     return Snapshot(db_nodes=tuple(views[n] for n in db_pair.node_names), app_nodes=app_views,
@@ -210,7 +211,8 @@ def observe_operation(inv: Inventory, world: World, journal: Journal | None) -> 
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(max_workers=max(2, len(inv.nodes))) as pool:
-        views = dict(zip([n.name for n in inv.nodes], pool.map(lambda n: observe_node(inv, world, n), inv.nodes)))
+        views = dict(zip([n.name for n in inv.nodes], pool.map(lambda n: observe_node(inv, world, n), inv.nodes),
+                         strict=True))
         reachable = [n for n, v in views.items() if v.reachable]
         held = pool.submit(stack_unmanaged, inv, world, reachable)
         running_on = stack_view(inv, world, reachable)

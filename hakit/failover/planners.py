@@ -16,7 +16,7 @@ already there are either left out by the planner or change nothing when executed
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from hakit.cluster import traits_for
 from hakit.cluster.port import StackTraits
@@ -82,7 +82,7 @@ class Context:
     max_lag: float = 0.0  #: failover.max_lag_seconds (the lag policy of hakit.failover.promote.lacks_writes)
 
     @classmethod
-    def of(cls, inv: Inventory) -> "Context":
+    def of(cls, inv: Inventory) -> Context:
         h = inv.settings.hooks
         hooks = {name: tuple(tuple(cmd) for cmd in getattr(h, name))
                  for name in ("pre_takeover", "post_takeover", "pre_switchover", "post_switchover",
@@ -170,7 +170,8 @@ def _takeover_target(snap: Snapshot, request: Request) -> str | Refusal:
     writable = [v for v in snap.db_nodes if v.writable]
     if len(writable) == 1:
         active, peer = writable[0], _peer(snap, writable[0].name)
-        recorded = active.db.state is not None and active.db.state.promoted_node == active.name  # type: ignore
+        recorded = (active.db is not None and active.db.state is not None  # writable: it has a db
+                    and active.db.state.promoted_node == active.name)
         if peer.db is None and recorded and active.generation >= cluster_generation(snap):
             return active.name  # already promoted (by the stack): make sure the resources follow
         return peer.name
@@ -183,7 +184,7 @@ def _takeover_target(snap: Snapshot, request: Request) -> str | Refusal:
     generation = cluster_generation(snap)
     current = [v for v in readable if v.generation == generation]
     # the standby of the recorded active, when it can be read; else the recorded active itself
-    not_recorded = [v for v in current if not (v.db.state and v.db.state.promoted_node == v.name)]
+    not_recorded = [v for v in current if not (v.db is not None and v.db.state and v.db.state.promoted_node == v.name)]
     return (not_recorded or current or readable)[0].name
 
 
@@ -299,7 +300,8 @@ def plan_takeover(ctx: Context, snap: Snapshot, request: Request) -> Plan | Refu
                                 f"master; nothing to do")
     steps = _hooks(ctx, "pre", "takeover") + steps + _hooks(ctx, "post", "takeover")
     why = ("forced" if request.force and old.writable else
-           f"{old.name} is {'unreachable' if not old.reachable else 'not writable' if old.db else 'without a database'}")
+           f"{old.name} is "
+           f"{'unreachable' if not old.reachable else 'not writable' if old.db else 'without a database'}")
     return Plan("takeover", f"promote {target.name} ({why})", tuple(steps), warnings=tuple(warnings))
 
 
@@ -344,8 +346,8 @@ def plan_switchover(ctx: Context, snap: Snapshot, request: Request) -> Plan | Re
                           f"its monitors must not recover the VIP hakit moves (nothing is stopped or started)",
                           node=target.name, ready=True))
     steps += [
-        step(f"watcher off on {source.name}", "watcher", f"hakit's database watcher must not act on a role that "
-                                                         f"is moving", node=source.name, on=False),
+        step(f"watcher off on {source.name}", "watcher", "hakit's database watcher must not act on a role that "
+                                                         "is moving", node=source.name, on=False),
         step(f"demote {source.name}", "set_read_only",
              f"{source.name} takes no more writes; running ones finish first (FLUSH TABLES WITH READ LOCK)",
              node=source.name, on=True),
@@ -380,7 +382,7 @@ def plan_switchover(ctx: Context, snap: Snapshot, request: Request) -> Plan | Re
         step("writable", "set_writable", f"{target.name} is the writable database", node=target.name),
         step(f"VIP on {target.name}", "vip", f"clients reach {target.name} (the VIP's agent also announces the "
                                              f"address by gratuitous ARP)", node=target.name, on=True),
-        step(f"watcher on {target.name}", "watcher", f"hakit's database watcher guards the new active",
+        step(f"watcher on {target.name}", "watcher", "hakit's database watcher guards the new active",
              node=target.name, on=True),
         step("the stack follows", "stack_follows",
              ctx.stack.follow_how + f" to {target.name}", node=target.name),
@@ -455,13 +457,13 @@ def plan_resync(ctx: Context, snap: Snapshot, request: Request, errant: ErrantRe
     if not (stale or not replicating or count or resuming or request.strategy != "auto"):
         return Plan("resync", f"{target.name} already replicates from {active.name} at generation "
                               f"{active.generation} with nothing of its own; nothing to resync")
-    strategy = request.strategy
+    strategy: str = request.strategy
     size = errant.data_bytes if errant is not None else 0
     copy_kind = "backup" if size >= BACKUP_THRESHOLD_BYTES else "dump"
     if strategy == "auto":
         strategy = "rejoin" if count == 0 else copy_kind
         if resuming and (marked or journal_copy):
-            strategy = marked or journal_copy  # an interrupted copy is finished the same way
+            strategy = marked or journal_copy or strategy  # an interrupted copy is finished the same way
     if restart and strategy == "rejoin":
         return Refusal(f"{target.name}: an interrupted copy left its server stopped, and only a copy finishes it "
                        f"(a rejoin would keep whatever the copy left half done)",
@@ -505,12 +507,12 @@ def plan_resync(ctx: Context, snap: Snapshot, request: Request, errant: ErrantRe
                                                    f"counts as no standby, from any admin machine",
              node=target.name, on=True, strategy=strategy),
     ]
-    if count and request.keep_errant:
+    if count and request.keep_errant and errant is not None and errant.first is not None:  # count: errant found
         steps.append(step("keep errant", "keep_errant", f"save {target.name}'s {count} errant transactions "
                                                         f"to {request.keep_errant} (mode 0600) before discarding",
-                          node=target.name, path=request.keep_errant, file=errant.first[0],  # type: ignore
-                          position=errant.first[1],  # type: ignore[index]
-                          servers=tuple(sorted({g.server for g in errant.gtids}))))  # type: ignore[union-attr]
+                          node=target.name, path=request.keep_errant, file=errant.first[0],
+                          position=errant.first[1],
+                          servers=tuple(sorted({g.server for g in errant.gtids}))))
     copy = {
         "rejoin": f"{target.name} has no errant transactions: it only fetches what it lacks from {active.name} "
                   f"(seconds, whatever the data size)",
@@ -529,6 +531,7 @@ def plan_resync(ctx: Context, snap: Snapshot, request: Request, errant: ErrantRe
                           f"{target.name} has no semi-synchronous replica until {active.name} replicates from it "
                           f"again: what it applies waits for no acknowledgement", node=target.name, on=False,
                           critical=False))
+    unequal: dict[str, Any] = {"unequal": copy_kind} if strategy == "rejoin" and request.strategy == "auto" else {}
     steps += [
         step(f"{target.name} replicates", "replicate_from", f"{target.name} replicates from {active.name} and "
                                                             f"catches up", node=target.name, source=active.name,
@@ -544,7 +547,7 @@ def plan_resync(ctx: Context, snap: Snapshot, request: Request, errant: ErrantRe
                                                           if strategy == "rejoin" and request.strategy == "auto"
                                                           else ""),
              node=target.name, source=active.name,
-             **({"unequal": copy_kind} if strategy == "rejoin" and request.strategy == "auto" else {})),
+             **unequal),
         step(f"{active.name} replicates", "reverse_replication", f"{active.name} replicates from {target.name}: "
                                                                  f"replication both ways again",
              node=active.name, source=target.name, schema=ctx.schema),

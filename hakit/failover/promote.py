@@ -12,8 +12,9 @@ and by ``hakit takeover``. The decision follows DESIGN.md's invariants:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from hakit.errors import HakitError, OperationFailed, SafetyRefusal
 from hakit.failover.automatic import DeathProof, peer_gate
@@ -47,8 +48,9 @@ def plan_promotion(node: str, local: DbFacts | None, peer: PeerView, *, schema: 
     ``anti_flap``: no new automatic promotion within that many seconds of the last automatic
     one, unless forced; ``flap_age`` is that promotion's age on one clock
     (:func:`hakit.failover.flap.promotion_age`; None: unknown, which holds the window);
-    ``semi_sync``: the inventory asks for semi-synchronous replication (a reachable peer then acknowledges the new active's
-    commits, even if a switchover had turned this node's semi-sync off while it was the standby).
+    ``semi_sync``: the inventory asks for semi-synchronous replication (a reachable peer then
+    acknowledges the new active's commits, even if a switchover had turned this node's semi-sync
+    off while it was the standby).
 
     The recorded active (its own row names it) that is read-only is made writable again without
     a new generation only when that is known to be current: its peer answers with no newer
@@ -134,7 +136,8 @@ def plan_promotion(node: str, local: DbFacts | None, peer: PeerView, *, schema: 
         if flap_age < anti_flap:
             return Refusal(f"anti-flap: the last automatic takeover (to {latest.promoted_node}, generation "
                            f"{latest.generation}) was {flap_age:.0f}s ago; no second automatic takeover within "
-                           f"{anti_flap:g}s", f"an operator decides: hakit takeover, or wait {anti_flap - flap_age:.0f}s")
+                           f"{anti_flap:g}s",
+                           f"an operator decides: hakit takeover, or wait {anti_flap - flap_age:.0f}s")
     steps: list[Step] = []
     warnings: list[str] = []
     if peer_facts is not None and peer_facts.writable:

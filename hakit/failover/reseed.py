@@ -17,7 +17,7 @@ data directory left aside, removes a stale staging directory and starts over.
 from __future__ import annotations
 
 import re
-from typing import Callable
+from collections.abc import Callable
 
 from hakit.clock import SYSTEM_CLOCK, Clock
 from hakit.errors import OperationFailed, SafetyRefusal

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from hakit.errors import HakitError, InputError, OperationFailed, SafetyRefusal
 from hakit.failover.actions import Operator
@@ -25,11 +26,11 @@ from hakit.failover.state import journal_for, raise_floor
 from hakit.inventory.model import Inventory
 from hakit.inventory.secrets import Secrets
 
-
 OPERATIONS_LOG = "/var/log/hakit/operations.log"
 
 
-def plan_for(inv: Inventory, world: World, request: Request, journal: Journal | None) -> tuple[Snapshot, Plan | Refusal]:
+def plan_for(inv: Inventory, world: World, request: Request,
+             journal: Journal | None) -> tuple[Snapshot, Plan | Refusal]:
     snap = observe_operation(inv, world, journal)
     errant = None
     if request.operation == "resync":

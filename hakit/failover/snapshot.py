@@ -173,12 +173,14 @@ def derive_state(snap: Snapshot) -> ClusterState:
         return ClusterState("degraded", active.name,
                             f"{standby.name} has generation {standby.generation} < {generation}: it was the active "
                             f"before a takeover; run hakit resync", failed=(standby.name,), stale=stale)
-    idempotent = [v.name for v in views if v.db is not None and (v.db.slave_exec_mode or "STRICT") != "STRICT"]
+    modes = {v.name: v.db.slave_exec_mode for v in views
+             if v.db is not None and (v.db.slave_exec_mode or "STRICT") != "STRICT"}
+    idempotent = list(modes)
     if idempotent:
         # an interrupted catch-up (hakit killed in it) left replication skipping what does not
         # apply: a divergence would go unseen
         return ClusterState("degraded", active.name, f"{idempotent[0]}: slave_exec_mode is "
-                                                     f"{snap.node(idempotent[0]).db.slave_exec_mode} (an interrupted "
+                                                     f"{modes[idempotent[0]]} (an interrupted "
                                                      f"catch-up left it): replication hides a divergence; "
                                                      f"hakit resync --node {idempotent[0]}",
                             failed=tuple(idempotent), stale=stale)

@@ -11,7 +11,6 @@ from hakit.files import atomic_write
 from hakit.inventory.model import Inventory
 from hakit.inventory.secrets import Secrets
 
-
 #: hakit's state beside the inventory: the journal, the generation floor, the operation lock
 STATE_DIR_NAME = ".hakit"
 

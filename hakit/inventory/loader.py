@@ -21,14 +21,29 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from hakit.errors import InputError, Problem
-from hakit.inventory.model import HAKIT_DIR, HOST_MAP, MARIADB_FRAGMENT_DIRS, FenceDevice, HostVars, Inventory, Node, Pair, Settings
+from hakit.inventory.model import (
+    HAKIT_DIR,
+    HOST_MAP,
+    MARIADB_FRAGMENT_DIRS,
+    FenceDevice,
+    HostVars,
+    Inventory,
+    Node,
+    Pair,
+    PairName,
+    Role,
+    Settings,
+)
 from hakit.inventory.yamlsrc import PathKey, YamlSource, load_yaml, read_text
 
 SETTINGS_PATH: PathKey = ("all", "vars", "hakit")
-GROUPS = {"two-node": {"hakit_nodes": "main"}, "four-node": {"hakit_db": "db", "hakit_app": "app"}}
-ROLES = {"main": frozenset({"db", "app"}), "db": frozenset({"db"}), "app": frozenset({"app"})}
+GROUPS: dict[str, dict[str, PairName]] = {"two-node": {"hakit_nodes": "main"},
+                                           "four-node": {"hakit_db": "db", "hakit_app": "app"}}
+ROLES: dict[PairName, frozenset[Role]] = {"main": frozenset({"db", "app"}), "db": frozenset({"db"}),
+                                          "app": frozenset({"app"})}
 
 
 #: the public variables of the Ansible role (ansible/roles/hakit/defaults/main.yml): Ansible's,
@@ -91,7 +106,7 @@ def _validate(model: type[BaseModel], value: Any, path: PathKey, src: YamlSource
         return None
 
 
-def _problem_of(err: dict[str, Any], model: type[BaseModel], base: PathKey, src: YamlSource) -> Problem:
+def _problem_of(err: ErrorDetails, model: type[BaseModel], base: PathKey, src: YamlSource) -> Problem:
     loc: PathKey = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
     # pydantic adds the Literal/union member tried to the loc; keep only real keys
     loc = tuple(p for p in loc if not (isinstance(p, str) and ("[" in p or p in {"int", "str", "none"})))
@@ -106,7 +121,7 @@ def _problem_of(err: dict[str, Any], model: type[BaseModel], base: PathKey, src:
         msg = msg.removeprefix("Value error, ")
     elif kind == "literal_error":
         msg = "must be one of " + msg.removeprefix("Input should be ")
-    elif kind.endswith("_type") or kind.endswith("_parsing"):
+    elif kind.endswith(("_type", "_parsing")):
         msg = msg.replace("Input should be", "must be")
     else:
         msg = msg.replace("Input should be", "must be").replace("Value should have", "must have") \
@@ -205,7 +220,7 @@ def _pairs(settings: Settings, all_group: dict[str, Any], src: YamlSource, probl
             except ValidationError:
                 problems.append(src.problem(hpath, "must be a name of lowercase letters, digits and '-', "
                                                    "starting with a letter, at most 63 characters"))
-        vip = settings.vips.get(pair_name)  # type: ignore[call-overload]
+        vip = settings.vips.get(pair_name)
         if vip is None:
             problems.append(src.problem(SETTINGS_PATH + ("vips",),
                                         f"needs the VIP '{pair_name}' for topology {settings.topology} "
@@ -514,10 +529,10 @@ def _fence_targets(s: Settings, dev: FenceDevice, fpath: PathKey, src: YamlSourc
         # device of one node), and a node never fences itself: a plugin that resets a node
         # outside nodes runs on the wrong node, perhaps the one it resets.
         for param in ("hostname", "hostlist"):
-            value = dev.params.get(param)
-            if value is None:
+            hosts = dev.params.get(param)
+            if hosts is None:
                 continue
-            named = sorted({word.split(":", 1)[0] for word in re.split(r"[\s,]+", value) if word})
+            named = sorted({word.split(":", 1)[0] for word in re.split(r"[\s,]+", hosts) if word})
             outside = [name for name in named if name not in nodes]
             if outside or not named:
                 problems.append(src.problem(fpath + ("params", param),
@@ -537,7 +552,7 @@ def _carries(s: Settings, pair: Pair, kind: str) -> bool:
 def _drbd_and_port_checks(s: Settings, pairs: list[Pair], src: YamlSource, problems: list[Problem]) -> None:
     here = SETTINGS_PATH
     db_nodes = [(pair, node) for pair in pairs if pair.carries_db for node in pair.nodes]
-    for pair, node in db_nodes:
+    for _pair, node in db_nodes:
         if node.ssh_port == s.mysql.port:
             problems.append(src.problem(here + ("mysql", "port"), f"port {s.mysql.port} is also the SSH port of node "
                                                                   f"{node.name} (ansible_port)"))
@@ -572,7 +587,8 @@ def _overlap(a: str, b: str) -> bool:
 
 
 #: the folders (and file) MariaDB reads its configuration from, on Debian and elsewhere
-MARIADB_CONFIG_DIRS = ("/etc/mysql", "/etc/my.cnf", *[d for d in MARIADB_FRAGMENT_DIRS if not d.startswith("/etc/mysql/")])
+MARIADB_CONFIG_DIRS = ("/etc/mysql", "/etc/my.cnf",
+                       *[d for d in MARIADB_FRAGMENT_DIRS if not d.startswith("/etc/mysql/")])
 
 
 def _path_checks(s: Settings, src: YamlSource, problems: list[Problem]) -> None:

@@ -17,7 +17,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 # --------------------------------------------------------------------------- safe strings
 
 
-def _pattern(regex: str, rule: str):
+def _pattern(regex: str, rule: str) -> AfterValidator:
     compiled = re.compile(regex)
 
     def check(value: str) -> str:
@@ -27,6 +27,9 @@ def _pattern(regex: str, rule: str):
 
     return AfterValidator(check)
 
+
+#: a pair's name: one pair of two-node, two of four-node
+PairName = Literal["main", "db", "app"]
 
 #: node, cluster and device names: usable as hostnames, corosync/heartbeat node names, XML ids
 Name = Annotated[str, _pattern(r"[a-z][a-z0-9-]{0,62}",
@@ -286,7 +289,7 @@ class HeartbeatTiming(Frozen):
     initdead: Annotated[Tenths, Field(ge=4, le=3600)] = 30
 
     @model_validator(mode="after")
-    def _order(self) -> "HeartbeatTiming":
+    def _order(self) -> HeartbeatTiming:
         if not self.keepalive < self.warntime < self.deadtime:
             raise ValueError("needs keepalive < warntime < deadtime")
         if self.initdead < 2 * self.deadtime:
@@ -324,7 +327,7 @@ class CorosyncTiming(Frozen):
     consensus: Annotated[int | None, Field(ge=240, le=72000)] = None
 
     @model_validator(mode="after")
-    def _order(self) -> "CorosyncTiming":
+    def _order(self) -> CorosyncTiming:
         if self.consensus is not None and self.consensus <= self.token:
             raise ValueError("consensus must be larger than token (corosync's rule; default 1.2 x token)")
         return self
@@ -369,7 +372,7 @@ class Tls(Frozen):
     key: AbsPath | None = None
 
     @model_validator(mode="after")
-    def _files(self) -> "Tls":
+    def _files(self) -> Tls:
         if self.enabled and not (self.ca and self.cert and self.key):
             raise ValueError("tls.enabled needs ca, cert and key")
         return self
@@ -422,7 +425,7 @@ class MySQL(Frozen):
     binlog_expire_days: Annotated[int, Field(ge=1, le=99)] = 7
 
     @model_validator(mode="after")
-    def _bulk_subset(self) -> "MySQL":
+    def _bulk_subset(self) -> MySQL:
         unknown = [db for db in self.bulk_databases if db not in self.databases]
         if unknown:
             raise ValueError(f"bulk_databases must be listed in databases too (not listed: {', '.join(unknown)})")
@@ -497,7 +500,7 @@ class Ssh(Frozen):
     share_host_keys: bool = True
 
     @model_validator(mode="after")
-    def _paths(self) -> "Ssh":
+    def _paths(self) -> Ssh:
         for value in (self.known_hosts, self.identity_file):
             if value is not None and not re.fullmatch(r"[A-Za-z0-9._+@/~-]{1,255}", value):
                 raise ValueError("known_hosts and identity_file must be paths of letters, digits and '._+@/~-'")
@@ -546,7 +549,7 @@ class Failover(Frozen):
     max_lag_seconds: Annotated[int, Field(ge=0, le=86400)] = 60
 
     @model_validator(mode="after")
-    def _thresholds(self) -> "Failover":
+    def _thresholds(self) -> Failover:
         if self.lag_critical_seconds < self.lag_warning_seconds:
             raise ValueError("lag_critical_seconds must be at least lag_warning_seconds")
         return self
@@ -559,7 +562,7 @@ class Settings(Frozen):
     topology: Literal["two-node", "four-node"]
     stack: Literal["pacemaker", "heartbeat"]
     storage: Storage = Storage()
-    vips: dict[Literal["main", "db", "app"], Vip]
+    vips: dict[PairName, Vip]
     timing: Timing = Timing()
     ping_nodes: list[IPv4] = []
     fencing: list[FenceDevice] = []
@@ -618,7 +621,7 @@ class Node(Frozen):
 class Pair(Frozen):
     """Two nodes that fail over to each other, with their VIP and what they carry."""
 
-    name: Literal["main", "db", "app"]
+    name: PairName
     roles: frozenset[Role]
     nodes: tuple[Node, Node]
     vip: Vip

@@ -23,7 +23,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from hakit.errors import InputError, Problem
 from hakit.files import atomic_write, missing_folders
 from hakit.inventory.model import Ident, Inventory, Name
-from hakit.inventory.yamlsrc import MAX_BYTES, decoded, load_yaml
+from hakit.inventory.yamlsrc import MAX_BYTES, YamlSource, decoded, load_yaml
 
 _PASSWORD_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789"
 
@@ -209,7 +209,7 @@ def heartbeat_stonith_problem(value: str, agent: str) -> str | None:
     return None
 
 
-def _check_fencing(sec: Secrets, inv: Inventory, src) -> None:
+def _check_fencing(sec: Secrets, inv: Inventory, src: YamlSource) -> None:
     problems = []
     for dev in inv.settings.fencing:
         for param in dev.secret_params:
@@ -308,7 +308,7 @@ def ensure_secrets(inv: Inventory, create: bool = True) -> Secrets:
         fresh = generate()
         if inv.settings.fencing and any(d.secret_params for d in inv.settings.fencing):
             fresh = fresh.model_copy(update={"fencing": {
-                d.name: {p: "CHANGE-ME" for p in d.secret_params} for d in inv.settings.fencing if d.secret_params}})
+                d.name: dict.fromkeys(d.secret_params, "CHANGE-ME") for d in inv.settings.fencing if d.secret_params}})
         if create:
             create_secrets(inv, fresh)
         return fresh

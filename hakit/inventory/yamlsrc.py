@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import types
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -94,7 +95,7 @@ def load_yaml(text: str, file: str) -> YamlSource:
     try:
         loader = _Loader(text)  # checks every character at once
     except yaml.reader.ReaderError as exc:
-        line = text.count("\n", 0, exc.position) + 1
+        line: int | None = text.count("\n", 0, exc.position) + 1
         raise InputError(Problem(file, "", f"not valid YAML: the character U+{exc.character:04X} is not allowed "
                                            f"(control characters must not appear in the file)", line)) from None
     try:
@@ -234,11 +235,11 @@ def _explicit(node: yaml.Node, text: str) -> bool:
     return re.match(r"(&\S+\s+)?!", text[node.start_mark.index:]) is not None
 
 
-def _guarded(construct):  # type: ignore[no-untyped-def]
+def _guarded(construct: Callable[[_Loader, yaml.Node], Any]) -> Callable[[_Loader, yaml.Node], Any]:
     """``construct`` (one of PyYAML's constructors), raising :class:`_Unbuilt` with the node it
     could not build, also from the generators PyYAML runs after the node's own call."""
 
-    def run(loader: "_Loader", node: yaml.Node):  # type: ignore[no-untyped-def]
+    def run(loader: _Loader, node: yaml.Node) -> Any:
         if (node.tag or "").startswith(_PYTHON):
             try:
                 return construct(loader, node)
@@ -257,7 +258,7 @@ def _guarded(construct):  # type: ignore[no-untyped-def]
     return run
 
 
-def _guarded_steps(steps, node: yaml.Node):  # type: ignore[no-untyped-def]
+def _guarded_steps(steps: Iterator[Any], node: yaml.Node) -> Iterator[Any]:
     try:
         yield from steps
     except (_Unbuilt, _PythonTag):

@@ -38,9 +38,10 @@ import random
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from hakit.clock import SYSTEM_CLOCK, Clock
 from hakit.lab.audit import Auditor

@@ -72,7 +72,8 @@ def up(dir: str, topology: str, stack: str, subnet: str, timings: str, tls: bool
     click.echo(f"inventory: {report.inventory}")
     click.echo(f"try: hakit lab status --dir {dir}; hakit lab exec --dir {dir} {spec.nodes[0].name} -- crm_mon -1"
                if spec.stack == "pacemaker" else
-               f"try: hakit lab status --dir {dir}; hakit lab exec --dir {dir} {spec.nodes[0].name} -- cl_status hbstatus")
+               f"try: hakit lab status --dir {dir}; "
+               f"hakit lab exec --dir {dir} {spec.nodes[0].name} -- cl_status hbstatus")
 
 
 @lab.command()
@@ -122,7 +123,8 @@ def fault(dir: str, kind: str, node: str) -> None:
     """Inject a fault: kill-node, kill-mysqld, stop-stack, partition, hang, peer-partition, one-way,
     slow-link, long-write, full-disk (a lab built with --data-disk); undo one: start-stack, heal
     (every network fault, and the disk), resume (hang), free-disk."""
-    from hakit.lab import faults, lifecycle as impl
+    from hakit.lab import faults
+    from hakit.lab import lifecycle as impl
 
     impl.require_root()
     click.echo(faults.inject(impl.lab_state(dir), kind, node))
@@ -191,7 +193,8 @@ def chaos(dir: str, stack: str, count: int, seed: int, report_path: str | None, 
     interrupt-takeover (the active's database killed, hakit takeover racing the stack, killed
     and run again), full-disk (the active's data disk full for 10-40 s, on a lab whose nodes
     have disks of their own), resync-active-dies (the double fault: the active powered off
-    during a resync of the standby, which must then stay read-only). Writers through the VIP from this machine and from inside each node.
+    during a resync of the standby, which must then stay read-only). Writers through the VIP
+    from this machine and from inside each node.
     Checks: one writable node and the VIP on one node at every sample (a node that does not
     answer counts as writable), a node being resynced never writable, the generation, the VIP
     once settled, acknowledged writes,
@@ -215,7 +218,8 @@ def chaos(dir: str, stack: str, count: int, seed: int, report_path: str | None, 
     if kinds is not None:
         kinds_list = [k.strip() for k in kinds.split(",") if k.strip()]
     elif earlier is not None and isinstance(earlier.get("kinds"), list):
-        kinds_list = [str(k) for k in earlier["kinds"]]  # the campaign resumed draws as it drew (kinds added since: not)
+        # the campaign resumed draws as it drew (a kind added since: not)
+        kinds_list = [str(k) for k in earlier["kinds"]]
     else:
         kinds_list = list(impl.KINDS)
     try:

@@ -12,9 +12,10 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from hakit.clock import SYSTEM_CLOCK, Clock, wait_until
 
@@ -56,9 +57,13 @@ class PairDriver:
 
     @property
     def host_address(self) -> str:
+        from hakit.errors import OperationFailed
         from hakit.lab.state import load_state
 
-        return load_state(self.dir).spec.host_address
+        state = load_state(self.dir)
+        if state is None:
+            raise OperationFailed(f"no lab in {self.dir} (no readable state file)")
+        return state.spec.host_address
 
     def vip(self) -> str:
         return self.inv().db_pair.vip.address
@@ -152,7 +157,8 @@ def initialised_lab(folder: Path, stack: str, timings: str = "hakit", seed_rows:
         seed = (f"SET GLOBAL rpl_semi_sync_master_enabled = OFF; SET GLOBAL read_only = OFF; "
                 f"CREATE DATABASE IF NOT EXISTS opsview; "
                 f"CREATE TABLE IF NOT EXISTS opsview.results (id INT PRIMARY KEY, host VARCHAR(64), state INT) "
-                f"ENGINE=InnoDB; USE opsview; INSERT IGNORE INTO opsview.results SELECT seq, CONCAT('host', seq), seq % 4 "
+                f"ENGINE=InnoDB; USE opsview; "
+                f"INSERT IGNORE INTO opsview.results SELECT seq, CONCAT('host', seq), seq % 4 "
                 f"FROM seq_1_to_{int(seed_rows)}; SET GLOBAL read_only = ON")
         node_exec(folder, "n1", ["mariadb", "-e", seed])
         done = run_hakit(driver.inventory, "init", timeout=900)

@@ -30,8 +30,8 @@ from __future__ import annotations
 import os
 import shlex
 import signal
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from hakit.clock import SYSTEM_CLOCK, Clock, wait_until
 from hakit.errors import InputError, OperationFailed
@@ -266,7 +266,8 @@ def hang(state: LabState, name: str) -> str:
     pids = _signal(_init(state, name), "mariadbd", signal.SIGSTOP)
     if not pids:
         return f"{name}: mariadbd was not running"
-    return f"{name}: mariadbd stopped (SIGSTOP: it hangs, its sockets still accept); resume with hakit lab fault resume {name}"
+    return (f"{name}: mariadbd stopped (SIGSTOP: it hangs, its sockets still accept); "
+            f"resume with hakit lab fault resume {name}")
 
 
 def resume(state: LabState, name: str) -> str:

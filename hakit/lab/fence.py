@@ -30,6 +30,7 @@ from hakit.lab.fence_install import SOCKET_NAME
 from hakit.lab.node import _ns, is_alive, kill_init
 from hakit.lab.state import load_state, locked
 
+
 def power_off(dir: str, name: str, reason: str) -> bool:
     """Power lab node ``name`` off: link down, init killed (every process). False if already off."""
     with locked(dir):
@@ -93,7 +94,8 @@ def handle(dir: str, request: dict, requester: str | None) -> dict:
     if action == "status":
         power = "on" if is_alive(state.spec, plug, state.inits.get(plug)) else "off"
         return {"ok": True, "power": power}
-    if action in ("off", "reboot", "on") and requester is not None and netns.link_is_up(state.spec.node(requester)) is False:
+    if (action in ("off", "reboot", "on") and requester is not None
+            and netns.link_is_up(state.spec.node(requester)) is False):
         # the lab's fence device sits on the lab network, like a PDU or IPMI port: a node whose
         # link is cut cannot reach it, so a partitioned node never fences the healthy side
         return {"ok": False, "error": f"{requester} has no network link: it cannot reach the fence device"}
@@ -122,7 +124,11 @@ def serve(dir: str) -> None:
     server.bind(str(path))
     os.umask(old_umask)
     server.listen(16)
-    signal.signal(signal.SIGTERM, lambda *_: (path.unlink(missing_ok=True), os._exit(0)))
+    def stop(*_: object) -> None:
+        path.unlink(missing_ok=True)
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
     _log(dir, f"helper {os.getpid()} serving {path}")
     while True:
         conn, _ = server.accept()

@@ -115,26 +115,26 @@ def main(argv):
         sys.stdout.write(METADATA)
         return 0
     if action not in ACTIONS:
-        sys.stderr.write("fence_hakitlab: unknown action %r (one of %s)\n" % (action, ", ".join(ACTIONS)))
+        sys.stderr.write("fence_hakitlab: unknown action {!r} (one of {})\n".format(action, ", ".join(ACTIONS)))
         return 1
     if action == "validate-all":
         return 0
     plug = opts.get("plug")
     if action in ("on", "off", "reboot", "status") and not plug:
-        sys.stderr.write("fence_hakitlab: action %s needs plug=NODE\n" % action)
+        sys.stderr.write(f"fence_hakitlab: action {action} needs plug=NODE\n")
         return 1
     try:
         answer = ask(opts.get("socket") or DEFAULT_SOCKET,
                      {"action": action, "plug": plug, "nodename": opts.get("nodename")})
     except (OSError, ValueError) as exc:
-        sys.stderr.write("fence_hakitlab: the lab's fence helper did not answer: %s\n" % exc)
+        sys.stderr.write(f"fence_hakitlab: the lab's fence helper did not answer: {exc}\n")
         return 1
     if not answer.get("ok"):
-        sys.stderr.write("fence_hakitlab: %s\n" % answer.get("error", "failed"))
+        sys.stderr.write("fence_hakitlab: {}\n".format(answer.get("error", "failed")))
         return 1
     if action == "list":
         for name in answer.get("nodes", []):
-            sys.stdout.write("%s,%s\n" % (name, name))
+            sys.stdout.write(f"{name},{name}\n")
     if action == "status":
         sys.stdout.write("Status: %s\n" % ("ON" if answer.get("power") == "on" else "OFF"))
         return 0 if answer.get("power") == "on" else 2

@@ -16,8 +16,8 @@ from hakit.lab.proc import run
 from hakit.lab.spec import PRIVATE_DIRS, LabSpec, NodeSpec
 
 #: host folders copied into a fresh node (packaged config and the folder layout daemons expect)
-SEEDED = ("/etc/corosync", "/etc/ha.d", "/etc/mysql", "/etc/sysctl.d", "/etc/ssh", "/etc/nagios4", "/var/lib/nagios4", "/var/lib/nagios",
-          "/var/lib/heartbeat", "/var/lib/pacemaker")
+SEEDED = ("/etc/corosync", "/etc/ha.d", "/etc/mysql", "/etc/sysctl.d", "/etc/ssh", "/etc/nagios4", "/var/lib/nagios4",
+          "/var/lib/nagios", "/var/lib/heartbeat", "/var/lib/pacemaker")
 #: host files that must NOT follow into a node: host identity, host cluster config
 NOT_COPIED = ("etc/ssh/ssh_host_", "var/lib/nagios/.ssh", "var/lib/heartbeat/hb_uuid", "var/lib/heartbeat/hostcache",
               "var/lib/heartbeat/delhostcache", "etc/corosync/authkey", "var/lib/pacemaker/cib/cib")

@@ -13,15 +13,16 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from hakit.clock import SYSTEM_CLOCK, Clock, wait_until
 from hakit.errors import OperationFailed, SafetyRefusal
 from hakit.inventory.secrets import ensure_secrets
-from hakit.lab import configs, daemons, fence_install, folders, labinventory, netns, node as nodes
+from hakit.lab import configs, daemons, fence_install, folders, labinventory, netns
+from hakit.lab import node as nodes
 from hakit.lab import tls as labtls
 from hakit.lab.proc import cmdlines, run
 from hakit.lab.spec import BRIDGE, DEFAULT_SUBNET, LabSpec, NodeSpec, plan_lab
@@ -382,11 +383,11 @@ def down(dir: str, keep_files: bool = False) -> list[str]:
                                              labinventory.SECRETS, labtls.HOST_DIR, "state.json", ".lock")]
         if any(p.exists() for p in lab_files) and removed == []:
             removed.append(f"files in {dir}")
-        for path in lab_files:
-            if path.is_dir():
-                shutil.rmtree(path, ignore_errors=True)
-            elif path.exists():
-                path.unlink()
+        for lab_file in lab_files:
+            if lab_file.is_dir():
+                shutil.rmtree(lab_file, ignore_errors=True)
+            elif lab_file.exists():
+                lab_file.unlink()
         try:
             Path(dir).rmdir()  # only if the lab's files were all there was
         except OSError:
@@ -411,7 +412,7 @@ def _wait_gone(pid: int, timeout: float = 5.0, *, clock: Clock = SYSTEM_CLOCK) -
 
 def _unmount_leftovers(dir: str) -> list[str]:
     """Mounts on the host under ``dir`` (none are made there; this is a safety net)."""
-    removed = []
+    removed: list[str] = []
     try:
         lines = Path("/proc/self/mountinfo").read_text().splitlines()
     except OSError:

@@ -14,10 +14,10 @@ are fresh tmpfs.
 from __future__ import annotations
 
 import os
-import sys
 import shlex
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 from hakit.clock import SYSTEM_CLOCK, Clock, wait_until

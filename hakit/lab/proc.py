@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import shlex
 import subprocess
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import psutil
 

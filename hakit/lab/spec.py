@@ -113,7 +113,7 @@ class LabSpec:
         return data
 
     @classmethod
-    def from_json(cls, data: dict) -> "LabSpec":
+    def from_json(cls, data: dict) -> LabSpec:
         nodes = tuple(NodeSpec(**n) for n in data["nodes"])
         return cls(dir=data["dir"], topology=data["topology"], stack=data["stack"], subnet=data["subnet"],
                    nodes=nodes, vips=dict(data["vips"]), tls=bool(data.get("tls", False)),
@@ -149,7 +149,7 @@ def plan_lab(dir: str | Path, topology: str, stack: str, subnet: str = DEFAULT_S
         return str(base + host)
 
     if topology == "two-node":
-        nodes = (NodeSpec("n1", at(11), "main", 100), NodeSpec("n2", at(12), "main", 50))
+        nodes: tuple[NodeSpec, ...] = (NodeSpec("n1", at(11), "main", 100), NodeSpec("n2", at(12), "main", 50))
         vips = {"main": at(100)}
     else:
         nodes = (NodeSpec("db1", at(11), "db", 100), NodeSpec("db2", at(12), "db", 50),

@@ -20,8 +20,8 @@ import secrets as _secrets
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from hakit.clock import SYSTEM_CLOCK, Clock, wait_until
 from hakit.inventory.model import Inventory
@@ -108,7 +108,8 @@ class Writer:
         import pymysql
 
         return pymysql.connect(host=self.vip, user=self.user, password=self.password, autocommit=True,
-                               connect_timeout=self.connect_timeout, read_timeout=self.timeout, write_timeout=self.timeout)
+                               connect_timeout=self.connect_timeout, read_timeout=self.timeout,
+                               write_timeout=self.timeout)
 
     def _loop(self) -> None:
         import pymysql
@@ -123,15 +124,16 @@ class Writer:
         while not self._halt.is_set():
             if sent is None:
                 sent = time.monotonic()  # a retry of the same id keeps its first send time
+            sent_at = sent
             try:
                 if conn is None:
                     conn = self._connect()
                 with conn.cursor() as cur:
                     cur.execute(f"INSERT INTO {self.table} VALUES (%s, NOW(6))", (next_id,))
-                self.acks.append(Ack(next_id, sent, time.monotonic()))
+                self.acks.append(Ack(next_id, sent_at, time.monotonic()))
                 next_id, sent = next_id + 1, None
             except pymysql.err.IntegrityError:  # the retried write had committed before
-                self.acks.append(Ack(next_id, sent, time.monotonic()))
+                self.acks.append(Ack(next_id, sent_at, time.monotonic()))
                 next_id, sent = next_id + 1, None
             except pymysql.MySQLError as exc:
                 self.errors.append((time.monotonic(), str(exc)[:160]))
@@ -149,7 +151,7 @@ class Writer:
             except Exception:  # noqa: BLE001
                 pass
 
-    def start(self, wait: float = 30.0, *, clock: Clock = SYSTEM_CLOCK) -> "Writer":
+    def start(self, wait: float = 30.0, *, clock: Clock = SYSTEM_CLOCK) -> Writer:
         self._thread.start()
         wait_until(lambda: self.acks or not self._thread.is_alive(), wait, 0.02, clock=clock)
         if not self.acks:
@@ -162,7 +164,7 @@ class Writer:
         self._halt.set()
         self._thread.join(timeout=30)
 
-    def __enter__(self) -> "Writer":
+    def __enter__(self) -> Writer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -182,7 +184,7 @@ class Writer:
     def longest_gap(self) -> float:
         """The longest time without an acknowledgement (seconds)."""
         times = self.ack_times
-        return max((b - a for a, b in zip(times, times[1:])), default=0.0)
+        return max((b - a for a, b in zip(times, times[1:], strict=False)), default=0.0)
 
     def first_ack_sent_after(self, moment: float) -> Ack | None:
         """The first acknowledged write sent at or after ``moment`` (``time.monotonic()``)."""
@@ -321,12 +323,12 @@ class WritableSampler(threading.Thread):
                     time.sleep(0.05)
                     continue
                 live = {name: init for name, init in inits.items() if init}
-                seen = dict(zip(live, pool.map(self.writable, live.values())))
+                seen = dict(zip(live, pool.map(self.writable, live.values()), strict=True))
                 now = time.time()
                 self.unanswered += [(now, name) for name, answer in seen.items() if answer is None]
                 writable = {name for name, answer in seen.items() if answer is not False}
                 self.samples += 1
-                for pair, vip in zip(self.pairs, self.vips):
+                for pair, vip in zip(self.pairs, self.vips, strict=False):
                     found = sorted(writable & set(pair))
                     if len(found) > 1:
                         self.both.append((now, [n + ("?" if seen[n] is None else "") for n in found]))

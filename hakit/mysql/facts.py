@@ -4,8 +4,8 @@ promotion record, and the port's two errors. Pure: no driver, no connection.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
 
 from hakit.errors import HakitError
 from hakit.mysql.gtid import Gtid, Position

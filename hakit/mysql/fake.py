@@ -4,13 +4,22 @@ unit tests, beside the real one as invoke's ``MockContext`` is beside its ``Cont
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from hakit.clock import SYSTEM_CLOCK, Clock
 from hakit.errors import HakitError
-from hakit.mysql.facts import (BinlogGtid, DatabaseUnreachable, DbFacts, PromotionRecord, ReplicaStatus, ReplicaTls,
-                               held_by, user_databases)
+from hakit.mysql.facts import (
+    BinlogGtid,
+    DatabaseUnreachable,
+    DbFacts,
+    PromotionRecord,
+    ReplicaStatus,
+    ReplicaTls,
+    held_by,
+    user_databases,
+)
 from hakit.mysql.gtid import Gtid, Position
 
 
@@ -65,7 +74,7 @@ class FakeDatabase:
         for _ in range(count):
             self._commit(domain)
 
-    def receive_from(self, master: "FakeDatabase") -> None:
+    def receive_from(self, master: FakeDatabase) -> None:
         """Apply everything ``master`` has (replication catching up)."""
         mine = set(self.events)
         self.events += [g for g in master.events if g not in mine]

@@ -33,7 +33,7 @@ class Position:
     gtids: tuple[Gtid, ...] = ()
 
     @classmethod
-    def parse(cls, text: str | None) -> "Position":
+    def parse(cls, text: str | None) -> Position:
         """Parse ``'0-1-42,1-2-7'``; empty or None gives the empty position.
 
         Raises ValueError on text that is not a GTID list, or lists a domain twice.
@@ -52,7 +52,7 @@ class Position:
         return cls(tuple(sorted(gtids)))
 
     @classmethod
-    def parse_state(cls, text: str | None) -> "Position":
+    def parse_state(cls, text: str | None) -> Position:
         """Parse a binlog *state* (``gtid_binlog_state``, a binlog's Gtid_list), which lists the last
         GTID of every server in a domain; keeps the highest sequence of each domain."""
         position = cls()
@@ -72,15 +72,15 @@ class Position:
     def domains(self) -> frozenset[int]:
         return frozenset(g.domain for g in self.gtids)
 
-    def contains(self, other: "Position") -> bool:
+    def contains(self, other: Position) -> bool:
         """True when every transaction of ``other`` is also in this position."""
         return all(self.seq(d) >= other.seq(d) for d in other.domains)
 
-    def missing_from(self, other: "Position") -> int:
+    def missing_from(self, other: Position) -> int:
         """How many transactions ``other`` has that this position lacks (summed over domains)."""
         return sum(max(0, other.seq(d) - self.seq(d)) for d in other.domains)
 
-    def merged(self, other: "Position") -> "Position":
+    def merged(self, other: Position) -> Position:
         """The position holding both (the highest sequence of each domain)."""
         best: dict[int, Gtid] = {g.domain: g for g in self.gtids}
         for g in other.gtids:

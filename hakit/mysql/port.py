@@ -11,7 +11,8 @@ formatted into SQL (:mod:`hakit.mysql.sql`).
 
 from __future__ import annotations
 
-from typing import Any, Callable, Protocol, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 from hakit.mysql.facts import BinlogGtid, DbFacts, PromotionRecord, ReplicaTls
 from hakit.mysql.gtid import Gtid, Position

@@ -12,17 +12,28 @@ from __future__ import annotations
 import math
 import re
 import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import pymysql
+import pymysql.connections
 import pymysql.cursors
 
-from hakit.mysql.facts import (SYSTEM_SCHEMAS, BinlogGtid, DatabaseUnreachable, DbFacts, PromotionRecord, QueryFailed,
-                               ReplicaStatus, ReplicaTls, held_by, user_databases)
+from hakit.mysql.facts import (
+    SYSTEM_SCHEMAS,
+    BinlogGtid,
+    DatabaseUnreachable,
+    DbFacts,
+    PromotionRecord,
+    QueryFailed,
+    ReplicaStatus,
+    ReplicaTls,
+    held_by,
+    user_databases,
+)
 from hakit.mysql.gtid import Gtid, Position
 from hakit.mysql.sql import PROMOTED_AGE, PROMOTED_AT_EPOCH, STATE_TABLE, change_master_sql, ident, state_schema_sql
-
 
 #: MariaDB: "This operation cannot be performed as you have a running slave"
 ER_SLAVE_MUST_STOP = 1198
@@ -74,9 +85,9 @@ class PyMySQLDatabase:
     read_timeout: float = 30.0
     #: makes the stream to the server (an SSH tunnel); None: TCP to host:port or unix_socket
     sock_factory: Callable[[], Any] | None = field(default=None, repr=False)
-    _conn: Any = field(default=None, repr=False)
+    _conn: pymysql.connections.Connection[pymysql.cursors.DictCursor] | None = field(default=None, repr=False)
 
-    def _open(self, read_timeout: float):
+    def _open(self, read_timeout: float) -> pymysql.connections.Connection[pymysql.cursors.DictCursor]:
         # pymysql upgrades to TLS whenever the server offers it (mysql.tls): not inside an SSH
         # tunnel, which already encrypts and which Python's ssl cannot wrap (a paramiko channel
         # is no socket), nor over the node's own unix socket
@@ -89,7 +100,7 @@ class PyMySQLDatabase:
         conn.connect(sock=self.sock_factory() if self.sock_factory else None)
         return conn
 
-    def _connection(self):
+    def _connection(self) -> pymysql.connections.Connection[pymysql.cursors.DictCursor]:
         if self._conn is not None and self._conn.open:
             return self._conn
         try:
@@ -242,7 +253,8 @@ class PyMySQLDatabase:
         if Position.parse(current).contains(position):
             return True
         row = self.query("SELECT MASTER_GTID_WAIT(%s, %s) AS r", (str(position), float(timeout)))[0]
-        return row["r"] == 0
+        waited: int | None = row["r"]  # 0: reached; -1: timed out
+        return waited == 0
 
     def record_promotion(self, schema: str, state: PromotionRecord) -> None:
         # monotonic: a generation is never lowered, and a recorded one is never rewritten (a second
@@ -415,5 +427,5 @@ def _yes_no(value: Any) -> bool | None:
 
 
 def _reason(exc: Exception) -> str:
-    args = getattr(exc, "args", ())
+    args = exc.args
     return str(args[1]) if len(args) >= 2 else str(exc)

@@ -6,9 +6,13 @@ login exists. The SQL, passwords included, goes to the client's stdin, never ont
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from hakit.remote.port import Result, Runner
 
 
-def root_sql(runner, sql: str | bytes, *, timeout: float = 300.0, warn: bool = False):
+def root_sql(runner: Runner, sql: str | bytes, *, timeout: float = 300.0, warn: bool = False) -> Result:
     """Run SQL on the node as MariaDB's root through its unix socket (Debian: socket auth).
 
     The SQL, passwords included, goes to the client's stdin, never onto a command line.
@@ -17,14 +21,14 @@ def root_sql(runner, sql: str | bytes, *, timeout: float = 300.0, warn: bool = F
     return runner.run(["mariadb", "--batch", "--skip-column-names"], input=sql, timeout=timeout, warn=warn)
 
 
-def root_rows(runner, sql: str, *, timeout: float = 60.0) -> list[dict[str, str | None]]:
+def root_rows(runner: Runner, sql: str, *, timeout: float = 60.0) -> list[dict[str, str | None]]:
     """Run one query as root through the socket and return its rows as dicts (NULL -> None)."""
     out = runner.run(["mariadb", "--batch"], input=sql, timeout=timeout).stdout
     lines = out.splitlines()
     if not lines:
         return []
     names = lines[0].split("\t")
-    return [dict(zip(names, (_unescape(v) for v in line.split("\t")))) for line in lines[1:]]
+    return [dict(zip(names, (_unescape(v) for v in line.split("\t")), strict=False)) for line in lines[1:]]
 
 
 def _unescape(value: str) -> str | None:

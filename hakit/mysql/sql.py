@@ -14,7 +14,6 @@ from typing import Any
 from hakit.errors import InputError
 from hakit.mysql.facts import ReplicaTls
 
-
 STATE_TABLE = "cluster_state"
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")

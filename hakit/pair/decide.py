@@ -4,8 +4,9 @@ which way ``hakit sync`` copies and what it then says. Values in, a verdict (or 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Protocol
 
 from hakit.errors import SafetyRefusal
 
@@ -58,10 +59,10 @@ def choose_active(a: RankedNode, b: RankedNode, facts: dict[str, RoleFacts]) -> 
             active = current[0]
         else:
             promoted = {f.promoted for f in facts.values() if f.generation == top} - {""}
-            active = promoted.pop() if len(promoted) == 1 else None
-            if active is None:
+            if len(promoted) != 1:
                 raise SafetyRefusal("the pair was initialised before but no node is writable and the record of the "
                                     "last promotion is unclear; use hakit takeover to choose the active")
+            active = promoted.pop()
         reason = f"generation {top} names it"
     elif fa.tables and not fb.tables:
         active, reason = a.name, "it holds the data"

@@ -26,17 +26,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable
+from functools import partial
+from pathlib import Path
 
 import yaml
 
 from hakit import __version__
+from hakit.clock import SYSTEM_CLOCK, Clock
 from hakit.cluster import stack_for, traits_for
 from hakit.cluster.port import TRAITS
-from hakit.clock import SYSTEM_CLOCK, Clock
 from hakit.errors import OperationFailed, SafetyRefusal
 from hakit.failover.executor import Executor
 from hakit.failover.plan import Plan, Step, step
@@ -423,7 +424,7 @@ def _replication(run: InitRun, _: Step) -> None:
                 raise OperationFailed(f"{run.standby} did not catch up with {node} ({mine}) within 60 s")
         run.sql(node, "START SLAVE")
 
-        def running(n: str = node) -> bool:
+        def running(n: str | None = node) -> bool:
             f = _replica_fields(run, n)
             if f.get("Last_IO_Errno", "0") not in ("0", "") or f.get("Last_SQL_Errno", "0") not in ("0", ""):
                 raise OperationFailed(f"{n}: replication failed: {f.get('Last_IO_Error') or f.get('Last_SQL_Error')}")
@@ -487,6 +488,6 @@ ACTIONS = {"preflight": _preflight, "install": _install, "database": _database, 
 def run_init(run: InitRun, *, dry_run: bool = False) -> list[str]:
     """Run ``init``; returns what it changed (empty: nothing to do)."""
     plan = plan_init(run.inv)
-    executor = Executor({name: (lambda s, f=func: f(run, s)) for name, func in ACTIONS.items()}, None, say=run.say)
+    executor = Executor({name: partial(func, run) for name, func in ACTIONS.items()}, None, say=run.say)
     executor.run(plan, dry_run=dry_run)
     return run.actions_taken

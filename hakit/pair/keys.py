@@ -11,7 +11,6 @@ connections whose keys it had verified.
 from __future__ import annotations
 
 import os
-
 from pathlib import Path
 
 from hakit.files import atomic_write
@@ -50,7 +49,8 @@ def _home(runner, user: str) -> tuple[str, str, str] | None:
 
 def _user_key(run, src, dst, user: str, active: str, standby: str) -> None:
     home = _home(src, user)
-    if home is None or _home(dst, user) is None:
+    dst_home = _home(dst, user) if home is not None else None
+    if home is None or dst_home is None:
         run.note(f"user {user} is missing on {active} or {standby}: no monitoring key to share")
         return
     folder = f"{home[0]}/.ssh"
@@ -62,7 +62,6 @@ def _user_key(run, src, dst, user: str, active: str, standby: str) -> None:
         src.run(["chown", f"{user}:", key, key + ".pub"])
         run.did(f"{active}: SSH key made for {user}")
     private, public = src.get(key), src.get(key + ".pub")
-    dst_home = _home(dst, user)
     dst_key = f"{dst_home[0]}/.ssh/{KEY_FILE}"
     same = dst.run(["test", "-f", dst_key], warn=True).ok and dst.get(dst_key) == private \
         and dst.get(dst_key + ".pub") == public

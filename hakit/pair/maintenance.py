@@ -18,7 +18,7 @@ refuse (exit 3) until ``hakit maintenance off``, which reverses all of it. Both 
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from hakit.errors import OperationFailed
 from hakit.failover.flags import MAINTENANCE_FLAG

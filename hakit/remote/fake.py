@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import shlex
 import stat
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator, Sequence
 
 from hakit.errors import OperationFailed
 from hakit.remote.port import CommandFailed, Result, Unreachable, as_bytes
-
 
 Responder = Callable[[tuple[str, ...], bytes | None], Result | None]
 
@@ -30,7 +29,7 @@ class Stream:
 
 
 class _FakeInput:
-    def __init__(self, process: "FakeProcess"):
+    def __init__(self, process: FakeProcess):
         self._p = process
 
     def write(self, data: bytes) -> int:
@@ -49,7 +48,7 @@ class _FakeInput:
 
 
 class _FakeOutput:
-    def __init__(self, process: "FakeProcess"):
+    def __init__(self, process: FakeProcess):
         self._p = process
         out = process.script.stdout
         self._chunks: Iterator[bytes] = iter([out] if isinstance(out, (bytes, bytearray)) else out)
@@ -115,7 +114,7 @@ class FakeRunner:
         field(default_factory=dict)
     processes: list[FakeProcess] = field(default_factory=list)
 
-    def on(self, *prefix: str, exited: int = 0, stdout: str = "", stderr: str = "") -> "FakeRunner":
+    def on(self, *prefix: str, exited: int = 0, stdout: str = "", stderr: str = "") -> FakeRunner:
         """Script the answer to commands starting with ``prefix``; returns self for chaining."""
         self.responses[tuple(prefix)] = Result(tuple(prefix), exited, stdout, stderr)
         return self
@@ -171,9 +170,8 @@ class FakeRunner:
             answer = self.streams.get(args[:size])
             if answer is None:
                 continue
-            script = answer(args) if callable(answer) else answer
-            if isinstance(script, (bytes, bytearray)):
-                script = Stream(bytes(script))
+            given = answer(args) if callable(answer) else answer
+            script = Stream(bytes(given)) if isinstance(given, (bytes, bytearray)) else given
             break
         if script is None:
             script = Stream(exited=127, stderr=f"fake: no scripted stream for {shlex.join(args)}") \

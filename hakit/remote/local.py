@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import subprocess
 import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
+from typing import IO, cast
 
 from hakit.files import atomic_write
 from hakit.remote.port import CommandFailed, Result, StderrTail, as_bytes
@@ -45,7 +47,7 @@ class LocalRunner:
     def get(self, path: str) -> bytes:
         return Path(path).read_bytes()
 
-    def start(self, argv: Sequence[str]) -> "LocalProcess":
+    def start(self, argv: Sequence[str]) -> LocalProcess:
         """Start ``argv`` (no shell) with its stdin and stdout as pipes; see :class:`Process`."""
         try:
             popen = subprocess.Popen(list(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -60,7 +62,7 @@ class LocalRunner:
 
 
 class _PopenOutput:
-    def __init__(self, stream):
+    def __init__(self, stream: io.BufferedReader) -> None:
         self._stream = stream
 
     def read(self, n: int) -> bytes:
@@ -74,10 +76,10 @@ class LocalProcess:
     """A :class:`Process` on this machine (``subprocess.Popen``, in a session of its own so that
     :meth:`kill` reaches the programs it started too)."""
 
-    def __init__(self, host: str, argv: tuple[str, ...], popen: subprocess.Popen):
+    def __init__(self, host: str, argv: tuple[str, ...], popen: subprocess.Popen[bytes]):
         self.host, self.argv, self._popen = host, argv, popen
-        self.stdin = popen.stdin
-        self.stdout = _PopenOutput(popen.stdout)
+        self.stdin = cast(IO[bytes], popen.stdin)  # a pipe: start()
+        self.stdout = _PopenOutput(cast(io.BufferedReader, popen.stdout))  # a pipe, buffered: start()
         self._stderr = StderrTail()
         self._drain = threading.Thread(target=self._read_stderr, daemon=True)
         self._drain.start()

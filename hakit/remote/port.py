@@ -22,8 +22,9 @@ from __future__ import annotations
 import shlex
 import threading
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Protocol, overload
 
 from hakit.errors import HakitError, OperationFailed, SafetyRefusal
 
@@ -87,7 +88,7 @@ class Runner(Protocol):
 
     def get(self, path: str) -> bytes: ...
 
-    def start(self, argv: Sequence[str]) -> "Process": ...
+    def start(self, argv: Sequence[str]) -> Process: ...
 
     def close(self) -> None: ...
 
@@ -112,10 +113,18 @@ class Process(Protocol):
     status; a command still running after ``timeout`` is killed and 124 is returned.
     """
 
-    host: str
-    argv: tuple[str, ...]
-    stdin: ProcessInput
-    stdout: ProcessOutput
+    # read-only members: a process's own (narrower) stream types then satisfy the port
+    @property
+    def host(self) -> str: ...
+
+    @property
+    def argv(self) -> tuple[str, ...]: ...
+
+    @property
+    def stdin(self) -> ProcessInput: ...
+
+    @property
+    def stdout(self) -> ProcessOutput: ...
 
     def stderr_text(self) -> str: ...
 
@@ -149,5 +158,9 @@ class StderrTail:
             return b"".join(self._parts)[-self.keep:].decode(errors="replace")
 
 
+@overload
+def as_bytes(data: str | bytes) -> bytes: ...
+@overload
+def as_bytes(data: None) -> None: ...
 def as_bytes(data: str | bytes | None) -> bytes | None:
     return data.encode() if isinstance(data, str) else data

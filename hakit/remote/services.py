@@ -7,6 +7,8 @@ systemd host and on a lab node that has no systemd.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from hakit.clock import SYSTEM_CLOCK, Clock
 from hakit.clock import wait_until as clock_wait
 from hakit.errors import OperationFailed
@@ -36,7 +38,8 @@ def service(runner: Runner, name: str, action: str, *, timeout: float = 180.0, w
     return runner.run(argv, timeout=timeout, warn=warn)
 
 
-def wait_until(check, what: str, timeout: float, interval: float = 0.25, *, clock: Clock = SYSTEM_CLOCK) -> None:
+def wait_until(check: Callable[[], object], what: str, timeout: float, interval: float = 0.25, *,
+               clock: Clock = SYSTEM_CLOCK) -> None:
     """Poll ``check()`` until true; raise :class:`OperationFailed` naming ``what`` on timeout
     (:func:`hakit.clock.wait_until`)."""
     clock_wait(check, timeout, interval, clock=clock,

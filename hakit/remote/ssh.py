@@ -15,14 +15,16 @@ import shlex
 import socket
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 from hakit.errors import OperationFailed
 from hakit.remote.port import CommandFailed, HostKeyRefused, Result, StderrTail, Unreachable, as_bytes
 
 
-def _import_paramiko():
+def _import_paramiko() -> ModuleType:
     """paramiko, without invoke: paramiko.config imports it only to run ``Match exec`` blocks of
     an OpenSSH client config, which hakit never reads, and the import (invoke, its vendored YAML,
     unittest.mock) is a sixth of the time ``hakit takeover`` spends before its first step."""
@@ -39,7 +41,12 @@ def _import_paramiko():
     return module
 
 
-paramiko = _import_paramiko()
+if TYPE_CHECKING:  # the checker reads paramiko's types; the import above runs
+    import paramiko
+
+    from hakit.inventory.model import Inventory
+else:
+    paramiko = _import_paramiko()
 
 # paramiko logs a refused channel ("Secsh channel 1 open FAILED", the tunnel to a stopped
 # database) at ERROR; with no handler Python printed it on stderr, in the middle of `hakit
@@ -153,7 +160,7 @@ class SshRunner:
             if time.monotonic() - began < DROPPED_WITHIN:
                 raise _Dropped(reason) from None
             raise Unreachable(f"{self.host}: SSH to {self.address}:{self.port} failed: {reason}") from None
-        except (OSError, socket.timeout) as exc:
+        except (TimeoutError, OSError) as exc:
             client.close()
             reason = exc.strerror or str(exc)
             # a reset comes from a server that accepted the connection (refused and unreachable
@@ -211,7 +218,7 @@ class SshRunner:
             raw = stdout.read()
             err = stderr.read().decode(errors="replace")
             code = channel.recv_exit_status()
-        except (socket.timeout, TimeoutError):
+        except TimeoutError:
             result = Result(tuple(argv), 124, "", f"timed out after {timeout:g} s")
         except (paramiko.SSHException, OSError, EOFError) as exc:
             self.close()
@@ -228,7 +235,7 @@ class SshRunner:
         prefix = [] if self.user == "root" else ["sudo", "-n", "--"]
         return self.run(prefix + list(argv), input=input, warn=warn, timeout=timeout)
 
-    def _sftp(self) -> "paramiko.SFTPClient":
+    def _sftp(self) -> paramiko.SFTPClient:
         try:
             # paramiko's open_sftp, with a timeout on the channel's opening (its own waits an hour)
             channel = self._open("session", self.connect_timeout)
@@ -266,7 +273,7 @@ class SshRunner:
         finally:
             sftp.close()
 
-    def start(self, argv: Sequence[str]) -> "SshProcess":
+    def start(self, argv: Sequence[str]) -> SshProcess:
         """Start ``argv`` on the node in its own SSH channel, stdin and stdout streamed; see
         :class:`Process`. The arguments are quoted as in :meth:`run`."""
         command = shlex.join(argv)
@@ -336,9 +343,9 @@ def send_eof(channel: paramiko.Channel) -> None:
         message = channel._send_eof()  # a message: eof_sent was false
         with transport.clear_to_send_lock:
             if transport.clear_to_send.is_set():
-                transport._send_message(message)
+                transport._send_message(message)  # type: ignore[attr-defined]  # checked by hasattr above
                 return
-    transport._send_user_message(message)
+    transport._send_user_message(message)  # type: ignore[attr-defined]  # paramiko's internals, as above
 
 
 class _ChannelInput:
@@ -417,7 +424,7 @@ class SshProcess:
         self._channel.close()
 
 
-def runner_for(inv, node_name: str) -> SshRunner:
+def runner_for(inv: Inventory, node_name: str) -> SshRunner:
     """An :class:`SshRunner` for a node of the inventory, with its known_hosts and key."""
     node = inv.node(node_name)
     ssh = inv.settings.ssh

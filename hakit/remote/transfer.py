@@ -20,11 +20,17 @@ from __future__ import annotations
 import shlex
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, Sequence
+from typing import TYPE_CHECKING, Protocol
 
 from hakit.errors import OperationFailed
 from hakit.remote.port import Process, Runner
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress as Bar
+    from rich.progress import TaskID
 
 #: bytes moved per read and write
 CHUNK = 256 * 1024
@@ -60,7 +66,7 @@ class NullProgress:
 class RecordingProgress:
     """Remembers what it was told, for tests: ``events`` in order, ``done[label]`` bytes."""
 
-    events: list[tuple] = field(default_factory=list)
+    events: list[tuple[str, *tuple[str | int | None, ...]]] = field(default_factory=list)
     done: dict[str, int] = field(default_factory=dict)
     totals: dict[str, int | None] = field(default_factory=dict)
     finished: list[str] = field(default_factory=list)
@@ -91,18 +97,25 @@ class RichProgress:
     ends the bar is closed at what was actually moved.
     """
 
-    def __init__(self, console=None):
+    def __init__(self, console: Console | None = None) -> None:
         # rich is imported when a transfer starts, not before every operation: a takeover moves
         # no data, and the import is time before its first step
         self.console = console
-        self._bar = None
-        self._task = None
+        self._bar: Bar | None = None
+        self._task: TaskID | None = None  # set with _bar
         self._done = 0
 
     def start(self, label: str, total: int | None) -> None:
         from rich.console import Console
-        from rich.progress import (BarColumn, DownloadColumn, Progress as Bar, TextColumn, TimeElapsedColumn,
-                                   TimeRemainingColumn, TransferSpeedColumn)
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+        from rich.progress import Progress as Bar
 
         self.finish()
         if self.console is None:
@@ -115,7 +128,7 @@ class RichProgress:
         self._task = self._bar.add_task(label, total=total or None)
 
     def advance(self, n: int) -> None:
-        if self._bar is not None:
+        if self._bar is not None and self._task is not None:
             self._done += n
             task = self._bar.tasks[0]
             if task.total is not None and self._done > task.total:  # the estimate was short
@@ -123,7 +136,7 @@ class RichProgress:
             self._bar.update(self._task, advance=n)
 
     def finish(self) -> None:
-        if self._bar is not None:
+        if self._bar is not None and self._task is not None:
             self._bar.update(self._task, total=self._done, completed=self._done)
             self._bar.stop()
             self._bar = None

@@ -10,6 +10,7 @@ import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from hakit.errors import InputError
 from hakit.files import missing_folders, remove_empty_folders
@@ -201,7 +202,7 @@ def _swap(out: Path, stage: Path, tops: list[str], managed: bool, previous: set[
     """Move the staged node folders (and the marker) into ``out``; on any failure move everything
     back and re-raise, or raise :class:`RollbackFailed` when that fails too."""
     new, old = stage / "new", stage / "old"
-    moved: list[list] = []  # [top, had an old one, the new one is in place]
+    moved: list[list[Any]] = []  # [top (str), had an old one (bool), the new one is in place (bool)]
     try:
         if managed:
             os.replace(stage / "during", out / MARKER)

@@ -12,7 +12,6 @@ from hakit.inventory.model import Inventory, Pair
 from hakit.inventory.secrets import Secrets
 from hakit.render.pairs import block_storage, databases_on_block, fence_secret, preferred_node
 
-
 #: Pacemaker schema the CIB declares. 3.7 (Pacemaker 2.1.0+) is the first with the
 #: Promoted/Unpromoted role names; Debian 12's Pacemaker 2.1.5 accepts up to 3.9.
 CIB_SCHEMA = "pacemaker-3.7"
@@ -188,6 +187,7 @@ def build_cib(inv: Inventory, secrets: Secrets) -> Cib:
         members: list[Primitive] = []
         fs: Primitive | None = None
         if storage:
+            fstype: str
             if storage == "drbd" and s.drbd:
                 device, mount, fstype = s.drbd.device, s.drbd.mount, s.drbd.fstype
             elif s.shared_storage:

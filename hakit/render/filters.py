@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 
-
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 
 _ESCAPES_REFUSED = re.compile(r"[\x00\n\r]")

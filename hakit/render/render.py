@@ -96,7 +96,7 @@ def environment() -> jinja2.Environment:
         keep_trailing_newline=True,
         trim_blocks=True,
         lstrip_blocks=True,
-        autoescape=lambda name: bool(name) and name.endswith(".xml.j2"),
+        autoescape=lambda name: name is not None and name.endswith(".xml.j2"),
     )
     env.filters.update(sql_string=sql_string, ident=ident, crm_quote=crm_quote, drbd_quote=drbd_quote)
     env.globals.update(HEADER=HEADER)

@@ -10,9 +10,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hakit.errors import printable
-from hakit.failover.snapshot import (DISK_FULL_BYTES, DISK_LOW_SHARE, ClusterState, Snapshot, cluster_generation,
-                                     disk_text)
-from hakit.inventory.model import Failover
+from hakit.failover.snapshot import (
+    DISK_FULL_BYTES,
+    DISK_LOW_SHARE,
+    ClusterState,
+    Snapshot,
+    cluster_generation,
+    disk_text,
+)
+from hakit.inventory.model import Failover, Inventory
 
 OK, WARNING, CRITICAL, UNKNOWN = 0, 1, 2, 3
 LABELS = {OK: "OK", WARNING: "WARNING", CRITICAL: "CRITICAL", UNKNOWN: "UNKNOWN"}
@@ -25,7 +31,7 @@ UNFENCED = ("no fence device for {nodes}: a node that stops answering is assumed
             "device to the inventory's fencing, or, once it is known down, hakit takeover --force")
 
 
-def unfenced(inv) -> tuple[str, ...]:
+def unfenced(inv: Inventory) -> tuple[str, ...]:
     """The database nodes no fence device covers (heartbeat may run without; Pacemaker may not)."""
     covered = {name for dev in inv.settings.fencing for name in dev.nodes}
     return tuple(n.name for n in inv.db_pair.nodes if n.name not in covered)

@@ -36,11 +36,23 @@ from hakit.validate.heartbeat import check_authkeys, check_hacf, check_haresourc
 from hakit.validate.mariadb import check_mysql_cnf, check_mysql_sql
 from hakit.validate.nagios import check_nagios
 from hakit.validate.pacemaker import check_cib_crm, check_cib_xml, crm_agents
-from hakit.validate.sandbox import (KIND_PROGRAMS, PROGRAMS, CheckContext, CheckResult, Process, Sandbox,
-                                    SubprocessRunner, ToolResult, ToolRunner, find_programs, required_programs)
+from hakit.validate.sandbox import (
+    KIND_PROGRAMS,
+    PROGRAMS,
+    CheckContext,
+    CheckResult,
+    Process,
+    Sandbox,
+    SubprocessRunner,
+    ToolResult,
+    ToolRunner,
+    find_programs,
+    required_programs,
+)
 from hakit.validate.sync_manifest import check_sync_manifest
 from hakit.validate.sysctl import check_sysctl
 
+# isort: split
 # the rules and helpers the unit tests drive one by one, beside the checkers that use them
 from hakit.validate.heartbeat import _authkeys_rules, _hacf_rules, _haresources_rules  # noqa: F401
 from hakit.validate.mariadb import _help_variables, _throwaway_cnf  # noqa: F401

@@ -61,4 +61,5 @@ def check_corosync_authkey(art: Artefact, ctx: CheckContext) -> list[CheckResult
     if others:
         problems.append("differs from the key of " + ", ".join(a.node for a in others))
     return [ctx.result("corosync authkey", art, not problems,
-                       f"{size} bytes, mode {art.mode:04o}, same on every node" if not problems else "\n".join(problems))]
+                       f"{size} bytes, mode {art.mode:04o}, same on every node" if not problems
+                       else "\n".join(problems))]

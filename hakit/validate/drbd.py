@@ -8,7 +8,6 @@ import re
 from hakit.render.artefact import Artefact
 from hakit.validate.sandbox import CheckContext, CheckResult, Sandbox, ToolResult, fail_detail, node_address
 
-
 DRBDADM84 = "/usr/lib/drbd/drbdadm-84"
 
 

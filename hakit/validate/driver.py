@@ -23,7 +23,6 @@ from hakit.validate.sandbox import CheckContext, CheckResult, SubprocessRunner, 
 from hakit.validate.sync_manifest import check_sync_manifest
 from hakit.validate.sysctl import check_sysctl
 
-
 Checker = Callable[[Artefact, CheckContext], list[CheckResult]]
 
 #: artefact kind -> its checker

@@ -12,7 +12,6 @@ from pathlib import Path
 from hakit.render.artefact import Artefact
 from hakit.validate.sandbox import CheckContext, CheckResult, Sandbox, fail_detail, node_address
 
-
 HEARTBEAT = "/usr/libexec/heartbeat/heartbeat"
 
 HEARTBEAT_MEDIA = ("ucast", "bcast", "mcast", "serial")

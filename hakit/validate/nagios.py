@@ -11,7 +11,6 @@ from pathlib import Path
 from hakit.render.artefact import Artefact
 from hakit.validate.sandbox import CheckContext, CheckResult, ToolResult, fail_detail
 
-
 NAGIOS_MAIN = Path("/etc/nagios4/nagios.cfg")
 
 NAGIOS_STOCK_OBJECTS = ("commands.cfg", "contacts.cfg", "timeperiods.cfg", "templates.cfg", "localhost.cfg")

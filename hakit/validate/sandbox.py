@@ -169,7 +169,7 @@ class SubprocessRunner:
                                     env=self._env(env), start_new_session=True)
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
@@ -248,8 +248,9 @@ class CheckContext:
     def result(self, check: str, art: Artefact, ok: bool, detail: str) -> CheckResult:
         return CheckResult(check, art.node, art.path, ok, trim(self.redact(detail)))
 
-    def run(self, argv: Sequence[str], **kwargs) -> ToolResult:
-        return self.tools.run(argv, **kwargs)
+    def run(self, argv: Sequence[str], *, input: bytes | None = None, env: Mapping[str, str] | None = None,
+            timeout: float = 60.0) -> ToolResult:
+        return self.tools.run(argv, input=input, env=env, timeout=timeout)
 
 
 def trim(text: str, lines: int = 12, chars: int = 1200) -> str:

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-
 from hakit.render.artefact import Artefact
 from hakit.validate.sandbox import CheckContext, CheckResult, fail_detail
 

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from ansiblekit import ANSIBLE_DIR, BIN, PLAYBOOKS, REPO, ansible_env, run_playbook
 
 pytestmark = pytest.mark.integration

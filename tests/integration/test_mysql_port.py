@@ -5,22 +5,21 @@ from __future__ import annotations
 import time
 
 import pytest
+from mariadbkit import throwaway_mariadb
 
 from hakit.errors import InputError
-from hakit.mysql.facts import PromotionRecord, DatabaseUnreachable
+from hakit.mysql.facts import DatabaseUnreachable, PromotionRecord
 from hakit.mysql.gtid import Position
 from hakit.mysql.pymysql_adapter import PyMySQLDatabase
 from hakit.mysql.sql import ident, state_schema_sql
-
-from mariadbkit import throwaway_mariadb
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    with throwaway_mariadb(tmp_path_factory, "mariadb", "--server-id=7", "--log-bin=mysql-bin", "--gtid-strict-mode=ON", "--read-only=ON",
-                          "--binlog-format=ROW") as db:
+    with throwaway_mariadb(tmp_path_factory, "mariadb", "--server-id=7", "--log-bin=mysql-bin", "--gtid-strict-mode=ON",
+                          "--read-only=ON", "--binlog-format=ROW") as db:
         yield db
 
 
@@ -274,8 +273,8 @@ def test_the_slave_position_is_set_to_the_current_one_while_commits_keep_coming(
     the older position (error 1947); hakit reads it again."""
     import threading
 
-    from hakit.mysql.pymysql_adapter import ER_MASTER_GTID_POS_CONFLICTS_WITH_BINLOG
     from hakit.mysql.facts import QueryFailed
+    from hakit.mysql.pymysql_adapter import ER_MASTER_GTID_POS_CONFLICTS_WITH_BINLOG
 
     server.query("SET GLOBAL read_only = OFF")
     server.query("CREATE DATABASE IF NOT EXISTS churn")

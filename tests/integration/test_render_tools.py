@@ -14,12 +14,12 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from renderkit import MATRIX, by_kind, fixture_secrets, matrix_case
+from unitkit import EXAMPLE_NAMES, EXAMPLES, example_inventory
 
 from hakit.inventory.model import Inventory
 from hakit.inventory.secrets import Secrets
 from hakit.render.render import render_all
-from renderkit import MATRIX, by_kind, fixture_secrets, matrix_case
-from unitkit import EXAMPLE_NAMES, EXAMPLES, example_inventory
 
 pytestmark = pytest.mark.integration
 EXAMPLE_FILES = [EXAMPLES / f"{name}.yml" for name in EXAMPLE_NAMES]

@@ -164,7 +164,8 @@ def _stale(target: Server) -> None:
     """What the target held before: its own writes (its own binlog), a stale table in a listed
     database, and a database the inventory does not list."""
     target.sql("""
-        CREATE DATABASE opsview; CREATE TABLE opsview.stale (id INT) ENGINE=InnoDB; INSERT INTO opsview.stale VALUES (1);
+        CREATE DATABASE opsview; CREATE TABLE opsview.stale (id INT) ENGINE=InnoDB;
+        INSERT INTO opsview.stale VALUES (1);
         CREATE DATABASE keepme; CREATE TABLE keepme.t (id INT) ENGINE=InnoDB; INSERT INTO keepme.t VALUES (42);
     """)
     assert target.sql("SELECT @@gtid_binlog_pos")

@@ -17,10 +17,9 @@ from pathlib import Path
 
 import pymysql
 import pytest
+from mariadbkit import throwaway_mariadb
 
 from hakit.agents.fence_self import LocalServer, make_not_writable
-
-from mariadbkit import throwaway_mariadb
 
 pytestmark = pytest.mark.integration
 

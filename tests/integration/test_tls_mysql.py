@@ -16,14 +16,13 @@ from pathlib import Path
 
 import pytest
 import yaml
+from mariadbkit import throwaway_mariadb
 
 from hakit import validate as v
 from hakit.inventory.loader import parse_inventory
 from hakit.inventory.secrets import ensure_secrets
 from hakit.mysql.facts import ReplicaTls
 from hakit.render.render import render_all
-
-from mariadbkit import throwaway_mariadb
 
 pytestmark = pytest.mark.integration
 
@@ -34,7 +33,8 @@ TLS = {"enabled": True, "ca": "/etc/mysql/tls/ca.pem", "cert": "/etc/mysql/tls/n
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    with throwaway_mariadb(tmp_path_factory, "mariadb-tls", "--server-id=8", "--log-bin=mysql-bin", "--read-only=ON") as db:
+    with throwaway_mariadb(tmp_path_factory, "mariadb-tls", "--server-id=8", "--log-bin=mysql-bin",
+                           "--read-only=ON") as db:
         yield db
 
 

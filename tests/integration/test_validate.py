@@ -185,7 +185,8 @@ def test_valid_files_pass_the_same_checkers(rendered):
 def test_cib_listing_nodes_is_verified_as_a_running_cluster_would_see_it(rendered):
     # without a status section crm_verify calls listed nodes "unclean"; the checker adds an
     # all-online status, and a real problem still fails
-    add_nodes = _sub(r"<nodes/>|<nodes>\s*</nodes>", '<nodes><node id="1" uname="nagios1"/><node id="2" uname="nagios2"/></nodes>')
+    add_nodes = _sub(r"<nodes/>|<nodes>\s*</nodes>",
+                     '<nodes><node id="1" uname="nagios1"/><node id="2" uname="nagios2"/></nodes>')
     results = _check(rendered, "two-node-pacemaker", "cib-xml", add_nodes, v.check_cib_xml)
     assert [r.ok for r in results] == [True], results
     assert "all-nodes-online status" in results[0].detail
@@ -228,8 +229,8 @@ def test_crm_script_that_differs_from_the_xml_fails(rendered):
 
 
 def test_corosync_fails_on_a_bad_value(rendered):
-    detail = _failed(_check(rendered, "two-node-pacemaker", "corosync", _sub(r"crypto_cipher: \S+", "crypto_cipher: rot13"),
-                            v.check_corosync), "corosync -t")
+    detail = _failed(_check(rendered, "two-node-pacemaker", "corosync",
+                            _sub(r"crypto_cipher: \S+", "crypto_cipher: rot13"), v.check_corosync), "corosync -t")
     assert "cipher" in detail.lower()
 
 
@@ -330,8 +331,8 @@ def test_drbd_without_a_section_for_the_node_fails(rendered):
 
 
 def test_drbd_unknown_option_fails(rendered):
-    results = _check(rendered, "two-node-heartbeat-drbd", "drbd", _sub(r"(cram-hmac-alg)", r"no-such-option yes;\n    \1"),
-                     v.check_drbd)
+    results = _check(rendered, "two-node-heartbeat-drbd", "drbd",
+                     _sub(r"(cram-hmac-alg)", r"no-such-option yes;\n    \1"), v.check_drbd)
     assert _failed(results, "drbdadm dump")
     assert _failed(results, "drbdadm-84 dump")
 
@@ -352,8 +353,8 @@ def test_mariadb_fragments_with_the_same_server_id_fail(rendered):
     from hakit.inventory.loader import name_server_id
 
     theirs = name_server_id("nagios2")  # nagios1's fragment given nagios2's id
-    results = _check(rendered, "two-node-pacemaker", "mysql-cnf", _sub(r"^server_id\s*=\s*\d+", f"server_id = {theirs}"),
-                     v.check_mysql_cnf, node="nagios1")
+    results = _check(rendered, "two-node-pacemaker", "mysql-cnf",
+                     _sub(r"^server_id\s*=\s*\d+", f"server_id = {theirs}"), v.check_mysql_cnf, node="nagios1")
     assert f"server_id {theirs} is also" in _failed(results, "mariadbd --help --verbose")
 
 
@@ -418,8 +419,8 @@ def test_sysctl_file_with_an_unknown_key_fails(rendered):
 def test_no_secret_in_any_failure_detail(rendered):
     # a DRBD parse error right at the shared secret must not print the secret
     inv, sec, arts = rendered["two-node-heartbeat-drbd"]
-    results = _check(rendered, "two-node-heartbeat-drbd", "drbd", _sub(r'shared-secret\s+"([^"]+)";', r"shared-secret \1 \1;"),
-                     v.check_drbd)
+    results = _check(rendered, "two-node-heartbeat-drbd", "drbd",
+                     _sub(r'shared-secret\s+"([^"]+)";', r"shared-secret \1 \1;"), v.check_drbd)
     for result in results:
         for secret in sec.all_values():
             assert secret not in str(result)

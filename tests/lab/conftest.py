@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
-
-import testinfra.host
+from typing import Any
 
 import pytest
-
+import testinfra.host
 from labkit import _MADE, Lab, _safety_net, _wait_until, build_lab, need_root, testinfra_host
 
 #: per node, the logs a failed lab test shows (their last lines): what the daemons and hakit did

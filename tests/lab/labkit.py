@@ -14,9 +14,10 @@ import functools
 import os
 import shlex
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import paramiko
 import pytest
@@ -185,7 +186,7 @@ class Writer(LabWriter):
         # password is in them, so never on a command line)
         super().__init__(inv, vip, lab.spec.host_address, interval=interval)
 
-    def __enter__(self) -> "Writer":
+    def __enter__(self) -> Writer:
         try:
             self.start()
         except RuntimeError as exc:
@@ -196,7 +197,7 @@ class Writer(LabWriter):
         return super().lost_on(node)
 
 
-def other_admin(lab: "Lab", folder: Path) -> Path:
+def other_admin(lab: Lab, folder: Path) -> Path:
     """Another admin machine: the lab's inventory, secrets and known_hosts in ``folder``, without
     this one's ``.hakit/`` records (journal, generation floor). Returns its inventory."""
     import shutil

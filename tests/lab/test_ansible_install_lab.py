@@ -15,7 +15,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from ansiblekit import HAKIT, REPO, Site
 from labkit import Lab, build_lab
 

@@ -18,11 +18,10 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-
-from hakit.lab import lifecycle as labmod
-
 from ansiblekit import HAKIT, Site
 from labkit import _wait_until, build_lab
+
+from hakit.lab import lifecycle as labmod
 
 pytestmark = pytest.mark.lab
 

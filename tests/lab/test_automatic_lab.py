@@ -26,13 +26,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from labkit import Lab, Writer, _wait_until, build_lab, hakit, other_admin, sql
+from test_failover_lab import Pair
 
 from hakit.lab import lifecycle as labmod
 from hakit.lab.state import load_state
 from hakit.lab.writer import WritableSampler as LabSampler
-
-from labkit import Lab, Writer, _wait_until, build_lab, hakit, other_admin, sql
-from test_failover_lab import Pair
 
 pytestmark = pytest.mark.lab
 

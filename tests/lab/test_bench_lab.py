@@ -16,8 +16,8 @@ import tempfile
 from pathlib import Path
 
 import pytest
-
 from labkit import need_root
+
 from hakit.lab import lifecycle as labmod
 
 pytestmark = pytest.mark.lab

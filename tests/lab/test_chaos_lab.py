@@ -26,8 +26,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from labkit import _MADE, need_root
+
 from hakit.lab import lifecycle as labmod
 from hakit.lab.chaos import draw
 from hakit.lab.driver import HAKIT

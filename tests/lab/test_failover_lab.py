@@ -29,14 +29,13 @@ import time
 from pathlib import Path
 
 import pytest
+from labkit import Lab, Writer, _wait_until, build_lab, hakit, other_admin, sql
 
 from hakit.failover.state import journal_for
 from hakit.inventory.loader import load_inventory
 from hakit.inventory.secrets import load_secrets, secrets_path
 from hakit.lab import lifecycle as labmod
 from hakit.lab.daemons import MARIADB
-
-from labkit import Lab, Writer, _wait_until, build_lab, hakit, other_admin, sql
 
 pytestmark = pytest.mark.lab
 

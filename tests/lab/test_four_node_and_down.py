@@ -57,7 +57,7 @@ def test_four_nodes_form_one_cluster_each_with_its_own_read_only_mariadb(four_no
             ([f"tcp://{lab.spec.vips['db']}:3306"] if name.startswith("db") else [])
         assert sorted(s for s in host.socket.get_listening_sockets() if s.endswith(":3306")) == sorted(expected)
         assert host.check_output("mariadb -N -e 'SELECT @@read_only'") == "1"
-    assert crm_nodes(lab.host("db1")) == {name: True for name in NODES}
+    assert crm_nodes(lab.host("db1")) == dict.fromkeys(NODES, True)
     inv = load_inventory(lab.dir / "inventory.yml")
     assert [p.name for p in inv.pairs] == ["db", "app"]
     assert {p.name: p.node_names for p in inv.pairs} == {"db": ("db1", "db2"), "app": ("app1", "app2")}
@@ -95,7 +95,7 @@ def test_down_leaves_nothing_behind(four_node_lab):
     assert discover_inits() == {}
     assert lab_processes() == []
     links = json.loads(subprocess.run(["ip", "-j", "link"], capture_output=True, text=True, check=True).stdout)
-    assert [l["ifname"] for l in links if l["ifname"].startswith(LINK_PREFIX)] == []
+    assert [link["ifname"] for link in links if link["ifname"].startswith(LINK_PREFIX)] == []
     assert subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.strip() == ""
     mounts = Path("/proc/self/mountinfo").read_text()
     assert str(lab.dir) not in mounts

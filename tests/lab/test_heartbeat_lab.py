@@ -50,13 +50,15 @@ def test_heartbeat_runs_with_both_nodes_up_and_no_resources(heartbeat_lab):
         assert host.check_output("cl_status hbstatus") == "Heartbeat is running on this machine."
         assert {peer: hb_status(host, peer) for peer in NODES} == {"n1": "active", "n2": "active"}
         haresources = host.file("/etc/ha.d/haresources").content_string
-        assert [l for l in haresources.splitlines() if l.strip() and not l.startswith("#")] == []
+        assert [line for line in haresources.splitlines() if line.strip() and not line.startswith("#")] == []
         authkeys = host.file("/etc/ha.d/authkeys")
-        keys = [l.split() for l in authkeys.content_string.splitlines() if l.strip() and not l.startswith("#")]
+        keys = [line.split() for line in authkeys.content_string.splitlines()
+                if line.strip() and not line.startswith("#")]
         assert authkeys.mode == 0o600 and keys[0] == ["auth", "1"] and keys[1][:2] == ["1", "sha1"]
         assert "crm off" in host.file("/etc/ha.d/ha.cf").content_string
         # fencing: heartbeat's STONITH through the lab's plugin and fence helper
-        assert "stonith_host * external/hakitlab /run/hakit-lab/fence.sock" in host.file("/etc/ha.d/ha.cf").content_string
+        assert ("stonith_host * external/hakitlab /run/hakit-lab/fence.sock"
+                in host.file("/etc/ha.d/ha.cf").content_string)
     inv = load_inventory(heartbeat_lab.dir / "inventory.yml")
     assert inv.settings.stack == "heartbeat"
     assert [(d.agent, d.nodes) for d in inv.settings.fencing] == [("external/hakitlab", ["n1", "n2"])]

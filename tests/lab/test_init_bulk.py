@@ -3,8 +3,9 @@
 The seed runbook's advice made safe: a main database with a table that is not InnoDB (here
 opsview's MyISAM one) is dumped under the global read lock, the bulk history database ('odw')
 afterwards in a consistent snapshot without it, while a writer keeps adding history rows on the
-active (the catch-up from the locked dump's position to the snapshot's is idempotent). The standby must end up with exactly the active's data (checksums), and
-replication must run without an error.
+active (the catch-up from the locked dump's position to the snapshot's is idempotent). The
+standby must end up with exactly the active's data (checksums), and replication must run
+without an error.
 """
 
 from __future__ import annotations
@@ -14,10 +15,9 @@ import time
 
 import pytest
 import yaml
+from labkit import _wait_until, build_lab, sql
 
 from hakit.cli import main
-
-from labkit import _wait_until, build_lab, sql
 
 pytestmark = pytest.mark.lab
 
@@ -39,7 +39,8 @@ def test_bulk_database_seeded_without_global_lock_under_writes(lab, capsys):
                    "CREATE DATABASE opsview; CREATE DATABASE odw; "
                    "USE opsview; CREATE TABLE opsview.hosts (id INT PRIMARY KEY) ENGINE=InnoDB; "
                    "INSERT INTO opsview.hosts SELECT seq FROM seq_1_to_100; "
-                   "CREATE TABLE opsview.legacy (id INT) ENGINE=MyISAM; INSERT INTO opsview.legacy VALUES (1); USE odw; "
+                   "CREATE TABLE opsview.legacy (id INT) ENGINE=MyISAM; INSERT INTO opsview.legacy VALUES (1); "
+                   "USE odw; "
                    "CREATE TABLE odw.history (id INT AUTO_INCREMENT PRIMARY KEY, host INT, value INT) ENGINE=InnoDB; "
                    "INSERT INTO odw.history (host, value) SELECT seq % 100, seq FROM seq_1_to_200000")
     # a writer adds history on the active during the whole init (root, through the socket)

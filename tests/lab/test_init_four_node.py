@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
+from labkit import build_lab, hakit
 
 from hakit.cli import main
 from hakit.inventory.loader import load_inventory
 from hakit.inventory.secrets import load_secrets, secrets_path
 from hakit.remote.ssh import runner_for
-
-from labkit import build_lab, hakit
 
 pytestmark = pytest.mark.lab
 

@@ -29,6 +29,7 @@ import psutil
 import pymysql
 import pytest
 import yaml
+from labkit import Lab, _wait_until, build_lab, hakit, sql
 
 from hakit.cli import main
 from hakit.failover.state import state_dir
@@ -38,8 +39,6 @@ from hakit.lab.node import hidden_code_paths
 from hakit.lab.state import load_state
 from hakit.remote.port import HostKeyRefused
 from hakit.remote.ssh import SshRunner, runner_for
-
-from labkit import Lab, _wait_until, build_lab, hakit, sql
 
 pytestmark = pytest.mark.lab
 
@@ -79,7 +78,7 @@ class Sampler(threading.Thread):
             time.sleep(0.02)
         self.seconds = time.monotonic() - started
 
-    def __enter__(self) -> "Sampler":
+    def __enter__(self) -> Sampler:
         self.start()
         return self
 
@@ -180,7 +179,7 @@ def test_no_secret_ever_appeared_on_a_command_line(pair):
     _assert_no_secret_in(pair, pair.environments, "a process's environment")  # type: ignore[attr-defined]
 
 
-def _assert_no_secret_in(pair: "Pair", texts, where: str) -> None:
+def _assert_no_secret_in(pair: Pair, texts, where: str) -> None:
     for name, secret in _secret_values(pair).items():
         leaks = [text for text in texts if secret in text]
         assert not leaks, f"{name} appeared in {where}: {leaks[0][:80]}..."

@@ -11,8 +11,6 @@ import json
 
 import pytest
 import yaml
-
-
 from labkit import build_lab, hakit, sql
 
 pytestmark = pytest.mark.lab

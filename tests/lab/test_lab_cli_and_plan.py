@@ -25,7 +25,8 @@ def hakit(*args: str, user: str | None = None) -> subprocess.CompletedProcess[st
 
 def test_two_node_plan_addresses_and_vip():
     spec = plan_lab("/srv/lab", "two-node", "pacemaker", "10.9.8.0/24")
-    assert [(n.name, n.address, n.pair) for n in spec.nodes] == [("n1", "10.9.8.11", "main"), ("n2", "10.9.8.12", "main")]
+    assert [(n.name, n.address, n.pair) for n in spec.nodes] == [("n1", "10.9.8.11", "main"),
+                                                                  ("n2", "10.9.8.12", "main")]
     assert spec.vips == {"main": "10.9.8.100"} and spec.host_address == "10.9.8.1"
     assert [n.link for n in spec.nodes] == ["hkl-n1", "hkl-n2"]
 

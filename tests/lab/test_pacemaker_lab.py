@@ -178,7 +178,7 @@ def test_a_node_whose_corosync_dies_is_fenced_for_real(pacemaker_lab, wait_until
     assert "reboot of n2 successful" in n1.check_output("stonith_admin --history n2")
     assert "power off n2" in (lab.dir / "logs/fence.log").read_text()
     status = hakit("lab", "status", "--dir", str(lab.dir))
-    assert status.returncode == 0 and "OFF" in next(l for l in status.stdout.splitlines() if "n2" in l)
+    assert status.returncode == 0 and "OFF" in next(line for line in status.stdout.splitlines() if "n2" in line)
 
 
 def test_a_restarted_node_keeps_its_data_and_rejoins(pacemaker_lab, wait_until):

@@ -12,12 +12,11 @@ from __future__ import annotations
 import time
 
 import pytest
+from labkit import _wait_until, initialised_pair
+from test_split_brain_lab import fault, read_only, status
 
 from hakit.lab.state import load_state
 from hakit.lab.writer import WritableSampler
-
-from labkit import _wait_until, initialised_pair
-from test_split_brain_lab import fault, read_only, status
 
 pytestmark = pytest.mark.lab
 @pytest.fixture(scope="module")

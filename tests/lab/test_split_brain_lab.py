@@ -22,11 +22,10 @@ import time
 from pathlib import Path
 
 import pytest
+from labkit import Lab, _wait_until, hakit, initialised_pair
 
 from hakit.lab.state import load_state
 from hakit.lab.writer import WritableSampler
-
-from labkit import Lab, _wait_until, hakit, initialised_pair
 
 pytestmark = pytest.mark.lab
 

@@ -1,5 +1,6 @@
 """Unit tests never touch this machine's own files: the node-side paths hakit's agents write
-(the generation floor, the resync marker, the anti-flap record, the watcher's log) point into each test's temporary folder.
+(the generation floor, the resync marker, the anti-flap record, the watcher's log) point into each
+test's temporary folder.
 
 hypothesis runs in one of two profiles, both deterministic (derandomized, no example database):
 ``full`` (each property's whole size, ``sized(N)`` in ``tests/unitkit.py``: what ``./scripts/test``

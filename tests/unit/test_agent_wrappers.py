@@ -181,7 +181,8 @@ def test_the_monitoring_stop_runs_from_the_record_without_the_agent(monkeypatch,
     calls: list[str] = []
     monkeypatch.setattr(lean, "recorded_monitoring",
                         lambda: ("/usr/sbin/nagios4", "nagios4") if recorded else None)
-    monkeypatch.setattr(lean, "stop_monitoring", lambda daemon, service: calls.append(f"lean {daemon} {service}") or True)
+    monkeypatch.setattr(lean, "stop_monitoring",
+                        lambda daemon, service: calls.append(f"lean {daemon} {service}") or True)
     _stop_through_the_cli(monkeypatch, calls, front, "monitoring-master")
     assert calls == (["lean /usr/sbin/nagios4 nagios4"] if recorded else ["agent stop"])
 

@@ -86,7 +86,9 @@ def _scripts(tmp_path: Path) -> tuple[str, str, Path]:
 
 def test_the_node_scripts_keep_the_age_on_the_boot_clock(tmp_path: Path):
     write, read, path = _scripts(tmp_path)
-    out = lambda: subprocess.run(["sh", "-c", read], capture_output=True, text=True, timeout=10).stdout.split()
+    def out() -> list[str]:
+        return subprocess.run(["sh", "-c", read], capture_output=True, text=True, timeout=10).stdout.split()
+
     assert out() == []  # no record: nothing said
     assert subprocess.run(["sh", "-c", write, "sh", "4", "30.5"], timeout=10).returncode == 0
     recorded = flags.read_seen(str(path))

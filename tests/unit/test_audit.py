@@ -44,7 +44,8 @@ def test_lost_acknowledged_writes_and_unequal_tables_are_violations():
     a.checksums(2, {"n1": {"opsview.a": 5, "opsview.b": 7}, "n2": {"opsview.a": 5, "opsview.b": 8}})
     a.checksums(3, {"n1": {"opsview.a": 5}, "n2": {}})  # a table missing on one side
     assert rules(a) == ["acknowledged writes kept", "tables equal after resync", "tables equal after resync"]
-    assert "14 ids acknowledged to the writer missing on n2: 1, 2" in str(a.violations[0]) and "…" in str(a.violations[0])
+    assert "14 ids acknowledged to the writer missing on n2: 1, 2" in str(a.violations[0])
+    assert "…" in str(a.violations[0])
     assert "opsview.b" in str(a.violations[1]) and "opsview.a" in str(a.violations[2])
 
 
@@ -74,7 +75,8 @@ CRM_MON = """<pacemaker-result api-version="2.25" request="crm_mon -1 --output-a
       <node name="n2" id="2" cached="true"/>
     </resource>
     <group id="hakit" number_resources="2">
-      <resource id="db-role" resource_agent="ocf:hakit:mariadb-role" role="Started" active="true" nodes_running_on="{db}">
+      <resource id="db-role" resource_agent="ocf:hakit:mariadb-role" role="Started" active="true"
+                nodes_running_on="{db}">
         {db_nodes}
       </resource>
       <resource id="vip" resource_agent="ocf:heartbeat:IPaddr2" role="Started" active="true" nodes_running_on="1">

@@ -75,8 +75,8 @@ def test_the_resync_table_shows_what_the_writer_saw_during_each_copy() -> None:
     writes = {"dump": {"acknowledged": 900, "longest_gap": 0.31, "lost": 0, "missing_on_rebuilt": 0},
               "baseline": {"acknowledged": 40, "longest_gap": 97.5, "lost": 0, "missing_on_rebuilt": 2},
               "raw copy": {"acknowledged": 300, "longest_gap": 0.02, "lost": 0}}
-    machine = {k: "x" for k in ("cores", "memory_gib", "kernel", "mariadb", "corosync", "pacemaker", "heartbeat",
-                                 "hakit")}
+    machine = dict.fromkeys(("cores", "memory_gib", "kernel", "mariadb", "corosync", "pacemaker", "heartbeat",
+                             "hakit"), "x")
     doc = {"machine": machine, "finished": "2026-11-23T15:00:00Z", "mode": "full", "sizes": [
         {"megabytes": 1024, "rows": 1, "datadir_bytes": 2**30, "writes": writes,
          "seconds": {"rejoin": 4.0, "dump": 10.0, "backup": 5.0, "baseline": 30.0, "raw copy": 2.0}}]}
@@ -173,7 +173,7 @@ def test_a_configuration_cut_short_says_so_in_the_table(tmp_path: Path) -> None:
          "faults": {"kill-node": summary([2.0]), "kill-mysqld": summary([1.5])},
          "lost": 0, "failed_runs": 0, "takeover": None, "runs": [], "takeovers": []}]}, folder)
     rows = [line for line in report.failover_table(json.loads((folder / "failover.json").read_text()))
-            if line.startswith("| pacemaker") or line.startswith("| heartbeat")]
+            if line.startswith(("| pacemaker", "| heartbeat"))]
     assert rows[0].startswith("| pacemaker | hakit |")  # stable order, whatever order they were run in
     assert rows[1].startswith("| heartbeat | hakit (cut short: 2 + 0 runs) |")
 
@@ -190,7 +190,7 @@ def test_the_baselines_slave_status_parser_keeps_empty_values_and_colons_in_valu
               Relay_Master_Log_File: mysql-bin.000003
              Exec_Master_Log_Pos: 1234
                  Last_IO_Error: error reconnecting to master 'repl@10.213.47.11:3306'
-"""
+"""  # noqa: W291 - the empty value's trailing space is mysql's
     fields = status_fields(text)
     assert fields["Master_SSL_CA_File"] == ""
     assert fields["Slave_IO_Running"] == "Yes"
@@ -289,6 +289,6 @@ def test_the_rpo_table_shows_the_limited_stream_and_the_saved_rows(tmp_path: Pat
         {"mode": "semi-sync", "lost": [0], "errant_reported": [0], "errant_covers_lost": False}]}  # an older file
     text = "\n".join(report.rpo_table(doc))
     assert "| async | 0, 0 | 0, 1 | 0, 1 | yes |" in text
-    assert "| async, lagging standby (stream to the standby limited to 1mbit) | 310, 290 | 312, 291 | 312, 291 | yes |" \
-        in text
+    assert ("| async, lagging standby (stream to the standby limited to 1mbit) | 310, 290 | 312, 291 | 312, 291 "
+            "| yes |") in text
     assert "| semi-sync | 0 | 0 | – | NO |" in text

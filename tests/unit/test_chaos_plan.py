@@ -118,7 +118,8 @@ def test_settling_starts_a_heartbeat_that_shut_itself_down_again(monkeypatch):
             heartbeat_on[node] = True
 
     monkeypatch.setattr(labmod, "status", lambda folder: [
-        SimpleNamespace(name=n, alive=True, daemons={"heartbeat": [1] if on else []}) for n, on in heartbeat_on.items()])
+        SimpleNamespace(name=n, alive=True, daemons={"heartbeat": [1] if on else []})
+        for n, on in heartbeat_on.items()])
     campaign = chaos.Campaign.__new__(chaos.Campaign)
     campaign.lab, campaign.stack, campaign.pair, campaign.clock = Lab(), "heartbeat", ["n1", "n2"], FakeClock()
     report = chaos.StepReport(27, chaos.Fault("partition", "active", 7.0), "n2", "n2")

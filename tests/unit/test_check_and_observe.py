@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from unitkit import example_inventory
 
 from hakit.failover.observe import World, observe
 from hakit.failover.snapshot import NodeView, Snapshot, derive_state
@@ -11,9 +12,7 @@ from hakit.mysql.facts import DbFacts, PromotionRecord, ReplicaStatus
 from hakit.mysql.fake import FakeDatabase
 from hakit.mysql.gtid import Position
 from hakit.remote.fake import FakeRunner
-from hakit.remote.port import Result
 from hakit.status.check import CRITICAL, OK, UNKNOWN, WARNING, unknown, verdict
-from unitkit import example_inventory
 
 A, B = "10.9.0.11", "10.9.0.12"
 T = Failover(lag_warning_seconds=10, lag_critical_seconds=60)
@@ -148,7 +147,8 @@ def test_the_node_probe_reads_the_copy_a_resync_marker_names(tmp_path):
     import subprocess
 
     from hakit.agents.processes import PIDFILE
-    from hakit.failover.observe import FLAGS_SCRIPT, RESYNC_MARKER as NODE_MARKER
+    from hakit.failover.observe import FLAGS_SCRIPT
+    from hakit.failover.observe import RESYNC_MARKER as NODE_MARKER
 
     marker = tmp_path / "resync-pending"
 
@@ -247,8 +247,9 @@ def test_a_pair_without_fencing_is_a_warning_that_says_a_silent_peer_is_not_take
 
 
 def test_unfenced_lists_the_database_nodes_no_device_covers(tmp_path):
-    from hakit.status.check import unfenced
     from test_maintenance import inventory
+
+    from hakit.status.check import unfenced
 
     assert unfenced(example_inventory("two-node-heartbeat-drbd")) == ()
     assert unfenced(example_inventory("two-node-pacemaker")) == ()

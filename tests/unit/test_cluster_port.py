@@ -148,7 +148,7 @@ def test_the_action_table_and_the_observation_go_through_the_worlds_stack(pacema
     table["stack_follows"](step("follow", "stack_follows", "", node="n2"))
     table["move_resources"](step("move", "move_resources", "", node="n1"))
     table["clear_failures"](step("eligible", "clear_failures", "", node="n2"))
-    assert [c for c in stack.calls] == [("hold", "n2", True), ("follow", "n2"), ("move", "n1"),
+    assert list(stack.calls) == [("hold", "n2", True), ("follow", "n2"), ("move", "n1"),
                                         ("clear_failures", "n2")]
     assert n2.calls == [(pacemaker.settings.node_hakit, "agent", "server", "--start")]  # no stack command
     stack.held = True

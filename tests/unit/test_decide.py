@@ -8,9 +8,21 @@ import pytest
 
 from hakit.agents.fence_self import make_not_writable, server_pids
 from hakit.clock import FakeClock
-from hakit.failover.automatic import (CheckVerdict, DeathProof, ServerLook, StopProgress, check_verdict, classify_peer,
-                                      give_up_decision, isolation_decision, next_check_in, peer_check_due, peer_gate,
-                                      rejoin_decision, stop_decision)
+from hakit.failover.automatic import (
+    CheckVerdict,
+    DeathProof,
+    ServerLook,
+    StopProgress,
+    check_verdict,
+    classify_peer,
+    give_up_decision,
+    isolation_decision,
+    next_check_in,
+    peer_check_due,
+    peer_gate,
+    rejoin_decision,
+    stop_decision,
+)
 
 P = frozenset({41})
 P2 = frozenset({77})
@@ -164,7 +176,8 @@ class ScriptedServer:
 
     def look(self) -> ServerLook:
         self.looks += 1
-        if self.killed_at is not None and self.exit_after is not None and self.looks - self.killed_at >= self.exit_after:
+        if (self.killed_at is not None and self.exit_after is not None
+                and self.looks - self.killed_at >= self.exit_after):
             self.alive = False
         if not self.alive:
             return ServerLook(NONE, False)
@@ -242,10 +255,11 @@ def test_the_role_agent_fences_a_silent_peer_through_the_stonith_plugin_with_sec
     import os
     import subprocess
 
-    from hakit.agents import stonith
-    from hakit.agents.context import NodeContext
     from renderkit import fixture_secrets
     from unitkit import example_inventory
+
+    from hakit.agents import stonith
+    from hakit.agents.context import NodeContext
 
     inv = example_inventory("two-node-heartbeat-drbd")
     secrets = fixture_secrets()
@@ -271,10 +285,11 @@ def test_the_role_agent_fences_a_silent_peer_through_the_stonith_plugin_with_sec
 def test_a_failing_fence_device_is_reported_not_taken_for_a_fence(tmp_path, monkeypatch):
     import subprocess
 
-    from hakit.agents import stonith
-    from hakit.agents.context import NodeContext
     from renderkit import fixture_secrets
     from unitkit import example_inventory
+
+    from hakit.agents import stonith
+    from hakit.agents.context import NodeContext
 
     inv = example_inventory("two-node-heartbeat-drbd")
     secrets = fixture_secrets()

@@ -11,6 +11,7 @@ import time
 from dataclasses import replace
 
 import pytest
+from unitkit import EXAMPLES
 
 from hakit.cluster.fake import FakeStack
 from hakit.errors import OperationFailed, SafetyRefusal
@@ -25,7 +26,6 @@ from hakit.mysql.facts import DbFacts, PromotionRecord, ReplicaStatus
 from hakit.mysql.fake import FakeDatabase
 from hakit.mysql.gtid import Gtid, Position
 from hakit.remote.port import Result
-from unitkit import EXAMPLES
 
 A, B = "10.9.0.11", "10.9.0.12"
 
@@ -120,7 +120,8 @@ TAKEOVER_PLANS = [
                            "vip", "set_writable", "vip", "watcher", "watcher", "stack_follows"], "not writable"),
     ("forced while the old active is writable: it is demoted first",
      healthy(), Request("takeover", force=True),
-     ["hold_stack", "set_read_only", "stop_replica", "record_promotion", "stop_replica", "vip", "set_writable", "vip", "watcher", "watcher", "stack_follows"],
+     ["hold_stack", "set_read_only", "stop_replica", "record_promotion", "stop_replica", "vip", "set_writable", "vip",
+      "watcher", "watcher", "stack_follows"],
      "forced"),
     ("the stack already promoted n2 and moved everything",
      snap(None, facts(False, gen=2, promoted="n2", server=2), vip="n2", reach=(False, True)),
@@ -243,7 +244,7 @@ def test_the_role_agent_never_promotes_a_node_being_resynced():
     from hakit.failover.promote import PeerView, plan_promotion
 
     standby = facts(replica=rep(received="0-1-10"), server=2)
-    kw = dict(schema="hakit", relay_wait=5.0, kind="automatic")
+    kw = {"schema": "hakit", "relay_wait": 5.0, "kind": "automatic"}
     assert isinstance(plan_promotion("n2", standby, PeerView("n1", False), **kw), Plan)
     refused = plan_promotion("n2", standby, PeerView("n1", False), resync_pending=True, **kw)
     assert isinstance(refused, Refusal) and refused.hard and "being resynced" in str(refused)
@@ -1307,7 +1308,8 @@ def test_the_consistency_check_survives_a_dropped_connection(inv):
     assert any("Lost connection" in line and "connecting again" in line for line in said)
     assert "tables have equal checksums" in said[-1] and n2.closed == 1
     n2.drops = 5
-    with pytest.raises(OperationFailed, match=r"consistency check: .*Lost connection.*\(3 tries\); re-run hakit resync"):
+    with pytest.raises(OperationFailed,
+                       match=r"consistency check: .*Lost connection.*\(3 tries\); re-run hakit resync"):
         Operator(inv, World(databases={"n1": n1, "n2": n2}, clock=clock), say=said.append).compare_checksums(step_)
 
 
@@ -1318,8 +1320,8 @@ def test_a_group_left_unmanaged_is_degraded_with_the_way_back_from_any_admin_mac
     import shutil
 
     from hakit.failover.observe import stack_unmanaged
-    from hakit.remote.fake import FakeRunner
     from hakit.failover.snapshot import derive_state
+    from hakit.remote.fake import FakeRunner
 
     shutil.copy(EXAMPLES / "two-node-pacemaker.yml", tmp_path / "inventory.yml")
     pinv = load_inventory(tmp_path / "inventory.yml")

@@ -8,9 +8,10 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from unitkit import EXAMPLES
+
 from hakit.failover import flags
-from hakit.failover.observe import World, observe
-from hakit.failover.observe import observe_operation, spread_floor
+from hakit.failover.observe import World, observe, observe_operation, spread_floor
 from hakit.failover.plan import Plan, Refusal
 from hakit.failover.promote import PeerView, plan_promotion
 from hakit.failover.state import raise_floor as raise_admin_floor
@@ -19,7 +20,6 @@ from hakit.mysql.facts import DbFacts, PromotionRecord, ReplicaStatus
 from hakit.mysql.fake import FakeDatabase
 from hakit.mysql.gtid import Position
 from hakit.remote.fake import FakeRunner
-from unitkit import EXAMPLES
 
 
 def _facts(gen: int, promoted: str = "n1", ro: bool = True, replica: ReplicaStatus | None = None) -> DbFacts:
@@ -80,7 +80,7 @@ def test_what_one_machine_knows_is_written_to_every_node_that_knows_less(tmp_pat
 
 
 def test_a_node_below_the_floor_is_never_promoted_and_a_new_generation_is_above_it() -> None:
-    kw = dict(schema="hakit", relay_wait=5.0, kind="automatic")
+    kw = {"schema": "hakit", "relay_wait": 5.0, "kind": "automatic"}
     # n1, the recorded active of generation 3, comes back while n2 (which reached 4 meanwhile) is
     # down: its own row cannot tell, the floor on its node can
     back = _facts(3, "n1", replica=None)
@@ -105,7 +105,8 @@ RECONNECTING = ReplicaStatus("a", False, True, None, io_state="Connecting", last
 LAG_POLICY = [
     # (replica, max lag, known to lack writes?)
     (None, 60, "does not replicate"),
-    (ReplicaStatus("a", True, False, 0, last_sql_error="Duplicate entry '1'"), 60, "applier (SQL thread) stopped on an error: Duplicate"),
+    (ReplicaStatus("a", True, False, 0, last_sql_error="Duplicate entry '1'"), 60,
+     "applier (SQL thread) stopped on an error: Duplicate"),
     (ReplicaStatus("a", False, False, None, io_state="No"), 60, "applier (SQL thread) stopped"),
     (ReplicaStatus("a", False, True, 0, io_state="No"), 60, "receiver (IO thread) stopped, not on an error"),
     (RECONNECTING, 60, ""),  # its master went away: what a failover looks like
@@ -130,7 +131,7 @@ def test_the_stack_s_agent_refuses_only_what_is_a_fault_for_sure() -> None:
     assert lacks_writes(stopped, 60) and not lacks_writes(stopped, 60, stopped_counts=False)
     broken = ReplicaStatus("a", True, False, 0, last_sql_error="Duplicate entry")
     assert "on an error" in lacks_writes(broken, 60, stopped_counts=False)
-    kw = dict(schema="hakit", relay_wait=5.0, max_lag=60)
+    kw = {"schema": "hakit", "relay_wait": 5.0, "max_lag": 60}
     assert isinstance(plan_promotion("n2", _facts(3, "n1", replica=stopped), PeerView("n1", False),
                                      kind="automatic", **kw), Plan)
     assert isinstance(plan_promotion("n2", _facts(3, "n1", replica=stopped), PeerView("n1", False),
@@ -138,7 +139,7 @@ def test_the_stack_s_agent_refuses_only_what_is_a_fault_for_sure() -> None:
 
 
 def test_the_lag_policy_refuses_a_promotion_unless_forced_or_the_node_is_the_recorded_active() -> None:
-    kw = dict(schema="hakit", relay_wait=5.0, kind="automatic", max_lag=60)
+    kw = {"schema": "hakit", "relay_wait": 5.0, "kind": "automatic", "max_lag": 60}
     broken = _facts(3, "n1", replica=ReplicaStatus("a", True, False, 0, last_sql_error="Duplicate entry"))
     refused = plan_promotion("n2", broken, PeerView("n1", False), **kw)
     assert isinstance(refused, Refusal) and not refused.hard

@@ -31,10 +31,11 @@ import re
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from unittest import mock
 
 import click
@@ -42,14 +43,14 @@ import pytest
 import yaml
 from hypothesis import assume, event, given
 from hypothesis import strategies as st
+from test_hostile_input import EXAMPLE_DATA, PAYLOADS, _dump, hostile_secrets, hostile_text, mutated_inventory
+from unitkit import sized
 
 from hakit.cli import main, main_group
 from hakit.errors import InputError
 from hakit.inventory.loader import load_inventory, parse_inventory
 from hakit.inventory.model import Inventory
 from hakit.inventory.secrets import generate, load_secrets, secrets_path, write_secrets
-from test_hostile_input import EXAMPLE_DATA, PAYLOADS, _dump, hostile_secrets, hostile_text, mutated_inventory
-from unitkit import sized
 
 # --------------------------------------------------------------------------- the tripwire
 
@@ -193,7 +194,7 @@ class Site:
 def secrets_for(inv: Inventory):
     """Valid secrets for ``inv``: generated, with every fencing secret parameter it names."""
     sec = generate()
-    fencing = {d.name: {p: "fence-Passw0rd-x" for p in d.secret_params}
+    fencing = {d.name: dict.fromkeys(d.secret_params, "fence-Passw0rd-x")
                for d in inv.settings.fencing if d.secret_params}
     return sec.model_copy(update={"fencing": fencing})
 
@@ -728,7 +729,8 @@ def test_render_of_an_inventory_that_fails_late_writes_no_secrets_file() -> None
     parameter) leaves no secrets file behind."""
     data = yaml.safe_load(_dump(EXAMPLE_DATA["two-node-heartbeat-drbd"]))
     data["all"]["vars"]["hakit"]["fencing"] = [
-        {"name": "ipmi", "agent": "external/ipmi", "nodes": ["opsview1", "opsview2"], "params": {"hostname": "opsview1"}}]
+        {"name": "ipmi", "agent": "external/ipmi", "nodes": ["opsview1", "opsview2"],
+         "params": {"hostname": "opsview1"}}]
     with site("two-node-heartbeat-drbd", text=_dump(data), with_secrets=False) as s:
         load_inventory(s.inventory)  # it loads
         before = snapshot(s.root)

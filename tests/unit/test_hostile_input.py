@@ -31,13 +31,13 @@ import pytest
 import yaml
 from hypothesis import event, given
 from hypothesis import strategies as st
+from unitkit import all_example_data, sized
 
 from hakit.cli import main
 from hakit.errors import InputError
 from hakit.inventory.loader import load_inventory, parse_inventory
 from hakit.inventory.model import BaseModel, Inventory
 from hakit.inventory.secrets import Secrets, generate, load_secrets, secrets_path
-from unitkit import all_example_data, sized
 
 EXAMPLE_DATA = all_example_data()  # (the strategies copy before they mutate)
 

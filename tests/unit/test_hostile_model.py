@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from test_inventory import DB_HOSTS, HK, HOSTS, Bad, F, H, L, P, key, set_, steps
+from unitkit import EXAMPLES
 
 from hakit.cli import main
 from hakit.errors import InputError
 from hakit.inventory.loader import load_inventory, parse_inventory
-from test_inventory import DB_HOSTS, HK, HOSTS, Bad, F, H, L, P, key, set_, steps
-from unitkit import EXAMPLES
 
 # --------------------------------------------------------------------------- the rules' messages
 
@@ -105,7 +105,8 @@ CASES: list[Bad] = [
          ("all.vars.hakit.timing.heartbeat", HB_ORDER, L(r"^\s*heartbeat:", nth=0))),
     # ---- 9: MySQL users
     case("monitoring-user-is-replication-user", P, set_(HK + ("mysql", "monitoring_user"), "hakit_repl"),
-         ("all.vars.hakit.mysql.monitoring_user", f"hakit_repl is the name of mysql.replication_user too: {USERS_APART}",
+         ("all.vars.hakit.mysql.monitoring_user",
+          f"hakit_repl is the name of mysql.replication_user too: {USERS_APART}",
           key("monitoring_user"))),
     case("admin-user-is-monitoring-user-but-for-case", P,
          steps(set_(HK + ("mysql", "monitoring_user"), "opsview"), set_(HK + ("mysql", "admin_user"), "OpsView")),
@@ -249,8 +250,8 @@ CASES: list[Bad] = [
             L(rf"^\s*- path: {root}/x$")))
       for root in ("/proc", "/sys", "/dev", "/run")],
     case("sync-hakit-own-files", P, set_(HK + ("sync", 0, "path"), "/etc/hakit"),
-         ("all.vars.hakit.sync[0].path", sync_refused("/etc/hakit", overlaps("hakit's rendered files (/etc/hakit), which differ "
-                                                                             "between the nodes")),
+         ("all.vars.hakit.sync[0].path", sync_refused("/etc/hakit", overlaps(
+             "hakit's rendered files (/etc/hakit), which differ between the nodes")),
           L(r"^\s*- path: /etc/hakit$"))),
     case("sync-mysql-datadir", P, set_(HK + ("sync", 0, "path"), "/var/lib/mysql/opsview"),
          ("all.vars.hakit.sync[0].path", sync_refused("/var/lib/mysql/opsview", overlaps(
@@ -331,7 +332,8 @@ def test_the_cases_are_distinct() -> None:
     set_(HK + ("monitoring", "shared_paths"), ["/etc/nagios4", "/var/lib/nagios4", "/usr/local/nagios/var"]),
     set_(HK + ("ping_nodes",), ["10.0.0.0"]),  # the network address of another subnet: a host there may have it
     set_(HK + ("fencing", 0, "params", "hostname"), "opsview1"),
-], ids=["tenths", "initdead-twice-deadtime-as-written", "config-rhel", "config-conf-d", "fragment-opsview", "fragment-usr-local", "drbd-largest-minor",
+], ids=["tenths", "initdead-twice-deadtime-as-written", "config-rhel", "config-conf-d", "fragment-opsview",
+        "fragment-usr-local", "drbd-largest-minor",
         "drbd-path-128", "drbd-rate-8192", "drbd-resource-protocol", "socket-107", "user-with-root-inside",
         "schema-with-sys-inside", "sync-deep", "shared-deep", "ping-other-network", "stonith-hostname-agrees"])
 def test_values_at_the_limits_load(mutate, example_data, write_inventory) -> None:

@@ -33,13 +33,13 @@ import yaml
 from hypothesis import event, given
 from hypothesis import strategies as st
 from pydantic import BaseModel
+from unitkit import all_example_data, sized
 
 from hakit.errors import InputError
 from hakit.inventory.loader import parse_inventory
 from hakit.inventory.model import HostVars, Inventory, Settings
 from hakit.inventory.secrets import Secrets, generate
 from hakit.render.render import render_all
-from unitkit import all_example_data, sized
 
 DATA = all_example_data()  # (every property copies before it mutates)
 H, P, F = "two-node-heartbeat-drbd", "two-node-pacemaker", "four-node-pacemaker"
@@ -80,7 +80,7 @@ def load(data: dict) -> Inventory | None:
 
 
 def secrets_for(inv: Inventory) -> Secrets:
-    fencing = {dev.name: {p: "Fence-Secret-1" for p in dev.secret_params} for dev in inv.settings.fencing}
+    fencing = {dev.name: dict.fromkeys(dev.secret_params, "Fence-Secret-1") for dev in inv.settings.fencing}
     return Secrets(**{**SECRETS.model_dump(), "fencing": fencing})
 
 
@@ -213,7 +213,7 @@ def test_ports_of_a_pair_are_apart(drbd_port: int, mysql_port: int, ssh_ports: l
     data = copy.deepcopy(DATA[H])
     _settings(data)["drbd"]["port"] = drbd_port
     _settings(data)["mysql"]["port"] = mysql_port
-    for hvars, port in zip(_hosts(data).values(), ssh_ports):
+    for hvars, port in zip(_hosts(data).values(), ssh_ports, strict=True):
         hvars["ansible_port"] = port
     inv = load(data)
     if inv is None:

@@ -31,22 +31,23 @@ import socket
 import stat
 import subprocess
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import yaml
 from hypothesis import event, given
 from hypothesis import strategies as st
-
-from hakit.errors import InputError
-from hakit.inventory.loader import load_inventory, parse_inventory
-from hakit.render.render import render_all
-from hakit.inventory.secrets import generate, load_secrets, secrets_path, write_secrets
 from test_hostile_cli import HAKIT, Run, assert_clean_output, invoke, secrets_for, snapshot
 from test_hostile_input import EXAMPLE_DATA, _dump
 from unitkit import sized
+
+from hakit.errors import InputError
+from hakit.inventory.loader import load_inventory, parse_inventory
+from hakit.inventory.secrets import generate, load_secrets, secrets_path, write_secrets
+from hakit.render.render import render_all
 
 MARKER = ".hakit-rendered"
 
@@ -558,7 +559,7 @@ def unhung(call: Callable[[], Any], fifo: Path, seconds: float = 10) -> Any:
     def run() -> None:
         try:
             result["value"] = call()
-        except BaseException as exc:  # handed to the test's thread
+        except BaseException as exc:  # noqa: BLE001 - handed to the test's thread
             result["error"] = exc
 
     thread = threading.Thread(target=run, daemon=True)

@@ -1,12 +1,12 @@
 """Pure pieces of init: the dump's GTID position and the step list."""
 
 import pytest
+from unitkit import EXAMPLES, example_inventory
 
 from hakit.errors import OperationFailed
 from hakit.inventory.loader import load_inventory
 from hakit.mysql.gtid import Position
 from hakit.pair.init import _dump_position, plan_init
-from unitkit import EXAMPLES, example_inventory
 
 
 def test_dump_position_at_the_top_with_the_global_lock():

@@ -33,6 +33,8 @@ import yaml
 from hypothesis import event, given
 from hypothesis import strategies as st
 from pydantic import ValidationError
+from test_hostile_input import EXAMPLE_DATA, PAYLOADS, _dump, hostile_text, mutated_inventory
+from unitkit import sized
 
 from hakit.errors import InputError
 from hakit.inventory.loader import parse_inventory
@@ -41,8 +43,6 @@ from hakit.inventory.secrets import Secrets, generate
 from hakit.mysql.gtid import Position
 from hakit.mysql.sql import ident as mysql_ident
 from hakit.render import render
-from test_hostile_input import EXAMPLE_DATA, PAYLOADS, _dump, hostile_text, mutated_inventory
-from unitkit import sized
 
 HAKIT = Path(render.__file__).resolve().parents[1]
 SOURCES = sorted(HAKIT.rglob("*.py"))
@@ -293,7 +293,7 @@ class _Client:
     def __init__(self) -> None:
         self.commands: list[str] = []
 
-    def get_transport(self) -> "_Client":
+    def get_transport(self) -> _Client:
         return self
 
     def open_session(self, timeout: float | None = None) -> _Channel:
@@ -329,8 +329,8 @@ def test_hooks_get_their_arguments_verbatim(args: list[str]) -> None:
     """A hook is an argv (never a shell): hostile arguments arrive exactly as written."""
     import tempfile
 
-    from hakit.failover.observe import World
     from hakit.failover.actions import Operator
+    from hakit.failover.observe import World
     from hakit.failover.plan import step
 
     with tempfile.TemporaryDirectory() as folder:
@@ -575,7 +575,7 @@ def _with_fence_password(example: str, value: str) -> tuple[Any, Secrets] | None
     """The example's inventory and secrets whose every fencing secret is ``value`` (None when the
     secrets file refuses it)."""
     inv = parse_inventory(_dump(EXAMPLE_DATA[example]), "inventory.yml")
-    fencing = {d.name: {p: value for p in d.secret_params} for d in inv.settings.fencing if d.secret_params}
+    fencing = {d.name: dict.fromkeys(d.secret_params, value) for d in inv.settings.fencing if d.secret_params}
     try:
         sec = Secrets.model_validate({**generate().model_dump(), "fencing": fencing})
     except ValidationError:
@@ -671,7 +671,7 @@ def test_rendered_files_keep_their_structure(data: dict) -> None:
     except (InputError, yaml.YAMLError):
         event("refused")
         return
-    fencing = {d.name: {p: "pw'\"{}$(x);`x`" for p in d.secret_params} for d in inv.settings.fencing}
+    fencing = {d.name: dict.fromkeys(d.secret_params, "pw'\"{}$(x);`x`") for d in inv.settings.fencing}
     sec = Secrets.model_validate({**generate().model_dump(), "fencing": fencing})
     try:
         files = render.render_all(inv, sec)

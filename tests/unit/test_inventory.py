@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import copy
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -40,7 +41,8 @@ USER_RULE = "must be a user name"
 IPV4_RULE = "must be an IPv4 address such as '10.0.0.1'"
 FENCE_AGENT_RULE = ("must be a fence agent name such as 'fence_ipmilan', or a heartbeat stonith plugin "
                     "such as 'external/ipmi'")
-SETTINGS_KEYS = ("cluster_name, drbd, failover, fencing, heartbeat, hooks, monitoring, mysql, node_hakit, pacemaker, ping_nodes, "
+SETTINGS_KEYS = ("cluster_name, drbd, failover, fencing, heartbeat, hooks, monitoring, mysql, node_hakit, pacemaker, "
+                 "ping_nodes, "
                  "secrets_file, shared_storage, ssh, stack, storage, sync, timing, topology, vips")
 STONITH = "hakit never runs Pacemaker with stonith disabled"
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from hakit.errors import SafetyRefusal
-from hakit.lab import lifecycle as lab, labinventory
+from hakit.lab import labinventory
+from hakit.lab import lifecycle as lab
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="lab down needs root (as in CI)")
 

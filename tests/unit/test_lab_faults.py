@@ -123,7 +123,8 @@ def test_a_data_disk_is_part_of_the_lab_spec_and_bounded(tmp_path):
     assert LabSpec.from_json(spec.to_json()).data_disk == 1024
     assert LabSpec.from_json({**plan_lab(tmp_path, "two-node", "pacemaker").to_json()}).data_disk == 0
     for wrong in (DATA_DISK_RANGE[0] - 1, DATA_DISK_RANGE[1] + 1, -5):
-        with pytest.raises(InputError, match=f"--data-disk {wrong}: .* {DATA_DISK_RANGE[0]} to {DATA_DISK_RANGE[1]} MB"):
+        with pytest.raises(InputError,
+                           match=f"--data-disk {wrong}: .* {DATA_DISK_RANGE[0]} to {DATA_DISK_RANGE[1]} MB"):
             plan_lab(tmp_path, "two-node", "pacemaker", data_disk=wrong)
 
 

@@ -114,8 +114,8 @@ class WatchedNode:
     def __init__(self, tmp_path, monkeypatch, stack: str, **database) -> None:
         from hakit.agents import watch
         from hakit.agents.context import NodeContext
-        from hakit.mysql.fake import FakeDatabase
         from hakit.inventory.secrets import generate
+        from hakit.mysql.fake import FakeDatabase
 
         self.watch = watch
         self.inv = inventory(tmp_path, stack)
@@ -172,7 +172,8 @@ def test_the_pacemaker_watcher_reports_a_dead_database_once_after_three_failed_c
 
     node.on_sleep = events
     node.run()
-    assert [argv for _at, argv in node.commands] == [["crm_resource", "--fail", "--resource", "db-role", "--node", "n1"]]
+    assert [argv for _at, argv in node.commands] == [
+        ["crm_resource", "--fail", "--resource", "db-role", "--node", "n1"]]
 
 
 @pytest.mark.parametrize("gone", [True, False])
@@ -269,7 +270,6 @@ def test_a_server_that_answers_again_is_not_reported_after_an_exit(tmp_path, mon
 
 
 def test_server_exit_follows_the_server_process_and_wakes_when_it_exits(tmp_path):
-    import os
     import subprocess
     import time
 
@@ -443,9 +443,9 @@ def test_the_heartbeat_role_promotes_over_a_silent_peer_only_once_it_is_fenced(
         tmp_path, monkeypatch, capsys, refused, network, fencing, fenced, code, words):
     from hakit.agents import mariadb_role
     from hakit.agents.context import NodeContext
-    from hakit.mysql.fake import FakeDatabase
     from hakit.failover.promote import PeerView
     from hakit.inventory.secrets import generate
+    from hakit.mysql.fake import FakeDatabase
 
     inv = inventory(tmp_path, "heartbeat")
     from hakit.mysql.facts import ReplicaStatus
@@ -519,10 +519,10 @@ def test_a_stale_node_given_the_group_refuses_to_start_and_spawns_nothing_itself
 
     from hakit.agents import mariadb_role
     from hakit.agents.context import NodeContext
-    from hakit.mysql.fake import FakeDatabase
-    from hakit.mysql.facts import PromotionRecord
     from hakit.failover.promote import PeerView
     from hakit.inventory.secrets import generate
+    from hakit.mysql.facts import PromotionRecord
+    from hakit.mysql.fake import FakeDatabase
 
     inv = inventory(tmp_path, "heartbeat")
     db = FakeDatabase("n1", state=PromotionRecord(9, "0-1-5", "n1", "automatic"))
@@ -547,10 +547,10 @@ class _HandOverWorld:
         from hakit.agents import handover
         from hakit.agents.context import NodeContext
         from hakit.failover import flags
-        from hakit.mysql.facts import DatabaseUnreachable, PromotionRecord
-        from hakit.mysql.fake import FakeDatabase
         from hakit.failover.promote import PeerView
         from hakit.inventory.secrets import generate
+        from hakit.mysql.facts import DatabaseUnreachable, PromotionRecord
+        from hakit.mysql.fake import FakeDatabase
 
         inv = inventory(tmp_path, "heartbeat")
         self.ctx = NodeContext(inv, generate(), inv.node(node))
@@ -607,8 +607,8 @@ def test_a_failed_start_hands_the_group_to_a_peer_that_can_take_it(tmp_path, mon
     ("maintenance", "maintenance mode"),
 ])
 def test_the_hand_over_keeps_the_group_when_moving_it_would_be_wrong(tmp_path, monkeypatch, change, why):
-    from hakit.mysql.fake import FakeDatabase
     from hakit.mysql.facts import PromotionRecord
+    from hakit.mysql.fake import FakeDatabase
 
     world = _HandOverWorld(tmp_path, monkeypatch)
     if change == "writable":

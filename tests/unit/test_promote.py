@@ -292,7 +292,8 @@ def test_a_promotion_with_its_peer_reachable_turns_semi_sync_on_when_asked():
     deaf = plan_promotion("n2", local, PeerView("n1", True, facts(ro=True, replica=rep(io=False))), schema="hakit",
                           relay_wait=1, semi_sync=True)  # reachable, but receives nothing: it acknowledges nothing
     assert all(s.arg("on") is not True for s in deaf.steps if s.action == "set_semi_sync")
-    already_on = plan_promotion("n2", replace(local, semi_sync_master_enabled=True), peer, schema="hakit", relay_wait=1, semi_sync=True)
+    already_on = plan_promotion("n2", replace(local, semi_sync_master_enabled=True), peer, schema="hakit", relay_wait=1,
+                                semi_sync=True)
     assert "set_semi_sync" not in [s.action for s in already_on.steps]
 
 

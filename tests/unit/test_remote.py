@@ -176,7 +176,8 @@ class _SshServer:
         self.listener.listen(8)
         self.port = self.listener.getsockname()[1]
         self.known_hosts = tmp_path / "known_hosts"
-        self.known_hosts.write_text(f"[127.0.0.1]:{self.port} {self.host_key.get_name()} {self.host_key.get_base64()}\n")
+        self.known_hosts.write_text(
+            f"[127.0.0.1]:{self.port} {self.host_key.get_name()} {self.host_key.get_base64()}\n")
         self.drop, self.connections, self.transports = drop, 0, []
         self.mute, self.opened, self.released = mute, [], threading.Event()
         threading.Thread(target=self._serve, daemon=True).start()

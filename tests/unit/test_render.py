@@ -22,6 +22,8 @@ from pathlib import Path
 
 import markupsafe
 import pytest
+from renderkit import MATRIX, by_kind, fixture_secrets, heartbeat_fencing, matrix_case, variant
+from unitkit import example_inventory
 
 from hakit.errors import InputError
 from hakit.inventory.loader import load_inventory
@@ -30,8 +32,6 @@ from hakit.inventory.secrets import Secrets
 from hakit.render.artefact import CLUSTER_DIR, Artefact, write_tree
 from hakit.render.filters import crm_quote, ident, sql_string
 from hakit.render.render import HEADER, render_all
-from renderkit import MATRIX, by_kind, fixture_secrets, heartbeat_fencing, matrix_case, variant
-from unitkit import example_inventory
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "examples").glob("*.yml"))
@@ -290,7 +290,7 @@ def test_corosync_crypto_nodes_and_quorum(stem: str, two_node: bool, secrets: Se
     assert bool(re.search(r"^\s*two_node: 1$", conf, re.M)) is two_node
     blocks = re.findall(r"node \{\n(.*?)\n\s*\}", conf, re.S)
     assert len(blocks) == len(inv.nodes)
-    for index, (block, node) in enumerate(zip(blocks, inv.nodes), start=1):
+    for index, (block, node) in enumerate(zip(blocks, inv.nodes, strict=True), start=1):
         keys = [line.strip() for line in block.splitlines()]
         assert keys == [f"ring0_addr: {node.address}", f"name: {node.name}", f"nodeid: {index}"]
     keys = by_kind(arts, "corosync-authkey")
@@ -435,7 +435,7 @@ def test_mysql_fragments_start_read_only_with_distinct_ids(path: Path, secrets: 
     assert {a.node for a in arts} == set(inv.db_pair.node_names)
     assert {a.path for a in arts} == {inv.settings.mysql.config_path}
     cnfs = [_cnf(a) for a in arts]
-    for cnf, art in zip(cnfs, arts):
+    for cnf, art in zip(cnfs, arts, strict=True):
         assert text(art).splitlines()[2] == "[mysqld]"
         assert cnf["read_only"] == "ON" and cnf["skip_slave_start"] == "ON"
         assert cnf["log_slave_updates"] == "ON" and cnf["gtid_strict_mode"] == "ON"

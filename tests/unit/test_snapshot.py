@@ -99,8 +99,9 @@ def test_a_full_data_disk_is_named_by_status(free_n1, free_n2, state, words):
 
 
 def test_check_warns_of_a_nearly_full_disk_and_is_critical_for_a_full_one():
-    from hakit.status.check import CRITICAL, OK, WARNING, verdict as check_verdict
     from hakit.inventory.model import Failover
+    from hakit.status.check import CRITICAL, OK, WARNING
+    from hakit.status.check import verdict as check_verdict
 
     base = snap(db(False, 3), db(True, 3, replica=rep(A)))
     for free, code in ((2000, OK), (400, WARNING), (10, CRITICAL)):

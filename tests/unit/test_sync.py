@@ -40,7 +40,8 @@ def test_identical_trees_need_nothing():
 
 
 def test_changed_content_mode_owner_and_new_files_are_sent():
-    active = {"/etc/nagios4/objects": D, "/etc/nagios4/objects/a.cfg": f("2"), "/etc/nagios4/objects/b.cfg": f("1", 0o600),
+    active = {"/etc/nagios4/objects": D, "/etc/nagios4/objects/a.cfg": f("2"),
+              "/etc/nagios4/objects/b.cfg": f("1", 0o600),
               "/etc/nagios4/objects/c.cfg": f("1", uid=113), "/etc/nagios4/objects/new.cfg": f("9")}
     standby = {"/etc/nagios4/objects": D, "/etc/nagios4/objects/a.cfg": f("1"), "/etc/nagios4/objects/b.cfg": f("1"),
                "/etc/nagios4/objects/c.cfg": f("1")}

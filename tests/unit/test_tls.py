@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from unitkit import example_data
 
 from hakit import __version__
 from hakit.errors import InputError, OperationFailed
@@ -35,7 +36,6 @@ from hakit.render.render import render_all
 from hakit.status.check import OK, WARNING, verdict
 from hakit.status.document import status_document
 from hakit.status.tls_findings import findings
-from unitkit import example_data
 
 ROOT = Path(__file__).resolve().parents[2]
 TLS = {"enabled": True, "ca": "/etc/mysql/tls/ca.pem", "cert": "/etc/mysql/tls/node.pem",
@@ -277,9 +277,10 @@ def test_observe_checks_the_files_of_database_nodes_only_when_tls_is_on():
     dbs = {"nagios1": FakeDatabase("nagios1", read_only=False, have_ssl="YES"),
            "nagios2": FakeDatabase("nagios2", have_ssl="YES")}
     snap = observe(inv, World(runners, dbs))
-    assert all(v.tls_problems == ("%s: TLS key /etc/mysql/tls/node.key is owned by root; it must be owned by mysql "
+    assert all(v.tls_problems == (f"{v.name}: TLS key /etc/mysql/tls/node.key is owned by root; "
+                                  "it must be owned by mysql "
                                   "with mode 0600 or 0640 (chown mysql /etc/mysql/tls/node.key; chmod 0600 "
-                                  "/etc/mysql/tls/node.key)" % v.name,) for v in snap.db_nodes)
+                                  "/etc/mysql/tls/node.key)",) for v in snap.db_nodes)
     plain = {n: FakeRunner(n) for n in ("nagios1", "nagios2")}
     observe(inventory(tls=None), World(plain, dbs))
     assert not any(call[:2] == ("sh", "-c") and call[2] == FILES_SCRIPT for r in plain.values() for call in r.calls)

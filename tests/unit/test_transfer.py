@@ -19,7 +19,7 @@ from hakit.remote.transfer import CHUNK, NullProgress, RecordingProgress, RichPr
 
 
 def _pipe(src, dst, **kw):
-    args = dict(total=None, progress=NullProgress(), label="copy", timeout=30)
+    args = {"total": None, "progress": NullProgress(), "label": "copy", "timeout": 30}
     args.update(kw)
     return pipe(src, ["mariadb-dump", "--databases", "a"], dst, ["mariadb", "--batch"], **args)
 
@@ -183,9 +183,9 @@ def test_init_seed_streams_the_dump_into_a_reset_and_emptied_standby():
     on the standby and what its import reads."""
     from types import SimpleNamespace
 
+    from hakit.inventory.model import MySQL
     from hakit.mysql.gtid import Position
     from hakit.pair.init import seed_by_dump
-    from hakit.inventory.model import MySQL
     from hakit.remote.port import Result
 
     inv = SimpleNamespace(settings=SimpleNamespace(mysql=MySQL(databases=["opsview", "runtime"])))
@@ -208,7 +208,7 @@ def test_init_seed_streams_the_dump_into_a_reset_and_emptied_standby():
     (dump_argv,) = [p.argv for p in active.processes]
     assert dump_argv[:1] == ("mariadb-dump",) and "--lock-all-tables" in dump_argv
     assert dump_argv[-3:] == ("--databases", "opsview", "runtime")  # every database but the server's own
-    steps = list(zip(standby.calls, standby.inputs))
+    steps = list(zip(standby.calls, standby.inputs, strict=True))
     assert steps[0][1] == b"SHOW DATABASES"
     assert steps[1][1] == b"STOP SLAVE; RESET MASTER;"
     assert steps[2][1].startswith(b"SET SESSION sql_log_bin = 0;\n")
@@ -236,7 +236,7 @@ def _server_node(systemd: bool) -> FakeRunner:
 def test_without_systemd_the_server_is_shut_down_and_waited_for_before_the_service_stop():
     node, stopped = _server_node(systemd=False), []
     assert reseed.stop_server(node, service_stop=lambda: stopped.append(list(node.calls)), wait=2.0)
-    sql = [data for argv, data in zip(node.calls, node.inputs) if argv[0] == "mariadb"]
+    sql = [data for argv, data in zip(node.calls, node.inputs, strict=True) if argv[0] == "mariadb"]
     assert sql == [b"SELECT @@pid_file", b"SHUTDOWN"]
     waits = [argv for argv in node.calls if argv[:3] == ("sh", "-c", reseed.WAIT_GONE)]
     assert waits == [("sh", "-c", reseed.WAIT_GONE, "hakit-wait", "4242", "40")]
