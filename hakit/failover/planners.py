@@ -482,6 +482,13 @@ def plan_resync(ctx: Context, snap: Snapshot, request: Request, errant: ErrantRe
         warnings.append(f"{target.name} holds {count} errant transactions beyond the promotion point "
                         f"{errant.promotion_point}: {shown}{where}; resync discards them{kept}")  # type: ignore[union-attr]
     steps = _hooks(ctx, "pre", "resync")
+    # the marker first, before anything changes: from the first change on (read-only, semi-sync
+    # off, replication stopped) the target may lack what the active acknowledges, and only the
+    # marker keeps the stack and takeover from promoting it if the active dies meanwhile (the
+    # campaign's resync-active-dies found it promoted in that window when the marker came later)
+    steps.append(step(f"mark {target.name}", "mark_resync", f"{target.name} is marked as being resynced: until the "
+                                                            f"end it counts as no standby, from any admin machine",
+                      node=target.name, on=True, strategy=strategy))
     if restart:
         steps.append(step(f"start MariaDB on {target.name}", "settle",
                           f"the interrupted copy left {target.name}'s server stopped: a half-done swap is finished "
@@ -503,9 +510,6 @@ def plan_resync(ctx: Context, snap: Snapshot, request: Request, errant: ErrantRe
         step(f"stop replication on {active.name}", "stop_replica",
              f"{active.name} must read nothing from {target.name} until it is rebuilt (its data is never touched)",
              node=active.name),
-        step(f"mark {target.name}", "mark_resync", f"{target.name} is marked as being resynced: until the end it "
-                                                   f"counts as no standby, from any admin machine",
-             node=target.name, on=True, strategy=strategy),
     ]
     if count and request.keep_errant and errant is not None and errant.first is not None:  # count: errant found
         steps.append(step("keep errant", "keep_errant", f"save {target.name}'s {count} errant transactions "

@@ -47,13 +47,20 @@ class Auditor:
         for moment, nodes in both:
             self._violate(step, "one writable node", f"{' and '.join(nodes)} writable at once (t={moment:.3f})")
 
-    def resync_never_promoted(self, step: int, node: str, reads: list[bool | None]) -> None:
-        """A node whose resync has not finished (its marker stands) is never writable, and a
-        server there that does not answer counts as writable (invariant 9): its data may be a
-        partial copy of the active's (issue 22, item 5)."""
+    def resync_never_promoted(self, step: int, node: str, reads: list[tuple[float, bool, bool | None]], *,
+                              changing: float | None = None, finished: float | None = None) -> None:
+        """A node whose resync has begun changing things and has not finished is never writable,
+        and a server there that does not answer counts as writable (invariant 9): its data may
+        be a partial copy of the active's, or lack what the active acknowledged (issue 22,
+        item 5). ``reads``: (moment, marker present, writable); ``changing``: when the resync's
+        first step past the marker began; ``finished``: when it ended done (None: never)."""
         rule = "a node being resynced is never promoted"
         self.checks[rule] = self.checks.get(rule, 0) + len(reads)
-        bad = [r for r in reads if r is not False]
+
+        def resyncing(moment: float, marked: bool) -> bool:
+            return marked or (changing is not None and moment >= changing and (finished is None or moment < finished))
+
+        bad = [writable for moment, marked, writable in reads if writable is not False and resyncing(moment, marked)]
         if bad:
             self._violate(step, rule, f"{node} was {'writable' if True in bad else 'not answering'} while its "
                                       f"resync had not finished ({len(bad)} of {len(reads)} reads)")

@@ -356,10 +356,11 @@ class Campaign:
 
     def _active_dies_during_resync(self, report: StepReport) -> None:
         """The double fault (issue 22, item 10): the standby is being resynced when the active is
-        powered off. Until its resync finishes, the node holds a partial copy (a dump half
-        imported, a backup older than the active): the stack must not promote it, so the pair
-        has no writable node until the old active is back; then the resync is run again and
-        finishes. Audited: the node is never writable (nor silent) while its marker stands."""
+        powered off. Once the resync has changed anything (its first step past the marker), the
+        node may hold a partial copy or lack what the active acknowledged: the stack must not
+        promote it, so the pair has no writable node until the old active is back; then the
+        resync is run again and finishes. Audited: the node is never writable (nor silent) while
+        its marker stands or while its resync has begun changing things and not finished."""
         from hakit.failover.flags import RESYNC_MARKER
         from hakit.lab.node import enter
         from hakit.lab.writer import WritableSampler
@@ -367,6 +368,7 @@ class Campaign:
         node, active = report.node, report.active_before
         strategy = random.Random(f"{report.index}-{report.fault.delay}").choice(RESYNC_STRATEGIES)
         argv = [HAKIT, "-q", "-i", str(self.lab.inventory), "resync", "--yes", "--node", node, "--strategy", strategy]
+        since = time.time()
         proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         try:
             proc.wait(timeout=report.fault.delay)
@@ -376,25 +378,55 @@ class Campaign:
         self.lab.fault("kill-node", active)
         report.notes.append(f"{active} killed {report.fault.delay:g} s into a resync of {node} by {strategy}")
         init = self._inits().get(node)
-        reads: list[bool | None] = []
+        reads: list[tuple[float, bool, bool | None]] = []  # (moment, marked, writable)
         deadline = time.monotonic() + RESYNC_WATCH
         while init is not None and time.monotonic() < deadline:
-            marked = subprocess.run(enter(init) + ["test", "-e", RESYNC_MARKER], capture_output=True, timeout=10)
-            if marked.returncode != 0:
-                break  # no marker (any more): a finished resync, the node may be promoted
-            reads.append(WritableSampler.writable(init))
+            marked = subprocess.run(enter(init) + ["test", "-e", RESYNC_MARKER], capture_output=True,
+                                    timeout=10).returncode == 0
+            reads.append((time.time(), marked, WritableSampler.writable(init)))
             time.sleep(0.5)
         if proc.poll() is None:  # still waiting for the dead active: it is run again below
             proc.kill()
         proc.wait()
-        self.auditor.resync_never_promoted(report.index, node, reads)
-        if reads:
-            report.notes.append(f"{node} read-only while marked ({len(reads)} reads)"
-                                if all(r is False for r in reads) else f"{node} writable while marked")
-        # the old active back: the recorded active again (or stale, if the resync had finished
-        # and the stack promoted the standby); whichever node is not the active is resynced
+        changing, finished = self._resync_window(since)
+        self.auditor.resync_never_promoted(report.index, node, reads, changing=changing, finished=finished)
+        promoted = [t for t, _, w in reads if w is not False]
+        report.notes.append(f"{node} writable {promoted[0] - since:.1f} s after the resync began" if promoted
+                            else f"{node} read-only throughout ({len(reads)} reads)")
+        # the old active back: the recorded active again (or stale, if the stack promoted the
+        # standby); whichever node is not the active is resynced. The old active is restarted
+        # once the stack has fenced it (or a fence of the dead node would kill the new one)
+        self._fenced(active)
         self.lab.restart(active)
         self._resync_the_other(report)
+
+    def _resync_window(self, since: float) -> tuple[float | None, float | None]:
+        """When the resync begun at ``since`` first changed something (a step past the marker
+        and the hooks began: read-only, semi-sync off, replication stopped), and when it ended
+        done (None: never), from the journal."""
+        from hakit.failover.state import journal_for
+
+        records = [r for r in journal_for(self.lab.inv()).records() if float(r.get("t", 0)) >= since]
+        changing = min((float(r["t"]) for r in records if r.get("event") == "step-started"
+                        and not str(r.get("step", "")).startswith(("mark ", "pre-resync hook"))), default=None)
+        finished = min((float(r["t"]) for r in records if r.get("event") == "end" and r.get("outcome") == "done"),
+                       default=None)
+        return changing, finished
+
+    def _fenced(self, node: str, timeout: float = 60) -> None:
+        """Wait until the lab's fence log says ``node`` was powered off by a request of its
+        peer's stack after this step's kill (heartbeat and Pacemaker both fence a lost peer)."""
+        log = Path(self.lab.dir) / "shared" / "fence.log"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            text = log.read_text(errors="replace") if log.exists() else ""
+            lines = text.splitlines()
+            killed = max((i for i, line in enumerate(lines) if f"power off {node} (fault kill-node)" in line),
+                         default=None)
+            if killed is not None and any(f"power off {node} (" in line and "asked by" in line
+                                          for line in lines[killed + 1:]):
+                return
+            time.sleep(0.5)
 
     def _inside_writers(self) -> dict:
         """A writer inside each node of the pair, through the VIP from that node's network

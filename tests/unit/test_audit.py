@@ -135,12 +135,17 @@ def test_a_full_disk_must_be_named_by_status_while_it_lasts():
 
 def test_a_node_being_resynced_must_never_be_writable_nor_silent():
     auditor = Auditor([["n1", "n2"]])
-    auditor.resync_never_promoted(1, "n2", [False] * 20)
-    assert auditor.violations == [] and auditor.checks["a node being resynced is never promoted"] == 20
-    auditor.resync_never_promoted(2, "n2", [False, True, False])
-    auditor.resync_never_promoted(3, "n2", [False, None])  # a server that does not answer may take writes
-    auditor.resync_never_promoted(4, "n2", [])  # the resync finished before the kill: nothing to judge
-    assert [(v.step, v.rule) for v in auditor.violations] == [(2, "a node being resynced is never promoted"),
-                                                             (3, "a node being resynced is never promoted")]
+    rule = "a node being resynced is never promoted"
+    auditor.resync_never_promoted(1, "n2", [(float(t), True, False) for t in range(20)], changing=0.5)
+    assert auditor.violations == [] and auditor.checks[rule] == 20
+    auditor.resync_never_promoted(2, "n2", [(1.0, True, False), (2.0, True, True)], changing=0.5)
+    auditor.resync_never_promoted(3, "n2", [(1.0, True, None)])  # a server that does not answer may take writes
+    # what the campaign found: no marker yet, but the resync had stopped replication (changing)
+    auditor.resync_never_promoted(4, "n2", [(1.0, False, False), (3.0, False, True)], changing=2.0)
+    # promoted before the resync changed anything, or after it finished: a standby like any other
+    auditor.resync_never_promoted(5, "n2", [(1.0, False, True)], changing=2.0)
+    auditor.resync_never_promoted(6, "n2", [(5.0, False, True)], changing=2.0, finished=4.0)
+    auditor.resync_never_promoted(7, "n2", [(5.0, False, True)])
+    assert [(v.step, v.rule) for v in auditor.violations] == [(2, rule), (3, rule), (4, rule)]
     assert "writable" in auditor.violations[0].detail and "not answering" in auditor.violations[1].detail
-    assert auditor.checks["a node being resynced is never promoted"] == 25
+    assert auditor.checks[rule] == 28

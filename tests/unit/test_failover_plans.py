@@ -336,6 +336,19 @@ def report(count, size=0):
 
 
 @pytest.mark.parametrize("count, size, strategy, expected", [
+    (0, 0, "auto", "rejoin"), (3, 0, "auto", "dump"), (3, 10 * 1024 ** 3, "auto", "backup")])
+def test_a_resync_marks_its_target_before_it_changes_anything(inv, count, size, strategy, expected):
+    """Issue 22 (5), found by the campaign's resync-active-dies: the target was made read-only,
+    the active's semi-sync turned off and both replications stopped before the marker was
+    written; the active dying in that window got the unmarked target promoted, without the
+    writes the active had acknowledged meanwhile. The marker now comes first."""
+    plan = plan_operation(inv, after_takeover(count), Request("resync", strategy=strategy), report(count, size))
+    assert isinstance(plan, Plan)
+    first = next(s for s in plan.steps if s.action != "hook")
+    assert (first.action, first.node, first.arg("on"), first.arg("strategy")) == ("mark_resync", "n1", True, expected)
+
+
+@pytest.mark.parametrize("count, size, strategy, expected", [
     (0, 0, "auto", "rejoin"),
     (3, 0, "auto", "dump"),
     (3, 10 * 1024 ** 3, "auto", "backup"),
@@ -345,12 +358,12 @@ def report(count, size=0):
 def test_resync_picks_its_strategy(inv, count, size, strategy, expected):
     plan = plan_operation(inv, after_takeover(count), Request("resync", strategy=strategy), report(count, size))
     assert isinstance(plan, Plan)
-    assert actions(plan) == ["set_read_only", "set_semi_sync", "stop_replica", "stop_replica", "mark_resync",
+    assert actions(plan) == ["mark_resync", "set_read_only", "set_semi_sync", "stop_replica", "stop_replica",
                              expected, "set_semi_sync", "replicate_from", "compare_checksums", "reverse_replication",
                              "mark_resync", "clear_failures"]
     # the active waits for no acknowledgement before the target stops replicating (each resync
     # stalled the active's writes for rpl_semi_sync_master_timeout); not critical
-    first = plan.steps[1]
+    first = plan.steps[2]
     assert (first.name, first.node, first.arg("on"), first.critical) == ("semi-sync off on n2", "n2", False, False)
     # everything that changes data happens on the target; the active only starts replicating
     assert {s.node for s in plan.steps if s.action in ("set_read_only", "mark_resync", expected)} == {"n1"}
@@ -411,7 +424,8 @@ def test_an_interrupted_copy_that_left_the_server_stopped_starts_it_first_then_f
     plan = plan_operation(inv, pending, Request("resync"), None)
     assert not isinstance(plan, Refusal), plan
     done = actions(plan)
-    assert done[0] == "settle" and plan.steps[0].node == "n1"
+    # marked first (issue 22 (5): nothing changes before the marker), then the server started
+    assert done[:2] == ["mark_resync", "settle"] and plan.steps[1].node == "n1"
     assert done.index("settle") < done.index("set_read_only") < done.index(strategy)
     assert "rejoin" not in done
 
@@ -435,7 +449,7 @@ def test_a_stopped_target_is_started_only_when_a_copy_of_it_was_interrupted(inv,
 
 def test_a_marked_target_that_is_down_is_copied_again_by_the_strategy_named(inv):
     plan = plan_operation(inv, down_n1(True), Request("resync", strategy="dump"), None)
-    assert actions(plan)[:2] == ["settle", "set_read_only"] and "dump" in actions(plan)
+    assert actions(plan)[:3] == ["mark_resync", "settle", "set_read_only"] and "dump" in actions(plan)
 
 
 def test_settle_finishes_a_half_done_swap_then_starts_the_server(inv):
