@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hakit.clock import SYSTEM_CLOCK, Clock
+from hakit.clock import SYSTEM_CLOCK, Clock, wait_until
 from hakit.lab.audit import Auditor
 from hakit.lab.driver import HAKIT, PairDriver, node_exec, run_hakit
 
@@ -377,13 +377,17 @@ class Campaign:
         report.notes.append(f"{active} killed {report.fault.delay:g} s into a resync of {node} by {strategy}")
         init = self._inits().get(node)
         reads: list[bool | None] = []
-        deadline = time.monotonic() + RESYNC_WATCH
-        while init is not None and time.monotonic() < deadline:
-            marked = subprocess.run(enter(init) + ["test", "-e", RESYNC_MARKER], capture_output=True, timeout=10)
-            if marked.returncode != 0:
-                break  # no marker (any more): a finished resync, the node may be promoted
-            reads.append(WritableSampler.writable(init))
-            time.sleep(0.5)
+        if init is not None:
+            def unmarked(where: int = init) -> bool:
+                """No marker (any more): a finished resync, the node may be promoted; else one read
+                of whether it is writable."""
+                marked = subprocess.run(enter(where) + ["test", "-e", RESYNC_MARKER], capture_output=True, timeout=10)
+                if marked.returncode != 0:
+                    return True
+                reads.append(WritableSampler.writable(where))
+                return False
+
+            wait_until(unmarked, RESYNC_WATCH, 0.5, clock=self.clock)
         if proc.poll() is None:  # still waiting for the dead active: it is run again below
             proc.kill()
         proc.wait()
