@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from hakit.clock import SYSTEM_CLOCK, Clock  # lean: imports nothing of hakit
+
 if TYPE_CHECKING:
     from hakit.cluster.port import Stack, StackTraits
     from hakit.inventory.model import Inventory
@@ -25,11 +27,12 @@ def traits_for(inv: Inventory) -> StackTraits:
     return TRAITS[inv.settings.stack]
 
 
-def stack_for(inv: Inventory, runners: dict[str, Runner]) -> Stack:
-    """The inventory's cluster stack, reached through ``runners`` (node name -> runner)."""
+def stack_for(inv: Inventory, runners: dict[str, Runner], *, clock: Clock = SYSTEM_CLOCK) -> Stack:
+    """The inventory's cluster stack, reached through ``runners`` (node name -> runner); its waits
+    run on ``clock`` (the system's by default)."""
     from hakit.cluster.heartbeat import HeartbeatStack
     from hakit.cluster.pacemaker import PacemakerStack
 
     kinds: dict[str, type[PacemakerStack] | type[HeartbeatStack]] = {
         PacemakerStack.traits.name: PacemakerStack, HeartbeatStack.traits.name: HeartbeatStack}
-    return kinds[traits_for(inv).name](inv, runners)
+    return kinds[traits_for(inv).name](inv, runners, clock)

@@ -7,9 +7,10 @@ itself, and no failure to forget; the group moves by ``hb_takeover`` on the node
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
+from hakit.clock import SYSTEM_CLOCK, Clock
+from hakit.clock import wait_until as clock_wait
 from hakit.cluster.paths import HEARTBEAT_DIR
 from hakit.cluster.port import HEARTBEAT, StackTraits
 from hakit.cluster.stack import wait_monitoring
@@ -37,7 +38,8 @@ def heartbeat_holds(inv: Inventory, node: str, rscstatus: str) -> bool:
     return rscstatus in ("all", own)
 
 
-def move_heartbeat(inv: Inventory, runners: dict[str, Runner], node: str, timeout: float = 150.0) -> None:
+def move_heartbeat(inv: Inventory, runners: dict[str, Runner], node: str, timeout: float = 150.0, *,
+                   clock: Clock = SYSTEM_CLOCK) -> None:
     """Ask heartbeat on ``node`` to take the resource group (the peer releases it if alive)."""
     pair = inv.db_pair
     runner = runners[node]
@@ -45,16 +47,13 @@ def move_heartbeat(inv: Inventory, runners: dict[str, Runner], node: str, timeou
     if holds_address(runner, vip):
         return
     runner.run([HB_TAKEOVER, "all"], warn=True, timeout=60)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if holds_address(runner, vip):
-            return
-        time.sleep(0.1)
-    raise OperationFailed(f"heartbeat did not move the VIP {vip} to {node} within {timeout:g}s "
-                          f"(is heartbeat running on {node}? see /var/log/ha-log)")
+    clock_wait(lambda: holds_address(runner, vip), timeout, 0.1, clock=clock, fail=lambda _: OperationFailed(
+        f"heartbeat did not move the VIP {vip} to {node} within {timeout:g}s (is heartbeat running on {node}? see "
+        f"/var/log/ha-log)"))
 
 
-def follow_heartbeat(inv: Inventory, runners: dict[str, Runner], node: str, timeout: float = 150.0) -> None:
+def follow_heartbeat(inv: Inventory, runners: dict[str, Runner], node: str, timeout: float = 150.0, *,
+                     clock: Clock = SYSTEM_CLOCK) -> None:
     """The role and the VIP already run on ``node``: heartbeat takes the group there (the peer's
     release stops what still runs there, the monitoring master; starting the role and the VIP
     here finds them running)."""
@@ -65,24 +64,17 @@ def follow_heartbeat(inv: Inventory, runners: dict[str, Runner], node: str, time
 
     if not holds():
         runner.run([HB_TAKEOVER, "all"], warn=True, timeout=60)
-        deadline = time.monotonic() + timeout
-        while not holds():
-            if time.monotonic() > deadline:
-                raise OperationFailed(f"heartbeat did not take the resources on {node} within {timeout:g}s "
-                                      f"(see /var/log/ha-log)")
-            time.sleep(0.1)
+        clock_wait(holds, timeout, 0.1, clock=clock, fail=lambda _: OperationFailed(
+            f"heartbeat did not take the resources on {node} within {timeout:g}s (see /var/log/ha-log)"))
     if not inv.pair_of(node).carries_app:
         return
     # heartbeat may count the group as held after an acquisition that gave it up again (a start
     # that failed, say the role refused by anti-flap: "Giving up resources", yet "acquisition
     # completed"): nothing would start the monitoring master then. Its own resource script does,
     # as heartbeat's acquisition would have (the role and the VIP are in place already).
-    deadline = time.monotonic() + HB_ACQUIRE_GRACE
-    while not process_running(runner, inv.settings.monitoring.service):
-        if time.monotonic() > deadline:
-            runner.run([f"{HEARTBEAT_DIR}/hakit-monitoring-master", "start"], timeout=120)
-            return
-        time.sleep(0.2)
+    if not clock_wait(lambda: process_running(runner, inv.settings.monitoring.service), HB_ACQUIRE_GRACE, 0.2,
+                      clock=clock):
+        runner.run([f"{HEARTBEAT_DIR}/hakit-monitoring-master", "start"], timeout=120)
 
 
 def _load(run) -> None:
@@ -121,7 +113,7 @@ def _load(run) -> None:
 
         if not on_active():
             run.runners[active].run([HB_TAKEOVER, "all"], warn=True, timeout=60)
-        wait_until(on_active, f"the VIP {vip} on {active}", 120)
+        wait_until(on_active, f"the VIP {vip} on {active}", 120, clock=run.clock)
         run.note(f"resources of pair {pair.name} run on {active}")
 
 
@@ -130,8 +122,8 @@ class HeartbeatStack:
 
     traits: StackTraits = HEARTBEAT
 
-    def __init__(self, inv: Inventory, runners: dict[str, Runner]) -> None:
-        self.inv, self.runners = inv, runners
+    def __init__(self, inv: Inventory, runners: dict[str, Runner], clock: Clock = SYSTEM_CLOCK) -> None:
+        self.inv, self.runners, self.clock = inv, runners, clock
 
     def group_runs_on(self, reachable: list[str]) -> tuple[str, ...] | None:
         """The nodes whose heartbeat holds the pair's resources (``cl_status rscstatus``)."""
@@ -153,15 +145,15 @@ class HeartbeatStack:
         return None
 
     def move(self, node: str) -> None:
-        move_heartbeat(self.inv, self.runners, node)
-        wait_monitoring(self.inv, self.runners[node], node)
+        move_heartbeat(self.inv, self.runners, node, clock=self.clock)
+        wait_monitoring(self.inv, self.runners[node], node, clock=self.clock)
 
     def hold(self, node: str, *, ready: bool = False) -> None:
         """heartbeat runs no monitors: nothing to do."""
 
     def follow(self, node: str) -> None:
-        follow_heartbeat(self.inv, self.runners, node)
-        wait_monitoring(self.inv, self.runners[node], node)
+        follow_heartbeat(self.inv, self.runners, node, clock=self.clock)
+        wait_monitoring(self.inv, self.runners[node], node, clock=self.clock)
 
     def clear_failures(self, node: str) -> None:
         """heartbeat records no failures: nothing to do."""
@@ -206,7 +198,7 @@ class HeartbeatStack:
         if config_changed or not running:
             service(runner, "heartbeat", "restart" if running else "start")
             wait_until(lambda: runner.run(["cl_status", "hbstatus"], warn=True, timeout=30).ok,
-                       f"heartbeat on {node}", 120)
+                       f"heartbeat on {node}", 120, clock=self.clock)
             return True, f"{node}: heartbeat {'restarted' if running else 'started'}"
         if "/etc/ha.d/haresources" in changed:
             service(runner, "heartbeat", "reload")

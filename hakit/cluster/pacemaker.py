@@ -9,9 +9,10 @@ connectivity attribute of the ping resource says where the group may run.
 from __future__ import annotations
 
 import re
-import time
 from typing import Any
 
+from hakit.clock import SYSTEM_CLOCK, Clock
+from hakit.clock import wait_until as clock_wait
 from hakit.cluster.port import PACEMAKER, StackTraits
 from hakit.cluster.stack import db_group, wait_monitoring
 from hakit.errors import HakitError, OperationFailed
@@ -33,7 +34,8 @@ def _manage(runner: Runner, group: str) -> None:
                timeout=30)
 
 
-def move_pacemaker(inv: Inventory, runners: dict[str, Runner], node: str, timeout: float = 150.0) -> None:
+def move_pacemaker(inv: Inventory, runners: dict[str, Runner], node: str, timeout: float = 150.0, *,
+                   clock: Clock = SYSTEM_CLOCK) -> None:
     """Run the database group on ``node``: forget old failures, move, wait, drop the move constraint
     (stickiness keeps it there). The role's agent finds the node already promoted. A group that an
     interrupted direct switchover left unmanaged is managed again first."""
@@ -45,17 +47,16 @@ def move_pacemaker(inv: Inventory, runners: dict[str, Runner], node: str, timeou
         return
     runner.run(["crm_resource", "--resource", group, "--cleanup"], warn=True, timeout=60)
     runner.run(["crm_resource", "--resource", group, "--move", "--node", node], warn=True, timeout=30)
-    deadline = time.monotonic() + timeout
     try:
-        while time.monotonic() < deadline:
-            if running_on(runner, group) == [node] and holds_address(runner, inv.db_pair.vip.address):
-                # a monitor may have caught the old active read-only before the move: that failure
-                # would ban it, and a pair that cannot fail back over is not healthy
-                runner.run(["crm_resource", "--resource", group, "--cleanup"], warn=True, timeout=60)
-                return
-            time.sleep(0.1)  # each look is two commands over the open SSH connection
-        status = runner.run(["crm_mon", "-1", "-r"], warn=True, timeout=30).stdout
-        raise OperationFailed(f"Pacemaker did not start {group} on {node} within {timeout:g}s:\n{status}")
+        def there() -> bool:  # each look is two commands over the open SSH connection
+            return running_on(runner, group) == [node] and holds_address(runner, inv.db_pair.vip.address)
+
+        if not clock_wait(there, timeout, 0.1, clock=clock):
+            status = runner.run(["crm_mon", "-1", "-r"], warn=True, timeout=30).stdout
+            raise OperationFailed(f"Pacemaker did not start {group} on {node} within {timeout:g}s:\n{status}")
+        # a monitor may have caught the old active read-only before the move: that failure
+        # would ban it, and a pair that cannot fail back over is not healthy
+        runner.run(["crm_resource", "--resource", group, "--cleanup"], warn=True, timeout=60)
     finally:
         runner.run(["crm_resource", "--resource", group, "--clear"], warn=True, timeout=30)
 
@@ -80,31 +81,31 @@ def connectivity(runner: Runner, node: str) -> float | None:
         return None
 
 
-def wait_stack_accepts(inv: Inventory, runner: Runner, node: str, timeout: float = STACK_READY_WAIT) -> None:
+def wait_stack_accepts(inv: Inventory, runner: Runner, node: str, timeout: float = STACK_READY_WAIT, *,
+                       clock: Clock = SYSTEM_CLOCK) -> None:
     """With ping nodes: wait until ``node``'s connectivity attribute allows the group there.
     Moved to a node it bans, Pacemaker would stop the role there and start it on the peer."""
     if not inv.settings.ping_nodes:
         return
-    deadline = time.monotonic() + timeout
-    while True:
-        value = connectivity(runner, node)
-        if value is not None and value > 0:
-            return
-        if time.monotonic() > deadline:
-            why = ("unset: its ping resource has not reported since the node joined the cluster" if value is None
-                   else "0: no ping node answers from it")
-            raise OperationFailed(f"{node}: Pacemaker would not run {db_group(inv)} there: its connectivity attribute "
-                                  f"{PING_ATTRIBUTE} is {why} (waited {timeout:g}s; see crm_mon -A1 on {node})")
-        time.sleep(0.5)
+
+    def refused(value: float | None) -> OperationFailed:
+        why = ("unset: its ping resource has not reported since the node joined the cluster" if value is None
+               else "0: no ping node answers from it")
+        return OperationFailed(f"{node}: Pacemaker would not run {db_group(inv)} there: its connectivity attribute "
+                               f"{PING_ATTRIBUTE} is {why} (waited {timeout:g}s; see crm_mon -A1 on {node})")
+
+    clock_wait(lambda: connectivity(runner, node), timeout, 0.5, clock=clock,
+               done=lambda value: value is not None and value > 0, fail=refused)
 
 
-def hold_stack(inv: Inventory, runners: dict[str, Runner], node: str, *, ready: bool = False) -> None:
+def hold_stack(inv: Inventory, runners: dict[str, Runner], node: str, *, ready: bool = False,
+               clock: Clock = SYSTEM_CLOCK) -> None:
     """The group unmanaged (its monitors must not "recover" the VIP hakit moves; nothing is
     stopped or started); with ``ready`` (a switchover), first wait until ``node`` is a node
     where Pacemaker runs the group, else it would move the role away again once it takes the
     group back."""
     if ready:
-        wait_stack_accepts(inv, runners[node], node)
+        wait_stack_accepts(inv, runners[node], node, clock=clock)
     runners[node].run(["crm_resource", "--resource", db_group(inv), "--meta", "--set-parameter", "is-managed",
                        "--parameter-value", "false"], timeout=30)
 
@@ -116,7 +117,7 @@ FOLLOW_AWAY_GRACE = 5.0
 
 
 def follow_pacemaker(inv: Inventory, runners: dict[str, Runner], node: str, timeout: float = 150.0,
-                     away_grace: float = FOLLOW_AWAY_GRACE) -> None:
+                     away_grace: float = FOLLOW_AWAY_GRACE, *, clock: Clock = SYSTEM_CLOCK) -> None:
     """The role and the VIP already run on ``node``: Pacemaker is told (the move constraint, then a
     refresh: its probes find them there and not on the peer), takes the group back, and moves what
     is left (the monitoring master).
@@ -130,35 +131,42 @@ def follow_pacemaker(inv: Inventory, runners: dict[str, Runner], node: str, time
     group = db_group(inv)
     names = pacemaker_names(inv, inv.db_pair)
     runner = runners[node]
-    wait_stack_accepts(inv, runner, node)
+    wait_stack_accepts(inv, runner, node, clock=clock)
     runner.run(["crm_resource", "--resource", group, "--move", "--node", node], warn=True, timeout=30)
     try:
         runner.run(["crm_resource", "--refresh", "--resource", group], warn=True, timeout=60)
         _manage(runner, group)
-        deadline = time.monotonic() + timeout
         # done when Pacemaker runs every member here (the monitoring master moves last): what
         # --locate says right after the refresh is its old view, not yet its decision
         members = [m for m in (names.db_role, names.vip, names.monitoring) if m]
-        away_since = None
-        while True:
+        away_since: float | None = None
+
+        def taken_back() -> bool:
+            nonlocal away_since
             where = {member: running_on(runner, member) for member in members}
             here = holds_address(runner, inv.db_pair.vip.address)
             if all(nodes == [node] for nodes in where.values()) and here:
-                _clear_stale_failures(runner, group)
-                return
+                return True
             role = where.get(names.db_role or "", [])
             # not a stale view: the VIP hakit put here is gone; and not a passing recovery
             away = bool(role) and role != [node] and not here
-            away_since = (away_since or time.monotonic()) if away else None
-            if away_since is not None and time.monotonic() - away_since >= away_grace:
+            if not away:
+                away_since = None
+            elif away_since is None:
+                away_since = clock.monotonic()
+            if away_since is not None and clock.monotonic() - away_since >= away_grace:
                 status = runner.run(["crm_mon", "-1", "-r"], warn=True, timeout=30).stdout
                 raise OperationFailed(f"Pacemaker moved the database role to {', '.join(role)} instead of keeping it "
                                       f"on {node}: something bans {group} from {node} (crm_simulate -Ls shows the "
                                       f"scores: a location rule, a ban, a failed resource):\n{status}")
-            if time.monotonic() > deadline:
-                status = runner.run(["crm_mon", "-1", "-r"], warn=True, timeout=30).stdout
-                raise OperationFailed(f"Pacemaker did not take {group} back on {node} within {timeout:g}s:\n{status}")
-            time.sleep(0.1)
+            return False
+
+        def not_taken_back(_: bool) -> OperationFailed:
+            status = runner.run(["crm_mon", "-1", "-r"], warn=True, timeout=30).stdout
+            return OperationFailed(f"Pacemaker did not take {group} back on {node} within {timeout:g}s:\n{status}")
+
+        clock_wait(taken_back, timeout, 0.1, clock=clock, fail=not_taken_back)
+        _clear_stale_failures(runner, group)
     finally:
         runner.run(["crm_resource", "--resource", group, "--clear"], warn=True, timeout=30)
 
@@ -204,22 +212,25 @@ def _wait_group_on(run, runner, group: str, node: str, members: list[str]) -> No
     defined and the stack may stop and restart the group once.
     """
     runner.run(["crm_resource", "--wait", "--timeout", "120s"], warn=True, timeout=150)
-    deadline = time.monotonic() + 120
     moved = False
-    while time.monotonic() < deadline:
+
+    def runs_there() -> bool:
+        nonlocal moved
         where = running_on(runner, group)
         if where == [node] and all(running_on(runner, member) == [node] for member in members):
-            if moved:
-                runner.run(["crm_resource", "--resource", group, "--clear"], timeout=30)
-                runner.run(["crm_resource", "--wait", "--timeout", "120s"], warn=True, timeout=150)
-            run.note(f"resources of {group} run on {node}")
-            return
+            return True
         if where and where != [node] and not moved:
             runner.run(["crm_resource", "--resource", group, "--move", "--node", node], timeout=30)
             moved = True
-        time.sleep(0.3)
-    status = runner.run(["crm_mon", "-1", "-r"], warn=True).stdout
-    raise OperationFailed(f"resources of {group} did not start on {node} within 120 s:\n{status}")
+        return False
+
+    if not clock_wait(runs_there, 120, 0.3, clock=run.clock):
+        status = runner.run(["crm_mon", "-1", "-r"], warn=True).stdout
+        raise OperationFailed(f"resources of {group} did not start on {node} within 120 s:\n{status}")
+    if moved:
+        runner.run(["crm_resource", "--resource", group, "--clear"], timeout=30)
+        runner.run(["crm_resource", "--wait", "--timeout", "120s"], warn=True, timeout=150)
+    run.note(f"resources of {group} run on {node}")
 
 
 class PacemakerStack:
@@ -227,8 +238,8 @@ class PacemakerStack:
 
     traits: StackTraits = PACEMAKER
 
-    def __init__(self, inv: Inventory, runners: dict[str, Runner]) -> None:
-        self.inv, self.runners = inv, runners
+    def __init__(self, inv: Inventory, runners: dict[str, Runner], clock: Clock = SYSTEM_CLOCK) -> None:
+        self.inv, self.runners, self.clock = inv, runners, clock
 
     def _asked(self, reachable: list[str]) -> list[str]:
         return [n for n in self.inv.db_pair.node_names if n in reachable and n in self.runners]
@@ -261,15 +272,15 @@ class PacemakerStack:
         return None
 
     def move(self, node: str) -> None:
-        move_pacemaker(self.inv, self.runners, node)
-        wait_monitoring(self.inv, self.runners[node], node)
+        move_pacemaker(self.inv, self.runners, node, clock=self.clock)
+        wait_monitoring(self.inv, self.runners[node], node, clock=self.clock)
 
     def hold(self, node: str, *, ready: bool = False) -> None:
-        hold_stack(self.inv, self.runners, node, ready=ready)
+        hold_stack(self.inv, self.runners, node, ready=ready, clock=self.clock)
 
     def follow(self, node: str) -> None:
-        follow_pacemaker(self.inv, self.runners, node)
-        wait_monitoring(self.inv, self.runners[node], node)
+        follow_pacemaker(self.inv, self.runners, node, clock=self.clock)
+        wait_monitoring(self.inv, self.runners[node], node, clock=self.clock)
 
     def clear_failures(self, node: str) -> None:
         """The node's failures of the group forgotten (they ban it as a target), then wait until
@@ -280,7 +291,7 @@ class PacemakerStack:
             return
         runner.run(["crm_resource", "--resource", db_group(self.inv), "--cleanup", "--node", node],
                    warn=True, timeout=60)
-        wait_stack_accepts(self.inv, runner, node)
+        wait_stack_accepts(self.inv, runner, node, clock=self.clock)
 
     def check_maintenance(self, reachable: list[str]) -> None:
         """Pacemaker has a switch for it: always possible."""
@@ -302,7 +313,8 @@ class PacemakerStack:
                 service(runner, "pacemaker", "stop", warn=True)
             service(runner, "corosync", "restart")
             service(runner, "pacemaker", "start")
-            wait_until(lambda: runner.run(["crm_mon", "-1"], warn=True, timeout=30).ok, f"Pacemaker on {node}", 120)
+            wait_until(lambda: runner.run(["crm_mon", "-1"], warn=True, timeout=30).ok, f"Pacemaker on {node}", 120,
+                       clock=self.clock)
             return True, f"{node}: corosync and Pacemaker {'restarted' if running else 'started'}"
         return False, f"{node}: corosync and Pacemaker run with the current config"
 

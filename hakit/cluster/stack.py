@@ -7,8 +7,7 @@ behind the port of :mod:`hakit.cluster.port`.
 
 from __future__ import annotations
 
-import time
-
+from hakit.clock import SYSTEM_CLOCK, Clock, wait_until
 from hakit.errors import OperationFailed
 from hakit.inventory.model import Inventory
 from hakit.remote.port import Runner
@@ -37,12 +36,10 @@ def vip_argv(inv: Inventory, action: str) -> list[str]:
             f"OCF_RESKEY_cidr_netmask={vip.netmask}", f"OCF_RESKEY_nic={vip.interface}", IPADDR2, action]
 
 
-def wait_monitoring(inv: Inventory, runner: Runner, node: str, timeout: float = 120.0) -> None:
+def wait_monitoring(inv: Inventory, runner: Runner, node: str, timeout: float = 120.0, *,
+                    clock: Clock = SYSTEM_CLOCK) -> None:
     """Wait until the monitoring master runs on ``node`` (a node of the pair that carries it)."""
     if not inv.pair_of(node).carries_app:
         return
-    deadline = time.monotonic() + timeout
-    while not process_running(runner, inv.settings.monitoring.service):
-        if time.monotonic() > deadline:
-            raise OperationFailed(f"the monitoring master did not start on {node} within {timeout:g}s")
-        time.sleep(0.5)
+    wait_until(lambda: process_running(runner, inv.settings.monitoring.service), timeout, 0.5, clock=clock,
+               fail=lambda _: OperationFailed(f"the monitoring master did not start on {node} within {timeout:g}s"))

@@ -44,8 +44,9 @@ class World:
     stack: Stack | None = None
 
     def stack_of(self, inv: Inventory) -> Stack:
-        """The cluster stack: the one given (a fake) or the inventory's, through the runners."""
-        return self.stack if self.stack is not None else stack_for(inv, self.runners)
+        """The cluster stack: the one given (a fake) or the inventory's, through the runners (its
+        waits on this world's clock)."""
+        return self.stack if self.stack is not None else stack_for(inv, self.runners, clock=self.clock)
 
     def preconnect(self) -> None:
         """Open every node's connection in the background (see

@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hakit.clock import SYSTEM_CLOCK, Clock
+from hakit.clock import SYSTEM_CLOCK, Clock, wait_until
 from hakit.lab.audit import Auditor
 from hakit.lab.driver import HAKIT, PairDriver, node_exec, run_hakit
 
@@ -368,7 +368,7 @@ class Campaign:
         node, active = report.node, report.active_before
         strategy = random.Random(f"{report.index}-{report.fault.delay}").choice(RESYNC_STRATEGIES)
         argv = [HAKIT, "-q", "-i", str(self.lab.inventory), "resync", "--yes", "--node", node, "--strategy", strategy]
-        since = time.time()
+        since = self.clock.time()
         proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         try:
             proc.wait(timeout=report.fault.delay)
@@ -379,12 +379,16 @@ class Campaign:
         report.notes.append(f"{active} killed {report.fault.delay:g} s into a resync of {node} by {strategy}")
         init = self._inits().get(node)
         reads: list[tuple[float, bool, bool | None]] = []  # (moment, marked, writable)
-        deadline = time.monotonic() + RESYNC_WATCH
-        while init is not None and time.monotonic() < deadline:
-            marked = subprocess.run(enter(init) + ["test", "-e", RESYNC_MARKER], capture_output=True,
-                                    timeout=10).returncode == 0
-            reads.append((time.time(), marked, WritableSampler.writable(init)))
-            time.sleep(0.5)
+        if init is not None:
+            def sample(where: int = init) -> bool:
+                """One look: the marker and whether the node is writable. Never done: the node
+                is watched for the whole window (a promotion may come after the marker goes)."""
+                marked = subprocess.run(enter(where) + ["test", "-e", RESYNC_MARKER], capture_output=True,
+                                        timeout=10).returncode == 0
+                reads.append((self.clock.time(), marked, WritableSampler.writable(where)))
+                return False
+
+            wait_until(sample, RESYNC_WATCH, 0.5, clock=self.clock)
         if proc.poll() is None:  # still waiting for the dead active: it is run again below
             proc.kill()
         proc.wait()

@@ -261,7 +261,8 @@ def _database(run: InitRun, s: Step) -> None:
 
 def _stack(run: InitRun, s: Step) -> None:
     node = s.node
-    changed, what = stack_for(run.inv, run.runners).ensure_running(node, set(run.changed.get(node, [])))
+    stack = stack_for(run.inv, run.runners, clock=run.clock)
+    changed, what = stack.ensure_running(node, set(run.changed.get(node, [])))
     (run.did if changed else run.note)(what)
 
 
@@ -456,7 +457,7 @@ def _writable(run: InitRun, _: Step) -> None:
 
 
 def _resources(run: InitRun, _: Step) -> None:
-    stack_for(run.inv, run.runners).load_resources(run)
+    stack_for(run.inv, run.runners, clock=run.clock).load_resources(run)
 
 
 def _keys(run: InitRun, _: Step) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 import hakit
+from hakit.clock import SYSTEM_CLOCK, FakeClock
 from hakit.cluster import stack_for, traits_for
 from hakit.cluster.fake import FakeStack
 from hakit.cluster.heartbeat import HB_TAKEOVER, HeartbeatStack
@@ -91,6 +92,10 @@ def test_the_chooser_gives_each_inventory_its_stack(pacemaker, heartbeat):
     fake = FakeStack()
     assert World(stack=fake).stack_of(pacemaker) is fake
     assert type(World(runners=runners).stack_of(heartbeat)) is HeartbeatStack
+    # its waits run on the world's clock (the system's by default)
+    clock = FakeClock()
+    assert World(runners=runners, clock=clock).stack_of(pacemaker).clock is clock
+    assert stack_for(heartbeat, runners).clock is SYSTEM_CLOCK
 
 
 def test_the_traits_say_what_the_plans_and_the_observation_need(pacemaker, heartbeat):

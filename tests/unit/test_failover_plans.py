@@ -7,12 +7,12 @@ shipped fakes (FakeDatabase) to check their effects: zero loss, generation fenci
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 
 import pytest
 from unitkit import EXAMPLES
 
+from hakit.clock import FakeClock
 from hakit.cluster.fake import FakeStack
 from hakit.errors import OperationFailed, SafetyRefusal
 from hakit.failover.actions import Operator
@@ -922,7 +922,7 @@ def test_the_stack_follows_only_once_every_member_runs_on_the_target(inv):
     for resource in ("db-role", "vip"):
         n2.on("crm_resource", "--resource", resource, "--locate", stdout=f"resource {resource} is running on: n2\n")
     n2.on("ip", "-o", "-4", "addr", "show", stdout="2: eth0    inet 10.9.0.100/24 scope global eth0\n")
-    follow_pacemaker(inv, {"n2": n2}, "n2")
+    follow_pacemaker(inv, {"n2": n2}, "n2", clock=FakeClock())
     located = [c for c in n2.calls if c == ("crm_resource", "--resource", "monitoring", "--locate")]
     assert len(located) == 3 and n2.calls[-1][-1] == "--clear"
 
@@ -938,10 +938,11 @@ def test_the_stack_moving_the_role_away_fails_at_once_and_names_the_cause(inv):
     for resource in ("db-role", "vip", "monitoring"):
         n2.on("crm_resource", "--resource", resource, "--locate", stdout=f"resource {resource} is running on: n1\n")
     n2.on("ip", "-o", "-4", "addr", "show", stdout="2: eth0    inet 10.9.0.12/24 scope global eth0\n")
-    started = time.monotonic()
+    clock = FakeClock()
+    started = clock.monotonic()
     with pytest.raises(OperationFailed, match="moved the database role to n1 instead of keeping it on n2"):
-        follow_pacemaker(inv, {"n2": n2}, "n2", away_grace=0.3)
-    assert time.monotonic() - started < 5 and n2.calls[-1][-1] == "--clear"
+        follow_pacemaker(inv, {"n2": n2}, "n2", away_grace=0.3, clock=clock)
+    assert clock.monotonic() - started < 5 and n2.calls[-1][-1] == "--clear"
     assert not any("--cleanup" in c for c in n2.calls)  # the failures say what went wrong: kept
 
 
@@ -952,20 +953,21 @@ def test_a_passing_recovery_elsewhere_is_not_a_move_away(inv):
     from hakit.remote.fake import FakeRunner
 
     n2 = FakeRunner("n2")
-    recovering = {"until": time.monotonic() + 0.5}
+    clock = FakeClock()
+    recovering = {"until": clock.monotonic() + 0.5}
 
     def locate(argv, data):
-        where = "n1" if time.monotonic() < recovering["until"] else "n2"
+        where = "n1" if clock.monotonic() < recovering["until"] else "n2"
         return Result(argv, 0, f"resource {argv[2]} is running on: {where}\n")
 
     def addresses(argv, data):
-        vip = "10.9.0.12" if time.monotonic() < recovering["until"] else "10.9.0.100"
+        vip = "10.9.0.12" if clock.monotonic() < recovering["until"] else "10.9.0.100"
         return Result(argv, 0, f"2: eth0    inet {vip}/24 scope global eth0\n")
 
     for resource in ("db-role", "vip", "monitoring"):
         n2.responses[("crm_resource", "--resource", resource, "--locate")] = locate
     n2.responses[("ip", "-o", "-4", "addr", "show")] = addresses
-    follow_pacemaker(inv, {"n2": n2}, "n2", away_grace=2.0)
+    follow_pacemaker(inv, {"n2": n2}, "n2", away_grace=2.0, clock=clock)
     assert n2.calls[-1][-1] == "--clear"
     assert sum(1 for c in n2.calls if c == ("crm_resource", "--resource", "db-role", "--locate")) >= 3
 
@@ -983,7 +985,7 @@ def test_after_a_takeover_the_group_is_given_back_only_once_pacemaker_accepts_th
     for resource in ("db-role", "vip", "monitoring"):
         n2.on("crm_resource", "--resource", resource, "--locate", stdout=f"resource {resource} is running on: n2\n")
     n2.on("ip", "-o", "-4", "addr", "show", stdout="2: eth0    inet 10.9.0.100/24 scope global eth0\n")
-    follow_pacemaker(pinged, {"n2": n2}, "n2")
+    follow_pacemaker(pinged, {"n2": n2}, "n2", clock=FakeClock())
     first_change = next(i for i, c in enumerate(n2.calls) if c[0] == "crm_resource")
     assert [c[0] for c in n2.calls[:first_change]] == ["crm_attribute"] * 3
     assert n2.calls[first_change][3] == "--move"
@@ -1001,7 +1003,7 @@ def test_a_stale_view_with_the_vip_still_here_is_not_a_move_away(inv):
         n2.responses[("crm_resource", "--resource", resource, "--locate")] = \
             lambda argv, data, r=resource: Result(argv, 0, f"resource {r} is running on: {next(looks, 'n2')}\n")
     n2.on("ip", "-o", "-4", "addr", "show", stdout="2: eth0    inet 10.9.0.100/24 scope global eth0\n")
-    follow_pacemaker(inv, {"n2": n2}, "n2")
+    follow_pacemaker(inv, {"n2": n2}, "n2", clock=FakeClock())
     assert n2.calls[-1][-1] == "--clear"
 
 
@@ -1022,7 +1024,7 @@ def test_a_switchover_waits_until_pacemaker_accepts_the_target(pinged):
     n2 = FakeRunner("n2")
     answers = iter([Result((), 105, "", "No such device or address"), Result((), 0, "1000\n")])
     n2.responses[("crm_attribute",)] = lambda argv, data: next(answers)
-    hold_stack(pinged, {"n2": n2}, "n2", ready=True)
+    hold_stack(pinged, {"n2": n2}, "n2", ready=True, clock=FakeClock())
     queries = [c for c in n2.calls if c[0] == "crm_attribute"]
     assert len(queries) == 2 and queries[0][:5] == ("crm_attribute", "--node", "n2", "--name", "pingd")
     assert "--lifetime" in queries[0] and n2.calls[-1][-2:] == ("--parameter-value", "false")
@@ -1036,7 +1038,7 @@ def test_a_target_pacemaker_never_accepts_is_refused_before_anything_changes(pin
     n2.on("crm_attribute", stdout="0\n")
     with pytest.raises(OperationFailed, match=r"n2: Pacemaker would not run hakit there: its connectivity "
                                               r"attribute pingd is 0: no ping node answers from it"):
-        wait_stack_accepts(pinged, n2, "n2", timeout=0.3)
+        wait_stack_accepts(pinged, n2, "n2", clock=FakeClock())
     assert all(c[0] == "crm_attribute" for c in n2.calls)  # nothing held, nothing moved
 
 
@@ -1110,25 +1112,24 @@ def test_a_takeover_whose_old_database_cannot_be_stopped_with_proof_is_refused(i
     assert n2.read_only and n2.facts().generation == 1  # nothing was promoted
 
 
-def test_heartbeat_follows_even_when_it_thinks_it_holds_a_group_it_gave_up(inv, monkeypatch):
+def test_heartbeat_follows_even_when_it_thinks_it_holds_a_group_it_gave_up(inv):
     # seen on the lab: a start refused by anti-flap made heartbeat give the group up, yet it
     # counted the acquisition as done ("all"): nothing would have started the monitoring master
     from hakit.cluster import heartbeat as operate
     from hakit.remote.fake import FakeRunner
     from hakit.remote.port import Result
 
-    monkeypatch.setattr(operate, "HB_ACQUIRE_GRACE", 0.0)
     n1 = FakeRunner("n1")
     n1.on("cl_status", "rscstatus", stdout="all\n")
     n1.on("pgrep", exited=1)
-    operate.follow_heartbeat(inv, {"n1": n1}, "n1")
+    operate.follow_heartbeat(inv, {"n1": n1}, "n1", clock=FakeClock())  # its acquisition grace passes
     assert ("/usr/share/heartbeat/hb_takeover", "all") not in n1.calls  # it holds them already
     assert n1.calls[-1] == ("/etc/ha.d/resource.d/hakit-monitoring-master", "start")
 
     n2 = FakeRunner("n2")
     answers = iter(["local\n", "transition\n", "foreign\n"])  # n2 is not haresources' first node
     n2.responses[("cl_status", "rscstatus")] = lambda argv, data: Result(argv, 0, next(answers))
-    operate.follow_heartbeat(inv, {"n2": n2}, "n2")  # the monitoring master runs (pgrep answers 0)
+    operate.follow_heartbeat(inv, {"n2": n2}, "n2", clock=FakeClock())  # the monitoring master runs (pgrep answers 0)
     assert ("/usr/share/heartbeat/hb_takeover", "all") in n2.calls
     assert not any(c[0].endswith("hakit-monitoring-master") for c in n2.calls)
 
@@ -1196,21 +1197,19 @@ def test_a_resync_ends_only_once_pacemaker_would_run_the_group_on_the_rebuilt_no
     n1 = FakeRunner("n1")
     answers = iter([Result((), 105, "", "No such device or address"), Result((), 105, "", ""), Result((), 0, "1000\n")])
     n1.responses[("crm_attribute",)] = lambda argv, data: next(answers)
-    operator = Operator(pinged, World(runners={"n1": n1}), say=lambda t: None)
+    operator = Operator(pinged, World(runners={"n1": n1}, clock=FakeClock()), say=lambda t: None)
     operator.actions()["clear_failures"](step("n1 eligible", "clear_failures", "", node="n1"))
     assert n1.calls[0][1:] == ("agent", "server", "--start")
     assert n1.calls[1][:4] == ("crm_resource", "--resource", "hakit", "--cleanup")
     assert [c[0] for c in n1.calls[2:]] == ["crm_attribute"] * 3
 
 
-def test_a_resync_whose_node_pacemaker_never_accepts_fails_resumably(pinged, monkeypatch):
-    import hakit.cluster.pacemaker
+def test_a_resync_whose_node_pacemaker_never_accepts_fails_resumably(pinged):
     from hakit.remote.fake import FakeRunner
 
-    monkeypatch.setattr(hakit.cluster.pacemaker.wait_stack_accepts, "__defaults__", (0.3,))
     n1 = FakeRunner("n1")
     n1.on("crm_attribute", stdout="0\n")
-    operator = Operator(pinged, World(runners={"n1": n1}), say=lambda t: None)
+    operator = Operator(pinged, World(runners={"n1": n1}, clock=FakeClock()), say=lambda t: None)
     with pytest.raises(OperationFailed, match=r"n1: Pacemaker would not run hakit there: its connectivity attribute "
                                               r"pingd is 0"):
         operator.actions()["clear_failures"](step("n1 eligible", "clear_failures", "", node="n1"))
