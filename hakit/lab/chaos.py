@@ -60,6 +60,8 @@ ON_ACTIVE = ("kill-node", "kill-mysqld", "interrupt-switchover", "hang", "long-w
 ON_STANDBY = ("interrupt-resync", "kill-mysqld-standby", "resync-active-dies")
 #: faults that last a drawn 3-8 s before they are undone (the others are killed after 0.2-4 s)
 LASTING = ("partition", "peer-partition", "one-way", "slow-link")
+#: (the double fault resync-active-dies kills the active 0.3-2.5 s into the resync: a lab's resync by
+#: dump or rejoin is over in about 3 s, and the kill must land before, during and after its changes)
 #: faults that last a drawn 10-40 s: a full disk outlasts the role's monitor and the writers' timeouts
 LONG_LASTING = ("full-disk",)
 #: MB: the data disk of each node of a campaign that fills one (``hakit lab up --data-disk``)
@@ -90,7 +92,8 @@ def draw(seed: int, count: int, kinds: tuple[str, ...] = KINDS) -> list[Fault]:
             target = "standby"
         else:
             target = rng.choice(("active", "standby"))
-        low, high = (3.0, 8.0) if kind in LASTING else (10.0, 40.0) if kind in LONG_LASTING else (0.2, 4.0)
+        low, high = (3.0, 8.0) if kind in LASTING else (10.0, 40.0) if kind in LONG_LASTING else \
+            (0.3, 2.5) if kind == "resync-active-dies" else (0.2, 4.0)
         delay = round(rng.uniform(low, high), 2)
         faults.append(Fault(kind, target, delay))
     return faults

@@ -25,6 +25,8 @@ def test_every_kind_is_drawn_with_sensible_targets_and_delays():
         lasting = f.kind in ("partition", "peer-partition", "one-way", "slow-link")
         if f.kind == "full-disk":  # outlasts the role's monitor and the writers' timeouts
             assert 10.0 <= f.delay <= 40.0
+        elif f.kind == "resync-active-dies":  # before, during and after a lab resync's changes
+            assert 0.3 <= f.delay <= 2.5
         else:
             assert (3.0 <= f.delay <= 8.0) if lasting else (0.2 <= f.delay <= 4.0)
     for kind in ("partition", "stop-stack", "peer-partition", "one-way", "slow-link"):
