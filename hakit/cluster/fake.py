@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from hakit.cluster.port import PACEMAKER, StackTraits
+from hakit.cluster.port import PACEMAKER, InitLoad, StackTraits
 from hakit.errors import OperationFailed, SafetyRefusal
 
 
@@ -91,5 +91,5 @@ class FakeStack:
         self.calls.append(("ensure_running", node, frozenset(changed)))
         return False, f"{node}: {self.traits.name} runs with the current config"
 
-    def load_resources(self, run: Any) -> None:
+    def load_resources(self, run: InitLoad) -> None:
         self.calls.append(("load_resources",))

@@ -7,15 +7,13 @@ itself, and no failure to forget; the group moves by ``hb_takeover`` on the node
 
 from __future__ import annotations
 
-from typing import Any
-
 from hakit.clock import SYSTEM_CLOCK, Clock
 from hakit.clock import wait_until as clock_wait
 from hakit.cluster.paths import HEARTBEAT_DIR
-from hakit.cluster.port import HEARTBEAT, StackTraits
-from hakit.cluster.stack import wait_monitoring
+from hakit.cluster.port import HEARTBEAT, InitLoad, StackTraits
+from hakit.cluster.stack import chosen_active, wait_monitoring
 from hakit.errors import HakitError, OperationFailed, SafetyRefusal
-from hakit.inventory.model import Inventory
+from hakit.inventory.model import Inventory, Pair
 from hakit.remote.port import Runner
 from hakit.remote.probes import holds_address, process_running
 from hakit.remote.services import service, wait_until
@@ -77,11 +75,12 @@ def follow_heartbeat(inv: Inventory, runners: dict[str, Runner], node: str, time
         runner.run([f"{HEARTBEAT_DIR}/hakit-monitoring-master", "start"], timeout=120)
 
 
-def _load(run) -> None:
+def _load(run: InitLoad) -> None:
     """``init``: install each pair's haresources (heartbeat restarted when it changed, the active
     first), then wait until the VIP is on the active."""
+    chosen = chosen_active(run)
     for pair in run.inv.pairs:
-        active = run.active if pair.carries_db else pair.nodes[0].name
+        active = chosen if pair.carries_db else pair.nodes[0].name
         art = next(a for a in run.artefacts if a.kind == "haresources" and a.node == active)
         changed = False
         for node in pair.nodes:
@@ -158,7 +157,7 @@ class HeartbeatStack:
     def clear_failures(self, node: str) -> None:
         """heartbeat records no failures: nothing to do."""
 
-    def _holders(self, pair, reachable: list[str]) -> list[str]:
+    def _holders(self, pair: Pair, reachable: list[str]) -> list[str]:
         return [n for n in pair.node_names if n in reachable and holds_address(self.runners[n], pair.vip.address)]
 
     def check_maintenance(self, reachable: list[str]) -> None:
@@ -205,5 +204,5 @@ class HeartbeatStack:
             return True, f"{node}: heartbeat reloaded (haresources changed)"
         return False, f"{node}: heartbeat runs with the current config"
 
-    def load_resources(self, run: Any) -> None:
+    def load_resources(self, run: InitLoad) -> None:
         _load(run)

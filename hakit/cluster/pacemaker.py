@@ -9,12 +9,11 @@ connectivity attribute of the ping resource says where the group may run.
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from hakit.clock import SYSTEM_CLOCK, Clock
 from hakit.clock import wait_until as clock_wait
-from hakit.cluster.port import PACEMAKER, StackTraits
-from hakit.cluster.stack import db_group, wait_monitoring
+from hakit.cluster.port import PACEMAKER, InitLoad, StackTraits
+from hakit.cluster.stack import chosen_active, db_group, wait_monitoring
 from hakit.errors import HakitError, OperationFailed
 from hakit.inventory.model import Inventory
 from hakit.remote.port import Runner
@@ -22,7 +21,7 @@ from hakit.remote.probes import holds_address
 from hakit.remote.services import service, wait_until
 
 
-def running_on(runner, resource: str) -> list[str]:
+def running_on(runner: Runner, resource: str) -> list[str]:
     """The nodes where Pacemaker runs ``resource`` (``crm_resource --locate``); empty when none."""
     out = runner.run(["crm_resource", "--resource", resource, "--locate"], warn=True, timeout=30).stdout
     return re.findall(r"is running on: (\S+)", out)
@@ -181,7 +180,7 @@ def _clear_stale_failures(runner: Runner, group: str) -> None:
     runner.run(["crm_resource", "--cleanup", "--resource", group], warn=True, timeout=60)
 
 
-def _load(run) -> None:
+def _load(run: InitLoad) -> None:
     """``init``: load the CIB's resources (only when some are missing or the file changed), then
     wait until the group runs on the active."""
     first = run.inv.nodes[0].name
@@ -200,10 +199,10 @@ def _load(run) -> None:
 
     names = pacemaker_names(run.inv, run.inv.db_pair)
     members = [m for m in (names.filesystem, names.db_role, names.vip, names.monitoring) if m]
-    _wait_group_on(run, runner, names.group, run.active, members)
+    _wait_group_on(run, runner, names.group, chosen_active(run), members)
 
 
-def _wait_group_on(run, runner, group: str, node: str, members: list[str]) -> None:
+def _wait_group_on(run: InitLoad, runner: Runner, group: str, node: str, members: list[str]) -> None:
     """The group must run on ``node`` (the active), every member of it (a group counts as
     located as soon as its first member runs, and the monitoring master starts last). Moves it
     there once if the stack chose otherwise.
@@ -318,5 +317,5 @@ class PacemakerStack:
             return True, f"{node}: corosync and Pacemaker {'restarted' if running else 'started'}"
         return False, f"{node}: corosync and Pacemaker run with the current config"
 
-    def load_resources(self, run: Any) -> None:
+    def load_resources(self, run: InitLoad) -> None:
         _load(run)

@@ -13,7 +13,31 @@ Light on purpose: constants, a frozen dataclass and a Protocol. The planners imp
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:  # types only: the planners import this module, it stays light
+    from hakit.clock import Clock
+    from hakit.inventory.model import Inventory
+    from hakit.remote.port import Runner
+    from hakit.render.artefact import Artefact
+
+
+class InitLoad(Protocol):
+    """What a stack's ``load_resources`` (and ``init``'s keys step) reads of ``init``'s run:
+    :class:`hakit.pair.init.InitRun`, which sits above the cluster layer."""
+
+    inv: Inventory
+    runners: dict[str, Runner]
+    artefacts: list[Artefact]
+    #: the files ``init`` changed, per node
+    changed: dict[str, list[str]]
+    #: the active ``init``'s roles step chose (None before it)
+    active: str | None
+    clock: Clock
+
+    def did(self, what: str) -> None: ...
+
+    def note(self, what: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -110,6 +134,6 @@ class Stack(Protocol):
         """The stack's daemons run on ``node`` with its current config (``changed``: the files
         ``init`` changed there); returns whether anything was (re)started and what."""
 
-    def load_resources(self, run: Any) -> None:
+    def load_resources(self, run: InitLoad) -> None:
         """Load the cluster resources into the stack (``init``'s run: its artefacts, the changed
         files, the active; see :mod:`hakit.pair.init`) and wait until they run on the active."""

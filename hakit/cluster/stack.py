@@ -8,6 +8,7 @@ behind the port of :mod:`hakit.cluster.port`.
 from __future__ import annotations
 
 from hakit.clock import SYSTEM_CLOCK, Clock, wait_until
+from hakit.cluster.port import InitLoad
 from hakit.errors import OperationFailed
 from hakit.inventory.model import Inventory
 from hakit.remote.port import Runner
@@ -43,3 +44,11 @@ def wait_monitoring(inv: Inventory, runner: Runner, node: str, timeout: float = 
         return
     wait_until(lambda: process_running(runner, inv.settings.monitoring.service), timeout, 0.5, clock=clock,
                fail=lambda _: OperationFailed(f"the monitoring master did not start on {node} within {timeout:g}s"))
+
+
+def chosen_active(run: InitLoad) -> str:
+    """The active ``init``'s roles step chose; the steps that ask for it (the resources, the
+    keys) come after that one, so it is always chosen there."""
+    if run.active is None:
+        raise OperationFailed("init has chosen no active yet (its roles step comes first)")
+    return run.active

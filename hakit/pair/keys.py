@@ -13,7 +13,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from hakit.cluster.port import InitLoad
+from hakit.cluster.stack import chosen_active
 from hakit.files import atomic_write
+from hakit.inventory.model import Inventory, Pair
+from hakit.remote.port import Runner
 from hakit.remote.services import service
 
 KEY_FILE = "id_ed25519"
@@ -27,10 +31,11 @@ SSHD_LISTENING_AGAIN = ('command -v ss >/dev/null || exit 0; [ -n "$2" ] || exit
                         '[ -n "$now" ] && [ "$now" != "$2" ] && exit 0; sleep 0.1; i=$((i+1)); done; exit 1')
 
 
-def share_keys(run) -> None:
+def share_keys(run: InitLoad) -> None:
     ssh = run.inv.settings.ssh
+    chosen = chosen_active(run)
     for pair in run.inv.pairs:
-        active = run.active if pair.carries_db else pair.nodes[0].name
+        active = chosen if pair.carries_db else pair.nodes[0].name
         standby = pair.peer_of(active).name
         src, dst = run.runners[active], run.runners[standby]
         if ssh.share_user_key:
@@ -39,7 +44,7 @@ def share_keys(run) -> None:
             _host_keys(run, src, dst, active, standby, pair)
 
 
-def _home(runner, user: str) -> tuple[str, str, str] | None:
+def _home(runner: Runner, user: str) -> tuple[str, str, str] | None:
     entry = runner.run(["getent", "passwd", user], warn=True).stdout.strip()
     if not entry:
         return None
@@ -47,7 +52,7 @@ def _home(runner, user: str) -> tuple[str, str, str] | None:
     return fields[5], fields[2], fields[3]
 
 
-def _user_key(run, src, dst, user: str, active: str, standby: str) -> None:
+def _user_key(run: InitLoad, src: Runner, dst: Runner, user: str, active: str, standby: str) -> None:
     home = _home(src, user)
     dst_home = _home(dst, user) if home is not None else None
     if home is None or dst_home is None:
@@ -75,7 +80,7 @@ def _user_key(run, src, dst, user: str, active: str, standby: str) -> None:
     run.did(f"{standby}: {user}'s SSH key copied from {active}")
 
 
-def _host_keys(run, src, dst, active: str, standby: str, pair) -> None:
+def _host_keys(run: InitLoad, src: Runner, dst: Runner, active: str, standby: str, pair: Pair) -> None:
     names = sorted(n for n in src.run(["sh", "-c", "cd /etc/ssh && ls ssh_host_*_key ssh_host_*_key.pub"])
                    .stdout.split())
     changed = False
@@ -101,12 +106,12 @@ def _host_keys(run, src, dst, active: str, standby: str, pair) -> None:
         run.did(f"known_hosts: {', '.join(hosts)} carry the pair's host keys")
 
 
-def known_hosts_path(inv) -> Path:
+def known_hosts_path(inv: Inventory) -> Path:
     path = Path(os.path.expanduser(inv.settings.ssh.known_hosts))
     return path if path.is_absolute() else Path(inv.base_dir) / path
 
 
-def _record_known_hosts(run, hosts: list[str], publics: list[list[str]]) -> bool:
+def _record_known_hosts(run: InitLoad, hosts: list[str], publics: list[list[str]]) -> bool:
     path = known_hosts_path(run.inv)
     old = path.read_text() if path.exists() else ""
     keep = [line for line in old.splitlines()
