@@ -14,7 +14,7 @@ import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from hakit.clock import wait_until
 from hakit.cluster.port import Stack
@@ -41,6 +41,14 @@ CHECK_TRIES = 3
 LOCKED_CATCH_UP = 10.0
 
 
+class DirectPath(Protocol):
+    """The direct path's VIP and watcher on a node (``on``: start, else stop), as a fake gives them."""
+
+    def vip(self, node: str, on: bool) -> None: ...
+
+    def watcher(self, node: str, on: bool) -> None: ...
+
+
 @dataclass
 class Operator:
     """Everything the actions act through. Fakes in unit tests (the world's ``stack``, ``direct``
@@ -52,7 +60,7 @@ class Operator:
     progress: Any = None
     #: the direct path's VIP and watcher (default: the real ones, through the node's runner); a
     #: fake has ``vip(node, on)`` and ``watcher(node, on)``
-    direct: Any = None
+    direct: DirectPath | None = None
     copier: Callable[[str, str, str], None] | None = None  #: (strategy, source, target) for dump/backup
     hook_env: dict[str, str] = field(default_factory=dict)
     #: the copy a rejoin found unequal is rebuilt by (set by the consistency check)
@@ -184,7 +192,8 @@ class Operator:
         """The VIP's agent on the node (``on``: start, else stop); both are idempotent."""
         on = bool(s.arg("on"))
         if self.direct is not None:
-            return self.direct.vip(s.node, on)
+            self.direct.vip(s.node, on)
+            return
         runner = self._runner(s.node)
         done = runner.run(vip_argv(self.inv, "start" if on else "stop"), warn=True, timeout=30)
         if not done.ok and not on and not holds_address(runner, self.inv.db_pair.vip.address):
@@ -198,7 +207,8 @@ class Operator:
         which a direct move does not run)."""
         on = bool(s.arg("on"))
         if self.direct is not None:
-            return self.direct.watcher(s.node, on)
+            self.direct.watcher(s.node, on)
+            return
         done = self._runner(s.node).run([self.inv.settings.node_hakit, "agent", "watch", "--start" if on else "--stop"],
                                         warn=True, timeout=30)
         if not done.ok:

@@ -25,7 +25,7 @@ from hakit.failover.planners import ErrantReport
 from hakit.failover.snapshot import NodeView, Snapshot, cluster_generation
 from hakit.failover.state import raise_floor, read_floor
 from hakit.inventory.model import Inventory, Node
-from hakit.mysql.facts import DatabaseUnreachable
+from hakit.mysql.facts import DatabaseUnreachable, DbFacts
 from hakit.mysql.gtid import Position
 from hakit.mysql.port import Database
 from hakit.mysql.tls import probe_files
@@ -130,9 +130,9 @@ def observe_node(inv: Inventory, world: World, node: Node) -> NodeView:
     database = world.databases.get(node.name)
     facts = None
 
-    def read_database():
+    def read_database(db: Database) -> tuple[DbFacts | None, str | None]:
         try:
-            return database.facts(), None
+            return db.facts(), None
         except (DatabaseUnreachable, HakitError) as exc:
             return None, str(exc)
 
@@ -147,7 +147,7 @@ def observe_node(inv: Inventory, world: World, node: Node) -> NodeView:
                 vip = holds_address(runner, pair.vip.address)
                 tunneled = database is not None and getattr(database, "sock_factory", None) is not None
                 if database is not None and tunneled:
-                    reading = pool.submit(read_database)
+                    reading = pool.submit(read_database, database)
                 monitored = (pool.submit(process_running, runner, inv.settings.monitoring.service)
                              if pair.carries_app else None)
                 script = FLAGS_SCRIPT + "; " + stack_script(traits_for(inv).daemons) + \
@@ -168,7 +168,7 @@ def observe_node(inv: Inventory, world: World, node: Node) -> NodeView:
         # the database is reached through the same SSH connection: no second timeout for a dead node
         tunneled = database is not None and getattr(database, "sock_factory", None) is not None
         if reading is None and database is not None and not (ssh_down and tunneled):
-            reading = pool.submit(read_database)
+            reading = pool.submit(read_database, database)
         if reading is not None:
             facts, problem = reading.result()
             if problem is not None:

@@ -21,6 +21,7 @@ from collections.abc import Callable
 
 from hakit.clock import SYSTEM_CLOCK, Clock
 from hakit.errors import OperationFailed, SafetyRefusal
+from hakit.inventory.model import Inventory
 from hakit.mysql.facts import user_databases
 from hakit.mysql.gtid import Position
 from hakit.mysql.root import root_sql
@@ -115,7 +116,7 @@ def non_transactional(runner: Runner, schemas: list[str]) -> set[str]:
     return set(result.stdout.split())
 
 
-def copy_by_dump(inv, active: Runner, target: Runner, *, say: Say, progress: Progress,
+def copy_by_dump(inv: Inventory, active: Runner, target: Runner, *, say: Say, progress: Progress,
                  clock: Clock = SYSTEM_CLOCK) -> Position:
     """The seed runbook's dump, streamed; the global read lock only for what a snapshot cannot cover.
 
@@ -290,7 +291,7 @@ def _set_own_users(target: Runner, say: Say) -> None:
         say(f"    {target.host}: its own users and replication source set again ({REPLICATION_SQL})")
 
 
-def settle(inv, target: Runner, *, say: Say, stop_db: Callable[[], object] | None = None,
+def settle(inv: Inventory, target: Runner, *, say: Say, stop_db: Callable[[], object] | None = None,
            start_db: Callable[[], object] | None = None, own_users: bool = True,
            clock: Clock = SYSTEM_CLOCK) -> str:
     """The target as an interrupted copy left it, made whole and running; returns its data directory.
@@ -338,7 +339,7 @@ def settle(inv, target: Runner, *, say: Say, stop_db: Callable[[], object] | Non
     return datadir
 
 
-def copy_by_backup(inv, active: Runner, target: Runner, *, say: Say, progress: Progress,
+def copy_by_backup(inv: Inventory, active: Runner, target: Runner, *, say: Say, progress: Progress,
                    stop_db: Callable[[], object] | None = None,
                    start_db: Callable[[], object] | None = None, clock: Clock = SYSTEM_CLOCK) -> Position:
     """A physical copy of the active's server onto the target, with mariabackup.
