@@ -31,6 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import TypedDict
 
 import yaml
 
@@ -51,7 +52,7 @@ from hakit.mysql.sql import STATE_TABLE, ident, state_schema_sql
 from hakit.mysql.tls import probe_files
 from hakit.pair.decide import RoleFacts, choose_active
 from hakit.pair.sync import sync
-from hakit.remote.port import HostKeyRefused, Runner, Unreachable
+from hakit.remote.port import HostKeyRefused, Result, Runner, Unreachable
 from hakit.remote.services import service, wait_until
 from hakit.remote.transfer import NullProgress
 from hakit.render.artefact import CLUSTER_DIR, Artefact
@@ -101,7 +102,7 @@ class InitRun:
     def note(self, what: str) -> None:
         self.say(f"    ok: {what}")
 
-    def sql(self, node: str, text: str | bytes, warn: bool = False):
+    def sql(self, node: str, text: str | bytes, warn: bool = False) -> Result:
         return root_sql(self.runners[node], text, warn=warn)
 
     def value(self, node: str, query: str) -> str:
@@ -293,7 +294,19 @@ def _users(run: InitRun, s: Step) -> None:
     run.did(f"{node}: users and replication source set (node-local, sql_log_bin=0)")
 
 
-def _facts(run: InitRun, node: str) -> dict:
+class _Facts(TypedDict):
+    """What ``init`` reads of one node's database (:func:`_facts`)."""
+
+    read_only: bool
+    binlog: Position
+    current: Position
+    slave: Position
+    tables: int
+    generation: int
+    promoted: str
+
+
+def _facts(run: InitRun, node: str) -> _Facts:
     mysql = run.inv.settings.mysql
     dbs = ",".join(f"'{d}'" for d in mysql.databases)
     row = run.sql(node, "SELECT @@read_only, @@gtid_binlog_pos, @@gtid_current_pos, @@gtid_slave_pos, "

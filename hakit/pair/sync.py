@@ -74,7 +74,8 @@ for p in sorted(paths, key=len, reverse=True):
         os.unlink(p)
 """
 
-Manifest = dict[str, list]
+#: path -> [kind ("f", "d", "l"), mode, uid, gid, the file's sha256, the link's target or ""]
+Manifest = dict[str, list[str | int]]
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,8 @@ def manifest(runner: Runner, items: list[SyncItem]) -> Manifest:
     spec = json.dumps([[item.path, item.exclude] for item in items])
     result = runner.run(["python3", "-c", MANIFEST_PROGRAM, spec], timeout=300)
     try:
-        return json.loads(result.stdout)
+        tree: Manifest = json.loads(result.stdout)  # MANIFEST_PROGRAM's output
+        return tree
     except json.JSONDecodeError:
         raise OperationFailed(f"{runner.host}: could not read the sync manifest") from None
 
