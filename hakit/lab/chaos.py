@@ -138,7 +138,7 @@ class Campaign:
     def __init__(self, folder: Path, faults: list[Fault], *, say: Callable[[str], None] = print,
                  semi_sync: bool = True, clock: Clock = SYSTEM_CLOCK):
         self.clock = clock
-        self.lab = PairDriver(folder, clock)
+        self.lab = PairDriver(folder, clock=clock)
         self.faults, self.say, self.semi_sync = faults, say, semi_sync
         inv = self.lab.inv()
         self.stack = inv.settings.stack

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +44,8 @@ class PairDriver:
     """A running lab in ``dir`` whose inventory hakit has initialised."""
 
     dir: Path
-    clock: Clock = SYSTEM_CLOCK  #: what its waits run on
+    #: what its waits run on (keyword only: a subclass's own fields come next, positionally)
+    clock: Clock = field(default=SYSTEM_CLOCK, kw_only=True)
 
     @property
     def inventory(self) -> Path:

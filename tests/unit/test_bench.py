@@ -292,3 +292,15 @@ def test_the_rpo_table_shows_the_limited_stream_and_the_saved_rows(tmp_path: Pat
     assert ("| async, lagging standby (stream to the standby limited to 1mbit) | 310, 290 | 312, 291 | 312, 291 "
             "| yes |") in text
     assert "| semi-sync | 0 | 0 | – | NO |" in text
+
+
+def test_a_bench_lab_keeps_its_stack_and_timings_and_the_system_clock() -> None:
+    """The lab driver got a clock (issue 24, item 4) as its second field, and the benchmarks'
+    BenchLab(dir, stack, timings) passed the stack as the clock: every quick benchmark failed on
+    the lab. The clock is keyword-only now."""
+    from bench.common import BenchLab
+
+    from hakit.clock import SYSTEM_CLOCK
+
+    lab = BenchLab(Path("/nonexistent-lab"), "heartbeat", "stack-defaults")
+    assert (lab.stack, lab.timings, lab.clock) == ("heartbeat", "stack-defaults", SYSTEM_CLOCK)
