@@ -299,7 +299,6 @@ def test_a_bench_lab_keeps_its_stack_and_timings_and_the_system_clock() -> None:
     BenchLab(dir, stack, timings) passed the stack as the clock: every quick benchmark failed on
     the lab. The clock is keyword-only now."""
     from bench.common import BenchLab
-
     from hakit.clock import SYSTEM_CLOCK
 
     lab = BenchLab(Path("/nonexistent-lab"), "heartbeat", "stack-defaults")
