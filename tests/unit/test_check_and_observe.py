@@ -109,7 +109,6 @@ def test_the_node_probe_tells_a_running_watcher_from_a_missing_one(tmp_path):
     import os
     import subprocess
     import sys
-    import time
 
     from hakit.agents.processes import PIDFILE
     from hakit.failover.observe import FLAGS_SCRIPT
@@ -124,7 +123,13 @@ def test_the_node_probe_tells_a_running_watcher_from_a_missing_one(tmp_path):
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     watcher = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", "agent", "watch"])
     try:
-        time.sleep(0.2)
+        from pathlib import Path
+
+        from hakit.clock import wait_until
+
+        # both have exec'ed python (their command lines read as the probe reads them)
+        assert wait_until(lambda: all(b"time.sleep" in Path(f"/proc/{p.pid}/cmdline").read_bytes()
+                                      for p in (other, watcher)), 10, 0.02)
         pidfile.write_text(f"{other.pid}\n")
         assert probe() == ["no-watcher"]  # a reused PID: some other process
         pidfile.write_text(f"{watcher.pid}\n")
