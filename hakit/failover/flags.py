@@ -49,23 +49,29 @@ def read_floor(path: str | None = None) -> int:
         return 0
 
 
-def raise_floor(generation: int, path: str | None = None) -> bool:
-    """On a node: raise its generation floor to ``generation`` (never lowers it); atomic. False
-    when it cannot be written (the database's own generation still fences the node)."""
-    path = path or GENERATION_FLOOR
-    if generation <= read_floor(path):
-        return True
+def _replace(path: str, text: str) -> bool:
+    """Replace the node file ``path`` by ``text`` (mode 0600, its folder 0700), atomically and
+    durably; False when it cannot be written (never an exception for an agent)."""
     tmp = f"{path}.{os.getpid()}.tmp"
     try:
         os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
         with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as fh:
-            fh.write(f"{int(generation)}\n")
+            fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except OSError:
         return False
     return True
+
+
+def raise_floor(generation: int, path: str | None = None) -> bool:
+    """On a node: raise its generation floor to ``generation`` (never lowers it); atomic. False
+    when it cannot be written (the database's own generation still fences the node)."""
+    path = path or GENERATION_FLOOR
+    if generation <= read_floor(path):
+        return True
+    return _replace(path, f"{int(generation)}\n")
 
 
 #: a shell command that raises a node's floor to its first argument (never lowers it); atomic
@@ -120,17 +126,7 @@ def record_seen(seen: Seen, path: str | None = None) -> bool:
     current = read_seen(path)
     if current is not None and current.generation > seen.generation:
         return True
-    tmp = f"{path}.{os.getpid()}.tmp"
-    try:
-        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-        with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as fh:
-            fh.write(f"{int(seen.generation)} {seen.boot_id} {seen.at:.3f}\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except OSError:
-        return False
-    return True
+    return _replace(path, f"{int(seen.generation)} {seen.boot_id} {seen.at:.3f}\n")
 
 
 #: a shell command that records on a node that automatic generation ``$1`` happened ``$2`` seconds

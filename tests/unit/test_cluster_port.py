@@ -10,6 +10,7 @@ import inspect
 from pathlib import Path
 
 import pytest
+from test_maintenance import inventory  # the same two-node inventory, either stack
 
 import hakit
 from hakit.clock import SYSTEM_CLOCK, FakeClock
@@ -22,35 +23,10 @@ from hakit.errors import OperationFailed, SafetyRefusal
 from hakit.failover.actions import Operator
 from hakit.failover.observe import World, observe_operation
 from hakit.failover.plan import step
-from hakit.inventory.loader import load_inventory
 from hakit.remote.fake import FakeRunner
 from hakit.remote.port import Result
 
-INVENTORY = """
-all:
-  vars:
-    hakit:
-      cluster_name: opsview
-      topology: two-node
-      stack: {stack}
-      vips:
-        main: {{address: 10.9.0.100, netmask: 24, interface: eth0}}
-{fencing}
-  children:
-    hakit_nodes:
-      hosts:
-        n1: {{ansible_host: 10.9.0.11}}
-        n2: {{ansible_host: 10.9.0.12}}
-"""
-FENCING = """      fencing:
-        - {name: f, agent: fence_ipmilan, nodes: [n1, n2], params: {ip: 10.9.0.250, username: admin}}"""
 VIP_HERE = "2: eth0    inet 10.9.0.100/24 scope global eth0\n"
-
-
-def inventory(tmp_path, stack):
-    path = tmp_path / "inventory.yml"
-    path.write_text(INVENTORY.format(stack=stack, fencing=FENCING if stack == "pacemaker" else ""))
-    return load_inventory(path)
 
 
 @pytest.fixture
