@@ -30,13 +30,15 @@ def remove_empty_folders(folders: list[Path]) -> None:
             return
 
 
-def atomic_write(path: str | os.PathLike[str], content: bytes, mode: int = 0o644) -> None:
+def atomic_write(path: str | os.PathLike[str], content: bytes, mode: int = 0o644,
+                 owner: tuple[int, int] | None = None) -> None:
     """Write ``content`` to ``path`` through a temporary file in the same folder, then rename.
 
     The temporary file is created 0600 and narrowed or widened to ``mode`` before the content
     is written, so a secret is never readable by others, not even for an instant; a crash
     leaves either the old file or the new one, never half of one. A write that fails removes
-    the folders it created for ``path``.
+    the folders it created for ``path``. ``owner``: (uid, gid) given to the file before its
+    content is written (-1 leaves one unchanged).
     """
     target = Path(path)
     created = missing_folders(target)
@@ -46,6 +48,8 @@ def atomic_write(path: str | os.PathLike[str], content: bytes, mode: int = 0o644
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
         with os.fdopen(fd, "wb") as fh:
             os.fchmod(fh.fileno(), mode)
+            if owner is not None:
+                os.fchown(fh.fileno(), *owner)
             fh.write(content)
             fh.flush()
             os.fsync(fh.fileno())

@@ -19,13 +19,15 @@ def agent_group() -> None:
 def _lean_monitoring_stop() -> int | None:
     """The monitoring master's stop from what its start recorded, without loading the inventory
     (it is the first action of every move of the group); None when there is no record."""
-    from hakit.agents.processes import recorded_monitoring, stop_monitoring
+    from hakit.agents.processes import recorded_monitoring, stop_monitoring, stop_shipper
 
     recorded = recorded_monitoring()
     if recorded is None:
         return None
     daemon, service = recorded
-    if stop_monitoring(daemon, service):
+    stopped = stop_monitoring(daemon, service)
+    stop_shipper()  # after the daemon: it ships the file Nagios saved as it exited
+    if stopped:
         return ocf.OCF_SUCCESS
     ocf.exit_reason(f"{service} survived SIGKILL")
     return ocf.OCF_ERR_GENERIC
@@ -77,6 +79,13 @@ def heartbeat_command(name: str, action: str) -> None:
                 from hakit.agents.watch import start_watcher
 
                 start_watcher(load_context().inv.settings.node_hakit)
+            if name == "monitoring-master" and code == 0:
+                # the same for the monitoring state's shipper (hakit.agents.continuity)
+                from hakit.agents import continuity
+                from hakit.agents.context import load_context
+
+                if continuity.running() is None:
+                    continuity.start_shipper(load_context().inv.settings.node_hakit)
             click.echo(word)
         elif name == "monitoring-master" and action == "stop" and (lean := _lean_monitoring_stop()) is not None:
             code = 0 if lean == ocf.OCF_SUCCESS else 1
@@ -171,3 +180,13 @@ def watch_command(start: bool, stop: bool) -> None:
         start_watcher(load_context().inv.settings.node_hakit)
         raise click.exceptions.Exit(0)
     raise click.exceptions.Exit(watch(load_context()))
+
+
+@agent_group.command(name="continuity")
+def continuity_command() -> None:
+    """Ship the monitoring master's retention state into the pair's database while it runs here
+    (the monitoring master's start runs it, its stop ends it; see hakit.agents.continuity)."""
+    from hakit.agents.context import load_context
+    from hakit.agents.continuity import ship
+
+    raise click.exceptions.Exit(ship(load_context()))

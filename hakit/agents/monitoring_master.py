@@ -6,6 +6,10 @@
   than the freshness limit (a hung scheduler — the seed's "oldest file older than 70 s" check);
   0 otherwise. Probes are quiet.
 * ``stop`` is a force operation: the service is stopped, then any process left is killed.
+
+And the monitoring state (:mod:`hakit.agents.continuity`): ``start`` installs the state the
+pair shipped before Nagios starts, and runs the shipper beside the daemon; ``stop`` ends the
+shipper after the daemon (it ships the file Nagios saved as it exited).
 """
 
 from __future__ import annotations
@@ -17,9 +21,9 @@ import time
 from collections.abc import Callable
 
 from hakit import __version__
-from hakit.agents import ocf
-from hakit.agents.context import load_context
-from hakit.agents.processes import process_running, record_monitoring, stop_monitoring
+from hakit.agents import continuity, ocf
+from hakit.agents.context import NodeContext, load_context
+from hakit.agents.processes import process_running, record_monitoring, stop_monitoring, stop_shipper
 from hakit.clock import SYSTEM_CLOCK, Clock, wait_until
 from hakit.errors import HakitError
 
@@ -33,20 +37,23 @@ PARAMS = [
 ]
 
 
-def _settings():
-    return load_context(PARAMS[0].value(), PARAMS[1].value(), PARAMS[2].value() or None).inv.settings.monitoring
+def _context() -> NodeContext:
+    return load_context(PARAMS[0].value(), PARAMS[1].value(), PARAMS[2].value() or None)
 
 
 def _with_settings(action: Callable[..., int]) -> Callable[[], int]:
-    """Load the monitoring settings from the node's inventory first. A broken one is
-    OCF_ERR_CONFIGURED, except where the OCF conventions forbid it: a probe has nothing to probe
-    (7: an error would make Pacemaker stop the resource on every node), and a stop never fails
-    for a configuration reason (a failed stop is a fence): it stops the default daemon."""
+    """Load the node's inventory first (the action gets its monitoring settings and the node's
+    context). A broken one is OCF_ERR_CONFIGURED, except where the OCF conventions forbid it: a
+    probe has nothing to probe (7: an error would make Pacemaker stop the resource on every
+    node), and a stop never fails for a configuration reason (a failed stop is a fence): it
+    stops the default daemon."""
 
     @functools.wraps(action)
     def run() -> int:
+        ctx: NodeContext | None = None
         try:
-            mon = _settings()
+            ctx = _context()
+            mon = ctx.inv.settings.monitoring
         except HakitError as exc:
             ocf.exit_reason(str(exc))
             if action.__name__ == "monitor" and ocf.is_probe():
@@ -56,7 +63,7 @@ def _with_settings(action: Callable[..., int]) -> Callable[[], int]:
             from hakit.inventory.model import Monitoring
 
             mon = Monitoring()
-        return action(mon)
+        return action(mon, ctx)
 
     return run
 
@@ -75,8 +82,15 @@ def _service(name: str, action: str) -> subprocess.CompletedProcess:
     return _run([f"/etc/init.d/{name}", action], timeout=120)
 
 
+def _ensure_shipper(ctx: NodeContext | None) -> None:
+    """The monitoring state's shipper runs wherever the monitoring master runs (started again
+    by a monitor when it is missing: a stack that acquired a running group ran no start)."""
+    if ctx is not None and continuity.running() is None:
+        continuity.start_shipper(ctx.inv.settings.node_hakit)
+
+
 @_with_settings
-def monitor(mon) -> int:
+def monitor(mon, ctx: NodeContext | None = None) -> int:
     if not _running(mon.daemon):
         return ocf.OCF_NOT_RUNNING
     limit = float(PARAMS[3].value())
@@ -89,6 +103,8 @@ def monitor(mon) -> int:
         ocf.exit_reason(f"{mon.service} runs but its status file {mon.status_file} is "
                         f"{'missing' if age is None else f'{age:.0f}s old'} (limit {limit:g}s): the scheduler hangs")
         return ocf.OCF_ERR_GENERIC
+    if not ocf.is_probe():
+        _ensure_shipper(ctx)
     return ocf.OCF_SUCCESS
 
 
@@ -104,33 +120,40 @@ def _started_seconds_ago(daemon: str) -> float | None:
 
 
 @_with_settings
-def start(mon, clock: Clock = SYSTEM_CLOCK) -> int:
+def start(mon, ctx: NodeContext | None = None, clock: Clock = SYSTEM_CLOCK) -> int:
     if _running(mon.daemon):
         record_monitoring(mon.daemon, mon.service)
+        _ensure_shipper(ctx)
         return ocf.OCF_SUCCESS
     check = _run([mon.daemon, "-v", mon.config])
     if check.returncode != 0:
         errors = [line for line in check.stdout.splitlines() if "Error" in line][:3]
         ocf.exit_reason(f"{mon.config} does not verify: {' '.join(errors) or check.stdout[-200:]}")
         return ocf.OCF_ERR_CONFIGURED
+    if ctx is not None:
+        # the same view of the data the failed node left behind: its retention state, shipped
+        continuity.note(continuity.restore(ctx).reason)
     result = _service(mon.service, "start")
     if wait_until(lambda: _running(mon.daemon), 60, 0.2, clock=clock):
         record_monitoring(mon.daemon, mon.service)  # what a lean stop needs
+        _ensure_shipper(ctx)
         return ocf.OCF_SUCCESS
     ocf.exit_reason(f"{mon.service} did not start: {(result.stderr or result.stdout).strip()[-200:]}")
     return ocf.OCF_ERR_GENERIC
 
 
 @_with_settings
-def stop(mon) -> int:
-    if not stop_monitoring(mon.daemon, mon.service):  # stop must not fail: it was forced
+def stop(mon, ctx: NodeContext | None = None) -> int:
+    stopped = stop_monitoring(mon.daemon, mon.service)
+    stop_shipper()  # after the daemon: it ships the file Nagios saved as it exited
+    if not stopped:  # stop must not fail: it was forced
         ocf.exit_reason(f"{mon.service} survived SIGKILL")
         return ocf.OCF_ERR_GENERIC
     return ocf.OCF_SUCCESS
 
 
 @_with_settings
-def validate_all(mon) -> int:
+def validate_all(mon, ctx: NodeContext | None = None) -> int:
     if not os.access(mon.daemon, os.X_OK):
         ocf.exit_reason(f"{mon.daemon} is not installed (Debian package nagios4-core)")
         return ocf.OCF_ERR_INSTALLED

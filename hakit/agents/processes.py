@@ -20,6 +20,8 @@ from hakit.failover.flags import WATCHER_PIDFILE as PIDFILE
 #: what the monitoring master's start recorded: its daemon and service, one per line, so that
 #: its stop (the first action of every move of the group) runs without loading the inventory
 MONITORING_STATE = "/run/hakit-monitoring-master"
+#: the monitoring state's shipper (:mod:`hakit.agents.continuity`)
+CONTINUITY_PIDFILE = "/run/hakit-continuity.pid"
 #: the process names of a database server (MariaDB 10.5+, older MariaDB and MySQL)
 SERVER_NAMES = frozenset({"mariadbd", "mysqld"})
 
@@ -56,15 +58,22 @@ def spawn_once(argv: list[str], log: str, pidfile: str) -> tuple[int, bool]:
     return proc.pid, True
 
 
-def stop_watcher(pidfile: str = PIDFILE, *, clock: Clock = SYSTEM_CLOCK) -> None:
+def stop_watcher(pidfile: str = PIDFILE, *, clock: Clock = SYSTEM_CLOCK, within: float = 5.0) -> None:
     """Stop the watcher, and wait until it is gone (so it cannot act after the role stopped)."""
     pid = running_pid(pidfile)
     if pid is not None:
         os.kill(pid, signal.SIGTERM)
-        wait_until(lambda: not _alive(pid), 5, 0.05, clock=clock)
+        wait_until(lambda: not _alive(pid), within, 0.05, clock=clock)
         if _alive(pid):
             os.kill(pid, signal.SIGKILL)
     Path(pidfile).unlink(missing_ok=True)
+
+
+def stop_shipper(pidfile: str = CONTINUITY_PIDFILE, *, clock: Clock = SYSTEM_CLOCK) -> None:
+    """End the monitoring state's shipper (:mod:`hakit.agents.continuity`) after the monitoring
+    master stopped: on SIGTERM it ships the file Nagios saved as it exited, then ends (3 s at
+    most, then it is killed)."""
+    stop_watcher(pidfile, clock=clock, within=3.0)
 
 
 def database_server_running(proc: str = "/proc") -> bool:

@@ -54,7 +54,19 @@ def state_schema_sql(schema: str) -> list[str]:
             f"ALTER TABLE {ident(schema)}.{STATE_TABLE} ADD COLUMN IF NOT EXISTS kind VARCHAR(16) NOT NULL "
             "DEFAULT 'manual'",
             f"ALTER TABLE {ident(schema)}.{STATE_TABLE} ADD COLUMN IF NOT EXISTS server_instance VARCHAR(160) "
-            "NOT NULL DEFAULT ''"]
+            "NOT NULL DEFAULT ''",
+            monitoring_state_sql(schema)]
+
+
+#: the monitoring master's shipped retention state (:mod:`hakit.continuity.store`)
+MONITORING_STATE_TABLE = "monitoring_state"
+
+
+def monitoring_state_sql(schema: str) -> str:
+    return (f"CREATE TABLE IF NOT EXISTS {ident(schema)}.{MONITORING_STATE_TABLE} ("
+            "id TINYINT UNSIGNED NOT NULL PRIMARY KEY, owner VARCHAR(128) NOT NULL, node VARCHAR(64) NOT NULL, "
+            "seq BIGINT UNSIGNED NOT NULL, saved_at DATETIME(6) NULL, sha256 CHAR(64) NOT NULL DEFAULT '', "
+            "content LONGBLOB NULL) ENGINE=InnoDB")
 
 
 #: ``promoted_at`` as epoch seconds, by DATETIME arithmetic alone: the column holds UTC

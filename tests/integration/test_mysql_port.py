@@ -335,3 +335,34 @@ def test_a_locked_checksum_pauses_the_tables_writes_while_what_runs_beside_it_re
     other.query("INSERT INTO locked.t VALUES (3)")  # released afterwards
     assert server.checksum("locked.t") != mine
     other.close()
+
+
+def test_the_monitoring_state_row_has_one_writer_and_none_on_a_read_only_server(server):
+    """issue 25: the shipped monitoring state is written only by the shipper that claimed it
+    last, and never on a read-only server (root may write there; the statement checks)."""
+    from hakit.continuity.store import SqlStateStore
+
+    for sql in state_schema_sql("hakit"):
+        server.query(sql)
+    store = SqlStateStore(server, "hakit")
+    server.query("SET GLOBAL read_only = ON")
+    try:
+        assert store.claim("n1", "n1:a") is False
+        assert store.read() is None
+        server.query("SET GLOBAL read_only = OFF")
+        assert store.claim("n1", "n1:a") is True
+        assert store.read().shipped.has_content is False
+        content = b"info {\ncreated=1\n}\nhostdowntime {\nhost_name=h\ncomment=window\n}\n" * 200
+        assert store.write("n1", "n1:a", content) is True
+        row = store.read()
+        assert row.content == content and row.intact() and row.shipped.node == "n1" and row.owner == "n1:a"
+        assert 0 <= store.age_of(row.saved_at) < 60
+        assert store.claim("n2", "n2:b") is True  # the next active's shipper
+        assert store.write("n1", "n1:a", b"info {\n}\n") is False  # the old one's late write: nothing
+        assert store.read().content == content and store.read().shipped.node == "n2"
+        assert store.write("n2", "n2:b", content + b"x") is True
+        server.query("SET GLOBAL read_only = ON")
+        assert store.write("n2", "n2:b", b"info {\n}\n") is False  # demoted: nothing
+        assert store.read().content == content + b"x"
+    finally:
+        server.query("SET GLOBAL read_only = ON")

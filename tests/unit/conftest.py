@@ -32,6 +32,9 @@ def _node_files_in_tmp(tmp_path_factory: pytest.TempPathFactory, monkeypatch: py
     from hakit.agents import watch
 
     monkeypatch.setattr(watch, "LOG", str(here / "watch.log"))
+    from hakit.agents import continuity
+
+    monkeypatch.setattr(continuity, "LOG", str(here / "continuity.log"))
 
 
 #: host files a hostile-input test could reach through a link it made (chmod and open follow

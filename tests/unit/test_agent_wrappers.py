@@ -187,12 +187,13 @@ def test_the_monitoring_stop_runs_from_the_record_without_the_agent(monkeypatch,
     assert calls == (["lean /usr/sbin/nagios4 nagios4"] if recorded else ["agent stop"])
 
 
-@pytest.mark.parametrize("name, status, watcher", [
-    ("mariadb-role", (0, "running"), True),    # heartbeat will skip the start: the watcher runs anyway
-    ("mariadb-role", (3, "stopped"), False),   # the standby: no watcher
-    ("monitoring-master", (0, "running"), False),
+@pytest.mark.parametrize("name, status, watcher, shipper", [
+    ("mariadb-role", (0, "running"), True, False),    # heartbeat will skip the start: the watcher runs anyway
+    ("mariadb-role", (3, "stopped"), False, False),   # the standby: no watcher
+    ("monitoring-master", (0, "running"), False, True),  # the monitoring state's shipper, likewise
+    ("monitoring-master", (3, "stopped"), False, False),
 ])
-def test_heartbeat_status_of_a_running_role_makes_sure_its_watcher_runs(monkeypatch, name, status, watcher):
+def test_heartbeat_status_of_a_running_role_makes_sure_its_watcher_runs(monkeypatch, name, status, watcher, shipper):
     """heartbeat's ResourceManager runs ``status`` first and ``start`` only when the resource is not
     running: a role that is already writable when heartbeat acquires it (heartbeat restarted,
     a partition healed) never gets its watcher from a start (heartbeat campaign, seed 42, step
@@ -206,6 +207,11 @@ def test_heartbeat_status_of_a_running_role_makes_sure_its_watcher_runs(monkeypa
     started: list[str] = []
     monkeypatch.setattr(agent_cli, "heartbeat_status", lambda n: status)
     monkeypatch.setattr(watch, "start_watcher", lambda command: started.append(command) or 1)
+    shipped: list[str] = []
+    from hakit.agents import continuity
+
+    monkeypatch.setattr(continuity, "running", lambda: None)
+    monkeypatch.setattr(continuity, "start_shipper", lambda command: shipped.append(command) or 1)
 
     class Settings:
         node_hakit = "/usr/local/bin/hakit"
@@ -220,3 +226,4 @@ def test_heartbeat_status_of_a_running_role_makes_sure_its_watcher_runs(monkeypa
     result = CliRunner().invoke(main_group, ["agent", "heartbeat", name, "status"])
     assert result.exit_code == status[0] and result.output.strip() == status[1]
     assert started == (["/usr/local/bin/hakit"] if watcher else [])
+    assert shipped == (["/usr/local/bin/hakit"] if shipper else [])

@@ -272,6 +272,7 @@ COMMANDS = [
     Command(("agent", "heartbeat", "mariadb-role", "status"), kind="lsb", agent=True),
     Command(("agent", "heartbeat", "monitoring-master", "status"), kind="lsb", agent=True),
     Command(("agent", "watch"), agent=True),
+    Command(("agent", "continuity"), agent=True),
     Command(("agent", "hand-over"), agent=True),
 ]
 PLACEMENTS = ("before", "after", "env")

@@ -31,7 +31,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("adapters: remote", ("hakit.remote",)),
     ("adapters: mysql", ("hakit.mysql",)),
     ("adapters: cluster", ("hakit.cluster",)),
-    ("machine and executor", ("hakit.failover",)),
+    ("machine and executor", ("hakit.failover", "hakit.continuity")),
     ("pair and status", ("hakit.pair", "hakit.status")),
     ("the real world", ("hakit.connect",)),
     ("front ends: the agents and the lab", ("hakit.agents", "hakit.lab")),

@@ -1,0 +1,117 @@
+"""The shipped monitoring state: one row of hakit's schema (``monitoring_state``).
+
+The row travels with the databases: written on the active, it reaches the standby through the
+pair's replication (semi-synchronous: a commit the active acknowledged is on the standby), is
+copied by a resync with hakit's schema, and a write a resync discards is discarded with the
+rest of that history. Its writer is the monitoring master's shipper, and only one:
+
+* a shipper **claims** the row when it starts (``owner``: a token of its own; ``node``: its
+  node), and every write names that owner: the write of a shipper whose claim was taken over
+  by another node's changes nothing;
+* a write changes nothing on a read-only server (``@@global.read_only`` is part of the
+  statement): MariaDB lets root write there, and a demoted node's late shipper must not.
+
+The content is the retention file compressed (zlib); ``sha256`` is the uncompressed file's;
+``saved_at`` is the writing server's UTC time (status compares two of those, both written by
+the active's clock, never two clocks).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import zlib
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from hakit.continuity.decide import Shipped
+from hakit.mysql.facts import QueryFailed
+from hakit.mysql.sql import MONITORING_STATE_TABLE, ident, monitoring_state_sql
+
+TABLE = MONITORING_STATE_TABLE
+NO_SUCH_TABLE = 1146
+#: MariaDB's default max_allowed_packet is 16 MiB: a compressed file must stay well below it
+MAX_COMPRESSED = 12 * 1024 * 1024
+
+
+class Sql(Protocol):
+    """What the store needs of a connection (:class:`hakit.mysql.pymysql_adapter.PyMySQLDatabase`)."""
+
+    def query(self, sql: str, args: Any = ()) -> list[dict[str, Any]]: ...
+
+
+def schema_sql(schema: str) -> list[str]:
+    return [monitoring_state_sql(schema)]
+
+
+@dataclass(frozen=True)
+class StateRow:
+    shipped: Shipped
+    owner: str
+    saved_at: str | None  #: the writing server's UTC time, as MariaDB prints it
+    content: bytes | None  #: the retention file (uncompressed), None when none was written
+
+    def intact(self) -> bool:
+        return self.content is not None and hashlib.sha256(self.content).hexdigest() == self.shipped.sha256
+
+
+class StateStore(Protocol):
+    def read(self) -> StateRow | None: ...
+
+    def claim(self, node: str, owner: str) -> bool:
+        """Make ``owner`` on ``node`` the only writer; False on a read-only server."""
+
+    def write(self, node: str, owner: str, content: bytes) -> bool:
+        """Store ``content``; False when ``owner`` no longer holds the row or the server is read-only."""
+
+
+class SqlStateStore:
+    def __init__(self, db: Sql, schema: str) -> None:
+        self.db, self.schema = db, schema
+
+    def ensure(self) -> None:
+        for sql in schema_sql(self.schema):
+            self.db.query(sql)
+
+    def read(self) -> StateRow | None:
+        table = f"{ident(self.schema)}.{TABLE}"
+        try:
+            rows = self.db.query(f"SELECT owner, node, seq, saved_at, sha256, content FROM {table} WHERE id = 1")
+        except QueryFailed as exc:
+            if exc.errno == NO_SUCH_TABLE:  # a schema made by an older init: nothing shipped yet
+                return None
+            raise
+        if not rows:
+            return None
+        r = rows[0]
+        content = zlib.decompress(r["content"]) if r["content"] else None
+        return StateRow(Shipped(str(r["node"]), int(r["seq"]), str(r["sha256"]), content is not None),
+                        str(r["owner"]), str(r["saved_at"]) if r["saved_at"] is not None else None, content)
+
+    def claim(self, node: str, owner: str) -> bool:
+        self.ensure()
+        table = f"{ident(self.schema)}.{TABLE}"
+        self.db.query(f"INSERT INTO {table} (id, owner, node, seq) SELECT 1, %s, %s, 0 FROM DUAL "
+                      "WHERE @@global.read_only = 0 "
+                      "ON DUPLICATE KEY UPDATE owner = VALUES(owner), node = VALUES(node), seq = seq + 1",
+                      (owner, node))
+        return self._changed()
+
+    def write(self, node: str, owner: str, content: bytes) -> bool:
+        packed = zlib.compress(content, 6)
+        if len(packed) > MAX_COMPRESSED:
+            raise ValueError(f"the retention file is {len(content)} bytes ({len(packed)} compressed): more than "
+                             f"hakit ships in one row ({MAX_COMPRESSED} bytes compressed)")
+        table = f"{ident(self.schema)}.{TABLE}"
+        self.db.query(f"UPDATE {table} SET seq = seq + 1, node = %s, saved_at = UTC_TIMESTAMP(6), sha256 = %s, "
+                      "content = %s WHERE id = 1 AND owner = %s AND @@global.read_only = 0",
+                      (node, hashlib.sha256(content).hexdigest(), packed, owner))
+        return self._changed()
+
+    def _changed(self) -> bool:
+        return int(self.db.query("SELECT ROW_COUNT() AS n")[0]["n"]) > 0
+
+    def age_of(self, saved_at: str) -> float | None:
+        """Seconds from ``saved_at`` to this server's UTC now (both by this server's clock when
+        the row was written here; for the standby's copy, the active's clock wrote both)."""
+        rows = self.db.query("SELECT TIMESTAMPDIFF(MICROSECOND, %s, UTC_TIMESTAMP(6)) / 1000000 AS age", (saved_at,))
+        return float(rows[0]["age"]) if rows and rows[0]["age"] is not None else None

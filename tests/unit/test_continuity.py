@@ -1,0 +1,304 @@
+"""The monitoring state carried (issue 25): the retention file read as data, the restore's and
+the shipper's decisions by table, the shipper's loop and the restore on files in tmp, against
+the in-memory store (the row's SQL against a real MariaDB: tests/integration/test_mysql_port.py)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from hakit.agents import continuity
+from hakit.clock import FakeClock
+from hakit.continuity import retention
+from hakit.continuity.decide import Act, Pace, Shipped, Turn, changes_state, restore_decision, shipper_turn
+from hakit.continuity.fake import FakeStateStore
+
+FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "nagios" / "retention.dat"
+
+
+def test_a_whole_retention_file_is_read_and_counted():
+    blocks = retention.parse(FIXTURE.read_text())
+    assert [b.kind for b in blocks][:2] == ["info", "program"]
+    summary = retention.summarize(blocks)
+    assert (summary.downtimes, summary.comments, summary.acknowledged, summary.problems) == (1, 1, 1, 1)
+    assert retention.downtimes(blocks) == [("localhost", "", "maintenance window")]
+    assert retention.comments(blocks) == [("localhost", "", "disk replaced, watching")]
+
+
+@pytest.mark.parametrize("cut", [0.3, 0.5, 0.99])
+def test_a_file_cut_inside_a_block_is_refused(cut):
+    text = FIXTURE.read_text()
+    cut_text = text[: int(len(text) * cut)]
+    if cut_text.rstrip().endswith("}"):  # a cut that happens to fall after a block is a whole file
+        cut_text = cut_text.rstrip()[:-1]
+    with pytest.raises(retention.Incomplete):
+        retention.parse(cut_text)
+
+
+@pytest.mark.parametrize("text", ["", "garbage\n", "host {\nhost_name=a\n}\n", "info {\nnot a pair\n}\n"])
+def test_what_is_not_a_retention_file_is_refused(text):
+    with pytest.raises(retention.Incomplete):
+        retention.parse(text)
+
+
+def test_the_main_config_is_read_the_way_nagios_reads_it():
+    values = retention.main_config("# comment\nlog_file=/a\nstate_retention_file = /b\nlog_file=/c\nbogus\n")
+    assert values == {"log_file": "/c", "state_retention_file": "/b"}
+
+
+@pytest.mark.parametrize("line, change", [
+    ("[1] EXTERNAL COMMAND: ACKNOWLEDGE_SVC_PROBLEM;localhost;HTTP;1;1;1;me;seen", True),
+    ("[1] EXTERNAL COMMAND: SCHEDULE_HOST_DOWNTIME;localhost;1;2;1;0;3600;me;window", True),
+    ("[1] SERVICE ALERT: localhost;HTTP;CRITICAL;SOFT;1;down", True),
+    ("[1] HOST NOTIFICATION: admin;localhost;DOWN;notify-host-by-email;down", True),
+    ("[1] EXTERNAL COMMAND: SAVE_STATE_INFORMATION;", False),  # the shipper's own request
+    ("[1] Auto-save of retention data completed successfully.", False),
+    ("[1] SERVICE NOTIFICATION SUPPRESSED: admin;localhost;HTTP", False),
+])
+def test_which_log_lines_change_the_retained_state(line, change):
+    assert changes_state(line) is change
+
+
+ROW = Shipped("n1", 7, "ab" * 32, True)
+
+
+@pytest.mark.parametrize("shipped, me, local_ok, carried, install", [
+    (None, "n2", True, True, False),                           # nothing shipped yet
+    (Shipped("n1", 0, "", False), "n2", True, True, False),    # claimed, never written
+    (ROW, "n2", True, True, True),                             # the peer wrote it: newer
+    (ROW, "n2", False, True, True),
+    (ROW, "n1", True, True, False),                            # this node wrote it: its own file is as new
+    (ROW, "n1", False, True, True),                            # ... unless its own file is gone
+    (ROW, "n2", True, False, False),                           # on shared storage: the disk carries it
+])
+def test_the_restore_decision(shipped, me, local_ok, carried, install):
+    decision = restore_decision(shipped, me, local_ok, carried=carried)
+    assert decision.install is install
+    assert decision.reason
+
+
+def _turn(**kw) -> Turn:
+    base = {"now": 100.0, "nagios_running": True, "change_seen": False, "last_request": 99.0, "pending": False,
+            "file_changed": False, "stopping": False}
+    return Turn(**{**base, **kw})
+
+
+@pytest.mark.parametrize("turn, act", [
+    (_turn(), Act()),                                                    # nothing new
+    (_turn(change_seen=True), Act(request_save=True)),                   # a change, a second after the last ask
+    (_turn(change_seen=True, last_request=99.5), Act()),                 # ... not twice a second
+    (_turn(last_request=40.0), Act(request_save=True)),                  # a minute without: asked anyway
+    (_turn(last_request=None), Act(request_save=True)),                  # the first turn
+    (_turn(change_seen=True, pending=True, last_request=98.0), Act()),   # an answer is awaited
+    (_turn(change_seen=True, pending=True, last_request=90.0), Act(request_save=True)),  # ... not for ever
+    (_turn(file_changed=True), Act(ship=True)),                          # a new file: shipped
+    (_turn(nagios_running=False, change_seen=True, last_request=None), Act()),  # nobody to ask
+    (_turn(stopping=True, file_changed=True), Act(ship=True, done=True)),  # the file saved at exit
+    (_turn(stopping=True), Act(done=True)),
+])
+def test_the_shipper_turn(turn, act):
+    assert shipper_turn(turn, Pace(every=60, gap=1, patience=5)) == act
+
+
+# ----------------------------------------------------------------------------- the loop, on files
+
+
+class _Nagios:
+    """A stand-in for Nagios's files in tmp: its log, its command file (a plain file the test
+    reads), its retention file."""
+
+    def __init__(self, root: Path) -> None:
+        self.log, self.cmd, self.ret = root / "nagios.log", root / "nagios.cmd", root / "retention.dat"
+        self.log.write_text("[0] Nagios 4.4.6 starting\n")
+        self.cmd.write_text("")
+        self.files = continuity.NagiosFiles(str(self.cmd), str(self.ret), str(self.log), True)
+        self.saves = 0
+
+    def say(self, line: str) -> None:
+        with self.log.open("a") as fh:
+            fh.write(line + "\n")
+
+    def answer(self, text: str) -> None:
+        """Nagios answers a save request: a new file, renamed into place."""
+        tmp = self.ret.with_suffix(".tmp")
+        tmp.write_text(text)
+        os.replace(tmp, self.ret)
+        self.saves += 1
+
+
+@pytest.fixture
+def nagios(tmp_path, monkeypatch):
+    monkeypatch.setattr(continuity, "process_running", lambda name: True)
+    return _Nagios(tmp_path)
+
+
+def test_a_change_in_the_log_is_saved_and_shipped_within_a_turn_or_two(nagios):
+    store, clock = FakeStateStore(), FakeClock()
+    shipper = continuity.Shipper("n1", nagios.files, store, "/usr/sbin/nagios4", clock=clock)
+    assert shipper.turn()  # the first turn asks for a save
+    assert "SAVE_STATE_INFORMATION" in nagios.cmd.read_text()
+    nagios.answer(FIXTURE.read_text())
+    clock.advance(0.25)
+    assert shipper.turn()
+    assert store.row is not None and store.row.content == FIXTURE.read_bytes() and store.row.shipped.node == "n1"
+    nagios.cmd.write_text("")
+    nagios.say("[2] EXTERNAL COMMAND: ACKNOWLEDGE_SVC_PROBLEM;localhost;HTTP;1;1;1;me;seen")
+    clock.advance(1.0)
+    shipper.turn()
+    assert "SAVE_STATE_INFORMATION" in nagios.cmd.read_text()
+    changed = FIXTURE.read_text().replace("maintenance window", "longer window")
+    nagios.answer(changed)
+    clock.advance(0.25)
+    shipper.turn()
+    assert store.row.content == changed.encode() and len(store.writes) == 2
+
+
+def test_the_same_file_saved_again_is_not_written_again(nagios):
+    store, clock = FakeStateStore(), FakeClock()
+    shipper = continuity.Shipper("n1", nagios.files, store, "/usr/sbin/nagios4", clock=clock)
+    nagios.answer(FIXTURE.read_text())
+    shipper.turn()
+    clock.advance(61)
+    nagios.answer(FIXTURE.read_text())  # the minute's save, nothing changed
+    shipper.turn()
+    assert len(store.writes) == 1
+
+
+def test_a_half_written_file_is_never_shipped(nagios):
+    store, clock = FakeStateStore(), FakeClock()
+    shipper = continuity.Shipper("n1", nagios.files, store, "/usr/sbin/nagios4", clock=clock)
+    text = FIXTURE.read_text()
+    nagios.ret.write_text(text[: len(text) // 2])
+    shipper.turn()
+    assert store.writes == []
+    nagios.answer(text)
+    clock.advance(0.25)
+    shipper.turn()
+    assert len(store.writes) == 1
+
+
+def test_a_shipper_that_lost_the_row_to_another_node_ends_and_writes_nothing(nagios):
+    store, clock = FakeStateStore(), FakeClock()
+    old = continuity.Shipper("n1", nagios.files, store, "/usr/sbin/nagios4", clock=clock)
+    nagios.answer(FIXTURE.read_text())
+    old.turn()
+    assert store.row.shipped.node == "n1"
+    assert store.claim("n2", "n2:new")  # the new active's shipper
+    nagios.answer(FIXTURE.read_text().replace("maintenance window", "stale"))
+    clock.advance(0.25)
+    assert old.turn() is False
+    assert store.row.shipped.node == "n2" and b"stale" not in (store.row.content or b"")
+
+
+def test_nothing_is_shipped_while_the_database_is_read_only(nagios):
+    store, clock = FakeStateStore(read_only=True), FakeClock()
+    shipper = continuity.Shipper("n1", nagios.files, store, "/usr/sbin/nagios4", clock=clock)
+    nagios.answer(FIXTURE.read_text())
+    assert shipper.turn()  # not the active (yet): it keeps trying
+    assert store.row is None
+    store.read_only = False
+    clock.advance(0.25)
+    nagios.answer(FIXTURE.read_text() + "\n")
+    shipper.turn()
+    assert store.row is not None and store.row.shipped.node == "n1"
+
+
+def test_when_stopping_the_file_saved_at_exit_is_shipped_then_the_shipper_ends(nagios, monkeypatch):
+    store, clock = FakeStateStore(), FakeClock()
+    shipper = continuity.Shipper("n1", nagios.files, store, "/usr/sbin/nagios4", clock=clock)
+    nagios.answer(FIXTURE.read_text())
+    shipper.turn()
+    monkeypatch.setattr(continuity, "process_running", lambda name: False)
+    final = FIXTURE.read_text().replace("maintenance window", "saved at exit")
+    nagios.answer(final)
+    shipper.stopping = True
+    assert shipper.turn() is False
+    assert store.row.content == final.encode()
+
+
+def test_the_log_is_followed_across_a_rotation(tmp_path):
+    log = tmp_path / "nagios.log"
+    log.write_text("old line\n")
+    tail = continuity.LogTail(str(log))
+    assert tail.lines() == []  # from the end when first seen
+    with log.open("a") as fh:
+        fh.write("one\ntw")
+    assert tail.lines() == ["one"]
+    with log.open("a") as fh:
+        fh.write("o\n")
+    assert tail.lines() == ["two"]
+    log.rename(tmp_path / "nagios.log.1")
+    log.write_text("fresh\n")
+    assert tail.lines() == ["fresh"]
+
+
+# ----------------------------------------------------------------------------- the restore
+
+
+class _Ctx:
+    """What restore() reads of a node's context: the inventory's settings and the node's name."""
+
+    def __init__(self, inv, name: str) -> None:
+        self.inv, self.node = inv, inv.node(name)
+
+
+@pytest.fixture
+def node_files(tmp_path, monkeypatch):
+    import yaml
+    from unitkit import example_data
+
+    from hakit.inventory.loader import load_inventory
+
+    cfg = tmp_path / "nagios.cfg"
+    ret = tmp_path / "retention.dat"
+    cfg.write_text(f"state_retention_file={ret}\nlog_file={tmp_path}/nagios.log\ncommand_file={tmp_path}/cmd\n")
+    data = example_data("two-node-pacemaker")
+    data["all"]["vars"]["hakit"]["monitoring"] = {"config": str(cfg)}
+    (tmp_path / "inventory.yml").write_text(yaml.safe_dump(data))
+    return load_inventory(tmp_path / "inventory.yml"), ret
+
+
+def test_the_restore_installs_the_peers_state_and_keeps_the_file_it_replaced(node_files):
+    inv, ret = node_files
+    ret.write_text("info {\ncreated=1\n}\n")
+    store = FakeStateStore()
+    store.claim("nagios1", "nagios1:a")
+    store.write("nagios1", "nagios1:a", FIXTURE.read_bytes())
+    decision = continuity.restore(_Ctx(inv, "nagios2"), store)
+    assert decision.install
+    assert ret.read_bytes() == FIXTURE.read_bytes()
+    assert (ret.parent / "retention.dat.hakit-previous").read_text() == "info {\ncreated=1\n}\n"
+
+
+def test_the_restore_keeps_this_nodes_own_file_when_it_shipped_last(node_files):
+    inv, ret = node_files
+    mine = FIXTURE.read_text().replace("maintenance window", "saved at stop")
+    ret.write_text(mine)
+    store = FakeStateStore()
+    store.claim("nagios1", "nagios1:a")
+    store.write("nagios1", "nagios1:a", FIXTURE.read_bytes())
+    assert not continuity.restore(_Ctx(inv, "nagios1"), store).install
+    assert ret.read_text() == mine
+
+
+def test_a_corrupt_shipped_state_is_not_installed(node_files):
+    inv, ret = node_files
+    ret.write_text("info {\ncreated=1\n}\n")
+    store = FakeStateStore()
+    store.claim("nagios1", "nagios1:a")
+    store.write("nagios1", "nagios1:a", FIXTURE.read_bytes())
+    from dataclasses import replace
+
+    store.row = replace(store.row, content=FIXTURE.read_bytes()[:-10])
+    decision = continuity.restore(_Ctx(inv, "nagios2"), store)
+    assert not decision.install and "checksum" in decision.reason
+    assert ret.read_text() == "info {\ncreated=1\n}\n"
+
+
+def test_an_unreadable_database_leaves_the_own_file_and_says_why(node_files):
+    inv, ret = node_files
+    ret.write_text("info {\ncreated=1\n}\n")
+    decision = continuity.restore(_Ctx(inv, "nagios2"), FakeStateStore(unreachable=True))
+    assert not decision.install and "cannot be read" in decision.reason
