@@ -266,6 +266,8 @@ class Shipper:
         sha = hashlib.sha256(content).hexdigest()
         if sha == self.shipped_sha:
             self.shipped_stamp = stamp
+            if not self.store.confirm(self.owner):  # the row is current: status sees the shipper at work
+                self._lose()
             return
         if not self.claim():
             _log("not shipped: the database is read-only here (this node is not the active)")
@@ -279,9 +281,12 @@ class Shipper:
         if kept:
             self.shipped_stamp, self.shipped_sha = stamp, sha
         else:
-            self.lost = True
-            _log("another node's monitoring master owns the pair's monitoring state now (or the database turned "
-                 "read-only): this shipper ends")
+            self._lose()
+
+    def _lose(self) -> None:
+        self.lost = True
+        _log("another node's monitoring master owns the pair's monitoring state now (or the database turned "
+             "read-only): this shipper ends")
 
 
 def ship(ctx: NodeContext, *, clock: Clock = SYSTEM_CLOCK) -> int:

@@ -16,6 +16,7 @@ class FakeStateStore:
     row: StateRow | None = None
     writes: list[tuple[str, str]] = field(default_factory=list)  #: (node, sha256) of each write kept
     unreachable: bool = False
+    confirms: int = 0
 
     def _reach(self) -> None:
         if self.unreachable:
@@ -42,6 +43,13 @@ class FakeStateStore:
         if self.read_only or self.row is None or self.row.owner != owner:
             return False
         sha = hashlib.sha256(content).hexdigest()
-        self.row = StateRow(Shipped(node, self.row.shipped.seq + 1, sha, True), owner, "now", content)
+        self.row = StateRow(Shipped(node, self.row.shipped.seq + 1, sha, True), owner, "now", content, "now")
         self.writes.append((node, sha))
+        return True
+
+    def confirm(self, owner: str) -> bool:
+        self._reach()
+        if self.read_only or self.row is None or self.row.owner != owner:
+            return False
+        self.confirms += 1
         return True

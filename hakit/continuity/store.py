@@ -12,8 +12,9 @@ rest of that history. Its writer is the monitoring master's shipper, and only on
   statement): MariaDB lets root write there, and a demoted node's late shipper must not.
 
 The content is the retention file compressed (zlib); ``sha256`` is the uncompressed file's;
-``saved_at`` is the writing server's UTC time (status compares two of those, both written by
-the active's clock, never two clocks).
+``saved_at`` is the writing server's UTC time of the content, ``checked_at`` of the last time
+the shipper found the row current (a new file with the same content, at least once a minute):
+status reads both on the active against the active's own clock, never two clocks.
 """
 
 from __future__ import annotations
@@ -49,9 +50,14 @@ class StateRow:
     owner: str
     saved_at: str | None  #: the writing server's UTC time, as MariaDB prints it
     content: bytes | None  #: the retention file (uncompressed), None when none was written
+    checked_at: str | None = None  #: when the shipper last found it current (the same clock)
 
     def intact(self) -> bool:
         return self.content is not None and hashlib.sha256(self.content).hexdigest() == self.shipped.sha256
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
 
 
 class StateStore(Protocol):
@@ -62,6 +68,9 @@ class StateStore(Protocol):
 
     def write(self, node: str, owner: str, content: bytes) -> bool:
         """Store ``content``; False when ``owner`` no longer holds the row or the server is read-only."""
+
+    def confirm(self, owner: str) -> bool:
+        """Mark the row current; False as :meth:`write`."""
 
 
 class SqlStateStore:
@@ -75,7 +84,8 @@ class SqlStateStore:
     def read(self) -> StateRow | None:
         table = f"{ident(self.schema)}.{TABLE}"
         try:
-            rows = self.db.query(f"SELECT owner, node, seq, saved_at, sha256, content FROM {table} WHERE id = 1")
+            rows = self.db.query(f"SELECT owner, node, seq, saved_at, checked_at, sha256, content FROM {table} "
+                                 "WHERE id = 1")
         except QueryFailed as exc:
             if exc.errno == NO_SUCH_TABLE:  # a schema made by an older init: nothing shipped yet
                 return None
@@ -85,7 +95,7 @@ class SqlStateStore:
         r = rows[0]
         content = zlib.decompress(r["content"]) if r["content"] else None
         return StateRow(Shipped(str(r["node"]), int(r["seq"]), str(r["sha256"]), content is not None),
-                        str(r["owner"]), str(r["saved_at"]) if r["saved_at"] is not None else None, content)
+                        str(r["owner"]), _text(r["saved_at"]), content, _text(r["checked_at"]))
 
     def claim(self, node: str, owner: str) -> bool:
         self.ensure()
@@ -102,9 +112,17 @@ class SqlStateStore:
             raise ValueError(f"the retention file is {len(content)} bytes ({len(packed)} compressed): more than "
                              f"hakit ships in one row ({MAX_COMPRESSED} bytes compressed)")
         table = f"{ident(self.schema)}.{TABLE}"
-        self.db.query(f"UPDATE {table} SET seq = seq + 1, node = %s, saved_at = UTC_TIMESTAMP(6), sha256 = %s, "
+        self.db.query(f"UPDATE {table} SET seq = seq + 1, node = %s, saved_at = UTC_TIMESTAMP(6), "
+                      "checked_at = UTC_TIMESTAMP(6), sha256 = %s, "
                       "content = %s WHERE id = 1 AND owner = %s AND @@global.read_only = 0",
                       (node, hashlib.sha256(content).hexdigest(), packed, owner))
+        return self._changed()
+
+    def confirm(self, owner: str) -> bool:
+        """The row is still current (Nagios saved the same content again): ``checked_at`` now."""
+        table = f"{ident(self.schema)}.{TABLE}"
+        self.db.query(f"UPDATE {table} SET checked_at = UTC_TIMESTAMP(6) WHERE id = 1 AND owner = %s "
+                      "AND @@global.read_only = 0", (owner,))
         return self._changed()
 
     def _changed(self) -> bool:

@@ -65,8 +65,8 @@ MONITORING_STATE_TABLE = "monitoring_state"
 def monitoring_state_sql(schema: str) -> str:
     return (f"CREATE TABLE IF NOT EXISTS {ident(schema)}.{MONITORING_STATE_TABLE} ("
             "id TINYINT UNSIGNED NOT NULL PRIMARY KEY, owner VARCHAR(128) NOT NULL, node VARCHAR(64) NOT NULL, "
-            "seq BIGINT UNSIGNED NOT NULL, saved_at DATETIME(6) NULL, sha256 CHAR(64) NOT NULL DEFAULT '', "
-            "content LONGBLOB NULL) ENGINE=InnoDB")
+            "seq BIGINT UNSIGNED NOT NULL, saved_at DATETIME(6) NULL, checked_at DATETIME(6) NULL, "
+            "sha256 CHAR(64) NOT NULL DEFAULT '', content LONGBLOB NULL) ENGINE=InnoDB")
 
 
 #: ``promoted_at`` as epoch seconds, by DATETIME arithmetic alone: the column holds UTC

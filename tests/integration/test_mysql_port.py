@@ -356,7 +356,9 @@ def test_the_monitoring_state_row_has_one_writer_and_none_on_a_read_only_server(
         assert store.write("n1", "n1:a", content) is True
         row = store.read()
         assert row.content == content and row.intact() and row.shipped.node == "n1" and row.owner == "n1:a"
-        assert 0 <= store.age_of(row.saved_at) < 60
+        assert 0 <= store.age_of(row.saved_at) < 60 and row.checked_at == row.saved_at
+        assert store.confirm("n1:a") is True and store.read().checked_at >= row.checked_at
+        assert store.confirm("n9:x") is False
         assert store.claim("n2", "n2:b") is True  # the next active's shipper
         assert store.write("n1", "n1:a", b"info {\n}\n") is False  # the old one's late write: nothing
         assert store.read().content == content and store.read().shipped.node == "n2"

@@ -164,6 +164,7 @@ def test_the_same_file_saved_again_is_not_written_again(nagios):
     nagios.answer(FIXTURE.read_text())  # the minute's save, nothing changed
     shipper.turn()
     assert len(store.writes) == 1
+    assert store.confirms == 1  # ... but the row is marked current: status sees the shipper at work
 
 
 def test_a_half_written_file_is_never_shipped(nagios):
