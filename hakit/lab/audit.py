@@ -121,6 +121,22 @@ class Auditor:
             self._violate(step, "acknowledged writes kept",
                           f"{len(lost)} ids acknowledged to {writer} missing on {active}: {shown}")
 
+    def monitoring_state(self, step: int, active: str, *, shipped: bool, kept: bool | None) -> None:
+        """The same view of the data after the fault (issue 25): a downtime and a comment made on
+        the active's Nagios before the fault reached the standby's copy within the stated bound
+        (``shipped``), and are in the Nagios of the active after the fault (``kept``; None: no
+        monitoring master runs to ask, which the status audit judges)."""
+        self._check("monitoring state shipped within the bound")
+        if not shipped:
+            self._violate(step, "monitoring state shipped within the bound",
+                          "the downtime made on the active's Nagios was not in the standby's copy within the bound")
+        if kept is None:
+            return
+        self._check("monitoring state kept")
+        if not kept:
+            self._violate(step, "monitoring state kept",
+                          f"the downtime and comment made before the fault are not in {active}'s Nagios")
+
     def checksums(self, step: int, sums: dict[str, dict[str, int | None]]) -> None:
         """After a resync, every table has the same checksum on both nodes."""
         self._check("tables equal after resync")

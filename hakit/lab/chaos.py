@@ -28,7 +28,9 @@ After each step: at most one writable node and the VIP on at most one node at ev
 the generation never lower than before, the VIP on exactly one node and it the writable one,
 every write acknowledged to any of the writers on the active, no resource active twice
 (``crm_mon``), the two nodes' tables equal (once the standby has caught up with the writers
-stopped), every operation converged.
+stopped), every operation converged. And the same view of the data (issue 25): before each
+fault a downtime and a comment are made on the active's Nagios and must reach the standby's
+copy of the monitoring state within the bound; after it, the active's Nagios shows them.
 """
 
 from __future__ import annotations
@@ -44,8 +46,10 @@ from pathlib import Path
 from typing import Any
 
 from hakit.clock import SYSTEM_CLOCK, Clock, wait_until
+from hakit.lab import nagios
 from hakit.lab.audit import Auditor
 from hakit.lab.driver import HAKIT, PairDriver, node_exec, run_hakit
+from hakit.mysql.sql import MONITORING_STATE_TABLE
 
 #: the campaign's first fault model, then the faults that real data centres see (issue 21): a
 #: database that hangs, a link between the nodes lost while both still reach the router (both
@@ -64,6 +68,8 @@ LASTING = ("partition", "peer-partition", "one-way", "slow-link")
 #: dump or rejoin is over in about 3 s, and the kill must land before, during and after its changes)
 #: faults that last a drawn 10-40 s: a full disk outlasts the role's monitor and the writers' timeouts
 LONG_LASTING = ("full-disk",)
+#: seconds: a change on the active's Nagios is in the standby's copy this soon (docs/automatic.md)
+CONTINUITY_BOUND = 5.0
 #: MB: the data disk of each node of a campaign that fills one (``hakit lab up --data-disk``)
 DATA_DISK_MB = 4096
 
@@ -159,9 +165,13 @@ class Campaign:
         inv = self.lab.inv()
         schemas = list(inv.settings.mysql.databases) + [inv.settings.mysql.hakit_schema]
         listed = ", ".join(f"'{s}'" for s in schemas)  # names validated by the inventory's rules
+        # the monitoring state's row is left out: the active's shipper writes it whenever Nagios
+        # saves, writers stopped or not; the continuity audit judges it (_mark, monitoring_state)
         tables = node_exec(self.lab.dir, doc["active"], ["mariadb", "-N", "-e",
                            "SELECT CONCAT(table_schema, '.', table_name) FROM information_schema.tables "
-                           f"WHERE table_schema IN ({listed}) AND table_type = 'BASE TABLE'"]).split()
+                           f"WHERE table_schema IN ({listed}) AND table_type = 'BASE TABLE' "
+                           f"AND NOT (table_schema = '{inv.settings.mysql.hakit_schema}' "
+                           f"AND table_name = '{MONITORING_STATE_TABLE}')"]).split()
         if not tables:
             return {node: {} for node in self.pair}
         sums: dict[str, dict[str, int | None]] = {}
@@ -179,6 +189,33 @@ class Campaign:
         # as _healthy: a heartbeat that shut itself down meanwhile is started again
         return self._reviving(lambda within: self.lab.wait("the standby caught up", same, within),
                               self.clock.monotonic() + timeout, None)
+
+    def _mark(self, active: str, standby: str, tag: str) -> bool | None:
+        """A downtime and a comment ``tag`` made on the active's Nagios, as an operator would;
+        whether the standby's copy of the monitoring state held them within the bound (the
+        standby's row has the checksum of an active's retention file that holds them). None:
+        nothing marked (no Nagios reads commands on the active, which the status audit judges)."""
+        import hashlib
+
+        if not nagios.mark(self.lab.dir, active, self._master_host, tag):
+            self._pending_notes.append(f"{active}'s Nagios did not read its command file: nothing marked")
+            return None
+        schema = self.lab.inv().settings.mysql.hakit_schema
+        path = nagios.node_path(self.lab.dir, active, nagios.RETENTION_FILE)
+
+        def on_standby() -> bool:
+            if not nagios.retention_has(self.lab.dir, active, tag):
+                return False
+            want = hashlib.sha256(path.read_bytes()).hexdigest()
+            have = node_exec(self.lab.dir, standby, ["mariadb", "-N", "-e", f"SELECT sha256 FROM `{schema}`."
+                                                     f"{MONITORING_STATE_TABLE} WHERE id = 1"]).strip()
+            return have == want
+
+        return wait_until(on_standby, CONTINUITY_BOUND, 0.25, clock=self.clock)
+
+    @property
+    def _master_host(self) -> str:
+        return self.lab.inv().settings.monitoring.master_host_name
 
     # ------------------------------------------------------------------ recovering
 
@@ -466,9 +503,11 @@ class Campaign:
         standby = next(n for n in self.pair if n != active)
         node = active if fault.target == "active" else standby
         report = StepReport(index, fault, node, active)
+        self.say(f"step {index}: {fault.kind} on {node} ({fault.target})")
+        tag = f"chaos step {index}"
+        shipped = self._mark(active, standby, tag)
         report.notes.extend(self._pending_notes)
         self._pending_notes.clear()
-        self.say(f"step {index}: {fault.kind} on {node} ({fault.target})")
         # every violation the step's audits record counts for it, the acknowledged writes' too
         # (taken after the recovery: counted from here, not after it, or the step said "0")
         before = len(self.auditor.violations)
@@ -509,6 +548,10 @@ class Campaign:
             doc = self._healthy(report=report)
             report.recovery_seconds = round(self.clock.monotonic() - started, 1)
             report.active_after = doc["active"]
+            running = doc["nodes"].get(doc["active"], {}).get("monitoring")
+            if shipped is not None:
+                self.auditor.monitoring_state(index, doc["active"], shipped=shipped, kept=nagios.wait_for_mark(
+                    self.lab.dir, doc["active"], tag, 30, clock=self.clock) if running else None)
             for w in inside.values():
                 w.stop()  # before they are read: no write in flight
             if self.semi_sync:

@@ -15,6 +15,11 @@ two nodes be writable. Runbook, in order, on one pair per stack (anti-flap windo
 5. maintenance on: both agents pass ocf-tester on the active; mysqld killed on the active:
    nothing fails over; maintenance off: it fails over by itself (a mysqld crash, after a planned
    switchover closed the anti-flap window).
+
+The node loss (1) and the mysqld crash (5) carry the monitoring master's state (issue 25): a
+downtime, a comment and an acknowledgement made on the active's Nagios 5 s before the fault
+(hakit's stated bound) are in the new active's Nagios after it, and it notifies nothing about
+the acknowledged problem or the host in downtime.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from labkit import Lab, Writer, _wait_until, build_lab, hakit, other_admin, sql
 from test_failover_lab import Pair
 
 from hakit.lab import lifecycle as labmod
+from hakit.lab import nagios
 from hakit.lab.state import load_state
 from hakit.lab.writer import WritableSampler as LabSampler
 
@@ -37,6 +43,8 @@ pytestmark = pytest.mark.lab
 
 HAKIT = str(Path(sys.executable).parent / "hakit")
 WINDOW = 300
+#: seconds: a change made on the active's Nagios this long before a failure is kept (docs/automatic.md)
+CONTINUITY_BOUND = 5
 
 
 def WritableSampler(lab: Lab) -> LabSampler:
@@ -105,12 +113,50 @@ def _alive(lab: Lab, node: str) -> bool:
         return False
 
 
+# --------------------------------------------------------------------------- the monitoring state
+
+
+def operator_marks(pair, node: str, tag: str) -> None:
+    """What an on-call operator does on the active's Nagios: a host downtime and a comment
+    (``tag``), a problem acknowledged (a service forced CRITICAL by a passive result first)."""
+    folder, host = pair.lab.dir, "localhost"
+    assert nagios.mark(folder, node, host, tag), f"{node}'s Nagios does not read its command file"
+    assert nagios.command(folder, node, f"PROCESS_SERVICE_CHECK_RESULT;{host};HTTP;2;{tag}: forced critical")
+    _wait_until(f"{node}'s Nagios shows the CRITICAL", lambda: (nagios.view(folder, node) or nagios.View(
+        [], [], [], {})).states.get((host, "HTTP")) == "2", timeout=30)
+    assert nagios.command(folder, node, f"ACKNOWLEDGE_SVC_PROBLEM;{host};HTTP;2;0;1;hakit-lab;{tag}")
+    _wait_until(f"{node}'s Nagios shows the acknowledgement", lambda: (host, "HTTP") in (nagios.view(
+        folder, node) or nagios.View([], [], [], {})).acknowledged, timeout=30)
+
+
+def same_view_on(pair, node: str, tag: str, since: float) -> None:
+    """``node``'s Nagios (the new active) started from the state shipped before the fault: the
+    downtime, the comment and the acknowledgement, and no notification about either since."""
+    folder = pair.lab.dir
+    if not nagios.wait_for_mark(folder, node, tag, timeout=60):
+        log = pair.lab.host(node).run("tail -n 20 /var/log/hakit/continuity.log").stdout
+        pytest.fail(f"{node}'s Nagios lost the downtime and comment {tag!r} made before the fault: "
+                    f"{nagios.view(folder, node)}\n{log}")
+    v = nagios.view(folder, node)
+    assert ("localhost", "HTTP") in v.acknowledged, v
+    assert v.states.get(("localhost", "HTTP")) == "2", v  # not reset to PENDING or OK
+    text = nagios.node_path(folder, node, nagios.LOG_FILE).read_text(errors="replace")
+    stamp = int(since)
+    sent = [line for line in text.splitlines() if line.startswith("[") and int(line[1:line.index("]")]) >= stamp
+            and (("SERVICE NOTIFICATION: " in line and ";localhost;HTTP;" in line)
+                 or ("HOST NOTIFICATION: " in line and ";localhost;" in line))]
+    assert sent == [], f"{node} notified about an acknowledged problem or a host in downtime: {sent}"
+    installed = pair.lab.host(node).run("cat /var/log/hakit/continuity.log").stdout
+    assert "is installed" in installed, installed
+
+
 # --------------------------------------------------------------------------- 1-2. node loss
 
 
-def test_kill_node_fails_over_by_itself_under_a_writer(pair, capsys):
+def test_kill_node_fails_over_by_itself_under_a_writer_and_keeps_the_monitoring_state(pair, capsys):
+    operator_marks(pair, "n1", "before the node loss")
     with Writer(pair.lab, pair.inv, pair.vip) as writer:
-        time.sleep(1)
+        time.sleep(CONTINUITY_BOUND)
         fault(pair.lab, "kill-node", "n1")
         killed = time.monotonic()
         doc = pair.wait_active(capsys, "n2", timeout=120)
@@ -126,6 +172,7 @@ def test_kill_node_fails_over_by_itself_under_a_writer(pair, capsys):
     call = "ocf" if pair.stack == "pacemaker" else "heartbeat"
     assert f"agent {call} mariadb-role start: exit 0" in served, served
     print(f"automatic failover ({pair.stack}): n2 active {took:.1f}s after the kill (polled)")
+    same_view_on(pair, "n2", "before the node loss", since=time.time() - took)
 
 
 def test_the_returning_node_stays_standby_until_resync(pair, capsys, tmp_path):
@@ -197,6 +244,7 @@ def test_a_partition_never_leaves_two_nodes_writable(pair, capsys):
 
 
 def test_maintenance_prevents_a_failover_and_a_mysqld_crash_fails_over_once_it_is_off(pair, capsys):
+    """... and the mysqld crash carries the monitoring state made on n1 before it."""
     code, out, err = pair.run(capsys, "switchover", "--yes")  # closes the anti-flap window (planned)
     assert code == 0, out + err
     pair.wait_healthy(capsys, "n1")
@@ -219,6 +267,9 @@ def test_maintenance_prevents_a_failover_and_a_mysqld_crash_fails_over_once_it_i
     doc = pair.status(capsys)
     assert doc["nodes"]["n1"]["writable"] and doc["nodes"]["n1"]["monitoring"] and doc["active"] == "n1"
 
+    operator_marks(pair, "n1", "before the mysqld crash")
+    time.sleep(CONTINUITY_BOUND)
+    since = time.time()
     fault(pair.lab, "kill-mysqld", "n1")
     time.sleep(15)  # past a whole monitor interval (10 s): nothing may move
     doc = pair.status(capsys)
@@ -229,3 +280,4 @@ def test_maintenance_prevents_a_failover_and_a_mysqld_crash_fails_over_once_it_i
     doc = pair.wait_active(capsys, "n2", timeout=120)  # the crash is seen now, and fails over
     assert doc["maintenance"] is False and doc["generation"] >= 5
     never_two_writable(pair)
+    same_view_on(pair, "n2", "before the mysqld crash", since=since)

@@ -149,3 +149,17 @@ def test_a_node_being_resynced_must_never_be_writable_nor_silent():
     assert [(v.step, v.rule) for v in auditor.violations] == [(2, rule), (3, rule), (4, rule)]
     assert "writable" in auditor.violations[0].detail and "not answering" in auditor.violations[1].detail
     assert auditor.checks[rule] == 28
+
+
+def test_the_monitoring_state_must_reach_the_standby_in_time_and_be_on_the_new_active():
+    a = Auditor([["n1", "n2"]])
+    a.monitoring_state(1, "n2", shipped=True, kept=True)
+    assert a.violations == []
+    a.monitoring_state(2, "n2", shipped=True, kept=None)  # no monitoring master to ask: not judged here
+    assert a.violations == [] and a.checks["monitoring state kept"] == 1
+    a.monitoring_state(3, "n2", shipped=False, kept=True)
+    a.monitoring_state(4, "n1", shipped=True, kept=False)
+    assert [(v.step, v.rule) for v in a.violations] == [(3, "monitoring state shipped within the bound"),
+                                                         (4, "monitoring state kept")]
+    assert "n1" in a.violations[1].detail
+    assert a.checks["monitoring state shipped within the bound"] == 4

@@ -1,0 +1,96 @@
+"""The lab nodes' Nagios seen from the host: commands into its command file, its view read
+from its status file (both in the node's private folders, ``DIR/nodes/<name>/...``).
+
+What the continuity tests and the chaos campaign's audit use (issue 25): a downtime, a comment
+and an acknowledgement made on the active's Nagios before a fault must be in the new active's
+Nagios after it.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from hakit.clock import SYSTEM_CLOCK, Clock, wait_until
+from hakit.continuity import retention
+
+#: the Debian paths the lab's nodes use (the packaged nagios.cfg)
+COMMAND_FILE = "var/lib/nagios4/rw/nagios.cmd"
+STATUS_FILE = "var/lib/nagios4/status.dat"
+RETENTION_FILE = "var/lib/nagios4/retention.dat"
+LOG_FILE = "var/log/nagios4/nagios.log"
+
+
+def node_path(folder: Path, node: str, relative: str) -> Path:
+    return Path(folder) / "nodes" / node / relative
+
+
+def command(folder: Path, node: str, line: str) -> bool:
+    """Send one external command to the node's Nagios; False when it does not read its command
+    file (not running)."""
+    path = node_path(folder, node, COMMAND_FILE)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        if exc.errno in (errno.ENXIO, errno.ENOENT):
+            return False
+        raise
+    try:
+        os.write(fd, f"[{int(time.time())}] {line}\n".encode())
+    finally:
+        os.close(fd)
+    return True
+
+
+@dataclass(frozen=True)
+class View:
+    """What the node's Nagios shows (its status file)."""
+
+    downtimes: list[tuple[str, str, str]]
+    comments: list[tuple[str, str, str]]
+    acknowledged: list[tuple[str, str]]  #: (host, service) of each acknowledged problem
+    states: dict[tuple[str, str], str]  #: (host, service) -> current_state
+
+
+def view(folder: Path, node: str) -> View | None:
+    """The node's Nagios as its status file shows it; None when there is none (or it is being
+    written)."""
+    try:
+        blocks = retention.parse(node_path(folder, node, STATUS_FILE).read_text(errors="replace"))
+    except (OSError, retention.Incomplete):
+        return None
+    objects = [b for b in blocks if b.kind in ("hoststatus", "servicestatus")]
+    return View(retention.downtimes(blocks), retention.comments(blocks),
+                [(b.get("host_name"), b.get("service_description")) for b in objects
+                 if b.get("problem_has_been_acknowledged") == "1"],
+                {(b.get("host_name"), b.get("service_description")): b.get("current_state") for b in objects})
+
+
+def mark(folder: Path, node: str, host: str, tag: str, *, seconds: int = 600) -> bool:
+    """A fixed downtime of ``host`` commented ``tag``, from now for ``seconds``, and a comment
+    ``tag`` on it: what an operator does before a maintenance. False when Nagios does not read."""
+    now = int(time.time())
+    return (command(folder, node, f"SCHEDULE_HOST_DOWNTIME;{host};{now};{now + seconds};1;0;{seconds};hakit-lab;{tag}")
+            and command(folder, node, f"ADD_HOST_COMMENT;{host};1;hakit-lab;{tag}"))
+
+
+def has_mark(v: View | None, tag: str) -> bool:
+    return v is not None and any(c == tag for _, _, c in v.downtimes) and any(c == tag for _, _, c in v.comments)
+
+
+def wait_for_mark(folder: Path, node: str, tag: str, timeout: float, *, clock: Clock = SYSTEM_CLOCK) -> bool:
+    """Whether the node's Nagios shows the downtime and comment ``tag`` within ``timeout`` (its
+    status file is written every ``status_update_interval``, 10 s on Debian)."""
+    return wait_until(lambda: has_mark(view(folder, node), tag), timeout, 0.5, clock=clock)
+
+
+def retention_has(folder: Path, node: str, tag: str) -> bool:
+    """Whether the node's retention file (what its shipper ships) holds the downtime ``tag``."""
+    try:
+        blocks = retention.parse(node_path(folder, node, RETENTION_FILE).read_text(errors="replace"))
+    except (OSError, retention.Incomplete):
+        return False
+    return any(c == tag for _, _, c in retention.downtimes(blocks))
