@@ -41,6 +41,9 @@ ER_SLAVE_MUST_STOP = 1198
 #: MariaDB's refusal of a gtid_slave_pos older than the binary log's last GTID in a domain
 ER_MASTER_GTID_POS_CONFLICTS_WITH_BINLOG = 1947
 
+#: MariaDB: "Table ... doesn't exist" (also when its schema does not exist)
+ER_NO_SUCH_TABLE = 1146
+
 #: tries at setting gtid_slave_pos to the current position while commits keep moving it
 SLAVE_POS_ATTEMPTS = 50
 
@@ -123,6 +126,13 @@ class PyMySQLDatabase:
                 self.close()
                 raise DatabaseUnreachable(f"{self.name}: {_reason(exc)}") from None
             raise QueryFailed(code, f"{self.name}: {_reason(exc)}") from None
+        except pymysql.err.DatabaseError as exc:
+            # the server's other answers are errors of the statement too, whatever class pymysql
+            # gives them: a missing table (1146) is a ProgrammingError, which callers that look
+            # for the errno of a QueryFailed did not see
+            if not (exc.args and isinstance(exc.args[0], int)):
+                raise
+            raise QueryFailed(exc.args[0], f"{self.name}: {_reason(exc)}") from None
 
     def facts(self) -> DbFacts:
         row = self.query("SELECT @@server_id AS server_id, @@read_only AS ro, @@gtid_binlog_pos AS binlog, "
@@ -171,8 +181,10 @@ class PyMySQLDatabase:
                 except QueryFailed as exc:
                     if exc.errno != 1054:
                         raise
-        except pymysql.err.ProgrammingError:  # schema not created yet (before init)
-            return None
+        except QueryFailed as exc:
+            if exc.errno != ER_NO_SUCH_TABLE:
+                raise
+            return None  # schema not created yet (before init)
         if not rows:
             return None
         r = rows[0]

@@ -368,3 +368,18 @@ def test_the_monitoring_state_row_has_one_writer_and_none_on_a_read_only_server(
         assert store.read().content == content + b"x"
     finally:
         server.query("SET GLOBAL read_only = ON")
+
+
+def test_a_schema_without_the_monitoring_state_table_has_nothing_shipped(server):
+    """A missing table is MariaDB's error 1146, which pymysql raises as a ProgrammingError: the
+    adapter makes it a QueryFailed like every refused statement, so the store's read of a schema
+    made by an older init (or before init) says "nothing shipped yet" instead of raising."""
+    from hakit.continuity.store import SqlStateStore
+    from hakit.mysql.facts import QueryFailed
+
+    server.query("CREATE DATABASE IF NOT EXISTS hakit_older")
+    assert SqlStateStore(server, "hakit_older").read() is None
+    assert SqlStateStore(server, "hakit_never_made").read() is None
+    with pytest.raises(QueryFailed) as refused:
+        server.query("SELECT * FROM hakit_older.missing")
+    assert refused.value.errno == 1146
