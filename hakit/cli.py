@@ -300,7 +300,7 @@ def status(ctx: Context, as_json: bool) -> None:
 
     world = real_world(inv, secrets)
     try:
-        snap = observe_operation(inv, world, journal_for(inv, secrets))
+        snap = observe_operation(inv, world, journal_for(inv, secrets), shipped=True)
         # what this machine knows, every node knows: another admin machine (or the same one with
         # another folder) reads the generation floor from the nodes, not from this one's .hakit/
         spread_floor(world, snap)
@@ -333,11 +333,12 @@ def check(ctx: Context) -> None:
         result = unknown(str(exc))
     else:
         try:
-            snap = observe(inv, world)
+            snap = observe(inv, world, shipped=True)
         finally:
             world.close()
         result = verdict(snap, derive_state(snap), inv.settings.failover, inv.settings.mysql.semi_sync.enabled,
-                         tls_wanted=inv.settings.mysql.tls.enabled, unfenced=unfenced(inv))
+                         tls_wanted=inv.settings.mysql.tls.enabled, unfenced=unfenced(inv),
+                         state_warning_seconds=inv.settings.monitoring.state_warning_seconds)
     click.echo(result.line)
     raise click.exceptions.Exit(result.code)
 

@@ -38,13 +38,13 @@ from hakit.agents.processes import log as _log
 from hakit.agents.processes import process_running, running_pid, spawn_once
 from hakit.clock import SYSTEM_CLOCK, Clock
 from hakit.continuity import retention
-from hakit.continuity.decide import Pace, Restore, Turn, changes_state, restore_decision, shipper_turn
+from hakit.continuity.decide import SHIPPER_LOG, Pace, Restore, Turn, changes_state, restore_decision, shipper_turn
 from hakit.continuity.store import SqlStateStore, StateStore
 from hakit.errors import HakitError
 from hakit.files import atomic_write
 from hakit.inventory.model import Inventory, Monitoring
 
-LOG = "/var/log/hakit/continuity.log"
+LOG = SHIPPER_LOG
 #: the restore's backup of the retention file it replaced
 PREVIOUS = ".hakit-previous"
 #: how often the shipper looks at the log and the file

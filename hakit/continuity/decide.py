@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+#: the shipper's log, on the node that runs the monitoring master
+SHIPPER_LOG = "/var/log/hakit/continuity.log"
+
 #: a line of Nagios's log that means its retained state changed: a state change, a command (an
 #: acknowledgement, a downtime, a comment, a switch turned), a notification (its counters)
 CHANGE_MARKS = ("EXTERNAL COMMAND:", " ALERT:", " NOTIFICATION:")

@@ -25,7 +25,7 @@ from hakit.failover.planners import ErrantReport
 from hakit.failover.snapshot import NodeView, Snapshot, cluster_generation
 from hakit.failover.state import raise_floor, read_floor
 from hakit.inventory.model import Inventory, Node
-from hakit.mysql.facts import DatabaseUnreachable, DbFacts
+from hakit.mysql.facts import DatabaseUnreachable, DbFacts, ShippedState
 from hakit.mysql.gtid import Position
 from hakit.mysql.port import Database
 from hakit.mysql.tls import probe_files
@@ -117,8 +117,13 @@ def stack_script(daemons: tuple[str, ...]) -> str:
     return f"if {running}; then echo stack; else echo no-stack; fi"
 
 
-def observe_node(inv: Inventory, world: World, node: Node) -> NodeView:
-    """One node's view. Errors become ``reachable=False`` / ``db=None`` with the reason."""
+def observe_node(inv: Inventory, world: World, node: Node, *, shipped: bool = False) -> NodeView:
+    """One node's view. Errors become ``reachable=False`` / ``db=None`` with the reason.
+
+    ``shipped``: also read the database's row of the shipped monitoring state
+    (:meth:`~hakit.mysql.port.Database.shipped_state`), what status and check show; an
+    operation does not need it, and a row that cannot be read is said in the view's error
+    without making the database unreadable."""
     pair = inv.pair_of(node.name)
     errors: list[str] = []
     reachable = False
@@ -129,12 +134,22 @@ def observe_node(inv: Inventory, world: World, node: Node) -> NodeView:
     tls_problems: list[str] = []
     database = world.databases.get(node.name)
     facts = None
+    row: ShippedState | None = None
+    row_read = False
 
-    def read_database(db: Database) -> tuple[DbFacts | None, str | None]:
+    def read_database(db: Database) -> tuple[DbFacts | None, str | None, bool, ShippedState | None, str | None]:
+        """The facts (or why not), then, when asked, the shipped state's row on the same
+        connection (whether it was read, the row, or why not)."""
         try:
-            return db.facts(), None
+            read = db.facts()
         except (DatabaseUnreachable, HakitError) as exc:
-            return None, str(exc)
+            return None, str(exc), False, None, None
+        if not shipped:
+            return read, None, False, None, None
+        try:
+            return read, None, True, db.shipped_state(inv.settings.mysql.hakit_schema), None
+        except (DatabaseUnreachable, HakitError) as exc:
+            return read, None, False, None, f"the shipped monitoring state cannot be read: {exc}"
 
     # The first command opens the SSH connection (or finds the node unreachable, once); the other
     # probes and the database (through the same connection) are then read at once: each command
@@ -170,11 +185,13 @@ def observe_node(inv: Inventory, world: World, node: Node) -> NodeView:
         if reading is None and database is not None and not (ssh_down and tunneled):
             reading = pool.submit(read_database, database)
         if reading is not None:
-            facts, problem = reading.result()
+            facts, problem, row_read, row, unread = reading.result()
             if problem is not None:
                 errors.append(problem)
             else:
                 reachable = True
+            if unread is not None:
+                errors.append(unread)
     finally:
         pool.shutdown(wait=True)
     watcher = True if "watcher" in flags else False if "no-watcher" in flags else None
@@ -187,16 +204,20 @@ def observe_node(inv: Inventory, world: World, node: Node) -> NodeView:
                     error="; ".join(errors), resync_pending="resync" in flags, resync_by=resync_by,
                     maintenance="maintenance" in flags, disk=disk_of(flags),
                     tls_problems=tuple(tls_problems), watcher=watcher if pair.carries_db else None,
-                    stack_running=True if "stack" in flags else False if "no-stack" in flags else None)
+                    stack_running=True if "stack" in flags else False if "no-stack" in flags else None,
+                    shipped=row, shipped_read=row_read)
 
 
 def observe(inv: Inventory, world: World, *, operation: str | None = None, operation_target: str | None = None,
-            maintenance: bool = False, observe_one: Callable[[Inventory, World, Node], NodeView] = observe_node
+            maintenance: bool = False, observe_one: Callable[..., NodeView] = observe_node, shipped: bool = False
             ) -> Snapshot:
-    """Read every node in parallel and return the snapshot."""
+    """Read every node in parallel and return the snapshot (``shipped``: with the shipped
+    monitoring state's row of each database, :func:`observe_node`)."""
+    def one(node: Node) -> NodeView:
+        return observe_one(inv, world, node, shipped=True) if shipped else observe_one(inv, world, node)
+
     with ThreadPoolExecutor(max_workers=max(1, len(inv.nodes))) as pool:
-        views = dict(zip([n.name for n in inv.nodes], pool.map(lambda n: observe_one(inv, world, n), inv.nodes),
-                         strict=True))
+        views = dict(zip([n.name for n in inv.nodes], pool.map(one, inv.nodes), strict=True))
     db_pair, app_pair = inv.db_pair, inv.app_pair
     app_views = () if app_pair is db_pair else tuple(views[n] for n in app_pair.node_names)
     return Snapshot(db_nodes=tuple(views[n] for n in db_pair.node_names), app_nodes=app_views,
@@ -207,13 +228,14 @@ def observe(inv: Inventory, world: World, *, operation: str | None = None, opera
 # --------------------------------------------------------------------------- an operation's snapshot
 
 
-def observe_operation(inv: Inventory, world: World, journal: Journal | None) -> Snapshot:
-    """The snapshot an operation plans from: nodes (with resync markers), journal, floor."""
+def observe_operation(inv: Inventory, world: World, journal: Journal | None, *, shipped: bool = False) -> Snapshot:
+    """The snapshot an operation plans from: nodes (with resync markers), journal, floor
+    (``shipped``: status's, with the shipped monitoring state, :func:`observe_node`)."""
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(max_workers=max(2, len(inv.nodes))) as pool:
-        views = dict(zip([n.name for n in inv.nodes], pool.map(lambda n: observe_node(inv, world, n), inv.nodes),
-                         strict=True))
+        views = dict(zip([n.name for n in inv.nodes],
+                         pool.map(lambda n: observe_node(inv, world, n, shipped=shipped), inv.nodes), strict=True))
         reachable = [n for n, v in views.items() if v.reachable]
         held = pool.submit(stack_unmanaged, inv, world, reachable)
         running_on = stack_view(inv, world, reachable)

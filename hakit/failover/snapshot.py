@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from hakit.mysql.facts import DbFacts
+from hakit.mysql.facts import DbFacts, ShippedState
 
 #: under this much room a node's data disk counts as full
 DISK_FULL_BYTES = 64 * 2**20
@@ -49,6 +49,10 @@ class NodeView:
     #: the node's record of the last automatic promotion it knows of: (generation, seconds since,
     #: by the node's boot clock; None when recorded in an earlier boot); None: no record read
     automatic_seen: tuple[int, float | None] | None = None
+    #: hakit's monitoring_state row as this node's database holds it, without its content (read
+    #: for status and check only); None: nothing shipped yet, when ``shipped_read``, else not read
+    shipped: ShippedState | None = None
+    shipped_read: bool = False
 
     @property
     def disk_full(self) -> bool:

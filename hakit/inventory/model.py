@@ -457,6 +457,10 @@ class Monitoring(Frozen):
     master_host_name: Name = "monitoring-master"
     #: paths that must be identical on both nodes (on shared storage, or kept in sync)
     shared_paths: list[SharedPath] = ["/etc/nagios4", "/var/lib/nagios4"]
+    #: ``hakit check`` warns when the standby's copy of the shipped monitoring state (issue 25)
+    #: lacks a change older than this (seconds), or when the active's shipper has not confirmed
+    #: its row for a minute more than this (it confirms at least once a minute while it works)
+    state_warning_seconds: Annotated[int, Field(ge=1, le=86400)] = 30
 
 
 class Drbd(Frozen):

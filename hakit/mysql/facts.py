@@ -79,6 +79,26 @@ class PromotionRecord:
 
 
 @dataclass(frozen=True)
+class ShippedState:
+    """hakit's ``monitoring_state`` row as one server holds it (:mod:`hakit.continuity.store`),
+    without its content: a retention file, megabytes, and status reads every node.
+
+    ``saved_at`` and ``checked_at`` are UTC times by the clock of the server that took the
+    shipper's write, the active's (as MariaDB prints them; None: nothing written yet, only
+    claimed); replication copies them unchanged."""
+
+    node: str  #: the node whose monitoring master shipped it, or claimed it last
+    seq: int  #: raised by each claim and each write of new content
+    saved_at: str | None
+    checked_at: str | None
+    #: seconds since ``saved_at`` and ``checked_at`` by the clock of the server that was read
+    #: (in the same statement there; None: no time written). One clock only when that server
+    #: wrote them, the active's: hakit compares no two nodes' clocks
+    saved_age: float | None = field(default=None, compare=False)
+    checked_age: float | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
 class DbFacts:
     """What one node's server says about itself, at one moment."""
 

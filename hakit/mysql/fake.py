@@ -17,6 +17,7 @@ from hakit.mysql.facts import (
     PromotionRecord,
     ReplicaStatus,
     ReplicaTls,
+    ShippedState,
     held_by,
     user_databases,
 )
@@ -56,6 +57,8 @@ class FakeDatabase:
     started_at: float | None = 0.0
     #: what ``apply_delay`` is slept on and ``promoted_at`` read from (a FakeClock in tests)
     clock: Clock = SYSTEM_CLOCK
+    #: hakit's monitoring_state row (shipped_state() answers this; replication carries it)
+    shipped: ShippedState | None = None
 
     def _commit(self, domain: int = 0) -> None:
         gtid = Gtid(domain, self.server_id, self.binlog.seq(domain) + 1)
@@ -81,6 +84,8 @@ class FakeDatabase:
         self.binlog = self.binlog.merged(master.binlog)
         if master.state is not None:
             self.state = master.state
+        if master.shipped is not None:
+            self.shipped = master.shipped
 
     def facts(self) -> DbFacts:
         self._check()
@@ -88,6 +93,10 @@ class FakeDatabase:
                        gtid_current_pos=self.binlog, gtid_slave_pos=self.binlog, replica=self.replica,
                        state=self.state, semi_sync_master_enabled=self.semi_sync_master_enabled,
                        have_ssl=self.have_ssl, started_at=self.started_at)
+
+    def shipped_state(self, schema: str) -> ShippedState | None:
+        self._check()
+        return self.shipped
 
     def set_read_only(self, on: bool, *, lock_wait: float | None = None) -> None:
         self._check()

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from hakit.mysql.facts import BinlogGtid, DbFacts, PromotionRecord, ReplicaTls
+from hakit.mysql.facts import BinlogGtid, DbFacts, PromotionRecord, ReplicaTls, ShippedState
 from hakit.mysql.gtid import Gtid, Position
 
 
@@ -25,6 +25,12 @@ class Database(Protocol):
 
     def facts(self) -> DbFacts:
         """A consistent snapshot of roles, positions, replication and hakit state."""
+
+    def shipped_state(self, schema: str) -> ShippedState | None:
+        """hakit's ``monitoring_state`` row in ``schema``, without its content, with its ages by
+        this server's clock; None when nothing was shipped yet (no row, or no table: a schema
+        made before it). Not part of :meth:`facts`: only status and check read it, and a
+        problem with it must never make a node's database look unreadable to a promotion."""
 
     def set_read_only(self, on: bool, *, lock_wait: float | None = None) -> None:
         """Set ``read_only``; with ``on``, also waits until running writers have finished (at

@@ -29,17 +29,31 @@ from hakit.mysql.facts import (
     QueryFailed,
     ReplicaStatus,
     ReplicaTls,
+    ShippedState,
     held_by,
     user_databases,
 )
 from hakit.mysql.gtid import Gtid, Position
-from hakit.mysql.sql import PROMOTED_AGE, PROMOTED_AT_EPOCH, STATE_TABLE, change_master_sql, ident, state_schema_sql
+from hakit.mysql.sql import (
+    CHECKED_AGE,
+    MONITORING_STATE_TABLE,
+    PROMOTED_AGE,
+    PROMOTED_AT_EPOCH,
+    SAVED_AGE,
+    STATE_TABLE,
+    change_master_sql,
+    ident,
+    state_schema_sql,
+)
 
 #: MariaDB: "This operation cannot be performed as you have a running slave"
 ER_SLAVE_MUST_STOP = 1198
 
 #: MariaDB's refusal of a gtid_slave_pos older than the binary log's last GTID in a domain
 ER_MASTER_GTID_POS_CONFLICTS_WITH_BINLOG = 1947
+
+#: MariaDB: "Table ... doesn't exist" (also when its schema does not exist)
+ER_NO_SUCH_TABLE = 1146
 
 #: tries at setting gtid_slave_pos to the current position while commits keep moving it
 SLAVE_POS_ATTEMPTS = 50
@@ -123,6 +137,13 @@ class PyMySQLDatabase:
                 self.close()
                 raise DatabaseUnreachable(f"{self.name}: {_reason(exc)}") from None
             raise QueryFailed(code, f"{self.name}: {_reason(exc)}") from None
+        except pymysql.err.DatabaseError as exc:
+            # the server's other answers are errors of the statement too, whatever class pymysql
+            # gives them: a missing table (1146) is a ProgrammingError, which callers that look
+            # for the errno of a QueryFailed did not see
+            if not (exc.args and isinstance(exc.args[0], int)):
+                raise
+            raise QueryFailed(exc.args[0], f"{self.name}: {_reason(exc)}") from None
 
     def facts(self) -> DbFacts:
         row = self.query("SELECT @@server_id AS server_id, @@read_only AS ro, @@gtid_binlog_pos AS binlog, "
@@ -171,14 +192,32 @@ class PyMySQLDatabase:
                 except QueryFailed as exc:
                     if exc.errno != 1054:
                         raise
-        except pymysql.err.ProgrammingError:  # schema not created yet (before init)
-            return None
+        except QueryFailed as exc:
+            if exc.errno != ER_NO_SUCH_TABLE:
+                raise
+            return None  # schema not created yet (before init)
         if not rows:
             return None
         r = rows[0]
         return PromotionRecord(int(r["generation"]), r["promotion_point"], r["promoted_node"], r["kind"],
                                float(r["at"]) if r["at"] is not None else None, r["server_instance"] or "",
                                float(r["age"]) if r.get("age") is not None else None)
+
+    def shipped_state(self, schema: str) -> ShippedState | None:
+        table = f"{ident(schema)}.{MONITORING_STATE_TABLE}"
+        try:
+            # never the content: a LONGBLOB of megabytes, for a status that reads every node
+            rows = self.query(f"SELECT node, seq, saved_at, checked_at, {SAVED_AGE} AS saved_age, "
+                              f"{CHECKED_AGE} AS checked_age FROM {table} WHERE id = 1")
+        except QueryFailed as exc:
+            if exc.errno != ER_NO_SUCH_TABLE:
+                raise
+            return None  # before init, or a schema made by an older init: nothing shipped yet
+        if not rows:
+            return None
+        r = rows[0]
+        return ShippedState(str(r["node"]), int(r["seq"]), _text(r["saved_at"]), _text(r["checked_at"]),
+                            _seconds(r["saved_age"]), _seconds(r["checked_age"]))
 
     def set_read_only(self, on: bool, *, lock_wait: float | None = None) -> None:
         if on:
@@ -420,6 +459,14 @@ class PyMySQLDatabase:
             except pymysql.MySQLError:
                 pass
             self._conn = None
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _seconds(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 def _yes_no(value: Any) -> bool | None:

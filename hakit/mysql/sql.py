@@ -72,5 +72,17 @@ def monitoring_state_sql(schema: str) -> str:
 #: ``promoted_at`` as epoch seconds, by DATETIME arithmetic alone: the column holds UTC
 #: (``UTC_TIMESTAMP``), and ``UNIX_TIMESTAMP()`` would read it in the session's time zone
 PROMOTED_AT_EPOCH = "TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', promoted_at) / 1000000"
+
+
+def utc_age_sql(column: str) -> str:
+    """Seconds since a UTC ``DATETIME`` column by this server's clock, read in the statement
+    that reads the column (one clock: the value means something only where it was written)."""
+    return f"TIMESTAMPDIFF(MICROSECOND, {ident(column)}, UTC_TIMESTAMP(6)) / 1000000"
+
+
 #: seconds since ``promoted_at`` by this server's clock (both UTC, read in one statement)
-PROMOTED_AGE = "TIMESTAMPDIFF(MICROSECOND, promoted_at, UTC_TIMESTAMP(6)) / 1000000"
+PROMOTED_AGE = utc_age_sql("promoted_at")
+#: seconds since the shipped monitoring state's last write, and since its shipper last found
+#: it current, by this server's clock (:class:`~hakit.mysql.facts.ShippedState`)
+SAVED_AGE = utc_age_sql("saved_at")
+CHECKED_AGE = utc_age_sql("checked_at")

@@ -18,7 +18,9 @@ from hakit.failover.snapshot import (
     cluster_generation,
     disk_text,
 )
-from hakit.inventory.model import Failover, Inventory
+from hakit.inventory.model import Failover, Inventory, Monitoring
+from hakit.status.shipped import perfdata as shipped_perfdata
+from hakit.status.shipped import shipped_lag, shipped_problems
 
 OK, WARNING, CRITICAL, UNKNOWN = 0, 1, 2, 3
 LABELS = {OK: "OK", WARNING: "WARNING", CRITICAL: "CRITICAL", UNKNOWN: "UNKNOWN"}
@@ -55,13 +57,17 @@ def unknown(reason: str) -> Verdict:
 
 
 def verdict(snap: Snapshot, state: ClusterState, thresholds: Failover, semi_sync_wanted: bool,
-            tls_wanted: bool = False, unfenced: tuple[str, ...] = ()) -> Verdict:
+            tls_wanted: bool = False, unfenced: tuple[str, ...] = (),
+            state_warning_seconds: int = Monitoring().state_warning_seconds) -> Verdict:
     """The check's verdict: CRITICAL when the pair cannot fail over safely, WARNING when it soon may not.
 
     ``tls_wanted`` (``mysql.tls.enabled``): a TLS problem on a database node (a certificate file
     missing, a key others can read, a server without TLS, replication not encrypted) is a WARNING:
     the pair still fails over, but not as the inventory promises. ``unfenced``: database nodes no
-    fence device covers, a WARNING (a silent peer is never taken over by itself)."""
+    fence device covers, a WARNING (a silent peer is never taken over by itself).
+    ``state_warning_seconds`` (``monitoring.state_warning_seconds``): a standby's copy of the
+    shipped monitoring state that far behind, or a shipper silent a minute longer, is a WARNING
+    (the pair fails over, and its monitoring master starts from an older state)."""
     standby = snap.node(state.standby) if state.standby else None
     active = snap.node(state.active) if state.active else None
     lag = standby.db.replica.lag_seconds if standby and standby.db and standby.db.replica else None
@@ -74,6 +80,8 @@ def verdict(snap: Snapshot, state: ClusterState, thresholds: Failover, semi_sync
         perf.append(f"semi_sync={1 if semi_ok else 0};;1:;0;1")
     reachable = sum(1 for v in snap.db_nodes + snap.app_nodes if v.reachable)
     perf.append(f"nodes_reachable={reachable};;;0;{len(snap.db_nodes + snap.app_nodes)}")
+    shipped = shipped_lag(snap, state)
+    perf.append(shipped_perfdata(shipped, state_warning_seconds))
     perfdata = tuple(perf)
 
     if state.name in ("split-brain", "degraded", "bootstrapping"):
@@ -106,6 +114,8 @@ def verdict(snap: Snapshot, state: ClusterState, thresholds: Failover, semi_sync
         problems.append((WARNING, WATCHER_MISSING.format(node=active.name)))
     if unfenced:
         problems.append((WARNING, UNFENCED.format(nodes=" and ".join(unfenced))))
+    if shipped is not None:  # nothing shipped yet (or no table yet): nothing to say
+        problems += [(WARNING, text) for text in shipped_problems(snap, shipped, state_warning_seconds)]
     if snap.maintenance:
         problems.append((WARNING, "maintenance mode is on: nothing fails over"))
     if state.name in ("switching", "resyncing"):

@@ -8,6 +8,7 @@ from typing import Any
 
 from hakit.failover.flap import latest_record, snapshot_age
 from hakit.failover.snapshot import ClusterState, Snapshot, cluster_generation
+from hakit.status.shipped import shipped_lag
 from hakit.status.tls_findings import findings
 
 
@@ -28,9 +29,12 @@ def status_document(snap: Snapshot, state: ClusterState, *, anti_flap_seconds: f
     """The ``status --json`` document of DESIGN.md ("The CLI contract").
 
     ``tls``: replication is meant to run over TLS (``mysql.tls.enabled``): each database node
-    then says whether its replication is encrypted and what is wrong with TLS there."""
+    then says whether its replication is encrypted and what is wrong with TLS there.
+    ``monitoring_state``: the shipped monitoring state and how far the standby's copy is behind
+    (:func:`hakit.status.shipped.shipped_lag`), null when there is no active or no row on it."""
     nodes: dict[str, Any] = {}
     left = anti_flap_left(snap, anti_flap_seconds)
+    shipped = shipped_lag(snap, state)
     for view in snap.db_nodes + snap.app_nodes:
         db = view.db
         replica = db.replica if db else None
@@ -70,5 +74,6 @@ def status_document(snap: Snapshot, state: ClusterState, *, anti_flap_seconds: f
         "operation": ({"name": snap.operation, "target": snap.operation_target} if snap.operation else None),
         "stack_running_on": list(snap.stack_running_on) if snap.stack_running_on is not None else None,
         "stack_unmanaged": snap.stack_unmanaged,
+        "monitoring_state": shipped.document() if shipped is not None else None,
         "nodes": nodes,
     }

@@ -9,6 +9,7 @@ from rich.table import Table
 
 from hakit.inventory.model import Inventory
 from hakit.status.check import UNFENCED, WATCHER_MISSING
+from hakit.status.shipped import CONFIRM_EVERY, seconds_text
 
 STATE_STYLE = {"healthy": "green", "degraded": "yellow", "split-brain": "bold red", "bootstrapping": "cyan",
                "switching": "magenta", "resyncing": "magenta"}
@@ -20,6 +21,28 @@ def _yes(value: Any, good: bool = True) -> str:
     if value:
         return "[green]yes[/green]" if good else "[yellow]yes[/yellow]"
     return "no"
+
+
+def shipped_line(doc: dict[str, Any], warning_seconds: int) -> str | None:
+    """The shipped monitoring state in one line, yellow when ``check`` warns of it
+    (:func:`hakit.status.shipped.shipped_problems`); None when nothing was shipped."""
+    shipped = doc.get("monitoring_state")
+    if not shipped:
+        return None
+    age, behind, standby = shipped["active_age_seconds"], shipped["standby_behind_seconds"], shipped["standby"]
+    confirmed = f"confirmed {seconds_text(age)}s ago" if age is not None else "nothing written yet"
+    text = f"monitoring state: shipped by {shipped['writer']} (seq {shipped['seq']}, {confirmed})"
+    warn = age is not None and age > CONFIRM_EVERY + warning_seconds
+    has = f"seq {shipped['standby_seq']}" if shipped["standby_seq"] is not None else "no copy"
+    if standby is not None and shipped["standby_seq"] == shipped["seq"]:
+        text += f"; {standby} has it"
+    elif standby is not None and behind is None:
+        # its database not read, or the active's row only claimed (no time to age)
+        text += f"; {standby}'s copy unknown" if shipped["standby_seq"] is None else f"; {standby} has {has}"
+    elif standby is not None:
+        text += f"; {standby} is at least {seconds_text(behind)}s behind ({has})"
+        warn = warn or behind > warning_seconds
+    return f"[yellow]{text}[/yellow]" if warn else text
 
 
 def print_status(inv: Inventory, doc: dict[str, Any], console: Console | None = None) -> None:
@@ -46,6 +69,9 @@ def print_status(inv: Inventory, doc: dict[str, Any], console: Console | None = 
     console.print(f"state: [{style}]{doc['state']}[/{style}]  generation {doc['generation']}  "
                   f"active {doc['active'] or '-'}" + ("  [yellow]MAINTENANCE[/yellow]" if doc["maintenance"] else ""))
     console.print(f"why: {doc['reason']}")
+    shipped = shipped_line(doc, inv.settings.monitoring.state_warning_seconds)
+    if shipped is not None:
+        console.print(shipped)
     if doc["active"] and doc["nodes"].get(doc["active"], {}).get("watcher") is False:
         console.print(f"[yellow]{WATCHER_MISSING.format(node=doc['active'])}[/yellow]")
     if doc.get("unfenced"):

@@ -368,3 +368,50 @@ def test_the_monitoring_state_row_has_one_writer_and_none_on_a_read_only_server(
         assert store.read().content == content + b"x"
     finally:
         server.query("SET GLOBAL read_only = ON")
+
+
+def test_a_schema_without_the_monitoring_state_table_has_nothing_shipped(server):
+    """A missing table is MariaDB's error 1146, which pymysql raises as a ProgrammingError: the
+    adapter makes it a QueryFailed like every refused statement, so the store's read of a schema
+    made by an older init (or before init) says "nothing shipped yet" instead of raising."""
+    from hakit.continuity.store import SqlStateStore
+    from hakit.mysql.facts import QueryFailed
+
+    server.query("CREATE DATABASE IF NOT EXISTS hakit_older")
+    assert SqlStateStore(server, "hakit_older").read() is None
+    assert SqlStateStore(server, "hakit_never_made").read() is None
+    with pytest.raises(QueryFailed) as refused:
+        server.query("SELECT * FROM hakit_older.missing")
+    assert refused.value.errno == 1146
+
+
+def test_status_reads_the_shipped_state_without_its_content_and_ages_by_the_server_s_clock(server):
+    """issue 25, item 4: status reads the monitoring_state row's writer, seq and times from every
+    node, never the content, with the ages by the server's own UTC clock in the same statement
+    (the session's time zone moves nothing); no table, or no row, is nothing shipped yet."""
+    from hakit.continuity.store import SqlStateStore
+
+    assert server.shipped_state("hakit_never_made") is None
+    for sql in state_schema_sql("hakit_status"):
+        server.query(sql)
+    assert server.shipped_state("hakit_status") is None  # the table, no row
+    store = SqlStateStore(server, "hakit_status")
+    server.query("SET GLOBAL read_only = OFF")
+    try:
+        assert store.claim("n1", "n1:a") is True
+        claimed = server.shipped_state("hakit_status")
+        assert (claimed.node, claimed.seq, claimed.saved_at, claimed.saved_age, claimed.checked_age) == \
+            ("n1", 0, None, None, None)
+        assert store.write("n1", "n1:a", b"info {\ncreated=1\n}\n") is True
+        time.sleep(0.3)
+        assert store.confirm("n1:a") is True
+        try:
+            server.query("SET time_zone = '-07:00'")
+            read = server.shipped_state("hakit_status")
+        finally:
+            server.query("SET time_zone = '+00:00'")
+    finally:
+        server.query("SET GLOBAL read_only = ON")
+    assert (read.node, read.seq) == ("n1", 1)
+    assert read.saved_at == store.read().saved_at and read.checked_at > read.saved_at
+    assert 0.3 <= read.saved_age < 60 and 0 <= read.checked_age < read.saved_age - 0.2
