@@ -49,7 +49,7 @@ from hakit.clock import SYSTEM_CLOCK, Clock, wait_until
 from hakit.lab import nagios
 from hakit.lab.audit import Auditor
 from hakit.lab.driver import HAKIT, PairDriver, node_exec, run_hakit
-from hakit.mysql.sql import MONITORING_STATE_TABLE
+from hakit.mysql.sql import MONITORING_STATE_TABLE, ident
 
 #: the campaign's first fault model, then the faults that real data centres see (issue 21): a
 #: database that hangs, a link between the nodes lost while both still reach the router (both
@@ -165,13 +165,12 @@ class Campaign:
         inv = self.lab.inv()
         schemas = list(inv.settings.mysql.databases) + [inv.settings.mysql.hakit_schema]
         listed = ", ".join(f"'{s}'" for s in schemas)  # names validated by the inventory's rules
-        # the monitoring state's row is left out: the active's shipper writes it whenever Nagios
-        # saves, writers stopped or not; the continuity audit judges it (_mark, monitoring_state)
         tables = node_exec(self.lab.dir, doc["active"], ["mariadb", "-N", "-e",
                            "SELECT CONCAT(table_schema, '.', table_name) FROM information_schema.tables "
-                           f"WHERE table_schema IN ({listed}) AND table_type = 'BASE TABLE' "
-                           f"AND NOT (table_schema = '{inv.settings.mysql.hakit_schema}' "
-                           f"AND table_name = '{MONITORING_STATE_TABLE}')"]).split()
+                           f"WHERE table_schema IN ({listed}) AND table_type = 'BASE TABLE'"]).split()
+        # the monitoring state's row is left out: the active's shipper writes it whenever Nagios
+        # saves, writers stopped or not; the continuity audit judges it (_mark, monitoring_state)
+        tables = [t for t in tables if t != f"{inv.settings.mysql.hakit_schema}.{MONITORING_STATE_TABLE}"]
         if not tables:
             return {node: {} for node in self.pair}
         sums: dict[str, dict[str, int | None]] = {}
@@ -207,7 +206,7 @@ class Campaign:
             if not nagios.retention_has(self.lab.dir, active, tag):
                 return False
             want = hashlib.sha256(path.read_bytes()).hexdigest()
-            have = node_exec(self.lab.dir, standby, ["mariadb", "-N", "-e", f"SELECT sha256 FROM `{schema}`."
+            have = node_exec(self.lab.dir, standby, ["mariadb", "-N", "-e", f"SELECT sha256 FROM {ident(schema)}."
                                                      f"{MONITORING_STATE_TABLE} WHERE id = 1"]).strip()
             return have == want
 
