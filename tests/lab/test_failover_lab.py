@@ -510,3 +510,46 @@ def test_a_switchover_right_after_the_standby_rejoined_moves_everything_there(pa
     doc = pair.wait_healthy(capsys, standby)
     assert doc["nodes"][standby]["vip"] and doc["nodes"][standby]["monitoring"], doc
     assert not doc["nodes"][active]["writable"] and not doc["nodes"][active]["monitoring"], doc
+
+
+# --------------------------------------------------------------------------- 9. the lag policy
+
+
+def test_a_standby_whose_applier_stopped_on_an_error_is_promoted_only_when_the_operator_accepts_the_loss(pair, capsys):
+    """Issue 22 (7, 8), docs/automatic.md "The lag policy": the standby's SQL thread stopped on
+    an error (a row only it has, then the same id written on the active) lacks every write the
+    active acknowledged since. check says CRITICAL with the repair; after the active's mysqld
+    crash the stack promotes nothing (the role's start refuses) and neither does a takeover
+    without --force; --force promotes it, and the resync of the old active counts what was lost."""
+    lab = pair.lab
+    doc = pair.status(capsys)
+    active = doc["active"]
+    standby = "n1" if active == "n2" else "n2"
+    sql(lab, standby, "SET SESSION sql_log_bin = 0; INSERT INTO opsview.results VALUES (900010, 'standby only', 1)")
+    sql(lab, active, "INSERT INTO opsview.results VALUES (900010, 'acknowledged', 1)")
+    _wait_until(f"{standby}'s applier stopped on the duplicate", lambda: pair.status(capsys)["nodes"][standby][
+        "sql_running"] is False, timeout=30)
+    code, out, _ = pair.run(capsys, "check")
+    assert code == 2 and "SQL thread" in out and f"hakit resync --node {standby}" in out, out
+
+    result = subprocess.run([HAKIT, "lab", "fault", "--dir", str(lab.dir), "kill-mysqld", active],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    time.sleep(20)  # the watcher gives up at once; the stack has tried the standby by then
+    doc = pair.status(capsys)
+    assert doc["nodes"][standby]["writable"] is False, doc
+    assert doc["active"] is None or doc["active"] == active, doc
+    code, _, err = pair.run(capsys, "takeover", "--yes", "--node", standby)
+    assert code == 3 and "SQL thread" in err and "--force" in err, err
+
+    code, out, err = pair.run(capsys, "takeover", "--yes", "--force", "--node", standby)
+    assert code == 0, out + err
+    doc = pair.wait_active(capsys, standby)
+    assert sql(lab, standby, "SELECT host FROM opsview.results WHERE id = 900010").strip() == "standby only"
+    pair.start_mariadb(active)
+    _wait_until(f"{active} readable", lambda: pair.status(capsys)["nodes"][active]["writable"] is False, timeout=60)
+    code, out, err = pair.run(capsys, "resync", "--yes")
+    assert code == 0, out + err
+    assert f"{active} holds 1 errant transaction" in out and "by dump" in out, out
+    pair.wait_healthy(capsys, standby)
+    assert pair.checksums("n1") == pair.checksums("n2")
