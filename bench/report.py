@@ -174,10 +174,33 @@ def idle_table(doc: dict[str, Any]) -> list[str]:
     return lines
 
 
+def continuity_table(doc: dict[str, Any]) -> list[str]:
+    bound = doc.get("bound_seconds", 5)
+    lines = ["### The monitoring state after a failover (the same view of the data)", "",
+             f"_{machine_line(doc)}; {doc['repetitions']} run(s) per fault and stack; one state change every "
+             f"100 ms on the active's Nagios until the fault._", "",
+             "| stack | storage | changes before the faults | lost | lost older than the bound | oldest lost (s) "
+             "| spurious notifications | first check result after start, median (max) (s) |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for c in doc["configurations"]:
+        oldest = max((r["oldest_lost_seconds"] for r in c["runs"] if r["oldest_lost_seconds"] is not None),
+                     default=None)
+        first = c["first_check"]
+        lines.append(f"| {c['stack']} | {c['storage']} | {c['changes']} | {c['lost']} | "
+                     f"{c['lost_older_than_bound']}{' ✅' if c['lost_older_than_bound'] == 0 else ' ❌'} | "
+                     f"{_s(oldest)} | {c['spurious_notifications']}"
+                     f"{' ✅' if c['spurious_notifications'] == 0 else ' ❌'} | {_s(first['median'])} "
+                     f"({_s(first['max'])}) |")
+    lines += ["", f"Targets: no change older than {bound:g} s lost; no notification about an acknowledged problem "
+                  "or a host in downtime; the first check result within one check interval (the hakit service's "
+                  "is 60 s). bench/continuity.py; docs/automatic.md says what bounds it."]
+    return lines
+
+
 def tables(results: dict[str, dict[str, Any]]) -> list[str]:
     out: list[str] = []
     for name, render in (("failover", failover_table), ("idle", idle_table), ("switchover", switchover_table),
-                         ("rpo", rpo_table), ("resync", resync_table)):
+                         ("rpo", rpo_table), ("resync", resync_table), ("continuity", continuity_table)):
         if name in results:
             out += render(results[name]) + [""]
         else:

@@ -98,7 +98,7 @@ def test_report_refuses_a_document_without_markers(tmp_path: Path) -> None:
         report.write({}, doc, tmp_path / "p.png")
 
 
-@pytest.mark.parametrize("name", ["failover", "switchover", "rpo", "resync", "idle"])
+@pytest.mark.parametrize("name", ["failover", "switchover", "rpo", "resync", "idle", "continuity"])
 def test_every_measurement_has_quick_and_full_modes(name: str) -> None:
     done = subprocess.run([sys.executable, "-m", f"bench.{name}", "--help"], cwd=REPO, capture_output=True,
                           text=True, timeout=60)
@@ -303,3 +303,21 @@ def test_a_bench_lab_keeps_its_stack_and_timings_and_the_system_clock() -> None:
 
     lab = BenchLab(Path("/nonexistent-lab"), "heartbeat", "stack-defaults")
     assert (lab.stack, lab.timings, lab.clock) == ("heartbeat", "stack-defaults", SYSTEM_CLOCK)
+
+
+def test_the_continuity_table_marks_what_broke_the_bound_and_the_notifications(tmp_path: Path) -> None:
+    from bench.continuity import configuration
+
+    machine = {"cores": 2, "memory_gib": 4, "kernel": "6", "mariadb": "10.11", "corosync": "3", "pacemaker": "2",
+               "heartbeat": "3", "hakit": "0"}
+    run = {"fault": "kill-node", "node": "n1", "new_active": "n2", "changes": 60, "lost": 2,
+           "lost_older_than_bound": 0, "oldest_lost_seconds": 0.4, "spurious_notifications": 0,
+           "first_check_seconds": 12.0, "check_interval_seconds": 60.0}
+    bad = {**run, "fault": "kill-mysqld", "lost": 3, "lost_older_than_bound": 1, "oldest_lost_seconds": 6.5,
+           "spurious_notifications": 1, "first_check_seconds": 30.0}
+    doc = {"repetitions": 1, "mode": "quick", "finished": "2026-12-06T08:00:00Z", "machine": machine,
+           "bound_seconds": 5.0, "configurations": [configuration("pacemaker", [run], True),
+                                                    configuration("heartbeat", [run, bad], True)]}
+    text = "\n".join(report.continuity_table(doc))
+    assert "| pacemaker | replication | 60 | 2 | 0 ✅ | 0.40 | 0 ✅ | 12.00 (12.00) |" in text
+    assert "| heartbeat | replication | 120 | 5 | 1 ❌ | 6.50 | 1 ❌ | 21.00 (30.00) |" in text

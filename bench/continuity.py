@@ -1,0 +1,206 @@
+"""The same view of the data after a failover: the monitoring master's state, kept or lost.
+
+For each stack (Pacemaker, heartbeat), on a fresh lab with hakit's timings, with the state
+carried by the database (``storage.files: none``): a problem is acknowledged on the active's
+Nagios (a service forced CRITICAL by a passive result, then acknowledged), then a stream of
+state changes runs against it, one every 100 ms, each tagged with its number: a host comment,
+then a fixed host downtime, in turn. At a random moment 3-8 s into the stream the fault strikes:
+
+* ``kill-node``: every process of the active node killed at once;
+* ``kill-mysqld``: the active's MariaDB server killed (SIGKILL), the node alive;
+
+each repeated (``--full``: 5 times, ``--quick``: once). Once the other node is active and its
+Nagios has written its status file, each change sent before the fault is looked up there:
+
+* **lost**: the changes sent before the fault that the new active's Nagios does not show, with
+  their age at the fault (the stated bound: nothing older than 5 s is lost);
+* **spurious notifications**: notifications the new active sent about the acknowledged problem
+  or the host in downtime (target: none);
+* **first check result**: from the new active's Nagios start to the first check result it
+  records, against the check interval of the service that had it.
+
+Configuration edits are not part of the stream: the configuration is not carried yet (issue
+25, open), nor the shared-disk storage mode.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from pathlib import Path
+
+from bench.common import BenchLab, arguments, finish, lab, say, summary
+from hakit.clock import SYSTEM_CLOCK, Clock
+from hakit.continuity import retention
+from hakit.lab import nagios
+
+FAULTS = ("kill-node", "kill-mysqld")
+HOST = "localhost"
+SERVICE = "HTTP"
+#: seconds: the stated bound (docs/automatic.md)
+BOUND = 5.0
+
+
+class Stream:
+    """One change every ``every`` seconds on ``node``'s Nagios, each tagged ``bench <n>``."""
+
+    def __init__(self, folder: Path, node: str, every: float = 0.1) -> None:
+        self.folder, self.node, self.every = folder, node, every
+        self.sent: list[tuple[str, float]] = []  #: (tag, when: monotonic)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        n = 0
+        while not self._stop.is_set():
+            n += 1
+            tag = f"bench {n}"
+            now = int(time.time())
+            line = (f"ADD_HOST_COMMENT;{HOST};1;bench;{tag}" if n % 2 else
+                    f"SCHEDULE_HOST_DOWNTIME;{HOST};{now};{now + 3600};1;0;3600;bench;{tag}")
+            try:
+                if nagios.command(self.folder, self.node, line):
+                    self.sent.append((tag, time.monotonic()))
+            except OSError:
+                pass  # the node is gone: what was sent before counts
+            self._stop.wait(self.every)
+
+    def start(self) -> Stream:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+def _started_at(folder: Path, node: str, after: float) -> int | None:
+    """When ``node``'s Nagios last started (its log's "starting..." line), if after ``after``."""
+    try:
+        lines = nagios.node_path(folder, node, nagios.LOG_FILE).read_text(errors="replace").splitlines()
+    except OSError:
+        return None
+    starts = [int(line[1:line.index("]")]) for line in lines if line.startswith("[") and "starting..." in line]
+    return starts[-1] if starts and starts[-1] >= after else None
+
+
+def _status_since(folder: Path, node: str, since: int) -> list[retention.Block] | None:
+    """The node's status file, once its Nagios wrote it at or after ``since`` (a status file
+    left from an earlier run there must not count)."""
+    try:
+        blocks = retention.parse(nagios.node_path(folder, node, nagios.STATUS_FILE).read_text(errors="replace"))
+    except (OSError, retention.Incomplete):
+        return None
+    info = next((b for b in blocks if b.kind == "info"), None)
+    return blocks if info is not None and int(info.get("created", "0") or 0) >= since else None
+
+
+def _first_check(folder: Path, node: str, since: int) -> tuple[float, float] | None:
+    """(seconds from ``since`` to the first check result recorded after it, that service's check
+    interval in seconds), from the node's status file."""
+    blocks = _status_since(folder, node, since)
+    if blocks is None:
+        return None
+    checked = [(int(b.get("last_check", "0")), float(b.get("check_interval", "0") or 0) * 60)
+               for b in blocks if b.kind in ("servicestatus", "hoststatus") and b.get("check_type") == "0"]
+    after = sorted((t - since, interval) for t, interval in checked if t >= since)
+    return (float(after[0][0]), after[0][1]) if after else None
+
+
+def prepare(bench: BenchLab, node: str) -> None:
+    """The acknowledged problem the new active must not notify about."""
+    folder = bench.dir
+    nagios.command(folder, node, f"PROCESS_SERVICE_CHECK_RESULT;{HOST};{SERVICE};2;bench: forced critical")
+    bench.clock.sleep(2)
+    nagios.command(folder, node, f"ACKNOWLEDGE_SVC_PROBLEM;{HOST};{SERVICE};2;0;1;bench;acknowledged")
+    bench.clock.sleep(2)
+
+
+def one_run(bench: BenchLab, fault: str, rng: random.Random) -> dict:
+    doc = bench.wait_healthy()
+    active = doc["active"]
+    folder = bench.dir
+    prepare(bench, active)
+    stream = Stream(folder, active).start()
+    try:
+        time.sleep(rng.uniform(3, 8))
+        wall = time.time()
+        moment = bench.fault(fault, active)
+    finally:
+        stream.stop()
+    sent = [(tag, when) for tag, when in stream.sent if when < moment]
+    after = bench.wait("another node active with its monitoring master", lambda d: d.get("active") not in (None, active)
+                       and d["nodes"][d["active"]]["monitoring"], timeout=240)
+    new = after["active"]
+    started = None
+    deadline = time.monotonic() + 60
+    while started is None and time.monotonic() < deadline:
+        started = _started_at(folder, new, int(wall))
+        time.sleep(0.5)
+    first = None
+    while first is None and time.monotonic() < deadline + 120:
+        first = _first_check(folder, new, started) if started is not None else None
+        time.sleep(1)
+    while started is not None and _status_since(folder, new, started) is None and time.monotonic() < deadline + 150:
+        time.sleep(0.5)
+    view = nagios.view(folder, new)
+    shown = {c for _, _, c in view.comments} | {c for _, _, c in view.downtimes} if view else set()
+    lost = [(tag, round(moment - when, 3)) for tag, when in sent if tag not in shown]
+    log = nagios.node_path(folder, new, nagios.LOG_FILE).read_text(errors="replace").splitlines()
+    spurious = [line for line in log if line.startswith("[") and int(line[1:line.index("]")]) >= int(wall)
+                and (("SERVICE NOTIFICATION: " in line and f";{HOST};{SERVICE};" in line)
+                     or ("HOST NOTIFICATION: " in line and f";{HOST};" in line))]
+    return {"fault": fault, "node": active, "new_active": new, "changes": len(sent), "lost": len(lost),
+            "lost_older_than_bound": sum(1 for _, age in lost if age > BOUND),
+            "oldest_lost_seconds": max((age for _, age in lost), default=None),
+            "spurious_notifications": len(spurious),
+            "first_check_seconds": first[0] if first else None,
+            "check_interval_seconds": first[1] if first else None}
+
+
+def repair_after(bench: BenchLab, run: dict) -> None:
+    bench.repair(run["node"], restart=run["fault"] == "kill-node")
+
+
+def configuration(stack: str, runs: list[dict], complete: bool) -> dict:
+    return {"stack": stack, "storage": "replication", "complete": complete,
+            "changes": sum(r["changes"] for r in runs), "lost": sum(r["lost"] for r in runs),
+            "lost_older_than_bound": sum(r["lost_older_than_bound"] for r in runs),
+            "spurious_notifications": sum(r["spurious_notifications"] for r in runs),
+            "first_check": summary([r["first_check_seconds"] for r in runs if r["first_check_seconds"] is not None]),
+            "runs": runs}
+
+
+def main(clock: Clock = SYSTEM_CLOCK) -> int:
+    args = arguments(__doc__.splitlines()[0], stacks=True)
+    repetitions = 5 if args.full else 1
+    rng = random.Random(25)
+    configurations: list[dict] = []
+
+    def saved(current: dict | None = None) -> int:
+        return finish("continuity", args, {"repetitions": repetitions, "bound_seconds": BOUND,
+                                           "configurations": configurations + ([current] if current else [])},
+                      clock=clock)
+
+    for stack in args.stacks:
+        say(f"continuity: {stack}, {repetitions} run(s) per fault")
+        runs: list[dict] = []
+        with lab(stack) as bench:
+            for fault in FAULTS:
+                for index in range(repetitions):
+                    run = one_run(bench, fault, rng)
+                    say(f"  {fault} #{index + 1}: {run['changes']} changes, {run['lost']} lost "
+                        f"({run['lost_older_than_bound']} older than {BOUND:g} s), "
+                        f"{run['spurious_notifications']} spurious notifications, first check "
+                        f"{run['first_check_seconds']} s (interval {run['check_interval_seconds']} s)")
+                    runs.append(run)
+                    saved(configuration(stack, runs, False))
+                    repair_after(bench, run)
+        configurations.append(configuration(stack, runs, True))
+        saved()
+    return saved()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
