@@ -69,28 +69,24 @@ class NagiosFiles:
                    values.get("log_external_commands", "1") == "1")
 
 
-def carried(inv: Inventory, retention_file: str) -> bool:
-    """Whether the database carries the state: not when the retention file is on the pair's
-    shared storage (DRBD or a shared disk), which carries it itself."""
-    if inv.settings.storage.files == "none":
-        return True
-    return not any(retention_file == p or retention_file.startswith(p.rstrip("/") + "/")
-                   for p in inv.settings.monitoring.shared_paths)
+def carried(inv: Inventory, retention_file: str, node: str) -> str:
+    """Why the database does not carry the state here ("" when it does): the retention file is
+    on the pair's shared storage (DRBD or a shared disk), which carries it itself; or the
+    monitoring master runs on an application node (four-node), whose only login to the
+    databases is the monitoring master's own, on its own databases (not carried yet)."""
+    if not inv.pair_of(node).carries_db:
+        return ("the monitoring master runs on an application node: the four-node topology does not carry its "
+                "state yet")
+    if inv.settings.storage.files != "none" and any(
+            retention_file == p or retention_file.startswith(p.rstrip("/") + "/")
+            for p in inv.settings.monitoring.shared_paths):
+        return f"{retention_file} is on the pair's shared storage, which carries it"
+    return ""
 
 
 def state_store(ctx: NodeContext, timeout: float = 5.0) -> SqlStateStore:
-    """The row in the database this node's monitoring master uses: the node's own server
-    (through its socket) on a database node; the database pair's VIP from an application node."""
-    from hakit.mysql.pymysql_adapter import PyMySQLDatabase
-
-    inv, mysql = ctx.inv, ctx.inv.settings.mysql
-    if inv.pair_of(ctx.node.name).carries_db:
-        db = ctx.local_db(read_timeout=timeout)
-    else:
-        vip = inv.settings.vips[inv.db_pair.name]
-        db = PyMySQLDatabase(ctx.node.name, host=str(vip.address), port=mysql.port, user=mysql.admin_user,
-                             password=ctx.secrets.admin_password, connect_timeout=2, read_timeout=timeout)
-    return SqlStateStore(db, mysql.hakit_schema)
+    """The row in the node's own database (root through its socket)."""
+    return SqlStateStore(ctx.local_db(read_timeout=timeout), ctx.inv.settings.mysql.hakit_schema)
 
 
 def _local_ok(path: str) -> bool:
@@ -105,8 +101,9 @@ def restore(ctx: NodeContext, store: StateStore | None = None) -> Restore:
     """Before Nagios starts: install the shipped state when it is newer than this node's own."""
     mon = ctx.inv.settings.monitoring
     files = NagiosFiles.of(mon)
-    if not carried(ctx.inv, files.retention_file):
-        return restore_decision(None, ctx.node.name, True, carried=False)
+    why_not = carried(ctx.inv, files.retention_file, ctx.node.name)
+    if why_not:
+        return Restore(False, f"{why_not}: nothing to restore")
     try:
         store = store or state_store(ctx)
         row = store.read()
@@ -293,8 +290,9 @@ def ship(ctx: NodeContext, *, clock: Clock = SYSTEM_CLOCK) -> int:
     """The shipper's process: until SIGTERM (then the last file) or until it loses the row."""
     mon = ctx.inv.settings.monitoring
     files = NagiosFiles.of(mon)
-    if not carried(ctx.inv, files.retention_file):
-        _log(f"{files.retention_file} is on the pair's shared storage, which carries it: nothing to ship")
+    why_not = carried(ctx.inv, files.retention_file, ctx.node.name)
+    if why_not:
+        _log(f"{why_not}: nothing to ship")
         return 0
     shipper = Shipper(ctx.node.name, files, state_store(ctx), mon.daemon, clock=clock)
 
@@ -305,12 +303,16 @@ def ship(ctx: NodeContext, *, clock: Clock = SYSTEM_CLOCK) -> int:
     how = (f"a save when {files.log_file} shows a change" if files.logs_commands
            else "log_external_commands=0 in the main config: a save every 2 s")
     _log(f"shipping {files.retention_file} ({how})")
+    said = ""
     while True:
         try:
             if not shipper.turn():
                 break
+            said = ""
         except HakitError as exc:  # the database went away: try again on the next turn
-            _log(f"the database does not answer: {exc}")
+            if str(exc) != said:  # once per new reason, not once a second
+                _log(f"the database does not answer: {exc}")
+                said = str(exc)
             shipper.claimed = shipper.claimed and not shipper.stopping
             if shipper.stopping:
                 break

@@ -37,7 +37,7 @@ class Restore:
     reason: str
 
 
-def restore_decision(shipped: Shipped | None, me: str, local_ok: bool, *, carried: bool = True) -> Restore:
+def restore_decision(shipped: Shipped | None, me: str, local_ok: bool) -> Restore:
     """Whether the monitoring master's start on ``me`` installs the shipped state over its own
     retention file (``local_ok``: the file exists and is whole).
 
@@ -45,8 +45,6 @@ def restore_decision(shipped: Shipped | None, me: str, local_ok: bool, *, carrie
     write is discarded with the history). When this node wrote or claimed it last, its own
     file is a later version of the same history (its monitoring master saved again when it
     stopped): it is kept. Otherwise the row is newer than anything this node has."""
-    if not carried:
-        return Restore(False, "the retention file is on the pair's shared storage: the disk carries it")
     if shipped is None or not shipped.has_content:
         return Restore(False, "no state shipped yet: this node's own retention file is used")
     if shipped.node == me and local_ok:

@@ -64,17 +64,16 @@ def test_which_log_lines_change_the_retained_state(line, change):
 ROW = Shipped("n1", 7, "ab" * 32, True)
 
 
-@pytest.mark.parametrize("shipped, me, local_ok, carried, install", [
-    (None, "n2", True, True, False),                           # nothing shipped yet
-    (Shipped("n1", 0, "", False), "n2", True, True, False),    # claimed, never written
-    (ROW, "n2", True, True, True),                             # the peer wrote it: newer
-    (ROW, "n2", False, True, True),
-    (ROW, "n1", True, True, False),                            # this node wrote it: its own file is as new
-    (ROW, "n1", False, True, True),                            # ... unless its own file is gone
-    (ROW, "n2", True, False, False),                           # on shared storage: the disk carries it
+@pytest.mark.parametrize("shipped, me, local_ok, install", [
+    (None, "n2", True, False),                           # nothing shipped yet
+    (Shipped("n1", 0, "", False), "n2", True, False),    # claimed, never written
+    (ROW, "n2", True, True),                             # the peer wrote it: newer
+    (ROW, "n2", False, True),
+    (ROW, "n1", True, False),                            # this node wrote it: its own file is as new
+    (ROW, "n1", False, True),                            # ... unless its own file is gone
 ])
-def test_the_restore_decision(shipped, me, local_ok, carried, install):
-    decision = restore_decision(shipped, me, local_ok, carried=carried)
+def test_the_restore_decision(shipped, me, local_ok, install):
+    decision = restore_decision(shipped, me, local_ok)
     assert decision.install is install
     assert decision.reason
 
@@ -303,3 +302,19 @@ def test_an_unreadable_database_leaves_the_own_file_and_says_why(node_files):
     ret.write_text("info {\ncreated=1\n}\n")
     decision = continuity.restore(_Ctx(inv, "nagios2"), FakeStateStore(unreachable=True))
     assert not decision.install and "cannot be read" in decision.reason
+
+
+def test_where_the_database_carries_the_state():
+    from hakit.inventory.loader import load_inventory
+
+    two = load_inventory(Path(__file__).resolve().parents[2] / "examples" / "two-node-pacemaker.yml")
+    assert continuity.carried(two, "/var/lib/nagios4/retention.dat", "nagios1") == ""
+    drbd = load_inventory(Path(__file__).resolve().parents[2] / "examples" / "two-node-heartbeat-drbd.yml")
+    node = drbd.nodes[0].name
+    assert "shared storage" in continuity.carried(drbd, "/var/lib/nagios4/retention.dat", node)
+    assert continuity.carried(drbd, "/srv/elsewhere/retention.dat", node) == ""  # not on the disk: shipped
+    four = load_inventory(Path(__file__).resolve().parents[2] / "examples" / "four-node-pacemaker.yml")
+    app = next(n for n in four.nodes if not four.pair_of(n.name).carries_db)
+    db = next(n for n in four.nodes if four.pair_of(n.name).carries_db)
+    assert "application node" in continuity.carried(four, "/var/lib/nagios4/retention.dat", app.name)
+    assert "application node" not in continuity.carried(four, "/var/lib/nagios4/retention.dat", db.name)
