@@ -49,7 +49,7 @@ from hakit.clock import SYSTEM_CLOCK, Clock, wait_until
 from hakit.lab import nagios
 from hakit.lab.audit import Auditor
 from hakit.lab.driver import HAKIT, PairDriver, node_exec, run_hakit
-from hakit.mysql.sql import MONITORING_STATE_TABLE, ident
+from hakit.mysql.sql import MONITORING_STATE_TABLE
 
 #: the campaign's first fault model, then the faults that real data centres see (issue 21): a
 #: database that hangs, a link between the nodes lost while both still reach the router (both
@@ -194,23 +194,11 @@ class Campaign:
         whether the standby's copy of the monitoring state held them within the bound (the
         standby's row has the checksum of an active's retention file that holds them). None:
         nothing marked (no Nagios reads commands on the active, which the status audit judges)."""
-        import hashlib
-
         if not nagios.mark(self.lab.dir, active, self._master_host, tag):
             self._pending_notes.append(f"{active}'s Nagios did not read its command file: nothing marked")
             return None
         schema = self.lab.inv().settings.mysql.hakit_schema
-        path = nagios.node_path(self.lab.dir, active, nagios.RETENTION_FILE)
-
-        def on_standby() -> bool:
-            if not nagios.retention_has(self.lab.dir, active, tag):
-                return False
-            want = hashlib.sha256(path.read_bytes()).hexdigest()
-            have = node_exec(self.lab.dir, standby, ["mariadb", "-N", "-e", f"SELECT sha256 FROM {ident(schema)}."
-                                                     f"{MONITORING_STATE_TABLE} WHERE id = 1"]).strip()
-            return have == want
-
-        return wait_until(on_standby, CONTINUITY_BOUND, 0.25, clock=self.clock)
+        return nagios.on_standby(self.lab.dir, active, standby, tag, schema, CONTINUITY_BOUND, clock=self.clock)
 
     @property
     def _master_host(self) -> str:

@@ -94,3 +94,26 @@ def retention_has(folder: Path, node: str, tag: str) -> bool:
     except (OSError, retention.Incomplete):
         return False
     return any(c == tag for _, _, c in retention.downtimes(blocks))
+
+
+def on_standby(folder: Path, active: str, standby: str, tag: str, schema: str, timeout: float, *,
+               clock: Clock = SYSTEM_CLOCK) -> bool:
+    """Whether, within ``timeout``, the standby's copy of the shipped monitoring state holds the
+    downtime ``tag`` made on the active: its row carries the checksum of an active's retention
+    file that holds it (the row's content is compressed; its checksum is the file's)."""
+    import hashlib
+
+    from hakit.lab.driver import node_exec
+    from hakit.mysql.sql import MONITORING_STATE_TABLE, ident
+
+    path = node_path(folder, active, RETENTION_FILE)
+
+    def there() -> bool:
+        if not retention_has(folder, active, tag):
+            return False
+        want = hashlib.sha256(path.read_bytes()).hexdigest()
+        have = node_exec(folder, standby, ["mariadb", "-N", "-e",
+                                           f"SELECT sha256 FROM {ident(schema)}.{MONITORING_STATE_TABLE} WHERE id = 1"])
+        return have.strip() == want
+
+    return wait_until(there, timeout, 0.25, clock=clock)
