@@ -64,7 +64,8 @@ def test_a_short_campaign_breaks_no_invariant(stack: str, seed: int, faults: int
     # the host's writer and the one inside each node, after every step
     assert checks["acknowledged writes kept"] == 3 * faults
     rules = ["generation never decreases", "VIP on exactly one node", "the VIP follows the writable node",
-             "acknowledged writes kept", "tables equal after resync"]
+             "acknowledged writes kept", "tables equal after resync",
+             "monitoring state shipped within the bound", "monitoring state kept"]
     if any(f.kind.startswith("interrupt-") for f in draw(seed, faults, kinds)):
         rules.append("operations converge")
     if any(f.kind == "full-disk" for f in draw(seed, faults, kinds)):
