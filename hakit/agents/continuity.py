@@ -29,6 +29,7 @@ import os
 import signal
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,7 +40,8 @@ from hakit.agents.processes import process_running, running_pid, spawn_once
 from hakit.clock import SYSTEM_CLOCK, Clock
 from hakit.continuity import retention
 from hakit.continuity.decide import SHIPPER_LOG, Pace, Restore, Turn, changes_state, restore_decision, shipper_turn
-from hakit.continuity.store import SqlStateStore, StateStore
+from hakit.continuity.files import Entry, Root, change, nagios_writes, roots, scan
+from hakit.continuity.store import FileStore, SqlFileStore, SqlStateStore, StateStore
 from hakit.errors import HakitError
 from hakit.files import atomic_write
 from hakit.inventory.model import Inventory, Monitoring
@@ -51,6 +53,10 @@ PREVIOUS = ".hakit-previous"
 TICK = 0.25
 #: without commands in the log (log_external_commands=0), a save this often
 BLIND_EVERY = 2.0
+#: how often the shipper compares the monitoring files with what it shipped (seconds)
+FILES_EVERY = 5.0
+#: where the restore keeps the files it replaced or took away, one folder per restore
+FILES_BACKUP = "/var/lib/hakit/monitoring-files"
 
 
 @dataclass(frozen=True)
@@ -123,6 +129,149 @@ def restore(ctx: NodeContext, store: StateStore | None = None) -> Restore:
                               "this node's own is used")
     install(files.retention_file, row.content, mon.user, mon.group)
     return decision
+
+
+def restore_files(ctx: NodeContext, state: StateStore | None = None, files: FileStore | None = None, *,
+                  verify: Callable[[], tuple[bool, str]] | None = None, backup_root: str = FILES_BACKUP) -> str:
+    """Before Nagios starts, after :func:`restore`: make the node's monitoring files (shared
+    paths and sync lists) those the active shipped, unless this node shipped them last (the
+    same rule as the state). Applied only when the monitoring master's own check passes with
+    them (``nagios4 -v``); else every change is undone and the node's own files stay. What is
+    replaced or taken away is kept under ``backup_root/<time>/``: nothing is deleted. Says what
+    it did."""
+    mon = ctx.inv.settings.monitoring
+    nagios = NagiosFiles.of(mon)
+    if carried(ctx.inv, nagios.retention_file, ctx.node.name):
+        return "files: not carried here"
+    try:
+        state = state or state_store(ctx)
+        row = state.read()
+        if row is None or row.shipped.node == ctx.node.name:
+            return "files: this node shipped them last (or nothing was shipped): its own are used"
+        files = files or SqlFileStore(ctx.local_db(read_timeout=30), ctx.inv.settings.mysql.hakit_schema)
+        want = files.entries()
+        if not want:
+            return "files: none shipped yet"
+        tree_roots = file_roots(ctx.inv)
+        have = scan(tree_roots, nagios_writes(_main_config(mon)))
+        todo = change(want, have)
+        if todo.empty:
+            return f"files: the same as {row.shipped.node} shipped"
+        contents = files.contents([p for p in todo.write if want[p].kind == "f"])
+    except HakitError as exc:
+        return f"files: the shipped files cannot be read ({exc}): this node's own are used"
+    bad = [p for p in todo.write if want[p].kind == "f" and
+           hashlib.sha256(contents.get(p, b"")).hexdigest() != want[p].sha256]
+    if bad:
+        return f"files: {len(bad)} shipped file(s) do not match their checksum ({bad[0]}): this node's own are used"
+    backup = Path(backup_root) / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    done: list[tuple[str, bool]] = []  #: (path, whether the node had it: backed up) in the order made
+    try:
+        for path in todo.remove:
+            _keep(path, backup, move=True)
+            done.append((path, True))
+        for path in todo.write:
+            had = os.path.lexists(path)
+            if had:
+                _keep(path, backup, move=False)
+            done.append((path, had))
+            _put(path, want[path], contents.get(path))
+    except OSError as exc:
+        _undo(done, backup)
+        return f"files: applying the shipped files failed ({exc}): undone, this node's own are used"
+    ok, why = (verify or (lambda: _verify(mon)))()
+    if not ok:
+        _undo(done, backup)
+        return (f"files: the shipped files fail the monitoring master's check ({why}): undone, this node's own "
+                f"are used")
+    return (f"files: {len(todo.write)} written, {len(todo.remove)} taken away, as {row.shipped.node} shipped them "
+            f"(the node's own kept in {backup})")
+
+
+def _main_config(mon: Monitoring) -> dict[str, str]:
+    return retention.main_config(Path(mon.config).read_text(errors="replace"))
+
+
+def file_roots(inv: Inventory) -> list[Root]:
+    return roots(list(inv.settings.monitoring.shared_paths), [(i.path, list(i.exclude)) for i in inv.settings.sync])
+
+
+def _keep(path: str, backup: Path, *, move: bool) -> None:
+    import shutil
+
+    dest = backup / path.lstrip("/")
+    dest.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if os.path.isdir(path) and not os.path.islink(path):
+        # a folder's own entry: what it held was kept entry by entry before (deepest first); a
+        # folder taken away is empty by now (else rmdir fails and the restore is undone)
+        dest.mkdir(exist_ok=True)
+        shutil.copystat(path, dest)
+        if move:
+            os.rmdir(path)
+    elif move:
+        os.rename(path, dest) if os.stat(dest.parent).st_dev == os.lstat(path).st_dev else shutil.move(path, dest)
+    else:
+        shutil.copy2(path, dest, follow_symlinks=False)
+
+
+def _put(path: str, entry: Entry, content: bytes | None) -> None:
+    import grp
+    import pwd
+
+    try:
+        uid = pwd.getpwnam(entry.owner).pw_uid
+    except KeyError:
+        uid = -1
+    try:
+        gid = grp.getgrnam(entry.group).gr_gid
+    except KeyError:
+        gid = -1
+    if entry.kind == "d":
+        if os.path.lexists(path) and not os.path.isdir(path):
+            os.unlink(path)
+        os.makedirs(path, exist_ok=True)
+        os.chmod(path, entry.mode)
+        os.chown(path, uid, gid)
+    elif entry.kind == "l":
+        if os.path.isdir(path) and not os.path.islink(path):
+            os.rmdir(path)  # an empty folder only: one with files in it stays, and the write fails
+        elif os.path.lexists(path):
+            os.unlink(path)
+        os.symlink(entry.target, path)
+        os.lchown(path, uid, gid)
+    else:
+        atomic_write(path, content or b"", mode=entry.mode, owner=(uid, gid))
+
+
+def _undo(done: list[tuple[str, bool]], backup: Path) -> None:
+    """Every change of :func:`restore_files` taken back, the last first."""
+    import shutil
+
+    for path, had in reversed(done):
+        kept = backup / path.lstrip("/")
+        try:
+            if os.path.lexists(path) and not (os.path.isdir(path) and not os.path.islink(path) and had):
+                if os.path.isdir(path) and not os.path.islink(path):
+                    if not os.listdir(path):
+                        os.rmdir(path)
+                else:
+                    os.unlink(path)
+            if had and os.path.lexists(kept):
+                if os.path.isdir(kept) and not os.path.islink(kept):
+                    os.makedirs(path, exist_ok=True)
+                    shutil.copystat(kept, path)
+                else:
+                    shutil.copy2(kept, path, follow_symlinks=False)
+        except OSError:
+            continue  # what cannot be put back is still in the backup folder
+
+
+def _verify(mon: Monitoring) -> tuple[bool, str]:
+    import subprocess
+
+    done = subprocess.run([mon.daemon, "-v", mon.config], capture_output=True, text=True, timeout=120)
+    errors = [line for line in done.stdout.splitlines() if "Error" in line][:2]
+    return done.returncode == 0, " ".join(errors) or done.stdout.strip()[-200:]
 
 
 def install(path: str, content: bytes, user: str, group: str) -> None:
@@ -227,6 +376,11 @@ class Shipper:
         self.stopping = False
         self.lost = False  #: another node's shipper owns the row now
         self.pace = Pace() if files.logs_commands else Pace(every=BLIND_EVERY)
+        self.file_store: FileStore | None = None
+        self.roots: list[Root] = []
+        self.writes: set[str] = set()
+        self.shipped_tree: dict[str, Entry] | None = None
+        self.files_at: float | None = None
 
     def claim(self) -> bool:
         if not self.claimed:
@@ -251,7 +405,42 @@ class Shipper:
             self.last_request = self.clock.monotonic()
             self.change_seen = False
             self.pending = request_save(self.files.command_file)
+        now = self.clock.monotonic()
+        if self.file_store is not None and self.claimed and not self.lost and (
+                self.files_at is None or now - self.files_at >= FILES_EVERY or act.done):
+            self.files_at = now
+            self._ship_files()
         return not act.done and not self.lost
+
+    def _ship_files(self) -> None:
+        """The monitoring files (shared paths, sync lists) as they are now, shipped in one
+        transaction when they differ from what was shipped."""
+        assert self.file_store is not None
+        tree = scan(self.roots, self.writes)
+        base = self.shipped_tree if self.shipped_tree is not None else self.file_store.entries()
+        todo = change(tree, base)
+        if todo.empty:
+            self.shipped_tree = tree
+            return
+        write: dict[str, tuple[Entry, bytes | None]] = {}
+        for path in todo.write:
+            entry = tree[path]
+            if entry.kind != "f":
+                write[path] = (entry, None)
+                continue
+            try:
+                content = Path(path).read_bytes()
+            except OSError:
+                continue  # gone meanwhile: the next turn sees it
+            # the checksum of what is sent, not of what the scan read (an edit in between)
+            write[path] = (Entry("f", entry.mode, entry.owner, entry.group, "",
+                                 hashlib.sha256(content).hexdigest()), content)
+        if self.file_store.ship(self.owner, write, list(todo.remove)):
+            self.shipped_tree = {**{p: e for p, e in base.items() if p not in todo.remove},
+                                 **{p: e for p, (e, _) in write.items()}}
+            _log(f"shipped the monitoring files: {len(write)} written, {len(todo.remove)} taken away")
+        else:
+            self._lose()
 
     def _ship(self, stamp: tuple[int, int]) -> None:
         try:
@@ -295,6 +484,8 @@ def ship(ctx: NodeContext, *, clock: Clock = SYSTEM_CLOCK) -> int:
         _log(f"{why_not}: nothing to ship")
         return 0
     shipper = Shipper(ctx.node.name, files, state_store(ctx), mon.daemon, clock=clock)
+    shipper.file_store = SqlFileStore(ctx.local_db(read_timeout=30), ctx.inv.settings.mysql.hakit_schema)
+    shipper.roots, shipper.writes = file_roots(ctx.inv), nagios_writes(_main_config(mon))
 
     def stop(_signum: int, _frame: object) -> None:
         shipper.stopping = True

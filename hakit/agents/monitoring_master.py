@@ -133,6 +133,7 @@ def start(mon, ctx: NodeContext | None = None, clock: Clock = SYSTEM_CLOCK) -> i
     if ctx is not None:
         # the same view of the data the failed node left behind: its retention state, shipped
         continuity.note(continuity.restore(ctx).reason)
+        continuity.note(continuity.restore_files(ctx))
     result = _service(mon.service, "start")
     if wait_until(lambda: _running(mon.daemon), 60, 0.2, clock=clock):
         record_monitoring(mon.daemon, mon.service)  # what a lean stop needs

@@ -7,6 +7,7 @@ import hashlib
 from dataclasses import dataclass, field
 
 from hakit.continuity.decide import Shipped
+from hakit.continuity.files import Entry
 from hakit.continuity.store import StateRow
 
 
@@ -52,4 +53,30 @@ class FakeStateStore:
         if self.read_only or self.row is None or self.row.owner != owner:
             return False
         self.confirms += 1
+        return True
+
+
+@dataclass
+class FakeFileStore:
+    """The shipped files in memory, under a :class:`FakeStateStore`'s claim."""
+
+    state: FakeStateStore
+    rows: dict[str, tuple[Entry, bytes | None]] = field(default_factory=dict)
+    ships: int = 0
+
+    def entries(self) -> dict[str, Entry]:
+        self.state._reach()
+        return {p: e for p, (e, _) in self.rows.items()}
+
+    def contents(self, paths: list[str]) -> dict[str, bytes]:
+        return {p: c for p in paths if (c := self.rows[p][1]) is not None}
+
+    def ship(self, owner: str, write: dict[str, tuple[Entry, bytes | None]], remove: list[str]) -> bool:
+        self.state._reach()
+        if self.state.read_only or self.state.row is None or self.state.row.owner != owner:
+            return False
+        for path in remove:
+            self.rows.pop(path, None)
+        self.rows.update(write)
+        self.ships += 1
         return True

@@ -25,8 +25,15 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from hakit.continuity.decide import Shipped
+from hakit.continuity.files import Entry
 from hakit.mysql.facts import QueryFailed
-from hakit.mysql.sql import MONITORING_STATE_TABLE, ident, monitoring_state_sql
+from hakit.mysql.sql import (
+    MONITORING_FILES_TABLE,
+    MONITORING_STATE_TABLE,
+    ident,
+    monitoring_files_sql,
+    monitoring_state_sql,
+)
 
 TABLE = MONITORING_STATE_TABLE
 NO_SUCH_TABLE = 1146
@@ -41,7 +48,7 @@ class Sql(Protocol):
 
 
 def schema_sql(schema: str) -> list[str]:
-    return [monitoring_state_sql(schema)]
+    return [monitoring_state_sql(schema), monitoring_files_sql(schema)]
 
 
 @dataclass(frozen=True)
@@ -133,3 +140,68 @@ class SqlStateStore:
         the row was written here; for the standby's copy, the active's clock wrote both)."""
         rows = self.db.query("SELECT TIMESTAMPDIFF(MICROSECOND, %s, UTC_TIMESTAMP(6)) / 1000000 AS age", (saved_at,))
         return float(rows[0]["age"]) if rows and rows[0]["age"] is not None else None
+
+
+class FileStore(Protocol):
+    def entries(self) -> dict[str, Entry]:
+        """The shipped tree, without contents ({} when nothing was shipped)."""
+
+    def contents(self, paths: list[str]) -> dict[str, bytes]: ...
+
+    def ship(self, owner: str, write: dict[str, tuple[Entry, bytes | None]], remove: list[str]) -> bool:
+        """One transaction: the entries written, the paths removed; False (nothing changed) when
+        ``owner`` no longer holds the state row or the server is read-only."""
+
+
+class SqlFileStore:
+    """The shipped files: one row per path (``monitoring_files``), changed in one transaction
+    under the state row's claim (the same single writer)."""
+
+    def __init__(self, db: Sql, schema: str) -> None:
+        self.db, self.schema = db, schema
+
+    def entries(self) -> dict[str, Entry]:
+        table = f"{ident(self.schema)}.{MONITORING_FILES_TABLE}"
+        try:
+            rows = self.db.query(f"SELECT path, kind, mode, owner, grp, target, sha256 FROM {table}")
+        except QueryFailed as exc:
+            if exc.errno == NO_SUCH_TABLE:
+                return {}
+            raise
+        return {str(r["path"]): Entry(str(r["kind"]), int(r["mode"]), str(r["owner"]), str(r["grp"]),
+                                      str(r["target"]), str(r["sha256"])) for r in rows}
+
+    def contents(self, paths: list[str]) -> dict[str, bytes]:
+        table = f"{ident(self.schema)}.{MONITORING_FILES_TABLE}"
+        out: dict[str, bytes] = {}
+        for path in paths:  # one at a time: a row may be as large as max_allowed_packet allows
+            rows = self.db.query(f"SELECT content FROM {table} WHERE path = %s", (path,))
+            if rows and rows[0]["content"] is not None:
+                out[path] = zlib.decompress(rows[0]["content"])
+        return out
+
+    def ship(self, owner: str, write: dict[str, tuple[Entry, bytes | None]], remove: list[str]) -> bool:
+        state = f"{ident(self.schema)}.{TABLE}"
+        table = f"{ident(self.schema)}.{MONITORING_FILES_TABLE}"
+        self.db.query(monitoring_files_sql(self.schema))
+        self.db.query("START TRANSACTION")
+        try:
+            rows = self.db.query(f"SELECT owner, @@global.read_only AS ro FROM {state} WHERE id = 1 FOR UPDATE")
+            if not rows or rows[0]["owner"] != owner or int(rows[0]["ro"]):
+                self.db.query("ROLLBACK")
+                return False
+            for path in remove:
+                self.db.query(f"DELETE FROM {table} WHERE path = %s", (path,))
+            for path, (e, content) in write.items():
+                packed = zlib.compress(content, 6) if content is not None else None
+                self.db.query(f"REPLACE INTO {table} (path, kind, mode, owner, grp, target, sha256, content) "
+                              "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                              (path, e.kind, e.mode, e.owner, e.group, e.target, e.sha256, packed))
+            self.db.query("COMMIT")
+            return True
+        except BaseException:
+            try:
+                self.db.query("ROLLBACK")
+            except Exception:  # noqa: BLE001 - the connection may be gone: the server rolls back itself
+                pass
+            raise

@@ -55,11 +55,12 @@ def state_schema_sql(schema: str) -> list[str]:
             "DEFAULT 'manual'",
             f"ALTER TABLE {ident(schema)}.{STATE_TABLE} ADD COLUMN IF NOT EXISTS server_instance VARCHAR(160) "
             "NOT NULL DEFAULT ''",
-            monitoring_state_sql(schema)]
+            monitoring_state_sql(schema), monitoring_files_sql(schema)]
 
 
-#: the monitoring master's shipped retention state (:mod:`hakit.continuity.store`)
+#: the monitoring master's shipped retention state and files (:mod:`hakit.continuity.store`)
 MONITORING_STATE_TABLE = "monitoring_state"
+MONITORING_FILES_TABLE = "monitoring_files"
 
 
 def monitoring_state_sql(schema: str) -> str:
@@ -86,3 +87,11 @@ PROMOTED_AGE = utc_age_sql("promoted_at")
 #: it current, by this server's clock (:class:`~hakit.mysql.facts.ShippedState`)
 SAVED_AGE = utc_age_sql("saved_at")
 CHECKED_AGE = utc_age_sql("checked_at")
+
+
+def monitoring_files_sql(schema: str) -> str:
+    # a path of up to 700 characters: the primary key stays under InnoDB's 3072 bytes in utf8mb4
+    return (f"CREATE TABLE IF NOT EXISTS {ident(schema)}.{MONITORING_FILES_TABLE} ("
+            "path VARCHAR(700) NOT NULL PRIMARY KEY, kind CHAR(1) NOT NULL, mode INT UNSIGNED NOT NULL, "
+            "owner VARCHAR(64) NOT NULL, grp VARCHAR(64) NOT NULL, target VARCHAR(4096) NOT NULL DEFAULT '', "
+            "sha256 CHAR(64) NOT NULL DEFAULT '', content LONGBLOB NULL) ENGINE=InnoDB")

@@ -415,3 +415,31 @@ def test_status_reads_the_shipped_state_without_its_content_and_ages_by_the_serv
     assert (read.node, read.seq) == ("n1", 1)
     assert read.saved_at == store.read().saved_at and read.checked_at > read.saved_at
     assert 0.3 <= read.saved_age < 60 and 0 <= read.checked_age < read.saved_age - 0.2
+
+
+def test_the_monitoring_files_are_shipped_in_one_transaction_under_the_state_claim(server):
+    """issue 25: the monitoring files change in one transaction, only by the shipper holding the
+    state row's claim, never on a read-only server."""
+    from hakit.continuity.files import Entry
+    from hakit.continuity.store import SqlFileStore, SqlStateStore
+
+    for sql in state_schema_sql("hakit"):
+        server.query(sql)
+    state, files = SqlStateStore(server, "hakit"), SqlFileStore(server, "hakit")
+    server.query("SET GLOBAL read_only = OFF")
+    try:
+        assert state.claim("n1", "n1:f") is True
+        d, f = Entry("d", 0o755, "root", "root"), Entry("f", 0o640, "root", "nagios", sha256="ab" * 32)
+        assert files.ship("n1:f", {"/etc/nagios4": (d, None), "/etc/nagios4/a.cfg": (f, b"define host {}\n" * 100)},
+                          []) is True
+        assert files.entries() == {"/etc/nagios4": d, "/etc/nagios4/a.cfg": f}
+        assert files.contents(["/etc/nagios4/a.cfg"]) == {"/etc/nagios4/a.cfg": b"define host {}\n" * 100}
+        assert files.ship("n9:x", {}, ["/etc/nagios4/a.cfg"]) is False  # not the claim's owner: nothing
+        assert "/etc/nagios4/a.cfg" in files.entries()
+        assert files.ship("n1:f", {}, ["/etc/nagios4/a.cfg"]) is True
+        assert list(files.entries()) == ["/etc/nagios4"]
+        server.query("SET GLOBAL read_only = ON")
+        assert files.ship("n1:f", {"/etc/nagios4/b.cfg": (f, b"x")}, []) is False  # demoted: nothing
+        assert list(files.entries()) == ["/etc/nagios4"]
+    finally:
+        server.query("SET GLOBAL read_only = ON")

@@ -42,6 +42,19 @@ def _node_files_in_tmp(tmp_path_factory: pytest.TempPathFactory, monkeypatch: py
 GUARDED = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/etc", "/etc/passwd", "/tmp", "/")
 #: the folders where hakit's agents keep a node's files: a unit test writes none of them here
 NODE_FOLDERS = ("/var/lib/hakit", "/etc/hakit")
+#: the monitoring master's trees on this machine, which the continuity restore rewrites on a
+#: node: a unit test must leave every entry where it was (one moved /etc/nagios4/objects away
+#: through an example inventory's sync list, once; the lab seeds its nodes from these)
+MONITORING_TREES = ("/etc/nagios4", "/var/lib/nagios4")
+
+
+def _tree(folder: str) -> frozenset[str]:
+    import os
+
+    found = set()
+    for parent, dirs, files in os.walk(folder):
+        found.update(os.path.join(parent, name) for name in dirs + files)
+    return frozenset(found)
 
 
 def _listing(folder: str) -> frozenset[str]:
@@ -72,9 +85,12 @@ def _host_files_untouched():
 
     before = {path: _state(path) for path in GUARDED}
     listed = {folder: _listing(folder) for folder in NODE_FOLDERS}
+    trees = {folder: _tree(folder) for folder in MONITORING_TREES}
     yield
     added = {folder: sorted(_listing(folder) - listed[folder]) for folder in NODE_FOLDERS}
     assert not any(added.values()), f"unit tests wrote node files on this machine: {added}"
+    moved = {folder: sorted(trees[folder] ^ _tree(folder))[:10] for folder in MONITORING_TREES}
+    assert not any(moved.values()), f"unit tests added or took away monitoring files on this machine: {moved}"
     changed = {path: (before[path], _state(path)) for path in GUARDED if _state(path) != before[path]}
     for path, (was, _) in changed.items():
         if was is not None:

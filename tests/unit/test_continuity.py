@@ -318,3 +318,157 @@ def test_where_the_database_carries_the_state():
     db = next(n for n in four.nodes if four.pair_of(n.name).carries_db)
     assert "application node" in continuity.carried(four, "/var/lib/nagios4/retention.dat", app.name)
     assert "application node" not in continuity.carried(four, "/var/lib/nagios4/retention.dat", db.name)
+
+
+# ----------------------------------------------------------------------------- the files
+
+
+def _tree(root: Path) -> None:
+    (root / "etc" / "conf.d").mkdir(parents=True)
+    (root / "etc" / "nagios.cfg").write_text("cfg_dir=conf.d\n")
+    (root / "etc" / "conf.d" / "hosts.cfg").write_text("define host {}\n")
+    (root / "etc" / "conf.d" / "old.cfg.swp").write_text("editor's\n")
+    (root / "etc" / "link").symlink_to("nagios.cfg")
+    (root / "var" / "rw").mkdir(parents=True)
+    (root / "var" / "status.dat").write_text("info {\n}\n")
+    (root / "var" / "status.dat.abc123").write_text("half\n")
+    (root / "var" / "plugins.state").write_text("kept\n")
+
+
+def test_the_tree_leaves_out_what_nagios_writes_and_editors_leave(tmp_path):
+    from hakit.continuity.files import Root, change, nagios_writes, scan
+
+    _tree(tmp_path)
+    writes = nagios_writes({"status_file": f"{tmp_path}/var/status.dat",
+                            "command_file": f"{tmp_path}/var/rw/nagios.cmd",
+                            "temp_path": "/var/tmp/hakit-test-none", "log_file": "relative/ignored"})
+    tree = scan([Root(str(tmp_path / "etc")), Root(str(tmp_path / "var"))], writes)
+    names = sorted(p.replace(str(tmp_path), "") for p in tree)
+    assert names == ["/etc", "/etc/conf.d", "/etc/conf.d/hosts.cfg", "/etc/link", "/etc/nagios.cfg", "/var",
+                     "/var/plugins.state"]
+    assert tree[str(tmp_path / "etc" / "link")].target == "nagios.cfg"
+    assert change(tree, tree).empty
+    other = dict(tree)
+    other.pop(str(tmp_path / "var" / "plugins.state"))
+    other[str(tmp_path / "etc" / "extra")] = tree[str(tmp_path / "etc" / "nagios.cfg")]
+    todo = change(tree, other)
+    assert todo.write == (str(tmp_path / "var" / "plugins.state"),)
+    assert todo.remove == (str(tmp_path / "etc" / "extra"),)
+
+
+def test_folders_are_written_before_what_they_hold_and_removed_after():
+    from hakit.continuity.files import Entry, change
+
+    d, f = Entry("d", 0o755, "root", "root"), Entry("f", 0o644, "root", "root", sha256="x")
+    todo = change({"/a": d, "/a/b": d, "/a/b/c": f}, {"/z": d, "/z/y": f})
+    assert todo.write == ("/a", "/a/b", "/a/b/c") and todo.remove == ("/z/y", "/z")
+
+
+def test_sync_items_inside_a_shared_path_are_one_root():
+    from hakit.continuity.files import Root, roots
+
+    assert roots(["/etc/nagios4"], [("/etc/nagios4/conf.d", ["*.bak"]), ("/usr/lib/plugins", ["*.pyc"])]) == [
+        Root("/etc/nagios4"), Root("/usr/lib/plugins", ("*.pyc",))]
+
+
+@pytest.fixture
+def files_node(tmp_path, monkeypatch):
+    """An inventory whose shared path is a folder in tmp, and a retention file beside it."""
+    import yaml
+    from unitkit import example_data
+
+    from hakit.inventory.loader import load_inventory
+
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    (conf / "nagios.cfg").write_text("cfg_file=hosts.cfg\n")
+    (conf / "hosts.cfg").write_text("define host {}\n")
+    cfg = tmp_path / "main.cfg"
+    cfg.write_text(f"state_retention_file={tmp_path}/retention.dat\nlog_file={tmp_path}/nagios.log\n"
+                   f"command_file={tmp_path}/rw/cmd\n")
+    data = example_data("two-node-pacemaker")
+    # only the folder in tmp: the example's sync list names the host's /etc/nagios4/objects
+    data["all"]["vars"]["hakit"]["monitoring"] = {"config": str(cfg), "shared_paths": [str(conf)]}
+    data["all"]["vars"]["hakit"]["sync"] = []
+    (tmp_path / "inventory.yml").write_text(yaml.safe_dump(data))
+    return load_inventory(tmp_path / "inventory.yml"), conf
+
+
+def _shipped_by(node: str, conf: Path):
+    """The state and files as ``node``'s shipper shipped ``conf`` (then put back as it was)."""
+    from hakit.continuity.fake import FakeFileStore
+    from hakit.continuity.files import Root, scan
+
+    store = FakeStateStore()
+    store.claim(node, f"{node}:a")
+    store.write(node, f"{node}:a", FIXTURE.read_bytes())
+    files = FakeFileStore(store)
+    tree = scan([Root(str(conf))], set())
+    files.ship(f"{node}:a", {p: (e, Path(p).read_bytes() if e.kind == "f" else None) for p, e in tree.items()}, [])
+    return store, files
+
+
+def test_the_restore_applies_the_shipped_files_keeps_the_old_ones_and_checks_first(files_node, tmp_path):
+    inv, conf = files_node
+    store, files = _shipped_by("nagios1", conf)
+    (conf / "hosts.cfg").write_text("define host { stale }\n")  # the standby's own, older copy
+    (conf / "only-here.cfg").write_text("mine\n")
+    said = continuity.restore_files(_Ctx(inv, "nagios2"), store, files, verify=lambda: (True, ""),
+                                    backup_root=str(tmp_path / "backup"))
+    assert "1 written, 1 taken away" in said, said
+    assert (conf / "hosts.cfg").read_text() == "define host {}\n" and not (conf / "only-here.cfg").exists()
+    [kept] = list((tmp_path / "backup").iterdir())
+    assert (kept / str(conf).lstrip("/") / "only-here.cfg").read_text() == "mine\n"  # nothing deleted
+    assert (kept / str(conf).lstrip("/") / "hosts.cfg").read_text() == "define host { stale }\n"
+
+
+def test_shipped_files_that_fail_the_check_are_undone(files_node, tmp_path):
+    inv, conf = files_node
+    store, files = _shipped_by("nagios1", conf)
+    (conf / "hosts.cfg").write_text("define host { mine }\n")
+    (conf / "only-here.cfg").write_text("mine\n")
+    said = continuity.restore_files(_Ctx(inv, "nagios2"), store, files, verify=lambda: (False, "Error: bad"),
+                                    backup_root=str(tmp_path / "backup"))
+    assert "fail the monitoring master's check (Error: bad): undone" in said
+    assert (conf / "hosts.cfg").read_text() == "define host { mine }\n"
+    assert (conf / "only-here.cfg").read_text() == "mine\n"
+
+
+def test_a_node_that_shipped_last_keeps_its_own_files(files_node, tmp_path):
+    inv, conf = files_node
+    store, files = _shipped_by("nagios1", conf)
+    (conf / "hosts.cfg").write_text("define host { newer, saved here }\n")
+    said = continuity.restore_files(_Ctx(inv, "nagios1"), store, files, verify=lambda: (True, ""),
+                                    backup_root=str(tmp_path / "backup"))
+    assert "its own are used" in said
+    assert (conf / "hosts.cfg").read_text() == "define host { newer, saved here }\n"
+
+
+def test_the_shipper_ships_the_files_when_they_change_and_not_when_they_do_not(nagios, tmp_path):
+    from hakit.continuity.fake import FakeFileStore
+    from hakit.continuity.files import Root
+
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    (conf / "a.cfg").write_text("one\n")
+    store, clock = FakeStateStore(), FakeClock()
+    shipper = continuity.Shipper("n1", nagios.files, store, "/usr/sbin/nagios4", clock=clock)
+    shipper.file_store, shipper.roots = FakeFileStore(store), [Root(str(conf))]
+    nagios.answer(FIXTURE.read_text())
+    shipper.turn()  # claims with the first state it ships, then the files
+    assert shipper.file_store.rows[str(conf / "a.cfg")][1] == b"one\n" and shipper.file_store.ships == 1
+    clock.advance(continuity.FILES_EVERY)
+    shipper.turn()
+    assert shipper.file_store.ships == 1  # nothing changed: nothing shipped
+    (conf / "a.cfg").write_text("two\n")
+    (conf / "b.cfg").write_text("new\n")
+    clock.advance(continuity.FILES_EVERY)
+    shipper.turn()
+    assert shipper.file_store.ships == 2
+    assert shipper.file_store.rows[str(conf / "a.cfg")][1] == b"two\n"
+    assert str(conf / "b.cfg") in shipper.file_store.rows
+    (conf / "b.cfg").unlink()
+    store.claim("n2", "n2:b")  # another node's shipper took the state over
+    clock.advance(continuity.FILES_EVERY)
+    assert shipper.turn() is False
+    assert str(conf / "b.cfg") in shipper.file_store.rows  # the old shipper changed nothing
