@@ -18,7 +18,7 @@ from dataclasses import dataclass
 #: the main-configuration keys naming what Nagios writes (files, or folders of them)
 NAGIOS_WRITES = ("log_file", "object_cache_file", "precached_object_file", "status_file", "command_file",
                  "lock_file", "temp_file", "temp_path", "check_result_path", "state_retention_file",
-                 "log_archive_path", "debug_file", "query_socket")
+                 "log_archive_path", "debug_file", "query_socket", "host_perfdata_file", "service_perfdata_file")
 #: names never shipped wherever they are: what the restore and editors leave behind
 NEVER = ("*.hakit-previous", "*.swp", "*~", ".#*")
 
@@ -64,7 +64,8 @@ def shipped_path(path: str, root: Root, writes: set[str]) -> bool:
     name = os.path.basename(path)
     if any(fnmatch.fnmatch(name, p) for p in (*NEVER, *root.exclude)):
         return False
-    return not any(path == w or path.startswith(w + "/") or fnmatch.fnmatch(path, w + ".*") for w in writes)
+    # by prefix: a file Nagios writes through a temporary one (status.dat.XXXXXX, nagios.tmpXXXXXX)
+    return not any(path.startswith(w) for w in writes)
 
 
 def scan(tree_roots: list[Root], writes: set[str]) -> dict[str, Entry]:

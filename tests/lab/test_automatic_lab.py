@@ -19,7 +19,8 @@ two nodes be writable. Runbook, in order, on one pair per stack (anti-flap windo
 The node loss (1) and the mysqld crash (5) carry the monitoring master's state (issue 25): a
 downtime, a comment and an acknowledgement made on the active's Nagios reach the standby's copy
 within 5 s (hakit's stated bound), are in the new active's Nagios after the fault, and it
-notifies nothing about the acknowledged problem or the host in downtime.
+notifies nothing about the acknowledged problem or the host in downtime. The node loss carries a
+configuration change too: a host added on the active is monitored by the new active.
 """
 
 from __future__ import annotations
@@ -133,6 +134,20 @@ def operator_marks(pair, node: str, tag: str) -> None:
         f"the downtime made on {node} was not in {standby}'s copy of the monitoring state within {CONTINUITY_BOUND}s"
 
 
+EXTRA = "/etc/nagios4/conf.d/lab-extra.cfg"
+
+
+def operator_adds_a_host(pair, node: str) -> None:
+    """A configuration change on the active's Nagios (a host added in a file of its own): in the
+    standby's copy of the shipped files within the shipper's 5 s and a commit."""
+    standby = "n2" if node == "n1" else "n1"
+    pair.lab.host(node).check_output(
+        f"printf 'define host {{\\n use linux-server\\n host_name lab-extra\\n address 127.0.0.1\\n}}\\n' > {EXTRA}")
+    _wait_until(f"{EXTRA} in {standby}'s copy", lambda: sql(
+        pair.lab, standby, f"SELECT COUNT(*) FROM hakit.monitoring_files WHERE path = '{EXTRA}'").strip() == "1",
+        timeout=15)
+
+
 def same_view_on(pair, node: str, tag: str, since: float) -> None:
     """``node``'s Nagios (the new active) started from the state shipped before the fault: the
     downtime, the comment and the acknowledgement, and no notification about either since."""
@@ -159,6 +174,7 @@ def same_view_on(pair, node: str, tag: str, since: float) -> None:
 
 def test_kill_node_fails_over_by_itself_under_a_writer_and_keeps_the_monitoring_state(pair, capsys):
     operator_marks(pair, "n1", "before the node loss")
+    operator_adds_a_host(pair, "n1")
     with Writer(pair.lab, pair.inv, pair.vip) as writer:
         time.sleep(1)
         fault(pair.lab, "kill-node", "n1")
@@ -177,6 +193,10 @@ def test_kill_node_fails_over_by_itself_under_a_writer_and_keeps_the_monitoring_
     assert f"agent {call} mariadb-role start: exit 0" in served, served
     print(f"automatic failover ({pair.stack}): n2 active {took:.1f}s after the kill (polled)")
     same_view_on(pair, "n2", "before the node loss", since=time.time() - took)
+    # the configuration change too: n2's Nagios runs with the host n1's configuration had
+    assert "lab-extra" in pair.lab.host("n2").check_output(f"cat {EXTRA}")
+    _wait_until("n2's Nagios monitors the added host", lambda: ("lab-extra", "") in (
+        nagios.view(pair.lab.dir, "n2") or nagios.View([], [], [], {})).states, timeout=30)
 
 
 def test_the_returning_node_stays_standby_until_resync(pair, capsys, tmp_path):
