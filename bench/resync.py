@@ -9,8 +9,9 @@ perfdata, in the managed database ``runtime``), then the standby is rebuilt from
 * ``dump``: ``hakit resync --strategy dump`` (logical copy streamed node to node);
 * ``backup``: ``hakit resync --strategy backup`` (mariabackup streamed into the standby);
 * ``baseline``: the seed runbook scripted faithfully: ``STOP SLAVE`` on the standby,
-  ``mysqldump --all-databases --master-data`` to a file on the active, the file copied to the
-  standby, imported, ``CHANGE MASTER`` from the dump's coordinates, ``START SLAVE``, and
+  ``mysqldump --all-databases --master-data`` to a file on the active (with ``--hex-blob``:
+  hakit's schema holds compressed binary rows, which a plain dump would mangle), the file
+  copied to the standby, imported, ``CHANGE MASTER`` from the dump's coordinates, ``START SLAVE``, and
   waiting until the standby has caught up;
 * ``raw copy``: ``cp -a`` of the active's data directory on the same disk (the physical limit).
 
@@ -153,7 +154,8 @@ def baseline(bench: BenchLab, active: str, standby: str) -> float:
     start = time.monotonic()
     node_exec(bench.dir, standby, ["mariadb", "-e", "STOP SLAVE"])
     node_exec(bench.dir, active, ["mariadb", "-e", "STOP SLAVE"])
-    node_exec(bench.dir, active, ["sh", "-c", "mariadb-dump --all-databases --master-data=1 > /root/seed.sql"],
+    node_exec(bench.dir, active, ["sh", "-c",
+                                  "mariadb-dump --all-databases --hex-blob --master-data=1 > /root/seed.sql"],
               timeout=7200)
     with tempfile.TemporaryDirectory(prefix="hakit-bench-seed-") as tmp:
         copy = Path(tmp) / "seed.sql"

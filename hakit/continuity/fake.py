@@ -18,6 +18,13 @@ class FakeStateStore:
     writes: list[tuple[str, str]] = field(default_factory=list)  #: (node, sha256) of each write kept
     unreachable: bool = False
     confirms: int = 0
+    no_replica: bool = False  #: a write would wait for an acknowledgement nobody sends
+
+    def _replica(self) -> None:
+        if self.no_replica:
+            from hakit.continuity.store import NoReplica
+
+            raise NoReplica("fake: no replica receives")
 
     def _reach(self) -> None:
         if self.unreachable:
@@ -41,6 +48,7 @@ class FakeStateStore:
 
     def write(self, node: str, owner: str, content: bytes) -> bool:
         self._reach()
+        self._replica()
         if self.read_only or self.row is None or self.row.owner != owner:
             return False
         sha = hashlib.sha256(content).hexdigest()
@@ -50,6 +58,7 @@ class FakeStateStore:
 
     def confirm(self, owner: str) -> bool:
         self._reach()
+        self._replica()
         if self.read_only or self.row is None or self.row.owner != owner:
             return False
         self.confirms += 1

@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 from hakit.continuity.decide import Shipped
 from hakit.continuity.files import Entry
+from hakit.errors import HakitError
 from hakit.mysql.facts import QueryFailed
 from hakit.mysql.sql import (
     MONITORING_FILES_TABLE,
@@ -39,6 +40,28 @@ TABLE = MONITORING_STATE_TABLE
 NO_SUCH_TABLE = 1146
 #: MariaDB's default max_allowed_packet is 16 MiB: a compressed file must stay well below it
 MAX_COMPRESSED = 12 * 1024 * 1024
+
+
+class NoReplica(HakitError):
+    """A write now would wait for a semi-synchronous acknowledgement no replica can send (the
+    standby does not receive): not made. It could not reach the standby anyway, and a commit
+    waiting for its acknowledgement holds back the demotion of this server (the role's stop
+    then has to kill it)."""
+
+
+def _would_wait(db: Sql) -> bool:
+    """Whether a commit here would wait for an acknowledgement with no replica to send it
+    (semi-sync on, not fallen back, no semi-sync replica connected)."""
+    rows = db.query("SELECT VARIABLE_NAME AS name, VARIABLE_VALUE AS value FROM information_schema.GLOBAL_STATUS "
+                    "WHERE VARIABLE_NAME IN ('RPL_SEMI_SYNC_MASTER_STATUS', 'RPL_SEMI_SYNC_MASTER_CLIENTS')")
+    status = {str(r["name"]).upper(): str(r["value"]) for r in rows}
+    return status.get("RPL_SEMI_SYNC_MASTER_STATUS") == "ON" and status.get("RPL_SEMI_SYNC_MASTER_CLIENTS") == "0"
+
+
+def _writable_now(db: Sql) -> None:
+    if _would_wait(db):
+        raise NoReplica("no replica receives from this server: a write would wait for an acknowledgement nobody "
+                        "sends (not shipped; tried again)")
 
 
 class Sql(Protocol):
@@ -105,6 +128,7 @@ class SqlStateStore:
                         str(r["owner"]), _text(r["saved_at"]), content, _text(r["checked_at"]))
 
     def claim(self, node: str, owner: str) -> bool:
+        _writable_now(self.db)
         self.ensure()
         table = f"{ident(self.schema)}.{TABLE}"
         self.db.query(f"INSERT INTO {table} (id, owner, node, seq) SELECT 1, %s, %s, 0 FROM DUAL "
@@ -114,6 +138,7 @@ class SqlStateStore:
         return self._changed()
 
     def write(self, node: str, owner: str, content: bytes) -> bool:
+        _writable_now(self.db)
         packed = zlib.compress(content, 6)
         if len(packed) > MAX_COMPRESSED:
             raise ValueError(f"the retention file is {len(content)} bytes ({len(packed)} compressed): more than "
@@ -127,6 +152,7 @@ class SqlStateStore:
 
     def confirm(self, owner: str) -> bool:
         """The row is still current (Nagios saved the same content again): ``checked_at`` now."""
+        _writable_now(self.db)
         table = f"{ident(self.schema)}.{TABLE}"
         self.db.query(f"UPDATE {table} SET checked_at = UTC_TIMESTAMP(6) WHERE id = 1 AND owner = %s "
                       "AND @@global.read_only = 0", (owner,))
@@ -183,6 +209,7 @@ class SqlFileStore:
     def ship(self, owner: str, write: dict[str, tuple[Entry, bytes | None]], remove: list[str]) -> bool:
         state = f"{ident(self.schema)}.{TABLE}"
         table = f"{ident(self.schema)}.{MONITORING_FILES_TABLE}"
+        _writable_now(self.db)
         self.db.query(monitoring_files_sql(self.schema))
         self.db.query("START TRANSACTION")
         try:

@@ -32,8 +32,9 @@ def run_hakit(inventory: str | Path, *args: str, timeout: float = 600) -> subpro
 
 def node_exec(folder: Path, node: str, argv: list[str], timeout: float = 120) -> str:
     """Run ``argv`` inside a lab node; its stdout (RuntimeError naming the node when it fails)."""
+    # bytes that are not UTF-8 (a dump's binary columns) are replaced, not an error
     done = subprocess.run([HAKIT, "lab", "exec", "--dir", str(folder), node, "--", *argv], capture_output=True,
-                          text=True, timeout=timeout)
+                          text=True, errors="replace", timeout=timeout)
     if done.returncode:
         raise RuntimeError(f"{node}: {' '.join(argv[:2])}...: {done.stderr.strip()}")
     return done.stdout

@@ -472,3 +472,26 @@ def test_the_shipper_ships_the_files_when_they_change_and_not_when_they_do_not(n
     clock.advance(continuity.FILES_EVERY)
     assert shipper.turn() is False
     assert str(conf / "b.cfg") in shipper.file_store.rows  # the old shipper changed nothing
+
+
+def test_nothing_is_written_while_no_replica_could_acknowledge_it(nagios):
+    """A commit waiting for a semi-sync acknowledgement nobody sends holds back the demotion of
+    the server (CI: the monitoring master's stop shipped its last file while the peer's database
+    was down; the role's stop then found the server busy and killed it). Such a write is not
+    made: it could not reach the standby anyway; the shipper tries again."""
+    from hakit.continuity.store import NoReplica
+
+    store, clock = FakeStateStore(), FakeClock()
+    shipper = continuity.Shipper("n1", nagios.files, store, "/usr/sbin/nagios4", clock=clock)
+    nagios.answer(FIXTURE.read_text())
+    shipper.turn()
+    store.no_replica = True
+    nagios.answer(FIXTURE.read_text().replace("maintenance window", "while the standby is down"))
+    clock.advance(0.25)
+    with pytest.raises(NoReplica):
+        shipper.turn()
+    assert b"while the standby is down" not in store.row.content
+    store.no_replica = False
+    clock.advance(0.25)
+    assert shipper.turn()
+    assert b"while the standby is down" in store.row.content
