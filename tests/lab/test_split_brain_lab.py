@@ -62,6 +62,59 @@ def status(lab: Lab, capsys) -> dict:
     return json.loads(out)
 
 
+def test_a_standby_whose_applier_stopped_on_an_error_is_promoted_only_when_the_operator_accepts_the_loss(
+        pacemaker_pair, capsys):
+    """Issue 22 (7, 8), docs/automatic.md "The lag policy": the standby's SQL thread stopped on
+    an error (a row only it has, then the same id written on the active) lacks every write the
+    active acknowledged since. check says CRITICAL with the repair; after the active's mysqld
+    crash the stack promotes nothing (the role's start refuses) and neither does a takeover
+    without --force; --force promotes it, and the resync of the old active counts what was lost.
+    On Pacemaker: the refusal is the role agent's start, the same code on heartbeat, whose answer
+    to a refused start (the hand-over) test_failover_lab's "stack sent to a dead database" runs."""
+    from labkit import sql
+    from test_failover_lab import Pair
+
+    lab = pacemaker_pair
+    pair = Pair(lab)
+    sql(lab, "n1", "CREATE TABLE IF NOT EXISTS opsview.results (id INT PRIMARY KEY, host VARCHAR(64), state INT) "
+                   "ENGINE=InnoDB")
+    pair.wait_healthy(capsys, "n1")
+    active, standby = "n1", "n2"
+    _wait_until(f"the table on {standby}", lambda: sql(lab, standby, "SELECT COUNT(*) FROM information_schema.tables "
+                                                                    "WHERE table_name = 'results'").strip() == "1")
+    sql(lab, standby, "SET SESSION sql_log_bin = 0; INSERT INTO opsview.results VALUES (900010, 'standby only', 1)")
+    sql(lab, active, "INSERT INTO opsview.results VALUES (900010, 'acknowledged', 1)")
+    _wait_until(f"{standby}'s applier stopped on the duplicate", lambda: pair.status(capsys)["nodes"][standby][
+        "sql_running"] is False, timeout=30)
+    code, out, _ = pair.run(capsys, "check")
+    assert code == 2 and "SQL thread" in out and f"hakit resync --node {standby}" in out, out
+
+    fault(lab, "kill-mysqld", active)
+    time.sleep(20)  # the watcher gives up at once; the stack has tried the standby by then
+    doc = pair.status(capsys)
+    assert doc["nodes"][standby]["writable"] is False, doc
+    assert doc["active"] is None or doc["active"] == active, doc
+    code, _, err = pair.run(capsys, "takeover", "--yes", "--node", standby)
+    assert code == 3 and "SQL thread" in err and "--force" in err, err
+
+    code, out, err = pair.run(capsys, "takeover", "--yes", "--force", "--node", standby)
+    assert code == 0, out + err
+    pair.wait_active(capsys, standby)
+    assert sql(lab, standby, "SELECT host FROM opsview.results WHERE id = 900010").strip() == "standby only"
+    pair.start_mariadb(active)
+    _wait_until(f"{active} readable", lambda: pair.status(capsys)["nodes"][active]["writable"] is False, timeout=60)
+    code, out, err = pair.run(capsys, "resync", "--yes")
+    assert code == 0, out + err
+    assert f"{active} holds 1 errant transaction" in out and "by dump" in out, out
+    pair.wait_healthy(capsys, standby)
+    same = "CHECKSUM TABLE opsview.results"
+    assert sql(lab, "n1", same) == sql(lab, "n2", same)
+    # as the next tests expect it: n1 the active
+    code, out, err = pair.run(capsys, "switchover", "--yes")
+    assert code == 0, out + err
+    pair.wait_healthy(capsys, "n1")
+
+
 def test_pacemaker_a_hung_database_is_killed_before_its_peer_is_promoted(pacemaker_pair, capsys):
     lab = pacemaker_pair
     assert status(lab, capsys)["active"] == "n1"
