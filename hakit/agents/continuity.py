@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import json
 import os
 import signal
 import time
@@ -34,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hakit.agents.context import NodeContext
+from hakit.agents.processes import CONTINUITY_CONNECTIONS as CONNECTIONS
 from hakit.agents.processes import CONTINUITY_PIDFILE as PIDFILE
 from hakit.agents.processes import log as _log
 from hakit.agents.processes import process_running, running_pid, spawn_once
@@ -495,11 +497,14 @@ def ship(ctx: NodeContext, *, clock: Clock = SYSTEM_CLOCK) -> int:
            else "log_external_commands=0 in the main config: a save every 2 s")
     _log(f"shipping {files.retention_file} ({how})")
     said = ""
+    recorded: list[int] = []
     while True:
         try:
             if not shipper.turn():
                 break
             said = ""
+            recorded = _record_connections(ctx.inv.settings.mysql.socket, [shipper.store, shipper.file_store],
+                                           recorded)
         except HakitError as exc:  # the database went away: try again on the next turn
             if str(exc) != said:  # once per new reason, not once a second
                 _log(f"the database does not answer: {exc}")
@@ -511,6 +516,20 @@ def ship(ctx: NodeContext, *, clock: Clock = SYSTEM_CLOCK) -> int:
         clock.sleep(TICK)
     _log("ended")
     return 0
+
+
+def _record_connections(socket: str, stores: list[object], before: list[int],
+                        path: str = CONNECTIONS) -> list[int]:
+    """The server's ids of the shipper's open connections, written where its stop finds them
+    (:func:`hakit.agents.processes.stop_shipper` kills them there) whenever they change."""
+    ids = []
+    for store in stores:
+        conn = getattr(getattr(store, "db", None), "_conn", None)
+        if conn is not None and conn.open:
+            ids.append(int(conn.thread_id()))
+    if ids != before:
+        atomic_write(path, json.dumps({"socket": socket, "ids": ids}).encode(), mode=0o600)
+    return ids
 
 
 def note(text: str) -> None:

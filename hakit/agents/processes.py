@@ -8,6 +8,7 @@ inventory's model or the MySQL driver saves a third of a second inside the failo
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -20,8 +21,10 @@ from hakit.failover.flags import WATCHER_PIDFILE as PIDFILE
 #: what the monitoring master's start recorded: its daemon and service, one per line, so that
 #: its stop (the first action of every move of the group) runs without loading the inventory
 MONITORING_STATE = "/run/hakit-monitoring-master"
-#: the monitoring state's shipper (:mod:`hakit.agents.continuity`)
+#: the monitoring state's shipper (:mod:`hakit.agents.continuity`), and its database connections
+#: (the socket and the server's connection ids, JSON), which its stop kills on the server
 CONTINUITY_PIDFILE = "/run/hakit-continuity.pid"
+CONTINUITY_CONNECTIONS = "/run/hakit-continuity.connections"
 #: the process names of a database server (MariaDB 10.5+, older MariaDB and MySQL)
 SERVER_NAMES = frozenset({"mariadbd", "mysqld"})
 
@@ -69,11 +72,24 @@ def stop_watcher(pidfile: str = PIDFILE, *, clock: Clock = SYSTEM_CLOCK, within:
     Path(pidfile).unlink(missing_ok=True)
 
 
-def stop_shipper(pidfile: str = CONTINUITY_PIDFILE, *, clock: Clock = SYSTEM_CLOCK) -> None:
+def stop_shipper(pidfile: str = CONTINUITY_PIDFILE, *, clock: Clock = SYSTEM_CLOCK,
+                 connections: str = CONTINUITY_CONNECTIONS) -> None:
     """End the monitoring state's shipper (:mod:`hakit.agents.continuity`) after the monitoring
-    master stopped: on SIGTERM it ships the file Nagios saved as it exited, then ends (3 s at
-    most, then it is killed)."""
-    stop_watcher(pidfile, clock=clock, within=3.0)
+    master stopped: on SIGTERM it ships the file Nagios saved as it exited, then ends (1.5 s at
+    most, then it is killed). Then its database connections are killed on the server: a commit
+    of it still waiting there for a semi-synchronous acknowledgement nobody sends (the peer's
+    database down) would hold back the role's demotion, which comes next, and the role's stop
+    would kill the server (a client killed does not end that wait; KILL CONNECTION does)."""
+    stop_watcher(pidfile, clock=clock, within=1.5)
+    try:
+        record = json.loads(Path(connections).read_text())
+        socket, ids = str(record["socket"]), [int(i) for i in record["ids"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    for conn in ids:
+        subprocess.run(["mariadb", f"--socket={socket}", "-e", f"KILL CONNECTION {conn}"], capture_output=True,
+                       timeout=10)
+    Path(connections).unlink(missing_ok=True)
 
 
 def database_server_running(proc: str = "/proc") -> bool:

@@ -495,3 +495,46 @@ def test_nothing_is_written_while_no_replica_could_acknowledge_it(nagios):
     clock.advance(0.25)
     assert shipper.turn()
     assert b"while the standby is down" in store.row.content
+
+
+def test_the_shippers_stop_kills_its_connections_on_the_server(tmp_path, monkeypatch):
+    """A commit of the shipper waiting for a semi-sync acknowledgement nobody sends outlives
+    the shipper's process and holds back the role's demotion (CI: the role's stop then killed
+    the server); its stop kills those connections on the server (KILL CONNECTION ends the wait)."""
+    import json
+
+    from hakit.agents import processes
+
+    record = tmp_path / "connections"
+    record.write_text(json.dumps({"socket": "/run/mysqld/mysqld.sock", "ids": [41, 43]}))
+    ran: list[list[str]] = []
+    monkeypatch.setattr(processes.subprocess, "run", lambda argv, **kw: ran.append(argv))
+    processes.stop_shipper(str(tmp_path / "no.pid"), connections=str(record))
+    assert ran == [["mariadb", "--socket=/run/mysqld/mysqld.sock", "-e", "KILL CONNECTION 41"],
+                   ["mariadb", "--socket=/run/mysqld/mysqld.sock", "-e", "KILL CONNECTION 43"]]
+    assert not record.exists()
+    processes.stop_shipper(str(tmp_path / "no.pid"), connections=str(record))  # none recorded: nothing
+    assert len(ran) == 2
+
+
+def test_the_shipper_records_its_open_connections(tmp_path):
+    class Conn:
+        open = True
+
+        def __init__(self, ident):
+            self.ident = ident
+
+        def thread_id(self):
+            return self.ident
+
+    class Db:
+        def __init__(self, conn):
+            self._conn = conn
+
+    class Store:
+        def __init__(self, conn):
+            self.db = Db(conn)
+
+    path = tmp_path / "connections"
+    ids = continuity._record_connections("/s.sock", [Store(Conn(7)), Store(None), None], [], path=str(path))
+    assert ids == [7] and '"ids": [7]' in path.read_text() and oct(path.stat().st_mode & 0o777) == "0o600"
