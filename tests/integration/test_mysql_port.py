@@ -337,7 +337,30 @@ def test_a_locked_checksum_pauses_the_tables_writes_while_what_runs_beside_it_re
     other.close()
 
 
-def test_the_monitoring_state_row_has_one_writer_and_none_on_a_read_only_server(server):
+def test_without_a_replica_nothing_is_shipped(server):
+    """issue 25: a server no replica receives from: nothing to ship to, and with semi-sync on a
+    commit would wait for an acknowledgement nobody sends (it held back a demotion, CI)."""
+    from hakit.continuity.store import NoReplica, SqlStateStore
+
+    for sql in state_schema_sql("hakit"):
+        server.query(sql)
+    server.query("SET GLOBAL read_only = OFF")
+    try:
+        with pytest.raises(NoReplica):
+            SqlStateStore(server, "hakit").claim("n1", "n1:r")
+    finally:
+        server.query("SET GLOBAL read_only = ON")
+
+
+@pytest.fixture
+def as_if_replicated(monkeypatch):
+    """The throwaway server has no replica: the store's check that one receives is taken as met."""
+    from hakit.continuity import store
+
+    monkeypatch.setattr(store, "_would_wait", lambda db: False)
+
+
+def test_the_monitoring_state_row_has_one_writer_and_none_on_a_read_only_server(server, as_if_replicated):
     """issue 25: the shipped monitoring state is written only by the shipper that claimed it
     last, and never on a read-only server (root may write there; the statement checks)."""
     from hakit.continuity.store import SqlStateStore
@@ -417,7 +440,7 @@ def test_status_reads_the_shipped_state_without_its_content_and_ages_by_the_serv
     assert 0.3 <= read.saved_age < 60 and 0 <= read.checked_age < read.saved_age - 0.2
 
 
-def test_the_monitoring_files_are_shipped_in_one_transaction_under_the_state_claim(server):
+def test_the_monitoring_files_are_shipped_in_one_transaction_under_the_state_claim(server, as_if_replicated):
     """issue 25: the monitoring files change in one transaction, only by the shipper holding the
     state row's claim, never on a read-only server."""
     from hakit.continuity.files import Entry
