@@ -497,14 +497,21 @@ def ship(ctx: NodeContext, *, clock: Clock = SYSTEM_CLOCK) -> int:
            else "log_external_commands=0 in the main config: a save every 2 s")
     _log(f"shipping {files.retention_file} ({how})")
     said = ""
+    stores: list[object] = [shipper.store, shipper.file_store]
+    for store in stores:  # connected before the first write, so that its stop can kill them (below)
+        try:
+            store.db.query("SELECT 1")  # type: ignore[attr-defined]
+        except HakitError:
+            pass
     recorded: list[int] = []
     while True:
         try:
+            # recorded before each turn: a write of the turn that waits for a semi-sync
+            # acknowledgement nobody sends is killed on the server by the stop
+            recorded = _record_connections(ctx.inv.settings.mysql.socket, stores, recorded)
             if not shipper.turn():
                 break
             said = ""
-            recorded = _record_connections(ctx.inv.settings.mysql.socket, [shipper.store, shipper.file_store],
-                                           recorded)
         except HakitError as exc:  # the database went away: try again on the next turn
             if str(exc) != said:  # once per new reason, not once a second
                 _log(f"the database does not answer: {exc}")

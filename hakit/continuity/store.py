@@ -53,7 +53,9 @@ def _would_wait(db: Sql) -> bool:
     """Whether no replica receives from this server now (no binlog dump thread): a write could
     not reach the standby, and with semi-sync on it would wait for an acknowledgement nobody
     sends. (Semi-sync's own status is no guide: a takeover turns it off and on again, and a
-    write checked while it was off waited 10 s once it was on: the lab.)"""
+    write checked while it was off waited 10 s once it was on: the lab.) A best effort: the
+    dump thread of a replica that died lingers until it next sends; what bounds a waiting write
+    is the shipper's stop, which kills its connections on the server."""
     rows = db.query("SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST "
                     "WHERE COMMAND IN ('Binlog Dump', 'Binlog Dump GTID')")
     return int(rows[0]["n"]) == 0
