@@ -502,19 +502,34 @@ def test_the_shippers_stop_kills_its_connections_on_the_server(tmp_path, monkeyp
     the shipper's process and holds back the role's demotion (CI: the role's stop then killed
     the server); its stop kills those connections on the server (KILL CONNECTION ends the wait)."""
     import json
+    import subprocess
+    import sys
 
     from hakit.agents import processes
 
     record = tmp_path / "connections"
-    record.write_text(json.dumps({"socket": "/run/mysqld/mysqld.sock", "ids": [41, 43]}))
+    pidfile = tmp_path / "shipper.pid"
     ran: list[list[str]] = []
+    real_run = subprocess.run
     monkeypatch.setattr(processes.subprocess, "run", lambda argv, **kw: ran.append(argv))
-    processes.stop_shipper(str(tmp_path / "no.pid"), connections=str(record))
-    assert ran == [["mariadb", "--socket=/run/mysqld/mysqld.sock", "-e", "KILL CONNECTION 41"],
-                   ["mariadb", "--socket=/run/mysqld/mysqld.sock", "-e", "KILL CONNECTION 43"]]
+    # a shipper that ends on its own when told: its connections are closed, nothing to kill
+    polite = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    pidfile.write_text(f"{polite.pid}\n")
+    record.write_text(json.dumps({"socket": "/run/mysqld/mysqld.sock", "ids": [41, 43]}))
+    processes.stop_shipper(str(pidfile), connections=str(record))
+    polite.wait(timeout=10)
+    assert ran == [] and not record.exists()
+    # one that does not end (stuck in a write): killed, then its connections on the server
+    stuck = subprocess.Popen([sys.executable, "-c",
+                              "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"])
+    real_run([sys.executable, "-c", "import time; time.sleep(0.3)"])  # its handler is in place
+    pidfile.write_text(f"{stuck.pid}\n")
+    record.write_text(json.dumps({"socket": "/run/mysqld/mysqld.sock", "ids": [41, 43]}))
+    processes.stop_shipper(str(pidfile), connections=str(record))
+    stuck.wait(timeout=10)
+    assert ran == [["mariadb", "--socket=/run/mysqld/mysqld.sock", "--connect-timeout=1", "-e", "KILL CONNECTION 41"],
+                   ["mariadb", "--socket=/run/mysqld/mysqld.sock", "--connect-timeout=1", "-e", "KILL CONNECTION 43"]]
     assert not record.exists()
-    processes.stop_shipper(str(tmp_path / "no.pid"), connections=str(record))  # none recorded: nothing
-    assert len(ran) == 2
 
 
 def test_the_shipper_records_its_open_connections(tmp_path):
