@@ -361,6 +361,7 @@ ALLOWED_SQL = {
     ("hakit/failover/reseed.py", "position"): "a GTID position (test_gtid_position_text_is_digits)",
     ("hakit/failover/reseed.py", "where"): "a constant, or _schema_in(): names each checked by ident()",
     ("hakit/mysql/pymysql_adapter.py", "marks"): "only '%s' placeholders: the values are parameters",
+    ("hakit/agents/processes.py", "conn"): "an int (int() of the shipper's record; KILL takes no parameter)",
     ("hakit/mysql/pymysql_adapter.py", "columns"):
         "one of three constant column lists (a state table of an older hakit)",
     ("hakit/validate/mariadb.py", "user"): "an Ident of the model (test_model_identifiers_refuse_quotes)",
