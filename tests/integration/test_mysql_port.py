@@ -408,7 +408,7 @@ def test_a_schema_without_the_monitoring_state_table_has_nothing_shipped(server)
     assert refused.value.errno == 1146
 
 
-def test_status_reads_the_shipped_state_without_its_content_and_ages_by_the_server_s_clock(server):
+def test_status_reads_the_shipped_state_without_its_content_and_ages_by_the_server_s_clock(server, as_if_replicated):
     """issue 25, item 4: status reads the monitoring_state row's writer, seq and times from every
     node, never the content, with the ages by the server's own UTC clock in the same statement
     (the session's time zone moves nothing); no table, or no row, is nothing shipped yet."""
