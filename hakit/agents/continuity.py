@@ -23,7 +23,6 @@ every two seconds. The log is ``/var/log/hakit/continuity.log``.
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
 import os
@@ -41,6 +40,7 @@ from hakit.agents.processes import log as _log
 from hakit.agents.processes import process_running, running_pid, spawn_once
 from hakit.clock import SYSTEM_CLOCK, Clock
 from hakit.continuity import retention
+from hakit.continuity.command import send
 from hakit.continuity.decide import SHIPPER_LOG, Pace, Restore, Turn, changes_state, restore_decision, shipper_turn
 from hakit.continuity.files import Entry, Root, change, nagios_writes, roots, scan
 from hakit.continuity.store import FileStore, SqlFileStore, SqlStateStore, StateStore
@@ -337,20 +337,7 @@ class LogTail:
 
 def request_save(command_file: str) -> bool:
     """Ask Nagios to write its retention file now; False when nobody reads the command file."""
-    line = f"[{int(time.time())}] SAVE_STATE_INFORMATION\n".encode()
-    try:
-        fd = os.open(command_file, os.O_WRONLY | os.O_NONBLOCK)
-    except OSError as exc:
-        if exc.errno in (errno.ENXIO, errno.ENOENT):
-            return False
-        raise
-    try:
-        os.write(fd, line)
-    except BlockingIOError:
-        return False
-    finally:
-        os.close(fd)
-    return True
+    return send(command_file, "SAVE_STATE_INFORMATION")
 
 
 def _stamp(path: str) -> tuple[int, int] | None:

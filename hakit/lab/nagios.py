@@ -8,14 +8,13 @@ Nagios after it.
 
 from __future__ import annotations
 
-import errno
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from hakit.clock import SYSTEM_CLOCK, Clock, wait_until
 from hakit.continuity import retention
+from hakit.continuity.command import send
 
 #: the Debian paths the lab's nodes use (the packaged nagios.cfg)
 COMMAND_FILE = "var/lib/nagios4/rw/nagios.cmd"
@@ -31,18 +30,7 @@ def node_path(folder: Path, node: str, relative: str) -> Path:
 def command(folder: Path, node: str, line: str) -> bool:
     """Send one external command to the node's Nagios; False when it does not read its command
     file (not running)."""
-    path = node_path(folder, node, COMMAND_FILE)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
-    except OSError as exc:
-        if exc.errno in (errno.ENXIO, errno.ENOENT):
-            return False
-        raise
-    try:
-        os.write(fd, f"[{int(time.time())}] {line}\n".encode())
-    finally:
-        os.close(fd)
-    return True
+    return send(node_path(folder, node, COMMAND_FILE), line)
 
 
 @dataclass(frozen=True)
