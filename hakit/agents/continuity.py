@@ -43,7 +43,7 @@ from hakit.continuity import retention
 from hakit.continuity.command import send
 from hakit.continuity.decide import SHIPPER_LOG, Pace, Restore, Turn, changes_state, restore_decision, shipper_turn
 from hakit.continuity.files import Entry, Root, change, nagios_writes, roots, scan
-from hakit.continuity.store import FileStore, SqlFileStore, SqlStateStore, StateStore
+from hakit.continuity.store import DiskStateStore, FileStore, SqlFileStore, SqlStateStore, StateStore
 from hakit.errors import HakitError
 from hakit.files import atomic_write
 from hakit.inventory.model import Inventory, Monitoring
@@ -85,11 +85,15 @@ def carried(inv: Inventory, retention_file: str, node: str) -> str:
     if not inv.pair_of(node).carries_db:
         return ("the monitoring master runs on an application node: the four-node topology does not carry its "
                 "state yet")
-    if inv.settings.storage.files != "none" and any(
-            retention_file == p or retention_file.startswith(p.rstrip("/") + "/")
-            for p in inv.settings.monitoring.shared_paths):
+    if on_shared_storage(inv, retention_file):
         return f"{retention_file} is on the pair's shared storage, which carries it"
     return ""
+
+
+def on_shared_storage(inv: Inventory, path: str) -> bool:
+    """Whether ``path`` is under a shared path on the pair's DRBD or shared disk."""
+    return inv.settings.storage.files != "none" and any(
+        path == p or path.startswith(p.rstrip("/") + "/") for p in inv.settings.monitoring.shared_paths)
 
 
 def state_store(ctx: NodeContext, timeout: float = 5.0) -> SqlStateStore:
@@ -469,12 +473,19 @@ def ship(ctx: NodeContext, *, clock: Clock = SYSTEM_CLOCK) -> int:
     mon = ctx.inv.settings.monitoring
     files = NagiosFiles.of(mon)
     why_not = carried(ctx.inv, files.retention_file, ctx.node.name)
-    if why_not:
+    on_disk = on_shared_storage(ctx.inv, files.retention_file)  # any pair: no database needed
+    if why_not and not on_disk:
         _log(f"{why_not}: nothing to ship")
         return 0
-    shipper = Shipper(ctx.node.name, files, state_store(ctx), mon.daemon, clock=clock)
-    shipper.file_store = SqlFileStore(ctx.local_db(read_timeout=30), ctx.inv.settings.mysql.hakit_schema)
-    shipper.roots, shipper.writes = file_roots(ctx.inv), nagios_writes(_main_config(mon))
+    if on_disk:
+        # the disk the stack moves carries the file: each save asked for as changes come, and
+        # made durable there (the file and its folder flushed), is what the new active reads
+        shipper = Shipper(ctx.node.name, files, DiskStateStore(files.retention_file), mon.daemon, clock=clock)
+        _log(f"{files.retention_file} is on the shared disk: saves asked for as changes come, each flushed to it")
+    else:
+        shipper = Shipper(ctx.node.name, files, state_store(ctx), mon.daemon, clock=clock)
+        shipper.file_store = SqlFileStore(ctx.local_db(read_timeout=30), ctx.inv.settings.mysql.hakit_schema)
+        shipper.roots, shipper.writes = file_roots(ctx.inv), nagios_writes(_main_config(mon))
 
     def stop(_signum: int, _frame: object) -> None:
         shipper.stopping = True
@@ -486,8 +497,11 @@ def ship(ctx: NodeContext, *, clock: Clock = SYSTEM_CLOCK) -> int:
     said = ""
     stores: list[object] = [shipper.store, shipper.file_store]
     for store in stores:  # connected before the first write, so that its stop can kill them (below)
+        db = getattr(store, "db", None)
+        if db is None:
+            continue  # the shared disk's store, or no file store: no connection
         try:
-            store.db.query("SELECT 1")  # type: ignore[attr-defined]
+            db.query("SELECT 1")
         except HakitError:
             pass
     recorded: list[int] = []

@@ -20,6 +20,7 @@ status reads both on the active against the active's own clock, never two clocks
 from __future__ import annotations
 
 import hashlib
+import os
 import zlib
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -169,6 +170,39 @@ class SqlStateStore:
         the row was written here; for the standby's copy, the active's clock wrote both)."""
         rows = self.db.query("SELECT TIMESTAMPDIFF(MICROSECOND, %s, UTC_TIMESTAMP(6)) / 1000000 AS age", (saved_at,))
         return float(rows[0]["age"]) if rows and rows[0]["age"] is not None else None
+
+
+class DiskStateStore:
+    """The retention file on the pair's shared disk (``storage.files: shared``): the disk the
+    stack moves to the new active carries it, so nothing is shipped; each file Nagios saves is
+    made durable on the disk (the file, then its folder, flushed), so that a power cut of the
+    active loses no save that was made. Claims nothing: the mount is on the active only."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def read(self) -> StateRow | None:
+        return None
+
+    def claim(self, node: str, owner: str) -> bool:
+        return True
+
+    def write(self, node: str, owner: str, content: bytes) -> bool:
+        for target, flags in ((self.path, os.O_RDONLY), (os.path.dirname(self.path) or ".", os.O_RDONLY)):
+            try:
+                fd = os.open(target, flags)
+            except OSError:
+                return True  # replaced meanwhile: the next save is flushed in its turn
+            try:
+                os.fsync(fd)
+            except OSError:
+                pass
+            finally:
+                os.close(fd)
+        return True
+
+    def confirm(self, owner: str) -> bool:
+        return True
 
 
 class FileStore(Protocol):

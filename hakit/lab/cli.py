@@ -46,11 +46,17 @@ def lab() -> None:
               help="Each node's /var/lib/mysql on a disk of its own of MB megabytes (a sparse ext4 image "
                    "in DIR/nodes/NODE/data.img, loop-mounted inside the node), so that the full-disk fault "
                    "fills the node's disk and not the host's. 0: none.")
-def up(dir: str, topology: str, stack: str, subnet: str, timings: str, tls: bool, data_disk: int) -> None:
+@click.option("--storage", type=click.Choice(["replication", "shared"]), default="replication", show_default=True,
+              help="Where the monitoring master's folders live: each node's own, carried through the database "
+                   "(replication), or one disk both nodes see (shared: a loop device over DIR/shared-disk.img, "
+                   "formatted by hakit init and mounted on the active by the stack; two-node only).")
+def up(dir: str, topology: str, stack: str, subnet: str, timings: str, tls: bool, data_disk: int,
+       storage: str) -> None:
     """Build the lab (an earlier lab in DIR is removed first) and write DIR/inventory.yml."""
     from hakit.lab import lifecycle as impl
 
-    report = impl.up(dir, topology, stack, subnet, say=click.echo, timings=timings, tls=tls, data_disk=data_disk)
+    report = impl.up(dir, topology, stack, subnet, say=click.echo, timings=timings, tls=tls, data_disk=data_disk,
+                     storage=storage)
     spec = report.spec
     click.echo(f"lab up: {spec.topology}, {spec.stack}, subnet {spec.subnet} (host {spec.host_address} on "
                f"the bridge) in {report.seconds:.1f} s")
@@ -64,6 +70,9 @@ def up(dir: str, topology: str, stack: str, subnet: str, timings: str, tls: bool
     if spec.data_disk:
         click.echo(f"  data disks: each node's /var/lib/mysql on {spec.data_disk} MB of its own "
                    f"(hakit lab fault full-disk NODE fills it)")
+    if spec.storage == "shared":
+        click.echo(f"  shared disk: {spec.shared_image} ({report.shared_device}), blank: hakit init formats it; "
+                   f"the stack mounts it on the active only, at /srv/hakit")
     if spec.tls:
         click.echo(f"  TLS: MariaDB certificates from the lab CA {Path(spec.dir) / 'tls' / 'ca.pem'} "
                    f"(hakit init sets replication up over TLS)")

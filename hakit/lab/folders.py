@@ -13,7 +13,7 @@ from pathlib import Path
 
 from hakit.errors import SafetyRefusal
 from hakit.lab.proc import run
-from hakit.lab.spec import PRIVATE_DIRS, LabSpec, NodeSpec
+from hakit.lab.spec import LabSpec, NodeSpec
 
 #: host folders copied into a fresh node (packaged config and the folder layout daemons expect)
 SEEDED = ("/etc/corosync", "/etc/ha.d", "/etc/mysql", "/etc/sysctl.d", "/etc/ssh", "/etc/nagios4", "/var/lib/nagios4",
@@ -54,10 +54,17 @@ def host_path(spec: LabSpec, node: NodeSpec, path: str) -> Path:
     a node is only ever written under ``DIR/nodes/<name>``, and only under a private folder.
     """
     norm = os.path.normpath(path)
-    if not any(norm == d or norm.startswith(d + "/") for d in PRIVATE_DIRS) and norm != "/etc/hosts":
+    private = spec.private_dirs
+    if not any(norm == d or norm.startswith(d + "/") for d in private) and norm != "/etc/hosts":
         raise SafetyRefusal(f"node {node.name}: {path} is not in one of the node's private folders "
-                            f"({', '.join(PRIVATE_DIRS)}); the lab writes nothing on the host's own paths")
+                            f"({', '.join(private)}); the lab writes nothing on the host's own paths")
     return spec.node_dir(node.name) / norm.lstrip("/")
+
+
+def overlay_dir(spec: LabSpec, node: NodeSpec, path: str) -> Path:
+    """Where the node's overlay of the host folder ``path`` keeps its layer (``upper``) and work
+    folder: ``DIR/nodes/<name>/overlay/<path with - for />``."""
+    return spec.node_dir(node.name) / "overlay" / (path.strip("/").replace("/", "-") or "root")
 
 
 def prepare(spec: LabSpec, node: NodeSpec, fresh: bool) -> None:
@@ -66,10 +73,15 @@ def prepare(spec: LabSpec, node: NodeSpec, fresh: bool) -> None:
     if fresh and root.exists():
         shutil.rmtree(root)
     is_new = not root.exists()
-    for path in PRIVATE_DIRS:
+    for path in spec.private_dirs:
         (root / path.lstrip("/")).mkdir(parents=True, exist_ok=True)
+    for path in spec.overlaid:  # the node's layer over the host's folder, and the overlay's work folder
+        for part in ("upper", "work"):
+            (overlay_dir(spec, node, path) / part).mkdir(parents=True, exist_ok=True)
     if is_new:
         for path in SEEDED:
+            if path not in spec.private_dirs:
+                continue  # a shared-storage lab's node sees the host's through its overlay
             if Path(path).is_dir():
                 run(["cp", "-a", "--", path + "/.", str(root / path.lstrip("/"))])
         for rel in NOT_COPIED:

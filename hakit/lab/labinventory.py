@@ -17,7 +17,7 @@ import yaml
 from hakit.inventory.loader import load_inventory
 from hakit.inventory.model import Inventory
 from hakit.lab.proc import run
-from hakit.lab.spec import NODE_SHARED_DIR, TIMINGS, LabSpec
+from hakit.lab.spec import NODE_SHARED_DIR, SHARED_MOUNT, TIMINGS, LabSpec
 
 INVENTORY = "inventory.yml"
 KEY = "id_ed25519"
@@ -35,8 +35,9 @@ def node_hakit() -> str:
     return str(beside) if beside.exists() else (shutil.which("hakit") or "/usr/local/bin/hakit")
 
 
-def inventory_data(spec: LabSpec, timings: str = "hakit") -> dict:
-    """The inventory of ``spec`` as data (pure), with the membership ``timings`` (lab.spec.TIMINGS)."""
+def inventory_data(spec: LabSpec, timings: str = "hakit", shared_device: str | None = None) -> dict:
+    """The inventory of ``spec`` as data (pure), with the membership ``timings`` (lab.spec.TIMINGS);
+    ``shared_device``: the loop device of a shared-storage lab's disk."""
     d = Path(spec.dir)
     vips = {pair: {"address": address, "netmask": spec.prefixlen, "interface": "eth0"}
             for pair, address in spec.vips.items()}
@@ -59,6 +60,13 @@ def inventory_data(spec: LabSpec, timings: str = "hakit") -> dict:
         # the nodes share this machine's /work and /usr: the agents run this checkout's hakit
         "node_hakit": node_hakit(),
     }
+    if spec.storage == "shared":
+        if not shared_device:
+            raise ValueError("a shared-storage lab's inventory needs its loop device")
+        # the monitoring master's folders (monitoring.shared_paths, the default) on one disk both
+        # nodes see, mounted on the active only; the databases stay replicated
+        hakit["storage"] = {"databases": "replication", "files": "shared"}
+        hakit["shared_storage"] = {"device": shared_device, "mount": SHARED_MOUNT, "fstype": "ext4"}
     if spec.tls:
         from hakit.lab.tls import inventory_tls
 
@@ -89,13 +97,14 @@ def inventory_data(spec: LabSpec, timings: str = "hakit") -> dict:
     }}
 
 
-def write_inventory(spec: LabSpec, timings: str = "hakit") -> Inventory:
+def write_inventory(spec: LabSpec, timings: str = "hakit", shared_device: str | None = None) -> Inventory:
     """Write ``DIR/inventory.yml`` and load it back through the normal loader (proof it is normal)."""
     path = Path(spec.dir) / INVENTORY
     header = (f"# hakit lab inventory: written by 'hakit lab up' ({spec.topology}, {spec.stack}, subnet "
               f"{spec.subnet}).\n# A normal hakit inventory: use it with every hakit command "
               f"(hakit -i {path} status). 'hakit lab down' removes it.\n")
-    path.write_text(header + yaml.safe_dump(inventory_data(spec, timings), sort_keys=False, default_flow_style=False))
+    data = inventory_data(spec, timings, shared_device)
+    path.write_text(header + yaml.safe_dump(data, sort_keys=False, default_flow_style=False))
     return load_inventory(path)
 
 

@@ -25,7 +25,7 @@ from hakit.lab import configs, daemons, fence_install, folders, labinventory, ne
 from hakit.lab import node as nodes
 from hakit.lab import tls as labtls
 from hakit.lab.proc import cmdlines, run
-from hakit.lab.spec import BRIDGE, DEFAULT_SUBNET, LabSpec, NodeSpec, plan_lab
+from hakit.lab.spec import BRIDGE, DEFAULT_SUBNET, SHARED_IMAGE, LabSpec, NodeSpec, plan_lab
 from hakit.lab.state import LabState, load_state, locked
 from hakit.lab.subnet import check_subnet
 
@@ -51,18 +51,22 @@ class UpReport:
     seconds: float
     phases: list[tuple[str, float]] = field(default_factory=list)
     cleaned: list[str] = field(default_factory=list)
+    shared_device: str | None = None  #: a shared-storage lab's loop device
 
 
 def up(dir: str, topology: str = "two-node", stack: str = "pacemaker", subnet: str | None = None,
-       say: Say = lambda _: None, timings: str = "hakit", tls: bool = False, data_disk: int = 0) -> UpReport:
+       say: Say = lambda _: None, timings: str = "hakit", tls: bool = False, data_disk: int = 0,
+       storage: str = "replication") -> UpReport:
     """Build the lab in ``dir``; remove any earlier lab there first. Returns what was built.
 
     ``timings``: the membership timings of the cluster stack (``hakit.lab.spec.TIMINGS``);
     ``tls``: MariaDB replication over TLS, certificates from a throwaway CA (``hakit.lab.tls``);
-    ``data_disk``: MB, each node's /var/lib/mysql on a disk of its own (so it can fill)."""
+    ``data_disk``: MB, each node's /var/lib/mysql on a disk of its own (so it can fill);
+    ``storage``: ``shared`` gives the pair one disk both nodes see (a loop device) for the
+    monitoring master's folders."""
     require_root()
     start = time.monotonic()
-    spec = plan_lab(dir, topology, stack, subnet or DEFAULT_SUBNET, tls=tls, data_disk=data_disk)
+    spec = plan_lab(dir, topology, stack, subnet or DEFAULT_SUBNET, tls=tls, data_disk=data_disk, storage=storage)
     nodes.check_lab_dir(spec.dir)
     check_subnet(spec.subnet)  # first: a refusal touches nothing (the lab's own links are ignored)
     _refuse_foreign_lab(spec.dir)
@@ -102,8 +106,11 @@ def up(dir: str, topology: str = "two-node", stack: str = "pacemaker", subnet: s
                 fence_install.install_plugin()
             state.helper_pid = _start_helper(spec)
             state.save()
+            if spec.storage == "shared":
+                state.shared_device = nodes.attach_shared_disk(spec)
+                state.save()
             client_pub = labinventory.make_client_key(spec)
-            inv = labinventory.write_inventory(spec, timings)
+            inv = labinventory.write_inventory(spec, timings, state.shared_device)
             secrets = ensure_secrets(inv, create=True)
             artefacts = configs.render(inv, secrets, spec)
             # one after the other: they share the CA and its serial file
@@ -143,7 +150,8 @@ def up(dir: str, topology: str = "two-node", stack: str = "pacemaker", subnet: s
         down(spec.dir, keep_files=True)
         raise
     return UpReport(spec=spec, inventory=str(Path(spec.dir) / labinventory.INVENTORY),
-                    seconds=time.monotonic() - start, phases=phases, cleaned=cleaned)
+                    seconds=time.monotonic() - start, phases=phases, cleaned=cleaned,
+                    shared_device=state.shared_device)
 
 
 def _parallel(spec: LabSpec, work: Callable[[NodeSpec], object]) -> dict:
@@ -345,6 +353,9 @@ def down(dir: str, keep_files: bool = False) -> list[str]:
     for pid in sorted(inits):
         nodes.kill_init(pid)
         removed.append(f"node init {pid}")
+    # the shared disk (whatever the state file says: its image is in DIR), once no node uses it
+    for device in nodes.detach_shared_disk(Path(dir) / SHARED_IMAGE):
+        removed.append(f"loop device {device}")
     for pid in helper_pids(dir):
         try:
             os.kill(pid, signal.SIGTERM)
@@ -380,7 +391,8 @@ def down(dir: str, keep_files: bool = False) -> list[str]:
         lab_files = [Path(dir) / p for p in ("nodes", "shared", "rendered", "logs", STATE_DIR_NAME,
                                              labinventory.INVENTORY,
                                              labinventory.KEY, labinventory.KEY + ".pub", labinventory.KNOWN_HOSTS,
-                                             labinventory.SECRETS, labtls.HOST_DIR, "state.json", ".lock")]
+                                             labinventory.SECRETS, labtls.HOST_DIR, SHARED_IMAGE, "state.json",
+                                             ".lock")]
         if any(p.exists() for p in lab_files) and removed == []:
             removed.append(f"files in {dir}")
         for lab_file in lab_files:

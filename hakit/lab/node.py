@@ -22,8 +22,9 @@ from pathlib import Path
 
 from hakit.clock import SYSTEM_CLOCK, Clock, wait_until
 from hakit.errors import InputError, OperationFailed
+from hakit.lab.folders import overlay_dir
 from hakit.lab.proc import cmdlines, run
-from hakit.lab.spec import MARKER, NODE_SHARED_DIR, PRIVATE_DIRS, LabSpec, NodeSpec
+from hakit.lab.spec import MARKER, NODE_SHARED_DIR, PRIVATE_DIRS, SHARED_DISK_MB, LabSpec, NodeSpec
 
 #: PID 1's child: waits for ever, reaping nothing itself (tini does), exits on TERM
 _LOOP = "trap 'exit 0' TERM; while :; do sleep 3600 & wait $!; done"
@@ -114,6 +115,37 @@ def _wait_disk_released(image: Path, timeout: float = 30.0, *, clock: Clock = SY
                                               f"not mounted twice"))
 
 
+def attach_shared_disk(spec: LabSpec) -> str:
+    """The loop device over the lab's shared disk image (made sparse and blank, 0600, unless it
+    exists: ``hakit init`` formats it, and a restarted lab keeps its data); the device already
+    attached to the image is reused. Every node sees it (devices are not namespaced); the stack
+    mounts it inside the active's mount namespace only."""
+    image = spec.shared_image
+    if not image.exists():
+        with open(image, "wb") as f:
+            f.truncate(SHARED_DISK_MB * 1024 * 1024)
+        os.chmod(image, 0o600)
+    attached = attached_devices(image)
+    if attached:
+        return attached[0]
+    return run(["losetup", "--find", "--show", str(image)]).stdout.strip()
+
+
+def attached_devices(image: Path) -> list[str]:
+    """The loop devices over ``image`` (``losetup -j``)."""
+    out = run(["losetup", "-j", str(image)], check=False).stdout
+    return [line.split(":", 1)[0] for line in out.splitlines() if line.strip()]
+
+
+def detach_shared_disk(image: Path) -> list[str]:
+    """Detach every loop device over ``image``; returns them. A device still mounted in a node
+    that is going away is detached once it is released (the kernel's autoclear)."""
+    devices = attached_devices(image)
+    for device in devices:
+        run(["losetup", "-d", device], check=False)
+    return devices
+
+
 #: private folders that no Debian package makes: the lab creates them as mount points
 LAB_MOUNTPOINTS = ("/etc/hakit", "/var/lib/hakit", "/usr/lib/ocf/resource.d/hakit", "/var/cache/hakit")
 
@@ -165,7 +197,17 @@ def mount_private(spec: LabSpec, node: NodeSpec, init: int) -> None:
         for index, path in enumerate(code):
             lines += [f"mkdir -p /mnt/code{index}", f"mount --bind {q(path)} /mnt/code{index}",
                       f"mount -o remount,bind,ro /mnt/code{index}"]
-    for path in PRIVATE_DIRS:
+    for path in spec.overlaid:
+        # the node's own copy-on-write view of a host folder (redirect_dir: a folder of the host's
+        # layer can be renamed, as hakit init does with a shared path); the mount waits until
+        # the node's earlier life has let go of the layer (an overlay's layer is used by one
+        # mount at a time)
+        layer = overlay_dir(spec, node, path)
+        options = ",".join(["lowerdir=" + path, "upperdir=" + str(layer / "upper"), "workdir=" + str(layer / "work"),
+                            "redirect_dir=on"])  # quoted whole below
+        lines.append(f"i=0; until mount -t overlay overlay -o {q(options)} {q(path)}; do i=$((i+1)); "
+                     f"[ $i -lt 100 ] || exit 1; sleep 0.1; done")
+    for path in spec.private_dirs:
         if path == "/root":
             continue
         lines.append(f"mount --bind {q(str(src) + path)} {q(path)}")

@@ -29,6 +29,20 @@ MARKER = "hakit-lab-node"
 
 Topology = Literal["two-node", "four-node"]
 Stack = Literal["pacemaker", "heartbeat"]
+LabStorage = Literal["replication", "shared"]
+
+#: a shared-storage lab: the disk image, its size (MB, sparse), and where the nodes mount it
+SHARED_IMAGE = "shared-disk.img"
+SHARED_DISK_MB = 256
+SHARED_MOUNT = "/srv/hakit"
+#: the monitoring master's folders (the inventory's default ``monitoring.shared_paths``), which a
+#: shared-storage lab leaves as plain folders of each node for ``hakit init`` to move
+SHARED_LAB_PATHS = ("/etc/nagios4", "/var/lib/nagios4")
+#: on a shared-storage lab, each node sees these host folders through an overlay of its own
+#: (the host's as the lower layer, the node's changes in ``DIR/nodes/<name>/overlay``): a link
+#: or a folder the node makes there (``/etc/nagios4`` replaced by a link, the mount point
+#: ``/srv/hakit``) is the node's alone, and the host's folders are never written
+OVERLAID = ("/etc", "/var/lib", "/srv")
 
 #: the folders a node gets private copies of (bind mounts over the host's paths)
 PRIVATE_DIRS = (
@@ -77,6 +91,30 @@ class LabSpec:
     #: MB: each node's /var/lib/mysql on a file system of its own of this size (an ext4 image,
     #: loop-mounted inside the node), so that a disk can fill (``up --data-disk``); 0: the host's
     data_disk: int = 0
+    #: where the monitoring master's files live (``up --storage``): ``replication`` (each node's
+    #: own, carried through the database) or ``shared`` (one disk both nodes see, a loop device
+    #: over ``DIR/shared-disk.img``, that ``hakit init`` formats and the stack mounts on the active)
+    storage: LabStorage = "replication"
+
+    @property
+    def private_dirs(self) -> tuple[str, ...]:
+        """The folders bound privately into each node: on a shared-storage lab, not the monitoring
+        master's own (``hakit init`` replaces them by links into the shared disk's mount, so
+        they must be plain folders of the node's: see :data:`OVERLAID`)."""
+        if self.storage == "shared":
+            return tuple(d for d in PRIVATE_DIRS if d not in SHARED_LAB_PATHS)
+        return PRIVATE_DIRS
+
+    @property
+    def overlaid(self) -> tuple[str, ...]:
+        """The host folders each node sees through a copy-on-write view of its own (none unless
+        the lab has a shared disk)."""
+        return OVERLAID if self.storage == "shared" else ()
+
+    @property
+    def shared_image(self) -> Path:
+        """The shared disk's image (a sparse file; ``hakit init`` formats the loop device over it)."""
+        return Path(self.dir) / SHARED_IMAGE
 
     @property
     def prefixlen(self) -> int:
@@ -117,7 +155,7 @@ class LabSpec:
         nodes = tuple(NodeSpec(**n) for n in data["nodes"])
         return cls(dir=data["dir"], topology=data["topology"], stack=data["stack"], subnet=data["subnet"],
                    nodes=nodes, vips=dict(data["vips"]), tls=bool(data.get("tls", False)),
-                   data_disk=int(data.get("data_disk", 0)))
+                   data_disk=int(data.get("data_disk", 0)), storage=data.get("storage", "replication"))
 
 
 #: MB: the smallest and largest data disk ``up --data-disk`` makes (MariaDB's system tables,
@@ -126,8 +164,13 @@ DATA_DISK_RANGE = (512, 65536)
 
 
 def plan_lab(dir: str | Path, topology: str, stack: str, subnet: str = DEFAULT_SUBNET, tls: bool = False,
-             data_disk: int = 0) -> LabSpec:
+             data_disk: int = 0, storage: str = "replication") -> LabSpec:
     """Decide the lab's nodes and addresses. Pure; InputError for a bad subnet or choice."""
+    if storage not in ("replication", "shared"):
+        raise InputError(f"--storage {storage}: the namespace lab has replication or shared (DRBD needs a kernel "
+                         f"of its own: the VM tier)")
+    if storage == "shared" and topology != "two-node":
+        raise InputError("--storage shared: the namespace lab's shared disk is for the two-node topology")
     low, high = DATA_DISK_RANGE
     if data_disk and not low <= data_disk <= high:
         raise InputError(f"--data-disk {data_disk}: a node's data disk is {low} to {high} MB (or 0: none)")
@@ -156,7 +199,8 @@ def plan_lab(dir: str | Path, topology: str, stack: str, subnet: str = DEFAULT_S
                  NodeSpec("app1", at(21), "app", 100), NodeSpec("app2", at(22), "app", 50))
         vips = {"db": at(100), "app": at(200)}
     return LabSpec(dir=str(Path(dir).resolve()), topology=topology, stack=stack,  # type: ignore[arg-type]
-                   subnet=str(net), nodes=nodes, vips=vips, tls=tls, data_disk=data_disk)
+                   subnet=str(net), nodes=nodes, vips=vips, tls=tls, data_disk=data_disk,
+                   storage=storage)  # type: ignore[arg-type]
 
 
 #: timings the lab can run with (``hakit lab up --timings``), as inventory settings: hakit's

@@ -17,9 +17,11 @@ What it does, in order (DESIGN.md, issue "hakit init"):
 7. schema — hakit's state table on the active: generation 1 and its promotion point;
 8. replication — both ways by GTID, threads checked;
 9. writable — ``read_only=OFF`` on the active only (the standby stays read-only);
-10. resources — the cluster configuration (Pacemaker CIB or heartbeat haresources);
-11. keys — the monitoring user's SSH key and the SSH host keys identical on both nodes;
-12. sync — the sync lists pushed from the active to the standby.
+10. storage — with ``storage.files: shared``: the shared disk formatted (a blank one only),
+    mounted on the active, the shared paths moved onto it and linked (:mod:`hakit.pair.storage`);
+11. resources — the cluster configuration (Pacemaker CIB or heartbeat haresources);
+12. keys — the monitoring user's SSH key and the SSH host keys identical on both nodes;
+13. sync — the sync lists pushed from the active to the standby.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ from hakit.mysql.root import root_rows, root_sql
 from hakit.mysql.sql import STATE_TABLE, ident, state_schema_sql
 from hakit.mysql.tls import probe_files
 from hakit.pair.decide import RoleFacts, choose_active
+from hakit.pair.storage import Wanted, label_for
 from hakit.pair.sync import sync
 from hakit.remote.port import HostKeyRefused, Result, Runner, Unreachable
 from hakit.remote.services import service, wait_until
@@ -135,6 +138,9 @@ def plan_init(inv: Inventory) -> Plan:
                                  "promotion point"),
         step("replication", "replication", "replication both ways by GTID; threads running"),
         step("writable", "writable", "read_only=OFF on the active only"),
+        *([step("storage", "storage", "the shared disk formatted by hakit (a blank one only), mounted on the "
+                                      "active, the shared paths moved onto it and linked on both nodes")]
+          if wanted_storage(inv) else []),
         step("resources", "resources", "load the cluster resources (database role, VIP, monitoring master)"),
         step("keys", "keys", "monitoring user's SSH key and SSH host keys identical on each pair"),
         step("sync", "sync", "push the sync lists from the active to the standby"),
@@ -145,8 +151,17 @@ def plan_init(inv: Inventory) -> Plan:
 # --------------------------------------------------------------------------- the steps
 
 
+#: the file systems the storage step formats, and the Debian package of each one's mkfs
+FORMATS = {"ext4": "e2fsprogs", "xfs": "xfsprogs"}
+
+
 def _preflight(run: InitRun, _: Step) -> None:
     programs = dict(NODE_PROGRAMS, **traits_for(run.inv).programs)
+    disk = wanted_storage(run.inv)
+    if disk is not None:  # the storage step reads the device and may format it
+        programs.update({"blkid": "util-linux", "mount": "mount"})
+        if disk.fstype in FORMATS:
+            programs[f"mkfs.{disk.fstype}"] = FORMATS[disk.fstype]
 
     def check(node: Node) -> str | None:
         runner = run.runners[node.name]
@@ -214,6 +229,15 @@ def _install(run: InitRun, s: Step) -> None:
     node = s.node
     runner = run.runners[node]
     arts = node_files(run, node)
+    behind = _behind_the_disk(run, node)
+    if behind:
+        # a shared path that links into the shared disk, which this node does not mount (the
+        # standby): its files are on the disk, written through the active
+        skipped = [a for a in arts if any(a.path.startswith(p.rstrip("/") + "/") for p in behind)]
+        arts = [a for a in arts if a not in skipped]
+        if skipped:
+            run.note(f"{node}: {', '.join(a.path for a in skipped)} on the shared disk (not mounted here): written "
+                     f"through the active")
     current = json.loads(runner.run(["python3", "-c", HASH_PROGRAM, json.dumps([a.path for a in arts])]).stdout)
     changed = []
     folders = sorted({a.path.rsplit("/", 1)[0] for a in arts})
@@ -232,6 +256,20 @@ def _install(run: InitRun, s: Step) -> None:
         run.did(f"{node}: wrote {', '.join(changed)}")
     else:
         run.note(f"{node}: all {len(arts)} files up to date")
+
+
+#: which of the given paths are links whose target does not exist (the shared disk not mounted)
+DANGLING_PROGRAM = ("import os, sys; "
+                    "print('\\n'.join(p for p in sys.argv[1:] if os.path.islink(p) and not os.path.exists(p)))")
+
+
+def _behind_the_disk(run: InitRun, node: str) -> list[str]:
+    """The shared paths that are links into the shared disk and dangle on ``node``."""
+    if wanted_storage(run.inv) is None or not run.inv.pair_of(node).carries_app:
+        return []
+    paths = list(run.inv.settings.monitoring.shared_paths)
+    out = run.runners[node].run(["python3", "-c", DANGLING_PROGRAM, *paths], timeout=30).stdout
+    return [line for line in out.splitlines() if line in paths]
 
 
 def _database(run: InitRun, s: Step) -> None:
@@ -469,6 +507,47 @@ def _writable(run: InitRun, _: Step) -> None:
         run.note(f"{run.active} is writable, {run.standby} read-only")
 
 
+def wanted_storage(inv: Inventory) -> Wanted | None:
+    """What the storage step converges to (``storage.files: shared``), or None: no such step."""
+    s = inv.settings
+    if s.storage.files != "shared" or s.shared_storage is None:
+        return None
+    disk = s.shared_storage
+    return Wanted(disk.device, disk.mount, disk.fstype, label_for(s.cluster_name), tuple(s.monitoring.shared_paths),
+                  s.monitoring.daemon)
+
+
+def _storage(run: InitRun, _: Step) -> None:
+    """:mod:`hakit.pair.storage`: the device first (format a blank one, mount it on the active),
+    then the shared paths on the facts read again."""
+    from hakit.pair import storage as st
+
+    want = wanted_storage(run.inv)
+    assert want is not None
+    app = run.inv.app_pair
+    active = run.active if app.carries_db and run.active else app.nodes[0].name
+    standby = app.peer_of(active).name
+
+    def read() -> dict[str, st.NodeStorage]:
+        return {n: st.read_node(run.runners[n], n, want) for n in (active, standby)}
+
+    views = read()
+    changes = st.plan_device(want, views[active], views[standby])
+    for action in changes:
+        st.apply(run.runners[action.node], action, want)
+        run.did(action.describe(want.device, want.mount))
+    if changes:
+        views = read()
+    kept = {n: st.taken_names(run.runners[n], want) for n in (active, standby)}
+    moves = st.plan_paths(want, views[active], views[standby], kept)
+    for action in moves:
+        st.apply(run.runners[action.node], action, want)
+        run.did(action.describe(want.device, want.mount))
+    if not changes and not moves:
+        run.note(f"{want.device} holds hakit's {want.fstype} file system, mounted on {active} at {want.mount}; "
+                 f"{', '.join(want.paths)} link into it on {active} and {standby}")
+
+
 def _resources(run: InitRun, _: Step) -> None:
     stack_for(run.inv, run.runners, clock=run.clock).load_resources(run)
 
@@ -496,7 +575,7 @@ def _sync(run: InitRun, _: Step) -> None:
 
 ACTIONS = {"preflight": _preflight, "install": _install, "database": _database, "stack": _stack, "users": _users,
            "roles": _roles, "seed": _seed, "schema": _schema, "replication": _replication, "writable": _writable,
-           "resources": _resources, "keys": _keys, "sync": _sync}
+           "storage": _storage, "resources": _resources, "keys": _keys, "sync": _sync}
 
 
 def run_init(run: InitRun, *, dry_run: bool = False) -> list[str]:
