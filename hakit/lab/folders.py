@@ -51,10 +51,16 @@ def host_path(spec: LabSpec, node: NodeSpec, path: str) -> Path:
     """Where the node's ``path`` lives on the host; refuses a path outside the private folders.
 
     This is the guard that keeps the lab from writing into the host's own ``/etc``: a file for
-    a node is only ever written under ``DIR/nodes/<name>``, and only under a private folder.
+    a node is only ever written under ``DIR/nodes/<name>``, and only under a private folder (or,
+    on a shared-storage lab, in the node's own layer over ``/etc``, ``/var/lib`` or ``/srv``).
     """
     norm = os.path.normpath(path)
     private = spec.private_dirs
+    layered = [d for d in spec.overlaid if norm.startswith(d + "/")]
+    if layered and not any(norm == d or norm.startswith(d + "/") for d in private):
+        # a shared-storage lab: the node's own layer over the host's folder (written before the
+        # node mounts it)
+        return overlay_dir(spec, node, layered[0]) / "upper" / norm[len(layered[0]) + 1:]
     if not any(norm == d or norm.startswith(d + "/") for d in private) and norm != "/etc/hosts":
         raise SafetyRefusal(f"node {node.name}: {path} is not in one of the node's private folders "
                             f"({', '.join(private)}); the lab writes nothing on the host's own paths")

@@ -24,7 +24,36 @@ LOG_FILE = "var/log/nagios4/nagios.log"
 
 
 def node_path(folder: Path, node: str, relative: str) -> Path:
-    return Path(folder) / "nodes" / node / relative
+    """Where the node's ``/relative`` is seen from the host: in its private folders; on a
+    shared-storage lab, through the node's own mount namespace (``/proc/INIT/root``), since
+    the monitoring master's folders are links into the disk only the active mounts."""
+    from hakit.lab.state import load_state
+
+    state = load_state(folder)
+    init = state.inits.get(node) if state is not None and state.spec.storage == "shared" else None
+    if not init:
+        return Path(folder) / "nodes" / node / relative
+    return _in_namespace(Path(f"/proc/{init}/root"), relative)
+
+
+def _in_namespace(root: Path, relative: str) -> Path:
+    """``relative`` under ``root`` with each link resolved under ``root`` too (an absolute link
+    read through ``/proc/PID/root`` would otherwise be followed in the host's namespace)."""
+    import os
+    from pathlib import PurePosixPath
+
+    current = PurePosixPath("/")
+    for part in PurePosixPath(relative).parts:
+        candidate = current / part
+        full = root / str(candidate).lstrip("/")
+        for _ in range(8):  # a link to a link
+            if not full.is_symlink():
+                break
+            target = os.readlink(full)
+            candidate = PurePosixPath(target) if target.startswith("/") else candidate.parent / target
+            full = root / str(candidate).lstrip("/")
+        current = candidate
+    return root / str(current).lstrip("/")
 
 
 def command(folder: Path, node: str, line: str) -> bool:

@@ -159,7 +159,8 @@ def _preflight(run: InitRun, _: Step) -> None:
     programs = dict(NODE_PROGRAMS, **traits_for(run.inv).programs)
     disk = wanted_storage(run.inv)
     if disk is not None:  # the storage step reads the device and may format it
-        programs.update({"blkid": "util-linux", "mount": "mount"})
+        # the stack's Filesystem agent refuses to run without modprobe
+        programs.update({"blkid": "util-linux", "mount": "mount", "modprobe": "kmod"})
         if disk.fstype in FORMATS:
             programs[f"mkfs.{disk.fstype}"] = FORMATS[disk.fstype]
 

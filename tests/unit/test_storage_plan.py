@@ -247,3 +247,19 @@ def test_the_shared_disk_s_state_store_flushes_each_save_and_ships_nothing(tmp_p
     assert store.write("n1", "x", b"created=1\n") and len(flushed) == 2  # the file, then its folder
     retention.unlink()
     assert store.write("n1", "x", b"") and len(flushed) == 2  # gone meanwhile: the next save is flushed
+
+
+def test_the_lab_reads_a_node_s_files_through_its_links_inside_its_own_root(tmp_path) -> None:
+    """A shared-storage lab's /var/lib/nagios4 is an absolute link into the disk the node
+    mounts: read through /proc/INIT/root, the link must be followed under that root."""
+    from hakit.lab.nagios import _in_namespace
+
+    root = tmp_path / "root"
+    (root / "srv/hakit/var/lib/nagios4").mkdir(parents=True)
+    (root / "srv/hakit/var/lib/nagios4/status.dat").write_text("x")
+    (root / "var/lib").mkdir(parents=True)
+    (root / "var/lib/nagios4").symlink_to("/srv/hakit/var/lib/nagios4")
+    (root / "var/lib/rel").symlink_to("nagios4")  # a relative link to a link
+    assert _in_namespace(root, "var/lib/nagios4/status.dat") == root / "srv/hakit/var/lib/nagios4/status.dat"
+    assert _in_namespace(root, "var/lib/rel/status.dat").read_text() == "x"
+    assert _in_namespace(root, "var/log/nagios4/nagios.log") == root / "var/log/nagios4/nagios.log"

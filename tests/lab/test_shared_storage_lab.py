@@ -1,0 +1,109 @@
+"""The monitoring master's folders on a shared disk, for real (issue 25, ``storage.files: shared``).
+
+A two-node Pacemaker lab with one disk both nodes see (``hakit lab up --storage shared``: a
+loop device over an image; each node sees ``/etc``, ``/var/lib`` and ``/srv`` through an overlay
+of its own, so the links hakit makes are the node's). ``hakit init`` formats the blank disk with
+hakit's label, mounts it on the active, moves ``/etc/nagios4`` and ``/var/lib/nagios4`` onto it
+and links them on both nodes (the nodes' own folders kept beside the links); the stack's
+Filesystem resource, in the group before the monitoring master, adopts the mount. Then the
+active is killed: the survivor mounts the disk and its Nagios starts from the retention file the
+failed node left on it (a downtime, a comment and an acknowledgement made just before), and
+notifies nothing about them.
+
+Elsewhere: the device's refusals (another file system, a partition table, data) on a real loop
+device by tests/integration/test_shared_disk.py; the decisions by tests/unit/test_storage_plan.py.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from labkit import _wait_until, build_lab, hakit
+from test_automatic_lab import fault
+from test_failover_lab import Pair
+
+from hakit.lab import nagios
+from hakit.lab.driver import node_exec
+from hakit.pair.storage import KEPT, label_for
+
+pytestmark = pytest.mark.lab
+
+#: the bound stated in docs/automatic.md: a change is on the disk within about a second (the
+#: shipper's save request, then the flush); the test allows 5 s, the issue's bound
+BOUND = 5.0
+PATHS = ("/etc/nagios4", "/var/lib/nagios4")
+MOUNT = "/srv/hakit"
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory):
+    gen = build_lab(tmp_path_factory, "two-node", "pacemaker", storage="shared")
+    lab = next(gen)
+    try:
+        from hakit.cli import main
+
+        assert main(["-i", str(lab.dir / "inventory.yml"), "init"]) == 0
+        yield Pair(lab)
+    finally:
+        gen.close()
+
+
+def mounted_at(pair: Pair, node: str) -> str:
+    device = pair.inv.settings.shared_storage.device
+    return pair.lab.host(node).run(f"findmnt -n -o TARGET --source {device}").stdout.strip()
+
+
+def test_init_formats_the_blank_disk_mounts_it_on_the_active_only_and_links_the_folders(shared, capsys):
+    pair = shared
+    device = pair.inv.settings.shared_storage.device
+    assert mounted_at(pair, "n1") == MOUNT and mounted_at(pair, "n2") == ""
+    label = pair.lab.host("n1").check_output(f"blkid -o value -s LABEL {device}")
+    assert label == label_for(pair.inv.settings.cluster_name)
+    for node in ("n1", "n2"):
+        host = pair.lab.host(node)
+        for path in PATHS:
+            assert host.check_output(f"readlink {path}") == MOUNT + path, (node, path)
+            assert host.file(path + KEPT).is_directory, (node, path)  # the node's own, kept
+    # the monitoring master runs on the active from the disk: its config through the link
+    assert pair.lab.host("n1").run("pgrep -x nagios4").rc == 0 and pair.lab.host("n2").run("pgrep -x nagios4").rc
+    assert pair.lab.host("n1").file(MOUNT + "/etc/nagios4/conf.d/hakit.cfg").exists  # init's fragment, on the disk
+    # the stack's Filesystem resource holds the mount, in the group before the monitoring master
+    crm = node_exec(pair.lab.dir, "n1", ["crm_mon", "-1", "-r"])
+    assert "ocf:heartbeat:Filesystem" in crm and "Started n1" in crm.split("ocf:heartbeat:Filesystem")[1][:80], crm
+    # a second run changes nothing
+    code, out, err = hakit(capsys, "-i", pair.inventory, "init")
+    assert code == 0, out + err
+    assert f"ok: {device} holds hakit's ext4 file system, mounted on n1 at {MOUNT}" in out, out
+    assert "changed:" not in out, out
+
+
+def test_kill_node_the_survivor_mounts_the_disk_and_starts_from_the_state_left_on_it(shared, capsys):
+    pair = shared
+    folder, host, tag = pair.lab.dir, "localhost", "before the node loss"
+    assert nagios.mark(folder, "n1", host, tag), "n1's Nagios does not read its command file"
+    assert nagios.command(folder, "n1", f"PROCESS_SERVICE_CHECK_RESULT;{host};HTTP;2;{tag}: forced critical")
+    _wait_until("n1's Nagios shows the CRITICAL", lambda: (nagios.view(folder, "n1") or nagios.View(
+        [], [], [], {})).states.get((host, "HTTP")) == "2", timeout=30)
+    assert nagios.command(folder, "n1", f"ACKNOWLEDGE_SVC_PROBLEM;{host};HTTP;2;0;1;hakit-lab;{tag}")
+    # the bound: in the retention file on the disk within BOUND seconds of the change
+    _wait_until(f"the downtime in the retention file on the shared disk within {BOUND}s",
+                lambda: nagios.retention_has(folder, "n1", tag), timeout=BOUND)
+    fault(pair.lab, "kill-node", "n1")
+    killed = time.time()
+    doc = pair.wait_active(capsys, "n2", timeout=120)
+    assert doc["generation"] == 2 and doc["nodes"]["n1"]["reachable"] is False
+    assert mounted_at(pair, "n2") == MOUNT
+    if not nagios.wait_for_mark(folder, "n2", tag, timeout=60):
+        log = pair.lab.host("n2").run("tail -n 20 /var/log/hakit/continuity.log").stdout
+        pytest.fail(f"n2's Nagios lost the downtime and comment made before the fault: {nagios.view(folder, 'n2')}"
+                    f"\n{log}")
+    view = nagios.view(folder, "n2")
+    assert ("localhost", "HTTP") in view.acknowledged, view
+    assert view.states.get(("localhost", "HTTP")) == "2", view  # not reset to PENDING or OK
+    text = nagios.node_path(folder, "n2", nagios.LOG_FILE).read_text(errors="replace")
+    sent = [line for line in text.splitlines() if line.startswith("[") and int(line[1:line.index("]")]) >= killed
+            and "NOTIFICATION: " in line and ";localhost;" in line]
+    assert sent == [], f"n2 notified about an acknowledged problem or a host in downtime: {sent}"
+    shipper = pair.lab.host("n2").run("cat /var/log/hakit/continuity.log").stdout
+    assert "is on the shared disk" in shipper, shipper
