@@ -83,12 +83,21 @@ def _load(run: InitLoad) -> None:
         active = chosen if pair.carries_db else pair.nodes[0].name
         art = next(a for a in run.artefacts if a.kind == "haresources" and a.node == active)
         changed = False
+        first = True  #: no node had a resource group yet: heartbeat holds nothing
         for node in pair.nodes:
             current = run.runners[node.name].run(["cat", art.path], warn=True).stdout.encode()
+            first = first and not _groups(current)
             if current != art.content:
                 run.runners[node.name].put(art.path, art.content, art.mode)
                 changed = True
-        if changed:
+        if changed and first:
+            # heartbeat reads haresources when it acquires (ResourceManager), not only when it
+            # starts: a pair that held nothing needs no restart (each would wait out heartbeat's
+            # compiled-in 10 s resource delay again), only the active's request once heartbeat
+            # has settled (below)
+            _settled(run, pair)
+            run.did(f"haresources of pair {pair.name} installed (heartbeat held nothing: no restart)")
+        elif changed:
             # heartbeat reads haresources when it starts: stop both (at once: each stop takes
             # a few seconds), start the active first, so the resources start there and the
             # standby joins without taking them
@@ -110,10 +119,32 @@ def _load(run: InitLoad) -> None:
             out = run.runners[n].run(["ip", "-o", "-4", "addr", "show"], timeout=10).stdout
             return f" {address}/" in out
 
+        def requested(n: str = active) -> bool:
+            if on_active():
+                return True
+            # asked again now and then: a request made while heartbeat was still settling is dropped
+            run.runners[n].run([HB_TAKEOVER, "all"], warn=True, timeout=60)
+            return clock_wait(on_active, 5.0, 0.2, clock=run.clock)
+
         if not on_active():
-            run.runners[active].run([HB_TAKEOVER, "all"], warn=True, timeout=60)
-        wait_until(on_active, f"the VIP {vip} on {active}", 120, clock=run.clock)
+            wait_until(requested, f"the VIP {vip} on {active}", 120, clock=run.clock)
         run.note(f"resources of pair {pair.name} run on {active}")
+
+
+def _groups(haresources: bytes) -> list[str]:
+    """The resource lines of a haresources file (what is not a comment or blank)."""
+    return [line for line in haresources.decode(errors="replace").splitlines()
+            if line.strip() and not line.lstrip().startswith("#")]
+
+
+def _settled(run: InitLoad, pair: Pair) -> None:
+    """Until heartbeat on every node of ``pair`` is out of its initial resource transition
+    (``cl_status rscstatus`` no longer ``transition``: heartbeat drops a takeover request then)."""
+    def settled() -> bool:
+        return all(run.runners[n.name].run(["cl_status", "rscstatus"], warn=True, timeout=30).stdout.strip()
+                   not in ("", "transition") for n in pair.nodes)
+
+    wait_until(settled, f"heartbeat settled on {', '.join(n.name for n in pair.nodes)}", 120, clock=run.clock)
 
 
 class HeartbeatStack:

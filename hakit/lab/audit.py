@@ -74,6 +74,14 @@ class Auditor:
             self._violate(step, "VIP on one node at every sample",
                           f"the VIP on {' and '.join(nodes)} at once (t={moment:.3f})")
 
+    def mount_samples(self, step: int, samples: int, twice: list[tuple[float, list[str]]]) -> None:
+        """The shared disk mounted on at most one node at every sample (each node's mount table
+        read continuously: two nodes writing one file system corrupt it)."""
+        rule = "shared disk mounted on one node at every sample"
+        self.checks[rule] = self.checks.get(rule, 0) + samples
+        for moment, nodes in twice:
+            self._violate(step, rule, f"the shared disk mounted on {' and '.join(nodes)} at once (t={moment:.3f})")
+
     def status(self, step: int, doc: dict[str, Any], *, settled: bool) -> None:
         """A status document: the generation never decreases; once ``settled`` (the campaign has
         recovered the pair), the VIP is on exactly one node and it is the writable one."""
@@ -123,9 +131,10 @@ class Auditor:
 
     def monitoring_state(self, step: int, active: str, *, shipped: bool, kept: bool | None) -> None:
         """The same view of the data after the fault (issue 25): a downtime and a comment made on
-        the active's Nagios before the fault reached the standby's copy within the stated bound
-        (``shipped``), and are in the Nagios of the active after the fault (``kept``; None: no
-        monitoring master runs to ask, which the status audit judges)."""
+        the active's Nagios before the fault reached the standby's copy (on a shared disk: the
+        retention file on the disk) within the stated bound (``shipped``), and are in the Nagios
+        of the active after the fault (``kept``; None: no monitoring master runs to ask, which
+        the status audit judges)."""
         self._check("monitoring state shipped within the bound")
         if not shipped:
             self._violate(step, "monitoring state shipped within the bound",

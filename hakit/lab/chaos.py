@@ -149,6 +149,9 @@ class Campaign:
         inv = self.lab.inv()
         self.stack = inv.settings.stack
         self.pair = [n.name for n in inv.db_pair.nodes]
+        #: the shared disk of a lab built with --storage shared (None: the state goes through the database)
+        self.device = inv.settings.shared_storage.device if (
+            inv.settings.storage.files == "shared" and inv.settings.shared_storage) else None
         self.auditor = Auditor([self.pair])
         self.steps: list[StepReport] = []
         self._pending_notes: list[str] = []
@@ -197,6 +200,9 @@ class Campaign:
         if not nagios.mark(self.lab.dir, active, self._master_host, tag):
             self._pending_notes.append(f"{active}'s Nagios did not read its command file: nothing marked")
             return None
+        if self.device is not None:  # on the shared disk: in the retention file there, saved and flushed
+            return wait_until(lambda: nagios.retention_has(self.lab.dir, active, tag), CONTINUITY_BOUND, 0.25,
+                              clock=self.clock)
         schema = self.lab.inv().settings.mysql.hakit_schema
         return nagios.on_standby(self.lab.dir, active, standby, tag, schema, CONTINUITY_BOUND, clock=self.clock)
 
@@ -498,7 +504,7 @@ class Campaign:
         # every violation the step's audits record counts for it, the acknowledged writes' too
         # (taken after the recovery: counted from here, not after it, or the step said "0")
         before = len(self.auditor.violations)
-        sampler = WritableSampler(self._inits, [self.pair], vips=[self.lab.vip()])
+        sampler = WritableSampler(self._inits, [self.pair], vips=[self.lab.vip()], device=self.device)
         sampler.start()
         writer = self.lab.writer().start()
         inside = self._inside_writers()
@@ -555,6 +561,8 @@ class Campaign:
             sampler.stop()
         self.auditor.writable_samples(index, sampler.samples, sampler.both)
         self.auditor.vip_samples(index, sampler.samples, sampler.vip_twice)
+        if self.device is not None:
+            self.auditor.mount_samples(index, sampler.samples, sampler.mounted_twice)
         if report.error is None:
             try:
                 doc = self._caught_up()
@@ -592,22 +600,24 @@ class Campaign:
 
     def report(self) -> dict[str, Any]:
         errors = [s.index for s in self.steps if s.error]
-        return {"stack": self.stack, "faults": len(self.faults), "played": len(self.steps),
+        return {"stack": self.stack, "storage": "shared" if self.device else "replication",
+                "faults": len(self.faults), "played": len(self.steps),
                 "ok": self.auditor.ok and not errors, "errors": errors, "seconds": self.seconds,
                 "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **self.auditor.summary(),
                 "steps": [s.to_json() for s in self.steps]}
 
 
-def resume_point(earlier: dict[str, Any], *, stack: str, seed: int, kinds: list[str], count: int) -> int:
+def resume_point(earlier: dict[str, Any], *, stack: str, seed: int, kinds: list[str], count: int,
+                 storage: str = "replication") -> int:
     """The fault a campaign resumed from ``earlier`` (its report) plays first. The earlier run
-    must be the same campaign: stack, seed and kinds (the same seed then draws the same faults);
-    ``count`` may be larger (a campaign made longer). Raises InputError otherwise."""
+    must be the same campaign: stack, seed, kinds and storage (the same seed then draws the same
+    faults); ``count`` may be larger (a campaign made longer). Raises InputError otherwise."""
     from hakit.errors import InputError
 
-    theirs = (earlier.get("stack"), earlier.get("seed"), earlier.get("kinds"))
-    if theirs != (stack, seed, kinds):
-        raise InputError(f"the report to resume is another campaign (stack, seed, kinds {theirs}, not "
-                         f"{(stack, seed, kinds)}): resume with the same ones, or name another --report")
+    theirs = (earlier.get("stack"), earlier.get("seed"), earlier.get("kinds"), earlier.get("storage", "replication"))
+    if theirs != (stack, seed, kinds, storage):
+        raise InputError(f"the report to resume is another campaign (stack, seed, kinds, storage {theirs}, not "
+                         f"{(stack, seed, kinds, storage)}): resume with the same ones, or name another --report")
     return len(earlier.get("steps", [])) + 1
 
 

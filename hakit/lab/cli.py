@@ -188,11 +188,14 @@ def exec_(dir: str, node: str, command: tuple[str, ...]) -> None:
 @click.option("--kinds", default=None, metavar="KIND,...",
               help="Draw only these kinds of fault (default: all of them; see --help).")
 @click.option("--resume", is_flag=True,
-              help="Go on with the campaign whose report is --report (same stack, seed and kinds; without "
-                   "--kinds, the report's), from the fault after the last one it played, on a fresh lab; the "
-                   "report accumulates.")
+              help="Go on with the campaign whose report is --report (same stack, seed, kinds and storage; "
+                   "without --kinds, the report's), from the fault after the last one it played, on a fresh lab; "
+                   "the report accumulates.")
+@click.option("--storage", type=click.Choice(["replication", "shared"]), default="replication", show_default=True,
+              help="The lab's storage (hakit lab up --storage): shared puts the monitoring master's folders on a "
+                   "disk both nodes see, and the sampler checks that it is never mounted on both.")
 def chaos(dir: str, stack: str, count: int, seed: int, report_path: str | None, plan_only: bool,
-          kinds: str | None, resume: bool) -> None:
+          kinds: str | None, resume: bool, storage: str) -> None:
     """A seeded fault campaign on a fresh lab in DIR, audited all along; exit 1 on any violation.
 
     Faults: kill-node, kill-mysqld, partition (healed), stop-stack, switchover or resync killed
@@ -206,9 +209,9 @@ def chaos(dir: str, stack: str, count: int, seed: int, report_path: str | None, 
     from this machine and from inside each node.
     Checks: one writable node and the VIP on one node at every sample (a node that does not
     answer counts as writable), a node being resynced never writable, the generation, the VIP
-    once settled, acknowledged writes,
-    equal tables, no resource active twice, every operation converged. The lab is removed
-    afterwards.
+    once settled, acknowledged writes, equal tables, no resource active twice, every operation
+    converged, the monitoring state (a downtime made before each fault) kept; with --storage
+    shared, the shared disk mounted on one node at every sample. The lab is removed afterwards.
     """
     import json as jsonmod
 
@@ -243,7 +246,7 @@ def chaos(dir: str, stack: str, count: int, seed: int, report_path: str | None, 
     start = 1
     if earlier is not None:
         try:
-            start = impl.resume_point(earlier, stack=stack, seed=seed, kinds=kinds_list, count=count)
+            start = impl.resume_point(earlier, stack=stack, seed=seed, kinds=kinds_list, count=count, storage=storage)
         except InputError as exc:
             raise click.UsageError(f"--resume: {exc}") from None
         if start > count:
@@ -262,7 +265,7 @@ def chaos(dir: str, stack: str, count: int, seed: int, report_path: str | None, 
 
     # a campaign that fills a disk gets nodes with disks of their own (never the host's filled)
     disks = impl.DATA_DISK_MB if any(f.kind == "full-disk" for f in faults) else 0
-    with initialised_lab(Path(dir), stack, data_disk=disks) as driver:
+    with initialised_lab(Path(dir), stack, data_disk=disks, storage=storage) as driver:
         campaign = impl.Campaign(driver.dir, faults, say=click.echo)
         report = campaign.run(after_step=save, start=start)  # the report is kept up to date, step by step
         if not report["ok"]:  # before the lab goes: what explains the failure

@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from hakit.clock import SYSTEM_CLOCK, Clock, wait_until
 from hakit.inventory.model import Inventory
@@ -246,6 +247,17 @@ def holds_address(init: int, address: str) -> bool:
         return False
 
 
+def mounts(init: int, device: str) -> bool:
+    """Whether ``device`` is mounted in the node's mount namespace (its init's mount table, read
+    from the host)."""
+    try:
+        lines = Path(f"/proc/{init}/mountinfo").read_text().splitlines()
+    except OSError:
+        return False  # the node is gone: its mounts with it
+    return any(len(tail.split()) > 1 and tail.split()[1] == device
+               for tail in (line.split(" - ", 1)[1] for line in lines if " - " in line))
+
+
 def _running(pid: int) -> bool:
     """Whether ``pid`` runs (a zombie has exited: its parent has not collected it yet)."""
     return not exited(pid)
@@ -265,15 +277,19 @@ class WritableSampler(threading.Thread):
     """
 
     def __init__(self, inits: Callable[[], dict[str, int | None]], pairs: list[list[str]], interval: float = 0.1,
-                 vips: list[str | None] | None = None):
+                 vips: list[str | None] | None = None, device: str | None = None):
         super().__init__(daemon=True, name="hakit-writable-sampler")
         self.inits, self.pairs, self.interval = inits, pairs, interval
         #: each pair's VIP (None: not sampled); the nodes holding it are read at every sample
         self.vips = vips or [None] * len(pairs)
+        #: a shared disk (None: not sampled); the nodes that have it mounted are read at every sample
+        self.device = device
         self.samples = 0
         self.both: list[tuple[float, list[str]]] = []
         #: the moments at which a pair's VIP was on more than one node
         self.vip_twice: list[tuple[float, list[str]]] = []
+        #: the moments at which the shared disk was mounted on more than one node
+        self.mounted_twice: list[tuple[float, list[str]]] = []
         #: (moment, node) of every read that did not answer in time: counted as writable
         self.unanswered: list[tuple[float, str]] = []
         self._halt = threading.Event()
@@ -336,6 +352,10 @@ class WritableSampler(threading.Thread):
                         holders = sorted(n for n in pair if n in live and holds_address(live[n], vip))
                         if len(holders) > 1:
                             self.vip_twice.append((now, holders))
+                    if self.device is not None:
+                        mounting = sorted(n for n in pair if n in live and mounts(live[n], self.device))
+                        if len(mounting) > 1:
+                            self.mounted_twice.append((now, mounting))
                 time.sleep(self.interval)
 
     def stop(self) -> None:

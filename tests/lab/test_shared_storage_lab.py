@@ -1,6 +1,6 @@
 """The monitoring master's folders on a shared disk, for real (issue 25, ``storage.files: shared``).
 
-A two-node Pacemaker lab with one disk both nodes see (``hakit lab up --storage shared``: a
+On both stacks, a two-node lab with one disk both nodes see (``hakit lab up --storage shared``: a
 loop device over an image; each node sees ``/etc``, ``/var/lib`` and ``/srv`` through an overlay
 of its own, so the links hakit makes are the node's). ``hakit init`` formats the blank disk with
 hakit's label, mounts it on the active, moves ``/etc/nagios4`` and ``/var/lib/nagios4`` onto it
@@ -36,9 +36,9 @@ PATHS = ("/etc/nagios4", "/var/lib/nagios4")
 MOUNT = "/srv/hakit"
 
 
-@pytest.fixture(scope="module")
-def shared(tmp_path_factory):
-    gen = build_lab(tmp_path_factory, "two-node", "pacemaker", storage="shared")
+@pytest.fixture(scope="module", params=["pacemaker", "heartbeat"])
+def shared(request, tmp_path_factory):
+    gen = build_lab(tmp_path_factory, "two-node", request.param, storage="shared")
     lab = next(gen)
     try:
         from hakit.cli import main
@@ -69,8 +69,12 @@ def test_init_formats_the_blank_disk_mounts_it_on_the_active_only_and_links_the_
     assert pair.lab.host("n1").run("pgrep -x nagios4").rc == 0 and pair.lab.host("n2").run("pgrep -x nagios4").rc
     assert pair.lab.host("n1").file(MOUNT + "/etc/nagios4/conf.d/hakit.cfg").exists  # init's fragment, on the disk
     # the stack's Filesystem resource holds the mount, in the group before the monitoring master
-    crm = node_exec(pair.lab.dir, "n1", ["crm_mon", "-1", "-r"])
-    assert "ocf:heartbeat:Filesystem" in crm and "Started n1" in crm.split("ocf:heartbeat:Filesystem")[1][:80], crm
+    if pair.stack == "pacemaker":
+        crm = node_exec(pair.lab.dir, "n1", ["crm_mon", "-1", "-r"])
+        assert "ocf:heartbeat:Filesystem" in crm and "Started n1" in crm.split("ocf:heartbeat:Filesystem")[1][:80], crm
+    else:
+        group = pair.lab.host("n1").check_output("grep -v '^#' /etc/ha.d/haresources")
+        assert f"Filesystem::{device}::{MOUNT}::ext4 hakit-monitoring-master" in group, group
     # a second run changes nothing
     code, out, err = hakit(capsys, "-i", pair.inventory, "init")
     assert code == 0, out + err

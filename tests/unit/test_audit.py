@@ -163,3 +163,30 @@ def test_the_monitoring_state_must_reach_the_standby_in_time_and_be_on_the_new_a
                                                          (4, "monitoring state kept")]
     assert "n1" in a.violations[1].detail
     assert a.checks["monitoring state shipped within the bound"] == 4
+
+
+def test_the_shared_disk_mounted_on_two_nodes_in_any_sample_is_a_violation() -> None:
+    a = Auditor([["n1", "n2"]])
+    a.mount_samples(1, 50, [])
+    assert a.ok and a.checks["shared disk mounted on one node at every sample"] == 50
+    a.mount_samples(2, 30, [(7.25, ["n1", "n2"])])
+    assert not a.ok and a.checks["shared disk mounted on one node at every sample"] == 80
+    [violation] = a.violations
+    assert (violation.step, violation.rule) == (2, "shared disk mounted on one node at every sample")
+    assert violation.detail == "the shared disk mounted on n1 and n2 at once (t=7.250)"
+
+
+def test_the_sampler_reads_a_node_s_mounts_from_its_mount_table(tmp_path, monkeypatch) -> None:
+    from hakit.lab import writer
+
+    table = ("36 25 0:32 / /run rw - tmpfs tmpfs rw\n"
+             "40 25 7:0 / /srv/hakit rw,relatime - ext4 /dev/loop0 rw\n")
+    real = writer.Path
+
+    def fake(path: str):
+        return tmp_path / "mountinfo" if path == "/proc/42/mountinfo" else real(path)
+
+    (tmp_path / "mountinfo").write_text(table)
+    monkeypatch.setattr(writer, "Path", fake)
+    assert writer.mounts(42, "/dev/loop0") and not writer.mounts(42, "/dev/loop1")
+    assert not writer.mounts(43, "/dev/loop0")  # a node that is gone has nothing mounted

@@ -321,3 +321,6 @@ def test_the_continuity_table_marks_what_broke_the_bound_and_the_notifications(t
     text = "\n".join(report.continuity_table(doc))
     assert "| pacemaker | replication | 60 | 2 | 0 ✅ | 0.40 | 0 ✅ | 12.00 (12.00) |" in text
     assert "| heartbeat | replication | 120 | 5 | 1 ❌ | 6.50 | 1 ❌ | 21.00 (30.00) |" in text
+    doc["configurations"] = [configuration("pacemaker", [run], True, "shared")]  # the shared disk's row
+    shared = "\n".join(report.continuity_table(doc))
+    assert "| pacemaker | shared | 60 | 2 | 0 ✅ | 0.40 | 0 ✅ | 12.00 (12.00) |" in shared

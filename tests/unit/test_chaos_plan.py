@@ -145,7 +145,8 @@ def test_a_resumed_campaign_goes_on_after_the_last_fault_played_and_its_report_a
              "violations": [], "steps": [{"step": 1}, {"step": 2}]}
     assert resume_point(first, stack="heartbeat", seed=5, kinds=kinds, count=10) == 3
     for other in ({"stack": "pacemaker", "seed": 5, "kinds": kinds}, {"stack": "heartbeat", "seed": 6, "kinds": kinds},
-                  {"stack": "heartbeat", "seed": 5, "kinds": ["hang"]}):
+                  {"stack": "heartbeat", "seed": 5, "kinds": ["hang"]},
+                  {"stack": "heartbeat", "seed": 5, "kinds": kinds, "storage": "shared"}):
         with pytest.raises(InputError, match="another campaign"):
             resume_point(first, count=10, **other)
     later = {"stack": "heartbeat", "seed": 5, "kinds": kinds, "faults": 10, "played": 1, "ok": False, "errors": [3],

@@ -79,3 +79,68 @@ def test_copying_host_keys_waits_until_the_reloaded_sshd_listens_again(tmp_path)
     assert sockets < reload < wait and calls[sockets][-1] == port
     assert "ss -Hltne" in calls[wait][2] and calls[wait][-2:] == (port, "ino:4711")
     assert f"{standby}: SSH host keys copied from {active}" in said
+
+
+def _heartbeat_load(current: str):
+    """init's resources step on a heartbeat pair whose nodes hold ``current`` as haresources;
+    the VIP shows up on the active once it has asked heartbeat for the resources."""
+    from dataclasses import dataclass, field
+
+    from hakit.clock import FakeClock
+    from hakit.cluster.heartbeat import HB_TAKEOVER, _load
+    from hakit.remote.fake import FakeRunner
+    from hakit.remote.port import Result
+    from hakit.render.artefact import Artefact
+
+    inv = example_inventory("two-node-heartbeat-drbd")
+    active, standby = (n.name for n in inv.db_pair.nodes)
+    asked: list[str] = []
+
+    def addresses(argv, _):
+        return Result(argv, 0, f"2: eth0 inet {inv.db_pair.vip.address}/24 scope global\n" if asked else "")
+
+    runners = {}
+    for name in (active, standby):
+        runners[name] = (FakeRunner(name).on("cat", "/etc/ha.d/haresources", stdout=current)
+                         .on("cl_status", "rscstatus", stdout="none\n")
+                         .on("test", "-d", "/run/systemd/system", exited=1))
+        runners[name].responses[("ip", "-o", "-4", "addr", "show")] = addresses
+        runners[name].responses[(HB_TAKEOVER, "all")] = lambda argv, _, n=name: (asked.append(n), Result(argv, 0))[1]
+    content = b"# haresources\nnode1 hakit-mariadb-role IPaddr2::x\n"
+
+    @dataclass
+    class Load:
+        inv: object
+        runners: dict
+        artefacts: list
+        changed: dict = field(default_factory=dict)
+        active: str | None = None
+        clock: object = field(default_factory=FakeClock)
+        said: list = field(default_factory=list)
+
+        def did(self, what: str) -> None:
+            self.said.append(what)
+
+        def note(self, what: str) -> None:
+            self.said.append(what)
+
+    run = Load(inv, runners, [Artefact(n, "/etc/ha.d/haresources", content, 0o644, "haresources")
+                              for n in (active, standby)], active=active)
+    _load(run)
+    stops = [call for r in runners.values() for call in r.calls if call[:1] == ("/etc/init.d/heartbeat",)]
+    return run, stops, asked, active
+
+
+def test_a_heartbeat_pair_that_held_no_group_gets_its_haresources_without_a_restart() -> None:
+    """A restart waits out heartbeat's compiled-in 10 s resource delay (twice: a shutdown waits
+    for the start's transition): a pair whose haresources held no group needs only the
+    active's request for the resources."""
+    run, stops, asked, active = _heartbeat_load("# nothing yet\n\n")
+    assert stops == [] and asked == [active]
+    assert "(heartbeat held nothing: no restart)" in run.said[0]
+
+
+def test_a_heartbeat_pair_whose_group_changed_is_restarted_active_first() -> None:
+    run, stops, asked, active = _heartbeat_load("node1 IPaddr2::old\n")
+    assert [call[1] for call in stops] == ["stop", "start", "stop", "start"]  # on each node, stopped then started
+    assert "heartbeat restarted" in run.said[0]
