@@ -11,6 +11,7 @@ Everything is read through the ports a :class:`World` holds (runners and databas
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -110,6 +111,13 @@ def seen_of(flags: list[str]) -> tuple[int, float | None] | None:
     return None
 
 
+def shared_script(device: str) -> str:
+    """Prints ``shared-mounted`` when ``device`` (the pair's shared disk) is mounted on the node,
+    ``shared-unmounted`` if not (``findmnt`` reads the node's mount table: no root needed)."""
+    return (f"if findmnt -n --source {shlex.quote(device)} >/dev/null 2>&1; then echo shared-mounted; "
+            f"else echo shared-unmounted; fi")
+
+
 def stack_script(daemons: tuple[str, ...]) -> str:
     """Prints ``stack`` when every daemon of the node's cluster stack runs (``daemons``: its
     traits' :attr:`~hakit.cluster.port.StackTraits.daemons`), ``no-stack`` if not."""
@@ -125,6 +133,9 @@ def observe_node(inv: Inventory, world: World, node: Node, *, shipped: bool = Fa
     operation does not need it, and a row that cannot be read is said in the view's error
     without making the database unreadable."""
     pair = inv.pair_of(node.name)
+    disk_settings = inv.settings.shared_storage
+    shared = (disk_settings.device if inv.settings.storage.files == "shared" and disk_settings and pair.carries_app
+              else None)
     errors: list[str] = []
     reachable = False
     vip = monitoring = False
@@ -166,6 +177,7 @@ def observe_node(inv: Inventory, world: World, node: Node, *, shipped: bool = Fa
                 monitored = (pool.submit(process_running, runner, inv.settings.monitoring.service)
                              if pair.carries_app else None)
                 script = FLAGS_SCRIPT + "; " + stack_script(traits_for(inv).daemons) + \
+                    ("; " + shared_script(shared) if shared else "") + \
                     ("; " + DISK_SCRIPT if pair.carries_db else "")
                 argv = ["sh", "-c", script] + (["sh", inv.settings.mysql.datadir] if pair.carries_db else [])
                 flagged = pool.submit(lambda: runner.run(argv, warn=True, timeout=10).stdout.split())
@@ -205,7 +217,9 @@ def observe_node(inv: Inventory, world: World, node: Node, *, shipped: bool = Fa
                     maintenance="maintenance" in flags, disk=disk_of(flags),
                     tls_problems=tuple(tls_problems), watcher=watcher if pair.carries_db else None,
                     stack_running=True if "stack" in flags else False if "no-stack" in flags else None,
-                    shipped=row, shipped_read=row_read)
+                    shipped=row, shipped_read=row_read,
+                    shared_mounted=True if "shared-mounted" in flags else False if "shared-unmounted" in flags
+                    else None)
 
 
 def observe(inv: Inventory, world: World, *, operation: str | None = None, operation_target: str | None = None,

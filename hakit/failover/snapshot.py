@@ -53,6 +53,9 @@ class NodeView:
     #: for status and check only); None: nothing shipped yet, when ``shipped_read``, else not read
     shipped: ShippedState | None = None
     shipped_read: bool = False
+    #: the pair's shared disk (``storage.files: shared``) is mounted here (None: not read, or
+    #: the inventory has no shared disk)
+    shared_mounted: bool | None = None
 
     @property
     def disk_full(self) -> bool:
@@ -138,6 +141,11 @@ def derive_state(snap: Snapshot) -> ClusterState:
         names = " and ".join(v.name for v in writable)
         return ClusterState("split-brain", None, f"{names} are both writable: two writable nodes; "
                                                   f"make one read-only now", failed=failed, stale=stale)
+    mounting = sorted({v.name for v in views + snap.app_nodes if v.shared_mounted})
+    if len(mounting) > 1:
+        return ClusterState("split-brain", None, f"the shared disk is mounted on {' and '.join(mounting)}: two "
+                                                  f"nodes writing one file system corrupt it; unmount it now on the "
+                                                  f"node that is not the active", failed=failed, stale=stale)
     if generation == 0 and not writable:
         return ClusterState("bootstrapping", None, "no node carries a hakit generation yet; run hakit init",
                             failed=failed)

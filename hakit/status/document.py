@@ -57,6 +57,7 @@ def status_document(snap: Snapshot, state: ClusterState, *, anti_flap_seconds: f
                      if view.disk else None),
             "watcher": view.watcher,
             "stack_running": view.stack_running,
+            "shared_disk_mounted": view.shared_mounted,
         }
         if tls and view in snap.db_nodes:
             nodes[view.name]["tls"] = {"server": db.have_ssl if db else None,

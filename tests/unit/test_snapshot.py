@@ -71,7 +71,7 @@ def test_status_document_has_the_contract_fields():
     assert n2 == {"reachable": True, "writable": False, "replicating_from": "n1", "io_running": True,
                   "sql_running": True, "lag_seconds": 2, "gtid": "0-1-41", "generation": 3, "vip": False,
                   "monitoring": False, "error": None, "resync_pending": False, "watcher": None,
-                  "stack_running": None, "generation_floor": 0, "disk": None}
+                  "stack_running": None, "generation_floor": 0, "disk": None, "shared_disk_mounted": None}
     assert doc["nodes"]["n1"]["vip"] is True and doc["nodes"]["n1"]["writable"] is True
 
 
@@ -147,3 +147,35 @@ def test_status_shows_the_anti_flap_time_left_on_one_clock():
     assert status_document(snap, derive_state(snap), anti_flap_seconds=600)["anti_flap_seconds_left"] is None
 
 
+
+
+@pytest.mark.parametrize("n1, n2, state, words", [
+    (True, False, "healthy", "n1 is active"),
+    (True, None, "healthy", "n1 is active"),  # not read on n2: nothing said
+    (True, True, "split-brain", "the shared disk is mounted on n1 and n2: two nodes writing one file system"),
+    (False, True, "healthy", "n1 is active"),  # the stack mounts it where it runs the group; the rest says
+])
+def test_a_shared_disk_mounted_on_two_nodes_is_a_split_brain(n1, n2, state, words):
+    """``storage.files: shared``: each node's probe says whether it has the pair's disk mounted
+    (findmnt); two nodes mounting one file system corrupt it: status says split-brain, check
+    is CRITICAL."""
+    from hakit.inventory.model import Failover
+    from hakit.status.check import CRITICAL
+    from hakit.status.check import verdict as check_verdict
+
+    base = snap(db(False, 3), db(True, 3, replica=rep(A)))
+    s = replace(base, db_nodes=(replace(base.db_nodes[0], shared_mounted=n1), replace(base.db_nodes[1],
+                                                                                       shared_mounted=n2)))
+    verdict = derive_state(s)
+    assert verdict.name == state and words in verdict.reason, verdict
+    assert status_document(s, verdict)["nodes"]["n2"]["shared_disk_mounted"] is n2
+    if state == "split-brain":
+        assert check_verdict(s, verdict, Failover(), semi_sync_wanted=False).code == CRITICAL
+
+
+def test_the_node_probe_asks_for_the_shared_disk_only_with_one() -> None:
+    from hakit.failover.observe import shared_script
+
+    script = shared_script("/dev/disk/by-id/scsi-x y")
+    assert "findmnt -n --source '/dev/disk/by-id/scsi-x y'" in script
+    assert "echo shared-mounted" in script and "echo shared-unmounted" in script
