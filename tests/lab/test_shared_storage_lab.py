@@ -8,7 +8,8 @@ and links them on both nodes (the nodes' own folders kept beside the links); the
 Filesystem resource, in the group before the monitoring master, adopts the mount. Then the
 active is killed: the survivor mounts the disk and its Nagios starts from the retention file the
 failed node left on it (a downtime, a comment and an acknowledgement made just before), and
-notifies nothing about them.
+notifies nothing about them. The old active comes back without the disk, is resynced, and a
+switchover moves the disk back with the state.
 
 Elsewhere: the device's refusals (another file system, a partition table, data) on a real loop
 device by tests/integration/test_shared_disk.py; the decisions by tests/unit/test_storage_plan.py.
@@ -20,7 +21,7 @@ import time
 
 import pytest
 from labkit import _wait_until, build_lab, hakit
-from test_automatic_lab import fault
+from test_automatic_lab import back, fault
 from test_failover_lab import Pair
 
 from hakit.lab import nagios
@@ -111,3 +112,23 @@ def test_kill_node_the_survivor_mounts_the_disk_and_starts_from_the_state_left_o
     assert sent == [], f"n2 notified about an acknowledged problem or a host in downtime: {sent}"
     shipper = pair.lab.host("n2").run("cat /var/log/hakit/continuity.log").stdout
     assert "is on the shared disk" in shipper, shipper
+
+
+def test_the_repaired_node_stays_off_the_disk_and_a_switchover_moves_it_with_the_state(shared, capsys):
+    """After the node loss: the old active comes back (it must not mount the disk the survivor
+    has), is resynced, and a switchover gives the role back to it: the disk moves with the
+    group (unmounted on n2 before n1 mounts it), and n1's Nagios starts from the state n2 left
+    on the disk as it stopped (a downtime made on n2 just before)."""
+    pair = shared
+    folder, tag = pair.lab.dir, "before the switchover"
+    back(pair, capsys, "n1")
+    assert mounted_at(pair, "n1") == "" and mounted_at(pair, "n2") == MOUNT
+    assert nagios.mark(folder, "n2", "localhost", tag), "n2's Nagios does not read its command file"
+    _wait_until(f"the downtime in the retention file on the shared disk within {BOUND}s",
+                lambda: nagios.retention_has(folder, "n2", tag), timeout=BOUND)
+    code, out, err = pair.run(capsys, "switchover", "--yes")
+    assert code == 0, out + err
+    pair.wait_active(capsys, "n1", timeout=120)
+    assert mounted_at(pair, "n1") == MOUNT and mounted_at(pair, "n2") == ""
+    for mark in ("before the node loss", tag):
+        assert nagios.wait_for_mark(folder, "n1", mark, timeout=60), (mark, nagios.view(folder, "n1"))
