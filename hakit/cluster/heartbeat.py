@@ -128,6 +128,9 @@ def _load(run: InitLoad) -> None:
 
         if not on_active():
             wait_until(requested, f"the VIP {vip} on {active}", 120, clock=run.clock)
+        # the group is whole once its last member, the monitoring master, runs (heartbeat starts
+        # it after the VIP): init ends with the pair healthy, not with the group on its way
+        wait_monitoring(run.inv, run.runners[active], active, clock=run.clock)
         run.note(f"resources of pair {pair.name} run on {active}")
 
 

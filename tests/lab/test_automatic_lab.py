@@ -121,7 +121,8 @@ def operator_marks(pair, node: str, tag: str) -> None:
     """What an on-call operator does on the active's Nagios: a host downtime and a comment
     (``tag``), a problem acknowledged (a service forced CRITICAL by a passive result first)."""
     folder, host = pair.lab.dir, "localhost"
-    assert nagios.mark(folder, node, host, tag), f"{node}'s Nagios does not read its command file"
+    # a Nagios just started opens its command file a moment after its process exists
+    _wait_until(f"{node}'s Nagios reads its command file", lambda: nagios.mark(folder, node, host, tag), timeout=30)
     assert nagios.command(folder, node, f"PROCESS_SERVICE_CHECK_RESULT;{host};HTTP;2;{tag}: forced critical")
     _wait_until(f"{node}'s Nagios shows the CRITICAL", lambda: (nagios.view(folder, node) or nagios.View(
         [], [], [], {})).states.get((host, "HTTP")) == "2", timeout=30)

@@ -21,9 +21,10 @@ import time
 
 import pytest
 from labkit import _wait_until, build_lab, hakit
-from test_automatic_lab import back, fault
+from test_automatic_lab import fault
 from test_failover_lab import Pair
 
+from hakit.lab import lifecycle as labmod
 from hakit.lab import nagios
 from hakit.lab.driver import node_exec
 from hakit.pair.storage import KEPT, label_for
@@ -86,7 +87,7 @@ def test_init_formats_the_blank_disk_mounts_it_on_the_active_only_and_links_the_
 def test_kill_node_the_survivor_mounts_the_disk_and_starts_from_the_state_left_on_it(shared, capsys):
     pair = shared
     folder, host, tag = pair.lab.dir, "localhost", "before the node loss"
-    assert nagios.mark(folder, "n1", host, tag), "n1's Nagios does not read its command file"
+    _wait_until("n1's Nagios reads its command file", lambda: nagios.mark(folder, "n1", host, tag), timeout=30)
     assert nagios.command(folder, "n1", f"PROCESS_SERVICE_CHECK_RESULT;{host};HTTP;2;{tag}: forced critical")
     _wait_until("n1's Nagios shows the CRITICAL", lambda: (nagios.view(folder, "n1") or nagios.View(
         [], [], [], {})).states.get((host, "HTTP")) == "2", timeout=30)
@@ -96,6 +97,7 @@ def test_kill_node_the_survivor_mounts_the_disk_and_starts_from_the_state_left_o
                 lambda: nagios.retention_has(folder, "n1", tag), timeout=BOUND)
     fault(pair.lab, "kill-node", "n1")
     killed = time.time()
+    pair.lab.reconnect("n1")  # the kill left this machine's open SSH connection to n1 hanging
     doc = pair.wait_active(capsys, "n2", timeout=120)
     assert doc["generation"] == 2 and doc["nodes"]["n1"]["reachable"] is False
     assert mounted_at(pair, "n2") == MOUNT
@@ -121,9 +123,13 @@ def test_the_repaired_node_stays_off_the_disk_and_a_switchover_moves_it_with_the
     on the disk as it stopped (a downtime made on n2 just before)."""
     pair = shared
     folder, tag = pair.lab.dir, "before the switchover"
-    back(pair, capsys, "n1")
+    labmod.restart_node(str(folder), "n1", wait_cluster=True)  # powered off by the test before
+    pair.lab.reconnect("n1")
+    _wait_until("n1 readable", lambda: pair.status(capsys)["nodes"]["n1"]["writable"] is False, timeout=60)
     assert mounted_at(pair, "n1") == "" and mounted_at(pair, "n2") == MOUNT
-    assert nagios.mark(folder, "n2", "localhost", tag), "n2's Nagios does not read its command file"
+    code, out, err = pair.run(capsys, "resync", "--yes")
+    assert code == 0, out + err
+    _wait_until("n2's Nagios reads its command file", lambda: nagios.mark(folder, "n2", "localhost", tag), timeout=30)
     _wait_until(f"the downtime in the retention file on the shared disk within {BOUND}s",
                 lambda: nagios.retention_has(folder, "n2", tag), timeout=BOUND)
     code, out, err = pair.run(capsys, "switchover", "--yes")
