@@ -44,6 +44,16 @@ def _alive(pid: int) -> bool:
         return True
 
 
+def _signal(pid: int, sig: int) -> bool:
+    """Send ``sig`` to ``pid``; False when no such process exists any more (it ended and was
+    reaped after the caller saw it: for a stop, that is done, not a failure)."""
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def running_pid(pidfile: str = PIDFILE) -> int | None:
     try:
         pid = int(Path(pidfile).read_text().strip())
@@ -69,11 +79,10 @@ def spawn_once(argv: list[str], log: str, pidfile: str) -> tuple[int, bool]:
 def stop_watcher(pidfile: str = PIDFILE, *, clock: Clock = SYSTEM_CLOCK, within: float = 5.0) -> None:
     """Stop the watcher, and wait until it is gone (so it cannot act after the role stopped)."""
     pid = running_pid(pidfile)
-    if pid is not None:
-        os.kill(pid, signal.SIGTERM)
+    if pid is not None and _signal(pid, signal.SIGTERM):
         wait_until(lambda: not _alive(pid), within, 0.05, clock=clock)
         if _alive(pid):
-            os.kill(pid, signal.SIGKILL)
+            _signal(pid, signal.SIGKILL)
     Path(pidfile).unlink(missing_ok=True)
 
 
@@ -87,12 +96,10 @@ def stop_shipper(pidfile: str = CONTINUITY_PIDFILE, *, clock: Clock = SYSTEM_CLO
     would kill the server (a client killed does not end that wait; KILL CONNECTION does)."""
     killed = False
     pid = running_pid(pidfile)
-    if pid is not None:
-        os.kill(pid, signal.SIGTERM)
+    if pid is not None and _signal(pid, signal.SIGTERM):  # one that ended meanwhile is stopped
         wait_until(lambda: not _alive(pid), 1.5, 0.05, clock=clock)
         if _alive(pid):
-            os.kill(pid, signal.SIGKILL)
-            killed = True
+            killed = _signal(pid, signal.SIGKILL)
     Path(pidfile).unlink(missing_ok=True)
     try:
         record = json.loads(Path(connections).read_text())

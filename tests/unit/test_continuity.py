@@ -553,3 +553,35 @@ def test_the_shipper_records_its_open_connections(tmp_path):
     path = tmp_path / "connections"
     ids = continuity._record_connections("/s.sock", [Store(Conn(7)), Store(None), None], [], path=str(path))
     assert ids == [7] and '"ids": [7]' in path.read_text() and oct(path.stat().st_mode & 0o777) == "0o600"
+
+
+@pytest.mark.parametrize("which", ["shipper", "watcher"])
+def test_a_process_that_ends_while_its_stop_signals_it_is_no_failure(tmp_path, monkeypatch, which):
+    """CI (Pacemaker, a switchover): the shipper on the old active found its database read-only
+    and ended on its own, and was reaped between its stop's look and its signal: the signal
+    raised ProcessLookupError, the monitoring master's stop failed, and Pacemaker fenced the
+    node. A process gone by the time it is signalled is stopped, not an error."""
+    import subprocess
+
+    from hakit.agents import processes
+
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # reaped: its PID names no process any more
+    pidfile = tmp_path / "pid"
+    pidfile.write_text(f"{gone.pid}\n")
+    looks = iter([True])  # alive when the stop looks first, gone from then on
+    monkeypatch.setattr(processes, "_alive", lambda pid: next(looks, False))
+    clock = FakeClock()
+    if which == "shipper":
+        processes.stop_shipper(str(pidfile), clock=clock, connections=str(tmp_path / "connections"))
+    else:
+        processes.stop_watcher(str(pidfile), clock=clock)
+    assert not pidfile.exists()
+    looks = iter([True, True, True])  # alive until the SIGKILL, which finds it gone
+    monkeypatch.setattr(processes, "_alive", lambda pid: next(looks, False))
+    pidfile.write_text(f"{gone.pid}\n")
+    if which == "shipper":
+        processes.stop_shipper(str(pidfile), clock=clock, connections=str(tmp_path / "connections"))
+    else:
+        processes.stop_watcher(str(pidfile), clock=clock)
+    assert not pidfile.exists()
