@@ -157,3 +157,15 @@ def held_by(gtid: Gtid, known: Sequence[Gtid]) -> bool:
     same server in the same domain at least as far (gtid_strict_mode: a domain's sequence only
     grows, and a replica applies a server's transactions in their order)."""
     return any(k.domain == gtid.domain and k.server == gtid.server and k.seq >= gtid.seq for k in known)
+
+
+
+def beyond_point(gtid: Gtid, point: Position, known: Sequence[Gtid] | None) -> bool:
+    """Whether ``gtid`` (a transaction of the scanned server's binlog) lies outside the history
+    the promotion ``point`` names: after its sequence number in the domain, or beside it (another
+    server's transaction at or below the point's sequence number: a fork, which comparing
+    sequence numbers alone would take for one the point holds); and, when the other server's
+    binlog state is ``known``, one that server does not hold."""
+    at = next((g for g in point.gtids if g.domain == gtid.domain), None)
+    outside = gtid.seq > point.seq(gtid.domain) or (at is not None and at.server != gtid.server)
+    return outside and not (known is not None and held_by(gtid, known))

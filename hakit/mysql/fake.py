@@ -18,7 +18,7 @@ from hakit.mysql.facts import (
     ReplicaStatus,
     ReplicaTls,
     ShippedState,
-    held_by,
+    beyond_point,
     user_databases,
 )
 from hakit.mysql.gtid import Gtid, Position
@@ -163,8 +163,7 @@ class FakeDatabase:
                            known: Sequence[Gtid] | None = None) -> list[BinlogGtid]:
         self._check()
         return [BinlogGtid(g, "fake-bin.000001", 4 + i) for i, g in enumerate(self.events)
-                if g.seq > point.seq(g.domain) and server_id in (None, g.server)
-                and not (known is not None and held_by(g, known))]
+                if beyond_point(g, point, known) and server_id in (None, g.server)]
 
     def binlog_state(self) -> list[Gtid]:
         self._check()

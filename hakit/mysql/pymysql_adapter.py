@@ -30,7 +30,7 @@ from hakit.mysql.facts import (
     ReplicaStatus,
     ReplicaTls,
     ShippedState,
-    held_by,
+    beyond_point,
     user_databases,
 )
 from hakit.mysql.gtid import Gtid, Position
@@ -353,14 +353,15 @@ class PyMySQLDatabase:
         # that of ``server_id``, the server logged nothing of its own beyond it (a standby that
         # only applied the active's load: its binlog is as large as the load)
         row = self.query("SELECT @@gtid_binlog_pos AS p, @@gtid_binlog_state AS st, @@gtid_strict_mode AS s")[0]
-        if row["s"] and point.contains(Position.parse(row["p"])):
+        # the very GTIDs of the point, not just sequence numbers as far: a transaction this server
+        # logged under another server's sequence number is a fork (error 1236 once it replicates)
+        if row["s"] and set(Position.parse(row["p"]).gtids) <= set(point.gtids):
             return []
         if row["s"] and server_id is not None and not any(
-                g.server == server_id and g.seq > point.seq(g.domain) for g in _state_gtids(row["st"])):
+                g.server == server_id and beyond_point(g, point, None) for g in _state_gtids(row["st"])):
             return []
-        if row["s"] and known is not None and all(
-                g.seq <= point.seq(g.domain) or held_by(g, known) for g in _state_gtids(row["st"])):
-            return []  # every server's last GTID beyond the point is one the other server holds
+        if row["s"] and known is not None and not any(beyond_point(g, point, known) for g in _state_gtids(row["st"])):
+            return []  # every server's last GTID beyond (or beside) the point is one the other server holds
         files = [r["Log_name"] for r in self.query("SHOW BINARY LOGS")]
         # newest first, back to the file whose starting GTID list the point already contains
         start = 0
@@ -395,8 +396,7 @@ class PyMySQLDatabase:
                 if not match:
                     continue
                 gtid = Position.parse(match.group(1)).gtids[0]
-                if gtid.seq > point.seq(gtid.domain) and server_id in (None, gtid.server) \
-                        and not (known is not None and held_by(gtid, known)):
+                if beyond_point(gtid, point, known) and server_id in (None, gtid.server):
                     current = BinlogGtid(gtid, name, int(row["Pos"]))
         close()
         return found

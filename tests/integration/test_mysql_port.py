@@ -212,7 +212,8 @@ def test_the_errant_scan_against_another_server_s_state_ignores_server_ids(serve
         server.query(f"SET SESSION server_id = {own_id}")
     state = server.binlog_state()
     assert {g.server for g in state} >= {97, 98}
-    theirs = [g for g in state if g.server == 98]  # the active's binlog state: its own last GTID
+    # the active's binlog state: every server's last GTID it holds (the earlier tests' too), 97's not
+    theirs = [g for g in state if g.server != 97]
     found = server.binlog_gtids_after(point, known=theirs)
     assert [(e.gtid.server, e.gtid.seq) for e in found] == [(97, point.seq(0) + 2)]
     assert found[0].databases == ("errant",)  # named per database (issue 22, 1)
@@ -466,3 +467,32 @@ def test_the_monitoring_files_are_shipped_in_one_transaction_under_the_state_cla
         assert list(files.entries()) == ["/etc/nagios4"]
     finally:
         server.query("SET GLOBAL read_only = ON")
+
+
+def test_the_errant_scan_finds_a_fork_at_a_sequence_the_point_has_passed(server):
+    """The Pacemaker campaign (seed 24, step 27, interrupt-takeover): the old active's last
+    transaction (logged, never acknowledged: it crashed in the semi-sync wait) had the same
+    sequence number as the new active's first own one, and the scan, comparing sequence numbers
+    only, took the old active's position for one the point holds: no errant transaction, a
+    rejoin, and replication refused the diverged node (error 1236). A GTID of another server at
+    or beyond the point's sequence is a fork unless the active holds it."""
+    from hakit.mysql.gtid import Gtid
+
+    server.query("CREATE DATABASE IF NOT EXISTS errant")
+    server.query("CREATE TABLE IF NOT EXISTS errant.f (id INT PRIMARY KEY)")
+    server.query("DELETE FROM errant.f")
+    before = server.facts().gtid_binlog_pos
+    own_id = int(server.query("SELECT @@server_id AS i")[0]["i"])
+    server.query("INSERT INTO errant.f VALUES (1)")  # this node's last: never reached the new active
+    seq = before.seq(0) + 1
+    # the new active, promoted at the old active's previous transaction, logged its own next
+    # (its binlog state holds every other server's last GTID, as this one's, the earlier tests')
+    others = [g for g in server.binlog_state() if g.server != own_id]
+    for point_seq in (seq, seq + 5):  # at the same sequence, and beyond it
+        point = Position.parse(f"0-55-{point_seq}")
+        known = others + [Gtid(0, 55, point_seq), Gtid(0, own_id, seq - 1)]
+        found = server.binlog_gtids_after(point, known=known)
+        assert [(e.gtid.server, e.gtid.seq) for e in found] == [(own_id, seq)], point
+    # the active holding it: nothing errant
+    assert server.binlog_gtids_after(Position.parse(f"0-55-{seq}"),
+                                     known=others + [Gtid(0, 55, seq), Gtid(0, own_id, seq)]) == []

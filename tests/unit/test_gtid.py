@@ -57,3 +57,22 @@ def test_a_binlog_state_lists_several_servers_per_domain_and_keeps_the_highest()
     assert Position.parse_state("") == Position()
     with pytest.raises(ValueError):
         Position.parse_state("0-1-x")
+
+
+def test_a_fork_at_a_sequence_the_point_has_passed_is_errant():
+    """Pacemaker campaign seed 24, step 27: the old active's last transaction (0-2-5, logged and
+    never acknowledged) and the new active's first own one (0-1-5) share a sequence number; by
+    sequence numbers alone the point 0-1-5 "holds" 0-2-5, and the rejoin that followed was
+    refused by replication (error 1236). The fake scans as the real adapter does
+    (tests/integration/test_mysql_port.py)."""
+    from hakit.mysql.facts import beyond_point
+    from hakit.mysql.fake import FakeDatabase
+    from hakit.mysql.gtid import Gtid
+
+    old = FakeDatabase("n2", events=[Gtid(0, 1, 3), Gtid(0, 2, 4), Gtid(0, 2, 5)])
+    known = [Gtid(0, 1, 5), Gtid(0, 2, 4)]  # the new active's binlog state
+    for point in (Position.parse("0-1-5"), Position.parse("0-1-9")):
+        assert [e.gtid for e in old.binlog_gtids_after(point, known=known)] == [Gtid(0, 2, 5)]
+    assert old.binlog_gtids_after(Position.parse("0-2-5"), known=known + [Gtid(0, 2, 5)]) == []
+    assert beyond_point(Gtid(0, 2, 5), Position.parse("0-1-5"), None)  # beside the point
+    assert not beyond_point(Gtid(0, 1, 4), Position.parse("0-1-5"), None)  # in its history
