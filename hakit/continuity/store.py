@@ -188,9 +188,9 @@ class DiskStateStore:
         return True
 
     def write(self, node: str, owner: str, content: bytes) -> bool:
-        for target, flags in ((self.path, os.O_RDONLY), (os.path.dirname(self.path) or ".", os.O_RDONLY)):
+        for target in (self.path, os.path.dirname(self.path) or "."):  # the file, then the entry naming it
             try:
-                fd = os.open(target, flags)
+                fd = os.open(target, os.O_RDONLY)
             except OSError:
                 return True  # replaced meanwhile: the next save is flushed in its turn
             try:
