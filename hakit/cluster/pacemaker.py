@@ -1,14 +1,16 @@
 """The cluster stack port on Pacemaker (corosync 3): ``crm_resource``, ``crm_attribute``,
 ``crm_mon``, ``cibadmin`` and ``crm`` through the nodes' runners.
 
-The database group moves by resource moves (``--move``, then ``--clear``: stickiness keeps it
-there); a direct move holds it (``is-managed=false``) and gives it back with a refresh; the
-connectivity attribute of the ping resource says where the group may run.
+The database group moves by a move constraint (the one ``crm_resource --move`` would make,
+written with ``cibadmin``: see ``prefer``), then ``--clear``: stickiness keeps it there; a direct
+move holds it (``is-managed=false``) and gives it back with a refresh; the connectivity attribute
+of the ping resource says where the group may run.
 """
 
 from __future__ import annotations
 
 import re
+from html import escape
 
 from hakit.clock import SYSTEM_CLOCK, Clock
 from hakit.clock import wait_until as clock_wait
@@ -25,6 +27,22 @@ def running_on(runner: Runner, resource: str) -> list[str]:
     """The nodes where Pacemaker runs ``resource`` (``crm_resource --locate``); empty when none."""
     out = runner.run(["crm_resource", "--resource", resource, "--locate"], warn=True, timeout=30).stdout
     return re.findall(r"is running on: (\S+)", out)
+
+
+def prefer(runner: Runner, group: str, node: str) -> None:
+    """Tell Pacemaker the group must run on ``node``: the constraint ``crm_resource --move`` makes
+    (``cli-prefer-GROUP``, score INFINITY; ``crm_resource --clear`` removes it), created or
+    updated by ``cibadmin``. Pacemaker 2.1.5's ``crm_resource --move`` refuses a group whose
+    members run ("Multiple items match request", seen on the lab), so a move through it never
+    placed the constraint, and the group went where its members' stickiness
+    summed highest. With the shared disk in the group, after hakit had moved the role and the
+    VIP, that was the old node (the disk and the monitoring master there, plus the preferred
+    node's 100): Pacemaker moved the role back. Fails loudly: a move without its constraint is
+    not a move."""
+    g, n = escape(group), escape(node)
+    xml = (f'<rsc_location id="cli-prefer-{g}" rsc="{g}" role="Started" node="{n}" '
+           f'score="INFINITY"/>')
+    runner.run(["cibadmin", "--modify", "--allow-create", "--scope", "constraints", "--xml-text", xml], timeout=30)
 
 
 def _manage(runner: Runner, group: str) -> None:
@@ -45,7 +63,7 @@ def move_pacemaker(inv: Inventory, runners: dict[str, Runner], node: str, timeou
         runner.run(["crm_resource", "--resource", group, "--clear"], warn=True, timeout=30)
         return
     runner.run(["crm_resource", "--resource", group, "--cleanup"], warn=True, timeout=60)
-    runner.run(["crm_resource", "--resource", group, "--move", "--node", node], warn=True, timeout=30)
+    prefer(runner, group, node)
     try:
         def there() -> bool:  # each look is two commands over the open SSH connection
             return running_on(runner, group) == [node] and holds_address(runner, inv.db_pair.vip.address)
@@ -62,7 +80,7 @@ def move_pacemaker(inv: Inventory, runners: dict[str, Runner], node: str, timeou
 
 #: how long a switchover waits for Pacemaker to accept its target: a node that has just joined
 #: has no connectivity attribute until its ping resource has reported and the attribute's
-#: dampening (5 s) has passed, and until then the group's location rule bans it
+#: dampening (pacemaker.ping_dampen_seconds) has passed, and until then the group's location rule bans it
 STACK_READY_WAIT = 60.0
 
 #: the attribute the ping resource sets (its default name), which the location rule reads
@@ -131,7 +149,7 @@ def follow_pacemaker(inv: Inventory, runners: dict[str, Runner], node: str, time
     names = pacemaker_names(inv, inv.db_pair)
     runner = runners[node]
     wait_stack_accepts(inv, runner, node, clock=clock)
-    runner.run(["crm_resource", "--resource", group, "--move", "--node", node], warn=True, timeout=30)
+    prefer(runner, group, node)
     try:
         runner.run(["crm_resource", "--refresh", "--resource", group], warn=True, timeout=60)
         _manage(runner, group)
@@ -219,7 +237,7 @@ def _wait_group_on(run: InitLoad, runner: Runner, group: str, node: str, members
         if where == [node] and all(running_on(runner, member) == [node] for member in members):
             return True
         if where and where != [node] and not moved:
-            runner.run(["crm_resource", "--resource", group, "--move", "--node", node], timeout=30)
+            prefer(runner, group, node)
             moved = True
         return False
 
@@ -284,7 +302,7 @@ class PacemakerStack:
     def clear_failures(self, node: str) -> None:
         """The node's failures of the group forgotten (they ban it as a target), then wait until
         Pacemaker would run the group there (its connectivity attribute set: the ping resource
-        reports only ``dampen`` after the node joined)."""
+        reports only ``pacemaker.ping_dampen_seconds`` after the node joined)."""
         runner = self.runners.get(node)
         if runner is None:
             return

@@ -887,10 +887,14 @@ def test_the_direct_path_drives_the_real_commands(inv):
                             "--parameter-value", "false")
     follow_pacemaker(inv, {"n2": n2}, "n2")
     verbs = [c[3] if c[:2] == ("crm_resource", "--resource") else c[1] for c in n2.calls[1:]
-             if c[0] == "crm_resource"]
-    # the constraint first, the refresh (probes find role and VIP on n2), then managed again,
+             if c[0] in ("crm_resource", "cibadmin")]
+    # the constraint first (what crm_resource --move would make: Pacemaker 2.1.5 refuses --move
+    # on a running group), the refresh (probes find role and VIP on n2), then managed again,
     # and the move constraint dropped at the end (stickiness keeps the group there)
-    assert verbs[:3] == ["--move", "--refresh", "--meta"] and verbs[-1] == "--clear"
+    assert verbs[:3] == ["--modify", "--refresh", "--meta"] and verbs[-1] == "--clear"
+    constraint = next(c for c in n2.calls if c[0] == "cibadmin")
+    assert constraint[-1] == ('<rsc_location id="cli-prefer-hakit" rsc="hakit" role="Started" node="n2" '
+                              'score="INFINITY"/>')
     # the failures the old node's monitors recorded while the group was unmanaged (the VIP hakit
     # moved away "failed" there) are forgotten once everything runs on n2: with
     # migration-threshold=1 they would ban the VIP from n1 at the next failover
@@ -986,9 +990,9 @@ def test_after_a_takeover_the_group_is_given_back_only_once_pacemaker_accepts_th
         n2.on("crm_resource", "--resource", resource, "--locate", stdout=f"resource {resource} is running on: n2\n")
     n2.on("ip", "-o", "-4", "addr", "show", stdout="2: eth0    inet 10.9.0.100/24 scope global eth0\n")
     follow_pacemaker(pinged, {"n2": n2}, "n2", clock=FakeClock())
-    first_change = next(i for i, c in enumerate(n2.calls) if c[0] == "crm_resource")
+    first_change = next(i for i, c in enumerate(n2.calls) if c[0] in ("crm_resource", "cibadmin"))
     assert [c[0] for c in n2.calls[:first_change]] == ["crm_attribute"] * 3
-    assert n2.calls[first_change][3] == "--move"
+    assert n2.calls[first_change][:2] == ("cibadmin", "--modify")
 
 
 def test_a_stale_view_with_the_vip_still_here_is_not_a_move_away(inv):
