@@ -541,6 +541,11 @@ class Pacemaker(Frozen):
     #: after a fencing, the node's new state), sleeps a whole second and reads again; a short
     #: delay lets those updates land first. 0 turns it off (Pacemaker's default).
     transition_delay_ms: Annotated[int, Field(ge=0, le=10000)] = 100
+    #: seconds the ping resource's attribute waits before it is written (its ``dampen``): a
+    #: router that answers again within it moves nothing. A node that has just joined has no
+    #: attribute, and the group's location rule bans it, until its first ping has reported and
+    #: this has passed: every start of the cluster and every rejoin waits for it.
+    ping_dampen_seconds: Annotated[int, Field(ge=0, le=3600)] = 5
 
 
 class Failover(Frozen):

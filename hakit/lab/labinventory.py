@@ -74,7 +74,10 @@ def inventory_data(spec: LabSpec, timings: str = "hakit", shared_device: str | N
     if spec.stack == "pacemaker":
         # the lab's fence device powers a node off in well under a second (measured: 0.4 s), and
         # the delay only has to outlast it: a crashed active is fenced, and failed over, this late
-        hakit["pacemaker"] = {"priority_fencing_delay": 1}
+        hakit["pacemaker"] = {"priority_fencing_delay": 1,
+                              # the lab's "router" is the host on the lab's own bridge, which does not
+                              # flap: 1 s instead of 5 s in each start and rejoin of a node
+                              "ping_dampen_seconds": 1}
     for section, values in TIMINGS[timings].items():
         hakit.setdefault(section, {}).update(values)
     # both stacks fence: Pacemaker with the lab's fence agent, heartbeat (stonith_host in ha.cf)

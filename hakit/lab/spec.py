@@ -206,12 +206,12 @@ def plan_lab(dir: str | Path, topology: str, stack: str, subnet: str = DEFAULT_S
 #: timings the lab can run with (``hakit lab up --timings``), as inventory settings: hakit's
 #: defaults (hakit/inventory/model.py Timing), or the stacks' own defaults (corosync.conf(5): token 3000 ms;
 #: heartbeat's ha.cf: keepalive 2, warntime 10, deadtime 30, initdead 120; Pacemaker's
-#: priority-fencing-delay and transition-delay 0), for the benchmarks' side-by-side runs
+#: priority-fencing-delay and transition-delay 0, the ping agent's dampen 5 s), for the benchmarks' side-by-side runs
 TIMINGS: dict[str, dict] = {
     "hakit": {},
     "stack-defaults": {"timing": {"corosync": {"token": 3000},
                                   "heartbeat": {"keepalive": 2, "warntime": 10, "deadtime": 30, "initdead": 120}},
-                       "pacemaker": {"priority_fencing_delay": 0, "transition_delay_ms": 0}},
+                       "pacemaker": {"priority_fencing_delay": 0, "transition_delay_ms": 0, "ping_dampen_seconds": 5}},
 }
 
 

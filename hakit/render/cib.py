@@ -175,7 +175,8 @@ def build_cib(inv: Inventory, secrets: Secrets) -> Cib:
 
     if s.ping_nodes:
         ping = Primitive(id="ping", cls="ocf", provider="pacemaker", type="ping",
-                         params=(("dampen", "5s"), ("host_list", " ".join(s.ping_nodes)), ("multiplier", "1000")),
+                         params=(("dampen", f"{pm.ping_dampen_seconds}s"), ("host_list", " ".join(s.ping_nodes)),
+                                 ("multiplier", "1000")),
                          ops=(Op("monitor", "10s", "60s"), Op("start", "0s", "60s"), Op("stop", "0s", "20s")))
         clones.append(Clone("ping-clone", ping, ()))
 

@@ -346,6 +346,21 @@ def test_cib_two_node_resources_and_options(secrets: Secrets) -> None:
     assert int(prefer.get("score")) < 1000, "first-placement preference must stay below stickiness (no failback)"
 
 
+def test_the_ping_dampen_is_the_inventory_s(secrets: Secrets) -> None:
+    # Pacemaker's ping agent default (5 s) unless the inventory says otherwise; the lab, whose
+    # "router" is the host on its own bridge, uses 1 s (the stacks' defaults for benchmarks: 5 s)
+    from hakit.lab.labinventory import inventory_data
+    from hakit.lab.spec import plan_lab
+
+    spec = plan_lab(Path("/nonexistent/lab"), "two-node", "pacemaker")
+    assert inventory_data(spec)["all"]["vars"]["hakit"]["pacemaker"]["ping_dampen_seconds"] == 1
+    assert inventory_data(spec, "stack-defaults")["all"]["vars"]["hakit"]["pacemaker"]["ping_dampen_seconds"] == 5
+    for value, expected in ((None, "5s"), (1, "1s"), (0, "0s")):
+        inv = variant("two-node-pacemaker", all__vars__hakit__pacemaker__ping_dampen_seconds=value)
+        ping = _cib(inv, secrets).find("configuration/resources/clone[@id='ping-clone']/primitive")
+        assert _nv(ping, "instance_attributes")["dampen"] == expected
+
+
 def test_cib_four_node_keeps_each_group_on_its_pair(secrets: Secrets) -> None:
     root = _cib(example("four-node-pacemaker"), secrets)
     groups = {g.get("id"): [p.get("id") for p in g.findall("primitive")]
