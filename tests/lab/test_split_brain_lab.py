@@ -90,7 +90,13 @@ def test_a_standby_whose_applier_stopped_on_an_error_is_promoted_only_when_the_o
     assert code == 2 and "SQL thread" in out and f"hakit resync --node {standby}" in out, out
 
     fault(lab, "kill-mysqld", active)
-    time.sleep(20)  # the watcher gives up at once; the stack has tried the standby by then
+    # the watcher gives up at once; the stack then tries the standby, whose role agent refuses
+    # to start (a failed start of the role on it, in Pacemaker's records)
+    from hakit.lab.driver import node_exec
+
+    refused = f'op_key="db-role_start_0" node="{standby}"'
+    _wait_until(f"Pacemaker tried the role on {standby} and its start was refused", lambda: refused in node_exec(
+        lab.dir, standby, ["crm_mon", "-1", "--output-as=xml"]), timeout=60)
     doc = pair.status(capsys)
     assert doc["nodes"][standby]["writable"] is False, doc
     assert doc["active"] is None or doc["active"] == active, doc
