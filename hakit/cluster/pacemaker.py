@@ -32,13 +32,13 @@ def running_on(runner: Runner, resource: str) -> list[str]:
 def prefer(runner: Runner, group: str, node: str) -> None:
     """Tell Pacemaker the group must run on ``node``: the constraint ``crm_resource --move`` makes
     (``cli-prefer-GROUP``, score INFINITY; ``crm_resource --clear`` removes it), created or
-    updated by ``cibadmin``. Pacemaker 2.1.5's ``crm_resource --move`` refuses a group whose
-    members run ("Multiple items match request", seen on the lab), so a move through it never
-    placed the constraint, and the group went where its members' stickiness
-    summed highest. With the shared disk in the group, after hakit had moved the role and the
-    VIP, that was the old node (the disk and the monitoring master there, plus the preferred
-    node's 100): Pacemaker moved the role back. Fails loudly: a move without its constraint is
-    not a move."""
+    updated by ``cibadmin``. Pacemaker 2.1.5's ``crm_resource --move`` refuses a running group
+    that is unmanaged ("Multiple items match request", seen on the lab; a managed one moves), which
+    is how a direct switchover holds it: the hand-over's move never placed the constraint, and the
+    group went where its members' stickiness summed highest. With the shared disk in the group,
+    after hakit had moved the role and the VIP, that was the old node (the disk and the
+    monitoring master there, plus the preferred node's 100): Pacemaker moved the role back.
+    Fails loudly: a move without its constraint is not a move."""
     g, n = escape(group), escape(node)
     xml = (f'<rsc_location id="cli-prefer-{g}" rsc="{g}" role="Started" node="{n}" '
            f'score="INFINITY"/>')
