@@ -473,6 +473,11 @@ def test_the_stack_sent_to_a_node_whose_database_is_down_gives_the_group_back(pa
     finally:
         if pair.stack == "pacemaker":
             lab.host("n1").run(f"crm_resource --resource {group} --clear; crm_resource --cleanup --resource {group}")
+            # the clean-up's probes must be over before MariaDB starts on n1: a probe that finds
+            # it starting (the process there, nothing listening yet) answers "runs but does not
+            # answer", Pacemaker takes the role for active on both nodes and stops it on n2 too,
+            # then starts it where it prefers (CI once: n1, just resynced by the resync below)
+            lab.host("n1").run("crm_resource --wait --timeout 60s")
     assert doc["generation"] == generation  # n2's own role, taken back: nothing new promoted
     assert [n for n, v in doc["nodes"].items() if v["writable"]] == ["n2"]
     pair.start_mariadb("n1")
