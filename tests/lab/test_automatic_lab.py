@@ -210,8 +210,17 @@ def test_the_returning_node_stays_standby_until_resync(pair, capsys, tmp_path):
     assert doc["state"] == "degraded" and "resync" in doc["reason"]
     # before the resync, the active that took over fails too: n1's own row still names n1 the
     # active (generation 1), n2's generation 2 cannot be read; n1 must stay read-only (invariant 3)
+    refused = "the role failed to start on n1"
+    before = lab.host("n1").run("cat /var/log/hakit/watch.log").stdout.count(refused)
     fault(pair.lab, "kill-mysqld", "n2")
-    time.sleep(15)  # the stack moves the group to n1 within a few seconds: its role start refuses
+    # the stack moves the group to n1 within a few seconds: its role start refuses (Pacemaker
+    # records the failed start; heartbeat's hand-over says so in n1's log)
+    if pair.stack == "pacemaker":
+        _wait_until("the role's start refused on n1", lambda: 'op_key="db-role_start_0" node="n1"' in lab.host(
+            "n1").run("crm_mon -1 --output-as=xml").stdout, timeout=60)
+    else:
+        _wait_until("the role's start refused on n1", lambda: lab.host("n1").run(
+            "cat /var/log/hakit/watch.log").stdout.count(refused) > before, timeout=60)
     doc = pair.status(capsys)
     assert doc["nodes"]["n1"]["writable"] is False and doc["active"] is None, doc["nodes"]
     # issue 22 (4): another admin machine (a folder without this one's .hakit/ records) asks for

@@ -11,7 +11,6 @@ without an error.
 from __future__ import annotations
 
 import shlex
-import time
 
 import pytest
 import yaml
@@ -54,8 +53,11 @@ def test_bulk_database_seeded_without_global_lock_under_writes(lab, capsys):
     assert "dumped opsview under the global read lock" in out  # its MyISAM table; hakit's schema is InnoDB
     assert "odw in one consistent snapshot, without the global lock" in out
     assert "n2: seeded from n1 by dump" in out
-    _wait_until("the writer finished", lambda: lab.host("n1").run("pgrep -f 'seq 1 400'").rc != 0, timeout=120)
-    time.sleep(1)
+    # the writer outlasted the init (it wrote during all of it); stopped now, its last statement let finish
+    assert lab.host("n1").run("pgrep -f 'seq 1 400'").rc == 0, "the writer ended before the init did"
+    lab.host("n1").run("pkill -f 'seq 1 400'")
+    _wait_until("the writer stopped", lambda: lab.host("n1").run("pgrep -f 'seq 1 400|mariadb -D odw'").rc != 0,
+                timeout=30)
     position = sql(lab, "n1", "SELECT @@gtid_binlog_pos")
     assert sql(lab, "n2", f"SELECT MASTER_GTID_WAIT('{position}', 60)") == "0"
     for table in ("odw.history", "opsview.hosts", "opsview.legacy"):
