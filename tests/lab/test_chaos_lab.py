@@ -1,10 +1,10 @@
 """A short seeded fault campaign per stack (``hakit lab chaos``), as CI runs it.
 
 Faults that real data centres see and that once left two writable nodes (issue 21), and the
-operator's takeover racing the stack: Pacemaker seed 10, two faults (the active's data disk
-full for 11 s, on a lab whose nodes have disks of their own; the active's database killed and
-``hakit takeover`` racing the stack's failover, killed half-way and run again); heartbeat seed
-7, two (a one-way partition from the active, then its database hung). Each is recovered the way an
+operator's takeover racing the stack: Pacemaker seed 10, one fault (the active's database
+killed and ``hakit takeover`` racing the stack's failover, killed half-way and run again);
+heartbeat seed 7, one (the active's database hung). A full data disk and a one-way partition,
+which CI played too until 2026-12-07, are the long campaign's: CI has no time for them. Each is recovered the way an
 operator would and audited after every step: one writable node and the VIP on one node at
 every sample (a node that does not answer counting as writable); generations, the VIP once
 settled, every write acknowledged to the host's writer or to the writer inside either node,
@@ -34,8 +34,8 @@ from hakit.lab.driver import HAKIT
 
 pytestmark = pytest.mark.lab
 
-CAMPAIGNS = [("pacemaker", 10, 2, ("hang", "peer-partition", "long-write-stop", "interrupt-takeover", "full-disk")),
-             ("heartbeat", 7, 2, ("hang", "peer-partition", "one-way", "kill-mysqld-standby", "interrupt-takeover"))]
+CAMPAIGNS = [("pacemaker", 10, 1, ("interrupt-takeover",)),
+             ("heartbeat", 7, 1, ("hang",))]
 
 
 @pytest.mark.parametrize("stack, seed, faults, kinds", CAMPAIGNS, ids=[c[0] for c in CAMPAIGNS])
@@ -60,7 +60,7 @@ def test_a_short_campaign_breaks_no_invariant(stack: str, seed: int, faults: int
     assert all(s["recovery_seconds"] is not None for s in report["steps"])
     # the audits ran: the sampler read the nodes continuously, and each kind of check was made
     checks = report["checks"]
-    assert checks["one writable node"] > 100 and checks["VIP on one node at every sample"] > 100
+    assert checks["one writable node"] > 40 * faults and checks["VIP on one node at every sample"] > 40 * faults
     # the host's writer and the one inside each node, after every step
     assert checks["acknowledged writes kept"] == 3 * faults
     rules = ["generation never decreases", "VIP on exactly one node", "the VIP follows the writable node",
