@@ -59,6 +59,7 @@ from hakit.failover.automatic import (
     peer_check_due,
     rejoin_decision,
     semi_sync_decision,
+    settled_replicas,
 )
 from hakit.failover.flags import maintenance_on as flag_set
 from hakit.mysql.facts import DatabaseUnreachable
@@ -226,19 +227,24 @@ def _checked(ctx: NodeContext, bad: int, failures: int, writable: bool = False,
 SEMI_SYNC_EVERY = 2.0
 
 
-def _semi_sync_back(ctx: NodeContext) -> None:
+def _semi_sync_back(ctx: NodeContext, seen: dict[int, float], now: float) -> None:
     """Semi-sync on again on the active once a replica receives from it
-    (:func:`~hakit.failover.automatic.semi_sync_decision`)."""
+    (:func:`~hakit.failover.automatic.semi_sync_decision`). ``seen``: the binary log dump threads
+    seen so far and since when (:func:`~hakit.failover.automatic.settled_replicas`), kept by the
+    caller from one look to the next."""
     wanted = ctx.inv.settings.mysql.semi_sync.enabled
     if not wanted:
         return
     try:
         db = ctx.local_db(read_timeout=CHECK_TIMEOUT)
         facts = db.facts()
+        looking = facts.writable and not facts.semi_sync_master_enabled
+        kept, settled = settled_replicas(seen, db.replica_threads() if looking else (), now)
+        seen.clear()
+        seen.update(kept)
         decision = semi_sync_decision(wanted=wanted, writable=facts.writable,
                                       enabled=facts.semi_sync_master_enabled,
-                                      replicas=db.replicas_connected() if facts.writable and
-                                      not facts.semi_sync_master_enabled else 0)
+                                      replicas=settled, unsettled=len(kept) - settled)
         if decision.action == "semi_sync_on":
             db.set_semi_sync_master(True)
             _log(decision.reason)
@@ -289,6 +295,7 @@ def watch(ctx: NodeContext, *, interval: float = INTERVAL, failures: int = 3, cl
     rejoin = rejoin_after(deadtime)
     server = ServerExit(clock)
     semi_checked_at = -1e9
+    dump_threads: dict[int, float] = {}  # the binary log dump threads seen, and since when
     while True:
         exited = server.wait(next_check_in(verdict, failures, interval=interval, recheck_gone=RECHECK_GONE))
         if flag_set():
@@ -301,7 +308,7 @@ def watch(ctx: NodeContext, *, interval: float = INTERVAL, failures: int = 3, cl
             now = clock.monotonic()
             if verdict.bad == 0 and now - semi_checked_at >= SEMI_SYNC_EVERY:
                 semi_checked_at = now
-                _semi_sync_back(ctx)
+                _semi_sync_back(ctx, dump_threads, now)
             if give_up_decision(now, stack="pacemaker", bad=verdict.bad, failures=failures, demoted=False,
                                 asked_at=asked_at, ask_again=ASK_AGAIN).action == "report_failed":
                 asked_at = now
@@ -338,7 +345,7 @@ def watch(ctx: NodeContext, *, interval: float = INTERVAL, failures: int = 3, cl
         now = clock.monotonic()
         if verdict.bad == 0 and not demoted and cut_since is None and now - semi_checked_at >= SEMI_SYNC_EVERY:
             semi_checked_at = now
-            _semi_sync_back(ctx)
+            _semi_sync_back(ctx, dump_threads, now)
         if peer_check_due(now, bad=verdict.bad, failures=failures, demoted=demoted, checked_at=peer_checked_at,
                           every=PEER_CHECK_EVERY):
             # the peer's heartbeat is followed all along (once a second while all is well), so

@@ -14,6 +14,7 @@ back from it, no server process left on the node, or the node fenced.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -253,7 +254,24 @@ def rejoin_decision(now: float, *, demoted: bool, cut_since: float | None, back_
                                         f"if heartbeat still gives this node the group")
 
 
-def semi_sync_decision(*, wanted: bool, writable: bool, enabled: bool, replicas: int) -> Decision:
+#: a binary log dump thread counts as a replica receiving once it has been seen this long (seconds):
+#: the dump thread of a replica that died lingers until its next send fails, and hakit asks for a
+#: heartbeat every :data:`hakit.mysql.sql.HEARTBEAT_PERIOD` (the first send after the death is
+#: answered by a reset, the second fails), so one seen for longer is a live replica's, or one
+#: that died since (semi-sync's own timeout bounds that commit's wait)
+REPLICA_SETTLE = 3.0
+
+
+def settled_replicas(seen: Mapping[int, float], threads: Iterable[int], now: float,
+                     settle: float = REPLICA_SETTLE) -> tuple[dict[int, float], int]:
+    """The dump threads seen now with the moment each was first seen (``seen`` is the last call's),
+    and how many of them have been seen for ``settle`` seconds at least."""
+    kept = {thread: seen.get(thread, now) for thread in threads}
+    return kept, sum(1 for since in kept.values() if now - since >= settle)
+
+
+def semi_sync_decision(*, wanted: bool, writable: bool, enabled: bool, replicas: int,
+                       unsettled: int = 0) -> Decision:
     """The active's semi-synchronous replication, back on once a replica receives from it again.
 
     A promotion over a peer that received nothing turns it off (no commit must wait for an
@@ -261,9 +279,14 @@ def semi_sync_decision(*, wanted: bool, writable: bool, enabled: bool, replicas:
     old active's stack restarted, its replication never stopped), nothing turned it on, status
     said healthy, and the next partition let the isolated active acknowledge writes until it was
     fenced: every one of them lost (the long campaign's step 257). ``replicas``: the replicas
-    connected to this server (binlog dump threads)."""
+    connected to this server (binlog dump threads) for :data:`REPLICA_SETTLE` seconds at least;
+    ``unsettled``: those seen for less (the dead peer's own thread, lingering, was taken for a
+    replica once, right after the takeover that turned semi-sync off: CI)."""
     if not wanted or not writable or enabled:
         return Decision("done", "nothing to change")
+    if replicas < 1 and unsettled:
+        return Decision("wait", f"{unsettled} replica connection(s) seen for less than {REPLICA_SETTLE:g}s: a dead "
+                                f"replica's lingers until its next heartbeat fails")
     if replicas < 1:
         return Decision("wait", "no replica receives from this server: commits would wait for an acknowledgement "
                                 "nobody sends")

@@ -47,7 +47,7 @@ class FakeDatabase:
     log: list[str] = field(default_factory=list)
     apply_delay: float = 0.0
     events: list[Gtid] = field(default_factory=list)  #: the binary log, oldest first
-    replicas: int = 0  #: replicas_connected() answers this
+    replicas: frozenset[int] = frozenset()  #: replica_threads() answers this
     size: int = 0  #: data_bytes() answers this
     table_names: tuple[str, ...] = ("opsview.results",)
     semi_sync_master_enabled: bool = True
@@ -114,7 +114,7 @@ class FakeDatabase:
         self.semi_sync_master_enabled = on
         self.log.append(f"semi-sync master {'ON' if on else 'OFF'}")
 
-    def replicas_connected(self) -> int:
+    def replica_threads(self) -> frozenset[int]:
         self._check()
         return self.replicas
 

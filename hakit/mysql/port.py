@@ -50,8 +50,9 @@ class Database(Protocol):
         """Whether commits here wait for a semi-synchronous replica's acknowledgement
         (``rpl_semi_sync_master_enabled``; the configuration file sets it at start)."""
 
-    def replicas_connected(self) -> int:
-        """How many replicas receive from this server now (its binlog dump threads)."""
+    def replica_threads(self) -> frozenset[int]:
+        """The replicas connected to this server now: the ids of its binary log dump threads (a dead
+        replica's lingers until its next heartbeat fails: :data:`hakit.mysql.sql.HEARTBEAT_PERIOD`)."""
 
     def point_replica_at(self, host: str, port: int, user: str, password: str, *,
                          tls: ReplicaTls | None = None) -> None:

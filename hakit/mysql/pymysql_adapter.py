@@ -277,9 +277,9 @@ class PyMySQLDatabase:
     def set_semi_sync_master(self, on: bool) -> None:
         self.query(f"SET GLOBAL rpl_semi_sync_master_enabled = {'ON' if on else 'OFF'}")
 
-    def replicas_connected(self) -> int:
-        return int(self.query("SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST "
-                              "WHERE COMMAND LIKE 'Binlog Dump%'")[0]["n"])
+    def replica_threads(self) -> frozenset[int]:
+        return frozenset(int(row["id"]) for row in self.query(
+            "SELECT ID AS id FROM information_schema.PROCESSLIST WHERE COMMAND LIKE 'Binlog Dump%'"))
 
     def point_replica_at(self, host: str, port: int, user: str, password: str, *,
                          tls: ReplicaTls | None = None) -> None:

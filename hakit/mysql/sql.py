@@ -26,6 +26,14 @@ def ident(name: str) -> str:
     return f"`{name}`"
 
 
+#: seconds between the heartbeats a master sends an idle replica (``MASTER_HEARTBEAT_PERIOD``; the
+#: default is half of ``slave_net_timeout``, 30 s). A replica whose server died leaves its binary log
+#: dump thread on the master until a send fails: the first heartbeat after the death is answered
+#: by a reset, the second fails. Until then the master counts a replica that receives nothing,
+#: and the watcher turned semi-sync on again for it (:data:`hakit.failover.automatic.REPLICA_SETTLE`)
+HEARTBEAT_PERIOD = 1
+
+
 def change_master_sql(host: str, port: int, user: str, password: str,
                       tls: ReplicaTls | None = None) -> tuple[str, tuple[Any, ...]]:
     """The ``CHANGE MASTER TO`` statement and its parameters (every value a parameter).
@@ -36,8 +44,8 @@ def change_master_sql(host: str, port: int, user: str, password: str,
     turning TLS off must say so.
     """
     sql = ("CHANGE MASTER TO MASTER_HOST = %s, MASTER_PORT = %s, MASTER_USER = %s, MASTER_PASSWORD = %s, "
-           "MASTER_USE_GTID = slave_pos, MASTER_CONNECT_RETRY = 1, ")
-    args: tuple[Any, ...] = (host, int(port), user, password)
+           "MASTER_USE_GTID = slave_pos, MASTER_CONNECT_RETRY = 1, MASTER_HEARTBEAT_PERIOD = %s, ")
+    args: tuple[Any, ...] = (host, int(port), user, password, HEARTBEAT_PERIOD)
     if tls is None:
         return sql + "MASTER_SSL = 0", args
     return (sql + "MASTER_SSL = 1, MASTER_SSL_CA = %s, MASTER_SSL_CERT = %s, MASTER_SSL_KEY = %s, "

@@ -252,7 +252,7 @@ def test_starting_replication_sets_strict_mode_again(server):
 
 
 def test_a_server_without_replicas_counts_none(server):
-    assert server.replicas_connected() == 0  # information_schema.PROCESSLIST: no Binlog Dump thread
+    assert server.replica_threads() == frozenset()  # information_schema.PROCESSLIST: no Binlog Dump thread
 
 
 def test_identifiers_are_checked_before_quoting():

@@ -351,20 +351,52 @@ def test_the_watcher_turns_semi_sync_on_again_on_the_active(monkeypatch, capsys)
     received nothing left the new active's semi-sync off; the pair became whole without a resync
     and status said healthy; the next partition let the isolated active acknowledge 111 writes
     that were lost. The watcher, which looks at the active's database four times a second, turns
-    it on again as soon as a replica receives from it."""
+    it on again once a replica receives from it: a replica connection seen for REPLICA_SETTLE
+    seconds. The dead peer's own dump thread, lingering right after the takeover, is not one
+    (CI: semi-sync on again, and a commit waited for an acknowledgement nobody sent)."""
     from types import SimpleNamespace
 
     from hakit.agents import watch
+    from hakit.failover.automatic import REPLICA_SETTLE
     from hakit.mysql.fake import FakeDatabase
 
-    db = FakeDatabase("n2", read_only=False, semi_sync_master_enabled=False, replicas=0)
+    db = FakeDatabase("n2", read_only=False, semi_sync_master_enabled=False)
     ctx = SimpleNamespace(inv=SimpleNamespace(settings=SimpleNamespace(mysql=SimpleNamespace(
         semi_sync=SimpleNamespace(enabled=True)))), local_db=lambda read_timeout=None: db)
-    watch._semi_sync_back(ctx)
+    seen: dict[int, float] = {}
+    watch._semi_sync_back(ctx, seen, 100.0)
     assert not db.semi_sync_master_enabled  # nobody receives yet
-    db.replicas = 1
-    watch._semi_sync_back(ctx)
+    db.replicas = frozenset({7})  # the dead peer's thread, lingering: gone before it settles
+    watch._semi_sync_back(ctx, seen, 102.0)
+    assert not db.semi_sync_master_enabled and seen == {7: 102.0}
+    db.replicas = frozenset({9})  # the peer back: a new connection
+    watch._semi_sync_back(ctx, seen, 104.0)
+    assert not db.semi_sync_master_enabled and seen == {9: 104.0}
+    watch._semi_sync_back(ctx, seen, 104.0 + REPLICA_SETTLE)
     assert db.semi_sync_master_enabled and "semi-sync on" in capsys.readouterr().out
     db.read_only, db.semi_sync_master_enabled = True, False  # a standby: left alone
-    watch._semi_sync_back(ctx)
-    assert not db.semi_sync_master_enabled
+    watch._semi_sync_back(ctx, seen, 200.0)
+    assert not db.semi_sync_master_enabled and seen == {}
+
+
+@pytest.mark.parametrize("seen, threads, now, settled", [
+    ({}, [], 10.0, 0),
+    ({}, [5], 10.0, 0),  # just seen
+    ({5: 10.0}, [5], 12.9, 0),
+    ({5: 10.0}, [5], 13.0, 1),
+    ({5: 10.0}, [6], 13.0, 0),  # a new connection starts over
+    ({5: 1.0, 6: 12.0}, [5, 6], 13.0, 1),
+])
+def test_a_replica_counts_once_its_connection_was_seen_long_enough(seen, threads, now, settled):
+    from hakit.failover.automatic import settled_replicas
+
+    kept, count = settled_replicas(seen, threads, now)
+    assert count == settled and set(kept) == set(threads)
+    assert all(kept[t] == seen.get(t, now) for t in threads)
+
+
+def test_a_replica_connection_not_settled_yet_is_waited_for_and_said():
+    from hakit.failover.automatic import semi_sync_decision
+
+    decision = semi_sync_decision(wanted=True, writable=True, enabled=False, replicas=0, unsettled=1)
+    assert decision.action == "wait" and "heartbeat" in decision.reason

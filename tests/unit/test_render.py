@@ -29,6 +29,7 @@ from hakit.errors import InputError
 from hakit.inventory.loader import load_inventory
 from hakit.inventory.model import Inventory
 from hakit.inventory.secrets import Secrets
+from hakit.mysql.sql import HEARTBEAT_PERIOD
 from hakit.render.artefact import CLUSTER_DIR, Artefact, write_tree
 from hakit.render.filters import crm_quote, ident, sql_string
 from hakit.render.render import HEADER, render_all
@@ -501,6 +502,8 @@ def test_replication_sql_is_per_node_and_never_starts_replication(path: Path, se
         assert len(change) == 1
         assert f"MASTER_HOST = '{peer.address}'" in change[0]
         assert "MASTER_USE_GTID = slave_pos" in change[0]
+        # the same heartbeat as hakit's own CHANGE MASTER: a dead replica's dump thread goes fast
+        assert f"MASTER_HEARTBEAT_PERIOD = {HEARTBEAT_PERIOD}," in change[0]
         assert f"MASTER_PASSWORD = '{secrets.replication_password}'" in change[0]
         repl_user = inv.settings.mysql.replication_user
         assert (f"CREATE USER IF NOT EXISTS '{repl_user}'@'{peer.address}' IDENTIFIED BY "

@@ -27,7 +27,7 @@ from hakit.mysql.facts import DbFacts, PromotionRecord, ReplicaStatus, ReplicaTl
 from hakit.mysql.fake import FakeDatabase
 from hakit.mysql.gtid import Position
 from hakit.mysql.pymysql_adapter import PyMySQLDatabase
-from hakit.mysql.sql import change_master_sql
+from hakit.mysql.sql import HEARTBEAT_PERIOD, change_master_sql
 from hakit.mysql.tls import FILES_SCRIPT, judge_files, probe_files, pymysql_tls, replica_tls
 from hakit.pair.init import InitRun, _database, _preflight
 from hakit.remote.fake import FakeRunner
@@ -117,8 +117,8 @@ def test_tls_enabled_without_a_file_is_refused():
 def test_change_master_with_tls_passes_every_value_as_a_parameter():
     tls = ReplicaTls("/etc/mysql/tls/ca.pem", "/etc/mysql/tls/node.pem", "/etc/mysql/tls/node.key")
     sql, args = change_master_sql("10.0.0.12", 3306, "hakit_repl", "pa'ss", tls)
-    assert sql.count("%s") == len(args) == 7
-    assert args == ("10.0.0.12", 3306, "hakit_repl", "pa'ss", tls.ca, tls.cert, tls.key)
+    assert sql.count("%s") == len(args) == 8
+    assert args == ("10.0.0.12", 3306, "hakit_repl", "pa'ss", HEARTBEAT_PERIOD, tls.ca, tls.cert, tls.key)
     for value in ("10.0.0.12", "hakit_repl", "pa'ss", "/etc/mysql"):
         assert value not in sql  # nothing formatted into the statement
     assert re.search(r"MASTER_SSL = 1, MASTER_SSL_CA = %s, MASTER_SSL_CERT = %s, MASTER_SSL_KEY = %s, "
@@ -128,7 +128,7 @@ def test_change_master_with_tls_passes_every_value_as_a_parameter():
 
 def test_change_master_without_tls_turns_it_off():
     sql, args = change_master_sql("10.0.0.12", 3306, "hakit_repl", "pw")
-    assert sql.endswith("MASTER_SSL = 0") and "MASTER_SSL_CA" not in sql and len(args) == 4 == sql.count("%s")
+    assert sql.endswith("MASTER_SSL = 0") and "MASTER_SSL_CA" not in sql and len(args) == 5 == sql.count("%s")
 
 
 def test_point_replica_at_runs_change_master_unlogged_with_tls(monkeypatch):

@@ -69,6 +69,9 @@ GRANT SELECT ON `hakit`.* TO 'opsview'@'198.51.100.12';
 -- replicate from the peer by GTID; stopping first makes a re-run converge (CHANGE MASTER
 -- refuses to run while replication runs), and hakit starts it again after its checks.
 -- MASTER_SSL is always named: CHANGE MASTER keeps every option it does not name.
+-- A heartbeat every second (hakit.mysql.sql.HEARTBEAT_PERIOD, the same in hakit's own CHANGE
+-- MASTER): the peer's dump thread for a replica that died goes within two (the peer counts the
+-- replicas that receive from it).
 STOP SLAVE;
 CHANGE MASTER TO
   MASTER_HOST = '198.51.100.12',
@@ -76,5 +79,6 @@ CHANGE MASTER TO
   MASTER_USER = 'repl',
   MASTER_PASSWORD = 'FAKEreplicationPassw0rdForTests',
   MASTER_USE_GTID = slave_pos,
+  MASTER_HEARTBEAT_PERIOD = 1,
   MASTER_SSL = 0,
   MASTER_CONNECT_RETRY = 10;
