@@ -129,6 +129,18 @@ class Auditor:
             self._violate(step, "acknowledged writes kept",
                           f"{len(lost)} ids acknowledged to {writer} missing on {active}: {shown}")
 
+    def semi_sync_alone(self, step: int, active: str, peer: str, enabled: bool) -> None:
+        """While the peer's server is down (killed, or its node powered off) nothing receives from
+        the active: its semi-sync stays off. On, each commit waits for an acknowledgement nobody
+        sends, and one waiting holds back the active's demotion (CI: the role's stop killed the
+        server, and the restarted one could not take the role back: no active at all). The dead
+        peer's dump thread, lingering on the active, was taken for a replica that receives."""
+        rule = "semi-sync off while nothing receives"
+        self._check(rule)
+        if enabled:
+            self._violate(step, rule, f"{active}'s semi-sync is on while {peer}'s server is down: its commits wait "
+                                      f"for an acknowledgement nobody sends")
+
     def monitoring_state(self, step: int, active: str, *, shipped: bool, kept: bool | None) -> None:
         """The same view of the data after the fault (issue 25): a downtime and a comment made on
         the active's Nagios before the fault reached the standby's copy (on a shared disk: the

@@ -28,7 +28,9 @@ After each step: at most one writable node and the VIP on at most one node at ev
 the generation never lower than before, the VIP on exactly one node and it the writable one,
 every write acknowledged to any of the writers on the active, no resource active twice
 (``crm_mon``), the two nodes' tables equal (once the standby has caught up with the writers
-stopped), every operation converged. And the same view of the data (issue 25): before each
+stopped), every operation converged; after a takeover over a dead server (``kill-node``,
+``kill-mysqld``, ``hang``, ``interrupt-takeover``), while that server is down, the new active's
+semi-sync off (nothing receives from it). And the same view of the data (issue 25): before each
 fault a downtime and a comment are made on the active's Nagios and must reach the standby's
 copy of the monitoring state within the bound; after it, the active's Nagios shows them.
 """
@@ -51,16 +53,25 @@ from hakit.lab.audit import Auditor
 from hakit.lab.driver import HAKIT, PairDriver, node_exec, run_hakit
 from hakit.mysql.sql import MONITORING_STATE_TABLE
 
+#: how long after a takeover over a dead peer the new active's semi-sync is looked at (seconds): its
+#: watcher looks every 2 s and counts a replica connection once seen for 3 s
+SEMI_SYNC_LOOK = 6.0
+
 #: the campaign's first fault model, then the faults that real data centres see (issue 21): a
 #: database that hangs, a link between the nodes lost while both still reach the router (both
 #: ways, or one), a long statement during a clean stack stop, the standby's database crashing,
 #: a slow link
 CLASSIC = ("kill-node", "kill-mysqld", "partition", "stop-stack", "interrupt-switchover", "interrupt-resync")
 KINDS = CLASSIC + ("hang", "peer-partition", "one-way", "long-write-stop", "kill-mysqld-standby", "slow-link",
-                   "interrupt-takeover", "full-disk", "resync-active-dies")
+                   "interrupt-takeover", "full-disk", "resync-active-dies", "kill-mysqld-quiet")
+#: faults played while no client writes (the writers start once the new active's semi-sync was
+#: looked at): the dead server's replication connection to its peer is torn down by the next
+#: thing sent on it, and with writes that comes at once; without, it lingered, and the peer's
+#: watcher took it for a replica that receives (CI)
+QUIET = ("kill-mysqld-quiet",)
 #: faults whose node is always the active, or always the standby; the others strike either
 ON_ACTIVE = ("kill-node", "kill-mysqld", "interrupt-switchover", "hang", "long-write-stop", "interrupt-takeover",
-             "full-disk")
+             "full-disk", "kill-mysqld-quiet")
 ON_STANDBY = ("interrupt-resync", "kill-mysqld-standby", "resync-active-dies")
 #: faults that last a drawn 3-8 s before they are undone (the others are killed after 0.2-4 s)
 LASTING = ("partition", "peer-partition", "one-way", "slow-link")
@@ -282,12 +293,38 @@ class Campaign:
 
     # ------------------------------------------------------------------ the faults
 
-    def _kill(self, report: StepReport, kind: str) -> None:
+    def _kill(self, report: StepReport, kind: str, *, then: Callable[[], object] | None = None) -> None:
+        """``then``: run once the new active's semi-sync was looked at (the quiet kill's writers).
+        The quiet kill is followed at once by the operator's takeover, racing the stack's own
+        failover: the new active's watcher then starts within a second or two of the death."""
         node = report.node
-        self.lab.fault(kind, node)
+        self.lab.fault("kill-mysqld" if kind == "kill-mysqld-quiet" else kind, node)
+        if kind == "kill-mysqld-quiet":
+            standby = next(n for n in self.pair if n != node)
+            done = run_hakit(self.lab.inventory, "takeover", "--yes", "--node", standby, timeout=600)
+            report.notes.append(f"takeover at once: exit {done.returncode}"
+                                + (f" ({done.stderr.strip()[-160:]})" if done.returncode else ""))
         after = self.lab.wait("a new active", lambda d: d.get("active") not in (None, node), timeout=180)
         report.notes.append(f"{after['active']} took over")
+        self._semi_sync_alone(report, after["active"], node)
+        if then is not None:
+            then()
         self._bring_back(node)
+
+    def _semi_sync_alone(self, report: StepReport, active: str | None, dead: str) -> None:
+        """The new active's semi-sync, :data:`SEMI_SYNC_LOOK` seconds after the takeover, while the
+        old active's server is still down (audited only then: nothing receives from the active)."""
+        if not self.semi_sync or active in (None, dead):
+            return
+        self.clock.sleep(SEMI_SYNC_LOOK)
+        try:
+            if self._alive(dead) and node_exec(self.lab.dir, dead, ["sh", "-c", "pgrep -x mariadbd || true"]).strip():
+                return  # its server runs (a hung one not killed, or started again): not judged
+            enabled = node_exec(self.lab.dir, active, ["mariadb", "-N", "-e", "SELECT @@rpl_semi_sync_master_enabled"])
+        except Exception as exc:  # noqa: BLE001 - the active changed meanwhile: noted, not judged
+            report.notes.append(f"semi-sync not looked at on {active}: {exc}"[:200])
+            return
+        self.auditor.semi_sync_alone(report.index, active, dead, enabled.strip() == "1")
 
     def _alive(self, node: str) -> bool:
         from hakit.lab import lifecycle as labmod
@@ -314,6 +351,7 @@ class Campaign:
         self.lab.fault("hang", node)
         after = self.lab.wait("a new active", lambda d: d.get("active") not in (None, node), timeout=240)
         report.notes.append(f"{after['active']} took over")
+        self._semi_sync_alone(report, after["active"], node)  # judged once the stop killed the server
         self.lab.fault("resume", node)
         self._bring_back(node)
 
@@ -506,12 +544,15 @@ class Campaign:
         before = len(self.auditor.violations)
         sampler = WritableSampler(self._inits, [self.pair], vips=[self.lab.vip()], device=self.device)
         sampler.start()
-        writer = self.lab.writer().start()
-        inside = self._inside_writers()
+        writer = self.lab.writer()
+        quiet = fault.kind in QUIET
+        if not quiet:
+            writer.start()
+        inside = {} if quiet else self._inside_writers()
         started = self.clock.monotonic()
         try:
-            if fault.kind in ("kill-node", "kill-mysqld"):
-                self._kill(report, fault.kind)
+            if fault.kind in ("kill-node", "kill-mysqld", "kill-mysqld-quiet"):
+                self._kill(report, fault.kind, then=writer.start if quiet else None)
             elif fault.kind in LASTING:
                 self._cut(report, fault.kind)
             elif fault.kind == "hang":
@@ -531,6 +572,7 @@ class Campaign:
                 # the operator's takeover racing the stack's own failover, killed half-way
                 self.lab.fault("kill-mysqld", node)
                 self._interrupted(report, ["takeover", "--yes", "--node", standby], then_nothing_to_do=False)
+                self._semi_sync_alone(report, self.lab.status().get("active"), node)
                 self._bring_back(node)
             elif fault.kind == "resync-active-dies":
                 self._active_dies_during_resync(report)

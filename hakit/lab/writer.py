@@ -163,7 +163,8 @@ class Writer:
 
     def stop(self) -> None:
         self._halt.set()
-        self._thread.join(timeout=30)
+        if self._thread.ident is not None:  # never started: nothing to wait for
+            self._thread.join(timeout=30)
 
     def __enter__(self) -> Writer:
         return self.start()

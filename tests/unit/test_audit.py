@@ -190,3 +190,12 @@ def test_the_sampler_reads_a_node_s_mounts_from_its_mount_table(tmp_path, monkey
     monkeypatch.setattr(writer, "Path", fake)
     assert writer.mounts(42, "/dev/loop0") and not writer.mounts(42, "/dev/loop1")
     assert not writer.mounts(43, "/dev/loop0")  # a node that is gone has nothing mounted
+
+
+def test_semi_sync_on_while_the_peer_s_server_is_down_is_a_violation():
+    auditor = Auditor([["n1", "n2"]])
+    auditor.semi_sync_alone(3, "n2", "n1", enabled=False)
+    assert auditor.ok and auditor.checks["semi-sync off while nothing receives"] == 1
+    auditor.semi_sync_alone(4, "n2", "n1", enabled=True)
+    assert not auditor.ok and auditor.checks["semi-sync off while nothing receives"] == 2
+    assert "step 4" in str(auditor.violations[0]) and "n1's server is down" in str(auditor.violations[0])

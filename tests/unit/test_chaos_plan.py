@@ -18,7 +18,7 @@ def test_every_kind_is_drawn_with_sensible_targets_and_delays():
     assert {f.kind for f in faults} == set(KINDS)
     for f in faults:
         if f.kind in ("kill-node", "kill-mysqld", "interrupt-switchover", "hang", "long-write-stop",
-                      "interrupt-takeover", "full-disk"):
+                      "interrupt-takeover", "full-disk", "kill-mysqld-quiet"):
             assert f.target == "active"
         if f.kind in ("interrupt-resync", "kill-mysqld-standby", "resync-active-dies"):
             assert f.target == "standby"
@@ -36,7 +36,7 @@ def test_every_kind_is_drawn_with_sensible_targets_and_delays():
 def test_the_faults_that_really_happen_are_in_the_campaign_and_can_be_drawn_alone():
     # issue 21: the fault model that left two writable nodes, now in every campaign
     assert {"hang", "peer-partition", "one-way", "long-write-stop", "kill-mysqld-standby", "slow-link",
-            "full-disk", "resync-active-dies"} <= set(KINDS)
+            "full-disk", "resync-active-dies", "kill-mysqld-quiet"} <= set(KINDS)
     only = draw(3, 30, ("hang", "peer-partition"))
     assert {f.kind for f in only} == {"hang", "peer-partition"}
     from hakit.errors import InputError
