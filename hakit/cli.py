@@ -322,7 +322,7 @@ def status(ctx: Context, as_json: bool) -> None:
 @_with_inventory
 def check(ctx: Context) -> None:
     """Nagios plugin: one status line with perfdata; exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN."""
-    from hakit.failover.observe import observe
+    from hakit.failover.observe import observe, with_stack_holds
     from hakit.failover.snapshot import derive_state
     from hakit.status.check import unfenced, unknown, verdict
 
@@ -333,7 +333,8 @@ def check(ctx: Context) -> None:
         result = unknown(str(exc))
     else:
         try:
-            snap = observe(inv, world, shipped=True)
+            # from an admin machine (SSH): the stack's holds too, a group left unmanaged or pinned
+            snap = with_stack_holds(inv, world, observe(inv, world, shipped=True))
         finally:
             world.close()
         result = verdict(snap, derive_state(snap), inv.settings.failover, inv.settings.mysql.semi_sync.enabled,

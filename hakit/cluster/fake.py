@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from hakit.cluster.port import PACEMAKER, InitLoad, StackTraits
+from hakit.cluster.port import PACEMAKER, InitLoad, MoveConstraint, StackTraits
 from hakit.errors import OperationFailed, SafetyRefusal
 
 
@@ -33,6 +33,8 @@ class FakeStack:
     held: bool = False
     maintenance: bool = False
     failures: set[str] = field(default_factory=set)
+    #: what :meth:`move_constraints` answers (Pacemaker's traits only: heartbeat has none)
+    constraints: tuple[MoveConstraint, ...] = ()
     #: every call, as (method, arguments...)
     calls: list[tuple[Any, ...]] = field(default_factory=list)
     #: every node :meth:`move` or :meth:`follow` was asked to run the group on, in order
@@ -51,6 +53,12 @@ class FakeStack:
         if not self.traits.holds or not self.known or not reachable:
             return None
         return self.held
+
+    def move_constraints(self, reachable: list[str]) -> tuple[MoveConstraint, ...] | None:
+        self.calls.append(("move_constraints", tuple(reachable)))
+        if not self.traits.holds or not self.known or not reachable:
+            return None
+        return self.constraints
 
     def _run_on(self, method: str, node: str) -> None:
         self.moves.append(node)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from hakit.clock import SYSTEM_CLOCK, Clock
 from hakit.clock import wait_until as clock_wait
 from hakit.cluster.paths import HEARTBEAT_DIR
-from hakit.cluster.port import HEARTBEAT, InitLoad, StackTraits
+from hakit.cluster.port import HEARTBEAT, InitLoad, MoveConstraint, StackTraits
 from hakit.cluster.stack import chosen_active, wait_monitoring
 from hakit.errors import HakitError, OperationFailed, SafetyRefusal
 from hakit.inventory.model import Inventory, Pair
@@ -175,6 +175,10 @@ class HeartbeatStack:
 
     def unmanaged(self, reachable: list[str]) -> bool | None:
         """heartbeat's group is never held: not known."""
+        return None
+
+    def move_constraints(self, reachable: list[str]) -> tuple[MoveConstraint, ...] | None:
+        """heartbeat has no constraints: not known."""
         return None
 
     def move(self, node: str) -> None:

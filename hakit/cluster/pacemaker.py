@@ -14,7 +14,7 @@ from html import escape
 
 from hakit.clock import SYSTEM_CLOCK, Clock
 from hakit.clock import wait_until as clock_wait
-from hakit.cluster.port import PACEMAKER, InitLoad, StackTraits
+from hakit.cluster.port import PACEMAKER, InitLoad, MoveConstraint, StackTraits
 from hakit.cluster.stack import chosen_active, db_group, wait_monitoring
 from hakit.errors import HakitError, OperationFailed
 from hakit.inventory.model import Inventory
@@ -43,6 +43,26 @@ def prefer(runner: Runner, group: str, node: str) -> None:
     xml = (f'<rsc_location id="cli-prefer-{g}" rsc="{g}" role="Started" node="{n}" '
            f'score="INFINITY"/>')
     runner.run(["cibadmin", "--modify", "--allow-create", "--scope", "constraints", "--xml-text", xml], timeout=30)
+
+
+def move_constraints_in(xml: str) -> tuple[MoveConstraint, ...]:
+    """The move constraints (``cli-prefer-*``, ``cli-ban-*``) in the CIB's constraints section
+    (``cibadmin --query --scope constraints``). The node is the constraint's own, or that of its
+    rule's ``#uname`` expression (``crm_resource --move --lifetime`` writes a rule)."""
+    import xml.etree.ElementTree as ET
+
+    found = []
+    for loc in ET.fromstring(xml).iter("rsc_location"):
+        cid = loc.get("id", "")
+        if not cid.startswith(("cli-prefer-", "cli-ban-")):
+            continue
+        node = loc.get("node")
+        if node is None:
+            node = next((e.get("value") for e in loc.iter("expression") if e.get("attribute") == "#uname"), None)
+        rule = loc.find("rule")
+        score = loc.get("score") or (rule.get("score") if rule is not None else None) or ""
+        found.append(MoveConstraint(cid, loc.get("rsc", ""), node, cid.startswith("cli-ban-"), score))
+    return tuple(found)
 
 
 def _manage(runner: Runner, group: str) -> None:
@@ -286,6 +306,24 @@ class PacemakerStack:
                 return out.stdout.strip().lower() in ("false", "no", "0", "off")
             if "No such device" in out.stderr or "not found" in out.stderr.lower() or out.exited in (6, 105):
                 return False  # the attribute is not set: managed
+        return None
+
+    def move_constraints(self, reachable: list[str]) -> tuple[MoveConstraint, ...] | None:
+        """The CIB's move constraints (:func:`move_constraints_in`), from the first reachable node
+        that answers."""
+        import xml.etree.ElementTree as ET
+
+        for name in self._asked(reachable):
+            try:
+                out = self.runners[name].run(["cibadmin", "--query", "--scope", "constraints"], warn=True,
+                                             timeout=15)
+            except HakitError:
+                continue
+            if out.ok:
+                try:
+                    return move_constraints_in(out.stdout)
+                except ET.ParseError:
+                    continue
         return None
 
     def move(self, node: str) -> None:

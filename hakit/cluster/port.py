@@ -76,6 +76,24 @@ HEARTBEAT = StackTraits(
     daemons=("heartbeat",),
     programs={"cl_status": "heartbeat", "ping": "iputils-ping"})
 
+@dataclass(frozen=True)
+class MoveConstraint:
+    """A constraint that pins a resource to a node or bans it from one: Pacemaker's
+    ``cli-prefer-*`` and ``cli-ban-*``, which ``crm_resource --move`` and ``--ban`` make, and which
+    hakit places while it moves the group and removes after (``crm_resource --clear``)."""
+
+    id: str
+    resource: str
+    node: str | None  #: None: the constraint names no node hakit can read (a rule of another kind)
+    ban: bool
+    score: str
+
+    def __str__(self) -> str:
+        where = self.node or "a node its rule chooses"
+        return (f"{self.id} ({self.resource} banned from {where})" if self.ban
+                else f"{self.id} ({self.resource} pinned to {where}, score {self.score})")
+
+
 #: the traits of every stack, by the inventory's word
 TRAITS: dict[str, StackTraits] = {t.name: t for t in (PACEMAKER, HEARTBEAT)}
 
@@ -99,6 +117,13 @@ class Stack(Protocol):
     def unmanaged(self, reachable: list[str]) -> bool | None:
         """Whether the database group is held (unmanaged, what :meth:`hold` sets); None when not
         known (a stack without monitors to hold, or no node to ask)."""
+
+    def move_constraints(self, reachable: list[str]) -> tuple[MoveConstraint, ...] | None:
+        """The move constraints in the cluster (:class:`MoveConstraint`): a hakit killed while it
+        moved the group leaves its own, and an operator's ``crm_resource --move`` stays until
+        cleared. Either keeps the group where it says: a failback nobody asked for once the
+        pinned node can run it, or no failover to a banned node. None when not known (a stack
+        without them, or no node to ask)."""
 
     # ---- moving the group
 

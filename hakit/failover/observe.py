@@ -239,6 +239,20 @@ def observe(inv: Inventory, world: World, *, operation: str | None = None, opera
                     maintenance=maintenance or any(v.maintenance for v in views.values()))
 
 
+def with_stack_holds(inv: Inventory, world: World, snap: Snapshot) -> Snapshot:
+    """``snap`` with what holds the stack's group: unmanaged, or a move constraint
+    (:meth:`hakit.cluster.port.Stack.move_constraints`), asked of the reachable database nodes
+    this world has a runner for (``hakit check`` as the monitoring user on a node has none: not
+    known, as before)."""
+    from dataclasses import replace
+
+    reachable = [v.name for v in snap.db_nodes if v.reachable and v.name in world.runners]
+    if not reachable:
+        return snap
+    return replace(snap, stack_unmanaged=stack_unmanaged(inv, world, reachable),
+                   stack_constraints=world.stack_of(inv).move_constraints(reachable))
+
+
 # --------------------------------------------------------------------------- an operation's snapshot
 
 
@@ -252,8 +266,10 @@ def observe_operation(inv: Inventory, world: World, journal: Journal | None, *, 
                          pool.map(lambda n: observe_node(inv, world, n, shipped=shipped), inv.nodes), strict=True))
         reachable = [n for n, v in views.items() if v.reachable]
         held = pool.submit(stack_unmanaged, inv, world, reachable)
+        pinned = pool.submit(lambda: world.stack_of(inv).move_constraints(reachable))
         running_on = stack_view(inv, world, reachable)
         unmanaged = held.result()
+        constraints = pinned.result()
     open_op = journal.open_operation() if journal is not None else None
     db_pair, app_pair = inv.db_pair, inv.app_pair
     app_views = () if app_pair is db_pair else tuple(views[n] for n in app_pair.node_names)
@@ -262,7 +278,7 @@ def observe_operation(inv: Inventory, world: World, journal: Journal | None, *, 
                     operation_target=(open_op.params.get("target") if open_op else None),
                     operation_strategy=(open_op.params.get("strategy") if open_op else None),
                     generation_floor=max([read_floor(inv)] + [v.generation_floor for v in views.values()]),
-                    stack_running_on=running_on, stack_unmanaged=unmanaged,
+                    stack_running_on=running_on, stack_unmanaged=unmanaged, stack_constraints=constraints,
                     maintenance=any(v.maintenance for v in views.values()))
     raise_floor(inv, cluster_generation(snap))
     return snap

@@ -283,6 +283,11 @@ def plan_takeover(ctx: Context, snap: Snapshot, request: Request) -> Plan | Refu
     else:
         if not _resources_on(snap, target.name) or promoting:
             steps.append(_move(ctx, target.name, ""))
+        elif snap.stack_constraints:
+            # a takeover killed while the stack followed it left its move constraint (the group
+            # would come back to the pinned node whenever it could): the move clears it
+            steps.append(_move(ctx, target.name, f"; it clears the move constraint left behind "
+                                                 f"({', '.join(c.id for c in snap.stack_constraints)})"))
         if writable and not target.writable:
             steps += writable
     if promoting:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from hakit.cluster.port import MoveConstraint
 from hakit.mysql.facts import DbFacts, ShippedState
 
 #: under this much room a node's data disk counts as full
@@ -89,6 +90,8 @@ class Snapshot:
     stack_running_on: tuple[str, ...] | None = None
     #: Pacemaker holds the database group unmanaged (hakit moving it itself; None: not observed)
     stack_unmanaged: bool | None = None
+    #: the stack's move constraints (Pacemaker's cli-prefer/cli-ban; None: not observed)
+    stack_constraints: tuple[MoveConstraint, ...] | None = None
 
     def node(self, name: str) -> NodeView:
         for view in self.db_nodes + self.app_nodes:
@@ -224,6 +227,17 @@ def derive_state(snap: Snapshot) -> ClusterState:
                                                      "over by itself; re-run it from the machine that started it, or "
                                                      "give the group back: crm_resource --resource hakit (hakit-db on "
                                                      "four nodes) --meta --delete-parameter is-managed", stale=stale)
+    if snap.stack_constraints and snap.operation not in ("switchover", "takeover") and not snap.maintenance:
+        shown = "; ".join(str(c) for c in snap.stack_constraints)
+        clear = "; ".join(dict.fromkeys(f"crm_resource --resource {c.resource} --clear"
+                                        for c in snap.stack_constraints))
+        return ClusterState("degraded", active.name, f"a move constraint holds the database group where it says: "
+                                                     f"{shown}. A hakit operation killed while it moved the group "
+                                                     f"leaves it, and so does crm_resource --move or --ban by hand; "
+                                                     f"Pacemaker then moves the group back whenever the pinned node "
+                                                     f"can run it (a failback nobody asked for), or never fails over "
+                                                     f"to a banned node. Re-run the interrupted operation, or: {clear}",
+                            stale=stale)
     if active.stack_running is False and not snap.maintenance:
         return ClusterState("degraded", active.name, f"{active.name}: the cluster stack is not running there: "
                                                      f"nothing fails over from it", stale=stale)

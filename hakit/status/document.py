@@ -75,6 +75,8 @@ def status_document(snap: Snapshot, state: ClusterState, *, anti_flap_seconds: f
         "operation": ({"name": snap.operation, "target": snap.operation_target} if snap.operation else None),
         "stack_running_on": list(snap.stack_running_on) if snap.stack_running_on is not None else None,
         "stack_unmanaged": snap.stack_unmanaged,
+        "stack_constraints": ([{"id": c.id, "resource": c.resource, "node": c.node, "ban": c.ban, "score": c.score}
+                               for c in snap.stack_constraints] if snap.stack_constraints is not None else None),
         "monitoring_state": shipped.document() if shipped is not None else None,
         "nodes": nodes,
     }

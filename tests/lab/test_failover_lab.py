@@ -446,6 +446,8 @@ def test_hakit_killed_in_the_middle_of_a_takeover_converges_when_re_run(pair, ca
     assert doc["generation"] >= 6 and doc["operation"] is None
     writable = [n for n, v in doc["nodes"].items() if v["writable"]]
     assert writable == ["n2"]
+    # Pacemaker: no move constraint left to pull the group back later (heartbeat has none: null)
+    assert doc["stack_constraints"] == ([] if pair.stack == "pacemaker" else None), doc["stack_constraints"]
 
 
 # --------------------------------------------------------------------------- 7. the stack sent to a dead database

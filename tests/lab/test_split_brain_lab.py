@@ -62,6 +62,54 @@ def status(lab: Lab, capsys) -> dict:
     return json.loads(out)
 
 
+def test_a_move_constraint_left_by_a_killed_switchover_is_degraded_from_any_admin_machine(pacemaker_pair, capsys,
+                                                                                           tmp_path):
+    """A hakit killed while Pacemaker follows its switchover (its move constraint placed, the
+    group managed again, the constraint not cleared yet) leaves cli-prefer-hakit INFINITY on the
+    target: Pacemaker would move the group back there whenever it could, a failback nobody asked
+    for. Another admin machine (no journal) said healthy; it now says degraded, naming the
+    constraint and the command that clears it. The re-run finishes and clears it."""
+    import json
+    import signal
+
+    from labkit import other_admin
+
+    lab = pacemaker_pair
+    inv = str(lab.dir / "inventory.yml")
+    elsewhere = str(other_admin(lab, tmp_path / "other"))
+
+    def pinned() -> bool:  # the constraint there and the group managed: between prefer and clear
+        cib = lab.host("n1").run("cibadmin --query --scope constraints").stdout
+        held = lab.host("n1").run("crm_resource --resource hakit --meta --get-parameter is-managed").stdout
+        return 'id="cli-prefer-hakit"' in cib and "false" not in held
+
+    assert status(lab, capsys)["state"] == "healthy"
+    proc = subprocess.Popen([HAKIT, "-i", inv, "switchover", "--yes", "--node", "n2"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        _wait_until("the move constraint placed and the group managed again", pinned, timeout=120, interval=0.05)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=30)
+    code, out, err = hakit(capsys, "-i", elsewhere, "status", "--json")
+    doc = json.loads(out)
+    assert doc["operation"] is None  # that machine knows of no operation
+    assert doc["state"] == "degraded", doc["reason"]
+    assert "cli-prefer-hakit (hakit pinned to n2" in doc["reason"], doc["reason"]
+    assert "crm_resource --resource hakit --clear" in doc["reason"]
+    assert [c["id"] for c in doc["stack_constraints"]] == ["cli-prefer-hakit"]
+    code, out, err = hakit(capsys, "-i", elsewhere, "check")
+    assert code == 2 and "cli-prefer-hakit" in out, out + err  # CRITICAL, as a group left unmanaged
+    code, out, err = hakit(capsys, "-i", inv, "switchover", "--yes", "--node", "n2")
+    assert code == 0, out + err
+    doc = status(lab, capsys)
+    assert doc["state"] == "healthy" and doc["active"] == "n2" and doc["stack_constraints"] == [], doc
+    code, out, err = hakit(capsys, "-i", inv, "switchover", "--yes", "--node", "n1")  # as the next test wants it
+    assert code == 0, out + err
+
+
 def test_a_standby_whose_applier_stopped_on_an_error_is_promoted_only_when_the_operator_accepts_the_loss(
         pacemaker_pair, capsys):
     """Issue 22 (7, 8), docs/automatic.md "The lag policy": the standby's SQL thread stopped on

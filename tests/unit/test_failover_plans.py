@@ -14,6 +14,7 @@ from unitkit import EXAMPLES
 
 from hakit.clock import FakeClock
 from hakit.cluster.fake import FakeStack
+from hakit.cluster.port import MoveConstraint
 from hakit.errors import OperationFailed, SafetyRefusal
 from hakit.failover.actions import Operator
 from hakit.failover.executor import Executor
@@ -126,6 +127,10 @@ TAKEOVER_PLANS = [
     ("the stack already promoted n2 and moved everything",
      snap(None, facts(False, gen=2, promoted="n2", server=2), vip="n2", reach=(False, True)),
      Request("takeover"), [], "nothing to do"),
+    ("everything on n2, but a takeover killed in the stack's follow left its move constraint",
+     snap(None, facts(False, gen=2, promoted="n2", server=2), vip="n2", reach=(False, True),
+          stack_constraints=(MoveConstraint("cli-prefer-hakit", "hakit", "n2", False, "INFINITY"),)),
+     Request("takeover"), ["move_resources"], "promote n2"),
     ("the VIP is on n2 but the stack still runs the group on n1",
      snap(None, facts(False, gen=2, promoted="n2", server=2), vip="n2", reach=(False, True),
           stack_running_on=("n1",)),
@@ -1452,3 +1457,95 @@ def test_an_unequal_rejoin_goes_on_as_a_copy_in_the_same_command(inv, monkeypatc
     with pytest.raises(OperationFailed, match="some other failure"):
         operate.run_operation(inv, None, World(), Request("resync"), say=said.append)
     assert runs == ["x"]
+
+
+# --------------------------------------------------------------------------- a move constraint left behind
+
+
+CONSTRAINTS = """<constraints>
+  <rsc_location id="location-hakit-connected" rsc="hakit"><rule id="r1" score="-INFINITY" boolean-op="or">
+    <expression id="e1" attribute="pingd" operation="not_defined"/></rule></rsc_location>
+  <rsc_location id="cli-prefer-hakit" rsc="hakit" role="Started" node="n2" score="INFINITY"/>
+  <rsc_location id="cli-ban-hakit-on-n1" rsc="hakit" role="Started" node="n1" score="-INFINITY"/>
+  <rsc_location id="cli-prefer-hakit-vip" rsc="hakit-vip" role="Started">
+    <rule id="cli-prefer-rule-hakit-vip" score="INFINITY" boolean-op="and">
+      <expression id="e2" attribute="#uname" operation="eq" value="n1" type="string"/>
+      <date_expression id="d1" operation="lt" end="2026-12-07 05:00:00 Z"/></rule></rsc_location>
+</constraints>"""
+
+
+def test_the_move_constraints_are_read_from_the_cib_and_nothing_else():
+    from hakit.cluster.pacemaker import move_constraints_in
+    from hakit.cluster.port import MoveConstraint
+
+    found = move_constraints_in(CONSTRAINTS)
+    assert found == (MoveConstraint("cli-prefer-hakit", "hakit", "n2", False, "INFINITY"),
+                     MoveConstraint("cli-ban-hakit-on-n1", "hakit", "n1", True, "-INFINITY"),
+                     MoveConstraint("cli-prefer-hakit-vip", "hakit-vip", "n1", False, "INFINITY"))
+    assert str(found[0]) == "cli-prefer-hakit (hakit pinned to n2, score INFINITY)"
+    assert str(found[1]) == "cli-ban-hakit-on-n1 (hakit banned from n1)"
+    assert move_constraints_in("<constraints/>") == ()
+
+
+def test_a_move_constraint_left_behind_is_degraded_and_says_how_to_clear_it(tmp_path):
+    """A hakit killed between placing its move constraint and clearing it (or an operator's
+    crm_resource --move) left cli-prefer INFINITY: status said healthy, and Pacemaker would move
+    the group back to the pinned node whenever it could. Now degraded, naming the constraint and
+    the command that clears it; not while this machine's switchover runs (it places its own)."""
+    import shutil
+
+    from hakit.cluster.pacemaker import move_constraints_in
+    from hakit.failover.snapshot import derive_state
+    from hakit.remote.fake import FakeRunner
+
+    left = move_constraints_in(CONSTRAINTS)[:1]
+    state = derive_state(replace(healthy(), stack_constraints=left))
+    assert state.name == "degraded" and "cli-prefer-hakit (hakit pinned to n2" in state.reason
+    assert "crm_resource --resource hakit --clear" in state.reason and "failback" in state.reason
+    both = derive_state(replace(healthy(), stack_constraints=move_constraints_in(CONSTRAINTS)))
+    assert both.reason.count("crm_resource --resource hakit --clear") == 1  # one command per resource
+    assert "crm_resource --resource hakit-vip --clear" in both.reason
+    assert derive_state(replace(healthy(), stack_constraints=())).name == "healthy"
+    assert derive_state(replace(healthy(), stack_constraints=None)).name == "healthy"  # not known
+    assert derive_state(replace(healthy(), stack_constraints=left, operation="switchover",
+                                operation_target="n2")).name == "switching"
+    assert derive_state(replace(healthy(), stack_constraints=left, maintenance=True)).name != "degraded"
+    # read from the first node that answers; a node that does not is skipped
+    shutil.copy(EXAMPLES / "two-node-pacemaker.yml", tmp_path / "inventory.yml")
+    pinv = load_inventory(tmp_path / "inventory.yml")
+    down = FakeRunner("nagios1").on("cibadmin", exited=102, stderr="Could not connect to the CIB")
+    up = FakeRunner("nagios2").on("cibadmin", "--query", "--scope", "constraints", stdout=CONSTRAINTS)
+    stack = World({"nagios1": down, "nagios2": up}, {}).stack_of(pinv)
+    assert stack.move_constraints(["nagios1", "nagios2"]) == move_constraints_in(CONSTRAINTS)
+    assert stack.move_constraints(["nagios1"]) is None and stack.move_constraints([]) is None
+
+
+def test_the_status_document_lists_the_move_constraints():
+    from hakit.cluster.pacemaker import move_constraints_in
+    from hakit.failover.snapshot import derive_state
+    from hakit.status.document import status_document
+
+    snap = replace(healthy(), stack_constraints=move_constraints_in(CONSTRAINTS)[:1])
+    doc = status_document(snap, derive_state(snap))
+    assert doc["stack_constraints"] == [{"id": "cli-prefer-hakit", "resource": "hakit", "node": "n2", "ban": False,
+                                         "score": "INFINITY"}]
+    assert doc["state"] == "degraded"
+    assert status_document(healthy(), derive_state(healthy()))["stack_constraints"] is None
+
+
+def test_check_from_an_admin_machine_reads_the_stack_s_holds_and_as_the_monitoring_user_does_not(tmp_path):
+    """``hakit check`` (:func:`hakit.failover.observe.with_stack_holds`): with SSH to the nodes
+    (an admin machine), a group left pinned or unmanaged is seen; on a node as the monitoring
+    user (no runner), not known, as before."""
+    from hakit.cluster.fake import FakeStack
+    from hakit.cluster.pacemaker import move_constraints_in
+    from hakit.failover.observe import with_stack_holds
+    from hakit.remote.fake import FakeRunner
+
+    pinned = move_constraints_in(CONSTRAINTS)[:1]
+    stack = FakeStack(holder="n1", constraints=pinned)
+    snap = with_stack_holds(inv, World({"n1": FakeRunner("n1")}, {}, stack=stack), healthy())
+    assert snap.stack_constraints == pinned and snap.stack_unmanaged is False
+    assert ("move_constraints", ("n1",)) in stack.calls
+    alone = with_stack_holds(inv, World({}, {}, stack=FakeStack(constraints=pinned)), healthy())
+    assert alone.stack_constraints is None and alone.stack_unmanaged is None
