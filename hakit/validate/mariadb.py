@@ -172,7 +172,9 @@ def check_mysql_sql(art: Artefact, ctx: CheckContext) -> list[CheckResult]:
                 line for line in tail.splitlines() if "ERROR" in line))]
         res = _sql(ctx, socket, art.content.decode("utf-8"))
         if res.returncode != 0 or res.timed_out:
-            return [ctx.result(check, art, False, fail_detail(res, "mariadb"))]
+            # the client's error line names the line and the words it stopped at; the statement
+            # it echoes before it (--verbose in batch mode) would push that line out of the detail
+            return [ctx.result(check, art, False, fail_detail(res, "mariadb", keep=lambda line: "ERROR" in line))]
         read_only = _sql(ctx, socket, "SELECT @@global.read_only;\n")
         problems = []
         if read_only.stdout.strip() != "1":
