@@ -112,12 +112,25 @@ def known_hosts_path(inv: Inventory) -> Path:
 
 
 def _record_known_hosts(run: InitLoad, hosts: list[str], publics: list[list[str]]) -> bool:
-    path = known_hosts_path(run.inv)
+    """The admin machine's known_hosts names ``hosts`` with ``publics`` (the pair's host keys),
+    their lines where they were: on four nodes each pair's run used to move its lines to the end,
+    so every init found the file changed (the other pair's lines were last)."""
+    return record_known_hosts(known_hosts_path(run.inv), hosts, publics)
+
+
+def record_known_hosts(path: Path, hosts: list[str], publics: list[list[str]]) -> bool:
+    """:func:`_record_known_hosts` on ``path``; whether the file changed."""
     old = path.read_text() if path.exists() else ""
-    keep = [line for line in old.splitlines()
-            if not line.strip() or line.startswith("#") or not set(line.split()[0].split(",")) & set(hosts)]
-    lines = keep + [f"{host} {kind} {key}" for host in hosts for kind, key in publics]
-    new = "\n".join(lines) + "\n"
+    lines = old.splitlines()
+
+    def ours(line: str) -> bool:
+        return bool(line.strip()) and not line.startswith("#") and bool(set(line.split()[0].split(",")) & set(hosts))
+
+    others = [line for line in lines if not ours(line)]
+    at = next((i for i, line in enumerate(lines) if ours(line)), len(lines))
+    before = sum(1 for line in lines[:at] if not ours(line))  # the other lines above the first of ours
+    wanted = [f"{host} {kind} {key}" for host in hosts for kind, key in publics]
+    new = "\n".join(others[:before] + wanted + others[before:]) + "\n"
     if new == old:
         return False
     atomic_write(path, new.encode(), 0o644)

@@ -144,3 +144,25 @@ def test_a_heartbeat_pair_whose_group_changed_is_restarted_active_first() -> Non
     run, stops, asked, active = _heartbeat_load("node1 IPaddr2::old\n")
     assert [call[1] for call in stops] == ["stop", "start", "stop", "start"]  # on each node, stopped then started
     assert "heartbeat restarted" in run.said[0]
+
+
+def test_known_hosts_keeps_each_pair_s_lines_in_place_so_a_second_init_changes_nothing(tmp_path):
+    """Four nodes: each pair's keys step moved its lines to the end of the admin machine's
+    known_hosts, so every init found the file changed (the lab: a second init reported the
+    known_hosts of both pairs as changed)."""
+    from hakit.pair.keys import record_known_hosts
+
+    path = tmp_path / "known_hosts"
+    path.write_text("# mine\nother.example ssh-ed25519 AAAAother\n")
+    db, app = ["10.0.0.11", "10.0.0.12", "10.0.0.100"], ["10.0.0.21", "10.0.0.22", "10.0.0.200"]
+    keys_db, keys_app = [["ssh-ed25519", "AAAAdb"]], [["ssh-ed25519", "AAAAapp"]]
+    assert record_known_hosts(path, db, keys_db) and record_known_hosts(path, app, keys_app)
+    first = path.read_text()
+    assert not record_known_hosts(path, db, keys_db) and not record_known_hosts(path, app, keys_app)
+    assert path.read_text() == first
+    assert first.splitlines()[:2] == ["# mine", "other.example ssh-ed25519 AAAAother"]  # the user's lines stay
+    # a pair's key that changed is replaced where its lines were
+    assert record_known_hosts(path, db, [["ssh-ed25519", "AAAAnew"]])
+    lines = path.read_text().splitlines()
+    assert lines[2:5] == [f"{h} ssh-ed25519 AAAAnew" for h in db] and lines[5:] == [f"{h} ssh-ed25519 AAAAapp"
+                                                                                      for h in app]
