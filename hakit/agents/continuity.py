@@ -47,6 +47,7 @@ from hakit.continuity.store import DiskStateStore, FileStore, SqlFileStore, SqlS
 from hakit.errors import HakitError
 from hakit.files import atomic_write
 from hakit.inventory.model import Inventory, Monitoring
+from hakit.mysql.pymysql_adapter import PyMySQLDatabase
 
 LOG = SHIPPER_LOG
 #: the restore's backup of the retention file it replaced
@@ -79,15 +80,29 @@ class NagiosFiles:
 
 def carried(inv: Inventory, retention_file: str, node: str) -> str:
     """Why the database does not carry the state here ("" when it does): the retention file is
-    on the pair's shared storage (DRBD or a shared disk), which carries it itself; or the
-    monitoring master runs on an application node (four-node), whose only login to the
-    databases is the monitoring master's own, on its own databases (not carried yet)."""
-    if not inv.pair_of(node).carries_db:
-        return ("the monitoring master runs on an application node: the four-node topology does not carry its "
-                "state yet")
+    on the pair's shared storage (DRBD or a shared disk), which carries it itself. On an
+    application node (four-node) the database carries it too, reached through the database
+    VIP with the monitoring master's own login (:func:`state_store`)."""
     if on_shared_storage(inv, retention_file):
         return f"{retention_file} is on the pair's shared storage, which carries it"
     return ""
+
+
+def _remote(ctx: NodeContext) -> bool:
+    """Whether this node reaches the databases from outside the database pair (four-node)."""
+    return not ctx.inv.pair_of(ctx.node.name).carries_db
+
+
+def _db(ctx: NodeContext, timeout: float) -> PyMySQLDatabase:
+    """The database the state is in: the node's own (root through its socket), or, on an
+    application node, the active's through the database VIP with the monitoring master's login
+    (read_only binds it: a write never lands on a standby)."""
+    if not _remote(ctx):
+        return ctx.local_db(read_timeout=timeout)
+    mysql = ctx.inv.settings.mysql
+    return PyMySQLDatabase(ctx.inv.db_pair.vip.address, host=ctx.inv.db_pair.vip.address, port=mysql.port,
+                           user=mysql.monitoring_user, password=ctx.secrets.monitoring_db_password,
+                           connect_timeout=2, read_timeout=timeout)
 
 
 def on_shared_storage(inv: Inventory, path: str) -> bool:
@@ -97,8 +112,13 @@ def on_shared_storage(inv: Inventory, path: str) -> bool:
 
 
 def state_store(ctx: NodeContext, timeout: float = 5.0) -> SqlStateStore:
-    """The row in the node's own database (root through its socket)."""
-    return SqlStateStore(ctx.local_db(read_timeout=timeout), ctx.inv.settings.mysql.hakit_schema)
+    """The row in the database the node uses (:func:`_db`)."""
+    return SqlStateStore(_db(ctx, timeout), ctx.inv.settings.mysql.hakit_schema, remote=_remote(ctx))
+
+
+def file_store(ctx: NodeContext) -> SqlFileStore:
+    """The shipped files, in the same database (:func:`_db`)."""
+    return SqlFileStore(_db(ctx, 30), ctx.inv.settings.mysql.hakit_schema, remote=_remote(ctx))
 
 
 def _local_ok(path: str) -> bool:
@@ -154,7 +174,7 @@ def restore_files(ctx: NodeContext, state: StateStore | None = None, files: File
         row = state.read()
         if row is None or row.shipped.node == ctx.node.name:
             return "files: this node shipped them last (or nothing was shipped): its own are used"
-        files = files or SqlFileStore(ctx.local_db(read_timeout=30), ctx.inv.settings.mysql.hakit_schema)
+        files = files or file_store(ctx)
         want = files.entries()
         if not want:
             return "files: none shipped yet"
@@ -484,7 +504,7 @@ def ship(ctx: NodeContext, *, clock: Clock = SYSTEM_CLOCK) -> int:
         _log(f"{files.retention_file} is on the shared disk: saves asked for as changes come, each flushed to it")
     else:
         shipper = Shipper(ctx.node.name, files, state_store(ctx), mon.daemon, clock=clock)
-        shipper.file_store = SqlFileStore(ctx.local_db(read_timeout=30), ctx.inv.settings.mysql.hakit_schema)
+        shipper.file_store = file_store(ctx)
         shipper.roots, shipper.writes = file_roots(ctx.inv), nagios_writes(_main_config(mon))
 
     def stop(_signum: int, _frame: object) -> None:

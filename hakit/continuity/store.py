@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import os
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -62,8 +63,22 @@ def _would_wait(db: Sql) -> bool:
     return int(rows[0]["n"]) == 0
 
 
-def _writable_now(db: Sql) -> None:
-    if _would_wait(db):
+def would_wait_remote(db: Sql) -> bool:
+    """:func:`_would_wait` for a login without the PROCESS privilege (the monitoring master's own,
+    from an application node, through the database VIP: the process list shows it its own
+    threads only): whether semi-sync is on and no semi-synchronous replica is connected
+    (``Rpl_semi_sync_master_clients``, which any login reads). Off, no commit waits; on, a
+    replica that receives acknowledges."""
+    rows = db.query("SELECT @@global.rpl_semi_sync_master_enabled AS enabled, (SELECT VARIABLE_VALUE FROM "
+                    "information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'RPL_SEMI_SYNC_MASTER_CLIENTS') "
+                    "AS clients")
+    if not rows:
+        return True
+    return bool(int(rows[0]["enabled"] or 0)) and int(rows[0]["clients"] or 0) == 0
+
+
+def _writable_now(db: Sql, would_wait: Callable[[Sql], bool] | None = None) -> None:
+    if (would_wait or _would_wait)(db):
         raise NoReplica("no replica receives from this server: a write would wait for an acknowledgement nobody "
                         "sends (not shipped; tried again)")
 
@@ -108,10 +123,18 @@ class StateStore(Protocol):
 
 
 class SqlStateStore:
-    def __init__(self, db: Sql, schema: str) -> None:
-        self.db, self.schema = db, schema
+    """The row in a database: the node's own (root through its socket: it makes the tables if an
+    older init did not), or, from an application node (four-node), the active's through the
+    database VIP with the monitoring master's login (``remote``: the tables are init's, that
+    login may write their rows only, and reads no process list)."""
+
+    def __init__(self, db: Sql, schema: str, *, remote: bool = False) -> None:
+        self.db, self.schema, self.remote = db, schema, remote
+        self.would_wait: Callable[[Sql], bool] = would_wait_remote if remote else _would_wait
 
     def ensure(self) -> None:
+        if self.remote:
+            return
         for sql in schema_sql(self.schema):
             self.db.query(sql)
 
@@ -132,7 +155,7 @@ class SqlStateStore:
                         str(r["owner"]), _text(r["saved_at"]), content, _text(r["checked_at"]))
 
     def claim(self, node: str, owner: str) -> bool:
-        _writable_now(self.db)
+        _writable_now(self.db, self.would_wait)
         self.ensure()
         table = f"{ident(self.schema)}.{TABLE}"
         self.db.query(f"INSERT INTO {table} (id, owner, node, seq) SELECT 1, %s, %s, 0 FROM DUAL "
@@ -142,7 +165,7 @@ class SqlStateStore:
         return self._changed()
 
     def write(self, node: str, owner: str, content: bytes) -> bool:
-        _writable_now(self.db)
+        _writable_now(self.db, self.would_wait)
         packed = zlib.compress(content, 6)
         if len(packed) > MAX_COMPRESSED:
             raise ValueError(f"the retention file is {len(content)} bytes ({len(packed)} compressed): more than "
@@ -156,7 +179,7 @@ class SqlStateStore:
 
     def confirm(self, owner: str) -> bool:
         """The row is still current (Nagios saved the same content again): ``checked_at`` now."""
-        _writable_now(self.db)
+        _writable_now(self.db, self.would_wait)
         table = f"{ident(self.schema)}.{TABLE}"
         self.db.query(f"UPDATE {table} SET checked_at = UTC_TIMESTAMP(6) WHERE id = 1 AND owner = %s "
                       "AND @@global.read_only = 0", (owner,))
@@ -220,8 +243,8 @@ class SqlFileStore:
     """The shipped files: one row per path (``monitoring_files``), changed in one transaction
     under the state row's claim (the same single writer)."""
 
-    def __init__(self, db: Sql, schema: str) -> None:
-        self.db, self.schema = db, schema
+    def __init__(self, db: Sql, schema: str, *, remote: bool = False) -> None:
+        self.db, self.schema, self.remote = db, schema, remote  #: ``remote``: as :class:`SqlStateStore`
 
     def entries(self) -> dict[str, Entry]:
         table = f"{ident(self.schema)}.{MONITORING_FILES_TABLE}"
@@ -246,8 +269,9 @@ class SqlFileStore:
     def ship(self, owner: str, write: dict[str, tuple[Entry, bytes | None]], remove: list[str]) -> bool:
         state = f"{ident(self.schema)}.{TABLE}"
         table = f"{ident(self.schema)}.{MONITORING_FILES_TABLE}"
-        _writable_now(self.db)
-        self.db.query(monitoring_files_sql(self.schema))
+        _writable_now(self.db, would_wait_remote if self.remote else None)
+        if not self.remote:
+            self.db.query(monitoring_files_sql(self.schema))
         self.db.query("START TRANSACTION")
         try:
             rows = self.db.query(f"SELECT owner, @@global.read_only AS ro FROM {state} WHERE id = 1 FOR UPDATE")

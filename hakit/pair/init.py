@@ -50,7 +50,15 @@ from hakit.inventory.node_paths import CHECK_CREDENTIALS, NODE_INVENTORY, NODE_S
 from hakit.inventory.secrets import Secrets
 from hakit.mysql.gtid import Position
 from hakit.mysql.root import root_rows, root_sql
-from hakit.mysql.sql import STATE_TABLE, ident, state_schema_sql
+from hakit.mysql.sql import (
+    MONITORING_FILES_TABLE,
+    MONITORING_STATE_TABLE,
+    STATE_TABLE,
+    ident,
+    monitoring_files_sql,
+    monitoring_state_sql,
+    state_schema_sql,
+)
 from hakit.mysql.tls import probe_files
 from hakit.pair.decide import RoleFacts, choose_active
 from hakit.pair.storage import Wanted, label_for
@@ -138,6 +146,9 @@ def plan_init(inv: Inventory) -> Plan:
                                  "promotion point"),
         step("replication", "replication", "replication both ways by GTID; threads running"),
         step("writable", "writable", "read_only=OFF on the active only"),
+        *([step("monitoring grants", "app_grants", "the monitoring master's login from the application nodes may "
+                                                   "write the shipped monitoring state (hakit's two tables for it)")]
+          if inv.app_pair is not db else []),
         *([step("storage", "storage", "the shared disk formatted by hakit (a blank one only), mounted on the "
                                       "active, the shared paths moved onto it and linked on both nodes")]
           if wanted_storage(inv) else []),
@@ -508,6 +519,45 @@ def _writable(run: InitRun, _: Step) -> None:
         run.note(f"{run.active} is writable, {run.standby} read-only")
 
 
+#: what the monitoring master's login from an application node may do to hakit's tables (four-node):
+#: write the shipped monitoring state and files, nothing else (the promotion record stays root's)
+APP_GRANTS = ((MONITORING_STATE_TABLE, "INSERT, UPDATE"), (MONITORING_FILES_TABLE, "INSERT, UPDATE, DELETE"))
+
+
+def _app_grants(run: InitRun, _: Step) -> None:
+    """Four-node: the monitoring master's login from the application nodes may write the rows of
+    the shipped monitoring state (:mod:`hakit.agents.continuity` ships it from there through the
+    database VIP). A table's grant needs the table: made on the active (it replicates), then
+    granted on each database node with binary logging off (the users are node-local, as the
+    users step made them). read_only binds that login: it never writes on a standby."""
+    from hakit.render.filters import sql_string
+
+    mysql = run.inv.settings.mysql
+    schema = mysql.hakit_schema
+    tables = [monitoring_state_sql(schema), monitoring_files_sql(schema)]
+    run.sql(run.active, ";\n".join(tables) + ";\n")
+    point = run.value(run.active, "SELECT @@gtid_binlog_pos")
+    if point and run.value(run.standby, f"SELECT MASTER_GTID_WAIT('{Position.parse(point)}', 60)") != "0":
+        raise OperationFailed(f"{run.standby} did not receive hakit's tables from {run.active} within 60 s")
+    hosts = [n.address for n in run.inv.app_pair.nodes]
+    want = {(h, t, p.strip()) for h in hosts for t, privs in APP_GRANTS for p in privs.split(",")}
+    for node in run.inv.db_pair.node_names:
+        rows = root_rows(run.runners[node], "SELECT GRANTEE, TABLE_NAME, PRIVILEGE_TYPE FROM "
+                                            "information_schema.TABLE_PRIVILEGES WHERE TABLE_SCHEMA = "
+                                            f"{sql_string(schema)}")
+        have = {(str(r["GRANTEE"]), str(r["TABLE_NAME"]), str(r["PRIVILEGE_TYPE"])) for r in rows}
+        missing = {w for w in want if (f"'{mysql.monitoring_user}'@'{w[0]}'", w[1], w[2]) not in have}
+        if not missing:
+            run.note(f"{node}: the monitoring login from the application nodes writes the shipped monitoring state")
+            continue
+        statements = ["SET SESSION sql_log_bin = 0"] + [
+            f"GRANT {privs} ON {ident(schema)}.{ident(table)} TO {sql_string(mysql.monitoring_user)}@{sql_string(h)}"
+            for h in hosts for table, privs in APP_GRANTS]
+        run.sql(node, ";\n".join(statements) + ";\n")
+        run.did(f"{node}: the monitoring login from {', '.join(hosts)} may write the shipped monitoring state "
+                f"({', '.join(t for t, _ in APP_GRANTS)})")
+
+
 def wanted_storage(inv: Inventory) -> Wanted | None:
     """What the storage step converges to (``storage.files: shared``), or None: no such step."""
     s = inv.settings
@@ -576,7 +626,7 @@ def _sync(run: InitRun, _: Step) -> None:
 
 ACTIONS = {"preflight": _preflight, "install": _install, "database": _database, "stack": _stack, "users": _users,
            "roles": _roles, "seed": _seed, "schema": _schema, "replication": _replication, "writable": _writable,
-           "storage": _storage, "resources": _resources, "keys": _keys, "sync": _sync}
+           "app_grants": _app_grants, "storage": _storage, "resources": _resources, "keys": _keys, "sync": _sync}
 
 
 def run_init(run: InitRun, *, dry_run: bool = False) -> list[str]:

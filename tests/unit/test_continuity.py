@@ -304,7 +304,7 @@ def test_an_unreadable_database_leaves_the_own_file_and_says_why(node_files):
     assert not decision.install and "cannot be read" in decision.reason
 
 
-def test_where_the_database_carries_the_state():
+def test_where_the_database_carries_the_state(tmp_path):
     from hakit.inventory.loader import load_inventory
 
     two = load_inventory(Path(__file__).resolve().parents[2] / "examples" / "two-node-pacemaker.yml")
@@ -313,11 +313,17 @@ def test_where_the_database_carries_the_state():
     node = drbd.nodes[0].name
     assert "shared storage" in continuity.carried(drbd, "/var/lib/nagios4/retention.dat", node)
     assert continuity.carried(drbd, "/srv/elsewhere/retention.dat", node) == ""  # not on the disk: shipped
-    four = load_inventory(Path(__file__).resolve().parents[2] / "examples" / "four-node-pacemaker.yml")
+    # four-node: the application pair's monitoring master too, through the database VIP (on its
+    # shared disk in the example: that disk carries it)
+    example = Path(__file__).resolve().parents[2] / "examples" / "four-node-pacemaker.yml"
+    four = load_inventory(example)
     app = next(n for n in four.nodes if not four.pair_of(n.name).carries_db)
-    db = next(n for n in four.nodes if four.pair_of(n.name).carries_db)
-    assert "application node" in continuity.carried(four, "/var/lib/nagios4/retention.dat", app.name)
-    assert "application node" not in continuity.carried(four, "/var/lib/nagios4/retention.dat", db.name)
+    assert "shared storage" in continuity.carried(four, "/var/lib/nagios4/retention.dat", app.name)
+    copy = tmp_path / "four.yml"
+    copy.write_text(example.read_text().replace("files: shared ", "files: none   "))
+    replicated = load_inventory(copy)
+    assert replicated.settings.storage.files == "none"
+    assert continuity.carried(replicated, "/var/lib/nagios4/retention.dat", app.name) == ""
 
 
 # ----------------------------------------------------------------------------- the files
@@ -585,3 +591,69 @@ def test_a_process_that_ends_while_its_stop_signals_it_is_no_failure(tmp_path, m
     else:
         processes.stop_watcher(str(pidfile), clock=clock)
     assert not pidfile.exists()
+
+
+# ----------------------------------------------------------------------------- four-node: through the VIP
+
+
+class _Sql:
+    """A connection that answers by the statement's first words, and records every statement."""
+
+    def __init__(self, answers: dict[str, list[dict]]) -> None:
+        self.answers, self.seen = answers, []
+
+    def query(self, sql: str, args=()):
+        self.seen.append(sql)
+        return next((rows for start, rows in self.answers.items() if start in sql), [])
+
+
+@pytest.mark.parametrize("enabled, clients, waits", [(1, 0, True), (1, 1, False), (0, 0, False), (0, 1, False)])
+def test_from_an_application_node_a_write_waits_when_semi_sync_is_on_with_no_replica(enabled, clients, waits):
+    """The monitoring master's login reads no process list (no PROCESS privilege: it would see
+    its own threads only, and never ship); semi-sync's own count of its replicas tells it."""
+    from hakit.continuity.store import would_wait_remote
+
+    db = _Sql({"rpl_semi_sync_master_enabled": [{"enabled": enabled, "clients": str(clients)}]})
+    assert would_wait_remote(db) is waits
+    assert "PROCESSLIST" not in db.seen[0] and "RPL_SEMI_SYNC_MASTER_CLIENTS" in db.seen[0]
+
+
+def test_the_remote_store_makes_no_table_and_reads_no_process_list():
+    """From an application node the tables are init's (the login may write their rows only):
+    a claim makes none, and asks semi-sync, not the process list, whether a write would wait."""
+    from hakit.continuity.store import NoReplica, SqlFileStore, SqlStateStore
+
+    db = _Sql({"rpl_semi_sync_master_enabled": [{"enabled": 1, "clients": "1"}], "ROW_COUNT": [{"n": 1}]})
+    assert SqlStateStore(db, "hakit", remote=True).claim("app1", "app1:x")
+    assert not any("CREATE" in s or "PROCESSLIST" in s for s in db.seen)
+    assert any(s.startswith("INSERT INTO `hakit`.monitoring_state") for s in db.seen)
+    files = _Sql({"rpl_semi_sync_master_enabled": [{"enabled": 1, "clients": "1"}],
+                  "FOR UPDATE": [{"owner": "app1:x", "ro": 0}]})
+    assert SqlFileStore(files, "hakit", remote=True).ship("app1:x", {}, ["/etc/nagios4/gone.cfg"])
+    assert not any("CREATE" in s or "PROCESSLIST" in s for s in files.seen)
+    alone = _Sql({"rpl_semi_sync_master_enabled": [{"enabled": 1, "clients": "0"}]})
+    with pytest.raises(NoReplica):
+        SqlStateStore(alone, "hakit", remote=True).write("app1", "app1:x", b"x")
+    local = _Sql({"PROCESSLIST": [{"n": 1}], "ROW_COUNT": [{"n": 1}]})
+    assert SqlStateStore(local, "hakit").claim("n1", "n1:x")
+    assert any("CREATE TABLE IF NOT EXISTS" in s for s in local.seen)  # root makes them if an old init did not
+
+
+def test_an_application_node_reaches_the_state_through_the_database_vip(tmp_path):
+    from hakit.agents.context import NodeContext
+    from hakit.inventory.loader import load_inventory
+    from hakit.inventory.secrets import generate
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "four-node-pacemaker.yml"
+    copy = tmp_path / "four.yml"
+    copy.write_text(example.read_text().replace("files: shared ", "files: none   "))
+    inv = load_inventory(copy)
+    secrets = generate()
+    app = next(n for n in inv.nodes if not inv.pair_of(n.name).carries_db)
+    db = next(n for n in inv.nodes if inv.pair_of(n.name).carries_db)
+    store = continuity.state_store(NodeContext(inv, secrets, app))
+    assert store.remote and store.db.host == inv.db_pair.vip.address and store.db.unix_socket is None
+    assert store.db.user == inv.settings.mysql.monitoring_user and store.db.password == secrets.monitoring_db_password
+    assert continuity.file_store(NodeContext(inv, secrets, app)).remote
+    local = continuity.state_store(NodeContext(inv, secrets, db))
+    assert not local.remote and local.db.unix_socket == inv.settings.mysql.socket and local.db.user == "root"

@@ -357,6 +357,7 @@ ALLOWED_SQL = {
     ("hakit/pair/init.py", "run.active"): "a node Name of the model (test_model_addresses_and_names)",
     ("hakit/pair/init.py", "Position.parse(point)"): "a GTID position (test_gtid_position_text_is_digits)",
     ("hakit/pair/init.py", "Position.parse(mine)"): "a GTID position (test_gtid_position_text_is_digits)",
+    ("hakit/pair/init.py", "privs"): "a privilege list of the constant APP_GRANTS",
     ("hakit/failover/reseed.py", "start_pos"): "a GTID position (test_gtid_position_text_is_digits)",
     ("hakit/failover/reseed.py", "position"): "a GTID position (test_gtid_position_text_is_digits)",
     ("hakit/failover/reseed.py", "where"): "a constant, or _schema_in(): names each checked by ident()",
