@@ -93,6 +93,9 @@ def test_the_app_pair_s_monitoring_state_survives_the_loss_of_its_active(four, c
     assert nagios.on_standby(folder, active, db_standby, tag, inv.settings.mysql.hakit_schema, 5.0), \
         (lab.host(active).run("cat /var/log/hakit/continuity.log").stdout[-2000:])
     assert status()["monitoring_state"]["writer"] == active
+    # the monitoring files too (the login's INSERT, UPDATE and DELETE on hakit.monitoring_files)
+    _wait_until(f"{active}'s shipper shipped the monitoring files", lambda: "shipped the monitoring files" in lab.host(
+        active).run("cat /var/log/hakit/continuity.log").stdout, timeout=30)
     hakit_bin = str(Path(sys.executable).parent / "hakit")
     done = subprocess.run([hakit_bin, "lab", "fault", "--dir", str(lab.dir), "kill-node", active],
                           capture_output=True, text=True, timeout=120)
@@ -104,3 +107,5 @@ def test_the_app_pair_s_monitoring_state_survives_the_loss_of_its_active(four, c
         pytest.fail(f"{standby}'s Nagios lost the downtime and comment made on {active}:\n{log}")
     view = nagios.view(folder, standby)
     assert view is not None and (host, "HTTP") in view.acknowledged and view.states.get((host, "HTTP")) == "2"
+    said = lab.host(standby).run("cat /var/log/hakit/continuity.log").stdout
+    assert f"the same as {active} shipped" in said or f"as {active} shipped them" in said, said[-2000:]
