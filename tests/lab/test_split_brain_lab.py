@@ -16,6 +16,7 @@ time counts as writable (a hung server may resume).
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import time
@@ -159,7 +160,11 @@ def test_a_standby_whose_applier_stopped_on_an_error_is_promoted_only_when_the_o
     _wait_until(f"{active} readable", lambda: pair.status(capsys)["nodes"][active]["writable"] is False, timeout=60)
     code, out, err = pair.run(capsys, "resync", "--yes")
     assert code == 0, out + err
-    assert f"{active} holds 1 errant transaction" in out and "by dump" in out, out
+    # the acknowledged write n2 never applied is counted (opsview); the monitoring state's
+    # shipper on n1 may have written in the same window (hakit's schema: CI once, right after
+    # the monitoring master had moved to n1)
+    assert re.search(rf"{active} holds \d+ errant transactions? beyond", out) and "opsview: 1" in out, out
+    assert "by dump" in out, out
     pair.wait_healthy(capsys, standby)
     same = "CHECKSUM TABLE opsview.results"
     assert sql(lab, "n1", same) == sql(lab, "n2", same)
