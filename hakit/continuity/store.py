@@ -77,8 +77,8 @@ def would_wait_remote(db: Sql) -> bool:
     return bool(int(rows[0]["enabled"] or 0)) and int(rows[0]["clients"] or 0) == 0
 
 
-def _writable_now(db: Sql, would_wait: Callable[[Sql], bool] | None = None) -> None:
-    if (would_wait or _would_wait)(db):
+def _writable_now(db: Sql, would_wait: Callable[[Sql], bool]) -> None:
+    if would_wait(db):
         raise NoReplica("no replica receives from this server: a write would wait for an acknowledgement nobody "
                         "sends (not shipped; tried again)")
 
@@ -245,6 +245,7 @@ class SqlFileStore:
 
     def __init__(self, db: Sql, schema: str, *, remote: bool = False) -> None:
         self.db, self.schema, self.remote = db, schema, remote  #: ``remote``: as :class:`SqlStateStore`
+        self.would_wait: Callable[[Sql], bool] = would_wait_remote if remote else _would_wait
 
     def entries(self) -> dict[str, Entry]:
         table = f"{ident(self.schema)}.{MONITORING_FILES_TABLE}"
@@ -269,7 +270,7 @@ class SqlFileStore:
     def ship(self, owner: str, write: dict[str, tuple[Entry, bytes | None]], remove: list[str]) -> bool:
         state = f"{ident(self.schema)}.{TABLE}"
         table = f"{ident(self.schema)}.{MONITORING_FILES_TABLE}"
-        _writable_now(self.db, would_wait_remote if self.remote else None)
+        _writable_now(self.db, self.would_wait)
         if not self.remote:
             self.db.query(monitoring_files_sql(self.schema))
         self.db.query("START TRANSACTION")
