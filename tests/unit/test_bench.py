@@ -312,15 +312,24 @@ def test_the_continuity_table_marks_what_broke_the_bound_and_the_notifications(t
                "heartbeat": "3", "hakit": "0"}
     run = {"fault": "kill-node", "node": "n1", "new_active": "n2", "changes": 60, "lost": 2,
            "lost_older_than_bound": 0, "oldest_lost_seconds": 0.4, "spurious_notifications": 0,
+           "edits": 6, "edits_lost": 1, "edits_lost_older_than_bound": 0, "oldest_edit_lost_seconds": 0.9,
            "first_check_seconds": 12.0, "check_interval_seconds": 60.0}
     bad = {**run, "fault": "kill-mysqld", "lost": 3, "lost_older_than_bound": 1, "oldest_lost_seconds": 6.5,
+           "edits_lost": 2, "edits_lost_older_than_bound": 1,
            "spurious_notifications": 1, "first_check_seconds": 30.0}
     doc = {"repetitions": 1, "mode": "quick", "finished": "2026-12-06T08:00:00Z", "machine": machine,
            "bound_seconds": 5.0, "configurations": [configuration("pacemaker", [run], True),
                                                     configuration("heartbeat", [run, bad], True)]}
     text = "\n".join(report.continuity_table(doc))
-    assert "| pacemaker | replication | 60 | 2 | 0 ✅ | 0.40 | 0 ✅ | 12.00 (12.00) |" in text
-    assert "| heartbeat | replication | 120 | 5 | 1 ❌ | 6.50 | 1 ❌ | 21.00 (30.00) |" in text
+    assert "| pacemaker | replication | 60 | 2 | 0 ✅ | 0.40 | 6 | 1 (0 ✅) | 0 ✅ | 12.00 (12.00) |" in text
+    assert "| heartbeat | replication | 120 | 5 | 1 ❌ | 6.50 | 12 | 3 (1 ❌) | 1 ❌ | 21.00 (30.00) |" in text
+    assert "and a configuration edit every second" in text
     doc["configurations"] = [configuration("pacemaker", [run], True, "shared")]  # the shared disk's row
     shared = "\n".join(report.continuity_table(doc))
-    assert "| pacemaker | shared | 60 | 2 | 0 ✅ | 0.40 | 0 ✅ | 12.00 (12.00) |" in shared
+    assert "| pacemaker | shared | 60 | 2 | 0 ✅ | 0.40 | 6 | 1 (0 ✅) | 0 ✅ | 12.00 (12.00) |" in shared
+    # a result measured before the stream had edits: no edit columns invented
+    old = {k: v for k, v in configuration("pacemaker", [run], True).items() if not k.startswith("edits")}
+    doc["configurations"] = [old]
+    before = "\n".join(report.continuity_table(doc))
+    assert "| pacemaker | replication | 60 | 2 | 0 ✅ | 0.40 | — | — | 0 ✅ | 12.00 (12.00) |" in before
+    assert "configuration edit every second" not in before
