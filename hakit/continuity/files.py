@@ -13,6 +13,8 @@ import fnmatch
 import hashlib
 import os
 import stat
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 #: the main-configuration keys naming what Nagios writes (files, or folders of them)
@@ -68,10 +70,53 @@ def shipped_path(path: str, root: Root, writes: set[str]) -> bool:
     return not any(path.startswith(w) for w in writes)
 
 
-def scan(tree_roots: list[Root], writes: set[str]) -> dict[str, Entry]:
-    """The node's tree under the roots, entry by entry (a file's checksum read from its content)."""
+#: nanoseconds: a file whose inode last changed less than this before it was read is read again
+#: at the next scan, whatever its stat says (a write in the same timestamp tick as the read
+#: would leave size, mtime and ctime as they were)
+RACY_NS = 2_000_000_000
+
+
+class Digests:
+    """Files' checksums kept from one scan to the next, so a scan every few seconds reads only
+    what changed: a file is read again unless its inode, size, mtime and ctime are those it had
+    when it was read, and its ctime (which no tool can set back, unlike mtime) was then more than
+    :data:`RACY_NS` in the past."""
+
+    def __init__(self, now_ns: Callable[[], int] = time.time_ns) -> None:
+        self.now_ns = now_ns
+        self._known: dict[str, tuple[tuple[int, int, int, int], str]] = {}
+        self.reads = 0  #: files read (for the tests)
+
+    def sha256(self, path: str, st: os.stat_result) -> str:
+        key = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        known = self._known.get(path)
+        if known is not None and known[0] == key:
+            return known[1]
+        before = self.now_ns()
+        digest = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+        self.reads += 1
+        if before - st.st_ctime_ns > RACY_NS:
+            self._known[path] = (key, digest.hexdigest())
+        else:
+            self._known.pop(path, None)
+        return digest.hexdigest()
+
+    def keep(self, paths: Iterable[str]) -> None:
+        """Forget the files a scan no longer found."""
+        wanted = set(paths)
+        self._known = {p: v for p, v in self._known.items() if p in wanted}
+
+
+def scan(tree_roots: list[Root], writes: set[str], digests: Digests | None = None) -> dict[str, Entry]:
+    """The node's tree under the roots, entry by entry (a file's checksum read from its content,
+    or from ``digests`` when it has not changed since a scan before)."""
     import grp
     import pwd
+
+    known = digests if digests is not None else Digests()
 
     def names(st: os.stat_result) -> tuple[str, str]:
         try:
@@ -93,11 +138,7 @@ def scan(tree_roots: list[Root], writes: set[str]) -> dict[str, Entry]:
         if stat.S_ISDIR(st.st_mode):
             return Entry("d", mode, owner, group)
         if stat.S_ISREG(st.st_mode):
-            digest = hashlib.sha256()
-            with open(path, "rb") as fh:
-                for block in iter(lambda: fh.read(1 << 20), b""):
-                    digest.update(block)
-            return Entry("f", mode, owner, group, sha256=digest.hexdigest())
+            return Entry("f", mode, owner, group, sha256=known.sha256(path, st))
         return None  # FIFOs, sockets, devices: never shipped
 
     out: dict[str, Entry] = {}
@@ -122,6 +163,7 @@ def scan(tree_roots: list[Root], writes: set[str]) -> dict[str, Entry]:
                     continue  # gone meanwhile
                 if e is not None:
                     out[path] = e
+    known.keep(out)
     return out
 
 

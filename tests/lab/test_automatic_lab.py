@@ -140,7 +140,7 @@ EXTRA = "/etc/nagios4/conf.d/lab-extra.cfg"
 
 def operator_adds_a_host(pair, node: str) -> None:
     """A configuration change on the active's Nagios (a host added in a file of its own): in the
-    standby's copy of the shipped files within the shipper's 5 s and a commit."""
+    standby's copy of the shipped files within the shipper's 2 s scan and a commit."""
     standby = "n2" if node == "n1" else "n1"
     pair.lab.host(node).check_output(
         f"printf 'define host {{\\n use linux-server\\n host_name lab-extra\\n address 127.0.0.1\\n}}\\n' > {EXTRA}")

@@ -5,6 +5,7 @@ the in-memory store (the row's SQL against a real MariaDB: tests/integration/tes
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -360,6 +361,59 @@ def test_the_tree_leaves_out_what_nagios_writes_and_editors_leave(tmp_path):
     todo = change(tree, other)
     assert todo.write == (str(tmp_path / "var" / "plugins.state"),)
     assert todo.remove == (str(tmp_path / "etc" / "extra"),)
+
+
+def test_a_scan_reads_again_only_the_files_whose_stat_changed(tmp_path):
+    """The shipper scans every 2 s: an unchanged file is not read again, a changed one is (its
+    new checksum), and a file changed within the racy window of its read is read every time
+    (a write in the same timestamp tick would leave its stat as it was)."""
+    from hakit.continuity.files import RACY_NS, Digests, Root, scan
+
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    (conf / "a.cfg").write_text("define host { a }\n")
+    (conf / "b.cfg").write_text("define host { b }\n")
+    now = [0]
+    digests = Digests(now_ns=lambda: now[0])
+    ctime = os.stat(conf / "a.cfg").st_ctime_ns
+    now[0] = ctime + RACY_NS // 2  # read just after the files changed: racy, not kept
+    first = scan([Root(str(conf))], set(), digests)
+    assert digests.reads == 2
+    scan([Root(str(conf))], set(), digests)
+    assert digests.reads == 4  # read again: still within the window when read
+    now[0] = ctime + 2 * RACY_NS
+    assert scan([Root(str(conf))], set(), digests) == first and digests.reads == 6
+    assert scan([Root(str(conf))], set(), digests) == first and digests.reads == 6  # kept: not read
+    (conf / "b.cfg").write_text("define host { bb }\n")  # same size or not, its stat changed
+    now[0] = os.stat(conf / "b.cfg").st_ctime_ns + 2 * RACY_NS
+    second = scan([Root(str(conf))], set(), digests)
+    assert digests.reads == 7 and second[str(conf / "b.cfg")].sha256 != first[str(conf / "b.cfg")].sha256
+    assert second[str(conf / "a.cfg")] == first[str(conf / "a.cfg")]
+    (conf / "a.cfg").unlink()
+    assert str(conf / "a.cfg") not in scan([Root(str(conf))], set(), digests)
+    (conf / "a.cfg").write_text("define host { a }\n")  # back, a new inode: read, not remembered
+    scan([Root(str(conf))], set(), digests)
+    assert digests.reads == 8
+
+
+def test_the_same_size_and_mtime_set_back_are_still_seen(tmp_path):
+    """An edit that keeps the size and sets the mtime back (``touch -r``, ``rsync -t``) changes
+    the ctime: the scan reads the file again."""
+    from hakit.continuity.files import RACY_NS, Digests, Root, scan
+
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    path = conf / "a.cfg"
+    path.write_text("define host { a }\n")
+    st = os.stat(path)
+    now = [st.st_ctime_ns + 2 * RACY_NS]
+    digests = Digests(now_ns=lambda: now[0])
+    before = scan([Root(str(conf))], set(), digests)[str(path)].sha256
+    time.sleep(0.05)  # past the file system's timestamp tick: the edit's ctime is a later one
+    path.write_text("define host { z }\n")
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    after = scan([Root(str(conf))], set(), digests)[str(path)].sha256
+    assert after != before
 
 
 def test_folders_are_written_before_what_they_hold_and_removed_after():
