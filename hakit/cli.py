@@ -318,30 +318,79 @@ def status(ctx: Context, as_json: bool) -> None:
         raise click.exceptions.Exit(int(ExitCode.FAILED))
 
 
-@main_group.command()
+class _PluginCommand(click.Command):
+    """A command run by a monitoring system: a usage error is UNKNOWN (exit 3) with one line on
+    stdout, as the Monitoring Plugins guidelines want, not click's usage text and exit 2."""
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.UsageError as exc:
+            from hakit.status.check import UNKNOWN, unknown
+
+            click.echo(unknown(f"usage: {exc.format_message()} (hakit check --help)").line)
+            raise click.exceptions.Exit(UNKNOWN) from None
+
+
+#: seconds: ``hakit check``'s default overall deadline (Nagios kills a check at its
+#: service_check_timeout, 60 s by default)
+CHECK_TIMEOUT = 30
+
+
+@main_group.command(cls=_PluginCommand)
 @_with_inventory
-def check(ctx: Context) -> None:
-    """Nagios plugin: one status line with perfdata; exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN."""
+@click.option("-w", "--warning", metavar="RANGE", default=None,
+              help="The standby's lag (seconds) above which it is a WARNING: N, 0:N or ~:N "
+                   "(default: the inventory's failover.lag_warning_seconds).")
+@click.option("-c", "--critical", metavar="RANGE", default=None,
+              help="The lag above which it is CRITICAL (default: failover.lag_critical_seconds); never above "
+                   "failover.max_lag_seconds, past which the standby is not promoted.")
+@click.option("-t", "--timeout", type=click.IntRange(1, 3600), default=CHECK_TIMEOUT, show_default=True,
+              metavar="SECONDS", help="The check answers within this, UNKNOWN when it could not finish.")
+@click.version_option(__version__, "-V", "--version", prog_name="hakit check")
+def check(ctx: Context, warning: str | None, critical: str | None, timeout: int) -> None:
+    """Nagios plugin: one status line with perfdata; exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
+
+    Follows the Monitoring Plugins guidelines: a usage or internal error is UNKNOWN, the
+    thresholds are ranges (-w/-c), an unknown value is U, and -t bounds the whole check."""
+    from hakit.status.check import UNKNOWN, unknown
+    from hakit.status.check import deadline as check_deadline
+
+    deadline = check_deadline(timeout).start()
+    try:
+        result = _check_verdict(ctx, deadline, warning, critical)
+    except Exception as exc:  # noqa: BLE001 - a plugin's every internal error is UNKNOWN, said in one line
+        result = unknown(f"internal error ({type(exc).__name__}): {redact_seen(str(exc))}")
+    if not deadline.answer(result.line):  # the deadline answered (and is ending the process)
+        raise click.exceptions.Exit(UNKNOWN)
+    raise click.exceptions.Exit(result.code)
+
+
+def _check_verdict(ctx: Context, deadline, warning: str | None, critical: str | None):
     from hakit.failover.observe import observe, with_stack_holds
     from hakit.failover.snapshot import derive_state
     from hakit.status.check import unfenced, unknown, verdict
+    from hakit.status.plugin import lag_ranges
 
     try:
+        deadline.doing = "reading the inventory"
         inv = ctx.inventory()
+        lag = lag_ranges(inv.settings.failover, warning, critical)
+        deadline.doing = "connecting to the nodes"
         world = _check_world(inv)
     except HakitError as exc:  # plugin guidelines: bad input is UNKNOWN, not a shell error
-        result = unknown(str(exc))
-    else:
-        try:
-            # from an admin machine (SSH): the stack's holds too, a group left unmanaged or pinned
-            snap = with_stack_holds(inv, world, observe(inv, world, shipped=True))
-        finally:
-            world.close()
-        result = verdict(snap, derive_state(snap), inv.settings.failover, inv.settings.mysql.semi_sync.enabled,
-                         tls_wanted=inv.settings.mysql.tls.enabled, unfenced=unfenced(inv),
-                         state_warning_seconds=inv.settings.monitoring.state_warning_seconds)
-    click.echo(result.line)
-    raise click.exceptions.Exit(result.code)
+        return unknown(str(exc))
+    except ValueError as exc:  # a -w/-c that is not a range the lag can use
+        return unknown(f"usage: {exc}")
+    try:
+        deadline.doing = "observing the nodes"
+        # from an admin machine (SSH): the stack's holds too, a group left unmanaged or pinned
+        snap = with_stack_holds(inv, world, observe(inv, world, shipped=True))
+    finally:
+        world.close()
+    return verdict(snap, derive_state(snap), inv.settings.failover, inv.settings.mysql.semi_sync.enabled,
+                   tls_wanted=inv.settings.mysql.tls.enabled, unfenced=unfenced(inv),
+                   state_warning_seconds=inv.settings.monitoring.state_warning_seconds, lag=lag)
 
 
 def _check_world(inv: Inventory):

@@ -8,6 +8,7 @@ Pure: it turns a snapshot and its derived state into the verdict.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from hakit.errors import printable
 from hakit.failover.snapshot import (
@@ -19,6 +20,7 @@ from hakit.failover.snapshot import (
     disk_text,
 )
 from hakit.inventory.model import Failover, Inventory, Monitoring
+from hakit.status.plugin import Deadline, Range, lag_ranges
 from hakit.status.shipped import perfdata as shipped_perfdata
 from hakit.status.shipped import shipped_lag, shipped_problems
 
@@ -51,6 +53,13 @@ class Verdict:
         return f"HAKIT {LABELS[self.code]} - {self.text}{perf}"
 
 
+def deadline(seconds: float, **hooks: Any) -> Deadline:
+    """``-t``: the check's deadline, UNKNOWN when it passes (saying what the check was doing);
+    ``hooks``: Deadline's ``write`` and ``exit`` (the tests')."""
+    return Deadline(seconds, lambda doing: unknown(f"no answer within {seconds:g}s (-t) while {doing}").line,
+                    UNKNOWN, **hooks)
+
+
 def unknown(reason: str) -> Verdict:
     """For input hakit cannot use (bad inventory, unreadable secrets): UNKNOWN, per the guidelines."""
     return Verdict(UNKNOWN, printable(reason.replace("\n", "; ").replace("|", "/")))
@@ -58,7 +67,8 @@ def unknown(reason: str) -> Verdict:
 
 def verdict(snap: Snapshot, state: ClusterState, thresholds: Failover, semi_sync_wanted: bool,
             tls_wanted: bool = False, unfenced: tuple[str, ...] = (),
-            state_warning_seconds: int = Monitoring().state_warning_seconds) -> Verdict:
+            state_warning_seconds: int = Monitoring().state_warning_seconds,
+            lag: tuple[Range, Range] | None = None) -> Verdict:
     """The check's verdict: CRITICAL when the pair cannot fail over safely, WARNING when it soon may not.
 
     ``tls_wanted`` (``mysql.tls.enabled``): a TLS problem on a database node (a certificate file
@@ -67,17 +77,22 @@ def verdict(snap: Snapshot, state: ClusterState, thresholds: Failover, semi_sync
     fence device covers, a WARNING (a silent peer is never taken over by itself).
     ``state_warning_seconds`` (``monitoring.state_warning_seconds``): a standby's copy of the
     shipped monitoring state that far behind, or a shipper silent a minute longer, is a WARNING
-    (the pair fails over, and its monitoring master starts from an older state)."""
+    (the pair fails over, and its monitoring master starts from an older state). ``lag``: the
+    lag's (warning, critical) ranges (``-w``/``-c``), else the inventory's (:func:`lag_ranges`).
+
+    Every perfdata range says what the verdict does: the lag alerts above its ranges' ends, the
+    critical one capped at ``failover.max_lag_seconds``; semi-sync off is a WARNING, so its
+    ``1:`` is in the warning slot; an unknown value is ``U``."""
     standby = snap.node(state.standby) if state.standby else None
     active = snap.node(state.active) if state.active else None
-    lag = standby.db.replica.lag_seconds if standby and standby.db and standby.db.replica else None
-    warn, crit = thresholds.lag_warning_seconds, thresholds.lag_critical_seconds
-    perf = [f"lag={'' if lag is None else lag}s;{warn};{crit};0;",
+    lag_s = standby.db.replica.lag_seconds if standby and standby.db and standby.db.replica else None
+    warn, crit = lag if lag is not None else lag_ranges(thresholds)
+    perf = [f"lag={'U' if lag_s is None else f'{lag_s}s'};{warn};{crit};0;",
             f"generation={cluster_generation(snap)};;;0;"]
     semi_ok = None
     if semi_sync_wanted and active is not None and active.db is not None:
         semi_ok = active.db.semi_sync_master_status
-        perf.append(f"semi_sync={1 if semi_ok else 0};;1:;0;1")
+        perf.append(f"semi_sync={1 if semi_ok else 0};1:;;0;1")
     reachable = sum(1 for v in snap.db_nodes + snap.app_nodes if v.reachable)
     perf.append(f"nodes_reachable={reachable};;;0;{len(snap.db_nodes + snap.app_nodes)}")
     shipped = shipped_lag(snap, state)
@@ -88,13 +103,13 @@ def verdict(snap: Snapshot, state: ClusterState, thresholds: Failover, semi_sync
         return Verdict(CRITICAL, f"{state.name}: {state.reason}", perfdata)
     problems: list[tuple[int, str]] = []
     limit = thresholds.max_lag_seconds
-    if lag is not None and limit and lag > limit:
-        problems.append((CRITICAL, f"standby {state.standby} lags {lag}s: over failover.max_lag_seconds ({limit}s) "
+    if lag_s is not None and limit and lag_s > limit:
+        problems.append((CRITICAL, f"standby {state.standby} lags {lag_s}s: over failover.max_lag_seconds ({limit}s) "
                                    f"it is not promoted, by the stack or by takeover without --force"))
-    elif lag is not None and lag >= crit:
-        problems.append((CRITICAL, f"standby {state.standby} lags {lag}s (critical at {crit}s)"))
-    elif lag is not None and lag >= warn:
-        problems.append((WARNING, f"standby {state.standby} lags {lag}s (warning at {warn}s)"))
+    elif lag_s is not None and crit.alerts(lag_s):
+        problems.append((CRITICAL, f"standby {state.standby} lags {lag_s}s (critical above {crit}s)"))
+    elif lag_s is not None and warn.alerts(lag_s):
+        problems.append((WARNING, f"standby {state.standby} lags {lag_s}s (warning above {warn}s)"))
     if semi_ok is False:
         problems.append((WARNING, "semi-sync has fallen back to asynchronous: acknowledged writes could be lost "
                                   "in a failover (the standby cannot tell once the active is gone: a takeover "
@@ -127,5 +142,5 @@ def verdict(snap: Snapshot, state: ClusterState, thresholds: Failover, semi_sync
     if problems:
         worst = max(code for code, _ in problems)
         return Verdict(worst, "; ".join(text for _, text in problems), perfdata)
-    lag_text = f", lag {lag}s" if lag is not None else ""
+    lag_text = f", lag {lag_s}s" if lag_s is not None else ""
     return Verdict(OK, f"{state.active} active, {state.standby} standby replicating{lag_text}", perfdata)

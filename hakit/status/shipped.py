@@ -100,13 +100,13 @@ def shipped_problems(snap: Snapshot, lag: ShippedLag, warning_seconds: int) -> l
     if behind is not None and behind > warning_seconds:
         has = f"seq {lag.standby_seq}" if lag.standby_seq is not None else "no row"
         found.append(f"{lag.standby}'s copy of the monitoring state is at least {seconds_text(behind)}s behind "
-                     f"({has}, the active's seq {lag.seq}; warning at {warning_seconds}s): a failover now would "
+                     f"({has}, the active's seq {lag.seq}; warning above {warning_seconds}s): a failover now would "
                      f"start the monitoring master without the latest acknowledgements, downtimes and states; see "
                      f"{lag.standby}'s replication (hakit status) and {log}")
     age, limit = lag.active_age_seconds, CONFIRM_EVERY + warning_seconds
     if age is not None and age > limit:
         found.append(f"the monitoring state {lag.writer} shipped was last confirmed {seconds_text(age)}s ago (its "
-                     f"shipper confirms at least every {CONFIRM_EVERY:.0f}s; warning at {limit:.0f}s): the shipper "
+                     f"shipper confirms at least every {CONFIRM_EVERY:.0f}s; warning above {limit:.0f}s): the shipper "
                      f"is not working, and a failover would start the monitoring master from that state; see {log}")
     return found
 

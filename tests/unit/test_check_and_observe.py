@@ -31,7 +31,7 @@ def pair(lag=0, semi=True, maintenance=False, n2_monitoring=False, io=True, watc
 
 @pytest.mark.parametrize("snap, code, words", [
     (pair(), OK, "n1 active, n2 standby replicating, lag 0s"),
-    (pair(lag=15), WARNING, "n2 lags 15s (warning at 10s)"),
+    (pair(lag=15), WARNING, "n2 lags 15s (warning above 10s)"),
     (pair(lag=61), CRITICAL, "lags 61s: over failover.max_lag_seconds (60s) it is not promoted"),
     (pair(semi=False), WARNING, "semi-sync has fallen back to asynchronous"),
     (pair(maintenance=True), WARNING, "maintenance mode is on"),
@@ -54,7 +54,7 @@ def test_perfdata_follows_the_plugin_format():
     perf = v.line.split(" | ")[1].split()
     assert perf[0] == "lag=3s;10;60;0;"
     assert perf[1] == "generation=2;;;0;"
-    assert perf[2] == "semi_sync=1;;1:;0;1"
+    assert perf[2] == "semi_sync=1;1:;;0;1"  # off is a WARNING: its range in the warning slot
     assert perf[3] == "nodes_reachable=2;;;0;2"
 
 

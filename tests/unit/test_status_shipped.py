@@ -166,7 +166,7 @@ def _check(snap: Snapshot, warn: int = 30):
 def test_a_standby_copy_behind_the_bound_is_a_warning_naming_it_and_the_shipper_s_log():
     v = _check(pair(row(42, saved_age=31.0), row(40)))
     assert v.code == WARNING
-    assert "n2's copy of the monitoring state is at least 31s behind (seq 40, the active's seq 42; warning at " \
+    assert "n2's copy of the monitoring state is at least 31s behind (seq 40, the active's seq 42; warning above " \
            "30s)" in v.text and f"see n2's replication (hakit status) and {LOG} on n1" in v.text
     assert _check(pair(row(42, saved_age=30.0), row(40))).code == OK  # at the bound: not over it
     assert _check(pair(row(42, saved_age=300.0), row(42))).code == OK  # it holds the row: however old
@@ -178,7 +178,7 @@ def test_a_standby_copy_behind_the_bound_is_a_warning_naming_it_and_the_shipper_
 def test_a_shipper_that_stopped_confirming_is_a_warning():
     v = _check(pair(row(42, saved_age=500.0, checked_age=91.0), row(42)))
     assert v.code == WARNING and "the monitoring state n1 shipped was last confirmed 91s ago" in v.text
-    assert "warning at 90s" in v.text and f"see {LOG} on n1" in v.text
+    assert "warning above 90s" in v.text and f"see {LOG} on n1" in v.text
     assert _check(pair(row(42, saved_age=500.0, checked_age=90.0), row(42))).code == OK
     assert _check(pair(row(42, saved_age=500.0, checked_age=70.0), row(42)), warn=5).code == WARNING
 
@@ -299,7 +299,7 @@ def test_check_holds_the_standby_s_copy_to_the_inventory_s_bound(site, monkeypat
     assert cli.main(["check", "-i", str(site)]) == WARNING
     out = capsys.readouterr().out
     assert "nagios2's copy of the monitoring state is at least 7s behind (seq 40, the active's seq 42; warning " \
-           "at 5s)" in out and "monitoring_state_behind=7s;5;;0;" in out
+           "above 5s)" in out and "monitoring_state_behind=7s;5;;0;" in out
     default = site.with_name("default.yml")  # the default bound: 30 s
     default.write_text((EXAMPLES / "two-node-pacemaker.yml").read_text(encoding="utf-8"), encoding="utf-8")
     cli.main(["check", "-i", str(default)])
