@@ -30,7 +30,7 @@ from hakit.mysql.facts import DatabaseUnreachable, DbFacts, ShippedState
 from hakit.mysql.gtid import Position
 from hakit.mysql.port import Database
 from hakit.mysql.tls import probe_files
-from hakit.remote.port import Runner, Unreachable
+from hakit.remote.port import HostKeyRefused, Runner, Unreachable
 from hakit.remote.probes import holds_address, process_running
 
 
@@ -187,12 +187,13 @@ def observe_node(inv: Inventory, world: World, node: Node, *, shipped: bool = Fa
                 flags = flagged.result()
                 tls_problems = certified.result() if certified is not None else []
                 reachable = True
-            except Unreachable as exc:
+            except (Unreachable, HostKeyRefused) as exc:  # no SSH session: the tunnel cannot open either
                 errors.append(str(exc))
                 ssh_down = True
             except HakitError as exc:
                 errors.append(str(exc))
-        # the database is reached through the same SSH connection: no second timeout for a dead node
+        # the database is reached through the same SSH connection: no second timeout for a dead
+        # node, and no second copy of the same cause (a host key refused)
         tunneled = database is not None and getattr(database, "sock_factory", None) is not None
         if reading is None and database is not None and not (ssh_down and tunneled):
             reading = pool.submit(read_database, database)

@@ -22,7 +22,7 @@ from hakit.cluster import traits_for
 from hakit.cluster.port import StackTraits
 from hakit.failover.plan import Plan, Refusal, Step, step
 from hakit.failover.promote import PeerView, plan_promotion
-from hakit.failover.snapshot import NodeView, Snapshot, cluster_generation, derive_state
+from hakit.failover.snapshot import NodeView, Snapshot, cluster_generation, derive_state, unread_causes, unread_remedy
 from hakit.inventory.model import Inventory
 from hakit.mysql.gtid import Gtid, Position
 
@@ -177,8 +177,8 @@ def _takeover_target(snap: Snapshot, request: Request) -> str | Refusal:
         return peer.name
     readable = [v for v in snap.db_nodes if v.db is not None]
     if not readable:
-        return Refusal("no database of the pair can be read; there is nothing to promote",
-                       "start MariaDB on one node (it starts read-only), then re-run")
+        return Refusal(f"no database of the pair can be read ({unread_causes(snap.db_nodes)}); there is nothing "
+                       f"to promote", unread_remedy(snap.db_nodes))
     # a node being resynced may hold a partial copy: never the chosen one (--node and --force name it)
     readable = [v for v in readable if not v.resync_pending] or readable
     generation = cluster_generation(snap)

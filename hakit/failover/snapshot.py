@@ -132,6 +132,23 @@ def cluster_generation(snap: Snapshot) -> int:
     return max((v.generation for v in snap.db_nodes if v.db is not None), default=0)
 
 
+def unread_causes(views: tuple[NodeView, ...] | list[NodeView]) -> str:
+    """Why each node's database was not read, in the observation's own words (SSH refused, a
+    host key, a timeout, the database refusing the login...)."""
+    def cause(v: NodeView) -> str:
+        text = v.error or ("unreachable" if not v.reachable else "its database does not answer")
+        return text if text.startswith(f"{v.name}:") else f"{v.name}: {text}"
+
+    return "; ".join(cause(v) for v in views if v.db is None)
+
+
+def unread_remedy(views: tuple[NodeView, ...] | list[NodeView]) -> str:
+    """What to do first: reach the nodes, or start their databases."""
+    if any(not v.reachable for v in views if v.db is None):
+        return "make the nodes reachable (the causes above), then re-run"
+    return "start MariaDB on one node (it starts read-only), then re-run"
+
+
 def derive_state(snap: Snapshot) -> ClusterState:
     """Decide the cluster state from a snapshot. Pure; the reason says why in plain words."""
     views = snap.db_nodes
@@ -149,6 +166,10 @@ def derive_state(snap: Snapshot) -> ClusterState:
         return ClusterState("split-brain", None, f"the shared disk is mounted on {' and '.join(mounting)}: two "
                                                   f"nodes writing one file system corrupt it; unmount it now on the "
                                                   f"node that is not the active", failed=failed, stale=stale)
+    if views and all(v.db is None for v in views):
+        # nothing read is nothing known: not "bootstrapping", which would send the reader to init
+        return ClusterState("degraded", None, f"no database of the pair could be read: {unread_causes(views)}; "
+                                              f"{unread_remedy(views)}", failed=failed)
     if generation == 0 and not writable:
         return ClusterState("bootstrapping", None, "no node carries a hakit generation yet; run hakit init",
                             failed=failed)

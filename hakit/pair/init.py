@@ -166,7 +166,11 @@ def plan_init(inv: Inventory) -> Plan:
 FORMATS = {"ext4": "e2fsprogs", "xfs": "xfsprogs"}
 
 
-def _preflight(run: InitRun, _: Step) -> None:
+def _preflight(run: InitRun, _: Step, *, dry_run: bool = False) -> None:
+    """Every node reachable with a verified host key, its programs present, the same hakit.
+    ``dry_run`` (``init --dry-run``): a node that cannot be reached still fails (nothing can be
+    planned for it), what the real run would refuse is said and the plan goes on (Ansible's
+    check mode runs it on nodes its real run installs first)."""
     programs = dict(NODE_PROGRAMS, **traits_for(run.inv).programs)
     disk = wanted_storage(run.inv)
     if disk is not None:  # the storage step reads the device and may format it
@@ -174,6 +178,8 @@ def _preflight(run: InitRun, _: Step) -> None:
         programs.update({"blkid": "util-linux", "mount": "mount", "modprobe": "kmod"})
         if disk.fstype in FORMATS:
             programs[f"mkfs.{disk.fstype}"] = FORMATS[disk.fstype]
+
+    unreachable: list[str] = []
 
     def check(node: Node) -> str | None:
         runner = run.runners[node.name]
@@ -183,6 +189,7 @@ def _preflight(run: InitRun, _: Step) -> None:
         except HostKeyRefused:
             raise
         except Unreachable as exc:
+            unreachable.append(str(exc))
             return str(exc)
         if found:
             return f"{node.name}: missing {', '.join(found)} (Debian packages: " \
@@ -204,6 +211,9 @@ def _preflight(run: InitRun, _: Step) -> None:
 
     with ThreadPoolExecutor(max_workers=len(run.inv.nodes)) as pool:
         problems = [p for p in pool.map(check, run.inv.nodes) if p]
+    if dry_run and problems and not unreachable:
+        run.say(f"    the preflight would refuse: {'; '.join(problems)}")
+        return
     if problems:
         raise OperationFailed("; ".join(problems))
     run.note(f"{len(run.inv.nodes)} nodes reachable, host keys verified, programs present")
@@ -632,6 +642,10 @@ ACTIONS = {"preflight": _preflight, "install": _install, "database": _database, 
 def run_init(run: InitRun, *, dry_run: bool = False) -> list[str]:
     """Run ``init``; returns what it changed (empty: nothing to do)."""
     plan = plan_init(run.inv)
+    if dry_run:
+        # the preflight only reads: a dry run looks at the nodes too, and a pair it cannot reach
+        # (or whose host keys it cannot verify) is said, with a non-zero exit, not planned blind
+        _preflight(run, plan.steps[0], dry_run=True)
     executor = Executor({name: partial(func, run) for name, func in ACTIONS.items()}, None, say=run.say)
     executor.run(plan, dry_run=dry_run)
     return run.actions_taken

@@ -156,6 +156,10 @@ class SshRunner:
             if "not found in known_hosts" in str(exc):
                 raise HostKeyRefused(f"{self.host}: {self.address} has no entry in {self.known_hosts}; refusing an "
                                      f"unknown host key (add the node's key after verifying it)") from None
+            # paramiko's words when it had no key to offer (older, newer versions)
+            if "No existing session" in str(exc) or "No authentication methods available" in str(exc):
+                raise Unreachable(f"{self.host}: SSH to {self.user}@{self.address}:{self.port} cannot log in: no key "
+                                  f"to offer (no key file named, no SSH agent, no key in ~/.ssh)") from None
             reason = str(exc) or f"{type(exc).__name__}: the server closed the connection"
             if time.monotonic() - began < DROPPED_WITHIN:
                 raise _Dropped(reason) from None
@@ -163,6 +167,11 @@ class SshRunner:
         except (TimeoutError, OSError) as exc:
             client.close()
             reason = exc.strerror or str(exc)
+            # paramiko's "Unable to connect to port 22 on ADDRESS" keeps the cause (refused,
+            # no route) in the errors of each address it tried
+            causes = getattr(exc, "errors", None)
+            if isinstance(causes, dict) and causes:
+                reason = "; ".join(sorted({getattr(e, "strerror", None) or str(e) for e in causes.values()}))
             # a reset comes from a server that accepted the connection (refused and unreachable
             # are not tried twice: no sshd listens there, or the node is down)
             if exc.errno in (errno.ECONNRESET, errno.EPIPE) and time.monotonic() - began < DROPPED_WITHIN:

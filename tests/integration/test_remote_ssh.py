@@ -47,6 +47,28 @@ def test_ssh_refuses_an_unknown_host_key(sshd):
         _runner(d, port, "no_such_file").run(["true"])
 
 
+def test_each_cause_of_not_logging_in_is_named(sshd, tmp_path, monkeypatch):
+    """Issue 28 (2): no key to offer was paramiko's "No existing session" (and taken for a
+    dropped connection, tried twice); a port nobody listens on is "Connection refused"."""
+    import socket
+
+    from hakit.remote.port import Unreachable
+
+    d, port = sshd
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.ssh keys
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)  # no agent
+    keyless = SshRunner("n1", "127.0.0.1", port=port, known_hosts=d / "known_hosts")
+    with pytest.raises(Unreachable) as caught:
+        keyless.run(["true"])
+    assert str(caught.value) == (f"n1: SSH to root@127.0.0.1:{port} cannot log in: no key to offer (no key file "
+                                 f"named, no SSH agent, no key in ~/.ssh)")
+    with socket.socket() as probe:  # a port that was free a moment ago: nothing listens there
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    with pytest.raises(Unreachable, match=f"n1: cannot reach 127.0.0.1:{closed} over SSH: Connection refused"):
+        _runner(d, closed, "known_hosts").run(["true"])
+
+
 def test_ssh_tunnel_reaches_a_port_as_seen_from_the_node(sshd):
     d, port = sshd
     runner = _runner(d, port, "known_hosts")

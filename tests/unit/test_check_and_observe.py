@@ -82,6 +82,32 @@ def test_observe_reads_every_node_and_survives_an_unreachable_one():
     assert state.name == "degraded" and state.active == "nagios1"
 
 
+def test_a_refused_host_key_is_said_once_and_the_tunnel_is_not_tried():
+    """Issue 28 (2): the known_hosts cause was printed twice (the probe, then the database
+    through the SSH tunnel failing the same way)."""
+    from hakit.remote.port import HostKeyRefused
+
+    inv = example_inventory("two-node-pacemaker")
+    refused = "nagios2: known_hosts file /x/known_hosts does not exist; hakit verifies every host key"
+
+    class Refusing(FakeRunner):
+        def run(self, argv, **kwargs):
+            raise HostKeyRefused(refused)
+
+    class Tunneled(FakeDatabase):
+        sock_factory = object()  # reached through the node's SSH connection
+        tried = 0
+
+        def facts(self):
+            Tunneled.tried += 1
+            raise HostKeyRefused(refused)
+
+    world = World({"nagios1": FakeRunner("nagios1", reachable=False), "nagios2": Refusing("nagios2")},
+                  {"nagios1": FakeDatabase("nagios1", reachable=False), "nagios2": Tunneled("nagios2")})
+    n2 = observe(inv, world).db_nodes[1]
+    assert n2.error == refused and Tunneled.tried == 0
+
+
 def test_vip_detection_matches_whole_addresses_only():
     inv = example_inventory("two-node-pacemaker")
     runner = FakeRunner().on("ip", "-o", "-4", "addr", "show", stdout="2: eth0 inet 198.51.100.201/24 brd\n")

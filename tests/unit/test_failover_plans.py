@@ -179,6 +179,24 @@ def test_takeover_refusals(inv, what, snapshot, request_, words, hard):
     assert verdict.hard is hard
 
 
+def test_nothing_readable_names_each_node_s_cause_and_the_right_remedy(inv):
+    """Issue 28 (2): SSH refused is not "start MariaDB"."""
+    cut = Snapshot(db_nodes=(
+        NodeView("n1", A, False, None, error="n1: cannot reach 10.9.0.11:22 over SSH: Connection refused"),
+        NodeView("n2", B, False, None, error="n2: known_hosts file /x/known_hosts does not exist")))
+    refusal = plan_operation(inv, cut, Request("takeover"))
+    assert isinstance(refusal, Refusal)
+    text = str(refusal)
+    assert "n1: cannot reach 10.9.0.11:22 over SSH: Connection refused" in text
+    assert "n2: known_hosts file /x/known_hosts does not exist" in text
+    assert "make the nodes reachable" in text and "start MariaDB" not in text
+    down = Snapshot(db_nodes=(NodeView("n1", A, True, None, error="n1: MariaDB refused the connection"),
+                              NodeView("n2", B, True, None)))
+    text = str(plan_operation(inv, down, Request("takeover")))
+    assert "n1: MariaDB refused the connection; n2: its database does not answer" in text
+    assert "start MariaDB on one node" in text
+
+
 def test_takeover_says_when_acknowledged_writes_may_be_lost(inv):
     fell_back = snap(None, facts(replica=rep(io=False), server=2, semi=False), vip=None, reach=(False, True))
     plan = plan_operation(inv, fell_back, Request("takeover"))

@@ -166,3 +166,35 @@ def test_known_hosts_keeps_each_pair_s_lines_in_place_so_a_second_init_changes_n
     lines = path.read_text().splitlines()
     assert lines[2:5] == [f"{h} ssh-ed25519 AAAAnew" for h in db] and lines[5:] == [f"{h} ssh-ed25519 AAAAapp"
                                                                                       for h in app]
+
+
+def test_a_dry_run_looks_at_the_nodes_and_fails_when_it_cannot_reach_them():
+    """Issue 28 (2): ``init --dry-run`` printed a plan and exited 0 with every node down."""
+    from hakit.pair.init import InitRun, run_init
+    from hakit.remote.fake import FakeRunner
+
+    inv = example_inventory("two-node-pacemaker")
+    said: list[str] = []
+    down = InitRun(inv, None, {n.name: FakeRunner(n.name, reachable=False) for n in inv.nodes}, [],  # type: ignore[arg-type]
+                   say=said.append)
+    with pytest.raises(OperationFailed, match="nagios1: unreachable .*nagios2: unreachable"):
+        run_init(down, dry_run=True)
+    assert down.actions_taken == []
+
+
+def test_a_dry_run_on_reachable_nodes_says_what_the_preflight_would_refuse_and_plans_on():
+    """Ansible's check mode runs ``init --dry-run`` on nodes whose packages its real run installs
+    first: a missing program is said, not a failure; the plan is printed."""
+    from hakit import __version__
+    from hakit.pair.init import InitRun, run_init
+    from hakit.remote.fake import FakeRunner
+
+    inv = example_inventory("two-node-pacemaker")
+    said: list[str] = []
+    runners = {n.name: FakeRunner(n.name).on("sh", "-c", stdout="crm_mon\n")
+               .on(inv.settings.node_hakit, "--version", stdout=f"hakit, version {__version__}\n") for n in inv.nodes}
+    fresh = InitRun(inv, None, runners, [], say=said.append)  # type: ignore[arg-type]
+    assert run_init(fresh, dry_run=True) == []
+    assert any("the preflight would refuse: nagios1: missing crm_mon (Debian packages: pacemaker-cli-utils)" in line
+               for line in said), said
+    assert any("install" in line for line in said)  # the plan's steps follow

@@ -56,6 +56,19 @@ CASES = [
 ]
 
 
+def test_no_database_read_is_degraded_with_each_cause_never_bootstrapping():
+    """Issue 28 (2): every node unreachable used to read "bootstrapping ... run hakit init"."""
+    cut = Snapshot(db_nodes=(
+        NodeView("n1", A, False, None, error="n1: cannot reach 10.9.0.11:22 over SSH: Connection refused"),
+        NodeView("n2", B, False, None, error="timed out")))
+    state = derive_state(cut)
+    assert state.name == "degraded" and state.active is None
+    assert state.reason == ("no database of the pair could be read: n1: cannot reach 10.9.0.11:22 over SSH: "
+                            "Connection refused; n2: timed out; make the nodes reachable (the causes above), "
+                            "then re-run")
+    assert "hakit init" not in state.reason
+
+
 @pytest.mark.parametrize("what, n1, n2, extra, state, active, reason", CASES, ids=[c[0] for c in CASES])
 def test_derive_state(what, n1, n2, extra, state, active, reason):
     verdict = derive_state(snap(n1, n2, **extra))
