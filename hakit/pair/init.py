@@ -634,9 +634,10 @@ def _sync(run: InitRun, _: Step) -> None:
         run.did(f"{target}: synced {len(plan.copy)} entries from {source}, removed {len(plan.remove)}")
 
 
-ACTIONS = {"preflight": _preflight, "install": _install, "database": _database, "stack": _stack, "users": _users,
-           "roles": _roles, "seed": _seed, "schema": _schema, "replication": _replication, "writable": _writable,
-           "app_grants": _app_grants, "storage": _storage, "resources": _resources, "keys": _keys, "sync": _sync}
+ACTIONS: dict[str, Callable[[InitRun, Step], None]] = {
+    "preflight": _preflight, "install": _install, "database": _database, "stack": _stack, "users": _users,
+    "roles": _roles, "seed": _seed, "schema": _schema, "replication": _replication, "writable": _writable,
+    "app_grants": _app_grants, "storage": _storage, "resources": _resources, "keys": _keys, "sync": _sync}
 
 
 def run_init(run: InitRun, *, dry_run: bool = False) -> list[str]:
