@@ -84,16 +84,33 @@ inventory_option = click.option(
 
 
 def _with_inventory(func):
-    """Accept ``-i`` after the command name too (``hakit render -i INV``), as DESIGN.md writes it."""
+    """Accept ``-i`` after the command name too (``hakit render -i INV``), as DESIGN.md writes it,
+    and the global flags (``-q``, ``-v``, ``--result-json``) there too: ``hakit status -v``."""
 
     @functools.wraps(func)
-    def wrapper(obj: Context, inventory: str | None, **kwargs):
+    def wrapper(obj: Context, inventory: str | None, late_quiet: bool = False, late_verbose: int = 0,
+                late_result_json: bool = False, **kwargs):
         if inventory is not None:
             obj.inventory_path = inventory
+        if late_quiet:
+            obj.verbosity = -1
+        elif late_verbose:
+            obj.verbosity = max(obj.verbosity, 0) + late_verbose
+        obj.result_json = obj.result_json or late_result_json
         return func(obj, **kwargs)
 
     wrapper.__click_params__ = list(getattr(func, "__click_params__", []))
+    for option in _LATE_GLOBALS:
+        option(wrapper)
     return click.pass_obj(inventory_option(wrapper))
+
+
+#: the group's global flags, accepted after the command name too (shown in the group's help)
+_LATE_GLOBALS = (
+    click.option("-q", "--quiet", "late_quiet", is_flag=True, hidden=True),
+    click.option("-v", "--verbose", "late_verbose", count=True, hidden=True),
+    click.option("--result-json", "late_result_json", is_flag=True, hidden=True),
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -256,65 +273,111 @@ def _check_secrets_outside(inv: Inventory, out: Path, tops: list[str]) -> None:
 
 @main_group.command()
 @_with_inventory
-def validate(ctx: Context) -> None:
+@click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="json: one document with every check (check, node, path, ok, detail).")
+def validate(ctx: Context, output: str) -> None:
     """Check the inventory and run every rendered artefact through the real tool that reads it.
 
     Renders into a temporary folder; writes nothing next to the inventory.
     """
     from hakit import validate as validation
     from hakit.inventory.secrets import ensure_secrets
+    from hakit.status.document import SCHEMA_VERSION
 
     inv = ctx.inventory()
-    ctx.say(f"inventory {inv.path}: OK ({inv.settings.topology}, {inv.settings.stack}, "
-            f"{len(inv.nodes)} nodes)")
+    if output == "text":
+        ctx.say(f"inventory {inv.path}: OK ({inv.settings.topology}, {inv.settings.stack}, "
+                f"{len(inv.nodes)} nodes)")
     results = validation.validate_all(inv, ensure_secrets(inv, create=False))
     failed = [r for r in results if not r.ok]
-    for result in results:
-        ctx.say(str(result)) if result.ok else click.echo(str(result), err=True)
+    message = (f"validate: {len(failed)} of {len(results)} checks failed" if failed
+               else f"validate: all {len(results)} checks passed")
+    if output == "json":
+        click.echo(json.dumps({"schema_version": SCHEMA_VERSION, "inventory": str(inv.path), "ok": not failed,
+                               "checks": [{"check": r.check, "node": r.node, "path": r.path, "ok": r.ok,
+                                           "detail": redact_seen(r.detail)} for r in results]},
+                              indent=2, sort_keys=True))
+    else:
+        for result in results:
+            ctx.say(str(result)) if result.ok else click.echo(str(result), err=True)
+        if not failed:
+            ctx.say(f"all {len(results)} checks passed")
+    ctx.message = message  # the --result-json line's
     if failed:
         raise click.exceptions.Exit(int(ExitCode.BAD_INPUT))
-    ctx.say(f"all {len(results)} checks passed")
 
 
 @main_group.command()
 @_with_inventory
-@click.option("--json", "as_json", is_flag=True, help="Print the status document as JSON.")
-def status(ctx: Context, as_json: bool) -> None:
-    """Show the pair: per node reachable, writable, replication, lag, GTID, generation, VIP, monitoring.
+@click.option("-o", "--output", type=click.Choice(["table", "wide", "json"]), default="table", show_default=True,
+              help="table: fits 100 columns (node, role, writable, replication, lag, generation, flags; the GTIDs "
+                   "below it, whole); wide: every column; json: the status document (docs/operations.md).")
+@click.option("--json", "as_json", is_flag=True, help="The same as -o json.")
+@click.option("--watch", is_flag=True, help="Observe again every --every seconds until Ctrl-C (with -o json: one "
+                                            "document per line).")
+@click.option("--every", type=click.FloatRange(0.5, 3600), default=2.0, show_default=True, metavar="SECONDS",
+              help="How often --watch observes.")
+def status(ctx: Context, output: str, as_json: bool, watch: bool, every: float) -> None:
+    """Show the pair: per node role, writable, replication, lag, generation, GTID, VIP, monitoring.
 
-    Exit 0 when healthy, 1 otherwise (degraded, split-brain, ...), 2 on bad input.
+    Exit 0 when healthy, 1 otherwise (degraded, split-brain, ...), 2 on bad input; with --watch,
+    the last observation's.
     """
     import json
+    import time
+
+    from rich.console import Console
 
     from hakit.connect import real_world
+    from hakit.failover.observe import observe_operation, spread_floor
     from hakit.failover.snapshot import derive_state
+    from hakit.failover.state import journal_for
     from hakit.inventory.secrets import load_secrets, secrets_path
     from hakit.status.check import unfenced
     from hakit.status.document import status_document
     from hakit.status.view import print_status
 
+    output = "json" if as_json else output
     inv = ctx.inventory()
     secrets = load_secrets(secrets_path(inv), inv)
-    from hakit.failover.observe import observe_operation, spread_floor
-    from hakit.failover.state import journal_for
-
     world = real_world(inv, secrets)
-    try:
+
+    def observed() -> tuple[dict[str, Any], bool]:
         snap = observe_operation(inv, world, journal_for(inv, secrets), shipped=True)
         # what this machine knows, every node knows: another admin machine (or the same one with
         # another folder) reads the generation floor from the nodes, not from this one's .hakit/
         spread_floor(world, snap)
+        state = derive_state(snap)
+        document = status_document(snap, state, anti_flap_seconds=inv.settings.failover.anti_flap_seconds,
+                                   tls=inv.settings.mysql.tls.enabled)
+        document["unfenced"] = list(unfenced(inv))
+        return document, state.healthy
+
+    healthy = False
+    try:
+        while True:
+            document, healthy = observed()
+            if output == "json":
+                click.echo(json.dumps(document, sort_keys=True) if watch else
+                           json.dumps(document, indent=2, sort_keys=True))
+            else:
+                console = None
+                if watch:
+                    console = Console(highlight=False)
+                    console.clear()
+                print_status(inv, document, console, wide=output == "wide")
+                if console is not None:
+                    console.print(f"[dim]{time.strftime('%H:%M:%S')}: observed again every {every:g}s; "
+                                  f"Ctrl-C ends[/dim]")
+            if not watch:
+                break
+            time.sleep(every)
+    except KeyboardInterrupt:
+        if not watch:
+            raise
     finally:
         world.close()
-    state = derive_state(snap)
-    document = status_document(snap, state, anti_flap_seconds=inv.settings.failover.anti_flap_seconds,
-                               tls=inv.settings.mysql.tls.enabled)
-    document["unfenced"] = list(unfenced(inv))
-    if as_json:
-        click.echo(json.dumps(document, indent=2, sort_keys=True))
-    else:
-        print_status(inv, document)
-    if not state.healthy:
+    if not healthy:
         raise click.exceptions.Exit(int(ExitCode.FAILED))
 
 
@@ -652,9 +715,12 @@ def main(argv: list[str] | None = None) -> int:
     code = _main(argv)
     ctx = Context.current
     if ctx is not None and ctx.result_json:
+        from hakit.status.document import SCHEMA_VERSION as JSON_SCHEMA_VERSION
+
         sys.stdout.flush()
         click.echo(json.dumps({"command": ctx.command, "changed": ctx.changed, "exit_code": code,
-                               "message": redact_seen(ctx.message)}, sort_keys=True))
+                               "message": redact_seen(ctx.message), "schema_version": JSON_SCHEMA_VERSION},
+                              sort_keys=True))
     return code
 
 

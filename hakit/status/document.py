@@ -11,6 +11,10 @@ from hakit.failover.snapshot import ClusterState, Snapshot, cluster_generation
 from hakit.status.shipped import shipped_lag
 from hakit.status.tls_findings import findings
 
+#: the status document's version (the CLI's JSON_SCHEMA_VERSION): raised when a field changes
+#: meaning or goes away; new fields do not raise it
+SCHEMA_VERSION = 1
+
 
 def anti_flap_left(snap: Snapshot, window: float) -> float | None:
     """Seconds until the stack may promote by itself again (0: it may; None: unknown): the
@@ -65,6 +69,7 @@ def status_document(snap: Snapshot, state: ClusterState, *, anti_flap_seconds: f
                                        "verifies_master": replica.ssl_verify if replica else None,
                                        "problems": findings(view, source)}
     return {
+        "schema_version": SCHEMA_VERSION,
         "state": state.name,
         "reason": state.reason,
         "generation": cluster_generation(snap),

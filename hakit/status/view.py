@@ -45,16 +45,51 @@ def shipped_line(doc: dict[str, Any], warning_seconds: int) -> str | None:
     return f"[yellow]{text}[/yellow]" if warn else text
 
 
-def print_status(inv: Inventory, doc: dict[str, Any], console: Console | None = None) -> None:
-    """Print the status document as a table and a one-line verdict."""
-    import sys
+#: the default table's flags, in order: (letter, the node document's field, what it means)
+FLAGS = (("V", "vip", "holds the VIP"), ("M", "monitoring", "runs the monitoring master"),
+         ("S", "stack_running", "runs the cluster stack"), ("W", "watcher", "runs hakit's watcher"))
+#: columns of a pipe or a log (no terminal to ask): the default table fits in 100, -o wide's
+#: GTIDs are never cut (folded)
+PIPE_WIDTH = {"table": 100, "wide": 200}
 
-    # a pipe or a log gets the whole table, not one squeezed to 80 columns
-    console = console or Console(highlight=False, width=None if sys.stdout.isatty() else 140)
+
+def _flags(n: dict[str, Any]) -> str:
+    """``VMSW``: a letter when it is so, ``-`` when not, ``?`` when not known (every one of an
+    unreachable node's)."""
+    if not n["reachable"]:
+        return "?" * len(FLAGS)
+    return "".join(letter if n.get(key) else "?" if n.get(key) is None else "-" for letter, key, _ in FLAGS)
+
+
+def _replication(n: dict[str, Any]) -> str:
+    if not n["replicating_from"]:
+        return "-"
+    threads = f"{'Y' if n['io_running'] else 'N'}/{'Y' if n['sql_running'] else 'N'}"
+    text = f"{n['replicating_from']} {threads}"
+    return text if n["io_running"] and n["sql_running"] else f"[red]{text}[/red]"
+
+
+def _role(doc: dict[str, Any], name: str, n: dict[str, Any]) -> str:
+    if not n["reachable"]:
+        return "[red]unreachable[/red]"
+    return "active" if name == doc["active"] else ("standby" if name == doc.get("standby") else "")
+
+
+def node_table(inv: Inventory, doc: dict[str, Any], wide: bool = False) -> Table:
+    """The nodes: by default node, role, writable, replication, lag, generation and a flags
+    column (:data:`FLAGS`), about 75 columns; ``wide``: every field, the GTIDs folded, not cut."""
     table = Table(title=f"hakit {inv.settings.cluster_name} ({inv.settings.topology}, {inv.settings.stack})")
+    if not wide:
+        for column in ("node", "role", "writable", "replication", "lag", "gen", "flags"):
+            table.add_column(column, no_wrap=True)
+        for name, n in doc["nodes"].items():
+            table.add_row(name, _role(doc, name, n), _yes(n["writable"], good=name == doc["active"]),
+                          _replication(n), "-" if n["lag_seconds"] is None else f"{n['lag_seconds']}s",
+                          "-" if n["generation"] is None else str(n["generation"]), _flags(n))
+        return table
     for column in ("node", "role", "reachable", "writable", "replicating from", "IO/SQL", "lag", "GTID",
                    "generation", "VIP", "monitoring", "stack", "watcher"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for name, n in doc["nodes"].items():
         role = "active" if name == doc["active"] else ("standby" if name == doc.get("standby") else "")
         threads = f"{'Y' if n['io_running'] else 'N'}/{'Y' if n['sql_running'] else 'N'}" \
@@ -64,7 +99,24 @@ def print_status(inv: Inventory, doc: dict[str, Any], console: Console | None = 
                       "-" if n["lag_seconds"] is None else f"{n['lag_seconds']}s", n["gtid"] or "-",
                       "-" if n["generation"] is None else str(n["generation"]), _yes(n["vip"]), _yes(n["monitoring"]),
                       _yes(n.get("stack_running")), _yes(n.get("watcher"), good=name == doc["active"]))
+    return table
+
+
+def print_status(inv: Inventory, doc: dict[str, Any], console: Console | None = None, *, wide: bool = False) -> None:
+    """Print the status document as a table and a one-line verdict (``wide``: every column)."""
+    import sys
+
+    if console is None:
+        console = Console(highlight=False,
+                          width=None if sys.stdout.isatty() else PIPE_WIDTH["wide" if wide else "table"])
+    table = node_table(inv, doc, wide)
     console.print(table)
+    if not wide:
+        # whole, one line each, never cut: a GTID is what an operator copies
+        for name, n in doc["nodes"].items():
+            console.print(f"[dim]GTID[/dim] {name} {n['gtid'] or '-'}", soft_wrap=True)
+        console.print("[dim]flags: " + ", ".join(f"{letter} {what}" for letter, _, what in FLAGS)
+                      + " (- no, ? unknown); -o wide for every column[/dim]")
     style = STATE_STYLE.get(doc["state"], "white")
     console.print(f"state: [{style}]{doc['state']}[/{style}]  generation {doc['generation']}  "
                   f"active {doc['active'] or '-'}" + ("  [yellow]MAINTENANCE[/yellow]" if doc["maintenance"] else ""))
@@ -97,4 +149,5 @@ def print_status(inv: Inventory, doc: dict[str, Any], console: Console | None = 
                 console.print(f"[yellow]TLS: {problem}[/yellow]")
     for name, n in doc["nodes"].items():
         if n["error"]:
-            console.print(f"[dim]{name}: {n['error']}[/dim]")
+            said = n["error"] if n["error"].startswith(f"{name}:") else f"{name}: {n['error']}"
+            console.print(f"[dim]{said}[/dim]")

@@ -107,6 +107,25 @@ def test_every_example_validates_through_the_cli(name, tmp_path, capsys):
     assert f"all {total} checks passed" in out
 
 
+def test_validate_prints_every_check_as_json_and_its_result_line(tmp_path, capsys):
+    """Issue 28 (3): ``-o json`` (with a schema version); ``--result-json``'s message was empty."""
+    import json
+
+    inventory = _example("two-node-pacemaker", tmp_path)
+    assert cli.main(["validate", "-i", str(inventory), "-o", "json", "--result-json"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    doc = json.loads("\n".join(lines[:-1]))
+    result = json.loads(lines[-1])
+    assert doc["schema_version"] == 1 and doc["ok"] is True and doc["inventory"] == str(inventory)
+    assert doc["checks"] and all(c["ok"] and c["check"] and c["node"] and c["path"] for c in doc["checks"])
+    assert result["message"] == f"validate: all {len(doc['checks'])} checks passed" and result["exit_code"] == 0
+    broken = tmp_path / "broken.yml"  # a bad inventory: exit 2, the reason in the result line
+    broken.write_text(inventory.read_text().replace("token: 1000", "token: -5"))
+    code = cli.main(["validate", "-i", str(broken), "-o", "json", "--result-json"])
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert code == 2 and result["exit_code"] == 2 and "timing.corosync.token" in result["message"]
+
+
 def test_validate_all_returns_one_result_per_check(tmp_path):
     inv = load_inventory(_example("two-node-heartbeat-drbd", tmp_path))
     results = v.validate_all(inv, ensure_secrets(inv, create=False))

@@ -290,7 +290,7 @@ def test_render_check_writes_nothing_not_even_the_secrets_file(site, capsys) -> 
     before = sorted(p.name for p in site.parent.iterdir())
     assert main(["--result-json", "-i", str(site), "render", "--check"]) == 0
     result = _result_line(capsys.readouterr().out)
-    assert result == {"command": "render", "changed": False, "exit_code": 0,
+    assert result == {"command": "render", "changed": False, "exit_code": 0, "schema_version": 1,
                       "message": f"render: {site} renders {result['message'].split(' renders ')[1]}"}
     assert "files for 2 nodes" in result["message"]
     assert sorted(p.name for p in site.parent.iterdir()) == before
