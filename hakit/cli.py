@@ -155,7 +155,13 @@ def render(ctx: Context, out: Path | None, check: bool) -> None:
     """
     from hakit.errors import InputError
     from hakit.files import remove_empty_folders
-    from hakit.inventory.secrets import create_secrets, creation_problem, ensure_secrets, secrets_path
+    from hakit.inventory.secrets import (
+        create_secrets,
+        creation_problem,
+        ensure_secrets,
+        placeholder_problems,
+        secrets_path,
+    )
     from hakit.render import render as rendering
     from hakit.render.artefact import check_tree, write_tree
 
@@ -194,10 +200,10 @@ def render(ctx: Context, out: Path | None, check: bool) -> None:
     ctx.say(f"rendered {len(written)} files for {len(inv.nodes)} nodes into {out}")
     for written_path in written:
         ctx.say(f"  {written_path}", level=1)
-    placeholders = [f"{dev}.{param}" for dev, params in sec.fencing.items() for param, value in params.items()
-                    if value == "CHANGE-ME"]
+    placeholders = [p.field for p in placeholder_problems(inv, sec)]
     if placeholders:
-        ctx.say(f"note: set the fencing secrets {', '.join(placeholders)} in {path}")
+        ctx.say(f"note: set the fencing secrets {', '.join(placeholders)} in {path} (init and validate refuse "
+                f"the placeholder)")
 
 
 #: PATH_MAX and NAME_MAX of Linux, in bytes (PATH_MAX counts the terminating NUL)
@@ -281,14 +287,19 @@ def validate(ctx: Context, output: str) -> None:
     Renders into a temporary folder; writes nothing next to the inventory.
     """
     from hakit import validate as validation
-    from hakit.inventory.secrets import ensure_secrets
+    from hakit.inventory.secrets import ensure_secrets, placeholder_problems, secrets_path
     from hakit.status.document import SCHEMA_VERSION
+    from hakit.validate.sandbox import CheckResult
 
     inv = ctx.inventory()
     if output == "text":
         ctx.say(f"inventory {inv.path}: OK ({inv.settings.topology}, {inv.settings.stack}, "
                 f"{len(inv.nodes)} nodes)")
-    results = validation.validate_all(inv, ensure_secrets(inv, create=False))
+    secrets = ensure_secrets(inv, create=False)
+    results = validation.validate_all(inv, secrets)
+    if os.path.lexists(secrets_path(inv)):  # a fresh file's placeholders are for the operator to fill
+        results += [CheckResult("secrets", "_cluster", p.file, False, f"{p.field}: {p.message}")
+                    for p in placeholder_problems(inv, secrets)]
     failed = [r for r in results if not r.ok]
     message = (f"validate: {len(failed)} of {len(results)} checks failed" if failed
                else f"validate: all {len(results)} checks passed")
@@ -493,12 +504,23 @@ def init(ctx: Context, dry_run: bool) -> None:
     """
     from hakit.agents.registry import wrappers
     from hakit.connect import real_world
-    from hakit.inventory.secrets import ensure_secrets
+    from hakit.errors import InputError, Problem
+    from hakit.inventory.secrets import ensure_secrets, placeholder_problems, secrets_path
     from hakit.pair.init import InitRun, run_init
     from hakit.render import render as rendering
 
     inv = ctx.inventory()
+    existed = os.path.lexists(secrets_path(inv))
     secrets = ensure_secrets(inv, create=not dry_run)
+    unset = placeholder_problems(inv, secrets)
+    if unset and (existed or not dry_run):
+        # fencing configured with a made-up password would not fence: refused before any node
+        raise InputError(unset if existed else
+                         [*unset, Problem(str(secrets_path(inv)), "", "created now (mode 0600): set these in it, "
+                                                                      "then run hakit init again")])
+    if unset:  # a dry run without a secrets file: what the real run will ask for
+        ctx.say(f"note: init creates the secrets file {secrets_path(inv)}, then refuses until "
+                f"{', '.join(p.field for p in unset)} are set in it")
     world = real_world(inv, secrets)
     run = InitRun(inv, secrets, world.runners, rendering.render_all(inv, secrets),
                   say=lambda text: ctx.say(text), agent_files=wrappers(inv.settings.node_hakit))

@@ -296,6 +296,20 @@ def write_secrets(path: Path, sec: Secrets) -> None:
     atomic_write(path, text.encode(), 0o600)
 
 
+#: what a fresh secrets file holds for a fence device's secret parameter: hakit cannot make one up
+PLACEHOLDER = "CHANGE-ME"
+
+
+def placeholder_problems(inv: Inventory, sec: Secrets) -> list[Problem]:
+    """The fence secrets still at :data:`PLACEHOLDER` in the secrets file, one problem each."""
+    path = str(secrets_path(inv))
+    return [Problem(path, f"fencing.{device}.{param}",
+                    f"is still the placeholder {PLACEHOLDER}: set the fence device's real {param} (a fence agent "
+                    f"that cannot log in cannot fence, and a pair that cannot fence does not fail over)")
+            for device, params in sorted(sec.fencing.items()) for param, value in sorted(params.items())
+            if value == PLACEHOLDER]
+
+
 def ensure_secrets(inv: Inventory, create: bool = True) -> Secrets:
     """Load the inventory's secrets file, generating it first when absent and ``create`` is set.
 
@@ -308,7 +322,7 @@ def ensure_secrets(inv: Inventory, create: bool = True) -> Secrets:
         fresh = generate()
         if inv.settings.fencing and any(d.secret_params for d in inv.settings.fencing):
             fresh = fresh.model_copy(update={"fencing": {
-                d.name: dict.fromkeys(d.secret_params, "CHANGE-ME") for d in inv.settings.fencing if d.secret_params}})
+                d.name: dict.fromkeys(d.secret_params, PLACEHOLDER) for d in inv.settings.fencing if d.secret_params}})
         if create:
             create_secrets(inv, fresh)
         return fresh

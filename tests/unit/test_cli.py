@@ -227,7 +227,7 @@ def test_render_creates_the_secrets_file_once_and_is_deterministic(site, tmp_pat
     assert main(["render", "-i", str(inventory), "-o", str(first)]) == 0
     out = capsys.readouterr().out
     assert f"created secrets file {secrets} (mode 0600)" in out
-    assert "note: set the fencing secrets pdu.community in" in out
+    assert "note: set the fencing secrets fencing.pdu.community in" in out
     assert stat.S_IMODE(secrets.stat().st_mode) == 0o600
     secrets_content = secrets.read_bytes()
     assert main(["-q", "render", "-i", str(inventory), "-o", str(second)]) == 0
@@ -344,3 +344,54 @@ def test_a_secret_quoted_in_an_error_is_not_printed(tmp_path, capsys, monkeypatc
     assert secret not in out and secret not in err
     assert "MASTER_PASSWORD='***'" in err and "step output with ***" in out
     assert json.loads(out.strip().splitlines()[-1])["message"].endswith("MASTER_PASSWORD='***'")
+
+
+def test_init_refuses_the_placeholder_fence_secrets_before_any_node(site, capsys, monkeypatch) -> None:
+    """Issue 28 (7): init configured fencing with the password CHANGE-ME. Now it creates the
+    secrets file and refuses (exit 2), naming the file and each field, until they are set."""
+    import stat
+
+    import yaml
+
+    from hakit import connect
+
+    reached: list[str] = []
+
+    def real_world(inv, secrets):
+        reached.append("nodes")
+        raise SystemExit("stop here: the test has no nodes")
+
+    monkeypatch.setattr(connect, "real_world", real_world)
+    inventory = site()
+    secrets = inventory.with_name("two-node-pacemaker.secrets.yml")
+    assert main(["init", "-i", str(inventory)]) == 2
+    err = capsys.readouterr().err
+    assert f"{secrets}: fencing.ipmi-nagios1.password: is still the placeholder CHANGE-ME" in err
+    assert "fencing.ipmi-nagios2.password" in err and "created now (mode 0600)" in err
+    assert stat.S_IMODE(secrets.stat().st_mode) == 0o600 and reached == []
+    assert main(["init", "-i", str(inventory)]) == 2  # still unset: refused again, nothing created
+    err = capsys.readouterr().err
+    assert "fencing.ipmi-nagios1.password" in err and "created now" not in err and reached == []
+    data = yaml.safe_load(secrets.read_text())
+    data["fencing"] = {"ipmi-nagios1": {"password": "s3cret-1"}, "ipmi-nagios2": {"password": "s3cret-2"}}
+    secrets.write_text(yaml.safe_dump(data))
+    with pytest.raises(SystemExit, match="stop here"):
+        main(["init", "-i", str(inventory)])
+    assert reached == ["nodes"]
+
+
+def test_validate_fails_a_secrets_file_that_still_holds_a_placeholder(site, capsys, monkeypatch) -> None:
+    from hakit import validate as validation
+    from hakit.inventory.loader import load_inventory
+    from hakit.inventory.secrets import create_secrets, ensure_secrets
+
+    monkeypatch.setattr(validation, "validate_all", lambda inv, secrets: [])  # the tools: tests/integration
+    inventory = site()
+    assert main(["validate", "-i", str(inventory)]) == 0  # no file yet: nothing to fill in
+    capsys.readouterr()
+    inv = load_inventory(inventory)
+    create_secrets(inv, ensure_secrets(inv, create=False))
+    assert main(["validate", "-i", str(inventory), "--result-json"]) == 2
+    out, err = capsys.readouterr()
+    assert "FAIL secrets  _cluster:" in err and "fencing.ipmi-nagios1.password: is still the placeholder" in err
+    assert '"message": "validate: 2 of 2 checks failed"' in out
