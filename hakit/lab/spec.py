@@ -50,6 +50,7 @@ PRIVATE_DIRS = (
     "/etc/ha.d", "/var/lib/heartbeat",
     "/etc/mysql", "/var/lib/mysql",
     "/etc/sysctl.d",  # hakit's kernel settings (non-local bind of the VIP) are the node's own
+    "/etc/logrotate.d",  # init installs the rotation of hakit's logs: the node's, never the host's
     "/etc/ssh",
     "/etc/nagios4", "/var/lib/nagios4",
     "/var/lib/nagios",  # the nagios user's home: its SSH key is the node's own

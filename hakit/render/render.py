@@ -44,6 +44,9 @@ HEADER = "managed by hakit: rendered from the inventory by hakit render; edit th
 #: stacks run commands with a minimal PATH.
 REPLICATION_SQL = "/etc/hakit/replication.sql"
 SYSCTL = "/etc/sysctl.d/60-hakit.conf"
+#: logrotate's file for hakit's logs, and the folder they are in
+LOGROTATE = "/etc/logrotate.d/hakit"
+LOG_DIR = "/var/log/hakit"
 SYNC_MANIFEST = "/etc/hakit/sync.json"
 
 #: heartbeat's default port; in the four-node topology each pair is its own heartbeat cluster
@@ -148,6 +151,8 @@ def render_all(inv: Inventory, secrets: Secrets) -> list[Artefact]:
     _drbd(inv, secrets, out)
     _mysql(inv, secrets, out)
     _monitoring(inv, out)
+    for node in inv.nodes:  # every node writes hakit's logs (the agents, the watcher, the shipper)
+        out.add(node.name, LOGROTATE, _render("logrotate/hakit.j2", log_dir=LOG_DIR), "logrotate")
     artefacts = sorted(out.items)
     _check_targets(inv, artefacts)
     return artefacts
@@ -162,6 +167,7 @@ KIND_NAMES = {
     "haresources": "heartbeat's haresources", "authkeys": "heartbeat's authkeys", "drbd": "the DRBD resource file",
     "mysql-cnf": "the MariaDB fragment", "sysctl": "the kernel settings", "mysql-sql": "the replication SQL",
     "nagios": "the Nagios fragment", "sync-manifest": "the sync manifest",
+    "logrotate": "logrotate's file for hakit's logs",
 }
 #: the inventory field that sets the target path of an artefact of this kind, in the order they are
 #: blamed when two collide (every other path is fixed by hakit)

@@ -33,6 +33,7 @@ from hakit.validate.corosync import check_corosync, check_corosync_authkey
 from hakit.validate.drbd import check_drbd
 from hakit.validate.driver import CHECKERS, checking, validate_all, validate_artefacts
 from hakit.validate.heartbeat import check_authkeys, check_hacf, check_haresources
+from hakit.validate.logrotate import check_logrotate
 from hakit.validate.mariadb import check_mysql_cnf, check_mysql_sql
 from hakit.validate.nagios import check_nagios
 from hakit.validate.pacemaker import check_cib_crm, check_cib_xml, crm_agents
@@ -62,4 +63,5 @@ __all__ = ["CheckResult", "ToolResult", "ToolRunner", "SubprocessRunner", "Proce
            "PROGRAMS", "KIND_PROGRAMS", "CHECKERS", "find_programs", "required_programs", "validate_artefacts",
            "validate_all", "checking", "check_cib_xml", "check_cib_crm", "check_corosync", "check_corosync_authkey",
            "check_hacf", "check_authkeys", "check_haresources", "check_drbd", "check_mysql_cnf",
-           "check_mysql_sql", "check_nagios", "check_sync_manifest", "check_sysctl", "crm_agents"]
+           "check_mysql_sql", "check_nagios", "check_sync_manifest", "check_sysctl", "check_logrotate",
+           "crm_agents"]

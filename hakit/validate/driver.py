@@ -16,6 +16,7 @@ from hakit.render.artefact import Artefact, write_tree
 from hakit.validate.corosync import check_corosync, check_corosync_authkey
 from hakit.validate.drbd import check_drbd
 from hakit.validate.heartbeat import check_authkeys, check_hacf, check_haresources
+from hakit.validate.logrotate import check_logrotate
 from hakit.validate.mariadb import check_mysql_cnf, check_mysql_sql
 from hakit.validate.nagios import check_nagios
 from hakit.validate.pacemaker import check_cib_crm, check_cib_xml
@@ -40,6 +41,7 @@ CHECKERS: dict[str, Checker] = {
     "nagios": check_nagios,
     "sync-manifest": check_sync_manifest,
     "sysctl": check_sysctl,
+    "logrotate": check_logrotate,
 }
 
 

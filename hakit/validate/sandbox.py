@@ -60,6 +60,7 @@ PROGRAMS: dict[str, tuple[str, str]] = {
     "nagios4": ("nagios4-core", "verify the Nagios object definitions"),
     "unshare": ("util-linux", "run checkers in private namespaces"),
     "sysctl": ("procps", "apply the kernel settings file in a private network namespace"),
+    "logrotate": ("logrotate", "read the log rotation file"),
     "ip": ("iproute2", "give a sandbox the node's address"),
     "mount": ("mount", "give a sandbox private folders"),
     "hostname": ("hostname", "give a sandbox the node's name"),
@@ -82,6 +83,7 @@ KIND_PROGRAMS: dict[str, tuple[str, ...]] = {
     "mysql-sql": ("mariadbd", "mariadb-install-db", "mariadb", "unshare"),
     "nagios": ("nagios4",),
     "sync-manifest": (),
+    "logrotate": ("logrotate",),
     "sysctl": ("sysctl", "unshare"),
 }
 

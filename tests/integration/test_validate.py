@@ -45,6 +45,7 @@ EXPECTED_CHECKS = {
     "nagios": {"nagios4 -v"},
     "sync-manifest": {"sync manifest schema"},
     "sysctl": {"sysctl -p"},
+    "logrotate": {"logrotate --debug"},
 }
 
 
@@ -433,6 +434,13 @@ def test_sysctl_file_with_an_unknown_key_fails(rendered):
     results = _check(rendered, "two-node-pacemaker", "sysctl", lambda c: c + b"net.ipv4.no_such_setting = 1\n",
                      v.check_sysctl)
     assert "no_such_setting" in _failed(results, "sysctl -p")
+
+
+def test_logrotate_file_with_an_unknown_directive_fails(rendered):
+    results = _check(rendered, "two-node-pacemaker", "logrotate", lambda c: c.replace(b"    weekly\n",
+                                                                                   b"    weekly\n    rotat 8\n"),
+                     v.check_logrotate)
+    assert "unknown option 'rotat'" in _failed(results, "logrotate --debug")
 
 
 def test_no_secret_in_any_failure_detail(rendered):
