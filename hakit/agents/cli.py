@@ -182,6 +182,24 @@ def watch_command(start: bool, stop: bool) -> None:
     raise click.exceptions.Exit(watch(load_context()))
 
 
+@agent_group.command(name="metrics")
+@click.option("--start", "start", is_flag=True,
+              help="(Re)start it in the background and return: hakit init does, so it serves the inventory just "
+                   "installed.")
+def metrics_command(start: bool) -> None:
+    """This node's metrics (/metrics, Prometheus) and health endpoints (/active, /standby,
+    /health) on the node's address and metrics.port, and metrics.textfile when set
+    (see hakit.agents.metrics)."""
+    from hakit.agents.context import load_context
+    from hakit.agents.metrics import restart, serve
+
+    ctx = load_context()
+    if start:
+        restart([ctx.inv.settings.node_hakit, "agent", "metrics"])
+        raise click.exceptions.Exit(0)
+    raise click.exceptions.Exit(serve(ctx))
+
+
 @agent_group.command(name="continuity")
 def continuity_command() -> None:
     """Ship the monitoring master's retention state into the pair's database while it runs here

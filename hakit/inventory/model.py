@@ -514,6 +514,19 @@ class Ssh(Frozen):
 Hook = Annotated[list[HookArg], Field(min_length=1)]
 
 
+class Metrics(Frozen):
+    """Each node's metrics and health endpoints (``hakit agent metrics``, started by init)."""
+
+    #: the HTTP port of /metrics, /active, /standby and /health; 0: no HTTP endpoint
+    port: Annotated[int, Field(ge=0, le=65535)] = 9749
+    #: the address it listens on (default: the node's own, ansible_host)
+    address: IPv4 | None = None
+    #: a Prometheus textfile written with the same metrics (node_exporter's textfile collector)
+    textfile: AbsPath | None = None
+    #: how often the textfile is written (seconds)
+    interval_seconds: Annotated[int, Field(ge=1, le=3600)] = 15
+
+
 class Hooks(Frozen):
     """Commands (argument lists, never run through a shell) around each operation."""
 
@@ -583,6 +596,7 @@ class Settings(Frozen):
     sync: list[SyncItem] = []
     ssh: Ssh = Ssh()
     hooks: Hooks = Hooks()
+    metrics: Metrics = Metrics()
     pacemaker: Pacemaker = Pacemaker()
     failover: Failover = Failover()
     #: hakit on the nodes: the resource agents and the Nagios check run it

@@ -274,6 +274,8 @@ def _install(run: InitRun, s: Step) -> None:
     run.changed[node] = changed
     # the agent server (hakit.agents.server): the stack's calls here skip Python's start and imports
     runner.run([run.inv.settings.node_hakit, "agent", "server", "--start"], warn=True, timeout=30)
+    # the node's metrics and health endpoints, serving the inventory just installed
+    runner.run([run.inv.settings.node_hakit, "agent", "metrics", "--start"], warn=True, timeout=30)
     if changed:
         run.did(f"{node}: wrote {', '.join(changed)}")
     else:

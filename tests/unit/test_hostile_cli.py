@@ -273,6 +273,7 @@ COMMANDS = [
     Command(("agent", "heartbeat", "monitoring-master", "status"), kind="lsb", agent=True),
     Command(("agent", "watch"), agent=True),
     Command(("agent", "continuity"), agent=True),
+    Command(("agent", "metrics"), agent=True),
     Command(("agent", "hand-over"), agent=True),
 ]
 PLACEMENTS = ("before", "after", "env")

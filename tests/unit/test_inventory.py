@@ -41,8 +41,8 @@ USER_RULE = "must be a user name"
 IPV4_RULE = "must be an IPv4 address such as '10.0.0.1'"
 FENCE_AGENT_RULE = ("must be a fence agent name such as 'fence_ipmilan', or a heartbeat stonith plugin "
                     "such as 'external/ipmi'")
-SETTINGS_KEYS = ("cluster_name, drbd, failover, fencing, heartbeat, hooks, monitoring, mysql, node_hakit, pacemaker, "
-                 "ping_nodes, "
+SETTINGS_KEYS = ("cluster_name, drbd, failover, fencing, heartbeat, hooks, metrics, monitoring, mysql, node_hakit, "
+                 "pacemaker, ping_nodes, "
                  "secrets_file, shared_storage, ssh, stack, storage, sync, timing, topology, vips")
 STONITH = "hakit never runs Pacemaker with stonith disabled"
 

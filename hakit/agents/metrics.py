@@ -1,0 +1,158 @@
+"""``hakit agent metrics``: each node's metrics and health endpoints (issue 28, 5).
+
+One process per node (``hakit init`` starts it again on every run, so it serves the inventory
+init just installed), reading the node itself only: its MariaDB through the unix socket, its
+monitoring master's process, its copy of the shipped monitoring state. It serves, on the
+node's address and ``metrics.port`` (:mod:`hakit.status.metrics` says what each answers):
+
+* ``GET /metrics``: the Prometheus text exposition;
+* ``GET /active``, ``/standby``, ``/health``: 200 or 503 with one line, for load balancers and
+  setups without a VIP (docs/operations.md has an HAProxy example).
+
+and, with ``metrics.textfile``, writes the same exposition there every ``interval_seconds``
+(atomically: node_exporter's textfile collector never reads half a file). A reading is at most
+one second old when a request comes (a health check is about now); the database is asked with
+a 3 s timeout, and a database that does not answer in time is "not answering", never the
+active. The log is ``/var/log/hakit/metrics.log``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from hakit.agents.context import NodeContext
+from hakit.agents.processes import log as _log
+from hakit.clock import SYSTEM_CLOCK, Clock
+from hakit.files import atomic_write
+from hakit.status.metrics import CONTENT_TYPE, Reading, exposition, health, metrics
+
+LOG = "/var/log/hakit/metrics.log"
+PIDFILE = "/run/hakit-metrics.pid"
+#: seconds a reading serves requests before the next request reads the node again
+FRESH = 1.0
+#: seconds the local database gets to answer a reading
+DB_TIMEOUT = 3.0
+
+
+def read_node(ctx: NodeContext) -> Reading:
+    """This node's look at itself (never raises: what fails is said in the reading)."""
+    from hakit.agents.processes import process_running
+
+    inv, node = ctx.inv, ctx.node
+    pair = inv.pair_of(node.name)
+    facts = shipped = None
+    error = ""
+    if pair.carries_db:
+        try:
+            db = ctx.local_db(read_timeout=DB_TIMEOUT)
+            try:
+                facts = db.facts()
+                try:
+                    shipped = db.shipped_state(inv.settings.mysql.hakit_schema)
+                except Exception:  # noqa: BLE001 - an older schema without the table: no row to say
+                    shipped = None
+            finally:
+                db.close()
+        except Exception as exc:  # noqa: BLE001 - any failure to read is "does not answer", said
+            error = str(exc) or type(exc).__name__
+    monitoring = process_running(os.path.basename(inv.settings.monitoring.daemon)) if pair.carries_app else None
+    return Reading(inv.settings.cluster_name, node.name, pair.carries_db, facts, error, monitoring, shipped,
+                   inv.settings.failover.max_lag_seconds)
+
+
+class Reader:
+    """The latest reading, read again when it is older than ``fresh`` (one reader at a time)."""
+
+    def __init__(self, read: Callable[[], Reading], fresh: float = FRESH, clock: Clock = SYSTEM_CLOCK) -> None:
+        self._read, self.fresh, self.clock = read, fresh, clock
+        self._lock = threading.Lock()
+        self._reading: Reading | None = None
+        self._at = 0.0
+
+    def get(self) -> Reading:
+        with self._lock:
+            now = self.clock.monotonic()
+            if self._reading is None or now - self._at >= self.fresh:
+                self._reading, self._at = self._read(), now
+            return self._reading
+
+
+def handler_for(reader: Reader) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "hakit-metrics"
+
+        def do_GET(self) -> None:
+            path = self.path.split("?", 1)[0]
+            reading = reader.get()
+            if path == "/metrics":
+                code, body, kind = 200, exposition(metrics(reading)), CONTENT_TYPE
+            else:
+                answer = health(reading, path)
+                if answer is None:
+                    code, body = 404, "not found: /metrics, /active, /standby or /health\n"
+                else:
+                    code, body = answer[0], answer[1] + "\n"
+                kind = "text/plain; charset=utf-8"
+            data = body.encode()
+            self.send_response(code)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass  # a load balancer asks every second: not a line each time
+
+    return Handler
+
+
+def serve(ctx: NodeContext, *, read: Callable[[], Reading] | None = None, stop: threading.Event | None = None,
+          clock: Clock = SYSTEM_CLOCK) -> int:
+    """Serve until SIGTERM (or ``stop``); write the textfile every interval."""
+    settings = ctx.inv.settings.metrics
+    reader = Reader(read or (lambda: read_node(ctx)), clock=clock)
+    stop = stop or threading.Event()
+    if threading.current_thread() is threading.main_thread():  # the process (not a test's thread)
+        signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+    server = None
+    if settings.port:
+        address = settings.address or ctx.node.address
+        server = ThreadingHTTPServer((address, settings.port), handler_for(reader))
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, daemon=True, name="hakit-metrics-http").start()
+        _log(f"serving /metrics, /active, /standby and /health on {address}:{settings.port}")
+    try:
+        while not stop.is_set():
+            if settings.textfile:
+                try:
+                    atomic_write(settings.textfile, exposition(metrics(reader.get())).encode(), 0o644)
+                except OSError as exc:
+                    _log(f"cannot write {settings.textfile}: {exc.strerror or exc}")
+            stop.wait(settings.interval_seconds)
+    finally:
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+    return 0
+
+
+def restart(argv: list[str], pidfile: str = PIDFILE, log: str = LOG, *, clock: Clock = SYSTEM_CLOCK) -> int:
+    """End the running one (if any), start ``argv`` in the background: init's start, so the
+    process serves the inventory init has just installed."""
+    from hakit.agents.processes import running_pid, spawn_once
+
+    pid = running_pid(pidfile)
+    if pid is not None:
+        os.kill(pid, signal.SIGTERM)
+        deadline = clock.monotonic() + 5
+        while running_pid(pidfile) is not None and clock.monotonic() < deadline:
+            time.sleep(0.05)
+        if running_pid(pidfile) is not None:
+            os.kill(pid, signal.SIGKILL)
+    started, _ = spawn_once(argv, log, pidfile)
+    return started
