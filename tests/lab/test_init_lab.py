@@ -337,6 +337,11 @@ def test_a_vip_client_with_strict_host_keys_survives_the_vip_moving(pair, capsys
             runner.close()
 
     assert hostname_via_vip() == "n1"
+    # the health endpoints a load balancer would follow instead of the VIP (hakit agent metrics)
+    assert (_health(pair, "n1", "/active")[0], _health(pair, "n2", "/active")[0]) == (200, 503)
+    code, why = _health(pair, "n2", "/standby")
+    assert code == 200 and why.startswith("n2: read-only, replicating, lag "), why
+    assert 'hakit_active{cluster="' in _health(pair, "n1", "/metrics")[1]
     if pair.inv.settings.stack == "pacemaker":
         pair.lab.host("n1").check_output("crm_resource --resource hakit --move --node n2")
         _wait_until("the VIP on n2", lambda: pair.lab.host("n2").run(f"ip -o addr | grep -q ' {pair.vip}/'").rc == 0,
@@ -352,6 +357,23 @@ def test_a_vip_client_with_strict_host_keys_survives_the_vip_moving(pair, capsys
                 lambda: (lambda d: d["state"] == "healthy" and d["active"] == "n2")(pair.status(capsys)), timeout=90)
     doc = pair.status(capsys)
     assert doc["generation"] == 2 and doc["nodes"]["n2"]["monitoring"] and not doc["nodes"]["n1"]["writable"]
+    _wait_until("the health endpoints follow", lambda: (_health(pair, "n1", "/active")[0],
+                                                         _health(pair, "n2", "/active")[0]) == (503, 200), timeout=10)
+    assert _health(pair, "n1", "/active")[1] == "n1: the local database is read-only"
+
+
+def _health(pair, node: str, path: str) -> tuple[int, str]:
+    """GET ``path`` of ``node``'s metrics agent (its address, metrics.port): (status, body)."""
+    import urllib.error
+    import urllib.request
+
+    address = next(n.address for n in pair.lab.spec.nodes if n.name == node)
+    url = f"http://{address}:{pair.inv.settings.metrics.port}{path}"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as answer:  # the lab's own node
+            return answer.status, answer.read().decode().strip()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode().strip()
 
 
 def _quiet(func):
