@@ -9,6 +9,10 @@ node's address and ``metrics.port`` (:mod:`hakit.status.metrics` says what each 
 * ``GET /active``, ``/standby``, ``/health``: 200 or 503 with one line, for load balancers and
   setups without a VIP (docs/operations.md has an HAProxy example).
 
+Every second it compares its reading with the one before and tells the inventory's ``notify``
+channels what changed on this node (:mod:`hakit.status.events`): it became the active or
+stopped being it, it can no longer take over as a standby, its database stopped answering.
+
 and, with ``metrics.textfile``, writes the same exposition there every ``interval_seconds``
 (atomically: node_exporter's textfile collector never reads half a file). A reading is at most
 one second old when a request comes (a health check is about now); the database is asked with
@@ -26,9 +30,11 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from hakit.agents.context import NodeContext
+from hakit.agents.notify import Notifier
 from hakit.agents.processes import log as _log
 from hakit.clock import SYSTEM_CLOCK, Clock
 from hakit.files import atomic_write
+from hakit.status.events import Tracker
 from hakit.status.metrics import CONTENT_TYPE, Reading, exposition, health, metrics
 
 LOG = "/var/log/hakit/metrics.log"
@@ -37,6 +43,8 @@ PIDFILE = "/run/hakit-metrics.pid"
 FRESH = 1.0
 #: seconds the local database gets to answer a reading
 DB_TIMEOUT = 3.0
+#: seconds between two looks for events (a role change is told within about this)
+EVENTS_EVERY = 1.0
 
 
 def read_node(ctx: NodeContext) -> Reading:
@@ -126,18 +134,29 @@ def serve(ctx: NodeContext, *, read: Callable[[], Reading] | None = None, stop: 
         server.daemon_threads = True
         threading.Thread(target=server.serve_forever, daemon=True, name="hakit-metrics-http").start()
         _log(f"serving /metrics, /active, /standby and /health on {address}:{settings.port}")
+    notifier = Notifier(ctx.inv.settings.notify, _log)
+    tracker = Tracker()
+    written_at: float | None = None
     try:
         while not stop.is_set():
-            if settings.textfile:
+            # every second: what changed on this node is told at once (a role change, a standby
+            # that can no longer take over); the textfile every interval
+            reading = reader.get()
+            for event in tracker.observe(reading):
+                notifier.send(event)
+            now = clock.monotonic()
+            if settings.textfile and (written_at is None or now - written_at >= settings.interval_seconds):
+                written_at = now
                 try:
-                    atomic_write(settings.textfile, exposition(metrics(reader.get())).encode(), 0o644)
+                    atomic_write(settings.textfile, exposition(metrics(reading)).encode(), 0o644)
                 except OSError as exc:
                     _log(f"cannot write {settings.textfile}: {exc.strerror or exc}")
-            stop.wait(settings.interval_seconds)
+            stop.wait(EVENTS_EVERY)
     finally:
         if server is not None:
             server.shutdown()
             server.server_close()
+        notifier.close()
     return 0
 
 

@@ -527,6 +527,38 @@ class Metrics(Frozen):
     interval_seconds: Annotated[int, Field(ge=1, le=3600)] = 15
 
 
+class Mail(Frozen):
+    """Notifications by mail, sent by each node through an SMTP server (no login, no TLS: a
+    local relay, as Nagios's own mail notifications use)."""
+
+    to: Annotated[list[Annotated[str, _pattern(r"[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9.-]{1,253}",
+                                               "must be a mail address")]], Field(min_length=1)]
+    sender: Annotated[str, _pattern(r"[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9.-]{1,253}",
+                                    "must be a mail address")] = "hakit@localhost"
+    smtp_host: Annotated[str, _pattern(r"[A-Za-z0-9.-]{1,253}", "must be a host name or an address")] = "localhost"
+    smtp_port: Port = 25
+
+
+class Webhook(Frozen):
+    """Notifications as a JSON POST (Slack-, Teams- or Alertmanager-style receivers)."""
+
+    url: Annotated[str, _pattern(r"https?://[^\s\x00]{1,2000}", "must be an http:// or https:// URL")]
+
+
+class Notify(Frozen):
+    """Who is told of a role change or a degraded node, automatic ones included: each node's
+    ``hakit agent metrics`` notices its own changes, Pacemaker's alerts its node and fencing
+    events, and hakit sends from the node (never through the monitoring master, which may be
+    what failed)."""
+
+    #: a command run with the event in its environment (HAKIT_EVENT, ...) and as JSON on stdin
+    command: Hook | None = None
+    mail: Mail | None = None
+    webhook: Webhook | None = None
+    #: seconds each channel gets per event
+    timeout_seconds: Annotated[int, Field(ge=1, le=300)] = 10
+
+
 class Hooks(Frozen):
     """Commands (argument lists, never run through a shell) around each operation."""
 
@@ -597,6 +629,7 @@ class Settings(Frozen):
     ssh: Ssh = Ssh()
     hooks: Hooks = Hooks()
     metrics: Metrics = Metrics()
+    notify: Notify = Notify()
     pacemaker: Pacemaker = Pacemaker()
     failover: Failover = Failover()
     #: hakit on the nodes: the resource agents and the Nagios check run it

@@ -42,6 +42,7 @@ IPV4_RULE = "must be an IPv4 address such as '10.0.0.1'"
 FENCE_AGENT_RULE = ("must be a fence agent name such as 'fence_ipmilan', or a heartbeat stonith plugin "
                     "such as 'external/ipmi'")
 SETTINGS_KEYS = ("cluster_name, drbd, failover, fencing, heartbeat, hooks, metrics, monitoring, mysql, node_hakit, "
+                 "notify, "
                  "pacemaker, ping_nodes, "
                  "secrets_file, shared_storage, ssh, stack, storage, sync, timing, topology, vips")
 STONITH = "hakit never runs Pacemaker with stonith disabled"
