@@ -28,13 +28,17 @@ import threading
 import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 from hakit.agents.context import NodeContext
 from hakit.agents.notify import Notifier
 from hakit.agents.processes import log as _log
 from hakit.clock import SYSTEM_CLOCK, Clock
+from hakit.cluster import local
+from hakit.cluster.alerts import alerting, ours_to_say, parse
 from hakit.files import atomic_write
-from hakit.status.events import Tracker
+from hakit.inventory.node_paths import ALERT_SPOOL
+from hakit.status.events import Event, Tracker, from_pacemaker_alert
 from hakit.status.metrics import CONTENT_TYPE, Reading, exposition, health, metrics
 
 LOG = "/var/log/hakit/metrics.log"
@@ -136,6 +140,7 @@ def serve(ctx: NodeContext, *, read: Callable[[], Reading] | None = None, stop: 
         _log(f"serving /metrics, /active, /standby and /health on {address}:{settings.port}")
     notifier = Notifier(ctx.inv.settings.notify, _log)
     tracker = Tracker()
+    alerts = alerting(ctx.inv)
     written_at: float | None = None
     try:
         while not stop.is_set():
@@ -144,6 +149,8 @@ def serve(ctx: NodeContext, *, read: Callable[[], Reading] | None = None, stop: 
             reading = reader.get()
             for event in tracker.observe(reading):
                 notifier.send(event)
+            if alerts:  # Pacemaker's node and fencing events, from the spool its alert agent fills
+                drain_alerts(ctx.inv.settings.cluster_name, ctx.node.name, local.partition, notifier.send)
             now = clock.monotonic()
             if settings.textfile and (written_at is None or now - written_at >= settings.interval_seconds):
                 written_at = now
@@ -158,6 +165,30 @@ def serve(ctx: NodeContext, *, read: Callable[[], Reading] | None = None, stop: 
             server.server_close()
         notifier.close()
     return 0
+
+
+def drain_alerts(cluster: str, node: str, partition: Callable[[], list[str] | None], send: Callable[[Event], None],
+          spool: str = ALERT_SPOOL) -> int:
+    """Deliver and remove the spool's events, oldest first; how many were read."""
+    try:
+        names = sorted(n for n in os.listdir(spool) if not n.startswith("."))
+    except OSError:
+        return 0
+    members: list[str] | None = None
+    asked = False
+    for name in names:
+        path = Path(spool) / name
+        try:
+            env = parse(path.read_text(errors="replace"))
+        except OSError:
+            continue
+        if env.get("CRM_alert_kind") == "node" and not asked:
+            members, asked = partition(), True
+        event = from_pacemaker_alert(env, cluster, node)
+        if event is not None and ours_to_say(env, node, members):
+            send(event)
+        path.unlink(missing_ok=True)
+    return len(names)
 
 
 def restart(argv: list[str], pidfile: str = PIDFILE, log: str = LOG, *, clock: Clock = SYSTEM_CLOCK) -> int:

@@ -61,6 +61,8 @@ class StackTraits:
     daemons: tuple[str, ...]
     #: the programs ``init`` needs on a node for this stack, each with its Debian package
     programs: dict[str, str] = field(default_factory=dict, hash=False)
+    #: the stack runs an alert agent for node and fencing events (:mod:`hakit.cluster.alerts`)
+    alerts: bool = False
 
 
 PACEMAKER = StackTraits(
@@ -68,7 +70,7 @@ PACEMAKER = StackTraits(
     follow_how="Pacemaker takes the group back where it now runs (move constraint, refresh, managed again) and "
                "moves the monitoring master",
     daemons=("corosync", "pacemakerd"),
-    programs={"crm": "crmsh", "cibadmin": "pacemaker-cli-utils", "crm_mon": "pacemaker-cli-utils"})
+    programs={"crm": "crmsh", "cibadmin": "pacemaker-cli-utils", "crm_mon": "pacemaker-cli-utils"}, alerts=True)
 HEARTBEAT = StackTraits(
     "heartbeat", holds=False, recovers=False, move_how="heartbeat's takeover",
     follow_how="heartbeat takes the resources there: the old active releases the monitoring master, the role and "

@@ -558,6 +558,11 @@ class Notify(Frozen):
     #: seconds each channel gets per event
     timeout_seconds: Annotated[int, Field(ge=1, le=300)] = 10
 
+    @property
+    def any(self) -> bool:
+        """Whether any channel is set (else nothing is told, and nothing is rendered for it)."""
+        return bool(self.command or self.mail or self.webhook)
+
 
 class Hooks(Frozen):
     """Commands (argument lists, never run through a shell) around each operation."""

@@ -14,3 +14,8 @@ NODE_INVENTORY = "/etc/hakit/inventory.yml"
 NODE_SECRETS = "/etc/hakit/secrets.yml"
 #: the monitoring login of ``hakit check`` (mode 0640, the monitoring master's group)
 CHECK_CREDENTIALS = "/etc/hakit/check.yml"
+
+#: Pacemaker's alert agent (shell: it runs as hacluster, for every node and fencing event): it
+#: writes the event into the spool, which the node's ``hakit agent metrics`` (root) delivers
+ALERT_AGENT = "/var/lib/hakit/alert.sh"
+ALERT_SPOOL = "/var/lib/hakit/alerts"

@@ -40,13 +40,15 @@ import yaml
 from hakit import __version__
 from hakit.clock import SYSTEM_CLOCK, Clock
 from hakit.cluster import stack_for, traits_for
+from hakit.cluster.alerts import SCRIPT as ALERT_SCRIPT
+from hakit.cluster.alerts import alerting
 from hakit.cluster.port import TRAITS
 from hakit.errors import OperationFailed, SafetyRefusal
 from hakit.failover.executor import Executor
 from hakit.failover.plan import Plan, Step, step
 from hakit.failover.reseed import copy_by_dump, dump_position
 from hakit.inventory.model import Inventory, Node
-from hakit.inventory.node_paths import CHECK_CREDENTIALS, NODE_INVENTORY, NODE_SECRETS
+from hakit.inventory.node_paths import ALERT_AGENT, ALERT_SPOOL, CHECK_CREDENTIALS, NODE_INVENTORY, NODE_SECRETS
 from hakit.inventory.secrets import Secrets
 from hakit.mysql.gtid import Position
 from hakit.mysql.root import root_rows, root_sql
@@ -239,6 +241,8 @@ def node_files(run: InitRun, node: str) -> list[Artefact]:
              Artefact(node, NODE_SECRETS, secrets_text, 0o600, "node-secrets")]
     for path, content in run.agent_files.items():
         arts.append(Artefact(node, path, content, 0o755, "agent"))
+    if alerting(run.inv):  # the stack's alert agent: the event into hakit's spool (hakit.cluster.alerts)
+        arts.append(Artefact(node, ALERT_AGENT, ALERT_SCRIPT.encode(), 0o755, "alert-agent"))
     if run.inv.pair_of(node).carries_app:
         # hakit check runs as the monitoring user: it gets the monitoring login only (0640, its group)
         check = ("# hakit check: the monitoring login (mode 0640, group of the monitoring master)\n"
@@ -273,6 +277,8 @@ def _install(run: InitRun, s: Step) -> None:
             runner.run(["chgrp", run.inv.settings.monitoring.group, art.path], warn=True)
     run.changed[node] = changed
     # the agent server (hakit.agents.server): the stack's calls here skip Python's start and imports
+    if alerting(run.inv):  # the alert agent runs as hacluster: the spool is its to write
+        runner.run(["install", "-d", "-o", "hacluster", "-g", "haclient", "-m", "0770", ALERT_SPOOL], timeout=30)
     runner.run([run.inv.settings.node_hakit, "agent", "server", "--start"], warn=True, timeout=30)
     # the node's metrics and health endpoints, serving the inventory just installed
     runner.run([run.inv.settings.node_hakit, "agent", "metrics", "--start"], warn=True, timeout=30)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from hakit.inventory.model import Inventory, Pair
+from hakit.inventory.node_paths import ALERT_AGENT
 from hakit.inventory.secrets import Secrets
 from hakit.render.pairs import block_storage, databases_on_block, fence_secret, preferred_node
 
@@ -103,6 +104,15 @@ class Order:
 
 
 @dataclass(frozen=True)
+class Alert:
+    """An alert agent Pacemaker runs for the ``select``ed kinds of event."""
+
+    id: str
+    path: str
+    select: tuple[str, ...]  #: fencing, nodes (crm's words; the XML's select_fencing, select_nodes)
+
+
+@dataclass(frozen=True)
 class PairResources:
     """The Pacemaker names of one pair's resources (for the cluster adapter and the agents)."""
 
@@ -130,6 +140,7 @@ class Cib:
     colocations: tuple[Colocation, ...]
     orders: tuple[Order, ...]
     names: dict[str, PairResources] = field(default_factory=dict)
+    alerts: tuple[Alert, ...] = ()
 
 
 def pacemaker_names(inv: Inventory, pair: Pair) -> PairResources:
@@ -267,4 +278,6 @@ def build_cib(inv: Inventory, secrets: Secrets) -> Cib:
                       ("resource-stickiness", str(pm.stickiness))),
         op_defaults=(("timeout", "60s"),),
         fencing=tuple(fencing), groups=tuple(groups), clones=tuple(clones),
-        locations=tuple(locations), colocations=tuple(colocations), orders=tuple(orders), names=names)
+        locations=tuple(locations), colocations=tuple(colocations), orders=tuple(orders), names=names,
+        # who is told of a node lost or fenced: the notify channels, through hakit's spool
+        alerts=((Alert("hakit-notify", ALERT_AGENT, ("fencing", "nodes")),) if s.notify.any else ()))

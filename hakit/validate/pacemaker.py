@@ -163,6 +163,9 @@ def _cib_signature(xml: bytes) -> set[tuple[str, ...]]:
     if cons is not None:
         for el in cons:
             sig.add((el.tag, el.get("id", "")))
+    for alert in conf.iter("alert"):
+        sig.add(("alert", alert.get("id", ""), alert.get("path", ""),
+                 ",".join(sorted(el.tag for el in alert.iter() if el.tag.startswith("select_")))))
     return sig
 
 

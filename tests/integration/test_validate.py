@@ -436,6 +436,25 @@ def test_sysctl_file_with_an_unknown_key_fails(rendered):
     assert "no_such_setting" in _failed(results, "sysctl -p")
 
 
+def test_the_alert_of_the_notify_channels_passes_crm_verify_and_crmsh(tmp_path, capsys):
+    """Issue 28 (4): with a notify channel the CIB runs hakit's alert agent for node and fencing
+    events; both spellings load, and a crm script whose alert differs from the XML's is caught."""
+    inventory = _example("two-node-pacemaker", tmp_path)
+    inventory.write_text(inventory.read_text().replace(
+        "      secrets_file:", "      notify:\n        command: [/usr/local/bin/page-oncall]\n      secrets_file:"))
+    assert cli.main(["validate", "-i", str(inventory)]) == 0, capsys.readouterr()
+    out = capsys.readouterr().out
+    assert "OK   cib.crm matches cib.xml" in out and "OK   crm_verify  _cluster:/cib.xml" in out
+    inv = load_inventory(inventory)
+    sec = ensure_secrets(inv, create=False)
+    arts = render_all(inv, sec)
+    assert b"<select_nodes/>" in next(a for a in arts if a.kind == "cib-xml").content
+    changed, art = _corrupt(arts, "cib-crm", lambda c: c.replace(b"select fencing nodes", b"select fencing"))
+    with v.checking(inv, sec, changed, kinds={"cib-crm"}) as ctx:
+        results = v.check_cib_crm(art, ctx)
+    assert "alert" in _failed(results, "cib.crm matches cib.xml")
+
+
 def test_logrotate_file_with_an_unknown_directive_fails(rendered):
     results = _check(rendered, "two-node-pacemaker", "logrotate", lambda c: c.replace(b"    weekly\n",
                                                                                    b"    weekly\n    rotat 8\n"),

@@ -198,3 +198,72 @@ def test_the_notifier_delivers_in_order_from_its_own_thread(tmp_path):
         notifier.send(Event(kind, "ha", "n2", f"n2: {kind}", "n2"))
     notifier.close()
     assert out.read_text().split() == ["database-down", "database-up", "became-active"]
+
+
+# --------------------------------------------------------------------------- Pacemaker's alerts
+
+
+def test_the_alert_agent_spools_the_event_and_the_metrics_agent_says_it_once(tmp_path):
+    """The shell agent Pacemaker runs (as hacluster) writes the event into the spool; the
+    node's metrics agent reads it, says it when it is this node's to say, and removes it."""
+    import os
+    import subprocess
+
+    from hakit.agents.metrics import drain_alerts
+    from hakit.cluster.alerts import SCRIPT
+    from hakit.inventory.node_paths import ALERT_SPOOL
+
+    spool = tmp_path / "alerts"
+    spool.mkdir()
+    script = tmp_path / "alert.sh"
+    script.write_text(SCRIPT.replace(ALERT_SPOOL, str(spool)))
+    script.chmod(0o755)
+    fence = {"CRM_alert_kind": "fencing", "CRM_alert_node": "n1", "CRM_alert_rc": "0", "CRM_alert_task": "reboot",
+             "CRM_alert_desc": "Operation reboot of n1 by n2 for pacemaker-controld.9@n2: OK"}
+    for env in (fence, {"CRM_alert_kind": "node", "CRM_alert_node": "n1", "CRM_alert_desc": "lost"},
+                {"CRM_alert_kind": "node", "CRM_alert_node": "n1", "CRM_alert_desc": "member"}):
+        done = subprocess.run([str(script)], env={"PATH": os.environ["PATH"], **env}, timeout=10)
+        assert done.returncode == 0
+    assert len(list(spool.iterdir())) == 3
+    said: list[Event] = []
+    assert drain_alerts("ha", "n2", lambda: ["n2"], said.append, spool=str(spool)) == 3
+    assert [e.kind for e in said] == ["fenced", "node-lost"]  # the join is not news
+    assert list(spool.iterdir()) == []  # delivered, removed
+    # the same events seen by another node: not its to say
+    for env in (fence, {"CRM_alert_kind": "node", "CRM_alert_node": "n1", "CRM_alert_desc": "lost"}):
+        subprocess.run([str(script)], env={"PATH": os.environ["PATH"], **env}, timeout=10, check=True)
+    others: list[Event] = []
+    assert drain_alerts("ha", "n3", lambda: ["n2", "n3"], others.append, spool=str(spool)) == 2
+    assert others == []
+
+
+@pytest.mark.parametrize("env, node, partition, says", [
+    ({"CRM_alert_kind": "fencing", "CRM_alert_desc": "Operation off of n1 by n3 for x@n2: OK"}, "n2", None, True),
+    ({"CRM_alert_kind": "fencing", "CRM_alert_desc": "Operation off of n1 by n3 for x@n2: OK"}, "n3", None, False),
+    ({"CRM_alert_kind": "fencing", "CRM_alert_desc": "no requester named"}, "n3", None, True),
+    ({"CRM_alert_kind": "node", "CRM_alert_node": "n1", "CRM_alert_desc": "lost"}, "n2", None, True),
+    ({"CRM_alert_kind": "node", "CRM_alert_node": "n1", "CRM_alert_desc": "lost"}, "n3", ["n2", "n3"], False),
+    ({"CRM_alert_kind": "resource"}, "n2", ["n2"], False),
+])
+def test_one_node_says_each_alert(env, node, partition, says):
+    from hakit.cluster.alerts import ours_to_say
+
+    assert ours_to_say(env, node, partition) is says
+
+
+def test_the_cib_runs_the_alert_agent_only_with_a_channel():
+    from renderkit import fixture_secrets
+    from unitkit import example_inventory
+
+    from hakit.inventory.node_paths import ALERT_AGENT
+    from hakit.render.render import render_all
+
+    inv = example_inventory("two-node-pacemaker")
+    quiet = next(a for a in render_all(inv, fixture_secrets()) if a.kind == "cib-xml").content
+    assert b"<alerts>" not in quiet
+    told = inv.model_copy(update={"settings": inv.settings.model_copy(update={"notify": Notify(command=["true"])})})
+    arts = render_all(told, fixture_secrets())
+    xml = next(a for a in arts if a.kind == "cib-xml").content.decode()
+    crm = next(a for a in arts if a.kind == "cib-crm").content.decode()
+    assert f'<alert id="hakit-notify" path="{ALERT_AGENT}">' in xml and "<select_fencing/>" in xml
+    assert f'alert hakit-notify "{ALERT_AGENT}" \\\n    select fencing nodes\n' in crm
