@@ -147,7 +147,7 @@ def serve(ctx: NodeContext, *, read: Callable[[], Reading] | None = None, stop: 
             # every second: what changed on this node is told at once (a role change, a standby
             # that can no longer take over); the textfile every interval
             reading = reader.get()
-            for event in tracker.observe(reading):
+            for event in tracker.observe(reading, clock.monotonic()):
                 notifier.send(event)
             if alerts:  # Pacemaker's node and fencing events, from the spool its alert agent fills
                 drain_alerts(ctx.inv.settings.cluster_name, ctx.node.name, local.partition, notifier.send)

@@ -280,8 +280,6 @@ def _install(run: InitRun, s: Step) -> None:
     if alerting(run.inv):  # the alert agent runs as hacluster: the spool is its to write
         runner.run(["install", "-d", "-o", "hacluster", "-g", "haclient", "-m", "0770", ALERT_SPOOL], timeout=30)
     runner.run([run.inv.settings.node_hakit, "agent", "server", "--start"], warn=True, timeout=30)
-    # the node's metrics and health endpoints, serving the inventory just installed
-    runner.run([run.inv.settings.node_hakit, "agent", "metrics", "--start"], warn=True, timeout=30)
     if changed:
         run.did(f"{node}: wrote {', '.join(changed)}")
     else:
@@ -657,4 +655,11 @@ def run_init(run: InitRun, *, dry_run: bool = False) -> list[str]:
         _preflight(run, plan.steps[0], dry_run=True)
     executor = Executor({name: partial(func, run) for name, func in ACTIONS.items()}, None, say=run.say)
     executor.run(plan, dry_run=dry_run)
+    if not dry_run:
+        # each node's metrics, health endpoints and notifications, once the pair is what init
+        # made it (started before, a seeding would be told as a standby that cannot take over),
+        # serving the inventory just installed
+        for node in run.inv.nodes:
+            run.runners[node.name].run([run.inv.settings.node_hakit, "agent", "metrics", "--start"], warn=True,
+                                       timeout=30)
     return run.actions_taken

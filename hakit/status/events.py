@@ -7,9 +7,9 @@ Each node's ``hakit agent metrics`` compares its reading with the one before
 * ``became-active`` / ``no-longer-active``: this node's database became the active (writable,
   hakit's promotion record naming it: the automatic failovers, takeovers and switchovers
   alike) or stopped being it;
-* ``standby-degraded`` / ``standby-healthy``: this node stopped being (or became again) a
-  standby that can take over: replication stopped, a lag over the bound, a database that does
-  not answer;
+* ``standby-degraded`` / ``standby-healthy``: this database node, not the active, has not
+  been able to take over for 10 s (replication stopped, a lag over the bound, not replicating),
+  or can again after that;
 * ``database-down`` / ``database-up``: the local database stopped (or started again) answering;
 * ``node-lost`` / ``node-joined``, ``fenced`` (Pacemaker): a cluster member lost or back, a
   node fenced, with the result.
@@ -64,11 +64,14 @@ class Event:
                 "HAKIT_GENERATION": "" if self.generation is None else str(self.generation)}
 
 
-def changes(before: Reading | None, after: Reading, *, owed: bool = True) -> list[Event]:
-    """The events between two readings of the same node (none for the first). ``owed``: a
-    ``standby-healthy`` is due when the node becomes a healthy standby (the :class:`Tracker`
-    says it only after it said the node could not take over: a demoted active that starts to
-    replicate is not news)."""
+#: seconds a node must stay unable to take over before it is said: in a failover the standby's
+#: replication stops for the seconds before it becomes the active, which is not news
+DEGRADED_AFTER = 10.0
+
+
+def changes(before: Reading | None, after: Reading) -> list[Event]:
+    """The database and role events between two readings of the same node (none for the first);
+    a standby's fitness is the :class:`Tracker`'s (it needs time)."""
     if before is None:
         return []
     out: list[Event] = []
@@ -92,31 +95,43 @@ def changes(before: Reading | None, after: Reading, *, owed: bool = True) -> lis
         add("became-active", f"became the active ({now_active[1]}" + (f", by {kind}" if kind else "") + ")")
     elif was_active and not now_active[0]:
         add("no-longer-active", f"is no longer the active: {now_active[1]}")
-    if after.carries_db and not now_active[0]:
-        was_standby, now_standby = is_standby(before)[0], is_standby(after)
-        if was_standby and not now_standby[0]:
-            add("standby-degraded", f"can no longer take over: {now_standby[1]}")
-        elif not was_standby and now_standby[0] and owed:
-            add("standby-healthy", f"can take over again ({now_standby[1]})")
     return out
 
 
 class Tracker:
-    """A node's readings, one after another, and the events between them: a recovery
-    (``standby-healthy``) is said only after the trouble it ends was."""
+    """A node's readings, one after another, and the events between them. A database node that
+    is not the active and cannot take over (replication stopped, too far behind, not
+    replicating) is said once it has been so for ``hold`` seconds (``standby-degraded``), and
+    its recovery after that (``standby-healthy``); a database that does not answer is said as
+    such (``database-down``), not as a standby."""
 
-    def __init__(self) -> None:
+    def __init__(self, hold: float = DEGRADED_AFTER) -> None:
+        self.hold = hold
         self.previous: Reading | None = None
-        self.owed = False  #: a standby-degraded or database-down was said, its recovery not yet
+        self.unfit_since: float | None = None
+        self.said = False  #: standby-degraded said, its recovery not yet
 
-    def observe(self, reading: Reading) -> list[Event]:
-        found = changes(self.previous, reading, owed=self.owed)
+    def observe(self, reading: Reading, now: float) -> list[Event]:
+        found = changes(self.previous, reading)
         self.previous = reading
-        for event in found:
-            if event.kind in ("standby-degraded", "database-down"):
-                self.owed = True
-            elif event.kind in ("standby-healthy", "became-active"):
-                self.owed = False
+        if not reading.carries_db or reading.facts is None or is_active(reading)[0]:
+            self.unfit_since = None
+            self.said = self.said and reading.facts is None and reading.carries_db
+            return found
+        fit, why = is_standby(reading)
+        generation = reading.facts.generation
+        if fit:
+            if self.said:
+                found.append(Event("standby-healthy", reading.cluster, reading.node,
+                                   f"{reading.node}: can take over again ({why})", reading.node, generation))
+            self.unfit_since, self.said = None, False
+        elif self.unfit_since is None:
+            self.unfit_since = now
+        elif not self.said and now - self.unfit_since >= self.hold:
+            found.append(Event("standby-degraded", reading.cluster, reading.node,
+                               f"{reading.node}: cannot take over for {now - self.unfit_since:.0f}s: {why}",
+                               reading.node, generation))
+            self.said = True
         return found
 
 

@@ -25,6 +25,7 @@ configuration change too: a host added on the active is monitored by the new act
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -63,11 +64,18 @@ def fault(lab: Lab, kind: str, node: str) -> None:
 def pair(request, tmp_path_factory):
     gen = build_lab(tmp_path_factory, "two-node", request.param)
     lab = next(gen)
-    sampler = None
+    sampler = receiver = None
     try:
         path = lab.dir / "inventory.yml"
         data = yaml.safe_load(path.read_text())
         data["all"]["vars"]["hakit"]["failover"] = {"anti_flap_seconds": WINDOW}
+        # issue 28 (4): the people on call are told, by the nodes: a command there (it appends
+        # each event to a file of the node) and a webhook to a receiver on this machine's end
+        # of the lab's bridge
+        receiver = WebhookReceiver(lab.spec.host_address)
+        data["all"]["vars"]["hakit"]["notify"] = {
+            "command": ["sh", "-c", f"cat >> {NOTIFIED}"],
+            "webhook": {"url": f"http://{lab.spec.host_address}:{receiver.port}/hakit"}}
         path.write_text(yaml.safe_dump(data, sort_keys=False))
         sql(lab, "n1", "SET GLOBAL rpl_semi_sync_master_enabled = OFF; SET GLOBAL read_only = OFF; "
                        "CREATE DATABASE opsview; USE opsview; "
@@ -81,11 +89,51 @@ def pair(request, tmp_path_factory):
         sampler.start()
         p = Pair(lab)
         p.sampler = sampler  # type: ignore[attr-defined]
+        p.receiver = receiver  # type: ignore[attr-defined]
         yield p
     finally:
         if sampler is not None:
             sampler.stop()
+        if receiver is not None:
+            receiver.close()
         gen.close()
+
+
+#: where the lab's notify command appends each event (the node's own /var/log)
+NOTIFIED = "/var/log/hakit/notified.jsonl"
+
+
+class WebhookReceiver:
+    """The webhook's other end: every JSON document POSTed, in order."""
+
+    def __init__(self, address: str) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        got = self.got = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                got.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer((address, 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def notified(lab: Lab, node: str) -> list[dict]:
+    """The events the notify command received on ``node``."""
+    text = lab.host(node).run(f"cat {NOTIFIED} 2>/dev/null").stdout
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
 def never_two_writable(pair) -> None:
@@ -198,6 +246,20 @@ def test_kill_node_fails_over_by_itself_under_a_writer_and_keeps_the_monitoring_
     assert "lab-extra" in pair.lab.host("n2").check_output(f"cat {EXTRA}")
     _wait_until("n2's Nagios monitors the added host", lambda: ("lab-extra", "") in (
         nagios.view(pair.lab.dir, "n2") or nagios.View([], [], [], {})).states, timeout=30)
+    # the people on call were told, once each, by the survivor: it became the active (and, on
+    # Pacemaker, n1 left the cluster and was fenced); by its command and by the webhook alike
+    want = ["became-active"] + (["fenced", "node-lost"] if pair.stack == "pacemaker" else [])
+    _wait_until("n2 told of the failover", lambda: sorted(e["kind"] for e in notified(pair.lab, "n2")) == sorted(want)
+                and len(pair.receiver.got) >= len(want), timeout=30)
+    time.sleep(3)  # nothing more comes: one notification per event
+    told = notified(pair.lab, "n2")
+    assert sorted(e["kind"] for e in told) == sorted(want), told
+    assert sorted(e["kind"] for e in pair.receiver.got) == sorted(want), pair.receiver.got
+    became = next(e for e in told if e["kind"] == "became-active")
+    assert became["node"] == "n2" and became["generation"] == 2 and "automatic" in became["text"], became
+    if pair.stack == "pacemaker":
+        fenced = next(e for e in told if e["kind"] == "fenced")
+        assert fenced["node"] == "n1" and "succeeded" in fenced["text"], fenced
 
 
 def test_the_returning_node_stays_standby_until_resync(pair, capsys, tmp_path):
