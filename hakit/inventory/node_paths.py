@@ -17,5 +17,7 @@ CHECK_CREDENTIALS = "/etc/hakit/check.yml"
 
 #: Pacemaker's alert agent (shell: it runs as hacluster, for every node and fencing event): it
 #: writes the event into the spool, which the node's ``hakit agent metrics`` (root) delivers
-ALERT_AGENT = "/var/lib/hakit/alert.sh"
-ALERT_SPOOL = "/var/lib/hakit/alerts"
+#: (the agent beside the node's inventory, as heartbeat keeps its scripts in /etc/ha.d; the spool
+#: hacluster's to write, outside /var/lib/hakit, which is root's only)
+ALERT_AGENT = "/etc/hakit/alert.sh"
+ALERT_SPOOL = "/var/spool/hakit"

@@ -147,7 +147,8 @@ def detach_shared_disk(image: Path) -> list[str]:
 
 
 #: private folders that no Debian package makes: the lab creates them as mount points
-LAB_MOUNTPOINTS = ("/etc/hakit", "/var/lib/hakit", "/usr/lib/ocf/resource.d/hakit", "/var/cache/hakit")
+LAB_MOUNTPOINTS = ("/etc/hakit", "/var/lib/hakit", "/usr/lib/ocf/resource.d/hakit", "/var/cache/hakit",
+                   "/var/spool/hakit")
 
 
 def missing_mountpoints() -> list[str]:

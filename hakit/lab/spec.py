@@ -55,6 +55,7 @@ PRIVATE_DIRS = (
     "/etc/nagios4", "/var/lib/nagios4",
     "/var/lib/nagios",  # the nagios user's home: its SSH key is the node's own
     "/etc/hakit", "/var/lib/hakit",
+    "/var/spool/hakit",  # Pacemaker's alerts, spooled by hakit's alert agent for the node's metrics agent
     "/usr/lib/ocf/resource.d/hakit",  # hakit init installs its agents here: per node, never on the host
     "/var/cache/hakit",  # the Ansible role's wheels: two nodes sharing it raced each other's copies
     "/var/log",
