@@ -75,6 +75,9 @@ BAD_INPUT = [
      "Set hakit_wheel to a hakit wheel file (*.whl) on the controller, or leave it empty to build one"),
     (["-e", "hakit_wheel=/nonexistent/hakit-0.1.0-py3-none-any.whl"], "site.yml",
      "Set hakit_wheel to an existing file on the controller: /nonexistent/hakit-0.1.0-py3-none-any.whl is not one"),
+    (["-e", "hakit_constraints=/nonexistent/constraints.txt"], "site.yml",
+     "Set hakit_constraints to a pip constraints file on the controller, or leave it empty: "
+     "/nonexistent/constraints.txt is not a file"),
     (["-e", "hakit_wheelhouse=/nonexistent/wheels"], "site.yml",
      "Set hakit_wheelhouse to a folder of wheels on the controller, or leave it empty: /nonexistent/wheels is not a "
      "folder"),

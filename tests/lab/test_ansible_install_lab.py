@@ -42,8 +42,10 @@ def installing_site(tmp_path_factory):
     try:
         # hakit's dependencies as wheels, from the package registry: the lab's nodes have no network
         wheelhouse = tmp / "wheelhouse"
+        # the versions the role installs: constraints.txt's (the nodes run what the tests ran)
         done = subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--dest", str(wheelhouse),
-                               "--only-binary=:all:", str(REPO)], capture_output=True, text=True, timeout=600)
+                               "--only-binary=:all:", "-c", str(REPO / "constraints.txt"), str(REPO)],
+                              capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, done.stdout + done.stderr
         inventory, extra = _installed_inventory(lab, wheelhouse)
         yield Site(lab, inventory, extra, tmp)
@@ -68,6 +70,13 @@ def test_site_installs_hakit_on_the_nodes_and_the_agents_run_it(installing_site:
     version = subprocess.run([HAKIT, "--version"], capture_output=True, text=True).stdout.split()[-1]
     for node in ("n1", "n2"):
         assert site.node_run(node, f"{NODE_VENV}/bin/hakit --version").split()[-1] == version
+        # every package there at the version the tests ran (constraints.txt)
+        pinned = dict(line.lower().split("==", 1) for line in (REPO / "constraints.txt").read_text().splitlines()
+                      if "==" in line and not line.startswith("#"))
+        there = dict(line.lower().split("==", 1) for line in site.node_run(
+            node, f"{NODE_VENV}/bin/pip freeze --exclude-editable").splitlines() if "==" in line)
+        there.pop("hakit", None)
+        assert there and {name: v for name, v in there.items() if pinned.get(name) != v} == {}, there
         assert f"exec {NODE_VENV}/bin/hakit agent" in site.node_run(node,
                                                                    "cat /etc/ha.d/resource.d/hakit-mariadb-role")
     assert not Path(NODE_VENV).exists()  # the node's private /root, never this machine's
