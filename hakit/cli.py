@@ -713,10 +713,26 @@ def maintenance(ctx: Context, mode: str) -> None:
                                                          if mode == "on" else "the stack fails over again"))
 
 
+@click.command(name="lab", context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+               add_help_option=False)
+def _no_lab() -> None:
+    """The namespace lab (in a checkout of hakit only)."""
+    from hakit.errors import InputError
+
+    raise InputError("hakit lab: the namespace lab is not part of this installation (the wheel that nodes and admin "
+                     "machines install leaves it out): run it from a checkout of hakit, after ./scripts/setup")
+
+
 def _register_subcommands() -> None:
     from hakit.agents.cli import agent_group
-    from hakit.lab.cli import lab
 
+    lab: click.Command
+    try:
+        from hakit.lab.cli import lab
+    except ModuleNotFoundError as exc:  # an installed wheel: the lab comes with a checkout
+        if exc.name not in ("hakit.lab", "hakit.lab.cli"):
+            raise
+        lab = _no_lab
     main_group.add_command(lab)
     main_group.add_command(agent_group)
 

@@ -50,8 +50,8 @@ ROLES: dict[PairName, frozenset[Role]] = {"main": frozenset({"db", "app"}), "db"
 #: not hakit's, so a host may set them (tests/unit/test_ansible_role.py keeps the two in step)
 ROLE_VARIABLES = frozenset({
     "hakit_command", "hakit_inventory", "hakit_packages_install", "hakit_extra_packages", "hakit_install_method",
-    "hakit_venv", "hakit_wheel", "hakit_source", "hakit_wheelhouse", "hakit_node", "hakit_force", "hakit_strategy",
-    "hakit_keep_errant", "hakit_wait", "hakit_require_healthy",
+    "hakit_venv", "hakit_wheel", "hakit_source", "hakit_wheelhouse", "hakit_constraints", "hakit_node", "hakit_force",
+    "hakit_strategy", "hakit_keep_errant", "hakit_wait", "hakit_require_healthy",
 })
 
 

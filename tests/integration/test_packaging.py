@@ -32,6 +32,9 @@ def test_an_installed_wheel_renders_with_its_own_templates(tmp_path):
     wheel = next((tmp_path / "wheel").glob("hakit-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     assert "hakit/templates/pacemaker/cib.xml.j2" in names and "hakit/templates/mysql/hakit.cnf.j2" in names
+    # the namespace lab stays in the checkout: nodes and admin machines never install it
+    assert [n for n in names if n.startswith("hakit/lab/")] == []
+    assert any(n.startswith("hakit-") and n.endswith(".dist-info/licenses/LICENSE") for n in names), names
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
     example = REPO / "examples" / "two-node-pacemaker.yml"
@@ -45,6 +48,11 @@ def test_an_installed_wheel_renders_with_its_own_templates(tmp_path):
         return proc.stdout
 
     from_wheel = render(str(site), tmp_path)
+    no_lab = subprocess.run([sys.executable, "-c", "import sys; from hakit.cli import main; sys.exit(main())", "lab",
+                             "up", "--dir", str(tmp_path / "lab")], capture_output=True, text=True, cwd=tmp_path,
+                            env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"}, timeout=120)
+    assert no_lab.returncode == 2 and "the namespace lab is not part of this installation" in no_lab.stderr, no_lab
+    assert not (tmp_path / "lab").exists()
     assert b"primitive db-role ocf:hakit:mariadb-role" in from_wheel
     reference = subprocess.run([sys.executable, "-c", PROGRAM.replace("assert not", "assert"), str(REPO / "hakit"),
                                 str(example), str(secrets)], capture_output=True, cwd=REPO, timeout=120)
