@@ -24,6 +24,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from hakit.errors import InputError, Problem
+from hakit.inventory.ansible_source import load_composed, needs_ansible
 from hakit.inventory.model import (
     HAKIT_DIR,
     HOST_MAP,
@@ -61,13 +62,23 @@ def load_inventory(path: str | os.PathLike[str]) -> Inventory:
     Raises :class:`InputError` listing every problem (file, line, field, rule).
     """
     file = Path(path)
+    if needs_ansible(file):
+        # group_vars/, host_vars/, INI, vaulted values: read as Ansible reads it
+        composed = load_composed(file)
+        return parse_source(composed, base_dir=str(file.resolve().parent)).model_copy(
+            update={"composed": composed.data})
     text = read_text(file, "inventory")
     return parse_inventory(text, str(file), base_dir=str(file.resolve().parent))
 
 
 def parse_inventory(text: str, file: str, base_dir: str = ".") -> Inventory:
     """Validate inventory ``text`` (named ``file`` in messages). Pure: touches no file."""
-    src = load_yaml(text, file)
+    return parse_source(load_yaml(text, file), base_dir)
+
+
+def parse_source(src: YamlSource, base_dir: str = ".") -> Inventory:
+    """Validate the parsed inventory ``src`` (its problems said where each value was written)."""
+    file = src.file
     problems: list[Problem] = []
     data = src.data
     if not isinstance(data, dict) or not isinstance(data.get("all"), dict):

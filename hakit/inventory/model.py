@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 import math
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
@@ -711,10 +711,13 @@ class Pair(Frozen):
 class Inventory(Frozen):
     """A loaded, validated inventory: the settings, the pairs, and where it came from."""
 
-    path: str  #: the inventory file
+    path: str  #: the inventory file (or folder, read by Ansible's loader)
     base_dir: str  #: its folder; relative paths in it are resolved from here
     settings: Settings
     pairs: tuple[Pair, ...]
+    #: the inventory as one mapping, when Ansible's loader composed it from several files
+    #: (group_vars, host_vars, INI): what the nodes' copy is written from; None: the file itself
+    composed: dict[str, Any] | None = Field(default=None, repr=False)
 
     @property
     def nodes(self) -> tuple[Node, ...]:

@@ -33,7 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import TypedDict
+from typing import Any, TypedDict
 
 import yaml
 
@@ -222,11 +222,31 @@ def _preflight(run: InitRun, _: Step, *, dry_run: bool = False) -> None:
 
 
 def node_copy_of_inventory(inv: Inventory) -> bytes:
-    """The inventory as the node keeps it (/etc/hakit/inventory.yml), secrets beside it."""
-    data = yaml.safe_load(Path(inv.path).read_text())
+    """The inventory as the node keeps it (/etc/hakit/inventory.yml, readable by the monitoring
+    master), secrets beside it: hakit's settings and, per host, the variables hakit reads, never
+    the rest (Ansible's own, a become password, vaulted or not, stays on the admin machine)."""
+    data = inv.composed if inv.composed is not None else yaml.safe_load(Path(inv.path).read_text())
+    data = _only_hakit(data)
     data["all"]["vars"]["hakit"]["secrets_file"] = NODE_SECRETS.rsplit("/", 1)[1]
     header = "# managed by hakit: the node's copy of the inventory (hakit init writes it; edit the original)\n"
     return (header + yaml.safe_dump(data, sort_keys=False, default_flow_style=False)).encode()
+
+
+def _only_hakit(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` with ``all.vars.hakit`` and, for each host of hakit's groups, the host variables
+    hakit reads (:class:`HostVars`); nothing else."""
+    import copy
+
+    from hakit.inventory.model import HostVars
+
+    out: dict[str, Any] = {"all": {"vars": {"hakit": copy.deepcopy(data["all"]["vars"]["hakit"])}, "children": {}}}
+    for group, value in (data["all"].get("children") or {}).items():
+        hosts = value.get("hosts") if isinstance(value, dict) else None
+        if isinstance(hosts, dict):
+            out["all"]["children"][group] = {"hosts": {
+                host: {k: v for k, v in (hvars or {}).items() if k in HostVars.model_fields}
+                for host, hvars in hosts.items()}}
+    return out
 
 
 def node_files(run: InitRun, node: str) -> list[Artefact]:
