@@ -145,7 +145,10 @@ def _out_folder(ctx: click.Context, param: click.Parameter, value: str | None) -
                    "wrote there before is replaced (listed in OUT/.hakit-rendered).")
 @click.option("--check", is_flag=True, help="Only check that the inventory (and the secrets file, when it "
                                             "exists) renders; write nothing, not even the secrets file.")
-def render(ctx: Context, out: Path | None, check: bool) -> None:
+@click.option("--diff", is_flag=True, help="Show what hakit init would change on the nodes: each file whose content "
+                                           "or mode differs from the node's copy, as a diff, secrets shown as ***; "
+                                           "write nothing (reads the nodes over SSH).")
+def render(ctx: Context, out: Path | None, check: bool, diff: bool) -> None:
     """Render every artefact of the inventory into OUT (one folder per node).
 
     Creates the secrets file (mode 0600) next to the inventory when it does not exist yet.
@@ -165,6 +168,11 @@ def render(ctx: Context, out: Path | None, check: bool) -> None:
     from hakit.render import render as rendering
     from hakit.render.artefact import check_tree, write_tree
 
+    if diff:
+        if out is not None or check:
+            raise InputError("render: --diff writes nothing: give it without -o or --check")
+        _render_diff(ctx)
+        return
     if check == (out is not None):
         raise InputError("render: give either -o OUT (write the files) or --check (write nothing)")
     inv = ctx.inventory()
@@ -204,6 +212,38 @@ def render(ctx: Context, out: Path | None, check: bool) -> None:
     if placeholders:
         ctx.say(f"note: set the fencing secrets {', '.join(placeholders)} in {path} (init and validate refuse "
                 f"the placeholder)")
+
+
+def _render_diff(ctx: Context) -> None:
+    """``render --diff``: every node's files against what init would write there."""
+    from hakit.agents.registry import wrappers
+    from hakit.connect import real_world
+    from hakit.inventory.secrets import ensure_secrets
+    from hakit.pair.init import InitRun, current_files, node_files
+    from hakit.render import render as rendering
+    from hakit.render.diff import file_diffs
+
+    inv = ctx.inventory()
+    secrets = ensure_secrets(inv, create=False)
+    world = real_world(inv, secrets)
+    try:
+        run = InitRun(inv, secrets, world.runners, rendering.render_all(inv, secrets),
+                      agent_files=wrappers(inv.settings.node_hakit))
+        arts: list = []
+        held: dict[tuple[str, str], tuple[bytes, int] | None] = {}
+        for node in inv.nodes:
+            mine = node_files(run, node.name)
+            arts += mine
+            held.update({(node.name, path): value
+                         for path, value in current_files(world.runners[node.name], mine).items()})
+    finally:
+        world.close()
+    found = file_diffs(arts, lambda node, path: held[(node, path)], secrets.all_values())
+    for item in found:
+        click.echo(item.text)
+    # nothing was changed: the message says what would be
+    ctx.result(False, f"render: {len(found)} files would change on the nodes" if found
+               else "render: the nodes hold what init would write")
 
 
 #: PATH_MAX and NAME_MAX of Linux, in bytes (PATH_MAX counts the terminating NUL)

@@ -249,6 +249,22 @@ def _only_hakit(data: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def current_files(runner: Runner, arts: list[Artefact]) -> dict[str, tuple[bytes, int] | None]:
+    """What the node holds at each artefact's path now: (content, mode), None when nothing;
+    the content is fetched only for the files that differ (one command for the checksums)."""
+    found = json.loads(runner.run(["python3", "-c", HASH_PROGRAM, json.dumps([a.path for a in arts])]).stdout)
+    out: dict[str, tuple[bytes, int] | None] = {}
+    for art in arts:
+        have = found.get(art.path)
+        if have is None:
+            out[art.path] = None
+        elif have == [hashlib.sha256(art.content).hexdigest(), art.mode]:
+            out[art.path] = (art.content, art.mode)
+        else:
+            out[art.path] = (runner.get(art.path), int(have[1]))
+    return out
+
+
 def node_files(run: InitRun, node: str) -> list[Artefact]:
     """What ``init`` installs on ``node`` besides the stack's haresources (see resources)."""
     arts = [a for a in run.artefacts if a.node == node and a.kind != "haresources"]

@@ -38,9 +38,13 @@ def site(tmp_path_factory):
 
 
 def test_check_mode_changes_nothing(site: Site) -> None:
-    run = site.play("site.yml", "--check")
+    run = site.play("site.yml", "--check", "--diff")
     assert run.rc == 0, str(run)
     assert "init: dry run, nothing was changed" in run.output, str(run)
+    # --diff: what init would write on the nodes (hakit render --diff), secrets never shown
+    assert "--- n1:/etc/hakit/inventory.yml (new)" in run.output, str(run)
+    assert "--- n2:/etc/hakit/secrets.yml (new)" in run.output, str(run)
+    assert "+admin_password: ***" in run.output, str(run)  # each secret value redacted
     doc = site.status()
     assert doc["state"] != "healthy" and not any(n["writable"] for n in doc["nodes"].values()), doc
 
