@@ -245,6 +245,12 @@ def _semi_sync_back(ctx: NodeContext, seen: dict[int, float], now: float) -> Non
         decision = semi_sync_decision(wanted=wanted, writable=facts.writable,
                                       enabled=facts.semi_sync_master_enabled,
                                       replicas=settled, unsettled=len(kept) - settled)
+        if decision.action == "ask_peer":  # only then: a connection attempt costs up to a second
+            peer = ctx.peer_view(timeout=1.0)
+            decision = semi_sync_decision(wanted=wanted, writable=facts.writable,
+                                          enabled=facts.semi_sync_master_enabled, replicas=settled,
+                                          unsettled=len(kept) - settled,
+                                          peer_answers=peer.reachable and peer.facts is not None)
         if decision.action == "semi_sync_on":
             db.set_semi_sync_master(True)
             _log(decision.reason)

@@ -20,7 +20,7 @@ from typing import Literal
 
 #: what a stop, a self-fence or the watcher does next
 Action = Literal["done", "set_read_only", "kill", "wait", "fail", "report_failed", "hand_over", "start_role",
-                 "semi_sync_on"]
+                 "semi_sync_on", "ask_peer"]
 
 
 @dataclass(frozen=True)
@@ -271,7 +271,7 @@ def settled_replicas(seen: Mapping[int, float], threads: Iterable[int], now: flo
 
 
 def semi_sync_decision(*, wanted: bool, writable: bool, enabled: bool, replicas: int,
-                       unsettled: int = 0) -> Decision:
+                       unsettled: int = 0, peer_answers: bool | None = None) -> Decision:
     """The active's semi-synchronous replication, back on once a replica receives from it again.
 
     A promotion over a peer that received nothing turns it off (no commit must wait for an
@@ -281,7 +281,11 @@ def semi_sync_decision(*, wanted: bool, writable: bool, enabled: bool, replicas:
     fenced: every one of them lost (the long campaign's step 257). ``replicas``: the replicas
     connected to this server (binlog dump threads) for :data:`REPLICA_SETTLE` seconds at least;
     ``unsettled``: those seen for less (the dead peer's own thread, lingering, was taken for a
-    replica once, right after the takeover that turned semi-sync off: CI)."""
+    replica once, right after the takeover that turned semi-sync off: CI). ``peer_answers``: whether
+    the peer's database answered just now (None: not asked); a replica connection from a peer that
+    does not answer is a dead one's: a node lost with its link keeps its connection open here
+    until TCP gives up, minutes, with the same thread all along (the Pacemaker campaign, seed 25:
+    semi-sync back on over a dead node, every commit waiting for the timeout)."""
     if not wanted or not writable or enabled:
         return Decision("done", "nothing to change")
     if replicas < 1 and unsettled:
@@ -290,5 +294,10 @@ def semi_sync_decision(*, wanted: bool, writable: bool, enabled: bool, replicas:
     if replicas < 1:
         return Decision("wait", "no replica receives from this server: commits would wait for an acknowledgement "
                                 "nobody sends")
+    if peer_answers is None:
+        return Decision("ask_peer", f"{replicas} replica connection(s): is the peer alive to acknowledge?")
+    if not peer_answers:
+        return Decision("wait", "the peer's database does not answer: the replica connection here is a dead node's, "
+                                "which lingers until TCP gives up")
     return Decision("semi_sync_on", f"{replicas} replica(s) receive from this server again: its commits wait for "
                                     f"their acknowledgement (semi-sync on)")

@@ -47,6 +47,11 @@ off; on (or hakit lab restart-node) starts it again with its data kept.</longdes
     <content type="string" default="/run/hakit-lab/fence.sock"/>
     <shortdesc lang="en">Unix socket of the lab's fence helper</shortdesc>
   </parameter>
+  <parameter name="password" unique="0" required="0">
+    <getopt mixed="-p, --password=[password]"/>
+    <content type="string"/>
+    <shortdesc lang="en">The device's password (the lab's: fence.token beside the socket)</shortdesc>
+  </parameter>
   <parameter name="nodename" unique="0" required="0">
     <content type="string"/>
     <shortdesc lang="en">The node running the agent (set by Pacemaker)</shortdesc>
@@ -87,6 +92,8 @@ def options(argv, stdin_text):
             opts["plug"] = arg.split("=", 1)[1]
         elif arg.startswith("--socket="):
             opts["socket"] = arg.split("=", 1)[1]
+        elif arg.startswith("--password="):
+            opts["password"] = arg.split("=", 1)[1]
     if "plug" not in opts and "port" in opts:
         opts["plug"] = opts["port"]
     return opts
@@ -107,6 +114,17 @@ def ask(path, request, timeout=60.0):
     return json.loads(data.decode() or "{}")
 
 
+def expected_password(sock):
+    """The password the lab's device wants (``fence.token`` beside the socket), None: any."""
+    import os
+
+    try:
+        with open(os.path.join(os.path.dirname(sock), "fence.token")) as fh:
+            return fh.read().strip()
+    except OSError:
+        return None
+
+
 def main(argv):
     interactive = sys.stdin is None or sys.stdin.isatty()
     opts = options(argv, "" if interactive else sys.stdin.read())
@@ -116,6 +134,13 @@ def main(argv):
         return 0
     if action not in ACTIONS:
         sys.stderr.write("fence_hakitlab: unknown action {!r} (one of {})\n".format(action, ", ".join(ACTIONS)))
+        return 1
+    expected = expected_password(opts.get("socket") or DEFAULT_SOCKET)
+    if expected is not None and opts.get("password") != expected:
+        # as a real device refuses a wrong login: the lab proves the password reaches the agent
+        # (Pacemaker passes it from its cibsecret file, the CIB holding lrm://)
+        sys.stderr.write("fence_hakitlab: wrong or missing password (the device wants the secrets file's "
+                         "fencing.lab.password)\n")
         return 1
     if action == "validate-all":
         return 0

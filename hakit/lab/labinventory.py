@@ -11,6 +11,7 @@ import os
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -27,6 +28,8 @@ SECRETS = "hakit-secrets.yml"
 FENCE_AGENT = "fence_hakitlab"
 STONITH_PLUGIN = "external/hakitlab"
 FENCE_SOCKET = f"{NODE_SHARED_DIR}/fence.sock"
+#: beside the socket: the password the lab's fence agent expects (the secrets file's fencing.lab.password)
+FENCE_TOKEN = "fence.token"
 
 
 def node_hakit() -> str:
@@ -84,6 +87,11 @@ def inventory_data(spec: LabSpec, timings: str = "hakit", shared_device: str | N
     # with the lab's STONITH plugin, which calls the same agent
     hakit["fencing"] = [{"name": "lab", "agent": FENCE_AGENT if spec.stack == "pacemaker" else STONITH_PLUGIN,
                          "nodes": [n.name for n in spec.nodes], "params": {"socket": FENCE_SOCKET}}]
+    if spec.stack == "pacemaker":
+        # a password, as a real fence device has: kept out of the CIB (lrm://, Pacemaker's cibsecret
+        # files on each node), checked by the lab's agent, so every Pacemaker fencing of the lab
+        # proves that the value reaches the agent (lab_fence_secret)
+        hakit["fencing"][0]["secret_params"] = ["password"]
     groups = {"two-node": {"main": "hakit_nodes"}, "four-node": {"db": "hakit_db", "app": "hakit_app"}}[spec.topology]
     children = {group: {"hosts": {n.name: {"ansible_host": n.address, "ansible_user": "root",
                                              "ansible_ssh_private_key_file": str(d / KEY),
@@ -129,3 +137,24 @@ def write_known_hosts(spec: LabSpec, host_keys: dict[str, str]) -> Path:
         lines.append(f"{node.address} {kind} {blob}\n")
     path.write_text("".join(lines))
     return path
+
+
+def lab_fence_secret(inv: Any, secrets: Any, spec: LabSpec) -> Any:
+    """The lab fence device's password: made up at the first ``up`` (a fresh secrets file holds
+    the placeholder), written to the secrets file and, for the lab's agent to check, beside the
+    fence socket (``DIR/shared``, root's only); the secrets with it."""
+    import secrets as random
+
+    from hakit.files import atomic_write
+    from hakit.inventory.secrets import PLACEHOLDER, secrets_path, write_secrets
+
+    devices = {d.name for d in inv.settings.fencing if d.secret_params}
+    if "lab" not in devices:
+        return secrets
+    password = secrets.fencing.get("lab", {}).get("password")
+    if password in (None, PLACEHOLDER):
+        password = random.token_urlsafe(24)
+        secrets = secrets.model_copy(update={"fencing": {**secrets.fencing, "lab": {"password": password}}})
+        write_secrets(secrets_path(inv), secrets)
+    atomic_write(spec.shared_dir / FENCE_TOKEN, (password + "\n").encode(), 0o600)
+    return secrets

@@ -111,7 +111,7 @@ def up(dir: str, topology: str = "two-node", stack: str = "pacemaker", subnet: s
                 state.save()
             client_pub = labinventory.make_client_key(spec)
             inv = labinventory.write_inventory(spec, timings, state.shared_device)
-            secrets = ensure_secrets(inv, create=True)
+            secrets = labinventory.lab_fence_secret(inv, ensure_secrets(inv, create=True), spec)
             artefacts = configs.render(inv, secrets, spec)
             # one after the other: they share the CA and its serial file
             certificates = {n.name: labtls.node_files(spec, n) for n in labtls.tls_nodes(spec)} if spec.tls else {}

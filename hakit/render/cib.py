@@ -159,6 +159,28 @@ def pacemaker_names(inv: Inventory, pair: Pair) -> PairResources:
     )
 
 
+#: the value a CIB parameter holds when its real value is in the node's secret file
+LRM_MAGIC = "lrm://"
+#: where Pacemaker's executor reads a resource parameter given as ``lrm://`` (cibsecret's folder)
+LRM_SECRETS = "/var/lib/pacemaker/lrm/secrets"
+
+
+def secret_files(inv: Inventory, secrets: Secrets) -> list[tuple[str, bytes]]:
+    """Each fence secret as Pacemaker's ``cibsecret set`` stores it on a node: the value in
+    ``LRM_SECRETS/RESOURCE/PARAM`` and its MD5 in ``PARAM.sign`` (each with a newline), which
+    the executor checks before it passes the value to the agent."""
+    import hashlib
+
+    out = []
+    for dev in inv.settings.fencing:
+        for param in dev.secret_params:
+            value = fence_secret(inv, secrets, dev.name, param)
+            path = f"{LRM_SECRETS}/fence-{dev.name}/{param}"
+            out.append((path, (value + "\n").encode()))
+            out.append((path + ".sign", (hashlib.md5(value.encode()).hexdigest() + "\n").encode()))
+    return out
+
+
 def build_cib(inv: Inventory, secrets: Secrets) -> Cib:
     """The Pacemaker configuration of ``inv`` (resources, constraints, fencing), as data."""
     s = inv.settings
@@ -175,11 +197,14 @@ def build_cib(inv: Inventory, secrets: Secrets) -> Cib:
         rid = f"fence-{dev.name}"
         params = dict(dev.params)
         for param in dev.secret_params:
-            params[param] = fence_secret(inv, secrets, dev.name, param)
+            fence_secret(inv, secrets, dev.name, param)  # set in the secrets file (said when not)
+            # Pacemaker's cibsecret indirection: the CIB holds "lrm://", each node holds the value
+            # (secret_files below), so the password is never in the CIB, its history or crm's output
+            params[param] = LRM_MAGIC
         params.setdefault("pcmk_host_list", " ".join(dev.nodes))
         fencing.append(Primitive(id=rid, cls="stonith", provider=None, type=dev.agent,
                                  params=tuple(sorted(params.items())),
-                                 ops=(Op("monitor", "60s", "20s"),), secret=bool(dev.secret_params)))
+                                 ops=(Op("monitor", "60s", "20s"),)))
         if len(dev.nodes) == 1:
             # a node never fences itself: the device that powers a node off runs on another node
             locations.append(Location(f"{rid}-not-on-{dev.nodes[0]}", rid, "-INFINITY", node=dev.nodes[0]))

@@ -31,7 +31,7 @@ from hakit.inventory.model import FenceDevice, Inventory
 from hakit.inventory.node_paths import NODE_INVENTORY
 from hakit.inventory.secrets import Secrets, heartbeat_stonith_problem, secrets_path
 from hakit.render.artefact import CLUSTER_DIR, Artefact
-from hakit.render.cib import CIB_SCHEMA, build_cib
+from hakit.render.cib import CIB_SCHEMA, build_cib, secret_files
 from hakit.render.filters import crm_quote, drbd_quote, ident, sql_string
 from hakit.render.pairs import block_storage, databases_on_block, fence_secret, preferred_node
 
@@ -142,7 +142,10 @@ def render_all(inv: Inventory, secrets: Secrets) -> list[Artefact]:
     if s.stack == "pacemaker":
         _corosync(inv, secrets, out)
         cib = build_cib(inv, secrets)
-        has_secret = any(p.secret for p in cib.fencing)
+        has_secret = any(p.secret for p in cib.fencing)  # none: secrets are lrm:// (secret_files)
+        for path, content in secret_files(inv, secrets):  # on every node: any may run the device
+            for node in inv.nodes:
+                out.add(node.name, path, content, "cib-secret", secret=True)
         out.add(CLUSTER_DIR, "/cib.xml", _render("pacemaker/cib.xml.j2", cib=cib, schema=CIB_SCHEMA),
                 "cib-xml", has_secret)
         out.add(CLUSTER_DIR, "/cib.crm", _render("pacemaker/cib.crm.j2", cib=cib), "cib-crm", has_secret)
@@ -167,7 +170,7 @@ KIND_NAMES = {
     "haresources": "heartbeat's haresources", "authkeys": "heartbeat's authkeys", "drbd": "the DRBD resource file",
     "mysql-cnf": "the MariaDB fragment", "sysctl": "the kernel settings", "mysql-sql": "the replication SQL",
     "nagios": "the Nagios fragment", "sync-manifest": "the sync manifest",
-    "logrotate": "logrotate's file for hakit's logs",
+    "logrotate": "logrotate's file for hakit's logs", "cib-secret": "a fence secret Pacemaker reads (lrm://)",
 }
 #: the inventory field that sets the target path of an artefact of this kind, in the order they are
 #: blamed when two collide (every other path is fixed by hakit)

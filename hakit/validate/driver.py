@@ -13,6 +13,7 @@ from pathlib import Path
 from hakit.inventory.model import Inventory
 from hakit.inventory.secrets import Secrets
 from hakit.render.artefact import Artefact, write_tree
+from hakit.validate.cibsecret import check_cib_secret
 from hakit.validate.corosync import check_corosync, check_corosync_authkey
 from hakit.validate.drbd import check_drbd
 from hakit.validate.heartbeat import check_authkeys, check_hacf, check_haresources
@@ -42,6 +43,7 @@ CHECKERS: dict[str, Checker] = {
     "sync-manifest": check_sync_manifest,
     "sysctl": check_sysctl,
     "logrotate": check_logrotate,
+    "cib-secret": check_cib_secret,
 }
 
 

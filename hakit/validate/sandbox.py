@@ -84,6 +84,7 @@ KIND_PROGRAMS: dict[str, tuple[str, ...]] = {
     "nagios": ("nagios4",),
     "sync-manifest": (),
     "logrotate": ("logrotate",),
+    "cib-secret": (),
     "sysctl": ("sysctl", "unshare"),
 }
 

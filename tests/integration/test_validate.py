@@ -46,6 +46,7 @@ EXPECTED_CHECKS = {
     "sync-manifest": {"sync manifest schema"},
     "sysctl": {"sysctl -p"},
     "logrotate": {"logrotate --debug"},
+    "cib-secret": {"cibsecret sign"},
 }
 
 

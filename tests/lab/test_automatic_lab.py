@@ -234,6 +234,13 @@ def test_kill_node_fails_over_by_itself_under_a_writer_and_keeps_the_monitoring_
         _wait_until("writes resume through the VIP", lambda: len(writer.acked) > count + 20, timeout=60)
     assert doc["generation"] == 2 and doc["nodes"]["n1"]["reachable"] is False
     assert writer.lost_on(pair.lab, "n2") == []  # semi-sync AFTER_SYNC: nothing acknowledged is lost
+    # while n1 is down nothing can acknowledge n2's commits: its semi-sync stays off. The dead
+    # node's replication connection lingers on n2 (its link is gone: nothing tears it down), and
+    # n2's watcher once took it for a replica that receives and turned semi-sync on, every commit
+    # then waiting for the timeout (the Pacemaker campaign, seed 25, steps 76 and 78)
+    on = [t for t in range(10) if (time.sleep(1) or True)
+          and sql(pair.lab, "n2", "SELECT @@rpl_semi_sync_master_enabled").strip() == "1"]
+    assert on == [], f"n2's semi-sync turned on {len(on)}s into 10 s while n1 was down (nothing receives)"
     never_two_writable(pair)
     # the survivor's role start ran in a worker of its agent server (init started one there),
     # not in a Python started for it

@@ -332,17 +332,21 @@ def test_no_stop_fails_and_no_probe_errs_for_a_configuration_reason(tmp_path, mo
     assert "using the default socket /run/mysqld/mysqld.sock" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("wanted, writable, enabled, replicas, action", [
-    (True, True, False, 1, "semi_sync_on"),  # a replica receives again: on
-    (True, True, False, 0, "wait"),  # nobody could acknowledge: stays off
-    (True, True, True, 1, "done"),
-    (False, True, False, 1, "done"),  # the inventory does not want it
-    (True, False, False, 1, "done"),  # not the active
+@pytest.mark.parametrize("wanted, writable, enabled, replicas, peer, action", [
+    (True, True, False, 1, True, "semi_sync_on"),  # a replica receives again, its peer answers: on
+    (True, True, False, 1, None, "ask_peer"),  # a replica connection: is its peer alive?
+    (True, True, False, 1, False, "wait"),  # a dead node's connection, lingering (campaign, seed 25)
+    (True, True, False, 0, True, "wait"),  # nobody could acknowledge: stays off
+    (True, True, True, 1, None, "done"),
+    (False, True, False, 1, True, "done"),  # the inventory does not want it
+    (True, False, False, 1, True, "done"),  # not the active
 ])
-def test_the_active_s_semi_sync_comes_back_once_a_replica_receives(wanted, writable, enabled, replicas, action):
+def test_the_active_s_semi_sync_comes_back_once_a_replica_receives(wanted, writable, enabled, replicas, peer,
+                                                                    action):
     from hakit.failover.automatic import semi_sync_decision
 
-    decision = semi_sync_decision(wanted=wanted, writable=writable, enabled=enabled, replicas=replicas)
+    decision = semi_sync_decision(wanted=wanted, writable=writable, enabled=enabled, replicas=replicas,
+                                  peer_answers=peer)
     assert decision.action == action and decision.reason
 
 
@@ -358,11 +362,18 @@ def test_the_watcher_turns_semi_sync_on_again_on_the_active(monkeypatch, capsys)
 
     from hakit.agents import watch
     from hakit.failover.automatic import REPLICA_SETTLE
+    from hakit.failover.promote import PeerView
+    from hakit.mysql.facts import DbFacts
     from hakit.mysql.fake import FakeDatabase
+    from hakit.mysql.gtid import Position
 
     db = FakeDatabase("n2", read_only=False, semi_sync_master_enabled=False)
+    pos = Position.parse("0-1-1")
+    alive = PeerView("n1", True, DbFacts(1, True, pos, pos, pos, None, None))
+    peer = {"view": alive}
     ctx = SimpleNamespace(inv=SimpleNamespace(settings=SimpleNamespace(mysql=SimpleNamespace(
-        semi_sync=SimpleNamespace(enabled=True)))), local_db=lambda read_timeout=None: db)
+        semi_sync=SimpleNamespace(enabled=True)))), local_db=lambda read_timeout=None: db,
+        peer_view=lambda timeout=1.0: peer["view"])
     seen: dict[int, float] = {}
     watch._semi_sync_back(ctx, seen, 100.0)
     assert not db.semi_sync_master_enabled  # nobody receives yet
@@ -372,7 +383,11 @@ def test_the_watcher_turns_semi_sync_on_again_on_the_active(monkeypatch, capsys)
     db.replicas = frozenset({9})  # the peer back: a new connection
     watch._semi_sync_back(ctx, seen, 104.0)
     assert not db.semi_sync_master_enabled and seen == {9: 104.0}
+    peer["view"] = PeerView("n1", False)  # settled, but its node does not answer: a dead one's
     watch._semi_sync_back(ctx, seen, 104.0 + REPLICA_SETTLE)
+    assert not db.semi_sync_master_enabled
+    peer["view"] = alive
+    watch._semi_sync_back(ctx, seen, 106.0 + REPLICA_SETTLE)
     assert db.semi_sync_master_enabled and "semi-sync on" in capsys.readouterr().out
     db.read_only, db.semi_sync_master_enabled = True, False  # a standby: left alone
     watch._semi_sync_back(ctx, seen, 200.0)

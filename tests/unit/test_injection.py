@@ -588,20 +588,31 @@ def _with_fence_password(example: str, value: str) -> tuple[Any, Secrets] | None
 @sized(200)
 @given(any_text)
 def test_a_fencing_secret_round_trips_through_the_cib_and_the_crm_script(value: str) -> None:
-    """Fencing secrets are the one free text of the secrets file: the CIB (XML) and the crm script
-    carry each exactly, or the secrets file refuses it."""
+    """Fencing secrets are the one free text of the secrets file: each node's secret file carries
+    it exactly (Pacemaker's cibsecret: the value, a newline, its MD5 beside it), the CIB (XML)
+    and the crm script only ``lrm://``; or the secrets file refuses it."""
+    import hashlib
+
     loaded = _with_fence_password("two-node-pacemaker", value)
     if loaded is None:
         event("refused by the secrets file")
         return
     inv, sec = loaded
-    files = {a.path: a.content.decode("utf-8") for a in render.render_all(inv, sec) if a.node == "_cluster"}
+    arts = render.render_all(inv, sec)
+    files = {a.path: a.content.decode("utf-8") for a in arts if a.node == "_cluster"}
     root = ET.fromstring(files["/cib.xml"].encode("utf-8"))
     values = [p.get("value") for p in root.iter("nvpair") if p.get("name") == "password"]
-    assert values == [value, value]
+    assert values == ["lrm://", "lrm://"]
     lines = [shlex.split(line) for line in crmsh_lines(files["/cib.crm"]) if not line.startswith("#")]
     passwords = [w for words in lines for w in words if w.startswith("password=")]
-    assert passwords == [f"password={value}"] * 2
+    assert passwords == ["password=lrm://"] * 2
+    stored = {(a.node, a.path): a.content for a in arts if a.kind == "cib-secret"}
+    for device in ("ipmi-nagios1", "ipmi-nagios2"):
+        path = f"/var/lib/pacemaker/lrm/secrets/fence-{device}/password"
+        if sec.fencing[device]["password"] != value:
+            continue
+        assert stored[("nagios1", path)] == (value + "\n").encode("utf-8")
+        assert stored[("nagios2", path + ".sign")] == (hashlib.md5(value.encode()).hexdigest() + "\n").encode()
     event("rendered")
 
 

@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "examples").glob("*.yml"))
 GOLDEN = ROOT / "tests" / "golden"
 KINDS = {"corosync", "corosync-authkey", "cib-xml", "cib-crm", "ha.cf", "haresources", "authkeys", "drbd",
-         "mysql-cnf", "mysql-sql", "nagios", "sync-manifest", "sysctl", "logrotate"}
+         "mysql-cnf", "mysql-sql", "nagios", "sync-manifest", "sysctl", "logrotate", "cib-secret"}
 
 
 @pytest.fixture(scope="module")
@@ -107,8 +107,8 @@ def test_artefacts_have_known_kinds_nodes_and_absolute_paths(path: Path, secrets
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
 def test_every_text_file_starts_with_the_managed_by_header(path: Path, secrets: Secrets) -> None:
     for art in render_all(example(path.stem), secrets):
-        if art.kind == "corosync-authkey":
-            continue  # raw key bytes: no comment syntax
+        if art.kind in ("corosync-authkey", "cib-secret"):
+            continue  # raw key bytes, a value as Pacemaker reads it: no comment syntax
         body = text(art)
         if art.kind == "sync-manifest":
             assert next(iter(json.loads(body))) == "_managed_by", art.path
@@ -137,19 +137,35 @@ def test_files_with_secrets_are_0600_and_others_0644(path: Path, secrets: Secret
     forms = _secret_forms(secrets)
     seen_secret = seen_public = False
     for art in render_all(example(path.stem), secrets):
-        holds = any(form in art.content for form in forms)
+        # a fence secret's .sign (its MD5, crackable for a short password) is root's only too,
+        # as cibsecret leaves it
+        holds = any(form in art.content for form in forms) or art.kind == "cib-secret"
         assert art.mode == (0o600 if holds else 0o644), f"{art.node}:{art.path} mode {art.mode:o}, secret={holds}"
         seen_secret |= holds
         seen_public |= not holds
     assert seen_secret and seen_public
 
 
-def test_fencing_secret_sets_the_cib_mode(secrets: Secrets) -> None:
-    with_secret = render_all(example("two-node-pacemaker"), secrets)
-    assert {a.mode for a in with_secret if a.kind in ("cib-xml", "cib-crm")} == {0o600}
+def test_fencing_secrets_stay_out_of_the_cib(secrets: Secrets) -> None:
+    """Pacemaker's cibsecret indirection (issue 28, 7): the CIB says ``lrm://``, each node holds
+    the value and its MD5 (root's only), as ``cibsecret set`` leaves them; the CIB (and its
+    history, and crm's output) never holds the password, so it is 0644 like any other file."""
+    import hashlib
+
+    arts = render_all(example("two-node-pacemaker"), secrets)
+    assert {a.mode for a in arts if a.kind in ("cib-xml", "cib-crm")} == {0o644}
+    cib = next(a for a in arts if a.kind == "cib-xml").content.decode()
+    assert 'name="password" value="lrm://"' in cib
+    assert not any(v in cib for v in secrets.fencing["ipmi-nagios1"].values())
+    value = secrets.fencing["ipmi-nagios1"]["password"]
+    for node in ("nagios1", "nagios2"):  # every node may run the device
+        stored = {a.path: a for a in arts if a.node == node and a.kind == "cib-secret"}
+        path = "/var/lib/pacemaker/lrm/secrets/fence-ipmi-nagios1/password"
+        assert stored[path].content == (value + "\n").encode() and stored[path].mode == 0o600
+        assert stored[path + ".sign"].content == (hashlib.md5(value.encode()).hexdigest() + "\n").encode()
     no_secret = variant("two-node-pacemaker", all__vars__hakit__fencing=[
         {"name": "sbd", "agent": "fence_sbd", "nodes": ["nagios1", "nagios2"], "params": {"devices": "/dev/sdb"}}])
-    assert {a.mode for a in render_all(no_secret, secrets) if a.kind in ("cib-xml", "cib-crm")} == {0o644}
+    assert not [a for a in render_all(no_secret, secrets) if a.kind == "cib-secret"]
 
 
 # --------------------------------------------------------------------------- heartbeat
@@ -332,7 +348,7 @@ def test_cib_two_node_resources_and_options(secrets: Secrets) -> None:
     fence = root.find("configuration/resources/primitive[@id='fence-ipmi-nagios2']")
     assert fence.get("class") == "stonith" and fence.get("type") == "fence_ipmilan"
     params = _nv(fence, "instance_attributes")
-    assert params["password"] == secrets.fencing["ipmi-nagios2"]["password"], "XML escaping must round-trip"
+    assert params["password"] == "lrm://"  # the value is in the nodes' secret files (cibsecret)
     assert params["pcmk_host_list"] == "nagios2" and params["ip"] == "198.51.100.202"
     avoid = root.find("configuration/constraints/rsc_location[@id='fence-ipmi-nagios2-not-on-nagios2']")
     assert (avoid.get("rsc"), avoid.get("node"), avoid.get("score")) == ("fence-ipmi-nagios2", "nagios2", "-INFINITY")
@@ -374,7 +390,7 @@ def test_cib_four_node_keeps_each_group_on_its_pair(secrets: Secrets) -> None:
     assert _nv(fs, "instance_attributes") == {"device": "/dev/disk/by-id/scsi-opsview-shared",
                                               "directory": "/srv/hakit", "fstype": "ext4"}
     fence = _nv(root, "configuration/resources/primitive[@id='fence-pdu']/instance_attributes")
-    assert fence["pcmk_host_list"] == "db1 db2 app1 app2" and fence["community"] == "FAKE-snmp-community"
+    assert fence["pcmk_host_list"] == "db1 db2 app1 app2" and fence["community"] == "lrm://"
     assert not root.findall("configuration/constraints/rsc_location[@rsc='fence-pdu']"), \
         "a device fencing several nodes may run anywhere"
 
