@@ -192,21 +192,9 @@ def _ini_places(file: Path, data: dict[str, Any], places: dict[PathKey, tuple[st
 
 def _group_paths(data: dict[str, Any], name: str) -> list[PathKey]:
     """Every place of group ``name`` in the composed tree."""
-    found: list[PathKey] = []
-
-    def walk(node: Any, path: PathKey) -> None:
-        if not isinstance(node, dict):
-            return
-        for child, value in (node.get("children") or {}).items():
-            cpath = path + ("children", child)
-            if child == name:
-                found.append(cpath)
-            walk(value, cpath)
-
     if name == "all":
         return [("all",)]
-    walk(data.get("all"), ("all",))
-    return found
+    return [path for path in _all_group_paths(data) if path[-1] == name]
 
 
 def _host_paths(data: dict[str, Any], host: str) -> list[PathKey]:

@@ -34,6 +34,7 @@ from pathlib import Path
 import pytest
 import yaml
 from labkit import Lab, Writer, _wait_until, build_lab, hakit, other_admin, sql
+from receiverkit import WebhookReceiver
 from test_failover_lab import Pair
 
 from hakit.lab import lifecycle as labmod
@@ -75,7 +76,7 @@ def pair(request, tmp_path_factory):
         receiver = WebhookReceiver(lab.spec.host_address)
         data["all"]["vars"]["hakit"]["notify"] = {
             "command": ["sh", "-c", f"cat >> {NOTIFIED}"],
-            "webhook": {"url": f"http://{lab.spec.host_address}:{receiver.port}/hakit"}}
+            "webhook": {"url": receiver.url}}
         path.write_text(yaml.safe_dump(data, sort_keys=False))
         sql(lab, "n1", "SET GLOBAL rpl_semi_sync_master_enabled = OFF; SET GLOBAL read_only = OFF; "
                        "CREATE DATABASE opsview; USE opsview; "
@@ -101,33 +102,6 @@ def pair(request, tmp_path_factory):
 
 #: where the lab's notify command appends each event (the node's own /var/log)
 NOTIFIED = "/var/log/hakit/notified.jsonl"
-
-
-class WebhookReceiver:
-    """The webhook's other end: every JSON document POSTed, in order."""
-
-    def __init__(self, address: str) -> None:
-        import threading
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-        got = self.got = []
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                got.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer((address, 0), Handler)
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def notified(lab: Lab, node: str) -> list[dict]:

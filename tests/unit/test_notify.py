@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import socketserver
 import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
@@ -107,28 +106,16 @@ def test_the_command_gets_the_event_in_its_environment_and_on_stdin(tmp_path):
 
 
 def test_the_webhook_gets_a_json_post():
+    from receiverkit import WebhookReceiver
+
     from hakit.agents.notify import deliver
 
-    got: list[dict] = []
-
-    class Receiver(BaseHTTPRequestHandler):
-        def do_POST(self):
-            got.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Receiver)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    receiver = WebhookReceiver("127.0.0.1")
     try:
-        url = f"http://127.0.0.1:{server.server_address[1]}/hook"
-        assert deliver(EVENT, Notify(webhook=Webhook.model_construct(url=url)), lambda text: None) == []
+        assert deliver(EVENT, Notify(webhook=Webhook.model_construct(url=receiver.url)), lambda text: None) == []
     finally:
-        server.shutdown()
-        server.server_close()
-    assert got == [EVENT.document()] and got[0]["severity"] == "warning"
+        receiver.close()
+    assert receiver.got == [EVENT.document()] and receiver.got[0]["severity"] == "warning"
 
 
 class _Smtp(socketserver.StreamRequestHandler):
