@@ -113,6 +113,16 @@ def retention_has(folder: Path, node: str, tag: str) -> bool:
     return any(c == tag for _, _, c in retention.downtimes(blocks))
 
 
+def retention_acknowledged(folder: Path, node: str, host: str, service: str) -> bool:
+    """Whether the node's retention file holds ``service`` of ``host`` acknowledged."""
+    try:
+        blocks = retention.parse(node_path(folder, node, RETENTION_FILE).read_text(errors="replace"))
+    except (OSError, retention.Incomplete):
+        return False
+    return any(b.kind == "service" and b.get("host_name") == host and b.get("service_description") == service
+               and b.get("problem_has_been_acknowledged") == "1" for b in blocks)
+
+
 def on_standby(folder: Path, active: str, standby: str, tag: str, schema: str, timeout: float, *,
                clock: Clock = SYSTEM_CLOCK) -> bool:
     """Whether, within ``timeout``, the standby's copy of the shipped monitoring state holds the

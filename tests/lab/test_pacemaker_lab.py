@@ -191,10 +191,14 @@ def test_a_restarted_node_keeps_its_data_and_rejoins(pacemaker_lab, wait_until):
     wait_until("both nodes online again", lambda: crm_nodes(lab.host("n1")) == {"n1": True, "n2": True})
 
 
-def agent(host, *lines: str):
-    """Run the lab fence agent on ``host`` as Pacemaker does: key=value lines on stdin."""
+def agent(host, *lines: str, password: str | None = None):
+    """Run the lab fence agent on ``host`` as Pacemaker does: key=value lines on stdin, with the
+    device's password (the lab's, read inside the node by a shell builtin: never on a command
+    line) unless ``password`` says another."""
     stdin = "\\n".join(lines)
-    return host.run(f"printf '{stdin}\\n' | fence_hakitlab")
+    given = ("printf 'password=%s\\n' \"$(cat /run/hakit-lab/fence.token)\"" if password is None
+             else f"printf 'password={password}\\n'")
+    return host.run(f"{{ printf '{stdin}\\n'; {given}; }} | fence_hakitlab")
 
 
 def test_the_fence_agent_speaks_the_rhcs_protocol(pacemaker_lab):
@@ -204,6 +208,11 @@ def test_the_fence_agent_speaks_the_rhcs_protocol(pacemaker_lab):
     assert {a.get("name") for a in meta.iter("action")} >= {"on", "off", "reboot", "status", "list", "monitor",
                                                              "metadata"}
     assert agent(n1, "action=monitor").rc == 0
+    # the device's password, as Pacemaker passes it from its cibsecret file (the CIB holds lrm://)
+    refused = agent(n1, "action=monitor", password="not-it")
+    assert refused.rc == 1 and "wrong or missing password" in refused.stderr
+    cib = n1.check_output("cibadmin --query --scope resources")
+    assert 'name="password" value="lrm://"' in cib
     assert agent(n1, "action=list").stdout.split() == ["n1,n1", "n2,n2"]
     on = agent(n1, "action=status", "plug=n2")
     assert (on.rc, on.stdout.strip()) == (0, "Status: ON")
