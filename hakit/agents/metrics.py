@@ -193,16 +193,22 @@ def drain_alerts(cluster: str, node: str, partition: Callable[[], list[str] | No
 
 def restart(argv: list[str], pidfile: str = PIDFILE, log: str = LOG, *, clock: Clock = SYSTEM_CLOCK) -> int:
     """End the running one (if any), start ``argv`` in the background: init's start, so the
-    process serves the inventory init has just installed."""
+    process serves the inventory init has just installed. Where systemd runs the node and
+    hakit installed its unit, ``systemctl restart hakit-metrics.service`` (a process started
+    before the unit was installed is ended first)."""
+    from hakit.agents import units
     from hakit.agents.processes import running_pid, spawn_once
 
+    systemd = units.managed(units.METRICS)
     pid = running_pid(pidfile)
-    if pid is not None:
+    if pid is not None and not (systemd and pid == units.main_pid(units.METRICS)):
         os.kill(pid, signal.SIGTERM)
         deadline = clock.monotonic() + 5
         while running_pid(pidfile) is not None and clock.monotonic() < deadline:
             time.sleep(0.05)
         if running_pid(pidfile) is not None:
             os.kill(pid, signal.SIGKILL)
+    if systemd:
+        return units.restart(units.METRICS, pidfile) or 0
     started, _ = spawn_once(argv, log, pidfile)
     return started

@@ -76,8 +76,20 @@ def spawn_once(argv: list[str], log: str, pidfile: str) -> tuple[int, bool]:
     return proc.pid, True
 
 
-def stop_watcher(pidfile: str = PIDFILE, *, clock: Clock = SYSTEM_CLOCK, within: float = 5.0) -> None:
-    """Stop the watcher, and wait until it is gone (so it cannot act after the role stopped)."""
+def stop_watcher(pidfile: str = PIDFILE, *, clock: Clock = SYSTEM_CLOCK, within: float = 5.0,
+                 systemd: bool | None = None) -> None:
+    """Stop the watcher, and wait until it is gone (so it cannot act after the role stopped).
+
+    Its unit first where systemd runs it (:mod:`hakit.agents.units`; ``systemctl stop`` returns
+    once it is gone); then, in every case, the process the PID file names: one started before
+    the unit was installed, or a ``systemctl`` that failed, still ends here."""
+    from hakit.agents import units
+
+    if units.managed(units.WATCHER) if systemd is None else systemd:
+        try:
+            units.stop(units.WATCHER)
+        except (units.UnitError, OSError, subprocess.SubprocessError) as exc:
+            log(f"the watcher's unit did not stop ({exc}): signalling it")
     pid = running_pid(pidfile)
     if pid is not None and _signal(pid, signal.SIGTERM):
         wait_until(lambda: not _alive(pid), within, 0.05, clock=clock)

@@ -119,12 +119,19 @@ def may_start_server() -> bool:
 
 def start_server() -> None:
     """Start the agent server in the background (its own session, no terminal, no output of the
-    caller's held open); it exits at once when another one runs."""
+    caller's held open); it exits at once when another one runs. Where systemd runs the node
+    and hakit installed its unit, a start of ``hakit-agent.service`` is queued instead
+    (:mod:`hakit.agents.units`)."""
     import subprocess
 
+    from hakit.agents import units
+
     try:
+        if units.managed(units.AGENT):
+            units.start_no_block(units.AGENT)
+            return
         subprocess.Popen([sys.executable, "-m", "hakit.agents.server"], stdin=subprocess.DEVNULL,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
                          close_fds=True, cwd="/")
-    except OSError:
+    except (OSError, subprocess.SubprocessError):
         pass  # the call itself goes on the usual way

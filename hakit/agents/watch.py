@@ -43,7 +43,7 @@ import sys
 from hakit.agents.context import NodeContext
 from hakit.agents.handover import peer_active
 from hakit.agents.network import PING_TIMEOUT, reaches_any
-from hakit.agents.processes import PIDFILE, spawn_once
+from hakit.agents.processes import PIDFILE, running_pid, spawn_once
 from hakit.agents.processes import log as _log
 from hakit.clock import SYSTEM_CLOCK, Clock
 from hakit.cluster import local, traits_for
@@ -67,8 +67,21 @@ from hakit.mysql.facts import DatabaseUnreachable
 LOG = "/var/log/hakit/watch.log"
 
 
-def start_watcher(hakit_command: str, pidfile: str = PIDFILE) -> int:
-    """Start the watcher in the background (once); returns its PID."""
+def start_watcher(hakit_command: str, pidfile: str = PIDFILE, *, systemd: bool | None = None) -> int | None:
+    """Start the watcher in the background (once); returns its PID. Where systemd runs the
+    node and its unit is installed (:mod:`hakit.agents.units`), as ``hakit-watcher.service``;
+    a watcher started before the unit was installed is kept (never a second one), and a
+    ``systemctl`` that fails falls back to starting it directly: a role must not run unwatched."""
+    from hakit.agents import units
+
+    if units.managed(units.WATCHER) if systemd is None else systemd:
+        pid = running_pid(pidfile)
+        if pid is not None:
+            return pid
+        try:
+            return units.start(units.WATCHER, pidfile)
+        except (units.UnitError, OSError, subprocess.SubprocessError) as exc:
+            _log(f"the watcher's unit did not start ({exc}): starting it directly")
     return spawn_once([hakit_command, "agent", "watch"], LOG, pidfile)[0]
 
 

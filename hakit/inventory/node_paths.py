@@ -21,3 +21,13 @@ CHECK_CREDENTIALS = "/etc/hakit/check.yml"
 #: hacluster's to write, outside /var/lib/hakit, which is root's only)
 ALERT_AGENT = "/etc/hakit/alert.sh"
 ALERT_SPOOL = "/var/spool/hakit"
+
+#: hakit's systemd units (``templates/systemd/``, :mod:`hakit.agents.units`): where init installs
+#: them, and what exists when systemd is the node's service manager (``sd_booted()``'s test)
+UNIT_DIR = "/etc/systemd/system"
+SYSTEMD_RUNTIME = "/run/systemd/system"
+AGENT_UNIT = "hakit-agent.service"
+WATCHER_UNIT = "hakit-watcher.service"
+METRICS_UNIT = "hakit-metrics.service"
+#: the units init enables (the watcher belongs to the role: never enabled)
+ENABLED_UNITS = (AGENT_UNIT, METRICS_UNIT)

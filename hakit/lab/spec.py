@@ -51,6 +51,7 @@ PRIVATE_DIRS = (
     "/etc/mysql", "/var/lib/mysql",
     "/etc/sysctl.d",  # hakit's kernel settings (non-local bind of the VIP) are the node's own
     "/etc/logrotate.d",  # init installs the rotation of hakit's logs: the node's, never the host's
+    "/etc/systemd/system",  # and hakit's systemd units (unused: no systemd in a node), never the host's
     "/etc/ssh",
     "/etc/nagios4", "/var/lib/nagios4",
     "/var/lib/nagios",  # the nagios user's home: its SSH key is the node's own

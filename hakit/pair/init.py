@@ -48,7 +48,16 @@ from hakit.failover.executor import Executor
 from hakit.failover.plan import Plan, Step, step
 from hakit.failover.reseed import copy_by_dump, dump_position
 from hakit.inventory.model import Inventory, Node
-from hakit.inventory.node_paths import ALERT_AGENT, ALERT_SPOOL, CHECK_CREDENTIALS, NODE_INVENTORY, NODE_SECRETS
+from hakit.inventory.node_paths import (
+    ALERT_AGENT,
+    ALERT_SPOOL,
+    CHECK_CREDENTIALS,
+    ENABLED_UNITS,
+    NODE_INVENTORY,
+    NODE_SECRETS,
+    SYSTEMD_RUNTIME,
+    UNIT_DIR,
+)
 from hakit.inventory.secrets import Secrets
 from hakit.mysql.gtid import Position
 from hakit.mysql.root import root_rows, root_sql
@@ -312,6 +321,7 @@ def _install(run: InitRun, s: Step) -> None:
         if art.kind == "check-credentials":  # readable by the monitoring master's group only
             runner.run(["chgrp", run.inv.settings.monitoring.group, art.path], warn=True)
     run.changed[node] = changed
+    _systemd_units(run, node, changed)
     # the agent server (hakit.agents.server): the stack's calls here skip Python's start and imports
     if alerting(run.inv):  # the alert agent runs as hacluster: the spool is its to write
         runner.run(["install", "-d", "-o", "hacluster", "-g", "haclient", "-m", "0770", ALERT_SPOOL], timeout=30)
@@ -320,6 +330,23 @@ def _install(run: InitRun, s: Step) -> None:
         run.did(f"{node}: wrote {', '.join(changed)}")
     else:
         run.note(f"{node}: all {len(arts)} files up to date")
+
+
+def _systemd_units(run: InitRun, node: str, changed: list[str]) -> None:
+    """Where systemd runs the node: systemd reads hakit's unit files again when one changed,
+    and the agent server and the metrics agent are enabled (started at boot). hakit starts
+    them itself (``hakit agent server --start``, ``metrics --start``, through their units);
+    the watcher's unit belongs to the role (never enabled). Without systemd: nothing to do
+    (``hakit.agents.units``)."""
+    runner = run.runners[node]
+    if not runner.run(["test", "-d", SYSTEMD_RUNTIME], warn=True, timeout=30).ok:
+        return
+    if any(path.startswith(UNIT_DIR + "/") for path in changed):
+        runner.run(["systemctl", "daemon-reload"], timeout=60)
+    state = runner.run(["systemctl", "is-enabled", *ENABLED_UNITS], warn=True, timeout=30).stdout.split()
+    if state != ["enabled"] * len(ENABLED_UNITS):
+        runner.run(["systemctl", "enable", *ENABLED_UNITS], timeout=60)
+        run.did(f"{node}: {' and '.join(ENABLED_UNITS)} enabled (started at boot)")
 
 
 #: which of the given paths are links whose target does not exist (the shared disk not mounted)

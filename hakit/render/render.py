@@ -28,7 +28,7 @@ import jinja2
 import hakit
 from hakit.errors import InputError, Problem
 from hakit.inventory.model import FenceDevice, Inventory
-from hakit.inventory.node_paths import NODE_INVENTORY
+from hakit.inventory.node_paths import AGENT_UNIT, METRICS_UNIT, NODE_INVENTORY, UNIT_DIR, WATCHER_UNIT
 from hakit.inventory.secrets import Secrets, heartbeat_stonith_problem, secrets_path
 from hakit.render.artefact import CLUSTER_DIR, Artefact
 from hakit.render.cib import CIB_SCHEMA, build_cib, secret_files
@@ -156,9 +156,20 @@ def render_all(inv: Inventory, secrets: Secrets) -> list[Artefact]:
     _monitoring(inv, out)
     for node in inv.nodes:  # every node writes hakit's logs (the agents, the watcher, the shipper)
         out.add(node.name, LOGROTATE, _render("logrotate/hakit.j2", log_dir=LOG_DIR), "logrotate")
+        _units(inv, node.name, out)
     artefacts = sorted(out.items)
     _check_targets(inv, artefacts)
     return artefacts
+
+
+def _units(inv: Inventory, node: str, out: _Maker) -> None:
+    """hakit's systemd units (:mod:`hakit.agents.units`): the agent server and the metrics agent
+    on every node, the watcher where the database role runs. Installed everywhere, used where
+    systemd runs the node."""
+    units = [AGENT_UNIT, METRICS_UNIT] + ([WATCHER_UNIT] if inv.pair_of(node).carries_db else [])
+    for unit in units:
+        out.add(node, f"{UNIT_DIR}/{unit}",
+                _render(f"systemd/{unit}.j2", hakit=inv.settings.node_hakit, log_dir=LOG_DIR), "systemd-unit")
 
 
 # --------------------------------------------------------------------------- one path, one file
@@ -171,6 +182,7 @@ KIND_NAMES = {
     "mysql-cnf": "the MariaDB fragment", "sysctl": "the kernel settings", "mysql-sql": "the replication SQL",
     "nagios": "the Nagios fragment", "sync-manifest": "the sync manifest",
     "logrotate": "logrotate's file for hakit's logs", "cib-secret": "a fence secret Pacemaker reads (lrm://)",
+    "systemd-unit": "a systemd unit of hakit's",
 }
 #: the inventory field that sets the target path of an artefact of this kind, in the order they are
 #: blamed when two collide (every other path is fixed by hakit)

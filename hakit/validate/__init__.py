@@ -52,6 +52,7 @@ from hakit.validate.sandbox import (
 )
 from hakit.validate.sync_manifest import check_sync_manifest
 from hakit.validate.sysctl import check_sysctl
+from hakit.validate.systemd import check_systemd_unit
 
 # isort: split
 # the rules and helpers the unit tests drive one by one, beside the checkers that use them
@@ -64,4 +65,4 @@ __all__ = ["CheckResult", "ToolResult", "ToolRunner", "SubprocessRunner", "Proce
            "validate_all", "checking", "check_cib_xml", "check_cib_crm", "check_corosync", "check_corosync_authkey",
            "check_hacf", "check_authkeys", "check_haresources", "check_drbd", "check_mysql_cnf",
            "check_mysql_sql", "check_nagios", "check_sync_manifest", "check_sysctl", "check_logrotate",
-           "crm_agents"]
+           "check_systemd_unit", "crm_agents"]

@@ -24,6 +24,7 @@ from hakit.validate.pacemaker import check_cib_crm, check_cib_xml
 from hakit.validate.sandbox import CheckContext, CheckResult, SubprocessRunner, ToolRunner, find_programs
 from hakit.validate.sync_manifest import check_sync_manifest
 from hakit.validate.sysctl import check_sysctl
+from hakit.validate.systemd import check_systemd_unit
 
 Checker = Callable[[Artefact, CheckContext], list[CheckResult]]
 
@@ -44,6 +45,7 @@ CHECKERS: dict[str, Checker] = {
     "sysctl": check_sysctl,
     "logrotate": check_logrotate,
     "cib-secret": check_cib_secret,
+    "systemd-unit": check_systemd_unit,
 }
 
 

@@ -61,6 +61,7 @@ PROGRAMS: dict[str, tuple[str, str]] = {
     "unshare": ("util-linux", "run checkers in private namespaces"),
     "sysctl": ("procps", "apply the kernel settings file in a private network namespace"),
     "logrotate": ("logrotate", "read the log rotation file"),
+    "systemd-analyze": ("systemd", "verify hakit's systemd units"),
     "ip": ("iproute2", "give a sandbox the node's address"),
     "mount": ("mount", "give a sandbox private folders"),
     "hostname": ("hostname", "give a sandbox the node's name"),
@@ -86,6 +87,7 @@ KIND_PROGRAMS: dict[str, tuple[str, ...]] = {
     "logrotate": ("logrotate",),
     "cib-secret": (),
     "sysctl": ("sysctl", "unshare"),
+    "systemd-unit": ("systemd-analyze",),
 }
 
 #: PATH for every tool (never the caller's: validation must not depend on it)

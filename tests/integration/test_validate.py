@@ -47,6 +47,7 @@ EXPECTED_CHECKS = {
     "sysctl": {"sysctl -p"},
     "logrotate": {"logrotate --debug"},
     "cib-secret": {"cibsecret sign"},
+    "systemd-unit": {"systemd-analyze verify"},
 }
 
 
@@ -461,6 +462,20 @@ def test_logrotate_file_with_an_unknown_directive_fails(rendered):
                                                                                    b"    weekly\n    rotat 8\n"),
                      v.check_logrotate)
     assert "unknown option 'rotat'" in _failed(results, "logrotate --debug")
+
+
+def test_a_systemd_unit_with_a_bad_value_or_an_unknown_key_fails(rendered):
+    """systemd warns and goes on (exit 0) on a value it cannot parse: any line about the unit fails
+    it, said with the node's path of the unit, not the checker's copy."""
+    results = _check(rendered, "two-node-pacemaker", "systemd-unit",
+                     lambda c: c.replace(b"Restart=on-failure\n", b"Restart=sometimes\n"), v.check_systemd_unit,
+                     node="nagios1")
+    assert "Failed to parse service restart specifier" in _failed(results, "systemd-analyze verify")
+    assert "/etc/systemd/system/hakit-" in _failed(results, "systemd-analyze verify")
+    results = _check(rendered, "two-node-pacemaker", "systemd-unit",
+                     lambda c: c.replace(b"[Service]\n", b"[Service]\nKilMode=process\n"), v.check_systemd_unit,
+                     node="nagios1")
+    assert "Unknown key" in _failed(results, "systemd-analyze verify")
 
 
 def test_no_secret_in_any_failure_detail(rendered):

@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "examples").glob("*.yml"))
 GOLDEN = ROOT / "tests" / "golden"
 KINDS = {"corosync", "corosync-authkey", "cib-xml", "cib-crm", "ha.cf", "haresources", "authkeys", "drbd",
-         "mysql-cnf", "mysql-sql", "nagios", "sync-manifest", "sysctl", "logrotate", "cib-secret"}
+         "mysql-cnf", "mysql-sql", "nagios", "sync-manifest", "sysctl", "logrotate", "cib-secret", "systemd-unit"}
 
 
 @pytest.fixture(scope="module")
