@@ -50,16 +50,20 @@ def lab() -> None:
               help="Where the monitoring master's folders live: each node's own, carried through the database "
                    "(replication), or one disk both nodes see (shared: a loop device over DIR/shared-disk.img, "
                    "formatted by hakit init and mounted on the active by the stack; two-node only).")
+@click.option("--vm", is_flag=True,
+              help="The VM tier: each node a qemu guest (software emulation) with Debian's kernel of its own and "
+                   "systemd as PID 1, on the same lab network and inventory (docs/lab.md, 'The VM tier'). "
+                   "./scripts/setup-vm installs what it needs.")
 def up(dir: str, topology: str, stack: str, subnet: str, timings: str, tls: bool, data_disk: int,
-       storage: str) -> None:
+       storage: str, vm: bool) -> None:
     """Build the lab (an earlier lab in DIR is removed first) and write DIR/inventory.yml."""
     from hakit.lab import lifecycle as impl
 
     report = impl.up(dir, topology, stack, subnet, say=click.echo, timings=timings, tls=tls, data_disk=data_disk,
-                     storage=storage)
+                     storage=storage, vm=vm)
     spec = report.spec
     click.echo(f"lab up: {spec.topology}, {spec.stack}, subnet {spec.subnet} (host {spec.host_address} on "
-               f"the bridge) in {report.seconds:.1f} s")
+               f"the bridge) in {report.seconds:.1f} s" + ("; each node a qemu guest with systemd" if spec.vm else ""))
     for node in spec.nodes:
         click.echo(f"  {node.name:<5} {node.address:<15} pair {node.pair}: sshd, MariaDB (read_only=ON), "
                    f"{'corosync+Pacemaker' if spec.stack == 'pacemaker' else 'heartbeat'}, Nagios 4 (stopped)")

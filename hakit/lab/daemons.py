@@ -15,7 +15,7 @@ from pathlib import Path
 
 from hakit.clock import SYSTEM_CLOCK, Clock, wait_until
 from hakit.errors import OperationFailed
-from hakit.lab.node import enter, node_pids
+from hakit.lab.node import enter, node_pids, vm_node
 from hakit.lab.proc import run
 from hakit.lab.spec import LabSpec, NodeSpec
 
@@ -27,19 +27,23 @@ class Daemon:
     name: str
     comms: tuple[str, ...]
     start: str
+    #: its systemd unit, which starts it on a VM node (systemd is the guest's PID 1)
+    unit: str = ""
 
 
 # its log in a file of the node (no syslog in the lab): a dropped connection is explained there
-SSHD = Daemon("sshd", ("sshd",), "/usr/sbin/sshd -f /etc/ssh/sshd_config -E /var/log/sshd.log")
+SSHD = Daemon("sshd", ("sshd",), "/usr/sbin/sshd -f /etc/ssh/sshd_config -E /var/log/sshd.log", "ssh.service")
 MARIADB = Daemon("mariadb", ("mariadbd",),
                  # the node's network namespace gets hakit's kernel settings (non-local bind of the VIP)
                  "{ test ! -f /etc/sysctl.d/60-hakit.conf || sysctl -q -p /etc/sysctl.d/60-hakit.conf; }; "
-                 "setsid /usr/sbin/mariadbd --user=mysql </dev/null >>/var/log/mysql/mariadbd.out 2>&1 &")
-COROSYNC = Daemon("corosync", ("corosync",), "/usr/sbin/corosync")
+                 "setsid /usr/sbin/mariadbd --user=mysql </dev/null >>/var/log/mysql/mariadbd.out 2>&1 &",
+                 "mariadb.service")
+COROSYNC = Daemon("corosync", ("corosync",), "/usr/sbin/corosync", "corosync.service")
 PACEMAKER = Daemon("pacemaker", ("pacemakerd", "pacemaker-base", "pacemaker-cont", "pacemaker-fenc"),
-                   "setsid /usr/sbin/pacemakerd </dev/null >>/var/log/pacemaker/pacemakerd.out 2>&1 &")
-HEARTBEAT = Daemon("heartbeat", ("heartbeat",), "/usr/libexec/heartbeat/heartbeat")
-NAGIOS = Daemon("nagios4", ("nagios4",), "/usr/sbin/nagios4 -d /etc/nagios4/nagios.cfg")
+                   "setsid /usr/sbin/pacemakerd </dev/null >>/var/log/pacemaker/pacemakerd.out 2>&1 &",
+                   "pacemaker.service")
+HEARTBEAT = Daemon("heartbeat", ("heartbeat",), "/usr/libexec/heartbeat/heartbeat", "heartbeat.service")
+NAGIOS = Daemon("nagios4", ("nagios4",), "/usr/sbin/nagios4 -d /etc/nagios4/nagios.cfg", "nagios4.service")
 
 #: what ``status`` reports per stack (Nagios 4 is installed on every node but not started)
 REPORTED = {"pacemaker": (SSHD, MARIADB, COROSYNC, PACEMAKER, NAGIOS),
@@ -52,33 +56,46 @@ def sh(init: int, script: str, *, check: bool = True, timeout: float = 60.0, inp
 
 
 def start(init: int, daemon: Daemon) -> None:
-    """Start ``daemon`` in the node (it detaches)."""
-    sh(init, daemon.start)
+    """Start ``daemon`` in the node (it detaches); on a VM node, its systemd unit."""
+    sh(init, f"systemctl start {shlex.quote(daemon.unit)}" if vm_node(init) and daemon.unit else daemon.start,
+       timeout=120)
 
 
-def running(init: int) -> dict[str, list[int]]:
-    """Process name -> host PIDs, for every process of the node."""
-    found: dict[str, list[int]] = {}
+def _processes(init: int) -> dict[int, tuple[str, int]]:
+    """Every process of the node: PID -> (name, parent PID). Host PIDs; a VM node's are its
+    guest's own (read there with ``ps``)."""
+    found: dict[int, tuple[str, int]] = {}
+    if vm_node(init):
+        out = sh(init, "ps -e -o pid=,ppid=,comm=", check=False, timeout=30).stdout
+        for line in out.splitlines():
+            parts = line.split(None, 2)
+            if len(parts) == 3 and parts[0].isdigit() and parts[1].isdigit():
+                found[int(parts[0])] = (parts[2].strip(), int(parts[1]))
+        return found
     for pid in node_pids(init):
         try:
             comm = Path(f"/proc/{pid}/comm").read_text().strip()
-        except OSError:
+            ppid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
             continue
+        found[pid] = (comm, ppid)
+    return found
+
+
+def running(init: int) -> dict[str, list[int]]:
+    """Process name -> PIDs, for every process of the node."""
+    found: dict[str, list[int]] = {}
+    for pid, (comm, _) in _processes(init).items():
         found.setdefault(comm, []).append(pid)
     return found
 
 
 def main_processes(init: int) -> dict[str, list[int]]:
     """Like :func:`running`, without the children a daemon forks under its own name (heartbeat's)."""
-    procs = running(init)
-    by_pid = {pid: comm for comm, pids in procs.items() for pid in pids}
+    procs = _processes(init)
     main: dict[str, list[int]] = {}
-    for pid, comm in by_pid.items():
-        try:
-            ppid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        if by_pid.get(ppid) != comm:
+    for pid, (comm, ppid) in procs.items():
+        if procs.get(ppid, ("", 0))[0] != comm:
             main.setdefault(comm, []).append(pid)
     return main
 

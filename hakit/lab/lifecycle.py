@@ -24,6 +24,7 @@ from hakit.inventory.secrets import ensure_secrets
 from hakit.lab import configs, daemons, fence_install, folders, labinventory, netns
 from hakit.lab import node as nodes
 from hakit.lab import tls as labtls
+from hakit.lab import vm as labvm
 from hakit.lab.proc import cmdlines, run
 from hakit.lab.spec import BRIDGE, DEFAULT_SUBNET, SHARED_IMAGE, LabSpec, NodeSpec, plan_lab
 from hakit.lab.state import LabState, load_state, locked
@@ -56,17 +57,20 @@ class UpReport:
 
 def up(dir: str, topology: str = "two-node", stack: str = "pacemaker", subnet: str | None = None,
        say: Say = lambda _: None, timings: str = "hakit", tls: bool = False, data_disk: int = 0,
-       storage: str = "replication") -> UpReport:
+       storage: str = "replication", vm: bool = False) -> UpReport:
     """Build the lab in ``dir``; remove any earlier lab there first. Returns what was built.
 
     ``timings``: the membership timings of the cluster stack (``hakit.lab.spec.TIMINGS``);
     ``tls``: MariaDB replication over TLS, certificates from a throwaway CA (``hakit.lab.tls``);
     ``data_disk``: MB, each node's /var/lib/mysql on a disk of its own (so it can fill);
     ``storage``: ``shared`` gives the pair one disk both nodes see (a loop device) for the
-    monitoring master's folders."""
+    monitoring master's folders; ``vm``: each node a qemu guest with a kernel of its own and
+    systemd (:mod:`hakit.lab.vm`)."""
     require_root()
     start = time.monotonic()
-    spec = plan_lab(dir, topology, stack, subnet or DEFAULT_SUBNET, tls=tls, data_disk=data_disk, storage=storage)
+    spec = plan_lab(dir, topology, stack, subnet or DEFAULT_SUBNET, tls=tls, data_disk=data_disk, storage=storage,
+                    vm=vm)
+    kernel = labvm.kernel() if spec.vm else None  # first: a machine without one is said before anything
     nodes.check_lab_dir(spec.dir)
     check_subnet(spec.subnet)  # first: a refusal touches nothing (the lab's own links are ignored)
     _refuse_foreign_lab(spec.dir)
@@ -128,6 +132,8 @@ def up(dir: str, topology: str = "two-node", stack: str = "pacemaker", subnet: s
                 for f in configs.node_files(spec, node, artefacts, client_pub, server_ids[node.name]) \
                         + certificates.get(node.name, []):
                     folders.write(spec, node, f.path, f.content, f.mode, f.owner)
+                if kernel is not None:
+                    labvm.build_initramfs(spec, node, kernel, nodes.hidden_code_paths())
                 init = nodes.start_init(spec, node)
                 return init, host_pub
 
@@ -170,7 +176,17 @@ def _host_key(spec: LabSpec, node: NodeSpec) -> str:
 
 
 def _boot(spec: LabSpec, node: NodeSpec, init: int) -> None:
-    """Bring a started init to a running node: mounts, network, sshd, MariaDB (not the stack)."""
+    """Bring a started init to a running node: mounts, network, sshd, MariaDB (not the stack).
+    A VM node: its network namespace wired to qemu's NIC, qemu started, and the guest's systemd
+    starts sshd and MariaDB."""
+    if spec.vm:
+        netns.plug_node(spec, node, init)
+        labvm.wire(init)
+        labvm.start_qemu(spec, node, init, labvm.qemu_argv(spec, node, labvm.kernel(),
+                                                           spec.node_dir(node.name) / labvm.INITRD))
+        daemons.wait_sshd(node, timeout=labvm.BOOT_TIMEOUT)
+        daemons.wait_mariadb(node, init, timeout=labvm.BOOT_TIMEOUT)
+        return
     nodes.mount_private(spec, node, init)
     netns.plug_node(spec, node, init)
     daemons.start(init, daemons.SSHD)

@@ -24,7 +24,7 @@ from hakit.clock import SYSTEM_CLOCK, Clock, wait_until
 from hakit.errors import InputError, OperationFailed
 from hakit.lab.folders import overlay_dir
 from hakit.lab.proc import cmdlines, run
-from hakit.lab.spec import MARKER, NODE_SHARED_DIR, PRIVATE_DIRS, SHARED_DISK_MB, LabSpec, NodeSpec
+from hakit.lab.spec import MARKER, NODE_SHARED_DIR, PRIVATE_DIRS, SHARED_DISK_MB, VM_MARKER, LabSpec, NodeSpec
 
 #: PID 1's child: waits for ever, reaping nothing itself (tini does), exits on TERM
 _LOOP = "trap 'exit 0' TERM; while :; do sleep 3600 & wait $!; done"
@@ -67,7 +67,7 @@ def start_init(spec: LabSpec, node: NodeSpec) -> int:
     logdir.mkdir(parents=True, exist_ok=True)
     before = set(discover_inits(spec.dir))
     argv = ["setsid", "-f", "unshare", "-m", "-u", "-i", "-n", "-p", "-f", "--mount-proc", "--propagation", "private",
-            "tini", "--", "/bin/sh", "-c", _LOOP, marker(spec, node.name)]
+            "tini", "--", "/bin/sh", "-c", _LOOP, marker(spec, node.name)] + ([VM_MARKER] if spec.vm else [])
     with open(logdir / f"{node.name}-init.log", "ab") as log:
         started = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, timeout=30)
     if started.returncode != 0:
@@ -234,8 +234,27 @@ def mount_private(spec: LabSpec, node: NodeSpec, init: int) -> None:
 
 
 def enter(init: int) -> list[str]:
-    """The argv prefix that runs a command inside the node (all of its namespaces, its root)."""
+    """The argv prefix that runs a command inside the node (all of its namespaces, its root);
+    on a VM node (:mod:`hakit.lab.vm`), inside its guest, over SSH."""
+    guest = vm_node(init)
+    if guest is not None:
+        return [sys.executable, "-m", "hakit.lab.vm", guest[0], guest[1], "--"]
     return ["nsenter", "-t", str(init), "-m", "-u", "-i", "-n", "-p", "--"]
+
+
+def vm_node(init: int) -> tuple[str, str] | None:
+    """(lab folder, node name) when ``init`` is the init of a VM node, else None."""
+    try:
+        args = Path(f"/proc/{init}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return None
+    if VM_MARKER.encode() not in args:
+        return None
+    for arg in args:
+        if arg.startswith(MARKER.encode() + b":"):
+            lab_dir, name = arg.decode(errors="replace")[len(MARKER) + 1:].rsplit(":", 1)
+            return lab_dir, name
+    return None
 
 
 def is_alive(spec: LabSpec, name: str, init: int | None) -> bool:

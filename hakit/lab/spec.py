@@ -26,6 +26,8 @@ DEFAULT_SUBNET = "10.213.47.0/24"
 NODE_SHARED_DIR = "/run/hakit-lab"
 #: the marker put on every node's init command line, so a lost state file still cleans
 MARKER = "hakit-lab-node"
+#: and on a VM node's (:mod:`hakit.lab.vm`): commands go to its guest, over SSH
+VM_MARKER = "hakit-lab-vm"
 
 Topology = Literal["two-node", "four-node"]
 Stack = Literal["pacemaker", "heartbeat"]
@@ -98,6 +100,8 @@ class LabSpec:
     #: own, carried through the database) or ``shared`` (one disk both nodes see, a loop device
     #: over ``DIR/shared-disk.img``, that ``hakit init`` formats and the stack mounts on the active)
     storage: LabStorage = "replication"
+    #: each node a qemu guest with a kernel of its own and systemd (``up --vm``, :mod:`hakit.lab.vm`)
+    vm: bool = False
 
     @property
     def private_dirs(self) -> tuple[str, ...]:
@@ -158,17 +162,28 @@ class LabSpec:
         nodes = tuple(NodeSpec(**n) for n in data["nodes"])
         return cls(dir=data["dir"], topology=data["topology"], stack=data["stack"], subnet=data["subnet"],
                    nodes=nodes, vips=dict(data["vips"]), tls=bool(data.get("tls", False)),
-                   data_disk=int(data.get("data_disk", 0)), storage=data.get("storage", "replication"))
+                   data_disk=int(data.get("data_disk", 0)), storage=data.get("storage", "replication"),
+                   vm=bool(data.get("vm", False)))
 
 
 #: MB: the smallest and largest data disk ``up --data-disk`` makes (MariaDB's system tables,
 #: redo log and a campaign's binary logs need the first; the image is sparse)
 DATA_DISK_RANGE = (512, 65536)
+#: MB: a VM node's data disk when ``--data-disk`` is not given (sparse)
+VM_DATA_DISK = 4096
 
 
 def plan_lab(dir: str | Path, topology: str, stack: str, subnet: str = DEFAULT_SUBNET, tls: bool = False,
-             data_disk: int = 0, storage: str = "replication") -> LabSpec:
-    """Decide the lab's nodes and addresses. Pure; InputError for a bad subnet or choice."""
+             data_disk: int = 0, storage: str = "replication", vm: bool = False) -> LabSpec:
+    """Decide the lab's nodes and addresses. Pure; InputError for a bad subnet or choice.
+
+    A VM lab (``vm``) always gives each node a data disk (its guest's ``/dev/vda``, ``VM_DATA_DISK``
+    MB unless ``data_disk`` says)."""
+    if vm:
+        if storage != "replication":
+            raise InputError(f"--storage {storage} on the VM tier: not yet (the VM tier runs replication; DRBD and "
+                             f"the shared disk come next, issue 26)")
+        data_disk = data_disk or VM_DATA_DISK
     if storage not in ("replication", "shared"):
         raise InputError(f"--storage {storage}: the namespace lab has replication or shared (DRBD needs a kernel "
                          f"of its own: the VM tier)")
@@ -203,7 +218,7 @@ def plan_lab(dir: str | Path, topology: str, stack: str, subnet: str = DEFAULT_S
         vips = {"db": at(100), "app": at(200)}
     return LabSpec(dir=str(Path(dir).resolve()), topology=topology, stack=stack,  # type: ignore[arg-type]
                    subnet=str(net), nodes=nodes, vips=vips, tls=tls, data_disk=data_disk,
-                   storage=storage)  # type: ignore[arg-type]
+                   storage=storage, vm=vm)  # type: ignore[arg-type]
 
 
 #: timings the lab can run with (``hakit lab up --timings``), as inventory settings: hakit's

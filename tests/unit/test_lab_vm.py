@@ -1,0 +1,101 @@
+"""The VM tier's pure parts (issue 26): the initramfs, the guest's boot script, qemu's command
+line, and how a command reaches a VM node. Booting guests is tests/vm/ (its own command)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hakit.lab import vm
+from hakit.lab.node import enter, vm_node
+from hakit.lab.spec import MARKER, PRIVATE_DIRS, VM_DATA_DISK, VM_MARKER, plan_lab
+
+
+@pytest.fixture
+def spec(tmp_path):
+    return plan_lab(tmp_path / "lab", "two-node", "pacemaker", vm=True)
+
+
+def test_the_initramfs_archive_is_read_back_by_cpio(tmp_path):
+    archive = vm.cpio_newc([vm.Entry("/bin", 0o755), vm.Entry("/bin/busybox", 0o755, b"\x7fELF" + b"x" * 1001),
+                            vm.Entry("/init", 0o755, b"#!/bin/busybox sh\n"),
+                            vm.Entry("/guest/wants/ssh.service", 0o777, link="/lib/systemd/system/ssh.service")])
+    listed = subprocess.run(["cpio", "-itv"], input=archive, capture_output=True, check=True).stdout.decode()
+    names = [line.split()[8] for line in listed.splitlines()]
+    assert names == ["bin", "bin/busybox", "init", "guest/wants/ssh.service"]
+    assert "guest/wants/ssh.service -> /lib/systemd/system/ssh.service" in listed
+    out = tmp_path / "x"
+    out.mkdir()
+    subprocess.run(["cpio", "-idm", "--quiet"], input=archive, cwd=out, check=True)
+    assert (out / "bin/busybox").read_bytes() == b"\x7fELF" + b"x" * 1001
+    assert (out / "init").stat().st_mode & 0o777 == 0o755
+
+
+def test_a_vm_lab_gives_every_node_a_data_disk_and_refuses_what_it_cannot_run_yet(tmp_path):
+    spec = plan_lab(tmp_path / "lab", "two-node", "heartbeat", vm=True)
+    assert spec.vm and spec.data_disk == VM_DATA_DISK
+    assert plan_lab(tmp_path / "lab", "two-node", "heartbeat", vm=True, data_disk=1024).data_disk == 1024
+    from hakit.errors import InputError
+
+    with pytest.raises(InputError, match="--storage shared on the VM tier"):
+        plan_lab(tmp_path / "lab", "two-node", "pacemaker", vm=True, storage="shared")
+    again = type(spec).from_json(spec.to_json())
+    assert again == spec
+
+
+def test_the_guest_binds_the_node_s_private_folders_as_the_namespace_lab_does(spec):
+    node = spec.nodes[0]
+    script = vm.init_script(spec, node, ["/root/.pyenv"], ["/lib/modules/x/kernel/fs/9p/9p.ko"])
+    for path in PRIVATE_DIRS:
+        assert f"mount --bind /newroot/mnt/hakit-node{path} /newroot{path}" in script
+    # the host's root read-only, the node's own data disk on /var/lib/mysql, hakit's code visible again
+    assert ",ro," in script.split("hostroot")[0].rsplit("mount -t 9p", 1)[1]
+    assert "mount -t ext4 /dev/vda /newroot/var/lib/mysql" in script
+    assert script.index("/newroot/root ") < script.index("mount --bind /lower/root/.pyenv /newroot/root/.pyenv")
+    assert "insmod /modules/9p.ko" in script
+    assert script.rstrip().endswith("exec switch_root /newroot /lib/systemd/systemd")
+
+
+def test_the_lab_s_units_give_the_guest_its_address_and_its_system_tables(spec):
+    units = vm.lab_units(spec, spec.nodes[1])
+    net = units[f"/etc/systemd/system/{vm.LAB_NET_UNIT}"].decode()
+    assert f"ip addr replace {spec.nodes[1].address}/24 dev eth0" in net
+    mysql = units[f"/etc/systemd/system/{vm.LAB_MYSQL_INIT_UNIT}"].decode()
+    assert "ConditionPathExists=!/var/lib/mysql/mysql" in mysql and "Before=mariadb.service" in mysql
+    links = vm.enable_links()
+    assert links["/etc/systemd/system/multi-user.target.wants/ssh.service"] == "/lib/systemd/system/ssh.service"
+    assert set(vm.ENABLED) == {p.rsplit("/", 1)[1] for p in links}
+
+
+def test_qemu_emulates_and_its_nic_is_the_node_s_tap_never_the_host_s_network(spec):
+    node = spec.nodes[0]
+    argv = vm.qemu_argv(spec, node, vm.Kernel("6.1.0-x-amd64", "/boot/vmlinuz-6.1.0-x-amd64"),
+                        spec.node_dir(node.name) / vm.INITRD)
+    joined = " ".join(argv)
+    assert "-accel tcg" in joined and "-enable-kvm" not in argv
+    assert "tap,id=n0,ifname=tap0,script=no,downscript=no" in argv
+    # qemu's user networking would give the guest this machine's network: never
+    assert not any(a.startswith("user") or ",user" in a for a in argv) and "-nic" not in argv
+    assert "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap" in argv
+    assert f"local,path={spec.node_dir(node.name)},mount_tag=nodefs" in joined
+    assert "mac=02:68:" in joined and "ipv6.disable=1" in joined
+
+
+def test_a_command_for_a_vm_node_goes_to_its_guest_over_ssh(spec):
+    proc = subprocess.Popen(["sh", "-c", "sleep 30", f"{MARKER}:{spec.dir}:n2", VM_MARKER])
+    plain = subprocess.Popen(["sh", "-c", "sleep 30", f"{MARKER}:{spec.dir}:n1"])
+    try:
+        assert vm_node(proc.pid) == (spec.dir, "n2")
+        assert enter(proc.pid) == [sys.executable, "-m", "hakit.lab.vm", spec.dir, "n2", "--"]
+        assert vm_node(plain.pid) is None and enter(plain.pid)[0] == "nsenter"
+    finally:
+        for p in (proc, plain):
+            p.kill()
+            p.wait()
+    Path(spec.dir).mkdir()
+    argv = vm.guest_argv(spec, spec.nodes[1], ["/bin/sh", "-c", "echo 'a b'; exit 3"])
+    assert argv[0] == "ssh" and "StrictHostKeyChecking=yes" in argv and f"root@{spec.nodes[1].address}" in argv
+    assert argv[-1] == "/bin/sh -c 'echo '\"'\"'a b'\"'\"'; exit 3'"  # one word for the guest's shell
