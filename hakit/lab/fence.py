@@ -27,6 +27,7 @@ from pathlib import Path
 from hakit.errors import HakitError
 from hakit.lab import netns
 from hakit.lab.fence_install import SOCKET_NAME
+from hakit.lab.labinventory import FENCE_TCP_PORT, FENCE_TOKEN
 from hakit.lab.node import _ns, is_alive, kill_init
 from hakit.lab.state import load_state, locked
 
@@ -115,8 +116,31 @@ def handle(dir: str, request: dict, requester: str | None) -> dict:
     return {"ok": False, "error": f"unknown action {action!r}"}
 
 
+#: the helper's TCP port on the host's lab address, for a VM lab's guests (a unix socket on the
+#: host is out of a guest's reach): only the lab's nodes reach that address
+TCP_PORT = FENCE_TCP_PORT
+
+
+def _tcp_requester(dir: str, conn: socket.socket, request: dict) -> str:
+    """The VM node that asks over TCP: the lab node with the peer's address, and the device's
+    password in the request (the lab's ``fence.token``); anything else is refused."""
+    peer = conn.getpeername()[0]
+    state = load_state(dir)
+    node = next((n for n in state.spec.nodes if n.address == peer), None) if state else None
+    if node is None:
+        raise RequesterGone(f"{peer} is not a lab node")
+    token = Path(dir) / "shared" / FENCE_TOKEN
+    want = token.read_text().strip() if token.exists() else None
+    if want is not None and request.get("password") != want:
+        raise RequesterGone(f"{node.name}: wrong or missing password")
+    return node.name
+
+
 def serve(dir: str) -> None:
-    """Serve agent requests on ``DIR/shared/fence.sock`` until SIGTERM, one request at a time."""
+    """Serve agent requests on ``DIR/shared/fence.sock`` (and, on a VM lab, on the host's lab
+    address, :data:`TCP_PORT`) until SIGTERM, one request at a time."""
+    import selectors
+
     path = Path(dir) / "shared" / SOCKET_NAME
     path.unlink(missing_ok=True)
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -124,6 +148,15 @@ def serve(dir: str) -> None:
     server.bind(str(path))
     os.umask(old_umask)
     server.listen(16)
+    listening = selectors.DefaultSelector()
+    listening.register(server, selectors.EVENT_READ)
+    state = load_state(dir)
+    if state is not None and state.spec.vm:
+        tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        tcp.bind((state.spec.host_address, TCP_PORT))  # the lab bridge's address: the lab's nodes only
+        tcp.listen(16)
+        listening.register(tcp, selectors.EVENT_READ)
     def stop(*_: object) -> None:
         path.unlink(missing_ok=True)
         os._exit(0)
@@ -131,7 +164,8 @@ def serve(dir: str) -> None:
     signal.signal(signal.SIGTERM, stop)
     _log(dir, f"helper {os.getpid()} serving {path}")
     while True:
-        conn, _ = server.accept()
+        ready = listening.select()
+        conn, _ = ready[0][0].fileobj.accept()  # type: ignore[union-attr]
         with conn:
             try:
                 conn.settimeout(10)
@@ -143,7 +177,8 @@ def serve(dir: str) -> None:
                     data += chunk
                 request = json.loads(data.decode() or "{}")
                 try:
-                    requester = _requester(dir, conn)
+                    requester = (_tcp_requester(dir, conn, request) if conn.family == socket.AF_INET
+                                 else _requester(dir, conn))
                 except RequesterGone as exc:
                     _log(dir, f"refused {request.get('action')} {request.get('plug')}: {exc}")
                     conn.sendall((json.dumps({"ok": False, "error": str(exc)}) + "\n").encode())

@@ -100,10 +100,16 @@ def options(argv, stdin_text):
 
 
 def ask(path, request, timeout=60.0):
-    """One request to the helper; its JSON answer."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+    """One request to the helper (``path``: its unix socket, or ``tcp:ADDRESS:PORT`` from a VM
+    lab's guest); its JSON answer."""
+    if path.startswith("tcp:"):
+        _, address, port = path.split(":")
+        family, target = socket.AF_INET, (address, int(port))
+    else:
+        family, target = socket.AF_UNIX, path
+    with socket.socket(family, socket.SOCK_STREAM) as conn:
         conn.settimeout(timeout)
-        conn.connect(path)
+        conn.connect(target)
         conn.sendall((json.dumps(request) + "\n").encode())
         data = b""
         while not data.endswith(b"\n"):
@@ -135,7 +141,9 @@ def main(argv):
     if action not in ACTIONS:
         sys.stderr.write("fence_hakitlab: unknown action {!r} (one of {})\n".format(action, ", ".join(ACTIONS)))
         return 1
-    expected = expected_password(opts.get("socket") or DEFAULT_SOCKET)
+    sock = opts.get("socket") or DEFAULT_SOCKET
+    # over TCP (a VM lab) the helper checks the password itself: it travels with the request
+    expected = None if sock.startswith("tcp:") else expected_password(sock)
     if expected is not None and opts.get("password") != expected:
         # as a real device refuses a wrong login: the lab proves the password reaches the agent
         # (Pacemaker passes it from its cibsecret file, the CIB holding lrm://)
@@ -149,8 +157,10 @@ def main(argv):
         sys.stderr.write(f"fence_hakitlab: action {action} needs plug=NODE\n")
         return 1
     try:
-        answer = ask(opts.get("socket") or DEFAULT_SOCKET,
-                     {"action": action, "plug": plug, "nodename": opts.get("nodename")})
+        request = {"action": action, "plug": plug, "nodename": opts.get("nodename")}
+        if sock.startswith("tcp:"):
+            request["password"] = opts.get("password")
+        answer = ask(sock, request)
     except (OSError, ValueError) as exc:
         sys.stderr.write(f"fence_hakitlab: the lab's fence helper did not answer: {exc}\n")
         return 1

@@ -30,6 +30,8 @@ STONITH_PLUGIN = "external/hakitlab"
 FENCE_SOCKET = f"{NODE_SHARED_DIR}/fence.sock"
 #: beside the socket: the password the lab's fence agent expects (the secrets file's fencing.lab.password)
 FENCE_TOKEN = "fence.token"
+#: the helper's TCP port on the host's lab address (``hakit.lab.fence.TCP_PORT``), for VM guests
+FENCE_TCP_PORT = 7099
 
 
 def node_hakit() -> str:
@@ -86,7 +88,10 @@ def inventory_data(spec: LabSpec, timings: str = "hakit", shared_device: str | N
     # both stacks fence: Pacemaker with the lab's fence agent, heartbeat (stonith_host in ha.cf)
     # with the lab's STONITH plugin, which calls the same agent
     hakit["fencing"] = [{"name": "lab", "agent": FENCE_AGENT if spec.stack == "pacemaker" else STONITH_PLUGIN,
-                         "nodes": [n.name for n in spec.nodes], "params": {"socket": FENCE_SOCKET}}]
+                         "nodes": [n.name for n in spec.nodes],
+                         # a VM lab's guests reach the helper over TCP on the host's lab address
+                         "params": {"socket": f"tcp:{spec.host_address}:{FENCE_TCP_PORT}" if spec.vm
+                                    else FENCE_SOCKET}}]
     if spec.stack == "pacemaker":
         # a password, as a real fence device has: kept out of the CIB (lrm://, Pacemaker's cibsecret
         # files on each node), checked by the lab's agent, so every Pacemaker fencing of the lab

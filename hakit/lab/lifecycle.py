@@ -369,6 +369,14 @@ def down(dir: str, keep_files: bool = False) -> list[str]:
     for pid in sorted(inits):
         nodes.kill_init(pid)
         removed.append(f"node init {pid}")
+    # a VM lab's multiplexed SSH connections to its guests (hakit.lab.vm): each master ends
+    for pid, args in cmdlines():
+        if args and args[0] == b"ssh" and f"ControlPath={dir}/ssh/".encode() in b" ".join(args):
+            try:
+                os.kill(pid, signal.SIGTERM)
+                removed.append(f"ssh connection {pid}")
+            except ProcessLookupError:
+                pass
     # the shared disk (whatever the state file says: its image is in DIR), once no node uses it
     for device in nodes.detach_shared_disk(Path(dir) / SHARED_IMAGE):
         removed.append(f"loop device {device}")
@@ -404,7 +412,7 @@ def down(dir: str, keep_files: bool = False) -> list[str]:
 
         # hakit's journal and generation floor belong to this lab's cluster: a new lab in the same
         # DIR must not inherit them (a stale floor would refuse every takeover of the new pair)
-        lab_files = [Path(dir) / p for p in ("nodes", "shared", "rendered", "logs", STATE_DIR_NAME,
+        lab_files = [Path(dir) / p for p in ("nodes", "shared", "rendered", "logs", "ssh", STATE_DIR_NAME,
                                              labinventory.INVENTORY,
                                              labinventory.KEY, labinventory.KEY + ".pub", labinventory.KNOWN_HOSTS,
                                              labinventory.SECRETS, labtls.HOST_DIR, SHARED_IMAGE, "state.json",

@@ -99,3 +99,63 @@ def test_a_command_for_a_vm_node_goes_to_its_guest_over_ssh(spec):
     argv = vm.guest_argv(spec, spec.nodes[1], ["/bin/sh", "-c", "echo 'a b'; exit 3"])
     assert argv[0] == "ssh" and "StrictHostKeyChecking=yes" in argv and f"root@{spec.nodes[1].address}" in argv
     assert argv[-1] == "/bin/sh -c 'echo '\"'\"'a b'\"'\"'; exit 3'"  # one word for the guest's shell
+
+
+def test_a_vm_guest_s_fence_request_over_tcp_is_its_node_s_with_the_password(tmp_path):
+    """A guest cannot reach the helper's unix socket: it asks over TCP on the host's lab address,
+    and the helper knows the node by its address and wants the device's password."""
+    import socket as sk
+
+    from hakit.lab.fence import RequesterGone, _tcp_requester
+    from hakit.lab.labinventory import FENCE_TOKEN
+    from hakit.lab.spec import LabSpec, NodeSpec
+    from hakit.lab.state import LabState
+
+    spec = plan_lab(tmp_path, "two-node", "pacemaker", vm=True)
+    # the node n1 at loopback's address, so that a real TCP connection comes from it
+    spec = LabSpec(**{**spec.__dict__, "nodes": (NodeSpec("n1", "127.0.0.1", "main", 100), spec.nodes[1])})
+    LabState(spec=spec).save()
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "shared" / FENCE_TOKEN).write_text("s3cret\n")
+    server = sk.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    client = sk.create_connection(server.getsockname())
+    conn, _ = server.accept()
+    try:
+        assert _tcp_requester(str(tmp_path), conn, {"action": "off", "plug": "n2", "password": "s3cret"}) == "n1"
+        with pytest.raises(RequesterGone, match="wrong or missing password"):
+            _tcp_requester(str(tmp_path), conn, {"action": "off", "plug": "n2"})
+        LabState(spec=LabSpec(**{**spec.__dict__, "nodes": plan_lab(tmp_path, "two-node", "pacemaker").nodes})).save()
+        with pytest.raises(RequesterGone, match="127.0.0.1 is not a lab node"):
+            _tcp_requester(str(tmp_path), conn, {"action": "off", "plug": "n2", "password": "s3cret"})
+    finally:
+        for s in (conn, client, server):
+            s.close()
+
+
+def test_the_lab_s_fence_agent_asks_over_tcp_with_the_password(tmp_path):
+    import json
+    import socket as sk
+    import threading
+
+    from hakit.lab import fence_hakitlab as agent
+
+    server = sk.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    seen = []
+
+    def answer():
+        conn, _ = server.accept()
+        with conn:
+            seen.append(json.loads(conn.recv(65536).decode()))
+            conn.sendall(b'{"ok": true, "power": "on"}\n')
+
+    thread = threading.Thread(target=answer)
+    thread.start()
+    port = server.getsockname()[1]
+    answer_ = agent.ask(f"tcp:127.0.0.1:{port}", {"action": "status", "plug": "n2", "password": "pw"})
+    thread.join(5)
+    server.close()
+    assert answer_ == {"ok": True, "power": "on"} and seen == [{"action": "status", "plug": "n2", "password": "pw"}]
