@@ -371,7 +371,8 @@ def down(dir: str, keep_files: bool = False) -> list[str]:
         removed.append(f"node init {pid}")
     # a VM lab's multiplexed SSH connections to its guests (hakit.lab.vm): each master ends
     for pid, args in cmdlines():
-        if args and args[0] == b"ssh" and f"ControlPath={dir}/ssh/".encode() in b" ".join(args):
+        # the master's title is "ssh: DIR/ssh/ADDRESS [mux]" (its arguments rewritten)
+        if args and args[0].startswith(b"ssh") and f"{dir}/ssh/".encode() in b" ".join(args):
             try:
                 os.kill(pid, signal.SIGTERM)
                 removed.append(f"ssh connection {pid}")
