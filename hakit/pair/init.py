@@ -72,6 +72,7 @@ from hakit.mysql.sql import (
 )
 from hakit.mysql.tls import probe_files
 from hakit.pair.decide import RoleFacts, choose_active
+from hakit.pair.drbd import Wanted as DrbdWanted
 from hakit.pair.storage import Wanted, label_for
 from hakit.pair.sync import sync
 from hakit.remote.port import HostKeyRefused, Result, Runner, Unreachable
@@ -163,6 +164,10 @@ def plan_init(inv: Inventory) -> Plan:
         *([step("storage", "storage", "the shared disk formatted by hakit (a blank one only), mounted on the "
                                       "active, the shared paths moved onto it and linked on both nodes")]
           if wanted_storage(inv) else []),
+        *([step("drbd", "drbd", "DRBD up on both nodes (metadata on blank disks only, the first sync), hakit's "
+                                "file system on the active only, mounted there, the shared paths moved onto it "
+                                "and linked on both nodes")]
+          if wanted_drbd(inv) else []),
         step("resources", "resources", "load the cluster resources (database role, VIP, monitoring master)"),
         step("keys", "keys", "monitoring user's SSH key and SSH host keys identical on each pair"),
         step("sync", "sync", "push the sync lists from the active to the standby"),
@@ -189,6 +194,10 @@ def _preflight(run: InitRun, _: Step, *, dry_run: bool = False) -> None:
         programs.update({"blkid": "util-linux", "mount": "mount", "modprobe": "kmod"})
         if disk.fstype in FORMATS:
             programs[f"mkfs.{disk.fstype}"] = FORMATS[disk.fstype]
+    mirrored = wanted_drbd(run.inv)
+    if mirrored is not None:  # the DRBD step brings the resource up and formats its device
+        programs.update({"drbdadm": "drbd-utils", "blkid": "util-linux", "mount": "mount", "modprobe": "kmod",
+                         f"mkfs.{mirrored.fstype}": FORMATS[mirrored.fstype]})
 
     unreachable: list[str] = []
 
@@ -678,6 +687,70 @@ def _storage(run: InitRun, _: Step) -> None:
                  f"{', '.join(want.paths)} link into it on {active} and {standby}")
 
 
+def wanted_drbd(inv: Inventory) -> DrbdWanted | None:
+    """What the DRBD step converges to (``storage.files: drbd``), or None: no such step."""
+    s = inv.settings
+    if s.storage.files != "drbd" or s.drbd is None:
+        return None
+    d = s.drbd
+    pair = inv.app_pair
+    return DrbdWanted(d.resource, d.device, {n.name: n.drbd_disk or d.disk for n in pair.nodes}, d.mount, d.fstype,
+                      label_for(s.cluster_name))
+
+
+def _drbd(run: InitRun, _: Step) -> None:
+    """:mod:`hakit.pair.drbd`: the resource up and Primary on the active, hakit's file system on
+    it, then the shared paths exactly as on a shared disk (:mod:`hakit.pair.storage`)."""
+    from hakit.pair import drbd as dr
+    from hakit.pair import storage as st
+
+    want = wanted_drbd(run.inv)
+    assert want is not None
+    app = run.inv.app_pair
+    active = run.active if app.carries_db and run.active else app.nodes[0].name
+    standby = app.peer_of(active).name
+
+    def read() -> dict[str, dr.DrbdFacts]:
+        return {n: dr.read_node(run.runners[n], n, want) for n in (active, standby)}
+
+    def connected() -> bool:
+        views = read()
+        return all(v.cstate in CONNECTED for v in views.values())
+
+    views = read()
+    changes = dr.plan_resource(want, views[active], views[standby])
+    for action in changes:
+        if action.kind in ("skip-initial-sync", "initial-sync"):
+            wait_until(connected, f"DRBD {want.resource} connected on {active} and {standby}", dr.CONNECT_WITHIN,
+                       clock=run.clock)
+        dr.apply(run.runners[action.node], action, want)
+        run.did(action.describe(want))
+    views = read()
+    device = dr.plan_device(want, views[active])
+    for action in device:
+        dr.apply(run.runners[action.node], action, want)
+        run.did(action.describe(want))
+    mon = run.inv.settings.monitoring
+    paths = st.Wanted(want.device, want.mount, want.fstype, want.label, tuple(mon.shared_paths), mon.daemon)
+    # the standby's device cannot be opened (Secondary): only its paths are read there
+    elsewhere = st.Wanted("", want.mount, want.fstype, want.label, tuple(mon.shared_paths), mon.daemon)
+    storage_views = {active: st.read_node(run.runners[active], active, paths),
+                     standby: st.read_node(run.runners[standby], standby, elsewhere)}
+    kept = {n: st.taken_names(run.runners[n], paths) for n in (active, standby)}
+    moves = st.plan_paths(paths, storage_views[active], storage_views[standby], kept)
+    for move in moves:
+        st.apply(run.runners[move.node], move, paths)
+        run.did(move.describe(want.device, want.mount))
+    if not changes and not device and not moves:
+        run.note(f"DRBD {want.resource} up, {active} Primary with hakit's {want.fstype} file system on "
+                 f"{want.mount}; {', '.join(paths.paths)} link into it on {active} and {standby}")
+
+
+#: DRBD's connection states in which both nodes talk (a sync under way included)
+CONNECTED = frozenset({"Connected", "SyncSource", "SyncTarget", "WFBitMapS", "WFBitMapT", "WFSyncUUID",
+                       "PausedSyncS", "PausedSyncT"})
+
+
 def _resources(run: InitRun, _: Step) -> None:
     stack_for(run.inv, run.runners, clock=run.clock).load_resources(run)
 
@@ -706,7 +779,8 @@ def _sync(run: InitRun, _: Step) -> None:
 ACTIONS: dict[str, Callable[[InitRun, Step], None]] = {
     "preflight": _preflight, "install": _install, "database": _database, "stack": _stack, "users": _users,
     "roles": _roles, "seed": _seed, "schema": _schema, "replication": _replication, "writable": _writable,
-    "app_grants": _app_grants, "storage": _storage, "resources": _resources, "keys": _keys, "sync": _sync}
+    "app_grants": _app_grants, "storage": _storage, "drbd": _drbd, "resources": _resources, "keys": _keys,
+    "sync": _sync}
 
 
 def run_init(run: InitRun, *, dry_run: bool = False) -> list[str]:

@@ -56,8 +56,11 @@ except OSError:
 if out["present"]:
     found = subprocess.run(["blkid", "-p", "-o", "export", dev], capture_output=True, text=True)
     out["blkid"] = dict(line.split("=", 1) for line in found.stdout.splitlines() if "=" in line)
-    with open(dev, "rb") as fh:
-        out["blank"] = not fh.read(BLANK_BYTES).strip(b"\0")
+    try:
+        with open(dev, "rb") as fh:
+            out["blank"] = not fh.read(BLANK_BYTES).strip(b"\0")
+    except OSError:  # a device that cannot be read here (DRBD's on its Secondary) is not blank
+        out["blank"] = False
     with open("/proc/self/mountinfo") as fh:
         for line in fh:
             f = line.split()
