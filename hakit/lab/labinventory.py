@@ -30,6 +30,8 @@ STONITH_PLUGIN = "external/hakitlab"
 FENCE_SOCKET = f"{NODE_SHARED_DIR}/fence.sock"
 #: beside the socket: the password the lab's fence agent expects (the secrets file's fencing.lab.password)
 FENCE_TOKEN = "fence.token"
+#: a VM guest's DRBD backing disk (its third virtio disk: hakit.lab.vm)
+DRBD_DISK = "/dev/vdc"
 #: the helper's TCP port on the host's lab address (``hakit.lab.fence.TCP_PORT``), for VM guests
 FENCE_TCP_PORT = 7099
 
@@ -72,6 +74,12 @@ def inventory_data(spec: LabSpec, timings: str = "hakit", shared_device: str | N
         # nodes see, mounted on the active only; the databases stay replicated
         hakit["storage"] = {"databases": "replication", "files": "shared"}
         hakit["shared_storage"] = {"device": shared_device, "mount": SHARED_MOUNT, "fstype": "ext4"}
+    if spec.storage == "drbd":
+        # the seed's design on the VM tier: the monitoring master's folders on DRBD, each guest's
+        # third disk (hakit.lab.vm) its backing disk
+        hakit["storage"] = {"databases": "replication", "files": "drbd"}
+        hakit["drbd"] = {"resource": "r0", "device": "/dev/drbd0", "disk": DRBD_DISK, "mount": SHARED_MOUNT,
+                         "fstype": "ext4"}
     if spec.tls:
         from hakit.lab.tls import inventory_tls
 

@@ -133,6 +133,7 @@ def up(dir: str, topology: str = "two-node", stack: str = "pacemaker", subnet: s
                         + certificates.get(node.name, []):
                     folders.write(spec, node, f.path, f.content, f.mode, f.owner)
                 if kernel is not None:
+                    labvm.make_disks(spec, node)
                     labvm.build_initramfs(spec, node, kernel, nodes.hidden_code_paths())
                 init = nodes.start_init(spec, node)
                 return init, host_pub

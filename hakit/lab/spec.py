@@ -31,7 +31,7 @@ VM_MARKER = "hakit-lab-vm"
 
 Topology = Literal["two-node", "four-node"]
 Stack = Literal["pacemaker", "heartbeat"]
-LabStorage = Literal["replication", "shared"]
+LabStorage = Literal["replication", "shared", "drbd"]
 
 #: a shared-storage lab: the disk image, its size (MB, sparse), and where the nodes mount it
 SHARED_IMAGE = "shared-disk.img"
@@ -108,7 +108,7 @@ class LabSpec:
         """The folders bound privately into each node: on a shared-storage lab, not the monitoring
         master's own (``hakit init`` replaces them by links into the shared disk's mount, so
         they must be plain folders of the node's: see :data:`OVERLAID`)."""
-        if self.storage == "shared":
+        if self.storage in ("shared", "drbd"):
             return tuple(d for d in PRIVATE_DIRS if d not in SHARED_LAB_PATHS)
         return PRIVATE_DIRS
 
@@ -177,14 +177,18 @@ def plan_lab(dir: str | Path, topology: str, stack: str, subnet: str = DEFAULT_S
              data_disk: int = 0, storage: str = "replication", vm: bool = False) -> LabSpec:
     """Decide the lab's nodes and addresses. Pure; InputError for a bad subnet or choice.
 
-    A VM lab (``vm``) always gives each node a data disk (its guest's ``/dev/vda``, ``VM_DATA_DISK``
+    A VM lab (``vm``) always gives each node a data disk (its guest's ``/dev/vdb``, ``VM_DATA_DISK``
     MB unless ``data_disk`` says)."""
     if vm:
-        if storage != "replication":
-            raise InputError(f"--storage {storage} on the VM tier: not yet (the VM tier runs replication; DRBD and "
-                             f"the shared disk come next, issue 26)")
+        if storage not in ("replication", "drbd"):
+            raise InputError(f"--storage {storage} on the VM tier: not yet (replication or drbd; the shared disk "
+                             f"comes next, issue 26)")
+        if topology != "two-node":
+            raise InputError("--vm: the VM tier has the two-node topology (four guests need more than two cores)")
         data_disk = data_disk or VM_DATA_DISK
-    if storage not in ("replication", "shared"):
+    elif storage == "drbd":
+        raise InputError("--storage drbd: DRBD needs a kernel of its own: the VM tier (hakit lab up --vm)")
+    if storage not in ("replication", "shared", "drbd"):
         raise InputError(f"--storage {storage}: the namespace lab has replication or shared (DRBD needs a kernel "
                          f"of its own: the VM tier)")
     if storage == "shared" and topology != "two-node":

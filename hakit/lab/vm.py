@@ -13,7 +13,10 @@ with a small initramfs this module writes (busybox, the kernel modules the boot 
 9p, overlay, ext4, DRBD), which mounts this machine's root read-only over 9p (``hostroot``) under
 a tmpfs overlay, binds the node's private folders over the same paths as the namespace lab (a
 second 9p share, ``nodefs``: ``DIR/nodes/NAME``, read-write), mounts the node's data disk
-(``/dev/vda``: an ext4 image) on ``/var/lib/mysql``, and hands over to systemd. The guest runs
+(``/dev/vdb``: an ext4 image) on ``/var/lib/mysql``, and hands over to systemd. The overlay's
+layer is the guest's root disk (``/dev/vda``, ext4), so what the guest changes outside its
+private folders survives its restarts, as on a server's disk; on a DRBD lab, ``/dev/vdc`` is
+DRBD's blank backing disk. The guest runs
 the packages installed here, on its own kernel, with systemd as PID 1: ``ssh.service`` and
 ``mariadb.service`` enabled in the node's private ``/etc/systemd/system`` (nothing the host
 enabled starts there: that folder is the node's own), the cluster stack started by the lab.
@@ -54,6 +57,12 @@ MSIZE = 512 * 1024
 CONSOLE = "console.log"
 MONITOR = "qmp.sock"
 INITRD = "initrd.img"
+#: the guest's disks besides the data disk (``data.img``, its /var/lib/mysql): the layer over this
+#: machine's root (vda), and on a DRBD lab the backing disk (vdc); MB, sparse
+ROOT_IMAGE = "root.img"
+ROOT_DISK_MB = 4096
+DRBD_IMAGE = "drbd.img"
+DRBD_DISK_MB = 256
 #: the units the lab enables in the node's private /etc/systemd/system (a fresh one)
 LAB_NET_UNIT = "hakit-lab-net.service"
 LAB_MYSQL_INIT_UNIT = "hakit-lab-mysql-init.service"
@@ -146,7 +155,9 @@ def init_script(spec: LabSpec, node: NodeSpec, code_paths: list[str], modules: l
         "mkdir -p /lower /upper /newroot",
         f"mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize={MSIZE},cache=loose hostroot /lower "
         "|| fail 'mount hostroot'",
-        "mount -t tmpfs -o mode=0755,size=1g tmpfs /upper && mkdir -p /upper/data /upper/work",
+        # the guest's own changes to this machine's root, kept across its restarts (a server's disk)
+        "mount -t ext4 /dev/vda /upper || fail 'mount the root disk'",
+        "mkdir -p /upper/data /upper/work && rm -rf /upper/work/*",
         "mount -t overlay overlay -o lowerdir=/lower,upperdir=/upper/data,workdir=/upper/work /newroot "
         "|| fail 'mount the overlay'",
         "mkdir -p /newroot/mnt/hakit-node",
@@ -158,8 +169,8 @@ def init_script(spec: LabSpec, node: NodeSpec, code_paths: list[str], modules: l
                      f"|| fail 'bind {path}'")
     lines += [
         "mount --bind /newroot/mnt/hakit-node/etc/hosts /newroot/etc/hosts",
-        # the node's database on its own disk (a full disk is the node's; DRBD's disk comes second)
-        "mount -t ext4 /dev/vda /newroot/var/lib/mysql || fail 'mount the data disk'",
+        # the node's database on its own disk (a full disk is the node's; DRBD's disk is vdc)
+        "mount -t ext4 /dev/vdb /newroot/var/lib/mysql || fail 'mount the data disk'",
         "rmdir /newroot/var/lib/mysql/lost+found 2>/dev/null; chown mysql:mysql /newroot/var/lib/mysql",
         "chmod 0755 /newroot/var/lib/mysql",
     ]
@@ -227,7 +238,7 @@ def build_initramfs(spec: LabSpec, node: NodeSpec, k: Kernel, code_paths: list[s
 
 def qemu_argv(spec: LabSpec, node: NodeSpec, k: Kernel, initrd: Path) -> list[str]:
     """qemu for ``node``: software emulation, the host's root read-only and the node's folders
-    read-write over 9p, the data disk (and, with DRBD, a second disk), the NIC on ``tap0``."""
+    read-write over 9p, the root and data disks (and, with DRBD, its disk), the NIC on ``tap0``."""
     folder = spec.node_dir(node.name)
     from hakit.lab.netns import node_mac
 
@@ -237,12 +248,32 @@ def qemu_argv(spec: LabSpec, node: NodeSpec, k: Kernel, initrd: Path) -> list[st
             "-append", "console=ttyS0 panic=-1 net.ifnames=0 ipv6.disable=1 quiet systemd.show_status=0",
             "-virtfs", "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap",
             "-virtfs", f"local,path={folder},mount_tag=nodefs,security_model=passthrough,multidevs=remap",
-            "-drive", f"file={folder / 'data.img'},if=virtio,format=raw,cache=writeback",  # vda
+            "-drive", f"file={folder / ROOT_IMAGE},if=virtio,format=raw,cache=writeback",  # vda
+            "-drive", f"file={folder / 'data.img'},if=virtio,format=raw,cache=writeback",  # vdb
             "-netdev", "tap,id=n0,ifname=tap0,script=no,downscript=no",
             "-device", f"virtio-net-pci,netdev=n0,mac={node_mac(node)}",
             "-qmp", f"unix:{folder / MONITOR},server=on,wait=off",
             "-serial", f"file:{folder / CONSOLE}", "-monitor", "none"]
+    if spec.storage == "drbd":  # vdc: DRBD's backing disk, blank (hakit init puts DRBD on it)
+        argv += ["-drive", f"file={folder / DRBD_IMAGE},if=virtio,format=raw,cache=none"]
     return argv
+
+
+def make_disks(spec: LabSpec, node: NodeSpec) -> None:
+    """The guest's root disk (the layer over this machine's root: ext4) and, on a DRBD lab, its
+    blank DRBD disk; sparse, made once (a restarted node keeps them, like a server's disks)."""
+    folder = spec.node_dir(node.name)
+    root = folder / ROOT_IMAGE
+    if not root.exists():
+        with open(root, "wb") as fh:
+            fh.truncate(ROOT_DISK_MB << 20)
+        os.chmod(root, 0o600)
+        run(["mkfs.ext4", "-q", "-F", "-L", f"hkr-{node.name}", str(root)])
+    disk = folder / DRBD_IMAGE
+    if spec.storage == "drbd" and not disk.exists():
+        with open(disk, "wb") as fh:
+            fh.truncate(DRBD_DISK_MB << 20)
+        os.chmod(disk, 0o600)
 
 
 def wire(init: int) -> None:

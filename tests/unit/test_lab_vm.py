@@ -42,6 +42,11 @@ def test_a_vm_lab_gives_every_node_a_data_disk_and_refuses_what_it_cannot_run_ye
 
     with pytest.raises(InputError, match="--storage shared on the VM tier"):
         plan_lab(tmp_path / "lab", "two-node", "pacemaker", vm=True, storage="shared")
+    with pytest.raises(InputError, match="DRBD needs a kernel of its own"):
+        plan_lab(tmp_path / "lab", "two-node", "pacemaker", storage="drbd")
+    drbd = plan_lab(tmp_path / "lab", "two-node", "heartbeat", vm=True, storage="drbd")
+    # the monitoring master's folders are the guest's own, for init to move onto DRBD
+    assert "/etc/nagios4" not in drbd.private_dirs and "/etc/nagios4" in spec.private_dirs
     again = type(spec).from_json(spec.to_json())
     assert again == spec
 
@@ -53,7 +58,7 @@ def test_the_guest_binds_the_node_s_private_folders_as_the_namespace_lab_does(sp
         assert f"mount --bind /newroot/mnt/hakit-node{path} /newroot{path}" in script
     # the host's root read-only, the node's own data disk on /var/lib/mysql, hakit's code visible again
     assert ",ro," in script.split("hostroot")[0].rsplit("mount -t 9p", 1)[1]
-    assert "mount -t ext4 /dev/vda /newroot/var/lib/mysql" in script
+    assert "mount -t ext4 /dev/vdb /newroot/var/lib/mysql" in script and "mount -t ext4 /dev/vda /upper" in script
     assert script.index("/newroot/root ") < script.index("mount --bind /lower/root/.pyenv /newroot/root/.pyenv")
     assert "insmod /modules/9p.ko" in script
     assert script.rstrip().endswith("exec switch_root /newroot /lib/systemd/systemd")
