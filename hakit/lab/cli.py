@@ -46,10 +46,12 @@ def lab() -> None:
               help="Each node's /var/lib/mysql on a disk of its own of MB megabytes (a sparse ext4 image "
                    "in DIR/nodes/NODE/data.img, loop-mounted inside the node), so that the full-disk fault "
                    "fills the node's disk and not the host's. 0: none.")
-@click.option("--storage", type=click.Choice(["replication", "shared"]), default="replication", show_default=True,
+@click.option("--storage", type=click.Choice(["replication", "shared", "drbd"]), default="replication",
+              show_default=True,
               help="Where the monitoring master's folders live: each node's own, carried through the database "
                    "(replication), or one disk both nodes see (shared: a loop device over DIR/shared-disk.img, "
-                   "formatted by hakit init and mounted on the active by the stack; two-node only).")
+                   "formatted by hakit init and mounted on the active by the stack; two-node only), or DRBD "
+                   "(the VM tier only: each guest's blank third disk, brought up by hakit init).")
 @click.option("--vm", is_flag=True,
               help="The VM tier: each node a qemu guest (software emulation) with Debian's kernel of its own and "
                    "systemd as PID 1, on the same lab network and inventory (docs/lab.md, 'The VM tier'). "

@@ -87,6 +87,10 @@ def test_qemu_emulates_and_its_nic_is_the_node_s_tap_never_the_host_s_network(sp
     assert "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap" in argv
     assert f"local,path={spec.node_dir(node.name)},mount_tag=nodefs" in joined
     assert "mac=02:68:" in joined and "ipv6.disable=1" in joined
+    assert "root.img" in joined and "data.img" in joined and "drbd.img" not in joined
+    drbd = plan_lab(spec.dir, "two-node", "pacemaker", vm=True, storage="drbd")
+    assert "drbd.img,if=virtio" in " ".join(vm.qemu_argv(drbd, drbd.nodes[0], vm.Kernel("v", "/boot/vmlinuz-v"),
+                                                          spec.node_dir("n1") / vm.INITRD))
 
 
 def test_a_command_for_a_vm_node_goes_to_its_guest_over_ssh(spec):
