@@ -36,7 +36,7 @@ from pathlib import Path
 from hakit.clock import SYSTEM_CLOCK, Clock, wait_until
 from hakit.errors import InputError, OperationFailed
 from hakit.lab import daemons, fence, netns, proc
-from hakit.lab.node import is_alive
+from hakit.lab.node import is_alive, vm_node
 from hakit.lab.state import LabState
 
 
@@ -49,6 +49,10 @@ def _init(state: LabState, name: str) -> int:
 
 def _signal(init: int, comm: str, sig: int) -> list[int]:
     pids = daemons.running(init).get(comm, [])
+    if vm_node(init):  # a VM node's PIDs are its guest's: signalled there, never on this machine
+        if pids:
+            daemons.sh(init, f"kill -{int(sig)} {' '.join(str(int(p)) for p in pids)} 2>/dev/null; true", check=False)
+        return pids
     for pid in pids:
         try:
             os.kill(pid, sig)
@@ -90,10 +94,13 @@ def _wait_gone(init: int, comms: tuple[str, ...], timeout: float, signalled: lis
     """Wait until no process of ``comms`` is left on the node; returns how long that took. When
     one is left after ``timeout``, the error says what it is doing (:func:`describe_process`)."""
     started = clock.monotonic()
-    wait_until(lambda: [pid for c in comms for pid in daemons.running(init).get(c, []) if not _exited(pid)], timeout,
+    guest = vm_node(init) is not None  # its guest's PIDs: what ps lists there is what runs
+    wait_until(lambda: [pid for c in comms for pid in daemons.running(init).get(c, []) if guest or not _exited(pid)],
+               timeout,
                0.1, clock=clock, done=lambda left: not left,
                fail=lambda left: OperationFailed(f"{', '.join(comms)} still running after {timeout:.0f} s: "
-                                                 + "; ".join(describe_process(pid, signalled) for pid in left[:4])))
+                                                 + ("; ".join(f"guest pid {pid}" for pid in left[:4]) if guest else
+                                                    "; ".join(describe_process(pid, signalled) for pid in left[:4]))))
     return clock.monotonic() - started
 
 

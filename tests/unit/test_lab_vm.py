@@ -168,3 +168,24 @@ def test_the_lab_s_fence_agent_asks_over_tcp_with_the_password(tmp_path):
     thread.join(5)
     server.close()
     assert answer_ == {"ok": True, "power": "on"} and seen == [{"action": "status", "plug": "n2", "password": "pw"}]
+
+
+def test_a_fault_signals_a_vm_node_s_processes_in_its_guest_never_on_this_machine(spec, monkeypatch):
+    """A VM node's PIDs are its guest's: PID 1 there is systemd, here it is this machine's init."""
+    import os
+    import signal
+
+    from hakit.lab import daemons, faults
+
+    node = subprocess.Popen(["sh", "-c", "sleep 30", f"{MARKER}:{spec.dir}:n1", VM_MARKER])
+    sent, killed = [], []
+    monkeypatch.setattr(daemons, "running", lambda init: {"mariadbd": [1, 4242]})
+    monkeypatch.setattr(daemons, "sh", lambda init, script, **kw: sent.append(script))
+    monkeypatch.setattr(os, "kill", lambda pid, sig: killed.append(pid))
+    try:
+        assert faults._signal(node.pid, "mariadbd", signal.SIGKILL) == [1, 4242]
+    finally:
+        monkeypatch.undo()
+        node.kill()
+        node.wait()
+    assert killed == [] and sent == [f"kill -{int(signal.SIGKILL)} 1 4242 2>/dev/null; true"]
