@@ -51,7 +51,8 @@ def _signal(init: int, comm: str, sig: int) -> list[int]:
     pids = daemons.running(init).get(comm, [])
     if vm_node(init):  # a VM node's PIDs are its guest's: signalled there, never on this machine
         if pids:
-            daemons.sh(init, f"kill -{int(sig)} {' '.join(str(int(p)) for p in pids)} 2>/dev/null; true", check=False)
+            daemons.sh(init, shlex.join(["kill", f"-{int(sig)}", *(str(int(p)) for p in pids)]) + " 2>/dev/null; true",
+                       check=False)
         return pids
     for pid in pids:
         try:

@@ -55,7 +55,6 @@ from hakit.inventory.node_paths import (
     ENABLED_UNITS,
     NODE_INVENTORY,
     NODE_SECRETS,
-    SYSTEMD_RUNTIME,
     UNIT_DIR,
 )
 from hakit.inventory.secrets import Secrets
@@ -95,6 +94,7 @@ for p in json.loads(sys.argv[1]):
             out[p] = [hashlib.sha256(fh.read()).hexdigest(), stat.S_IMODE(os.stat(p).st_mode)]
     except OSError:
         out[p] = None
+out["systemd_runs"] = os.path.isdir("/run/systemd/system")  # not a path: the paths are absolute
 print(json.dumps(out))
 """
 
@@ -330,7 +330,8 @@ def _install(run: InitRun, s: Step) -> None:
         if art.kind == "check-credentials":  # readable by the monitoring master's group only
             runner.run(["chgrp", run.inv.settings.monitoring.group, art.path], warn=True)
     run.changed[node] = changed
-    _systemd_units(run, node, changed)
+    if current.get("systemd_runs") is True:
+        _systemd_units(run, node, changed)
     # the agent server (hakit.agents.server): the stack's calls here skip Python's start and imports
     if alerting(run.inv):  # the alert agent runs as hacluster: the spool is its to write
         runner.run(["install", "-d", "-o", "hacluster", "-g", "haclient", "-m", "0770", ALERT_SPOOL], timeout=30)
@@ -342,14 +343,12 @@ def _install(run: InitRun, s: Step) -> None:
 
 
 def _systemd_units(run: InitRun, node: str, changed: list[str]) -> None:
-    """Where systemd runs the node: systemd reads hakit's unit files again when one changed,
-    and the agent server and the metrics agent are enabled (started at boot). hakit starts
-    them itself (``hakit agent server --start``, ``metrics --start``, through their units);
-    the watcher's unit belongs to the role (never enabled). Without systemd: nothing to do
-    (``hakit.agents.units``)."""
+    """Where systemd runs the node (the install's look at it: ``/run/systemd/system``): systemd
+    reads hakit's unit files again when one changed, and the agent server and the metrics agent
+    are enabled (started at boot). hakit starts them itself (``hakit agent server --start``,
+    ``metrics --start``, through their units); the watcher's unit belongs to the role (never
+    enabled). Without systemd there is nothing to do (``hakit.agents.units``)."""
     runner = run.runners[node]
-    if not runner.run(["test", "-d", SYSTEMD_RUNTIME], warn=True, timeout=30).ok:
-        return
     if any(path.startswith(UNIT_DIR + "/") for path in changed):
         runner.run(["systemctl", "daemon-reload"], timeout=60)
     state = runner.run(["systemctl", "is-enabled", *ENABLED_UNITS], warn=True, timeout=30).stdout.split()

@@ -94,8 +94,8 @@ def test_qemu_emulates_and_its_nic_is_the_node_s_tap_never_the_host_s_network(sp
 
 
 def test_a_command_for_a_vm_node_goes_to_its_guest_over_ssh(spec):
-    proc = subprocess.Popen(["sh", "-c", "sleep 30", f"{MARKER}:{spec.dir}:n2", VM_MARKER])
-    plain = subprocess.Popen(["sh", "-c", "sleep 30", f"{MARKER}:{spec.dir}:n1"])
+    proc = subprocess.Popen(["sh", "-c", "sleep 30; :", f"{MARKER}:{spec.dir}:n2", VM_MARKER])
+    plain = subprocess.Popen(["sh", "-c", "sleep 30; :", f"{MARKER}:{spec.dir}:n1"])
     try:
         assert vm_node(proc.pid) == (spec.dir, "n2")
         assert enter(proc.pid) == [sys.executable, "-m", "hakit.lab.vm", spec.dir, "n2", "--"]
@@ -177,7 +177,7 @@ def test_a_fault_signals_a_vm_node_s_processes_in_its_guest_never_on_this_machin
 
     from hakit.lab import daemons, faults
 
-    node = subprocess.Popen(["sh", "-c", "sleep 30", f"{MARKER}:{spec.dir}:n1", VM_MARKER])
+    node = subprocess.Popen(["sh", "-c", "sleep 30; :", f"{MARKER}:{spec.dir}:n1", VM_MARKER])
     sent, killed = [], []
     monkeypatch.setattr(daemons, "running", lambda init: {"mariadbd": [1, 4242]})
     monkeypatch.setattr(daemons, "sh", lambda init, script, **kw: sent.append(script))

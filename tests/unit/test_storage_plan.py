@@ -230,7 +230,7 @@ def test_a_shared_storage_lab_leaves_the_monitoring_folders_to_init_and_names_it
     plain = plan_lab(tmp_path / "lab", "two-node", "pacemaker")
     assert plain.private_dirs == PRIVATE_DIRS and plain.overlaid == ()
     assert "shared_storage" not in inventory_data(plain)["all"]["vars"]["hakit"]
-    with pytest.raises(InputError, match="the namespace lab has replication or shared"):
+    with pytest.raises(InputError, match="DRBD needs a kernel of its own: the VM tier"):
         plan_lab(tmp_path / "lab", "two-node", "pacemaker", storage="drbd")
     with pytest.raises(InputError, match="for the two-node topology"):
         plan_lab(tmp_path / "lab", "four-node", "pacemaker", storage="shared")

@@ -160,14 +160,12 @@ def test_every_node_gets_the_agent_and_metrics_units_and_the_database_nodes_the_
     assert "KillMode=process" in agent  # a restart of the server never kills a stack's call half-way
 
 
-def _init_run(systemd: bool, enabled: str):
+def _init_run(enabled: str):
     from types import SimpleNamespace
 
     from hakit.remote.fake import FakeRunner
 
     runner = FakeRunner("n1").on("systemctl", "is-enabled", stdout=enabled)
-    if not systemd:
-        runner.on("test", "-d", "/run/systemd/system", exited=1)
     said: list[str] = []
     return runner, said, SimpleNamespace(runners={"n1": runner}, did=said.append)
 
@@ -175,20 +173,27 @@ def _init_run(systemd: bool, enabled: str):
 def test_init_reloads_and_enables_the_units_where_systemd_runs():
     from hakit.pair.init import _systemd_units
 
-    runner, said, run = _init_run(True, "disabled\ndisabled\n")
+    runner, said, run = _init_run("disabled\ndisabled\n")
     _systemd_units(run, "n1", ["/etc/systemd/system/hakit-agent.service", "/etc/hakit/inventory.yml"])
     assert ("systemctl", "daemon-reload") in runner.calls
     assert ("systemctl", "enable", units.AGENT, units.METRICS) in runner.calls
     assert said == [f"n1: {units.AGENT} and {units.METRICS} enabled (started at boot)"]
     # a second init: nothing changed, both enabled: nothing done, nothing said
-    runner, said, run = _init_run(True, "enabled\nenabled\n")
+    runner, said, run = _init_run("enabled\nenabled\n")
     _systemd_units(run, "n1", [])
-    assert [c for c in runner.calls if c[:2] != ("systemctl", "is-enabled") and c[0] != "test"] == [] and said == []
+    assert [c for c in runner.calls if c[:2] != ("systemctl", "is-enabled")] == [] and said == []
 
 
-def test_init_leaves_systemd_alone_where_it_does_not_run():
-    from hakit.pair.init import _systemd_units
+def test_the_install_looks_for_systemd_in_the_same_program_as_the_files_and_acts_only_there(tmp_path):
+    """One program on the node reads the files' hashes and whether systemd runs (no round trip more)."""
+    import json
+    import subprocess
+    import sys
 
-    runner, said, run = _init_run(False, "")
-    _systemd_units(run, "n1", ["/etc/systemd/system/hakit-agent.service"])
-    assert [c for c in runner.calls if c[0] == "systemctl"] == [] and said == []
+    from hakit.pair.init import HASH_PROGRAM
+
+    (tmp_path / "f").write_bytes(b"x")
+    out = json.loads(subprocess.run([sys.executable, "-c", HASH_PROGRAM, json.dumps([str(tmp_path / "f")])],
+                                    capture_output=True, text=True, check=True).stdout)
+    assert out["systemd_runs"] is Path("/run/systemd/system").is_dir()
+    assert out[str(tmp_path / "f")][1] == (tmp_path / "f").stat().st_mode & 0o7777
