@@ -23,7 +23,7 @@ from hakit.errors import HakitError
 from hakit.failover.flags import GENERATION_FLOOR, MAINTENANCE_FLAG, RESYNC_MARKER, SEEN_AGE_SCRIPT, WATCHER_PIDFILE
 from hakit.failover.journal import Journal
 from hakit.failover.planners import ErrantReport
-from hakit.failover.snapshot import NodeView, Snapshot, cluster_generation
+from hakit.failover.snapshot import DrbdView, NodeView, Snapshot, cluster_generation
 from hakit.failover.state import raise_floor, read_floor
 from hakit.inventory.model import Inventory, Node
 from hakit.mysql.facts import DatabaseUnreachable, DbFacts, ShippedState
@@ -118,6 +118,33 @@ def shared_script(device: str) -> str:
             f"else echo shared-unmounted; fi")
 
 
+def drbd_script(resource: str, device: str) -> str:
+    """Prints ``drbd=ROLE,CSTATE,DSTATE,OOS`` for the pair's DRBD resource (``drbdadm``'s words,
+    the same from DRBD 8.4's and 9's utilities; OOS: the KiB the peer lacks, from 8.4's
+    ``/proc/drbd``, ``-`` when not read), ``drbd=Unconfigured`` when it is not up here."""
+    minor = device.removeprefix("/dev/drbd") if device.removeprefix("/dev/drbd").isdigit() else "-1"
+    res = shlex.quote(resource)
+    oos = ("awk -v m=" + minor + ": '$1 == m {f = 1; next} /^ *[0-9]+:/ {f = 0} "
+           "f {for (i = 1; i <= NF; i++) if ($i ~ /^oos:/) {print substr($i, 5); exit}}' /proc/drbd 2>/dev/null")
+    return (f"if r=$(drbdadm role {res} 2>/dev/null); then c=$(drbdadm cstate {res} 2>/dev/null); "
+            f"d=$(drbdadm dstate {res} 2>/dev/null); o=$({oos}); echo \"drbd=$r,$c,$d,${{o:--}}\"; "
+            f"else echo drbd=Unconfigured; fi")
+
+
+def drbd_of(flags: list[str]) -> DrbdView | None:
+    """The probe's ``drbd=`` line as a :class:`DrbdView`, None when there was none."""
+    for flag in flags:
+        if flag.startswith("drbd="):
+            fields = flag[5:].split(",")
+            if fields == ["Unconfigured"] or len(fields) != 4:
+                return DrbdView()
+            role, _, peer_role = fields[0].partition("/")
+            disk, _, peer_disk = fields[2].partition("/")
+            return DrbdView(role, peer_role, fields[1], disk, peer_disk,
+                            int(fields[3]) if fields[3].isdigit() else None)
+    return None
+
+
 def stack_script(daemons: tuple[str, ...]) -> str:
     """Prints ``stack`` when every daemon of the node's cluster stack runs (``daemons``: its
     traits' :attr:`~hakit.cluster.port.StackTraits.daemons`), ``no-stack`` if not."""
@@ -136,6 +163,7 @@ def observe_node(inv: Inventory, world: World, node: Node, *, shipped: bool = Fa
     disk_settings = inv.settings.shared_storage
     shared = (disk_settings.device if inv.settings.storage.files == "shared" and disk_settings and pair.carries_app
               else None)
+    mirrored = inv.settings.drbd if inv.settings.storage.files == "drbd" and pair.carries_app else None
     errors: list[str] = []
     reachable = False
     vip = monitoring = False
@@ -178,6 +206,7 @@ def observe_node(inv: Inventory, world: World, node: Node, *, shipped: bool = Fa
                              if pair.carries_app else None)
                 script = FLAGS_SCRIPT + "; " + stack_script(traits_for(inv).daemons) + \
                     ("; " + shared_script(shared) if shared else "") + \
+                    ("; " + drbd_script(mirrored.resource, mirrored.device) if mirrored else "") + \
                     ("; " + DISK_SCRIPT if pair.carries_db else "")
                 argv = ["sh", "-c", script] + (["sh", inv.settings.mysql.datadir] if pair.carries_db else [])
                 flagged = pool.submit(lambda: runner.run(argv, warn=True, timeout=10).stdout.split())
@@ -220,7 +249,7 @@ def observe_node(inv: Inventory, world: World, node: Node, *, shipped: bool = Fa
                     stack_running=True if "stack" in flags else False if "no-stack" in flags else None,
                     shipped=row, shipped_read=row_read,
                     shared_mounted=True if "shared-mounted" in flags else False if "shared-unmounted" in flags
-                    else None)
+                    else None, drbd=drbd_of(flags))
 
 
 def observe(inv: Inventory, world: World, *, operation: str | None = None, operation_target: str | None = None,

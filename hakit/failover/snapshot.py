@@ -22,6 +22,34 @@ DISK_LOW_SHARE = 0.10
 StateName = Literal["bootstrapping", "healthy", "degraded", "resyncing", "switching", "split-brain"]
 
 
+#: DRBD's connection states in which the two nodes replicate (a resync under way included)
+DRBD_TALKING = frozenset({"Connected", "SyncSource", "SyncTarget", "WFBitMapS", "WFBitMapT", "WFSyncUUID",
+                          "PausedSyncS", "PausedSyncT"})
+
+
+@dataclass(frozen=True)
+class DrbdView:
+    """The pair's DRBD resource as one node sees it (``drbdadm role|cstate|dstate``, and the
+    amount its peer lacks, from ``/proc/drbd``). ``cstate`` ``Unconfigured``: not up here."""
+
+    role: str = ""  #: Primary, Secondary
+    peer_role: str = ""
+    cstate: str = "Unconfigured"
+    disk: str = ""  #: UpToDate, Inconsistent, Outdated, Diskless...
+    peer_disk: str = ""
+    out_of_sync_kib: int | None = None
+
+    @property
+    def talking(self) -> bool:
+        return self.cstate in DRBD_TALKING
+
+    def describe(self) -> str:
+        if self.cstate == "Unconfigured":
+            return "not up"
+        oos = f", {self.out_of_sync_kib} KiB out of sync" if self.out_of_sync_kib else ""
+        return f"{self.role}/{self.peer_role} {self.cstate} {self.disk}/{self.peer_disk}{oos}"
+
+
 @dataclass(frozen=True)
 class NodeView:
     """One node as observed. ``db`` is None when the database could not be read."""
@@ -57,6 +85,9 @@ class NodeView:
     #: the pair's shared disk (``storage.files: shared``) is mounted here (None: not read, or
     #: the inventory has no shared disk)
     shared_mounted: bool | None = None
+    #: DRBD's view of the pair's resource here (``storage.files: drbd``; None: not read, or
+    #: the inventory has no DRBD)
+    drbd: DrbdView | None = None
 
     @property
     def disk_full(self) -> bool:
@@ -149,6 +180,38 @@ def unread_remedy(views: tuple[NodeView, ...] | list[NodeView]) -> str:
     return "start MariaDB on one node (it starts read-only), then re-run"
 
 
+def drbd_problem(snap: Snapshot, active: NodeView) -> str | None:
+    """What keeps the monitoring master's files on DRBD from being safe on both nodes, or None:
+    Primary on the node that runs the monitoring master (the active, or the application pair's
+    node that runs it), both nodes connected, the standby's copy up to date."""
+    pair = snap.app_nodes or snap.db_nodes
+    seen = [v for v in pair if v.drbd is not None]
+    if not seen:
+        return None
+    holder = next((v for v in pair if v.monitoring), None) if snap.app_nodes else active
+    for view in seen:
+        drbd = view.drbd
+        assert drbd is not None
+        if drbd.cstate == "StandAlone":
+            return (f"DRBD is StandAlone on {view.name} ({drbd.describe()}): the nodes do not mirror the "
+                    f"monitoring master's files (after a DRBD split brain DRBD refuses to connect): connect it "
+                    f"again with drbdadm connect on both nodes; if DRBD refuses, the node that is not the active "
+                    f"discards its changes: drbdadm connect --discard-my-data there")
+    if holder is not None and holder.drbd is not None and holder.drbd.role != "Primary":
+        return (f"DRBD is not Primary on {holder.name}, which runs the monitoring master "
+                f"({holder.drbd.describe()}): its files are not on the mirrored disk")
+    for view in seen:
+        drbd = view.drbd
+        assert drbd is not None
+        if not drbd.talking:
+            return (f"DRBD is {drbd.cstate} on {view.name} ({drbd.describe()}): the standby does not receive the "
+                    f"monitoring master's files")
+        if drbd.role == "Secondary" and drbd.disk != "UpToDate":
+            return (f"DRBD on {view.name} is {drbd.disk} ({drbd.describe()}): it cannot take the monitoring "
+                    f"master's files over until the sync ends")
+    return None
+
+
 def derive_state(snap: Snapshot) -> ClusterState:
     """Decide the cluster state from a snapshot. Pure; the reason says why in plain words."""
     views = snap.db_nodes
@@ -166,6 +229,12 @@ def derive_state(snap: Snapshot) -> ClusterState:
         return ClusterState("split-brain", None, f"the shared disk is mounted on {' and '.join(mounting)}: two "
                                                   f"nodes writing one file system corrupt it; unmount it now on the "
                                                   f"node that is not the active", failed=failed, stale=stale)
+    primaries = sorted({v.name for v in views + snap.app_nodes if v.drbd is not None and v.drbd.role == "Primary"})
+    if len(primaries) > 1:
+        return ClusterState("split-brain", None, f"DRBD is Primary on {' and '.join(primaries)}: two nodes writing "
+                                                  f"the monitoring master's files diverge (DRBD's split brain); "
+                                                  f"unmount the DRBD device and make it Secondary on the node that "
+                                                  f"is not the active", failed=failed, stale=stale)
     if views and all(v.db is None for v in views):
         # nothing read is nothing known: not "bootstrapping", which would send the reader to init
         return ClusterState("degraded", None, f"no database of the pair could be read: {unread_causes(views)}; "
@@ -262,5 +331,8 @@ def derive_state(snap: Snapshot) -> ClusterState:
     if active.stack_running is False and not snap.maintenance:
         return ClusterState("degraded", active.name, f"{active.name}: the cluster stack is not running there: "
                                                      f"nothing fails over from it", stale=stale)
+    files = drbd_problem(snap, active)
+    if files is not None:
+        return ClusterState("degraded", active.name, files, stale=stale)
     return ClusterState("healthy", active.name, f"{active.name} is active; {standby.name} replicates from it",
                         standby=standby.name, stale=stale)

@@ -62,6 +62,10 @@ def status_document(snap: Snapshot, state: ClusterState, *, anti_flap_seconds: f
             "watcher": view.watcher,
             "stack_running": view.stack_running,
             "shared_disk_mounted": view.shared_mounted,
+            "drbd": ({"role": view.drbd.role or None, "peer_role": view.drbd.peer_role or None,
+                      "connection": view.drbd.cstate, "disk": view.drbd.disk or None,
+                      "peer_disk": view.drbd.peer_disk or None, "out_of_sync_kib": view.drbd.out_of_sync_kib}
+                     if view.drbd is not None else None),
         }
         if tls and view in snap.db_nodes:
             nodes[view.name]["tls"] = {"server": db.have_ssl if db else None,

@@ -84,7 +84,7 @@ def test_status_document_has_the_contract_fields():
     assert n2 == {"reachable": True, "writable": False, "replicating_from": "n1", "io_running": True,
                   "sql_running": True, "lag_seconds": 2, "gtid": "0-1-41", "generation": 3, "vip": False,
                   "monitoring": False, "error": None, "resync_pending": False, "watcher": None,
-                  "stack_running": None, "generation_floor": 0, "disk": None, "shared_disk_mounted": None}
+                  "stack_running": None, "generation_floor": 0, "disk": None, "shared_disk_mounted": None, "drbd": None}
     assert doc["nodes"]["n1"]["vip"] is True and doc["nodes"]["n1"]["writable"] is True
 
 
@@ -192,3 +192,66 @@ def test_the_node_probe_asks_for_the_shared_disk_only_with_one() -> None:
     script = shared_script("/dev/disk/by-id/scsi-x y")
     assert "findmnt -n --source '/dev/disk/by-id/scsi-x y'" in script
     assert "echo shared-mounted" in script and "echo shared-unmounted" in script
+
+
+def _drbd(role="Secondary", peer="Primary", cstate="Connected", disk="UpToDate", peer_disk="UpToDate", oos=0):
+    from hakit.failover.snapshot import DrbdView
+
+    return DrbdView(role, peer, cstate, disk, peer_disk, oos)
+
+
+@pytest.mark.parametrize("n1, n2, state, words", [
+    (_drbd("Primary", "Secondary"), _drbd(), "healthy", "n1 is active"),
+    (None, None, "healthy", "n1 is active"),  # no DRBD in the inventory
+    (_drbd("Primary", "Primary"), _drbd("Primary", "Primary"), "split-brain", "DRBD is Primary on n1 and n2"),
+    (_drbd("Secondary", "Primary"), _drbd("Primary", "Secondary"), "degraded",
+     "DRBD is not Primary on n1, which runs the monitoring master"),
+    (_drbd("Primary", "Unknown", "StandAlone", peer_disk="DUnknown"), _drbd("Secondary", "Unknown", "StandAlone"),
+     "degraded", "DRBD is StandAlone on n1"),
+    (_drbd("Primary", "Unknown", "WFConnection", peer_disk="DUnknown", oos=4096), _drbd(cstate="Unconfigured"),
+     "degraded", "DRBD is WFConnection on n1"),
+    (_drbd("Primary", "Secondary", "SyncSource", peer_disk="Inconsistent", oos=81920),
+     _drbd(cstate="SyncTarget", disk="Inconsistent"), "degraded",
+     "DRBD on n2 is Inconsistent (Secondary/Primary SyncTarget Inconsistent/UpToDate"),
+])
+def test_the_monitoring_files_on_drbd_are_safe_only_primary_on_the_active_connected_and_up_to_date(n1, n2, state,
+                                                                                                  words):
+    """Issue 26 (3): status and check show DRBD's state; two Primaries is a split brain."""
+    base = snap(db(False, 3), db(True, 3, replica=rep(A)))
+    s = replace(base, db_nodes=(replace(base.db_nodes[0], drbd=n1), replace(base.db_nodes[1], drbd=n2)))
+    verdict = derive_state(s)
+    assert verdict.name == state and words in verdict.reason, verdict
+    doc = status_document(s, verdict)["nodes"]["n1"]["drbd"]
+    if n1 is None:
+        assert doc is None
+    else:
+        assert doc["connection"] == n1.cstate and doc["out_of_sync_kib"] == n1.out_of_sync_kib
+
+
+def test_the_node_probe_reads_drbd_with_drbdadm_and_the_amount_out_of_sync(tmp_path) -> None:
+    import os
+    import subprocess
+
+    from hakit.failover.observe import drbd_of, drbd_script
+
+    fake = tmp_path / "drbdadm"
+    fake.write_text("#!/bin/sh\ncase $1 in role) echo Primary/Secondary;; cstate) echo SyncSource;; "
+                    "dstate) echo UpToDate/Inconsistent;; esac\n")
+    fake.chmod(0o755)
+    script = drbd_script("r0", "/dev/drbd0")
+    env = {**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"}
+    out = subprocess.run(["sh", "-c", script], capture_output=True, text=True, env=env).stdout.split()
+    view = drbd_of(out)
+    assert view is not None and (view.role, view.peer_role, view.cstate, view.disk, view.peer_disk) == (
+        "Primary", "Secondary", "SyncSource", "UpToDate", "Inconsistent")
+    # DRBD 8.4's /proc/drbd, as the probe's awk reads it
+    proc = (" 0: cs:SyncSource ro:Primary/Secondary ds:UpToDate/Inconsistent C r-----\n"
+            "    ns:1024 nr:0 dw:0 dr:2048 al:0 bm:0 lo:0 pe:0 ua:0 ap:0 ep:1 wo:f oos:81920\n"
+            " 1: cs:Connected ro:Secondary/Primary ds:UpToDate/UpToDate C r-----\n"
+            "    ns:0 nr:0 dw:0 dr:0 al:0 bm:0 lo:0 pe:0 ua:0 ap:0 ep:1 wo:f oos:0\n")
+    (tmp_path / "drbd").write_text(proc)
+    awk = script.split("o=$(", 1)[1].split("); echo", 1)[0].replace("/proc/drbd", str(tmp_path / "drbd"))
+    assert subprocess.run(["sh", "-c", awk], capture_output=True, text=True).stdout.strip() == "81920"
+    fake.write_text("#!/bin/sh\nexit 10\n")  # the resource not up: drbdadm fails
+    out = subprocess.run(["sh", "-c", script], capture_output=True, text=True, env=env).stdout.split()
+    assert out == ["drbd=Unconfigured"] and drbd_of(out) is not None and drbd_of(out).cstate == "Unconfigured"
