@@ -200,16 +200,18 @@ def _boot(spec: LabSpec, node: NodeSpec, init: int) -> None:
 def _start_stack(spec: LabSpec, inits: dict[str, int], only: list[str] | None = None) -> None:
     """Start the cluster stack on the nodes (all, or ``only``) and wait until the cluster formed."""
     names = only or [n.name for n in spec.nodes]
+    # a VM guest under software emulation starts a stack's daemons several times slower
+    within = labvm.BOOT_TIMEOUT if spec.vm else 90.0
     if spec.stack == "pacemaker":
         for name in names:
             daemons.start(inits[name], daemons.COROSYNC)
         for name in names:
             daemons.start(inits[name], daemons.PACEMAKER)
-        daemons.wait_pacemaker(spec, inits)
+        daemons.wait_pacemaker(spec, inits, timeout=within)
     else:
         for name in names:
             daemons.start(inits[name], daemons.HEARTBEAT)
-        daemons.wait_heartbeat(spec, inits)
+        daemons.wait_heartbeat(spec, inits, timeout=within)
 
 
 def _start_helper(spec: LabSpec) -> int:
