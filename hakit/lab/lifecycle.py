@@ -276,10 +276,11 @@ def restart_node(dir: str, name: str, wait_cluster: bool = False) -> int:
             daemons.start(init, daemons.HEARTBEAT)
     if wait_cluster:
         alive = {n: i for n, i in state.inits.items() if nodes.is_alive(spec, n, i)}
+        within = labvm.BOOT_TIMEOUT if spec.vm else 90.0
         if spec.stack == "pacemaker":
-            daemons.wait_pacemaker(spec, alive)
+            daemons.wait_pacemaker(spec, alive, timeout=within)
         else:
-            daemons.wait_heartbeat(spec, alive)
+            daemons.wait_heartbeat(spec, alive, timeout=within)
     return init
 
 
