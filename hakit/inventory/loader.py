@@ -325,6 +325,20 @@ def _cross_checks(s: Settings, pairs: list[Pair], src: YamlSource, problems: lis
                                             f"VIP '{pair.name}'; a ping node must be a host"))
                 break
 
+    if s.quorum_device is not None:
+        qpath = here + ("quorum_device",)
+        qd = s.quorum_device
+        if s.stack != "pacemaker":
+            problems.append(src.problem(qpath, "a quorum device is corosync's (the pacemaker stack): heartbeat has "
+                                               "none (docs/automatic.md says what hakit offers there)"))
+        if qd.host in by_address or qd.host in vip_addresses:
+            problems.append(src.problem(qpath + ("host",), "the witness must be a host outside the cluster, not a "
+                                                           "node or a VIP of it: its vote is what a split lacks"))
+        for index, address in enumerate(qd.heuristics):
+            if address in by_address or address in vip_addresses:
+                problems.append(src.problem(qpath + ("heuristics", index),
+                                            "a heuristics address must be a third machine (a router), not a node "
+                                            "or a VIP of the cluster"))
     _mysql_checks(s, src, problems)
     _drbd_and_port_checks(s, pairs, src, problems)
     _path_checks(s, src, problems)

@@ -485,6 +485,28 @@ class SharedStorage(Frozen):
     fstype: Literal["ext4", "xfs", "gfs2", "ocfs2"] = "ext4"
 
 
+class QuorumDevice(Frozen):
+    """A third vote without a third node (Pacemaker only): corosync's quorum device, the
+    ``corosync-qnetd`` daemon on a small host outside the pair (a poller, a collector), that the
+    nodes' ``corosync-qdevice`` ask. In a split, the side it votes for keeps quorum; the other
+    side stops its resources at once instead of racing to fence."""
+
+    #: the witness host's address (it runs corosync-qnetd; never a node of the cluster)
+    host: IPv4
+    port: Port = 5403
+    #: ``auto``: ``ffsplit`` (two nodes: exactly one side of a 50:50 split) or ``lms`` (four
+    #: nodes: the last man standing keeps quorum)
+    algorithm: Literal["auto", "ffsplit", "lms"] = "auto"
+    #: TLS between the nodes and the witness (certificates made by hakit): on, off or required
+    tls: Literal["on", "off", "required"] = "on"
+    #: addresses each node pings before it asks for the vote (corosync-qdevice's heuristics):
+    #: a node that does not reach them is not given the vote; empty: the inventory's ping_nodes
+    heuristics: list[IPv4] = []
+
+    def algorithm_for(self, nodes: int) -> str:
+        return self.algorithm if self.algorithm != "auto" else ("ffsplit" if nodes == 2 else "lms")
+
+
 class SyncItem(Frozen):
     """A file or folder pushed from the active to the standby by ``hakit sync``."""
 
@@ -630,6 +652,8 @@ class Settings(Frozen):
     monitoring: Monitoring = Monitoring()
     drbd: Drbd | None = None
     shared_storage: SharedStorage | None = None
+    #: corosync's quorum device (a witness running corosync-qnetd); None: none
+    quorum_device: QuorumDevice | None = None
     sync: list[SyncItem] = []
     ssh: Ssh = Ssh()
     hooks: Hooks = Hooks()

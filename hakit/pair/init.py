@@ -187,6 +187,13 @@ def _preflight(run: InitRun, _: Step, *, dry_run: bool = False) -> None:
     ``dry_run`` (``init --dry-run``): a node that cannot be reached still fails (nothing can be
     planned for it), what the real run would refuse is said and the plan goes on (Ansible's
     check mode runs it on nodes its real run installs first)."""
+    if run.inv.settings.quorum_device is not None:
+        # its corosync.conf has no two_node rule: without corosync-qdevice running, the vote it
+        # counts on never comes, and a pair that loses one node has no quorum left (issue 27)
+        raise SafetyRefusal("all.vars.hakit.quorum_device: hakit init does not set a quorum device up yet "
+                            "(corosync-qnetd on the witness, its certificates, corosync-qdevice on the nodes); "
+                            "installed without it, the pair would lose quorum with one node. Remove quorum_device "
+                            "for now; hakit render and validate show its configuration. Nothing changed")
     programs = dict(NODE_PROGRAMS, **traits_for(run.inv).programs)
     disk = wanted_storage(run.inv)
     if disk is not None:  # the storage step reads the device and may format it

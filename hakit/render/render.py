@@ -255,9 +255,14 @@ def _corosync(inv: Inventory, secrets: Secrets, out: _Maker) -> None:
     """
     s = inv.settings
     nodes = [(index, node) for index, node in enumerate(inv.nodes, start=1)]
+    qd = s.quorum_device
+    device = None if qd is None else {
+        "host": qd.host, "port": qd.port, "tls": qd.tls, "algorithm": qd.algorithm_for(len(nodes)),
+        "pings": list(qd.heuristics or s.ping_nodes)}
     text = _render("corosync/corosync.conf.j2", cluster_name=s.cluster_name, nodes=nodes,
                    token=s.timing.corosync.token, consensus=s.timing.corosync.effective_consensus,
-                   two_node=s.topology == "two-node")
+                   # two_node's rule (the survivor keeps quorum) and a quorum device exclude each other
+                   two_node=s.topology == "two-node" and qd is None, device=device)
     key = base64.b64decode(secrets.corosync_authkey, validate=True)
     for node in inv.nodes:
         out.add(node.name, "/etc/corosync/corosync.conf", text, "corosync")

@@ -198,3 +198,20 @@ def test_a_dry_run_on_reachable_nodes_says_what_the_preflight_would_refuse_and_p
     assert any("the preflight would refuse: nagios1: missing crm_mon (Debian packages: pacemaker-cli-utils)" in line
                for line in said), said
     assert any("install" in line for line in said)  # the plan's steps follow
+
+
+def test_init_refuses_a_quorum_device_it_cannot_set_up_yet(example_data, write_inventory):
+    """Issue 27 (in progress): the rendered corosync.conf of a quorum device drops two_node; without
+    corosync-qdevice running, a pair that loses one node would have no quorum left: refused, with
+    nothing touched on the nodes."""
+    from hakit.errors import SafetyRefusal
+    from hakit.pair.init import InitRun, run_init
+    from hakit.remote.fake import FakeRunner
+
+    data = example_data("two-node-pacemaker")
+    data["all"]["vars"]["hakit"]["quorum_device"] = {"host": "192.0.2.50"}
+    inv = load_inventory(write_inventory(data))
+    runners = {n.name: FakeRunner(n.name) for n in inv.nodes}
+    with pytest.raises(SafetyRefusal, match="does not set a quorum device up yet"):
+        run_init(InitRun(inv, None, runners, [], say=lambda _: None))  # type: ignore[arg-type]
+    assert all(r.calls == [] for r in runners.values())

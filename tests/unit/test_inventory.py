@@ -43,7 +43,7 @@ FENCE_AGENT_RULE = ("must be a fence agent name such as 'fence_ipmilan', or a he
                     "such as 'external/ipmi'")
 SETTINGS_KEYS = ("cluster_name, drbd, failover, fencing, heartbeat, hooks, metrics, monitoring, mysql, node_hakit, "
                  "notify, "
-                 "pacemaker, ping_nodes, "
+                 "pacemaker, ping_nodes, quorum_device, "
                  "secrets_file, shared_storage, ssh, stack, storage, sync, timing, topology, vips")
 STONITH = "hakit never runs Pacemaker with stonith disabled"
 
@@ -373,6 +373,17 @@ CASES: list[Bad] = [
         [("all.vars.hakit.sync[0].path", PATH_RULE, L(r"path: etc/nagios4"))]),
     Bad("lag-thresholds", P, set_(HK + ("failover", "lag_warning_seconds"), 120),
         [("all.vars.hakit.failover", "lag_critical_seconds must be at least lag_warning_seconds", key("failover"))]),
+    # the quorum device (issue 27)
+    Bad("quorum-device-on-heartbeat", H, set_(HK + ("quorum_device",), {"host": "192.0.2.50"}),
+        [("all.vars.hakit.quorum_device", "a quorum device is corosync's (the pacemaker stack): heartbeat has none "
+          "(docs/automatic.md says what hakit offers there)", key("quorum_device"))]),
+    Bad("quorum-device-is-node", P, set_(HK + ("quorum_device",), {"host": "198.51.100.21"}),
+        [("all.vars.hakit.quorum_device.host", "the witness must be a host outside the cluster, not a node or a "
+          "VIP of it: its vote is what a split lacks", L(r"^\s*host: 198.51.100.21$"))]),
+    Bad("quorum-heuristics-is-vip", P, set_(HK + ("quorum_device",), {"host": "192.0.2.50",
+                                                                      "heuristics": ["198.51.100.20"]}),
+        [("all.vars.hakit.quorum_device.heuristics[0]", "a heuristics address must be a third machine (a router), "
+          "not a node or a VIP of the cluster", L(r"^\s*- 198.51.100.20$"))]),
     Bad("hook-empty-command", P, set_(HK + ("hooks", "pre_takeover"), [[]]),
         [("all.vars.hakit.hooks.pre_takeover[0]", "must have at least 1 item after validation, not 0",
           L(r"^\s*- \[\]$"))]),

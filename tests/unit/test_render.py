@@ -633,3 +633,24 @@ def test_write_tree_is_all_or_nothing(tmp_path: Path, secrets: Secrets) -> None:
     with pytest.raises(OSError):
         write_tree(broken, fresh)
     assert not fresh.exists() or not any(fresh.iterdir())
+
+
+@pytest.mark.parametrize("stem, algorithm", [("two-node-pacemaker", "ffsplit"), ("four-node-pacemaker", "lms")])
+def test_a_quorum_device_replaces_two_node_in_corosync_conf(stem, algorithm, secrets, example_data,
+                                                             write_inventory) -> None:
+    """Issue 27: a witness running corosync-qnetd gives the third vote; corosync's two_node rule
+    and a quorum device exclude each other."""
+    from hakit.inventory.loader import load_inventory
+
+    data = example_data(stem)
+    data["all"]["vars"]["hakit"]["quorum_device"] = {"host": "192.0.2.50"}
+    inv = load_inventory(write_inventory(data))
+    conf = text(next(a for a in render_all(inv, secrets) if a.kind == "corosync"))
+    assert "two_node" not in conf.split("quorum {", 1)[1]
+    assert f"algorithm: {algorithm}" in conf and "host: 192.0.2.50" in conf and "tls: on" in conf
+    assert "votes:" not in conf.split("device {", 1)[1].split("}", 1)[0]  # corosync's default: nodes - 1
+    pings = inv.settings.ping_nodes
+    assert [line.strip() for line in conf.splitlines() if "exec_ping" in line] == [
+        f"exec_ping{i}: /usr/bin/ping -q -c 1 -W 1 {a}" for i, a in enumerate(pings)]
+    plain = text(next(a for a in render_all(example(stem), secrets) if a.kind == "corosync"))
+    assert "device {" not in plain and ("two_node: 1" in plain) == (stem == "two-node-pacemaker")
