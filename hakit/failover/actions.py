@@ -266,6 +266,55 @@ class Operator:
         else:
             runner.run(["rm", "-f", RESYNC_MARKER], timeout=10)
 
+    def drbd_rejoin(self, s: Step) -> None:
+        """The target's DRBD a connected Secondary of the active's (:mod:`hakit.pair.drbd`): its
+        file system unmounted and Secondary if it was Primary (the old active), up if it was
+        not, and after a split brain (DRBD refuses to connect: StandAlone) connected again with
+        its own changes discarded (``--discard-my-data``, said with the amount); the active is
+        only ever told to connect."""
+        from hakit.cluster import drbd as dr
+        from hakit.failover.snapshot import DRBD_TALKING
+
+        want = dr.wanted(self.inv)
+        if want is None:
+            return
+        active, target = s.arg("source"), s.node
+        runners = self.world.runners
+        views = {n: dr.read_node(runners[n], n, want) for n in (active, target)}
+        if views[active].local(views[active].role) != "Primary":
+            raise OperationFailed(f"{active}: DRBD is not Primary there ({views[active].role or 'not up'}): the "
+                                  f"active's copy is the one kept, and it does not hold it; nothing discarded")
+        mine = views[target]
+        r = want.resource
+        if mine.local(mine.role) == "Primary":
+            runners[target].run(["sh", "-c", 'mountpoint -q "$1" && umount "$1"; true', "sh", want.mount], timeout=120)
+            runners[target].run(["drbdadm", "secondary", r], timeout=60)
+            self.say(f"    {target}: DRBD Secondary ({want.mount} unmounted)")
+        if not mine.up:
+            runners[target].run(["drbdadm", "up", r], timeout=60)
+            self.say(f"    {target}: DRBD {r} up")
+        views = {n: dr.read_node(runners[n], n, want) for n in (active, target)}
+        if views[target].cstate not in DRBD_TALKING:
+            from hakit.failover.observe import drbd_of, drbd_script
+
+            seen = drbd_of(runners[target].run(["sh", "-c", drbd_script(r, want.device)], warn=True,
+                                               timeout=30).stdout.split())
+            amount = seen.out_of_sync_kib if seen is not None else None
+            runners[target].run(["sh", "-c", 'drbdadm disconnect "$1" 2>/dev/null; drbdadm connect --discard-my-data '
+                                             '"$1"', "sh", r], timeout=60)
+            if views[active].cstate in ("StandAlone", "Unconfigured", ""):
+                runners[active].run(["drbdadm", "connect", r], warn=True, timeout=60)
+            how_much = f"{amount} KiB out of sync" if amount is not None else "the amount could not be read"
+            self.say(f"    {target}: DRBD connected to {active} again, {target}'s own changes to the monitoring "
+                     f"master's files discarded ({how_much}); {active}'s copy kept")
+
+        def connected() -> bool:
+            return dr.read_node(runners[target], target, want).cstate in DRBD_TALKING
+
+        wait_until(connected, 60, 1.0, clock=self.world.clock,
+                   fail=lambda _: OperationFailed(f"{target}: DRBD did not connect to {active} within 60 s "
+                                                  f"(drbdadm cstate {r} on both nodes says why)"))
+
     def keep_errant(self, s: Step) -> None:
         runner = self.world.runners[s.node]
         db = self.db(s.node)
@@ -412,6 +461,6 @@ class Operator:
             "stop_server": self.stop_server,
             "clear_failures": self.clear_failures,
             "rejoin": self.rejoin, "dump": self.copy, "backup": self.copy, "settle": self.settle,
-            "compare_checksums": self.compare_checksums, "hook": self.hook,
+            "compare_checksums": self.compare_checksums, "hook": self.hook, "drbd_rejoin": self.drbd_rejoin,
         })
         return table

@@ -459,7 +459,17 @@ def plan_resync(ctx: Context, snap: Snapshot, request: Request, errant: ErrantRe
     stale = target.generation < active.generation
     replicating = _replicates_from(target, active)
     count = errant.count if errant is not None else 0
-    if not (stale or not replicating or count or resuming or request.strategy != "auto"):
+    # the monitoring master's files on DRBD (issue 26): the target's copy must be a connected
+    # Secondary of the active's; a split brain DRBD refused to resolve is resolved here, always
+    # in the active's favour
+    mirror = target.drbd
+    if mirror is not None and active.drbd is not None and active.drbd.role != "Primary":
+        return Refusal(f"{active.name} is the active but not DRBD Primary ({active.drbd.describe()}): resync keeps "
+                       f"the active's copy of the monitoring master's files and discards the other's, and the "
+                       f"active does not hold it",
+                       f"make DRBD Primary on {active.name} (the stack's drbd resource), then re-run hakit resync")
+    mirror_broken = mirror is not None and (mirror.role == "Primary" or not mirror.talking)
+    if not (stale or not replicating or count or resuming or request.strategy != "auto" or mirror_broken):
         return Plan("resync", f"{target.name} already replicates from {active.name} at generation "
                               f"{active.generation} with nothing of its own; nothing to resync")
     strategy: str = request.strategy
@@ -560,6 +570,10 @@ def plan_resync(ctx: Context, snap: Snapshot, request: Request, errant: ErrantRe
         step(f"{active.name} replicates", "reverse_replication", f"{active.name} replicates from {target.name}: "
                                                                  f"replication both ways again",
              node=active.name, source=target.name, schema=ctx.schema),
+        *([step(f"DRBD on {target.name}", "drbd_rejoin",
+                f"{target.name}'s copy of the monitoring master's files a connected Secondary of {active.name}'s "
+                f"({mirror.describe()} now); after a DRBD split brain {target.name}'s own changes are discarded, "
+                f"never {active.name}'s", node=target.name, source=active.name)] if mirror is not None else []),
         step(f"unmark {target.name}", "mark_resync", f"{target.name} is a healthy standby", node=target.name,
              on=False, strategy=strategy),
         step(f"{target.name} eligible", "clear_failures", f"the stack forgets {target.name}'s old failures and "

@@ -8,6 +8,8 @@ and no working folder of their own.
 
 from __future__ import annotations
 
+import hashlib
+
 #: the node's copy of the inventory
 NODE_INVENTORY = "/etc/hakit/inventory.yml"
 #: the node's copy of the secrets file (mode 0600)
@@ -31,3 +33,10 @@ WATCHER_UNIT = "hakit-watcher.service"
 METRICS_UNIT = "hakit-metrics.service"
 #: the units init enables (the watcher belongs to the role: never enabled)
 ENABLED_UNITS = (AGENT_UNIT, METRICS_UNIT)
+
+
+def fs_label(cluster_name: str) -> str:
+    """hakit's file system label for the cluster's shared disk or DRBD device: 12 characters
+    (xfs's limit; ext4 takes 16), the same for every run (``init`` formats only a blank device and
+    uses only one with this label)."""
+    return "hakit-" + hashlib.sha256(cluster_name.encode()).hexdigest()[:6]

@@ -42,6 +42,8 @@ from hakit.clock import SYSTEM_CLOCK, Clock
 from hakit.cluster import stack_for, traits_for
 from hakit.cluster.alerts import SCRIPT as ALERT_SCRIPT
 from hakit.cluster.alerts import alerting
+from hakit.cluster.drbd import Wanted as DrbdWanted
+from hakit.cluster.drbd import wanted as drbd_wanted
 from hakit.cluster.port import TRAITS
 from hakit.errors import OperationFailed, SafetyRefusal
 from hakit.failover.executor import Executor
@@ -71,7 +73,6 @@ from hakit.mysql.sql import (
 )
 from hakit.mysql.tls import probe_files
 from hakit.pair.decide import RoleFacts, choose_active
-from hakit.pair.drbd import Wanted as DrbdWanted
 from hakit.pair.storage import Wanted, label_for
 from hakit.pair.sync import sync
 from hakit.remote.port import HostKeyRefused, Result, Runner, Unreachable
@@ -695,13 +696,7 @@ def _storage(run: InitRun, _: Step) -> None:
 
 def wanted_drbd(inv: Inventory) -> DrbdWanted | None:
     """What the DRBD step converges to (``storage.files: drbd``), or None: no such step."""
-    s = inv.settings
-    if s.storage.files != "drbd" or s.drbd is None:
-        return None
-    d = s.drbd
-    pair = inv.app_pair
-    return DrbdWanted(d.resource, d.device, {n.name: n.drbd_disk or d.disk for n in pair.nodes}, d.mount, d.fstype,
-                      label_for(s.cluster_name))
+    return drbd_wanted(inv)
 
 
 def _drbd(run: InitRun, _: Step) -> None:

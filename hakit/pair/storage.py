@@ -26,7 +26,6 @@ on the facts read again once the disk is mounted; tested by tables);
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shlex
@@ -34,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from hakit.errors import OperationFailed, SafetyRefusal
+from hakit.inventory.node_paths import fs_label
 from hakit.remote.port import Runner
 
 #: the suffix of a node's own folder, kept beside the link that replaced it
@@ -90,9 +90,9 @@ print(json.dumps(out))
 
 
 def label_for(cluster_name: str) -> str:
-    """hakit's file system label for the cluster's shared disk: 12 characters (xfs's limit;
-    ext4 takes 16), the same for every run."""
-    return "hakit-" + hashlib.sha256(cluster_name.encode()).hexdigest()[:6]
+    """hakit's file system label for the cluster's shared disk (:func:`hakit.inventory.node_paths.fs_label`,
+    the DRBD device's too)."""
+    return fs_label(cluster_name)
 
 
 @dataclass(frozen=True)

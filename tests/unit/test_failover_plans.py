@@ -1567,3 +1567,84 @@ def test_check_from_an_admin_machine_reads_the_stack_s_holds_and_as_the_monitori
     assert ("move_constraints", ("n1",)) in stack.calls
     alone = with_stack_holds(inv, World({}, {}, stack=FakeStack(constraints=pinned)), healthy())
     assert alone.stack_constraints is None and alone.stack_unmanaged is None
+
+
+def _with_drbd(snapshot, n1, n2):
+    from dataclasses import replace
+
+    return replace(snapshot, db_nodes=(replace(snapshot.db_nodes[0], drbd=n1), replace(snapshot.db_nodes[1], drbd=n2)))
+
+
+def test_resync_repairs_the_monitoring_files_drbd_in_the_active_s_favour(inv):
+    """Issue 26 (3): a healthy database pair whose DRBD split (StandAlone) is not "nothing to
+    resync": the plan ends the target's copy as a connected Secondary of the active's."""
+    from hakit.failover.snapshot import DrbdView
+
+    up = DrbdView("Primary", "Secondary", "Connected", "UpToDate", "UpToDate", 0)
+    standby = DrbdView("Secondary", "Primary", "Connected", "UpToDate", "UpToDate", 0)
+    # after a DRBD split brain: the old active's copy demoted by the stack, DRBD refusing to connect
+    split = DrbdView("Secondary", "Unknown", "StandAlone", "UpToDate", "DUnknown", 2048)
+    # connected and Secondary: nothing to do, as before
+    assert plan_operation(inv, _with_drbd(healthy(), up, standby), Request("resync"), report(0)).empty
+    plan = plan_operation(inv, _with_drbd(healthy(), up, split), Request("resync"), report(0))
+    assert not plan.empty and "drbd_rejoin" in actions(plan)
+    drbd = next(s for s in plan.steps if s.action == "drbd_rejoin")
+    assert drbd.node == "n2" and drbd.arg("source") == "n1"
+    assert actions(plan).index("drbd_rejoin") < actions(plan).index("mark_resync", 1)  # before the unmark
+    # the active's copy is the one kept: an active that does not hold it is refused
+    refused = plan_operation(inv, _with_drbd(healthy(), standby, split), Request("resync"), report(0))
+    assert isinstance(refused, Refusal) and "n1 is the active but not DRBD Primary" in str(refused)
+    # no DRBD in the snapshot: no such step
+    assert "drbd_rejoin" not in actions(plan_operation(inv, healthy(), Request("resync", strategy="dump"),
+                                                       report(0)))
+
+
+def test_the_drbd_step_discards_the_target_s_changes_never_the_active_s(tmp_path, example_data, write_inventory):
+    """After a DRBD split brain both sides are StandAlone: the target reconnects with
+    --discard-my-data (the amount said), the active only connects; nothing is discarded when the
+    active does not hold the copy."""
+    import json
+
+    from hakit.cluster.drbd import FACTS
+    from hakit.remote.fake import FakeRunner
+
+    data = example_data("two-node-heartbeat-drbd")
+    inv = load_inventory(write_inventory(data))
+    active, target = (n.name for n in inv.app_pair.nodes)
+    state = {"connected": False}
+
+    def facts_of(role: str):
+        def answer(argv, _):
+            up = state["connected"]
+            return Result(argv, 0, json.dumps({
+                "disk_present": True, "disk_blkid": {"TYPE": "drbd"}, "disk_blank": False,
+                "role": f"{role}/{'Secondary' if role == 'Primary' else 'Primary'}" if up else f"{role}/Unknown",
+                "cstate": "Connected" if up else "StandAlone", "dstate": "UpToDate/UpToDate",
+                "device_blkid": {}, "mounted_at": []}))
+        return answer
+
+    def connect(argv, _):
+        state["connected"] = "--discard-my-data" in argv[-4] if len(argv) > 3 else state["connected"]
+        return Result(argv, 0)
+
+    runners = {active: FakeRunner(active), target: FakeRunner(target)}
+    runners[active].responses[("python3", "-c", FACTS)] = facts_of("Primary")
+    runners[target].responses[("python3", "-c", FACTS)] = facts_of("Secondary")
+    runners[target].responses[("sh", "-c")] = lambda argv, _: (
+        Result(argv, 0, "drbd=Secondary/Unknown,StandAlone,UpToDate/DUnknown,2048\n") if "drbdadm role" in argv[2]
+        else (state.update(connected="--discard-my-data" in argv[2]) or Result(argv, 0)))
+    said: list[str] = []
+    op = Operator(inv, World(runners=runners, clock=FakeClock()), say=said.append)
+    op.actions()["drbd_rejoin"](step("drbd", "drbd_rejoin", "test", node=target, source=active))
+    assert any("--discard-my-data" in " ".join(c) for c in runners[target].calls)
+    assert not any("--discard-my-data" in " ".join(c) for c in runners[active].calls)
+    assert ("drbdadm", "connect", "r0") in runners[active].calls
+    assert any(f"{target}'s own changes to the monitoring master's files discarded (2048 KiB out of sync)" in line
+               and f"{active}'s copy kept" in line for line in said), said
+    # the active not Primary: refused before anything changes
+    state["connected"] = False
+    runners[active].responses[("python3", "-c", FACTS)] = facts_of("Secondary")
+    before = len(runners[target].calls)
+    with pytest.raises(OperationFailed, match="the active's copy is the one kept"):
+        op.actions()["drbd_rejoin"](step("drbd", "drbd_rejoin", "test", node=target, source=active))
+    assert [c for c in runners[target].calls[before:] if c[:2] != ("python3", "-c")] == []

@@ -172,7 +172,11 @@ ALLOWED_SCRIPTS = {
     ("hakit/lab/daemons.py", "daemon.start"): "a daemon of the lab's own table (constant text)",
     ("hakit/lab/daemons.py", "script"): "sh()'s own parameter: its callers are checked as scripts too",
     ("hakit/failover/observe.py", "script"): "FLAGS_SCRIPT (constant text) and stack_script(), which names only the "
-                                    "constant daemons of STACK_DAEMONS",
+                                    "constant daemons of STACK_DAEMONS; shared_script() and drbd_script() quote "
+                                    "their values",
+    ("hakit/failover/actions.py", "drbd_script(r, want.device)"):
+        "observe's DRBD probe: the resource through shlex.quote, of the device only its minor's digits "
+        "(test_the_node_probe_reads_drbd_with_drbdadm_and_the_amount_out_of_sync)",
 }
 
 
