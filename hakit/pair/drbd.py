@@ -34,6 +34,7 @@ from typing import Literal
 
 from hakit.cluster.drbd import FACTS, DrbdFacts, Wanted, read_node
 from hakit.errors import SafetyRefusal
+from hakit.pair.storage import format_device, mount_device
 from hakit.remote.port import Runner
 
 __all__ = ["FACTS", "Action", "DrbdFacts", "Wanted", "apply", "plan_device", "plan_resource", "read_node"]
@@ -148,9 +149,6 @@ def apply(runner: Runner, action: Action, want: Wanted) -> None:
     elif action.kind == "primary":
         runner.run(["drbdadm", "primary", r], timeout=60)
     elif action.kind == "format":
-        mkfs = (["mkfs.ext4", "-q", "-F", "-L", want.label] if want.fstype == "ext4"
-                else ["mkfs.xfs", "-q", "-L", want.label])
-        runner.run([*mkfs, want.device], timeout=600)
+        format_device(runner, want.device, want.fstype, want.label)
     elif action.kind == "mount":
-        runner.run(["mkdir", "-p", "--", want.mount])
-        runner.run(["mount", "-t", want.fstype, want.device, want.mount], timeout=120)
+        mount_device(runner, want.device, want.mount, want.fstype)

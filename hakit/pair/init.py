@@ -49,6 +49,7 @@ from hakit.errors import OperationFailed, SafetyRefusal
 from hakit.failover.executor import Executor
 from hakit.failover.plan import Plan, Step, step
 from hakit.failover.reseed import copy_by_dump, dump_position
+from hakit.failover.snapshot import DRBD_TALKING
 from hakit.inventory.model import Inventory, Node
 from hakit.inventory.node_paths import (
     ALERT_AGENT,
@@ -663,6 +664,14 @@ def wanted_storage(inv: Inventory) -> Wanted | None:
                   s.monitoring.daemon)
 
 
+def _app_nodes(run: InitRun) -> tuple[str, str]:
+    """The application pair's active and standby for the storage steps: the database active on
+    two nodes, the application pair's first node on four (its resources are loaded after)."""
+    app = run.inv.app_pair
+    active = run.active if app.carries_db and run.active else app.nodes[0].name
+    return active, app.peer_of(active).name
+
+
 def _storage(run: InitRun, _: Step) -> None:
     """:mod:`hakit.pair.storage`: the device first (format a blank one, mount it on the active),
     then the shared paths on the facts read again."""
@@ -670,9 +679,7 @@ def _storage(run: InitRun, _: Step) -> None:
 
     want = wanted_storage(run.inv)
     assert want is not None
-    app = run.inv.app_pair
-    active = run.active if app.carries_db and run.active else app.nodes[0].name
-    standby = app.peer_of(active).name
+    active, standby = _app_nodes(run)
 
     def read() -> dict[str, st.NodeStorage]:
         return {n: st.read_node(run.runners[n], n, want) for n in (active, standby)}
@@ -707,16 +714,14 @@ def _drbd(run: InitRun, _: Step) -> None:
 
     want = wanted_drbd(run.inv)
     assert want is not None
-    app = run.inv.app_pair
-    active = run.active if app.carries_db and run.active else app.nodes[0].name
-    standby = app.peer_of(active).name
+    active, standby = _app_nodes(run)
 
     def read() -> dict[str, dr.DrbdFacts]:
         return {n: dr.read_node(run.runners[n], n, want) for n in (active, standby)}
 
     def connected() -> bool:
         views = read()
-        return all(v.cstate in CONNECTED for v in views.values())
+        return all(v.cstate in DRBD_TALKING for v in views.values())
 
     views = read()
     changes = dr.plan_resource(want, views[active], views[standby])
@@ -745,11 +750,6 @@ def _drbd(run: InitRun, _: Step) -> None:
     if not changes and not device and not moves:
         run.note(f"DRBD {want.resource} up, {active} Primary with hakit's {want.fstype} file system on "
                  f"{want.mount}; {', '.join(paths.paths)} link into it on {active} and {standby}")
-
-
-#: DRBD's connection states in which both nodes talk (a sync under way included)
-CONNECTED = frozenset({"Connected", "SyncSource", "SyncTarget", "WFBitMapS", "WFBitMapT", "WFSyncUUID",
-                       "PausedSyncS", "PausedSyncT"})
 
 
 def _resources(run: InitRun, _: Step) -> None:

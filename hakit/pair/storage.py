@@ -271,15 +271,23 @@ def taken_names(runner: Runner, want: Wanted) -> set[str]:
     return {line for line in out.splitlines() if line}
 
 
+def format_device(runner: Runner, device: str, fstype: str, label: str) -> None:
+    """hakit's file system on a device proven blank (the shared disk, the DRBD device)."""
+    mkfs = ["mkfs.ext4", "-q", "-F", "-L", label] if fstype == "ext4" else ["mkfs.xfs", "-q", "-L", label]
+    runner.run([*mkfs, device], timeout=600)
+
+
+def mount_device(runner: Runner, device: str, mount: str, fstype: str) -> None:
+    runner.run(["mkdir", "-p", "--", mount])
+    runner.run(["mount", "-t", fstype, device, mount], timeout=120)
+
+
 def apply(runner: Runner, action: Action, want: Wanted) -> None:
     q = shlex.quote
     if action.kind == "format":
-        mkfs = (["mkfs.ext4", "-q", "-F", "-L", want.label] if want.fstype == "ext4"
-                else ["mkfs.xfs", "-q", "-L", want.label])
-        runner.run([*mkfs, want.device], timeout=600)
+        format_device(runner, want.device, want.fstype, want.label)
     elif action.kind == "mount":
-        runner.run(["mkdir", "-p", "--", want.mount])
-        runner.run(["mount", "-t", want.fstype, want.device, want.mount], timeout=120)
+        mount_device(runner, want.device, want.mount, want.fstype)
     elif action.kind == "copy":
         partial = action.target + PARTIAL
         script = (f"set -e; rm -rf -- {q(partial)}; mkdir -p -- {q(os.path.dirname(action.target))}; "
