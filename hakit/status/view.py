@@ -140,6 +140,9 @@ def print_status(inv: Inventory, doc: dict[str, Any], console: Console | None = 
     if doc.get("operation"):
         console.print(f"[yellow]unfinished: {doc['operation']['name']} (target {doc['operation']['target']}); "
                       f"re-run hakit {doc['operation']['name']} to finish it[/yellow]")
+    mirrored = {name: n["drbd"] for name, n in doc["nodes"].items() if n.get("drbd")}
+    if mirrored:
+        console.print("DRBD: " + "; ".join(f"{name} {drbd_text(d)}" for name, d in mirrored.items()))
     tls = {name: n["tls"] for name, n in doc["nodes"].items() if "tls" in n}
     if tls:
         encrypted = [name for name, t in tls.items() if t["replication_encrypted"] and t["verifies_master"]]
@@ -151,3 +154,11 @@ def print_status(inv: Inventory, doc: dict[str, Any], console: Console | None = 
         if n["error"]:
             said = n["error"] if n["error"].startswith(f"{name}:") else f"{name}: {n['error']}"
             console.print(f"[dim]{said}[/dim]")
+
+
+def drbd_text(d: dict[str, Any]) -> str:
+    """One node's DRBD as status prints it: ``Primary/Secondary Connected UpToDate/UpToDate``."""
+    if d["connection"] == "Unconfigured":
+        return "not up"
+    oos = f", {d['out_of_sync_kib']} KiB out of sync" if d.get("out_of_sync_kib") else ""
+    return f"{d['role']}/{d['peer_role']} {d['connection']} {d['disk']}/{d['peer_disk']}{oos}"

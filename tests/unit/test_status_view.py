@@ -145,3 +145,22 @@ def test_watch_observes_again_until_ctrl_c(tmp_path, observed, capsys, monkeypat
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(observed) == 3 and naps == [5.0, 5.0, 5.0]
     assert [json.loads(line)["state"] for line in lines] == ["healthy"] * 3  # one document per line
+
+
+def test_drbd_s_state_is_one_line_per_pair():
+    """Issue 26 (3): the monitoring files on DRBD: each node's view of the resource."""
+    from dataclasses import replace
+
+    from hakit.failover.snapshot import DrbdView
+
+    doc = _doc()
+    text = _printed(doc, 100)
+    assert "DRBD:" not in text  # no DRBD in the inventory: nothing said
+    n1 = NodeView("nagios1", A, True, _facts(False), vip=True, monitoring=True, watcher=True, stack_running=True,
+                  drbd=DrbdView("Primary", "Secondary", "SyncSource", "UpToDate", "Inconsistent", 4096))
+    n2 = NodeView("nagios2", B, True, _facts(True, ReplicaStatus(A, True, True, 0)), stack_running=True,
+                  drbd=DrbdView())
+    snap = Snapshot((n1, replace(n2)))
+    text = _printed(status_document(snap, derive_state(snap)), 100)
+    assert ("DRBD: nagios1 Primary/Secondary SyncSource UpToDate/Inconsistent, 4096 KiB out of sync; nagios2 not up"
+            in " ".join(text.split()))
