@@ -52,6 +52,9 @@ class NodeContext:
         members = local.partition()
         return members is not None and self.node.name in members and self.peer.name not in members
 
+    #: a peer's server without hakit's promotion table: no such table (1146), no such schema (1049)
+    NO_RECORD_ERRORS = (1146, 1049)
+
     def peer_view(self, timeout: float = 1.0) -> PeerView:
         """The peer's role and generation, read with the replication login (SELECT on hakit's schema).
 
@@ -81,14 +84,23 @@ class NodeContext:
                 server_id, ro, binlog, current = cur.fetchone()
                 table = f"{ident(mysql.hakit_schema)}.{STATE_TABLE}"
                 try:
-                    cur.execute(f"SELECT generation, promotion_point, promoted_node, kind, "
-                                f"{PROMOTED_AT_EPOCH} FROM {table} WHERE id = 1")
-                except pymysql.err.OperationalError as exc:
-                    if exc.args[0] != 1054:  # a table made before the kind column
+                    try:
+                        cur.execute(f"SELECT generation, promotion_point, promoted_node, kind, "
+                                    f"{PROMOTED_AT_EPOCH} FROM {table} WHERE id = 1")
+                    except pymysql.err.OperationalError as exc:
+                        if exc.args[0] != 1054:  # a table made before the kind column
+                            raise
+                        cur.execute(f"SELECT generation, promotion_point, promoted_node, 'manual', "
+                                    f"{PROMOTED_AT_EPOCH} FROM {table} WHERE id = 1")
+                    row = cur.fetchone()
+                except pymysql.MySQLError as exc:
+                    # the server answered (its role is read above) but holds no promotion record:
+                    # hakit's table or schema is missing, as on a server a resync by dump is
+                    # rebuilding (it drops the databases and imports them again; seed 26, step
+                    # 163). That is no record, not a server that cannot be read
+                    if not (exc.args and exc.args[0] in self.NO_RECORD_ERRORS):
                         raise
-                    cur.execute(f"SELECT generation, promotion_point, promoted_node, 'manual', "
-                                f"{PROMOTED_AT_EPOCH} FROM {table} WHERE id = 1")
-                row = cur.fetchone()
+                    row = None
         except pymysql.MySQLError:
             # reachable but its generation cannot be read: treat it as unknown-but-alive, which
             # blocks a promotion only if it is writable (checked by the planner)

@@ -496,3 +496,28 @@ def test_the_errant_scan_finds_a_fork_at_a_sequence_the_point_has_passed(server)
     # the active holding it: nothing errant
     assert server.binlog_gtids_after(Position.parse(f"0-55-{seq}"),
                                      known=others + [Gtid(0, 55, seq), Gtid(0, own_id, seq)]) == []
+
+
+def test_a_missing_promotion_table_is_error_1146_for_a_login_granted_on_hakit_s_schema(server):
+    """What the role agent's peer view takes for "no promotion record" (seed 26, step 163): a
+    server whose hakit schema a resync by dump dropped answers 1146 to the replication login,
+    which keeps its SELECT grant on the schema; a login without the grant gets 1142 (not a missing
+    record: still counted as a server that cannot be read)."""
+    import pymysql
+
+    from hakit.agents.context import NodeContext
+
+    for statement in ("CREATE USER IF NOT EXISTS 'peerview'@'localhost' IDENTIFIED BY 'pw'",
+                      "GRANT SELECT ON `hakit_gone`.* TO 'peerview'@'localhost'",
+                      "CREATE USER IF NOT EXISTS 'nogrant'@'localhost' IDENTIFIED BY 'pw'"):
+        server.query(statement)
+    socket_path = server.unix_socket
+    for user, code in (("peerview", 1146), ("nogrant", 1142)):
+        conn = pymysql.connect(unix_socket=socket_path, user=user, password="pw", autocommit=True)
+        try:
+            with conn.cursor() as cur, pytest.raises(pymysql.MySQLError) as info:
+                cur.execute("SELECT generation FROM `hakit_gone`.`state` WHERE id = 1")
+        finally:
+            conn.close()
+        assert info.value.args[0] == code
+        assert (code in NodeContext.NO_RECORD_ERRORS) is (user == "peerview")

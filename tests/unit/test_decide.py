@@ -415,3 +415,60 @@ def test_a_replica_connection_not_settled_yet_is_waited_for_and_said():
 
     decision = semi_sync_decision(wanted=True, writable=True, enabled=False, replicas=0, unsettled=1)
     assert decision.action == "wait" and "heartbeat" in decision.reason
+
+
+def test_a_peer_whose_server_answers_without_hakit_s_table_is_read_not_taken_for_hung(monkeypatch):
+    """The Pacemaker campaign, seed 26, step 163 (2026-12-07): the active died 0.96 s into a resync
+    of its standby by dump, which had dropped the standby's databases to import them again. The
+    restarted active's role start asked the standby: its server answered (read-only) but hakit's
+    promotion table was gone, and the peer was taken for a hung server that may still take writes:
+    no promotion, no active at all. A server that answers is read; a missing table is no
+    promotion record (error 1146 or 1049), anything else still counts as not readable."""
+    from hakit.agents import context as agent
+    from hakit.inventory.loader import load_inventory
+    from hakit.inventory.secrets import ensure_secrets
+
+    class Cursor:
+        def __init__(self, error):
+            self.error, self.rows = error, []
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def execute(self, sql):
+            if "@@server_id" in sql:
+                self.rows = [(12, 1, "0-11-5", "0-11-5")]
+            else:
+                raise self.error
+
+        def fetchone(self):
+            return self.rows.pop(0)
+
+    class Conn:
+        def __init__(self, error):
+            self.error = error
+
+        def cursor(self):
+            return Cursor(self.error)
+
+        def close(self):
+            pass
+
+    from unitkit import EXAMPLES
+
+    inv = load_inventory(EXAMPLES / "two-node-pacemaker.yml")
+    ctx = agent.NodeContext(inv, ensure_secrets(inv, create=False), inv.node("nagios1"))
+    monkeypatch.setattr(ctx, "peer_out_of_cluster", lambda: False)
+    for error in (agent.pymysql.err.ProgrammingError(1146, "Table 'hakit.state' doesn't exist"),
+                  agent.pymysql.err.InternalError(1049, "Unknown database 'hakit'")):
+        monkeypatch.setattr(agent.pymysql, "connect", lambda error=error, **kw: Conn(error))
+        view = ctx.peer_view(0.1)
+        assert view.reachable and view.facts is not None, error
+        assert view.facts.read_only and view.facts.state is None and view.facts.generation == 0
+    denied = agent.pymysql.err.OperationalError(1142, "SELECT command denied to user 'hakit_repl'")
+    monkeypatch.setattr(agent.pymysql, "connect", lambda **kw: Conn(denied))
+    view = ctx.peer_view(0.1)
+    assert view.reachable and view.facts is None  # not readable: counted as a server that may take writes
