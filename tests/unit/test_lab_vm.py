@@ -14,6 +14,25 @@ from hakit.lab.node import enter, vm_node
 from hakit.lab.spec import MARKER, PRIVATE_DIRS, VM_DATA_DISK, VM_MARKER, plan_lab
 
 
+def _marked(name: str, spec, *extra: str) -> subprocess.Popen:
+    """A process whose command line carries a lab node's markers, as a node's init does; returned
+    once its command line reads so (a freshly started one may not show it yet)."""
+    import time
+
+    marker = f"{MARKER}:{spec.dir}:{name}".encode()
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", marker.decode(), *extra])
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            if marker in Path(f"/proc/{proc.pid}/cmdline").read_bytes().split(b"\0"):
+                return proc
+        except OSError:
+            pass
+        time.sleep(0.01)
+    proc.kill()
+    raise AssertionError(f"the marked process {proc.pid} never showed its markers")
+
+
 @pytest.fixture
 def spec(tmp_path):
     return plan_lab(tmp_path / "lab", "two-node", "pacemaker", vm=True)
@@ -94,8 +113,8 @@ def test_qemu_emulates_and_its_nic_is_the_node_s_tap_never_the_host_s_network(sp
 
 
 def test_a_command_for_a_vm_node_goes_to_its_guest_over_ssh(spec):
-    proc = subprocess.Popen(["sh", "-c", "sleep 30; :", f"{MARKER}:{spec.dir}:n2", VM_MARKER])
-    plain = subprocess.Popen(["sh", "-c", "sleep 30; :", f"{MARKER}:{spec.dir}:n1"])
+    proc = _marked("n2", spec, VM_MARKER)
+    plain = _marked("n1", spec)
     try:
         assert vm_node(proc.pid) == (spec.dir, "n2")
         assert enter(proc.pid) == [sys.executable, "-m", "hakit.lab.vm", spec.dir, "n2", "--"]
@@ -177,7 +196,7 @@ def test_a_fault_signals_a_vm_node_s_processes_in_its_guest_never_on_this_machin
 
     from hakit.lab import daemons, faults
 
-    node = subprocess.Popen(["sh", "-c", "sleep 30; :", f"{MARKER}:{spec.dir}:n1", VM_MARKER])
+    node = _marked("n1", spec, VM_MARKER)
     sent, killed = [], []
     monkeypatch.setattr(daemons, "running", lambda init: {"mariadbd": [1, 4242]})
     monkeypatch.setattr(daemons, "sh", lambda init, script, **kw: sent.append(script))
