@@ -356,11 +356,18 @@ def test_the_active_dying_while_its_standby_is_half_resynced_never_promotes_the_
     """Issue 22 (5), and issue 21's double fault: the active dies while its standby is being
     rebuilt (hakit killed in the copy: the marker stays). The stack must not promote the half
     copy, nor hakit takeover without --force; once the active's database is back it is the
-    active again (no new generation), and the resync finishes."""
+    active again (no new generation), and the resync finishes.
+
+    The dump drops every database of the target before it imports them again, hakit's schema
+    among them: the Pacemaker campaign (seed 26, step 163) killed the active in that window, and
+    the restarted active's role start took the standby, whose server answered without hakit's
+    table, for a hung server that may still take writes: no node was ever active again. Here the
+    window is made certain: hakit's schema is gone from n2 when n1's server comes back."""
     import threading
 
     lab = pair.lab
     assert pair.kill_hakit_at(["resync", "--yes", "--strategy", "dump"], "dump") == -signal.SIGKILL
+    sql(lab, "n2", "SET SESSION sql_log_bin = 0; DROP DATABASE IF EXISTS hakit")
     doc = pair.status(capsys)
     assert doc["nodes"]["n2"]["resync_pending"] and doc["active"] == "n1"
     generation = doc["generation"]
