@@ -677,12 +677,17 @@ def merge(earlier: dict[str, Any], later: dict[str, Any]) -> dict[str, Any]:
 
 
 def keep_logs(lab_dir: Path, dest: Path) -> Path:
-    """Copy every node's logs and the lab's own into ``dest`` (a campaign that failed keeps
-    what explains it: the lab, logs included, is removed afterwards). Returns ``dest``."""
+    """Copy every node's logs, the lab's own and hakit's journal into ``dest`` (a campaign that
+    failed keeps what explains it: the lab, logs included, is removed afterwards). Returns
+    ``dest``."""
     import shutil
 
+    from hakit.failover.state import STATE_DIR_NAME
+
     dest.mkdir(parents=True, exist_ok=True)
-    sources = [(lab_dir / "logs", dest / "lab")]
+    # hakit's journal of the operations the campaign ran (DIR/.hakit): which step of an
+    # interrupted operation did what, and when (seed 26, step 260 needed it)
+    sources = [(lab_dir / "logs", dest / "lab"), (lab_dir / STATE_DIR_NAME, dest / "journal")]
     sources += [(node / "var" / "log", dest / node.name) for node in sorted((lab_dir / "nodes").glob("*"))]
     for source, target in sources:
         if source.is_dir():

@@ -73,6 +73,8 @@ def test_a_failed_campaign_keeps_the_nodes_logs(tmp_path):
     lab = tmp_path / "lab"
     (lab / "logs").mkdir(parents=True)
     (lab / "logs" / "fence.log").write_text("fenced n1\n")
+    (lab / ".hakit").mkdir()
+    (lab / ".hakit" / "journal.jsonl").write_text('{"event": "begin"}\n')
     for node in ("n1", "n2"):
         log = lab / "nodes" / node / "var" / "log" / "hakit"
         log.mkdir(parents=True)
@@ -82,6 +84,7 @@ def test_a_failed_campaign_keeps_the_nodes_logs(tmp_path):
         sock.bind(str(lab / "nodes" / "n2" / "var" / "log" / "s.sock"))
         kept = keep_logs(lab, tmp_path / "report-logs")
     assert (kept / "lab" / "fence.log").read_text() == "fenced n1\n"
+    assert (kept / "journal" / "journal.jsonl").read_text() == '{"event": "begin"}\n'  # hakit's own record
     assert (kept / "n1" / "hakit" / "watch.log").read_text() == "n1 watching\n"
     assert (kept / "n2" / "hakit" / "watch.log").read_text() == "n2 watching\n"
     assert not (kept / "n2" / "s.sock").exists()
