@@ -261,6 +261,7 @@ class Operator:
         if runner is None:
             return
         if s.arg("on"):
+            self._still_the_pair_planned(s.node, s.arg("source"))
             runner.run(["mkdir", "-p", "-m", "0700", RESYNC_MARKER.rsplit("/", 1)[0]], timeout=10)
             runner.put(RESYNC_MARKER, f"strategy={s.arg('strategy')}\n".encode(), 0o600)
         else:
@@ -314,6 +315,34 @@ class Operator:
         wait_until(connected, 60, 1.0, clock=self.world.clock,
                    fail=lambda _: OperationFailed(f"{target}: DRBD did not connect to {active} within 60 s "
                                                   f"(drbdadm cstate {r} on both nodes says why)"))
+
+    def _still_the_pair_planned(self, target: str, source: str | None) -> None:
+        """Before a resync changes anything: the target is still not writable and the source
+        still the writable active. The plan comes from a look at the pair that may be old by
+        now: the errant scan waits for a node that died meanwhile (Pacemaker campaign, seed 26,
+        step 260: the active was powered off 0.8 s into a resync, the scan waited 30 s for it,
+        the stack promoted the target meanwhile, and the resync then made the new active
+        read-only: no active at all). A target whose server cannot be read is an interrupted
+        copy's (its settle step starts it); anything else that changed stops the resync here,
+        with nothing changed."""
+        try:
+            now = self.db(target).facts()
+        except HakitError:
+            now = None
+        if now is not None and now.writable:
+            raise OperationFailed(f"{target} is writable now (it was not when hakit looked at the pair): the stack "
+                                  f"made it the active meanwhile, and resync never changes the active; nothing "
+                                  f"changed: run hakit status, then hakit resync again")
+        if source is None:
+            return
+        try:
+            active = self.db(source).facts()
+        except HakitError as exc:
+            raise OperationFailed(f"{source}, the resync's source, does not answer now ({exc}): nothing changed; "
+                                  f"run hakit status, then hakit resync again") from None
+        if not active.writable:
+            raise OperationFailed(f"{source}, the resync's source, is no longer writable (the pair changed since "
+                                  f"hakit looked at it): nothing changed; run hakit status, then hakit resync again")
 
     def keep_errant(self, s: Step) -> None:
         runner = self.world.runners[s.node]

@@ -502,8 +502,10 @@ def plan_resync(ctx: Context, snap: Snapshot, request: Request, errant: ErrantRe
     # marker keeps the stack and takeover from promoting it if the active dies meanwhile (the
     # campaign's resync-active-dies found it promoted in that window when the marker came later)
     steps.append(step(f"mark {target.name}", "mark_resync", f"{target.name} is marked as being resynced: until the "
-                                                            f"end it counts as no standby, from any admin machine",
-                      node=target.name, on=True, strategy=strategy))
+                                                            f"end it counts as no standby, from any admin machine "
+                                                            f"(first, {target.name} still not writable and "
+                                                            f"{active.name} still the active)",
+                      node=target.name, on=True, strategy=strategy, source=active.name))
     if restart:
         steps.append(step(f"start MariaDB on {target.name}", "settle",
                           f"the interrupted copy left {target.name}'s server stopped: a half-done swap is finished "

@@ -1648,3 +1648,37 @@ def test_the_drbd_step_discards_the_target_s_changes_never_the_active_s(tmp_path
     with pytest.raises(OperationFailed, match="the active's copy is the one kept"):
         op.actions()["drbd_rejoin"](step("drbd", "drbd_rejoin", "test", node=target, source=active))
     assert [c for c in runners[target].calls[before:] if c[:2] != ("python3", "-c")] == []
+
+
+@pytest.mark.parametrize("target_ro, source, words", [
+    (False, {"read_only": False}, "n2 is writable now (it was not when hakit looked at the pair)"),
+    (True, {"read_only": True}, "n1, the resync's source, is no longer writable"),
+    (True, {"reachable": False}, "n1, the resync's source, does not answer now"),
+])
+def test_a_resync_whose_pair_changed_since_it_looked_changes_nothing(inv, target_ro, source, words):
+    """Pacemaker campaign, seed 26, step 260: the active died 0.8 s into a resync of n1; the
+    errant scan waited 30 s for it, the stack promoted the target meanwhile, and the resync,
+    planned on the old look, then marked the new active and made it read-only: no active at all.
+    The resync's first step now checks that the target is still not writable and the source
+    still the writable active; otherwise it stops with nothing changed (no marker)."""
+    from hakit.remote.fake import FakeRunner
+
+    target = FakeDatabase("n2", server_id=2, read_only=target_ro)
+    active = FakeDatabase("n1", server_id=1, **source)
+    runner = FakeRunner("n2")
+    op = Operator(inv, World(databases={"n1": active, "n2": target}, runners={"n2": runner}), say=lambda _: None)
+    import re
+
+    with pytest.raises(OperationFailed, match=re.escape(words)):
+        op.actions()["mark_resync"](step("mark n2", "mark_resync", "t", node="n2", on=True, strategy="dump",
+                                         source="n1"))
+    assert runner.files == {} and not any(c[:1] == ("mkdir",) for c in runner.calls)
+    # unchanged pair: the marker is written
+    ok = Operator(inv, World(databases={"n1": FakeDatabase("n1", server_id=1, read_only=False),
+                                        "n2": FakeDatabase("n2", server_id=2)}, runners={"n2": runner}),
+                  say=lambda _: None)
+    ok.actions()["mark_resync"](step("mark n2", "mark_resync", "t", node="n2", on=True, strategy="dump",
+                                     source="n1"))
+    from hakit.failover.actions import RESYNC_MARKER
+
+    assert list(runner.files) == [RESYNC_MARKER]
