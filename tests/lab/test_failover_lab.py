@@ -362,12 +362,12 @@ def test_the_active_dying_while_its_standby_is_half_resynced_never_promotes_the_
     among them: the Pacemaker campaign (seed 26, step 163) killed the active in that window, and
     the restarted active's role start took the standby, whose server answered without hakit's
     table, for a hung server that may still take writes: no node was ever active again. Here the
-    window is made certain: hakit's schema is gone from n2 when n1's server comes back."""
+    window is made certain: hakit's schema is gone from n2 when n1's server comes back (after the
+    takeovers' refusals, which then read n2 as it was)."""
     import threading
 
     lab = pair.lab
     assert pair.kill_hakit_at(["resync", "--yes", "--strategy", "dump"], "dump") == -signal.SIGKILL
-    sql(lab, "n2", "SET SESSION sql_log_bin = 0; DROP DATABASE IF EXISTS hakit")
     doc = pair.status(capsys)
     assert doc["nodes"]["n2"]["resync_pending"] and doc["active"] == "n1"
     generation = doc["generation"]
@@ -402,6 +402,8 @@ def test_the_active_dying_while_its_standby_is_half_resynced_never_promotes_the_
         sampler.join(timeout=30)
     assert seen and set(seen) <= {"1", ""}, seen  # never writable (an empty read: its server was busy)
     assert "1" in seen
+    # the dump's window made certain before n1 comes back: hakit's schema gone from n2
+    sql(lab, "n2", "SET SESSION sql_log_bin = 0; DROP DATABASE IF EXISTS hakit")
     pair.start_mariadb("n1")
     if pair.stack == "pacemaker":
         lab.host("n1").run("crm_resource --cleanup --resource hakit")
