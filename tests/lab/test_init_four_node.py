@@ -88,6 +88,11 @@ def test_the_app_pair_s_monitoring_state_survives_the_loss_of_its_active(four, c
     _wait_until(f"{active}'s Nagios shows the CRITICAL", lambda: (nagios.view(folder, active) or nagios.View(
         [], [], [], {})).states.get((host, "HTTP")) == "2", timeout=30)
     assert nagios.command(folder, active, f"ACKNOWLEDGE_SVC_PROBLEM;{host};HTTP;2;0;1;hakit-lab;{tag}")
+    # the acknowledgement saved first (the downtime's tag was saved before it): the standby's copy
+    # must be the file that holds both, or the kill below can beat the acknowledgement's shipping
+    # (a CI pre-check, 2026-12-07: the downtime and comment were carried, the acknowledgement not)
+    _wait_until(f"{active}'s retention file holds the acknowledgement",
+                lambda: nagios.retention_acknowledged(folder, active, host, "HTTP"), timeout=30)
     # shipped from the app node through the database VIP, and replicated: in the database
     # standby's copy within the bound
     assert nagios.on_standby(folder, active, db_standby, tag, inv.settings.mysql.hakit_schema, 5.0), \
