@@ -74,10 +74,6 @@ class Kernel:
     version: str
     image: str  #: /boot/vmlinuz-VERSION
 
-    @property
-    def modules(self) -> str:
-        return f"/lib/modules/{self.version}"
-
 
 def kernel(boot: str = "/boot") -> Kernel:
     """The newest kernel in ``boot`` whose modules are installed (``linux-image-amd64``)."""
