@@ -563,7 +563,7 @@ def init(ctx: Context, dry_run: bool) -> None:
                 f"{', '.join(p.field for p in unset)} are set in it")
     world = real_world(inv, secrets)
     run = InitRun(inv, secrets, world.runners, rendering.render_all(inv, secrets),
-                  say=lambda text: ctx.say(text), agent_files=wrappers(inv.settings.node_hakit))
+                  say=lambda text: ctx.say(text), agent_files=wrappers(inv.settings.node_hakit), witness=world.witness)
     try:
         changed = run_init(run, dry_run=dry_run)
     finally:

@@ -14,7 +14,7 @@ from hakit.inventory.model import Inventory, Node
 from hakit.inventory.secrets import Secrets
 from hakit.mysql.pymysql_adapter import PyMySQLDatabase
 from hakit.remote.local import LocalRunner
-from hakit.remote.ssh import SshRunner, runner_for
+from hakit.remote.ssh import SshRunner, runner_for, witness_runner
 
 
 def database_for(inv: Inventory, secrets: Secrets, node: Node, runner: SshRunner) -> PyMySQLDatabase:
@@ -38,6 +38,7 @@ def real_world(inv: Inventory, secrets: Secrets) -> World:
         world.runners[node.name] = runner
         if inv.pair_of(node.name).carries_db:
             world.databases[node.name] = database_for(inv, secrets, node, runner)
+    world.witness = witness_runner(inv)
     return world
 
 

@@ -43,6 +43,8 @@ class World:
     databases: dict[str, Database] = field(default_factory=dict)
     clock: Clock = SYSTEM_CLOCK
     stack: Stack | None = None
+    #: the quorum device's witness (``quorum_device``), reached like a node; None without one
+    witness: Runner | None = None
 
     def stack_of(self, inv: Inventory) -> Stack:
         """The cluster stack: the one given (a fake) or the inventory's, through the runners (its
@@ -58,7 +60,10 @@ class World:
                 start()
 
     def close(self) -> None:
-        for thing in list(self.runners.values()) + list(self.databases.values()):
+        things: list[Runner | Database] = [*self.runners.values(), *self.databases.values()]
+        if self.witness is not None:
+            things.append(self.witness)
+        for thing in things:
             try:
                 thing.close()
             except Exception:  # noqa: BLE001 - closing must never hide the real outcome

@@ -334,6 +334,11 @@ def _cross_checks(s: Settings, pairs: list[Pair], src: YamlSource, problems: lis
         if qd.host in by_address or qd.host in vip_addresses:
             problems.append(src.problem(qpath + ("host",), "the witness must be a host outside the cluster, not a "
                                                            "node or a VIP of it: its vote is what a split lacks"))
+        for pair, node in nodes:
+            if node.name == "witness":
+                problems.append(src.problem(_host_path(pair, node, s.topology),
+                                            "'witness' is the quorum device's host in hakit's messages and "
+                                            "operations; name the node otherwise"))
         for index, address in enumerate(qd.heuristics):
             if address in by_address or address in vip_addresses:
                 problems.append(src.problem(qpath + ("heuristics", index),

@@ -502,6 +502,10 @@ class QuorumDevice(Frozen):
     #: addresses each node pings before it asks for the vote (corosync-qdevice's heuristics):
     #: a node that does not reach them is not given the vote; empty: the inventory's ping_nodes
     heuristics: list[IPv4] = []
+    #: how hakit reaches the witness over SSH (its certificates, its corosync-qnetd): the host
+    #: key checked against ssh.known_hosts, the key ssh.identity_file
+    ssh_user: str = "root"
+    ssh_port: Port = 22
 
     def algorithm_for(self, nodes: int) -> str:
         return self.algorithm if self.algorithm != "auto" else ("ffsplit" if nodes == 2 else "lms")

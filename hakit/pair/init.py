@@ -119,6 +119,8 @@ class InitRun:
     agent_files: dict[str, bytes] = field(default_factory=dict)
     #: the clock init's waits run on (a FakeClock in unit tests)
     clock: Clock = SYSTEM_CLOCK
+    #: the quorum device's witness (``quorum_device``), reached over SSH like a node
+    witness: Runner | None = None
 
     def did(self, what: str) -> None:
         self.actions_taken.append(what)
@@ -149,6 +151,10 @@ def plan_init(inv: Inventory) -> Plan:
     for node in inv.nodes:
         steps.append(step(f"stack {node.name}", "stack", f"restart {inv.settings.stack} if its config changed; "
                                                          f"make sure it runs", node=node.name))
+    if inv.settings.quorum_device is not None:
+        steps.append(step("quorum device", "quorum", "certificates for the witness made and shared (TLS), "
+                                                     "corosync-qnetd on the witness, corosync-qdevice on every node; "
+                                                     "every node sees the device's vote"))
     for node in db.nodes:
         steps.append(step(f"users {node.name}", "users", "replication, admin and monitoring users and the "
                                                          "replication source, node-local (sql_log_bin=0)",
@@ -189,14 +195,16 @@ def _preflight(run: InitRun, _: Step, *, dry_run: bool = False) -> None:
     ``dry_run`` (``init --dry-run``): a node that cannot be reached still fails (nothing can be
     planned for it), what the real run would refuse is said and the plan goes on (Ansible's
     check mode runs it on nodes its real run installs first)."""
-    if run.inv.settings.quorum_device is not None:
-        # its corosync.conf has no two_node rule: without corosync-qdevice running, the vote it
-        # counts on never comes, and a pair that loses one node has no quorum left (issue 27)
-        raise SafetyRefusal("all.vars.hakit.quorum_device: hakit init does not set a quorum device up yet "
-                            "(corosync-qnetd on the witness, its certificates, corosync-qdevice on the nodes); "
-                            "installed without it, the pair would lose quorum with one node. Remove quorum_device "
-                            "for now; hakit render and validate show its configuration. Nothing changed")
     programs = dict(NODE_PROGRAMS, **traits_for(run.inv).programs)
+    qd = run.inv.settings.quorum_device
+    if qd is not None:
+        # its corosync.conf has no two_node rule: the vote it counts on must come (issue 27)
+        programs.update({"corosync-qdevice": "corosync-qdevice", "corosync-quorumtool": "corosync"})
+        if qd.tls != "off":
+            programs.update({"corosync-qdevice-net-certutil": "corosync-qdevice", "certutil": "libnss3-tools"})
+        if qd.heuristics or run.inv.settings.ping_nodes:
+            programs["ping"] = "iputils-ping"
+        _preflight_witness(run, dry_run=dry_run)
     disk = wanted_storage(run.inv)
     if disk is not None:  # the storage step reads the device and may format it
         # the stack's Filesystem agent refuses to run without modprobe
@@ -752,6 +760,88 @@ def _drbd(run: InitRun, _: Step) -> None:
                  f"{want.mount}; {', '.join(paths.paths)} link into it on {active} and {standby}")
 
 
+#: what the witness runs (``corosync-qnetd``) and, with TLS, its certificate tools
+WITNESS_PROGRAMS = {"corosync-qnetd": "corosync-qnetd", "corosync-qnetd-certutil": "corosync-qnetd",
+                    "certutil": "libnss3-tools", "python3": "python3"}
+#: how long the nodes have to see the device's vote once corosync-qdevice runs (it connects to
+#: the witness, TLS included, then votequorum counts the vote at its next poll)
+DEVICE_VOTE_WITHIN = 60.0
+
+
+def _preflight_witness(run: InitRun, *, dry_run: bool) -> None:
+    """The quorum device's witness reachable with a verified host key, corosync-qnetd installed."""
+    qd = run.inv.settings.quorum_device
+    assert qd is not None
+    if run.witness is None:
+        raise OperationFailed(f"quorum_device: no connection to the witness {qd.host} was made")
+    try:
+        missing = run.witness.run(["sh", "-c", 'for p in "$@"; do command -v "$p" >/dev/null || echo "$p"; done',
+                                   "sh", *sorted(WITNESS_PROGRAMS)], timeout=20).stdout.split()
+    except Unreachable as exc:
+        raise OperationFailed(f"the quorum device's witness {qd.host} (quorum_device.host): {exc}") from exc
+    if missing:
+        problem = (f"witness {qd.host}: missing {', '.join(missing)} (Debian packages: "
+                   f"{' '.join(sorted({WITNESS_PROGRAMS[p] for p in missing}))}; the ansible/site.yml playbook "
+                   f"installs them)")
+        if dry_run:
+            run.say(f"    the preflight would refuse: {problem}")
+            return
+        raise OperationFailed(problem)
+    run.note(f"witness {qd.host} reachable, host key verified, corosync-qnetd present")
+
+
+def _quorum(run: InitRun, _: Step) -> None:
+    """:mod:`hakit.cluster.qdevice`: certificates, corosync-qnetd on the witness, corosync-qdevice
+    on every node (started after corosync, which already reads the device from corosync.conf), and
+    the device's vote seen by every node."""
+    from hakit.cluster import qdevice as qdev
+    from hakit.remote.services import has_systemd, service
+
+    qd = run.inv.settings.quorum_device
+    assert qd is not None and run.witness is not None
+    witness = run.witness
+    names = [n.name for n in run.inv.nodes]
+    certs_changed = new_authority = False
+    if qd.tls != "off":
+        w = qdev.read_side(witness, "witness", qdev.WITNESS_DB, "corosync-qnetd")
+        sides = [qdev.read_side(run.runners[n], n, qdev.NODE_DB, "corosync-qdevice") for n in names]
+        actions = qdev.plan_certificates(w, sides)
+        for action in actions:
+            qdev.apply(witness, run.runners, action, run.inv.settings.cluster_name)
+            run.did(action.describe(run.inv.settings.cluster_name))
+        certs_changed = bool(actions)
+        new_authority = any(a.kind == "witness-ca" for a in actions)
+    w = qdev.read_side(witness, "witness", qdev.WITNESS_DB, "corosync-qnetd")
+    if has_systemd(witness):
+        witness.run(["systemctl", "enable", "corosync-qnetd"], timeout=60)
+    if not w.running:
+        service(witness, "corosync-qnetd", "start")
+        run.did(f"witness {qd.host}: corosync-qnetd started")
+    elif new_authority:
+        service(witness, "corosync-qnetd", "restart")
+        run.did(f"witness {qd.host}: corosync-qnetd restarted (its certificate authority is new)")
+    for name in names:
+        runner = run.runners[name]
+        if has_systemd(runner):
+            runner.run(["systemctl", "enable", "corosync-qdevice"], timeout=60)
+        side = qdev.read_side(runner, name, qdev.NODE_DB, "corosync-qdevice")
+        if not side.running:
+            service(runner, "corosync-qdevice", "start")
+            run.did(f"{name}: corosync-qdevice started")
+        elif certs_changed:
+            service(runner, "corosync-qdevice", "restart")
+            run.did(f"{name}: corosync-qdevice restarted (its certificates changed)")
+
+    def everyone_counts_it() -> bool:
+        views = [qdev.votes_of(run.runners[n]) for n in names]
+        return all(v is not None and v.quorate and v.device_voting for v in views)
+
+    wait_until(everyone_counts_it, f"the quorum device's vote (witness {qd.host}) on {', '.join(names)}",
+               DEVICE_VOTE_WITHIN, interval=1.0, clock=run.clock)
+    run.note(f"every node counts the witness {qd.host}'s vote (corosync-qnetd, algorithm "
+             f"{qd.algorithm_for(len(names))}, TLS {qd.tls})")
+
+
 def _resources(run: InitRun, _: Step) -> None:
     stack_for(run.inv, run.runners, clock=run.clock).load_resources(run)
 
@@ -781,7 +871,7 @@ ACTIONS: dict[str, Callable[[InitRun, Step], None]] = {
     "preflight": _preflight, "install": _install, "database": _database, "stack": _stack, "users": _users,
     "roles": _roles, "seed": _seed, "schema": _schema, "replication": _replication, "writable": _writable,
     "app_grants": _app_grants, "storage": _storage, "drbd": _drbd, "resources": _resources, "keys": _keys,
-    "sync": _sync}
+    "sync": _sync, "quorum": _quorum}
 
 
 def run_init(run: InitRun, *, dry_run: bool = False) -> list[str]:

@@ -23,6 +23,9 @@ from typing import TYPE_CHECKING
 from hakit.errors import OperationFailed
 from hakit.remote.port import CommandFailed, HostKeyRefused, Result, StderrTail, Unreachable, as_bytes
 
+#: the runner name of the quorum device's witness (never a node's name: the loader refuses it)
+WITNESS = "witness"
+
 
 def _import_paramiko() -> ModuleType:
     """paramiko, without invoke: paramiko.config imports it only to run ``Match exec`` blocks of
@@ -433,16 +436,31 @@ class SshProcess:
         self._channel.close()
 
 
-def runner_for(inv: Inventory, node_name: str) -> SshRunner:
-    """An :class:`SshRunner` for a node of the inventory, with its known_hosts and key."""
-    node = inv.node(node_name)
+def witness_runner(inv: Inventory) -> SshRunner | None:
+    """An :class:`SshRunner` for the quorum device's witness (``quorum_device``), or None."""
+    qd = inv.settings.quorum_device
+    if qd is None:
+        return None
+    known, key = _ssh_files(inv, None)
+    return SshRunner(WITNESS, qd.host, port=qd.ssh_port, user=qd.ssh_user, known_hosts=known, key_file=key,
+                     connect_timeout=inv.settings.ssh.connect_timeout)
+
+
+def _ssh_files(inv: Inventory, key: str | None) -> tuple[Path, str | None]:
     ssh = inv.settings.ssh
     known = Path(os.path.expanduser(ssh.known_hosts))
     if not known.is_absolute():
         known = Path(inv.base_dir) / known
-    key = node.ssh_key or ssh.identity_file
+    key = key or ssh.identity_file
     if key is not None:
         key_path = Path(os.path.expanduser(key))
         key = str(key_path if key_path.is_absolute() else Path(inv.base_dir) / key_path)
+    return known, key
+
+
+def runner_for(inv: Inventory, node_name: str) -> SshRunner:
+    """An :class:`SshRunner` for a node of the inventory, with its known_hosts and key."""
+    node = inv.node(node_name)
+    known, key = _ssh_files(inv, node.ssh_key)
     return SshRunner(node.name, node.address, port=node.ssh_port, user=node.ssh_user, known_hosts=known,
-                     key_file=key, connect_timeout=ssh.connect_timeout)
+                     key_file=key, connect_timeout=inv.settings.ssh.connect_timeout)

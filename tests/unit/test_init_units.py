@@ -200,18 +200,45 @@ def test_a_dry_run_on_reachable_nodes_says_what_the_preflight_would_refuse_and_p
     assert any("install" in line for line in said)  # the plan's steps follow
 
 
-def test_init_refuses_a_quorum_device_it_cannot_set_up_yet(example_data, write_inventory):
-    """Issue 27 (in progress): the rendered corosync.conf of a quorum device drops two_node; without
-    corosync-qdevice running, a pair that loses one node would have no quorum left: refused, with
-    nothing touched on the nodes."""
-    from hakit.errors import SafetyRefusal
+def _quorum_inventory(example_data, write_inventory, **device):
+    data = example_data("two-node-pacemaker")
+    data["all"]["vars"]["hakit"]["quorum_device"] = {"host": "192.0.2.50", **device}
+    return load_inventory(write_inventory(data))
+
+
+def test_init_with_a_quorum_device_has_its_step_after_the_stack_and_before_the_roles(example_data,
+                                                                                   write_inventory):
+    actions = [s.action for s in plan_init(_quorum_inventory(example_data, write_inventory)).steps]
+    assert actions.index("quorum") > max(i for i, a in enumerate(actions) if a == "stack")
+    assert actions.index("quorum") < actions.index("roles")
+    assert "quorum" not in [s.action for s in plan_init(example_inventory("two-node-pacemaker")).steps]
+
+
+def test_init_with_a_witness_that_lacks_corosync_qnetd_refuses_naming_the_package(example_data, write_inventory):
+    """Issue 27: a corosync.conf with a quorum device drops two_node; a witness that cannot run
+    corosync-qnetd would leave the pair counting on a vote that never comes: refused before
+    anything is written."""
     from hakit.pair.init import InitRun, run_init
     from hakit.remote.fake import FakeRunner
 
-    data = example_data("two-node-pacemaker")
-    data["all"]["vars"]["hakit"]["quorum_device"] = {"host": "192.0.2.50"}
-    inv = load_inventory(write_inventory(data))
+    inv = _quorum_inventory(example_data, write_inventory)
     runners = {n.name: FakeRunner(n.name) for n in inv.nodes}
-    with pytest.raises(SafetyRefusal, match="does not set a quorum device up yet"):
+    witness = FakeRunner("witness").on("sh", "-c", stdout="corosync-qnetd\ncorosync-qnetd-certutil\n")
+    with pytest.raises(OperationFailed, match=r"witness 192.0.2.50: missing corosync-qnetd, corosync-qnetd-certutil "
+                                              r"\(Debian packages: corosync-qnetd;"):
+        run_init(InitRun(inv, None, runners, [], say=lambda _: None, witness=witness))  # type: ignore[arg-type]
+    assert all(not any(c[0] not in ("sh", "/usr/local/bin/hakit") for c in r.calls) for r in runners.values())
+    assert all(r.files == {} for r in runners.values())
+
+
+def test_init_without_a_connection_to_the_witness_refuses(example_data, write_inventory):
+    from hakit.pair.init import InitRun, run_init
+    from hakit.remote.fake import FakeRunner
+
+    inv = _quorum_inventory(example_data, write_inventory)
+    runners = {n.name: FakeRunner(n.name) for n in inv.nodes}
+    with pytest.raises(OperationFailed, match="no connection to the witness 192.0.2.50"):
         run_init(InitRun(inv, None, runners, [], say=lambda _: None))  # type: ignore[arg-type]
-    assert all(r.calls == [] for r in runners.values())
+    witness = FakeRunner("witness", reachable=False)
+    with pytest.raises(OperationFailed, match=r"the quorum device's witness 192.0.2.50 \(quorum_device.host\): "):
+        run_init(InitRun(inv, None, runners, [], say=lambda _: None, witness=witness))  # type: ignore[arg-type]
