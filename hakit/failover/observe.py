@@ -23,7 +23,7 @@ from hakit.errors import HakitError
 from hakit.failover.flags import GENERATION_FLOOR, MAINTENANCE_FLAG, RESYNC_MARKER, SEEN_AGE_SCRIPT, WATCHER_PIDFILE
 from hakit.failover.journal import Journal
 from hakit.failover.planners import ErrantReport
-from hakit.failover.snapshot import DrbdView, NodeView, Snapshot, cluster_generation
+from hakit.failover.snapshot import DrbdView, NodeView, QuorumView, Snapshot, cluster_generation
 from hakit.failover.state import raise_floor, read_floor
 from hakit.inventory.model import Inventory, Node
 from hakit.mysql.facts import DatabaseUnreachable, DbFacts, ShippedState
@@ -150,6 +150,29 @@ def drbd_of(flags: list[str]) -> DrbdView | None:
     return None
 
 
+#: prints ``quorum=QUORATE,TOTAL,EXPECTED,DEVICE_VOTES,FLAGS`` from ``corosync-quorumtool -s``
+#: (``-`` for what it did not say), nothing when corosync does not answer
+QUORUM_SCRIPT = ("corosync-quorumtool -s 2>/dev/null | awk '/^Quorate:/ {q = $2} /^Total votes:/ {t = $3} "
+                 "/^Expected votes:/ {e = $3} $1 == \"0\" && $NF == \"Qdevice\" {d = $2} "
+                 "$NF == \"(local)\" && $3 ~ /,/ {f = $3} END {if (q != \"\") print \"quorum=\" q \",\" "
+                 "(t == \"\" ? \"-\" : t) \",\" (e == \"\" ? \"-\" : e) \",\" (d == \"\" ? 0 : d) \",\" "
+                 "(f == \"\" ? \"-\" : f)}'")
+
+
+def quorum_of(flags: list[str]) -> QuorumView | None:
+    """The probe's ``quorum=`` line as a :class:`QuorumView`, None when there was none."""
+    for flag in flags:
+        if flag.startswith("quorum="):
+            fields = flag[7:].split(",", 4)
+            if len(fields) != 5:
+                return None
+            quorate, total, expected, device, device_flags = fields
+            return QuorumView(quorate == "Yes", int(total) if total.isdigit() else None,
+                              int(expected) if expected.isdigit() else None, int(device) if device.isdigit() else 0,
+                              device_flags if device_flags != "-" else "")
+    return None
+
+
 def stack_script(daemons: tuple[str, ...]) -> str:
     """Prints ``stack`` when every daemon of the node's cluster stack runs (``daemons``: its
     traits' :attr:`~hakit.cluster.port.StackTraits.daemons`), ``no-stack`` if not."""
@@ -212,6 +235,7 @@ def observe_node(inv: Inventory, world: World, node: Node, *, shipped: bool = Fa
                 script = FLAGS_SCRIPT + "; " + stack_script(traits_for(inv).daemons) + \
                     ("; " + shared_script(shared) if shared else "") + \
                     ("; " + drbd_script(mirrored.resource, mirrored.device) if mirrored else "") + \
+                    ("; " + QUORUM_SCRIPT if inv.settings.quorum_device is not None else "") + \
                     ("; " + DISK_SCRIPT if pair.carries_db else "")
                 argv = ["sh", "-c", script] + (["sh", inv.settings.mysql.datadir] if pair.carries_db else [])
                 flagged = pool.submit(lambda: runner.run(argv, warn=True, timeout=10).stdout.split())
@@ -254,7 +278,7 @@ def observe_node(inv: Inventory, world: World, node: Node, *, shipped: bool = Fa
                     stack_running=True if "stack" in flags else False if "no-stack" in flags else None,
                     shipped=row, shipped_read=row_read,
                     shared_mounted=True if "shared-mounted" in flags else False if "shared-unmounted" in flags
-                    else None, drbd=drbd_of(flags))
+                    else None, drbd=drbd_of(flags), quorum=quorum_of(flags))
 
 
 def observe(inv: Inventory, world: World, *, operation: str | None = None, operation_target: str | None = None,

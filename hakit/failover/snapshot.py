@@ -51,6 +51,28 @@ class DrbdView:
 
 
 @dataclass(frozen=True)
+class QuorumView:
+    """votequorum as one node sees it with a quorum device (``corosync-quorumtool -s``): whether
+    it is quorate, the votes, and whether the witness's vote counts (its device flags)."""
+
+    quorate: bool
+    total: int | None = None
+    expected: int | None = None
+    device_votes: int = 0
+    device_flags: str = ""  #: "A,V,NMW": alive, voting, not master-wins; "" not read
+
+    @property
+    def device_voting(self) -> bool:
+        return "V" in self.device_flags.split(",")
+
+    def describe(self) -> str:
+        votes = f"{self.total}/{self.expected} votes" if self.total is not None else "votes not read"
+        return (f"{'quorate' if self.quorate else 'NOT quorate'}, {votes}, the witness "
+                f"{'voting' if self.device_voting else 'not voting'}"
+                + (f" ({self.device_flags})" if self.device_flags else ""))
+
+
+@dataclass(frozen=True)
 class NodeView:
     """One node as observed. ``db`` is None when the database could not be read."""
 
@@ -88,6 +110,8 @@ class NodeView:
     #: DRBD's view of the pair's resource here (``storage.files: drbd``; None: not read, or
     #: the inventory has no DRBD)
     drbd: DrbdView | None = None
+    #: votequorum's view here (``quorum_device`` set; None: not read)
+    quorum: QuorumView | None = None
 
     @property
     def disk_full(self) -> bool:
@@ -178,6 +202,23 @@ def unread_remedy(views: tuple[NodeView, ...] | list[NodeView]) -> str:
     if any(not v.reachable for v in views if v.db is None):
         return "make the nodes reachable (the causes above), then re-run"
     return "start MariaDB on one node (it starts read-only), then re-run"
+
+
+def quorum_problem(snap: Snapshot) -> str | None:
+    """A node whose stack runs but does not count the quorum device's vote (or is not quorate),
+    or None: the third vote is what decides a split, and a node without it loses quorum with
+    its peer."""
+    for view in snap.db_nodes + snap.app_nodes:
+        q = view.quorum
+        if q is None or not view.reachable or view.stack_running is False:
+            continue
+        if not q.quorate:
+            return f"{view.name} is not quorate ({q.describe()}): its resources are stopped"
+        if not q.device_voting:
+            return (f"{view.name} does not count the witness's vote ({q.describe()}): one more lost node loses "
+                    f"quorum; check corosync-qnetd on the witness and corosync-qdevice there "
+                    f"(corosync-qdevice-tool -s)")
+    return None
 
 
 def drbd_problem(snap: Snapshot, active: NodeView) -> str | None:
@@ -334,5 +375,8 @@ def derive_state(snap: Snapshot) -> ClusterState:
     files = drbd_problem(snap, active)
     if files is not None:
         return ClusterState("degraded", active.name, files, stale=stale)
+    votes = quorum_problem(snap)
+    if votes is not None:
+        return ClusterState("degraded", active.name, votes, stale=stale)
     return ClusterState("healthy", active.name, f"{active.name} is active; {standby.name} replicates from it",
                         standby=standby.name, stale=stale)

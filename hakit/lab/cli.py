@@ -56,19 +56,26 @@ def lab() -> None:
               help="The VM tier: each node a qemu guest (software emulation) with Debian's kernel of its own and "
                    "systemd as PID 1, on the same lab network and inventory (docs/lab.md, 'The VM tier'). "
                    "./scripts/setup-vm installs what it needs.")
+@click.option("--witness", is_flag=True,
+              help="A witness for corosync's quorum device (Pacemaker): a namespace of its own at .5 with sshd, "
+                   "named in the inventory (quorum_device); hakit init sets corosync-qnetd up there, its "
+                   "certificates and corosync-qdevice on the nodes (docs/lab.md).")
 def up(dir: str, topology: str, stack: str, subnet: str, timings: str, tls: bool, data_disk: int,
-       storage: str, vm: bool) -> None:
+       storage: str, vm: bool, witness: bool) -> None:
     """Build the lab (an earlier lab in DIR is removed first) and write DIR/inventory.yml."""
     from hakit.lab import lifecycle as impl
 
     report = impl.up(dir, topology, stack, subnet, say=click.echo, timings=timings, tls=tls, data_disk=data_disk,
-                     storage=storage, vm=vm)
+                     storage=storage, vm=vm, witness=witness)
     spec = report.spec
     click.echo(f"lab up: {spec.topology}, {spec.stack}, subnet {spec.subnet} (host {spec.host_address} on "
                f"the bridge) in {report.seconds:.1f} s" + ("; each node a qemu guest with systemd" if spec.vm else ""))
     for node in spec.nodes:
         click.echo(f"  {node.name:<5} {node.address:<15} pair {node.pair}: sshd, MariaDB (read_only=ON), "
                    f"{'corosync+Pacemaker' if spec.stack == 'pacemaker' else 'heartbeat'}, Nagios 4 (stopped)")
+    if spec.witness_node is not None:
+        click.echo(f"  {spec.witness_node.name:<5} {spec.witness_node.address:<15} the quorum device's witness: "
+                   f"sshd (hakit init sets corosync-qnetd up)")
     for pair, vip in spec.vips.items():
         click.echo(f"  VIP {pair}: {vip} (not started: no resources yet)")
     click.echo("  fencing: fence_hakitlab via the host helper, stonith-enabled=true" if spec.stack == "pacemaker"

@@ -42,6 +42,11 @@ COROSYNC = Daemon("corosync", ("corosync",), "/usr/sbin/corosync", "corosync.ser
 PACEMAKER = Daemon("pacemaker", ("pacemakerd", "pacemaker-base", "pacemaker-cont", "pacemaker-fenc"),
                    "setsid /usr/sbin/pacemakerd </dev/null >>/var/log/pacemaker/pacemakerd.out 2>&1 &",
                    "pacemaker.service")
+#: the quorum device: corosync-qnetd on the witness (its init script: as user coroqnetd), and
+#: corosync-qdevice on a node where hakit init set it up (started after corosync, as its unit is)
+QNETD = Daemon("corosync-qnetd", ("corosync-qnetd",), "/etc/init.d/corosync-qnetd start", "corosync-qnetd.service")
+QDEVICE = Daemon("corosync-qdevice", ("corosync-qdevic",), "/etc/init.d/corosync-qdevice start",
+                 "corosync-qdevice.service")
 HEARTBEAT = Daemon("heartbeat", ("heartbeat",), "/usr/libexec/heartbeat/heartbeat", "heartbeat.service")
 NAGIOS = Daemon("nagios4", ("nagios4",), "/usr/sbin/nagios4 -d /etc/nagios4/nagios.cfg", "nagios4.service")
 

@@ -37,11 +37,12 @@ from hakit.clock import SYSTEM_CLOCK, Clock, wait_until
 from hakit.errors import InputError, OperationFailed
 from hakit.lab import daemons, fence, netns, proc
 from hakit.lab.node import is_alive, vm_node
+from hakit.lab.spec import WITNESS_NAME
 from hakit.lab.state import LabState
 
 
 def _init(state: LabState, name: str) -> int:
-    init = state.inits.get(name)
+    init = state.inits.get(name) if name != WITNESS_NAME else state.witness_init
     if not init or not is_alive(state.spec, name, init):
         raise InputError(f"node {name} is not running (hakit lab restart-node {name} starts it)")
     return init
@@ -151,6 +152,10 @@ def start_stack(state: LabState, name: str) -> str:
         started = [d for d in (daemons.HEARTBEAT,) if not daemons.is_running(init, d)]
     for daemon in started:
         daemons.start(init, daemon)
+        if daemon is daemons.COROSYNC:
+            from hakit.lab.lifecycle import start_qdevice
+
+            start_qdevice(state.spec, state.spec.node(name), init)
     if not started:
         return f"{name}: the stack was running"
     return f"{name}: {' and '.join(d.name for d in started)} started"
@@ -222,7 +227,7 @@ LONG_WRITE_SECONDS = 60
 
 
 def _live_init(state: LabState, name: str) -> int | None:
-    init = state.inits.get(name)
+    init = state.inits.get(name) if name != WITNESS_NAME else state.witness_init
     return init if init and is_alive(state.spec, name, init) else None
 
 

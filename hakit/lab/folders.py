@@ -20,7 +20,10 @@ SEEDED = ("/etc/corosync", "/etc/ha.d", "/etc/mysql", "/etc/sysctl.d", "/etc/ssh
           "/var/lib/nagios", "/var/lib/heartbeat", "/var/lib/pacemaker")
 #: host files that must NOT follow into a node: host identity, host cluster config
 NOT_COPIED = ("etc/ssh/ssh_host_", "var/lib/nagios/.ssh", "var/lib/heartbeat/hb_uuid", "var/lib/heartbeat/hostcache",
-              "var/lib/heartbeat/delhostcache", "etc/corosync/authkey", "var/lib/pacemaker/cib/cib")
+              "var/lib/heartbeat/delhostcache", "etc/corosync/authkey", "var/lib/pacemaker/cib/cib",
+              # the quorum device's certificates: this machine's corosync-qnetd package makes an
+              # authority (and its key) here; a node's or the witness's are made by hakit init
+              "etc/corosync/qnetd", "etc/corosync/qdevice")
 
 #: (path, owner, mode) made in a fresh node
 OWNED = (

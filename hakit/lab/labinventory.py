@@ -91,6 +91,10 @@ def inventory_data(spec: LabSpec, timings: str = "hakit", shared_device: str | N
                               # the lab's "router" is the host on the lab's own bridge, which does not
                               # flap: 1 s instead of 5 s in each start and rejoin of a node
                               "ping_dampen_seconds": 1}
+    if spec.witness_node is not None:
+        # the quorum device (issue 27): corosync-qnetd on the lab's witness, which hakit init
+        # sets up (certificates, TLS) and reaches over SSH like a node
+        hakit["quorum_device"] = {"host": spec.witness_node.address}
     for section, values in TIMINGS[timings].items():
         hakit.setdefault(section, {}).update(values)
     # both stacks fence: Pacemaker with the lab's fence agent, heartbeat (stonith_host in ha.cf)
@@ -145,7 +149,7 @@ def write_known_hosts(spec: LabSpec, host_keys: dict[str, str]) -> Path:
     """``DIR/known_hosts``: each node's host key under its address (what SSH sees)."""
     path = Path(spec.dir) / KNOWN_HOSTS
     lines = []
-    for node in spec.nodes:
+    for node in [*spec.nodes, *([spec.witness_node] if spec.witness_node else [])]:
         kind, blob = host_keys[node.name].split()[:2]
         lines.append(f"{node.address} {kind} {blob}\n")
     path.write_text("".join(lines))

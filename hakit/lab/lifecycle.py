@@ -26,7 +26,7 @@ from hakit.lab import node as nodes
 from hakit.lab import tls as labtls
 from hakit.lab import vm as labvm
 from hakit.lab.proc import cmdlines, run
-from hakit.lab.spec import BRIDGE, DEFAULT_SUBNET, SHARED_IMAGE, LabSpec, NodeSpec, plan_lab
+from hakit.lab.spec import BRIDGE, DEFAULT_SUBNET, SHARED_IMAGE, WITNESS_NAME, LabSpec, NodeSpec, plan_lab
 from hakit.lab.state import LabState, load_state, locked
 from hakit.lab.subnet import check_subnet
 
@@ -57,7 +57,7 @@ class UpReport:
 
 def up(dir: str, topology: str = "two-node", stack: str = "pacemaker", subnet: str | None = None,
        say: Say = lambda _: None, timings: str = "hakit", tls: bool = False, data_disk: int = 0,
-       storage: str = "replication", vm: bool = False) -> UpReport:
+       storage: str = "replication", vm: bool = False, witness: bool = False) -> UpReport:
     """Build the lab in ``dir``; remove any earlier lab there first. Returns what was built.
 
     ``timings``: the membership timings of the cluster stack (``hakit.lab.spec.TIMINGS``);
@@ -65,11 +65,12 @@ def up(dir: str, topology: str = "two-node", stack: str = "pacemaker", subnet: s
     ``data_disk``: MB, each node's /var/lib/mysql on a disk of its own (so it can fill);
     ``storage``: ``shared`` gives the pair one disk both nodes see (a loop device) for the
     monitoring master's folders; ``vm``: each node a qemu guest with a kernel of its own and
-    systemd (:mod:`hakit.lab.vm`)."""
+    systemd (:mod:`hakit.lab.vm`); ``witness``: a witness for the quorum device (Pacemaker),
+    which the inventory names (``quorum_device``) and ``hakit init`` sets up."""
     require_root()
     start = time.monotonic()
     spec = plan_lab(dir, topology, stack, subnet or DEFAULT_SUBNET, tls=tls, data_disk=data_disk, storage=storage,
-                    vm=vm)
+                    vm=vm, witness=witness)
     kernel = labvm.kernel() if spec.vm else None  # first: a machine without one is said before anything
     nodes.check_lab_dir(spec.dir)
     check_subnet(spec.subnet)  # first: a refusal touches nothing (the lab's own links are ignored)
@@ -145,9 +146,18 @@ def up(dir: str, topology: str = "two-node", stack: str = "pacemaker", subnet: s
                 state.links.append(spec.node(name).link)
                 host_keys[name] = pub
             state.save()
+            qnetd = spec.witness_node
+            if qnetd is not None:  # the quorum device's witness: sshd only (hakit init does the rest)
+                folders.prepare(spec, qnetd, fresh=True)
+                host_keys[qnetd.name] = _host_key(spec, qnetd)
+                state.witness_init = nodes.start_init(spec, qnetd)
+                state.links.append(qnetd.link)
+                state.save()
             labinventory.write_known_hosts(spec, host_keys)
             _parallel(spec, lambda n: _boot(spec, n, state.inits[n.name]))
-            phase("nodes: folders, keys, namespaces, sshd, MariaDB")
+            if state.witness_init is not None:
+                boot_witness(spec, state.witness_init)
+            phase("nodes: folders, keys, namespaces, sshd, MariaDB" + (", the witness" if qnetd else ""))
             _start_stack(spec, state.inits)
             phase(f"cluster stack formed ({spec.stack})")
             state.build_seconds = time.monotonic() - start
@@ -197,6 +207,26 @@ def _boot(spec: LabSpec, node: NodeSpec, init: int) -> None:
     daemons.wait_mariadb(node, init)
 
 
+def boot_witness(spec: LabSpec, init: int) -> None:
+    """The witness's namespaces brought up: its private folders, its link, sshd (corosync-qnetd
+    is started by ``hakit init``, and after a restart by the lab as its enabled service would)."""
+    witness = spec.witness_node
+    assert witness is not None
+    nodes.mount_private(spec, witness, init)
+    netns.plug_node(spec, witness, init)
+    daemons.start(init, daemons.SSHD)
+    daemons.wait_sshd(witness)
+    if folders.host_path(spec, witness, "/etc/corosync/qnetd/nssdb/cert9.db").exists():
+        daemons.start(init, daemons.QNETD)
+
+
+def start_qdevice(spec: LabSpec, node: NodeSpec, init: int) -> None:
+    """corosync-qdevice after corosync, on a node where hakit init set the quorum device up (its
+    certificate database exists): what its enabled unit does on a server that boots."""
+    if spec.witness and folders.host_path(spec, node, "/etc/corosync/qdevice/net/nssdb/cert9.db").exists():
+        daemons.start(init, daemons.QDEVICE)
+
+
 def _start_stack(spec: LabSpec, inits: dict[str, int], only: list[str] | None = None) -> None:
     """Start the cluster stack on the nodes (all, or ``only``) and wait until the cluster formed."""
     names = only or [n.name for n in spec.nodes]
@@ -238,6 +268,8 @@ def restart_node(dir: str, name: str, wait_cluster: bool = False) -> int:
     Returns the new init PID. The stack is started; ``wait_cluster`` waits until it rejoined.
     """
     require_root()
+    if name == WITNESS_NAME:
+        return _restart_witness(dir)
     with locked(dir):
         state = _state_or_fail(dir)
         spec = state.spec
@@ -271,6 +303,7 @@ def restart_node(dir: str, name: str, wait_cluster: bool = False) -> int:
         _boot(spec, node, init)
         if spec.stack == "pacemaker":
             daemons.start(init, daemons.COROSYNC)
+            start_qdevice(spec, node, init)
             daemons.start(init, daemons.PACEMAKER)
         else:
             daemons.start(init, daemons.HEARTBEAT)
@@ -282,6 +315,25 @@ def restart_node(dir: str, name: str, wait_cluster: bool = False) -> int:
         else:
             daemons.wait_heartbeat(spec, alive, timeout=within)
     return init
+
+
+def _restart_witness(dir: str) -> int:
+    """The witness started again (killed first if it runs), its folders kept: sshd, and
+    corosync-qnetd once hakit init set it up."""
+    with locked(dir):
+        state = _state_or_fail(dir)
+        spec = state.spec
+        witness = spec.node(WITNESS_NAME)  # InputError on a lab without one
+        if state.witness_init and nodes.is_alive(spec, witness.name, state.witness_init):
+            nodes.kill_init(state.witness_init)
+        netns.remove_link(witness.link)
+        folders.prepare(spec, witness, fresh=False)
+        state.witness_init = nodes.start_init(spec, witness)
+        if witness.link not in state.links:
+            state.links.append(witness.link)
+        state.save()
+        boot_witness(spec, state.witness_init)
+        return state.witness_init
 
 
 def _state_or_fail(dir: str) -> LabState:

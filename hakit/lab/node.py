@@ -212,7 +212,7 @@ def mount_private(spec: LabSpec, node: NodeSpec, init: int) -> None:
         if path == "/root":
             continue
         lines.append(f"mount --bind {q(str(src) + path)} {q(path)}")
-    if spec.data_disk:
+    if spec.data_disk and node.pair != "witness":  # the witness has no database
         _wait_disk_released(src / DATA_IMAGE)
         # the node's database on a disk of its own (a full disk fills this node's, not the host's);
         # ext4 recreates lost+found when it needs it, and MariaDB would list it as a database

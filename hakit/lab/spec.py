@@ -4,6 +4,7 @@ A :class:`LabSpec` names every node, address, link and folder of one lab. ``up``
 ``down`` removes it, the state file records it. Addresses inside the lab subnet:
 
 * ``.1``: the host's address on the lab bridge (the host reaches the nodes through it);
+* ``.5``: the quorum device's witness (``up --witness``), not a cluster node;
 * ``.11``, ``.12`` (and ``.21``, ``.22`` for the app pair of the four-node topology): nodes;
 * ``.100`` (main or db VIP), ``.200`` (app VIP).
 """
@@ -28,6 +29,10 @@ NODE_SHARED_DIR = "/run/hakit-lab"
 MARKER = "hakit-lab-node"
 #: and on a VM node's (:mod:`hakit.lab.vm`): commands go to its guest, over SSH
 VM_MARKER = "hakit-lab-vm"
+
+#: the quorum device's witness (``up --witness``): its name and its address (``.5``)
+WITNESS_NAME = "witness"
+WITNESS_HOST = 5
 
 Topology = Literal["two-node", "four-node"]
 Stack = Literal["pacemaker", "heartbeat"]
@@ -102,6 +107,17 @@ class LabSpec:
     storage: LabStorage = "replication"
     #: each node a qemu guest with a kernel of its own and systemd (``up --vm``, :mod:`hakit.lab.vm`)
     vm: bool = False
+    #: a witness for the quorum device (``up --witness``, Pacemaker): a namespace of its own at
+    #: ``.5`` running sshd, where ``hakit init`` sets corosync-qnetd up (never a cluster node)
+    witness: bool = False
+
+    @property
+    def witness_node(self) -> NodeSpec | None:
+        """The witness (:data:`WITNESS_NAME`), or None: a lab without one."""
+        if not self.witness:
+            return None
+        return NodeSpec(WITNESS_NAME, str(ipaddress.IPv4Network(self.subnet).network_address + WITNESS_HOST),
+                        "witness", 0)
 
     @property
     def private_dirs(self) -> tuple[str, ...]:
@@ -141,7 +157,10 @@ class LabSpec:
         for node in self.nodes:
             if node.name == name:
                 return node
-        raise InputError(f"no lab node named '{name}' (nodes: {', '.join(n.name for n in self.nodes)})")
+        if self.witness_node is not None and name == WITNESS_NAME:
+            return self.witness_node
+        known = [n.name for n in self.nodes] + ([WITNESS_NAME] if self.witness else [])
+        raise InputError(f"no lab node named '{name}' (nodes: {', '.join(known)})")
 
     def node_dir(self, name: str) -> Path:
         """The node's private folders on the host: ``DIR/nodes/<name>``."""
@@ -163,7 +182,7 @@ class LabSpec:
         return cls(dir=data["dir"], topology=data["topology"], stack=data["stack"], subnet=data["subnet"],
                    nodes=nodes, vips=dict(data["vips"]), tls=bool(data.get("tls", False)),
                    data_disk=int(data.get("data_disk", 0)), storage=data.get("storage", "replication"),
-                   vm=bool(data.get("vm", False)))
+                   vm=bool(data.get("vm", False)), witness=bool(data.get("witness", False)))
 
 
 #: MB: the smallest and largest data disk ``up --data-disk`` makes (MariaDB's system tables,
@@ -174,11 +193,16 @@ VM_DATA_DISK = 4096
 
 
 def plan_lab(dir: str | Path, topology: str, stack: str, subnet: str = DEFAULT_SUBNET, tls: bool = False,
-             data_disk: int = 0, storage: str = "replication", vm: bool = False) -> LabSpec:
+             data_disk: int = 0, storage: str = "replication", vm: bool = False, witness: bool = False) -> LabSpec:
     """Decide the lab's nodes and addresses. Pure; InputError for a bad subnet or choice.
 
     A VM lab (``vm``) always gives each node a data disk (its guest's ``/dev/vdb``, ``VM_DATA_DISK``
     MB unless ``data_disk`` says)."""
+    if witness and stack != "pacemaker":
+        raise InputError("--witness: a quorum device is corosync's (--stack pacemaker); heartbeat has none "
+                         "(docs/automatic.md)")
+    if witness and vm:
+        raise InputError("--witness: the VM tier has no witness yet (the namespace lab has)")
     if vm:
         if storage not in ("replication", "drbd"):
             raise InputError(f"--storage {storage} on the VM tier: not yet (replication or drbd; the shared disk "
@@ -222,7 +246,7 @@ def plan_lab(dir: str | Path, topology: str, stack: str, subnet: str = DEFAULT_S
         vips = {"db": at(100), "app": at(200)}
     return LabSpec(dir=str(Path(dir).resolve()), topology=topology, stack=stack,  # type: ignore[arg-type]
                    subnet=str(net), nodes=nodes, vips=vips, tls=tls, data_disk=data_disk,
-                   storage=storage, vm=vm)  # type: ignore[arg-type]
+                   storage=storage, vm=vm, witness=witness)  # type: ignore[arg-type]
 
 
 #: timings the lab can run with (``hakit lab up --timings``), as inventory settings: hakit's

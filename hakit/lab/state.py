@@ -32,6 +32,7 @@ class LabState:
     started_at: float = 0.0
     build_seconds: float | None = None
     shared_device: str | None = None  #: the loop device over a shared-storage lab's disk image
+    witness_init: int | None = None  #: the witness's init (``up --witness``), never in ``inits``
 
     def save(self) -> None:
         """Write atomically (a crash never leaves half a state file)."""
@@ -39,7 +40,8 @@ class LabState:
         path.parent.mkdir(parents=True, exist_ok=True)
         data = {"spec": self.spec.to_json(), "inits": self.inits, "helper_pid": self.helper_pid,
                 "host_files": self.host_files, "links": self.links, "started_at": self.started_at,
-                "build_seconds": self.build_seconds, "shared_device": self.shared_device}
+                "build_seconds": self.build_seconds, "shared_device": self.shared_device,
+                "witness_init": self.witness_init}
         fd, tmp = tempfile.mkstemp(prefix=".state-", dir=path.parent)
         with os.fdopen(fd, "w") as fh:
             json.dump(data, fh, indent=2, sort_keys=True)
@@ -54,7 +56,8 @@ def load_state(dir: str | Path) -> LabState | None:
         return LabState(spec=LabSpec.from_json(data["spec"]), inits={k: int(v) for k, v in data["inits"].items()},
                         helper_pid=data.get("helper_pid"), host_files=list(data.get("host_files", [])),
                         links=list(data.get("links", [])), started_at=float(data.get("started_at", 0.0)),
-                        build_seconds=data.get("build_seconds"), shared_device=data.get("shared_device"))
+                        build_seconds=data.get("build_seconds"), shared_device=data.get("shared_device"),
+                        witness_init=data.get("witness_init"))
     except (OSError, ValueError, KeyError, TypeError):
         return None
 

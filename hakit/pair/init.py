@@ -795,6 +795,7 @@ def _quorum(run: InitRun, _: Step) -> None:
     on every node (started after corosync, which already reads the device from corosync.conf), and
     the device's vote seen by every node."""
     from hakit.cluster import qdevice as qdev
+    from hakit.failover.observe import QUORUM_SCRIPT, quorum_of
     from hakit.remote.services import has_systemd, service
 
     qd = run.inv.settings.quorum_device
@@ -833,7 +834,8 @@ def _quorum(run: InitRun, _: Step) -> None:
             run.did(f"{name}: corosync-qdevice restarted (its certificates changed)")
 
     def everyone_counts_it() -> bool:
-        views = [qdev.votes_of(run.runners[n]) for n in names]
+        views = [quorum_of(run.runners[n].run(["sh", "-c", QUORUM_SCRIPT], warn=True, timeout=20).stdout.split())
+                 for n in names]
         return all(v is not None and v.quorate and v.device_voting for v in views)
 
     wait_until(everyone_counts_it, f"the quorum device's vote (witness {qd.host}) on {', '.join(names)}",

@@ -66,6 +66,10 @@ def status_document(snap: Snapshot, state: ClusterState, *, anti_flap_seconds: f
                       "connection": view.drbd.cstate, "disk": view.drbd.disk or None,
                       "peer_disk": view.drbd.peer_disk or None, "out_of_sync_kib": view.drbd.out_of_sync_kib}
                      if view.drbd is not None else None),
+            "quorum": ({"quorate": view.quorum.quorate, "total_votes": view.quorum.total,
+                        "expected_votes": view.quorum.expected, "device_votes": view.quorum.device_votes,
+                        "device_voting": view.quorum.device_voting, "device_flags": view.quorum.device_flags or None}
+                       if view.quorum is not None else None),
         }
         if tls and view in snap.db_nodes:
             nodes[view.name]["tls"] = {"server": db.have_ssl if db else None,

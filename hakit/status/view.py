@@ -143,6 +143,10 @@ def print_status(inv: Inventory, doc: dict[str, Any], console: Console | None = 
     mirrored = {name: n["drbd"] for name, n in doc["nodes"].items() if n.get("drbd")}
     if mirrored:
         console.print("DRBD: " + "; ".join(f"{name} {drbd_text(d)}" for name, d in mirrored.items()))
+    votes = {name: n["quorum"] for name, n in doc["nodes"].items() if n.get("quorum")}
+    if votes and inv.settings.quorum_device is not None:
+        console.print(f"quorum device (witness {inv.settings.quorum_device.host}): "
+                      + "; ".join(f"{name} {quorum_text(q)}" for name, q in votes.items()))
     tls = {name: n["tls"] for name, n in doc["nodes"].items() if "tls" in n}
     if tls:
         encrypted = [name for name, t in tls.items() if t["replication_encrypted"] and t["verifies_master"]]
@@ -154,6 +158,12 @@ def print_status(inv: Inventory, doc: dict[str, Any], console: Console | None = 
         if n["error"]:
             said = n["error"] if n["error"].startswith(f"{name}:") else f"{name}: {n['error']}"
             console.print(f"[dim]{said}[/dim]")
+
+
+def quorum_text(q: dict[str, Any]) -> str:
+    """One node's votes as status prints it: ``quorate 3/3 votes, the witness voting``."""
+    return (f"{'quorate' if q['quorate'] else 'NOT quorate'} {q['total_votes']}/{q['expected_votes']} votes, the "
+            f"witness {'voting' if q['device_voting'] else 'NOT voting'}")
 
 
 def drbd_text(d: dict[str, Any]) -> str:

@@ -84,7 +84,8 @@ def test_status_document_has_the_contract_fields():
     assert n2 == {"reachable": True, "writable": False, "replicating_from": "n1", "io_running": True,
                   "sql_running": True, "lag_seconds": 2, "gtid": "0-1-41", "generation": 3, "vip": False,
                   "monitoring": False, "error": None, "resync_pending": False, "watcher": None,
-                  "stack_running": None, "generation_floor": 0, "disk": None, "shared_disk_mounted": None, "drbd": None}
+                  "stack_running": None, "generation_floor": 0, "disk": None, "shared_disk_mounted": None, "drbd": None,
+                  "quorum": None}
     assert doc["nodes"]["n1"]["vip"] is True and doc["nodes"]["n1"]["writable"] is True
 
 
@@ -255,3 +256,69 @@ def test_the_node_probe_reads_drbd_with_drbdadm_and_the_amount_out_of_sync(tmp_p
     fake.write_text("#!/bin/sh\nexit 10\n")  # the resource not up: drbdadm fails
     out = subprocess.run(["sh", "-c", script], capture_output=True, text=True, env=env).stdout.split()
     assert out == ["drbd=Unconfigured"] and drbd_of(out) is not None and drbd_of(out).cstate == "Unconfigured"
+
+
+QUORUMTOOL = """Quorum information
+------------------
+Quorum provider:  corosync_votequorum
+Nodes:            2
+Node ID:          1
+Quorate:          Yes
+
+Votequorum information
+----------------------
+Expected votes:   3
+Highest expected: 3
+Total votes:      3
+Quorum:           2
+Flags:            Quorate Qdevice
+
+Membership information
+----------------------
+    Nodeid      Votes    Qdevice Name
+         1          1    A,V,NMW n1 (local)
+         2          1    A,V,NMW n2
+         0          1            Qdevice
+"""
+
+
+@pytest.mark.parametrize("text, want", [
+    (QUORUMTOOL, ("Yes", 3, 3, 1, "A,V,NMW", True)),
+    # the witness cut off: the device still listed, its vote not counted, the node's flags NV
+    (QUORUMTOOL.replace("Total votes:      3", "Total votes:      2").replace("A,V,NMW n1", "A,NV,NMW n1")
+     .replace("         0          1            Qdevice", "         0          0            Qdevice"),
+     ("Yes", 2, 3, 0, "A,NV,NMW", False)),
+    # without a device: no flags column
+    (QUORUMTOOL.replace("    A,V,NMW n1 (local)", " n1 (local)").replace("         0          1            Qdevice\n",
+                                                                        ""), ("Yes", 3, 3, 0, "", False)),
+])
+def test_the_quorum_probe_reads_the_votes_and_whether_the_witness_counts(tmp_path, text, want):
+    """Issue 27: status's probe (QUORUM_SCRIPT's awk, run by sh) on corosync-quorumtool's text."""
+    import subprocess
+
+    from hakit.failover.observe import QUORUM_SCRIPT, quorum_of
+
+    (tmp_path / "q.txt").write_text(text)
+    script = QUORUM_SCRIPT.replace("corosync-quorumtool -s 2>/dev/null", f"cat {tmp_path / 'q.txt'}")
+    view = quorum_of(subprocess.run(["sh", "-c", script], capture_output=True, text=True).stdout.split())
+    assert view is not None
+    assert (("Yes" if view.quorate else "No"), view.total, view.expected, view.device_votes, view.device_flags,
+            view.device_voting) == want
+
+
+def test_a_node_that_does_not_count_the_witness_makes_the_pair_degraded():
+    """Issue 27: a node whose stack runs without the witness's vote loses quorum with its peer."""
+    from hakit.failover.snapshot import QuorumView
+
+    good, lost = QuorumView(True, 3, 3, 1, "A,V,NMW"), QuorumView(True, 2, 3, 0, "A,NV,NMW")
+    pair = snap(db(False, replica=rep(B)), db(True, replica=rep(A)))
+    n1, n2 = pair.db_nodes
+
+    def with_votes(q1, q2):
+        return replace(pair, db_nodes=(replace(n1, quorum=q1), replace(n2, quorum=q2)))
+
+    assert derive_state(with_votes(good, good)).name == "healthy"
+    verdict = derive_state(with_votes(good, lost))
+    assert verdict.name == "degraded" and "n2 does not count the witness's vote" in verdict.reason
+    verdict = derive_state(with_votes(QuorumView(False, 1, 3, 0, "A,NV,NMW"), good))
+    assert verdict.name == "degraded" and "n1 is not quorate" in verdict.reason
