@@ -180,7 +180,7 @@ def exec_(dir: str, node: str, command: tuple[str, ...]) -> None:
     impl.require_root()
     state = impl.lab_state(dir)
     state.spec.node(node)
-    init = state.inits.get(node)
+    init = state.init_of(node)
     if not is_alive(state.spec, node, init) or init is None:
         raise InputError(f"node {node} is not running (hakit lab restart-node {node} starts it)")
     env = dict(os.environ, PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", HOME="/root")

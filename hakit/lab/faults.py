@@ -37,12 +37,11 @@ from hakit.clock import SYSTEM_CLOCK, Clock, wait_until
 from hakit.errors import InputError, OperationFailed
 from hakit.lab import daemons, fence, netns, proc
 from hakit.lab.node import is_alive, vm_node
-from hakit.lab.spec import WITNESS_NAME
 from hakit.lab.state import LabState
 
 
 def _init(state: LabState, name: str) -> int:
-    init = state.inits.get(name) if name != WITNESS_NAME else state.witness_init
+    init = state.init_of(name)
     if not init or not is_alive(state.spec, name, init):
         raise InputError(f"node {name} is not running (hakit lab restart-node {name} starts it)")
     return init
@@ -227,7 +226,7 @@ LONG_WRITE_SECONDS = 60
 
 
 def _live_init(state: LabState, name: str) -> int | None:
-    init = state.inits.get(name) if name != WITNESS_NAME else state.witness_init
+    init = state.init_of(name)
     return init if init and is_alive(state.spec, name, init) else None
 
 

@@ -34,6 +34,12 @@ class LabState:
     shared_device: str | None = None  #: the loop device over a shared-storage lab's disk image
     witness_init: int | None = None  #: the witness's init (``up --witness``), never in ``inits``
 
+    def init_of(self, name: str) -> int | None:
+        """The init PID of node ``name``, the witness's included (None: not recorded)."""
+        from hakit.lab.spec import WITNESS_NAME
+
+        return self.witness_init if name == WITNESS_NAME else self.inits.get(name)
+
     def save(self) -> None:
         """Write atomically (a crash never leaves half a state file)."""
         path = Path(self.spec.dir) / STATE_FILE
