@@ -297,7 +297,9 @@ def build_cib(inv: Inventory, secrets: Secrets) -> Cib:
     return Cib(
         cluster_name=s.cluster_name,
         properties=(("cluster-name", s.cluster_name), ("no-quorum-policy", pm.no_quorum_policy),
-                    ("priority-fencing-delay", f"{pm.priority_fencing_delay}s"),
+                    # with a quorum device the side without the witness's vote has no quorum and
+                    # never fences: no race for a delay to decide
+                    ("priority-fencing-delay", f"{pm.priority_fencing_delay if s.quorum_device is None else 0}s"),
                     ("stonith-enabled", "true"), ("transition-delay", f"{pm.transition_delay_ms}ms")),
         rsc_defaults=(("migration-threshold", str(pm.migration_threshold)),
                       ("resource-stickiness", str(pm.stickiness))),
