@@ -62,3 +62,15 @@ def test_the_lab_machine_has_every_package_the_role_wants() -> None:
     wanted = set(role_vars["__hakit_packages_common"]) | {p for ps in role_vars["__hakit_packages_stack"].values()
                                                             for p in ps}
     assert wanted - listed <= {"tar"}  # tar is Essential: on every Debian system
+
+
+def test_the_quorum_device_packages_hold_what_init_asks_the_nodes_and_the_witness_for() -> None:
+    """Issue 27: the nodes' corosync-qdevice, certutil and ping; the witness's corosync-qnetd."""
+    from hakit.pair.init import WITNESS_PROGRAMS
+
+    role_vars = _yaml("vars/main.yml")
+    nodes = set(role_vars["__hakit_packages_quorum_device"])
+    assert {"corosync-qdevice", "libnss3-tools", "iputils-ping"} <= nodes
+    assert set(WITNESS_PROGRAMS.values()) <= set(role_vars["__hakit_packages_witness"])
+    setup = (Path(__file__).resolve().parents[2] / "scripts" / "setup").read_text()
+    assert all(package in setup for package in nodes | set(role_vars["__hakit_packages_witness"]))
