@@ -155,11 +155,17 @@ def apply(witness: Runner, nodes: dict[str, Runner], action: Action, cluster: st
     here = witness if action.where == "witness" else nodes[action.where]
     if action.kind == "witness-ca":
         here.run(["corosync-qnetd-certutil", "-i"], timeout=120)
+        # as Debian's package does after making it: corosync-qnetd runs as coroqnetd and reads
+        # its database through the group
+        here.run(["sh", "-c", 'if getent group coroqnetd >/dev/null; then chgrp coroqnetd "$1" "$1/cert9.db" '
+                              '"$1/key4.db"; fi', "sh", WITNESS_DB], timeout=30)
     elif action.kind == "set-aside":
         here.run(["mv", NODE_DB, f"{NODE_DB}.hakit-replaced-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"],
                  timeout=30)
     elif action.kind == "node-db":
-        # the authority's certificate as the witness has it (public)
+        # the authority's certificate as the witness has it (public); the folder is
+        # corosync-qdevice-net-certutil's, which the package does not make
+        here.run(["mkdir", "-p", "/etc/corosync/qdevice/net"], timeout=30)
         here.put("/etc/corosync/qdevice/net/qnetd-cacert.crt", witness.get(WITNESS_CA), 0o644)
         here.run(["corosync-qdevice-net-certutil", "-i", "-c", "/etc/corosync/qdevice/net/qnetd-cacert.crt"],
                  timeout=120)

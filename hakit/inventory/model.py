@@ -506,6 +506,12 @@ class QuorumDevice(Frozen):
     #: key checked against ssh.known_hosts, the key ssh.identity_file
     ssh_user: str = "root"
     ssh_port: Port = 22
+    #: ms: how often corosync-qdevice polls votequorum (its heartbeat to the witness is 0.8 of
+    #: it; qnetd accepts 1000 and up), and the most a membership change waits for the device's
+    #: vote. corosync's defaults (10000, 30000) left the survivor of a lost node without quorum
+    #: for 6 s on the lab; these, about 1 s
+    timeout_ms: Annotated[int, Field(ge=1250, le=120000)] = 2000
+    sync_timeout_ms: Annotated[int, Field(ge=1250, le=120000)] = 3000
 
     def algorithm_for(self, nodes: int) -> str:
         return self.algorithm if self.algorithm != "auto" else ("ffsplit" if nodes == 2 else "lms")

@@ -117,6 +117,13 @@ def lab_cib(rendered_cib: bytes) -> bytes:
     return b'<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root) + b"\n"
 
 
+def witness_files(node: NodeSpec, client_pub: str) -> list[NodeFile]:
+    """The witness's files (``up --witness``): sshd's config and the lab's key, nothing else
+    (hakit init makes the rest)."""
+    return [NodeFile("/etc/ssh/sshd_config", sshd_config(node)),
+            NodeFile("/etc/ssh/authorized_keys/root", (client_pub + "\n").encode())]
+
+
 def node_files(spec: LabSpec, node: NodeSpec, artefacts: list[Artefact], client_pub: str,
                server_id: int) -> list[NodeFile]:
     """Every file ``node`` gets: its rendered artefacts (adjusted as documented) and the lab's own."""

@@ -150,6 +150,8 @@ def up(dir: str, topology: str = "two-node", stack: str = "pacemaker", subnet: s
             if qnetd is not None:  # the quorum device's witness: sshd only (hakit init does the rest)
                 folders.prepare(spec, qnetd, fresh=True)
                 host_keys[qnetd.name] = _host_key(spec, qnetd)
+                for f in configs.witness_files(qnetd, client_pub):
+                    folders.write(spec, qnetd, f.path, f.content, f.mode, f.owner)
                 state.witness_init = nodes.start_init(spec, qnetd)
                 state.links.append(qnetd.link)
                 state.save()
@@ -224,6 +226,12 @@ def start_qdevice(spec: LabSpec, node: NodeSpec, init: int) -> None:
     """corosync-qdevice after corosync, on a node where hakit init set the quorum device up (its
     certificate database exists): what its enabled unit does on a server that boots."""
     if spec.witness and folders.host_path(spec, node, "/etc/corosync/qdevice/net/nssdb/cert9.db").exists():
+        # after corosync answers (its unit is Type=notify: systemd starts corosync-qdevice then);
+        # started before, corosync-qdevice cannot open corosync's configuration map and exits
+        wait_until(lambda: daemons.sh(init, "corosync-cmapctl -g totem.cluster_name >/dev/null 2>&1",
+                                      check=False).returncode == 0, 30, 0.1,
+                   fail=lambda _: OperationFailed(f"{node.name}: corosync did not answer within 30 s: "
+                                                  f"corosync-qdevice not started"))
         daemons.start(init, daemons.QDEVICE)
 
 

@@ -225,7 +225,10 @@ def mount_private(spec: LabSpec, node: NodeSpec, init: int) -> None:
         lines.append(f"mkdir -p {q(path)} && chown {owner} {q(path)} && chmod {mode} {q(path)}")
     lines.append(f"mount --bind {q(str(spec.shared_dir))} {q(NODE_SHARED_DIR)}")
     lines.append(f"mount --bind {q(str(src) + '/root')} /root")  # last: DIR may live under /root
-    lines.append("mount -t tmpfs -o mode=1777,size=64m tmpfs /dev/shm")
+    # corosync's IPC (libqb) keeps about 3 MB of rings per client here, Pacemaker's daemons and
+    # blackbox about 50 MB: 64 MB was full once corosync-qdevice and its heuristics worker
+    # connected, and corosync-quorumtool then failed with ENOSPC (a tmpfs costs what is used)
+    lines.append("mount -t tmpfs -o mode=1777,size=256m tmpfs /dev/shm")
     lines.append("mount -t tmpfs -o mode=1777,size=256m tmpfs /tmp")
     for index, path in enumerate(code):
         lines += [f"mkdir -p {q(path)}", f"mount --move /mnt/code{index} {q(path)}"]

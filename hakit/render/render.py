@@ -258,7 +258,8 @@ def _corosync(inv: Inventory, secrets: Secrets, out: _Maker) -> None:
     qd = s.quorum_device
     device = None if qd is None else {
         "host": qd.host, "port": qd.port, "tls": qd.tls, "algorithm": qd.algorithm_for(len(nodes)),
-        "pings": list(qd.heuristics or s.ping_nodes), "vips": [pair.vip.address for pair in inv.pairs]}
+        "pings": list(qd.heuristics or s.ping_nodes), "vips": [pair.vip.address for pair in inv.pairs],
+        "timeout_ms": qd.timeout_ms, "sync_timeout_ms": qd.sync_timeout_ms}
     text = _render("corosync/corosync.conf.j2", cluster_name=s.cluster_name, nodes=nodes,
                    token=s.timing.corosync.token, consensus=s.timing.corosync.effective_consensus,
                    # two_node's rule (the survivor keeps quorum) and a quorum device exclude each other

@@ -41,8 +41,9 @@ class NamespaceRunner(LocalRunner):
                            timeout=timeout)
 
     def put(self, path: str, content: bytes, mode: int = 0o644) -> None:
-        self.run(["sh", "-c", 'umask 077 && mkdir -p "$(dirname "$1")" && cat > "$1.tmp" && chmod "$2" "$1.tmp" '
-                              '&& mv "$1.tmp" "$1"', "sh", path, f"{mode:o}"], input=content)
+        # as hakit's SSH runner does: into an existing folder only
+        self.run(["sh", "-c", 'umask 077 && cat > "$1.tmp" && chmod "$2" "$1.tmp" && mv "$1.tmp" "$1"', "sh", path,
+                  f"{mode:o}"], input=content)
 
     def get(self, path: str) -> bytes:
         return self.run(["cat", path]).raw

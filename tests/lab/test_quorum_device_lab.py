@@ -68,7 +68,7 @@ def test_init_sets_the_witness_up_and_every_node_counts_its_vote(lab, capsys):
     assert doc["state"] == "healthy", doc["reason"]
     # the witness sees the cluster's two nodes over TLS
     listed = subprocess.run([HAKIT, "lab", "exec", "--dir", str(lab.dir), "witness", "--", "corosync-qnetd-tool",
-                             "-l"], capture_output=True, text=True, timeout=60)
+                             "-lv"], capture_output=True, text=True, timeout=60)
     assert listed.returncode == 0, listed.stderr
     assert "Cluster \"hakit-lab\"" in listed.stdout and listed.stdout.count("TLS active") >= 2, listed.stdout
 
@@ -111,20 +111,30 @@ def test_the_active_lost_its_peer_keeps_quorum_with_the_witness_and_takes_over(l
 
 
 def test_a_split_between_the_nodes_is_decided_by_the_witness_never_two_writable(lab, capsys):
-    """Both nodes still reach the witness: ffsplit gives its vote to one side; the other loses
-    quorum and stops its resources, and is fenced. A sampler reads @@read_only inside both
-    nodes all along."""
+    """Both nodes still reach the witness and the ping node: ffsplit gives its vote to the side
+    whose heuristics pass (holds the VIP, reaches the ping node): the active's, whatever its node
+    id; the other side has no quorum, stops its resources and never fences; the active's side
+    fences it. A sampler reads @@read_only inside both nodes (and who holds the VIP) all along."""
     before = status(lab, capsys)["active"]
+    assert before == "n2"  # after the takeover above: not the node the tie-breaker (lowest id) picks
+    fence_log = lab.dir / "logs" / "fence.log"
+    fenced_before = fence_log.read_text() if fence_log.exists() else ""
     sampler = WritableSampler(lambda: dict(load_state(lab.dir).inits), [["n1", "n2"]],
                               vips=[lab.spec.vips["main"]])
     sampler.start()
     try:
         fault(lab, "peer-partition", "n2")
-        _wait_until("one node active, the other off or read-only",
-                    lambda: sum(1 for n in ("n1", "n2") if writable(lab, n)) == 1
-                    and status(lab, capsys).get("active") is not None, timeout=120, interval=2)
+        _wait_until("n2's side fencing n1", lambda: "asked by n2" in fence_log.read_text()[len(fenced_before):],
+                    timeout=120, interval=1)
+        _wait_until("n2 active", lambda: status(lab, capsys).get("active") == "n2", timeout=60, interval=2)
     finally:
         fault(lab, "heal", "n2")
         sampler.stop()
     assert sampler.samples > 0 and sampler.both == [] and sampler.vip_twice == [], (sampler.both, sampler.vip_twice)
-    assert status(lab, capsys)["active"] in ("n1", "n2") and before in ("n1", "n2")
+    assert "asked by n1" not in fence_log.read_text()[len(fenced_before):]  # n1's side had no quorum
+    assert writable(lab, "n2") is True
+    labmod.restart_node(str(lab.dir), "n1", wait_cluster=True)
+    lab.reconnect("n1")
+    code, out, err = hakit(capsys, "-i", str(lab.dir / "inventory.yml"), "resync", "--yes")
+    assert code == 0, out + err
+    _wait_until("a healthy pair", lambda: status(lab, capsys)["state"] == "healthy", timeout=180, interval=3)
