@@ -194,7 +194,7 @@ def _boot(spec: LabSpec, node: NodeSpec, init: int) -> None:
     starts sshd and MariaDB."""
     if spec.vm:
         netns.plug_node(spec, node, init)
-        labvm.wire(init)
+        labvm.wire(node, init)
         labvm.start_qemu(spec, node, init, labvm.qemu_argv(spec, node, labvm.kernel(),
                                                            spec.node_dir(node.name) / labvm.INITRD))
         daemons.wait_sshd(node, timeout=labvm.BOOT_TIMEOUT)

@@ -272,12 +272,27 @@ def make_disks(spec: LabSpec, node: NodeSpec) -> None:
         os.chmod(disk, 0o600)
 
 
-def wire(init: int) -> None:
+def port_macs(node: NodeSpec) -> tuple[str, str]:
+    """The MACs of the node's ``eth0`` and ``br0`` once the guest's NIC has the node's own
+    (:func:`hakit.lab.netns.node_mac`): never the guest's, or the bridge takes the guest's frames
+    for its own and delivers them to the namespace instead of to qemu (seen: SSH to the guest
+    timed out while the guest was up)."""
+    from hakit.lab.netns import node_mac
+
+    mac = node_mac(node)
+    assert mac.startswith("02:68:")
+    return "02:69:" + mac[6:], "02:6a:" + mac[6:]
+
+
+def wire(node: NodeSpec, init: int) -> None:
     """Inside the node's network namespace: ``eth0`` (the lab's veth, no address: the guest has
-    it) and qemu's ``tap0`` ports of one bridge."""
+    it) and qemu's ``tap0`` ports of one bridge, neither with the guest's MAC."""
     inside = ["nsenter", "-t", str(init), "-n", "--"]
+    eth0, bridge = port_macs(node)
     run(inside + ["ip", "addr", "flush", "dev", "eth0"])
-    run(inside + ["ip", "link", "add", "br0", "type", "bridge", "stp_state", "0", "forward_delay", "0"])
+    run(inside + ["ip", "link", "set", "eth0", "address", eth0])
+    run(inside + ["ip", "link", "add", "br0", "address", bridge, "type", "bridge", "stp_state", "0",
+                  "forward_delay", "0"])
     run(inside + ["ip", "tuntap", "add", "dev", "tap0", "mode", "tap"])
     for link in ("eth0", "tap0"):
         run(inside + ["ip", "link", "set", link, "master", "br0"])

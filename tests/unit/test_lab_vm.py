@@ -112,6 +112,18 @@ def test_qemu_emulates_and_its_nic_is_the_node_s_tap_never_the_host_s_network(sp
                                                           spec.node_dir("n1") / vm.INITRD))
 
 
+def test_the_bridge_in_the_node_never_has_the_guest_s_mac(spec):
+    """On the VM tier's first run, SSH to the guests timed out: eth0 (the node MAC), hence br0,
+    had the guest NIC's MAC, and the bridge kept the guest's frames for itself."""
+    from hakit.lab.netns import node_mac
+
+    for node in spec.nodes:
+        guest = node_mac(node)
+        eth0, bridge = vm.port_macs(node)
+        assert len({guest, eth0, bridge}) == 3
+        assert all(int(m.split(":")[0], 16) & 0b11 == 0b10 for m in (eth0, bridge))  # local, unicast
+
+
 def test_a_command_for_a_vm_node_goes_to_its_guest_over_ssh(spec):
     proc = _marked("n2", spec, VM_MARKER)
     plain = _marked("n1", spec)
