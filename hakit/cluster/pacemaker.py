@@ -228,28 +228,83 @@ def _load(run: InitLoad) -> None:
     current = runner.run(["cibadmin", "--query", "--scope", "resources"], timeout=60).stdout
     missing = [i.decode() for i in ids if f'id="{i.decode()}"' not in current]
     changed = any("/etc/hakit/cib.crm" in run.changed.get(n.name, []) for n in run.inv.nodes)
-    if not missing and not changed:
-        run.note("cluster resources loaded and unchanged")
-    else:
-        runner.run(["crm", "configure", "load", "update", "/etc/hakit/cib.crm"], timeout=120)
-        run.did(f"Pacemaker configuration loaded ({len(ids)} primitives)")
     from hakit.render.cib import pacemaker_names
 
     names = pacemaker_names(run.inv, run.inv.db_pair)
+    groups = [pacemaker_names(run.inv, pair).group for pair in run.inv.pairs]
+    fresh = names.db_role in missing
+    if not missing and not changed:
+        run.note("cluster resources loaded and unchanged")
+    elif fresh:
+        # the first load: the groups held stopped until every node's ping attribute exists.
+        # Loaded as they are, the rule that bans a node without it (not_defined pingd) stopped
+        # the role on the active and started it on the standby, whose ping answered first, and
+        # the standby promoted itself (seen on the VM tier, where a guest's ping is slow)
+        runner.put(FIRST_LOAD, held_stopped(crm.content, groups), 0o600)
+        runner.run(["crm", "configure", "load", "update", FIRST_LOAD], timeout=120)
+        runner.run(["rm", "-f", FIRST_LOAD], timeout=30)
+        run.did(f"Pacemaker configuration loaded ({len(ids)} primitives), the groups held stopped until every "
+                f"node's ping attribute is set")
+        if run.inv.settings.ping_nodes:
+            nodes = [n.name for n in run.inv.nodes]
+
+            def pinged() -> bool:
+                return all(runner.run(["crm_attribute", "--node", n, "--name", "pingd", "--lifetime", "reboot",
+                                       "--query", "--quiet"], warn=True, timeout=30).stdout.strip() not in ("", "0")
+                           for n in nodes)
+
+            if not clock_wait(pinged, 120, 0.5, clock=run.clock):
+                raise OperationFailed(f"the ping attribute (pingd) is not set on every node of {', '.join(nodes)} "
+                                      f"within 120 s: check that they reach ping_nodes "
+                                      f"({', '.join(run.inv.settings.ping_nodes)})")
+            prefer(runner, names.group, chosen_active(run))
+        for group in groups:
+            runner.run(["crm_resource", "--resource", group, "--meta", "--delete-parameter", "target-role"],
+                       timeout=30)
+    else:
+        runner.run(["crm", "configure", "load", "update", "/etc/hakit/cib.crm"], timeout=120)
+        run.did(f"Pacemaker configuration loaded ({len(ids)} primitives)")
     members = [m for m in (names.filesystem, names.db_role, names.vip, names.monitoring) if m]
-    _wait_group_on(run, runner, names.group, chosen_active(run), members)
+    _wait_group_on(run, runner, names.group, chosen_active(run), members,
+                   moved=fresh and bool(run.inv.settings.ping_nodes))
 
 
-def _wait_group_on(run: InitLoad, runner: Runner, group: str, node: str, members: list[str]) -> None:
+#: where init writes the first load's script (the groups held stopped), removed after the load
+FIRST_LOAD = "/etc/hakit/cib-first-load.crm"
+
+
+def held_stopped(crm: bytes, groups: list[str]) -> bytes:
+    """The crm script with each of ``groups`` given ``target-role=Stopped`` (added to its meta
+    attributes, or as its own)."""
+    out: list[bytes] = []
+    lines = crm.split(b"\n")
+    index = 0
+    while index < len(lines):
+        line = lines[index]
+        out.append(line)
+        words = line.split()
+        if len(words) >= 2 and words[0] == b"group" and words[1].decode() in groups:
+            if line.rstrip().endswith(b"\\") and index + 1 < len(lines) and lines[index + 1].split()[:1] == [b"meta"]:
+                index += 1
+                out.append(lines[index] + b" target-role=Stopped")
+            else:
+                out[-1] = line + b" \\"
+                out.append(b"    meta target-role=Stopped")
+        index += 1
+    return b"\n".join(out)
+
+
+def _wait_group_on(run: InitLoad, runner: Runner, group: str, node: str, members: list[str], *,
+                   moved: bool = False) -> None:
     """The group must run on ``node`` (the active), every member of it (a group counts as
     located as soon as its first member runs, and the monitoring master starts last). Moves it
     there once if the stack chose otherwise.
 
     Waits for the cluster to settle first: right after a load, the ping attribute is not yet
-    defined and the stack may stop and restart the group once.
+    defined and the stack may stop and restart the group once. ``moved``: a move constraint
+    to ``node`` was set before (the first load's), cleared once the group runs there.
     """
     runner.run(["crm_resource", "--wait", "--timeout", "120s"], warn=True, timeout=150)
-    moved = False
 
     def runs_there() -> bool:
         nonlocal moved

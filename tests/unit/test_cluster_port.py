@@ -350,3 +350,19 @@ def test_the_agents_ask_their_own_stack_through_the_local_module(monkeypatch, pa
     assert NodeContext(heartbeat, None, heartbeat.node("n1")).peer_out_of_cluster() is False and asked == []
     answers["crm_node"] = (1, "")
     assert NodeContext(pacemaker, None, pacemaker.node("n1")).peer_out_of_cluster() is False
+
+
+def test_the_first_load_holds_the_groups_stopped_in_the_crm_script():
+    """init's first load (found on the VM tier: the standby, whose ping answered first, got the
+    group and promoted itself): every group is loaded with target-role=Stopped, in its own meta
+    attributes or in new ones; nothing else changes."""
+    from hakit.cluster.pacemaker import held_stopped
+
+    crm = (b"primitive db-role ocf:hakit:mariadb-role\n"
+           b"group hakit db-role vip monitoring \\\n    meta resource-stickiness=1000\n\n"
+           b"group hakit-app app-vip\nclone ping-clone ping\n")
+    held = held_stopped(crm, ["hakit", "hakit-app"]).decode()
+    assert "group hakit db-role vip monitoring \\\n    meta resource-stickiness=1000 target-role=Stopped\n" in held
+    assert "group hakit-app app-vip \\\n    meta target-role=Stopped\n" in held
+    assert held.replace(" target-role=Stopped", "").replace(" \\\n    meta\n", "\n") == crm.decode()
+    assert held_stopped(crm, []) == crm
