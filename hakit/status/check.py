@@ -95,6 +95,12 @@ def verdict(snap: Snapshot, state: ClusterState, thresholds: Failover, semi_sync
         perf.append(f"semi_sync={1 if semi_ok else 0};1:;;0;1")
     reachable = sum(1 for v in snap.db_nodes + snap.app_nodes if v.reachable)
     perf.append(f"nodes_reachable={reachable};;;0;{len(snap.db_nodes + snap.app_nodes)}")
+    votes = [v.quorum for v in snap.db_nodes + snap.app_nodes if v.quorum is not None]
+    if votes:  # a quorum device: the fewest votes a node counts, and how many count the witness's
+        least = min((q.total for q in votes if q.total is not None), default=None)
+        expected = max((q.expected for q in votes if q.expected is not None), default="")
+        perf.append(f"votes={'U' if least is None else least};;;0;{expected}")
+        perf.append(f"witness_voting={sum(1 for q in votes if q.device_voting)};;;0;{len(votes)}")
     shipped = shipped_lag(snap, state)
     perf.append(shipped_perfdata(shipped, state_warning_seconds))
     perfdata = tuple(perf)

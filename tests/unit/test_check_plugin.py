@@ -228,3 +228,24 @@ def test_version_and_help_follow_the_guidelines(capsys):
     for option in ("-w, --warning RANGE", "-c, --critical RANGE", "-t, --timeout SECONDS", "-V, --version"):
         assert option in text
 
+
+
+def test_the_votes_and_the_witness_are_in_the_perfdata_and_a_lost_witness_is_critical():
+    """Issue 27: with a quorum device, check shows the fewest votes a node counts and how many
+    nodes count the witness's; a node without its vote is the pair degraded (one more loss and
+    nothing has quorum): CRITICAL, saying so."""
+    from dataclasses import replace
+
+    from hakit.failover.snapshot import QuorumView
+
+    snap = _pair(0)
+    good, lost = QuorumView(True, 3, 3, 1, "A,V,NMW"), QuorumView(True, 2, 3, 0, "A,NV,NMW")
+    n1, n2 = snap.db_nodes
+    both = replace(snap, db_nodes=(replace(n1, quorum=good), replace(n2, quorum=good)))
+    v = verdict(both, derive_state(both), Failover(), semi_sync_wanted=True)
+    assert v.code == OK and _perf(v.line)["votes"][:1] == ["3"] and _perf(v.line)["witness_voting"][0] == "2"
+    cut = replace(snap, db_nodes=(replace(n1, quorum=lost), replace(n2, quorum=lost)))
+    v = verdict(cut, derive_state(cut), Failover(), semi_sync_wanted=True)
+    assert v.code == CRITICAL and "does not count the witness's vote" in v.line
+    assert _perf(v.line)["votes"][0] == "2" and _perf(v.line)["witness_voting"][0] == "0"
+    assert "votes" not in _perf(verdict(snap, derive_state(snap), Failover(), semi_sync_wanted=True).line)
