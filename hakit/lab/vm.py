@@ -163,6 +163,10 @@ def init_script(spec: LabSpec, node: NodeSpec, code_paths: list[str], modules: l
     for path in spec.private_dirs:
         lines.append(f"mount --bind {q('/newroot/mnt/hakit-node' + path)} {q('/newroot' + path)} "
                      f"|| fail 'bind {path}'")
+    for path, (mode, uid, gid) in socket_dirs(spec).items():
+        # 9p cannot hold a socket (bind() fails with ENXIO): a tmpfs of the host folder's owner
+        lines.append(f"mount -t tmpfs -o mode={mode:o},uid={uid},gid={gid},size=1m tmpfs {q('/newroot' + path)} "
+                     f"|| fail 'tmpfs on {path}'")
     lines += [
         "mount --bind /newroot/mnt/hakit-node/etc/hosts /newroot/etc/hosts",
         # the node's database on its own disk (a full disk is the node's; DRBD's disk is vdc)
@@ -184,6 +188,22 @@ def init_script(spec: LabSpec, node: NodeSpec, code_paths: list[str], modules: l
         "exec switch_root /newroot /lib/systemd/systemd",
     ]
     return "\n".join(lines) + "\n"
+
+
+#: folders where a daemon makes its sockets and pipes: Nagios 4's query handler socket and
+#: command pipe (``/var/lib/nagios4/rw``)
+SOCKET_DIRS = ("/var/lib/nagios4/rw",)
+
+
+def socket_dirs(spec: LabSpec) -> dict[str, tuple[int, int, int]]:
+    """The :data:`SOCKET_DIRS` that lie in a private folder (the node's 9p share), with the
+    host folder's mode, owner and group: each gets a tmpfs in the guest."""
+    out = {}
+    for path in SOCKET_DIRS:
+        if any(path.startswith(d + "/") for d in spec.private_dirs) and os.path.isdir(path):
+            st = os.stat(path)
+            out[path] = (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid)
+    return out
 
 
 def lab_units(spec: LabSpec, node: NodeSpec) -> dict[str, bytes]:

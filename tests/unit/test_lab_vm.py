@@ -3,6 +3,7 @@ line, and how a command reaches a VM node. Booting guests is tests/vm/ (its own 
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -81,6 +82,14 @@ def test_the_guest_binds_the_node_s_private_folders_as_the_namespace_lab_does(sp
     assert script.index("/newroot/root ") < script.index("mount --bind /lower/root/.pyenv /newroot/root/.pyenv")
     assert "insmod /modules/9p.ko" in script
     assert script.rstrip().endswith("exec switch_root /newroot /lib/systemd/systemd")
+    # Nagios's socket folder on a tmpfs after the binds: 9p holds no socket (the VM tier's first
+    # run: nagios4 "bind() failed: No such device or address", the monitoring master never started)
+    for path, (mode, uid, gid) in vm.socket_dirs(spec).items():
+        line = f"mount -t tmpfs -o mode={mode:o},uid={uid},gid={gid},size=1m tmpfs /newroot{path}"
+        assert line in script and script.index(line) > script.index("/newroot/var/lib/nagios4 ")
+    assert list(vm.socket_dirs(spec)) == (["/var/lib/nagios4/rw"] if os.path.isdir("/var/lib/nagios4/rw") else [])
+    drbd = plan_lab(spec.dir, "two-node", "pacemaker", vm=True, storage="drbd")
+    assert vm.socket_dirs(drbd) == {}  # the monitoring master's folders are not 9p there
 
 
 def test_the_lab_s_units_give_the_guest_its_address_and_its_system_tables(spec):
