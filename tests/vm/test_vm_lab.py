@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from labkit import Lab, _wait_until, build_lab, hakit
 
+from hakit.failover.flags import WATCHER_PIDFILE
 from hakit.lab import lifecycle as labmod
 from hakit.lab import vm
 
@@ -65,7 +66,7 @@ def test_init_makes_the_pair_healthy_and_hakit_runs_under_systemd(lab, capsys):
     assert _unit(lab, "n1", "is-active", "hakit-watcher.service") == "active"
     assert _unit(lab, "n2", "is-active", "hakit-watcher.service") != "active"
     main_pid = _unit(lab, "n1", "show --property=MainPID --value", "hakit-watcher.service")
-    assert lab.host("n1").file("/run/hakit-watcher.pid").content_string.strip() == main_pid
+    assert lab.host("n1").file(WATCHER_PIDFILE).content_string.strip() == main_pid
 
 
 def test_a_switchover_stops_the_watcher_unit_and_starts_it_on_the_new_active(lab, capsys):
