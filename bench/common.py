@@ -192,10 +192,11 @@ class BenchLab(PairDriver):
 
 @contextlib.contextmanager
 def lab(stack: str, timings: str = "hakit", seed_rows: int = 2000,
-        configure: Callable[[dict], None] | None = None, storage: str = "replication") -> Iterator[BenchLab]:
+        configure: Callable[[dict], None] | None = None, storage: str = "replication",
+        witness: bool = False) -> Iterator[BenchLab]:
     """A fresh two-node lab of ``stack`` with ``timings`` (and ``storage``: ``shared`` for a
-    shared disk), initialised (see :func:`hakit.lab.driver.initialised_lab`), removed afterwards
-    whatever happens."""
+    shared disk; ``witness``: a quorum device's witness), initialised (see
+    :func:`hakit.lab.driver.initialised_lab`), removed afterwards whatever happens."""
     folder = Path(tempfile.mkdtemp(prefix=f"hakit-bench-{stack}-"))
-    with initialised_lab(folder, stack, timings, seed_rows, configure, storage=storage) as driver:
+    with initialised_lab(folder, stack, timings, seed_rows, configure, storage=storage, witness=witness) as driver:
         yield BenchLab(driver.dir, stack, timings)

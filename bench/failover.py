@@ -129,7 +129,8 @@ def kept_from_before(args, names: set[tuple[str, str]]) -> list[dict]:
 def main(clock: Clock = SYSTEM_CLOCK) -> int:
     def timings_option(parser) -> None:
         parser.add_argument("--timings", default="stack-defaults,hakit",
-                            help="comma-separated: stack-defaults, hakit (default both)")
+                            help="comma-separated: stack-defaults, hakit (default both), hakit+witness (hakit's "
+                                 "timings and a quorum device's witness: Pacemaker only)")
         parser.add_argument("--takeover-only", action="store_true",
                             help="measure only `hakit takeover` (hakit's timings): each configuration keeps the "
                                  "fault runs the file holds, noted with their date")
@@ -165,7 +166,10 @@ def main(clock: Clock = SYSTEM_CLOCK) -> int:
                     f"({runs_from.get('mode') or '?'}, {runs_from.get('repetitions') or '?'} per fault); "
                     f"`hakit takeover` re-measured on its own (bench/failover.py --takeover-only) with the code of "
                     f"its date")
-        with lab(stack, timings) as bench:
+        if timings == "hakit+witness" and stack != "pacemaker":
+            say(f"failover: {stack} has no quorum device: hakit+witness skipped")
+            continue
+        with lab(stack, timings.removesuffix("+witness"), witness=timings.endswith("+witness")) as bench:
             for fault in FAULTS if not args.takeover_only else ():
                 for index in range(repetitions):
                     run = one_failover(bench, fault)

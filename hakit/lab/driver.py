@@ -137,19 +137,21 @@ class PairDriver:
 @contextlib.contextmanager
 def initialised_lab(folder: Path, stack: str, timings: str = "hakit", seed_rows: int = 2000,
                     configure: Callable[[dict], None] | None = None, data_disk: int = 0,
-                    storage: str = "replication") -> Iterator[PairDriver]:
+                    storage: str = "replication", witness: bool = False) -> Iterator[PairDriver]:
     """A fresh two-node lab of ``stack`` in ``folder``, initialised by ``hakit init`` with a small
     monitoring table, removed afterwards whatever happens. Anti-flap is off (faults come every
     minute, and anti-flap would rightly hold the second automatic takeover); ``configure`` may
     change the inventory's ``hakit`` settings (a dict) before ``hakit init``; ``data_disk``: MB
     of a data disk of each node's own (``hakit lab up --data-disk``); ``storage``: ``shared`` for
-    the monitoring master's folders on a disk both nodes see (``hakit lab up --storage``)."""
+    the monitoring master's folders on a disk both nodes see (``hakit lab up --storage``);
+    ``witness``: a quorum device's witness (``hakit lab up --witness``, Pacemaker)."""
     import yaml
 
     from hakit.lab import lifecycle as labmod
 
     try:
-        labmod.up(str(folder), "two-node", stack, timings=timings, data_disk=data_disk, storage=storage)
+        labmod.up(str(folder), "two-node", stack, timings=timings, data_disk=data_disk, storage=storage,
+                  witness=witness)
         driver = PairDriver(folder)
         data = yaml.safe_load(driver.inventory.read_text())
         data["all"]["vars"]["hakit"].setdefault("failover", {})["anti_flap_seconds"] = 0

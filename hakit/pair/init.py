@@ -812,26 +812,22 @@ def _quorum(run: InitRun, _: Step) -> None:
             run.did(action.describe(run.inv.settings.cluster_name))
         certs_changed = bool(actions)
         new_authority = any(a.kind == "witness-ca" for a in actions)
-    w = qdev.read_side(witness, "witness", qdev.WITNESS_DB, "corosync-qnetd")
-    if has_systemd(witness):
-        witness.run(["systemctl", "enable", "corosync-qnetd"], timeout=60)
-    if not w.running:
-        service(witness, "corosync-qnetd", "start")
-        run.did(f"witness {qd.host}: corosync-qnetd started")
-    elif new_authority:
-        service(witness, "corosync-qnetd", "restart")
-        run.did(f"witness {qd.host}: corosync-qnetd restarted (its certificate authority is new)")
-    for name in names:
-        runner = run.runners[name]
+    def running(runner: Runner, label: str, db: str, daemon: str, restart_why: str | None) -> None:
+        """``daemon`` enabled (under systemd) and running on ``runner``; restarted for ``restart_why``."""
         if has_systemd(runner):
-            runner.run(["systemctl", "enable", "corosync-qdevice"], timeout=60)
-        side = qdev.read_side(runner, name, qdev.NODE_DB, "corosync-qdevice")
-        if not side.running:
-            service(runner, "corosync-qdevice", "start")
-            run.did(f"{name}: corosync-qdevice started")
-        elif certs_changed:
-            service(runner, "corosync-qdevice", "restart")
-            run.did(f"{name}: corosync-qdevice restarted (its certificates changed)")
+            runner.run(["systemctl", "enable", daemon], timeout=60)
+        if not qdev.read_side(runner, label, db, daemon).running:
+            service(runner, daemon, "start")
+            run.did(f"{label}: {daemon} started")
+        elif restart_why:
+            service(runner, daemon, "restart")
+            run.did(f"{label}: {daemon} restarted ({restart_why})")
+
+    running(witness, f"witness {qd.host}", qdev.WITNESS_DB, "corosync-qnetd",
+            "its certificate authority is new" if new_authority else None)
+    for name in names:
+        running(run.runners[name], name, qdev.NODE_DB, "corosync-qdevice",
+                "its certificates changed" if certs_changed else None)
 
     def everyone_counts_it() -> bool:
         views = [quorum_of(run.runners[n].run(["sh", "-c", QUORUM_SCRIPT], warn=True, timeout=20).stdout.split())
