@@ -229,10 +229,12 @@ def _load(run: InitLoad) -> None:
     missing = [i.decode() for i in ids if f'id="{i.decode()}"' not in current]
     changed = any("/etc/hakit/cib.crm" in run.changed.get(n.name, []) for n in run.inv.nodes)
     from hakit.render.cib import pacemaker_names
+    from hakit.render.pairs import preferred_node
 
     names = pacemaker_names(run.inv, run.inv.db_pair)
     groups = [pacemaker_names(run.inv, pair).group for pair in run.inv.pairs]
     fresh = names.db_role in missing
+    moved = False
     if not missing and not changed:
         run.note("cluster resources loaded and unchanged")
     elif fresh:
@@ -257,7 +259,10 @@ def _load(run: InitLoad) -> None:
                 raise OperationFailed(f"the ping attribute (pingd) is not set on every node of {', '.join(nodes)} "
                                       f"within 120 s: check that they reach ping_nodes "
                                       f"({', '.join(run.inv.settings.ping_nodes)})")
-            prefer(runner, names.group, chosen_active(run))
+            if chosen_active(run) != preferred_node(run.inv.db_pair).name:
+                # the location preference names another node: the group is sent to the active
+                prefer(runner, names.group, chosen_active(run))
+                moved = True
         for group in groups:
             runner.run(["crm_resource", "--resource", group, "--meta", "--delete-parameter", "target-role"],
                        timeout=30)
@@ -266,7 +271,7 @@ def _load(run: InitLoad) -> None:
         run.did(f"Pacemaker configuration loaded ({len(ids)} primitives)")
     members = [m for m in (names.filesystem, names.db_role, names.vip, names.monitoring) if m]
     _wait_group_on(run, runner, names.group, chosen_active(run), members,
-                   moved=fresh and bool(run.inv.settings.ping_nodes))
+                   moved=moved)
 
 
 #: where init writes the first load's script (the groups held stopped), removed after the load

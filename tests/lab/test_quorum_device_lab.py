@@ -71,9 +71,7 @@ def test_init_sets_the_witness_up_and_every_node_counts_its_vote(lab, capsys):
                              "-lv"], capture_output=True, text=True, timeout=60)
     assert listed.returncode == 0, listed.stderr
     assert "Cluster \"hakit-lab\"" in listed.stdout and listed.stdout.count("TLS active") >= 2, listed.stdout
-
-
-def test_a_second_init_changes_nothing_of_the_quorum_device(lab, capsys):
+    # a second init changes nothing of it (no certificate made again, no daemon restarted)
     code, out, err = hakit(capsys, "-i", str(lab.dir / "inventory.yml"), "init")
     assert code == 0, out + err
     changed = [line for line in out.splitlines() if "changed:" in line]
@@ -132,9 +130,4 @@ def test_a_split_between_the_nodes_is_decided_by_the_witness_never_two_writable(
         sampler.stop()
     assert sampler.samples > 0 and sampler.both == [] and sampler.vip_twice == [], (sampler.both, sampler.vip_twice)
     assert "asked by n1" not in fence_log.read_text()[len(fenced_before):]  # n1's side had no quorum
-    assert writable(lab, "n2") is True
-    labmod.restart_node(str(lab.dir), "n1", wait_cluster=True)
-    lab.reconnect("n1")
-    code, out, err = hakit(capsys, "-i", str(lab.dir / "inventory.yml"), "resync", "--yes")
-    assert code == 0, out + err
-    _wait_until("a healthy pair", lambda: status(lab, capsys)["state"] == "healthy", timeout=180, interval=3)
+    assert writable(lab, "n2") is True  # the last test of the module: the lab goes with it
