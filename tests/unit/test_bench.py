@@ -223,7 +223,7 @@ def test_takeover_only_runs_keep_naming_where_the_fault_runs_come_from(tmp_path:
     save("failover", {"mode": "full", "repetitions": 10, "configurations": [
         failover.configuration("pacemaker", "hakit", [run], [], True, "full", 10)]}, folder)
     measured_on = json.loads((folder / "failover.json").read_text())["finished"]
-    monkeypatch.setattr(failover, "lab", lambda stack, timings: contextlib.nullcontext(object()))
+    monkeypatch.setattr(failover, "lab", lambda stack, timings, witness=False: contextlib.nullcontext(object()))
     monkeypatch.setattr(failover, "takeover_command", lambda bench: {"seconds": 0.9, "command_seconds": 3.0,
                                                                       "exit": 0, "steps": {}})
     monkeypatch.setattr("bench.common.os.geteuid", lambda: 0)
