@@ -18,8 +18,8 @@ A node whose database trusts the witness's authority and holds the cluster's cer
 left as it is, so a second run changes nothing. A node database that trusts another authority
 (the witness was reinstalled) is moved aside (``nssdb.hakit-replaced-TIME``), never deleted.
 
-The decisions are pure (:func:`plan_certificates`, tested by tables); :data:`WITNESS_FACTS` and
-:data:`NODE_FACTS` read the two sides, :func:`apply` acts.
+The decisions are pure (:func:`plan_certificates`, tested by tables); :data:`FACTS` reads either
+side, :func:`apply` acts.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ CLUSTER_NICKNAME = "Cluster Cert"
 #: what a side reports (``python3 -c FACTS DB``): whether its database exists, the SHA-256 of the
 #: authority's certificate in it (DER; empty: none), whether it holds the cluster's certificate,
 #: and whether the daemon (``corosync-qnetd`` or ``corosync-qdevice``, argv[2]) runs
-_FACTS = r"""
+FACTS = r"""
 import hashlib, json, os, subprocess, sys
 db, daemon = sys.argv[1], sys.argv[2]
 out = {"has_db": os.path.isfile(os.path.join(db, "cert9.db")) or os.path.isfile(os.path.join(db, "cert8.db")),
@@ -66,13 +66,11 @@ for pid in os.listdir("/proc"):
             pass
 print(json.dumps(out))
 """
-WITNESS_FACTS = _FACTS
-NODE_FACTS = _FACTS
 
 
 @dataclass(frozen=True)
 class SideFacts:
-    """One side's certificate database and daemon (:data:`WITNESS_FACTS`, :data:`NODE_FACTS`)."""
+    """One side's certificate database and daemon (:data:`FACTS`)."""
 
     name: str  #: the node's name, or "witness"
     has_db: bool = False
@@ -82,7 +80,7 @@ class SideFacts:
 
 
 def read_side(runner: Runner, name: str, db: str, daemon: str) -> SideFacts:
-    done = runner.run(["python3", "-c", _FACTS, db, daemon], timeout=60)
+    done = runner.run(["python3", "-c", FACTS, db, daemon], timeout=60)
     doc = json.loads(done.stdout)
     return SideFacts(name, bool(doc["has_db"]), str(doc["ca"]), bool(doc["cluster_cert"]), bool(doc["running"]))
 
