@@ -141,6 +141,17 @@ class Auditor:
             self._violate(step, rule, f"{active}'s semi-sync is on while {peer}'s server is down: its commits wait "
                                       f"for an acknowledgement nobody sends")
 
+    def read_only_without_quorum(self, step: int, node: str, reads: list[bool | None]) -> None:
+        """A survivor with one vote of three (its peer powered off while the witness was away) has
+        no quorum: it cannot know its peer is dead, and must stay read-only (a read that got no
+        answer counts as writable, as the sampler counts it) until the witness's vote is back."""
+        rule = "read-only without quorum"
+        self.checks[rule] = self.checks.get(rule, 0) + len(reads)
+        bad = sum(1 for r in reads if r is not False)
+        if bad:
+            self._violate(step, rule, f"{node} was writable (or did not answer) at {bad} of {len(reads)} reads "
+                                      f"while it had no quorum (its peer powered off, the witness away)")
+
     def monitoring_state(self, step: int, active: str, *, shipped: bool, kept: bool | None) -> None:
         """The same view of the data after the fault (issue 25): a downtime and a comment made on
         the active's Nagios before the fault reached the standby's copy (on a shared disk: the

@@ -20,6 +20,12 @@ operator would with hakit's own commands, and hands every observation to the
   ``long-write-stop``, ``kill-mysqld-standby``, ``slow-link``, and ``full-disk`` (the active's
   data disk full for 10-40 s, then freed: a campaign that draws it runs on a lab with data
   disks of the nodes' own).
+* on a lab with a quorum device's witness (``--witness``, issue 27): ``witness-cut`` (the witness
+  cut off), ``witness-one-way`` (its packets to the nodes dropped, theirs still reach it), and
+  two faults at once: ``witness-and-node`` (the witness cut off, then the active powered off: the
+  survivor has one vote of three, no quorum, and must stay read-only until the witness is back)
+  and ``witness-and-split`` (the witness cut off, then the nodes lose each other: neither side has
+  quorum, neither may be writable).
 
 Besides the writer through the VIP from this machine, a writer inside each node (its own
 network namespace, through the VIP) is a client on each side of every cut.
@@ -51,6 +57,7 @@ from hakit.clock import SYSTEM_CLOCK, Clock, wait_until
 from hakit.lab import nagios
 from hakit.lab.audit import Auditor
 from hakit.lab.driver import HAKIT, PairDriver, node_exec, run_hakit
+from hakit.lab.spec import WITNESS_NAME as WITNESS
 from hakit.mysql.sql import MONITORING_STATE_TABLE
 
 #: how long after a takeover over a dead peer the new active's semi-sync is looked at (seconds): its
@@ -64,6 +71,9 @@ SEMI_SYNC_LOOK = 6.0
 CLASSIC = ("kill-node", "kill-mysqld", "partition", "stop-stack", "interrupt-switchover", "interrupt-resync")
 KINDS = CLASSIC + ("hang", "peer-partition", "one-way", "long-write-stop", "kill-mysqld-standby", "slow-link",
                    "interrupt-takeover", "full-disk", "resync-active-dies", "kill-mysqld-quiet")
+#: the faults of a lab with a quorum device's witness (``hakit lab up --witness``): drawn only there
+WITNESS_KINDS = ("witness-cut", "witness-one-way", "witness-and-node", "witness-and-split")
+ALL_KINDS = KINDS + WITNESS_KINDS
 #: faults played while no client writes (the writers start once the new active's semi-sync was
 #: looked at): the dead server's replication connection to its peer is torn down by the next
 #: thing sent on it, and with writes that comes at once; without, it lingered, and the peer's
@@ -73,8 +83,11 @@ QUIET = ("kill-mysqld-quiet",)
 ON_ACTIVE = ("kill-node", "kill-mysqld", "interrupt-switchover", "hang", "long-write-stop", "interrupt-takeover",
              "full-disk", "kill-mysqld-quiet")
 ON_STANDBY = ("interrupt-resync", "kill-mysqld-standby", "resync-active-dies")
+#: faults of the witness (the pair's nodes are struck only by the -and- faults' second half: the
+#: active, powered off or cut off from its peer)
+ON_WITNESS = WITNESS_KINDS
 #: faults that last a drawn 3-8 s before they are undone (the others are killed after 0.2-4 s)
-LASTING = ("partition", "peer-partition", "one-way", "slow-link")
+LASTING = ("partition", "peer-partition", "one-way", "slow-link") + WITNESS_KINDS
 #: (the double fault resync-active-dies kills the active 0.3-2.5 s into the resync: a lab's resync by
 #: dump or rejoin is over in about 3 s, and the kill must land before, during and after its changes)
 #: faults that last a drawn 10-40 s: a full disk outlasts the role's monitor and the writers' timeouts
@@ -94,16 +107,16 @@ class Fault:
 
 def draw(seed: int, count: int, kinds: tuple[str, ...] = KINDS) -> list[Fault]:
     """The campaign of ``seed``: ``count`` faults among ``kinds``, decided before anything runs."""
-    unknown = sorted(set(kinds) - set(KINDS))
+    unknown = sorted(set(kinds) - set(ALL_KINDS))
     if unknown or not kinds:
         from hakit.errors import InputError
 
-        raise InputError(f"unknown fault kind {', '.join(unknown) or '(none given)'} (one of {', '.join(KINDS)})")
+        raise InputError(f"unknown fault kind {', '.join(unknown) or '(none given)'} (one of {', '.join(ALL_KINDS)})")
     rng = random.Random(seed)
     faults = []
     for _ in range(count):
         kind = rng.choice(kinds)
-        if kind in ON_ACTIVE:
+        if kind in ON_ACTIVE or kind in ON_WITNESS:
             target = "active"
         elif kind in ON_STANDBY:
             target = "standby"
@@ -159,6 +172,9 @@ class Campaign:
         self.faults, self.say, self.semi_sync = faults, say, semi_sync
         inv = self.lab.inv()
         self.stack = inv.settings.stack
+        self.topology = inv.settings.topology
+        #: the lab has a quorum device's witness (``hakit lab up --witness``)
+        self.witness = inv.settings.quorum_device is not None
         self.pair = [n.name for n in inv.db_pair.nodes]
         #: the shared disk of a lab built with --storage shared (None: the state goes through the database)
         self.device = inv.settings.shared_storage.device if (
@@ -342,6 +358,58 @@ class Campaign:
                             f"{report.node} was fenced during the {kind}; the network healed after "
                             f"{report.fault.delay:g} s")
         self._resync_the_other(report)
+
+    def _witness_voting(self, doc: dict[str, Any], node: str) -> bool | None:
+        quorum = doc.get("nodes", {}).get(node, {}).get("quorum") or {}
+        return quorum.get("device_voting")
+
+    def _reads(self, node: str, seconds: float) -> list[bool | None]:
+        """``@@read_only`` of ``node`` read inside it every :data:`INSIDE_INTERVAL` x 10 seconds
+        for ``seconds``: True where it was writable, None where it did not answer."""
+        from hakit.lab.writer import WritableSampler
+
+        reads: list[bool | None] = []
+        end = self.clock.monotonic() + seconds
+        while self.clock.monotonic() < end:
+            init = self._inits().get(node)
+            reads.append(WritableSampler.writable(init) if init else False)  # no init: powered off
+            self.clock.sleep(INSIDE_INTERVAL * 10)
+        return reads
+
+    def _witness(self, report: StepReport, kind: str) -> None:
+        """The quorum device's witness lost for ``delay`` seconds: cut off (``partition``), or its
+        packets to the nodes dropped (``one-way``). The two faults at once strike once both nodes
+        have stopped counting its vote: ``witness-and-node`` powers the active off (the survivor has
+        one vote of three: no quorum, it must stay read-only until the witness is back, then fence
+        the dead node and take over), ``witness-and-split`` cuts the nodes off from each other (each
+        side one vote of three: neither may be writable). Then the witness is healed (and the
+        split), and whichever node lost is brought back and resynced."""
+        node = report.node
+        self.lab.fault("one-way" if kind == "witness-one-way" else "partition", WITNESS)
+        try:
+            if kind in ("witness-and-node", "witness-and-split"):
+                self.lab.wait("both nodes without the witness's vote", lambda d: not any(
+                    self._witness_voting(d, n) for n in self.pair), timeout=60)
+                self.lab.fault("kill-node" if kind == "witness-and-node" else "peer-partition", node)
+                report.notes.append(f"{node} {'powered off' if kind == 'witness-and-node' else 'cut off from its peer'}"
+                                    f" while the witness was away")
+            if kind == "witness-and-node":
+                survivor = next(n for n in self.pair if n != node)
+                self.auditor.read_only_without_quorum(report.index, survivor, self._reads(
+                    survivor, report.fault.delay))
+            else:
+                self.clock.sleep(report.fault.delay)
+        finally:
+            self.lab.fault("heal", WITNESS)
+            if kind == "witness-and-split":
+                self.lab.fault("heal", node)
+        report.notes.append(f"the witness healed after {report.fault.delay:g} s")
+        if kind == "witness-and-node":
+            after = self.lab.wait("a new active", lambda d: d.get("active") not in (None, node), timeout=180)
+            report.notes.append(f"{after['active']} took over once the witness was back")
+            self._bring_back(node)
+        else:
+            self._resync_the_other(report)
 
     def _hang(self, report: StepReport) -> None:
         """The active's database hangs (SIGSTOP): the stack stops it (the role's stop kills a
@@ -534,7 +602,9 @@ class Campaign:
         standby = next(n for n in self.pair if n != active)
         node = active if fault.target == "active" else standby
         report = StepReport(index, fault, node, active)
-        self.say(f"step {index}: {fault.kind} on {node} ({fault.target})")
+        self.say(f"step {index}: {fault.kind} on the witness" + (f", then {node} ({fault.target})" if fault.kind in (
+            "witness-and-node", "witness-and-split") else "") if fault.kind in WITNESS_KINDS else
+            f"step {index}: {fault.kind} on {node} ({fault.target})")
         tag = f"chaos step {index}"
         shipped = self._mark(active, standby, tag)
         report.notes.extend(self._pending_notes)
@@ -553,6 +623,8 @@ class Campaign:
         try:
             if fault.kind in ("kill-node", "kill-mysqld", "kill-mysqld-quiet"):
                 self._kill(report, fault.kind, then=writer.start if quiet else None)
+            elif fault.kind in WITNESS_KINDS:
+                self._witness(report, fault.kind)
             elif fault.kind in LASTING:
                 self._cut(report, fault.kind)
             elif fault.kind == "hang":
@@ -643,6 +715,7 @@ class Campaign:
     def report(self) -> dict[str, Any]:
         errors = [s.index for s in self.steps if s.error]
         return {"stack": self.stack, "storage": "shared" if self.device else "replication",
+                "topology": self.topology, "witness": self.witness,
                 "faults": len(self.faults), "played": len(self.steps),
                 "ok": self.auditor.ok and not errors, "errors": errors, "seconds": self.seconds,
                 "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **self.auditor.summary(),
@@ -650,16 +723,19 @@ class Campaign:
 
 
 def resume_point(earlier: dict[str, Any], *, stack: str, seed: int, kinds: list[str], count: int,
-                 storage: str = "replication") -> int:
+                 storage: str = "replication", topology: str = "two-node", witness: bool = False) -> int:
     """The fault a campaign resumed from ``earlier`` (its report) plays first. The earlier run
-    must be the same campaign: stack, seed, kinds and storage (the same seed then draws the same
-    faults); ``count`` may be larger (a campaign made longer). Raises InputError otherwise."""
+    must be the same campaign: stack, seed, kinds, storage, topology and witness (the same seed
+    then draws the same faults on the same lab); ``count`` may be larger (a campaign made longer).
+    Raises InputError otherwise."""
     from hakit.errors import InputError
 
-    theirs = (earlier.get("stack"), earlier.get("seed"), earlier.get("kinds"), earlier.get("storage", "replication"))
-    if theirs != (stack, seed, kinds, storage):
-        raise InputError(f"the report to resume is another campaign (stack, seed, kinds, storage {theirs}, not "
-                         f"{(stack, seed, kinds, storage)}): resume with the same ones, or name another --report")
+    theirs = (earlier.get("stack"), earlier.get("seed"), earlier.get("kinds"), earlier.get("storage", "replication"),
+              earlier.get("topology", "two-node"), bool(earlier.get("witness", False)))
+    ours = (stack, seed, kinds, storage, topology, witness)
+    if theirs != ours:
+        raise InputError(f"the report to resume is another campaign (stack, seed, kinds, storage, topology, witness "
+                         f"{theirs}, not {ours}): resume with the same ones, or name another --report")
     return len(earlier.get("steps", [])) + 1
 
 
@@ -709,7 +785,7 @@ def markdown(report: dict[str, Any]) -> str:
         lines += [f"_{report['seconds'] / 60:.0f} minutes, finished {report.get('finished', '?')}._", ""]
     lines += ["| fault | played | recovery median (s) | recovery max (s) | violations |",
               "| --- | ---: | ---: | ---: | ---: |"]
-    for kind in KINDS:
+    for kind in ALL_KINDS:
         mine = [st for st in steps if st["fault"] == kind]
         if not mine:
             continue

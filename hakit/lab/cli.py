@@ -207,8 +207,11 @@ def exec_(dir: str, node: str, command: tuple[str, ...]) -> None:
 @click.option("--storage", type=click.Choice(["replication", "shared"]), default="replication", show_default=True,
               help="The lab's storage (hakit lab up --storage): shared puts the monitoring master's folders on a "
                    "disk both nodes see, and the sampler checks that it is never mounted on both.")
+@click.option("--witness", is_flag=True,
+              help="A quorum device's witness in the lab (hakit lab up --witness, Pacemaker): the campaign also "
+                   "draws the witness's faults (witness-cut, witness-one-way, witness-and-node, witness-and-split).")
 def chaos(dir: str, stack: str, count: int, seed: int, report_path: str | None, plan_only: bool,
-          kinds: str | None, resume: bool, storage: str) -> None:
+          kinds: str | None, resume: bool, storage: str, witness: bool) -> None:
     """A seeded fault campaign on a fresh lab in DIR, audited all along; exit 1 on any violation.
 
     Faults: kill-node, kill-mysqld, partition (healed), stop-stack, switchover or resync killed
@@ -218,8 +221,11 @@ def chaos(dir: str, stack: str, count: int, seed: int, report_path: str | None, 
     interrupt-takeover (the active's database killed, hakit takeover racing the stack, killed
     and run again), full-disk (the active's data disk full for 10-40 s, on a lab whose nodes
     have disks of their own), resync-active-dies (the double fault: the active powered off
-    during a resync of the standby, which must then stay read-only). Writers through the VIP
-    from this machine and from inside each node.
+    during a resync of the standby, which must then stay read-only). With --witness: the
+    witness cut off, its packets to the nodes dropped, and cut off while the active is powered
+    off (the survivor, without quorum, must stay read-only until the witness is back) or while
+    the nodes lose each other (neither side writable). Writers through the VIP from this machine
+    and from inside each node.
     Checks: one writable node and the VIP on one node at every sample (a node that does not
     answer counts as writable), a node being resynced never writable, the generation, the VIP
     once settled, acknowledged writes, equal tables, no resource active twice, every operation
@@ -246,7 +252,11 @@ def chaos(dir: str, stack: str, count: int, seed: int, report_path: str | None, 
         # the campaign resumed draws as it drew (a kind added since: not)
         kinds_list = [str(k) for k in earlier["kinds"]]
     else:
-        kinds_list = list(impl.KINDS)
+        kinds_list = list(impl.KINDS) + (list(impl.WITNESS_KINDS) if witness else [])
+    if witness and stack != "pacemaker":
+        raise click.UsageError("--witness: a quorum device is corosync's (--stack pacemaker); heartbeat has none")
+    if not witness and (needs := [k for k in kinds_list if k in impl.WITNESS_KINDS]):
+        raise click.UsageError(f"--kinds {','.join(needs)}: the witness's faults need a lab with one (--witness)")
     try:
         faults = impl.draw(seed, count, tuple(kinds_list))
     except InputError as exc:
@@ -259,7 +269,8 @@ def chaos(dir: str, stack: str, count: int, seed: int, report_path: str | None, 
     start = 1
     if earlier is not None:
         try:
-            start = impl.resume_point(earlier, stack=stack, seed=seed, kinds=kinds_list, count=count, storage=storage)
+            start = impl.resume_point(earlier, stack=stack, seed=seed, kinds=kinds_list, count=count, storage=storage,
+                                      witness=witness)
         except InputError as exc:
             raise click.UsageError(f"--resume: {exc}") from None
         if start > count:
@@ -278,7 +289,7 @@ def chaos(dir: str, stack: str, count: int, seed: int, report_path: str | None, 
 
     # a campaign that fills a disk gets nodes with disks of their own (never the host's filled)
     disks = impl.DATA_DISK_MB if any(f.kind == "full-disk" for f in faults) else 0
-    with initialised_lab(Path(dir), stack, data_disk=disks, storage=storage) as driver:
+    with initialised_lab(Path(dir), stack, data_disk=disks, storage=storage, witness=witness) as driver:
         campaign = impl.Campaign(driver.dir, faults, say=click.echo)
         report = campaign.run(after_step=save, start=start)  # the report is kept up to date, step by step
         if not report["ok"]:  # before the lab goes: what explains the failure

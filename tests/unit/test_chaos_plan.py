@@ -215,3 +215,121 @@ def test_a_resumed_campaign_draws_with_its_report_s_kinds(tmp_path, capsys):
     planned = [line.split()[1] for line in capsys.readouterr().out.splitlines() if line.strip()]
     assert planned == [f.kind for f in draw(23, 40, earlier)]
     assert planned != [f.kind for f in draw(23, 40)]  # what the new default would have drawn
+
+
+def test_the_witness_s_faults_are_drawn_only_on_a_lab_with_a_witness(capsys):
+    """Issue 27: a lab with a quorum device's witness (--witness) draws the witness's faults as
+    well; without one they are never drawn, and asked for by name they are refused (exit 2)."""
+    from hakit.cli import main
+    from hakit.lab.chaos import WITNESS_KINDS
+
+    assert main(["lab", "chaos", "--faults", "200", "--seed", "4", "--witness", "--plan"]) == 0
+    drawn = [line.split() for line in capsys.readouterr().out.splitlines() if line.strip()]
+    assert set(WITNESS_KINDS) <= {row[1] for row in drawn}
+    # the -and- faults' second half strikes the active
+    assert all(row[2] == "active" for row in drawn if row[1] in WITNESS_KINDS)
+    assert all(3.0 <= float(row[3]) <= 8.0 for row in drawn if row[1] in WITNESS_KINDS)
+    assert main(["lab", "chaos", "--faults", "200", "--seed", "4", "--plan"]) == 0
+    assert not {line.split()[1] for line in capsys.readouterr().out.splitlines() if line.strip()} & set(WITNESS_KINDS)
+    assert main(["lab", "chaos", "--kinds", "kill-node,witness-cut", "--plan"]) == 2
+    assert "witness-cut: the witness's faults need a lab with one (--witness)" in capsys.readouterr().err
+    assert main(["lab", "chaos", "--stack", "heartbeat", "--witness", "--plan"]) == 2
+    assert "heartbeat has none" in capsys.readouterr().err
+
+
+def test_a_resumed_campaign_must_have_the_same_witness_and_topology():
+    from hakit.errors import InputError
+    from hakit.lab.chaos import resume_point
+
+    first = {"stack": "pacemaker", "seed": 5, "kinds": ["hang"], "witness": True, "steps": [{"step": 1}]}
+    assert resume_point(first, stack="pacemaker", seed=5, kinds=["hang"], count=9, witness=True) == 2
+    with pytest.raises(InputError, match="another campaign"):
+        resume_point(first, stack="pacemaker", seed=5, kinds=["hang"], count=9)
+    with pytest.raises(InputError, match="another campaign"):
+        resume_point(first, stack="pacemaker", seed=5, kinds=["hang"], count=9, witness=True, topology="four-node")
+
+
+class _WitnessLab:
+    """A pair with a witness, as the campaign sees it: faults recorded, the votes and the active
+    following them (no quorum without two of the three votes)."""
+
+    dir = "/nowhere"
+
+    def __init__(self) -> None:
+        self.done: list[tuple[str, str]] = []
+        self.witness_up, self.alive, self.active = True, {"n1": True, "n2": True}, "n1"
+
+    def status(self) -> dict:
+        votes = {n: (self.witness_up and self.alive[n]) for n in self.alive}
+        if self.witness_up and not self.alive.get(self.active or "", False):
+            self.active = next(n for n in self.alive if self.alive[n])
+        return {"active": self.active, "nodes": {n: {"quorum": {"device_voting": votes[n]}} for n in self.alive}}
+
+    def wait(self, what, check, timeout):
+        doc = self.status()
+        if check(doc):
+            return doc
+        raise RuntimeError(f"{what}: not within {timeout:g} s")
+
+    def fault(self, kind, node):
+        self.done.append((kind, node))
+        if node == "witness":
+            self.witness_up = kind == "heal"
+        elif kind == "kill-node":
+            self.alive[node] = False
+
+
+def _witness_campaign(monkeypatch, writable: dict[str, bool | None]):
+    from types import SimpleNamespace
+
+    from hakit.clock import FakeClock
+    from hakit.lab import chaos, state
+    from hakit.lab.audit import Auditor
+    from hakit.lab.writer import WritableSampler
+
+    lab = _WitnessLab()
+    monkeypatch.setattr(state, "load_state", lambda folder: SimpleNamespace(
+        inits={n: (100 if lab.alive[n] else None) for n in lab.alive}))
+    monkeypatch.setattr(WritableSampler, "writable", staticmethod(lambda init: writable["now"]))
+    campaign = chaos.Campaign.__new__(chaos.Campaign)
+    campaign.lab, campaign.stack, campaign.pair, campaign.clock = lab, "pacemaker", ["n1", "n2"], FakeClock()
+    campaign.auditor, campaign.semi_sync = Auditor([["n1", "n2"]]), True
+    brought: list[str] = []
+    campaign._bring_back = brought.append  # type: ignore[method-assign]
+    return campaign, lab, brought
+
+
+def test_the_witness_and_the_active_lost_together_the_survivor_stays_read_only_until_the_witness_returns(
+        monkeypatch):
+    from hakit.lab import chaos
+
+    writable: dict[str, bool | None] = {"now": False}
+    campaign, lab, brought = _witness_campaign(monkeypatch, writable)
+    report = chaos.StepReport(3, chaos.Fault("witness-and-node", "active", 4.0), "n1", "n1")
+    campaign._witness(report, "witness-and-node")
+    # the witness first, the active only once neither node counts its vote, the witness healed last
+    assert lab.done == [("partition", "witness"), ("kill-node", "n1"), ("heal", "witness")]
+    assert brought == ["n1"] and "n2 took over once the witness was back" in report.notes
+    assert campaign.auditor.checks["read-only without quorum"] >= 10 and campaign.auditor.ok
+    # a survivor writable while it has no quorum is a violation (and one that does not answer)
+    writable["now"] = None
+    campaign, lab, brought = _witness_campaign(monkeypatch, writable)
+    campaign._witness(report, "witness-and-node")
+    assert not campaign.auditor.ok
+    assert "n2 was writable (or did not answer)" in str(campaign.auditor.violations[0])
+
+
+def test_the_witness_and_a_split_heals_both_and_resyncs_the_loser(monkeypatch):
+    from hakit.lab import chaos
+
+    campaign, lab, _ = _witness_campaign(monkeypatch, {"now": False})
+    resynced: list[int] = []
+    campaign._resync_the_other = lambda report: resynced.append(report.index)  # type: ignore[method-assign]
+    report = chaos.StepReport(4, chaos.Fault("witness-and-split", "active", 5.0), "n1", "n1")
+    campaign._witness(report, "witness-and-split")
+    assert lab.done == [("partition", "witness"), ("peer-partition", "n1"), ("heal", "witness"), ("heal", "n1")]
+    assert resynced == [4]
+    report = chaos.StepReport(5, chaos.Fault("witness-one-way", "active", 5.0), "n1", "n1")
+    lab.done.clear()
+    campaign._witness(report, "witness-one-way")
+    assert lab.done == [("one-way", "witness"), ("heal", "witness")] and resynced == [4, 5]
