@@ -142,9 +142,11 @@ def status(dir: str) -> None:
 @click.argument("kind", type=click.Choice(list(FAULT_KINDS)))
 @click.argument("node")
 def fault(dir: str, kind: str, node: str) -> None:
-    """Inject a fault: kill-node, kill-mysqld, stop-stack, partition, hang, peer-partition, one-way,
-    slow-link, long-write, full-disk (a lab built with --data-disk); undo one: start-stack, heal
-    (every network fault, and the disk), resume (hang), free-disk."""
+    """Inject a fault: kill-node, kill-mysqld, stop-stack, partition, hang, peer-partition,
+    pair-split (four nodes: NODE's pair and the other lose each other), one-way, slow-link,
+    long-write, full-disk (a lab built with --data-disk); undo one: start-stack, heal (every
+    network fault, and the disk; a pair-split: heal each node of the pair), resume (hang),
+    free-disk."""
     from hakit.lab import faults
     from hakit.lab import lifecycle as impl
 
@@ -210,8 +212,11 @@ def exec_(dir: str, node: str, command: tuple[str, ...]) -> None:
 @click.option("--witness", is_flag=True,
               help="A quorum device's witness in the lab (hakit lab up --witness, Pacemaker): the campaign also "
                    "draws the witness's faults (witness-cut, witness-one-way, witness-and-node, witness-and-split).")
+@click.option("--topology", type=click.Choice(["two-node", "four-node"]), default="two-node", show_default=True,
+              help="four-node (Pacemaker, with --witness): the database pair is struck as on two nodes, and the "
+                   "application pair too (kill-app-active, kill-app-pair, app-pair-cut, pair-split).")
 def chaos(dir: str, stack: str, count: int, seed: int, report_path: str | None, plan_only: bool,
-          kinds: str | None, resume: bool, storage: str, witness: bool) -> None:
+          kinds: str | None, resume: bool, storage: str, witness: bool, topology: str) -> None:
     """A seeded fault campaign on a fresh lab in DIR, audited all along; exit 1 on any violation.
 
     Faults: kill-node, kill-mysqld, partition (healed), stop-stack, switchover or resync killed
@@ -224,8 +229,10 @@ def chaos(dir: str, stack: str, count: int, seed: int, report_path: str | None, 
     during a resync of the standby, which must then stay read-only). With --witness: the
     witness cut off, its packets to the nodes dropped, and cut off while the active is powered
     off (the survivor, without quorum, must stay read-only until the witness is back) or while
-    the nodes lose each other (neither side writable). Writers through the VIP from this machine
-    and from inside each node.
+    the nodes lose each other (neither side writable). With --topology four-node (and --witness):
+    the monitoring master's node powered off, the application pair powered off, cut off, or split
+    from the database pair (the database active must stay writable and take writes). Writers
+    through the VIP from this machine and from inside each node.
     Checks: one writable node and the VIP on one node at every sample (a node that does not
     answer counts as writable), a node being resynced never writable, the generation, the VIP
     once settled, acknowledged writes, equal tables, no resource active twice, every operation
@@ -252,11 +259,19 @@ def chaos(dir: str, stack: str, count: int, seed: int, report_path: str | None, 
         # the campaign resumed draws as it drew (a kind added since: not)
         kinds_list = [str(k) for k in earlier["kinds"]]
     else:
-        kinds_list = list(impl.KINDS) + (list(impl.WITNESS_KINDS) if witness else [])
+        kinds_list = (list(impl.KINDS) + (list(impl.WITNESS_KINDS) if witness else [])
+                      + (list(impl.FOUR_NODE_KINDS) if topology == "four-node" else []))
     if witness and stack != "pacemaker":
         raise click.UsageError("--witness: a quorum device is corosync's (--stack pacemaker); heartbeat has none")
+    if topology == "four-node" and (stack != "pacemaker" or not witness or storage != "replication"):
+        raise click.UsageError("--topology four-node: with --stack pacemaker, --witness and --storage replication "
+                               "(without a witness, losing the application pair leaves the database pair two votes "
+                               "of four: no quorum; docs/automatic.md)")
     if not witness and (needs := [k for k in kinds_list if k in impl.WITNESS_KINDS]):
         raise click.UsageError(f"--kinds {','.join(needs)}: the witness's faults need a lab with one (--witness)")
+    if topology != "four-node" and (needs := [k for k in kinds_list if k in impl.FOUR_NODE_KINDS]):
+        raise click.UsageError(f"--kinds {','.join(needs)}: the application pair's faults need four nodes "
+                               f"(--topology four-node)")
     try:
         faults = impl.draw(seed, count, tuple(kinds_list))
     except InputError as exc:
@@ -270,7 +285,7 @@ def chaos(dir: str, stack: str, count: int, seed: int, report_path: str | None, 
     if earlier is not None:
         try:
             start = impl.resume_point(earlier, stack=stack, seed=seed, kinds=kinds_list, count=count, storage=storage,
-                                      witness=witness)
+                                      witness=witness, topology=topology)
         except InputError as exc:
             raise click.UsageError(f"--resume: {exc}") from None
         if start > count:
@@ -289,7 +304,8 @@ def chaos(dir: str, stack: str, count: int, seed: int, report_path: str | None, 
 
     # a campaign that fills a disk gets nodes with disks of their own (never the host's filled)
     disks = impl.DATA_DISK_MB if any(f.kind == "full-disk" for f in faults) else 0
-    with initialised_lab(Path(dir), stack, data_disk=disks, storage=storage, witness=witness) as driver:
+    with initialised_lab(Path(dir), stack, data_disk=disks, storage=storage, witness=witness,
+                         topology=topology) as driver:
         campaign = impl.Campaign(driver.dir, faults, say=click.echo)
         report = campaign.run(after_step=save, start=start)  # the report is kept up to date, step by step
         if not report["ok"]:  # before the lab goes: what explains the failure

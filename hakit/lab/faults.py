@@ -15,6 +15,10 @@
   its sockets to the device, so a blackhole route would not cut it; a neighbour entry does.
 * ``one-way``: only the node's packets to its peers are dropped (the entry on its side only):
   its peers stop hearing it while it still hears them.
+* ``pair-split`` (four nodes): the node's pair and the other pair lose each other (neighbour
+  entries as ``peer-partition``, between every node of one pair and every node of the other),
+  while every node still reaches the ping node and the witness: a 2/2 split along the pairs.
+  ``heal`` on each node of the pair undoes it.
 * ``slow-link``: the node's outgoing traffic limited to :data:`SLOW_RATE` (an ``htb`` class).
 * ``long-write``: a write statement that runs for :data:`LONG_WRITE_SECONDS` on the node's
   database, in the background (it holds what a stop's read lock waits for).
@@ -257,6 +261,24 @@ def peer_partition(state: LabState, name: str) -> str:
             f"{state.spec.host_address}; heal with hakit lab fault heal {name}")
 
 
+def pair_split(state: LabState, name: str) -> str:
+    node = state.spec.node(name)
+    mine = [n for n in state.spec.nodes if n.pair == node.pair]
+    others = [n for n in state.spec.nodes if n.pair != node.pair]
+    if not others:
+        raise InputError(f"pair-split: the lab has one pair ({node.pair}); a split between pairs needs four nodes")
+    for one in mine:
+        _init(state, one.name)
+    for one in mine:
+        for other in others:
+            for a, b in ((one, other), (other, one)):
+                if (init := _live_init(state, a.name)) is not None:
+                    _neighbour(init, b.address, cut=True)
+    return (f"{', '.join(n.name for n in mine)} and {', '.join(n.name for n in others)} cut off from each other "
+            f"both ways; every node still reaches the ping node {state.spec.host_address}; heal with hakit lab "
+            f"fault heal on {' and '.join(n.name for n in mine)}")
+
+
 def one_way(state: LabState, name: str) -> str:
     init = _init(state, name)
     peers = _peers(state, name)
@@ -317,6 +339,7 @@ FAULTS: dict[str, Callable[[LabState, str], str]] = {
     "hang": hang,
     "resume": resume,
     "peer-partition": peer_partition,
+    "pair-split": pair_split,
     "one-way": one_way,
     "slow-link": slow_link,
     "long-write": long_write,

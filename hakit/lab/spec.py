@@ -263,4 +263,4 @@ TIMINGS: dict[str, dict] = {
 
 #: ``hakit lab fault`` kinds (:data:`hakit.lab.faults.FAULTS` implements exactly these)
 FAULT_KINDS = ("kill-node", "kill-mysqld", "stop-stack", "start-stack", "partition", "heal", "hang", "resume",
-               "peer-partition", "one-way", "slow-link", "long-write", "full-disk", "free-disk")
+               "peer-partition", "pair-split", "one-way", "slow-link", "long-write", "full-disk", "free-disk")

@@ -164,3 +164,36 @@ def test_a_process_left_after_a_kill_is_described_not_only_counted():
         child.kill()
         child.wait()
     assert describe_process(child.pid) == f"pid {child.pid} (gone meanwhile)"
+
+
+def test_a_pair_split_cuts_every_node_of_one_pair_from_every_node_of_the_other_both_ways(tmp_path, monkeypatch):
+    """Four nodes, a 2/2 split along the pairs: neighbour entries between the pairs only (each
+    pair keeps its own link, every node keeps the ping node and the witness); refused on a lab
+    of one pair."""
+    import pytest
+
+    from hakit.errors import InputError
+    from hakit.lab import faults
+    from hakit.lab.spec import plan_lab
+    from hakit.lab.state import LabState
+
+    spec = plan_lab(tmp_path, "four-node", "pacemaker", witness=True)
+    inits = {n.name: 100 + i for i, n in enumerate(spec.nodes)}
+    address = {n.name: n.address for n in spec.nodes}
+    cut: set[tuple[str, str]] = set()
+    by_init = {v: k for k, v in inits.items()}
+    monkeypatch.setattr(faults, "_init", lambda state, name: inits[name])
+    monkeypatch.setattr(faults, "_live_init", lambda state, name: inits[name])
+    def neighbour(init: int, addr: str, *, cut: bool) -> None:
+        if cut:
+            entries.add((by_init[init], addr))
+
+    entries = cut
+    monkeypatch.setattr(faults, "_neighbour", neighbour)
+    said = faults.inject(LabState(spec=spec, inits=inits), "pair-split", "db2")
+    assert cut == {(a, address[b]) for a in ("db1", "db2") for b in ("app1", "app2")} | {
+        (b, address[a]) for a in ("db1", "db2") for b in ("app1", "app2")}
+    assert "db1, db2 and app1, app2 cut off from each other" in said and "heal on db1 and db2" in said
+    two = plan_lab(tmp_path, "two-node", "pacemaker")
+    with pytest.raises(InputError, match="pair-split: the lab has one pair"):
+        faults.inject(LabState(spec=two, inits={"n1": 1, "n2": 2}), "pair-split", "n1")
