@@ -95,15 +95,36 @@ class Auditor:
             self.highest_generation = max(self.highest_generation, top)
         if not settled:
             return
-        self._check("VIP on exactly one node")
-        holders = sorted(name for name, n in doc.get("nodes", {}).items() if n.get("vip"))
-        if len(holders) != 1:
-            self._violate(step, "VIP on exactly one node", f"the VIP is on {', '.join(holders) or 'no node'}")
-        writable = sorted(name for name, n in doc.get("nodes", {}).items() if n.get("writable"))
-        self._check("the VIP follows the writable node")
-        if len(holders) == 1 and writable != holders:
-            self._violate(step, "the VIP follows the writable node",
-                          f"VIP on {holders[0]}, writable: {', '.join(writable) or 'none'}")
+        nodes = doc.get("nodes", {})
+        # the first pair carries the database; on four nodes the second (the application pair)
+        # holds a VIP of its own, on one node, and nothing of it is writable
+        for index, pair in enumerate(self.pairs):
+            self._check("VIP on exactly one node")
+            holders = sorted(name for name in pair if nodes.get(name, {}).get("vip"))
+            if len(holders) != 1:
+                self._violate(step, "VIP on exactly one node", f"the VIP of {', '.join(pair)} is on "
+                                                             f"{', '.join(holders) or 'no node'}")
+            if index:
+                continue
+            writable = sorted(name for name in pair if nodes.get(name, {}).get("writable"))
+            self._check("the VIP follows the writable node")
+            if len(holders) == 1 and writable != holders:
+                self._violate(step, "the VIP follows the writable node",
+                              f"VIP on {holders[0]}, writable: {', '.join(writable) or 'none'}")
+
+    def database_active_kept(self, step: int, active: str, reads: list[bool | None], acknowledged: bool,
+                             what: str) -> None:
+        """Four nodes: the application pair lost (powered off, cut off, or split from the database
+        pair) must cost the database nothing: its active stays writable at every read, and a write
+        through the database VIP is acknowledged while the application pair is gone (issue 27:
+        without a witness, two of four votes is no quorum, and the active stopped)."""
+        rule = "the database active kept while the application pair is lost"
+        self.checks[rule] = self.checks.get(rule, 0) + len(reads) + 1
+        bad = sum(1 for r in reads if r is not True)
+        if bad:
+            self._violate(step, rule, f"{active} was not writable at {bad} of {len(reads)} reads while {what}")
+        if not acknowledged:
+            self._violate(step, rule, f"no write through the database VIP was acknowledged while {what}")
 
     def full_disk_named(self, step: int, node: str, doc: dict[str, Any]) -> None:
         """While ``node``'s data disk is full, status says so: the node's disk reads full and the

@@ -26,6 +26,11 @@ operator would with hakit's own commands, and hands every observation to the
   survivor has one vote of three, no quorum, and must stay read-only until the witness is back)
   and ``witness-and-split`` (the witness cut off, then the nodes lose each other: neither side has
   quorum, neither may be writable).
+* on four nodes (``--topology four-node``, with a witness): ``kill-app-active`` (the node running
+  the monitoring master powered off: the other application node takes it, with the state),
+  ``kill-app-pair`` (both application nodes powered off), ``app-pair-cut`` (both cut off),
+  ``pair-split`` (the database pair and the application pair lose each other, both still reach
+  the witness); in the last three the database active must stay writable and take writes.
 
 Besides the writer through the VIP from this machine, a writer inside each node (its own
 network namespace, through the VIP) is a client on each side of every cut.
@@ -73,7 +78,9 @@ KINDS = CLASSIC + ("hang", "peer-partition", "one-way", "long-write-stop", "kill
                    "interrupt-takeover", "full-disk", "resync-active-dies", "kill-mysqld-quiet")
 #: the faults of a lab with a quorum device's witness (``hakit lab up --witness``): drawn only there
 WITNESS_KINDS = ("witness-cut", "witness-one-way", "witness-and-node", "witness-and-split")
-ALL_KINDS = KINDS + WITNESS_KINDS
+#: the faults of the four-node topology's application pair (``--topology four-node``)
+FOUR_NODE_KINDS = ("kill-app-active", "kill-app-pair", "app-pair-cut", "pair-split")
+ALL_KINDS = KINDS + WITNESS_KINDS + FOUR_NODE_KINDS
 #: faults played while no client writes (the writers start once the new active's semi-sync was
 #: looked at): the dead server's replication connection to its peer is torn down by the next
 #: thing sent on it, and with writes that comes at once; without, it lingered, and the peer's
@@ -85,9 +92,9 @@ ON_ACTIVE = ("kill-node", "kill-mysqld", "interrupt-switchover", "hang", "long-w
 ON_STANDBY = ("interrupt-resync", "kill-mysqld-standby", "resync-active-dies")
 #: faults of the witness (the pair's nodes are struck only by the -and- faults' second half: the
 #: active, powered off or cut off from its peer)
-ON_WITNESS = WITNESS_KINDS
+ON_WITNESS = WITNESS_KINDS + FOUR_NODE_KINDS
 #: faults that last a drawn 3-8 s before they are undone (the others are killed after 0.2-4 s)
-LASTING = ("partition", "peer-partition", "one-way", "slow-link") + WITNESS_KINDS
+LASTING = ("partition", "peer-partition", "one-way", "slow-link") + WITNESS_KINDS + FOUR_NODE_KINDS
 #: (the double fault resync-active-dies kills the active 0.3-2.5 s into the resync: a lab's resync by
 #: dump or rejoin is over in about 3 s, and the kill must land before, during and after its changes)
 #: faults that last a drawn 10-40 s: a full disk outlasts the role's monitor and the writers' timeouts
@@ -176,10 +183,12 @@ class Campaign:
         #: the lab has a quorum device's witness (``hakit lab up --witness``)
         self.witness = inv.settings.quorum_device is not None
         self.pair = [n.name for n in inv.db_pair.nodes]
+        #: four nodes: the application pair (it runs the monitoring master); two: none
+        self.app = [n.name for n in inv.app_pair.nodes] if len(inv.pairs) > 1 else []
         #: the shared disk of a lab built with --storage shared (None: the state goes through the database)
         self.device = inv.settings.shared_storage.device if (
             inv.settings.storage.files == "shared" and inv.settings.shared_storage) else None
-        self.auditor = Auditor([self.pair])
+        self.auditor = Auditor([self.pair] + ([self.app] if self.app else []))
         self.steps: list[StepReport] = []
         self._pending_notes: list[str] = []
 
@@ -388,8 +397,8 @@ class Campaign:
         self.lab.fault("one-way" if kind == "witness-one-way" else "partition", WITNESS)
         try:
             if kind in ("witness-and-node", "witness-and-split"):
-                self.lab.wait("both nodes without the witness's vote", lambda d: not any(
-                    self._witness_voting(d, n) for n in self.pair), timeout=60)
+                self.lab.wait("no node counting the witness's vote", lambda d: not any(
+                    self._witness_voting(d, n) for n in self.pair + self.app), timeout=60)
                 self.lab.fault("kill-node" if kind == "witness-and-node" else "peer-partition", node)
                 report.notes.append(f"{node} {'powered off' if kind == 'witness-and-node' else 'cut off from its peer'}"
                                     f" while the witness was away")
@@ -410,6 +419,69 @@ class Campaign:
             self._bring_back(node)
         else:
             self._resync_the_other(report)
+
+    def _monitoring(self, doc: dict[str, Any]) -> str:
+        """The node that runs the monitoring master: the active on two nodes; on four, the
+        application node holding the application VIP (the database active while there is none)."""
+        if not self.app:
+            return str(doc.get("active"))
+        nodes = doc.get("nodes", {})
+        return next((n for n in self.app if nodes.get(n, {}).get("vip")), str(doc.get("active")))
+
+    def _app_vip(self) -> str:
+        return self.lab.inv().app_pair.vip.address
+
+    def _kill_app_active(self, report: StepReport, doc: dict[str, Any]) -> None:
+        """The node running the monitoring master powered off: the other application node takes
+        the application VIP and the monitoring master (with the state the shipper carried through
+        the database); the dead node is restarted."""
+        dead = self._monitoring(doc)
+        other = next(n for n in self.app if n != dead)
+        report.notes.append(f"{dead} (the monitoring master) powered off")
+        self.lab.fault("kill-node", dead)
+        self.lab.wait(f"{other} running the monitoring master", lambda d: bool(
+            d["nodes"][other].get("vip") and d["nodes"][other].get("monitoring")), timeout=180)
+        report.notes.append(f"{other} took the monitoring master")
+        self.lab.restart(dead)
+
+    def _app_pair_lost(self, report: StepReport, kind: str, writer: Any) -> None:
+        """The application pair lost for ``delay`` seconds: both its nodes powered off
+        (``kill-app-pair``), cut off (``app-pair-cut``), or split from the database pair
+        (``pair-split``, both sides still reaching the witness). The database active must stay
+        writable and take writes all along; then the network heals and every application node
+        that was powered off (or fenced by the database side) is started again."""
+        from hakit.lab.writer import WritableSampler
+
+        active = report.active_before
+        if kind == "kill-app-pair":
+            for node in self.app:
+                self.lab.fault("kill-node", node)
+        elif kind == "app-pair-cut":
+            for node in self.app:
+                self.lab.fault("partition", node)
+        else:
+            self.lab.fault("pair-split", active)
+        struck = time.monotonic()
+        try:
+            init = self._inits().get(active)
+            reads: list[bool | None] = []
+            end = self.clock.monotonic() + report.fault.delay
+            while self.clock.monotonic() < end:
+                reads.append(WritableSampler.writable(init) if init else None)
+                self.clock.sleep(INSIDE_INTERVAL * 10)
+            # a write sent a second after the fault, acknowledged through the database VIP
+            acknowledged = writer.wait_for_ack_after(struck + 1.0, timeout=5) is not None
+        finally:
+            for node in (self.app if kind != "pair-split" else self.pair):
+                self.lab.fault("heal", node)
+        what = {"kill-app-pair": "both application nodes were powered off",
+                "app-pair-cut": "both application nodes were cut off",
+                "pair-split": "the pairs were split from each other"}[kind]
+        self.auditor.database_active_kept(report.index, active, reads, acknowledged, what)
+        for node in self.app:
+            if not self._alive(node):
+                report.notes.append(f"{node} {'powered off' if kind == 'kill-app-pair' else 'fenced'}; started again")
+                self.lab.restart(node)
 
     def _hang(self, report: StepReport) -> None:
         """The active's database hangs (SIGSTOP): the stack stops it (the role's stop kills a
@@ -606,13 +678,17 @@ class Campaign:
             "witness-and-node", "witness-and-split") else "") if fault.kind in WITNESS_KINDS else
             f"step {index}: {fault.kind} on {node} ({fault.target})")
         tag = f"chaos step {index}"
-        shipped = self._mark(active, standby, tag)
+        shipped = self._mark(self._monitoring(doc), standby, tag)
         report.notes.extend(self._pending_notes)
         self._pending_notes.clear()
         # every violation the step's audits record counts for it, the acknowledged writes' too
         # (taken after the recovery: counted from here, not after it, or the step said "0")
         before = len(self.auditor.violations)
-        sampler = WritableSampler(self._inits, [self.pair], vips=[self.lab.vip()], device=self.device)
+        vips: list[str | None] = [self.lab.vip()]
+        if self.app:
+            vips.append(self._app_vip())
+        sampler = WritableSampler(self._inits, [self.pair] + ([self.app] if self.app else []), vips=vips,
+                                  device=self.device)
         sampler.start()
         writer = self.lab.writer()
         quiet = fault.kind in QUIET
@@ -625,6 +701,10 @@ class Campaign:
                 self._kill(report, fault.kind, then=writer.start if quiet else None)
             elif fault.kind in WITNESS_KINDS:
                 self._witness(report, fault.kind)
+            elif fault.kind == "kill-app-active":
+                self._kill_app_active(report, doc)
+            elif fault.kind in FOUR_NODE_KINDS:
+                self._app_pair_lost(report, fault.kind, writer)
             elif fault.kind in LASTING:
                 self._cut(report, fault.kind)
             elif fault.kind == "hang":
@@ -655,10 +735,11 @@ class Campaign:
             doc = self._healthy(report=report)
             report.recovery_seconds = round(self.clock.monotonic() - started, 1)
             report.active_after = doc["active"]
-            running = doc["nodes"].get(doc["active"], {}).get("monitoring")
+            watcher = self._monitoring(doc)
+            running = doc["nodes"].get(watcher, {}).get("monitoring")
             if shipped is not None:
-                self.auditor.monitoring_state(index, doc["active"], shipped=shipped, kept=nagios.wait_for_mark(
-                    self.lab.dir, doc["active"], tag, 30, clock=self.clock) if running else None)
+                self.auditor.monitoring_state(index, watcher, shipped=shipped, kept=nagios.wait_for_mark(
+                    self.lab.dir, watcher, tag, 30, clock=self.clock) if running else None)
             for w in inside.values():
                 w.stop()  # before they are read: no write in flight
             if self.semi_sync:

@@ -137,20 +137,22 @@ class PairDriver:
 @contextlib.contextmanager
 def initialised_lab(folder: Path, stack: str, timings: str = "hakit", seed_rows: int = 2000,
                     configure: Callable[[dict], None] | None = None, data_disk: int = 0,
-                    storage: str = "replication", witness: bool = False) -> Iterator[PairDriver]:
+                    storage: str = "replication", witness: bool = False,
+                    topology: str = "two-node") -> Iterator[PairDriver]:
     """A fresh two-node lab of ``stack`` in ``folder``, initialised by ``hakit init`` with a small
     monitoring table, removed afterwards whatever happens. Anti-flap is off (faults come every
     minute, and anti-flap would rightly hold the second automatic takeover); ``configure`` may
     change the inventory's ``hakit`` settings (a dict) before ``hakit init``; ``data_disk``: MB
     of a data disk of each node's own (``hakit lab up --data-disk``); ``storage``: ``shared`` for
     the monitoring master's folders on a disk both nodes see (``hakit lab up --storage``);
-    ``witness``: a quorum device's witness (``hakit lab up --witness``, Pacemaker)."""
+    ``witness``: a quorum device's witness (``hakit lab up --witness``, Pacemaker); ``topology``:
+    four-node for the database pair and the application pair (the database seeded on db1)."""
     import yaml
 
     from hakit.lab import lifecycle as labmod
 
     try:
-        labmod.up(str(folder), "two-node", stack, timings=timings, data_disk=data_disk, storage=storage,
+        labmod.up(str(folder), topology, stack, timings=timings, data_disk=data_disk, storage=storage,
                   witness=witness)
         driver = PairDriver(folder)
         data = yaml.safe_load(driver.inventory.read_text())
@@ -166,7 +168,7 @@ def initialised_lab(folder: Path, stack: str, timings: str = "hakit", seed_rows:
                 f"ENGINE=InnoDB; USE opsview; "
                 f"INSERT IGNORE INTO opsview.results SELECT seq, CONCAT('host', seq), seq % 4 "
                 f"FROM seq_1_to_{int(seed_rows)}; SET GLOBAL read_only = ON")
-        node_exec(folder, "n1", ["mariadb", "-e", seed])
+        node_exec(folder, driver.inv().db_pair.nodes[0].name, ["mariadb", "-e", seed])
         done = run_hakit(driver.inventory, "init", timeout=900)
         if done.returncode:
             raise RuntimeError(f"hakit init failed: {done.stderr.strip()}")

@@ -199,3 +199,27 @@ def test_semi_sync_on_while_the_peer_s_server_is_down_is_a_violation():
     auditor.semi_sync_alone(4, "n2", "n1", enabled=True)
     assert not auditor.ok and auditor.checks["semi-sync off while nothing receives"] == 2
     assert "step 4" in str(auditor.violations[0]) and "n1's server is down" in str(auditor.violations[0])
+
+
+def test_four_nodes_each_pair_has_its_vip_on_one_node_and_only_the_database_s_follows_the_writable_node():
+    a = Auditor([["db1", "db2"], ["app1", "app2"]])
+    healthy = doc(db1=(3, True, True), db2=(3, False, False), app1=(None, True, False), app2=(None, False, False))
+    a.status(1, healthy, settled=True)
+    assert a.ok and a.checks["VIP on exactly one node"] == 2 and a.checks["the VIP follows the writable node"] == 1
+    a.status(2, doc(db1=(3, True, True), db2=(3, False, False), app1=(None, True, False), app2=(None, True, False)),
+             settled=True)
+    assert rules(a) == ["VIP on exactly one node"] and "app1, app2" in str(a.violations[0])
+    a.status(3, doc(db1=(3, True, True), db2=(3, False, False), app1=(None, False, False),
+                    app2=(None, False, False)), settled=True)
+    assert rules(a)[1:] == ["VIP on exactly one node"] and "no node" in str(a.violations[1])
+
+
+def test_the_database_active_must_stay_writable_and_take_writes_while_the_application_pair_is_lost():
+    a = Auditor([["db1", "db2"], ["app1", "app2"]])
+    a.database_active_kept(1, "db1", [True] * 30, True, "both application nodes were powered off")
+    assert a.ok and a.checks["the database active kept while the application pair is lost"] == 31
+    a.database_active_kept(2, "db1", [True, None, False, True], True, "the pairs were split from each other")
+    assert not a.ok and "db1 was not writable at 2 of 4 reads while the pairs were split" in str(a.violations[0])
+    a.database_active_kept(3, "db1", [True], False, "both application nodes were cut off")
+    assert "no write through the database VIP was acknowledged while both application nodes were cut off" in str(
+        a.violations[1])

@@ -293,7 +293,7 @@ def _witness_campaign(monkeypatch, writable: dict[str, bool | None]):
     monkeypatch.setattr(WritableSampler, "writable", staticmethod(lambda init: writable["now"]))
     campaign = chaos.Campaign.__new__(chaos.Campaign)
     campaign.lab, campaign.stack, campaign.pair, campaign.clock = lab, "pacemaker", ["n1", "n2"], FakeClock()
-    campaign.auditor, campaign.semi_sync = Auditor([["n1", "n2"]]), True
+    campaign.auditor, campaign.semi_sync, campaign.app = Auditor([["n1", "n2"]]), True, []
     brought: list[str] = []
     campaign._bring_back = brought.append  # type: ignore[method-assign]
     return campaign, lab, brought
@@ -333,3 +333,56 @@ def test_the_witness_and_a_split_heals_both_and_resyncs_the_loser(monkeypatch):
     lab.done.clear()
     campaign._witness(report, "witness-one-way")
     assert lab.done == [("one-way", "witness"), ("heal", "witness")] and resynced == [4, 5]
+
+
+def test_four_node_campaigns_need_the_witness_and_draw_the_application_pair_s_faults(capsys):
+    from hakit.cli import main
+    from hakit.lab.chaos import FOUR_NODE_KINDS, WITNESS_KINDS
+
+    assert main(["lab", "chaos", "--topology", "four-node", "--witness", "--faults", "300", "--seed", "9",
+                 "--plan"]) == 0
+    drawn = {line.split()[1] for line in capsys.readouterr().out.splitlines() if line.strip()}
+    assert set(FOUR_NODE_KINDS) | set(WITNESS_KINDS) <= drawn
+    assert main(["lab", "chaos", "--topology", "four-node", "--plan"]) == 2
+    assert "with --stack pacemaker, --witness and --storage replication" in capsys.readouterr().err
+    assert main(["lab", "chaos", "--kinds", "pair-split", "--witness", "--plan"]) == 2
+    assert "need four nodes (--topology four-node)" in capsys.readouterr().err
+
+
+def test_the_application_pair_lost_the_database_active_audited_and_the_pair_brought_back(monkeypatch):
+    """kill-app-pair, app-pair-cut, pair-split: the database active read all along, a write
+    acknowledged after the fault, the network healed (the pair-split on the database pair's
+    nodes), and every application node powered off (or fenced) started again."""
+    from types import SimpleNamespace
+
+    from hakit.clock import FakeClock
+    from hakit.lab import chaos
+    from hakit.lab.audit import Auditor
+    from hakit.lab.writer import WritableSampler
+
+    for kind, expected in (("kill-app-pair", [("kill-node", "app1"), ("kill-node", "app2"), ("heal", "app1"),
+                                              ("heal", "app2")]),
+                           ("app-pair-cut", [("partition", "app1"), ("partition", "app2"), ("heal", "app1"),
+                                             ("heal", "app2")]),
+                           ("pair-split", [("pair-split", "db1"), ("heal", "db1"), ("heal", "db2")])):
+        done: list[tuple[str, str]] = []
+        restarted: list[str] = []
+        lab = SimpleNamespace(fault=lambda k, n: done.append((k, n)), restart=restarted.append)
+        campaign = chaos.Campaign.__new__(chaos.Campaign)
+        campaign.lab, campaign.clock = lab, FakeClock()
+        campaign.pair, campaign.app = ["db1", "db2"], ["app1", "app2"]
+        campaign.auditor = Auditor([campaign.pair, campaign.app])
+        campaign._inits = lambda: {"db1": 11, "db2": 12}  # type: ignore[method-assign]
+        campaign._alive = lambda node: kind == "app-pair-cut" and node == "app1"  # type: ignore[method-assign]
+        monkeypatch.setattr(WritableSampler, "writable", staticmethod(lambda init: init == 11))
+        writer = SimpleNamespace(wait_for_ack_after=lambda moment, timeout: object())
+        report = chaos.StepReport(7, chaos.Fault(kind, "active", 5.0), "db1", "db1")
+        campaign._app_pair_lost(report, kind, writer)
+        assert done == expected, kind
+        assert campaign.auditor.ok and campaign.auditor.checks[
+            "the database active kept while the application pair is lost"] > 20
+        assert restarted == (["app2"] if kind == "app-pair-cut" else ["app1", "app2"])
+        # the database active not writable once: a violation
+        monkeypatch.setattr(WritableSampler, "writable", staticmethod(lambda init: None))
+        campaign._app_pair_lost(report, kind, writer)
+        assert not campaign.auditor.ok
