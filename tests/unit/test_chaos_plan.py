@@ -367,13 +367,13 @@ def test_the_application_pair_lost_the_database_active_audited_and_the_pair_brou
                            ("pair-split", [("pair-split", "db1"), ("heal", "db1"), ("heal", "db2")])):
         done: list[tuple[str, str]] = []
         restarted: list[str] = []
-        lab = SimpleNamespace(fault=lambda k, n: done.append((k, n)), restart=restarted.append)
+        lab = SimpleNamespace(fault=lambda k, n, done=done: done.append((k, n)), restart=restarted.append)
         campaign = chaos.Campaign.__new__(chaos.Campaign)
         campaign.lab, campaign.clock = lab, FakeClock()
         campaign.pair, campaign.app = ["db1", "db2"], ["app1", "app2"]
         campaign.auditor = Auditor([campaign.pair, campaign.app])
         campaign._inits = lambda: {"db1": 11, "db2": 12}  # type: ignore[method-assign]
-        campaign._alive = lambda node: kind == "app-pair-cut" and node == "app1"  # type: ignore[method-assign]
+        campaign._alive = lambda node, kind=kind: kind == "app-pair-cut" and node == "app1"  # type: ignore[method-assign]
         monkeypatch.setattr(WritableSampler, "writable", staticmethod(lambda init: init == 11))
         writer = SimpleNamespace(wait_for_ack_after=lambda moment, timeout: object())
         report = chaos.StepReport(7, chaos.Fault(kind, "active", 5.0), "db1", "db1")
