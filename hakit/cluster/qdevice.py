@@ -43,46 +43,36 @@ CA_NICKNAME = "QNet CA"
 CLUSTER_NICKNAME = "Cluster Cert"
 
 #: what a side reports (``python3 -c FACTS DB``): whether its database exists, the SHA-256 of the
-#: authority's certificate in it (DER; empty: none), whether it holds the cluster's certificate,
-#: and whether the daemon (``corosync-qnetd`` or ``corosync-qdevice``, argv[2]) runs
+#: authority's certificate in it (DER; empty: none), and whether it holds the cluster's certificate
 FACTS = r"""
 import hashlib, json, os, subprocess, sys
-db, daemon = sys.argv[1], sys.argv[2]
+db = sys.argv[1]
 out = {"has_db": os.path.isfile(os.path.join(db, "cert9.db")) or os.path.isfile(os.path.join(db, "cert8.db")),
-       "ca": "", "cluster_cert": False, "running": False}
+       "ca": "", "cluster_cert": False}
 if out["has_db"]:
     ca = subprocess.run(["certutil", "-L", "-d", db, "-n", "QNet CA", "-r"], capture_output=True)
     if ca.returncode == 0 and ca.stdout:
         out["ca"] = hashlib.sha256(ca.stdout).hexdigest()
     cert = subprocess.run(["certutil", "-L", "-d", db, "-n", "Cluster Cert"], capture_output=True)
     out["cluster_cert"] = cert.returncode == 0
-for pid in os.listdir("/proc"):
-    if pid.isdigit():
-        try:
-            with open(f"/proc/{pid}/comm") as fh:
-                if fh.read().strip() == daemon[:15]:
-                    out["running"] = True
-        except OSError:
-            pass
 print(json.dumps(out))
 """
 
 
 @dataclass(frozen=True)
 class SideFacts:
-    """One side's certificate database and daemon (:data:`FACTS`)."""
+    """One side's certificate database (:data:`FACTS`)."""
 
     name: str  #: the node's name, or "witness"
     has_db: bool = False
     ca: str = ""  #: SHA-256 of the authority's certificate (DER) in the database; "" none
     cluster_cert: bool = False
-    running: bool = False
 
 
-def read_side(runner: Runner, name: str, db: str, daemon: str) -> SideFacts:
-    done = runner.run(["python3", "-c", FACTS, db, daemon], timeout=60)
+def read_side(runner: Runner, name: str, db: str) -> SideFacts:
+    done = runner.run(["python3", "-c", FACTS, db], timeout=60)
     doc = json.loads(done.stdout)
-    return SideFacts(name, bool(doc["has_db"]), str(doc["ca"]), bool(doc["cluster_cert"]), bool(doc["running"]))
+    return SideFacts(name, bool(doc["has_db"]), str(doc["ca"]), bool(doc["cluster_cert"]))
 
 
 Kind = Literal["witness-ca", "set-aside", "node-db", "request", "sign", "import-signed", "import-key"]

@@ -77,6 +77,7 @@ from hakit.pair.decide import RoleFacts, choose_active
 from hakit.pair.storage import Wanted, label_for
 from hakit.pair.sync import sync
 from hakit.remote.port import HostKeyRefused, Result, Runner, Unreachable
+from hakit.remote.probes import process_running
 from hakit.remote.services import service, wait_until
 from hakit.remote.transfer import NullProgress
 from hakit.render.artefact import CLUSTER_DIR, Artefact
@@ -804,29 +805,29 @@ def _quorum(run: InitRun, _: Step) -> None:
     names = [n.name for n in run.inv.nodes]
     certs_changed = new_authority = False
     if qd.tls != "off":
-        w = qdev.read_side(witness, "witness", qdev.WITNESS_DB, "corosync-qnetd")
-        sides = [qdev.read_side(run.runners[n], n, qdev.NODE_DB, "corosync-qdevice") for n in names]
+        w = qdev.read_side(witness, "witness", qdev.WITNESS_DB)
+        sides = [qdev.read_side(run.runners[n], n, qdev.NODE_DB) for n in names]
         actions = qdev.plan_certificates(w, sides)
         for action in actions:
             qdev.apply(witness, run.runners, action, run.inv.settings.cluster_name)
             run.did(action.describe(run.inv.settings.cluster_name))
         certs_changed = bool(actions)
         new_authority = any(a.kind == "witness-ca" for a in actions)
-    def running(runner: Runner, label: str, db: str, daemon: str, restart_why: str | None) -> None:
+    def running(runner: Runner, label: str, daemon: str, restart_why: str | None) -> None:
         """``daemon`` enabled (under systemd) and running on ``runner``; restarted for ``restart_why``."""
         if has_systemd(runner):
             runner.run(["systemctl", "enable", daemon], timeout=60)
-        if not qdev.read_side(runner, label, db, daemon).running:
+        if not process_running(runner, daemon):
             service(runner, daemon, "start")
             run.did(f"{label}: {daemon} started")
         elif restart_why:
             service(runner, daemon, "restart")
             run.did(f"{label}: {daemon} restarted ({restart_why})")
 
-    running(witness, f"witness {qd.host}", qdev.WITNESS_DB, "corosync-qnetd",
+    running(witness, f"witness {qd.host}", "corosync-qnetd",
             "its certificate authority is new" if new_authority else None)
     for name in names:
-        running(run.runners[name], name, qdev.NODE_DB, "corosync-qdevice",
+        running(run.runners[name], name, "corosync-qdevice",
                 "its certificates changed" if certs_changed else None)
 
     def everyone_counts_it() -> bool:

@@ -14,5 +14,10 @@ def holds_address(runner: Runner, address: str) -> bool:
                if "/" in part)
 
 
+#: the longest process name the kernel keeps (``comm``: 16 bytes with the NUL): what ``pgrep -x``
+#: matches against, so a longer name (``corosync-qdevice``) is looked for by its first 15
+COMM_LENGTH = 15
+
+
 def process_running(runner: Runner, name: str) -> bool:
-    return runner.run(["pgrep", "-x", name], warn=True, timeout=10).ok
+    return runner.run(["pgrep", "-x", name[:COMM_LENGTH]], warn=True, timeout=10).ok

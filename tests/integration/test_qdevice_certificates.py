@@ -64,8 +64,8 @@ def sides() -> Iterator[tuple[NamespaceRunner, dict[str, NamespaceRunner]]]:
 
 
 def _read(witness, nodes):
-    w = qd.read_side(witness, "witness", qd.WITNESS_DB, "corosync-qnetd")
-    return w, [qd.read_side(r, name, qd.NODE_DB, "corosync-qdevice") for name, r in nodes.items()]
+    w = qd.read_side(witness, "witness", qd.WITNESS_DB)
+    return w, [qd.read_side(r, name, qd.NODE_DB) for name, r in nodes.items()]
 
 
 def test_the_ceremony_gives_every_node_the_witness_authority_and_the_cluster_certificate(sides):

@@ -68,3 +68,15 @@ def test_a_node_is_ready_only_with_the_witness_authority_and_the_cluster_certifi
 def test_every_action_says_what_it_does_and_the_key_copy_says_it_is_never_printed():
     text = [a.describe("opsview") for a in qd.plan_certificates(WITNESS, [node("n1"), node("n2")])]
     assert "cluster opsview" in text[1] and "never printed" in text[-1] and "0600" in text[-1]
+
+
+def test_a_daemon_whose_name_is_longer_than_the_kernel_keeps_is_found_by_its_first_15_characters():
+    """``pgrep -x corosync-qdevice`` never matches (the kernel keeps 15 characters of a process
+    name, and pgrep refuses a longer pattern): init would start the daemon again at every run."""
+    from hakit.remote.fake import FakeRunner
+    from hakit.remote.probes import process_running
+
+    runner = FakeRunner(strict=True).on("pgrep", "-x", "corosync-qdevic").on("pgrep", "-x", "sshd")
+    assert process_running(runner, "corosync-qdevice") and process_running(runner, "sshd")
+    assert runner.calls == [("pgrep", "-x", "corosync-qdevic"), ("pgrep", "-x", "sshd")]
+    assert not process_running(FakeRunner(strict=True), "corosync-qnetd")
