@@ -12,6 +12,7 @@ from __future__ import annotations
 import atexit
 import functools
 import os
+import re
 import shlex
 import time
 from collections.abc import Callable, Iterator
@@ -26,9 +27,11 @@ from testinfra.backend.paramiko import ParamikoBackend
 
 from hakit.lab import lifecycle as labmod
 from hakit.lab.chaos import keep_logs
+from hakit.lab.driver import PairDriver
 from hakit.lab.labinventory import KEY, KNOWN_HOSTS
 from hakit.lab.spec import LabSpec
 from hakit.lab.writer import TABLE as WRITER_TABLE
+from hakit.lab.writer import WritableSampler
 from hakit.lab.writer import Writer as LabWriter
 
 _MADE: list[str] = []  #: every lab folder a fixture created (the safety net removes them)
@@ -207,3 +210,98 @@ def other_admin(lab: Lab, folder: Path) -> Path:
         shutil.copy2(lab.dir / name, folder / name)
     assert not (folder / ".hakit").exists()
     return folder / "inventory.yml"
+
+
+# --------------------------------------------------------------------------- four nodes
+
+
+def votes(doc: dict) -> dict[str, tuple[bool, int | None, bool] | None]:
+    """Each node's (quorate, total votes, the witness voting), as status reads them."""
+    return {name: (n["quorum"]["quorate"], n["quorum"]["total_votes"], n["quorum"]["device_voting"])
+            if n.get("quorum") else None for name, n in doc["nodes"].items()}
+
+
+def pairs(lab: Lab) -> tuple[list[str], list[str]]:
+    return [n.name for n in lab.spec.nodes if n.pair == "db"], [n.name for n in lab.spec.nodes if n.pair == "app"]
+
+
+class FourNodeWatch:
+    """While the application pair is struck: a sampler reading every node's ``@@read_only`` and
+    who holds each VIP, a writer through the database VIP from this machine, and reads of the
+    database active's ``@@read_only`` every 0.2 s."""
+
+    def __init__(self, lab: Lab) -> None:
+        self.driver = PairDriver(lab.dir)
+        db, app = pairs(lab)
+        self.sampler = WritableSampler(self.driver_inits, [db, app],
+                                       vips=[lab.spec.vips["db"], lab.spec.vips["app"]])
+        self.writer = self.driver.writer()
+
+    def driver_inits(self) -> dict[str, int | None]:
+        from hakit.lab.state import load_state
+
+        state = load_state(self.driver.dir)
+        return dict(state.inits) if state else {}
+
+    def __enter__(self) -> FourNodeWatch:
+        self.sampler.start()
+        self.writer.start()
+        time.sleep(1.0)
+        return self
+
+    def reads_of(self, node: str, seconds: float) -> list[bool | None]:
+        reads: list[bool | None] = []
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            reads.append(WritableSampler.writable(self.driver_inits()[node]))
+            time.sleep(0.2)
+        return reads
+
+    def __exit__(self, *exc) -> None:
+        self.writer.stop()
+        self.sampler.stop()
+
+
+def fenced_since(lab: Lab, mark: int) -> list[tuple[str, str]]:
+    """(node powered off, the node that asked) in the lab's fence log after ``mark`` bytes."""
+    log = lab.dir / "logs" / "fence.log"
+    text = log.read_text()[mark:] if log.exists() else ""
+    return re.findall(r"power off (\S+) \((?:off|reboot) asked by (\S+)\)", text)
+
+
+def fence_mark(lab: Lab) -> int:
+    log = lab.dir / "logs" / "fence.log"
+    return len(log.read_text()) if log.exists() else 0
+
+
+def bring_back(lab: Lab, driver: PairDriver, nodes: list[str]) -> dict:
+    """Start again each of ``nodes`` that is powered off; then wait until the pair is healthy and
+    the monitoring master runs on the application node that holds the application VIP (the
+    stack may still be moving the application group when status first says healthy)."""
+    from hakit.lab import lifecycle as labmod
+
+    for node in nodes:
+        alive = {s.name: s.alive for s in labmod.status(str(lab.dir))}
+        if not alive[node]:
+            driver.restart(node)
+            lab.reconnect(node)
+    app = pairs(lab)[1]
+    return driver.wait("healthy, the monitoring master with the application VIP", lambda d: d.get(
+        "state") == "healthy" and any(d["nodes"][n]["vip"] and d["nodes"][n]["monitoring"] for n in app), 240)
+
+
+def reach_database(lab: Lab, inv, node: str) -> list[str]:
+    """``@@hostname`` and ``@@read_only`` of the database behind the db VIP, asked from ``node``
+    with the monitoring master's own login (its password in a 0600 option file, never argv)."""
+    from hakit.inventory.secrets import load_secrets, secrets_path
+    from hakit.remote.ssh import runner_for
+
+    secrets = load_secrets(secrets_path(inv), inv)
+    runner = runner_for(inv, node)
+    try:
+        runner.put("/root/monitoring.cnf", f"[client]\nuser={inv.settings.mysql.monitoring_user}\n"
+                                           f"password={secrets.monitoring_db_password}\n".encode(), 0o600)
+        return runner.run(["mariadb", "--defaults-extra-file=/root/monitoring.cnf", "--batch", "--skip-column-names",
+                           "-h", inv.db_pair.vip.address, "-e", "SELECT @@hostname, @@read_only"]).stdout.split()
+    finally:
+        runner.close()
