@@ -73,9 +73,14 @@ def lint(c: Context) -> None:
             "report": "where the JSON report goes", "resume": "go on with the campaign of --report",
             "plan": "print the campaign the seed draws and run nothing"})
 def chaos(c: Context, stack: str = "pacemaker", faults: int = 10, seed: int = 1, kinds: str = "",
-          report: str = "", resume: bool = False, plan: bool = False) -> None:
+          report: str = "", resume: bool = False, plan: bool = False, witness: bool = False,
+          topology: str = "two-node") -> None:
     """A seeded fault campaign on a fresh lab: hakit lab chaos (root; docs/reliability.md)."""
     argv = [f"{VENV}/hakit", "lab", "chaos", "--stack", stack, "--faults", str(faults), "--seed", str(seed)]
+    if witness:
+        argv.append("--witness")
+    if topology != "two-node":
+        argv += ["--topology", topology]
     if kinds:
         argv += ["--kinds", kinds]
     if report:

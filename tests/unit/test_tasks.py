@@ -85,3 +85,5 @@ def test_chaos_passes_the_campaign_s_options(tasks: ModuleType) -> None:
         (".venv/bin/hakit lab chaos --stack heartbeat --faults 300 --seed 23 --kinds kill-node,hang "
          "--report '/tmp/chaos report.json' --resume", {})]
     assert ran(tasks, "chaos", plan=True)[0][0].endswith(" --plan")
+    assert ran(tasks, "chaos", witness=True, topology="four-node", faults=200) == [
+        (".venv/bin/hakit lab chaos --stack pacemaker --faults 200 --seed 1 --witness --topology four-node", {})]
