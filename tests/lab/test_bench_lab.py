@@ -1,4 +1,5 @@
-"""The benchmarks' short versions, as CI runs them (``bench/run --full`` is a command of its own).
+"""The benchmarks' short versions (``bench/run --full`` is a command of its own): the
+switchover's in CI (``./scripts/test``), the resync's, a minute long, in ``./scripts/test-long``.
 
 Each runs its entry point in quick mode on a fresh lab into a folder of the test (the committed
 results in ``bench/results`` stay as they are) and checks what the report relies on: the
@@ -61,6 +62,7 @@ def test_the_quick_switchover_benchmark_measures_the_window_and_loses_nothing(tm
     assert config["gap"]["n"] == 2 and config["gap"]["median"] > 0
 
 
+@pytest.mark.long  # a minute: ./scripts/test-long (CI keeps the switchover's, and the resync lab tests)
 def test_the_quick_resync_benchmark_times_every_strategy_against_the_runbook(tmp_path: Path) -> None:
     doc = _bench("resync", tmp_path)
     [size] = doc["sizes"]
