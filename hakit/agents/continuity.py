@@ -131,18 +131,36 @@ def _local_ok(path: str) -> bool:
     return True
 
 
-def restore(ctx: NodeContext, store: StateStore | None = None) -> Restore:
-    """Before Nagios starts: install the shipped state when it is newer than this node's own."""
+#: seconds an application node's monitoring master start waits for the database VIP to answer
+#: before it starts from its own retention file (four nodes). The two groups start together
+#: when quorum comes back, and the first four-node campaign (2026-12-07, step 3) saw the
+#: monitoring master start while the database VIP was not up yet: it used its own, older
+#: state, and the downtime made before the fault was lost. A database node reads its own
+#: server, which the group started before: it does not wait.
+DATABASE_WAIT = 30.0
+
+
+def restore(ctx: NodeContext, store: StateStore | None = None, *, clock: Clock = SYSTEM_CLOCK,
+            wait: float = DATABASE_WAIT) -> Restore:
+    """Before Nagios starts: install the shipped state when it is newer than this node's own.
+    On an application node the database is read through the database VIP, tried again every
+    second for up to ``wait`` seconds (:data:`DATABASE_WAIT`)."""
     mon = ctx.inv.settings.monitoring
     files = NagiosFiles.of(mon)
     why_not = carried(ctx.inv, files.retention_file, ctx.node.name)
     if why_not:
         return Restore(False, f"{why_not}: nothing to restore")
-    try:
-        store = store or state_store(ctx)
-        row = store.read()
-    except HakitError as exc:
-        return Restore(False, f"the shipped state cannot be read ({exc}): this node's own retention file is used")
+    deadline = clock.monotonic() + (wait if _remote(ctx) else 0.0)
+    while True:
+        try:
+            row = (store or state_store(ctx)).read()
+            break
+        except HakitError as exc:
+            if clock.monotonic() >= deadline:
+                waited = f" (tried for {wait:g} s)" if _remote(ctx) else ""
+                return Restore(False, f"the shipped state cannot be read{waited} ({exc}): this node's own retention "
+                                      f"file is used")
+            clock.sleep(1.0)
     decision = restore_decision(row.shipped if row else None, ctx.node.name, _local_ok(files.retention_file))
     if not decision.install or row is None:
         return decision

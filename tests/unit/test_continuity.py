@@ -711,3 +711,53 @@ def test_an_application_node_reaches_the_state_through_the_database_vip(tmp_path
     assert continuity.file_store(NodeContext(inv, secrets, app)).remote
     local = continuity.state_store(NodeContext(inv, secrets, db))
     assert not local.remote and local.db.unix_socket == inv.settings.mysql.socket and local.db.user == "root"
+
+
+def test_an_application_node_waits_for_the_database_vip_before_it_starts_from_its_own_state(tmp_path):
+    """Four nodes: the monitoring master's start on an application node reads the shipped state
+    through the database VIP; when the two groups start together (quorum back after a split) the
+    VIP may not be up yet. The first four-node campaign saw it start from its own older file and
+    lose a downtime: the read is tried again every second, up to DATABASE_WAIT, on the clock."""
+    import yaml
+    from unitkit import example_data
+
+    from hakit.clock import FakeClock
+    from hakit.inventory.loader import load_inventory
+
+    cfg, ret = tmp_path / "nagios.cfg", tmp_path / "retention.dat"
+    cfg.write_text(f"state_retention_file={ret}\nlog_file={tmp_path}/nagios.log\ncommand_file={tmp_path}/cmd\n")
+    data = example_data("four-node-pacemaker")
+    data["all"]["vars"]["hakit"]["monitoring"] = {"config": str(cfg)}
+    (tmp_path / "inventory.yml").write_text(yaml.safe_dump(data))
+    inv = load_inventory(tmp_path / "inventory.yml")
+    ret.write_text("info {\ncreated=1\n}\n")
+
+    class LateStore(FakeStateStore):
+        """Unreachable for the first ``late`` reads, like a VIP that comes up a few seconds late."""
+
+        def __init__(self, late: int) -> None:
+            super().__init__()
+            self.late, self.reads = late, 0
+
+        def read(self):
+            self.reads += 1
+            self.unreachable = self.reads <= self.late
+            return super().read()
+
+    store = LateStore(late=5)
+    store.claim("app1", "app1:a")
+    store.write("app1", "app1:a", FIXTURE.read_bytes())
+    clock = FakeClock()
+    decision = continuity.restore(_Ctx(inv, "app2"), store, clock=clock)
+    assert decision.install and store.reads == 6 and 5.0 <= clock.monotonic() < 6.0
+    assert ret.read_bytes() == FIXTURE.read_bytes()
+    # never up: the own file after the bound, said so
+    clock = FakeClock()
+    ret.write_text("info {\ncreated=1\n}\n")
+    decision = continuity.restore(_Ctx(inv, "app2"), FakeStateStore(unreachable=True), clock=clock)
+    assert not decision.install and "cannot be read (tried for 30 s)" in decision.reason
+    assert continuity.DATABASE_WAIT <= clock.monotonic() < continuity.DATABASE_WAIT + 1.5
+    # a database node reads its own server, started before by its group: no wait
+    clock = FakeClock()
+    assert not continuity.restore(_Ctx(inv, "db2"), FakeStateStore(unreachable=True), clock=clock).install
+    assert clock.monotonic() == 0.0
