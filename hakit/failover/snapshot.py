@@ -221,6 +221,21 @@ def quorum_problem(snap: Snapshot) -> str | None:
     return None
 
 
+def application_problem(snap: Snapshot) -> str | None:
+    """Four nodes: the application pair runs the monitoring master on none of its nodes, or None.
+    The database pair can be whole while the monitoring master runs nowhere (both application
+    nodes down or fenced, its group stopped): that is not healthy, and a wait for "healthy"
+    must not end there. Two nodes: the monitoring master is in the database group, which the
+    rest of the state already judges."""
+    if not snap.app_nodes or snap.maintenance or any(v.monitoring for v in snap.app_nodes):
+        return None
+    why = "; ".join(f"{v.name} unreachable" if not v.reachable else
+                    f"{v.name}: its cluster stack is not running" if v.stack_running is False else
+                    f"{v.name}: not running it" for v in snap.app_nodes)
+    return (f"the monitoring master runs on no node of the application pair ({why}); start the nodes, or see "
+            f"the stack's status there (crm_mon -1)")
+
+
 def drbd_problem(snap: Snapshot, active: NodeView) -> str | None:
     """What keeps the monitoring master's files on DRBD from being safe on both nodes, or None:
     Primary on the node that runs the monitoring master (the active, or the application pair's
@@ -378,5 +393,8 @@ def derive_state(snap: Snapshot) -> ClusterState:
     votes = quorum_problem(snap)
     if votes is not None:
         return ClusterState("degraded", active.name, votes, stale=stale)
+    app = application_problem(snap)
+    if app is not None:
+        return ClusterState("degraded", active.name, app, stale=stale)
     return ClusterState("healthy", active.name, f"{active.name} is active; {standby.name} replicates from it",
                         standby=standby.name, stale=stale)

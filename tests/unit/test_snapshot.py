@@ -322,3 +322,19 @@ def test_a_node_that_does_not_count_the_witness_makes_the_pair_degraded():
     assert verdict.name == "degraded" and "n2 does not count the witness's vote" in verdict.reason
     verdict = derive_state(with_votes(QuorumView(False, 1, 3, 0, "A,NV,NMW"), good))
     assert verdict.name == "degraded" and "n1 is not quorate" in verdict.reason
+
+
+def test_four_nodes_without_the_monitoring_master_on_the_application_pair_are_degraded():
+    """The database pair whole and the monitoring master on no application node (both down,
+    fenced, or the group stopped): degraded, each node's reason said; the first four-node
+    campaign's recovery waited for "healthy" and ended with the application pair powered off."""
+    pair = snap(db(False, replica=rep(B)), db(True, replica=rep(A)))
+    app1, app2 = NodeView("app1", "10.9.0.21", True, vip=True, monitoring=True), NodeView("app2", "10.9.0.22", True)
+    assert derive_state(replace(pair, app_nodes=(app1, app2))).name == "healthy"
+    down = (replace(app1, reachable=False, vip=False, monitoring=False), replace(app2, stack_running=False))
+    verdict = derive_state(replace(pair, app_nodes=down))
+    assert verdict.name == "degraded" and verdict.active == "n1"
+    assert ("the monitoring master runs on no node of the application pair (app1 unreachable; app2: its cluster "
+            "stack is not running)") in verdict.reason
+    # maintenance: the operator stopped it on purpose
+    assert derive_state(replace(pair, app_nodes=down, maintenance=True)).name == "healthy"
