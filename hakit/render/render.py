@@ -256,13 +256,12 @@ def _corosync(inv: Inventory, secrets: Secrets, out: _Maker) -> None:
     s = inv.settings
     nodes = [(index, node) for index, node in enumerate(inv.nodes, start=1)]
     qd = s.quorum_device
-    # the heuristics' "holds a VIP" is the database pair's VIP: on four nodes the application
-    # pair's active holds a VIP too, and a split that puts it opposite the database active would
-    # tie the sides' scores (the tie-breaker, the lowest node id, would then pick, maybe against
-    # the database active)
+    # the heuristics (templates/corosync/corosync.conf.j2): two nodes, "holds the database VIP";
+    # four, "is a database node" (its own address among the database pair's)
     device = None if qd is None else {
         "host": qd.host, "port": qd.port, "tls": qd.tls, "algorithm": qd.algorithm_for(len(nodes)),
         "pings": list(qd.heuristics or s.ping_nodes), "vips": [inv.db_pair.vip.address],
+        "databases": [n.address for n in inv.db_pair.nodes],
         "timeout_ms": qd.timeout_ms, "sync_timeout_ms": qd.sync_timeout_ms}
     text = _render("corosync/corosync.conf.j2", cluster_name=s.cluster_name, nodes=nodes,
                    token=s.timing.corosync.token, consensus=s.timing.corosync.effective_consensus,

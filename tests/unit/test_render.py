@@ -654,11 +654,17 @@ def test_a_quorum_device_replaces_two_node_in_corosync_conf(stem, algorithm, sec
     pings = inv.settings.ping_nodes
     assert [line.strip() for line in conf.splitlines() if "exec_ping" in line] == [
         f"exec_ping{i}: /usr/bin/ping -q -c 1 -W 1 {a}" for i, a in enumerate(pings)]
-    # the side that holds the database VIP wins a split (its heuristic passes, the other side's
-    # fails); on four nodes the application VIP does not count: its active may sit on the other
-    # side of a split, and the sides' scores would tie
-    assert f"exec_active: /bin/grep -q -w -F -e {inv.db_pair.vip.address} /proc/net/fib_trie" in conf
+    # two nodes: the side that holds the database VIP wins a split (its heuristic passes, the
+    # other side's fails); four: the database nodes pass, so the database pair outscores the
+    # application pair, and no VIP counts (a lone database active would outscore the three nodes
+    # it lost, and fence them)
+    active = f"exec_active: /bin/grep -q -w -F -e {inv.db_pair.vip.address} /proc/net/fib_trie"
+    databases = " ".join(f"-e {n.address}" for n in inv.db_pair.nodes)
+    assert (active in conf) == (algorithm == "ffsplit")
+    assert (f"exec_database: /bin/grep -q -w -F {databases} /proc/net/fib_trie" in conf) == (algorithm == "lms")
     assert all(pair.vip.address not in conf for pair in inv.pairs if pair is not inv.db_pair)
+    if algorithm == "lms":
+        assert inv.db_pair.vip.address not in conf.split("heuristics {", 1)[1]
     plain = text(next(a for a in render_all(example(stem), secrets) if a.kind == "corosync"))
     assert "device {" not in plain and ("two_node: 1" in plain) == (stem == "two-node-pacemaker")
     # no fence race to delay: the side without the witness's vote has no quorum and never fences
