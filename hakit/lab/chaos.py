@@ -253,15 +253,28 @@ class Campaign:
         self.lab.repair(node, restart=not self._alive(node), healthy=self._healthy)
 
     def _revive_stacks(self, report: StepReport | None) -> None:
-        """heartbeat: start the stack again on a live node where it has shut itself down. When a
+        """Four nodes: start an application node again that was fenced once its step had looked.
+        heartbeat: start the stack again on a live node where it has shut itself down. When a
         partition heals, heartbeat restarts on both nodes; one whose shutdown does not finish in
         time does an "emergency shutdown" and stays down, and the peer, if it is the stale side,
         must not take the group: nothing would be active until someone starts heartbeat again,
         as the node's service manager or its operator would. Noted in the report."""
-        if self.stack != "heartbeat":
-            return
         from hakit.lab import lifecycle as labmod
 
+        if self.app:
+            # four nodes: an application node fenced after its step's recovery had looked (the
+            # database side's fencing of a side that lost quorum can land after the heal) is
+            # started again, as its fence device's "reboot" would
+            for node in labmod.status(str(self.lab.dir)):
+                if node.name in self.app and not node.alive:
+                    self.lab.restart(node.name)
+                    note = f"{node.name}: powered off (fenced) after the step; started again"
+                    if report is not None:
+                        report.notes.append(note)
+                    else:
+                        self._pending_notes.append(note)
+        if self.stack != "heartbeat":
+            return
         for node in labmod.status(str(self.lab.dir)):
             if node.alive and node.name in self.pair and not node.daemons.get("heartbeat"):
                 self.lab.fault("start-stack", node.name)
@@ -674,9 +687,13 @@ class Campaign:
         standby = next(n for n in self.pair if n != active)
         node = active if fault.target == "active" else standby
         report = StepReport(index, fault, node, active)
-        self.say(f"step {index}: {fault.kind} on the witness" + (f", then {node} ({fault.target})" if fault.kind in (
-            "witness-and-node", "witness-and-split") else "") if fault.kind in WITNESS_KINDS else
-            f"step {index}: {fault.kind} on {node} ({fault.target})")
+        if fault.kind in WITNESS_KINDS:
+            then = f", then {node} ({fault.target})" if fault.kind in ("witness-and-node", "witness-and-split") else ""
+            self.say(f"step {index}: {fault.kind} on the witness{then}")
+        elif fault.kind in FOUR_NODE_KINDS:
+            self.say(f"step {index}: {fault.kind} on the application pair (the database active {active})")
+        else:
+            self.say(f"step {index}: {fault.kind} on {node} ({fault.target})")
         tag = f"chaos step {index}"
         shipped = self._mark(self._monitoring(doc), standby, tag)
         report.notes.extend(self._pending_notes)

@@ -127,6 +127,7 @@ def test_settling_starts_a_heartbeat_that_shut_itself_down_again(monkeypatch):
         for n, on in heartbeat_on.items()])
     campaign = chaos.Campaign.__new__(chaos.Campaign)
     campaign.lab, campaign.stack, campaign.pair, campaign.clock = Lab(), "heartbeat", ["n1", "n2"], FakeClock()
+    campaign.app = []
     report = chaos.StepReport(27, chaos.Fault("partition", "active", 7.0), "n2", "n2")
     doc = campaign._settled(report=report)
     assert doc["active"] == "n1" and started == ["n1"]
@@ -191,6 +192,7 @@ def test_the_campaigns_waits_try_again_every_revive_interval_until_their_deadlin
 
     campaign = chaos.Campaign.__new__(chaos.Campaign)
     campaign.lab, campaign.stack, campaign.pair, campaign.clock = Lab(), "pacemaker", ["n1", "n2"], clock
+    campaign.app = []
     with pytest.raises(RuntimeError, match="healthy: not within 10 s"):
         campaign._healthy(timeout=40)
     assert asked == [chaos.REVIVE_EVERY, chaos.REVIVE_EVERY, 10.0] and clock.monotonic() == 40
@@ -386,3 +388,39 @@ def test_the_application_pair_lost_the_database_active_audited_and_the_pair_brou
         monkeypatch.setattr(WritableSampler, "writable", staticmethod(lambda init: None))
         campaign._app_pair_lost(report, kind, writer)
         assert not campaign.auditor.ok
+
+
+def test_an_application_node_fenced_after_its_step_looked_is_started_again(monkeypatch):
+    """Four nodes, the first campaign's step 6: after a pair-split the database side fenced both
+    application nodes once the step had healed and looked; nobody started them, the monitoring
+    master ran nowhere, and the next steps found no application VIP. Between the waits for
+    "healthy", a powered-off application node is started again, and the report says so."""
+    from types import SimpleNamespace
+
+    from hakit.clock import FakeClock
+    from hakit.lab import chaos
+    from hakit.lab import lifecycle as labmod
+
+    alive = {"db1": True, "db2": True, "app1": False, "app2": True}
+    restarted: list[str] = []
+
+    def restart(node: str) -> None:
+        restarted.append(node)
+        alive[node] = True
+
+    monkeypatch.setattr(labmod, "status", lambda folder: [SimpleNamespace(name=n, alive=a, daemons={})
+                                                          for n, a in alive.items()])
+    campaign = chaos.Campaign.__new__(chaos.Campaign)
+    campaign.lab = SimpleNamespace(dir="/nowhere", restart=restart)
+    campaign.stack, campaign.pair, campaign.app, campaign.clock = "pacemaker", ["db1", "db2"], ["app1", "app2"], \
+        FakeClock()
+    campaign._pending_notes = []
+    report = chaos.StepReport(6, chaos.Fault("pair-split", "active", 4.0), "db1", "db1")
+    campaign._revive_stacks(report)
+    assert restarted == ["app1"] and report.notes == ["app1: powered off (fenced) after the step; started again"]
+    campaign._revive_stacks(None)  # nothing more to start; a note between steps goes to the next one
+    assert restarted == ["app1"] and campaign._pending_notes == []
+    campaign.app = []  # two nodes: nothing of the kind
+    alive["app2"] = False
+    campaign._revive_stacks(report)
+    assert restarted == ["app1"]
