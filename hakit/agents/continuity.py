@@ -132,12 +132,13 @@ def _local_ok(path: str) -> bool:
 
 
 #: seconds an application node's monitoring master start waits for the database VIP to answer
-#: before it starts from its own retention file (four nodes). The two groups start together
-#: when quorum comes back, and the first four-node campaign (2026-12-07, step 3) saw the
-#: monitoring master start while the database VIP was not up yet: it used its own, older
-#: state, and the downtime made before the fault was lost. A database node reads its own
-#: server, which the group started before: it does not wait.
-DATABASE_WAIT = 30.0
+#: before it starts from its own retention file (four nodes). The CIB starts the application
+#: group only once the database group has (a Mandatory order: the first four-node campaign,
+#: 2026-12-07, saw the monitoring master start while the database group waited for its ping
+#: attribute, from its own older state, and a downtime made before the fault was lost); this
+#: covers a VIP that answers a moment later, and is short, since a start holds one of the
+#: cluster's job slots. A database node reads its own server, started before by its group.
+DATABASE_WAIT = 10.0
 
 
 def restore(ctx: NodeContext, store: StateStore | None = None, *, clock: Clock = SYSTEM_CLOCK,

@@ -101,6 +101,8 @@ class Order:
     then: str
     then_action: str
     kind: str
+    #: False: only the starts are ordered, never the stops (Pacemaker's default: both)
+    symmetrical: bool = True
 
 
 @dataclass(frozen=True)
@@ -290,9 +292,14 @@ def build_cib(inv: Inventory, secrets: Secrets) -> Cib:
 
     if len(inv.pairs) == 2:
         db, app = names[inv.db_pair.name], names[inv.app_pair.name]
-        # the monitoring master reaches its databases through the db VIP: when both groups
-        # move in one transition, bring the databases up first (optional: never blocks a move)
-        orders.append(Order(f"{db.group}-before-{app.group}", db.group, "start", app.group, "start", "Optional"))
+        # the monitoring master reaches its databases through the db VIP, and its start reads the
+        # state shipped there: it starts only once the database group has (Mandatory), or it
+        # starts from its own older state (the first four-node campaign: quorum back after a
+        # split, the database group held until the ping attribute came back, the monitoring
+        # master started first). Starts only (symmetrical false): a database failover stops
+        # and starts the database group, and the monitoring master keeps running
+        orders.append(Order(f"{db.group}-before-{app.group}", db.group, "start", app.group, "start", "Mandatory",
+                            symmetrical=False))
 
     return Cib(
         cluster_name=s.cluster_name,

@@ -755,7 +755,7 @@ def test_an_application_node_waits_for_the_database_vip_before_it_starts_from_it
     clock = FakeClock()
     ret.write_text("info {\ncreated=1\n}\n")
     decision = continuity.restore(_Ctx(inv, "app2"), FakeStateStore(unreachable=True), clock=clock)
-    assert not decision.install and "cannot be read (tried for 30 s)" in decision.reason
+    assert not decision.install and "cannot be read (tried for 10 s)" in decision.reason
     assert continuity.DATABASE_WAIT <= clock.monotonic() < continuity.DATABASE_WAIT + 1.5
     # a database node reads its own server, started before by its group: no wait
     clock = FakeClock()
