@@ -195,10 +195,9 @@ class Campaign:
     # ------------------------------------------------------------------ observing
 
     def _inits(self) -> dict[str, int | None]:
-        from hakit.lab.state import load_state
+        from hakit.lab.state import live_inits
 
-        state = load_state(self.lab.dir)
-        return dict(state.inits) if state else {}
+        return live_inits(self.lab.dir)  # a powered-off node's old PID is not read through
 
     def _checksums(self, doc: dict[str, Any]) -> dict[str, dict[str, int | None]]:
         inv = self.lab.inv()

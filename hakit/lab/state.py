@@ -68,6 +68,21 @@ def load_state(dir: str | Path) -> LabState | None:
         return None
 
 
+def live_inits(dir: str | Path) -> dict[str, int | None]:
+    """Each node's init PID while it is that node's init, else None: a node powered off keeps
+    its old PID in the state file until it is restarted, and the kernel may give that PID to
+    any other process meanwhile, whose namespaces a read through it would then read. The first
+    four-node campaign (2026-12-07, step 8) reported the database VIP on a node powered off 21 s
+    before and being restarted, the VIP then on its peer: the likely cause (the lab's PIDs wrap
+    at 32768 in a minute or two). The samplers read through these."""
+    from hakit.lab.node import is_alive
+
+    state = load_state(dir)
+    if state is None:
+        return {}
+    return {name: (init if is_alive(state.spec, name, init) else None) for name, init in state.inits.items()}
+
+
 @contextlib.contextmanager
 def locked(dir: str | Path) -> Iterator[None]:
     """Hold the lab's lock: one change to nodes and state at a time (CLI, fence helper)."""

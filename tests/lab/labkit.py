@@ -238,10 +238,9 @@ class FourNodeWatch:
         self.writer = self.driver.writer()
 
     def driver_inits(self) -> dict[str, int | None]:
-        from hakit.lab.state import load_state
+        from hakit.lab.state import live_inits
 
-        state = load_state(self.driver.dir)
-        return dict(state.inits) if state else {}
+        return live_inits(self.driver.dir)
 
     def __enter__(self) -> FourNodeWatch:
         self.sampler.start()

@@ -39,7 +39,7 @@ from test_failover_lab import Pair
 
 from hakit.lab import lifecycle as labmod
 from hakit.lab import nagios
-from hakit.lab.state import load_state
+from hakit.lab.state import live_inits, load_state
 from hakit.lab.writer import WritableSampler as LabSampler
 
 pytestmark = pytest.mark.lab
@@ -52,7 +52,7 @@ CONTINUITY_BOUND = 5
 
 def WritableSampler(lab: Lab) -> LabSampler:
     """hakit's sampler of writable nodes on this lab's two-node pair."""
-    return LabSampler(lambda: dict(load_state(lab.dir).inits), [["n1", "n2"]])
+    return LabSampler(lambda: live_inits(lab.dir), [["n1", "n2"]])
 
 
 def fault(lab: Lab, kind: str, node: str) -> None:

@@ -16,7 +16,7 @@ import pytest
 from labkit import Lab, _wait_until, build_lab, hakit
 
 from hakit.lab import lifecycle as labmod
-from hakit.lab.state import load_state
+from hakit.lab.state import live_inits, load_state
 from hakit.lab.writer import WritableSampler
 
 pytestmark = pytest.mark.lab
@@ -117,7 +117,7 @@ def test_a_split_between_the_nodes_is_decided_by_the_witness_never_two_writable(
     assert before == "n2"  # after the takeover above: not the node the tie-breaker (lowest id) picks
     fence_log = lab.dir / "logs" / "fence.log"
     fenced_before = fence_log.read_text() if fence_log.exists() else ""
-    sampler = WritableSampler(lambda: dict(load_state(lab.dir).inits), [["n1", "n2"]],
+    sampler = WritableSampler(lambda: live_inits(lab.dir), [["n1", "n2"]],
                               vips=[lab.spec.vips["main"]])
     sampler.start()
     try:

@@ -15,7 +15,7 @@ import pytest
 from labkit import _wait_until, initialised_pair
 from test_split_brain_lab import fault, read_only, status
 
-from hakit.lab.state import load_state
+from hakit.lab.state import live_inits
 from hakit.lab.writer import WritableSampler
 
 pytestmark = pytest.mark.lab
@@ -30,7 +30,7 @@ def test_heartbeat_a_peer_only_partition_fences_before_it_promotes(heartbeat_pai
     the role agent promotes only once the fence device confirms it; never two writable nodes."""
     lab = heartbeat_pair
     assert status(lab, capsys)["active"] == "n1"
-    sampler = WritableSampler(lambda: dict(load_state(lab.dir).inits), [["n1", "n2"]])
+    sampler = WritableSampler(lambda: live_inits(lab.dir), [["n1", "n2"]])
     sampler.start()
     try:
         fault(lab, "peer-partition", "n1")

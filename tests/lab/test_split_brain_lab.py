@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 from labkit import Lab, _wait_until, hakit, initialised_pair
 
-from hakit.lab.state import load_state
+from hakit.lab.state import live_inits, load_state
 from hakit.lab.writer import WritableSampler
 
 pytestmark = pytest.mark.lab
@@ -177,7 +177,7 @@ def test_a_standby_whose_applier_stopped_on_an_error_is_promoted_only_when_the_o
 def test_pacemaker_a_hung_database_is_killed_before_its_peer_is_promoted(pacemaker_pair, capsys):
     lab = pacemaker_pair
     assert status(lab, capsys)["active"] == "n1"
-    sampler = WritableSampler(lambda: dict(load_state(lab.dir).inits), [["n1", "n2"]])
+    sampler = WritableSampler(lambda: live_inits(lab.dir), [["n1", "n2"]])
     sampler.start()
     try:
         fault(lab, "hang", "n1")
@@ -213,7 +213,7 @@ def test_pacemaker_takeover_stops_a_reachable_node_whose_database_hangs(pacemake
     assert code == 0, out + err
     doc = status(lab, capsys)
     assert doc["state"] == "healthy" and doc["active"] == "n2"
-    sampler = WritableSampler(lambda: dict(load_state(lab.dir).inits), [["n1", "n2"]])
+    sampler = WritableSampler(lambda: live_inits(lab.dir), [["n1", "n2"]])
     sampler.start()
     try:
         fault(lab, "hang", "n2")

@@ -282,16 +282,13 @@ class _WitnessLab:
 
 
 def _witness_campaign(monkeypatch, writable: dict[str, bool | None]):
-    from types import SimpleNamespace
-
     from hakit.clock import FakeClock
     from hakit.lab import chaos, state
     from hakit.lab.audit import Auditor
     from hakit.lab.writer import WritableSampler
 
     lab = _WitnessLab()
-    monkeypatch.setattr(state, "load_state", lambda folder: SimpleNamespace(
-        inits={n: (100 if lab.alive[n] else None) for n in lab.alive}))
+    monkeypatch.setattr(state, "live_inits", lambda folder: {n: (100 if lab.alive[n] else None) for n in lab.alive})
     monkeypatch.setattr(WritableSampler, "writable", staticmethod(lambda init: writable["now"]))
     campaign = chaos.Campaign.__new__(chaos.Campaign)
     campaign.lab, campaign.stack, campaign.pair, campaign.clock = lab, "pacemaker", ["n1", "n2"], FakeClock()

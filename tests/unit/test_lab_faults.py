@@ -197,3 +197,19 @@ def test_a_pair_split_cuts_every_node_of_one_pair_from_every_node_of_the_other_b
     two = plan_lab(tmp_path, "two-node", "pacemaker")
     with pytest.raises(InputError, match="pair-split: the lab has one pair"):
         faults.inject(LabState(spec=two, inits={"n1": 1, "n2": 2}), "pair-split", "n1")
+
+
+def test_a_powered_off_node_s_old_pid_is_never_read_through(tmp_path):
+    """The state file keeps a powered-off node's init PID until it is restarted, and the kernel
+    may give that PID to another process: the samplers read through live_inits, which names a
+    PID only while it is still that node's init (its marker and tini)."""
+    import os
+
+    from hakit.lab.spec import plan_lab
+    from hakit.lab.state import LabState, live_inits
+
+    spec = plan_lab(tmp_path, "two-node", "pacemaker")
+    # this test's own PID stands for a PID reused by another process; n2 was never started
+    LabState(spec=spec, inits={"n1": os.getpid(), "n2": 0}).save()
+    assert live_inits(tmp_path) == {"n1": None, "n2": None}
+    assert live_inits(tmp_path / "nowhere") == {}
