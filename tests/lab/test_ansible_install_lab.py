@@ -18,7 +18,7 @@ import pytest
 from ansiblekit import HAKIT, REPO, Site
 from labkit import Lab, build_lab
 
-pytestmark = pytest.mark.lab
+pytestmark = [pytest.mark.lab, pytest.mark.long]  # a minute: ./scripts/test-long (CI's 30 minutes are full)
 
 #: where the nodes get their own hakit (the node's private /root, never this machine's)
 NODE_VENV = "/root/hakit"

@@ -83,7 +83,7 @@ def test_both_application_nodes_lost_the_database_active_keeps_taking_writes(fou
         for node in app:
             watch.driver.fault("kill-node", node)
         struck = time.monotonic()
-        reads = watch.reads_of(active, 8.0)
+        reads = watch.reads_of(active, 5.0)
         ack = watch.writer.wait_for_ack_after(struck + 2.0, timeout=10)
         during = watch.driver.status()
     # the database pair and the witness: 2 + 3 votes of 7, quorate; the active never stopped
@@ -126,64 +126,3 @@ def test_a_split_between_the_pairs_is_won_by_the_database_side_which_fences_the_
     assert watch.writer.lost_on(active) == []
     doc = bring_back(lab, watch.driver, app)
     assert doc["active"] == active
-
-
-def test_the_app_pair_s_monitoring_state_survives_the_loss_of_its_active(four, capsys):
-    """(The module's last test: its lab goes with it.) Issue 25 on four nodes: the monitoring
-    master runs on the application pair, which holds no database. The shipper beside it writes
-    the state through the database VIP with the monitoring master's own login, and the start on
-    the other application node installs it: a downtime, a comment and an acknowledgement made
-    before the loss are on the new application active's Nagios."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    from hakit.inventory.loader import load_inventory
-    from hakit.lab import nagios
-
-    lab = four
-    inventory = str(lab.dir / "inventory.yml")
-    inv = load_inventory(lab.dir / "inventory.yml")
-    folder, host, tag = lab.dir, "localhost", "four-node continuity"
-
-    def status() -> dict:
-        code, out, _ = hakit(capsys, "-i", inventory, "status", "--json")
-        return json.loads(out)
-
-    doc = _wait_until("the monitoring master on the application node with the VIP", lambda: (lambda d: d if any(
-        d["nodes"][n]["vip"] and d["nodes"][n]["monitoring"] for n in inv.app_pair.node_names) else None)(status()),
-        timeout=120, interval=1)
-    active = next(n for n in inv.app_pair.node_names if doc["nodes"][n]["vip"])
-    standby = next(n for n in inv.app_pair.node_names if n != active)
-    db_standby = next(n for n in inv.db_pair.node_names if n != doc["active"])
-    _wait_until(f"{active}'s Nagios reads its command file", lambda: nagios.mark(folder, active, host, tag), timeout=30)
-    assert nagios.command(folder, active, f"PROCESS_SERVICE_CHECK_RESULT;{host};HTTP;2;{tag}: forced critical")
-    _wait_until(f"{active}'s Nagios shows the CRITICAL", lambda: (nagios.view(folder, active) or nagios.View(
-        [], [], [], {})).states.get((host, "HTTP")) == "2", timeout=30)
-    assert nagios.command(folder, active, f"ACKNOWLEDGE_SVC_PROBLEM;{host};HTTP;2;0;1;hakit-lab;{tag}")
-    # the acknowledgement saved first (the downtime's tag was saved before it): the standby's copy
-    # must be the file that holds both, or the kill below can beat the acknowledgement's shipping
-    # (a CI pre-check, 2026-12-07: the downtime and comment were carried, the acknowledgement not)
-    _wait_until(f"{active}'s retention file holds the acknowledgement",
-                lambda: nagios.retention_acknowledged(folder, active, host, "HTTP"), timeout=30)
-    # shipped from the app node through the database VIP, and replicated: in the database
-    # standby's copy within the bound
-    assert nagios.on_standby(folder, active, db_standby, tag, inv.settings.mysql.hakit_schema, 5.0), \
-        (lab.host(active).run("cat /var/log/hakit/continuity.log").stdout[-2000:])
-    assert status()["monitoring_state"]["writer"] == active
-    # the monitoring files too (the login's INSERT, UPDATE and DELETE on hakit.monitoring_files)
-    _wait_until(f"{active}'s shipper shipped the monitoring files", lambda: "shipped the monitoring files" in lab.host(
-        active).run("cat /var/log/hakit/continuity.log").stdout, timeout=30)
-    hakit_bin = str(Path(sys.executable).parent / "hakit")
-    done = subprocess.run([hakit_bin, "lab", "fault", "--dir", str(lab.dir), "kill-node", active],
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    _wait_until(f"{standby} runs the monitoring master with the app VIP", lambda: (lambda d: d["nodes"][standby][
-        "vip"] and d["nodes"][standby]["monitoring"])(status()), timeout=180)
-    if not nagios.wait_for_mark(folder, standby, tag, timeout=60):
-        log = lab.host(standby).run("cat /var/log/hakit/continuity.log").stdout[-2000:]
-        pytest.fail(f"{standby}'s Nagios lost the downtime and comment made on {active}:\n{log}")
-    view = nagios.view(folder, standby)
-    assert view is not None and (host, "HTTP") in view.acknowledged and view.states.get((host, "HTTP")) == "2"
-    said = lab.host(standby).run("cat /var/log/hakit/continuity.log").stdout
-    assert f"the same as {active} shipped" in said or f"as {active} shipped them" in said, said[-2000:]

@@ -39,7 +39,8 @@ PATHS = ("/etc/nagios4", "/var/lib/nagios4")
 MOUNT = "/srv/hakit"
 
 
-@pytest.fixture(scope="module", params=["pacemaker", "heartbeat"])
+# heartbeat's run (a minute) is in ./scripts/test-long: CI's 30 minutes are full
+@pytest.fixture(scope="module", params=["pacemaker", pytest.param("heartbeat", marks=pytest.mark.long)])
 def shared(request, tmp_path_factory):
     gen = build_lab(tmp_path_factory, "two-node", request.param, storage="shared")
     lab = next(gen)
