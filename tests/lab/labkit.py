@@ -136,9 +136,10 @@ def build_lab(tmp_path_factory: pytest.TempPathFactory, topology: str, stack: st
         labmod.down(str(dir))
 
 
-def initialised_pair(tmp_path_factory: pytest.TempPathFactory, stack: str) -> Iterator[Lab]:
-    """A two-node lab of ``stack`` that ``hakit init`` made healthy (n1 active); removed after."""
-    gen = build_lab(tmp_path_factory, "two-node", stack)
+def initialised(tmp_path_factory: pytest.TempPathFactory, topology: str, stack: str, **options: Any) -> Iterator[Lab]:
+    """A lab that ``hakit init`` made healthy (``options`` as :func:`build_lab`'s: ``witness=True``
+    ...); removed after."""
+    gen = build_lab(tmp_path_factory, topology, stack, **options)
     lab = next(gen)
     try:
         from hakit.cli import main
@@ -147,6 +148,11 @@ def initialised_pair(tmp_path_factory: pytest.TempPathFactory, stack: str) -> It
         yield lab
     finally:
         gen.close()
+
+
+def initialised_pair(tmp_path_factory: pytest.TempPathFactory, stack: str) -> Iterator[Lab]:
+    """A two-node lab of ``stack`` that ``hakit init`` made healthy (n1 active); removed after."""
+    yield from initialised(tmp_path_factory, "two-node", stack)
 
 
 def _wait_until(what: str, check: Callable[[], Any], timeout: float = 60.0, interval: float = 0.5) -> Any:

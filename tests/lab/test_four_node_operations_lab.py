@@ -15,7 +15,7 @@ import json
 import time
 
 import pytest
-from labkit import FourNodeWatch, _wait_until, bring_back, build_lab, hakit, pairs, reach_database, votes
+from labkit import FourNodeWatch, _wait_until, bring_back, hakit, initialised, pairs, reach_database, votes
 
 from hakit.lab.driver import PairDriver
 
@@ -24,15 +24,7 @@ pytestmark = [pytest.mark.lab, pytest.mark.long]
 
 @pytest.fixture(scope="module")
 def four(tmp_path_factory):
-    from hakit.cli import main
-
-    gen = build_lab(tmp_path_factory, "four-node", "pacemaker", witness=True)
-    lab = next(gen)
-    try:
-        assert main(["-i", str(lab.dir / "inventory.yml"), "init"]) == 0
-        yield lab
-    finally:
-        gen.close()
+    yield from initialised(tmp_path_factory, "four-node", "pacemaker", witness=True)
 
 
 def test_the_database_active_lost_its_standby_takes_over_and_the_monitoring_master_follows_the_vip(four, capsys):

@@ -22,10 +22,10 @@ from labkit import (
     FourNodeWatch,
     _wait_until,
     bring_back,
-    build_lab,
     fence_mark,
     fenced_since,
     hakit,
+    initialised,
     pairs,
     reach_database,
     votes,
@@ -36,15 +36,7 @@ pytestmark = pytest.mark.lab
 
 @pytest.fixture(scope="module")
 def four(tmp_path_factory):
-    from hakit.cli import main
-
-    gen = build_lab(tmp_path_factory, "four-node", "pacemaker", witness=True)
-    lab = next(gen)
-    try:
-        assert main(["-i", str(lab.dir / "inventory.yml"), "init"]) == 0
-        yield lab
-    finally:
-        gen.close()
+    yield from initialised(tmp_path_factory, "four-node", "pacemaker", witness=True)
 
 
 def test_init_gives_all_four_nodes_the_witness_s_three_votes_and_both_pairs_their_vip(four, capsys):
