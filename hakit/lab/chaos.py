@@ -462,8 +462,6 @@ class Campaign:
         (``pair-split``, both sides still reaching the witness). The database active must stay
         writable and take writes all along; then the network heals and every application node
         that was powered off (or fenced by the database side) is started again."""
-        from hakit.lab.writer import WritableSampler
-
         active = report.active_before
         if kind == "kill-app-pair":
             for node in self.app:
@@ -475,12 +473,7 @@ class Campaign:
             self.lab.fault("pair-split", active)
         struck = time.monotonic()
         try:
-            init = self._inits().get(active)
-            reads: list[bool | None] = []
-            end = self.clock.monotonic() + report.fault.delay
-            while self.clock.monotonic() < end:
-                reads.append(WritableSampler.writable(init) if init else None)
-                self.clock.sleep(INSIDE_INTERVAL * 10)
+            reads = self._reads(active, report.fault.delay)  # anything but True: a violation
             # a write sent a second after the fault, acknowledged through the database VIP
             acknowledged = writer.wait_for_ack_after(struck + 1.0, timeout=5) is not None
         finally:

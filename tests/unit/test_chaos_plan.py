@@ -90,6 +90,21 @@ def test_a_failed_campaign_keeps_the_nodes_logs(tmp_path):
     assert not (kept / "n2" / "s.sock").exists()
 
 
+class _StatusLab:
+    """A lab as the campaign's waits see it: ``status()`` (the subclass's) and ``wait``."""
+
+    dir = "/nowhere"
+
+    def status(self) -> dict:
+        raise NotImplementedError
+
+    def wait(self, what, check, timeout):
+        doc = self.status()
+        if check(doc):
+            return doc
+        raise RuntimeError(f"{what}: not within {timeout:g} s")
+
+
 def test_settling_starts_a_heartbeat_that_shut_itself_down_again(monkeypatch):
     """heartbeat campaign, seed 42, step 27: on a healed partition one heartbeat did an emergency
     shutdown and stayed down, and the other side was the stale one: no active until heartbeat is
@@ -103,19 +118,11 @@ def test_settling_starts_a_heartbeat_that_shut_itself_down_again(monkeypatch):
     heartbeat_on = {"n1": False, "n2": True}
     started: list[str] = []
 
-    class Lab:
-        dir = "/nowhere"
-
+    class Lab(_StatusLab):
         def status(self):
             active = "n1" if heartbeat_on["n1"] else None
             return {"active": active, "nodes": {"n1": {"vip": active == "n1"}, "n2": {"vip": False}},
                     "state": "healthy" if active else "degraded", "reason": ""}
-
-        def wait(self, what, check, timeout):
-            doc = self.status()
-            if check(doc):
-                return doc
-            raise RuntimeError(f"{what}: not within {timeout:g} s")
 
         def fault(self, kind, node):
             assert kind == "start-stack"
@@ -251,11 +258,9 @@ def test_a_resumed_campaign_must_have_the_same_witness_and_topology():
         resume_point(first, stack="pacemaker", seed=5, kinds=["hang"], count=9, witness=True, topology="four-node")
 
 
-class _WitnessLab:
+class _WitnessLab(_StatusLab):
     """A pair with a witness, as the campaign sees it: faults recorded, the votes and the active
     following them (no quorum without two of the three votes)."""
-
-    dir = "/nowhere"
 
     def __init__(self) -> None:
         self.done: list[tuple[str, str]] = []
@@ -266,12 +271,6 @@ class _WitnessLab:
         if self.witness_up and not self.alive.get(self.active or "", False):
             self.active = next(n for n in self.alive if self.alive[n])
         return {"active": self.active, "nodes": {n: {"quorum": {"device_voting": votes[n]}} for n in self.alive}}
-
-    def wait(self, what, check, timeout):
-        doc = self.status()
-        if check(doc):
-            return doc
-        raise RuntimeError(f"{what}: not within {timeout:g} s")
 
     def fault(self, kind, node):
         self.done.append((kind, node))
