@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 from pathlib import Path
 
 from hakit.errors import SafetyRefusal
 from hakit.lab.proc import run
-from hakit.lab.spec import LabSpec, NodeSpec
+from hakit.lab.spec import DRBD_CONF_DIR, SHARED_LAB_PATHS, LabSpec, NodeSpec
 
 #: host folders copied into a fresh node (packaged config and the folder layout daemons expect)
 SEEDED = ("/etc/corosync", "/etc/ha.d", "/etc/mysql", "/etc/sysctl.d", "/etc/ssh", "/etc/nagios4", "/var/lib/nagios4",
-          "/var/lib/nagios", "/var/lib/heartbeat", "/var/lib/pacemaker")
+          "/var/lib/nagios", "/var/lib/heartbeat", "/var/lib/pacemaker", DRBD_CONF_DIR)
 #: host files that must NOT follow into a node: host identity, host cluster config
 NOT_COPIED = ("etc/ssh/ssh_host_", "var/lib/nagios/.ssh", "var/lib/heartbeat/hb_uuid", "var/lib/heartbeat/hostcache",
               "var/lib/heartbeat/delhostcache", "etc/corosync/authkey", "var/lib/pacemaker/cib/cib",
@@ -64,10 +65,20 @@ def host_path(spec: LabSpec, node: NodeSpec, path: str) -> Path:
         # a shared-storage lab: the node's own layer over the host's folder (written before the
         # node mounts it)
         return overlay_dir(spec, node, layered[0]) / "upper" / norm[len(layered[0]) + 1:]
+    if spec.guest_layer and any(norm == d or norm.startswith(d + "/") for d in SHARED_LAB_PATHS):
+        # a VM guest's own folder (its root disk's layer over this machine's root): staged here,
+        # written into the disk when the lab makes it (hakit.lab.vm.make_disks)
+        return guest_layer_dir(spec, node) / norm.lstrip("/")
     if not any(norm == d or norm.startswith(d + "/") for d in private) and norm != "/etc/hosts":
         raise SafetyRefusal(f"node {node.name}: {path} is not in one of the node's private folders "
                             f"({', '.join(private)}); the lab writes nothing on the host's own paths")
     return spec.node_dir(node.name) / norm.lstrip("/")
+
+
+def guest_layer_dir(spec: LabSpec, node: NodeSpec) -> Path:
+    """Where the files a VM guest's root disk starts with are staged (its overlay's upper layer:
+    ``DIR/nodes/<name>/guest-layer``, copied by ``mkfs.ext4 -d`` into ``data/``)."""
+    return spec.node_dir(node.name) / "guest-layer" / "data"
 
 
 def overlay_dir(spec: LabSpec, node: NodeSpec, path: str) -> Path:
@@ -108,10 +119,29 @@ def prepare(spec: LabSpec, node: NodeSpec, fresh: bool) -> None:
     os.chmod(root, 0o755)
 
 
+def _parents_as_on_host(layer: Path, folder: str) -> None:
+    """Make ``folder`` and its parents in a guest's layer with this machine's owner and mode for
+    each (an overlay shows the upper folder's: a root-owned ``/var/lib/nagios4`` would lock the
+    nagios user out)."""
+    layer.mkdir(parents=True, exist_ok=True)
+    here = layer
+    for part in Path(folder).relative_to("/").parts:
+        here = here / part
+        host = Path("/", here.relative_to(layer))
+        if not here.exists():
+            here.mkdir()
+            st = host.stat() if host.is_dir() else None
+            if st is not None:
+                os.chown(here, st.st_uid, st.st_gid)
+                os.chmod(here, stat.S_IMODE(st.st_mode))
+
+
 def write(spec: LabSpec, node: NodeSpec, path: str, content: bytes, mode: int = 0o644,
           owner: str = "root:root") -> Path:
     """Write a file of the node (inside its private folders), with its mode and owner."""
     target = host_path(spec, node, path)
+    if spec.guest_layer and target.is_relative_to(guest_layer_dir(spec, node)):
+        _parents_as_on_host(guest_layer_dir(spec, node), os.path.dirname(os.path.normpath(path)))
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.hakit-lab")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)

@@ -69,6 +69,14 @@ PRIVATE_DIRS = (
     "/var/log",
     "/root",  # last: anything under /root on the host must be bound before it is hidden
 )
+#: a VM guest's own folders among :data:`PRIVATE_DIRS`: on the guest's root disk (kept across its
+#: restarts), not shared over 9p, which cannot hold a FIFO (heartbeat makes /var/lib/heartbeat/fifo:
+#: "Cannot make fifo ... No such device or address", and heartbeat exits)
+VM_GUEST_OWN = ("/var/lib/heartbeat",)
+
+#: DRBD's resource files: a private folder of each node on a ``--storage drbd`` lab (seeded with
+#: drbd-utils' global_common.conf, which /etc/drbd.conf includes)
+DRBD_CONF_DIR = "/etc/drbd.d"
 
 
 @dataclass(frozen=True)
@@ -124,9 +132,21 @@ class LabSpec:
         """The folders bound privately into each node: on a shared-storage lab, not the monitoring
         master's own (``hakit init`` replaces them by links into the shared disk's mount, so
         they must be plain folders of the node's: see :data:`OVERLAID`)."""
+        if self.vm:  # the guest's own: on its root disk, never over 9p
+            base = tuple(d for d in PRIVATE_DIRS if d not in VM_GUEST_OWN)
+        else:
+            base = PRIVATE_DIRS
         if self.storage in ("shared", "drbd"):
-            return tuple(d for d in PRIVATE_DIRS if d not in SHARED_LAB_PATHS)
-        return PRIVATE_DIRS
+            private = tuple(d for d in base if d not in SHARED_LAB_PATHS)
+            # DRBD's resource file (init installs it): the node's own, never the host's
+            return private[:-1] + (DRBD_CONF_DIR, private[-1]) if self.storage == "drbd" else private
+        return base
+
+    @property
+    def guest_layer(self) -> bool:
+        """A VM guest whose monitoring folders are its own (a DRBD lab): the lab stages the
+        files it writes there in the guest's root disk (:func:`hakit.lab.folders.guest_layer_dir`)."""
+        return self.vm and self.storage == "drbd"
 
     @property
     def overlaid(self) -> tuple[str, ...]:

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hakit.errors import OperationFailed
+from hakit.lab import folders
 from hakit.lab.proc import run
 from hakit.lab.spec import LabSpec, NodeSpec
 
@@ -284,7 +285,9 @@ def make_disks(spec: LabSpec, node: NodeSpec) -> None:
         with open(root, "wb") as fh:
             fh.truncate(ROOT_DISK_MB << 20)
         os.chmod(root, 0o600)
-        run(["mkfs.ext4", "-q", "-F", "-L", f"hkr-{node.name}", str(root)])
+        layer = folders.guest_layer_dir(spec, node).parent  # the files the lab staged for the guest's layer
+        populate = ["-d", str(layer)] if layer.is_dir() else []
+        run(["mkfs.ext4", "-q", "-F", "-L", f"hkr-{node.name}", *populate, str(root)])
     disk = folder / DRBD_IMAGE
     if spec.storage == "drbd" and not disk.exists():
         with open(disk, "wb") as fh:

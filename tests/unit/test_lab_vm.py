@@ -12,7 +12,7 @@ import pytest
 
 from hakit.lab import vm
 from hakit.lab.node import enter, vm_node
-from hakit.lab.spec import MARKER, PRIVATE_DIRS, VM_DATA_DISK, VM_MARKER, plan_lab
+from hakit.lab.spec import MARKER, VM_DATA_DISK, VM_MARKER, plan_lab
 
 
 def _marked(name: str, spec, *extra: str) -> subprocess.Popen:
@@ -67,6 +67,22 @@ def test_a_vm_lab_gives_every_node_a_data_disk_and_refuses_what_it_cannot_run_ye
     drbd = plan_lab(tmp_path / "lab", "two-node", "heartbeat", vm=True, storage="drbd")
     # the monitoring master's folders are the guest's own, for init to move onto DRBD
     assert "/etc/nagios4" not in drbd.private_dirs and "/etc/nagios4" in spec.private_dirs
+    # DRBD's resource file is the node's own (the lab writes r0.res there), never the host's
+    assert "/etc/drbd.d" in drbd.private_dirs and "/etc/drbd.d" not in spec.private_dirs
+    assert drbd.private_dirs[-1] == "/root"  # still last (anything under /root bound before it is hidden)
+    from hakit.lab import folders
+
+    assert folders.host_path(drbd, drbd.nodes[0], "/etc/drbd.d/r0.res") == drbd.node_dir("n1") / "etc/drbd.d/r0.res"
+    # the monitoring master's own files go into the guest's root disk's layer (init moves them onto DRBD)
+    staged = folders.write(drbd, drbd.nodes[0], "/var/lib/nagios4/x/probe.cfg", b"x")
+    assert staged == folders.guest_layer_dir(drbd, drbd.nodes[0]) / "var/lib/nagios4/x/probe.cfg"
+    host = os.stat("/var/lib/nagios4")
+    made = os.stat(folders.guest_layer_dir(drbd, drbd.nodes[0]) / "var/lib/nagios4")
+    assert (made.st_uid, made.st_gid, made.st_mode) == (host.st_uid, host.st_gid, host.st_mode)
+    assert not spec.guest_layer and drbd.guest_layer
+    # heartbeat's FIFO cannot live on 9p: its folder is the guest's own disk's
+    assert "/var/lib/heartbeat" not in spec.private_dirs and "/var/lib/heartbeat" not in drbd.private_dirs
+    assert "/var/lib/heartbeat" in plan_lab(tmp_path / "ns", "two-node", "heartbeat").private_dirs
     again = type(spec).from_json(spec.to_json())
     assert again == spec
 
@@ -74,8 +90,9 @@ def test_a_vm_lab_gives_every_node_a_data_disk_and_refuses_what_it_cannot_run_ye
 def test_the_guest_binds_the_node_s_private_folders_as_the_namespace_lab_does(spec):
     node = spec.nodes[0]
     script = vm.init_script(spec, node, ["/root/.pyenv"], ["/lib/modules/x/kernel/fs/9p/9p.ko"])
-    for path in PRIVATE_DIRS:
+    for path in spec.private_dirs:
         assert f"mount --bind /newroot/mnt/hakit-node{path} /newroot{path}" in script
+    assert "hakit-node/var/lib/heartbeat" not in script  # the guest's own disk (9p holds no FIFO)
     # the host's root read-only, the node's own data disk on /var/lib/mysql, hakit's code visible again
     assert ",ro," in script.split("hostroot")[0].rsplit("mount -t 9p", 1)[1]
     assert "mount -t ext4 /dev/vdb /newroot/var/lib/mysql" in script and "mount -t ext4 /dev/vda /upper" in script
