@@ -288,9 +288,12 @@ class Operator:
         mine = views[target]
         r = want.resource
         if mine.local(mine.role) == "Primary":
-            runners[target].run(["sh", "-c", 'mountpoint -q "$1" && umount "$1"; true', "sh", want.mount], timeout=120)
+            # wherever the device is mounted there (a split brain's copy may be mounted anywhere)
+            mounts = tuple(dict.fromkeys((*mine.mounted_at, want.mount)))
+            runners[target].run(["sh", "-c", 'for m in "$@"; do mountpoint -q "$m" && umount "$m"; done; true', "sh",
+                                 *mounts], timeout=120)
             runners[target].run(["drbdadm", "secondary", r], timeout=60)
-            self.say(f"    {target}: DRBD Secondary ({want.mount} unmounted)")
+            self.say(f"    {target}: DRBD Secondary ({', '.join(mounts)} unmounted)")
         if not mine.up:
             runners[target].run(["drbdadm", "up", r], timeout=60)
             self.say(f"    {target}: DRBD {r} up")

@@ -427,7 +427,9 @@ def plan_switchover(ctx: Context, snap: Snapshot, request: Request) -> Plan | Re
 def plan_resync(ctx: Context, snap: Snapshot, request: Request, errant: ErrantReport | None) -> Plan | Refusal:
     state = derive_state(snap)
     active = next((v for v in snap.db_nodes if v.writable), None)
-    if state.name == "split-brain" or active is None:
+    # a split brain of the DRBD files only names the database's active (derive_state): resync
+    # keeps its copy; any other split brain has no active to rebuild from
+    if (state.name == "split-brain" and (active is None or state.active != active.name)) or active is None:
         why = state.reason if state.name == "split-brain" else "no node is writable"
         return Refusal(f"resync rebuilds a node from the active, and there is no single active: {why}",
                        "run hakit takeover first (or make one node read-only)")

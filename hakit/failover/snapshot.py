@@ -287,10 +287,17 @@ def derive_state(snap: Snapshot) -> ClusterState:
                                                   f"node that is not the active", failed=failed, stale=stale)
     primaries = sorted({v.name for v in views + snap.app_nodes if v.drbd is not None and v.drbd.role == "Primary"})
     if len(primaries) > 1:
-        return ClusterState("split-brain", None, f"DRBD is Primary on {' and '.join(primaries)}: two nodes writing "
-                                                  f"the monitoring master's files diverge (DRBD's split brain); "
-                                                  f"unmount the DRBD device and make it Secondary on the node that "
-                                                  f"is not the active", failed=failed, stale=stale)
+        # the files split, the database not: its one writable node of the current generation is
+        # the active whose copy is kept (hakit resync demotes the other and discards its changes)
+        known = writable[0] if len(writable) == 1 and writable[0].generation >= generation else None
+        losers = " and ".join(n for n in primaries if known is None or n != known.name)
+        remedy = (f"{known.name} is the active (its database writable): hakit resync makes DRBD Secondary on "
+                  f"{losers} and discards {losers}'s changes to them, never "
+                  f"{known.name}'s" if known is not None else
+                  "unmount the DRBD device and make it Secondary on the node that is not the active")
+        return ClusterState("split-brain", known.name if known is not None else None,
+                            f"DRBD is Primary on {' and '.join(primaries)}: two nodes writing the monitoring "
+                            f"master's files diverge (DRBD's split brain); {remedy}", failed=failed, stale=stale)
     if views and all(v.db is None for v in views):
         # nothing read is nothing known: not "bootstrapping", which would send the reader to init
         return ClusterState("degraded", None, f"no database of the pair could be read: {unread_causes(views)}; "

@@ -1594,6 +1594,16 @@ def test_resync_repairs_the_monitoring_files_drbd_in_the_active_s_favour(inv):
     # the active's copy is the one kept: an active that does not hold it is refused
     refused = plan_operation(inv, _with_drbd(healthy(), standby, split), Request("resync"), report(0))
     assert isinstance(refused, Refusal) and "n1 is the active but not DRBD Primary" in str(refused)
+    # DRBD Primary on both nodes (a split brain of the files) with n1's database the active:
+    # resync rebuilds n2, its copy demoted and discarded, n1's kept
+    both = DrbdView("Primary", "Unknown", "StandAlone", "UpToDate", "DUnknown", 3120)
+    plan = plan_operation(inv, _with_drbd(healthy(), both, both), Request("resync"), report(0))
+    assert not isinstance(plan, Refusal), plan
+    drbd = next(s for s in plan.steps if s.action == "drbd_rejoin")
+    assert drbd.node == "n2" and drbd.arg("source") == "n1"
+    # resync never names the active as the target, split brain or not
+    refused = plan_operation(inv, _with_drbd(healthy(), both, both), Request("resync", node="n1"), report(0))
+    assert isinstance(refused, Refusal)
     # no DRBD in the snapshot: no such step
     assert "drbd_rejoin" not in actions(plan_operation(inv, healthy(), Request("resync", strategy="dump"),
                                                        report(0)))
@@ -1641,8 +1651,28 @@ def test_the_drbd_step_discards_the_target_s_changes_never_the_active_s(tmp_path
     assert ("drbdadm", "connect", "r0") in runners[active].calls
     assert any(f"{target}'s own changes to the monitoring master's files discarded (2048 KiB out of sync)" in line
                and f"{active}'s copy kept" in line for line in said), said
+    # the target Primary too (DRBD's split brain with two Primaries), its copy mounted elsewhere
+    # than drbd.mount: unmounted wherever it is, demoted, then its changes discarded
+    state["connected"] = False
+
+    def target_primary(argv, _):
+        return Result(argv, 0, json.dumps({
+            "disk_present": True, "disk_blkid": {"TYPE": "drbd"}, "disk_blank": False,
+            "role": "Primary/Secondary" if state["connected"] else "Primary/Unknown",
+            "cstate": "Connected" if state["connected"] else "StandAlone", "dstate": "UpToDate/DUnknown",
+            "device_blkid": {"TYPE": "ext4"}, "mounted_at": ["/mnt/sb"]}))
+
+    runners[target].responses[("python3", "-c", FACTS)] = target_primary
+    said.clear()
+    op.actions()["drbd_rejoin"](step("drbd", "drbd_rejoin", "test", node=target, source=active))
+    umount = next(c for c in runners[target].calls if c[:2] == ("sh", "-c") and "umount" in c[2])
+    assert umount[4:] == ("/mnt/sb", inv.settings.drbd.mount)
+    demoted = runners[target].calls.index(("drbdadm", "secondary", "r0"))
+    assert runners[target].calls.index(umount) < demoted
+    assert any("DRBD Secondary (/mnt/sb" in line for line in said), said
     # the active not Primary: refused before anything changes
     state["connected"] = False
+    runners[target].responses[("python3", "-c", FACTS)] = facts_of("Secondary")
     runners[active].responses[("python3", "-c", FACTS)] = facts_of("Secondary")
     before = len(runners[target].calls)
     with pytest.raises(OperationFailed, match="the active's copy is the one kept"):

@@ -229,6 +229,25 @@ def test_the_monitoring_files_on_drbd_are_safe_only_primary_on_the_active_connec
         assert doc["connection"] == n1.cstate and doc["out_of_sync_kib"] == n1.out_of_sync_kib
 
 
+def test_drbd_primary_on_both_nodes_is_a_split_brain_that_names_the_database_s_active():
+    """Issue 26 (3), seen on the VM tier: DRBD Primary on both nodes (the standby promoted by
+    hand while disconnected, DRBD StandAlone on reconnect) with one writable database of the
+    current generation: a split brain of the files whose active is known, so that hakit resync
+    can keep its copy; two writable databases still name none."""
+    both = _drbd("Primary", "Unknown", "StandAlone", peer_disk="DUnknown", oos=3120)
+    base = snap(db(False, 3), db(True, 3, replica=rep(A)))
+    s = replace(base, db_nodes=(replace(base.db_nodes[0], drbd=both), replace(base.db_nodes[1], drbd=both)))
+    verdict = derive_state(s)
+    assert verdict.name == "split-brain" and verdict.active == "n1", verdict
+    assert "hakit resync" in verdict.reason and "n2's changes" in verdict.reason
+    # a writable database of an old generation is no active
+    old = snap(db(False, 2), db(True, 3, replica=rep(A)))
+    stale = replace(old, db_nodes=(replace(old.db_nodes[0], drbd=both), replace(old.db_nodes[1], drbd=both)))
+    assert derive_state(stale).active is None
+    two = replace(s, db_nodes=(s.db_nodes[0], replace(s.db_nodes[1], db=db(False, 3))))
+    assert derive_state(two).name == "split-brain" and derive_state(two).active is None
+
+
 def test_the_node_probe_reads_drbd_with_drbdadm_and_the_amount_out_of_sync(tmp_path) -> None:
     import os
     import subprocess
