@@ -63,6 +63,9 @@ class StackTraits:
     programs: dict[str, str] = field(default_factory=dict, hash=False)
     #: the stack runs an alert agent for node and fencing events (:mod:`hakit.cluster.alerts`)
     alerts: bool = False
+    #: the stack only promotes and demotes DRBD (heartbeat's ``drbddisk``): DRBD's own unit must
+    #: bring the resource up at boot. Pacemaker's ``ocf:linbit:drbd`` brings it up itself
+    drbd_up_at_boot: bool = False
 
 
 PACEMAKER = StackTraits(
@@ -76,7 +79,7 @@ HEARTBEAT = StackTraits(
     follow_how="heartbeat takes the resources there: the old active releases the monitoring master, the role and "
                "the VIP it no longer holds",
     daemons=("heartbeat",),
-    programs={"cl_status": "heartbeat", "ping": "iputils-ping"})
+    programs={"cl_status": "heartbeat", "ping": "iputils-ping"}, drbd_up_at_boot=True)
 
 @dataclass(frozen=True)
 class MoveConstraint:

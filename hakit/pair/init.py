@@ -756,9 +756,40 @@ def _drbd(run: InitRun, _: Step) -> None:
     for move in moves:
         st.apply(run.runners[move.node], move, paths)
         run.did(move.describe(want.device, want.mount))
-    if not changes and not device and not moves:
+    at_boot = _drbd_at_boot(run, want, (active, standby))
+    if not changes and not device and not moves and not at_boot:
         run.note(f"DRBD {want.resource} up, {active} Primary with hakit's {want.fstype} file system on "
                  f"{want.mount}; {', '.join(paths.paths)} link into it on {active} and {standby}")
+
+
+#: DRBD's own unit (drbd-utils): brings every resource up at boot and waits for the peer (the
+#: resource's startup timeouts bound the wait)
+DRBD_UNIT = "drbd.service"
+
+
+def _drbd_at_boot(run: InitRun, want: DrbdWanted, nodes: tuple[str, str]) -> bool:
+    """On heartbeat, whose ``drbddisk`` only promotes and demotes, DRBD's unit brings the resource
+    up at boot, so that a returning node reconnects as Secondary and resyncs by itself (seen on
+    the VM tier: without it the rebooted node's resource stayed down until hakit resync). Under
+    Pacemaker ``ocf:linbit:drbd`` brings it up and the unit stays as it is (LINBIT: disabled
+    under a cluster manager). Whether anything changed."""
+    from hakit.remote.services import has_systemd
+
+    if not traits_for(run.inv).drbd_up_at_boot:
+        return False
+    changed = False
+    for node in nodes:
+        runner = run.runners[node]
+        if not has_systemd(runner):
+            run.note(f"{node}: no systemd: bring DRBD {want.resource} up at boot with drbd-utils' init script "
+                     f"(update-rc.d drbd enable), or hakit resync does it after a restart")
+            continue
+        if runner.run(["systemctl", "is-enabled", DRBD_UNIT], warn=True, timeout=30).stdout.strip() != "enabled":
+            runner.run(["systemctl", "enable", DRBD_UNIT], timeout=60)
+            run.did(f"{node}: {DRBD_UNIT} enabled: DRBD {want.resource} up at boot, connected as Secondary "
+                    f"(heartbeat's drbddisk only promotes)")
+            changed = True
+    return changed
 
 
 #: what the witness runs (``corosync-qnetd``) and, with TLS, its certificate tools

@@ -83,3 +83,49 @@ def test_init_has_the_drbd_step_where_the_monitoring_files_are_on_drbd():
     assert steps.index("writable") < steps.index("drbd") < steps.index("resources")
     assert wanted_drbd(example_inventory("two-node-pacemaker")) is None
     assert "drbd" not in [s.action for s in plan_init(example_inventory("two-node-pacemaker")).steps]
+
+
+@pytest.mark.parametrize("example, systemd, enabled, want_enable", [
+    ("two-node-heartbeat-drbd", True, "disabled", True),  # heartbeat's drbddisk only promotes: the unit brings it up
+    ("two-node-heartbeat-drbd", True, "enabled", False),  # a second init changes nothing
+    ("two-node-heartbeat-drbd", False, "", False),  # no systemd: said, nothing run
+])
+def test_on_heartbeat_drbd_s_unit_brings_the_resource_up_at_boot(example, systemd, enabled, want_enable):
+    """Seen on the VM tier: a heartbeat node powered off and started again had its DRBD resource
+    down (drbddisk only runs "drbdadm primary" on the active) until hakit resync: init enables
+    drbd.service on both nodes of a heartbeat pair, where systemd runs."""
+    from types import SimpleNamespace
+
+    from hakit.pair.init import DRBD_UNIT, _drbd_at_boot
+    from hakit.remote.fake import FakeRunner
+
+    inv = example_inventory(example)
+    runners = {}
+    for name in ("a", "s"):
+        r = FakeRunner(name)
+        r.on("test", "-d", "/run/systemd/system", exited=0 if systemd else 1)
+        r.on("systemctl", "is-enabled", DRBD_UNIT, exited=0 if enabled == "enabled" else 1, stdout=enabled)
+        runners[name] = r
+    did, notes = [], []
+    run = SimpleNamespace(inv=inv, runners=runners, did=did.append, note=notes.append)
+    assert _drbd_at_boot(run, WANT, ("a", "s")) is want_enable
+    for r in runners.values():
+        assert (("systemctl", "enable", DRBD_UNIT) in r.calls) is want_enable
+    assert len(did) == (2 if want_enable else 0)
+    if not systemd:
+        assert len(notes) == 2 and "update-rc.d drbd enable" in notes[0]
+
+
+def test_under_pacemaker_init_leaves_drbd_s_unit_alone():
+    """ocf:linbit:drbd brings the resource up itself (LINBIT: drbd.service disabled under a
+    cluster manager): init runs nothing about the unit."""
+    from types import SimpleNamespace
+
+    from hakit.pair.init import _drbd_at_boot
+    from hakit.remote.fake import FakeRunner
+
+    inv = example_inventory("two-node-pacemaker")
+    runners = {"a": FakeRunner("a"), "s": FakeRunner("s")}
+    run = SimpleNamespace(inv=inv, runners=runners, did=None, note=None)
+    assert _drbd_at_boot(run, WANT, ("a", "s")) is False
+    assert runners["a"].calls == [] and runners["s"].calls == []
