@@ -334,7 +334,8 @@ def _install(run: InitRun, s: Step) -> None:
         skipped = [a for a in arts if any(a.path.startswith(p.rstrip("/") + "/") for p in behind)]
         arts = [a for a in arts if a not in skipped]
         if skipped:
-            run.note(f"{node}: {', '.join(a.path for a in skipped)} on the shared disk (not mounted here): written "
+            where = "DRBD's device" if wanted_drbd(run.inv) is not None else "the shared disk"
+            run.note(f"{node}: {', '.join(a.path for a in skipped)} on {where} (not mounted here): written "
                      f"through the active")
     current = json.loads(runner.run(["python3", "-c", HASH_PROGRAM, json.dumps([a.path for a in arts])]).stdout)
     changed = []
@@ -381,8 +382,8 @@ DANGLING_PROGRAM = ("import os, sys; "
 
 
 def _behind_the_disk(run: InitRun, node: str) -> list[str]:
-    """The shared paths that are links into the shared disk and dangle on ``node``."""
-    if wanted_storage(run.inv) is None or not run.inv.pair_of(node).carries_app:
+    """The shared paths that are links into the shared disk (or DRBD's device) and dangle on ``node``."""
+    if (wanted_storage(run.inv) is None and wanted_drbd(run.inv) is None) or not run.inv.pair_of(node).carries_app:
         return []
     paths = list(run.inv.settings.monitoring.shared_paths)
     out = run.runners[node].run(["python3", "-c", DANGLING_PROGRAM, *paths], timeout=30).stdout

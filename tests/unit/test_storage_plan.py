@@ -190,6 +190,13 @@ def _shared_two_node(folder: Path) -> Inventory:
     return parse_inventory(text, str(folder / "shared.yml"), base_dir=str(ROOT))
 
 
+def _drbd_two_node(folder: Path) -> Inventory:
+    data = example_data("two-node-heartbeat-drbd")
+    text = yaml.safe_dump(data, sort_keys=False)
+    (folder / "drbd.yml").write_text(text)
+    return parse_inventory(text, str(folder / "drbd.yml"), base_dir=str(ROOT))
+
+
 def test_init_has_a_storage_step_before_the_resources_only_with_a_shared_disk(tmp_path) -> None:
     actions = [s.action for s in plan_init(_shared_two_node(tmp_path)).steps]
     assert actions.index("storage") == actions.index("resources") - 1 > actions.index("writable")
@@ -198,25 +205,30 @@ def test_init_has_a_storage_step_before_the_resources_only_with_a_shared_disk(tm
     assert want is not None and want.paths == ("/etc/nagios4", "/var/lib/nagios4") and want.mount == "/srv/hakit"
 
 
-def test_init_writes_no_file_behind_a_shared_path_whose_disk_this_node_does_not_mount(tmp_path) -> None:
+@pytest.mark.parametrize("files", ["shared", "drbd"])
+def test_init_writes_no_file_behind_a_shared_path_whose_disk_this_node_does_not_mount(tmp_path, files) -> None:
     """The standby's /etc/nagios4 links into the disk the active mounts: the Nagios fragment is
     written through the active, and on the standby it is skipped and said (mkdir through a
-    dangling link would fail)."""
-    inv = _shared_two_node(tmp_path)
+    dangling link would fail). The same with DRBD's device, which the standby cannot mount (seen
+    on the VM tier: a second init failed on the standby, "mkdir: cannot create directory
+    '/etc/nagios4': File exists")."""
+    inv = _shared_two_node(tmp_path) if files == "shared" else _drbd_two_node(tmp_path)
     secrets = Secrets.model_validate(yaml.safe_load((ROOT / "tests" / "fixtures" / "secrets.yml").read_text()))
     said: list[str] = []
     fragment = inv.settings.monitoring.fragment
     runners = {}
-    for name, dangling in (("nagios1", ""), ("nagios2", "/etc/nagios4\n")):
+    active, standby = (n.name for n in inv.app_pair.nodes)
+    for name, dangling in ((active, ""), (standby, "/etc/nagios4\n")):
         runners[name] = FakeRunner(name).on("python3", "-c", DANGLING_PROGRAM, stdout=dangling).on(
             "python3", "-c", HASH_PROGRAM, stdout="{}")
     run = InitRun(inv, secrets, runners, render_all(inv, secrets), say=said.append)
     for name in runners:
         _install(run, step(f"install {name}", "install", "x", node=name))
-    assert fragment in runners["nagios1"].files and fragment not in runners["nagios2"].files
-    assert not any(fragment.rsplit("/", 1)[0] in call for call in runners["nagios2"].calls)
-    assert any(f"nagios2: {fragment} on the shared disk (not mounted here)" in line for line in said)
-    assert "/etc/hakit/inventory.yml" in runners["nagios2"].files  # everything else is written
+    assert fragment in runners[active].files and fragment not in runners[standby].files
+    assert not any(fragment.rsplit("/", 1)[0] in call for call in runners[standby].calls)
+    where = "the shared disk" if files == "shared" else "DRBD's device"
+    assert any(f"{standby}: {fragment} on {where} (not mounted here)" in line for line in said)
+    assert "/etc/hakit/inventory.yml" in runners[standby].files  # everything else is written
 
 
 def test_a_shared_storage_lab_leaves_the_monitoring_folders_to_init_and_names_its_disk(tmp_path) -> None:
