@@ -101,6 +101,10 @@ def verdict(snap: Snapshot, state: ClusterState, thresholds: Failover, semi_sync
         expected = max((q.expected for q in votes if q.expected is not None), default="")
         perf.append(f"votes={'U' if least is None else least};;;0;{expected}")
         perf.append(f"witness_voting={sum(1 for q in votes if q.device_voting)};;;0;{len(votes)}")
+    drbd = [v.drbd for v in snap.db_nodes + snap.app_nodes if v.drbd is not None]
+    if drbd:  # the monitoring files on DRBD: the most any node's peer lacks
+        oos = [d.out_of_sync_kib for d in drbd if d.out_of_sync_kib is not None]
+        perf.append(f"drbd_out_of_sync={max(oos) if oos else 'U'}{'KB' if oos else ''};;;0;")
     shipped = shipped_lag(snap, state)
     perf.append(shipped_perfdata(shipped, state_warning_seconds))
     perfdata = tuple(perf)
@@ -149,4 +153,7 @@ def verdict(snap: Snapshot, state: ClusterState, thresholds: Failover, semi_sync
         worst = max(code for code, _ in problems)
         return Verdict(worst, "; ".join(text for _, text in problems), perfdata)
     lag_text = f", lag {lag_s}s" if lag_s is not None else ""
-    return Verdict(OK, f"{state.active} active, {state.standby} standby replicating{lag_text}", perfdata)
+    files = ""
+    if drbd:  # all is well, so every node reports the same: connected, up to date
+        files = f", DRBD {drbd[0].cstate} {drbd[0].disk}/{drbd[0].peer_disk}"
+    return Verdict(OK, f"{state.active} active, {state.standby} standby replicating{lag_text}{files}", perfdata)

@@ -229,6 +229,24 @@ def test_the_monitoring_files_on_drbd_are_safe_only_primary_on_the_active_connec
         assert doc["connection"] == n1.cstate and doc["out_of_sync_kib"] == n1.out_of_sync_kib
 
 
+def test_check_says_drbd_s_state_when_all_is_well_and_the_amount_out_of_sync_as_perfdata():
+    """Issue 26 (3): hakit check's OK line names DRBD's connection and disk states, and its
+    perfdata the largest amount out of sync any node reports (seen on the VM tier: the OK line
+    said nothing of DRBD)."""
+    from hakit.inventory.model import Failover
+    from hakit.status.check import OK
+    from hakit.status.check import verdict as check_verdict
+
+    base = snap(db(False, 3), db(True, 3, replica=rep(A)))
+    s = replace(base, db_nodes=(replace(base.db_nodes[0], drbd=_drbd("Primary", "Secondary")),
+                                replace(base.db_nodes[1], drbd=_drbd())))
+    found = check_verdict(s, derive_state(s), Failover(), semi_sync_wanted=False)
+    assert found.code == OK and "DRBD Connected UpToDate/UpToDate" in found.text, found
+    assert "drbd_out_of_sync=0KB;;;0;" in found.perfdata
+    plain = check_verdict(base, derive_state(base), Failover(), semi_sync_wanted=False)
+    assert "DRBD" not in plain.text and not any(p.startswith("drbd_") for p in plain.perfdata)
+
+
 def test_drbd_primary_on_both_nodes_is_a_split_brain_that_names_the_database_s_active():
     """Issue 26 (3), seen on the VM tier: DRBD Primary on both nodes (the standby promoted by
     hand while disconnected, DRBD StandAlone on reconnect) with one writable database of the
