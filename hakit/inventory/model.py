@@ -630,6 +630,12 @@ class Pacemaker(Frozen):
     #: attribute, and the group's location rule bans it, until its first ping has reported and
     #: this has passed: every start of the cluster and every rejoin waits for it.
     ping_dampen_seconds: Annotated[int, Field(ge=0, le=3600)] = 5
+    #: every resource operation's timeout times this (1: hakit's timeouts as they are): for hosts
+    #: that run an operation several times slower than a server (the VM tier's emulated guests,
+    #: where DRBD's 20 s monitor and the database role's 30 s one timed out, and Pacemaker
+    #: recovered a healthy group). A timeout only bounds a hung operation: a longer one finds
+    #: a hang later, it delays nothing that answers
+    op_timeout_factor: Annotated[float, Field(ge=1, le=10, allow_inf_nan=False)] = 1.0
 
 
 class Failover(Frozen):

@@ -30,6 +30,9 @@ STONITH_PLUGIN = "external/hakitlab"
 FENCE_SOCKET = f"{NODE_SHARED_DIR}/fence.sock"
 #: beside the socket: the password the lab's fence agent expects (the secrets file's fencing.lab.password)
 FENCE_TOKEN = "fence.token"
+#: the VM tier's stretch of every Pacemaker operation's timeout (pacemaker.op_timeout_factor)
+VM_OP_TIMEOUT_FACTOR = 4
+
 #: a VM guest's DRBD backing disk (its third virtio disk: hakit.lab.vm)
 DRBD_DISK = "/dev/vdc"
 #: the helper's TCP port on the host's lab address (``hakit.lab.fence.TCP_PORT``), for VM guests
@@ -91,6 +94,11 @@ def inventory_data(spec: LabSpec, timings: str = "hakit", shared_device: str | N
                               # the lab's "router" is the host on the lab's own bridge, which does not
                               # flap: 1 s instead of 5 s in each start and rejoin of a node
                               "ping_dampen_seconds": 1}
+        if spec.vm:
+            # emulated guests run an operation several times slower than a server: DRBD's 20 s
+            # monitor and the database role's 30 s one timed out there, and Pacemaker recovered a
+            # healthy group (the first DRBD run under Pacemaker on the VM tier)
+            hakit["pacemaker"]["op_timeout_factor"] = VM_OP_TIMEOUT_FACTOR
     if spec.witness_node is not None:
         # the quorum device (issue 27): corosync-qnetd on the lab's witness, which hakit init
         # sets up (certificates, TLS) and reaches over SSH like a node

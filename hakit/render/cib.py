@@ -6,7 +6,8 @@ cluster code look for.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, replace
 
 from hakit.inventory.model import Inventory, Pair
 from hakit.inventory.node_paths import ALERT_AGENT
@@ -183,6 +184,16 @@ def secret_files(inv: Inventory, secrets: Secrets) -> list[tuple[str, bytes]]:
     return out
 
 
+def _seconds(value: float) -> str:
+    return f"{math.ceil(value)}s"
+
+
+def _stretched(primitive: Primitive, factor: float) -> Primitive:
+    """``primitive`` with each operation's timeout times ``factor`` (whole seconds, rounded up)."""
+    ops = tuple(replace(op, timeout=_seconds(int(op.timeout.removesuffix("s")) * factor)) for op in primitive.ops)
+    return replace(primitive, ops=ops)
+
+
 def build_cib(inv: Inventory, secrets: Secrets) -> Cib:
     """The Pacemaker configuration of ``inv`` (resources, constraints, fencing), as data."""
     s = inv.settings
@@ -301,6 +312,11 @@ def build_cib(inv: Inventory, secrets: Secrets) -> Cib:
         orders.append(Order(f"{db.group}-before-{app.group}", db.group, "start", app.group, "start", "Mandatory",
                             symmetrical=False))
 
+    factor = pm.op_timeout_factor
+    if factor != 1:  # a slow host: every operation's timeout stretched alike (pacemaker.op_timeout_factor)
+        fencing = [_stretched(p, factor) for p in fencing]
+        groups = [replace(g, members=tuple(_stretched(m, factor) for m in g.members)) for g in groups]
+        clones = [replace(c, rsc=_stretched(c.rsc, factor)) for c in clones]
     return Cib(
         cluster_name=s.cluster_name,
         properties=(("cluster-name", s.cluster_name), ("no-quorum-policy", pm.no_quorum_policy),
@@ -310,7 +326,7 @@ def build_cib(inv: Inventory, secrets: Secrets) -> Cib:
                     ("stonith-enabled", "true"), ("transition-delay", f"{pm.transition_delay_ms}ms")),
         rsc_defaults=(("migration-threshold", str(pm.migration_threshold)),
                       ("resource-stickiness", str(pm.stickiness))),
-        op_defaults=(("timeout", "60s"),),
+        op_defaults=(("timeout", _seconds(60 * factor)),),
         fencing=tuple(fencing), groups=tuple(groups), clones=tuple(clones),
         locations=tuple(locations), colocations=tuple(colocations), orders=tuple(orders), names=names,
         # who is told of a node lost or fenced: the notify channels, through hakit's spool

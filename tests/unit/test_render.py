@@ -363,6 +363,32 @@ def test_cib_two_node_resources_and_options(secrets: Secrets) -> None:
     assert int(prefer.get("score")) < 1000, "first-placement preference must stay below stickiness (no failback)"
 
 
+def test_the_op_timeout_factor_stretches_every_operation_s_timeout(secrets: Secrets) -> None:
+    """pacemaker.op_timeout_factor (the VM tier's emulated guests: 4) multiplies each operation's
+    timeout and the default, rounded up to whole seconds; the intervals stay; 1 changes nothing."""
+    from hakit.lab.labinventory import VM_OP_TIMEOUT_FACTOR, inventory_data
+    from hakit.lab.spec import plan_lab
+
+    def ops(inv) -> dict[tuple[str, str], tuple[str, str]]:
+        root = _cib(inv, secrets)
+        return {(prim.get("id"), op.get("name") + op.get("interval")): (op.get("interval"), op.get("timeout"))
+                for prim in root.iter("primitive") for op in prim.iter("op")}
+
+    plain = ops(variant("two-node-pacemaker"))
+    stretched = ops(variant("two-node-pacemaker", all__vars__hakit__pacemaker__op_timeout_factor=2.5))
+    assert plain.keys() == stretched.keys() and plain
+    for key, (interval, timeout) in plain.items():
+        assert stretched[key][0] == interval
+        assert int(stretched[key][1].removesuffix("s")) == -(-int(timeout.removesuffix("s")) * 5 // 2), key
+    defaults = _cib(variant("two-node-pacemaker", all__vars__hakit__pacemaker__op_timeout_factor=2.5),
+                    secrets).find("configuration/op_defaults")
+    assert _nv(defaults, "meta_attributes")["timeout"] == "150s"
+    spec = plan_lab(Path("/nonexistent/lab"), "two-node", "pacemaker", vm=True)
+    assert inventory_data(spec)["all"]["vars"]["hakit"]["pacemaker"]["op_timeout_factor"] == VM_OP_TIMEOUT_FACTOR
+    plain_lab = plan_lab(Path("/nonexistent/lab"), "two-node", "pacemaker")
+    assert "op_timeout_factor" not in inventory_data(plain_lab)["all"]["vars"]["hakit"]["pacemaker"]
+
+
 def test_the_ping_dampen_is_the_inventory_s(secrets: Secrets) -> None:
     # Pacemaker's ping agent default (5 s) unless the inventory says otherwise; the lab, whose
     # "router" is the host on its own bridge, uses 1 s (the stacks' defaults for benchmarks: 5 s)
