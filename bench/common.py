@@ -193,10 +193,12 @@ class BenchLab(PairDriver):
 @contextlib.contextmanager
 def lab(stack: str, timings: str = "hakit", seed_rows: int = 2000,
         configure: Callable[[dict], None] | None = None, storage: str = "replication",
-        witness: bool = False) -> Iterator[BenchLab]:
+        witness: bool = False, vm: bool = False) -> Iterator[BenchLab]:
     """A fresh two-node lab of ``stack`` with ``timings`` (and ``storage``: ``shared`` for a
-    shared disk; ``witness``: a quorum device's witness), initialised (see
+    shared disk, ``drbd`` for DRBD on the VM tier; ``witness``: a quorum device's witness; ``vm``:
+    qemu guests), initialised (see
     :func:`hakit.lab.driver.initialised_lab`), removed afterwards whatever happens."""
     folder = Path(tempfile.mkdtemp(prefix=f"hakit-bench-{stack}-"))
-    with initialised_lab(folder, stack, timings, seed_rows, configure, storage=storage, witness=witness) as driver:
+    with initialised_lab(folder, stack, timings, seed_rows, configure, storage=storage, witness=witness,
+                         vm=vm) as driver:
         yield BenchLab(driver.dir, stack, timings)

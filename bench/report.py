@@ -208,10 +208,33 @@ def continuity_table(doc: dict[str, Any]) -> list[str]:
     return lines
 
 
+def vm_failover_table(doc: dict[str, Any]) -> list[str]:
+    lines = ["### DRBD against replication on the VM tier (the seed's design against hakit's)", "",
+             f"_{machine_line(doc)}; heartbeat on qemu guests under software emulation (1 vCPU each); "
+             f"{doc['repetitions']} power cut(s) of the active per lab; the seconds are the emulated guests', "
+             f"several times a real server's: the ratio is the result._", "",
+             "| monitoring files | database: first write (median, max) (s) "
+             "| monitoring master running (median, max) (s) | lost |",
+             "| --- | ---: | ---: | ---: |"]
+    for c in doc["configurations"]:
+        db, mon = c["database"], c["monitoring"]
+        lost = sum(r.get("lost") or 0 for r in c["runs"])
+        partial = "" if c.get("complete", True) else " (cut short)"
+        lines.append(f"| {c['storage']}{partial} | {_s(db.get('median'))} ({_s(db.get('max'))}) | "
+                     f"{_s(mon.get('median'))} ({_s(mon.get('max'))}) | {lost}{' ✅' if lost == 0 else ' ❌'} |")
+    lines += ["", f"DRBD / replication, medians: database {_s(doc.get('ratio_database'))}, monitoring master "
+                  f"{_s(doc.get('ratio_monitoring'))}. On heartbeat the database role and the VIP come before "
+                  "DRBD in the group (haresources), so DRBD cannot delay the database; the monitoring master "
+                  "waits for drbddisk's promotion and the file system's mount, each a resource script the "
+                  "emulated guest runs slowly. bench/vm_failover.py (`./scripts/setup-vm` first)."]
+    return lines
+
+
 def tables(results: dict[str, dict[str, Any]]) -> list[str]:
     out: list[str] = []
     for name, render in (("failover", failover_table), ("idle", idle_table), ("switchover", switchover_table),
-                         ("rpo", rpo_table), ("resync", resync_table), ("continuity", continuity_table)):
+                         ("rpo", rpo_table), ("resync", resync_table), ("continuity", continuity_table),
+                         ("vm_failover", vm_failover_table)):
         if name in results:
             out += render(results[name]) + [""]
         else:

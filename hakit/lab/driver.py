@@ -138,7 +138,7 @@ class PairDriver:
 def initialised_lab(folder: Path, stack: str, timings: str = "hakit", seed_rows: int = 2000,
                     configure: Callable[[dict], None] | None = None, data_disk: int = 0,
                     storage: str = "replication", witness: bool = False,
-                    topology: str = "two-node") -> Iterator[PairDriver]:
+                    topology: str = "two-node", vm: bool = False) -> Iterator[PairDriver]:
     """A fresh two-node lab of ``stack`` in ``folder``, initialised by ``hakit init`` with a small
     monitoring table, removed afterwards whatever happens. Anti-flap is off (faults come every
     minute, and anti-flap would rightly hold the second automatic takeover); ``configure`` may
@@ -146,14 +146,15 @@ def initialised_lab(folder: Path, stack: str, timings: str = "hakit", seed_rows:
     of a data disk of each node's own (``hakit lab up --data-disk``); ``storage``: ``shared`` for
     the monitoring master's folders on a disk both nodes see (``hakit lab up --storage``);
     ``witness``: a quorum device's witness (``hakit lab up --witness``, Pacemaker); ``topology``:
-    four-node for the database pair and the application pair (the database seeded on db1)."""
+    four-node for the database pair and the application pair (the database seeded on db1);
+    ``vm``: each node a qemu guest (``hakit lab up --vm``: the VM tier)."""
     import yaml
 
     from hakit.lab import lifecycle as labmod
 
     try:
         labmod.up(str(folder), topology, stack, timings=timings, data_disk=data_disk, storage=storage,
-                  witness=witness)
+                  witness=witness, vm=vm)
         driver = PairDriver(folder)
         data = yaml.safe_load(driver.inventory.read_text())
         data["all"]["vars"]["hakit"].setdefault("failover", {})["anti_flap_seconds"] = 0

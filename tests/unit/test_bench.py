@@ -333,3 +333,25 @@ def test_the_continuity_table_marks_what_broke_the_bound_and_the_notifications(t
     before = "\n".join(report.continuity_table(doc))
     assert "| pacemaker | replication | 60 | 2 | 0 ✅ | 0.40 | — | — | 0 ✅ | 12.00 (12.00) |" in before
     assert "configuration edit every second" not in before
+
+
+def test_the_vm_failover_ratio_is_drbd_over_replication_and_the_table_says_it() -> None:
+    from bench.report import vm_failover_table
+    from bench.vm_failover import configuration, ratio
+
+    runs = {"replication": [{"database_seconds": 20.0, "monitoring_seconds": 40.0, "lost": 0},
+                            {"database_seconds": 22.0, "monitoring_seconds": 44.0, "lost": 0}],
+            "drbd": [{"database_seconds": 21.0, "monitoring_seconds": 60.0, "lost": 0},
+                     {"database_seconds": 21.0, "monitoring_seconds": None, "lost": 1}]}
+    configs = [configuration(storage, rows, True) for storage, rows in runs.items()]
+    assert configs[0]["monitoring"]["median"] == 42.0 and configs[1]["monitoring"]["n"] == 1
+    assert ratio(configs, "monitoring") == round(60.0 / 42.0, 2) and ratio(configs, "database") == 1.0
+    assert ratio(configs[:1], "monitoring") is None  # one lab only: no ratio
+    machine = {"cores": 2, "memory_gib": 23, "kernel": "6", "mariadb": "10.11", "corosync": "3", "pacemaker": "2",
+               "heartbeat": "3", "hakit": "0"}
+    doc = {"mode": "quick", "finished": "2026-12-07T20:00:00", "machine": machine,
+           "repetitions": 2, "configurations": configs, "ratio_database": 1.0, "ratio_monitoring": 1.43}
+    text = "\n".join(vm_failover_table(doc))
+    assert "| drbd | 21.00 (21.00) | 60.00 (60.00) | 1 ❌ |" in text
+    assert "| replication | 21.00 (22.00) | 42.00 (44.00) | 0 ✅ |" in text
+    assert "monitoring master 1.43" in text
