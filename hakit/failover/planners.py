@@ -429,7 +429,7 @@ def plan_resync(ctx: Context, snap: Snapshot, request: Request, errant: ErrantRe
     active = next((v for v in snap.db_nodes if v.writable), None)
     # a split brain of the DRBD files only names the database's active (derive_state): resync
     # keeps its copy; any other split brain has no active to rebuild from
-    if (state.name == "split-brain" and (active is None or state.active != active.name)) or active is None:
+    if active is None or (state.name == "split-brain" and state.active != active.name):
         why = state.reason if state.name == "split-brain" else "no node is writable"
         return Refusal(f"resync rebuilds a node from the active, and there is no single active: {why}",
                        "run hakit takeover first (or make one node read-only)")
